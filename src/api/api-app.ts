@@ -1,0 +1,72 @@
+import { randomUUID } from 'node:crypto'
+import { OpenAPIHono } from '@hono/zod-openapi'
+import { CairnError } from '../util/index.js'
+import { errorResponse } from './_errors.js'
+import type { ApiContext } from './api-context.js'
+import { registerSystemRoutes } from './system-routes.js'
+
+/** Hono environment of the management API: every request carries its id. */
+export type ApiEnv = { Variables: { requestId: string } }
+
+/** The management API app, typed for route modules. */
+export type ApiApp = OpenAPIHono<ApiEnv>
+
+/** Makes an OpenAPIHono app whose validation failures answer InvalidRequest. */
+export function newApiApp(): ApiApp {
+  return new OpenAPIHono<ApiEnv>({
+    defaultHook: (result) => {
+      if (!result.success) {
+        const issues = result.error.issues
+          .map((i) => `${i.path.length ? i.path.join('.') : 'body'}: ${i.message}`)
+          .join('; ')
+        throw new CairnError('InvalidRequest', `Invalid ${result.target}: ${issues}`)
+      }
+    },
+  })
+}
+
+/** Builds the management API (`/healthz`, `/api/v1/...`, `/api/v1/openapi.json`) over the given context. */
+export function createApiApp(ctx: ApiContext): ApiApp {
+  const app = newApiApp()
+  const log = ctx.logger
+
+  app.use('*', async (c, next) => {
+    const requestId = c.req.header('x-request-id') ?? randomUUID()
+    c.set('requestId', requestId)
+    c.header('x-request-id', requestId)
+    const started = performance.now()
+    if (!ctx.accepting() && c.req.path !== '/healthz') {
+      throw new CairnError('ServiceUnavailable', 'The service is shutting down')
+    }
+    await next()
+    log.info('request', {
+      requestId,
+      method: c.req.method,
+      path: c.req.path,
+      status: c.res.status,
+      ms: Math.round((performance.now() - started) * 10) / 10,
+    })
+  })
+
+  registerSystemRoutes(app, ctx)
+
+  app.doc31('/api/v1/openapi.json', {
+    openapi: '3.1.0',
+    info: {
+      title: 'Cairn management API',
+      version: ctx.info().version,
+      description:
+        'Backup and disaster recovery for virtual-machine disks. Errors answer {"error":{"code","message"}}.',
+    },
+  })
+
+  app.notFound((c) => {
+    const e = new CairnError(
+      'RouteNotFound',
+      `No route ${c.req.method} ${c.req.path}; see /api/v1/openapi.json`,
+    )
+    return c.json(e.toJSON(), 404)
+  })
+  app.onError((err, c) => errorResponse(err, c, log))
+  return app
+}

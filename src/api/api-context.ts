@@ -1,0 +1,18 @@
+import type { Logger } from '../util/index.js'
+
+/** What the management API reports at /api/v1/info. */
+export interface ServiceInfo {
+  name: 'cairn'
+  version: string
+  dataDir: string
+  startedAt: string
+  listeners: Record<string, string>
+}
+
+/** The collaborators the management API serves; each later component adds its engine or service here. */
+export interface ApiContext {
+  logger: Logger
+  info(): ServiceInfo
+  /** False while the service shuts down: new requests then get ServiceUnavailable. */
+  accepting(): boolean
+}

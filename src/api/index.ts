@@ -1,0 +1,3 @@
+// The management REST API (/api/v1, JSON, OpenAPI at /api/v1/openapi.json).
+export { type ApiApp, type ApiEnv, createApiApp } from './api-app.js'
+export type { ApiContext, ServiceInfo } from './api-context.js'

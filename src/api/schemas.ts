@@ -1,0 +1,18 @@
+import { z } from '@hono/zod-openapi'
+
+/** The error body every failing request answers. */
+export const ErrorBody = z
+  .object({
+    error: z.object({
+      code: z.string().openapi({ example: 'DiskNotFound' }),
+      message: z.string().openapi({ example: 'Cannot find disk "acct/vhds/os": it does not exist' }),
+    }),
+  })
+  .openapi('Error')
+
+/** Standard error responses to spread into a route's responses. */
+export const errorResponses = {
+  400: { description: 'Invalid request', content: { 'application/json': { schema: ErrorBody } } },
+  404: { description: 'Not found', content: { 'application/json': { schema: ErrorBody } } },
+  409: { description: 'Conflict', content: { 'application/json': { schema: ErrorBody } } },
+} as const

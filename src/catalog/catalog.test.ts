@@ -1,0 +1,86 @@
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, it } from 'node:test'
+import { sql } from 'kysely'
+import type { Catalog } from './catalog.js'
+import { MIGRATIONS } from './migrations.js'
+import { openSqliteCatalog, SqliteCatalog } from './sqlite-catalog.js'
+
+// One suite for every catalog implementation; PostgreSQL joins this list when it arrives.
+const DIALECTS: { name: string; open(dir: string): Promise<Catalog> }[] = [
+  { name: 'sqlite', open: (dir) => openSqliteCatalog(join(dir, 'catalog.db')) },
+]
+
+for (const dialect of DIALECTS) {
+  describe(`catalog (${dialect.name})`, () => {
+    it('migrate() brings an empty catalog to the newest version, once', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'cairn-catalog-'))
+      try {
+        const c = await dialect.open(dir)
+        assert.equal(await c.schemaVersion(), MIGRATIONS.at(-1)!.version)
+        assert.deepEqual(await c.migrate(), [])
+        await c.close()
+      } finally {
+        rmSync(dir, { recursive: true, force: true })
+      }
+    })
+
+    it('settings survive a reopen', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'cairn-catalog-'))
+      try {
+        const c = await dialect.open(dir)
+        await c.setSetting('a', '1')
+        await c.setSetting('a', '2')
+        await c.close()
+        const d = await dialect.open(dir)
+        assert.equal(await d.getSetting('a'), '2')
+        assert.equal(await d.getSetting('missing'), undefined)
+        await d.close()
+      } finally {
+        rmSync(dir, { recursive: true, force: true })
+      }
+    })
+  })
+}
+
+describe('catalog migrations', () => {
+  it('a failing migration is rolled back and reported with its version', async () => {
+    const c = new SqliteCatalog(':memory:', [
+      ...MIGRATIONS,
+      {
+        version: 99,
+        name: 'broken',
+        async up(db) {
+          await sql`create table half_done (x integer)`.execute(db)
+          await sql`this is not sql`.execute(db)
+        },
+      },
+    ])
+    await assert.rejects(c.migrate(), (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'CatalogMigrationFailed')
+      assert.match(err.message, /version 99 \(broken\)/)
+      return true
+    })
+    assert.equal(await c.schemaVersion(), MIGRATIONS.at(-1)!.version)
+    const t = await sql`select name from sqlite_master where name = 'half_done'`.execute(c.db)
+    assert.equal(t.rows.length, 0)
+    await c.close()
+  })
+
+  it('a catalog newer than this code is refused', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cairn-catalog-'))
+    try {
+      const file = join(dir, 'catalog.db')
+      const future = new SqliteCatalog(file, [...MIGRATIONS, { version: 50, name: 'future', async up() {} }])
+      await future.migrate()
+      await future.close()
+      const old = new SqliteCatalog(file)
+      await assert.rejects(old.migrate(), /schema version 50 is newer/)
+      await old.close()
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})

@@ -1,0 +1,56 @@
+import type { ApiClient } from './api-client.js'
+import type { Output } from './output.js'
+
+/** One option of a command. `size` accepts 1GiB-style sizes; `list` may repeat. */
+export interface OptionDef {
+  name: string
+  short?: string
+  type: 'string' | 'boolean' | 'number' | 'size' | 'list'
+  help: string
+  default?: string | number | boolean
+  /** Placeholder shown in help, for example `N` or `FILE`. */
+  value?: string
+}
+
+/** One positional argument of a command. */
+export interface ArgDef {
+  name: string
+  help: string
+  optional?: boolean
+}
+
+/** What a command's run() receives. */
+export interface CommandContext {
+  args: Record<string, string | undefined>
+  opts: Record<string, unknown>
+  client: ApiClient
+  out: Output
+  /** Aborted on SIGINT. */
+  signal: AbortSignal
+}
+
+/** A CLI command: `name` is its words (`disk create`); run returns an exit status or nothing (0). */
+export interface CommandDef {
+  name: string
+  summary: string
+  description?: string
+  args?: ArgDef[]
+  options?: OptionDef[]
+  examples?: string[]
+  /** Runs without the API client's URL (serve, agent, version). */
+  local?: boolean
+  // biome-ignore lint/suspicious/noConfusingVoidType: commands may simply return
+  run(ctx: CommandContext): Promise<number | void>
+}
+
+/** Options every command accepts. */
+export const GLOBAL_OPTIONS: OptionDef[] = [
+  {
+    name: 'url',
+    type: 'string',
+    value: 'URL',
+    help: 'service URL (env CAIRN_URL; default http://127.0.0.1:7070)',
+  },
+  { name: 'json', type: 'boolean', help: 'print machine-readable JSON' },
+  { name: 'help', short: 'h', type: 'boolean', help: 'show help' },
+]

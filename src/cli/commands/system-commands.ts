@@ -1,0 +1,103 @@
+import type { CommandDef } from '../command.js'
+
+/** `cairn serve`, `cairn info`, `cairn version`. */
+export const systemCommands: CommandDef[] = [
+  {
+    name: 'serve',
+    summary: 'Run the Cairn service (management API; later the blob API, NBD and scheduler)',
+    description:
+      'Settings come from flags, then CAIRN_* environment variables, then a JSON config file\n' +
+      '(--config, CAIRN_CONFIG, or DATA/cairn.json), then defaults. See docs/configuration.md.\n' +
+      'SIGINT or SIGTERM stops it gracefully.',
+    local: true,
+    options: [
+      {
+        name: 'data',
+        type: 'string',
+        value: 'DIR',
+        help: 'data folder (env CAIRN_DATA; default ./cairn-data)',
+      },
+      {
+        name: 'host',
+        type: 'string',
+        value: 'ADDR',
+        help: 'address to listen on (env CAIRN_HOST; default 127.0.0.1)',
+      },
+      {
+        name: 'port',
+        type: 'number',
+        value: 'PORT',
+        help: 'management API port (env CAIRN_PORT; default 7070)',
+      },
+      { name: 'config', type: 'string', value: 'FILE', help: 'JSON config file (env CAIRN_CONFIG)' },
+      {
+        name: 'log-level',
+        type: 'string',
+        value: 'LEVEL',
+        help: 'debug, info, warn, error (env CAIRN_LOG_LEVEL)',
+      },
+      { name: 'log-format', type: 'string', value: 'FORMAT', help: 'json or text (env CAIRN_LOG_FORMAT)' },
+    ],
+    examples: [
+      'cairn serve',
+      'cairn serve --data /var/lib/cairn --port 8080',
+      'CAIRN_DATA=/srv/cairn cairn serve',
+    ],
+    async run({ opts }) {
+      const { CairnService, resolveConfig } = await import('../../server/index.js')
+      const config = resolveConfig({
+        flags: {
+          data: opts.data as string | undefined,
+          host: opts.host as string | undefined,
+          port: opts.port as number | undefined,
+          config: opts.config as string | undefined,
+          'log-level': opts['log-level'] as string | undefined,
+          'log-format': opts['log-format'] as string | undefined,
+        },
+        env: process.env,
+      })
+      const service = new CairnService(config)
+      await service.start()
+      await new Promise<void>((resolve) => {
+        const stop = (signal: string) => {
+          process.stderr.write(`\n${signal}: stopping (a second signal exits at once)\n`)
+          process.once(signal as NodeJS.Signals, () => process.exit(130))
+          service.stop().then(resolve, resolve)
+        }
+        process.once('SIGINT', () => stop('SIGINT'))
+        process.once('SIGTERM', () => stop('SIGTERM'))
+      })
+      return 0
+    },
+  },
+  {
+    name: 'info',
+    summary: 'Show the service version, data folder and listeners',
+    async run({ client, out }) {
+      const info = await client.get<{
+        version: string
+        dataDir: string
+        startedAt: string
+        listeners: Record<string, string>
+      }>('/api/v1/info')
+      out.result(info, (i) =>
+        out.keyValues([
+          ['version', i.version],
+          ['data', i.dataDir],
+          ['started', i.startedAt],
+          ...Object.entries(i.listeners).map(([k, v]): [string, unknown] => [k, v]),
+        ]),
+      )
+    },
+  },
+  {
+    name: 'version',
+    summary: 'Print the version of this cairn command',
+    local: true,
+    async run({ out }) {
+      const { readFileSync } = await import('node:fs')
+      const pkg = JSON.parse(readFileSync(new URL('../../../../package.json', import.meta.url), 'utf8'))
+      out.result({ version: pkg.version as string }, (v) => out.line(v.version))
+    },
+  },
+]

@@ -1,0 +1,98 @@
+import { mkdirSync } from 'node:fs'
+import type { Server } from 'node:http'
+import { join } from 'node:path'
+import { createAdaptorServer } from '@hono/node-server'
+import { createApiApp, type ServiceInfo } from '../api/index.js'
+import { type Catalog, openSqliteCatalog } from '../catalog/index.js'
+import { CairnError, createLogger, type Logger } from '../util/index.js'
+import { close, listen } from './_listen.js'
+import type { ServiceConfig } from './config.js'
+import { DataFolderLock } from './data-folder-lock.js'
+import { VERSION } from './version.js'
+
+/** Options of CairnService. */
+export interface CairnServiceOptions {
+  logger?: Logger
+}
+
+/** The running service: data folder lock, catalog, engines and every listener. */
+export class CairnService {
+  readonly config: ServiceConfig
+  readonly #logger: Logger
+  readonly #lock: DataFolderLock
+  #catalog: Catalog | undefined
+  #api: Server | undefined
+  #listeners: Record<string, string> = {}
+  #startedAt = ''
+  #accepting = false
+  #stopping: Promise<void> | undefined
+
+  constructor(config: ServiceConfig, options: CairnServiceOptions = {}) {
+    this.config = config
+    this.#logger =
+      options.logger ??
+      createLogger({
+        level: config.logLevel,
+        json: config.logFormat === undefined ? undefined : config.logFormat === 'json',
+      })
+    this.#lock = new DataFolderLock(config.data)
+  }
+
+  /** The catalog, once started. */
+  get catalog(): Catalog {
+    if (!this.#catalog) throw new CairnError('ServiceUnavailable', 'The service is not started')
+    return this.#catalog
+  }
+
+  /** Where each listener is, for example `{ api: 'http://127.0.0.1:7070' }`. */
+  get listeners(): Record<string, string> {
+    return { ...this.#listeners }
+  }
+
+  info(): ServiceInfo {
+    return {
+      name: 'cairn',
+      version: VERSION,
+      dataDir: this.config.data,
+      startedAt: this.#startedAt,
+      listeners: this.listeners,
+    }
+  }
+
+  /** Takes the data folder, opens the catalog and starts listening. On failure, undoes what it did. */
+  async start(): Promise<void> {
+    const log = this.#logger
+    mkdirSync(this.config.data, { recursive: true })
+    this.#lock.acquire()
+    try {
+      this.#catalog = await openSqliteCatalog(join(this.config.data, 'catalog.db'))
+      const app = createApiApp({ logger: log, info: () => this.info(), accepting: () => this.#accepting })
+      this.#api = createAdaptorServer({ fetch: app.fetch }) as Server
+      const port = await listen(this.#api, this.config.port, this.config.host, 'management API')
+      this.#listeners.api = `http://${this.config.host}:${port}`
+      this.#startedAt = new Date().toISOString()
+      this.#accepting = true
+      log.info('cairn started', { version: VERSION, data: this.config.data, ...this.#listeners })
+      log.info(`management API and OpenAPI document at ${this.#listeners.api}/api/v1/openapi.json`)
+    } catch (err) {
+      await this.#shutdown()
+      throw err
+    }
+  }
+
+  /** Stops accepting work, lets in-flight requests finish, closes files and frees the data folder. */
+  stop(): Promise<void> {
+    this.#stopping ??= this.#shutdown()
+    return this.#stopping
+  }
+
+  async #shutdown(): Promise<void> {
+    this.#accepting = false
+    if (this.#api?.listening) await close(this.#api)
+    this.#api = undefined
+    await this.#catalog?.close()
+    this.#catalog = undefined
+    this.#lock.release()
+    this.#logger.info('cairn stopped')
+  }
+}

@@ -1,0 +1,82 @@
+// The one catalogue of every error a Cairn client can receive: a stable code, its HTTP status and the
+// CLI exit status it maps to. Add new codes here, never inline.
+
+/** How one error code is answered over HTTP and by the CLI. */
+export interface ErrorSpec {
+  status: number
+  exit: number
+  summary: string
+}
+
+/** CLI exit statuses, by kind of failure. */
+export const EXIT = {
+  ok: 0,
+  failure: 1,
+  usage: 2,
+  notFound: 3,
+  conflict: 4,
+  unavailable: 5,
+  integrity: 6,
+  auth: 7,
+  cancelled: 8,
+} as const
+
+const spec = (status: number, exit: number, summary: string): ErrorSpec => ({ status, exit, summary })
+
+export const errorCatalogue = {
+  // General
+  InvalidRequest: spec(400, EXIT.usage, 'The request is malformed or a parameter is invalid.'),
+  InvalidSize: spec(400, EXIT.usage, 'A size is not a valid number of bytes.'),
+  RouteNotFound: spec(404, EXIT.notFound, 'No such API route.'),
+  MethodNotAllowed: spec(405, EXIT.usage, 'The route does not accept this method.'),
+  PayloadTooLarge: spec(413, EXIT.usage, 'The request body is too large.'),
+  Unauthorized: spec(401, EXIT.auth, 'The request is not authenticated.'),
+  Internal: spec(500, EXIT.failure, 'An unexpected error happened inside the service.'),
+  ServiceUnavailable: spec(503, EXIT.unavailable, 'The service is shutting down or not ready.'),
+  ServiceUnreachable: spec(503, EXIT.unavailable, 'The CLI cannot reach the Cairn service.'),
+  Cancelled: spec(409, EXIT.cancelled, 'The operation was cancelled.'),
+  DataFolderLocked: spec(409, EXIT.conflict, 'Another Cairn service already uses this data folder.'),
+  ConfigInvalid: spec(400, EXIT.usage, 'The configuration is invalid.'),
+  UsageError: spec(400, EXIT.usage, 'The command line is invalid.'),
+  FileNotFound: spec(404, EXIT.notFound, 'A local file does not exist.'),
+  CatalogMigrationFailed: spec(500, EXIT.failure, 'The catalog could not be migrated.'),
+
+  // Disk store
+  AccountNotFound: spec(404, EXIT.notFound, 'The storage account does not exist.'),
+  AccountAlreadyExists: spec(409, EXIT.conflict, 'A storage account with this name exists.'),
+  AccountNotEmpty: spec(409, EXIT.conflict, 'The storage account still holds containers.'),
+  ContainerNotFound: spec(404, EXIT.notFound, 'The container does not exist.'),
+  ContainerAlreadyExists: spec(409, EXIT.conflict, 'A container with this name exists.'),
+  DiskNotFound: spec(404, EXIT.notFound, 'The disk does not exist.'),
+  DiskAlreadyExists: spec(409, EXIT.conflict, 'A disk with this name exists.'),
+  SnapshotNotFound: spec(404, EXIT.notFound, 'The snapshot does not exist.'),
+  DiskHasSnapshots: spec(409, EXIT.conflict, 'The disk has snapshots; say whether they are deleted too.'),
+  InvalidName: spec(400, EXIT.usage, 'A name does not follow the naming rules.'),
+  InvalidDiskSize: spec(400, EXIT.usage, 'A disk size must be a multiple of 512 bytes, at most 8 TiB.'),
+  RangeNotAligned: spec(400, EXIT.usage, 'A page range must start and end on a 512-byte boundary.'),
+  RangeOutOfBounds: spec(416, EXIT.usage, 'A range reaches past the end of the disk.'),
+  WriteTooLarge: spec(413, EXIT.usage, 'A single page write is limited to 4 MiB.'),
+  SnapshotOrderInvalid: spec(
+    400,
+    EXIT.usage,
+    'The earlier snapshot of a diff must not be newer than the later one.',
+  ),
+  SnapshotIsReadOnly: spec(400, EXIT.usage, 'Snapshots are read-only.'),
+  LeaseIdMissing: spec(412, EXIT.conflict, 'The disk has an active lease and no lease id was given.'),
+  LeaseIdMismatch: spec(412, EXIT.conflict, 'The lease id does not match the active lease.'),
+  LeaseAlreadyPresent: spec(409, EXIT.conflict, 'The disk already has an active lease.'),
+  LeaseNotPresent: spec(409, EXIT.conflict, 'The disk has no active lease.'),
+  LeaseIsBroken: spec(409, EXIT.conflict, 'The lease is broken and cannot be renewed or changed.'),
+  LeaseIsBreaking: spec(409, EXIT.conflict, 'The lease is being broken.'),
+  ConditionNotMet: spec(412, EXIT.conflict, 'A condition of the request was not met.'),
+  SequenceNumberConditionNotMet: spec(412, EXIT.conflict, 'The sequence number condition was not met.'),
+  StoreCorrupt: spec(500, EXIT.integrity, 'The store holds damaged data.'),
+} as const satisfies Record<string, ErrorSpec>
+
+/** A stable error code from the catalogue. */
+export type ErrorCode = keyof typeof errorCatalogue
+
+/** True when `code` is a code of the catalogue. */
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && Object.hasOwn(errorCatalogue, code)
+}

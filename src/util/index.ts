@@ -1,0 +1,5 @@
+// Foundation helpers shared by every component: errors, logging, sizes.
+export { CairnError, isCairnError } from './cairn-error.js'
+export { type ErrorCode, type ErrorSpec, EXIT, errorCatalogue, isErrorCode } from './error-codes.js'
+export { createLogger, type Logger, type LoggerOptions, type LogLevel, silentLogger } from './logger.js'
+export { formatBytes, formatDuration, parseSize } from './size.js'
