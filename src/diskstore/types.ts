@@ -145,3 +145,179 @@ export interface StoreUsage {
   liveBytes: number
   segments: number
 }
+
+/** A page of a listing; pass `nextMarker` back as `marker` for the next page. */
+export interface Listing<T> {
+  items: T[]
+  nextMarker?: string
+}
+
+/** Listing options (the blob API's prefix, marker and maxresults). */
+export interface ListOptions {
+  prefix?: string
+  marker?: string
+  maxResults?: number
+}
+
+/** A lease operation, after the reference's Lease Blob. */
+export type LeaseAction =
+  | { action: 'acquire'; duration: number; proposedId?: string }
+  | { action: 'renew'; id: string }
+  | { action: 'release'; id: string }
+  | { action: 'change'; id: string; proposedId: string }
+  | { action: 'break'; breakPeriod?: number }
+
+/** Result of a lease operation. */
+export interface LeaseResult {
+  id?: string
+  /** Seconds left of a breaking lease. */
+  leaseTime?: number
+  etag: string
+  lastModified: string
+}
+
+/** Options of a long operation: cancellation and progress. */
+export interface LongOperationOptions {
+  signal?: AbortSignal
+  onProgress?: (p: TransferProgress) => void
+}
+
+/**
+ * The disk store: thin page-blob disks with instant snapshots and page-range diffs.
+ *
+ * Mutations check their conditions and apply in memory synchronously when called, so a caller that
+ * checks state and then mutates in the same tick sees no interleaving; the returned promise settles
+ * when the change is durable (or at once, for `durable: false` writes made durable by `flush()`).
+ */
+export interface DiskStore {
+  createAccount(name: string, options?: { region?: string; redundancy?: string }): Promise<AccountInfo>
+  getAccount(name: string): AccountInfo
+  listAccounts(): AccountInfo[]
+  /** Deletes an account and everything in it. */
+  deleteAccount(name: string): Promise<void>
+  regenerateAccountKey(name: string, which: 1 | 2): Promise<AccountInfo>
+
+  createContainer(
+    account: string,
+    name: string,
+    options?: { metadata?: Record<string, string> },
+  ): Promise<ContainerInfo>
+  getContainer(account: string, name: string): ContainerInfo
+  listContainers(account: string, options?: ListOptions): Listing<ContainerInfo>
+  setContainerMetadata(
+    account: string,
+    name: string,
+    metadata: Record<string, string>,
+  ): Promise<ContainerInfo>
+  /** Deletes a container with all its disks and snapshots. */
+  deleteContainer(account: string, name: string): Promise<void>
+
+  /** Creates a disk of `size` bytes (zeros). `overwrite` replaces an existing disk's content and properties. */
+  createDisk(
+    ref: DiskRef,
+    options: {
+      size: number
+      sequenceNumber?: number
+      metadata?: Record<string, string>
+      content?: ContentProperties
+      overwrite?: boolean
+      incrementalCopy?: boolean
+      conditions?: WriteConditions
+    },
+  ): Promise<DiskInfo>
+  /** Properties of a disk, or of one of its snapshots. */
+  getDisk(ref: DiskRef, snapshot?: string): DiskInfo
+  listDisks(
+    account: string,
+    container: string,
+    options?: ListOptions & { includeSnapshots?: boolean },
+  ): Listing<DiskInfo>
+  resizeDisk(ref: DiskRef, size: number, conditions?: WriteConditions): Promise<WriteResult>
+  setDiskMetadata(
+    ref: DiskRef,
+    metadata: Record<string, string>,
+    conditions?: WriteConditions,
+  ): Promise<WriteResult>
+  setDiskContent(ref: DiskRef, content: ContentProperties, conditions?: WriteConditions): Promise<WriteResult>
+  setSequenceNumber(
+    ref: DiskRef,
+    action: 'max' | 'update' | 'increment',
+    value?: number,
+    conditions?: WriteConditions,
+  ): Promise<WriteResult>
+  setCopyInfo(ref: DiskRef, copy: CopyInfo): Promise<void>
+  /** Deletes a disk; one with snapshots needs `snapshots: 'include'` (or `'only'` to delete just them). */
+  deleteDisk(
+    ref: DiskRef,
+    options?: { snapshots?: 'include' | 'only'; conditions?: WriteConditions },
+  ): Promise<void>
+
+  /** Writes pages: offset and length 512-aligned, at most 4 MiB. */
+  writePages(
+    ref: DiskRef,
+    offset: number,
+    data: Uint8Array,
+    options?: { conditions?: WriteConditions; durable?: boolean },
+  ): Promise<WriteResult>
+  /** Clears pages back to holes (reads return zeros). */
+  clearPages(
+    ref: DiskRef,
+    offset: number,
+    length: number,
+    options?: { conditions?: WriteConditions; durable?: boolean },
+  ): Promise<WriteResult>
+  /** Reads any byte range of a disk or snapshot; holes read as zeros. */
+  read(ref: DiskRef, offset: number, length: number, options?: { snapshot?: string }): Promise<Buffer>
+  /** Written (non-hole) ranges, merged, optionally within `[offset, offset+length)`. */
+  pageRanges(ref: DiskRef, options?: { snapshot?: string; offset?: number; length?: number }): ByteRange[]
+  /** Changed and cleared ranges from snapshot `from` to snapshot `to` (or the live disk). */
+  diff(
+    ref: DiskRef,
+    options: {
+      from: string
+      to?: string
+      offset?: number
+      length?: number
+      marker?: string
+      maxResults?: number
+    },
+  ): DiskDiff
+  /** Makes every write so far durable (NBD FLUSH). */
+  flush(): Promise<void>
+
+  lease(ref: DiskRef, op: LeaseAction): Promise<LeaseResult>
+
+  /** An instant read-only snapshot. */
+  snapshot(
+    ref: DiskRef,
+    options?: { metadata?: Record<string, string>; conditions?: WriteConditions },
+  ): Promise<DiskInfo>
+  /** Snapshots of several disks at one instant (a consistency group). */
+  snapshotGroup(refs: DiskRef[]): Promise<DiskInfo[]>
+  listSnapshots(ref: DiskRef): DiskInfo[]
+  deleteSnapshot(ref: DiskRef, snapshot: string): Promise<void>
+  /** Makes the disk's content that of one of its snapshots. */
+  promote(ref: DiskRef, snapshot: string, conditions?: WriteConditions): Promise<WriteResult>
+  /** A new disk (or, with overwrite, new content of an existing one) from a disk or snapshot; no data copied. */
+  copyDisk(
+    source: { ref: DiskRef; snapshot?: string },
+    target: DiskRef,
+    options?: { metadata?: Record<string, string>; overwrite?: boolean },
+  ): Promise<DiskInfo>
+
+  space(ref: DiskRef, snapshot?: string): SpaceReport
+  usage(): StoreUsage
+  /** Reclaims segment space that no disk or snapshot can see. */
+  compact(options?: LongOperationOptions): Promise<{ reclaimedBytes: number }>
+
+  /** Imports a raw image file or block device into a new disk; zero blocks stay holes. */
+  importFile(path: string, ref: DiskRef, options?: LongOperationOptions): Promise<DiskInfo>
+  /** Exports a disk or snapshot to a raw file; holes stay holes. */
+  exportFile(
+    ref: DiskRef,
+    path: string,
+    options?: LongOperationOptions & { snapshot?: string },
+  ): Promise<void>
+
+  close(): Promise<void>
+}

@@ -1,0 +1,5 @@
+import type { BenchScenario } from '../bench-types.js'
+import { cliStartup } from './cli-startup.js'
+
+/** Every benchmark scenario, in run order. */
+export const SCENARIOS: BenchScenario[] = [cliStartup]
