@@ -1,3 +1,4 @@
 // The management REST API (/api/v1, JSON, OpenAPI at /api/v1/openapi.json).
-export { type ApiApp, type ApiEnv, createApiApp } from './api-app.js'
+export { createApiApp } from './api-app.js'
 export type { ApiContext, ServiceInfo } from './api-context.js'
+export { type ApiApp, type ApiEnv, newApiApp } from './new-api-app.js'

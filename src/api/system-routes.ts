@@ -1,6 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import type { ApiApp } from './api-app.js'
 import type { ApiContext } from './api-context.js'
+import type { ApiApp } from './new-api-app.js'
 
 const Info = z
   .object({

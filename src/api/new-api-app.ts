@@ -1,0 +1,22 @@
+import { OpenAPIHono } from '@hono/zod-openapi'
+import { CairnError } from '../util/index.js'
+
+/** Hono environment of the management API: every request carries its id. */
+export type ApiEnv = { Variables: { requestId: string } }
+
+/** The management API app, typed for route modules. */
+export type ApiApp = OpenAPIHono<ApiEnv>
+
+/** Makes an OpenAPIHono app whose validation failures answer InvalidRequest. */
+export function newApiApp(): ApiApp {
+  return new OpenAPIHono<ApiEnv>({
+    defaultHook: (result) => {
+      if (!result.success) {
+        const issues = result.error.issues
+          .map((i) => `${i.path.length ? i.path.join('.') : 'body'}: ${i.message}`)
+          .join('; ')
+        throw new CairnError('InvalidRequest', `Invalid ${result.target}: ${issues}`)
+      }
+    },
+  })
+}
