@@ -71,6 +71,22 @@ export const errorCatalogue = {
   ConditionNotMet: spec(412, EXIT.conflict, 'A condition of the request was not met.'),
   SequenceNumberConditionNotMet: spec(412, EXIT.conflict, 'The sequence number condition was not met.'),
   StoreCorrupt: spec(500, EXIT.integrity, 'The store holds damaged data.'),
+
+  // Vault
+  VaultNotFound: spec(404, EXIT.notFound, 'The vault does not exist.'),
+  VaultAlreadyExists: spec(409, EXIT.conflict, 'A vault with this name or at this location exists.'),
+  VaultKeyRequired: spec(401, EXIT.auth, 'The vault is encrypted; give its passphrase or key file.'),
+  VaultKeyInvalid: spec(403, EXIT.auth, 'The passphrase or key file does not open the vault key.'),
+  VaultCorrupt: spec(500, EXIT.integrity, 'A vault file is damaged or missing.'),
+  VaultObjectMissing: spec(404, EXIT.integrity, 'An object the vault needs is missing from its backend.'),
+  RecoveryPointNotFound: spec(404, EXIT.notFound, 'The recovery point does not exist.'),
+  RecoveryPointDiskNotFound: spec(404, EXIT.notFound, 'The recovery point holds no disk of that name.'),
+  BackupBaseMissing: spec(
+    409,
+    EXIT.conflict,
+    'The recovery point a backup builds on was deleted while the backup ran.',
+  ),
+  JobNotFound: spec(404, EXIT.notFound, 'The job does not exist.'),
 } as const satisfies Record<string, ErrorSpec>
 
 /** A stable error code from the catalogue. */
