@@ -134,7 +134,16 @@ export class Vault {
           `Cannot open the vault at ${backend.location}: it is encrypted; give its passphrase or key file`,
         )
       }
-      master = await unwrapKey(await backend.get('keys'), credentials)
+      let record: Buffer
+      try {
+        record = await backend.get('keys')
+      } catch (err) {
+        if (err instanceof CairnError && err.code === 'VaultObjectMissing') {
+          throw new CairnError('VaultCorrupt', `Cannot open the vault at ${backend.location}: its key record "keys" is missing`)
+        }
+        throw err
+      }
+      master = await unwrapKey(record, credentials)
     }
     return Vault.#make(backend, config, master, options.workers)
   }
