@@ -37,7 +37,11 @@ for (const encrypted of [false, true]) {
     })
 
     /** Damages a file, tries to open the vault and restore, then puts the file back. */
-    async function attempt(name: string, damage: Damage, at: 'start' | 'middle' | 'end'): Promise<CairnError | 'same'> {
+    async function attempt(
+      name: string,
+      damage: Damage,
+      at: 'start' | 'middle' | 'end',
+    ): Promise<CairnError | 'same'> {
       const path = join(dir, name)
       const original = await readFile(path)
       const pos = at === 'start' ? 0 : at === 'middle' ? Math.floor(original.length / 2) : original.length - 1
@@ -89,10 +93,7 @@ for (const encrypted of [false, true]) {
 
     it('the manifest, config and key records: any damage is a clear error', async () => {
       const records = files.filter((f) => !f.startsWith('packs/'))
-      assert.deepEqual(
-        records.sort(),
-        [...(encrypted ? ['keys'] : []), 'config', `rp/${rpId}`].sort(),
-      )
+      assert.deepEqual(records.sort(), [...(encrypted ? ['keys'] : []), 'config', `rp/${rpId}`].sort())
       for (const name of records) {
         for (const [damage, at] of [
           ['flip', 'start'],
@@ -128,7 +129,10 @@ for (const encrypted of [false, true]) {
         await writeFile(path, copy)
         try {
           const report = await v.verify()
-          assert.ok(report.problems.some((p) => p.object === name && /damaged/.test(p.message)), JSON.stringify(report.problems))
+          assert.ok(
+            report.problems.some((p) => p.object === name && /damaged/.test(p.message)),
+            JSON.stringify(report.problems),
+          )
         } finally {
           await writeFile(path, original)
         }

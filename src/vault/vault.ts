@@ -139,7 +139,10 @@ export class Vault {
         record = await backend.get('keys')
       } catch (err) {
         if (err instanceof CairnError && err.code === 'VaultObjectMissing') {
-          throw new CairnError('VaultCorrupt', `Cannot open the vault at ${backend.location}: its key record "keys" is missing`)
+          throw new CairnError(
+            'VaultCorrupt',
+            `Cannot open the vault at ${backend.location}: its key record "keys" is missing`,
+          )
         }
         throw err
       }
