@@ -4,6 +4,7 @@ import { errorResponse } from './_errors.js'
 import type { ApiContext } from './api-context.js'
 import { type ApiApp, newApiApp } from './new-api-app.js'
 import { registerSystemRoutes } from './system-routes.js'
+import { registerVaultRoutes } from './vault-routes.js'
 
 /** Builds the management API (`/healthz`, `/api/v1/...`, `/api/v1/openapi.json`) over the given context. */
 export function createApiApp(ctx: ApiContext): ApiApp {
@@ -29,6 +30,7 @@ export function createApiApp(ctx: ApiContext): ApiApp {
   })
 
   registerSystemRoutes(app, ctx)
+  registerVaultRoutes(app, ctx)
 
   app.doc31('/api/v1/openapi.json', {
     openapi: '3.1.0',

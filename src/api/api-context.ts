@@ -1,4 +1,6 @@
+import type { JobRegistry } from '../protection/index.js'
 import type { Logger } from '../util/index.js'
+import type { VaultRegistry } from '../vault/index.js'
 
 /** What the management API reports at /api/v1/info. */
 export interface ServiceInfo {
@@ -15,4 +17,8 @@ export interface ApiContext {
   info(): ServiceInfo
   /** False while the service shuts down: new requests then get ServiceUnavailable. */
   accepting(): boolean
+  /** The service's vaults (absent in a service without vaults). */
+  vaults?: VaultRegistry
+  /** Long operations: backup, restore, verify, gc. */
+  jobs?: JobRegistry
 }

@@ -4,7 +4,9 @@ import { join } from 'node:path'
 import { createAdaptorServer } from '@hono/node-server'
 import { createApiApp, type ServiceInfo } from '../api/index.js'
 import { type Catalog, openSqliteCatalog } from '../catalog/index.js'
+import { JobRegistry } from '../protection/index.js'
 import { CairnError, createLogger, type Logger } from '../util/index.js'
+import { VaultRegistry } from '../vault/index.js'
 import { close, listen } from './_listen.js'
 import type { ServiceConfig } from './config.js'
 import { DataFolderLock } from './data-folder-lock.js'
@@ -21,6 +23,8 @@ export class CairnService {
   readonly #logger: Logger
   readonly #lock: DataFolderLock
   #catalog: Catalog | undefined
+  #vaults: VaultRegistry | undefined
+  #jobs: JobRegistry | undefined
   #api: Server | undefined
   #listeners: Record<string, string> = {}
   #startedAt = ''
@@ -66,7 +70,15 @@ export class CairnService {
     this.#lock.acquire()
     try {
       this.#catalog = await openSqliteCatalog(join(this.config.data, 'catalog.db'))
-      const app = createApiApp({ logger: log, info: () => this.info(), accepting: () => this.#accepting })
+      this.#vaults = new VaultRegistry(this.#catalog, { dataDir: this.config.data })
+      this.#jobs = new JobRegistry()
+      const app = createApiApp({
+        logger: log,
+        info: () => this.info(),
+        accepting: () => this.#accepting,
+        vaults: this.#vaults,
+        jobs: this.#jobs,
+      })
       this.#api = createAdaptorServer({ fetch: app.fetch }) as Server
       const port = await listen(this.#api, this.config.port, this.config.host, 'management API')
       this.#listeners.api = `http://${this.config.host}:${port}`
@@ -90,6 +102,10 @@ export class CairnService {
     this.#accepting = false
     if (this.#api?.listening) await close(this.#api)
     this.#api = undefined
+    await this.#jobs?.close()
+    this.#jobs = undefined
+    await this.#vaults?.close()
+    this.#vaults = undefined
     await this.#catalog?.close()
     this.#catalog = undefined
     this.#lock.release()
