@@ -71,6 +71,9 @@ export const errorCatalogue = {
   ConditionNotMet: spec(412, EXIT.conflict, 'A condition of the request was not met.'),
   SequenceNumberConditionNotMet: spec(412, EXIT.conflict, 'The sequence number condition was not met.'),
   StoreCorrupt: spec(500, EXIT.integrity, 'The store holds damaged data.'),
+
+  // NBD server
+  NbdExportNotFound: spec(404, EXIT.notFound, 'No NBD export has this name.'),
 } as const satisfies Record<string, ErrorSpec>
 
 /** A stable error code from the catalogue. */
