@@ -73,9 +73,8 @@ export class DiskExport implements NbdExport {
     this.#mutable('write')
     const end = offset + data.length
     if (offset % PAGE_SIZE === 0 && end % PAGE_SIZE === 0) {
-      const wait = this.#lock.blocker(offset, end)
-      if (wait !== undefined) await this.#lock.free(offset, end)
-      return this.#writeAligned(offset, data, options.fua)
+      if (this.#lock.blocker(offset, end) === undefined) return this.#writeAligned(offset, data, options.fua)
+      return this.#lock.whenFree(offset, end, () => this.#writeAligned(offset, data, options.fua))
     }
     const start = down(offset)
     const stop = up(end)
@@ -127,15 +126,14 @@ export class DiskExport implements NbdExport {
       parts.push(this.#clear(start, stop, options.fua))
     } else {
       parts.push(
-        (async () => {
-          await this.#lock.free(start, stop)
+        this.#lock.whenFree(start, stop, () => {
           const writes: Promise<unknown>[] = []
           for (let at = start; at < stop; at += MAX_WRITE_SIZE) {
             const n = Math.min(MAX_WRITE_SIZE, stop - at)
             writes.push(this.#store.writePages(this.#ref, at, ZEROS.subarray(0, n), { durable: options.fua }))
           }
-          await Promise.all(writes)
-        })(),
+          return Promise.all(writes).then(() => undefined)
+        }),
       )
     }
     await Promise.all(parts)
@@ -204,7 +202,8 @@ export class DiskExport implements NbdExport {
   }
 
   async #clear(start: number, end: number, durable: boolean): Promise<void> {
-    await this.#lock.free(start, end)
-    await this.#store.clearPages(this.#ref, start, end - start, { durable })
+    await this.#lock.whenFree(start, end, () =>
+      this.#store.clearPages(this.#ref, start, end - start, { durable }),
+    )
   }
 }

@@ -558,17 +558,17 @@ export class NbdConnection {
       return { errno: P.EPERM, message: `Cannot ${name} export "${exp.name}": it is read-only` }
     }
     if (r.type === P.CMD_FLUSH) return undefined
+    if (r.type === P.CMD_READ && r.length > this.#limits.maxRequest) {
+      return {
+        errno: this.#structured ? P.EOVERFLOW : P.EINVAL,
+        message: `Cannot READ ${r.length} bytes at once: the limit is ${this.#limits.maxRequest}`,
+      }
+    }
     if (r.offset < 0 || r.offset + r.length > exp.size) {
       const errno = r.type === P.CMD_WRITE || r.type === P.CMD_WRITE_ZEROES ? P.ENOSPC : P.EINVAL
       return {
         errno,
         message: `Cannot ${name} ${r.length} bytes at offset ${r.offset < 0 ? 'beyond 2^53' : r.offset}: the export holds ${exp.size} bytes`,
-      }
-    }
-    if (r.type === P.CMD_READ && r.length > this.#limits.maxRequest) {
-      return {
-        errno: this.#structured ? P.EOVERFLOW : P.EINVAL,
-        message: `Cannot READ ${r.length} bytes at once: the limit is ${this.#limits.maxRequest}`,
       }
     }
     if (r.type === P.CMD_BLOCK_STATUS && !this.#allocation) {
