@@ -767,6 +767,7 @@ function describeFailure(err: unknown): { errno: number; message: string } {
   if (!isCairnError(err)) return { errno: P.EIO, message: err instanceof Error ? err.message : String(err) }
   switch (err.code) {
     case 'SnapshotIsReadOnly':
+    case 'DiskIsReadOnly':
     case 'LeaseIdMissing':
     case 'LeaseIdMismatch':
     case 'ConditionNotMet':
@@ -775,8 +776,11 @@ function describeFailure(err: unknown): { errno: number; message: string } {
     case 'RangeOutOfBounds':
     case 'RangeNotAligned':
     case 'WriteTooLarge':
+    case 'ReadTooLarge':
     case 'InvalidRequest':
       return { errno: P.EINVAL, message: err.message }
+    case 'StoreFull':
+      return { errno: P.ENOSPC, message: err.message }
     case 'ServiceUnavailable':
       return { errno: P.ESHUTDOWN, message: err.message }
     default:
