@@ -7,38 +7,43 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { promisify } from 'node:util'
-import type { DiskRef } from '../src/diskstore/index.js'
-import { TestStore } from '../src/nbd/_test-store.js'
+import { type DiskRef, LogDiskStore } from '../src/diskstore/index.js'
 import { DiskStoreExports, NbdServer, nbdUri } from '../src/nbd/index.js'
 
 const run = promisify(execFile)
 const MiB = 1024 * 1024
 const OS: DiskRef = { account: 'acct', container: 'vms', disk: 'os' }
 const DATA: DiskRef = { account: 'acct', container: 'vms', disk: 'data' }
-const SNAP = '2026-11-22T19:37:17.1234567Z'
 
 const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex')
 
 describe('NBD with real clients', () => {
   let dir: string
-  let store: TestStore
+  let store: LogDiskStore
   let server: NbdServer
   let uri: (name: string) => string
+  let SNAP: string
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'cairn-nbd-'))
-    store = new TestStore()
-    store.createDisk(OS, 64 * MiB)
-    store.createDisk(DATA, 32 * MiB)
+    store = await LogDiskStore.open(join(dir, 'store'))
+    await store.createAccount(OS.account)
+    await store.createContainer(OS.account, OS.container)
+    await store.createDisk(OS, { size: 64 * MiB })
+    await store.createDisk(DATA, { size: 32 * MiB })
     await store.writePages(OS, 0, Buffer.alloc(MiB, 0x5a))
-    store.snapshot(OS, SNAP)
+    SNAP = (await store.snapshot(OS)).snapshot as string
     server = new NbdServer(new DiskStoreExports(store))
     const port = await server.listen(0)
     uri = (name) => nbdUri('127.0.0.1', port, name)
   })
   after(async () => {
-    await server.close()
-    rmSync(dir, { recursive: true, force: true })
+    try {
+      await server.close()
+      await store.close()
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 
   /** A sparse raw image: random runs at a few places, unaligned ones included, holes elsewhere. */

@@ -1,31 +1,65 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import type { DiskRef } from '../diskstore/index.js'
+import { type DiskRef, LogDiskStore } from '../diskstore/index.js'
 import * as P from './_protocol.js'
 import { goData, metaContextData, optionHeader, RawClient } from './_raw-client.js'
-import { TestStore } from './_test-store.js'
-import { DiskStoreExports } from './disk-store-exports.js'
+import { DiskStoreExports, type NbdDiskStore } from './disk-store-exports.js'
 import { NbdServer } from './nbd-server.js'
 
 const MiB = 1024 * 1024
 const OS: DiskRef = { account: 'acct', container: 'vms', disk: 'os' }
-const SNAP = '2026-11-22T19:37:17.1234567Z'
+
+/** The store as NBD sees it, counting flushes. */
+function counting(store: LogDiskStore): { store: NbdDiskStore; flushes: () => number } {
+  let flushes = 0
+  const view = new Proxy(store, {
+    get(target, key) {
+      if (key === 'flush') {
+        return () => {
+          flushes++
+          return target.flush()
+        }
+      }
+      const value = Reflect.get(target, key, target)
+      return typeof value === 'function' ? value.bind(target) : value
+    },
+  })
+  return { store: view, flushes: () => flushes }
+}
 
 describe('NbdServer', () => {
-  let store: TestStore
+  let dir: string
+  let real: LogDiskStore
+  let store: NbdDiskStore
+  let flushes: () => number
   let server: NbdServer
   let port: number
+  let SNAP: string
 
   before(async () => {
-    store = new TestStore()
-    store.createDisk(OS, 16 * MiB)
-    await store.writePages(OS, MiB, Buffer.alloc(64 * 1024, 7))
-    store.snapshot(OS, SNAP)
+    dir = mkdtempSync(join(tmpdir(), 'cairn-nbd-server-'))
+    real = await LogDiskStore.open(dir)
+    await real.createAccount(OS.account)
+    await real.createContainer(OS.account, OS.container)
+    await real.createDisk(OS, { size: 16 * MiB })
+    await real.writePages(OS, MiB, Buffer.alloc(64 * 1024, 7))
+    SNAP = (await real.snapshot(OS)).snapshot as string
+    ;({ store, flushes } = counting(real))
     server = new NbdServer(new DiskStoreExports(store), { maxConnections: 64, handshakeTimeoutMs: 2000 })
     port = await server.listen(0)
   })
-  after(() => server.close())
+  after(async () => {
+    try {
+      await server.close()
+      await real.close()
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
 
   /** True when a fresh client can still open and read the disk. */
   async function serverAlive(): Promise<boolean> {
@@ -138,9 +172,9 @@ describe('NbdServer', () => {
       flags: P.CMD_FLAG_REQ_ONE,
     })
     assert.deepEqual(trimmed.extents, [[MiB - 512, 3]])
-    const flushes = store.flushes
+    const before = flushes()
     assert.equal((await c.request(P.CMD_FLUSH, 0, 0)).error, 0)
-    assert.equal(store.flushes, flushes + 1)
+    assert.equal(flushes(), before + 1)
     await c.disconnect()
   })
 
@@ -269,10 +303,10 @@ describe('NbdServer', () => {
     const data = randomBytes(2 * MiB)
     const write = c.request(P.CMD_WRITE, 0, data.length, { payload: data })
     await new Promise((r) => setTimeout(r, 5))
-    const flushes = store.flushes
+    const before = flushes()
     await own.close()
     assert.equal((await write).error, 0)
-    assert.ok(store.flushes > flushes)
+    assert.ok(flushes() > before)
     assert.ok((await store.read(OS, 0, data.length)).equals(data))
     await c.ended
   })
