@@ -260,6 +260,23 @@ describe('NbdServer', () => {
     assert.ok(await serverAlive())
   })
 
+  it('stops reading from a client that sends reads but never takes the replies', async () => {
+    const c = await RawClient.open(port, 'acct/vms/os')
+    c.socket.pause()
+    const before = process.memoryUsage().arrayBuffers
+    const h = Buffer.alloc(28)
+    h.writeUInt32BE(P.REQUEST_MAGIC, 0)
+    h.writeUInt16BE(P.CMD_READ, 6)
+    h.writeUInt32BE(4 * MiB, 24)
+    // 1,000 reads of 4 MiB: 4 GiB of replies if the server kept answering.
+    c.write(Buffer.concat(Array.from({ length: 1000 }, () => h)))
+    await new Promise((r) => setTimeout(r, 1000))
+    const grown = process.memoryUsage().arrayBuffers - before
+    assert.ok(grown < 512 * MiB, `buffers grew by ${Math.round(grown / MiB)} MiB`)
+    assert.ok(await serverAlive())
+    c.socket.destroy()
+  })
+
   it('drops a client that never finishes the handshake', async () => {
     const c = await RawClient.connect(port)
     await c.read(18)
