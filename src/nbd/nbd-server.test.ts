@@ -190,6 +190,18 @@ describe('NbdServer', () => {
     await c.disconnect()
   })
 
+  it('refuses writes with NBD_EPERM while the disk holds a blob lease', async () => {
+    const lease = await real.lease(OS, { action: 'acquire', duration: -1 })
+    try {
+      const c = await RawClient.open(port, 'acct/vms/os')
+      const w = await c.request(P.CMD_WRITE, 0, 512, { payload: Buffer.alloc(512, 1) })
+      assert.equal(w.error, P.EPERM)
+      await c.disconnect()
+    } finally {
+      await real.lease(OS, { action: 'release', id: lease.id as string })
+    }
+  })
+
   it('answers out-of-range, unknown and mis-flagged requests with errors, not a dropped connection', async () => {
     const c = await RawClient.open(port, 'acct/vms/os')
     assert.equal((await c.request(P.CMD_READ, 16 * MiB - 1, 2)).error, P.EINVAL)
