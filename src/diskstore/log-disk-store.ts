@@ -9,6 +9,14 @@ import { randomBytes } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
 import { CairnError, type Logger, silentLogger } from '../util/index.js'
 import {
+  type CheckpointData,
+  listCheckpoints,
+  NodeWriter,
+  pruneCheckpoints,
+  readCheckpoint,
+  writeCheckpoint,
+} from './_checkpoint.js'
+import {
   diffTrees,
   editTree,
   forEachExtent,
@@ -26,7 +34,7 @@ import {
   NO_LEASE,
 } from './_lease.js'
 import { checkAccountName, checkContainerName, checkDiskName, refText } from './_names.js'
-import { type LogRecord, RecordType, SegmentLog } from './_segment-log.js'
+import { type LogPosition, type LogRecord, RecordType, SegmentLog } from './_segment-log.js'
 import { WriteTable } from './_write-table.js'
 import {
   type AccountInfo,
@@ -69,6 +77,25 @@ const MAX_READ = 1024 ** 3
 const WRITE_META = 28
 const CLEAR_META = 24
 const RELOCATE_META = 16
+/** A segment is compacted when at most this share of it is still live. */
+const COMPACT_LIVE_RATIO = 0.5
+
+/** The JSON part of a checkpoint. */
+interface CheckpointJson {
+  log: LogPosition
+  nextWriteId: number
+  nextDiskId: number
+  changes: number
+  lastSnapshot: { ms: number; sub: number }
+  accounts: (Omit<AccountState, 'containers'> & {
+    containers: (Omit<ContainerState, 'disks' | 'account'> & {
+      disks: (Omit<DiskState, 'root' | 'owner' | 'account' | 'container' | 'snapshots'> & {
+        root: number
+        snapshots: (Omit<SnapshotState, 'root'> & { root: number })[]
+      })[]
+    })[]
+  })[]
+}
 
 interface AccountState {
   name: string
@@ -207,12 +234,23 @@ export class LogDiskStore implements DiskStore {
   #changes = 0
   #lastSnapshot = { ms: 0, sub: 0 }
   #closed = false
+  #closing = false
+  readonly #segmentSize: number
+  readonly #checkpointBytes: number
+  #checkpointNo = 0
+  #checkpointPending = false
+  #appendedSinceCheckpoint = 0
+  #appendedSinceCompaction = 0
+  #compacting: Promise<{ reclaimedBytes: number }> | undefined
+  #timer: NodeJS.Timeout | undefined
 
   private constructor(dir: string, log: SegmentLog, options: LogDiskStoreOptions) {
     this.#dir = dir
     this.#log = log
     this.#logger = options.logger ?? silentLogger
     this.#clock = options.clock ?? Date.now
+    this.#segmentSize = options.segmentSize ?? 256 * 1024 * 1024
+    this.#checkpointBytes = options.checkpointBytes ?? 512 * 1024 * 1024
   }
 
   /** Opens (or creates) the store in `dir`: loads the newest checkpoint and replays the log after it. */
@@ -220,8 +258,165 @@ export class LogDiskStore implements DiskStore {
     mkdirSync(dir, { recursive: true })
     const log = SegmentLog.open(dir, options.segmentSize ?? 256 * 1024 * 1024)
     const store = new LogDiskStore(dir, log, options)
-    store.#replay({ segment: 0, offset: 0 })
+    try {
+      const from = store.#loadCheckpoint()
+      store.#replay(from)
+    } catch (err) {
+      await log.close()
+      throw err
+    }
+    store.#startTimer(options.compactIntervalMs ?? 60_000)
     return store
+  }
+
+  #startTimer(interval: number): void {
+    if (interval <= 0) return
+    this.#timer = setInterval(() => {
+      if (this.#closed || this.#compacting !== undefined) return
+      if (this.#appendedSinceCompaction < this.#segmentSize / 2) return
+      this.compact().catch((err) =>
+        this.#logger.error('disk store compaction failed', { error: String(err) }),
+      )
+    }, interval)
+    this.#timer.unref()
+  }
+
+  // ---------------------------------------------------------------- checkpoints
+
+  /** Loads the newest valid checkpoint into memory and returns the log position replay starts from. */
+  #loadCheckpoint(): LogPosition {
+    const segments = new Set(this.#log.segments())
+    for (const n of listCheckpoints(this.#dir)) {
+      let data: CheckpointData
+      try {
+        data = readCheckpoint(this.#dir, n)
+      } catch (err) {
+        this.#logger.warn('disk store checkpoint is damaged; trying an older one', {
+          checkpoint: n,
+          error: String(err),
+        })
+        continue
+      }
+      const missing = data.writes.find(([, pieces]) => pieces.some((p) => !segments.has(p.segment)))
+      if (missing !== undefined) {
+        this.#logger.warn('disk store checkpoint refers to a removed segment; trying an older one', {
+          checkpoint: n,
+        })
+        continue
+      }
+      this.#restore(data)
+      this.#checkpointNo = n
+      return (data.json as CheckpointJson).log
+    }
+    const first = this.#log.segments()[0]
+    if (first !== undefined && first !== 1) {
+      throw new CairnError(
+        'StoreCorrupt',
+        `Cannot open the disk store in ${this.#dir}: no checkpoint is readable and the log no longer starts at segment 1`,
+      )
+    }
+    return { segment: 0, offset: 0 }
+  }
+
+  #restore(data: CheckpointData): void {
+    const j = data.json as CheckpointJson
+    const root = (id: number): Root => {
+      if (id === -1) return undefined
+      const node = data.nodes[id]
+      if (node === undefined || node instanceof Float64Array) {
+        throw new CairnError(
+          'StoreCorrupt',
+          `Cannot open the disk store: checkpoint root ${id} is not an inner node`,
+        )
+      }
+      return node
+    }
+    this.#nextWriteId = j.nextWriteId
+    this.#nextDiskId = j.nextDiskId
+    this.#changes = j.changes
+    this.#lastSnapshot = j.lastSnapshot
+    for (const [id, pieces] of data.writes) this.#writes.replace(id, pieces)
+    for (const a of j.accounts) {
+      const acc: AccountState = { ...a, containers: new Map() }
+      this.#accounts.set(a.name, acc)
+      for (const c of a.containers) {
+        const cont: ContainerState = { ...c, account: a.name, disks: new Map() }
+        acc.containers.set(c.name, cont)
+        for (const d of c.disks) {
+          const disk: DiskState = {
+            ...d,
+            account: a.name,
+            container: c.name,
+            root: root(d.root),
+            owner: this.#nextOwner++,
+            snapshots: d.snapshots.map((sn) => ({ ...sn, root: root(sn.root) })),
+          }
+          cont.disks.set(d.name, disk)
+          this.#disks.set(d.id, disk)
+        }
+      }
+    }
+  }
+
+  /** Writes a checkpoint of the whole state (after making the log durable) and prunes old ones. */
+  #checkpoint(): void {
+    this.#log.syncNow()
+    const nodes = new NodeWriter()
+    const json: CheckpointJson = {
+      log: this.#log.end(),
+      nextWriteId: this.#nextWriteId,
+      nextDiskId: this.#nextDiskId,
+      changes: this.#changes,
+      lastSnapshot: this.#lastSnapshot,
+      accounts: [...this.#accounts.values()].map((a) => ({
+        name: a.name,
+        region: a.region,
+        redundancy: a.redundancy,
+        keys: a.keys,
+        createdOn: a.createdOn,
+        containers: [...a.containers.values()].map((c) => ({
+          name: c.name,
+          metadata: c.metadata,
+          etag: c.etag,
+          lastModified: c.lastModified,
+          createdOn: c.createdOn,
+          disks: [...c.disks.values()].map((d) => {
+            const { root, owner: _owner, account: _a, container: _c, snapshots, ...rest } = d
+            return {
+              ...rest,
+              root: nodes.id(root),
+              snapshots: snapshots.map((sn) => ({ ...sn, root: nodes.id(sn.root) })),
+            }
+          }),
+        })),
+      })),
+    }
+    this.#checkpointNo++
+    const bytes = writeCheckpoint(this.#dir, this.#checkpointNo, json, this.#writes, nodes)
+    pruneCheckpoints(this.#dir, 2)
+    this.#appendedSinceCheckpoint = 0
+    this.#logger.debug('disk store checkpoint written', { checkpoint: this.#checkpointNo, bytes })
+  }
+
+  /** Appends a record, counting bytes towards the next checkpoint. */
+  #append(type: number, meta: Uint8Array, data?: Uint8Array): LogRecord {
+    const rec = this.#log.append(type, meta, data)
+    const bytes = rec.end - rec.offset
+    this.#appendedSinceCheckpoint += bytes
+    this.#appendedSinceCompaction += bytes
+    if (this.#appendedSinceCheckpoint >= this.#checkpointBytes && !this.#checkpointPending) {
+      this.#checkpointPending = true
+      setImmediate(() => {
+        this.#checkpointPending = false
+        if (this.#closed || this.#compacting !== undefined) return
+        try {
+          this.#checkpoint()
+        } catch (err) {
+          this.#logger.error('disk store checkpoint failed', { error: String(err) })
+        }
+      })
+    }
+    return rec
   }
 
   /** The folder of the store. */
@@ -283,7 +478,7 @@ export class LogDiskStore implements DiskStore {
   }
 
   #commit(op: MetaOp): Promise<void> {
-    this.#log.append(RecordType.meta, Buffer.from(JSON.stringify(op), 'utf8'))
+    this.#append(RecordType.meta, Buffer.from(JSON.stringify(op), 'utf8'))
     this.#applyMeta(op)
     return this.#log.durable()
   }
@@ -988,7 +1183,7 @@ export class LogDiskStore implements DiskStore {
     meta.writeUIntLE(offset, 10, 6)
     meta.writeUInt32LE(data.length, 16)
     meta.writeDoubleLE(t, 20)
-    const rec = this.#log.append(RecordType.write, meta, data)
+    const rec = this.#append(RecordType.write, meta, data)
     this.#applyWrite(d.id, writeId, offset, data.length, t, rec.segment, rec.dataOffset)
     const result = this.#result(d)
     if (options.durable !== false) await this.#log.durable()
@@ -1013,7 +1208,7 @@ export class LogDiskStore implements DiskStore {
     meta.writeUIntLE(offset, 4, 6)
     meta.writeUIntLE(length, 10, 6)
     meta.writeDoubleLE(t, 16)
-    this.#log.append(RecordType.clear, meta)
+    this.#append(RecordType.clear, meta)
     this.#applyClear(d.id, offset, length, t)
     const result = this.#result(d)
     if (options.durable !== false) await this.#log.durable()
@@ -1345,9 +1540,104 @@ export class LogDiskStore implements DiskStore {
     return raw
   }
 
-  async compact(_options: LongOperationOptions = {}): Promise<{ reclaimedBytes: number }> {
+  async compact(options: LongOperationOptions = {}): Promise<{ reclaimedBytes: number }> {
     this.#open()
-    return { reclaimedBytes: 0 }
+    this.#compacting ??= this.#compactNow(options).finally(() => {
+      this.#compacting = undefined
+    })
+    return this.#compacting
+  }
+
+  /**
+   * Copies the live data of mostly dead segments to the head of the log (RELOCATE records), writes a
+   * checkpoint, then removes those segments. Yields to the event loop every few MiB; writes made
+   * meanwhile go to newer segments and cannot make dead data live again.
+   */
+  async #compactNow(options: LongOperationOptions): Promise<{ reclaimedBytes: number }> {
+    const { signal, onProgress } = options
+    const started = performance.now()
+    this.#appendedSinceCompaction = 0
+    const live = this.#liveRanges()
+    for (const [w] of this.#writes.entries()) if (!live.has(w)) this.#writes.delete(w)
+    const active = this.#log.end().segment
+    const liveBySegment = new Map<number, number>()
+    for (const [w, ranges] of live) {
+      for (const p of this.#writes.pieces(w) ?? []) {
+        const n = overlap({ start: p.at, end: p.at + p.length }, ranges)
+        liveBySegment.set(p.segment, (liveBySegment.get(p.segment) ?? 0) + n)
+      }
+    }
+    const victims = new Set(
+      this.#log
+        .segments()
+        .filter(
+          (n) =>
+            n !== active && (liveBySegment.get(n) ?? 0) <= this.#log.segmentBytes(n) * COMPACT_LIVE_RATIO,
+        ),
+    )
+    if (victims.size === 0) return { reclaimedBytes: 0 }
+    let total = 0
+    for (const n of victims) total += liveBySegment.get(n) ?? 0
+    this.#log.rollNow()
+    let done = 0
+    let copied = 0
+    let sinceYield = 0
+    const touched: number[] = []
+    for (const [w, ranges] of live) {
+      const pieces = this.#writes.pieces(w)
+      if (pieces === undefined || !pieces.some((p) => victims.has(p.segment))) continue
+      touched.push(w)
+      for (const p of [...pieces]) {
+        if (!victims.has(p.segment)) continue
+        for (const r of ranges) {
+          const s = Math.max(r.start, p.at)
+          const e = Math.min(r.end, p.at + p.length)
+          if (s >= e) continue
+          const data = Buffer.allocUnsafe(e - s)
+          this.#log.read(p.segment, p.offset + (s - p.at), data, 0, e - s)
+          const meta = Buffer.alloc(RELOCATE_META)
+          meta.writeUIntLE(w, 0, 6)
+          meta.writeUInt32LE(s, 6)
+          const rec = this.#append(RecordType.relocate, meta, data)
+          this.#writes.relocate(w, s, e - s, rec.segment, rec.dataOffset)
+          done += e - s
+          copied += rec.end - rec.offset
+          sinceYield += e - s
+        }
+      }
+      if (sinceYield >= 8 * 1024 * 1024) {
+        sinceYield = 0
+        onProgress?.({ bytesDone: done, bytesTotal: total })
+        await new Promise((r) => setImmediate(r))
+        if (signal?.aborted) {
+          throw new CairnError('Cancelled', 'Cannot finish compacting the disk store: it was cancelled')
+        }
+      }
+    }
+    // What is left of a write in a victim segment is dead: forget it.
+    for (const w of touched) {
+      const pieces = this.#writes.pieces(w)
+      if (pieces !== undefined)
+        this.#writes.replace(
+          w,
+          pieces.filter((p) => !victims.has(p.segment)),
+        )
+    }
+    this.#checkpoint()
+    let removed = 0
+    for (const n of victims) {
+      removed += this.#log.segmentBytes(n)
+      this.#log.removeSegment(n)
+    }
+    onProgress?.({ bytesDone: done, bytesTotal: total })
+    const reclaimedBytes = Math.max(0, removed - copied)
+    this.#logger.info('disk store compacted', {
+      segments: victims.size,
+      relocatedBytes: done,
+      reclaimedBytes,
+      ms: Math.round(performance.now() - started),
+    })
+    return { reclaimedBytes }
   }
 
   async importFile(_path: string, ref: DiskRef, _options: LongOperationOptions = {}): Promise<DiskInfo> {
@@ -1359,22 +1649,24 @@ export class LogDiskStore implements DiskStore {
   }
 
   async close(): Promise<void> {
-    if (this.#closed) return
-    this.#closed = true
-    await this.#log.close()
+    if (this.#closed || this.#closing) return
+    this.#closing = true
+    if (this.#timer !== undefined) clearInterval(this.#timer)
+    try {
+      await this.#compacting
+    } catch {}
+    try {
+      await this.#log.durable()
+      if (this.#appendedSinceCheckpoint > 0 || this.#checkpointNo === 0) this.#checkpoint()
+    } finally {
+      this.#closed = true
+      await this.#log.close()
+    }
   }
 
   /** Internal counters, for tests and benchmarks. */
   stats(): { writes: number; disks: number; nextWriteId: number } {
     return { writes: this.#writes.size, disks: this.#disks.size, nextWriteId: this.#nextWriteId }
-  }
-
-  /** Re-stamps the relocation of a write (compaction); exposed for the compactor only. */
-  protected relocateMeta(writeId: number, at: number): Buffer {
-    const meta = Buffer.alloc(RELOCATE_META)
-    meta.writeUIntLE(writeId, 0, 6)
-    meta.writeUInt32LE(at, 6)
-    return meta
   }
 }
 
