@@ -100,19 +100,25 @@ export class NbdConnection {
       log.debug('nbd connection error', { error: err.code ?? err.message })
     })
     socket.on('close', () => this.#onSocketClosed())
-    this.#handshakeTimer = setTimeout(() => {
-      this.#log.warn('nbd client did not finish the handshake in time; closing', {
-        ms: limits.handshakeTimeoutMs,
-      })
-      this.#destroy()
-    }, limits.handshakeTimeoutMs)
-    this.#handshakeTimer.unref()
+    this.#armHandshakeTimer()
 
     const greeting = Buffer.alloc(18)
     greeting.writeBigUInt64BE(P.NBDMAGIC, 0)
     greeting.writeBigUInt64BE(P.IHAVEOPT, 8)
     greeting.writeUInt16BE(P.FLAG_FIXED_NEWSTYLE | P.FLAG_NO_ZEROES, 16)
     this.#send([greeting])
+  }
+
+  /** (Re)starts the clock a client has to send its next option while negotiating. */
+  #armHandshakeTimer(): void {
+    clearTimeout(this.#handshakeTimer)
+    this.#handshakeTimer = setTimeout(() => {
+      this.#log.warn('nbd client went silent while negotiating; closing', {
+        ms: this.#limits.handshakeTimeoutMs,
+      })
+      this.#destroy()
+    }, this.#limits.handshakeTimeoutMs)
+    this.#handshakeTimer.unref()
   }
 
   /** Settles once the socket is closed and the export released. */
@@ -193,6 +199,7 @@ export class NbdConnection {
         const { type, length } = this.#option
         if (q.length < length) return false
         const data = q.take(length)
+        this.#armHandshakeTimer()
         this.#state = 'option-busy'
         // Counted as in flight so that teardown waits for it (it may be opening an export).
         this.#inFlight++

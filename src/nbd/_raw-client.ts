@@ -29,6 +29,7 @@ export class RawClient {
 
   private constructor(socket: Socket) {
     this.socket = socket
+    socket.setNoDelay(true)
     let onEnd!: () => void
     this.ended = new Promise((r) => (onEnd = r))
     socket.on('data', (c: Buffer) => {

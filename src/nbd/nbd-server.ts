@@ -19,9 +19,9 @@ export interface NbdServerOptions {
   maxInFlightBytes?: number
   /** Largest option during the handshake. Default 64 KiB. */
   maxOptionLength?: number
-  /** Options a client may send before choosing an export. Default 1024. */
+  /** Options a client may send before choosing an export (`nbdinfo --list` sends about three per export). Default 100,000. */
   maxOptions?: number
-  /** Time a client has to choose an export. Default 30 s. */
+  /** Time a client may stay silent while negotiating (before its first option and between options). Default 30 s. */
   handshakeTimeoutMs?: number
   /** Exports listed by NBD_OPT_LIST. Default 10,000. */
   listLimit?: number
@@ -51,7 +51,7 @@ export class NbdServer {
       maxInFlight: options.maxInFlight ?? 32,
       maxInFlightBytes: options.maxInFlightBytes ?? 64 * 1024 * 1024,
       maxOptionLength: options.maxOptionLength ?? 64 * 1024,
-      maxOptions: options.maxOptions ?? 1024,
+      maxOptions: options.maxOptions ?? 100_000,
       handshakeTimeoutMs: options.handshakeTimeoutMs ?? 30_000,
       listLimit: options.listLimit ?? 10_000,
       maxExtents: options.maxExtents ?? 65_536,
