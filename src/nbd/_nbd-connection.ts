@@ -355,7 +355,7 @@ export class NbdConnection {
     }
     const exp = await this.#open(parsed.name)
     if (exp === undefined) {
-      this.#optionError(type, P.REP_ERR_UNKNOWN, `There is no export named "${parsed.name}"`)
+      this.#optionError(type, P.REP_ERR_UNKNOWN, unknownExport(parsed.name))
       return 'option-header'
     }
     const info = Buffer.alloc(12)
@@ -408,7 +408,7 @@ export class NbdConnection {
     }
     const exp = await this.#open(parsed.name)
     if (exp === undefined) {
-      this.#optionError(type, P.REP_ERR_UNKNOWN, `There is no export named "${parsed.name}"`)
+      this.#optionError(type, P.REP_ERR_UNKNOWN, unknownExport(parsed.name))
       return
     }
     await this.#closeExport(exp)
@@ -691,6 +691,14 @@ export class NbdConnection {
     this.#releaseWhenIdle()
     this.#maybeFinish()
   }
+}
+
+function unknownExport(name: string): string {
+  const hint =
+    'exports are named ACCOUNT/CONTAINER/DISK or ACCOUNT/CONTAINER/DISK@SNAPSHOT (nbdinfo --list shows them)'
+  return name === ''
+    ? `Cannot use the default export: there is none; ${hint}`
+    : `Cannot open export "${name}": it does not exist; ${hint}`
 }
 
 function simpleHeader(cookie: Buffer, errno: number): Buffer {
