@@ -81,6 +81,7 @@ export class NbdConnection {
   #handshakeTimer: NodeJS.Timeout | undefined
   #releasing = false
   #released = false
+  #closeAfterRequest = false
 
   constructor(socket: Socket, provider: ExportProvider, log: Logger, limits: ConnectionLimits) {
     this.#socket = socket
@@ -92,6 +93,8 @@ export class NbdConnection {
     })
     socket.setNoDelay(true)
     socket.on('data', (chunk: Buffer) => {
+      // Once closing, input is read only to reach the end of the stream, and dropped.
+      if (this.#state === 'closing' || this.#state === 'closed') return
       this.#queue.push(chunk)
       this.#pump()
     })
@@ -136,7 +139,9 @@ export class NbdConnection {
       this.#destroy()
       return this.#closed
     }
-    this.#beginClosing()
+    // A write whose payload is arriving is finished and served; nothing after it is read.
+    if (this.#state === 'request-payload') this.#closeAfterRequest = true
+    else this.#beginClosing()
     const timer = setTimeout(() => this.#destroy(), graceMs)
     timer.unref()
     await this.#closed
@@ -243,6 +248,7 @@ export class NbdConnection {
         this.#request = undefined
         this.#state = 'request-header'
         this.#dispatch(request, payload)
+        if (this.#closeAfterRequest) this.#beginClosing()
         return true
       }
       default:
@@ -261,11 +267,7 @@ export class NbdConnection {
   /** Reads from the socket only while the parser can use more bytes. */
   #updateFlow(): void {
     if (this.#socket.destroyed) return
-    const hold =
-      this.#state === 'option-busy' ||
-      this.#state === 'closing' ||
-      this.#state === 'closed' ||
-      (this.#state === 'request-header' && this.#saturated())
+    const hold = this.#state === 'option-busy' || (this.#state === 'request-header' && this.#saturated())
     if (hold) this.#socket.pause()
     else this.#socket.resume()
   }
