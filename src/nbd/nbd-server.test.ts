@@ -66,7 +66,7 @@ describe('NbdServer', () => {
     const c = await RawClient.open(port, 'acct/vms/os')
     const r = await c.request(P.CMD_READ, MiB, 512)
     await c.disconnect()
-    return r.error === 0 && r.data?.[0] === 7
+    return r.error === 0 && r.data?.length === 512
   }
 
   it('lists every disk and snapshot with a description', async () => {
@@ -268,6 +268,49 @@ describe('NbdServer', () => {
       c.write(randomBytes(1 + ((i * 37) % 300)))
       if (i % 3 === 0) c.socket.destroy()
       else c.socket.end()
+    }
+    assert.ok(await serverAlive())
+  })
+
+  it('survives valid sessions with random bytes flipped', async () => {
+    const request = (type: number, offset: number, length: number, flags = 0) => {
+      const h = Buffer.alloc(28)
+      h.writeUInt32BE(P.REQUEST_MAGIC, 0)
+      h.writeUInt16BE(flags, 4)
+      h.writeUInt16BE(type, 6)
+      h.writeBigUInt64BE(7n, 8)
+      h.writeBigUInt64BE(BigInt(offset), 16)
+      h.writeUInt32BE(length, 24)
+      return h
+    }
+    const meta = metaContextData('acct/vms/os', [P.BASE_ALLOCATION])
+    const go = goData('acct/vms/os', [P.INFO_BLOCK_SIZE])
+    const session = Buffer.concat([
+      Buffer.from([0, 0, 0, 3]),
+      optionHeader(P.OPT_STRUCTURED_REPLY, 0),
+      optionHeader(P.OPT_SET_META_CONTEXT, meta.length),
+      meta,
+      optionHeader(P.OPT_GO, go.length),
+      go,
+      request(P.CMD_WRITE, 10 * MiB + 3, 1000),
+      randomBytes(1000),
+      request(P.CMD_READ, 10 * MiB, 4096),
+      request(P.CMD_BLOCK_STATUS, 0, 16 * MiB, P.CMD_FLAG_REQ_ONE),
+      request(P.CMD_WRITE_ZEROES, 10 * MiB, 8192, P.CMD_FLAG_FUA),
+      request(P.CMD_TRIM, 10 * MiB, 8192),
+      request(P.CMD_FLUSH, 0, 0),
+      request(P.CMD_DISC, 0, 0),
+    ])
+    for (let i = 0; i < 150; i++) {
+      const bytes = Buffer.from(session)
+      for (let flips = 1 + (i % 4); flips > 0; flips--) {
+        bytes[Math.floor(Math.random() * bytes.length)] = Math.floor(Math.random() * 256)
+      }
+      const c = await RawClient.connect(port)
+      c.write(bytes)
+      c.socket.end()
+      await Promise.race([c.ended, new Promise((r) => setTimeout(r, 200))])
+      c.socket.destroy()
     }
     assert.ok(await serverAlive())
   })
