@@ -1,6 +1,7 @@
 import type { BenchScenario } from '../bench-types.js'
 import { cliStartup } from './cli-startup.js'
+import { diskstore } from './diskstore.js'
 import { nbd } from './nbd.js'
 
 /** Every benchmark scenario, in run order. */
-export const SCENARIOS: BenchScenario[] = [cliStartup, nbd]
+export const SCENARIOS: BenchScenario[] = [cliStartup, diskstore, nbd]

@@ -6,7 +6,8 @@
 // checkpoint rebuilds the same state, because applying a record uses only what the record holds.
 
 import { randomBytes } from 'node:crypto'
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, rmSync, statSync } from 'node:fs'
+import { type FileHandle, open as openFile } from 'node:fs/promises'
 import { CairnError, type Logger, silentLogger } from '../util/index.js'
 import {
   type CheckpointData,
@@ -34,6 +35,7 @@ import {
   NO_LEASE,
 } from './_lease.js'
 import { checkAccountName, checkContainerName, checkDiskName, refText } from './_names.js'
+import { forEachDataRun, rawSize } from './_raw-file.js'
 import { type LogPosition, type LogRecord, RecordType, SegmentLog } from './_segment-log.js'
 import { WriteTable } from './_write-table.js'
 import {
@@ -74,6 +76,8 @@ export interface LogDiskStoreOptions {
 }
 
 const MAX_READ = 1024 ** 3
+const IMPORT_BLOCK = 4 * 1024 * 1024
+const EXPORT_BLOCK = 4 * 1024 * 1024
 const WRITE_META = 28
 const CLEAR_META = 24
 const RELOCATE_META = 16
@@ -87,6 +91,8 @@ interface CheckpointJson {
   nextDiskId: number
   changes: number
   lastSnapshot: { ms: number; sub: number }
+  /** Disks being imported, with their account and container. */
+  pending: (Omit<DiskState, 'root' | 'owner' | 'snapshots'> & { root: number })[]
   accounts: (Omit<AccountState, 'containers'> & {
     containers: (Omit<ContainerState, 'disks' | 'account'> & {
       disks: (Omit<DiskState, 'root' | 'owner' | 'account' | 'container' | 'snapshots'> & {
@@ -144,6 +150,8 @@ interface DiskState extends Version {
   snapshots: SnapshotState[]
   copy?: CopyInfo
   incrementalCopy: boolean
+  /** Being imported: not yet in its container. */
+  pending?: boolean
 }
 
 /** Metadata records, as stored (JSON) in META log records. */
@@ -172,8 +180,11 @@ type MetaOp =
       metadata: Record<string, string>
       content: ContentProperties
       incrementalCopy: boolean
+      /** An import in progress: invisible until publishDisk. */
+      pending?: boolean
       t: number
     }
+  | { op: 'publishDisk'; id: number; t: number }
   | {
       op: 'setDisk'
       id: number
@@ -243,6 +254,8 @@ export class LogDiskStore implements DiskStore {
   #appendedSinceCompaction = 0
   #compacting: Promise<{ reclaimedBytes: number }> | undefined
   #timer: NodeJS.Timeout | undefined
+  /** Roots an export is reading: their data stays live. */
+  readonly #pins: Root[] = []
 
   private constructor(dir: string, log: SegmentLog, options: LogDiskStoreOptions) {
     this.#dir = dir
@@ -261,12 +274,22 @@ export class LogDiskStore implements DiskStore {
     try {
       const from = store.#loadCheckpoint()
       store.#replay(from)
+      await store.#dropPendingImports()
     } catch (err) {
       await log.close()
       throw err
     }
     store.#startTimer(options.compactIntervalMs ?? 60_000)
     return store
+  }
+
+  /** Imports cut short by a crash leave invisible disks: delete them. */
+  async #dropPendingImports(): Promise<void> {
+    for (const d of [...this.#disks.values()]) {
+      if (!d.pending) continue
+      this.#logger.warn('disk store drops an unfinished import', { disk: d.name })
+      await this.#commit({ op: 'deleteDisk', id: d.id, snapshots: 'include', t: this.#now() })
+    }
   }
 
   #startTimer(interval: number): void {
@@ -336,6 +359,9 @@ export class LogDiskStore implements DiskStore {
     this.#changes = j.changes
     this.#lastSnapshot = j.lastSnapshot
     for (const [id, pieces] of data.writes) this.#writes.replace(id, pieces)
+    for (const d of j.pending) {
+      this.#disks.set(d.id, { ...d, root: root(d.root), owner: this.#nextOwner++, snapshots: [] })
+    }
     for (const a of j.accounts) {
       const acc: AccountState = { ...a, containers: new Map() }
       this.#accounts.set(a.name, acc)
@@ -368,6 +394,12 @@ export class LogDiskStore implements DiskStore {
       nextDiskId: this.#nextDiskId,
       changes: this.#changes,
       lastSnapshot: this.#lastSnapshot,
+      pending: [...this.#disks.values()]
+        .filter((d) => d.pending)
+        .map((d) => {
+          const { root, owner: _owner, snapshots: _s, ...rest } = d
+          return { ...rest, root: nodes.id(root) }
+        }),
       accounts: [...this.#accounts.values()].map((a) => ({
         name: a.name,
         region: a.region,
@@ -601,7 +633,7 @@ export class LogDiskStore implements DiskStore {
         const c = this.#accounts.get(op.account)?.containers.get(op.container)
         if (c === undefined)
           throw new CairnError('StoreCorrupt', `Cannot apply createDisk: no container ${op.container}`)
-        const old = c.disks.get(op.name)
+        const old = op.pending ? undefined : c.disks.get(op.name)
         const disk: DiskState = {
           id: op.id,
           account: op.account,
@@ -622,9 +654,20 @@ export class LogDiskStore implements DiskStore {
           incrementalCopy: op.incrementalCopy,
         }
         if (old !== undefined && old.id !== op.id) this.#disks.delete(old.id)
-        c.disks.set(op.name, disk)
+        if (op.pending) disk.pending = true
+        else c.disks.set(op.name, disk)
         this.#disks.set(op.id, disk)
         if (op.id >= this.#nextDiskId) this.#nextDiskId = op.id + 1
+        return
+      }
+      case 'publishDisk': {
+        const d = this.#diskById(op.id)
+        const c = this.#accounts.get(d.account)?.containers.get(d.container)
+        if (c === undefined)
+          throw new CairnError('StoreCorrupt', `Cannot apply publishDisk: no container ${d.container}`)
+        delete d.pending
+        c.disks.set(d.name, d)
+        this.#touch(d, op.t)
         return
       }
       case 'setDisk': {
@@ -656,7 +699,8 @@ export class LogDiskStore implements DiskStore {
           d.snapshots = []
           return
         }
-        this.#accounts.get(d.account)?.containers.get(d.container)?.disks.delete(d.name)
+        const c = this.#accounts.get(d.account)?.containers.get(d.container)
+        if (c?.disks.get(d.name) === d) c.disks.delete(d.name)
         this.#disks.delete(d.id)
         return
       }
@@ -1237,8 +1281,12 @@ export class LogDiskStore implements DiskStore {
     }
     if (length > MAX_READ)
       throw new CairnError('ReadTooLarge', `Cannot ${what}: a single read is limited to 1 GiB`)
+    return this.#readRoot(v.root, offset, length, what)
+  }
+
+  #readRoot(root: Root, offset: number, length: number, what: string): Buffer {
     const out = Buffer.alloc(length)
-    forEachExtent(v.root, offset, offset + length, (s, e, writeId, at) => {
+    forEachExtent(root, offset, offset + length, (s, e, writeId, at) => {
       const ok = this.#writes.resolve(writeId, at, e - s, (segment, segOffset, n, into) => {
         this.#log.read(segment, segOffset, out, s - offset + into, n)
       })
@@ -1449,8 +1497,9 @@ export class LogDiskStore implements DiskStore {
 
   // ---------------------------------------------------------------- space
 
-  #allRoots(): { disk: DiskState; snapshot?: string; root: Root }[] {
-    const out: { disk: DiskState; snapshot?: string; root: Root }[] = []
+  #allRoots(): { disk?: DiskState; snapshot?: string; root: Root }[] {
+    const out: { disk?: DiskState; snapshot?: string; root: Root }[] = []
+    for (const root of this.#pins) out.push({ root })
     for (const d of this.#disks.values()) {
       out.push({ disk: d, root: d.root })
       for (const s of d.snapshots) out.push({ disk: d, snapshot: s.id, root: s.root })
@@ -1640,12 +1689,148 @@ export class LogDiskStore implements DiskStore {
     return { reclaimedBytes }
   }
 
-  async importFile(_path: string, ref: DiskRef, _options: LongOperationOptions = {}): Promise<DiskInfo> {
-    throw new CairnError('Internal', `Cannot import into "${refText(ref)}": not built yet`)
+  /** Appends and applies one write, without waiting for durability (import). */
+  #writeNow(disk: DiskState, offset: number, data: Uint8Array): void {
+    for (let at = 0; at < data.length; at += MAX_WRITE_SIZE) {
+      const part = data.subarray(at, Math.min(data.length, at + MAX_WRITE_SIZE))
+      const t = this.#now()
+      const writeId = this.#nextWriteId
+      const meta = Buffer.alloc(WRITE_META)
+      meta.writeUInt32LE(disk.id, 0)
+      meta.writeUIntLE(writeId, 4, 6)
+      meta.writeUIntLE(offset + at, 10, 6)
+      meta.writeUInt32LE(part.length, 16)
+      meta.writeDoubleLE(t, 20)
+      const rec = this.#append(RecordType.write, meta, part)
+      this.#applyWrite(disk.id, writeId, offset + at, part.length, t, rec.segment, rec.dataOffset)
+    }
   }
 
-  async exportFile(ref: DiskRef, _path: string, _options: LongOperationOptions & { snapshot?: string } = {}) {
-    throw new CairnError('Internal', `Cannot export "${refText(ref)}": not built yet`)
+  async importFile(path: string, ref: DiskRef, options: LongOperationOptions = {}): Promise<DiskInfo> {
+    const { signal, onProgress } = options
+    const what = `import "${path}" into disk "${refText(ref)}"`
+    const c = this.#container(ref.account, ref.container)
+    checkDiskName(ref.disk)
+    if (c.disks.has(ref.disk)) throw new CairnError('DiskAlreadyExists', `Cannot ${what}: the disk exists`)
+    const raw = rawSize(path)
+    const size = Math.ceil(raw.size / PAGE_SIZE) * PAGE_SIZE
+    checkDiskSize(size, what)
+    let fh: FileHandle
+    try {
+      fh = await openFile(path, 'r')
+    } catch (err) {
+      throw new CairnError('FileNotFound', `Cannot ${what}: ${(err as Error).message}`, { cause: err })
+    }
+    const id = this.#nextDiskId++
+    try {
+      await this.#commit({
+        op: 'createDisk',
+        id,
+        account: ref.account,
+        container: ref.container,
+        name: ref.disk,
+        size,
+        sequenceNumber: 0,
+        metadata: {},
+        content: {},
+        incrementalCopy: false,
+        pending: true,
+        t: this.#now(),
+      })
+      const disk = this.#diskById(id)
+      const buf = Buffer.allocUnsafe(IMPORT_BLOCK)
+      for (let pos = 0; pos < size; pos += IMPORT_BLOCK) {
+        if (signal?.aborted) throw new CairnError('Cancelled', `Cannot ${what}: it was cancelled`)
+        const want = Math.min(IMPORT_BLOCK, size - pos)
+        let got = 0
+        while (got < want) {
+          const { bytesRead } = await fh.read(buf, got, want - got, pos + got)
+          if (bytesRead === 0) break
+          got += bytesRead
+        }
+        if (got < want) buf.fill(0, got, want)
+        this.#open()
+        forEachDataRun(buf, want, (s, e) => this.#writeNow(disk, pos + s, buf.subarray(s, e)))
+        onProgress?.({ bytesDone: pos + want, bytesTotal: size })
+      }
+      if (size === 0) onProgress?.({ bytesDone: 0, bytesTotal: 0 })
+      await this.#log.durable()
+      const target = this.#container(ref.account, ref.container)
+      if (target.disks.has(ref.disk))
+        throw new CairnError('DiskAlreadyExists', `Cannot ${what}: the disk was created meanwhile`)
+      await this.#commit({ op: 'publishDisk', id, t: this.#now() })
+    } catch (err) {
+      if (this.#disks.get(id)?.pending && !this.#closed) {
+        await this.#commit({ op: 'deleteDisk', id, snapshots: 'include', t: this.#now() }).catch(() => {})
+      }
+      throw err
+    } finally {
+      await fh.close()
+    }
+    return this.getDisk(ref)
+  }
+
+  async exportFile(
+    ref: DiskRef,
+    path: string,
+    options: LongOperationOptions & { snapshot?: string } = {},
+  ): Promise<void> {
+    const { signal, onProgress } = options
+    const d = this.#disk(ref)
+    const v = this.#version(d, options.snapshot)
+    const what = `export disk "${refText(ref)}"${options.snapshot ? `@${options.snapshot}` : ''} to "${path}"`
+    // Read a fixed root: later writes to the disk do not show up half-way, and the pin keeps its
+    // data from compaction.
+    const root = v.root
+    const size = v.size
+    const ranges: ByteRange[] = []
+    forEachExtent(root, 0, size, (s, e) => {
+      const last = ranges[ranges.length - 1]
+      if (last !== undefined && last.end === s) last.end = e
+      else ranges.push({ start: s, end: e })
+    })
+    let blockDevice = false
+    try {
+      blockDevice = statSync(path).isBlockDevice()
+    } catch {}
+    if (blockDevice) {
+      // A device keeps old bytes where the disk has holes: write those as zeros too.
+      ranges.splice(0, ranges.length, { start: 0, end: size })
+    }
+    let total = 0
+    for (const r of ranges) total += r.end - r.start
+    this.#pins.push(root)
+    let fh: FileHandle | undefined
+    let ok = false
+    try {
+      try {
+        fh = await openFile(path, blockDevice ? 'r+' : 'w')
+      } catch (err) {
+        throw new CairnError('FileNotFound', `Cannot ${what}: ${(err as Error).message}`, { cause: err })
+      }
+      if (!blockDevice) await fh.truncate(size)
+      let done = 0
+      onProgress?.({ bytesDone: 0, bytesTotal: total })
+      for (const r of ranges) {
+        for (let at = r.start; at < r.end; at += EXPORT_BLOCK) {
+          if (signal?.aborted) throw new CairnError('Cancelled', `Cannot ${what}: it was cancelled`)
+          this.#open()
+          const n = Math.min(EXPORT_BLOCK, r.end - at)
+          const data = this.#readRoot(root, at, n, what)
+          let written = 0
+          while (written < n)
+            written += (await fh.write(data, written, n - written, at + written)).bytesWritten
+          done += n
+          onProgress?.({ bytesDone: done, bytesTotal: total })
+        }
+      }
+      await fh.sync()
+      ok = true
+    } finally {
+      this.#pins.splice(this.#pins.indexOf(root), 1)
+      await fh?.close()
+      if (!ok && fh !== undefined && !blockDevice) rmSync(path, { force: true })
+    }
   }
 
   async close(): Promise<void> {
