@@ -91,6 +91,8 @@ export const errorCatalogue = {
     'The recovery point a backup builds on was deleted while the backup ran.',
   ),
   JobNotFound: spec(404, EXIT.notFound, 'The job does not exist.'),
+  // NBD server
+  NbdExportNotFound: spec(404, EXIT.notFound, 'No NBD export has this name.'),
 } as const satisfies Record<string, ErrorSpec>
 
 /** A stable error code from the catalogue. */
