@@ -42,9 +42,14 @@ export function findDisk(store: DiskStore, ref: DiskRef): DiskInfo | undefined {
   }
 }
 
+/** True for the destination of Incremental Copy Blob: its copy record names a destination snapshot. */
+export function isIncrementalCopy(d: DiskInfo): boolean {
+  return d.snapshot === undefined && (d.incrementalCopy === true || d.copy?.destinationSnapshot !== undefined)
+}
+
 /** Refuses writes to a blob made by Incremental Copy Blob, as Azure does. */
 export function refuseIncrementalCopy(d: DiskInfo, what: string): void {
-  if (d.incrementalCopy === true)
+  if (isIncrementalCopy(d))
     throw blobError(
       'OperationNotAllowedOnIncrementalCopyBlob',
       `Cannot ${what} blob "${d.ref.disk}": it is the destination of incremental copies and changes only through them`,
@@ -99,7 +104,7 @@ export function blobHeaders(d: DiskInfo): Record<string, string | number | undef
     if (d.copy.destinationSnapshot !== undefined)
       h['x-ms-copy-destination-snapshot'] = d.copy.destinationSnapshot
   }
-  if (d.incrementalCopy === true) h['x-ms-incremental-copy'] = 'true'
+  if (isIncrementalCopy(d)) h['x-ms-incremental-copy'] = 'true'
   return h
 }
 

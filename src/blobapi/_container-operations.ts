@@ -2,6 +2,7 @@
 // and metadata, and list blobs.
 import type { ContainerInfo, DiskInfo } from '../diskstore/index.js'
 import { type Answer, type BlobContext, queryOf } from './_blob-context.js'
+import { isIncrementalCopy } from './_blob-operations.js'
 import {
   checkHttpConditions,
   headerOf,
@@ -180,7 +181,7 @@ export function blobPropertiesXml(d: DiskInfo): XmlNode {
     if (d.copy.destinationSnapshot !== undefined)
       p.push(el('CopyDestinationSnapshot', d.copy.destinationSnapshot))
   }
-  if (d.incrementalCopy === true) p.push(el('IncrementalCopy', true))
+  if (isIncrementalCopy(d)) p.push(el('IncrementalCopy', true))
   p.push(el('ServerEncrypted', false))
   return el('Properties', p)
 }

@@ -4,7 +4,12 @@ import { randomUUID } from 'node:crypto'
 import type { CopyInfo, DiskInfo, DiskRef } from '../diskstore/index.js'
 import { isCairnError } from '../util/index.js'
 import { type Answer, type BlobContext, diskRef, queryOf } from './_blob-context.js'
-import { findDisk, refuseIncrementalCopy, refuseSnapshotWrite } from './_blob-operations.js'
+import {
+  findDisk,
+  isIncrementalCopy,
+  refuseIncrementalCopy,
+  refuseSnapshotWrite,
+} from './_blob-operations.js'
 import {
   checkHttpConditions,
   hasMetadata,
@@ -121,7 +126,8 @@ export async function copyBlob(ctx: BlobContext): Promise<Answer> {
  * The first copy makes the destination a copy of the source snapshot; later copies of newer snapshots of
  * the same source bring it up to date. Within one store that is a metadata-only `copyDisk`: the pages
  * that did not change stay shared, so only the differences take new room. Each copy ends with a snapshot
- * of the destination, reported as `x-ms-copy-destination-snapshot`.
+ * of the destination, reported as `x-ms-copy-destination-snapshot`. The destination is known as an
+ * incremental copy by its copy record (a `destinationSnapshot`), which the blob API alone writes.
  */
 export async function incrementalCopy(ctx: BlobContext): Promise<Answer> {
   refuseSnapshotWrite(ctx)
@@ -141,7 +147,7 @@ export async function incrementalCopy(ctx: BlobContext): Promise<Answer> {
   const existing = findDisk(ctx.store, ref)
   checkHttpConditions(ctx.req, existing, false)
   if (existing !== undefined) {
-    if (existing.incrementalCopy !== true)
+    if (!isIncrementalCopy(existing))
       throw blobError(
         'InvalidBlobType',
         `Cannot copy incrementally onto blob "${ctx.blob}": it is not an incremental copy`,
@@ -164,13 +170,14 @@ export async function incrementalCopy(ctx: BlobContext): Promise<Answer> {
       )
   }
   checkDestinationLease(ctx, existing)
-  if (existing === undefined) {
-    await ctx.store.createDisk(ref, { size: src.size, incrementalCopy: true })
-  }
-  await ctx.store.copyDisk(source, ref, { overwrite: true, metadata: src.metadata })
-  const snap = await ctx.store.snapshot(ref)
+  // Copy, snapshot and copy record are applied synchronously one after the other (each store mutation
+  // applies when called), so no request sees the destination between them; then wait for durability.
+  const copied = ctx.store.copyDisk(source, ref, { overwrite: true, metadata: src.metadata })
+  const snapped = ctx.store.snapshot(ref)
+  const snap = ctx.store.listSnapshots(ref).at(-1)!
   const info = copyInfo(url, src.size, snap.snapshot)
-  await ctx.store.setCopyInfo(ref, info)
+  const recorded = ctx.store.setCopyInfo(ref, info)
+  await Promise.all([copied, snapped, recorded])
   const d = ctx.store.getDisk(ref)
   return {
     status: 202,

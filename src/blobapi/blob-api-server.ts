@@ -192,6 +192,7 @@ export class BlobApiServer {
         this.#store.getAccount(DEVELOPMENT_ACCOUNT.name)
       } catch (err) {
         if (!isCairnError(err) || err.code !== 'AccountNotFound') throw err
+        // The DiskStore contract cannot set keys; the well-known key is accepted by #keys instead.
         await this.#store.createAccount(DEVELOPMENT_ACCOUNT.name)
       }
     })()

@@ -307,7 +307,14 @@ function fromStoreCode(code: ErrorCode, kind: OperationKind): AzureErrorCode {
     case 'ChecksumMismatch':
       return 'Md5Mismatch'
     case 'ServiceUnavailable':
+    case 'StoreFull':
       return 'ServerBusy'
+    case 'DiskIsReadOnly':
+      return 'OperationNotAllowedOnIncrementalCopyBlob'
+    case 'InvalidMarker':
+      return 'InvalidQueryParameterValue'
+    case 'ReadTooLarge':
+      return 'InvalidRange'
     case 'InvalidRequest':
     case 'InvalidSize':
       return 'InvalidInput'
