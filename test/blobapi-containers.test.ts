@@ -58,7 +58,9 @@ describe('blob API containers, with the Azure SDK', () => {
       await h.service.getContainerClient(n).create({ metadata: { n } })
     const names: string[] = []
     let pages = 0
-    for await (const page of h.service.listContainers({ prefix: 'list-', includeMetadata: true }).byPage({ maxPageSize: 2 })) {
+    for await (const page of h.service
+      .listContainers({ prefix: 'list-', includeMetadata: true })
+      .byPage({ maxPageSize: 2 })) {
       pages++
       for (const c of page.containerItems) {
         names.push(c.name)
@@ -99,7 +101,10 @@ describe('blob API containers, with the Azure SDK', () => {
     assert.equal(all.length, 5)
     assert.ok(all.every((b) => b.type === 'PageBlob' && b.length === 4096))
     const snaps = all.filter((b) => b.snapshot !== undefined)
-    assert.deepEqual(snaps.map((b) => [b.name, b.snapshot]), [['vm1/os', snap.snapshot]])
+    assert.deepEqual(
+      snaps.map((b) => [b.name, b.snapshot]),
+      [['vm1/os', snap.snapshot]],
+    )
     assert.equal(all.find((b) => b.name === 'vm2/os')?.meta, 'vm2_os')
   })
 
