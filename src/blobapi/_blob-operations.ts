@@ -62,6 +62,20 @@ export function refuseSnapshotWrite(ctx: BlobContext): void {
   if (snapshot !== undefined) throw badQuery('snapshot', snapshot, 'snapshots are read-only')
 }
 
+/**
+ * Checks the HTTP conditions of a write, and answers a lease id sent to a blob without a lease the way
+ * Azure does (the store reports it as a mismatch).
+ */
+export function checkWrite(ctx: BlobContext, d: DiskInfo | undefined): void {
+  checkHttpConditions(ctx.req, d, false)
+  const leaseId = headerOf(ctx.req, 'x-ms-lease-id')
+  if (d !== undefined && leaseId !== undefined && d.lease.state !== 'leased' && d.lease.state !== 'breaking')
+    throw blobError(
+      'LeaseNotPresentWithBlobOperation',
+      `Cannot change blob "${d.ref.disk}" under lease ${leaseId}: it has no active lease`,
+    )
+}
+
 /** Headers of a mutation's answer. */
 export function writeHeaders(w: WriteResult): Record<string, string | number> {
   return {
@@ -163,7 +177,7 @@ export async function putBlob(ctx: BlobContext): Promise<Answer> {
     throw badHeader('x-ms-blob-sequence-number', String(sequenceNumber), 'too large')
   const ref = diskRef(ctx)
   const existing = findDisk(ctx.store, ref)
-  checkHttpConditions(ctx.req, existing, false)
+  checkWrite(ctx, existing)
   if (existing !== undefined) refuseIncrementalCopy(existing, 'overwrite')
   const d = await ctx.store.createDisk(ref, {
     size,
@@ -268,7 +282,7 @@ export async function setBlobProperties(ctx: BlobContext): Promise<Answer> {
       throw badHeader('x-ms-blob-sequence-number', String(value), 'too large')
   }
   const d = ctx.store.getDisk(ref)
-  checkHttpConditions(ctx.req, d, false)
+  checkWrite(ctx, d)
   if (size !== undefined || action !== undefined) refuseIncrementalCopy(d, 'resize or renumber')
   const lease = leaseCondition(ctx.req)
   const pending: Promise<WriteResult>[] = []
@@ -285,8 +299,7 @@ export async function setBlobProperties(ctx: BlobContext): Promise<Answer> {
 export async function setBlobMetadata(ctx: BlobContext): Promise<Answer> {
   refuseSnapshotWrite(ctx)
   const ref = diskRef(ctx)
-  const d = ctx.store.getDisk(ref)
-  checkHttpConditions(ctx.req, d, false)
+  checkWrite(ctx, ctx.store.getDisk(ref))
   const w = await ctx.store.setDiskMetadata(ref, requestMetadata(ctx.req), leaseCondition(ctx.req))
   return { status: 200, headers: { ETag: quoteEtag(w.etag), 'Last-Modified': httpDate(w.lastModified) } }
 }
@@ -377,7 +390,7 @@ export async function leaseBlob(ctx: BlobContext): Promise<Answer> {
 export async function snapshotBlob(ctx: BlobContext): Promise<Answer> {
   refuseSnapshotWrite(ctx)
   const ref = diskRef(ctx)
-  checkHttpConditions(ctx.req, ctx.store.getDisk(ref), false)
+  checkWrite(ctx, ctx.store.getDisk(ref))
   const s = await ctx.store.snapshot(ref, {
     conditions: leaseCondition(ctx.req),
     ...(hasMetadata(ctx.req) ? { metadata: requestMetadata(ctx.req) } : {}),
@@ -406,7 +419,7 @@ export async function deleteBlob(ctx: BlobContext): Promise<Answer> {
     await ctx.store.deleteSnapshot(ref, snapshot)
     return { status: 202 }
   }
-  checkHttpConditions(ctx.req, ctx.store.getDisk(ref), false)
+  checkWrite(ctx, ctx.store.getDisk(ref))
   await ctx.store.deleteDisk(ref, {
     conditions: leaseCondition(ctx.req),
     ...(mode !== undefined ? { snapshots: mode } : {}),

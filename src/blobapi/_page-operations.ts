@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto'
 import { type ByteRange, MAX_WRITE_SIZE, PAGE_SIZE } from '../diskstore/index.js'
 import { isCairnError } from '../util/index.js'
 import { type Answer, type BlobContext, diskRef, queryOf, readBody } from './_blob-context.js'
-import { refuseIncrementalCopy, refuseSnapshotWrite, writeHeaders } from './_blob-operations.js'
+import { checkWrite, refuseIncrementalCopy, refuseSnapshotWrite, writeHeaders } from './_blob-operations.js'
 import { crc64 } from './_crc64.js'
 import {
   checkHttpConditions,
@@ -80,7 +80,7 @@ export async function putPage(ctx: BlobContext): Promise<Answer> {
   }
   // From here on everything up to the store call runs in one tick: check, then act.
   const d = ctx.store.getDisk(ref)
-  checkHttpConditions(ctx.req, d, false)
+  checkWrite(ctx, d)
   refuseIncrementalCopy(d, 'write pages of')
   if (offset + length > d.size)
     throw blobError(
