@@ -34,10 +34,7 @@ describe('Shared Key', () => {
     const canonical =
       'x-ms-date:Sun, 22 Nov 2026 19:00:00 GMT\nx-ms-page-write:update\nx-ms-range:bytes=0-511\nx-ms-version:2025-01-05\n'
     assert.equal(emulatorForm, `${fixed}${canonical}/acct/acct/disks/os.vhd\ncomp:page`)
-    assert.ok(
-      stringsToSign(request(headers), 'acct').includes(`${fixed}${canonical}/acct/disks/os.vhd\ncomp:page`),
-    )
-    assert.ok(azureForm)
+    assert.equal(azureForm, `${fixed}${canonical}/acct/disks/os.vhd\ncomp:page`)
   })
 
   it('accepts signatures over either resource form and refuses a changed header or another key', () => {
