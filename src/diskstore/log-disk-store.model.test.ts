@@ -178,7 +178,10 @@ async function run(seed: number, ops: number): Promise<Record<string, number>> {
         assert.equal(store.getDisk(ref(name), snap).usedBytes, ModelDisk.usedBytes(v))
         count('pageRanges')
       } else if (r < 0.985) {
-        await store.compact()
+        const { reclaimedBytes } = await store.compact()
+        counts.reclaimed = (counts.reclaimed ?? 0) + reclaimedBytes
+        const u = store.usage()
+        assert.ok(u.liveBytes <= u.segmentBytes)
         count('compact')
       } else {
         await store.close()
@@ -222,7 +225,19 @@ describe('LogDiskStore against an in-memory model', () => {
   for (const seed of SEEDS) {
     it(`matches the model over ${OPS} random operations (seed ${seed})`, async () => {
       const counts = await run(seed, OPS)
-      for (const op of ['write', 'clear', 'read', 'snapshot', 'diff', 'promote', 'copy', 'reopen']) {
+      if (process.env.CAIRN_MODEL_VERBOSE) console.log(counts)
+      assert.ok((counts.reclaimed ?? 0) > 0, 'compaction reclaimed space')
+      for (const op of [
+        'write',
+        'clear',
+        'read',
+        'snapshot',
+        'diff',
+        'promote',
+        'copy',
+        'reopen',
+        'compact',
+      ]) {
         assert.ok((counts[op] ?? 0) > 0, `the run exercised ${op}`)
       }
     })

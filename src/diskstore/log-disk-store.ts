@@ -6,8 +6,17 @@
 // checkpoint rebuilds the same state, because applying a record uses only what the record holds.
 
 import { randomBytes } from 'node:crypto'
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, rmSync, statSync } from 'node:fs'
+import { type FileHandle, open as openFile } from 'node:fs/promises'
 import { CairnError, type Logger, silentLogger } from '../util/index.js'
+import {
+  type CheckpointData,
+  listCheckpoints,
+  NodeWriter,
+  pruneCheckpoints,
+  readCheckpoint,
+  writeCheckpoint,
+} from './_checkpoint.js'
 import {
   diffTrees,
   editTree,
@@ -26,7 +35,8 @@ import {
   NO_LEASE,
 } from './_lease.js'
 import { checkAccountName, checkContainerName, checkDiskName, refText } from './_names.js'
-import { type LogRecord, RecordType, SegmentLog } from './_segment-log.js'
+import { forEachDataRun, rawSize } from './_raw-file.js'
+import { type LogPosition, type LogRecord, RecordType, SegmentLog } from './_segment-log.js'
 import { WriteTable } from './_write-table.js'
 import {
   type AccountInfo,
@@ -66,9 +76,32 @@ export interface LogDiskStoreOptions {
 }
 
 const MAX_READ = 1024 ** 3
+const IMPORT_BLOCK = 4 * 1024 * 1024
+const EXPORT_BLOCK = 4 * 1024 * 1024
 const WRITE_META = 28
 const CLEAR_META = 24
 const RELOCATE_META = 16
+/** A segment is compacted when at most this share of it is still live. */
+const COMPACT_LIVE_RATIO = 0.5
+
+/** The JSON part of a checkpoint. */
+interface CheckpointJson {
+  log: LogPosition
+  nextWriteId: number
+  nextDiskId: number
+  changes: number
+  lastSnapshot: { ms: number; sub: number }
+  /** Disks being imported, with their account and container. */
+  pending: (Omit<DiskState, 'root' | 'owner' | 'snapshots'> & { root: number })[]
+  accounts: (Omit<AccountState, 'containers'> & {
+    containers: (Omit<ContainerState, 'disks' | 'account'> & {
+      disks: (Omit<DiskState, 'root' | 'owner' | 'account' | 'container' | 'snapshots'> & {
+        root: number
+        snapshots: (Omit<SnapshotState, 'root'> & { root: number })[]
+      })[]
+    })[]
+  })[]
+}
 
 interface AccountState {
   name: string
@@ -117,6 +150,8 @@ interface DiskState extends Version {
   snapshots: SnapshotState[]
   copy?: CopyInfo
   incrementalCopy: boolean
+  /** Being imported: not yet in its container. */
+  pending?: boolean
 }
 
 /** Metadata records, as stored (JSON) in META log records. */
@@ -145,8 +180,11 @@ type MetaOp =
       metadata: Record<string, string>
       content: ContentProperties
       incrementalCopy: boolean
+      /** An import in progress: invisible until publishDisk. */
+      pending?: boolean
       t: number
     }
+  | { op: 'publishDisk'; id: number; t: number }
   | {
       op: 'setDisk'
       id: number
@@ -207,12 +245,25 @@ export class LogDiskStore implements DiskStore {
   #changes = 0
   #lastSnapshot = { ms: 0, sub: 0 }
   #closed = false
+  #closing = false
+  readonly #segmentSize: number
+  readonly #checkpointBytes: number
+  #checkpointNo = 0
+  #checkpointPending = false
+  #appendedSinceCheckpoint = 0
+  #appendedSinceCompaction = 0
+  #compacting: Promise<{ reclaimedBytes: number }> | undefined
+  #timer: NodeJS.Timeout | undefined
+  /** Roots an export is reading: their data stays live. */
+  readonly #pins: Root[] = []
 
   private constructor(dir: string, log: SegmentLog, options: LogDiskStoreOptions) {
     this.#dir = dir
     this.#log = log
     this.#logger = options.logger ?? silentLogger
     this.#clock = options.clock ?? Date.now
+    this.#segmentSize = options.segmentSize ?? 256 * 1024 * 1024
+    this.#checkpointBytes = options.checkpointBytes ?? 512 * 1024 * 1024
   }
 
   /** Opens (or creates) the store in `dir`: loads the newest checkpoint and replays the log after it. */
@@ -220,8 +271,184 @@ export class LogDiskStore implements DiskStore {
     mkdirSync(dir, { recursive: true })
     const log = SegmentLog.open(dir, options.segmentSize ?? 256 * 1024 * 1024)
     const store = new LogDiskStore(dir, log, options)
-    store.#replay({ segment: 0, offset: 0 })
+    try {
+      const from = store.#loadCheckpoint()
+      store.#replay(from)
+      await store.#dropPendingImports()
+    } catch (err) {
+      await log.close()
+      throw err
+    }
+    store.#startTimer(options.compactIntervalMs ?? 60_000)
     return store
+  }
+
+  /** Imports cut short by a crash leave invisible disks: delete them. */
+  async #dropPendingImports(): Promise<void> {
+    for (const d of [...this.#disks.values()]) {
+      if (!d.pending) continue
+      this.#logger.warn('disk store drops an unfinished import', { disk: d.name })
+      await this.#commit({ op: 'deleteDisk', id: d.id, snapshots: 'include', t: this.#now() })
+    }
+  }
+
+  #startTimer(interval: number): void {
+    if (interval <= 0) return
+    this.#timer = setInterval(() => {
+      if (this.#closed || this.#compacting !== undefined) return
+      if (this.#appendedSinceCompaction < this.#segmentSize / 2) return
+      this.compact().catch((err) =>
+        this.#logger.error('disk store compaction failed', { error: String(err) }),
+      )
+    }, interval)
+    this.#timer.unref()
+  }
+
+  // ---------------------------------------------------------------- checkpoints
+
+  /** Loads the newest valid checkpoint into memory and returns the log position replay starts from. */
+  #loadCheckpoint(): LogPosition {
+    const segments = new Set(this.#log.segments())
+    for (const n of listCheckpoints(this.#dir)) {
+      let data: CheckpointData
+      try {
+        data = readCheckpoint(this.#dir, n)
+      } catch (err) {
+        this.#logger.warn('disk store checkpoint is damaged; trying an older one', {
+          checkpoint: n,
+          error: String(err),
+        })
+        continue
+      }
+      const missing = data.writes.find(([, pieces]) => pieces.some((p) => !segments.has(p.segment)))
+      if (missing !== undefined) {
+        this.#logger.warn('disk store checkpoint refers to a removed segment; trying an older one', {
+          checkpoint: n,
+        })
+        continue
+      }
+      this.#restore(data)
+      this.#checkpointNo = n
+      return (data.json as CheckpointJson).log
+    }
+    const first = this.#log.segments()[0]
+    if (first !== undefined && first !== 1) {
+      throw new CairnError(
+        'StoreCorrupt',
+        `Cannot open the disk store in ${this.#dir}: no checkpoint is readable and the log no longer starts at segment 1`,
+      )
+    }
+    return { segment: 0, offset: 0 }
+  }
+
+  #restore(data: CheckpointData): void {
+    const j = data.json as CheckpointJson
+    const root = (id: number): Root => {
+      if (id === -1) return undefined
+      const node = data.nodes[id]
+      if (node === undefined || node instanceof Float64Array) {
+        throw new CairnError(
+          'StoreCorrupt',
+          `Cannot open the disk store: checkpoint root ${id} is not an inner node`,
+        )
+      }
+      return node
+    }
+    this.#nextWriteId = j.nextWriteId
+    this.#nextDiskId = j.nextDiskId
+    this.#changes = j.changes
+    this.#lastSnapshot = j.lastSnapshot
+    for (const [id, pieces] of data.writes) this.#writes.replace(id, pieces)
+    for (const d of j.pending) {
+      this.#disks.set(d.id, { ...d, root: root(d.root), owner: this.#nextOwner++, snapshots: [] })
+    }
+    for (const a of j.accounts) {
+      const acc: AccountState = { ...a, containers: new Map() }
+      this.#accounts.set(a.name, acc)
+      for (const c of a.containers) {
+        const cont: ContainerState = { ...c, account: a.name, disks: new Map() }
+        acc.containers.set(c.name, cont)
+        for (const d of c.disks) {
+          const disk: DiskState = {
+            ...d,
+            account: a.name,
+            container: c.name,
+            root: root(d.root),
+            owner: this.#nextOwner++,
+            snapshots: d.snapshots.map((sn) => ({ ...sn, root: root(sn.root) })),
+          }
+          cont.disks.set(d.name, disk)
+          this.#disks.set(d.id, disk)
+        }
+      }
+    }
+  }
+
+  /** Writes a checkpoint of the whole state (after making the log durable) and prunes old ones. */
+  #checkpoint(): void {
+    this.#log.syncNow()
+    const nodes = new NodeWriter()
+    const json: CheckpointJson = {
+      log: this.#log.end(),
+      nextWriteId: this.#nextWriteId,
+      nextDiskId: this.#nextDiskId,
+      changes: this.#changes,
+      lastSnapshot: this.#lastSnapshot,
+      pending: [...this.#disks.values()]
+        .filter((d) => d.pending)
+        .map((d) => {
+          const { root, owner: _owner, snapshots: _s, ...rest } = d
+          return { ...rest, root: nodes.id(root) }
+        }),
+      accounts: [...this.#accounts.values()].map((a) => ({
+        name: a.name,
+        region: a.region,
+        redundancy: a.redundancy,
+        keys: a.keys,
+        createdOn: a.createdOn,
+        containers: [...a.containers.values()].map((c) => ({
+          name: c.name,
+          metadata: c.metadata,
+          etag: c.etag,
+          lastModified: c.lastModified,
+          createdOn: c.createdOn,
+          disks: [...c.disks.values()].map((d) => {
+            const { root, owner: _owner, account: _a, container: _c, snapshots, ...rest } = d
+            return {
+              ...rest,
+              root: nodes.id(root),
+              snapshots: snapshots.map((sn) => ({ ...sn, root: nodes.id(sn.root) })),
+            }
+          }),
+        })),
+      })),
+    }
+    this.#checkpointNo++
+    const bytes = writeCheckpoint(this.#dir, this.#checkpointNo, json, this.#writes, nodes)
+    pruneCheckpoints(this.#dir, 2)
+    this.#appendedSinceCheckpoint = 0
+    this.#logger.debug('disk store checkpoint written', { checkpoint: this.#checkpointNo, bytes })
+  }
+
+  /** Appends a record, counting bytes towards the next checkpoint. */
+  #append(type: number, meta: Uint8Array, data?: Uint8Array): LogRecord {
+    const rec = this.#log.append(type, meta, data)
+    const bytes = rec.end - rec.offset
+    this.#appendedSinceCheckpoint += bytes
+    this.#appendedSinceCompaction += bytes
+    if (this.#appendedSinceCheckpoint >= this.#checkpointBytes && !this.#checkpointPending) {
+      this.#checkpointPending = true
+      setImmediate(() => {
+        this.#checkpointPending = false
+        if (this.#closed || this.#compacting !== undefined) return
+        try {
+          this.#checkpoint()
+        } catch (err) {
+          this.#logger.error('disk store checkpoint failed', { error: String(err) })
+        }
+      })
+    }
+    return rec
   }
 
   /** The folder of the store. */
@@ -283,7 +510,7 @@ export class LogDiskStore implements DiskStore {
   }
 
   #commit(op: MetaOp): Promise<void> {
-    this.#log.append(RecordType.meta, Buffer.from(JSON.stringify(op), 'utf8'))
+    this.#append(RecordType.meta, Buffer.from(JSON.stringify(op), 'utf8'))
     this.#applyMeta(op)
     return this.#log.durable()
   }
@@ -406,7 +633,7 @@ export class LogDiskStore implements DiskStore {
         const c = this.#accounts.get(op.account)?.containers.get(op.container)
         if (c === undefined)
           throw new CairnError('StoreCorrupt', `Cannot apply createDisk: no container ${op.container}`)
-        const old = c.disks.get(op.name)
+        const old = op.pending ? undefined : c.disks.get(op.name)
         const disk: DiskState = {
           id: op.id,
           account: op.account,
@@ -427,9 +654,20 @@ export class LogDiskStore implements DiskStore {
           incrementalCopy: op.incrementalCopy,
         }
         if (old !== undefined && old.id !== op.id) this.#disks.delete(old.id)
-        c.disks.set(op.name, disk)
+        if (op.pending) disk.pending = true
+        else c.disks.set(op.name, disk)
         this.#disks.set(op.id, disk)
         if (op.id >= this.#nextDiskId) this.#nextDiskId = op.id + 1
+        return
+      }
+      case 'publishDisk': {
+        const d = this.#diskById(op.id)
+        const c = this.#accounts.get(d.account)?.containers.get(d.container)
+        if (c === undefined)
+          throw new CairnError('StoreCorrupt', `Cannot apply publishDisk: no container ${d.container}`)
+        delete d.pending
+        c.disks.set(d.name, d)
+        this.#touch(d, op.t)
         return
       }
       case 'setDisk': {
@@ -461,7 +699,8 @@ export class LogDiskStore implements DiskStore {
           d.snapshots = []
           return
         }
-        this.#accounts.get(d.account)?.containers.get(d.container)?.disks.delete(d.name)
+        const c = this.#accounts.get(d.account)?.containers.get(d.container)
+        if (c?.disks.get(d.name) === d) c.disks.delete(d.name)
         this.#disks.delete(d.id)
         return
       }
@@ -988,7 +1227,7 @@ export class LogDiskStore implements DiskStore {
     meta.writeUIntLE(offset, 10, 6)
     meta.writeUInt32LE(data.length, 16)
     meta.writeDoubleLE(t, 20)
-    const rec = this.#log.append(RecordType.write, meta, data)
+    const rec = this.#append(RecordType.write, meta, data)
     this.#applyWrite(d.id, writeId, offset, data.length, t, rec.segment, rec.dataOffset)
     const result = this.#result(d)
     if (options.durable !== false) await this.#log.durable()
@@ -1013,7 +1252,7 @@ export class LogDiskStore implements DiskStore {
     meta.writeUIntLE(offset, 4, 6)
     meta.writeUIntLE(length, 10, 6)
     meta.writeDoubleLE(t, 16)
-    this.#log.append(RecordType.clear, meta)
+    this.#append(RecordType.clear, meta)
     this.#applyClear(d.id, offset, length, t)
     const result = this.#result(d)
     if (options.durable !== false) await this.#log.durable()
@@ -1042,8 +1281,12 @@ export class LogDiskStore implements DiskStore {
     }
     if (length > MAX_READ)
       throw new CairnError('ReadTooLarge', `Cannot ${what}: a single read is limited to 1 GiB`)
+    return this.#readRoot(v.root, offset, length, what)
+  }
+
+  #readRoot(root: Root, offset: number, length: number, what: string): Buffer {
     const out = Buffer.alloc(length)
-    forEachExtent(v.root, offset, offset + length, (s, e, writeId, at) => {
+    forEachExtent(root, offset, offset + length, (s, e, writeId, at) => {
       const ok = this.#writes.resolve(writeId, at, e - s, (segment, segOffset, n, into) => {
         this.#log.read(segment, segOffset, out, s - offset + into, n)
       })
@@ -1254,8 +1497,9 @@ export class LogDiskStore implements DiskStore {
 
   // ---------------------------------------------------------------- space
 
-  #allRoots(): { disk: DiskState; snapshot?: string; root: Root }[] {
-    const out: { disk: DiskState; snapshot?: string; root: Root }[] = []
+  #allRoots(): { disk?: DiskState; snapshot?: string; root: Root }[] {
+    const out: { disk?: DiskState; snapshot?: string; root: Root }[] = []
+    for (const root of this.#pins) out.push({ root })
     for (const d of this.#disks.values()) {
       out.push({ disk: d, root: d.root })
       for (const s of d.snapshots) out.push({ disk: d, snapshot: s.id, root: s.root })
@@ -1345,36 +1589,269 @@ export class LogDiskStore implements DiskStore {
     return raw
   }
 
-  async compact(_options: LongOperationOptions = {}): Promise<{ reclaimedBytes: number }> {
+  async compact(options: LongOperationOptions = {}): Promise<{ reclaimedBytes: number }> {
     this.#open()
-    return { reclaimedBytes: 0 }
+    this.#compacting ??= this.#compactNow(options).finally(() => {
+      this.#compacting = undefined
+    })
+    return this.#compacting
   }
 
-  async importFile(_path: string, ref: DiskRef, _options: LongOperationOptions = {}): Promise<DiskInfo> {
-    throw new CairnError('Internal', `Cannot import into "${refText(ref)}": not built yet`)
+  /**
+   * Copies the live data of mostly dead segments to the head of the log (RELOCATE records), writes a
+   * checkpoint, then removes those segments. Yields to the event loop every few MiB; writes made
+   * meanwhile go to newer segments and cannot make dead data live again.
+   */
+  async #compactNow(options: LongOperationOptions): Promise<{ reclaimedBytes: number }> {
+    const { signal, onProgress } = options
+    const started = performance.now()
+    this.#appendedSinceCompaction = 0
+    const live = this.#liveRanges()
+    for (const [w] of this.#writes.entries()) if (!live.has(w)) this.#writes.delete(w)
+    const active = this.#log.end().segment
+    const liveBySegment = new Map<number, number>()
+    for (const [w, ranges] of live) {
+      for (const p of this.#writes.pieces(w) ?? []) {
+        const n = overlap({ start: p.at, end: p.at + p.length }, ranges)
+        liveBySegment.set(p.segment, (liveBySegment.get(p.segment) ?? 0) + n)
+      }
+    }
+    const victims = new Set(
+      this.#log
+        .segments()
+        .filter(
+          (n) =>
+            n !== active && (liveBySegment.get(n) ?? 0) <= this.#log.segmentBytes(n) * COMPACT_LIVE_RATIO,
+        ),
+    )
+    if (victims.size === 0) return { reclaimedBytes: 0 }
+    let total = 0
+    for (const n of victims) total += liveBySegment.get(n) ?? 0
+    this.#log.rollNow()
+    let done = 0
+    let copied = 0
+    let sinceYield = 0
+    const touched: number[] = []
+    for (const [w, ranges] of live) {
+      const pieces = this.#writes.pieces(w)
+      if (pieces === undefined || !pieces.some((p) => victims.has(p.segment))) continue
+      touched.push(w)
+      for (const p of [...pieces]) {
+        if (!victims.has(p.segment)) continue
+        for (const r of ranges) {
+          const s = Math.max(r.start, p.at)
+          const e = Math.min(r.end, p.at + p.length)
+          if (s >= e) continue
+          const data = Buffer.allocUnsafe(e - s)
+          this.#log.read(p.segment, p.offset + (s - p.at), data, 0, e - s)
+          const meta = Buffer.alloc(RELOCATE_META)
+          meta.writeUIntLE(w, 0, 6)
+          meta.writeUInt32LE(s, 6)
+          const rec = this.#append(RecordType.relocate, meta, data)
+          this.#writes.relocate(w, s, e - s, rec.segment, rec.dataOffset)
+          done += e - s
+          copied += rec.end - rec.offset
+          sinceYield += e - s
+        }
+      }
+      if (sinceYield >= 8 * 1024 * 1024) {
+        sinceYield = 0
+        onProgress?.({ bytesDone: done, bytesTotal: total })
+        await new Promise((r) => setImmediate(r))
+        if (signal?.aborted) {
+          throw new CairnError('Cancelled', 'Cannot finish compacting the disk store: it was cancelled')
+        }
+      }
+    }
+    // What is left of a write in a victim segment is dead: forget it.
+    for (const w of touched) {
+      const pieces = this.#writes.pieces(w)
+      if (pieces !== undefined)
+        this.#writes.replace(
+          w,
+          pieces.filter((p) => !victims.has(p.segment)),
+        )
+    }
+    this.#checkpoint()
+    let removed = 0
+    for (const n of victims) {
+      removed += this.#log.segmentBytes(n)
+      this.#log.removeSegment(n)
+    }
+    onProgress?.({ bytesDone: done, bytesTotal: total })
+    const reclaimedBytes = Math.max(0, removed - copied)
+    this.#logger.info('disk store compacted', {
+      segments: victims.size,
+      relocatedBytes: done,
+      reclaimedBytes,
+      ms: Math.round(performance.now() - started),
+    })
+    return { reclaimedBytes }
   }
 
-  async exportFile(ref: DiskRef, _path: string, _options: LongOperationOptions & { snapshot?: string } = {}) {
-    throw new CairnError('Internal', `Cannot export "${refText(ref)}": not built yet`)
+  /** Appends and applies one write, without waiting for durability (import). */
+  #writeNow(disk: DiskState, offset: number, data: Uint8Array): void {
+    for (let at = 0; at < data.length; at += MAX_WRITE_SIZE) {
+      const part = data.subarray(at, Math.min(data.length, at + MAX_WRITE_SIZE))
+      const t = this.#now()
+      const writeId = this.#nextWriteId
+      const meta = Buffer.alloc(WRITE_META)
+      meta.writeUInt32LE(disk.id, 0)
+      meta.writeUIntLE(writeId, 4, 6)
+      meta.writeUIntLE(offset + at, 10, 6)
+      meta.writeUInt32LE(part.length, 16)
+      meta.writeDoubleLE(t, 20)
+      const rec = this.#append(RecordType.write, meta, part)
+      this.#applyWrite(disk.id, writeId, offset + at, part.length, t, rec.segment, rec.dataOffset)
+    }
+  }
+
+  async importFile(path: string, ref: DiskRef, options: LongOperationOptions = {}): Promise<DiskInfo> {
+    const { signal, onProgress } = options
+    const what = `import "${path}" into disk "${refText(ref)}"`
+    const c = this.#container(ref.account, ref.container)
+    checkDiskName(ref.disk)
+    if (c.disks.has(ref.disk)) throw new CairnError('DiskAlreadyExists', `Cannot ${what}: the disk exists`)
+    const raw = rawSize(path)
+    const size = Math.ceil(raw.size / PAGE_SIZE) * PAGE_SIZE
+    checkDiskSize(size, what)
+    let fh: FileHandle
+    try {
+      fh = await openFile(path, 'r')
+    } catch (err) {
+      throw new CairnError('FileNotFound', `Cannot ${what}: ${(err as Error).message}`, { cause: err })
+    }
+    const id = this.#nextDiskId++
+    try {
+      await this.#commit({
+        op: 'createDisk',
+        id,
+        account: ref.account,
+        container: ref.container,
+        name: ref.disk,
+        size,
+        sequenceNumber: 0,
+        metadata: {},
+        content: {},
+        incrementalCopy: false,
+        pending: true,
+        t: this.#now(),
+      })
+      const disk = this.#diskById(id)
+      const buf = Buffer.allocUnsafe(IMPORT_BLOCK)
+      for (let pos = 0; pos < size; pos += IMPORT_BLOCK) {
+        if (signal?.aborted) throw new CairnError('Cancelled', `Cannot ${what}: it was cancelled`)
+        const want = Math.min(IMPORT_BLOCK, size - pos)
+        let got = 0
+        while (got < want) {
+          const { bytesRead } = await fh.read(buf, got, want - got, pos + got)
+          if (bytesRead === 0) break
+          got += bytesRead
+        }
+        if (got < want) buf.fill(0, got, want)
+        this.#open()
+        forEachDataRun(buf, want, (s, e) => this.#writeNow(disk, pos + s, buf.subarray(s, e)))
+        onProgress?.({ bytesDone: pos + want, bytesTotal: size })
+      }
+      if (size === 0) onProgress?.({ bytesDone: 0, bytesTotal: 0 })
+      await this.#log.durable()
+      const target = this.#container(ref.account, ref.container)
+      if (target.disks.has(ref.disk))
+        throw new CairnError('DiskAlreadyExists', `Cannot ${what}: the disk was created meanwhile`)
+      await this.#commit({ op: 'publishDisk', id, t: this.#now() })
+    } catch (err) {
+      if (this.#disks.get(id)?.pending && !this.#closed) {
+        await this.#commit({ op: 'deleteDisk', id, snapshots: 'include', t: this.#now() }).catch(() => {})
+      }
+      throw err
+    } finally {
+      await fh.close()
+    }
+    return this.getDisk(ref)
+  }
+
+  async exportFile(
+    ref: DiskRef,
+    path: string,
+    options: LongOperationOptions & { snapshot?: string } = {},
+  ): Promise<void> {
+    const { signal, onProgress } = options
+    const d = this.#disk(ref)
+    const v = this.#version(d, options.snapshot)
+    const what = `export disk "${refText(ref)}"${options.snapshot ? `@${options.snapshot}` : ''} to "${path}"`
+    // Read a fixed root: later writes to the disk do not show up half-way, and the pin keeps its
+    // data from compaction.
+    const root = v.root
+    const size = v.size
+    const ranges: ByteRange[] = []
+    forEachExtent(root, 0, size, (s, e) => {
+      const last = ranges[ranges.length - 1]
+      if (last !== undefined && last.end === s) last.end = e
+      else ranges.push({ start: s, end: e })
+    })
+    let blockDevice = false
+    try {
+      blockDevice = statSync(path).isBlockDevice()
+    } catch {}
+    if (blockDevice) {
+      // A device keeps old bytes where the disk has holes: write those as zeros too.
+      ranges.splice(0, ranges.length, { start: 0, end: size })
+    }
+    let total = 0
+    for (const r of ranges) total += r.end - r.start
+    this.#pins.push(root)
+    let fh: FileHandle | undefined
+    let ok = false
+    try {
+      try {
+        fh = await openFile(path, blockDevice ? 'r+' : 'w')
+      } catch (err) {
+        throw new CairnError('FileNotFound', `Cannot ${what}: ${(err as Error).message}`, { cause: err })
+      }
+      if (!blockDevice) await fh.truncate(size)
+      let done = 0
+      onProgress?.({ bytesDone: 0, bytesTotal: total })
+      for (const r of ranges) {
+        for (let at = r.start; at < r.end; at += EXPORT_BLOCK) {
+          if (signal?.aborted) throw new CairnError('Cancelled', `Cannot ${what}: it was cancelled`)
+          this.#open()
+          const n = Math.min(EXPORT_BLOCK, r.end - at)
+          const data = this.#readRoot(root, at, n, what)
+          let written = 0
+          while (written < n)
+            written += (await fh.write(data, written, n - written, at + written)).bytesWritten
+          done += n
+          onProgress?.({ bytesDone: done, bytesTotal: total })
+        }
+      }
+      await fh.sync()
+      ok = true
+    } finally {
+      this.#pins.splice(this.#pins.indexOf(root), 1)
+      await fh?.close()
+      if (!ok && fh !== undefined && !blockDevice) rmSync(path, { force: true })
+    }
   }
 
   async close(): Promise<void> {
-    if (this.#closed) return
-    this.#closed = true
-    await this.#log.close()
+    if (this.#closed || this.#closing) return
+    this.#closing = true
+    if (this.#timer !== undefined) clearInterval(this.#timer)
+    try {
+      await this.#compacting
+    } catch {}
+    try {
+      await this.#log.durable()
+      if (this.#appendedSinceCheckpoint > 0 || this.#checkpointNo === 0) this.#checkpoint()
+    } finally {
+      this.#closed = true
+      await this.#log.close()
+    }
   }
 
   /** Internal counters, for tests and benchmarks. */
   stats(): { writes: number; disks: number; nextWriteId: number } {
     return { writes: this.#writes.size, disks: this.#disks.size, nextWriteId: this.#nextWriteId }
-  }
-
-  /** Re-stamps the relocation of a write (compaction); exposed for the compactor only. */
-  protected relocateMeta(writeId: number, at: number): Buffer {
-    const meta = Buffer.alloc(RELOCATE_META)
-    meta.writeUIntLE(writeId, 0, 6)
-    meta.writeUInt32LE(at, 6)
-    return meta
   }
 }
 
