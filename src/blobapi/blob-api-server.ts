@@ -1,6 +1,6 @@
 // The Azure Blob page-blob REST API over the disk store, on node:http, path style:
 // http://host:port/<account>/<container>/<blob>.
-import { randomUUID } from 'node:crypto'
+import { randomBytes, randomUUID } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Readable } from 'node:stream'
@@ -51,8 +51,8 @@ const MAX_CLOCK_SKEW_MS = 15 * 60 * 1000
 export interface BlobApiServerOptions {
   logger?: Logger
   /**
-   * Serve the emulators' development account `devstoreaccount1` (created in the store if missing) and
-   * accept its well-known key besides the account's own keys, so tools made for Azurite work unchanged.
+   * Create the emulators' development account `devstoreaccount1` with its well-known key when the store
+   * lacks it, so tools made for Azurite work unchanged (CairnService creates it on a new data folder).
    */
   developmentAccount?: boolean
 }
@@ -192,23 +192,23 @@ export class BlobApiServer {
         this.#store.getAccount(DEVELOPMENT_ACCOUNT.name)
       } catch (err) {
         if (!isCairnError(err) || err.code !== 'AccountNotFound') throw err
-        // The DiskStore contract cannot set keys; the well-known key is accepted by #keys instead.
-        await this.#store.createAccount(DEVELOPMENT_ACCOUNT.name)
+        await this.#store.createAccount(DEVELOPMENT_ACCOUNT.name, {
+          region: 'local',
+          redundancy: 'LRS',
+          keys: [DEVELOPMENT_ACCOUNT.key, randomBytes(64).toString('base64')],
+        })
       }
     })()
     return this.#ready
   }
 
-  #keys(account: string): string[] | undefined {
-    let keys: string[]
+  #keys(account: string): readonly string[] | undefined {
     try {
-      keys = [...this.#store.getAccount(account).keys]
+      return this.#store.getAccount(account).keys
     } catch (err) {
       if (isCairnError(err) && err.code === 'AccountNotFound') return undefined
       throw err
     }
-    if (this.#developmentAccount && account === DEVELOPMENT_ACCOUNT.name) keys.push(DEVELOPMENT_ACCOUNT.key)
-    return keys
   }
 
   #authenticate(req: IncomingMessage, rawPath: string, rawQuery: string, account: string): void {
