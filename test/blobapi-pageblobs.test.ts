@@ -45,6 +45,8 @@ describe('blob API page blobs, with the Azure SDK', () => {
     assert.deepEqual(p.metadata, { vm: 'web1' })
     assert.equal(p.leaseState, 'available')
     assert.deepEqual(await b.downloadToBuffer(), Buffer.alloc(64 * KiB))
+    assert.equal((await b.createIfNotExists(64 * KiB)).succeeded, false)
+    assert.equal((await c.getPageBlobClient('created-2').createIfNotExists(512)).succeeded, true)
   })
 
   it('Put Page writes with x-ms-range and clears pages, and Get Blob reads any range', async () => {

@@ -177,6 +177,8 @@ export async function putBlob(ctx: BlobContext): Promise<Answer> {
     throw badHeader('x-ms-blob-sequence-number', String(sequenceNumber), 'too large')
   const ref = diskRef(ctx)
   const existing = findDisk(ctx.store, ref)
+  if (existing !== undefined && headerOf(ctx.req, 'if-none-match') === '*')
+    throw blobError('BlobAlreadyExists', `Cannot create blob "${ctx.blob}": it exists and If-None-Match is *`)
   checkWrite(ctx, existing)
   if (existing !== undefined) refuseIncrementalCopy(existing, 'overwrite')
   const d = await ctx.store.createDisk(ref, {
