@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
@@ -61,7 +61,22 @@ async function pool(n: number, work: (i: number) => Promise<void>): Promise<void
   await Promise.all(lanes)
 }
 
-async function measure(port: number, total: number): Promise<{ upload: number; download: number }> {
+/** CPU seconds (user + system) a process has used so far, from /proc. */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / 100
+}
+
+interface Figures {
+  upload: number
+  download: number
+  /** Server CPU seconds per GiB moved. */
+  uploadCpu: number
+  downloadCpu: number
+}
+
+async function measure(port: number, pid: number, total: number): Promise<Figures> {
   const service = new BlobServiceClient(
     `http://127.0.0.1:${port}/${ACCOUNT}`,
     new StorageSharedKeyCredential(ACCOUNT, KEY),
@@ -72,11 +87,15 @@ async function measure(port: number, total: number): Promise<{ upload: number; d
   await blob.create(total)
   const data = randomBytes(PAGE)
   const pages = total / PAGE
+  const gib = total / 1024 ** 3
+  let cpu = cpuSeconds(pid)
   let t = performance.now()
   await pool(pages, async (i) => {
     await blob.uploadPages(data, i * PAGE, PAGE)
   })
   const upload = total / 1024 / 1024 / ((performance.now() - t) / 1000)
+  const uploadCpu = (cpuSeconds(pid) - cpu) / gib
+  cpu = cpuSeconds(pid)
   t = performance.now()
   let read = 0
   await pool(pages, async (i) => {
@@ -84,8 +103,9 @@ async function measure(port: number, total: number): Promise<{ upload: number; d
     for await (const chunk of r.readableStreamBody!) read += (chunk as Buffer).length
   })
   const download = total / 1024 / 1024 / ((performance.now() - t) / 1000)
+  const downloadCpu = (cpuSeconds(pid) - cpu) / gib
   if (read !== total) throw new Error(`downloaded ${read} bytes of ${total}`)
-  return { upload, download }
+  return { upload, download, uploadCpu, downloadCpu }
 }
 
 /** Upload and download MB/s of 4 MiB pages with the Azure SDK, Cairn against Azurite on this machine. */
@@ -99,13 +119,13 @@ export const blobapi: BenchScenario = {
     const cairnDir = join(ctx.dir, 'cairn')
     const azuriteDir = join(ctx.dir, 'azurite')
     mkdirSync(azuriteDir, { recursive: true })
-    const figures: Record<string, { upload: number; download: number }> = {}
+    const figures: Record<string, Figures> = {}
 
     const cairn = await startChild(process.execPath, [childScript, cairnDir], (out) =>
       /^(\d+)\n/.test(out) ? Number(out.split('\n')[0]) : undefined,
     )
     try {
-      figures.cairn = await measure(cairn.port, total)
+      figures.cairn = await measure(cairn.port, cairn.child.pid!, total)
     } finally {
       const exited = new Promise((resolve) => cairn.child.once('exit', resolve))
       cairn.child.stdin!.end()
@@ -129,7 +149,7 @@ export const blobapi: BenchScenario = {
       (out) => (out.includes('successfully listens') ? azPort : undefined),
     )
     try {
-      figures.azurite = await measure(azPort, total)
+      figures.azurite = await measure(azPort, azurite.child.pid!, total)
     } finally {
       const exited = new Promise((resolve) => azurite.child.once('exit', resolve))
       azurite.child.kill()
@@ -139,15 +159,26 @@ export const blobapi: BenchScenario = {
     const results: BenchResult[] = []
     for (const dir of ['upload', 'download'] as const) {
       for (const subject of ['cairn', 'azurite']) {
-        const v = figures[subject]![dir]
-        ctx.log(`${subject} ${dir}: ${v.toFixed(1)} MB/s`)
-        results.push({
-          scenario: 'blobapi',
-          subject,
-          metric: `${dir} MB/s`,
-          value: Math.round(v * 10) / 10,
-          unit: 'MB/s',
-        })
+        const f = figures[subject]!
+        const v = f[dir]
+        const cpu = dir === 'upload' ? f.uploadCpu : f.downloadCpu
+        ctx.log(`${subject} ${dir}: ${v.toFixed(1)} MB/s, server CPU ${cpu.toFixed(2)} s/GiB`)
+        results.push(
+          {
+            scenario: 'blobapi',
+            subject,
+            metric: `${dir} MB/s`,
+            value: Math.round(v * 10) / 10,
+            unit: 'MB/s',
+          },
+          {
+            scenario: 'blobapi',
+            subject,
+            metric: `${dir} server CPU`,
+            value: Math.round(cpu * 100) / 100,
+            unit: 's/GiB',
+          },
+        )
       }
       const ratio = figures.cairn![dir] / figures.azurite![dir]
       results.push({
