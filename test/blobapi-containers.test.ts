@@ -108,6 +108,26 @@ describe('blob API containers, with the Azure SDK', () => {
     assert.equal(all.find((b) => b.name === 'vm2/os')?.meta, 'vm2_os')
   })
 
+  it('lists blobs by hierarchy with a delimiter, page by page', async () => {
+    const c = h.service.getContainerClient('tree')
+    await c.create()
+    for (const n of ['a/1', 'a/2', 'b/x/1', 'c', 'd/1', 'e']) await c.getPageBlobClient(n).create(512)
+    const top: string[] = []
+    for await (const page of c.listBlobsByHierarchy('/').byPage({ maxPageSize: 2 })) {
+      for (const p of page.segment.blobPrefixes ?? []) top.push(`prefix ${p.name}`)
+      for (const b of page.segment.blobItems) top.push(`blob ${b.name}`)
+    }
+    assert.deepEqual(top.sort(), ['blob c', 'blob e', 'prefix a/', 'prefix b/', 'prefix d/'])
+    const inB: string[] = []
+    for await (const item of c.listBlobsByHierarchy('/', { prefix: 'b/' }))
+      inB.push(`${item.kind} ${item.name}`)
+    assert.deepEqual(inB, ['prefix b/x/'])
+    const inA: string[] = []
+    for await (const item of c.listBlobsByHierarchy('/', { prefix: 'a/' }))
+      inA.push(`${item.kind} ${item.name}`)
+    assert.deepEqual(inA, ['blob a/1', 'blob a/2'])
+  })
+
   it('answers Get Account Information like a StorageV2 account', async () => {
     const info = await h.service.getAccountInfo()
     assert.equal(info.accountKind, 'StorageV2')

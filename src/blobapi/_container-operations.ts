@@ -186,26 +186,80 @@ export function blobPropertiesXml(d: DiskInfo): XmlNode {
   return el('Properties', p)
 }
 
-/** GET /account/container?restype=container&comp=list */
+function blobXml(d: DiskInfo, withMetadata: boolean): XmlNode {
+  return el('Blob', [
+    el('Name', d.ref.disk),
+    ...(d.snapshot !== undefined ? [el('Snapshot', d.snapshot)] : []),
+    blobPropertiesXml(d),
+    ...(withMetadata ? [metadataXml(d.metadata)] : []),
+  ])
+}
+
+/**
+ * One page of a hierarchical listing: blobs directly under the prefix and one BlobPrefix per "folder".
+ * Markers are the name of the first entry of the next page.
+ */
+function hierarchy(
+  ctx: BlobContext,
+  delimiter: string,
+  opts: { prefix?: string; marker?: string; maxResults: number },
+  withSnapshots: boolean,
+): { entries: { name: string; blobs: DiskInfo[] }[]; nextMarker?: string } {
+  const prefix = opts.prefix ?? ''
+  const all: DiskInfo[] = []
+  let marker: string | undefined
+  do {
+    const page = ctx.store.listDisks(ctx.account, ctx.container, {
+      ...(prefix !== '' ? { prefix } : {}),
+      ...(marker !== undefined ? { marker } : {}),
+      includeSnapshots: withSnapshots,
+    })
+    all.push(...page.items)
+    marker = page.nextMarker
+  } while (marker !== undefined)
+  const entries: { name: string; blobs: DiskInfo[] }[] = []
+  for (const d of all) {
+    const cut = d.ref.disk.indexOf(delimiter, prefix.length)
+    const name = cut < 0 ? d.ref.disk : d.ref.disk.slice(0, cut + delimiter.length)
+    const last = entries.at(-1)
+    if (last !== undefined && last.name === name) {
+      if (cut < 0) last.blobs.push(d)
+    } else {
+      entries.push({ name, blobs: cut < 0 ? [d] : [] })
+    }
+  }
+  const from = opts.marker === undefined ? 0 : entries.findIndex((e) => e.name >= opts.marker!)
+  const rest = from < 0 ? [] : entries.slice(from)
+  const next = rest[opts.maxResults]
+  return next === undefined
+    ? { entries: rest.slice(0, opts.maxResults) }
+    : { entries: rest.slice(0, opts.maxResults), nextMarker: next.name }
+}
+
+/** GET /account/container?restype=container&comp=list[&delimiter=D] */
 export function listBlobs(ctx: BlobContext): Answer {
   const opts = listOptions(ctx)
   const inc = includes(ctx)
   const delimiter = queryOf(ctx, 'delimiter')
-  if (delimiter !== undefined)
-    throw badQuery('delimiter', delimiter, 'Cairn lists blobs flat; hierarchical listing is not supported')
   ctx.store.getContainer(ctx.account, ctx.container)
-  const page = ctx.store.listDisks(ctx.account, ctx.container, {
-    ...opts,
-    includeSnapshots: inc.has('snapshots'),
-  })
-  const items = page.items.map((d) =>
-    el('Blob', [
-      el('Name', d.ref.disk),
-      ...(d.snapshot !== undefined ? [el('Snapshot', d.snapshot)] : []),
-      blobPropertiesXml(d),
-      ...(inc.has('metadata') ? [metadataXml(d.metadata)] : []),
-    ]),
-  )
+  let items: XmlNode[]
+  let nextMarker: string | undefined
+  if (delimiter === undefined) {
+    const page = ctx.store.listDisks(ctx.account, ctx.container, {
+      ...opts,
+      includeSnapshots: inc.has('snapshots'),
+    })
+    items = page.items.map((d) => blobXml(d, inc.has('metadata')))
+    nextMarker = page.nextMarker
+  } else {
+    const page = hierarchy(ctx, delimiter, opts, inc.has('snapshots'))
+    items = page.entries.flatMap((e) =>
+      e.blobs.length > 0
+        ? e.blobs.map((d) => blobXml(d, inc.has('metadata')))
+        : [el('BlobPrefix', [el('Name', e.name)])],
+    )
+    nextMarker = page.nextMarker
+  }
   const body = xmlDocument(
     el(
       'EnumerationResults',
@@ -213,8 +267,9 @@ export function listBlobs(ctx: BlobContext): Answer {
         ...(opts.prefix !== undefined ? [el('Prefix', opts.prefix)] : []),
         ...(opts.marker !== undefined ? [el('Marker', opts.marker)] : []),
         ...(queryOf(ctx, 'maxresults') !== undefined ? [el('MaxResults', opts.maxResults)] : []),
+        ...(delimiter !== undefined ? [el('Delimiter', delimiter)] : []),
         el('Blobs', items),
-        el('NextMarker', page.nextMarker),
+        el('NextMarker', nextMarker),
       ],
       { ServiceEndpoint: `${ctx.accountUrl}/`, ContainerName: ctx.container },
     ),
