@@ -6,6 +6,7 @@ import {
   type DiskRef,
   type DiskStore,
   type LeaseAction,
+  MAX_DISK_SIZE,
   MAX_WRITE_SIZE,
   PAGE_SIZE,
   type WriteResult,
@@ -130,6 +131,7 @@ function pageAlignedSize(ctx: BlobContext, name: string, required: boolean): num
     return undefined
   }
   if (size % PAGE_SIZE !== 0) throw badHeader(name, String(size), 'a page blob size is a multiple of 512')
+  if (size > MAX_DISK_SIZE) throw badHeader(name, String(size), 'a page blob holds at most 8 TiB')
   return size
 }
 

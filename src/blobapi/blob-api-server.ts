@@ -296,6 +296,7 @@ export class BlobApiServer {
       kind = r.kind
       const answer = await r.run(ctx)
       await this.#send(res, method, answer, common)
+      this.#logger.debug('blob API request', { method, path: rawPath, status: answer.status, requestId })
     } catch (err) {
       const answer = toAzureError(err, kind)
       if (answer.code === 'InternalError')
