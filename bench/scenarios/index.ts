@@ -1,6 +1,7 @@
 import type { BenchScenario } from '../bench-types.js'
 import { blobapi } from './blobapi.js'
 import { cliStartup } from './cli-startup.js'
+import { vaultScenario } from './vault.js'
 
 /** Every benchmark scenario, in run order. */
-export const SCENARIOS: BenchScenario[] = [cliStartup, blobapi]
+export const SCENARIOS: BenchScenario[] = [cliStartup, vaultScenario, blobapi]

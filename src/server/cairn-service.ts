@@ -6,7 +6,9 @@ import { createAdaptorServer } from '@hono/node-server'
 import { createApiApp, type ServiceInfo } from '../api/index.js'
 import { type Catalog, openSqliteCatalog } from '../catalog/index.js'
 import { type DiskStore, LogDiskStore } from '../diskstore/index.js'
+import { JobRegistry } from '../protection/index.js'
 import { CairnError, createLogger, type Logger } from '../util/index.js'
+import { VaultRegistry } from '../vault/index.js'
 import { close, listen } from './_listen.js'
 import type { ServiceConfig } from './config.js'
 import { DataFolderLock } from './data-folder-lock.js'
@@ -32,6 +34,8 @@ export class CairnService {
   readonly #lock: DataFolderLock
   #catalog: Catalog | undefined
   #diskStore: LogDiskStore | undefined
+  #vaults: VaultRegistry | undefined
+  #jobs: JobRegistry | undefined
   #api: Server | undefined
   #listeners: Record<string, string> = {}
   #startedAt = ''
@@ -90,11 +94,15 @@ export class CairnService {
     try {
       this.#catalog = await openSqliteCatalog(join(this.config.data, 'catalog.db'))
       this.#diskStore = await this.#openDiskStore()
+      this.#vaults = new VaultRegistry(this.#catalog, { dataDir: this.config.data })
+      this.#jobs = new JobRegistry()
       const app = createApiApp({
         logger: log,
         info: () => this.info(),
         accepting: () => this.#accepting,
         diskStore: this.#diskStore,
+        vaults: this.#vaults,
+        jobs: this.#jobs,
       })
       this.#api = createAdaptorServer({ fetch: app.fetch }) as Server
       const port = await listen(this.#api, this.config.port, this.config.host, 'management API')
@@ -136,6 +144,10 @@ export class CairnService {
     this.#api = undefined
     await this.#diskStore?.close()
     this.#diskStore = undefined
+    await this.#jobs?.close()
+    this.#jobs = undefined
+    await this.#vaults?.close()
+    this.#vaults = undefined
     await this.#catalog?.close()
     this.#catalog = undefined
     this.#lock.release()
