@@ -93,6 +93,15 @@ export const errorCatalogue = {
   JobNotFound: spec(404, EXIT.notFound, 'The job does not exist.'),
   // NBD server
   NbdExportNotFound: spec(404, EXIT.notFound, 'No NBD export has this name.'),
+
+  // Blob API (the Azure-compatible plane answers these with Azure's own codes, see src/blobapi/blob-errors.ts)
+  AuthenticationFailed: spec(403, EXIT.auth, 'The request is not signed with a key of the account.'),
+  ChecksumMismatch: spec(400, EXIT.integrity, 'The request body does not match the checksum sent with it.'),
+  OperationNotSupported: spec(
+    409,
+    EXIT.usage,
+    'The blob API does not allow this operation on this resource.',
+  ),
 } as const satisfies Record<string, ErrorSpec>
 
 /** A stable error code from the catalogue. */
