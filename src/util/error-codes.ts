@@ -91,6 +91,8 @@ export const errorCatalogue = {
     'The recovery point a backup builds on was deleted while the backup ran.',
   ),
   JobNotFound: spec(404, EXIT.notFound, 'The job does not exist.'),
+  // NBD server
+  NbdExportNotFound: spec(404, EXIT.notFound, 'No NBD export has this name.'),
 
   // Blob API (the Azure-compatible plane answers these with Azure's own codes, see src/blobapi/blob-errors.ts)
   AuthenticationFailed: spec(403, EXIT.auth, 'The request is not signed with a key of the account.'),
