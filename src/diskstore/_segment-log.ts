@@ -18,8 +18,13 @@
 //  20  meta (M bytes: a fixed binary layout for WRITE, CLEAR, RELOCATE; UTF-8 JSON for META)
 //  20+M data (D bytes: the pages of a WRITE or RELOCATE)
 //
-// Appends go to the page cache with writeSync; `durable()` resolves after an fdatasync that began
-// after the caller's append (group commit: one fsync serves every caller waiting at that moment).
+// Appends go to the page cache with writeSync, or, for `append(..., { background: true })`, with a
+// pwritev on libuv's thread pool so that the event loop neither copies the bytes nor stalls while
+// an fdatasync holds the file. Such a record's position is assigned at once and `read` serves its
+// bytes from memory until the write completes. `durable()` waits for every write started before the
+// call, then resolves after an fdatasync that began after them (group commit: one fsync serves
+// every caller waiting at that moment). A failed background write stops the log: later appends and
+// durable() fail, and reopening the store cuts the log at the damaged record.
 
 import {
   closeSync,
@@ -32,6 +37,7 @@ import {
   readSync,
   unlinkSync,
   writeSync,
+  writev,
   writevSync,
 } from 'node:fs'
 import { join } from 'node:path'
@@ -91,6 +97,21 @@ export function listSegments(dir: string): number[] {
 const syncFd = (fd: number) =>
   new Promise<void>((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())))
 
+/** A background write not completed yet: its bytes, where they go, and its completion. */
+interface PendingWrite {
+  segment: number
+  start: number
+  end: number
+  parts: Uint8Array[]
+  done: Promise<void>
+}
+
+/** A LogRecord appended in the background, with the completion of its write. */
+export interface BackgroundRecord extends LogRecord {
+  /** Resolves when the record is in the page cache; rejects (as the log then does) if the write failed. */
+  written: Promise<void>
+}
+
 /** Append-only segment files with group commit. */
 export class SegmentLog {
   readonly #dir: string
@@ -102,6 +123,10 @@ export class SegmentLog {
   #waiters: { resolve: () => void; reject: (e: unknown) => void }[] = []
   #syncing = false
   #closed = false
+  /** Background writes not completed yet (and, once the log failed, the failed one, for reads). */
+  readonly #pending = new Set<PendingWrite>()
+  /** Set when a background write failed: the log accepts nothing more. */
+  #failure: CairnError | undefined
 
   private constructor(dir: string, segmentSize: number) {
     this.#dir = dir
@@ -213,10 +238,27 @@ export class SegmentLog {
     this.#active = segs.length === 0 ? 0 : segs[segs.length - 1]!
   }
 
-  /** Appends one record and returns its position; `data` is the record's data part. */
-  append(type: number, meta: Uint8Array, data?: Uint8Array): LogRecord {
+  /**
+   * Appends one record and returns its position; `data` is the record's data part. With
+   * `background`, the bytes are written on the thread pool: the caller must not change `meta` or
+   * `data` before `written` settles.
+   */
+  append(
+    type: number,
+    meta: Uint8Array,
+    data: Uint8Array | undefined,
+    options: { background: true },
+  ): BackgroundRecord
+  append(type: number, meta: Uint8Array, data?: Uint8Array, options?: { background?: false }): LogRecord
+  append(
+    type: number,
+    meta: Uint8Array,
+    data?: Uint8Array,
+    options: { background?: boolean } = {},
+  ): LogRecord | BackgroundRecord {
     if (this.#closed)
       throw new CairnError('ServiceUnavailable', 'Cannot write to the disk store: it is closed')
+    if (this.#failure !== undefined) throw this.#failure
     const dataLength = data?.length ?? 0
     const total = RECORD_HEADER_SIZE + meta.length + dataLength
     if (this.#active === 0 || this.#sizes.get(this.#active)! + total > this.#segmentSize) {
@@ -235,28 +277,7 @@ export class SegmentLog {
     const fd = this.#fds.get(n)!
     const pos = this.#sizes.get(n)!
     const parts = data !== undefined && dataLength > 0 ? [head, meta, data] : [head, meta]
-    let written = 0
-    try {
-      written = writevSync(fd, parts, pos)
-      while (written < total) {
-        // A short write: finish it piece by piece.
-        const all = Buffer.concat(parts)
-        written += writeSync(fd, all, written, total - written, pos + written)
-      }
-    } catch (err) {
-      try {
-        ftruncateSync(fd, pos)
-      } catch {}
-      const code = (err as NodeJS.ErrnoException).code
-      throw new CairnError(
-        code === 'ENOSPC' ? 'StoreFull' : 'Internal',
-        `Cannot append to the disk store log: ${(err as Error).message}`,
-        { cause: err },
-      )
-    }
-    this.#sizes.set(n, pos + total)
-    this.#dirty.add(n)
-    return {
+    const record: LogRecord = {
       type,
       segment: n,
       offset: pos,
@@ -265,6 +286,46 @@ export class SegmentLog {
       dataLength,
       end: pos + total,
     }
+    if (options.background === true) {
+      this.#sizes.set(n, pos + total)
+      this.#dirty.add(n)
+      return { ...record, written: this.#writeInBackground(fd, n, pos, parts, total) }
+    }
+    try {
+      writeFully(fd, parts, pos, total)
+    } catch (err) {
+      try {
+        ftruncateSync(fd, pos)
+      } catch {}
+      throw appendFailure(err)
+    }
+    this.#sizes.set(n, pos + total)
+    this.#dirty.add(n)
+    return record
+  }
+
+  #writeInBackground(fd: number, n: number, pos: number, parts: Uint8Array[], total: number): Promise<void> {
+    const pending: PendingWrite = { segment: n, start: pos, end: pos + total, parts, done: Promise.resolve() }
+    pending.done = new Promise<void>((resolve, reject) => {
+      writev(fd, parts, pos, (err, written) => {
+        try {
+          if (err !== null) throw err
+          // A short write: finish it here (rare; the rest is at most one record).
+          if (written < total) writeFully(fd, parts, pos, total, written)
+        } catch (e) {
+          // The record stays pending so that reads still see what the store applied in memory.
+          this.#failure ??= appendFailure(e)
+          reject(this.#failure)
+          return
+        }
+        this.#pending.delete(pending)
+        resolve()
+      })
+    })
+    // A failure is reported by the log from now on; callers that do not wait must not crash the process.
+    pending.done.catch(() => {})
+    this.#pending.add(pending)
+    return pending.done
   }
 
   #roll(): void {
@@ -294,6 +355,30 @@ export class SegmentLog {
     if (fd === undefined) {
       throw new CairnError('StoreCorrupt', `Cannot read from the disk store: segment ${n} is missing`)
     }
+    const end = offset + length
+    const overlapping: PendingWrite[] = []
+    if (this.#pending.size > 0) {
+      for (const p of this.#pending)
+        if (p.segment === n && p.start < end && p.end > offset) overlapping.push(p)
+    }
+    if (overlapping.length === 0) {
+      this.#readFile(fd, n, offset, into, at, length)
+      return
+    }
+    // Bytes of writes still on their way come from memory, the rest from the file.
+    overlapping.sort((a, b) => a.start - b.start)
+    let pos = offset
+    for (const p of overlapping) {
+      if (p.start > pos) this.#readFile(fd, n, pos, into, at + (pos - offset), p.start - pos)
+      const from = Math.max(pos, p.start)
+      const to = Math.min(end, p.end)
+      copyFromParts(p.parts, from - p.start, into, at + (from - offset), to - from)
+      pos = to
+    }
+    if (pos < end) this.#readFile(fd, n, pos, into, at + (pos - offset), end - pos)
+  }
+
+  #readFile(fd: number, n: number, offset: number, into: Uint8Array, at: number, length: number): void {
     let done = 0
     while (done < length) {
       const r = readSync(fd, into, at + done, length - done, offset + done)
@@ -309,6 +394,7 @@ export class SegmentLog {
 
   /** Resolves once every append made before the call is on stable storage. */
   durable(): Promise<void> {
+    if (this.#failure !== undefined) return Promise.reject(this.#failure)
     if (this.#dirty.size === 0 && !this.#syncing) return Promise.resolve()
     return new Promise((resolve, reject) => {
       this.#waiters.push({ resolve, reject })
@@ -323,25 +409,38 @@ export class SegmentLog {
     this.#waiters = []
     const fds = [...this.#dirty].map((n) => this.#fds.get(n)).filter((fd) => fd !== undefined)
     this.#dirty.clear()
-    Promise.all(fds.map(syncFd)).then(
-      () => {
-        this.#syncing = false
-        for (const w of batch) w.resolve()
-        this.#kick()
-      },
-      (err) => {
-        this.#syncing = false
-        const e = new CairnError('Internal', `Cannot make disk store writes durable: ${err.message}`, {
-          cause: err,
-        })
-        for (const w of batch) w.reject(e)
-        this.#kick()
-      },
-    )
+    // Every append made before these callers asked is either written or pending now.
+    const writes = [...this.#pending].map((p) => p.done)
+    Promise.all(writes)
+      .then(() => Promise.all(fds.map(syncFd)))
+      .then(
+        () => {
+          this.#syncing = false
+          for (const w of batch) w.resolve()
+          this.#kick()
+        },
+        (err) => {
+          this.#syncing = false
+          const e =
+            err instanceof CairnError
+              ? err
+              : new CairnError('Internal', `Cannot make disk store writes durable: ${err.message}`, {
+                  cause: err,
+                })
+          for (const w of batch) w.reject(e)
+          this.#kick()
+        },
+      )
   }
 
-  /** Fsyncs every dirty segment synchronously (checkpoint, close). */
+  /** Fsyncs every dirty segment synchronously (checkpoint, close); background writes still on their way are written here too. */
   syncNow(): void {
+    if (this.#failure !== undefined) throw this.#failure
+    for (const p of this.#pending) {
+      // The same bytes at the same place: harmless if the background write lands as well.
+      const fd = this.#fds.get(p.segment)
+      if (fd !== undefined) writeFully(fd, p.parts, p.start, p.end - p.start)
+    }
     for (const n of this.#dirty) {
       const fd = this.#fds.get(n)
       if (fd !== undefined) fsyncSync(fd)
@@ -352,7 +451,10 @@ export class SegmentLog {
   /** Deletes a segment file (after compaction moved its live data). */
   removeSegment(n: number): void {
     const fd = this.#fds.get(n)
-    if (fd !== undefined) closeSync(fd)
+    // A descriptor is closed only once no background write uses it (a reused number would take its bytes).
+    const writes = [...this.#pending].filter((p) => p.segment === n).map((p) => p.done)
+    if (fd !== undefined && writes.length === 0) closeSync(fd)
+    else if (fd !== undefined) void Promise.allSettled(writes).then(() => closeSync(fd))
     this.#fds.delete(n)
     this.#sizes.delete(n)
     this.#dirty.delete(n)
@@ -365,12 +467,55 @@ export class SegmentLog {
 
   /** Waits for pending syncs, then closes every file. */
   async close(): Promise<void> {
+    await Promise.allSettled([...this.#pending].map((p) => p.done))
     await this.durable()
     this.syncNow()
     this.#closed = true
     for (const fd of this.#fds.values()) closeSync(fd)
     this.#fds.clear()
   }
+}
+
+/** Writes `parts` (`total` bytes) at `pos`, from byte `from` on, however short the system calls. */
+function writeFully(fd: number, parts: Uint8Array[], pos: number, total: number, from = 0): void {
+  let written = from === 0 ? writevSync(fd, parts, pos) : from
+  if (written >= total) return
+  const all = Buffer.concat(parts)
+  while (written < total) written += writeSync(fd, all, written, total - written, pos + written)
+}
+
+/** Copies `length` bytes from byte `from` of the concatenation of `parts` into `into` at `at`. */
+function copyFromParts(
+  parts: Uint8Array[],
+  from: number,
+  into: Uint8Array,
+  at: number,
+  length: number,
+): void {
+  let skip = from
+  let left = length
+  let to = at
+  for (const part of parts) {
+    if (left === 0) break
+    if (skip >= part.length) {
+      skip -= part.length
+      continue
+    }
+    const n = Math.min(part.length - skip, left)
+    into.set(part.subarray(skip, skip + n), to)
+    to += n
+    left -= n
+    skip = 0
+  }
+}
+
+function appendFailure(err: unknown): CairnError {
+  const code = (err as NodeJS.ErrnoException).code
+  return new CairnError(
+    code === 'ENOSPC' ? 'StoreFull' : 'Internal',
+    `Cannot append to the disk store log: ${(err as Error).message}`,
+    { cause: err },
+  )
 }
 
 /** Fsyncs a directory so created, renamed and removed names in it are durable. */

@@ -36,7 +36,13 @@ import {
 } from './_lease.js'
 import { checkAccountName, checkContainerName, checkDiskName, refText } from './_names.js'
 import { forEachDataRun, rawSize } from './_raw-file.js'
-import { type LogPosition, type LogRecord, RecordType, SegmentLog } from './_segment-log.js'
+import {
+  type BackgroundRecord,
+  type LogPosition,
+  type LogRecord,
+  RecordType,
+  SegmentLog,
+} from './_segment-log.js'
 import { WriteTable } from './_write-table.js'
 import {
   type AccountInfo,
@@ -436,6 +442,18 @@ export class LogDiskStore implements DiskStore {
   /** Appends a record, counting bytes towards the next checkpoint. */
   #append(type: number, meta: Uint8Array, data?: Uint8Array): LogRecord {
     const rec = this.#log.append(type, meta, data)
+    this.#appended(rec)
+    return rec
+  }
+
+  /** Appends a WRITE record whose bytes are written on the thread pool (see SegmentLog.append). */
+  #appendInBackground(meta: Uint8Array, data: Uint8Array): BackgroundRecord {
+    const rec = this.#log.append(RecordType.write, meta, data, { background: true })
+    this.#appended(rec)
+    return rec
+  }
+
+  #appended(rec: LogRecord): void {
     const bytes = rec.end - rec.offset
     this.#appendedSinceCheckpoint += bytes
     this.#appendedSinceCompaction += bytes
@@ -451,7 +469,6 @@ export class LogDiskStore implements DiskStore {
         }
       })
     }
-    return rec
   }
 
   /** The folder of the store. */
@@ -1239,10 +1256,12 @@ export class LogDiskStore implements DiskStore {
     meta.writeUIntLE(offset, 10, 6)
     meta.writeUInt32LE(data.length, 16)
     meta.writeDoubleLE(t, 20)
-    const rec = this.#append(RecordType.write, meta, data)
+    // The bytes are copied to the page cache off the event loop; the caller's buffer is held until then.
+    const rec = this.#appendInBackground(meta, data)
     this.#applyWrite(d.id, writeId, offset, data.length, t, rec.segment, rec.dataOffset)
     const result = this.#result(d)
     if (options.durable !== false) await this.#log.durable()
+    else await rec.written
     return result
   }
 
