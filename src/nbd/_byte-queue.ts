@@ -47,6 +47,26 @@ export class ByteQueue {
     return out
   }
 
+  /** Removes the next `n` bytes (n <= length) and copies them into `target` at `at`. */
+  takeInto(target: Uint8Array, at: number, n: number): void {
+    if (n > this.#length) throw new RangeError(`Cannot take ${n} bytes: only ${this.#length} are queued`)
+    this.#length -= n
+    let filled = 0
+    while (filled < n) {
+      const chunk = this.#chunks[this.#head] as Buffer
+      const want = n - filled
+      if (chunk.length <= want) {
+        target.set(chunk, at + filled)
+        filled += chunk.length
+        this.#shift()
+      } else {
+        target.set(chunk.subarray(0, want), at + filled)
+        this.#chunks[this.#head] = chunk.subarray(want)
+        filled += want
+      }
+    }
+  }
+
   /** Drops everything queued. */
   clear(): void {
     this.#chunks = []

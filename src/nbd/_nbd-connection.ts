@@ -2,6 +2,7 @@ import type { Socket } from 'node:net'
 import { isCairnError, type Logger } from '../util/index.js'
 import { ByteQueue } from './_byte-queue.js'
 import * as P from './_protocol.js'
+import { readInto } from './_read-into.js'
 import type { ExportProvider, NbdExport } from './export-provider.js'
 
 /** Limits one connection enforces; see NbdServerOptions for their meaning and defaults. */
@@ -40,6 +41,16 @@ class ProtocolViolation extends Error {}
 
 const NO_PAYLOAD = Buffer.alloc(0)
 
+/** Input that is not a write payload is read into slabs of this size, cut into reads of at most 64 KiB. */
+const SLAB_SIZE = 1024 * 1024
+const STAGING_READ = 64 * 1024
+/** After a large write, the next read is this small: it holds the next header, and the payload that follows goes straight to its buffer. */
+const HEADER_READ = 4 * 1024
+/** Payload still to come from which reads go straight into the payload buffer. */
+const DIRECT_READ_MIN = 4 * 1024
+/** A write payload at least this large makes the next read a HEADER_READ. */
+const LARGE_WRITE = 64 * 1024
+
 const COMMAND_NAMES: Record<number, string> = {
   [P.CMD_READ]: 'READ',
   [P.CMD_WRITE]: 'WRITE',
@@ -75,6 +86,14 @@ export class NbdConnection {
   #optionCount = 0
   #option = { type: 0, length: 0 }
   #request: Request | undefined
+  /** The payload of the WRITE being received and how much of it has arrived. */
+  #payload: Buffer | undefined
+  #filled = 0
+  /** Whether the read in progress goes into the payload (else into the slab). */
+  #readingPayload = false
+  #slab = Buffer.alloc(0)
+  #slabAt = 0
+  #afterLargeWrite = false
   #export: NbdExport | undefined
   #inFlight = 0
   #inFlightBytes = 0
@@ -93,12 +112,20 @@ export class NbdConnection {
       this.#resolveClosed = resolve
     })
     socket.setNoDelay(true)
-    socket.on('data', (chunk: Buffer) => {
-      // Once closing, input is read only to reach the end of the stream, and dropped.
-      if (this.#state === 'closing' || this.#state === 'closed') return
-      this.#queue.push(chunk)
-      this.#pump()
-    })
+    // Reads go into buffers of our choosing (see readInto); where that is not possible, 'data' events.
+    const direct = readInto(
+      socket,
+      () => this.#nextReadBuffer(),
+      (buffer, bytes) => this.#received(buffer, bytes),
+    )
+    if (!direct) {
+      socket.on('data', (chunk: Buffer) => {
+        // Once closing, input is read only to reach the end of the stream, and dropped.
+        if (this.#state === 'closing' || this.#state === 'closed') return
+        this.#queue.push(chunk)
+        this.#pump()
+      })
+    }
     socket.on('drain', () => this.#pump())
     socket.on('error', (err: NodeJS.ErrnoException) => {
       log.debug('nbd connection error', { error: err.code ?? err.message })
@@ -150,6 +177,42 @@ export class NbdConnection {
   }
 
   // ---- input -------------------------------------------------------------------------------------
+
+  /**
+   * Where the next read goes: the rest of the payload being received when nothing else is queued,
+   * else the free part of the slab (a new slab once little is left; queued views keep old ones alive).
+   */
+  #nextReadBuffer(): Buffer {
+    const payload = this.#payload
+    if (
+      this.#state === 'request-payload' &&
+      payload !== undefined &&
+      this.#queue.length === 0 &&
+      payload.length - this.#filled >= DIRECT_READ_MIN
+    ) {
+      this.#readingPayload = true
+      return payload.subarray(this.#filled)
+    }
+    this.#readingPayload = false
+    const size = this.#afterLargeWrite ? HEADER_READ : STAGING_READ
+    if (this.#slab.length - this.#slabAt < size) {
+      this.#slab = Buffer.allocUnsafe(SLAB_SIZE)
+      this.#slabAt = 0
+    }
+    return this.#slab.subarray(this.#slabAt, this.#slabAt + size)
+  }
+
+  #received(buffer: Buffer, bytes: number): void {
+    // Once closing, input is read only to reach the end of the stream, and dropped.
+    if (this.#state === 'closing' || this.#state === 'closed') return
+    if (this.#readingPayload) {
+      this.#filled += bytes
+    } else {
+      this.#queue.push(buffer.subarray(0, bytes))
+      this.#slabAt += bytes
+    }
+    this.#pump()
+  }
 
   #pump(): void {
     if (this.#pumping) return
@@ -236,16 +299,34 @@ export class NbdConnection {
             throw new ProtocolViolation(`write of ${request.length} bytes (limit ${this.#limits.maxRequest})`)
           }
           this.#request = request
+          this.#afterLargeWrite = request.length >= LARGE_WRITE
+          if (q.length >= request.length) {
+            this.#payload = q.take(request.length)
+            this.#filled = request.length
+          } else {
+            // Filled from what is queued, then by reads straight into it (see #nextReadBuffer).
+            this.#payload = Buffer.allocUnsafe(request.length)
+            this.#filled = 0
+          }
           this.#state = 'request-payload'
           return true
         }
+        this.#afterLargeWrite = false
         this.#dispatch(request, NO_PAYLOAD)
         return true
       }
       case 'request-payload': {
         const request = this.#request as Request
-        if (q.length < request.length) return false
-        const payload = q.take(request.length)
+        const payload = this.#payload as Buffer
+        const missing = payload.length - this.#filled
+        if (missing > 0 && q.length > 0) {
+          const n = Math.min(missing, q.length)
+          q.takeInto(payload, this.#filled, n)
+          this.#filled += n
+        }
+        if (this.#filled < payload.length) return false
+        this.#payload = undefined
+        this.#filled = 0
         this.#request = undefined
         this.#state = 'request-header'
         this.#dispatch(request, payload)
@@ -657,6 +738,7 @@ export class NbdConnection {
     if (this.#state === 'closing' || this.#state === 'closed') return
     this.#state = 'closing'
     this.#queue.clear()
+    this.#payload = undefined
     this.#releaseWhenIdle()
   }
 
@@ -695,6 +777,7 @@ export class NbdConnection {
     clearTimeout(this.#handshakeTimer)
     this.#state = 'closed'
     this.#queue.clear()
+    this.#payload = undefined
     this.#releaseWhenIdle()
     this.#maybeFinish()
   }
