@@ -41,8 +41,8 @@ import {
   writevSync,
 } from 'node:fs'
 import { join } from 'node:path'
-import { crc32 } from 'node:zlib'
 import { CairnError } from '../util/index.js'
+import { crc32 } from './_crc32.js'
 
 const SEGMENT_MAGIC = 0x534e5243
 const RECORD_MAGIC = 0x4c4e5243
