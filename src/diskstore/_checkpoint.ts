@@ -12,7 +12,8 @@
 //          their properties; tree roots as node numbers, -1 for an empty tree), the log position
 //          replay starts from, and the counters
 //        u32 W, then W write-table entries: f64 writeId, u32 piece count P, then P pieces of
-//          u32 offset in the write, u32 length, u32 segment, f64 offset in the segment
+//          u32 offset in the write, u32 length (0xFFFFFFFF: to the end of the write), u32 segment,
+//          f64 offset in the segment
 //        u32 N, then N tree nodes, children before parents, numbered from 0 in that order:
 //          inner: u8 1, u8 0, u16 C, then C × (u32 child index 0..255, u32 node number)
 //          leaf:  u8 2, u8 0, u16 0, u32 E, then E × 4 f64 (start, end, writeId, offset in the write)
@@ -38,6 +39,8 @@ import type { WriteTable } from './_write-table.js'
 const MAGIC = 0x43435243
 const VERSION = 1
 const HEADER = 24
+/** A piece length meaning "to the end of the write". */
+const TO_END = 0xffffffff
 
 const checkpointName = (n: number) => `checkpoint-${String(n).padStart(6, '0')}.ckpt`
 
@@ -109,7 +112,7 @@ function encodeWrites(writes: WriteTable): Buffer {
     k += 12
     for (const p of pieces) {
       buf.writeUInt32LE(p.at, k)
-      buf.writeUInt32LE(p.length, k + 4)
+      buf.writeUInt32LE(p.length === Number.POSITIVE_INFINITY ? TO_END : p.length, k + 4)
       buf.writeUInt32LE(p.segment, k + 8)
       buf.writeDoubleLE(p.offset, k + 12)
       k += 20
@@ -205,7 +208,7 @@ export function readCheckpoint(dir: string, n: number): CheckpointData {
     for (let j = 0; j < pc; j++) {
       pieces.push({
         at: body.readUInt32LE(k),
-        length: body.readUInt32LE(k + 4),
+        length: body.readUInt32LE(k + 4) === TO_END ? Number.POSITIVE_INFINITY : body.readUInt32LE(k + 4),
         segment: body.readUInt32LE(k + 8),
         offset: body.readDoubleLE(k + 12),
       })

@@ -246,6 +246,8 @@ export class LogDiskStore implements DiskStore {
   #lastSnapshot = { ms: 0, sub: 0 }
   #closed = false
   #closing = false
+  #isoMs = Number.NaN
+  #isoText = ''
   readonly #segmentSize: number
   readonly #checkpointBytes: number
   #checkpointNo = 0
@@ -269,7 +271,14 @@ export class LogDiskStore implements DiskStore {
   /** Opens (or creates) the store in `dir`: loads the newest checkpoint and replays the log after it. */
   static async open(dir: string, options: LogDiskStoreOptions = {}): Promise<LogDiskStore> {
     mkdirSync(dir, { recursive: true })
-    const log = SegmentLog.open(dir, options.segmentSize ?? 256 * 1024 * 1024)
+    const segmentSize = options.segmentSize ?? 256 * 1024 * 1024
+    if (!(Number.isSafeInteger(segmentSize) && segmentSize >= 64 * 1024 && segmentSize <= 2 ** 31)) {
+      throw new CairnError(
+        'InvalidRequest',
+        `Cannot open the disk store: a segment size is 64 KiB to 2 GiB, not ${segmentSize}`,
+      )
+    }
+    const log = SegmentLog.open(dir, segmentSize)
     const store = new LogDiskStore(dir, log, options)
     try {
       const from = store.#loadCheckpoint()
@@ -553,7 +562,7 @@ export class LogDiskStore implements DiskStore {
     at: number,
   ) {
     const disk = this.#diskById(diskId)
-    this.#writes.add(writeId, length, segment, at)
+    this.#writes.add(writeId, segment, at)
     if (writeId >= this.#nextWriteId) this.#nextWriteId = writeId + 1
     const r = editTree(disk.root, {
       start: offset,
@@ -923,7 +932,20 @@ export class LogDiskStore implements DiskStore {
   }
 
   #result(disk: DiskState): WriteResult {
-    return { etag: disk.etag, lastModified: iso(disk.lastModified), sequenceNumber: disk.sequenceNumber }
+    return {
+      etag: disk.etag,
+      lastModified: this.#iso(disk.lastModified),
+      sequenceNumber: disk.sequenceNumber,
+    }
+  }
+
+  /** `iso`, remembering the last answer: many writes share a millisecond. */
+  #iso(ms: number): string {
+    if (ms !== this.#isoMs) {
+      this.#isoMs = ms
+      this.#isoText = iso(ms)
+    }
+    return this.#isoText
   }
 
   #diskInfo(disk: DiskState, v: Version, snapshot?: string): DiskInfo {
@@ -1619,7 +1641,7 @@ export class LogDiskStore implements DiskStore {
     const started = performance.now()
     this.#appendedSinceCompaction = 0
     const live = this.#liveRanges()
-    for (const [w] of this.#writes.entries()) if (!live.has(w)) this.#writes.delete(w)
+    for (const w of this.#writes.ids()) if (!live.has(w)) this.#writes.delete(w)
     const active = this.#log.end().segment
     const liveBySegment = new Map<number, number>()
     for (const [w, ranges] of live) {
