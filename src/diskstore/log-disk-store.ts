@@ -35,7 +35,7 @@ import {
   NO_LEASE,
 } from './_lease.js'
 import { checkAccountName, checkContainerName, checkDiskName, refText } from './_names.js'
-import { forEachDataRun, rawSize } from './_raw-file.js'
+import { dataRanges, forEachDataRun, rawSize } from './_raw-file.js'
 import { type LogPosition, type LogRecord, RecordType, SegmentLog } from './_segment-log.js'
 import { WriteTable } from './_write-table.js'
 import {
@@ -531,9 +531,14 @@ export class LogDiskStore implements DiskStore {
   }
 
   #commit(op: MetaOp): Promise<void> {
+    this.#commitNow(op)
+    return this.#log.durable()
+  }
+
+  /** Appends and applies a metadata record without waiting for it to be durable. */
+  #commitNow(op: MetaOp): void {
     this.#append(RecordType.meta, Buffer.from(JSON.stringify(op), 'utf8'))
     this.#applyMeta(op)
-    return this.#log.durable()
   }
 
   #now(): number {
@@ -1757,7 +1762,8 @@ export class LogDiskStore implements DiskStore {
     }
     const id = this.#nextDiskId++
     try {
-      await this.#commit({
+      // Not waited for: a crash before the publish record drops the pending disk anyway.
+      this.#commitNow({
         op: 'createDisk',
         id,
         account: ref.account,
@@ -1773,25 +1779,28 @@ export class LogDiskStore implements DiskStore {
       })
       const disk = this.#diskById(id)
       const buf = Buffer.allocUnsafe(IMPORT_BLOCK)
-      for (let pos = 0; pos < size; pos += IMPORT_BLOCK) {
-        if (signal?.aborted) throw new CairnError('Cancelled', `Cannot ${what}: it was cancelled`)
-        const want = Math.min(IMPORT_BLOCK, size - pos)
-        let got = 0
-        while (got < want) {
-          const { bytesRead } = await fh.read(buf, got, want - got, pos + got)
-          if (bytesRead === 0) break
-          got += bytesRead
+      const ranges = (await dataRanges(path, raw.size)) ?? [{ start: 0, end: size }]
+      for (const range of ranges) {
+        for (let pos = range.start; pos < range.end; pos += IMPORT_BLOCK) {
+          if (signal?.aborted) throw new CairnError('Cancelled', `Cannot ${what}: it was cancelled`)
+          const want = Math.min(IMPORT_BLOCK, range.end - pos)
+          let got = 0
+          while (got < want) {
+            const { bytesRead } = await fh.read(buf, got, want - got, pos + got)
+            if (bytesRead === 0) break
+            got += bytesRead
+          }
+          if (got < want) buf.fill(0, got, want)
+          this.#open()
+          forEachDataRun(buf, want, (s, e) => this.#writeNow(disk, pos + s, buf.subarray(s, e)))
+          onProgress?.({ bytesDone: pos + want, bytesTotal: size })
         }
-        if (got < want) buf.fill(0, got, want)
-        this.#open()
-        forEachDataRun(buf, want, (s, e) => this.#writeNow(disk, pos + s, buf.subarray(s, e)))
-        onProgress?.({ bytesDone: pos + want, bytesTotal: size })
       }
-      if (size === 0) onProgress?.({ bytesDone: 0, bytesTotal: 0 })
-      await this.#log.durable()
+      onProgress?.({ bytesDone: size, bytesTotal: size })
       const target = this.#container(ref.account, ref.container)
       if (target.disks.has(ref.disk))
         throw new CairnError('DiskAlreadyExists', `Cannot ${what}: the disk was created meanwhile`)
+      // One fsync makes the data and the publish record durable together.
       await this.#commit({ op: 'publishDisk', id, t: this.#now() })
     } catch (err) {
       if (this.#disks.get(id)?.pending && !this.#closed) {
