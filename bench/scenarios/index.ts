@@ -1,6 +1,9 @@
 import type { BenchScenario } from '../bench-types.js'
+import { blobapi } from './blobapi.js'
 import { cliStartup } from './cli-startup.js'
 import { diskstore } from './diskstore.js'
+import { nbd } from './nbd.js'
+import { vaultScenario } from './vault.js'
 
 /** Every benchmark scenario, in run order. */
-export const SCENARIOS: BenchScenario[] = [cliStartup, diskstore]
+export const SCENARIOS: BenchScenario[] = [cliStartup, diskstore, nbd, blobapi, vaultScenario]

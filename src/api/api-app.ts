@@ -5,6 +5,7 @@ import type { ApiContext } from './api-context.js'
 import { registerDiskRoutes } from './disk-routes.js'
 import { type ApiApp, newApiApp } from './new-api-app.js'
 import { registerSystemRoutes } from './system-routes.js'
+import { registerVaultRoutes } from './vault-routes.js'
 
 /** Builds the management API (`/healthz`, `/api/v1/...`, `/api/v1/openapi.json`) over the given context. */
 export function createApiApp(ctx: ApiContext): ApiApp {
@@ -31,6 +32,7 @@ export function createApiApp(ctx: ApiContext): ApiApp {
 
   registerSystemRoutes(app, ctx)
   registerDiskRoutes(app, ctx)
+  registerVaultRoutes(app, ctx)
 
   app.doc31('/api/v1/openapi.json', {
     openapi: '3.1.0',

@@ -1,5 +1,7 @@
 import type { DiskStore } from '../diskstore/index.js'
+import type { JobRegistry } from '../protection/index.js'
 import type { Logger } from '../util/index.js'
+import type { VaultRegistry } from '../vault/index.js'
 
 /** What the management API reports at /api/v1/info. */
 export interface ServiceInfo {
@@ -18,4 +20,8 @@ export interface ApiContext {
   accepting(): boolean
   /** Accounts, containers, disks and snapshots. */
   diskStore: DiskStore
+  /** The service's vaults (absent in a service without vaults). */
+  vaults?: VaultRegistry
+  /** Long operations: backup, restore, verify, gc. */
+  jobs?: JobRegistry
 }

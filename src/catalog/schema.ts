@@ -15,9 +15,22 @@ export interface SchemaMigrationsTable {
   applied_at: string
 }
 
+/** Vaults the service knows: where each lives (the vault's own files hold everything else). */
+export interface VaultsTable {
+  name: string
+  /** Backend kind: 'fs' (later 'azure', 's3'). */
+  backend: string
+  /** Folder path or URL of the vault. */
+  location: string
+  /** 1 when the vault has a key. */
+  encrypted: number
+  created_at: string
+}
+
 /** Every table of the catalog. */
 export interface CatalogSchema {
   settings: SettingsTable
+  vaults: VaultsTable
   schema_migrations: SchemaMigrationsTable
 }
 

@@ -4,10 +4,14 @@ import type { Server } from 'node:http'
 import { join } from 'node:path'
 import { createAdaptorServer } from '@hono/node-server'
 import { createApiApp, type ServiceInfo } from '../api/index.js'
+import { BlobApiServer } from '../blobapi/index.js'
 import { type Catalog, openSqliteCatalog } from '../catalog/index.js'
 import { type DiskStore, LogDiskStore } from '../diskstore/index.js'
+import { DiskStoreExports, NbdServer } from '../nbd/index.js'
+import { JobRegistry } from '../protection/index.js'
 import { CairnError, createLogger, type Logger } from '../util/index.js'
-import { close, listen } from './_listen.js'
+import { VaultRegistry } from '../vault/index.js'
+import { close, listen, listenError } from './_listen.js'
 import type { ServiceConfig } from './config.js'
 import { DataFolderLock } from './data-folder-lock.js'
 import { VERSION } from './version.js'
@@ -32,7 +36,11 @@ export class CairnService {
   readonly #lock: DataFolderLock
   #catalog: Catalog | undefined
   #diskStore: LogDiskStore | undefined
+  #vaults: VaultRegistry | undefined
+  #jobs: JobRegistry | undefined
   #api: Server | undefined
+  #blobApi: BlobApiServer | undefined
+  #nbd: NbdServer | undefined
   #listeners: Record<string, string> = {}
   #startedAt = ''
   #accepting = false
@@ -90,19 +98,37 @@ export class CairnService {
     try {
       this.#catalog = await openSqliteCatalog(join(this.config.data, 'catalog.db'))
       this.#diskStore = await this.#openDiskStore()
+      this.#vaults = new VaultRegistry(this.#catalog, { dataDir: this.config.data })
+      this.#jobs = new JobRegistry()
       const app = createApiApp({
         logger: log,
         info: () => this.info(),
         accepting: () => this.#accepting,
         diskStore: this.#diskStore,
+        vaults: this.#vaults,
+        jobs: this.#jobs,
       })
       this.#api = createAdaptorServer({ fetch: app.fetch }) as Server
       const port = await listen(this.#api, this.config.port, this.config.host, 'management API')
       this.#listeners.api = `http://${this.config.host}:${port}`
+      this.#blobApi = new BlobApiServer(this.#diskStore, { logger: log.child({ component: 'blobapi' }) })
+      const blobPort = await this.#blobApi
+        .listen(this.config.blobPort, this.config.host)
+        .catch((err) => Promise.reject(listenError(err, 'blob API', this.config.host, this.config.blobPort)))
+      this.#listeners.blob = `http://${this.config.host}:${blobPort}`
+      this.#nbd = new NbdServer(new DiskStoreExports(this.#diskStore), {
+        logger: log.child({ component: 'nbd' }),
+      })
+      const nbdPort = await this.#nbd
+        .listen(this.config.nbdPort, this.config.host)
+        .catch((err) => Promise.reject(listenError(err, 'NBD server', this.config.host, this.config.nbdPort)))
+      this.#listeners.nbd = `nbd://${this.config.host}:${nbdPort}`
       this.#startedAt = new Date().toISOString()
       this.#accepting = true
       log.info('cairn started', { version: VERSION, data: this.config.data, ...this.#listeners })
       log.info(`management API and OpenAPI document at ${this.#listeners.api}/api/v1/openapi.json`)
+      log.info(`Azure Blob API at ${this.#listeners.blob}/ACCOUNT/CONTAINER/BLOB (devstoreaccount1)`)
+      log.info(`NBD exports at ${this.#listeners.nbd}/ACCOUNT/CONTAINER/DISK[@SNAPSHOT]`)
     } catch (err) {
       await this.#shutdown()
       throw err
@@ -132,8 +158,17 @@ export class CairnService {
 
   async #shutdown(): Promise<void> {
     this.#accepting = false
+    // Listeners first (in-flight requests finish), then running jobs, then the engines they use.
     if (this.#api?.listening) await close(this.#api)
     this.#api = undefined
+    await this.#blobApi?.close()
+    this.#blobApi = undefined
+    await this.#nbd?.close()
+    this.#nbd = undefined
+    await this.#jobs?.close()
+    this.#jobs = undefined
+    await this.#vaults?.close()
+    this.#vaults = undefined
     await this.#diskStore?.close()
     this.#diskStore = undefined
     await this.#catalog?.close()

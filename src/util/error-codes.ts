@@ -75,6 +75,33 @@ export const errorCatalogue = {
   DiskIsReadOnly: spec(409, EXIT.conflict, 'The disk is an incremental copy and accepts no writes.'),
   ReadTooLarge: spec(400, EXIT.usage, 'A single read is limited to 1 GiB.'),
   InvalidMarker: spec(400, EXIT.usage, 'A listing or diff marker is not one this store handed out.'),
+
+  // Vault
+  VaultNotFound: spec(404, EXIT.notFound, 'The vault does not exist.'),
+  VaultAlreadyExists: spec(409, EXIT.conflict, 'A vault with this name or at this location exists.'),
+  VaultKeyRequired: spec(401, EXIT.auth, 'The vault is encrypted; give its passphrase or key file.'),
+  VaultKeyInvalid: spec(403, EXIT.auth, 'The passphrase or key file does not open the vault key.'),
+  VaultCorrupt: spec(500, EXIT.integrity, 'A vault file is damaged or missing.'),
+  VaultObjectMissing: spec(404, EXIT.integrity, 'An object the vault needs is missing from its backend.'),
+  RecoveryPointNotFound: spec(404, EXIT.notFound, 'The recovery point does not exist.'),
+  RecoveryPointDiskNotFound: spec(404, EXIT.notFound, 'The recovery point holds no disk of that name.'),
+  BackupBaseMissing: spec(
+    409,
+    EXIT.conflict,
+    'The recovery point a backup builds on was deleted while the backup ran.',
+  ),
+  JobNotFound: spec(404, EXIT.notFound, 'The job does not exist.'),
+  // NBD server
+  NbdExportNotFound: spec(404, EXIT.notFound, 'No NBD export has this name.'),
+
+  // Blob API (the Azure-compatible plane answers these with Azure's own codes, see src/blobapi/blob-errors.ts)
+  AuthenticationFailed: spec(403, EXIT.auth, 'The request is not signed with a key of the account.'),
+  ChecksumMismatch: spec(400, EXIT.integrity, 'The request body does not match the checksum sent with it.'),
+  OperationNotSupported: spec(
+    409,
+    EXIT.usage,
+    'The blob API does not allow this operation on this resource.',
+  ),
 } as const satisfies Record<string, ErrorSpec>
 
 /** A stable error code from the catalogue. */

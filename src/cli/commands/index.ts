@@ -1,7 +1,21 @@
 import type { CommandDef } from '../command.js'
 import { accountCommands } from './account-commands.js'
+import { backupCommands } from './backup-commands.js'
 import { diskCommands } from './disk-commands.js'
+import { jobCommands } from './job-commands.js'
+import { restoreCommands } from './restore-commands.js'
+import { rpCommands } from './rp-commands.js'
 import { systemCommands } from './system-commands.js'
+import { vaultCommands } from './vault-commands.js'
 
 /** Every command of the cairn CLI, in help order. */
-export const COMMANDS: CommandDef[] = [...systemCommands, ...accountCommands, ...diskCommands]
+export const COMMANDS: CommandDef[] = [
+  ...systemCommands,
+  ...accountCommands,
+  ...diskCommands,
+  ...vaultCommands,
+  ...backupCommands,
+  ...rpCommands,
+  ...restoreCommands,
+  ...jobCommands,
+]

@@ -1,0 +1,8 @@
+// Protection: jobs, and later policies, the scheduler, backup and restore of VMs and disks.
+export {
+  type JobControl,
+  type JobInfo,
+  type JobProgress,
+  JobRegistry,
+  type JobStatus,
+} from './job-registry.js'
