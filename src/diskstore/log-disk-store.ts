@@ -451,16 +451,23 @@ export class LogDiskStore implements DiskStore {
     if (this.#appendedSinceCheckpoint >= this.#checkpointBytes && !this.#checkpointPending) {
       this.#checkpointPending = true
       setImmediate(() => {
-        this.#checkpointPending = false
-        if (this.#closed || this.#compacting !== undefined) return
-        try {
-          this.#checkpoint()
-        } catch (err) {
-          this.#logger.error('disk store checkpoint failed', { error: String(err) })
-        }
+        this.#autoCheckpoint().finally(() => {
+          this.#checkpointPending = false
+        })
       })
     }
     return rec
+  }
+
+  /** A checkpoint after enough log: first an fsync off the event loop, so the one inside is short. */
+  async #autoCheckpoint(): Promise<void> {
+    try {
+      await this.#log.durable()
+      if (this.#closed || this.#closing || this.#compacting !== undefined) return
+      this.#checkpoint()
+    } catch (err) {
+      this.#logger.error('disk store checkpoint failed', { error: String(err) })
+    }
   }
 
   /** The folder of the store. */
@@ -1711,6 +1718,8 @@ export class LogDiskStore implements DiskStore {
           pieces.filter((p) => !victims.has(p.segment)),
         )
     }
+    // Relocated data goes to disk off the event loop; the checkpoint's own fsync then has little left.
+    await this.#log.durable()
     this.#checkpoint()
     let removed = 0
     for (const n of victims) {
