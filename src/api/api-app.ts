@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { CairnError } from '../util/index.js'
 import { errorResponse } from './_errors.js'
 import type { ApiContext } from './api-context.js'
+import { registerDiskRoutes } from './disk-routes.js'
 import { type ApiApp, newApiApp } from './new-api-app.js'
 import { registerSystemRoutes } from './system-routes.js'
 import { registerVaultRoutes } from './vault-routes.js'
@@ -30,6 +31,7 @@ export function createApiApp(ctx: ApiContext): ApiApp {
   })
 
   registerSystemRoutes(app, ctx)
+  registerDiskRoutes(app, ctx)
   registerVaultRoutes(app, ctx)
 
   app.doc31('/api/v1/openapi.json', {

@@ -1,3 +1,4 @@
+import type { DiskStore } from '../diskstore/index.js'
 import type { JobRegistry } from '../protection/index.js'
 import type { Logger } from '../util/index.js'
 import type { VaultRegistry } from '../vault/index.js'
@@ -17,6 +18,8 @@ export interface ApiContext {
   info(): ServiceInfo
   /** False while the service shuts down: new requests then get ServiceUnavailable. */
   accepting(): boolean
+  /** Accounts, containers, disks and snapshots. */
+  diskStore: DiskStore
   /** The service's vaults (absent in a service without vaults). */
   vaults?: VaultRegistry
   /** Long operations: backup, restore, verify, gc. */

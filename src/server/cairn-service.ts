@@ -1,9 +1,11 @@
-import { mkdirSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { existsSync, mkdirSync } from 'node:fs'
 import type { Server } from 'node:http'
 import { join } from 'node:path'
 import { createAdaptorServer } from '@hono/node-server'
 import { createApiApp, type ServiceInfo } from '../api/index.js'
 import { type Catalog, openSqliteCatalog } from '../catalog/index.js'
+import { type DiskStore, LogDiskStore } from '../diskstore/index.js'
 import { JobRegistry } from '../protection/index.js'
 import { CairnError, createLogger, type Logger } from '../util/index.js'
 import { VaultRegistry } from '../vault/index.js'
@@ -11,6 +13,14 @@ import { close, listen } from './_listen.js'
 import type { ServiceConfig } from './config.js'
 import { DataFolderLock } from './data-folder-lock.js'
 import { VERSION } from './version.js'
+
+/** The development account of the Azure storage emulators and its well-known key (Azurite's). */
+export const DEVELOPMENT_ACCOUNT = {
+  name: 'devstoreaccount1',
+  key: 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==',
+  /** The container the CLI uses when a disk is named without one. */
+  container: 'disks',
+} as const
 
 /** Options of CairnService. */
 export interface CairnServiceOptions {
@@ -25,10 +35,12 @@ export class CairnService {
   #catalog: Catalog | undefined
   #vaults: VaultRegistry | undefined
   #jobs: JobRegistry | undefined
+  #diskStore: LogDiskStore | undefined
   #api: Server | undefined
   #listeners: Record<string, string> = {}
   #startedAt = ''
   #accepting = false
+  #starting: Promise<void> | undefined
   #stopping: Promise<void> | undefined
 
   constructor(config: ServiceConfig, options: CairnServiceOptions = {}) {
@@ -48,6 +60,12 @@ export class CairnService {
     return this.#catalog
   }
 
+  /** The disk store, once started. */
+  get diskStore(): DiskStore {
+    if (!this.#diskStore) throw new CairnError('ServiceUnavailable', 'The service is not started')
+    return this.#diskStore
+  }
+
   /** Where each listener is, for example `{ api: 'http://127.0.0.1:7070' }`. */
   get listeners(): Record<string, string> {
     return { ...this.#listeners }
@@ -64,7 +82,12 @@ export class CairnService {
   }
 
   /** Takes the data folder, opens the catalog and starts listening. On failure, undoes what it did. */
-  async start(): Promise<void> {
+  start(): Promise<void> {
+    this.#starting ??= this.#start()
+    return this.#starting
+  }
+
+  async #start(): Promise<void> {
     const log = this.#logger
     mkdirSync(this.config.data, { recursive: true })
     this.#lock.acquire()
@@ -72,12 +95,14 @@ export class CairnService {
       this.#catalog = await openSqliteCatalog(join(this.config.data, 'catalog.db'))
       this.#vaults = new VaultRegistry(this.#catalog, { dataDir: this.config.data })
       this.#jobs = new JobRegistry()
+      this.#diskStore = await this.#openDiskStore()
       const app = createApiApp({
         logger: log,
         info: () => this.info(),
         accepting: () => this.#accepting,
         vaults: this.#vaults,
         jobs: this.#jobs,
+        diskStore: this.#diskStore,
       })
       this.#api = createAdaptorServer({ fetch: app.fetch }) as Server
       const port = await listen(this.#api, this.config.port, this.config.host, 'management API')
@@ -92,9 +117,24 @@ export class CairnService {
     }
   }
 
+  /** Opens DATA/disks; on first start creates the development account and its `disks` container. */
+  async #openDiskStore(): Promise<LogDiskStore> {
+    const dir = join(this.config.data, 'disks')
+    const first = !existsSync(dir)
+    const store = await LogDiskStore.open(dir, { logger: this.#logger.child({ component: 'diskstore' }) })
+    if (first) {
+      const { name, key, container } = DEVELOPMENT_ACCOUNT
+      const second = randomBytes(64).toString('base64')
+      await store.createAccount(name, { region: 'local', redundancy: 'LRS', keys: [key, second] })
+      await store.createContainer(name, container)
+      this.#logger.info('created the development storage account', { account: name, container })
+    }
+    return store
+  }
+
   /** Stops accepting work, lets in-flight requests finish, closes files and frees the data folder. */
   stop(): Promise<void> {
-    this.#stopping ??= this.#shutdown()
+    this.#stopping ??= (this.#starting ?? Promise.resolve()).catch(() => {}).then(() => this.#shutdown())
     return this.#stopping
   }
 
@@ -106,6 +146,8 @@ export class CairnService {
     this.#jobs = undefined
     await this.#vaults?.close()
     this.#vaults = undefined
+    await this.#diskStore?.close()
+    this.#diskStore = undefined
     await this.#catalog?.close()
     this.#catalog = undefined
     this.#lock.release()
