@@ -82,7 +82,7 @@ export class FsVaultBackend implements VaultBackend {
     }
   }
 
-  async put(name: string, data: Uint8Array): Promise<void> {
+  async put(name: string, data: Uint8Array | readonly Uint8Array[]): Promise<void> {
     const tmp = await this.#writeTemp(data)
     const target = this.#path(name)
     await mkdir(dirname(target), { recursive: true })
@@ -90,7 +90,7 @@ export class FsVaultBackend implements VaultBackend {
     await syncDir(dirname(target))
   }
 
-  async create(name: string, data: Uint8Array): Promise<boolean> {
+  async create(name: string, data: Uint8Array | readonly Uint8Array[]): Promise<boolean> {
     const tmp = await this.#writeTemp(data)
     const target = this.#path(name)
     try {
@@ -127,16 +127,27 @@ export class FsVaultBackend implements VaultBackend {
     return join(this.#root, name)
   }
 
-  async #writeTemp(data: Uint8Array): Promise<string> {
+  async #writeTemp(data: Uint8Array | readonly Uint8Array[]): Promise<string> {
     const dir = join(this.#root, TMP)
     await mkdir(dir, { recursive: true })
     const tmp = join(dir, randomBytes(12).toString('hex'))
     const fh = await open(tmp, 'wx')
     try {
-      let done = 0
-      while (done < data.length) {
-        const { bytesWritten } = await fh.write(data, done, data.length - done)
-        done += bytesWritten
+      const parts = data instanceof Uint8Array ? [data] : data
+      // writev takes at most IOV_MAX (1024) buffers a call.
+      for (let i = 0; i < parts.length; i += 1024) {
+        let batch = parts.slice(i, i + 1024)
+        let left = batch.reduce((n, p) => n + p.length, 0)
+        while (left > 0) {
+          const { bytesWritten } = await fh.writev(batch)
+          left -= bytesWritten
+          let skip = bytesWritten
+          while (skip > 0 && batch.length > 0 && batch[0]!.length <= skip) {
+            skip -= batch[0]!.length
+            batch = batch.slice(1)
+          }
+          if (skip > 0 && batch.length > 0) batch = [batch[0]!.subarray(skip), ...batch.slice(1)]
+        }
       }
       await fh.sync()
     } finally {
