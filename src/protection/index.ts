@@ -6,3 +6,11 @@ export {
   JobRegistry,
   type JobStatus,
 } from './job-registry.js'
+export {
+  type BackupDisksOptions,
+  backupDisks,
+  type DiskToBackUp,
+  diskSink,
+  diskSource,
+  restoreToDisk,
+} from './disk-backup.js'
