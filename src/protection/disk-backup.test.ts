@@ -69,7 +69,11 @@ describe('disk-store backups into a vault', () => {
       assert.equal(os3.chunksReused, 3)
       const restored3: DiskRef = { account: 'acct', container: 'vhds', disk: 'os-3' }
       await restoreToDisk(vault, store, rp3.id, 'os', restored3)
-      assert.ok((await store.read(restored3, 0, 64 * MiB)).equals(await store.read(os, 0, 64 * MiB, { snapshot: os3.snapshot! })))
+      assert.ok(
+        (await store.read(restored3, 0, 64 * MiB)).equals(
+          await store.read(os, 0, 64 * MiB, { snapshot: os3.snapshot! }),
+        ),
+      )
     } finally {
       await vault.close()
       await store.close()

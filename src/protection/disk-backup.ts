@@ -1,7 +1,13 @@
 // Disk-store disks as vault sources and sinks: a backup snapshots the disks at one instant and reads
 // only what the snapshot diff says changed since the previous recovery point's snapshot; a restore
 // writes a recovery point's disk into a new or an existing disk-store disk.
-import { type ByteRange, type DiskRef, type DiskStore, MAX_WRITE_SIZE, PAGE_SIZE } from '../diskstore/index.js'
+import {
+  type ByteRange,
+  type DiskRef,
+  type DiskStore,
+  MAX_WRITE_SIZE,
+  PAGE_SIZE,
+} from '../diskstore/index.js'
 import { CairnError } from '../util/index.js'
 import type {
   BackupSource,
@@ -79,9 +85,12 @@ export async function backupDisks(
   disks: DiskToBackUp[],
   options: BackupDisksOptions,
 ): Promise<RecoveryPoint> {
-  if (disks.length === 0) throw new CairnError('InvalidRequest', `Cannot back up "${options.item.name}": no disks given`)
+  if (disks.length === 0)
+    throw new CairnError('InvalidRequest', `Cannot back up "${options.item.name}": no disks given`)
   const baseId =
-    options.base === null ? undefined : (options.base ?? (await vault.latestRecoveryPoint(options.item.name))?.id)
+    options.base === null
+      ? undefined
+      : (options.base ?? (await vault.latestRecoveryPoint(options.item.name))?.id)
   const base = baseId ? await vault.getRecoveryPoint(baseId) : undefined
   const snaps = await store.snapshotGroup(disks.map((d) => d.ref))
   const sources = disks.map((d, i) => {
@@ -143,7 +152,10 @@ export async function restoreToDisk(
   const rp = await vault.getRecoveryPoint(rpId)
   const disk = rp.disks.find((d) => d.name === diskName)
   if (!disk) {
-    throw new CairnError('RecoveryPointDiskNotFound', `Cannot restore disk "${diskName}": recovery point "${rpId}" holds no such disk`)
+    throw new CairnError(
+      'RecoveryPointDiskNotFound',
+      `Cannot restore disk "${diskName}": recovery point "${rpId}" holds no such disk`,
+    )
   }
   const size = Math.ceil(disk.size / PAGE_SIZE) * PAGE_SIZE
   let exists = true
@@ -154,7 +166,10 @@ export async function restoreToDisk(
     exists = false
   }
   if (exists && !options.overwrite) {
-    throw new CairnError('DiskAlreadyExists', `Cannot restore into disk "${target.disk}": it exists; say overwrite to replace its content`)
+    throw new CairnError(
+      'DiskAlreadyExists',
+      `Cannot restore into disk "${target.disk}": it exists; say overwrite to replace its content`,
+    )
   }
   if (!exists) await store.createDisk(target, { size })
   else if (store.getDisk(target).size < size) await store.resizeDisk(target, size)

@@ -1,11 +1,5 @@
 // Protection: jobs, and later policies, the scheduler, backup and restore of VMs and disks.
-export {
-  type JobControl,
-  type JobInfo,
-  type JobProgress,
-  JobRegistry,
-  type JobStatus,
-} from './job-registry.js'
+
 export {
   type BackupDisksOptions,
   backupDisks,
@@ -14,3 +8,10 @@ export {
   diskSource,
   restoreToDisk,
 } from './disk-backup.js'
+export {
+  type JobControl,
+  type JobInfo,
+  type JobProgress,
+  JobRegistry,
+  type JobStatus,
+} from './job-registry.js'
