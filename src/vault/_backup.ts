@@ -287,7 +287,7 @@ async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Pr
     size: source.size,
     affected: (s: number, e: number) => plan.cut.intersects(s, e),
     leaf,
-    concurrency: 1,
+    concurrency: 2,
     ...(plan.mode === 'incremental' && plan.base ? { base: plan.base } : {}),
   }
   const tree = await updateTree(ctx.pages, update)
