@@ -74,8 +74,15 @@ export class ChunkPool {
   }
 
   /** Opens and checks a chunk blob (which moves to the worker when it can); throws ChunkDamage when it is bad. */
-  async open(blob: Buffer, id: Buffer): Promise<{ plain: Buffer; kind: ChunkKind }> {
-    const r = await this.#call({ op: 'open', data: blob, id: new Uint8Array(id) }, owned(blob))
+  async open(
+    blob: Buffer,
+    id: Buffer,
+    options: { rehash?: boolean } = {},
+  ): Promise<{ plain: Buffer; kind: ChunkKind }> {
+    const r = await this.#call(
+      { op: 'open', data: blob, id: new Uint8Array(id), rehash: options.rehash !== false },
+      owned(blob),
+    )
     return { plain: asBuffer(r.plain!), kind: r.kind! }
   }
 

@@ -20,6 +20,7 @@ export interface ChunkRequest {
   data: Uint8Array
   kind?: ChunkKind
   id?: Uint8Array
+  rehash?: boolean
 }
 
 const asBuffer = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength)
@@ -43,7 +44,9 @@ parentPort?.on('message', async (m: ChunkRequest) => {
         out.flatMap((p) => own(p as Buffer)),
       )
     } else {
-      const { plain, kind } = await openChunk(data, asBuffer(m.id ?? new Uint8Array()), keys)
+      const { plain, kind } = await openChunk(data, asBuffer(m.id ?? new Uint8Array()), keys, {
+        rehash: m.rehash !== false,
+      })
       const out = own(plain).length ? plain : new Uint8Array(plain)
       parentPort?.postMessage({ seq: m.seq, plain: out, kind }, own(out as Buffer))
     }

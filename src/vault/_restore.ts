@@ -38,7 +38,7 @@ export async function runRestore(
   const progress = new ProgressMeter(opts.onProgress)
   progress.phase = 'restore'
   progress.total = disk.size
-  const width = opts.concurrency ?? 4
+  const width = opts.concurrency ?? 8
   let cursor = 0
   let written = 0
 

@@ -13,6 +13,8 @@ const TMP = '.tmp'
 export class FsVaultBackend implements VaultBackend {
   readonly kind = 'fs'
   readonly #root: string
+  /** Open read handles of recently read objects (packs are immutable, so a handle never goes stale). */
+  readonly #handles = new Map<string, { fh: Promise<FileHandle>; users: number }>()
 
   constructor(root: string) {
     this.#root = root
@@ -64,9 +66,16 @@ export class FsVaultBackend implements VaultBackend {
   }
 
   async getRange(name: string, offset: number, length: number): Promise<Buffer> {
-    let fh: FileHandle | undefined
+    let entry = this.#handles.get(name)
+    if (!entry) {
+      entry = { fh: open(this.#path(name), 'r'), users: 0 }
+      this.#handles.set(name, entry)
+      entry.fh.catch(() => this.#handles.delete(name))
+      this.#trimHandles()
+    }
+    entry.users++
     try {
-      fh = await open(this.#path(name), 'r')
+      const fh = await entry.fh
       const buf = Buffer.allocUnsafeSlow(length)
       let done = 0
       while (done < length) {
@@ -78,8 +87,25 @@ export class FsVaultBackend implements VaultBackend {
     } catch (err) {
       throw this.#missing(err, name)
     } finally {
-      await fh?.close()
+      entry.users--
     }
+  }
+
+  /** Keeps at most 32 read handles open, closing idle ones first opened first. */
+  #trimHandles(): void {
+    for (const [name, e] of this.#handles) {
+      if (this.#handles.size <= 32) break
+      if (e.users > 0) continue
+      this.#handles.delete(name)
+      e.fh.then((fh) => fh.close()).catch(() => {})
+    }
+  }
+
+  /** Closes the cached read handles. */
+  async close(): Promise<void> {
+    const all = [...this.#handles.values()]
+    this.#handles.clear()
+    await Promise.all(all.map((e) => e.fh.then((fh) => fh.close()).catch(() => {})))
   }
 
   async put(name: string, data: Uint8Array | readonly Uint8Array[]): Promise<void> {
@@ -107,6 +133,11 @@ export class FsVaultBackend implements VaultBackend {
   }
 
   async delete(name: string): Promise<void> {
+    const cached = this.#handles.get(name)
+    if (cached && cached.users === 0) {
+      this.#handles.delete(name)
+      await cached.fh.then((fh) => fh.close()).catch(() => {})
+    }
     try {
       await unlink(this.#path(name))
     } catch (err) {

@@ -26,4 +26,6 @@ export interface VaultBackend {
   create(name: string, data: Uint8Array | readonly Uint8Array[]): Promise<boolean>
   /** Deletes an object; deleting a missing object is not an error. */
   delete(name: string): Promise<void>
+  /** Frees what the backend holds open (connections, file handles). */
+  close?(): Promise<void>
 }
