@@ -71,6 +71,25 @@ export const errorCatalogue = {
   ConditionNotMet: spec(412, EXIT.conflict, 'A condition of the request was not met.'),
   SequenceNumberConditionNotMet: spec(412, EXIT.conflict, 'The sequence number condition was not met.'),
   StoreCorrupt: spec(500, EXIT.integrity, 'The store holds damaged data.'),
+
+  // Agent (names of the reference's Linux script framework) and the service's view of an agent
+  PreScriptExecutionFailed: spec(500, EXIT.failure, 'The pre-script failed on every try.'),
+  PostScriptExecutionFailed: spec(500, EXIT.failure, 'The post-script failed on every try.'),
+  ScriptNotFound: spec(404, EXIT.notFound, 'A configured pre- or post-script does not exist.'),
+  ScriptTimeout: spec(504, EXIT.failure, 'A script did not finish within timeoutInSeconds.'),
+  IncorrectJSONConfigFile: spec(400, EXIT.usage, 'The agent script configuration is not valid JSON or has bad fields.'),
+  InsufficientPermission: spec(
+    403,
+    EXIT.auth,
+    'The configuration (mode 600) or a script (root-owned, mode 700) has unsafe ownership or permissions.',
+  ),
+  FsFreezeFailed: spec(500, EXIT.failure, 'A file system could not be frozen.'),
+  AgentBusy: spec(409, EXIT.conflict, 'The agent is already quiescing or holding the guest quiesced.'),
+  AgentSessionNotFound: spec(404, EXIT.notFound, 'The agent knows no quiesce session with this id.'),
+  AgentUnreachable: spec(503, EXIT.unavailable, 'The agent cannot be reached or answered nonsense.'),
+
+  // Protection: policies, VMs, protected items, jobs
+  PolicyInvalid: spec(400, EXIT.usage, 'The backup policy is outside the allowed schedule or retention bounds.'),
 } as const satisfies Record<string, ErrorSpec>
 
 /** A stable error code from the catalogue. */
