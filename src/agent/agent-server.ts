@@ -29,7 +29,10 @@ export class AgentServer {
 
   constructor(options: AgentServerOptions) {
     if (options.token.length < 8) {
-      throw new CairnError('UsageError', 'Cannot start the agent: the token must be at least 8 characters long')
+      throw new CairnError(
+        'UsageError',
+        'Cannot start the agent: the token must be at least 8 characters long',
+      )
     }
     this.#tokenDigest = digest(options.token)
     this.#log = options.logger ?? silentLogger
@@ -42,7 +45,9 @@ export class AgentServer {
   }
 
   /** Checks the configuration, then listens; answers the bound address. */
-  async start(options: { host?: string; port?: number } = {}): Promise<{ host: string; port: number; url: string }> {
+  async start(
+    options: { host?: string; port?: number } = {},
+  ): Promise<{ host: string; port: number; url: string }> {
     await this.controller.checkConfig()
     const server = createServer((req, res) => {
       this.#handle(req, res).catch((err) => this.#log.error('request failed', { err: String(err) }))
@@ -83,7 +88,8 @@ export class AgentServer {
         case 'POST /v1/thaw': {
           const body = await readJson(req)
           const id = (body as { sessionId?: unknown }).sessionId
-          if (typeof id !== 'string') throw new CairnError('InvalidRequest', 'Cannot thaw: "sessionId" is missing')
+          if (typeof id !== 'string')
+            throw new CairnError('InvalidRequest', 'Cannot thaw: "sessionId" is missing')
           return send(res, 200, await this.controller.thaw(id))
         }
         default:
@@ -121,7 +127,8 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   const chunks: Buffer[] = []
   for await (const chunk of req) {
     size += (chunk as Buffer).length
-    if (size > MAX_BODY) throw new CairnError('PayloadTooLarge', 'Cannot read the request: the body is over 64 KiB')
+    if (size > MAX_BODY)
+      throw new CairnError('PayloadTooLarge', 'Cannot read the request: the body is over 64 KiB')
     chunks.push(chunk as Buffer)
   }
   const text = Buffer.concat(chunks).toString('utf8').trim()

@@ -66,7 +66,10 @@ export class QuiesceController {
   /** Prepares the guest for a snapshot; throws the reference's errors when it must not go on. */
   async quiesce(): Promise<QuiesceReport> {
     if (this.#state !== 'idle') {
-      throw new CairnError('AgentBusy', `Cannot quiesce: the agent is ${this.#state} (session ${this.#session?.id})`)
+      throw new CairnError(
+        'AgentBusy',
+        `Cannot quiesce: the agent is ${this.#state} (session ${this.#session?.id})`,
+      )
     }
     this.#state = 'quiescing'
     try {
@@ -142,7 +145,10 @@ export class QuiesceController {
     const s = this.#session
     if (s?.id === sessionId) return this.#thaw(s, false)
     if (this.#lastThaw?.sessionId === sessionId) return this.#lastThaw
-    throw new CairnError('AgentSessionNotFound', `Cannot thaw: the agent has no quiesce session "${sessionId}"`)
+    throw new CairnError(
+      'AgentSessionNotFound',
+      `Cannot thaw: the agent has no quiesce session "${sessionId}"`,
+    )
   }
 
   /** Thaws whatever is quiesced (used when the agent stops). */
@@ -159,7 +165,8 @@ export class QuiesceController {
     clearTimeout(s.watchdog)
     this.#state = 'thawing'
     const timeoutMs = s.config.timeoutInSeconds * 1000
-    const thaw = s.freeze.status === 'Success' ? await thawAll(s.freeze.mountPoints ?? [], timeoutMs) : NOT_EXECUTED
+    const thaw =
+      s.freeze.status === 'Success' ? await thawAll(s.freeze.mountPoints ?? [], timeoutMs) : NOT_EXECUTED
     const post = await this.#runPost(s.config)
     const now = Date.now()
     const report: ThawReport = {
@@ -199,7 +206,12 @@ export class QuiesceController {
  * Consistency as the reference defines it: application-consistent when the scripts succeeded,
  * file-system-consistent when only the freeze did (or scripts failed but the freeze held), else crash.
  */
-function consistencyOf(config: ScriptConfig, pre: StepReport, freeze: StepReport, post: StepReport): Consistency {
+function consistencyOf(
+  config: ScriptConfig,
+  pre: StepReport,
+  freeze: StepReport,
+  post: StepReport,
+): Consistency {
   const hasScripts = config.preScriptLocation !== undefined || config.postScriptLocation !== undefined
   const scriptsOk = pre.status !== 'Error' && post.status !== 'Error'
   if (hasScripts && scriptsOk) return 'AppConsistent'

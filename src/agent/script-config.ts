@@ -167,7 +167,8 @@ export async function checkScript(script: string, rule: OwnershipRule = ROOT): P
       cause: err,
     })
   }
-  if (!st.isFile()) throw new CairnError('ScriptNotFound', `Cannot run the script "${script}": it is not a file`)
+  if (!st.isFile())
+    throw new CairnError('ScriptNotFound', `Cannot run the script "${script}": it is not a file`)
   if (st.uid !== rule.ownerUid || (st.mode & 0o077) !== 0 || (st.mode & constants.S_IXUSR) === 0) {
     throw new CairnError(
       'InsufficientPermission',

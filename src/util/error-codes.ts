@@ -77,7 +77,11 @@ export const errorCatalogue = {
   PostScriptExecutionFailed: spec(500, EXIT.failure, 'The post-script failed on every try.'),
   ScriptNotFound: spec(404, EXIT.notFound, 'A configured pre- or post-script does not exist.'),
   ScriptTimeout: spec(504, EXIT.failure, 'A script did not finish within timeoutInSeconds.'),
-  IncorrectJSONConfigFile: spec(400, EXIT.usage, 'The agent script configuration is not valid JSON or has bad fields.'),
+  IncorrectJSONConfigFile: spec(
+    400,
+    EXIT.usage,
+    'The agent script configuration is not valid JSON or has bad fields.',
+  ),
   InsufficientPermission: spec(
     403,
     EXIT.auth,
@@ -89,7 +93,11 @@ export const errorCatalogue = {
   AgentUnreachable: spec(503, EXIT.unavailable, 'The agent cannot be reached or answered nonsense.'),
 
   // Protection: policies, VMs, protected items, jobs
-  PolicyInvalid: spec(400, EXIT.usage, 'The backup policy is outside the allowed schedule or retention bounds.'),
+  PolicyInvalid: spec(
+    400,
+    EXIT.usage,
+    'The backup policy is outside the allowed schedule or retention bounds.',
+  ),
 } as const satisfies Record<string, ErrorSpec>
 
 /** A stable error code from the catalogue. */

@@ -31,7 +31,8 @@ export const agentCommands: CommandDef[] = [
       const config = opts.config as string | undefined
       const token = (opts.token as string | undefined) ?? process.env.CAIRN_AGENT_TOKEN
       if (!config) throw new CairnError('UsageError', 'Cannot start the agent: --config FILE is required')
-      if (!token) throw new CairnError('UsageError', 'Cannot start the agent: --token or CAIRN_AGENT_TOKEN is required')
+      if (!token)
+        throw new CairnError('UsageError', 'Cannot start the agent: --token or CAIRN_AGENT_TOKEN is required')
       const level = (opts['log-level'] as 'debug' | 'info' | 'warn' | 'error' | undefined) ?? 'info'
       const server = new AgentServer({ configPath: config, token, logger: createLogger({ level }) })
       const listenOn: { host?: string; port?: number } = {}
