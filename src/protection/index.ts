@@ -1,0 +1,47 @@
+// Protection: VMs, backup policies, protected items, the scheduler, retention and the agent client.
+export { type Clock, ManualClock, systemClock } from './clock.js'
+export {
+  type BackupPolicy,
+  type BackupSchedule,
+  HOURLY_INTERVALS,
+  type HourlyInterval,
+  MONTHS,
+  type Month,
+  type MonthDaySelector,
+  POLICY_BOUNDS,
+  type RetentionRules,
+  validatePolicy,
+  WEEKDAYS,
+  WEEKS_OF_MONTH,
+  type Weekday,
+  type WeekOfMonth,
+} from './policy.js'
+export {
+  expiredSnapshots,
+  onDemandExpiry,
+  planRetention,
+  type RetentionPlan,
+  type RetentionPoint,
+  type RetentionReason,
+  type RetentionVerdict,
+} from './retention.js'
+export {
+  DEFAULT_SPREAD_MS,
+  type DueRun,
+  dueRun,
+  jitterFor,
+  nextRun,
+  type PlannedRun,
+  plannedRuns,
+  type SpreadOptions,
+  scheduledTimes,
+  spreadFor,
+} from './schedule.js'
+export {
+  type SchedulableItem,
+  type ScheduledRun,
+  Scheduler,
+  type SchedulerOptions,
+  type SchedulerStatus,
+  type SchedulerStore,
+} from './scheduler.js'
