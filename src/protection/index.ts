@@ -1,4 +1,14 @@
 // Protection: VMs, backup policies, protected items, the scheduler, retention and the agent client.
+
+export {
+  AgentClient,
+  type AgentClientOptions,
+  type AgentQuiesce,
+  type AgentStatusReport,
+  type AgentStep,
+  type AgentThaw,
+  type Consistency,
+} from './agent-client.js'
 export { type Clock, ManualClock, systemClock } from './clock.js'
 export {
   type BackupPolicy,
@@ -16,6 +26,18 @@ export {
   type Weekday,
   type WeekOfMonth,
 } from './policy.js'
+export {
+  type Job,
+  type JobFilter,
+  type JobStatus,
+  type JobType,
+  type ProtectedItem,
+  type ProtectionState,
+  ProtectionStore,
+  type RecoveryPoint,
+  type RecoveryPointDisk,
+  type RecoveryPointTier,
+} from './protection-store.js'
 export {
   expiredSnapshots,
   onDemandExpiry,
@@ -45,3 +67,16 @@ export {
   type SchedulerStatus,
   type SchedulerStore,
 } from './scheduler.js'
+export {
+  type DataDisk,
+  type DiskSelection,
+  MAX_DATA_DISKS,
+  MAX_LUN,
+  parseDiskRef,
+  refKey,
+  type SelectedDisk,
+  selectDisks,
+  type Vm,
+  type VmSpec,
+  validateVm,
+} from './vm.js'

@@ -36,7 +36,7 @@ class MemoryStore implements SchedulerStore {
   add(id: string, policy: BackupPolicy, since = START - HOUR) {
     this.items.set(id, { id, policy, protectedSince: since })
   }
-  async listItems() {
+  async listSchedulable() {
     return [...this.items.values()].map((i) => ({ ...i }))
   }
   async recordRun(itemId: string, slot: number) {

@@ -16,7 +16,7 @@ export interface SchedulableItem {
 /** Where the scheduler reads items and records finished runs, so it survives restarts. */
 export interface SchedulerStore {
   /** Items under active protection (stopped ones left out). */
-  listItems(): Promise<SchedulableItem[]>
+  listSchedulable(): Promise<SchedulableItem[]>
   /** Records that the run of `slot` finished (successfully or not). */
   recordRun(itemId: string, slot: number): Promise<void>
   /** The last time retention maintenance ran, if ever. */
@@ -103,7 +103,7 @@ export class Scheduler {
 
   /** Re-reads the items (after a protection change) and acts on what is due. */
   async refresh(): Promise<void> {
-    this.#items = await this.#o.store.listItems()
+    this.#items = await this.#o.store.listSchedulable()
     this.#nextRuns.clear()
     await this.tick()
   }

@@ -98,6 +98,23 @@ export const errorCatalogue = {
     EXIT.usage,
     'The backup policy is outside the allowed schedule or retention bounds.',
   ),
+  PolicyNotFound: spec(404, EXIT.notFound, 'The backup policy does not exist in this vault.'),
+  PolicyAlreadyExists: spec(409, EXIT.conflict, 'A backup policy with this name exists in this vault.'),
+  PolicyInUse: spec(409, EXIT.conflict, 'The backup policy still protects items.'),
+  VmInvalid: spec(400, EXIT.usage, 'The VM description is invalid (name, disks, LUNs or agent).'),
+  VmNotFound: spec(404, EXIT.notFound, 'The VM does not exist.'),
+  VmAlreadyExists: spec(409, EXIT.conflict, 'A VM with this name exists.'),
+  VmIsProtected: spec(409, EXIT.conflict, 'The VM is protected; stop protection first.'),
+  VmAlreadyProtected: spec(
+    409,
+    EXIT.conflict,
+    'The VM is already protected (a VM is protected in one vault).',
+  ),
+  ProtectedItemNotFound: spec(404, EXIT.notFound, 'The VM is not protected.'),
+  ProtectionStopped: spec(409, EXIT.conflict, 'Protection of the VM is stopped; resume it first.'),
+  RecoveryPointNotFound: spec(404, EXIT.notFound, 'The recovery point does not exist.'),
+  BackupInProgress: spec(409, EXIT.conflict, 'A backup of this VM is already running.'),
+  BackupJobNotFound: spec(404, EXIT.notFound, 'The backup or restore job does not exist.'),
 } as const satisfies Record<string, ErrorSpec>
 
 /** A stable error code from the catalogue. */
