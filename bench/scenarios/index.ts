@@ -1,5 +1,6 @@
 import type { BenchScenario } from '../bench-types.js'
 import { cliStartup } from './cli-startup.js'
+import { protectionPlan } from './protection-plan.js'
 
 /** Every benchmark scenario, in run order. */
-export const SCENARIOS: BenchScenario[] = [cliStartup]
+export const SCENARIOS: BenchScenario[] = [cliStartup, protectionPlan]
