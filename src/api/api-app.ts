@@ -3,6 +3,7 @@ import { CairnError } from '../util/index.js'
 import { errorResponse } from './_errors.js'
 import type { ApiContext } from './api-context.js'
 import { type ApiApp, newApiApp } from './new-api-app.js'
+import { registerProtectionRoutes } from './protection-routes.js'
 import { registerSystemRoutes } from './system-routes.js'
 
 /** Builds the management API (`/healthz`, `/api/v1/...`, `/api/v1/openapi.json`) over the given context. */
@@ -29,6 +30,7 @@ export function createApiApp(ctx: ApiContext): ApiApp {
   })
 
   registerSystemRoutes(app, ctx)
+  if (ctx.protection) registerProtectionRoutes(app, ctx.protection)
 
   app.doc31('/api/v1/openapi.json', {
     openapi: '3.1.0',

@@ -1,3 +1,4 @@
+import type { ProtectionStore } from '../protection/index.js'
 import type { Logger } from '../util/index.js'
 
 /** What the management API reports at /api/v1/info. */
@@ -15,4 +16,6 @@ export interface ApiContext {
   info(): ServiceInfo
   /** False while the service shuts down: new requests then get ServiceUnavailable. */
   accepting(): boolean
+  /** VMs, policies, protected items, recovery points and jobs (routes under /api/v1/vms, /vaults, /backupJobs). */
+  protection?: ProtectionStore
 }

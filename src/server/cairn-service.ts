@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { createAdaptorServer } from '@hono/node-server'
 import { createApiApp, type ServiceInfo } from '../api/index.js'
 import { type Catalog, openSqliteCatalog } from '../catalog/index.js'
+import { ProtectionStore } from '../protection/index.js'
 import { CairnError, createLogger, type Logger } from '../util/index.js'
 import { close, listen } from './_listen.js'
 import type { ServiceConfig } from './config.js'
@@ -66,7 +67,16 @@ export class CairnService {
     this.#lock.acquire()
     try {
       this.#catalog = await openSqliteCatalog(join(this.config.data, 'catalog.db'))
-      const app = createApiApp({ logger: log, info: () => this.info(), accepting: () => this.#accepting })
+      const protection = new ProtectionStore(this.#catalog)
+      const interrupted = await protection.failInterruptedJobs()
+      if (interrupted.length > 0)
+        log.warn('jobs cut short by the last stop marked Failed', { jobs: interrupted.map((j) => j.id) })
+      const app = createApiApp({
+        logger: log,
+        info: () => this.info(),
+        accepting: () => this.#accepting,
+        protection,
+      })
       this.#api = createAdaptorServer({ fetch: app.fetch }) as Server
       const port = await listen(this.#api, this.config.port, this.config.host, 'management API')
       this.#listeners.api = `http://${this.config.host}:${port}`
