@@ -88,6 +88,17 @@ export function registerProtectionRoutes(app: ApiApp, store: ProtectionStore): v
     },
   )
 
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/v1/vms/{vm}/protectedItem',
+      summary: 'Show the protection of a VM, whichever vault holds it',
+      request: { params: VmParam },
+      responses: { 200: json(Json, 'The protected item'), ...errors },
+    }),
+    async (c) => c.json(plain(await store.getItem(c.req.valid('param').vm)), 200),
+  )
+
   // --- Backup policies ---
   app.openapi(
     createRoute({

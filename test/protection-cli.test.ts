@@ -1,0 +1,141 @@
+import assert from 'node:assert/strict'
+import { type ChildProcess, spawn } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, it } from 'node:test'
+import { fileURLToPath } from 'node:url'
+
+const bin = fileURLToPath(new URL('../../bin/cairn.js', import.meta.url))
+
+async function freePort(): Promise<number> {
+  const srv = createServer()
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()))
+  const port = (srv.address() as { port: number }).port
+  await new Promise<void>((r) => srv.close(() => r()))
+  return port
+}
+
+function cairn(url: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [bin, ...args, '--url', url], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d) => {
+      stdout += d
+    })
+    child.stderr.on('data', (d) => {
+      stderr += d
+    })
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }))
+  })
+}
+
+describe('cairn CLI for VMs, policies, protection and jobs (against a real cairn serve)', () => {
+  it('creates a VM and a policy, protects the VM, lists items, recovery points and jobs, and explains bad input', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cairn-protection-cli-'))
+    let server: ChildProcess | undefined
+    try {
+      const port = await freePort()
+      const url = `http://127.0.0.1:${port}`
+      server = spawn(process.execPath, [bin, 'serve', '--data', join(dir, 'data'), '--port', String(port)], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+        env: { ...process.env, CAIRN_LOG_LEVEL: 'warn' },
+      })
+      for (let i = 0; ; i++) {
+        const ok = await fetch(`${url}/healthz`).then(
+          (r) => r.ok,
+          () => false,
+        )
+        if (ok) break
+        if (i > 100) assert.fail('cairn serve did not start')
+        await new Promise((r) => setTimeout(r, 100))
+      }
+      const config = join(dir, 'web-1.json')
+      writeFileSync(config, JSON.stringify({ cpus: 2, memoryGiB: 4 }))
+
+      const vm = await cairn(
+        url,
+        'vm',
+        'create',
+        'web-1',
+        '--os-disk',
+        'acct/vms/web-1-os',
+        '--data-disk',
+        '0=acct/vms/web-1-data0',
+        '--data-disk',
+        '1=acct/vms/web-1-data1',
+        '--config',
+        config,
+        '--agent',
+        'http://127.0.0.1:7071',
+        '--agent-token',
+        'cli-agent-token',
+      )
+      assert.equal(vm.code, 0, vm.stderr)
+      assert.match(vm.stdout, /VM web-1 registered with 3 disk/)
+      const show = await cairn(url, 'vm', 'show', 'web-1')
+      assert.match(show.stdout, /lun 1:\s+acct\/vms\/web-1-data1/)
+
+      const policy = await cairn(
+        url,
+        'policy',
+        'create',
+        'daily-30',
+        '--vault',
+        'v1',
+        '--time',
+        '22:30',
+        '--time-zone',
+        'Europe/Berlin',
+        '--keep-days',
+        '30',
+        '--keep-weeks',
+        '12',
+      )
+      assert.equal(policy.code, 0, policy.stderr)
+      const bad = await cairn(url, 'policy', 'create', 'tiny', '--vault', 'v1', '--keep-days', '3')
+      assert.equal(bad.code, 2, 'a policy outside the bounds is a usage error')
+      assert.match(bad.stderr, /PolicyInvalid|7–9999 days/)
+      const list = await cairn(url, 'policy', 'list', '--vault', 'v1')
+      assert.match(list.stdout, /daily-30\s+Standard\s+daily 22:30\s+Europe\/Berlin\s+2\s+30d 12w/)
+
+      const protect = await cairn(
+        url,
+        'protect',
+        'web-1',
+        '--vault',
+        'v1',
+        '--policy',
+        'daily-30',
+        '--luns',
+        '1',
+      )
+      assert.equal(protect.code, 0, protect.stderr)
+      const again = await cairn(url, 'protect', 'web-1', '--vault', 'v1', '--policy', 'daily-30')
+      assert.equal(again.code, 4, 'protecting twice is a conflict')
+      const items = await cairn(url, 'protection', 'list', '--vault', 'v1')
+      assert.match(items.stdout, /web-1\s+Protected\s+daily-30\s+os,1/)
+      const unknown = await cairn(url, 'rp', 'list', 'ghost')
+      assert.equal(unknown.code, 3)
+      assert.match(unknown.stderr, /ghost/)
+      const rps = await cairn(url, 'rp', 'list', 'web-1', '--json')
+      assert.deepEqual(JSON.parse(rps.stdout), [])
+      const stop = await cairn(url, 'protection', 'stop', 'web-1')
+      assert.match(stop.stdout, /ProtectionStopped/)
+      const jobs = await cairn(url, 'job', 'list', '--json')
+      assert.equal(jobs.code, 0, jobs.stderr)
+      assert.deepEqual(JSON.parse(jobs.stdout), [])
+      const noJob = await cairn(url, 'job', 'show', 'nope')
+      assert.equal(noJob.code, 3)
+    } finally {
+      if (server && server.exitCode === null) {
+        const exited = new Promise((r) => server!.once('exit', r))
+        server.kill('SIGTERM')
+        await exited
+      }
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
