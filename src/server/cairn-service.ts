@@ -26,6 +26,7 @@ export class CairnService {
   #listeners: Record<string, string> = {}
   #startedAt = ''
   #accepting = false
+  #starting: Promise<void> | undefined
   #stopping: Promise<void> | undefined
 
   constructor(config: ServiceConfig, options: CairnServiceOptions = {}) {
@@ -61,7 +62,12 @@ export class CairnService {
   }
 
   /** Takes the data folder, opens the catalog and starts listening. On failure, undoes what it did. */
-  async start(): Promise<void> {
+  start(): Promise<void> {
+    this.#starting ??= this.#start()
+    return this.#starting
+  }
+
+  async #start(): Promise<void> {
     const log = this.#logger
     mkdirSync(this.config.data, { recursive: true })
     this.#lock.acquire()
@@ -92,7 +98,7 @@ export class CairnService {
 
   /** Stops accepting work, lets in-flight requests finish, closes files and frees the data folder. */
   stop(): Promise<void> {
-    this.#stopping ??= this.#shutdown()
+    this.#stopping ??= (this.#starting ?? Promise.resolve()).catch(() => {}).then(() => this.#shutdown())
     return this.#stopping
   }
 

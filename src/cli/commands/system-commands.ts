@@ -57,16 +57,18 @@ export const systemCommands: CommandDef[] = [
         env: process.env,
       })
       const service = new CairnService(config)
-      await service.start()
-      await new Promise<void>((resolve) => {
-        const stop = (signal: string) => {
-          process.stderr.write(`\n${signal}: stopping (a second signal exits at once)\n`)
-          process.once(signal as NodeJS.Signals, () => process.exit(130))
+      // Signals are handled from the start, so a stop during start-up still shuts down cleanly.
+      const stopped = new Promise<void>((resolve) => {
+        const stop = (signal: NodeJS.Signals) => {
+          process.stderr.write(`${signal}: stopping (a second signal exits at once)\n`)
+          process.once(signal, () => process.exit(130))
           service.stop().then(resolve, resolve)
         }
         process.once('SIGINT', () => stop('SIGINT'))
         process.once('SIGTERM', () => stop('SIGTERM'))
       })
+      await service.start()
+      await stopped
       return 0
     },
   },

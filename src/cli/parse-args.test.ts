@@ -1,0 +1,58 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import type { CommandDef } from './command.js'
+import { parseArgs } from './parse-args.js'
+
+const cmd: CommandDef = {
+  name: 'disk create',
+  summary: 'test',
+  args: [
+    { name: 'NAME', help: 'disk' },
+    { name: 'EXTRA', help: 'optional', optional: true },
+  ],
+  options: [
+    { name: 'size', type: 'size', help: 'size' },
+    { name: 'count', type: 'number', help: 'n', default: 3 },
+    { name: 'tag', type: 'list', help: 'tags' },
+    { name: 'force', short: 'f', type: 'boolean', help: 'force' },
+  ],
+  async run() {},
+}
+
+describe('parseArgs', () => {
+  it('reads positionals, sizes, numbers, repeated lists and booleans', () => {
+    const p = parseArgs(cmd, [
+      'os',
+      '--size',
+      '1GiB',
+      '--count=5',
+      '--tag',
+      'a',
+      '--tag',
+      'b',
+      '-f',
+      '--json',
+    ])
+    assert.deepEqual(p.args, { NAME: 'os', EXTRA: undefined })
+    assert.equal(p.opts.size, 1024 ** 3)
+    assert.equal(p.opts.count, 5)
+    assert.deepEqual(p.opts.tag, ['a', 'b'])
+    assert.equal(p.opts.force, true)
+    assert.equal(p.opts.json, true)
+  })
+
+  it('applies defaults and --no- for booleans', () => {
+    const p = parseArgs(cmd, ['os', '--no-force'])
+    assert.equal(p.opts.count, 3)
+    assert.equal(p.opts.force, false)
+  })
+
+  it('refuses unknown options, missing values, missing and extra arguments with UsageError', () => {
+    for (const argv of [['os', '--nope'], ['os', '--size'], [], ['a', 'b', 'c'], ['os', '--size', 'big']]) {
+      assert.throws(
+        () => parseArgs(cmd, argv),
+        (e: Error & { code?: string }) => ['UsageError', 'InvalidSize'].includes(e.code ?? ''),
+      )
+    }
+  })
+})

@@ -1,0 +1,62 @@
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { describe, it } from 'node:test'
+import { resolveConfig } from './config.js'
+
+describe('resolveConfig', () => {
+  it('uses the embedded defaults when nothing is given', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cairn-config-'))
+    try {
+      const c = resolveConfig({ flags: { data: dir } })
+      assert.equal(c.port, 7070)
+      assert.equal(c.host, '127.0.0.1')
+      assert.equal(c.logLevel, 'info')
+      assert.equal(c.data, resolve(dir))
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('ranks flags over environment over the config file over defaults', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cairn-config-'))
+    try {
+      writeFileSync(
+        join(dir, 'cairn.json'),
+        JSON.stringify({ port: 1111, host: '0.0.0.0', logLevel: 'warn' }),
+      )
+      const env = { CAIRN_DATA: dir, CAIRN_PORT: '2222', CAIRN_HOST: '127.0.0.2' }
+      const c = resolveConfig({ flags: { host: '127.0.0.3' }, env })
+      assert.equal(c.host, '127.0.0.3')
+      assert.equal(c.port, 2222)
+      assert.equal(c.logLevel, 'warn')
+      assert.equal(c.data, resolve(dir))
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('refuses a bad port, an unknown config key and an unreadable config file with ConfigInvalid', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cairn-config-'))
+    try {
+      assert.throws(() => resolveConfig({ flags: { data: dir, port: 'x' } }), /ConfigInvalid|port/)
+      writeFileSync(join(dir, 'bad.json'), JSON.stringify({ prot: 1 }))
+      assert.throws(
+        () => resolveConfig({ flags: { data: dir }, configFile: join(dir, 'bad.json') }),
+        /unknown key "prot"/,
+      )
+      writeFileSync(join(dir, 'broken.json'), '{')
+      assert.throws(
+        () => resolveConfig({ flags: { data: dir }, configFile: join(dir, 'broken.json') }),
+        (e: Error & { code?: string }) => e.code === 'ConfigInvalid',
+      )
+      assert.throws(
+        () => resolveConfig({ flags: { data: dir }, configFile: join(dir, 'missing.json') }),
+        /Cannot read/,
+      )
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})

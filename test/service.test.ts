@@ -1,0 +1,101 @@
+import assert from 'node:assert/strict'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { describe, it } from 'node:test'
+import { cairn, startService } from './_service.js'
+
+describe('cairn serve', () => {
+  it('answers /healthz, /api/v1/info and the OpenAPI document, and says where it listens', async () => {
+    const svc = await startService()
+    try {
+      const health = await fetch(`${svc.url}/healthz`)
+      assert.equal(health.status, 200)
+      assert.deepEqual(await health.json(), { status: 'ok' })
+      const info = (await (await fetch(`${svc.url}/api/v1/info`)).json()) as Record<string, unknown>
+      assert.equal(info.name, 'cairn')
+      assert.equal(info.dataDir, svc.data)
+      assert.deepEqual(info.listeners, svc.listeners)
+      const doc = (await (await fetch(`${svc.url}/api/v1/openapi.json`)).json()) as {
+        openapi: string
+        paths: object
+      }
+      assert.match(doc.openapi, /^3\./)
+      assert.ok('/api/v1/info' in doc.paths)
+      assert.ok(svc.logs.some((l) => l.includes('"msg":"request"') && l.includes('requestId')))
+    } finally {
+      await svc.dispose()
+    }
+  })
+
+  it('answers unknown routes and bad bodies with the error catalogue', async () => {
+    const svc = await startService()
+    try {
+      const r = await fetch(`${svc.url}/api/v1/nothing-here`)
+      assert.equal(r.status, 404)
+      assert.equal(((await r.json()) as { error: { code: string } }).error.code, 'RouteNotFound')
+    } finally {
+      await svc.dispose()
+    }
+  })
+
+  it('a second service on the same data folder refuses with a clear error', async () => {
+    const svc = await startService()
+    try {
+      const second = cairn(['serve', '--data', svc.data, '--port', '0'])
+      assert.equal(second.status, 4)
+      assert.match(second.stderr, /in use by another Cairn service/)
+      assert.match(second.stderr, /DataFolderLocked/)
+    } finally {
+      await svc.dispose()
+    }
+  })
+
+  it('stops gracefully on SIGTERM and SIGINT, releasing the data folder', async () => {
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      const svc = await startService()
+      try {
+        assert.equal(await svc.stop(signal), 0)
+        assert.ok(svc.logs.some((l) => l.includes('cairn stopped')))
+        assert.equal(existsSync(join(svc.data, 'cairn.lock')), false)
+      } finally {
+        await svc.dispose()
+      }
+    }
+  })
+})
+
+describe('cairn CLI', () => {
+  it('--help lists the commands and every command has --help', () => {
+    const help = cairn(['--help'])
+    assert.equal(help.status, 0)
+    assert.match(help.stdout, /Commands:/)
+    const names = [...help.stdout.matchAll(/^ {2}(\S+(?: \S+)*?) {2,}/gm)].map((m) => m[1]!)
+    assert.ok(names.includes('serve'))
+    for (const name of names) {
+      const r = cairn([...name.split(' '), '--help'])
+      assert.equal(r.status, 0, name)
+      assert.match(r.stdout, /Usage: cairn/, name)
+    }
+  })
+
+  it('info prints a table or JSON, and a missing service maps to exit status 5', async () => {
+    const svc = await startService()
+    try {
+      const text = cairn(['info', '--url', svc.url])
+      assert.equal(text.status, 0)
+      assert.match(text.stdout, /version:/)
+      const json = cairn(['info', '--json'], { CAIRN_URL: svc.url })
+      assert.equal(JSON.parse(json.stdout).dataDir, svc.data)
+    } finally {
+      await svc.dispose()
+    }
+    const down = cairn(['info', '--url', 'http://127.0.0.1:9'])
+    assert.equal(down.status, 5)
+    assert.match(down.stderr, /Cannot reach the Cairn service/)
+  })
+
+  it('an unknown command or option is a usage error (exit 2)', () => {
+    assert.equal(cairn(['frobnicate']).status, 2)
+    assert.equal(cairn(['info', '--frob']).status, 2)
+  })
+})
