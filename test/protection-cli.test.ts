@@ -1,21 +1,10 @@
 import assert from 'node:assert/strict'
-import { type ChildProcess, spawn } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import { fileURLToPath } from 'node:url'
-
-const bin = fileURLToPath(new URL('../../bin/cairn.js', import.meta.url))
-
-async function freePort(): Promise<number> {
-  const srv = createServer()
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()))
-  const port = (srv.address() as { port: number }).port
-  await new Promise<void>((r) => srv.close(() => r()))
-  return port
-}
+import { CAIRN_BIN as bin, startService } from './_service.js'
 
 function cairn(url: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -35,23 +24,9 @@ function cairn(url: string, ...args: string[]): Promise<{ code: number; stdout: 
 describe('cairn CLI for VMs, policies, protection and jobs (against a real cairn serve)', () => {
   it('creates a VM and a policy, protects the VM, lists items, recovery points and jobs, and explains bad input', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'cairn-protection-cli-'))
-    let server: ChildProcess | undefined
+    const service = await startService()
     try {
-      const port = await freePort()
-      const url = `http://127.0.0.1:${port}`
-      server = spawn(process.execPath, [bin, 'serve', '--data', join(dir, 'data'), '--port', String(port)], {
-        stdio: ['ignore', 'ignore', 'pipe'],
-        env: { ...process.env, CAIRN_LOG_LEVEL: 'warn' },
-      })
-      for (let i = 0; ; i++) {
-        const ok = await fetch(`${url}/healthz`).then(
-          (r) => r.ok,
-          () => false,
-        )
-        if (ok) break
-        if (i > 100) assert.fail('cairn serve did not start')
-        await new Promise((r) => setTimeout(r, 100))
-      }
+      const url = service.url
       const config = join(dir, 'web-1.json')
       writeFileSync(config, JSON.stringify({ cpus: 2, memoryGiB: 4 }))
 
@@ -130,11 +105,7 @@ describe('cairn CLI for VMs, policies, protection and jobs (against a real cairn
       const noJob = await cairn(url, 'job', 'show', 'nope')
       assert.equal(noJob.code, 3)
     } finally {
-      if (server && server.exitCode === null) {
-        const exited = new Promise((r) => server!.once('exit', r))
-        server.kill('SIGTERM')
-        await exited
-      }
+      await service.dispose()
       rmSync(dir, { recursive: true, force: true })
     }
   })
