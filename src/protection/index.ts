@@ -27,6 +27,13 @@ export {
   type WeekOfMonth,
 } from './policy.js'
 export {
+  type BackupOptions,
+  ProtectionService,
+  type ProtectionServiceOptions,
+  type RunningJob,
+  type VaultTransfer,
+} from './protection-service.js'
+export {
   type Job,
   type JobFilter,
   type JobStatus,
