@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { createApiApp } from '../src/api/index.js'
 import { openSqliteCatalog } from '../src/catalog/index.js'
+import { LogDiskStore } from '../src/diskstore/index.js'
 import { ProtectionStore } from '../src/protection/index.js'
 import { silentLogger } from '../src/util/index.js'
 
@@ -19,12 +20,14 @@ async function withApi(
 ) {
   const dir = mkdtempSync(join(tmpdir(), 'cairn-protection-api-'))
   const catalog = await openSqliteCatalog(join(dir, 'catalog.db'))
+  const diskStore = await LogDiskStore.open(join(dir, 'disks'))
   try {
     const store = new ProtectionStore(catalog)
     const app = createApiApp({
       logger: silentLogger,
       info: () => ({ name: 'cairn', version: '0', dataDir: dir, startedAt: '', listeners: {} }),
       accepting: () => true,
+      diskStore,
       protection: store,
     })
     await fn(async (method, path, body) => {
@@ -37,6 +40,7 @@ async function withApi(
       return { status: res.status, body: await res.json() }
     }, store)
   } finally {
+    await diskStore.close()
     await catalog.close()
     rmSync(dir, { recursive: true, force: true })
   }

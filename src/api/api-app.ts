@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { CairnError } from '../util/index.js'
 import { errorResponse } from './_errors.js'
 import type { ApiContext } from './api-context.js'
+import { registerDiskRoutes } from './disk-routes.js'
 import { type ApiApp, newApiApp } from './new-api-app.js'
 import { registerProtectionRoutes } from './protection-routes.js'
 import { registerSystemRoutes } from './system-routes.js'
@@ -31,6 +32,7 @@ export function createApiApp(ctx: ApiContext): ApiApp {
 
   registerSystemRoutes(app, ctx)
   if (ctx.protection) registerProtectionRoutes(app, ctx.protection)
+  registerDiskRoutes(app, ctx)
 
   app.doc31('/api/v1/openapi.json', {
     openapi: '3.1.0',

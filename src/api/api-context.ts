@@ -1,3 +1,4 @@
+import type { DiskStore } from '../diskstore/index.js'
 import type { ProtectionStore } from '../protection/index.js'
 import type { Logger } from '../util/index.js'
 
@@ -16,6 +17,8 @@ export interface ApiContext {
   info(): ServiceInfo
   /** False while the service shuts down: new requests then get ServiceUnavailable. */
   accepting(): boolean
+  /** Accounts, containers, disks and snapshots. */
+  diskStore: DiskStore
   /** VMs, policies, protected items, recovery points and jobs (routes under /api/v1/vms, /vaults, /backupJobs). */
   protection?: ProtectionStore
 }

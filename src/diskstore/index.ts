@@ -1,2 +1,3 @@
 // The disk store: thin page-blob disks with instant snapshots and page-range diffs.
+export { LogDiskStore, type LogDiskStoreOptions } from './log-disk-store.js'
 export * from './types.js'

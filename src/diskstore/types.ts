@@ -190,7 +190,11 @@ export interface LongOperationOptions {
  * when the change is durable (or at once, for `durable: false` writes made durable by `flush()`).
  */
 export interface DiskStore {
-  createAccount(name: string, options?: { region?: string; redundancy?: string }): Promise<AccountInfo>
+  /** Creates an account; `keys` sets its two keys (default: random), e.g. the emulators' well-known key. */
+  createAccount(
+    name: string,
+    options?: { region?: string; redundancy?: string; keys?: [string, string] },
+  ): Promise<AccountInfo>
   getAccount(name: string): AccountInfo
   listAccounts(): AccountInfo[]
   /** Deletes an account and everything in it. */

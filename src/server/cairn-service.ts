@@ -1,15 +1,25 @@
-import { mkdirSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { existsSync, mkdirSync } from 'node:fs'
 import type { Server } from 'node:http'
 import { join } from 'node:path'
 import { createAdaptorServer } from '@hono/node-server'
 import { createApiApp, type ServiceInfo } from '../api/index.js'
 import { type Catalog, openSqliteCatalog } from '../catalog/index.js'
+import { type DiskStore, LogDiskStore } from '../diskstore/index.js'
 import { ProtectionStore } from '../protection/index.js'
 import { CairnError, createLogger, type Logger } from '../util/index.js'
 import { close, listen } from './_listen.js'
 import type { ServiceConfig } from './config.js'
 import { DataFolderLock } from './data-folder-lock.js'
 import { VERSION } from './version.js'
+
+/** The development account of the Azure storage emulators and its well-known key (Azurite's). */
+export const DEVELOPMENT_ACCOUNT = {
+  name: 'devstoreaccount1',
+  key: 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==',
+  /** The container the CLI uses when a disk is named without one. */
+  container: 'disks',
+} as const
 
 /** Options of CairnService. */
 export interface CairnServiceOptions {
@@ -22,6 +32,7 @@ export class CairnService {
   readonly #logger: Logger
   readonly #lock: DataFolderLock
   #catalog: Catalog | undefined
+  #diskStore: LogDiskStore | undefined
   #api: Server | undefined
   #listeners: Record<string, string> = {}
   #startedAt = ''
@@ -44,6 +55,12 @@ export class CairnService {
   get catalog(): Catalog {
     if (!this.#catalog) throw new CairnError('ServiceUnavailable', 'The service is not started')
     return this.#catalog
+  }
+
+  /** The disk store, once started. */
+  get diskStore(): DiskStore {
+    if (!this.#diskStore) throw new CairnError('ServiceUnavailable', 'The service is not started')
+    return this.#diskStore
   }
 
   /** Where each listener is, for example `{ api: 'http://127.0.0.1:7070' }`. */
@@ -73,6 +90,7 @@ export class CairnService {
     this.#lock.acquire()
     try {
       this.#catalog = await openSqliteCatalog(join(this.config.data, 'catalog.db'))
+      this.#diskStore = await this.#openDiskStore()
       const protection = new ProtectionStore(this.#catalog)
       const interrupted = await protection.failInterruptedJobs()
       if (interrupted.length > 0)
@@ -81,6 +99,7 @@ export class CairnService {
         logger: log,
         info: () => this.info(),
         accepting: () => this.#accepting,
+        diskStore: this.#diskStore,
         protection,
       })
       this.#api = createAdaptorServer({ fetch: app.fetch }) as Server
@@ -96,6 +115,21 @@ export class CairnService {
     }
   }
 
+  /** Opens DATA/disks; on first start creates the development account and its `disks` container. */
+  async #openDiskStore(): Promise<LogDiskStore> {
+    const dir = join(this.config.data, 'disks')
+    const first = !existsSync(dir)
+    const store = await LogDiskStore.open(dir, { logger: this.#logger.child({ component: 'diskstore' }) })
+    if (first) {
+      const { name, key, container } = DEVELOPMENT_ACCOUNT
+      const second = randomBytes(64).toString('base64')
+      await store.createAccount(name, { region: 'local', redundancy: 'LRS', keys: [key, second] })
+      await store.createContainer(name, container)
+      this.#logger.info('created the development storage account', { account: name, container })
+    }
+    return store
+  }
+
   /** Stops accepting work, lets in-flight requests finish, closes files and frees the data folder. */
   stop(): Promise<void> {
     this.#stopping ??= (this.#starting ?? Promise.resolve()).catch(() => {}).then(() => this.#shutdown())
@@ -106,6 +140,8 @@ export class CairnService {
     this.#accepting = false
     if (this.#api?.listening) await close(this.#api)
     this.#api = undefined
+    await this.#diskStore?.close()
+    this.#diskStore = undefined
     await this.#catalog?.close()
     this.#catalog = undefined
     this.#lock.release()

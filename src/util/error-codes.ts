@@ -71,6 +71,10 @@ export const errorCatalogue = {
   ConditionNotMet: spec(412, EXIT.conflict, 'A condition of the request was not met.'),
   SequenceNumberConditionNotMet: spec(412, EXIT.conflict, 'The sequence number condition was not met.'),
   StoreCorrupt: spec(500, EXIT.integrity, 'The store holds damaged data.'),
+  StoreFull: spec(507, EXIT.unavailable, 'The disk store cannot write: its file system is full.'),
+  DiskIsReadOnly: spec(409, EXIT.conflict, 'The disk is an incremental copy and accepts no writes.'),
+  ReadTooLarge: spec(400, EXIT.usage, 'A single read is limited to 1 GiB.'),
+  InvalidMarker: spec(400, EXIT.usage, 'A listing or diff marker is not one this store handed out.'),
 
   // Agent (names of the reference's Linux script framework) and the service's view of an agent
   PreScriptExecutionFailed: spec(500, EXIT.failure, 'The pre-script failed on every try.'),

@@ -1,0 +1,95 @@
+// The child process of the crash test: applies random writes, clears, snapshots, snapshot deletions
+// and compactions to a store until it is killed, printing `B <op>` before and `A <op>` after each
+// operation is acknowledged (durable). Run as: node _crash-child.js DIR SEED STAMP_BASE
+import { writeSync } from 'node:fs'
+import { seededRandom, writeData } from './_disk-model.js'
+import { LogDiskStore } from './log-disk-store.js'
+import { type DiskRef, PAGE_SIZE } from './types.js'
+
+// Sizes of the disks; the crash test repeats them.
+const CRASH_DISKS: Record<string, number> = { a: 4 * 1024 * 1024, b: 3 * 1024 * 1024 }
+
+const [dir, seedText, stampText] = process.argv.slice(2)
+if (dir === undefined || seedText === undefined || stampText === undefined) {
+  process.stderr.write('usage: _crash-child.js DIR SEED STAMP_BASE\n')
+  process.exit(2)
+}
+const rnd = seededRandom(Number(seedText))
+const int = (n: number) => Math.floor(rnd() * n)
+let stamp = Number(stampText)
+const say = (line: string) => writeSync(1, `${line}\n`)
+const ref = (disk: string): DiskRef => ({ account: 'crashacct', container: 'disks', disk })
+
+const store = await LogDiskStore.open(dir, {
+  segmentSize: 1024 * 1024,
+  checkpointBytes: 3 * 1024 * 1024,
+  compactIntervalMs: 0,
+})
+const begin = async (
+  op: Record<string, unknown>,
+  run: () => Promise<Record<string, unknown> | undefined>,
+) => {
+  say(`B ${JSON.stringify(op)}`)
+  const extra = await run()
+  say(`A ${JSON.stringify({ ...op, ...extra })}`)
+}
+if (store.listAccounts().length === 0) {
+  await begin({ op: 'setup' }, async () => {
+    await store.createAccount('crashacct')
+    await store.createContainer('crashacct', 'disks')
+    for (const [name, size] of Object.entries(CRASH_DISKS)) await store.createDisk(ref(name), { size })
+    return undefined
+  })
+}
+say('R ready')
+for (;;) {
+  const disk = rnd() < 0.5 ? 'a' : 'b'
+  const size = CRASH_DISKS[disk]!
+  const r = rnd()
+  const pages = size / PAGE_SIZE
+  const len = 1 + (rnd() < 0.1 ? int(2048) : int(64))
+  const first = int(pages - len + 1)
+  if (r < 0.6) {
+    stamp++
+    const s = stamp
+    const durable = rnd() < 0.7
+    await begin(
+      { op: 'write', disk, offset: first * PAGE_SIZE, length: len * PAGE_SIZE, stamp: s },
+      async () => {
+        await store.writePages(ref(disk), first * PAGE_SIZE, writeData(s, first, len), { durable })
+        if (!durable) await store.flush()
+        return undefined
+      },
+    )
+  } else if (r < 0.72) {
+    await begin({ op: 'clear', disk, offset: first * PAGE_SIZE, length: len * PAGE_SIZE }, async () => {
+      await store.clearPages(ref(disk), first * PAGE_SIZE, len * PAGE_SIZE)
+      return undefined
+    })
+  } else if (r < 0.8) {
+    const snaps = store.listSnapshots(ref(disk))
+    if (snaps.length >= 8) {
+      const victim = snaps[int(snaps.length)]!.snapshot!
+      await begin({ op: 'deleteSnapshot', disk, snapshot: victim }, async () => {
+        await store.deleteSnapshot(ref(disk), victim)
+        return undefined
+      })
+    } else {
+      await begin({ op: 'snapshot', disks: [disk] }, async () => {
+        const info = await store.snapshot(ref(disk))
+        return { snapshot: info.snapshot }
+      })
+    }
+  } else if (r < 0.84) {
+    if (store.listSnapshots(ref('a')).length >= 8 || store.listSnapshots(ref('b')).length >= 8) continue
+    await begin({ op: 'snapshot', disks: ['a', 'b'] }, async () => {
+      const infos = await store.snapshotGroup([ref('a'), ref('b')])
+      return { snapshot: infos[0]!.snapshot }
+    })
+  } else if (r < 0.9) {
+    await begin({ op: 'compact' }, async () => {
+      const { reclaimedBytes } = await store.compact()
+      return { reclaimedBytes }
+    })
+  }
+}

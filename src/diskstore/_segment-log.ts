@@ -1,0 +1,384 @@
+// The data log of the disk store: append-only segment files `seg-000001.log`, … in the store folder.
+//
+// Segment file layout (little-endian):
+//   0  u32 magic 0x534E5243 ("CRNS")
+//   4  u32 format version (1)
+//   8  u32 segment number
+//  12  u32 crc32 of bytes 0..11
+//  16  records, back to back
+//
+// Record layout:
+//   0  u32 magic 0x4C4E5243 ("CRNL")
+//   4  u8  record version (1)
+//   5  u8  record type (see RecordType)
+//   6  u16 flags (0)
+//   8  u32 meta length M
+//  12  u32 data length D (at most 4 MiB)
+//  16  u32 crc32 of bytes 0..15, the meta and the data
+//  20  meta (M bytes: a fixed binary layout for WRITE, CLEAR, RELOCATE; UTF-8 JSON for META)
+//  20+M data (D bytes: the pages of a WRITE or RELOCATE)
+//
+// Appends go to the page cache with writeSync; `durable()` resolves after an fdatasync that began
+// after the caller's append (group commit: one fsync serves every caller waiting at that moment).
+
+import {
+  closeSync,
+  fdatasync,
+  fstatSync,
+  fsyncSync,
+  ftruncateSync,
+  openSync,
+  readdirSync,
+  readSync,
+  unlinkSync,
+  writeSync,
+  writevSync,
+} from 'node:fs'
+import { join } from 'node:path'
+import { crc32 } from 'node:zlib'
+import { CairnError } from '../util/index.js'
+
+const SEGMENT_MAGIC = 0x534e5243
+const RECORD_MAGIC = 0x4c4e5243
+const FORMAT_VERSION = 1
+/** Bytes of the segment file header. */
+export const SEGMENT_HEADER_SIZE = 16
+/** Bytes of a record header. */
+export const RECORD_HEADER_SIZE = 20
+const MAX_META = 64 * 1024 * 1024
+const MAX_DATA = 4 * 1024 * 1024
+
+/** Kinds of log record. */
+export const RecordType = {
+  write: 1,
+  clear: 2,
+  meta: 3,
+  relocate: 4,
+} as const
+
+/** A position in the log: segment number and byte offset in it. */
+export interface LogPosition {
+  segment: number
+  offset: number
+}
+
+/** One record read back from the log. */
+export interface LogRecord {
+  type: number
+  segment: number
+  /** Offset of the record header in its segment. */
+  offset: number
+  /** Offset of the data bytes in the segment. */
+  dataOffset: number
+  meta: Buffer
+  dataLength: number
+  /** Offset just after the record. */
+  end: number
+}
+
+const segmentName = (n: number) => `seg-${String(n).padStart(6, '0')}.log`
+
+/** Numbers of the segment files in `dir`, ascending. */
+export function listSegments(dir: string): number[] {
+  return readdirSync(dir)
+    .map((f) => /^seg-(\d{6,})\.log$/.exec(f))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => Number(m[1]))
+    .sort((a, b) => a - b)
+}
+
+/** A fdatasync as a promise. */
+const syncFd = (fd: number) =>
+  new Promise<void>((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())))
+
+/** Append-only segment files with group commit. */
+export class SegmentLog {
+  readonly #dir: string
+  readonly #segmentSize: number
+  readonly #fds = new Map<number, number>()
+  readonly #sizes = new Map<number, number>()
+  #active = 0
+  #dirty = new Set<number>()
+  #waiters: { resolve: () => void; reject: (e: unknown) => void }[] = []
+  #syncing = false
+  #closed = false
+
+  private constructor(dir: string, segmentSize: number) {
+    this.#dir = dir
+    this.#segmentSize = segmentSize
+  }
+
+  /**
+   * Opens the segments of `dir` for reading and appending. Segments before `keepFrom` that are no
+   * longer needed are left to the caller. Call `truncateAt` after replay to cut a torn tail.
+   */
+  static open(dir: string, segmentSize: number): SegmentLog {
+    const log = new SegmentLog(dir, segmentSize)
+    for (const n of listSegments(dir)) {
+      const fd = openSync(join(dir, segmentName(n)), 'r+')
+      log.#fds.set(n, fd)
+      log.#sizes.set(n, fstatSync(fd).size)
+      log.#active = n
+    }
+    return log
+  }
+
+  /** Segment numbers, ascending. */
+  segments(): number[] {
+    return [...this.#fds.keys()].sort((a, b) => a - b)
+  }
+
+  /** Size in bytes of a segment file. */
+  segmentBytes(n: number): number {
+    return this.#sizes.get(n) ?? 0
+  }
+
+  /** The position where the next record will go. */
+  end(): LogPosition {
+    if (this.#active === 0) return { segment: 1, offset: SEGMENT_HEADER_SIZE }
+    return { segment: this.#active, offset: this.#sizes.get(this.#active)! }
+  }
+
+  /** Reads the records from `from` on, stopping at the first torn or invalid one (returned as `stop`). */
+  *records(from: LogPosition): Generator<LogRecord, LogPosition> {
+    for (const n of this.segments()) {
+      if (n < from.segment) continue
+      const fd = this.#fds.get(n)!
+      const size = this.#sizes.get(n)!
+      if (!this.#validSegmentHeader(fd, n, size)) return { segment: n, offset: 0 }
+      let pos = n === from.segment ? Math.max(from.offset, SEGMENT_HEADER_SIZE) : SEGMENT_HEADER_SIZE
+      const head = Buffer.alloc(RECORD_HEADER_SIZE)
+      while (pos < size) {
+        if (size - pos < RECORD_HEADER_SIZE) return { segment: n, offset: pos }
+        readSync(fd, head, 0, RECORD_HEADER_SIZE, pos)
+        const metaLength = head.readUInt32LE(8)
+        const dataLength = head.readUInt32LE(12)
+        if (
+          head.readUInt32LE(0) !== RECORD_MAGIC ||
+          head[4] !== FORMAT_VERSION ||
+          metaLength > MAX_META ||
+          dataLength > MAX_DATA ||
+          pos + RECORD_HEADER_SIZE + metaLength + dataLength > size
+        ) {
+          return { segment: n, offset: pos }
+        }
+        const body = Buffer.alloc(metaLength + dataLength)
+        readSync(fd, body, 0, body.length, pos + RECORD_HEADER_SIZE)
+        const crc = crc32(body, crc32(head.subarray(0, 16)))
+        if (crc !== head.readUInt32LE(16)) return { segment: n, offset: pos }
+        const end = pos + RECORD_HEADER_SIZE + metaLength + dataLength
+        yield {
+          type: head[5]!,
+          segment: n,
+          offset: pos,
+          dataOffset: pos + RECORD_HEADER_SIZE + metaLength,
+          meta: body.subarray(0, metaLength),
+          dataLength,
+          end,
+        }
+        pos = end
+      }
+    }
+    return this.end()
+  }
+
+  #validSegmentHeader(fd: number, n: number, size: number): boolean {
+    if (size < SEGMENT_HEADER_SIZE) return false
+    const h = Buffer.alloc(SEGMENT_HEADER_SIZE)
+    readSync(fd, h, 0, SEGMENT_HEADER_SIZE, 0)
+    return (
+      h.readUInt32LE(0) === SEGMENT_MAGIC &&
+      h.readUInt32LE(4) === FORMAT_VERSION &&
+      h.readUInt32LE(8) === n &&
+      h.readUInt32LE(12) === crc32(h.subarray(0, 12))
+    )
+  }
+
+  /** Cuts the log at `pos`: the segment is truncated there (or removed if its header is bad) and later segments removed. */
+  truncateAt(pos: LogPosition): void {
+    for (const n of this.segments()) {
+      if (n < pos.segment) continue
+      const fd = this.#fds.get(n)!
+      if (n === pos.segment && pos.offset >= SEGMENT_HEADER_SIZE) {
+        if (this.#sizes.get(n) !== pos.offset) {
+          ftruncateSync(fd, pos.offset)
+          fsyncSync(fd)
+          this.#sizes.set(n, pos.offset)
+        }
+        continue
+      }
+      this.removeSegment(n)
+    }
+    const segs = this.segments()
+    this.#active = segs.length === 0 ? 0 : segs[segs.length - 1]!
+  }
+
+  /** Appends one record and returns its position; `data` is the record's data part. */
+  append(type: number, meta: Uint8Array, data?: Uint8Array): LogRecord {
+    if (this.#closed)
+      throw new CairnError('ServiceUnavailable', 'Cannot write to the disk store: it is closed')
+    const dataLength = data?.length ?? 0
+    const total = RECORD_HEADER_SIZE + meta.length + dataLength
+    if (this.#active === 0 || this.#sizes.get(this.#active)! + total > this.#segmentSize) {
+      if (this.#active === 0 || this.#sizes.get(this.#active)! > SEGMENT_HEADER_SIZE) this.#roll()
+    }
+    const head = Buffer.alloc(RECORD_HEADER_SIZE)
+    head.writeUInt32LE(RECORD_MAGIC, 0)
+    head[4] = FORMAT_VERSION
+    head[5] = type
+    head.writeUInt32LE(meta.length, 8)
+    head.writeUInt32LE(dataLength, 12)
+    let crc = crc32(meta, crc32(head.subarray(0, 16)))
+    if (data !== undefined && dataLength > 0) crc = crc32(data, crc)
+    head.writeUInt32LE(crc, 16)
+    const n = this.#active
+    const fd = this.#fds.get(n)!
+    const pos = this.#sizes.get(n)!
+    const parts = data !== undefined && dataLength > 0 ? [head, meta, data] : [head, meta]
+    let written = 0
+    try {
+      written = writevSync(fd, parts, pos)
+      while (written < total) {
+        // A short write: finish it piece by piece.
+        const all = Buffer.concat(parts)
+        written += writeSync(fd, all, written, total - written, pos + written)
+      }
+    } catch (err) {
+      try {
+        ftruncateSync(fd, pos)
+      } catch {}
+      const code = (err as NodeJS.ErrnoException).code
+      throw new CairnError(
+        code === 'ENOSPC' ? 'StoreFull' : 'Internal',
+        `Cannot append to the disk store log: ${(err as Error).message}`,
+        { cause: err },
+      )
+    }
+    this.#sizes.set(n, pos + total)
+    this.#dirty.add(n)
+    return {
+      type,
+      segment: n,
+      offset: pos,
+      dataOffset: pos + RECORD_HEADER_SIZE + meta.length,
+      meta: Buffer.from(meta.buffer, meta.byteOffset, meta.length),
+      dataLength,
+      end: pos + total,
+    }
+  }
+
+  #roll(): void {
+    const n = this.#active + 1
+    const fd = openSync(join(this.#dir, segmentName(n)), 'wx+')
+    const h = Buffer.alloc(SEGMENT_HEADER_SIZE)
+    h.writeUInt32LE(SEGMENT_MAGIC, 0)
+    h.writeUInt32LE(FORMAT_VERSION, 4)
+    h.writeUInt32LE(n, 8)
+    h.writeUInt32LE(crc32(h.subarray(0, 12)), 12)
+    writeSync(fd, h, 0, SEGMENT_HEADER_SIZE, 0)
+    fsyncSync(fd)
+    syncDir(this.#dir)
+    this.#fds.set(n, fd)
+    this.#sizes.set(n, SEGMENT_HEADER_SIZE)
+    this.#active = n
+  }
+
+  /** Starts a new segment for the next append (used by compaction so old segments stop growing). */
+  rollNow(): void {
+    if (this.#active === 0 || this.#sizes.get(this.#active)! > SEGMENT_HEADER_SIZE) this.#roll()
+  }
+
+  /** Copies `length` bytes at `offset` of segment `n` into `into` at `at`. */
+  read(n: number, offset: number, into: Uint8Array, at: number, length: number): void {
+    const fd = this.#fds.get(n)
+    if (fd === undefined) {
+      throw new CairnError('StoreCorrupt', `Cannot read from the disk store: segment ${n} is missing`)
+    }
+    let done = 0
+    while (done < length) {
+      const r = readSync(fd, into, at + done, length - done, offset + done)
+      if (r === 0) {
+        throw new CairnError(
+          'StoreCorrupt',
+          `Cannot read from the disk store: segment ${n} ends before offset ${offset + length}`,
+        )
+      }
+      done += r
+    }
+  }
+
+  /** Resolves once every append made before the call is on stable storage. */
+  durable(): Promise<void> {
+    if (this.#dirty.size === 0 && !this.#syncing) return Promise.resolve()
+    return new Promise((resolve, reject) => {
+      this.#waiters.push({ resolve, reject })
+      this.#kick()
+    })
+  }
+
+  #kick(): void {
+    if (this.#syncing || this.#waiters.length === 0) return
+    this.#syncing = true
+    const batch = this.#waiters
+    this.#waiters = []
+    const fds = [...this.#dirty].map((n) => this.#fds.get(n)).filter((fd) => fd !== undefined)
+    this.#dirty.clear()
+    Promise.all(fds.map(syncFd)).then(
+      () => {
+        this.#syncing = false
+        for (const w of batch) w.resolve()
+        this.#kick()
+      },
+      (err) => {
+        this.#syncing = false
+        const e = new CairnError('Internal', `Cannot make disk store writes durable: ${err.message}`, {
+          cause: err,
+        })
+        for (const w of batch) w.reject(e)
+        this.#kick()
+      },
+    )
+  }
+
+  /** Fsyncs every dirty segment synchronously (checkpoint, close). */
+  syncNow(): void {
+    for (const n of this.#dirty) {
+      const fd = this.#fds.get(n)
+      if (fd !== undefined) fsyncSync(fd)
+    }
+    this.#dirty.clear()
+  }
+
+  /** Deletes a segment file (after compaction moved its live data). */
+  removeSegment(n: number): void {
+    const fd = this.#fds.get(n)
+    if (fd !== undefined) closeSync(fd)
+    this.#fds.delete(n)
+    this.#sizes.delete(n)
+    this.#dirty.delete(n)
+    try {
+      unlinkSync(join(this.#dir, segmentName(n)))
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+    }
+  }
+
+  /** Waits for pending syncs, then closes every file. */
+  async close(): Promise<void> {
+    await this.durable()
+    this.syncNow()
+    this.#closed = true
+    for (const fd of this.#fds.values()) closeSync(fd)
+    this.#fds.clear()
+  }
+}
+
+/** Fsyncs a directory so created, renamed and removed names in it are durable. */
+export function syncDir(dir: string): void {
+  const fd = openSync(dir, 'r')
+  try {
+    fsyncSync(fd)
+  } finally {
+    closeSync(fd)
+  }
+}
