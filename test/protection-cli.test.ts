@@ -27,6 +27,14 @@ describe('cairn CLI for VMs, policies, protection and jobs (against a real cairn
     const service = await startService()
     try {
       const url = service.url
+      for (const d of ['web-1-os', 'web-1-data0', 'web-1-data1']) {
+        const res = await fetch(`${url}/api/v1/accounts/devstoreaccount1/containers/disks/disks/${d}`, {
+          method: 'PUT',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ size: '1MiB' }),
+        })
+        assert.equal(res.status, 201, await res.text())
+      }
       const config = join(dir, 'web-1.json')
       writeFileSync(config, JSON.stringify({ cpus: 2, memoryGiB: 4 }))
 
@@ -36,11 +44,11 @@ describe('cairn CLI for VMs, policies, protection and jobs (against a real cairn
         'create',
         'web-1',
         '--os-disk',
-        'acct/vms/web-1-os',
+        'devstoreaccount1/disks/web-1-os',
         '--data-disk',
-        '0=acct/vms/web-1-data0',
+        '0=devstoreaccount1/disks/web-1-data0',
         '--data-disk',
-        '1=acct/vms/web-1-data1',
+        '1=devstoreaccount1/disks/web-1-data1',
         '--config',
         config,
         '--agent',
@@ -51,7 +59,7 @@ describe('cairn CLI for VMs, policies, protection and jobs (against a real cairn
       assert.equal(vm.code, 0, vm.stderr)
       assert.match(vm.stdout, /VM web-1 registered with 3 disk/)
       const show = await cairn(url, 'vm', 'show', 'web-1')
-      assert.match(show.stdout, /lun 1:\s+acct\/vms\/web-1-data1/)
+      assert.match(show.stdout, /lun 1:\s+devstoreaccount1\/disks\/web-1-data1/)
 
       const policy = await cairn(
         url,
@@ -97,11 +105,46 @@ describe('cairn CLI for VMs, policies, protection and jobs (against a real cairn
       assert.match(unknown.stderr, /ghost/)
       const rps = await cairn(url, 'rp', 'list', 'web-1', '--json')
       assert.deepEqual(JSON.parse(rps.stdout), [])
+      // Nothing answers at the VM's agent address: the backup goes on crash-consistent and says so.
+      const backup = await cairn(url, 'backup', 'now', 'web-1', '--wait')
+      assert.equal(backup.code, 0, backup.stderr)
+      assert.match(backup.stdout, /status:\s+CompletedWithWarnings/)
+      const points = JSON.parse((await cairn(url, 'rp', 'list', 'web-1', '--json')).stdout)
+      assert.equal(points.length, 1)
+      assert.equal(points[0].consistency, 'CrashConsistent')
+      assert.deepEqual(
+        points[0].disks.map((d: { lun: number | string }) => d.lun),
+        ['os', 1],
+      )
+      const restored = await cairn(url, 'restore', 'vm', 'web-1', '--as', 'web-1-copy', '--wait')
+      assert.equal(restored.code, 0, restored.stderr)
+      assert.match(
+        (await cairn(url, 'vm', 'show', 'web-1-copy')).stdout,
+        /lun 1:\s+devstoreaccount1\/disks\/web-1-copy-lun1/,
+      )
+      const disksOnly = await cairn(
+        url,
+        'restore',
+        'disks',
+        'web-1',
+        '--luns',
+        'os',
+        '--prefix',
+        'spare',
+        '--wait',
+      )
+      assert.equal(disksOnly.code, 0, disksOnly.stderr)
       const stop = await cairn(url, 'protection', 'stop', 'web-1')
       assert.match(stop.stdout, /ProtectionStopped/)
+      const refused = await cairn(url, 'backup', 'now', 'web-1')
+      assert.equal(refused.code, 4)
+      assert.match(refused.stderr, /stopped/)
       const jobs = await cairn(url, 'job', 'list', '--json')
       assert.equal(jobs.code, 0, jobs.stderr)
-      assert.deepEqual(JSON.parse(jobs.stdout), [])
+      assert.deepEqual(
+        JSON.parse(jobs.stdout).map((j: { type: string; status: string }) => `${j.type} ${j.status}`),
+        ['Restore Completed', 'Restore Completed', 'Backup CompletedWithWarnings'],
+      )
       const noJob = await cairn(url, 'job', 'show', 'nope')
       assert.equal(noJob.code, 3)
     } finally {

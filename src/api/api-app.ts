@@ -31,7 +31,7 @@ export function createApiApp(ctx: ApiContext): ApiApp {
   })
 
   registerSystemRoutes(app, ctx)
-  if (ctx.protection) registerProtectionRoutes(app, ctx.protection)
+  if (ctx.protection) registerProtectionRoutes(app, ctx)
   registerDiskRoutes(app, ctx)
 
   app.doc31('/api/v1/openapi.json', {

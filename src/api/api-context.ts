@@ -1,5 +1,5 @@
 import type { DiskStore } from '../diskstore/index.js'
-import type { ProtectionStore } from '../protection/index.js'
+import type { ProtectionService, ProtectionStore } from '../protection/index.js'
 import type { Logger } from '../util/index.js'
 
 /** What the management API reports at /api/v1/info. */
@@ -21,4 +21,8 @@ export interface ApiContext {
   diskStore: DiskStore
   /** VMs, policies, protected items, recovery points and jobs (routes under /api/v1/vms, /vaults, /backupJobs). */
   protection?: ProtectionStore
+  /** Backups, restores and job cancellation (202 routes); absent, those routes answer ServiceUnavailable. */
+  backups?: ProtectionService
+  /** Called after protection changes (protect, policy change, stop, resume) so the scheduler re-reads. */
+  protectionChanged?: () => void
 }

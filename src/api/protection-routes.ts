@@ -1,6 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import type { JobStatus, JobType, ProtectionStore } from '../protection/index.js'
 import { CairnError } from '../util/index.js'
+import type { ApiContext } from './api-context.js'
 import type { ApiApp } from './new-api-app.js'
 
 // Protection resources, named after the reference: vms, vaults/{vault}/backupPolicies,
@@ -43,7 +44,14 @@ const ProtectBody = z
 const plain = (v: unknown) => v as Record<string, unknown>
 
 /** Registers VM, policy, protected item, recovery point and job routes over a ProtectionStore. */
-export function registerProtectionRoutes(app: ApiApp, store: ProtectionStore): void {
+export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
+  const store = ctx.protection!
+  const changed = () => ctx.protectionChanged?.()
+  const backups = (what: string) => {
+    if (!ctx.backups)
+      throw new CairnError('ServiceUnavailable', `Cannot ${what}: this service runs no backup engine`)
+    return ctx.backups
+  }
   // --- VMs ---
   app.openapi(
     createRoute({
@@ -145,7 +153,9 @@ export function registerProtectionRoutes(app: ApiApp, store: ProtectionStore): v
     }),
     async (c) => {
       const p = c.req.valid('param')
-      return c.json(plain(await store.updatePolicy(p.vault, p.policy, c.req.valid('json'))), 200)
+      const policy = await store.updatePolicy(p.vault, p.policy, c.req.valid('json'))
+      changed()
+      return c.json(plain(policy), 200)
     },
   )
   app.openapi(
@@ -180,7 +190,9 @@ export function registerProtectionRoutes(app: ApiApp, store: ProtectionStore): v
       }
       if (b.includedLuns) options.includedLuns = b.includedLuns
       if (b.includeFutureDisks !== undefined) options.includeFutureDisks = b.includeFutureDisks
-      return c.json(plain(await store.protect(b.vm, options)), 201)
+      const item = await store.protect(b.vm, options)
+      changed()
+      return c.json(plain(item), 201)
     },
   )
   app.openapi(
@@ -215,14 +227,16 @@ export function registerProtectionRoutes(app: ApiApp, store: ProtectionStore): v
     async (c) => {
       const p = c.req.valid('param')
       await itemIn(store, p)
-      return c.json(plain(await store.changePolicy(p.vm, c.req.valid('json').policy)), 200)
+      const item = await store.changePolicy(p.vm, c.req.valid('json').policy)
+      changed()
+      return c.json(plain(item), 200)
     },
   )
   app.openapi(
     createRoute({
       method: 'post',
       path: '/api/v1/vaults/{vault}/protectedItems/{vm}/stopProtection',
-      summary: 'Stop protection, retaining the backup data (deleting it needs the vault engine)',
+      summary: 'Stop protection, retaining the backup data or deleting it',
       request: { params: ItemParam, ...body(z.object({ deleteData: z.boolean() })) },
       responses: { 200: json(Json, 'The protected item'), ...errors },
     }),
@@ -230,18 +244,21 @@ export function registerProtectionRoutes(app: ApiApp, store: ProtectionStore): v
       const p = c.req.valid('param')
       await itemIn(store, p)
       if (c.req.valid('json').deleteData) {
-        const points = await store.listRecoveryPoints(p.vm)
-        if (points.length > 0) {
-          throw new CairnError(
-            'ServiceUnavailable',
-            `Cannot delete the backup data of VM "${p.vm}": ${points.length} recovery point(s) live in the snapshot tier and the vault, and this service has no vault engine wired yet; stop with deleteData false`,
-          )
+        const { item, pointsToDelete } = await store.stopProtection(p.vm, { deleteData: true })
+        if (pointsToDelete.length > 0) {
+          const engine = backups(`delete the backup data of VM "${p.vm}"`)
+          for (const point of pointsToDelete) {
+            await engine.deletePointData(item.vault, point)
+            await store.deleteRecoveryPoint(point.id)
+          }
         }
-        await store.stopProtection(p.vm, { deleteData: true })
         await store.removeItem(p.vm)
+        changed()
         return c.json({ vmName: p.vm, state: 'NotProtected' }, 200)
       }
-      return c.json(plain((await store.stopProtection(p.vm, { deleteData: false })).item), 200)
+      const stopped = (await store.stopProtection(p.vm, { deleteData: false })).item
+      changed()
+      return c.json(plain(stopped), 200)
     },
   )
   app.openapi(
@@ -255,7 +272,9 @@ export function registerProtectionRoutes(app: ApiApp, store: ProtectionStore): v
     async (c) => {
       const p = c.req.valid('param')
       await itemIn(store, p)
-      return c.json(plain(await store.resume(p.vm, c.req.valid('json').policy)), 200)
+      const item = await store.resume(p.vm, c.req.valid('json').policy)
+      changed()
+      return c.json(plain(item), 200)
     },
   )
   app.openapi(
@@ -291,6 +310,89 @@ export function registerProtectionRoutes(app: ApiApp, store: ProtectionStore): v
         throw new CairnError('RecoveryPointNotFound', `Cannot find recovery point "${p.rp}" of VM "${p.vm}"`)
       }
       return c.json(plain({ ...rp, vm: redactVm(rp.vm) }), 200)
+    },
+  )
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/api/v1/vaults/{vault}/protectedItems/{vm}/backup',
+      summary: 'Back up now (on-demand, own expiry, default 30 days); answers 202 with the job',
+      request: {
+        params: ItemParam,
+        body: {
+          content: {
+            'application/json': {
+              schema: z.object({ expiresAt: z.string().datetime({ offset: true }).optional() }),
+            },
+          },
+          required: false,
+        },
+      },
+      responses: { 202: json(Json, 'The started job'), ...errors },
+    }),
+    async (c) => {
+      const p = c.req.valid('param')
+      await itemIn(store, p)
+      const text = await c.req.text()
+      const raw = text.trim() === '' ? {} : (JSON.parse(text) as { expiresAt?: string })
+      const options: { expiresAt?: Date } = {}
+      if (raw.expiresAt !== undefined) {
+        const at = new Date(raw.expiresAt)
+        if (Number.isNaN(at.getTime()) || at.getTime() <= Date.now()) {
+          throw new CairnError(
+            'InvalidRequest',
+            `Cannot back up VM "${p.vm}": expiresAt must be a future time`,
+          )
+        }
+        options.expiresAt = at
+      }
+      return c.json(plain(await backups(`back up VM "${p.vm}"`).startBackup(p.vm, options)), 202)
+    },
+  )
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/api/v1/vaults/{vault}/protectedItems/{vm}/recoveryPoints/{rp}/restore',
+      summary:
+        'Restore: AlternateLocation (a new VM), RestoreDisks (new disks plus the saved configuration) or OriginalLocation (replace the VM disks, snapshotting them first); 202 with the job',
+      request: {
+        params: ItemParam.extend({ rp: z.string().min(1) }),
+        ...body(
+          z.object({
+            recoveryType: z.enum(['AlternateLocation', 'RestoreDisks', 'OriginalLocation']),
+            targetVmName: z.string().min(1).optional(),
+            diskPrefix: z.string().min(1).optional(),
+            luns: z.array(z.union([z.number().int().min(0).max(63), z.literal('os')])).optional(),
+          }),
+        ),
+      },
+      responses: { 202: json(Json, 'The started job'), ...errors },
+    }),
+    async (c) => {
+      const p = c.req.valid('param')
+      const b = c.req.valid('json')
+      const item = await itemIn(store, p)
+      const rp = await store.getRecoveryPoint(p.rp)
+      if (rp.itemId !== item.id)
+        throw new CairnError('RecoveryPointNotFound', `Cannot find recovery point "${p.rp}" of VM "${p.vm}"`)
+      const engine = backups(`restore recovery point "${p.rp}"`)
+      let running: Awaited<ReturnType<typeof engine.restoreVm>>
+      if (b.recoveryType === 'AlternateLocation') {
+        if (!b.targetVmName)
+          throw new CairnError('InvalidRequest', 'Cannot restore as a new VM without "targetVmName"')
+        running = await engine.restoreVm(p.rp, { as: b.targetVmName })
+      } else if (b.recoveryType === 'RestoreDisks') {
+        const options: { prefix: string; luns?: (number | 'os')[] } = {
+          prefix: b.diskPrefix ?? `${p.vm}-restored`,
+        }
+        if (b.luns) options.luns = b.luns
+        running = await engine.restoreDisks(p.rp, options)
+      } else {
+        running = await engine.replaceDisks(p.vm, p.rp)
+      }
+      running.done.catch(() => {})
+      return c.json(plain(running.job), 202)
     },
   )
 
@@ -333,6 +435,16 @@ export function registerProtectionRoutes(app: ApiApp, store: ProtectionStore): v
       responses: { 200: json(Json, 'The job'), ...errors },
     }),
     async (c) => c.json(plain(await store.getJob(c.req.valid('param').id)), 200),
+  )
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/api/v1/backupJobs/{id}/cancel',
+      summary: 'Cancel a running job; it ends Cancelled without leaving half a recovery point',
+      request: { params: z.object({ id: z.string().min(1) }) },
+      responses: { 200: json(Json, 'The job'), ...errors },
+    }),
+    async (c) => c.json(plain(await backups('cancel a job').cancel(c.req.valid('param').id)), 200),
   )
 }
 

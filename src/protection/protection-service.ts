@@ -108,6 +108,13 @@ export class ProtectionService {
     return this.#store.getJob(jobId)
   }
 
+  /** Cancels every running job and waits for them to end (service shutdown). */
+  async close(): Promise<void> {
+    for (const r of this.#running.values())
+      r.abort.abort(new CairnError('Cancelled', 'The service is stopping'))
+    await this.idle()
+  }
+
   /** Resolves when no job runs. */
   async idle(): Promise<void> {
     while (this.#running.size > 0) await Promise.allSettled([...this.#running.values()].map((r) => r.done))

@@ -6,7 +6,7 @@ import { createAdaptorServer } from '@hono/node-server'
 import { createApiApp, type ServiceInfo } from '../api/index.js'
 import { type Catalog, openSqliteCatalog } from '../catalog/index.js'
 import { type DiskStore, LogDiskStore } from '../diskstore/index.js'
-import { ProtectionStore } from '../protection/index.js'
+import { ProtectionService, ProtectionStore, Scheduler } from '../protection/index.js'
 import { CairnError, createLogger, type Logger } from '../util/index.js'
 import { close, listen } from './_listen.js'
 import type { ServiceConfig } from './config.js'
@@ -31,6 +31,8 @@ export class CairnService {
   readonly config: ServiceConfig
   readonly #logger: Logger
   readonly #lock: DataFolderLock
+  #backups: ProtectionService | undefined
+  #scheduler: Scheduler | undefined
   #catalog: Catalog | undefined
   #diskStore: LogDiskStore | undefined
   #api: Server | undefined
@@ -95,18 +97,40 @@ export class CairnService {
       const interrupted = await protection.failInterruptedJobs()
       if (interrupted.length > 0)
         log.warn('jobs cut short by the last stop marked Failed', { jobs: interrupted.map((j) => j.id) })
+      const backups = new ProtectionService({
+        store: protection,
+        disks: this.#diskStore,
+        logger: log.child({ component: 'protection' }),
+      })
+      this.#backups = backups
+      this.#scheduler = new Scheduler({
+        store: protection,
+        logger: log.child({ component: 'scheduler' }),
+        runBackup: async (run, signal) => {
+          const item = await protection.getItemById(run.itemId)
+          await backups.backup(item.vmName, { kind: 'Scheduled', signal })
+        },
+        runMaintenance: async (_now, signal) => {
+          const { pruned } = await backups.applyRetention(signal)
+          if (pruned > 0) log.info('retention pruned recovery points', { pruned })
+        },
+      })
+      const scheduler = this.#scheduler
       const app = createApiApp({
         logger: log,
         info: () => this.info(),
         accepting: () => this.#accepting,
         diskStore: this.#diskStore,
         protection,
+        backups,
+        protectionChanged: () => void scheduler.refresh(),
       })
       this.#api = createAdaptorServer({ fetch: app.fetch }) as Server
       const port = await listen(this.#api, this.config.port, this.config.host, 'management API')
       this.#listeners.api = `http://${this.config.host}:${port}`
       this.#startedAt = new Date().toISOString()
       this.#accepting = true
+      await this.#scheduler.start()
       log.info('cairn started', { version: VERSION, data: this.config.data, ...this.#listeners })
       log.info(`management API and OpenAPI document at ${this.#listeners.api}/api/v1/openapi.json`)
     } catch (err) {
@@ -140,6 +164,11 @@ export class CairnService {
     this.#accepting = false
     if (this.#api?.listening) await close(this.#api)
     this.#api = undefined
+    // Running backups end Cancelled (never half a recovery point) before the stores close.
+    await this.#scheduler?.stop()
+    this.#scheduler = undefined
+    await this.#backups?.close()
+    this.#backups = undefined
     await this.#diskStore?.close()
     this.#diskStore = undefined
     await this.#catalog?.close()

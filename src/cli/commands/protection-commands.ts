@@ -525,6 +525,124 @@ export const protectionCommands: CommandDef[] = [
     },
   },
   {
+    name: 'backup now',
+    summary: 'Back up a VM now (on-demand, kept 30 days unless --expires); --wait follows the job',
+    args: [{ name: 'VM', help: 'VM name' }],
+    options: [
+      vaultOpt,
+      {
+        name: 'expires',
+        type: 'string',
+        value: 'WHEN',
+        help: 'expiry: an ISO time or a number of days (default 30)',
+      },
+      { name: 'wait', type: 'boolean', help: 'follow the job to its end with live progress' },
+    ],
+    examples: ['cairn backup now web-1 --wait', 'cairn backup now web-1 --expires 90'],
+    async run(ctx) {
+      const { args, opts, client, out } = ctx
+      const vault = await itemVault(client, args.VM!, opts)
+      const body: Obj = {}
+      const expires = opts.expires as string | undefined
+      if (expires !== undefined) {
+        body.expiresAt = /^\d+$/.test(expires)
+          ? new Date(Date.now() + Number(expires) * 86_400_000).toISOString()
+          : expires
+      }
+      const job = await client.post<JobView>(
+        `/api/v1/vaults/${enc(vault)}/protectedItems/${enc(args.VM!)}/backup`,
+        body,
+      )
+      if (!opts.wait)
+        return out.result(job, (j) => out.line(`backup job ${j.id} started (cairn job watch ${j.id})`))
+      return watchJob(ctx, job.id)
+    },
+  },
+  {
+    name: 'restore vm',
+    summary: 'Create a new VM from a recovery point (new disks plus the saved configuration)',
+    args: [{ name: 'VM', help: 'the protected VM' }],
+    options: [
+      vaultOpt,
+      { name: 'rp', type: 'string', value: 'ID', help: 'recovery point (default: the latest)' },
+      { name: 'as', type: 'string', value: 'NAME', help: 'name of the new VM' },
+      {
+        name: 'replace',
+        type: 'boolean',
+        help: 'replace the disks of VM itself instead (snapshots them first)',
+      },
+      { name: 'wait', type: 'boolean', help: 'follow the job to its end' },
+    ],
+    examples: [
+      'cairn restore vm web-1 --rp 3f2a… --as web-1-restored --wait',
+      'cairn restore vm web-1 --replace --wait',
+    ],
+    async run(ctx) {
+      const { args, opts, client, out } = ctx
+      const vault = await itemVault(client, args.VM!, opts)
+      const rp = await pointOf(client, vault, args.VM!, opts.rp as string | undefined)
+      let body: Obj
+      if (opts.replace) body = { recoveryType: 'OriginalLocation' }
+      else {
+        if (!opts.as)
+          throw new CairnError(
+            'UsageError',
+            'Cannot restore as a new VM without --as NAME (or use --replace)',
+          )
+        body = { recoveryType: 'AlternateLocation', targetVmName: opts.as }
+      }
+      const job = await client.post<JobView>(
+        `/api/v1/vaults/${enc(vault)}/protectedItems/${enc(args.VM!)}/recoveryPoints/${enc(rp)}/restore`,
+        body,
+      )
+      if (!opts.wait)
+        return out.result(job, (j) => out.line(`restore job ${j.id} started (cairn job watch ${j.id})`))
+      return watchJob(ctx, job.id)
+    },
+  },
+  {
+    name: 'restore disks',
+    summary: 'Restore chosen disks of a recovery point as new disks <prefix>-os, <prefix>-lunN',
+    args: [{ name: 'VM', help: 'the protected VM' }],
+    options: [
+      vaultOpt,
+      { name: 'rp', type: 'string', value: 'ID', help: 'recovery point (default: the latest)' },
+      { name: 'luns', type: 'string', value: 'LIST', help: 'which disks, e.g. os,0,2 (default all)' },
+      {
+        name: 'prefix',
+        type: 'string',
+        value: 'NAME',
+        help: 'name prefix of the new disks (default VM-restored)',
+      },
+      { name: 'wait', type: 'boolean', help: 'follow the job to its end' },
+    ],
+    async run(ctx) {
+      const { args, opts, client, out } = ctx
+      const vault = await itemVault(client, args.VM!, opts)
+      const rp = await pointOf(client, vault, args.VM!, opts.rp as string | undefined)
+      const body: Obj = { recoveryType: 'RestoreDisks' }
+      if (opts.prefix) body.diskPrefix = opts.prefix
+      const luns = csv(opts.luns as string | undefined)
+      if (luns) body.luns = luns.map((l) => (l === 'os' ? l : Number(l)))
+      const job = await client.post<JobView>(
+        `/api/v1/vaults/${enc(vault)}/protectedItems/${enc(args.VM!)}/recoveryPoints/${enc(rp)}/restore`,
+        body,
+      )
+      if (!opts.wait)
+        return out.result(job, (j) => out.line(`restore job ${j.id} started (cairn job watch ${j.id})`))
+      return watchJob(ctx, job.id)
+    },
+  },
+  {
+    name: 'job cancel',
+    summary: 'Cancel a running job',
+    args: [{ name: 'ID', help: 'job id' }],
+    async run({ args, client, out }) {
+      const job = await client.post<JobView>(`/api/v1/backupJobs/${enc(args.ID!)}/cancel`)
+      out.result(job, (j) => out.line(`job ${j.id}: ${j.status}`))
+    },
+  },
+  {
     name: 'job list',
     summary: 'List backup, restore and maintenance jobs, newest first',
     options: [
@@ -576,31 +694,7 @@ export const protectionCommands: CommandDef[] = [
     summary: 'Follow a job until it ends, with live progress; exits non-zero when it fails',
     args: [{ name: 'ID', help: 'job id' }],
     options: [{ name: 'interval', type: 'number', value: 'MS', help: 'poll interval (default 500 ms)' }],
-    async run({ args, opts, client, out, signal }) {
-      const bar = new ProgressBar(`job ${args.ID!.slice(0, 8)}`, out.interactive)
-      let job: JobView
-      let phase = ''
-      for (;;) {
-        job = await client.get<JobView>(`/api/v1/backupJobs/${enc(args.ID!)}`)
-        if (job.phase !== phase) {
-          phase = job.phase
-          if (!out.interactive) out.note(`${new Date().toISOString()} ${job.status} ${job.phase}`)
-        }
-        bar.update(job.progress.bytesDone, job.progress.bytesTotal)
-        if (job.endTime !== undefined) break
-        await new Promise<void>((resolve, reject) => {
-          const t = setTimeout(resolve, (opts.interval as number | undefined) ?? 500)
-          signal.addEventListener('abort', () => {
-            clearTimeout(t)
-            reject(signal.reason)
-          })
-        })
-      }
-      bar.done()
-      out.result(job, (j) => showJob(out, j))
-      if (job.status === 'Failed') return 1
-      if (job.status === 'Cancelled') return 8
-    },
+    run: (ctx) => watchJob(ctx, ctx.args.ID!),
   },
 ]
 
@@ -620,4 +714,50 @@ function describeRetention(r: Obj): string {
   if (r.monthly) parts.push(`${get('monthly', 'months')}mo`)
   if (r.yearly) parts.push(`${get('yearly', 'years')}y`)
   return parts.join(' ')
+}
+
+/** Follows a job until it ends, drawing progress; exit 1 when it failed, 8 when cancelled. */
+async function watchJob(ctx: Parameters<CommandDef['run']>[0], id: string): Promise<number> {
+  const { opts, client, out, signal } = ctx
+  const bar = new ProgressBar(`job ${id.slice(0, 8)}`, out.interactive)
+  let job: JobView
+  let phase = ''
+  for (;;) {
+    job = await client.get<JobView>(`/api/v1/backupJobs/${enc(id)}`)
+    if (job.phase !== phase) {
+      phase = job.phase
+      if (!out.interactive) out.note(`${new Date().toISOString()} ${job.status} ${job.phase}`)
+    }
+    bar.update(job.progress.bytesDone, job.progress.bytesTotal)
+    if (job.endTime !== undefined) break
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(resolve, (opts.interval as number | undefined) ?? 500)
+      signal.addEventListener('abort', () => {
+        clearTimeout(t)
+        reject(signal.reason)
+      })
+    })
+  }
+  bar.done()
+  out.result(job, (j) => showJob(out, j))
+  if (job.status === 'Failed') return 1
+  if (job.status === 'Cancelled') return 8
+  return 0
+}
+
+/** The given recovery point, or the latest one of the VM. */
+async function pointOf(
+  client: ApiClient,
+  vault: string,
+  vm: string,
+  rp: string | undefined,
+): Promise<string> {
+  if (rp) return rp
+  const { value } = await client.get<List<PointView>>(
+    `/api/v1/vaults/${enc(vault)}/protectedItems/${enc(vm)}/recoveryPoints`,
+  )
+  const latest = value.at(-1)
+  if (!latest)
+    throw new CairnError('RecoveryPointNotFound', `Cannot restore VM "${vm}": it has no recovery point yet`)
+  return latest.id
 }
