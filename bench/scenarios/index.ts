@@ -1,6 +1,7 @@
 import type { BenchScenario } from '../bench-types.js'
 import { cliStartup } from './cli-startup.js'
 import { protectionPlan } from './protection-plan.js'
+import { vaultScenario } from './vault.js'
 
 /** Every benchmark scenario, in run order. */
-export const SCENARIOS: BenchScenario[] = [cliStartup, protectionPlan]
+export const SCENARIOS: BenchScenario[] = [cliStartup, vaultScenario, protectionPlan]

@@ -6,6 +6,7 @@ import { registerDiskRoutes } from './disk-routes.js'
 import { type ApiApp, newApiApp } from './new-api-app.js'
 import { registerProtectionRoutes } from './protection-routes.js'
 import { registerSystemRoutes } from './system-routes.js'
+import { registerVaultRoutes } from './vault-routes.js'
 
 /** Builds the management API (`/healthz`, `/api/v1/...`, `/api/v1/openapi.json`) over the given context. */
 export function createApiApp(ctx: ApiContext): ApiApp {
@@ -33,6 +34,7 @@ export function createApiApp(ctx: ApiContext): ApiApp {
   registerSystemRoutes(app, ctx)
   if (ctx.protection) registerProtectionRoutes(app, ctx)
   registerDiskRoutes(app, ctx)
+  registerVaultRoutes(app, ctx)
 
   app.doc31('/api/v1/openapi.json', {
     openapi: '3.1.0',

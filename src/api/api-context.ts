@@ -1,6 +1,7 @@
 import type { DiskStore } from '../diskstore/index.js'
-import type { ProtectionService, ProtectionStore } from '../protection/index.js'
+import type { JobRegistry, ProtectionService, ProtectionStore } from '../protection/index.js'
 import type { Logger } from '../util/index.js'
+import type { VaultRegistry } from '../vault/index.js'
 
 /** What the management API reports at /api/v1/info. */
 export interface ServiceInfo {
@@ -19,6 +20,10 @@ export interface ApiContext {
   accepting(): boolean
   /** Accounts, containers, disks and snapshots. */
   diskStore: DiskStore
+  /** The service's vaults (absent in a service without vaults). */
+  vaults?: VaultRegistry
+  /** Long operations: backup, restore, verify, gc. */
+  jobs?: JobRegistry
   /** VMs, policies, protected items, recovery points and jobs (routes under /api/v1/vms, /vaults, /backupJobs). */
   protection?: ProtectionStore
   /** Backups, restores and job cancellation (202 routes); absent, those routes answer ServiceUnavailable. */

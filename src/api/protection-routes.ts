@@ -1,5 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import type { JobStatus, JobType, ProtectionStore } from '../protection/index.js'
+import type { BackupJobStatus, JobType, ProtectionStore } from '../protection/index.js'
 import { CairnError } from '../util/index.js'
 import type { ApiContext } from './api-context.js'
 import type { ApiApp } from './new-api-app.js'
@@ -418,7 +418,7 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
     async (c) => {
       const q = c.req.valid('query')
       const filter: Parameters<ProtectionStore['listJobs']>[0] = {}
-      if (q.status) filter.status = q.status as JobStatus
+      if (q.status) filter.status = q.status as BackupJobStatus
       if (q.type) filter.type = q.type as JobType
       if (q.entity) filter.entity = q.entity
       if (q.since) filter.since = new Date(q.since)

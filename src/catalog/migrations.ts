@@ -28,6 +28,20 @@ export const MIGRATIONS: Migration[] = [
     },
   },
   {
+    version: 2,
+    name: 'vaults',
+    async up(db) {
+      await db.schema
+        .createTable('vaults')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('backend', 'text', (c) => c.notNull())
+        .addColumn('location', 'text', (c) => c.notNull())
+        .addColumn('encrypted', 'integer', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute()
+    },
+  },
+  {
     // Protection: VMs and their disks, backup policies, protected items, recovery points, jobs.
     version: 10,
     name: 'protection',

@@ -15,6 +15,18 @@ export interface SchemaMigrationsTable {
   applied_at: string
 }
 
+/** Vaults the service knows: where each lives (the vault's own files hold everything else). */
+export interface VaultsTable {
+  name: string
+  /** Backend kind: 'fs' (later 'azure', 's3'). */
+  backend: string
+  /** Folder path or URL of the vault. */
+  location: string
+  /** 1 when the vault has a key. */
+  encrypted: number
+  created_at: string
+}
+
 /** A VM (protection). Disks live in vm_disks. */
 export interface VmsTable {
   id: string
@@ -104,6 +116,7 @@ export interface JobsTable {
 /** Every table of the catalog. */
 export interface CatalogSchema {
   settings: SettingsTable
+  vaults: VaultsTable
   schema_migrations: SchemaMigrationsTable
   vms: VmsTable
   vm_disks: VmDisksTable

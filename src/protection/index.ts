@@ -1,4 +1,5 @@
-// Protection: VMs, backup policies, protected items, the scheduler, retention and the agent client.
+// Protection: VMs, backup policies, protected items, the scheduler, retention, backups and restores,
+// the agent client and the in-memory job registry.
 
 export {
   AgentClient,
@@ -10,6 +11,13 @@ export {
   type Consistency,
 } from './agent-client.js'
 export { type Clock, ManualClock, systemClock } from './clock.js'
+export {
+  type JobControl,
+  type JobInfo,
+  type JobProgress,
+  JobRegistry,
+  type JobStatus,
+} from './job-registry.js'
 export {
   type BackupPolicy,
   type BackupSchedule,
@@ -36,7 +44,7 @@ export {
 export {
   type Job,
   type JobFilter,
-  type JobStatus,
+  type JobStatus as BackupJobStatus,
   type JobType,
   type ProtectedItem,
   type ProtectionState,

@@ -6,8 +6,9 @@ import { createAdaptorServer } from '@hono/node-server'
 import { createApiApp, type ServiceInfo } from '../api/index.js'
 import { type Catalog, openSqliteCatalog } from '../catalog/index.js'
 import { type DiskStore, LogDiskStore } from '../diskstore/index.js'
-import { ProtectionService, ProtectionStore, Scheduler } from '../protection/index.js'
+import { JobRegistry, ProtectionService, ProtectionStore, Scheduler } from '../protection/index.js'
 import { CairnError, createLogger, type Logger } from '../util/index.js'
+import { VaultRegistry } from '../vault/index.js'
 import { close, listen } from './_listen.js'
 import type { ServiceConfig } from './config.js'
 import { DataFolderLock } from './data-folder-lock.js'
@@ -35,6 +36,8 @@ export class CairnService {
   #scheduler: Scheduler | undefined
   #catalog: Catalog | undefined
   #diskStore: LogDiskStore | undefined
+  #vaults: VaultRegistry | undefined
+  #jobs: JobRegistry | undefined
   #api: Server | undefined
   #listeners: Record<string, string> = {}
   #startedAt = ''
@@ -93,6 +96,8 @@ export class CairnService {
     try {
       this.#catalog = await openSqliteCatalog(join(this.config.data, 'catalog.db'))
       this.#diskStore = await this.#openDiskStore()
+      this.#vaults = new VaultRegistry(this.#catalog, { dataDir: this.config.data })
+      this.#jobs = new JobRegistry()
       const protection = new ProtectionStore(this.#catalog)
       const interrupted = await protection.failInterruptedJobs()
       if (interrupted.length > 0)
@@ -121,6 +126,8 @@ export class CairnService {
         info: () => this.info(),
         accepting: () => this.#accepting,
         diskStore: this.#diskStore,
+        vaults: this.#vaults,
+        jobs: this.#jobs,
         protection,
         backups,
         protectionChanged: () => void scheduler.refresh(),
@@ -171,6 +178,10 @@ export class CairnService {
     this.#backups = undefined
     await this.#diskStore?.close()
     this.#diskStore = undefined
+    await this.#jobs?.close()
+    this.#jobs = undefined
+    await this.#vaults?.close()
+    this.#vaults = undefined
     await this.#catalog?.close()
     this.#catalog = undefined
     this.#lock.release()

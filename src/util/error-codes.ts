@@ -76,6 +76,22 @@ export const errorCatalogue = {
   ReadTooLarge: spec(400, EXIT.usage, 'A single read is limited to 1 GiB.'),
   InvalidMarker: spec(400, EXIT.usage, 'A listing or diff marker is not one this store handed out.'),
 
+  // Vault
+  VaultNotFound: spec(404, EXIT.notFound, 'The vault does not exist.'),
+  VaultAlreadyExists: spec(409, EXIT.conflict, 'A vault with this name or at this location exists.'),
+  VaultKeyRequired: spec(401, EXIT.auth, 'The vault is encrypted; give its passphrase or key file.'),
+  VaultKeyInvalid: spec(403, EXIT.auth, 'The passphrase or key file does not open the vault key.'),
+  VaultCorrupt: spec(500, EXIT.integrity, 'A vault file is damaged or missing.'),
+  VaultObjectMissing: spec(404, EXIT.integrity, 'An object the vault needs is missing from its backend.'),
+  RecoveryPointNotFound: spec(404, EXIT.notFound, 'The recovery point does not exist.'),
+  RecoveryPointDiskNotFound: spec(404, EXIT.notFound, 'The recovery point holds no disk of that name.'),
+  BackupBaseMissing: spec(
+    409,
+    EXIT.conflict,
+    'The recovery point a backup builds on was deleted while the backup ran.',
+  ),
+  JobNotFound: spec(404, EXIT.notFound, 'The job does not exist.'),
+
   // Agent (names of the reference's Linux script framework) and the service's view of an agent
   PreScriptExecutionFailed: spec(500, EXIT.failure, 'The pre-script failed on every try.'),
   PostScriptExecutionFailed: spec(500, EXIT.failure, 'The post-script failed on every try.'),
@@ -116,7 +132,6 @@ export const errorCatalogue = {
   ),
   ProtectedItemNotFound: spec(404, EXIT.notFound, 'The VM is not protected.'),
   ProtectionStopped: spec(409, EXIT.conflict, 'Protection of the VM is stopped; resume it first.'),
-  RecoveryPointNotFound: spec(404, EXIT.notFound, 'The recovery point does not exist.'),
   BackupInProgress: spec(409, EXIT.conflict, 'A backup of this VM is already running.'),
   BackupJobNotFound: spec(404, EXIT.notFound, 'The backup or restore job does not exist.'),
 } as const satisfies Record<string, ErrorSpec>

@@ -1,7 +1,21 @@
 import type { CommandDef } from '../command.js'
 import { agentCommands } from './agent-commands.js'
+import { backupCommands } from './backup-commands.js'
+import { jobCommands } from './job-commands.js'
 import { protectionCommands } from './protection-commands.js'
+import { restoreCommands } from './restore-commands.js'
+import { rpCommands } from './rp-commands.js'
 import { systemCommands } from './system-commands.js'
+import { vaultCommands } from './vault-commands.js'
 
 /** Every command of the cairn CLI, in help order. */
-export const COMMANDS: CommandDef[] = [...systemCommands, ...protectionCommands, ...agentCommands]
+export const COMMANDS: CommandDef[] = [
+  ...systemCommands,
+  ...vaultCommands,
+  ...backupCommands,
+  ...rpCommands,
+  ...restoreCommands,
+  ...jobCommands,
+  ...protectionCommands,
+  ...agentCommands,
+]

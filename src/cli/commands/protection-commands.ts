@@ -3,6 +3,7 @@ import { CairnError, formatBytes, formatDuration } from '../../util/index.js'
 import type { ApiClient } from '../api-client.js'
 import type { CommandDef, OptionDef } from '../command.js'
 import { ProgressBar } from '../output.js'
+import { followJob, type Job as VaultJob } from './_jobs.js'
 
 // `cairn vm …`, `cairn policy …`, `cairn protect`, `cairn protection …`, `cairn rp …`, `cairn job …`.
 
@@ -502,29 +503,6 @@ export const protectionCommands: CommandDef[] = [
     },
   },
   {
-    name: 'rp list',
-    summary: 'List the recovery points of a VM, oldest first',
-    args: [{ name: 'VM', help: 'VM name' }],
-    options: [vaultOpt],
-    async run({ args, opts, client, out }) {
-      const vault = await itemVault(client, args.VM!, opts)
-      const { value } = await client.get<List<PointView>>(
-        `/api/v1/vaults/${enc(vault)}/protectedItems/${enc(args.VM!)}/recoveryPoints`,
-      )
-      out.result(value, (rows) =>
-        out.table(rows, [
-          { header: 'id', value: (p) => p.id },
-          { header: 'time', value: (p) => p.time },
-          { header: 'kind', value: (p) => p.kind },
-          { header: 'consistency', value: (p) => p.consistency },
-          { header: 'tier', value: (p) => p.tier },
-          { header: 'disks', value: (p) => p.disks.map((d) => d.lun).join(',') },
-          { header: 'expires', value: (p) => p.expiresAt },
-        ]),
-      )
-    },
-  },
-  {
     name: 'backup now',
     summary: 'Back up a VM now (on-demand, kept 30 days unless --expires); --wait follows the job',
     args: [{ name: 'VM', help: 'VM name' }],
@@ -634,67 +612,18 @@ export const protectionCommands: CommandDef[] = [
     },
   },
   {
-    name: 'job cancel',
-    summary: 'Cancel a running job',
-    args: [{ name: 'ID', help: 'job id' }],
-    async run({ args, client, out }) {
-      const job = await client.post<JobView>(`/api/v1/backupJobs/${enc(args.ID!)}/cancel`)
-      out.result(job, (j) => out.line(`job ${j.id}: ${j.status}`))
-    },
-  },
-  {
-    name: 'job list',
-    summary: 'List backup, restore and maintenance jobs, newest first',
-    options: [
-      {
-        name: 'status',
-        type: 'string',
-        value: 'S',
-        help: 'InProgress, Completed, CompletedWithWarnings, Failed, Cancelled',
-      },
-      { name: 'type', type: 'string', value: 'T', help: 'Backup, Restore, DeleteBackupData, Maintenance' },
-      { name: 'vm', type: 'string', value: 'NAME', help: 'jobs of this VM' },
-      { name: 'since', type: 'string', value: 'TIME', help: 'started at or after (ISO time)' },
-      { name: 'limit', type: 'number', value: 'N', help: 'at most N jobs (default 100)' },
-    ],
-    async run({ opts, client, out }) {
-      const { value } = await client.get<List<JobView>>('/api/v1/backupJobs', {
-        status: opts.status as string | undefined,
-        type: opts.type as string | undefined,
-        entity: opts.vm as string | undefined,
-        since: opts.since as string | undefined,
-        limit: opts.limit as number | undefined,
-      })
-      out.result(value, (rows) =>
-        out.table(rows, [
-          { header: 'id', value: (j) => j.id },
-          { header: 'type', value: (j) => j.type },
-          { header: 'entity', value: (j) => j.entity },
-          { header: 'status', value: (j) => j.status },
-          { header: 'phase', value: (j) => j.phase },
-          { header: '%', value: (j) => j.progress.percent, align: 'right' },
-          { header: 'started', value: (j) => j.startTime },
-          { header: 'duration', value: (j) => formatDuration(j.durationMs) },
-          { header: 'error', value: (j) => j.error?.code },
-        ]),
-      )
-    },
-  },
-  {
-    name: 'job show',
-    summary: 'Show a job: status, phase, progress, times and error',
-    args: [{ name: 'ID', help: 'job id' }],
-    async run({ args, client, out }) {
-      const job = await client.get<JobView>(`/api/v1/backupJobs/${enc(args.ID!)}`)
-      out.result(job, (j) => showJob(out, j))
-    },
-  },
-  {
     name: 'job watch',
-    summary: 'Follow a job until it ends, with live progress; exits non-zero when it fails',
+    summary:
+      'Follow a job (backup, restore, vault job) until it ends, with live progress; non-zero exit when it fails',
     args: [{ name: 'ID', help: 'job id' }],
     options: [{ name: 'interval', type: 'number', value: 'MS', help: 'poll interval (default 500 ms)' }],
-    run: (ctx) => watchJob(ctx, ctx.args.ID!),
+    async run(ctx) {
+      if (await findBackupJob(ctx.client, ctx.args.ID!)) return watchJob(ctx, ctx.args.ID!)
+      // A vault job (backup file, restore file, verify, gc).
+      const job = await ctx.client.get<VaultJob>(`/api/v1/jobs/${enc(ctx.args.ID!)}`)
+      const done = await followJob(ctx.client, ctx.out, job, job.type, ctx.signal)
+      ctx.out.result(done, (j) => ctx.out.line(`Job ${j.id} ${j.status}`))
+    },
   },
 ]
 
@@ -760,4 +689,81 @@ async function pointOf(
   if (!latest)
     throw new CairnError('RecoveryPointNotFound', `Cannot restore VM "${vm}": it has no recovery point yet`)
   return latest.id
+}
+
+// Helpers the shared `rp list` and `job …` commands use for VM recovery points and persisted backup
+// jobs (/api/v1/backupJobs), next to the vault's in-memory jobs (/api/v1/jobs).
+
+/** Prints the recovery points of a protected VM (both tiers). */
+export async function printVmPoints(ctx: Parameters<CommandDef['run']>[0], vm: string): Promise<void> {
+  const { opts, client, out } = ctx
+  const vault = await itemVault(client, vm, opts)
+  const { value } = await client.get<List<PointView>>(
+    `/api/v1/vaults/${enc(vault)}/protectedItems/${enc(vm)}/recoveryPoints`,
+  )
+  out.result(value, (rows) =>
+    out.table(rows, [
+      { header: 'id', value: (p) => p.id },
+      { header: 'time', value: (p) => p.time },
+      { header: 'kind', value: (p) => p.kind },
+      { header: 'consistency', value: (p) => p.consistency },
+      { header: 'tier', value: (p) => p.tier },
+      { header: 'disks', value: (p) => p.disks.map((d) => d.lun).join(',') },
+      { header: 'expires', value: (p) => p.expiresAt },
+    ]),
+  )
+}
+
+/** A row of `job list`, whichever registry the job lives in. */
+export interface JobRow {
+  id: string
+  type: string
+  entity: string
+  status: string
+  phase: string
+  percent: number | undefined
+  started: string
+  durationMs: number | undefined
+  error: string | undefined
+}
+
+/** Persisted backup, restore and maintenance jobs as rows. */
+export async function backupJobRows(
+  client: ApiClient,
+  filter: Record<string, string | number | undefined>,
+): Promise<JobRow[]> {
+  const { value } = await client.get<List<JobView>>('/api/v1/backupJobs', filter)
+  return value.map((j) => ({
+    id: j.id,
+    type: j.type,
+    entity: j.entity,
+    status: j.status,
+    phase: j.phase,
+    percent: j.progress.percent,
+    started: j.startTime,
+    durationMs: j.durationMs,
+    error: j.error?.code,
+  }))
+}
+
+/** The persisted job with this id, or undefined when it is not one. */
+export async function findBackupJob(client: ApiClient, id: string): Promise<JobView | undefined> {
+  try {
+    return await client.get<JobView>(`/api/v1/backupJobs/${enc(id)}`)
+  } catch (err) {
+    if (err instanceof CairnError && (err.code === 'BackupJobNotFound' || err.code === 'RouteNotFound'))
+      return undefined
+    throw err
+  }
+}
+
+/** Prints a persisted job. */
+export function printBackupJob(out: Parameters<CommandDef['run']>[0]['out'], job: JobView): void {
+  out.result(job, (j) => showJob(out, j))
+}
+
+/** Cancels a persisted job; undefined when no such job. */
+export async function cancelBackupJob(client: ApiClient, id: string): Promise<JobView | undefined> {
+  if (!(await findBackupJob(client, id))) return undefined
+  return client.post<JobView>(`/api/v1/backupJobs/${enc(id)}/cancel`)
 }

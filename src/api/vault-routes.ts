@@ -1,0 +1,481 @@
+import { createRoute, z } from '@hono/zod-openapi'
+import type { JobInfo, JobRegistry } from '../protection/index.js'
+import { CairnError } from '../util/index.js'
+import { fileSink, fileSource, type VaultCredentials, type VaultRegistry } from '../vault/index.js'
+import type { ApiContext } from './api-context.js'
+import type { ApiApp } from './new-api-app.js'
+import { errorResponses } from './schemas.js'
+
+const VaultName = z.string().openapi({ param: { name: 'vault', in: 'path' }, example: 'main' })
+const RpId = z.string().openapi({ param: { name: 'rp', in: 'path' }, example: '20261122T195200123Z-3f2a' })
+const JobId = z.string().openapi({ param: { name: 'job', in: 'path' } })
+
+const Credentials = {
+  passphrase: z.string().min(1).optional(),
+  keyFile: z.string().optional().openapi({ description: 'Key file content, base64' }),
+}
+
+const Vault = z
+  .object({
+    name: z.string(),
+    backend: z.string(),
+    location: z.string(),
+    encrypted: z.boolean(),
+    createdAt: z.string(),
+    unlocked: z.boolean(),
+  })
+  .openapi('Vault')
+
+const Disk = z.object({
+  name: z.string(),
+  lun: z.number().optional(),
+  size: z.number(),
+  snapshot: z.string().optional(),
+  mode: z.enum(['full', 'incremental', 'checksum']),
+  root: z.string().nullable(),
+  depth: z.number(),
+  bytesScanned: z.number(),
+  bytesNew: z.number(),
+  chunksNew: z.number(),
+  chunksReused: z.number(),
+})
+
+const RecoveryPoint = z
+  .object({
+    id: z.string(),
+    source: z.object({
+      kind: z.string(),
+      name: z.string(),
+      config: z.record(z.string(), z.unknown()).optional(),
+    }),
+    consistency: z.string(),
+    createdAt: z.string(),
+    completedAt: z.string(),
+    expiresAt: z.string().nullable(),
+    parent: z.string().nullable(),
+    disks: z.array(Disk),
+    packs: z.array(z.string()),
+    bytesAdded: z.number(),
+    durationMs: z.number(),
+  })
+  .openapi('RecoveryPoint')
+
+const Job = z
+  .object({
+    id: z.string(),
+    type: z.string(),
+    resource: z.string(),
+    status: z.enum(['InProgress', 'Cancelling', 'Completed', 'Failed', 'Cancelled']),
+    progress: z
+      .object({
+        phase: z.string(),
+        bytesDone: z.number(),
+        bytesTotal: z.number(),
+        bytesStored: z.number(),
+        rate: z.number(),
+        etaMs: z.number().nullable(),
+      })
+      .nullable(),
+    startedAt: z.string(),
+    endedAt: z.string().nullable(),
+    result: z.unknown(),
+    error: z.object({ code: z.string(), message: z.string() }).nullable(),
+  })
+  .openapi('Job')
+
+const Retention = z.object({
+  keepLast: z.number().int().min(0).optional(),
+  keepHourly: z.number().int().min(0).optional(),
+  keepDaily: z.number().int().min(0).optional(),
+  keepWeekly: z.number().int().min(0).optional(),
+  keepMonthly: z.number().int().min(0).optional(),
+  keepYearly: z.number().int().min(0).optional(),
+})
+
+const json = <T extends z.ZodType>(schema: T, description: string) => ({
+  description,
+  content: { 'application/json': { schema } },
+})
+const body = <T extends z.ZodType>(schema: T) => ({
+  body: { content: { 'application/json': { schema } }, required: true },
+})
+
+function credentials(b: {
+  passphrase?: string | undefined
+  keyFile?: string | undefined
+}): VaultCredentials | undefined {
+  if (b.passphrase !== undefined) return { passphrase: b.passphrase }
+  if (b.keyFile !== undefined) return { keyFile: Buffer.from(b.keyFile, 'base64') }
+  return undefined
+}
+
+/** Vaults, recovery points, backups and restores of files, verify/prune/gc/usage/key, and jobs. */
+export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
+  const vaults = (): VaultRegistry => {
+    if (!ctx.vaults) throw new CairnError('ServiceUnavailable', 'This service has no vault registry')
+    return ctx.vaults
+  }
+  const jobs = (): JobRegistry => {
+    if (!ctx.jobs) throw new CairnError('ServiceUnavailable', 'This service has no job registry')
+    return ctx.jobs
+  }
+  const P = z.object({ vault: VaultName })
+  const PR = z.object({ vault: VaultName, rp: RpId })
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/v1/vaults',
+      summary: 'List vaults',
+      responses: { 200: json(z.object({ items: z.array(Vault) }), 'Vaults') },
+    }),
+    async (c) => c.json({ items: await vaults().list() }, 200),
+  )
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/api/v1/vaults',
+      summary: 'Create a vault (encrypted when a passphrase or key file is given), or attach an existing one',
+      request: body(
+        z.object({
+          name: z.string(),
+          location: z.string().optional().openapi({ description: 'Folder; default DATA/vaults/NAME' }),
+          attach: z.boolean().optional(),
+          ...Credentials,
+        }),
+      ),
+      responses: { 201: json(Vault, 'The vault'), ...errorResponses },
+    }),
+    async (c) => {
+      const b = c.req.valid('json')
+      const enc = credentials(b)
+      const info = await vaults().create(b.name, {
+        ...(b.location ? { location: b.location } : {}),
+        ...(enc ? { encryption: enc } : {}),
+        ...(b.attach ? { attach: true } : {}),
+      })
+      return c.json(info, 201)
+    },
+  )
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/v1/vaults/{vault}',
+      summary: 'Show a vault',
+      request: { params: P },
+      responses: { 200: json(Vault, 'The vault'), ...errorResponses },
+    }),
+    async (c) => c.json(await vaults().get(c.req.valid('param').vault), 200),
+  )
+  app.openapi(
+    createRoute({
+      method: 'delete',
+      path: '/api/v1/vaults/{vault}',
+      summary: 'Forget a vault; deleteData=true deletes its files too',
+      request: { params: P, query: z.object({ deleteData: z.enum(['true', 'false']).optional() }) },
+      responses: { 204: { description: 'Deleted' }, ...errorResponses },
+    }),
+    async (c) => {
+      await vaults().remove(c.req.valid('param').vault, {
+        deleteData: c.req.valid('query').deleteData === 'true',
+      })
+      return c.body(null, 204)
+    },
+  )
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/api/v1/vaults/{vault}/unlock',
+      summary: 'Open an encrypted vault with its passphrase or key file; the key stays in memory',
+      request: { params: P, ...body(z.object(Credentials)) },
+      responses: { 200: json(Vault, 'The vault'), ...errorResponses },
+    }),
+    async (c) => {
+      const creds = credentials(c.req.valid('json'))
+      if (!creds)
+        throw new CairnError('InvalidRequest', 'Cannot unlock the vault: give passphrase or keyFile')
+      return c.json(await vaults().unlock(c.req.valid('param').vault, creds), 200)
+    },
+  )
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/api/v1/vaults/{vault}/key',
+      summary: 'Rewrap the vault key with a new passphrase or key file (no data is rewritten)',
+      request: { params: P, ...body(z.object(Credentials)) },
+      responses: { 200: json(Vault, 'The vault'), ...errorResponses },
+    }),
+    async (c) => {
+      const { vault } = c.req.valid('param')
+      const creds = credentials(c.req.valid('json'))
+      if (!creds) throw new CairnError('InvalidRequest', 'Cannot change the key: give passphrase or keyFile')
+      await (await vaults().open(vault)).changeKey(creds)
+      return c.json(await vaults().get(vault), 200)
+    },
+  )
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/v1/vaults/{vault}/usage',
+      summary: 'Vault size, deduplication, compression and bytes added by each recovery point',
+      request: { params: P },
+      responses: {
+        200: json(
+          z.object({
+            recoveryPoints: z.number(),
+            packs: z.number(),
+            storedBytes: z.number(),
+            logicalBytes: z.number(),
+            uniqueBytes: z.number(),
+            uniqueStoredBytes: z.number(),
+            deduplicationRatio: z.number(),
+            compressionRatio: z.number(),
+            perRecoveryPoint: z.array(
+              z.object({
+                id: z.string(),
+                createdAt: z.string(),
+                logicalBytes: z.number(),
+                bytesAdded: z.number(),
+              }),
+            ),
+          }),
+          'Usage',
+        ),
+        ...errorResponses,
+      },
+    }),
+    async (c) => c.json(await (await vaults().open(c.req.valid('param').vault)).usage(), 200),
+  )
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/api/v1/vaults/{vault}/verify',
+      summary: 'Re-read, decrypt and re-hash all packs (or a sample); answers a job',
+      request: { params: P, ...body(z.object({ sample: z.number().min(0).max(1).optional() })) },
+      responses: { 202: json(Job, 'The job'), ...errorResponses },
+    }),
+    async (c) => {
+      const { vault } = c.req.valid('param')
+      const { sample } = c.req.valid('json')
+      const v = await vaults().open(vault)
+      const job = jobs().start('verify', `vaults/${vault}`, (ctl) =>
+        v.verify({
+          signal: ctl.signal,
+          onProgress: ctl.progress,
+          ...(sample !== undefined ? { sample } : {}),
+        }),
+      )
+      return c.json(job, 202)
+    },
+  )
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/api/v1/vaults/{vault}/prune',
+      summary: 'Remove expired recovery points and those no retention rule keeps',
+      request: {
+        params: P,
+        ...body(Retention.extend({ item: z.string().optional(), dryRun: z.boolean().optional() })),
+      },
+      responses: {
+        200: json(
+          z.object({ kept: z.array(z.string()), removed: z.array(z.string()), dryRun: z.boolean() }),
+          'Prune report',
+        ),
+        ...errorResponses,
+      },
+    }),
+    async (c) => {
+      const { item, dryRun, ...policy } = c.req.valid('json')
+      const v = await vaults().open(c.req.valid('param').vault)
+      return c.json(
+        await v.prune({ policy, ...(item !== undefined ? { item } : {}), ...(dryRun ? { dryRun } : {}) }),
+        200,
+      )
+    },
+  )
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/api/v1/vaults/{vault}/gc',
+      summary: 'Reclaim the space of packs no recovery point needs; answers a job',
+      request: { params: P },
+      responses: { 202: json(Job, 'The job'), ...errorResponses },
+    }),
+    async (c) => {
+      const { vault } = c.req.valid('param')
+      const v = await vaults().open(vault)
+      return c.json(
+        jobs().start('gc', `vaults/${vault}`, (ctl) => v.gc({ signal: ctl.signal })),
+        202,
+      )
+    },
+  )
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/v1/vaults/{vault}/recoveryPoints',
+      summary: 'List recovery points, oldest first',
+      request: { params: P, query: z.object({ item: z.string().optional() }) },
+      responses: {
+        200: json(z.object({ items: z.array(RecoveryPoint) }), 'Recovery points'),
+        ...errorResponses,
+      },
+    }),
+    async (c) => {
+      const { item } = c.req.valid('query')
+      const v = await vaults().open(c.req.valid('param').vault)
+      return c.json({ items: await v.listRecoveryPoints(item !== undefined ? { item } : {}) }, 200)
+    },
+  )
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/v1/vaults/{vault}/recoveryPoints/{rp}',
+      summary: 'Show a recovery point',
+      request: { params: PR },
+      responses: { 200: json(RecoveryPoint, 'The recovery point'), ...errorResponses },
+    }),
+    async (c) => {
+      const { vault, rp } = c.req.valid('param')
+      return c.json(await (await vaults().open(vault)).getRecoveryPoint(rp), 200)
+    },
+  )
+  app.openapi(
+    createRoute({
+      method: 'delete',
+      path: '/api/v1/vaults/{vault}/recoveryPoints/{rp}',
+      summary: 'Delete a recovery point (gc frees its space)',
+      request: { params: PR },
+      responses: { 204: { description: 'Deleted' }, ...errorResponses },
+    }),
+    async (c) => {
+      const { vault, rp } = c.req.valid('param')
+      await (await vaults().open(vault)).deleteRecoveryPoint(rp)
+      return c.body(null, 204)
+    },
+  )
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/api/v1/vaults/{vault}/backups',
+      summary:
+        'Back up a raw file or block device on the service host into a new recovery point; answers a job',
+      request: {
+        params: P,
+        ...body(
+          z.object({
+            path: z.string(),
+            item: z
+              .string()
+              .optional()
+              .openapi({ description: 'Name of the protected item; default the file name' }),
+            disk: z
+              .string()
+              .optional()
+              .openapi({ description: 'Disk name inside the recovery point; default the file name' }),
+            base: z
+              .string()
+              .optional()
+              .openapi({ description: "'latest' (default), 'none' or a recovery point id" }),
+            expiresAt: z.string().datetime().optional(),
+          }),
+        ),
+      },
+      responses: { 202: json(Job, 'The job'), ...errorResponses },
+    }),
+    async (c) => {
+      const { vault } = c.req.valid('param')
+      const b = c.req.valid('json')
+      const v = await vaults().open(vault)
+      const fileName = b.path.split('/').pop() || 'disk'
+      const item = b.item ?? fileName
+      const job = jobs().start('backup', `vaults/${vault}`, async (ctl) => {
+        let base: string | undefined
+        if (b.base === undefined || b.base === 'latest') base = (await v.latestRecoveryPoint(item))?.id
+        else if (b.base !== 'none') base = b.base
+        const source = await fileSource(b.path, { name: b.disk ?? fileName })
+        try {
+          return await v.backup({
+            item: { kind: 'file', name: item, config: { path: b.path } },
+            sources: [source],
+            ...(base ? { base } : {}),
+            ...(b.expiresAt ? { expiresAt: new Date(b.expiresAt) } : {}),
+            signal: ctl.signal,
+            onProgress: ctl.progress,
+          })
+        } finally {
+          await source.close?.()
+        }
+      })
+      return c.json(job, 202)
+    },
+  )
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/api/v1/vaults/{vault}/recoveryPoints/{rp}/restore',
+      summary:
+        'Restore a disk of a recovery point into a raw file (sparse) or block device on the service host; answers a job',
+      request: {
+        params: PR,
+        ...body(
+          z.object({ disk: z.string().optional(), path: z.string(), overwrite: z.boolean().optional() }),
+        ),
+      },
+      responses: { 202: json(Job, 'The job'), ...errorResponses },
+    }),
+    async (c) => {
+      const { vault, rp } = c.req.valid('param')
+      const b = c.req.valid('json')
+      const v = await vaults().open(vault)
+      const point = await v.getRecoveryPoint(rp)
+      const disk = b.disk ?? point.disks[0]?.name
+      const d = point.disks.find((x) => x.name === disk)
+      if (!d) {
+        throw new CairnError(
+          'RecoveryPointDiskNotFound',
+          `Cannot restore: recovery point "${rp}" holds no disk "${disk ?? ''}"`,
+        )
+      }
+      const sink = await fileSink(b.path, { size: d.size, ...(b.overwrite ? { overwrite: true } : {}) })
+      const job = jobs().start('restore', `vaults/${vault}/recoveryPoints/${rp}`, async (ctl) => {
+        try {
+          return await v.restore(rp, d.name, sink, { signal: ctl.signal, onProgress: ctl.progress })
+        } finally {
+          await sink.close?.()
+        }
+      })
+      return c.json(job, 202)
+    },
+  )
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/v1/jobs',
+      summary: 'List jobs, newest first',
+      responses: { 200: json(z.object({ items: z.array(Job) }), 'Jobs') },
+    }),
+    (c) => c.json({ items: jobs().list() as JobInfo[] }, 200),
+  )
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/v1/jobs/{job}',
+      summary: 'Show a job and its progress',
+      request: { params: z.object({ job: JobId }) },
+      responses: { 200: json(Job, 'The job'), ...errorResponses },
+    }),
+    (c) => c.json(jobs().get(c.req.valid('param').job), 200),
+  )
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/api/v1/jobs/{job}/cancel',
+      summary: 'Cancel a running job',
+      request: { params: z.object({ job: JobId }) },
+      responses: { 200: json(Job, 'The job'), ...errorResponses },
+    }),
+    (c) => c.json(jobs().cancel(c.req.valid('param').job), 200),
+  )
+}

@@ -1,0 +1,55 @@
+import { resolve } from 'node:path'
+import { CairnError } from '../../util/index.js'
+import type { CommandDef } from '../command.js'
+import {
+  CREDENTIAL_OPTIONS,
+  followJob,
+  type Job,
+  type RecoveryPointView,
+  summary,
+  unlockIfGiven,
+  v,
+} from './_jobs.js'
+
+/** `cairn backup file`. */
+export const backupCommands: CommandDef[] = [
+  {
+    name: 'backup file',
+    summary: 'Back up a raw image file or block device on the service host into a vault',
+    description:
+      'Later backups of the same item build on the latest recovery point: chunks are compared by\n' +
+      'checksum and only those that differ are stored.',
+    args: [{ name: 'path', help: 'file or block device (a path on the service host)' }],
+    options: [
+      { name: 'vault', type: 'string', value: 'VAULT', help: 'vault name (required)' },
+      { name: 'item', type: 'string', value: 'NAME', help: 'protected item name (default the file name)' },
+      {
+        name: 'disk',
+        type: 'string',
+        value: 'NAME',
+        help: 'disk name in the recovery point (default the file name)',
+      },
+      { name: 'full', type: 'boolean', help: 'do not build on the latest recovery point' },
+      ...CREDENTIAL_OPTIONS,
+    ],
+    examples: ['cairn backup file /var/lib/images/web.raw --vault main'],
+    async run({ args, opts, client, out, signal }) {
+      if (!opts.vault) throw new CairnError('UsageError', 'backup file needs --vault VAULT')
+      await unlockIfGiven(client, opts.vault as string, opts)
+      const job = await client.post<Job>(`${v(opts.vault as string)}/backups`, {
+        path: resolve(args.path!),
+        ...(opts.item ? { item: opts.item } : {}),
+        ...(opts.disk ? { disk: opts.disk } : {}),
+        ...(opts.full ? { base: 'none' } : {}),
+      })
+      const done = await followJob(client, out, job, 'backup', signal)
+      const rp = done.result as RecoveryPointView
+      out.result(rp, (r) => {
+        const scanned = r.disks.reduce((n, d) => n + d.bytesScanned, 0)
+        out.line(
+          `Recovery point ${r.id}: read ${summary(scanned, r.durationMs)}, added ${summary(r.bytesAdded, r.durationMs).split(' in ')[0]}`,
+        )
+      })
+    },
+  },
+]

@@ -1,0 +1,42 @@
+import { resolve } from 'node:path'
+import { CairnError } from '../../util/index.js'
+import type { CommandDef } from '../command.js'
+import { CREDENTIAL_OPTIONS, followJob, type Job, summary, unlockIfGiven, v } from './_jobs.js'
+
+/** `cairn restore file`. */
+export const restoreCommands: CommandDef[] = [
+  {
+    name: 'restore file',
+    summary:
+      'Restore a disk of a recovery point into a raw file (sparse) or block device on the service host',
+    args: [{ name: 'path', help: 'target file or block device (a path on the service host)' }],
+    options: [
+      { name: 'vault', type: 'string', value: 'VAULT', help: 'vault name (required)' },
+      { name: 'rp', type: 'string', value: 'ID', help: 'recovery point id (required)' },
+      { name: 'disk', type: 'string', value: 'NAME', help: 'disk of the recovery point (default its first)' },
+      { name: 'overwrite', type: 'boolean', help: 'replace the target if it exists' },
+      ...CREDENTIAL_OPTIONS,
+    ],
+    examples: ['cairn restore file /tmp/web.raw --vault main --rp 20261122T195200123Z-3f2a'],
+    async run({ args, opts, client, out, signal }) {
+      if (!opts.vault || !opts.rp)
+        throw new CairnError('UsageError', 'restore file needs --vault VAULT and --rp ID')
+      const vault = opts.vault as string
+      await unlockIfGiven(client, vault, opts)
+      const started = Date.now()
+      const job = await client.post<Job>(
+        `${v(vault)}/recoveryPoints/${encodeURIComponent(opts.rp as string)}/restore`,
+        {
+          path: resolve(args.path!),
+          ...(opts.disk ? { disk: opts.disk } : {}),
+          ...(opts.overwrite ? { overwrite: true } : {}),
+        },
+      )
+      const done = await followJob(client, out, job, 'restore', signal)
+      const r = done.result as { bytesWritten: number }
+      out.result(r, (x) =>
+        out.line(`Restored ${summary(x.bytesWritten, Date.now() - started)} into ${args.path}`),
+      )
+    },
+  },
+]

@@ -1,0 +1,90 @@
+import { CairnError, formatBytes, formatDuration } from '../../util/index.js'
+import type { CommandDef } from '../command.js'
+import { CREDENTIAL_OPTIONS, type RecoveryPointView, unlockIfGiven, v } from './_jobs.js'
+import { printVmPoints } from './protection-commands.js'
+
+const vaultOption = { name: 'vault', type: 'string' as const, value: 'VAULT', help: 'vault name (required)' }
+
+function needVault(opts: Record<string, unknown>): string {
+  if (typeof opts.vault !== 'string') throw new CairnError('UsageError', 'this command needs --vault VAULT')
+  return opts.vault
+}
+
+/** `cairn rp list|show|delete`. */
+export const rpCommands: CommandDef[] = [
+  {
+    name: 'rp list',
+    summary: 'List recovery points, oldest first: of a protected VM (both tiers), or of a vault',
+    args: [{ name: 'VM', help: 'a protected VM (then --vault is optional)', optional: true }],
+    options: [
+      vaultOption,
+      { name: 'item', type: 'string', value: 'NAME', help: 'only this protected item' },
+      ...CREDENTIAL_OPTIONS,
+    ],
+    async run(ctx) {
+      const { args, opts, client, out } = ctx
+      if (args.VM !== undefined) return printVmPoints(ctx, args.VM)
+      const vault = needVault(opts)
+      await unlockIfGiven(client, vault, opts)
+      const { items } = await client.get<{ items: RecoveryPointView[] }>(`${v(vault)}/recoveryPoints`, {
+        item: opts.item as string | undefined,
+      })
+      out.result(items, (rows) =>
+        out.table(rows, [
+          { header: 'id', value: (r) => r.id },
+          { header: 'item', value: (r) => r.source.name },
+          { header: 'disks', value: (r) => r.disks.map((d) => d.name).join(',') },
+          { header: 'consistency', value: (r) => r.consistency },
+          { header: 'added', value: (r) => formatBytes(r.bytesAdded), align: 'right' },
+          { header: 'expires', value: (r) => r.expiresAt ?? '' },
+        ]),
+      )
+    },
+  },
+  {
+    name: 'rp show',
+    summary: 'Show a recovery point: item, disks, sizes, how each was read, bytes added',
+    args: [{ name: 'id', help: 'recovery point id' }],
+    options: [vaultOption, ...CREDENTIAL_OPTIONS],
+    async run({ args, opts, client, out }) {
+      const vault = needVault(opts)
+      await unlockIfGiven(client, vault, opts)
+      const rp = await client.get<RecoveryPointView>(
+        `${v(vault)}/recoveryPoints/${encodeURIComponent(args.id!)}`,
+      )
+      out.result(rp, (r) => {
+        out.keyValues([
+          ['id', r.id],
+          ['item', `${r.source.kind} ${r.source.name}`],
+          ['consistency', r.consistency],
+          ['created', r.createdAt],
+          ['expires', r.expiresAt ?? 'never'],
+          ['parent', r.parent ?? 'none'],
+          ['added', formatBytes(r.bytesAdded)],
+          ['duration', formatDuration(r.durationMs)],
+        ])
+        out.line()
+        out.table(r.disks, [
+          { header: 'disk', value: (d) => d.name },
+          { header: 'lun', value: (d) => d.lun },
+          { header: 'size', value: (d) => formatBytes(d.size), align: 'right' },
+          { header: 'mode', value: (d) => d.mode },
+          { header: 'read', value: (d) => formatBytes(d.bytesScanned), align: 'right' },
+          { header: 'new', value: (d) => formatBytes(d.bytesNew), align: 'right' },
+        ])
+      })
+    },
+  },
+  {
+    name: 'rp delete',
+    summary: 'Delete a recovery point (vault gc frees its space)',
+    args: [{ name: 'id', help: 'recovery point id' }],
+    options: [vaultOption, ...CREDENTIAL_OPTIONS],
+    async run({ args, opts, client, out }) {
+      const vault = needVault(opts)
+      await unlockIfGiven(client, vault, opts)
+      await client.delete(`${v(vault)}/recoveryPoints/${encodeURIComponent(args.id!)}`)
+      out.result({ deleted: args.id }, () => out.line(`Deleted recovery point ${args.id}`))
+    },
+  },
+]

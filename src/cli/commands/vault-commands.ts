@@ -1,0 +1,260 @@
+import { formatBytes } from '../../util/index.js'
+import type { CommandDef } from '../command.js'
+import { CREDENTIAL_OPTIONS, credentialFields, followJob, type Job, unlockIfGiven, v } from './_jobs.js'
+
+interface VaultView {
+  name: string
+  backend: string
+  location: string
+  encrypted: boolean
+  createdAt: string
+  unlocked: boolean
+}
+
+const vaultArg = [{ name: 'vault', help: 'vault name' }]
+
+/** `cairn vault create|list|show|unlock|usage|verify|prune|gc|key|delete`. */
+export const vaultCommands: CommandDef[] = [
+  {
+    name: 'vault create',
+    summary: 'Create a vault (encrypted with a passphrase or key file when one is given)',
+    args: [{ name: 'name', help: 'vault name' }],
+    options: [
+      {
+        name: 'location',
+        type: 'string',
+        value: 'DIR',
+        help: 'folder on the service host (default DATA/vaults/NAME)',
+      },
+      { name: 'attach', type: 'boolean', help: 'register a vault that already exists at --location' },
+      ...CREDENTIAL_OPTIONS,
+    ],
+    examples: [
+      'cairn vault create main',
+      'CAIRN_VAULT_PASSPHRASE=... cairn vault create offsite --location /mnt/backup/offsite',
+    ],
+    async run({ args, opts, client, out }) {
+      const body = {
+        name: args.name,
+        ...(opts.location ? { location: opts.location } : {}),
+        ...(opts.attach ? { attach: true } : {}),
+        ...(await credentialFields(opts)),
+      }
+      const info = await client.post<VaultView>('/api/v1/vaults', body)
+      out.result(info, (i) =>
+        out.line(`Created vault ${i.name} at ${i.location}${i.encrypted ? ' (encrypted)' : ''}`),
+      )
+    },
+  },
+  {
+    name: 'vault list',
+    summary: 'List vaults',
+    async run({ client, out }) {
+      const { items } = await client.get<{ items: VaultView[] }>('/api/v1/vaults')
+      out.result(items, (rows) =>
+        out.table(rows, [
+          { header: 'name', value: (r) => r.name },
+          { header: 'encrypted', value: (r) => (r.encrypted ? (r.unlocked ? 'yes' : 'locked') : 'no') },
+          { header: 'location', value: (r) => r.location },
+          { header: 'created', value: (r) => r.createdAt },
+        ]),
+      )
+    },
+  },
+  {
+    name: 'vault show',
+    summary: 'Show a vault',
+    args: vaultArg,
+    async run({ args, client, out }) {
+      const info = await client.get<VaultView>(v(args.vault!))
+      out.result(info, (i) => out.keyValues(Object.entries(i)))
+    },
+  },
+  {
+    name: 'vault unlock',
+    summary: 'Give an encrypted vault its passphrase or key file; the service keeps the key in memory',
+    args: vaultArg,
+    options: CREDENTIAL_OPTIONS,
+    async run({ args, opts, client, out }) {
+      const info = await client.post<VaultView>(`${v(args.vault!)}/unlock`, await credentialFields(opts))
+      out.result(info, (i) => out.line(`Vault ${i.name} is unlocked`))
+    },
+  },
+  {
+    name: 'vault usage',
+    summary: 'Vault size, deduplication, compression, and bytes added by each recovery point',
+    args: vaultArg,
+    options: CREDENTIAL_OPTIONS,
+    async run({ args, opts, client, out }) {
+      await unlockIfGiven(client, args.vault!, opts)
+      const u = await client.get<{
+        recoveryPoints: number
+        packs: number
+        storedBytes: number
+        logicalBytes: number
+        uniqueBytes: number
+        deduplicationRatio: number
+        compressionRatio: number
+        perRecoveryPoint: { id: string; createdAt: string; logicalBytes: number; bytesAdded: number }[]
+      }>(`${v(args.vault!)}/usage`)
+      out.result(u, (x) => {
+        out.keyValues([
+          ['recovery points', x.recoveryPoints],
+          ['packs', x.packs],
+          ['stored', formatBytes(x.storedBytes)],
+          ['logical data', formatBytes(x.logicalBytes)],
+          ['unique data', formatBytes(x.uniqueBytes)],
+          ['deduplication', `${x.deduplicationRatio.toFixed(2)}x`],
+          ['compression', `${x.compressionRatio.toFixed(2)}x`],
+        ])
+        out.line()
+        out.table(x.perRecoveryPoint, [
+          { header: 'recovery point', value: (r) => r.id },
+          { header: 'data', value: (r) => formatBytes(r.logicalBytes), align: 'right' },
+          { header: 'added', value: (r) => formatBytes(r.bytesAdded), align: 'right' },
+        ])
+      })
+    },
+  },
+  {
+    name: 'vault verify',
+    summary: 'Re-read, decrypt and re-hash every pack (or a sample) and check every recovery point',
+    args: vaultArg,
+    options: [
+      {
+        name: 'sample',
+        type: 'number',
+        value: 'FRACTION',
+        help: 'check this share of packs, 0–1 (default all)',
+      },
+      ...CREDENTIAL_OPTIONS,
+    ],
+    async run({ args, opts, client, out, signal }) {
+      await unlockIfGiven(client, args.vault!, opts)
+      const job = await client.post<Job>(
+        `${v(args.vault!)}/verify`,
+        opts.sample !== undefined ? { sample: opts.sample } : {},
+      )
+      const done = await followJob(client, out, job, 'verify', signal)
+      const r = done.result as {
+        packsChecked: number
+        chunksChecked: number
+        bytesChecked: number
+        problems: { object: string; message: string }[]
+      }
+      out.result(r, (x) => {
+        out.line(`Checked ${x.packsChecked} packs, ${x.chunksChecked} chunks, ${formatBytes(x.bytesChecked)}`)
+        for (const p of x.problems) out.line(`PROBLEM ${p.object}: ${p.message}`)
+        if (x.problems.length === 0) out.line('No problems found')
+      })
+      return r.problems.length ? 6 : 0
+    },
+  },
+  {
+    name: 'vault prune',
+    summary: 'Remove expired recovery points and those no retention rule keeps (gc frees the space)',
+    args: vaultArg,
+    options: [
+      { name: 'keep-last', type: 'number', value: 'N', help: 'keep the newest N' },
+      {
+        name: 'keep-hourly',
+        type: 'number',
+        value: 'N',
+        help: 'keep the newest of each of the last N hours',
+      },
+      { name: 'keep-daily', type: 'number', value: 'N', help: 'keep the newest of each of the last N days' },
+      {
+        name: 'keep-weekly',
+        type: 'number',
+        value: 'N',
+        help: 'keep the newest of each of the last N weeks',
+      },
+      {
+        name: 'keep-monthly',
+        type: 'number',
+        value: 'N',
+        help: 'keep the newest of each of the last N months',
+      },
+      {
+        name: 'keep-yearly',
+        type: 'number',
+        value: 'N',
+        help: 'keep the newest of each of the last N years',
+      },
+      { name: 'item', type: 'string', value: 'NAME', help: 'only recovery points of this item' },
+      { name: 'dry-run', type: 'boolean', help: 'show what would be removed' },
+      ...CREDENTIAL_OPTIONS,
+    ],
+    examples: ['cairn vault prune main --keep-daily 7 --keep-weekly 4 --keep-monthly 12'],
+    async run({ args, opts, client, out }) {
+      await unlockIfGiven(client, args.vault!, opts)
+      const body: Record<string, unknown> = {}
+      for (const k of ['last', 'hourly', 'daily', 'weekly', 'monthly', 'yearly']) {
+        const val = opts[`keep-${k}`]
+        if (val !== undefined) body[`keep${k[0]!.toUpperCase()}${k.slice(1)}`] = val
+      }
+      if (opts.item) body.item = opts.item
+      if (opts['dry-run']) body.dryRun = true
+      const r = await client.post<{ kept: string[]; removed: string[]; dryRun: boolean }>(
+        `${v(args.vault!)}/prune`,
+        body,
+      )
+      out.result(r, (x) => {
+        for (const id of x.removed) out.line(`${x.dryRun ? 'would remove' : 'removed'} ${id}`)
+        out.line(`${x.kept.length} kept, ${x.removed.length} ${x.dryRun ? 'to remove' : 'removed'}`)
+      })
+    },
+  },
+  {
+    name: 'vault gc',
+    summary: 'Reclaim the space of packs no recovery point needs (safe while backups run)',
+    args: vaultArg,
+    options: CREDENTIAL_OPTIONS,
+    async run({ args, opts, client, out, signal }) {
+      await unlockIfGiven(client, args.vault!, opts)
+      const job = await client.post<Job>(`${v(args.vault!)}/gc`)
+      const done = await followJob(client, out, job, 'gc', signal)
+      const r = done.result as {
+        packsDeleted: number
+        packsRepacked: number
+        bytesReclaimed: number
+        skipped?: string
+      }
+      out.result(r, (x) => {
+        if (x.skipped) out.line(`GC skipped: ${x.skipped}`)
+        out.line(
+          `Deleted ${x.packsDeleted} packs, repacked ${x.packsRepacked}, reclaimed ${formatBytes(Math.max(0, x.bytesReclaimed))}`,
+        )
+      })
+    },
+  },
+  {
+    name: 'vault key',
+    summary: 'Rewrap the vault key with a new passphrase or key file (no data is rewritten)',
+    args: vaultArg,
+    options: [
+      { name: 'new-passphrase-file', type: 'string', value: 'FILE', help: 'file holding the new passphrase' },
+      { name: 'new-key-file', type: 'string', value: 'FILE', help: 'new key file' },
+      ...CREDENTIAL_OPTIONS,
+    ],
+    async run({ args, opts, client, out }) {
+      await unlockIfGiven(client, args.vault!, opts)
+      const next = await credentialFields({
+        ...(opts['new-passphrase-file'] ? { 'passphrase-file': opts['new-passphrase-file'] } : {}),
+        ...(opts['new-key-file'] ? { 'key-file': opts['new-key-file'] } : {}),
+      })
+      const info = await client.post<VaultView>(`${v(args.vault!)}/key`, next)
+      out.result(info, (i) => out.line(`Rewrapped the key of vault ${i.name}`))
+    },
+  },
+  {
+    name: 'vault delete',
+    summary: 'Forget a vault; --delete-data removes its files too',
+    args: vaultArg,
+    options: [{ name: 'delete-data', type: 'boolean', help: 'delete the vault folder as well' }],
+    async run({ args, opts, client, out }) {
+      await client.delete(v(args.vault!), { deleteData: opts['delete-data'] ? 'true' : undefined })
+      out.result({ deleted: args.vault }, () => out.line(`Deleted vault ${args.vault}`))
+    },
+  },
+]

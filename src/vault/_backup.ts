@@ -1,0 +1,346 @@
+import { randomBytes } from 'node:crypto'
+import { CairnError } from '../util/index.js'
+import { ChunkKind } from './_chunk-codec.js'
+import type { VaultCore } from './_core.js'
+import {
+  type Extent,
+  leafAt,
+  mergeExtents,
+  type PageStore,
+  RangeSet,
+  subtractExtents,
+  treeDepth,
+  updateTree,
+} from './_disk-tree.js'
+import { PackWriter } from './_pack-writer.js'
+import type {
+  BackupSource,
+  ByteRange,
+  Consistency,
+  OperationOptions,
+  RecoveryPoint,
+  RecoveryPointDisk,
+} from './types.js'
+
+/** Granularity of incremental changes: a changed run is widened to whole 4 KiB pages. */
+export const CHANGE_ALIGN = 4096
+
+/** Options of Vault.backup. */
+export interface BackupOptions extends OperationOptions {
+  sources: BackupSource[]
+  /** What is backed up, recorded in the manifest. */
+  item: { kind: string; name: string; config?: Record<string, unknown> }
+  consistency?: Consistency
+  /** Recovery point to build on: sources with `changes` are relative to it; others are compared by checksum. */
+  base?: string
+  expiresAt?: Date | null
+  /** Disks backed up at once (default 2). */
+  parallelDisks?: number
+}
+
+const ZERO = Buffer.alloc(1024 * 1024)
+
+function isZero(b: Buffer): boolean {
+  for (let o = 0; o < b.length; o += ZERO.length) {
+    const n = Math.min(ZERO.length, b.length - o)
+    if (!b.subarray(o, o + n).equals(n === ZERO.length ? ZERO : ZERO.subarray(0, n))) return false
+  }
+  return true
+}
+
+/** A new, time-sortable recovery point id: 20261122T195200123Z-3f2a. */
+export function newRecoveryPointId(now = new Date()): string {
+  return `${now.toISOString().replace(/[-:.]/g, '')}-${randomBytes(2).toString('hex')}`
+}
+
+/** Runs one backup: every source into one new recovery point; the manifest is written last. */
+export async function runBackup(core: VaultCore, opts: BackupOptions): Promise<RecoveryPoint> {
+  const started = Date.now()
+  const signal = opts.signal
+  const names = new Set<string>()
+  for (const s of opts.sources) {
+    if (names.has(s.name))
+      throw new CairnError('InvalidRequest', `Cannot back up: two disks are named "${s.name}"`)
+    names.add(s.name)
+  }
+  const id = newRecoveryPointId()
+  const lock = {
+    id,
+    startedAt: new Date().toISOString(),
+    updatedAt: new Date().toISOString(),
+    bases: opts.base ? [opts.base] : [],
+    packs: [] as string[],
+  }
+  // The lock goes first: from here on prune keeps the base and GC keeps this backup's packs.
+  await core.writeLock(lock)
+  let lockWrite = Promise.resolve()
+  const touchLock = (pack?: string) => {
+    if (pack) lock.packs.push(pack)
+    lock.updatedAt = new Date().toISOString()
+    lockWrite = lockWrite.then(() => core.writeLock({ ...lock, packs: [...lock.packs] }))
+    return lockWrite
+  }
+  const heartbeat = setInterval(() => void touchLock().catch(() => {}), 30_000)
+  heartbeat.unref()
+  try {
+    const base = opts.base ? await core.readManifest(opts.base) : undefined
+    await core.loadIndex()
+    const writer = new PackWriter(core.backend, core.index, {
+      target: core.config.packSize,
+      beforeWrite: (name) => touchLock(name),
+    })
+    const storePage = async (page: Buffer): Promise<Buffer> => {
+      const { id: pid, blob } = await core.pool.seal(page, ChunkKind.tree)
+      if (!writer.holds(pid) && !(base && core.index.has(pid) && baseHasPage(pid))) {
+        await writer.add(pid, blob, page.length, ChunkKind.tree)
+      }
+      return pid
+    }
+    // Tree pages of the base that are reused by id are already in the vault and protected by the lock.
+    const basePages = new Set<string>()
+    const baseHasPage = (pid: Buffer) => basePages.has(pid.toString('latin1'))
+    const pages = core.pageStore(storePage, 'Cannot back up')
+    const tracking: PageStore = {
+      load: async (pid) => {
+        basePages.add(pid.toString('latin1'))
+        return pages.load(pid)
+      },
+      store: pages.store,
+    }
+
+    const progress = new ProgressMeter(opts.onProgress)
+    const plans = await Promise.all(opts.sources.map((s) => planDisk(s, base)))
+    progress.total = plans.reduce((n, p) => n + p.toRead, 0)
+
+    const disks: RecoveryPointDisk[] = new Array(plans.length)
+    let next = 0
+    await Promise.all(
+      Array.from({ length: Math.min(opts.parallelDisks ?? 2, plans.length) }, async () => {
+        while (next < plans.length) {
+          const i = next++
+          disks[i] = await backupDisk(core, plans[i]!, { writer, pages: tracking, progress, signal })
+        }
+      }),
+    )
+    signal?.throwIfAborted()
+    await writer.flush()
+    if (opts.base) {
+      // Prune honours the lock, but one that listed locks just before ours could still have deleted it.
+      try {
+        await core.readManifest(opts.base)
+      } catch (err) {
+        if (err instanceof CairnError && err.code === 'RecoveryPointNotFound') {
+          throw new CairnError(
+            'BackupBaseMissing',
+            `Cannot commit the backup of "${opts.item.name}": its base recovery point "${opts.base}" was deleted while it ran; run it again`,
+          )
+        }
+        throw err
+      }
+    }
+    const now = new Date()
+    const rp: RecoveryPoint = {
+      id,
+      source: opts.item,
+      consistency: opts.consistency ?? 'crash-consistent',
+      createdAt: lock.startedAt,
+      completedAt: now.toISOString(),
+      expiresAt: opts.expiresAt ? opts.expiresAt.toISOString() : null,
+      parent: opts.base ?? null,
+      disks,
+      packs: writer.packs,
+      bytesAdded: writer.bytes,
+      durationMs: now.getTime() - started,
+    }
+    await core.writeManifest(rp)
+    progress.finish()
+    return rp
+  } catch (err) {
+    if (signal?.aborted) throw new CairnError('Cancelled', `The backup of "${opts.item.name}" was cancelled`)
+    throw err
+  } finally {
+    clearInterval(heartbeat)
+    await lockWrite.catch(() => {})
+    await core.deleteLock(id)
+  }
+}
+
+interface DiskPlan {
+  source: BackupSource
+  mode: RecoveryPointDisk['mode']
+  base?: { root: Buffer | null; depth: number }
+  /** Ranges whose new content is read (incremental: changed, widened; else: data ranges by chunk). */
+  read: RangeSet
+  /** Ranges whose base content is dropped (incremental only). */
+  cut: RangeSet
+  toRead: number
+}
+
+async function planDisk(source: BackupSource, base: RecoveryPoint | undefined): Promise<DiskPlan> {
+  const size = source.size
+  const clip = (r: ByteRange) => ({ start: Math.max(0, r.start), end: Math.min(size, r.end) })
+  const bd = base?.disks.find((d) => d.name === source.name)
+  const baseTree = bd ? { root: bd.root ? Buffer.from(bd.root, 'hex') : null, depth: bd.depth } : undefined
+  if (source.changes && bd && baseTree && bd.size === size && treeDepth(size) === bd.depth) {
+    const widen = (r: ByteRange) => ({
+      start: Math.floor(r.start / CHANGE_ALIGN) * CHANGE_ALIGN,
+      end: Math.ceil(r.end / CHANGE_ALIGN) * CHANGE_ALIGN,
+    })
+    const read = new RangeSet(source.changes.changed.map((r) => clip(widen(r))))
+    const cut = new RangeSet([...read.ranges, ...source.changes.cleared.map(clip)])
+    return { source, mode: 'incremental', base: baseTree, read, cut, toRead: read.bytes }
+  }
+  const read = new RangeSet((await source.ranges()).map(clip))
+  const plan: DiskPlan = { source, mode: bd ? 'checksum' : 'full', read, cut: read, toRead: read.bytes }
+  if (baseTree) plan.base = baseTree
+  return plan
+}
+
+interface DiskContext {
+  writer: PackWriter
+  pages: PageStore
+  progress: ProgressMeter
+  signal: AbortSignal | undefined
+}
+
+async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Promise<RecoveryPointDisk> {
+  const { source } = plan
+  const chunkSize = core.config.chunkSize
+  const stats = { bytesScanned: 0, bytesNew: 0, chunksNew: 0, chunksReused: 0 }
+
+  /** Stores one piece; returns its extent, or null when it is all zeros. */
+  const piece = async (start: number, end: number, known: Set<string> | null): Promise<Extent | null> => {
+    ctx.signal?.throwIfAborted()
+    const data = await source.read(start, end - start)
+    if (data.length !== end - start) {
+      throw new CairnError(
+        'Internal',
+        `Cannot back up disk "${source.name}": a read at ${start} returned ${data.length} of ${end - start} bytes`,
+      )
+    }
+    stats.bytesScanned += data.length
+    ctx.progress.add(data.length, 0)
+    if (isZero(data)) return null
+    if (known) {
+      const id = await core.pool.hash(data)
+      if (known.has(id.toString('latin1')) || ctx.writer.holds(id)) {
+        stats.chunksReused++
+        return { start, length: data.length, chunkOffset: 0, id }
+      }
+    }
+    const { id, blob } = await core.pool.seal(data, ChunkKind.data)
+    if (ctx.writer.holds(id)) {
+      stats.chunksReused++
+    } else {
+      stats.chunksNew++
+      stats.bytesNew += data.length
+      ctx.progress.add(0, blob.length)
+      await ctx.writer.add(id, blob, data.length, ChunkKind.data)
+    }
+    return { start, length: data.length, chunkOffset: 0, id }
+  }
+
+  /** Pieces of `[start, end)` to read: runs cut at chunk boundaries (full: whole aligned chunks). */
+  const piecesOf = (start: number, end: number): ByteRange[] => {
+    const out: ByteRange[] = []
+    if (plan.mode === 'incremental') {
+      for (const r of plan.read.clip(start, end)) {
+        for (let s = r.start; s < r.end; ) {
+          const e = Math.min(r.end, (Math.floor(s / chunkSize) + 1) * chunkSize)
+          out.push({ start: s, end: e })
+          s = e
+        }
+      }
+    } else {
+      for (let s = start; s < end; s += chunkSize) {
+        const e = Math.min(end, s + chunkSize)
+        if (plan.read.intersects(s, e)) out.push({ start: s, end: e })
+      }
+    }
+    return out
+  }
+
+  const leaf = async (start: number, end: number, baseExtents: Extent[]): Promise<Extent[]> => {
+    let known: Set<string> | null = null
+    if (plan.mode === 'checksum' && plan.base) {
+      known = new Set((await leafAt(ctx.pages, plan.base, start)).map((e) => e.id.toString('latin1')))
+    }
+    const pieces = piecesOf(start, end)
+    const made: (Extent | null)[] = new Array(pieces.length).fill(null)
+    let next = 0
+    await Promise.all(
+      Array.from({ length: Math.min(4, pieces.length) }, async () => {
+        while (next < pieces.length) {
+          const i = next++
+          made[i] = await piece(pieces[i]!.start, pieces[i]!.end, known)
+        }
+      }),
+    )
+    const fresh = made.filter((e): e is Extent => e !== null)
+    if (plan.mode !== 'incremental') return fresh
+    return mergeExtents(subtractExtents(baseExtents, plan.cut.clip(start, end)), fresh)
+  }
+
+  const update = {
+    size: source.size,
+    affected: (s: number, e: number) => plan.cut.intersects(s, e),
+    leaf,
+    concurrency: 2,
+    ...(plan.mode === 'incremental' && plan.base ? { base: plan.base } : {}),
+  }
+  const tree = await updateTree(ctx.pages, update)
+  const disk: RecoveryPointDisk = {
+    name: source.name,
+    size: source.size,
+    mode: plan.mode,
+    root: tree.root ? tree.root.toString('hex') : null,
+    depth: tree.depth,
+    ...stats,
+  }
+  if (source.lun !== undefined) disk.lun = source.lun
+  if (source.snapshot !== undefined) disk.snapshot = source.snapshot
+  return disk
+}
+
+/** Turns byte counts into throttled progress events with rate and ETA. */
+export class ProgressMeter {
+  readonly #on: OperationOptions['onProgress']
+  readonly #started = Date.now()
+  #last = 0
+  total = 0
+  done = 0
+  stored = 0
+  phase = 'backup'
+
+  constructor(on: OperationOptions['onProgress']) {
+    this.#on = on
+  }
+
+  add(done: number, stored: number): void {
+    this.done += done
+    this.stored += stored
+    const now = Date.now()
+    if (now - this.#last >= 200) {
+      this.#last = now
+      this.#emit()
+    }
+  }
+
+  finish(): void {
+    this.#emit()
+  }
+
+  #emit(): void {
+    if (!this.#on) return
+    const secs = Math.max(0.001, (Date.now() - this.#started) / 1000)
+    const rate = this.done / secs
+    this.#on({
+      phase: this.phase,
+      bytesDone: this.done,
+      bytesTotal: this.total,
+      bytesStored: this.stored,
+      rate: Math.round(rate),
+      etaMs: rate > 0 ? Math.round(((this.total - this.done) / rate) * 1000) : null,
+    })
+  }
+}

@@ -1,0 +1,135 @@
+// Chunk blobs: how one chunk (disk data or an index-tree page) is stored inside a pack.
+//
+//   offset  size  field
+//   0       1     magic 0xCB
+//   1       1     version, 1
+//   2       1     flags: bit 0 = zstd-compressed, bit 1 = AES-256-GCM encrypted
+//   3       1     kind: 0 = disk data, 1 = index-tree page
+//   4       4     plaintext length, u32 LE
+//   8       4     CRC-32 of bytes 12..end
+//   12      n     payload: the (compressed) bytes; when encrypted nonce(12) ‖ ciphertext ‖ tag(16),
+//                 with the chunk id (32) ‖ bytes 0..8 as additional data, so a blob cannot be swapped
+//
+// The chunk id is SHA-256(plaintext), or HMAC-SHA-256(id key, plaintext) in an encrypted vault so that
+// ids leak nothing about content. Compression is kept only when it makes the chunk smaller.
+import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes } from 'node:crypto'
+import { createRequire } from 'node:module'
+import { crc32 } from 'node:zlib'
+
+const require = createRequire(import.meta.url)
+const zstd = require('@mongodb-js/zstd') as {
+  compress(buf: Buffer, level?: number): Promise<Buffer>
+  decompress(buf: Buffer): Promise<Buffer>
+}
+
+const MAGIC = 0xcb
+const VERSION = 1
+/** Bytes of a chunk blob's header. */
+export const BLOB_HEADER = 12
+const F_ZSTD = 1
+const F_AES = 2
+
+/** Kinds of chunk. */
+export const ChunkKind = { data: 0, tree: 1 } as const
+export type ChunkKind = (typeof ChunkKind)[keyof typeof ChunkKind]
+
+/** The secret keys of an encrypted vault (null for an unencrypted one). */
+export interface ChunkKeys {
+  /** AES-256-GCM key for chunk payloads and encrypted records. */
+  dataKey: Buffer
+  /** HMAC key that makes chunk ids. */
+  idKey: Buffer
+}
+
+/** Chunk id of a plaintext. */
+export function chunkId(plain: Uint8Array, keys: ChunkKeys | null): Buffer {
+  return keys
+    ? createHmac('sha256', keys.idKey).update(plain).digest()
+    : createHash('sha256').update(plain).digest()
+}
+
+/** Compresses (when it helps) and encrypts (when keyed) a chunk; returns its id and blob. */
+export async function sealChunk(
+  plain: Buffer,
+  kind: ChunkKind,
+  keys: ChunkKeys | null,
+  level: number,
+): Promise<{ id: Buffer; blob: Buffer }> {
+  const id = chunkId(plain, keys)
+  let flags = 0
+  let body = plain
+  if (level > 0 && plain.length >= 64) {
+    const z = await zstd.compress(plain, level)
+    if (z.length < plain.length) {
+      body = z
+      flags |= F_ZSTD
+    }
+  }
+  const header = Buffer.alloc(BLOB_HEADER)
+  header[0] = MAGIC
+  header[1] = VERSION
+  header[3] = kind
+  header.writeUInt32LE(plain.length, 4)
+  let blob: Buffer
+  if (keys) {
+    flags |= F_AES
+    header[2] = flags
+    const nonce = randomBytes(12)
+    const c = createCipheriv('aes-256-gcm', keys.dataKey, nonce)
+    c.setAAD(Buffer.concat([id, header.subarray(0, 8)]))
+    const ct = c.update(body)
+    const fin = c.final()
+    blob = Buffer.concat([header, nonce, ct, fin, c.getAuthTag()])
+  } else {
+    header[2] = flags
+    blob = Buffer.concat([header, body])
+  }
+  blob.writeUInt32LE(crc32(blob.subarray(BLOB_HEADER)), 8)
+  return { id, blob }
+}
+
+/** Thrown by openChunk with the reason a blob is bad; callers add which disk and offset needed it. */
+export class ChunkDamage extends Error {}
+
+/** Checks, decrypts, decompresses and re-hashes a chunk blob; throws ChunkDamage on any mismatch. */
+export async function openChunk(
+  blob: Buffer,
+  id: Buffer,
+  keys: ChunkKeys | null,
+): Promise<{ plain: Buffer; kind: ChunkKind }> {
+  if (blob.length < BLOB_HEADER) throw new ChunkDamage(`its blob is truncated (${blob.length} bytes)`)
+  if (blob[0] !== MAGIC) throw new ChunkDamage('its blob does not start with the chunk magic')
+  if (blob[1] !== VERSION) throw new ChunkDamage(`its blob has unknown version ${blob[1]}`)
+  if (crc32(blob.subarray(BLOB_HEADER)) !== blob.readUInt32LE(8)) {
+    throw new ChunkDamage('its blob fails the CRC-32 check')
+  }
+  const flags = blob[2]!
+  const kind = blob[3] as ChunkKind
+  const rawLength = blob.readUInt32LE(4)
+  let body = blob.subarray(BLOB_HEADER)
+  if (flags & F_AES) {
+    if (!keys) throw new ChunkDamage('it is encrypted but the vault has no key open')
+    if (body.length < 28) throw new ChunkDamage('its encrypted payload is truncated')
+    try {
+      const d = createDecipheriv('aes-256-gcm', keys.dataKey, body.subarray(0, 12))
+      d.setAAD(Buffer.concat([id, blob.subarray(0, 8)]))
+      d.setAuthTag(body.subarray(body.length - 16))
+      body = Buffer.concat([d.update(body.subarray(12, body.length - 16)), d.final()])
+    } catch {
+      throw new ChunkDamage('it fails AES-GCM authentication')
+    }
+  } else if (keys) {
+    throw new ChunkDamage('it is not encrypted in an encrypted vault')
+  }
+  let plain = body
+  if (flags & F_ZSTD) {
+    try {
+      plain = await zstd.decompress(body)
+    } catch {
+      throw new ChunkDamage('its zstd stream does not decompress')
+    }
+  }
+  if (plain.length !== rawLength) throw new ChunkDamage(`it holds ${plain.length} bytes, not ${rawLength}`)
+  if (!chunkId(plain, keys).equals(id)) throw new ChunkDamage('its content does not hash to its id')
+  return { plain, kind }
+}

@@ -1,0 +1,173 @@
+import { CairnError } from '../util/index.js'
+import { ChunkDamage, type ChunkKeys, ChunkKind } from './_chunk-codec.js'
+import { ChunkIndex } from './_chunk-index.js'
+import type { ChunkPool } from './_chunk-pool.js'
+import type { PageStore } from './_disk-tree.js'
+import { decodeRecord, encodeRecord } from './_record.js'
+import type { RecoveryPoint } from './types.js'
+import type { VaultBackend } from './vault-backend.js'
+
+/** The vault's `config` record body (tag CONF, version 1). */
+export interface VaultConfig {
+  format: 'cairn-vault'
+  id: string
+  createdAt: string
+  encrypted: boolean
+  /** Size of the aligned chunks a full backup cuts. */
+  chunkSize: number
+  /** Bytes of disk one index leaf covers, and the fan-out of index nodes. */
+  leafSpan: number
+  fanout: number
+  /** Packs are closed when they reach this size. */
+  packSize: number
+  /** zstd level (0: no compression). */
+  compressionLevel: number
+}
+
+/** A backup in flight: the `locks/<id>` record body (tag LOCK, version 1). */
+export interface LockBody {
+  id: string
+  startedAt: string
+  updatedAt: string
+  /** Recovery points whose chunks this backup reuses: prune keeps them, GC marks them. */
+  bases: string[]
+  /** Packs this backup wrote or is about to write: GC never deletes them while the lock lives. */
+  packs: string[]
+}
+
+/** The shared state of an open vault that backup, restore and maintenance use. */
+export class VaultCore {
+  readonly backend: VaultBackend
+  readonly config: VaultConfig
+  readonly keys: ChunkKeys | null
+  readonly pool: ChunkPool
+  readonly index: ChunkIndex
+  #indexLoaded: Promise<void> | undefined
+  readonly #pageCache = new Map<string, Buffer>()
+
+  constructor(backend: VaultBackend, config: VaultConfig, keys: ChunkKeys | null, pool: ChunkPool) {
+    this.backend = backend
+    this.config = config
+    this.keys = keys
+    this.pool = pool
+    this.index = new ChunkIndex(backend)
+  }
+
+  /** Loads the chunk index once (later calls return at once). */
+  loadIndex(): Promise<void> {
+    this.#indexLoaded ??= this.index.refresh()
+    return this.#indexLoaded
+  }
+
+  /** Reads, checks and opens one chunk; names what was being done in its errors. */
+  async readChunk(id: Buffer, what: string): Promise<Buffer> {
+    await this.loadIndex()
+    for (let attempt = 0; ; attempt++) {
+      let loc = this.index.get(id)
+      if (!loc && attempt === 0) {
+        await this.index.refresh()
+        loc = this.index.get(id)
+      }
+      if (!loc) {
+        const damaged = [...this.index.damaged.keys()]
+        throw new CairnError(
+          'VaultObjectMissing',
+          `${what}: chunk ${id.toString('hex').slice(0, 12)}… is missing from the vault${damaged.length ? ` (damaged packs: ${damaged.join(', ')})` : ''}`,
+        )
+      }
+      let blob: Buffer
+      try {
+        blob = await this.backend.getRange(loc.pack, loc.offset, loc.length)
+      } catch (err) {
+        // A concurrent GC may have repacked the chunk: look again once.
+        if (err instanceof CairnError && err.code === 'VaultObjectMissing' && attempt === 0) {
+          await this.index.refresh()
+          continue
+        }
+        throw err
+      }
+      try {
+        if (blob.length !== loc.length)
+          throw new ChunkDamage(`its blob is truncated (${blob.length} of ${loc.length} bytes)`)
+        return (await this.pool.open(blob, id)).plain
+      } catch (err) {
+        if (err instanceof ChunkDamage) {
+          throw new CairnError(
+            'VaultCorrupt',
+            `${what}: chunk ${id.toString('hex').slice(0, 12)}… in ${loc.pack} is damaged: ${err.message}`,
+          )
+        }
+        throw err
+      }
+    }
+  }
+
+  /** Tree pages, read through a small cache; new pages go through `write`. */
+  pageStore(write?: (page: Buffer) => Promise<Buffer>, what = 'Cannot read the index'): PageStore {
+    return {
+      load: async (id) => {
+        const k = id.toString('latin1')
+        const hit = this.#pageCache.get(k)
+        if (hit) return hit
+        const page = await this.readChunk(id, `${what}: index page`)
+        if (this.#pageCache.size > 4096) this.#pageCache.clear()
+        this.#pageCache.set(k, page)
+        return page
+      },
+      store: async (page) => {
+        if (!write) throw new Error('read-only page store')
+        return write(page)
+      },
+    }
+  }
+
+  /** The record key for encrypted records (manifests), or undefined. */
+  get recordKey(): Buffer | undefined {
+    return this.keys?.dataKey
+  }
+
+  async recoveryPointIds(): Promise<string[]> {
+    return (await this.backend.list('rp/')).map((o) => o.name.slice(3)).sort()
+  }
+
+  async readManifest(id: string): Promise<RecoveryPoint> {
+    let data: Buffer
+    try {
+      data = await this.backend.get(`rp/${id}`)
+    } catch (err) {
+      if (err instanceof CairnError && err.code === 'VaultObjectMissing') {
+        throw new CairnError('RecoveryPointNotFound', `Cannot find recovery point "${id}" in the vault`)
+      }
+      throw err
+    }
+    return decodeRecord(data, 'MANI', `recovery point "${id}"`, this.recordKey).body as RecoveryPoint
+  }
+
+  async writeManifest(rp: RecoveryPoint): Promise<void> {
+    const ok = await this.backend.create(`rp/${rp.id}`, encodeRecord('MANI', 1, rp, this.recordKey))
+    if (!ok) throw new CairnError('Internal', `Cannot commit recovery point "${rp.id}": the id is taken`)
+  }
+
+  async readLocks(): Promise<LockBody[]> {
+    const out: LockBody[] = []
+    for (const o of await this.backend.list('locks/')) {
+      try {
+        out.push(decodeRecord(await this.backend.get(o.name), 'LOCK', o.name).body as LockBody)
+      } catch (err) {
+        if (err instanceof CairnError && err.code === 'VaultObjectMissing') continue
+        throw err
+      }
+    }
+    return out
+  }
+
+  async writeLock(lock: LockBody): Promise<void> {
+    await this.backend.put(`locks/${lock.id}`, encodeRecord('LOCK', 1, lock))
+  }
+
+  async deleteLock(id: string): Promise<void> {
+    await this.backend.delete(`locks/${id}`)
+  }
+}
+
+export { ChunkKind }

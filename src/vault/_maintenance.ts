@@ -1,0 +1,371 @@
+import { CairnError } from '../util/index.js'
+import { ChunkDamage } from './_chunk-codec.js'
+import type { LockBody, VaultCore } from './_core.js'
+import { markTree, walkLeaves } from './_disk-tree.js'
+import { PACK_FOOTER } from './_pack.js'
+import { PackWriter } from './_pack-writer.js'
+import { hasRetentionRules, type RetentionPolicy, selectRetained } from './retention.js'
+import type { OperationOptions, RecoveryPoint } from './types.js'
+
+/** One problem verify found. */
+export interface VerifyProblem {
+  /** The vault object (pack, recovery point) or chunk concerned. */
+  object: string
+  message: string
+}
+
+/** What verify checked and found. */
+export interface VerifyReport {
+  recoveryPoints: number
+  packsChecked: number
+  chunksChecked: number
+  bytesChecked: number
+  problems: VerifyProblem[]
+}
+
+/** Verify re-reads packs; `sample` (0–1) checks that share of them, chosen at random. */
+export async function runVerify(
+  core: VaultCore,
+  opts: OperationOptions & { sample?: number } = {},
+): Promise<VerifyReport> {
+  await core.index.refresh()
+  const problems: VerifyProblem[] = []
+  for (const [pack, message] of core.index.damaged) problems.push({ object: pack, message })
+
+  // Every recovery point must be readable and every chunk it references present.
+  const ids = await core.recoveryPointIds()
+  const pages = new Set<string>()
+  const chunks = new Set<string>()
+  const store = core.pageStore(undefined, 'Cannot verify')
+  for (const id of ids) {
+    try {
+      const rp = await core.readManifest(id)
+      for (const d of rp.disks) {
+        const local = new Set<string>()
+        await markTree(
+          store,
+          { root: d.root ? Buffer.from(d.root, 'hex') : null, depth: d.depth },
+          pages,
+          local,
+        )
+        for (const c of local) {
+          chunks.add(c)
+          if (!core.index.has(Buffer.from(c, 'hex'))) {
+            problems.push({
+              object: `rp/${id}`,
+              message: `Recovery point "${id}" disk "${d.name}": chunk ${c.slice(0, 12)}… is missing from the vault`,
+            })
+          }
+        }
+      }
+    } catch (err) {
+      if (!(err instanceof CairnError)) throw err
+      problems.push({ object: `rp/${id}`, message: err.message })
+    }
+  }
+
+  // Re-read, decrypt and re-hash every chunk of the chosen packs.
+  let packs = core.index.packs()
+  if (opts.sample !== undefined && opts.sample < 1) {
+    const n = Math.max(1, Math.ceil(packs.length * opts.sample))
+    packs = [...packs].sort(() => Math.random() - 0.5).slice(0, n)
+  }
+  const report: VerifyReport = {
+    recoveryPoints: ids.length,
+    packsChecked: 0,
+    chunksChecked: 0,
+    bytesChecked: 0,
+    problems,
+  }
+  const total = packs.reduce((n, p) => n + p.size, 0)
+  let done = 0
+  const started = Date.now()
+  for (const p of packs) {
+    opts.signal?.throwIfAborted()
+    let data: Buffer
+    try {
+      data = await core.backend.get(p.name)
+    } catch (err) {
+      if (!(err instanceof CairnError)) throw err
+      problems.push({ object: p.name, message: err.message })
+      continue
+    }
+    await Promise.all(
+      p.entries.map(async (e) => {
+        try {
+          const blob = data.subarray(e.offset, e.offset + e.length)
+          if (blob.length !== e.length) throw new ChunkDamage('its blob is truncated')
+          await core.pool.open(Buffer.from(blob), e.id)
+        } catch (err) {
+          if (!(err instanceof ChunkDamage)) throw err
+          problems.push({
+            object: p.name,
+            message: `Chunk ${e.id.toString('hex').slice(0, 12)}… in ${p.name} is damaged: ${err.message}`,
+          })
+        }
+        report.chunksChecked++
+      }),
+    )
+    report.packsChecked++
+    report.bytesChecked += p.size
+    done += p.size
+    const secs = Math.max(0.001, (Date.now() - started) / 1000)
+    opts.onProgress?.({
+      phase: 'verify',
+      bytesDone: done,
+      bytesTotal: total,
+      bytesStored: 0,
+      rate: Math.round(done / secs),
+      etaMs: done > 0 ? Math.round(((total - done) / (done / secs)) * 1000) : null,
+    })
+  }
+  return report
+}
+
+/** What prune kept and removed. */
+export interface PruneReport {
+  kept: string[]
+  removed: string[]
+  dryRun: boolean
+}
+
+/** Locks of backups still running (updated within `staleMs`). */
+async function liveLocks(core: VaultCore, staleMs: number): Promise<LockBody[]> {
+  const now = Date.now()
+  return (await core.readLocks()).filter((l) => now - Date.parse(l.updatedAt) < staleMs)
+}
+
+/**
+ * Removes the manifests of recovery points that expired or that no retention rule keeps (per backed-up
+ * item). Bases of running backups are kept. Prune frees no space by itself; GC does.
+ */
+export async function runPrune(
+  core: VaultCore,
+  opts: { policy?: RetentionPolicy; item?: string; dryRun?: boolean; now?: Date; staleLockMs?: number },
+): Promise<PruneReport> {
+  const now = opts.now ?? new Date()
+  const points: RecoveryPoint[] = []
+  for (const id of await core.recoveryPointIds()) points.push(await core.readManifest(id))
+  const protectedIds = new Set(
+    (await liveLocks(core, opts.staleLockMs ?? STALE_LOCK_MS)).flatMap((l) => l.bases),
+  )
+  const groups = new Map<string, RecoveryPoint[]>()
+  for (const p of points) {
+    if (opts.item !== undefined && p.source.name !== opts.item) continue
+    const g = groups.get(p.source.name) ?? []
+    g.push(p)
+    groups.set(p.source.name, g)
+  }
+  const removed: string[] = []
+  const kept: string[] = []
+  for (const group of groups.values()) {
+    const keep =
+      opts.policy && hasRetentionRules(opts.policy)
+        ? selectRetained(
+            group.map((p) => ({ id: p.id, time: new Date(p.createdAt) })),
+            opts.policy,
+          )
+        : new Set(group.map((p) => p.id))
+    for (const p of group) {
+      const expired = p.expiresAt !== null && Date.parse(p.expiresAt) <= now.getTime()
+      if ((keep.has(p.id) && !expired) || protectedIds.has(p.id)) kept.push(p.id)
+      else removed.push(p.id)
+    }
+  }
+  if (!opts.dryRun) {
+    for (const id of removed) await core.backend.delete(`rp/${id}`)
+  }
+  return { kept: kept.sort(), removed: removed.sort(), dryRun: opts.dryRun ?? false }
+}
+
+/** A lock not updated for this long belongs to a backup that died (running backups touch theirs every 30 s). */
+export const STALE_LOCK_MS = 15 * 60_000
+
+/** What GC did. */
+export interface GcReport {
+  packsBefore: number
+  packsDeleted: number
+  packsRepacked: number
+  packsWritten: number
+  bytesBefore: number
+  bytesReclaimed: number
+  liveChunks: number
+  /** Why GC did not sweep, when it did not. */
+  skipped?: string
+}
+
+/**
+ * Garbage collection. Order matters for safety with concurrent backups: list packs first, then read
+ * locks, then manifests. A pack listed before the locks were read that belongs to a running backup is
+ * named in its lock (backups add a pack to their lock before writing it); packs written later are not
+ * in the listing at all. Chunks a running backup reuses come from its bases, which GC marks.
+ */
+export async function runGc(
+  core: VaultCore,
+  opts: OperationOptions & { repackBelow?: number; staleLockMs?: number } = {},
+): Promise<GcReport> {
+  const listed = await core.backend.list('packs/')
+  const locks = await liveLocks(core, opts.staleLockMs ?? STALE_LOCK_MS)
+  const ids = await core.recoveryPointIds()
+  await core.index.refresh()
+  const report: GcReport = {
+    packsBefore: listed.length,
+    packsDeleted: 0,
+    packsRepacked: 0,
+    packsWritten: 0,
+    bytesBefore: listed.reduce((n, o) => n + o.size, 0),
+    bytesReclaimed: 0,
+    liveChunks: 0,
+  }
+  const pages = new Set<string>()
+  const live = new Set<string>()
+  const store = core.pageStore(undefined, 'Cannot collect garbage')
+  const roots = new Set(ids)
+  for (const l of locks) for (const b of l.bases) roots.add(b)
+  try {
+    for (const id of roots) {
+      const rp = await core.readManifest(id)
+      for (const d of rp.disks) {
+        await markTree(
+          store,
+          { root: d.root ? Buffer.from(d.root, 'hex') : null, depth: d.depth },
+          pages,
+          live,
+        )
+      }
+    }
+  } catch (err) {
+    if (!(err instanceof CairnError)) throw err
+    return { ...report, skipped: `nothing was deleted because the mark phase failed: ${err.message}` }
+  }
+  for (const p of pages) live.add(p)
+  report.liveChunks = live.size
+  if (core.index.damaged.size > 0) {
+    return {
+      ...report,
+      skipped: `nothing was deleted because packs are damaged: ${[...core.index.damaged.keys()].join(', ')}`,
+    }
+  }
+
+  const inFlight = new Set(locks.flatMap((l) => l.packs))
+  const owner = new Map<string, string>()
+  const candidates = listed.filter((o) => !inFlight.has(o.name))
+  // Each live chunk belongs to one pack (copies left by an interrupted repack are dead weight).
+  for (const o of [...listed].sort((a, b) => b.size - a.size)) {
+    const info = core.index.pack(o.name)
+    for (const e of info?.entries ?? []) {
+      const k = e.id.toString('hex')
+      if (live.has(k) && !owner.has(k)) owner.set(k, o.name)
+    }
+  }
+  const threshold = opts.repackBelow ?? 0.8
+  const toDelete: string[] = []
+  const toRepack: string[] = []
+  for (const o of candidates) {
+    const info = core.index.pack(o.name)
+    if (!info) continue
+    let liveBytes = 0
+    for (const e of info.entries) if (owner.get(e.id.toString('hex')) === o.name) liveBytes += e.length
+    if (liveBytes === 0) toDelete.push(o.name)
+    else if (liveBytes / Math.max(1, o.size - PACK_FOOTER) < threshold) toRepack.push(o.name)
+  }
+
+  // Repack: copy the live blobs as they are (a blob is bound to its id, not to its pack), then delete.
+  if (toRepack.length > 0) {
+    const writer = new PackWriter(core.backend, core.index, { target: core.config.packSize })
+    for (const name of toRepack) {
+      opts.signal?.throwIfAborted()
+      const info = core.index.pack(name)!
+      const data = await core.backend.get(name)
+      for (const e of info.entries) {
+        if (owner.get(e.id.toString('hex')) !== name) continue
+        await writer.add(e.id, Buffer.from(data.subarray(e.offset, e.offset + e.length)), e.rawLength, e.kind)
+      }
+    }
+    await writer.flush()
+    report.packsWritten = writer.packs.length
+    report.bytesReclaimed -= writer.bytes
+    report.packsRepacked = toRepack.length
+  }
+  const sizes = new Map(listed.map((o) => [o.name, o.size]))
+  for (const name of [...toDelete, ...toRepack]) {
+    opts.signal?.throwIfAborted()
+    await core.backend.delete(name)
+    report.bytesReclaimed += sizes.get(name) ?? 0
+  }
+  report.packsDeleted = toDelete.length
+  core.index.removePacks([...toDelete, ...toRepack])
+  return report
+}
+
+/** Space accounting of a vault. */
+export interface VaultUsage {
+  recoveryPoints: number
+  packs: number
+  /** Bytes of every pack: what the vault takes on its backend. */
+  storedBytes: number
+  /** Bytes of disk data the recovery points describe (zeros excluded), counted once per recovery point. */
+  logicalBytes: number
+  /** Bytes of distinct data chunks before compression. */
+  uniqueBytes: number
+  /** Bytes of distinct data chunks as stored. */
+  uniqueStoredBytes: number
+  /** logicalBytes / uniqueBytes. */
+  deduplicationRatio: number
+  /** uniqueBytes / uniqueStoredBytes. */
+  compressionRatio: number
+  perRecoveryPoint: { id: string; createdAt: string; logicalBytes: number; bytesAdded: number }[]
+}
+
+export async function runUsage(core: VaultCore): Promise<VaultUsage> {
+  await core.index.refresh()
+  const store = core.pageStore(undefined, 'Cannot measure the vault')
+  const leafBytes = new Map<string, number>()
+  const distinct = new Set<string>()
+  const per: VaultUsage['perRecoveryPoint'] = []
+  for (const id of await core.recoveryPointIds()) {
+    const rp = await core.readManifest(id)
+    let logical = 0
+    for (const d of rp.disks) {
+      await walkLeaves(
+        store,
+        { root: d.root ? Buffer.from(d.root, 'hex') : null, depth: d.depth },
+        async (_s, extents, leafId) => {
+          const k = leafId.toString('latin1')
+          let n = leafBytes.get(k)
+          if (n === undefined) {
+            n = 0
+            for (const e of extents) {
+              n += e.length
+              distinct.add(e.id.toString('latin1'))
+            }
+            leafBytes.set(k, n)
+          }
+          logical += n
+        },
+      )
+    }
+    per.push({ id, createdAt: rp.createdAt, logicalBytes: logical, bytesAdded: rp.bytesAdded })
+  }
+  let uniqueBytes = 0
+  let uniqueStoredBytes = 0
+  for (const k of distinct) {
+    const loc = core.index.get(Buffer.from(k, 'latin1'))
+    if (!loc) continue
+    uniqueBytes += loc.rawLength
+    uniqueStoredBytes += loc.length
+  }
+  const packs = core.index.packs()
+  const logicalBytes = per.reduce((n, p) => n + p.logicalBytes, 0)
+  return {
+    recoveryPoints: per.length,
+    packs: packs.length,
+    storedBytes: packs.reduce((n, p) => n + p.size, 0),
+    logicalBytes,
+    uniqueBytes,
+    uniqueStoredBytes,
+    deduplicationRatio: uniqueBytes > 0 ? logicalBytes / uniqueBytes : 1,
+    compressionRatio: uniqueStoredBytes > 0 ? uniqueBytes / uniqueStoredBytes : 1,
+    perRecoveryPoint: per,
+  }
+}

@@ -1,0 +1,80 @@
+import type { ChunkKind } from './_chunk-codec.js'
+import type { ChunkIndex } from './_chunk-index.js'
+import { newPackName, PACK_FOOTER, PACK_HEADER, type PackEntry, packHeader, packTrailer } from './_pack.js'
+import type { VaultBackend } from './vault-backend.js'
+
+/**
+ * Collects chunk blobs into packs of about `target` bytes and writes each with create-if-absent.
+ * `beforeWrite` runs before a pack is created (the backup lists the pack in its lock there, so a
+ * concurrent GC that sees the pack also sees the lock). Callers wait while a pack is written.
+ */
+export class PackWriter {
+  readonly #backend: VaultBackend
+  readonly #index: ChunkIndex
+  readonly #target: number
+  readonly #beforeWrite: (name: string) => Promise<void>
+  #parts: Buffer[] = []
+  #entries: PackEntry[] = []
+  #size = PACK_HEADER
+  #chain: Promise<void> = Promise.resolve()
+  readonly #written = new Set<string>()
+  /** Names of the packs written. */
+  readonly packs: string[] = []
+  /** Bytes of the packs written. */
+  bytes = 0
+
+  constructor(
+    backend: VaultBackend,
+    index: ChunkIndex,
+    options: { target: number; beforeWrite?: (name: string) => Promise<void> },
+  ) {
+    this.#backend = backend
+    this.#index = index
+    this.#target = options.target
+    this.#beforeWrite = options.beforeWrite ?? (async () => {})
+  }
+
+  /** True when this writer already holds (or wrote) the chunk. */
+  holds(id: Buffer): boolean {
+    return this.#written.has(id.toString('latin1'))
+  }
+
+  /** Adds a chunk blob; resolves once it is buffered (and, when a pack filled up, written). */
+  async add(id: Buffer, blob: Buffer, rawLength: number, kind: ChunkKind): Promise<void> {
+    const k = id.toString('latin1')
+    if (this.#written.has(k)) return
+    this.#written.add(k)
+    this.#entries.push({ id, offset: this.#size, length: blob.length, rawLength, kind })
+    this.#parts.push(blob)
+    this.#size += blob.length
+    if (this.#size + this.#entries.length * 48 + PACK_FOOTER >= this.#target) await this.#cut()
+  }
+
+  /** Writes what is buffered. */
+  async flush(): Promise<void> {
+    await this.#cut()
+  }
+
+  #cut(): Promise<void> {
+    if (this.#entries.length > 0) {
+      const parts = this.#parts
+      const entries = this.#entries
+      const size = this.#size
+      this.#parts = []
+      this.#entries = []
+      this.#size = PACK_HEADER
+      this.#chain = this.#chain.then(() => this.#write(parts, entries, size))
+    }
+    return this.#chain
+  }
+
+  async #write(parts: Buffer[], entries: PackEntry[], indexOffset: number): Promise<void> {
+    const name = newPackName()
+    await this.#beforeWrite(name)
+    const data = Buffer.concat([packHeader(), ...parts, packTrailer(entries, indexOffset)])
+    await this.#backend.create(name, data)
+    this.#index.addPack({ name, size: data.length, modified: Date.now(), entries })
+    this.packs.push(name)
+    this.bytes += data.length
+  }
+}

@@ -1,0 +1,56 @@
+import { open } from 'node:fs/promises'
+import { CairnError } from '../util/index.js'
+import type { RestoreSink } from './types.js'
+
+const ZEROS = Buffer.alloc(1024 * 1024)
+
+/**
+ * A raw file (sparse: holes stay holes) or block device as a restore target. A regular file is made
+ * (or, with `overwrite`, emptied) and sized to `size`; a block device gets zeros written where the disk
+ * has none.
+ */
+export async function fileSink(
+  path: string,
+  options: { size: number; overwrite?: boolean },
+): Promise<RestoreSink> {
+  let fh: Awaited<ReturnType<typeof open>>
+  try {
+    fh = await open(path, options.overwrite ? 'r+' : 'wx')
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'EEXIST')
+      throw new CairnError(
+        'InvalidRequest',
+        `Cannot restore into ${path}: it exists; say overwrite to replace it`,
+      )
+    if (code === 'ENOENT' && options.overwrite) return fileSink(path, { size: options.size })
+    throw err
+  }
+  const st = await fh.stat()
+  const block = st.isBlockDevice()
+  if (!block) {
+    await fh.truncate(0)
+    await fh.truncate(options.size)
+  }
+  const write = async (offset: number, data: Buffer) => {
+    let done = 0
+    while (done < data.length) {
+      const { bytesWritten } = await fh.write(data, done, data.length - done, offset + done)
+      done += bytesWritten
+    }
+  }
+  return {
+    size: block ? Number.MAX_SAFE_INTEGER : options.size,
+    write,
+    async zero(offset, length) {
+      if (!block) return
+      for (let o = 0; o < length; o += ZEROS.length) {
+        await write(offset + o, ZEROS.subarray(0, Math.min(ZEROS.length, length - o)))
+      }
+    },
+    async close() {
+      await fh.sync()
+      await fh.close()
+    },
+  }
+}

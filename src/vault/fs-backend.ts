@@ -1,0 +1,166 @@
+import { randomBytes } from 'node:crypto'
+import { type FileHandle, link, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises'
+import { dirname, join, sep } from 'node:path'
+import { CairnError } from '../util/index.js'
+import type { BackendObject, VaultBackend } from './vault-backend.js'
+
+const TMP = '.tmp'
+
+/**
+ * A vault backend on a local folder. Writes go to `.tmp/` first, are fsynced, then renamed (put) or
+ * hard-linked (create: the link fails when the name exists, which makes create-if-absent atomic).
+ */
+export class FsVaultBackend implements VaultBackend {
+  readonly kind = 'fs'
+  readonly #root: string
+
+  constructor(root: string) {
+    this.#root = root
+  }
+
+  get location(): string {
+    return this.#root
+  }
+
+  async list(prefix: string): Promise<BackendObject[]> {
+    const out: BackendObject[] = []
+    const walk = async (rel: string): Promise<void> => {
+      let entries: import('node:fs').Dirent[]
+      try {
+        entries = await readdir(join(this.#root, rel), { withFileTypes: true })
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return
+        throw err
+      }
+      for (const e of entries) {
+        const name = rel === '' ? e.name : `${rel}/${e.name}`
+        if (name === TMP) continue
+        if (e.isDirectory()) {
+          if (prefix.startsWith(`${name}/`) || name.startsWith(prefix) || prefix === '') await walk(name)
+        } else if (name.startsWith(prefix)) {
+          try {
+            const s = await stat(join(this.#root, name))
+            out.push({ name, size: s.size, modified: s.mtimeMs })
+          } catch (err) {
+            if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+          }
+        }
+      }
+    }
+    await walk('')
+    return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+  }
+
+  async get(name: string): Promise<Buffer> {
+    let fh: FileHandle | undefined
+    try {
+      fh = await open(this.#path(name), 'r')
+      return await fh.readFile()
+    } catch (err) {
+      throw this.#missing(err, name)
+    } finally {
+      await fh?.close()
+    }
+  }
+
+  async getRange(name: string, offset: number, length: number): Promise<Buffer> {
+    let fh: FileHandle | undefined
+    try {
+      fh = await open(this.#path(name), 'r')
+      const buf = Buffer.allocUnsafeSlow(length)
+      let done = 0
+      while (done < length) {
+        const { bytesRead } = await fh.read(buf, done, length - done, offset + done)
+        if (bytesRead === 0) break
+        done += bytesRead
+      }
+      return done === length ? buf : buf.subarray(0, done)
+    } catch (err) {
+      throw this.#missing(err, name)
+    } finally {
+      await fh?.close()
+    }
+  }
+
+  async put(name: string, data: Uint8Array): Promise<void> {
+    const tmp = await this.#writeTemp(data)
+    const target = this.#path(name)
+    await mkdir(dirname(target), { recursive: true })
+    await rename(tmp, target)
+    await syncDir(dirname(target))
+  }
+
+  async create(name: string, data: Uint8Array): Promise<boolean> {
+    const tmp = await this.#writeTemp(data)
+    const target = this.#path(name)
+    try {
+      await mkdir(dirname(target), { recursive: true })
+      await link(tmp, target)
+      await syncDir(dirname(target))
+      return true
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false
+      throw err
+    } finally {
+      await unlink(tmp).catch(() => {})
+    }
+  }
+
+  async delete(name: string): Promise<void> {
+    try {
+      await unlink(this.#path(name))
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+    }
+  }
+
+  #path(name: string): string {
+    if (
+      name.split('/').some((p) => p === '' || p === '.' || p === '..') ||
+      name.includes(sep === '/' ? '\0' : sep)
+    ) {
+      throw new CairnError(
+        'InvalidRequest',
+        `Cannot use vault object name "${name}": it is not a plain relative name`,
+      )
+    }
+    return join(this.#root, name)
+  }
+
+  async #writeTemp(data: Uint8Array): Promise<string> {
+    const dir = join(this.#root, TMP)
+    await mkdir(dir, { recursive: true })
+    const tmp = join(dir, randomBytes(12).toString('hex'))
+    const fh = await open(tmp, 'wx')
+    try {
+      let done = 0
+      while (done < data.length) {
+        const { bytesWritten } = await fh.write(data, done, data.length - done)
+        done += bytesWritten
+      }
+      await fh.sync()
+    } finally {
+      await fh.close()
+    }
+    return tmp
+  }
+
+  #missing(err: unknown, name: string): unknown {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      return new CairnError(
+        'VaultObjectMissing',
+        `Cannot read "${name}": it is missing from the vault at ${this.#root}`,
+      )
+    }
+    return err
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r')
+  try {
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
+}

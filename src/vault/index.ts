@@ -1,0 +1,26 @@
+// The vault: recovery points of disks, deduplicated, compressed and encrypted, on a pluggable backend.
+export type { BackupOptions } from './_backup.js'
+export { CHANGE_ALIGN } from './_backup.js'
+export type { VaultConfig } from './_core.js'
+export type { VaultCredentials } from './_keys.js'
+export type { GcReport, PruneReport, VaultUsage, VerifyProblem, VerifyReport } from './_maintenance.js'
+export type { RestoreOptions } from './_restore.js'
+export { fileSink } from './file-sink.js'
+export { fileSource } from './file-source.js'
+export { FsVaultBackend } from './fs-backend.js'
+export { hasRetentionRules, type RetentionPolicy, selectRetained } from './retention.js'
+export type {
+  BackupSource,
+  ByteRange,
+  Consistency,
+  DiskBackupMode,
+  OperationOptions,
+  RecoveryPoint,
+  RecoveryPointDisk,
+  RestoreSink,
+  SourceChanges,
+  VaultProgress,
+} from './types.js'
+export { type CreateVaultOptions, DEFAULT_CHUNK_SIZE, DEFAULT_PACK_SIZE, Vault } from './vault.js'
+export type { BackendObject, VaultBackend } from './vault-backend.js'
+export { type VaultInfo, VaultRegistry } from './vault-registry.js'

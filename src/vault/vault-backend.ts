@@ -1,0 +1,29 @@
+// The storage a vault lives on: a flat namespace of immutable-or-replaced objects. Nothing above this
+// interface may assume a folder; an Azure Blob or S3 backend implements the same six methods.
+
+/** One object of a backend listing. */
+export interface BackendObject {
+  /** Name relative to the vault root, `/`-separated, e.g. `packs/3f/3f2a…`. */
+  name: string
+  size: number
+  /** Last modification, milliseconds since the epoch. */
+  modified: number
+}
+
+/** Where a vault's objects are kept. Missing objects throw CairnError `VaultObjectMissing`. */
+export interface VaultBackend {
+  /** A short word naming the implementation (`fs`, `azure`, `s3`). */
+  readonly kind: string
+  /** Where the vault is, for people (a path or a URL). */
+  readonly location: string
+  /** Every object whose name starts with `prefix`. */
+  list(prefix: string): Promise<BackendObject[]>
+  get(name: string): Promise<Buffer>
+  getRange(name: string, offset: number, length: number): Promise<Buffer>
+  /** Writes or atomically replaces an object; when the promise settles the object is durable. */
+  put(name: string, data: Uint8Array): Promise<void>
+  /** Writes an object only when no object has that name; false when one exists. Durable when settled. */
+  create(name: string, data: Uint8Array): Promise<boolean>
+  /** Deletes an object; deleting a missing object is not an error. */
+  delete(name: string): Promise<void>
+}

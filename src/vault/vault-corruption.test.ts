@@ -1,0 +1,144 @@
+import assert from 'node:assert/strict'
+import { mkdtemp, readFile, rm, truncate, unlink, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { CairnError } from '../util/index.js'
+import { bufferSink, bufferSource, mixedImage } from './_testing.js'
+import { FsVaultBackend } from './fs-backend.js'
+import { Vault } from './vault.js'
+
+const MiB = 1024 * 1024
+const creds = { passphrase: 'p' }
+
+type Damage = 'flip' | 'truncate' | 'delete'
+
+for (const encrypted of [false, true]) {
+  describe(`damaged vault files are reported, never restored wrongly (${encrypted ? 'encrypted' : 'unencrypted'})`, () => {
+    let dir = ''
+    let img: Buffer
+    let rpId = ''
+    let files: string[] = []
+
+    before(async () => {
+      dir = await mkdtemp(join(tmpdir(), 'cairn-corrupt-'))
+      const v = await Vault.create(new FsVaultBackend(dir), {
+        packSize: MiB,
+        workers: 1,
+        ...(encrypted ? { encryption: creds, scryptN: 1024 } : {}),
+      })
+      img = mixedImage(20 * MiB)
+      rpId = (await v.backup({ item: { kind: 'disk', name: 'vm' }, sources: [bufferSource('os', img)] })).id
+      files = (await v.backend.list('')).map((o) => o.name)
+      await v.close()
+    })
+    after(async () => {
+      await rm(dir, { recursive: true, force: true })
+    })
+
+    /** Damages a file, tries to open the vault and restore, then puts the file back. */
+    async function attempt(
+      name: string,
+      damage: Damage,
+      at: 'start' | 'middle' | 'end',
+    ): Promise<CairnError | 'same'> {
+      const path = join(dir, name)
+      const original = await readFile(path)
+      const pos = at === 'start' ? 0 : at === 'middle' ? Math.floor(original.length / 2) : original.length - 1
+      if (damage === 'flip') {
+        const copy = Buffer.from(original)
+        copy.writeUInt8(copy.readUInt8(pos) ^ 0x01, pos)
+        await writeFile(path, copy)
+      } else if (damage === 'truncate') await truncate(path, pos)
+      else await unlink(path)
+      let v: Vault | undefined
+      try {
+        v = await Vault.open(new FsVaultBackend(dir), encrypted ? creds : undefined, { workers: 1 })
+        const sink = bufferSink(img.length)
+        await v.restore(rpId, 'os', sink)
+        assert.ok(sink.data.equals(img), `${damage} of ${name} at ${at} restored wrong data without an error`)
+        return 'same'
+      } catch (err) {
+        if (!(err instanceof CairnError)) throw err
+        return err
+      } finally {
+        await v?.close()
+        await writeFile(path, original)
+      }
+    }
+
+    it('every pack file: a flipped byte, a truncation or a deletion fails the restore naming disk and offset', async () => {
+      const packs = files.filter((f) => f.startsWith('packs/'))
+      assert.ok(packs.length >= 3)
+      for (const name of packs) {
+        for (const [damage, at] of [
+          ['flip', 'middle'],
+          ['flip', 'end'],
+          ['truncate', 'middle'],
+          ['delete', 'start'],
+        ] as const) {
+          const r = await attempt(name, damage, at)
+          assert.notEqual(r, 'same', `${damage} of ${name} at ${at} went unnoticed`)
+          if (r === 'same') continue
+          assert.ok(['VaultCorrupt', 'VaultObjectMissing'].includes(r.code), `${r.code}: ${r.message}`)
+          assert.match(r.message, /disk "os"/)
+          if (damage === 'flip' && at === 'middle') assert.match(r.message, /offset \d+|index page/)
+        }
+      }
+    })
+
+    it('a pack header byte flipped either fails or restores exact data', async () => {
+      for (const name of files.filter((f) => f.startsWith('packs/'))) await attempt(name, 'flip', 'start')
+    })
+
+    it('the manifest, config and key records: any damage is a clear error', async () => {
+      const records = files.filter((f) => !f.startsWith('packs/'))
+      assert.deepEqual(records.sort(), [...(encrypted ? ['keys'] : []), 'config', `rp/${rpId}`].sort())
+      for (const name of records) {
+        for (const [damage, at] of [
+          ['flip', 'start'],
+          ['flip', 'middle'],
+          ['flip', 'end'],
+          ['truncate', 'middle'],
+          ['delete', 'start'],
+        ] as const) {
+          const r = await attempt(name, damage, at)
+          assert.notEqual(r, 'same', `${damage} of ${name} at ${at} went unnoticed`)
+          if (r === 'same') continue
+          const expected =
+            name === 'config' && damage === 'delete'
+              ? 'VaultNotFound'
+              : name.startsWith('rp/') && damage === 'delete'
+                ? 'RecoveryPointNotFound'
+                : 'VaultCorrupt'
+          assert.equal(r.code, expected, `${damage} of ${name} at ${at}: ${r.code} ${r.message}`)
+          assert.match(r.message, /Cannot/)
+        }
+      }
+    })
+
+    it('verify reports a flipped byte in a pack and passes on the intact vault', async () => {
+      const v = await Vault.open(new FsVaultBackend(dir), encrypted ? creds : undefined, { workers: 1 })
+      try {
+        assert.deepEqual((await v.verify()).problems, [])
+        const name = files.find((f) => f.startsWith('packs/'))!
+        const path = join(dir, name)
+        const original = await readFile(path)
+        const copy = Buffer.from(original)
+        copy.writeUInt8(copy.readUInt8(100) ^ 0x80, 100)
+        await writeFile(path, copy)
+        try {
+          const report = await v.verify()
+          assert.ok(
+            report.problems.some((p) => p.object === name && /damaged/.test(p.message)),
+            JSON.stringify(report.problems),
+          )
+        } finally {
+          await writeFile(path, original)
+        }
+      } finally {
+        await v.close()
+      }
+    })
+  })
+}

@@ -1,0 +1,175 @@
+import { rm } from 'node:fs/promises'
+import { isAbsolute, join, resolve } from 'node:path'
+import type { Catalog } from '../catalog/index.js'
+import { CairnError } from '../util/index.js'
+import type { VaultCredentials } from './_keys.js'
+import { FsVaultBackend } from './fs-backend.js'
+import { Vault } from './vault.js'
+import type { VaultBackend } from './vault-backend.js'
+
+/** A vault the service knows. */
+export interface VaultInfo {
+  name: string
+  backend: string
+  location: string
+  encrypted: boolean
+  createdAt: string
+  /** False for an encrypted vault whose key has not been given since the service started. */
+  unlocked: boolean
+}
+
+const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/
+
+/**
+ * The vaults of a service: their records in the catalog, their open instances (and unwrapped keys) in
+ * memory while the service runs. Folder vaults default to `DATA/vaults/NAME`.
+ */
+export class VaultRegistry {
+  readonly #catalog: Catalog
+  readonly #dataDir: string
+  readonly #workers: number | undefined
+  readonly #open = new Map<string, Promise<Vault>>()
+
+  constructor(catalog: Catalog, options: { dataDir: string; workers?: number }) {
+    this.#catalog = catalog
+    this.#dataDir = options.dataDir
+    this.#workers = options.workers
+  }
+
+  /** Makes a vault (or, with `attach`, registers one that exists at `location`). */
+  async create(
+    name: string,
+    options: { location?: string; encryption?: VaultCredentials; attach?: boolean; scryptN?: number } = {},
+  ): Promise<VaultInfo> {
+    if (!NAME.test(name)) {
+      throw new CairnError(
+        'InvalidName',
+        `Cannot create vault "${name}": use 1–63 lowercase letters, digits and hyphens, starting with a letter or digit`,
+      )
+    }
+    if (await this.#row(name))
+      throw new CairnError(
+        'VaultAlreadyExists',
+        `Cannot create vault "${name}": a vault with this name exists`,
+      )
+    const location = options.location
+      ? isAbsolute(options.location)
+        ? options.location
+        : resolve(options.location)
+      : join(this.#dataDir, 'vaults', name)
+    const backend = new FsVaultBackend(location)
+    const opts = { ...(this.#workers !== undefined ? { workers: this.#workers } : {}) }
+    const vault = options.attach
+      ? await Vault.open(backend, options.encryption, opts)
+      : await Vault.create(backend, {
+          ...opts,
+          ...(options.encryption ? { encryption: options.encryption } : {}),
+          ...(options.scryptN !== undefined ? { scryptN: options.scryptN } : {}),
+        })
+    const row = {
+      name,
+      backend: backend.kind,
+      location,
+      encrypted: vault.encrypted ? 1 : 0,
+      created_at: new Date().toISOString(),
+    }
+    try {
+      await this.#catalog.db.insertInto('vaults').values(row).execute()
+    } catch (err) {
+      await vault.close()
+      throw err
+    }
+    this.#open.set(name, Promise.resolve(vault))
+    return this.#info(row)
+  }
+
+  async list(): Promise<VaultInfo[]> {
+    const rows = await this.#catalog.db.selectFrom('vaults').selectAll().orderBy('name').execute()
+    return rows.map((r) => this.#info(r))
+  }
+
+  async get(name: string): Promise<VaultInfo> {
+    return this.#info(await this.#need(name))
+  }
+
+  /** The open vault; an encrypted one needs credentials the first time after a start. */
+  async open(name: string, credentials?: VaultCredentials): Promise<Vault> {
+    const cached = this.#open.get(name)
+    if (cached) return cached
+    const row = await this.#need(name)
+    if (row.encrypted && !credentials) {
+      throw new CairnError(
+        'VaultKeyRequired',
+        `Cannot open vault "${name}": it is encrypted and locked; unlock it with its passphrase or key file`,
+      )
+    }
+    const p = Vault.open(
+      this.#backend(row),
+      credentials,
+      this.#workers !== undefined ? { workers: this.#workers } : {},
+    )
+    this.#open.set(name, p)
+    p.catch(() => this.#open.delete(name))
+    return p
+  }
+
+  /** Opens an encrypted vault with its credentials and keeps its key in memory. */
+  async unlock(name: string, credentials: VaultCredentials): Promise<VaultInfo> {
+    const row = await this.#need(name)
+    if (!this.#open.has(name)) await this.open(name, credentials)
+    return this.#info(row)
+  }
+
+  /** Forgets a vault; with `deleteData`, deletes its folder too. */
+  async remove(name: string, options: { deleteData?: boolean } = {}): Promise<void> {
+    const row = await this.#need(name)
+    const open = this.#open.get(name)
+    this.#open.delete(name)
+    await open?.then((v) => v.close()).catch(() => {})
+    await this.#catalog.db.deleteFrom('vaults').where('name', '=', name).execute()
+    if (options.deleteData && row.backend === 'fs') await rm(row.location, { recursive: true, force: true })
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.#open.values()]
+    this.#open.clear()
+    await Promise.all(all.map((p) => p.then((v) => v.close()).catch(() => {})))
+  }
+
+  #backend(row: { backend: string; location: string }): VaultBackend {
+    if (row.backend !== 'fs')
+      throw new CairnError('ConfigInvalid', `Cannot open a vault on backend "${row.backend}": unknown kind`)
+    return new FsVaultBackend(row.location)
+  }
+
+  async #row(name: string) {
+    return this.#catalog.db.selectFrom('vaults').selectAll().where('name', '=', name).executeTakeFirst()
+  }
+
+  async #need(name: string) {
+    const row = await this.#row(name)
+    if (!row)
+      throw new CairnError(
+        'VaultNotFound',
+        `Cannot find vault "${name}": no vault of that name is registered`,
+      )
+    return row
+  }
+
+  #info(r: {
+    name: string
+    backend: string
+    location: string
+    encrypted: number
+    created_at: string
+  }): VaultInfo {
+    return {
+      name: r.name,
+      backend: r.backend,
+      location: r.location,
+      encrypted: r.encrypted === 1,
+      createdAt: r.created_at,
+      unlocked: r.encrypted === 0 || this.#open.has(r.name),
+    }
+  }
+}

@@ -1,0 +1,273 @@
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, it } from 'node:test'
+import type { CairnError } from '../util/index.js'
+import { bufferSink, bufferSource, mixedImage, scatterWrites, textBytes } from './_testing.js'
+import { fileSink } from './file-sink.js'
+import { fileSource } from './file-source.js'
+import { FsVaultBackend } from './fs-backend.js'
+import { Vault } from './vault.js'
+
+const MiB = 1024 * 1024
+
+async function withVault(
+  fn: (v: Vault, dir: string) => Promise<void>,
+  options: { encrypted?: boolean } = {},
+): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'cairn-vault-'))
+  const v = await Vault.create(new FsVaultBackend(join(dir, 'vault')), {
+    ...(options.encrypted ? { encryption: { passphrase: 'correct horse' }, scryptN: 1024 } : {}),
+    packSize: 4 * MiB,
+    workers: 2,
+  })
+  try {
+    await fn(v, dir)
+  } finally {
+    await v.close()
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+async function restored(v: Vault, rp: string, disk: string, size: number): Promise<Buffer> {
+  const sink = bufferSink(size)
+  await v.restore(rp, disk, sink)
+  return sink.data
+}
+
+const item = { kind: 'disk', name: 'vm1' }
+
+const patterns: [string, () => Buffer][] = [
+  ['empty', () => Buffer.alloc(0)],
+  ['one page of text', () => textBytes(512)],
+  ['an odd size of random bytes', () => randomBytes(3 * MiB + 4608)],
+  ['all zeros', () => Buffer.alloc(5 * MiB)],
+  [
+    'holes between data',
+    () => {
+      const b = Buffer.alloc(20 * MiB)
+      randomBytes(4096).copy(b, 0)
+      textBytes(2 * MiB).copy(b, 7 * MiB + 512)
+      randomBytes(512).copy(b, 20 * MiB - 512)
+      return b
+    },
+  ],
+  ['mixed data across several index leaves', () => mixedImage(40 * MiB + 512)],
+]
+
+for (const encrypted of [false, true]) {
+  describe(`vault round trips (${encrypted ? 'encrypted' : 'unencrypted'})`, () => {
+    for (const [name, make] of patterns) {
+      it(`restores ${name} bit for bit`, async () => {
+        await withVault(
+          async (v) => {
+            const data = make()
+            const rp = await v.backup({ item, sources: [bufferSource('os', data)] })
+            assert.equal(rp.disks[0]!.mode, 'full')
+            assert.ok((await restored(v, rp.id, 'os', data.length)).equals(data))
+          },
+          { encrypted },
+        )
+      })
+    }
+
+    it('an incremental backup of scattered 4 KiB writes stores about the changed bytes and restores both points', async () => {
+      await withVault(
+        async (v) => {
+          const img = mixedImage(64 * MiB)
+          const first = Buffer.from(img)
+          const rp1 = await v.backup({ item, sources: [bufferSource('os', img)] })
+          const changed = scatterWrites(img, 160)
+          const src = bufferSource('os', img, { changes: { changed, cleared: [] } })
+          const rp2 = await v.backup({ item, base: rp1.id, sources: [src] })
+          assert.equal(rp2.disks[0]!.mode, 'incremental')
+          assert.equal(src.bytesRead, new Set(changed.map((r) => r.start)).size * 4096)
+          const changedBytes = 160 * 4096
+          assert.ok(rp2.bytesAdded < 2 * changedBytes, `added ${rp2.bytesAdded} for ${changedBytes} changed`)
+          assert.ok((await restored(v, rp2.id, 'os', img.length)).equals(img))
+          assert.ok((await restored(v, rp1.id, 'os', img.length)).equals(first))
+        },
+        { encrypted },
+      )
+    })
+  })
+}
+
+describe('vault backups', () => {
+  it('cleared ranges of an incremental read back as zeros', async () => {
+    await withVault(async (v) => {
+      const img = mixedImage(8 * MiB)
+      const rp1 = await v.backup({ item, sources: [bufferSource('os', img)] })
+      img.fill(0, 1000 * 512, 3000 * 512)
+      const rp2 = await v.backup({
+        item,
+        base: rp1.id,
+        sources: [
+          bufferSource('os', img, {
+            changes: { changed: [], cleared: [{ start: 1000 * 512, end: 3000 * 512 }] },
+          }),
+        ],
+      })
+      assert.ok((await restored(v, rp2.id, 'os', img.length)).equals(img))
+    })
+  })
+
+  it('an unchanged incremental adds no data and shares every index page', async () => {
+    await withVault(async (v) => {
+      const img = mixedImage(40 * MiB)
+      const rp1 = await v.backup({ item, sources: [bufferSource('os', img)] })
+      const rp2 = await v.backup({
+        item,
+        base: rp1.id,
+        sources: [bufferSource('os', img, { changes: { changed: [], cleared: [] } })],
+      })
+      assert.equal(rp2.bytesAdded, 0)
+      assert.equal(rp2.disks[0]!.root, rp1.disks[0]!.root)
+    })
+  })
+
+  it('a checksum backup without a change list stores only the chunks that differ', async () => {
+    await withVault(async (v) => {
+      const img = mixedImage(32 * MiB)
+      const rp1 = await v.backup({ item, sources: [bufferSource('os', img)] })
+      img.writeUInt8(img.readUInt8(5 * MiB + 17) ^ 0xff, 5 * MiB + 17)
+      const rp2 = await v.backup({ item, base: rp1.id, sources: [bufferSource('os', img)] })
+      assert.equal(rp2.disks[0]!.mode, 'checksum')
+      assert.equal(rp2.disks[0]!.chunksNew, 1)
+      assert.ok((await restored(v, rp2.id, 'os', img.length)).equals(img))
+    })
+  })
+
+  it('data repeated across disks is stored once', async () => {
+    await withVault(async (v) => {
+      const img = randomBytes(8 * MiB)
+      const rp = await v.backup({
+        item,
+        sources: [bufferSource('a', img, { lun: 0 }), bufferSource('b', img, { lun: 1 })],
+      })
+      assert.ok(rp.bytesAdded < 9 * MiB, `added ${rp.bytesAdded}`)
+      assert.equal(rp.disks[1]!.lun, 1)
+      assert.ok((await restored(v, rp.id, 'b', img.length)).equals(img))
+    })
+  })
+
+  it('deleting the base keeps the incremental whole, also after gc', async () => {
+    await withVault(async (v) => {
+      const img = mixedImage(24 * MiB)
+      const rp1 = await v.backup({ item, sources: [bufferSource('os', img)] })
+      const changed = scatterWrites(img, 50)
+      const rp2 = await v.backup({
+        item,
+        base: rp1.id,
+        sources: [bufferSource('os', img, { changes: { changed, cleared: [] } })],
+      })
+      await v.deleteRecoveryPoint(rp1.id)
+      const report = await v.gc()
+      assert.equal(report.skipped, undefined)
+      assert.ok((await restored(v, rp2.id, 'os', img.length)).equals(img))
+      assert.equal((await v.verify()).problems.length, 0)
+    })
+  })
+
+  it('gc reclaims the space of deleted recovery points', async () => {
+    await withVault(async (v) => {
+      const a = await v.backup({ item, sources: [bufferSource('os', randomBytes(6 * MiB))] })
+      const keep = randomBytes(6 * MiB)
+      const b = await v.backup({ item, sources: [bufferSource('os', keep)] })
+      await v.deleteRecoveryPoint(a.id)
+      const report = await v.gc()
+      assert.ok(report.bytesReclaimed >= 6 * MiB, `reclaimed ${report.bytesReclaimed}`)
+      assert.ok((await restored(v, b.id, 'os', keep.length)).equals(keep))
+      const usage = await v.usage()
+      assert.equal(usage.recoveryPoints, 1)
+      assert.ok(usage.storedBytes < 7 * MiB)
+    })
+  })
+
+  it('a cancelled backup throws Cancelled and leaves no recovery point', async () => {
+    await withVault(async (v) => {
+      const ac = new AbortController()
+      const p = v.backup({
+        item,
+        sources: [bufferSource('os', randomBytes(32 * MiB))],
+        signal: ac.signal,
+        onProgress: () => ac.abort(),
+      })
+      await assert.rejects(p, (e: CairnError) => e.code === 'Cancelled')
+      assert.equal((await v.listRecoveryPoints()).length, 0)
+    })
+  })
+
+  it('progress reports bytes, rate and an ETA', async () => {
+    await withVault(async (v) => {
+      const seen: number[] = []
+      await v.backup({
+        item,
+        sources: [bufferSource('os', randomBytes(8 * MiB))],
+        onProgress: (p) => seen.push(p.bytesDone),
+      })
+      assert.equal(seen.at(-1), 8 * MiB)
+    })
+  })
+
+  it('backs up a raw file and restores it into a sparse file', async () => {
+    await withVault(async (v, dir) => {
+      const img = mixedImage(12 * MiB)
+      await writeFile(join(dir, 'disk.raw'), img)
+      const src = await fileSource(join(dir, 'disk.raw'), { name: 'data' })
+      const rp = await v.backup({ item, sources: [src] })
+      await src.close?.()
+      const sink = await fileSink(join(dir, 'out.raw'), { size: img.length })
+      await v.restore(rp.id, 'data', sink)
+      await sink.close?.()
+      assert.ok((await readFile(join(dir, 'out.raw'))).equals(img))
+      const st = await stat(join(dir, 'out.raw'))
+      assert.ok(st.blocks * 512 < img.length, 'the zero quarter stays a hole')
+    })
+  })
+})
+
+describe('vault keys', () => {
+  it('a wrong passphrase is a clear error and a changed passphrase opens the same data', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cairn-vault-'))
+    try {
+      const backend = new FsVaultBackend(dir)
+      const v = await Vault.create(backend, { encryption: { passphrase: 'one' }, scryptN: 1024 })
+      const img = randomBytes(MiB)
+      const rp = await v.backup({ item, sources: [bufferSource('os', img)] })
+      await v.changeKey({ passphrase: 'two' }, { scryptN: 1024 })
+      await v.close()
+      await assert.rejects(
+        Vault.open(backend, { passphrase: 'one' }),
+        (e: CairnError) => e.code === 'VaultKeyInvalid',
+      )
+      await assert.rejects(Vault.open(backend), (e: CairnError) => e.code === 'VaultKeyRequired')
+      const v2 = await Vault.open(backend, { passphrase: 'two' })
+      assert.ok((await restored(v2, rp.id, 'os', img.length)).equals(img))
+      await v2.changeKey({ keyFile: randomBytes(32) })
+      await v2.close()
+      await assert.rejects(
+        Vault.open(backend, { passphrase: 'two' }),
+        (e: CairnError) => e.code === 'VaultKeyRequired',
+      )
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('chunk ids of an encrypted vault differ from the plain SHA-256 of the data', async () => {
+    await withVault(
+      async (v) => {
+        const data = textBytes(MiB)
+        await v.backup({ item, sources: [bufferSource('os', data)] })
+        const { createHash } = await import('node:crypto')
+        const plainId = createHash('sha256').update(data).digest('hex')
+        const packs = await v.backend.list('packs/')
+        for (const p of packs) assert.ok(!(await v.backend.get(p.name)).toString('hex').includes(plainId))
+      },
+      { encrypted: true },
+    )
+  })
+})

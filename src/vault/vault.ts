@@ -1,0 +1,276 @@
+import { randomUUID } from 'node:crypto'
+import { CairnError } from '../util/index.js'
+import { type BackupOptions, runBackup } from './_backup.js'
+import { ChunkPool } from './_chunk-pool.js'
+import { type VaultConfig, VaultCore } from './_core.js'
+import { FANOUT, LEAF_SPAN } from './_disk-tree.js'
+import {
+  chunkKeys,
+  DEFAULT_SCRYPT_N,
+  newVaultKey,
+  unwrapKey,
+  type VaultCredentials,
+  wrapKey,
+} from './_keys.js'
+import {
+  type GcReport,
+  type PruneReport,
+  runGc,
+  runPrune,
+  runUsage,
+  runVerify,
+  type VaultUsage,
+  type VerifyReport,
+} from './_maintenance.js'
+import { decodeRecord, encodeRecord } from './_record.js'
+import { type RestoreOptions, runRestore } from './_restore.js'
+import type { RetentionPolicy } from './retention.js'
+import type { OperationOptions, RecoveryPoint, RestoreSink } from './types.js'
+import type { VaultBackend } from './vault-backend.js'
+
+/** Options of Vault.create. */
+export interface CreateVaultOptions {
+  /** Protect the vault with a key wrapped by these credentials; without, the vault is not encrypted. */
+  encryption?: VaultCredentials
+  /** scrypt cost for the passphrase wrap (default 65536). */
+  scryptN?: number
+  chunkSize?: number
+  packSize?: number
+  /** zstd level, 0 to store uncompressed (default 1). */
+  compressionLevel?: number
+  /** Worker threads for hashing, compression and encryption (default: cores, at most 4). */
+  workers?: number
+}
+
+/** Chunk size of full backups: 1 MiB, aligned (see docs/vault.md for the measurements behind it). */
+export const DEFAULT_CHUNK_SIZE = 1024 * 1024
+/** Packs close at 16 MiB. */
+export const DEFAULT_PACK_SIZE = 16 * 1024 * 1024
+
+/** An open vault: recovery points stored deduplicated, compressed and (with a key) encrypted. */
+export class Vault {
+  readonly #core: VaultCore
+  #closed = false
+
+  private constructor(core: VaultCore) {
+    this.#core = core
+  }
+
+  /** Makes a new vault on an empty backend. */
+  static async create(backend: VaultBackend, options: CreateVaultOptions = {}): Promise<Vault> {
+    if ((await backend.list('config')).some((o) => o.name === 'config')) {
+      throw new CairnError(
+        'VaultAlreadyExists',
+        `Cannot create a vault at ${backend.location}: one exists there`,
+      )
+    }
+    const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE
+    if (chunkSize % 4096 !== 0 || LEAF_SPAN % chunkSize !== 0) {
+      throw new CairnError(
+        'InvalidRequest',
+        `Cannot create a vault with chunk size ${chunkSize}: use a power of two from 4 KiB to 16 MiB`,
+      )
+    }
+    const config: VaultConfig = {
+      format: 'cairn-vault',
+      id: randomUUID(),
+      createdAt: new Date().toISOString(),
+      encrypted: options.encryption !== undefined,
+      chunkSize,
+      leafSpan: LEAF_SPAN,
+      fanout: FANOUT,
+      packSize: options.packSize ?? DEFAULT_PACK_SIZE,
+      compressionLevel: options.compressionLevel ?? 1,
+    }
+    let master: Buffer | null = null
+    if (options.encryption) {
+      master = newVaultKey()
+      await backend.put(
+        'keys',
+        await wrapKey(master, options.encryption, options.scryptN ?? DEFAULT_SCRYPT_N),
+      )
+    }
+    // The config record is written last and with create-if-absent: it is the commit point of creation.
+    if (!(await backend.create('config', encodeRecord('CONF', 1, config)))) {
+      throw new CairnError(
+        'VaultAlreadyExists',
+        `Cannot create a vault at ${backend.location}: one exists there`,
+      )
+    }
+    return Vault.#make(backend, config, master, options.workers)
+  }
+
+  /** Opens an existing vault; an encrypted one needs its passphrase or key file. */
+  static async open(
+    backend: VaultBackend,
+    credentials?: VaultCredentials,
+    options: { workers?: number } = {},
+  ): Promise<Vault> {
+    let data: Buffer
+    try {
+      data = await backend.get('config')
+    } catch (err) {
+      if (err instanceof CairnError && err.code === 'VaultObjectMissing') {
+        throw new CairnError(
+          'VaultNotFound',
+          `Cannot open the vault at ${backend.location}: it has no config record`,
+        )
+      }
+      throw err
+    }
+    const { body } = decodeRecord(data, 'CONF', 'the vault config record "config"')
+    const config = body as VaultConfig
+    if (config.format !== 'cairn-vault' || config.leafSpan !== LEAF_SPAN || config.fanout !== FANOUT) {
+      throw new CairnError(
+        'VaultCorrupt',
+        `Cannot open the vault at ${backend.location}: its config describes an unknown layout`,
+      )
+    }
+    let master: Buffer | null = null
+    if (config.encrypted) {
+      if (!credentials || (credentials.passphrase === undefined && !credentials.keyFile)) {
+        throw new CairnError(
+          'VaultKeyRequired',
+          `Cannot open the vault at ${backend.location}: it is encrypted; give its passphrase or key file`,
+        )
+      }
+      let record: Buffer
+      try {
+        record = await backend.get('keys')
+      } catch (err) {
+        if (err instanceof CairnError && err.code === 'VaultObjectMissing') {
+          throw new CairnError(
+            'VaultCorrupt',
+            `Cannot open the vault at ${backend.location}: its key record "keys" is missing`,
+          )
+        }
+        throw err
+      }
+      master = await unwrapKey(record, credentials)
+    }
+    return Vault.#make(backend, config, master, options.workers)
+  }
+
+  static #make(backend: VaultBackend, config: VaultConfig, master: Buffer | null, workers?: number): Vault {
+    const keys = master ? chunkKeys(master) : null
+    const pool = new ChunkPool(keys, config.compressionLevel, workers)
+    return new Vault(new VaultCore(backend, config, keys, pool))
+  }
+
+  get id(): string {
+    return this.#core.config.id
+  }
+
+  get encrypted(): boolean {
+    return this.#core.config.encrypted
+  }
+
+  get config(): Readonly<VaultConfig> {
+    return this.#core.config
+  }
+
+  get backend(): VaultBackend {
+    return this.#core.backend
+  }
+
+  /** Backs up sources into a new recovery point. */
+  backup(options: BackupOptions): Promise<RecoveryPoint> {
+    this.#open()
+    return runBackup(this.#core, options)
+  }
+
+  /** Every committed recovery point, oldest first; damaged manifests are skipped (verify reports them). */
+  async listRecoveryPoints(options: { item?: string } = {}): Promise<RecoveryPoint[]> {
+    this.#open()
+    const out: RecoveryPoint[] = []
+    for (const id of await this.#core.recoveryPointIds()) {
+      try {
+        const rp = await this.#core.readManifest(id)
+        if (options.item === undefined || rp.source.name === options.item) out.push(rp)
+      } catch (err) {
+        if (!(err instanceof CairnError) || err.code === 'VaultKeyRequired') throw err
+      }
+    }
+    return out
+  }
+
+  getRecoveryPoint(id: string): Promise<RecoveryPoint> {
+    this.#open()
+    return this.#core.readManifest(id)
+  }
+
+  /** The newest recovery point of an item, if any. */
+  async latestRecoveryPoint(item: string): Promise<RecoveryPoint | undefined> {
+    return (await this.listRecoveryPoints({ item })).at(-1)
+  }
+
+  /** Deletes one recovery point's manifest (GC frees its space later). */
+  async deleteRecoveryPoint(id: string): Promise<void> {
+    this.#open()
+    await this.#core.readManifest(id)
+    await this.#core.backend.delete(`rp/${id}`)
+  }
+
+  /** Writes a disk of a recovery point into a sink. */
+  async restore(
+    rpId: string,
+    disk: string,
+    sink: RestoreSink,
+    options: RestoreOptions = {},
+  ): Promise<{ bytesWritten: number }> {
+    this.#open()
+    return runRestore(this.#core, await this.#core.readManifest(rpId), disk, sink, options)
+  }
+
+  verify(options: OperationOptions & { sample?: number } = {}): Promise<VerifyReport> {
+    this.#open()
+    return runVerify(this.#core, options)
+  }
+
+  prune(options: {
+    policy?: RetentionPolicy
+    item?: string
+    dryRun?: boolean
+    now?: Date
+    staleLockMs?: number
+  }): Promise<PruneReport> {
+    this.#open()
+    return runPrune(this.#core, options)
+  }
+
+  gc(options: OperationOptions & { repackBelow?: number; staleLockMs?: number } = {}): Promise<GcReport> {
+    this.#open()
+    return runGc(this.#core, options)
+  }
+
+  usage(): Promise<VaultUsage> {
+    this.#open()
+    return runUsage(this.#core)
+  }
+
+  /** Rewraps the vault key with new credentials (a new passphrase or key file); no data is rewritten. */
+  async changeKey(credentials: VaultCredentials, options: { scryptN?: number } = {}): Promise<void> {
+    this.#open()
+    if (!this.#core.keys) {
+      throw new CairnError(
+        'InvalidRequest',
+        `Cannot change the key of the vault at ${this.backend.location}: it is not encrypted`,
+      )
+    }
+    const master = Buffer.concat([this.#core.keys.dataKey, this.#core.keys.idKey])
+    await this.#core.backend.put(
+      'keys',
+      await wrapKey(master, credentials, options.scryptN ?? DEFAULT_SCRYPT_N),
+    )
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    await this.#core.pool.close()
+  }
+
+  #open(): void {
+    if (this.#closed) throw new CairnError('Internal', 'The vault is closed')
+  }
+}

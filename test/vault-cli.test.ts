@@ -1,0 +1,123 @@
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, it } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import { CairnService } from '../src/server/index.js'
+import { silentLogger } from '../src/util/index.js'
+
+const bin = fileURLToPath(new URL('../../bin/cairn.js', import.meta.url))
+
+function cairn(
+  url: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [bin, ...args, '--url', url, '--json'], {
+      env: { ...process.env, ...env },
+    })
+    let stdout = ''
+    let stderr = ''
+    p.stdout.on('data', (d) => {
+      stdout += d
+    })
+    p.stderr.on('data', (d) => {
+      stderr += d
+    })
+    p.on('error', reject)
+    p.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }))
+  })
+}
+
+describe('vault through the service and the CLI', () => {
+  it('create, back up, list, restore, verify, usage, prune, gc and rotate the key of an encrypted vault', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cairn-vault-cli-'))
+    const service = new CairnService(
+      { data: join(dir, 'data'), host: '127.0.0.1', port: 0, logLevel: 'error' },
+      { logger: silentLogger },
+    )
+    await service.start()
+    try {
+      const url = service.listeners.api!
+      const env = { CAIRN_VAULT_PASSPHRASE: 'secret one' }
+      const ok = async (args: string[], e: NodeJS.ProcessEnv = env) => {
+        const r = await cairn(url, args, e)
+        assert.equal(r.code, 0, `cairn ${args.join(' ')}: ${r.stderr}${r.stdout}`)
+        return JSON.parse(r.stdout)
+      }
+      const created = await ok(['vault', 'create', 'main'])
+      assert.equal(created.encrypted, true)
+      assert.equal(created.location, join(dir, 'data', 'vaults', 'main'))
+
+      const img = Buffer.alloc(12 * 1024 * 1024)
+      randomBytes(4 * 1024 * 1024).copy(img, 1024 * 1024)
+      await writeFile(join(dir, 'web.raw'), img)
+      const rp1 = await ok(['backup', 'file', join(dir, 'web.raw'), '--vault', 'main'])
+      assert.equal(rp1.disks[0].mode, 'full')
+      randomBytes(4096).copy(img, 2 * 1024 * 1024)
+      await writeFile(join(dir, 'web.raw'), img)
+      const rp2 = await ok(['backup', 'file', join(dir, 'web.raw'), '--vault', 'main'])
+      assert.equal(rp2.disks[0].mode, 'checksum')
+      assert.ok(rp2.bytesAdded < 2 * 1024 * 1024)
+
+      const list = await ok(['rp', 'list', '--vault', 'main'])
+      assert.deepEqual(
+        list.map((r: { id: string }) => r.id),
+        [rp1.id, rp2.id],
+      )
+      const shown = await ok(['rp', 'show', rp2.id, '--vault', 'main'])
+      assert.equal(shown.parent, rp1.id)
+
+      await ok(['restore', 'file', join(dir, 'out.raw'), '--vault', 'main', '--rp', rp2.id])
+      assert.ok((await readFile(join(dir, 'out.raw'))).equals(img))
+
+      const verify = await ok(['vault', 'verify', 'main'])
+      assert.deepEqual(verify.problems, [])
+      const usage = await ok(['vault', 'usage', 'main'])
+      assert.equal(usage.recoveryPoints, 2)
+      assert.ok(usage.deduplicationRatio > 1.5)
+
+      const pruned = await ok(['vault', 'prune', 'main', '--keep-last', '1'])
+      assert.deepEqual(pruned.removed, [rp1.id])
+      await ok(['vault', 'gc', 'main'])
+
+      await writeFile(join(dir, 'pass2'), 'secret two\n')
+      await ok(['vault', 'key', 'main', '--new-passphrase-file', join(dir, 'pass2')])
+
+      const missing = await cairn(url, ['rp', 'show', 'nope', '--vault', 'main'])
+      assert.equal(missing.code, 3)
+      assert.equal(JSON.parse(missing.stdout || missing.stderr).error.code, 'RecoveryPointNotFound')
+    } finally {
+      await service.stop()
+    }
+
+    // After a restart the vault is locked; the old passphrase is refused, the new one opens it.
+    const again = new CairnService(
+      { data: join(dir, 'data'), host: '127.0.0.1', port: 0, logLevel: 'error' },
+      { logger: silentLogger },
+    )
+    await again.start()
+    try {
+      const url = again.listeners.api!
+      const locked = await cairn(url, ['rp', 'list', '--vault', 'main'], { CAIRN_VAULT_PASSPHRASE: '' })
+      assert.equal(locked.code, 7)
+      const wrong = await cairn(url, ['rp', 'list', '--vault', 'main'], {
+        CAIRN_VAULT_PASSPHRASE: 'secret one',
+      })
+      assert.equal(wrong.code, 7)
+      assert.match(wrong.stdout + wrong.stderr, /VaultKeyInvalid/)
+      const right = await cairn(url, ['rp', 'list', '--vault', 'main'], {
+        CAIRN_VAULT_PASSPHRASE: 'secret two',
+      })
+      assert.equal(right.code, 0, right.stderr)
+      assert.equal(JSON.parse(right.stdout).length, 1)
+    } finally {
+      await again.stop()
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+})
