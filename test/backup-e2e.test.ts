@@ -7,8 +7,9 @@ import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { type Catalog, openSqliteCatalog } from '../src/catalog/index.js'
 import { type DiskRef, LogDiskStore } from '../src/diskstore/index.js'
-import { ProtectionService, ProtectionStore } from '../src/protection/index.js'
+import { ProtectionService, ProtectionStore, RegistryVaultTransfer } from '../src/protection/index.js'
 import { isCairnError } from '../src/util/index.js'
+import { VaultRegistry } from '../src/vault/index.js'
 import { CAIRN_BIN } from './_service.js'
 
 const TOKEN = 'backup-e2e-agent-token'
@@ -242,6 +243,92 @@ describe('backups and restores end to end (real disk store, real agent process)'
         (e) => isCairnError(e) && e.code === 'RecoveryPointNotFound',
       )
     } finally {
+      await disks.close()
+      await catalog.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('transfers only the diff to the vault, drops snapshots past the instant-restore retention, and restores from the vault', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cairn-backup-vault-'))
+    const catalog = await openSqliteCatalog(join(dir, 'catalog.db'))
+    const disks = await LogDiskStore.open(join(dir, 'disks'))
+    const vaults = new VaultRegistry(catalog, { dataDir: dir })
+    try {
+      await vaults.create('v1')
+      await disks.createAccount(ACCOUNT)
+      await disks.createContainer(ACCOUNT, CONTAINER)
+      const size = 16 * MiB
+      for (const d of ['db-os', 'db-data']) await disks.createDisk(ref(d), { size })
+      // 8 MiB of varied data on the data disk, 1 MiB on the OS disk.
+      const fill = (seed: number, n: number) => {
+        const b = Buffer.alloc(n)
+        for (let i = 0; i < n; i += 4) b.writeUInt32LE((i * 2654435761 + seed) >>> 0, i)
+        return b
+      }
+      for (let o = 0; o < 8 * MiB; o += 4 * MiB) await disks.writePages(ref('db-data'), o, fill(o, 4 * MiB))
+      await disks.writePages(ref('db-os'), 0, fill(7, MiB))
+      let now = Date.UTC(2026, 5, 1, 12)
+      const store = new ProtectionStore(catalog, { now: () => now })
+      const service = new ProtectionService({
+        store,
+        disks,
+        vault: new RegistryVaultTransfer(vaults, disks),
+        now: () => now,
+      })
+      await store.createVm({
+        name: 'db',
+        osDisk: ref('db-os'),
+        dataDisks: [{ lun: 0, disk: ref('db-data') }],
+        configuration: {},
+      })
+      await store.createPolicy('v1', {
+        name: 'daily',
+        instantRpRetentionRangeInDays: 1,
+        schedule: { frequency: 'Daily', time: '22:00' },
+        retention: { daily: { days: 7 } },
+      })
+      await store.protect('db', { vault: 'v1', policy: 'daily' })
+
+      const first = await service.backup('db', { kind: 'Scheduled' })
+      assert.equal(first.status, 'Completed', JSON.stringify(first))
+      assert.equal(first.details.incremental, false)
+      // 1% churn: 160 KiB in 40 scattered 4 KiB writes.
+      for (let i = 0; i < 40; i++)
+        await disks.writePages(ref('db-data'), i * 200 * 1024, fill(1000 + i, 4096))
+      now += 2 * 86_400_000
+      const second = await service.backup('db', { kind: 'Scheduled' })
+      assert.equal(second.status, 'Completed', JSON.stringify(second))
+      assert.equal(second.details.incremental, true)
+      assert.ok(
+        (second.details.bytesAdded as number) < (first.details.bytesAdded as number) / 5,
+        `${second.details.bytesAdded} vs ${first.details.bytesAdded}`,
+      )
+
+      const points = await store.listRecoveryPoints('db')
+      assert.deepEqual(
+        points.map((p) => p.tier),
+        ['Vault', 'SnapshotAndVault'],
+        'the older snapshot is gone, the latest always stays',
+      )
+      assert.equal(disks.listSnapshots(ref('db-data')).length, 1)
+
+      const fromVault = await (await service.restoreDisks(points[0]!.id, { prefix: 'old' })).done
+      assert.equal(fromVault.status, 'Completed', JSON.stringify(fromVault))
+      assert.deepEqual(
+        (fromVault.details.disks as { from: string }[]).map((d) => d.from),
+        ['Vault', 'Vault'],
+      )
+      const restored = await disks.read(ref('old-lun0'), 0, 8 * MiB)
+      const expected = Buffer.concat([fill(0, 4 * MiB), fill(4 * MiB, 4 * MiB)])
+      assert.ok(restored.equals(expected), 'the vault copy holds the first backup, before the churn')
+
+      // Retention: past 7 days the older point goes; the latest stays whatever its age.
+      now += 10 * 86_400_000
+      assert.deepEqual(await service.applyRetention(), { pruned: 1 })
+      assert.equal((await store.listRecoveryPoints('db')).length, 1)
+    } finally {
+      await vaults.close()
       await disks.close()
       await catalog.close()
       rmSync(dir, { recursive: true, force: true })

@@ -84,6 +84,9 @@ describe('cairn CLI for VMs, policies, protection and jobs (against a real cairn
       const list = await cairn(url, 'policy', 'list', '--vault', 'v1')
       assert.match(list.stdout, /daily-30\s+Standard\s+daily 22:30\s+Europe\/Berlin\s+2\s+30d 12w/)
 
+      const noVault = await cairn(url, 'protect', 'web-1', '--vault', 'v1', '--policy', 'daily-30')
+      assert.equal(noVault.code, 3, 'the vault must exist')
+      assert.equal((await cairn(url, 'vault', 'create', 'v1')).code, 0)
       const protect = await cairn(
         url,
         'protect',
@@ -112,6 +115,7 @@ describe('cairn CLI for VMs, policies, protection and jobs (against a real cairn
       const points = JSON.parse((await cairn(url, 'rp', 'list', 'web-1', '--json')).stdout)
       assert.equal(points.length, 1)
       assert.equal(points[0].consistency, 'CrashConsistent')
+      assert.equal(points[0].tier, 'SnapshotAndVault')
       assert.deepEqual(
         points[0].disks.map((d: { lun: number | string }) => d.lun),
         ['os', 1],

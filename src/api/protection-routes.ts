@@ -184,10 +184,10 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
     }),
     async (c) => {
       const b = c.req.valid('json')
-      const options: Parameters<ProtectionStore['protect']>[1] = {
-        vault: c.req.valid('param').vault,
-        policy: b.policy,
-      }
+      const vault = c.req.valid('param').vault
+      // With vaults in the service, the vault must exist: backups are transferred into it.
+      if (ctx.vaults) await ctx.vaults.get(vault)
+      const options: Parameters<ProtectionStore['protect']>[1] = { vault, policy: b.policy }
       if (b.includedLuns) options.includedLuns = b.includedLuns
       if (b.includeFutureDisks !== undefined) options.includeFutureDisks = b.includeFutureDisks
       const item = await store.protect(b.vm, options)

@@ -53,6 +53,7 @@ export {
   type RecoveryPointDisk,
   type RecoveryPointTier,
 } from './protection-store.js'
+export { RegistryVaultTransfer } from './registry-vault-transfer.js'
 export {
   expiredSnapshots,
   onDemandExpiry,

@@ -7,25 +7,44 @@ import { expiredSnapshots, onDemandExpiry, planRetention } from './retention.js'
 import { refKey, type VmSpec } from './vm.js'
 
 /**
- * What protection needs from the vault engine: store one disk snapshot as a logically full backup
- * reading only what changed since a base the vault already holds, restore one, delete one.
+ * What protection needs from the vault engine: store every disk of a snapshot-tier point as one vault
+ * recovery point, reading only what changed since a base the vault holds; restore a disk; delete.
  */
 export interface VaultTransfer {
-  backupDisk(
+  backupPoint(
     request: {
       vault: string
-      disk: DiskRef
-      snapshot: string
-      size: number
-      base?: { snapshot: string; backup: string }
+      item: { kind: string; name: string; config: Record<string, unknown> }
+      consistency: Consistency
+      expiresAt?: string
+      disks: {
+        name: string
+        lun?: number
+        disk: DiskRef
+        snapshot: string
+        size: number
+        baseSnapshot?: string
+      }[]
+      /** The vault point of an earlier point whose snapshots still exist: only the diff is read. */
+      base?: string
     },
     options: LongOperationOptions,
-  ): Promise<{ backup: string; bytesRead: number }>
+  ): Promise<{ id: string; bytesAdded: number }>
   restoreDisk(
-    request: { vault: string; backup: string; target: DiskRef },
+    request: { vault: string; point: string; disk: string; target: DiskRef; size: number },
     options: LongOperationOptions,
   ): Promise<void>
-  deleteBackup(vault: string, backup: string): Promise<void>
+  deletePoint(vault: string, point: string): Promise<void>
+}
+
+/** Name of a recovery point's disk inside its vault point: `os`, `lun0`, … */
+const vaultDiskName = (lun: number | 'os') => (lun === 'os' ? 'os' : `lun${lun}`)
+
+/** Splits a disk's `vaultBackup` (`<vault point>/<disk>`). */
+function vaultRef(d: RecoveryPointDisk): { point: string; disk: string } | undefined {
+  if (!d.vaultBackup) return undefined
+  const i = d.vaultBackup.lastIndexOf('/')
+  return { point: d.vaultBackup.slice(0, i), disk: d.vaultBackup.slice(i + 1) }
 }
 
 /** Options of a ProtectionService. */
@@ -272,7 +291,7 @@ export class ProtectionService {
       details.recoveryPoint = point.id
       // 5. Transfer to the vault, only what changed since the previous point still in both tiers.
       if (this.#vault) {
-        await this.#transfer(job, point, b.vault, signal)
+        Object.assign(details, await this.#transfer(job, point, b.vault, signal))
         point = await this.#store.getRecoveryPoint(point.id)
       }
       // 6. Snapshots past the instant-restore retention go (the latest always stays).
@@ -306,46 +325,60 @@ export class ProtectionService {
     }
   }
 
-  async #transfer(job: Job, point: RecoveryPoint, vault: string, signal: AbortSignal): Promise<void> {
+  async #transfer(
+    job: Job,
+    point: RecoveryPoint,
+    vault: string,
+    signal: AbortSignal,
+  ): Promise<{ vaultPoint: string; bytesAdded: number; incremental: boolean }> {
     const vaultApi = this.#vault!
     await this.#store.updateJob(job.id, { phase: 'TransferToVault' })
-    const history = (
-      await this.#store.listRecoveryPoints((await this.#store.getItemById(point.itemId)).vmName)
-    ).filter((p) => p.id !== point.id && p.tier === 'SnapshotAndVault')
-    const previous = history.at(-1)
+    const item = await this.#store.getItemById(point.itemId)
+    // The base: the newest earlier point in both tiers whose snapshots all still exist.
+    const previous = (await this.#store.listRecoveryPoints(item.vmName))
+      .filter(
+        (p) =>
+          p.id !== point.id &&
+          p.tier === 'SnapshotAndVault' &&
+          p.disks.every((d) => d.snapshot && d.vaultBackup),
+      )
+      .at(-1)
     const total = point.disks.reduce((n, d) => n + d.size, 0)
-    const done = new Map<number, number>()
-    const report = async () => {
-      await this.#store.updateJob(job.id, {
-        bytesDone: [...done.values()].reduce((a, b) => a + b, 0),
-        bytesTotal: total,
-      })
-    }
-    await report()
-    const disks = await Promise.all(
-      point.disks.map(async (d, i) => {
-        const prev = previous?.disks.find((p) => refKey(p.source) === refKey(d.source))
-        const request: Parameters<VaultTransfer['backupDisk']>[0] = {
-          vault,
+    await this.#store.updateJob(job.id, { bytesDone: 0, bytesTotal: total })
+    let last = 0
+    const { agent: _agent, ...config } = point.vm
+    const request: Parameters<VaultTransfer['backupPoint']>[0] = {
+      vault,
+      item: { kind: 'vm', name: item.vmName, config: { ...config, recoveryPoint: point.id } },
+      consistency: point.consistency,
+      disks: point.disks.map((d) => {
+        const prev = previous?.disks.find((p) => refKey(p.source) === refKey(d.source) && p.size === d.size)
+        const disk: Parameters<VaultTransfer['backupPoint']>[0]['disks'][number] = {
+          name: vaultDiskName(d.lun),
           disk: d.source,
           snapshot: d.snapshot!,
           size: d.size,
         }
-        if (prev?.snapshot && prev.vaultBackup)
-          request.base = { snapshot: prev.snapshot, backup: prev.vaultBackup }
-        const res = await vaultApi.backupDisk(request, {
-          signal,
-          onProgress: (p) => {
-            done.set(i, p.bytesDone)
-            void report()
-          },
-        })
-        done.set(i, d.size)
-        return { ...d, vaultBackup: res.backup }
+        if (d.lun !== 'os') disk.lun = d.lun
+        if (prev?.snapshot) disk.baseSnapshot = prev.snapshot
+        return disk
       }),
-    )
-    await report()
+    }
+    if (point.expiresAt) request.expiresAt = point.expiresAt
+    const prevRef = previous ? vaultRef(previous.disks[0]!) : undefined
+    if (prevRef) request.base = prevRef.point
+    const res = await vaultApi.backupPoint(request, {
+      signal,
+      onProgress: (p) => {
+        if (Date.now() - last < 200) return
+        last = Date.now()
+        void this.#store.updateJob(job.id, { bytesDone: p.bytesDone, bytesTotal: p.bytesTotal || total })
+      },
+    })
+    const disks = point.disks.map((d) => ({ ...d, vaultBackup: `${res.id}/${vaultDiskName(d.lun)}` }))
     await this.#store.updateRecoveryPoint(point.id, { tier: 'SnapshotAndVault', disks })
+    await this.#store.updateJob(job.id, { bytesDone: total, bytesTotal: total })
+    return { vaultPoint: res.id, bytesAdded: res.bytesAdded, incremental: prevRef !== undefined }
   }
 
   /** Removes snapshots older than the instant-restore retention, for points the vault also holds. */
@@ -544,13 +577,17 @@ export class ProtectionService {
   }
 
   async #fromVault(vault: string, d: RecoveryPointDisk, target: DiskRef, signal: AbortSignal): Promise<void> {
-    if (!d.vaultBackup || !this.#vault) {
+    const ref = vaultRef(d)
+    if (!ref || !this.#vault) {
       throw new CairnError(
         'RecoveryPointNotFound',
         `Cannot restore disk ${refKey(d.source)}: the point is in neither the snapshot tier nor the vault`,
       )
     }
-    await this.#vault.restoreDisk({ vault, backup: d.vaultBackup, target }, { signal })
+    await this.#vault.restoreDisk(
+      { vault, point: ref.point, disk: ref.disk, target, size: d.size },
+      { signal },
+    )
   }
 
   async #pointWithItem(pointId: string) {
@@ -607,9 +644,12 @@ export class ProtectionService {
 
   /** Removes a recovery point's snapshots and vault backups (its record is the caller's). */
   async deletePointData(vault: string, p: RecoveryPoint): Promise<void> {
+    const points = new Set<string>()
     for (const d of p.disks) {
       if (d.snapshot) await this.#disks.deleteSnapshot(d.source, d.snapshot).catch(() => {})
-      if (d.vaultBackup && this.#vault) await this.#vault.deleteBackup(vault, d.vaultBackup)
+      const ref = vaultRef(d)
+      if (ref) points.add(ref.point)
     }
+    if (this.#vault) for (const point of points) await this.#vault.deletePoint(vault, point)
   }
 }

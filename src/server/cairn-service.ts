@@ -6,7 +6,13 @@ import { createAdaptorServer } from '@hono/node-server'
 import { createApiApp, type ServiceInfo } from '../api/index.js'
 import { type Catalog, openSqliteCatalog } from '../catalog/index.js'
 import { type DiskStore, LogDiskStore } from '../diskstore/index.js'
-import { JobRegistry, ProtectionService, ProtectionStore, Scheduler } from '../protection/index.js'
+import {
+  JobRegistry,
+  ProtectionService,
+  ProtectionStore,
+  RegistryVaultTransfer,
+  Scheduler,
+} from '../protection/index.js'
 import { CairnError, createLogger, type Logger } from '../util/index.js'
 import { VaultRegistry } from '../vault/index.js'
 import { close, listen } from './_listen.js'
@@ -105,6 +111,7 @@ export class CairnService {
       const backups = new ProtectionService({
         store: protection,
         disks: this.#diskStore,
+        vault: new RegistryVaultTransfer(this.#vaults, this.#diskStore),
         logger: log.child({ component: 'protection' }),
       })
       this.#backups = backups
