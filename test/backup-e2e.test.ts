@@ -334,4 +334,49 @@ describe('backups and restores end to end (real disk store, real agent process)'
       rmSync(dir, { recursive: true, force: true })
     }
   })
+
+  it('sends only the last scheduled backup of the day to the vault under an hourly policy', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cairn-backup-hourly-'))
+    const catalog = await openSqliteCatalog(join(dir, 'catalog.db'))
+    const disks = await LogDiskStore.open(join(dir, 'disks'))
+    const vaults = new VaultRegistry(catalog, { dataDir: dir })
+    try {
+      await vaults.create('v1')
+      await disks.createAccount(ACCOUNT)
+      await disks.createContainer(ACCOUNT, CONTAINER)
+      await disks.createDisk(ref('h-os'), { size: MiB })
+      let now = Date.UTC(2026, 5, 1, 12, 10)
+      const store = new ProtectionStore(catalog, { now: () => now })
+      const service = new ProtectionService({
+        store,
+        disks,
+        vault: new RegistryVaultTransfer(vaults, disks),
+        now: () => now,
+      })
+      await store.createVm({ name: 'h', osDisk: ref('h-os'), configuration: {} })
+      await store.createPolicy('v1', {
+        name: 'every-4h',
+        policyType: 'Enhanced',
+        schedule: { frequency: 'Hourly', intervalHours: 4, windowStart: '00:00', windowDurationHours: 24 },
+        retention: { daily: { days: 7 } },
+      })
+      await store.protect('h', { vault: 'v1', policy: 'every-4h' })
+      const noon = await service.backup('h', { kind: 'Scheduled' })
+      assert.match(String(noon.details.vault), /skipped/)
+      now = Date.UTC(2026, 5, 1, 20, 10)
+      const evening = await service.backup('h', { kind: 'Scheduled' })
+      assert.equal(evening.details.vault, undefined)
+      const onDemand = await service.backup('h')
+      assert.equal(onDemand.details.vault, undefined, 'an on-demand backup always goes to the vault')
+      assert.deepEqual(
+        (await store.listRecoveryPoints('h')).map((p) => p.tier),
+        ['Snapshot', 'SnapshotAndVault', 'SnapshotAndVault'],
+      )
+    } finally {
+      await vaults.close()
+      await disks.close()
+      await catalog.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
 })

@@ -1,9 +1,11 @@
 import type { DiskRef, DiskStore, LongOperationOptions } from '../diskstore/index.js'
 import { CairnError, isCairnError, type Logger, silentLogger } from '../util/index.js'
+import { toWall } from './_zoned-time.js'
 import { AgentClient, type AgentQuiesce, type AgentThaw, type Consistency } from './agent-client.js'
 import type { BackupPolicy } from './policy.js'
 import type { Job, ProtectionStore, RecoveryPoint, RecoveryPointDisk } from './protection-store.js'
 import { expiredSnapshots, onDemandExpiry, planRetention } from './retention.js'
+import { scheduledTimes } from './schedule.js'
 import { refKey, type VmSpec } from './vm.js'
 
 /**
@@ -290,7 +292,13 @@ export class ProtectionService {
       point = await this.#store.addRecoveryPoint(rp)
       details.recoveryPoint = point.id
       // 5. Transfer to the vault, only what changed since the previous point still in both tiers.
-      if (this.#vault) {
+      // Under an hourly policy only the day's last scheduled backup goes to the vault, as in the reference.
+      const laterToday =
+        b.kind === 'Scheduled' &&
+        b.policy.schedule.frequency === 'Hourly' &&
+        laterSlotToday(b.policy, time.getTime())
+      if (laterToday) details.vault = 'skipped: a later scheduled backup today goes to the vault'
+      if (this.#vault && !laterToday) {
         Object.assign(details, await this.#transfer(job, point, b.vault, signal))
         point = await this.#store.getRecoveryPoint(point.id)
       }
@@ -652,4 +660,13 @@ export class ProtectionService {
     }
     if (this.#vault) for (const point of points) await this.#vault.deletePoint(vault, point)
   }
+}
+
+/** True when the policy has another slot later on the same calendar day (in its zone) as `at`. */
+function laterSlotToday(policy: BackupPolicy, at: number): boolean {
+  const day = toWall(at, policy.timeZone)
+  return scheduledTimes(policy, at + 1, at + 86_400_000).some((t) => {
+    const w = toWall(t, policy.timeZone)
+    return w.year === day.year && w.month === day.month && w.day === day.day
+  })
 }
