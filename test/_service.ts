@@ -28,7 +28,21 @@ export async function startService(
 ): Promise<RunningService> {
   const data = options.data ?? mkdtempSync(join(tmpdir(), 'cairn-e2e-'))
   const ownsData = options.data === undefined
-  const args = [CAIRN_BIN, 'serve', '--data', data, '--port', '0', '--log-format', 'json', ...extraArgs]
+  const args = [
+    CAIRN_BIN,
+    'serve',
+    '--data',
+    data,
+    '--port',
+    '0',
+    '--blob-port',
+    '0',
+    '--nbd-port',
+    '0',
+    '--log-format',
+    'json',
+    ...extraArgs,
+  ]
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
   const logs: string[] = []
   let exited: Promise<number | null> = new Promise((r) => child.once('exit', (code) => r(code)))

@@ -37,7 +37,7 @@ describe('vault through the service and the CLI', () => {
   it('create, back up, list, restore, verify, usage, prune, gc and rotate the key of an encrypted vault', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'cairn-vault-cli-'))
     const service = new CairnService(
-      { data: join(dir, 'data'), host: '127.0.0.1', port: 0, logLevel: 'error' },
+      { data: join(dir, 'data'), host: '127.0.0.1', port: 0, blobPort: 0, nbdPort: 0, logLevel: 'error' },
       { logger: silentLogger },
     )
     await service.start()
@@ -97,7 +97,7 @@ describe('vault through the service and the CLI', () => {
 
     // After a restart the vault is locked; the old passphrase is refused, the new one opens it.
     const again = new CairnService(
-      { data: join(dir, 'data'), host: '127.0.0.1', port: 0, logLevel: 'error' },
+      { data: join(dir, 'data'), host: '127.0.0.1', port: 0, blobPort: 0, nbdPort: 0, logLevel: 'error' },
       { logger: silentLogger },
     )
     await again.start()

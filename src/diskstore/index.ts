@@ -1,3 +1,4 @@
 // The disk store: thin page-blob disks with instant snapshots and page-range diffs.
+export { forEachDataRun } from './_raw-file.js'
 export { LogDiskStore, type LogDiskStoreOptions } from './log-disk-store.js'
 export * from './types.js'

@@ -296,6 +296,34 @@ describe('LogDiskStore', () => {
     })
   })
 
+  it('refuses to open, changing nothing, when a segment before the last is damaged', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cairn-ds-'))
+    try {
+      const store = await LogDiskStore.open(dir, { compactIntervalMs: 0, segmentSize: 64 * 1024 })
+      await store.createAccount('acct1')
+      await store.createContainer('acct1', 'disks')
+      await store.createDisk(ref, { size: MiB })
+      for (let i = 0; i < 8; i++) await store.writePages(ref, i * 32768, data(32768, i + 1))
+      await store.close()
+      for (const f of readdirSync(dir)) if (f.startsWith('checkpoint-')) rmSync(join(dir, f))
+      const segs = readdirSync(dir).filter((f) => f.startsWith('seg-'))
+      assert.ok(segs.length > 2)
+      const first = join(dir, segs.sort()[0]!)
+      const bytes = readFileSync(first)
+      bytes[bytes.length - 100]! ^= 0xff
+      writeFileSync(first, bytes)
+      await rejects(() => LogDiskStore.open(dir, { compactIntervalMs: 0 }), 'StoreCorrupt')
+      assert.deepEqual(
+        readdirSync(dir)
+          .filter((f) => f.startsWith('seg-'))
+          .sort(),
+        segs.sort(),
+      )
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
   it('falls back to the previous checkpoint when the newest is damaged', async () => {
     await withStore(async (store, dir, reopen) => {
       await store.writePages(ref, 0, data(512, 1))

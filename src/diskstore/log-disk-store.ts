@@ -321,7 +321,10 @@ export class LogDiskStore implements DiskStore {
         continue
       }
       const missing = data.writes.find(([, pieces]) => pieces.some((p) => !segments.has(p.segment)))
-      if (missing !== undefined) {
+      const start = (data.json as CheckpointJson).log
+      // Replay must begin in the checkpoint's segment; if it is gone but later ones exist, records were lost.
+      const startGone = !segments.has(start.segment) && [...segments].some((n) => n > start.segment)
+      if (missing !== undefined || startGone) {
         this.#logger.warn('disk store checkpoint refers to a removed segment; trying an older one', {
           checkpoint: n,
         })
@@ -467,6 +470,15 @@ export class LogDiskStore implements DiskStore {
         const stop = r.value
         const end = this.#log.end()
         if (stop.segment !== end.segment || stop.offset !== end.offset) {
+          // Only the last segment can end in a torn record (a crash mid-append); damage anywhere else
+          // would lose acknowledged records, so refuse to open instead of cutting.
+          const last = this.#log.segments().at(-1)
+          if (stop.segment !== last) {
+            throw new CairnError(
+              'StoreCorrupt',
+              `Cannot open the disk store in ${this.#dir}: segment ${stop.segment} is damaged at offset ${stop.offset} and later segments exist`,
+            )
+          }
           this.#logger.warn('disk store log has a torn tail; cutting it', { ...stop })
           this.#log.truncateAt(stop)
         }

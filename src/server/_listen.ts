@@ -12,8 +12,7 @@ export function listen(
   return new Promise((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException) => {
       server.off('listening', onListening)
-      const why = err.code === 'EADDRINUSE' ? 'the port is in use' : err.message
-      reject(new CairnError('ConfigInvalid', `Cannot listen for the ${what} on ${host}:${port}: ${why}`))
+      reject(listenError(err, what, host, port))
     }
     const onListening = () => {
       server.off('error', onError)
@@ -34,5 +33,15 @@ export function close(server: Server, graceMs = 10_000): Promise<void> {
       resolve()
     })
     server.closeIdleConnections()
+  })
+}
+
+/** A clear error for a listener that could not bind. */
+export function listenError(err: unknown, what: string, host: string, port: number): CairnError {
+  if (err instanceof CairnError) return err
+  const e = err as NodeJS.ErrnoException
+  const why = e.code === 'EADDRINUSE' ? 'the port is in use' : e.message
+  return new CairnError('ConfigInvalid', `Cannot listen for the ${what} on ${host}:${port}: ${why}`, {
+    cause: err,
   })
 }

@@ -4,8 +4,10 @@ import type { Server } from 'node:http'
 import { join } from 'node:path'
 import { createAdaptorServer } from '@hono/node-server'
 import { createApiApp, type ServiceInfo } from '../api/index.js'
+import { BlobApiServer } from '../blobapi/index.js'
 import { type Catalog, openSqliteCatalog } from '../catalog/index.js'
 import { type DiskStore, LogDiskStore } from '../diskstore/index.js'
+import { DiskStoreExports, NbdServer } from '../nbd/index.js'
 import {
   JobRegistry,
   ProtectionService,
@@ -15,7 +17,7 @@ import {
 } from '../protection/index.js'
 import { CairnError, createLogger, type Logger } from '../util/index.js'
 import { VaultRegistry } from '../vault/index.js'
-import { close, listen } from './_listen.js'
+import { close, listen, listenError } from './_listen.js'
 import type { ServiceConfig } from './config.js'
 import { DataFolderLock } from './data-folder-lock.js'
 import { VERSION } from './version.js'
@@ -45,6 +47,8 @@ export class CairnService {
   #vaults: VaultRegistry | undefined
   #jobs: JobRegistry | undefined
   #api: Server | undefined
+  #blobApi: BlobApiServer | undefined
+  #nbd: NbdServer | undefined
   #listeners: Record<string, string> = {}
   #startedAt = ''
   #accepting = false
@@ -142,11 +146,25 @@ export class CairnService {
       this.#api = createAdaptorServer({ fetch: app.fetch }) as Server
       const port = await listen(this.#api, this.config.port, this.config.host, 'management API')
       this.#listeners.api = `http://${this.config.host}:${port}`
+      this.#blobApi = new BlobApiServer(this.#diskStore, { logger: log.child({ component: 'blobapi' }) })
+      const blobPort = await this.#blobApi
+        .listen(this.config.blobPort, this.config.host)
+        .catch((err) => Promise.reject(listenError(err, 'blob API', this.config.host, this.config.blobPort)))
+      this.#listeners.blob = `http://${this.config.host}:${blobPort}`
+      this.#nbd = new NbdServer(new DiskStoreExports(this.#diskStore), {
+        logger: log.child({ component: 'nbd' }),
+      })
+      const nbdPort = await this.#nbd
+        .listen(this.config.nbdPort, this.config.host)
+        .catch((err) => Promise.reject(listenError(err, 'NBD server', this.config.host, this.config.nbdPort)))
+      this.#listeners.nbd = `nbd://${this.config.host}:${nbdPort}`
       this.#startedAt = new Date().toISOString()
       this.#accepting = true
       await this.#scheduler.start()
       log.info('cairn started', { version: VERSION, data: this.config.data, ...this.#listeners })
       log.info(`management API and OpenAPI document at ${this.#listeners.api}/api/v1/openapi.json`)
+      log.info(`Azure Blob API at ${this.#listeners.blob}/ACCOUNT/CONTAINER/BLOB (devstoreaccount1)`)
+      log.info(`NBD exports at ${this.#listeners.nbd}/ACCOUNT/CONTAINER/DISK[@SNAPSHOT]`)
     } catch (err) {
       await this.#shutdown()
       throw err
@@ -176,19 +194,24 @@ export class CairnService {
 
   async #shutdown(): Promise<void> {
     this.#accepting = false
+    // Listeners first (in-flight requests finish), then running jobs, then the engines they use.
     if (this.#api?.listening) await close(this.#api)
     this.#api = undefined
-    // Running backups end Cancelled (never half a recovery point) before the stores close.
+    // Running backups end Cancelled (never half a recovery point) before the engines close.
     await this.#scheduler?.stop()
     this.#scheduler = undefined
     await this.#backups?.close()
     this.#backups = undefined
-    await this.#diskStore?.close()
-    this.#diskStore = undefined
+    await this.#blobApi?.close()
+    this.#blobApi = undefined
+    await this.#nbd?.close()
+    this.#nbd = undefined
     await this.#jobs?.close()
     this.#jobs = undefined
     await this.#vaults?.close()
     this.#vaults = undefined
+    await this.#diskStore?.close()
+    this.#diskStore = undefined
     await this.#catalog?.close()
     this.#catalog = undefined
     this.#lock.release()

@@ -10,6 +10,10 @@ export interface ServiceConfig {
   host: string
   /** Management API and portal port. */
   port: number
+  /** Azure Blob page-blob API port. */
+  blobPort: number
+  /** NBD server port. */
+  nbdPort: number
   logLevel: LogLevel
   /** Log format: JSON lines, or readable text; default: JSON unless stderr is a terminal. */
   logFormat?: 'json' | 'text'
@@ -47,6 +51,22 @@ export const SERVICE_OPTIONS: OptionSpec[] = [
     help: 'address to listen on',
   },
   { key: 'port', flag: 'port', env: 'CAIRN_PORT', type: 'port', default: 7070, help: 'management API port' },
+  {
+    key: 'blobPort',
+    flag: 'blob-port',
+    env: 'CAIRN_BLOB_PORT',
+    type: 'port',
+    default: 10000,
+    help: 'Azure Blob page-blob API port',
+  },
+  {
+    key: 'nbdPort',
+    flag: 'nbd-port',
+    env: 'CAIRN_NBD_PORT',
+    type: 'port',
+    default: 10809,
+    help: 'NBD server port',
+  },
   {
     key: 'logLevel',
     flag: 'log-level',

@@ -91,6 +91,17 @@ export const errorCatalogue = {
     'The recovery point a backup builds on was deleted while the backup ran.',
   ),
   JobNotFound: spec(404, EXIT.notFound, 'The job does not exist.'),
+  // NBD server
+  NbdExportNotFound: spec(404, EXIT.notFound, 'No NBD export has this name.'),
+
+  // Blob API (the Azure-compatible plane answers these with Azure's own codes, see src/blobapi/blob-errors.ts)
+  AuthenticationFailed: spec(403, EXIT.auth, 'The request is not signed with a key of the account.'),
+  ChecksumMismatch: spec(400, EXIT.integrity, 'The request body does not match the checksum sent with it.'),
+  OperationNotSupported: spec(
+    409,
+    EXIT.usage,
+    'The blob API does not allow this operation on this resource.',
+  ),
 
   // Agent (names of the reference's Linux script framework) and the service's view of an agent
   PreScriptExecutionFailed: spec(500, EXIT.failure, 'The pre-script failed on every try.'),

@@ -1,6 +1,8 @@
 import type { CommandDef } from '../command.js'
+import { accountCommands } from './account-commands.js'
 import { agentCommands } from './agent-commands.js'
 import { backupCommands } from './backup-commands.js'
+import { diskCommands } from './disk-commands.js'
 import { jobCommands } from './job-commands.js'
 import { protectionCommands } from './protection-commands.js'
 import { restoreCommands } from './restore-commands.js'
@@ -11,6 +13,8 @@ import { vaultCommands } from './vault-commands.js'
 /** Every command of the cairn CLI, in help order. */
 export const COMMANDS: CommandDef[] = [
   ...systemCommands,
+  ...accountCommands,
+  ...diskCommands,
   ...vaultCommands,
   ...backupCommands,
   ...rpCommands,

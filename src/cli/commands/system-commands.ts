@@ -29,6 +29,18 @@ export const systemCommands: CommandDef[] = [
         value: 'PORT',
         help: 'management API port (env CAIRN_PORT; default 7070)',
       },
+      {
+        name: 'blob-port',
+        type: 'number',
+        value: 'PORT',
+        help: 'Azure Blob API port (env CAIRN_BLOB_PORT; default 10000)',
+      },
+      {
+        name: 'nbd-port',
+        type: 'number',
+        value: 'PORT',
+        help: 'NBD server port (env CAIRN_NBD_PORT; default 10809)',
+      },
       { name: 'config', type: 'string', value: 'FILE', help: 'JSON config file (env CAIRN_CONFIG)' },
       {
         name: 'log-level',
@@ -50,6 +62,8 @@ export const systemCommands: CommandDef[] = [
           data: opts.data as string | undefined,
           host: opts.host as string | undefined,
           port: opts.port as number | undefined,
+          'blob-port': opts['blob-port'] as number | undefined,
+          'nbd-port': opts['nbd-port'] as number | undefined,
           config: opts.config as string | undefined,
           'log-level': opts['log-level'] as string | undefined,
           'log-format': opts['log-format'] as string | undefined,

@@ -1,0 +1,246 @@
+import { randomFillSync } from 'node:crypto'
+import { closeSync, fsyncSync, openSync, readSync, rmSync, writeSync } from 'node:fs'
+import { join } from 'node:path'
+import { type DiskRef, LogDiskStore } from '../../src/diskstore/index.js'
+import { run } from '../_util.js'
+import type { BenchContext, BenchResult, BenchScenario } from '../bench-types.js'
+
+const MiB = 1024 * 1024
+const GiB = 1024 * MiB
+const TiB = 1024 * GiB
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.floor(s.length / 2)]!
+}
+const round = (x: number, digits = 2) => Math.round(x * 10 ** digits) / 10 ** digits
+
+function result(metric: string, value: number, unit: string, extra: Partial<BenchResult> = {}): BenchResult {
+  return { scenario: 'diskstore', subject: 'cairn', metric, value, unit, ...extra }
+}
+
+/** Random 4 KiB-aligned offsets in `size` bytes, all different. */
+function scattered(count: number, size: number, seed = 1): number[] {
+  let a = seed
+  const rnd = () => {
+    a = (a * 1103515245 + 12345) % 2147483648
+    return a / 2147483648
+  }
+  const pages = Math.floor(size / 4096)
+  const set = new Set<number>()
+  while (set.size < count) set.add(Math.floor(rnd() * pages) * 4096)
+  return [...set]
+}
+
+/** Median snapshot latency over `n` snapshots, each after one small write; snapshots are deleted again. */
+async function snapshotMs(store: LogDiskStore, ref: DiskRef, n: number, size: number): Promise<number> {
+  const page = Buffer.alloc(4096, 7)
+  const times: number[] = []
+  const offsets = scattered(n, size, 99)
+  for (let i = 0; i < n; i++) {
+    await store.writePages(ref, offsets[i]!, page)
+    const t = performance.now()
+    const s = await store.snapshot(ref)
+    times.push(performance.now() - t)
+    await store.deleteSnapshot(ref, s.snapshot!)
+  }
+  return median(times)
+}
+
+async function snapshots(ctx: BenchContext, store: LogDiskStore): Promise<BenchResult[]> {
+  const out: BenchResult[] = []
+  const n = ctx.quick ? 10 : 30
+  const data = Buffer.alloc(4096, 1)
+  for (const [label, size] of [
+    ['1 GiB', GiB],
+    ['1 TiB', TiB],
+  ] as const) {
+    const ref = { account: 'bench', container: 'disks', disk: `snap-${label.replace(' ', '')}` }
+    await store.createDisk(ref, { size })
+    for (const off of scattered(ctx.quick ? 2000 : 10_000, size))
+      await store.writePages(ref, off, data, { durable: false })
+    await store.flush()
+    await store.snapshot(ref)
+    const ms = await snapshotMs(store, ref, n, size)
+    out.push(
+      result(`snapshot, ${label} disk, 1 existing`, round(ms), 'ms', { target: '< 10 ms', pass: ms < 10 }),
+    )
+    if (size === TiB) {
+      const page = Buffer.alloc(4096, 3)
+      const offs = scattered(400, size, 5)
+      for (let i = 0; i < 399; i++) {
+        await store.writePages(ref, offs[i]!, page, { durable: false })
+        await store.snapshot(ref)
+      }
+      const ms400 = await snapshotMs(store, ref, n, size)
+      out.push(
+        result(`snapshot, ${label} disk, 400 existing`, round(ms400), 'ms', {
+          target: '< 10 ms',
+          pass: ms400 < 10,
+        }),
+      )
+    }
+  }
+  return out
+}
+
+async function diffs(ctx: BenchContext, store: LogDiskStore): Promise<BenchResult[]> {
+  const ref = { account: 'bench', container: 'disks', disk: 'diff-1TiB' }
+  await store.createDisk(ref, { size: TiB })
+  const page = Buffer.alloc(4096, 5)
+  for (const off of scattered(10_000, TiB, 11)) await store.writePages(ref, off, page, { durable: false })
+  const from = (await store.snapshot(ref)).snapshot!
+  const changed = scattered(10_000, TiB, 12)
+  for (const off of changed) await store.writePages(ref, off, page, { durable: false })
+  const to = (await store.snapshot(ref)).snapshot!
+  const times: number[] = []
+  let extents = 0
+  for (let i = 0; i < (ctx.quick ? 3 : 7); i++) {
+    const t = performance.now()
+    const d = store.diff(ref, { from, to })
+    times.push(performance.now() - t)
+    extents = d.pageRanges.length
+  }
+  const ms = median(times)
+  ctx.log(`diff found ${extents} changed extents`)
+  return [
+    result('diff of 10,000 changed extents, 1 TiB disk', round(ms), 'ms', {
+      target: '< 200 ms',
+      pass: ms < 200,
+    }),
+  ]
+}
+
+async function sequential(ctx: BenchContext, store: LogDiskStore): Promise<BenchResult[]> {
+  const total = ctx.quick ? 256 * MiB : GiB
+  const chunk = 4 * MiB
+  const buf = randomFillSync(Buffer.alloc(chunk))
+  // Plain file I/O: the same 4 MiB writes into one file, one fsync at the end; then read it back.
+  const plainPath = join(ctx.dir, 'plain.bin')
+  const fd = openSync(plainPath, 'w+')
+  let t = performance.now()
+  for (let at = 0; at < total; at += chunk) writeSync(fd, buf, 0, chunk, at)
+  fsyncSync(fd)
+  const plainWrite = total / MiB / ((performance.now() - t) / 1000)
+  const rbuf = Buffer.alloc(chunk)
+  t = performance.now()
+  for (let at = 0; at < total; at += chunk) readSync(fd, rbuf, 0, chunk, at)
+  const plainRead = total / MiB / ((performance.now() - t) / 1000)
+  closeSync(fd)
+  rmSync(plainPath)
+
+  const ref = { account: 'bench', container: 'disks', disk: 'seq' }
+  await store.createDisk(ref, { size: total })
+  t = performance.now()
+  for (let at = 0; at < total; at += chunk) await store.writePages(ref, at, buf, { durable: false })
+  await store.flush()
+  const cairnWrite = total / MiB / ((performance.now() - t) / 1000)
+  t = performance.now()
+  for (let at = 0; at < total; at += chunk) await store.read(ref, at, chunk)
+  const cairnRead = total / MiB / ((performance.now() - t) / 1000)
+  const wr = cairnWrite / plainWrite
+  const rr = cairnRead / plainRead
+  return [
+    result('sequential write, 4 MiB writes', Math.round(cairnWrite), 'MB/s'),
+    { ...result('sequential write, 4 MiB writes', Math.round(plainWrite), 'MB/s'), subject: 'plain file' },
+    result('sequential write vs plain file', round(wr), 'x', { target: '>= 0.5x', pass: wr >= 0.5 }),
+    result('sequential read, 4 MiB reads', Math.round(cairnRead), 'MB/s'),
+    { ...result('sequential read, 4 MiB reads', Math.round(plainRead), 'MB/s'), subject: 'plain file' },
+    result('sequential read vs plain file', round(rr), 'x', { target: '>= 0.7x', pass: rr >= 0.7 }),
+  ]
+}
+
+async function randomWrites(ctx: BenchContext, store: LogDiskStore): Promise<BenchResult[]> {
+  const ref = { account: 'bench', container: 'disks', disk: 'random' }
+  const size = 16 * GiB
+  await store.createDisk(ref, { size })
+  const page = randomFillSync(Buffer.alloc(4096))
+  const n = ctx.quick ? 5000 : 50_000
+  const offsets = scattered(n, size, 21)
+  // Flushed at the end (NBD without FUA).
+  let t = performance.now()
+  for (const off of offsets) await store.writePages(ref, off, page, { durable: false })
+  await store.flush()
+  const buffered = n / ((performance.now() - t) / 1000)
+  // Each write durable, 32 in flight sharing fsyncs (Blob API clients in parallel).
+  const m = ctx.quick ? 2000 : 10_000
+  const more = scattered(m, size, 22)
+  t = performance.now()
+  let next = 0
+  await Promise.all(
+    Array.from({ length: 32 }, async () => {
+      while (next < m) await store.writePages(ref, more[next++]!, page)
+    }),
+  )
+  const durable = m / ((performance.now() - t) / 1000)
+  return [
+    result('random 4 KiB writes, flushed at the end', Math.round(buffered), 'writes/s'),
+    result('random 4 KiB writes, each durable, 32 in flight', Math.round(durable), 'writes/s'),
+  ]
+}
+
+async function importImage(ctx: BenchContext, store: LogDiskStore): Promise<BenchResult[]> {
+  const size = ctx.quick ? 512 * MiB : 2 * GiB
+  const image = join(ctx.dir, 'sparse.raw')
+  // A sparse image: one quarter data in 1 MiB runs spread over the file, the rest holes.
+  const fd = openSync(image, 'w')
+  const data = randomFillSync(Buffer.alloc(MiB))
+  for (let at = 0; at < size; at += 4 * MiB) writeSync(fd, data, 0, MiB, at)
+  const { ftruncateSync } = await import('node:fs')
+  ftruncateSync(fd, size)
+  fsyncSync(fd)
+  closeSync(fd)
+  const out: BenchResult[] = []
+  let qemuMs: number | undefined
+  if (ctx.has('qemu-img')) {
+    const target = join(ctx.dir, 'qemu-out.raw')
+    const r = await run('qemu-img', ['convert', '-f', 'raw', '-O', 'raw', '-t', 'writeback', image, target])
+    qemuMs = r.ms
+    rmSync(target)
+    out.push({ ...result('import of a sparse image', Math.round(qemuMs), 'ms'), subject: 'qemu-img' })
+  }
+  const t = performance.now()
+  await store.importFile(image, { account: 'bench', container: 'disks', disk: 'imported' })
+  const ms = performance.now() - t
+  out.push(result('import of a sparse image', Math.round(ms), 'ms'))
+  if (qemuMs !== undefined) {
+    const ratio = ms / qemuMs
+    out.push(
+      result('import time vs qemu-img convert', round(ratio), 'x', { target: '<= 1.5x', pass: ratio <= 1.5 }),
+    )
+  }
+  rmSync(image)
+  return out
+}
+
+/** The disk store: snapshot and diff latency, sequential and random I/O, import against qemu-img. */
+export const diskstore: BenchScenario = {
+  name: 'diskstore',
+  description:
+    'Disk store: snapshots (1 GiB/1 TiB, 1/400 existing), diffs, sequential and random I/O, import',
+  async run(ctx) {
+    const results: BenchResult[] = []
+    const part = async (
+      name: string,
+      fn: (ctx: BenchContext, store: LogDiskStore) => Promise<BenchResult[]>,
+    ) => {
+      const dir = join(ctx.dir, name)
+      const store = await LogDiskStore.open(dir, { compactIntervalMs: 0 })
+      try {
+        await store.createAccount('bench')
+        await store.createContainer('bench', 'disks')
+        ctx.log(name)
+        results.push(...(await fn(ctx, store)))
+      } finally {
+        await store.close()
+        rmSync(dir, { recursive: true, force: true })
+      }
+    }
+    await part('snapshots', snapshots)
+    await part('diffs', diffs)
+    await part('sequential', sequential)
+    await part('random', randomWrites)
+    await part('import', importImage)
+    return results
+  },
+}

@@ -1,0 +1,218 @@
+// Page operations: Put Page (update and clear) and Get Page Ranges (with snapshot, prevsnapshot, range,
+// marker and maxresults).
+import { createHash } from 'node:crypto'
+import { type ByteRange, MAX_WRITE_SIZE, PAGE_SIZE } from '../diskstore/index.js'
+import { isCairnError } from '../util/index.js'
+import { type Answer, type BlobContext, diskRef, queryOf, readBody } from './_blob-context.js'
+import { checkWrite, refuseIncrementalCopy, refuseSnapshotWrite, writeHeaders } from './_blob-operations.js'
+import { crc64 } from './_crc64.js'
+import {
+  checkHttpConditions,
+  headerOf,
+  httpDate,
+  quoteEtag,
+  requestPageRange,
+  requestRange,
+  storeConditions,
+} from './_headers.js'
+import { el, xmlDocument } from './_xml.js'
+import { badHeader, badQuery, blobError } from './blob-errors.js'
+
+/** The most ranges one Get Page Ranges answer holds when the client asks for a page of them. */
+const MAX_RANGES = 10_000
+
+/** PUT /account/container/blob?comp=page with x-ms-page-write: update or clear */
+export async function putPage(ctx: BlobContext): Promise<Answer> {
+  refuseSnapshotWrite(ctx)
+  const write = headerOf(ctx.req, 'x-ms-page-write')
+  if (write === undefined)
+    throw blobError('MissingRequiredHeader', 'Put Page needs x-ms-page-write', {
+      HeaderName: 'x-ms-page-write',
+    })
+  if (write !== 'update' && write !== 'clear')
+    throw badHeader('x-ms-page-write', write, 'use update or clear')
+  const { offset, length } = requestPageRange(ctx.req)
+  const declared = headerOf(ctx.req, 'content-length') ?? '0'
+  const ref = diskRef(ctx)
+  const headers: Record<string, string | number> = {}
+  let data: Buffer | undefined
+  if (write === 'update') {
+    if (length > MAX_WRITE_SIZE)
+      throw blobError(
+        'RequestBodyTooLarge',
+        `Cannot write ${length} bytes in one Put Page: the limit is 4 MiB`,
+      )
+    if (Number(declared) !== length)
+      throw badHeader('Content-Length', declared, `the range holds ${length} bytes`)
+    data = await readBody(ctx.req, MAX_WRITE_SIZE)
+    if (data.length !== length)
+      throw badHeader('Content-Length', String(data.length), `the range holds ${length} bytes`)
+    const md5 = headerOf(ctx.req, 'content-md5')
+    if (md5 !== undefined) {
+      const actual = createHash('md5').update(data).digest('base64')
+      if (actual !== md5)
+        throw blobError(
+          'Md5Mismatch',
+          `Cannot write pages: the body's MD5 is ${actual}, the request says ${md5}`,
+          {
+            UserSpecifiedMd5: md5,
+            ServerCalculatedMd5: actual,
+          },
+        )
+      headers['Content-MD5'] = actual
+    }
+    const crc = headerOf(ctx.req, 'x-ms-content-crc64')
+    if (crc !== undefined) {
+      const actual = crc64(data).toString('base64')
+      if (actual !== crc)
+        throw blobError(
+          'Crc64Mismatch',
+          `Cannot write pages: the body's CRC64 is ${actual}, the request says ${crc}`,
+          {
+            UserSpecifiedCrc64: crc,
+            ServerCalculatedCrc64: actual,
+          },
+        )
+      headers['x-ms-content-crc64'] = actual
+    }
+  } else if (declared !== '0') {
+    throw badHeader('Content-Length', declared, 'a clear carries no body')
+  }
+  // From here on everything up to the store call runs in one tick: check, then act.
+  const d = ctx.store.getDisk(ref)
+  checkWrite(ctx, d)
+  refuseIncrementalCopy(d, 'write pages of')
+  if (offset + length > d.size)
+    throw blobError(
+      'InvalidPageRange',
+      `Cannot ${write} pages ${offset}-${offset + length - 1} of blob "${ctx.blob}": it is ${d.size} bytes long`,
+    )
+  const options = { conditions: storeConditions(ctx.req) }
+  const w =
+    data === undefined
+      ? await ctx.store.clearPages(ref, offset, length, options)
+      : await ctx.store.writePages(ref, offset, data, options)
+  return {
+    status: 201,
+    headers: { ...writeHeaders(w), ...headers, 'x-ms-request-server-encrypted': 'false' },
+  }
+}
+
+interface ListedRange {
+  kind: 'PageRange' | 'ClearRange'
+  start: number
+  end: number
+}
+
+function clip(ranges: ByteRange[], kind: ListedRange['kind'], from: number, to: number): ListedRange[] {
+  const out: ListedRange[] = []
+  for (const r of ranges) {
+    const start = Math.max(r.start, from)
+    const end = Math.min(r.end, to)
+    if (start < end) out.push({ kind, start, end })
+  }
+  return out
+}
+
+/** GET /account/container/blob?comp=pagelist[&snapshot=S][&prevsnapshot=P][&marker=M][&maxresults=N] */
+export function getPageRanges(ctx: BlobContext): Answer {
+  const ref = diskRef(ctx)
+  const snapshot = queryOf(ctx, 'snapshot')
+  const prev = queryOf(ctx, 'prevsnapshot')
+  if (queryOf(ctx, 'prevsnapshoturl') !== undefined)
+    throw blobError(
+      'UnsupportedQueryParameter',
+      'Cairn diffs against snapshots of the same blob only (prevsnapshot)',
+      {
+        QueryParameterName: 'prevsnapshoturl',
+      },
+    )
+  const d = ctx.store.getDisk(ref, snapshot)
+  if (checkHttpConditions(ctx.req, d, true) === 304)
+    return { status: 304, headers: { ETag: quoteEtag(d.etag) } }
+
+  let from = 0
+  let to = d.size
+  const range = requestRange(ctx.req)
+  if (range !== undefined) {
+    const end = range.end === undefined ? d.size : range.end + 1
+    if (range.start % PAGE_SIZE !== 0 || end % PAGE_SIZE !== 0)
+      throw badHeader(
+        range.header,
+        range.value,
+        'page ranges start on a 512-byte boundary and end one byte before one',
+      )
+    if (range.start >= d.size && d.size > 0)
+      throw blobError('InvalidRange', `Cannot list pages of ${range.value}: the blob is ${d.size} bytes long`)
+    from = range.start
+    to = Math.min(end, d.size)
+  }
+
+  const markerRaw = queryOf(ctx, 'marker')
+  let after = 0
+  if (markerRaw !== undefined) {
+    if (!/^\d+$/.test(markerRaw)) throw badQuery('marker', markerRaw, 'not a marker this service gave out')
+    after = Number(markerRaw)
+  }
+  const maxRaw = queryOf(ctx, 'maxresults')
+  let max = Number.POSITIVE_INFINITY
+  if (maxRaw !== undefined) {
+    if (!/^\d+$/.test(maxRaw) || Number(maxRaw) < 1)
+      throw badQuery('maxresults', maxRaw, 'expected a whole number of at least 1')
+    max = Math.min(Number(maxRaw), MAX_RANGES)
+  }
+
+  let listed: ListedRange[]
+  const window = to > from ? { offset: from, length: to - from } : { offset: 0, length: 0 }
+  if (prev !== undefined) {
+    if (snapshot !== undefined && prev > snapshot)
+      throw blobError(
+        'PreviousSnapshotCannotBeNewer',
+        `Cannot diff blob "${ctx.blob}" from snapshot ${prev} to the older snapshot ${snapshot}`,
+      )
+    try {
+      ctx.store.getDisk(ref, prev)
+    } catch (err) {
+      if (isCairnError(err) && err.code === 'SnapshotNotFound')
+        throw blobError(
+          'PreviousSnapshotNotFound',
+          `Cannot diff blob "${ctx.blob}": snapshot ${prev} does not exist`,
+        )
+      throw err
+    }
+    const diff = ctx.store.diff(ref, {
+      from: prev,
+      ...(snapshot !== undefined ? { to: snapshot } : {}),
+      ...window,
+    })
+    listed = [
+      ...clip(diff.pageRanges, 'PageRange', from, to),
+      ...clip(diff.clearRanges, 'ClearRange', from, to),
+    ]
+  } else {
+    const pages = ctx.store.pageRanges(ref, { ...(snapshot !== undefined ? { snapshot } : {}), ...window })
+    listed = clip(pages, 'PageRange', from, to)
+  }
+  listed.sort((a, b) => a.start - b.start)
+  if (after > 0) listed = listed.filter((r) => r.start >= after)
+  let nextMarker: string | undefined
+  if (listed.length > max) {
+    nextMarker = String(listed[max]!.start)
+    listed = listed.slice(0, max)
+  }
+  const body = xmlDocument(
+    el('PageList', [
+      ...listed.map((r) => el(r.kind, [el('Start', r.start), el('End', r.end - 1)])),
+      ...(maxRaw !== undefined || markerRaw !== undefined ? [el('NextMarker', nextMarker)] : []),
+    ]),
+  )
+  return {
+    status: 200,
+    headers: {
+      ETag: quoteEtag(d.etag),
+      'Last-Modified': httpDate(d.lastModified),
+      'x-ms-blob-content-length': d.size,
+    },
+    body,
+  }
+}

@@ -1,0 +1,364 @@
+// The Azure Blob page-blob REST API over the disk store, on node:http, path style:
+// http://host:port/<account>/<container>/<blob>.
+import { randomBytes, randomUUID } from 'node:crypto'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import type { DiskStore } from '../diskstore/index.js'
+import { isCairnError, type Logger, silentLogger } from '../util/index.js'
+import type { Answer, BlobContext } from './_blob-context.js'
+import {
+  blobMetadata,
+  blobProperties,
+  deleteBlob,
+  getBlob,
+  leaseBlob,
+  putBlob,
+  setBlobMetadata,
+  setBlobProperties,
+  snapshotBlob,
+} from './_blob-operations.js'
+import {
+  accountInformation,
+  containerAcl,
+  containerProperties,
+  createContainer,
+  deleteContainer,
+  listBlobs,
+  listContainers,
+  setContainerMetadata,
+} from './_container-operations.js'
+import { abortCopy, copyBlob, incrementalCopy } from './_copy-operations.js'
+import { getPageRanges, putPage } from './_page-operations.js'
+import { parseAuthorization, verifySharedKey } from './_shared-key.js'
+import { el, xmlDocument } from './_xml.js'
+import { type AzureErrorAnswer, blobError, type OperationKind, toAzureError } from './blob-errors.js'
+
+/** The development account of the Azure storage emulators, and its well-known key. */
+export const DEVELOPMENT_ACCOUNT = {
+  name: 'devstoreaccount1',
+  key: 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==',
+} as const
+
+/** The service version answered when a request names none. */
+export const DEFAULT_VERSION = '2025-01-05'
+
+/** How far a request's date may be from the service's clock. */
+const MAX_CLOCK_SKEW_MS = 15 * 60 * 1000
+
+/** Options of BlobApiServer. */
+export interface BlobApiServerOptions {
+  logger?: Logger
+  /**
+   * Create the emulators' development account `devstoreaccount1` with its well-known key when the store
+   * lacks it, so tools made for Azurite work unchanged (CairnService creates it on a new data folder).
+   */
+  developmentAccount?: boolean
+}
+
+type Operation = (ctx: BlobContext) => Answer | Promise<Answer>
+
+interface Route {
+  kind: OperationKind
+  run: Operation
+}
+
+function route(ctx: BlobContext, method: string): Route | undefined {
+  const restype = ctx.query.get('restype')
+  const comp = ctx.query.get('comp')
+  const get = method === 'GET' || method === 'HEAD'
+  if (ctx.container === '') {
+    if (get && comp === 'list') return { kind: 'service', run: listContainers }
+    if (get && restype === 'account' && comp === 'properties')
+      return { kind: 'service', run: accountInformation }
+    return undefined
+  }
+  if (ctx.blob === '') {
+    if (restype !== 'container') return undefined
+    if (comp === null) {
+      if (method === 'PUT') return { kind: 'container', run: createContainer }
+      if (method === 'DELETE') return { kind: 'container', run: deleteContainer }
+      if (get) return { kind: 'container', run: containerProperties }
+    }
+    if (comp === 'metadata' && method === 'PUT') return { kind: 'container', run: setContainerMetadata }
+    if (comp === 'metadata' && get) return { kind: 'container', run: containerProperties }
+    if (comp === 'list' && get) return { kind: 'container', run: listBlobs }
+    if (comp === 'acl' && get) return { kind: 'container', run: containerAcl }
+    return undefined
+  }
+  switch (`${method} ${comp ?? ''}`) {
+    case 'PUT ':
+      return ctx.req.headers['x-ms-copy-source'] !== undefined
+        ? { kind: 'copy', run: copyBlob }
+        : { kind: 'blob', run: putBlob }
+    case 'GET ':
+      return { kind: 'blob', run: getBlob }
+    case 'HEAD ':
+      return { kind: 'blob', run: blobProperties }
+    case 'DELETE ':
+      return { kind: 'blob', run: deleteBlob }
+    case 'PUT page':
+      return { kind: 'blob', run: putPage }
+    case 'GET pagelist':
+      return { kind: 'diff', run: getPageRanges }
+    case 'PUT properties':
+      return { kind: 'blob', run: setBlobProperties }
+    case 'PUT metadata':
+      return { kind: 'blob', run: setBlobMetadata }
+    case 'GET metadata':
+    case 'HEAD metadata':
+      return { kind: 'blob', run: blobMetadata }
+    case 'PUT lease':
+      return { kind: 'lease', run: leaseBlob }
+    case 'PUT snapshot':
+      return { kind: 'blob', run: snapshotBlob }
+    case 'PUT incrementalcopy':
+      return { kind: 'copy', run: incrementalCopy }
+    case 'PUT copy':
+      return { kind: 'copy', run: abortCopy }
+    default:
+      return undefined
+  }
+}
+
+/** Splits `/account/container/blob/with/slashes` into its decoded parts. */
+function splitPath(rawPath: string): { account: string; container: string; blob: string } {
+  const parts = rawPath.split('/').slice(1)
+  const dec = (s: string | undefined) => {
+    try {
+      return decodeURIComponent(s ?? '')
+    } catch {
+      throw blobError('InvalidUri', `Cannot parse the path ${rawPath}: bad percent-encoding`)
+    }
+  }
+  return { account: dec(parts[0]), container: dec(parts[1]), blob: dec(parts.slice(2).join('/')) }
+}
+
+/** The Azure Blob page-blob REST API of one disk store, on its own port. */
+export class BlobApiServer {
+  readonly #store: DiskStore
+  readonly #logger: Logger
+  readonly #developmentAccount: boolean
+  readonly #server: Server
+  #ready: Promise<void> | undefined
+
+  constructor(store: DiskStore, options: BlobApiServerOptions = {}) {
+    this.#store = store
+    this.#logger = options.logger ?? silentLogger
+    this.#developmentAccount = options.developmentAccount ?? false
+    this.#server = createServer({ keepAlive: true }, (req, res) => {
+      this.#handle(req, res).catch((err: unknown) => {
+        this.#logger.error('blob API request failed', { error: String(err) })
+        if (!res.headersSent) res.writeHead(500).end()
+        else res.destroy()
+      })
+    })
+  }
+
+  /** Starts listening; resolves with the port (useful with port 0). */
+  async listen(port: number, host = '127.0.0.1'): Promise<number> {
+    if (this.#developmentAccount) await this.#ensureDevelopmentAccount()
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject)
+      this.#server.listen(port, host, () => {
+        this.#server.off('error', reject)
+        resolve()
+      })
+    })
+    const bound = (this.#server.address() as AddressInfo).port
+    this.#logger.info('blob API listening', { url: `http://${host}:${bound}` })
+    return bound
+  }
+
+  /** Stops accepting connections, lets requests in flight finish, then closes idle connections. */
+  async close(): Promise<void> {
+    if (!this.#server.listening) return
+    const closed = new Promise<void>((resolve, reject) =>
+      this.#server.close((err) => (err === undefined ? resolve() : reject(err))),
+    )
+    this.#server.closeIdleConnections()
+    const timer = setInterval(() => this.#server.closeIdleConnections(), 50)
+    try {
+      await closed
+    } finally {
+      clearInterval(timer)
+    }
+  }
+
+  #ensureDevelopmentAccount(): Promise<void> {
+    this.#ready ??= (async () => {
+      try {
+        this.#store.getAccount(DEVELOPMENT_ACCOUNT.name)
+      } catch (err) {
+        if (!isCairnError(err) || err.code !== 'AccountNotFound') throw err
+        await this.#store.createAccount(DEVELOPMENT_ACCOUNT.name, {
+          region: 'local',
+          redundancy: 'LRS',
+          keys: [DEVELOPMENT_ACCOUNT.key, randomBytes(64).toString('base64')],
+        })
+      }
+    })()
+    return this.#ready
+  }
+
+  #keys(account: string): readonly string[] | undefined {
+    try {
+      return this.#store.getAccount(account).keys
+    } catch (err) {
+      if (isCairnError(err) && err.code === 'AccountNotFound') return undefined
+      throw err
+    }
+  }
+
+  #authenticate(req: IncomingMessage, rawPath: string, rawQuery: string, account: string): void {
+    const auth = req.headers.authorization
+    if (auth === undefined)
+      throw blobError(
+        'NoAuthenticationInformation',
+        `Cannot serve an anonymous request for account "${account}"`,
+      )
+    const parsed = parseAuthorization(auth)
+    if (parsed === undefined)
+      throw blobError(
+        'InvalidAuthenticationInfo',
+        'Cannot read the Authorization header: expected SharedKey account:signature',
+      )
+    const failed = (detail: string) =>
+      blobError('AuthenticationFailed', `Cannot authenticate the request: ${detail}`, {
+        AuthenticationErrorDetail: detail,
+      })
+    if (parsed.account !== account)
+      throw failed(`the request is signed for account "${parsed.account}", not "${account}"`)
+    const rawDate = req.headers['x-ms-date'] ?? req.headers.date
+    const date = Array.isArray(rawDate) ? rawDate[0] : rawDate
+    if (date === undefined) throw failed('the request has neither x-ms-date nor Date')
+    const when = new Date(date).getTime()
+    if (Number.isNaN(when)) throw failed(`the request date "${date}" is not an HTTP date`)
+    if (Math.abs(when - Date.now()) > MAX_CLOCK_SKEW_MS)
+      throw failed(`the request date ${date} is more than 15 minutes from the service's clock`)
+    const keys = this.#keys(account)
+    if (keys === undefined) throw failed(`account "${account}" does not exist`)
+    const ok = verifySharedKey(
+      { method: req.method ?? 'GET', headers: req.headers, rawPath, rawQuery },
+      account,
+      parsed.signature,
+      keys,
+    )
+    if (!ok) throw failed(`the signature does not match a key of account "${account}"`)
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const requestId = randomUUID()
+    const method = req.method ?? 'GET'
+    const target = req.url ?? '/'
+    const q = target.indexOf('?')
+    const rawPath = q < 0 ? target : target.slice(0, q)
+    const rawQuery = q < 0 ? '' : target.slice(q + 1)
+    const versionHeader = req.headers['x-ms-version']
+    const version = typeof versionHeader === 'string' ? versionHeader : DEFAULT_VERSION
+    const common: Record<string, string> = {
+      'x-ms-request-id': requestId,
+      'x-ms-version': /^\d{4}-\d{2}-\d{2}$/.test(version) ? version : DEFAULT_VERSION,
+      Date: new Date().toUTCString(),
+      Server: 'Cairn-Blob/1.0',
+    }
+    const clientRequestId = req.headers['x-ms-client-request-id']
+    if (typeof clientRequestId === 'string') common['x-ms-client-request-id'] = clientRequestId
+    let kind: OperationKind = 'service'
+    try {
+      if (this.#ready !== undefined) await this.#ready
+      if (!/^\d{4}-\d{2}-\d{2}$/.test(version))
+        throw blobError('InvalidHeaderValue', `Cannot use service version "${version}"`, {
+          HeaderName: 'x-ms-version',
+          HeaderValue: version,
+        })
+      const { account, container, blob } = splitPath(rawPath)
+      if (account === '')
+        throw blobError('InvalidUri', 'Cannot serve a request without an account in the path')
+      const host = req.headers.host ?? '127.0.0.1'
+      const ctx: BlobContext = {
+        store: this.#store,
+        req,
+        account,
+        container,
+        blob,
+        query: new URLSearchParams(rawQuery),
+        accountUrl: `http://${host}/${encodeURIComponent(account)}`,
+      }
+      const r = route(ctx, method)
+      this.#authenticate(req, rawPath, rawQuery, account)
+      if (r === undefined)
+        throw blobError(
+          'UnsupportedHttpVerb',
+          `Cannot serve ${method} ${rawPath}?${rawQuery}: no such blob operation`,
+        )
+      kind = r.kind
+      const answer = await r.run(ctx)
+      await this.#send(res, method, answer, common)
+      this.#logger.debug('blob API request', { method, path: rawPath, status: answer.status, requestId })
+    } catch (err) {
+      const answer = toAzureError(err, kind)
+      if (answer.code === 'InternalError')
+        this.#logger.error('blob API operation failed', { error: String(err), requestId })
+      else this.#logger.debug('blob API request refused', { code: answer.code, requestId })
+      if (res.headersSent) {
+        res.destroy()
+        return
+      }
+      this.#sendError(res, method, answer, common, requestId)
+      // Whatever of the body was not read is discarded so the connection can be reused.
+      req.resume()
+    }
+  }
+
+  async #send(res: ServerResponse, method: string, a: Answer, common: Record<string, string>): Promise<void> {
+    const headers: Record<string, string | number> = { ...common }
+    for (const [k, v] of Object.entries(a.headers ?? {})) if (v !== undefined && v !== '') headers[k] = v
+    const body = a.body
+    if (body === undefined || typeof body === 'string' || Buffer.isBuffer(body)) {
+      const buf = body === undefined ? undefined : typeof body === 'string' ? Buffer.from(body) : body
+      if (buf !== undefined) {
+        if (typeof body === 'string') headers['Content-Type'] = a.contentType ?? 'application/xml'
+        headers['Content-Length'] = buf.length
+      } else if (headers['Content-Length'] === undefined) {
+        headers['Content-Length'] = 0
+      }
+      res.writeHead(a.status, headers)
+      res.end(method === 'HEAD' || a.status === 304 ? undefined : buf)
+      return
+    }
+    res.writeHead(a.status, headers)
+    if (method === 'HEAD') {
+      res.end()
+      return
+    }
+    await pipeline(Readable.from(body), res)
+  }
+
+  #sendError(
+    res: ServerResponse,
+    method: string,
+    e: AzureErrorAnswer,
+    common: Record<string, string>,
+    requestId: string,
+  ): void {
+    const message = `${e.message}\nRequestId:${requestId}\nTime:${new Date().toISOString()}`
+    const body = xmlDocument(
+      el('Error', [
+        el('Code', e.code),
+        el('Message', message),
+        ...Object.entries(e.extra).map(([k, v]) => el(k, v)),
+      ]),
+    )
+    const headers: Record<string, string | number> = { ...common, 'x-ms-error-code': e.code }
+    if (e.code === 'NoAuthenticationInformation') headers['WWW-Authenticate'] = 'SharedKey'
+    if (method === 'HEAD') {
+      res.writeHead(e.status, headers).end()
+      return
+    }
+    headers['Content-Type'] = 'application/xml'
+    headers['Content-Length'] = Buffer.byteLength(body)
+    res.writeHead(e.status, headers).end(body)
+  }
+}

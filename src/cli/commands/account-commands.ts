@@ -1,0 +1,149 @@
+import { formatBytes } from '../../util/index.js'
+import type { CommandDef } from '../command.js'
+import { accountPath, type ContainerJson, containerPath, splitContainer } from './_disk-names.js'
+
+interface AccountJson {
+  name: string
+  region: string
+  redundancy: string
+  keys: [string, string]
+  createdOn: string
+}
+
+interface UsageJson {
+  segmentBytes: number
+  liveBytes: number
+  segments: number
+}
+
+const showAccount = (out: Parameters<CommandDef['run']>[0]['out'], a: AccountJson) =>
+  out.keyValues([
+    ['name', a.name],
+    ['region', a.region],
+    ['redundancy', a.redundancy],
+    ['key1', a.keys[0]],
+    ['key2', a.keys[1]],
+    ['created', a.createdOn],
+  ])
+
+/** `cairn account …` and `cairn container …`: storage accounts and their containers. */
+export const accountCommands: CommandDef[] = [
+  {
+    name: 'account create',
+    summary: 'Create a storage account',
+    args: [{ name: 'NAME', help: '3 to 24 lowercase letters and digits' }],
+    options: [
+      { name: 'region', type: 'string', value: 'REGION', help: 'region label (default local)' },
+      {
+        name: 'redundancy',
+        type: 'string',
+        value: 'SKU',
+        help: 'LRS, ZRS, GRS, RA-GRS, GZRS or RA-GZRS (default LRS)',
+      },
+    ],
+    examples: ['cairn account create prodeu1 --region westeurope --redundancy GRS'],
+    async run({ args, opts, client, out }) {
+      const a = await client.post<AccountJson>('/api/v1/accounts', {
+        name: args.NAME,
+        ...(opts.region ? { region: opts.region } : {}),
+        ...(opts.redundancy ? { redundancy: opts.redundancy } : {}),
+      })
+      out.result(a, (x) => showAccount(out, x))
+    },
+  },
+  {
+    name: 'account list',
+    summary: 'List storage accounts',
+    async run({ client, out }) {
+      const { items } = await client.get<{ items: AccountJson[] }>('/api/v1/accounts')
+      out.result(items, (rows) =>
+        out.table(rows, [
+          { header: 'name', value: (a) => a.name },
+          { header: 'region', value: (a) => a.region },
+          { header: 'redundancy', value: (a) => a.redundancy },
+          { header: 'created', value: (a) => a.createdOn },
+        ]),
+      )
+    },
+  },
+  {
+    name: 'account show',
+    summary: 'Show a storage account with its keys',
+    args: [{ name: 'NAME', help: 'account name' }],
+    async run({ args, client, out }) {
+      const a = await client.get<AccountJson>(accountPath(args.NAME!))
+      out.result(a, (x) => showAccount(out, x))
+    },
+  },
+  {
+    name: 'account delete',
+    summary: 'Delete a storage account with all its containers, disks and snapshots',
+    args: [{ name: 'NAME', help: 'account name' }],
+    async run({ args, client, out }) {
+      await client.delete(accountPath(args.NAME!))
+      out.result({ deleted: args.NAME }, () => out.line(`deleted account ${args.NAME}`))
+    },
+  },
+  {
+    name: 'account regenerate-key',
+    summary: 'Replace key 1 or 2 of a storage account',
+    args: [{ name: 'NAME', help: 'account name' }],
+    options: [{ name: 'key', type: 'number', value: 'N', help: '1 or 2', default: 2 }],
+    async run({ args, opts, client, out }) {
+      const a = await client.post<AccountJson>(`${accountPath(args.NAME!)}/regenerate-key`, { key: opts.key })
+      out.result(a, (x) => showAccount(out, x))
+    },
+  },
+  {
+    name: 'account usage',
+    summary: 'Show the space the disk store uses: data segments and the bytes still visible',
+    async run({ client, out }) {
+      const u = await client.get<UsageJson>('/api/v1/diskstore/usage')
+      out.result(u, (x) =>
+        out.keyValues([
+          ['segments', x.segments],
+          ['segment bytes', `${formatBytes(x.segmentBytes)} (${x.segmentBytes})`],
+          ['live bytes', `${formatBytes(x.liveBytes)} (${x.liveBytes})`],
+        ]),
+      )
+    },
+  },
+  {
+    name: 'container create',
+    summary: 'Create a container in an account',
+    args: [{ name: 'ACCOUNT/CONTAINER', help: 'account and container name' }],
+    async run({ args, client, out }) {
+      const { account, container } = splitContainer(args['ACCOUNT/CONTAINER']!)
+      const c = await client.post<ContainerJson>(`${accountPath(account)}/containers`, { name: container })
+      out.result(c, (x) => out.line(`created container ${x.account}/${x.name}`))
+    },
+  },
+  {
+    name: 'container list',
+    summary: 'List the containers of an account',
+    args: [{ name: 'ACCOUNT', help: 'account name (default devstoreaccount1)', optional: true }],
+    async run({ args, client, out }) {
+      const { items } = await client.get<{ items: ContainerJson[] }>(
+        `${accountPath(args.ACCOUNT ?? 'devstoreaccount1')}/containers`,
+      )
+      out.result(items, (rows) =>
+        out.table(rows, [
+          { header: 'name', value: (c) => c.name },
+          { header: 'modified', value: (c) => c.lastModified },
+        ]),
+      )
+    },
+  },
+  {
+    name: 'container delete',
+    summary: 'Delete a container with all its disks and snapshots',
+    args: [{ name: 'ACCOUNT/CONTAINER', help: 'account and container name' }],
+    async run({ args, client, out }) {
+      const { account, container } = splitContainer(args['ACCOUNT/CONTAINER']!)
+      await client.delete(containerPath(account, container))
+      out.result({ deleted: `${account}/${container}` }, () =>
+        out.line(`deleted container ${account}/${container}`),
+      )
+    },
+  },
+]

@@ -1,0 +1,811 @@
+import type { Socket } from 'node:net'
+import { isCairnError, type Logger } from '../util/index.js'
+import { ByteQueue } from './_byte-queue.js'
+import * as P from './_protocol.js'
+import type { ExportProvider, NbdExport } from './export-provider.js'
+
+/** Limits one connection enforces; see NbdServerOptions for their meaning and defaults. */
+export interface ConnectionLimits {
+  maxRequest: number
+  maxInFlight: number
+  maxInFlightBytes: number
+  maxOptionLength: number
+  maxOptions: number
+  handshakeTimeoutMs: number
+  listLimit: number
+  maxExtents: number
+}
+
+type State =
+  | 'client-flags'
+  | 'option-header'
+  | 'option-data'
+  | 'option-busy'
+  | 'request-header'
+  | 'request-payload'
+  | 'closing'
+  | 'closed'
+
+interface Request {
+  flags: number
+  type: number
+  cookie: Buffer
+  /** Byte offset; -1 when the client sent a value past 2^53 (always out of range). */
+  offset: number
+  length: number
+}
+
+/** Thrown inside the parser when the client broke the protocol; the connection is dropped. */
+class ProtocolViolation extends Error {}
+
+const NO_PAYLOAD = Buffer.alloc(0)
+
+const COMMAND_NAMES: Record<number, string> = {
+  [P.CMD_READ]: 'READ',
+  [P.CMD_WRITE]: 'WRITE',
+  [P.CMD_DISC]: 'DISC',
+  [P.CMD_FLUSH]: 'FLUSH',
+  [P.CMD_TRIM]: 'TRIM',
+  [P.CMD_CACHE]: 'CACHE',
+  [P.CMD_WRITE_ZEROES]: 'WRITE_ZEROES',
+  [P.CMD_BLOCK_STATUS]: 'BLOCK_STATUS',
+}
+
+/**
+ * One client connection: the fixed newstyle handshake, then the transmission phase with up to
+ * `maxInFlight` requests served at once (replies may leave out of order). Input is parsed as it
+ * arrives; the socket is paused while an option is handled, while the in-flight limits are reached
+ * and while the client does not read its replies.
+ */
+export class NbdConnection {
+  readonly #socket: Socket
+  readonly #provider: ExportProvider
+  readonly #log: Logger
+  readonly #limits: ConnectionLimits
+  readonly #queue = new ByteQueue()
+  readonly #closed: Promise<void>
+  #resolveClosed!: () => void
+  #state: State = 'client-flags'
+  #pumping = false
+  #noZeroes = false
+  #structured = false
+  /** Export name for which base:allocation was selected by the last NBD_OPT_SET_META_CONTEXT. */
+  #allocationFor: string | undefined
+  #allocation = false
+  #optionCount = 0
+  #option = { type: 0, length: 0 }
+  #request: Request | undefined
+  #export: NbdExport | undefined
+  #inFlight = 0
+  #inFlightBytes = 0
+  #handshakeTimer: NodeJS.Timeout | undefined
+  #releasing = false
+  #released = false
+  #closeAfterRequest = false
+  #corked = false
+
+  constructor(socket: Socket, provider: ExportProvider, log: Logger, limits: ConnectionLimits) {
+    this.#socket = socket
+    this.#provider = provider
+    this.#log = log
+    this.#limits = limits
+    this.#closed = new Promise((resolve) => {
+      this.#resolveClosed = resolve
+    })
+    socket.setNoDelay(true)
+    socket.on('data', (chunk: Buffer) => {
+      // Once closing, input is read only to reach the end of the stream, and dropped.
+      if (this.#state === 'closing' || this.#state === 'closed') return
+      this.#queue.push(chunk)
+      this.#pump()
+    })
+    socket.on('drain', () => this.#pump())
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      log.debug('nbd connection error', { error: err.code ?? err.message })
+    })
+    socket.on('close', () => this.#onSocketClosed())
+    this.#armHandshakeTimer()
+
+    const greeting = Buffer.alloc(18)
+    greeting.writeBigUInt64BE(P.NBDMAGIC, 0)
+    greeting.writeBigUInt64BE(P.IHAVEOPT, 8)
+    greeting.writeUInt16BE(P.FLAG_FIXED_NEWSTYLE | P.FLAG_NO_ZEROES, 16)
+    this.#send([greeting])
+  }
+
+  /** (Re)starts the clock a client has to send its next option while negotiating. */
+  #armHandshakeTimer(): void {
+    clearTimeout(this.#handshakeTimer)
+    this.#handshakeTimer = setTimeout(() => {
+      this.#log.warn('nbd client went silent while negotiating; closing', {
+        ms: this.#limits.handshakeTimeoutMs,
+      })
+      this.#destroy()
+    }, this.#limits.handshakeTimeoutMs)
+    this.#handshakeTimer.unref()
+  }
+
+  /** Settles once the socket is closed and the export released. */
+  get closed(): Promise<void> {
+    return this.#closed
+  }
+
+  /**
+   * Stops reading requests, lets the ones in flight finish and closes the connection; after
+   * `graceMs` the socket is dropped whatever is still running.
+   */
+  async shutdown(graceMs: number): Promise<void> {
+    if (this.#state === 'closed') return this.#closed
+    if (this.#export === undefined || this.#state === 'option-busy') {
+      this.#destroy()
+      return this.#closed
+    }
+    // A write whose payload is arriving is finished and served; nothing after it is read.
+    if (this.#state === 'request-payload') this.#closeAfterRequest = true
+    else this.#beginClosing()
+    const timer = setTimeout(() => this.#destroy(), graceMs)
+    timer.unref()
+    await this.#closed
+    clearTimeout(timer)
+  }
+
+  // ---- input -------------------------------------------------------------------------------------
+
+  #pump(): void {
+    if (this.#pumping) return
+    this.#pumping = true
+    try {
+      while (this.#step()) {}
+    } catch (err) {
+      if (err instanceof ProtocolViolation) {
+        this.#log.warn('nbd client broke the protocol; closing the connection', { reason: err.message })
+      } else {
+        this.#log.error('nbd connection failed', { error: String(err) })
+      }
+      this.#destroy()
+    } finally {
+      this.#pumping = false
+    }
+    this.#updateFlow()
+  }
+
+  /** Parses one unit of input when enough is queued; false when nothing more can be done now. */
+  #step(): boolean {
+    const q = this.#queue
+    switch (this.#state) {
+      case 'client-flags': {
+        if (q.length < 4) return false
+        const flags = q.take(4).readUInt32BE(0)
+        if ((flags & ~(P.FLAG_C_FIXED_NEWSTYLE | P.FLAG_C_NO_ZEROES)) !== 0) {
+          throw new ProtocolViolation(`unknown client flags 0x${flags.toString(16)}`)
+        }
+        this.#noZeroes = (flags & P.FLAG_C_NO_ZEROES) !== 0
+        this.#state = 'option-header'
+        return true
+      }
+      case 'option-header': {
+        if (q.length < P.OPTION_HEADER_SIZE) return false
+        const h = q.take(P.OPTION_HEADER_SIZE)
+        if (h.readBigUInt64BE(0) !== P.IHAVEOPT) throw new ProtocolViolation('bad option magic')
+        const type = h.readUInt32BE(8)
+        const length = h.readUInt32BE(12)
+        if (length > this.#limits.maxOptionLength) {
+          throw new ProtocolViolation(
+            `option ${type} carries ${length} bytes (limit ${this.#limits.maxOptionLength})`,
+          )
+        }
+        if (++this.#optionCount > this.#limits.maxOptions) {
+          throw new ProtocolViolation(`more than ${this.#limits.maxOptions} options`)
+        }
+        this.#option = { type, length }
+        this.#state = 'option-data'
+        return true
+      }
+      case 'option-data': {
+        const { type, length } = this.#option
+        if (q.length < length) return false
+        const data = q.take(length)
+        this.#armHandshakeTimer()
+        this.#state = 'option-busy'
+        // Counted as in flight so that teardown waits for it (it may be opening an export).
+        this.#inFlight++
+        this.#handleOption(type, data)
+          .catch((err) => {
+            this.#log.error('nbd option failed', { option: type, error: String(err) })
+            this.#destroy()
+          })
+          .finally(() => this.#settled(0))
+        return false
+      }
+      case 'request-header': {
+        if (q.length < P.REQUEST_HEADER_SIZE || this.#saturated()) return false
+        const h = q.take(P.REQUEST_HEADER_SIZE)
+        if (h.readUInt32BE(0) !== P.REQUEST_MAGIC) throw new ProtocolViolation('bad request magic')
+        const high = h.readUInt32BE(16)
+        const request: Request = {
+          flags: h.readUInt16BE(4),
+          type: h.readUInt16BE(6),
+          cookie: Buffer.from(h.subarray(8, 16)),
+          offset: high >= 0x200000 ? -1 : high * 2 ** 32 + h.readUInt32BE(20),
+          length: h.readUInt32BE(24),
+        }
+        if (request.type === P.CMD_WRITE) {
+          // The payload follows whatever we think of the request; a payload too large to hold is
+          // treated as an attack rather than read and thrown away.
+          if (request.length > this.#limits.maxRequest) {
+            throw new ProtocolViolation(`write of ${request.length} bytes (limit ${this.#limits.maxRequest})`)
+          }
+          this.#request = request
+          this.#state = 'request-payload'
+          return true
+        }
+        this.#dispatch(request, NO_PAYLOAD)
+        return true
+      }
+      case 'request-payload': {
+        const request = this.#request as Request
+        if (q.length < request.length) return false
+        const payload = q.take(request.length)
+        this.#request = undefined
+        this.#state = 'request-header'
+        this.#dispatch(request, payload)
+        if (this.#closeAfterRequest) this.#beginClosing()
+        return true
+      }
+      default:
+        return false
+    }
+  }
+
+  #saturated(): boolean {
+    return (
+      this.#inFlight >= this.#limits.maxInFlight ||
+      this.#inFlightBytes >= this.#limits.maxInFlightBytes ||
+      this.#socket.writableNeedDrain
+    )
+  }
+
+  /** Reads from the socket only while the parser can use more bytes. */
+  #updateFlow(): void {
+    if (this.#socket.destroyed) return
+    const hold = this.#state === 'option-busy' || (this.#state === 'request-header' && this.#saturated())
+    if (hold) this.#socket.pause()
+    else this.#socket.resume()
+  }
+
+  // ---- handshake ---------------------------------------------------------------------------------
+
+  async #handleOption(type: number, data: Buffer): Promise<void> {
+    this.#state = 'option-busy'
+    let next: State = 'option-header'
+    switch (type) {
+      case P.OPT_EXPORT_NAME:
+        next = await this.#optExportName(data)
+        break
+      case P.OPT_ABORT:
+        this.#optionReply(type, P.REP_ACK)
+        next = 'closing'
+        this.#socket.end()
+        break
+      case P.OPT_LIST:
+        await this.#optList(data)
+        break
+      case P.OPT_STARTTLS:
+        this.#optionError(type, P.REP_ERR_POLICY, 'TLS is not offered by this server')
+        break
+      case P.OPT_INFO:
+      case P.OPT_GO:
+        next = await this.#optInfoOrGo(type, data)
+        break
+      case P.OPT_STRUCTURED_REPLY:
+        if (data.length !== 0) {
+          this.#optionError(type, P.REP_ERR_INVALID, 'NBD_OPT_STRUCTURED_REPLY takes no data')
+        } else {
+          this.#structured = true
+          this.#optionReply(type, P.REP_ACK)
+        }
+        break
+      case P.OPT_LIST_META_CONTEXT:
+      case P.OPT_SET_META_CONTEXT:
+        await this.#optMetaContext(type, data)
+        break
+      default:
+        this.#optionError(type, P.REP_ERR_UNSUP, `option ${type} is not supported`)
+    }
+    if (this.#state === 'option-busy') this.#state = next
+  }
+
+  async #optExportName(data: Buffer): Promise<State> {
+    const name = data.toString('utf8')
+    const exp = await this.#open(name)
+    if (exp === undefined) {
+      // NBD_OPT_EXPORT_NAME has no error reply: the only answer is to hang up.
+      this.#log.info('nbd client asked for an unknown export', { export: name })
+      this.#socket.end()
+      return 'closing'
+    }
+    const reply = Buffer.alloc(this.#noZeroes ? 10 : 134)
+    reply.writeBigUInt64BE(BigInt(exp.size), 0)
+    reply.writeUInt16BE(this.#flagsFor(exp), 8)
+    this.#startTransmission(exp, name)
+    this.#send([reply])
+    return 'request-header'
+  }
+
+  async #optList(data: Buffer): Promise<void> {
+    if (data.length !== 0) {
+      this.#optionError(P.OPT_LIST, P.REP_ERR_INVALID, 'NBD_OPT_LIST takes no data')
+      return
+    }
+    const exports = await this.#provider.list(this.#limits.listLimit)
+    for (const e of exports) {
+      const name = Buffer.from(e.name, 'utf8')
+      const description = truncateUtf8(e.description, P.MAX_STRING)
+      const body = Buffer.alloc(4 + name.length + description.length)
+      body.writeUInt32BE(name.length, 0)
+      name.copy(body, 4)
+      description.copy(body, 4 + name.length)
+      this.#optionReply(P.OPT_LIST, P.REP_SERVER, body)
+    }
+    this.#optionReply(P.OPT_LIST, P.REP_ACK)
+  }
+
+  async #optInfoOrGo(type: number, data: Buffer): Promise<State> {
+    const parsed = parseInfoRequest(data)
+    if (typeof parsed === 'string') {
+      this.#optionError(type, P.REP_ERR_INVALID, parsed)
+      return 'option-header'
+    }
+    const exp = await this.#open(parsed.name)
+    if (exp === undefined) {
+      this.#optionError(type, P.REP_ERR_UNKNOWN, unknownExport(parsed.name))
+      return 'option-header'
+    }
+    const info = Buffer.alloc(12)
+    info.writeUInt16BE(P.INFO_EXPORT, 0)
+    info.writeBigUInt64BE(BigInt(exp.size), 2)
+    info.writeUInt16BE(this.#flagsFor(exp), 10)
+    this.#optionReply(type, P.REP_INFO, info)
+    for (const item of new Set(parsed.requests)) {
+      if (item === P.INFO_NAME) {
+        this.#optionReply(type, P.REP_INFO, infoString(P.INFO_NAME, exp.name))
+      } else if (item === P.INFO_DESCRIPTION) {
+        this.#optionReply(type, P.REP_INFO, infoString(P.INFO_DESCRIPTION, exp.description))
+      } else if (item === P.INFO_BLOCK_SIZE) {
+        const sizes = Buffer.alloc(14)
+        sizes.writeUInt16BE(P.INFO_BLOCK_SIZE, 0)
+        sizes.writeUInt32BE(1, 2)
+        sizes.writeUInt32BE(4096, 6)
+        sizes.writeUInt32BE(this.#limits.maxRequest, 10)
+        this.#optionReply(type, P.REP_INFO, sizes)
+      }
+    }
+    if (type === P.OPT_INFO) {
+      this.#optionReply(type, P.REP_ACK)
+      await this.#closeExport(exp)
+      return 'option-header'
+    }
+    this.#startTransmission(exp, parsed.name)
+    this.#optionReply(type, P.REP_ACK)
+    return 'request-header'
+  }
+
+  async #optMetaContext(type: number, data: Buffer): Promise<void> {
+    const set = type === P.OPT_SET_META_CONTEXT
+    if (set) {
+      this.#allocation = false
+      this.#allocationFor = undefined
+    }
+    if (!this.#structured) {
+      this.#optionError(type, P.REP_ERR_INVALID, 'Negotiate structured replies first')
+      return
+    }
+    const parsed = parseMetaContextRequest(data)
+    if (typeof parsed === 'string') {
+      this.#optionError(type, P.REP_ERR_INVALID, parsed)
+      return
+    }
+    if (parsed.queries.length > 64) {
+      this.#optionError(type, P.REP_ERR_TOO_BIG, 'At most 64 metadata context queries are accepted')
+      return
+    }
+    const exp = await this.#open(parsed.name)
+    if (exp === undefined) {
+      this.#optionError(type, P.REP_ERR_UNKNOWN, unknownExport(parsed.name))
+      return
+    }
+    await this.#closeExport(exp)
+    const matches = set
+      ? parsed.queries.includes(P.BASE_ALLOCATION)
+      : parsed.queries.length === 0 || parsed.queries.some((q) => q === 'base:' || q === P.BASE_ALLOCATION)
+    if (matches) {
+      const name = Buffer.from(P.BASE_ALLOCATION)
+      const body = Buffer.alloc(4 + name.length)
+      body.writeUInt32BE(set ? P.BASE_ALLOCATION_ID : 0, 0)
+      name.copy(body, 4)
+      this.#optionReply(type, P.REP_META_CONTEXT, body)
+      if (set) {
+        this.#allocation = true
+        this.#allocationFor = parsed.name
+      }
+    }
+    this.#optionReply(type, P.REP_ACK)
+  }
+
+  async #open(name: string): Promise<NbdExport | undefined> {
+    try {
+      return await this.#provider.open(name)
+    } catch (err) {
+      if (!isCairnError(err))
+        this.#log.error('nbd export failed to open', { export: name, error: String(err) })
+      return undefined
+    }
+  }
+
+  #flagsFor(exp: NbdExport): number {
+    let flags = P.FLAG_HAS_FLAGS | P.FLAG_SEND_FLUSH | P.FLAG_CAN_MULTI_CONN | P.FLAG_SEND_CACHE
+    if (this.#structured) flags |= P.FLAG_SEND_DF
+    if (exp.readOnly) flags |= P.FLAG_READ_ONLY
+    else flags |= P.FLAG_SEND_FUA | P.FLAG_SEND_TRIM | P.FLAG_SEND_WRITE_ZEROES | P.FLAG_SEND_FAST_ZERO
+    return flags
+  }
+
+  #startTransmission(exp: NbdExport, name: string): void {
+    clearTimeout(this.#handshakeTimer)
+    this.#export = exp
+    if (this.#allocationFor !== name) this.#allocation = false
+  }
+
+  #optionReply(option: number, type: number, data: Buffer = NO_PAYLOAD): void {
+    const h = Buffer.alloc(20)
+    h.writeBigUInt64BE(P.OPTION_REPLY_MAGIC, 0)
+    h.writeUInt32BE(option, 8)
+    h.writeUInt32BE(type, 12)
+    h.writeUInt32BE(data.length, 16)
+    this.#send(data.length > 0 ? [h, data] : [h])
+  }
+
+  #optionError(option: number, type: number, message: string): void {
+    this.#optionReply(option, type, truncateUtf8(message, P.MAX_STRING))
+  }
+
+  // ---- transmission ------------------------------------------------------------------------------
+
+  #dispatch(request: Request, payload: Buffer): void {
+    if (request.type === P.CMD_DISC) {
+      this.#beginClosing()
+      return
+    }
+    const cost = request.type === P.CMD_READ ? request.length : payload.length
+    this.#inFlight++
+    this.#inFlightBytes += cost
+    this.#serve(request, payload)
+      .catch((err) => this.#log.error('nbd request failed unexpectedly', { error: String(err) }))
+      .finally(() => this.#settled(cost))
+  }
+
+  /** Bookkeeping once a request or option is done: go on reading, or finish closing. */
+  #settled(cost: number): void {
+    this.#inFlight--
+    this.#inFlightBytes -= cost
+    if (this.#state === 'closing' || this.#state === 'closed') this.#releaseWhenIdle()
+    else this.#pump()
+  }
+
+  /** Checks a request, runs it and sends its reply; every failure becomes an error reply. */
+  async #serve(r: Request, payload: Buffer): Promise<void> {
+    const exp = this.#export as NbdExport
+    const invalid = this.#check(r, exp)
+    if (invalid !== undefined) {
+      this.#replyError(r, invalid.errno, invalid.message)
+      return
+    }
+    const fua = (r.flags & P.CMD_FLAG_FUA) !== 0
+    try {
+      switch (r.type) {
+        case P.CMD_READ: {
+          const data = r.length === 0 ? NO_PAYLOAD : await exp.read(r.offset, r.length)
+          this.#replyRead(r, data)
+          return
+        }
+        case P.CMD_WRITE:
+          if (r.length > 0) await exp.write(r.offset, payload, { fua })
+          break
+        case P.CMD_FLUSH:
+          await exp.flush()
+          break
+        case P.CMD_TRIM:
+          if (r.length > 0) await exp.trim(r.offset, r.length, { fua })
+          break
+        case P.CMD_CACHE:
+          break
+        case P.CMD_WRITE_ZEROES: {
+          const mayTrim = (r.flags & P.CMD_FLAG_NO_HOLE) === 0
+          if ((r.flags & P.CMD_FLAG_FAST_ZERO) !== 0 && !mayTrim) {
+            // Provisioned zeros cost as much as writing them: the client asked to be told so quickly.
+            this.#replyError(r, P.ENOTSUP, 'Zeroing without holes is not faster than writing')
+            return
+          }
+          if (r.length > 0) await exp.writeZeroes(r.offset, r.length, { fua, mayTrim })
+          break
+        }
+        case P.CMD_BLOCK_STATUS: {
+          const one = (r.flags & P.CMD_FLAG_REQ_ONE) !== 0
+          const extents =
+            r.length === 0 ? [] : await exp.blockStatus(r.offset, r.length, one ? 1 : this.#limits.maxExtents)
+          this.#replyBlockStatus(r, extents)
+          return
+        }
+      }
+      this.#replyOk(r)
+    } catch (err) {
+      const { errno, message } = describeFailure(err)
+      if (errno === P.EIO) {
+        this.#log.warn('nbd request failed', {
+          export: exp.name,
+          command: COMMAND_NAMES[r.type],
+          offset: r.offset,
+          length: r.length,
+          error: message,
+        })
+      }
+      this.#replyError(r, errno, message)
+    }
+  }
+
+  #check(r: Request, exp: NbdExport): { errno: number; message: string } | undefined {
+    const name = COMMAND_NAMES[r.type]
+    if (name === undefined) return { errno: P.EINVAL, message: `Command ${r.type} is not supported` }
+    let allowed = P.CMD_FLAG_FUA
+    if (r.type === P.CMD_READ && this.#structured) allowed |= P.CMD_FLAG_DF
+    if (r.type === P.CMD_WRITE_ZEROES) allowed |= P.CMD_FLAG_NO_HOLE | P.CMD_FLAG_FAST_ZERO
+    if (r.type === P.CMD_BLOCK_STATUS) allowed |= P.CMD_FLAG_REQ_ONE
+    if ((r.flags & ~allowed) !== 0) {
+      return { errno: P.EINVAL, message: `${name} does not take flags 0x${r.flags.toString(16)}` }
+    }
+    const mutates = r.type === P.CMD_WRITE || r.type === P.CMD_TRIM || r.type === P.CMD_WRITE_ZEROES
+    if (mutates && exp.readOnly) {
+      return { errno: P.EPERM, message: `Cannot ${name} export "${exp.name}": it is read-only` }
+    }
+    if (r.type === P.CMD_FLUSH) return undefined
+    if (r.type === P.CMD_READ && r.length > this.#limits.maxRequest) {
+      return {
+        errno: this.#structured ? P.EOVERFLOW : P.EINVAL,
+        message: `Cannot READ ${r.length} bytes at once: the limit is ${this.#limits.maxRequest}`,
+      }
+    }
+    if (r.offset < 0 || r.offset + r.length > exp.size) {
+      const errno = r.type === P.CMD_WRITE || r.type === P.CMD_WRITE_ZEROES ? P.ENOSPC : P.EINVAL
+      return {
+        errno,
+        message: `Cannot ${name} ${r.length} bytes at offset ${r.offset < 0 ? 'beyond 2^53' : r.offset}: the export holds ${exp.size} bytes`,
+      }
+    }
+    if (r.type === P.CMD_BLOCK_STATUS && !this.#allocation) {
+      return { errno: P.EINVAL, message: 'BLOCK_STATUS needs the base:allocation metadata context' }
+    }
+    return undefined
+  }
+
+  #replyOk(r: Request): void {
+    this.#send([simpleHeader(r.cookie, 0)])
+  }
+
+  #replyRead(r: Request, data: Buffer): void {
+    if (!this.#structured) {
+      this.#send([simpleHeader(r.cookie, 0), data])
+      return
+    }
+    if (data.length === 0) {
+      this.#send([structuredHeader(r.cookie, P.REPLY_TYPE_NONE, 0)])
+      return
+    }
+    const h = Buffer.allocUnsafe(28)
+    writeStructuredHeader(h, r.cookie, P.REPLY_TYPE_OFFSET_DATA, 8 + data.length)
+    h.writeUIntBE(Math.floor(r.offset / 2 ** 32), 20, 4)
+    h.writeUInt32BE(r.offset % 2 ** 32, 24)
+    this.#send([h, data])
+  }
+
+  #replyBlockStatus(r: Request, extents: { length: number; hole: boolean; zero: boolean }[]): void {
+    // A successful reply needs at least one descriptor; an empty query or answer reports the range as data.
+    const list = extents.length > 0 ? extents : [{ length: Math.max(r.length, 1), hole: false, zero: false }]
+    const body = Buffer.allocUnsafe(4 + 8 * list.length)
+    body.writeUInt32BE(P.BASE_ALLOCATION_ID, 0)
+    let at = 4
+    for (const e of list) {
+      body.writeUInt32BE(e.length, at)
+      body.writeUInt32BE((e.hole ? P.STATE_HOLE : 0) | (e.zero ? P.STATE_ZERO : 0), at + 4)
+      at += 8
+    }
+    this.#send([structuredHeader(r.cookie, P.REPLY_TYPE_BLOCK_STATUS, body.length), body])
+  }
+
+  #replyError(r: Request, errno: number, message: string): void {
+    if (!this.#structured) {
+      this.#send([simpleHeader(r.cookie, errno)])
+      return
+    }
+    const text = truncateUtf8(message, P.MAX_STRING)
+    const body = Buffer.allocUnsafe(6 + text.length)
+    body.writeUInt32BE(errno, 0)
+    body.writeUInt16BE(text.length, 4)
+    text.copy(body, 6)
+    this.#send([structuredHeader(r.cookie, P.REPLY_TYPE_ERROR, body.length), body])
+  }
+
+  // ---- output and teardown -------------------------------------------------------------------------
+
+  /** Writes one message; its parts go out together, never interleaved with another reply. */
+  #send(parts: Buffer[]): void {
+    const s = this.#socket
+    if (s.destroyed || s.writableEnded) return
+    // Replies made in one turn of the event loop leave in one system call: with many requests in
+    // flight, a send per 16-byte write acknowledgement costs as much as storing the data.
+    if (!this.#corked) {
+      this.#corked = true
+      s.cork()
+      setImmediate(() => {
+        this.#corked = false
+        s.uncork()
+      })
+    }
+    for (const p of parts) s.write(p)
+  }
+
+  #beginClosing(): void {
+    if (this.#state === 'closing' || this.#state === 'closed') return
+    this.#state = 'closing'
+    this.#queue.clear()
+    this.#releaseWhenIdle()
+  }
+
+  /** Once no request is running: releases the export and ends the socket (once). */
+  #releaseWhenIdle(): void {
+    if (this.#inFlight > 0 || this.#releasing) return
+    this.#releasing = true
+    const exp = this.#export
+    this.#export = undefined
+    const done = exp === undefined ? Promise.resolve() : this.#closeExport(exp)
+    void done.then(() => {
+      this.#released = true
+      if (!this.#socket.destroyed) this.#socket.end()
+      this.#maybeFinish()
+    })
+  }
+
+  #maybeFinish(): void {
+    if (this.#state === 'closed' && this.#released) this.#resolveClosed()
+  }
+
+  async #closeExport(exp: NbdExport): Promise<void> {
+    try {
+      await exp.close()
+    } catch (err) {
+      this.#log.warn('nbd export failed to close', { export: exp.name, error: String(err) })
+    }
+  }
+
+  #destroy(): void {
+    clearTimeout(this.#handshakeTimer)
+    this.#socket.destroy()
+  }
+
+  #onSocketClosed(): void {
+    clearTimeout(this.#handshakeTimer)
+    this.#state = 'closed'
+    this.#queue.clear()
+    this.#releaseWhenIdle()
+    this.#maybeFinish()
+  }
+}
+
+function unknownExport(name: string): string {
+  const hint =
+    'exports are named ACCOUNT/CONTAINER/DISK or ACCOUNT/CONTAINER/DISK@SNAPSHOT (nbdinfo --list shows them)'
+  return name === ''
+    ? `Cannot use the default export: there is none; ${hint}`
+    : `Cannot open export "${name}": it does not exist; ${hint}`
+}
+
+function simpleHeader(cookie: Buffer, errno: number): Buffer {
+  const h = Buffer.allocUnsafe(16)
+  h.writeUInt32BE(P.SIMPLE_REPLY_MAGIC, 0)
+  h.writeUInt32BE(errno, 4)
+  cookie.copy(h, 8)
+  return h
+}
+
+function writeStructuredHeader(h: Buffer, cookie: Buffer, type: number, length: number): void {
+  h.writeUInt32BE(P.STRUCTURED_REPLY_MAGIC, 0)
+  h.writeUInt16BE(P.REPLY_FLAG_DONE, 4)
+  h.writeUInt16BE(type, 6)
+  cookie.copy(h, 8)
+  h.writeUInt32BE(length, 16)
+}
+
+function structuredHeader(cookie: Buffer, type: number, length: number): Buffer {
+  const h = Buffer.allocUnsafe(20)
+  writeStructuredHeader(h, cookie, type, length)
+  return h
+}
+
+function infoString(type: number, text: string): Buffer {
+  const bytes = truncateUtf8(text, P.MAX_STRING)
+  const body = Buffer.alloc(2 + bytes.length)
+  body.writeUInt16BE(type, 0)
+  bytes.copy(body, 2)
+  return body
+}
+
+/** UTF-8 bytes of `text`, cut to at most `max` bytes on a character boundary. */
+function truncateUtf8(text: string, max: number): Buffer {
+  const bytes = Buffer.from(text, 'utf8')
+  if (bytes.length <= max) return bytes
+  let end = max
+  while (end > 0 && ((bytes[end] as number) & 0xc0) === 0x80) end--
+  return bytes.subarray(0, end)
+}
+
+/** NBD_OPT_INFO / NBD_OPT_GO data: u32 name length, name, u16 count, count x u16 info types. */
+function parseInfoRequest(data: Buffer): { name: string; requests: number[] } | string {
+  if (data.length < 6) return 'The option data is shorter than 6 bytes'
+  const nameLength = data.readUInt32BE(0)
+  if (nameLength > data.length - 6) return 'The export name runs past the option data'
+  if (nameLength > P.MAX_STRING) return `The export name is longer than ${P.MAX_STRING} bytes`
+  const name = data.toString('utf8', 4, 4 + nameLength)
+  const count = data.readUInt16BE(4 + nameLength)
+  if (data.length !== 6 + nameLength + 2 * count)
+    return 'The information requests do not fill the option data'
+  const requests: number[] = []
+  for (let i = 0; i < count; i++) requests.push(data.readUInt16BE(6 + nameLength + 2 * i))
+  return { name, requests }
+}
+
+/** NBD_OPT_{LIST,SET}_META_CONTEXT data: u32 name length, name, u32 count, count x (u32 length, query). */
+function parseMetaContextRequest(data: Buffer): { name: string; queries: string[] } | string {
+  if (data.length < 8) return 'The option data is shorter than 8 bytes'
+  const nameLength = data.readUInt32BE(0)
+  if (nameLength > data.length - 8) return 'The export name runs past the option data'
+  if (nameLength > P.MAX_STRING) return `The export name is longer than ${P.MAX_STRING} bytes`
+  const name = data.toString('utf8', 4, 4 + nameLength)
+  const count = data.readUInt32BE(4 + nameLength)
+  let at = 8 + nameLength
+  const queries: string[] = []
+  for (let i = 0; i < count; i++) {
+    if (at + 4 > data.length) return 'A query runs past the option data'
+    const length = data.readUInt32BE(at)
+    at += 4
+    if (length > data.length - at) return 'A query runs past the option data'
+    queries.push(data.toString('utf8', at, at + length))
+    at += length
+  }
+  if (at !== data.length) return 'Bytes are left over after the queries'
+  return { name, queries }
+}
+
+/** The NBD error value and message for a failed operation. */
+function describeFailure(err: unknown): { errno: number; message: string } {
+  if (!isCairnError(err)) return { errno: P.EIO, message: err instanceof Error ? err.message : String(err) }
+  switch (err.code) {
+    case 'SnapshotIsReadOnly':
+    case 'DiskIsReadOnly':
+    case 'LeaseIdMissing':
+    case 'LeaseIdMismatch':
+    case 'ConditionNotMet':
+    case 'SequenceNumberConditionNotMet':
+      return { errno: P.EPERM, message: err.message }
+    case 'RangeOutOfBounds':
+    case 'RangeNotAligned':
+    case 'WriteTooLarge':
+    case 'ReadTooLarge':
+    case 'InvalidRequest':
+      return { errno: P.EINVAL, message: err.message }
+    case 'StoreFull':
+      return { errno: P.ENOSPC, message: err.message }
+    case 'ServiceUnavailable':
+      return { errno: P.ESHUTDOWN, message: err.message }
+    default:
+      return { errno: P.EIO, message: err.message }
+  }
+}

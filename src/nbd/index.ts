@@ -1,0 +1,5 @@
+// The NBD server: disks and snapshots of the disk store as NBD exports for qemu, nbdcopy, nbdinfo, nbdfuse.
+export { DiskStoreExports, type NbdDiskStore } from './disk-store-exports.js'
+export { formatExportName, nbdUri, parseExportName } from './export-name.js'
+export type { BlockExtent, ExportInfo, ExportProvider, NbdExport, WriteOptions } from './export-provider.js'
+export { NBD_DEFAULT_PORT, NbdServer, type NbdServerOptions } from './nbd-server.js'
