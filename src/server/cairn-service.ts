@@ -121,6 +121,7 @@ export class CairnService {
       this.#backups = backups
       this.#scheduler = new Scheduler({
         store: protection,
+        maxConcurrent: this.config.maxBackups ?? 4,
         logger: log.child({ component: 'scheduler' }),
         runBackup: async (run, signal) => {
           const item = await protection.getItemById(run.itemId)
