@@ -56,6 +56,7 @@ export {
 export { RegistryVaultTransfer } from './registry-vault-transfer.js'
 export {
   expiredSnapshots,
+  MAX_POINTS_PER_ITEM,
   onDemandExpiry,
   planRetention,
   type RetentionPlan,

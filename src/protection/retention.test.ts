@@ -115,4 +115,20 @@ describe('retention', () => {
       assert.ok(new Date(v.time + 7 * DAY).getUTCMonth() !== d.getUTCMonth())
     }
   })
+
+  it('keeps at most 9999 points per item, dropping the oldest first and never the latest', () => {
+    const points: RetentionPoint[] = Array.from({ length: 10_005 }, (_, i) => ({
+      id: `p${i}`,
+      time: START + i * 60_000,
+      kind: 'OnDemand' as const,
+      expiresAt: START + 400 * DAY,
+    }))
+    const plan = planRetention(points, longTerm, START + 10 * DAY)
+    assert.equal(plan.keep.length, 9999)
+    assert.deepEqual(
+      plan.expire.map((v) => v.id),
+      ['p0', 'p1', 'p2', 'p3', 'p4', 'p5'],
+    )
+    assert.ok(plan.keep.some((v) => v.id === 'p10004'))
+  })
 })

@@ -10,6 +10,9 @@ import {
 
 const DAY = 86_400_000
 
+/** Most recovery points one item keeps, after the reference. */
+export const MAX_POINTS_PER_ITEM = 9999
+
 /** A recovery point as retention sees it. */
 export interface RetentionPoint {
   id: string
@@ -109,6 +112,12 @@ export function planRetention(points: RetentionPoint[], policy: BackupPolicy, no
     const verdict: RetentionVerdict = { id: p.id, time: p.time, expiresAt, reasons, expired }
     if (expired && !isLatest) expire.push(verdict)
     else keep.push(verdict)
+  }
+  // The reference keeps at most 9999 recovery points per item: beyond that the oldest go first.
+  if (keep.length > MAX_POINTS_PER_ITEM) {
+    keep.sort((a, b) => a.time - b.time)
+    const over = keep.splice(0, keep.length - MAX_POINTS_PER_ITEM)
+    for (const v of over) expire.push({ ...v, expired: true, reasons: [] })
   }
   return { keep, expire }
 }
