@@ -5,6 +5,7 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
+import { AgentServer } from '../src/agent/index.js'
 import { type Catalog, openSqliteCatalog } from '../src/catalog/index.js'
 import { type DiskRef, LogDiskStore } from '../src/diskstore/index.js'
 import { ProtectionService, ProtectionStore, RegistryVaultTransfer } from '../src/protection/index.js'
@@ -374,6 +375,60 @@ describe('backups and restores end to end (real disk store, real agent process)'
       )
     } finally {
       await vaults.close()
+      await disks.close()
+      await catalog.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('cancels a backup held in the quiesce phase: the job ends Cancelled, no point is written, the VM is free again', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cairn-backup-cancel-'))
+    const catalog = await openSqliteCatalog(join(dir, 'catalog.db'))
+    const disks = await LogDiskStore.open(join(dir, 'disks'))
+    const pre = join(dir, 'slow-pre.sh')
+    writeFileSync(pre, '#!/bin/sh\nsleep 2\n')
+    chmodSync(pre, 0o700)
+    const config = join(dir, 'agent.json')
+    writeFileSync(config, JSON.stringify({ preScriptLocation: pre, timeoutInSeconds: 30 }))
+    chmodSync(config, 0o600)
+    const agent = new AgentServer({
+      configPath: config,
+      token: TOKEN,
+      ownership: { ownerUid: process.getuid!() },
+    })
+    try {
+      const { url } = await agent.start({ port: 0 })
+      await disks.createAccount(ACCOUNT)
+      await disks.createContainer(ACCOUNT, CONTAINER)
+      await disks.createDisk(ref('c-os'), { size: MiB })
+      const store = new ProtectionStore(catalog)
+      const service = new ProtectionService({ store, disks })
+      await store.createVm({
+        name: 'c',
+        osDisk: ref('c-os'),
+        configuration: {},
+        agent: { url, token: TOKEN },
+      })
+      await store.createPolicy('v1', {
+        name: 'daily',
+        schedule: { frequency: 'Daily', time: '22:00' },
+        retention: { daily: { days: 7 } },
+      })
+      await store.protect('c', { vault: 'v1', policy: 'daily' })
+      const job = await service.startBackup('c')
+      for (let i = 0; i < 200 && (await store.getJob(job.id)).phase !== 'Quiesce'; i++)
+        await new Promise((r) => setTimeout(r, 10))
+      const cancelled = await service.cancel(job.id)
+      assert.equal(cancelled.status, 'Cancelled')
+      assert.equal((await store.listRecoveryPoints('c')).length, 0)
+      await assert.rejects(service.cancel(job.id), (e) => isCairnError(e) && e.code === 'Cancelled')
+      // The agent finishes its quiesce and its watchdog would thaw; here the agent is stopped (it thaws).
+      await new Promise((r) => setTimeout(r, 2200))
+      await agent.stop()
+      const next = await service.backup('c')
+      assert.equal(next.status, 'CompletedWithWarnings', 'the agent is gone: crash-consistent, and said so')
+    } finally {
+      await agent.stop()
       await disks.close()
       await catalog.close()
       rmSync(dir, { recursive: true, force: true })
