@@ -21,6 +21,11 @@ async function withApi(
   const dir = mkdtempSync(join(tmpdir(), 'cairn-protection-api-'))
   const catalog = await openSqliteCatalog(join(dir, 'catalog.db'))
   const diskStore = await LogDiskStore.open(join(dir, 'disks'))
+  await diskStore.createAccount('acct')
+  await diskStore.createContainer('acct', 'vms')
+  for (const d of ['db-1-os', 'db-1-data', 'db-1-log']) {
+    await diskStore.createDisk({ account: 'acct', container: 'vms', disk: d }, { size: 1024 * 1024 })
+  }
   try {
     const store = new ProtectionStore(catalog)
     const app = createApiApp({
@@ -112,6 +117,7 @@ describe('protection API', () => {
       const cases: [string, string, unknown, number, string][] = [
         ['GET', '/api/v1/vms/ghost', undefined, 404, 'VmNotFound'],
         ['POST', '/api/v1/vms', { ...vm, dataDisks: [{ lun: 99, disk: 'a/b/c' }] }, 400, 'VmInvalid'],
+        ['POST', '/api/v1/vms', { ...vm, name: 'db-2', osDisk: 'acct/vms/nowhere' }, 404, 'DiskNotFound'],
         ['GET', '/api/v1/vaults/v/backupPolicies/none', undefined, 404, 'PolicyNotFound'],
         [
           'POST',

@@ -1,5 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import type { BackupJobStatus, JobType, ProtectionStore } from '../protection/index.js'
+import { type BackupJobStatus, type JobType, type ProtectionStore, validateVm } from '../protection/index.js'
 import { CairnError } from '../util/index.js'
 import type { ApiContext } from './api-context.js'
 import type { ApiApp } from './new-api-app.js'
@@ -61,7 +61,18 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
       request: body(Json),
       responses: { 201: json(Json, 'The VM'), ...errors },
     }),
-    async (c) => c.json(plain(redactVm(await store.createVm(c.req.valid('json')))), 201),
+    async (c) => {
+      const spec = validateVm(c.req.valid('json'))
+      // Every disk must exist in the disk store (DiskNotFound names the first that does not).
+      for (const d of [
+        spec.osDisk,
+        ...spec.dataDisks.map((x) => x.disk),
+        ...(spec.tempDisk ? [spec.tempDisk] : []),
+      ]) {
+        ctx.diskStore.getDisk(d)
+      }
+      return c.json(plain(redactVm(await store.createVm(spec))), 201)
+    },
   )
   app.openapi(
     createRoute({
