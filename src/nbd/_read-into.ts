@@ -30,6 +30,7 @@ export function readInto(
     kBufferCb === undefined ||
     kBufferGen === undefined ||
     fields[kBuffer] !== null ||
+    socket.readableLength > 0 ||
     handle === null ||
     handle === undefined ||
     typeof handle.useUserBuffer !== 'function'

@@ -145,6 +145,41 @@ describe('NbdServer', () => {
     await c.disconnect()
   })
 
+  it('receives write payloads of every size intact however the bytes are cut into segments', async () => {
+    const c = await RawClient.open(port, 'acct/vms/os')
+    // Every message leaves in pieces of 1 byte to 100 KiB, one piece per event-loop turn, so that the
+    // server sees headers split, payloads read straight into their buffer and payloads that share a
+    // read with the next header.
+    let chain = Promise.resolve()
+    let seed = 1
+    c.write = (bytes: Buffer) => {
+      chain = chain.then(async () => {
+        for (let at = 0; at < bytes.length; ) {
+          seed = (seed * 48271) % 2147483647
+          const n = Math.min(bytes.length - at, 1 + (seed % (seed % 3 === 0 ? 100 * 1024 : 40)))
+          c.socket.write(bytes.subarray(at, at + n))
+          at += n
+          await new Promise((r) => setImmediate(r))
+        }
+      })
+    }
+    const base = 8 * MiB
+    const sizes = [300 * 1024, 4096, 5, 70 * 1024 + 3, 1024 * 1024, 4097, 256 * 1024, 12]
+    const expected = Buffer.alloc(sizes.reduce((a, b) => a + b, 0))
+    const writes: Promise<{ error: number }>[] = []
+    let at = 0
+    for (const size of sizes) {
+      const piece = randomBytes(size)
+      piece.copy(expected, at)
+      writes.push(c.request(P.CMD_WRITE, base + at, size, { payload: piece }))
+      at += size
+    }
+    for (const w of await Promise.all(writes)) assert.equal(w.error, 0)
+    const back = await c.request(P.CMD_READ, base, expected.length)
+    assert.ok(back.data?.equals(expected))
+    await c.disconnect()
+  })
+
   it('splits writes larger than the store takes and zeroes with and without holes', async () => {
     const c = await RawClient.open(port, 'acct/vms/os')
     const data = randomBytes(9 * MiB + 100)
