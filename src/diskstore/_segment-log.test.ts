@@ -81,6 +81,22 @@ describe('SegmentLog background appends', () => {
       await log.close()
     }))
 
+  it('keeps a removed segment open until the writes and the fsync using it are done', () =>
+    withDir(async (dir) => {
+      const log = SegmentLog.open(dir, 64 * 1024 * 1024)
+      const old = log.append(RecordType.write, META, randomBytes(1024 * 1024), { background: true })
+      log.rollNow()
+      const kept = log.append(RecordType.write, META, randomBytes(4096), { background: true })
+      const durable = log.durable()
+      // Compaction removes a segment in the same turn in which a group commit may have started.
+      log.removeSegment(old.segment)
+      await durable
+      await old.written
+      await kept.written
+      assert.deepEqual(log.segments(), [kept.segment])
+      await log.close()
+    }))
+
   it('writes pending records itself when synced at once (checkpoint)', () =>
     withDir(async (dir) => {
       const log = SegmentLog.open(dir, 64 * 1024 * 1024)

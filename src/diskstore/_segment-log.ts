@@ -127,6 +127,8 @@ export class SegmentLog {
   readonly #pending = new Set<PendingWrite>()
   /** Set when a background write failed: the log accepts nothing more. */
   #failure: CairnError | undefined
+  /** The group-commit round running (settled when none). */
+  #round: Promise<void> = Promise.resolve()
 
   private constructor(dir: string, segmentSize: number) {
     this.#dir = dir
@@ -407,30 +409,41 @@ export class SegmentLog {
     this.#syncing = true
     const batch = this.#waiters
     this.#waiters = []
-    const fds = [...this.#dirty].map((n) => this.#fds.get(n)).filter((fd) => fd !== undefined)
+    const segments = [...this.#dirty]
     this.#dirty.clear()
     // Every append made before these callers asked is either written or pending now.
     const writes = [...this.#pending].map((p) => p.done)
-    Promise.all(writes)
-      .then(() => Promise.all(fds.map(syncFd)))
-      .then(
-        () => {
-          this.#syncing = false
-          for (const w of batch) w.resolve()
-          this.#kick()
-        },
-        (err) => {
-          this.#syncing = false
-          const e =
-            err instanceof CairnError
-              ? err
-              : new CairnError('Internal', `Cannot make disk store writes durable: ${err.message}`, {
-                  cause: err,
-                })
-          for (const w of batch) w.reject(e)
-          this.#kick()
-        },
-      )
+    const round = Promise.all(writes).then(() =>
+      // A segment removed meanwhile needs no sync (its descriptor stays open until this round ends).
+      Promise.all(
+        segments
+          .map((n) => this.#fds.get(n))
+          .filter((fd) => fd !== undefined)
+          .map(syncFd),
+      ),
+    )
+    this.#round = round.then(
+      () => undefined,
+      () => undefined,
+    )
+    round.then(
+      () => {
+        this.#syncing = false
+        for (const w of batch) w.resolve()
+        this.#kick()
+      },
+      (err) => {
+        this.#syncing = false
+        const e =
+          err instanceof CairnError
+            ? err
+            : new CairnError('Internal', `Cannot make disk store writes durable: ${err.message}`, {
+                cause: err,
+              })
+        for (const w of batch) w.reject(e)
+        this.#kick()
+      },
+    )
   }
 
   /** Fsyncs every dirty segment synchronously (checkpoint, close); background writes still on their way are written here too. */
@@ -451,10 +464,11 @@ export class SegmentLog {
   /** Deletes a segment file (after compaction moved its live data). */
   removeSegment(n: number): void {
     const fd = this.#fds.get(n)
-    // A descriptor is closed only once no background write uses it (a reused number would take its bytes).
+    // A descriptor is closed only once no background write or fsync uses it (a reused number would
+    // take their bytes).
     const writes = [...this.#pending].filter((p) => p.segment === n).map((p) => p.done)
-    if (fd !== undefined && writes.length === 0) closeSync(fd)
-    else if (fd !== undefined) void Promise.allSettled(writes).then(() => closeSync(fd))
+    if (fd !== undefined && writes.length === 0 && !this.#syncing) closeSync(fd)
+    else if (fd !== undefined) void Promise.allSettled([...writes, this.#round]).then(() => closeSync(fd))
     this.#fds.delete(n)
     this.#sizes.delete(n)
     this.#dirty.delete(n)
