@@ -52,6 +52,9 @@ describe('blob API bad requests, raw', () => {
   it('refuses a request dated more than 15 minutes from the service clock', async () => {
     const r = await rawRequest(h, 'PUT', `${blob}?comp=metadata`, { headers: { 'x-ms-meta-a': '1' } })
     assert.equal(r.status, 200)
+    const meta = await rawRequest(h, 'GET', `${blob}?comp=metadata`)
+    assert.equal(meta.status, 200)
+    assert.equal(meta.headers.get('x-ms-meta-a'), '1')
     const signedOther = await rawRequest(h, 'GET', `${blob}?comp=metadata`, {
       headers: { 'x-ms-date': new Date(Date.now() - 3600_000).toUTCString() },
     })

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { pattern, startBlobApi } from './_blobapi-harness.js'
+import { BlobServiceClient } from '@azure/storage-blob'
+import { DEVELOPMENT_ACCOUNT } from '../src/blobapi/index.js'
+import { pattern, rawRequest, startBlobApi } from './_blobapi-harness.js'
 
 const MiB = 1024 * 1024
 
@@ -44,6 +46,39 @@ describe('BlobApiServer', () => {
       const copy = c.getPageBlobClient('copy of Ä')
       await copy.syncCopyFromURL(b.url)
       assert.deepEqual(await copy.downloadToBuffer(512, 512), pattern(512, 1))
+    } finally {
+      await h.close()
+    }
+  })
+
+  it('serves clients configured with the development connection string of docs/blobapi.md', async () => {
+    const h = await startBlobApi()
+    try {
+      const conn = `DefaultEndpointsProtocol=http;AccountName=${DEVELOPMENT_ACCOUNT.name};AccountKey=${DEVELOPMENT_ACCOUNT.key};BlobEndpoint=${h.accountUrl};`
+      const service = BlobServiceClient.fromConnectionString(conn)
+      await service.getContainerClient('viaconn').create()
+      const names: string[] = []
+      for await (const c of service.listContainers()) names.push(c.name)
+      assert.deepEqual(names, ['viaconn'])
+    } finally {
+      await h.close()
+    }
+  })
+
+  it('answers Abort Copy Blob with NoPendingCopyOperation, as copies finish at once', async () => {
+    const h = await startBlobApi()
+    try {
+      const c = h.service.getContainerClient('copies')
+      await c.create()
+      const src = c.getPageBlobClient('src')
+      await src.create(4096)
+      const dst = c.getPageBlobClient('dst')
+      const r = await dst.syncCopyFromURL(src.url)
+      const abort = await rawRequest(h, 'PUT', `/copies/dst?comp=copy&copyid=${r.copyId}`, {
+        headers: { 'x-ms-copy-action': 'abort' },
+      })
+      assert.equal(abort.status, 409)
+      assert.equal(abort.code, 'NoPendingCopyOperation')
     } finally {
       await h.close()
     }

@@ -30,9 +30,18 @@ describe('cairn serve with every data plane', () => {
       assert.equal(copy.status, 0, copy.stderr)
 
       // The Azure SDK sees the same bytes and the written range.
-      const cred = new StorageSharedKeyCredential('devstoreaccount1', KEY)
-      const service = new BlobServiceClient(`${svc.listeners.blob}/devstoreaccount1`, cred)
+      const keys = JSON.parse(
+        cairn(['account', 'keys', 'devstoreaccount1', '--json', '--url', svc.url]).stdout,
+      )
+      assert.equal(keys.key1, KEY)
+      const service = BlobServiceClient.fromConnectionString(keys.connectionString)
       const blob = service.getContainerClient('disks').getPageBlobClient('shared')
+      const cred = new StorageSharedKeyCredential('devstoreaccount1', KEY)
+      assert.equal(
+        (await new BlobServiceClient(`${svc.listeners.blob}/devstoreaccount1`, cred).getAccountInfo())
+          .skuName !== undefined,
+        true,
+      )
       const got = await blob.downloadToBuffer(2 * 1024 * 1024, 1024 * 1024)
       assert.equal(sha(got), sha(payload))
       const props = await blob.getProperties()

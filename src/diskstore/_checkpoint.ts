@@ -12,7 +12,8 @@
 //          their properties; tree roots as node numbers, -1 for an empty tree), the log position
 //          replay starts from, and the counters
 //        u32 W, then W write-table entries: f64 writeId, u32 piece count P, then P pieces of
-//          u32 offset in the write, u32 length, u32 segment, f64 offset in the segment
+//          u32 offset in the write, u32 length (0xFFFFFFFF: to the end of the write), u32 segment,
+//          f64 offset in the segment
 //        u32 N, then N tree nodes, children before parents, numbered from 0 in that order:
 //          inner: u8 1, u8 0, u16 C, then C × (u32 child index 0..255, u32 node number)
 //          leaf:  u8 2, u8 0, u16 0, u32 E, then E × 4 f64 (start, end, writeId, offset in the write)
@@ -38,6 +39,9 @@ import type { WriteTable } from './_write-table.js'
 const MAGIC = 0x43435243
 const VERSION = 1
 const HEADER = 24
+const CHUNK = 1024 * 1024
+/** A piece length meaning "to the end of the write". */
+const TO_END = 0xffffffff
 
 const checkpointName = (n: number) => `checkpoint-${String(n).padStart(6, '0')}.ckpt`
 
@@ -54,6 +58,8 @@ export function listCheckpoints(dir: string): number[] {
 export class NodeWriter {
   readonly #ids = new Map<Node, number>()
   readonly #parts: Buffer[] = []
+  #chunk = Buffer.allocUnsafe(CHUNK)
+  #used = 0
 
   /** The node number of `root` (-1 for an empty tree), encoding it and its children if new. */
   id(root: Root): number {
@@ -61,27 +67,44 @@ export class NodeWriter {
     return this.#visit(root)
   }
 
+  /** Room for `n` more bytes in the current chunk. */
+  #room(n: number): void {
+    if (this.#used + n <= this.#chunk.length) return
+    if (this.#used > 0) this.#parts.push(this.#chunk.subarray(0, this.#used))
+    this.#chunk = Buffer.allocUnsafe(Math.max(CHUNK, n))
+    this.#used = 0
+  }
+
   #visit(node: Node): number {
     const known = this.#ids.get(node)
     if (known !== undefined) return known
     if (isLeaf(node)) {
-      const head = Buffer.alloc(8)
-      head[0] = 2
-      head.writeUInt32LE(node.length / 4, 4)
-      this.#parts.push(head, Buffer.from(node.buffer, node.byteOffset, node.byteLength))
+      this.#room(8 + node.length * 8)
+      const c = this.#chunk
+      let k = this.#used
+      c.writeUInt32LE(2, k)
+      c.writeUInt32LE(node.length / 4, k + 4)
+      k += 8
+      for (let j = 0; j < node.length; j++, k += 8) c.writeDoubleLE(node[j]!, k)
+      this.#used = k
     } else {
-      const kids: [number, number][] = []
-      node.kids.forEach((k, i) => {
-        if (k !== undefined) kids.push([i, this.#visit(k)])
-      })
-      const buf = Buffer.alloc(4 + kids.length * 8)
-      buf[0] = 1
-      buf.writeUInt16LE(kids.length, 2)
-      kids.forEach(([i, id], j) => {
-        buf.writeUInt32LE(i, 4 + j * 8)
-        buf.writeUInt32LE(id, 8 + j * 8)
-      })
-      this.#parts.push(buf)
+      const kids: number[] = []
+      for (let i = 0; i < node.kids.length; i++) {
+        const child = node.kids[i]
+        if (child !== undefined) kids.push(i, this.#visit(child))
+      }
+      this.#room(4 + kids.length * 4)
+      const c = this.#chunk
+      let k = this.#used
+      c.writeUInt8(1, k)
+      c.writeUInt8(0, k + 1)
+      c.writeUInt16LE(kids.length / 2, k + 2)
+      k += 4
+      for (const v of kids) {
+        c.writeUInt32LE(v, k)
+        k += 4
+      }
+      this.#used = k
     }
     const id = this.#ids.size
     this.#ids.set(node, id)
@@ -93,7 +116,7 @@ export class NodeWriter {
   }
 
   parts(): Buffer[] {
-    return this.#parts
+    return this.#used > 0 ? [...this.#parts, this.#chunk.subarray(0, this.#used)] : this.#parts
   }
 }
 
@@ -109,7 +132,7 @@ function encodeWrites(writes: WriteTable): Buffer {
     k += 12
     for (const p of pieces) {
       buf.writeUInt32LE(p.at, k)
-      buf.writeUInt32LE(p.length, k + 4)
+      buf.writeUInt32LE(p.length === Number.POSITIVE_INFINITY ? TO_END : p.length, k + 4)
       buf.writeUInt32LE(p.segment, k + 8)
       buf.writeDoubleLE(p.offset, k + 12)
       k += 20
@@ -205,7 +228,7 @@ export function readCheckpoint(dir: string, n: number): CheckpointData {
     for (let j = 0; j < pc; j++) {
       pieces.push({
         at: body.readUInt32LE(k),
-        length: body.readUInt32LE(k + 4),
+        length: body.readUInt32LE(k + 4) === TO_END ? Number.POSITIVE_INFINITY : body.readUInt32LE(k + 4),
         segment: body.readUInt32LE(k + 8),
         offset: body.readDoubleLE(k + 12),
       })
@@ -221,11 +244,10 @@ export function readCheckpoint(dir: string, n: number): CheckpointData {
     if (type === 2) {
       const n4 = body.readUInt32LE(k + 4) * 4
       k += 8
-      const bytes = body.subarray(k, k + n4 * 8)
+      if (k + n4 * 8 > body.length) throw bad(`node ${i} runs past the end`)
       const leaf: Leaf = new Float64Array(n4)
-      new Uint8Array(leaf.buffer).set(bytes)
+      for (let j = 0; j < n4; j++, k += 8) leaf[j] = body.readDoubleLE(k)
       nodes.push(leaf)
-      k += n4 * 8
     } else if (type === 1) {
       const c = body.readUInt16LE(k + 2)
       k += 4

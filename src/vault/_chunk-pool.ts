@@ -9,7 +9,7 @@ interface Pending {
 }
 interface Reply {
   id?: Uint8Array
-  blob?: Uint8Array
+  parts?: Uint8Array[]
   plain?: Uint8Array
   kind?: ChunkKind
   error?: string
@@ -17,6 +17,11 @@ interface Reply {
 }
 
 const asBuffer = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength)
+/** The buffer's memory, when the buffer is its sole view (so it can move to a worker). */
+const owned = (b: Buffer): ArrayBuffer[] =>
+  b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && !(b.buffer instanceof SharedArrayBuffer)
+    ? [b.buffer as ArrayBuffer]
+    : []
 
 /** A small pool of worker threads that seal, hash and open chunks. */
 export class ChunkPool {
@@ -49,10 +54,18 @@ export class ChunkPool {
     }
   }
 
-  /** Hashes, compresses and encrypts a chunk. */
-  async seal(data: Buffer, kind: ChunkKind): Promise<{ id: Buffer; blob: Buffer }> {
-    const r = await this.#call({ op: 'seal', data, kind })
-    return { id: asBuffer(r.id!), blob: asBuffer(r.blob!) }
+  /**
+   * Hashes, compresses and encrypts a chunk; returns its id and blob parts. With `transfer`, `data`
+   * moves to the worker (no copy) and must not be used afterwards.
+   */
+  async seal(
+    data: Buffer,
+    kind: ChunkKind,
+    transfer = false,
+  ): Promise<{ id: Buffer; parts: Buffer[]; length: number }> {
+    const r = await this.#call({ op: 'seal', data, kind }, transfer ? owned(data) : [])
+    const parts = r.parts!.map(asBuffer)
+    return { id: asBuffer(r.id!), parts, length: parts.reduce((n, p) => n + p.length, 0) }
   }
 
   /** The id a chunk would have. */
@@ -60,9 +73,16 @@ export class ChunkPool {
     return asBuffer((await this.#call({ op: 'hash', data })).id!)
   }
 
-  /** Opens and checks a chunk blob; throws ChunkDamage when it is bad. */
-  async open(blob: Buffer, id: Buffer): Promise<{ plain: Buffer; kind: ChunkKind }> {
-    const r = await this.#call({ op: 'open', data: blob, id })
+  /** Opens and checks a chunk blob (which moves to the worker when it can); throws ChunkDamage when it is bad. */
+  async open(
+    blob: Buffer,
+    id: Buffer,
+    options: { rehash?: boolean } = {},
+  ): Promise<{ plain: Buffer; kind: ChunkKind }> {
+    const r = await this.#call(
+      { op: 'open', data: blob, id: new Uint8Array(id), rehash: options.rehash !== false },
+      owned(blob),
+    )
     return { plain: asBuffer(r.plain!), kind: r.kind! }
   }
 
@@ -71,7 +91,7 @@ export class ChunkPool {
     this.#workers.length = 0
   }
 
-  #call(req: Omit<ChunkRequest, 'seq'>): Promise<Reply> {
+  #call(req: Omit<ChunkRequest, 'seq'>, transfer: ArrayBuffer[] = []): Promise<Reply> {
     let best = this.#workers[this.#next % this.#workers.length]!
     this.#next++
     for (const w of this.#workers) if (w.pending.size < best.pending.size) best = w
@@ -85,7 +105,7 @@ export class ChunkPool {
         reject,
       })
       best.worker.ref()
-      best.worker.postMessage({ ...req, seq })
+      best.worker.postMessage({ ...req, seq }, transfer)
     }).finally(() => {
       if (best.pending.size === 0) best.worker.unref()
     })

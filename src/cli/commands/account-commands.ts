@@ -76,6 +76,37 @@ export const accountCommands: CommandDef[] = [
     },
   },
   {
+    name: 'account keys',
+    summary: 'Print the Shared Key credentials and a connection string for the blob API',
+    args: [{ name: 'NAME', help: 'account name' }],
+    options: [
+      { name: 'blob-url', type: 'string', value: 'URL', help: 'blob endpoint for the connection string' },
+    ],
+    async run({ args, opts, client, out }) {
+      const a = await client.get<AccountJson>(accountPath(args.NAME!))
+      const info = await client.get<{ listeners: Record<string, string> }>('/api/v1/info')
+      const endpoint =
+        (opts['blob-url'] as string | undefined) ?? info.listeners.blob ?? 'http://127.0.0.1:10000'
+      const connectionString = `DefaultEndpointsProtocol=http;AccountName=${a.name};AccountKey=${a.keys[0]};BlobEndpoint=${endpoint}/${a.name};`
+      const keys = {
+        account: a.name,
+        key1: a.keys[0],
+        key2: a.keys[1],
+        blobEndpoint: `${endpoint}/${a.name}`,
+        connectionString,
+      }
+      out.result(keys, (k) =>
+        out.keyValues([
+          ['account', k.account],
+          ['key1', k.key1],
+          ['key2', k.key2],
+          ['blob endpoint', k.blobEndpoint],
+          ['connection string', k.connectionString],
+        ]),
+      )
+    },
+  },
+  {
     name: 'account delete',
     summary: 'Delete a storage account with all its containers, disks and snapshots',
     args: [{ name: 'NAME', help: 'account name' }],

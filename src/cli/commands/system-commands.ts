@@ -4,7 +4,7 @@ import type { CommandDef } from '../command.js'
 export const systemCommands: CommandDef[] = [
   {
     name: 'serve',
-    summary: 'Run the Cairn service (management API; later the blob API, NBD and scheduler)',
+    summary: 'Run the Cairn service: management API, Azure Blob API, NBD server',
     description:
       'Settings come from flags, then CAIRN_* environment variables, then a JSON config file\n' +
       '(--config, CAIRN_CONFIG, or DATA/cairn.json), then defaults. See docs/configuration.md.\n' +

@@ -1,0 +1,66 @@
+import assert from 'node:assert/strict'
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, it } from 'node:test'
+import { runner } from './_disk-cli.js'
+import { cairn, startService } from './_service.js'
+
+const MiB = 1024 * 1024
+
+describe('cairn disk import and export, accounts and containers against a running service', () => {
+  it('streams a sparse image in and out, names disks in other accounts, and keeps them across a restart', async () => {
+    const work = mkdtempSync(join(tmpdir(), 'cairn-disk-cli-'))
+    const svc = await startService()
+    try {
+      const { ok } = runner(svc.url)
+      const accounts = ok('account', 'list', '--json').json() as { name: string; keys: string[] }[]
+      assert.deepEqual(
+        accounts.map((a) => a.name),
+        ['devstoreaccount1'],
+      )
+      assert.equal(
+        accounts[0]!.keys[0],
+        'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==',
+      )
+
+      // Import a sparse image through the API and export it back.
+      const image = Buffer.alloc(10 * MiB + 512)
+      image.fill(0x33, 512, 8192)
+      image.fill(0x44, 9 * MiB, 9 * MiB + 4096)
+      writeFileSync(join(work, 'image.raw'), image)
+      const imported = ok('disk', 'import', 'img', join(work, 'image.raw'), '--json').json()
+      assert.equal(imported.size, image.length)
+      assert.equal(imported.usedBytes, 8192 - 512 + 4096)
+      ok('disk', 'export', 'img', join(work, 'back.raw'))
+      assert.ok(readFileSync(join(work, 'back.raw')).equals(image))
+      assert.ok(statSync(join(work, 'back.raw')).blocks * 512 < MiB, 'the export is sparse')
+
+      ok('account', 'create', 'prodeu1', '--redundancy', 'GRS')
+      ok('container', 'create', 'prodeu1/vhds')
+      ok('disk', 'create', 'prodeu1/vhds/web1-os', '--size', '1TiB')
+      const big = ok('disk', 'show', 'prodeu1/vhds/web1-os', '--json').json()
+      assert.equal(big.size, 1024 ** 4)
+      assert.match(ok('account', 'show', 'prodeu1').stdout, /redundancy:\s+GRS/)
+
+      // Everything survives a restart of the service.
+      const data = svc.data
+      await svc.stop()
+      const again = await startService([], { data })
+      try {
+        const r = cairn(['disk', 'read', 'img', '--offset', '9MiB', '--length', '512', '--url', again.url])
+        assert.equal(r.status, 0, r.stderr)
+        assert.ok(Buffer.from(r.stdout, 'latin1').equals(Buffer.alloc(512, 0x44)))
+        const shown = JSON.parse(
+          cairn(['disk', 'show', 'prodeu1/vhds/web1-os', '--json', '--url', again.url]).stdout,
+        )
+        assert.equal(shown.size, 1024 ** 4)
+      } finally {
+        await again.stop()
+      }
+    } finally {
+      await svc.dispose()
+      rmSync(work, { recursive: true, force: true })
+    }
+  })
+})
