@@ -269,7 +269,10 @@ async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Pr
     }
     const pieces = piecesOf(start, end)
     const made: (Extent | null)[] = new Array(pieces.length).fill(null)
-    await forEachLimit(pieces, 4, async (p, i) => {
+    // Keep about 4 MiB in flight: four 1 MiB chunks, or up to 32 small changed runs (latency-bound).
+    const largest = pieces.reduce((n, p) => Math.max(n, p.end - p.start), 1)
+    const width = Math.max(4, Math.min(32, Math.floor((4 * 1024 * 1024) / largest)))
+    await forEachLimit(pieces, width, async (p, i) => {
       made[i] = await piece(p.start, p.end, known)
     })
     const fresh = made.filter((e): e is Extent => e !== null)
@@ -281,7 +284,7 @@ async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Pr
     size: source.size,
     affected: (s: number, e: number) => plan.cut.intersects(s, e),
     leaf,
-    concurrency: 2,
+    concurrency: plan.mode === 'incremental' ? 4 : 2,
     ...(plan.mode === 'incremental' && plan.base ? { base: plan.base } : {}),
   }
   const tree = await updateTree(ctx.pages, update)
