@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
+import { CairnError } from '../util/index.js'
 import { ChunkDamage, type ChunkKeys, type ChunkKind } from './_chunk-codec.js'
 import type { ChunkRequest } from './_chunk-worker.js'
 
@@ -25,7 +26,7 @@ const owned = (b: Buffer): ArrayBuffer[] =>
 
 /** A small pool of worker threads that seal, hash and open chunks. */
 export class ChunkPool {
-  readonly #workers: { worker: Worker; pending: Map<number, Pending> }[] = []
+  readonly #workers: { worker: Worker; pending: Map<number, Pending>; dead?: Error }[] = []
   #seq = 0
   #next = 0
 
@@ -40,17 +41,22 @@ export class ChunkPool {
         workerData: { dataKey: keys?.dataKey ?? null, idKey: keys?.idKey ?? null, level },
       })
       const pending = new Map<number, Pending>()
+      const slot: { worker: Worker; pending: Map<number, Pending>; dead?: Error } = { worker, pending }
       worker.on('message', (m: Reply & { seq: number }) => {
         const p = pending.get(m.seq)
         pending.delete(m.seq)
         p?.resolve(m)
       })
-      worker.on('error', (err) => {
+      // A worker that dies fails what it was doing; later calls go to the others.
+      const die = (err: Error) => {
+        slot.dead ??= err
         for (const p of pending.values()) p.reject(err)
         pending.clear()
-      })
+      }
+      worker.on('error', die)
+      worker.on('exit', (code) => die(new Error(`a chunk worker exited with code ${code}`)))
       worker.unref()
-      this.#workers.push({ worker, pending })
+      this.#workers.push(slot)
     }
   }
 
@@ -92,9 +98,18 @@ export class ChunkPool {
   }
 
   #call(req: Omit<ChunkRequest, 'seq'>, transfer: ArrayBuffer[] = []): Promise<Reply> {
-    let best = this.#workers[this.#next % this.#workers.length]!
+    const live = this.#workers.filter((w) => !w.dead)
+    if (live.length === 0) {
+      return Promise.reject(
+        new CairnError(
+          'Internal',
+          `Cannot hash, compress or encrypt: every chunk worker has stopped (${this.#workers[0]?.dead?.message ?? 'closed'})`,
+        ),
+      )
+    }
+    let best = live[this.#next % live.length]!
     this.#next++
-    for (const w of this.#workers) if (w.pending.size < best.pending.size) best = w
+    for (const w of live) if (w.pending.size < best.pending.size) best = w
     const seq = ++this.#seq
     return new Promise<Reply>((resolve, reject) => {
       best.pending.set(seq, {
