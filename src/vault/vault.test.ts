@@ -186,6 +186,19 @@ describe('vault backups', () => {
     })
   })
 
+  it('gc removes temporary files a killed writer left behind', async () => {
+    await withVault(async (v, dir) => {
+      const { mkdir, utimes, readdir } = await import('node:fs/promises')
+      const tmp = join(dir, 'vault', '.tmp')
+      await mkdir(tmp, { recursive: true })
+      await writeFile(join(tmp, 'left-behind'), 'x')
+      await utimes(join(tmp, 'left-behind'), new Date(0), new Date(0))
+      const report = await v.gc()
+      assert.equal(report.temporaryFilesRemoved, 1)
+      assert.deepEqual(await readdir(tmp), [])
+    })
+  })
+
   it('a cancelled backup throws Cancelled and leaves no recovery point', async () => {
     await withVault(async (v) => {
       const ac = new AbortController()
