@@ -8,7 +8,7 @@ import type { CairnError } from '../util/index.js'
 import { bufferSink, bufferSource, mixedImage, scatterWrites, textBytes } from './_testing.js'
 import { fileSink } from './file-sink.js'
 import { fileSource } from './file-source.js'
-import { FsVaultBackend } from './fs-backend.js'
+import { FsVaultBackend } from './fs-vault-backend.js'
 import { Vault } from './vault.js'
 
 const MiB = 1024 * 1024
