@@ -26,14 +26,7 @@ import {
   type Node,
   type Root,
 } from './_extent-tree.js'
-import {
-  checkLease,
-  effectiveState,
-  type LeaseState,
-  leaseInfo,
-  leaseTransition,
-  NO_LEASE,
-} from './_lease.js'
+import { checkLease, type LeaseState, leaseInfo, leaseTransition, NO_LEASE } from './_lease.js'
 import { checkAccountName, checkContainerName, checkDiskName, refText } from './_names.js'
 import { dataRanges, forEachDataRun, rawSize } from './_raw-file.js'
 import { type LogPosition, type LogRecord, RecordType, SegmentLog } from './_segment-log.js'
@@ -1448,11 +1441,6 @@ export class LogDiskStore implements DiskStore {
     return result
   }
 
-  /** The state of a disk's lease now (for callers that must know whether it expired). */
-  leaseState(ref: DiskRef): ReturnType<typeof effectiveState> {
-    return effectiveState(this.#disk(ref).lease, this.#now())
-  }
-
   // ---------------------------------------------------------------- snapshots
 
   async snapshot(
@@ -1899,11 +1887,6 @@ export class LogDiskStore implements DiskStore {
       this.#closed = true
       await this.#log.close()
     }
-  }
-
-  /** Internal counters, for tests and benchmarks. */
-  stats(): { writes: number; disks: number; nextWriteId: number } {
-    return { writes: this.#writes.size, disks: this.#disks.size, nextWriteId: this.#nextWriteId }
   }
 }
 
