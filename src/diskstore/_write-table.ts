@@ -28,10 +28,6 @@ export class WriteTable {
     this.#whole.set(writeId, segment * SEGMENT_UNIT + offset)
   }
 
-  has(writeId: number): boolean {
-    return this.#whole.has(writeId) || this.#pieces.has(writeId)
-  }
-
   /** The pieces of a write, sorted by offset in the write. */
   pieces(writeId: number): readonly Piece[] | undefined {
     const packed = this.#whole.get(writeId)

@@ -26,14 +26,7 @@ import {
   type Node,
   type Root,
 } from './_extent-tree.js'
-import {
-  checkLease,
-  effectiveState,
-  type LeaseState,
-  leaseInfo,
-  leaseTransition,
-  NO_LEASE,
-} from './_lease.js'
+import { checkLease, type LeaseState, leaseInfo, leaseTransition, NO_LEASE } from './_lease.js'
 import { checkAccountName, checkContainerName, checkDiskName, refText } from './_names.js'
 import { dataRanges, forEachDataRun, rawSize } from './_raw-file.js'
 import {
@@ -1467,11 +1460,6 @@ export class LogDiskStore implements DiskStore {
     return result
   }
 
-  /** The state of a disk's lease now (for callers that must know whether it expired). */
-  leaseState(ref: DiskRef): ReturnType<typeof effectiveState> {
-    return effectiveState(this.#disk(ref).lease, this.#now())
-  }
-
   // ---------------------------------------------------------------- snapshots
 
   async snapshot(
@@ -1918,11 +1906,6 @@ export class LogDiskStore implements DiskStore {
       this.#closed = true
       await this.#log.close()
     }
-  }
-
-  /** Internal counters, for tests and benchmarks. */
-  stats(): { writes: number; disks: number; nextWriteId: number } {
-    return { writes: this.#writes.size, disks: this.#disks.size, nextWriteId: this.#nextWriteId }
   }
 }
 

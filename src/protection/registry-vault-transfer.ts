@@ -1,13 +1,7 @@
-import type { DiskRef, DiskStore } from '../diskstore/index.js'
-import { MAX_WRITE_SIZE, PAGE_SIZE } from '../diskstore/index.js'
-import type {
-  BackupSource,
-  RestoreSink,
-  SourceChanges,
-  Consistency as VaultConsistency,
-  VaultRegistry,
-} from '../vault/index.js'
+import type { DiskStore } from '../diskstore/index.js'
+import type { Consistency as VaultConsistency, VaultRegistry } from '../vault/index.js'
 import type { Consistency } from './agent-client.js'
+import { diskSource, restoreToDisk } from './disk-backup.js'
 import type { VaultTransfer } from './protection-service.js'
 
 const CONSISTENCY: Record<Consistency, VaultConsistency> = {
@@ -17,8 +11,8 @@ const CONSISTENCY: Record<Consistency, VaultConsistency> = {
 }
 
 /**
- * The vault side of VM backups over the service's vault registry: disk-store snapshots become vault
- * sources; with a base, only the page ranges the disk store's diff reports are read.
+ * The vault side of VM backups over the service's vault registry: the disk-store snapshots of a point
+ * become one vault recovery point; with a base, only the ranges of the disk store's diff are read.
  */
 export class RegistryVaultTransfer implements VaultTransfer {
   readonly #registry: VaultRegistry
@@ -34,18 +28,14 @@ export class RegistryVaultTransfer implements VaultTransfer {
     options: Parameters<VaultTransfer['backupPoint']>[1],
   ): Promise<{ id: string; bytesAdded: number }> {
     const vault = await this.#registry.open(request.vault)
-    const sources: BackupSource[] = request.disks.map((d) => {
-      const source: BackupSource = {
-        name: d.name,
-        size: d.size,
+    const sources = request.disks.map((d) =>
+      diskSource(this.#disks, d.disk, {
         snapshot: d.snapshot,
-        read: (offset, length) => this.#disks.read(d.disk, offset, length, { snapshot: d.snapshot }),
-        ranges: async () => this.#disks.pageRanges(d.disk, { snapshot: d.snapshot }),
-      }
-      if (d.lun !== undefined) source.lun = d.lun
-      if (d.baseSnapshot && request.base) source.changes = this.#changes(d.disk, d.baseSnapshot, d.snapshot)
-      return source
-    })
+        name: d.name,
+        ...(d.lun !== undefined ? { lun: d.lun } : {}),
+        ...(d.baseSnapshot && request.base ? { baseSnapshot: d.baseSnapshot } : {}),
+      }),
+    )
     const rp = await vault.backup({
       sources,
       item: request.item,
@@ -63,8 +53,7 @@ export class RegistryVaultTransfer implements VaultTransfer {
     options: Parameters<VaultTransfer['restoreDisk']>[1],
   ): Promise<void> {
     const vault = await this.#registry.open(request.vault)
-    await this.#disks.createDisk(request.target, { size: request.size })
-    await vault.restore(request.point, request.disk, diskSink(this.#disks, request.target, request.size), {
+    await restoreToDisk(vault, this.#disks, request.point, request.disk, request.target, {
       ...(options.signal ? { signal: options.signal } : {}),
       onProgress: (p) => options.onProgress?.({ bytesDone: p.bytesDone, bytesTotal: p.bytesTotal }),
     })
@@ -72,45 +61,5 @@ export class RegistryVaultTransfer implements VaultTransfer {
 
   async deletePoint(vault: string, point: string): Promise<void> {
     await (await this.#registry.open(vault)).deleteRecoveryPoint(point)
-  }
-
-  /** Every changed and cleared range between two snapshots, all diff pages read. */
-  #changes(ref: DiskRef, from: string, to: string): SourceChanges {
-    const changes: SourceChanges = { changed: [], cleared: [] }
-    let marker: string | undefined
-    do {
-      const page = this.#disks.diff(ref, { from, to, ...(marker ? { marker } : {}) })
-      changes.changed.push(...page.pageRanges)
-      changes.cleared.push(...page.clearRanges)
-      marker = page.nextMarker
-    } while (marker)
-    return changes
-  }
-}
-
-/** A restore sink writing into a fresh (all-holes) disk-store disk, in page writes of at most 4 MiB. */
-function diskSink(disks: DiskStore, ref: DiskRef, size: number): RestoreSink {
-  return {
-    size,
-    async write(offset, data) {
-      for (let o = 0; o < data.length; o += MAX_WRITE_SIZE) {
-        const piece = data.subarray(o, Math.min(data.length, o + MAX_WRITE_SIZE))
-        if (piece.length % PAGE_SIZE === 0 && (offset + o) % PAGE_SIZE === 0) {
-          await disks.writePages(ref, offset + o, piece, { durable: false })
-        } else {
-          // Unaligned edges: read-modify-write the covering pages.
-          const start = Math.floor((offset + o) / PAGE_SIZE) * PAGE_SIZE
-          const end = Math.ceil((offset + o + piece.length) / PAGE_SIZE) * PAGE_SIZE
-          const buf = await disks.read(ref, start, end - start)
-          piece.copy(buf, offset + o - start)
-          await disks.writePages(ref, start, buf, { durable: false })
-        }
-      }
-    },
-    // A fresh disk already reads zeros.
-    async zero() {},
-    async close() {
-      await disks.flush()
-    },
   }
 }

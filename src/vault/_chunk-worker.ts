@@ -16,8 +16,11 @@ const keys: ChunkKeys | null =
 /** A request to the worker. */
 export interface ChunkRequest {
   seq: number
-  op: 'seal' | 'hash' | 'open'
+  op: 'seal' | 'sealMany' | 'hash' | 'open'
   data: Uint8Array
+  /** sealMany: the chunks and their kinds (`data` is then empty). */
+  items?: Uint8Array[]
+  kinds?: ChunkKind[]
   kind?: ChunkKind
   id?: Uint8Array
   rehash?: boolean
@@ -33,7 +36,21 @@ parentPort?.on('message', async (m: ChunkRequest) => {
   try {
     const data = asBuffer(m.data)
     churn(data.length)
-    if (m.op === 'hash') {
+    if (m.op === 'sealMany') {
+      // Small chunks (changed 4 KiB runs) come in batches: one message each way for many of them.
+      const items = m.items ?? []
+      const sealed = await Promise.all(
+        items.map((d, i) => sealChunk(asBuffer(d), m.kinds?.[i] ?? 0, keys, init.level)),
+      )
+      const many = sealed.map(({ id, parts }) => ({
+        id: new Uint8Array(id),
+        parts: parts.map((p) => (own(p).length ? p : new Uint8Array(p))),
+      }))
+      parentPort?.postMessage(
+        { seq: m.seq, many },
+        many.flatMap((x) => x.parts.flatMap((p) => own(p as Buffer))),
+      )
+    } else if (m.op === 'hash') {
       parentPort?.postMessage({ seq: m.seq, id: new Uint8Array(chunkId(data, keys)) })
     } else if (m.op === 'seal') {
       const { id, parts } = await sealChunk(data, m.kind ?? 0, keys, init.level)

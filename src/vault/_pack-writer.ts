@@ -53,6 +53,11 @@ export class PackWriter {
     if (this.#size + this.#entries.length * 48 + PACK_FOOTER >= this.#target) await this.#cut()
   }
 
+  /** Waits for pack writes in progress, ignoring their outcome (used on the way out of a failure). */
+  async settle(): Promise<void> {
+    await this.#chain.catch(() => {})
+  }
+
   /** Writes what is buffered. */
   async flush(): Promise<void> {
     await this.#cut()

@@ -26,6 +26,8 @@ export interface VaultBackend {
   create(name: string, data: Uint8Array | readonly Uint8Array[]): Promise<boolean>
   /** Deletes an object; deleting a missing object is not an error. */
   delete(name: string): Promise<void>
+  /** Removes leftovers of writers that died (temporary files, unfinished uploads) older than `ms`. */
+  sweepTemporary?(olderThanMs: number): Promise<number>
   /** Frees what the backend holds open (connections, file handles). */
   close?(): Promise<void>
 }

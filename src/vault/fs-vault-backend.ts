@@ -101,6 +101,30 @@ export class FsVaultBackend implements VaultBackend {
     }
   }
 
+  /** Deletes temporary files older than `olderThanMs` (left by a killed writer); returns how many. */
+  async sweepTemporary(olderThanMs: number): Promise<number> {
+    const dir = join(this.#root, TMP)
+    let names: string[]
+    try {
+      names = await readdir(dir)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0
+      throw err
+    }
+    let n = 0
+    for (const name of names) {
+      try {
+        if (Date.now() - (await stat(join(dir, name))).mtimeMs > olderThanMs) {
+          await unlink(join(dir, name))
+          n++
+        }
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+      }
+    }
+    return n
+  }
+
   /** Closes the cached read handles. */
   async close(): Promise<void> {
     const all = [...this.#handles.values()]
