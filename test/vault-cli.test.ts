@@ -120,4 +120,42 @@ describe('vault through the service and the CLI', () => {
       await rm(dir, { recursive: true, force: true })
     }
   })
+
+  it('backs up disk-store disks and restores one into a new disk through the CLI', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cairn-vault-cli-disk-'))
+    const service = new CairnService(
+      { data: join(dir, 'data'), host: '127.0.0.1', port: 0, blobPort: 0, nbdPort: 0, logLevel: 'error' },
+      { logger: silentLogger },
+    )
+    await service.start()
+    try {
+      const url = service.listeners.api!
+      const ok = async (args: string[]) => {
+        const r = await cairn(url, args)
+        assert.equal(r.code, 0, `cairn ${args.join(' ')}: ${r.stderr}${r.stdout}`)
+        return JSON.parse(r.stdout)
+      }
+      const store = service.diskStore
+      const os = { account: 'devstoreaccount1', container: 'disks', disk: 'web-os' }
+      await store.createDisk(os, { size: 16 * 1024 * 1024 })
+      await store.writePages(os, 1024 * 1024, randomBytes(2 * 1024 * 1024))
+      await ok(['vault', 'create', 'main'])
+      const rp1 = await ok(['backup', 'disk', 'web-os', '--vault', 'main'])
+      assert.equal(rp1.disks[0].mode, 'full')
+      await store.writePages(os, 8 * 1024 * 1024, randomBytes(4096))
+      const rp2 = await ok(['backup', 'disk', 'web-os', '--vault', 'main'])
+      assert.equal(rp2.disks[0].mode, 'incremental')
+      assert.equal(rp2.disks[0].bytesScanned, 4096)
+      await ok(['restore', 'disk', '--vault', 'main', '--rp', rp2.id, '--to', 'web-os-copy'])
+      const copy = { ...os, disk: 'web-os-copy' }
+      assert.ok(
+        (await store.read(copy, 0, 16 * 1024 * 1024)).equals(
+          await store.read(os, 0, 16 * 1024 * 1024, { snapshot: rp2.disks[0].snapshot }),
+        ),
+      )
+    } finally {
+      await service.stop()
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
 })

@@ -3,7 +3,17 @@ import { blobapi } from './blobapi.js'
 import { cliStartup } from './cli-startup.js'
 import { diskstore } from './diskstore.js'
 import { nbd } from './nbd.js'
+import { protectionBackup } from './protection-backup.js'
+import { protectionPlan } from './protection-plan.js'
 import { vaultScenario } from './vault.js'
 
 /** Every benchmark scenario, in run order. */
-export const SCENARIOS: BenchScenario[] = [cliStartup, diskstore, nbd, blobapi, vaultScenario]
+export const SCENARIOS: BenchScenario[] = [
+  cliStartup,
+  diskstore,
+  nbd,
+  blobapi,
+  vaultScenario,
+  protectionPlan,
+  protectionBackup,
+]

@@ -30,7 +30,7 @@ function rng(seed: number): () => number {
 
 /**
  * A sparse image of `size` bytes holding `size / 2` of data: in every 64 MiB region, 12 MiB of text-like
- * data, 12 MiB random, 4 MiB of low-entropy binary, 4 MiB of zeros written out, the rest holes.
+ * data, 12 MiB random, 4 MiB of low-entropy binary, 4 MiB of zeros written out; the other 32 MiB are holes.
  */
 async function makeImage(path: string, size: number): Promise<void> {
   const corpus = Buffer.from(
@@ -48,22 +48,21 @@ async function makeImage(path: string, size: number): Promise<void> {
       const part = region / 16
       const block = Buffer.alloc(MiB)
       let o = r
-      for (let i = 0; i < (6 * part) / MiB; i++, o += MiB) {
-        for (let p = 0; p < MiB; p += 64) corpus.copy(block, p, Math.floor(rand() * (corpus.length - 64)), 0)
+      for (let i = 0; i < (3 * part) / MiB; i++, o += MiB) {
         for (let p = 0; p < MiB; p += 64) {
           const from = Math.floor(rand() * (corpus.length - 64))
           corpus.copy(block, p, from, from + 64)
         }
         await fh.write(block, 0, MiB, o)
       }
-      for (let i = 0; i < (6 * part) / MiB; i++, o += MiB) await fh.write(randomBytes(MiB), 0, MiB, o)
-      for (let i = 0; i < (2 * part) / MiB; i++, o += MiB) {
+      for (let i = 0; i < (3 * part) / MiB; i++, o += MiB) await fh.write(randomBytes(MiB), 0, MiB, o)
+      for (let i = 0; i < part / MiB; i++, o += MiB) {
         const b = randomBytes(MiB)
         for (let p = 0; p < MiB; p++) b[p] = b[p]! & 0x0f
         await fh.write(b, 0, MiB, o)
       }
       const zeros = Buffer.alloc(MiB)
-      for (let i = 0; i < (2 * part) / MiB; i++, o += MiB) await fh.write(zeros, 0, MiB, o)
+      for (let i = 0; i < part / MiB; i++, o += MiB) await fh.write(zeros, 0, MiB, o)
     }
   } finally {
     await fh.close()

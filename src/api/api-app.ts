@@ -4,6 +4,7 @@ import { errorResponse } from './_errors.js'
 import type { ApiContext } from './api-context.js'
 import { registerDiskRoutes } from './disk-routes.js'
 import { type ApiApp, newApiApp } from './new-api-app.js'
+import { registerProtectionRoutes } from './protection-routes.js'
 import { registerSystemRoutes } from './system-routes.js'
 import { registerVaultRoutes } from './vault-routes.js'
 
@@ -31,6 +32,7 @@ export function createApiApp(ctx: ApiContext): ApiApp {
   })
 
   registerSystemRoutes(app, ctx)
+  if (ctx.protection) registerProtectionRoutes(app, ctx)
   registerDiskRoutes(app, ctx)
   registerVaultRoutes(app, ctx)
 

@@ -1,5 +1,5 @@
 import type { DiskStore } from '../diskstore/index.js'
-import type { JobRegistry } from '../protection/index.js'
+import type { JobRegistry, ProtectionService, ProtectionStore } from '../protection/index.js'
 import type { Logger } from '../util/index.js'
 import type { VaultRegistry } from '../vault/index.js'
 
@@ -24,4 +24,10 @@ export interface ApiContext {
   vaults?: VaultRegistry
   /** Long operations: backup, restore, verify, gc. */
   jobs?: JobRegistry
+  /** VMs, policies, protected items, recovery points and jobs (routes under /api/v1/vms, /vaults, /backupJobs). */
+  protection?: ProtectionStore
+  /** Backups, restores and job cancellation (202 routes); absent, those routes answer ServiceUnavailable. */
+  backups?: ProtectionService
+  /** Called after protection changes (protect, policy change, stop, resume) so the scheduler re-reads. */
+  protectionChanged?: () => void
 }

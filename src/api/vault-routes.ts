@@ -1,5 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import type { JobInfo, JobRegistry } from '../protection/index.js'
+import { backupDisks, type JobInfo, type JobRegistry, restoreToDisk } from '../protection/index.js'
 import { CairnError } from '../util/index.js'
 import { fileSink, fileSource, type VaultCredentials, type VaultRegistry } from '../vault/index.js'
 import type { ApiContext } from './api-context.js'
@@ -82,6 +82,8 @@ const Job = z
     error: z.object({ code: z.string(), message: z.string() }).nullable(),
   })
   .openapi('Job')
+
+const DiskRefBody = z.object({ account: z.string(), container: z.string(), disk: z.string() })
 
 const Retention = z.object({
   keepLast: z.number().int().min(0).optional(),
@@ -360,12 +362,17 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
       method: 'post',
       path: '/api/v1/vaults/{vault}/backups',
       summary:
-        'Back up a raw file or block device on the service host into a new recovery point; answers a job',
+        'Back up disk-store disks (snapshotted together; only the diff since the last recovery point is read) or a raw file or block device on the service host; answers a job',
       request: {
         params: P,
         ...body(
           z.object({
-            path: z.string(),
+            disks: z
+              .array(
+                DiskRefBody.extend({ lun: z.number().int().min(0).optional(), name: z.string().optional() }),
+              )
+              .optional(),
+            path: z.string().optional(),
             item: z
               .string()
               .optional()
@@ -388,16 +395,46 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
       const { vault } = c.req.valid('param')
       const b = c.req.valid('json')
       const v = await vaults().open(vault)
-      const fileName = b.path.split('/').pop() || 'disk'
+      if (b.disks && b.path)
+        throw new CairnError('InvalidRequest', 'Cannot back up: give either disks or path, not both')
+      if (b.disks) {
+        const store = ctx.diskStore
+        const disks = b.disks
+        if (disks.length === 0) throw new CairnError('InvalidRequest', 'Cannot back up: disks is empty')
+        for (const d of disks) store.getDisk(d)
+        const item = b.item ?? disks[0]!.disk
+        const job = jobs().start('backup', `vaults/${vault}`, (ctl) =>
+          backupDisks(
+            v,
+            store,
+            disks.map((d) => ({
+              ref: { account: d.account, container: d.container, disk: d.disk },
+              ...(d.name ? { name: d.name } : {}),
+              ...(d.lun !== undefined ? { lun: d.lun } : {}),
+            })),
+            {
+              item: { kind: 'disks', name: item, config: { disks } },
+              ...(b.base === 'none' ? { base: null } : b.base && b.base !== 'latest' ? { base: b.base } : {}),
+              ...(b.expiresAt ? { expiresAt: new Date(b.expiresAt) } : {}),
+              signal: ctl.signal,
+              onProgress: ctl.progress,
+            },
+          ),
+        )
+        return c.json(job, 202)
+      }
+      if (!b.path) throw new CairnError('InvalidRequest', 'Cannot back up: give disks or path')
+      const path = b.path
+      const fileName = path.split('/').pop() || 'disk'
       const item = b.item ?? fileName
       const job = jobs().start('backup', `vaults/${vault}`, async (ctl) => {
         let base: string | undefined
         if (b.base === undefined || b.base === 'latest') base = (await v.latestRecoveryPoint(item))?.id
         else if (b.base !== 'none') base = b.base
-        const source = await fileSource(b.path, { name: b.disk ?? fileName })
+        const source = await fileSource(path, { name: b.disk ?? fileName })
         try {
           return await v.backup({
-            item: { kind: 'file', name: item, config: { path: b.path } },
+            item: { kind: 'file', name: item, config: { path } },
             sources: [source],
             ...(base ? { base } : {}),
             ...(b.expiresAt ? { expiresAt: new Date(b.expiresAt) } : {}),
@@ -416,11 +453,16 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
       method: 'post',
       path: '/api/v1/vaults/{vault}/recoveryPoints/{rp}/restore',
       summary:
-        'Restore a disk of a recovery point into a raw file (sparse) or block device on the service host; answers a job',
+        'Restore a disk of a recovery point into a new (or, with overwrite, an existing) disk-store disk, or into a raw file (sparse) or block device on the service host; answers a job',
       request: {
         params: PR,
         ...body(
-          z.object({ disk: z.string().optional(), path: z.string(), overwrite: z.boolean().optional() }),
+          z.object({
+            disk: z.string().optional(),
+            target: DiskRefBody.optional(),
+            path: z.string().optional(),
+            overwrite: z.boolean().optional(),
+          }),
         ),
       },
       responses: { 202: json(Job, 'The job'), ...errorResponses },
@@ -438,6 +480,20 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
           `Cannot restore: recovery point "${rp}" holds no disk "${disk ?? ''}"`,
         )
       }
+      if (b.target && b.path)
+        throw new CairnError('InvalidRequest', 'Cannot restore: give either target or path, not both')
+      if (b.target) {
+        const target = b.target
+        const job = jobs().start('restore', `vaults/${vault}/recoveryPoints/${rp}`, (ctl) =>
+          restoreToDisk(v, ctx.diskStore, rp, d.name, target, {
+            signal: ctl.signal,
+            onProgress: ctl.progress,
+            ...(b.overwrite ? { overwrite: true } : {}),
+          }),
+        )
+        return c.json(job, 202)
+      }
+      if (!b.path) throw new CairnError('InvalidRequest', 'Cannot restore: give target or path')
       const sink = await fileSink(b.path, { size: d.size, ...(b.overwrite ? { overwrite: true } : {}) })
       const job = jobs().start('restore', `vaults/${vault}/recoveryPoints/${rp}`, async (ctl) => {
         try {

@@ -27,11 +27,103 @@ export interface VaultsTable {
   created_at: string
 }
 
+/** A VM (protection). Disks live in vm_disks. */
+export interface VmsTable {
+  id: string
+  name: string
+  vm_size: string
+  os_type: string
+  os_name: string | null
+  configuration_json: string
+  agent_url: string | null
+  agent_token: string | null
+  created_at: string
+  updated_at: string
+}
+
+/** A disk attached to a VM: slot `os`, `temp` or `lun-N`. */
+export interface VmDisksTable {
+  vm_id: string
+  slot: string
+  role: string
+  lun: number | null
+  account: string
+  container: string
+  disk: string
+}
+
+/** A backup policy of a vault; the checked definition is JSON. */
+export interface BackupPoliciesTable {
+  id: string
+  vault: string
+  name: string
+  policy_type: string
+  definition_json: string
+  created_at: string
+  updated_at: string
+}
+
+/** A VM under protection in a vault. Times in epoch ms where the scheduler uses them. */
+export interface ProtectedItemsTable {
+  id: string
+  vm_id: string
+  vault: string
+  policy_id: string | null
+  state: string
+  included_luns_json: string | null
+  known_luns_json: string
+  include_future_disks: number
+  protected_since: number
+  last_slot: number | null
+  last_backup_at: string | null
+  last_backup_status: string | null
+  created_at: string
+  updated_at: string
+}
+
+/** A recovery point of a protected item. */
+export interface RecoveryPointsTable {
+  id: string
+  item_id: string
+  time: number
+  kind: string
+  consistency: string
+  tier: string
+  expires_at: number | null
+  disks_json: string
+  vm_json: string
+  created_at: string
+}
+
+/** A backup, restore or maintenance job (history kept). */
+export interface JobsTable {
+  id: string
+  type: string
+  status: string
+  phase: string
+  entity: string
+  item_id: string | null
+  vault: string | null
+  bytes_done: number
+  bytes_total: number
+  started_at: number
+  ended_at: number | null
+  error_code: string | null
+  error_message: string | null
+  details_json: string
+}
+
 /** Every table of the catalog. */
 export interface CatalogSchema {
   settings: SettingsTable
   vaults: VaultsTable
   schema_migrations: SchemaMigrationsTable
+  vms: VmsTable
+  vm_disks: VmDisksTable
+  backup_policies: BackupPoliciesTable
+  protected_items: ProtectedItemsTable
+  recovery_points: RecoveryPointsTable
+  jobs: JobsTable
 }
 
 /** A column filled in by the database. */

@@ -1,4 +1,24 @@
-// Protection: jobs, and later policies, the scheduler, backup and restore of VMs and disks.
+// Protection: VMs, backup policies, protected items, the scheduler, retention, backups and restores,
+// disk-store disks as vault sources and sinks, the agent client and the job registry.
+
+export {
+  AgentClient,
+  type AgentClientOptions,
+  type AgentQuiesce,
+  type AgentStatusReport,
+  type AgentStep,
+  type AgentThaw,
+  type Consistency,
+} from './agent-client.js'
+export { type Clock, ManualClock, systemClock } from './clock.js'
+export {
+  type BackupDisksOptions,
+  backupDisks,
+  type DiskToBackUp,
+  diskSink,
+  diskSource,
+  restoreToDisk,
+} from './disk-backup.js'
 export {
   type JobControl,
   type JobInfo,
@@ -6,3 +26,82 @@ export {
   JobRegistry,
   type JobStatus,
 } from './job-registry.js'
+export {
+  type BackupPolicy,
+  type BackupSchedule,
+  HOURLY_INTERVALS,
+  type HourlyInterval,
+  MONTHS,
+  type Month,
+  type MonthDaySelector,
+  POLICY_BOUNDS,
+  type RetentionRules,
+  validatePolicy,
+  WEEKDAYS,
+  WEEKS_OF_MONTH,
+  type Weekday,
+  type WeekOfMonth,
+} from './policy.js'
+export {
+  type BackupOptions,
+  ProtectionService,
+  type ProtectionServiceOptions,
+  type RunningJob,
+  type VaultTransfer,
+} from './protection-service.js'
+export {
+  type Job,
+  type JobFilter,
+  type JobStatus as BackupJobStatus,
+  type JobType,
+  type ProtectedItem,
+  type ProtectionState,
+  ProtectionStore,
+  type RecoveryPoint,
+  type RecoveryPointDisk,
+  type RecoveryPointTier,
+} from './protection-store.js'
+export { RegistryVaultTransfer } from './registry-vault-transfer.js'
+export {
+  expiredSnapshots,
+  MAX_POINTS_PER_ITEM,
+  onDemandExpiry,
+  planRetention,
+  type RetentionPlan,
+  type RetentionPoint,
+  type RetentionReason,
+  type RetentionVerdict,
+} from './retention.js'
+export {
+  DEFAULT_SPREAD_MS,
+  type DueRun,
+  dueRun,
+  jitterFor,
+  nextRun,
+  type PlannedRun,
+  plannedRuns,
+  type SpreadOptions,
+  scheduledTimes,
+  spreadFor,
+} from './schedule.js'
+export {
+  type SchedulableItem,
+  type ScheduledRun,
+  Scheduler,
+  type SchedulerOptions,
+  type SchedulerStatus,
+  type SchedulerStore,
+} from './scheduler.js'
+export {
+  type DataDisk,
+  type DiskSelection,
+  MAX_DATA_DISKS,
+  MAX_LUN,
+  parseDiskRef,
+  refKey,
+  type SelectedDisk,
+  selectDisks,
+  type Vm,
+  type VmSpec,
+  validateVm,
+} from './vm.js'

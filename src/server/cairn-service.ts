@@ -8,7 +8,13 @@ import { BlobApiServer } from '../blobapi/index.js'
 import { type Catalog, openSqliteCatalog } from '../catalog/index.js'
 import { type DiskStore, LogDiskStore } from '../diskstore/index.js'
 import { DiskStoreExports, NbdServer } from '../nbd/index.js'
-import { JobRegistry } from '../protection/index.js'
+import {
+  JobRegistry,
+  ProtectionService,
+  ProtectionStore,
+  RegistryVaultTransfer,
+  Scheduler,
+} from '../protection/index.js'
 import { CairnError, createLogger, type Logger } from '../util/index.js'
 import { VaultRegistry } from '../vault/index.js'
 import { close, listen, listenError } from './_listen.js'
@@ -34,6 +40,8 @@ export class CairnService {
   readonly config: ServiceConfig
   readonly #logger: Logger
   readonly #lock: DataFolderLock
+  #backups: ProtectionService | undefined
+  #scheduler: Scheduler | undefined
   #catalog: Catalog | undefined
   #diskStore: LogDiskStore | undefined
   #vaults: VaultRegistry | undefined
@@ -100,6 +108,31 @@ export class CairnService {
       this.#diskStore = await this.#openDiskStore()
       this.#vaults = new VaultRegistry(this.#catalog, { dataDir: this.config.data })
       this.#jobs = new JobRegistry()
+      const protection = new ProtectionStore(this.#catalog)
+      const interrupted = await protection.failInterruptedJobs()
+      if (interrupted.length > 0)
+        log.warn('jobs cut short by the last stop marked Failed', { jobs: interrupted.map((j) => j.id) })
+      const backups = new ProtectionService({
+        store: protection,
+        disks: this.#diskStore,
+        vault: new RegistryVaultTransfer(this.#vaults, this.#diskStore),
+        logger: log.child({ component: 'protection' }),
+      })
+      this.#backups = backups
+      this.#scheduler = new Scheduler({
+        store: protection,
+        maxConcurrent: this.config.maxBackups ?? 4,
+        logger: log.child({ component: 'scheduler' }),
+        runBackup: async (run, signal) => {
+          const item = await protection.getItemById(run.itemId)
+          await backups.backup(item.vmName, { kind: 'Scheduled', signal })
+        },
+        runMaintenance: async (_now, signal) => {
+          const { pruned } = await backups.applyRetention(signal)
+          if (pruned > 0) log.info('retention pruned recovery points', { pruned })
+        },
+      })
+      const scheduler = this.#scheduler
       const app = createApiApp({
         logger: log,
         info: () => this.info(),
@@ -107,6 +140,9 @@ export class CairnService {
         diskStore: this.#diskStore,
         vaults: this.#vaults,
         jobs: this.#jobs,
+        protection,
+        backups,
+        protectionChanged: () => void scheduler.refresh(),
       })
       this.#api = createAdaptorServer({ fetch: app.fetch }) as Server
       const port = await listen(this.#api, this.config.port, this.config.host, 'management API')
@@ -125,6 +161,7 @@ export class CairnService {
       this.#listeners.nbd = `nbd://${this.config.host}:${nbdPort}`
       this.#startedAt = new Date().toISOString()
       this.#accepting = true
+      await this.#scheduler.start()
       log.info('cairn started', { version: VERSION, data: this.config.data, ...this.#listeners })
       log.info(`management API and OpenAPI document at ${this.#listeners.api}/api/v1/openapi.json`)
       log.info(`Azure Blob API at ${this.#listeners.blob}/ACCOUNT/CONTAINER/BLOB (devstoreaccount1)`)
@@ -161,6 +198,11 @@ export class CairnService {
     // Listeners first (in-flight requests finish), then running jobs, then the engines they use.
     if (this.#api?.listening) await close(this.#api)
     this.#api = undefined
+    // Running backups end Cancelled (never half a recovery point) before the engines close.
+    await this.#scheduler?.stop()
+    this.#scheduler = undefined
+    await this.#backups?.close()
+    this.#backups = undefined
     await this.#blobApi?.close()
     this.#blobApi = undefined
     await this.#nbd?.close()

@@ -14,6 +14,8 @@ export interface ServiceConfig {
   blobPort: number
   /** NBD server port. */
   nbdPort: number
+  /** Scheduled backups running at once (default 4). */
+  maxBackups?: number
   logLevel: LogLevel
   /** Log format: JSON lines, or readable text; default: JSON unless stderr is a terminal. */
   logFormat?: 'json' | 'text'
@@ -23,7 +25,7 @@ interface OptionSpec {
   key: keyof ServiceConfig
   flag: string
   env: string
-  type: 'string' | 'port' | 'level' | 'format'
+  type: 'string' | 'port' | 'level' | 'format' | 'count'
   default?: string | number
   help: string
 }
@@ -68,6 +70,14 @@ export const SERVICE_OPTIONS: OptionSpec[] = [
     help: 'NBD server port',
   },
   {
+    key: 'maxBackups',
+    flag: 'max-backups',
+    env: 'CAIRN_MAX_BACKUPS',
+    type: 'count',
+    default: 4,
+    help: 'scheduled backups running at once',
+  },
+  {
     key: 'logLevel',
     flag: 'log-level',
     env: 'CAIRN_LOG_LEVEL',
@@ -85,6 +95,11 @@ function coerce(spec: OptionSpec, raw: unknown, source: string): string | number
     case 'port': {
       const n = typeof raw === 'number' ? raw : Number(raw)
       if (!Number.isInteger(n) || n < 0 || n > 65535) throw bad('a port is a whole number from 0 to 65535')
+      return n
+    }
+    case 'count': {
+      const n = typeof raw === 'number' ? raw : Number(raw)
+      if (!Number.isInteger(n) || n < 1 || n > 256) throw bad('a whole number from 1 to 256')
       return n
     }
     case 'level':

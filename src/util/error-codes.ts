@@ -102,6 +102,49 @@ export const errorCatalogue = {
     EXIT.usage,
     'The blob API does not allow this operation on this resource.',
   ),
+
+  // Agent (names of the reference's Linux script framework) and the service's view of an agent
+  PreScriptExecutionFailed: spec(500, EXIT.failure, 'The pre-script failed on every try.'),
+  PostScriptExecutionFailed: spec(500, EXIT.failure, 'The post-script failed on every try.'),
+  ScriptNotFound: spec(404, EXIT.notFound, 'A configured pre- or post-script does not exist.'),
+  ScriptTimeout: spec(504, EXIT.failure, 'A script did not finish within timeoutInSeconds.'),
+  IncorrectJSONConfigFile: spec(
+    400,
+    EXIT.usage,
+    'The agent script configuration is not valid JSON or has bad fields.',
+  ),
+  InsufficientPermission: spec(
+    403,
+    EXIT.auth,
+    'The configuration (mode 600) or a script (root-owned, mode 700) has unsafe ownership or permissions.',
+  ),
+  FsFreezeFailed: spec(500, EXIT.failure, 'A file system could not be frozen.'),
+  AgentBusy: spec(409, EXIT.conflict, 'The agent is already quiescing or holding the guest quiesced.'),
+  AgentSessionNotFound: spec(404, EXIT.notFound, 'The agent knows no quiesce session with this id.'),
+  AgentUnreachable: spec(503, EXIT.unavailable, 'The agent cannot be reached or answered nonsense.'),
+
+  // Protection: policies, VMs, protected items, jobs
+  PolicyInvalid: spec(
+    400,
+    EXIT.usage,
+    'The backup policy is outside the allowed schedule or retention bounds.',
+  ),
+  PolicyNotFound: spec(404, EXIT.notFound, 'The backup policy does not exist in this vault.'),
+  PolicyAlreadyExists: spec(409, EXIT.conflict, 'A backup policy with this name exists in this vault.'),
+  PolicyInUse: spec(409, EXIT.conflict, 'The backup policy still protects items.'),
+  VmInvalid: spec(400, EXIT.usage, 'The VM description is invalid (name, disks, LUNs or agent).'),
+  VmNotFound: spec(404, EXIT.notFound, 'The VM does not exist.'),
+  VmAlreadyExists: spec(409, EXIT.conflict, 'A VM with this name exists.'),
+  VmIsProtected: spec(409, EXIT.conflict, 'The VM is protected; stop protection first.'),
+  VmAlreadyProtected: spec(
+    409,
+    EXIT.conflict,
+    'The VM is already protected (a VM is protected in one vault).',
+  ),
+  ProtectedItemNotFound: spec(404, EXIT.notFound, 'The VM is not protected.'),
+  ProtectionStopped: spec(409, EXIT.conflict, 'Protection of the VM is stopped; resume it first.'),
+  BackupInProgress: spec(409, EXIT.conflict, 'A backup of this VM is already running.'),
+  BackupJobNotFound: spec(404, EXIT.notFound, 'The backup or restore job does not exist.'),
 } as const satisfies Record<string, ErrorSpec>
 
 /** A stable error code from the catalogue. */

@@ -12,6 +12,7 @@ import {
   treeDepth,
   updateTree,
 } from './_disk-tree.js'
+import { forEachLimit } from './_for-each-limit.js'
 import { PackWriter } from './_pack-writer.js'
 import type {
   BackupSource,
@@ -90,9 +91,9 @@ export async function runBackup(core: VaultCore, opts: BackupOptions): Promise<R
       beforeWrite: (name) => touchLock(name),
     })
     const storePage = async (page: Buffer): Promise<Buffer> => {
-      const { id: pid, blob } = await core.pool.seal(page, ChunkKind.tree)
+      const { id: pid, parts } = await core.pool.seal(page, ChunkKind.tree)
       if (!writer.holds(pid) && !(base && core.index.has(pid) && baseHasPage(pid))) {
-        await writer.add(pid, blob, page.length, ChunkKind.tree)
+        await writer.add(pid, parts, page.length, ChunkKind.tree)
       }
       return pid
     }
@@ -113,16 +114,15 @@ export async function runBackup(core: VaultCore, opts: BackupOptions): Promise<R
     progress.total = plans.reduce((n, p) => n + p.toRead, 0)
 
     const disks: RecoveryPointDisk[] = new Array(plans.length)
-    let next = 0
-    await Promise.all(
-      Array.from({ length: Math.min(opts.parallelDisks ?? 2, plans.length) }, async () => {
-        while (next < plans.length) {
-          const i = next++
-          disks[i] = await backupDisk(core, plans[i]!, { writer, pages: tracking, progress, signal })
-        }
-      }),
-    )
-    signal?.throwIfAborted()
+    try {
+      await forEachLimit(plans, opts.parallelDisks ?? 2, async (plan, i) => {
+        disks[i] = await backupDisk(core, plan, { writer, pages: tracking, progress, signal })
+      })
+      signal?.throwIfAborted()
+    } finally {
+      // Whatever happened, no pack write may still run once this backup returns.
+      await writer.settle()
+    }
     await writer.flush()
     if (opts.base) {
       // Prune honours the lock, but one that listed locks just before ours could still have deleted it.
@@ -228,16 +228,18 @@ async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Pr
         return { start, length: data.length, chunkOffset: 0, id }
       }
     }
-    const { id, blob } = await core.pool.seal(data, ChunkKind.data)
+    const length = data.length
+    // The buffer moves to the worker: no copy, and no use of `data` after this line.
+    const { id, parts, length: stored } = await core.pool.seal(data, ChunkKind.data, true)
     if (ctx.writer.holds(id)) {
       stats.chunksReused++
     } else {
       stats.chunksNew++
-      stats.bytesNew += data.length
-      ctx.progress.add(0, blob.length)
-      await ctx.writer.add(id, blob, data.length, ChunkKind.data)
+      stats.bytesNew += length
+      ctx.progress.add(0, stored)
+      await ctx.writer.add(id, parts, length, ChunkKind.data)
     }
-    return { start, length: data.length, chunkOffset: 0, id }
+    return { start, length, chunkOffset: 0, id }
   }
 
   /** Pieces of `[start, end)` to read: runs cut at chunk boundaries (full: whole aligned chunks). */
@@ -267,15 +269,12 @@ async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Pr
     }
     const pieces = piecesOf(start, end)
     const made: (Extent | null)[] = new Array(pieces.length).fill(null)
-    let next = 0
-    await Promise.all(
-      Array.from({ length: Math.min(4, pieces.length) }, async () => {
-        while (next < pieces.length) {
-          const i = next++
-          made[i] = await piece(pieces[i]!.start, pieces[i]!.end, known)
-        }
-      }),
-    )
+    // Keep about 4 MiB in flight: four 1 MiB chunks, or up to 32 small changed runs (latency-bound).
+    const largest = pieces.reduce((n, p) => Math.max(n, p.end - p.start), 1)
+    const width = Math.max(4, Math.min(32, Math.floor((4 * 1024 * 1024) / largest)))
+    await forEachLimit(pieces, width, async (p, i) => {
+      made[i] = await piece(p.start, p.end, known)
+    })
     const fresh = made.filter((e): e is Extent => e !== null)
     if (plan.mode !== 'incremental') return fresh
     return mergeExtents(subtractExtents(baseExtents, plan.cut.clip(start, end)), fresh)
@@ -285,7 +284,7 @@ async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Pr
     size: source.size,
     affected: (s: number, e: number) => plan.cut.intersects(s, e),
     leaf,
-    concurrency: 2,
+    concurrency: plan.mode === 'incremental' ? 4 : 2,
     ...(plan.mode === 'incremental' && plan.base ? { base: plan.base } : {}),
   }
   const tree = await updateTree(ctx.pages, update)

@@ -12,7 +12,7 @@
 //
 // The chunk id is SHA-256(plaintext), or HMAC-SHA-256(id key, plaintext) in an encrypted vault so that
 // ids leak nothing about content. Compression is kept only when it makes the chunk smaller.
-import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes } from 'node:crypto'
+import { createCipheriv, createDecipheriv, createHash, createHmac, randomFillSync } from 'node:crypto'
 import { createRequire } from 'node:module'
 import { crc32 } from 'node:zlib'
 
@@ -48,13 +48,16 @@ export function chunkId(plain: Uint8Array, keys: ChunkKeys | null): Buffer {
     : createHash('sha256').update(plain).digest()
 }
 
-/** Compresses (when it helps) and encrypts (when keyed) a chunk; returns its id and blob. */
+/**
+ * Compresses (when it helps) and encrypts (when keyed) a chunk; returns its id and its blob as parts
+ * (header, payload pieces) so that nobody has to copy them into one buffer before they reach a pack.
+ */
 export async function sealChunk(
   plain: Buffer,
   kind: ChunkKind,
   keys: ChunkKeys | null,
   level: number,
-): Promise<{ id: Buffer; blob: Buffer }> {
+): Promise<{ id: Buffer; parts: Buffer[]; length: number }> {
   const id = chunkId(plain, keys)
   let flags = 0
   let body = plain
@@ -65,42 +68,51 @@ export async function sealChunk(
       flags |= F_ZSTD
     }
   }
-  const header = Buffer.alloc(BLOB_HEADER)
+  const header = Buffer.alloc(keys ? BLOB_HEADER + 12 : BLOB_HEADER)
   header[0] = MAGIC
   header[1] = VERSION
   header[3] = kind
   header.writeUInt32LE(plain.length, 4)
-  let blob: Buffer
+  let parts: Buffer[]
   if (keys) {
     flags |= F_AES
     header[2] = flags
-    const nonce = randomBytes(12)
+    const nonce = header.subarray(BLOB_HEADER)
+    randomFillSync(nonce)
     const c = createCipheriv('aes-256-gcm', keys.dataKey, nonce)
     c.setAAD(Buffer.concat([id, header.subarray(0, 8)]))
     const ct = c.update(body)
     const fin = c.final()
-    blob = Buffer.concat([header, nonce, ct, fin, c.getAuthTag()])
+    parts = fin.length ? [header, ct, fin, c.getAuthTag()] : [header, ct, c.getAuthTag()]
   } else {
     header[2] = flags
-    blob = Buffer.concat([header, body])
+    parts = [header, body]
   }
-  blob.writeUInt32LE(crc32(blob.subarray(BLOB_HEADER)), 8)
-  return { id, blob }
+  let crc = crc32(header.subarray(BLOB_HEADER))
+  for (const p of parts.slice(1)) crc = crc32(p, crc)
+  header.writeUInt32LE(crc, 8)
+  return { id, parts, length: parts.reduce((n, p) => n + p.length, 0) }
 }
 
 /** Thrown by openChunk with the reason a blob is bad; callers add which disk and offset needed it. */
 export class ChunkDamage extends Error {}
 
-/** Checks, decrypts, decompresses and re-hashes a chunk blob; throws ChunkDamage on any mismatch. */
+/**
+ * Checks, decrypts, decompresses and re-hashes a chunk blob; throws ChunkDamage on any mismatch.
+ * With `rehash: false` an encrypted blob is trusted on its GCM tag alone (which binds it to its id:
+ * only the key holder can make one), skipping the CRC and the hash; verify always re-hashes.
+ */
 export async function openChunk(
   blob: Buffer,
   id: Buffer,
   keys: ChunkKeys | null,
+  options: { rehash?: boolean } = {},
 ): Promise<{ plain: Buffer; kind: ChunkKind }> {
+  const full = options.rehash !== false || !keys
   if (blob.length < BLOB_HEADER) throw new ChunkDamage(`its blob is truncated (${blob.length} bytes)`)
   if (blob[0] !== MAGIC) throw new ChunkDamage('its blob does not start with the chunk magic')
   if (blob[1] !== VERSION) throw new ChunkDamage(`its blob has unknown version ${blob[1]}`)
-  if (crc32(blob.subarray(BLOB_HEADER)) !== blob.readUInt32LE(8)) {
+  if (full && crc32(blob.subarray(BLOB_HEADER)) !== blob.readUInt32LE(8)) {
     throw new ChunkDamage('its blob fails the CRC-32 check')
   }
   const flags = blob[2]!
@@ -130,6 +142,6 @@ export async function openChunk(
     }
   }
   if (plain.length !== rawLength) throw new ChunkDamage(`it holds ${plain.length} bytes, not ${rawLength}`)
-  if (!chunkId(plain, keys).equals(id)) throw new ChunkDamage('its content does not hash to its id')
+  if (full && !chunkId(plain, keys).equals(id)) throw new ChunkDamage('its content does not hash to its id')
   return { plain, kind }
 }

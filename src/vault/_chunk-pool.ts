@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
+import { CairnError } from '../util/index.js'
 import { ChunkDamage, type ChunkKeys, type ChunkKind } from './_chunk-codec.js'
 import type { ChunkRequest } from './_chunk-worker.js'
 
@@ -9,7 +10,8 @@ interface Pending {
 }
 interface Reply {
   id?: Uint8Array
-  blob?: Uint8Array
+  parts?: Uint8Array[]
+  many?: { id: Uint8Array; parts: Uint8Array[] }[]
   plain?: Uint8Array
   kind?: ChunkKind
   error?: string
@@ -17,12 +19,42 @@ interface Reply {
 }
 
 const asBuffer = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength)
+/** The buffer's memory, when the buffer is its sole view (so it can move to a worker). */
+const owned = (b: Buffer): ArrayBuffer[] =>
+  b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && !(b.buffer instanceof SharedArrayBuffer)
+    ? [b.buffer as ArrayBuffer]
+    : []
+
+/** A sealed chunk: its id and its blob as parts. */
+export interface Sealed {
+  id: Buffer
+  parts: Buffer[]
+  length: number
+}
+
+/** Chunks up to this size are sealed in batches. */
+const SMALL = 64 * 1024
+
+function sealed(id: Uint8Array, parts: Uint8Array[]): Sealed {
+  const ps = parts.map(asBuffer)
+  return { id: asBuffer(id), parts: ps, length: ps.reduce((n, p) => n + p.length, 0) }
+}
 
 /** A small pool of worker threads that seal, hash and open chunks. */
 export class ChunkPool {
-  readonly #workers: { worker: Worker; pending: Map<number, Pending> }[] = []
+  readonly #workers: { worker: Worker; pending: Map<number, Pending>; dead?: Error }[] = []
   #seq = 0
   #next = 0
+  /** Small seals waiting to go to a worker together. */
+  #small: {
+    data: Buffer
+    kind: ChunkKind
+    transfer: boolean
+    resolve: (r: Sealed) => void
+    reject: (e: unknown) => void
+  }[] = []
+  #smallBytes = 0
+  #smallScheduled = false
 
   constructor(
     keys: ChunkKeys | null,
@@ -35,24 +67,72 @@ export class ChunkPool {
         workerData: { dataKey: keys?.dataKey ?? null, idKey: keys?.idKey ?? null, level },
       })
       const pending = new Map<number, Pending>()
+      const slot: { worker: Worker; pending: Map<number, Pending>; dead?: Error } = { worker, pending }
       worker.on('message', (m: Reply & { seq: number }) => {
         const p = pending.get(m.seq)
         pending.delete(m.seq)
         p?.resolve(m)
       })
-      worker.on('error', (err) => {
+      // A worker that dies fails what it was doing; later calls go to the others.
+      const die = (err: Error) => {
+        slot.dead ??= err
         for (const p of pending.values()) p.reject(err)
         pending.clear()
-      })
+      }
+      worker.on('error', die)
+      worker.on('exit', (code) => die(new Error(`a chunk worker exited with code ${code}`)))
       worker.unref()
-      this.#workers.push({ worker, pending })
+      this.#workers.push(slot)
     }
   }
 
-  /** Hashes, compresses and encrypts a chunk. */
-  async seal(data: Buffer, kind: ChunkKind): Promise<{ id: Buffer; blob: Buffer }> {
-    const r = await this.#call({ op: 'seal', data, kind })
-    return { id: asBuffer(r.id!), blob: asBuffer(r.blob!) }
+  /**
+   * Hashes, compresses and encrypts a chunk; returns its id and blob parts. With `transfer`, `data`
+   * moves to the worker (no copy) and must not be used afterwards.
+   */
+  async seal(data: Buffer, kind: ChunkKind, transfer = false): Promise<Sealed> {
+    if (data.length <= SMALL) {
+      return new Promise<Sealed>((resolve, reject) => {
+        this.#small.push({ data, kind, transfer, resolve, reject })
+        this.#smallBytes += data.length
+        if (this.#small.length >= 32 || this.#smallBytes >= 256 * 1024) this.#sendSmall()
+        else if (!this.#smallScheduled) {
+          this.#smallScheduled = true
+          setImmediate(() => {
+            this.#smallScheduled = false
+            this.#sendSmall()
+          })
+        }
+      })
+    }
+    const r = await this.#call({ op: 'seal', data, kind }, transfer ? owned(data) : [])
+    return sealed(r.id!, r.parts!)
+  }
+
+  #sendSmall(): void {
+    const batch = this.#small.splice(0)
+    this.#smallBytes = 0
+    if (batch.length === 0) return
+    this.#call(
+      {
+        op: 'sealMany',
+        data: new Uint8Array(0),
+        items: batch.map((b) => b.data),
+        kinds: batch.map((b) => b.kind),
+      },
+      batch.flatMap((b) => (b.transfer ? owned(b.data) : [])),
+    ).then(
+      (r) => {
+        batch.forEach((b, i) => {
+          const x = r.many?.[i]
+          if (x) b.resolve(sealed(x.id, x.parts))
+          else b.reject(new Error('a chunk worker answered a batch short'))
+        })
+      },
+      (err) => {
+        for (const b of batch) b.reject(err)
+      },
+    )
   }
 
   /** The id a chunk would have. */
@@ -60,9 +140,16 @@ export class ChunkPool {
     return asBuffer((await this.#call({ op: 'hash', data })).id!)
   }
 
-  /** Opens and checks a chunk blob; throws ChunkDamage when it is bad. */
-  async open(blob: Buffer, id: Buffer): Promise<{ plain: Buffer; kind: ChunkKind }> {
-    const r = await this.#call({ op: 'open', data: blob, id })
+  /** Opens and checks a chunk blob (which moves to the worker when it can); throws ChunkDamage when it is bad. */
+  async open(
+    blob: Buffer,
+    id: Buffer,
+    options: { rehash?: boolean } = {},
+  ): Promise<{ plain: Buffer; kind: ChunkKind }> {
+    const r = await this.#call(
+      { op: 'open', data: blob, id: new Uint8Array(id), rehash: options.rehash !== false },
+      owned(blob),
+    )
     return { plain: asBuffer(r.plain!), kind: r.kind! }
   }
 
@@ -71,10 +158,19 @@ export class ChunkPool {
     this.#workers.length = 0
   }
 
-  #call(req: Omit<ChunkRequest, 'seq'>): Promise<Reply> {
-    let best = this.#workers[this.#next % this.#workers.length]!
+  #call(req: Omit<ChunkRequest, 'seq'>, transfer: ArrayBuffer[] = []): Promise<Reply> {
+    const live = this.#workers.filter((w) => !w.dead)
+    if (live.length === 0) {
+      return Promise.reject(
+        new CairnError(
+          'Internal',
+          `Cannot hash, compress or encrypt: every chunk worker has stopped (${this.#workers[0]?.dead?.message ?? 'closed'})`,
+        ),
+      )
+    }
+    let best = live[this.#next % live.length]!
     this.#next++
-    for (const w of this.#workers) if (w.pending.size < best.pending.size) best = w
+    for (const w of live) if (w.pending.size < best.pending.size) best = w
     const seq = ++this.#seq
     return new Promise<Reply>((resolve, reject) => {
       best.pending.set(seq, {
@@ -85,7 +181,7 @@ export class ChunkPool {
         reject,
       })
       best.worker.ref()
-      best.worker.postMessage({ ...req, seq })
+      best.worker.postMessage({ ...req, seq }, transfer)
     }).finally(() => {
       if (best.pending.size === 0) best.worker.unref()
     })

@@ -1,6 +1,7 @@
 // Worker thread body: hashes, compresses, encrypts and opens chunks off the main thread.
 import { parentPort, workerData } from 'node:worker_threads'
 import { ChunkDamage, type ChunkKeys, type ChunkKind, chunkId, openChunk, sealChunk } from './_chunk-codec.js'
+import { churn } from './_memory.js'
 
 interface Init {
   dataKey: Uint8Array | null
@@ -15,10 +16,14 @@ const keys: ChunkKeys | null =
 /** A request to the worker. */
 export interface ChunkRequest {
   seq: number
-  op: 'seal' | 'hash' | 'open'
+  op: 'seal' | 'sealMany' | 'hash' | 'open'
   data: Uint8Array
+  /** sealMany: the chunks and their kinds (`data` is then empty). */
+  items?: Uint8Array[]
+  kinds?: ChunkKind[]
   kind?: ChunkKind
   id?: Uint8Array
+  rehash?: boolean
 }
 
 const asBuffer = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength)
@@ -30,14 +35,37 @@ const own = (b: Buffer): ArrayBuffer[] =>
 parentPort?.on('message', async (m: ChunkRequest) => {
   try {
     const data = asBuffer(m.data)
-    if (m.op === 'hash') {
-      parentPort?.postMessage({ seq: m.seq, id: chunkId(data, keys) })
+    churn(data.length)
+    if (m.op === 'sealMany') {
+      // Small chunks (changed 4 KiB runs) come in batches: one message each way for many of them.
+      const items = m.items ?? []
+      const sealed = await Promise.all(
+        items.map((d, i) => sealChunk(asBuffer(d), m.kinds?.[i] ?? 0, keys, init.level)),
+      )
+      const many = sealed.map(({ id, parts }) => ({
+        id: new Uint8Array(id),
+        parts: parts.map((p) => (own(p).length ? p : new Uint8Array(p))),
+      }))
+      parentPort?.postMessage(
+        { seq: m.seq, many },
+        many.flatMap((x) => x.parts.flatMap((p) => own(p as Buffer))),
+      )
+    } else if (m.op === 'hash') {
+      parentPort?.postMessage({ seq: m.seq, id: new Uint8Array(chunkId(data, keys)) })
     } else if (m.op === 'seal') {
-      const { id, blob } = await sealChunk(data, m.kind ?? 0, keys, init.level)
-      parentPort?.postMessage({ seq: m.seq, id, blob }, own(blob))
+      const { id, parts } = await sealChunk(data, m.kind ?? 0, keys, init.level)
+      // Small parts may sit in Node's shared pool: send exact copies, never the pool itself.
+      const out = parts.map((p) => (own(p).length ? p : new Uint8Array(p)))
+      parentPort?.postMessage(
+        { seq: m.seq, id: new Uint8Array(id), parts: out },
+        out.flatMap((p) => own(p as Buffer)),
+      )
     } else {
-      const { plain, kind } = await openChunk(data, asBuffer(m.id ?? new Uint8Array()), keys)
-      parentPort?.postMessage({ seq: m.seq, plain, kind }, own(plain))
+      const { plain, kind } = await openChunk(data, asBuffer(m.id ?? new Uint8Array()), keys, {
+        rehash: m.rehash !== false,
+      })
+      const out = own(plain).length ? plain : new Uint8Array(plain)
+      parentPort?.postMessage({ seq: m.seq, plain: out, kind }, own(out as Buffer))
     }
   } catch (err) {
     parentPort?.postMessage({

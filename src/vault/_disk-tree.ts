@@ -16,6 +16,7 @@
 //        u32, length u32, offset      16 36×n: child index u32, child page id (32)
 //        in chunk u32, chunk id (32)
 import { CairnError } from '../util/index.js'
+import { forEachLimit } from './_for-each-limit.js'
 import type { ByteRange } from './types.js'
 
 /** Bytes of disk one leaf covers. */
@@ -262,16 +263,9 @@ export async function updateTree(
       if (u.affected(cs, Math.min(cs + childSpan, u.size))) todo.push(i)
       else results[i] = baseChildren.get(i) ?? null
     }
-    const width = level === 1 ? u.concurrency : 1
-    let next = 0
-    await Promise.all(
-      Array.from({ length: Math.min(width, todo.length) }, async () => {
-        while (next < todo.length) {
-          const i = todo[next++]!
-          results[i] = await build(level - 1, index * FANOUT + i, baseChildren.get(i) ?? null)
-        }
-      }),
-    )
+    await forEachLimit(todo, level === 1 ? u.concurrency : 1, async (i) => {
+      results[i] = await build(level - 1, index * FANOUT + i, baseChildren.get(i) ?? null)
+    })
     const children = results.flatMap((id, i) => (id ? [{ index: i, id }] : []))
     return children.length === 0 ? null : store.store(encodeNode(level, start, children))
   }

@@ -190,6 +190,8 @@ export interface GcReport {
   bytesBefore: number
   bytesReclaimed: number
   liveChunks: number
+  /** Leftover temporary objects of killed writers that were removed. */
+  temporaryFilesRemoved?: number
   /** Why GC did not sweep, when it did not. */
   skipped?: string
 }
@@ -295,6 +297,8 @@ export async function runGc(
   }
   report.packsDeleted = toDelete.length
   core.index.removePacks([...toDelete, ...toRepack])
+  // Temporary files older than any lock could be are leftovers of killed writers.
+  report.temporaryFilesRemoved = (await core.backend.sweepTemporary?.(opts.staleLockMs ?? STALE_LOCK_MS)) ?? 0
   return report
 }
 

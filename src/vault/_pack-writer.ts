@@ -1,5 +1,6 @@
 import type { ChunkKind } from './_chunk-codec.js'
 import type { ChunkIndex } from './_chunk-index.js'
+import { churn } from './_memory.js'
 import { newPackName, PACK_FOOTER, PACK_HEADER, type PackEntry, packHeader, packTrailer } from './_pack.js'
 import type { VaultBackend } from './vault-backend.js'
 
@@ -39,15 +40,22 @@ export class PackWriter {
     return this.#written.has(id.toString('latin1'))
   }
 
-  /** Adds a chunk blob; resolves once it is buffered (and, when a pack filled up, written). */
-  async add(id: Buffer, blob: Buffer, rawLength: number, kind: ChunkKind): Promise<void> {
+  /** Adds a chunk blob (whole or in parts); resolves once buffered (and, when a pack filled up, written). */
+  async add(id: Buffer, blob: Buffer | Buffer[], rawLength: number, kind: ChunkKind): Promise<void> {
     const k = id.toString('latin1')
     if (this.#written.has(k)) return
     this.#written.add(k)
-    this.#entries.push({ id, offset: this.#size, length: blob.length, rawLength, kind })
-    this.#parts.push(blob)
-    this.#size += blob.length
+    const parts = Array.isArray(blob) ? blob : [blob]
+    const length = parts.reduce((n, p) => n + p.length, 0)
+    this.#entries.push({ id, offset: this.#size, length, rawLength, kind })
+    this.#parts.push(...parts)
+    this.#size += length
     if (this.#size + this.#entries.length * 48 + PACK_FOOTER >= this.#target) await this.#cut()
+  }
+
+  /** Waits for pack writes in progress, ignoring their outcome (used on the way out of a failure). */
+  async settle(): Promise<void> {
+    await this.#chain.catch(() => {})
   }
 
   /** Writes what is buffered. */
@@ -71,10 +79,12 @@ export class PackWriter {
   async #write(parts: Buffer[], entries: PackEntry[], indexOffset: number): Promise<void> {
     const name = newPackName()
     await this.#beforeWrite(name)
-    const data = Buffer.concat([packHeader(), ...parts, packTrailer(entries, indexOffset)])
-    await this.#backend.create(name, data)
-    this.#index.addPack({ name, size: data.length, modified: Date.now(), entries })
+    const trailer = packTrailer(entries, indexOffset)
+    await this.#backend.create(name, [packHeader(), ...parts, trailer])
+    const size = indexOffset + trailer.length
+    this.#index.addPack({ name, size, modified: Date.now(), entries })
     this.packs.push(name)
-    this.bytes += data.length
+    this.bytes += size
+    churn(size)
   }
 }

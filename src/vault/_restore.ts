@@ -3,6 +3,7 @@ import { AsyncQueue } from './_async-queue.js'
 import { ProgressMeter } from './_backup.js'
 import type { VaultCore } from './_core.js'
 import { type Extent, walkLeaves } from './_disk-tree.js'
+import { churn } from './_memory.js'
 import type { OperationOptions, RecoveryPoint, RestoreSink } from './types.js'
 
 /** Options of Vault.restore. */
@@ -37,7 +38,7 @@ export async function runRestore(
   const progress = new ProgressMeter(opts.onProgress)
   progress.phase = 'restore'
   progress.total = disk.size
-  const width = opts.concurrency ?? 4
+  const width = opts.concurrency ?? 8
   let cursor = 0
   let written = 0
 
@@ -70,6 +71,7 @@ export async function runRestore(
           written += e.length
           progress.add(e.length, 0)
         }
+        churn(plain.length)
       } catch (err) {
         failed ??= err
         queue.close(true)

@@ -7,7 +7,7 @@ export type { GcReport, PruneReport, VaultUsage, VerifyProblem, VerifyReport } f
 export type { RestoreOptions } from './_restore.js'
 export { fileSink } from './file-sink.js'
 export { fileSource } from './file-source.js'
-export { FsVaultBackend } from './fs-backend.js'
+export { FsVaultBackend } from './fs-vault-backend.js'
 export { hasRetentionRules, type RetentionPolicy, selectRetained } from './retention.js'
 export type {
   BackupSource,

@@ -20,10 +20,14 @@ export interface VaultBackend {
   list(prefix: string): Promise<BackendObject[]>
   get(name: string): Promise<Buffer>
   getRange(name: string, offset: number, length: number): Promise<Buffer>
-  /** Writes or atomically replaces an object; when the promise settles the object is durable. */
-  put(name: string, data: Uint8Array): Promise<void>
+  /** Writes or atomically replaces an object (given whole or in parts); durable when settled. */
+  put(name: string, data: Uint8Array | readonly Uint8Array[]): Promise<void>
   /** Writes an object only when no object has that name; false when one exists. Durable when settled. */
-  create(name: string, data: Uint8Array): Promise<boolean>
+  create(name: string, data: Uint8Array | readonly Uint8Array[]): Promise<boolean>
   /** Deletes an object; deleting a missing object is not an error. */
   delete(name: string): Promise<void>
+  /** Removes leftovers of writers that died (temporary files, unfinished uploads) older than `ms`. */
+  sweepTemporary?(olderThanMs: number): Promise<number>
+  /** Frees what the backend holds open (connections, file handles). */
+  close?(): Promise<void>
 }

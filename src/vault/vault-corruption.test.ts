@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { CairnError } from '../util/index.js'
 import { bufferSink, bufferSource, mixedImage } from './_testing.js'
-import { FsVaultBackend } from './fs-backend.js'
+import { FsVaultBackend } from './fs-vault-backend.js'
 import { Vault } from './vault.js'
 
 const MiB = 1024 * 1024

@@ -3,7 +3,7 @@ import { isAbsolute, join, resolve } from 'node:path'
 import type { Catalog } from '../catalog/index.js'
 import { CairnError } from '../util/index.js'
 import type { VaultCredentials } from './_keys.js'
-import { FsVaultBackend } from './fs-backend.js'
+import { FsVaultBackend } from './fs-vault-backend.js'
 import { Vault } from './vault.js'
 import type { VaultBackend } from './vault-backend.js'
 

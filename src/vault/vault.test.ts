@@ -8,7 +8,7 @@ import type { CairnError } from '../util/index.js'
 import { bufferSink, bufferSource, mixedImage, scatterWrites, textBytes } from './_testing.js'
 import { fileSink } from './file-sink.js'
 import { fileSource } from './file-source.js'
-import { FsVaultBackend } from './fs-backend.js'
+import { FsVaultBackend } from './fs-vault-backend.js'
 import { Vault } from './vault.js'
 
 const MiB = 1024 * 1024
@@ -183,6 +183,19 @@ describe('vault backups', () => {
       const usage = await v.usage()
       assert.equal(usage.recoveryPoints, 1)
       assert.ok(usage.storedBytes < 7 * MiB)
+    })
+  })
+
+  it('gc removes temporary files a killed writer left behind', async () => {
+    await withVault(async (v, dir) => {
+      const { mkdir, utimes, readdir } = await import('node:fs/promises')
+      const tmp = join(dir, 'vault', '.tmp')
+      await mkdir(tmp, { recursive: true })
+      await writeFile(join(tmp, 'left-behind'), 'x')
+      await utimes(join(tmp, 'left-behind'), new Date(0), new Date(0))
+      const report = await v.gc()
+      assert.equal(report.temporaryFilesRemoved, 1)
+      assert.deepEqual(await readdir(tmp), [])
     })
   })
 

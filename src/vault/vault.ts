@@ -268,6 +268,7 @@ export class Vault {
     if (this.#closed) return
     this.#closed = true
     await this.#core.pool.close()
+    await this.#core.backend.close?.()
   }
 
   #open(): void {

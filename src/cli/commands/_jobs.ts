@@ -110,3 +110,15 @@ export interface RecoveryPointView {
 }
 
 export const v = (name: string) => `/api/v1/vaults/${encodeURIComponent(name)}`
+
+/** `[account/][container/]disk` with the development account and its `disks` container as defaults. */
+export function diskRef(text: string): { account: string; container: string; disk: string } {
+  const parts = text.split('/')
+  if (parts.some((p) => p === '') || parts.length > 3) {
+    throw new CairnError('UsageError', `Cannot read disk name "${text}": use [account/][container/]disk`)
+  }
+  const disk = parts.pop()!
+  const container = parts.pop() ?? 'disks'
+  const account = parts.pop() ?? 'devstoreaccount1'
+  return { account, container, disk }
+}

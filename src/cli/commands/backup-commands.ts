@@ -1,8 +1,9 @@
 import { resolve } from 'node:path'
-import { CairnError } from '../../util/index.js'
+import { CairnError, formatBytes, formatDuration } from '../../util/index.js'
 import type { CommandDef } from '../command.js'
 import {
   CREDENTIAL_OPTIONS,
+  diskRef,
   followJob,
   type Job,
   type RecoveryPointView,
@@ -11,8 +12,47 @@ import {
   v,
 } from './_jobs.js'
 
-/** `cairn backup file`. */
+/** `cairn backup disk`, `cairn backup file`. */
 export const backupCommands: CommandDef[] = [
+  {
+    name: 'backup disk',
+    summary: 'Back up disk-store disks (snapshotted at one instant) into a vault',
+    description:
+      'The first backup reads the allocated ranges; later ones read only the snapshot diff since the\n' +
+      'previous recovery point, or compare checksums when that snapshot is gone. Disks are named\n' +
+      '[account/][container/]disk (default account devstoreaccount1, container disks).',
+    args: [{ name: 'disk', help: 'the OS disk (LUN 0)' }],
+    options: [
+      { name: 'vault', type: 'string', value: 'VAULT', help: 'vault name (required)' },
+      { name: 'data-disk', type: 'list', value: 'DISK', help: 'a data disk (LUN 1, 2, … in order); repeat' },
+      { name: 'item', type: 'string', value: 'NAME', help: 'protected item name (default the first disk)' },
+      { name: 'full', type: 'boolean', help: 'do not build on the latest recovery point' },
+      ...CREDENTIAL_OPTIONS,
+    ],
+    examples: ['cairn backup disk web-os --data-disk web-data --vault main --item web'],
+    async run({ args, opts, client, out, signal }) {
+      if (!opts.vault) throw new CairnError('UsageError', 'backup disk needs --vault VAULT')
+      await unlockIfGiven(client, opts.vault as string, opts)
+      const names = [args.disk!, ...((opts['data-disk'] as string[] | undefined) ?? [])]
+      const disks = names.map((n, lun) => ({ ...diskRef(n), lun }))
+      const job = await client.post<Job>(`${v(opts.vault as string)}/backups`, {
+        disks,
+        ...(opts.item ? { item: opts.item } : {}),
+        ...(opts.full ? { base: 'none' } : {}),
+      })
+      const done = await followJob(client, out, job, 'backup', signal)
+      const rp = done.result as RecoveryPointView
+      out.result(rp, (r) => {
+        for (const d of r.disks)
+          out.line(
+            `${d.name}: ${d.mode}, read ${formatBytes(d.bytesScanned)}, new ${formatBytes(d.bytesNew)}`,
+          )
+        out.line(
+          `Recovery point ${r.id}: added ${formatBytes(r.bytesAdded)} in ${formatDuration(r.durationMs)}`,
+        )
+      })
+    },
+  },
   {
     name: 'backup file',
     summary: 'Back up a raw image file or block device on the service host into a vault',

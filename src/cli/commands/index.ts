@@ -1,8 +1,10 @@
 import type { CommandDef } from '../command.js'
 import { accountCommands } from './account-commands.js'
+import { agentCommands } from './agent-commands.js'
 import { backupCommands } from './backup-commands.js'
 import { diskCommands } from './disk-commands.js'
 import { jobCommands } from './job-commands.js'
+import { protectionCommands } from './protection-commands.js'
 import { restoreCommands } from './restore-commands.js'
 import { rpCommands } from './rp-commands.js'
 import { systemCommands } from './system-commands.js'
@@ -18,4 +20,6 @@ export const COMMANDS: CommandDef[] = [
   ...rpCommands,
   ...restoreCommands,
   ...jobCommands,
+  ...protectionCommands,
+  ...agentCommands,
 ]

@@ -1,10 +1,49 @@
 import { resolve } from 'node:path'
 import { CairnError } from '../../util/index.js'
 import type { CommandDef } from '../command.js'
-import { CREDENTIAL_OPTIONS, followJob, type Job, summary, unlockIfGiven, v } from './_jobs.js'
+import { CREDENTIAL_OPTIONS, diskRef, followJob, type Job, summary, unlockIfGiven, v } from './_jobs.js'
 
-/** `cairn restore file`. */
+/** `cairn restore disk`, `cairn restore file`. */
 export const restoreCommands: CommandDef[] = [
+  {
+    name: 'restore disk',
+    summary: 'Restore a disk of a recovery point into a new disk-store disk (or over an existing one)',
+    options: [
+      { name: 'vault', type: 'string', value: 'VAULT', help: 'vault name (required)' },
+      { name: 'rp', type: 'string', value: 'ID', help: 'recovery point id (required)' },
+      {
+        name: 'to',
+        type: 'string',
+        value: 'DISK',
+        help: 'target disk, [account/][container/]disk (required)',
+      },
+      { name: 'disk', type: 'string', value: 'NAME', help: 'disk of the recovery point (default its first)' },
+      { name: 'overwrite', type: 'boolean', help: 'replace the content of an existing target disk' },
+      ...CREDENTIAL_OPTIONS,
+    ],
+    examples: ['cairn restore disk --vault main --rp 20261122T195200123Z-3f2a --to web-os-restored'],
+    async run({ opts, client, out, signal }) {
+      if (!opts.vault || !opts.rp || !opts.to) {
+        throw new CairnError('UsageError', 'restore disk needs --vault VAULT, --rp ID and --to DISK')
+      }
+      const vault = opts.vault as string
+      await unlockIfGiven(client, vault, opts)
+      const started = Date.now()
+      const job = await client.post<Job>(
+        `${v(vault)}/recoveryPoints/${encodeURIComponent(opts.rp as string)}/restore`,
+        {
+          target: diskRef(opts.to as string),
+          ...(opts.disk ? { disk: opts.disk } : {}),
+          ...(opts.overwrite ? { overwrite: true } : {}),
+        },
+      )
+      const done = await followJob(client, out, job, 'restore', signal)
+      const r = done.result as { bytesWritten: number }
+      out.result(r, (x) =>
+        out.line(`Restored ${summary(x.bytesWritten, Date.now() - started)} into disk ${opts.to}`),
+      )
+    },
+  },
   {
     name: 'restore file',
     summary:

@@ -1,6 +1,7 @@
 import { CairnError, formatBytes, formatDuration } from '../../util/index.js'
 import type { CommandDef } from '../command.js'
 import { CREDENTIAL_OPTIONS, type RecoveryPointView, unlockIfGiven, v } from './_jobs.js'
+import { printVmPoints } from './protection-commands.js'
 
 const vaultOption = { name: 'vault', type: 'string' as const, value: 'VAULT', help: 'vault name (required)' }
 
@@ -13,13 +14,16 @@ function needVault(opts: Record<string, unknown>): string {
 export const rpCommands: CommandDef[] = [
   {
     name: 'rp list',
-    summary: 'List the recovery points of a vault, oldest first',
+    summary: 'List recovery points, oldest first: of a protected VM (both tiers), or of a vault',
+    args: [{ name: 'VM', help: 'a protected VM (then --vault is optional)', optional: true }],
     options: [
       vaultOption,
       { name: 'item', type: 'string', value: 'NAME', help: 'only this protected item' },
       ...CREDENTIAL_OPTIONS,
     ],
-    async run({ opts, client, out }) {
+    async run(ctx) {
+      const { args, opts, client, out } = ctx
+      if (args.VM !== undefined) return printVmPoints(ctx, args.VM)
       const vault = needVault(opts)
       await unlockIfGiven(client, vault, opts)
       const { items } = await client.get<{ items: RecoveryPointView[] }>(`${v(vault)}/recoveryPoints`, {

@@ -41,6 +41,12 @@ export const systemCommands: CommandDef[] = [
         value: 'PORT',
         help: 'NBD server port (env CAIRN_NBD_PORT; default 10809)',
       },
+      {
+        name: 'max-backups',
+        type: 'number',
+        value: 'N',
+        help: 'scheduled backups running at once (env CAIRN_MAX_BACKUPS; default 4)',
+      },
       { name: 'config', type: 'string', value: 'FILE', help: 'JSON config file (env CAIRN_CONFIG)' },
       {
         name: 'log-level',
@@ -64,6 +70,7 @@ export const systemCommands: CommandDef[] = [
           port: opts.port as number | undefined,
           'blob-port': opts['blob-port'] as number | undefined,
           'nbd-port': opts['nbd-port'] as number | undefined,
+          'max-backups': opts['max-backups'] as number | undefined,
           config: opts.config as string | undefined,
           'log-level': opts['log-level'] as string | undefined,
           'log-format': opts['log-format'] as string | undefined,

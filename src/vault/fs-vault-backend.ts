@@ -13,6 +13,8 @@ const TMP = '.tmp'
 export class FsVaultBackend implements VaultBackend {
   readonly kind = 'fs'
   readonly #root: string
+  /** Open read handles of recently read objects (packs are immutable, so a handle never goes stale). */
+  readonly #handles = new Map<string, { fh: Promise<FileHandle>; users: number }>()
 
   constructor(root: string) {
     this.#root = root
@@ -64,9 +66,16 @@ export class FsVaultBackend implements VaultBackend {
   }
 
   async getRange(name: string, offset: number, length: number): Promise<Buffer> {
-    let fh: FileHandle | undefined
+    let entry = this.#handles.get(name)
+    if (!entry) {
+      entry = { fh: open(this.#path(name), 'r'), users: 0 }
+      this.#handles.set(name, entry)
+      entry.fh.catch(() => this.#handles.delete(name))
+      this.#trimHandles()
+    }
+    entry.users++
     try {
-      fh = await open(this.#path(name), 'r')
+      const fh = await entry.fh
       const buf = Buffer.allocUnsafeSlow(length)
       let done = 0
       while (done < length) {
@@ -78,11 +87,52 @@ export class FsVaultBackend implements VaultBackend {
     } catch (err) {
       throw this.#missing(err, name)
     } finally {
-      await fh?.close()
+      entry.users--
     }
   }
 
-  async put(name: string, data: Uint8Array): Promise<void> {
+  /** Keeps at most 32 read handles open, closing idle ones first opened first. */
+  #trimHandles(): void {
+    for (const [name, e] of this.#handles) {
+      if (this.#handles.size <= 32) break
+      if (e.users > 0) continue
+      this.#handles.delete(name)
+      e.fh.then((fh) => fh.close()).catch(() => {})
+    }
+  }
+
+  /** Deletes temporary files older than `olderThanMs` (left by a killed writer); returns how many. */
+  async sweepTemporary(olderThanMs: number): Promise<number> {
+    const dir = join(this.#root, TMP)
+    let names: string[]
+    try {
+      names = await readdir(dir)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0
+      throw err
+    }
+    let n = 0
+    for (const name of names) {
+      try {
+        if (Date.now() - (await stat(join(dir, name))).mtimeMs > olderThanMs) {
+          await unlink(join(dir, name))
+          n++
+        }
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+      }
+    }
+    return n
+  }
+
+  /** Closes the cached read handles. */
+  async close(): Promise<void> {
+    const all = [...this.#handles.values()]
+    this.#handles.clear()
+    await Promise.all(all.map((e) => e.fh.then((fh) => fh.close()).catch(() => {})))
+  }
+
+  async put(name: string, data: Uint8Array | readonly Uint8Array[]): Promise<void> {
     const tmp = await this.#writeTemp(data)
     const target = this.#path(name)
     await mkdir(dirname(target), { recursive: true })
@@ -90,7 +140,7 @@ export class FsVaultBackend implements VaultBackend {
     await syncDir(dirname(target))
   }
 
-  async create(name: string, data: Uint8Array): Promise<boolean> {
+  async create(name: string, data: Uint8Array | readonly Uint8Array[]): Promise<boolean> {
     const tmp = await this.#writeTemp(data)
     const target = this.#path(name)
     try {
@@ -107,6 +157,11 @@ export class FsVaultBackend implements VaultBackend {
   }
 
   async delete(name: string): Promise<void> {
+    const cached = this.#handles.get(name)
+    if (cached && cached.users === 0) {
+      this.#handles.delete(name)
+      await cached.fh.then((fh) => fh.close()).catch(() => {})
+    }
     try {
       await unlink(this.#path(name))
     } catch (err) {
@@ -127,16 +182,27 @@ export class FsVaultBackend implements VaultBackend {
     return join(this.#root, name)
   }
 
-  async #writeTemp(data: Uint8Array): Promise<string> {
+  async #writeTemp(data: Uint8Array | readonly Uint8Array[]): Promise<string> {
     const dir = join(this.#root, TMP)
     await mkdir(dir, { recursive: true })
     const tmp = join(dir, randomBytes(12).toString('hex'))
     const fh = await open(tmp, 'wx')
     try {
-      let done = 0
-      while (done < data.length) {
-        const { bytesWritten } = await fh.write(data, done, data.length - done)
-        done += bytesWritten
+      const parts = data instanceof Uint8Array ? [data] : data
+      // writev takes at most IOV_MAX (1024) buffers a call.
+      for (let i = 0; i < parts.length; i += 1024) {
+        let batch = parts.slice(i, i + 1024)
+        let left = batch.reduce((n, p) => n + p.length, 0)
+        while (left > 0) {
+          const { bytesWritten } = await fh.writev(batch)
+          left -= bytesWritten
+          let skip = bytesWritten
+          while (skip > 0 && batch.length > 0 && batch[0]!.length <= skip) {
+            skip -= batch[0]!.length
+            batch = batch.slice(1)
+          }
+          if (skip > 0 && batch.length > 0) batch = [batch[0]!.subarray(skip), ...batch.slice(1)]
+        }
       }
       await fh.sync()
     } finally {

@@ -1,0 +1,476 @@
+import { createRoute, z } from '@hono/zod-openapi'
+import { type BackupJobStatus, type JobType, type ProtectionStore, validateVm } from '../protection/index.js'
+import { CairnError } from '../util/index.js'
+import type { ApiContext } from './api-context.js'
+import type { ApiApp } from './new-api-app.js'
+
+// Protection resources, named after the reference: vms, vaults/{vault}/backupPolicies,
+// vaults/{vault}/protectedItems/{vm}/recoveryPoints, backupJobs. Bodies are checked by the protection
+// component (validateVm, validatePolicy) so that its messages name every problem at once.
+
+const Json = z.record(z.string(), z.unknown()).openapi('Object')
+const JsonList = z.object({ value: z.array(Json) }).openapi('List')
+const Deleted = z.object({ deleted: z.boolean() })
+const ErrorBody = z.object({ error: z.object({ code: z.string(), message: z.string() }) }).openapi('Error')
+
+const json = (schema: z.ZodType, description: string) => ({
+  description,
+  content: { 'application/json': { schema } },
+})
+const errors = {
+  400: json(ErrorBody, 'Invalid request'),
+  404: json(ErrorBody, 'Not found'),
+  409: json(ErrorBody, 'Conflict'),
+}
+const body = <T extends z.ZodType>(schema: T) => ({
+  body: { content: { 'application/json': { schema } }, required: true as const },
+})
+
+const VmParam = z.object({ vm: z.string().min(1) })
+const VaultParam = z.object({ vault: z.string().min(1) })
+const PolicyParam = VaultParam.extend({ policy: z.string().min(1) })
+const ItemParam = VaultParam.extend({ vm: z.string().min(1) })
+
+const ProtectBody = z
+  .object({
+    vm: z.string().min(1),
+    policy: z.string().min(1),
+    includedLuns: z.array(z.number().int().min(0).max(63)).optional(),
+    includeFutureDisks: z.boolean().optional(),
+  })
+  .openapi('ProtectRequest')
+
+/** Turns store records into plain JSON objects for the response schemas. */
+const plain = (v: unknown) => v as Record<string, unknown>
+
+/** Registers VM, policy, protected item, recovery point and job routes over a ProtectionStore. */
+export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
+  const store = ctx.protection!
+  const changed = () => ctx.protectionChanged?.()
+  const backups = (what: string) => {
+    if (!ctx.backups)
+      throw new CairnError('ServiceUnavailable', `Cannot ${what}: this service runs no backup engine`)
+    return ctx.backups
+  }
+  // --- VMs ---
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/api/v1/vms',
+      summary: 'Register a VM: size, OS, configuration, OS disk, data disks by LUN, temp disk, agent',
+      request: body(Json),
+      responses: { 201: json(Json, 'The VM'), ...errors },
+    }),
+    async (c) => {
+      const spec = validateVm(c.req.valid('json'))
+      // Every disk must exist in the disk store (DiskNotFound names the first that does not).
+      for (const d of [
+        spec.osDisk,
+        ...spec.dataDisks.map((x) => x.disk),
+        ...(spec.tempDisk ? [spec.tempDisk] : []),
+      ]) {
+        ctx.diskStore.getDisk(d)
+      }
+      return c.json(plain(redactVm(await store.createVm(spec))), 201)
+    },
+  )
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/v1/vms',
+      summary: 'List VMs',
+      responses: { 200: json(JsonList, 'VMs') },
+    }),
+    async (c) => c.json({ value: (await store.listVms()).map((v) => plain(redactVm(v))) }, 200),
+  )
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/v1/vms/{vm}',
+      summary: 'Show a VM',
+      request: { params: VmParam },
+      responses: { 200: json(Json, 'The VM'), ...errors },
+    }),
+    async (c) => c.json(plain(redactVm(await store.getVm(c.req.valid('param').vm))), 200),
+  )
+  app.openapi(
+    createRoute({
+      method: 'delete',
+      path: '/api/v1/vms/{vm}',
+      summary: 'Forget a VM (its disks stay); refused while it has backup data',
+      request: { params: VmParam },
+      responses: { 200: json(Deleted, 'Deleted'), ...errors },
+    }),
+    async (c) => {
+      await store.deleteVm(c.req.valid('param').vm)
+      return c.json({ deleted: true }, 200)
+    },
+  )
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/v1/vms/{vm}/protectedItem',
+      summary: 'Show the protection of a VM, whichever vault holds it',
+      request: { params: VmParam },
+      responses: { 200: json(Json, 'The protected item'), ...errors },
+    }),
+    async (c) => c.json(plain(await store.getItem(c.req.valid('param').vm)), 200),
+  )
+
+  // --- Backup policies ---
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/api/v1/vaults/{vault}/backupPolicies',
+      summary:
+        'Create a backup policy (Standard daily/weekly or Enhanced hourly) within the reference bounds',
+      request: { params: VaultParam, ...body(Json) },
+      responses: { 201: json(Json, 'The policy'), ...errors },
+    }),
+    async (c) =>
+      c.json(plain(await store.createPolicy(c.req.valid('param').vault, c.req.valid('json'))), 201),
+  )
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/v1/vaults/{vault}/backupPolicies',
+      summary: 'List the backup policies of a vault',
+      request: { params: VaultParam },
+      responses: { 200: json(JsonList, 'Policies') },
+    }),
+    async (c) => c.json({ value: (await store.listPolicies(c.req.valid('param').vault)).map(plain) }, 200),
+  )
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/v1/vaults/{vault}/backupPolicies/{policy}',
+      summary: 'Show a backup policy',
+      request: { params: PolicyParam },
+      responses: { 200: json(Json, 'The policy'), ...errors },
+    }),
+    async (c) => {
+      const p = c.req.valid('param')
+      return c.json(plain(await store.getPolicy(p.vault, p.policy)), 200)
+    },
+  )
+  app.openapi(
+    createRoute({
+      method: 'put',
+      path: '/api/v1/vaults/{vault}/backupPolicies/{policy}',
+      summary: 'Change a backup policy (an Enhanced policy stays Enhanced)',
+      request: { params: PolicyParam, ...body(Json) },
+      responses: { 200: json(Json, 'The policy'), ...errors },
+    }),
+    async (c) => {
+      const p = c.req.valid('param')
+      const policy = await store.updatePolicy(p.vault, p.policy, c.req.valid('json'))
+      changed()
+      return c.json(plain(policy), 200)
+    },
+  )
+  app.openapi(
+    createRoute({
+      method: 'delete',
+      path: '/api/v1/vaults/{vault}/backupPolicies/{policy}',
+      summary: 'Delete a backup policy no item uses',
+      request: { params: PolicyParam },
+      responses: { 200: json(Deleted, 'Deleted'), ...errors },
+    }),
+    async (c) => {
+      const p = c.req.valid('param')
+      await store.deletePolicy(p.vault, p.policy)
+      return c.json({ deleted: true }, 200)
+    },
+  )
+
+  // --- Protected items ---
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/api/v1/vaults/{vault}/protectedItems',
+      summary: 'Enable protection of a VM with a policy; selective disks by LUN (the OS disk always)',
+      request: { params: VaultParam, ...body(ProtectBody) },
+      responses: { 201: json(Json, 'The protected item'), ...errors },
+    }),
+    async (c) => {
+      const b = c.req.valid('json')
+      const vault = c.req.valid('param').vault
+      // With vaults in the service, the vault must exist: backups are transferred into it.
+      if (ctx.vaults) await ctx.vaults.get(vault)
+      const options: Parameters<ProtectionStore['protect']>[1] = { vault, policy: b.policy }
+      if (b.includedLuns) options.includedLuns = b.includedLuns
+      if (b.includeFutureDisks !== undefined) options.includeFutureDisks = b.includeFutureDisks
+      const item = await store.protect(b.vm, options)
+      changed()
+      return c.json(plain(item), 201)
+    },
+  )
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/v1/vaults/{vault}/protectedItems',
+      summary: 'List the protected items of a vault',
+      request: { params: VaultParam },
+      responses: { 200: json(JsonList, 'Protected items') },
+    }),
+    async (c) =>
+      c.json({ value: (await store.listItems({ vault: c.req.valid('param').vault })).map(plain) }, 200),
+  )
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/v1/vaults/{vault}/protectedItems/{vm}',
+      summary: 'Show the protection of a VM',
+      request: { params: ItemParam },
+      responses: { 200: json(Json, 'The protected item'), ...errors },
+    }),
+    async (c) => c.json(plain(await itemIn(store, c.req.valid('param'))), 200),
+  )
+  app.openapi(
+    createRoute({
+      method: 'patch',
+      path: '/api/v1/vaults/{vault}/protectedItems/{vm}',
+      summary: 'Change the policy of a protected item',
+      request: { params: ItemParam, ...body(z.object({ policy: z.string().min(1) })) },
+      responses: { 200: json(Json, 'The protected item'), ...errors },
+    }),
+    async (c) => {
+      const p = c.req.valid('param')
+      await itemIn(store, p)
+      const item = await store.changePolicy(p.vm, c.req.valid('json').policy)
+      changed()
+      return c.json(plain(item), 200)
+    },
+  )
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/api/v1/vaults/{vault}/protectedItems/{vm}/stopProtection',
+      summary: 'Stop protection, retaining the backup data or deleting it',
+      request: { params: ItemParam, ...body(z.object({ deleteData: z.boolean() })) },
+      responses: { 200: json(Json, 'The protected item'), ...errors },
+    }),
+    async (c) => {
+      const p = c.req.valid('param')
+      await itemIn(store, p)
+      if (c.req.valid('json').deleteData) {
+        const { item, pointsToDelete } = await store.stopProtection(p.vm, { deleteData: true })
+        if (pointsToDelete.length > 0) {
+          const engine = backups(`delete the backup data of VM "${p.vm}"`)
+          for (const point of pointsToDelete) {
+            await engine.deletePointData(item.vault, point)
+            await store.deleteRecoveryPoint(point.id)
+          }
+        }
+        await store.removeItem(p.vm)
+        changed()
+        return c.json({ vmName: p.vm, state: 'NotProtected' }, 200)
+      }
+      const stopped = (await store.stopProtection(p.vm, { deleteData: false })).item
+      changed()
+      return c.json(plain(stopped), 200)
+    },
+  )
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/api/v1/vaults/{vault}/protectedItems/{vm}/resume',
+      summary: 'Resume stopped protection, optionally under another policy',
+      request: { params: ItemParam, ...body(z.object({ policy: z.string().min(1).optional() })) },
+      responses: { 200: json(Json, 'The protected item'), ...errors },
+    }),
+    async (c) => {
+      const p = c.req.valid('param')
+      await itemIn(store, p)
+      const item = await store.resume(p.vm, c.req.valid('json').policy)
+      changed()
+      return c.json(plain(item), 200)
+    },
+  )
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/v1/vaults/{vault}/protectedItems/{vm}/recoveryPoints',
+      summary: 'List the recovery points of a protected VM, oldest first',
+      request: { params: ItemParam },
+      responses: { 200: json(JsonList, 'Recovery points'), ...errors },
+    }),
+    async (c) => {
+      const p = c.req.valid('param')
+      await itemIn(store, p)
+      return c.json(
+        { value: (await store.listRecoveryPoints(p.vm)).map((r) => plain({ ...r, vm: redactVm(r.vm) })) },
+        200,
+      )
+    },
+  )
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/v1/vaults/{vault}/protectedItems/{vm}/recoveryPoints/{rp}',
+      summary: 'Show a recovery point',
+      request: { params: ItemParam.extend({ rp: z.string().min(1) }) },
+      responses: { 200: json(Json, 'The recovery point'), ...errors },
+    }),
+    async (c) => {
+      const p = c.req.valid('param')
+      const item = await itemIn(store, p)
+      const rp = await store.getRecoveryPoint(p.rp)
+      if (rp.itemId !== item.id) {
+        throw new CairnError('RecoveryPointNotFound', `Cannot find recovery point "${p.rp}" of VM "${p.vm}"`)
+      }
+      return c.json(plain({ ...rp, vm: redactVm(rp.vm) }), 200)
+    },
+  )
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/api/v1/vaults/{vault}/protectedItems/{vm}/backup',
+      summary: 'Back up now (on-demand, own expiry, default 30 days); answers 202 with the job',
+      request: {
+        params: ItemParam,
+        body: {
+          content: {
+            'application/json': {
+              schema: z.object({ expiresAt: z.string().datetime({ offset: true }).optional() }),
+            },
+          },
+          required: false,
+        },
+      },
+      responses: { 202: json(Json, 'The started job'), ...errors },
+    }),
+    async (c) => {
+      const p = c.req.valid('param')
+      await itemIn(store, p)
+      const text = await c.req.text()
+      const raw = text.trim() === '' ? {} : (JSON.parse(text) as { expiresAt?: string })
+      const options: { expiresAt?: Date } = {}
+      if (raw.expiresAt !== undefined) {
+        const at = new Date(raw.expiresAt)
+        if (Number.isNaN(at.getTime()) || at.getTime() <= Date.now()) {
+          throw new CairnError(
+            'InvalidRequest',
+            `Cannot back up VM "${p.vm}": expiresAt must be a future time`,
+          )
+        }
+        options.expiresAt = at
+      }
+      return c.json(plain(await backups(`back up VM "${p.vm}"`).startBackup(p.vm, options)), 202)
+    },
+  )
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/api/v1/vaults/{vault}/protectedItems/{vm}/recoveryPoints/{rp}/restore',
+      summary:
+        'Restore: AlternateLocation (a new VM), RestoreDisks (new disks plus the saved configuration) or OriginalLocation (replace the VM disks, snapshotting them first); 202 with the job',
+      request: {
+        params: ItemParam.extend({ rp: z.string().min(1) }),
+        ...body(
+          z.object({
+            recoveryType: z.enum(['AlternateLocation', 'RestoreDisks', 'OriginalLocation']),
+            targetVmName: z.string().min(1).optional(),
+            diskPrefix: z.string().min(1).optional(),
+            luns: z.array(z.union([z.number().int().min(0).max(63), z.literal('os')])).optional(),
+          }),
+        ),
+      },
+      responses: { 202: json(Json, 'The started job'), ...errors },
+    }),
+    async (c) => {
+      const p = c.req.valid('param')
+      const b = c.req.valid('json')
+      const item = await itemIn(store, p)
+      const rp = await store.getRecoveryPoint(p.rp)
+      if (rp.itemId !== item.id)
+        throw new CairnError('RecoveryPointNotFound', `Cannot find recovery point "${p.rp}" of VM "${p.vm}"`)
+      const engine = backups(`restore recovery point "${p.rp}"`)
+      let running: Awaited<ReturnType<typeof engine.restoreVm>>
+      if (b.recoveryType === 'AlternateLocation') {
+        if (!b.targetVmName)
+          throw new CairnError('InvalidRequest', 'Cannot restore as a new VM without "targetVmName"')
+        running = await engine.restoreVm(p.rp, { as: b.targetVmName })
+      } else if (b.recoveryType === 'RestoreDisks') {
+        const options: { prefix: string; luns?: (number | 'os')[] } = {
+          prefix: b.diskPrefix ?? `${p.vm}-restored`,
+        }
+        if (b.luns) options.luns = b.luns
+        running = await engine.restoreDisks(p.rp, options)
+      } else {
+        running = await engine.replaceDisks(p.vm, p.rp)
+      }
+      running.done.catch(() => {})
+      return c.json(plain(running.job), 202)
+    },
+  )
+
+  // --- Jobs ---
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/v1/backupJobs',
+      summary: 'List backup, restore and maintenance jobs, newest first',
+      request: {
+        query: z.object({
+          status: z
+            .enum(['InProgress', 'Completed', 'CompletedWithWarnings', 'Failed', 'Cancelling', 'Cancelled'])
+            .optional(),
+          type: z.enum(['Backup', 'Restore', 'DeleteBackupData', 'Maintenance']).optional(),
+          entity: z.string().optional(),
+          since: z.string().datetime({ offset: true }).optional(),
+          limit: z.coerce.number().int().min(1).max(1000).optional(),
+        }),
+      },
+      responses: { 200: json(JsonList, 'Jobs'), ...errors },
+    }),
+    async (c) => {
+      const q = c.req.valid('query')
+      const filter: Parameters<ProtectionStore['listJobs']>[0] = {}
+      if (q.status) filter.status = q.status as BackupJobStatus
+      if (q.type) filter.type = q.type as JobType
+      if (q.entity) filter.entity = q.entity
+      if (q.since) filter.since = new Date(q.since)
+      if (q.limit) filter.limit = q.limit
+      return c.json({ value: (await store.listJobs(filter)).map(plain) }, 200)
+    },
+  )
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/v1/backupJobs/{id}',
+      summary: 'Show a job: status, phase, progress (bytes, percent, ETA), times, error',
+      request: { params: z.object({ id: z.string().min(1) }) },
+      responses: { 200: json(Json, 'The job'), ...errors },
+    }),
+    async (c) => c.json(plain(await store.getJob(c.req.valid('param').id)), 200),
+  )
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/api/v1/backupJobs/{id}/cancel',
+      summary: 'Cancel a running job; it ends Cancelled without leaving half a recovery point',
+      request: { params: z.object({ id: z.string().min(1) }) },
+      responses: { 200: json(Json, 'The job'), ...errors },
+    }),
+    async (c) => c.json(plain(await backups('cancel a job').cancel(c.req.valid('param').id)), 200),
+  )
+}
+
+async function itemIn(store: ProtectionStore, p: { vault: string; vm: string }) {
+  const item = await store.getItem(p.vm)
+  if (item.vault !== p.vault) {
+    throw new CairnError(
+      'ProtectedItemNotFound',
+      `Cannot find VM "${p.vm}" in vault "${p.vault}": it is protected in vault "${item.vault}"`,
+    )
+  }
+  return item
+}
+
+/** The agent token never leaves the service. */
+function redactVm<T extends { agent?: { url: string; token: string } }>(vm: T): T {
+  return vm.agent ? { ...vm, agent: { url: vm.agent.url, token: '***' } } : vm
+}

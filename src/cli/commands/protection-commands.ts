@@ -1,0 +1,769 @@
+import { readFileSync } from 'node:fs'
+import { CairnError, formatBytes, formatDuration } from '../../util/index.js'
+import type { ApiClient } from '../api-client.js'
+import type { CommandDef, OptionDef } from '../command.js'
+import { ProgressBar } from '../output.js'
+import { followJob, type Job as VaultJob } from './_jobs.js'
+
+// `cairn vm …`, `cairn policy …`, `cairn protect`, `cairn protection …`, `cairn rp …`, `cairn job …`.
+
+type Obj = Record<string, unknown>
+interface List<T> {
+  value: T[]
+}
+interface VmView {
+  name: string
+  vmSize: string
+  osType: string
+  osName?: string
+  osDisk: DiskRefView
+  dataDisks: { lun: number; disk: DiskRefView }[]
+  tempDisk?: DiskRefView
+  agent?: { url: string }
+  configuration: Obj
+}
+interface DiskRefView {
+  account: string
+  container: string
+  disk: string
+}
+interface ItemView {
+  id: string
+  vmName: string
+  vault: string
+  policyName?: string
+  state: string
+  includedLuns?: number[]
+  includeFutureDisks: boolean
+  protectedSince: string
+  lastBackupAt?: string
+  lastBackupStatus?: string
+}
+interface PointView {
+  id: string
+  time: string
+  kind: string
+  consistency: string
+  tier: string
+  expiresAt?: string
+  disks: { lun: number | 'os' }[]
+}
+interface JobView {
+  id: string
+  type: string
+  status: string
+  phase: string
+  entity: string
+  progress: { bytesDone: number; bytesTotal: number; percent: number; etaSeconds?: number }
+  startTime: string
+  endTime?: string
+  durationMs: number
+  error?: { code: string; message: string }
+}
+
+const ref = (d: DiskRefView | undefined) => (d ? `${d.account}/${d.container}/${d.disk}` : undefined)
+const enc = encodeURIComponent
+const vaultOpt: OptionDef = {
+  name: 'vault',
+  type: 'string',
+  value: 'V',
+  help: 'vault name (env CAIRN_VAULT)',
+}
+
+function vaultOf(opts: Obj): string {
+  const v = (opts.vault as string | undefined) ?? process.env.CAIRN_VAULT
+  if (!v) throw new CairnError('UsageError', 'Cannot tell which vault: give --vault V or set CAIRN_VAULT')
+  return v
+}
+
+function csv(text: string | undefined): string[] | undefined {
+  return text === undefined
+    ? undefined
+    : text
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)
+}
+
+const WEEKDAY_ABBR: Record<string, string> = {
+  sun: 'Sunday',
+  mon: 'Monday',
+  tue: 'Tuesday',
+  wed: 'Wednesday',
+  thu: 'Thursday',
+  fri: 'Friday',
+  sat: 'Saturday',
+}
+/** `Sat,sun,Monday` → reference names; unknown words pass through for the service to reject. */
+function weekdays(text: string | undefined): string[] | undefined {
+  return csv(text)?.map((d) => WEEKDAY_ABBR[d.slice(0, 3).toLowerCase()] ?? d)
+}
+
+function showJob(out: Parameters<CommandDef['run']>[0]['out'], j: JobView): void {
+  out.keyValues([
+    ['id', j.id],
+    ['type', j.type],
+    ['entity', j.entity],
+    ['status', j.status],
+    ['phase', j.phase],
+    [
+      'progress',
+      `${j.progress.percent}% (${formatBytes(j.progress.bytesDone)} of ${formatBytes(j.progress.bytesTotal)})${
+        j.progress.etaSeconds !== undefined ? `, ETA ${formatDuration(j.progress.etaSeconds * 1000)}` : ''
+      }`,
+    ],
+    ['started', j.startTime],
+    ['ended', j.endTime],
+    ['duration', formatDuration(j.durationMs)],
+    ['error', j.error ? `${j.error.code}: ${j.error.message}` : undefined],
+  ])
+}
+
+async function itemVault(client: ApiClient, vm: string, opts: Obj): Promise<string> {
+  const given = (opts.vault as string | undefined) ?? process.env.CAIRN_VAULT
+  if (given) return given
+  return (await client.get<ItemView>(`/api/v1/vms/${enc(vm)}/protectedItem`)).vault
+}
+
+/** Commands for VMs, policies, protection, recovery points and jobs. */
+export const protectionCommands: CommandDef[] = [
+  {
+    name: 'vm create',
+    summary: 'Register a VM: its disks (disk-store disks), size, OS, configuration and agent',
+    args: [{ name: 'NAME', help: 'VM name' }],
+    options: [
+      { name: 'os-disk', type: 'string', value: 'D', help: 'OS disk as account/container/disk' },
+      { name: 'data-disk', type: 'list', value: 'LUN=D', help: 'a data disk at a LUN (repeat, up to 32)' },
+      { name: 'temp-disk', type: 'string', value: 'D', help: 'temporary disk (never backed up)' },
+      { name: 'size', type: 'string', value: 'SIZE', help: 'VM size descriptor (default custom)' },
+      { name: 'os-type', type: 'string', value: 'OS', help: 'Linux or Windows (default Linux)' },
+      { name: 'os-name', type: 'string', value: 'TEXT', help: 'OS description, e.g. "Debian 12"' },
+      {
+        name: 'config',
+        type: 'string',
+        value: 'FILE',
+        help: 'JSON configuration document saved with each backup',
+      },
+      { name: 'agent', type: 'string', value: 'URL', help: 'agent endpoint, e.g. http://10.0.0.5:7071' },
+      { name: 'agent-token', type: 'string', value: 'T', help: 'agent token (env CAIRN_AGENT_TOKEN)' },
+    ],
+    examples: [
+      'cairn vm create web-1 --os-disk acct/vms/web-1-os --data-disk 0=acct/vms/web-1-data --agent http://10.0.0.5:7071 --agent-token s3cret-token',
+    ],
+    async run({ args, opts, client, out }) {
+      if (!opts['os-disk'])
+        throw new CairnError('UsageError', 'Cannot create a VM without --os-disk account/container/disk')
+      const dataDisks = (opts['data-disk'] as string[]).map((spec) => {
+        const m = /^(\d+)=(.+)$/.exec(spec)
+        if (!m)
+          throw new CairnError('UsageError', `--data-disk expects LUN=account/container/disk, not "${spec}"`)
+        return { lun: Number(m[1]), disk: m[2] }
+      })
+      const body: Obj = {
+        name: args.NAME,
+        osDisk: opts['os-disk'],
+        dataDisks,
+        vmSize: opts.size ?? 'custom',
+        osType: opts['os-type'] ?? 'Linux',
+      }
+      if (opts['os-name']) body.osName = opts['os-name']
+      if (opts['temp-disk']) body.tempDisk = opts['temp-disk']
+      if (opts.config) body.configuration = JSON.parse(readFileSync(opts.config as string, 'utf8'))
+      if (opts.agent) {
+        const token = (opts['agent-token'] as string | undefined) ?? process.env.CAIRN_AGENT_TOKEN
+        if (!token) throw new CairnError('UsageError', '--agent needs --agent-token T (or CAIRN_AGENT_TOKEN)')
+        body.agent = { url: opts.agent, token }
+      }
+      const vm = await client.post<VmView>('/api/v1/vms', body)
+      out.result(vm, (v) => out.line(`VM ${v.name} registered with ${1 + v.dataDisks.length} disk(s)`))
+    },
+  },
+  {
+    name: 'vm list',
+    summary: 'List VMs',
+    async run({ client, out }) {
+      const { value } = await client.get<List<VmView>>('/api/v1/vms')
+      out.result(value, (rows) =>
+        out.table(rows, [
+          { header: 'name', value: (v) => v.name },
+          { header: 'size', value: (v) => v.vmSize },
+          { header: 'os', value: (v) => v.osName ?? v.osType },
+          { header: 'data disks', value: (v) => v.dataDisks.length, align: 'right' },
+          { header: 'agent', value: (v) => v.agent?.url },
+        ]),
+      )
+    },
+  },
+  {
+    name: 'vm show',
+    summary: 'Show a VM and its disks',
+    args: [{ name: 'NAME', help: 'VM name' }],
+    async run({ args, client, out }) {
+      const vm = await client.get<VmView>(`/api/v1/vms/${enc(args.NAME!)}`)
+      out.result(vm, (v) =>
+        out.keyValues([
+          ['name', v.name],
+          ['size', v.vmSize],
+          ['os', `${v.osType}${v.osName ? ` (${v.osName})` : ''}`],
+          ['os disk', ref(v.osDisk)],
+          ...v.dataDisks.map((d): [string, unknown] => [`lun ${d.lun}`, ref(d.disk)]),
+          ['temp disk', ref(v.tempDisk)],
+          ['agent', v.agent?.url],
+        ]),
+      )
+    },
+  },
+  {
+    name: 'vm delete',
+    summary: 'Forget a VM (its disks stay); refused while it has backup data',
+    args: [{ name: 'NAME', help: 'VM name' }],
+    async run({ args, client, out }) {
+      await client.delete(`/api/v1/vms/${enc(args.NAME!)}`)
+      out.result({ deleted: args.NAME }, () => out.line(`VM ${args.NAME} deleted`))
+    },
+  },
+  {
+    name: 'policy create',
+    summary: 'Create a backup policy: Standard daily/weekly, or Enhanced hourly, with retention ranges',
+    description:
+      'Bounds (as the reference): instant restore 1–5 days Standard (default 2), 1–30 Enhanced (default 7);\n' +
+      'daily 7–9999 days; weekly up to 5163 weeks; monthly up to 1188 months; yearly up to 99 years.\n' +
+      'Hourly intervals: 4, 6, 8, 12 or 24 h inside a window. --file takes a whole JSON policy instead.',
+    args: [{ name: 'NAME', help: 'policy name' }],
+    options: [
+      vaultOpt,
+      {
+        name: 'file',
+        type: 'string',
+        value: 'FILE',
+        help: 'JSON policy definition (the flags below are ignored)',
+      },
+      { name: 'enhanced', type: 'boolean', help: 'an Enhanced policy (needed for hourly)' },
+      { name: 'frequency', type: 'string', value: 'F', help: 'daily, weekly or hourly (default daily)' },
+      { name: 'time', type: 'string', value: 'HH:MM', help: 'daily/weekly start time (default 22:00)' },
+      { name: 'days', type: 'string', value: 'DAYS', help: 'weekly: days, e.g. Sat,Sun' },
+      { name: 'interval', type: 'number', value: 'H', help: 'hourly: every 4, 6, 8, 12 or 24 h' },
+      { name: 'window-start', type: 'string', value: 'HH:MM', help: 'hourly: window start (default 00:00)' },
+      { name: 'window-hours', type: 'number', value: 'H', help: 'hourly: window length (default 24)' },
+      { name: 'time-zone', type: 'string', value: 'TZ', help: 'IANA time zone (default UTC)' },
+      {
+        name: 'instant-days',
+        type: 'number',
+        value: 'N',
+        help: 'instant-restore (snapshot) retention in days',
+      },
+      {
+        name: 'keep-days',
+        type: 'number',
+        value: 'N',
+        help: 'daily retention in days (default 30; not for weekly)',
+      },
+      { name: 'keep-weeks', type: 'number', value: 'N', help: 'weekly retention in weeks' },
+      {
+        name: 'keep-weekly-on',
+        type: 'string',
+        value: 'DAYS',
+        help: 'weekly points: days (default Sunday or the schedule days)',
+      },
+      { name: 'keep-months', type: 'number', value: 'N', help: 'monthly retention in months' },
+      {
+        name: 'keep-monthly-on',
+        type: 'string',
+        value: 'DAYS',
+        help: 'monthly points: days of month, e.g. 1,Last (default 1)',
+      },
+      { name: 'keep-years', type: 'number', value: 'N', help: 'yearly retention in years' },
+      {
+        name: 'keep-yearly-in',
+        type: 'string',
+        value: 'MONTHS',
+        help: 'yearly points: months (default January), on day 1',
+      },
+    ],
+    examples: [
+      'cairn policy create daily-30 --vault v1 --time 22:30 --time-zone Europe/Berlin --keep-days 30 --keep-weeks 12',
+      'cairn policy create every-4h --vault v1 --enhanced --frequency hourly --interval 4 --window-start 08:00 --window-hours 12',
+    ],
+    async run({ args, opts, client, out }) {
+      const vault = vaultOf(opts)
+      let policy: Obj
+      if (opts.file) {
+        policy = { ...JSON.parse(readFileSync(opts.file as string, 'utf8')), name: args.NAME }
+      } else {
+        const frequency = ((opts.frequency as string | undefined) ?? 'daily').toLowerCase()
+        const schedule: Obj =
+          frequency === 'hourly'
+            ? {
+                frequency: 'Hourly',
+                intervalHours: opts.interval ?? 4,
+                windowStart: opts['window-start'] ?? '00:00',
+                windowDurationHours: opts['window-hours'] ?? 24,
+              }
+            : frequency === 'weekly'
+              ? {
+                  frequency: 'Weekly',
+                  days: weekdays(opts.days as string | undefined) ?? ['Sunday'],
+                  time: opts.time ?? '22:00',
+                }
+              : { frequency: frequency === 'daily' ? 'Daily' : frequency, time: opts.time ?? '22:00' }
+        const retention: Obj = {}
+        if (frequency !== 'weekly') retention.daily = { days: opts['keep-days'] ?? 30 }
+        if (opts['keep-weeks'] !== undefined || frequency === 'weekly') {
+          const weekly: Obj = { weeks: opts['keep-weeks'] ?? 4 }
+          const on = weekdays(opts['keep-weekly-on'] as string | undefined)
+          if (on) weekly.daysOfWeek = on
+          else if (frequency !== 'weekly') weekly.daysOfWeek = ['Sunday']
+          retention.weekly = weekly
+        }
+        if (opts['keep-months'] !== undefined) {
+          const days = csv(opts['keep-monthly-on'] as string | undefined)?.map((d) =>
+            d === 'Last' ? d : Number(d),
+          ) ?? [1]
+          retention.monthly = { months: opts['keep-months'], on: { format: 'Daily', days } }
+        }
+        if (opts['keep-years'] !== undefined) {
+          retention.yearly = {
+            years: opts['keep-years'],
+            monthsOfYear: csv(opts['keep-yearly-in'] as string | undefined) ?? ['January'],
+            on: { format: 'Daily', days: [1] },
+          }
+        }
+        policy = {
+          name: args.NAME,
+          policyType: opts.enhanced ? 'Enhanced' : 'Standard',
+          timeZone: opts['time-zone'] ?? 'UTC',
+          schedule,
+          retention,
+        }
+        if (opts['instant-days'] !== undefined) policy.instantRpRetentionRangeInDays = opts['instant-days']
+      }
+      const created = await client.post<Obj>(`/api/v1/vaults/${enc(vault)}/backupPolicies`, policy)
+      out.result(created, (p) => out.line(`policy ${p.name} created in vault ${vault}`))
+    },
+  },
+  {
+    name: 'policy list',
+    summary: 'List the backup policies of a vault',
+    options: [vaultOpt],
+    async run({ opts, client, out }) {
+      const { value } = await client.get<List<Obj & { schedule: Obj; retention: Obj }>>(
+        `/api/v1/vaults/${enc(vaultOf(opts))}/backupPolicies`,
+      )
+      out.result(value, (rows) =>
+        out.table(rows, [
+          { header: 'name', value: (p) => p.name as string },
+          { header: 'type', value: (p) => p.policyType as string },
+          { header: 'schedule', value: (p) => describeSchedule(p.schedule) },
+          { header: 'zone', value: (p) => p.timeZone as string },
+          { header: 'instant days', value: (p) => p.instantRpRetentionRangeInDays as number, align: 'right' },
+          { header: 'retention', value: (p) => describeRetention(p.retention) },
+        ]),
+      )
+    },
+  },
+  {
+    name: 'policy show',
+    summary: 'Show a backup policy (as JSON)',
+    args: [{ name: 'NAME', help: 'policy name' }],
+    options: [vaultOpt],
+    async run({ args, opts, client, out }) {
+      out.printJson(
+        await client.get(`/api/v1/vaults/${enc(vaultOf(opts))}/backupPolicies/${enc(args.NAME!)}`),
+      )
+    },
+  },
+  {
+    name: 'policy delete',
+    summary: 'Delete a backup policy that no item uses',
+    args: [{ name: 'NAME', help: 'policy name' }],
+    options: [vaultOpt],
+    async run({ args, opts, client, out }) {
+      await client.delete(`/api/v1/vaults/${enc(vaultOf(opts))}/backupPolicies/${enc(args.NAME!)}`)
+      out.result({ deleted: args.NAME }, () => out.line(`policy ${args.NAME} deleted`))
+    },
+  },
+  {
+    name: 'protect',
+    summary: 'Enable protection of a VM with a policy in a vault (the OS disk always included)',
+    args: [{ name: 'VM', help: 'VM name' }],
+    options: [
+      vaultOpt,
+      { name: 'policy', type: 'string', value: 'P', help: 'backup policy of the vault' },
+      { name: 'luns', type: 'string', value: 'LIST', help: 'back up only these data-disk LUNs, e.g. 0,2' },
+      { name: 'include-future-disks', type: 'boolean', help: 'with --luns: also disks attached later' },
+    ],
+    examples: [
+      'cairn protect web-1 --vault v1 --policy daily-30',
+      'cairn protect db-1 --vault v1 --policy daily-30 --luns 0',
+    ],
+    async run({ args, opts, client, out }) {
+      if (!opts.policy) throw new CairnError('UsageError', 'Cannot protect without --policy P')
+      const body: Obj = { vm: args.VM, policy: opts.policy }
+      const luns = csv(opts.luns as string | undefined)
+      if (luns) body.includedLuns = luns.map(Number)
+      if (opts['include-future-disks']) body.includeFutureDisks = true
+      const item = await client.post<ItemView>(`/api/v1/vaults/${enc(vaultOf(opts))}/protectedItems`, body)
+      out.result(item, (i) =>
+        out.line(`VM ${i.vmName} protected in vault ${i.vault} with policy ${i.policyName}`),
+      )
+    },
+  },
+  {
+    name: 'protection list',
+    summary: 'List the protected items of a vault',
+    options: [vaultOpt],
+    async run({ opts, client, out }) {
+      const { value } = await client.get<List<ItemView>>(
+        `/api/v1/vaults/${enc(vaultOf(opts))}/protectedItems`,
+      )
+      out.result(value, (rows) =>
+        out.table(rows, [
+          { header: 'vm', value: (i) => i.vmName },
+          { header: 'state', value: (i) => i.state },
+          { header: 'policy', value: (i) => i.policyName },
+          { header: 'disks', value: (i) => (i.includedLuns ? `os,${i.includedLuns.join(',')}` : 'all') },
+          {
+            header: 'last backup',
+            value: (i) => (i.lastBackupAt ? `${i.lastBackupAt} ${i.lastBackupStatus}` : undefined),
+          },
+        ]),
+      )
+    },
+  },
+  {
+    name: 'protection show',
+    summary: 'Show the protection of a VM',
+    args: [{ name: 'VM', help: 'VM name' }],
+    async run({ args, client, out }) {
+      const item = await client.get<ItemView>(`/api/v1/vms/${enc(args.VM!)}/protectedItem`)
+      out.result(item, (i) =>
+        out.keyValues([
+          ['vm', i.vmName],
+          ['vault', i.vault],
+          ['state', i.state],
+          ['policy', i.policyName],
+          ['disks', i.includedLuns ? `os, LUN ${i.includedLuns.join(', ')}` : 'all'],
+          ['future disks', i.includeFutureDisks],
+          ['since', i.protectedSince],
+          ['last backup', i.lastBackupAt ? `${i.lastBackupAt} (${i.lastBackupStatus})` : undefined],
+        ]),
+      )
+    },
+  },
+  {
+    name: 'protection change',
+    summary: 'Move a protected VM to another policy of its vault',
+    args: [{ name: 'VM', help: 'VM name' }],
+    options: [vaultOpt, { name: 'policy', type: 'string', value: 'P', help: 'new policy' }],
+    async run({ args, opts, client, out }) {
+      if (!opts.policy) throw new CairnError('UsageError', 'Cannot change policy without --policy P')
+      const vault = await itemVault(client, args.VM!, opts)
+      const item = await client.patch<ItemView>(
+        `/api/v1/vaults/${enc(vault)}/protectedItems/${enc(args.VM!)}`,
+        {
+          policy: opts.policy,
+        },
+      )
+      out.result(item, (i) => out.line(`VM ${i.vmName} now uses policy ${i.policyName}`))
+    },
+  },
+  {
+    name: 'protection stop',
+    summary: 'Stop protection of a VM, retaining its backup data (or deleting it with --delete-data)',
+    args: [{ name: 'VM', help: 'VM name' }],
+    options: [vaultOpt, { name: 'delete-data', type: 'boolean', help: 'also delete every recovery point' }],
+    async run({ args, opts, client, out }) {
+      const vault = await itemVault(client, args.VM!, opts)
+      const item = await client.post<ItemView>(
+        `/api/v1/vaults/${enc(vault)}/protectedItems/${enc(args.VM!)}/stopProtection`,
+        {
+          deleteData: opts['delete-data'] === true,
+        },
+      )
+      out.result(item, (i) => out.line(`VM ${args.VM}: ${i.state}`))
+    },
+  },
+  {
+    name: 'protection resume',
+    summary: 'Resume stopped protection, optionally with another policy',
+    args: [{ name: 'VM', help: 'VM name' }],
+    options: [
+      vaultOpt,
+      { name: 'policy', type: 'string', value: 'P', help: 'policy (default: the previous one)' },
+    ],
+    async run({ args, opts, client, out }) {
+      const vault = await itemVault(client, args.VM!, opts)
+      const body: Obj = {}
+      if (opts.policy) body.policy = opts.policy
+      const item = await client.post<ItemView>(
+        `/api/v1/vaults/${enc(vault)}/protectedItems/${enc(args.VM!)}/resume`,
+        body,
+      )
+      out.result(item, (i) => out.line(`VM ${i.vmName}: ${i.state} with policy ${i.policyName}`))
+    },
+  },
+  {
+    name: 'backup now',
+    summary: 'Back up a VM now (on-demand, kept 30 days unless --expires); --wait follows the job',
+    args: [{ name: 'VM', help: 'VM name' }],
+    options: [
+      vaultOpt,
+      {
+        name: 'expires',
+        type: 'string',
+        value: 'WHEN',
+        help: 'expiry: an ISO time or a number of days (default 30)',
+      },
+      { name: 'wait', type: 'boolean', help: 'follow the job to its end with live progress' },
+    ],
+    examples: ['cairn backup now web-1 --wait', 'cairn backup now web-1 --expires 90'],
+    async run(ctx) {
+      const { args, opts, client, out } = ctx
+      const vault = await itemVault(client, args.VM!, opts)
+      const body: Obj = {}
+      const expires = opts.expires as string | undefined
+      if (expires !== undefined) {
+        body.expiresAt = /^\d+$/.test(expires)
+          ? new Date(Date.now() + Number(expires) * 86_400_000).toISOString()
+          : expires
+      }
+      const job = await client.post<JobView>(
+        `/api/v1/vaults/${enc(vault)}/protectedItems/${enc(args.VM!)}/backup`,
+        body,
+      )
+      if (!opts.wait)
+        return out.result(job, (j) => out.line(`backup job ${j.id} started (cairn job watch ${j.id})`))
+      return watchJob(ctx, job.id)
+    },
+  },
+  {
+    name: 'restore vm',
+    summary: 'Create a new VM from a recovery point (new disks plus the saved configuration)',
+    args: [{ name: 'VM', help: 'the protected VM' }],
+    options: [
+      vaultOpt,
+      { name: 'rp', type: 'string', value: 'ID', help: 'recovery point (default: the latest)' },
+      { name: 'as', type: 'string', value: 'NAME', help: 'name of the new VM' },
+      {
+        name: 'replace',
+        type: 'boolean',
+        help: 'replace the disks of VM itself instead (snapshots them first)',
+      },
+      { name: 'wait', type: 'boolean', help: 'follow the job to its end' },
+    ],
+    examples: [
+      'cairn restore vm web-1 --rp 3f2a… --as web-1-restored --wait',
+      'cairn restore vm web-1 --replace --wait',
+    ],
+    async run(ctx) {
+      const { args, opts, client, out } = ctx
+      const vault = await itemVault(client, args.VM!, opts)
+      const rp = await pointOf(client, vault, args.VM!, opts.rp as string | undefined)
+      let body: Obj
+      if (opts.replace) body = { recoveryType: 'OriginalLocation' }
+      else {
+        if (!opts.as)
+          throw new CairnError(
+            'UsageError',
+            'Cannot restore as a new VM without --as NAME (or use --replace)',
+          )
+        body = { recoveryType: 'AlternateLocation', targetVmName: opts.as }
+      }
+      const job = await client.post<JobView>(
+        `/api/v1/vaults/${enc(vault)}/protectedItems/${enc(args.VM!)}/recoveryPoints/${enc(rp)}/restore`,
+        body,
+      )
+      if (!opts.wait)
+        return out.result(job, (j) => out.line(`restore job ${j.id} started (cairn job watch ${j.id})`))
+      return watchJob(ctx, job.id)
+    },
+  },
+  {
+    name: 'restore disks',
+    summary: 'Restore chosen disks of a recovery point as new disks <prefix>-os, <prefix>-lunN',
+    args: [{ name: 'VM', help: 'the protected VM' }],
+    options: [
+      vaultOpt,
+      { name: 'rp', type: 'string', value: 'ID', help: 'recovery point (default: the latest)' },
+      { name: 'luns', type: 'string', value: 'LIST', help: 'which disks, e.g. os,0,2 (default all)' },
+      {
+        name: 'prefix',
+        type: 'string',
+        value: 'NAME',
+        help: 'name prefix of the new disks (default VM-restored)',
+      },
+      { name: 'wait', type: 'boolean', help: 'follow the job to its end' },
+    ],
+    async run(ctx) {
+      const { args, opts, client, out } = ctx
+      const vault = await itemVault(client, args.VM!, opts)
+      const rp = await pointOf(client, vault, args.VM!, opts.rp as string | undefined)
+      const body: Obj = { recoveryType: 'RestoreDisks' }
+      if (opts.prefix) body.diskPrefix = opts.prefix
+      const luns = csv(opts.luns as string | undefined)
+      if (luns) body.luns = luns.map((l) => (l === 'os' ? l : Number(l)))
+      const job = await client.post<JobView>(
+        `/api/v1/vaults/${enc(vault)}/protectedItems/${enc(args.VM!)}/recoveryPoints/${enc(rp)}/restore`,
+        body,
+      )
+      if (!opts.wait)
+        return out.result(job, (j) => out.line(`restore job ${j.id} started (cairn job watch ${j.id})`))
+      return watchJob(ctx, job.id)
+    },
+  },
+  {
+    name: 'job watch',
+    summary:
+      'Follow a job (backup, restore, vault job) until it ends, with live progress; non-zero exit when it fails',
+    args: [{ name: 'ID', help: 'job id' }],
+    options: [{ name: 'interval', type: 'number', value: 'MS', help: 'poll interval (default 500 ms)' }],
+    async run(ctx) {
+      if (await findBackupJob(ctx.client, ctx.args.ID!)) return watchJob(ctx, ctx.args.ID!)
+      // A vault job (backup file, restore file, verify, gc).
+      const job = await ctx.client.get<VaultJob>(`/api/v1/jobs/${enc(ctx.args.ID!)}`)
+      const done = await followJob(ctx.client, ctx.out, job, job.type, ctx.signal)
+      ctx.out.result(done, (j) => ctx.out.line(`Job ${j.id} ${j.status}`))
+    },
+  },
+]
+
+function describeSchedule(s: Obj): string {
+  if (s.frequency === 'Hourly')
+    return `every ${s.intervalHours} h from ${s.windowStart} for ${s.windowDurationHours} h`
+  if (s.frequency === 'Weekly')
+    return `weekly ${(s.days as string[]).map((d) => d.slice(0, 3)).join(',')} ${s.time}`
+  return `daily ${s.time}`
+}
+
+function describeRetention(r: Obj): string {
+  const parts: string[] = []
+  const get = (k: string, f: string) => (r[k] as Obj | undefined)?.[f]
+  if (r.daily) parts.push(`${get('daily', 'days')}d`)
+  if (r.weekly) parts.push(`${get('weekly', 'weeks')}w`)
+  if (r.monthly) parts.push(`${get('monthly', 'months')}mo`)
+  if (r.yearly) parts.push(`${get('yearly', 'years')}y`)
+  return parts.join(' ')
+}
+
+/** Follows a job until it ends, drawing progress; exit 1 when it failed, 8 when cancelled. */
+async function watchJob(ctx: Parameters<CommandDef['run']>[0], id: string): Promise<number> {
+  const { opts, client, out, signal } = ctx
+  const bar = new ProgressBar(`job ${id.slice(0, 8)}`, out.interactive)
+  let job: JobView
+  let phase = ''
+  for (;;) {
+    job = await client.get<JobView>(`/api/v1/backupJobs/${enc(id)}`)
+    if (job.phase !== phase) {
+      phase = job.phase
+      if (!out.interactive) out.note(`${new Date().toISOString()} ${job.status} ${job.phase}`)
+    }
+    bar.update(job.progress.bytesDone, job.progress.bytesTotal)
+    if (job.endTime !== undefined) break
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(resolve, (opts.interval as number | undefined) ?? 500)
+      signal.addEventListener('abort', () => {
+        clearTimeout(t)
+        reject(signal.reason)
+      })
+    })
+  }
+  bar.done()
+  out.result(job, (j) => showJob(out, j))
+  if (job.status === 'Failed') return 1
+  if (job.status === 'Cancelled') return 8
+  return 0
+}
+
+/** The given recovery point, or the latest one of the VM. */
+async function pointOf(
+  client: ApiClient,
+  vault: string,
+  vm: string,
+  rp: string | undefined,
+): Promise<string> {
+  if (rp) return rp
+  const { value } = await client.get<List<PointView>>(
+    `/api/v1/vaults/${enc(vault)}/protectedItems/${enc(vm)}/recoveryPoints`,
+  )
+  const latest = value.at(-1)
+  if (!latest)
+    throw new CairnError('RecoveryPointNotFound', `Cannot restore VM "${vm}": it has no recovery point yet`)
+  return latest.id
+}
+
+// Helpers the shared `rp list` and `job …` commands use for VM recovery points and persisted backup
+// jobs (/api/v1/backupJobs), next to the vault's in-memory jobs (/api/v1/jobs).
+
+/** Prints the recovery points of a protected VM (both tiers). */
+export async function printVmPoints(ctx: Parameters<CommandDef['run']>[0], vm: string): Promise<void> {
+  const { opts, client, out } = ctx
+  const vault = await itemVault(client, vm, opts)
+  const { value } = await client.get<List<PointView>>(
+    `/api/v1/vaults/${enc(vault)}/protectedItems/${enc(vm)}/recoveryPoints`,
+  )
+  out.result(value, (rows) =>
+    out.table(rows, [
+      { header: 'id', value: (p) => p.id },
+      { header: 'time', value: (p) => p.time },
+      { header: 'kind', value: (p) => p.kind },
+      { header: 'consistency', value: (p) => p.consistency },
+      { header: 'tier', value: (p) => p.tier },
+      { header: 'disks', value: (p) => p.disks.map((d) => d.lun).join(',') },
+      { header: 'expires', value: (p) => p.expiresAt },
+    ]),
+  )
+}
+
+/** A row of `job list`, whichever registry the job lives in. */
+export interface JobRow {
+  id: string
+  type: string
+  entity: string
+  status: string
+  phase: string
+  percent: number | undefined
+  started: string
+  durationMs: number | undefined
+  error: string | undefined
+}
+
+/** Persisted backup, restore and maintenance jobs as rows. */
+export async function backupJobRows(
+  client: ApiClient,
+  filter: Record<string, string | number | undefined>,
+): Promise<JobRow[]> {
+  const { value } = await client.get<List<JobView>>('/api/v1/backupJobs', filter)
+  return value.map((j) => ({
+    id: j.id,
+    type: j.type,
+    entity: j.entity,
+    status: j.status,
+    phase: j.phase,
+    percent: j.progress.percent,
+    started: j.startTime,
+    durationMs: j.durationMs,
+    error: j.error?.code,
+  }))
+}
+
+/** The persisted job with this id, or undefined when it is not one. */
+export async function findBackupJob(client: ApiClient, id: string): Promise<JobView | undefined> {
+  try {
+    return await client.get<JobView>(`/api/v1/backupJobs/${enc(id)}`)
+  } catch (err) {
+    if (err instanceof CairnError && (err.code === 'BackupJobNotFound' || err.code === 'RouteNotFound'))
+      return undefined
+    throw err
+  }
+}
+
+/** Prints a persisted job. */
+export function printBackupJob(out: Parameters<CommandDef['run']>[0]['out'], job: JobView): void {
+  out.result(job, (j) => showJob(out, j))
+}
+
+/** Cancels a persisted job; undefined when no such job. */
+export async function cancelBackupJob(client: ApiClient, id: string): Promise<JobView | undefined> {
+  if (!(await findBackupJob(client, id))) return undefined
+  return client.post<JobView>(`/api/v1/backupJobs/${enc(id)}/cancel`)
+}

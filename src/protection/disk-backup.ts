@@ -1,0 +1,182 @@
+// Disk-store disks as vault sources and sinks: a backup snapshots the disks at one instant and reads
+// only what the snapshot diff says changed since the previous recovery point's snapshot; a restore
+// writes a recovery point's disk into a new or an existing disk-store disk.
+import {
+  type ByteRange,
+  type DiskRef,
+  type DiskStore,
+  MAX_WRITE_SIZE,
+  PAGE_SIZE,
+} from '../diskstore/index.js'
+import { CairnError } from '../util/index.js'
+import type {
+  BackupSource,
+  Consistency,
+  OperationOptions,
+  RecoveryPoint,
+  RestoreSink,
+  SourceChanges,
+  Vault,
+} from '../vault/index.js'
+
+/** A disk to back up and how it is named in the recovery point. */
+export interface DiskToBackUp {
+  ref: DiskRef
+  /** Name inside the recovery point (default: the disk's name). */
+  name?: string
+  lun?: number
+}
+
+/** Every changed and cleared range between two snapshots of a disk (all pages of the diff). */
+function fullDiff(store: DiskStore, ref: DiskRef, from: string, to: string): SourceChanges {
+  const changed: ByteRange[] = []
+  const cleared: ByteRange[] = []
+  let marker: string | undefined
+  do {
+    const page = store.diff(ref, { from, to, ...(marker ? { marker } : {}) })
+    changed.push(...page.pageRanges)
+    cleared.push(...page.clearRanges)
+    marker = page.nextMarker
+  } while (marker)
+  return { changed, cleared }
+}
+
+/**
+ * A snapshot of a disk as a backup source. With `baseSnapshot` still present, the source carries the
+ * diff since it; without (or when it is gone) the vault falls back to comparing checksums.
+ */
+export function diskSource(
+  store: DiskStore,
+  ref: DiskRef,
+  options: { snapshot: string; name?: string; lun?: number; baseSnapshot?: string },
+): BackupSource {
+  const info = store.getDisk(ref, options.snapshot)
+  const source: BackupSource = {
+    name: options.name ?? ref.disk,
+    size: info.size,
+    snapshot: options.snapshot,
+    read: (offset, length) => store.read(ref, offset, length, { snapshot: options.snapshot }),
+    ranges: async () => store.pageRanges(ref, { snapshot: options.snapshot }),
+  }
+  if (options.lun !== undefined) source.lun = options.lun
+  const base = options.baseSnapshot
+  if (base && store.listSnapshots(ref).some((s) => s.snapshot === base)) {
+    source.changes = fullDiff(store, ref, base, options.snapshot)
+  }
+  return source
+}
+
+/** Options of backupDisks. */
+export interface BackupDisksOptions extends OperationOptions {
+  item: { kind: string; name: string; config?: Record<string, unknown> }
+  consistency?: Consistency
+  expiresAt?: Date | null
+  /** Build on this recovery point (default: the item's latest; null: a full backup). */
+  base?: string | null
+}
+
+/**
+ * Snapshots the disks at one instant (a consistency group) and backs the snapshots up into one
+ * recovery point. The snapshots stay (they are the instant-restore tier and the next backup's diff base).
+ */
+export async function backupDisks(
+  vault: Vault,
+  store: DiskStore,
+  disks: DiskToBackUp[],
+  options: BackupDisksOptions,
+): Promise<RecoveryPoint> {
+  if (disks.length === 0)
+    throw new CairnError('InvalidRequest', `Cannot back up "${options.item.name}": no disks given`)
+  const baseId =
+    options.base === null
+      ? undefined
+      : (options.base ?? (await vault.latestRecoveryPoint(options.item.name))?.id)
+  const base = baseId ? await vault.getRecoveryPoint(baseId) : undefined
+  const snaps = await store.snapshotGroup(disks.map((d) => d.ref))
+  const sources = disks.map((d, i) => {
+    const name = d.name ?? d.ref.disk
+    const baseSnapshot = base?.disks.find((x) => x.name === name)?.snapshot
+    return diskSource(store, d.ref, {
+      snapshot: snaps[i]!.snapshot!,
+      name,
+      ...(d.lun !== undefined ? { lun: d.lun } : {}),
+      ...(baseSnapshot ? { baseSnapshot } : {}),
+    })
+  })
+  return vault.backup({
+    item: options.item,
+    sources,
+    ...(baseId ? { base: baseId } : {}),
+    ...(options.consistency ? { consistency: options.consistency } : {}),
+    ...(options.expiresAt !== undefined ? { expiresAt: options.expiresAt } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+  })
+}
+
+/** A disk-store disk as a restore target; writes are made durable at close. */
+export function diskSink(store: DiskStore, ref: DiskRef): RestoreSink {
+  const size = store.getDisk(ref).size
+  return {
+    size,
+    async write(offset, data) {
+      for (let o = 0; o < data.length; o += MAX_WRITE_SIZE) {
+        let piece = data.subarray(o, Math.min(data.length, o + MAX_WRITE_SIZE))
+        if (piece.length % PAGE_SIZE !== 0) {
+          // Only the tail of an odd-sized file image can be unaligned: pad it with zeros.
+          const padded = Buffer.alloc(Math.ceil(piece.length / PAGE_SIZE) * PAGE_SIZE)
+          piece.copy(padded)
+          piece = padded
+        }
+        await store.writePages(ref, offset + o, piece, { durable: false })
+      }
+    },
+    async zero(offset, length) {
+      const start = Math.ceil(offset / PAGE_SIZE) * PAGE_SIZE
+      const end = Math.min(size, Math.floor((offset + length) / PAGE_SIZE) * PAGE_SIZE)
+      if (end > start) await store.clearPages(ref, start, end - start, { durable: false })
+    },
+    close: () => store.flush(),
+  }
+}
+
+/** Restores a disk of a recovery point into a new disk (or, with overwrite, over an existing one). */
+export async function restoreToDisk(
+  vault: Vault,
+  store: DiskStore,
+  rpId: string,
+  diskName: string,
+  target: DiskRef,
+  options: OperationOptions & { overwrite?: boolean } = {},
+): Promise<{ bytesWritten: number }> {
+  const rp = await vault.getRecoveryPoint(rpId)
+  const disk = rp.disks.find((d) => d.name === diskName)
+  if (!disk) {
+    throw new CairnError(
+      'RecoveryPointDiskNotFound',
+      `Cannot restore disk "${diskName}": recovery point "${rpId}" holds no such disk`,
+    )
+  }
+  const size = Math.ceil(disk.size / PAGE_SIZE) * PAGE_SIZE
+  let exists = true
+  try {
+    store.getDisk(target)
+  } catch (err) {
+    if (!(err instanceof CairnError) || err.code !== 'DiskNotFound') throw err
+    exists = false
+  }
+  if (exists && !options.overwrite) {
+    throw new CairnError(
+      'DiskAlreadyExists',
+      `Cannot restore into disk "${target.disk}": it exists; say overwrite to replace its content`,
+    )
+  }
+  if (!exists) await store.createDisk(target, { size })
+  else if (store.getDisk(target).size < size) await store.resizeDisk(target, size)
+  const sink = diskSink(store, target)
+  try {
+    return await vault.restore(rpId, diskName, sink, options)
+  } finally {
+    await sink.close?.()
+  }
+}

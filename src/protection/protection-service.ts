@@ -1,0 +1,672 @@
+import type { DiskRef, DiskStore, LongOperationOptions } from '../diskstore/index.js'
+import { CairnError, isCairnError, type Logger, silentLogger } from '../util/index.js'
+import { toWall } from './_zoned-time.js'
+import { AgentClient, type AgentQuiesce, type AgentThaw, type Consistency } from './agent-client.js'
+import type { BackupPolicy } from './policy.js'
+import type { Job, ProtectionStore, RecoveryPoint, RecoveryPointDisk } from './protection-store.js'
+import { expiredSnapshots, onDemandExpiry, planRetention } from './retention.js'
+import { scheduledTimes } from './schedule.js'
+import { refKey, type VmSpec } from './vm.js'
+
+/**
+ * What protection needs from the vault engine: store every disk of a snapshot-tier point as one vault
+ * recovery point, reading only what changed since a base the vault holds; restore a disk; delete.
+ */
+export interface VaultTransfer {
+  backupPoint(
+    request: {
+      vault: string
+      item: { kind: string; name: string; config: Record<string, unknown> }
+      consistency: Consistency
+      expiresAt?: string
+      disks: {
+        name: string
+        lun?: number
+        disk: DiskRef
+        snapshot: string
+        size: number
+        baseSnapshot?: string
+      }[]
+      /** The vault point of an earlier point whose snapshots still exist: only the diff is read. */
+      base?: string
+    },
+    options: LongOperationOptions,
+  ): Promise<{ id: string; bytesAdded: number }>
+  restoreDisk(
+    request: { vault: string; point: string; disk: string; target: DiskRef; size: number },
+    options: LongOperationOptions,
+  ): Promise<void>
+  deletePoint(vault: string, point: string): Promise<void>
+}
+
+/** Name of a recovery point's disk inside its vault point: `os`, `lun0`, … */
+const vaultDiskName = (lun: number | 'os') => (lun === 'os' ? 'os' : `lun${lun}`)
+
+/** Splits a disk's `vaultBackup` (`<vault point>/<disk>`). */
+function vaultRef(d: RecoveryPointDisk): { point: string; disk: string } | undefined {
+  if (!d.vaultBackup) return undefined
+  const i = d.vaultBackup.lastIndexOf('/')
+  return { point: d.vaultBackup.slice(0, i), disk: d.vaultBackup.slice(i + 1) }
+}
+
+/** Options of a ProtectionService. */
+export interface ProtectionServiceOptions {
+  store: ProtectionStore
+  disks: DiskStore
+  /** Without a vault, recovery points stay in the snapshot tier (and their snapshots are kept). */
+  vault?: VaultTransfer
+  logger?: Logger
+  now?: () => number
+}
+
+/** Options of one backup. */
+export interface BackupOptions {
+  kind?: 'Scheduled' | 'OnDemand'
+  /** On-demand expiry (default 30 days). */
+  expiresAt?: Date
+  signal?: AbortSignal
+}
+
+/** A started job and the promise of its end. */
+export interface RunningJob {
+  job: Job
+  done: Promise<Job>
+}
+
+interface Running {
+  job: Job
+  abort: AbortController
+  done: Promise<unknown>
+}
+
+/**
+ * Backups and restores of VMs: quiesce through the agent → one consistency-group snapshot of every
+ * included disk → thaw → a recovery point in the snapshot tier → transfer to the vault (only the diff)
+ * → "SnapshotAndVault" → snapshots past the instant-restore retention removed (the latest kept).
+ * Every action is a job; one backup of a VM at a time.
+ */
+export class ProtectionService {
+  readonly #store: ProtectionStore
+  readonly #disks: DiskStore
+  readonly #vault: VaultTransfer | undefined
+  readonly #log: Logger
+  readonly #now: () => number
+  readonly #running = new Map<string, Running>()
+  readonly #busyVms = new Set<string>()
+
+  constructor(options: ProtectionServiceOptions) {
+    this.#store = options.store
+    this.#disks = options.disks
+    this.#vault = options.vault
+    this.#log = options.logger ?? silentLogger
+    this.#now = options.now ?? Date.now
+  }
+
+  /** Starts a backup as a job and answers the job at once ("backup now" answers 202 with it). */
+  async startBackup(vmName: string, options: BackupOptions = {}): Promise<Job> {
+    const { job, run } = await this.#prepareBackup(vmName, options)
+    void run().catch(() => {})
+    return job
+  }
+
+  /** Runs a backup to its end; resolves with the finished job (Failed jobs resolve too). */
+  async backup(vmName: string, options: BackupOptions = {}): Promise<Job> {
+    const { job, run } = await this.#prepareBackup(vmName, options)
+    await run().catch(() => {})
+    return this.#store.getJob(job.id)
+  }
+
+  /** Asks a running job to stop; it ends Cancelled without leaving half a recovery point. */
+  async cancel(jobId: string): Promise<Job> {
+    const r = this.#running.get(jobId)
+    if (!r) {
+      const job = await this.#store.getJob(jobId)
+      throw new CairnError('Cancelled', `Cannot cancel job "${jobId}": it is ${job.status}, not running`)
+    }
+    await this.#store.updateJob(jobId, { status: 'Cancelling' })
+    r.abort.abort(new CairnError('Cancelled', `Job ${jobId} was cancelled`))
+    await r.done.catch(() => {})
+    return this.#store.getJob(jobId)
+  }
+
+  /** Cancels every running job and waits for them to end (service shutdown). */
+  async close(): Promise<void> {
+    for (const r of this.#running.values())
+      r.abort.abort(new CairnError('Cancelled', 'The service is stopping'))
+    await this.idle()
+  }
+
+  /** Resolves when no job runs. */
+  async idle(): Promise<void> {
+    while (this.#running.size > 0) await Promise.allSettled([...this.#running.values()].map((r) => r.done))
+  }
+
+  async #prepareBackup(vmName: string, options: BackupOptions) {
+    const vm = await this.#store.getVm(vmName)
+    const item = await this.#store.getItem(vmName)
+    if (item.state !== 'Protected') {
+      throw new CairnError(
+        'ProtectionStopped',
+        `Cannot back up VM "${vmName}": its protection is stopped; resume it first`,
+      )
+    }
+    if (this.#busyVms.has(vmName)) {
+      throw new CairnError(
+        'BackupInProgress',
+        `Cannot back up VM "${vmName}": a backup of it is already running`,
+      )
+    }
+    this.#busyVms.add(vmName)
+    try {
+      const policy = await this.#store.getPolicy(item.vault, item.policyName!)
+      const disks = await this.#store.disksToBackUp(vmName)
+      const kind = options.kind ?? 'OnDemand'
+      const job = await this.#store.createJob({
+        type: 'Backup',
+        entity: vmName,
+        itemId: item.id,
+        vault: item.vault,
+        phase: 'Queued',
+        details: { kind, disks: disks.map((d) => d.lun) },
+      })
+      const abort = new AbortController()
+      if (options.signal)
+        options.signal.addEventListener('abort', () => abort.abort(options.signal!.reason), { once: true })
+      const run = async () => {
+        try {
+          await this.#runBackup(
+            job,
+            { vm, itemId: item.id, vault: item.vault, policy, disks, kind, options },
+            abort.signal,
+          )
+        } finally {
+          this.#busyVms.delete(vmName)
+          this.#running.delete(job.id)
+        }
+      }
+      let resolveDone!: () => void
+      const done = new Promise<void>((r) => {
+        resolveDone = r
+      })
+      this.#running.set(job.id, { job, abort, done })
+      return { job, run: () => run().finally(resolveDone) }
+    } catch (err) {
+      this.#busyVms.delete(vmName)
+      throw err
+    }
+  }
+
+  async #runBackup(
+    job: Job,
+    b: {
+      vm: VmSpec & { id: string }
+      itemId: string
+      vault: string
+      policy: BackupPolicy
+      disks: { lun: number | 'os'; disk: DiskRef }[]
+      kind: 'Scheduled' | 'OnDemand'
+      options: BackupOptions
+    },
+    signal: AbortSignal,
+  ): Promise<void> {
+    const warnings: string[] = []
+    const details: Record<string, unknown> = { ...job.details }
+    let snapshots: { disk: DiskRef; snapshot: string }[] = []
+    let point: RecoveryPoint | undefined
+    try {
+      // 1. Quiesce through the agent, if any. An unreachable agent means crash-consistent, said so.
+      let quiesce: AgentQuiesce | undefined
+      const agent = b.vm.agent ? new AgentClient({ url: b.vm.agent.url, token: b.vm.agent.token }) : undefined
+      let consistency: Consistency = 'CrashConsistent'
+      if (agent) {
+        await this.#store.updateJob(job.id, { phase: 'Quiesce' })
+        try {
+          quiesce = await agent.quiesce(signal)
+          consistency = quiesce.consistency
+          details.preScript = quiesce.preScript
+          details.freeze = quiesce.freeze
+          if (quiesce.preScript.status === 'Error')
+            warnings.push(`pre-script failed: ${quiesce.preScript.message}`)
+          if (quiesce.freeze.status === 'Error') warnings.push(`freeze failed: ${quiesce.freeze.message}`)
+        } catch (err) {
+          if (!isCairnError(err) || err.code !== 'AgentUnreachable') throw err
+          warnings.push(`${err.message}; the backup is crash-consistent`)
+        }
+      }
+      // 2. One consistency-group snapshot of all included disks; 3. thaw at once, whatever happened.
+      await this.#store.updateJob(job.id, { phase: 'TakeSnapshot' })
+      const refs = b.disks.map((d) => d.disk)
+      let thaw: AgentThaw | undefined
+      try {
+        signal.throwIfAborted()
+        const infos = await this.#disks.snapshotGroup(refs)
+        snapshots = infos.map((info, i) => ({ disk: refs[i]!, snapshot: info.snapshot! }))
+      } finally {
+        if (agent && quiesce) {
+          try {
+            thaw = await agent.thaw(quiesce.sessionId)
+          } catch (err) {
+            warnings.push(`thaw failed (${(err as Error).message}); the agent's watchdog thaws the guest`)
+          }
+        }
+      }
+      if (quiesce) {
+        consistency = thaw ? thaw.consistency : 'CrashConsistent'
+        if (thaw?.autoThawed)
+          warnings.push('the agent thawed by itself before the snapshot finished; crash-consistent')
+        if (thaw) details.postScript = thaw.postScript
+        if (thaw?.error)
+          throw new CairnError(
+            thaw.error.code === 'ScriptTimeout' ? 'ScriptTimeout' : 'PostScriptExecutionFailed',
+            thaw.error.message,
+          )
+        if (thaw?.postScript.status === 'Error')
+          warnings.push(`post-script failed: ${thaw.postScript.message}`)
+      }
+      details.consistency = consistency
+      // 4. The recovery point exists now, in the snapshot tier: instant restore works at once.
+      const time = new Date(this.#now())
+      const rpDisks: RecoveryPointDisk[] = snapshots.map((s, i) => ({
+        lun: b.disks[i]!.lun,
+        source: s.disk,
+        size: this.#disks.getDisk(s.disk, s.snapshot).size,
+        snapshot: s.snapshot,
+      }))
+      const {
+        id: _id,
+        createdAt: _c,
+        updatedAt: _u,
+        ...vmSpec
+      } = b.vm as VmSpec & { id: string; createdAt?: string; updatedAt?: string }
+      const rp: Omit<RecoveryPoint, 'id'> = {
+        itemId: b.itemId,
+        time: time.toISOString(),
+        kind: b.kind,
+        consistency,
+        tier: 'Snapshot',
+        disks: rpDisks,
+        vm: vmSpec,
+      }
+      if (b.kind === 'OnDemand')
+        rp.expiresAt = (b.options.expiresAt ?? new Date(onDemandExpiry(time.getTime()))).toISOString()
+      point = await this.#store.addRecoveryPoint(rp)
+      details.recoveryPoint = point.id
+      // 5. Transfer to the vault, only what changed since the previous point still in both tiers.
+      // Under an hourly policy only the day's last scheduled backup goes to the vault, as in the reference.
+      const laterToday =
+        b.kind === 'Scheduled' &&
+        b.policy.schedule.frequency === 'Hourly' &&
+        laterSlotToday(b.policy, time.getTime())
+      if (laterToday) details.vault = 'skipped: a later scheduled backup today goes to the vault'
+      if (this.#vault && !laterToday) {
+        Object.assign(details, await this.#transfer(job, point, b.vault, signal))
+        point = await this.#store.getRecoveryPoint(point.id)
+      }
+      // 6. Snapshots past the instant-restore retention go (the latest always stays).
+      await this.#store.updateJob(job.id, { phase: 'SnapshotRetention' })
+      await this.#pruneSnapshots(b.vm.name, b.policy)
+      await this.#store.recordBackup(b.itemId, warnings.length > 0 ? 'CompletedWithWarnings' : 'Completed')
+      details.warnings = warnings
+      await this.#store.finishJob(job.id, {
+        status: warnings.length > 0 ? 'CompletedWithWarnings' : 'Completed',
+        details,
+      })
+    } catch (err) {
+      // Never half a point: a point without its vault copy stays a whole snapshot-tier point; snapshots
+      // taken for a point that was never written are removed.
+      if (!point) {
+        for (const s of snapshots) await this.#disks.deleteSnapshot(s.disk, s.snapshot).catch(() => {})
+      }
+      const cancelled = signal.aborted
+      const e = isCairnError(err) ? err : new CairnError('Internal', (err as Error).message, { cause: err })
+      details.warnings = warnings
+      await this.#store.recordBackup(b.itemId, cancelled ? 'Cancelled' : 'Failed')
+      await this.#store.finishJob(job.id, {
+        status: cancelled ? 'Cancelled' : 'Failed',
+        error: cancelled
+          ? { code: 'Cancelled', message: 'The backup was cancelled' }
+          : { code: e.code, message: e.message },
+        details,
+      })
+      this.#log.warn('backup failed', { vm: b.vm.name, job: job.id, code: e.code, message: e.message })
+      throw e
+    }
+  }
+
+  async #transfer(
+    job: Job,
+    point: RecoveryPoint,
+    vault: string,
+    signal: AbortSignal,
+  ): Promise<{ vaultPoint: string; bytesAdded: number; incremental: boolean }> {
+    const vaultApi = this.#vault!
+    await this.#store.updateJob(job.id, { phase: 'TransferToVault' })
+    const item = await this.#store.getItemById(point.itemId)
+    // The base: the newest earlier point in both tiers whose snapshots all still exist.
+    const previous = (await this.#store.listRecoveryPoints(item.vmName))
+      .filter(
+        (p) =>
+          p.id !== point.id &&
+          p.tier === 'SnapshotAndVault' &&
+          p.disks.every((d) => d.snapshot && d.vaultBackup),
+      )
+      .at(-1)
+    const total = point.disks.reduce((n, d) => n + d.size, 0)
+    await this.#store.updateJob(job.id, { bytesDone: 0, bytesTotal: total })
+    let last = 0
+    const { agent: _agent, ...config } = point.vm
+    const request: Parameters<VaultTransfer['backupPoint']>[0] = {
+      vault,
+      item: { kind: 'vm', name: item.vmName, config: { ...config, recoveryPoint: point.id } },
+      consistency: point.consistency,
+      disks: point.disks.map((d) => {
+        const prev = previous?.disks.find((p) => refKey(p.source) === refKey(d.source) && p.size === d.size)
+        const disk: Parameters<VaultTransfer['backupPoint']>[0]['disks'][number] = {
+          name: vaultDiskName(d.lun),
+          disk: d.source,
+          snapshot: d.snapshot!,
+          size: d.size,
+        }
+        if (d.lun !== 'os') disk.lun = d.lun
+        if (prev?.snapshot) disk.baseSnapshot = prev.snapshot
+        return disk
+      }),
+    }
+    if (point.expiresAt) request.expiresAt = point.expiresAt
+    const prevRef = previous ? vaultRef(previous.disks[0]!) : undefined
+    if (prevRef) request.base = prevRef.point
+    const res = await vaultApi.backupPoint(request, {
+      signal,
+      onProgress: (p) => {
+        if (Date.now() - last < 200) return
+        last = Date.now()
+        void this.#store.updateJob(job.id, { bytesDone: p.bytesDone, bytesTotal: p.bytesTotal || total })
+      },
+    })
+    const disks = point.disks.map((d) => ({ ...d, vaultBackup: `${res.id}/${vaultDiskName(d.lun)}` }))
+    await this.#store.updateRecoveryPoint(point.id, { tier: 'SnapshotAndVault', disks })
+    await this.#store.updateJob(job.id, { bytesDone: total, bytesTotal: total })
+    return { vaultPoint: res.id, bytesAdded: res.bytesAdded, incremental: prevRef !== undefined }
+  }
+
+  /** Removes snapshots older than the instant-restore retention, for points the vault also holds. */
+  async #pruneSnapshots(vmName: string, policy: BackupPolicy): Promise<void> {
+    const points = await this.#store.listRecoveryPoints(vmName)
+    const inSnapshots = points
+      .filter((p) => p.tier !== 'Vault')
+      .map((p) => ({ ...p, time: Date.parse(p.time), point: p }))
+    for (const p of expiredSnapshots(inSnapshots, policy, this.#now())) {
+      if (p.point.tier !== 'SnapshotAndVault') continue
+      for (const d of p.point.disks)
+        if (d.snapshot) await this.#disks.deleteSnapshot(d.source, d.snapshot).catch(() => {})
+      await this.#store.updateRecoveryPoint(p.point.id, {
+        tier: 'Vault',
+        disks: p.point.disks.map(({ snapshot: _s, ...rest }) => rest),
+      })
+    }
+  }
+
+  /**
+   * Applies retention to every protected item: expired recovery points are removed from both tiers
+   * (the latest always kept). Answers how many points were pruned.
+   */
+  async applyRetention(signal?: AbortSignal): Promise<{ pruned: number }> {
+    let pruned = 0
+    for (const item of await this.#store.listItems()) {
+      signal?.throwIfAborted()
+      if (!item.policyName) continue
+      const policy = await this.#store.getPolicy(item.vault, item.policyName)
+      const points = await this.#store.listRecoveryPoints(item.vmName)
+      const plan = planRetention(
+        points.map((p) => {
+          const r: { id: string; time: number; kind: 'Scheduled' | 'OnDemand'; expiresAt?: number } = {
+            id: p.id,
+            time: Date.parse(p.time),
+            kind: p.kind,
+          }
+          if (p.expiresAt) r.expiresAt = Date.parse(p.expiresAt)
+          return r
+        }),
+        policy,
+        this.#now(),
+      )
+      for (const v of plan.expire) {
+        const p = points.find((x) => x.id === v.id)!
+        await this.deletePointData(item.vault, p)
+        await this.#store.deleteRecoveryPoint(p.id)
+        pruned++
+      }
+    }
+    return { pruned }
+  }
+
+  /**
+   * Restores a recovery point as a new VM: new disks (from the snapshot tier when it still holds the
+   * point — no data copied — otherwise from the vault) plus the saved configuration. When the VM
+   * cannot be registered the disks stay restored and the job says so.
+   */
+  async restoreVm(pointId: string, options: { as: string; signal?: AbortSignal }): Promise<RunningJob> {
+    const { point, item } = await this.#pointWithItem(pointId)
+    return this.#runJob(
+      { type: 'Restore', entity: options.as, itemId: item.id, vault: item.vault, signal: options.signal },
+      async (job, signal, details) => {
+        const restored = await this.#restoreDisks(job, point, item.vault, {
+          name: (lun) => `${options.as}-${lun === 'os' ? 'os' : `lun${lun}`}`,
+          signal,
+        })
+        details.disks = restored.map((r) => ({ lun: r.lun, disk: refKey(r.disk), from: r.from }))
+        const os = restored.find((r) => r.lun === 'os')
+        const spec: Record<string, unknown> = {
+          ...point.vm,
+          name: options.as,
+          osDisk: os?.disk,
+          dataDisks: restored.filter((r) => r.lun !== 'os').map((r) => ({ lun: r.lun, disk: r.disk })),
+          configuration: {
+            ...point.vm.configuration,
+            restoredFrom: { vm: item.vmName, recoveryPoint: point.id, time: point.time },
+          },
+        }
+        delete spec.agent
+        delete spec.tempDisk
+        try {
+          await this.#store.createVm(spec)
+          details.vm = options.as
+        } catch (err) {
+          details.warnings = [
+            `the disks are restored but VM "${options.as}" was not created: ${(err as Error).message}`,
+          ]
+        }
+      },
+    )
+  }
+
+  /** Restores chosen disks (all by default) of a recovery point as new disks named `<prefix>-os`, `<prefix>-lunN`. */
+  async restoreDisks(
+    pointId: string,
+    options: { prefix: string; luns?: (number | 'os')[]; signal?: AbortSignal },
+  ): Promise<RunningJob> {
+    const { point, item } = await this.#pointWithItem(pointId)
+    const unknown = (options.luns ?? []).filter((l) => !point.disks.some((d) => d.lun === l))
+    if (unknown.length > 0) {
+      throw new CairnError(
+        'DiskNotFound',
+        `Cannot restore LUN ${unknown.join(', ')}: recovery point ${point.id} holds ${point.disks.map((d) => d.lun).join(', ')}`,
+      )
+    }
+    return this.#runJob(
+      { type: 'Restore', entity: item.vmName, itemId: item.id, vault: item.vault, signal: options.signal },
+      async (job, signal, details) => {
+        const restored = await this.#restoreDisks(job, point, item.vault, {
+          name: (lun) => `${options.prefix}-${lun === 'os' ? 'os' : `lun${lun}`}`,
+          only: options.luns,
+          signal,
+        })
+        details.disks = restored.map((r) => ({ lun: r.lun, disk: refKey(r.disk), from: r.from }))
+        // The reference hands out a template with the disks: here the saved VM description.
+        details.vmConfiguration = point.vm
+      },
+    )
+  }
+
+  /**
+   * Replaces the disks of an existing VM with those of a recovery point. The current disks are
+   * snapshotted first and those snapshots kept (named in the job), then each disk takes the point's content.
+   */
+  async replaceDisks(
+    vmName: string,
+    pointId: string,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<RunningJob> {
+    const vm = await this.#store.getVm(vmName)
+    const { point, item } = await this.#pointWithItem(pointId)
+    if (item.vmName !== vmName)
+      throw new CairnError(
+        'RecoveryPointNotFound',
+        `Cannot replace the disks of VM "${vmName}": recovery point ${pointId} belongs to VM "${item.vmName}"`,
+      )
+    if (this.#busyVms.has(vmName))
+      throw new CairnError(
+        'BackupInProgress',
+        `Cannot replace the disks of VM "${vmName}": a backup of it is running`,
+      )
+    return this.#runJob(
+      { type: 'Restore', entity: vmName, itemId: item.id, vault: item.vault, signal: options.signal },
+      async (job, signal, details) => {
+        await this.#store.updateJob(job.id, { phase: 'SnapshotCurrentDisks' })
+        const current = [vm.osDisk, ...vm.dataDisks.map((d) => d.disk)]
+        const kept = await this.#disks.snapshotGroup(current)
+        details.keptSnapshots = kept.map((k, i) => ({ disk: refKey(current[i]!), snapshot: k.snapshot }))
+        await this.#store.updateJob(job.id, { phase: 'RestoreDisks' })
+        const done: string[] = []
+        for (const d of point.disks) {
+          signal.throwIfAborted()
+          if (d.snapshot) {
+            await this.#disks.promote(d.source, d.snapshot)
+          } else {
+            const temp = { ...d.source, disk: `${d.source.disk}-restore-${job.id.slice(0, 8)}` }
+            await this.#fromVault(item.vault, d, temp, signal)
+            await this.#disks.copyDisk({ ref: temp }, d.source, { overwrite: true })
+            await this.#disks.deleteDisk(temp)
+          }
+          done.push(refKey(d.source))
+        }
+        details.replaced = done
+      },
+    )
+  }
+
+  async #restoreDisks(
+    job: Job,
+    point: RecoveryPoint,
+    vault: string,
+    o: { name: (lun: number | 'os') => string; only?: (number | 'os')[] | undefined; signal: AbortSignal },
+  ): Promise<{ lun: number | 'os'; disk: DiskRef; from: 'Snapshot' | 'Vault' }[]> {
+    await this.#store.updateJob(job.id, {
+      phase: 'RestoreDisks',
+      bytesTotal: point.disks.reduce((n, d) => n + d.size, 0),
+    })
+    const out: { lun: number | 'os'; disk: DiskRef; from: 'Snapshot' | 'Vault' }[] = []
+    let bytes = 0
+    for (const d of point.disks) {
+      if (o.only && !o.only.includes(d.lun)) continue
+      o.signal.throwIfAborted()
+      const target: DiskRef = { ...d.source, disk: o.name(d.lun) }
+      if (d.snapshot) {
+        await this.#disks.copyDisk({ ref: d.source, snapshot: d.snapshot }, target)
+        out.push({ lun: d.lun, disk: target, from: 'Snapshot' })
+      } else {
+        await this.#fromVault(vault, d, target, o.signal)
+        out.push({ lun: d.lun, disk: target, from: 'Vault' })
+      }
+      bytes += d.size
+      await this.#store.updateJob(job.id, { bytesDone: bytes })
+    }
+    return out
+  }
+
+  async #fromVault(vault: string, d: RecoveryPointDisk, target: DiskRef, signal: AbortSignal): Promise<void> {
+    const ref = vaultRef(d)
+    if (!ref || !this.#vault) {
+      throw new CairnError(
+        'RecoveryPointNotFound',
+        `Cannot restore disk ${refKey(d.source)}: the point is in neither the snapshot tier nor the vault`,
+      )
+    }
+    await this.#vault.restoreDisk(
+      { vault, point: ref.point, disk: ref.disk, target, size: d.size },
+      { signal },
+    )
+  }
+
+  async #pointWithItem(pointId: string) {
+    const point = await this.#store.getRecoveryPoint(pointId)
+    const item = await this.#store.getItemById(point.itemId)
+    return { point, item }
+  }
+
+  /** Starts work as a job; answers the job at once and a promise of the finished job. */
+  async #runJob(
+    spec: {
+      type: 'Restore'
+      entity: string
+      itemId: string
+      vault: string
+      signal?: AbortSignal | undefined
+    },
+    work: (job: Job, signal: AbortSignal, details: Record<string, unknown>) => Promise<void>,
+  ): Promise<RunningJob> {
+    const job = await this.#store.createJob({
+      type: spec.type,
+      entity: spec.entity,
+      itemId: spec.itemId,
+      vault: spec.vault,
+    })
+    const abort = new AbortController()
+    spec.signal?.addEventListener('abort', () => abort.abort(spec.signal!.reason), { once: true })
+    const details: Record<string, unknown> = {}
+    const done = (async () => {
+      try {
+        await work(job, abort.signal, details)
+        const warned = Array.isArray(details.warnings) && details.warnings.length > 0
+        await this.#store.finishJob(job.id, {
+          status: warned ? 'CompletedWithWarnings' : 'Completed',
+          details,
+        })
+      } catch (err) {
+        const e = isCairnError(err) ? err : new CairnError('Internal', (err as Error).message, { cause: err })
+        const cancelled = abort.signal.aborted
+        await this.#store.finishJob(job.id, {
+          status: cancelled ? 'Cancelled' : 'Failed',
+          error: cancelled
+            ? { code: 'Cancelled', message: 'The restore was cancelled' }
+            : { code: e.code, message: e.message },
+          details,
+        })
+      } finally {
+        this.#running.delete(job.id)
+      }
+    })()
+    this.#running.set(job.id, { job, abort, done })
+    return { job, done: done.then(() => this.#store.getJob(job.id)) }
+  }
+
+  /** Removes a recovery point's snapshots and vault backups (its record is the caller's). */
+  async deletePointData(vault: string, p: RecoveryPoint): Promise<void> {
+    const points = new Set<string>()
+    for (const d of p.disks) {
+      if (d.snapshot) await this.#disks.deleteSnapshot(d.source, d.snapshot).catch(() => {})
+      const ref = vaultRef(d)
+      if (ref) points.add(ref.point)
+    }
+    if (this.#vault) for (const point of points) await this.#vault.deletePoint(vault, point)
+  }
+}
+
+/** True when the policy has another slot later on the same calendar day (in its zone) as `at`. */
+function laterSlotToday(policy: BackupPolicy, at: number): boolean {
+  const day = toWall(at, policy.timeZone)
+  return scheduledTimes(policy, at + 1, at + 86_400_000).some((t) => {
+    const w = toWall(t, policy.timeZone)
+    return w.year === day.year && w.month === day.month && w.day === day.day
+  })
+}

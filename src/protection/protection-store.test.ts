@@ -1,0 +1,246 @@
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, it } from 'node:test'
+import { openSqliteCatalog } from '../catalog/index.js'
+import { isCairnError } from '../util/index.js'
+import { ProtectionStore } from './protection-store.js'
+
+const disk = (name: string) => ({ account: 'acct', container: 'vms', disk: name })
+const web = {
+  name: 'web-1',
+  vmSize: 'Standard_D2s_v3',
+  osType: 'Linux',
+  osName: 'Debian 12',
+  configuration: { cpus: 2, memoryGiB: 4, nics: [{ mac: '52:54:00:12:34:56' }] },
+  osDisk: disk('web-1-os'),
+  dataDisks: [
+    { lun: 0, disk: disk('web-1-data0') },
+    { lun: 1, disk: 'acct/vms/web-1-data1' },
+  ],
+  tempDisk: disk('web-1-temp'),
+  agent: { url: 'http://10.0.0.5:7071', token: 'agent-token-123' },
+}
+const dailyPolicy = {
+  name: 'daily',
+  schedule: { frequency: 'Daily', time: '22:00' },
+  retention: { daily: { days: 30 } },
+}
+
+async function withStore(
+  fn: (store: ProtectionStore, reopen: () => Promise<ProtectionStore>) => Promise<void>,
+) {
+  const dir = mkdtempSync(join(tmpdir(), 'cairn-protection-'))
+  const file = join(dir, 'catalog.db')
+  const catalogs = [await openSqliteCatalog(file)]
+  try {
+    await fn(new ProtectionStore(catalogs[0]!), async () => {
+      await catalogs.at(-1)!.close()
+      const c = await openSqliteCatalog(file)
+      catalogs.push(c)
+      return new ProtectionStore(c)
+    })
+  } finally {
+    await catalogs
+      .at(-1)!
+      .close()
+      .catch(() => {})
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+async function rejectsWith(p: Promise<unknown>, code: string, text?: RegExp) {
+  await assert.rejects(p, (err) => {
+    assert.ok(isCairnError(err), String(err))
+    assert.equal(err.code, code, err.message)
+    if (text) assert.match(err.message, text)
+    return true
+  })
+}
+
+describe('ProtectionStore', () => {
+  it('keeps a VM with its size, OS, configuration, disks by LUN, temporary disk and agent', async () => {
+    await withStore(async (store) => {
+      await store.createVm(web)
+      const vm = await store.getVm('web-1')
+      assert.equal(vm.vmSize, 'Standard_D2s_v3')
+      assert.deepEqual(vm.configuration, web.configuration)
+      assert.deepEqual(
+        vm.dataDisks.map((d) => [d.lun, d.disk.disk]),
+        [
+          [0, 'web-1-data0'],
+          [1, 'web-1-data1'],
+        ],
+      )
+      assert.equal(vm.tempDisk?.disk, 'web-1-temp')
+      assert.equal(vm.agent?.url, 'http://10.0.0.5:7071')
+      await rejectsWith(store.createVm(web), 'VmAlreadyExists')
+      await rejectsWith(store.getVm('nope'), 'VmNotFound', /"nope"/)
+    })
+  })
+
+  it('rejects more than 32 data disks, a LUN used twice and a disk attached twice', async () => {
+    await withStore(async (store) => {
+      const many = Array.from({ length: 33 }, (_, i) => ({ lun: i, disk: disk(`d${i}`) }))
+      await rejectsWith(store.createVm({ ...web, dataDisks: many }), 'VmInvalid', /at most 32 data disks/)
+      await rejectsWith(
+        store.createVm({
+          ...web,
+          dataDisks: [
+            { lun: 3, disk: disk('a') },
+            { lun: 3, disk: disk('b') },
+          ],
+        }),
+        'VmInvalid',
+        /LUN 3 is used twice/,
+      )
+      await rejectsWith(store.createVm({ ...web, tempDisk: disk('web-1-os') }), 'VmInvalid', /attached twice/)
+      await rejectsWith(
+        store.createVm({ ...web, agent: { url: 'ftp://x', token: 'short' } }),
+        'VmInvalid',
+        /agent/,
+      )
+    })
+  })
+
+  it('stores policies per vault, refuses duplicates, Enhanced to Standard, and deleting one in use', async () => {
+    await withStore(async (store) => {
+      await store.createPolicy('v1', dailyPolicy)
+      await store.createPolicy('v2', dailyPolicy)
+      await rejectsWith(store.createPolicy('v1', dailyPolicy), 'PolicyAlreadyExists')
+      await rejectsWith(
+        store.createPolicy('v1', { ...dailyPolicy, name: 'bad', retention: { daily: { days: 3 } } }),
+        'PolicyInvalid',
+      )
+      const enhanced = {
+        ...dailyPolicy,
+        name: 'hourly',
+        policyType: 'Enhanced',
+        schedule: { frequency: 'Hourly', intervalHours: 4, windowStart: '08:00', windowDurationHours: 12 },
+      }
+      await store.createPolicy('v1', enhanced)
+      await rejectsWith(
+        store.updatePolicy('v1', 'hourly', dailyPolicy),
+        'PolicyInvalid',
+        /cannot become Standard/,
+      )
+      const updated = await store.updatePolicy('v1', 'daily', {
+        ...dailyPolicy,
+        retention: { daily: { days: 60 } },
+      })
+      assert.equal(updated.retention.daily?.days, 60)
+      assert.equal((await store.listPolicies('v1')).length, 2)
+      await store.createVm(web)
+      await store.protect('web-1', { vault: 'v1', policy: 'daily' })
+      await rejectsWith(store.deletePolicy('v1', 'daily'), 'PolicyInUse')
+      await store.deletePolicy('v2', 'daily')
+      await rejectsWith(store.getPolicy('v2', 'daily'), 'PolicyNotFound')
+    })
+  })
+
+  it('protects selected LUNs (the OS disk always, never the temporary disk) and includes future disks when asked', async () => {
+    await withStore(async (store) => {
+      await store.createPolicy('v1', dailyPolicy)
+      await store.createVm(web)
+      await rejectsWith(
+        store.protect('web-1', { vault: 'v1', policy: 'daily', includedLuns: [7] }),
+        'VmInvalid',
+        /LUN 7/,
+      )
+      await store.protect('web-1', {
+        vault: 'v1',
+        policy: 'daily',
+        includedLuns: [1],
+        includeFutureDisks: true,
+      })
+      await rejectsWith(store.protect('web-1', { vault: 'v1', policy: 'daily' }), 'VmAlreadyProtected')
+      assert.deepEqual(
+        (await store.disksToBackUp('web-1')).map((d) => d.lun),
+        ['os', 1],
+      )
+      const vm = await store.getVm('web-1')
+      await store.setVmDisks('web-1', {
+        osDisk: vm.osDisk,
+        dataDisks: [...vm.dataDisks, { lun: 5, disk: disk('web-1-data5') }],
+        ...(vm.tempDisk ? { tempDisk: vm.tempDisk } : {}),
+      })
+      assert.deepEqual(
+        (await store.disksToBackUp('web-1')).map((d) => d.lun),
+        ['os', 1, 5],
+      )
+    })
+  })
+
+  it('changes policy, stops protection keeping or deleting data, and resumes', async () => {
+    await withStore(async (store) => {
+      await store.createPolicy('v1', dailyPolicy)
+      await store.createPolicy('v1', { ...dailyPolicy, name: 'other' })
+      await store.createVm(web)
+      await store.protect('web-1', { vault: 'v1', policy: 'daily' })
+      assert.equal((await store.changePolicy('web-1', 'other')).policyName, 'other')
+      await rejectsWith(store.changePolicy('web-1', 'missing'), 'PolicyNotFound')
+      const item = await store.getItem('web-1')
+      const vm = await store.getVm('web-1')
+      await store.addRecoveryPoint({
+        itemId: item.id,
+        time: '2026-01-01T22:00:00.000Z',
+        kind: 'Scheduled',
+        consistency: 'AppConsistent',
+        tier: 'Snapshot',
+        disks: [{ lun: 'os', source: vm.osDisk, size: 1024, snapshot: 's1' }],
+        vm,
+      })
+      const kept = await store.stopProtection('web-1', { deleteData: false })
+      assert.equal(kept.item.state, 'ProtectionStopped')
+      assert.equal(kept.pointsToDelete.length, 0)
+      assert.equal((await store.listSchedulable()).length, 0, 'a stopped item is not scheduled')
+      await rejectsWith(store.deleteVm('web-1'), 'VmIsProtected')
+      const resumed = await store.resume('web-1')
+      assert.equal(resumed.state, 'Protected')
+      const del = await store.stopProtection('web-1', { deleteData: true })
+      assert.equal(del.pointsToDelete.length, 1)
+      await rejectsWith(store.removeItem('web-1'), 'VmIsProtected', /1 recovery point/)
+      await store.deleteRecoveryPoint(del.pointsToDelete[0]!.id)
+      await store.removeItem('web-1')
+      await rejectsWith(store.getItem('web-1'), 'ProtectedItemNotFound')
+      await store.deleteVm('web-1')
+    })
+  })
+
+  it('keeps the scheduler state and the job history across a reopen, failing jobs a stop cut short', async () => {
+    await withStore(async (store, reopen) => {
+      await store.createPolicy('v1', dailyPolicy)
+      await store.createVm(web)
+      const item = await store.protect('web-1', { vault: 'v1', policy: 'daily' })
+      await store.recordRun(item.id, Date.UTC(2026, 0, 1, 22))
+      await store.recordMaintenance(42)
+      const done = await store.createJob({ type: 'Backup', entity: 'web-1', itemId: item.id, vault: 'v1' })
+      await store.updateJob(done.id, { phase: 'TransferToVault', bytesDone: 50, bytesTotal: 200 })
+      const mid = await store.getJob(done.id)
+      assert.equal(mid.progress.percent, 25)
+      await store.finishJob(done.id, { status: 'Completed' })
+      const cut = await store.createJob({ type: 'Restore', entity: 'web-1' })
+
+      const again = await reopen()
+      const [s] = await again.listSchedulable()
+      assert.equal(s?.lastSlot, Date.UTC(2026, 0, 1, 22))
+      assert.equal(s?.policy.name, 'daily')
+      assert.equal(await again.lastMaintenance(), 42)
+      const failed = await again.failInterruptedJobs()
+      assert.deepEqual(
+        failed.map((j) => j.id),
+        [cut.id],
+      )
+      const job = await again.getJob(cut.id)
+      assert.equal(job.status, 'Failed')
+      assert.match(job.error?.message ?? '', /service stopped/)
+      assert.equal((await again.listJobs({ status: 'Completed' })).length, 1)
+      assert.equal((await again.listJobs({ type: 'Restore' })).length, 1)
+      assert.equal((await again.listJobs({ entity: 'other' })).length, 0)
+      await again.finishJob(done.id, { status: 'Failed' })
+      assert.equal((await again.getJob(done.id)).status, 'Completed', 'a finished job never changes')
+      await rejectsWith(again.getJob('nope'), 'BackupJobNotFound')
+    })
+  })
+})

@@ -1,0 +1,806 @@
+import { randomUUID } from 'node:crypto'
+import type { Catalog, CatalogSchema } from '../catalog/index.js'
+import type { DiskRef } from '../diskstore/index.js'
+import { CairnError, type ErrorCode } from '../util/index.js'
+import type { Consistency } from './agent-client.js'
+import { type BackupPolicy, validatePolicy } from './policy.js'
+import type { SchedulableItem, SchedulerStore } from './scheduler.js'
+import { type DiskSelection, type SelectedDisk, selectDisks, type Vm, type VmSpec, validateVm } from './vm.js'
+
+/** Protection state of an item, after the reference. */
+export type ProtectionState = 'Protected' | 'ProtectionStopped'
+
+/** A VM under protection in a vault. */
+export interface ProtectedItem extends DiskSelection {
+  id: string
+  vmName: string
+  vmId: string
+  vault: string
+  /** Absent once protection stopped with its data deleted. */
+  policyName?: string
+  state: ProtectionState
+  /** Data disks known when protection was set or last changed (for includeFutureDisks). */
+  knownLuns: number[]
+  protectedSince: string
+  lastBackupAt?: string
+  lastBackupStatus?: string
+}
+
+/** Where a recovery point's data lives. */
+export type RecoveryPointTier = 'Snapshot' | 'SnapshotAndVault' | 'Vault'
+
+/** One disk of a recovery point. */
+export interface RecoveryPointDisk {
+  lun: number | 'os'
+  source: DiskRef
+  size: number
+  /** Disk-store snapshot id while the point is in the snapshot tier. */
+  snapshot?: string
+  /** The vault's name for the disk's backup, once transferred. */
+  vaultBackup?: string
+}
+
+/** A recovery point: disks at one instant, with the VM description saved to rebuild it. */
+export interface RecoveryPoint {
+  id: string
+  itemId: string
+  time: string
+  kind: 'Scheduled' | 'OnDemand'
+  consistency: Consistency
+  tier: RecoveryPointTier
+  expiresAt?: string
+  disks: RecoveryPointDisk[]
+  vm: VmSpec
+}
+
+export type JobType = 'Backup' | 'Restore' | 'DeleteBackupData' | 'Maintenance'
+export type JobStatus =
+  | 'InProgress'
+  | 'Completed'
+  | 'CompletedWithWarnings'
+  | 'Failed'
+  | 'Cancelling'
+  | 'Cancelled'
+
+/** A backup, restore or maintenance job, after the reference's backupJobs. */
+export interface Job {
+  id: string
+  type: JobType
+  status: JobStatus
+  phase: string
+  /** The VM (or vault) the job acts on. */
+  entity: string
+  itemId?: string
+  vault?: string
+  progress: { bytesDone: number; bytesTotal: number; percent: number; etaSeconds?: number }
+  startTime: string
+  endTime?: string
+  durationMs: number
+  error?: { code: string; message: string }
+  details: Record<string, unknown>
+}
+
+/** Filters of listJobs. */
+export interface JobFilter {
+  status?: JobStatus
+  type?: JobType
+  entity?: string
+  /** Jobs started at or after this time. */
+  since?: Date
+  limit?: number
+}
+
+const FINISHED: JobStatus[] = ['Completed', 'CompletedWithWarnings', 'Failed', 'Cancelled']
+
+/**
+ * The protection records in the catalog: VMs, backup policies, protected items, recovery points and
+ * jobs. Also the scheduler's store (items with their policies and last slots).
+ */
+export class ProtectionStore implements SchedulerStore {
+  readonly #catalog: Catalog
+  readonly #now: () => number
+
+  constructor(catalog: Catalog, options: { now?: () => number } = {}) {
+    this.#catalog = catalog
+    this.#now = options.now ?? Date.now
+  }
+
+  get #db() {
+    return this.#catalog.db
+  }
+
+  #iso(): string {
+    return new Date(this.#now()).toISOString()
+  }
+
+  // --- VMs ---
+
+  /** Registers a VM; its disks are disk-store disks. */
+  async createVm(input: unknown): Promise<Vm> {
+    const spec = validateVm(input)
+    if (await this.#findVm(spec.name))
+      throw new CairnError('VmAlreadyExists', `Cannot create VM "${spec.name}": it exists`)
+    const now = this.#iso()
+    const id = randomUUID()
+    await this.#db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('vms')
+        .values({
+          id,
+          name: spec.name,
+          vm_size: spec.vmSize,
+          os_type: spec.osType,
+          os_name: spec.osName ?? null,
+          configuration_json: JSON.stringify(spec.configuration),
+          agent_url: spec.agent?.url ?? null,
+          agent_token: spec.agent?.token ?? null,
+          created_at: now,
+          updated_at: now,
+        })
+        .execute()
+      await trx.insertInto('vm_disks').values(diskRows(id, spec)).execute()
+    })
+    return this.getVm(spec.name)
+  }
+
+  async getVm(name: string): Promise<Vm> {
+    const vm = await this.#findVm(name)
+    if (!vm) throw new CairnError('VmNotFound', `Cannot find VM "${name}": no VM has this name`)
+    return vm
+  }
+
+  async listVms(): Promise<Vm[]> {
+    const rows = await this.#db.selectFrom('vms').selectAll().orderBy('name').execute()
+    const disks = await this.#db.selectFrom('vm_disks').selectAll().execute()
+    return rows.map((r) =>
+      toVm(
+        r,
+        disks.filter((d) => d.vm_id === r.id),
+      ),
+    )
+  }
+
+  /** Replaces a VM's disks (restore "replace existing", attaching a disk). */
+  async setVmDisks(name: string, disks: Pick<VmSpec, 'osDisk' | 'dataDisks' | 'tempDisk'>): Promise<Vm> {
+    const vm = await this.getVm(name)
+    const spec = validateVm({ ...vm, ...disks })
+    await this.#db.transaction().execute(async (trx) => {
+      await trx.deleteFrom('vm_disks').where('vm_id', '=', vm.id).execute()
+      await trx.insertInto('vm_disks').values(diskRows(vm.id, spec)).execute()
+      await trx.updateTable('vms').set({ updated_at: this.#iso() }).where('id', '=', vm.id).execute()
+    })
+    return this.getVm(name)
+  }
+
+  /** Removes a VM's record (not its disks); refused while it is a protected item. */
+  async deleteVm(name: string): Promise<void> {
+    const vm = await this.getVm(name)
+    const item = await this.#db
+      .selectFrom('protected_items')
+      .select('id')
+      .where('vm_id', '=', vm.id)
+      .executeTakeFirst()
+    if (item)
+      throw new CairnError(
+        'VmIsProtected',
+        `Cannot delete VM "${name}": it has backup data; stop protection and delete the data first`,
+      )
+    await this.#db.deleteFrom('vms').where('id', '=', vm.id).execute()
+  }
+
+  async #findVm(name: string): Promise<Vm | undefined> {
+    const row = await this.#db.selectFrom('vms').selectAll().where('name', '=', name).executeTakeFirst()
+    if (!row) return undefined
+    const disks = await this.#db.selectFrom('vm_disks').selectAll().where('vm_id', '=', row.id).execute()
+    return toVm(row, disks)
+  }
+
+  // --- Policies ---
+
+  /** Adds a backup policy to a vault after checking it against the reference's bounds. */
+  async createPolicy(vault: string, input: unknown): Promise<BackupPolicy> {
+    const policy = validatePolicy(input)
+    if (await this.#findPolicyRow(vault, policy.name)) {
+      throw new CairnError(
+        'PolicyAlreadyExists',
+        `Cannot create policy "${policy.name}" in vault "${vault}": it exists`,
+      )
+    }
+    const now = this.#iso()
+    await this.#db
+      .insertInto('backup_policies')
+      .values({
+        id: randomUUID(),
+        vault,
+        name: policy.name,
+        policy_type: policy.policyType,
+        definition_json: JSON.stringify(policy),
+        created_at: now,
+        updated_at: now,
+      })
+      .execute()
+    return policy
+  }
+
+  async getPolicy(vault: string, name: string): Promise<BackupPolicy> {
+    const row = await this.#findPolicyRow(vault, name)
+    if (!row) throw new CairnError('PolicyNotFound', `Cannot find policy "${name}" in vault "${vault}"`)
+    return JSON.parse(row.definition_json) as BackupPolicy
+  }
+
+  async listPolicies(vault?: string): Promise<(BackupPolicy & { vault: string })[]> {
+    let q = this.#db.selectFrom('backup_policies').selectAll().orderBy('vault').orderBy('name')
+    if (vault !== undefined) q = q.where('vault', '=', vault)
+    return (await q.execute()).map((r) => ({
+      vault: r.vault,
+      ...(JSON.parse(r.definition_json) as BackupPolicy),
+    }))
+  }
+
+  /** Changes a policy; an Enhanced policy cannot become Standard (as in the reference). */
+  async updatePolicy(vault: string, name: string, input: unknown): Promise<BackupPolicy> {
+    const row = await this.#findPolicyRow(vault, name)
+    if (!row)
+      throw new CairnError(
+        'PolicyNotFound',
+        `Cannot change policy "${name}" in vault "${vault}": it does not exist`,
+      )
+    const policy = validatePolicy({ ...(input as object), name })
+    if (row.policy_type === 'Enhanced' && policy.policyType === 'Standard') {
+      throw new CairnError(
+        'PolicyInvalid',
+        `Cannot change policy "${name}": an Enhanced policy cannot become Standard`,
+      )
+    }
+    await this.#db
+      .updateTable('backup_policies')
+      .set({
+        policy_type: policy.policyType,
+        definition_json: JSON.stringify(policy),
+        updated_at: this.#iso(),
+      })
+      .where('id', '=', row.id)
+      .execute()
+    return policy
+  }
+
+  async deletePolicy(vault: string, name: string): Promise<void> {
+    const row = await this.#findPolicyRow(vault, name)
+    if (!row)
+      throw new CairnError(
+        'PolicyNotFound',
+        `Cannot delete policy "${name}" in vault "${vault}": it does not exist`,
+      )
+    const users = await this.#db
+      .selectFrom('protected_items')
+      .select('id')
+      .where('policy_id', '=', row.id)
+      .execute()
+    if (users.length > 0) {
+      throw new CairnError(
+        'PolicyInUse',
+        `Cannot delete policy "${name}": ${users.length} protected item(s) still use it`,
+      )
+    }
+    await this.#db.deleteFrom('backup_policies').where('id', '=', row.id).execute()
+  }
+
+  #findPolicyRow(vault: string, name: string) {
+    return this.#db
+      .selectFrom('backup_policies')
+      .selectAll()
+      .where('vault', '=', vault)
+      .where('name', '=', name)
+      .executeTakeFirst()
+  }
+
+  // --- Protected items ---
+
+  /** Enables protection of a VM with a policy in a vault; selective disks by LUN (OS disk always). */
+  async protect(
+    vmName: string,
+    options: { vault: string; policy: string; includedLuns?: number[]; includeFutureDisks?: boolean },
+  ): Promise<ProtectedItem> {
+    const vm = await this.getVm(vmName)
+    const policy = await this.#findPolicyRow(options.vault, options.policy)
+    if (!policy) {
+      throw new CairnError(
+        'PolicyNotFound',
+        `Cannot protect VM "${vmName}": vault "${options.vault}" has no policy "${options.policy}"`,
+      )
+    }
+    const existing = await this.#db
+      .selectFrom('protected_items')
+      .selectAll()
+      .where('vm_id', '=', vm.id)
+      .executeTakeFirst()
+    if (existing) {
+      throw new CairnError(
+        'VmAlreadyProtected',
+        `Cannot protect VM "${vmName}": it is already a protected item in vault "${existing.vault}" (${existing.state})`,
+      )
+    }
+    const luns = vm.dataDisks.map((d) => d.lun)
+    const unknown = (options.includedLuns ?? []).filter((l) => !luns.includes(l))
+    if (unknown.length > 0) {
+      throw new CairnError(
+        'VmInvalid',
+        `Cannot protect VM "${vmName}": it has no data disk at LUN ${unknown.join(', ')}`,
+      )
+    }
+    const now = this.#iso()
+    const id = randomUUID()
+    await this.#db
+      .insertInto('protected_items')
+      .values({
+        id,
+        vm_id: vm.id,
+        vault: options.vault,
+        policy_id: policy.id,
+        state: 'Protected',
+        included_luns_json: options.includedLuns
+          ? JSON.stringify([...new Set(options.includedLuns)].sort((a, b) => a - b))
+          : null,
+        known_luns_json: JSON.stringify(luns),
+        include_future_disks: options.includeFutureDisks ? 1 : 0,
+        protected_since: this.#now(),
+        last_slot: null,
+        last_backup_at: null,
+        last_backup_status: null,
+        created_at: now,
+        updated_at: now,
+      })
+      .execute()
+    return this.getItem(vmName)
+  }
+
+  /** The protected item of a VM. */
+  async getItem(vmName: string): Promise<ProtectedItem> {
+    const vm = await this.getVm(vmName)
+    const rows = await this.#itemRows()
+    const row = rows.find((r) => r.vm_id === vm.id)
+    if (!row)
+      throw new CairnError(
+        'ProtectedItemNotFound',
+        `Cannot find protection of VM "${vmName}": it is not protected`,
+      )
+    return toItem(row)
+  }
+
+  async getItemById(id: string): Promise<ProtectedItem> {
+    const row = (await this.#itemRows()).find((r) => r.id === id)
+    if (!row) throw new CairnError('ProtectedItemNotFound', `Cannot find protected item "${id}"`)
+    return toItem(row)
+  }
+
+  async listItems(filter: { vault?: string; state?: ProtectionState } = {}): Promise<ProtectedItem[]> {
+    return (await this.#itemRows())
+      .filter(
+        (r) =>
+          (filter.vault === undefined || r.vault === filter.vault) &&
+          (filter.state === undefined || r.state === filter.state),
+      )
+      .map(toItem)
+  }
+
+  /** The disks the next backup of a VM takes. */
+  async disksToBackUp(vmName: string): Promise<SelectedDisk[]> {
+    const vm = await this.getVm(vmName)
+    const item = await this.getItem(vmName)
+    return selectDisks(vm, item, item.knownLuns)
+  }
+
+  /** Moves a protected item to another policy of its vault. */
+  async changePolicy(vmName: string, policyName: string): Promise<ProtectedItem> {
+    const item = await this.getItem(vmName)
+    const policy = await this.#findPolicyRow(item.vault, policyName)
+    if (!policy)
+      throw new CairnError(
+        'PolicyNotFound',
+        `Cannot change the policy of VM "${vmName}": vault "${item.vault}" has no policy "${policyName}"`,
+      )
+    await this.#db
+      .updateTable('protected_items')
+      .set({ policy_id: policy.id, updated_at: this.#iso() })
+      .where('id', '=', item.id)
+      .execute()
+    return this.getItem(vmName)
+  }
+
+  /**
+   * Stops protection: no more scheduled backups. Keeping data leaves recovery points to their expiry
+   * (the latest forever); deleting data answers the points the caller must remove, then drops the item.
+   */
+  async stopProtection(
+    vmName: string,
+    options: { deleteData: boolean },
+  ): Promise<{ item: ProtectedItem; pointsToDelete: RecoveryPoint[] }> {
+    const item = await this.getItem(vmName)
+    await this.#db
+      .updateTable('protected_items')
+      .set({ state: 'ProtectionStopped', updated_at: this.#iso() })
+      .where('id', '=', item.id)
+      .execute()
+    const points = options.deleteData ? await this.listRecoveryPoints(vmName) : []
+    return { item: { ...item, state: 'ProtectionStopped' }, pointsToDelete: points }
+  }
+
+  /** Drops a stopped item once its recovery points are gone. */
+  async removeItem(vmName: string): Promise<void> {
+    const item = await this.getItem(vmName)
+    const left = await this.#db
+      .selectFrom('recovery_points')
+      .select('id')
+      .where('item_id', '=', item.id)
+      .execute()
+    if (left.length > 0) {
+      throw new CairnError(
+        'VmIsProtected',
+        `Cannot remove the protection of VM "${vmName}": ${left.length} recovery point(s) remain`,
+      )
+    }
+    await this.#db.deleteFrom('protected_items').where('id', '=', item.id).execute()
+  }
+
+  /** Resumes a stopped item, optionally under another policy; the schedule starts afresh. */
+  async resume(vmName: string, policyName?: string): Promise<ProtectedItem> {
+    const item = await this.getItem(vmName)
+    const name = policyName ?? item.policyName
+    const policy = name === undefined ? undefined : await this.#findPolicyRow(item.vault, name)
+    if (!policy)
+      throw new CairnError(
+        'PolicyNotFound',
+        `Cannot resume protection of VM "${vmName}": name a policy of vault "${item.vault}"`,
+      )
+    await this.#db
+      .updateTable('protected_items')
+      .set({
+        state: 'Protected',
+        policy_id: policy.id,
+        protected_since: this.#now(),
+        last_slot: null,
+        updated_at: this.#iso(),
+      })
+      .where('id', '=', item.id)
+      .execute()
+    return this.getItem(vmName)
+  }
+
+  /** Records the outcome of a backup on its item. */
+  async recordBackup(itemId: string, status: string): Promise<void> {
+    await this.#db
+      .updateTable('protected_items')
+      .set({ last_backup_at: this.#iso(), last_backup_status: status })
+      .where('id', '=', itemId)
+      .execute()
+  }
+
+  #itemRows() {
+    return this.#db
+      .selectFrom('protected_items as i')
+      .innerJoin('vms as v', 'v.id', 'i.vm_id')
+      .leftJoin('backup_policies as p', 'p.id', 'i.policy_id')
+      .selectAll('i')
+      .select(['v.name as vm_name', 'p.name as policy_name', 'p.definition_json as policy_json'])
+      .orderBy('v.name')
+      .execute()
+  }
+
+  // --- The scheduler's store ---
+
+  /** Items under active protection with their policies, for the scheduler. */
+  async listSchedulable(): Promise<SchedulableItem[]> {
+    return (await this.#itemRows())
+      .filter((r) => r.state === 'Protected' && r.policy_json !== null)
+      .map((r) => {
+        const item: SchedulableItem = {
+          id: r.id,
+          policy: JSON.parse(r.policy_json!) as BackupPolicy,
+          protectedSince: r.protected_since,
+        }
+        if (r.last_slot !== null) item.lastSlot = r.last_slot
+        return item
+      })
+  }
+
+  async recordRun(itemId: string, slot: number): Promise<void> {
+    await this.#db.updateTable('protected_items').set({ last_slot: slot }).where('id', '=', itemId).execute()
+  }
+
+  async lastMaintenance(): Promise<number | undefined> {
+    const v = await this.#catalog.getSetting('protection.last_maintenance')
+    return v === undefined ? undefined : Number(v)
+  }
+
+  async recordMaintenance(at: number): Promise<void> {
+    await this.#catalog.setSetting('protection.last_maintenance', String(at))
+  }
+
+  // --- Recovery points ---
+
+  /** Adds a recovery point (written only once its snapshot exists: never half a point). */
+  async addRecoveryPoint(point: Omit<RecoveryPoint, 'id'> & { id?: string }): Promise<RecoveryPoint> {
+    const id = point.id ?? randomUUID()
+    await this.#db
+      .insertInto('recovery_points')
+      .values({
+        id,
+        item_id: point.itemId,
+        time: Date.parse(point.time),
+        kind: point.kind,
+        consistency: point.consistency,
+        tier: point.tier,
+        expires_at: point.expiresAt === undefined ? null : Date.parse(point.expiresAt),
+        disks_json: JSON.stringify(point.disks),
+        vm_json: JSON.stringify(point.vm),
+        created_at: this.#iso(),
+      })
+      .execute()
+    return { ...point, id }
+  }
+
+  async getRecoveryPoint(id: string): Promise<RecoveryPoint> {
+    const row = await this.#db
+      .selectFrom('recovery_points')
+      .selectAll()
+      .where('id', '=', id)
+      .executeTakeFirst()
+    if (!row) throw new CairnError('RecoveryPointNotFound', `Cannot find recovery point "${id}"`)
+    return toPoint(row)
+  }
+
+  /** A VM's recovery points, oldest first. */
+  async listRecoveryPoints(vmName: string): Promise<RecoveryPoint[]> {
+    const item = await this.getItem(vmName)
+    const rows = await this.#db
+      .selectFrom('recovery_points')
+      .selectAll()
+      .where('item_id', '=', item.id)
+      .orderBy('time')
+      .execute()
+    return rows.map(toPoint)
+  }
+
+  /** Updates a point's tier and disks (after the vault transfer, or when its snapshots are removed). */
+  async updateRecoveryPoint(
+    id: string,
+    change: { tier: RecoveryPointTier; disks: RecoveryPointDisk[] },
+  ): Promise<void> {
+    await this.#db
+      .updateTable('recovery_points')
+      .set({ tier: change.tier, disks_json: JSON.stringify(change.disks) })
+      .where('id', '=', id)
+      .execute()
+  }
+
+  async deleteRecoveryPoint(id: string): Promise<void> {
+    await this.#db.deleteFrom('recovery_points').where('id', '=', id).execute()
+  }
+
+  // --- Jobs ---
+
+  /** Starts a job record (status InProgress). */
+  async createJob(job: {
+    type: JobType
+    entity: string
+    itemId?: string
+    vault?: string
+    phase?: string
+    details?: Record<string, unknown>
+  }): Promise<Job> {
+    const id = randomUUID()
+    await this.#db
+      .insertInto('jobs')
+      .values({
+        id,
+        type: job.type,
+        status: 'InProgress',
+        phase: job.phase ?? 'Queued',
+        entity: job.entity,
+        item_id: job.itemId ?? null,
+        vault: job.vault ?? null,
+        bytes_done: 0,
+        bytes_total: 0,
+        started_at: this.#now(),
+        ended_at: null,
+        error_code: null,
+        error_message: null,
+        details_json: JSON.stringify(job.details ?? {}),
+      })
+      .execute()
+    return this.getJob(id)
+  }
+
+  /** Updates a running job's phase, progress or details. */
+  async updateJob(
+    id: string,
+    change: {
+      phase?: string
+      bytesDone?: number
+      bytesTotal?: number
+      status?: 'InProgress' | 'Cancelling'
+      details?: Record<string, unknown>
+    },
+  ): Promise<void> {
+    const set: Partial<CatalogSchema['jobs']> = {}
+    if (change.phase !== undefined) set.phase = change.phase
+    if (change.bytesDone !== undefined) set.bytes_done = change.bytesDone
+    if (change.bytesTotal !== undefined) set.bytes_total = change.bytesTotal
+    if (change.status !== undefined) set.status = change.status
+    if (change.details !== undefined) set.details_json = JSON.stringify(change.details)
+    if (Object.keys(set).length === 0) return
+    await this.#db.updateTable('jobs').set(set).where('id', '=', id).where('ended_at', 'is', null).execute()
+  }
+
+  /** Ends a job; a finished job never changes again. */
+  async finishJob(
+    id: string,
+    outcome: {
+      status: 'Completed' | 'CompletedWithWarnings' | 'Failed' | 'Cancelled'
+      error?: { code: ErrorCode | string; message: string }
+      details?: Record<string, unknown>
+    },
+  ): Promise<Job> {
+    const set: Partial<CatalogSchema['jobs']> = {
+      status: outcome.status,
+      phase: outcome.status,
+      ended_at: this.#now(),
+      error_code: outcome.error?.code ?? null,
+      error_message: outcome.error?.message ?? null,
+    }
+    if (outcome.details) set.details_json = JSON.stringify(outcome.details)
+    await this.#db.updateTable('jobs').set(set).where('id', '=', id).where('ended_at', 'is', null).execute()
+    return this.getJob(id)
+  }
+
+  async getJob(id: string): Promise<Job> {
+    const row = await this.#db.selectFrom('jobs').selectAll().where('id', '=', id).executeTakeFirst()
+    if (!row) throw new CairnError('BackupJobNotFound', `Cannot find job "${id}"`)
+    return toJob(row, this.#now())
+  }
+
+  /** Jobs, newest first. */
+  async listJobs(filter: JobFilter = {}): Promise<Job[]> {
+    let q = this.#db.selectFrom('jobs').selectAll().orderBy('started_at', 'desc').orderBy('id')
+    if (filter.status) q = q.where('status', '=', filter.status)
+    if (filter.type) q = q.where('type', '=', filter.type)
+    if (filter.entity) q = q.where('entity', '=', filter.entity)
+    if (filter.since) q = q.where('started_at', '>=', filter.since.getTime())
+    q = q.limit(filter.limit ?? 100)
+    const now = this.#now()
+    return (await q.execute()).map((r) => toJob(r, now))
+  }
+
+  /**
+   * At start-up: jobs left InProgress by a stopped service are failed (their recovery points were
+   * never written, so nothing is half-made). Answers the jobs failed.
+   */
+  async failInterruptedJobs(): Promise<Job[]> {
+    const open = await this.#db.selectFrom('jobs').select('id').where('ended_at', 'is', null).execute()
+    const out: Job[] = []
+    for (const { id } of open) {
+      out.push(
+        await this.finishJob(id, {
+          status: 'Failed',
+          error: {
+            code: 'ServiceUnavailable',
+            message: 'The job was cut short when the Cairn service stopped; run it again',
+          },
+        }),
+      )
+    }
+    return out
+  }
+
+  /** Whether a job is finished. */
+  static isFinished(job: Job): boolean {
+    return FINISHED.includes(job.status)
+  }
+}
+
+function diskRows(vmId: string, spec: VmSpec): CatalogSchema['vm_disks'][] {
+  const row = (slot: string, role: string, lun: number | null, d: DiskRef) => ({
+    vm_id: vmId,
+    slot,
+    role,
+    lun,
+    account: d.account,
+    container: d.container,
+    disk: d.disk,
+  })
+  const rows = [
+    row('os', 'os', null, spec.osDisk),
+    ...spec.dataDisks.map((d) => row(`lun-${d.lun}`, 'data', d.lun, d.disk)),
+  ]
+  if (spec.tempDisk) rows.push(row('temp', 'temp', null, spec.tempDisk))
+  return rows
+}
+
+function toVm(r: CatalogSchema['vms'], disks: CatalogSchema['vm_disks'][]): Vm {
+  const ref = (d: CatalogSchema['vm_disks']): DiskRef => ({
+    account: d.account,
+    container: d.container,
+    disk: d.disk,
+  })
+  const os = disks.find((d) => d.role === 'os')!
+  const temp = disks.find((d) => d.role === 'temp')
+  const vm: Vm = {
+    id: r.id,
+    name: r.name,
+    vmSize: r.vm_size,
+    osType: r.os_type as Vm['osType'],
+    configuration: JSON.parse(r.configuration_json) as Record<string, unknown>,
+    osDisk: ref(os),
+    dataDisks: disks
+      .filter((d) => d.role === 'data')
+      .map((d) => ({ lun: d.lun!, disk: ref(d) }))
+      .sort((a, b) => a.lun - b.lun),
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  }
+  if (r.os_name !== null) vm.osName = r.os_name
+  if (temp) vm.tempDisk = ref(temp)
+  if (r.agent_url !== null && r.agent_token !== null) vm.agent = { url: r.agent_url, token: r.agent_token }
+  return vm
+}
+
+function toItem(
+  r: CatalogSchema['protected_items'] & { vm_name: string; policy_name: string | null },
+): ProtectedItem {
+  const item: ProtectedItem = {
+    id: r.id,
+    vmName: r.vm_name,
+    vmId: r.vm_id,
+    vault: r.vault,
+    state: r.state as ProtectionState,
+    knownLuns: JSON.parse(r.known_luns_json) as number[],
+    includeFutureDisks: r.include_future_disks === 1,
+    protectedSince: new Date(r.protected_since).toISOString(),
+  }
+  if (r.policy_name !== null) item.policyName = r.policy_name
+  if (r.included_luns_json !== null) item.includedLuns = JSON.parse(r.included_luns_json) as number[]
+  if (r.last_backup_at !== null) item.lastBackupAt = r.last_backup_at
+  if (r.last_backup_status !== null) item.lastBackupStatus = r.last_backup_status
+  return item
+}
+
+function toPoint(r: CatalogSchema['recovery_points']): RecoveryPoint {
+  const p: RecoveryPoint = {
+    id: r.id,
+    itemId: r.item_id,
+    time: new Date(r.time).toISOString(),
+    kind: r.kind as RecoveryPoint['kind'],
+    consistency: r.consistency as Consistency,
+    tier: r.tier as RecoveryPointTier,
+    disks: JSON.parse(r.disks_json) as RecoveryPointDisk[],
+    vm: JSON.parse(r.vm_json) as VmSpec,
+  }
+  if (r.expires_at !== null) p.expiresAt = new Date(r.expires_at).toISOString()
+  return p
+}
+
+function toJob(r: CatalogSchema['jobs'], now: number): Job {
+  const end = r.ended_at ?? now
+  const elapsed = end - r.started_at
+  const percent =
+    r.bytes_total > 0 ? Math.min(100, (100 * r.bytes_done) / r.bytes_total) : r.ended_at !== null ? 100 : 0
+  const job: Job = {
+    id: r.id,
+    type: r.type as JobType,
+    status: r.status as JobStatus,
+    phase: r.phase,
+    entity: r.entity,
+    progress: { bytesDone: r.bytes_done, bytesTotal: r.bytes_total, percent: Math.round(percent * 10) / 10 },
+    startTime: new Date(r.started_at).toISOString(),
+    durationMs: elapsed,
+    details: JSON.parse(r.details_json) as Record<string, unknown>,
+  }
+  if (r.ended_at === null && r.bytes_done > 0 && r.bytes_total > r.bytes_done) {
+    job.progress.etaSeconds = Math.round(((elapsed / r.bytes_done) * (r.bytes_total - r.bytes_done)) / 1000)
+  }
+  if (r.item_id !== null) job.itemId = r.item_id
+  if (r.vault !== null) job.vault = r.vault
+  if (r.ended_at !== null) job.endTime = new Date(r.ended_at).toISOString()
+  if (r.error_code !== null) job.error = { code: r.error_code, message: r.error_message ?? '' }
+  return job
+}

@@ -1,0 +1,196 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { ManualClock } from './clock.js'
+import { type BackupPolicy, validatePolicy } from './policy.js'
+import { planRetention, type RetentionPoint } from './retention.js'
+import type { SchedulableItem, ScheduledRun, SchedulerStore } from './scheduler.js'
+import { Scheduler } from './scheduler.js'
+
+const MINUTE = 60_000
+const HOUR = 60 * MINUTE
+const DAY = 24 * HOUR
+const START = Date.UTC(2026, 0, 1)
+
+const daily = validatePolicy({
+  name: 'daily',
+  schedule: { frequency: 'Daily', time: '22:00' },
+  retention: {
+    daily: { days: 14 },
+    weekly: { weeks: 8, daysOfWeek: ['Sunday'] },
+    monthly: { months: 6, on: { format: 'Daily', days: ['Last'] } },
+  },
+})
+const hourly = validatePolicy({
+  name: 'hourly',
+  policyType: 'Enhanced',
+  instantRpRetentionRangeInDays: 2,
+  schedule: { frequency: 'Hourly', intervalHours: 4, windowStart: '00:00', windowDurationHours: 24 },
+  retention: { daily: { days: 10 } },
+})
+
+/** A store in memory, as the catalog keeps it: survives a new Scheduler like the catalog survives a restart. */
+class MemoryStore implements SchedulerStore {
+  items = new Map<string, SchedulableItem>()
+  maintenance: number | undefined
+
+  add(id: string, policy: BackupPolicy, since = START - HOUR) {
+    this.items.set(id, { id, policy, protectedSince: since })
+  }
+  async listSchedulable() {
+    return [...this.items.values()].map((i) => ({ ...i }))
+  }
+  async recordRun(itemId: string, slot: number) {
+    this.items.get(itemId)!.lastSlot = slot
+  }
+  async lastMaintenance() {
+    return this.maintenance
+  }
+  async recordMaintenance(at: number) {
+    this.maintenance = at
+  }
+}
+
+/** Simulated backups: take `durationMs` of clock time and leave a recovery point. */
+function workload(clock: ManualClock, durationMs: number) {
+  const runs: (ScheduledRun & { startedAt: number })[] = []
+  const points = new Map<string, RetentionPoint[]>()
+  let running = 0
+  let peak = 0
+  const runBackup = async (run: ScheduledRun) => {
+    running++
+    peak = Math.max(peak, running)
+    runs.push({ ...run, startedAt: clock.now() })
+    await new Promise<void>((resolve) => clock.setTimer(resolve, durationMs))
+    const list = points.get(run.itemId) ?? []
+    list.push({ id: `${run.itemId}@${clock.now()}`, time: clock.now(), kind: 'Scheduled' })
+    points.set(run.itemId, list)
+    running--
+  }
+  return { runs, points, runBackup, peak: () => peak }
+}
+
+describe('Scheduler', () => {
+  it('simulates a year of 20 daily and 6 hourly items: run counts, at most N at once, jitter inside the spread, retention', async () => {
+    const clock = new ManualClock(START)
+    const store = new MemoryStore()
+    for (let i = 0; i < 20; i++) store.add(`daily-${i}`, daily)
+    for (let i = 0; i < 6; i++) store.add(`hourly-${i}`, hourly)
+    const w = workload(clock, 5 * MINUTE)
+    let maintenanceRuns = 0
+    const policies = new Map([...store.items.values()].map((i) => [i.id, i.policy]))
+    const prune = (now: number) => {
+      for (const [id, list] of w.points) {
+        const expired = new Set(planRetention(list, policies.get(id)!, now).expire.map((v) => v.id))
+        w.points.set(
+          id,
+          list.filter((p) => !expired.has(p.id)),
+        )
+      }
+    }
+    const scheduler = new Scheduler({
+      clock,
+      store,
+      maxConcurrent: 3,
+      runBackup: w.runBackup,
+      async runMaintenance(now) {
+        maintenanceRuns++
+        prune(now)
+      },
+    })
+    await scheduler.start()
+    const end = Date.UTC(2027, 0, 1)
+    await clock.advanceTo(end)
+    await scheduler.stop()
+    prune(end)
+
+    const count = (prefix: string) => w.runs.filter((r) => r.itemId.startsWith(prefix)).length
+    assert.equal(count('daily-'), 20 * 365)
+    assert.equal(count('hourly-'), 6 * 6 * 365)
+    assert.ok(w.peak() <= 3, `peak concurrency ${w.peak()}`)
+    // Once at start-up (it never ran before), then daily at 01:00.
+    assert.equal(maintenanceRuns, 1 + 365)
+    assert.ok(
+      w.runs.every((r) => r.skipped === 0),
+      'no run was skipped',
+    )
+
+    // Daily starts spread over the two hours after 22:00; queueing may add a little.
+    const offsets = w.runs.filter((r) => r.itemId.startsWith('daily-')).map((r) => r.at - r.slot)
+    assert.ok(Math.max(...offsets) < 2 * HOUR && Math.min(...offsets) >= 0)
+    assert.ok(new Set(offsets).size >= 15, 'the 20 daily items start at different minutes')
+    const waits = w.runs.map((r) => r.startedAt - r.at)
+    assert.ok(Math.max(...waits) < 30 * MINUTE, `longest queue wait ${Math.max(...waits) / MINUTE} min`)
+
+    // Retention after a year: 14 daily + 8 Sunday + 6 month-end points, overlaps stored once.
+    const kept = w.points.get('daily-0')!.length
+    assert.ok(kept >= 14 + 8 + 6 - 4 && kept <= 14 + 8 + 6, `${kept} daily-0 points`)
+    // Hourly: 10 end-of-day points and the 5 intra-day points of each of the last 2 days.
+    assert.equal(w.points.get('hourly-0')!.length, 10 + 2 * 5)
+  })
+
+  it('runs a missed slot once after a restart that spans three days, then keeps the schedule', async () => {
+    const clock = new ManualClock(START)
+    const store = new MemoryStore()
+    store.add('vm-1', daily)
+    const w = workload(clock, MINUTE)
+    const first = new Scheduler({ clock, store, runBackup: w.runBackup })
+    await first.start()
+    await clock.advanceTo(START + 2 * DAY)
+    await first.stop()
+    assert.equal(w.runs.length, 2)
+
+    // Down for three days: no scheduler at all.
+    await clock.advanceTo(START + 5 * DAY + 12 * HOUR)
+    const second = new Scheduler({ clock, store, runBackup: w.runBackup })
+    await second.start()
+    await clock.advance(HOUR)
+    assert.equal(w.runs.length, 3, 'one catch-up run, not three')
+    assert.equal(w.runs[2]!.skipped, 2)
+    await clock.advanceTo(START + 7 * DAY)
+    await second.stop()
+    assert.equal(w.runs.length, 5, 'then one run a day as before')
+  })
+
+  it('re-runs a slot once when the service stopped during its backup (a finished run is recorded, a cut one is not)', async () => {
+    const clock = new ManualClock(START)
+    const store = new MemoryStore()
+    store.add('vm-1', daily)
+    const w = workload(clock, 3 * HOUR)
+    const first = new Scheduler({ clock, store, runBackup: w.runBackup })
+    await first.start()
+    await clock.advanceTo(START + 23 * HOUR + 30 * MINUTE)
+    assert.equal(first.status().running.length, 1)
+    // The stop aborts the run: its slot is not recorded, so the next scheduler runs it.
+    const stopping = first.stop()
+    await clock.advance(4 * HOUR)
+    await stopping
+    assert.equal(store.items.get('vm-1')!.lastSlot, undefined)
+    const second = new Scheduler({ clock, store, runBackup: w.runBackup })
+    await second.start()
+    await clock.advance(4 * HOUR)
+    await second.stop()
+    assert.equal(w.runs.length, 2)
+    assert.equal(w.runs[1]!.slot, w.runs[0]!.slot)
+    assert.equal(store.items.get('vm-1')!.lastSlot, w.runs[0]!.slot)
+  })
+
+  it('plans a day of 200 items in well under a second and spreads their starts', async () => {
+    const clock = new ManualClock(START)
+    const store = new MemoryStore()
+    for (let i = 0; i < 200; i++) store.add(`vm-${i}`, daily)
+    const scheduler = new Scheduler({ clock, store, runBackup: async () => {} })
+    await scheduler.refresh()
+    const t = performance.now()
+    const plan = scheduler.plan(START, START + DAY)
+    const ms = performance.now() - t
+    assert.equal(plan.length, 200)
+    assert.ok(ms < 1000, `${ms} ms`)
+    const perQuarterHour = new Map<number, number>()
+    for (const r of plan) {
+      const q = Math.floor((r.at - r.slot) / (15 * MINUTE))
+      perQuarterHour.set(q, (perQuarterHour.get(q) ?? 0) + 1)
+    }
+    assert.equal(perQuarterHour.size, 8)
+    assert.ok(Math.max(...perQuarterHour.values()) < 45, 'no quarter hour takes more than 45 of 200 starts')
+  })
+})
