@@ -21,10 +21,14 @@ function result(metric: string, value: number, unit: string, extra: Partial<Benc
 
 /** Random 4 KiB-aligned offsets in `size` bytes, all different. */
 function scattered(count: number, size: number, seed = 1): number[] {
-  let a = seed
+  // mulberry32: exact in 32-bit integer arithmetic, so it never falls into a short cycle.
+  let a = seed >>> 0
   const rnd = () => {
-    a = (a * 1103515245 + 12345) % 2147483648
-    return a / 2147483648
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
   }
   const pages = Math.floor(size / 4096)
   const set = new Set<number>()
