@@ -326,8 +326,14 @@ describe('backups and restores end to end (real disk store, real agent process)'
 
       // Retention: past 7 days the older point goes; the latest stays whatever its age.
       now += 10 * 86_400_000
-      assert.deepEqual(await service.applyRetention(), { pruned: 1 })
+      assert.deepEqual(await service.applyRetention(), { pruned: 1, vaults: ['v1'] })
       assert.equal((await store.listRecoveryPoints('db')).length, 1)
+      // The service then runs a GC of each vault that lost points; what the kept point needs survives it.
+      const v1 = await vaults.open('v1')
+      await v1.gc()
+      const check = await v1.verify()
+      assert.deepEqual(check.problems, [])
+      assert.equal(check.recoveryPoints, 1)
     } finally {
       await vaults.close()
       await disks.close()

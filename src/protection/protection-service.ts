@@ -408,10 +408,12 @@ export class ProtectionService {
 
   /**
    * Applies retention to every protected item: expired recovery points are removed from both tiers
-   * (the latest always kept). Answers how many points were pruned.
+   * (the latest always kept). Answers how many points were pruned and the vaults that lost points
+   * (whose space a vault GC reclaims).
    */
-  async applyRetention(signal?: AbortSignal): Promise<{ pruned: number }> {
+  async applyRetention(signal?: AbortSignal): Promise<{ pruned: number; vaults: string[] }> {
     let pruned = 0
+    const vaults = new Set<string>()
     for (const item of await this.#store.listItems()) {
       signal?.throwIfAborted()
       if (!item.policyName) continue
@@ -435,9 +437,10 @@ export class ProtectionService {
         await this.deletePointData(item.vault, p)
         await this.#store.deleteRecoveryPoint(p.id)
         pruned++
+        vaults.add(item.vault)
       }
     }
-    return { pruned }
+    return { pruned, vaults: [...vaults] }
   }
 
   /**

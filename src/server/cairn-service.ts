@@ -128,8 +128,15 @@ export class CairnService {
           await backups.backup(item.vmName, { kind: 'Scheduled', signal })
         },
         runMaintenance: async (_now, signal) => {
-          const { pruned } = await backups.applyRetention(signal)
-          if (pruned > 0) log.info('retention pruned recovery points', { pruned })
+          const { pruned, vaults } = await backups.applyRetention(signal)
+          if (pruned > 0) log.info('retention pruned recovery points', { pruned, vaults })
+          // Pruning only drops recovery points; a GC job per vault that lost points frees their space.
+          for (const name of vaults) {
+            this.#jobs?.start('gc', `vaults/${name}`, async (ctl) => {
+              const vault = await this.#vaults!.open(name)
+              return vault.gc({ signal: ctl.signal })
+            })
+          }
         },
       })
       const scheduler = this.#scheduler
