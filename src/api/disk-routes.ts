@@ -1,5 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import type { ByteRange, DiskInfo, DiskRef } from '../diskstore/index.js'
+import type { ByteRange, DiskInfo, DiskRef, LeaseAction } from '../diskstore/index.js'
 import { MAX_WRITE_SIZE } from '../diskstore/index.js'
 import { CairnError, parseSize } from '../util/index.js'
 import type { ApiContext } from './api-context.js'
@@ -643,6 +643,95 @@ export function registerDiskRoutes(app: ApiApp, ctx: ApiContext): void {
       const b = c.req.valid('json')
       const cond = b.leaseId ? { leaseId: b.leaseId } : undefined
       return c.json(await store().promote(ref(c.req.valid('param')), b.snapshot, cond), 200)
+    },
+  )
+  const LeaseBody = z.object({
+    action: z.enum(['acquire', 'renew', 'release', 'change', 'break']),
+    duration: z
+      .number()
+      .int()
+      .optional()
+      .openapi({ description: 'acquire: 15–60 seconds, or -1 for infinite' }),
+    leaseId: z.string().optional().openapi({ description: 'renew, release, change: the active lease id' }),
+    proposedId: z.string().optional().openapi({ description: 'acquire, change: the new lease id' }),
+    breakPeriod: z
+      .number()
+      .int()
+      .min(0)
+      .max(60)
+      .optional()
+      .openapi({ description: 'break: seconds to wait' }),
+  })
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: `${DISK}/lease`,
+      tags,
+      summary:
+        'Acquire, renew, release, change or break the lease of a disk (a leased disk refuses writes without its id)',
+      request: { params: DiskParams, ...body(LeaseBody) },
+      responses: {
+        200: json(
+          z.object({
+            id: z.string().optional(),
+            leaseTime: z.number().optional(),
+            etag: z.string(),
+            lastModified: z.string(),
+          }),
+          'The lease',
+        ),
+        ...errorResponses,
+      },
+    }),
+    async (c) => {
+      const b = c.req.valid('json')
+      const need = (v: string | undefined, what: string): string => {
+        if (v === undefined)
+          throw new CairnError('InvalidRequest', `Cannot ${b.action} a lease without ${what}`)
+        return v
+      }
+      const op: LeaseAction =
+        b.action === 'acquire'
+          ? { action: 'acquire', duration: b.duration ?? -1, ...clean({ proposedId: b.proposedId }) }
+          : b.action === 'renew'
+            ? { action: 'renew', id: need(b.leaseId, 'leaseId') }
+            : b.action === 'release'
+              ? { action: 'release', id: need(b.leaseId, 'leaseId') }
+              : b.action === 'change'
+                ? {
+                    action: 'change',
+                    id: need(b.leaseId, 'leaseId'),
+                    proposedId: need(b.proposedId, 'proposedId'),
+                  }
+                : { action: 'break', ...clean({ breakPeriod: b.breakPeriod }) }
+      return c.json(await store().lease(ref(c.req.valid('param')), op), 200)
+    },
+  )
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: `${DISK}/sequence-number`,
+      tags,
+      summary: "Set the disk's sequence number: max (raise to value), update (set to value) or increment",
+      request: {
+        params: DiskParams,
+        ...body(
+          z.object({
+            action: z.enum(['max', 'update', 'increment']),
+            value: z.number().int().min(0).optional(),
+            leaseId: z.string().optional(),
+          }),
+        ),
+      },
+      responses: { 200: json(WriteResult, 'The change'), ...errorResponses },
+    }),
+    async (c) => {
+      const b = c.req.valid('json')
+      if (b.action !== 'increment' && b.value === undefined) {
+        throw new CairnError('InvalidRequest', `Cannot ${b.action} the sequence number without a value`)
+      }
+      const cond = b.leaseId ? { leaseId: b.leaseId } : undefined
+      return c.json(await store().setSequenceNumber(ref(c.req.valid('param')), b.action, b.value, cond), 200)
     },
   )
   app.openapi(

@@ -97,9 +97,10 @@ async function putPages(
   offset: number,
   data: Uint8Array,
   signal: AbortSignal,
+  leaseId?: string,
 ) {
   await client.raw('PUT', `${diskPath(d)}/pages`, {
-    query: { offset },
+    query: { offset, leaseId },
     body: data,
     headers: { 'content-type': 'application/octet-stream' },
     signal,
@@ -383,6 +384,7 @@ export const diskCommands: CommandDef[] = [
     ],
     options: [
       { name: 'offset', type: 'size', value: 'N', help: 'byte offset, a multiple of 512', default: '0' },
+      { name: 'lease-id', type: 'string', value: 'ID', help: 'the lease id, when the disk is leased' },
     ],
     examples: ['cairn disk write os --offset 1MiB boot.bin'],
     async run({ args, opts, client, out, signal }) {
@@ -397,7 +399,7 @@ export const diskCommands: CommandDef[] = [
       }
       const bar = new ProgressBar(`write ${d.disk}`, out.interactive && size > 16 * PIECE)
       for await (const [pos, buf] of filePieces(args.FILE!, size, PIECE)) {
-        await putPages(client, d, offset + pos, buf, signal)
+        await putPages(client, d, offset + pos, buf, signal, opts['lease-id'] as string | undefined)
         bar.update(pos + buf.length, size)
       }
       bar.done()
@@ -550,6 +552,89 @@ export const diskCommands: CommandDef[] = [
       await client.post(`${diskPath(d)}/promote`, { snapshot: d.snapshot })
       const info = await client.get<DiskJson>(diskPath({ ...d }))
       out.result(info, (x) => showDisk(out, x))
+    },
+  },
+  {
+    name: 'disk lease',
+    summary: 'Acquire, renew, release, change or break the lease of a disk',
+    description:
+      'A leased disk refuses writes, resizes and deletion without the lease id (after the reference).\n' +
+      'acquire: --duration 15..60 seconds or -1 (infinite, the default), optional --proposed-id;\n' +
+      'renew and release: --lease-id; change: --lease-id and --proposed-id; break: optional --break-period.',
+    args: [
+      { name: 'NAME', help: NAME_HELP },
+      { name: 'ACTION', help: 'acquire, renew, release, change or break' },
+    ],
+    options: [
+      { name: 'duration', type: 'number', value: 'SECONDS', help: 'acquire: 15 to 60, or -1 for infinite' },
+      { name: 'lease-id', type: 'string', value: 'ID', help: 'the active lease id' },
+      { name: 'proposed-id', type: 'string', value: 'ID', help: 'the new lease id (a GUID)' },
+      {
+        name: 'break-period',
+        type: 'number',
+        value: 'SECONDS',
+        help: 'break: seconds before the lease ends',
+      },
+    ],
+    examples: ['cairn disk lease os acquire --duration 60', 'cairn disk lease os release --lease-id ID'],
+    async run({ args, opts, client, out }) {
+      const d = parseDiskName(args.NAME!)
+      const action = args.ACTION!
+      if (!['acquire', 'renew', 'release', 'change', 'break'].includes(action)) {
+        throw new CairnError(
+          'UsageError',
+          `Unknown lease action "${action}": use acquire, renew, release, change or break`,
+        )
+      }
+      const body: Record<string, unknown> = { action }
+      if (opts.duration !== undefined) body.duration = opts.duration
+      if (opts['lease-id'] !== undefined) body.leaseId = opts['lease-id']
+      if (opts['proposed-id'] !== undefined) body.proposedId = opts['proposed-id']
+      if (opts['break-period'] !== undefined) body.breakPeriod = opts['break-period']
+      const r = await client.post<{ id?: string; leaseTime?: number; etag: string }>(
+        `${diskPath(d)}/lease`,
+        body,
+      )
+      out.result(r, (x) =>
+        out.keyValues([
+          ['disk', diskText(d)],
+          ['action', action],
+          ['lease id', x.id],
+          ['seconds left', x.leaseTime],
+        ]),
+      )
+    },
+  },
+  {
+    name: 'disk sequence-number',
+    summary: "Set a disk's sequence number: max (raise to VALUE), update (set to VALUE) or increment",
+    args: [
+      { name: 'NAME', help: NAME_HELP },
+      { name: 'ACTION', help: 'max, update or increment' },
+      { name: 'VALUE', help: 'the number (not for increment)', optional: true },
+    ],
+    options: [
+      { name: 'lease-id', type: 'string', value: 'ID', help: 'the lease id, when the disk is leased' },
+    ],
+    async run({ args, opts, client, out }) {
+      const d = parseDiskName(args.NAME!)
+      const action = args.ACTION!
+      if (!['max', 'update', 'increment'].includes(action)) {
+        throw new CairnError('UsageError', `Unknown action "${action}": use max, update or increment`)
+      }
+      const value = args.VALUE === undefined ? undefined : Number(args.VALUE)
+      if (value !== undefined && !(Number.isSafeInteger(value) && value >= 0)) {
+        throw new CairnError(
+          'UsageError',
+          `Cannot use sequence number "${args.VALUE}": a whole number >= 0 is needed`,
+        )
+      }
+      const r = await client.post<{ sequenceNumber: number }>(`${diskPath(d)}/sequence-number`, {
+        action,
+        ...(value === undefined ? {} : { value }),
+        ...(opts['lease-id'] === undefined ? {} : { leaseId: opts['lease-id'] }),
+      })
+      out.result(r, (x) => out.line(`sequence number of ${diskText(d)}: ${x.sequenceNumber}`))
     },
   },
   {
