@@ -8,7 +8,7 @@ import type { OperationOptions, RecoveryPoint, RestoreSink } from './types.js'
 
 /** Options of Vault.restore. */
 export interface RestoreOptions extends OperationOptions {
-  /** Chunks read at once (default 4). */
+  /** Chunks read at once (default 4: more only adds buffers in flight, not speed). */
   concurrency?: number
 }
 
@@ -38,7 +38,7 @@ export async function runRestore(
   const progress = new ProgressMeter(opts.onProgress)
   progress.phase = 'restore'
   progress.total = disk.size
-  const width = opts.concurrency ?? 8
+  const width = opts.concurrency ?? 4
   let cursor = 0
   let written = 0
 
