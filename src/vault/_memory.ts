@@ -6,23 +6,38 @@ import { isMainThread } from 'node:worker_threads'
 // collection, in every isolate (the main thread and each worker). Backups and restores move 1 MiB
 // buffers through quickly, so that slack, not live data, would dominate peak memory.
 //
-// A chunk worker's buffers die young (a blob arrives, is opened or sealed, the result moves out), so a
-// minor collection (scavenge, well under a millisecond) frees them; it runs every 4 MiB of traffic.
-// Measured on a 512 MiB restore: full collections every 16 MiB held 175 MiB peak; full ones every
-// 4 MiB cost 40% more CPU; minor ones every 4 MiB held 150 MiB and cost no CPU worth measuring.
-// On the main thread buffers outlive awaits (pack parts wait for their pack) and are promoted, so only
-// a full collection frees them; it runs every 16 MiB (minor ones there measured worse).
+// Buffers that die young (a chunk worker's blobs: one arrives, is opened or sealed, the result moves
+// out; a restore's plaintexts: written, then dropped) are freed by a minor collection (scavenge, well
+// under a millisecond), run every 4 MiB of such traffic. Measured on a 512 MiB restore: full
+// collections every 16 MiB held 175 MiB peak and took 170 ms of main-thread CPU; full ones every
+// 4 MiB cost 40% more CPU; minor ones every 4 MiB held 145–150 MiB and cost the least.
+// Buffers that outlive several awaits (the parts of a pack being filled) are promoted, so only a full
+// collection frees them: every 16 MiB (minor ones for a backup's packs measured 20 MiB worse).
 setFlagsFromString('--expose-gc')
 const gc = runInNewContext('gc') as (options?: { type: 'minor' | 'major' }) => void
-const every = (isMainThread ? 16 : 4) * 1024 * 1024
-const collect = isMainThread ? () => gc() : () => gc({ type: 'minor' })
-let since = 0
+const MiB = 1024 * 1024
+let young = 0
+let old = 0
 
-/** Counts bytes of buffers that just became garbage; collects every few MiB (see above). */
+/** Counts bytes of buffers that just became garbage after living a while; full collection every 16 MiB. */
 export function churn(bytes: number): void {
-  since += bytes
-  if (since >= every) {
-    since = 0
-    collect()
+  old += bytes
+  if (old >= 16 * MiB) {
+    old = 0
+    young = 0
+    gc()
   }
+}
+
+/**
+ * Counts bytes of buffers that just became garbage soon after they were made: minor collection every
+ * 4 MiB (on the main thread also a full one every 64 MiB, for those that were promoted all the same).
+ */
+export function churnYoung(bytes: number): void {
+  young += bytes
+  if (young >= 4 * MiB) {
+    young = 0
+    gc({ type: 'minor' })
+  }
+  if (isMainThread) churn(bytes / 4)
 }

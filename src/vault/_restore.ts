@@ -3,7 +3,7 @@ import { AsyncQueue } from './_async-queue.js'
 import { ProgressMeter } from './_backup.js'
 import type { VaultCore } from './_core.js'
 import { type Extent, walkLeaves } from './_disk-tree.js'
-import { churn } from './_memory.js'
+import { churnYoung } from './_memory.js'
 import type { OperationOptions, RecoveryPoint, RestoreSink } from './types.js'
 
 /** Options of Vault.restore. */
@@ -71,7 +71,7 @@ export async function runRestore(
           written += e.length
           progress.add(e.length, 0)
         }
-        churn(plain.length)
+        churnYoung(plain.length)
       } catch (err) {
         failed ??= err
         queue.close(true)
