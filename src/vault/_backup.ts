@@ -284,7 +284,9 @@ async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Pr
     size: source.size,
     affected: (s: number, e: number) => plan.cut.intersects(s, e),
     leaf,
-    concurrency: plan.mode === 'incremental' ? 4 : 2,
+    // Full and checksum backups: one leaf at a time (its four chunks in flight keep the workers busy;
+    // a second leaf only doubled the buffers held). Incremental leaves are small and latency-bound.
+    concurrency: plan.mode === 'incremental' ? 4 : 1,
     ...(plan.mode === 'incremental' && plan.base ? { base: plan.base } : {}),
   }
   const tree = await updateTree(ctx.pages, update)

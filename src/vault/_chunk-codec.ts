@@ -126,7 +126,10 @@ export async function openChunk(
       const d = createDecipheriv('aes-256-gcm', keys.dataKey, body.subarray(0, 12))
       d.setAAD(Buffer.concat([id, blob.subarray(0, 8)]))
       d.setAuthTag(body.subarray(body.length - 16))
-      body = Buffer.concat([d.update(body.subarray(12, body.length - 16)), d.final()])
+      const head = d.update(body.subarray(12, body.length - 16))
+      const tail = d.final()
+      // GCM is a stream mode: final() yields nothing, so the plaintext is used as is (no copy).
+      body = tail.length ? Buffer.concat([head, tail]) : head
     } catch {
       throw new ChunkDamage('it fails AES-GCM authentication')
     }

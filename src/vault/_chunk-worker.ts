@@ -1,7 +1,7 @@
 // Worker thread body: hashes, compresses, encrypts and opens chunks off the main thread.
 import { parentPort, workerData } from 'node:worker_threads'
 import { ChunkDamage, type ChunkKeys, type ChunkKind, chunkId, openChunk, sealChunk } from './_chunk-codec.js'
-import { churn } from './_memory.js'
+import { churnYoung } from './_memory.js'
 
 interface Init {
   dataKey: Uint8Array | null
@@ -35,7 +35,7 @@ const own = (b: Buffer): ArrayBuffer[] =>
 parentPort?.on('message', async (m: ChunkRequest) => {
   try {
     const data = asBuffer(m.data)
-    churn(data.length)
+    churnYoung(data.length)
     if (m.op === 'sealMany') {
       // Small chunks (changed 4 KiB runs) come in batches: one message each way for many of them.
       const items = m.items ?? []

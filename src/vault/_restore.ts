@@ -3,12 +3,12 @@ import { AsyncQueue } from './_async-queue.js'
 import { ProgressMeter } from './_backup.js'
 import type { VaultCore } from './_core.js'
 import { type Extent, walkLeaves } from './_disk-tree.js'
-import { churn } from './_memory.js'
+import { churnYoung } from './_memory.js'
 import type { OperationOptions, RecoveryPoint, RestoreSink } from './types.js'
 
 /** Options of Vault.restore. */
 export interface RestoreOptions extends OperationOptions {
-  /** Chunks read at once (default 4). */
+  /** Chunks read at once (default 4: more only adds buffers in flight, not speed). */
   concurrency?: number
 }
 
@@ -38,7 +38,7 @@ export async function runRestore(
   const progress = new ProgressMeter(opts.onProgress)
   progress.phase = 'restore'
   progress.total = disk.size
-  const width = opts.concurrency ?? 8
+  const width = opts.concurrency ?? 4
   let cursor = 0
   let written = 0
 
@@ -71,7 +71,7 @@ export async function runRestore(
           written += e.length
           progress.add(e.length, 0)
         }
-        churn(plain.length)
+        churnYoung(plain.length)
       } catch (err) {
         failed ??= err
         queue.close(true)

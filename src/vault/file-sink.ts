@@ -3,6 +3,7 @@ import { CairnError } from '../util/index.js'
 import type { RestoreSink } from './types.js'
 
 const ZEROS = Buffer.alloc(1024 * 1024)
+const FLUSH_EVERY = 64 * 1024 * 1024
 
 /**
  * A raw file (sparse: holes stay holes) or block device as a restore target. A regular file is made
@@ -32,11 +33,22 @@ export async function fileSink(
     await fh.truncate(0)
     await fh.truncate(options.size)
   }
+  // Data is flushed in the background every FLUSH_EVERY bytes, so the final fsync finds little left
+  // and the disk writes overlap the restore instead of following it.
+  let unflushed = 0
+  let flushing: Promise<void> = Promise.resolve()
   const write = async (offset: number, data: Buffer) => {
     let done = 0
     while (done < data.length) {
       const { bytesWritten } = await fh.write(data, done, data.length - done, offset + done)
       done += bytesWritten
+    }
+    unflushed += data.length
+    if (unflushed >= FLUSH_EVERY) {
+      unflushed = 0
+      flushing = flushing.then(() => fh.datasync())
+      // A failed flush is reported by close(); until then it must not count as unhandled.
+      flushing.catch(() => {})
     }
   }
   return {
@@ -49,6 +61,7 @@ export async function fileSink(
       }
     },
     async close() {
+      await flushing
       await fh.sync()
       await fh.close()
     },

@@ -240,6 +240,29 @@ describe('vault backups', () => {
       assert.ok(st.blocks * 512 < img.length, 'the zero quarter stays a hole')
     })
   })
+
+  it('a file sink that has flushed in the background while writing still holds every byte', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cairn-sink-'))
+    try {
+      // 80 MiB passes the 64 MiB background-flush mark once; the last 16 MiB is left to close().
+      const size = 80 * MiB
+      const block = randomBytes(MiB)
+      const sink = await fileSink(join(dir, 'out.raw'), { size })
+      for (let o = 0; o < size; o += MiB) {
+        block.writeUInt32LE(o / MiB, 0)
+        await sink.write(o, block)
+      }
+      await sink.close?.()
+      const out = await readFile(join(dir, 'out.raw'))
+      assert.equal(out.length, size)
+      for (let o = 0; o < size; o += MiB) {
+        assert.equal(out.readUInt32LE(o), o / MiB)
+        assert.ok(out.subarray(o + 4, o + MiB).equals(block.subarray(4)))
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
 })
 
 describe('vault keys', () => {

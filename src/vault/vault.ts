@@ -44,8 +44,8 @@ export interface CreateVaultOptions {
 
 /** Chunk size of full backups: 1 MiB, aligned (see docs/vault.md for the measurements behind it). */
 export const DEFAULT_CHUNK_SIZE = 1024 * 1024
-/** Packs close at 16 MiB. */
-export const DEFAULT_PACK_SIZE = 16 * 1024 * 1024
+/** Packs close at 8 MiB: a pack is held whole while it is written, so this bounds backup memory. */
+export const DEFAULT_PACK_SIZE = 8 * 1024 * 1024
 
 /** An open vault: recovery points stored deduplicated, compressed and (with a key) encrypted. */
 export class Vault {
