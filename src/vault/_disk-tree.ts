@@ -257,13 +257,13 @@ export async function updateTree(
     const childSpan = levelSpan(level - 1)
     const count = Math.min(FANOUT, Math.ceil((end - start) / childSpan))
     const results: (Buffer | null)[] = new Array(count).fill(null)
-    const todo: number[] = []
+    const affected: number[] = []
     for (let i = 0; i < count; i++) {
       const cs = start + i * childSpan
-      if (u.affected(cs, Math.min(cs + childSpan, u.size))) todo.push(i)
+      if (u.affected(cs, Math.min(cs + childSpan, u.size))) affected.push(i)
       else results[i] = baseChildren.get(i) ?? null
     }
-    await forEachLimit(todo, level === 1 ? u.concurrency : 1, async (i) => {
+    await forEachLimit(affected, level === 1 ? u.concurrency : 1, async (i) => {
       results[i] = await build(level - 1, index * FANOUT + i, baseChildren.get(i) ?? null)
     })
     const children = results.flatMap((id, i) => (id ? [{ index: i, id }] : []))
