@@ -10,6 +10,8 @@ export interface OptionDef {
   default?: string | number | boolean
   /** Placeholder shown in help, for example `N` or `FILE`. */
   value?: string
+  /** The command cannot run without it: parseArgs refuses a command line that lacks it. */
+  required?: boolean
 }
 
 /** One positional argument of a command. */

@@ -3,7 +3,7 @@ import { GLOBAL_OPTIONS } from './command.js'
 
 const optionLine = (o: OptionDef) => {
   const flag = `${o.short ? `-${o.short}, ` : '    '}--${o.name}${o.type === 'boolean' ? '' : ` ${o.value ?? o.type.toUpperCase()}`}`
-  const dflt = o.default !== undefined ? ` (default ${o.default})` : ''
+  const dflt = o.required ? ' (required)' : o.default !== undefined ? ` (default ${o.default})` : ''
   return `  ${flag.padEnd(30)} ${o.help}${dflt}`
 }
 

@@ -41,6 +41,15 @@ describe('parseArgs', () => {
     assert.equal(p.opts.json, true)
   })
 
+  it('refuses a command line without a required option, naming it', () => {
+    const needs: CommandDef = {
+      ...cmd,
+      options: [{ name: 'vault', type: 'string', help: 'v', required: true }],
+    }
+    assert.throws(() => parseArgs(needs, ['os']), /Missing option --vault/)
+    assert.equal(parseArgs(needs, ['os', '--vault', 'v1']).opts.vault, 'v1')
+  })
+
   it('applies defaults and --no- for booleans', () => {
     const p = parseArgs(cmd, ['os', '--no-force'])
     assert.equal(p.opts.count, 3)

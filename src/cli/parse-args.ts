@@ -55,6 +55,8 @@ export function parseArgs(cmd: CommandDef, argv: string[]): ParsedArgs {
     if (raw === undefined) throw usage(`Option --${def.name} needs a value`)
     opts[def.name] = convert(def, raw, opts[def.name], usage)
   }
+  const missing = defs.filter((d) => d.required && opts[d.name] === undefined).map((d) => `--${d.name}`)
+  if (missing.length) throw usage(`Missing option ${missing.join(', ')}`)
   const specs = cmd.args ?? []
   const args: Record<string, string | undefined> = {}
   if (positionals.length > specs.length) throw usage(`Unexpected argument "${positionals[specs.length]}"`)

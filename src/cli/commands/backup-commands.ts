@@ -23,7 +23,7 @@ export const backupCommands: CommandDef[] = [
       '[account/][container/]disk (default account devstoreaccount1, container disks).',
     args: [{ name: 'disk', help: 'the OS disk (LUN 0)' }],
     options: [
-      { name: 'vault', type: 'string', value: 'VAULT', help: 'vault name (required)' },
+      { name: 'vault', type: 'string', value: 'VAULT', help: 'vault name', required: true },
       { name: 'data-disk', type: 'list', value: 'DISK', help: 'a data disk (LUN 1, 2, … in order); repeat' },
       { name: 'item', type: 'string', value: 'NAME', help: 'protected item name (default the first disk)' },
       { name: 'full', type: 'boolean', help: 'do not build on the latest recovery point' },
@@ -31,7 +31,6 @@ export const backupCommands: CommandDef[] = [
     ],
     examples: ['cairn backup disk web-os --data-disk web-data --vault main --item web'],
     async run({ args, opts, client, out, signal }) {
-      if (!opts.vault) throw new CairnError('UsageError', 'backup disk needs --vault VAULT')
       await unlockIfGiven(client, opts.vault as string, opts)
       const names = [args.disk!, ...((opts['data-disk'] as string[] | undefined) ?? [])]
       const disks = names.map((n, lun) => ({ ...diskRef(n), lun }))
@@ -61,7 +60,7 @@ export const backupCommands: CommandDef[] = [
       'checksum and only those that differ are stored.',
     args: [{ name: 'path', help: 'file or block device (a path on the service host)' }],
     options: [
-      { name: 'vault', type: 'string', value: 'VAULT', help: 'vault name (required)' },
+      { name: 'vault', type: 'string', value: 'VAULT', help: 'vault name', required: true },
       { name: 'item', type: 'string', value: 'NAME', help: 'protected item name (default the file name)' },
       {
         name: 'disk',
@@ -74,7 +73,6 @@ export const backupCommands: CommandDef[] = [
     ],
     examples: ['cairn backup file /var/lib/images/web.raw --vault main'],
     async run({ args, opts, client, out, signal }) {
-      if (!opts.vault) throw new CairnError('UsageError', 'backup file needs --vault VAULT')
       await unlockIfGiven(client, opts.vault as string, opts)
       const job = await client.post<Job>(`${v(opts.vault as string)}/backups`, {
         path: resolve(args.path!),

@@ -9,13 +9,14 @@ export const restoreCommands: CommandDef[] = [
     name: 'restore disk',
     summary: 'Restore a disk of a recovery point into a new disk-store disk (or over an existing one)',
     options: [
-      { name: 'vault', type: 'string', value: 'VAULT', help: 'vault name (required)' },
-      { name: 'rp', type: 'string', value: 'ID', help: 'recovery point id (required)' },
+      { name: 'vault', type: 'string', value: 'VAULT', help: 'vault name', required: true },
+      { name: 'rp', type: 'string', value: 'ID', help: 'recovery point id', required: true },
       {
         name: 'to',
         type: 'string',
         value: 'DISK',
-        help: 'target disk, [account/][container/]disk (required)',
+        help: 'target disk, [account/][container/]disk',
+        required: true,
       },
       { name: 'disk', type: 'string', value: 'NAME', help: 'disk of the recovery point (default its first)' },
       { name: 'overwrite', type: 'boolean', help: 'replace the content of an existing target disk' },
@@ -23,9 +24,6 @@ export const restoreCommands: CommandDef[] = [
     ],
     examples: ['cairn restore disk --vault main --rp 20261122T195200123Z-3f2a --to web-os-restored'],
     async run({ opts, client, out, signal }) {
-      if (!opts.vault || !opts.rp || !opts.to) {
-        throw new CairnError('UsageError', 'restore disk needs --vault VAULT, --rp ID and --to DISK')
-      }
       const vault = opts.vault as string
       await unlockIfGiven(client, vault, opts)
       const started = Date.now()
@@ -50,16 +48,14 @@ export const restoreCommands: CommandDef[] = [
       'Restore a disk of a recovery point into a raw file (sparse) or block device on the service host',
     args: [{ name: 'path', help: 'target file or block device (a path on the service host)' }],
     options: [
-      { name: 'vault', type: 'string', value: 'VAULT', help: 'vault name (required)' },
-      { name: 'rp', type: 'string', value: 'ID', help: 'recovery point id (required)' },
+      { name: 'vault', type: 'string', value: 'VAULT', help: 'vault name', required: true },
+      { name: 'rp', type: 'string', value: 'ID', help: 'recovery point id', required: true },
       { name: 'disk', type: 'string', value: 'NAME', help: 'disk of the recovery point (default its first)' },
       { name: 'overwrite', type: 'boolean', help: 'replace the target if it exists' },
       ...CREDENTIAL_OPTIONS,
     ],
     examples: ['cairn restore file /tmp/web.raw --vault main --rp 20261122T195200123Z-3f2a'],
     async run({ args, opts, client, out, signal }) {
-      if (!opts.vault || !opts.rp)
-        throw new CairnError('UsageError', 'restore file needs --vault VAULT and --rp ID')
       const vault = opts.vault as string
       await unlockIfGiven(client, vault, opts)
       const started = Date.now()
