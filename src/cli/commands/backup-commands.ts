@@ -1,5 +1,5 @@
 import { resolve } from 'node:path'
-import { CairnError, formatBytes, formatDuration } from '../../util/index.js'
+import { formatBytes, formatDuration } from '../../util/index.js'
 import type { CommandDef } from '../command.js'
 import {
   CREDENTIAL_OPTIONS,

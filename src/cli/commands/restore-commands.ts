@@ -1,5 +1,4 @@
 import { resolve } from 'node:path'
-import { CairnError } from '../../util/index.js'
 import type { CommandDef } from '../command.js'
 import { CREDENTIAL_OPTIONS, diskRef, followJob, type Job, summary, unlockIfGiven, v } from './_jobs.js'
 
