@@ -43,6 +43,7 @@ import {
   type ContainerInfo,
   type ContentProperties,
   type CopyInfo,
+  type CreateDiskOptions,
   type DiskDiff,
   type DiskInfo,
   type DiskRef,
@@ -1121,18 +1122,7 @@ export class LogDiskStore implements DiskStore {
 
   // ---------------------------------------------------------------- disks
 
-  async createDisk(
-    ref: DiskRef,
-    options: {
-      size: number
-      sequenceNumber?: number
-      metadata?: Record<string, string>
-      content?: ContentProperties
-      overwrite?: boolean
-      incrementalCopy?: boolean
-      conditions?: WriteConditions
-    },
-  ): Promise<DiskInfo> {
+  async createDisk(ref: DiskRef, options: CreateDiskOptions): Promise<DiskInfo> {
     const c = this.#container(ref.account, ref.container)
     checkDiskName(ref.disk)
     const what = `create disk "${refText(ref)}"`

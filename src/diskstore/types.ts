@@ -146,6 +146,17 @@ export interface StoreUsage {
   segments: number
 }
 
+/** Options of DiskStore.createDisk. */
+export interface CreateDiskOptions {
+  size: number
+  sequenceNumber?: number
+  metadata?: Record<string, string>
+  content?: ContentProperties
+  overwrite?: boolean
+  incrementalCopy?: boolean
+  conditions?: WriteConditions
+}
+
 /** A page of a listing; pass `nextMarker` back as `marker` for the next page. */
 export interface Listing<T> {
   items: T[]
@@ -217,18 +228,7 @@ export interface DiskStore {
   deleteContainer(account: string, name: string): Promise<void>
 
   /** Creates a disk of `size` bytes (zeros). `overwrite` replaces an existing disk's content and properties. */
-  createDisk(
-    ref: DiskRef,
-    options: {
-      size: number
-      sequenceNumber?: number
-      metadata?: Record<string, string>
-      content?: ContentProperties
-      overwrite?: boolean
-      incrementalCopy?: boolean
-      conditions?: WriteConditions
-    },
-  ): Promise<DiskInfo>
+  createDisk(ref: DiskRef, options: CreateDiskOptions): Promise<DiskInfo>
   /** Properties of a disk, or of one of its snapshots. */
   getDisk(ref: DiskRef, snapshot?: string): DiskInfo
   listDisks(

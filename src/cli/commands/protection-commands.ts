@@ -556,7 +556,7 @@ export const protectionCommands: CommandDef[] = [
       'cairn restore vm web-1 --replace --wait',
     ],
     async run(ctx) {
-      const { args, opts, client, out } = ctx
+      const { args, opts, client } = ctx
       const vault = await itemVault(client, args.VM!, opts)
       const rp = await pointOf(client, vault, args.VM!, opts.rp as string | undefined)
       let body: Obj
@@ -569,13 +569,7 @@ export const protectionCommands: CommandDef[] = [
           )
         body = { recoveryType: 'AlternateLocation', targetVmName: opts.as }
       }
-      const job = await client.post<JobView>(
-        `/api/v1/vaults/${enc(vault)}/protectedItems/${enc(args.VM!)}/recoveryPoints/${enc(rp)}/restore`,
-        body,
-      )
-      if (!opts.wait)
-        return out.result(job, (j) => out.line(`restore job ${j.id} started (cairn job watch ${j.id})`))
-      return watchJob(ctx, job.id)
+      return startRestore(ctx, vault, rp, body)
     },
   },
   {
@@ -595,20 +589,14 @@ export const protectionCommands: CommandDef[] = [
       { name: 'wait', type: 'boolean', help: 'follow the job to its end' },
     ],
     async run(ctx) {
-      const { args, opts, client, out } = ctx
+      const { args, opts, client } = ctx
       const vault = await itemVault(client, args.VM!, opts)
       const rp = await pointOf(client, vault, args.VM!, opts.rp as string | undefined)
       const body: Obj = { recoveryType: 'RestoreDisks' }
       if (opts.prefix) body.diskPrefix = opts.prefix
       const luns = csv(opts.luns as string | undefined)
       if (luns) body.luns = luns.map((l) => (l === 'os' ? l : Number(l)))
-      const job = await client.post<JobView>(
-        `/api/v1/vaults/${enc(vault)}/protectedItems/${enc(args.VM!)}/recoveryPoints/${enc(rp)}/restore`,
-        body,
-      )
-      if (!opts.wait)
-        return out.result(job, (j) => out.line(`restore job ${j.id} started (cairn job watch ${j.id})`))
-      return watchJob(ctx, job.id)
+      return startRestore(ctx, vault, rp, body)
     },
   },
   {
@@ -643,6 +631,23 @@ function describeRetention(r: Obj): string {
   if (r.monthly) parts.push(`${get('monthly', 'months')}mo`)
   if (r.yearly) parts.push(`${get('yearly', 'years')}y`)
   return parts.join(' ')
+}
+
+/** Starts a restore of recovery point `rp` of the command's VM; prints the job, or follows it with --wait. */
+async function startRestore(
+  ctx: Parameters<CommandDef['run']>[0],
+  vault: string,
+  rp: string,
+  body: Obj,
+): Promise<number | undefined> {
+  const { args, opts, client, out } = ctx
+  const job = await client.post<JobView>(
+    `/api/v1/vaults/${enc(vault)}/protectedItems/${enc(args.VM!)}/recoveryPoints/${enc(rp)}/restore`,
+    body,
+  )
+  if (opts.wait) return watchJob(ctx, job.id)
+  out.result(job, (j) => out.line(`restore job ${j.id} started (cairn job watch ${j.id})`))
+  return undefined
 }
 
 /** Follows a job until it ends, drawing progress; exit 1 when it failed, 8 when cancelled. */
