@@ -201,17 +201,23 @@ export async function putBlob(ctx: BlobContext): Promise<Answer> {
   }
 }
 
-async function* readChunks(
+/**
+ * The bytes `start` to `end` of a blob as a Get Blob body: one buffer read at once when they fit in one
+ * read (the answer then goes out in a single write), else read a chunk at a time as the client takes them.
+ */
+async function body(
   ctx: BlobContext,
   start: number,
   end: number,
-  snapshot?: string,
-): AsyncIterable<Buffer> {
+  snapshot: string | undefined,
+): Promise<Buffer | AsyncIterable<Buffer>> {
   const ref = diskRef(ctx)
-  for (let at = start; at < end; at += READ_CHUNK) {
-    const n = Math.min(READ_CHUNK, end - at)
-    yield await ctx.store.read(ref, at, n, snapshot === undefined ? {} : { snapshot })
-  }
+  const options = snapshot === undefined ? {} : { snapshot }
+  if (end - start <= READ_CHUNK) return ctx.store.read(ref, start, end - start, options)
+  return (async function* () {
+    for (let at = start; at < end; at += READ_CHUNK)
+      yield await ctx.store.read(ref, at, Math.min(READ_CHUNK, end - at), options)
+  })()
 }
 
 /** GET /account/container/blob[?snapshot=S] */
@@ -225,7 +231,7 @@ export async function getBlob(ctx: BlobContext): Promise<Answer> {
   if (range === undefined) {
     headers['Content-Length'] = d.size
     headers['Content-MD5'] = d.content.contentMD5
-    return { status: 200, headers, body: readChunks(ctx, 0, d.size, snapshot) }
+    return { status: 200, headers, body: await body(ctx, 0, d.size, snapshot) }
   }
   if (range.start >= d.size)
     throw blobError(
@@ -247,7 +253,7 @@ export async function getBlob(ctx: BlobContext): Promise<Answer> {
     headers['Content-MD5'] = createHash('md5').update(data).digest('base64')
     return { status: 206, headers, body: data }
   }
-  return { status: 206, headers, body: readChunks(ctx, range.start, end, snapshot) }
+  return { status: 206, headers, body: await body(ctx, range.start, end, snapshot) }
 }
 
 /** HEAD /account/container/blob[?snapshot=S] */
