@@ -65,9 +65,11 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
       total += chunk.length
     }
     const onEnd = () => finish(undefined)
-    const onClose = () =>
-      finish(blobError('InvalidInput', `Cannot read the request body: the client left after ${total} bytes`))
-    const onError = (err: Error) => finish(err)
+    // The client went away mid-body (Node reports it as an error, or only as the close).
+    const left = (why: string) =>
+      finish(blobError('InvalidInput', `Cannot read the request body: ${why} after ${total} bytes`))
+    const onClose = () => left('the client left')
+    const onError = (err: Error) => left(`the connection failed (${err.message})`)
     const finish = (err: Error | undefined) => {
       req.off('data', onData)
       req.off('end', onEnd)
