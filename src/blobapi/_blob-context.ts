@@ -44,7 +44,7 @@ export function queryOf(ctx: BlobContext, name: string): string | undefined {
  */
 export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const header = req.headers['content-length']
-  const declared = header === undefined ? undefined : Number(header)
+  const declared = header === undefined || !/^\d+$/.test(header) ? undefined : Number(header)
   if (declared !== undefined && declared > limit)
     return Promise.reject(
       blobError('RequestBodyTooLarge', `Cannot accept a body of ${declared} bytes: the limit is ${limit}`),
