@@ -1311,13 +1311,18 @@ export class LogDiskStore implements DiskStore {
     ref: DiskRef,
     offset: number,
     length: number,
-    options: { snapshot?: string } = {},
+    options: { snapshot?: string; into?: Buffer } = {},
   ): Promise<Buffer> {
     return this.readSync(ref, offset, length, options)
   }
 
   /** `read` without the promise: the bytes as of this instant. */
-  readSync(ref: DiskRef, offset: number, length: number, options: { snapshot?: string } = {}): Buffer {
+  readSync(
+    ref: DiskRef,
+    offset: number,
+    length: number,
+    options: { snapshot?: string; into?: Buffer } = {},
+  ): Buffer {
     const d = this.#disk(ref)
     const v = this.#version(d, options.snapshot)
     const what = `read ${length} bytes at ${offset} of disk "${refText(ref)}"`
@@ -1329,19 +1334,32 @@ export class LogDiskStore implements DiskStore {
     }
     if (length > MAX_READ)
       throw new CairnError('ReadTooLarge', `Cannot ${what}: a single read is limited to 1 GiB`)
-    return this.#readRoot(v.root, offset, length, what)
+    const into = options.into
+    if (into !== undefined && into.length < length) {
+      throw new CairnError(
+        'InvalidRequest',
+        `Cannot ${what}: the buffer given holds only ${into.length} bytes`,
+      )
+    }
+    return this.#readRoot(v.root, offset, length, what, into?.subarray(0, length))
   }
 
-  #readRoot(root: Root, offset: number, length: number, what: string): Buffer {
-    const out = Buffer.alloc(length)
+  /** The bytes of `[offset, offset + length)` of a version, in `into` when given (else a new buffer). */
+  #readRoot(root: Root, offset: number, length: number, what: string, into?: Buffer): Buffer {
+    // Only the holes are zeroed: the rest is read over at once.
+    const out = into ?? Buffer.allocUnsafe(length)
+    let filled = 0
     forEachExtent(root, offset, offset + length, (s, e, writeId, at) => {
+      if (s - offset > filled) out.fill(0, filled, s - offset)
       const ok = this.#writes.resolve(writeId, at, e - s, (segment, segOffset, n, into) => {
         this.#log.read(segment, segOffset, out, s - offset + into, n)
       })
       if (!ok) {
         throw new CairnError('StoreCorrupt', `Cannot ${what}: the data of write ${writeId} is missing`)
       }
+      filled = e - offset
     })
+    if (filled < length) out.fill(0, filled, length)
     return out
   }
 

@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net'
 import { isCairnError, type Logger } from '../util/index.js'
+import type { BufferPool } from './_buffer-pool.js'
 import { ByteQueue } from './_byte-queue.js'
 import * as P from './_protocol.js'
 import { readInto } from './_read-into.js'
@@ -73,6 +74,7 @@ export class NbdConnection {
   readonly #provider: ExportProvider
   readonly #log: Logger
   readonly #limits: ConnectionLimits
+  readonly #pool: BufferPool
   readonly #queue = new ByteQueue()
   readonly #closed: Promise<void>
   #resolveClosed!: () => void
@@ -89,6 +91,8 @@ export class NbdConnection {
   /** The payload of the WRITE being received and how much of it has arrived. */
   #payload: Buffer | undefined
   #filled = 0
+  /** Whether the payload came from the pool (else it is a view of input already queued). */
+  #payloadPooled = false
   /** Whether the read in progress goes into the payload (else into the slab). */
   #readingPayload = false
   #slab = Buffer.alloc(0)
@@ -103,11 +107,18 @@ export class NbdConnection {
   #closeAfterRequest = false
   #corked = false
 
-  constructor(socket: Socket, provider: ExportProvider, log: Logger, limits: ConnectionLimits) {
+  constructor(
+    socket: Socket,
+    provider: ExportProvider,
+    log: Logger,
+    limits: ConnectionLimits,
+    pool: BufferPool,
+  ) {
     this.#socket = socket
     this.#provider = provider
     this.#log = log
     this.#limits = limits
+    this.#pool = pool
     this.#closed = new Promise((resolve) => {
       this.#resolveClosed = resolve
     })
@@ -302,10 +313,12 @@ export class NbdConnection {
           this.#afterLargeWrite = request.length >= LARGE_WRITE
           if (q.length >= request.length) {
             this.#payload = q.take(request.length)
+            this.#payloadPooled = false
             this.#filled = request.length
           } else {
             // Filled from what is queued, then by reads straight into it (see #nextReadBuffer).
-            this.#payload = Buffer.allocUnsafe(request.length)
+            this.#payload = this.#pool.take(request.length)
+            this.#payloadPooled = true
             this.#filled = 0
           }
           this.#state = 'request-payload'
@@ -325,11 +338,12 @@ export class NbdConnection {
           this.#filled += n
         }
         if (this.#filled < payload.length) return false
+        const pooled = this.#payloadPooled
         this.#payload = undefined
         this.#filled = 0
         this.#request = undefined
         this.#state = 'request-header'
-        this.#dispatch(request, payload)
+        this.#dispatch(request, payload, pooled)
         if (this.#closeAfterRequest) this.#beginClosing()
         return true
       }
@@ -552,7 +566,8 @@ export class NbdConnection {
 
   // ---- transmission ------------------------------------------------------------------------------
 
-  #dispatch(request: Request, payload: Buffer): void {
+  /** Serves a request; a `pooled` payload goes back to the pool once the store is done with it. */
+  #dispatch(request: Request, payload: Buffer, pooled = false): void {
     if (request.type === P.CMD_DISC) {
       this.#beginClosing()
       return
@@ -560,7 +575,7 @@ export class NbdConnection {
     const cost = request.type === P.CMD_READ ? request.length : payload.length
     this.#inFlight++
     this.#inFlightBytes += cost
-    this.#serve(request, payload)
+    this.#serve(request, payload, pooled)
       .catch((err) => this.#log.error('nbd request failed unexpectedly', { error: String(err) }))
       .finally(() => this.#settled(cost))
   }
@@ -574,7 +589,7 @@ export class NbdConnection {
   }
 
   /** Checks a request, runs it and sends its reply; every failure becomes an error reply. */
-  async #serve(r: Request, payload: Buffer): Promise<void> {
+  async #serve(r: Request, payload: Buffer, pooled: boolean): Promise<void> {
     const exp = this.#export as NbdExport
     const invalid = this.#check(r, exp)
     if (invalid !== undefined) {
@@ -585,12 +600,20 @@ export class NbdConnection {
     try {
       switch (r.type) {
         case P.CMD_READ: {
-          const data = r.length === 0 ? NO_PAYLOAD : await exp.read(r.offset, r.length)
-          this.#replyRead(r, data)
+          if (r.length === 0) {
+            this.#replyRead(r, NO_PAYLOAD)
+            return
+          }
+          // The reply goes out of a pooled buffer, given back once the socket has taken the bytes.
+          const into = this.#pool.take(r.length)
+          const data = await exp.read(r.offset, r.length, into)
+          this.#replyRead(r, data, data.buffer === into.buffer ? into : undefined)
           return
         }
         case P.CMD_WRITE:
           if (r.length > 0) await exp.write(r.offset, payload, { fua })
+          // Written and no longer referred to by the store (after a failure it may still be).
+          if (pooled) this.#pool.give(payload)
           break
         case P.CMD_FLUSH:
           await exp.flush()
@@ -672,9 +695,16 @@ export class NbdConnection {
     this.#send([simpleHeader(r.cookie, 0)])
   }
 
-  #replyRead(r: Request, data: Buffer): void {
+  /** Sends the data of a READ; `pooled`, the buffer it lies in, goes back to the pool once sent. */
+  #replyRead(r: Request, data: Buffer, pooled?: Buffer): void {
+    const sent =
+      pooled === undefined
+        ? undefined
+        : (err?: Error | null) => {
+            if (err === undefined || err === null) this.#pool.give(pooled)
+          }
     if (!this.#structured) {
-      this.#send([simpleHeader(r.cookie, 0), data])
+      this.#send([simpleHeader(r.cookie, 0), data], sent)
       return
     }
     if (data.length === 0) {
@@ -685,7 +715,7 @@ export class NbdConnection {
     writeStructuredHeader(h, r.cookie, P.REPLY_TYPE_OFFSET_DATA, 8 + data.length)
     h.writeUIntBE(Math.floor(r.offset / 2 ** 32), 20, 4)
     h.writeUInt32BE(r.offset % 2 ** 32, 24)
-    this.#send([h, data])
+    this.#send([h, data], sent)
   }
 
   #replyBlockStatus(r: Request, extents: { length: number; hole: boolean; zero: boolean }[]): void {
@@ -717,8 +747,11 @@ export class NbdConnection {
 
   // ---- output and teardown -------------------------------------------------------------------------
 
-  /** Writes one message; its parts go out together, never interleaved with another reply. */
-  #send(parts: Buffer[]): void {
+  /**
+   * Writes one message; its parts go out together, never interleaved with another reply. `sent` is
+   * called once the socket is done with the last part (with an error if it never went out).
+   */
+  #send(parts: Buffer[], sent?: (err?: Error | null) => void): void {
     const s = this.#socket
     if (s.destroyed || s.writableEnded) return
     // Replies made in one turn of the event loop leave in one system call: with many requests in
@@ -731,7 +764,10 @@ export class NbdConnection {
         s.uncork()
       })
     }
-    for (const p of parts) s.write(p)
+    const last = parts.length - 1
+    for (let i = 0; i < last; i++) s.write(parts[i] as Buffer)
+    if (sent === undefined) s.write(parts[last] as Buffer)
+    else s.write(parts[last] as Buffer, sent)
   }
 
   #beginClosing(): void {
