@@ -51,6 +51,8 @@ const HEADER_READ = 4 * 1024
 const DIRECT_READ_MIN = 4 * 1024
 /** A write payload at least this large makes the next read a HEADER_READ. */
 const LARGE_WRITE = 64 * 1024
+/** Reply bytes held by the cork at most before they are sent. */
+const CORK_LIMIT = 1024 * 1024
 
 const COMMAND_NAMES: Record<number, string> = {
   [P.CMD_READ]: 'READ',
@@ -106,6 +108,9 @@ export class NbdConnection {
   #released = false
   #closeAfterRequest = false
   #corked = false
+  /** Bytes written since the socket was corked, and which corking that is. */
+  #corkedBytes = 0
+  #corkRound = 0
 
   constructor(
     socket: Socket,
@@ -755,12 +760,17 @@ export class NbdConnection {
     const s = this.#socket
     if (s.destroyed || s.writableEnded) return
     // Replies made in one turn of the event loop leave in one system call: with many requests in
-    // flight, a send per 16-byte write acknowledgement costs as much as storing the data.
+    // flight, a send per 16-byte write acknowledgement costs as much as storing the data. Once
+    // CORK_LIMIT bytes are held they leave at once, so that the client takes in the data of reads
+    // while the next ones are served instead of waiting for the whole turn.
     if (!this.#corked) {
       this.#corked = true
+      const round = ++this.#corkRound
       s.cork()
       setImmediate(() => {
+        if (this.#corkRound !== round || !this.#corked) return
         this.#corked = false
+        this.#corkedBytes = 0
         s.uncork()
       })
     }
@@ -768,6 +778,12 @@ export class NbdConnection {
     for (let i = 0; i < last; i++) s.write(parts[i] as Buffer)
     if (sent === undefined) s.write(parts[last] as Buffer)
     else s.write(parts[last] as Buffer, sent)
+    for (const p of parts) this.#corkedBytes += p.length
+    if (this.#corkedBytes >= CORK_LIMIT) {
+      this.#corked = false
+      this.#corkedBytes = 0
+      s.uncork()
+    }
   }
 
   #beginClosing(): void {
