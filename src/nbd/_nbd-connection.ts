@@ -316,7 +316,8 @@ export class NbdConnection {
           }
           this.#request = request
           this.#afterLargeWrite = request.length >= LARGE_WRITE
-          if (q.length >= request.length) {
+          if (q.firstLength >= request.length) {
+            // All there in one piece: a view of it, no copy.
             this.#payload = q.take(request.length)
             this.#payloadPooled = false
             this.#filled = request.length
