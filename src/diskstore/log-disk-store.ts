@@ -34,6 +34,7 @@ import {
   type LogPosition,
   type LogRecord,
   RecordType,
+  SEGMENT_HEADER_SIZE,
   SegmentLog,
 } from './_segment-log.js'
 import { WriteTable } from './_write-table.js'
@@ -496,7 +497,9 @@ export class LogDiskStore implements DiskStore {
       if (r.done) {
         const stop = r.value
         const end = this.#log.end()
-        if (stop.segment !== end.segment || stop.offset !== end.offset) {
+        // A last segment without a valid header (a kill while it was being created) is cut too, even
+        // when it is empty: appends would otherwise go into it and be lost at the next open.
+        if (stop.segment !== end.segment || stop.offset !== end.offset || stop.offset < SEGMENT_HEADER_SIZE) {
           // Only the last segment can end in a torn record (a crash mid-append); damage anywhere else
           // would lose acknowledged records, so refuse to open instead of cutting.
           const last = this.#log.segments().at(-1)
@@ -537,6 +540,8 @@ export class LogDiskStore implements DiskStore {
         const writeId = m.readUIntLE(0, 6)
         const at = m.readUInt32LE(6)
         this.#writes.relocate(writeId, at, rec.dataLength, rec.segment, rec.dataOffset)
+        // Should the write's own record ever be missing, its id must still never be handed out again.
+        if (writeId >= this.#nextWriteId) this.#nextWriteId = writeId + 1
         return
       }
       case RecordType.meta: {
