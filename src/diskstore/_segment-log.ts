@@ -223,6 +223,7 @@ export class SegmentLog {
 
   /** Cuts the log at `pos`: the segment is truncated there (or removed if its header is bad) and later segments removed. */
   truncateAt(pos: LogPosition): void {
+    let removed = false
     for (const n of this.segments()) {
       if (n < pos.segment) continue
       const fd = this.#fds.get(n)!
@@ -235,7 +236,9 @@ export class SegmentLog {
         continue
       }
       this.removeSegment(n)
+      removed = true
     }
+    if (removed) syncDir(this.#dir)
     const segs = this.segments()
     this.#active = segs.length === 0 ? 0 : segs[segs.length - 1]!
   }

@@ -36,6 +36,7 @@ import {
   RecordType,
   SEGMENT_HEADER_SIZE,
   SegmentLog,
+  syncDir,
 } from './_segment-log.js'
 import { WriteTable } from './_write-table.js'
 import {
@@ -1728,6 +1729,9 @@ export class LogDiskStore implements DiskStore {
       removed += this.#log.segmentBytes(n)
       this.#log.removeSegment(n)
     }
+    // Not needed for correctness (a removed segment that came back after a power cut lies before the
+    // checkpoint's start and nothing refers to it), but the space is then reclaimed for good.
+    syncDir(this.#dir)
     onProgress?.({ bytesDone: done, bytesTotal: total })
     const reclaimedBytes = Math.max(0, removed - copied)
     this.#logger.info('disk store compacted', {
