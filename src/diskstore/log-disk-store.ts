@@ -34,7 +34,9 @@ import {
   type LogPosition,
   type LogRecord,
   RecordType,
+  SEGMENT_HEADER_SIZE,
   SegmentLog,
+  syncDir,
 } from './_segment-log.js'
 import { WriteTable } from './_write-table.js'
 import {
@@ -496,7 +498,9 @@ export class LogDiskStore implements DiskStore {
       if (r.done) {
         const stop = r.value
         const end = this.#log.end()
-        if (stop.segment !== end.segment || stop.offset !== end.offset) {
+        // A last segment without a valid header (a kill while it was being created) is cut too, even
+        // when it is empty: appends would otherwise go into it and be lost at the next open.
+        if (stop.segment !== end.segment || stop.offset !== end.offset || stop.offset < SEGMENT_HEADER_SIZE) {
           // Only the last segment can end in a torn record (a crash mid-append); damage anywhere else
           // would lose acknowledged records, so refuse to open instead of cutting.
           const last = this.#log.segments().at(-1)
@@ -537,6 +541,8 @@ export class LogDiskStore implements DiskStore {
         const writeId = m.readUIntLE(0, 6)
         const at = m.readUInt32LE(6)
         this.#writes.relocate(writeId, at, rec.dataLength, rec.segment, rec.dataOffset)
+        // Should the write's own record ever be missing, its id must still never be handed out again.
+        if (writeId >= this.#nextWriteId) this.#nextWriteId = writeId + 1
         return
       }
       case RecordType.meta: {
@@ -1741,6 +1747,9 @@ export class LogDiskStore implements DiskStore {
       removed += this.#log.segmentBytes(n)
       this.#log.removeSegment(n)
     }
+    // Not needed for correctness (a removed segment that came back after a power cut lies before the
+    // checkpoint's start and nothing refers to it), but the space is then reclaimed for good.
+    syncDir(this.#dir)
     onProgress?.({ bytesDone: done, bytesTotal: total })
     const reclaimedBytes = Math.max(0, removed - copied)
     this.#logger.info('disk store compacted', {
