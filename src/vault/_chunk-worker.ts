@@ -32,16 +32,14 @@ const own = (b: Buffer): ArrayBuffer[] =>
     ? [b.buffer as ArrayBuffer]
     : []
 
-parentPort?.on('message', async (m: ChunkRequest) => {
+parentPort?.on('message', (m: ChunkRequest) => {
   try {
     const data = asBuffer(m.data)
     churnYoung(data.length)
     if (m.op === 'sealMany') {
       // Small chunks (changed 4 KiB runs) come in batches: one message each way for many of them.
       const items = m.items ?? []
-      const sealed = await Promise.all(
-        items.map((d, i) => sealChunk(asBuffer(d), m.kinds?.[i] ?? 0, keys, init.level)),
-      )
+      const sealed = items.map((d, i) => sealChunk(asBuffer(d), m.kinds?.[i] ?? 0, keys, init.level))
       const many = sealed.map(({ id, parts }) => ({
         id: new Uint8Array(id),
         parts: parts.map((p) => (own(p).length ? p : new Uint8Array(p))),
@@ -53,7 +51,7 @@ parentPort?.on('message', async (m: ChunkRequest) => {
     } else if (m.op === 'hash') {
       parentPort?.postMessage({ seq: m.seq, id: new Uint8Array(chunkId(data, keys)) })
     } else if (m.op === 'seal') {
-      const { id, parts } = await sealChunk(data, m.kind ?? 0, keys, init.level)
+      const { id, parts } = sealChunk(data, m.kind ?? 0, keys, init.level)
       // Small parts may sit in Node's shared pool: send exact copies, never the pool itself.
       const out = parts.map((p) => (own(p).length ? p : new Uint8Array(p)))
       parentPort?.postMessage(
@@ -61,7 +59,7 @@ parentPort?.on('message', async (m: ChunkRequest) => {
         out.flatMap((p) => own(p as Buffer)),
       )
     } else {
-      const { plain, kind } = await openChunk(data, asBuffer(m.id ?? new Uint8Array()), keys, {
+      const { plain, kind } = openChunk(data, asBuffer(m.id ?? new Uint8Array()), keys, {
         rehash: m.rehash !== false,
       })
       const out = own(plain).length ? plain : new Uint8Array(plain)
