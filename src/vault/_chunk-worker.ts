@@ -1,7 +1,7 @@
 // Worker thread body: hashes, compresses, encrypts and opens chunks off the main thread.
 import { parentPort, workerData } from 'node:worker_threads'
 import { ChunkDamage, type ChunkKeys, type ChunkKind, chunkId, openChunk, sealChunk } from './_chunk-codec.js'
-import { churnYoung } from './_memory.js'
+import { churnYoung, release } from './_memory.js'
 
 interface Init {
   dataKey: Uint8Array | null
@@ -48,8 +48,11 @@ parentPort?.on('message', (m: ChunkRequest) => {
         { seq: m.seq, many },
         many.flatMap((x) => x.parts.flatMap((p) => own(p as Buffer))),
       )
+      // Inputs that did not move back out as parts are garbage now.
+      release(items)
     } else if (m.op === 'hash') {
       parentPort?.postMessage({ seq: m.seq, id: new Uint8Array(chunkId(data, keys)) })
+      release([data])
     } else if (m.op === 'seal') {
       const { id, parts } = sealChunk(data, m.kind ?? 0, keys, init.level)
       // Small parts may sit in Node's shared pool: send exact copies, never the pool itself.
@@ -58,12 +61,14 @@ parentPort?.on('message', (m: ChunkRequest) => {
         { seq: m.seq, id: new Uint8Array(id), parts: out },
         out.flatMap((p) => own(p as Buffer)),
       )
+      release([data])
     } else {
       const { plain, kind } = openChunk(data, asBuffer(m.id ?? new Uint8Array()), keys, {
         rehash: m.rehash !== false,
       })
       const out = own(plain).length ? plain : new Uint8Array(plain)
       parentPort?.postMessage({ seq: m.seq, plain: out, kind }, own(out as Buffer))
+      release([data])
     }
   } catch (err) {
     parentPort?.postMessage({

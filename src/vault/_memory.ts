@@ -1,6 +1,6 @@
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
-import { isMainThread } from 'node:worker_threads'
+import { isMainThread, MessageChannel } from 'node:worker_threads'
 
 // V8 frees dead Buffers only once their external memory has grown by tens of MiB since the last
 // collection, in every isolate (the main thread and each worker). Backups and restores move 1 MiB
@@ -40,4 +40,24 @@ export function churnYoung(bytes: number): void {
     gc({ type: 'minor' })
   }
   if (isMainThread) churn(bytes / 4)
+}
+
+/**
+ * Frees the memory of buffers nobody uses any more at once, instead of at some later collection: their
+ * ArrayBuffers are moved (transferred) into a message on a channel that is then closed, which drops
+ * the message and its memory. Only buffers that are the sole view of their whole ArrayBuffer are freed
+ * (others may share it); each must not be used afterwards: it reads as empty.
+ */
+export function release(buffers: readonly Uint8Array[]): void {
+  const owned = new Set<ArrayBuffer>()
+  for (const b of buffers) {
+    if (b.byteLength > 0 && b.byteOffset === 0 && b.byteLength === b.buffer.byteLength) {
+      if (!(b.buffer instanceof SharedArrayBuffer)) owned.add(b.buffer as ArrayBuffer)
+    }
+  }
+  if (owned.size === 0) return
+  const { port1, port2 } = new MessageChannel()
+  port1.postMessage(null, [...owned])
+  port1.close()
+  port2.close()
 }
