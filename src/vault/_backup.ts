@@ -208,6 +208,37 @@ async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Pr
   const chunkSize = core.config.chunkSize
   const stats = { bytesScanned: 0, bytesNew: 0, chunksNew: 0, chunksReused: 0 }
 
+  /**
+   * Has a worker read runs of the source's file and store the non-zero ones as one chunk; their extents.
+   * Used for the scattered runs of incrementals, where a read's cost on the main thread (~40 µs through
+   * the thread pool, against ~5 µs read where the bytes are sealed) outweighed the work. Whole chunks of
+   * full backups are still read on the main thread: there the pool's reads overlap the workers' sealing,
+   * and measured alternating runs were slower with the workers reading (same CPU, more system time).
+   */
+  const storeRead = async (fd: number, runs: ByteRange[]): Promise<Extent[]> => {
+    const { sealed, kept } = await core.pool.readSeal(fd, runs, ChunkKind.data)
+    const scanned = runs.reduce((n, r) => n + r.end - r.start, 0)
+    stats.bytesScanned += scanned
+    ctx.progress.add(scanned, 0)
+    if (!sealed) return []
+    const extents: Extent[] = []
+    let at = 0
+    for (const i of kept) {
+      const r = runs[i]!
+      extents.push({ start: r.start, length: r.end - r.start, chunkOffset: at, id: sealed.id })
+      at += r.end - r.start
+    }
+    if (ctx.writer.holds(sealed.id)) {
+      stats.chunksReused++
+    } else {
+      stats.chunksNew++
+      stats.bytesNew += at
+      ctx.progress.add(0, sealed.length)
+      await ctx.writer.add(sealed.id, sealed.parts, at, ChunkKind.data)
+    }
+    return extents
+  }
+
   /** Stores one piece; returns its extent, or null when it is all zeros. */
   const piece = async (start: number, end: number, known: Set<string> | null): Promise<Extent | null> => {
     ctx.signal?.throwIfAborted()
@@ -269,6 +300,7 @@ async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Pr
    */
   const bundle = async (runs: ByteRange[]): Promise<Extent[]> => {
     ctx.signal?.throwIfAborted()
+    if (source.fd !== undefined) return storeRead(source.fd, runs)
     const reads = await Promise.all(runs.map((r) => source.read(r.start, r.end - r.start)))
     const kept: { run: ByteRange; data: Buffer }[] = []
     let total = 0

@@ -17,19 +17,18 @@ const SLOT = 1024 * 1024
 /** Staging buffers kept for reuse. */
 const KEEP = 8
 
+// The one WebAssembly API used here (its types come with the DOM library, which this project leaves out).
+declare const WebAssembly: {
+  Memory: new (descriptor: { initial: number; maximum: number }) => { buffer: ArrayBuffer }
+}
+
 const free: Buffer[] = []
 
 function takeSlot(): Buffer {
   const slot = free.pop()
   if (slot) return slot
   // 64 KiB wasm pages; the memory itself starts on a page boundary.
-  return Buffer.from(
-    new (
-      globalThis as unknown as {
-        WebAssembly: { Memory: new (d: { initial: number; maximum: number }) => { buffer: ArrayBuffer } }
-      }
-    ).WebAssembly.Memory({ initial: SLOT / 65536, maximum: SLOT / 65536 }).buffer,
-  )
+  return Buffer.from(new WebAssembly.Memory({ initial: SLOT / 65536, maximum: SLOT / 65536 }).buffer)
 }
 
 function giveSlot(slot: Buffer): void {
@@ -52,16 +51,15 @@ export interface DirectFile {
 export async function openDirect(path: string, flags: 'wx' | 'r+'): Promise<DirectFile> {
   const fh = await open(path, flags)
   let direct: FileHandle | null = null
-  if (!process.env.XX_NODIRECT)
-    try {
-      direct = await open(path, constants.O_WRONLY | constants.O_DIRECT)
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code
-      if (code !== 'EINVAL' && code !== 'EOPNOTSUPP') {
-        await fh.close()
-        throw err
-      }
+  try {
+    direct = await open(path, constants.O_WRONLY | constants.O_DIRECT)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code !== 'EINVAL' && code !== 'EOPNOTSUPP') {
+      await fh.close()
+      throw err
     }
+  }
   const plain = async (offset: number, data: Uint8Array) => {
     let done = 0
     while (done < data.length) {

@@ -51,6 +51,7 @@ export async function fileSource(
     async ranges() {
       return size > 0 ? [{ start: 0, end: size }] : []
     },
+    fd: fh.fd,
     close: () => fh.close(),
   }
   if (options.lun !== undefined) source.lun = options.lun

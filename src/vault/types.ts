@@ -29,6 +29,12 @@ export interface BackupSource {
   ranges(): Promise<ByteRange[]>
   /** With a base recovery point: only these ranges are read, the rest comes from the base. */
   changes?: SourceChanges
+  /**
+   * An open file descriptor holding the disk's bytes at their offsets (a raw image or block device;
+   * reads past its end return zeros). With it the chunk workers read an incremental's changed runs
+   * themselves, so those bytes never pass through the main thread.
+   */
+  fd?: number
   close?(): Promise<void>
 }
 

@@ -241,6 +241,37 @@ describe('vault backups', () => {
     })
   })
 
+  it('an incremental of a raw file, whose changed runs the workers read, restores bit for bit', async () => {
+    await withVault(async (v, dir) => {
+      const path = join(dir, 'disk.raw')
+      const img = mixedImage(12 * MiB)
+      await writeFile(path, img)
+      const full = await fileSource(path, { name: 'data' })
+      const rp1 = await v.backup({ item, sources: [full] })
+      await full.close?.()
+      const changed = scatterWrites(img, 120)
+      // A run that became zeros, an unaligned one (widened to its page) and the last page of the disk.
+      img.fill(0, 4 * MiB, 4 * MiB + 8192)
+      img.write('changed', 5000)
+      randomBytes(4096).copy(img, img.length - 4096)
+      changed.push(
+        { start: 4 * MiB, end: 4 * MiB + 8192 },
+        { start: 5000, end: 5007 },
+        { start: img.length - 4096, end: img.length },
+      )
+      await writeFile(path, img)
+      const src = await fileSource(path, { name: 'data', changes: { changed, cleared: [] } })
+      const rp2 = await v.backup({ item, base: rp1.id, sources: [src] })
+      await src.close?.()
+      assert.equal(rp2.disks[0]!.mode, 'incremental')
+      assert.ok(rp2.bytesAdded < 2 * 123 * 4096, `added ${rp2.bytesAdded}`)
+      const sink = await fileSink(join(dir, 'out.raw'), { size: img.length })
+      await v.restore(rp2.id, 'data', sink)
+      await sink.close?.()
+      assert.ok((await readFile(join(dir, 'out.raw'))).equals(img))
+    })
+  })
+
   it('a file sink that has flushed in the background while writing still holds every byte', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'cairn-sink-'))
     try {
