@@ -89,7 +89,7 @@ describe('backups and restores end to end (real disk store, real agent process)'
       for (const d of ['app-os', 'app-data', 'app-log', 'app-temp'])
         await disks.createDisk(ref(d), { size: 4 * MiB })
       const store = new ProtectionStore(catalog)
-      const service = new ProtectionService({ store, disks })
+      const service = new ProtectionService({ store, disks, onDemandPerDay: 10 })
       await store.createVm({
         name: 'app',
         osDisk: ref('app-os'),
@@ -230,11 +230,22 @@ describe('backups and restores end to end (real disk store, real agent process)'
       await store.protect('lonely', { vault: 'v1', policy: 'daily' })
       const job = await service.backup('lonely')
       assert.equal(job.status, 'CompletedWithWarnings')
+      // Three on-demand backups a day, as the reference; a scheduled one still runs.
+      await service.backup('lonely')
+      await service.backup('lonely')
+      await assert.rejects(
+        service.backup('lonely'),
+        (e) =>
+          isCairnError(e) && e.code === 'OnDemandBackupLimit' && /3 on-demand backups today/.test(e.message),
+      )
+      assert.equal((await service.backup('lonely', { kind: 'Scheduled' })).status, 'CompletedWithWarnings')
       assert.match(String((job.details.warnings as string[])[0]), /Cannot reach the agent.*crash-consistent/)
-      const [p] = await store.listRecoveryPoints('lonely')
-      assert.equal(p?.consistency, 'CrashConsistent')
-      assert.equal(p?.kind, 'OnDemand')
-      assert.equal(Date.parse(p!.expiresAt!) - Date.parse(p!.time), 30 * 86_400_000)
+      const points = await store.listRecoveryPoints('lonely')
+      assert.equal(points.length, 4)
+      for (const p of points) assert.equal(p.consistency, 'CrashConsistent')
+      const onDemand = points.filter((r) => r.kind === 'OnDemand')
+      assert.equal(onDemand.length, 3)
+      for (const p of onDemand) assert.equal(Date.parse(p.expiresAt!) - Date.parse(p.time), 30 * 86_400_000)
 
       await store.stopProtection('lonely', { deleteData: false })
       await assert.rejects(service.backup('lonely'), (e) => isCairnError(e) && e.code === 'ProtectionStopped')

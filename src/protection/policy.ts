@@ -45,6 +45,8 @@ export const POLICY_BOUNDS = {
   yearlyYears: { min: 1, max: 99 },
   /** Default expiry of an on-demand backup. */
   onDemandDefaultDays: 30,
+  /** On-demand backups a VM may have in one day (the policy's time zone), besides scheduled ones. */
+  onDemandPerDay: 3,
 } as const
 
 /** When backups run. Times are `HH:MM` in the policy's time zone. */

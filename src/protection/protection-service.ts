@@ -1,8 +1,8 @@
 import type { DiskRef, DiskStore, LongOperationOptions } from '../diskstore/index.js'
 import { CairnError, isCairnError, type Logger, silentLogger } from '../util/index.js'
-import { toWall } from './_zoned-time.js'
+import { fromWall, toWall } from './_zoned-time.js'
 import { AgentClient, type AgentQuiesce, type AgentThaw, type Consistency } from './agent-client.js'
-import type { BackupPolicy } from './policy.js'
+import { type BackupPolicy, POLICY_BOUNDS } from './policy.js'
 import type { Job, ProtectionStore, RecoveryPoint, RecoveryPointDisk } from './protection-store.js'
 import { expiredSnapshots, onDemandExpiry, planRetention } from './retention.js'
 import { scheduledTimes } from './schedule.js'
@@ -57,6 +57,8 @@ export interface ProtectionServiceOptions {
   vault?: VaultTransfer
   logger?: Logger
   now?: () => number
+  /** On-demand backups a VM may have a day (default 3, as the reference). */
+  onDemandPerDay?: number
 }
 
 /** Options of one backup. */
@@ -91,6 +93,7 @@ export class ProtectionService {
   readonly #vault: VaultTransfer | undefined
   readonly #log: Logger
   readonly #now: () => number
+  readonly #onDemandPerDay: number
   readonly #running = new Map<string, Running>()
   readonly #busyVms = new Set<string>()
 
@@ -100,6 +103,7 @@ export class ProtectionService {
     this.#vault = options.vault
     this.#log = options.logger ?? silentLogger
     this.#now = options.now ?? Date.now
+    this.#onDemandPerDay = options.onDemandPerDay ?? POLICY_BOUNDS.onDemandPerDay
   }
 
   /** Starts a backup as a job and answers the job at once ("backup now" answers 202 with it). */
@@ -161,6 +165,7 @@ export class ProtectionService {
       const policy = await this.#store.getPolicy(item.vault, item.policyName!)
       const disks = await this.#store.disksToBackUp(vmName)
       const kind = options.kind ?? 'OnDemand'
+      if (kind === 'OnDemand') await this.#checkOnDemandLimit(vmName, policy)
       const job = await this.#store.createJob({
         type: 'Backup',
         entity: vmName,
@@ -193,6 +198,27 @@ export class ProtectionService {
     } catch (err) {
       this.#busyVms.delete(vmName)
       throw err
+    }
+  }
+
+  /**
+   * Refuses an on-demand backup of a VM past the day's allowance (3, as the reference) in the policy's
+   * time zone. Failed and cancelled attempts do not count.
+   */
+  async #checkOnDemandLimit(vmName: string, policy: BackupPolicy): Promise<void> {
+    const now = this.#now()
+    const wall = toWall(now, policy.timeZone)
+    const dayStart = fromWall(wall.year, wall.month, wall.day, 0, 0, policy.timeZone)
+    const jobs = await this.#store.listJobs({ type: 'Backup', entity: vmName, since: new Date(dayStart) })
+    const taken = jobs.filter(
+      (j) => j.details.kind === 'OnDemand' && j.status !== 'Failed' && j.status !== 'Cancelled',
+    ).length
+    if (taken >= this.#onDemandPerDay) {
+      throw new CairnError(
+        'OnDemandBackupLimit',
+        `Cannot back up VM "${vmName}" on demand: it has had ${taken} on-demand backups today ` +
+          `(${policy.timeZone}), the most a day allows; the next can run after midnight`,
+      )
     }
   }
 

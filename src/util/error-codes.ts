@@ -144,6 +144,11 @@ export const errorCatalogue = {
   ProtectedItemNotFound: spec(404, EXIT.notFound, 'The VM is not protected.'),
   ProtectionStopped: spec(409, EXIT.conflict, 'Protection of the VM is stopped; resume it first.'),
   BackupInProgress: spec(409, EXIT.conflict, 'A backup of this VM is already running.'),
+  OnDemandBackupLimit: spec(
+    429,
+    EXIT.conflict,
+    'The VM has had its on-demand backups for today (3 a day, in the policy time zone).',
+  ),
   BackupJobNotFound: spec(404, EXIT.notFound, 'The backup or restore job does not exist.'),
 } as const satisfies Record<string, ErrorSpec>
 
