@@ -54,6 +54,17 @@ export async function runRestore(
   // The tree walk queues chunk groups; `width` readers drain the queue, so reads overlap across leaves.
   const queue = new AsyncQueue<Extent[]>(width * 2)
   let failed: unknown
+  // A reader does not wait for its chunk's writes: they run behind (up to `width` chunks' worth), so
+  // the next read and open overlap the target's write latency (a direct write waits for the device).
+  const writing = new Set<Promise<void>>()
+  const writeChunk = async (group: Extent[], plain: Buffer) => {
+    for (const e of group) {
+      await sink.write(e.start, plain.subarray(e.chunkOffset, e.chunkOffset + e.length))
+      written += e.length
+      progress.add(e.length, 0)
+    }
+    churnYoung(plain.length)
+  }
   const reader = async () => {
     for (let group = await queue.next(); group; group = await queue.next()) {
       try {
@@ -67,18 +78,23 @@ export async function runRestore(
               `${what}: the extent at offset ${e.start} reaches past its chunk`,
             )
           }
-          await sink.write(e.start, plain.subarray(e.chunkOffset, e.chunkOffset + e.length))
-          written += e.length
-          progress.add(e.length, 0)
         }
-        churnYoung(plain.length)
+        const w = writeChunk(group, plain).catch((err: unknown) => {
+          failed ??= err
+          queue.close(true)
+        })
+        writing.add(w)
+        void w.finally(() => writing.delete(w))
+        while (writing.size >= width) await Promise.race(writing)
       } catch (err) {
         failed ??= err
         queue.close(true)
       }
     }
   }
-  const readers = Promise.all(Array.from({ length: width }, reader))
+  const readers = Promise.all(Array.from({ length: width }, reader)).then(async () => {
+    while (writing.size > 0) await Promise.all(writing)
+  })
   try {
     await walkLeaves(pages, tree, async (_start, extents) => {
       if (failed) throw failed
