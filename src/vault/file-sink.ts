@@ -52,6 +52,7 @@ export async function fileSink(
   return {
     size: block ? Number.MAX_SAFE_INTEGER : options.size,
     write,
+    releasesData: true,
     async zero(offset, length) {
       if (!block) return
       for (let o = 0; o < length; o += ZEROS.length) {

@@ -43,6 +43,12 @@ export interface RestoreSink {
   /** Size of the target; a restore needs at least the disk's size. */
   readonly size: number
   write(offset: number, data: Buffer): Promise<void>
+  /**
+   * True when `write` keeps no reference to `data` once its promise settles (it copied or wrote it):
+   * a restore then frees each chunk's memory right after its writes instead of leaving it to the
+   * garbage collector.
+   */
+  readonly releasesData?: boolean
   /** Makes a range read as zeros (a fresh sparse target may do nothing). */
   zero(offset: number, length: number): Promise<void>
   close?(): Promise<void>
