@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { closeSync, openSync, truncateSync, writeSync } from 'node:fs'
 import { connect, createServer } from 'node:net'
 import { join } from 'node:path'
-import { LogDiskStore } from '../../src/diskstore/index.js'
+import { crc32Implementation, LogDiskStore } from '../../src/diskstore/index.js'
 import { DiskStoreExports, NbdServer, nbdUri } from '../../src/nbd/index.js'
 import { run } from '../_util.js'
 import type { BenchResult, BenchScenario } from '../bench-types.js'
@@ -19,6 +19,11 @@ export const nbd: BenchScenario = {
       if (!ctx.has(tool)) throw new Error(`${tool} is not installed (Debian: libnbd-bin, nbdkit)`)
     }
     const size = (ctx.quick ? 256 : 1024) * MiB
+    if (crc32Implementation === 'zlib') {
+      ctx.log(
+        'warning: @node-rs/crc32 is not installed (run npm install): the disk store checksums with zlib.crc32, ~3x slower',
+      )
+    }
     const image = join(ctx.dir, 'image.raw')
     writeRandomImage(image, size)
     const mbps = (ms: number) => Math.round((size / MiB / (ms / 1000)) * 10) / 10

@@ -8,7 +8,14 @@ type Crc32 = (data: Uint8Array, initial?: number) => number
  * @node-rs/crc32 computes it with carry-less multiplication (PCLMULQDQ), about 3x the speed of
  * zlib.crc32 in Node 20; where its native part is not available, zlib.crc32 gives the same values.
  */
-export const crc32: Crc32 = loadFast() ?? ((data, initial) => zlibCrc32(data, initial))
+const fast = loadFast()
+export const crc32: Crc32 = fast ?? ((data, initial) => zlibCrc32(data, initial))
+
+/**
+ * Which implementation `crc32` is: 'zlib' means @node-rs/crc32 is missing from node_modules (run
+ * `npm install`), and every write pays about three times the checksum time.
+ */
+export const crc32Implementation: 'node-rs' | 'zlib' = fast === undefined ? 'zlib' : 'node-rs'
 
 function loadFast(): Crc32 | undefined {
   try {

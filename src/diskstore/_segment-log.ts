@@ -223,6 +223,7 @@ export class SegmentLog {
 
   /** Cuts the log at `pos`: the segment is truncated there (or removed if its header is bad) and later segments removed. */
   truncateAt(pos: LogPosition): void {
+    let removed = false
     for (const n of this.segments()) {
       if (n < pos.segment) continue
       const fd = this.#fds.get(n)!
@@ -235,7 +236,9 @@ export class SegmentLog {
         continue
       }
       this.removeSegment(n)
+      removed = true
     }
+    if (removed) syncDir(this.#dir)
     const segs = this.segments()
     this.#active = segs.length === 0 ? 0 : segs[segs.length - 1]!
   }
@@ -331,6 +334,10 @@ export class SegmentLog {
   }
 
   #roll(): void {
+    // Records of the next segment must not reach the files before the background writes of this
+    // one: a kill would leave a hole in a segment that is no longer the last, which reads as damage
+    // (and a later record could outlive the one it follows).
+    this.#writePendingNow()
     const n = this.#active + 1
     const fd = openSync(join(this.#dir, segmentName(n)), 'wx+')
     const h = Buffer.alloc(SEGMENT_HEADER_SIZE)
@@ -449,16 +456,20 @@ export class SegmentLog {
   /** Fsyncs every dirty segment synchronously (checkpoint, close); background writes still on their way are written here too. */
   syncNow(): void {
     if (this.#failure !== undefined) throw this.#failure
-    for (const p of this.#pending) {
-      // The same bytes at the same place: harmless if the background write lands as well.
-      const fd = this.#fds.get(p.segment)
-      if (fd !== undefined) writeFully(fd, p.parts, p.start, p.end - p.start)
-    }
+    this.#writePendingNow()
     for (const n of this.#dirty) {
       const fd = this.#fds.get(n)
       if (fd !== undefined) fsyncSync(fd)
     }
     this.#dirty.clear()
+  }
+
+  /** Writes the background writes still on their way synchronously (the same bytes at the same place: harmless if they land as well). */
+  #writePendingNow(): void {
+    for (const p of this.#pending) {
+      const fd = this.#fds.get(p.segment)
+      if (fd !== undefined) writeFully(fd, p.parts, p.start, p.end - p.start)
+    }
   }
 
   /** Deletes a segment file (after compaction moved its live data). */

@@ -25,6 +25,7 @@ export class WriteTable {
 
   /** Records a new write stored contiguously at `segment`/`offset`. */
   add(writeId: number, segment: number, offset: number): void {
+    this.#pieces.delete(writeId)
     this.#whole.set(writeId, segment * SEGMENT_UNIT + offset)
   }
 

@@ -300,6 +300,30 @@ describe('LogDiskStore', () => {
     })
   })
 
+  it('drops a last segment a kill left without its header, so writes after the reopen survive the next one', async () => {
+    await withStore(
+      async (store, dir, reopen) => {
+        await store.writePages(ref, 0, data(4096, 5))
+        await store.close()
+        // A kill in a segment roll, after the file was created and before its header was written.
+        const last = readdirSync(dir)
+          .filter((f) => f.startsWith('seg-'))
+          .sort()
+          .at(-1)!
+        const next = `seg-${String(Number(last.slice(4, 10)) + 1).padStart(6, '0')}.log`
+        writeFileSync(join(dir, next), Buffer.alloc(0))
+        const s = await reopen()
+        assert.ok(!readdirSync(dir).includes(next))
+        await s.writePages(ref, 4096, data(4096, 6))
+        await s.snapshot(ref)
+        const s2 = await reopen()
+        assert.ok((await s2.read(ref, 0, 8192)).equals(Buffer.concat([data(4096, 5), data(4096, 6)])))
+        assert.equal(s2.listSnapshots(ref).length, 1)
+      },
+      { segmentSize: 64 * 1024 },
+    )
+  })
+
   it('refuses to open, changing nothing, when a segment before the last is damaged', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'cairn-ds-'))
     try {

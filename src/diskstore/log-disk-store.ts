@@ -34,7 +34,9 @@ import {
   type LogPosition,
   type LogRecord,
   RecordType,
+  SEGMENT_HEADER_SIZE,
   SegmentLog,
+  syncDir,
 } from './_segment-log.js'
 import { WriteTable } from './_write-table.js'
 import {
@@ -496,7 +498,9 @@ export class LogDiskStore implements DiskStore {
       if (r.done) {
         const stop = r.value
         const end = this.#log.end()
-        if (stop.segment !== end.segment || stop.offset !== end.offset) {
+        // A last segment without a valid header (a kill while it was being created) is cut too, even
+        // when it is empty: appends would otherwise go into it and be lost at the next open.
+        if (stop.segment !== end.segment || stop.offset !== end.offset || stop.offset < SEGMENT_HEADER_SIZE) {
           // Only the last segment can end in a torn record (a crash mid-append); damage anywhere else
           // would lose acknowledged records, so refuse to open instead of cutting.
           const last = this.#log.segments().at(-1)
@@ -537,6 +541,8 @@ export class LogDiskStore implements DiskStore {
         const writeId = m.readUIntLE(0, 6)
         const at = m.readUInt32LE(6)
         this.#writes.relocate(writeId, at, rec.dataLength, rec.segment, rec.dataOffset)
+        // Should the write's own record ever be missing, its id must still never be handed out again.
+        if (writeId >= this.#nextWriteId) this.#nextWriteId = writeId + 1
         return
       }
       case RecordType.meta: {
@@ -1311,13 +1317,18 @@ export class LogDiskStore implements DiskStore {
     ref: DiskRef,
     offset: number,
     length: number,
-    options: { snapshot?: string } = {},
+    options: { snapshot?: string; into?: Buffer } = {},
   ): Promise<Buffer> {
     return this.readSync(ref, offset, length, options)
   }
 
   /** `read` without the promise: the bytes as of this instant. */
-  readSync(ref: DiskRef, offset: number, length: number, options: { snapshot?: string } = {}): Buffer {
+  readSync(
+    ref: DiskRef,
+    offset: number,
+    length: number,
+    options: { snapshot?: string; into?: Buffer } = {},
+  ): Buffer {
     const d = this.#disk(ref)
     const v = this.#version(d, options.snapshot)
     const what = `read ${length} bytes at ${offset} of disk "${refText(ref)}"`
@@ -1329,19 +1340,32 @@ export class LogDiskStore implements DiskStore {
     }
     if (length > MAX_READ)
       throw new CairnError('ReadTooLarge', `Cannot ${what}: a single read is limited to 1 GiB`)
-    return this.#readRoot(v.root, offset, length, what)
+    const into = options.into
+    if (into !== undefined && into.length < length) {
+      throw new CairnError(
+        'InvalidRequest',
+        `Cannot ${what}: the buffer given holds only ${into.length} bytes`,
+      )
+    }
+    return this.#readRoot(v.root, offset, length, what, into?.subarray(0, length))
   }
 
-  #readRoot(root: Root, offset: number, length: number, what: string): Buffer {
-    const out = Buffer.alloc(length)
+  /** The bytes of `[offset, offset + length)` of a version, in `into` when given (else a new buffer). */
+  #readRoot(root: Root, offset: number, length: number, what: string, into?: Buffer): Buffer {
+    // Only the holes are zeroed: the rest is read over at once.
+    const out = into ?? Buffer.allocUnsafe(length)
+    let filled = 0
     forEachExtent(root, offset, offset + length, (s, e, writeId, at) => {
+      if (s - offset > filled) out.fill(0, filled, s - offset)
       const ok = this.#writes.resolve(writeId, at, e - s, (segment, segOffset, n, into) => {
         this.#log.read(segment, segOffset, out, s - offset + into, n)
       })
       if (!ok) {
         throw new CairnError('StoreCorrupt', `Cannot ${what}: the data of write ${writeId} is missing`)
       }
+      filled = e - offset
     })
+    if (filled < length) out.fill(0, filled, length)
     return out
   }
 
@@ -1723,6 +1747,9 @@ export class LogDiskStore implements DiskStore {
       removed += this.#log.segmentBytes(n)
       this.#log.removeSegment(n)
     }
+    // Not needed for correctness (a removed segment that came back after a power cut lies before the
+    // checkpoint's start and nothing refers to it), but the space is then reclaimed for good.
+    syncDir(this.#dir)
     onProgress?.({ bytesDone: done, bytesTotal: total })
     const reclaimedBytes = Math.max(0, removed - copied)
     this.#logger.info('disk store compacted', {

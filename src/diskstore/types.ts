@@ -270,8 +270,16 @@ export interface DiskStore {
     length: number,
     options?: { conditions?: WriteConditions; durable?: boolean },
   ): Promise<WriteResult>
-  /** Reads any byte range of a disk or snapshot; holes read as zeros. */
-  read(ref: DiskRef, offset: number, length: number, options?: { snapshot?: string }): Promise<Buffer>
+  /**
+   * Reads any byte range of a disk or snapshot; holes read as zeros. With `into` (at least `length`
+   * bytes), the bytes go there and the answer is its first `length` bytes, instead of a new buffer.
+   */
+  read(
+    ref: DiskRef,
+    offset: number,
+    length: number,
+    options?: { snapshot?: string; into?: Buffer },
+  ): Promise<Buffer>
   /** Written (non-hole) ranges, merged, optionally within `[offset, offset+length)`. */
   pageRanges(ref: DiskRef, options?: { snapshot?: string; offset?: number; length?: number }): ByteRange[]
   /** Changed and cleared ranges from snapshot `from` to snapshot `to` (or the live disk). */

@@ -9,6 +9,11 @@ export class ByteQueue {
     return this.#length
   }
 
+  /** Bytes waiting in the first chunk (what `take` can hand out as a view). */
+  get firstLength(): number {
+    return this.#chunks[this.#head]?.length ?? 0
+  }
+
   push(chunk: Buffer): void {
     if (chunk.length === 0) return
     this.#chunks.push(chunk)

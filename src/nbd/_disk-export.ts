@@ -65,8 +65,8 @@ export class DiskExport implements NbdExport {
     this.#onClose = onClose
   }
 
-  read(offset: number, length: number): Promise<Buffer> {
-    return this.#store.read(this.#ref, offset, length, { snapshot: this.#snapshot })
+  read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
+    return this.#store.read(this.#ref, offset, length, { snapshot: this.#snapshot, into })
   }
 
   async write(offset: number, data: Buffer, options: WriteOptions): Promise<void> {

@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net'
 import { isCairnError, type Logger } from '../util/index.js'
+import type { BufferPool } from './_buffer-pool.js'
 import { ByteQueue } from './_byte-queue.js'
 import * as P from './_protocol.js'
 import { readInto } from './_read-into.js'
@@ -50,6 +51,8 @@ const HEADER_READ = 4 * 1024
 const DIRECT_READ_MIN = 4 * 1024
 /** A write payload at least this large makes the next read a HEADER_READ. */
 const LARGE_WRITE = 64 * 1024
+/** Reply bytes held by the cork at most before they are sent. */
+const CORK_LIMIT = 1024 * 1024
 
 const COMMAND_NAMES: Record<number, string> = {
   [P.CMD_READ]: 'READ',
@@ -73,6 +76,7 @@ export class NbdConnection {
   readonly #provider: ExportProvider
   readonly #log: Logger
   readonly #limits: ConnectionLimits
+  readonly #pool: BufferPool
   readonly #queue = new ByteQueue()
   readonly #closed: Promise<void>
   #resolveClosed!: () => void
@@ -89,6 +93,8 @@ export class NbdConnection {
   /** The payload of the WRITE being received and how much of it has arrived. */
   #payload: Buffer | undefined
   #filled = 0
+  /** Whether the payload came from the pool (else it is a view of input already queued). */
+  #payloadPooled = false
   /** Whether the read in progress goes into the payload (else into the slab). */
   #readingPayload = false
   #slab = Buffer.alloc(0)
@@ -102,12 +108,22 @@ export class NbdConnection {
   #released = false
   #closeAfterRequest = false
   #corked = false
+  /** Bytes written since the socket was corked, and which corking that is. */
+  #corkedBytes = 0
+  #corkRound = 0
 
-  constructor(socket: Socket, provider: ExportProvider, log: Logger, limits: ConnectionLimits) {
+  constructor(
+    socket: Socket,
+    provider: ExportProvider,
+    log: Logger,
+    limits: ConnectionLimits,
+    pool: BufferPool,
+  ) {
     this.#socket = socket
     this.#provider = provider
     this.#log = log
     this.#limits = limits
+    this.#pool = pool
     this.#closed = new Promise((resolve) => {
       this.#resolveClosed = resolve
     })
@@ -300,12 +316,15 @@ export class NbdConnection {
           }
           this.#request = request
           this.#afterLargeWrite = request.length >= LARGE_WRITE
-          if (q.length >= request.length) {
+          if (q.firstLength >= request.length) {
+            // All there in one piece: a view of it, no copy.
             this.#payload = q.take(request.length)
+            this.#payloadPooled = false
             this.#filled = request.length
           } else {
             // Filled from what is queued, then by reads straight into it (see #nextReadBuffer).
-            this.#payload = Buffer.allocUnsafe(request.length)
+            this.#payload = this.#pool.take(request.length)
+            this.#payloadPooled = true
             this.#filled = 0
           }
           this.#state = 'request-payload'
@@ -325,11 +344,12 @@ export class NbdConnection {
           this.#filled += n
         }
         if (this.#filled < payload.length) return false
+        const pooled = this.#payloadPooled
         this.#payload = undefined
         this.#filled = 0
         this.#request = undefined
         this.#state = 'request-header'
-        this.#dispatch(request, payload)
+        this.#dispatch(request, payload, pooled)
         if (this.#closeAfterRequest) this.#beginClosing()
         return true
       }
@@ -552,7 +572,8 @@ export class NbdConnection {
 
   // ---- transmission ------------------------------------------------------------------------------
 
-  #dispatch(request: Request, payload: Buffer): void {
+  /** Serves a request; a `pooled` payload goes back to the pool once the store is done with it. */
+  #dispatch(request: Request, payload: Buffer, pooled = false): void {
     if (request.type === P.CMD_DISC) {
       this.#beginClosing()
       return
@@ -560,7 +581,7 @@ export class NbdConnection {
     const cost = request.type === P.CMD_READ ? request.length : payload.length
     this.#inFlight++
     this.#inFlightBytes += cost
-    this.#serve(request, payload)
+    this.#serve(request, payload, pooled)
       .catch((err) => this.#log.error('nbd request failed unexpectedly', { error: String(err) }))
       .finally(() => this.#settled(cost))
   }
@@ -574,7 +595,7 @@ export class NbdConnection {
   }
 
   /** Checks a request, runs it and sends its reply; every failure becomes an error reply. */
-  async #serve(r: Request, payload: Buffer): Promise<void> {
+  async #serve(r: Request, payload: Buffer, pooled: boolean): Promise<void> {
     const exp = this.#export as NbdExport
     const invalid = this.#check(r, exp)
     if (invalid !== undefined) {
@@ -585,12 +606,20 @@ export class NbdConnection {
     try {
       switch (r.type) {
         case P.CMD_READ: {
-          const data = r.length === 0 ? NO_PAYLOAD : await exp.read(r.offset, r.length)
-          this.#replyRead(r, data)
+          if (r.length === 0) {
+            this.#replyRead(r, NO_PAYLOAD)
+            return
+          }
+          // The reply goes out of a pooled buffer, given back once the socket has taken the bytes.
+          const into = this.#pool.take(r.length)
+          const data = await exp.read(r.offset, r.length, into)
+          this.#replyRead(r, data, data.buffer === into.buffer ? into : undefined)
           return
         }
         case P.CMD_WRITE:
           if (r.length > 0) await exp.write(r.offset, payload, { fua })
+          // Written and no longer referred to by the store (after a failure it may still be).
+          if (pooled) this.#pool.give(payload)
           break
         case P.CMD_FLUSH:
           await exp.flush()
@@ -672,9 +701,16 @@ export class NbdConnection {
     this.#send([simpleHeader(r.cookie, 0)])
   }
 
-  #replyRead(r: Request, data: Buffer): void {
+  /** Sends the data of a READ; `pooled`, the buffer it lies in, goes back to the pool once sent. */
+  #replyRead(r: Request, data: Buffer, pooled?: Buffer): void {
+    const sent =
+      pooled === undefined
+        ? undefined
+        : (err?: Error | null) => {
+            if (err === undefined || err === null) this.#pool.give(pooled)
+          }
     if (!this.#structured) {
-      this.#send([simpleHeader(r.cookie, 0), data])
+      this.#send([simpleHeader(r.cookie, 0), data], sent)
       return
     }
     if (data.length === 0) {
@@ -685,7 +721,7 @@ export class NbdConnection {
     writeStructuredHeader(h, r.cookie, P.REPLY_TYPE_OFFSET_DATA, 8 + data.length)
     h.writeUIntBE(Math.floor(r.offset / 2 ** 32), 20, 4)
     h.writeUInt32BE(r.offset % 2 ** 32, 24)
-    this.#send([h, data])
+    this.#send([h, data], sent)
   }
 
   #replyBlockStatus(r: Request, extents: { length: number; hole: boolean; zero: boolean }[]): void {
@@ -717,21 +753,38 @@ export class NbdConnection {
 
   // ---- output and teardown -------------------------------------------------------------------------
 
-  /** Writes one message; its parts go out together, never interleaved with another reply. */
-  #send(parts: Buffer[]): void {
+  /**
+   * Writes one message; its parts go out together, never interleaved with another reply. `sent` is
+   * called once the socket is done with the last part (with an error if it never went out).
+   */
+  #send(parts: Buffer[], sent?: (err?: Error | null) => void): void {
     const s = this.#socket
     if (s.destroyed || s.writableEnded) return
     // Replies made in one turn of the event loop leave in one system call: with many requests in
-    // flight, a send per 16-byte write acknowledgement costs as much as storing the data.
+    // flight, a send per 16-byte write acknowledgement costs as much as storing the data. Once
+    // CORK_LIMIT bytes are held they leave at once, so that the client takes in the data of reads
+    // while the next ones are served instead of waiting for the whole turn.
     if (!this.#corked) {
       this.#corked = true
+      const round = ++this.#corkRound
       s.cork()
       setImmediate(() => {
+        if (this.#corkRound !== round || !this.#corked) return
         this.#corked = false
+        this.#corkedBytes = 0
         s.uncork()
       })
     }
-    for (const p of parts) s.write(p)
+    const last = parts.length - 1
+    for (let i = 0; i < last; i++) s.write(parts[i] as Buffer)
+    if (sent === undefined) s.write(parts[last] as Buffer)
+    else s.write(parts[last] as Buffer, sent)
+    for (const p of parts) this.#corkedBytes += p.length
+    if (this.#corkedBytes >= CORK_LIMIT) {
+      this.#corked = false
+      this.#corkedBytes = 0
+      s.uncork()
+    }
   }
 
   #beginClosing(): void {

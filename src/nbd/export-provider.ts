@@ -30,8 +30,11 @@ export interface NbdExport {
   /** Bytes; fixed for the life of the connection. */
   readonly size: number
   readonly readOnly: boolean
-  /** Reads any byte range inside the export. */
-  read(offset: number, length: number): Promise<Buffer>
+  /**
+   * Reads any byte range inside the export; with `into` (at least `length` bytes) the bytes may go
+   * there, and the answer is then a view of it.
+   */
+  read(offset: number, length: number, into?: Buffer): Promise<Buffer>
   /** Writes any byte range inside the export; unaligned edges are read, merged and written back. */
   write(offset: number, data: Buffer, options: WriteOptions): Promise<void>
   /** Makes every completed write durable. */

@@ -213,6 +213,34 @@ describe('NbdServer', () => {
     await c.disconnect()
   })
 
+  it('reuses request buffers without old bytes showing in holes, replies or stored data', async () => {
+    const ref: DiskRef = { ...OS, disk: 'reuse' }
+    await real.createDisk(ref, { size: 8 * MiB })
+    try {
+      const c = await RawClient.open(port, 'acct/vms/reuse')
+      const size = 256 * 1024
+      const pieces = Array.from({ length: 8 }, () => randomBytes(size))
+      // Two rounds of pipelined writes: the second round's payloads land in buffers of the first.
+      for (const round of [0, 1]) {
+        const writes = pieces.map((p, i) =>
+          c.request(P.CMD_WRITE, i * size, size, { payload: round === 0 ? randomBytes(size) : p }),
+        )
+        for (const w of await Promise.all(writes)) assert.equal(w.error, 0)
+      }
+      const reads = await Promise.all(pieces.map((_, i) => c.request(P.CMD_READ, i * size, size)))
+      for (const [i, r] of reads.entries()) assert.ok(r.data?.equals(pieces[i] as Buffer), `piece ${i}`)
+      // The reply buffers held data just now: holes must still read as zeros, whole or in part.
+      const holes = await Promise.all(pieces.map((_, i) => c.request(P.CMD_READ, 4 * MiB + i * size, size)))
+      for (const r of holes) assert.ok(r.data?.equals(Buffer.alloc(size)))
+      const edge = await c.request(P.CMD_READ, 2 * MiB - size / 2, size)
+      assert.ok(edge.data?.subarray(0, size / 2).equals((pieces[7] as Buffer).subarray(size / 2)))
+      assert.ok(edge.data?.subarray(size / 2).equals(Buffer.alloc(size / 2)))
+      await c.disconnect()
+    } finally {
+      await real.deleteDisk(ref)
+    }
+  })
+
   it('refuses writes to a snapshot with NBD_EPERM and keeps serving reads', async () => {
     const c = await RawClient.open(port, `acct/vms/os@${SNAP}`)
     const w = await c.request(P.CMD_WRITE, 0, 512, { payload: Buffer.alloc(512, 1) })

@@ -1,5 +1,6 @@
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net'
 import { CairnError, type Logger, silentLogger } from '../util/index.js'
+import { BufferPool } from './_buffer-pool.js'
 import { type ConnectionLimits, NbdConnection } from './_nbd-connection.js'
 import type { ExportProvider } from './export-provider.js'
 
@@ -39,6 +40,8 @@ export class NbdServer {
   readonly #limits: ConnectionLimits
   readonly #maxConnections: number
   readonly #connections = new Set<NbdConnection>()
+  /** Write payload buffers of finished requests, reused by every connection. */
+  readonly #pool: BufferPool
   #server: Server | undefined
   #closing: Promise<void> | undefined
 
@@ -56,6 +59,7 @@ export class NbdServer {
       listLimit: options.listLimit ?? 10_000,
       maxExtents: options.maxExtents ?? 65_536,
     }
+    this.#pool = new BufferPool(Math.min(this.#limits.maxInFlightBytes, 64 * 1024 * 1024))
   }
 
   /** Connections open now. */
@@ -126,7 +130,13 @@ export class NbdServer {
       socket.destroy()
       return
     }
-    const connection = new NbdConnection(socket, this.#provider, this.#log.child({ remote }), this.#limits)
+    const connection = new NbdConnection(
+      socket,
+      this.#provider,
+      this.#log.child({ remote }),
+      this.#limits,
+      this.#pool,
+    )
     this.#connections.add(connection)
     this.#log.debug('nbd client connected', { remote })
     void connection.closed.then(() => {
