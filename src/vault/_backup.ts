@@ -208,6 +208,37 @@ async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Pr
   const chunkSize = core.config.chunkSize
   const stats = { bytesScanned: 0, bytesNew: 0, chunksNew: 0, chunksReused: 0 }
 
+  /**
+   * Has a worker read runs of the source's file and store the non-zero ones as one chunk; their extents.
+   * Used for the scattered runs of incrementals, where a read's cost on the main thread (~40 µs through
+   * the thread pool, against ~5 µs read where the bytes are sealed) outweighed the work. Whole chunks of
+   * full backups are still read on the main thread: there the pool's reads overlap the workers' sealing,
+   * and measured alternating runs were slower with the workers reading (same CPU, more system time).
+   */
+  const storeRead = async (fd: number, runs: ByteRange[]): Promise<Extent[]> => {
+    const { sealed, kept } = await core.pool.readSeal(fd, runs, ChunkKind.data)
+    const scanned = runs.reduce((n, r) => n + r.end - r.start, 0)
+    stats.bytesScanned += scanned
+    ctx.progress.add(scanned, 0)
+    if (!sealed) return []
+    const extents: Extent[] = []
+    let at = 0
+    for (const i of kept) {
+      const r = runs[i]!
+      extents.push({ start: r.start, length: r.end - r.start, chunkOffset: at, id: sealed.id })
+      at += r.end - r.start
+    }
+    if (ctx.writer.holds(sealed.id)) {
+      stats.chunksReused++
+    } else {
+      stats.chunksNew++
+      stats.bytesNew += at
+      ctx.progress.add(0, sealed.length)
+      await ctx.writer.add(sealed.id, sealed.parts, at, ChunkKind.data)
+    }
+    return extents
+  }
+
   /** Stores one piece; returns its extent, or null when it is all zeros. */
   const piece = async (start: number, end: number, known: Set<string> | null): Promise<Extent | null> => {
     ctx.signal?.throwIfAborted()
@@ -262,22 +293,85 @@ async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Pr
     return out
   }
 
+  /**
+   * Stores the changed runs of an incremental together: read side by side into one buffer of at most
+   * a chunk, sealed as one chunk, each run an extent at its offset in it. Scattered 4 KiB writes cost
+   * one chunk (one id, one seal, one index entry) per bundle instead of one per page.
+   */
+  const bundle = async (runs: ByteRange[]): Promise<Extent[]> => {
+    ctx.signal?.throwIfAborted()
+    if (source.fd !== undefined) return storeRead(source.fd, runs)
+    const reads = await Promise.all(runs.map((r) => source.read(r.start, r.end - r.start)))
+    const kept: { run: ByteRange; data: Buffer }[] = []
+    let total = 0
+    reads.forEach((data, i) => {
+      const run = runs[i]!
+      if (data.length !== run.end - run.start) {
+        throw new CairnError(
+          'Internal',
+          `Cannot back up disk "${source.name}": a read at ${run.start} returned ${data.length} of ${run.end - run.start} bytes`,
+        )
+      }
+      stats.bytesScanned += data.length
+      ctx.progress.add(data.length, 0)
+      if (isZero(data)) return
+      kept.push({ run, data })
+      total += data.length
+    })
+    if (kept.length === 0) return []
+    const joined = Buffer.allocUnsafeSlow(total)
+    const offsets: number[] = []
+    let at = 0
+    for (const k of kept) {
+      k.data.copy(joined, at)
+      offsets.push(at)
+      at += k.data.length
+    }
+    // The buffer moves to the worker: no copy, and no use of `joined` after this line.
+    const { id, parts, length: stored } = await core.pool.seal(joined, ChunkKind.data, true)
+    if (ctx.writer.holds(id)) {
+      stats.chunksReused++
+    } else {
+      stats.chunksNew++
+      stats.bytesNew += total
+      ctx.progress.add(0, stored)
+      await ctx.writer.add(id, parts, total, ChunkKind.data)
+    }
+    return kept.map((k, i) => ({ start: k.run.start, length: k.data.length, chunkOffset: offsets[i]!, id }))
+  }
+
   const leaf = async (start: number, end: number, baseExtents: Extent[]): Promise<Extent[]> => {
+    const pieces = piecesOf(start, end)
+    if (plan.mode === 'incremental') {
+      const bundles: ByteRange[][] = []
+      let current: ByteRange[] = []
+      let bytes = 0
+      for (const p of pieces) {
+        if (current.length > 0 && bytes + (p.end - p.start) > chunkSize) {
+          bundles.push(current)
+          current = []
+          bytes = 0
+        }
+        current.push(p)
+        bytes += p.end - p.start
+      }
+      if (current.length > 0) bundles.push(current)
+      const made: Extent[][] = new Array(bundles.length).fill([])
+      await forEachLimit(bundles, 4, async (b, i) => {
+        made[i] = await bundle(b)
+      })
+      return mergeExtents(subtractExtents(baseExtents, plan.cut.clip(start, end)), made.flat())
+    }
     let known: Set<string> | null = null
     if (plan.mode === 'checksum' && plan.base) {
       known = new Set((await leafAt(ctx.pages, plan.base, start)).map((e) => e.id.toString('latin1')))
     }
-    const pieces = piecesOf(start, end)
     const made: (Extent | null)[] = new Array(pieces.length).fill(null)
-    // Keep about 4 MiB in flight: four 1 MiB chunks, or up to 32 small changed runs (latency-bound).
-    const largest = pieces.reduce((n, p) => Math.max(n, p.end - p.start), 1)
-    const width = Math.max(4, Math.min(32, Math.floor((4 * 1024 * 1024) / largest)))
-    await forEachLimit(pieces, width, async (p, i) => {
+    // Four 1 MiB chunks in flight keep two workers busy.
+    await forEachLimit(pieces, 4, async (p, i) => {
       made[i] = await piece(p.start, p.end, known)
     })
-    const fresh = made.filter((e): e is Extent => e !== null)
-    if (plan.mode !== 'incremental') return fresh
-    return mergeExtents(subtractExtents(baseExtents, plan.cut.clip(start, end)), fresh)
+    return made.filter((e): e is Extent => e !== null)
   }
 
   const update = {

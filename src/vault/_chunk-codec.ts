@@ -16,10 +16,27 @@ import { createCipheriv, createDecipheriv, createHash, createHmac, randomFillSyn
 import { createRequire } from 'node:module'
 import { crc32 } from 'node:zlib'
 
+// zstd through zstd-napi's thin binding: one compression and one decompression context per thread,
+// reused for every chunk, writing into buffers this module sizes. (The previous binding made a context
+// per call on a thread pool of its own, and silently compressed at level 3 whatever level it was given.)
 const require = createRequire(import.meta.url)
-const zstd = require('@mongodb-js/zstd') as {
-  compress(buf: Buffer, level?: number): Promise<Buffer>
-  decompress(buf: Buffer): Promise<Buffer>
+const zstd = require('zstd-napi/binding') as {
+  CCtx: new () => { compress(dst: Uint8Array, src: Uint8Array, level: number): number }
+  DCtx: new () => { decompress(dst: Uint8Array, src: Uint8Array): number }
+  compressBound(size: number): number
+}
+
+let cctx: InstanceType<typeof zstd.CCtx> | undefined
+let dctx: InstanceType<typeof zstd.DCtx> | undefined
+/** Output buffer of this thread's compressor, reused: its contents are copied or encrypted out at once. */
+let zout: Buffer | undefined
+
+/** Compresses `plain` into this thread's output buffer; returns the compressed bytes (a view of it). */
+function compressReused(plain: Buffer, level: number): Buffer {
+  cctx ??= new zstd.CCtx()
+  const bound = zstd.compressBound(plain.length)
+  if (!zout || zout.length < bound) zout = Buffer.allocUnsafeSlow(Math.max(bound, 64 * 1024))
+  return zout.subarray(0, cctx.compress(zout, plain, level))
 }
 
 const MAGIC = 0xcb
@@ -52,19 +69,20 @@ export function chunkId(plain: Uint8Array, keys: ChunkKeys | null): Buffer {
  * Compresses (when it helps) and encrypts (when keyed) a chunk; returns its id and its blob as parts
  * (header, payload pieces) so that nobody has to copy them into one buffer before they reach a pack.
  */
-export async function sealChunk(
+export function sealChunk(
   plain: Buffer,
   kind: ChunkKind,
   keys: ChunkKeys | null,
   level: number,
-): Promise<{ id: Buffer; parts: Buffer[]; length: number }> {
+): { id: Buffer; parts: Buffer[]; length: number } {
   const id = chunkId(plain, keys)
   let flags = 0
   let body = plain
   if (level > 0 && plain.length >= 64) {
-    const z = await zstd.compress(plain, level)
+    const z = compressReused(plain, level)
     if (z.length < plain.length) {
-      body = z
+      // Encryption reads the reused buffer into a new one; without it the bytes are copied out.
+      body = keys ? z : Buffer.from(z)
       flags |= F_ZSTD
     }
   }
@@ -102,12 +120,12 @@ export class ChunkDamage extends Error {}
  * With `rehash: false` an encrypted blob is trusted on its GCM tag alone (which binds it to its id:
  * only the key holder can make one), skipping the CRC and the hash; verify always re-hashes.
  */
-export async function openChunk(
+export function openChunk(
   blob: Buffer,
   id: Buffer,
   keys: ChunkKeys | null,
   options: { rehash?: boolean } = {},
-): Promise<{ plain: Buffer; kind: ChunkKind }> {
+): { plain: Buffer; kind: ChunkKind } {
   const full = options.rehash !== false || !keys
   if (blob.length < BLOB_HEADER) throw new ChunkDamage(`its blob is truncated (${blob.length} bytes)`)
   if (blob[0] !== MAGIC) throw new ChunkDamage('its blob does not start with the chunk magic')
@@ -138,11 +156,16 @@ export async function openChunk(
   }
   let plain = body
   if (flags & F_ZSTD) {
+    // Straight into a buffer of the recorded length: a stream that would not fit is damage.
+    dctx ??= new zstd.DCtx()
+    plain = Buffer.allocUnsafeSlow(rawLength)
+    let n: number
     try {
-      plain = await zstd.decompress(body)
+      n = dctx.decompress(plain, body)
     } catch {
       throw new ChunkDamage('its zstd stream does not decompress')
     }
+    if (n !== rawLength) throw new ChunkDamage(`it holds ${n} bytes, not ${rawLength}`)
   }
   if (plain.length !== rawLength) throw new ChunkDamage(`it holds ${plain.length} bytes, not ${rawLength}`)
   if (full && !chunkId(plain, keys).equals(id)) throw new ChunkDamage('its content does not hash to its id')

@@ -16,6 +16,7 @@ interface Reply {
   kind?: ChunkKind
   error?: string
   damage?: boolean
+  kept?: number[]
 }
 
 const asBuffer = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength)
@@ -133,6 +134,27 @@ export class ChunkPool {
         for (const b of batch) b.reject(err)
       },
     )
+  }
+
+  /**
+   * Reads runs of an open file in a worker, drops those that are all zeros and seals the others side by
+   * side as one chunk. Returns the indexes of the runs kept (in order) and the chunk, null when none was.
+   */
+  async readSeal(
+    fd: number,
+    runs: { start: number; end: number }[],
+    kind: ChunkKind,
+  ): Promise<{ sealed: Sealed | null; kept: number[] }> {
+    const r = await this.#call({
+      op: 'readSeal',
+      data: new Uint8Array(0),
+      fd,
+      starts: runs.map((x) => x.start),
+      lengths: runs.map((x) => x.end - x.start),
+      kind,
+    })
+    const kept = r.kept ?? []
+    return { sealed: kept.length > 0 ? sealed(r.id!, r.parts!) : null, kept }
   }
 
   /** The id a chunk would have. */

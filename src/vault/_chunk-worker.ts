@@ -1,7 +1,8 @@
 // Worker thread body: hashes, compresses, encrypts and opens chunks off the main thread.
+import { readSync } from 'node:fs'
 import { parentPort, workerData } from 'node:worker_threads'
 import { ChunkDamage, type ChunkKeys, type ChunkKind, chunkId, openChunk, sealChunk } from './_chunk-codec.js'
-import { churnYoung } from './_memory.js'
+import { churnYoung, release } from './_memory.js'
 
 interface Init {
   dataKey: Uint8Array | null
@@ -16,7 +17,7 @@ const keys: ChunkKeys | null =
 /** A request to the worker. */
 export interface ChunkRequest {
   seq: number
-  op: 'seal' | 'sealMany' | 'hash' | 'open'
+  op: 'seal' | 'sealMany' | 'hash' | 'open' | 'readSeal'
   data: Uint8Array
   /** sealMany: the chunks and their kinds (`data` is then empty). */
   items?: Uint8Array[]
@@ -24,6 +25,36 @@ export interface ChunkRequest {
   kind?: ChunkKind
   id?: Uint8Array
   rehash?: boolean
+  /** readSeal: the file to read and the runs to read from it, sealed together as one chunk. */
+  fd?: number
+  starts?: number[]
+  lengths?: number[]
+}
+
+/** Where readSeal reads runs to, reused (grown as needed): one chunk's worth. */
+let scratch = Buffer.alloc(0)
+
+/** Reads `length` bytes at `position` into `buf` at `at`; bytes past the end of the file read as zeros. */
+function readFully(fd: number, buf: Buffer, at: number, length: number, position: number): void {
+  let done = 0
+  while (done < length) {
+    const n = readSync(fd, buf, at + done, length - done, position + done)
+    if (n === 0) {
+      buf.fill(0, at + done, at + length)
+      return
+    }
+    done += n
+  }
+}
+
+const ZEROS = Buffer.alloc(1024 * 1024)
+
+function allZero(b: Buffer): boolean {
+  for (let o = 0; o < b.length; o += ZEROS.length) {
+    const n = Math.min(ZEROS.length, b.length - o)
+    if (!b.subarray(o, o + n).equals(n === ZEROS.length ? ZEROS : ZEROS.subarray(0, n))) return false
+  }
+  return true
 }
 
 const asBuffer = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength)
@@ -32,16 +63,40 @@ const own = (b: Buffer): ArrayBuffer[] =>
     ? [b.buffer as ArrayBuffer]
     : []
 
-parentPort?.on('message', async (m: ChunkRequest) => {
+parentPort?.on('message', (m: ChunkRequest) => {
   try {
     const data = asBuffer(m.data)
     churnYoung(data.length)
-    if (m.op === 'sealMany') {
+    if (m.op === 'readSeal') {
+      // Runs of the source, read here: the non-zero ones side by side in `scratch`, sealed as one chunk.
+      const starts = m.starts ?? []
+      const lengths = m.lengths ?? []
+      const total = lengths.reduce((n, l) => n + l, 0)
+      if (scratch.length < total) scratch = Buffer.allocUnsafeSlow(Math.max(total, 1024 * 1024))
+      const kept: number[] = []
+      let at = 0
+      for (let i = 0; i < starts.length; i++) {
+        const length = lengths[i]!
+        readFully(m.fd!, scratch, at, length, starts[i]!)
+        if (allZero(scratch.subarray(at, at + length))) continue
+        kept.push(i)
+        at += length
+      }
+      if (kept.length === 0) {
+        parentPort?.postMessage({ seq: m.seq, kept })
+        return
+      }
+      const { id, parts } = sealChunk(scratch.subarray(0, at), m.kind ?? 0, keys, init.level)
+      // A part may be `scratch` itself (stored as is): it stays here, a copy goes.
+      const out = parts.map((p) => (p.buffer !== scratch.buffer && own(p).length ? p : new Uint8Array(p)))
+      parentPort?.postMessage(
+        { seq: m.seq, id: new Uint8Array(id), parts: out, kept },
+        out.flatMap((p) => own(p as Buffer)),
+      )
+    } else if (m.op === 'sealMany') {
       // Small chunks (changed 4 KiB runs) come in batches: one message each way for many of them.
       const items = m.items ?? []
-      const sealed = await Promise.all(
-        items.map((d, i) => sealChunk(asBuffer(d), m.kinds?.[i] ?? 0, keys, init.level)),
-      )
+      const sealed = items.map((d, i) => sealChunk(asBuffer(d), m.kinds?.[i] ?? 0, keys, init.level))
       const many = sealed.map(({ id, parts }) => ({
         id: new Uint8Array(id),
         parts: parts.map((p) => (own(p).length ? p : new Uint8Array(p))),
@@ -50,22 +105,27 @@ parentPort?.on('message', async (m: ChunkRequest) => {
         { seq: m.seq, many },
         many.flatMap((x) => x.parts.flatMap((p) => own(p as Buffer))),
       )
+      // Inputs that did not move back out as parts are garbage now.
+      release(items)
     } else if (m.op === 'hash') {
       parentPort?.postMessage({ seq: m.seq, id: new Uint8Array(chunkId(data, keys)) })
+      release([data])
     } else if (m.op === 'seal') {
-      const { id, parts } = await sealChunk(data, m.kind ?? 0, keys, init.level)
+      const { id, parts } = sealChunk(data, m.kind ?? 0, keys, init.level)
       // Small parts may sit in Node's shared pool: send exact copies, never the pool itself.
       const out = parts.map((p) => (own(p).length ? p : new Uint8Array(p)))
       parentPort?.postMessage(
         { seq: m.seq, id: new Uint8Array(id), parts: out },
         out.flatMap((p) => own(p as Buffer)),
       )
+      release([data])
     } else {
-      const { plain, kind } = await openChunk(data, asBuffer(m.id ?? new Uint8Array()), keys, {
+      const { plain, kind } = openChunk(data, asBuffer(m.id ?? new Uint8Array()), keys, {
         rehash: m.rehash !== false,
       })
       const out = own(plain).length ? plain : new Uint8Array(plain)
       parentPort?.postMessage({ seq: m.seq, plain: out, kind }, own(out as Buffer))
+      release([data])
     }
   } catch (err) {
     parentPort?.postMessage({

@@ -1,6 +1,6 @@
 import type { ChunkKind } from './_chunk-codec.js'
 import type { ChunkIndex } from './_chunk-index.js'
-import { churn } from './_memory.js'
+import { release } from './_memory.js'
 import { newPackName, PACK_FOOTER, PACK_HEADER, type PackEntry, packHeader, packTrailer } from './_pack.js'
 import type { VaultBackend } from './vault-backend.js'
 
@@ -85,6 +85,7 @@ export class PackWriter {
     this.#index.addPack({ name, size, modified: Date.now(), entries })
     this.packs.push(name)
     this.bytes += size
-    churn(size)
+    // The parts came from the chunk workers and only this writer holds them: free them now.
+    release(parts)
   }
 }

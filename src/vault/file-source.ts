@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process'
 import { open } from 'node:fs/promises'
 import { promisify } from 'node:util'
 import { CairnError } from '../util/index.js'
-import type { BackupSource, SourceChanges } from './types.js'
+import type { BackupSource, ByteRange, SourceChanges } from './types.js'
 
 const run = promisify(execFile)
 
@@ -14,8 +14,42 @@ async function sizeOf(path: string, isBlock: boolean, fileSize: number): Promise
 }
 
 /**
- * A raw image file or block device as a backup source. Without `changes` everything is read (zero
- * chunks become holes); give a base recovery point to compare by checksum instead of storing again.
+ * The ranges of a sparse regular file that may hold data, rounded out to 4 KiB, from `qemu-img map`
+ * (SEEK_DATA / SEEK_HOLE, which Node does not expose); undefined when the tool is missing or fails, and
+ * everything is read. A full backup of the benchmark's image (2 GiB, half holes) read and compared
+ * 1 GiB of zeros without this. Extents the file system reports as zero (unwritten) are holes too.
+ */
+async function dataRanges(path: string, size: number): Promise<ByteRange[] | undefined> {
+  let stdout: string
+  try {
+    ;({ stdout } = await run('qemu-img', ['map', '--output=json', '-f', 'raw', path], {
+      timeout: 30_000,
+      maxBuffer: 64 * 1024 * 1024,
+    }))
+  } catch {
+    return undefined
+  }
+  try {
+    const entries = JSON.parse(stdout) as { start: number; length: number; data: boolean; zero?: boolean }[]
+    const out: ByteRange[] = []
+    for (const e of entries) {
+      if (!e.data || e.zero) continue
+      const start = Math.floor(e.start / 4096) * 4096
+      const end = Math.min(size, Math.ceil((e.start + e.length) / 4096) * 4096)
+      const last = out[out.length - 1]
+      if (last !== undefined && last.end >= start) last.end = Math.max(last.end, end)
+      else if (end > start) out.push({ start, end })
+    }
+    return out
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * A raw image file or block device as a backup source. Without `changes` everything but a sparse
+ * file's holes is read (zero chunks become holes); give a base recovery point to compare by checksum
+ * instead of storing again.
  */
 export async function fileSource(
   path: string,
@@ -49,8 +83,12 @@ export async function fileSource(
       return buf
     },
     async ranges() {
-      return size > 0 ? [{ start: 0, end: size }] : []
+      if (size === 0) return []
+      if (st.isFile() && st.blocks * 512 < size)
+        return (await dataRanges(path, size)) ?? [{ start: 0, end: size }]
+      return [{ start: 0, end: size }]
     },
+    fd: fh.fd,
     close: () => fh.close(),
   }
   if (options.lun !== undefined) source.lun = options.lun

@@ -2,9 +2,12 @@ import { randomBytes } from 'node:crypto'
 import { type FileHandle, link, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises'
 import { dirname, join, sep } from 'node:path'
 import { CairnError } from '../util/index.js'
+import { openDirect } from './_direct-write.js'
 import type { BackendObject, VaultBackend } from './vault-backend.js'
 
 const TMP = '.tmp'
+/** Objects from this size on are written past the page cache. */
+const DIRECT_FROM = 1024 * 1024
 
 /**
  * A vault backend on a local folder. Writes go to `.tmp/` first, are fsynced, then renamed (put) or
@@ -186,9 +189,20 @@ export class FsVaultBackend implements VaultBackend {
     const dir = join(this.#root, TMP)
     await mkdir(dir, { recursive: true })
     const tmp = join(dir, randomBytes(12).toString('hex'))
+    const parts = data instanceof Uint8Array ? [data] : data
+    if (parts.reduce((n, p) => n + p.length, 0) >= DIRECT_FROM) {
+      // Packs bypass the page cache (see _direct-write.ts).
+      const file = await openDirect(tmp, 'wx')
+      try {
+        await file.write(0, parts)
+        await file.fh.sync()
+      } finally {
+        await file.close()
+      }
+      return tmp
+    }
     const fh = await open(tmp, 'wx')
     try {
-      const parts = data instanceof Uint8Array ? [data] : data
       // writev takes at most IOV_MAX (1024) buffers a call.
       for (let i = 0; i < parts.length; i += 1024) {
         let batch = parts.slice(i, i + 1024)

@@ -29,6 +29,12 @@ export interface BackupSource {
   ranges(): Promise<ByteRange[]>
   /** With a base recovery point: only these ranges are read, the rest comes from the base. */
   changes?: SourceChanges
+  /**
+   * An open file descriptor holding the disk's bytes at their offsets (a raw image or block device;
+   * reads past its end return zeros). With it the chunk workers read an incremental's changed runs
+   * themselves, so those bytes never pass through the main thread.
+   */
+  fd?: number
   close?(): Promise<void>
 }
 
@@ -37,6 +43,12 @@ export interface RestoreSink {
   /** Size of the target; a restore needs at least the disk's size. */
   readonly size: number
   write(offset: number, data: Buffer): Promise<void>
+  /**
+   * True when `write` keeps no reference to `data` once its promise settles (it copied or wrote it):
+   * a restore then frees each chunk's memory right after its writes instead of leaving it to the
+   * garbage collector.
+   */
+  readonly releasesData?: boolean
   /** Makes a range read as zeros (a fresh sparse target may do nothing). */
   zero(offset: number, length: number): Promise<void>
   close?(): Promise<void>
