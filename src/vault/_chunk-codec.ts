@@ -15,6 +15,7 @@
 import { createCipheriv, createDecipheriv, createHash, createHmac, randomFillSync } from 'node:crypto'
 import { createRequire } from 'node:module'
 import { crc32 } from 'node:zlib'
+import { release } from './_memory.js'
 
 // zstd through zstd-napi's thin binding: one compression and one decompression context per thread,
 // reused for every chunk, writing into buffers this module sizes. (The previous binding made a context
@@ -119,12 +120,13 @@ export class ChunkDamage extends Error {}
  * Checks, decrypts, decompresses and re-hashes a chunk blob; throws ChunkDamage on any mismatch.
  * With `rehash: false` an encrypted blob is trusted on its GCM tag alone (which binds it to its id:
  * only the key holder can make one), skipping the CRC and the hash; verify always re-hashes.
+ * `alloc` gives the buffer (exactly `length` bytes) a compressed chunk is decompressed into.
  */
 export function openChunk(
   blob: Buffer,
   id: Buffer,
   keys: ChunkKeys | null,
-  options: { rehash?: boolean } = {},
+  options: { rehash?: boolean; alloc?: (length: number) => Buffer } = {},
 ): { plain: Buffer; kind: ChunkKind } {
   const full = options.rehash !== false || !keys
   if (blob.length < BLOB_HEADER) throw new ChunkDamage(`its blob is truncated (${blob.length} bytes)`)
@@ -158,7 +160,7 @@ export function openChunk(
   if (flags & F_ZSTD) {
     // Straight into a buffer of the recorded length: a stream that would not fit is damage.
     dctx ??= new zstd.DCtx()
-    plain = Buffer.allocUnsafeSlow(rawLength)
+    plain = options.alloc ? options.alloc(rawLength) : Buffer.allocUnsafeSlow(rawLength)
     let n: number
     try {
       n = dctx.decompress(plain, body)
@@ -166,6 +168,8 @@ export function openChunk(
       throw new ChunkDamage('its zstd stream does not decompress')
     }
     if (n !== rawLength) throw new ChunkDamage(`it holds ${n} bytes, not ${rawLength}`)
+    // The decrypted stream is spent: free it now rather than at some later collection.
+    if (flags & F_AES) release([body])
   }
   if (plain.length !== rawLength) throw new ChunkDamage(`it holds ${plain.length} bytes, not ${rawLength}`)
   if (full && !chunkId(plain, keys).equals(id)) throw new ChunkDamage('its content does not hash to its id')

@@ -17,6 +17,7 @@ interface Reply {
   error?: string
   damage?: boolean
   kept?: number[]
+  written?: number
 }
 
 const asBuffer = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength)
@@ -173,6 +174,34 @@ export class ChunkPool {
       owned(blob),
     )
     return { plain: asBuffer(r.plain!), kind: r.kind! }
+  }
+
+  /**
+   * Has a worker read chunk `id`'s blob (`length` bytes at `position` of the open pack file `fd`), open
+   * it and write its extents to the target's descriptors; returns the bytes written. Throws ChunkDamage
+   * when the blob is bad.
+   */
+  async restoreChunk(job: {
+    fd: number
+    position: number
+    length: number
+    id: Buffer
+    out: { fd: number; direct: number | null }
+    extents: { start: number; chunkOffset: number; length: number }[]
+  }): Promise<number> {
+    const r = await this.#call({
+      op: 'restore',
+      data: new Uint8Array(0),
+      fd: job.fd,
+      position: job.position,
+      length: job.length,
+      id: new Uint8Array(job.id),
+      out: job.out,
+      starts: job.extents.map((e) => e.start),
+      offsets: job.extents.map((e) => e.chunkOffset),
+      lengths: job.extents.map((e) => e.length),
+    })
+    return r.written ?? 0
   }
 
   async close(): Promise<void> {

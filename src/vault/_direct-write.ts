@@ -24,11 +24,15 @@ declare const WebAssembly: {
 
 const free: Buffer[] = []
 
-function takeSlot(): Buffer {
-  const slot = free.pop()
-  if (slot) return slot
+/** Page-aligned memory of at least `bytes` (a multiple of 64 KiB): fit for direct reads and writes. */
+export function alignedBuffer(bytes: number): Buffer {
   // 64 KiB wasm pages; the memory itself starts on a page boundary.
-  return Buffer.from(new WebAssembly.Memory({ initial: SLOT / 65536, maximum: SLOT / 65536 }).buffer)
+  const pages = Math.max(1, Math.ceil(bytes / 65536))
+  return Buffer.from(new WebAssembly.Memory({ initial: pages, maximum: pages }).buffer)
+}
+
+function takeSlot(): Buffer {
+  return free.pop() ?? alignedBuffer(SLOT)
 }
 
 function giveSlot(slot: Buffer): void {
@@ -39,6 +43,8 @@ function giveSlot(slot: Buffer): void {
 export interface DirectFile {
   /** The ordinary descriptor (also for sync, stat, truncate). */
   readonly fh: FileHandle
+  /** The O_DIRECT descriptor (aligned memory, offsets and lengths only), null where refused. */
+  readonly directFd: number | null
   /** Writes `parts` back to back at `offset`, directly where alignment allows. */
   write(offset: number, parts: readonly Uint8Array[]): Promise<void>
   close(): Promise<void>
@@ -69,6 +75,7 @@ export async function openDirect(path: string, flags: 'wx' | 'r+'): Promise<Dire
   }
   return {
     fh,
+    directFd: direct?.fd ?? null,
     async write(offset, parts) {
       const total = parts.reduce((n, p) => n + p.length, 0)
       if (!direct || offset % ALIGN !== 0 || total < ALIGN) {

@@ -1,5 +1,7 @@
+import { type FileHandle, open } from 'node:fs/promises'
 import { CairnError } from '../util/index.js'
 import { AsyncQueue } from './_async-queue.js'
+import { ChunkDamage } from './_chunk-codec.js'
 import { ProgressMeter } from './_backup.js'
 import type { VaultCore } from './_core.js'
 import { type Extent, walkLeaves } from './_disk-tree.js'
@@ -8,8 +10,65 @@ import type { OperationOptions, RecoveryPoint, RestoreSink } from './types.js'
 
 /** Options of Vault.restore. */
 export interface RestoreOptions extends OperationOptions {
-  /** Chunks read at once (default 4: more only adds buffers in flight, not speed). */
+  /**
+   * Chunks read at once (default 4 when chunks pass through this thread: more only adds buffers in
+   * flight, not speed; 8 when the workers write them, see below).
+   */
   concurrency?: number
+}
+
+/**
+ * Pack files a restore's workers read, open in this process while chunks in them are being restored
+ * (packs are immutable: an open file stays valid even if GC deletes the pack meanwhile).
+ */
+class PackFiles {
+  readonly #path: (name: string) => string
+  readonly #open = new Map<string, { fh: Promise<FileHandle>; users: number }>()
+
+  constructor(path: (name: string) => string) {
+    this.#path = path
+  }
+
+  /** Runs `fn` with the pack's descriptor; null (and `fn` not run) when the pack file is gone. */
+  async use<T>(name: string, fn: (fd: number) => Promise<T>): Promise<T | null> {
+    let entry = this.#open.get(name)
+    if (!entry) {
+      entry = { fh: open(this.#path(name), 'r'), users: 0 }
+      this.#open.set(name, entry)
+      entry.fh.catch(() => {})
+      this.#trim()
+    }
+    entry.users++
+    try {
+      let fh: FileHandle
+      try {
+        fh = await entry.fh
+      } catch (err) {
+        if (this.#open.get(name) === entry) this.#open.delete(name)
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null
+        throw err
+      }
+      return await fn(fh.fd)
+    } finally {
+      entry.users--
+    }
+  }
+
+  /** Keeps at most 32 packs open, closing idle ones, first opened first. */
+  #trim(): void {
+    for (const [name, e] of this.#open) {
+      if (this.#open.size <= 32) break
+      if (e.users > 0) continue
+      this.#open.delete(name)
+      e.fh.then((fh) => fh.close()).catch(() => {})
+    }
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.#open.values()]
+    this.#open.clear()
+    await Promise.all(all.map((e) => e.fh.then((fh) => fh.close()).catch(() => {})))
+  }
 }
 
 /** Writes one disk of a recovery point into a sink; every chunk is checked before it is written. */
@@ -38,7 +97,14 @@ export async function runRestore(
   const progress = new ProgressMeter(opts.onProgress)
   progress.phase = 'restore'
   progress.total = disk.size
-  const width = opts.concurrency ?? 4
+  // A local vault restoring into a local file or device: the workers read each chunk from its pack
+  // and write it to the target themselves; this thread only walks the tree and hands out chunks
+  // (a chunk read here, moved to a worker, opened, moved back and written kept every thread idle about
+  // half the time). Elsewhere chunks come through this thread and `sink.write`.
+  const localPath = core.backend.localPath?.bind(core.backend)
+  const out = sink.descriptors
+  const packs = localPath && out ? new PackFiles(localPath) : null
+  const width = opts.concurrency ?? (packs ? 8 : 4)
   let cursor = 0
   let written = 0
 
@@ -68,10 +134,48 @@ export async function runRestore(
     if (sink.releasesData) release([plain])
     else churnYoung(plain.length)
   }
+  /** Restores a chunk through a worker that reads and writes it; false when its pack file is gone. */
+  const restoreInWorker = async (group: Extent[]): Promise<boolean> => {
+    await core.loadIndex()
+    const first = group[0]!
+    const loc = core.index.get(first.id)
+    if (!packs || !out || !loc) return false
+    for (const e of group) {
+      if (e.chunkOffset + e.length > loc.rawLength) {
+        throw new CairnError('VaultCorrupt', `${what}: the extent at offset ${e.start} reaches past its chunk`)
+      }
+    }
+    const done = await packs.use(loc.pack, async (fd) => {
+      try {
+        return await core.pool.restoreChunk({
+          fd,
+          position: loc.offset,
+          length: loc.length,
+          id: first.id,
+          out,
+          extents: group,
+        })
+      } catch (err) {
+        if (err instanceof ChunkDamage) {
+          throw new CairnError(
+            'VaultCorrupt',
+            `${what}: at offset ${first.start}: chunk ${first.id.toString('hex').slice(0, 12)}… in ${loc.pack} is damaged: ${err.message}`,
+          )
+        }
+        throw err
+      }
+    })
+    if (done === null) return false
+    written += done
+    progress.add(done, 0)
+    return true
+  }
   const reader = async () => {
     for (let group = await queue.next(); group; group = await queue.next()) {
       try {
         opts.signal?.throwIfAborted()
+        if (packs && (await restoreInWorker(group))) continue
+        // Read here: a chunk missing from the index or its pack gone (readChunk looks again, once).
         const first = group[0]!
         const plain = await core.readChunk(first.id, `${what}: at offset ${first.start}`)
         for (const e of group) {
@@ -122,6 +226,7 @@ export async function runRestore(
     queue.close(failed !== undefined)
   }
   await readers
+  await packs?.close()
   if (failed) {
     if (opts.signal?.aborted)
       throw new CairnError('Cancelled', `The restore of disk "${diskName}" was cancelled`)

@@ -53,6 +53,8 @@ export async function fileSink(
     size: block ? Number.MAX_SAFE_INTEGER : options.size,
     write,
     releasesData: true,
+    // A restore's workers write here directly; close() syncs what they wrote.
+    descriptors: { fd: fh.fd, direct: file.directFd },
     async zero(offset, length) {
       if (!block) return
       for (let o = 0; o < length; o += ZEROS.length) {

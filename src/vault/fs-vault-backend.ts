@@ -94,6 +94,10 @@ export class FsVaultBackend implements VaultBackend {
     }
   }
 
+  localPath(name: string): string {
+    return this.#path(name)
+  }
+
   /** Keeps at most 32 read handles open, closing idle ones first opened first. */
   #trimHandles(): void {
     for (const [name, e] of this.#handles) {

@@ -49,6 +49,13 @@ export interface RestoreSink {
    * garbage collector.
    */
   readonly releasesData?: boolean
+  /**
+   * The target as open descriptors of this process, when it is a local file or device: a restore from a
+   * local vault then has its worker threads write the disk's bytes there themselves (positioned writes
+   * at disk offsets) instead of calling `write`. `direct` is opened with O_DIRECT (page-aligned memory,
+   * offsets and lengths only), or null. The sink must make such writes durable in `close`.
+   */
+  readonly descriptors?: { fd: number; direct: number | null }
   /** Makes a range read as zeros (a fresh sparse target may do nothing). */
   zero(offset: number, length: number): Promise<void>
   close?(): Promise<void>

@@ -26,6 +26,11 @@ export interface VaultBackend {
   create(name: string, data: Uint8Array | readonly Uint8Array[]): Promise<boolean>
   /** Deletes an object; deleting a missing object is not an error. */
   delete(name: string): Promise<void>
+  /**
+   * The object's path on this machine, for readers that read it themselves (a restore's worker
+   * threads); only backends on a local folder have one. Objects are immutable, so an open file stays valid.
+   */
+  localPath?(name: string): string
   /** Removes leftovers of writers that died (temporary files, unfinished uploads) older than `ms`. */
   sweepTemporary?(olderThanMs: number): Promise<number>
   /** Frees what the backend holds open (connections, file handles). */
