@@ -114,7 +114,10 @@ export function sealChunk(
 }
 
 /** Thrown by openChunk with the reason a blob is bad; callers add which disk and offset needed it. */
-export class ChunkDamage extends Error {}
+export class ChunkDamage extends Error {
+  /** Which chunk of a request for several (a restored leaf's) was bad. */
+  chunk?: number
+}
 
 /**
  * Checks, decrypts, decompresses and re-hashes a chunk blob; throws ChunkDamage on any mismatch.

@@ -18,6 +18,7 @@ interface Reply {
   damage?: boolean
   kept?: number[]
   written?: number
+  chunk?: number
 }
 
 const asBuffer = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength)
@@ -177,29 +178,24 @@ export class ChunkPool {
   }
 
   /**
-   * Has a worker read chunk `id`'s blob (`length` bytes at `position` of the open pack file `fd`), open
-   * it and write its extents to the target's descriptors; returns the bytes written. Throws ChunkDamage
-   * when the blob is bad.
+   * Has a worker restore one leaf: read its chunks from their open pack files, open them and write the
+   * extents (sorted; `chunk` indexes `chunks`) to the target's descriptors. Returns the bytes written;
+   * throws ChunkDamage, with `chunk` set, when a blob is bad.
    */
-  async restoreChunk(job: {
-    fd: number
-    position: number
-    length: number
-    id: Buffer
+  async restoreLeaf(job: {
+    chunks: { id: Buffer; fd: number; position: number; length: number }[]
+    extents: { start: number; length: number; chunkOffset: number; chunk: number }[]
     out: { fd: number; direct: number | null }
-    extents: { start: number; chunkOffset: number; length: number }[]
   }): Promise<number> {
     const r = await this.#call({
-      op: 'restore',
+      op: 'restoreLeaf',
       data: new Uint8Array(0),
-      fd: job.fd,
-      position: job.position,
-      length: job.length,
-      id: new Uint8Array(job.id),
+      chunks: job.chunks.map((c) => ({ ...c, id: new Uint8Array(c.id) })),
       out: job.out,
       starts: job.extents.map((e) => e.start),
-      offsets: job.extents.map((e) => e.chunkOffset),
       lengths: job.extents.map((e) => e.length),
+      offsets: job.extents.map((e) => e.chunkOffset),
+      which: job.extents.map((e) => e.chunk),
     })
     return r.written ?? 0
   }
@@ -226,8 +222,13 @@ export class ChunkPool {
     return new Promise<Reply>((resolve, reject) => {
       best.pending.set(seq, {
         resolve: (r) => {
-          if (r.error !== undefined) reject(r.damage ? new ChunkDamage(r.error) : new Error(r.error))
-          else resolve(r)
+          if (r.error === undefined) resolve(r)
+          else if (!r.damage) reject(new Error(r.error))
+          else {
+            const damage = new ChunkDamage(r.error)
+            if (r.chunk !== undefined) damage.chunk = r.chunk
+            reject(damage)
+          }
         },
         reject,
       })

@@ -18,7 +18,7 @@ const keys: ChunkKeys | null =
 /** A request to the worker. */
 export interface ChunkRequest {
   seq: number
-  op: 'seal' | 'sealMany' | 'hash' | 'open' | 'readSeal' | 'restore'
+  op: 'seal' | 'sealMany' | 'hash' | 'open' | 'readSeal' | 'restoreLeaf'
   data: Uint8Array
   /** sealMany: the chunks and their kinds (`data` is then empty). */
   items?: Uint8Array[]
@@ -30,11 +30,14 @@ export interface ChunkRequest {
   fd?: number
   starts?: number[]
   lengths?: number[]
-  /** restore: the pack file (`fd`), where chunk `id`'s blob is in it, and the target to write it to. */
-  position?: number
-  length?: number
+  /** restoreLeaf: the leaf's chunks (where each blob is: open pack file, offset, length), the target. */
+  chunks?: { id: Uint8Array; fd: number; position: number; length: number }[]
   out?: { fd: number; direct: number | null }
-  /** restore: the chunk's extents (disk offset `starts[i]`, `lengths[i]` bytes from `offsets[i]`). */
+  /**
+   * restoreLeaf: the extents, sorted: `lengths[i]` bytes at disk offset `starts[i]` are bytes
+   * `offsets[i]…` of chunk `which[i]`.
+   */
+  which?: number[]
   offsets?: number[]
 }
 
@@ -70,25 +73,37 @@ const own = (b: Buffer): ArrayBuffer[] =>
     ? [b.buffer as ArrayBuffer]
     : []
 
-// Restore: the worker reads a chunk's blob from its pack, opens it into page-aligned memory and writes
-// its extents to the target itself, so chunks never cross threads. Reads and writes go through libuv's
-// thread pool (asynchronous), so while one chunk waits for the device this thread opens the next.
+// Restore: a worker restores a whole leaf (16 MiB of disk): it reads the leaf's chunks from their packs,
+// opens them into page-aligned memory, puts the disk's bytes together one window (1 MiB of disk) at a
+// time and writes each window's covered runs to the target itself. Chunks never cross threads, and a
+// window whose bytes come from several chunks (a full backup's chunk with an incremental's pages in it)
+// is one write, not one per piece: each write into a sparse file waits for the device on its own.
+// Reads and writes go through libuv's thread pool, so this thread opens chunks while they wait.
 
-const PLAIN = 1024 * 1024
-/** Page-aligned plaintext buffers (PLAIN bytes) and blob buffers, reused across chunks. */
+/** Bytes of disk put together and written at once. */
+const WINDOW = 1024 * 1024
+/** Window writes in flight per leaf. */
+const WRITES_AHEAD = 3
+/** Page-aligned buffers of WINDOW bytes, reused. */
 const spareAligned: Buffer[] = []
-const spareBlobs: Buffer[] = []
 
-const takeAligned = (n: number) => (n <= PLAIN ? (spareAligned.pop() ?? alignedBuffer(PLAIN)) : alignedBuffer(n))
+const takeAligned = (n: number) =>
+  n <= WINDOW ? (spareAligned.pop() ?? alignedBuffer(WINDOW)) : alignedBuffer(n)
 const giveAligned = (b: Buffer) => {
-  if (b.length === PLAIN && spareAligned.length < 8) spareAligned.push(b)
+  if (b.length === WINDOW && spareAligned.length < 16) spareAligned.push(b)
 }
+
+/** Blob buffers, reused: fresh memory for every chunk cost a page fault per page. */
+const spareBlobs: Buffer[] = []
 const takeBlob = (n: number) => {
   const b = spareBlobs.pop()
-  return b && b.length >= n ? b : Buffer.allocUnsafeSlow(Math.max(n, PLAIN + 64 * 1024))
+  if (b && b.length >= n) return b
+  if (b) release([b])
+  return Buffer.allocUnsafeSlow(Math.max(n, WINDOW + 64 * 1024))
 }
 const giveBlob = (b: Buffer) => {
   if (spareBlobs.length < 8) spareBlobs.push(b)
+  else release([b])
 }
 
 function readAt(fd: number, buf: Buffer, at: number, length: number, position: number): Promise<number> {
@@ -108,64 +123,150 @@ async function writeAll(fd: number, data: Buffer, position: number): Promise<voi
   }
 }
 
-/** Reads, opens and writes one chunk; returns the bytes written. */
-async function restoreChunk(m: ChunkRequest): Promise<number> {
-  const length = m.length ?? 0
-  const out = m.out!
-  const blob = takeBlob(length)
+/** Writes `data` at disk offset `start`: whole aligned blocks directly, unaligned edges through the cache. */
+async function writeRun(out: { fd: number; direct: number | null }, data: Buffer, start: number) {
+  const head = out.direct === null ? data.length : Math.min(data.length, (ALIGN - (start % ALIGN)) % ALIGN)
+  const body = out.direct === null ? 0 : Math.floor((data.length - head) / ALIGN) * ALIGN
+  if (head > 0) await writeAll(out.fd, data.subarray(0, head), start)
+  if (body > 0) await writeAll(out.direct!, data.subarray(head, head + body), start + head)
+  if (head + body < data.length) await writeAll(out.fd, data.subarray(head + body), start + head + body)
+}
+
+/** Reads and opens chunk `i` of a leaf request into aligned memory. */
+async function readOpen(m: ChunkRequest, i: number): Promise<Buffer> {
+  const c = m.chunks![i]!
+  const blob = takeBlob(c.length)
   let slot: Buffer | undefined
   try {
     let got = 0
-    while (got < length) {
-      const n = await readAt(m.fd!, blob, got, length - got, m.position! + got)
+    while (got < c.length) {
+      const n = await readAt(c.fd, blob, got, c.length - got, c.position + got)
       if (n === 0) break
       got += n
     }
-    if (got !== length) throw new ChunkDamage(`its blob is truncated (${got} of ${length} bytes)`)
+    if (got !== c.length) throw new ChunkDamage(`its blob is truncated (${got} of ${c.length} bytes)`)
     // Reads trust an encrypted blob's GCM tag, as the main thread's reads do; verify re-hashes.
-    const { plain } = openChunk(blob.subarray(0, length), asBuffer(m.id!), keys, {
+    const { plain } = openChunk(blob.subarray(0, c.length), asBuffer(c.id), keys, {
       rehash: false,
       alloc: (n) => {
         slot = takeAligned(n)
         return slot.subarray(0, n)
       },
     })
-    if (!slot) {
-      // Stored uncompressed: the plaintext is the decrypted buffer or a view of the blob.
-      slot = takeAligned(plain.length)
-      plain.copy(slot)
-      if (plain.buffer !== blob.buffer) release([plain])
-    }
-    const starts = m.starts ?? []
-    const offsets = m.offsets ?? []
-    const lengths = m.lengths ?? []
-    let written = 0
-    for (let i = 0; i < starts.length; i++) {
-      const start = starts[i]!
-      const from = offsets[i]!
-      const len = lengths[i]!
-      // Whole aligned blocks go past the page cache; an unaligned extent or tail through the cache.
-      const head = out.direct !== null && start % ALIGN === 0 && from % ALIGN === 0 ? len - (len % ALIGN) : 0
-      if (head > 0) await writeAll(out.direct!, slot.subarray(from, from + head), start)
-      if (head < len) await writeAll(out.fd, slot.subarray(from + head, from + len), start + head)
-      written += len
-    }
-    return written
+    if (slot) return slot
+    // Stored uncompressed: the plaintext is the decrypted buffer or the blob itself.
+    const aligned = takeAligned(plain.length)
+    plain.copy(aligned)
+    if (plain.buffer !== blob.buffer) release([plain])
+    return aligned
+  } catch (err) {
+    if (slot) giveAligned(slot)
+    if (err instanceof ChunkDamage) err.chunk = i
+    throw err
   } finally {
     giveBlob(blob)
-    if (slot) giveAligned(slot)
+  }
+}
+
+/** Restores one leaf; returns the bytes written. */
+async function restoreLeaf(m: ChunkRequest): Promise<number> {
+  const out = m.out!
+  const starts = m.starts ?? []
+  const lengths = m.lengths ?? []
+  const offsets = m.offsets ?? []
+  const which = m.which ?? []
+  // The extents cut at window boundaries, grouped by window.
+  const windows: { at: number; pieces: { start: number; length: number; from: number; chunk: number }[] }[] =
+    []
+  for (let i = 0; i < starts.length; i++) {
+    let start = starts[i]!
+    let from = offsets[i]!
+    const end = start + lengths[i]!
+    while (start < end) {
+      const at = start - (start % WINDOW)
+      const n = Math.min(end, at + WINDOW) - start
+      let w = windows[windows.length - 1]
+      if (!w || w.at !== at) {
+        w = { at, pieces: [] }
+        windows.push(w)
+      }
+      w.pieces.push({ start, length: n, from, chunk: which[i]! })
+      start += n
+      from += n
+    }
+  }
+  const lastUse = new Map<number, number>()
+  windows.forEach((w, k) => {
+    for (const p of w.pieces) lastUse.set(p.chunk, k)
+  })
+  const opened = new Map<number, Promise<Buffer>>()
+  const plainOf = (i: number) => {
+    let p = opened.get(i)
+    if (!p) {
+      p = readOpen(m, i)
+      p.catch(() => {})
+      opened.set(i, p)
+    }
+    return p
+  }
+  const writes: Promise<void>[] = []
+  let written = 0
+  try {
+    for (let k = 0; k < windows.length; k++) {
+      const w = windows[k]!
+      // The next window's chunks are read while this one is put together.
+      for (const p of windows[k + 1]?.pieces ?? []) plainOf(p.chunk)
+      const buf = takeAligned(WINDOW)
+      let runStart = -1
+      let runEnd = -1
+      const runs: { start: number; end: number }[] = []
+      for (const p of w.pieces) {
+        const plain = await plainOf(p.chunk)
+        plain.copy(buf, p.start - w.at, p.from, p.from + p.length)
+        if (p.start === runEnd) runEnd += p.length
+        else {
+          if (runStart >= 0) runs.push({ start: runStart, end: runEnd })
+          runStart = p.start
+          runEnd = p.start + p.length
+        }
+        written += p.length
+      }
+      if (runStart >= 0) runs.push({ start: runStart, end: runEnd })
+      for (const p of w.pieces) {
+        if (lastUse.get(p.chunk) === k && opened.has(p.chunk)) {
+          giveAligned(await opened.get(p.chunk)!)
+          opened.delete(p.chunk)
+        }
+      }
+      const done = (async () => {
+        try {
+          for (const r of runs) await writeRun(out, buf.subarray(r.start - w.at, r.end - w.at), r.start)
+        } finally {
+          giveAligned(buf)
+        }
+      })()
+      done.catch(() => {})
+      writes.push(done)
+      if (writes.length >= WRITES_AHEAD) await writes.shift()
+    }
+    await Promise.all(writes)
+    return written
+  } finally {
+    await Promise.allSettled(writes)
+    for (const p of opened.values()) p.then(giveAligned, () => {})
   }
 }
 
 parentPort?.on('message', (m: ChunkRequest) => {
-  if (m.op === 'restore') {
-    restoreChunk(m).then(
+  if (m.op === 'restoreLeaf') {
+    restoreLeaf(m).then(
       (written) => parentPort?.postMessage({ seq: m.seq, written }),
       (err: unknown) =>
         parentPort?.postMessage({
           seq: m.seq,
           error: err instanceof Error ? err.message : String(err),
           damage: err instanceof ChunkDamage,
+          ...(err instanceof ChunkDamage && err.chunk !== undefined ? { chunk: err.chunk } : {}),
         }),
     )
     return

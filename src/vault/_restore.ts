@@ -1,8 +1,8 @@
 import { type FileHandle, open } from 'node:fs/promises'
 import { CairnError } from '../util/index.js'
 import { AsyncQueue } from './_async-queue.js'
-import { ChunkDamage } from './_chunk-codec.js'
 import { ProgressMeter } from './_backup.js'
+import { ChunkDamage } from './_chunk-codec.js'
 import type { VaultCore } from './_core.js'
 import { type Extent, walkLeaves } from './_disk-tree.js'
 import { churnYoung, release } from './_memory.js'
@@ -17,6 +17,30 @@ export interface RestoreOptions extends OperationOptions {
   concurrency?: number
 }
 
+/** A counting semaphore. */
+class Slots {
+  #free: number
+  readonly #waiting: (() => void)[] = []
+
+  constructor(n: number) {
+    this.#free = n
+  }
+
+  async take(): Promise<void> {
+    if (this.#free > 0) {
+      this.#free--
+      return
+    }
+    await new Promise<void>((r) => this.#waiting.push(r))
+  }
+
+  give(): void {
+    const next = this.#waiting.shift()
+    if (next) next()
+    else this.#free++
+  }
+}
+
 /**
  * Pack files a restore's workers read, open in this process while chunks in them are being restored
  * (packs are immutable: an open file stays valid even if GC deletes the pack meanwhile).
@@ -29,8 +53,8 @@ class PackFiles {
     this.#path = path
   }
 
-  /** Runs `fn` with the pack's descriptor; null (and `fn` not run) when the pack file is gone. */
-  async use<T>(name: string, fn: (fd: number) => Promise<T>): Promise<T | null> {
+  /** The pack's descriptor, held until `release`; null when the pack file is gone. */
+  async acquire(name: string): Promise<number | null> {
     let entry = this.#open.get(name)
     if (!entry) {
       entry = { fh: open(this.#path(name), 'r'), users: 0 }
@@ -40,18 +64,18 @@ class PackFiles {
     }
     entry.users++
     try {
-      let fh: FileHandle
-      try {
-        fh = await entry.fh
-      } catch (err) {
-        if (this.#open.get(name) === entry) this.#open.delete(name)
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null
-        throw err
-      }
-      return await fn(fh.fd)
-    } finally {
+      return (await entry.fh).fd
+    } catch (err) {
       entry.users--
+      if (this.#open.get(name) === entry) this.#open.delete(name)
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null
+      throw err
     }
+  }
+
+  release(name: string): void {
+    const entry = this.#open.get(name)
+    if (entry) entry.users--
   }
 
   /** Keeps at most 32 packs open, closing idle ones, first opened first. */
@@ -104,7 +128,7 @@ export async function runRestore(
   const localPath = core.backend.localPath?.bind(core.backend)
   const out = sink.descriptors
   const packs = localPath && out ? new PackFiles(localPath) : null
-  const width = opts.concurrency ?? (packs ? 8 : 4)
+  const width = opts.concurrency ?? 4
   let cursor = 0
   let written = 0
 
@@ -123,6 +147,9 @@ export async function runRestore(
   // A reader does not wait for its chunk's writes: they run behind (up to `width` chunks' worth), so
   // the next read and open overlap the target's write latency (a direct write waits for the device).
   const writing = new Set<Promise<void>>()
+  // Leaves handed to workers, at most `width` at once.
+  const leafJobs = new Set<Promise<void>>()
+  const slots = new Slots(width)
   const writeChunk = async (group: Extent[], plain: Buffer) => {
     for (const e of group) {
       await sink.write(e.start, plain.subarray(e.chunkOffset, e.chunkOffset + e.length))
@@ -134,48 +161,81 @@ export async function runRestore(
     if (sink.releasesData) release([plain])
     else churnYoung(plain.length)
   }
-  /** Restores a chunk through a worker that reads and writes it; false when its pack file is gone. */
-  const restoreInWorker = async (group: Extent[]): Promise<boolean> => {
+  /**
+   * Has a worker restore a leaf's extents, reading their chunks from the packs itself; false (nothing
+   * done) when a chunk is not in the index or its pack file is gone: the caller reads those here.
+   */
+  const leafInWorker = async (extents: Extent[]): Promise<boolean> => {
+    if (!packs || !out) return false
     await core.loadIndex()
-    const first = group[0]!
-    const loc = core.index.get(first.id)
-    if (!packs || !out || !loc) return false
-    for (const e of group) {
-      if (e.chunkOffset + e.length > loc.rawLength) {
-        throw new CairnError('VaultCorrupt', `${what}: the extent at offset ${e.start} reaches past its chunk`)
-      }
-    }
-    const done = await packs.use(loc.pack, async (fd) => {
-      try {
-        return await core.pool.restoreChunk({
-          fd,
-          position: loc.offset,
-          length: loc.length,
-          id: first.id,
-          out,
-          extents: group,
-        })
-      } catch (err) {
-        if (err instanceof ChunkDamage) {
+    const chunks: { id: Buffer; fd: number; position: number; length: number }[] = []
+    const locs: { pack: string; first: number }[] = []
+    const index = new Map<string, number>()
+    const jobExtents: { start: number; length: number; chunkOffset: number; chunk: number }[] = []
+    const held: string[] = []
+    try {
+      for (const e of extents) {
+        const k = e.id.toString('latin1')
+        let i = index.get(k)
+        if (i === undefined) {
+          const loc = core.index.get(e.id)
+          if (!loc) return false
+          const fd = await packs.acquire(loc.pack)
+          if (fd === null) return false
+          held.push(loc.pack)
+          i = chunks.length
+          index.set(k, i)
+          chunks.push({ id: e.id, fd, position: loc.offset, length: loc.length })
+          locs.push({ pack: loc.pack, first: e.start })
+          if (e.chunkOffset + e.length > loc.rawLength) {
+            throw new CairnError(
+              'VaultCorrupt',
+              `${what}: the extent at offset ${e.start} reaches past its chunk`,
+            )
+          }
+        } else if (e.chunkOffset + e.length > (core.index.get(e.id)?.rawLength ?? 0)) {
           throw new CairnError(
             'VaultCorrupt',
-            `${what}: at offset ${first.start}: chunk ${first.id.toString('hex').slice(0, 12)}… in ${loc.pack} is damaged: ${err.message}`,
+            `${what}: the extent at offset ${e.start} reaches past its chunk`,
           )
         }
-        throw err
+        jobExtents.push({ start: e.start, length: e.length, chunkOffset: e.chunkOffset, chunk: i })
       }
-    })
-    if (done === null) return false
-    written += done
-    progress.add(done, 0)
-    return true
+      opts.signal?.throwIfAborted()
+      await slots.take()
+      const job = core.pool.restoreLeaf({ chunks, extents: jobExtents, out }).then(
+        (done) => {
+          written += done
+          progress.add(done, 0)
+        },
+        (err: unknown) => {
+          if (err instanceof ChunkDamage) {
+            const c = chunks[err.chunk ?? 0]
+            const at = locs[err.chunk ?? 0]
+            err = new CairnError(
+              'VaultCorrupt',
+              `${what}: at offset ${at?.first}: chunk ${c?.id.toString('hex').slice(0, 12)}… in ${at?.pack} is damaged: ${err.message}`,
+            )
+          }
+          failed ??= err
+        },
+      )
+      const pending = held.splice(0)
+      const settled = job.finally(() => {
+        for (const name of pending) packs.release(name)
+        slots.give()
+        leafJobs.delete(settled)
+      })
+      leafJobs.add(settled)
+      return true
+    } finally {
+      for (const name of held) packs.release(name)
+    }
   }
   const reader = async () => {
     for (let group = await queue.next(); group; group = await queue.next()) {
       try {
         opts.signal?.throwIfAborted()
-        if (packs && (await restoreInWorker(group))) continue
-        // Read here: a chunk missing from the index or its pack gone (readChunk looks again, once).
         const first = group[0]!
         const plain = await core.readChunk(first.id, `${what}: at offset ${first.start}`)
         for (const e of group) {
@@ -210,6 +270,7 @@ export async function runRestore(
         await zeroTo(e.start)
         cursor = e.start + e.length
       }
+      if (await leafInWorker(extents)) return
       // Each chunk is read and opened once per leaf, however many extents share it.
       const byChunk = new Map<string, Extent[]>()
       for (const e of extents) {
@@ -226,6 +287,7 @@ export async function runRestore(
     queue.close(failed !== undefined)
   }
   await readers
+  while (leafJobs.size > 0) await Promise.all(leafJobs)
   await packs?.close()
   if (failed) {
     if (opts.signal?.aborted)
