@@ -123,9 +123,20 @@ async function writeAll(fd: number, data: Buffer, position: number): Promise<voi
   }
 }
 
-/** Writes `data` at disk offset `start`: whole aligned blocks directly, unaligned edges through the cache. */
+/**
+ * Runs shorter than this are written through the page cache: a direct write into a hole of a sparse file
+ * waits for the device while holding the file's lock (so they take turns), and an incremental's pages
+ * that landed in the base's holes are thousands of isolated 4 KiB runs (measured: 2,600 of them cost
+ * ~0.6 s of a 2 GiB restore direct; through the cache, the writeback merges them).
+ */
+const SMALL_RUN = 64 * 1024
+
+/** Writes `data` at disk offset `start`: whole aligned blocks directly, unaligned edges and short runs through the cache. */
 async function writeRun(out: { fd: number; direct: number | null }, data: Buffer, start: number) {
-  const head = out.direct === null ? data.length : Math.min(data.length, (ALIGN - (start % ALIGN)) % ALIGN)
+  const head =
+    out.direct === null || data.length < SMALL_RUN
+      ? data.length
+      : Math.min(data.length, (ALIGN - (start % ALIGN)) % ALIGN)
   const body = out.direct === null ? 0 : Math.floor((data.length - head) / ALIGN) * ALIGN
   if (head > 0) await writeAll(out.fd, data.subarray(0, head), start)
   if (body > 0) await writeAll(out.direct!, data.subarray(head, head + body), start + head)

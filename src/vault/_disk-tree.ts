@@ -298,13 +298,32 @@ export async function walkLeaves(
 ): Promise<void> {
   const visit = async (id: Buffer, level: number, start: number): Promise<void> => {
     if (level === 0) return fn(start, decodeLeaf(await store.load(id), start), id)
-    const children = decodeNode(await store.load(id), level, start)
-    for (const [i, child] of [...children].sort((a, b) => a[0] - b[0])) {
-      await visit(child, level - 1, start + i * levelSpan(level - 1))
+    const children = [...decodeNode(await store.load(id), level, start)].sort((a, b) => a[0] - b[0])
+    if (level > 1) {
+      for (const [i, child] of children) await visit(child, level - 1, start + i * levelSpan(level - 1))
+      return
+    }
+    // Leaves load LEAVES_AHEAD ahead of the one being handled, so `fn` does not wait for each page.
+    const loads: Promise<Buffer>[] = []
+    const load = (k: number) => {
+      const c = children[k]
+      if (c && !loads[k]) {
+        loads[k] = store.load(c[1])
+        loads[k].catch(() => {})
+      }
+    }
+    for (let k = 0; k < children.length; k++) {
+      for (let j = k; j <= k + LEAVES_AHEAD; j++) load(j)
+      const [i, child] = children[k]!
+      const leafStart = start + i * LEAF_SPAN
+      await fn(leafStart, decodeLeaf(await loads[k]!, leafStart), child)
     }
   }
   if (tree.root) await visit(tree.root, tree.depth, 0)
 }
+
+/** Leaf pages walkLeaves reads ahead. */
+const LEAVES_AHEAD = 8
 
 /**
  * Adds every page id and chunk id a tree references to `pages` and `chunks` (hex keys), skipping
