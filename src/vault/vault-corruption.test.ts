@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { CairnError } from '../util/index.js'
 import { bufferSink, bufferSource, mixedImage } from './_testing.js'
+import { fileSink } from './file-sink.js'
 import { FsVaultBackend } from './fs-vault-backend.js'
 import { Vault } from './vault.js'
 
@@ -36,11 +37,15 @@ for (const encrypted of [false, true]) {
       await rm(dir, { recursive: true, force: true })
     })
 
-    /** Damages a file, tries to open the vault and restore, then puts the file back. */
+    /**
+     * Damages a file, tries to open the vault and restore (into memory, or into a file, which the workers
+     * write themselves), then puts the file back.
+     */
     async function attempt(
       name: string,
       damage: Damage,
       at: 'start' | 'middle' | 'end',
+      into: 'memory' | 'file' = 'memory',
     ): Promise<CairnError | 'same'> {
       const path = join(dir, name)
       const original = await readFile(path)
@@ -54,9 +59,25 @@ for (const encrypted of [false, true]) {
       let v: Vault | undefined
       try {
         v = await Vault.open(new FsVaultBackend(dir), encrypted ? creds : undefined, { workers: 1 })
-        const sink = bufferSink(img.length)
-        await v.restore(rpId, 'os', sink)
-        assert.ok(sink.data.equals(img), `${damage} of ${name} at ${at} restored wrong data without an error`)
+        if (into === 'file') {
+          const out = join(dir, 'out.raw')
+          const sink = await fileSink(out, { size: img.length, overwrite: true })
+          try {
+            await v.restore(rpId, 'os', sink)
+          } finally {
+            await sink.close?.()
+          }
+          const data = await readFile(out)
+          await rm(out)
+          assert.ok(data.equals(img), `${damage} of ${name} at ${at} restored wrong data without an error`)
+        } else {
+          const sink = bufferSink(img.length)
+          await v.restore(rpId, 'os', sink)
+          assert.ok(
+            sink.data.equals(img),
+            `${damage} of ${name} at ${at} restored wrong data without an error`,
+          )
+        }
         return 'same'
       } catch (err) {
         if (!(err instanceof CairnError)) throw err
@@ -84,6 +105,53 @@ for (const encrypted of [false, true]) {
           assert.match(r.message, /disk "os"/)
           if (damage === 'flip' && at === 'middle') assert.match(r.message, /offset \d+|index page/)
         }
+      }
+    })
+
+    it('restoring into a file, a flipped, truncated or deleted pack fails naming disk and offset', async () => {
+      for (const name of files.filter((f) => f.startsWith('packs/'))) {
+        for (const [damage, at] of [
+          ['flip', 'middle'],
+          ['truncate', 'middle'],
+          ['delete', 'start'],
+        ] as const) {
+          const r = await attempt(name, damage, at, 'file')
+          assert.notEqual(r, 'same', `${damage} of ${name} at ${at} went unnoticed`)
+          if (r === 'same') continue
+          assert.ok(['VaultCorrupt', 'VaultObjectMissing'].includes(r.code), `${r.code}: ${r.message}`)
+          assert.match(r.message, /disk "os"/)
+          if (damage === 'flip') assert.match(r.message, /offset \d+: .*damaged|index page/)
+        }
+      }
+    })
+
+    it('restoring into a file, a pack damaged after the vault read its index fails naming disk and offset', async () => {
+      const v = await Vault.open(new FsVaultBackend(dir), encrypted ? creds : undefined, { workers: 1 })
+      const packs = files.filter((f) => f.startsWith('packs/'))
+      const originals = await Promise.all(packs.map((name) => readFile(join(dir, name))))
+      try {
+        // The index was read at open (and the tree pages are cached); now every pack goes bad in the
+        // middle behind the vault's back.
+        await v.restore(rpId, 'os', bufferSink(img.length))
+        for (const [i, name] of packs.entries()) {
+          const copy = Buffer.from(originals[i]!)
+          copy[Math.floor(copy.length / 2)]! ^= 0x01
+          await writeFile(join(dir, name), copy)
+        }
+        const out = join(dir, 'late.raw')
+        const sink = await fileSink(out, { size: img.length })
+        const err = await v.restore(rpId, 'os', sink).then(
+          () => null,
+          (e: unknown) => e,
+        )
+        await sink.close?.()
+        await rm(out)
+        assert.ok(err instanceof CairnError, String(err))
+        assert.equal(err.code, 'VaultCorrupt')
+        assert.match(err.message, /disk "os".*at offset \d+: chunk [0-9a-f]{12}… in packs\/.* is damaged/)
+      } finally {
+        await v.close()
+        for (const [i, name] of packs.entries()) await writeFile(join(dir, name), originals[i]!)
       }
     })
 

@@ -62,11 +62,16 @@ for (const encrypted of [false, true]) {
     for (const [name, make] of patterns) {
       it(`restores ${name} bit for bit`, async () => {
         await withVault(
-          async (v) => {
+          async (v, dir) => {
             const data = make()
             const rp = await v.backup({ item, sources: [bufferSource('os', data)] })
             assert.equal(rp.disks[0]!.mode, 'full')
             assert.ok((await restored(v, rp.id, 'os', data.length)).equals(data))
+            // Into a file, the workers read, open and write the chunks themselves.
+            const sink = await fileSink(join(dir, 'out.raw'), { size: data.length })
+            await v.restore(rp.id, 'os', sink)
+            await sink.close?.()
+            assert.ok((await readFile(join(dir, 'out.raw'))).equals(data))
           },
           { encrypted },
         )
