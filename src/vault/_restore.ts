@@ -11,8 +11,8 @@ import type { OperationOptions, RecoveryPoint, RestoreSink } from './types.js'
 /** Options of Vault.restore. */
 export interface RestoreOptions extends OperationOptions {
   /**
-   * Chunks read at once (default 4 when chunks pass through this thread: more only adds buffers in
-   * flight, not speed; 8 when the workers write them, see below).
+   * Chunks read at once, or leaves (16 MiB of disk) when the workers write the target themselves
+   * (default 4: more only adds buffers in flight, not speed).
    */
   concurrency?: number
 }
