@@ -35,6 +35,13 @@ export class ModelDisk {
     this.stamps = stamps ?? new Int32Array(size / PAGE_SIZE)
   }
 
+  /** A copy whose pages and snapshot list change independently (snapshots themselves are shared). */
+  clone(): ModelDisk {
+    const c = new ModelDisk(this.size, this.stamps.slice())
+    for (const [id, s] of this.snapshots) c.snapshots.set(id, s)
+    return c
+  }
+
   write(offset: number, length: number, stamp: number): void {
     this.stamps.fill(stamp, offset / PAGE_SIZE, (offset + length) / PAGE_SIZE)
   }

@@ -39,13 +39,7 @@ interface Context {
 }
 
 function clone(model: Model): Model {
-  const out: Model = new Map()
-  for (const [name, m] of model) {
-    const c = new ModelDisk(m.size, m.stamps.slice())
-    for (const [id, s] of m.snapshots) c.snapshots.set(id, s)
-    out.set(name, c)
-  }
-  return out
+  return new Map([...model].map(([name, m]) => [name, m.clone()]))
 }
 
 function apply(model: Model, op: Op): void {

@@ -30,13 +30,7 @@ type Model = Map<string, ModelDisk> | undefined
 
 function clone(model: Model): Model {
   if (model === undefined) return undefined
-  const out = new Map<string, ModelDisk>()
-  for (const [name, m] of model) {
-    const c = new ModelDisk(m.size, m.stamps.slice())
-    for (const [id, s] of m.snapshots) c.snapshots.set(id, s)
-    out.set(name, c)
-  }
-  return out
+  return new Map([...model].map(([name, m]) => [name, m.clone()]))
 }
 
 function apply(model: Model, op: Op): Model {
