@@ -196,6 +196,14 @@ async function planDisk(source: BackupSource, base: RecoveryPoint | undefined): 
   return plan
 }
 
+/** A checksum backup's view of the base leaf it replaces: its extents, their chunk ids, chunks read. */
+interface BaseLeaf {
+  extents: Extent[]
+  known: Set<string>
+  /** Base chunks read for page comparisons, shared by the leaf's pieces (an incremental's chunk serves many). */
+  chunks: Map<string, Promise<Buffer>>
+}
+
 interface DiskContext {
   writer: PackWriter
   pages: PageStore
@@ -239,8 +247,13 @@ async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Pr
     return extents
   }
 
-  /** Stores one piece; returns its extent, or null when it is all zeros. */
-  const piece = async (start: number, end: number, known: Set<string> | null): Promise<Extent | null> => {
+  /**
+   * Stores one piece; returns its extents (none when it is all zeros). In a checksum backup a piece
+   * whose chunk is new is compared page by page with the base's bytes there: when at most half of it
+   * changed, the base's extents stay and only the changed pages are stored (small changes stay small
+   * without a change list too).
+   */
+  const piece = async (start: number, end: number, base: BaseLeaf | null): Promise<Extent[]> => {
     ctx.signal?.throwIfAborted()
     const data = await source.read(start, end - start)
     if (data.length !== end - start) {
@@ -251,13 +264,15 @@ async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Pr
     }
     stats.bytesScanned += data.length
     ctx.progress.add(data.length, 0)
-    if (isZero(data)) return null
-    if (known) {
+    if (isZero(data)) return []
+    if (base) {
       const id = await core.pool.hash(data)
-      if (known.has(id.toString('latin1')) || ctx.writer.holds(id)) {
+      if (base.known.has(id.toString('latin1')) || ctx.writer.holds(id)) {
         stats.chunksReused++
-        return { start, length: data.length, chunkOffset: 0, id }
+        return [{ start, length: data.length, chunkOffset: 0, id }]
       }
+      const patched = await patchBase(start, data, base)
+      if (patched) return patched
     }
     const length = data.length
     // The buffer moves to the worker: no copy, and no use of `data` after this line.
@@ -270,7 +285,52 @@ async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Pr
       ctx.progress.add(0, stored)
       await ctx.writer.add(id, parts, length, ChunkKind.data)
     }
-    return { start, length, chunkOffset: 0, id }
+    return [{ start, length, chunkOffset: 0, id }]
+  }
+
+  /**
+   * The extents of a piece as the base's with the changed 4 KiB pages stored anew, or null when the
+   * base held nothing there or more than half of the piece changed (then the piece is stored whole).
+   */
+  const patchBase = async (start: number, data: Buffer, base: BaseLeaf): Promise<Extent[] | null> => {
+    const end = start + data.length
+    const under = base.extents
+      .filter((e) => e.start < end && e.start + e.length > start)
+      .map((e) => {
+        const s = Math.max(start, e.start)
+        const t = Math.min(end, e.start + e.length)
+        return { start: s, length: t - s, chunkOffset: e.chunkOffset + (s - e.start), id: e.id }
+      })
+    if (under.length === 0) return null
+    const old = Buffer.alloc(data.length)
+    for (const e of under) {
+      const k = e.id.toString('latin1')
+      let plain = base.chunks.get(k)
+      if (!plain) {
+        plain = core.readChunk(
+          e.id,
+          `Cannot back up disk "${source.name}": the base's data at offset ${e.start}`,
+        )
+        base.chunks.set(k, plain)
+      }
+      const bytes = await plain
+      bytes.copy(old, e.start - start, e.chunkOffset, e.chunkOffset + e.length)
+    }
+    const runs: ByteRange[] = []
+    let changed = 0
+    for (let o = 0; o < data.length; o += CHANGE_ALIGN) {
+      const n = Math.min(CHANGE_ALIGN, data.length - o)
+      if (data.compare(old, o, o + n, o, o + n) === 0) continue
+      const last = runs[runs.length - 1]
+      if (last && last.end === start + o) last.end += n
+      else runs.push({ start: start + o, end: start + o + n })
+      changed += n
+    }
+    if (changed * 2 > data.length) return null
+    const stored = await sealRuns(
+      runs.map((run) => ({ run, data: data.subarray(run.start - start, run.end - start) })),
+    )
+    return mergeExtents(subtractExtents(under, runs), stored)
   }
 
   /** Pieces of `[start, end)` to read: runs cut at chunk boundaries (full: whole aligned chunks). */
@@ -303,7 +363,6 @@ async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Pr
     if (source.fd !== undefined) return storeRead(source.fd, runs)
     const reads = await Promise.all(runs.map((r) => source.read(r.start, r.end - r.start)))
     const kept: { run: ByteRange; data: Buffer }[] = []
-    let total = 0
     reads.forEach((data, i) => {
       const run = runs[i]!
       if (data.length !== run.end - run.start) {
@@ -314,11 +373,16 @@ async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Pr
       }
       stats.bytesScanned += data.length
       ctx.progress.add(data.length, 0)
-      if (isZero(data)) return
       kept.push({ run, data })
-      total += data.length
     })
+    return sealRuns(kept)
+  }
+
+  /** Seals runs side by side as one chunk (all-zero runs left out: they read as holes); their extents. */
+  const sealRuns = async (runs: { run: ByteRange; data: Buffer }[]): Promise<Extent[]> => {
+    const kept = runs.filter((k) => !isZero(k.data))
     if (kept.length === 0) return []
+    const total = kept.reduce((n, k) => n + k.data.length, 0)
     const joined = Buffer.allocUnsafeSlow(total)
     const offsets: number[] = []
     let at = 0
@@ -362,16 +426,17 @@ async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Pr
       })
       return mergeExtents(subtractExtents(baseExtents, plan.cut.clip(start, end)), made.flat())
     }
-    let known: Set<string> | null = null
+    let base: BaseLeaf | null = null
     if (plan.mode === 'checksum' && plan.base) {
-      known = new Set((await leafAt(ctx.pages, plan.base, start)).map((e) => e.id.toString('latin1')))
+      const extents = await leafAt(ctx.pages, plan.base, start)
+      base = { extents, known: new Set(extents.map((e) => e.id.toString('latin1'))), chunks: new Map() }
     }
-    const made: (Extent | null)[] = new Array(pieces.length).fill(null)
+    const made: Extent[][] = new Array(pieces.length).fill([])
     // Four 1 MiB chunks in flight keep two workers busy.
     await forEachLimit(pieces, 4, async (p, i) => {
-      made[i] = await piece(p.start, p.end, known)
+      made[i] = await piece(p.start, p.end, base)
     })
-    return made.filter((e): e is Extent => e !== null)
+    return made.flat()
   }
 
   const update = {

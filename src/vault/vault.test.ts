@@ -145,6 +145,29 @@ describe('vault backups', () => {
     })
   })
 
+  it('a checksum backup stores only the changed pages of a changed chunk, over a full or a patched base', async () => {
+    await withVault(async (v) => {
+      const img = mixedImage(48 * MiB)
+      const rp1 = await v.backup({ item, sources: [bufferSource('os', img)] })
+      // No change list: every chunk is hashed, the changed ones compared page by page with the base.
+      const changed = scatterWrites(img, 200)
+      img.fill(0, 20 * MiB + 8192, 20 * MiB + 12288) // a page of the base cleared to zeros
+      const rp2 = await v.backup({ item, base: rp1.id, sources: [bufferSource('os', img)] })
+      assert.equal(rp2.disks[0]!.mode, 'checksum')
+      assert.ok(rp2.bytesAdded < 2 * changed.length * 4096, `added ${rp2.bytesAdded}`)
+      assert.ok((await restored(v, rp2.id, 'os', img.length)).equals(img))
+      const atRp2 = Buffer.from(img)
+      // Again on the patched base (extents into many chunks), and a chunk mostly rewritten is stored whole.
+      scatterWrites(img, 100, 11)
+      randomBytes(MiB - 4096).copy(img, 3 * MiB)
+      const rp3 = await v.backup({ item, base: rp2.id, sources: [bufferSource('os', img)] })
+      assert.ok(rp3.bytesAdded < 2 * (100 * 4096 + MiB), `added ${rp3.bytesAdded}`)
+      assert.ok((await restored(v, rp3.id, 'os', img.length)).equals(img))
+      assert.ok((await restored(v, rp2.id, 'os', img.length)).equals(atRp2), 'the base point is untouched')
+      assert.equal((await v.verify()).problems.length, 0)
+    })
+  })
+
   it('data repeated across disks is stored once', async () => {
     await withVault(async (v) => {
       const img = randomBytes(8 * MiB)
