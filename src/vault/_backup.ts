@@ -13,6 +13,7 @@ import {
   updateTree,
 } from './_disk-tree.js'
 import { forEachLimit } from './_for-each-limit.js'
+import { release } from './_memory.js'
 import { PackWriter } from './_pack-writer.js'
 import type {
   BackupSource,
@@ -202,6 +203,8 @@ interface BaseLeaf {
   known: Set<string>
   /** Base chunks read for page comparisons, shared by the leaf's pieces (an incremental's chunk serves many). */
   chunks: Map<string, Promise<Buffer>>
+  /** Where each chunk's last extent in the leaf ends: past it, a chunk read is no longer needed. */
+  lastEnd: Map<string, number>
 }
 
 interface DiskContext {
@@ -315,6 +318,8 @@ async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Pr
       }
       const bytes = await plain
       bytes.copy(old, e.start - start, e.chunkOffset, e.chunkOffset + e.length)
+      // A chunk no later piece of the leaf refers to is dropped at once (a full backup's chunk serves one piece).
+      if ((base.lastEnd.get(k) ?? 0) <= end) base.chunks.delete(k)
     }
     const runs: ByteRange[] = []
     let changed = 0
@@ -330,6 +335,8 @@ async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Pr
     const stored = await sealRuns(
       runs.map((run) => ({ run, data: data.subarray(run.start - start, run.end - start) })),
     )
+    // Both are spent (the changed pages were copied into the sealed chunk): free them now, not at a collection.
+    release([data, old])
     return mergeExtents(subtractExtents(under, runs), stored)
   }
 
@@ -429,7 +436,12 @@ async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Pr
     let base: BaseLeaf | null = null
     if (plan.mode === 'checksum' && plan.base) {
       const extents = await leafAt(ctx.pages, plan.base, start)
-      base = { extents, known: new Set(extents.map((e) => e.id.toString('latin1'))), chunks: new Map() }
+      const lastEnd = new Map<string, number>()
+      for (const e of extents) {
+        const k = e.id.toString('latin1')
+        lastEnd.set(k, Math.max(lastEnd.get(k) ?? 0, e.start + e.length))
+      }
+      base = { extents, known: new Set(lastEnd.keys()), chunks: new Map(), lastEnd }
     }
     const made: Extent[][] = new Array(pieces.length).fill([])
     // Four 1 MiB chunks in flight keep two workers busy.
