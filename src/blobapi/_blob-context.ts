@@ -42,7 +42,7 @@ export function queryOf(ctx: BlobContext, name: string): string | undefined {
  * one buffer of that size as its chunks arrive (no list of chunks to join at the end, and each chunk is
  * copied while the socket has just left it in the cache).
  */
-export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+export function readBody(req: IncomingMessage, limit: number, target?: Buffer): Promise<Buffer> {
   const header = req.headers['content-length']
   const declared = header === undefined || !/^\d+$/.test(header) ? undefined : Number(header)
   if (declared !== undefined && declared > limit)
@@ -52,7 +52,12 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   if (declared === 0 || req.readableEnded) return Promise.resolve(Buffer.alloc(0))
   return new Promise((resolve, reject) => {
     // Node's parser never delivers more than Content-Length; without one the chunks are gathered.
-    const into = declared === undefined ? undefined : Buffer.allocUnsafe(declared)
+    const into =
+      declared === undefined
+        ? undefined
+        : target !== undefined && target.length >= declared
+          ? target.subarray(0, declared)
+          : Buffer.allocUnsafe(declared)
     const chunks: Buffer[] = []
     let total = 0
     const onData = (chunk: Buffer) => {

@@ -2,7 +2,7 @@
 // marker and maxresults).
 import { createHash } from 'node:crypto'
 import { type ByteRange, MAX_WRITE_SIZE, PAGE_SIZE } from '../diskstore/index.js'
-import { isCairnError } from '../util/index.js'
+import { ALIGN, alignedBuffer, isCairnError } from '../util/index.js'
 import { type Answer, type BlobContext, diskRef, queryOf, readBody } from './_blob-context.js'
 import { checkWrite, refuseIncrementalCopy, refuseSnapshotWrite, writeHeaders } from './_blob-operations.js'
 import { crc64 } from './_crc64.js'
@@ -17,6 +17,14 @@ import {
 } from './_headers.js'
 import { el, xmlDocument } from './_xml.js'
 import { badHeader, badQuery, blobError } from './blob-errors.js'
+
+/** Bodies this long or longer (whole 4 KiB blocks) are received into aligned memory. */
+const ALIGNED_BODY = 64 * 1024
+/**
+ * Aligned buffers of MAX_WRITE_SIZE for Put Page bodies, reused: the store writes such a body to the
+ * device straight from them (a fresh 4 MiB buffer per request also cost a page fault per page).
+ */
+const bodies: Buffer[] = []
 
 /** The most ranges one Get Page Ranges answer holds when the client asks for a page of them. */
 const MAX_RANGES = 10_000
@@ -33,6 +41,34 @@ export async function putPage(ctx: BlobContext): Promise<Answer> {
     throw badHeader('x-ms-page-write', write, 'use update or clear')
   const { offset, length } = requestPageRange(ctx.req)
   const declared = headerOf(ctx.req, 'content-length') ?? '0'
+  let body: Buffer | undefined
+  if (write === 'update' && length >= ALIGNED_BODY && length % ALIGN === 0 && length <= MAX_WRITE_SIZE) {
+    body = bodies.pop() ?? alignedBuffer(MAX_WRITE_SIZE)
+  }
+  try {
+    const answer = await writePageRange(ctx, write, offset, length, declared, body)
+    // The store holds the body until its write is done, which a successful answer implies; after a
+    // failure it may still be on its way, so the buffer is left to the collector.
+    if (body !== undefined && bodies.length < 16) bodies.push(body)
+    return answer
+  } catch (err) {
+    // Refused before the store saw it: the buffer is free.
+    if (body !== undefined && !(err instanceof StoreWriteFailed) && bodies.length < 16) bodies.push(body)
+    throw err instanceof StoreWriteFailed ? err.cause : err
+  }
+}
+
+/** A failure of the store call itself (the body may still be in use). */
+class StoreWriteFailed extends Error {}
+
+async function writePageRange(
+  ctx: BlobContext,
+  write: 'update' | 'clear',
+  offset: number,
+  length: number,
+  declared: string,
+  body: Buffer | undefined,
+): Promise<Answer> {
   const ref = diskRef(ctx)
   const headers: Record<string, string | number> = {}
   let data: Buffer | undefined
@@ -44,7 +80,7 @@ export async function putPage(ctx: BlobContext): Promise<Answer> {
       )
     if (Number(declared) !== length)
       throw badHeader('Content-Length', declared, `the range holds ${length} bytes`)
-    data = await readBody(ctx.req, MAX_WRITE_SIZE)
+    data = await readBody(ctx.req, MAX_WRITE_SIZE, body)
     if (data.length !== length)
       throw badHeader('Content-Length', String(data.length), `the range holds ${length} bytes`)
     const md5 = headerOf(ctx.req, 'content-md5')
@@ -88,10 +124,13 @@ export async function putPage(ctx: BlobContext): Promise<Answer> {
       `Cannot ${write} pages ${offset}-${offset + length - 1} of blob "${ctx.blob}": it is ${d.size} bytes long`,
     )
   const options = { conditions: storeConditions(ctx.req) }
-  const w =
+  const call =
     data === undefined
-      ? await ctx.store.clearPages(ref, offset, length, options)
-      : await ctx.store.writePages(ref, offset, data, options)
+      ? ctx.store.clearPages(ref, offset, length, options)
+      : ctx.store.writePages(ref, offset, data, options)
+  const w = await call.catch((err: unknown) => {
+    throw new StoreWriteFailed('store write failed', { cause: err })
+  })
   return {
     status: 201,
     headers: { ...writeHeaders(w), ...headers, 'x-ms-request-server-encrypted': 'false' },

@@ -42,7 +42,9 @@ const begin = async (
 const pick = () => {
   const disk = rnd() < 0.5 ? 'a' : 'b'
   const pages = CRASH_DISKS[disk]! / PAGE_SIZE
-  const len = 1 + (rnd() < 0.1 ? int(2048) : int(64))
+  // One in ten is big; half of those whole 4 KiB blocks, which a durable write sends to the device directly.
+  const r = rnd()
+  const len = r < 0.05 ? 1 + int(2048) : r < 0.1 ? 8 * (16 + int(240)) : 1 + int(64)
   return { disk, first: int(pages - len + 1), len }
 }
 const write = (durable: boolean) => {

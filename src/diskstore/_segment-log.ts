@@ -18,6 +18,14 @@
 //  20  meta (M bytes: a fixed binary layout for WRITE, CLEAR, RELOCATE; UTF-8 JSON for META)
 //  20+M data (D bytes: the pages of a WRITE or RELOCATE)
 //
+// A WRITE record appended with `direct` (a write acknowledged only once durable) bypasses the page
+// cache: its meta is padded with zeros so that the data starts on a 4 KiB boundary of the file, and the
+// data goes to the device with O_DIRECT through a second descriptor while the header and meta go
+// through the cache. The layout is the ordinary one (a reader just sees a longer meta), and the CRC
+// covers everything, so a crash between the two writes leaves a torn record like any other. On this
+// machine a copy into new page-cache pages costs ~1.3 s of CPU per GiB (dd: 0.14 s to overwrite cached
+// pages): Put Page bodies, which are synced before their answer anyway, no longer pay it.
+//
 // Appends go to the page cache with writeSync, or, for `append(..., { background: true })`, with a
 // pwritev on libuv's thread pool so that the event loop neither copies the bytes nor stalls while
 // an fdatasync holds the file. Such a record's position is assigned at once and `read` serves its
@@ -28,11 +36,13 @@
 
 import {
   closeSync,
+  constants,
   fdatasync,
   fstatSync,
   fsyncSync,
   ftruncateSync,
   openSync,
+  read as readCallback,
   readdirSync,
   readSync,
   unlinkSync,
@@ -41,7 +51,7 @@ import {
   writevSync,
 } from 'node:fs'
 import { join } from 'node:path'
-import { CairnError } from '../util/index.js'
+import { ALIGN, alignedBuffer, CairnError, isAligned } from '../util/index.js'
 import { crc32 } from './_crc32.js'
 
 const SEGMENT_MAGIC = 0x534e5243
@@ -53,6 +63,18 @@ export const SEGMENT_HEADER_SIZE = 16
 export const RECORD_HEADER_SIZE = 20
 const MAX_META = 64 * 1024 * 1024
 const MAX_DATA = 4 * 1024 * 1024
+/** Smallest data part written directly: below it the padding (up to 4 KiB) outweighs the saved copy. */
+const DIRECT_MIN = 64 * 1024
+/** Staging buffers for direct writes of data not already in aligned memory, kept for reuse. */
+const staging: Buffer[] = []
+const KEEP_STAGING = 8
+const takeStaging = (n: number) => {
+  const b = staging.pop()
+  return b !== undefined && b.length >= n ? b : alignedBuffer(Math.max(n, MAX_DATA))
+}
+const giveStaging = (b: Buffer) => {
+  if (staging.length < KEEP_STAGING) staging.push(b)
+}
 
 /** Kinds of log record. */
 export const RecordType = {
@@ -117,6 +139,10 @@ export class SegmentLog {
   readonly #dir: string
   readonly #segmentSize: number
   readonly #fds = new Map<number, number>()
+  /** O_DIRECT descriptors of segments, opened at their first direct append. */
+  readonly #directFds = new Map<number, number>()
+  /** Set once the file system refused O_DIRECT: every append goes through the cache. */
+  #noDirect = false
   readonly #sizes = new Map<number, number>()
   #active = 0
   #dirty = new Set<number>()
@@ -125,6 +151,8 @@ export class SegmentLog {
   #closed = false
   /** Background writes not completed yet (and, once the log failed, the failed one, for reads). */
   readonly #pending = new Set<PendingWrite>()
+  /** Reads on the thread pool still running, by segment (its descriptors stay open until they end). */
+  readonly #reads = new Set<{ segment: number; done: Promise<void> }>()
   /** Set when a background write failed: the log accepts nothing more. */
   #failure: CairnError | undefined
   /** The group-commit round running (settled when none). */
@@ -252,23 +280,40 @@ export class SegmentLog {
     type: number,
     meta: Uint8Array,
     data: Uint8Array | undefined,
-    options: { background: true },
+    options: { background: true; direct?: boolean },
   ): BackgroundRecord
   append(type: number, meta: Uint8Array, data?: Uint8Array, options?: { background?: false }): LogRecord
   append(
     type: number,
     meta: Uint8Array,
     data?: Uint8Array,
-    options: { background?: boolean } = {},
+    options: { background?: boolean; direct?: boolean } = {},
   ): LogRecord | BackgroundRecord {
     if (this.#closed)
       throw new CairnError('ServiceUnavailable', 'Cannot write to the disk store: it is closed')
     if (this.#failure !== undefined) throw this.#failure
     const dataLength = data?.length ?? 0
-    const total = RECORD_HEADER_SIZE + meta.length + dataLength
-    if (this.#active === 0 || this.#sizes.get(this.#active)! + total > this.#segmentSize) {
+    const direct =
+      options.background === true &&
+      options.direct === true &&
+      !this.#noDirect &&
+      dataLength >= DIRECT_MIN &&
+      dataLength % ALIGN === 0
+    const room = RECORD_HEADER_SIZE + meta.length + dataLength + (direct ? ALIGN - 1 : 0)
+    if (this.#active === 0 || this.#sizes.get(this.#active)! + room > this.#segmentSize) {
       if (this.#active === 0 || this.#sizes.get(this.#active)! > SEGMENT_HEADER_SIZE) this.#roll()
     }
+    if (direct) {
+      // Zeros after the meta put the data on an ALIGN boundary of the file.
+      const at = this.#sizes.get(this.#active)! + RECORD_HEADER_SIZE + meta.length
+      const pad = (ALIGN - (at % ALIGN)) % ALIGN
+      if (pad > 0) {
+        const padded = Buffer.alloc(meta.length + pad)
+        padded.set(meta)
+        meta = padded
+      }
+    }
+    const total = RECORD_HEADER_SIZE + meta.length + dataLength
     const head = Buffer.alloc(RECORD_HEADER_SIZE)
     head.writeUInt32LE(RECORD_MAGIC, 0)
     head[4] = FORMAT_VERSION
@@ -294,7 +339,12 @@ export class SegmentLog {
     if (options.background === true) {
       this.#sizes.set(n, pos + total)
       this.#dirty.add(n)
-      return { ...record, written: this.#writeInBackground(fd, n, pos, parts, total) }
+      const directFd = direct ? this.#directFd(n) : undefined
+      const written =
+        directFd === undefined
+          ? this.#writeInBackground(fd, n, pos, parts, total)
+          : this.#writeDirectInBackground(fd, directFd, n, pos, parts, total)
+      return { ...record, written }
     }
     try {
       writeFully(fd, parts, pos, total)
@@ -327,6 +377,75 @@ export class SegmentLog {
         resolve()
       })
     })
+    // A failure is reported by the log from now on; callers that do not wait must not crash the process.
+    pending.done.catch(() => {})
+    this.#pending.add(pending)
+    return pending.done
+  }
+
+  /** The segment's O_DIRECT descriptor; undefined (from now on) where the file system refuses one. */
+  #directFd(n: number): number | undefined {
+    let fd = this.#directFds.get(n)
+    if (fd !== undefined) return fd
+    try {
+      fd = openSync(join(this.#dir, segmentName(n)), constants.O_RDWR | constants.O_DIRECT)
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      if (code !== 'EINVAL' && code !== 'EOPNOTSUPP') throw err
+      this.#noDirect = true
+      return undefined
+    }
+    this.#directFds.set(n, fd)
+    return fd
+  }
+
+  /**
+   * A background append whose data (`parts[2]`, on an ALIGN boundary of the file, a multiple of ALIGN
+   * long) goes to the device directly, and whose header and meta go through the cache.
+   */
+  #writeDirectInBackground(
+    fd: number,
+    directFd: number,
+    n: number,
+    pos: number,
+    parts: Uint8Array[],
+    total: number,
+  ): Promise<void> {
+    const [head, meta, data] = parts as [Uint8Array, Uint8Array, Uint8Array]
+    const dataAt = pos + head.length + meta.length
+    const pending: PendingWrite = { segment: n, start: pos, end: pos + total, parts, done: Promise.resolve() }
+    const write = (into: number, bufs: Uint8Array[], at: number) =>
+      new Promise<number>((resolve, reject) =>
+        writev(into, bufs, at, (err, written) => (err === null ? resolve(written) : reject(err))),
+      )
+    pending.done = (async () => {
+      const stage = isAligned(data) ? undefined : takeStaging(data.length)
+      stage?.set(data)
+      try {
+        const front = write(fd, [head, meta], pos)
+        let back: number
+        try {
+          back = await write(directFd, [stage ? stage.subarray(0, data.length) : data], dataAt)
+        } catch (err) {
+          // A file system that opens O_DIRECT but refuses the write: through the cache from now on.
+          if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err
+          this.#noDirect = true
+          back = await write(fd, [data], dataAt)
+        }
+        const written = await front
+        // A short write: finish it here (rare).
+        if (written < head.length + meta.length)
+          writeFully(fd, [head, meta], pos, head.length + meta.length, written)
+        if (back < data.length) writeFully(fd, [data], dataAt, data.length, back)
+      } catch (e) {
+        // The record stays pending so that reads still see what the store applied in memory.
+        this.#failure ??= appendFailure(e)
+        throw this.#failure
+      } finally {
+        if (stage) giveStaging(stage)
+      }
+      this.#pending.delete(pending)
+    })()
     // A failure is reported by the log from now on; callers that do not wait must not crash the process.
     pending.done.catch(() => {})
     this.#pending.add(pending)
@@ -388,6 +507,15 @@ export class SegmentLog {
   }
 
   #readFile(fd: number, n: number, offset: number, into: Uint8Array, at: number, length: number): void {
+    // Data a direct append wrote (aligned in the file) is read back directly too: it is not in the
+    // cache, and reading it through the cache would pay for new pages all the same.
+    if (length >= DIRECT_MIN && offset % ALIGN === 0 && length % ALIGN === 0 && !this.#noDirect) {
+      const direct = this.#directFd(n)
+      if (direct !== undefined) {
+        this.#readDirect(direct, n, offset, into, at, length)
+        return
+      }
+    }
     let done = 0
     while (done < length) {
       const r = readSync(fd, into, at + done, length - done, offset + done)
@@ -398,6 +526,82 @@ export class SegmentLog {
         )
       }
       done += r
+    }
+  }
+
+  /**
+   * Like `read`, but on the thread pool when the bytes are ones a direct append wrote (aligned in the
+   * file, not still on their way): returns the read's completion, or null when it did the read at once.
+   * The bytes are those at the instant of the call: log bytes never change in place, and a segment
+   * removed meanwhile stays open until the read ends.
+   */
+  readLater(n: number, offset: number, into: Uint8Array, at: number, length: number): Promise<void> | null {
+    const direct =
+      length >= DIRECT_MIN && offset % ALIGN === 0 && length % ALIGN === 0 && !this.#noDirect
+        ? (this.#directFds.get(n) ?? (this.#fds.has(n) ? this.#directFd(n) : undefined))
+        : undefined
+    let pending = false
+    if (direct !== undefined && this.#pending.size > 0) {
+      const end = offset + length
+      for (const p of this.#pending) if (p.segment === n && p.start < end && p.end > offset) pending = true
+    }
+    if (direct === undefined || pending) {
+      this.read(n, offset, into, at, length)
+      return null
+    }
+    const target = into.subarray(at, at + length)
+    const entry = { segment: n, done: Promise.resolve() }
+    entry.done = (async () => {
+      const stage = isAligned(target) ? undefined : takeStaging(Math.min(length, MAX_DATA))
+      try {
+        let done = 0
+        while (done < length) {
+          const want = stage ? Math.min(stage.length, length - done) : length - done
+          const r = await new Promise<number>((resolve, reject) =>
+            readCallback(direct, stage ?? target, stage ? 0 : done, want, offset + done, (err, got) =>
+              err ? reject(err) : resolve(got),
+            ),
+          )
+          if (r === 0) {
+            throw new CairnError(
+              'StoreCorrupt',
+              `Cannot read from the disk store: segment ${n} ends before offset ${offset + length}`,
+            )
+          }
+          stage?.copy(target, done, 0, r)
+          done += r
+        }
+      } finally {
+        if (stage) giveStaging(stage)
+        this.#reads.delete(entry)
+      }
+    })()
+    this.#reads.add(entry)
+    return entry.done
+  }
+
+  /** #readFile through the segment's O_DIRECT descriptor (staged unless `into` is aligned memory). */
+  #readDirect(fd: number, n: number, offset: number, into: Uint8Array, at: number, length: number): void {
+    const target = into.subarray(at, at + length)
+    const stage = isAligned(target) ? undefined : takeStaging(Math.min(length, MAX_DATA))
+    try {
+      let done = 0
+      while (done < length) {
+        const want = stage ? Math.min(stage.length, length - done) : length - done
+        const r = stage
+          ? readSync(fd, stage, 0, want, offset + done)
+          : readSync(fd, target, done, want, offset + done)
+        if (r === 0) {
+          throw new CairnError(
+            'StoreCorrupt',
+            `Cannot read from the disk store: segment ${n} ends before offset ${offset + length}`,
+          )
+        }
+        stage?.copy(target, done, 0, r)
+        done += r
+      }
+    } finally {
+      if (stage) giveStaging(stage)
     }
   }
 
@@ -477,10 +681,16 @@ export class SegmentLog {
     const fd = this.#fds.get(n)
     // A descriptor is closed only once no background write or fsync uses it (a reused number would
     // take their bytes).
-    const writes = [...this.#pending].filter((p) => p.segment === n).map((p) => p.done)
-    if (fd !== undefined && writes.length === 0 && !this.#syncing) closeSync(fd)
-    else if (fd !== undefined) void Promise.allSettled([...writes, this.#round]).then(() => closeSync(fd))
+    const writes = [...this.#pending, ...this.#reads].filter((p) => p.segment === n).map((p) => p.done)
+    const directFd = this.#directFds.get(n)
+    const closeAll = () => {
+      if (fd !== undefined) closeSync(fd)
+      if (directFd !== undefined) closeSync(directFd)
+    }
+    if (writes.length === 0 && !this.#syncing) closeAll()
+    else void Promise.allSettled([...writes, this.#round]).then(closeAll)
     this.#fds.delete(n)
+    this.#directFds.delete(n)
     this.#sizes.delete(n)
     this.#dirty.delete(n)
     try {
@@ -492,12 +702,14 @@ export class SegmentLog {
 
   /** Waits for pending syncs, then closes every file. */
   async close(): Promise<void> {
-    await Promise.allSettled([...this.#pending].map((p) => p.done))
+    await Promise.allSettled([...this.#pending, ...this.#reads].map((p) => p.done))
     await this.durable()
     this.syncNow()
     this.#closed = true
     for (const fd of this.#fds.values()) closeSync(fd)
+    for (const fd of this.#directFds.values()) closeSync(fd)
     this.#fds.clear()
+    this.#directFds.clear()
   }
 }
 

@@ -113,7 +113,9 @@ describe('LogDiskStore crash images', () => {
         const disk = rnd() < 0.6 ? 'a' : 'b'
         // Mostly the first 128 KiB, so that much of the log is overwritten and compaction has work.
         const pages = rnd() < 0.8 ? 256 : SIZES[disk]! / PAGE_SIZE
-        const len = big ? 32 + int(64) : 1 + int(rnd() < 0.2 ? 64 : 16)
+        // Half the big writes are whole 4 KiB blocks of 64 KiB or more: durable, they go to the device
+        // directly (SegmentLog's direct appends), the rest through the cache.
+        const len = big ? (rnd() < 0.5 ? 128 + 8 * int(16) : 32 + int(64)) : 1 + int(rnd() < 0.2 ? 64 : 16)
         const first = int(pages - len + 1)
         const r = rnd()
         const snaps = s.listSnapshots(ref(disk))

@@ -451,9 +451,12 @@ export class LogDiskStore implements DiskStore {
     return rec
   }
 
-  /** Appends a WRITE record whose bytes are written on the thread pool (see SegmentLog.append). */
-  #appendInBackground(meta: Uint8Array, data: Uint8Array): BackgroundRecord {
-    const rec = this.#log.append(RecordType.write, meta, data, { background: true })
+  /**
+   * Appends a WRITE record whose bytes are written on the thread pool (see SegmentLog.append); with
+   * `direct` (a write acknowledged only once durable) its data bypasses the page cache.
+   */
+  #appendInBackground(meta: Uint8Array, data: Uint8Array, direct: boolean): BackgroundRecord {
+    const rec = this.#log.append(RecordType.write, meta, data, { background: true, direct })
     this.#appended(rec)
     return rec
   }
@@ -1279,8 +1282,9 @@ export class LogDiskStore implements DiskStore {
     meta.writeUIntLE(offset, 10, 6)
     meta.writeUInt32LE(data.length, 16)
     meta.writeDoubleLE(t, 20)
-    // The bytes are copied to the page cache off the event loop; the caller's buffer is held until then.
-    const rec = this.#appendInBackground(meta, data)
+    // The bytes are written off the event loop; the caller's buffer is held until then. A write that
+    // must be durable before its answer goes to the device directly: the cache would not save it a wait.
+    const rec = this.#appendInBackground(meta, data, options.durable !== false)
     this.#applyWrite(d.id, writeId, offset, data.length, t, rec.segment, rec.dataOffset)
     const result = this.#result(d)
     if (options.durable !== false) await this.#log.durable()
@@ -1319,7 +1323,16 @@ export class LogDiskStore implements DiskStore {
     length: number,
     options: { snapshot?: string; into?: Buffer } = {},
   ): Promise<Buffer> {
-    return this.readSync(ref, offset, length, options)
+    // Bytes a direct append wrote are read on the thread pool (they come from the device, not the
+    // cache); the rest at once. The answer is the disk as of this call either way.
+    const later: Promise<void>[] = []
+    const out = this.#readChecked(ref, offset, length, options, later)
+    if (later.length === 0) return out
+    // Every read must end before the buffer goes back to the caller, failed or not.
+    const settled = await Promise.allSettled(later)
+    const failed = settled.find((r) => r.status === 'rejected')
+    if (failed !== undefined) throw failed.reason
+    return out
   }
 
   /** `read` without the promise: the bytes as of this instant. */
@@ -1328,6 +1341,16 @@ export class LogDiskStore implements DiskStore {
     offset: number,
     length: number,
     options: { snapshot?: string; into?: Buffer } = {},
+  ): Buffer {
+    return this.#readChecked(ref, offset, length, options)
+  }
+
+  #readChecked(
+    ref: DiskRef,
+    offset: number,
+    length: number,
+    options: { snapshot?: string; into?: Buffer },
+    later?: Promise<void>[],
   ): Buffer {
     const d = this.#disk(ref)
     const v = this.#version(d, options.snapshot)
@@ -1347,18 +1370,32 @@ export class LogDiskStore implements DiskStore {
         `Cannot ${what}: the buffer given holds only ${into.length} bytes`,
       )
     }
-    return this.#readRoot(v.root, offset, length, what, into?.subarray(0, length))
+    return this.#readRoot(v.root, offset, length, what, into?.subarray(0, length), later)
   }
 
-  /** The bytes of `[offset, offset + length)` of a version, in `into` when given (else a new buffer). */
-  #readRoot(root: Root, offset: number, length: number, what: string, into?: Buffer): Buffer {
+  /**
+   * The bytes of `[offset, offset + length)` of a version, in `into` when given (else a new buffer).
+   * With `later`, reads the log can do on the thread pool are started and their completions added.
+   */
+  #readRoot(
+    root: Root,
+    offset: number,
+    length: number,
+    what: string,
+    into?: Buffer,
+    later?: Promise<void>[],
+  ): Buffer {
     // Only the holes are zeroed: the rest is read over at once.
     const out = into ?? Buffer.allocUnsafe(length)
     let filled = 0
     forEachExtent(root, offset, offset + length, (s, e, writeId, at) => {
       if (s - offset > filled) out.fill(0, filled, s - offset)
       const ok = this.#writes.resolve(writeId, at, e - s, (segment, segOffset, n, into) => {
-        this.#log.read(segment, segOffset, out, s - offset + into, n)
+        if (later === undefined) this.#log.read(segment, segOffset, out, s - offset + into, n)
+        else {
+          const p = this.#log.readLater(segment, segOffset, out, s - offset + into, n)
+          if (p !== null) later.push(p)
+        }
       })
       if (!ok) {
         throw new CairnError('StoreCorrupt', `Cannot ${what}: the data of write ${writeId} is missing`)

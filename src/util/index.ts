@@ -1,4 +1,5 @@
-// Foundation helpers shared by every component: errors, logging, sizes.
+// Foundation helpers shared by every component: errors, logging, sizes, aligned memory.
+export { ALIGN, alignedBuffer, isAligned } from './aligned-buffer.js'
 export { CairnError, isCairnError } from './cairn-error.js'
 export { type ErrorCode, type ErrorSpec, EXIT, errorCatalogue, isErrorCode } from './error-codes.js'
 export { createLogger, type Logger, type LoggerOptions, type LogLevel, silentLogger } from './logger.js'

@@ -4,32 +4,21 @@
 // of 1 GiB spent 17 % of its CPU there).
 //
 // O_DIRECT needs the memory, the file offset and the length aligned to the device's logical block: the
-// bytes are staged in page-aligned memory (a WebAssembly memory is mapped in whole pages) and written
+// bytes are staged in page-aligned memory (`alignedBuffer`, src/util) and written
 // in ALIGN-multiples; a tail shorter than ALIGN goes through an ordinary descriptor of the same file.
 // A file system that refuses O_DIRECT (tmpfs, some FUSE mounts) gets ordinary writes.
 import { constants } from 'node:fs'
 import { type FileHandle, open } from 'node:fs/promises'
+import { ALIGN, alignedBuffer } from '../util/index.js'
 
-/** Alignment of direct writes: the largest logical block size in use (4 KiB sectors). */
-export const ALIGN = 4096
+export { ALIGN, alignedBuffer }
+
 /** Bytes of one staging buffer. */
 const SLOT = 1024 * 1024
 /** Staging buffers kept for reuse. */
 const KEEP = 8
 
-// The one WebAssembly API used here (its types come with the DOM library, which this project leaves out).
-declare const WebAssembly: {
-  Memory: new (descriptor: { initial: number; maximum: number }) => { buffer: ArrayBuffer }
-}
-
 const free: Buffer[] = []
-
-/** Page-aligned memory of at least `bytes` (a multiple of 64 KiB): fit for direct reads and writes. */
-export function alignedBuffer(bytes: number): Buffer {
-  // 64 KiB wasm pages; the memory itself starts on a page boundary.
-  const pages = Math.max(1, Math.ceil(bytes / 65536))
-  return Buffer.from(new WebAssembly.Memory({ initial: pages, maximum: pages }).buffer)
-}
 
 function takeSlot(): Buffer {
   return free.pop() ?? alignedBuffer(SLOT)
