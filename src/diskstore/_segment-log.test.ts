@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
+import { ALIGN, alignedBuffer } from '../util/index.js'
 import { RECORD_HEADER_SIZE, RecordType, SegmentLog } from './_segment-log.js'
 
 const META = Buffer.from('meta-bytes')
@@ -106,6 +107,96 @@ describe('SegmentLog background appends', () => {
       const back = await readBack(dir)
       assert.equal(back.length, 1)
       assert.deepEqual(back[0]?.data, data)
+      await log.close()
+    }))
+})
+
+describe('SegmentLog direct appends', () => {
+  /** A log in `dir` with a small record first, so the next one starts off any 4 KiB boundary. */
+  const openWithOffset = (dir: string) => {
+    const log = SegmentLog.open(dir, 64 * 1024 * 1024)
+    log.append(RecordType.meta, Buffer.from('{"op":"x"}'))
+    return log
+  }
+
+  it('puts a direct record’s data on a 4 KiB boundary of the file and reads it back, also after reopening', () =>
+    withDir(async (dir) => {
+      const log = openWithOffset(dir)
+      const data = randomBytes(1024 * 1024)
+      const rec = log.append(RecordType.write, META, data, { background: true, direct: true })
+      assert.equal(rec.dataOffset % ALIGN, 0)
+      assert.ok(rec.meta.length > META.length, 'the meta is padded')
+      assert.deepEqual(rec.meta.subarray(0, META.length), META)
+      assert.ok(rec.meta.subarray(META.length).every((b) => b === 0))
+      // While on its way (from memory), then from the device, through both read paths.
+      const now = Buffer.alloc(data.length)
+      log.read(rec.segment, rec.dataOffset, now, 0, data.length)
+      assert.deepEqual(now, data)
+      await rec.written
+      const later = Buffer.alloc(data.length)
+      const pending = log.readLater(rec.segment, rec.dataOffset, later, 0, data.length)
+      assert.ok(pending !== null, 'the aligned data is read on the thread pool')
+      await pending
+      assert.deepEqual(later, data)
+      const into = alignedBuffer(data.length)
+      await log.readLater(rec.segment, rec.dataOffset, into, 0, data.length)
+      assert.deepEqual(into.subarray(0, data.length), data)
+      await log.durable()
+      await log.close()
+      const back = await readBack(dir)
+      assert.equal(back.length, 2)
+      assert.deepEqual(back[1]?.data, data)
+    }))
+
+  it('keeps short or unaligned data in the cache, as a plain background append', () =>
+    withDir(async (dir) => {
+      const log = openWithOffset(dir)
+      const short = log.append(RecordType.write, META, randomBytes(32 * 1024), {
+        background: true,
+        direct: true,
+      })
+      const odd = log.append(RecordType.write, META, randomBytes(100_000), { background: true, direct: true })
+      for (const rec of [short, odd]) {
+        assert.equal(rec.meta.length, META.length)
+        assert.equal(rec.dataOffset, rec.offset + RECORD_HEADER_SIZE + META.length)
+      }
+      await Promise.all([short.written, odd.written])
+      await log.close()
+    }))
+
+  it('gives the same answers on a memory file system (tmpfs)', async (t) => {
+    if (!existsSync('/dev/shm')) return t.skip('no /dev/shm here')
+    const dir = mkdtempSync(join('/dev/shm', 'cairn-seglog-'))
+    try {
+      const log = openWithOffset(dir)
+      const data = randomBytes(256 * 1024)
+      const rec = log.append(RecordType.write, META, data, { background: true, direct: true })
+      await rec.written
+      const back = Buffer.alloc(data.length)
+      const pending = log.readLater(rec.segment, rec.dataOffset, back, 0, data.length)
+      await pending
+      assert.deepEqual(back, data)
+      await log.durable()
+      await log.close()
+      assert.deepEqual((await readBack(dir))[1]?.data, data)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('keeps a removed segment open until a read on the thread pool is done', () =>
+    withDir(async (dir) => {
+      const log = openWithOffset(dir)
+      const data = randomBytes(512 * 1024)
+      const rec = log.append(RecordType.write, META, data, { background: true, direct: true })
+      await rec.written
+      await log.durable()
+      log.rollNow()
+      const back = Buffer.alloc(data.length)
+      const pending = log.readLater(rec.segment, rec.dataOffset, back, 0, data.length)
+      log.removeSegment(rec.segment)
+      await pending
+      assert.deepEqual(back, data)
       await log.close()
     }))
 })
