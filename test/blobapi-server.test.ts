@@ -30,6 +30,42 @@ describe('BlobApiServer', () => {
     }
   })
 
+  it('answers many Put Pages and ranged Get Blobs at once, each with its own bytes (reused page buffers)', async () => {
+    const h = await startBlobApi()
+    try {
+      const c = h.service.getContainerClient('many')
+      await c.create()
+      const b = c.getPageBlobClient('disk')
+      await b.create(32 * MiB)
+      // Whole 4 MiB pages (sent to the device directly), a 64 KiB one and an odd 5,120-byte one.
+      const writes = Array.from({ length: 8 }, (_, i) =>
+        b.uploadPages(pattern(4 * MiB, i), i * 4 * MiB, 4 * MiB),
+      )
+      await Promise.all(writes)
+      await b.uploadPages(pattern(64 * 1024, 50), 5 * MiB + 8192, 64 * 1024)
+      await b.uploadPages(pattern(5120, 51), 9 * MiB + 512, 5120)
+      const expected = Buffer.concat(Array.from({ length: 8 }, (_, i) => pattern(4 * MiB, i)))
+      pattern(64 * 1024, 50).copy(expected, 5 * MiB + 8192)
+      pattern(5120, 51).copy(expected, 9 * MiB + 512)
+      for (let round = 0; round < 2; round++) {
+        const ranges = Array.from({ length: 24 }, (_, i) => {
+          const start = ((i * 7919 + round * 104729) % 7000) * 4096 + (i % 3) * 512
+          const count = i % 4 === 0 ? 4 * MiB : 4096 + ((i * 65537) % (2 * MiB))
+          return { start, count: Math.min(count, 32 * MiB - start) }
+        })
+        const got = await Promise.all(ranges.map((r) => b.downloadToBuffer(r.start, r.count)))
+        ranges.forEach((r, i) => {
+          assert.ok(
+            got[i]!.equals(expected.subarray(r.start, r.start + r.count)),
+            `range ${r.start}+${r.count}`,
+          )
+        })
+      }
+    } finally {
+      await h.close()
+    }
+  })
+
   it('serves blob names with spaces, slashes and non-ASCII letters', async () => {
     const h = await startBlobApi()
     try {

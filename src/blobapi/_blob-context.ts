@@ -1,6 +1,7 @@
 // What every blob API operation receives, and what it answers.
 import type { IncomingMessage } from 'node:http'
 import type { DiskRef, DiskStore } from '../diskstore/index.js'
+import { alignedBuffer } from '../util/index.js'
 import { blobError } from './blob-errors.js'
 
 /** One authenticated request, parsed. */
@@ -24,6 +25,25 @@ export interface Answer {
   body?: string | Buffer | AsyncIterable<Buffer>
   /** Content-Type of a string body; default application/xml. */
   contentType?: string
+  /** Called once a Buffer body has been handed to the connection (not called if it never is). */
+  sent?: () => void
+}
+
+/** Bytes of the reused page buffers: the most one Put Page or one Get Blob read moves. */
+export const PAGE_BUFFER = 4 * 1024 * 1024
+const pageBuffers: Buffer[] = []
+
+/**
+ * An aligned buffer of PAGE_BUFFER bytes, reused across requests: the disk store moves the bytes of
+ * direct writes and reads between it and the device without a copy, and a fresh 4 MiB buffer per
+ * request would cost a page fault per page. Give it back only once nothing uses it any more.
+ */
+export function takePageBuffer(): Buffer {
+  return pageBuffers.pop() ?? alignedBuffer(PAGE_BUFFER)
+}
+
+export function givePageBuffer(b: Buffer): void {
+  if (pageBuffers.length < 16) pageBuffers.push(b)
 }
 
 /** The disk a blob request names. */

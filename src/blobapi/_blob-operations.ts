@@ -12,7 +12,15 @@ import {
   type WriteResult,
 } from '../diskstore/index.js'
 import { isCairnError } from '../util/index.js'
-import { type Answer, type BlobContext, diskRef, queryOf } from './_blob-context.js'
+import {
+  type Answer,
+  type BlobContext,
+  diskRef,
+  givePageBuffer,
+  PAGE_BUFFER,
+  queryOf,
+  takePageBuffer,
+} from './_blob-context.js'
 import {
   checkHttpConditions,
   hasMetadata,
@@ -252,6 +260,20 @@ export async function getBlob(ctx: BlobContext): Promise<Answer> {
     )
     headers['Content-MD5'] = createHash('md5').update(data).digest('base64')
     return { status: 206, headers, body: data }
+  }
+  if (end - range.start <= PAGE_BUFFER) {
+    // One read into a reused buffer, handed back once the answer has gone to the connection.
+    const into = takePageBuffer()
+    try {
+      const data = await ctx.store.read(diskRef(ctx), range.start, end - range.start, {
+        ...(snapshot === undefined ? {} : { snapshot }),
+        into,
+      })
+      return { status: 206, headers, body: data, sent: () => givePageBuffer(into) }
+    } catch (err) {
+      givePageBuffer(into)
+      throw err
+    }
   }
   return { status: 206, headers, body: await body(ctx, range.start, end, snapshot) }
 }

@@ -2,8 +2,16 @@
 // marker and maxresults).
 import { createHash } from 'node:crypto'
 import { type ByteRange, MAX_WRITE_SIZE, PAGE_SIZE } from '../diskstore/index.js'
-import { ALIGN, alignedBuffer, isCairnError } from '../util/index.js'
-import { type Answer, type BlobContext, diskRef, queryOf, readBody } from './_blob-context.js'
+import { ALIGN, isCairnError } from '../util/index.js'
+import {
+  type Answer,
+  type BlobContext,
+  diskRef,
+  givePageBuffer,
+  queryOf,
+  readBody,
+  takePageBuffer,
+} from './_blob-context.js'
 import { checkWrite, refuseIncrementalCopy, refuseSnapshotWrite, writeHeaders } from './_blob-operations.js'
 import { crc64 } from './_crc64.js'
 import {
@@ -18,13 +26,8 @@ import {
 import { el, xmlDocument } from './_xml.js'
 import { badHeader, badQuery, blobError } from './blob-errors.js'
 
-/** Bodies this long or longer (whole 4 KiB blocks) are received into aligned memory. */
+/** Bodies this long or longer (whole 4 KiB blocks) are received into a reused aligned buffer. */
 const ALIGNED_BODY = 64 * 1024
-/**
- * Aligned buffers of MAX_WRITE_SIZE for Put Page bodies, reused: the store writes such a body to the
- * device straight from them (a fresh 4 MiB buffer per request also cost a page fault per page).
- */
-const bodies: Buffer[] = []
 
 /** The most ranges one Get Page Ranges answer holds when the client asks for a page of them. */
 const MAX_RANGES = 10_000
@@ -43,17 +46,17 @@ export async function putPage(ctx: BlobContext): Promise<Answer> {
   const declared = headerOf(ctx.req, 'content-length') ?? '0'
   let body: Buffer | undefined
   if (write === 'update' && length >= ALIGNED_BODY && length % ALIGN === 0 && length <= MAX_WRITE_SIZE) {
-    body = bodies.pop() ?? alignedBuffer(MAX_WRITE_SIZE)
+    body = takePageBuffer()
   }
   try {
     const answer = await writePageRange(ctx, write, offset, length, declared, body)
     // The store holds the body until its write is done, which a successful answer implies; after a
     // failure it may still be on its way, so the buffer is left to the collector.
-    if (body !== undefined && bodies.length < 16) bodies.push(body)
+    if (body !== undefined) givePageBuffer(body)
     return answer
   } catch (err) {
     // Refused before the store saw it: the buffer is free.
-    if (body !== undefined && !(err instanceof StoreWriteFailed) && bodies.length < 16) bodies.push(body)
+    if (body !== undefined && !(err instanceof StoreWriteFailed)) givePageBuffer(body)
     throw err instanceof StoreWriteFailed ? err.cause : err
   }
 }

@@ -325,6 +325,10 @@ export class BlobApiServer {
         headers['Content-Length'] = 0
       }
       res.writeHead(a.status, headers)
+      const sent = a.sent
+      // 'finish': the body has been handed to the connection, so its buffer may be reused. (A
+      // connection that fails first never calls back, and the buffer is simply not reused.)
+      if (sent !== undefined) res.once('finish', sent)
       res.end(method === 'HEAD' || a.status === 304 ? undefined : buf)
       return
     }
