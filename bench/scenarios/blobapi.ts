@@ -76,6 +76,15 @@ interface Figures {
   /** Server CPU seconds per GiB moved. */
   uploadCpu: number
   downloadCpu: number
+  /** The SDK client's CPU seconds per GiB moved (this process: its client threads). */
+  uploadClientCpu: number
+  downloadClientCpu: number
+}
+
+/** CPU seconds (user + system) of this process, all threads. */
+const ownCpu = () => {
+  const u = process.cpuUsage()
+  return (u.user + u.system) / 1e6
 }
 
 /** Starts the client threads on one blob and resolves once each has its SDK client ready. */
@@ -135,18 +144,22 @@ async function measure(port: number, pid: number, total: number): Promise<Figure
   try {
     const gib = total / 1024 ** 3
     let cpu = cpuSeconds(pid)
+    let client = ownCpu()
     let t = performance.now()
     const written = await phase(workers, 'upload')
     const upload = total / 1024 / 1024 / ((performance.now() - t) / 1000)
     const uploadCpu = (cpuSeconds(pid) - cpu) / gib
+    const uploadClientCpu = (ownCpu() - client) / gib
     cpu = cpuSeconds(pid)
+    client = ownCpu()
     t = performance.now()
     const read = await phase(workers, 'download')
     const download = total / 1024 / 1024 / ((performance.now() - t) / 1000)
     const downloadCpu = (cpuSeconds(pid) - cpu) / gib
+    const downloadClientCpu = (ownCpu() - client) / gib
     if (written !== total) throw new Error(`uploaded ${written} bytes of ${total}`)
     if (read !== total) throw new Error(`downloaded ${read} bytes of ${total}`)
-    return { upload, download, uploadCpu, downloadCpu }
+    return { upload, download, uploadCpu, downloadCpu, uploadClientCpu, downloadClientCpu }
   } finally {
     await Promise.all(workers.map((w) => w.terminate()))
   }
@@ -206,7 +219,10 @@ export const blobapi: BenchScenario = {
         const f = figures[subject]!
         const v = f[dir]
         const cpu = dir === 'upload' ? f.uploadCpu : f.downloadCpu
-        ctx.log(`${subject} ${dir}: ${v.toFixed(1)} MB/s, server CPU ${cpu.toFixed(2)} s/GiB`)
+        const clientCpu = dir === 'upload' ? f.uploadClientCpu : f.downloadClientCpu
+        ctx.log(
+          `${subject} ${dir}: ${v.toFixed(1)} MB/s, server CPU ${cpu.toFixed(2)} s/GiB, client CPU ${clientCpu.toFixed(2)} s/GiB`,
+        )
         results.push(
           {
             scenario: 'blobapi',
@@ -220,6 +236,13 @@ export const blobapi: BenchScenario = {
             subject,
             metric: `${dir} server CPU`,
             value: Math.round(cpu * 100) / 100,
+            unit: 's/GiB',
+          },
+          {
+            scenario: 'blobapi',
+            subject,
+            metric: `${dir} client CPU (SDK, same cores)`,
+            value: Math.round(clientCpu * 100) / 100,
             unit: 's/GiB',
           },
         )
