@@ -24,7 +24,8 @@
 // through the cache. The layout is the ordinary one (a reader just sees a longer meta), and the CRC
 // covers everything, so a crash between the two writes leaves a torn record like any other. On this
 // machine a copy into new page-cache pages costs ~1.3 s of CPU per GiB (dd: 0.14 s to overwrite cached
-// pages): Put Page bodies, which are synced before their answer anyway, no longer pay it.
+// pages): Put Page bodies, which are synced before their answer anyway, no longer pay it. `readLater`
+// reads such data back directly too, on the thread pool; `read` (synchronous) goes through the cache.
 //
 // Appends go to the page cache with writeSync, or, for `append(..., { background: true })`, with a
 // pwritev on libuv's thread pool so that the event loop neither copies the bytes nor stalls while
@@ -507,15 +508,6 @@ export class SegmentLog {
   }
 
   #readFile(fd: number, n: number, offset: number, into: Uint8Array, at: number, length: number): void {
-    // Data a direct append wrote (aligned in the file) is read back directly too: it is not in the
-    // cache, and reading it through the cache would pay for new pages all the same.
-    if (length >= DIRECT_MIN && offset % ALIGN === 0 && length % ALIGN === 0 && !this.#noDirect) {
-      const direct = this.#directFd(n)
-      if (direct !== undefined) {
-        this.#readDirect(direct, n, offset, into, at, length)
-        return
-      }
-    }
     let done = 0
     while (done < length) {
       const r = readSync(fd, into, at + done, length - done, offset + done)
@@ -578,31 +570,6 @@ export class SegmentLog {
     })()
     this.#reads.add(entry)
     return entry.done
-  }
-
-  /** #readFile through the segment's O_DIRECT descriptor (staged unless `into` is aligned memory). */
-  #readDirect(fd: number, n: number, offset: number, into: Uint8Array, at: number, length: number): void {
-    const target = into.subarray(at, at + length)
-    const stage = isAligned(target) ? undefined : takeStaging(Math.min(length, MAX_DATA))
-    try {
-      let done = 0
-      while (done < length) {
-        const want = stage ? Math.min(stage.length, length - done) : length - done
-        const r = stage
-          ? readSync(fd, stage, 0, want, offset + done)
-          : readSync(fd, target, done, want, offset + done)
-        if (r === 0) {
-          throw new CairnError(
-            'StoreCorrupt',
-            `Cannot read from the disk store: segment ${n} ends before offset ${offset + length}`,
-          )
-        }
-        stage?.copy(target, done, 0, r)
-        done += r
-      }
-    } finally {
-      if (stage) giveStaging(stage)
-    }
   }
 
   /** Resolves once every append made before the call is on stable storage. */
