@@ -38,14 +38,17 @@
 import {
   closeSync,
   constants,
+  copyFileSync,
   fdatasync,
   fstatSync,
   fsyncSync,
   ftruncateSync,
+  mkdirSync,
   openSync,
   read as readCallback,
   readdirSync,
   readSync,
+  renameSync,
   unlinkSync,
   writeSync,
   writev,
@@ -248,6 +251,32 @@ export class SegmentLog {
       h.readUInt32LE(8) === n &&
       h.readUInt32LE(12) === crc32(h.subarray(0, 12))
     )
+  }
+
+  /**
+   * Keeps what a cut at `pos` would drop, in `folder` (made here, inside the store folder): a copy of
+   * segment `pos.segment` and every later segment, moved. Returns the names set aside.
+   */
+  setAside(pos: LogPosition, folder: string): string[] {
+    mkdirSync(folder, { recursive: true })
+    const names: string[] = []
+    for (const n of this.segments()) {
+      if (n < pos.segment) continue
+      const name = segmentName(n)
+      if (n === pos.segment) copyFileSync(join(this.#dir, name), join(folder, name))
+      else {
+        closeSync(this.#fds.get(n)!)
+        this.#fds.delete(n)
+        this.#sizes.delete(n)
+        renameSync(join(this.#dir, name), join(folder, name))
+      }
+      names.push(name)
+    }
+    syncDir(folder)
+    syncDir(this.#dir)
+    const segs = this.segments()
+    this.#active = segs.length === 0 ? 0 : segs[segs.length - 1]!
+    return names
   }
 
   /** Cuts the log at `pos`: the segment is truncated there (or removed if its header is bad) and later segments removed. */

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import {
   appendFileSync,
   closeSync,
+  cpSync,
   ftruncateSync,
   mkdtempSync,
   openSync,
@@ -100,6 +101,64 @@ describe('LogDiskStore', () => {
       },
       { segmentSize: 4 * MiB },
     )
+  })
+
+  it('after a power failure tore an earlier segment, refuses to open with advice, and repairLog cuts there and keeps the rest aside', async () => {
+    const copy = mkdtempSync(join(tmpdir(), 'cairn-ds-cut-'))
+    try {
+      const page = (i: number) => Buffer.alloc(8192, (i % 250) + 1)
+      await withStore(
+        async (store, dir) => {
+          for (let i = 0; i < 40; i++) await store.writePages(ref, i * 8192, page(i))
+          // What a power failure can leave: every record was synced, then one segment before the
+          // last loses its tail (its writeback never happened) while later segments are on disk.
+          cpSync(dir, copy, { recursive: true })
+        },
+        { segmentSize: 64 * 1024 },
+      )
+      const segments = readdirSync(copy)
+        .filter((f) => f.startsWith('seg-'))
+        .sort()
+      assert.ok(segments.length >= 4, `only ${segments.length} segments`)
+      const torn = join(copy, segments[1]!)
+      const fd = openSync(torn, 'r+')
+      ftruncateSync(fd, statSync(torn).size - 3000)
+      closeSync(fd)
+      await assert.rejects(
+        LogDiskStore.open(copy, { compactIntervalMs: 0 }),
+        (err: unknown) =>
+          err instanceof CairnError && err.code === 'StoreCorrupt' && /--repair-disk-log/.test(err.message),
+      )
+      const repaired = await LogDiskStore.open(copy, { compactIntervalMs: 0, repairLog: true })
+      let kept = 0
+      try {
+        // The log is cut at one place: the writes that survive are the first ones, in order.
+        for (let i = 0; i < 40; i++) {
+          const got = await repaired.read(ref, i * 8192, 8192)
+          if (got.equals(page(i))) {
+            assert.equal(kept, i, `write ${i} survived after a lost one`)
+            kept++
+          } else assert.ok(got.equals(Buffer.alloc(8192)), `write ${i} is neither there nor zeros`)
+        }
+        assert.ok(kept > 0 && kept < 40, `kept ${kept} of 40 writes`)
+        await repaired.writePages(ref, 0, Buffer.alloc(8192, 0xee))
+      } finally {
+        await repaired.close()
+      }
+      const aside = readdirSync(copy).filter((f) => f.startsWith('damaged-'))
+      assert.equal(aside.length, 1)
+      assert.deepEqual(readdirSync(join(copy, aside[0]!)).sort(), segments.slice(1))
+      // The repaired store opens as usual from now on.
+      const again = await LogDiskStore.open(copy, { compactIntervalMs: 0 })
+      try {
+        assert.ok((await again.read(ref, 0, 8192)).equals(Buffer.alloc(8192, 0xee)))
+        if (kept > 1) assert.ok((await again.read(ref, 8192, 8192)).equals(page(1)))
+      } finally {
+        await again.close()
+      }
+    } finally {
+      rmSync(copy, { recursive: true, force: true })
+    }
   })
 
   it('reads back written pages and zeros in holes', async () => {

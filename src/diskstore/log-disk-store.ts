@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto'
 import { mkdirSync, rmSync, statSync } from 'node:fs'
 import { type FileHandle, open as openFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { CairnError, type Logger, silentLogger } from '../util/index.js'
 import {
   type CheckpointData,
@@ -75,6 +76,14 @@ export interface LogDiskStoreOptions {
   compactIntervalMs?: number
   /** Log bytes after which a checkpoint is written (default 512 MiB). */
   checkpointBytes?: number
+  /**
+   * Repair after a power failure: when a segment other than the last is damaged, cut the log there
+   * instead of refusing to open, and keep what is cut off in a `damaged-<time>` folder of the store.
+   * A power failure can leave a later segment on disk while an earlier one lost its unsynced tail;
+   * nothing after such a tear was ever acknowledged as durable. Damage of another kind (a bad disk)
+   * looks the same, so this is never done without being asked.
+   */
+  repairLog?: boolean
 }
 
 const MAX_READ = 1024 ** 3
@@ -252,6 +261,7 @@ export class LogDiskStore implements DiskStore {
   #isoText = ''
   readonly #segmentSize: number
   readonly #checkpointBytes: number
+  readonly #repairLog: boolean
   #checkpointNo = 0
   #checkpointPending = false
   #appendedSinceCheckpoint = 0
@@ -268,6 +278,7 @@ export class LogDiskStore implements DiskStore {
     this.#clock = options.clock ?? Date.now
     this.#segmentSize = options.segmentSize ?? 256 * 1024 * 1024
     this.#checkpointBytes = options.checkpointBytes ?? 512 * 1024 * 1024
+    this.#repairLog = options.repairLog === true
   }
 
   /** Opens (or creates) the store in `dir`: loads the newest checkpoint and replays the log after it. */
@@ -508,12 +519,27 @@ export class LogDiskStore implements DiskStore {
           // would lose acknowledged records, so refuse to open instead of cutting.
           const last = this.#log.segments().at(-1)
           if (stop.segment !== last) {
-            throw new CairnError(
-              'StoreCorrupt',
-              `Cannot open the disk store in ${this.#dir}: segment ${stop.segment} is damaged at offset ${stop.offset} and later segments exist`,
+            if (!this.#repairLog) {
+              throw new CairnError(
+                'StoreCorrupt',
+                `Cannot open the disk store in ${this.#dir}: segment ${stop.segment} is damaged at offset ${stop.offset} and later segments exist. ` +
+                  'If the host lost power, start once with --repair-disk-log (cairn serve): the log is cut there and what follows is kept aside in the store folder',
+              )
+            }
+            const folder = join(
+              this.#dir,
+              `damaged-${new Date(this.#now()).toISOString().replace(/[:.]/g, '-')}`,
             )
-          }
-          this.#logger.warn('disk store log has a torn tail; cutting it', { ...stop })
+            const kept = this.#log.setAside(stop, folder)
+            this.#logger.warn(
+              'disk store log cut at a damaged segment (repair); what followed is kept aside',
+              {
+                ...stop,
+                folder,
+                segments: kept,
+              },
+            )
+          } else this.#logger.warn('disk store log has a torn tail; cutting it', { ...stop })
           this.#log.truncateAt(stop)
         }
         break

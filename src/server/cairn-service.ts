@@ -33,6 +33,11 @@ export const DEVELOPMENT_ACCOUNT = {
 /** Options of CairnService. */
 export interface CairnServiceOptions {
   logger?: Logger
+  /**
+   * Open the disk store with `repairLog` (after a power failure left a damaged segment before later
+   * ones: cut the log there and keep what follows aside). One start, not a setting.
+   */
+  repairDiskLog?: boolean
 }
 
 /** The running service: data folder lock, catalog, engines and every listener. */
@@ -54,9 +59,11 @@ export class CairnService {
   #accepting = false
   #starting: Promise<void> | undefined
   #stopping: Promise<void> | undefined
+  readonly #repairDiskLog: boolean
 
   constructor(config: ServiceConfig, options: CairnServiceOptions = {}) {
     this.config = config
+    this.#repairDiskLog = options.repairDiskLog === true
     this.#logger =
       options.logger ??
       createLogger({
@@ -183,7 +190,10 @@ export class CairnService {
   async #openDiskStore(): Promise<LogDiskStore> {
     const dir = join(this.config.data, 'disks')
     const first = !existsSync(dir)
-    const store = await LogDiskStore.open(dir, { logger: this.#logger.child({ component: 'diskstore' }) })
+    const store = await LogDiskStore.open(dir, {
+      logger: this.#logger.child({ component: 'diskstore' }),
+      repairLog: this.#repairDiskLog,
+    })
     if (first) {
       const { name, key, container } = DEVELOPMENT_ACCOUNT
       const second = randomBytes(64).toString('base64')

@@ -55,6 +55,11 @@ export const systemCommands: CommandDef[] = [
         help: 'debug, info, warn, error (env CAIRN_LOG_LEVEL)',
       },
       { name: 'log-format', type: 'string', value: 'FORMAT', help: 'json or text (env CAIRN_LOG_FORMAT)' },
+      {
+        name: 'repair-disk-log',
+        type: 'boolean',
+        help: 'after a power failure: cut a damaged disk-store log and keep the rest aside (docs/diskstore.md)',
+      },
     ],
     examples: [
       'cairn serve',
@@ -77,7 +82,7 @@ export const systemCommands: CommandDef[] = [
         },
         env: process.env,
       })
-      const service = new CairnService(config)
+      const service = new CairnService(config, { repairDiskLog: opts['repair-disk-log'] === true })
       // Signals are handled from the start, so a stop during start-up still shuts down cleanly.
       const stopped = new Promise<void>((resolve) => {
         const stop = (signal: NodeJS.Signals) => {
