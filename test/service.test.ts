@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict'
-import { existsSync } from 'node:fs'
+import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync, truncateSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { COMMANDS } from '../src/cli/commands/index.js'
 import { main } from '../src/cli/index.js'
+import { LogDiskStore } from '../src/diskstore/index.js'
 import { cairn, startService } from './_service.js'
 
 async function captureStdout(fn: () => Promise<number>): Promise<{ code: number; stdout: string }> {
@@ -63,6 +65,47 @@ describe('cairn serve', () => {
       assert.match(second.stderr, /DataFolderLocked/)
     } finally {
       await svc.dispose()
+    }
+  })
+
+  it('refuses a disk-store log torn before its end (StoreCorrupt, exit 6) and starts with --repair-disk-log', async () => {
+    const data = mkdtempSync(join(tmpdir(), 'cairn-e2e-torn-'))
+    try {
+      // A store whose log spans several segments, copied while open (a crash's leftovers), with an
+      // earlier segment then missing its tail, as a power failure can leave it.
+      const live = join(data, 'live')
+      const store = await LogDiskStore.open(live, { segmentSize: 64 * 1024, compactIntervalMs: 0 })
+      const ref = { account: 'acct', container: 'disks', disk: 'd' }
+      await store.createAccount('acct')
+      await store.createContainer('acct', 'disks')
+      await store.createDisk(ref, { size: 1024 * 1024 })
+      for (let i = 0; i < 40; i++) await store.writePages(ref, i * 8192, Buffer.alloc(8192, i + 1))
+      cpSync(live, join(data, 'disks'), { recursive: true })
+      await store.close()
+      rmSync(live, { recursive: true })
+      const torn = join(data, 'disks', 'seg-000002.log')
+      truncateSync(torn, statSync(torn).size - 3000)
+
+      const refused = cairn(['serve', '--data', data, '--port', '0', '--blob-port', '0', '--nbd-port', '0'])
+      assert.equal(refused.status, 6)
+      assert.match(refused.stderr, /StoreCorrupt/)
+      assert.match(refused.stderr, /--repair-disk-log/)
+
+      const svc = await startService(['--repair-disk-log'], { data })
+      try {
+        assert.ok(
+          svc.logs.some((l) => l.includes('kept aside')),
+          'the cut is logged',
+        )
+      } finally {
+        assert.equal(await svc.stop(), 0)
+      }
+      assert.equal(readdirSync(join(data, 'disks')).filter((f) => f.startsWith('damaged-')).length, 1)
+      // From then on it starts as usual.
+      const again = await startService([], { data })
+      assert.equal(await again.stop(), 0)
+    } finally {
+      rmSync(data, { recursive: true, force: true })
     }
   })
 
