@@ -116,7 +116,7 @@ interface Tool {
   name: string
   init(): Promise<void>
   backup(step: number, changes?: string): Promise<{ ms: number; rss: number }>
-  restore(target: string): Promise<{ ms: number; rss: number }>
+  restore(target: string): Promise<{ ms: number; rss: number; cpu: number }>
   repo: string
 }
 
@@ -135,10 +135,12 @@ function tools(ctx: BenchContext, image: string): Tool[] {
     args: string[],
     options: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
   ) => {
-    // GNU time reports the child's peak resident memory (KiB).
-    const r = await run('/usr/bin/time', ['-f', 'MAXRSS %M', cmd, ...args], options)
+    // GNU time reports the child's peak resident memory (KiB) and its CPU seconds.
+    const r = await run('/usr/bin/time', ['-f', 'MAXRSS %M CPU %U %S', cmd, ...args], options)
     const rss = Number(/MAXRSS (\d+)/.exec(r.stderr)?.[1] ?? 0) / 1024
-    return { ms: r.ms, rss, stdout: r.stdout }
+    const cpuMatch = /CPU ([\d.]+) ([\d.]+)/.exec(r.stderr)
+    const cpu = cpuMatch ? Number(cpuMatch[1]) + Number(cpuMatch[2]) : 0
+    return { ms: r.ms, rss, cpu, stdout: r.stdout }
   }
   const cenv = { CAIRN_VAULT_KEY_FILE: join(ctx.dir, 'cairn.key') }
   const list: Tool[] = [
@@ -268,6 +270,7 @@ export const vaultScenario: BenchScenario = {
     const cold = await coldCaches()
     const rounds = ctx.quick ? 1 : 3
     const restoreTimes = new Map<string, number[]>()
+    const restoreCpu = new Map<string, number[]>()
     for (let round = 0; round < rounds; round++) {
       for (const t of all) {
         const target = join(ctx.dir, `restore-${t.name}`)
@@ -276,6 +279,7 @@ export const vaultScenario: BenchScenario = {
         const r = await t.restore(target)
         peak.set(t.name, Math.max(peak.get(t.name) ?? 0, r.rss))
         restoreTimes.set(t.name, [...(restoreTimes.get(t.name) ?? []), r.ms])
+        restoreCpu.set(t.name, [...(restoreCpu.get(t.name) ?? []), r.cpu])
         ctx.log(
           `restore ${t.name} (round ${round + 1}): ${(r.ms / 1000).toFixed(2)} s, ${r.rss.toFixed(0)} MiB RSS`,
         )
@@ -301,6 +305,14 @@ export const vaultScenario: BenchScenario = {
     for (const [name, list] of restoreTimes) {
       const ms = median(list)
       times.set(`restore/${name}`, ms)
+      // CPU against wall time on the 2 cores: how far a restore is from being bound by the CPU.
+      results.push({
+        scenario: 'vault',
+        subject: name,
+        metric: `restore CPU, user + system (median of ${rounds})`,
+        value: Math.round(median(restoreCpu.get(name) ?? [0]) * 100) / 100,
+        unit: 's',
+      })
       results.push({
         scenario: 'vault',
         subject: name,
