@@ -367,9 +367,10 @@ export class SegmentLog {
       end: pos + total,
     }
     if (options.background === true) {
+      // Before the log's end moves: nothing may throw between that and the write.
+      const directFd = direct ? this.#directFd(n) : undefined
       this.#sizes.set(n, pos + total)
       this.#dirty.add(n)
-      const directFd = direct ? this.#directFd(n) : undefined
       const written =
         directFd === undefined
           ? this.#writeInBackground(fd, n, pos, parts, total)
@@ -413,7 +414,11 @@ export class SegmentLog {
     return pending.done
   }
 
-  /** The segment's O_DIRECT descriptor; undefined (from now on) where the file system refuses one. */
+  /**
+   * The segment's O_DIRECT descriptor; undefined where none can be opened (from now on where the file
+   * system refuses O_DIRECT; for this call only on other errors, such as too many open files): the
+   * caller then goes through the cache.
+   */
   #directFd(n: number): number | undefined {
     let fd = this.#directFds.get(n)
     if (fd !== undefined) return fd
@@ -421,8 +426,7 @@ export class SegmentLog {
       fd = openSync(join(this.#dir, segmentName(n)), constants.O_RDWR | constants.O_DIRECT)
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code
-      if (code !== 'EINVAL' && code !== 'EOPNOTSUPP') throw err
-      this.#noDirect = true
+      if (code === 'EINVAL' || code === 'EOPNOTSUPP') this.#noDirect = true
       return undefined
     }
     this.#directFds.set(n, fd)
@@ -453,6 +457,8 @@ export class SegmentLog {
       stage?.set(data)
       try {
         const front = write(fd, [head, meta], pos)
+        // Awaited below; a rejection must not go unhandled meanwhile should the data write fail first.
+        front.catch(() => {})
         let back: number
         try {
           back = await write(directFd, [stage ? stage.subarray(0, data.length) : data], dataAt)
