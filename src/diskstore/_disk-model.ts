@@ -1,7 +1,8 @@
 // A simple in-memory model of disks and snapshots for the model-based and crash tests: each page
 // holds the stamp of the write that last set it (0 = hole), and a page's bytes are a pure function
 // of (stamp, page), so snapshots cost 4 bytes a page.
-import type { ByteRange, DiskDiff } from './types.js'
+import type { LogDiskStore } from './log-disk-store.js'
+import type { ByteRange, DiskDiff, DiskRef } from './types.js'
 import { PAGE_SIZE } from './types.js'
 
 /** A disk or snapshot of the model. */
@@ -137,4 +138,37 @@ export function seededRandom(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296
   }
+}
+
+/**
+ * Why `store` differs from the model disks (their snapshots, used bytes, then contents), or undefined
+ * when it matches. `bytesOf` gives a version's expected bytes (default: read from the model).
+ */
+export async function storeMismatch(
+  store: LogDiskStore,
+  model: Map<string, ModelDisk>,
+  ref: (disk: string) => DiskRef,
+  bytesOf: (v: ModelVersion) => Buffer = (v) => ModelDisk.read(v, 0, v.size),
+): Promise<string | undefined> {
+  for (const [name, m] of model) {
+    const snaps = store
+      .listSnapshots(ref(name))
+      .map((s) => s.snapshot!)
+      .sort()
+    const want = [...m.snapshots.keys()].sort()
+    if (JSON.stringify(snaps) !== JSON.stringify(want)) return `snapshots of ${name}: ${snaps} vs ${want}`
+    for (const snap of [undefined, ...want]) {
+      if (store.getDisk(ref(name), snap).usedBytes !== ModelDisk.usedBytes(m.version(snap)))
+        return `used bytes of ${name}@${snap ?? 'live'}`
+    }
+  }
+  // Contents last: most candidates already differ in the cheap checks above.
+  for (const [name, m] of model) {
+    for (const snap of [undefined, ...m.snapshots.keys()]) {
+      const v = m.version(snap)
+      const got = await store.read(ref(name), 0, v.size, snap === undefined ? {} : { snapshot: snap })
+      if (!got.equals(bytesOf(v))) return `content of ${name}@${snap ?? 'live'}`
+    }
+  }
+  return undefined
 }

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { type CrashImage, CrashImages } from './_crash-images.js'
-import { ModelDisk, type ModelVersion, seededRandom, writeData } from './_disk-model.js'
+import { ModelDisk, type ModelVersion, seededRandom, storeMismatch, writeData } from './_disk-model.js'
 import { LogDiskStore, type LogDiskStoreOptions } from './log-disk-store.js'
 import { type DiskRef, PAGE_SIZE } from './types.js'
 
@@ -62,29 +62,7 @@ function expectedBytes(v: ModelVersion): Buffer {
 }
 
 /** Why the store differs from the model, or undefined when it matches. */
-async function mismatch(store: LogDiskStore, model: Model): Promise<string | undefined> {
-  for (const [name, m] of model) {
-    const snaps = store
-      .listSnapshots(ref(name))
-      .map((s) => s.snapshot!)
-      .sort()
-    const want = [...m.snapshots.keys()].sort()
-    if (JSON.stringify(snaps) !== JSON.stringify(want)) return `snapshots of ${name}: ${snaps} vs ${want}`
-    for (const snap of [undefined, ...want]) {
-      if (store.getDisk(ref(name), snap).usedBytes !== ModelDisk.usedBytes(m.version(snap)))
-        return `used bytes of ${name}@${snap ?? 'live'}`
-    }
-  }
-  // Contents last: most candidates already differ in the cheap checks above.
-  for (const [name, m] of model) {
-    for (const snap of [undefined, ...m.snapshots.keys()]) {
-      const v = m.version(snap)
-      const got = await store.read(ref(name), 0, v.size, snap === undefined ? {} : { snapshot: snap })
-      if (!got.equals(expectedBytes(v))) return `content of ${name}@${snap ?? 'live'}`
-    }
-  }
-  return undefined
-}
+const mismatch = (store: LogDiskStore, model: Model) => storeMismatch(store, model, ref, expectedBytes)
 
 describe('LogDiskStore crash images', () => {
   it('keeps every acknowledged operation whatever file change of compactions, rolls and concurrent writes a kill lands before', async () => {

@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { describe, it } from 'node:test'
 import { fileURLToPath } from 'node:url'
-import { ModelDisk, seededRandom } from './_disk-model.js'
+import { ModelDisk, seededRandom, storeMismatch } from './_disk-model.js'
 import { LogDiskStore } from './log-disk-store.js'
 import type { DiskRef } from './types.js'
 
@@ -48,22 +48,7 @@ function apply(model: Model, op: Op): Model {
 async function mismatch(store: LogDiskStore, model: Model): Promise<string | undefined> {
   if (model === undefined) return store.listAccounts().length === 0 ? undefined : 'store has an account'
   if (store.listAccounts().length === 0) return 'store lost its account'
-  for (const [name, m] of model) {
-    const snaps = store
-      .listSnapshots(ref(name))
-      .map((s) => s.snapshot!)
-      .sort()
-    const want = [...m.snapshots.keys()].sort()
-    if (JSON.stringify(snaps) !== JSON.stringify(want)) return `snapshots of ${name}: ${snaps} vs ${want}`
-    for (const snap of [undefined, ...want]) {
-      const v = m.version(snap)
-      const got = await store.read(ref(name), 0, v.size, snap === undefined ? {} : { snapshot: snap })
-      if (!got.equals(ModelDisk.read(v, 0, v.size))) return `content of ${name}@${snap ?? 'live'}`
-      if (store.getDisk(ref(name), snap).usedBytes !== ModelDisk.usedBytes(v))
-        return `used bytes of ${name}@${snap}`
-    }
-  }
-  return undefined
+  return storeMismatch(store, model, ref)
 }
 
 /**
