@@ -84,6 +84,26 @@ describe('disk store on a full file system', { skip }, () => {
     }
   })
 
+  it('warns once when the free space falls below the warning level, and keeps writing', async () => {
+    const fs = mountSmallFs(32)
+    const logger = recordingLogger()
+    let store: LogDiskStore | undefined
+    try {
+      const dir = join(fs.dir, 'disks')
+      store = await newStore(dir, { compactIntervalMs: 0, lowSpaceBytes: 16 * MiB, logger })
+      const nearly = () => logger.lines.filter((l) => l.msg === 'disk store file system is nearly full')
+      assert.equal(nearly().length, 0)
+      for (let i = 0; i < 20; i++) await store.writePages(ref, i * MiB, Buffer.alloc(MiB, i + 1))
+      assert.equal(nearly().length, 1)
+      assert.equal(nearly()[0]!.level, 'warn')
+      assert.equal(store.health().state, 'low')
+      assert.ok(!logger.lines.some((l) => l.msg.startsWith('disk store is full')))
+    } finally {
+      await store?.close()
+      fs.dispose()
+    }
+  })
+
   it('deletes work while full, compaction gives the space back and writes resume on their own; the episode is logged once', async () => {
     const fs = mountSmallFs(64)
     const logger = recordingLogger()

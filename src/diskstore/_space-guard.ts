@@ -43,6 +43,7 @@ export class SpaceGuard {
   #checkpointBytes = 0
   #full: { since: number; message: string } | undefined
   #low = false
+  #lowBytes = 0
   #timer: NodeJS.Timeout | undefined
 
   constructor(dir: string, options: SpaceGuardOptions) {
@@ -59,6 +60,9 @@ export class SpaceGuard {
       this.#reserveHeld = this.#reserveFileSize()
     } catch {}
     this.refresh()
+    // Full already (a restart on a full disk): say so from the start.
+    if (Number.isFinite(this.#free) && this.#free < this.#margin)
+      this.#enterFull(`only ${this.#free} bytes are free`)
     this.#fillReserve()
   }
 
@@ -85,6 +89,7 @@ export class SpaceGuard {
     this.#checkedAt = Date.now()
     this.#usedSince = 0
     const low = this.#lowOption ?? Math.max(4 * (this.#reserveTarget + this.#margin), this.#total * 0.05)
+    this.#lowBytes = low
     if (!this.#low && this.#free < low) {
       this.#low = true
       this.#logger.warn('disk store file system is nearly full', {
@@ -124,6 +129,7 @@ export class SpaceGuard {
     const now = Date.now()
     if (
       this.#estimate() - bytes < 2 * this.#margin ||
+      (!this.#low && this.#estimate() - bytes < this.#lowBytes) ||
       now - this.#checkedAt > (this.#full !== undefined ? FULL_CHECK_MS : CHECK_MS)
     ) {
       this.refresh()

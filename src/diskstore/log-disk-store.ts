@@ -1955,12 +1955,16 @@ export class LogDiskStore implements DiskStore {
         liveBySegment.set(p.segment, (liveBySegment.get(p.segment) ?? 0) + n)
       }
     }
+    const short = this.#space.full || this.#space.low
+    // Short of space, the active segment counts too (rolled below before anything is copied): on a
+    // small disk it may be the only one.
     let candidates = this.#log
       .segments()
       .filter(
-        (n) => n !== active && (liveBySegment.get(n) ?? 0) <= this.#log.segmentBytes(n) * COMPACT_LIVE_RATIO,
+        (n) =>
+          (n !== active || short) &&
+          (liveBySegment.get(n) ?? 0) <= this.#log.segmentBytes(n) * COMPACT_LIVE_RATIO,
       )
-    const short = this.#space.full || this.#space.low
     if (short) {
       // Short of space: the emptiest segments first, only as many as the free space (and the reserve)
       // can take the live data of; a segment with nothing live costs nothing to drop.
@@ -1982,6 +1986,7 @@ export class LogDiskStore implements DiskStore {
     if (victims.size === 0) return { reclaimedBytes: 0 }
     let total = 0
     for (const n of victims) total += liveBySegment.get(n) ?? 0
+    this.#space.makeRoom(64 * 1024)
     this.#log.rollNow()
     let done = 0
     let copied = 0
