@@ -140,7 +140,10 @@ interface PendingWrite {
 
 /** A LogRecord appended in the background, with the completion of its write. */
 export interface BackgroundRecord extends LogRecord {
-  /** Resolves when the record is in the page cache; rejects (as the log then does) if the write failed. */
+  /**
+   * Resolves when the record and every earlier one are in the page cache; rejects (as the log then
+   * does) if one of those writes failed.
+   */
   written: Promise<void>
 }
 
@@ -379,12 +382,18 @@ export class SegmentLog {
     if (options.background === true) {
       // Before the log's end moves: nothing may throw between that and the write.
       const directFd = direct ? this.#directFd(n) : undefined
+      // `written` settles once this record and every earlier one are in place: an answer given on
+      // it (a write without FUA) can never be for a record a failure before it will cut away.
+      const earlier = this.#pending.size > 0 ? [...this.#pending].map((p) => p.done) : undefined
       this.#sizes.set(n, pos + total)
       this.#dirty.add(n)
-      const written =
+      const own =
         directFd === undefined
           ? this.#writeInBackground(fd, n, pos, parts, total)
           : this.#writeDirectInBackground(fd, directFd, n, pos, parts, total)
+      if (earlier === undefined) return { ...record, written: own }
+      const written = Promise.all([...earlier, own]).then(() => undefined)
+      written.catch(() => {})
       return { ...record, written }
     }
     try {

@@ -1988,6 +1988,9 @@ export class LogDiskStore implements DiskStore {
     for (const n of victims) total += liveBySegment.get(n) ?? 0
     this.#space.makeRoom(64 * 1024)
     this.#log.rollNow()
+    // An active segment with nothing but its header is not rolled: it stays, as the one appends go to.
+    victims.delete(this.#log.end().segment)
+    if (victims.size === 0) return { reclaimedBytes: 0 }
     let done = 0
     let copied = 0
     let sinceYield = 0
