@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
@@ -78,6 +78,31 @@ describe('disk store on a full file system', { skip }, () => {
       store = await LogDiskStore.open(dir, options)
       assert.deepEqual(await store.read(ref, 0, MiB), after)
       assert.deepEqual(await store.read(ref, MiB, MiB), before.subarray(MiB))
+    } finally {
+      await store?.close()
+      fs.dispose()
+    }
+  })
+
+  it('a write answered without waiting for durability is never one a failure before it cuts away', async () => {
+    const fs = mountSmallFs(48)
+    let store: LogDiskStore | undefined
+    try {
+      const dir = join(fs.dir, 'disks')
+      const options = { compactIntervalMs: 0, segmentSize: 8 * MiB }
+      store = await newStore(dir, options)
+      writeFileSync(join(fs.dir, 'gap'), Buffer.alloc(256 * 1024, 1))
+      fs.fill()
+      // 256 KiB free: the first write does not fit, the small one after it would.
+      rmSync(join(fs.dir, 'gap'))
+      const big = store.writePages(ref, 8 * MiB, Buffer.alloc(MiB, 0x11))
+      const small = store.writePages(ref, 12 * MiB, Buffer.alloc(4096, 0x22), { durable: false })
+      await isStoreFull(big)
+      await isStoreFull(small)
+      assert.deepEqual(await store.read(ref, 12 * MiB, 4096), Buffer.alloc(4096))
+      await store.close()
+      store = await LogDiskStore.open(dir, options)
+      assert.deepEqual(await store.read(ref, 12 * MiB, 4096), Buffer.alloc(4096))
     } finally {
       await store?.close()
       fs.dispose()

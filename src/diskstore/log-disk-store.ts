@@ -638,7 +638,8 @@ export class LogDiskStore implements DiskStore {
     } catch (err) {
       if (!isStoreFull(err)) throw err
       this.#space.failed(err)
-      if (room === 'grow' || !this.#space.releaseReserve()) throw err
+      // (Not while the log is stopped by a failed background write: that error is not about room.)
+      if (room === 'grow' || this.#log.failure !== undefined || !this.#space.releaseReserve()) throw err
       rec = this.#log.append(type, meta, data)
     }
     this.#appended(rec)
