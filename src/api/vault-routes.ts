@@ -1,14 +1,20 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { backupDisks, type JobInfo, type JobRegistry, restoreToDisk } from '../protection/index.js'
+import { backupDisks, type JobContext, type JobService, restoreToDisk } from '../protection/index.js'
 import { CairnError } from '../util/index.js'
-import { fileSink, fileSource, type VaultCredentials, type VaultRegistry } from '../vault/index.js'
+import {
+  fileSink,
+  fileSource,
+  type VaultCredentials,
+  type VaultProgress,
+  type VaultRegistry,
+} from '../vault/index.js'
 import type { ApiContext } from './api-context.js'
+import { JobSchema } from './job-routes.js'
 import type { ApiApp } from './new-api-app.js'
 import { errorResponses } from './schemas.js'
 
 const VaultName = z.string().openapi({ param: { name: 'vault', in: 'path' }, example: 'main' })
 const RpId = z.string().openapi({ param: { name: 'rp', in: 'path' }, example: '20261122T195200123Z-3f2a' })
-const JobId = z.string().openapi({ param: { name: 'job', in: 'path' } })
 
 const Credentials = {
   passphrase: z.string().min(1).optional(),
@@ -60,28 +66,7 @@ const RecoveryPoint = z
   })
   .openapi('RecoveryPoint')
 
-const Job = z
-  .object({
-    id: z.string(),
-    type: z.string(),
-    resource: z.string(),
-    status: z.enum(['InProgress', 'Cancelling', 'Completed', 'Failed', 'Cancelled']),
-    progress: z
-      .object({
-        phase: z.string(),
-        bytesDone: z.number(),
-        bytesTotal: z.number(),
-        bytesStored: z.number(),
-        rate: z.number(),
-        etaMs: z.number().nullable(),
-      })
-      .nullable(),
-    startedAt: z.string(),
-    endedAt: z.string().nullable(),
-    result: z.unknown(),
-    error: z.object({ code: z.string(), message: z.string() }).nullable(),
-  })
-  .openapi('Job')
+const Job = JobSchema
 
 const DiskRefBody = z.object({ account: z.string(), container: z.string(), disk: z.string() })
 
@@ -117,9 +102,20 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
     if (!ctx.vaults) throw new CairnError('ServiceUnavailable', 'This service has no vault registry')
     return ctx.vaults
   }
-  const jobs = (): JobRegistry => {
-    if (!ctx.jobs) throw new CairnError('ServiceUnavailable', 'This service has no job registry')
+  const jobs = (): JobService => {
+    if (!ctx.jobs) throw new CairnError('ServiceUnavailable', 'This service has no job service')
     return ctx.jobs
+  }
+  /** Starts a vault job and answers it (202). */
+  const startJob = async (
+    spec: { kind: 'backup' | 'restore' | 'verify' | 'gc'; vault: string; resource?: string },
+    body: (ctx: JobContext) => Promise<unknown>,
+  ) => {
+    const started = await jobs().start(
+      { kind: spec.kind, vault: spec.vault, resource: spec.resource ?? `vaults/${spec.vault}` },
+      body,
+    )
+    return started.job
   }
   const P = z.object({ vault: VaultName })
   const PR = z.object({ vault: VaultName, rp: RpId })
@@ -260,10 +256,10 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
       const { vault } = c.req.valid('param')
       const { sample } = c.req.valid('json')
       const v = await vaults().open(vault)
-      const job = jobs().start('verify', `vaults/${vault}`, (ctl) =>
+      const job = await startJob({ kind: 'verify', vault }, (ctl) =>
         v.verify({
           signal: ctl.signal,
-          onProgress: ctl.progress,
+          onProgress: progressTo(ctl),
           ...(sample !== undefined ? { sample } : {}),
         }),
       )
@@ -307,10 +303,7 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
     async (c) => {
       const { vault } = c.req.valid('param')
       const v = await vaults().open(vault)
-      return c.json(
-        jobs().start('gc', `vaults/${vault}`, (ctl) => v.gc({ signal: ctl.signal })),
-        202,
-      )
+      return c.json(await startJob({ kind: 'gc', vault }, (ctl) => v.gc({ signal: ctl.signal })), 202)
     },
   )
   app.openapi(
@@ -403,7 +396,7 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
         if (disks.length === 0) throw new CairnError('InvalidRequest', 'Cannot back up: disks is empty')
         for (const d of disks) store.getDisk(d)
         const item = b.item ?? disks[0]!.disk
-        const job = jobs().start('backup', `vaults/${vault}`, (ctl) =>
+        const job = await startJob({ kind: 'backup', vault }, (ctl) =>
           backupDisks(
             v,
             store,
@@ -417,7 +410,7 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
               ...(b.base === 'none' ? { base: null } : b.base && b.base !== 'latest' ? { base: b.base } : {}),
               ...(b.expiresAt ? { expiresAt: new Date(b.expiresAt) } : {}),
               signal: ctl.signal,
-              onProgress: ctl.progress,
+              onProgress: progressTo(ctl),
             },
           ),
         )
@@ -427,7 +420,7 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
       const path = b.path
       const fileName = path.split('/').pop() || 'disk'
       const item = b.item ?? fileName
-      const job = jobs().start('backup', `vaults/${vault}`, async (ctl) => {
+      const job = await startJob({ kind: 'backup', vault }, async (ctl) => {
         let base: string | undefined
         if (b.base === undefined || b.base === 'latest') base = (await v.latestRecoveryPoint(item))?.id
         else if (b.base !== 'none') base = b.base
@@ -439,7 +432,7 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
             ...(base ? { base } : {}),
             ...(b.expiresAt ? { expiresAt: new Date(b.expiresAt) } : {}),
             signal: ctl.signal,
-            onProgress: ctl.progress,
+            onProgress: progressTo(ctl),
           })
         } finally {
           await source.close?.()
@@ -484,10 +477,11 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
         throw new CairnError('InvalidRequest', 'Cannot restore: give either target or path, not both')
       if (b.target) {
         const target = b.target
-        const job = jobs().start('restore', `vaults/${vault}/recoveryPoints/${rp}`, (ctl) =>
+        const resource = `vaults/${vault}/recoveryPoints/${rp}`
+        const job = await startJob({ kind: 'restore', vault, resource }, (ctl) =>
           restoreToDisk(v, ctx.diskStore, rp, d.name, target, {
             signal: ctl.signal,
-            onProgress: ctl.progress,
+            onProgress: progressTo(ctl),
             ...(b.overwrite ? { overwrite: true } : {}),
           }),
         )
@@ -495,9 +489,10 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
       }
       if (!b.path) throw new CairnError('InvalidRequest', 'Cannot restore: give target or path')
       const sink = await fileSink(b.path, { size: d.size, ...(b.overwrite ? { overwrite: true } : {}) })
-      const job = jobs().start('restore', `vaults/${vault}/recoveryPoints/${rp}`, async (ctl) => {
+      const resource = `vaults/${vault}/recoveryPoints/${rp}`
+      const job = await startJob({ kind: 'restore', vault, resource }, async (ctl) => {
         try {
-          return await v.restore(rp, d.name, sink, { signal: ctl.signal, onProgress: ctl.progress })
+          return await v.restore(rp, d.name, sink, { signal: ctl.signal, onProgress: progressTo(ctl) })
         } finally {
           await sink.close?.()
         }
@@ -505,33 +500,9 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
       return c.json(job, 202)
     },
   )
-  app.openapi(
-    createRoute({
-      method: 'get',
-      path: '/api/v1/jobs',
-      summary: 'List jobs, newest first',
-      responses: { 200: json(z.object({ items: z.array(Job) }), 'Jobs') },
-    }),
-    (c) => c.json({ items: jobs().list() as JobInfo[] }, 200),
-  )
-  app.openapi(
-    createRoute({
-      method: 'get',
-      path: '/api/v1/jobs/{job}',
-      summary: 'Show a job and its progress',
-      request: { params: z.object({ job: JobId }) },
-      responses: { 200: json(Job, 'The job'), ...errorResponses },
-    }),
-    (c) => c.json(jobs().get(c.req.valid('param').job), 200),
-  )
-  app.openapi(
-    createRoute({
-      method: 'post',
-      path: '/api/v1/jobs/{job}/cancel',
-      summary: 'Cancel a running job',
-      request: { params: z.object({ job: JobId }) },
-      responses: { 200: json(Job, 'The job'), ...errorResponses },
-    }),
-    (c) => c.json(jobs().cancel(c.req.valid('param').job), 200),
-  )
+}
+
+/** Vault progress as job progress. */
+function progressTo(ctl: JobContext): (p: VaultProgress) => void {
+  return (p) => ctl.progress({ phase: p.phase, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal })
 }
