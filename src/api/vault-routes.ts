@@ -1,4 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi'
+import type { DiskRef, DiskStore } from '../diskstore/index.js'
 import { backupDisks, type JobContext, type JobService, restoreToDisk } from '../protection/index.js'
 import { CairnError } from '../util/index.js'
 import {
@@ -478,13 +479,21 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
       if (b.target) {
         const target = b.target
         const resource = `vaults/${vault}/recoveryPoints/${rp}`
-        const job = await startJob({ kind: 'restore', vault, resource }, (ctl) =>
-          restoreToDisk(v, ctx.diskStore, rp, d.name, target, {
+        const job = await startJob({ kind: 'restore', vault, resource }, async (ctl) => {
+          // A disk this restore creates is named in the job first: if the service dies, the next
+          // start removes it rather than leave half a disk.
+          if (!diskExists(ctx.diskStore, target)) {
+            ctl.details.createdDisks = [target]
+            await ctl.phase('Restore')
+          }
+          const result = await restoreToDisk(v, ctx.diskStore, rp, d.name, target, {
             signal: ctl.signal,
             onProgress: progressTo(ctl),
             ...(b.overwrite ? { overwrite: true } : {}),
-          }),
-        )
+          })
+          delete ctl.details.createdDisks
+          return result
+        })
         return c.json(job, 202)
       }
       if (!b.path) throw new CairnError('InvalidRequest', 'Cannot restore: give target or path')
@@ -505,4 +514,14 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
 /** Vault progress as job progress. */
 function progressTo(ctl: JobContext): (p: VaultProgress) => void {
   return (p) => ctl.progress({ phase: p.phase, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal })
+}
+
+function diskExists(store: DiskStore, ref: DiskRef): boolean {
+  try {
+    store.getDisk(ref)
+    return true
+  } catch (err) {
+    if (err instanceof CairnError && err.code === 'DiskNotFound') return false
+    throw err
+  }
 }

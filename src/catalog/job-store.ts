@@ -192,6 +192,8 @@ export class JobStore {
     const now = this.#now()
     const set: Partial<JobsTable> = {
       status: outcome.state,
+      // A job that did not complete keeps the phase it stopped in.
+      ...(outcome.state === 'Completed' ? { phase: 'Completed' } : {}),
       ended_at: now,
       updated_at: now,
       result_json: outcome.result === undefined ? null : JSON.stringify(outcome.result),

@@ -52,6 +52,7 @@ export class CairnService {
   #vaults: VaultRegistry | undefined
   #jobs: JobService | undefined
   readonly #timers = new Set<NodeJS.Timeout>()
+  #startMs = 0
   #api: Server | undefined
   #blobApi: BlobApiServer | undefined
   #nbd: NbdServer | undefined
@@ -111,6 +112,7 @@ export class CairnService {
     const log = this.#logger
     mkdirSync(this.config.data, { recursive: true })
     this.#lock.acquire()
+    this.#startMs = Date.now()
     try {
       this.#catalog = await openSqliteCatalog(join(this.config.data, 'catalog.db'))
       this.#diskStore = await this.#openDiskStore()
@@ -210,8 +212,9 @@ export class CairnService {
     }
     const grace = (this.config.gcGrace ?? 900) * 1000
     for (const [vault, last] of vaults) {
-      // A backup touches its lock every 30 s: a minute past the grace its lock is surely stale.
-      const wait = Math.max(0, last + grace + 60_000 - Date.now())
+      // The dead backup's lock stopped being touched when it died: past the grace (plus a margin as
+      // long, at most a minute) it is stale and GC reclaims the packs it protected.
+      const wait = Math.max(0, last + grace + Math.min(grace, 60_000) - Date.now())
       const timer = setTimeout(() => {
         this.#timers.delete(timer)
         void this.#startGc(vault, 'recovery').catch((err) =>
@@ -232,7 +235,9 @@ export class CairnService {
     const jobs = this.#jobs
     const registry = this.#vaults
     if (!jobs || !registry) return
-    const staleLockMs = (this.config.gcGrace ?? 900) * 1000
+    // A lock last touched before this service started belongs to a backup that died with the last run
+    // (this service is its vaults' writer); one touched later is live, whatever the grace.
+    const staleLockMs = Math.max((this.config.gcGrace ?? 900) * 1000, Date.now() - this.#startMs)
     await jobs.start({ kind: 'gc', resource: `vaults/${name}`, vault: name, startedBy }, async (ctl) => {
       const vault = await registry.open(name)
       return vault.gc({ signal: ctl.signal, staleLockMs })
