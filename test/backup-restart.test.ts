@@ -60,10 +60,7 @@ describe('a service killed in the middle of a backup', () => {
       for (let i = 0; i < 2000 && phase !== 'TransferToVault'; i++) {
         const job = await api(service.url, 'GET', `/api/v1/jobs/${jobId}`)
         phase = job.body.progress.phase
-        assert.ok(
-          job.body.state === 'Running',
-          `the job ended before the kill: ${JSON.stringify(job.body)}`,
-        )
+        assert.ok(job.body.state === 'Running', `the job ended before the kill: ${JSON.stringify(job.body)}`)
         if (phase !== 'TransferToVault') await new Promise((r) => setTimeout(r, 10))
       }
       assert.equal(phase, 'TransferToVault')
