@@ -141,6 +141,18 @@ describe('one job system (against a real cairn serve)', () => {
       assert.match(late.stderr(), /JobNotRunning/)
       const missing = cli(url, 'job', 'show', 'nope')
       assert.equal(await missing.exit, 3)
+      // A prune answers its report at once and is a job in the history too.
+      const prune = await fetch(`${url}/api/v1/vaults/v1/prune`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ keepLast: 10, dryRun: true }),
+      })
+      assert.equal(prune.status, 200)
+      assert.equal(((await prune.json()) as Json).dryRun, true)
+      const pruneJob = (await api(url, 'GET', `/api/v1/jobs/${prune.headers.get('x-cairn-job')}`)).body
+      assert.equal(pruneJob.kind, 'prune')
+      assert.equal(pruneJob.state, 'Completed')
+      assert.equal(pruneJob.result.dryRun, true)
 
       // 4. Ctrl-C on `backup now --wait` detaches: exit 9, the job id printed, the backup goes on.
       await randomDisk(url, 'big-data', 256)

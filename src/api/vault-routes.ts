@@ -1,10 +1,11 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import type { DiskRef, DiskStore } from '../diskstore/index.js'
 import { backupDisks, type JobContext, type JobService, restoreToDisk } from '../protection/index.js'
-import { CairnError } from '../util/index.js'
+import { CairnError, isErrorCode } from '../util/index.js'
 import {
   fileSink,
   fileSource,
+  type PruneReport,
   type VaultCredentials,
   type VaultProgress,
   type VaultRegistry,
@@ -286,11 +287,23 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
     }),
     async (c) => {
       const { item, dryRun, ...policy } = c.req.valid('json')
-      const v = await vaults().open(c.req.valid('param').vault)
-      return c.json(
-        await v.prune({ policy, ...(item !== undefined ? { item } : {}), ...(dryRun ? { dryRun } : {}) }),
-        200,
+      const { vault } = c.req.valid('param')
+      const v = await vaults().open(vault)
+      // A prune is quick (it deletes manifests): it runs as a job, kept in the history, and answers its report.
+      const started = await jobs().start({ kind: 'prune', vault, resource: `vaults/${vault}` }, () =>
+        v.prune({
+          policy,
+          ...(item !== undefined ? { item } : {}),
+          ...(dryRun ? { dryRun } : {}),
+        }),
       )
+      const done = await started.done
+      if (done.state !== 'Completed') {
+        const code = done.error && isErrorCode(done.error.code) ? done.error.code : 'Internal'
+        throw new CairnError(code, done.error?.message ?? `The prune ended ${done.state}`)
+      }
+      c.header('x-cairn-job', done.id)
+      return c.json(done.result as PruneReport, 200)
     },
   )
   app.openapi(
