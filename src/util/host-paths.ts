@@ -191,11 +191,11 @@ export class HostPaths {
         `it resolves to ${real}, outside every --${direction}-root (${this.#roots(direction).join(', ')})`,
       )
     const data = await realpathOfNearest(this.#options.dataDir)
-    if (isWithin(real, data) || isWithin(data, real)) refuse(what, 'it is inside the data folder')
+    if (isWithin(real, data)) refuse(what, 'it is inside the data folder')
     for (const v of await this.#options.vaultFolders()) {
       if (!isAbsolute(v)) continue
       const folder = await realpathOfNearest(v)
-      if (isWithin(real, folder) || isWithin(folder, real)) refuse(what, `it is inside the vault at ${v}`)
+      if (isWithin(real, folder)) refuse(what, `it is inside the vault at ${v}`)
     }
   }
 }

@@ -29,5 +29,6 @@ export {
   holdsVault,
   type VaultFilesReport,
   type VaultLocationContext,
+  vaultRecords,
 } from './vault-location.js'
 export { type VaultInfo, VaultRegistry } from './vault-registry.js'

@@ -1,5 +1,6 @@
+import { constants } from 'node:fs'
 import { lstat, open, readdir, rmdir, statfs, unlink } from 'node:fs/promises'
-import { isAbsolute, join, normalize, relative, sep } from 'node:path'
+import { isAbsolute, join, normalize, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { CairnError, isWithin, realpathOfNearest } from '../util/index.js'
 
@@ -118,14 +119,20 @@ export async function checkVaultLocation(location: string, ctx: VaultLocationCon
   return real
 }
 
-/** True when `folder` holds a vault config record (the format marker `CRN1` `CONF`). */
+/** True when `folder` holds a vault config record (the format marker `CRN1CONF`). */
 export async function holdsVault(folder: string): Promise<boolean> {
+  return startsWith(join(folder, 'config'), 'CRN1CONF')
+}
+
+/** True when the regular file `path` begins with `magic` (read without following a link). */
+async function startsWith(path: string, magic: string): Promise<boolean> {
   let fh: Awaited<ReturnType<typeof open>> | undefined
   try {
-    fh = await open(join(folder, 'config'), 'r')
-    const head = Buffer.alloc(8)
-    const { bytesRead } = await fh.read(head, 0, 8, 0)
-    return bytesRead === 8 && head.toString('latin1') === 'CRN1CONF'
+    fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
+    if (!(await fh.stat()).isFile()) return false
+    const head = Buffer.alloc(magic.length)
+    const { bytesRead } = await fh.read(head, 0, head.length, 0)
+    return bytesRead === head.length && head.toString('latin1') === magic
   } catch {
     return false
   } finally {
@@ -134,8 +141,45 @@ export async function holdsVault(folder: string): Promise<boolean> {
 }
 
 const TMP = '.tmp'
-/** Files and folders of the folder-vault layout (docs/formats.md "Vault"). */
-const LAYOUT_FILES = ['config', 'keys']
+
+/**
+ * Which entry of a vault folder is the vault's own (docs/formats.md "Vault"): a folder of the layout,
+ * or a file whose name fits the layout and that begins with its format's magic. Answers the magic a
+ * file must begin with, '' for a name-only match (temporary files), true for a folder, false for not.
+ */
+function layout(path: string[], folder: boolean): string | boolean {
+  const [top, a, b] = path
+  const n = path.length
+  if (n === 1) {
+    if (folder) return top === 'packs' || top === 'rp' || top === 'locks' || top === TMP
+    return top === 'config' ? 'CRN1CONF' : top === 'keys' ? 'CRN1KEYS' : false
+  }
+  if (top === 'packs')
+    return n === 2
+      ? folder && /^[0-9a-f]{2}$/.test(a!)
+      : n === 3 && !folder && /^[0-9a-f]{32}$/.test(b!) && 'CRNPACK1'
+  if (n !== 2 || folder) return false
+  if (top === 'rp') return 'CRN1MANI'
+  if (top === 'locks') return 'CRN1LOCK'
+  if (top === TMP) return /^[0-9a-f]{24}$/.test(a!) ? '' : false
+  return false
+}
+
+/** The recovery points and backups in flight of the vault in `folder`, by their records. */
+export async function vaultRecords(folder: string): Promise<{ points: string[]; locks: string[] }> {
+  const records = async (sub: string, magic: string) => {
+    let names: string[]
+    try {
+      names = await readdir(join(folder, sub))
+    } catch {
+      return []
+    }
+    const out: string[] = []
+    for (const n of names.sort()) if (await startsWith(join(folder, sub, n), magic)) out.push(n)
+    return out
+  }
+  return { points: await records('rp', 'CRN1MANI'), locks: await records('locks', 'CRN1LOCK') }
+}
 
 /** What deleteVaultFiles removed and left. */
 export interface VaultFilesReport {
@@ -145,54 +189,32 @@ export interface VaultFilesReport {
 }
 
 /**
- * Deletes the files of the vault layout in `folder` (config, keys, packs/, rp/, locks/, .tmp/), never
- * following a link, and the folder itself only when nothing else is left in it.
+ * Deletes the files of the vault layout in `folder` (config, keys, packs/, rp/, locks/, .tmp/, each
+ * checked by name and format magic), never following a link, then each layout folder and the folder
+ * itself when nothing else is left in them.
  */
 export async function deleteVaultFiles(folder: string): Promise<VaultFilesReport> {
   const report: VaultFilesReport = { removed: 0, left: [] }
   const root = await lstat(folder).catch(() => undefined)
   if (!root?.isDirectory()) return report
-  const rel = (p: string) => relative(folder, p)
-  // Removes the entries `accept` names (folders at depth < files' depth, files at their depth) and
-  // then the folder when it is empty; links and anything else are left and reported.
-  const removeTree = async (
-    dir: string,
-    accept: (name: string, depth: number, folder: boolean) => boolean,
-    depth: number,
-  ): Promise<void> => {
-    for (const n of await readdir(dir)) {
+  const walk = async (dir: string, path: string[]): Promise<void> => {
+    for (const n of (await readdir(dir)).sort()) {
       const p = join(dir, n)
+      const here = [...path, n]
       const st = await lstat(p)
-      if (st.isDirectory() && accept(n, depth, true)) await removeTree(p, accept, depth + 1)
-      else if (st.isFile() && accept(n, depth, false)) {
+      if (st.isDirectory() && layout(here, true) === true) {
+        await walk(p, here)
+        await rmdir(p).catch(() => {})
+        continue
+      }
+      const magic = st.isFile() ? layout(here, false) : false
+      if (typeof magic === 'string' && (magic === '' || (await startsWith(p, magic)))) {
         await unlink(p)
         report.removed++
-      } else report.left.push(rel(p))
+      } else report.left.push(here.join('/'))
     }
-    await rmdir(dir).catch(() => {})
   }
-  const id = /^[0-9A-Za-z][0-9A-Za-z-]*$/
-  // packs/xx/<32 hex>, rp/<id>, locks/<id>, .tmp/<hex>: names of the layout only.
-  const trees = new Map<string, (n: string, depth: number, folder: boolean) => boolean>([
-    [
-      'packs',
-      (n, d, f) => (d === 0 ? f && /^[0-9a-f]{2}$/.test(n) : d === 1 && !f && /^[0-9a-f]{32}$/.test(n)),
-    ],
-    ['rp', (n, d, f) => d === 0 && !f && id.test(n)],
-    ['locks', (n, d, f) => d === 0 && !f && id.test(n)],
-    [TMP, (n, d, f) => d === 0 && !f && /^[0-9a-f]+$/.test(n)],
-  ])
-  for (const n of await readdir(folder)) {
-    const p = join(folder, n)
-    const st = await lstat(p)
-    const tree = trees.get(n)
-    if (tree && st.isDirectory()) await removeTree(p, tree, 0)
-    else if (LAYOUT_FILES.includes(n) && st.isFile()) {
-      await unlink(p)
-      report.removed++
-    } else report.left.push(n)
-  }
-  report.left = [...new Set(report.left)].sort()
+  await walk(folder, [])
   if (report.left.length === 0) await rmdir(folder).catch(() => {})
   return report
 }

@@ -5,7 +5,7 @@ import type { VaultCredentials } from './_keys.js'
 import { FsVaultBackend } from './fs-vault-backend.js'
 import { Vault } from './vault.js'
 import type { VaultBackend } from './vault-backend.js'
-import { checkVaultLocation, deleteVaultFiles } from './vault-location.js'
+import { checkVaultLocation, deleteVaultFiles, vaultRecords } from './vault-location.js'
 
 /** A vault the service knows. */
 export interface VaultInfo {
@@ -139,9 +139,7 @@ export class VaultRegistry {
   async remove(name: string, options: { deleteData?: boolean } = {}): Promise<{ left: string[] }> {
     const row = await this.#need(name)
     if (options.deleteData && row.backend === 'fs') {
-      const backend = new FsVaultBackend(row.location)
-      const points = (await backend.list('rp/')).map((o) => o.name.slice(3))
-      const running = (await backend.list('locks/')).map((o) => o.name.slice(6))
+      const { points, locks: running } = await vaultRecords(row.location)
       const items = await this.#protectedItems(name)
       const held = [
         items.length ? `protected items ${items.join(', ')} (stop their protection first)` : '',
