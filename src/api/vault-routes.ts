@@ -146,7 +146,12 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
       request: body(
         z.object({
           name: z.string(),
-          location: z.string().optional().openapi({ description: 'Folder; default DATA/vaults/NAME' }),
+          location: z
+            .string()
+            .optional()
+            .openapi({
+              description: 'An absolute folder, empty or absent (docs/security.md); default DATA/vaults/NAME',
+            }),
           attach: z.boolean().optional(),
           ...Credentials,
         }),
@@ -380,7 +385,7 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
       method: 'post',
       path: '/api/v1/vaults/{vault}/backups',
       summary:
-        'Back up disk-store disks (snapshotted together; only the diff since the last recovery point is read) or a raw file or block device on the service host; answers a job',
+        'Back up disk-store disks (snapshotted together; only the diff since the last recovery point is read) or a raw file under an --import-root of the service host; answers a job',
       request: {
         params: P,
         ...body(
@@ -471,7 +476,7 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
       method: 'post',
       path: '/api/v1/vaults/{vault}/recoveryPoints/{rp}/restore',
       summary:
-        'Restore a disk of a recovery point into a new (or, with overwrite, an existing) disk-store disk, or into a raw file (sparse) or block device on the service host; answers a job',
+        'Restore a disk of a recovery point into a new (or, with overwrite, an existing) disk-store disk, or into a raw file (sparse) under an --export-root of the service host; answers a job',
       request: {
         params: PR,
         ...body(
