@@ -120,7 +120,8 @@ describe('host paths of API requests', () => {
       const imp = (path: string) => call(svc.url, 'POST', `${D}/x/import`, { path })
 
       refused(await imp(secret), /outside every --import-root/, 'a file outside the roots')
-      refused(await imp(join(root, 'escape')), /symbolic link/, 'a link to a file outside')
+      refused(await imp(join(root, 'escape')), /outside every --import-root/, 'a link to a file outside')
+      refused(await imp(join(outside, 'missing')), /outside every --import-root/, 'no oracle outside')
       refused(
         await imp(join(root, 'outside-dir', 'shadow')),
         /outside every --import-root/,
@@ -198,7 +199,8 @@ describe('host paths of API requests', () => {
       // Backup from a file and restore into a file follow the same rules.
       const backup = (path: string) => call(svc.url, 'POST', '/api/v1/vaults/v1/backups', { path })
       refused(await backup(secret), /outside every --import-root/, 'backup from outside')
-      refused(await backup(join(root, 'escape')), /symbolic link/, 'backup from a link')
+      refused(await backup(join(root, 'escape')), /outside every --import-root/, 'backup from a link')
+      refused(await backup(join(root, 'inner-link')), /symbolic link/, 'backup from a link inside')
       refused(await backup(join(data, 'catalog.db')), /inside the data folder/, 'backup of the catalog')
       const job = await waitJob(svc.url, (await backup(join(root, 'good.raw'))).body)
       assert.equal(job.status, 'Completed', JSON.stringify(job.error))

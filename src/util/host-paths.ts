@@ -17,8 +17,9 @@ export function isWithin(path: string, folder: string): boolean {
 }
 
 /**
- * The real path of `path` (absolute): symbolic links of the longest existing prefix resolved, the
- * missing rest appended as given. `..` is resolved after the links before it, as the kernel would.
+ * The real path of `path` (absolute, `..` taken lexically first): symbolic links of the longest
+ * existing prefix resolved, the missing rest appended as given. The answer is the path to use, not only
+ * to check.
  */
 export async function realpathOfNearest(path: string): Promise<string> {
   const missing: string[] = []
@@ -76,6 +77,8 @@ export class HostPaths {
   async checkImport(path: string): Promise<string> {
     const what = `read "${path}"`
     const given = this.#absolute(path, 'import', what)
+    // Confined first, so that nothing is told about files outside the roots, not even whether they exist.
+    await this.#confine(await realpathOfNearest(given), 'import', what)
     let st: Awaited<ReturnType<typeof lstat>>
     try {
       st = await lstat(given)
@@ -103,15 +106,16 @@ export class HostPaths {
     const name = basename(given)
     if (name === '' || name === '.' || name === '..' || given.endsWith(sep))
       refuse(what, 'it names a folder, not a file')
-    let folder: string
+    const folder = await realpathOfNearest(dirname(given))
+    const target = join(folder, name)
+    await this.#confine(target, 'export', what)
+    let st: Awaited<ReturnType<typeof stat>>
     try {
-      folder = await realpath(dirname(given))
+      st = await stat(folder)
     } catch {
       throw new CairnError('FileNotFound', `Cannot ${what}: its folder ${dirname(given)} does not exist`)
     }
-    if (!(await stat(folder)).isDirectory()) refuse(what, `${dirname(given)} is not a folder`)
-    const target = join(folder, name)
-    await this.#confine(target, 'export', what)
+    if (!st.isDirectory()) refuse(what, `${dirname(given)} is not a folder`)
     await this.#checkTarget(target, options, what)
     return target
   }
