@@ -146,12 +146,9 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
       request: body(
         z.object({
           name: z.string(),
-          location: z
-            .string()
-            .optional()
-            .openapi({
-              description: 'An absolute folder, empty or absent (docs/security.md); default DATA/vaults/NAME',
-            }),
+          location: z.string().optional().openapi({
+            description: 'An absolute folder, empty or absent (docs/security.md); default DATA/vaults/NAME',
+          }),
           attach: z.boolean().optional(),
           ...Credentials,
         }),
