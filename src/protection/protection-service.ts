@@ -1,12 +1,13 @@
 import type { Job } from '../catalog/index.js'
 import type { DiskRef, DiskStore, LongOperationOptions } from '../diskstore/index.js'
 import { CairnError, isCairnError, type Logger, silentLogger } from '../util/index.js'
+import type { Consistency } from '../vault/index.js'
 import { fromWall, toWall } from './_zoned-time.js'
-import { AgentClient, type AgentQuiesce, type AgentThaw, type Consistency } from './agent-client.js'
+import { AgentClient, type AgentQuiesce, type AgentThaw } from './agent-client.js'
 import type { JobContext, JobService, StartedJob } from './job-service.js'
+import { expiredSnapshots, onDemandExpiry, planRetention } from './plan-retention.js'
 import { type BackupPolicy, POLICY_BOUNDS } from './policy.js'
-import type { ProtectionStore, RecoveryPoint, RecoveryPointDisk } from './protection-store.js'
-import { expiredSnapshots, onDemandExpiry, planRetention } from './retention.js'
+import type { ProtectionStore, VmRecoveryPoint, VmRecoveryPointDisk } from './protection-store.js'
 import { scheduledTimes } from './schedule.js'
 import { refKey, type VmSpec } from './vm.js'
 
@@ -45,7 +46,7 @@ export interface VaultTransfer {
 const vaultDiskName = (lun: number | 'os') => (lun === 'os' ? 'os' : `lun${lun}`)
 
 /** Splits a disk's `vaultBackup` (`<vault point>/<disk>`). */
-function vaultRef(d: RecoveryPointDisk): { point: string; disk: string } | undefined {
+function vaultRef(d: VmRecoveryPointDisk): { point: string; disk: string } | undefined {
   if (!d.vaultBackup) return undefined
   const i = d.vaultBackup.lastIndexOf('/')
   return { point: d.vaultBackup.slice(0, i), disk: d.vaultBackup.slice(i + 1) }
@@ -262,7 +263,7 @@ export class ProtectionService {
     const { signal, details } = ctx
     const warnings: string[] = []
     let snapshots: { disk: DiskRef; snapshot: string }[] = []
-    let point: RecoveryPoint | undefined
+    let point: VmRecoveryPoint | undefined
     try {
       // 1. Quiesce through the agent, if any. An unreachable agent means crash-consistent, said so.
       let quiesce: AgentQuiesce | undefined
@@ -320,7 +321,7 @@ export class ProtectionService {
       await ctx.phase('SnapshotTaken')
       // 4. The point as it will be written, in the snapshot tier.
       const time = new Date(this.#now())
-      const rpDisks: RecoveryPointDisk[] = snapshots.map((s, i) => ({
+      const rpDisks: VmRecoveryPointDisk[] = snapshots.map((s, i) => ({
         lun: b.disks[i]!.lun,
         source: s.disk,
         size: this.#disks.getDisk(s.disk, s.snapshot).size,
@@ -332,7 +333,7 @@ export class ProtectionService {
         updatedAt: _u,
         ...vmSpec
       } = b.vm as VmSpec & { id: string; createdAt?: string; updatedAt?: string }
-      const rp: Omit<RecoveryPoint, 'id'> = {
+      const rp: Omit<VmRecoveryPoint, 'id'> = {
         itemId: b.itemId,
         time: time.toISOString(),
         kind: b.kind,
@@ -387,10 +388,10 @@ export class ProtectionService {
 
   async #transfer(
     ctx: JobContext,
-    point: Omit<RecoveryPoint, 'id'>,
+    point: Omit<VmRecoveryPoint, 'id'>,
     vmName: string,
     vault: string,
-  ): Promise<{ disks: RecoveryPointDisk[]; vaultPoint: string; bytesAdded: number; incremental: boolean }> {
+  ): Promise<{ disks: VmRecoveryPointDisk[]; vaultPoint: string; bytesAdded: number; incremental: boolean }> {
     const vaultApi = this.#vault!
     await ctx.phase('TransferToVault')
     // The base: the newest earlier point in both tiers whose snapshots all still exist.
@@ -607,7 +608,7 @@ export class ProtectionService {
 
   async #restoreDisks(
     ctx: JobContext,
-    point: RecoveryPoint,
+    point: VmRecoveryPoint,
     vault: string,
     o: { name: (lun: number | 'os') => string; only?: (number | 'os')[] | undefined },
   ): Promise<{ lun: number | 'os'; disk: DiskRef; from: 'Snapshot' | 'Vault' }[]> {
@@ -648,7 +649,12 @@ export class ProtectionService {
     return out
   }
 
-  async #fromVault(vault: string, d: RecoveryPointDisk, target: DiskRef, signal: AbortSignal): Promise<void> {
+  async #fromVault(
+    vault: string,
+    d: VmRecoveryPointDisk,
+    target: DiskRef,
+    signal: AbortSignal,
+  ): Promise<void> {
     const ref = vaultRef(d)
     if (!ref || !this.#vault) {
       throw new CairnError(
@@ -694,7 +700,7 @@ export class ProtectionService {
   }
 
   /** Removes a recovery point's snapshots and vault backups (its record is the caller's). */
-  async deletePointData(vault: string, p: RecoveryPoint): Promise<void> {
+  async deletePointData(vault: string, p: VmRecoveryPoint): Promise<void> {
     const points = new Set<string>()
     for (const d of p.disks) {
       if (d.snapshot) await this.#disks.deleteSnapshot(d.source, d.snapshot).catch(() => {})
