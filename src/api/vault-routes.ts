@@ -1,15 +1,15 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import type { DiskRef, DiskStore } from '../diskstore/index.js'
 import { backupDisks, type JobContext, type JobService, restoreToDisk } from '../protection/index.js'
-import { CairnError, type HostPaths, isErrorCode } from '../util/index.js'
+import { CairnError, type HostPaths } from '../util/index.js'
 import {
   fileSink,
   fileSource,
-  type PruneReport,
   type VaultCredentials,
   type VaultProgress,
   type VaultRegistry,
 } from '../vault/index.js'
+import { runAsJob } from './_run-as-job.js'
 import type { ApiContext } from './api-context.js'
 import { JobSchema } from './job-routes.js'
 import type { ApiApp } from './new-api-app.js'
@@ -310,20 +310,10 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
       const { vault } = c.req.valid('param')
       const v = await vaults().open(vault)
       // A prune is quick (it deletes manifests): it runs as a job, kept in the history, and answers its report.
-      const started = await jobs().start({ kind: 'prune', vault, resource: `vaults/${vault}` }, () =>
-        v.prune({
-          policy,
-          ...(item !== undefined ? { item } : {}),
-          ...(dryRun ? { dryRun } : {}),
-        }),
+      const report = await runAsJob(ctx, c, { kind: 'prune', vault, resource: `vaults/${vault}` }, () =>
+        v.prune({ policy, ...(item !== undefined ? { item } : {}), ...(dryRun ? { dryRun } : {}) }),
       )
-      const done = await started.done
-      if (done.state !== 'Completed') {
-        const code = done.error && isErrorCode(done.error.code) ? done.error.code : 'Internal'
-        throw new CairnError(code, done.error?.message ?? `The prune ended ${done.state}`)
-      }
-      c.header('x-cairn-job', done.id)
-      return c.json(done.result as PruneReport, 200)
+      return c.json(report, 200)
     },
   )
   app.openapi(
