@@ -1,7 +1,8 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import type { ByteRange, DiskInfo, DiskRef, LeaseAction } from '../diskstore/index.js'
 import { MAX_WRITE_SIZE } from '../diskstore/index.js'
-import { CairnError, parseSize } from '../util/index.js'
+import { CairnError, type HostPaths, parseSize } from '../util/index.js'
+import { runAsJob } from './_run-as-job.js'
 import type { ApiContext } from './api-context.js'
 import type { ApiApp } from './new-api-app.js'
 import { errorResponses } from './schemas.js'
@@ -121,6 +122,11 @@ const diskJson = (d: DiskInfo) => JSON.parse(JSON.stringify(d)) as z.infer<typeo
 /** Registers the routes of accounts, containers, disks and snapshots. */
 export function registerDiskRoutes(app: ApiApp, ctx: ApiContext): void {
   const store = () => ctx.diskStore
+  const hostPaths = (): HostPaths => {
+    if (!ctx.hostPaths)
+      throw new CairnError('PathNotAllowed', 'Cannot use a host path: this service has no host-path roots')
+    return ctx.hostPaths
+  }
   const tags = ['Disks']
 
   // ------------------------------------------------------------ accounts
@@ -771,15 +777,23 @@ export function registerDiskRoutes(app: ApiApp, ctx: ApiContext): void {
       path: `${DISK}/import`,
       tags,
       summary:
-        "Import a raw image file or block device on the service's machine into a new disk (zero blocks stay holes)",
+        "Import a raw image file under an --import-root on the service's machine into a new disk (zero blocks stay holes)",
       request: { params: DiskParams, ...body(z.object({ path: z.string() })) },
       responses: { 201: json(Disk, 'The new disk'), ...errorResponses },
     }),
     async (c) => {
-      const info = await store().importFile(c.req.valid('json').path, ref(c.req.valid('param')), {
-        signal: c.req.raw.signal,
-      })
-      return c.json(diskJson(info), 201)
+      const path = await hostPaths().checkImport(c.req.valid('json').path)
+      const r = ref(c.req.valid('param'))
+      const resource = `accounts/${r.account}/containers/${r.container}/disks/${r.disk}`
+      const info = await runAsJob(ctx, c, { kind: 'import', resource }, async (signal, job) =>
+        diskJson(
+          await store().importFile(path, r, {
+            signal,
+            ...(job ? { onProgress: (p) => job.progress({ ...p, phase: 'import' }) } : {}),
+          }),
+        ),
+      )
+      return c.json(info, 201)
     },
   )
   app.openapi(
@@ -787,10 +801,13 @@ export function registerDiskRoutes(app: ApiApp, ctx: ApiContext): void {
       method: 'post',
       path: `${DISK}/export`,
       tags,
-      summary: "Export a disk or snapshot to a sparse raw file on the service's machine",
+      summary:
+        "Export a disk or snapshot to a sparse raw file under an --export-root on the service's machine (an existing file is replaced only with overwrite)",
       request: {
         params: DiskParams,
-        ...body(z.object({ path: z.string(), snapshot: z.string().optional() })),
+        ...body(
+          z.object({ path: z.string(), snapshot: z.string().optional(), overwrite: z.boolean().optional() }),
+        ),
       },
       responses: {
         200: json(z.object({ path: z.string(), size: z.number() }), 'Exported'),
@@ -801,7 +818,17 @@ export function registerDiskRoutes(app: ApiApp, ctx: ApiContext): void {
       const b = c.req.valid('json')
       const r = ref(c.req.valid('param'))
       const size = store().getDisk(r, b.snapshot).size
-      await store().exportFile(r, b.path, { signal: c.req.raw.signal, ...clean({ snapshot: b.snapshot }) })
+      const resource = `accounts/${r.account}/containers/${r.container}/disks/${r.disk}`
+      await runAsJob(ctx, c, { kind: 'export', resource }, async (signal, job) => {
+        await hostPaths().export(b.path, clean({ overwrite: b.overwrite }), (temporary) =>
+          store().exportFile(r, temporary, {
+            signal,
+            ...clean({ snapshot: b.snapshot }),
+            ...(job ? { onProgress: (p) => job.progress({ ...p, phase: 'export' }) } : {}),
+          }),
+        )
+        return { path: b.path, size }
+      })
       return c.json({ path: b.path, size }, 200)
     },
   )

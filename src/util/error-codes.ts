@@ -19,6 +19,7 @@ export const EXIT = {
   integrity: 6,
   auth: 7,
   cancelled: 8,
+  detached: 9,
 } as const
 
 const spec = (status: number, exit: number, summary: string): ErrorSpec => ({ status, exit, summary })
@@ -39,6 +40,11 @@ export const errorCatalogue = {
   ConfigInvalid: spec(400, EXIT.usage, 'The configuration is invalid.'),
   UsageError: spec(400, EXIT.usage, 'The command line is invalid.'),
   FileNotFound: spec(404, EXIT.notFound, 'A local file does not exist.'),
+  PathNotAllowed: spec(
+    403,
+    EXIT.auth,
+    'A host path is outside the configured roots or breaks a host-path rule (docs/security.md).',
+  ),
   CatalogMigrationFailed: spec(500, EXIT.failure, 'The catalog could not be migrated.'),
 
   // Disk store
@@ -83,6 +89,16 @@ export const errorCatalogue = {
   // Vault
   VaultNotFound: spec(404, EXIT.notFound, 'The vault does not exist.'),
   VaultAlreadyExists: spec(409, EXIT.conflict, 'A vault with this name or at this location exists.'),
+  VaultLocationNotAllowed: spec(
+    400,
+    EXIT.usage,
+    'The vault location is not allowed: relative, a URL, a pseudo file system, overlapping the data folder or another vault, or a non-empty folder that is no vault.',
+  ),
+  VaultNotEmpty: spec(
+    409,
+    EXIT.conflict,
+    'The vault still holds recovery points or protected items; its data is not deleted.',
+  ),
   VaultKeyRequired: spec(401, EXIT.auth, 'The vault is encrypted; give its passphrase or key file.'),
   VaultKeyInvalid: spec(403, EXIT.auth, 'The passphrase or key file does not open the vault key.'),
   VaultCorrupt: spec(500, EXIT.integrity, 'A vault file is damaged or missing.'),
@@ -100,6 +116,22 @@ export const errorCatalogue = {
     'The recovery point a backup builds on was deleted while the backup ran.',
   ),
   JobNotFound: spec(404, EXIT.notFound, 'The job does not exist.'),
+  JobNotRunning: spec(
+    409,
+    EXIT.conflict,
+    'The job has already ended; only a queued or running job can be cancelled.',
+  ),
+  JobInterrupted: spec(
+    500,
+    EXIT.failure,
+    'The job was cut short when the service stopped or died; run it again.',
+  ),
+  Detached: spec(
+    409,
+    EXIT.detached,
+    'The command stopped waiting for its job (Ctrl-C); the job goes on in the service.',
+  ),
+  TooManySubscribers: spec(503, EXIT.unavailable, 'The event stream has as many clients as it serves.'),
   // NBD server
   NbdExportNotFound: spec(404, EXIT.notFound, 'No NBD export has this name.'),
 
@@ -158,7 +190,6 @@ export const errorCatalogue = {
     EXIT.conflict,
     'The VM has had its on-demand backups for today (3 a day, in the policy time zone).',
   ),
-  BackupJobNotFound: spec(404, EXIT.notFound, 'The backup or restore job does not exist.'),
 } as const satisfies Record<string, ErrorSpec>
 
 /** A stable error code from the catalogue. */

@@ -48,6 +48,12 @@ export const systemCommands: CommandDef[] = [
         value: 'N',
         help: 'scheduled backups running at once (env CAIRN_MAX_BACKUPS; default 4)',
       },
+      {
+        name: 'gc-grace',
+        type: 'number',
+        value: 'SECONDS',
+        help: "after a restart, GC reclaims a dead backup's vault data this long after it died (env CAIRN_GC_GRACE; default 900)",
+      },
       { name: 'config', type: 'string', value: 'FILE', help: 'JSON config file (env CAIRN_CONFIG)' },
       {
         name: 'log-level',
@@ -56,6 +62,18 @@ export const systemCommands: CommandDef[] = [
         help: 'debug, info, warn, error (env CAIRN_LOG_LEVEL)',
       },
       { name: 'log-format', type: 'string', value: 'FORMAT', help: 'json or text (env CAIRN_LOG_FORMAT)' },
+      {
+        name: 'import-root',
+        type: 'list',
+        value: 'DIR',
+        help: 'folder whose files requests may read: disk import --server, backup file (repeatable; env CAIRN_IMPORT_ROOTS, ":"-separated; default none: refused)',
+      },
+      {
+        name: 'export-root',
+        type: 'list',
+        value: 'DIR',
+        help: 'folder where requests may write files: disk export --server, restore file (repeatable; env CAIRN_EXPORT_ROOTS; default none: refused)',
+      },
       {
         name: 'repair-disk-log',
         type: 'boolean',
@@ -66,6 +84,7 @@ export const systemCommands: CommandDef[] = [
       'cairn serve',
       'cairn serve --data /var/lib/cairn --port 8080',
       'CAIRN_DATA=/srv/cairn cairn serve',
+      'cairn serve --import-root /srv/images --export-root /srv/exports',
     ],
     async run({ opts }) {
       const { CairnService, resolveConfig } = await import('../../server/index.js')
@@ -77,9 +96,12 @@ export const systemCommands: CommandDef[] = [
           'blob-port': opts['blob-port'] as number | undefined,
           'nbd-port': opts['nbd-port'] as number | undefined,
           'max-backups': opts['max-backups'] as number | undefined,
+          'gc-grace': opts['gc-grace'] as number | undefined,
           config: opts.config as string | undefined,
           'log-level': opts['log-level'] as string | undefined,
           'log-format': opts['log-format'] as string | undefined,
+          'import-root': opts['import-root'] as string[] | undefined,
+          'export-root': opts['export-root'] as string[] | undefined,
         },
         env: process.env,
       })
