@@ -100,6 +100,8 @@ export class SpaceGuard {
     } else if (this.#low && this.#free > low * 1.2) {
       this.#low = false
     }
+    // A reserve given away while the disk was short comes back once there is room for it.
+    if (this.#full === undefined && this.#reserveHeld < this.#reserveTarget) this.#fillReserve()
     if (
       this.#full !== undefined &&
       this.#free >= 2 * this.#margin + (this.#reserveTarget - this.#reserveHeld)
