@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync } from 'node:fs'
 import type { Server } from 'node:http'
+import { isIP } from 'node:net'
 import { join } from 'node:path'
 import { createAdaptorServer } from '@hono/node-server'
 import { createApiApp, type ServiceInfo } from '../api/index.js'
@@ -163,7 +164,8 @@ export class CairnService {
         protection,
         backups,
         protectionChanged: () => void scheduler.refresh(),
-        allowedHosts: [apiHost, ...(c.apiAllowedHosts ?? [])],
+        // IP addresses and localhost are always allowed; a bound DNS name joins the configured ones.
+        allowedHosts: [...(isIP(apiHost) === 0 ? [apiHost] : []), ...(c.apiAllowedHosts ?? [])],
       })
       // Management requests may stream a whole disk image: only their headers have a deadline.
       this.#api = createAdaptorServer({
