@@ -91,7 +91,13 @@ export function rawRequest(
     // The headers go first, alone for a moment: a refusal by header arrives before the body is sent.
     req.flushHeaders()
     void (async () => {
-      await new Promise((r) => setTimeout(r, 50))
+      await new Promise((r) => {
+        const timer = setTimeout(r, 200)
+        req.once('response', () => {
+          clearTimeout(timer)
+          r(undefined)
+        })
+      })
       try {
         const chunks = typeof body === 'string' || Buffer.isBuffer(body) ? [Buffer.from(body)] : body
         for await (const chunk of chunks) {

@@ -2,7 +2,7 @@
 // http://host:port/<account>/<container>/<blob>.
 import { randomBytes, randomUUID } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { DiskStore } from '../diskstore/index.js'
@@ -46,6 +46,19 @@ export const DEFAULT_VERSION = '2025-01-05'
 
 /** Bytes of a refused request's body read and dropped before its connection is closed instead. */
 const MAX_DISCARD = 8 * 1024 * 1024
+
+/** How long a connection closed on a client still sending keeps dropping its bytes. */
+const LINGER_MS = 5000
+
+/**
+ * Closes a connection whose client still sends a refused body: our side first (the answer is out, and
+ * the client reads it before it sees the end), then, a moment later, the socket. Destroying it at once
+ * would answer the client's next bytes with a reset that can wipe the unread answer on its side.
+ */
+function lingerAndClose(socket: Socket): void {
+  socket.end()
+  setTimeout(() => socket.destroy(), LINGER_MS).unref()
+}
 
 /** How far a request's date may be from the service's clock. */
 const MAX_CLOCK_SKEW_MS = 15 * 60 * 1000
@@ -335,7 +348,7 @@ export class BlobApiServer {
       let discarded = 0
       req.on('data', (chunk: Buffer) => {
         discarded += chunk.length
-        if (discarded > MAX_DISCARD) req.socket.destroy()
+        if (discarded > MAX_DISCARD && discarded - chunk.length <= MAX_DISCARD) lingerAndClose(req.socket)
       })
       req.resume()
     }

@@ -46,15 +46,20 @@ export async function main(argv: string[], commands: CommandDef[] = COMMANDS): P
   if (!cmd) {
     const group =
       words.length > 0 && commands.some((c) => c.name.startsWith(`${words[0]} `)) ? [words[0]!] : []
-    if (words.length === 0 || wantsHelp || (group.length > 0 && words.length === 1)) {
+    if (argv.length === 0 || wantsHelp || (group.length > 0 && words.length === 1)) {
       process.stdout.write(groupHelp(commands, group))
       return argv.length === 0 || wantsHelp ? 0 : 2
     }
-    return fail(
-      out,
-      new CairnError('UsageError', `Unknown command "${words.join(' ')}" (see cairn --help)`),
-      debug,
+    const first = argv.find(
+      (a) => a.startsWith('-') && !GLOBAL_OPTIONS.some((o) => a.split('=')[0] === `--${o.name}`),
     )
+    const why =
+      words.length > 0
+        ? `Unknown command "${words.join(' ')}"`
+        : first !== undefined
+          ? `Cannot read "${first}" before a command: only --url, --json and --debug may come first`
+          : 'Name a command after the global options'
+    return fail(out, new CairnError('UsageError', `${why} (see cairn --help)`), debug)
   }
   if (wantsHelp) {
     process.stdout.write(commandHelp(cmd))
