@@ -1,10 +1,11 @@
 import type { DiskRef, DiskStore, LongOperationOptions } from '../diskstore/index.js'
 import { CairnError, isCairnError, type Logger, silentLogger } from '../util/index.js'
+import type { Consistency } from '../vault/index.js'
 import { fromWall, toWall } from './_zoned-time.js'
-import { AgentClient, type AgentQuiesce, type AgentThaw, type Consistency } from './agent-client.js'
+import { AgentClient, type AgentQuiesce, type AgentThaw } from './agent-client.js'
+import { expiredSnapshots, onDemandExpiry, planRetention } from './plan-retention.js'
 import { type BackupPolicy, POLICY_BOUNDS } from './policy.js'
-import type { Job, ProtectionStore, RecoveryPoint, RecoveryPointDisk } from './protection-store.js'
-import { expiredSnapshots, onDemandExpiry, planRetention } from './retention.js'
+import type { Job, ProtectionStore, VmRecoveryPoint, VmRecoveryPointDisk } from './protection-store.js'
 import { scheduledTimes } from './schedule.js'
 import { refKey, type VmSpec } from './vm.js'
 
@@ -43,7 +44,7 @@ export interface VaultTransfer {
 const vaultDiskName = (lun: number | 'os') => (lun === 'os' ? 'os' : `lun${lun}`)
 
 /** Splits a disk's `vaultBackup` (`<vault point>/<disk>`). */
-function vaultRef(d: RecoveryPointDisk): { point: string; disk: string } | undefined {
+function vaultRef(d: VmRecoveryPointDisk): { point: string; disk: string } | undefined {
   if (!d.vaultBackup) return undefined
   const i = d.vaultBackup.lastIndexOf('/')
   return { point: d.vaultBackup.slice(0, i), disk: d.vaultBackup.slice(i + 1) }
@@ -238,7 +239,7 @@ export class ProtectionService {
     const warnings: string[] = []
     const details: Record<string, unknown> = { ...job.details }
     let snapshots: { disk: DiskRef; snapshot: string }[] = []
-    let point: RecoveryPoint | undefined
+    let point: VmRecoveryPoint | undefined
     try {
       // 1. Quiesce through the agent, if any. An unreachable agent means crash-consistent, said so.
       let quiesce: AgentQuiesce | undefined
@@ -292,7 +293,7 @@ export class ProtectionService {
       details.consistency = consistency
       // 4. The recovery point exists now, in the snapshot tier: instant restore works at once.
       const time = new Date(this.#now())
-      const rpDisks: RecoveryPointDisk[] = snapshots.map((s, i) => ({
+      const rpDisks: VmRecoveryPointDisk[] = snapshots.map((s, i) => ({
         lun: b.disks[i]!.lun,
         source: s.disk,
         size: this.#disks.getDisk(s.disk, s.snapshot).size,
@@ -304,7 +305,7 @@ export class ProtectionService {
         updatedAt: _u,
         ...vmSpec
       } = b.vm as VmSpec & { id: string; createdAt?: string; updatedAt?: string }
-      const rp: Omit<RecoveryPoint, 'id'> = {
+      const rp: Omit<VmRecoveryPoint, 'id'> = {
         itemId: b.itemId,
         time: time.toISOString(),
         kind: b.kind,
@@ -361,7 +362,7 @@ export class ProtectionService {
 
   async #transfer(
     job: Job,
-    point: RecoveryPoint,
+    point: VmRecoveryPoint,
     vault: string,
     signal: AbortSignal,
   ): Promise<{ vaultPoint: string; bytesAdded: number; incremental: boolean }> {
@@ -586,7 +587,7 @@ export class ProtectionService {
 
   async #restoreDisks(
     job: Job,
-    point: RecoveryPoint,
+    point: VmRecoveryPoint,
     vault: string,
     o: { name: (lun: number | 'os') => string; only?: (number | 'os')[] | undefined; signal: AbortSignal },
   ): Promise<{ lun: number | 'os'; disk: DiskRef; from: 'Snapshot' | 'Vault' }[]> {
@@ -613,7 +614,12 @@ export class ProtectionService {
     return out
   }
 
-  async #fromVault(vault: string, d: RecoveryPointDisk, target: DiskRef, signal: AbortSignal): Promise<void> {
+  async #fromVault(
+    vault: string,
+    d: VmRecoveryPointDisk,
+    target: DiskRef,
+    signal: AbortSignal,
+  ): Promise<void> {
     const ref = vaultRef(d)
     if (!ref || !this.#vault) {
       throw new CairnError(
@@ -680,7 +686,7 @@ export class ProtectionService {
   }
 
   /** Removes a recovery point's snapshots and vault backups (its record is the caller's). */
-  async deletePointData(vault: string, p: RecoveryPoint): Promise<void> {
+  async deletePointData(vault: string, p: VmRecoveryPoint): Promise<void> {
     const points = new Set<string>()
     for (const d of p.disks) {
       if (d.snapshot) await this.#disks.deleteSnapshot(d.source, d.snapshot).catch(() => {})

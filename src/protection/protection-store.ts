@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { Catalog, CatalogSchema } from '../catalog/index.js'
 import type { DiskRef } from '../diskstore/index.js'
 import { CairnError, type ErrorCode } from '../util/index.js'
-import type { Consistency } from './agent-client.js'
+import type { Consistency } from '../vault/index.js'
 import { type BackupPolicy, validatePolicy } from './policy.js'
 import type { SchedulableItem, SchedulerStore } from './scheduler.js'
 import { type DiskSelection, type SelectedDisk, selectDisks, type Vm, type VmSpec, validateVm } from './vm.js'
@@ -29,8 +29,8 @@ export interface ProtectedItem extends DiskSelection {
 /** Where a recovery point's data lives. */
 export type RecoveryPointTier = 'Snapshot' | 'SnapshotAndVault' | 'Vault'
 
-/** One disk of a recovery point. */
-export interface RecoveryPointDisk {
+/** One disk of a VM recovery point. */
+export interface VmRecoveryPointDisk {
   lun: number | 'os'
   source: DiskRef
   size: number
@@ -40,8 +40,12 @@ export interface RecoveryPointDisk {
   vaultBackup?: string
 }
 
-/** A recovery point: disks at one instant, with the VM description saved to rebuild it. */
-export interface RecoveryPoint {
+/**
+ * A protected VM's recovery point: its disks at one instant, with the VM description saved to rebuild
+ * it, in the snapshot tier, the vault tier or both. Its vault copy is one vault `RecoveryPoint`
+ * (src/vault), named by each disk's `vaultBackup`.
+ */
+export interface VmRecoveryPoint {
   id: string
   itemId: string
   time: string
@@ -49,7 +53,7 @@ export interface RecoveryPoint {
   consistency: Consistency
   tier: RecoveryPointTier
   expiresAt?: string
-  disks: RecoveryPointDisk[]
+  disks: VmRecoveryPointDisk[]
   vm: VmSpec
 }
 
@@ -414,7 +418,7 @@ export class ProtectionStore implements SchedulerStore {
   async stopProtection(
     vmName: string,
     options: { deleteData: boolean },
-  ): Promise<{ item: ProtectedItem; pointsToDelete: RecoveryPoint[] }> {
+  ): Promise<{ item: ProtectedItem; pointsToDelete: VmRecoveryPoint[] }> {
     const item = await this.getItem(vmName)
     await this.#db
       .updateTable('protected_items')
@@ -519,7 +523,7 @@ export class ProtectionStore implements SchedulerStore {
   // --- Recovery points ---
 
   /** Adds a recovery point (written only once its snapshot exists: never half a point). */
-  async addRecoveryPoint(point: Omit<RecoveryPoint, 'id'> & { id?: string }): Promise<RecoveryPoint> {
+  async addRecoveryPoint(point: Omit<VmRecoveryPoint, 'id'> & { id?: string }): Promise<VmRecoveryPoint> {
     const id = point.id ?? randomUUID()
     await this.#db
       .insertInto('recovery_points')
@@ -539,7 +543,7 @@ export class ProtectionStore implements SchedulerStore {
     return { ...point, id }
   }
 
-  async getRecoveryPoint(id: string): Promise<RecoveryPoint> {
+  async getRecoveryPoint(id: string): Promise<VmRecoveryPoint> {
     const row = await this.#db
       .selectFrom('recovery_points')
       .selectAll()
@@ -550,7 +554,7 @@ export class ProtectionStore implements SchedulerStore {
   }
 
   /** A VM's recovery points, oldest first. */
-  async listRecoveryPoints(vmName: string): Promise<RecoveryPoint[]> {
+  async listRecoveryPoints(vmName: string): Promise<VmRecoveryPoint[]> {
     const item = await this.getItem(vmName)
     const rows = await this.#db
       .selectFrom('recovery_points')
@@ -564,7 +568,7 @@ export class ProtectionStore implements SchedulerStore {
   /** Updates a point's tier and disks (after the vault transfer, or when its snapshots are removed). */
   async updateRecoveryPoint(
     id: string,
-    change: { tier: RecoveryPointTier; disks: RecoveryPointDisk[] },
+    change: { tier: RecoveryPointTier; disks: VmRecoveryPointDisk[] },
   ): Promise<void> {
     await this.#db
       .updateTable('recovery_points')
@@ -764,15 +768,15 @@ function toItem(
   return item
 }
 
-function toPoint(r: CatalogSchema['recovery_points']): RecoveryPoint {
-  const p: RecoveryPoint = {
+function toPoint(r: CatalogSchema['recovery_points']): VmRecoveryPoint {
+  const p: VmRecoveryPoint = {
     id: r.id,
     itemId: r.item_id,
     time: new Date(r.time).toISOString(),
-    kind: r.kind as RecoveryPoint['kind'],
+    kind: r.kind as VmRecoveryPoint['kind'],
     consistency: r.consistency as Consistency,
     tier: r.tier as RecoveryPointTier,
-    disks: JSON.parse(r.disks_json) as RecoveryPointDisk[],
+    disks: JSON.parse(r.disks_json) as VmRecoveryPointDisk[],
     vm: JSON.parse(r.vm_json) as VmSpec,
   }
   if (r.expires_at !== null) p.expiresAt = new Date(r.expires_at).toISOString()

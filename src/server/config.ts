@@ -39,6 +39,10 @@ export interface ServiceConfig {
   httpHeaderTimeout?: number
   /** Seconds an NBD client has to finish its handshake and choose an export (default 30). */
   nbdHandshakeTimeout?: number
+  /** Folders requests may name files in to read (disk import, backup from a file); none: refused. */
+  importRoots?: string[]
+  /** Folders requests may name files in to write (disk export, restore into a file); none: refused. */
+  exportRoots?: string[]
 }
 
 /** Defaults of the connection caps and timeouts (docs/configuration.md). */
@@ -55,8 +59,8 @@ interface OptionSpec {
   key: keyof ServiceConfig
   flag: string
   env: string
-  type: 'string' | 'port' | 'level' | 'format' | 'count' | 'connections' | 'seconds' | 'hosts'
-  default?: string | number
+  type: 'string' | 'port' | 'level' | 'format' | 'count' | 'connections' | 'seconds' | 'hosts' | 'folders'
+  default?: string | number | string[]
   help: string
 }
 
@@ -192,6 +196,22 @@ export const SERVICE_OPTIONS: OptionSpec[] = [
     default: LISTENER_DEFAULTS.nbdHandshakeTimeout,
     help: 'seconds an NBD client has to finish its handshake',
   },
+  {
+    key: 'importRoots',
+    flag: 'import-root',
+    env: 'CAIRN_IMPORT_ROOTS',
+    type: 'folders',
+    default: [],
+    help: 'folder whose files requests may read (repeatable; env: folders separated by ":")',
+  },
+  {
+    key: 'exportRoots',
+    flag: 'export-root',
+    env: 'CAIRN_EXPORT_ROOTS',
+    type: 'folders',
+    default: [],
+    help: 'folder where requests may write files (repeatable; env: folders separated by ":")',
+  },
 ]
 
 function coerce(spec: OptionSpec, raw: unknown, source: string): string | number | string[] {
@@ -234,6 +254,14 @@ function coerce(spec: OptionSpec, raw: unknown, source: string): string | number
     case 'format':
       if (!['json', 'text'].includes(String(raw))) throw bad('use json or text')
       return String(raw)
+    case 'folders': {
+      // Flags and the config file give a list, the environment one string of ":"-separated folders;
+      // relative folders are taken from the working directory, as --data is.
+      const list = typeof raw === 'string' ? raw.split(':') : raw
+      if (!Array.isArray(list) || list.some((f) => typeof f !== 'string' || f === ''))
+        throw bad('expected a list of folders')
+      return (list as string[]).map((f) => resolve(f))
+    }
     default:
       if (typeof raw !== 'string' || raw === '') throw bad('expected a non-empty string')
       return raw
@@ -255,6 +283,7 @@ export function resolveConfig(sources: ConfigSources = {}): ServiceConfig {
   const out: Record<string, string | number | string[]> = {}
   const pick = (spec: OptionSpec, file: Record<string, unknown>) => {
     const flag = flags[spec.flag]
+    // A repeatable flag given no times arrives as an empty list: not given.
     if (flag !== undefined && !(Array.isArray(flag) && flag.length === 0))
       return coerce(spec, flag, `--${spec.flag}`)
     if (env[spec.env] !== undefined && env[spec.env] !== '') return coerce(spec, env[spec.env], spec.env)

@@ -116,6 +116,18 @@ export const systemCommands: CommandDef[] = [
       },
       { name: 'log-format', type: 'string', value: 'FORMAT', help: 'json or text (env CAIRN_LOG_FORMAT)' },
       {
+        name: 'import-root',
+        type: 'list',
+        value: 'DIR',
+        help: 'folder whose files requests may read: disk import --server, backup file (repeatable; env CAIRN_IMPORT_ROOTS, ":"-separated; default none: refused)',
+      },
+      {
+        name: 'export-root',
+        type: 'list',
+        value: 'DIR',
+        help: 'folder where requests may write files: disk export --server, restore file (repeatable; env CAIRN_EXPORT_ROOTS; default none: refused)',
+      },
+      {
         name: 'repair-disk-log',
         type: 'boolean',
         help: 'after a power failure: cut a damaged disk-store log and keep the rest aside (docs/diskstore.md)',
@@ -126,13 +138,15 @@ export const systemCommands: CommandDef[] = [
       'cairn serve --data /var/lib/cairn --port 8080',
       'cairn serve --blob-host 0.0.0.0 --nbd-host 10.0.0.4   # management API stays on 127.0.0.1',
       'CAIRN_DATA=/srv/cairn cairn serve',
+      'cairn serve --import-root /srv/images --export-root /srv/exports',
     ],
     async run({ opts }) {
       const { CairnService, resolveConfig, SERVICE_OPTIONS } = await import('../../server/index.js')
       const flags: Record<string, string | number | string[] | undefined> = {
         config: opts.config as string | undefined,
       }
-      for (const spec of SERVICE_OPTIONS) flags[spec.flag] = opts[spec.flag] as string | number | undefined
+      for (const spec of SERVICE_OPTIONS)
+        flags[spec.flag] = opts[spec.flag] as string | number | string[] | undefined
       const config = resolveConfig({ flags, env: process.env })
       const service = new CairnService(config, { repairDiskLog: opts['repair-disk-log'] === true })
       // Signals are handled from the start, so a stop during start-up still shuts down cleanly.
