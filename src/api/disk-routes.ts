@@ -3,6 +3,7 @@ import type { AccountInfo, ByteRange, DiskInfo, DiskRef, LeaseAction } from '../
 import { MAX_WRITE_SIZE } from '../diskstore/index.js'
 import { CairnError, type HostPaths, parseSize } from '../util/index.js'
 import { readBodyUpTo } from './_request-guards.js'
+import { runAsJob } from './_run-as-job.js'
 import type { ApiContext } from './api-context.js'
 import type { ApiApp } from './new-api-app.js'
 import { errorResponses } from './schemas.js'
@@ -810,8 +811,17 @@ export function registerDiskRoutes(app: ApiApp, ctx: ApiContext): void {
     }),
     async (c) => {
       const path = await hostPaths().checkImport(c.req.valid('json').path)
-      const info = await store().importFile(path, ref(c.req.valid('param')), { signal: c.req.raw.signal })
-      return c.json(diskJson(info), 201)
+      const r = ref(c.req.valid('param'))
+      const resource = `accounts/${r.account}/containers/${r.container}/disks/${r.disk}`
+      const info = await runAsJob(ctx, c, { kind: 'import', resource }, async (signal, job) =>
+        diskJson(
+          await store().importFile(path, r, {
+            signal,
+            ...(job ? { onProgress: (p) => job.progress({ ...p, phase: 'import' }) } : {}),
+          }),
+        ),
+      )
+      return c.json(info, 201)
     },
   )
   app.openapi(
@@ -836,9 +846,17 @@ export function registerDiskRoutes(app: ApiApp, ctx: ApiContext): void {
       const b = c.req.valid('json')
       const r = ref(c.req.valid('param'))
       const size = store().getDisk(r, b.snapshot).size
-      await hostPaths().export(b.path, clean({ overwrite: b.overwrite }), (temporary) =>
-        store().exportFile(r, temporary, { signal: c.req.raw.signal, ...clean({ snapshot: b.snapshot }) }),
-      )
+      const resource = `accounts/${r.account}/containers/${r.container}/disks/${r.disk}`
+      await runAsJob(ctx, c, { kind: 'export', resource }, async (signal, job) => {
+        await hostPaths().export(b.path, clean({ overwrite: b.overwrite }), (temporary) =>
+          store().exportFile(r, temporary, {
+            signal,
+            ...clean({ snapshot: b.snapshot }),
+            ...(job ? { onProgress: (p) => job.progress({ ...p, phase: 'export' }) } : {}),
+          }),
+        )
+        return { path: b.path, size }
+      })
       return c.json({ path: b.path, size }, 200)
     },
   )

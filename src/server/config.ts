@@ -24,6 +24,11 @@ export interface ServiceConfig {
   nbdPort: number
   /** Scheduled backups running at once (default 4). */
   maxBackups?: number
+  /**
+   * Seconds after its last heartbeat that the lock of a backup which died stops protecting its packs:
+   * the GC run after a restart reclaims them then (default 900).
+   */
+  gcGrace?: number
   logLevel: LogLevel
   /** Log format: JSON lines, or readable text; default: JSON unless stderr is a terminal. */
   logFormat?: 'json' | 'text'
@@ -59,7 +64,17 @@ interface OptionSpec {
   key: keyof ServiceConfig
   flag: string
   env: string
-  type: 'string' | 'port' | 'level' | 'format' | 'count' | 'connections' | 'seconds' | 'hosts' | 'folders'
+  type:
+    | 'string'
+    | 'port'
+    | 'level'
+    | 'format'
+    | 'count'
+    | 'connections'
+    | 'timeout'
+    | 'seconds'
+    | 'hosts'
+    | 'folders'
   default?: string | number | string[]
   help: string
 }
@@ -140,6 +155,14 @@ export const SERVICE_OPTIONS: OptionSpec[] = [
     help: 'scheduled backups running at once',
   },
   {
+    key: 'gcGrace',
+    flag: 'gc-grace',
+    env: 'CAIRN_GC_GRACE',
+    type: 'seconds',
+    default: 900,
+    help: "seconds before a dead backup's vault data is reclaimed by GC",
+  },
+  {
     key: 'logLevel',
     flag: 'log-level',
     env: 'CAIRN_LOG_LEVEL',
@@ -176,7 +199,7 @@ export const SERVICE_OPTIONS: OptionSpec[] = [
     key: 'httpIdleTimeout',
     flag: 'http-idle-timeout',
     env: 'CAIRN_HTTP_IDLE_TIMEOUT',
-    type: 'seconds',
+    type: 'timeout',
     default: LISTENER_DEFAULTS.httpIdleTimeout,
     help: 'seconds an idle keep-alive HTTP connection stays open',
   },
@@ -184,7 +207,7 @@ export const SERVICE_OPTIONS: OptionSpec[] = [
     key: 'httpHeaderTimeout',
     flag: 'http-header-timeout',
     env: 'CAIRN_HTTP_HEADER_TIMEOUT',
-    type: 'seconds',
+    type: 'timeout',
     default: LISTENER_DEFAULTS.httpHeaderTimeout,
     help: 'seconds an HTTP client has to send the headers of a request',
   },
@@ -192,7 +215,7 @@ export const SERVICE_OPTIONS: OptionSpec[] = [
     key: 'nbdHandshakeTimeout',
     flag: 'nbd-handshake-timeout',
     env: 'CAIRN_NBD_HANDSHAKE_TIMEOUT',
-    type: 'seconds',
+    type: 'timeout',
     default: LISTENER_DEFAULTS.nbdHandshakeTimeout,
     help: 'seconds an NBD client has to finish its handshake',
   },
@@ -233,7 +256,7 @@ function coerce(spec: OptionSpec, raw: unknown, source: string): string | number
       if (!Number.isInteger(n) || n < 1 || n > 100_000) throw bad('a whole number from 1 to 100000')
       return n
     }
-    case 'seconds': {
+    case 'timeout': {
       const n = typeof raw === 'number' ? raw : Number(raw)
       if (!Number.isFinite(n) || n < 0.1 || n > 86_400) throw bad('a number of seconds from 0.1 to 86400')
       return n
@@ -246,6 +269,11 @@ function coerce(spec: OptionSpec, raw: unknown, source: string): string | number
       if (names.some((h) => !/^[a-z0-9.:[\]_-]+$/.test(h)))
         throw bad('a host name is letters, digits, dots, dashes or an IP address')
       return names
+    }
+    case 'seconds': {
+      const n = typeof raw === 'number' ? raw : Number(raw)
+      if (!Number.isInteger(n) || n < 0 || n > 7 * 86_400) throw bad('a whole number of seconds up to a week')
+      return n
     }
     case 'level':
       if (!['debug', 'info', 'warn', 'error'].includes(String(raw)))

@@ -107,6 +107,12 @@ export const systemCommands: CommandDef[] = [
         value: 'SECONDS',
         help: 'time an NBD client has to choose an export (env CAIRN_NBD_HANDSHAKE_TIMEOUT; default 30)',
       },
+      {
+        name: 'gc-grace',
+        type: 'number',
+        value: 'SECONDS',
+        help: "after a restart, GC reclaims a dead backup's vault data this long after it died (env CAIRN_GC_GRACE; default 900)",
+      },
       { name: 'config', type: 'string', value: 'FILE', help: 'JSON config file (env CAIRN_CONFIG)' },
       {
         name: 'log-level',
