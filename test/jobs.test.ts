@@ -164,7 +164,7 @@ describe('one job system (against a real cairn serve)', () => {
       await waitJob(url, id, (j) => j.progress.bytesDone > 0, 'its first bytes')
       detach.child.kill('SIGINT')
       assert.equal(await detach.exit, 9, detach.stderr())
-      assert.match(detach.stderr(), new RegExp(`Detached from job ${id}.*\\[Detached\\]`))
+      assert.match(detach.stderr(), new RegExp(`cairn: Detached: Detached from job ${id}`))
       const goesOn = await ended(url, id)
       assert.equal(goesOn.state, 'Completed', JSON.stringify(goesOn))
       assert.equal((await points()).length, 2)

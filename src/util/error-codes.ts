@@ -31,6 +31,12 @@ export const errorCatalogue = {
   RouteNotFound: spec(404, EXIT.notFound, 'No such API route.'),
   MethodNotAllowed: spec(405, EXIT.usage, 'The route does not accept this method.'),
   PayloadTooLarge: spec(413, EXIT.usage, 'The request body is too large.'),
+  HostNotAllowed: spec(
+    421,
+    EXIT.usage,
+    'The request names a Host the management API does not answer to (see --api-allowed-host).',
+  ),
+  CrossSiteRequest: spec(403, EXIT.auth, 'A web page of another site may not change anything.'),
   Unauthorized: spec(401, EXIT.auth, 'The request is not authenticated.'),
   Internal: spec(500, EXIT.failure, 'An unexpected error happened inside the service.'),
   ServiceUnavailable: spec(503, EXIT.unavailable, 'The service is shutting down or not ready.'),
