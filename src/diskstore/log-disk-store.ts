@@ -40,8 +40,15 @@ import {
   SegmentLog,
   syncDir,
 } from './_segment-log.js'
+import { compareTick, newSnapshotId, parseSnapshotId } from './_snapshot-id.js'
 import { SpaceGuard } from './_space-guard.js'
-import { WriteTable } from './_write-table.js'
+import {
+  type AccountState,
+  type ContainerState,
+  type DiskState,
+  StoreState,
+  type Version,
+} from './_store-state.js'
 import {
   type AccountInfo,
   type ByteRange,
@@ -117,76 +124,6 @@ const RELOCATE_META = 16
 /** A segment is compacted when at most this share of it is still live. */
 const COMPACT_LIVE_RATIO = 0.5
 
-/** The JSON part of a checkpoint. */
-interface CheckpointJson {
-  log: LogPosition
-  nextWriteId: number
-  nextDiskId: number
-  changes: number
-  lastSnapshot: { ms: number; sub: number }
-  /** Disks being imported, with their account and container. */
-  pending: (Omit<DiskState, 'root' | 'owner' | 'snapshots'> & { root: number })[]
-  accounts: (Omit<AccountState, 'containers'> & {
-    containers: (Omit<ContainerState, 'disks' | 'account'> & {
-      disks: (Omit<DiskState, 'root' | 'owner' | 'account' | 'container' | 'snapshots'> & {
-        root: number
-        snapshots: (Omit<SnapshotState, 'root'> & { root: number })[]
-      })[]
-    })[]
-  })[]
-}
-
-interface AccountState {
-  name: string
-  region: string
-  redundancy: string
-  keys: [string, string]
-  createdOn: number
-  containers: Map<string, ContainerState>
-}
-
-interface ContainerState {
-  account: string
-  name: string
-  metadata: Record<string, string>
-  etag: string
-  lastModified: number
-  createdOn: number
-  disks: Map<string, DiskState>
-}
-
-/** What a disk and each of its snapshots hold. */
-interface Version {
-  root: Root
-  used: number
-  size: number
-  sequenceNumber: number
-  metadata: Record<string, string>
-  content: ContentProperties
-  etag: string
-  lastModified: number
-  createdOn: number
-}
-
-interface SnapshotState extends Version {
-  id: string
-}
-
-interface DiskState extends Version {
-  id: number
-  account: string
-  container: string
-  name: string
-  /** Token of the tree nodes this disk may change in place. */
-  owner: number
-  lease: LeaseState
-  snapshots: SnapshotState[]
-  copy?: CopyInfo
-  incrementalCopy: boolean
-  /** Being imported: not yet in its container. */
-  pending?: boolean
-}
-
 /** Metadata records, as stored (JSON) in META log records. */
 type MetaOp =
   | {
@@ -245,20 +182,6 @@ type MetaOp =
       t: number
     }
 
-const ETAG_PREFIX = '"0x8DE'
-
-/** Pads a snapshot id from ms and a sub-millisecond counter: 2026-11-22T19:37:17.1234567Z. */
-function snapshotIdOf(ms: number, sub: number): string {
-  return `${new Date(ms).toISOString().slice(0, 23)}${String(sub).padStart(4, '0')}Z`
-}
-
-function parseSnapshotId(id: string): { ms: number; sub: number } | undefined {
-  const m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})(\d{4})Z$/.exec(id)
-  if (!m) return undefined
-  const ms = Date.parse(`${m[1]}Z`)
-  return Number.isNaN(ms) ? undefined : { ms, sub: Number(m[2]) }
-}
-
 const iso = (ms: number) => new Date(ms).toISOString()
 
 const isStoreFull = (err: unknown): err is CairnError => err instanceof CairnError && err.code === 'StoreFull'
@@ -271,14 +194,7 @@ export class LogDiskStore implements DiskStore {
   readonly #logger: Logger
   readonly #clock: () => number
   readonly #log: SegmentLog
-  readonly #accounts = new Map<string, AccountState>()
-  readonly #disks = new Map<number, DiskState>()
-  readonly #writes = new WriteTable()
-  #nextWriteId = 1
-  #nextDiskId = 1
-  #nextOwner = 1
-  #changes = 0
-  #lastSnapshot = { ms: 0, sub: 0 }
+  readonly #state = new StoreState()
   #closed = false
   #closing = false
   #isoMs = Number.NaN
@@ -354,7 +270,7 @@ export class LogDiskStore implements DiskStore {
 
   /** Imports cut short by a crash leave invisible disks: delete them. */
   async #dropPendingImports(): Promise<void> {
-    for (const d of [...this.#disks.values()]) {
+    for (const d of [...this.#state.disks.values()]) {
       if (!d.pending) continue
       this.#logger.warn('disk store drops an unfinished import', { disk: d.name })
       await this.#commit({ op: 'deleteDisk', id: d.id, snapshots: 'include', t: this.#now() })
@@ -427,13 +343,7 @@ export class LogDiskStore implements DiskStore {
     const cut = this.#log.rewind()
     if (cut === undefined) return
     try {
-      this.#accounts.clear()
-      this.#disks.clear()
-      this.#writes.clear()
-      this.#nextWriteId = 1
-      this.#nextDiskId = 1
-      this.#changes = 0
-      this.#lastSnapshot = { ms: 0, sub: 0 }
+      this.#state.clear()
       this.#replay(this.#loadCheckpoint())
     } catch (err) {
       this.#broken = new CairnError(
@@ -494,7 +404,7 @@ export class LogDiskStore implements DiskStore {
         continue
       }
       const missing = data.writes.find(([, pieces]) => pieces.some((p) => !segments.has(p.segment)))
-      const start = (data.json as CheckpointJson).log
+      const start = StoreState.checkpointStart(data)
       // Replay must begin in the checkpoint's segment; if it is gone but later ones exist, records were lost.
       const startGone = !segments.has(start.segment) && [...segments].some((n) => n > start.segment)
       if (missing !== undefined || startGone) {
@@ -503,9 +413,9 @@ export class LogDiskStore implements DiskStore {
         })
         continue
       }
-      this.#restore(data)
+      this.#state.restore(data)
       this.#checkpointNo = n
-      return (data.json as CheckpointJson).log
+      return start
     }
     const first = this.#log.segments()[0]
     if (first !== undefined && first !== 1) {
@@ -517,92 +427,15 @@ export class LogDiskStore implements DiskStore {
     return { segment: 0, offset: 0 }
   }
 
-  #restore(data: CheckpointData): void {
-    const j = data.json as CheckpointJson
-    const root = (id: number): Root => {
-      if (id === -1) return undefined
-      const node = data.nodes[id]
-      if (node === undefined || node instanceof Float64Array) {
-        throw new CairnError(
-          'StoreCorrupt',
-          `Cannot open the disk store: checkpoint root ${id} is not an inner node`,
-        )
-      }
-      return node
-    }
-    this.#nextWriteId = j.nextWriteId
-    this.#nextDiskId = j.nextDiskId
-    this.#changes = j.changes
-    this.#lastSnapshot = j.lastSnapshot
-    for (const [id, pieces] of data.writes) this.#writes.replace(id, pieces)
-    for (const d of j.pending) {
-      this.#disks.set(d.id, { ...d, root: root(d.root), owner: this.#nextOwner++, snapshots: [] })
-    }
-    for (const a of j.accounts) {
-      const acc: AccountState = { ...a, containers: new Map() }
-      this.#accounts.set(a.name, acc)
-      for (const c of a.containers) {
-        const cont: ContainerState = { ...c, account: a.name, disks: new Map() }
-        acc.containers.set(c.name, cont)
-        for (const d of c.disks) {
-          const disk: DiskState = {
-            ...d,
-            account: a.name,
-            container: c.name,
-            root: root(d.root),
-            owner: this.#nextOwner++,
-            snapshots: d.snapshots.map((sn) => ({ ...sn, root: root(sn.root) })),
-          }
-          cont.disks.set(d.name, disk)
-          this.#disks.set(d.id, disk)
-        }
-      }
-    }
-  }
-
   /** Writes a checkpoint of the whole state (after making the log durable) and prunes old ones. */
   #checkpoint(): void {
     this.#log.syncNow()
     const nodes = new NodeWriter()
-    const json: CheckpointJson = {
-      log: this.#log.end(),
-      nextWriteId: this.#nextWriteId,
-      nextDiskId: this.#nextDiskId,
-      changes: this.#changes,
-      lastSnapshot: this.#lastSnapshot,
-      pending: [...this.#disks.values()]
-        .filter((d) => d.pending)
-        .map((d) => {
-          const { root, owner: _owner, snapshots: _s, ...rest } = d
-          return { ...rest, root: nodes.id(root) }
-        }),
-      accounts: [...this.#accounts.values()].map((a) => ({
-        name: a.name,
-        region: a.region,
-        redundancy: a.redundancy,
-        keys: a.keys,
-        createdOn: a.createdOn,
-        containers: [...a.containers.values()].map((c) => ({
-          name: c.name,
-          metadata: c.metadata,
-          etag: c.etag,
-          lastModified: c.lastModified,
-          createdOn: c.createdOn,
-          disks: [...c.disks.values()].map((d) => {
-            const { root, owner: _owner, account: _a, container: _c, snapshots, ...rest } = d
-            return {
-              ...rest,
-              root: nodes.id(root),
-              snapshots: snapshots.map((sn) => ({ ...sn, root: nodes.id(sn.root) })),
-            }
-          }),
-        })),
-      })),
-    }
+    const json = this.#state.toCheckpointJson(this.#log.end(), nodes)
     this.#space.makeRoom(this.#lastCheckpointBytes + 1024 * 1024)
     let bytes: number
     try {
-      bytes = writeCheckpoint(this.#dir, this.#checkpointNo + 1, json, this.#writes, nodes)
+      bytes = writeCheckpoint(this.#dir, this.#checkpointNo + 1, json, this.#state.writes, nodes)
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code
       if (code !== 'ENOSPC' && code !== 'EDQUOT') throw err
@@ -761,9 +594,9 @@ export class LogDiskStore implements DiskStore {
       case RecordType.relocate: {
         const writeId = m.readUIntLE(0, 6)
         const at = m.readUInt32LE(6)
-        this.#writes.relocate(writeId, at, rec.dataLength, rec.segment, rec.dataOffset)
+        this.#state.writes.relocate(writeId, at, rec.dataLength, rec.segment, rec.dataOffset)
         // Should the write's own record ever be missing, its id must still never be handed out again.
-        if (writeId >= this.#nextWriteId) this.#nextWriteId = writeId + 1
+        if (writeId >= this.#state.nextWriteId) this.#state.nextWriteId = writeId + 1
         return
       }
       case RecordType.meta: {
@@ -801,16 +634,6 @@ export class LogDiskStore implements DiskStore {
     return this.#clock()
   }
 
-  #etag(): string {
-    this.#changes++
-    return `${ETAG_PREFIX}${this.#changes.toString(16).toUpperCase().padStart(12, '0')}"`
-  }
-
-  #touch(v: { etag: string; lastModified: number }, t: number): void {
-    v.etag = this.#etag()
-    v.lastModified = t
-  }
-
   // ---------------------------------------------------------------- applying records
 
   #applyWrite(
@@ -822,9 +645,9 @@ export class LogDiskStore implements DiskStore {
     segment: number,
     at: number,
   ) {
-    const disk = this.#diskById(diskId)
-    this.#writes.add(writeId, segment, at)
-    if (writeId >= this.#nextWriteId) this.#nextWriteId = writeId + 1
+    const disk = this.#state.diskById(diskId)
+    this.#state.writes.add(writeId, segment, at)
+    if (writeId >= this.#state.nextWriteId) this.#state.nextWriteId = writeId + 1
     const r = editTree(disk.root, {
       start: offset,
       end: offset + length,
@@ -834,11 +657,11 @@ export class LogDiskStore implements DiskStore {
     })
     disk.root = r.root
     disk.used += r.delta
-    this.#touch(disk, t)
+    this.#state.touch(disk, t)
   }
 
   #applyClear(diskId: number, offset: number, length: number, t: number): void {
-    const disk = this.#diskById(diskId)
+    const disk = this.#state.diskById(diskId)
     const r = editTree(disk.root, {
       start: offset,
       end: offset + length,
@@ -848,20 +671,13 @@ export class LogDiskStore implements DiskStore {
     })
     disk.root = r.root
     disk.used += r.delta
-    this.#touch(disk, t)
-  }
-
-  #diskById(id: number): DiskState {
-    const d = this.#disks.get(id)
-    if (d === undefined)
-      throw new CairnError('StoreCorrupt', `Cannot apply a disk store record: disk #${id} is unknown`)
-    return d
+    this.#state.touch(disk, t)
   }
 
   #applyMeta(op: MetaOp): void {
     switch (op.op) {
       case 'createAccount':
-        this.#accounts.set(op.name, {
+        this.#state.accounts.set(op.name, {
           name: op.name,
           region: op.region,
           redundancy: op.redundancy,
@@ -871,25 +687,26 @@ export class LogDiskStore implements DiskStore {
         })
         return
       case 'deleteAccount': {
-        const acc = this.#accounts.get(op.name)
+        const acc = this.#state.accounts.get(op.name)
         if (acc === undefined) return
-        for (const c of acc.containers.values()) for (const d of c.disks.values()) this.#disks.delete(d.id)
-        this.#accounts.delete(op.name)
+        for (const c of acc.containers.values())
+          for (const d of c.disks.values()) this.#state.disks.delete(d.id)
+        this.#state.accounts.delete(op.name)
         return
       }
       case 'setAccountKey': {
-        const acc = this.#accounts.get(op.name)
+        const acc = this.#state.accounts.get(op.name)
         if (acc !== undefined) acc.keys[op.which - 1] = op.key
         return
       }
       case 'createContainer': {
-        const acc = this.#accounts.get(op.account)
+        const acc = this.#state.accounts.get(op.account)
         if (acc === undefined) return
         acc.containers.set(op.name, {
           account: op.account,
           name: op.name,
           metadata: op.metadata,
-          etag: this.#etag(),
+          etag: this.#state.etag(),
           lastModified: op.t,
           createdOn: op.t,
           disks: new Map(),
@@ -897,22 +714,22 @@ export class LogDiskStore implements DiskStore {
         return
       }
       case 'setContainerMetadata': {
-        const c = this.#accounts.get(op.account)?.containers.get(op.name)
+        const c = this.#state.accounts.get(op.account)?.containers.get(op.name)
         if (c === undefined) return
         c.metadata = op.metadata
-        this.#touch(c, op.t)
+        this.#state.touch(c, op.t)
         return
       }
       case 'deleteContainer': {
-        const acc = this.#accounts.get(op.account)
+        const acc = this.#state.accounts.get(op.account)
         const c = acc?.containers.get(op.name)
         if (acc === undefined || c === undefined) return
-        for (const d of c.disks.values()) this.#disks.delete(d.id)
+        for (const d of c.disks.values()) this.#state.disks.delete(d.id)
         acc.containers.delete(op.name)
         return
       }
       case 'createDisk': {
-        const c = this.#accounts.get(op.account)?.containers.get(op.container)
+        const c = this.#state.accounts.get(op.account)?.containers.get(op.container)
         if (c === undefined)
           throw new CairnError('StoreCorrupt', `Cannot apply createDisk: no container ${op.container}`)
         const old = op.pending ? undefined : c.disks.get(op.name)
@@ -927,33 +744,33 @@ export class LogDiskStore implements DiskStore {
           sequenceNumber: op.sequenceNumber,
           metadata: op.metadata,
           content: op.content,
-          etag: this.#etag(),
+          etag: this.#state.etag(),
           lastModified: op.t,
           createdOn: old?.createdOn ?? op.t,
-          owner: this.#nextOwner++,
+          owner: this.#state.nextOwner++,
           lease: old?.lease ?? NO_LEASE,
           snapshots: old?.snapshots ?? [],
           incrementalCopy: op.incrementalCopy,
         }
-        if (old !== undefined && old.id !== op.id) this.#disks.delete(old.id)
+        if (old !== undefined && old.id !== op.id) this.#state.disks.delete(old.id)
         if (op.pending) disk.pending = true
         else c.disks.set(op.name, disk)
-        this.#disks.set(op.id, disk)
-        if (op.id >= this.#nextDiskId) this.#nextDiskId = op.id + 1
+        this.#state.disks.set(op.id, disk)
+        if (op.id >= this.#state.nextDiskId) this.#state.nextDiskId = op.id + 1
         return
       }
       case 'publishDisk': {
-        const d = this.#diskById(op.id)
-        const c = this.#accounts.get(d.account)?.containers.get(d.container)
+        const d = this.#state.diskById(op.id)
+        const c = this.#state.accounts.get(d.account)?.containers.get(d.container)
         if (c === undefined)
           throw new CairnError('StoreCorrupt', `Cannot apply publishDisk: no container ${d.container}`)
         delete d.pending
         c.disks.set(d.name, d)
-        this.#touch(d, op.t)
+        this.#state.touch(d, op.t)
         return
       }
       case 'setDisk': {
-        const d = this.#diskById(op.id)
+        const d = this.#state.diskById(op.id)
         if (op.size !== undefined) {
           if (op.size < d.size) {
             const r = editTree(d.root, {
@@ -972,31 +789,31 @@ export class LogDiskStore implements DiskStore {
         if (op.metadata !== undefined) d.metadata = op.metadata
         if (op.content !== undefined) d.content = op.content
         if (op.copy !== undefined) d.copy = op.copy
-        this.#touch(d, op.t)
+        this.#state.touch(d, op.t)
         return
       }
       case 'deleteDisk': {
-        const d = this.#diskById(op.id)
+        const d = this.#state.diskById(op.id)
         if (op.snapshots === 'only') {
           d.snapshots = []
           return
         }
-        const c = this.#accounts.get(d.account)?.containers.get(d.container)
+        const c = this.#state.accounts.get(d.account)?.containers.get(d.container)
         if (c?.disks.get(d.name) === d) c.disks.delete(d.name)
-        this.#disks.delete(d.id)
+        this.#state.disks.delete(d.id)
         return
       }
       case 'lease': {
-        const d = this.#diskById(op.id)
+        const d = this.#state.diskById(op.id)
         d.lease = op.lease
         return
       }
       case 'snapshot': {
         const parsed = parseSnapshotId(op.snapshot)
-        if (parsed !== undefined && this.#compareTick(parsed, this.#lastSnapshot) > 0)
-          this.#lastSnapshot = parsed
+        if (parsed !== undefined && compareTick(parsed, this.#state.lastSnapshot) > 0)
+          this.#state.lastSnapshot = parsed
         for (const id of op.ids) {
-          const d = this.#diskById(id)
+          const d = this.#state.diskById(id)
           d.snapshots.push({
             id: op.snapshot,
             root: d.root,
@@ -1009,17 +826,17 @@ export class LogDiskStore implements DiskStore {
             lastModified: d.lastModified,
             createdOn: op.t,
           })
-          d.owner = this.#nextOwner++
+          d.owner = this.#state.nextOwner++
         }
         return
       }
       case 'deleteSnapshot': {
-        const d = this.#diskById(op.id)
+        const d = this.#state.diskById(op.id)
         d.snapshots = d.snapshots.filter((s) => s.id !== op.snapshot)
         return
       }
       case 'promote': {
-        const d = this.#diskById(op.id)
+        const d = this.#state.diskById(op.id)
         const s = d.snapshots.find((x) => x.id === op.snapshot)
         if (s === undefined)
           throw new CairnError('StoreCorrupt', `Cannot apply promote: no snapshot ${op.snapshot}`)
@@ -1027,12 +844,12 @@ export class LogDiskStore implements DiskStore {
         d.used = s.used
         d.size = s.size
         d.metadata = { ...s.metadata }
-        d.owner = this.#nextOwner++
-        this.#touch(d, op.t)
+        d.owner = this.#state.nextOwner++
+        this.#state.touch(d, op.t)
         return
       }
       case 'copy': {
-        const src = this.#diskById(op.source)
+        const src = this.#state.diskById(op.source)
         const from: Version =
           op.sourceSnapshot === undefined
             ? src
@@ -1040,8 +857,8 @@ export class LogDiskStore implements DiskStore {
               (() => {
                 throw new CairnError('StoreCorrupt', `Cannot apply copy: no snapshot ${op.sourceSnapshot}`)
               })())
-        if (op.sourceSnapshot === undefined) src.owner = this.#nextOwner++
-        const c = this.#accounts.get(op.account)?.containers.get(op.container)
+        if (op.sourceSnapshot === undefined) src.owner = this.#state.nextOwner++
+        const c = this.#state.accounts.get(op.account)?.containers.get(op.container)
         if (c === undefined)
           throw new CairnError('StoreCorrupt', `Cannot apply copy: no container ${op.container}`)
         const old = c.disks.get(op.name)
@@ -1056,34 +873,21 @@ export class LogDiskStore implements DiskStore {
           sequenceNumber: from.sequenceNumber,
           metadata: op.metadata ?? { ...from.metadata },
           content: { ...from.content },
-          etag: this.#etag(),
+          etag: this.#state.etag(),
           lastModified: op.t,
           createdOn: old?.createdOn ?? op.t,
-          owner: this.#nextOwner++,
+          owner: this.#state.nextOwner++,
           lease: old?.lease ?? NO_LEASE,
           snapshots: old?.snapshots ?? [],
           incrementalCopy: false,
         }
-        if (old !== undefined && old.id !== op.id) this.#disks.delete(old.id)
+        if (old !== undefined && old.id !== op.id) this.#state.disks.delete(old.id)
         c.disks.set(op.name, disk)
-        this.#disks.set(op.id, disk)
-        if (op.id >= this.#nextDiskId) this.#nextDiskId = op.id + 1
+        this.#state.disks.set(op.id, disk)
+        if (op.id >= this.#state.nextDiskId) this.#state.nextDiskId = op.id + 1
         return
       }
     }
-  }
-
-  #compareTick(a: { ms: number; sub: number }, b: { ms: number; sub: number }): number {
-    return a.ms !== b.ms ? a.ms - b.ms : a.sub - b.sub
-  }
-
-  #newSnapshotId(now: number): string {
-    const last = this.#lastSnapshot
-    let next = { ms: now, sub: 0 }
-    if (this.#compareTick(next, last) <= 0) {
-      next = last.sub >= 9999 ? { ms: last.ms + 1, sub: 0 } : { ms: last.ms, sub: last.sub + 1 }
-    }
-    return snapshotIdOf(next.ms, next.sub)
   }
 
   // ---------------------------------------------------------------- lookups and checks
@@ -1095,7 +899,7 @@ export class LogDiskStore implements DiskStore {
 
   #account(name: string): AccountState {
     this.#open()
-    const a = this.#accounts.get(name)
+    const a = this.#state.accounts.get(name)
     if (a === undefined) throw new CairnError('AccountNotFound', `Cannot find storage account "${name}"`)
     return a
   }
@@ -1261,7 +1065,7 @@ export class LogDiskStore implements DiskStore {
   ) {
     this.#open()
     checkAccountName(name)
-    if (this.#accounts.has(name)) {
+    if (this.#state.accounts.has(name)) {
       throw new CairnError('AccountAlreadyExists', `Cannot create storage account "${name}": it exists`)
     }
     const redundancy = options.redundancy ?? 'LRS'
@@ -1289,7 +1093,9 @@ export class LogDiskStore implements DiskStore {
 
   listAccounts(): AccountInfo[] {
     this.#open()
-    return [...this.#accounts.values()].sort((a, b) => cmp(a.name, b.name)).map((a) => this.#accountInfo(a))
+    return [...this.#state.accounts.values()]
+      .sort((a, b) => cmp(a.name, b.name))
+      .map((a) => this.#accountInfo(a))
   }
 
   async deleteAccount(name: string): Promise<void> {
@@ -1373,7 +1179,7 @@ export class LogDiskStore implements DiskStore {
       throw new CairnError('DiskAlreadyExists', `Cannot ${what}: it exists`)
     }
     this.#check(old, options.conditions, what)
-    const id = old?.id ?? this.#nextDiskId++
+    const id = old?.id ?? this.#state.nextDiskId++
     await this.#commit({
       op: 'createDisk',
       id,
@@ -1505,7 +1311,7 @@ export class LogDiskStore implements DiskStore {
     this.#check(d, options.conditions, what)
     if (data.length === 0) return this.#result(d)
     const t = this.#now()
-    const writeId = this.#nextWriteId
+    const writeId = this.#state.nextWriteId
     const meta = Buffer.alloc(WRITE_META)
     meta.writeUInt32LE(d.id, 0)
     meta.writeUIntLE(writeId, 4, 6)
@@ -1622,7 +1428,7 @@ export class LogDiskStore implements DiskStore {
     let filled = 0
     forEachExtent(root, offset, offset + length, (s, e, writeId, at) => {
       if (s - offset > filled) out.fill(0, filled, s - offset)
-      const ok = this.#writes.resolve(writeId, at, e - s, (segment, segOffset, n, into) => {
+      const ok = this.#state.writes.resolve(writeId, at, e - s, (segment, segOffset, n, into) => {
         if (later === undefined) this.#log.read(segment, segOffset, out, s - offset + into, n)
         else {
           const p = this.#log.readLater(segment, segOffset, out, s - offset + into, n)
@@ -1757,7 +1563,7 @@ export class LogDiskStore implements DiskStore {
       options.conditions?.leaseId !== undefined,
     )
     const t = this.#now()
-    const id = this.#newSnapshotId(t)
+    const id = newSnapshotId(this.#state.lastSnapshot, t)
     const op: MetaOp = { op: 'snapshot', ids: [d.id], snapshot: id, t }
     if (options.metadata !== undefined) op.metadata = { ...options.metadata }
     await this.#commit(op)
@@ -1770,7 +1576,7 @@ export class LogDiskStore implements DiskStore {
       throw new CairnError('InvalidRequest', 'Cannot snapshot a consistency group: a disk is named twice')
     }
     const t = this.#now()
-    const id = this.#newSnapshotId(t)
+    const id = newSnapshotId(this.#state.lastSnapshot, t)
     await this.#commit({ op: 'snapshot', ids: disks.map((d) => d.id), snapshot: id, t })
     return refs.map((r) => this.getDisk(r, id))
   }
@@ -1818,7 +1624,7 @@ export class LogDiskStore implements DiskStore {
     }
     const op: MetaOp = {
       op: 'copy',
-      id: old?.id ?? this.#nextDiskId++,
+      id: old?.id ?? this.#state.nextDiskId++,
       account: target.account,
       container: target.container,
       name: target.disk,
@@ -1836,7 +1642,7 @@ export class LogDiskStore implements DiskStore {
   #allRoots(): { disk?: DiskState; snapshot?: string; root: Root }[] {
     const out: { disk?: DiskState; snapshot?: string; root: Root }[] = []
     for (const root of this.#pins) out.push({ root })
-    for (const d of this.#disks.values()) {
+    for (const d of this.#state.disks.values()) {
       out.push({ disk: d, root: d.root })
       for (const s of d.snapshots) out.push({ disk: d, snapshot: s.id, root: s.root })
     }
@@ -1947,11 +1753,11 @@ export class LogDiskStore implements DiskStore {
     this.#freedSinceCompaction = false
     this.#garbageMeasured = true
     const live = this.#liveRanges()
-    for (const w of this.#writes.ids()) if (!live.has(w)) this.#writes.delete(w)
+    for (const w of this.#state.writes.ids()) if (!live.has(w)) this.#state.writes.delete(w)
     const active = this.#log.end().segment
     const liveBySegment = new Map<number, number>()
     for (const [w, ranges] of live) {
-      for (const p of this.#writes.pieces(w) ?? []) {
+      for (const p of this.#state.writes.pieces(w) ?? []) {
         const n = overlap({ start: p.at, end: p.at + p.length }, ranges)
         liveBySegment.set(p.segment, (liveBySegment.get(p.segment) ?? 0) + n)
       }
@@ -1997,7 +1803,7 @@ export class LogDiskStore implements DiskStore {
     let sinceYield = 0
     const touched: number[] = []
     for (const [w, ranges] of live) {
-      const pieces = this.#writes.pieces(w)
+      const pieces = this.#state.writes.pieces(w)
       if (pieces === undefined || !pieces.some((p) => victims.has(p.segment))) continue
       touched.push(w)
       for (const p of [...pieces]) {
@@ -2012,7 +1818,7 @@ export class LogDiskStore implements DiskStore {
           meta.writeUIntLE(w, 0, 6)
           meta.writeUInt32LE(s, 6)
           const rec = this.#append(RecordType.relocate, meta, data, 'free', what)
-          this.#writes.relocate(w, s, e - s, rec.segment, rec.dataOffset)
+          this.#state.writes.relocate(w, s, e - s, rec.segment, rec.dataOffset)
           done += e - s
           copied += rec.end - rec.offset
           sinceYield += e - s
@@ -2031,9 +1837,9 @@ export class LogDiskStore implements DiskStore {
     }
     // What is left of a write in a victim segment is dead: forget it.
     for (const w of touched) {
-      const pieces = this.#writes.pieces(w)
+      const pieces = this.#state.writes.pieces(w)
       if (pieces !== undefined)
-        this.#writes.replace(
+        this.#state.writes.replace(
           w,
           pieces.filter((p) => !victims.has(p.segment)),
         )
@@ -2066,7 +1872,7 @@ export class LogDiskStore implements DiskStore {
     for (let at = 0; at < data.length; at += MAX_WRITE_SIZE) {
       const part = data.subarray(at, Math.min(data.length, at + MAX_WRITE_SIZE))
       const t = this.#now()
-      const writeId = this.#nextWriteId
+      const writeId = this.#state.nextWriteId
       const meta = Buffer.alloc(WRITE_META)
       meta.writeUInt32LE(disk.id, 0)
       meta.writeUIntLE(writeId, 4, 6)
@@ -2094,7 +1900,7 @@ export class LogDiskStore implements DiskStore {
     } catch (err) {
       throw new CairnError('FileNotFound', `Cannot ${what}: ${(err as Error).message}`, { cause: err })
     }
-    const id = this.#nextDiskId++
+    const id = this.#state.nextDiskId++
     try {
       // Not waited for: a crash before the publish record drops the pending disk anyway.
       this.#commitNow({
@@ -2111,7 +1917,7 @@ export class LogDiskStore implements DiskStore {
         pending: true,
         t: this.#now(),
       })
-      const disk = this.#diskById(id)
+      const disk = this.#state.diskById(id)
       const epoch = this.#epoch
       const buf = Buffer.allocUnsafe(IMPORT_BLOCK)
       const ranges = (await dataRanges(path, raw.size)) ?? [{ start: 0, end: size }]
@@ -2139,7 +1945,7 @@ export class LogDiskStore implements DiskStore {
       // One fsync makes the data and the publish record durable together.
       await this.#commit({ op: 'publishDisk', id, t: this.#now() })
     } catch (err) {
-      if (this.#disks.get(id)?.pending && !this.#closed) {
+      if (this.#state.disks.get(id)?.pending && !this.#closed) {
         await this.#commit({ op: 'deleteDisk', id, snapshots: 'include', t: this.#now() }).catch(() => {})
       }
       throw err
