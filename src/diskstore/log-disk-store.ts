@@ -11,6 +11,17 @@ import { type FileHandle, open as openFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CairnError, type ErrorCode, type Logger, silentLogger } from '../util/index.js'
 import {
+  applyClear,
+  applyMeta,
+  applyRecord,
+  applyWrite,
+  clearMeta,
+  type MetaOp,
+  metaOpMeta,
+  relocateMeta,
+  writeMeta,
+} from './_apply-record.js'
+import {
   type CheckpointData,
   listCheckpoints,
   NodeWriter,
@@ -18,16 +29,8 @@ import {
   readCheckpoint,
   writeCheckpoint,
 } from './_checkpoint.js'
-import {
-  diffTrees,
-  editTree,
-  forEachExtent,
-  forEachLeaf,
-  type Leaf,
-  type Node,
-  type Root,
-} from './_extent-tree.js'
-import { checkLease, type LeaseState, leaseInfo, leaseTransition, NO_LEASE } from './_lease.js'
+import { diffTrees, forEachExtent, forEachLeaf, type Leaf, type Node, type Root } from './_extent-tree.js'
+import { leaseInfo, leaseTransition } from './_lease.js'
 import { checkAccountName, checkContainerName, checkDiskName, refText } from './_names.js'
 import { dataRanges, forEachDataRun, rawSize } from './_raw-file.js'
 import {
@@ -40,7 +43,7 @@ import {
   SegmentLog,
   syncDir,
 } from './_segment-log.js'
-import { compareTick, newSnapshotId, parseSnapshotId } from './_snapshot-id.js'
+import { newSnapshotId } from './_snapshot-id.js'
 import { SpaceGuard } from './_space-guard.js'
 import {
   type AccountState,
@@ -49,6 +52,14 @@ import {
   StoreState,
   type Version,
 } from './_store-state.js'
+import {
+  checkDiskSize,
+  checkRange,
+  checkSequenceNumber,
+  checkWritable,
+  checkWriteConditions,
+  isPageAligned,
+} from './_write-conditions.js'
 import {
   type AccountInfo,
   type ByteRange,
@@ -65,7 +76,6 @@ import {
   type Listing,
   type ListOptions,
   type LongOperationOptions,
-  MAX_DISK_SIZE,
   MAX_WRITE_SIZE,
   PAGE_SIZE,
   type SpaceReport,
@@ -118,75 +128,12 @@ const FREEING: ReadonlySet<string> = new Set([
 const MAX_READ = 1024 ** 3
 const IMPORT_BLOCK = 4 * 1024 * 1024
 const EXPORT_BLOCK = 4 * 1024 * 1024
-const WRITE_META = 28
-const CLEAR_META = 24
-const RELOCATE_META = 16
 /** A segment is compacted when at most this share of it is still live. */
 const COMPACT_LIVE_RATIO = 0.5
-
-/** Metadata records, as stored (JSON) in META log records. */
-type MetaOp =
-  | {
-      op: 'createAccount'
-      name: string
-      region: string
-      redundancy: string
-      keys: [string, string]
-      t: number
-    }
-  | { op: 'deleteAccount'; name: string; t: number }
-  | { op: 'setAccountKey'; name: string; which: 1 | 2; key: string; t: number }
-  | { op: 'createContainer'; account: string; name: string; metadata: Record<string, string>; t: number }
-  | { op: 'setContainerMetadata'; account: string; name: string; metadata: Record<string, string>; t: number }
-  | { op: 'deleteContainer'; account: string; name: string; t: number }
-  | {
-      op: 'createDisk'
-      id: number
-      account: string
-      container: string
-      name: string
-      size: number
-      sequenceNumber: number
-      metadata: Record<string, string>
-      content: ContentProperties
-      incrementalCopy: boolean
-      /** An import in progress: invisible until publishDisk. */
-      pending?: boolean
-      t: number
-    }
-  | { op: 'publishDisk'; id: number; t: number }
-  | {
-      op: 'setDisk'
-      id: number
-      size?: number
-      sequenceNumber?: number
-      metadata?: Record<string, string>
-      content?: ContentProperties
-      copy?: CopyInfo
-      t: number
-    }
-  | { op: 'deleteDisk'; id: number; snapshots: 'none' | 'include' | 'only'; t: number }
-  | { op: 'lease'; id: number; lease: LeaseState; t: number }
-  | { op: 'snapshot'; ids: number[]; snapshot: string; metadata?: Record<string, string>; t: number }
-  | { op: 'deleteSnapshot'; id: number; snapshot: string; t: number }
-  | { op: 'promote'; id: number; snapshot: string; t: number }
-  | {
-      op: 'copy'
-      id: number
-      account: string
-      container: string
-      name: string
-      source: number
-      sourceSnapshot?: string
-      metadata?: Record<string, string>
-      t: number
-    }
 
 const iso = (ms: number) => new Date(ms).toISOString()
 
 const isStoreFull = (err: unknown): err is CairnError => err instanceof CairnError && err.code === 'StoreFull'
-
-const isPageAligned = (n: number) => Number.isSafeInteger(n) && n >= 0 && n % PAGE_SIZE === 0
 
 /** The disk store over a data log and persistent extent trees. */
 export class LogDiskStore implements DiskStore {
@@ -569,43 +516,10 @@ export class LogDiskStore implements DiskStore {
         }
         break
       }
-      this.#applyRecord(r.value)
+      applyRecord(this.#state, r.value)
       count++
     }
     this.#logger.debug('disk store replayed log', { records: count })
-  }
-
-  #applyRecord(rec: LogRecord): void {
-    const m = rec.meta
-    switch (rec.type) {
-      case RecordType.write: {
-        const diskId = m.readUInt32LE(0)
-        const writeId = m.readUIntLE(4, 6)
-        const offset = m.readUIntLE(10, 6)
-        const length = m.readUInt32LE(16)
-        const t = m.readDoubleLE(20)
-        this.#applyWrite(diskId, writeId, offset, length, t, rec.segment, rec.dataOffset)
-        return
-      }
-      case RecordType.clear: {
-        this.#applyClear(m.readUInt32LE(0), m.readUIntLE(4, 6), m.readUIntLE(10, 6), m.readDoubleLE(16))
-        return
-      }
-      case RecordType.relocate: {
-        const writeId = m.readUIntLE(0, 6)
-        const at = m.readUInt32LE(6)
-        this.#state.writes.relocate(writeId, at, rec.dataLength, rec.segment, rec.dataOffset)
-        // Should the write's own record ever be missing, its id must still never be handed out again.
-        if (writeId >= this.#state.nextWriteId) this.#state.nextWriteId = writeId + 1
-        return
-      }
-      case RecordType.meta: {
-        this.#applyMeta(JSON.parse(m.toString('utf8')) as MetaOp)
-        return
-      }
-      default:
-        throw new CairnError('StoreCorrupt', `Cannot open the disk store: unknown record type ${rec.type}`)
-    }
   }
 
   #commit(op: MetaOp): Promise<void> {
@@ -618,12 +532,12 @@ export class LogDiskStore implements DiskStore {
     const freeing = FREEING.has(op.op)
     this.#append(
       RecordType.meta,
-      Buffer.from(JSON.stringify(op), 'utf8'),
+      metaOpMeta(op),
       undefined,
       freeing ? 'free' : 'grow',
       `apply ${op.op} to the disk store`,
     )
-    this.#applyMeta(op)
+    applyMeta(this.#state, op)
     if (freeing && op.op !== 'lease') {
       this.#freedSinceCompaction = true
       if (this.#space.full || this.#space.low) this.#compactSoon()
@@ -632,262 +546,6 @@ export class LogDiskStore implements DiskStore {
 
   #now(): number {
     return this.#clock()
-  }
-
-  // ---------------------------------------------------------------- applying records
-
-  #applyWrite(
-    diskId: number,
-    writeId: number,
-    offset: number,
-    length: number,
-    t: number,
-    segment: number,
-    at: number,
-  ) {
-    const disk = this.#state.diskById(diskId)
-    this.#state.writes.add(writeId, segment, at)
-    if (writeId >= this.#state.nextWriteId) this.#state.nextWriteId = writeId + 1
-    const r = editTree(disk.root, {
-      start: offset,
-      end: offset + length,
-      writeId,
-      writeOffset: 0,
-      owner: disk.owner,
-    })
-    disk.root = r.root
-    disk.used += r.delta
-    this.#state.touch(disk, t)
-  }
-
-  #applyClear(diskId: number, offset: number, length: number, t: number): void {
-    const disk = this.#state.diskById(diskId)
-    const r = editTree(disk.root, {
-      start: offset,
-      end: offset + length,
-      writeId: -1,
-      writeOffset: 0,
-      owner: disk.owner,
-    })
-    disk.root = r.root
-    disk.used += r.delta
-    this.#state.touch(disk, t)
-  }
-
-  #applyMeta(op: MetaOp): void {
-    switch (op.op) {
-      case 'createAccount':
-        this.#state.accounts.set(op.name, {
-          name: op.name,
-          region: op.region,
-          redundancy: op.redundancy,
-          keys: op.keys,
-          createdOn: op.t,
-          containers: new Map(),
-        })
-        return
-      case 'deleteAccount': {
-        const acc = this.#state.accounts.get(op.name)
-        if (acc === undefined) return
-        for (const c of acc.containers.values())
-          for (const d of c.disks.values()) this.#state.disks.delete(d.id)
-        this.#state.accounts.delete(op.name)
-        return
-      }
-      case 'setAccountKey': {
-        const acc = this.#state.accounts.get(op.name)
-        if (acc !== undefined) acc.keys[op.which - 1] = op.key
-        return
-      }
-      case 'createContainer': {
-        const acc = this.#state.accounts.get(op.account)
-        if (acc === undefined) return
-        acc.containers.set(op.name, {
-          account: op.account,
-          name: op.name,
-          metadata: op.metadata,
-          etag: this.#state.etag(),
-          lastModified: op.t,
-          createdOn: op.t,
-          disks: new Map(),
-        })
-        return
-      }
-      case 'setContainerMetadata': {
-        const c = this.#state.accounts.get(op.account)?.containers.get(op.name)
-        if (c === undefined) return
-        c.metadata = op.metadata
-        this.#state.touch(c, op.t)
-        return
-      }
-      case 'deleteContainer': {
-        const acc = this.#state.accounts.get(op.account)
-        const c = acc?.containers.get(op.name)
-        if (acc === undefined || c === undefined) return
-        for (const d of c.disks.values()) this.#state.disks.delete(d.id)
-        acc.containers.delete(op.name)
-        return
-      }
-      case 'createDisk': {
-        const c = this.#state.accounts.get(op.account)?.containers.get(op.container)
-        if (c === undefined)
-          throw new CairnError('StoreCorrupt', `Cannot apply createDisk: no container ${op.container}`)
-        const old = op.pending ? undefined : c.disks.get(op.name)
-        const disk: DiskState = {
-          id: op.id,
-          account: op.account,
-          container: op.container,
-          name: op.name,
-          root: undefined,
-          used: 0,
-          size: op.size,
-          sequenceNumber: op.sequenceNumber,
-          metadata: op.metadata,
-          content: op.content,
-          etag: this.#state.etag(),
-          lastModified: op.t,
-          createdOn: old?.createdOn ?? op.t,
-          owner: this.#state.nextOwner++,
-          lease: old?.lease ?? NO_LEASE,
-          snapshots: old?.snapshots ?? [],
-          incrementalCopy: op.incrementalCopy,
-        }
-        if (old !== undefined && old.id !== op.id) this.#state.disks.delete(old.id)
-        if (op.pending) disk.pending = true
-        else c.disks.set(op.name, disk)
-        this.#state.disks.set(op.id, disk)
-        if (op.id >= this.#state.nextDiskId) this.#state.nextDiskId = op.id + 1
-        return
-      }
-      case 'publishDisk': {
-        const d = this.#state.diskById(op.id)
-        const c = this.#state.accounts.get(d.account)?.containers.get(d.container)
-        if (c === undefined)
-          throw new CairnError('StoreCorrupt', `Cannot apply publishDisk: no container ${d.container}`)
-        delete d.pending
-        c.disks.set(d.name, d)
-        this.#state.touch(d, op.t)
-        return
-      }
-      case 'setDisk': {
-        const d = this.#state.diskById(op.id)
-        if (op.size !== undefined) {
-          if (op.size < d.size) {
-            const r = editTree(d.root, {
-              start: op.size,
-              end: d.size,
-              writeId: -1,
-              writeOffset: 0,
-              owner: d.owner,
-            })
-            d.root = r.root
-            d.used += r.delta
-          }
-          d.size = op.size
-        }
-        if (op.sequenceNumber !== undefined) d.sequenceNumber = op.sequenceNumber
-        if (op.metadata !== undefined) d.metadata = op.metadata
-        if (op.content !== undefined) d.content = op.content
-        if (op.copy !== undefined) d.copy = op.copy
-        this.#state.touch(d, op.t)
-        return
-      }
-      case 'deleteDisk': {
-        const d = this.#state.diskById(op.id)
-        if (op.snapshots === 'only') {
-          d.snapshots = []
-          return
-        }
-        const c = this.#state.accounts.get(d.account)?.containers.get(d.container)
-        if (c?.disks.get(d.name) === d) c.disks.delete(d.name)
-        this.#state.disks.delete(d.id)
-        return
-      }
-      case 'lease': {
-        const d = this.#state.diskById(op.id)
-        d.lease = op.lease
-        return
-      }
-      case 'snapshot': {
-        const parsed = parseSnapshotId(op.snapshot)
-        if (parsed !== undefined && compareTick(parsed, this.#state.lastSnapshot) > 0)
-          this.#state.lastSnapshot = parsed
-        for (const id of op.ids) {
-          const d = this.#state.diskById(id)
-          d.snapshots.push({
-            id: op.snapshot,
-            root: d.root,
-            used: d.used,
-            size: d.size,
-            sequenceNumber: d.sequenceNumber,
-            metadata: op.metadata ?? { ...d.metadata },
-            content: { ...d.content },
-            etag: d.etag,
-            lastModified: d.lastModified,
-            createdOn: op.t,
-          })
-          d.owner = this.#state.nextOwner++
-        }
-        return
-      }
-      case 'deleteSnapshot': {
-        const d = this.#state.diskById(op.id)
-        d.snapshots = d.snapshots.filter((s) => s.id !== op.snapshot)
-        return
-      }
-      case 'promote': {
-        const d = this.#state.diskById(op.id)
-        const s = d.snapshots.find((x) => x.id === op.snapshot)
-        if (s === undefined)
-          throw new CairnError('StoreCorrupt', `Cannot apply promote: no snapshot ${op.snapshot}`)
-        d.root = s.root
-        d.used = s.used
-        d.size = s.size
-        d.metadata = { ...s.metadata }
-        d.owner = this.#state.nextOwner++
-        this.#state.touch(d, op.t)
-        return
-      }
-      case 'copy': {
-        const src = this.#state.diskById(op.source)
-        const from: Version =
-          op.sourceSnapshot === undefined
-            ? src
-            : (src.snapshots.find((x) => x.id === op.sourceSnapshot) ??
-              (() => {
-                throw new CairnError('StoreCorrupt', `Cannot apply copy: no snapshot ${op.sourceSnapshot}`)
-              })())
-        if (op.sourceSnapshot === undefined) src.owner = this.#state.nextOwner++
-        const c = this.#state.accounts.get(op.account)?.containers.get(op.container)
-        if (c === undefined)
-          throw new CairnError('StoreCorrupt', `Cannot apply copy: no container ${op.container}`)
-        const old = c.disks.get(op.name)
-        const disk: DiskState = {
-          id: op.id,
-          account: op.account,
-          container: op.container,
-          name: op.name,
-          root: from.root,
-          used: from.used,
-          size: from.size,
-          sequenceNumber: from.sequenceNumber,
-          metadata: op.metadata ?? { ...from.metadata },
-          content: { ...from.content },
-          etag: this.#state.etag(),
-          lastModified: op.t,
-          createdOn: old?.createdOn ?? op.t,
-          owner: this.#state.nextOwner++,
-          lease: old?.lease ?? NO_LEASE,
-          snapshots: old?.snapshots ?? [],
-          incrementalCopy: false,
-        }
-        if (old !== undefined && old.id !== op.id) this.#state.disks.delete(old.id)
-        c.disks.set(op.name, disk)
-        this.#state.disks.set(op.id, disk)
-        if (op.id >= this.#state.nextDiskId) this.#state.nextDiskId = op.id + 1
-        return
-      }
-    }
   }
 
   // ---------------------------------------------------------------- lookups and checks
@@ -932,69 +590,7 @@ export class LogDiskStore implements DiskStore {
 
   /** Throws unless the conditions hold for a mutation of `disk` (`what` completes "Cannot …"). */
   #check(disk: DiskState | undefined, c: WriteConditions | undefined, what: string, lease = true): void {
-    const now = this.#now()
-    if (disk !== undefined && lease) checkLease(disk.lease, now, c?.leaseId, what)
-    if (c === undefined) return
-    const fail = (why: string) => new CairnError('ConditionNotMet', `Cannot ${what}: ${why}`)
-    if (c.ifMatch !== undefined && c.ifMatch !== '*' && c.ifMatch !== disk?.etag) {
-      throw fail(`the disk's etag is not ${c.ifMatch}`)
-    }
-    if (c.ifMatch === '*' && disk === undefined) throw fail('the disk does not exist')
-    if (
-      c.ifNoneMatch !== undefined &&
-      disk !== undefined &&
-      (c.ifNoneMatch === '*' || c.ifNoneMatch === disk.etag)
-    ) {
-      throw fail(`the disk's etag matches ${c.ifNoneMatch}`)
-    }
-    if (disk !== undefined) {
-      const modified = Math.floor(disk.lastModified / 1000) * 1000
-      if (c.ifModifiedSince !== undefined && !(modified > c.ifModifiedSince.getTime())) {
-        throw fail(`the disk was not modified since ${c.ifModifiedSince.toISOString()}`)
-      }
-      if (c.ifUnmodifiedSince !== undefined && modified > c.ifUnmodifiedSince.getTime()) {
-        throw fail(`the disk was modified since ${c.ifUnmodifiedSince.toISOString()}`)
-      }
-      const seq = disk.sequenceNumber
-      const seqFail = (why: string) =>
-        new CairnError(
-          'SequenceNumberConditionNotMet',
-          `Cannot ${what}: the sequence number ${seq} is not ${why}`,
-        )
-      if (c.ifSequenceNumberLessThanOrEqual !== undefined && !(seq <= c.ifSequenceNumberLessThanOrEqual)) {
-        throw seqFail(`at most ${c.ifSequenceNumberLessThanOrEqual}`)
-      }
-      if (c.ifSequenceNumberLessThan !== undefined && !(seq < c.ifSequenceNumberLessThan)) {
-        throw seqFail(`less than ${c.ifSequenceNumberLessThan}`)
-      }
-      if (c.ifSequenceNumberEqual !== undefined && seq !== c.ifSequenceNumberEqual) {
-        throw seqFail(`${c.ifSequenceNumberEqual}`)
-      }
-    }
-  }
-
-  #checkRange(disk: DiskState, offset: number, length: number, what: string): void {
-    if (!isPageAligned(offset) || !isPageAligned(length)) {
-      throw new CairnError(
-        'RangeNotAligned',
-        `Cannot ${what}: offset ${offset} and length ${length} must be multiples of ${PAGE_SIZE}`,
-      )
-    }
-    if (offset + length > disk.size) {
-      throw new CairnError(
-        'RangeOutOfBounds',
-        `Cannot ${what}: bytes ${offset}..${offset + length} reach past the disk's end at ${disk.size}`,
-      )
-    }
-  }
-
-  #checkWritable(disk: DiskState, what: string): void {
-    if (disk.incrementalCopy) {
-      throw new CairnError(
-        'DiskIsReadOnly',
-        `Cannot ${what}: the disk is an incremental copy and is read-only`,
-      )
-    }
+    checkWriteConditions(disk, c, what, { now: this.#now(), lease })
   }
 
   #result(disk: DiskState): WriteResult {
@@ -1225,7 +821,7 @@ export class LogDiskStore implements DiskStore {
     const d = this.#disk(ref)
     const what = `resize disk "${refText(ref)}"`
     checkDiskSize(size, what)
-    this.#checkWritable(d, what)
+    checkWritable(d, what)
     this.#check(d, conditions, what)
     await this.#commit({ op: 'setDisk', id: d.id, size, t: this.#now() })
     return this.#result(d)
@@ -1306,22 +902,17 @@ export class LogDiskStore implements DiskStore {
     if (data.length > MAX_WRITE_SIZE) {
       throw new CairnError('WriteTooLarge', `Cannot ${what}: a single write is limited to 4 MiB`)
     }
-    this.#checkRange(d, offset, data.length, what)
-    this.#checkWritable(d, what)
+    checkRange(d, offset, data.length, what)
+    checkWritable(d, what)
     this.#check(d, options.conditions, what)
     if (data.length === 0) return this.#result(d)
     const t = this.#now()
     const writeId = this.#state.nextWriteId
-    const meta = Buffer.alloc(WRITE_META)
-    meta.writeUInt32LE(d.id, 0)
-    meta.writeUIntLE(writeId, 4, 6)
-    meta.writeUIntLE(offset, 10, 6)
-    meta.writeUInt32LE(data.length, 16)
-    meta.writeDoubleLE(t, 20)
+    const meta = writeMeta(d.id, writeId, offset, data.length, t)
     // The bytes are written off the event loop; the caller's buffer is held until then. A write that
     // must be durable before its answer goes to the device directly: the cache would not save it a wait.
     const rec = this.#appendInBackground(meta, data, options.durable !== false, what)
-    this.#applyWrite(d.id, writeId, offset, data.length, t, rec.segment, rec.dataOffset)
+    applyWrite(this.#state, d.id, writeId, offset, data.length, t, rec.segment, rec.dataOffset)
     const result = this.#result(d)
     if (options.durable !== false) await this.#durable()
     else await this.#written(rec)
@@ -1336,19 +927,15 @@ export class LogDiskStore implements DiskStore {
   ): Promise<WriteResult> {
     const d = this.#disk(ref)
     const what = `clear ${length} bytes at ${offset} of disk "${refText(ref)}"`
-    this.#checkRange(d, offset, length, what)
-    this.#checkWritable(d, what)
+    checkRange(d, offset, length, what)
+    checkWritable(d, what)
     this.#check(d, options.conditions, what)
     if (length === 0) return this.#result(d)
     const t = this.#now()
-    const meta = Buffer.alloc(CLEAR_META)
-    meta.writeUInt32LE(d.id, 0)
-    meta.writeUIntLE(offset, 4, 6)
-    meta.writeUIntLE(length, 10, 6)
-    meta.writeDoubleLE(t, 16)
+    const meta = clearMeta(d.id, offset, length, t)
     // A clear frees space (TRIM): it may take the reserve.
     this.#append(RecordType.clear, meta, undefined, 'free', what)
-    this.#applyClear(d.id, offset, length, t)
+    applyClear(this.#state, d.id, offset, length, t)
     this.#freedSinceCompaction = true
     const result = this.#result(d)
     if (options.durable !== false) await this.#durable()
@@ -1596,7 +1183,7 @@ export class LogDiskStore implements DiskStore {
     const d = this.#disk(ref)
     this.#version(d, snapshot)
     const what = `promote snapshot ${snapshot} of disk "${refText(ref)}"`
-    this.#checkWritable(d, what)
+    checkWritable(d, what)
     this.#check(d, conditions, what)
     await this.#commit({ op: 'promote', id: d.id, snapshot, t: this.#now() })
     return this.#result(d)
@@ -1619,7 +1206,7 @@ export class LogDiskStore implements DiskStore {
       throw new CairnError('InvalidRequest', `Cannot ${what}: a disk cannot be copied onto itself`)
     }
     if (old !== undefined) {
-      this.#checkWritable(old, what)
+      checkWritable(old, what)
       this.#check(old, options.conditions, what)
     }
     const op: MetaOp = {
@@ -1814,9 +1401,7 @@ export class LogDiskStore implements DiskStore {
           if (s >= e) continue
           const data = Buffer.allocUnsafe(e - s)
           this.#log.read(p.segment, p.offset + (s - p.at), data, 0, e - s)
-          const meta = Buffer.alloc(RELOCATE_META)
-          meta.writeUIntLE(w, 0, 6)
-          meta.writeUInt32LE(s, 6)
+          const meta = relocateMeta(w, s)
           const rec = this.#append(RecordType.relocate, meta, data, 'free', what)
           this.#state.writes.relocate(w, s, e - s, rec.segment, rec.dataOffset)
           done += e - s
@@ -1873,14 +1458,9 @@ export class LogDiskStore implements DiskStore {
       const part = data.subarray(at, Math.min(data.length, at + MAX_WRITE_SIZE))
       const t = this.#now()
       const writeId = this.#state.nextWriteId
-      const meta = Buffer.alloc(WRITE_META)
-      meta.writeUInt32LE(disk.id, 0)
-      meta.writeUIntLE(writeId, 4, 6)
-      meta.writeUIntLE(offset + at, 10, 6)
-      meta.writeUInt32LE(part.length, 16)
-      meta.writeDoubleLE(t, 20)
+      const meta = writeMeta(disk.id, writeId, offset + at, part.length, t)
       const rec = this.#append(RecordType.write, meta, part, 'grow', 'import into the disk store')
-      this.#applyWrite(disk.id, writeId, offset + at, part.length, t, rec.segment, rec.dataOffset)
+      applyWrite(this.#state, disk.id, writeId, offset + at, part.length, t, rec.segment, rec.dataOffset)
     }
   }
 
@@ -2055,21 +1635,6 @@ const REDUNDANCY = ['LRS', 'ZRS', 'GRS', 'RA-GRS', 'GZRS', 'RA-GZRS']
 const newKey = () => randomBytes(64).toString('base64')
 
 const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0)
-
-function checkDiskSize(size: number, what: string): void {
-  if (!Number.isSafeInteger(size) || size < 0 || size % PAGE_SIZE !== 0 || size > MAX_DISK_SIZE) {
-    throw new CairnError(
-      'InvalidDiskSize',
-      `Cannot ${what}: the size ${size} is not a multiple of ${PAGE_SIZE} bytes up to 8 TiB`,
-    )
-  }
-}
-
-function checkSequenceNumber(n: number, what: string): void {
-  if (!Number.isSafeInteger(n) || n < 0) {
-    throw new CairnError('InvalidRequest', `Cannot ${what}: a sequence number is a whole number from 0`)
-  }
-}
 
 /** One page of a sorted listing by name, with the name of the next item as marker. */
 function page<T, U>(all: T[], key: (t: T) => string, options: ListOptions, map: (t: T) => U): Listing<U> {
