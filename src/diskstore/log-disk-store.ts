@@ -29,8 +29,9 @@ import {
   readCheckpoint,
   writeCheckpoint,
 } from './_checkpoint.js'
-import { diffTrees, forEachExtent, forEachLeaf, type Leaf, type Node, type Root } from './_extent-tree.js'
+import { diffTrees, forEachExtent, type Root } from './_extent-tree.js'
 import { leaseInfo, leaseTransition } from './_lease.js'
+import { allRoots, exclusiveBytes, liveRanges, overlap, type RootRef } from './_live-ranges.js'
 import { checkAccountName, checkContainerName, checkDiskName, refText } from './_names.js'
 import { dataRanges, forEachDataRun, rawSize } from './_raw-file.js'
 import {
@@ -1226,53 +1227,14 @@ export class LogDiskStore implements DiskStore {
 
   // ---------------------------------------------------------------- space
 
-  #allRoots(): { disk?: DiskState; snapshot?: string; root: Root }[] {
-    const out: { disk?: DiskState; snapshot?: string; root: Root }[] = []
-    for (const root of this.#pins) out.push({ root })
-    for (const d of this.#state.disks.values()) {
-      out.push({ disk: d, root: d.root })
-      for (const s of d.snapshots) out.push({ disk: d, snapshot: s.id, root: s.root })
-    }
-    return out
-  }
-
   space(ref: DiskRef, snapshot?: string): SpaceReport {
     const d = this.#disk(ref)
     const v = this.#version(d, snapshot)
-    // Bytes of each write this root sees, then remove what any other root sees too.
-    const mine = new Map<number, ByteRange[]>()
-    forEachLeaf(v.root, new Set(), (leaf) => {
-      for (let i = 0; i < leaf.length; i += 4) {
-        const w = leaf[i + 2]!
-        const at = leaf[i + 3]!
-        const list = mine.get(w) ?? []
-        list.push({ start: at, end: at + leaf[i + 1]! - leaf[i]! })
-        mine.set(w, list)
-      }
-    })
-    const others = new Map<number, ByteRange[]>()
-    const seen = new Set<Node>()
-    // Leaves of this root reached from another root are shared wholesale.
-    for (const r of this.#allRoots()) {
-      if (r.disk === d && r.snapshot === snapshot) continue
-      if (r.root === v.root) return this.#spaceReport(d, v, snapshot, 0)
-      forEachLeaf(r.root, seen, (leaf: Leaf) => {
-        for (let i = 0; i < leaf.length; i += 4) {
-          const w = leaf[i + 2]!
-          if (!mine.has(w)) continue
-          const at = leaf[i + 3]!
-          const list = others.get(w) ?? []
-          list.push({ start: at, end: at + leaf[i + 1]! - leaf[i]! })
-          others.set(w, list)
-        }
-      })
-    }
-    let exclusive = 0
-    for (const [w, ranges] of mine) {
-      const shared = merge(others.get(w) ?? [])
-      for (const r of merge(ranges)) exclusive += r.end - r.start - overlap(r, shared)
-    }
-    return this.#spaceReport(d, v, snapshot, exclusive)
+    return this.#spaceReport(d, v, snapshot, exclusiveBytes(this.#allRoots(), d, v, snapshot))
+  }
+
+  #allRoots(): RootRef[] {
+    return allRoots(this.#state, this.#pins)
   }
 
   #spaceReport(d: DiskState, v: Version, snapshot: string | undefined, exclusive: number): SpaceReport {
@@ -1290,32 +1252,10 @@ export class LogDiskStore implements DiskStore {
     const segments = this.#log.segments()
     let segmentBytes = 0
     for (const n of segments) segmentBytes += this.#log.segmentBytes(n)
-    const live = this.#liveRanges()
+    const live = liveRanges(this.#allRoots())
     let liveBytes = 0
     for (const ranges of live.values()) for (const r of ranges) liveBytes += r.end - r.start
     return { segmentBytes, liveBytes, segments: segments.length }
-  }
-
-  /** For every write some root can see, the merged byte ranges (offsets in the write) still visible. */
-  #liveRanges(): Map<number, ByteRange[]> {
-    const raw = new Map<number, ByteRange[]>()
-    const seen = new Set<Node>()
-    for (const r of this.#allRoots()) {
-      forEachLeaf(r.root, seen, (leaf) => {
-        for (let i = 0; i < leaf.length; i += 4) {
-          const w = leaf[i + 2]!
-          const at = leaf[i + 3]!
-          let list = raw.get(w)
-          if (list === undefined) {
-            list = []
-            raw.set(w, list)
-          }
-          list.push({ start: at, end: at + leaf[i + 1]! - leaf[i]! })
-        }
-      })
-    }
-    for (const [w, list] of raw) raw.set(w, merge(list))
-    return raw
   }
 
   async compact(options: LongOperationOptions = {}): Promise<{ reclaimedBytes: number }> {
@@ -1339,7 +1279,7 @@ export class LogDiskStore implements DiskStore {
     this.#appendedSinceCompaction = 0
     this.#freedSinceCompaction = false
     this.#garbageMeasured = true
-    const live = this.#liveRanges()
+    const live = liveRanges(this.#allRoots())
     for (const w of this.#state.writes.ids()) if (!live.has(w)) this.#state.writes.delete(w)
     const active = this.#log.end().segment
     const liveBySegment = new Map<number, number>()
@@ -1646,28 +1586,4 @@ function page<T, U>(all: T[], key: (t: T) => string, options: ListOptions, map: 
     return { items: items.slice(0, max).map(map), nextMarker: key(items[max]!) }
   }
   return { items: items.map(map) }
-}
-
-/** Sorts and merges overlapping or adjacent ranges. */
-function merge(list: ByteRange[]): ByteRange[] {
-  if (list.length <= 1) return list
-  list.sort((a, b) => a.start - b.start)
-  const out: ByteRange[] = [{ ...list[0]! }]
-  for (let i = 1; i < list.length; i++) {
-    const r = list[i]!
-    const last = out[out.length - 1]!
-    if (r.start <= last.end) last.end = Math.max(last.end, r.end)
-    else out.push({ ...r })
-  }
-  return out
-}
-
-/** Bytes of `r` covered by the sorted, merged `list`. */
-function overlap(r: ByteRange, list: ByteRange[]): number {
-  let n = 0
-  for (const x of list) {
-    if (x.start >= r.end) break
-    n += Math.max(0, Math.min(r.end, x.end) - Math.max(r.start, x.start))
-  }
-  return n
 }
