@@ -18,7 +18,6 @@ import {
   clearMeta,
   type MetaOp,
   metaOpMeta,
-  relocateMeta,
   writeMeta,
 } from './_apply-record.js'
 import {
@@ -29,9 +28,10 @@ import {
   readCheckpoint,
   writeCheckpoint,
 } from './_checkpoint.js'
+import { type CompactionHost, compactLog, type Room } from './_compact-log.js'
 import { diffTrees, forEachExtent, type Root } from './_extent-tree.js'
 import { leaseInfo, leaseTransition } from './_lease.js'
-import { allRoots, exclusiveBytes, liveRanges, overlap, type RootRef } from './_live-ranges.js'
+import { allRoots, exclusiveBytes, liveRanges, type RootRef } from './_live-ranges.js'
 import { checkAccountName, checkContainerName, checkDiskName, refText } from './_names.js'
 import { dataRanges, forEachDataRun, rawSize } from './_raw-file.js'
 import {
@@ -42,7 +42,6 @@ import {
   RecordType,
   SEGMENT_HEADER_SIZE,
   SegmentLog,
-  syncDir,
 } from './_segment-log.js'
 import { newSnapshotId } from './_snapshot-id.js'
 import { SpaceGuard } from './_space-guard.js'
@@ -114,9 +113,6 @@ export interface LogDiskStoreOptions {
   lowSpaceBytes?: number
 }
 
-/** Whether an append grows the store (refused when full) or frees space (may take the reserve). */
-type Room = 'grow' | 'free'
-
 /** Metadata records that free space (or are needed to: breaking a lease before a delete). */
 const FREEING: ReadonlySet<string> = new Set([
   'deleteDisk',
@@ -129,8 +125,6 @@ const FREEING: ReadonlySet<string> = new Set([
 const MAX_READ = 1024 ** 3
 const IMPORT_BLOCK = 4 * 1024 * 1024
 const EXPORT_BLOCK = 4 * 1024 * 1024
-/** A segment is compacted when at most this share of it is still live. */
-const COMPACT_LIVE_RATIO = 0.5
 
 const iso = (ms: number) => new Date(ms).toISOString()
 
@@ -1266,130 +1260,35 @@ export class LogDiskStore implements DiskStore {
     return this.#compacting
   }
 
-  /**
-   * Copies the live data of mostly dead segments to the head of the log (RELOCATE records), writes a
-   * checkpoint, then removes those segments. Yields to the event loop every few MiB; writes made
-   * meanwhile go to newer segments and cannot make dead data live again.
-   */
   async #compactNow(options: LongOperationOptions, auto: boolean): Promise<{ reclaimedBytes: number }> {
-    const { signal, onProgress } = options
-    const started = performance.now()
-    const epoch = this.#epoch
-    const what = 'compact the disk store'
     this.#appendedSinceCompaction = 0
     this.#freedSinceCompaction = false
     this.#garbageMeasured = true
-    const live = liveRanges(this.#allRoots())
-    for (const w of this.#state.writes.ids()) if (!live.has(w)) this.#state.writes.delete(w)
-    const active = this.#log.end().segment
-    const liveBySegment = new Map<number, number>()
-    for (const [w, ranges] of live) {
-      for (const p of this.#state.writes.pieces(w) ?? []) {
-        const n = overlap({ start: p.at, end: p.at + p.length }, ranges)
-        liveBySegment.set(p.segment, (liveBySegment.get(p.segment) ?? 0) + n)
-      }
+    return compactLog(this.#compactionHost(), options, auto)
+  }
+
+  /** What compaction may see and do of the store. */
+  #compactionHost(): CompactionHost {
+    const store = this
+    return {
+      dir: this.#dir,
+      log: this.#log,
+      writes: this.#state.writes,
+      space: this.#space,
+      logger: this.#logger,
+      segmentSize: this.#segmentSize,
+      get lastCheckpointBytes() {
+        return store.#lastCheckpointBytes
+      },
+      get epoch() {
+        return store.#epoch
+      },
+      liveRanges: () => liveRanges(this.#allRoots()),
+      append: (type, meta, data, room, what) => this.#append(type, meta, data, room, what),
+      durable: () => this.#durable(),
+      sameEpoch: (epoch, what) => this.#sameEpoch(epoch, what),
+      checkpoint: () => this.#checkpoint(),
     }
-    const short = this.#space.full || this.#space.low
-    // Short of space, the active segment counts too (rolled below before anything is copied): on a
-    // small disk it may be the only one.
-    let candidates = this.#log
-      .segments()
-      .filter(
-        (n) =>
-          (n !== active || short) &&
-          (liveBySegment.get(n) ?? 0) <= this.#log.segmentBytes(n) * COMPACT_LIVE_RATIO,
-      )
-    if (short) {
-      // Short of space: the emptiest segments first, only as many as the free space (and the reserve)
-      // can take the live data of; a segment with nothing live costs nothing to drop.
-      const h = this.#space.health()
-      let budget = h.freeBytes + h.reserveBytes - 2 * this.#lastCheckpointBytes - 2 * 1024 * 1024
-      candidates.sort((a, b) => (liveBySegment.get(a) ?? 0) - (liveBySegment.get(b) ?? 0))
-      candidates = candidates.filter((n) => {
-        const need = (liveBySegment.get(n) ?? 0) * 1.01
-        if (need > budget) return false
-        budget -= need
-        return true
-      })
-    }
-    let garbage = 0
-    for (const n of candidates) garbage += this.#log.segmentBytes(n) - (liveBySegment.get(n) ?? 0)
-    // Automatic runs wait until the garbage is worth a copy (any amount when space is short).
-    if (auto && !short && garbage < this.#segmentSize / 4) return { reclaimedBytes: 0 }
-    const victims = new Set(candidates)
-    if (victims.size === 0) return { reclaimedBytes: 0 }
-    let total = 0
-    for (const n of victims) total += liveBySegment.get(n) ?? 0
-    this.#space.makeRoom(64 * 1024)
-    this.#log.rollNow()
-    // An active segment with nothing but its header is not rolled: it stays, as the one appends go to.
-    victims.delete(this.#log.end().segment)
-    if (victims.size === 0) return { reclaimedBytes: 0 }
-    let done = 0
-    let copied = 0
-    let sinceYield = 0
-    const touched: number[] = []
-    for (const [w, ranges] of live) {
-      const pieces = this.#state.writes.pieces(w)
-      if (pieces === undefined || !pieces.some((p) => victims.has(p.segment))) continue
-      touched.push(w)
-      for (const p of [...pieces]) {
-        if (!victims.has(p.segment)) continue
-        for (const r of ranges) {
-          const s = Math.max(r.start, p.at)
-          const e = Math.min(r.end, p.at + p.length)
-          if (s >= e) continue
-          const data = Buffer.allocUnsafe(e - s)
-          this.#log.read(p.segment, p.offset + (s - p.at), data, 0, e - s)
-          const meta = relocateMeta(w, s)
-          const rec = this.#append(RecordType.relocate, meta, data, 'free', what)
-          this.#state.writes.relocate(w, s, e - s, rec.segment, rec.dataOffset)
-          done += e - s
-          copied += rec.end - rec.offset
-          sinceYield += e - s
-        }
-      }
-      if (sinceYield >= 8 * 1024 * 1024) {
-        sinceYield = 0
-        onProgress?.({ bytesDone: done, bytesTotal: total })
-        await new Promise((r) => setImmediate(r))
-        if (signal?.aborted) {
-          throw new CairnError('Cancelled', 'Cannot finish compacting the disk store: it was cancelled')
-        }
-        // A reload after a failed append may have made data live again that this plan calls dead.
-        this.#sameEpoch(epoch, what)
-      }
-    }
-    // What is left of a write in a victim segment is dead: forget it.
-    for (const w of touched) {
-      const pieces = this.#state.writes.pieces(w)
-      if (pieces !== undefined)
-        this.#state.writes.replace(
-          w,
-          pieces.filter((p) => !victims.has(p.segment)),
-        )
-    }
-    // Relocated data goes to disk off the event loop; the checkpoint's own fsync then has little left.
-    await this.#durable()
-    this.#sameEpoch(epoch, what)
-    this.#checkpoint()
-    let removed = 0
-    for (const n of victims) {
-      removed += this.#log.segmentBytes(n)
-      this.#log.removeSegment(n)
-    }
-    // Not needed for correctness (a removed segment that came back after a power cut lies before the
-    // checkpoint's start and nothing refers to it), but the space is then reclaimed for good.
-    syncDir(this.#dir)
-    onProgress?.({ bytesDone: done, bytesTotal: total })
-    const reclaimedBytes = Math.max(0, removed - copied)
-    this.#logger.info('disk store compacted', {
-      segments: victims.size,
-      relocatedBytes: done,
-      reclaimedBytes,
-      ms: Math.round(performance.now() - started),
-    })
-    return { reclaimedBytes }
   }
 
   /** Appends and applies one write, without waiting for durability (import). */
