@@ -6,8 +6,7 @@
 // checkpoint rebuilds the same state, because applying a record uses only what the record holds.
 
 import { randomBytes } from 'node:crypto'
-import { constants, mkdirSync, rmSync, statSync } from 'node:fs'
-import { type FileHandle, open as openFile } from 'node:fs/promises'
+import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { CairnError, type ErrorCode, type Logger, silentLogger } from '../util/index.js'
 import {
@@ -29,11 +28,12 @@ import {
   writeCheckpoint,
 } from './_checkpoint.js'
 import { type CompactionHost, compactLog, type Room } from './_compact-log.js'
+import { type ExportHost, exportFile } from './_export-file.js'
 import { diffTrees, forEachExtent, type Root } from './_extent-tree.js'
+import { type ImportHost, importFile } from './_import-file.js'
 import { leaseInfo, leaseTransition } from './_lease.js'
 import { allRoots, exclusiveBytes, liveRanges, type RootRef } from './_live-ranges.js'
 import { checkAccountName, checkContainerName, checkDiskName, refText } from './_names.js'
-import { dataRanges, forEachDataRun, rawSize } from './_raw-file.js'
 import {
   type BackgroundRecord,
   type LogPosition,
@@ -123,8 +123,6 @@ const FREEING: ReadonlySet<string> = new Set([
 ])
 
 const MAX_READ = 1024 ** 3
-const IMPORT_BLOCK = 4 * 1024 * 1024
-const EXPORT_BLOCK = 4 * 1024 * 1024
 
 const iso = (ms: number) => new Date(ms).toISOString()
 
@@ -1291,155 +1289,41 @@ export class LogDiskStore implements DiskStore {
     }
   }
 
-  /** Appends and applies one write, without waiting for durability (import). */
-  #writeNow(disk: DiskState, offset: number, data: Uint8Array): void {
-    for (let at = 0; at < data.length; at += MAX_WRITE_SIZE) {
-      const part = data.subarray(at, Math.min(data.length, at + MAX_WRITE_SIZE))
-      const t = this.#now()
-      const writeId = this.#state.nextWriteId
-      const meta = writeMeta(disk.id, writeId, offset + at, part.length, t)
-      const rec = this.#append(RecordType.write, meta, part, 'grow', 'import into the disk store')
-      applyWrite(this.#state, disk.id, writeId, offset + at, part.length, t, rec.segment, rec.dataOffset)
-    }
+  importFile(path: string, ref: DiskRef, options: LongOperationOptions = {}): Promise<DiskInfo> {
+    return importFile(this.#transferHost(), path, ref, options)
   }
 
-  async importFile(path: string, ref: DiskRef, options: LongOperationOptions = {}): Promise<DiskInfo> {
-    const { signal, onProgress } = options
-    const what = `import "${path}" into disk "${refText(ref)}"`
-    const c = this.#container(ref.account, ref.container)
-    checkDiskName(ref.disk)
-    if (c.disks.has(ref.disk)) throw new CairnError('DiskAlreadyExists', `Cannot ${what}: the disk exists`)
-    const raw = rawSize(path)
-    const size = Math.ceil(raw.size / PAGE_SIZE) * PAGE_SIZE
-    checkDiskSize(size, what)
-    let fh: FileHandle
-    try {
-      // Never through a link in the last component, never waiting on a FIFO (docs/security.md).
-      fh = await openFile(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
-    } catch (err) {
-      throw new CairnError('FileNotFound', `Cannot ${what}: ${(err as Error).message}`, { cause: err })
-    }
-    const id = this.#state.nextDiskId++
-    try {
-      // Not waited for: a crash before the publish record drops the pending disk anyway.
-      this.#commitNow({
-        op: 'createDisk',
-        id,
-        account: ref.account,
-        container: ref.container,
-        name: ref.disk,
-        size,
-        sequenceNumber: 0,
-        metadata: {},
-        content: {},
-        incrementalCopy: false,
-        pending: true,
-        t: this.#now(),
-      })
-      const disk = this.#state.diskById(id)
-      const epoch = this.#epoch
-      const buf = Buffer.allocUnsafe(IMPORT_BLOCK)
-      const ranges = (await dataRanges(path, raw.size)) ?? [{ start: 0, end: size }]
-      for (const range of ranges) {
-        for (let pos = range.start; pos < range.end; pos += IMPORT_BLOCK) {
-          if (signal?.aborted) throw new CairnError('Cancelled', `Cannot ${what}: it was cancelled`)
-          const want = Math.min(IMPORT_BLOCK, range.end - pos)
-          let got = 0
-          while (got < want) {
-            const { bytesRead } = await fh.read(buf, got, want - got, pos + got)
-            if (bytesRead === 0) break
-            got += bytesRead
-          }
-          if (got < want) buf.fill(0, got, want)
-          this.#open()
-          this.#sameEpoch(epoch, what)
-          forEachDataRun(buf, want, (s, e) => this.#writeNow(disk, pos + s, buf.subarray(s, e)))
-          onProgress?.({ bytesDone: pos + want, bytesTotal: size })
-        }
-      }
-      onProgress?.({ bytesDone: size, bytesTotal: size })
-      const target = this.#container(ref.account, ref.container)
-      if (target.disks.has(ref.disk))
-        throw new CairnError('DiskAlreadyExists', `Cannot ${what}: the disk was created meanwhile`)
-      // One fsync makes the data and the publish record durable together.
-      await this.#commit({ op: 'publishDisk', id, t: this.#now() })
-    } catch (err) {
-      if (this.#state.disks.get(id)?.pending && !this.#closed) {
-        await this.#commit({ op: 'deleteDisk', id, snapshots: 'include', t: this.#now() }).catch(() => {})
-      }
-      throw err
-    } finally {
-      await fh.close()
-    }
-    return this.getDisk(ref)
-  }
-
-  async exportFile(
+  exportFile(
     ref: DiskRef,
     path: string,
     options: LongOperationOptions & { snapshot?: string } = {},
   ): Promise<void> {
-    const { signal, onProgress } = options
-    const d = this.#disk(ref)
-    const v = this.#version(d, options.snapshot)
-    const what = `export disk "${refText(ref)}"${options.snapshot ? `@${options.snapshot}` : ''} to "${path}"`
-    // Read a fixed root: later writes to the disk do not show up half-way, and the pin keeps its
-    // data from compaction.
-    const root = v.root
-    const size = v.size
-    const ranges: ByteRange[] = []
-    forEachExtent(root, 0, size, (s, e) => {
-      const last = ranges[ranges.length - 1]
-      if (last !== undefined && last.end === s) last.end = e
-      else ranges.push({ start: s, end: e })
-    })
-    let blockDevice = false
-    try {
-      blockDevice = statSync(path).isBlockDevice()
-    } catch {}
-    if (blockDevice) {
-      // A device keeps old bytes where the disk has holes: write those as zeros too.
-      ranges.splice(0, ranges.length, { start: 0, end: size })
-    }
-    let total = 0
-    for (const r of ranges) total += r.end - r.start
-    this.#pins.push(root)
-    const epoch = this.#epoch
-    let fh: FileHandle | undefined
-    let ok = false
-    try {
-      try {
-        // Never through a link in the last component (docs/security.md).
-        const flags = blockDevice
-          ? constants.O_RDWR
-          : constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC
-        fh = await openFile(path, flags | constants.O_NOFOLLOW)
-      } catch (err) {
-        throw new CairnError('FileNotFound', `Cannot ${what}: ${(err as Error).message}`, { cause: err })
-      }
-      if (!blockDevice) await fh.truncate(size)
-      let done = 0
-      onProgress?.({ bytesDone: 0, bytesTotal: total })
-      for (const r of ranges) {
-        for (let at = r.start; at < r.end; at += EXPORT_BLOCK) {
-          if (signal?.aborted) throw new CairnError('Cancelled', `Cannot ${what}: it was cancelled`)
-          this.#open()
-          this.#sameEpoch(epoch, what)
-          const n = Math.min(EXPORT_BLOCK, r.end - at)
-          const data = this.#readRoot(root, at, n, what)
-          let written = 0
-          while (written < n)
-            written += (await fh.write(data, written, n - written, at + written)).bytesWritten
-          done += n
-          onProgress?.({ bytesDone: done, bytesTotal: total })
-        }
-      }
-      await fh.sync()
-      ok = true
-    } finally {
-      this.#pins.splice(this.#pins.indexOf(root), 1)
-      await fh?.close()
-      if (!ok && fh !== undefined && !blockDevice) rmSync(path, { force: true })
+    return exportFile(this.#transferHost(), ref, path, options)
+  }
+
+  /** What import and export may see and do of the store. */
+  #transferHost(): ImportHost & ExportHost {
+    const store = this
+    return {
+      state: this.#state,
+      pins: this.#pins,
+      get epoch() {
+        return store.#epoch
+      },
+      get closed() {
+        return store.#closed
+      },
+      now: () => this.#now(),
+      open: () => this.#open(),
+      container: (account, name) => this.#container(account, name),
+      disk: (ref) => this.#disk(ref),
+      version: (disk, snapshot) => this.#version(disk, snapshot),
+      getDisk: (ref) => this.getDisk(ref),
+      commit: (op) => this.#commit(op),
+      commitNow: (op) => this.#commitNow(op),
+      append: (type, meta, data, room, what) => this.#append(type, meta, data, room, what),
+      sameEpoch: (epoch, what) => this.#sameEpoch(epoch, what),
+      readRoot: (root, offset, length, what) => this.#readRoot(root, offset, length, what),
     }
   }
 
