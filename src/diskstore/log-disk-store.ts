@@ -7,40 +7,30 @@
 
 import { randomBytes } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
-import { join } from 'node:path'
 import { CairnError, type ErrorCode, type Logger, silentLogger } from '../util/index.js'
 import {
   applyClear,
   applyMeta,
-  applyRecord,
   applyWrite,
   clearMeta,
   type MetaOp,
   metaOpMeta,
   writeMeta,
 } from './_apply-record.js'
-import {
-  type CheckpointData,
-  listCheckpoints,
-  NodeWriter,
-  pruneCheckpoints,
-  readCheckpoint,
-  writeCheckpoint,
-} from './_checkpoint.js'
+import { NodeWriter, pruneCheckpoints, writeCheckpoint } from './_checkpoint.js'
 import { type CompactionHost, compactLog, type Room } from './_compact-log.js'
 import { type ExportHost, exportFile } from './_export-file.js'
 import { diffTrees, forEachExtent, type Root } from './_extent-tree.js'
 import { type ImportHost, importFile } from './_import-file.js'
 import { leaseInfo, leaseTransition } from './_lease.js'
 import { allRoots, exclusiveBytes, liveRanges, type RootRef } from './_live-ranges.js'
+import { loadState } from './_load-state.js'
 import { checkAccountName, checkContainerName, checkDiskName, refText } from './_names.js'
 import {
   type BackgroundRecord,
-  type LogPosition,
   type LogRecord,
   RECORD_HEADER_SIZE,
   RecordType,
-  SEGMENT_HEADER_SIZE,
   SegmentLog,
 } from './_segment-log.js'
 import { newSnapshotId } from './_snapshot-id.js'
@@ -194,8 +184,7 @@ export class LogDiskStore implements DiskStore {
     const log = SegmentLog.open(dir, segmentSize)
     const store = new LogDiskStore(dir, log, options)
     try {
-      const from = store.#loadCheckpoint()
-      store.#replay(from)
+      store.#load()
       store.#space.start()
       log.onFailure = (err) => store.#onLogFailure(err)
       await store.#dropPendingImports()
@@ -284,7 +273,7 @@ export class LogDiskStore implements DiskStore {
     if (cut === undefined) return
     try {
       this.#state.clear()
-      this.#replay(this.#loadCheckpoint())
+      this.#load()
     } catch (err) {
       this.#broken = new CairnError(
         'StoreCorrupt',
@@ -328,44 +317,6 @@ export class LogDiskStore implements DiskStore {
   }
 
   // ---------------------------------------------------------------- checkpoints
-
-  /** Loads the newest valid checkpoint into memory and returns the log position replay starts from. */
-  #loadCheckpoint(): LogPosition {
-    const segments = new Set(this.#log.segments())
-    for (const n of listCheckpoints(this.#dir)) {
-      let data: CheckpointData
-      try {
-        data = readCheckpoint(this.#dir, n)
-      } catch (err) {
-        this.#logger.warn('disk store checkpoint is damaged; trying an older one', {
-          checkpoint: n,
-          error: String(err),
-        })
-        continue
-      }
-      const missing = data.writes.find(([, pieces]) => pieces.some((p) => !segments.has(p.segment)))
-      const start = StoreState.checkpointStart(data)
-      // Replay must begin in the checkpoint's segment; if it is gone but later ones exist, records were lost.
-      const startGone = !segments.has(start.segment) && [...segments].some((n) => n > start.segment)
-      if (missing !== undefined || startGone) {
-        this.#logger.warn('disk store checkpoint refers to a removed segment; trying an older one', {
-          checkpoint: n,
-        })
-        continue
-      }
-      this.#state.restore(data)
-      this.#checkpointNo = n
-      return start
-    }
-    const first = this.#log.segments()[0]
-    if (first !== undefined && first !== 1) {
-      throw new CairnError(
-        'StoreCorrupt',
-        `Cannot open the disk store in ${this.#dir}: no checkpoint is readable and the log no longer starts at segment 1`,
-      )
-    }
-    return { segment: 0, offset: 0 }
-  }
 
   /** Writes a checkpoint of the whole state (after making the log durable) and prunes old ones. */
   #checkpoint(): void {
@@ -467,52 +418,17 @@ export class LogDiskStore implements DiskStore {
     return this.#dir
   }
 
-  // ---------------------------------------------------------------- log and replay
-
-  #replay(from: { segment: number; offset: number }): void {
-    const it = this.#log.records(from)
-    let count = 0
-    for (;;) {
-      const r = it.next()
-      if (r.done) {
-        const stop = r.value
-        const end = this.#log.end()
-        // A last segment without a valid header (a kill while it was being created) is cut too, even
-        // when it is empty: appends would otherwise go into it and be lost at the next open.
-        if (stop.segment !== end.segment || stop.offset !== end.offset || stop.offset < SEGMENT_HEADER_SIZE) {
-          // Only the last segment can end in a torn record (a crash mid-append); damage anywhere else
-          // would lose acknowledged records, so refuse to open instead of cutting.
-          const last = this.#log.segments().at(-1)
-          if (stop.segment !== last) {
-            if (!this.#repairLog) {
-              throw new CairnError(
-                'StoreCorrupt',
-                `Cannot open the disk store in ${this.#dir}: segment ${stop.segment} is damaged at offset ${stop.offset} and later segments exist. ` +
-                  'If the host lost power, start once with --repair-disk-log (cairn serve): the log is cut there and what follows is kept aside in the store folder',
-              )
-            }
-            const folder = join(
-              this.#dir,
-              `damaged-${new Date(this.#now()).toISOString().replace(/[:.]/g, '-')}`,
-            )
-            const kept = this.#log.setAside(stop, folder)
-            this.#logger.warn(
-              'disk store log cut at a damaged segment (repair); what followed is kept aside',
-              {
-                ...stop,
-                folder,
-                segments: kept,
-              },
-            )
-          } else this.#logger.warn('disk store log has a torn tail; cutting it', { ...stop })
-          this.#log.truncateAt(stop)
-        }
-        break
-      }
-      applyRecord(this.#state, r.value)
-      count++
-    }
-    this.#logger.debug('disk store replayed log', { records: count })
+  /** Loads the newest valid checkpoint and replays the log after it into the (empty) state. */
+  #load(): void {
+    const n = loadState({
+      dir: this.#dir,
+      log: this.#log,
+      state: this.#state,
+      logger: this.#logger,
+      repairLog: this.#repairLog,
+      now: () => this.#now(),
+    })
+    if (n !== undefined) this.#checkpointNo = n
   }
 
   #commit(op: MetaOp): Promise<void> {
