@@ -19,8 +19,9 @@ import {
 } from './_apply-record.js'
 import { NodeWriter, pruneCheckpoints, writeCheckpoint } from './_checkpoint.js'
 import { type CompactionHost, compactLog, type Room } from './_compact-log.js'
+import { diffVersions, pageRangesOf } from './_diff-versions.js'
 import { type ExportHost, exportFile } from './_export-file.js'
-import { diffTrees, forEachExtent, type Root } from './_extent-tree.js'
+import { forEachExtent, type Root } from './_extent-tree.js'
 import { type ImportHost, importFile } from './_import-file.js'
 import { leaseInfo, leaseTransition } from './_lease.js'
 import { allRoots, exclusiveBytes, liveRanges, type RootRef } from './_live-ranges.js'
@@ -48,7 +49,6 @@ import {
   checkSequenceNumber,
   checkWritable,
   checkWriteConditions,
-  isPageAligned,
 } from './_write-conditions.js'
 import {
   type AccountInfo,
@@ -67,7 +67,6 @@ import {
   type ListOptions,
   type LongOperationOptions,
   MAX_WRITE_SIZE,
-  PAGE_SIZE,
   type SpaceReport,
   type StoreHealth,
   type StoreUsage,
@@ -946,31 +945,7 @@ export class LogDiskStore implements DiskStore {
   ): ByteRange[] {
     const d = this.#disk(ref)
     const v = this.#version(d, options.snapshot)
-    const { start, end } = this.#window(
-      v,
-      options.offset,
-      options.length,
-      `list the page ranges of "${refText(ref)}"`,
-    )
-    const out: ByteRange[] = []
-    forEachExtent(v.root, start, end, (s, e) => {
-      const last = out[out.length - 1]
-      if (last !== undefined && last.end === s) last.end = e
-      else out.push({ start: s, end: e })
-    })
-    return out
-  }
-
-  #window(v: Version, offset: number | undefined, length: number | undefined, what: string) {
-    const start = offset ?? 0
-    if (!isPageAligned(start) || (length !== undefined && !isPageAligned(length))) {
-      throw new CairnError(
-        'RangeNotAligned',
-        `Cannot ${what}: offset and length must be multiples of ${PAGE_SIZE}`,
-      )
-    }
-    const end = length === undefined ? Math.max(v.size, start) : start + length
-    return { start, end }
+    return pageRangesOf(v, options.offset, options.length, `list the page ranges of "${refText(ref)}"`)
   }
 
   diff(
@@ -988,46 +963,7 @@ export class LogDiskStore implements DiskStore {
     const from = this.#version(d, options.from)
     const to = this.#version(d, options.to)
     const what = `diff disk "${refText(ref)}" from ${options.from} to ${options.to ?? 'the live disk'}`
-    if (options.to !== undefined && options.from > options.to) {
-      throw new CairnError(
-        'SnapshotOrderInvalid',
-        `Cannot ${what}: snapshot ${options.from} is newer than ${options.to}`,
-      )
-    }
-    const win = this.#window(to, options.offset, options.length, what)
-    let start = win.start
-    const end = options.length === undefined ? Math.max(win.end, from.size) : win.end
-    if (options.marker !== undefined) {
-      const m = /^\d+$/.test(options.marker) ? Number(options.marker) : Number.NaN
-      if (!isPageAligned(m) || m < start) {
-        throw new CairnError('InvalidMarker', `Cannot ${what}: marker "${options.marker}" is not valid here`)
-      }
-      start = m
-    }
-    const max = options.maxResults
-    if (max !== undefined && !(Number.isSafeInteger(max) && max > 0)) {
-      throw new CairnError('InvalidRequest', `Cannot ${what}: maxResults must be a positive whole number`)
-    }
-    const pageRanges: ByteRange[] = []
-    const clearRanges: ByteRange[] = []
-    let count = 0
-    let nextMarker: string | undefined
-    diffTrees(from.root, to.root, start, end, (kind, s, e) => {
-      const list = kind === 'changed' ? pageRanges : clearRanges
-      const last = list[list.length - 1]
-      if (last !== undefined && last.end === s) {
-        last.end = e
-        return false
-      }
-      if (max !== undefined && count >= max) {
-        nextMarker = String(s)
-        return true
-      }
-      list.push({ start: s, end: e })
-      count++
-      return false
-    })
-    return nextMarker === undefined ? { pageRanges, clearRanges } : { pageRanges, clearRanges, nextMarker }
+    return diffVersions(from, to, options, what)
   }
 
   flush(): Promise<void> {
