@@ -20,10 +20,11 @@ import {
 import { NodeWriter, pruneCheckpoints, writeCheckpoint } from './_checkpoint.js'
 import { type CompactionHost, compactLog, type Room } from './_compact-log.js'
 import { diffVersions, pageRangesOf } from './_diff-versions.js'
+import { accountInfo, cmp, containerInfo, diskInfo, iso, listPage } from './_disk-info.js'
 import { type ExportHost, exportFile } from './_export-file.js'
 import { forEachExtent, type Root } from './_extent-tree.js'
 import { type ImportHost, importFile } from './_import-file.js'
-import { leaseInfo, leaseTransition } from './_lease.js'
+import { leaseTransition } from './_lease.js'
 import { allRoots, exclusiveBytes, liveRanges, type RootRef } from './_live-ranges.js'
 import { loadState } from './_load-state.js'
 import { checkAccountName, checkContainerName, checkDiskName, refText } from './_names.js'
@@ -112,8 +113,6 @@ const FREEING: ReadonlySet<string> = new Set([
 ])
 
 const MAX_READ = 1024 ** 3
-
-const iso = (ms: number) => new Date(ms).toISOString()
 
 const isStoreFull = (err: unknown): err is CairnError => err instanceof CairnError && err.code === 'StoreFull'
 
@@ -519,46 +518,7 @@ export class LogDiskStore implements DiskStore {
   }
 
   #diskInfo(disk: DiskState, v: Version, snapshot?: string): DiskInfo {
-    const info: DiskInfo = {
-      ref: { account: disk.account, container: disk.container, disk: disk.name },
-      size: v.size,
-      sequenceNumber: v.sequenceNumber,
-      metadata: { ...v.metadata },
-      content: { ...v.content },
-      etag: v.etag,
-      lastModified: iso(v.lastModified),
-      createdOn: iso(v.createdOn),
-      lease:
-        snapshot === undefined
-          ? leaseInfo(disk.lease, this.#now())
-          : { state: 'available', status: 'unlocked' },
-      usedBytes: v.used,
-    }
-    if (snapshot !== undefined) info.snapshot = snapshot
-    if (snapshot === undefined && disk.copy !== undefined) info.copy = { ...disk.copy }
-    if (snapshot === undefined && disk.incrementalCopy) info.incrementalCopy = true
-    return info
-  }
-
-  #accountInfo(a: AccountState): AccountInfo {
-    return {
-      name: a.name,
-      region: a.region,
-      redundancy: a.redundancy,
-      keys: [a.keys[0], a.keys[1]],
-      createdOn: iso(a.createdOn),
-    }
-  }
-
-  #containerInfo(c: ContainerState): ContainerInfo {
-    return {
-      account: c.account,
-      name: c.name,
-      metadata: { ...c.metadata },
-      etag: c.etag,
-      lastModified: iso(c.lastModified),
-      createdOn: iso(c.createdOn),
-    }
+    return diskInfo(disk, v, snapshot, () => this.#now())
   }
 
   // ---------------------------------------------------------------- accounts and containers
@@ -592,14 +552,12 @@ export class LogDiskStore implements DiskStore {
   }
 
   getAccount(name: string): AccountInfo {
-    return this.#accountInfo(this.#account(name))
+    return accountInfo(this.#account(name))
   }
 
   listAccounts(): AccountInfo[] {
     this.#open()
-    return [...this.#state.accounts.values()]
-      .sort((a, b) => cmp(a.name, b.name))
-      .map((a) => this.#accountInfo(a))
+    return [...this.#state.accounts.values()].sort((a, b) => cmp(a.name, b.name)).map((a) => accountInfo(a))
   }
 
   async deleteAccount(name: string): Promise<void> {
@@ -639,16 +597,16 @@ export class LogDiskStore implements DiskStore {
   }
 
   getContainer(account: string, name: string): ContainerInfo {
-    return this.#containerInfo(this.#container(account, name))
+    return containerInfo(this.#container(account, name))
   }
 
   listContainers(account: string, options: ListOptions = {}): Listing<ContainerInfo> {
     const all = [...this.#account(account).containers.values()].sort((a, b) => cmp(a.name, b.name))
-    return page(
+    return listPage(
       all,
       (c) => c.name,
       options,
-      (c) => this.#containerInfo(c),
+      (c) => containerInfo(c),
     )
   }
 
@@ -711,7 +669,7 @@ export class LogDiskStore implements DiskStore {
     options: ListOptions & { includeSnapshots?: boolean } = {},
   ): Listing<DiskInfo> {
     const all = [...this.#container(account, container).disks.values()].sort((a, b) => cmp(a.name, b.name))
-    const listed = page(
+    const listed = listPage(
       all,
       (d) => d.name,
       options,
@@ -1208,17 +1166,3 @@ export class LogDiskStore implements DiskStore {
 const REDUNDANCY = ['LRS', 'ZRS', 'GRS', 'RA-GRS', 'GZRS', 'RA-GZRS']
 
 const newKey = () => randomBytes(64).toString('base64')
-
-const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0)
-
-/** One page of a sorted listing by name, with the name of the next item as marker. */
-function page<T, U>(all: T[], key: (t: T) => string, options: ListOptions, map: (t: T) => U): Listing<U> {
-  let items = all
-  if (options.prefix !== undefined) items = items.filter((t) => key(t).startsWith(options.prefix!))
-  if (options.marker !== undefined) items = items.filter((t) => key(t) >= options.marker!)
-  const max = options.maxResults ?? 5000
-  if (items.length > max) {
-    return { items: items.slice(0, max).map(map), nextMarker: key(items[max]!) }
-  }
-  return { items: items.map(map) }
-}
