@@ -22,12 +22,13 @@ import { type CompactionHost, compactLog, type Room } from './_compact-log.js'
 import { diffVersions, pageRangesOf } from './_diff-versions.js'
 import { accountInfo, cmp, containerInfo, diskInfo, iso, listPage } from './_disk-info.js'
 import { type ExportHost, exportFile } from './_export-file.js'
-import { forEachExtent, type Root } from './_extent-tree.js'
+import type { Root } from './_extent-tree.js'
 import { type ImportHost, importFile } from './_import-file.js'
 import { leaseTransition } from './_lease.js'
 import { allRoots, exclusiveBytes, liveRanges, type RootRef } from './_live-ranges.js'
 import { loadState } from './_load-state.js'
 import { checkAccountName, checkContainerName, checkDiskName, refText } from './_names.js'
+import { readRoot } from './_read-root.js'
 import {
   type BackgroundRecord,
   type LogRecord,
@@ -864,10 +865,6 @@ export class LogDiskStore implements DiskStore {
     return this.#readRoot(v.root, offset, length, what, into?.subarray(0, length), later)
   }
 
-  /**
-   * The bytes of `[offset, offset + length)` of a version, in `into` when given (else a new buffer).
-   * With `later`, reads the log can do on the thread pool are started and their completions added.
-   */
   #readRoot(
     root: Root,
     offset: number,
@@ -876,25 +873,7 @@ export class LogDiskStore implements DiskStore {
     into?: Buffer,
     later?: Promise<void>[],
   ): Buffer {
-    // Only the holes are zeroed: the rest is read over at once.
-    const out = into ?? Buffer.allocUnsafe(length)
-    let filled = 0
-    forEachExtent(root, offset, offset + length, (s, e, writeId, at) => {
-      if (s - offset > filled) out.fill(0, filled, s - offset)
-      const ok = this.#state.writes.resolve(writeId, at, e - s, (segment, segOffset, n, into) => {
-        if (later === undefined) this.#log.read(segment, segOffset, out, s - offset + into, n)
-        else {
-          const p = this.#log.readLater(segment, segOffset, out, s - offset + into, n)
-          if (p !== null) later.push(p)
-        }
-      })
-      if (!ok) {
-        throw new CairnError('StoreCorrupt', `Cannot ${what}: the data of write ${writeId} is missing`)
-      }
-      filled = e - offset
-    })
-    if (filled < length) out.fill(0, filled, length)
-    return out
+    return readRoot(this.#state.writes, this.#log, { root, offset, length, what }, into, later)
   }
 
   pageRanges(
