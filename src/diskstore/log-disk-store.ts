@@ -4,6 +4,15 @@
 // Every mutation validates, appends one log record (page cache), applies the change to the in-memory
 // state in the same tick, then awaits a shared fsync. Replaying the log after the newest valid
 // checkpoint rebuilds the same state, because applying a record uses only what the record holds.
+//
+// This file is the façade: the ~40 methods of DiskStore (each validates, then commits one record) and
+// the sequencing of appends, fsyncs, checkpoints and the reload after a failed append, which share the
+// store's mutable fields and are kept in one place on purpose (that ordering is what makes the store
+// crash-safe). It is longer than ~600 lines for that reason. The rest lives in private modules:
+// _store-state.ts (the state and its checkpoint form), _apply-record.ts (log records and applying
+// them), _load-state.ts (checkpoint + replay at open), _write-conditions.ts, _snapshot-id.ts,
+// _disk-info.ts (public views, listings), _read-root.ts, _diff-versions.ts, _live-ranges.ts (space
+// accounting), _compact-log.ts, _import-file.ts, _export-file.ts; _space-guard.ts keeps the disk-full rules.
 
 import { randomBytes } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
