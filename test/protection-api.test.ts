@@ -6,7 +6,7 @@ import { describe, it } from 'node:test'
 import { createApiApp } from '../src/api/index.js'
 import { openSqliteCatalog } from '../src/catalog/index.js'
 import { LogDiskStore } from '../src/diskstore/index.js'
-import { ProtectionStore } from '../src/protection/index.js'
+import { ProtectionService, ProtectionStore } from '../src/protection/index.js'
 import { silentLogger } from '../src/util/index.js'
 
 // biome-ignore lint/suspicious/noExplicitAny: tests read answers of many shapes
@@ -34,6 +34,7 @@ async function withApi(
       accepting: () => true,
       diskStore,
       protection: store,
+      backups: new ProtectionService({ store, disks: diskStore }),
     })
     await fn(async (method, path, body) => {
       const init: RequestInit = { method }

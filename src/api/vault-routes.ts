@@ -274,26 +274,45 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
     createRoute({
       method: 'post',
       path: '/api/v1/vaults/{vault}/prune',
-      summary: 'Remove expired recovery points and those no retention rule keeps',
+      summary:
+        'Remove expired recovery points and those no retention rule keeps. Points of protected VMs (source kind vm) follow their backup policy and are left alone (listed as skipped) unless includePolicyPoints is true',
       request: {
         params: P,
-        ...body(Retention.extend({ item: z.string().optional(), dryRun: z.boolean().optional() })),
+        ...body(
+          Retention.extend({
+            item: z.string().optional(),
+            dryRun: z.boolean().optional(),
+            includePolicyPoints: z.boolean().optional(),
+          }),
+        ),
       },
       responses: {
         200: json(
-          z.object({ kept: z.array(z.string()), removed: z.array(z.string()), dryRun: z.boolean() }),
+          z.object({
+            kept: z.array(z.string()),
+            removed: z.array(z.string()),
+            skipped: z.array(z.string()),
+            dryRun: z.boolean(),
+          }),
           'Prune report',
         ),
         ...errorResponses,
       },
     }),
     async (c) => {
-      const { item, dryRun, ...policy } = c.req.valid('json')
-      const v = await vaults().open(c.req.valid('param').vault)
-      return c.json(
-        await v.prune({ policy, ...(item !== undefined ? { item } : {}), ...(dryRun ? { dryRun } : {}) }),
-        200,
-      )
+      const { item, dryRun, includePolicyPoints, ...policy } = c.req.valid('json')
+      const vault = c.req.valid('param').vault
+      const v = await vaults().open(vault)
+      const report = await v.prune({
+        policy,
+        ...(item !== undefined ? { item } : {}),
+        ...(dryRun ? { dryRun } : {}),
+        ...(includePolicyPoints ? {} : { leaveKinds: ['vm'] }),
+      })
+      // VM points removed on request: their recovery points lose the vault tier now, not at next read.
+      if (includePolicyPoints && !dryRun && report.removed.length > 0)
+        await ctx.backups?.reconcileVault(vault)
+      return c.json(report, 200)
     },
   )
   app.openapi(

@@ -19,6 +19,8 @@ export {
   diskSource,
   restoreToDisk,
 } from './disk-backup.js'
+export { type DeleteTarget, type DiskDependent, DiskGuard } from './disk-guard.js'
+export { type DiskLabel, diskLabel, parseDiskLabel } from './disk-label.js'
 export {
   type JobControl,
   type JobInfo,
@@ -26,6 +28,7 @@ export {
   JobRegistry,
   type JobStatus,
 } from './job-registry.js'
+export { PointReconciler, type ReconcileReport, tierOf } from './point-reconciler.js'
 export {
   type BackupPolicy,
   type BackupSchedule,
@@ -46,8 +49,6 @@ export {
   type BackupOptions,
   ProtectionService,
   type ProtectionServiceOptions,
-  type RunningJob,
-  type VaultTransfer,
 } from './protection-service.js'
 export {
   type Job,
@@ -92,6 +93,7 @@ export {
   type SchedulerStatus,
   type SchedulerStore,
 } from './scheduler.js'
+export type { RunningJob, VaultTransfer } from './vault-transfer.js'
 export {
   type DataDisk,
   type DiskSelection,

@@ -1,53 +1,24 @@
-import type { DiskRef, DiskStore, LongOperationOptions } from '../diskstore/index.js'
+import type { DiskRef, DiskStore } from '../diskstore/index.js'
 import { CairnError, isCairnError, type Logger, silentLogger } from '../util/index.js'
+import { newRecoveryPointId } from '../vault/index.js'
 import { fromWall, toWall } from './_zoned-time.js'
 import { AgentClient, type AgentQuiesce, type AgentThaw, type Consistency } from './agent-client.js'
+import { DiskGuard } from './disk-guard.js'
+import { diskLabel } from './disk-label.js'
+import { PointReconciler, type ReconcileReport, vaultRef } from './point-reconciler.js'
 import { type BackupPolicy, POLICY_BOUNDS } from './policy.js'
-import type { Job, ProtectionStore, RecoveryPoint, RecoveryPointDisk } from './protection-store.js'
+import type {
+  Job,
+  ProtectedItem,
+  ProtectionStore,
+  RecoveryPoint,
+  RecoveryPointDisk,
+} from './protection-store.js'
 import { expiredSnapshots, onDemandExpiry, planRetention } from './retention.js'
 import { scheduledTimes } from './schedule.js'
+import type { RunningJob, VaultTransfer } from './vault-transfer.js'
 import { refKey, type VmSpec } from './vm.js'
-
-/**
- * What protection needs from the vault engine: store every disk of a snapshot-tier point as one vault
- * recovery point, reading only what changed since a base the vault holds; restore a disk; delete.
- */
-export interface VaultTransfer {
-  backupPoint(
-    request: {
-      vault: string
-      item: { kind: string; name: string; config: Record<string, unknown> }
-      consistency: Consistency
-      expiresAt?: string
-      disks: {
-        name: string
-        lun?: number
-        disk: DiskRef
-        snapshot: string
-        size: number
-        baseSnapshot?: string
-      }[]
-      /** The vault point of an earlier point whose snapshots still exist: only the diff is read. */
-      base?: string
-    },
-    options: LongOperationOptions,
-  ): Promise<{ id: string; bytesAdded: number }>
-  restoreDisk(
-    request: { vault: string; point: string; disk: string; target: DiskRef; size: number },
-    options: LongOperationOptions,
-  ): Promise<void>
-  deletePoint(vault: string, point: string): Promise<void>
-}
-
-/** Name of a recovery point's disk inside its vault point: `os`, `lun0`, … */
-const vaultDiskName = (lun: number | 'os') => (lun === 'os' ? 'os' : `lun${lun}`)
-
-/** Splits a disk's `vaultBackup` (`<vault point>/<disk>`). */
-function vaultRef(d: RecoveryPointDisk): { point: string; disk: string } | undefined {
-  if (!d.vaultBackup) return undefined
-  const i = d.vaultBackup.lastIndexOf('/')
-  return { point: d.vaultBackup.slice(0, i), disk: d.vaultBackup.slice(i + 1) }
-}
+import { type RunningEntry, VmRestores } from './vm-restores.js'
 
 /** Options of a ProtectionService. */
 export interface ProtectionServiceOptions {
@@ -69,18 +40,6 @@ export interface BackupOptions {
   signal?: AbortSignal
 }
 
-/** A started job and the promise of its end. */
-export interface RunningJob {
-  job: Job
-  done: Promise<Job>
-}
-
-interface Running {
-  job: Job
-  abort: AbortController
-  done: Promise<unknown>
-}
-
 /**
  * Backups and restores of VMs: quiesce through the agent → one consistency-group snapshot of every
  * included disk → thaw → a recovery point in the snapshot tier → transfer to the vault (only the diff)
@@ -94,8 +53,14 @@ export class ProtectionService {
   readonly #log: Logger
   readonly #now: () => number
   readonly #onDemandPerDay: number
-  readonly #running = new Map<string, Running>()
+  readonly #running = new Map<string, RunningEntry>()
   readonly #busyVms = new Set<string>()
+  /** Points a running backup is writing: reconciliation leaves them alone. */
+  readonly #writing = new Set<string>()
+  readonly #reconciler: PointReconciler
+  readonly #restores: VmRestores
+  /** Deletes of disks, snapshots, containers and accounts that protection depends on (refused unless forced). */
+  readonly guard: DiskGuard
 
   constructor(options: ProtectionServiceOptions) {
     this.#store = options.store
@@ -104,6 +69,143 @@ export class ProtectionService {
     this.#log = options.logger ?? silentLogger
     this.#now = options.now ?? Date.now
     this.#onDemandPerDay = options.onDemandPerDay ?? POLICY_BOUNDS.onDemandPerDay
+    this.#reconciler = new PointReconciler({
+      store: this.#store,
+      disks: this.#disks,
+      ...(this.#vault ? { vault: this.#vault } : {}),
+      logger: this.#log,
+    })
+    this.guard = new DiskGuard({ store: this.#store, disks: this.#disks, reconciler: this.#reconciler })
+    this.#restores = new VmRestores({
+      store: this.#store,
+      disks: this.#disks,
+      vault: this.#vault,
+      reconciler: this.#reconciler,
+      running: this.#running,
+      reconcile: (vm) => this.reconcile(vm),
+    })
+  }
+
+  /** A VM's recovery points, oldest first, after bringing their tiers in line with what exists. */
+  async listRecoveryPoints(vmName: string): Promise<RecoveryPoint[]> {
+    await this.reconcile(vmName, { vault: true })
+    return this.#store.listRecoveryPoints(vmName)
+  }
+
+  /** Reconciles the points of every VM protected in a vault with it (after points left it). */
+  async reconcileVault(vault: string): Promise<void> {
+    for (const item of await this.#store.listItems({ vault }))
+      await this.reconcile(item.vmName, { vault: true })
+  }
+
+  /** Brings a VM's recovery points in line with the disk store (and, with `vault`, its vault). */
+  reconcile(vmName: string, options: { vault?: boolean } = {}): Promise<ReconcileReport> {
+    return this.#reconciler.reconcile(vmName, { ...options, skip: this.#writing })
+  }
+
+  /** Adds a backup policy to a vault that exists (VaultNotFound otherwise), within the reference bounds. */
+  async createPolicy(vault: string, input: unknown): Promise<BackupPolicy> {
+    await this.#needVault(vault, `create a backup policy in vault "${vault}"`)
+    return this.#store.createPolicy(vault, input)
+  }
+
+  /**
+   * Protects a VM in a vault with a policy. Idempotent: protecting it again in the same vault applies
+   * the policy and disks and resumes it. An item stranded in a vault that no longer exists moves to
+   * the new vault: its snapshot-tier points stay, the points only the old vault held are dropped.
+   */
+  async protect(
+    vmName: string,
+    options: { vault: string; policy: string; includedLuns?: number[]; includeFutureDisks?: boolean },
+  ): Promise<{ item: ProtectedItem; created: boolean }> {
+    await this.#needVault(options.vault, `protect VM "${vmName}"`)
+    const existing = await this.#store.findItem(vmName)
+    if (!existing) return { item: await this.#store.protect(vmName, options), created: true }
+    if (existing.vault !== options.vault) {
+      if (!this.#vault || (await this.#vault.hasVault(existing.vault)))
+        throw new CairnError(
+          'VmAlreadyProtected',
+          `Cannot protect VM "${vmName}" in vault "${options.vault}": it is protected in vault "${existing.vault}" (${existing.state}); stop protection there first`,
+        )
+      await this.reconcile(vmName, { vault: true })
+    }
+    return { item: await this.#store.reprotect(vmName, options), created: false }
+  }
+
+  /** Resumes stopped protection (optionally under another policy); resuming a protected VM changes nothing. */
+  async resume(vmName: string, policy?: string): Promise<ProtectedItem> {
+    const item = await this.#store.getItem(vmName)
+    if (item.state === 'Protected' && (policy === undefined || policy === item.policyName)) return item
+    return this.#store.resume(vmName, policy)
+  }
+
+  /**
+   * Stops protection. Keeping data leaves the points to their expiry. Deleting data checks first that
+   * it can (no backup running, the vault open if it exists), then stops the item, deletes every
+   * point's snapshots and vault copy — what is already gone counts as deleted, so a vault deleted or
+   * recreated does not stop it — and drops the item. Running it again finishes what an interruption
+   * left; on a VM no longer protected it answers NotProtected.
+   */
+  async stopProtection(
+    vmName: string,
+    options: { deleteData: boolean },
+  ): Promise<{
+    vmName: string
+    state: 'Protected' | 'ProtectionStopped' | 'NotProtected'
+    item?: ProtectedItem
+    deletedPoints: string[]
+  }> {
+    const item = await this.#store.findItem(vmName)
+    if (!item) {
+      if (options.deleteData) return { vmName, state: 'NotProtected', deletedPoints: [] }
+      throw new CairnError(
+        'ProtectedItemNotFound',
+        `Cannot stop protection of VM "${vmName}": it is not protected`,
+      )
+    }
+    if (!options.deleteData) {
+      const stopped = (await this.#store.stopProtection(vmName, { deleteData: false })).item
+      return { vmName, state: stopped.state, item: stopped, deletedPoints: [] }
+    }
+    if (this.#busyVms.has(vmName))
+      throw new CairnError(
+        'BackupInProgress',
+        `Cannot delete the backup data of VM "${vmName}": a backup of it is running; cancel it or wait`,
+      )
+    this.#busyVms.add(vmName)
+    try {
+      const points = await this.#store.listRecoveryPoints(vmName)
+      const inVault = points.some((p) => p.disks.some((d) => d.vaultBackup))
+      // A locked vault would stop the deletion half way: refuse before anything changes.
+      if (this.#vault && inVault && (await this.#vault.hasVault(item.vault)))
+        await this.#vault.openVault(item.vault)
+      await this.#store.stopProtection(vmName, { deleteData: false })
+      const deleted: string[] = []
+      for (const p of points) {
+        await this.#reconciler.deletePointData(item.vault, p)
+        await this.#store.deleteRecoveryPoint(p.id)
+        deleted.push(p.id)
+      }
+      await this.#store.removeItem(vmName)
+      this.#log.info('protection stopped and backup data deleted', { vm: vmName, points: deleted.length })
+      return { vmName, state: 'NotProtected', deletedPoints: deleted }
+    } finally {
+      this.#busyVms.delete(vmName)
+    }
+  }
+
+  /**
+   * Forgets a VM (its disks stay). Refused while it is protected or has recovery points; points whose
+   * data is gone are dropped first, so a VM stranded by a lost vault can go once protection stopped.
+   */
+  async deleteVm(vmName: string): Promise<void> {
+    if (await this.#store.findItem(vmName)) await this.reconcile(vmName, { vault: true })
+    await this.#store.deleteVm(vmName)
+  }
+
+  async #needVault(vault: string, what: string): Promise<void> {
+    if (this.#vault && !(await this.#vault.hasVault(vault)))
+      throw new CairnError('VaultNotFound', `Cannot ${what}: vault "${vault}" does not exist`)
   }
 
   /** Starts a backup as a job and answers the job at once ("backup now" answers 202 with it). */
@@ -172,7 +274,7 @@ export class ProtectionService {
         itemId: item.id,
         vault: item.vault,
         phase: 'Queued',
-        details: { kind, disks: disks.map((d) => d.lun) },
+        details: { kind, disks: disks.map((d) => diskLabel(d.lun)) },
       })
       const abort = new AbortController()
       if (options.signal)
@@ -292,19 +394,25 @@ export class ProtectionService {
       details.consistency = consistency
       // 4. The recovery point exists now, in the snapshot tier: instant restore works at once.
       const time = new Date(this.#now())
-      const rpDisks: RecoveryPointDisk[] = snapshots.map((s, i) => ({
-        lun: b.disks[i]!.lun,
-        source: s.disk,
-        size: this.#disks.getDisk(s.disk, s.snapshot).size,
-        snapshot: s.snapshot,
-      }))
+      const rpDisks: RecoveryPointDisk[] = snapshots.map((s, i) => {
+        const lun = b.disks[i]!.lun
+        return {
+          name: diskLabel(lun),
+          ...(lun !== 'os' ? { lun } : {}),
+          source: s.disk,
+          size: this.#disks.getDisk(s.disk, s.snapshot).size,
+          snapshot: s.snapshot,
+        }
+      })
       const {
         id: _id,
         createdAt: _c,
         updatedAt: _u,
         ...vmSpec
       } = b.vm as VmSpec & { id: string; createdAt?: string; updatedAt?: string }
-      const rp: Omit<RecoveryPoint, 'id'> = {
+      const rp: RecoveryPoint = {
+        // One id format for both tiers: the vault point of this recovery point gets the same id.
+        id: await this.#newPointId(time),
         itemId: b.itemId,
         time: time.toISOString(),
         kind: b.kind,
@@ -315,6 +423,7 @@ export class ProtectionService {
       }
       if (b.kind === 'OnDemand')
         rp.expiresAt = (b.options.expiresAt ?? new Date(onDemandExpiry(time.getTime()))).toISOString()
+      this.#writing.add(rp.id)
       point = await this.#store.addRecoveryPoint(rp)
       details.recoveryPoint = point.id
       // 5. Transfer to the vault, only what changed since the previous point still in both tiers.
@@ -356,6 +465,16 @@ export class ProtectionService {
       })
       this.#log.warn('backup failed', { vm: b.vm.name, job: job.id, code: e.code, message: e.message })
       throw e
+    } finally {
+      if (point) this.#writing.delete(point.id)
+    }
+  }
+
+  /** A new recovery point id (the vault's form, `20261204T195200123Z-7b55`), unused in the catalog. */
+  async #newPointId(time: Date): Promise<string> {
+    for (;;) {
+      const id = newRecoveryPointId(time)
+      if (!(await this.#store.findRecoveryPoint(id))) return id
     }
   }
 
@@ -368,6 +487,15 @@ export class ProtectionService {
     const vaultApi = this.#vault!
     await this.#store.updateJob(job.id, { phase: 'TransferToVault' })
     const item = await this.#store.getItemById(point.itemId)
+    // The vault may have lost points (deleted and recreated, pruned): the records learn it first, so
+    // that the base is a point the vault still holds. A vault that is gone fails the job here.
+    if (!(await vaultApi.hasVault(vault)))
+      throw new CairnError(
+        'VaultNotFound',
+        `Cannot transfer recovery point ${point.id} of VM "${item.vmName}": vault "${vault}" does not exist; the point stays in the snapshot tier`,
+      )
+    const report = await this.reconcile(item.vmName, { vault: true })
+    if (report.vaultUnknown) throw new CairnError('VaultKeyRequired', report.vaultUnknown)
     // The base: the newest earlier point in both tiers whose snapshots all still exist.
     const previous = (await this.#store.listRecoveryPoints(item.vmName))
       .filter(
@@ -383,17 +511,18 @@ export class ProtectionService {
     const { agent: _agent, ...config } = point.vm
     const request: Parameters<VaultTransfer['backupPoint']>[0] = {
       vault,
+      id: point.id,
       item: { kind: 'vm', name: item.vmName, config: { ...config, recoveryPoint: point.id } },
       consistency: point.consistency,
       disks: point.disks.map((d) => {
         const prev = previous?.disks.find((p) => refKey(p.source) === refKey(d.source) && p.size === d.size)
         const disk: Parameters<VaultTransfer['backupPoint']>[0]['disks'][number] = {
-          name: vaultDiskName(d.lun),
+          name: d.name,
           disk: d.source,
           snapshot: d.snapshot!,
           size: d.size,
         }
-        if (d.lun !== 'os') disk.lun = d.lun
+        if (d.lun !== undefined) disk.lun = d.lun
         if (prev?.snapshot) disk.baseSnapshot = prev.snapshot
         return disk
       }),
@@ -409,7 +538,7 @@ export class ProtectionService {
         void this.#store.updateJob(job.id, { bytesDone: p.bytesDone, bytesTotal: p.bytesTotal || total })
       },
     })
-    const disks = point.disks.map((d) => ({ ...d, vaultBackup: `${res.id}/${vaultDiskName(d.lun)}` }))
+    const disks = point.disks.map((d) => ({ ...d, vaultBackup: `${res.id}/${d.name}` }))
     await this.#store.updateRecoveryPoint(point.id, { tier: 'SnapshotAndVault', disks })
     await this.#store.updateJob(job.id, { bytesDone: total, bytesTotal: total })
     return { vaultPoint: res.id, bytesAdded: res.bytesAdded, incremental: prevRef !== undefined }
@@ -474,220 +603,34 @@ export class ProtectionService {
    * point — no data copied — otherwise from the vault) plus the saved configuration. When the VM
    * cannot be registered the disks stay restored and the job says so.
    */
-  async restoreVm(pointId: string, options: { as: string; signal?: AbortSignal }): Promise<RunningJob> {
-    const { point, item } = await this.#pointWithItem(pointId)
-    return this.#runJob(
-      { type: 'Restore', entity: options.as, itemId: item.id, vault: item.vault, signal: options.signal },
-      async (job, signal, details) => {
-        const restored = await this.#restoreDisks(job, point, item.vault, {
-          name: (lun) => `${options.as}-${lun === 'os' ? 'os' : `lun${lun}`}`,
-          signal,
-        })
-        details.disks = restored.map((r) => ({ lun: r.lun, disk: refKey(r.disk), from: r.from }))
-        const os = restored.find((r) => r.lun === 'os')
-        const spec: Record<string, unknown> = {
-          ...point.vm,
-          name: options.as,
-          osDisk: os?.disk,
-          dataDisks: restored.filter((r) => r.lun !== 'os').map((r) => ({ lun: r.lun, disk: r.disk })),
-          configuration: {
-            ...point.vm.configuration,
-            restoredFrom: { vm: item.vmName, recoveryPoint: point.id, time: point.time },
-          },
-        }
-        delete spec.agent
-        delete spec.tempDisk
-        try {
-          await this.#store.createVm(spec)
-          details.vm = options.as
-        } catch (err) {
-          details.warnings = [
-            `the disks are restored but VM "${options.as}" was not created: ${(err as Error).message}`,
-          ]
-        }
-      },
-    )
+  restoreVm(pointId: string, options: { as: string; signal?: AbortSignal }): Promise<RunningJob> {
+    return this.#restores.restoreVm(pointId, options)
   }
 
-  /** Restores chosen disks (all by default) of a recovery point as new disks named `<prefix>-os`, `<prefix>-lunN`. */
-  async restoreDisks(
+  /** Restores chosen disks (all by default) of a recovery point as new disks `<prefix>-os`, `<prefix>-lunN`. */
+  restoreDisks(
     pointId: string,
-    options: { prefix: string; luns?: (number | 'os')[]; signal?: AbortSignal },
+    options: { prefix: string; disks?: (number | 'os')[]; signal?: AbortSignal },
   ): Promise<RunningJob> {
-    const { point, item } = await this.#pointWithItem(pointId)
-    const unknown = (options.luns ?? []).filter((l) => !point.disks.some((d) => d.lun === l))
-    if (unknown.length > 0) {
-      throw new CairnError(
-        'DiskNotFound',
-        `Cannot restore LUN ${unknown.join(', ')}: recovery point ${point.id} holds ${point.disks.map((d) => d.lun).join(', ')}`,
-      )
-    }
-    return this.#runJob(
-      { type: 'Restore', entity: item.vmName, itemId: item.id, vault: item.vault, signal: options.signal },
-      async (job, signal, details) => {
-        const restored = await this.#restoreDisks(job, point, item.vault, {
-          name: (lun) => `${options.prefix}-${lun === 'os' ? 'os' : `lun${lun}`}`,
-          only: options.luns,
-          signal,
-        })
-        details.disks = restored.map((r) => ({ lun: r.lun, disk: refKey(r.disk), from: r.from }))
-        // The reference hands out a template with the disks: here the saved VM description.
-        details.vmConfiguration = point.vm
-      },
-    )
+    return this.#restores.restoreDisks(pointId, options)
   }
 
   /**
    * Replaces the disks of an existing VM with those of a recovery point. The current disks are
    * snapshotted first and those snapshots kept (named in the job), then each disk takes the point's content.
    */
-  async replaceDisks(
-    vmName: string,
-    pointId: string,
-    options: { signal?: AbortSignal } = {},
-  ): Promise<RunningJob> {
-    const vm = await this.#store.getVm(vmName)
-    const { point, item } = await this.#pointWithItem(pointId)
-    if (item.vmName !== vmName)
-      throw new CairnError(
-        'RecoveryPointNotFound',
-        `Cannot replace the disks of VM "${vmName}": recovery point ${pointId} belongs to VM "${item.vmName}"`,
-      )
+  replaceDisks(vmName: string, pointId: string, options: { signal?: AbortSignal } = {}): Promise<RunningJob> {
     if (this.#busyVms.has(vmName))
       throw new CairnError(
         'BackupInProgress',
         `Cannot replace the disks of VM "${vmName}": a backup of it is running`,
       )
-    return this.#runJob(
-      { type: 'Restore', entity: vmName, itemId: item.id, vault: item.vault, signal: options.signal },
-      async (job, signal, details) => {
-        await this.#store.updateJob(job.id, { phase: 'SnapshotCurrentDisks' })
-        const current = [vm.osDisk, ...vm.dataDisks.map((d) => d.disk)]
-        const kept = await this.#disks.snapshotGroup(current)
-        details.keptSnapshots = kept.map((k, i) => ({ disk: refKey(current[i]!), snapshot: k.snapshot }))
-        await this.#store.updateJob(job.id, { phase: 'RestoreDisks' })
-        const done: string[] = []
-        for (const d of point.disks) {
-          signal.throwIfAborted()
-          if (d.snapshot) {
-            await this.#disks.promote(d.source, d.snapshot)
-          } else {
-            const temp = { ...d.source, disk: `${d.source.disk}-restore-${job.id.slice(0, 8)}` }
-            await this.#fromVault(item.vault, d, temp, signal)
-            await this.#disks.copyDisk({ ref: temp }, d.source, { overwrite: true })
-            await this.#disks.deleteDisk(temp)
-          }
-          done.push(refKey(d.source))
-        }
-        details.replaced = done
-      },
-    )
+    return this.#restores.replaceDisks(vmName, pointId, options)
   }
 
-  async #restoreDisks(
-    job: Job,
-    point: RecoveryPoint,
-    vault: string,
-    o: { name: (lun: number | 'os') => string; only?: (number | 'os')[] | undefined; signal: AbortSignal },
-  ): Promise<{ lun: number | 'os'; disk: DiskRef; from: 'Snapshot' | 'Vault' }[]> {
-    await this.#store.updateJob(job.id, {
-      phase: 'RestoreDisks',
-      bytesTotal: point.disks.reduce((n, d) => n + d.size, 0),
-    })
-    const out: { lun: number | 'os'; disk: DiskRef; from: 'Snapshot' | 'Vault' }[] = []
-    let bytes = 0
-    for (const d of point.disks) {
-      if (o.only && !o.only.includes(d.lun)) continue
-      o.signal.throwIfAborted()
-      const target: DiskRef = { ...d.source, disk: o.name(d.lun) }
-      if (d.snapshot) {
-        await this.#disks.copyDisk({ ref: d.source, snapshot: d.snapshot }, target)
-        out.push({ lun: d.lun, disk: target, from: 'Snapshot' })
-      } else {
-        await this.#fromVault(vault, d, target, o.signal)
-        out.push({ lun: d.lun, disk: target, from: 'Vault' })
-      }
-      bytes += d.size
-      await this.#store.updateJob(job.id, { bytesDone: bytes })
-    }
-    return out
-  }
-
-  async #fromVault(vault: string, d: RecoveryPointDisk, target: DiskRef, signal: AbortSignal): Promise<void> {
-    const ref = vaultRef(d)
-    if (!ref || !this.#vault) {
-      throw new CairnError(
-        'RecoveryPointNotFound',
-        `Cannot restore disk ${refKey(d.source)}: the point is in neither the snapshot tier nor the vault`,
-      )
-    }
-    await this.#vault.restoreDisk(
-      { vault, point: ref.point, disk: ref.disk, target, size: d.size },
-      { signal },
-    )
-  }
-
-  async #pointWithItem(pointId: string) {
-    const point = await this.#store.getRecoveryPoint(pointId)
-    const item = await this.#store.getItemById(point.itemId)
-    return { point, item }
-  }
-
-  /** Starts work as a job; answers the job at once and a promise of the finished job. */
-  async #runJob(
-    spec: {
-      type: 'Restore'
-      entity: string
-      itemId: string
-      vault: string
-      signal?: AbortSignal | undefined
-    },
-    work: (job: Job, signal: AbortSignal, details: Record<string, unknown>) => Promise<void>,
-  ): Promise<RunningJob> {
-    const job = await this.#store.createJob({
-      type: spec.type,
-      entity: spec.entity,
-      itemId: spec.itemId,
-      vault: spec.vault,
-    })
-    const abort = new AbortController()
-    spec.signal?.addEventListener('abort', () => abort.abort(spec.signal!.reason), { once: true })
-    const details: Record<string, unknown> = {}
-    const done = (async () => {
-      try {
-        await work(job, abort.signal, details)
-        const warned = Array.isArray(details.warnings) && details.warnings.length > 0
-        await this.#store.finishJob(job.id, {
-          status: warned ? 'CompletedWithWarnings' : 'Completed',
-          details,
-        })
-      } catch (err) {
-        const e = isCairnError(err) ? err : new CairnError('Internal', (err as Error).message, { cause: err })
-        const cancelled = abort.signal.aborted
-        await this.#store.finishJob(job.id, {
-          status: cancelled ? 'Cancelled' : 'Failed',
-          error: cancelled
-            ? { code: 'Cancelled', message: 'The restore was cancelled' }
-            : { code: e.code, message: e.message },
-          details,
-        })
-      } finally {
-        this.#running.delete(job.id)
-      }
-    })()
-    this.#running.set(job.id, { job, abort, done })
-    return { job, done: done.then(() => this.#store.getJob(job.id)) }
-  }
-
-  /** Removes a recovery point's snapshots and vault backups (its record is the caller's). */
-  async deletePointData(vault: string, p: RecoveryPoint): Promise<void> {
-    const points = new Set<string>()
-    for (const d of p.disks) {
-      if (d.snapshot) await this.#disks.deleteSnapshot(d.source, d.snapshot).catch(() => {})
-      const ref = vaultRef(d)
-      if (ref) points.add(ref.point)
-    }
-    if (this.#vault) for (const point of points) await this.#vault.deletePoint(vault, point)
+  /** Removes a recovery point's snapshots and vault backups (its record is the caller's); what is gone counts as removed. */
+  deletePointData(vault: string, p: RecoveryPoint): Promise<void> {
+    return this.#reconciler.deletePointData(vault, p)
   }
 }
 

@@ -1,8 +1,9 @@
 import type { DiskStore } from '../diskstore/index.js'
+import { isCairnError } from '../util/index.js'
 import type { Consistency as VaultConsistency, VaultRegistry } from '../vault/index.js'
 import type { Consistency } from './agent-client.js'
 import { diskSource, restoreToDisk } from './disk-backup.js'
-import type { VaultTransfer } from './protection-service.js'
+import type { VaultTransfer } from './vault-transfer.js'
 
 const CONSISTENCY: Record<Consistency, VaultConsistency> = {
   AppConsistent: 'application-consistent',
@@ -37,6 +38,7 @@ export class RegistryVaultTransfer implements VaultTransfer {
       }),
     )
     const rp = await vault.backup({
+      ...(request.id ? { id: request.id } : {}),
       sources,
       item: request.item,
       consistency: CONSISTENCY[request.consistency],
@@ -60,6 +62,37 @@ export class RegistryVaultTransfer implements VaultTransfer {
   }
 
   async deletePoint(vault: string, point: string): Promise<void> {
-    await (await this.#registry.open(vault)).deleteRecoveryPoint(point)
+    try {
+      await (await this.#registry.open(vault)).deleteRecoveryPoint(point)
+    } catch (err) {
+      // Already gone (the point, or the whole vault): the delete is done.
+      if (isCairnError(err) && (err.code === 'RecoveryPointNotFound' || err.code === 'VaultNotFound')) return
+      throw err
+    }
+  }
+
+  async listPoints(vault: string, item: string): Promise<Set<string> | undefined> {
+    let v: Awaited<ReturnType<VaultRegistry['open']>>
+    try {
+      v = await this.#registry.open(vault)
+    } catch (err) {
+      if (isCairnError(err) && err.code === 'VaultNotFound') return undefined
+      throw err
+    }
+    return new Set((await v.listRecoveryPoints({ item })).map((p) => p.id))
+  }
+
+  async hasVault(vault: string): Promise<boolean> {
+    try {
+      await this.#registry.get(vault)
+      return true
+    } catch (err) {
+      if (isCairnError(err) && err.code === 'VaultNotFound') return false
+      throw err
+    }
+  }
+
+  async openVault(vault: string): Promise<void> {
+    await this.#registry.open(vault)
   }
 }

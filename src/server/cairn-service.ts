@@ -161,7 +161,11 @@ export class CairnService {
       this.#api = createAdaptorServer({ fetch: app.fetch }) as Server
       const port = await listen(this.#api, this.config.port, this.config.host, 'management API')
       this.#listeners.api = `http://${this.config.host}:${port}`
-      this.#blobApi = new BlobApiServer(this.#diskStore, { logger: log.child({ component: 'blobapi' }) })
+      // The blob API deletes through protection's guard: a blob or snapshot a recovery point or a
+      // protected VM needs answers 409 DiskInUse / SnapshotInUse (no way to force it there).
+      this.#blobApi = new BlobApiServer(backups.guard.guardedStore(), {
+        logger: log.child({ component: 'blobapi' }),
+      })
       const blobPort = await this.#blobApi
         .listen(this.config.blobPort, this.config.host)
         .catch((err) => Promise.reject(listenError(err, 'blob API', this.config.host, this.config.blobPort)))

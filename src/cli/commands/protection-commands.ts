@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import { diskLabel, parseDiskLabel } from '../../protection/index.js'
 import { CairnError, formatBytes, formatDuration } from '../../util/index.js'
 import type { ApiClient } from '../api-client.js'
 import type { CommandDef, OptionDef } from '../command.js'
@@ -46,7 +47,7 @@ interface PointView {
   consistency: string
   tier: string
   expiresAt?: string
-  disks: { lun: number | 'os' }[]
+  disks: { name: string; lun?: number }[]
 }
 interface JobView {
   id: string
@@ -59,6 +60,17 @@ interface JobView {
   endTime?: string
   durationMs: number
   error?: { code: string; message: string }
+}
+
+/** `os,lun0,lun2` for a selection of data-disk LUNs (the OS disk is always in). */
+const labels = (luns: number[]) => ['os', ...luns.map((l) => diskLabel(l))].join(',')
+
+/** A data disk named `lunN` (or, the older form, `N`). */
+function dataLun(text: string): number {
+  const lun = parseDiskLabel(text, 'data disk')
+  if (lun === 'os')
+    throw new CairnError('UsageError', '--luns names data disks; the OS disk is always backed up')
+  return lun
 }
 
 const ref = (d: DiskRefView | undefined) => (d ? `${d.account}/${d.container}/${d.disk}` : undefined)
@@ -133,7 +145,12 @@ export const protectionCommands: CommandDef[] = [
     args: [{ name: 'NAME', help: 'VM name' }],
     options: [
       { name: 'os-disk', type: 'string', value: 'D', help: 'OS disk as account/container/disk' },
-      { name: 'data-disk', type: 'list', value: 'LUN=D', help: 'a data disk at a LUN (repeat, up to 32)' },
+      {
+        name: 'data-disk',
+        type: 'list',
+        value: 'lunN=D',
+        help: 'a data disk at a LUN, e.g. lun0=acct/vms/data (repeat, up to 32)',
+      },
       { name: 'temp-disk', type: 'string', value: 'D', help: 'temporary disk (never backed up)' },
       { name: 'size', type: 'string', value: 'SIZE', help: 'VM size descriptor (default custom)' },
       { name: 'os-type', type: 'string', value: 'OS', help: 'Linux or Windows (default Linux)' },
@@ -148,15 +165,15 @@ export const protectionCommands: CommandDef[] = [
       { name: 'agent-token', type: 'string', value: 'T', help: 'agent token (env CAIRN_AGENT_TOKEN)' },
     ],
     examples: [
-      'cairn vm create web-1 --os-disk acct/vms/web-1-os --data-disk 0=acct/vms/web-1-data --agent http://10.0.0.5:7071 --agent-token s3cret-token',
+      'cairn vm create web-1 --os-disk acct/vms/web-1-os --data-disk lun0=acct/vms/web-1-data --agent http://10.0.0.5:7071 --agent-token s3cret-token',
     ],
     async run({ args, opts, client, out }) {
       if (!opts['os-disk'])
         throw new CairnError('UsageError', 'Cannot create a VM without --os-disk account/container/disk')
       const dataDisks = (opts['data-disk'] as string[]).map((spec) => {
-        const m = /^(\d+)=(.+)$/.exec(spec)
+        const m = /^(?:lun)?(\d+)=(.+)$/i.exec(spec)
         if (!m)
-          throw new CairnError('UsageError', `--data-disk expects LUN=account/container/disk, not "${spec}"`)
+          throw new CairnError('UsageError', `--data-disk expects lunN=account/container/disk, not "${spec}"`)
         return { lun: Number(m[1]), disk: m[2] }
       })
       const body: Obj = {
@@ -206,7 +223,7 @@ export const protectionCommands: CommandDef[] = [
           ['size', v.vmSize],
           ['os', `${v.osType}${v.osName ? ` (${v.osName})` : ''}`],
           ['os disk', ref(v.osDisk)],
-          ...v.dataDisks.map((d): [string, unknown] => [`lun ${d.lun}`, ref(d.disk)]),
+          ...v.dataDisks.map((d): [string, unknown] => [`lun${d.lun}`, ref(d.disk)]),
           ['temp disk', ref(v.tempDisk)],
           ['agent', v.agent?.url],
         ]),
@@ -236,7 +253,7 @@ export const protectionCommands: CommandDef[] = [
         name: 'file',
         type: 'string',
         value: 'FILE',
-        help: 'JSON policy definition (the flags below are ignored)',
+        help: 'JSON policy definition (instead of the flags below)',
       },
       { name: 'enhanced', type: 'boolean', help: 'an Enhanced policy (needed for hourly)' },
       { name: 'frequency', type: 'string', value: 'F', help: 'daily, weekly or hourly (default daily)' },
@@ -256,7 +273,7 @@ export const protectionCommands: CommandDef[] = [
         name: 'keep-days',
         type: 'number',
         value: 'N',
-        help: 'daily retention in days (default 30; not for weekly)',
+        help: 'daily retention in days, 7–9999 (default 30; a weekly schedule takes --keep-weeks)',
       },
       { name: 'keep-weeks', type: 'number', value: 'N', help: 'weekly retention in weeks' },
       {
@@ -286,6 +303,7 @@ export const protectionCommands: CommandDef[] = [
     ],
     async run({ args, opts, client, out }) {
       const vault = vaultOf(opts)
+      refuseIgnoredPolicyFlags(opts)
       let policy: Obj
       if (opts.file) {
         policy = { ...JSON.parse(readFileSync(opts.file as string, 'utf8')), name: args.NAME }
@@ -307,7 +325,9 @@ export const protectionCommands: CommandDef[] = [
                 }
               : { frequency: frequency === 'daily' ? 'Daily' : frequency, time: opts.time ?? '22:00' }
         const retention: Obj = {}
-        if (frequency !== 'weekly') retention.daily = { days: opts['keep-days'] ?? 30 }
+        // A weekly schedule keeps weekly points; --keep-days goes to the service, which says why not.
+        if (frequency !== 'weekly' || opts['keep-days'] !== undefined)
+          retention.daily = { days: opts['keep-days'] ?? 30 }
         if (opts['keep-weeks'] !== undefined || frequency === 'weekly') {
           const weekly: Obj = { weeks: opts['keep-weeks'] ?? 4 }
           const on = weekdays(opts['keep-weekly-on'] as string | undefined)
@@ -389,18 +409,18 @@ export const protectionCommands: CommandDef[] = [
     options: [
       vaultOpt,
       { name: 'policy', type: 'string', value: 'P', help: 'backup policy of the vault' },
-      { name: 'luns', type: 'string', value: 'LIST', help: 'back up only these data-disk LUNs, e.g. 0,2' },
+      { name: 'luns', type: 'string', value: 'LIST', help: 'back up only these data disks, e.g. lun0,lun2' },
       { name: 'include-future-disks', type: 'boolean', help: 'with --luns: also disks attached later' },
     ],
     examples: [
       'cairn protect web-1 --vault v1 --policy daily-30',
-      'cairn protect db-1 --vault v1 --policy daily-30 --luns 0',
+      'cairn protect db-1 --vault v1 --policy daily-30 --luns lun0',
     ],
     async run({ args, opts, client, out }) {
       if (!opts.policy) throw new CairnError('UsageError', 'Cannot protect without --policy P')
       const body: Obj = { vm: args.VM, policy: opts.policy }
       const luns = csv(opts.luns as string | undefined)
-      if (luns) body.includedLuns = luns.map(Number)
+      if (luns) body.includedLuns = luns.map(dataLun)
       if (opts['include-future-disks']) body.includeFutureDisks = true
       const item = await client.post<ItemView>(`/api/v1/vaults/${enc(vaultOf(opts))}/protectedItems`, body)
       out.result(item, (i) =>
@@ -421,7 +441,7 @@ export const protectionCommands: CommandDef[] = [
           { header: 'vm', value: (i) => i.vmName },
           { header: 'state', value: (i) => i.state },
           { header: 'policy', value: (i) => i.policyName },
-          { header: 'disks', value: (i) => (i.includedLuns ? `os,${i.includedLuns.join(',')}` : 'all') },
+          { header: 'disks', value: (i) => (i.includedLuns ? labels(i.includedLuns) : 'all') },
           {
             header: 'last backup',
             value: (i) => (i.lastBackupAt ? `${i.lastBackupAt} ${i.lastBackupStatus}` : undefined),
@@ -442,7 +462,7 @@ export const protectionCommands: CommandDef[] = [
           ['vault', i.vault],
           ['state', i.state],
           ['policy', i.policyName],
-          ['disks', i.includedLuns ? `os, LUN ${i.includedLuns.join(', ')}` : 'all'],
+          ['disks', i.includedLuns ? labels(i.includedLuns) : 'all'],
           ['future disks', i.includeFutureDisks],
           ['since', i.protectedSince],
           ['last backup', i.lastBackupAt ? `${i.lastBackupAt} (${i.lastBackupStatus})` : undefined],
@@ -473,14 +493,26 @@ export const protectionCommands: CommandDef[] = [
     args: [{ name: 'VM', help: 'VM name' }],
     options: [vaultOpt, { name: 'delete-data', type: 'boolean', help: 'also delete every recovery point' }],
     async run({ args, opts, client, out }) {
-      const vault = await itemVault(client, args.VM!, opts)
-      const item = await client.post<ItemView>(
+      const deleteData = opts['delete-data'] === true
+      let vault: string
+      try {
+        vault = await itemVault(client, args.VM!, opts)
+      } catch (err) {
+        // Stopping with data deletion twice is fine: the VM is simply not protected any more.
+        if (!deleteData || !(err instanceof CairnError) || err.code !== 'ProtectedItemNotFound') throw err
+        return out.result({ vmName: args.VM, state: 'NotProtected', deletedPoints: [] }, () =>
+          out.line(`VM ${args.VM}: NotProtected`),
+        )
+      }
+      const item = await client.post<ItemView & { deletedPoints?: string[] }>(
         `/api/v1/vaults/${enc(vault)}/protectedItems/${enc(args.VM!)}/stopProtection`,
-        {
-          deleteData: opts['delete-data'] === true,
-        },
+        { deleteData },
       )
-      out.result(item, (i) => out.line(`VM ${args.VM}: ${i.state}`))
+      out.result(item, (i) =>
+        out.line(
+          `VM ${args.VM}: ${i.state}${i.deletedPoints ? ` (${i.deletedPoints.length} recovery point(s) deleted)` : ''}`,
+        ),
+      )
     },
   },
   {
@@ -579,7 +611,13 @@ export const protectionCommands: CommandDef[] = [
     options: [
       vaultOpt,
       { name: 'rp', type: 'string', value: 'ID', help: 'recovery point (default: the latest)' },
-      { name: 'luns', type: 'string', value: 'LIST', help: 'which disks, e.g. os,0,2 (default all)' },
+      { name: 'disks', type: 'string', value: 'LIST', help: 'which disks, e.g. os,lun0,lun2 (default all)' },
+      {
+        name: 'luns',
+        type: 'string',
+        value: 'LIST',
+        help: 'the older name of --disks (os,0,2 still accepted)',
+      },
       {
         name: 'prefix',
         type: 'string',
@@ -594,8 +632,10 @@ export const protectionCommands: CommandDef[] = [
       const rp = await pointOf(client, vault, args.VM!, opts.rp as string | undefined)
       const body: Obj = { recoveryType: 'RestoreDisks' }
       if (opts.prefix) body.diskPrefix = opts.prefix
-      const luns = csv(opts.luns as string | undefined)
-      if (luns) body.luns = luns.map((l) => (l === 'os' ? l : Number(l)))
+      if (opts.disks !== undefined && opts.luns !== undefined)
+        throw new CairnError('UsageError', 'Give --disks or --luns, not both')
+      const chosen = csv((opts.disks ?? opts.luns) as string | undefined)
+      if (chosen) body.disks = chosen.map((l) => diskLabel(parseDiskLabel(l)))
       return startRestore(ctx, vault, rp, body)
     },
   },
@@ -614,6 +654,33 @@ export const protectionCommands: CommandDef[] = [
     },
   },
 ]
+
+/** Flags that would be silently dropped are refused with the reason instead. */
+function refuseIgnoredPolicyFlags(opts: Obj): void {
+  const given = (names: string[]) => names.filter((n) => opts[n] !== undefined && opts[n] !== false)
+  const refuse = (flags: string[], why: string) => {
+    if (flags.length > 0)
+      throw new CairnError('UsageError', `Cannot use ${flags.map((f) => `--${f}`).join(', ')}: ${why}`)
+  }
+  const schedule = ['enhanced', 'frequency', 'time', 'days', 'interval', 'window-start', 'window-hours']
+  const retention = ['time-zone', 'instant-days', 'keep-days', 'keep-weeks', 'keep-weekly-on']
+  const more = ['keep-months', 'keep-monthly-on', 'keep-years', 'keep-yearly-in']
+  if (opts.file)
+    refuse(given([...schedule, ...retention, ...more]), '--file holds the whole policy; put them in the file')
+  const frequency = ((opts.frequency as string | undefined) ?? 'daily').toLowerCase()
+  if (frequency === 'hourly')
+    refuse(given(['time', 'days']), 'an hourly schedule runs every --interval hours from --window-start')
+  else
+    refuse(
+      given(['interval', 'window-start', 'window-hours']),
+      `they shape an hourly schedule, not a ${frequency} one`,
+    )
+  if (frequency !== 'weekly') refuse(given(['days']), 'only a weekly schedule runs on chosen days')
+  if (opts['keep-weeks'] === undefined && frequency !== 'weekly')
+    refuse(given(['keep-weekly-on']), 'it needs --keep-weeks N')
+  if (opts['keep-months'] === undefined) refuse(given(['keep-monthly-on']), 'it needs --keep-months N')
+  if (opts['keep-years'] === undefined) refuse(given(['keep-yearly-in']), 'it needs --keep-years N')
+}
 
 function describeSchedule(s: Obj): string {
   if (s.frequency === 'Hourly')
@@ -713,7 +780,7 @@ export async function printVmPoints(ctx: Parameters<CommandDef['run']>[0], vm: s
       { header: 'kind', value: (p) => p.kind },
       { header: 'consistency', value: (p) => p.consistency },
       { header: 'tier', value: (p) => p.tier },
-      { header: 'disks', value: (p) => p.disks.map((d) => d.lun).join(',') },
+      { header: 'disks', value: (p) => p.disks.map((d) => d.name).join(',') },
       { header: 'expires', value: (p) => p.expiresAt },
     ]),
   )
