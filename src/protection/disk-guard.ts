@@ -6,10 +6,10 @@ import { refKey } from './vm.js'
 
 /** Something that needs a disk or snapshot: a VM under protection, or a recovery point. */
 export interface DiskDependent {
-  kind: 'ProtectedItem' | 'RecoveryPoint'
+  kind: 'ProtectedItem' | 'VmRecoveryPoint'
   vm: string
   vault: string
-  /** The recovery point's id (RecoveryPoint only). */
+  /** The recovery point's id (VmRecoveryPoint only). */
   point?: string
   /** The disk (`account/container/disk`) and, for a point, the snapshot it needs. */
   disk: string
@@ -68,7 +68,7 @@ export class DiskGuard {
           if (t.snapshot !== undefined && d.snapshot !== t.snapshot) continue
           if (!this.#reconciler.snapshotExists(d.source, d.snapshot)) continue
           out.push({
-            kind: 'RecoveryPoint',
+            kind: 'VmRecoveryPoint',
             vm: item.vmName,
             vault: item.vault,
             point: p.id,
@@ -89,7 +89,7 @@ export class DiskGuard {
     const deps = await this.dependents(t)
     if (deps.length === 0 || force) return deps
     const items = [...new Set(deps.filter((d) => d.kind === 'ProtectedItem').map((d) => d.vm))]
-    const points = deps.filter((d) => d.kind === 'RecoveryPoint')
+    const points = deps.filter((d) => d.kind === 'VmRecoveryPoint')
     const parts: string[] = []
     if (items.length > 0)
       parts.push(
@@ -179,7 +179,7 @@ export class DiskGuard {
   }
 
   async #after(deps: DiskDependent[]): Promise<void> {
-    const vms = [...new Set(deps.filter((d) => d.kind === 'RecoveryPoint').map((d) => d.vm))]
+    const vms = [...new Set(deps.filter((d) => d.kind === 'VmRecoveryPoint').map((d) => d.vm))]
     if (vms.length > 0) await this.#reconciler.reconcileAll({ vms })
   }
 }

@@ -8,7 +8,6 @@ export {
   type AgentStatusReport,
   type AgentStep,
   type AgentThaw,
-  type Consistency,
 } from './agent-client.js'
 export { type Clock, ManualClock, systemClock } from './clock.js'
 export {
@@ -28,6 +27,16 @@ export {
   JobRegistry,
   type JobStatus,
 } from './job-registry.js'
+export {
+  expiredSnapshots,
+  MAX_POINTS_PER_ITEM,
+  onDemandExpiry,
+  planRetention,
+  type RetentionPlan,
+  type RetentionPoint,
+  type RetentionReason,
+  type RetentionVerdict,
+} from './plan-retention.js'
 export { PointReconciler, type ReconcileReport, tierOf } from './point-reconciler.js'
 export {
   type BackupPolicy,
@@ -58,21 +67,11 @@ export {
   type ProtectedItem,
   type ProtectionState,
   ProtectionStore,
-  type RecoveryPoint,
-  type RecoveryPointDisk,
   type RecoveryPointTier,
+  type VmRecoveryPoint,
+  type VmRecoveryPointDisk,
 } from './protection-store.js'
 export { RegistryVaultTransfer } from './registry-vault-transfer.js'
-export {
-  expiredSnapshots,
-  MAX_POINTS_PER_ITEM,
-  onDemandExpiry,
-  planRetention,
-  type RetentionPlan,
-  type RetentionPoint,
-  type RetentionReason,
-  type RetentionVerdict,
-} from './retention.js'
 export {
   DEFAULT_SPREAD_MS,
   type DueRun,

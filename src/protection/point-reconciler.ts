@@ -2,9 +2,9 @@ import type { DiskRef, DiskStore } from '../diskstore/index.js'
 import { isCairnError, type Logger, silentLogger } from '../util/index.js'
 import type {
   ProtectionStore,
-  RecoveryPoint,
-  RecoveryPointDisk,
   RecoveryPointTier,
+  VmRecoveryPoint,
+  VmRecoveryPointDisk,
 } from './protection-store.js'
 import type { VaultTransfer } from './vault-transfer.js'
 
@@ -12,7 +12,7 @@ import type { VaultTransfer } from './vault-transfer.js'
 const GONE = new Set(['SnapshotNotFound', 'DiskNotFound', 'ContainerNotFound', 'AccountNotFound'])
 
 /** Splits a disk's `vaultBackup` (`<vault point>/<disk>`). */
-export function vaultRef(d: RecoveryPointDisk): { point: string; disk: string } | undefined {
+export function vaultRef(d: VmRecoveryPointDisk): { point: string; disk: string } | undefined {
   if (!d.vaultBackup) return undefined
   const i = d.vaultBackup.lastIndexOf('/')
   return { point: d.vaultBackup.slice(0, i), disk: d.vaultBackup.slice(i + 1) }
@@ -23,7 +23,7 @@ export function vaultRef(d: RecoveryPointDisk): { point: string; disk: string } 
  * disk a snapshot → Snapshot, every disk a vault copy → Vault; undefined when some disk has neither
  * (the point cannot be restored any more). A disk with both counts for either.
  */
-export function tierOf(disks: RecoveryPointDisk[]): RecoveryPointTier | undefined {
+export function tierOf(disks: VmRecoveryPointDisk[]): RecoveryPointTier | undefined {
   const snap = disks.every((d) => d.snapshot !== undefined)
   const vault = disks.every((d) => d.vaultBackup !== undefined)
   if (snap && vault) return 'SnapshotAndVault'
@@ -136,7 +136,7 @@ export class PointReconciler {
    * Removes a recovery point's data from both tiers; what is already gone (a snapshot, the vault
    * point, the whole vault) counts as removed. Its record is the caller's.
    */
-  async deletePointData(vault: string, p: RecoveryPoint): Promise<void> {
+  async deletePointData(vault: string, p: VmRecoveryPoint): Promise<void> {
     const points = new Set<string>()
     for (const d of p.disks) {
       if (d.snapshot) {
@@ -150,7 +150,7 @@ export class PointReconciler {
     if (this.#vault) for (const point of points) await this.#vault.deletePoint(vault, point)
   }
 
-  async #dropPoint(vault: string, p: RecoveryPoint): Promise<void> {
+  async #dropPoint(vault: string, p: VmRecoveryPoint): Promise<void> {
     // What is left of it (a snapshot of another disk of the point) restores nothing on its own.
     await this.deletePointData(vault, p).catch(() => {})
     await this.#store.deleteRecoveryPoint(p.id)

@@ -1,20 +1,20 @@
 import type { DiskRef, DiskStore } from '../diskstore/index.js'
 import { CairnError, isCairnError, type Logger, silentLogger } from '../util/index.js'
-import { newRecoveryPointId } from '../vault/index.js'
+import { type Consistency, newRecoveryPointId } from '../vault/index.js'
 import { fromWall, toWall } from './_zoned-time.js'
-import { AgentClient, type AgentQuiesce, type AgentThaw, type Consistency } from './agent-client.js'
+import { AgentClient, type AgentQuiesce, type AgentThaw } from './agent-client.js'
 import { DiskGuard } from './disk-guard.js'
 import { diskLabel } from './disk-label.js'
+import { expiredSnapshots, onDemandExpiry, planRetention } from './plan-retention.js'
 import { PointReconciler, type ReconcileReport, vaultRef } from './point-reconciler.js'
 import { type BackupPolicy, POLICY_BOUNDS } from './policy.js'
 import type {
   Job,
   ProtectedItem,
   ProtectionStore,
-  RecoveryPoint,
-  RecoveryPointDisk,
+  VmRecoveryPoint,
+  VmRecoveryPointDisk,
 } from './protection-store.js'
-import { expiredSnapshots, onDemandExpiry, planRetention } from './retention.js'
 import { scheduledTimes } from './schedule.js'
 import type { RunningJob, VaultTransfer } from './vault-transfer.js'
 import { refKey, type VmSpec } from './vm.js'
@@ -87,7 +87,7 @@ export class ProtectionService {
   }
 
   /** A VM's recovery points, oldest first, after bringing their tiers in line with what exists. */
-  async listRecoveryPoints(vmName: string): Promise<RecoveryPoint[]> {
+  async listRecoveryPoints(vmName: string): Promise<VmRecoveryPoint[]> {
     await this.reconcile(vmName, { vault: true })
     return this.#store.listRecoveryPoints(vmName)
   }
@@ -340,7 +340,7 @@ export class ProtectionService {
     const warnings: string[] = []
     const details: Record<string, unknown> = { ...job.details }
     let snapshots: { disk: DiskRef; snapshot: string }[] = []
-    let point: RecoveryPoint | undefined
+    let point: VmRecoveryPoint | undefined
     try {
       // 1. Quiesce through the agent, if any. An unreachable agent means crash-consistent, said so.
       let quiesce: AgentQuiesce | undefined
@@ -394,7 +394,7 @@ export class ProtectionService {
       details.consistency = consistency
       // 4. The recovery point exists now, in the snapshot tier: instant restore works at once.
       const time = new Date(this.#now())
-      const rpDisks: RecoveryPointDisk[] = snapshots.map((s, i) => {
+      const rpDisks: VmRecoveryPointDisk[] = snapshots.map((s, i) => {
         const lun = b.disks[i]!.lun
         return {
           name: diskLabel(lun),
@@ -410,7 +410,7 @@ export class ProtectionService {
         updatedAt: _u,
         ...vmSpec
       } = b.vm as VmSpec & { id: string; createdAt?: string; updatedAt?: string }
-      const rp: RecoveryPoint = {
+      const rp: VmRecoveryPoint = {
         // One id format for both tiers: the vault point of this recovery point gets the same id.
         id: await this.#newPointId(time),
         itemId: b.itemId,
@@ -480,7 +480,7 @@ export class ProtectionService {
 
   async #transfer(
     job: Job,
-    point: RecoveryPoint,
+    point: VmRecoveryPoint,
     vault: string,
     signal: AbortSignal,
   ): Promise<{ vaultPoint: string; bytesAdded: number; incremental: boolean }> {
@@ -629,7 +629,7 @@ export class ProtectionService {
   }
 
   /** Removes a recovery point's snapshots and vault backups (its record is the caller's); what is gone counts as removed. */
-  deletePointData(vault: string, p: RecoveryPoint): Promise<void> {
+  deletePointData(vault: string, p: VmRecoveryPoint): Promise<void> {
     return this.#reconciler.deletePointData(vault, p)
   }
 }

@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto'
 import type { Catalog, CatalogSchema } from '../catalog/index.js'
 import type { DiskRef } from '../diskstore/index.js'
 import { CairnError, type ErrorCode } from '../util/index.js'
+import type { Consistency } from '../vault/index.js'
 import { newRecoveryPointId } from '../vault/index.js'
-import type { Consistency } from './agent-client.js'
 import { type DiskLabel, diskLabel } from './disk-label.js'
 import { type BackupPolicy, validatePolicy } from './policy.js'
 import type { SchedulableItem, SchedulerStore } from './scheduler.js'
@@ -32,7 +32,7 @@ export interface ProtectedItem extends DiskSelection {
 export type RecoveryPointTier = 'Snapshot' | 'SnapshotAndVault' | 'Vault'
 
 /** One disk of a recovery point. */
-export interface RecoveryPointDisk {
+export interface VmRecoveryPointDisk {
   /** `os` or `lun<N>` (see disk-label.ts). */
   name: DiskLabel
   /** The LUN of a data disk (absent for the OS disk). */
@@ -45,8 +45,12 @@ export interface RecoveryPointDisk {
   vaultBackup?: string
 }
 
-/** A recovery point: disks at one instant, with the VM description saved to rebuild it. */
-export interface RecoveryPoint {
+/**
+ * A protected VM's recovery point: its disks at one instant, with the VM description saved to rebuild
+ * it, in the snapshot tier, the vault tier or both. Its vault copy is one vault `VmRecoveryPoint`
+ * (src/vault), named by each disk's `vaultBackup`.
+ */
+export interface VmRecoveryPoint {
   id: string
   itemId: string
   time: string
@@ -54,7 +58,7 @@ export interface RecoveryPoint {
   consistency: Consistency
   tier: RecoveryPointTier
   expiresAt?: string
-  disks: RecoveryPointDisk[]
+  disks: VmRecoveryPointDisk[]
   vm: VmSpec
 }
 
@@ -487,7 +491,7 @@ export class ProtectionStore implements SchedulerStore {
   async stopProtection(
     vmName: string,
     options: { deleteData: boolean },
-  ): Promise<{ item: ProtectedItem; pointsToDelete: RecoveryPoint[] }> {
+  ): Promise<{ item: ProtectedItem; pointsToDelete: VmRecoveryPoint[] }> {
     const item = await this.getItem(vmName)
     await this.#db
       .updateTable('protected_items')
@@ -592,7 +596,7 @@ export class ProtectionStore implements SchedulerStore {
   // --- Recovery points ---
 
   /** Adds a recovery point (written only once its snapshot exists: never half a point). */
-  async addRecoveryPoint(point: Omit<RecoveryPoint, 'id'> & { id?: string }): Promise<RecoveryPoint> {
+  async addRecoveryPoint(point: Omit<VmRecoveryPoint, 'id'> & { id?: string }): Promise<VmRecoveryPoint> {
     const id = point.id ?? newRecoveryPointId(new Date(point.time))
     await this.#db
       .insertInto('recovery_points')
@@ -614,14 +618,14 @@ export class ProtectionStore implements SchedulerStore {
   }
 
   /** A recovery point by id (or by the UUID it had before ids took the vault's form). */
-  async getRecoveryPoint(id: string): Promise<RecoveryPoint> {
+  async getRecoveryPoint(id: string): Promise<VmRecoveryPoint> {
     const p = await this.findRecoveryPoint(id)
     if (!p) throw new CairnError('RecoveryPointNotFound', `Cannot find recovery point "${id}"`)
     return p
   }
 
   /** A recovery point by id or legacy UUID, or undefined. */
-  async findRecoveryPoint(id: string): Promise<RecoveryPoint | undefined> {
+  async findRecoveryPoint(id: string): Promise<VmRecoveryPoint | undefined> {
     const row = await this.#db
       .selectFrom('recovery_points')
       .selectAll()
@@ -631,7 +635,7 @@ export class ProtectionStore implements SchedulerStore {
   }
 
   /** A VM's recovery points, oldest first. */
-  async listRecoveryPoints(vmName: string): Promise<RecoveryPoint[]> {
+  async listRecoveryPoints(vmName: string): Promise<VmRecoveryPoint[]> {
     const item = await this.getItem(vmName)
     const rows = await this.#db
       .selectFrom('recovery_points')
@@ -645,7 +649,7 @@ export class ProtectionStore implements SchedulerStore {
   /** Updates a point's tier and disks (after the vault transfer, or when its snapshots are removed). */
   async updateRecoveryPoint(
     id: string,
-    change: { tier: RecoveryPointTier; disks: RecoveryPointDisk[] },
+    change: { tier: RecoveryPointTier; disks: VmRecoveryPointDisk[] },
   ): Promise<void> {
     await this.#db
       .updateTable('recovery_points')
@@ -845,12 +849,12 @@ function toItem(
   return item
 }
 
-function toPoint(r: CatalogSchema['recovery_points']): RecoveryPoint {
-  const p: RecoveryPoint = {
+function toPoint(r: CatalogSchema['recovery_points']): VmRecoveryPoint {
+  const p: VmRecoveryPoint = {
     id: r.id,
     itemId: r.item_id,
     time: new Date(r.time).toISOString(),
-    kind: r.kind as RecoveryPoint['kind'],
+    kind: r.kind as VmRecoveryPoint['kind'],
     consistency: r.consistency as Consistency,
     tier: r.tier as RecoveryPointTier,
     disks: (JSON.parse(r.disks_json) as StoredPointDisk[]).map(pointDisk),
@@ -861,9 +865,9 @@ function toPoint(r: CatalogSchema['recovery_points']): RecoveryPoint {
 }
 
 /** A point's disk as stored: points written before disk labels have `lun: 'os' | N` and no name. */
-type StoredPointDisk = Omit<RecoveryPointDisk, 'name' | 'lun'> & { name?: DiskLabel; lun?: number | 'os' }
+type StoredPointDisk = Omit<VmRecoveryPointDisk, 'name' | 'lun'> & { name?: DiskLabel; lun?: number | 'os' }
 
-function pointDisk(d: StoredPointDisk): RecoveryPointDisk {
+function pointDisk(d: StoredPointDisk): VmRecoveryPointDisk {
   const { name, lun, ...rest } = d
   return { name: name ?? diskLabel(lun ?? 'os'), ...(typeof lun === 'number' ? { lun } : {}), ...rest }
 }

@@ -1,15 +1,8 @@
 import type { DiskStore } from '../diskstore/index.js'
 import { isCairnError } from '../util/index.js'
-import type { Consistency as VaultConsistency, VaultRegistry } from '../vault/index.js'
-import type { Consistency } from './agent-client.js'
+import type { VaultRegistry } from '../vault/index.js'
 import { diskSource, restoreToDisk } from './disk-backup.js'
 import type { VaultTransfer } from './vault-transfer.js'
-
-const CONSISTENCY: Record<Consistency, VaultConsistency> = {
-  AppConsistent: 'application-consistent',
-  FileSystemConsistent: 'file-system-consistent',
-  CrashConsistent: 'crash-consistent',
-}
 
 /**
  * The vault side of VM backups over the service's vault registry: the disk-store snapshots of a point
@@ -41,7 +34,7 @@ export class RegistryVaultTransfer implements VaultTransfer {
       ...(request.id ? { id: request.id } : {}),
       sources,
       item: request.item,
-      consistency: CONSISTENCY[request.consistency],
+      consistency: request.consistency,
       ...(request.base ? { base: request.base } : {}),
       ...(request.expiresAt ? { expiresAt: new Date(request.expiresAt) } : {}),
       ...(options.signal ? { signal: options.signal } : {}),

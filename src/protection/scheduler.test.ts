@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { ManualClock } from './clock.js'
+import { planRetention, type RetentionPoint } from './plan-retention.js'
 import { type BackupPolicy, validatePolicy } from './policy.js'
-import { planRetention, type RetentionPoint } from './retention.js'
 import type { SchedulableItem, ScheduledRun, SchedulerStore } from './scheduler.js'
 import { Scheduler } from './scheduler.js'
 

@@ -1,5 +1,5 @@
 import type { DiskRef, LongOperationOptions } from '../diskstore/index.js'
-import type { Consistency } from './agent-client.js'
+import type { Consistency } from '../vault/index.js'
 import type { Job } from './protection-store.js'
 
 /**

@@ -7,8 +7,8 @@ import type {
   Job,
   ProtectedItem,
   ProtectionStore,
-  RecoveryPoint,
-  RecoveryPointDisk,
+  VmRecoveryPoint,
+  VmRecoveryPointDisk,
 } from './protection-store.js'
 import type { RunningJob, VaultTransfer } from './vault-transfer.js'
 import { refKey } from './vm.js'
@@ -28,7 +28,7 @@ interface Restored {
   from: 'Snapshot' | 'Vault'
 }
 
-const lunOf = (d: RecoveryPointDisk): number | 'os' => (d.name === 'os' ? 'os' : d.lun!)
+const lunOf = (d: VmRecoveryPointDisk): number | 'os' => (d.name === 'os' ? 'os' : d.lun!)
 
 /**
  * Restores of VM recovery points (new VM, disks only, over the VM's own disks). Each disk comes from
@@ -163,9 +163,9 @@ export class VmRestores {
 
   async #restoreDisks(
     job: Job,
-    point: RecoveryPoint,
+    point: VmRecoveryPoint,
     vault: string,
-    o: { name: (d: RecoveryPointDisk) => string; only?: DiskLabel[] | undefined; signal: AbortSignal },
+    o: { name: (d: VmRecoveryPointDisk) => string; only?: DiskLabel[] | undefined; signal: AbortSignal },
   ): Promise<Restored[]> {
     const item = await this.#store.getItemById(point.itemId)
     const disks = point.disks.filter((d) => !o.only || o.only.includes(d.name))
@@ -198,8 +198,8 @@ export class VmRestores {
 
   async #fromVault(
     item: ProtectedItem,
-    point: RecoveryPoint,
-    d: RecoveryPointDisk,
+    point: VmRecoveryPoint,
+    d: VmRecoveryPointDisk,
     target: DiskRef,
     signal: AbortSignal,
   ): Promise<void> {

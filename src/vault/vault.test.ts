@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import type { CairnError } from '../util/index.js'
+import { decodeRecord } from './_record.js'
 import { bufferSink, bufferSource, mixedImage, scatterWrites, textBytes } from './_testing.js'
 import { fileSink } from './file-sink.js'
 import { fileSource } from './file-source.js'
@@ -101,6 +102,22 @@ for (const encrypted of [false, true]) {
 }
 
 describe('vault backups', () => {
+  it('records consistency with the reference names and keeps the manifest spelling of MANI v1', async () => {
+    await withVault(async (v, dir) => {
+      const rp = await v.backup({
+        item,
+        consistency: 'AppConsistent',
+        sources: [bufferSource('os', textBytes(512))],
+      })
+      assert.equal(rp.consistency, 'AppConsistent')
+      assert.equal((await v.getRecoveryPoint(rp.id)).consistency, 'AppConsistent')
+      const stored = decodeRecord(await readFile(join(dir, 'vault', 'rp', rp.id)), 'MANI', 'manifest')
+      assert.equal((stored.body as { consistency: string }).consistency, 'application-consistent')
+      const crash = await v.backup({ item, sources: [bufferSource('os', textBytes(512))] })
+      assert.equal((await v.getRecoveryPoint(crash.id)).consistency, 'CrashConsistent')
+    })
+  })
+
   it('cleared ranges of an incremental read back as zeros', async () => {
     await withVault(async (v) => {
       const img = mixedImage(8 * MiB)

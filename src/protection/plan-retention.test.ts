@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
+import { expiredSnapshots, planRetention, type RetentionPoint } from './plan-retention.js'
 import { validatePolicy } from './policy.js'
-import { expiredSnapshots, planRetention, type RetentionPoint } from './retention.js'
 import { scheduledTimes } from './schedule.js'
 
 const DAY = 86_400_000
