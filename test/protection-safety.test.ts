@@ -147,8 +147,8 @@ describe('protection keeps backups restorable and VMs manageable (real cairn ser
       assert.equal(await firstByte(service.url, 'copy-lun0'), 0x22)
       ok('restore', 'disks', 'web', '--disks', 'lun0', '--prefix', 'only', '--wait')
       assert.equal(await firstByte(service.url, 'only-lun0'), 0x22)
-      const jobs = (await call(service.url, 'GET', '/api/v1/backupJobs?type=Restore')).body.value as Json[]
-      const restoreVm = jobs.find((j) => j.entity === 'copy')
+      const jobs = (await call(service.url, 'GET', '/api/v1/jobs?kind=restore')).body.items as Json[]
+      const restoreVm = jobs.find((j) => j.resource === 'vms/copy')
       assert.deepEqual(
         restoreVm.details.disks.map((d: Json) => `${d.name}:${d.from}`),
         ['os:Snapshot', 'lun0:Vault'],
@@ -300,7 +300,7 @@ describe('protection keeps backups restorable and VMs manageable (real cairn ser
       assert.equal(lost.id, first.id)
       assert.equal(lost.tier, 'Snapshot', 'the new vault does not hold the point')
       const backup = ok('backup', 'now', 'web', '--wait', '--json').json()
-      assert.match(backup.status, /^Completed/, JSON.stringify(backup))
+      assert.equal(backup.state, 'Completed', JSON.stringify(backup))
       assert.deepEqual(
         points(ok, 'web').map((p) => p.tier),
         ['Snapshot', 'SnapshotAndVault'],

@@ -3,6 +3,7 @@ import { CairnError } from '../util/index.js'
 import { errorResponse } from './_errors.js'
 import type { ApiContext } from './api-context.js'
 import { registerDiskRoutes } from './disk-routes.js'
+import { registerJobRoutes } from './job-routes.js'
 import { type ApiApp, newApiApp } from './new-api-app.js'
 import { registerProtectionRoutes } from './protection-routes.js'
 import { registerSystemRoutes } from './system-routes.js'
@@ -35,6 +36,7 @@ export function createApiApp(ctx: ApiContext): ApiApp {
   if (ctx.protection) registerProtectionRoutes(app, ctx)
   registerDiskRoutes(app, ctx)
   registerVaultRoutes(app, ctx)
+  registerJobRoutes(app, ctx)
 
   app.doc31('/api/v1/openapi.json', {
     openapi: '3.1.0',

@@ -138,9 +138,37 @@ export const MIGRATIONS: Migration[] = [
     },
   },
   {
+    // One job model for every long operation: lower-case kinds, the states Queued / Running /
+    // Completed / Failed / Cancelled / Interrupted, who started it, its result, its VM, its last update.
+    version: 11,
+    name: 'jobs for every long operation',
+    async up(db) {
+      await db.schema.alterTable('jobs').addColumn('vm', 'text').execute()
+      await db.schema
+        .alterTable('jobs')
+        .addColumn('started_by', 'text', (c) => c.notNull().defaultTo('local'))
+        .execute()
+      await db.schema.alterTable('jobs').addColumn('result_json', 'text').execute()
+      await db.schema.alterTable('jobs').addColumn('running_at', 'integer').execute()
+      await db.schema.alterTable('jobs').addColumn('updated_at', 'integer').execute()
+      await sql`update jobs set vm = entity where item_id is not null`.execute(db)
+      await sql`update jobs set running_at = started_at, updated_at = coalesce(ended_at, started_at)`.execute(
+        db,
+      )
+      await sql`update jobs set type = lower(type) where type in ('Backup', 'Restore')`.execute(db)
+      await sql`update jobs set type = 'delete-data' where type = 'DeleteBackupData'`.execute(db)
+      await sql`update jobs set type = 'maintenance' where type = 'Maintenance'`.execute(db)
+      await sql`update jobs set status = 'Completed' where status = 'CompletedWithWarnings'`.execute(db)
+      await sql`update jobs set status = 'Running' where status = 'InProgress'`.execute(db)
+      await sql`update jobs set status = 'Running' where status = 'Cancelling'`.execute(db)
+      await db.schema.createIndex('jobs_type').on('jobs').columns(['type']).execute()
+      await db.schema.createIndex('jobs_vm').on('jobs').columns(['vm']).execute()
+    },
+  },
+  {
     // One recovery-point id form everywhere (the vault's, 20261204T195200123Z-7b55): points named by a
     // UUID take the id of their vault point (or one made from their time); the UUID stays accepted.
-    version: 11,
+    version: 12,
     name: 'recovery point ids',
     async up(db) {
       await db.schema.alterTable('recovery_points').addColumn('legacy_id', 'text').execute()

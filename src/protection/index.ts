@@ -1,5 +1,5 @@
 // Protection: VMs, backup policies, protected items, the scheduler, retention, backups and restores,
-// disk-store disks as vault sources and sinks, the agent client and the job registry.
+// disk-store disks as vault sources and sinks, the agent client and the job service.
 
 export {
   AgentClient,
@@ -21,12 +21,13 @@ export {
 export { type DeleteTarget, type DiskDependent, DiskGuard } from './disk-guard.js'
 export { type DiskLabel, diskLabel, parseDiskLabel } from './disk-label.js'
 export {
-  type JobControl,
-  type JobInfo,
-  type JobProgress,
-  JobRegistry,
-  type JobStatus,
-} from './job-registry.js'
+  type JobBody,
+  type JobContext,
+  type JobEvent,
+  JobService,
+  type JobServiceOptions,
+  type StartedJob,
+} from './job-service.js'
 export {
   expiredSnapshots,
   MAX_POINTS_PER_ITEM,
@@ -58,12 +59,9 @@ export {
   type BackupOptions,
   ProtectionService,
   type ProtectionServiceOptions,
+  type RunningJob,
 } from './protection-service.js'
 export {
-  type Job,
-  type JobFilter,
-  type JobStatus as BackupJobStatus,
-  type JobType,
   type ProtectedItem,
   type ProtectionState,
   ProtectionStore,
@@ -92,7 +90,7 @@ export {
   type SchedulerStatus,
   type SchedulerStore,
 } from './scheduler.js'
-export type { RunningJob, VaultTransfer } from './vault-transfer.js'
+export type { VaultTransfer } from './vault-transfer.js'
 export {
   type DataDisk,
   type DiskSelection,

@@ -3,11 +3,12 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import { MIGRATIONS, openSqliteCatalog, SqliteCatalog } from '../catalog/index.js'
+import { JobStore, MIGRATIONS, openSqliteCatalog, SqliteCatalog } from '../catalog/index.js'
 import { type DiskRef, LogDiskStore } from '../diskstore/index.js'
 import { isCairnError } from '../util/index.js'
 import { VaultRegistry } from '../vault/index.js'
 import { parseDiskLabel } from './disk-label.js'
+import { JobService } from './job-service.js'
 import { ProtectionService } from './protection-service.js'
 import { ProtectionStore } from './protection-store.js'
 import { RegistryVaultTransfer } from './registry-vault-transfer.js'
@@ -41,6 +42,7 @@ async function withService(
       store,
       disks,
       vault: new RegistryVaultTransfer(vaults, disks),
+      jobs: new JobService({ store: new JobStore(catalog) }),
       onDemandPerDay: 20,
     })
     await store.createVm({
@@ -71,8 +73,8 @@ describe('ProtectionService safety (real disk store, catalog and vault; no HTTP)
     await withService(async ({ service, store, disks, vaults }) => {
       const a = await service.backup('app')
       const b = await service.backup('app')
-      assert.equal(a.status, 'Completed', JSON.stringify(a.error))
-      assert.equal(b.status, 'Completed')
+      assert.equal(a.state, 'Completed', JSON.stringify(a.error))
+      assert.equal(b.state, 'Completed')
       const [p1, p2] = await store.listRecoveryPoints('app')
       // p1: its vault copy goes; p2: its data disk's snapshot goes.
       await (await vaults.open('v1')).deleteRecoveryPoint(p1!.id)
@@ -166,7 +168,7 @@ describe('ProtectionService safety (real disk store, catalog and vault; no HTTP)
     })
   })
 
-  it('catalog migration 11 renames UUID point ids to the vault form, keeping the UUID readable and disks labelled', async () => {
+  it('catalog migration 12 renames UUID point ids to the vault form, keeping the UUID readable and disks labelled', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'cairn-rp-ids-'))
     const file = join(dir, 'catalog.db')
     try {

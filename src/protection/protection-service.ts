@@ -1,29 +1,31 @@
+import type { Job } from '../catalog/index.js'
 import type { DiskRef, DiskStore } from '../diskstore/index.js'
 import { CairnError, isCairnError, type Logger, silentLogger } from '../util/index.js'
 import { type Consistency, newRecoveryPointId } from '../vault/index.js'
 import { fromWall, toWall } from './_zoned-time.js'
 import { AgentClient, type AgentQuiesce, type AgentThaw } from './agent-client.js'
 import { DiskGuard } from './disk-guard.js'
-import { diskLabel } from './disk-label.js'
+import { type DiskLabel, diskLabel } from './disk-label.js'
+import type { JobContext, JobService, StartedJob } from './job-service.js'
 import { expiredSnapshots, onDemandExpiry, planRetention } from './plan-retention.js'
 import { PointReconciler, type ReconcileReport, vaultRef } from './point-reconciler.js'
 import { type BackupPolicy, POLICY_BOUNDS } from './policy.js'
 import type {
-  Job,
   ProtectedItem,
   ProtectionStore,
   VmRecoveryPoint,
   VmRecoveryPointDisk,
 } from './protection-store.js'
 import { scheduledTimes } from './schedule.js'
-import type { RunningJob, VaultTransfer } from './vault-transfer.js'
+import type { VaultTransfer } from './vault-transfer.js'
 import { refKey, type VmSpec } from './vm.js'
-import { type RunningEntry, VmRestores } from './vm-restores.js'
 
 /** Options of a ProtectionService. */
 export interface ProtectionServiceOptions {
   store: ProtectionStore
   disks: DiskStore
+  /** Runs and records every backup and restore as a job. */
+  jobs: JobService
   /** Without a vault, recovery points stay in the snapshot tier (and their snapshots are kept). */
   vault?: VaultTransfer
   logger?: Logger
@@ -37,34 +39,40 @@ export interface BackupOptions {
   kind?: 'Scheduled' | 'OnDemand'
   /** On-demand expiry (default 30 days). */
   expiresAt?: Date
+  /** Aborted when the caller (the scheduler) stops: the job ends Interrupted. */
   signal?: AbortSignal
+  /** Who asks (default `local`). */
+  startedBy?: string
 }
+
+/** A started job and the promise of its end. */
+export type RunningJob = StartedJob
 
 /**
  * Backups and restores of VMs: quiesce through the agent → one consistency-group snapshot of every
  * included disk → thaw → a recovery point in the snapshot tier → transfer to the vault (only the diff)
  * → "SnapshotAndVault" → snapshots past the instant-restore retention removed (the latest kept).
- * Every action is a job; one backup of a VM at a time.
+ * Every action is a job of the JobService; one backup of a VM at a time. A recovery point is written
+ * only when its backup completes: a backup that fails, is cancelled or dies leaves none.
  */
 export class ProtectionService {
   readonly #store: ProtectionStore
   readonly #disks: DiskStore
+  readonly #jobs: JobService
   readonly #vault: VaultTransfer | undefined
   readonly #log: Logger
   readonly #now: () => number
   readonly #onDemandPerDay: number
-  readonly #running = new Map<string, RunningEntry>()
+  readonly #running = new Map<string, Promise<Job>>()
   readonly #busyVms = new Set<string>()
-  /** Points a running backup is writing: reconciliation leaves them alone. */
-  readonly #writing = new Set<string>()
   readonly #reconciler: PointReconciler
-  readonly #restores: VmRestores
   /** Deletes of disks, snapshots, containers and accounts that protection depends on (refused unless forced). */
   readonly guard: DiskGuard
 
   constructor(options: ProtectionServiceOptions) {
     this.#store = options.store
     this.#disks = options.disks
+    this.#jobs = options.jobs
     this.#vault = options.vault
     this.#log = options.logger ?? silentLogger
     this.#now = options.now ?? Date.now
@@ -76,14 +84,6 @@ export class ProtectionService {
       logger: this.#log,
     })
     this.guard = new DiskGuard({ store: this.#store, disks: this.#disks, reconciler: this.#reconciler })
-    this.#restores = new VmRestores({
-      store: this.#store,
-      disks: this.#disks,
-      vault: this.#vault,
-      reconciler: this.#reconciler,
-      running: this.#running,
-      reconcile: (vm) => this.reconcile(vm),
-    })
   }
 
   /** A VM's recovery points, oldest first, after bringing their tiers in line with what exists. */
@@ -100,7 +100,7 @@ export class ProtectionService {
 
   /** Brings a VM's recovery points in line with the disk store (and, with `vault`, its vault). */
   reconcile(vmName: string, options: { vault?: boolean } = {}): Promise<ReconcileReport> {
-    return this.#reconciler.reconcile(vmName, { ...options, skip: this.#writing })
+    return this.#reconciler.reconcile(vmName, options)
   }
 
   /** Adds a backup policy to a vault that exists (VaultNotFound otherwise), within the reference bounds. */
@@ -210,44 +210,73 @@ export class ProtectionService {
 
   /** Starts a backup as a job and answers the job at once ("backup now" answers 202 with it). */
   async startBackup(vmName: string, options: BackupOptions = {}): Promise<Job> {
-    const { job, run } = await this.#prepareBackup(vmName, options)
-    void run().catch(() => {})
-    return job
+    return (await this.#startBackup(vmName, options)).job
   }
 
   /** Runs a backup to its end; resolves with the finished job (Failed jobs resolve too). */
   async backup(vmName: string, options: BackupOptions = {}): Promise<Job> {
-    const { job, run } = await this.#prepareBackup(vmName, options)
-    await run().catch(() => {})
-    return this.#store.getJob(job.id)
+    return (await this.#startBackup(vmName, options)).done
   }
 
-  /** Asks a running job to stop; it ends Cancelled without leaving half a recovery point. */
+  /** Cancels a running job; it ends Cancelled without leaving a recovery point or its snapshots. */
   async cancel(jobId: string): Promise<Job> {
-    const r = this.#running.get(jobId)
-    if (!r) {
-      const job = await this.#store.getJob(jobId)
-      throw new CairnError('Cancelled', `Cannot cancel job "${jobId}": it is ${job.status}, not running`)
-    }
-    await this.#store.updateJob(jobId, { status: 'Cancelling' })
-    r.abort.abort(new CairnError('Cancelled', `Job ${jobId} was cancelled`))
-    await r.done.catch(() => {})
-    return this.#store.getJob(jobId)
+    return this.#jobs.cancel(jobId)
   }
 
-  /** Cancels every running job and waits for them to end (service shutdown). */
+  /** Waits for the running backups and restores (the JobService interrupts them at shutdown). */
   async close(): Promise<void> {
-    for (const r of this.#running.values())
-      r.abort.abort(new CairnError('Cancelled', 'The service is stopping'))
     await this.idle()
   }
 
-  /** Resolves when no job runs. */
+  /** Resolves when no backup or restore of this service runs. */
   async idle(): Promise<void> {
-    while (this.#running.size > 0) await Promise.allSettled([...this.#running.values()].map((r) => r.done))
+    while (this.#running.size > 0) await Promise.allSettled([...this.#running.values()])
   }
 
-  async #prepareBackup(vmName: string, options: BackupOptions) {
+  /**
+   * Cleans what a backup cut short by a dead service left: the snapshots it took (recorded in its
+   * job before any data moved) unless a recovery point holds them. Its vault data is the vault's
+   * (a backup's packs without a manifest are reclaimed by GC once its lock is stale).
+   */
+  async cleanInterrupted(job: Job): Promise<string[]> {
+    if (job.kind === 'restore') {
+      const made = (job.details.createdDisks ?? []) as DiskRef[]
+      const removed = made.filter((r) => diskExists(this.#disks, r)).map(refKey)
+      await removeDisks(this.#disks, made)
+      return removed
+    }
+    if (job.kind !== 'backup' || !job.vm) return []
+    const orphan = job.details.vaultPoint
+    if (typeof orphan === 'string' && job.vault && this.#vault) {
+      // The vault committed the point but the service died before the recovery point was written.
+      const points = await this.#store.listRecoveryPoints(job.vm).catch(() => [])
+      if (!points.some((p) => p.disks.some((d) => d.vaultBackup?.startsWith(`${orphan}/`))))
+        await this.#vault.deletePoint(job.vault, orphan).catch(() => {})
+    }
+    const taken = (job.details.snapshots ?? []) as { disk: DiskRef; snapshot: string }[]
+    if (taken.length === 0) return []
+    const held = new Set<string>()
+    try {
+      for (const p of await this.#store.listRecoveryPoints(job.vm))
+        for (const d of p.disks) if (d.snapshot) held.add(`${refKey(d.source)}@${d.snapshot}`)
+    } catch {
+      // The VM or its item is gone: no point holds the snapshots.
+    }
+    const removed: string[] = []
+    for (const s of taken) {
+      const key = `${refKey(s.disk)}@${s.snapshot}`
+      if (held.has(key)) continue
+      try {
+        await this.#disks.deleteSnapshot(s.disk, s.snapshot)
+        removed.push(key)
+      } catch {
+        // Already gone.
+      }
+    }
+    return removed
+  }
+
+  async #startBackup(vmName: string, options: BackupOptions): Promise<StartedJob> {
     const vm = await this.#store.getVm(vmName)
     const item = await this.#store.getItem(vmName)
     if (item.state !== 'Protected') {
@@ -268,35 +297,26 @@ export class ProtectionService {
       const disks = await this.#store.disksToBackUp(vmName)
       const kind = options.kind ?? 'OnDemand'
       if (kind === 'OnDemand') await this.#checkOnDemandLimit(vmName, policy)
-      const job = await this.#store.createJob({
-        type: 'Backup',
-        entity: vmName,
-        itemId: item.id,
-        vault: item.vault,
-        phase: 'Queued',
-        details: { kind, disks: disks.map((d) => diskLabel(d.lun)) },
+      const b = { vm, itemId: item.id, vault: item.vault, policy, disks, kind, options }
+      const started = await this.#jobs.start(
+        {
+          kind: 'backup',
+          resource: `vms/${vmName}`,
+          vm: vmName,
+          itemId: item.id,
+          vault: item.vault,
+          startedBy: options.startedBy ?? (kind === 'Scheduled' ? 'scheduler' : 'local'),
+          details: { kind, disks: disks.map((d) => diskLabel(d.lun)) },
+        },
+        (ctx) => this.#runBackup(ctx, b),
+        options.signal ? { interruptOn: options.signal } : {},
+      )
+      const done = started.done.finally(() => {
+        this.#busyVms.delete(vmName)
+        this.#running.delete(started.job.id)
       })
-      const abort = new AbortController()
-      if (options.signal)
-        options.signal.addEventListener('abort', () => abort.abort(options.signal!.reason), { once: true })
-      const run = async () => {
-        try {
-          await this.#runBackup(
-            job,
-            { vm, itemId: item.id, vault: item.vault, policy, disks, kind, options },
-            abort.signal,
-          )
-        } finally {
-          this.#busyVms.delete(vmName)
-          this.#running.delete(job.id)
-        }
-      }
-      let resolveDone!: () => void
-      const done = new Promise<void>((r) => {
-        resolveDone = r
-      })
-      this.#running.set(job.id, { job, abort, done })
-      return { job, run: () => run().finally(resolveDone) }
+      this.#running.set(started.job.id, done)
+      return { job: started.job, done }
     } catch (err) {
       this.#busyVms.delete(vmName)
       throw err
@@ -311,10 +331,14 @@ export class ProtectionService {
     const now = this.#now()
     const wall = toWall(now, policy.timeZone)
     const dayStart = fromWall(wall.year, wall.month, wall.day, 0, 0, policy.timeZone)
-    const jobs = await this.#store.listJobs({ type: 'Backup', entity: vmName, since: new Date(dayStart) })
-    const taken = jobs.filter(
-      (j) => j.details.kind === 'OnDemand' && j.status !== 'Failed' && j.status !== 'Cancelled',
-    ).length
+    const { items } = await this.#jobs.list({
+      kind: 'backup',
+      vm: vmName,
+      since: new Date(dayStart),
+      state: ['Queued', 'Running', 'Completed'],
+      limit: 1000,
+    })
+    const taken = items.filter((j) => j.details.kind === 'OnDemand').length
     if (taken >= this.#onDemandPerDay) {
       throw new CairnError(
         'OnDemandBackupLimit',
@@ -325,7 +349,7 @@ export class ProtectionService {
   }
 
   async #runBackup(
-    job: Job,
+    ctx: JobContext,
     b: {
       vm: VmSpec & { id: string }
       itemId: string
@@ -335,10 +359,9 @@ export class ProtectionService {
       kind: 'Scheduled' | 'OnDemand'
       options: BackupOptions
     },
-    signal: AbortSignal,
-  ): Promise<void> {
+  ): Promise<Record<string, unknown>> {
+    const { signal, details } = ctx
     const warnings: string[] = []
-    const details: Record<string, unknown> = { ...job.details }
     let snapshots: { disk: DiskRef; snapshot: string }[] = []
     let point: VmRecoveryPoint | undefined
     try {
@@ -347,7 +370,7 @@ export class ProtectionService {
       const agent = b.vm.agent ? new AgentClient({ url: b.vm.agent.url, token: b.vm.agent.token }) : undefined
       let consistency: Consistency = 'CrashConsistent'
       if (agent) {
-        await this.#store.updateJob(job.id, { phase: 'Quiesce' })
+        await ctx.phase('Quiesce')
         try {
           quiesce = await agent.quiesce(signal)
           consistency = quiesce.consistency
@@ -362,13 +385,16 @@ export class ProtectionService {
         }
       }
       // 2. One consistency-group snapshot of all included disks; 3. thaw at once, whatever happened.
-      await this.#store.updateJob(job.id, { phase: 'TakeSnapshot' })
+      await ctx.phase('TakeSnapshot')
       const refs = b.disks.map((d) => d.disk)
       let thaw: AgentThaw | undefined
       try {
         signal.throwIfAborted()
         const infos = await this.#disks.snapshotGroup(refs)
         snapshots = infos.map((info, i) => ({ disk: refs[i]!, snapshot: info.snapshot! }))
+        // Recorded before any data moves: a service that dies from here on leaves snapshots that the
+        // next start removes (cleanInterrupted).
+        details.snapshots = snapshots
       } finally {
         if (agent && quiesce) {
           try {
@@ -392,7 +418,8 @@ export class ProtectionService {
           warnings.push(`post-script failed: ${thaw.postScript.message}`)
       }
       details.consistency = consistency
-      // 4. The recovery point exists now, in the snapshot tier: instant restore works at once.
+      await ctx.phase('SnapshotTaken')
+      // 4. The point as it will be written, in the snapshot tier.
       const time = new Date(this.#now())
       const rpDisks: VmRecoveryPointDisk[] = snapshots.map((s, i) => {
         const lun = b.disks[i]!.lun
@@ -411,7 +438,7 @@ export class ProtectionService {
         ...vmSpec
       } = b.vm as VmSpec & { id: string; createdAt?: string; updatedAt?: string }
       const rp: VmRecoveryPoint = {
-        // One id format for both tiers: the vault point of this recovery point gets the same id.
+        // One id form for both tiers: the vault point of this recovery point gets the same id.
         id: await this.#newPointId(time),
         itemId: b.itemId,
         time: time.toISOString(),
@@ -423,9 +450,6 @@ export class ProtectionService {
       }
       if (b.kind === 'OnDemand')
         rp.expiresAt = (b.options.expiresAt ?? new Date(onDemandExpiry(time.getTime()))).toISOString()
-      this.#writing.add(rp.id)
-      point = await this.#store.addRecoveryPoint(rp)
-      details.recoveryPoint = point.id
       // 5. Transfer to the vault, only what changed since the previous point still in both tiers.
       // Under an hourly policy only the day's last scheduled backup goes to the vault, as in the reference.
       const laterToday =
@@ -434,39 +458,37 @@ export class ProtectionService {
         laterSlotToday(b.policy, time.getTime())
       if (laterToday) details.vault = 'skipped: a later scheduled backup today goes to the vault'
       if (this.#vault && !laterToday) {
-        Object.assign(details, await this.#transfer(job, point, b.vault, signal))
-        point = await this.#store.getRecoveryPoint(point.id)
+        const sent = await this.#transfer(ctx, rp, b.vm.name, b.vault)
+        rp.tier = 'SnapshotAndVault'
+        rp.disks = sent.disks
+        details.vaultPoint = sent.vaultPoint
+        details.bytesAdded = sent.bytesAdded
+        details.incremental = sent.incremental
+        await ctx.phase('Commit')
       }
-      // 6. Snapshots past the instant-restore retention go (the latest always stays).
-      await this.#store.updateJob(job.id, { phase: 'SnapshotRetention' })
+      // 6. The point exists now, whole: it is listed, restorable and the base of the next backup.
+      signal.throwIfAborted()
+      point = await this.#store.addRecoveryPoint(rp)
+      details.recoveryPoint = point.id
+      // 7. Snapshots past the instant-restore retention go (the latest always stays).
+      await ctx.phase('SnapshotRetention')
       await this.#pruneSnapshots(b.vm.name, b.policy)
       await this.#store.recordBackup(b.itemId, warnings.length > 0 ? 'CompletedWithWarnings' : 'Completed')
       details.warnings = warnings
-      await this.#store.finishJob(job.id, {
-        status: warnings.length > 0 ? 'CompletedWithWarnings' : 'Completed',
-        details,
-      })
+      return { recoveryPoint: point.id, tier: point.tier, warnings }
     } catch (err) {
-      // Never half a point: a point without its vault copy stays a whole snapshot-tier point; snapshots
-      // taken for a point that was never written are removed.
+      // Never half a point: snapshots taken for a point that was never written are removed, and a
+      // vault point written for it is deleted.
       if (!point) {
         for (const s of snapshots) await this.#disks.deleteSnapshot(s.disk, s.snapshot).catch(() => {})
+        if (typeof details.vaultPoint === 'string' && this.#vault)
+          await this.#vault.deletePoint(b.vault, details.vaultPoint).catch(() => {})
       }
-      const cancelled = signal.aborted
-      const e = isCairnError(err) ? err : new CairnError('Internal', (err as Error).message, { cause: err })
       details.warnings = warnings
-      await this.#store.recordBackup(b.itemId, cancelled ? 'Cancelled' : 'Failed')
-      await this.#store.finishJob(job.id, {
-        status: cancelled ? 'Cancelled' : 'Failed',
-        error: cancelled
-          ? { code: 'Cancelled', message: 'The backup was cancelled' }
-          : { code: e.code, message: e.message },
-        details,
-      })
-      this.#log.warn('backup failed', { vm: b.vm.name, job: job.id, code: e.code, message: e.message })
+      await this.#store.recordBackup(b.itemId, signal.aborted ? 'Cancelled' : 'Failed').catch(() => {})
+      const e = isCairnError(err) ? err : new CairnError('Internal', (err as Error).message, { cause: err })
+      this.#log.warn('backup failed', { vm: b.vm.name, job: ctx.job.id, code: e.code, message: e.message })
       throw e
-    } finally {
-      if (point) this.#writing.delete(point.id)
     }
   }
 
@@ -479,40 +501,33 @@ export class ProtectionService {
   }
 
   async #transfer(
-    job: Job,
+    ctx: JobContext,
     point: VmRecoveryPoint,
+    vmName: string,
     vault: string,
-    signal: AbortSignal,
-  ): Promise<{ vaultPoint: string; bytesAdded: number; incremental: boolean }> {
+  ): Promise<{ disks: VmRecoveryPointDisk[]; vaultPoint: string; bytesAdded: number; incremental: boolean }> {
     const vaultApi = this.#vault!
-    await this.#store.updateJob(job.id, { phase: 'TransferToVault' })
-    const item = await this.#store.getItemById(point.itemId)
+    await ctx.phase('TransferToVault')
     // The vault may have lost points (deleted and recreated, pruned): the records learn it first, so
     // that the base is a point the vault still holds. A vault that is gone fails the job here.
     if (!(await vaultApi.hasVault(vault)))
       throw new CairnError(
         'VaultNotFound',
-        `Cannot transfer recovery point ${point.id} of VM "${item.vmName}": vault "${vault}" does not exist; the point stays in the snapshot tier`,
+        `Cannot back up VM "${vmName}": vault "${vault}" does not exist; protect it into another vault`,
       )
-    const report = await this.reconcile(item.vmName, { vault: true })
+    const report = await this.reconcile(vmName, { vault: true })
     if (report.vaultUnknown) throw new CairnError('VaultKeyRequired', report.vaultUnknown)
     // The base: the newest earlier point in both tiers whose snapshots all still exist.
-    const previous = (await this.#store.listRecoveryPoints(item.vmName))
-      .filter(
-        (p) =>
-          p.id !== point.id &&
-          p.tier === 'SnapshotAndVault' &&
-          p.disks.every((d) => d.snapshot && d.vaultBackup),
-      )
+    const previous = (await this.#store.listRecoveryPoints(vmName))
+      .filter((p) => p.tier === 'SnapshotAndVault' && p.disks.every((d) => d.snapshot && d.vaultBackup))
       .at(-1)
     const total = point.disks.reduce((n, d) => n + d.size, 0)
-    await this.#store.updateJob(job.id, { bytesDone: 0, bytesTotal: total })
-    let last = 0
+    ctx.progress({ bytesDone: 0, bytesTotal: total })
     const { agent: _agent, ...config } = point.vm
     const request: Parameters<VaultTransfer['backupPoint']>[0] = {
       vault,
       id: point.id,
-      item: { kind: 'vm', name: item.vmName, config: { ...config, recoveryPoint: point.id } },
+      item: { kind: 'vm', name: vmName, config: { ...config, job: ctx.job.id } },
       consistency: point.consistency,
       disks: point.disks.map((d) => {
         const prev = previous?.disks.find((p) => refKey(p.source) === refKey(d.source) && p.size === d.size)
@@ -531,17 +546,13 @@ export class ProtectionService {
     const prevRef = previous ? vaultRef(previous.disks[0]!) : undefined
     if (prevRef) request.base = prevRef.point
     const res = await vaultApi.backupPoint(request, {
-      signal,
-      onProgress: (p) => {
-        if (Date.now() - last < 200) return
-        last = Date.now()
-        void this.#store.updateJob(job.id, { bytesDone: p.bytesDone, bytesTotal: p.bytesTotal || total })
-      },
+      signal: ctx.signal,
+      onProgress: (p) => ctx.progress({ bytesDone: p.bytesDone, bytesTotal: p.bytesTotal || total }),
     })
+    ctx.details.vaultPoint = res.id
+    ctx.progress({ bytesDone: total, bytesTotal: total })
     const disks = point.disks.map((d) => ({ ...d, vaultBackup: `${res.id}/${d.name}` }))
-    await this.#store.updateRecoveryPoint(point.id, { tier: 'SnapshotAndVault', disks })
-    await this.#store.updateJob(job.id, { bytesDone: total, bytesTotal: total })
-    return { vaultPoint: res.id, bytesAdded: res.bytesAdded, incremental: prevRef !== undefined }
+    return { disks, vaultPoint: res.id, bytesAdded: res.bytesAdded, incremental: prevRef !== undefined }
   }
 
   /** Removes snapshots older than the instant-restore retention, for points the vault also holds. */
@@ -603,29 +614,232 @@ export class ProtectionService {
    * point — no data copied — otherwise from the vault) plus the saved configuration. When the VM
    * cannot be registered the disks stay restored and the job says so.
    */
-  restoreVm(pointId: string, options: { as: string; signal?: AbortSignal }): Promise<RunningJob> {
-    return this.#restores.restoreVm(pointId, options)
+  async restoreVm(pointId: string, options: { as: string; startedBy?: string }): Promise<RunningJob> {
+    const { point, item } = await this.#pointWithItem(pointId)
+    return this.#runJob(
+      { resource: `vms/${options.as}`, vm: item.vmName, itemId: item.id, vault: item.vault, ...options },
+      async (ctx, details) => {
+        const restored = await this.#restoreDisks(ctx, point, item.vault, {
+          name: (d) => `${options.as}-${d.name}`,
+        })
+        details.disks = restored.map(restoredDetail)
+        const os = restored.find((r) => r.lun === 'os')
+        const spec: Record<string, unknown> = {
+          ...point.vm,
+          name: options.as,
+          osDisk: os?.disk,
+          dataDisks: restored.filter((r) => r.lun !== 'os').map((r) => ({ lun: r.lun, disk: r.disk })),
+          configuration: {
+            ...point.vm.configuration,
+            restoredFrom: { vm: item.vmName, recoveryPoint: point.id, time: point.time },
+          },
+        }
+        delete spec.agent
+        delete spec.tempDisk
+        try {
+          await this.#store.createVm(spec)
+          details.vm = options.as
+        } catch (err) {
+          details.warnings = [
+            `the disks are restored but VM "${options.as}" was not created: ${(err as Error).message}`,
+          ]
+        }
+      },
+    )
   }
 
-  /** Restores chosen disks (all by default) of a recovery point as new disks `<prefix>-os`, `<prefix>-lunN`. */
-  restoreDisks(
+  /** Restores chosen disks (all by default) of a recovery point as new disks named `<prefix>-os`, `<prefix>-lunN`. */
+  async restoreDisks(
     pointId: string,
-    options: { prefix: string; disks?: (number | 'os')[]; signal?: AbortSignal },
+    options: { prefix: string; disks?: (number | 'os')[]; startedBy?: string },
   ): Promise<RunningJob> {
-    return this.#restores.restoreDisks(pointId, options)
+    const { point, item } = await this.#pointWithItem(pointId)
+    const only = options.disks?.map(diskLabel)
+    const unknown = (only ?? []).filter((l) => !point.disks.some((d) => d.name === l))
+    if (unknown.length > 0) {
+      throw new CairnError(
+        'RecoveryPointDiskNotFound',
+        `Cannot restore disk ${unknown.join(', ')}: recovery point ${point.id} holds ${point.disks.map((d) => d.name).join(', ')}`,
+      )
+    }
+    return this.#runJob(
+      {
+        resource: `vms/${item.vmName}`,
+        vm: item.vmName,
+        itemId: item.id,
+        vault: item.vault,
+        startedBy: options.startedBy,
+      },
+      async (ctx, details) => {
+        const restored = await this.#restoreDisks(ctx, point, item.vault, {
+          name: (d) => `${options.prefix}-${d.name}`,
+          only,
+        })
+        details.disks = restored.map(restoredDetail)
+        // The reference hands out a template with the disks: here the saved VM description.
+        details.vmConfiguration = point.vm
+      },
+    )
   }
 
   /**
    * Replaces the disks of an existing VM with those of a recovery point. The current disks are
    * snapshotted first and those snapshots kept (named in the job), then each disk takes the point's content.
    */
-  replaceDisks(vmName: string, pointId: string, options: { signal?: AbortSignal } = {}): Promise<RunningJob> {
+  async replaceDisks(
+    vmName: string,
+    pointId: string,
+    options: { startedBy?: string } = {},
+  ): Promise<RunningJob> {
+    const vm = await this.#store.getVm(vmName)
+    const { point, item } = await this.#pointWithItem(pointId)
+    if (item.vmName !== vmName)
+      throw new CairnError(
+        'RecoveryPointNotFound',
+        `Cannot replace the disks of VM "${vmName}": recovery point ${pointId} belongs to VM "${item.vmName}"`,
+      )
     if (this.#busyVms.has(vmName))
       throw new CairnError(
         'BackupInProgress',
         `Cannot replace the disks of VM "${vmName}": a backup of it is running`,
       )
-    return this.#restores.replaceDisks(vmName, pointId, options)
+    return this.#runJob(
+      { resource: `vms/${vmName}`, vm: vmName, itemId: item.id, vault: item.vault, ...options },
+      async (ctx, details) => {
+        const { job, signal } = ctx
+        await ctx.phase('SnapshotCurrentDisks')
+        const current = [vm.osDisk, ...vm.dataDisks.map((d) => d.disk)]
+        const kept = await this.#disks.snapshotGroup(current)
+        details.keptSnapshots = kept.map((k, i) => ({ disk: refKey(current[i]!), snapshot: k.snapshot }))
+        await ctx.phase('RestoreDisks')
+        const done: { name: string; disk: string; from: 'Snapshot' | 'Vault' }[] = []
+        for (const d of point.disks) {
+          signal.throwIfAborted()
+          const fromSnapshot =
+            d.snapshot !== undefined && this.#reconciler.snapshotExists(d.source, d.snapshot)
+          if (fromSnapshot) {
+            await this.#disks.promote(d.source, d.snapshot!)
+          } else {
+            const temp = { ...d.source, disk: `${d.source.disk}-restore-${job.id.slice(0, 8)}` }
+            details.createdDisks = [temp]
+            await ctx.phase('RestoreDisks')
+            try {
+              await this.#fromVault(item.vault, point, d, temp, signal)
+              signal.throwIfAborted()
+              await this.#disks.copyDisk({ ref: temp }, d.source, { overwrite: true })
+            } finally {
+              await this.#disks.deleteDisk(temp).catch(() => {})
+              details.createdDisks = []
+            }
+          }
+          done.push({ name: d.name, disk: refKey(d.source), from: fromSnapshot ? 'Snapshot' : 'Vault' })
+        }
+        details.replaced = done
+      },
+    )
+  }
+
+  async #restoreDisks(
+    ctx: JobContext,
+    point: VmRecoveryPoint,
+    vault: string,
+    o: { name: (d: VmRecoveryPointDisk) => string; only?: DiskLabel[] | undefined },
+  ): Promise<Restored[]> {
+    const { signal, details } = ctx
+    const wanted = point.disks.filter((d) => !o.only || o.only.includes(d.name))
+    // The disks this restore creates, recorded before any is made: a cancelled, failed or
+    // interrupted restore removes them (nothing half-restored is left behind).
+    const created: DiskRef[] = wanted.map((d) => ({ ...d.source, disk: o.name(d) }))
+    for (const ref of created) {
+      if (diskExists(this.#disks, ref))
+        throw new CairnError('DiskAlreadyExists', `Cannot restore into disk ${refKey(ref)}: it exists`)
+    }
+    details.createdDisks = created
+    await ctx.phase('RestoreDisks')
+    ctx.progress({ bytesDone: 0, bytesTotal: wanted.reduce((n, d) => n + d.size, 0) })
+    const out: Restored[] = []
+    let bytes = 0
+    try {
+      for (const [i, d] of wanted.entries()) {
+        signal.throwIfAborted()
+        const target = created[i]!
+        // From the snapshot while it exists (no data copied), from the vault otherwise.
+        let from: 'Snapshot' | 'Vault' = 'Vault'
+        if (d.snapshot && this.#reconciler.snapshotExists(d.source, d.snapshot)) {
+          try {
+            await this.#disks.copyDisk({ ref: d.source, snapshot: d.snapshot }, target)
+            from = 'Snapshot'
+          } catch (err) {
+            // Deleted between the check and the copy: the vault has it.
+            if (!isCairnError(err) || err.code !== 'SnapshotNotFound') throw err
+          }
+        }
+        if (from === 'Vault') await this.#fromVault(vault, point, d, target, signal)
+        out.push({ name: d.name, lun: d.name === 'os' ? 'os' : d.lun!, disk: target, from })
+        bytes += d.size
+        ctx.progress({ bytesDone: bytes })
+      }
+      signal.throwIfAborted()
+    } catch (err) {
+      await removeDisks(this.#disks, created.slice(0, out.length + 1))
+      details.createdDisks = []
+      throw err
+    }
+    return out
+  }
+
+  async #fromVault(
+    vault: string,
+    point: VmRecoveryPoint,
+    d: VmRecoveryPointDisk,
+    target: DiskRef,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const ref = vaultRef(d)
+    if (!ref || !this.#vault) {
+      throw new CairnError(
+        'RecoveryPointNotFound',
+        `Cannot restore disk ${d.name} of recovery point ${point.id}: its snapshot is gone and the point never reached vault "${vault}"`,
+      )
+    }
+    await this.#vault.restoreDisk(
+      { vault, point: ref.point, disk: ref.disk, target, size: d.size },
+      { signal },
+    )
+  }
+
+  /** The point, its tiers reconciled with the disk store first, and its item. */
+  async #pointWithItem(pointId: string) {
+    const found = await this.#store.getRecoveryPoint(pointId)
+    const item = await this.#store.getItemById(found.itemId)
+    await this.reconcile(item.vmName)
+    const point = await this.#store.getRecoveryPoint(found.id)
+    return { point, item }
+  }
+
+  /** Starts a restore as a job; answers the job at once and a promise of the finished job. */
+  async #runJob(
+    spec: { resource: string; vm: string; itemId: string; vault: string; startedBy?: string | undefined },
+    work: (ctx: JobContext, details: Record<string, unknown>) => Promise<void>,
+  ): Promise<RunningJob> {
+    const started = await this.#jobs.start(
+      {
+        kind: 'restore',
+        resource: spec.resource,
+        vm: spec.vm,
+        itemId: spec.itemId,
+        vault: spec.vault,
+        startedBy: spec.startedBy ?? 'local',
+      },
+      async (ctx) => {
+        await work(ctx, ctx.details)
+        const { createdDisks: _c, ...result } = ctx.details
+        return result
+      },
+    )
+    const done = started.done.finally(() => this.#running.delete(started.job.id))
+    this.#running.set(started.job.id, done)
+    return { job: started.job, done }
   }
 
   /** Removes a recovery point's snapshots and vault backups (its record is the caller's); what is gone counts as removed. */
@@ -641,4 +855,31 @@ function laterSlotToday(policy: BackupPolicy, at: number): boolean {
     const w = toWall(t, policy.timeZone)
     return w.year === day.year && w.month === day.month && w.day === day.day
   })
+}
+
+/** One restored disk. */
+interface Restored {
+  name: DiskLabel
+  lun: number | 'os'
+  disk: DiskRef
+  from: 'Snapshot' | 'Vault'
+}
+
+/** A restored disk as the job details name it. */
+const restoredDetail = (r: Restored) => ({ name: r.name, disk: refKey(r.disk), from: r.from })
+
+/** Deletes disks a restore made (those that exist). */
+async function removeDisks(store: DiskStore, refs: DiskRef[]): Promise<void> {
+  for (const r of refs) await store.deleteDisk(r).catch(() => {})
+}
+
+/** True when the disk exists. */
+function diskExists(store: DiskStore, ref: DiskRef): boolean {
+  try {
+    store.getDisk(ref)
+    return true
+  } catch (err) {
+    if (isCairnError(err) && err.code === 'DiskNotFound') return false
+    throw err
+  }
 }

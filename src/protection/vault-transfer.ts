@@ -1,6 +1,5 @@
 import type { DiskRef, LongOperationOptions } from '../diskstore/index.js'
 import type { Consistency } from '../vault/index.js'
-import type { Job } from './protection-store.js'
 
 /**
  * What protection needs from the vault engine: store every disk of a snapshot-tier point as one vault
@@ -41,10 +40,4 @@ export interface VaultTransfer {
   hasVault(vault: string): Promise<boolean>
   /** Opens a vault (throws VaultKeyRequired when it is locked, VaultNotFound when absent). */
   openVault(vault: string): Promise<void>
-}
-
-/** A started job and the promise of its end. */
-export interface RunningJob {
-  job: Job
-  done: Promise<Job>
 }

@@ -16,6 +16,11 @@ export interface ServiceConfig {
   nbdPort: number
   /** Scheduled backups running at once (default 4). */
   maxBackups?: number
+  /**
+   * Seconds after its last heartbeat that the lock of a backup which died stops protecting its packs:
+   * the GC run after a restart reclaims them then (default 900).
+   */
+  gcGrace?: number
   logLevel: LogLevel
   /** Log format: JSON lines, or readable text; default: JSON unless stderr is a terminal. */
   logFormat?: 'json' | 'text'
@@ -29,7 +34,7 @@ interface OptionSpec {
   key: keyof ServiceConfig
   flag: string
   env: string
-  type: 'string' | 'port' | 'level' | 'format' | 'count' | 'folders'
+  type: 'string' | 'port' | 'level' | 'format' | 'count' | 'seconds' | 'folders'
   default?: string | number | string[]
   help: string
 }
@@ -82,6 +87,14 @@ export const SERVICE_OPTIONS: OptionSpec[] = [
     help: 'scheduled backups running at once',
   },
   {
+    key: 'gcGrace',
+    flag: 'gc-grace',
+    env: 'CAIRN_GC_GRACE',
+    type: 'seconds',
+    default: 900,
+    help: "seconds before a dead backup's vault data is reclaimed by GC",
+  },
+  {
     key: 'logLevel',
     flag: 'log-level',
     env: 'CAIRN_LOG_LEVEL',
@@ -120,6 +133,11 @@ function coerce(spec: OptionSpec, raw: unknown, source: string): string | number
     case 'count': {
       const n = typeof raw === 'number' ? raw : Number(raw)
       if (!Number.isInteger(n) || n < 1 || n > 256) throw bad('a whole number from 1 to 256')
+      return n
+    }
+    case 'seconds': {
+      const n = typeof raw === 'number' ? raw : Number(raw)
+      if (!Number.isInteger(n) || n < 0 || n > 7 * 86_400) throw bad('a whole number of seconds up to a week')
       return n
     }
     case 'level':

@@ -47,6 +47,12 @@ export const systemCommands: CommandDef[] = [
         value: 'N',
         help: 'scheduled backups running at once (env CAIRN_MAX_BACKUPS; default 4)',
       },
+      {
+        name: 'gc-grace',
+        type: 'number',
+        value: 'SECONDS',
+        help: "after a restart, GC reclaims a dead backup's vault data this long after it died (env CAIRN_GC_GRACE; default 900)",
+      },
       { name: 'config', type: 'string', value: 'FILE', help: 'JSON config file (env CAIRN_CONFIG)' },
       {
         name: 'log-level',
@@ -89,6 +95,7 @@ export const systemCommands: CommandDef[] = [
           'blob-port': opts['blob-port'] as number | undefined,
           'nbd-port': opts['nbd-port'] as number | undefined,
           'max-backups': opts['max-backups'] as number | undefined,
+          'gc-grace': opts['gc-grace'] as number | undefined,
           config: opts.config as string | undefined,
           'log-level': opts['log-level'] as string | undefined,
           'log-format': opts['log-format'] as string | undefined,
