@@ -329,7 +329,7 @@ describe('protection keeps backups restorable and VMs manageable (real cairn ser
       ok('backup', 'now', 'web', '--wait')
       ok('vault', 'delete', 'v1')
       const failed = run('backup', 'now', 'web', '--wait')
-      assert.equal(failed.status, 1, 'a backup into a vault that is gone fails')
+      assert.equal(failed.status, 3, 'a backup into a vault that is gone fails with its code (not found)')
       assert.match(failed.stdout + failed.stderr, /VaultNotFound/)
       ok('vault', 'create', 'v2')
       ok('policy', 'create', 'daily', '--vault', 'v2', '--keep-days', '30')
