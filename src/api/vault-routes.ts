@@ -141,7 +141,10 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
       request: body(
         z.object({
           name: z.string(),
-          location: z.string().optional().openapi({ description: 'Folder; default DATA/vaults/NAME' }),
+          location: z.string().optional().openapi({
+            description:
+              'An absolute folder or file:/// URL (docs/vault.md, "Backends"); default DATA/vaults/NAME',
+          }),
           attach: z.boolean().optional(),
           ...Credentials,
         }),

@@ -83,6 +83,11 @@ export const errorCatalogue = {
   VaultKeyInvalid: spec(403, EXIT.auth, 'The passphrase or key file does not open the vault key.'),
   VaultCorrupt: spec(500, EXIT.integrity, 'A vault file is damaged or missing.'),
   VaultObjectMissing: spec(404, EXIT.integrity, 'An object the vault needs is missing from its backend.'),
+  UnsupportedVaultLocation: spec(
+    400,
+    EXIT.usage,
+    'The vault location names no backend Cairn has (object stores are not supported yet).',
+  ),
   RecoveryPointNotFound: spec(404, EXIT.notFound, 'The recovery point does not exist.'),
   RecoveryPointDiskNotFound: spec(404, EXIT.notFound, 'The recovery point holds no disk of that name.'),
   BackupBaseMissing: spec(

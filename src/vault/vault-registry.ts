@@ -3,7 +3,7 @@ import { isAbsolute, join, resolve } from 'node:path'
 import type { Catalog } from '../catalog/index.js'
 import { CairnError } from '../util/index.js'
 import type { VaultCredentials } from './_keys.js'
-import { FsVaultBackend } from './fs-vault-backend.js'
+import { openVaultBackend } from './open-vault-backend.js'
 import { Vault } from './vault.js'
 import type { VaultBackend } from './vault-backend.js'
 
@@ -19,21 +19,27 @@ export interface VaultInfo {
 }
 
 const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/
+/** A location with a scheme (`file:`, `memory:`, `s3:`…): given to the factory as it is. */
+const URL_LIKE = /^[a-z][a-z0-9+.-]*:/i
 
 /**
  * The vaults of a service: their records in the catalog, their open instances (and unwrapped keys) in
- * memory while the service runs. Folder vaults default to `DATA/vaults/NAME`.
+ * memory while the service runs. Backends come from their location through `openVaultBackend`; vaults
+ * default to the folder `DATA/vaults/NAME`.
  */
 export class VaultRegistry {
   readonly #catalog: Catalog
   readonly #dataDir: string
   readonly #workers: number | undefined
+  readonly #memoryVaults: boolean
   readonly #open = new Map<string, Promise<Vault>>()
 
-  constructor(catalog: Catalog, options: { dataDir: string; workers?: number }) {
+  /** `memoryVaults` lets tests create vaults at `memory://NAME` locations. */
+  constructor(catalog: Catalog, options: { dataDir: string; workers?: number; memoryVaults?: boolean }) {
     this.#catalog = catalog
     this.#dataDir = options.dataDir
     this.#workers = options.workers
+    this.#memoryVaults = options.memoryVaults ?? false
   }
 
   /** Makes a vault (or, with `attach`, registers one that exists at `location`). */
@@ -52,12 +58,13 @@ export class VaultRegistry {
         'VaultAlreadyExists',
         `Cannot create vault "${name}": a vault with this name exists`,
       )
-    const location = options.location
-      ? isAbsolute(options.location)
+    const given = options.location
+      ? isAbsolute(options.location) || URL_LIKE.test(options.location)
         ? options.location
         : resolve(options.location)
       : join(this.#dataDir, 'vaults', name)
-    const backend = new FsVaultBackend(location)
+    const backend = this.#openBackend(given)
+    const location = backend.location
     const opts = { ...(this.#workers !== undefined ? { workers: this.#workers } : {}) }
     const vault = options.attach
       ? await Vault.open(backend, options.encryption, opts)
@@ -137,9 +144,25 @@ export class VaultRegistry {
   }
 
   #backend(row: { backend: string; location: string }): VaultBackend {
-    if (row.backend !== 'fs')
-      throw new CairnError('ConfigInvalid', `Cannot open a vault on backend "${row.backend}": unknown kind`)
-    return new FsVaultBackend(row.location)
+    const backend = this.#openBackend(row.location)
+    if (backend.kind !== row.backend)
+      throw new CairnError(
+        'ConfigInvalid',
+        `Cannot open a vault on backend "${row.backend}": its location ${row.location} is a ${backend.kind} location`,
+      )
+    return backend
+  }
+
+  /** The backend of a location, through the one factory; memory vaults only where allowed (tests). */
+  #openBackend(location: string): VaultBackend {
+    const backend = openVaultBackend(location)
+    if (backend.kind === 'memory' && !this.#memoryVaults) {
+      throw new CairnError(
+        'UnsupportedVaultLocation',
+        `Cannot use vault location "${location}": memory vaults are for tests only (their data goes when the service stops)`,
+      )
+    }
+    return backend
   }
 
   async #row(name: string) {
