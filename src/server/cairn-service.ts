@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { createAdaptorServer } from '@hono/node-server'
 import { createApiApp, type ServiceInfo } from '../api/index.js'
 import { BlobApiServer } from '../blobapi/index.js'
-import { type Catalog, openSqliteCatalog } from '../catalog/index.js'
+import { type Catalog, openCatalog } from '../catalog/index.js'
 import { type DiskStore, LogDiskStore } from '../diskstore/index.js'
 import { DiskStoreExports, NbdServer } from '../nbd/index.js'
 import {
@@ -111,7 +111,7 @@ export class CairnService {
     mkdirSync(this.config.data, { recursive: true })
     this.#lock.acquire()
     try {
-      this.#catalog = await openSqliteCatalog(join(this.config.data, 'catalog.db'))
+      this.#catalog = await openCatalog(`sqlite:${join(this.config.data, 'catalog.db')}`)
       this.#diskStore = await this.#openDiskStore()
       this.#vaults = new VaultRegistry(this.#catalog, { dataDir: this.config.data })
       this.#jobs = new JobRegistry()

@@ -40,6 +40,11 @@ export const errorCatalogue = {
   UsageError: spec(400, EXIT.usage, 'The command line is invalid.'),
   FileNotFound: spec(404, EXIT.notFound, 'A local file does not exist.'),
   CatalogMigrationFailed: spec(500, EXIT.failure, 'The catalog could not be migrated.'),
+  UnsupportedCatalogUrl: spec(
+    400,
+    EXIT.usage,
+    'The catalog URL names no database Cairn has (PostgreSQL is not supported yet).',
+  ),
 
   // Disk store
   AccountNotFound: spec(404, EXIT.notFound, 'The storage account does not exist.'),
