@@ -470,6 +470,7 @@ for (const backend of ENGINE_BACKENDS)
           const { createHash } = await import('node:crypto')
           const plainId = createHash('sha256').update(data).digest('hex')
           const packs = await v.backend.list('packs/')
+          assert.ok(packs.length > 0)
           for (const p of packs) assert.ok(!(await v.backend.get(p.name)).toString('hex').includes(plainId))
         },
         { encrypted: true },
