@@ -28,7 +28,7 @@ describe('a service killed in the middle of a backup', () => {
   it('fails the job on restart, leaves no half recovery point, and the next backup completes', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'cairn-backup-restart-'))
     const data = join(dir, 'data')
-    let service = await startService([], { data })
+    let service = await startService(['--import-root', dir], { data })
     try {
       // A 192 MiB data disk of random bytes, so the vault transfer takes a moment.
       const image = join(dir, 'data.img')

@@ -1,10 +1,41 @@
 import assert from 'node:assert/strict'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { pathToFileURL } from 'node:url'
 import { cairn, startService } from './_service.js'
+
+// biome-ignore lint/suspicious/noExplicitAny: answers of many shapes
+type Json = any
+
+/** One API call on a connection of its own (the CLI runs between calls can outlast keep-alive). */
+function api(
+  base: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: Json }> {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body)
+    const req = request(
+      `${base}${path}`,
+      { method, agent: false, headers: payload ? { 'content-type': 'application/json' } : {} },
+      (res) => {
+        let text = ''
+        res.setEncoding('utf8')
+        res.on('data', (d: string) => {
+          text += d
+        })
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }))
+        res.on('error', reject)
+      },
+    )
+    req.on('error', reject)
+    req.end(payload)
+  })
+}
 
 describe('vault locations through cairn serve and the CLI', () => {
   it('a vault goes where a file:/// URL says; object stores and memory locations are refused by name', async () => {
@@ -36,22 +67,13 @@ describe('vault locations through cairn serve and the CLI', () => {
         assert.equal(r.status, 2, `${location}: ${r.stderr}`)
         assert.match(r.stderr, /\[UnsupportedVaultLocation\]/)
         assert.match(r.stderr, pattern)
-        const api = await fetch(`${service.url}/api/v1/vaults`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ name: 'refused', location }),
-        })
-        assert.equal(api.status, 400)
-        assert.equal(
-          ((await api.json()) as { error: { code: string } }).error.code,
-          'UnsupportedVaultLocation',
-        )
+        const r2 = await api(service.url, 'POST', '/api/v1/vaults', { name: 'refused', location })
+        assert.equal(r2.status, 400)
+        assert.equal(r2.body.error.code, 'UnsupportedVaultLocation')
       }
-      const listed = (await (await fetch(`${service.url}/api/v1/vaults`)).json()) as {
-        items: { name: string }[]
-      }
+      const listed = await api(service.url, 'GET', '/api/v1/vaults')
       assert.deepEqual(
-        listed.items.map((v) => v.name),
+        listed.body.items.map((v: Json) => v.name),
         ['offsite'],
         'a refused location registers nothing',
       )

@@ -1,6 +1,6 @@
 import type { DiskStore } from '../diskstore/index.js'
 import type { JobRegistry, ProtectionService, ProtectionStore } from '../protection/index.js'
-import type { Logger } from '../util/index.js'
+import type { HostPaths, Logger } from '../util/index.js'
 import type { VaultRegistry } from '../vault/index.js'
 
 /** What the management API reports at /api/v1/info. */
@@ -20,6 +20,8 @@ export interface ApiContext {
   accepting(): boolean
   /** Accounts, containers, disks and snapshots. */
   diskStore: DiskStore
+  /** The gate of every host path a request names (absent: server-side paths are refused). */
+  hostPaths?: HostPaths
   /** The service's vaults (absent in a service without vaults). */
   vaults?: VaultRegistry
   /** Long operations: backup, restore, verify, gc. */

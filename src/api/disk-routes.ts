@@ -1,7 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import type { ByteRange, DiskInfo, DiskRef, LeaseAction } from '../diskstore/index.js'
 import { MAX_WRITE_SIZE } from '../diskstore/index.js'
-import { CairnError, parseSize } from '../util/index.js'
+import { CairnError, type HostPaths, parseSize } from '../util/index.js'
 import type { ApiContext } from './api-context.js'
 import type { ApiApp } from './new-api-app.js'
 import { errorResponses } from './schemas.js'
@@ -121,6 +121,11 @@ const diskJson = (d: DiskInfo) => JSON.parse(JSON.stringify(d)) as z.infer<typeo
 /** Registers the routes of accounts, containers, disks and snapshots. */
 export function registerDiskRoutes(app: ApiApp, ctx: ApiContext): void {
   const store = () => ctx.diskStore
+  const hostPaths = (): HostPaths => {
+    if (!ctx.hostPaths)
+      throw new CairnError('PathNotAllowed', 'Cannot use a host path: this service has no host-path roots')
+    return ctx.hostPaths
+  }
   const tags = ['Disks']
 
   // ------------------------------------------------------------ accounts
@@ -771,14 +776,13 @@ export function registerDiskRoutes(app: ApiApp, ctx: ApiContext): void {
       path: `${DISK}/import`,
       tags,
       summary:
-        "Import a raw image file or block device on the service's machine into a new disk (zero blocks stay holes)",
+        "Import a raw image file under an --import-root on the service's machine into a new disk (zero blocks stay holes)",
       request: { params: DiskParams, ...body(z.object({ path: z.string() })) },
       responses: { 201: json(Disk, 'The new disk'), ...errorResponses },
     }),
     async (c) => {
-      const info = await store().importFile(c.req.valid('json').path, ref(c.req.valid('param')), {
-        signal: c.req.raw.signal,
-      })
+      const path = await hostPaths().checkImport(c.req.valid('json').path)
+      const info = await store().importFile(path, ref(c.req.valid('param')), { signal: c.req.raw.signal })
       return c.json(diskJson(info), 201)
     },
   )
@@ -787,10 +791,13 @@ export function registerDiskRoutes(app: ApiApp, ctx: ApiContext): void {
       method: 'post',
       path: `${DISK}/export`,
       tags,
-      summary: "Export a disk or snapshot to a sparse raw file on the service's machine",
+      summary:
+        "Export a disk or snapshot to a sparse raw file under an --export-root on the service's machine (an existing file is replaced only with overwrite)",
       request: {
         params: DiskParams,
-        ...body(z.object({ path: z.string(), snapshot: z.string().optional() })),
+        ...body(
+          z.object({ path: z.string(), snapshot: z.string().optional(), overwrite: z.boolean().optional() }),
+        ),
       },
       responses: {
         200: json(z.object({ path: z.string(), size: z.number() }), 'Exported'),
@@ -801,7 +808,9 @@ export function registerDiskRoutes(app: ApiApp, ctx: ApiContext): void {
       const b = c.req.valid('json')
       const r = ref(c.req.valid('param'))
       const size = store().getDisk(r, b.snapshot).size
-      await store().exportFile(r, b.path, { signal: c.req.raw.signal, ...clean({ snapshot: b.snapshot }) })
+      await hostPaths().export(b.path, clean({ overwrite: b.overwrite }), (temporary) =>
+        store().exportFile(r, temporary, { signal: c.req.raw.signal, ...clean({ snapshot: b.snapshot }) }),
+      )
       return c.json({ path: b.path, size }, 200)
     },
   )

@@ -1,6 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { backupDisks, type JobInfo, type JobRegistry, restoreToDisk } from '../protection/index.js'
-import { CairnError } from '../util/index.js'
+import { CairnError, type HostPaths } from '../util/index.js'
 import { fileSink, fileSource, type VaultCredentials, type VaultRegistry } from '../vault/index.js'
 import type { ApiContext } from './api-context.js'
 import type { ApiApp } from './new-api-app.js'
@@ -121,6 +121,11 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
     if (!ctx.jobs) throw new CairnError('ServiceUnavailable', 'This service has no job registry')
     return ctx.jobs
   }
+  const hostPaths = (): HostPaths => {
+    if (!ctx.hostPaths)
+      throw new CairnError('PathNotAllowed', 'Cannot use a host path: this service has no host-path roots')
+    return ctx.hostPaths
+  }
   const P = z.object({ vault: VaultName })
   const PR = z.object({ vault: VaultName, rp: RpId })
 
@@ -143,7 +148,7 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
           name: z.string(),
           location: z.string().optional().openapi({
             description:
-              'An absolute folder or file:/// URL (docs/vault.md, "Backends"); default DATA/vaults/NAME',
+              'An absolute folder (or file:/// URL), empty or absent (docs/security.md, docs/vault.md "Backends"); default DATA/vaults/NAME',
           }),
           attach: z.boolean().optional(),
           ...Credentials,
@@ -176,15 +181,28 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
     createRoute({
       method: 'delete',
       path: '/api/v1/vaults/{vault}',
-      summary: 'Forget a vault; deleteData=true deletes its files too',
+      summary:
+        'Forget a vault; deleteData=true also deletes the files of its layout (refused while it holds recovery points or protected items) and its folder when nothing else is left',
       request: { params: P, query: z.object({ deleteData: z.enum(['true', 'false']).optional() }) },
-      responses: { 204: { description: 'Deleted' }, ...errorResponses },
+      responses: {
+        200: json(
+          z.object({
+            name: z.string(),
+            dataDeleted: z.boolean(),
+            left: z
+              .array(z.string())
+              .openapi({ description: "Files in the folder that were not the vault's, left in place" }),
+          }),
+          'Deleted',
+        ),
+        ...errorResponses,
+      },
     }),
     async (c) => {
-      await vaults().remove(c.req.valid('param').vault, {
-        deleteData: c.req.valid('query').deleteData === 'true',
-      })
-      return c.body(null, 204)
+      const { vault } = c.req.valid('param')
+      const deleteData = c.req.valid('query').deleteData === 'true'
+      const { left } = await vaults().remove(vault, { deleteData })
+      return c.json({ name: vault, dataDeleted: deleteData, left }, 200)
     },
   )
   app.openapi(
@@ -365,7 +383,7 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
       method: 'post',
       path: '/api/v1/vaults/{vault}/backups',
       summary:
-        'Back up disk-store disks (snapshotted together; only the diff since the last recovery point is read) or a raw file or block device on the service host; answers a job',
+        'Back up disk-store disks (snapshotted together; only the diff since the last recovery point is read) or a raw file under an --import-root of the service host; answers a job',
       request: {
         params: P,
         ...body(
@@ -427,7 +445,7 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
         return c.json(job, 202)
       }
       if (!b.path) throw new CairnError('InvalidRequest', 'Cannot back up: give disks or path')
-      const path = b.path
+      const path = await hostPaths().checkImport(b.path)
       const fileName = path.split('/').pop() || 'disk'
       const item = b.item ?? fileName
       const job = jobs().start('backup', `vaults/${vault}`, async (ctl) => {
@@ -456,7 +474,7 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
       method: 'post',
       path: '/api/v1/vaults/{vault}/recoveryPoints/{rp}/restore',
       summary:
-        'Restore a disk of a recovery point into a new (or, with overwrite, an existing) disk-store disk, or into a raw file (sparse) or block device on the service host; answers a job',
+        'Restore a disk of a recovery point into a new (or, with overwrite, an existing) disk-store disk, or into a raw file (sparse) under an --export-root of the service host; answers a job',
       request: {
         params: PR,
         ...body(
@@ -497,14 +515,20 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
         return c.json(job, 202)
       }
       if (!b.path) throw new CairnError('InvalidRequest', 'Cannot restore: give target or path')
-      const sink = await fileSink(b.path, { size: d.size, ...(b.overwrite ? { overwrite: true } : {}) })
-      const job = jobs().start('restore', `vaults/${vault}/recoveryPoints/${rp}`, async (ctl) => {
-        try {
-          return await v.restore(rp, d.name, sink, { signal: ctl.signal, onProgress: ctl.progress })
-        } finally {
-          await sink.close?.()
-        }
-      })
+      const path = b.path
+      const paths = hostPaths()
+      // The rules are checked before the job starts, so a refusal is the answer, not a failed job.
+      await paths.checkExport(path, { ...(b.overwrite ? { overwrite: true } : {}) })
+      const job = jobs().start('restore', `vaults/${vault}/recoveryPoints/${rp}`, (ctl) =>
+        paths.export(path, { ...(b.overwrite ? { overwrite: true } : {}) }, async (temporary) => {
+          const sink = await fileSink(temporary, { size: d.size })
+          try {
+            return await v.restore(rp, d.name, sink, { signal: ctl.signal, onProgress: ctl.progress })
+          } finally {
+            await sink.close?.()
+          }
+        }),
+      )
       return c.json(job, 202)
     },
   )

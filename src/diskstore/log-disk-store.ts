@@ -6,7 +6,7 @@
 // checkpoint rebuilds the same state, because applying a record uses only what the record holds.
 
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, rmSync, statSync } from 'node:fs'
+import { constants, mkdirSync, rmSync, statSync } from 'node:fs'
 import { type FileHandle, open as openFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CairnError, type Logger, silentLogger } from '../util/index.js'
@@ -1852,7 +1852,8 @@ export class LogDiskStore implements DiskStore {
     checkDiskSize(size, what)
     let fh: FileHandle
     try {
-      fh = await openFile(path, 'r')
+      // Never through a link in the last component, never waiting on a FIFO (docs/security.md).
+      fh = await openFile(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
     } catch (err) {
       throw new CairnError('FileNotFound', `Cannot ${what}: ${(err as Error).message}`, { cause: err })
     }
@@ -1943,7 +1944,11 @@ export class LogDiskStore implements DiskStore {
     let ok = false
     try {
       try {
-        fh = await openFile(path, blockDevice ? 'r+' : 'w')
+        // Never through a link in the last component (docs/security.md).
+        const flags = blockDevice
+          ? constants.O_RDWR
+          : constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC
+        fh = await openFile(path, flags | constants.O_NOFOLLOW)
       } catch (err) {
         throw new CairnError('FileNotFound', `Cannot ${what}: ${(err as Error).message}`, { cause: err })
       }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync } from 'node:fs'
+import { existsSync, mkdirSync, realpathSync, statSync } from 'node:fs'
 import type { Server } from 'node:http'
 import { join } from 'node:path'
 import { createAdaptorServer } from '@hono/node-server'
@@ -15,7 +15,7 @@ import {
   RegistryVaultTransfer,
   Scheduler,
 } from '../protection/index.js'
-import { CairnError, createLogger, type Logger } from '../util/index.js'
+import { CairnError, createLogger, HostPaths, isWithin, type Logger } from '../util/index.js'
 import { VaultRegistry } from '../vault/index.js'
 import { close, listen, listenError } from './_listen.js'
 import type { ServiceConfig } from './config.js'
@@ -109,13 +109,24 @@ export class CairnService {
   async #start(): Promise<void> {
     const log = this.#logger
     mkdirSync(this.config.data, { recursive: true })
+    checkRoots(this.config)
     this.#lock.acquire()
     try {
       this.#catalog = await openCatalog(`sqlite:${join(this.config.data, 'catalog.db')}`)
       this.#diskStore = await this.#openDiskStore()
-      this.#vaults = new VaultRegistry(this.#catalog, { dataDir: this.config.data })
-      this.#jobs = new JobRegistry()
       const protection = new ProtectionStore(this.#catalog)
+      this.#vaults = new VaultRegistry(this.#catalog, {
+        dataDir: this.config.data,
+        protectedItems: async (vault) => (await protection.listItems({ vault })).map((i) => i.vmName),
+      })
+      const vaults = this.#vaults
+      const hostPaths = new HostPaths({
+        importRoots: this.config.importRoots ?? [],
+        exportRoots: this.config.exportRoots ?? [],
+        dataDir: this.config.data,
+        vaultFolders: async () => (await vaults.list()).map((v) => v.location),
+      })
+      this.#jobs = new JobRegistry()
       const interrupted = await protection.failInterruptedJobs()
       if (interrupted.length > 0)
         log.warn('jobs cut short by the last stop marked Failed', { jobs: interrupted.map((j) => j.id) })
@@ -152,6 +163,7 @@ export class CairnService {
         info: () => this.info(),
         accepting: () => this.#accepting,
         diskStore: this.#diskStore,
+        hostPaths,
         vaults: this.#vaults,
         jobs: this.#jobs,
         protection,
@@ -177,6 +189,11 @@ export class CairnService {
       this.#accepting = true
       await this.#scheduler.start()
       log.info('cairn started', { version: VERSION, data: this.config.data, ...this.#listeners })
+      if (hostPaths.enabled('import') || hostPaths.enabled('export'))
+        log.info('server-side paths allowed', {
+          importRoots: this.config.importRoots ?? [],
+          exportRoots: this.config.exportRoots ?? [],
+        })
       log.info(`management API and OpenAPI document at ${this.#listeners.api}/api/v1/openapi.json`)
       log.info(`Azure Blob API at ${this.#listeners.blob}/ACCOUNT/CONTAINER/BLOB (devstoreaccount1)`)
       log.info(`NBD exports at ${this.#listeners.nbd}/ACCOUNT/CONTAINER/DISK[@SNAPSHOT]`)
@@ -234,5 +251,26 @@ export class CairnService {
     this.#catalog = undefined
     this.#lock.release()
     this.#logger.info('cairn stopped')
+  }
+}
+
+/** Refuses host-path roots that are no folder or lie inside the data folder (nothing there is allowed). */
+function checkRoots(config: ServiceConfig): void {
+  const data = realpathSync(config.data)
+  for (const [flag, roots] of [
+    ['import-root', config.importRoots ?? []],
+    ['export-root', config.exportRoots ?? []],
+  ] as const) {
+    for (const root of roots) {
+      let real: string
+      try {
+        real = realpathSync(root)
+        if (!statSync(real).isDirectory()) throw new Error('not a folder')
+      } catch (err) {
+        throw new CairnError('ConfigInvalid', `Cannot use --${flag} ${root}: ${(err as Error).message}`)
+      }
+      if (isWithin(real, data))
+        throw new CairnError('ConfigInvalid', `Cannot use --${flag} ${root}: it is inside the data folder`)
+    }
   }
 }

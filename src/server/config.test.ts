@@ -59,4 +59,22 @@ describe('resolveConfig', () => {
       rmSync(dir, { recursive: true, force: true })
     }
   })
+
+  it('takes import and export roots from repeated flags, a ":"-separated variable or a config-file list, and none by default', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cairn-config-'))
+    try {
+      const none = resolveConfig({ flags: { data: dir, 'import-root': [] } })
+      assert.deepEqual([none.importRoots, none.exportRoots], [[], []])
+      const flags = resolveConfig({ flags: { data: dir, 'import-root': ['/a', '/b'] } })
+      assert.deepEqual(flags.importRoots, ['/a', '/b'])
+      const env = resolveConfig({ flags: { data: dir }, env: { CAIRN_EXPORT_ROOTS: '/x:/y' } })
+      assert.deepEqual(env.exportRoots, ['/x', '/y'])
+      writeFileSync(join(dir, 'cairn.json'), JSON.stringify({ importRoots: ['/srv/images'] }))
+      assert.deepEqual(resolveConfig({ flags: { data: dir } }).importRoots, ['/srv/images'])
+      writeFileSync(join(dir, 'cairn.json'), JSON.stringify({ importRoots: '' }))
+      assert.throws(() => resolveConfig({ flags: { data: dir } }), /a list of folders/)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
 })

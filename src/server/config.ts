@@ -19,14 +19,18 @@ export interface ServiceConfig {
   logLevel: LogLevel
   /** Log format: JSON lines, or readable text; default: JSON unless stderr is a terminal. */
   logFormat?: 'json' | 'text'
+  /** Folders requests may name files in to read (disk import, backup from a file); none: refused. */
+  importRoots?: string[]
+  /** Folders requests may name files in to write (disk export, restore into a file); none: refused. */
+  exportRoots?: string[]
 }
 
 interface OptionSpec {
   key: keyof ServiceConfig
   flag: string
   env: string
-  type: 'string' | 'port' | 'level' | 'format' | 'count'
-  default?: string | number
+  type: 'string' | 'port' | 'level' | 'format' | 'count' | 'folders'
+  default?: string | number | string[]
   help: string
 }
 
@@ -86,9 +90,25 @@ export const SERVICE_OPTIONS: OptionSpec[] = [
     help: 'debug, info, warn or error',
   },
   { key: 'logFormat', flag: 'log-format', env: 'CAIRN_LOG_FORMAT', type: 'format', help: 'json or text' },
+  {
+    key: 'importRoots',
+    flag: 'import-root',
+    env: 'CAIRN_IMPORT_ROOTS',
+    type: 'folders',
+    default: [],
+    help: 'folder whose files requests may read (repeatable; env: folders separated by ":")',
+  },
+  {
+    key: 'exportRoots',
+    flag: 'export-root',
+    env: 'CAIRN_EXPORT_ROOTS',
+    type: 'folders',
+    default: [],
+    help: 'folder where requests may write files (repeatable; env: folders separated by ":")',
+  },
 ]
 
-function coerce(spec: OptionSpec, raw: unknown, source: string): string | number {
+function coerce(spec: OptionSpec, raw: unknown, source: string): string | number | string[] {
   const bad = (why: string) =>
     new CairnError('ConfigInvalid', `Cannot use ${spec.flag} = ${JSON.stringify(raw)} from ${source}: ${why}`)
   switch (spec.type) {
@@ -109,6 +129,14 @@ function coerce(spec: OptionSpec, raw: unknown, source: string): string | number
     case 'format':
       if (!['json', 'text'].includes(String(raw))) throw bad('use json or text')
       return String(raw)
+    case 'folders': {
+      // Flags and the config file give a list, the environment one string of ":"-separated folders;
+      // relative folders are taken from the working directory, as --data is.
+      const list = typeof raw === 'string' ? raw.split(':') : raw
+      if (!Array.isArray(list) || list.some((f) => typeof f !== 'string' || f === ''))
+        throw bad('expected a list of folders')
+      return (list as string[]).map((f) => resolve(f))
+    }
     default:
       if (typeof raw !== 'string' || raw === '') throw bad('expected a non-empty string')
       return raw
@@ -117,7 +145,7 @@ function coerce(spec: OptionSpec, raw: unknown, source: string): string | number
 
 /** Inputs of resolveConfig. */
 export interface ConfigSources {
-  flags?: Record<string, string | number | boolean | undefined>
+  flags?: Record<string, string | number | boolean | string[] | undefined>
   env?: Record<string, string | undefined>
   /** Path of a JSON config file (flag --config or CAIRN_CONFIG); default `<data>/cairn.json` when present. */
   configFile?: string
@@ -127,9 +155,12 @@ export interface ConfigSources {
 export function resolveConfig(sources: ConfigSources = {}): ServiceConfig {
   const flags = sources.flags ?? {}
   const env = sources.env ?? {}
-  const out: Record<string, string | number> = {}
+  const out: Record<string, string | number | string[]> = {}
   const pick = (spec: OptionSpec, file: Record<string, unknown>) => {
-    if (flags[spec.flag] !== undefined) return coerce(spec, flags[spec.flag], `--${spec.flag}`)
+    const flag = flags[spec.flag]
+    // A repeatable flag given no times arrives as an empty list: not given.
+    if (flag !== undefined && !(Array.isArray(flag) && flag.length === 0))
+      return coerce(spec, flag, `--${spec.flag}`)
     if (env[spec.env] !== undefined && env[spec.env] !== '') return coerce(spec, env[spec.env], spec.env)
     if (file[spec.key] !== undefined) return coerce(spec, file[spec.key], 'the config file')
     return spec.default

@@ -39,6 +39,11 @@ export const errorCatalogue = {
   ConfigInvalid: spec(400, EXIT.usage, 'The configuration is invalid.'),
   UsageError: spec(400, EXIT.usage, 'The command line is invalid.'),
   FileNotFound: spec(404, EXIT.notFound, 'A local file does not exist.'),
+  PathNotAllowed: spec(
+    403,
+    EXIT.auth,
+    'A host path is outside the configured roots or breaks a host-path rule (docs/security.md).',
+  ),
   CatalogMigrationFailed: spec(500, EXIT.failure, 'The catalog could not be migrated.'),
   UnsupportedCatalogUrl: spec(
     400,
@@ -84,6 +89,16 @@ export const errorCatalogue = {
   // Vault
   VaultNotFound: spec(404, EXIT.notFound, 'The vault does not exist.'),
   VaultAlreadyExists: spec(409, EXIT.conflict, 'A vault with this name or at this location exists.'),
+  VaultLocationNotAllowed: spec(
+    400,
+    EXIT.usage,
+    'The vault location is not allowed: relative, a URL, a pseudo file system, overlapping the data folder or another vault, or a non-empty folder that is no vault.',
+  ),
+  VaultNotEmpty: spec(
+    409,
+    EXIT.conflict,
+    'The vault still holds recovery points or protected items; its data is not deleted.',
+  ),
   VaultKeyRequired: spec(401, EXIT.auth, 'The vault is encrypted; give its passphrase or key file.'),
   VaultKeyInvalid: spec(403, EXIT.auth, 'The passphrase or key file does not open the vault key.'),
   VaultCorrupt: spec(500, EXIT.integrity, 'A vault file is damaged or missing.'),

@@ -25,4 +25,12 @@ export type {
 } from './types.js'
 export { type CreateVaultOptions, DEFAULT_CHUNK_SIZE, DEFAULT_PACK_SIZE, Vault } from './vault.js'
 export type { BackendObject, VaultBackend } from './vault-backend.js'
+export {
+  checkVaultLocation,
+  deleteVaultFiles,
+  holdsVault,
+  type VaultFilesReport,
+  type VaultLocationContext,
+  vaultRecords,
+} from './vault-location.js'
 export { type VaultInfo, VaultRegistry } from './vault-registry.js'

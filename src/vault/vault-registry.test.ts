@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
@@ -16,11 +16,13 @@ async function withRegistry(
   fn: (dir: string, open: (memoryVaults?: boolean) => VaultRegistry) => Promise<void>,
 ): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'cairn-registry-'))
-  const catalog = await openCatalog(dialect.url(dir))
+  const data = join(dir, 'data')
+  await mkdir(data)
+  const catalog = await openCatalog(dialect.url(data))
   const registries: VaultRegistry[] = []
   try {
     await fn(dir, (memoryVaults = false) => {
-      const r = new VaultRegistry(catalog, { dataDir: dir, workers: 1, memoryVaults })
+      const r = new VaultRegistry(catalog, { dataDir: data, workers: 1, memoryVaults })
       registries.push(r)
       return r
     })

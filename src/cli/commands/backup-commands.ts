@@ -54,11 +54,12 @@ export const backupCommands: CommandDef[] = [
   },
   {
     name: 'backup file',
-    summary: 'Back up a raw image file or block device on the service host into a vault',
+    summary: 'Back up a raw image file on the service host into a vault',
     description:
       'Later backups of the same item build on the latest recovery point: chunks are compared by\n' +
-      'checksum and only those that differ are stored.',
-    args: [{ name: 'path', help: 'file or block device (a path on the service host)' }],
+      'checksum and only those that differ are stored. The file must be under a folder the service was\n' +
+      'started with --import-root (docs/security.md).',
+    args: [{ name: 'path', help: 'a regular file on the service host, under an --import-root' }],
     options: [
       { name: 'vault', type: 'string', value: 'VAULT', help: 'vault name', required: true },
       { name: 'item', type: 'string', value: 'NAME', help: 'protected item name (default the file name)' },
@@ -71,7 +72,7 @@ export const backupCommands: CommandDef[] = [
       { name: 'full', type: 'boolean', help: 'do not build on the latest recovery point' },
       ...CREDENTIAL_OPTIONS,
     ],
-    examples: ['cairn backup file /var/lib/images/web.raw --vault main'],
+    examples: ['cairn backup file /srv/images/web.raw --vault main'],
     async run({ args, opts, client, out, signal }) {
       await unlockIfGiven(client, opts.vault as string, opts)
       const job = await client.post<Job>(`${v(opts.vault as string)}/backups`, {

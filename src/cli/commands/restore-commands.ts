@@ -43,17 +43,19 @@ export const restoreCommands: CommandDef[] = [
   },
   {
     name: 'restore file',
-    summary:
-      'Restore a disk of a recovery point into a raw file (sparse) or block device on the service host',
-    args: [{ name: 'path', help: 'target file or block device (a path on the service host)' }],
+    summary: 'Restore a disk of a recovery point into a raw file (sparse) on the service host',
+    description:
+      'The file is written under a temporary name beside it and renamed into place. It must be under a\n' +
+      'folder the service was started with --export-root (docs/security.md).',
+    args: [{ name: 'path', help: 'target file on the service host, under an --export-root' }],
     options: [
       { name: 'vault', type: 'string', value: 'VAULT', help: 'vault name', required: true },
       { name: 'rp', type: 'string', value: 'ID', help: 'recovery point id', required: true },
       { name: 'disk', type: 'string', value: 'NAME', help: 'disk of the recovery point (default its first)' },
-      { name: 'overwrite', type: 'boolean', help: 'replace the target if it exists' },
+      { name: 'overwrite', type: 'boolean', help: 'replace the target file if it exists' },
       ...CREDENTIAL_OPTIONS,
     ],
-    examples: ['cairn restore file /tmp/web.raw --vault main --rp 20261122T195200123Z-3f2a'],
+    examples: ['cairn restore file /srv/exports/web.raw --vault main --rp 20261122T195200123Z-3f2a'],
     async run({ args, opts, client, out, signal }) {
       const vault = opts.vault as string
       await unlockIfGiven(client, vault, opts)

@@ -56,6 +56,18 @@ export const systemCommands: CommandDef[] = [
       },
       { name: 'log-format', type: 'string', value: 'FORMAT', help: 'json or text (env CAIRN_LOG_FORMAT)' },
       {
+        name: 'import-root',
+        type: 'list',
+        value: 'DIR',
+        help: 'folder whose files requests may read: disk import --server, backup file (repeatable; env CAIRN_IMPORT_ROOTS, ":"-separated; default none: refused)',
+      },
+      {
+        name: 'export-root',
+        type: 'list',
+        value: 'DIR',
+        help: 'folder where requests may write files: disk export --server, restore file (repeatable; env CAIRN_EXPORT_ROOTS; default none: refused)',
+      },
+      {
         name: 'repair-disk-log',
         type: 'boolean',
         help: 'after a power failure: cut a damaged disk-store log and keep the rest aside (docs/diskstore.md)',
@@ -65,6 +77,7 @@ export const systemCommands: CommandDef[] = [
       'cairn serve',
       'cairn serve --data /var/lib/cairn --port 8080',
       'CAIRN_DATA=/srv/cairn cairn serve',
+      'cairn serve --import-root /srv/images --export-root /srv/exports',
     ],
     async run({ opts }) {
       const { CairnService, resolveConfig } = await import('../../server/index.js')
@@ -79,6 +92,8 @@ export const systemCommands: CommandDef[] = [
           config: opts.config as string | undefined,
           'log-level': opts['log-level'] as string | undefined,
           'log-format': opts['log-format'] as string | undefined,
+          'import-root': opts['import-root'] as string[] | undefined,
+          'export-root': opts['export-root'] as string[] | undefined,
         },
         env: process.env,
       })
