@@ -98,7 +98,7 @@ describe('vault locations', () => {
       // The CLI prints one line with the code and exits with the usage status.
       const cli = run('vault', 'create', 'y', '--location', '/proc')
       assert.equal(cli.status, 2)
-      assert.match(cli.stderr, /pseudo file system \[VaultLocationNotAllowed\]/)
+      assert.match(cli.stderr, /^cairn: VaultLocationNotAllowed: .*pseudo file system/)
     } finally {
       await svc.dispose()
       rmSync(dir, { recursive: true, force: true })
@@ -125,7 +125,7 @@ describe('vault locations', () => {
 
       const refused = run('vault', 'delete', 'v1', '--delete-data')
       assert.equal(refused.status, 4, refused.stderr)
-      assert.match(refused.stderr, new RegExp(`1 recovery points \\(${rp};.*\\[VaultNotEmpty\\]`))
+      assert.match(refused.stderr, new RegExp(`^cairn: VaultNotEmpty: .*1 recovery points \\(${rp};`))
       assert.equal(ok('vault', 'list', '--json').json().length, 1, 'the vault is still registered')
       assert.ok(existsSync(join(loc, 'rp', rp)), 'its data is intact')
 
@@ -150,7 +150,10 @@ describe('vault locations', () => {
       assert.equal(item.status, 201, JSON.stringify(item.body))
       const held = run('vault', 'delete', 'v2', '--delete-data')
       assert.equal(held.status, 4)
-      assert.match(held.stderr, /protected items web \(stop their protection first\).*\[VaultNotEmpty\]/)
+      assert.match(
+        held.stderr,
+        /^cairn: VaultNotEmpty: .*protected items web \(stop their protection first\)/,
+      )
       assert.ok(existsSync(join(dir, 'v2', 'config')))
 
       // Without points, the layout's files go; everything else stays, and so does the folder.

@@ -82,6 +82,12 @@ export const azureErrors = {
     'PayloadTooLarge',
     'The request body is too large and exceeds the maximum permissible limit.',
   ),
+  MissingContentLengthHeader: spec(411, 'InvalidRequest', 'The Content-Length header was not specified.'),
+  MetadataTooLarge: spec(
+    400,
+    'InvalidRequest',
+    'The size of the specified metadata exceeds the maximum size permitted.',
+  ),
   Md5Mismatch: spec(
     400,
     'ChecksumMismatch',

@@ -1,5 +1,5 @@
 // Protection: VMs, backup policies, protected items, the scheduler, retention, backups and restores,
-// disk-store disks as vault sources and sinks, the agent client and the job registry.
+// disk-store disks as vault sources and sinks, the agent client and the job service.
 
 export {
   AgentClient,
@@ -19,12 +19,13 @@ export {
   restoreToDisk,
 } from './disk-backup.js'
 export {
-  type JobControl,
-  type JobInfo,
-  type JobProgress,
-  JobRegistry,
-  type JobStatus,
-} from './job-registry.js'
+  type JobBody,
+  type JobContext,
+  type JobEvent,
+  JobService,
+  type JobServiceOptions,
+  type StartedJob,
+} from './job-service.js'
 export {
   expiredSnapshots,
   MAX_POINTS_PER_ITEM,
@@ -59,10 +60,6 @@ export {
   type VaultTransfer,
 } from './protection-service.js'
 export {
-  type Job,
-  type JobFilter,
-  type JobStatus as BackupJobStatus,
-  type JobType,
   type ProtectedItem,
   type ProtectionState,
   ProtectionStore,

@@ -19,6 +19,7 @@ export const EXIT = {
   integrity: 6,
   auth: 7,
   cancelled: 8,
+  detached: 9,
 } as const
 
 const spec = (status: number, exit: number, summary: string): ErrorSpec => ({ status, exit, summary })
@@ -30,6 +31,12 @@ export const errorCatalogue = {
   RouteNotFound: spec(404, EXIT.notFound, 'No such API route.'),
   MethodNotAllowed: spec(405, EXIT.usage, 'The route does not accept this method.'),
   PayloadTooLarge: spec(413, EXIT.usage, 'The request body is too large.'),
+  HostNotAllowed: spec(
+    421,
+    EXIT.usage,
+    'The request names a Host the management API does not answer to (see --api-allowed-host).',
+  ),
+  CrossSiteRequest: spec(403, EXIT.auth, 'A web page of another site may not change anything.'),
   Unauthorized: spec(401, EXIT.auth, 'The request is not authenticated.'),
   Internal: spec(500, EXIT.failure, 'An unexpected error happened inside the service.'),
   ServiceUnavailable: spec(503, EXIT.unavailable, 'The service is shutting down or not ready.'),
@@ -116,6 +123,22 @@ export const errorCatalogue = {
     'The recovery point a backup builds on was deleted while the backup ran.',
   ),
   JobNotFound: spec(404, EXIT.notFound, 'The job does not exist.'),
+  JobNotRunning: spec(
+    409,
+    EXIT.conflict,
+    'The job has already ended; only a queued or running job can be cancelled.',
+  ),
+  JobInterrupted: spec(
+    500,
+    EXIT.failure,
+    'The job was cut short when the service stopped or died; run it again.',
+  ),
+  Detached: spec(
+    409,
+    EXIT.detached,
+    'The command stopped waiting for its job (Ctrl-C); the job goes on in the service.',
+  ),
+  TooManySubscribers: spec(503, EXIT.unavailable, 'The event stream has as many clients as it serves.'),
   // NBD server
   NbdExportNotFound: spec(404, EXIT.notFound, 'No NBD export has this name.'),
 
@@ -174,7 +197,6 @@ export const errorCatalogue = {
     EXIT.conflict,
     'The VM has had its on-demand backups for today (3 a day, in the policy time zone).',
   ),
-  BackupJobNotFound: spec(404, EXIT.notFound, 'The backup or restore job does not exist.'),
 } as const satisfies Record<string, ErrorSpec>
 
 /** A stable error code from the catalogue. */

@@ -2,6 +2,7 @@ import { resolve } from 'node:path'
 import { formatBytes, formatDuration } from '../../util/index.js'
 import type { CommandDef } from '../command.js'
 import {
+  CANCEL_ON_INTERRUPT,
   CREDENTIAL_OPTIONS,
   diskRef,
   followJob,
@@ -28,6 +29,7 @@ export const backupCommands: CommandDef[] = [
       { name: 'item', type: 'string', value: 'NAME', help: 'protected item name (default the first disk)' },
       { name: 'full', type: 'boolean', help: 'do not build on the latest recovery point' },
       ...CREDENTIAL_OPTIONS,
+      CANCEL_ON_INTERRUPT,
     ],
     examples: ['cairn backup disk web-os --data-disk web-data --vault main --item web'],
     async run({ args, opts, client, out, signal }) {
@@ -39,7 +41,9 @@ export const backupCommands: CommandDef[] = [
         ...(opts.item ? { item: opts.item } : {}),
         ...(opts.full ? { base: 'none' } : {}),
       })
-      const done = await followJob(client, out, job, 'backup', signal)
+      const done = await followJob(client, out, job, 'backup', signal, {
+        cancelOnInterrupt: opts['cancel-on-interrupt'] === true,
+      })
       const rp = done.result as RecoveryPointView
       out.result(rp, (r) => {
         for (const d of r.disks)
@@ -71,6 +75,7 @@ export const backupCommands: CommandDef[] = [
       },
       { name: 'full', type: 'boolean', help: 'do not build on the latest recovery point' },
       ...CREDENTIAL_OPTIONS,
+      CANCEL_ON_INTERRUPT,
     ],
     examples: ['cairn backup file /srv/images/web.raw --vault main'],
     async run({ args, opts, client, out, signal }) {
@@ -81,7 +86,9 @@ export const backupCommands: CommandDef[] = [
         ...(opts.disk ? { disk: opts.disk } : {}),
         ...(opts.full ? { base: 'none' } : {}),
       })
-      const done = await followJob(client, out, job, 'backup', signal)
+      const done = await followJob(client, out, job, 'backup', signal, {
+        cancelOnInterrupt: opts['cancel-on-interrupt'] === true,
+      })
       const rp = done.result as RecoveryPointView
       out.result(rp, (r) => {
         const scanned = r.disks.reduce((n, d) => n + d.bytesScanned, 0)
