@@ -65,7 +65,7 @@ describe('vault locations through cairn serve and the CLI', () => {
       ] as const) {
         const r = cairn(['vault', 'create', 'refused', '--location', location, '--url', service.url])
         assert.equal(r.status, 2, `${location}: ${r.stderr}`)
-        assert.match(r.stderr, /\[UnsupportedVaultLocation\]/)
+        assert.match(r.stderr, /^cairn: UnsupportedVaultLocation: /)
         assert.match(r.stderr, pattern)
         const r2 = await api(service.url, 'POST', '/api/v1/vaults', { name: 'refused', location })
         assert.equal(r2.status, 400)

@@ -10,7 +10,7 @@ const MEMORY_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/
 /** Schemes the object-store backends will take; named here so their refusal says what is coming. */
 const OBJECT_STORES = new Set(['s3', 'azblob'])
 
-const WHAT_WORKS = 'give an absolute path, a file:/// URL or memory://NAME (tests)'
+const WHAT_WORKS = 'give an absolute path or a file:/// URL'
 
 /**
  * The backend a vault location names: an absolute path or `file:///path` (a local folder),
