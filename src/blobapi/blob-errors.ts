@@ -104,6 +104,13 @@ export const azureErrors = {
     'ServiceUnavailable',
     'The server is currently unable to receive requests. Please retry your request.',
   ),
+  // Not one of Azure's codes (Azure has no full disk): 507 because the storage SDKs retry 500 and 503
+  // (and network errors) only, so a client learns at once instead of retrying into a full disk.
+  InsufficientStorage: spec(
+    507,
+    'StoreFull',
+    'The server cannot store the data: its disk is full. Free space or delete data, then retry.',
+  ),
 
   // Containers and blobs
   ResourceNotFound: spec(404, 'AccountNotFound', 'The specified resource does not exist.'),
@@ -313,8 +320,9 @@ function fromStoreCode(code: ErrorCode, kind: OperationKind): AzureErrorCode {
     case 'ChecksumMismatch':
       return 'Md5Mismatch'
     case 'ServiceUnavailable':
-    case 'StoreFull':
       return 'ServerBusy'
+    case 'StoreFull':
+      return 'InsufficientStorage'
     case 'DiskIsReadOnly':
       return 'OperationNotAllowedOnIncrementalCopyBlob'
     case 'InvalidMarker':

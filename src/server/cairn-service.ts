@@ -49,6 +49,9 @@ export interface CairnServiceOptions {
 }
 
 /** The running service: data folder lock, catalog, engines and every listener. */
+/** Bytes of the disk store's reserve file. */
+const DISK_RESERVE_BYTES = 16 * 1024 * 1024
+
 export class CairnService {
   readonly config: ServiceConfig
   readonly #logger: Logger
@@ -296,6 +299,8 @@ export class CairnService {
     const store = await LogDiskStore.open(dir, {
       logger: this.#logger.child({ component: 'diskstore' }),
       repairLog: this.#repairDiskLog,
+      // Room for deletes and compaction on a full file system (docs/diskstore.md, "Disk full").
+      reserveBytes: DISK_RESERVE_BYTES,
     })
     if (first) {
       const { name, key, container } = DEVELOPMENT_ACCOUNT

@@ -88,7 +88,11 @@ export const errorCatalogue = {
   ConditionNotMet: spec(412, EXIT.conflict, 'A condition of the request was not met.'),
   SequenceNumberConditionNotMet: spec(412, EXIT.conflict, 'The sequence number condition was not met.'),
   StoreCorrupt: spec(500, EXIT.integrity, 'The store holds damaged data.'),
-  StoreFull: spec(507, EXIT.unavailable, 'The disk store cannot write: its file system is full.'),
+  StoreFull: spec(
+    507,
+    EXIT.unavailable,
+    'The disk store cannot grow: its file system is full. Deletes still work; writes resume when space returns.',
+  ),
   DiskIsReadOnly: spec(409, EXIT.conflict, 'The disk is an incremental copy and accepts no writes.'),
   ReadTooLarge: spec(400, EXIT.usage, 'A single read is limited to 1 GiB.'),
   InvalidMarker: spec(400, EXIT.usage, 'A listing or diff marker is not one this store handed out.'),
@@ -109,6 +113,11 @@ export const errorCatalogue = {
   VaultKeyRequired: spec(401, EXIT.auth, 'The vault is encrypted; give its passphrase or key file.'),
   VaultKeyInvalid: spec(403, EXIT.auth, 'The passphrase or key file does not open the vault key.'),
   VaultCorrupt: spec(500, EXIT.integrity, 'A vault file is damaged or missing.'),
+  VaultFull: spec(
+    507,
+    EXIT.unavailable,
+    "The vault's storage is full: the job wrote nothing that counts; free space, then run it again.",
+  ),
   VaultObjectMissing: spec(404, EXIT.integrity, 'An object the vault needs is missing from its backend.'),
   UnsupportedVaultLocation: spec(
     400,

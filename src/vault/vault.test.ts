@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import type { CairnError } from '../util/index.js'
-import { decodeRecord } from './_record.js'
+import { decodeRecord, encodeRecord } from './_record.js'
 import { bufferSink, bufferSource, mixedImage, scatterWrites, textBytes } from './_testing.js'
 import { fileSink } from './file-sink.js'
 import { fileSource } from './file-source.js'
@@ -400,6 +400,30 @@ describe('vault on a folder', () => {
       const report = await v.gc()
       assert.equal(report.temporaryFilesRemoved, 1)
       assert.deepEqual(await readdir(tmp), [])
+    })
+  })
+
+  it('gc deletes the lock files of killed backups once they expired, and leaves live ones', async () => {
+    await withVault(FS_BACKEND, async (v) => {
+      const { readdir } = await import('node:fs/promises')
+      const backend = v.backend
+      const lock = (id: string, at: Date) =>
+        encodeRecord('LOCK', 1, {
+          id,
+          startedAt: at.toISOString(),
+          updatedAt: at.toISOString(),
+          bases: [],
+          packs: [],
+        })
+      // What a backup killed 20 minutes ago leaves, and the lock of one running now.
+      await backend.put('locks/killed', lock('killed', new Date(Date.now() - 20 * 60_000)))
+      await backend.put('locks/running', lock('running', new Date()))
+      const report = await v.gc()
+      assert.equal(report.expiredLocksRemoved, 1)
+      assert.deepEqual(await readdir(join(v.backend.location, 'locks')), ['running'])
+      const again = await v.gc()
+      assert.equal(again.expiredLocksRemoved, 0)
+      assert.deepEqual(await readdir(join(v.backend.location, 'locks')), ['running'])
     })
   })
 

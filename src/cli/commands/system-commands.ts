@@ -1,3 +1,4 @@
+import { formatBytes } from '../../util/index.js'
 import type { CommandDef } from '../command.js'
 
 /** `cairn serve`, `cairn info`, `cairn version`. */
@@ -188,6 +189,34 @@ export const systemCommands: CommandDef[] = [
           ...Object.entries(i.listeners).map(([k, v]): [string, unknown] => [k, v]),
         ]),
       )
+    },
+  },
+  {
+    name: 'status',
+    summary: "Show whether the service can write: the disk store's free space and any disk-full episode",
+    async run({ client, out }) {
+      const st = await client.get<{
+        status: string
+        diskStore: {
+          state: string
+          freeBytes: number
+          totalBytes: number
+          reserveBytes: number
+          since?: string
+          message?: string
+        }
+      }>('/api/v1/status')
+      out.result(st, (s) => {
+        const d = s.diskStore
+        out.keyValues([
+          ['status', s.status],
+          ['disk store', d.state],
+          ['free', `${formatBytes(d.freeBytes)} of ${formatBytes(d.totalBytes)}`],
+          ['reserve', formatBytes(d.reserveBytes)],
+          ...(d.since !== undefined ? [['full since', d.since] as [string, unknown]] : []),
+          ...(d.message !== undefined ? [['reason', d.message] as [string, unknown]] : []),
+        ])
+      })
     },
   },
   {
