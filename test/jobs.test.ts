@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict'
-import { existsSync, readdirSync, statSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { api, cli, D, ended, type Json, randomDisk, waitJob } from './_jobs.js'
@@ -162,7 +164,7 @@ describe('one job system (against a real cairn serve)', () => {
       await waitJob(url, id, (j) => j.progress.bytesDone > 0, 'its first bytes')
       detach.child.kill('SIGINT')
       assert.equal(await detach.exit, 9, detach.stderr())
-      assert.match(detach.stderr(), new RegExp(`Detached from job ${id}.*\\[Detached\\]`))
+      assert.match(detach.stderr(), new RegExp(`cairn: Detached: Detached from job ${id}`))
       const goesOn = await ended(url, id)
       assert.equal(goesOn.state, 'Completed', JSON.stringify(goesOn))
       assert.equal((await points()).length, 2)
@@ -176,7 +178,7 @@ describe('one job system (against a real cairn serve)', () => {
       await waitJob(url, stopId, (j) => j.progress.bytesDone > 0, 'its first bytes')
       stop.child.kill('SIGINT')
       assert.equal(await stop.exit, 8, stop.stderr())
-      assert.match(stop.stderr(), /\[Cancelled\]/)
+      assert.match(stop.stderr(), /^cairn: Cancelled: /m)
       assert.equal((await api(url, 'GET', `/api/v1/jobs/${stopId}`)).body.state, 'Cancelled')
       assert.equal((await points()).length, 2)
       assert.equal((await snapshots('big-data')).length, snapsBefore)
@@ -213,6 +215,41 @@ describe('one job system (against a real cairn serve)', () => {
     } finally {
       for (const s of streams) s.abort()
       await service.dispose()
+    }
+  })
+
+  it('a server-side import and export run as jobs: kept in the history with their progress', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cairn-jobs-files-'))
+    const service = await startService(['--import-root', dir, '--export-root', dir])
+    const { url } = service
+    try {
+      const image = join(dir, 'in.raw')
+      writeFileSync(image, randomBytes(8 * MiB))
+      const imported = await fetch(`${url}${D}/from-file/import`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ path: image }),
+      })
+      assert.equal(imported.status, 201, await imported.clone().text())
+      const importJob = (await api(url, 'GET', `/api/v1/jobs/${imported.headers.get('x-cairn-job')}`)).body
+      assert.equal(importJob.kind, 'import')
+      assert.equal(importJob.state, 'Completed')
+      assert.equal(importJob.progress.bytesDone, 8 * MiB)
+      const exported = await fetch(`${url}${D}/from-file/export`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ path: join(dir, 'out.raw') }),
+      })
+      assert.equal(exported.status, 200, await exported.clone().text())
+      const exportJob = (await api(url, 'GET', `/api/v1/jobs/${exported.headers.get('x-cairn-job')}`)).body
+      assert.equal(exportJob.kind, 'export')
+      assert.equal(exportJob.state, 'Completed')
+      assert.deepEqual(readFileSync(join(dir, 'out.raw')), readFileSync(image))
+      const kinds = (await api(url, 'GET', '/api/v1/jobs')).body.items.map((j: Json) => j.kind)
+      assert.deepEqual(kinds, ['export', 'import'])
+    } finally {
+      await service.dispose()
+      rmSync(dir, { recursive: true, force: true })
     }
   })
 })

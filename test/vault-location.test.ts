@@ -54,9 +54,18 @@ describe('vault locations', () => {
       symlinkSync('/proc', join(dir, 'to-proc'))
       await refused(join(dir, 'to-proc', 'v'), /resolves to \/proc\/v/)
       await refused('relative/folder', /not an absolute path/)
-      await refused('azblob://account/container', /no vault backend for "azblob:\/\/"/)
-      await refused('s3://bucket/prefix', /no vault backend for "s3:\/\/"/)
-      await refused('azblob:x', /looks like a URL/)
+      // Schemes are the backend factory's: UnsupportedVaultLocation (test/vault-backends.test.ts).
+      await refused(
+        'azblob://account/container',
+        /azblob:\/\/ object stores are not supported yet/,
+        'UnsupportedVaultLocation',
+      )
+      await refused(
+        's3://bucket/prefix',
+        /s3:\/\/ object stores are not supported yet/,
+        'UnsupportedVaultLocation',
+      )
+      await refused('azblob:x', /azblob:\/\/ object stores are not supported yet/, 'UnsupportedVaultLocation')
       assert.ok(!existsSync(join(process.cwd(), 'azblob:')), 'no folder azblob: was made')
       assert.ok(!existsSync(join(process.cwd(), 'relative')), 'no relative folder was made')
       mkdirSync(join(dir, 'stuff'))
@@ -89,7 +98,7 @@ describe('vault locations', () => {
       // The CLI prints one line with the code and exits with the usage status.
       const cli = run('vault', 'create', 'y', '--location', '/proc')
       assert.equal(cli.status, 2)
-      assert.match(cli.stderr, /pseudo file system \[VaultLocationNotAllowed\]/)
+      assert.match(cli.stderr, /^cairn: VaultLocationNotAllowed: .*pseudo file system/)
     } finally {
       await svc.dispose()
       rmSync(dir, { recursive: true, force: true })
@@ -116,7 +125,7 @@ describe('vault locations', () => {
 
       const refused = run('vault', 'delete', 'v1', '--delete-data')
       assert.equal(refused.status, 4, refused.stderr)
-      assert.match(refused.stderr, new RegExp(`1 recovery points \\(${rp};.*\\[VaultNotEmpty\\]`))
+      assert.match(refused.stderr, new RegExp(`^cairn: VaultNotEmpty: .*1 recovery points \\(${rp};`))
       assert.equal(ok('vault', 'list', '--json').json().length, 1, 'the vault is still registered')
       assert.ok(existsSync(join(loc, 'rp', rp)), 'its data is intact')
 
@@ -141,7 +150,10 @@ describe('vault locations', () => {
       assert.equal(item.status, 201, JSON.stringify(item.body))
       const held = run('vault', 'delete', 'v2', '--delete-data')
       assert.equal(held.status, 4)
-      assert.match(held.stderr, /protected items web \(stop their protection first\).*\[VaultNotEmpty\]/)
+      assert.match(
+        held.stderr,
+        /^cairn: VaultNotEmpty: .*protected items web \(stop their protection first\)/,
+      )
       assert.ok(existsSync(join(dir, 'v2', 'config')))
 
       // Without points, the layout's files go; everything else stays, and so does the folder.

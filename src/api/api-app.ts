@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { CairnError } from '../util/index.js'
 import { errorResponse } from './_errors.js'
+import { bodyLimit, crossSiteGuard, hostGuard } from './_request-guards.js'
 import type { ApiContext } from './api-context.js'
 import { registerDiskRoutes } from './disk-routes.js'
 import { registerJobRoutes } from './job-routes.js'
@@ -31,6 +32,10 @@ export function createApiApp(ctx: ApiContext): ApiApp {
       ms: Math.round((performance.now() - started) * 10) / 10,
     })
   })
+
+  app.use('*', hostGuard(ctx.allowedHosts ?? []))
+  app.use('*', crossSiteGuard(ctx.allowedHosts ?? []))
+  app.use('*', bodyLimit())
 
   registerSystemRoutes(app, ctx)
   if (ctx.protection) registerProtectionRoutes(app, ctx)

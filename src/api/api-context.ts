@@ -30,6 +30,12 @@ export interface ApiContext {
   protection?: ProtectionStore
   /** Backups and restores of VMs (202 routes); absent, those routes answer ServiceUnavailable. */
   backups?: ProtectionService
+  /**
+   * Host names the API answers to besides IP addresses and `localhost` (DNS-rebinding defence), and
+   * the page origins besides its own allowed to change state; the service passes its bound name and
+   * `--api-allowed-host`.
+   */
+  allowedHosts?: readonly string[]
   /** Called after protection changes (protect, policy change, stop, resume) so the scheduler re-reads. */
   protectionChanged?: () => void
 }

@@ -1,15 +1,15 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import type { DiskRef, DiskStore } from '../diskstore/index.js'
 import { backupDisks, type JobContext, type JobService, restoreToDisk } from '../protection/index.js'
-import { CairnError, type HostPaths, isErrorCode } from '../util/index.js'
+import { CairnError, type HostPaths } from '../util/index.js'
 import {
   fileSink,
   fileSource,
-  type PruneReport,
   type VaultCredentials,
   type VaultProgress,
   type VaultRegistry,
 } from '../vault/index.js'
+import { runAsJob } from './_run-as-job.js'
 import type { ApiContext } from './api-context.js'
 import { JobSchema } from './job-routes.js'
 import type { ApiApp } from './new-api-app.js'
@@ -145,7 +145,8 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
         z.object({
           name: z.string(),
           location: z.string().optional().openapi({
-            description: 'An absolute folder, empty or absent (docs/security.md); default DATA/vaults/NAME',
+            description:
+              'An absolute folder (or file:/// URL), empty or absent (docs/security.md, docs/vault.md "Backends"); default DATA/vaults/NAME',
           }),
           attach: z.boolean().optional(),
           ...Credentials,
@@ -323,7 +324,7 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
       const v = await vaults().open(vault)
       // A prune is quick (it deletes manifests): it runs as a job, kept in the history, and answers its report.
       // The points of protected VMs follow their policy: left alone unless includePolicyPoints.
-      const started = await jobs().start({ kind: 'prune', vault, resource: `vaults/${vault}` }, () =>
+      const report = await runAsJob(ctx, c, { kind: 'prune', vault, resource: `vaults/${vault}` }, () =>
         v.prune({
           policy,
           ...(item !== undefined ? { item } : {}),
@@ -331,16 +332,9 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
           ...(includePolicyPoints ? {} : { leaveKinds: ['vm'] }),
         }),
       )
-      const done = await started.done
-      if (done.state !== 'Completed') {
-        const code = done.error && isErrorCode(done.error.code) ? done.error.code : 'Internal'
-        throw new CairnError(code, done.error?.message ?? `The prune ended ${done.state}`)
-      }
-      const report = done.result as PruneReport
       // VM points removed on request: their recovery points lose the vault tier now, not at next read.
       if (includePolicyPoints && !dryRun && report.removed.length > 0)
         await ctx.backups?.reconcileVault(vault)
-      c.header('x-cairn-job', done.id)
       return c.json(report, 200)
     },
   )

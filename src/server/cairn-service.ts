@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, realpathSync, statSync } from 'node:fs'
 import type { Server } from 'node:http'
+import { isIP } from 'node:net'
 import { join } from 'node:path'
 import { createAdaptorServer } from '@hono/node-server'
 import { createApiApp, type ServiceInfo } from '../api/index.js'
 import { BlobApiServer } from '../blobapi/index.js'
-import { type Catalog, JobStore, openSqliteCatalog } from '../catalog/index.js'
+import { type Catalog, JobStore, openCatalog } from '../catalog/index.js'
 import { type DiskStore, LogDiskStore } from '../diskstore/index.js'
 import { DiskStoreExports, NbdServer } from '../nbd/index.js'
 import {
@@ -15,10 +16,17 @@ import {
   RegistryVaultTransfer,
   Scheduler,
 } from '../protection/index.js'
-import { CairnError, createLogger, HostPaths, isWithin, type Logger } from '../util/index.js'
+import {
+  CairnError,
+  createLogger,
+  HostPaths,
+  httpServerLimits,
+  isWithin,
+  type Logger,
+} from '../util/index.js'
 import { VaultRegistry } from '../vault/index.js'
 import { close, listen, listenError } from './_listen.js'
-import type { ServiceConfig } from './config.js'
+import { LISTENER_DEFAULTS, type ServiceConfig } from './config.js'
 import { DataFolderLock } from './data-folder-lock.js'
 import { VERSION } from './version.js'
 
@@ -41,6 +49,9 @@ export interface CairnServiceOptions {
 }
 
 /** The running service: data folder lock, catalog, engines and every listener. */
+/** Bytes of the disk store's reserve file. */
+const DISK_RESERVE_BYTES = 16 * 1024 * 1024
+
 export class CairnService {
   readonly config: ServiceConfig
   readonly #logger: Logger
@@ -115,7 +126,7 @@ export class CairnService {
     this.#lock.acquire()
     this.#startMs = Date.now()
     try {
-      this.#catalog = await openSqliteCatalog(join(this.config.data, 'catalog.db'))
+      this.#catalog = await openCatalog(`sqlite:${join(this.config.data, 'catalog.db')}`)
       this.#diskStore = await this.#openDiskStore()
       const protection = new ProtectionStore(this.#catalog)
       this.#vaults = new VaultRegistry(this.#catalog, {
@@ -159,6 +170,12 @@ export class CairnService {
         },
       })
       const scheduler = this.#scheduler
+      const c = { ...LISTENER_DEFAULTS, ...definedOnly(this.config) }
+      const host = this.config.host
+      const apiHost = c.apiHost ?? host
+      const blobHost = c.blobHost ?? host
+      const nbdHost = c.nbdHost ?? host
+      const http = { idleTimeoutMs: c.httpIdleTimeout * 1000, headerTimeoutMs: c.httpHeaderTimeout * 1000 }
       const app = createApiApp({
         logger: log,
         info: () => this.info(),
@@ -170,26 +187,38 @@ export class CairnService {
         protection,
         backups,
         protectionChanged: () => void scheduler.refresh(),
+        // IP addresses and localhost are always allowed; a bound DNS name joins the configured ones.
+        allowedHosts: [...(isIP(apiHost) === 0 ? [apiHost] : []), ...(c.apiAllowedHosts ?? [])],
       })
-      this.#api = createAdaptorServer({ fetch: app.fetch }) as Server
-      const port = await listen(this.#api, this.config.port, this.config.host, 'management API')
-      this.#listeners.api = `http://${this.config.host}:${port}`
+      // Management requests may stream a whole disk image: only their headers have a deadline.
+      this.#api = createAdaptorServer({
+        fetch: app.fetch,
+        serverOptions: httpServerLimits({ ...http, requestTimeoutMs: 0 }),
+      }) as Server
+      this.#api.maxConnections = c.apiMaxConnections
+      const port = await listen(this.#api, this.config.port, apiHost, 'management API')
+      this.#listeners.api = `http://${urlHost(apiHost)}:${port}`
       // The blob API deletes through protection's guard: a blob or snapshot a recovery point or a
       // protected VM needs answers 409 DiskInUse / SnapshotInUse (no way to force it there).
       this.#blobApi = new BlobApiServer(backups.guard.guardedStore(), {
         logger: log.child({ component: 'blobapi' }),
+        maxConnections: c.blobMaxConnections,
+        limits: http,
       })
       const blobPort = await this.#blobApi
-        .listen(this.config.blobPort, this.config.host)
-        .catch((err) => Promise.reject(listenError(err, 'blob API', this.config.host, this.config.blobPort)))
-      this.#listeners.blob = `http://${this.config.host}:${blobPort}`
+        .listen(this.config.blobPort, blobHost)
+        .catch((err) => Promise.reject(listenError(err, 'blob API', blobHost, this.config.blobPort)))
+      this.#listeners.blob = `http://${urlHost(blobHost)}:${blobPort}`
       this.#nbd = new NbdServer(new DiskStoreExports(this.#diskStore), {
         logger: log.child({ component: 'nbd' }),
+        maxConnections: c.nbdMaxConnections,
+        handshakeTimeoutMs: c.nbdHandshakeTimeout * 1000,
+        handshakeDeadlineMs: c.nbdHandshakeTimeout * 1000,
       })
       const nbdPort = await this.#nbd
-        .listen(this.config.nbdPort, this.config.host)
-        .catch((err) => Promise.reject(listenError(err, 'NBD server', this.config.host, this.config.nbdPort)))
-      this.#listeners.nbd = `nbd://${this.config.host}:${nbdPort}`
+        .listen(this.config.nbdPort, nbdHost)
+        .catch((err) => Promise.reject(listenError(err, 'NBD server', nbdHost, this.config.nbdPort)))
+      this.#listeners.nbd = `nbd://${urlHost(nbdHost)}:${nbdPort}`
       this.#startedAt = new Date().toISOString()
       this.#accepting = true
       await this.#scheduler.start()
@@ -272,6 +301,8 @@ export class CairnService {
     const store = await LogDiskStore.open(dir, {
       logger: this.#logger.child({ component: 'diskstore' }),
       repairLog: this.#repairDiskLog,
+      // Room for deletes and compaction on a full file system (docs/diskstore.md, "Disk full").
+      reserveBytes: DISK_RESERVE_BYTES,
     })
     if (first) {
       const { name, key, container } = DEVELOPMENT_ACCOUNT
@@ -319,6 +350,14 @@ export class CairnService {
     this.#logger.info('cairn stopped')
   }
 }
+
+/** The keys of `o` whose value is not undefined (so defaults spread under them survive). */
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>
+}
+
+/** A host as it appears in a URL: IPv6 addresses in brackets. */
+const urlHost = (host: string) => (host.includes(':') && !host.startsWith('[') ? `[${host}]` : host)
 
 /** Refuses host-path roots that are no folder or lie inside the data folder (nothing there is allowed). */
 function checkRoots(config: ServiceConfig): void {

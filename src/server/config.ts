@@ -6,8 +6,16 @@ import { CairnError, type LogLevel } from '../util/index.js'
 export interface ServiceConfig {
   /** Data folder: catalog, disk store, vaults. */
   data: string
-  /** Address the listeners bind to. */
+  /** Address a listener binds to when its own (apiHost, blobHost, nbdHost) is not set. */
   host: string
+  /** Address of the management API; default `host`. */
+  apiHost?: string
+  /** Address of the Azure Blob API; default `host`. */
+  blobHost?: string
+  /** Address of the NBD server; default `host`. */
+  nbdHost?: string
+  /** Host names the management API answers besides loopback names and its bound address. */
+  apiAllowedHosts?: string[]
   /** Management API and portal port. */
   port: number
   /** Azure Blob page-blob API port. */
@@ -24,17 +32,49 @@ export interface ServiceConfig {
   logLevel: LogLevel
   /** Log format: JSON lines, or readable text; default: JSON unless stderr is a terminal. */
   logFormat?: 'json' | 'text'
+  /** Connections the management API holds at once (default 256). */
+  apiMaxConnections?: number
+  /** Connections the blob API holds at once (default 1024). */
+  blobMaxConnections?: number
+  /** Connections the NBD server holds at once (default 256). */
+  nbdMaxConnections?: number
+  /** Seconds an idle keep-alive HTTP connection stays open (default 5). */
+  httpIdleTimeout?: number
+  /** Seconds an HTTP client has to send a request's headers (default 20). */
+  httpHeaderTimeout?: number
+  /** Seconds an NBD client has to finish its handshake and choose an export (default 30). */
+  nbdHandshakeTimeout?: number
   /** Folders requests may name files in to read (disk import, backup from a file); none: refused. */
   importRoots?: string[]
   /** Folders requests may name files in to write (disk export, restore into a file); none: refused. */
   exportRoots?: string[]
 }
 
+/** Defaults of the connection caps and timeouts (docs/configuration.md). */
+export const LISTENER_DEFAULTS = {
+  apiMaxConnections: 256,
+  blobMaxConnections: 1024,
+  nbdMaxConnections: 256,
+  httpIdleTimeout: 5,
+  httpHeaderTimeout: 20,
+  nbdHandshakeTimeout: 30,
+} as const
+
 interface OptionSpec {
   key: keyof ServiceConfig
   flag: string
   env: string
-  type: 'string' | 'port' | 'level' | 'format' | 'count' | 'seconds' | 'folders'
+  type:
+    | 'string'
+    | 'port'
+    | 'level'
+    | 'format'
+    | 'count'
+    | 'connections'
+    | 'timeout'
+    | 'seconds'
+    | 'hosts'
+    | 'folders'
   default?: string | number | string[]
   help: string
 }
@@ -59,7 +99,35 @@ export const SERVICE_OPTIONS: OptionSpec[] = [
     env: 'CAIRN_HOST',
     type: 'string',
     default: '127.0.0.1',
-    help: 'address to listen on',
+    help: 'address every listener binds to unless its own is set',
+  },
+  {
+    key: 'apiHost',
+    flag: 'api-host',
+    env: 'CAIRN_API_HOST',
+    type: 'string',
+    help: 'address of the management API (default --host)',
+  },
+  {
+    key: 'blobHost',
+    flag: 'blob-host',
+    env: 'CAIRN_BLOB_HOST',
+    type: 'string',
+    help: 'address of the Azure Blob API (default --host)',
+  },
+  {
+    key: 'nbdHost',
+    flag: 'nbd-host',
+    env: 'CAIRN_NBD_HOST',
+    type: 'string',
+    help: 'address of the NBD server (default --host)',
+  },
+  {
+    key: 'apiAllowedHosts',
+    flag: 'api-allowed-host',
+    env: 'CAIRN_API_ALLOWED_HOSTS',
+    type: 'hosts',
+    help: 'a Host name the management API answers besides loopback and its address (repeat)',
   },
   { key: 'port', flag: 'port', env: 'CAIRN_PORT', type: 'port', default: 7070, help: 'management API port' },
   {
@@ -104,6 +172,54 @@ export const SERVICE_OPTIONS: OptionSpec[] = [
   },
   { key: 'logFormat', flag: 'log-format', env: 'CAIRN_LOG_FORMAT', type: 'format', help: 'json or text' },
   {
+    key: 'apiMaxConnections',
+    flag: 'api-max-connections',
+    env: 'CAIRN_API_MAX_CONNECTIONS',
+    type: 'connections',
+    default: LISTENER_DEFAULTS.apiMaxConnections,
+    help: 'connections the management API holds at once',
+  },
+  {
+    key: 'blobMaxConnections',
+    flag: 'blob-max-connections',
+    env: 'CAIRN_BLOB_MAX_CONNECTIONS',
+    type: 'connections',
+    default: LISTENER_DEFAULTS.blobMaxConnections,
+    help: 'connections the blob API holds at once',
+  },
+  {
+    key: 'nbdMaxConnections',
+    flag: 'nbd-max-connections',
+    env: 'CAIRN_NBD_MAX_CONNECTIONS',
+    type: 'connections',
+    default: LISTENER_DEFAULTS.nbdMaxConnections,
+    help: 'connections the NBD server holds at once',
+  },
+  {
+    key: 'httpIdleTimeout',
+    flag: 'http-idle-timeout',
+    env: 'CAIRN_HTTP_IDLE_TIMEOUT',
+    type: 'timeout',
+    default: LISTENER_DEFAULTS.httpIdleTimeout,
+    help: 'seconds an idle keep-alive HTTP connection stays open',
+  },
+  {
+    key: 'httpHeaderTimeout',
+    flag: 'http-header-timeout',
+    env: 'CAIRN_HTTP_HEADER_TIMEOUT',
+    type: 'timeout',
+    default: LISTENER_DEFAULTS.httpHeaderTimeout,
+    help: 'seconds an HTTP client has to send the headers of a request',
+  },
+  {
+    key: 'nbdHandshakeTimeout',
+    flag: 'nbd-handshake-timeout',
+    env: 'CAIRN_NBD_HANDSHAKE_TIMEOUT',
+    type: 'timeout',
+    default: LISTENER_DEFAULTS.nbdHandshakeTimeout,
+    help: 'seconds an NBD client has to finish its handshake',
+  },
+  {
     key: 'importRoots',
     flag: 'import-root',
     env: 'CAIRN_IMPORT_ROOTS',
@@ -134,6 +250,25 @@ function coerce(spec: OptionSpec, raw: unknown, source: string): string | number
       const n = typeof raw === 'number' ? raw : Number(raw)
       if (!Number.isInteger(n) || n < 1 || n > 256) throw bad('a whole number from 1 to 256')
       return n
+    }
+    case 'connections': {
+      const n = typeof raw === 'number' ? raw : Number(raw)
+      if (!Number.isInteger(n) || n < 1 || n > 100_000) throw bad('a whole number from 1 to 100000')
+      return n
+    }
+    case 'timeout': {
+      const n = typeof raw === 'number' ? raw : Number(raw)
+      if (!Number.isFinite(n) || n < 0.1 || n > 86_400) throw bad('a number of seconds from 0.1 to 86400')
+      return n
+    }
+    case 'hosts': {
+      // Repeated flags arrive as a list, the environment as a comma-separated list, the file as an array.
+      const list = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(',') : undefined
+      if (list === undefined) throw bad('expected a list of host names')
+      const names = list.map((h) => (typeof h === 'string' ? h.trim().toLowerCase() : ''))
+      if (names.some((h) => !/^[a-z0-9.:[\]_-]+$/.test(h)))
+        throw bad('a host name is letters, digits, dots, dashes or an IP address')
+      return names
     }
     case 'seconds': {
       const n = typeof raw === 'number' ? raw : Number(raw)

@@ -31,6 +31,12 @@ export const errorCatalogue = {
   RouteNotFound: spec(404, EXIT.notFound, 'No such API route.'),
   MethodNotAllowed: spec(405, EXIT.usage, 'The route does not accept this method.'),
   PayloadTooLarge: spec(413, EXIT.usage, 'The request body is too large.'),
+  HostNotAllowed: spec(
+    421,
+    EXIT.usage,
+    'The request names a Host the management API does not answer to (see --api-allowed-host).',
+  ),
+  CrossSiteRequest: spec(403, EXIT.auth, 'A web page of another site may not change anything.'),
   Unauthorized: spec(401, EXIT.auth, 'The request is not authenticated.'),
   Internal: spec(500, EXIT.failure, 'An unexpected error happened inside the service.'),
   ServiceUnavailable: spec(503, EXIT.unavailable, 'The service is shutting down or not ready.'),
@@ -46,6 +52,11 @@ export const errorCatalogue = {
     'A host path is outside the configured roots or breaks a host-path rule (docs/security.md).',
   ),
   CatalogMigrationFailed: spec(500, EXIT.failure, 'The catalog could not be migrated.'),
+  UnsupportedCatalogUrl: spec(
+    400,
+    EXIT.usage,
+    'The catalog URL names no database Cairn has (PostgreSQL is not supported yet).',
+  ),
 
   // Disk store
   AccountNotFound: spec(404, EXIT.notFound, 'The storage account does not exist.'),
@@ -77,7 +88,11 @@ export const errorCatalogue = {
   ConditionNotMet: spec(412, EXIT.conflict, 'A condition of the request was not met.'),
   SequenceNumberConditionNotMet: spec(412, EXIT.conflict, 'The sequence number condition was not met.'),
   StoreCorrupt: spec(500, EXIT.integrity, 'The store holds damaged data.'),
-  StoreFull: spec(507, EXIT.unavailable, 'The disk store cannot write: its file system is full.'),
+  StoreFull: spec(
+    507,
+    EXIT.unavailable,
+    'The disk store cannot grow: its file system is full. Deletes still work; writes resume when space returns.',
+  ),
   DiskIsReadOnly: spec(409, EXIT.conflict, 'The disk is an incremental copy and accepts no writes.'),
   ReadTooLarge: spec(400, EXIT.usage, 'A single read is limited to 1 GiB.'),
   InvalidMarker: spec(400, EXIT.usage, 'A listing or diff marker is not one this store handed out.'),
@@ -98,7 +113,17 @@ export const errorCatalogue = {
   VaultKeyRequired: spec(401, EXIT.auth, 'The vault is encrypted; give its passphrase or key file.'),
   VaultKeyInvalid: spec(403, EXIT.auth, 'The passphrase or key file does not open the vault key.'),
   VaultCorrupt: spec(500, EXIT.integrity, 'A vault file is damaged or missing.'),
+  VaultFull: spec(
+    507,
+    EXIT.unavailable,
+    "The vault's storage is full: the job wrote nothing that counts; free space, then run it again.",
+  ),
   VaultObjectMissing: spec(404, EXIT.integrity, 'An object the vault needs is missing from its backend.'),
+  UnsupportedVaultLocation: spec(
+    400,
+    EXIT.usage,
+    'The vault location names no backend Cairn has (object stores are not supported yet).',
+  ),
   RecoveryPointNotFound: spec(404, EXIT.notFound, 'The recovery point does not exist.'),
   RecoveryPointDiskNotFound: spec(404, EXIT.notFound, 'The recovery point holds no disk of that name.'),
   BackupBaseMissing: spec(

@@ -8,6 +8,8 @@ export type { RestoreOptions } from './_restore.js'
 export { fileSink } from './file-sink.js'
 export { fileSource } from './file-source.js'
 export { FsVaultBackend } from './fs-vault-backend.js'
+export { MemoryVaultBackend } from './memory-vault-backend.js'
+export { openVaultBackend } from './open-vault-backend.js'
 export { hasRetentionRules, type RetentionPolicy, selectRetained } from './retention.js'
 export type {
   BackupSource,

@@ -3,6 +3,7 @@ import { CairnError, type ErrorCode, formatBytes, formatDuration, isErrorCode } 
 import type { ApiClient } from '../api-client.js'
 import type { OptionDef } from '../command.js'
 import { type Output, ProgressBar } from '../output.js'
+import { parseDiskName } from './_disk-names.js'
 
 /** A job as the API answers it (/api/v1/jobs). */
 export interface Job {
@@ -226,12 +227,6 @@ export const v = (name: string) => `/api/v1/vaults/${encodeURIComponent(name)}`
 
 /** `[account/][container/]disk` with the development account and its `disks` container as defaults. */
 export function diskRef(text: string): { account: string; container: string; disk: string } {
-  const parts = text.split('/')
-  if (parts.some((p) => p === '') || parts.length > 3) {
-    throw new CairnError('UsageError', `Cannot read disk name "${text}": use [account/][container/]disk`)
-  }
-  const disk = parts.pop()!
-  const container = parts.pop() ?? 'disks'
-  const account = parts.pop() ?? 'devstoreaccount1'
+  const { account, container, disk } = parseDiskName(text)
   return { account, container, disk }
 }

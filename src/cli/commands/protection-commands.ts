@@ -3,7 +3,7 @@ import { diskLabel, parseDiskLabel } from '../../protection/index.js'
 import { CairnError } from '../../util/index.js'
 import type { ApiClient } from '../api-client.js'
 import type { CommandDef, OptionDef } from '../command.js'
-import { CANCEL_ON_INTERRUPT, followJob, type Job, printJob } from './_jobs.js'
+import { CANCEL_ON_INTERRUPT, diskRef, followJob, type Job, printJob } from './_jobs.js'
 
 // `cairn vm …`, `cairn protect`, `cairn protection …`, `cairn rp …`, `cairn job …`.
 
@@ -96,12 +96,12 @@ export const protectionCommands: CommandDef[] = [
     summary: 'Register a VM: its disks (disk-store disks), size, OS, configuration and agent',
     args: [{ name: 'NAME', help: 'VM name' }],
     options: [
-      { name: 'os-disk', type: 'string', value: 'D', help: 'OS disk as account/container/disk' },
+      { name: 'os-disk', type: 'string', value: 'D', help: 'OS disk as [[account/]container/]disk' },
       {
         name: 'data-disk',
         type: 'list',
         value: 'lunN=D',
-        help: 'a data disk at a LUN, e.g. lun0=acct/vms/data (repeat, up to 32)',
+        help: 'a data disk at a LUN, e.g. lun0=vms/data (repeat, up to 32)',
       },
       { name: 'temp-disk', type: 'string', value: 'D', help: 'temporary disk (never backed up)' },
       { name: 'size', type: 'string', value: 'SIZE', help: 'VM size descriptor (default custom)' },
@@ -121,22 +121,25 @@ export const protectionCommands: CommandDef[] = [
     ],
     async run({ args, opts, client, out }) {
       if (!opts['os-disk'])
-        throw new CairnError('UsageError', 'Cannot create a VM without --os-disk account/container/disk')
+        throw new CairnError('UsageError', 'Cannot create a VM without --os-disk [[account/]container/]disk')
       const dataDisks = (opts['data-disk'] as string[]).map((spec) => {
         const m = /^(?:lun)?(\d+)=(.+)$/i.exec(spec)
         if (!m)
-          throw new CairnError('UsageError', `--data-disk expects lunN=account/container/disk, not "${spec}"`)
-        return { lun: Number(m[1]), disk: m[2] }
+          throw new CairnError(
+            'UsageError',
+            `--data-disk expects lunN=[[account/]container/]disk, not "${spec}"`,
+          )
+        return { lun: Number(m[1]), disk: diskRef(m[2]!) }
       })
       const body: Obj = {
         name: args.NAME,
-        osDisk: opts['os-disk'],
+        osDisk: diskRef(opts['os-disk'] as string),
         dataDisks,
         vmSize: opts.size ?? 'custom',
         osType: opts['os-type'] ?? 'Linux',
       }
       if (opts['os-name']) body.osName = opts['os-name']
-      if (opts['temp-disk']) body.tempDisk = opts['temp-disk']
+      if (opts['temp-disk']) body.tempDisk = diskRef(opts['temp-disk'] as string)
       if (opts.config) body.configuration = JSON.parse(readFileSync(opts.config as string, 'utf8'))
       if (opts.agent) {
         const token = (opts['agent-token'] as string | undefined) ?? process.env.CAIRN_AGENT_TOKEN
