@@ -1,56 +1,24 @@
 import type { Job } from '../catalog/index.js'
-import type { DiskRef, DiskStore, LongOperationOptions } from '../diskstore/index.js'
+import type { DiskRef, DiskStore } from '../diskstore/index.js'
 import { CairnError, isCairnError, type Logger, silentLogger } from '../util/index.js'
-import type { Consistency } from '../vault/index.js'
+import { type Consistency, newRecoveryPointId } from '../vault/index.js'
 import { fromWall, toWall } from './_zoned-time.js'
 import { AgentClient, type AgentQuiesce, type AgentThaw } from './agent-client.js'
+import { DiskGuard } from './disk-guard.js'
+import { type DiskLabel, diskLabel } from './disk-label.js'
 import type { JobContext, JobService, StartedJob } from './job-service.js'
 import { expiredSnapshots, onDemandExpiry, planRetention } from './plan-retention.js'
+import { PointReconciler, type ReconcileReport, vaultRef } from './point-reconciler.js'
 import { type BackupPolicy, POLICY_BOUNDS } from './policy.js'
-import type { ProtectionStore, VmRecoveryPoint, VmRecoveryPointDisk } from './protection-store.js'
+import type {
+  ProtectedItem,
+  ProtectionStore,
+  VmRecoveryPoint,
+  VmRecoveryPointDisk,
+} from './protection-store.js'
 import { scheduledTimes } from './schedule.js'
+import type { VaultTransfer } from './vault-transfer.js'
 import { refKey, type VmSpec } from './vm.js'
-
-/**
- * What protection needs from the vault engine: store every disk of a snapshot-tier point as one vault
- * recovery point, reading only what changed since a base the vault holds; restore a disk; delete.
- */
-export interface VaultTransfer {
-  backupPoint(
-    request: {
-      vault: string
-      item: { kind: string; name: string; config: Record<string, unknown> }
-      consistency: Consistency
-      expiresAt?: string
-      disks: {
-        name: string
-        lun?: number
-        disk: DiskRef
-        snapshot: string
-        size: number
-        baseSnapshot?: string
-      }[]
-      /** The vault point of an earlier point whose snapshots still exist: only the diff is read. */
-      base?: string
-    },
-    options: LongOperationOptions,
-  ): Promise<{ id: string; bytesAdded: number }>
-  restoreDisk(
-    request: { vault: string; point: string; disk: string; target: DiskRef; size: number },
-    options: LongOperationOptions,
-  ): Promise<void>
-  deletePoint(vault: string, point: string): Promise<void>
-}
-
-/** Name of a recovery point's disk inside its vault point: `os`, `lun0`, … */
-const vaultDiskName = (lun: number | 'os') => (lun === 'os' ? 'os' : `lun${lun}`)
-
-/** Splits a disk's `vaultBackup` (`<vault point>/<disk>`). */
-function vaultRef(d: VmRecoveryPointDisk): { point: string; disk: string } | undefined {
-  if (!d.vaultBackup) return undefined
-  const i = d.vaultBackup.lastIndexOf('/')
-  return { point: d.vaultBackup.slice(0, i), disk: d.vaultBackup.slice(i + 1) }
-}
 
 /** Options of a ProtectionService. */
 export interface ProtectionServiceOptions {
@@ -97,6 +65,9 @@ export class ProtectionService {
   readonly #onDemandPerDay: number
   readonly #running = new Map<string, Promise<Job>>()
   readonly #busyVms = new Set<string>()
+  readonly #reconciler: PointReconciler
+  /** Deletes of disks, snapshots, containers and accounts that protection depends on (refused unless forced). */
+  readonly guard: DiskGuard
 
   constructor(options: ProtectionServiceOptions) {
     this.#store = options.store
@@ -106,6 +77,135 @@ export class ProtectionService {
     this.#log = options.logger ?? silentLogger
     this.#now = options.now ?? Date.now
     this.#onDemandPerDay = options.onDemandPerDay ?? POLICY_BOUNDS.onDemandPerDay
+    this.#reconciler = new PointReconciler({
+      store: this.#store,
+      disks: this.#disks,
+      ...(this.#vault ? { vault: this.#vault } : {}),
+      logger: this.#log,
+    })
+    this.guard = new DiskGuard({ store: this.#store, disks: this.#disks, reconciler: this.#reconciler })
+  }
+
+  /** A VM's recovery points, oldest first, after bringing their tiers in line with what exists. */
+  async listRecoveryPoints(vmName: string): Promise<VmRecoveryPoint[]> {
+    await this.reconcile(vmName, { vault: true })
+    return this.#store.listRecoveryPoints(vmName)
+  }
+
+  /** Reconciles the points of every VM protected in a vault with it (after points left it). */
+  async reconcileVault(vault: string): Promise<void> {
+    for (const item of await this.#store.listItems({ vault }))
+      await this.reconcile(item.vmName, { vault: true })
+  }
+
+  /** Brings a VM's recovery points in line with the disk store (and, with `vault`, its vault). */
+  reconcile(vmName: string, options: { vault?: boolean } = {}): Promise<ReconcileReport> {
+    return this.#reconciler.reconcile(vmName, options)
+  }
+
+  /** Adds a backup policy to a vault that exists (VaultNotFound otherwise), within the reference bounds. */
+  async createPolicy(vault: string, input: unknown): Promise<BackupPolicy> {
+    await this.#needVault(vault, `create a backup policy in vault "${vault}"`)
+    return this.#store.createPolicy(vault, input)
+  }
+
+  /**
+   * Protects a VM in a vault with a policy. Idempotent: protecting it again in the same vault applies
+   * the policy and disks and resumes it. An item stranded in a vault that no longer exists moves to
+   * the new vault: its snapshot-tier points stay, the points only the old vault held are dropped.
+   */
+  async protect(
+    vmName: string,
+    options: { vault: string; policy: string; includedLuns?: number[]; includeFutureDisks?: boolean },
+  ): Promise<{ item: ProtectedItem; created: boolean }> {
+    await this.#needVault(options.vault, `protect VM "${vmName}"`)
+    const existing = await this.#store.findItem(vmName)
+    if (!existing) return { item: await this.#store.protect(vmName, options), created: true }
+    if (existing.vault !== options.vault) {
+      if (!this.#vault || (await this.#vault.hasVault(existing.vault)))
+        throw new CairnError(
+          'VmAlreadyProtected',
+          `Cannot protect VM "${vmName}" in vault "${options.vault}": it is protected in vault "${existing.vault}" (${existing.state}); stop protection there first`,
+        )
+      await this.reconcile(vmName, { vault: true })
+    }
+    return { item: await this.#store.reprotect(vmName, options), created: false }
+  }
+
+  /** Resumes stopped protection (optionally under another policy); resuming a protected VM changes nothing. */
+  async resume(vmName: string, policy?: string): Promise<ProtectedItem> {
+    const item = await this.#store.getItem(vmName)
+    if (item.state === 'Protected' && (policy === undefined || policy === item.policyName)) return item
+    return this.#store.resume(vmName, policy)
+  }
+
+  /**
+   * Stops protection. Keeping data leaves the points to their expiry. Deleting data checks first that
+   * it can (no backup running, the vault open if it exists), then stops the item, deletes every
+   * point's snapshots and vault copy — what is already gone counts as deleted, so a vault deleted or
+   * recreated does not stop it — and drops the item. Running it again finishes what an interruption
+   * left; on a VM no longer protected it answers NotProtected.
+   */
+  async stopProtection(
+    vmName: string,
+    options: { deleteData: boolean },
+  ): Promise<{
+    vmName: string
+    state: 'Protected' | 'ProtectionStopped' | 'NotProtected'
+    item?: ProtectedItem
+    deletedPoints: string[]
+  }> {
+    const item = await this.#store.findItem(vmName)
+    if (!item) {
+      if (options.deleteData) return { vmName, state: 'NotProtected', deletedPoints: [] }
+      throw new CairnError(
+        'ProtectedItemNotFound',
+        `Cannot stop protection of VM "${vmName}": it is not protected`,
+      )
+    }
+    if (!options.deleteData) {
+      const stopped = (await this.#store.stopProtection(vmName, { deleteData: false })).item
+      return { vmName, state: stopped.state, item: stopped, deletedPoints: [] }
+    }
+    if (this.#busyVms.has(vmName))
+      throw new CairnError(
+        'BackupInProgress',
+        `Cannot delete the backup data of VM "${vmName}": a backup of it is running; cancel it or wait`,
+      )
+    this.#busyVms.add(vmName)
+    try {
+      const points = await this.#store.listRecoveryPoints(vmName)
+      const inVault = points.some((p) => p.disks.some((d) => d.vaultBackup))
+      // A locked vault would stop the deletion half way: refuse before anything changes.
+      if (this.#vault && inVault && (await this.#vault.hasVault(item.vault)))
+        await this.#vault.openVault(item.vault)
+      await this.#store.stopProtection(vmName, { deleteData: false })
+      const deleted: string[] = []
+      for (const p of points) {
+        await this.#reconciler.deletePointData(item.vault, p)
+        await this.#store.deleteRecoveryPoint(p.id)
+        deleted.push(p.id)
+      }
+      await this.#store.removeItem(vmName)
+      this.#log.info('protection stopped and backup data deleted', { vm: vmName, points: deleted.length })
+      return { vmName, state: 'NotProtected', deletedPoints: deleted }
+    } finally {
+      this.#busyVms.delete(vmName)
+    }
+  }
+
+  /**
+   * Forgets a VM (its disks stay). Refused while it is protected or has recovery points; points whose
+   * data is gone are dropped first, so a VM stranded by a lost vault can go once protection stopped.
+   */
+  async deleteVm(vmName: string): Promise<void> {
+    if (await this.#store.findItem(vmName)) await this.reconcile(vmName, { vault: true })
+    await this.#store.deleteVm(vmName)
+  }
+
+  async #needVault(vault: string, what: string): Promise<void> {
+    if (this.#vault && !(await this.#vault.hasVault(vault)))
+      throw new CairnError('VaultNotFound', `Cannot ${what}: vault "${vault}" does not exist`)
   }
 
   /** Starts a backup as a job and answers the job at once ("backup now" answers 202 with it). */
@@ -206,7 +306,7 @@ export class ProtectionService {
           itemId: item.id,
           vault: item.vault,
           startedBy: options.startedBy ?? (kind === 'Scheduled' ? 'scheduler' : 'local'),
-          details: { kind, disks: disks.map((d) => d.lun) },
+          details: { kind, disks: disks.map((d) => diskLabel(d.lun)) },
         },
         (ctx) => this.#runBackup(ctx, b),
         options.signal ? { interruptOn: options.signal } : {},
@@ -321,19 +421,25 @@ export class ProtectionService {
       await ctx.phase('SnapshotTaken')
       // 4. The point as it will be written, in the snapshot tier.
       const time = new Date(this.#now())
-      const rpDisks: VmRecoveryPointDisk[] = snapshots.map((s, i) => ({
-        lun: b.disks[i]!.lun,
-        source: s.disk,
-        size: this.#disks.getDisk(s.disk, s.snapshot).size,
-        snapshot: s.snapshot,
-      }))
+      const rpDisks: VmRecoveryPointDisk[] = snapshots.map((s, i) => {
+        const lun = b.disks[i]!.lun
+        return {
+          name: diskLabel(lun),
+          ...(lun !== 'os' ? { lun } : {}),
+          source: s.disk,
+          size: this.#disks.getDisk(s.disk, s.snapshot).size,
+          snapshot: s.snapshot,
+        }
+      })
       const {
         id: _id,
         createdAt: _c,
         updatedAt: _u,
         ...vmSpec
       } = b.vm as VmSpec & { id: string; createdAt?: string; updatedAt?: string }
-      const rp: Omit<VmRecoveryPoint, 'id'> = {
+      const rp: VmRecoveryPoint = {
+        // One id form for both tiers: the vault point of this recovery point gets the same id.
+        id: await this.#newPointId(time),
         itemId: b.itemId,
         time: time.toISOString(),
         kind: b.kind,
@@ -386,14 +492,31 @@ export class ProtectionService {
     }
   }
 
+  /** A new recovery point id (the vault's form, `20261204T195200123Z-7b55`), unused in the catalog. */
+  async #newPointId(time: Date): Promise<string> {
+    for (;;) {
+      const id = newRecoveryPointId(time)
+      if (!(await this.#store.findRecoveryPoint(id))) return id
+    }
+  }
+
   async #transfer(
     ctx: JobContext,
-    point: Omit<VmRecoveryPoint, 'id'>,
+    point: VmRecoveryPoint,
     vmName: string,
     vault: string,
   ): Promise<{ disks: VmRecoveryPointDisk[]; vaultPoint: string; bytesAdded: number; incremental: boolean }> {
     const vaultApi = this.#vault!
     await ctx.phase('TransferToVault')
+    // The vault may have lost points (deleted and recreated, pruned): the records learn it first, so
+    // that the base is a point the vault still holds. A vault that is gone fails the job here.
+    if (!(await vaultApi.hasVault(vault)))
+      throw new CairnError(
+        'VaultNotFound',
+        `Cannot back up VM "${vmName}": vault "${vault}" does not exist; protect it into another vault`,
+      )
+    const report = await this.reconcile(vmName, { vault: true })
+    if (report.vaultUnknown) throw new CairnError('VaultKeyRequired', report.vaultUnknown)
     // The base: the newest earlier point in both tiers whose snapshots all still exist.
     const previous = (await this.#store.listRecoveryPoints(vmName))
       .filter((p) => p.tier === 'SnapshotAndVault' && p.disks.every((d) => d.snapshot && d.vaultBackup))
@@ -403,17 +526,18 @@ export class ProtectionService {
     const { agent: _agent, ...config } = point.vm
     const request: Parameters<VaultTransfer['backupPoint']>[0] = {
       vault,
+      id: point.id,
       item: { kind: 'vm', name: vmName, config: { ...config, job: ctx.job.id } },
       consistency: point.consistency,
       disks: point.disks.map((d) => {
         const prev = previous?.disks.find((p) => refKey(p.source) === refKey(d.source) && p.size === d.size)
         const disk: Parameters<VaultTransfer['backupPoint']>[0]['disks'][number] = {
-          name: vaultDiskName(d.lun),
+          name: d.name,
           disk: d.source,
           snapshot: d.snapshot!,
           size: d.size,
         }
-        if (d.lun !== 'os') disk.lun = d.lun
+        if (d.lun !== undefined) disk.lun = d.lun
         if (prev?.snapshot) disk.baseSnapshot = prev.snapshot
         return disk
       }),
@@ -427,7 +551,7 @@ export class ProtectionService {
     })
     ctx.details.vaultPoint = res.id
     ctx.progress({ bytesDone: total, bytesTotal: total })
-    const disks = point.disks.map((d) => ({ ...d, vaultBackup: `${res.id}/${vaultDiskName(d.lun)}` }))
+    const disks = point.disks.map((d) => ({ ...d, vaultBackup: `${res.id}/${d.name}` }))
     return { disks, vaultPoint: res.id, bytesAdded: res.bytesAdded, incremental: prevRef !== undefined }
   }
 
@@ -496,9 +620,9 @@ export class ProtectionService {
       { resource: `vms/${options.as}`, vm: item.vmName, itemId: item.id, vault: item.vault, ...options },
       async (ctx, details) => {
         const restored = await this.#restoreDisks(ctx, point, item.vault, {
-          name: (lun) => `${options.as}-${lun === 'os' ? 'os' : `lun${lun}`}`,
+          name: (d) => `${options.as}-${d.name}`,
         })
-        details.disks = restored.map((r) => ({ lun: r.lun, disk: refKey(r.disk), from: r.from }))
+        details.disks = restored.map(restoredDetail)
         const os = restored.find((r) => r.lun === 'os')
         const spec: Record<string, unknown> = {
           ...point.vm,
@@ -527,24 +651,31 @@ export class ProtectionService {
   /** Restores chosen disks (all by default) of a recovery point as new disks named `<prefix>-os`, `<prefix>-lunN`. */
   async restoreDisks(
     pointId: string,
-    options: { prefix: string; luns?: (number | 'os')[]; startedBy?: string },
+    options: { prefix: string; disks?: (number | 'os')[]; startedBy?: string },
   ): Promise<RunningJob> {
     const { point, item } = await this.#pointWithItem(pointId)
-    const unknown = (options.luns ?? []).filter((l) => !point.disks.some((d) => d.lun === l))
+    const only = options.disks?.map(diskLabel)
+    const unknown = (only ?? []).filter((l) => !point.disks.some((d) => d.name === l))
     if (unknown.length > 0) {
       throw new CairnError(
-        'DiskNotFound',
-        `Cannot restore LUN ${unknown.join(', ')}: recovery point ${point.id} holds ${point.disks.map((d) => d.lun).join(', ')}`,
+        'RecoveryPointDiskNotFound',
+        `Cannot restore disk ${unknown.join(', ')}: recovery point ${point.id} holds ${point.disks.map((d) => d.name).join(', ')}`,
       )
     }
     return this.#runJob(
-      { resource: `vms/${item.vmName}`, vm: item.vmName, itemId: item.id, vault: item.vault, ...options },
+      {
+        resource: `vms/${item.vmName}`,
+        vm: item.vmName,
+        itemId: item.id,
+        vault: item.vault,
+        startedBy: options.startedBy,
+      },
       async (ctx, details) => {
         const restored = await this.#restoreDisks(ctx, point, item.vault, {
-          name: (lun) => `${options.prefix}-${lun === 'os' ? 'os' : `lun${lun}`}`,
-          only: options.luns,
+          name: (d) => `${options.prefix}-${d.name}`,
+          only,
         })
-        details.disks = restored.map((r) => ({ lun: r.lun, disk: refKey(r.disk), from: r.from }))
+        details.disks = restored.map(restoredDetail)
         // The reference hands out a template with the disks: here the saved VM description.
         details.vmConfiguration = point.vm
       },
@@ -581,17 +712,19 @@ export class ProtectionService {
         const kept = await this.#disks.snapshotGroup(current)
         details.keptSnapshots = kept.map((k, i) => ({ disk: refKey(current[i]!), snapshot: k.snapshot }))
         await ctx.phase('RestoreDisks')
-        const done: string[] = []
+        const done: { name: string; disk: string; from: 'Snapshot' | 'Vault' }[] = []
         for (const d of point.disks) {
           signal.throwIfAborted()
-          if (d.snapshot) {
-            await this.#disks.promote(d.source, d.snapshot)
+          const fromSnapshot =
+            d.snapshot !== undefined && this.#reconciler.snapshotExists(d.source, d.snapshot)
+          if (fromSnapshot) {
+            await this.#disks.promote(d.source, d.snapshot!)
           } else {
             const temp = { ...d.source, disk: `${d.source.disk}-restore-${job.id.slice(0, 8)}` }
             details.createdDisks = [temp]
             await ctx.phase('RestoreDisks')
             try {
-              await this.#fromVault(item.vault, d, temp, signal)
+              await this.#fromVault(item.vault, point, d, temp, signal)
               signal.throwIfAborted()
               await this.#disks.copyDisk({ ref: temp }, d.source, { overwrite: true })
             } finally {
@@ -599,7 +732,7 @@ export class ProtectionService {
               details.createdDisks = []
             }
           }
-          done.push(refKey(d.source))
+          done.push({ name: d.name, disk: refKey(d.source), from: fromSnapshot ? 'Snapshot' : 'Vault' })
         }
         details.replaced = done
       },
@@ -610,13 +743,13 @@ export class ProtectionService {
     ctx: JobContext,
     point: VmRecoveryPoint,
     vault: string,
-    o: { name: (lun: number | 'os') => string; only?: (number | 'os')[] | undefined },
-  ): Promise<{ lun: number | 'os'; disk: DiskRef; from: 'Snapshot' | 'Vault' }[]> {
+    o: { name: (d: VmRecoveryPointDisk) => string; only?: DiskLabel[] | undefined },
+  ): Promise<Restored[]> {
     const { signal, details } = ctx
-    const wanted = point.disks.filter((d) => !o.only || o.only.includes(d.lun))
+    const wanted = point.disks.filter((d) => !o.only || o.only.includes(d.name))
     // The disks this restore creates, recorded before any is made: a cancelled, failed or
     // interrupted restore removes them (nothing half-restored is left behind).
-    const created: DiskRef[] = wanted.map((d) => ({ ...d.source, disk: o.name(d.lun) }))
+    const created: DiskRef[] = wanted.map((d) => ({ ...d.source, disk: o.name(d) }))
     for (const ref of created) {
       if (diskExists(this.#disks, ref))
         throw new CairnError('DiskAlreadyExists', `Cannot restore into disk ${refKey(ref)}: it exists`)
@@ -624,19 +757,25 @@ export class ProtectionService {
     details.createdDisks = created
     await ctx.phase('RestoreDisks')
     ctx.progress({ bytesDone: 0, bytesTotal: wanted.reduce((n, d) => n + d.size, 0) })
-    const out: { lun: number | 'os'; disk: DiskRef; from: 'Snapshot' | 'Vault' }[] = []
+    const out: Restored[] = []
     let bytes = 0
     try {
       for (const [i, d] of wanted.entries()) {
         signal.throwIfAborted()
         const target = created[i]!
-        if (d.snapshot) {
-          await this.#disks.copyDisk({ ref: d.source, snapshot: d.snapshot }, target)
-          out.push({ lun: d.lun, disk: target, from: 'Snapshot' })
-        } else {
-          await this.#fromVault(vault, d, target, signal)
-          out.push({ lun: d.lun, disk: target, from: 'Vault' })
+        // From the snapshot while it exists (no data copied), from the vault otherwise.
+        let from: 'Snapshot' | 'Vault' = 'Vault'
+        if (d.snapshot && this.#reconciler.snapshotExists(d.source, d.snapshot)) {
+          try {
+            await this.#disks.copyDisk({ ref: d.source, snapshot: d.snapshot }, target)
+            from = 'Snapshot'
+          } catch (err) {
+            // Deleted between the check and the copy: the vault has it.
+            if (!isCairnError(err) || err.code !== 'SnapshotNotFound') throw err
+          }
         }
+        if (from === 'Vault') await this.#fromVault(vault, point, d, target, signal)
+        out.push({ name: d.name, lun: d.name === 'os' ? 'os' : d.lun!, disk: target, from })
         bytes += d.size
         ctx.progress({ bytesDone: bytes })
       }
@@ -651,6 +790,7 @@ export class ProtectionService {
 
   async #fromVault(
     vault: string,
+    point: VmRecoveryPoint,
     d: VmRecoveryPointDisk,
     target: DiskRef,
     signal: AbortSignal,
@@ -659,7 +799,7 @@ export class ProtectionService {
     if (!ref || !this.#vault) {
       throw new CairnError(
         'RecoveryPointNotFound',
-        `Cannot restore disk ${refKey(d.source)}: the point is in neither the snapshot tier nor the vault`,
+        `Cannot restore disk ${d.name} of recovery point ${point.id}: its snapshot is gone and the point never reached vault "${vault}"`,
       )
     }
     await this.#vault.restoreDisk(
@@ -668,9 +808,12 @@ export class ProtectionService {
     )
   }
 
+  /** The point, its tiers reconciled with the disk store first, and its item. */
   async #pointWithItem(pointId: string) {
-    const point = await this.#store.getRecoveryPoint(pointId)
-    const item = await this.#store.getItemById(point.itemId)
+    const found = await this.#store.getRecoveryPoint(pointId)
+    const item = await this.#store.getItemById(found.itemId)
+    await this.reconcile(item.vmName)
+    const point = await this.#store.getRecoveryPoint(found.id)
     return { point, item }
   }
 
@@ -699,15 +842,9 @@ export class ProtectionService {
     return { job: started.job, done }
   }
 
-  /** Removes a recovery point's snapshots and vault backups (its record is the caller's). */
-  async deletePointData(vault: string, p: VmRecoveryPoint): Promise<void> {
-    const points = new Set<string>()
-    for (const d of p.disks) {
-      if (d.snapshot) await this.#disks.deleteSnapshot(d.source, d.snapshot).catch(() => {})
-      const ref = vaultRef(d)
-      if (ref) points.add(ref.point)
-    }
-    if (this.#vault) for (const point of points) await this.#vault.deletePoint(vault, point)
+  /** Removes a recovery point's snapshots and vault backups (its record is the caller's); what is gone counts as removed. */
+  deletePointData(vault: string, p: VmRecoveryPoint): Promise<void> {
+    return this.#reconciler.deletePointData(vault, p)
   }
 }
 
@@ -719,6 +856,17 @@ function laterSlotToday(policy: BackupPolicy, at: number): boolean {
     return w.year === day.year && w.month === day.month && w.day === day.day
   })
 }
+
+/** One restored disk. */
+interface Restored {
+  name: DiskLabel
+  lun: number | 'os'
+  disk: DiskRef
+  from: 'Snapshot' | 'Vault'
+}
+
+/** A restored disk as the job details name it. */
+const restoredDetail = (r: Restored) => ({ name: r.name, disk: refKey(r.disk), from: r.from })
 
 /** Deletes disks a restore made (those that exist). */
 async function removeDisks(store: DiskStore, refs: DiskRef[]): Promise<void> {

@@ -188,7 +188,7 @@ describe('ProtectionStore', () => {
         kind: 'Scheduled',
         consistency: 'AppConsistent',
         tier: 'Snapshot',
-        disks: [{ lun: 'os', source: vm.osDisk, size: 1024, snapshot: 's1' }],
+        disks: [{ name: 'os', source: vm.osDisk, size: 1024, snapshot: 's1' }],
         vm,
       })
       const kept = await store.stopProtection('web-1', { deleteData: false })
