@@ -178,7 +178,7 @@ describe('one job system (against a real cairn serve)', () => {
       await waitJob(url, stopId, (j) => j.progress.bytesDone > 0, 'its first bytes')
       stop.child.kill('SIGINT')
       assert.equal(await stop.exit, 8, stop.stderr())
-      assert.match(stop.stderr(), /\[Cancelled\]/)
+      assert.match(stop.stderr(), /^cairn: Cancelled: /m)
       assert.equal((await api(url, 'GET', `/api/v1/jobs/${stopId}`)).body.state, 'Cancelled')
       assert.equal((await points()).length, 2)
       assert.equal((await snapshots('big-data')).length, snapsBefore)

@@ -54,9 +54,18 @@ describe('vault locations', () => {
       symlinkSync('/proc', join(dir, 'to-proc'))
       await refused(join(dir, 'to-proc', 'v'), /resolves to \/proc\/v/)
       await refused('relative/folder', /not an absolute path/)
-      await refused('azblob://account/container', /no vault backend for "azblob:\/\/"/)
-      await refused('s3://bucket/prefix', /no vault backend for "s3:\/\/"/)
-      await refused('azblob:x', /looks like a URL/)
+      // Schemes are the backend factory's: UnsupportedVaultLocation (test/vault-backends.test.ts).
+      await refused(
+        'azblob://account/container',
+        /azblob:\/\/ object stores are not supported yet/,
+        'UnsupportedVaultLocation',
+      )
+      await refused(
+        's3://bucket/prefix',
+        /s3:\/\/ object stores are not supported yet/,
+        'UnsupportedVaultLocation',
+      )
+      await refused('azblob:x', /azblob:\/\/ object stores are not supported yet/, 'UnsupportedVaultLocation')
       assert.ok(!existsSync(join(process.cwd(), 'azblob:')), 'no folder azblob: was made')
       assert.ok(!existsSync(join(process.cwd(), 'relative')), 'no relative folder was made')
       mkdirSync(join(dir, 'stuff'))

@@ -16,5 +16,6 @@ export {
 } from './job-store.js'
 export { KyselyCatalog } from './kysely-catalog.js'
 export { MIGRATIONS, type Migration } from './migrations.js'
+export { CATALOG_DIALECTS, openCatalog } from './open-catalog.js'
 export type { Auto, CatalogSchema } from './schema.js'
 export { openSqliteCatalog, SqliteCatalog } from './sqlite-catalog.js'

@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { createAdaptorServer } from '@hono/node-server'
 import { createApiApp, type ServiceInfo } from '../api/index.js'
 import { BlobApiServer } from '../blobapi/index.js'
-import { type Catalog, JobStore, openSqliteCatalog } from '../catalog/index.js'
+import { type Catalog, JobStore, openCatalog } from '../catalog/index.js'
 import { type DiskStore, LogDiskStore } from '../diskstore/index.js'
 import { DiskStoreExports, NbdServer } from '../nbd/index.js'
 import {
@@ -126,7 +126,7 @@ export class CairnService {
     this.#lock.acquire()
     this.#startMs = Date.now()
     try {
-      this.#catalog = await openSqliteCatalog(join(this.config.data, 'catalog.db'))
+      this.#catalog = await openCatalog(`sqlite:${join(this.config.data, 'catalog.db')}`)
       this.#diskStore = await this.#openDiskStore()
       const protection = new ProtectionStore(this.#catalog)
       this.#vaults = new VaultRegistry(this.#catalog, {
@@ -198,7 +198,9 @@ export class CairnService {
       this.#api.maxConnections = c.apiMaxConnections
       const port = await listen(this.#api, this.config.port, apiHost, 'management API')
       this.#listeners.api = `http://${urlHost(apiHost)}:${port}`
-      this.#blobApi = new BlobApiServer(this.#diskStore, {
+      // The blob API deletes through protection's guard: a blob or snapshot a recovery point or a
+      // protected VM needs answers 409 DiskInUse / SnapshotInUse (no way to force it there).
+      this.#blobApi = new BlobApiServer(backups.guard.guardedStore(), {
         logger: log.child({ component: 'blobapi' }),
         maxConnections: c.blobMaxConnections,
         limits: http,

@@ -52,6 +52,11 @@ export const errorCatalogue = {
     'A host path is outside the configured roots or breaks a host-path rule (docs/security.md).',
   ),
   CatalogMigrationFailed: spec(500, EXIT.failure, 'The catalog could not be migrated.'),
+  UnsupportedCatalogUrl: spec(
+    400,
+    EXIT.usage,
+    'The catalog URL names no database Cairn has (PostgreSQL is not supported yet).',
+  ),
 
   // Disk store
   AccountNotFound: spec(404, EXIT.notFound, 'The storage account does not exist.'),
@@ -114,6 +119,11 @@ export const errorCatalogue = {
     "The vault's storage is full: the job wrote nothing that counts; free space, then run it again.",
   ),
   VaultObjectMissing: spec(404, EXIT.integrity, 'An object the vault needs is missing from its backend.'),
+  UnsupportedVaultLocation: spec(
+    400,
+    EXIT.usage,
+    'The vault location names no backend Cairn has (object stores are not supported yet).',
+  ),
   RecoveryPointNotFound: spec(404, EXIT.notFound, 'The recovery point does not exist.'),
   RecoveryPointDiskNotFound: spec(404, EXIT.notFound, 'The recovery point holds no disk of that name.'),
   BackupBaseMissing: spec(
@@ -195,6 +205,16 @@ export const errorCatalogue = {
     429,
     EXIT.conflict,
     'The VM has had its on-demand backups for today (3 a day, in the policy time zone).',
+  ),
+  DiskInUse: spec(
+    409,
+    EXIT.conflict,
+    'A protected VM backs up this disk or a recovery point holds its snapshots; stop protection or force the delete.',
+  ),
+  SnapshotInUse: spec(
+    409,
+    EXIT.conflict,
+    'A recovery point holds this snapshot; stop protection or force the delete.',
   ),
 } as const satisfies Record<string, ErrorSpec>
 

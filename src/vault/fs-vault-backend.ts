@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto'
 import { type FileHandle, link, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises'
-import { dirname, join, sep } from 'node:path'
+import { dirname, join } from 'node:path'
 import { CairnError } from '../util/index.js'
 import { openDirect } from './_direct-write.js'
+import { checkObjectName } from './_object-name.js'
 import type { BackendObject, VaultBackend } from './vault-backend.js'
 
 const TMP = '.tmp'
@@ -193,15 +194,7 @@ export class FsVaultBackend implements VaultBackend {
   }
 
   #path(name: string): string {
-    if (
-      name.split('/').some((p) => p === '' || p === '.' || p === '..') ||
-      name.includes(sep === '/' ? '\0' : sep)
-    ) {
-      throw new CairnError(
-        'InvalidRequest',
-        `Cannot use vault object name "${name}": it is not a plain relative name`,
-      )
-    }
+    checkObjectName(name)
     return join(this.#root, name)
   }
 

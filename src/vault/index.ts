@@ -1,6 +1,6 @@
 // The vault: recovery points of disks, deduplicated, compressed and encrypted, on a pluggable backend.
 export type { BackupOptions } from './_backup.js'
-export { CHANGE_ALIGN } from './_backup.js'
+export { CHANGE_ALIGN, newRecoveryPointId, RECOVERY_POINT_ID } from './_backup.js'
 export type { VaultConfig } from './_core.js'
 export type { VaultCredentials } from './_keys.js'
 export type { GcReport, PruneReport, VaultUsage, VerifyProblem, VerifyReport } from './_maintenance.js'
@@ -8,6 +8,8 @@ export type { RestoreOptions } from './_restore.js'
 export { fileSink } from './file-sink.js'
 export { fileSource } from './file-source.js'
 export { FsVaultBackend } from './fs-vault-backend.js'
+export { MemoryVaultBackend } from './memory-vault-backend.js'
+export { openVaultBackend } from './open-vault-backend.js'
 export { hasRetentionRules, type RetentionPolicy, selectRetained } from './retention.js'
 export type {
   BackupSource,

@@ -2,7 +2,7 @@ import { join } from 'node:path'
 import type { Catalog } from '../catalog/index.js'
 import { CairnError } from '../util/index.js'
 import type { VaultCredentials } from './_keys.js'
-import { FsVaultBackend } from './fs-vault-backend.js'
+import { openVaultBackend } from './open-vault-backend.js'
 import { Vault } from './vault.js'
 import type { VaultBackend } from './vault-backend.js'
 import { checkVaultLocation, deleteVaultFiles, vaultRecords } from './vault-location.js'
@@ -19,30 +19,40 @@ export interface VaultInfo {
 }
 
 const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/
+/** The scheme of a location that has one (`file:`, `memory:`, `s3:`…). */
+const URL_LIKE = /^([a-z][a-z0-9+.-]*):/i
 
 /**
  * The vaults of a service: their records in the catalog, their open instances (and unwrapped keys) in
- * memory while the service runs. Folder vaults default to `DATA/vaults/NAME`.
+ * memory while the service runs. Backends come from their location through `openVaultBackend`; vaults
+ * default to the folder `DATA/vaults/NAME`.
  */
 export class VaultRegistry {
   readonly #catalog: Catalog
   readonly #dataDir: string
   readonly #workers: number | undefined
   readonly #protectedItems: (vault: string) => Promise<string[]>
+  readonly #memoryVaults: boolean
   readonly #open = new Map<string, Promise<Vault>>()
 
   /**
    * `protectedItems` names the items a layer above protects in a vault: its data is not deleted while
-   * there are any.
+   * there are any. `memoryVaults` lets tests create vaults at `memory://NAME` locations.
    */
   constructor(
     catalog: Catalog,
-    options: { dataDir: string; workers?: number; protectedItems?: (vault: string) => Promise<string[]> },
+    options: {
+      dataDir: string
+      workers?: number
+      protectedItems?: (vault: string) => Promise<string[]>
+      memoryVaults?: boolean
+    },
   ) {
     this.#catalog = catalog
     this.#dataDir = options.dataDir
     this.#workers = options.workers
     this.#protectedItems = options.protectedItems ?? (async () => [])
+    this.#memoryVaults = options.memoryVaults ?? false
   }
 
   /** Makes a vault (or, with `attach`, registers one that exists at `location`). */
@@ -61,14 +71,22 @@ export class VaultRegistry {
         'VaultAlreadyExists',
         `Cannot create vault "${name}": a vault with this name exists`,
       )
-    // Checked before a backend touches it (docs/security.md).
-    const location = await checkVaultLocation(options.location ?? join(this.#dataDir, 'vaults', name), {
-      name,
-      dataDir: this.#dataDir,
-      others: await this.list(),
-      ...(options.attach ? { attach: true } : {}),
-    })
-    const backend = new FsVaultBackend(location)
+    // A location with a scheme other than file: names a backend other than a folder (or none: the
+    // factory refuses it); a folder is checked before a backend touches it (docs/security.md).
+    const requested = options.location ?? join(this.#dataDir, 'vaults', name)
+    const scheme = URL_LIKE.exec(requested)?.[1]?.toLowerCase()
+    const backend =
+      scheme !== undefined && scheme !== 'file'
+        ? this.#openBackend(requested)
+        : this.#openBackend(
+            await checkVaultLocation(requested, {
+              name,
+              dataDir: this.#dataDir,
+              others: await this.list(),
+              ...(options.attach ? { attach: true } : {}),
+            }),
+          )
+    const location = backend.location
     const opts = { ...(this.#workers !== undefined ? { workers: this.#workers } : {}) }
     const vault = options.attach
       ? await Vault.open(backend, options.encryption, opts)
@@ -168,9 +186,25 @@ export class VaultRegistry {
   }
 
   #backend(row: { backend: string; location: string }): VaultBackend {
-    if (row.backend !== 'fs')
-      throw new CairnError('ConfigInvalid', `Cannot open a vault on backend "${row.backend}": unknown kind`)
-    return new FsVaultBackend(row.location)
+    const backend = this.#openBackend(row.location)
+    if (backend.kind !== row.backend)
+      throw new CairnError(
+        'ConfigInvalid',
+        `Cannot open a vault on backend "${row.backend}": its location ${row.location} is a ${backend.kind} location`,
+      )
+    return backend
+  }
+
+  /** The backend of a location, through the one factory; memory vaults only where allowed (tests). */
+  #openBackend(location: string): VaultBackend {
+    const backend = openVaultBackend(location)
+    if (backend.kind === 'memory' && !this.#memoryVaults) {
+      throw new CairnError(
+        'UnsupportedVaultLocation',
+        `Cannot use vault location "${location}": memory vaults are for tests only (their data goes when the service stops)`,
+      )
+    }
+    return backend
   }
 
   async #row(name: string) {
