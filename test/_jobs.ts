@@ -13,6 +13,19 @@ export const D = '/api/v1/accounts/devstoreaccount1/containers/disks/disks'
 
 const MiB = 1024 * 1024
 
+/**
+ * fetch, retried once when a kept-alive socket was closed: a test that runs the CLI synchronously blocks
+ * the event loop past the server's keep-alive timeout, so the client cannot notice the close in time.
+ */
+export async function request(url: string, init: RequestInit = {}): Promise<Response> {
+  try {
+    return await fetch(url, init)
+  } catch (err) {
+    if ((err as { cause?: { code?: string } }).cause?.code !== 'UND_ERR_SOCKET') throw err
+    return fetch(url, init)
+  }
+}
+
 /** One JSON call of the management API. */
 export async function api(
   url: string,
@@ -25,7 +38,7 @@ export async function api(
     init.body = JSON.stringify(body)
     init.headers = { 'content-type': 'application/json' }
   }
-  const res = await fetch(`${url}${path}`, init)
+  const res = await request(`${url}${path}`, init)
   const text = await res.text()
   return { status: res.status, body: text ? JSON.parse(text) : undefined }
 }

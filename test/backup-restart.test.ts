@@ -4,25 +4,8 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
+import { api, type Json } from './_jobs.js'
 import { startService } from './_service.js'
-
-// biome-ignore lint/suspicious/noExplicitAny: answers of many shapes
-type Json = any
-
-async function api(
-  url: string,
-  method: string,
-  path: string,
-  body?: unknown,
-): Promise<{ status: number; body: Json }> {
-  const init: RequestInit = { method }
-  if (body !== undefined) {
-    init.body = JSON.stringify(body)
-    init.headers = { 'content-type': 'application/json' }
-  }
-  const res = await fetch(`${url}${path}`, init)
-  return { status: res.status, body: await res.json() }
-}
 
 describe('a service killed in the middle of a backup', () => {
   it('marks the job Interrupted on restart, removes its snapshots, lists no point, and the next backup completes', async () => {

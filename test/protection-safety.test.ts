@@ -6,6 +6,7 @@ import { describe, it } from 'node:test'
 import { BlobServiceClient, StorageSharedKeyCredential } from '@azure/storage-blob'
 import { DEVELOPMENT_ACCOUNT } from '../src/server/index.js'
 import { runner } from './_disk-cli.js'
+import { api as call, type Json, request } from './_jobs.js'
 import { type RunningService, startService } from './_service.js'
 
 // Issue 12 findings 7, 8, 9, 12 and 13 against a real `cairn serve`: its management API, its blob API
@@ -16,38 +17,6 @@ const ACCOUNT = DEVELOPMENT_ACCOUNT.name
 const DISKS = `/api/v1/accounts/${ACCOUNT}/containers/disks/disks`
 /** The one recovery-point id form: the vault's. */
 const RP_ID = /^\d{8}T\d{9}Z-[0-9a-f]{4}$/
-
-// biome-ignore lint/suspicious/noExplicitAny: answers of many shapes
-type Json = any
-
-/**
- * fetch, retried once when a kept-alive socket was closed: the synchronous CLI runs of these tests block
- * the event loop past the server's keep-alive timeout, so the client cannot notice the close in time.
- */
-async function request(url: string, init: RequestInit = {}): Promise<Response> {
-  try {
-    return await fetch(url, init)
-  } catch (err) {
-    if ((err as { cause?: { code?: string } }).cause?.code !== 'UND_ERR_SOCKET') throw err
-    return fetch(url, init)
-  }
-}
-
-async function call(
-  url: string,
-  method: string,
-  path: string,
-  body?: unknown,
-): Promise<{ status: number; body: Json }> {
-  const init: RequestInit = { method }
-  if (body !== undefined) {
-    init.body = JSON.stringify(body)
-    init.headers = { 'content-type': 'application/json' }
-  }
-  const res = await request(`${url}${path}`, init)
-  const text = await res.text()
-  return { status: res.status, body: text ? JSON.parse(text) : undefined }
-}
 
 /** A 1 MiB disk whose first 64 KiB hold `fill`. */
 async function makeDisk(url: string, name: string, fill: number): Promise<void> {

@@ -1,6 +1,7 @@
 // Protection: VMs, backup policies, protected items, the scheduler, retention, backups and restores,
 // disk-store disks as vault sources and sinks, the agent client and the job service.
 
+export { type DiskLabel, diskLabel, parseDiskLabel } from '../util/index.js'
 export {
   AgentClient,
   type AgentClientOptions,
@@ -19,7 +20,6 @@ export {
   restoreToDisk,
 } from './disk-backup.js'
 export { type DeleteTarget, type DiskDependent, DiskGuard } from './disk-guard.js'
-export { type DiskLabel, diskLabel, parseDiskLabel } from './disk-label.js'
 export {
   type JobBody,
   type JobContext,

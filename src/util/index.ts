@@ -1,6 +1,7 @@
 // Foundation helpers shared by every component: errors, logging, sizes, aligned memory.
 export { ALIGN, alignedBuffer, isAligned } from './aligned-buffer.js'
 export { CairnError, isCairnError } from './cairn-error.js'
+export { type DiskLabel, diskLabel, parseDiskLabel } from './disk-label.js'
 export { type ErrorCode, type ErrorSpec, EXIT, errorCatalogue, isErrorCode } from './error-codes.js'
 export { HostPaths, type HostPathsOptions, isWithin, realpathOfNearest } from './host-paths.js'
 export { type HttpLimits, httpServerLimits } from './http-server-limits.js'

@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs'
-import { diskLabel, parseDiskLabel } from '../../protection/index.js'
-import { CairnError } from '../../util/index.js'
+import { CairnError, diskLabel, parseDiskLabel } from '../../util/index.js'
 import type { ApiClient } from '../api-client.js'
 import type { CommandDef, OptionDef } from '../command.js'
 import { CANCEL_ON_INTERRUPT, diskRef, followJob, type Job, printJob } from './_jobs.js'

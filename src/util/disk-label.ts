@@ -1,4 +1,4 @@
-import { CairnError } from '../util/index.js'
+import { CairnError } from './cairn-error.js'
 
 /**
  * The one way a disk of a VM is named in recovery points, restores, the API and the CLI: `os` for the
