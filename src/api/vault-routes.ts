@@ -252,19 +252,24 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
     createRoute({
       method: 'post',
       path: '/api/v1/vaults/{vault}/verify',
-      summary: 'Re-read, decrypt and re-hash all packs (or a sample); answers a job',
-      request: { params: P, ...body(z.object({ sample: z.number().min(0).max(1).optional() })) },
+      summary:
+        'Check that every recovery point can be restored, re-read, decrypt and re-hash all packs (or a sample); readData restores every point into a discarding target; answers a job',
+      request: {
+        params: P,
+        ...body(z.object({ sample: z.number().min(0).max(1).optional(), readData: z.boolean().optional() })),
+      },
       responses: { 202: json(Job, 'The job'), ...errorResponses },
     }),
     async (c) => {
       const { vault } = c.req.valid('param')
-      const { sample } = c.req.valid('json')
+      const { sample, readData } = c.req.valid('json')
       const v = await vaults().open(vault)
       const job = jobs().start('verify', `vaults/${vault}`, (ctl) =>
         v.verify({
           signal: ctl.signal,
           onProgress: ctl.progress,
           ...(sample !== undefined ? { sample } : {}),
+          ...(readData ? { readData } : {}),
         }),
       )
       return c.json(job, 202)

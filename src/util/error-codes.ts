@@ -39,6 +39,11 @@ export const errorCatalogue = {
   ConfigInvalid: spec(400, EXIT.usage, 'The configuration is invalid.'),
   UsageError: spec(400, EXIT.usage, 'The command line is invalid.'),
   FileNotFound: spec(404, EXIT.notFound, 'A local file does not exist.'),
+  IoError: spec(
+    500,
+    EXIT.failure,
+    'A file or device could not be read or written (the message names it and the system error).',
+  ),
   CatalogMigrationFailed: spec(500, EXIT.failure, 'The catalog could not be migrated.'),
 
   // Disk store
@@ -80,6 +85,11 @@ export const errorCatalogue = {
   VaultNotFound: spec(404, EXIT.notFound, 'The vault does not exist.'),
   VaultAlreadyExists: spec(409, EXIT.conflict, 'A vault with this name or at this location exists.'),
   VaultKeyRequired: spec(401, EXIT.auth, 'The vault is encrypted; give its passphrase or key file.'),
+  VaultLocked: spec(
+    409,
+    EXIT.auth,
+    'The vault is encrypted and locked since the service started; unlock it (or give its key at start).',
+  ),
   VaultKeyInvalid: spec(403, EXIT.auth, 'The passphrase or key file does not open the vault key.'),
   VaultCorrupt: spec(500, EXIT.integrity, 'A vault file is damaged or missing.'),
   VaultObjectMissing: spec(404, EXIT.integrity, 'An object the vault needs is missing from its backend.'),
