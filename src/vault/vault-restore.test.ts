@@ -76,7 +76,9 @@ describe('restores with a pack cache smaller than the packs a point needs', () =
           await v.gc({ repackBelow: 1 })
         })(),
       ])
-      kept.forEach((id, i) => assert.ok(restored[i]!.equals(images.get(id)!), `point ${id} differs`))
+      for (const [i, id] of kept.entries()) {
+        assert.ok(restored[i]!.equals(images.get(id)!), `point ${id} differs`)
+      }
       assert.deepEqual(report.unrestorable, [])
       assert.deepEqual(report.problems, [])
       // After the dust settles: verify through the restore code agrees, every kept point restores.
