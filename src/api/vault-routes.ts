@@ -219,7 +219,8 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
     createRoute({
       method: 'get',
       path: '/api/v1/vaults/{vault}/usage',
-      summary: 'Vault size, deduplication, compression and bytes added by each recovery point',
+      summary:
+        'Vault size: logical, stored and new bytes per recovery point, deduplication and compression (docs/vault.md defines the ratios)',
       request: { params: P },
       responses: {
         200: json(
@@ -228,10 +229,15 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
             packs: z.number(),
             storedBytes: z.number(),
             logicalBytes: z.number(),
+            dataBytes: z.number(),
+            dataStoredBytes: z.number(),
             uniqueBytes: z.number(),
             uniqueStoredBytes: z.number(),
-            deduplicationRatio: z.number(),
-            compressionRatio: z.number(),
+            deduplicationRatio: z
+              .number()
+              .openapi({ description: 'logicalBytes / dataBytes (every stored copy counted)' }),
+            compressionRatio: z.number().openapi({ description: 'dataBytes / dataStoredBytes' }),
+            overallRatio: z.number().openapi({ description: 'logicalBytes / storedBytes' }),
             perRecoveryPoint: z.array(
               z.object({
                 id: z.string(),

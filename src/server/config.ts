@@ -19,13 +19,19 @@ export interface ServiceConfig {
   logLevel: LogLevel
   /** Log format: JSON lines, or readable text; default: JSON unless stderr is a terminal. */
   logFormat?: 'json' | 'text'
+  /** Key files of encrypted vaults, by vault name: the vault is unlocked at start (docs/configuration.md). */
+  vaultKeys?: Record<string, string>
+  /** A folder of key files named after their vaults (mode 0600 or stricter), unlocked at start. */
+  vaultKeyDir?: string
+  /** Pack files a vault restore keeps open while idle (default 32). */
+  vaultOpenPacks?: number
 }
 
 interface OptionSpec {
   key: keyof ServiceConfig
   flag: string
   env: string
-  type: 'string' | 'port' | 'level' | 'format' | 'count'
+  type: 'string' | 'port' | 'level' | 'format' | 'count' | 'keys'
   default?: string | number
   help: string
 }
@@ -86,9 +92,58 @@ export const SERVICE_OPTIONS: OptionSpec[] = [
     help: 'debug, info, warn or error',
   },
   { key: 'logFormat', flag: 'log-format', env: 'CAIRN_LOG_FORMAT', type: 'format', help: 'json or text' },
+  {
+    key: 'vaultKeys',
+    flag: 'vault-key',
+    env: 'CAIRN_VAULT_KEYS',
+    type: 'keys',
+    help: 'NAME=FILE: unlock encrypted vault NAME at start with the passphrase or key file in FILE',
+  },
+  {
+    key: 'vaultKeyDir',
+    flag: 'vault-key-dir',
+    env: 'CAIRN_VAULT_KEY_DIR',
+    type: 'string',
+    help: 'folder of key files named after their vaults (mode 0600), unlocked at start',
+  },
+  {
+    key: 'vaultOpenPacks',
+    flag: 'vault-open-packs',
+    env: 'CAIRN_VAULT_OPEN_PACKS',
+    type: 'count',
+    default: 32,
+    help: 'pack files a vault restore keeps open while idle',
+  },
 ]
 
-function coerce(spec: OptionSpec, raw: unknown, source: string): string | number {
+const VAULT_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/
+
+/** `NAME=FILE` pairs (a list, a comma-separated string, or a config-file object) as a map. */
+function vaultKeys(raw: unknown, bad: (why: string) => Error): Record<string, string> {
+  const why = 'give NAME=FILE (repeat the flag; in CAIRN_VAULT_KEYS separate pairs with commas)'
+  let pairs: [string, unknown][]
+  if (typeof raw === 'string') raw = raw.split(',').filter((p) => p.trim() !== '')
+  if (Array.isArray(raw)) {
+    pairs = raw.map((p) => {
+      const text = String(p).trim()
+      const eq = text.indexOf('=')
+      if (eq <= 0) throw bad(why)
+      return [text.slice(0, eq), text.slice(eq + 1)]
+    })
+  } else if (raw !== null && typeof raw === 'object') {
+    pairs = Object.entries(raw)
+  } else throw bad(why)
+  const out: Record<string, string> = {}
+  for (const [name, file] of pairs) {
+    if (!VAULT_NAME.test(name)) throw bad(`"${name}" is not a vault name`)
+    if (typeof file !== 'string' || file === '') throw bad(`vault "${name}" needs a key file path`)
+    if (out[name] !== undefined) throw bad(`vault "${name}" is given twice`)
+    out[name] = resolve(file)
+  }
+  return out
+}
+
+function coerce(spec: OptionSpec, raw: unknown, source: string): string | number | Record<string, string> {
   const bad = (why: string) =>
     new CairnError('ConfigInvalid', `Cannot use ${spec.flag} = ${JSON.stringify(raw)} from ${source}: ${why}`)
   switch (spec.type) {
@@ -109,6 +164,8 @@ function coerce(spec: OptionSpec, raw: unknown, source: string): string | number
     case 'format':
       if (!['json', 'text'].includes(String(raw))) throw bad('use json or text')
       return String(raw)
+    case 'keys':
+      return vaultKeys(raw, bad)
     default:
       if (typeof raw !== 'string' || raw === '') throw bad('expected a non-empty string')
       return raw
@@ -117,7 +174,7 @@ function coerce(spec: OptionSpec, raw: unknown, source: string): string | number
 
 /** Inputs of resolveConfig. */
 export interface ConfigSources {
-  flags?: Record<string, string | number | boolean | undefined>
+  flags?: Record<string, string | number | boolean | string[] | undefined>
   env?: Record<string, string | undefined>
   /** Path of a JSON config file (flag --config or CAIRN_CONFIG); default `<data>/cairn.json` when present. */
   configFile?: string
@@ -127,9 +184,11 @@ export interface ConfigSources {
 export function resolveConfig(sources: ConfigSources = {}): ServiceConfig {
   const flags = sources.flags ?? {}
   const env = sources.env ?? {}
-  const out: Record<string, string | number> = {}
+  const out: Record<string, string | number | Record<string, string>> = {}
   const pick = (spec: OptionSpec, file: Record<string, unknown>) => {
-    if (flags[spec.flag] !== undefined) return coerce(spec, flags[spec.flag], `--${spec.flag}`)
+    const flag = flags[spec.flag]
+    if (flag !== undefined && !(Array.isArray(flag) && flag.length === 0))
+      return coerce(spec, flag, `--${spec.flag}`)
     if (env[spec.env] !== undefined && env[spec.env] !== '') return coerce(spec, env[spec.env], spec.env)
     if (file[spec.key] !== undefined) return coerce(spec, file[spec.key], 'the config file')
     return spec.default
@@ -151,6 +210,7 @@ export function resolveConfig(sources: ConfigSources = {}): ServiceConfig {
       throw new CairnError('ConfigInvalid', `Cannot use config file ${path}: unknown key "${k}"`)
   }
   out.data = resolve(String(out.data))
+  if (typeof out.vaultKeyDir === 'string') out.vaultKeyDir = resolve(out.vaultKeyDir)
   return out as unknown as ServiceConfig
 }
 

@@ -86,7 +86,7 @@ export const errorCatalogue = {
   VaultAlreadyExists: spec(409, EXIT.conflict, 'A vault with this name or at this location exists.'),
   VaultKeyRequired: spec(401, EXIT.auth, 'The vault is encrypted; give its passphrase or key file.'),
   VaultLocked: spec(
-    409,
+    423,
     EXIT.auth,
     'The vault is encrypted and locked since the service started; unlock it (or give its key at start).',
   ),

@@ -1,4 +1,5 @@
 import { CairnError } from '../util/index.js'
+import { ChunkKind } from './_chunk-codec.js'
 import type { LockBody, VaultCore } from './_core.js'
 import { markTree, walkLeaves } from './_disk-tree.js'
 import { PACK_FOOTER } from './_pack.js'
@@ -186,22 +187,34 @@ export async function runGc(
   return report
 }
 
-/** Space accounting of a vault. */
+/**
+ * Space accounting of a vault. The ratios, defined once (docs/vault.md, "Usage"):
+ * deduplicationRatio = logicalBytes / dataBytes, compressionRatio = dataBytes / dataStoredBytes,
+ * overallRatio = logicalBytes / storedBytes. Every stored copy counts: data stored twice (or not yet
+ * reclaimed by GC) lowers the ratios.
+ */
 export interface VaultUsage {
   recoveryPoints: number
   packs: number
   /** Bytes of every pack: what the vault takes on its backend. */
   storedBytes: number
-  /** Bytes of disk data the recovery points describe (zeros excluded), counted once per recovery point. */
+  /** Disk data the recovery points describe (zeros and holes excluded), counted once per recovery point. */
   logicalBytes: number
-  /** Bytes of distinct data chunks before compression. */
+  /** Data chunks in the packs before compression, every stored copy counted (dead ones until GC too). */
+  dataBytes: number
+  /** The same data chunks as stored (compressed, encrypted). */
+  dataStoredBytes: number
+  /** Distinct data chunks the recovery points reference, before compression. */
   uniqueBytes: number
-  /** Bytes of distinct data chunks as stored. */
+  /** Distinct data chunks the recovery points reference, as stored. */
   uniqueStoredBytes: number
-  /** logicalBytes / uniqueBytes. */
+  /** logicalBytes / dataBytes: how many times each byte held is used by the points. */
   deduplicationRatio: number
-  /** uniqueBytes / uniqueStoredBytes. */
+  /** dataBytes / dataStoredBytes. */
   compressionRatio: number
+  /** logicalBytes / storedBytes: the points' data against everything the vault takes. */
+  overallRatio: number
+  /** Per point: its data, and the bytes its backup stored new (packs written, compressed). */
   perRecoveryPoint: { id: string; createdAt: string; logicalBytes: number; bytesAdded: number }[]
 }
 
@@ -244,16 +257,30 @@ export async function runUsage(core: VaultCore): Promise<VaultUsage> {
     uniqueStoredBytes += loc.length
   }
   const packs = core.index.packs()
+  let dataBytes = 0
+  let dataStoredBytes = 0
+  for (const p of packs) {
+    for (const e of p.entries) {
+      if (e.kind !== ChunkKind.data) continue
+      dataBytes += e.rawLength
+      dataStoredBytes += e.length
+    }
+  }
   const logicalBytes = per.reduce((n, p) => n + p.logicalBytes, 0)
+  const storedBytes = packs.reduce((n, p) => n + p.size, 0)
+  const ratio = (a: number, b: number) => (b > 0 ? a / b : 1)
   return {
     recoveryPoints: per.length,
     packs: packs.length,
-    storedBytes: packs.reduce((n, p) => n + p.size, 0),
+    storedBytes,
     logicalBytes,
+    dataBytes,
+    dataStoredBytes,
     uniqueBytes,
     uniqueStoredBytes,
-    deduplicationRatio: uniqueBytes > 0 ? logicalBytes / uniqueBytes : 1,
-    compressionRatio: uniqueStoredBytes > 0 ? uniqueBytes / uniqueStoredBytes : 1,
+    deduplicationRatio: ratio(logicalBytes, dataBytes),
+    compressionRatio: ratio(dataBytes, dataStoredBytes),
+    overallRatio: ratio(logicalBytes, storedBytes),
     perRecoveryPoint: per,
   }
 }

@@ -28,12 +28,28 @@ export class VaultRegistry {
   readonly #catalog: Catalog
   readonly #dataDir: string
   readonly #workers: number | undefined
+  readonly #openPacks: number | undefined
+  readonly #keys: ((name: string) => Promise<VaultCredentials | undefined>) | undefined
   readonly #open = new Map<string, Promise<Vault>>()
 
-  constructor(catalog: Catalog, options: { dataDir: string; workers?: number }) {
+  /**
+   * `keys`: where a locked encrypted vault's credentials come from when none are given (the service's
+   * key files); `openPacks`: pack files a restore keeps open while idle.
+   */
+  constructor(
+    catalog: Catalog,
+    options: {
+      dataDir: string
+      workers?: number
+      openPacks?: number
+      keys?: (name: string) => Promise<VaultCredentials | undefined>
+    },
+  ) {
     this.#catalog = catalog
     this.#dataDir = options.dataDir
     this.#workers = options.workers
+    this.#openPacks = options.openPacks
+    this.#keys = options.keys
   }
 
   /** Makes a vault (or, with `attach`, registers one that exists at `location`). */
@@ -57,8 +73,8 @@ export class VaultRegistry {
         ? options.location
         : resolve(options.location)
       : join(this.#dataDir, 'vaults', name)
-    const backend = new FsVaultBackend(location)
-    const opts = { ...(this.#workers !== undefined ? { workers: this.#workers } : {}) }
+    const backend = this.#backend({ backend: 'fs', location })
+    const opts = this.#vaultOptions()
     const vault = options.attach
       ? await Vault.open(backend, options.encryption, opts)
       : await Vault.create(backend, {
@@ -92,22 +108,24 @@ export class VaultRegistry {
     return this.#info(await this.#need(name))
   }
 
-  /** The open vault; an encrypted one needs credentials the first time after a start. */
+  /**
+   * The open vault. An encrypted one needs credentials the first time after a start: given here, or
+   * from the service's key files; without either it is locked (`VaultLocked`).
+   */
   async open(name: string, credentials?: VaultCredentials): Promise<Vault> {
     const cached = this.#open.get(name)
     if (cached) return cached
     const row = await this.#need(name)
+    if (row.encrypted && !credentials) credentials = await this.#keys?.(name)
     if (row.encrypted && !credentials) {
       throw new CairnError(
-        'VaultKeyRequired',
-        `Cannot open vault "${name}": it is encrypted and locked; unlock it with its passphrase or key file`,
+        'VaultLocked',
+        `Cannot open vault "${name}": it is encrypted and locked since the service started; unlock it (cairn vault unlock ${name} --passphrase-file FILE) or give its key at start (--vault-key ${name}=FILE)`,
       )
     }
-    const p = Vault.open(
-      this.#backend(row),
-      credentials,
-      this.#workers !== undefined ? { workers: this.#workers } : {},
-    )
+    const again = this.#open.get(name)
+    if (again) return again
+    const p = Vault.open(this.#backend(row), credentials, this.#vaultOptions())
     this.#open.set(name, p)
     p.catch(() => this.#open.delete(name))
     return p
@@ -139,7 +157,17 @@ export class VaultRegistry {
   #backend(row: { backend: string; location: string }): VaultBackend {
     if (row.backend !== 'fs')
       throw new CairnError('ConfigInvalid', `Cannot open a vault on backend "${row.backend}": unknown kind`)
-    return new FsVaultBackend(row.location)
+    return new FsVaultBackend(
+      row.location,
+      this.#openPacks !== undefined ? { openFiles: this.#openPacks } : {},
+    )
+  }
+
+  #vaultOptions(): { workers?: number; openPacks?: number } {
+    return {
+      ...(this.#workers !== undefined ? { workers: this.#workers } : {}),
+      ...(this.#openPacks !== undefined ? { openPacks: this.#openPacks } : {}),
+    }
   }
 
   async #row(name: string) {

@@ -56,6 +56,24 @@ export const systemCommands: CommandDef[] = [
       },
       { name: 'log-format', type: 'string', value: 'FORMAT', help: 'json or text (env CAIRN_LOG_FORMAT)' },
       {
+        name: 'vault-key',
+        type: 'list',
+        value: 'NAME=FILE',
+        help: 'unlock encrypted vault NAME at start with the passphrase or key file in FILE (mode 0600); repeat (env CAIRN_VAULT_KEYS=N=F,N=F)',
+      },
+      {
+        name: 'vault-key-dir',
+        type: 'string',
+        value: 'DIR',
+        help: 'unlock each encrypted vault whose key file DIR/NAME exists (mode 0600) (env CAIRN_VAULT_KEY_DIR)',
+      },
+      {
+        name: 'vault-open-packs',
+        type: 'number',
+        value: 'N',
+        help: 'pack files a vault restore keeps open while idle (env CAIRN_VAULT_OPEN_PACKS; default 32)',
+      },
+      {
         name: 'repair-disk-log',
         type: 'boolean',
         help: 'after a power failure: cut a damaged disk-store log and keep the rest aside (docs/diskstore.md)',
@@ -65,6 +83,7 @@ export const systemCommands: CommandDef[] = [
       'cairn serve',
       'cairn serve --data /var/lib/cairn --port 8080',
       'CAIRN_DATA=/srv/cairn cairn serve',
+      'cairn serve --vault-key main=/etc/cairn/keys/main   # unlock vault main at start',
     ],
     async run({ opts }) {
       const { CairnService, resolveConfig } = await import('../../server/index.js')
@@ -79,6 +98,9 @@ export const systemCommands: CommandDef[] = [
           config: opts.config as string | undefined,
           'log-level': opts['log-level'] as string | undefined,
           'log-format': opts['log-format'] as string | undefined,
+          'vault-key': opts['vault-key'] as string[] | undefined,
+          'vault-key-dir': opts['vault-key-dir'] as string | undefined,
+          'vault-open-packs': opts['vault-open-packs'] as number | undefined,
         },
         env: process.env,
       })

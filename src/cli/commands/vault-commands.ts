@@ -82,7 +82,7 @@ export const vaultCommands: CommandDef[] = [
   },
   {
     name: 'vault usage',
-    summary: 'Vault size, deduplication, compression, and bytes added by each recovery point',
+    summary: 'Vault size: logical, stored and new bytes per recovery point, deduplication, compression',
     args: vaultArg,
     options: CREDENTIAL_OPTIONS,
     async run({ args, opts, client, out }) {
@@ -92,26 +92,28 @@ export const vaultCommands: CommandDef[] = [
         packs: number
         storedBytes: number
         logicalBytes: number
-        uniqueBytes: number
+        dataBytes: number
         deduplicationRatio: number
         compressionRatio: number
+        overallRatio: number
         perRecoveryPoint: { id: string; createdAt: string; logicalBytes: number; bytesAdded: number }[]
       }>(`${v(args.vault!)}/usage`)
       out.result(u, (x) => {
         out.keyValues([
           ['recovery points', x.recoveryPoints],
           ['packs', x.packs],
+          ['logical (all points)', formatBytes(x.logicalBytes)],
+          ['data held', `${formatBytes(x.dataBytes)} (every stored copy, before compression)`],
           ['stored', formatBytes(x.storedBytes)],
-          ['logical data', formatBytes(x.logicalBytes)],
-          ['unique data', formatBytes(x.uniqueBytes)],
-          ['deduplication', `${x.deduplicationRatio.toFixed(2)}x`],
-          ['compression', `${x.compressionRatio.toFixed(2)}x`],
+          ['deduplication', `${x.deduplicationRatio.toFixed(2)}x (logical / data held)`],
+          ['compression', `${x.compressionRatio.toFixed(2)}x (data held / its stored size)`],
+          ['overall', `${x.overallRatio.toFixed(2)}x (logical / stored)`],
         ])
         out.line()
         out.table(x.perRecoveryPoint, [
           { header: 'recovery point', value: (r) => r.id },
-          { header: 'data', value: (r) => formatBytes(r.logicalBytes), align: 'right' },
-          { header: 'added', value: (r) => formatBytes(r.bytesAdded), align: 'right' },
+          { header: 'logical', value: (r) => formatBytes(r.logicalBytes), align: 'right' },
+          { header: 'new', value: (r) => formatBytes(r.bytesAdded), align: 'right' },
         ])
       })
     },
