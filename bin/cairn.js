@@ -7,7 +7,9 @@ main(process.argv.slice(2)).then(
     process.exitCode = code
   },
   (err) => {
-    console.error(err)
+    // main() reports every error itself; this is only reached if that reporting failed.
+    process.stderr.write(`cairn: Internal: ${String(err?.message ?? err).split('\n')[0]}\n`)
+    if (process.argv.includes('--debug')) process.stderr.write(`${err?.stack ?? err}\n`)
     process.exitCode = 1
   },
 )

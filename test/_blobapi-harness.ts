@@ -68,38 +68,7 @@ export async function rawRequest(
   }
   const url = new URL(`${h.accountUrl}${path}`)
   if (options.body !== undefined) headers['content-length'] = String(options.body.length)
-  if (options.sign !== false) {
-    const lower = Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v]))
-    const get = (n: string) => (n === 'content-length' && lower[n] === '0' ? '' : (lower[n] ?? ''))
-    const canonicalHeaders = Object.keys(lower)
-      .filter((n) => n.startsWith('x-ms-'))
-      .sort()
-      .map((n) => `${n}:${lower[n]}\n`)
-      .join('')
-    const params = [...url.searchParams.keys()].map((k) => k.toLowerCase()).sort()
-    const query = params.map((k) => `\n${k}:${url.searchParams.get(k)}`).join('')
-    const text = [
-      method,
-      ...[
-        'content-encoding',
-        'content-language',
-        'content-length',
-        'content-md5',
-        'content-type',
-        'date',
-        'if-modified-since',
-        'if-match',
-        'if-none-match',
-        'if-unmodified-since',
-        'range',
-      ].map(get),
-    ].join('\n')
-    const toSign = `${text}\n${canonicalHeaders}/${DEVELOPMENT_ACCOUNT.name}${url.pathname}${query}`
-    const sig = createHmac('sha256', Buffer.from(options.key ?? DEVELOPMENT_ACCOUNT.key, 'base64'))
-      .update(toSign, 'utf8')
-      .digest('base64')
-    headers.authorization = `SharedKey ${DEVELOPMENT_ACCOUNT.name}:${sig}`
-  }
+  if (options.sign !== false) headers.authorization = sharedKey(method, url, headers, options.key)
   const res = await fetch(url, {
     method,
     headers,
@@ -108,6 +77,40 @@ export async function rawRequest(
   const text = await res.text()
   const code = /<Code>([^<]*)<\/Code>/.exec(text)?.[1] ?? res.headers.get('x-ms-error-code') ?? undefined
   return { status: res.status, headers: res.headers, text, code }
+}
+
+/** The Authorization header of a request of the development account, signed like the SDK signs it. */
+export function sharedKey(method: string, url: URL, headers: Record<string, string>, key?: string): string {
+  const lower = Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v]))
+  const get = (n: string) => (n === 'content-length' && lower[n] === '0' ? '' : (lower[n] ?? ''))
+  const canonicalHeaders = Object.keys(lower)
+    .filter((n) => n.startsWith('x-ms-'))
+    .sort()
+    .map((n) => `${n}:${lower[n]}\n`)
+    .join('')
+  const params = [...url.searchParams.keys()].map((k) => k.toLowerCase()).sort()
+  const query = params.map((k) => `\n${k}:${url.searchParams.get(k)}`).join('')
+  const text = [
+    method,
+    ...[
+      'content-encoding',
+      'content-language',
+      'content-length',
+      'content-md5',
+      'content-type',
+      'date',
+      'if-modified-since',
+      'if-match',
+      'if-none-match',
+      'if-unmodified-since',
+      'range',
+    ].map(get),
+  ].join('\n')
+  const toSign = `${text}\n${canonicalHeaders}/${DEVELOPMENT_ACCOUNT.name}${url.pathname}${query}`
+  const sig = createHmac('sha256', Buffer.from(key ?? DEVELOPMENT_ACCOUNT.key, 'base64'))
+    .update(toSign, 'utf8')
+    .digest('base64')
+  return `SharedKey ${DEVELOPMENT_ACCOUNT.name}:${sig}`
 }
 
 /** Bytes with a recognisable pattern: every 512-byte page starts with its index and `seed`. */

@@ -6,9 +6,14 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { AgentServer } from '../src/agent/index.js'
-import { type Catalog, openSqliteCatalog } from '../src/catalog/index.js'
+import { type Catalog, type Job, JobStore, openSqliteCatalog } from '../src/catalog/index.js'
 import { type DiskRef, LogDiskStore } from '../src/diskstore/index.js'
-import { ProtectionService, ProtectionStore, RegistryVaultTransfer } from '../src/protection/index.js'
+import {
+  JobService,
+  ProtectionService,
+  ProtectionStore,
+  RegistryVaultTransfer,
+} from '../src/protection/index.js'
 import { isCairnError } from '../src/util/index.js'
 import { VaultRegistry } from '../src/vault/index.js'
 import { CAIRN_BIN } from './_service.js'
@@ -18,6 +23,8 @@ const MiB = 1024 * 1024
 const ACCOUNT = 'acct'
 const CONTAINER = 'vms'
 const ref = (disk: string): DiskRef => ({ account: ACCOUNT, container: CONTAINER, disk })
+/** A backup that completed with warnings (an unreachable agent, a failed script). */
+const warned = (j: Job) => j.state === 'Completed' && (j.details.warnings as string[]).length > 0
 
 /** Starts `cairn agent` as a real process with scripts that log their order. */
 async function startAgent(dir: string): Promise<{ child: ChildProcess; url: string; log: string }> {
@@ -89,7 +96,12 @@ describe('backups and restores end to end (real disk store, real agent process)'
       for (const d of ['app-os', 'app-data', 'app-log', 'app-temp'])
         await disks.createDisk(ref(d), { size: 4 * MiB })
       const store = new ProtectionStore(catalog)
-      const service = new ProtectionService({ store, disks, onDemandPerDay: 10 })
+      const service = new ProtectionService({
+        store,
+        disks,
+        jobs: new JobService({ store: new JobStore(catalog!) }),
+        onDemandPerDay: 10,
+      })
       await store.createVm({
         name: 'app',
         osDisk: ref('app-os'),
@@ -135,7 +147,7 @@ describe('backups and restores end to end (real disk store, real agent process)'
       stop = true
       await writer
 
-      for (const j of jobs) assert.equal(j.status, 'Completed', JSON.stringify(j))
+      for (const j of jobs) assert.equal(j.state, 'Completed', JSON.stringify(j))
       const points = await store.listRecoveryPoints('app')
       assert.equal(points.length, 5)
       for (const p of points) {
@@ -156,7 +168,7 @@ describe('backups and restores end to end (real disk store, real agent process)'
       let progressed = 0
       for (const [i, p] of points.entries()) {
         const r = await (await service.restoreDisks(p.id, { prefix: `check${i}` })).done
-        assert.equal(r.status, 'Completed', JSON.stringify(r))
+        assert.equal(r.state, 'Completed', JSON.stringify(r))
         assert.equal((r.details.disks as { from: string }[])[0]!.from, 'Snapshot')
         const data = (await disks.read(ref(`check${i}-lun0`), 0, 512)).readUInt32LE(0)
         const log = (await disks.read(ref(`check${i}-lun1`), 0, 512)).readUInt32LE(0)
@@ -168,7 +180,7 @@ describe('backups and restores end to end (real disk store, real agent process)'
       // A new VM from the latest point: new disks, the saved configuration, no agent.
       const latest = points.at(-1)!
       const made = await (await service.restoreVm(latest.id, { as: 'app-copy' })).done
-      assert.equal(made.status, 'Completed', JSON.stringify(made))
+      assert.equal(made.state, 'Completed', JSON.stringify(made))
       const copy = await store.getVm('app-copy')
       assert.equal(copy.dataDisks.length, 2)
       assert.equal(copy.agent, undefined)
@@ -182,7 +194,7 @@ describe('backups and restores end to end (real disk store, real agent process)'
       await disks.writePages(ref('app-data'), 0, page(999_999))
       const before = disks.listSnapshots(ref('app-data')).length
       const replaced = await (await service.replaceDisks('app', latest.id)).done
-      assert.equal(replaced.status, 'Completed', JSON.stringify(replaced))
+      assert.equal(replaced.state, 'Completed', JSON.stringify(replaced))
       const expected = (await disks.read(ref('app-copy-lun0'), 0, 512)).readUInt32LE(0)
       assert.equal((await disks.read(ref('app-data'), 0, 512)).readUInt32LE(0), expected)
       assert.equal(
@@ -215,7 +227,11 @@ describe('backups and restores end to end (real disk store, real agent process)'
       await disks.createContainer(ACCOUNT, CONTAINER)
       await disks.createDisk(ref('lonely-os'), { size: MiB })
       const store = new ProtectionStore(catalog)
-      const service = new ProtectionService({ store, disks })
+      const service = new ProtectionService({
+        store,
+        disks,
+        jobs: new JobService({ store: new JobStore(catalog!) }),
+      })
       await store.createVm({
         name: 'lonely',
         osDisk: ref('lonely-os'),
@@ -229,7 +245,7 @@ describe('backups and restores end to end (real disk store, real agent process)'
       })
       await store.protect('lonely', { vault: 'v1', policy: 'daily' })
       const job = await service.backup('lonely')
-      assert.equal(job.status, 'CompletedWithWarnings')
+      assert.ok(warned(job), JSON.stringify(job))
       // Three on-demand backups a day, as the reference; a scheduled one still runs.
       await service.backup('lonely')
       await service.backup('lonely')
@@ -238,7 +254,7 @@ describe('backups and restores end to end (real disk store, real agent process)'
         (e) =>
           isCairnError(e) && e.code === 'OnDemandBackupLimit' && /3 on-demand backups today/.test(e.message),
       )
-      assert.equal((await service.backup('lonely', { kind: 'Scheduled' })).status, 'CompletedWithWarnings')
+      assert.ok(warned(await service.backup('lonely', { kind: 'Scheduled' })))
       assert.match(String((job.details.warnings as string[])[0]), /Cannot reach the agent.*crash-consistent/)
       const points = await store.listRecoveryPoints('lonely')
       assert.equal(points.length, 4)
@@ -285,6 +301,7 @@ describe('backups and restores end to end (real disk store, real agent process)'
       const service = new ProtectionService({
         store,
         disks,
+        jobs: new JobService({ store: new JobStore(catalog, { now: () => now }) }),
         vault: new RegistryVaultTransfer(vaults, disks),
         now: () => now,
       })
@@ -303,14 +320,14 @@ describe('backups and restores end to end (real disk store, real agent process)'
       await store.protect('db', { vault: 'v1', policy: 'daily' })
 
       const first = await service.backup('db', { kind: 'Scheduled' })
-      assert.equal(first.status, 'Completed', JSON.stringify(first))
+      assert.equal(first.state, 'Completed', JSON.stringify(first))
       assert.equal(first.details.incremental, false)
       // 1% churn: 160 KiB in 40 scattered 4 KiB writes.
       for (let i = 0; i < 40; i++)
         await disks.writePages(ref('db-data'), i * 200 * 1024, fill(1000 + i, 4096))
       now += 2 * 86_400_000
       const second = await service.backup('db', { kind: 'Scheduled' })
-      assert.equal(second.status, 'Completed', JSON.stringify(second))
+      assert.equal(second.state, 'Completed', JSON.stringify(second))
       assert.equal(second.details.incremental, true)
       assert.ok(
         (second.details.bytesAdded as number) < (first.details.bytesAdded as number) / 5,
@@ -326,7 +343,7 @@ describe('backups and restores end to end (real disk store, real agent process)'
       assert.equal(disks.listSnapshots(ref('db-data')).length, 1)
 
       const fromVault = await (await service.restoreDisks(points[0]!.id, { prefix: 'old' })).done
-      assert.equal(fromVault.status, 'Completed', JSON.stringify(fromVault))
+      assert.equal(fromVault.state, 'Completed', JSON.stringify(fromVault))
       assert.deepEqual(
         (fromVault.details.disks as { from: string }[]).map((d) => d.from),
         ['Vault', 'Vault'],
@@ -368,6 +385,7 @@ describe('backups and restores end to end (real disk store, real agent process)'
       const service = new ProtectionService({
         store,
         disks,
+        jobs: new JobService({ store: new JobStore(catalog, { now: () => now }) }),
         vault: new RegistryVaultTransfer(vaults, disks),
         now: () => now,
       })
@@ -419,7 +437,8 @@ describe('backups and restores end to end (real disk store, real agent process)'
       await disks.createContainer(ACCOUNT, CONTAINER)
       await disks.createDisk(ref('c-os'), { size: MiB })
       const store = new ProtectionStore(catalog)
-      const service = new ProtectionService({ store, disks })
+      const jobs = new JobService({ store: new JobStore(catalog) })
+      const service = new ProtectionService({ store, disks, jobs })
       await store.createVm({
         name: 'c',
         osDisk: ref('c-os'),
@@ -433,17 +452,17 @@ describe('backups and restores end to end (real disk store, real agent process)'
       })
       await store.protect('c', { vault: 'v1', policy: 'daily' })
       const job = await service.startBackup('c')
-      for (let i = 0; i < 200 && (await store.getJob(job.id)).phase !== 'Quiesce'; i++)
+      for (let i = 0; i < 200 && (await jobs.get(job.id)).progress.phase !== 'Quiesce'; i++)
         await new Promise((r) => setTimeout(r, 10))
       const cancelled = await service.cancel(job.id)
-      assert.equal(cancelled.status, 'Cancelled')
+      assert.equal(cancelled.state, 'Cancelled')
       assert.equal((await store.listRecoveryPoints('c')).length, 0)
-      await assert.rejects(service.cancel(job.id), (e) => isCairnError(e) && e.code === 'Cancelled')
+      await assert.rejects(service.cancel(job.id), (e) => isCairnError(e) && e.code === 'JobNotRunning')
       // The agent finishes its quiesce and its watchdog would thaw; here the agent is stopped (it thaws).
       await new Promise((r) => setTimeout(r, 2200))
       await agent.stop()
       const next = await service.backup('c')
-      assert.equal(next.status, 'CompletedWithWarnings', 'the agent is gone: crash-consistent, and said so')
+      assert.ok(warned(next), 'the agent is gone: crash-consistent, and said so')
     } finally {
       await agent.stop()
       await disks.close()

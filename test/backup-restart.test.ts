@@ -25,10 +25,10 @@ async function api(
 }
 
 describe('a service killed in the middle of a backup', () => {
-  it('fails the job on restart, leaves no half recovery point, and the next backup completes', async () => {
+  it('marks the job Interrupted on restart, removes its snapshots, lists no point, and the next backup completes', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'cairn-backup-restart-'))
     const data = join(dir, 'data')
-    let service = await startService([], { data })
+    let service = await startService(['--import-root', dir], { data })
     try {
       // A 192 MiB data disk of random bytes, so the vault transfer takes a moment.
       const image = join(dir, 'data.img')
@@ -58,28 +58,28 @@ describe('a service killed in the middle of a backup', () => {
       const jobId = started.body.id as string
       let phase = ''
       for (let i = 0; i < 2000 && phase !== 'TransferToVault'; i++) {
-        const job = await api(service.url, 'GET', `/api/v1/backupJobs/${jobId}`)
-        phase = job.body.phase
-        assert.ok(
-          job.body.status === 'InProgress',
-          `the job ended before the kill: ${JSON.stringify(job.body)}`,
-        )
+        const job = await api(service.url, 'GET', `/api/v1/jobs/${jobId}`)
+        phase = job.body.progress.phase
+        assert.ok(job.body.state === 'Running', `the job ended before the kill: ${JSON.stringify(job.body)}`)
         if (phase !== 'TransferToVault') await new Promise((r) => setTimeout(r, 10))
       }
       assert.equal(phase, 'TransferToVault')
       await service.stop('SIGKILL')
 
       service = await startService([], { data })
-      const job = await api(service.url, 'GET', `/api/v1/backupJobs/${jobId}`)
-      assert.equal(job.body.status, 'Failed')
+      const job = await api(service.url, 'GET', `/api/v1/jobs/${jobId}`)
+      assert.equal(job.body.state, 'Interrupted')
+      assert.equal(job.body.error.code, 'JobInterrupted')
       assert.match(job.body.error.message, /cut short/)
-      // The point exists only as a whole snapshot-tier point (instant restore works); no vault point claims it.
+      // A point is written only when its backup completes: none is listed, and the snapshots the
+      // backup took are gone.
       const points = (await api(service.url, 'GET', '/api/v1/vaults/v1/protectedItems/big/recoveryPoints'))
         .body.value
-      assert.ok(points.length <= 1)
-      for (const p of points) {
-        assert.equal(p.tier, 'Snapshot')
-        assert.ok(p.disks.every((d: Json) => d.snapshot && !d.vaultBackup))
+      assert.equal(points.length, 0)
+      for (const disk of ['big-os', 'big-data']) {
+        const snaps = await api(service.url, 'GET', `${D}/${disk}/snapshots`)
+        assert.equal(snaps.status, 200, JSON.stringify(snaps.body))
+        assert.deepEqual(snaps.body.items, [], `snapshots of ${disk}`)
       }
       const vaultPoints = (await api(service.url, 'GET', '/api/v1/vaults/v1/recoveryPoints')).body.items
       assert.equal(vaultPoints.length, 0, 'the vault commits a point only with its manifest')
@@ -87,14 +87,15 @@ describe('a service killed in the middle of a backup', () => {
       const again = await api(service.url, 'POST', '/api/v1/vaults/v1/protectedItems/big/backup', {})
       let done: Json
       for (;;) {
-        done = (await api(service.url, 'GET', `/api/v1/backupJobs/${again.body.id}`)).body
-        if (done.endTime) break
+        done = (await api(service.url, 'GET', `/api/v1/jobs/${again.body.id}`)).body
+        if (done.endedAt) break
         await new Promise((r) => setTimeout(r, 100))
       }
-      assert.equal(done.status, 'Completed', JSON.stringify(done))
+      assert.equal(done.state, 'Completed', JSON.stringify(done))
       const after = (await api(service.url, 'GET', '/api/v1/vaults/v1/protectedItems/big/recoveryPoints'))
         .body.value
-      assert.equal(after.at(-1).tier, 'SnapshotAndVault')
+      assert.equal(after.length, 1)
+      assert.equal(after[0].tier, 'SnapshotAndVault')
       assert.equal((await api(service.url, 'GET', '/api/v1/vaults/v1/recoveryPoints')).body.items.length, 1)
     } finally {
       await service.dispose()

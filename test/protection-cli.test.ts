@@ -111,7 +111,8 @@ describe('cairn CLI for VMs, policies, protection and jobs (against a real cairn
       // Nothing answers at the VM's agent address: the backup goes on crash-consistent and says so.
       const backup = await cairn(url, 'backup', 'now', 'web-1', '--wait')
       assert.equal(backup.code, 0, backup.stderr)
-      assert.match(backup.stdout, /status:\s+CompletedWithWarnings/)
+      assert.match(backup.stdout, /state:\s+Completed/)
+      assert.match(backup.stdout, /warnings:\s+Cannot reach the agent/)
       const points = JSON.parse((await cairn(url, 'rp', 'list', 'web-1', '--json')).stdout)
       assert.equal(points.length, 1)
       assert.equal(points[0].consistency, 'CrashConsistent')
@@ -146,8 +147,8 @@ describe('cairn CLI for VMs, policies, protection and jobs (against a real cairn
       const jobs = await cairn(url, 'job', 'list', '--json')
       assert.equal(jobs.code, 0, jobs.stderr)
       assert.deepEqual(
-        JSON.parse(jobs.stdout).map((j: { type: string; status: string }) => `${j.type} ${j.status}`),
-        ['Restore Completed', 'Restore Completed', 'Backup CompletedWithWarnings'],
+        JSON.parse(jobs.stdout).items.map((j: { kind: string; state: string }) => `${j.kind} ${j.state}`),
+        ['restore Completed', 'restore Completed', 'backup Completed'],
       )
       const noJob = await cairn(url, 'job', 'show', 'nope')
       assert.equal(noJob.code, 3)

@@ -36,8 +36,18 @@ function cairn(
 describe('vault through the service and the CLI', () => {
   it('create, back up, list, restore, verify, usage, prune, gc and rotate the key of an encrypted vault', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'cairn-vault-cli-'))
+    // The image and the restored file live in dir, outside the data folder: the service's only root.
     const service = new CairnService(
-      { data: join(dir, 'data'), host: '127.0.0.1', port: 0, blobPort: 0, nbdPort: 0, logLevel: 'error' },
+      {
+        data: join(dir, 'data'),
+        host: '127.0.0.1',
+        port: 0,
+        blobPort: 0,
+        nbdPort: 0,
+        logLevel: 'error',
+        importRoots: [dir],
+        exportRoots: [dir],
+      },
       { logger: silentLogger },
     )
     await service.start()

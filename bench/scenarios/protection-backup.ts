@@ -1,8 +1,13 @@
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
-import { openSqliteCatalog } from '../../src/catalog/index.js'
+import { JobStore, openSqliteCatalog } from '../../src/catalog/index.js'
 import { type DiskRef, LogDiskStore } from '../../src/diskstore/index.js'
-import { ProtectionService, ProtectionStore, RegistryVaultTransfer } from '../../src/protection/index.js'
+import {
+  JobService,
+  ProtectionService,
+  ProtectionStore,
+  RegistryVaultTransfer,
+} from '../../src/protection/index.js'
 import { VaultRegistry } from '../../src/vault/index.js'
 import { peakRssMiB, timeMs } from '../_util.js'
 import type { BenchResult, BenchScenario } from '../bench-types.js'
@@ -38,7 +43,13 @@ export const protectionBackup: BenchScenario = {
       await disks.createAccount('bench')
       await disks.createContainer('bench', 'vms')
       const store = new ProtectionStore(catalog)
-      const service = new ProtectionService({ store, disks, vault: new RegistryVaultTransfer(vaults, disks) })
+      const jobs = new JobService({ store: new JobStore(catalog) })
+      const service = new ProtectionService({
+        store,
+        disks,
+        jobs,
+        vault: new RegistryVaultTransfer(vaults, disks),
+      })
       await store.createPolicy('v1', {
         name: 'daily',
         schedule: { frequency: 'Daily', time: '22:00' },
@@ -80,7 +91,7 @@ export const protectionBackup: BenchScenario = {
       const ms = await timeMs(() =>
         pool(names, 8, async (n) => {
           const job = await service.backup(n)
-          if (job.status !== 'Completed') failed++
+          if (job.state !== 'Completed') failed++
           added += Number(job.details.bytesAdded ?? 0)
         }),
       )

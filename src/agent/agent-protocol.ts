@@ -1,6 +1,10 @@
 // The agent's wire protocol (JSON over HTTP, see docs/agent.md). The service's AgentClient in
 // src/protection keeps its own copy of these shapes: protection and agent sit on one layer and may not
-// import each other.
+// import each other. Consistency is the vault's, the one definition below both.
+
+import type { Consistency } from '../vault/index.js'
+
+export type { Consistency }
 
 /** Protocol version, answered by GET /v1/status. */
 export const AGENT_PROTOCOL_VERSION = 1
@@ -19,9 +23,6 @@ export interface StepReport {
   error?: string
   message?: string
 }
-
-/** Recovery point consistency, with the reference's names. */
-export type Consistency = 'AppConsistent' | 'FileSystemConsistent' | 'CrashConsistent'
 
 /** Answer to POST /v1/quiesce: the guest is ready for the snapshot. */
 export interface QuiesceReport {

@@ -1,4 +1,5 @@
 import type { Context } from 'hono'
+import { HTTPException } from 'hono/http-exception'
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import { CairnError, type Logger } from '../util/index.js'
 
@@ -10,6 +11,14 @@ export function errorResponse(err: unknown, c: Context, logger: Logger): Respons
   if (err instanceof SyntaxError && /JSON/.test(err.message)) {
     const e = new CairnError('InvalidRequest', `Cannot read the request body: ${err.message}`)
     return c.json(e.toJSON(), 400)
+  }
+  // Hono's own refusals (a body that is not JSON, for one) carry a status but no code.
+  if (err instanceof HTTPException && err.status < 500) {
+    const e =
+      err.status === 413
+        ? new CairnError('PayloadTooLarge', 'Cannot accept the request body: it is too large')
+        : new CairnError('InvalidRequest', `Cannot read the request: ${err.message || 'it is malformed'}`)
+    return c.json(e.toJSON(), e.status as ContentfulStatusCode)
   }
   logger.error('unhandled error', {
     requestId: c.get('requestId' as never),

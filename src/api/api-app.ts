@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto'
 import { CairnError } from '../util/index.js'
 import { errorResponse } from './_errors.js'
+import { bodyLimit, crossSiteGuard, hostGuard } from './_request-guards.js'
 import type { ApiContext } from './api-context.js'
 import { registerDiskRoutes } from './disk-routes.js'
+import { registerJobRoutes } from './job-routes.js'
 import { type ApiApp, newApiApp } from './new-api-app.js'
 import { registerProtectionRoutes } from './protection-routes.js'
 import { registerSystemRoutes } from './system-routes.js'
@@ -31,10 +33,15 @@ export function createApiApp(ctx: ApiContext): ApiApp {
     })
   })
 
+  app.use('*', hostGuard(ctx.allowedHosts ?? []))
+  app.use('*', crossSiteGuard(ctx.allowedHosts ?? []))
+  app.use('*', bodyLimit())
+
   registerSystemRoutes(app, ctx)
   if (ctx.protection) registerProtectionRoutes(app, ctx)
   registerDiskRoutes(app, ctx)
   registerVaultRoutes(app, ctx)
+  registerJobRoutes(app, ctx)
 
   app.doc31('/api/v1/openapi.json', {
     openapi: '3.1.0',

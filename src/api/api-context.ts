@@ -1,6 +1,6 @@
 import type { DiskStore } from '../diskstore/index.js'
-import type { JobRegistry, ProtectionService, ProtectionStore } from '../protection/index.js'
-import type { Logger } from '../util/index.js'
+import type { JobService, ProtectionService, ProtectionStore } from '../protection/index.js'
+import type { HostPaths, Logger } from '../util/index.js'
 import type { VaultRegistry } from '../vault/index.js'
 
 /** What the management API reports at /api/v1/info. */
@@ -20,14 +20,22 @@ export interface ApiContext {
   accepting(): boolean
   /** Accounts, containers, disks and snapshots. */
   diskStore: DiskStore
+  /** The gate of every host path a request names (absent: server-side paths are refused). */
+  hostPaths?: HostPaths
   /** The service's vaults (absent in a service without vaults). */
   vaults?: VaultRegistry
-  /** Long operations: backup, restore, verify, gc. */
-  jobs?: JobRegistry
-  /** VMs, policies, protected items, recovery points and jobs (routes under /api/v1/vms, /vaults, /backupJobs). */
+  /** Every long operation as a persisted job (/api/v1/jobs) and the event stream (/api/v1/events). */
+  jobs?: JobService
+  /** VMs, policies, protected items and recovery points (routes under /api/v1/vms, /vaults). */
   protection?: ProtectionStore
-  /** Backups, restores and job cancellation (202 routes); absent, those routes answer ServiceUnavailable. */
+  /** Backups and restores of VMs (202 routes); absent, those routes answer ServiceUnavailable. */
   backups?: ProtectionService
+  /**
+   * Host names the API answers to besides IP addresses and `localhost` (DNS-rebinding defence), and
+   * the page origins besides its own allowed to change state; the service passes its bound name and
+   * `--api-allowed-host`.
+   */
+  allowedHosts?: readonly string[]
   /** Called after protection changes (protect, policy change, stop, resume) so the scheduler re-reads. */
   protectionChanged?: () => void
 }

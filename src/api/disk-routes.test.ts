@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { LogDiskStore } from '../diskstore/index.js'
-import { silentLogger } from '../util/index.js'
+import { HostPaths, silentLogger } from '../util/index.js'
 import { createApiApp } from './api-app.js'
 
 async function withApp(
@@ -12,11 +12,18 @@ async function withApp(
 ): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'cairn-api-disks-'))
   const store = await LogDiskStore.open(join(dir, 'disks'), { compactIntervalMs: 0 })
+  mkdirSync(join(dir, 'files'))
   try {
     const app = createApiApp({
       logger: silentLogger,
       accepting: () => true,
       diskStore: store,
+      hostPaths: new HostPaths({
+        importRoots: [join(dir, 'files')],
+        exportRoots: [join(dir, 'files')],
+        dataDir: join(dir, 'disks'),
+        vaultFolders: async () => [],
+      }),
       info: () => ({ name: 'cairn', version: '0', dataDir: dir, startedAt: '', listeners: {} }),
     })
     await fn(app, dir)
@@ -125,15 +132,19 @@ describe('disk API', () => {
     await withApp(async (app, dir) => {
       await app.request('/api/v1/accounts', post({ name: 'acct1' }))
       await app.request('/api/v1/accounts/acct1/containers', post({ name: 'vhds' }))
-      const img = join(dir, 'in.img')
+      const img = join(dir, 'files', 'in.img')
       const content = Buffer.alloc(2 * 1024 * 1024)
       content.fill(7, 512, 1024)
       writeFileSync(img, content)
       const imp = await app.request(`${D}/imported/import`, post({ path: img }))
       assert.equal(imp.status, 201)
       assert.equal(((await imp.json()) as { usedBytes: number }).usedBytes, 512)
-      const exp = await app.request(`${D}/imported/export`, post({ path: join(dir, 'out.img') }))
-      assert.deepEqual(await exp.json(), { path: join(dir, 'out.img'), size: 2 * 1024 * 1024 })
+      const out = join(dir, 'files', 'out.img')
+      const exp = await app.request(`${D}/imported/export`, post({ path: out }))
+      assert.deepEqual(await exp.json(), { path: out, size: 2 * 1024 * 1024 })
+      const again = await app.request(`${D}/imported/export`, post({ path: out }))
+      assert.equal(again.status, 403)
+      assert.equal(await errorCode(again), 'PathNotAllowed')
       const doc = (await (await app.request('/api/v1/openapi.json')).json()) as {
         paths: Record<string, unknown>
       }

@@ -1,7 +1,9 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import type { ByteRange, DiskInfo, DiskRef, LeaseAction } from '../diskstore/index.js'
+import type { AccountInfo, ByteRange, DiskInfo, DiskRef, LeaseAction } from '../diskstore/index.js'
 import { MAX_WRITE_SIZE } from '../diskstore/index.js'
-import { CairnError, parseSize } from '../util/index.js'
+import { CairnError, type HostPaths, parseSize } from '../util/index.js'
+import { readBodyUpTo } from './_request-guards.js'
+import { runAsJob } from './_run-as-job.js'
 import type { ApiContext } from './api-context.js'
 import type { ApiApp } from './new-api-app.js'
 import { errorResponses } from './schemas.js'
@@ -21,10 +23,21 @@ const Account = z
     name: z.string(),
     region: z.string(),
     redundancy: z.string(),
-    keys: z.tuple([z.string(), z.string()]),
     createdOn: z.string(),
   })
   .openapi('StorageAccount')
+
+const AccountKeys = z
+  .object({ account: z.string(), keys: z.tuple([z.string(), z.string()]) })
+  .openapi('StorageAccountKeys')
+
+/** An account as every route but the keys routes answers it: without its Shared Keys. */
+const accountJson = (a: AccountInfo): z.infer<typeof Account> => ({
+  name: a.name,
+  region: a.region,
+  redundancy: a.redundancy,
+  createdOn: a.createdOn,
+})
 
 const Container = z
   .object({
@@ -121,6 +134,11 @@ const diskJson = (d: DiskInfo) => JSON.parse(JSON.stringify(d)) as z.infer<typeo
 /** Registers the routes of accounts, containers, disks and snapshots. */
 export function registerDiskRoutes(app: ApiApp, ctx: ApiContext): void {
   const store = () => ctx.diskStore
+  const hostPaths = (): HostPaths => {
+    if (!ctx.hostPaths)
+      throw new CairnError('PathNotAllowed', 'Cannot use a host path: this service has no host-path roots')
+    return ctx.hostPaths
+  }
   const tags = ['Disks']
 
   // ------------------------------------------------------------ accounts
@@ -132,7 +150,7 @@ export function registerDiskRoutes(app: ApiApp, ctx: ApiContext): void {
       summary: 'List storage accounts',
       responses: { 200: json(z.object({ items: z.array(Account) }), 'Storage accounts'), ...errorResponses },
     }),
-    (c) => c.json({ items: store().listAccounts() }, 200),
+    (c) => c.json({ items: store().listAccounts().map(accountJson) }, 200),
   )
   app.openapi(
     createRoute({
@@ -154,7 +172,7 @@ export function registerDiskRoutes(app: ApiApp, ctx: ApiContext): void {
       const opts: { region?: string; redundancy?: string } = {}
       if (b.region !== undefined) opts.region = b.region
       if (b.redundancy !== undefined) opts.redundancy = b.redundancy
-      return c.json(await store().createAccount(b.name, opts), 201)
+      return c.json(accountJson(await store().createAccount(b.name, opts)), 201)
     },
   )
   app.openapi(
@@ -166,7 +184,21 @@ export function registerDiskRoutes(app: ApiApp, ctx: ApiContext): void {
       request: { params: AccountParams },
       responses: { 200: json(Account, 'The account'), ...errorResponses },
     }),
-    (c) => c.json(store().getAccount(c.req.valid('param').account), 200),
+    (c) => c.json(accountJson(store().getAccount(c.req.valid('param').account)), 200),
+  )
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: `${A}/{account}/keys`,
+      tags,
+      summary: 'The two Shared Keys of a storage account (no other route answers them)',
+      request: { params: AccountParams },
+      responses: { 200: json(AccountKeys, 'The keys'), ...errorResponses },
+    }),
+    (c) => {
+      const a = store().getAccount(c.req.valid('param').account)
+      return c.json({ account: a.name, keys: a.keys }, 200)
+    },
   )
   app.openapi(
     createRoute({
@@ -189,10 +221,12 @@ export function registerDiskRoutes(app: ApiApp, ctx: ApiContext): void {
       tags,
       summary: 'Replace key 1 or 2 of a storage account',
       request: { params: AccountParams, ...body(z.object({ key: z.union([z.literal(1), z.literal(2)]) })) },
-      responses: { 200: json(Account, 'The account with its new key'), ...errorResponses },
+      responses: { 200: json(AccountKeys, 'The keys, one of them new'), ...errorResponses },
     }),
-    async (c) =>
-      c.json(await store().regenerateAccountKey(c.req.valid('param').account, c.req.valid('json').key), 200),
+    async (c) => {
+      const a = await store().regenerateAccountKey(c.req.valid('param').account, c.req.valid('json').key)
+      return c.json({ account: a.name, keys: a.keys }, 200)
+    },
   )
 
   // ------------------------------------------------------------ containers
@@ -434,7 +468,7 @@ export function registerDiskRoutes(app: ApiApp, ctx: ApiContext): void {
           `Cannot write ${length} bytes at once: a single write is limited to 4 MiB`,
         )
       }
-      const data = new Uint8Array(await c.req.arrayBuffer())
+      const data = await readBodyUpTo(c, MAX_WRITE_SIZE)
       const cond = q.leaseId ? { leaseId: q.leaseId } : undefined
       return c.json(
         await store().writePages(ref(c.req.valid('param')), q.offset, data, clean({ conditions: cond })),
@@ -771,15 +805,23 @@ export function registerDiskRoutes(app: ApiApp, ctx: ApiContext): void {
       path: `${DISK}/import`,
       tags,
       summary:
-        "Import a raw image file or block device on the service's machine into a new disk (zero blocks stay holes)",
+        "Import a raw image file under an --import-root on the service's machine into a new disk (zero blocks stay holes)",
       request: { params: DiskParams, ...body(z.object({ path: z.string() })) },
       responses: { 201: json(Disk, 'The new disk'), ...errorResponses },
     }),
     async (c) => {
-      const info = await store().importFile(c.req.valid('json').path, ref(c.req.valid('param')), {
-        signal: c.req.raw.signal,
-      })
-      return c.json(diskJson(info), 201)
+      const path = await hostPaths().checkImport(c.req.valid('json').path)
+      const r = ref(c.req.valid('param'))
+      const resource = `accounts/${r.account}/containers/${r.container}/disks/${r.disk}`
+      const info = await runAsJob(ctx, c, { kind: 'import', resource }, async (signal, job) =>
+        diskJson(
+          await store().importFile(path, r, {
+            signal,
+            ...(job ? { onProgress: (p) => job.progress({ ...p, phase: 'import' }) } : {}),
+          }),
+        ),
+      )
+      return c.json(info, 201)
     },
   )
   app.openapi(
@@ -787,10 +829,13 @@ export function registerDiskRoutes(app: ApiApp, ctx: ApiContext): void {
       method: 'post',
       path: `${DISK}/export`,
       tags,
-      summary: "Export a disk or snapshot to a sparse raw file on the service's machine",
+      summary:
+        "Export a disk or snapshot to a sparse raw file under an --export-root on the service's machine (an existing file is replaced only with overwrite)",
       request: {
         params: DiskParams,
-        ...body(z.object({ path: z.string(), snapshot: z.string().optional() })),
+        ...body(
+          z.object({ path: z.string(), snapshot: z.string().optional(), overwrite: z.boolean().optional() }),
+        ),
       },
       responses: {
         200: json(z.object({ path: z.string(), size: z.number() }), 'Exported'),
@@ -801,7 +846,17 @@ export function registerDiskRoutes(app: ApiApp, ctx: ApiContext): void {
       const b = c.req.valid('json')
       const r = ref(c.req.valid('param'))
       const size = store().getDisk(r, b.snapshot).size
-      await store().exportFile(r, b.path, { signal: c.req.raw.signal, ...clean({ snapshot: b.snapshot }) })
+      const resource = `accounts/${r.account}/containers/${r.container}/disks/${r.disk}`
+      await runAsJob(ctx, c, { kind: 'export', resource }, async (signal, job) => {
+        await hostPaths().export(b.path, clean({ overwrite: b.overwrite }), (temporary) =>
+          store().exportFile(r, temporary, {
+            signal,
+            ...clean({ snapshot: b.snapshot }),
+            ...(job ? { onProgress: (p) => job.progress({ ...p, phase: 'export' }) } : {}),
+          }),
+        )
+        return { path: b.path, size }
+      })
       return c.json({ path: b.path, size }, 200)
     },
   )

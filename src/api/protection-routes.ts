@@ -1,11 +1,12 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { type BackupJobStatus, type JobType, type ProtectionStore, validateVm } from '../protection/index.js'
+import { type ProtectionStore, validateVm } from '../protection/index.js'
 import { CairnError } from '../util/index.js'
 import type { ApiContext } from './api-context.js'
+import { JobSchema } from './job-routes.js'
 import type { ApiApp } from './new-api-app.js'
 
 // Protection resources, named after the reference: vms, vaults/{vault}/backupPolicies,
-// vaults/{vault}/protectedItems/{vm}/recoveryPoints, backupJobs. Bodies are checked by the protection
+// vaults/{vault}/protectedItems/{vm}/recoveryPoints (their jobs are at /api/v1/jobs). Bodies are checked by the protection
 // component (validateVm, validatePolicy) so that its messages name every problem at once.
 
 const Json = z.record(z.string(), z.unknown()).openapi('Object')
@@ -43,7 +44,7 @@ const ProtectBody = z
 /** Turns store records into plain JSON objects for the response schemas. */
 const plain = (v: unknown) => v as Record<string, unknown>
 
-/** Registers VM, policy, protected item, recovery point and job routes over a ProtectionStore. */
+/** Registers VM, policy, protected item and recovery point routes over a ProtectionStore. */
 export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
   const store = ctx.protection!
   const changed = () => ctx.protectionChanged?.()
@@ -340,7 +341,7 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
           required: false,
         },
       },
-      responses: { 202: json(Json, 'The started job'), ...errors },
+      responses: { 202: json(JobSchema, 'The started job'), ...errors },
     }),
     async (c) => {
       const p = c.req.valid('param')
@@ -358,7 +359,7 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
         }
         options.expiresAt = at
       }
-      return c.json(plain(await backups(`back up VM "${p.vm}"`).startBackup(p.vm, options)), 202)
+      return c.json(await backups(`back up VM "${p.vm}"`).startBackup(p.vm, options), 202)
     },
   )
   app.openapi(
@@ -378,7 +379,7 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
           }),
         ),
       },
-      responses: { 202: json(Json, 'The started job'), ...errors },
+      responses: { 202: json(JobSchema, 'The started job'), ...errors },
     }),
     async (c) => {
       const p = c.req.valid('param')
@@ -402,60 +403,8 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
       } else {
         running = await engine.replaceDisks(p.vm, p.rp)
       }
-      running.done.catch(() => {})
-      return c.json(plain(running.job), 202)
+      return c.json(running.job, 202)
     },
-  )
-
-  // --- Jobs ---
-  app.openapi(
-    createRoute({
-      method: 'get',
-      path: '/api/v1/backupJobs',
-      summary: 'List backup, restore and maintenance jobs, newest first',
-      request: {
-        query: z.object({
-          status: z
-            .enum(['InProgress', 'Completed', 'CompletedWithWarnings', 'Failed', 'Cancelling', 'Cancelled'])
-            .optional(),
-          type: z.enum(['Backup', 'Restore', 'DeleteBackupData', 'Maintenance']).optional(),
-          entity: z.string().optional(),
-          since: z.string().datetime({ offset: true }).optional(),
-          limit: z.coerce.number().int().min(1).max(1000).optional(),
-        }),
-      },
-      responses: { 200: json(JsonList, 'Jobs'), ...errors },
-    }),
-    async (c) => {
-      const q = c.req.valid('query')
-      const filter: Parameters<ProtectionStore['listJobs']>[0] = {}
-      if (q.status) filter.status = q.status as BackupJobStatus
-      if (q.type) filter.type = q.type as JobType
-      if (q.entity) filter.entity = q.entity
-      if (q.since) filter.since = new Date(q.since)
-      if (q.limit) filter.limit = q.limit
-      return c.json({ value: (await store.listJobs(filter)).map(plain) }, 200)
-    },
-  )
-  app.openapi(
-    createRoute({
-      method: 'get',
-      path: '/api/v1/backupJobs/{id}',
-      summary: 'Show a job: status, phase, progress (bytes, percent, ETA), times, error',
-      request: { params: z.object({ id: z.string().min(1) }) },
-      responses: { 200: json(Json, 'The job'), ...errors },
-    }),
-    async (c) => c.json(plain(await store.getJob(c.req.valid('param').id)), 200),
-  )
-  app.openapi(
-    createRoute({
-      method: 'post',
-      path: '/api/v1/backupJobs/{id}/cancel',
-      summary: 'Cancel a running job; it ends Cancelled without leaving half a recovery point',
-      request: { params: z.object({ id: z.string().min(1) }) },
-      responses: { 200: json(Json, 'The job'), ...errors },
-    }),
-    async (c) => c.json(plain(await backups('cancel a job').cancel(c.req.valid('param').id)), 200),
   )
 }
 

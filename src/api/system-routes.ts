@@ -1,4 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi'
+import type { StoreHealth } from '../diskstore/index.js'
 import type { ApiContext } from './api-context.js'
 import type { ApiApp } from './new-api-app.js'
 
@@ -12,7 +13,21 @@ const Info = z
   })
   .openapi('Info')
 
-/** `/healthz` and `/api/v1/info`. */
+const Status = z
+  .object({
+    status: z.enum(['ok', 'degraded', 'stopping']),
+    diskStore: z.object({
+      state: z.enum(['ok', 'low', 'full']),
+      freeBytes: z.number(),
+      totalBytes: z.number(),
+      reserveBytes: z.number(),
+      since: z.string().optional(),
+      message: z.string().optional(),
+    }),
+  })
+  .openapi('Status')
+
+/** `/healthz`, `/api/v1/status` and `/api/v1/info`. */
 export function registerSystemRoutes(app: ApiApp, ctx: ApiContext): void {
   app.openapi(
     createRoute({
@@ -26,7 +41,18 @@ export function registerSystemRoutes(app: ApiApp, ctx: ApiContext): void {
         },
       },
     }),
-    (c) => c.json({ status: ctx.accepting() ? 'ok' : 'stopping' }, 200),
+    (c) => c.json({ status: overall(ctx) }, 200),
+  )
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/v1/status',
+      summary: "Whether the service can write: the disk store's free space and any disk-full episode",
+      responses: {
+        200: { description: 'Service status', content: { 'application/json': { schema: Status } } },
+      },
+    }),
+    (c) => c.json({ status: overall(ctx), diskStore: diskStoreHealth(ctx) }, 200),
   )
   app.openapi(
     createRoute({
@@ -39,4 +65,14 @@ export function registerSystemRoutes(app: ApiApp, ctx: ApiContext): void {
     }),
     (c) => c.json(ctx.info(), 200),
   )
+}
+
+function diskStoreHealth(ctx: ApiContext): StoreHealth {
+  return ctx.diskStore.health?.() ?? { state: 'ok', freeBytes: 0, totalBytes: 0, reserveBytes: 0 }
+}
+
+/** `stopping` while shutting down, `degraded` while the disk store is full, else `ok`. */
+function overall(ctx: ApiContext): 'ok' | 'degraded' | 'stopping' {
+  if (!ctx.accepting()) return 'stopping'
+  return diskStoreHealth(ctx).state === 'full' ? 'degraded' : 'ok'
 }

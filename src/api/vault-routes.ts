@@ -1,14 +1,22 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { backupDisks, type JobInfo, type JobRegistry, restoreToDisk } from '../protection/index.js'
-import { CairnError } from '../util/index.js'
-import { fileSink, fileSource, type VaultCredentials, type VaultRegistry } from '../vault/index.js'
+import type { DiskRef, DiskStore } from '../diskstore/index.js'
+import { backupDisks, type JobContext, type JobService, restoreToDisk } from '../protection/index.js'
+import { CairnError, type HostPaths } from '../util/index.js'
+import {
+  fileSink,
+  fileSource,
+  type VaultCredentials,
+  type VaultProgress,
+  type VaultRegistry,
+} from '../vault/index.js'
+import { runAsJob } from './_run-as-job.js'
 import type { ApiContext } from './api-context.js'
+import { JobSchema } from './job-routes.js'
 import type { ApiApp } from './new-api-app.js'
 import { errorResponses } from './schemas.js'
 
 const VaultName = z.string().openapi({ param: { name: 'vault', in: 'path' }, example: 'main' })
 const RpId = z.string().openapi({ param: { name: 'rp', in: 'path' }, example: '20261122T195200123Z-3f2a' })
-const JobId = z.string().openapi({ param: { name: 'job', in: 'path' } })
 
 const Credentials = {
   passphrase: z.string().min(1).optional(),
@@ -60,28 +68,7 @@ const RecoveryPoint = z
   })
   .openapi('RecoveryPoint')
 
-const Job = z
-  .object({
-    id: z.string(),
-    type: z.string(),
-    resource: z.string(),
-    status: z.enum(['InProgress', 'Cancelling', 'Completed', 'Failed', 'Cancelled']),
-    progress: z
-      .object({
-        phase: z.string(),
-        bytesDone: z.number(),
-        bytesTotal: z.number(),
-        bytesStored: z.number(),
-        rate: z.number(),
-        etaMs: z.number().nullable(),
-      })
-      .nullable(),
-    startedAt: z.string(),
-    endedAt: z.string().nullable(),
-    result: z.unknown(),
-    error: z.object({ code: z.string(), message: z.string() }).nullable(),
-  })
-  .openapi('Job')
+const Job = JobSchema
 
 const DiskRefBody = z.object({ account: z.string(), container: z.string(), disk: z.string() })
 
@@ -117,9 +104,25 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
     if (!ctx.vaults) throw new CairnError('ServiceUnavailable', 'This service has no vault registry')
     return ctx.vaults
   }
-  const jobs = (): JobRegistry => {
-    if (!ctx.jobs) throw new CairnError('ServiceUnavailable', 'This service has no job registry')
+  const jobs = (): JobService => {
+    if (!ctx.jobs) throw new CairnError('ServiceUnavailable', 'This service has no job service')
     return ctx.jobs
+  }
+  /** Starts a vault job and answers it (202). */
+  const startJob = async (
+    spec: { kind: 'backup' | 'restore' | 'verify' | 'gc'; vault: string; resource?: string },
+    body: (ctx: JobContext) => Promise<unknown>,
+  ) => {
+    const started = await jobs().start(
+      { kind: spec.kind, vault: spec.vault, resource: spec.resource ?? `vaults/${spec.vault}` },
+      body,
+    )
+    return started.job
+  }
+  const hostPaths = (): HostPaths => {
+    if (!ctx.hostPaths)
+      throw new CairnError('PathNotAllowed', 'Cannot use a host path: this service has no host-path roots')
+    return ctx.hostPaths
   }
   const P = z.object({ vault: VaultName })
   const PR = z.object({ vault: VaultName, rp: RpId })
@@ -141,7 +144,10 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
       request: body(
         z.object({
           name: z.string(),
-          location: z.string().optional().openapi({ description: 'Folder; default DATA/vaults/NAME' }),
+          location: z.string().optional().openapi({
+            description:
+              'An absolute folder (or file:/// URL), empty or absent (docs/security.md, docs/vault.md "Backends"); default DATA/vaults/NAME',
+          }),
           attach: z.boolean().optional(),
           ...Credentials,
         }),
@@ -173,15 +179,28 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
     createRoute({
       method: 'delete',
       path: '/api/v1/vaults/{vault}',
-      summary: 'Forget a vault; deleteData=true deletes its files too',
+      summary:
+        'Forget a vault; deleteData=true also deletes the files of its layout (refused while it holds recovery points or protected items) and its folder when nothing else is left',
       request: { params: P, query: z.object({ deleteData: z.enum(['true', 'false']).optional() }) },
-      responses: { 204: { description: 'Deleted' }, ...errorResponses },
+      responses: {
+        200: json(
+          z.object({
+            name: z.string(),
+            dataDeleted: z.boolean(),
+            left: z
+              .array(z.string())
+              .openapi({ description: "Files in the folder that were not the vault's, left in place" }),
+          }),
+          'Deleted',
+        ),
+        ...errorResponses,
+      },
     }),
     async (c) => {
-      await vaults().remove(c.req.valid('param').vault, {
-        deleteData: c.req.valid('query').deleteData === 'true',
-      })
-      return c.body(null, 204)
+      const { vault } = c.req.valid('param')
+      const deleteData = c.req.valid('query').deleteData === 'true'
+      const { left } = await vaults().remove(vault, { deleteData })
+      return c.json({ name: vault, dataDeleted: deleteData, left }, 200)
     },
   )
   app.openapi(
@@ -270,10 +289,10 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
       const { vault } = c.req.valid('param')
       const { sample, readData } = c.req.valid('json')
       const v = await vaults().open(vault)
-      const job = jobs().start('verify', `vaults/${vault}`, (ctl) =>
+      const job = await startJob({ kind: 'verify', vault }, (ctl) =>
         v.verify({
           signal: ctl.signal,
-          onProgress: ctl.progress,
+          onProgress: progressTo(ctl),
           ...(sample !== undefined ? { sample } : {}),
           ...(readData ? { readData } : {}),
         }),
@@ -300,11 +319,13 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
     }),
     async (c) => {
       const { item, dryRun, ...policy } = c.req.valid('json')
-      const v = await vaults().open(c.req.valid('param').vault)
-      return c.json(
-        await v.prune({ policy, ...(item !== undefined ? { item } : {}), ...(dryRun ? { dryRun } : {}) }),
-        200,
+      const { vault } = c.req.valid('param')
+      const v = await vaults().open(vault)
+      // A prune is quick (it deletes manifests): it runs as a job, kept in the history, and answers its report.
+      const report = await runAsJob(ctx, c, { kind: 'prune', vault, resource: `vaults/${vault}` }, () =>
+        v.prune({ policy, ...(item !== undefined ? { item } : {}), ...(dryRun ? { dryRun } : {}) }),
       )
+      return c.json(report, 200)
     },
   )
   app.openapi(
@@ -318,10 +339,7 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
     async (c) => {
       const { vault } = c.req.valid('param')
       const v = await vaults().open(vault)
-      return c.json(
-        jobs().start('gc', `vaults/${vault}`, (ctl) => v.gc({ signal: ctl.signal })),
-        202,
-      )
+      return c.json(await startJob({ kind: 'gc', vault }, (ctl) => v.gc({ signal: ctl.signal })), 202)
     },
   )
   app.openapi(
@@ -373,7 +391,7 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
       method: 'post',
       path: '/api/v1/vaults/{vault}/backups',
       summary:
-        'Back up disk-store disks (snapshotted together; only the diff since the last recovery point is read) or a raw file or block device on the service host; answers a job',
+        'Back up disk-store disks (snapshotted together; only the diff since the last recovery point is read) or a raw file under an --import-root of the service host; answers a job',
       request: {
         params: P,
         ...body(
@@ -414,7 +432,7 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
         if (disks.length === 0) throw new CairnError('InvalidRequest', 'Cannot back up: disks is empty')
         for (const d of disks) store.getDisk(d)
         const item = b.item ?? disks[0]!.disk
-        const job = jobs().start('backup', `vaults/${vault}`, (ctl) =>
+        const job = await startJob({ kind: 'backup', vault }, (ctl) =>
           backupDisks(
             v,
             store,
@@ -428,17 +446,17 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
               ...(b.base === 'none' ? { base: null } : b.base && b.base !== 'latest' ? { base: b.base } : {}),
               ...(b.expiresAt ? { expiresAt: new Date(b.expiresAt) } : {}),
               signal: ctl.signal,
-              onProgress: ctl.progress,
+              onProgress: progressTo(ctl),
             },
           ),
         )
         return c.json(job, 202)
       }
       if (!b.path) throw new CairnError('InvalidRequest', 'Cannot back up: give disks or path')
-      const path = b.path
+      const path = await hostPaths().checkImport(b.path)
       const fileName = path.split('/').pop() || 'disk'
       const item = b.item ?? fileName
-      const job = jobs().start('backup', `vaults/${vault}`, async (ctl) => {
+      const job = await startJob({ kind: 'backup', vault }, async (ctl) => {
         let base: string | undefined
         if (b.base === undefined || b.base === 'latest') base = (await v.latestRecoveryPoint(item))?.id
         else if (b.base !== 'none') base = b.base
@@ -450,7 +468,7 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
             ...(base ? { base } : {}),
             ...(b.expiresAt ? { expiresAt: new Date(b.expiresAt) } : {}),
             signal: ctl.signal,
-            onProgress: ctl.progress,
+            onProgress: progressTo(ctl),
           })
         } finally {
           await source.close?.()
@@ -464,7 +482,7 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
       method: 'post',
       path: '/api/v1/vaults/{vault}/recoveryPoints/{rp}/restore',
       summary:
-        'Restore a disk of a recovery point into a new (or, with overwrite, an existing) disk-store disk, or into a raw file (sparse) or block device on the service host; answers a job',
+        'Restore a disk of a recovery point into a new (or, with overwrite, an existing) disk-store disk, or into a raw file (sparse) under an --export-root of the service host; answers a job',
       request: {
         params: PR,
         ...body(
@@ -495,54 +513,56 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
         throw new CairnError('InvalidRequest', 'Cannot restore: give either target or path, not both')
       if (b.target) {
         const target = b.target
-        const job = jobs().start('restore', `vaults/${vault}/recoveryPoints/${rp}`, (ctl) =>
-          restoreToDisk(v, ctx.diskStore, rp, d.name, target, {
+        const resource = `vaults/${vault}/recoveryPoints/${rp}`
+        const job = await startJob({ kind: 'restore', vault, resource }, async (ctl) => {
+          // A disk this restore creates is named in the job first: if the service dies, the next
+          // start removes it rather than leave half a disk.
+          if (!diskExists(ctx.diskStore, target)) {
+            ctl.details.createdDisks = [target]
+            await ctl.phase('Restore')
+          }
+          const result = await restoreToDisk(v, ctx.diskStore, rp, d.name, target, {
             signal: ctl.signal,
-            onProgress: ctl.progress,
+            onProgress: progressTo(ctl),
             ...(b.overwrite ? { overwrite: true } : {}),
-          }),
-        )
+          })
+          delete ctl.details.createdDisks
+          return result
+        })
         return c.json(job, 202)
       }
       if (!b.path) throw new CairnError('InvalidRequest', 'Cannot restore: give target or path')
-      const sink = await fileSink(b.path, { size: d.size, ...(b.overwrite ? { overwrite: true } : {}) })
-      const job = jobs().start('restore', `vaults/${vault}/recoveryPoints/${rp}`, async (ctl) => {
-        try {
-          return await v.restore(rp, d.name, sink, { signal: ctl.signal, onProgress: ctl.progress })
-        } finally {
-          await sink.close?.()
-        }
-      })
+      const path = b.path
+      const paths = hostPaths()
+      // The rules are checked before the job starts, so a refusal is the answer, not a failed job.
+      await paths.checkExport(path, { ...(b.overwrite ? { overwrite: true } : {}) })
+      const resource = `vaults/${vault}/recoveryPoints/${rp}`
+      const job = await startJob({ kind: 'restore', vault, resource }, (ctl) =>
+        paths.export(path, { ...(b.overwrite ? { overwrite: true } : {}) }, async (temporary) => {
+          const sink = await fileSink(temporary, { size: d.size })
+          try {
+            return await v.restore(rp, d.name, sink, { signal: ctl.signal, onProgress: progressTo(ctl) })
+          } finally {
+            await sink.close?.()
+          }
+        }),
+      )
       return c.json(job, 202)
     },
   )
-  app.openapi(
-    createRoute({
-      method: 'get',
-      path: '/api/v1/jobs',
-      summary: 'List jobs, newest first',
-      responses: { 200: json(z.object({ items: z.array(Job) }), 'Jobs') },
-    }),
-    (c) => c.json({ items: jobs().list() as JobInfo[] }, 200),
-  )
-  app.openapi(
-    createRoute({
-      method: 'get',
-      path: '/api/v1/jobs/{job}',
-      summary: 'Show a job and its progress',
-      request: { params: z.object({ job: JobId }) },
-      responses: { 200: json(Job, 'The job'), ...errorResponses },
-    }),
-    (c) => c.json(jobs().get(c.req.valid('param').job), 200),
-  )
-  app.openapi(
-    createRoute({
-      method: 'post',
-      path: '/api/v1/jobs/{job}/cancel',
-      summary: 'Cancel a running job',
-      request: { params: z.object({ job: JobId }) },
-      responses: { 200: json(Job, 'The job'), ...errorResponses },
-    }),
-    (c) => c.json(jobs().cancel(c.req.valid('param').job), 200),
-  )
+}
+
+/** Vault progress as job progress. */
+function progressTo(ctl: JobContext): (p: VaultProgress) => void {
+  return (p) => ctl.progress({ phase: p.phase, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal })
+}
+
+function diskExists(store: DiskStore, ref: DiskRef): boolean {
+  try {
+    store.getDisk(ref)
+    return true
+  } catch (err) {
+    if (err instanceof CairnError && err.code === 'DiskNotFound') return false
+    throw err
+  }
 }

@@ -44,10 +44,14 @@ export function requestPageRange(req: IncomingMessage): { offset: number; length
   return { offset: r.start, length: r.end + 1 - r.start }
 }
 
-/** The `x-ms-meta-*` headers as metadata, names in the case the client sent. */
+/** Azure's limit on the metadata of a container or blob: names and values together. */
+export const MAX_METADATA_BYTES = 8 * 1024
+
+/** The `x-ms-meta-*` headers as metadata, names in the case the client sent; at most 8 KiB of them. */
 export function requestMetadata(req: IncomingMessage): Record<string, string> {
   const out: Record<string, string> = {}
   const raw = req.rawHeaders
+  let bytes = 0
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i]!
     if (name.length > 9 && name.toLowerCase().startsWith('x-ms-meta-')) {
@@ -55,8 +59,14 @@ export function requestMetadata(req: IncomingMessage): Record<string, string> {
       if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key))
         throw badHeader(name, raw[i + 1]!, 'a metadata name must be a C# identifier')
       out[key] = raw[i + 1]!
+      bytes += Buffer.byteLength(key) + Buffer.byteLength(raw[i + 1]!)
     }
   }
+  if (bytes > MAX_METADATA_BYTES)
+    throw blobError(
+      'MetadataTooLarge',
+      `Cannot keep ${bytes} bytes of metadata: names and values may hold ${MAX_METADATA_BYTES} bytes`,
+    )
   return out
 }
 

@@ -43,6 +43,11 @@ export async function putPage(ctx: BlobContext): Promise<Answer> {
   if (write !== 'update' && write !== 'clear')
     throw badHeader('x-ms-page-write', write, 'use update or clear')
   const { offset, length } = requestPageRange(ctx.req)
+  // Azure wants the length up front: a chunked body is refused before a byte of it is read.
+  if (write === 'update' && headerOf(ctx.req, 'content-length') === undefined)
+    throw blobError('MissingContentLengthHeader', 'Put Page needs a Content-Length (no chunked bodies)', {
+      HeaderName: 'Content-Length',
+    })
   const declared = headerOf(ctx.req, 'content-length') ?? '0'
   let body: Buffer | undefined
   if (write === 'update' && length >= ALIGNED_BODY && length % ALIGN === 0 && length <= MAX_WRITE_SIZE) {

@@ -2,11 +2,11 @@
 // http://host:port/<account>/<container>/<blob>.
 import { randomBytes, randomUUID } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { DiskStore } from '../diskstore/index.js'
-import { isCairnError, type Logger, silentLogger } from '../util/index.js'
+import { type HttpLimits, httpServerLimits, isCairnError, type Logger, silentLogger } from '../util/index.js'
 import type { Answer, BlobContext } from './_blob-context.js'
 import {
   blobMetadata,
@@ -44,6 +44,22 @@ export const DEVELOPMENT_ACCOUNT = {
 /** The service version answered when a request names none. */
 export const DEFAULT_VERSION = '2025-01-05'
 
+/** Bytes of a refused request's body read and dropped before its connection is closed instead. */
+const MAX_DISCARD = 8 * 1024 * 1024
+
+/** How long a connection closed on a client still sending keeps dropping its bytes. */
+const LINGER_MS = 5000
+
+/**
+ * Closes a connection whose client still sends a refused body: our side first (the answer is out, and
+ * the client reads it before it sees the end), then, a moment later, the socket. Destroying it at once
+ * would answer the client's next bytes with a reset that can wipe the unread answer on its side.
+ */
+function lingerAndClose(socket: Socket): void {
+  socket.end()
+  setTimeout(() => socket.destroy(), LINGER_MS).unref()
+}
+
 /** How far a request's date may be from the service's clock. */
 const MAX_CLOCK_SKEW_MS = 15 * 60 * 1000
 
@@ -55,6 +71,10 @@ export interface BlobApiServerOptions {
    * lacks it, so tools made for Azurite work unchanged (CairnService creates it on a new data folder).
    */
   developmentAccount?: boolean
+  /** Connections held at once; more are closed as they come (default 1024). */
+  maxConnections?: number
+  /** Deadlines of the connections: idle keep-alive (5 s), headers (20 s), whole request (300 s). */
+  limits?: HttpLimits
 }
 
 type Operation = (ctx: BlobContext) => Answer | Promise<Answer>
@@ -147,12 +167,28 @@ export class BlobApiServer {
     this.#store = store
     this.#logger = options.logger ?? silentLogger
     this.#developmentAccount = options.developmentAccount ?? false
-    this.#server = createServer({ keepAlive: true }, (req, res) => {
-      this.#handle(req, res).catch((err: unknown) => {
-        this.#logger.error('blob API request failed', { error: String(err) })
-        if (!res.headersSent) res.writeHead(500).end()
-        else res.destroy()
+    this.#server = createServer(
+      { keepAlive: true, ...httpServerLimits(options.limits ?? {}) },
+      (req, res) => {
+        this.#handle(req, res).catch((err: unknown) => {
+          this.#logger.error('blob API request failed', { error: String(err) })
+          if (!res.headersSent) res.writeHead(500).end()
+          else res.destroy()
+        })
+      },
+    )
+    this.#server.maxConnections = options.maxConnections ?? 1024
+    let dropped = 0
+    let warnedAt = 0
+    this.#server.on('drop', () => {
+      dropped++
+      if (Date.now() - warnedAt < 10_000) return
+      this.#logger.warn('blob API connections refused', {
+        count: dropped,
+        reason: `${this.#server.maxConnections} connections are open`,
       })
+      dropped = 0
+      warnedAt = Date.now()
     })
   }
 
@@ -307,7 +343,13 @@ export class BlobApiServer {
         return
       }
       this.#sendError(res, method, answer, common, requestId)
-      // Whatever of the body was not read is discarded so the connection can be reused.
+      // Whatever of the body was not read is discarded so the connection can be reused, up to a
+      // point: a client still sending more than that loses the connection instead.
+      let discarded = 0
+      req.on('data', (chunk: Buffer) => {
+        discarded += chunk.length
+        if (discarded > MAX_DISCARD && discarded - chunk.length <= MAX_DISCARD) lingerAndClose(req.socket)
+      })
       req.resume()
     }
   }

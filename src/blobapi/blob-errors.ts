@@ -82,6 +82,12 @@ export const azureErrors = {
     'PayloadTooLarge',
     'The request body is too large and exceeds the maximum permissible limit.',
   ),
+  MissingContentLengthHeader: spec(411, 'InvalidRequest', 'The Content-Length header was not specified.'),
+  MetadataTooLarge: spec(
+    400,
+    'InvalidRequest',
+    'The size of the specified metadata exceeds the maximum size permitted.',
+  ),
   Md5Mismatch: spec(
     400,
     'ChecksumMismatch',
@@ -97,6 +103,13 @@ export const azureErrors = {
     503,
     'ServiceUnavailable',
     'The server is currently unable to receive requests. Please retry your request.',
+  ),
+  // Not one of Azure's codes (Azure has no full disk): 507 because the storage SDKs retry 500 and 503
+  // (and network errors) only, so a client learns at once instead of retrying into a full disk.
+  InsufficientStorage: spec(
+    507,
+    'StoreFull',
+    'The server cannot store the data: its disk is full. Free space or delete data, then retry.',
   ),
 
   // Containers and blobs
@@ -307,8 +320,9 @@ function fromStoreCode(code: ErrorCode, kind: OperationKind): AzureErrorCode {
     case 'ChecksumMismatch':
       return 'Md5Mismatch'
     case 'ServiceUnavailable':
-    case 'StoreFull':
       return 'ServerBusy'
+    case 'StoreFull':
+      return 'InsufficientStorage'
     case 'DiskIsReadOnly':
       return 'OperationNotAllowedOnIncrementalCopyBlob'
     case 'InvalidMarker':

@@ -4,21 +4,20 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { sql } from 'kysely'
-import type { Catalog } from './catalog.js'
+import type { CairnError } from '../util/index.js'
 import { MIGRATIONS } from './migrations.js'
-import { openSqliteCatalog, SqliteCatalog } from './sqlite-catalog.js'
+import { CATALOG_DIALECTS, openCatalog } from './open-catalog.js'
+import { SqliteCatalog } from './sqlite-catalog.js'
 
-// One suite for every catalog implementation; PostgreSQL joins this list when it arrives.
-const DIALECTS: { name: string; open(dir: string): Promise<Catalog> }[] = [
-  { name: 'sqlite', open: (dir) => openSqliteCatalog(join(dir, 'catalog.db')) },
-]
-
-for (const dialect of DIALECTS) {
+// One suite for every catalog dialect (CATALOG_DIALECTS): PostgreSQL joins that list when it arrives.
+for (const d of CATALOG_DIALECTS) {
+  const dialect = { name: d.name, open: (dir: string) => openCatalog(d.url(dir)) }
   describe(`catalog (${dialect.name})`, () => {
     it('migrate() brings an empty catalog to the newest version, once', async () => {
       const dir = mkdtempSync(join(tmpdir(), 'cairn-catalog-'))
       try {
         const c = await dialect.open(dir)
+        assert.equal(c.dialect, dialect.name)
         assert.equal(await c.schemaVersion(), MIGRATIONS.at(-1)!.version)
         assert.deepEqual(await c.migrate(), [])
         await c.close()
@@ -82,5 +81,47 @@ describe('catalog migrations', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
+  })
+})
+
+describe('openCatalog', () => {
+  it('opens sqlite:PATH, sqlite:///PATH and sqlite::memory: migrated', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cairn-catalog-'))
+    try {
+      for (const url of [`sqlite:${join(dir, 'a.db')}`, `sqlite://${join(dir, 'a.db')}`, 'sqlite::memory:']) {
+        const c = await openCatalog(url)
+        assert.equal(c.dialect, 'sqlite')
+        assert.equal(await c.schemaVersion(), MIGRATIONS.at(-1)!.version, url)
+        await c.setSetting('opened', url)
+        await c.close()
+      }
+      const again = await openCatalog(`sqlite:${join(dir, 'a.db')}`)
+      assert.equal(
+        await again.getSetting('opened'),
+        `sqlite://${join(dir, 'a.db')}`,
+        'both spellings are one file',
+      )
+      await again.close()
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('refuses PostgreSQL until it is supported, without repeating a password, and other URLs', async () => {
+    const refused = async (url: string, pattern: RegExp) =>
+      assert.rejects(openCatalog(url), (e: CairnError) => {
+        assert.equal(e.code, 'UnsupportedCatalogUrl', e.message)
+        assert.match(e.message, pattern)
+        assert.ok(!e.message.includes('s3cret'), e.message)
+        return true
+      })
+    await refused(
+      'postgres://cairn:s3cret@db.example:5432/cairn',
+      /postgres:\/\/…@db\.example:5432\/cairn.*PostgreSQL catalogs are not supported yet/,
+    )
+    await refused('postgresql://db/cairn', /PostgreSQL catalogs are not supported yet/)
+    await refused('mysql://db/cairn', /no catalog dialect for "mysql:"/)
+    await refused('/var/lib/cairn/catalog.db', /give sqlite:PATH or sqlite::memory:/)
+    await refused('sqlite:', /names no file/)
   })
 })

@@ -1,6 +1,21 @@
 // The catalog: the service's records in SQLite (embedded) or, later, PostgreSQL, with versioned migrations.
 export type { Catalog } from './catalog.js'
+export {
+  FINISHED_JOB_STATES,
+  isJobFinished,
+  JOB_KINDS,
+  JOB_STATES,
+  type Job,
+  type JobFilter,
+  type JobKind,
+  type JobPage,
+  type JobProgress,
+  type JobState,
+  JobStore,
+  type NewJob,
+} from './job-store.js'
 export { KyselyCatalog } from './kysely-catalog.js'
 export { MIGRATIONS, type Migration } from './migrations.js'
+export { CATALOG_DIALECTS, openCatalog } from './open-catalog.js'
 export type { Auto, CatalogSchema } from './schema.js'
 export { openSqliteCatalog, SqliteCatalog } from './sqlite-catalog.js'

@@ -137,4 +137,32 @@ export const MIGRATIONS: Migration[] = [
       await db.schema.createIndex('jobs_status').on('jobs').columns(['status']).execute()
     },
   },
+  {
+    // One job model for every long operation: lower-case kinds, the states Queued / Running /
+    // Completed / Failed / Cancelled / Interrupted, who started it, its result, its VM, its last update.
+    version: 11,
+    name: 'jobs for every long operation',
+    async up(db) {
+      await db.schema.alterTable('jobs').addColumn('vm', 'text').execute()
+      await db.schema
+        .alterTable('jobs')
+        .addColumn('started_by', 'text', (c) => c.notNull().defaultTo('local'))
+        .execute()
+      await db.schema.alterTable('jobs').addColumn('result_json', 'text').execute()
+      await db.schema.alterTable('jobs').addColumn('running_at', 'integer').execute()
+      await db.schema.alterTable('jobs').addColumn('updated_at', 'integer').execute()
+      await sql`update jobs set vm = entity where item_id is not null`.execute(db)
+      await sql`update jobs set running_at = started_at, updated_at = coalesce(ended_at, started_at)`.execute(
+        db,
+      )
+      await sql`update jobs set type = lower(type) where type in ('Backup', 'Restore')`.execute(db)
+      await sql`update jobs set type = 'delete-data' where type = 'DeleteBackupData'`.execute(db)
+      await sql`update jobs set type = 'maintenance' where type = 'Maintenance'`.execute(db)
+      await sql`update jobs set status = 'Completed' where status = 'CompletedWithWarnings'`.execute(db)
+      await sql`update jobs set status = 'Running' where status = 'InProgress'`.execute(db)
+      await sql`update jobs set status = 'Running' where status = 'Cancelling'`.execute(db)
+      await db.schema.createIndex('jobs_type').on('jobs').columns(['type']).execute()
+      await db.schema.createIndex('jobs_vm').on('jobs').columns(['vm']).execute()
+    },
+  },
 ]

@@ -95,7 +95,11 @@ export interface RecoveryPointsTable {
   created_at: string
 }
 
-/** A backup, restore or maintenance job (history kept). */
+/**
+ * A long operation (history kept): `type` is its kind (backup, restore, verify, gc, …), `status` its
+ * state, `entity` what it acts on, `started_at` when it was created (queued), `running_at` when its
+ * work began. Times in epoch ms.
+ */
 export interface JobsTable {
   id: string
   type: string
@@ -104,10 +108,15 @@ export interface JobsTable {
   entity: string
   item_id: string | null
   vault: string | null
+  vm: string | null
   bytes_done: number
   bytes_total: number
   started_at: number
+  running_at: number | null
+  updated_at: number | null
   ended_at: number | null
+  started_by: string
+  result_json: string | null
   error_code: string | null
   error_message: string | null
   details_json: string

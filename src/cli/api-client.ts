@@ -11,6 +11,25 @@ export class ApiClient {
     this.baseUrl = baseUrl.replace(/\/+$/, '')
   }
 
+  /** The service URL, checked: an http(s) URL without query or fragment. */
+  #url(path: string): URL {
+    let base: URL
+    try {
+      base = new URL(this.baseUrl)
+    } catch {
+      throw new CairnError(
+        'UsageError',
+        `Cannot use --url "${this.baseUrl}": not a URL (e.g. ${DEFAULT_URL})`,
+      )
+    }
+    if (base.protocol !== 'http:' && base.protocol !== 'https:')
+      throw new CairnError(
+        'UsageError',
+        `Cannot use --url "${this.baseUrl}": the service speaks http or https, not ${base.protocol.slice(0, -1)}`,
+      )
+    return new URL(this.baseUrl + path)
+  }
+
   get<T>(path: string, query?: Record<string, string | number | boolean | undefined>): Promise<T> {
     return this.request<T>('GET', path, { query })
   }
@@ -42,7 +61,7 @@ export class ApiClient {
       signal?: AbortSignal
     } = {},
   ): Promise<Response> {
-    const url = new URL(this.baseUrl + path)
+    const url = this.#url(path)
     for (const [k, v] of Object.entries(init.query ?? {}))
       if (v !== undefined) url.searchParams.set(k, String(v))
     let res: Response
@@ -56,11 +75,11 @@ export class ApiClient {
         ...({ duplex: 'half' } as any),
       })
     } catch (err) {
-      const cause = (err as { cause?: { code?: string } }).cause
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause
       const why =
         cause?.code === 'ECONNREFUSED'
           ? 'connection refused (is `cairn serve` running?)'
-          : (err as Error).message
+          : (cause?.message ?? (err as Error).message)
       throw new CairnError(
         'ServiceUnreachable',
         `Cannot reach the Cairn service at ${this.baseUrl}: ${why}`,
@@ -83,7 +102,15 @@ export class ApiClient {
     })
     if (res.status === 204) return undefined as T
     const text = await res.text()
-    return (text ? JSON.parse(text) : undefined) as T
+    if (!text) return undefined as T
+    try {
+      return JSON.parse(text) as T
+    } catch {
+      throw new CairnError(
+        'ServiceUnreachable',
+        `Cannot use the answer of ${this.baseUrl}: it is not JSON (is --url the Cairn management API?)`,
+      )
+    }
   }
 }
 

@@ -54,5 +54,6 @@ export const GLOBAL_OPTIONS: OptionDef[] = [
     help: 'service URL (env CAIRN_URL; default http://127.0.0.1:7070)',
   },
   { name: 'json', type: 'boolean', help: 'print machine-readable JSON' },
+  { name: 'debug', type: 'boolean', help: 'on an error, also print where it happened (stack trace)' },
   { name: 'help', short: 'h', type: 'boolean', help: 'show help' },
 ]

@@ -1,25 +1,37 @@
 import { CairnError } from '../util/index.js'
 import { ApiClient, DEFAULT_URL } from './api-client.js'
-import type { CommandDef } from './command.js'
+import { type CommandDef, GLOBAL_OPTIONS } from './command.js'
 import { COMMANDS } from './commands/index.js'
 import { commandHelp, groupHelp } from './help.js'
 import { Output } from './output.js'
 import { parseArgs } from './parse-args.js'
 
-/** Finds the command whose words start argv; longest match wins. */
+/** Finds the command whose words start argv (after leading global options); longest match wins. */
 function findCommand(
   commands: CommandDef[],
   argv: string[],
 ): { cmd?: CommandDef; rest: string[]; words: string[] } {
+  // Global options may come before the command: `cairn --url U vault list`.
+  const leading: string[] = []
+  let i = 0
+  while (i < argv.length && argv[i]!.startsWith('-')) {
+    const a = argv[i]!
+    const name = a.startsWith('--') ? a.slice(2).split('=')[0]! : undefined
+    const def = GLOBAL_OPTIONS.find((o) => o.name === name || (o.short && `-${o.short}` === a))
+    if (def === undefined) break
+    leading.push(a)
+    i++
+    if (def.type !== 'boolean' && !a.includes('=') && i < argv.length) leading.push(argv[i++]!)
+  }
   const words: string[] = []
-  for (const a of argv) {
+  for (const a of argv.slice(i)) {
     if (a.startsWith('-')) break
     words.push(a)
   }
   for (let n = words.length; n > 0; n--) {
     const name = words.slice(0, n).join(' ')
     const cmd = commands.find((c) => c.name === name)
-    if (cmd) return { cmd, rest: argv.slice(n), words }
+    if (cmd) return { cmd, rest: [...leading, ...argv.slice(i + n)], words }
   }
   return { rest: argv, words }
 }
@@ -27,6 +39,7 @@ function findCommand(
 /** Runs the CLI with `argv` (without node and the script); resolves with the exit status. */
 export async function main(argv: string[], commands: CommandDef[] = COMMANDS): Promise<number> {
   const json = argv.includes('--json')
+  const debug = argv.includes('--debug')
   const out = new Output(json)
   const { cmd, rest, words } = findCommand(commands, argv)
   const wantsHelp = argv.includes('--help') || argv.includes('-h')
@@ -37,7 +50,16 @@ export async function main(argv: string[], commands: CommandDef[] = COMMANDS): P
       process.stdout.write(groupHelp(commands, group))
       return argv.length === 0 || wantsHelp ? 0 : 2
     }
-    return fail(out, new CairnError('UsageError', `Unknown command "${words.join(' ')}" (see cairn --help)`))
+    const first = argv.find(
+      (a) => a.startsWith('-') && !GLOBAL_OPTIONS.some((o) => a.split('=')[0] === `--${o.name}`),
+    )
+    const why =
+      words.length > 0
+        ? `Unknown command "${words.join(' ')}"`
+        : first !== undefined
+          ? `Cannot read "${first}" before a command: only --url, --json and --debug may come first`
+          : 'Name a command after the global options'
+    return fail(out, new CairnError('UsageError', `${why} (see cairn --help)`), debug)
   }
   if (wantsHelp) {
     process.stdout.write(commandHelp(cmd))
@@ -52,18 +74,42 @@ export async function main(argv: string[], commands: CommandDef[] = COMMANDS): P
     const code = await cmd.run({ args, opts, client, out, signal: controller.signal })
     return code ?? 0
   } catch (err) {
-    return fail(out, err)
+    return fail(out, err, debug)
   } finally {
     process.off('SIGINT', onSigint)
   }
 }
 
-function fail(out: Output, err: unknown): number {
-  if (err instanceof CairnError) {
-    if (out.json) process.stderr.write(`${JSON.stringify(err.toJSON())}\n`)
-    else process.stderr.write(`cairn: ${err.message} [${err.code}]\n`)
-    return err.exitStatus
+/**
+ * Prints one error as exactly one line, `cairn: CODE: message` (or the JSON error body with --json),
+ * and returns its exit status (docs/errors.md). The stack goes to stderr only with --debug.
+ */
+export function fail(out: Output, err: unknown, debug = false): number {
+  const e = asCairnError(err)
+  if (out.json) process.stderr.write(`${JSON.stringify(e.toJSON())}\n`)
+  else process.stderr.write(`cairn: ${e.code}: ${oneLine(e.message)}\n`)
+  if (debug) process.stderr.write(`${(err as Error)?.stack ?? String(err)}\n`)
+  return e.exitStatus
+}
+
+const oneLine = (text: string) => text.replace(/\s*\r?\n\s*/g, ' ').trim()
+
+/** Any error as a CairnError: local file errors get their own codes, the rest is Internal. */
+export function asCairnError(err: unknown): CairnError {
+  if (err instanceof CairnError) return err
+  const e = err as NodeJS.ErrnoException
+  if (typeof e?.code === 'string' && typeof e.syscall === 'string') {
+    const what = e.path === undefined ? e.syscall : `${e.path}`
+    if (e.code === 'ENOENT') return new CairnError('FileNotFound', `Cannot read ${what}: no such file`)
+    if (e.code === 'EACCES' || e.code === 'EPERM')
+      return new CairnError('UsageError', `Cannot read ${what}: permission denied`)
+    if (e.code === 'EISDIR') return new CairnError('UsageError', `Cannot read ${what}: it is a folder`)
+    return new CairnError('UsageError', `Cannot use ${what}: ${e.code}`)
   }
-  process.stderr.write(`cairn: unexpected error: ${(err as Error)?.stack ?? String(err)}\n`)
-  return 1
+  if (err instanceof SyntaxError)
+    return new CairnError('UsageError', `Cannot read a JSON file given on the command line: ${err.message}`)
+  return new CairnError(
+    'Internal',
+    `Unexpected error in the cairn command: ${(err as Error)?.message ?? String(err)} (run with --debug for details)`,
+  )
 }

@@ -168,9 +168,24 @@ export function writeCheckpoint(
   head.writeUInt32LE(crc, 16)
   head.writeUInt32LE(crc32(head.subarray(0, 20)), 20)
   const tmp = join(dir, `${checkpointName(n)}.tmp`)
-  const fd = openSync(tmp, 'w')
   try {
-    const all = [head, ...body]
+    writeFile(tmp, [head, ...body])
+  } catch (err) {
+    // A full disk: the partial file goes at once (its space is what the next try needs).
+    try {
+      unlinkSync(tmp)
+    } catch {}
+    throw err
+  }
+  renameSync(tmp, join(dir, checkpointName(n)))
+  syncDir(dir)
+  return HEADER + bodyLength
+}
+
+/** Writes `all` to a new file `path` and fsyncs it. */
+function writeFile(path: string, all: Buffer[]): void {
+  const fd = openSync(path, 'w')
+  try {
     // writev takes at most IOV_MAX buffers at a time; finish short writes piece by piece.
     for (let i = 0; i < all.length; i += 512) {
       const chunk = all.slice(i, i + 512)
@@ -186,9 +201,6 @@ export function writeCheckpoint(
   } finally {
     closeSync(fd)
   }
-  renameSync(tmp, join(dir, checkpointName(n)))
-  syncDir(dir)
-  return HEADER + bodyLength
 }
 
 /** What a checkpoint holds. */

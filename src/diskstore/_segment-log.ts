@@ -33,7 +33,9 @@
 // bytes from memory until the write completes. `durable()` waits for every write started before the
 // call, then resolves after an fdatasync that began after them (group commit: one fsync serves
 // every caller waiting at that moment). A failed background write stops the log: later appends and
-// durable() fail, and reopening the store cuts the log at the damaged record.
+// durable() fail until the owner calls `rewind()` (after `settle()`): the log is then cut at the failed
+// record, as reopening the store would cut it, and accepts appends again (a disk that was full may have
+// room by then). `onFailure` tells the owner at once, so that it can rebuild its state from the cut log.
 
 import {
   closeSync,
@@ -130,11 +132,18 @@ interface PendingWrite {
   end: number
   parts: Uint8Array[]
   done: Promise<void>
+  /** Set when the log wrote these bytes itself (roll, checkpoint): a later failure of its own write changes nothing. */
+  inPlace?: boolean
+  /** Set once `done` settled. */
+  settled?: boolean
 }
 
 /** A LogRecord appended in the background, with the completion of its write. */
 export interface BackgroundRecord extends LogRecord {
-  /** Resolves when the record is in the page cache; rejects (as the log then does) if the write failed. */
+  /**
+   * Resolves when the record and every earlier one are in the page cache; rejects (as the log then
+   * does) if one of those writes failed.
+   */
   written: Promise<void>
 }
 
@@ -157,8 +166,12 @@ export class SegmentLog {
   readonly #pending = new Set<PendingWrite>()
   /** Reads on the thread pool still running, by segment (its descriptors stay open until they end). */
   readonly #reads = new Set<{ segment: number; done: Promise<void> }>()
-  /** Set when a background write failed: the log accepts nothing more. */
+  /** Set when a background write failed: the log accepts nothing more until `rewind()`. */
   #failure: CairnError | undefined
+  /** Where the earliest failed record starts: `rewind()` cuts the log there. */
+  #failedAt: LogPosition | undefined
+  /** Called once when a background write fails (the owner then settles and rewinds). */
+  onFailure: ((error: CairnError) => void) | undefined
   /** The group-commit round running (settled when none). */
   #round: Promise<void> = Promise.resolve()
 
@@ -369,12 +382,18 @@ export class SegmentLog {
     if (options.background === true) {
       // Before the log's end moves: nothing may throw between that and the write.
       const directFd = direct ? this.#directFd(n) : undefined
+      // `written` settles once this record and every earlier one are in place: an answer given on
+      // it (a write without FUA) can never be for a record a failure before it will cut away.
+      const earlier = this.#pending.size > 0 ? [...this.#pending].map((p) => p.done) : undefined
       this.#sizes.set(n, pos + total)
       this.#dirty.add(n)
-      const written =
+      const own =
         directFd === undefined
           ? this.#writeInBackground(fd, n, pos, parts, total)
           : this.#writeDirectInBackground(fd, directFd, n, pos, parts, total)
+      if (earlier === undefined) return { ...record, written: own }
+      const written = Promise.all([...earlier, own]).then(() => undefined)
+      written.catch(() => {})
       return { ...record, written }
     }
     try {
@@ -399,17 +418,25 @@ export class SegmentLog {
           // A short write: finish it here (rare; the rest is at most one record).
           if (written < total) writeFully(fd, parts, pos, total, written)
         } catch (e) {
-          // The record stays pending so that reads still see what the store applied in memory.
-          this.#failure ??= appendFailure(e)
-          reject(this.#failure)
-          return
+          if (!pending.inPlace) {
+            // The record stays pending so that reads still see what the store applied in memory.
+            reject(this.#fail(e, pending))
+            return
+          }
         }
         this.#pending.delete(pending)
         resolve()
       })
     })
     // A failure is reported by the log from now on; callers that do not wait must not crash the process.
-    pending.done.catch(() => {})
+    pending.done.then(
+      () => {
+        pending.settled = true
+      },
+      () => {
+        pending.settled = true
+      },
+    )
     this.#pending.add(pending)
     return pending.done
   }
@@ -475,17 +502,69 @@ export class SegmentLog {
         if (back < data.length) writeFully(fd, [data], dataAt, data.length, back)
       } catch (e) {
         // The record stays pending so that reads still see what the store applied in memory.
-        this.#failure ??= appendFailure(e)
-        throw this.#failure
+        if (!pending.inPlace) throw this.#fail(e, pending)
       } finally {
         if (stage) giveStaging(stage)
       }
       this.#pending.delete(pending)
     })()
     // A failure is reported by the log from now on; callers that do not wait must not crash the process.
-    pending.done.catch(() => {})
+    pending.done.then(
+      () => {
+        pending.settled = true
+      },
+      () => {
+        pending.settled = true
+      },
+    )
     this.#pending.add(pending)
     return pending.done
+  }
+
+  /** Records a failed background write (the earliest one decides where `rewind` cuts); returns the log's error. */
+  #fail(err: unknown, pending: PendingWrite): CairnError {
+    const first = this.#failure === undefined
+    this.#failure ??= appendFailure(err)
+    const at = this.#failedAt
+    if (
+      at === undefined ||
+      pending.segment < at.segment ||
+      (pending.segment === at.segment && pending.start < at.offset)
+    )
+      this.#failedAt = { segment: pending.segment, offset: pending.start }
+    if (first) this.onFailure?.(this.#failure)
+    return this.#failure
+  }
+
+  /** The error that stopped the log, if a background write failed and `rewind()` has not run yet. */
+  get failure(): CairnError | undefined {
+    return this.#failure
+  }
+
+  /** Resolves once no background write and no group commit is running. */
+  async settle(): Promise<void> {
+    for (;;) {
+      const running = [...this.#pending].filter((p) => !p.settled).map((p) => p.done)
+      if (running.length === 0 && !this.#syncing) return
+      await Promise.allSettled([...running, this.#round])
+      await new Promise((r) => setImmediate(r))
+    }
+  }
+
+  /**
+   * After a failed background write, and once `settle()` resolved: cuts the log where the earliest
+   * failed record starts (what reopening would do), forgets the failure and returns the cut, so that
+   * appends work again. Records after the cut were never acknowledged as durable (every durable()
+   * round since then failed). Returns undefined when the log has not failed.
+   */
+  rewind(): LogPosition | undefined {
+    if (this.#failure === undefined) return undefined
+    const cut = this.#failedAt!
+    this.#pending.clear()
+    this.truncateAt(cut)
+    this.#failure = undefined
+    this.#failedAt = undefined
+    return cut
   }
 
   #roll(): void {
@@ -494,15 +573,30 @@ export class SegmentLog {
     // (and a later record could outlive the one it follows).
     this.#writePendingNow()
     const n = this.#active + 1
-    const fd = openSync(join(this.#dir, segmentName(n)), 'wx+')
-    const h = Buffer.alloc(SEGMENT_HEADER_SIZE)
-    h.writeUInt32LE(SEGMENT_MAGIC, 0)
-    h.writeUInt32LE(FORMAT_VERSION, 4)
-    h.writeUInt32LE(n, 8)
-    h.writeUInt32LE(crc32(h.subarray(0, 12)), 12)
-    writeSync(fd, h, 0, SEGMENT_HEADER_SIZE, 0)
-    fsyncSync(fd)
-    syncDir(this.#dir)
+    const name = join(this.#dir, segmentName(n))
+    let fd: number
+    try {
+      fd = openSync(name, 'wx+')
+    } catch (err) {
+      throw appendFailure(err)
+    }
+    try {
+      const h = Buffer.alloc(SEGMENT_HEADER_SIZE)
+      h.writeUInt32LE(SEGMENT_MAGIC, 0)
+      h.writeUInt32LE(FORMAT_VERSION, 4)
+      h.writeUInt32LE(n, 8)
+      h.writeUInt32LE(crc32(h.subarray(0, 12)), 12)
+      writeSync(fd, h, 0, SEGMENT_HEADER_SIZE, 0)
+      fsyncSync(fd)
+      syncDir(this.#dir)
+    } catch (err) {
+      // A full disk: the file goes again, so that the next roll can create it.
+      closeSync(fd)
+      try {
+        unlinkSync(name)
+      } catch {}
+      throw appendFailure(err)
+    }
     this.#fds.set(n, fd)
     this.#sizes.set(n, SEGMENT_HEADER_SIZE)
     this.#active = n
@@ -670,11 +764,21 @@ export class SegmentLog {
     this.#dirty.clear()
   }
 
-  /** Writes the background writes still on their way synchronously (the same bytes at the same place: harmless if they land as well). */
+  /**
+   * Writes the background writes still on their way synchronously (the same bytes at the same place:
+   * harmless if they land as well). One that fails here stops the log as its own failure would.
+   */
   #writePendingNow(): void {
     for (const p of this.#pending) {
+      if (p.inPlace) continue
       const fd = this.#fds.get(p.segment)
-      if (fd !== undefined) writeFully(fd, p.parts, p.start, p.end - p.start)
+      if (fd === undefined) continue
+      try {
+        writeFully(fd, p.parts, p.start, p.end - p.start)
+      } catch (err) {
+        throw this.#fail(err, p)
+      }
+      p.inPlace = true
     }
   }
 
@@ -749,9 +853,10 @@ function copyFromParts(
 }
 
 function appendFailure(err: unknown): CairnError {
+  if (err instanceof CairnError) return err
   const code = (err as NodeJS.ErrnoException).code
   return new CairnError(
-    code === 'ENOSPC' ? 'StoreFull' : 'Internal',
+    code === 'ENOSPC' || code === 'EDQUOT' ? 'StoreFull' : 'Internal',
     `Cannot append to the disk store log: ${(err as Error).message}`,
     { cause: err },
   )

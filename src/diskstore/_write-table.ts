@@ -67,6 +67,12 @@ export class WriteTable {
     } else if (pieces.length > 0) this.#pieces.set(writeId, pieces)
   }
 
+  /** Forgets every write (the store reloads its state). */
+  clear(): void {
+    this.#whole.clear()
+    this.#pieces.clear()
+  }
+
   delete(writeId: number): void {
     this.#whole.delete(writeId)
     this.#pieces.delete(writeId)

@@ -6,10 +6,10 @@
 // checkpoint rebuilds the same state, because applying a record uses only what the record holds.
 
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, rmSync, statSync } from 'node:fs'
+import { constants, mkdirSync, rmSync, statSync } from 'node:fs'
 import { type FileHandle, open as openFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { CairnError, type Logger, silentLogger } from '../util/index.js'
+import { CairnError, type ErrorCode, type Logger, silentLogger } from '../util/index.js'
 import {
   type CheckpointData,
   listCheckpoints,
@@ -34,11 +34,13 @@ import {
   type BackgroundRecord,
   type LogPosition,
   type LogRecord,
+  RECORD_HEADER_SIZE,
   RecordType,
   SEGMENT_HEADER_SIZE,
   SegmentLog,
   syncDir,
 } from './_segment-log.js'
+import { SpaceGuard } from './_space-guard.js'
 import { WriteTable } from './_write-table.js'
 import {
   type AccountInfo,
@@ -60,6 +62,7 @@ import {
   MAX_WRITE_SIZE,
   PAGE_SIZE,
   type SpaceReport,
+  type StoreHealth,
   type StoreUsage,
   type WriteConditions,
   type WriteResult,
@@ -84,7 +87,26 @@ export interface LogDiskStoreOptions {
    * looks the same, so this is never done without being asked.
    */
   repairLog?: boolean
+  /**
+   * Bytes of the reserve file kept in the store folder for deletes and compaction when the file
+   * system is full (default 0: none; `cairn serve` keeps 16 MiB). See docs/diskstore.md, "Disk full".
+   */
+  reserveBytes?: number
+  /** Free bytes under which a warning is logged (default: 5 % of the file system, at least 4 × the reserve). */
+  lowSpaceBytes?: number
 }
+
+/** Whether an append grows the store (refused when full) or frees space (may take the reserve). */
+type Room = 'grow' | 'free'
+
+/** Metadata records that free space (or are needed to: breaking a lease before a delete). */
+const FREEING: ReadonlySet<string> = new Set([
+  'deleteDisk',
+  'deleteSnapshot',
+  'deleteContainer',
+  'deleteAccount',
+  'lease',
+])
 
 const MAX_READ = 1024 ** 3
 const IMPORT_BLOCK = 4 * 1024 * 1024
@@ -239,6 +261,8 @@ function parseSnapshotId(id: string): { ms: number; sub: number } | undefined {
 
 const iso = (ms: number) => new Date(ms).toISOString()
 
+const isStoreFull = (err: unknown): err is CairnError => err instanceof CairnError && err.code === 'StoreFull'
+
 const isPageAligned = (n: number) => Number.isSafeInteger(n) && n >= 0 && n % PAGE_SIZE === 0
 
 /** The disk store over a data log and persistent extent trees. */
@@ -263,11 +287,25 @@ export class LogDiskStore implements DiskStore {
   readonly #checkpointBytes: number
   readonly #repairLog: boolean
   #checkpointNo = 0
+  #lastCheckpointBytes = 0
   #checkpointPending = false
   #appendedSinceCheckpoint = 0
   #appendedSinceCompaction = 0
+  /** Set when a delete or clear made garbage since the last compaction looked (appends say little then). */
+  #freedSinceCompaction = false
+  /** False until compaction looked at this session's garbage once (it is on disk from earlier sessions). */
+  #garbageMeasured = false
   #compacting: Promise<{ reclaimedBytes: number }> | undefined
   #timer: NodeJS.Timeout | undefined
+  #firstLook: NodeJS.Timeout | undefined
+  readonly #space: SpaceGuard
+  /** Counts reloads after a failed append: long operations that span one give up. */
+  #epoch = 0
+  /** The reload after a failed background append, while it runs. */
+  #rewinding: Promise<void> | undefined
+  #lastFailure: ErrorCode = 'Internal'
+  /** Set when a reload failed: the store then refuses everything. */
+  #broken: CairnError | undefined
   /** Roots an export is reading: their data stays live. */
   readonly #pins: Root[] = []
 
@@ -279,6 +317,12 @@ export class LogDiskStore implements DiskStore {
     this.#segmentSize = options.segmentSize ?? 256 * 1024 * 1024
     this.#checkpointBytes = options.checkpointBytes ?? 512 * 1024 * 1024
     this.#repairLog = options.repairLog === true
+    const spaceOptions: ConstructorParameters<typeof SpaceGuard>[1] = {
+      logger: this.#logger,
+      reserveBytes: options.reserveBytes ?? 0,
+    }
+    if (options.lowSpaceBytes !== undefined) spaceOptions.lowBytes = options.lowSpaceBytes
+    this.#space = new SpaceGuard(dir, spaceOptions)
   }
 
   /** Opens (or creates) the store in `dir`: loads the newest checkpoint and replays the log after it. */
@@ -296,8 +340,11 @@ export class LogDiskStore implements DiskStore {
     try {
       const from = store.#loadCheckpoint()
       store.#replay(from)
+      store.#space.start()
+      log.onFailure = (err) => store.#onLogFailure(err)
       await store.#dropPendingImports()
     } catch (err) {
+      store.#space.close()
       await log.close()
       throw err
     }
@@ -314,16 +361,120 @@ export class LogDiskStore implements DiskStore {
     }
   }
 
+  /**
+   * Automatic compaction is decided by the garbage on disk, not by what this session appended: the
+   * first look comes soon after open (garbage left by earlier sessions counts), later ones when
+   * something may have made garbage since (appends, deletes, clears) or the disk is short of space.
+   */
   #startTimer(interval: number): void {
     if (interval <= 0) return
-    this.#timer = setInterval(() => {
-      if (this.#closed || this.#compacting !== undefined) return
-      if (this.#appendedSinceCompaction < this.#segmentSize / 2) return
-      this.compact().catch((err) =>
-        this.#logger.error('disk store compaction failed', { error: String(err) }),
-      )
-    }, interval)
+    this.#timer = setInterval(() => this.#maybeCompact(), interval)
     this.#timer.unref()
+    this.#firstLook = setTimeout(() => this.#maybeCompact(), Math.min(interval, 1000))
+    this.#firstLook.unref()
+  }
+
+  #maybeCompact(): void {
+    if (this.#closed || this.#closing || this.#compacting !== undefined || this.#rewinding !== undefined)
+      return
+    const changed =
+      !this.#garbageMeasured ||
+      this.#freedSinceCompaction ||
+      this.#appendedSinceCompaction >= this.#segmentSize / 8 ||
+      this.#space.full ||
+      this.#space.low
+    if (!changed) return
+    this.#compacting = this.#compactNow({}, true).finally(() => {
+      this.#compacting = undefined
+    })
+    this.#compacting.catch((err) =>
+      this.#logger.error('disk store compaction failed', { error: String(err) }),
+    )
+  }
+
+  /** After a delete while space is short: look for garbage to reclaim now rather than at the next tick. */
+  #compactSoon(): void {
+    if (this.#timer === undefined) return
+    setImmediate(() => this.#maybeCompact())
+  }
+
+  // ---------------------------------------------------------------- disk full
+
+  /** Free space and disk-full state of the store's file system. */
+  health(): StoreHealth {
+    this.#open()
+    return this.#space.health()
+  }
+
+  /**
+   * A background append failed: once every write on its way has settled, the log is cut at the
+   * failed record and the state reloaded from the checkpoint and the log, which is exactly what a
+   * restart would find. So a failed write is never visible, before or after a restart.
+   */
+  #onLogFailure(err: CairnError): void {
+    this.#lastFailure = err.code
+    if (err.code === 'StoreFull') this.#space.failed(err)
+    else this.#logger.error('disk store append failed; the log is cut at that record', { error: err.message })
+    this.#rewinding ??= this.#rewind().finally(() => {
+      this.#rewinding = undefined
+    })
+    this.#rewinding.catch(() => {})
+  }
+
+  async #rewind(): Promise<void> {
+    await this.#log.settle()
+    this.#epoch++
+    const cut = this.#log.rewind()
+    if (cut === undefined) return
+    try {
+      this.#accounts.clear()
+      this.#disks.clear()
+      this.#writes.clear()
+      this.#nextWriteId = 1
+      this.#nextDiskId = 1
+      this.#changes = 0
+      this.#lastSnapshot = { ms: 0, sub: 0 }
+      this.#replay(this.#loadCheckpoint())
+    } catch (err) {
+      this.#broken = new CairnError(
+        'StoreCorrupt',
+        `Cannot use the disk store: reloading it after a failed append failed: ${(err as Error).message}`,
+        { cause: err },
+      )
+      this.#logger.error('disk store reload failed; restart the service', { error: String(err) })
+      throw this.#broken
+    }
+    this.#logger.debug('disk store dropped the records from a failed append on', { ...cut })
+  }
+
+  /** Waits for the log to be durable; a failure is reported once the store has rewound past it. */
+  async #durable(): Promise<void> {
+    try {
+      await this.#log.durable()
+    } catch (err) {
+      await this.#rewinding?.catch(() => {})
+      throw err
+    }
+  }
+
+  /** Like #durable, for one background record's write. */
+  async #written(rec: BackgroundRecord): Promise<void> {
+    try {
+      await rec.written
+    } catch (err) {
+      await this.#rewinding?.catch(() => {})
+      throw err
+    }
+  }
+
+  /** Throws the failed append's code when the store reloaded since `epoch` (a long operation must stop). */
+  #sameEpoch(epoch: number, what: string): void {
+    if (this.#epoch !== epoch) {
+      throw new CairnError(
+        this.#lastFailure,
+        `Cannot ${what}: an append to the disk store failed meanwhile and the store reloaded; run it again`,
+      )
+    }
   }
 
   // ---------------------------------------------------------------- checkpoints
@@ -448,16 +599,49 @@ export class LogDiskStore implements DiskStore {
         })),
       })),
     }
+    this.#space.makeRoom(this.#lastCheckpointBytes + 1024 * 1024)
+    let bytes: number
+    try {
+      bytes = writeCheckpoint(this.#dir, this.#checkpointNo + 1, json, this.#writes, nodes)
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      if (code !== 'ENOSPC' && code !== 'EDQUOT') throw err
+      const full = new CairnError(
+        'StoreFull',
+        `Cannot write a disk store checkpoint: ${(err as Error).message}`,
+        {
+          cause: err,
+        },
+      )
+      this.#space.failed(full)
+      throw full
+    }
     this.#checkpointNo++
-    const bytes = writeCheckpoint(this.#dir, this.#checkpointNo, json, this.#writes, nodes)
+    this.#lastCheckpointBytes = bytes
+    this.#space.noteCheckpoint(bytes)
     pruneCheckpoints(this.#dir, 2)
     this.#appendedSinceCheckpoint = 0
     this.#logger.debug('disk store checkpoint written', { checkpoint: this.#checkpointNo, bytes })
   }
 
-  /** Appends a record, counting bytes towards the next checkpoint. */
-  #append(type: number, meta: Uint8Array, data?: Uint8Array): LogRecord {
-    const rec = this.#log.append(type, meta, data)
+  /**
+   * Appends a record, counting bytes towards the next checkpoint. Growth is refused while the file
+   * system is full; an append that frees space may take the reserve (and is tried again once then).
+   */
+  #append(type: number, meta: Uint8Array, data: Uint8Array | undefined, room: Room, what: string): LogRecord {
+    const bytes = RECORD_HEADER_SIZE + meta.length + (data?.length ?? 0)
+    if (room === 'grow') this.#space.admit(bytes, what)
+    else this.#space.makeRoom(bytes)
+    let rec: LogRecord
+    try {
+      rec = this.#log.append(type, meta, data)
+    } catch (err) {
+      if (!isStoreFull(err)) throw err
+      this.#space.failed(err)
+      // (Not while the log is stopped by a failed background write: that error is not about room.)
+      if (room === 'grow' || this.#log.failure !== undefined || !this.#space.releaseReserve()) throw err
+      rec = this.#log.append(type, meta, data)
+    }
     this.#appended(rec)
     return rec
   }
@@ -466,8 +650,15 @@ export class LogDiskStore implements DiskStore {
    * Appends a WRITE record whose bytes are written on the thread pool (see SegmentLog.append); with
    * `direct` (a write acknowledged only once durable) its data bypasses the page cache.
    */
-  #appendInBackground(meta: Uint8Array, data: Uint8Array, direct: boolean): BackgroundRecord {
-    const rec = this.#log.append(RecordType.write, meta, data, { background: true, direct })
+  #appendInBackground(meta: Uint8Array, data: Uint8Array, direct: boolean, what: string): BackgroundRecord {
+    this.#space.admit(RECORD_HEADER_SIZE + meta.length + data.length, what)
+    let rec: BackgroundRecord
+    try {
+      rec = this.#log.append(RecordType.write, meta, data, { background: true, direct })
+    } catch (err) {
+      if (isStoreFull(err)) this.#space.failed(err)
+      throw err
+    }
     this.#appended(rec)
     return rec
   }
@@ -489,8 +680,9 @@ export class LogDiskStore implements DiskStore {
   /** A checkpoint after enough log: first an fsync off the event loop, so the one inside is short. */
   async #autoCheckpoint(): Promise<void> {
     try {
-      await this.#log.durable()
-      if (this.#closed || this.#closing || this.#compacting !== undefined) return
+      await this.#durable()
+      if (this.#closed || this.#closing || this.#compacting !== undefined || this.#rewinding !== undefined)
+        return
       this.#checkpoint()
     } catch (err) {
       this.#logger.error('disk store checkpoint failed', { error: String(err) })
@@ -585,13 +777,24 @@ export class LogDiskStore implements DiskStore {
 
   #commit(op: MetaOp): Promise<void> {
     this.#commitNow(op)
-    return this.#log.durable()
+    return this.#durable()
   }
 
   /** Appends and applies a metadata record without waiting for it to be durable. */
   #commitNow(op: MetaOp): void {
-    this.#append(RecordType.meta, Buffer.from(JSON.stringify(op), 'utf8'))
+    const freeing = FREEING.has(op.op)
+    this.#append(
+      RecordType.meta,
+      Buffer.from(JSON.stringify(op), 'utf8'),
+      undefined,
+      freeing ? 'free' : 'grow',
+      `apply ${op.op} to the disk store`,
+    )
     this.#applyMeta(op)
+    if (freeing && op.op !== 'lease') {
+      this.#freedSinceCompaction = true
+      if (this.#space.full || this.#space.low) this.#compactSoon()
+    }
   }
 
   #now(): number {
@@ -887,6 +1090,7 @@ export class LogDiskStore implements DiskStore {
 
   #open(): void {
     if (this.#closed) throw new CairnError('ServiceUnavailable', 'Cannot use the disk store: it is closed')
+    if (this.#broken !== undefined) throw this.#broken
   }
 
   #account(name: string): AccountState {
@@ -1310,11 +1514,11 @@ export class LogDiskStore implements DiskStore {
     meta.writeDoubleLE(t, 20)
     // The bytes are written off the event loop; the caller's buffer is held until then. A write that
     // must be durable before its answer goes to the device directly: the cache would not save it a wait.
-    const rec = this.#appendInBackground(meta, data, options.durable !== false)
+    const rec = this.#appendInBackground(meta, data, options.durable !== false, what)
     this.#applyWrite(d.id, writeId, offset, data.length, t, rec.segment, rec.dataOffset)
     const result = this.#result(d)
-    if (options.durable !== false) await this.#log.durable()
-    else await rec.written
+    if (options.durable !== false) await this.#durable()
+    else await this.#written(rec)
     return result
   }
 
@@ -1336,10 +1540,12 @@ export class LogDiskStore implements DiskStore {
     meta.writeUIntLE(offset, 4, 6)
     meta.writeUIntLE(length, 10, 6)
     meta.writeDoubleLE(t, 16)
-    this.#append(RecordType.clear, meta)
+    // A clear frees space (TRIM): it may take the reserve.
+    this.#append(RecordType.clear, meta, undefined, 'free', what)
     this.#applyClear(d.id, offset, length, t)
+    this.#freedSinceCompaction = true
     const result = this.#result(d)
-    if (options.durable !== false) await this.#log.durable()
+    if (options.durable !== false) await this.#durable()
     return result
   }
 
@@ -1523,7 +1729,7 @@ export class LogDiskStore implements DiskStore {
   }
 
   flush(): Promise<void> {
-    return this.#log.durable()
+    return this.#durable()
   }
 
   async lease(ref: DiskRef, op: LeaseAction): Promise<LeaseResult> {
@@ -1721,7 +1927,7 @@ export class LogDiskStore implements DiskStore {
 
   async compact(options: LongOperationOptions = {}): Promise<{ reclaimedBytes: number }> {
     this.#open()
-    this.#compacting ??= this.#compactNow(options).finally(() => {
+    this.#compacting ??= this.#compactNow(options, false).finally(() => {
       this.#compacting = undefined
     })
     return this.#compacting
@@ -1732,10 +1938,14 @@ export class LogDiskStore implements DiskStore {
    * checkpoint, then removes those segments. Yields to the event loop every few MiB; writes made
    * meanwhile go to newer segments and cannot make dead data live again.
    */
-  async #compactNow(options: LongOperationOptions): Promise<{ reclaimedBytes: number }> {
+  async #compactNow(options: LongOperationOptions, auto: boolean): Promise<{ reclaimedBytes: number }> {
     const { signal, onProgress } = options
     const started = performance.now()
+    const epoch = this.#epoch
+    const what = 'compact the disk store'
     this.#appendedSinceCompaction = 0
+    this.#freedSinceCompaction = false
+    this.#garbageMeasured = true
     const live = this.#liveRanges()
     for (const w of this.#writes.ids()) if (!live.has(w)) this.#writes.delete(w)
     const active = this.#log.end().segment
@@ -1746,18 +1956,42 @@ export class LogDiskStore implements DiskStore {
         liveBySegment.set(p.segment, (liveBySegment.get(p.segment) ?? 0) + n)
       }
     }
-    const victims = new Set(
-      this.#log
-        .segments()
-        .filter(
-          (n) =>
-            n !== active && (liveBySegment.get(n) ?? 0) <= this.#log.segmentBytes(n) * COMPACT_LIVE_RATIO,
-        ),
-    )
+    const short = this.#space.full || this.#space.low
+    // Short of space, the active segment counts too (rolled below before anything is copied): on a
+    // small disk it may be the only one.
+    let candidates = this.#log
+      .segments()
+      .filter(
+        (n) =>
+          (n !== active || short) &&
+          (liveBySegment.get(n) ?? 0) <= this.#log.segmentBytes(n) * COMPACT_LIVE_RATIO,
+      )
+    if (short) {
+      // Short of space: the emptiest segments first, only as many as the free space (and the reserve)
+      // can take the live data of; a segment with nothing live costs nothing to drop.
+      const h = this.#space.health()
+      let budget = h.freeBytes + h.reserveBytes - 2 * this.#lastCheckpointBytes - 2 * 1024 * 1024
+      candidates.sort((a, b) => (liveBySegment.get(a) ?? 0) - (liveBySegment.get(b) ?? 0))
+      candidates = candidates.filter((n) => {
+        const need = (liveBySegment.get(n) ?? 0) * 1.01
+        if (need > budget) return false
+        budget -= need
+        return true
+      })
+    }
+    let garbage = 0
+    for (const n of candidates) garbage += this.#log.segmentBytes(n) - (liveBySegment.get(n) ?? 0)
+    // Automatic runs wait until the garbage is worth a copy (any amount when space is short).
+    if (auto && !short && garbage < this.#segmentSize / 4) return { reclaimedBytes: 0 }
+    const victims = new Set(candidates)
     if (victims.size === 0) return { reclaimedBytes: 0 }
     let total = 0
     for (const n of victims) total += liveBySegment.get(n) ?? 0
+    this.#space.makeRoom(64 * 1024)
     this.#log.rollNow()
+    // An active segment with nothing but its header is not rolled: it stays, as the one appends go to.
+    victims.delete(this.#log.end().segment)
+    if (victims.size === 0) return { reclaimedBytes: 0 }
     let done = 0
     let copied = 0
     let sinceYield = 0
@@ -1777,7 +2011,7 @@ export class LogDiskStore implements DiskStore {
           const meta = Buffer.alloc(RELOCATE_META)
           meta.writeUIntLE(w, 0, 6)
           meta.writeUInt32LE(s, 6)
-          const rec = this.#append(RecordType.relocate, meta, data)
+          const rec = this.#append(RecordType.relocate, meta, data, 'free', what)
           this.#writes.relocate(w, s, e - s, rec.segment, rec.dataOffset)
           done += e - s
           copied += rec.end - rec.offset
@@ -1791,6 +2025,8 @@ export class LogDiskStore implements DiskStore {
         if (signal?.aborted) {
           throw new CairnError('Cancelled', 'Cannot finish compacting the disk store: it was cancelled')
         }
+        // A reload after a failed append may have made data live again that this plan calls dead.
+        this.#sameEpoch(epoch, what)
       }
     }
     // What is left of a write in a victim segment is dead: forget it.
@@ -1803,7 +2039,8 @@ export class LogDiskStore implements DiskStore {
         )
     }
     // Relocated data goes to disk off the event loop; the checkpoint's own fsync then has little left.
-    await this.#log.durable()
+    await this.#durable()
+    this.#sameEpoch(epoch, what)
     this.#checkpoint()
     let removed = 0
     for (const n of victims) {
@@ -1836,7 +2073,7 @@ export class LogDiskStore implements DiskStore {
       meta.writeUIntLE(offset + at, 10, 6)
       meta.writeUInt32LE(part.length, 16)
       meta.writeDoubleLE(t, 20)
-      const rec = this.#append(RecordType.write, meta, part)
+      const rec = this.#append(RecordType.write, meta, part, 'grow', 'import into the disk store')
       this.#applyWrite(disk.id, writeId, offset + at, part.length, t, rec.segment, rec.dataOffset)
     }
   }
@@ -1852,7 +2089,8 @@ export class LogDiskStore implements DiskStore {
     checkDiskSize(size, what)
     let fh: FileHandle
     try {
-      fh = await openFile(path, 'r')
+      // Never through a link in the last component, never waiting on a FIFO (docs/security.md).
+      fh = await openFile(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
     } catch (err) {
       throw new CairnError('FileNotFound', `Cannot ${what}: ${(err as Error).message}`, { cause: err })
     }
@@ -1874,6 +2112,7 @@ export class LogDiskStore implements DiskStore {
         t: this.#now(),
       })
       const disk = this.#diskById(id)
+      const epoch = this.#epoch
       const buf = Buffer.allocUnsafe(IMPORT_BLOCK)
       const ranges = (await dataRanges(path, raw.size)) ?? [{ start: 0, end: size }]
       for (const range of ranges) {
@@ -1888,6 +2127,7 @@ export class LogDiskStore implements DiskStore {
           }
           if (got < want) buf.fill(0, got, want)
           this.#open()
+          this.#sameEpoch(epoch, what)
           forEachDataRun(buf, want, (s, e) => this.#writeNow(disk, pos + s, buf.subarray(s, e)))
           onProgress?.({ bytesDone: pos + want, bytesTotal: size })
         }
@@ -1939,11 +2179,16 @@ export class LogDiskStore implements DiskStore {
     let total = 0
     for (const r of ranges) total += r.end - r.start
     this.#pins.push(root)
+    const epoch = this.#epoch
     let fh: FileHandle | undefined
     let ok = false
     try {
       try {
-        fh = await openFile(path, blockDevice ? 'r+' : 'w')
+        // Never through a link in the last component (docs/security.md).
+        const flags = blockDevice
+          ? constants.O_RDWR
+          : constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC
+        fh = await openFile(path, flags | constants.O_NOFOLLOW)
       } catch (err) {
         throw new CairnError('FileNotFound', `Cannot ${what}: ${(err as Error).message}`, { cause: err })
       }
@@ -1954,6 +2199,7 @@ export class LogDiskStore implements DiskStore {
         for (let at = r.start; at < r.end; at += EXPORT_BLOCK) {
           if (signal?.aborted) throw new CairnError('Cancelled', `Cannot ${what}: it was cancelled`)
           this.#open()
+          this.#sameEpoch(epoch, what)
           const n = Math.min(EXPORT_BLOCK, r.end - at)
           const data = this.#readRoot(root, at, n, what)
           let written = 0
@@ -1976,12 +2222,21 @@ export class LogDiskStore implements DiskStore {
     if (this.#closed || this.#closing) return
     this.#closing = true
     if (this.#timer !== undefined) clearInterval(this.#timer)
+    if (this.#firstLook !== undefined) clearTimeout(this.#firstLook)
     try {
       await this.#compacting
     } catch {}
+    await this.#rewinding?.catch(() => {})
+    this.#space.close()
     try {
       await this.#log.durable()
-      if (this.#appendedSinceCheckpoint > 0 || this.#checkpointNo === 0) this.#checkpoint()
+      try {
+        if (this.#appendedSinceCheckpoint > 0 || this.#checkpointNo === 0) this.#checkpoint()
+      } catch (err) {
+        // The log holds everything (it is durable); the next open replays it.
+        if (!isStoreFull(err)) throw err
+        this.#logger.warn('disk store closed without a checkpoint: its file system is full')
+      }
     } finally {
       this.#closed = true
       await this.#log.close()

@@ -146,6 +146,20 @@ export interface StoreUsage {
   segments: number
 }
 
+/** Whether the store can write: its file system's free space and any disk-full episode. */
+export interface StoreHealth {
+  /** `ok`; `low`: below the warning level; `full`: growth (writes, new disks, snapshots) is refused. */
+  state: 'ok' | 'low' | 'full'
+  freeBytes: number
+  totalBytes: number
+  /** Bytes of the reserve file held for deletes and compaction while full. */
+  reserveBytes: number
+  /** When the store became full. */
+  since?: string
+  /** Why (the error of the append that failed, or the measured free space). */
+  message?: string
+}
+
 /** Options of DiskStore.createDisk. */
 export interface CreateDiskOptions {
   size: number
@@ -319,6 +333,8 @@ export interface DiskStore {
 
   space(ref: DiskRef, snapshot?: string): SpaceReport
   usage(): StoreUsage
+  /** Free space and disk-full state (stores without a file system of their own may leave it out). */
+  health?(): StoreHealth
   /** Reclaims segment space that no disk or snapshot can see. */
   compact(options?: LongOperationOptions): Promise<{ reclaimedBytes: number }>
 

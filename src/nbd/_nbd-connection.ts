@@ -14,6 +14,8 @@ export interface ConnectionLimits {
   maxOptionLength: number
   maxOptions: number
   handshakeTimeoutMs: number
+  /** Time a client has from connecting to choosing an export, however busy it keeps the negotiation. */
+  handshakeDeadlineMs: number
   listLimit: number
   maxExtents: number
 }
@@ -104,6 +106,7 @@ export class NbdConnection {
   #inFlight = 0
   #inFlightBytes = 0
   #handshakeTimer: NodeJS.Timeout | undefined
+  #handshakeDeadline: NodeJS.Timeout | undefined
   #releasing = false
   #released = false
   #closeAfterRequest = false
@@ -148,6 +151,13 @@ export class NbdConnection {
     })
     socket.on('close', () => this.#onSocketClosed())
     this.#armHandshakeTimer()
+    this.#handshakeDeadline = setTimeout(() => {
+      this.#log.warn('nbd client did not choose an export in time; closing', {
+        ms: this.#limits.handshakeDeadlineMs,
+      })
+      this.#destroy()
+    }, this.#limits.handshakeDeadlineMs)
+    this.#handshakeDeadline.unref()
 
     const greeting = Buffer.alloc(18)
     greeting.writeBigUInt64BE(P.NBDMAGIC, 0)
@@ -553,6 +563,7 @@ export class NbdConnection {
 
   #startTransmission(exp: NbdExport, name: string): void {
     clearTimeout(this.#handshakeTimer)
+    clearTimeout(this.#handshakeDeadline)
     this.#export = exp
     if (this.#allocationFor !== name) this.#allocation = false
   }
@@ -823,11 +834,13 @@ export class NbdConnection {
 
   #destroy(): void {
     clearTimeout(this.#handshakeTimer)
+    clearTimeout(this.#handshakeDeadline)
     this.#socket.destroy()
   }
 
   #onSocketClosed(): void {
     clearTimeout(this.#handshakeTimer)
+    clearTimeout(this.#handshakeDeadline)
     this.#state = 'closed'
     this.#queue.clear()
     this.#payload = undefined

@@ -24,6 +24,8 @@ export interface NbdServerOptions {
   maxOptions?: number
   /** Time a client may stay silent while negotiating (before its first option and between options). Default 30 s. */
   handshakeTimeoutMs?: number
+  /** Time a client has from connecting to choosing an export, however many options it sends. Default 60 s. */
+  handshakeDeadlineMs?: number
   /** Exports listed by NBD_OPT_LIST. Default 10,000. */
   listLimit?: number
   /** Extents in one BLOCK_STATUS reply. Default 65,536. */
@@ -43,6 +45,9 @@ export class NbdServer {
   /** Write payload buffers of finished requests, reused by every connection. */
   readonly #pool: BufferPool
   #server: Server | undefined
+  /** Connections refused since the last warning, and when that was (one line per 10 s at most). */
+  #refused = 0
+  #refusedWarnedAt = 0
   #closing: Promise<void> | undefined
 
   constructor(provider: ExportProvider, options: NbdServerOptions = {}) {
@@ -56,6 +61,7 @@ export class NbdServer {
       maxOptionLength: options.maxOptionLength ?? 64 * 1024,
       maxOptions: options.maxOptions ?? 100_000,
       handshakeTimeoutMs: options.handshakeTimeoutMs ?? 30_000,
+      handshakeDeadlineMs: options.handshakeDeadlineMs ?? 60_000,
       listLimit: options.listLimit ?? 10_000,
       maxExtents: options.maxExtents ?? 65_536,
     }
@@ -123,11 +129,17 @@ export class NbdServer {
   #accept(socket: Socket): void {
     const remote = `${socket.remoteAddress}:${socket.remotePort}`
     if (this.#closing || this.#connections.size >= this.#maxConnections) {
-      this.#log.warn('nbd connection refused', {
-        remote,
-        reason: this.#closing ? 'shutting down' : `${this.#maxConnections} connections are open`,
-      })
       socket.destroy()
+      this.#refused++
+      if (Date.now() - this.#refusedWarnedAt >= 10_000) {
+        this.#log.warn('nbd connections refused', {
+          remote,
+          count: this.#refused,
+          reason: this.#closing ? 'shutting down' : `${this.#maxConnections} connections are open`,
+        })
+        this.#refused = 0
+        this.#refusedWarnedAt = Date.now()
+      }
       return
     }
     const connection = new NbdConnection(

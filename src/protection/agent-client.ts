@@ -1,10 +1,9 @@
 import { CairnError, isErrorCode } from '../util/index.js'
+import type { Consistency } from '../vault/index.js'
 
 // The service's side of the agent protocol (docs/agent.md). These shapes mirror src/agent's
-// agent-protocol.ts: protection and agent share a layer and may not import each other.
-
-/** Recovery point consistency, with the reference's names. */
-export type Consistency = 'AppConsistent' | 'FileSystemConsistent' | 'CrashConsistent'
+// agent-protocol.ts: protection and agent share a layer and may not import each other. Consistency is
+// the vault's (one definition, below both).
 
 /** What one agent step did. */
 export interface AgentStep {

@@ -30,7 +30,7 @@ describe('disk-store backups into a vault', () => {
         { ref: data, lun: 1 },
       ]
 
-      const rp1 = await backupDisks(vault, store, disks, { item, consistency: 'crash-consistent' })
+      const rp1 = await backupDisks(vault, store, disks, { item, consistency: 'CrashConsistent' })
       assert.deepEqual(
         rp1.disks.map((d) => [d.name, d.mode, d.bytesScanned]),
         [

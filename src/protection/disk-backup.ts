@@ -140,7 +140,10 @@ export function diskSink(store: DiskStore, ref: DiskRef): RestoreSink {
   }
 }
 
-/** Restores a disk of a recovery point into a new disk (or, with overwrite, over an existing one). */
+/**
+ * Restores a disk of a recovery point into a new disk (or, with overwrite, over an existing one). A new
+ * disk is deleted again when the restore fails or is cancelled.
+ */
 export async function restoreToDisk(
   vault: Vault,
   store: DiskStore,
@@ -176,6 +179,10 @@ export async function restoreToDisk(
   const sink = diskSink(store, target)
   try {
     return await vault.restore(rpId, diskName, sink, options)
+  } catch (err) {
+    // A new disk that did not get all of its content is removed (cancelled, failed): never half a disk.
+    if (!exists) await store.deleteDisk(target).catch(() => {})
+    throw err
   } finally {
     await sink.close?.()
   }

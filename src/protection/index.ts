@@ -1,5 +1,5 @@
 // Protection: VMs, backup policies, protected items, the scheduler, retention, backups and restores,
-// disk-store disks as vault sources and sinks, the agent client and the job registry.
+// disk-store disks as vault sources and sinks, the agent client and the job service.
 
 export {
   AgentClient,
@@ -8,7 +8,6 @@ export {
   type AgentStatusReport,
   type AgentStep,
   type AgentThaw,
-  type Consistency,
 } from './agent-client.js'
 export { type Clock, ManualClock, systemClock } from './clock.js'
 export {
@@ -20,12 +19,23 @@ export {
   restoreToDisk,
 } from './disk-backup.js'
 export {
-  type JobControl,
-  type JobInfo,
-  type JobProgress,
-  JobRegistry,
-  type JobStatus,
-} from './job-registry.js'
+  type JobBody,
+  type JobContext,
+  type JobEvent,
+  JobService,
+  type JobServiceOptions,
+  type StartedJob,
+} from './job-service.js'
+export {
+  expiredSnapshots,
+  MAX_POINTS_PER_ITEM,
+  onDemandExpiry,
+  planRetention,
+  type RetentionPlan,
+  type RetentionPoint,
+  type RetentionReason,
+  type RetentionVerdict,
+} from './plan-retention.js'
 export {
   type BackupPolicy,
   type BackupSchedule,
@@ -50,28 +60,14 @@ export {
   type VaultTransfer,
 } from './protection-service.js'
 export {
-  type Job,
-  type JobFilter,
-  type JobStatus as BackupJobStatus,
-  type JobType,
   type ProtectedItem,
   type ProtectionState,
   ProtectionStore,
-  type RecoveryPoint,
-  type RecoveryPointDisk,
   type RecoveryPointTier,
+  type VmRecoveryPoint,
+  type VmRecoveryPointDisk,
 } from './protection-store.js'
 export { RegistryVaultTransfer } from './registry-vault-transfer.js'
-export {
-  expiredSnapshots,
-  MAX_POINTS_PER_ITEM,
-  onDemandExpiry,
-  planRetention,
-  type RetentionPlan,
-  type RetentionPoint,
-  type RetentionReason,
-  type RetentionVerdict,
-} from './retention.js'
 export {
   DEFAULT_SPREAD_MS,
   type DueRun,

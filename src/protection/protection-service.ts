@@ -1,10 +1,13 @@
+import type { Job } from '../catalog/index.js'
 import type { DiskRef, DiskStore, LongOperationOptions } from '../diskstore/index.js'
 import { CairnError, isCairnError, type Logger, silentLogger } from '../util/index.js'
+import type { Consistency } from '../vault/index.js'
 import { fromWall, toWall } from './_zoned-time.js'
-import { AgentClient, type AgentQuiesce, type AgentThaw, type Consistency } from './agent-client.js'
+import { AgentClient, type AgentQuiesce, type AgentThaw } from './agent-client.js'
+import type { JobContext, JobService, StartedJob } from './job-service.js'
+import { expiredSnapshots, onDemandExpiry, planRetention } from './plan-retention.js'
 import { type BackupPolicy, POLICY_BOUNDS } from './policy.js'
-import type { Job, ProtectionStore, RecoveryPoint, RecoveryPointDisk } from './protection-store.js'
-import { expiredSnapshots, onDemandExpiry, planRetention } from './retention.js'
+import type { ProtectionStore, VmRecoveryPoint, VmRecoveryPointDisk } from './protection-store.js'
 import { scheduledTimes } from './schedule.js'
 import { refKey, type VmSpec } from './vm.js'
 
@@ -43,7 +46,7 @@ export interface VaultTransfer {
 const vaultDiskName = (lun: number | 'os') => (lun === 'os' ? 'os' : `lun${lun}`)
 
 /** Splits a disk's `vaultBackup` (`<vault point>/<disk>`). */
-function vaultRef(d: RecoveryPointDisk): { point: string; disk: string } | undefined {
+function vaultRef(d: VmRecoveryPointDisk): { point: string; disk: string } | undefined {
   if (!d.vaultBackup) return undefined
   const i = d.vaultBackup.lastIndexOf('/')
   return { point: d.vaultBackup.slice(0, i), disk: d.vaultBackup.slice(i + 1) }
@@ -53,6 +56,8 @@ function vaultRef(d: RecoveryPointDisk): { point: string; disk: string } | undef
 export interface ProtectionServiceOptions {
   store: ProtectionStore
   disks: DiskStore
+  /** Runs and records every backup and restore as a job. */
+  jobs: JobService
   /** Without a vault, recovery points stay in the snapshot tier (and their snapshots are kept). */
   vault?: VaultTransfer
   logger?: Logger
@@ -66,40 +71,37 @@ export interface BackupOptions {
   kind?: 'Scheduled' | 'OnDemand'
   /** On-demand expiry (default 30 days). */
   expiresAt?: Date
+  /** Aborted when the caller (the scheduler) stops: the job ends Interrupted. */
   signal?: AbortSignal
+  /** Who asks (default `local`). */
+  startedBy?: string
 }
 
 /** A started job and the promise of its end. */
-export interface RunningJob {
-  job: Job
-  done: Promise<Job>
-}
-
-interface Running {
-  job: Job
-  abort: AbortController
-  done: Promise<unknown>
-}
+export type RunningJob = StartedJob
 
 /**
  * Backups and restores of VMs: quiesce through the agent → one consistency-group snapshot of every
  * included disk → thaw → a recovery point in the snapshot tier → transfer to the vault (only the diff)
  * → "SnapshotAndVault" → snapshots past the instant-restore retention removed (the latest kept).
- * Every action is a job; one backup of a VM at a time.
+ * Every action is a job of the JobService; one backup of a VM at a time. A recovery point is written
+ * only when its backup completes: a backup that fails, is cancelled or dies leaves none.
  */
 export class ProtectionService {
   readonly #store: ProtectionStore
   readonly #disks: DiskStore
+  readonly #jobs: JobService
   readonly #vault: VaultTransfer | undefined
   readonly #log: Logger
   readonly #now: () => number
   readonly #onDemandPerDay: number
-  readonly #running = new Map<string, Running>()
+  readonly #running = new Map<string, Promise<Job>>()
   readonly #busyVms = new Set<string>()
 
   constructor(options: ProtectionServiceOptions) {
     this.#store = options.store
     this.#disks = options.disks
+    this.#jobs = options.jobs
     this.#vault = options.vault
     this.#log = options.logger ?? silentLogger
     this.#now = options.now ?? Date.now
@@ -108,44 +110,73 @@ export class ProtectionService {
 
   /** Starts a backup as a job and answers the job at once ("backup now" answers 202 with it). */
   async startBackup(vmName: string, options: BackupOptions = {}): Promise<Job> {
-    const { job, run } = await this.#prepareBackup(vmName, options)
-    void run().catch(() => {})
-    return job
+    return (await this.#startBackup(vmName, options)).job
   }
 
   /** Runs a backup to its end; resolves with the finished job (Failed jobs resolve too). */
   async backup(vmName: string, options: BackupOptions = {}): Promise<Job> {
-    const { job, run } = await this.#prepareBackup(vmName, options)
-    await run().catch(() => {})
-    return this.#store.getJob(job.id)
+    return (await this.#startBackup(vmName, options)).done
   }
 
-  /** Asks a running job to stop; it ends Cancelled without leaving half a recovery point. */
+  /** Cancels a running job; it ends Cancelled without leaving a recovery point or its snapshots. */
   async cancel(jobId: string): Promise<Job> {
-    const r = this.#running.get(jobId)
-    if (!r) {
-      const job = await this.#store.getJob(jobId)
-      throw new CairnError('Cancelled', `Cannot cancel job "${jobId}": it is ${job.status}, not running`)
-    }
-    await this.#store.updateJob(jobId, { status: 'Cancelling' })
-    r.abort.abort(new CairnError('Cancelled', `Job ${jobId} was cancelled`))
-    await r.done.catch(() => {})
-    return this.#store.getJob(jobId)
+    return this.#jobs.cancel(jobId)
   }
 
-  /** Cancels every running job and waits for them to end (service shutdown). */
+  /** Waits for the running backups and restores (the JobService interrupts them at shutdown). */
   async close(): Promise<void> {
-    for (const r of this.#running.values())
-      r.abort.abort(new CairnError('Cancelled', 'The service is stopping'))
     await this.idle()
   }
 
-  /** Resolves when no job runs. */
+  /** Resolves when no backup or restore of this service runs. */
   async idle(): Promise<void> {
-    while (this.#running.size > 0) await Promise.allSettled([...this.#running.values()].map((r) => r.done))
+    while (this.#running.size > 0) await Promise.allSettled([...this.#running.values()])
   }
 
-  async #prepareBackup(vmName: string, options: BackupOptions) {
+  /**
+   * Cleans what a backup cut short by a dead service left: the snapshots it took (recorded in its
+   * job before any data moved) unless a recovery point holds them. Its vault data is the vault's
+   * (a backup's packs without a manifest are reclaimed by GC once its lock is stale).
+   */
+  async cleanInterrupted(job: Job): Promise<string[]> {
+    if (job.kind === 'restore') {
+      const made = (job.details.createdDisks ?? []) as DiskRef[]
+      const removed = made.filter((r) => diskExists(this.#disks, r)).map(refKey)
+      await removeDisks(this.#disks, made)
+      return removed
+    }
+    if (job.kind !== 'backup' || !job.vm) return []
+    const orphan = job.details.vaultPoint
+    if (typeof orphan === 'string' && job.vault && this.#vault) {
+      // The vault committed the point but the service died before the recovery point was written.
+      const points = await this.#store.listRecoveryPoints(job.vm).catch(() => [])
+      if (!points.some((p) => p.disks.some((d) => d.vaultBackup?.startsWith(`${orphan}/`))))
+        await this.#vault.deletePoint(job.vault, orphan).catch(() => {})
+    }
+    const taken = (job.details.snapshots ?? []) as { disk: DiskRef; snapshot: string }[]
+    if (taken.length === 0) return []
+    const held = new Set<string>()
+    try {
+      for (const p of await this.#store.listRecoveryPoints(job.vm))
+        for (const d of p.disks) if (d.snapshot) held.add(`${refKey(d.source)}@${d.snapshot}`)
+    } catch {
+      // The VM or its item is gone: no point holds the snapshots.
+    }
+    const removed: string[] = []
+    for (const s of taken) {
+      const key = `${refKey(s.disk)}@${s.snapshot}`
+      if (held.has(key)) continue
+      try {
+        await this.#disks.deleteSnapshot(s.disk, s.snapshot)
+        removed.push(key)
+      } catch {
+        // Already gone.
+      }
+    }
+    return removed
+  }
+
+  async #startBackup(vmName: string, options: BackupOptions): Promise<StartedJob> {
     const vm = await this.#store.getVm(vmName)
     const item = await this.#store.getItem(vmName)
     if (item.state !== 'Protected') {
@@ -166,35 +197,26 @@ export class ProtectionService {
       const disks = await this.#store.disksToBackUp(vmName)
       const kind = options.kind ?? 'OnDemand'
       if (kind === 'OnDemand') await this.#checkOnDemandLimit(vmName, policy)
-      const job = await this.#store.createJob({
-        type: 'Backup',
-        entity: vmName,
-        itemId: item.id,
-        vault: item.vault,
-        phase: 'Queued',
-        details: { kind, disks: disks.map((d) => d.lun) },
+      const b = { vm, itemId: item.id, vault: item.vault, policy, disks, kind, options }
+      const started = await this.#jobs.start(
+        {
+          kind: 'backup',
+          resource: `vms/${vmName}`,
+          vm: vmName,
+          itemId: item.id,
+          vault: item.vault,
+          startedBy: options.startedBy ?? (kind === 'Scheduled' ? 'scheduler' : 'local'),
+          details: { kind, disks: disks.map((d) => d.lun) },
+        },
+        (ctx) => this.#runBackup(ctx, b),
+        options.signal ? { interruptOn: options.signal } : {},
+      )
+      const done = started.done.finally(() => {
+        this.#busyVms.delete(vmName)
+        this.#running.delete(started.job.id)
       })
-      const abort = new AbortController()
-      if (options.signal)
-        options.signal.addEventListener('abort', () => abort.abort(options.signal!.reason), { once: true })
-      const run = async () => {
-        try {
-          await this.#runBackup(
-            job,
-            { vm, itemId: item.id, vault: item.vault, policy, disks, kind, options },
-            abort.signal,
-          )
-        } finally {
-          this.#busyVms.delete(vmName)
-          this.#running.delete(job.id)
-        }
-      }
-      let resolveDone!: () => void
-      const done = new Promise<void>((r) => {
-        resolveDone = r
-      })
-      this.#running.set(job.id, { job, abort, done })
-      return { job, run: () => run().finally(resolveDone) }
+      this.#running.set(started.job.id, done)
+      return { job: started.job, done }
     } catch (err) {
       this.#busyVms.delete(vmName)
       throw err
@@ -209,10 +231,14 @@ export class ProtectionService {
     const now = this.#now()
     const wall = toWall(now, policy.timeZone)
     const dayStart = fromWall(wall.year, wall.month, wall.day, 0, 0, policy.timeZone)
-    const jobs = await this.#store.listJobs({ type: 'Backup', entity: vmName, since: new Date(dayStart) })
-    const taken = jobs.filter(
-      (j) => j.details.kind === 'OnDemand' && j.status !== 'Failed' && j.status !== 'Cancelled',
-    ).length
+    const { items } = await this.#jobs.list({
+      kind: 'backup',
+      vm: vmName,
+      since: new Date(dayStart),
+      state: ['Queued', 'Running', 'Completed'],
+      limit: 1000,
+    })
+    const taken = items.filter((j) => j.details.kind === 'OnDemand').length
     if (taken >= this.#onDemandPerDay) {
       throw new CairnError(
         'OnDemandBackupLimit',
@@ -223,7 +249,7 @@ export class ProtectionService {
   }
 
   async #runBackup(
-    job: Job,
+    ctx: JobContext,
     b: {
       vm: VmSpec & { id: string }
       itemId: string
@@ -233,19 +259,18 @@ export class ProtectionService {
       kind: 'Scheduled' | 'OnDemand'
       options: BackupOptions
     },
-    signal: AbortSignal,
-  ): Promise<void> {
+  ): Promise<Record<string, unknown>> {
+    const { signal, details } = ctx
     const warnings: string[] = []
-    const details: Record<string, unknown> = { ...job.details }
     let snapshots: { disk: DiskRef; snapshot: string }[] = []
-    let point: RecoveryPoint | undefined
+    let point: VmRecoveryPoint | undefined
     try {
       // 1. Quiesce through the agent, if any. An unreachable agent means crash-consistent, said so.
       let quiesce: AgentQuiesce | undefined
       const agent = b.vm.agent ? new AgentClient({ url: b.vm.agent.url, token: b.vm.agent.token }) : undefined
       let consistency: Consistency = 'CrashConsistent'
       if (agent) {
-        await this.#store.updateJob(job.id, { phase: 'Quiesce' })
+        await ctx.phase('Quiesce')
         try {
           quiesce = await agent.quiesce(signal)
           consistency = quiesce.consistency
@@ -260,13 +285,16 @@ export class ProtectionService {
         }
       }
       // 2. One consistency-group snapshot of all included disks; 3. thaw at once, whatever happened.
-      await this.#store.updateJob(job.id, { phase: 'TakeSnapshot' })
+      await ctx.phase('TakeSnapshot')
       const refs = b.disks.map((d) => d.disk)
       let thaw: AgentThaw | undefined
       try {
         signal.throwIfAborted()
         const infos = await this.#disks.snapshotGroup(refs)
         snapshots = infos.map((info, i) => ({ disk: refs[i]!, snapshot: info.snapshot! }))
+        // Recorded before any data moves: a service that dies from here on leaves snapshots that the
+        // next start removes (cleanInterrupted).
+        details.snapshots = snapshots
       } finally {
         if (agent && quiesce) {
           try {
@@ -290,9 +318,10 @@ export class ProtectionService {
           warnings.push(`post-script failed: ${thaw.postScript.message}`)
       }
       details.consistency = consistency
-      // 4. The recovery point exists now, in the snapshot tier: instant restore works at once.
+      await ctx.phase('SnapshotTaken')
+      // 4. The point as it will be written, in the snapshot tier.
       const time = new Date(this.#now())
-      const rpDisks: RecoveryPointDisk[] = snapshots.map((s, i) => ({
+      const rpDisks: VmRecoveryPointDisk[] = snapshots.map((s, i) => ({
         lun: b.disks[i]!.lun,
         source: s.disk,
         size: this.#disks.getDisk(s.disk, s.snapshot).size,
@@ -304,7 +333,7 @@ export class ProtectionService {
         updatedAt: _u,
         ...vmSpec
       } = b.vm as VmSpec & { id: string; createdAt?: string; updatedAt?: string }
-      const rp: Omit<RecoveryPoint, 'id'> = {
+      const rp: Omit<VmRecoveryPoint, 'id'> = {
         itemId: b.itemId,
         time: time.toISOString(),
         kind: b.kind,
@@ -315,8 +344,6 @@ export class ProtectionService {
       }
       if (b.kind === 'OnDemand')
         rp.expiresAt = (b.options.expiresAt ?? new Date(onDemandExpiry(time.getTime()))).toISOString()
-      point = await this.#store.addRecoveryPoint(rp)
-      details.recoveryPoint = point.id
       // 5. Transfer to the vault, only what changed since the previous point still in both tiers.
       // Under an hourly policy only the day's last scheduled backup goes to the vault, as in the reference.
       const laterToday =
@@ -325,65 +352,58 @@ export class ProtectionService {
         laterSlotToday(b.policy, time.getTime())
       if (laterToday) details.vault = 'skipped: a later scheduled backup today goes to the vault'
       if (this.#vault && !laterToday) {
-        Object.assign(details, await this.#transfer(job, point, b.vault, signal))
-        point = await this.#store.getRecoveryPoint(point.id)
+        const sent = await this.#transfer(ctx, rp, b.vm.name, b.vault)
+        rp.tier = 'SnapshotAndVault'
+        rp.disks = sent.disks
+        details.vaultPoint = sent.vaultPoint
+        details.bytesAdded = sent.bytesAdded
+        details.incremental = sent.incremental
+        await ctx.phase('Commit')
       }
-      // 6. Snapshots past the instant-restore retention go (the latest always stays).
-      await this.#store.updateJob(job.id, { phase: 'SnapshotRetention' })
+      // 6. The point exists now, whole: it is listed, restorable and the base of the next backup.
+      signal.throwIfAborted()
+      point = await this.#store.addRecoveryPoint(rp)
+      details.recoveryPoint = point.id
+      // 7. Snapshots past the instant-restore retention go (the latest always stays).
+      await ctx.phase('SnapshotRetention')
       await this.#pruneSnapshots(b.vm.name, b.policy)
       await this.#store.recordBackup(b.itemId, warnings.length > 0 ? 'CompletedWithWarnings' : 'Completed')
       details.warnings = warnings
-      await this.#store.finishJob(job.id, {
-        status: warnings.length > 0 ? 'CompletedWithWarnings' : 'Completed',
-        details,
-      })
+      return { recoveryPoint: point.id, tier: point.tier, warnings }
     } catch (err) {
-      // Never half a point: a point without its vault copy stays a whole snapshot-tier point; snapshots
-      // taken for a point that was never written are removed.
+      // Never half a point: snapshots taken for a point that was never written are removed, and a
+      // vault point written for it is deleted.
       if (!point) {
         for (const s of snapshots) await this.#disks.deleteSnapshot(s.disk, s.snapshot).catch(() => {})
+        if (typeof details.vaultPoint === 'string' && this.#vault)
+          await this.#vault.deletePoint(b.vault, details.vaultPoint).catch(() => {})
       }
-      const cancelled = signal.aborted
-      const e = isCairnError(err) ? err : new CairnError('Internal', (err as Error).message, { cause: err })
       details.warnings = warnings
-      await this.#store.recordBackup(b.itemId, cancelled ? 'Cancelled' : 'Failed')
-      await this.#store.finishJob(job.id, {
-        status: cancelled ? 'Cancelled' : 'Failed',
-        error: cancelled
-          ? { code: 'Cancelled', message: 'The backup was cancelled' }
-          : { code: e.code, message: e.message },
-        details,
-      })
-      this.#log.warn('backup failed', { vm: b.vm.name, job: job.id, code: e.code, message: e.message })
+      await this.#store.recordBackup(b.itemId, signal.aborted ? 'Cancelled' : 'Failed').catch(() => {})
+      const e = isCairnError(err) ? err : new CairnError('Internal', (err as Error).message, { cause: err })
+      this.#log.warn('backup failed', { vm: b.vm.name, job: ctx.job.id, code: e.code, message: e.message })
       throw e
     }
   }
 
   async #transfer(
-    job: Job,
-    point: RecoveryPoint,
+    ctx: JobContext,
+    point: Omit<VmRecoveryPoint, 'id'>,
+    vmName: string,
     vault: string,
-    signal: AbortSignal,
-  ): Promise<{ vaultPoint: string; bytesAdded: number; incremental: boolean }> {
+  ): Promise<{ disks: VmRecoveryPointDisk[]; vaultPoint: string; bytesAdded: number; incremental: boolean }> {
     const vaultApi = this.#vault!
-    await this.#store.updateJob(job.id, { phase: 'TransferToVault' })
-    const item = await this.#store.getItemById(point.itemId)
+    await ctx.phase('TransferToVault')
     // The base: the newest earlier point in both tiers whose snapshots all still exist.
-    const previous = (await this.#store.listRecoveryPoints(item.vmName))
-      .filter(
-        (p) =>
-          p.id !== point.id &&
-          p.tier === 'SnapshotAndVault' &&
-          p.disks.every((d) => d.snapshot && d.vaultBackup),
-      )
+    const previous = (await this.#store.listRecoveryPoints(vmName))
+      .filter((p) => p.tier === 'SnapshotAndVault' && p.disks.every((d) => d.snapshot && d.vaultBackup))
       .at(-1)
     const total = point.disks.reduce((n, d) => n + d.size, 0)
-    await this.#store.updateJob(job.id, { bytesDone: 0, bytesTotal: total })
-    let last = 0
+    ctx.progress({ bytesDone: 0, bytesTotal: total })
     const { agent: _agent, ...config } = point.vm
     const request: Parameters<VaultTransfer['backupPoint']>[0] = {
       vault,
-      item: { kind: 'vm', name: item.vmName, config: { ...config, recoveryPoint: point.id } },
+      item: { kind: 'vm', name: vmName, config: { ...config, job: ctx.job.id } },
       consistency: point.consistency,
       disks: point.disks.map((d) => {
         const prev = previous?.disks.find((p) => refKey(p.source) === refKey(d.source) && p.size === d.size)
@@ -402,17 +422,13 @@ export class ProtectionService {
     const prevRef = previous ? vaultRef(previous.disks[0]!) : undefined
     if (prevRef) request.base = prevRef.point
     const res = await vaultApi.backupPoint(request, {
-      signal,
-      onProgress: (p) => {
-        if (Date.now() - last < 200) return
-        last = Date.now()
-        void this.#store.updateJob(job.id, { bytesDone: p.bytesDone, bytesTotal: p.bytesTotal || total })
-      },
+      signal: ctx.signal,
+      onProgress: (p) => ctx.progress({ bytesDone: p.bytesDone, bytesTotal: p.bytesTotal || total }),
     })
+    ctx.details.vaultPoint = res.id
+    ctx.progress({ bytesDone: total, bytesTotal: total })
     const disks = point.disks.map((d) => ({ ...d, vaultBackup: `${res.id}/${vaultDiskName(d.lun)}` }))
-    await this.#store.updateRecoveryPoint(point.id, { tier: 'SnapshotAndVault', disks })
-    await this.#store.updateJob(job.id, { bytesDone: total, bytesTotal: total })
-    return { vaultPoint: res.id, bytesAdded: res.bytesAdded, incremental: prevRef !== undefined }
+    return { disks, vaultPoint: res.id, bytesAdded: res.bytesAdded, incremental: prevRef !== undefined }
   }
 
   /** Removes snapshots older than the instant-restore retention, for points the vault also holds. */
@@ -474,14 +490,13 @@ export class ProtectionService {
    * point — no data copied — otherwise from the vault) plus the saved configuration. When the VM
    * cannot be registered the disks stay restored and the job says so.
    */
-  async restoreVm(pointId: string, options: { as: string; signal?: AbortSignal }): Promise<RunningJob> {
+  async restoreVm(pointId: string, options: { as: string; startedBy?: string }): Promise<RunningJob> {
     const { point, item } = await this.#pointWithItem(pointId)
     return this.#runJob(
-      { type: 'Restore', entity: options.as, itemId: item.id, vault: item.vault, signal: options.signal },
-      async (job, signal, details) => {
-        const restored = await this.#restoreDisks(job, point, item.vault, {
+      { resource: `vms/${options.as}`, vm: item.vmName, itemId: item.id, vault: item.vault, ...options },
+      async (ctx, details) => {
+        const restored = await this.#restoreDisks(ctx, point, item.vault, {
           name: (lun) => `${options.as}-${lun === 'os' ? 'os' : `lun${lun}`}`,
-          signal,
         })
         details.disks = restored.map((r) => ({ lun: r.lun, disk: refKey(r.disk), from: r.from }))
         const os = restored.find((r) => r.lun === 'os')
@@ -512,7 +527,7 @@ export class ProtectionService {
   /** Restores chosen disks (all by default) of a recovery point as new disks named `<prefix>-os`, `<prefix>-lunN`. */
   async restoreDisks(
     pointId: string,
-    options: { prefix: string; luns?: (number | 'os')[]; signal?: AbortSignal },
+    options: { prefix: string; luns?: (number | 'os')[]; startedBy?: string },
   ): Promise<RunningJob> {
     const { point, item } = await this.#pointWithItem(pointId)
     const unknown = (options.luns ?? []).filter((l) => !point.disks.some((d) => d.lun === l))
@@ -523,12 +538,11 @@ export class ProtectionService {
       )
     }
     return this.#runJob(
-      { type: 'Restore', entity: item.vmName, itemId: item.id, vault: item.vault, signal: options.signal },
-      async (job, signal, details) => {
-        const restored = await this.#restoreDisks(job, point, item.vault, {
+      { resource: `vms/${item.vmName}`, vm: item.vmName, itemId: item.id, vault: item.vault, ...options },
+      async (ctx, details) => {
+        const restored = await this.#restoreDisks(ctx, point, item.vault, {
           name: (lun) => `${options.prefix}-${lun === 'os' ? 'os' : `lun${lun}`}`,
           only: options.luns,
-          signal,
         })
         details.disks = restored.map((r) => ({ lun: r.lun, disk: refKey(r.disk), from: r.from }))
         // The reference hands out a template with the disks: here the saved VM description.
@@ -544,7 +558,7 @@ export class ProtectionService {
   async replaceDisks(
     vmName: string,
     pointId: string,
-    options: { signal?: AbortSignal } = {},
+    options: { startedBy?: string } = {},
   ): Promise<RunningJob> {
     const vm = await this.#store.getVm(vmName)
     const { point, item } = await this.#pointWithItem(pointId)
@@ -559,13 +573,14 @@ export class ProtectionService {
         `Cannot replace the disks of VM "${vmName}": a backup of it is running`,
       )
     return this.#runJob(
-      { type: 'Restore', entity: vmName, itemId: item.id, vault: item.vault, signal: options.signal },
-      async (job, signal, details) => {
-        await this.#store.updateJob(job.id, { phase: 'SnapshotCurrentDisks' })
+      { resource: `vms/${vmName}`, vm: vmName, itemId: item.id, vault: item.vault, ...options },
+      async (ctx, details) => {
+        const { job, signal } = ctx
+        await ctx.phase('SnapshotCurrentDisks')
         const current = [vm.osDisk, ...vm.dataDisks.map((d) => d.disk)]
         const kept = await this.#disks.snapshotGroup(current)
         details.keptSnapshots = kept.map((k, i) => ({ disk: refKey(current[i]!), snapshot: k.snapshot }))
-        await this.#store.updateJob(job.id, { phase: 'RestoreDisks' })
+        await ctx.phase('RestoreDisks')
         const done: string[] = []
         for (const d of point.disks) {
           signal.throwIfAborted()
@@ -573,9 +588,16 @@ export class ProtectionService {
             await this.#disks.promote(d.source, d.snapshot)
           } else {
             const temp = { ...d.source, disk: `${d.source.disk}-restore-${job.id.slice(0, 8)}` }
-            await this.#fromVault(item.vault, d, temp, signal)
-            await this.#disks.copyDisk({ ref: temp }, d.source, { overwrite: true })
-            await this.#disks.deleteDisk(temp)
+            details.createdDisks = [temp]
+            await ctx.phase('RestoreDisks')
+            try {
+              await this.#fromVault(item.vault, d, temp, signal)
+              signal.throwIfAborted()
+              await this.#disks.copyDisk({ ref: temp }, d.source, { overwrite: true })
+            } finally {
+              await this.#disks.deleteDisk(temp).catch(() => {})
+              details.createdDisks = []
+            }
           }
           done.push(refKey(d.source))
         }
@@ -585,35 +607,54 @@ export class ProtectionService {
   }
 
   async #restoreDisks(
-    job: Job,
-    point: RecoveryPoint,
+    ctx: JobContext,
+    point: VmRecoveryPoint,
     vault: string,
-    o: { name: (lun: number | 'os') => string; only?: (number | 'os')[] | undefined; signal: AbortSignal },
+    o: { name: (lun: number | 'os') => string; only?: (number | 'os')[] | undefined },
   ): Promise<{ lun: number | 'os'; disk: DiskRef; from: 'Snapshot' | 'Vault' }[]> {
-    await this.#store.updateJob(job.id, {
-      phase: 'RestoreDisks',
-      bytesTotal: point.disks.reduce((n, d) => n + d.size, 0),
-    })
+    const { signal, details } = ctx
+    const wanted = point.disks.filter((d) => !o.only || o.only.includes(d.lun))
+    // The disks this restore creates, recorded before any is made: a cancelled, failed or
+    // interrupted restore removes them (nothing half-restored is left behind).
+    const created: DiskRef[] = wanted.map((d) => ({ ...d.source, disk: o.name(d.lun) }))
+    for (const ref of created) {
+      if (diskExists(this.#disks, ref))
+        throw new CairnError('DiskAlreadyExists', `Cannot restore into disk ${refKey(ref)}: it exists`)
+    }
+    details.createdDisks = created
+    await ctx.phase('RestoreDisks')
+    ctx.progress({ bytesDone: 0, bytesTotal: wanted.reduce((n, d) => n + d.size, 0) })
     const out: { lun: number | 'os'; disk: DiskRef; from: 'Snapshot' | 'Vault' }[] = []
     let bytes = 0
-    for (const d of point.disks) {
-      if (o.only && !o.only.includes(d.lun)) continue
-      o.signal.throwIfAborted()
-      const target: DiskRef = { ...d.source, disk: o.name(d.lun) }
-      if (d.snapshot) {
-        await this.#disks.copyDisk({ ref: d.source, snapshot: d.snapshot }, target)
-        out.push({ lun: d.lun, disk: target, from: 'Snapshot' })
-      } else {
-        await this.#fromVault(vault, d, target, o.signal)
-        out.push({ lun: d.lun, disk: target, from: 'Vault' })
+    try {
+      for (const [i, d] of wanted.entries()) {
+        signal.throwIfAborted()
+        const target = created[i]!
+        if (d.snapshot) {
+          await this.#disks.copyDisk({ ref: d.source, snapshot: d.snapshot }, target)
+          out.push({ lun: d.lun, disk: target, from: 'Snapshot' })
+        } else {
+          await this.#fromVault(vault, d, target, signal)
+          out.push({ lun: d.lun, disk: target, from: 'Vault' })
+        }
+        bytes += d.size
+        ctx.progress({ bytesDone: bytes })
       }
-      bytes += d.size
-      await this.#store.updateJob(job.id, { bytesDone: bytes })
+      signal.throwIfAborted()
+    } catch (err) {
+      await removeDisks(this.#disks, created.slice(0, out.length + 1))
+      details.createdDisks = []
+      throw err
     }
     return out
   }
 
-  async #fromVault(vault: string, d: RecoveryPointDisk, target: DiskRef, signal: AbortSignal): Promise<void> {
+  async #fromVault(
+    vault: string,
+    d: VmRecoveryPointDisk,
+    target: DiskRef,
+    signal: AbortSignal,
+  ): Promise<void> {
     const ref = vaultRef(d)
     if (!ref || !this.#vault) {
       throw new CairnError(
@@ -633,54 +674,33 @@ export class ProtectionService {
     return { point, item }
   }
 
-  /** Starts work as a job; answers the job at once and a promise of the finished job. */
+  /** Starts a restore as a job; answers the job at once and a promise of the finished job. */
   async #runJob(
-    spec: {
-      type: 'Restore'
-      entity: string
-      itemId: string
-      vault: string
-      signal?: AbortSignal | undefined
-    },
-    work: (job: Job, signal: AbortSignal, details: Record<string, unknown>) => Promise<void>,
+    spec: { resource: string; vm: string; itemId: string; vault: string; startedBy?: string | undefined },
+    work: (ctx: JobContext, details: Record<string, unknown>) => Promise<void>,
   ): Promise<RunningJob> {
-    const job = await this.#store.createJob({
-      type: spec.type,
-      entity: spec.entity,
-      itemId: spec.itemId,
-      vault: spec.vault,
-    })
-    const abort = new AbortController()
-    spec.signal?.addEventListener('abort', () => abort.abort(spec.signal!.reason), { once: true })
-    const details: Record<string, unknown> = {}
-    const done = (async () => {
-      try {
-        await work(job, abort.signal, details)
-        const warned = Array.isArray(details.warnings) && details.warnings.length > 0
-        await this.#store.finishJob(job.id, {
-          status: warned ? 'CompletedWithWarnings' : 'Completed',
-          details,
-        })
-      } catch (err) {
-        const e = isCairnError(err) ? err : new CairnError('Internal', (err as Error).message, { cause: err })
-        const cancelled = abort.signal.aborted
-        await this.#store.finishJob(job.id, {
-          status: cancelled ? 'Cancelled' : 'Failed',
-          error: cancelled
-            ? { code: 'Cancelled', message: 'The restore was cancelled' }
-            : { code: e.code, message: e.message },
-          details,
-        })
-      } finally {
-        this.#running.delete(job.id)
-      }
-    })()
-    this.#running.set(job.id, { job, abort, done })
-    return { job, done: done.then(() => this.#store.getJob(job.id)) }
+    const started = await this.#jobs.start(
+      {
+        kind: 'restore',
+        resource: spec.resource,
+        vm: spec.vm,
+        itemId: spec.itemId,
+        vault: spec.vault,
+        startedBy: spec.startedBy ?? 'local',
+      },
+      async (ctx) => {
+        await work(ctx, ctx.details)
+        const { createdDisks: _c, ...result } = ctx.details
+        return result
+      },
+    )
+    const done = started.done.finally(() => this.#running.delete(started.job.id))
+    this.#running.set(started.job.id, done)
+    return { job: started.job, done }
   }
 
   /** Removes a recovery point's snapshots and vault backups (its record is the caller's). */
-  async deletePointData(vault: string, p: RecoveryPoint): Promise<void> {
+  async deletePointData(vault: string, p: VmRecoveryPoint): Promise<void> {
     const points = new Set<string>()
     for (const d of p.disks) {
       if (d.snapshot) await this.#disks.deleteSnapshot(d.source, d.snapshot).catch(() => {})
@@ -698,4 +718,20 @@ function laterSlotToday(policy: BackupPolicy, at: number): boolean {
     const w = toWall(t, policy.timeZone)
     return w.year === day.year && w.month === day.month && w.day === day.day
   })
+}
+
+/** Deletes disks a restore made (those that exist). */
+async function removeDisks(store: DiskStore, refs: DiskRef[]): Promise<void> {
+  for (const r of refs) await store.deleteDisk(r).catch(() => {})
+}
+
+/** True when the disk exists. */
+function diskExists(store: DiskStore, ref: DiskRef): boolean {
+  try {
+    store.getDisk(ref)
+    return true
+  } catch (err) {
+    if (isCairnError(err) && err.code === 'DiskNotFound') return false
+    throw err
+  }
 }

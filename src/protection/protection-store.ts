@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import type { Catalog, CatalogSchema } from '../catalog/index.js'
 import type { DiskRef } from '../diskstore/index.js'
-import { CairnError, type ErrorCode } from '../util/index.js'
-import type { Consistency } from './agent-client.js'
+import { CairnError } from '../util/index.js'
+import type { Consistency } from '../vault/index.js'
 import { type BackupPolicy, validatePolicy } from './policy.js'
 import type { SchedulableItem, SchedulerStore } from './scheduler.js'
 import { type DiskSelection, type SelectedDisk, selectDisks, type Vm, type VmSpec, validateVm } from './vm.js'
@@ -29,8 +29,8 @@ export interface ProtectedItem extends DiskSelection {
 /** Where a recovery point's data lives. */
 export type RecoveryPointTier = 'Snapshot' | 'SnapshotAndVault' | 'Vault'
 
-/** One disk of a recovery point. */
-export interface RecoveryPointDisk {
+/** One disk of a VM recovery point. */
+export interface VmRecoveryPointDisk {
   lun: number | 'os'
   source: DiskRef
   size: number
@@ -40,8 +40,12 @@ export interface RecoveryPointDisk {
   vaultBackup?: string
 }
 
-/** A recovery point: disks at one instant, with the VM description saved to rebuild it. */
-export interface RecoveryPoint {
+/**
+ * A protected VM's recovery point: its disks at one instant, with the VM description saved to rebuild
+ * it, in the snapshot tier, the vault tier or both. Its vault copy is one vault `RecoveryPoint`
+ * (src/vault), named by each disk's `vaultBackup`.
+ */
+export interface VmRecoveryPoint {
   id: string
   itemId: string
   time: string
@@ -49,52 +53,13 @@ export interface RecoveryPoint {
   consistency: Consistency
   tier: RecoveryPointTier
   expiresAt?: string
-  disks: RecoveryPointDisk[]
+  disks: VmRecoveryPointDisk[]
   vm: VmSpec
 }
 
-export type JobType = 'Backup' | 'Restore' | 'DeleteBackupData' | 'Maintenance'
-export type JobStatus =
-  | 'InProgress'
-  | 'Completed'
-  | 'CompletedWithWarnings'
-  | 'Failed'
-  | 'Cancelling'
-  | 'Cancelled'
-
-/** A backup, restore or maintenance job, after the reference's backupJobs. */
-export interface Job {
-  id: string
-  type: JobType
-  status: JobStatus
-  phase: string
-  /** The VM (or vault) the job acts on. */
-  entity: string
-  itemId?: string
-  vault?: string
-  progress: { bytesDone: number; bytesTotal: number; percent: number; etaSeconds?: number }
-  startTime: string
-  endTime?: string
-  durationMs: number
-  error?: { code: string; message: string }
-  details: Record<string, unknown>
-}
-
-/** Filters of listJobs. */
-export interface JobFilter {
-  status?: JobStatus
-  type?: JobType
-  entity?: string
-  /** Jobs started at or after this time. */
-  since?: Date
-  limit?: number
-}
-
-const FINISHED: JobStatus[] = ['Completed', 'CompletedWithWarnings', 'Failed', 'Cancelled']
-
 /**
- * The protection records in the catalog: VMs, backup policies, protected items, recovery points and
- * jobs. Also the scheduler's store (items with their policies and last slots).
+ * The protection records in the catalog: VMs, backup policies, protected items and recovery points
+ * (their jobs are the JobStore's). Also the scheduler's store (items with their policies and last slots).
  */
 export class ProtectionStore implements SchedulerStore {
   readonly #catalog: Catalog
@@ -414,7 +379,7 @@ export class ProtectionStore implements SchedulerStore {
   async stopProtection(
     vmName: string,
     options: { deleteData: boolean },
-  ): Promise<{ item: ProtectedItem; pointsToDelete: RecoveryPoint[] }> {
+  ): Promise<{ item: ProtectedItem; pointsToDelete: VmRecoveryPoint[] }> {
     const item = await this.getItem(vmName)
     await this.#db
       .updateTable('protected_items')
@@ -519,7 +484,7 @@ export class ProtectionStore implements SchedulerStore {
   // --- Recovery points ---
 
   /** Adds a recovery point (written only once its snapshot exists: never half a point). */
-  async addRecoveryPoint(point: Omit<RecoveryPoint, 'id'> & { id?: string }): Promise<RecoveryPoint> {
+  async addRecoveryPoint(point: Omit<VmRecoveryPoint, 'id'> & { id?: string }): Promise<VmRecoveryPoint> {
     const id = point.id ?? randomUUID()
     await this.#db
       .insertInto('recovery_points')
@@ -539,7 +504,7 @@ export class ProtectionStore implements SchedulerStore {
     return { ...point, id }
   }
 
-  async getRecoveryPoint(id: string): Promise<RecoveryPoint> {
+  async getRecoveryPoint(id: string): Promise<VmRecoveryPoint> {
     const row = await this.#db
       .selectFrom('recovery_points')
       .selectAll()
@@ -550,7 +515,7 @@ export class ProtectionStore implements SchedulerStore {
   }
 
   /** A VM's recovery points, oldest first. */
-  async listRecoveryPoints(vmName: string): Promise<RecoveryPoint[]> {
+  async listRecoveryPoints(vmName: string): Promise<VmRecoveryPoint[]> {
     const item = await this.getItem(vmName)
     const rows = await this.#db
       .selectFrom('recovery_points')
@@ -564,7 +529,7 @@ export class ProtectionStore implements SchedulerStore {
   /** Updates a point's tier and disks (after the vault transfer, or when its snapshots are removed). */
   async updateRecoveryPoint(
     id: string,
-    change: { tier: RecoveryPointTier; disks: RecoveryPointDisk[] },
+    change: { tier: RecoveryPointTier; disks: VmRecoveryPointDisk[] },
   ): Promise<void> {
     await this.#db
       .updateTable('recovery_points')
@@ -575,126 +540,6 @@ export class ProtectionStore implements SchedulerStore {
 
   async deleteRecoveryPoint(id: string): Promise<void> {
     await this.#db.deleteFrom('recovery_points').where('id', '=', id).execute()
-  }
-
-  // --- Jobs ---
-
-  /** Starts a job record (status InProgress). */
-  async createJob(job: {
-    type: JobType
-    entity: string
-    itemId?: string
-    vault?: string
-    phase?: string
-    details?: Record<string, unknown>
-  }): Promise<Job> {
-    const id = randomUUID()
-    await this.#db
-      .insertInto('jobs')
-      .values({
-        id,
-        type: job.type,
-        status: 'InProgress',
-        phase: job.phase ?? 'Queued',
-        entity: job.entity,
-        item_id: job.itemId ?? null,
-        vault: job.vault ?? null,
-        bytes_done: 0,
-        bytes_total: 0,
-        started_at: this.#now(),
-        ended_at: null,
-        error_code: null,
-        error_message: null,
-        details_json: JSON.stringify(job.details ?? {}),
-      })
-      .execute()
-    return this.getJob(id)
-  }
-
-  /** Updates a running job's phase, progress or details. */
-  async updateJob(
-    id: string,
-    change: {
-      phase?: string
-      bytesDone?: number
-      bytesTotal?: number
-      status?: 'InProgress' | 'Cancelling'
-      details?: Record<string, unknown>
-    },
-  ): Promise<void> {
-    const set: Partial<CatalogSchema['jobs']> = {}
-    if (change.phase !== undefined) set.phase = change.phase
-    if (change.bytesDone !== undefined) set.bytes_done = change.bytesDone
-    if (change.bytesTotal !== undefined) set.bytes_total = change.bytesTotal
-    if (change.status !== undefined) set.status = change.status
-    if (change.details !== undefined) set.details_json = JSON.stringify(change.details)
-    if (Object.keys(set).length === 0) return
-    await this.#db.updateTable('jobs').set(set).where('id', '=', id).where('ended_at', 'is', null).execute()
-  }
-
-  /** Ends a job; a finished job never changes again. */
-  async finishJob(
-    id: string,
-    outcome: {
-      status: 'Completed' | 'CompletedWithWarnings' | 'Failed' | 'Cancelled'
-      error?: { code: ErrorCode | string; message: string }
-      details?: Record<string, unknown>
-    },
-  ): Promise<Job> {
-    const set: Partial<CatalogSchema['jobs']> = {
-      status: outcome.status,
-      phase: outcome.status,
-      ended_at: this.#now(),
-      error_code: outcome.error?.code ?? null,
-      error_message: outcome.error?.message ?? null,
-    }
-    if (outcome.details) set.details_json = JSON.stringify(outcome.details)
-    await this.#db.updateTable('jobs').set(set).where('id', '=', id).where('ended_at', 'is', null).execute()
-    return this.getJob(id)
-  }
-
-  async getJob(id: string): Promise<Job> {
-    const row = await this.#db.selectFrom('jobs').selectAll().where('id', '=', id).executeTakeFirst()
-    if (!row) throw new CairnError('BackupJobNotFound', `Cannot find job "${id}"`)
-    return toJob(row, this.#now())
-  }
-
-  /** Jobs, newest first. */
-  async listJobs(filter: JobFilter = {}): Promise<Job[]> {
-    let q = this.#db.selectFrom('jobs').selectAll().orderBy('started_at', 'desc').orderBy('id')
-    if (filter.status) q = q.where('status', '=', filter.status)
-    if (filter.type) q = q.where('type', '=', filter.type)
-    if (filter.entity) q = q.where('entity', '=', filter.entity)
-    if (filter.since) q = q.where('started_at', '>=', filter.since.getTime())
-    q = q.limit(filter.limit ?? 100)
-    const now = this.#now()
-    return (await q.execute()).map((r) => toJob(r, now))
-  }
-
-  /**
-   * At start-up: jobs left InProgress by a stopped service are failed (their recovery points were
-   * never written, so nothing is half-made). Answers the jobs failed.
-   */
-  async failInterruptedJobs(): Promise<Job[]> {
-    const open = await this.#db.selectFrom('jobs').select('id').where('ended_at', 'is', null).execute()
-    const out: Job[] = []
-    for (const { id } of open) {
-      out.push(
-        await this.finishJob(id, {
-          status: 'Failed',
-          error: {
-            code: 'ServiceUnavailable',
-            message: 'The job was cut short when the Cairn service stopped; run it again',
-          },
-        }),
-      )
-    }
-    return out
-  }
-
-  /** Whether a job is finished. */
-  static isFinished(job: Job): boolean {
-    return FINISHED.includes(job.status)
   }
 }
 
@@ -764,43 +609,17 @@ function toItem(
   return item
 }
 
-function toPoint(r: CatalogSchema['recovery_points']): RecoveryPoint {
-  const p: RecoveryPoint = {
+function toPoint(r: CatalogSchema['recovery_points']): VmRecoveryPoint {
+  const p: VmRecoveryPoint = {
     id: r.id,
     itemId: r.item_id,
     time: new Date(r.time).toISOString(),
-    kind: r.kind as RecoveryPoint['kind'],
+    kind: r.kind as VmRecoveryPoint['kind'],
     consistency: r.consistency as Consistency,
     tier: r.tier as RecoveryPointTier,
-    disks: JSON.parse(r.disks_json) as RecoveryPointDisk[],
+    disks: JSON.parse(r.disks_json) as VmRecoveryPointDisk[],
     vm: JSON.parse(r.vm_json) as VmSpec,
   }
   if (r.expires_at !== null) p.expiresAt = new Date(r.expires_at).toISOString()
   return p
-}
-
-function toJob(r: CatalogSchema['jobs'], now: number): Job {
-  const end = r.ended_at ?? now
-  const elapsed = end - r.started_at
-  const percent =
-    r.bytes_total > 0 ? Math.min(100, (100 * r.bytes_done) / r.bytes_total) : r.ended_at !== null ? 100 : 0
-  const job: Job = {
-    id: r.id,
-    type: r.type as JobType,
-    status: r.status as JobStatus,
-    phase: r.phase,
-    entity: r.entity,
-    progress: { bytesDone: r.bytes_done, bytesTotal: r.bytes_total, percent: Math.round(percent * 10) / 10 },
-    startTime: new Date(r.started_at).toISOString(),
-    durationMs: elapsed,
-    details: JSON.parse(r.details_json) as Record<string, unknown>,
-  }
-  if (r.ended_at === null && r.bytes_done > 0 && r.bytes_total > r.bytes_done) {
-    job.progress.etaSeconds = Math.round(((elapsed / r.bytes_done) * (r.bytes_total - r.bytes_done)) / 1000)
-  }
-  if (r.item_id !== null) job.itemId = r.item_id
-  if (r.vault !== null) job.vault = r.vault
-  if (r.ended_at !== null) job.endTime = new Date(r.ended_at).toISOString()
-  if (r.error_code !== null) job.error = { code: r.error_code, message: r.error_message ?? '' }
-  return job
 }

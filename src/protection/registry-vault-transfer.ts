@@ -1,14 +1,7 @@
 import type { DiskStore } from '../diskstore/index.js'
-import type { Consistency as VaultConsistency, VaultRegistry } from '../vault/index.js'
-import type { Consistency } from './agent-client.js'
+import type { VaultRegistry } from '../vault/index.js'
 import { diskSource, restoreToDisk } from './disk-backup.js'
 import type { VaultTransfer } from './protection-service.js'
-
-const CONSISTENCY: Record<Consistency, VaultConsistency> = {
-  AppConsistent: 'application-consistent',
-  FileSystemConsistent: 'file-system-consistent',
-  CrashConsistent: 'crash-consistent',
-}
 
 /**
  * The vault side of VM backups over the service's vault registry: the disk-store snapshots of a point
@@ -39,7 +32,7 @@ export class RegistryVaultTransfer implements VaultTransfer {
     const rp = await vault.backup({
       sources,
       item: request.item,
-      consistency: CONSISTENCY[request.consistency],
+      consistency: request.consistency,
       ...(request.base ? { base: request.base } : {}),
       ...(request.expiresAt ? { expiresAt: new Date(request.expiresAt) } : {}),
       ...(options.signal ? { signal: options.signal } : {}),

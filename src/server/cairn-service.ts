@@ -1,25 +1,33 @@
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync } from 'node:fs'
+import { existsSync, mkdirSync, realpathSync, statSync } from 'node:fs'
 import type { Server } from 'node:http'
+import { isIP } from 'node:net'
 import { join } from 'node:path'
 import { createAdaptorServer } from '@hono/node-server'
 import { createApiApp, type ServiceInfo } from '../api/index.js'
 import { BlobApiServer } from '../blobapi/index.js'
-import { type Catalog, openSqliteCatalog } from '../catalog/index.js'
+import { type Catalog, JobStore, openCatalog } from '../catalog/index.js'
 import { type DiskStore, LogDiskStore } from '../diskstore/index.js'
 import { DiskStoreExports, NbdServer } from '../nbd/index.js'
 import {
   type Clock,
-  JobRegistry,
+  JobService,
   ProtectionService,
   ProtectionStore,
   RegistryVaultTransfer,
   Scheduler,
 } from '../protection/index.js'
-import { CairnError, createLogger, type Logger } from '../util/index.js'
+import {
+  CairnError,
+  createLogger,
+  HostPaths,
+  httpServerLimits,
+  isWithin,
+  type Logger,
+} from '../util/index.js'
 import { VaultRegistry } from '../vault/index.js'
 import { close, listen, listenError } from './_listen.js'
-import type { ServiceConfig } from './config.js'
+import { LISTENER_DEFAULTS, type ServiceConfig } from './config.js'
 import { DataFolderLock } from './data-folder-lock.js'
 import { VaultKeys } from './vault-keys.js'
 import { VERSION } from './version.js'
@@ -45,6 +53,9 @@ export interface CairnServiceOptions {
 }
 
 /** The running service: data folder lock, catalog, engines and every listener. */
+/** Bytes of the disk store's reserve file. */
+const DISK_RESERVE_BYTES = 16 * 1024 * 1024
+
 export class CairnService {
   readonly config: ServiceConfig
   readonly #logger: Logger
@@ -54,7 +65,9 @@ export class CairnService {
   #catalog: Catalog | undefined
   #diskStore: LogDiskStore | undefined
   #vaults: VaultRegistry | undefined
-  #jobs: JobRegistry | undefined
+  #jobs: JobService | undefined
+  readonly #timers = new Set<NodeJS.Timeout>()
+  #startMs = 0
   #api: Server | undefined
   #blobApi: BlobApiServer | undefined
   #nbd: NbdServer | undefined
@@ -115,33 +128,46 @@ export class CairnService {
   async #start(): Promise<void> {
     const log = this.#logger
     mkdirSync(this.config.data, { recursive: true })
+    checkRoots(this.config)
     this.#lock.acquire()
+    this.#startMs = Date.now()
     try {
       const keys = new VaultKeys({
         ...(this.config.vaultKeys ? { files: this.config.vaultKeys } : {}),
         ...(this.config.vaultKeyDir ? { dir: this.config.vaultKeyDir } : {}),
       })
       await keys.check()
-      this.#catalog = await openSqliteCatalog(join(this.config.data, 'catalog.db'))
+      this.#catalog = await openCatalog(`sqlite:${join(this.config.data, 'catalog.db')}`)
       this.#diskStore = await this.#openDiskStore()
+      const protection = new ProtectionStore(this.#catalog)
       this.#vaults = new VaultRegistry(this.#catalog, {
         dataDir: this.config.data,
+        protectedItems: async (vault) => (await protection.listItems({ vault })).map((i) => i.vmName),
         ...(this.config.vaultOpenPacks !== undefined ? { openPacks: this.config.vaultOpenPacks } : {}),
         ...(keys.empty ? {} : { keys: (name: string) => keys.credentials(name) }),
       })
       await this.#unlockVaults(keys)
-      this.#jobs = new JobRegistry()
-      const protection = new ProtectionStore(this.#catalog)
-      const interrupted = await protection.failInterruptedJobs()
-      if (interrupted.length > 0)
-        log.warn('jobs cut short by the last stop marked Failed', { jobs: interrupted.map((j) => j.id) })
+      const vaults = this.#vaults
+      const hostPaths = new HostPaths({
+        importRoots: this.config.importRoots ?? [],
+        exportRoots: this.config.exportRoots ?? [],
+        dataDir: this.config.data,
+        vaultFolders: async () => (await vaults.list()).map((v) => v.location),
+      })
+      const jobs = new JobService({
+        store: new JobStore(this.#catalog),
+        logger: log.child({ component: 'jobs' }),
+      })
+      this.#jobs = jobs
       const backups = new ProtectionService({
         store: protection,
         disks: this.#diskStore,
+        jobs,
         vault: new RegistryVaultTransfer(this.#vaults, this.#diskStore),
         logger: log.child({ component: 'protection' }),
       })
       this.#backups = backups
+      await this.#recoverJobs(jobs, backups)
       this.#scheduler = new Scheduler({
         store: protection,
         maxConcurrent: this.config.maxBackups ?? 4,
@@ -155,45 +181,66 @@ export class CairnService {
           const { pruned, vaults } = await backups.applyRetention(signal)
           if (pruned > 0) log.info('retention pruned recovery points', { pruned, vaults })
           // Pruning only drops recovery points; a GC job per vault that lost points frees their space.
-          for (const name of vaults) {
-            this.#jobs?.start('gc', `vaults/${name}`, async (ctl) => {
-              const vault = await this.#vaults!.open(name)
-              return vault.gc({ signal: ctl.signal })
-            })
-          }
+          for (const name of vaults) await this.#startGc(name, 'scheduler')
         },
       })
       const scheduler = this.#scheduler
+      const c = { ...LISTENER_DEFAULTS, ...definedOnly(this.config) }
+      const host = this.config.host
+      const apiHost = c.apiHost ?? host
+      const blobHost = c.blobHost ?? host
+      const nbdHost = c.nbdHost ?? host
+      const http = { idleTimeoutMs: c.httpIdleTimeout * 1000, headerTimeoutMs: c.httpHeaderTimeout * 1000 }
       const app = createApiApp({
         logger: log,
         info: () => this.info(),
         accepting: () => this.#accepting,
         diskStore: this.#diskStore,
+        hostPaths,
         vaults: this.#vaults,
         jobs: this.#jobs,
         protection,
         backups,
         protectionChanged: () => void scheduler.refresh(),
+        // IP addresses and localhost are always allowed; a bound DNS name joins the configured ones.
+        allowedHosts: [...(isIP(apiHost) === 0 ? [apiHost] : []), ...(c.apiAllowedHosts ?? [])],
       })
-      this.#api = createAdaptorServer({ fetch: app.fetch }) as Server
-      const port = await listen(this.#api, this.config.port, this.config.host, 'management API')
-      this.#listeners.api = `http://${this.config.host}:${port}`
-      this.#blobApi = new BlobApiServer(this.#diskStore, { logger: log.child({ component: 'blobapi' }) })
+      // Management requests may stream a whole disk image: only their headers have a deadline.
+      this.#api = createAdaptorServer({
+        fetch: app.fetch,
+        serverOptions: httpServerLimits({ ...http, requestTimeoutMs: 0 }),
+      }) as Server
+      this.#api.maxConnections = c.apiMaxConnections
+      const port = await listen(this.#api, this.config.port, apiHost, 'management API')
+      this.#listeners.api = `http://${urlHost(apiHost)}:${port}`
+      this.#blobApi = new BlobApiServer(this.#diskStore, {
+        logger: log.child({ component: 'blobapi' }),
+        maxConnections: c.blobMaxConnections,
+        limits: http,
+      })
       const blobPort = await this.#blobApi
-        .listen(this.config.blobPort, this.config.host)
-        .catch((err) => Promise.reject(listenError(err, 'blob API', this.config.host, this.config.blobPort)))
-      this.#listeners.blob = `http://${this.config.host}:${blobPort}`
+        .listen(this.config.blobPort, blobHost)
+        .catch((err) => Promise.reject(listenError(err, 'blob API', blobHost, this.config.blobPort)))
+      this.#listeners.blob = `http://${urlHost(blobHost)}:${blobPort}`
       this.#nbd = new NbdServer(new DiskStoreExports(this.#diskStore), {
         logger: log.child({ component: 'nbd' }),
+        maxConnections: c.nbdMaxConnections,
+        handshakeTimeoutMs: c.nbdHandshakeTimeout * 1000,
+        handshakeDeadlineMs: c.nbdHandshakeTimeout * 1000,
       })
       const nbdPort = await this.#nbd
-        .listen(this.config.nbdPort, this.config.host)
-        .catch((err) => Promise.reject(listenError(err, 'NBD server', this.config.host, this.config.nbdPort)))
-      this.#listeners.nbd = `nbd://${this.config.host}:${nbdPort}`
+        .listen(this.config.nbdPort, nbdHost)
+        .catch((err) => Promise.reject(listenError(err, 'NBD server', nbdHost, this.config.nbdPort)))
+      this.#listeners.nbd = `nbd://${urlHost(nbdHost)}:${nbdPort}`
       this.#startedAt = new Date().toISOString()
       this.#accepting = true
       await this.#scheduler.start()
       log.info('cairn started', { version: VERSION, data: this.config.data, ...this.#listeners })
+      if (hostPaths.enabled('import') || hostPaths.enabled('export'))
+        log.info('server-side paths allowed', {
+          importRoots: this.config.importRoots ?? [],
+          exportRoots: this.config.exportRoots ?? [],
+        })
       log.info(`management API and OpenAPI document at ${this.#listeners.api}/api/v1/openapi.json`)
       log.info(`Azure Blob API at ${this.#listeners.blob}/ACCOUNT/CONTAINER/BLOB (devstoreaccount1)`)
       log.info(`NBD exports at ${this.#listeners.nbd}/ACCOUNT/CONTAINER/DISK[@SNAPSHOT]`)
@@ -238,6 +285,63 @@ export class CairnService {
     }
   }
 
+  /**
+   * Jobs the last run left Queued or Running end Interrupted; what they half made is removed (a
+   * backup's snapshots and uncommitted recovery point, a restore's new disks). A vault that an
+   * interrupted backup wrote to gets a GC job once the backup's lock is stale, reclaiming its packs.
+   */
+  async #recoverJobs(jobs: JobService, backups: ProtectionService): Promise<void> {
+    const log = this.#logger
+    const interrupted = await jobs.recover()
+    if (interrupted.length === 0) return
+    log.warn('jobs cut short by the last stop marked Interrupted', { jobs: interrupted.map((j) => j.id) })
+    const vaults = new Map<string, number>()
+    for (const job of interrupted) {
+      try {
+        const removed = await backups.cleanInterrupted(job)
+        if (removed.length > 0) log.info('removed what an interrupted job left', { job: job.id, removed })
+      } catch (err) {
+        log.warn('cannot clean after an interrupted job', { job: job.id, message: (err as Error).message })
+      }
+      if (job.kind === 'backup' && job.vault) {
+        const last = Date.parse(job.updatedAt)
+        vaults.set(job.vault, Math.max(vaults.get(job.vault) ?? 0, last))
+      }
+    }
+    const grace = (this.config.gcGrace ?? 900) * 1000
+    for (const [vault, last] of vaults) {
+      // The dead backup's lock stopped being touched when it died: past the grace (plus a margin as
+      // long, at most a minute) it is stale and GC reclaims the packs it protected.
+      const wait = Math.max(0, last + grace + Math.min(grace, 60_000) - Date.now())
+      const timer = setTimeout(() => {
+        this.#timers.delete(timer)
+        void this.#startGc(vault, 'recovery').catch((err) =>
+          log.warn('cannot start the GC after an interrupted backup', { vault, message: String(err) }),
+        )
+      }, wait)
+      timer.unref()
+      this.#timers.add(timer)
+      log.info('a GC of the vault is planned to reclaim an interrupted backup', {
+        vault,
+        at: new Date(Date.now() + wait).toISOString(),
+      })
+    }
+  }
+
+  /** Starts a GC job of a vault (its stale-lock grace from the configuration). */
+  async #startGc(name: string, startedBy: string): Promise<void> {
+    const jobs = this.#jobs
+    const registry = this.#vaults
+    if (!jobs || !registry) return
+    // A lock last touched before this service started belongs to a backup that died with the last run
+    // (this service is its vaults' writer); one touched later is live, whatever the grace.
+    const staleLockMs = Math.max((this.config.gcGrace ?? 900) * 1000, Date.now() - this.#startMs)
+    await jobs.start({ kind: 'gc', resource: `vaults/${name}`, vault: name, startedBy }, async (ctl) => {
+      const vault = await registry.open(name)
+      return vault.gc({ signal: ctl.signal, staleLockMs })
+    })
+  }
+
   /** Opens DATA/disks; on first start creates the development account and its `disks` container. */
   async #openDiskStore(): Promise<LogDiskStore> {
     const dir = join(this.config.data, 'disks')
@@ -245,6 +349,8 @@ export class CairnService {
     const store = await LogDiskStore.open(dir, {
       logger: this.#logger.child({ component: 'diskstore' }),
       repairLog: this.#repairDiskLog,
+      // Room for deletes and compaction on a full file system (docs/diskstore.md, "Disk full").
+      reserveBytes: DISK_RESERVE_BYTES,
     })
     if (first) {
       const { name, key, container } = DEVELOPMENT_ACCOUNT
@@ -264,19 +370,23 @@ export class CairnService {
 
   async #shutdown(): Promise<void> {
     this.#accepting = false
-    // Listeners first (in-flight requests finish), then running jobs, then the engines they use.
+    for (const t of this.#timers) clearTimeout(t)
+    this.#timers.clear()
+    // Listeners first (in-flight requests finish; event streams end), then running jobs, then the
+    // engines they use.
+    this.#jobs?.endSubscriptions()
     if (this.#api?.listening) await close(this.#api)
     this.#api = undefined
-    // Running backups end Cancelled (never half a recovery point) before the engines close.
+    // Running jobs end Interrupted (never half a recovery point) before the engines close.
     await this.#scheduler?.stop()
     this.#scheduler = undefined
+    await this.#jobs?.close()
     await this.#backups?.close()
     this.#backups = undefined
     await this.#blobApi?.close()
     this.#blobApi = undefined
     await this.#nbd?.close()
     this.#nbd = undefined
-    await this.#jobs?.close()
     this.#jobs = undefined
     await this.#vaults?.close()
     this.#vaults = undefined
@@ -286,5 +396,34 @@ export class CairnService {
     this.#catalog = undefined
     this.#lock.release()
     this.#logger.info('cairn stopped')
+  }
+}
+
+/** The keys of `o` whose value is not undefined (so defaults spread under them survive). */
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>
+}
+
+/** A host as it appears in a URL: IPv6 addresses in brackets. */
+const urlHost = (host: string) => (host.includes(':') && !host.startsWith('[') ? `[${host}]` : host)
+
+/** Refuses host-path roots that are no folder or lie inside the data folder (nothing there is allowed). */
+function checkRoots(config: ServiceConfig): void {
+  const data = realpathSync(config.data)
+  for (const [flag, roots] of [
+    ['import-root', config.importRoots ?? []],
+    ['export-root', config.exportRoots ?? []],
+  ] as const) {
+    for (const root of roots) {
+      let real: string
+      try {
+        real = realpathSync(root)
+        if (!statSync(real).isDirectory()) throw new Error('not a folder')
+      } catch (err) {
+        throw new CairnError('ConfigInvalid', `Cannot use --${flag} ${root}: ${(err as Error).message}`)
+      }
+      if (isWithin(real, data))
+        throw new CairnError('ConfigInvalid', `Cannot use --${flag} ${root}: it is inside the data folder`)
+    }
   }
 }

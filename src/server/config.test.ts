@@ -86,4 +86,68 @@ describe('resolveConfig', () => {
       rmSync(dir, { recursive: true, force: true })
     }
   })
+
+  it('gives each listener its own address, --host filling those not set, and reads allowed hosts as lists', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cairn-config-'))
+    try {
+      const plain = resolveConfig({ flags: { data: dir } })
+      assert.equal(plain.apiHost ?? plain.host, '127.0.0.1')
+      assert.equal(plain.blobHost ?? plain.host, '127.0.0.1')
+      assert.equal(plain.nbdHost ?? plain.host, '127.0.0.1')
+      assert.equal(plain.blobMaxConnections, 1024)
+      assert.equal(plain.nbdHandshakeTimeout, 30)
+      writeFileSync(
+        join(dir, 'cairn.json'),
+        JSON.stringify({ apiAllowedHosts: ['Cairn.Example'], nbdHost: '10.0.0.4' }),
+      )
+      const c = resolveConfig({
+        flags: { host: '0.0.0.0', 'api-host': '127.0.0.1', 'blob-max-connections': '50' },
+        env: { CAIRN_DATA: dir, CAIRN_HTTP_HEADER_TIMEOUT: '0.5' },
+      })
+      assert.equal(c.host, '0.0.0.0')
+      assert.equal(c.apiHost, '127.0.0.1')
+      assert.equal(c.blobHost, undefined)
+      assert.equal(c.nbdHost, '10.0.0.4')
+      assert.deepEqual(c.apiAllowedHosts, ['cairn.example'])
+      assert.equal(c.blobMaxConnections, 50)
+      assert.equal(c.httpHeaderTimeout, 0.5)
+      const env = resolveConfig({
+        flags: { data: dir },
+        env: { CAIRN_API_ALLOWED_HOSTS: 'a.example, b.example' },
+      })
+      assert.deepEqual(env.apiAllowedHosts, ['a.example', 'b.example'])
+      const flags = resolveConfig({ flags: { data: dir, 'api-allowed-host': ['x.example'] } })
+      assert.deepEqual(flags.apiAllowedHosts, ['x.example'])
+      for (const bad of [
+        { 'blob-max-connections': '0' },
+        { 'nbd-handshake-timeout': '-1' },
+        { 'http-idle-timeout': 'soon' },
+        { 'api-allowed-host': ['bad name/with slash'] },
+      ])
+        assert.throws(
+          () => resolveConfig({ flags: { data: dir, ...bad } }),
+          (e: Error & { code?: string }) => e.code === 'ConfigInvalid',
+        )
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('takes import and export roots from repeated flags, a ":"-separated variable or a config-file list, and none by default', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cairn-config-'))
+    try {
+      const none = resolveConfig({ flags: { data: dir, 'import-root': [] } })
+      assert.deepEqual([none.importRoots, none.exportRoots], [[], []])
+      const flags = resolveConfig({ flags: { data: dir, 'import-root': ['/a', '/b'] } })
+      assert.deepEqual(flags.importRoots, ['/a', '/b'])
+      const env = resolveConfig({ flags: { data: dir }, env: { CAIRN_EXPORT_ROOTS: '/x:/y' } })
+      assert.deepEqual(env.exportRoots, ['/x', '/y'])
+      writeFileSync(join(dir, 'cairn.json'), JSON.stringify({ importRoots: ['/srv/images'] }))
+      assert.deepEqual(resolveConfig({ flags: { data: dir } }).importRoots, ['/srv/images'])
+      writeFileSync(join(dir, 'cairn.json'), JSON.stringify({ importRoots: '' }))
+      assert.throws(() => resolveConfig({ flags: { data: dir } }), /a list of folders/)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
 })

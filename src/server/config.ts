@@ -6,8 +6,16 @@ import { CairnError, type LogLevel } from '../util/index.js'
 export interface ServiceConfig {
   /** Data folder: catalog, disk store, vaults. */
   data: string
-  /** Address the listeners bind to. */
+  /** Address a listener binds to when its own (apiHost, blobHost, nbdHost) is not set. */
   host: string
+  /** Address of the management API; default `host`. */
+  apiHost?: string
+  /** Address of the Azure Blob API; default `host`. */
+  blobHost?: string
+  /** Address of the NBD server; default `host`. */
+  nbdHost?: string
+  /** Host names the management API answers besides loopback names and its bound address. */
+  apiAllowedHosts?: string[]
   /** Management API and portal port. */
   port: number
   /** Azure Blob page-blob API port. */
@@ -16,6 +24,11 @@ export interface ServiceConfig {
   nbdPort: number
   /** Scheduled backups running at once (default 4). */
   maxBackups?: number
+  /**
+   * Seconds after its last heartbeat that the lock of a backup which died stops protecting its packs:
+   * the GC run after a restart reclaims them then (default 900).
+   */
+  gcGrace?: number
   logLevel: LogLevel
   /** Log format: JSON lines, or readable text; default: JSON unless stderr is a terminal. */
   logFormat?: 'json' | 'text'
@@ -25,14 +38,51 @@ export interface ServiceConfig {
   vaultKeyDir?: string
   /** Pack files a vault restore keeps open while idle (default 32). */
   vaultOpenPacks?: number
+  /** Connections the management API holds at once (default 256). */
+  apiMaxConnections?: number
+  /** Connections the blob API holds at once (default 1024). */
+  blobMaxConnections?: number
+  /** Connections the NBD server holds at once (default 256). */
+  nbdMaxConnections?: number
+  /** Seconds an idle keep-alive HTTP connection stays open (default 5). */
+  httpIdleTimeout?: number
+  /** Seconds an HTTP client has to send a request's headers (default 20). */
+  httpHeaderTimeout?: number
+  /** Seconds an NBD client has to finish its handshake and choose an export (default 30). */
+  nbdHandshakeTimeout?: number
+  /** Folders requests may name files in to read (disk import, backup from a file); none: refused. */
+  importRoots?: string[]
+  /** Folders requests may name files in to write (disk export, restore into a file); none: refused. */
+  exportRoots?: string[]
 }
+
+/** Defaults of the connection caps and timeouts (docs/configuration.md). */
+export const LISTENER_DEFAULTS = {
+  apiMaxConnections: 256,
+  blobMaxConnections: 1024,
+  nbdMaxConnections: 256,
+  httpIdleTimeout: 5,
+  httpHeaderTimeout: 20,
+  nbdHandshakeTimeout: 30,
+} as const
 
 interface OptionSpec {
   key: keyof ServiceConfig
   flag: string
   env: string
-  type: 'string' | 'port' | 'level' | 'format' | 'count' | 'keys'
-  default?: string | number
+  type:
+    | 'string'
+    | 'port'
+    | 'level'
+    | 'format'
+    | 'count'
+    | 'connections'
+    | 'timeout'
+    | 'seconds'
+    | 'hosts'
+    | 'folders'
+    | 'keys'
+  default?: string | number | string[]
   help: string
 }
 
@@ -56,7 +106,35 @@ export const SERVICE_OPTIONS: OptionSpec[] = [
     env: 'CAIRN_HOST',
     type: 'string',
     default: '127.0.0.1',
-    help: 'address to listen on',
+    help: 'address every listener binds to unless its own is set',
+  },
+  {
+    key: 'apiHost',
+    flag: 'api-host',
+    env: 'CAIRN_API_HOST',
+    type: 'string',
+    help: 'address of the management API (default --host)',
+  },
+  {
+    key: 'blobHost',
+    flag: 'blob-host',
+    env: 'CAIRN_BLOB_HOST',
+    type: 'string',
+    help: 'address of the Azure Blob API (default --host)',
+  },
+  {
+    key: 'nbdHost',
+    flag: 'nbd-host',
+    env: 'CAIRN_NBD_HOST',
+    type: 'string',
+    help: 'address of the NBD server (default --host)',
+  },
+  {
+    key: 'apiAllowedHosts',
+    flag: 'api-allowed-host',
+    env: 'CAIRN_API_ALLOWED_HOSTS',
+    type: 'hosts',
+    help: 'a Host name the management API answers besides loopback and its address (repeat)',
   },
   { key: 'port', flag: 'port', env: 'CAIRN_PORT', type: 'port', default: 7070, help: 'management API port' },
   {
@@ -84,6 +162,14 @@ export const SERVICE_OPTIONS: OptionSpec[] = [
     help: 'scheduled backups running at once',
   },
   {
+    key: 'gcGrace',
+    flag: 'gc-grace',
+    env: 'CAIRN_GC_GRACE',
+    type: 'seconds',
+    default: 900,
+    help: "seconds before a dead backup's vault data is reclaimed by GC",
+  },
+  {
     key: 'logLevel',
     flag: 'log-level',
     env: 'CAIRN_LOG_LEVEL',
@@ -92,6 +178,70 @@ export const SERVICE_OPTIONS: OptionSpec[] = [
     help: 'debug, info, warn or error',
   },
   { key: 'logFormat', flag: 'log-format', env: 'CAIRN_LOG_FORMAT', type: 'format', help: 'json or text' },
+  {
+    key: 'apiMaxConnections',
+    flag: 'api-max-connections',
+    env: 'CAIRN_API_MAX_CONNECTIONS',
+    type: 'connections',
+    default: LISTENER_DEFAULTS.apiMaxConnections,
+    help: 'connections the management API holds at once',
+  },
+  {
+    key: 'blobMaxConnections',
+    flag: 'blob-max-connections',
+    env: 'CAIRN_BLOB_MAX_CONNECTIONS',
+    type: 'connections',
+    default: LISTENER_DEFAULTS.blobMaxConnections,
+    help: 'connections the blob API holds at once',
+  },
+  {
+    key: 'nbdMaxConnections',
+    flag: 'nbd-max-connections',
+    env: 'CAIRN_NBD_MAX_CONNECTIONS',
+    type: 'connections',
+    default: LISTENER_DEFAULTS.nbdMaxConnections,
+    help: 'connections the NBD server holds at once',
+  },
+  {
+    key: 'httpIdleTimeout',
+    flag: 'http-idle-timeout',
+    env: 'CAIRN_HTTP_IDLE_TIMEOUT',
+    type: 'timeout',
+    default: LISTENER_DEFAULTS.httpIdleTimeout,
+    help: 'seconds an idle keep-alive HTTP connection stays open',
+  },
+  {
+    key: 'httpHeaderTimeout',
+    flag: 'http-header-timeout',
+    env: 'CAIRN_HTTP_HEADER_TIMEOUT',
+    type: 'timeout',
+    default: LISTENER_DEFAULTS.httpHeaderTimeout,
+    help: 'seconds an HTTP client has to send the headers of a request',
+  },
+  {
+    key: 'nbdHandshakeTimeout',
+    flag: 'nbd-handshake-timeout',
+    env: 'CAIRN_NBD_HANDSHAKE_TIMEOUT',
+    type: 'timeout',
+    default: LISTENER_DEFAULTS.nbdHandshakeTimeout,
+    help: 'seconds an NBD client has to finish its handshake',
+  },
+  {
+    key: 'importRoots',
+    flag: 'import-root',
+    env: 'CAIRN_IMPORT_ROOTS',
+    type: 'folders',
+    default: [],
+    help: 'folder whose files requests may read (repeatable; env: folders separated by ":")',
+  },
+  {
+    key: 'exportRoots',
+    flag: 'export-root',
+    env: 'CAIRN_EXPORT_ROOTS',
+    type: 'folders',
+    default: [],
+    help: 'folder where requests may write files (repeatable; env: folders separated by ":")',
+  },
   {
     key: 'vaultKeys',
     flag: 'vault-key',
@@ -143,7 +293,11 @@ function vaultKeys(raw: unknown, bad: (why: string) => Error): Record<string, st
   return out
 }
 
-function coerce(spec: OptionSpec, raw: unknown, source: string): string | number | Record<string, string> {
+function coerce(
+  spec: OptionSpec,
+  raw: unknown,
+  source: string,
+): string | number | string[] | Record<string, string> {
   const bad = (why: string) =>
     new CairnError('ConfigInvalid', `Cannot use ${spec.flag} = ${JSON.stringify(raw)} from ${source}: ${why}`)
   switch (spec.type) {
@@ -157,6 +311,30 @@ function coerce(spec: OptionSpec, raw: unknown, source: string): string | number
       if (!Number.isInteger(n) || n < 1 || n > 256) throw bad('a whole number from 1 to 256')
       return n
     }
+    case 'connections': {
+      const n = typeof raw === 'number' ? raw : Number(raw)
+      if (!Number.isInteger(n) || n < 1 || n > 100_000) throw bad('a whole number from 1 to 100000')
+      return n
+    }
+    case 'timeout': {
+      const n = typeof raw === 'number' ? raw : Number(raw)
+      if (!Number.isFinite(n) || n < 0.1 || n > 86_400) throw bad('a number of seconds from 0.1 to 86400')
+      return n
+    }
+    case 'hosts': {
+      // Repeated flags arrive as a list, the environment as a comma-separated list, the file as an array.
+      const list = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(',') : undefined
+      if (list === undefined) throw bad('expected a list of host names')
+      const names = list.map((h) => (typeof h === 'string' ? h.trim().toLowerCase() : ''))
+      if (names.some((h) => !/^[a-z0-9.:[\]_-]+$/.test(h)))
+        throw bad('a host name is letters, digits, dots, dashes or an IP address')
+      return names
+    }
+    case 'seconds': {
+      const n = typeof raw === 'number' ? raw : Number(raw)
+      if (!Number.isInteger(n) || n < 0 || n > 7 * 86_400) throw bad('a whole number of seconds up to a week')
+      return n
+    }
     case 'level':
       if (!['debug', 'info', 'warn', 'error'].includes(String(raw)))
         throw bad('use debug, info, warn or error')
@@ -166,6 +344,14 @@ function coerce(spec: OptionSpec, raw: unknown, source: string): string | number
       return String(raw)
     case 'keys':
       return vaultKeys(raw, bad)
+    case 'folders': {
+      // Flags and the config file give a list, the environment one string of ":"-separated folders;
+      // relative folders are taken from the working directory, as --data is.
+      const list = typeof raw === 'string' ? raw.split(':') : raw
+      if (!Array.isArray(list) || list.some((f) => typeof f !== 'string' || f === ''))
+        throw bad('expected a list of folders')
+      return (list as string[]).map((f) => resolve(f))
+    }
     default:
       if (typeof raw !== 'string' || raw === '') throw bad('expected a non-empty string')
       return raw
@@ -184,9 +370,10 @@ export interface ConfigSources {
 export function resolveConfig(sources: ConfigSources = {}): ServiceConfig {
   const flags = sources.flags ?? {}
   const env = sources.env ?? {}
-  const out: Record<string, string | number | Record<string, string>> = {}
+  const out: Record<string, string | number | string[] | Record<string, string>> = {}
   const pick = (spec: OptionSpec, file: Record<string, unknown>) => {
     const flag = flags[spec.flag]
+    // A repeatable flag given no times arrives as an empty list: not given.
     if (flag !== undefined && !(Array.isArray(flag) && flag.length === 0))
       return coerce(spec, flag, `--${spec.flag}`)
     if (env[spec.env] !== undefined && env[spec.env] !== '') return coerce(spec, env[spec.env], spec.env)

@@ -19,6 +19,7 @@ export const EXIT = {
   integrity: 6,
   auth: 7,
   cancelled: 8,
+  detached: 9,
 } as const
 
 const spec = (status: number, exit: number, summary: string): ErrorSpec => ({ status, exit, summary })
@@ -30,6 +31,12 @@ export const errorCatalogue = {
   RouteNotFound: spec(404, EXIT.notFound, 'No such API route.'),
   MethodNotAllowed: spec(405, EXIT.usage, 'The route does not accept this method.'),
   PayloadTooLarge: spec(413, EXIT.usage, 'The request body is too large.'),
+  HostNotAllowed: spec(
+    421,
+    EXIT.usage,
+    'The request names a Host the management API does not answer to (see --api-allowed-host).',
+  ),
+  CrossSiteRequest: spec(403, EXIT.auth, 'A web page of another site may not change anything.'),
   Unauthorized: spec(401, EXIT.auth, 'The request is not authenticated.'),
   Internal: spec(500, EXIT.failure, 'An unexpected error happened inside the service.'),
   ServiceUnavailable: spec(503, EXIT.unavailable, 'The service is shutting down or not ready.'),
@@ -44,7 +51,17 @@ export const errorCatalogue = {
     EXIT.failure,
     'A file or device could not be read or written (the message names it and the system error).',
   ),
+  PathNotAllowed: spec(
+    403,
+    EXIT.auth,
+    'A host path is outside the configured roots or breaks a host-path rule (docs/security.md).',
+  ),
   CatalogMigrationFailed: spec(500, EXIT.failure, 'The catalog could not be migrated.'),
+  UnsupportedCatalogUrl: spec(
+    400,
+    EXIT.usage,
+    'The catalog URL names no database Cairn has (PostgreSQL is not supported yet).',
+  ),
 
   // Disk store
   AccountNotFound: spec(404, EXIT.notFound, 'The storage account does not exist.'),
@@ -76,7 +93,11 @@ export const errorCatalogue = {
   ConditionNotMet: spec(412, EXIT.conflict, 'A condition of the request was not met.'),
   SequenceNumberConditionNotMet: spec(412, EXIT.conflict, 'The sequence number condition was not met.'),
   StoreCorrupt: spec(500, EXIT.integrity, 'The store holds damaged data.'),
-  StoreFull: spec(507, EXIT.unavailable, 'The disk store cannot write: its file system is full.'),
+  StoreFull: spec(
+    507,
+    EXIT.unavailable,
+    'The disk store cannot grow: its file system is full. Deletes still work; writes resume when space returns.',
+  ),
   DiskIsReadOnly: spec(409, EXIT.conflict, 'The disk is an incremental copy and accepts no writes.'),
   ReadTooLarge: spec(400, EXIT.usage, 'A single read is limited to 1 GiB.'),
   InvalidMarker: spec(400, EXIT.usage, 'A listing or diff marker is not one this store handed out.'),
@@ -84,6 +105,16 @@ export const errorCatalogue = {
   // Vault
   VaultNotFound: spec(404, EXIT.notFound, 'The vault does not exist.'),
   VaultAlreadyExists: spec(409, EXIT.conflict, 'A vault with this name or at this location exists.'),
+  VaultLocationNotAllowed: spec(
+    400,
+    EXIT.usage,
+    'The vault location is not allowed: relative, a URL, a pseudo file system, overlapping the data folder or another vault, or a non-empty folder that is no vault.',
+  ),
+  VaultNotEmpty: spec(
+    409,
+    EXIT.conflict,
+    'The vault still holds recovery points or protected items; its data is not deleted.',
+  ),
   VaultKeyRequired: spec(401, EXIT.auth, 'The vault is encrypted; give its passphrase or key file.'),
   VaultLocked: spec(
     423,
@@ -92,7 +123,17 @@ export const errorCatalogue = {
   ),
   VaultKeyInvalid: spec(403, EXIT.auth, 'The passphrase or key file does not open the vault key.'),
   VaultCorrupt: spec(500, EXIT.integrity, 'A vault file is damaged or missing.'),
+  VaultFull: spec(
+    507,
+    EXIT.unavailable,
+    "The vault's storage is full: the job wrote nothing that counts; free space, then run it again.",
+  ),
   VaultObjectMissing: spec(404, EXIT.integrity, 'An object the vault needs is missing from its backend.'),
+  UnsupportedVaultLocation: spec(
+    400,
+    EXIT.usage,
+    'The vault location names no backend Cairn has (object stores are not supported yet).',
+  ),
   RecoveryPointNotFound: spec(404, EXIT.notFound, 'The recovery point does not exist.'),
   RecoveryPointDiskNotFound: spec(404, EXIT.notFound, 'The recovery point holds no disk of that name.'),
   BackupBaseMissing: spec(
@@ -101,6 +142,22 @@ export const errorCatalogue = {
     'The recovery point a backup builds on was deleted while the backup ran.',
   ),
   JobNotFound: spec(404, EXIT.notFound, 'The job does not exist.'),
+  JobNotRunning: spec(
+    409,
+    EXIT.conflict,
+    'The job has already ended; only a queued or running job can be cancelled.',
+  ),
+  JobInterrupted: spec(
+    500,
+    EXIT.failure,
+    'The job was cut short when the service stopped or died; run it again.',
+  ),
+  Detached: spec(
+    409,
+    EXIT.detached,
+    'The command stopped waiting for its job (Ctrl-C); the job goes on in the service.',
+  ),
+  TooManySubscribers: spec(503, EXIT.unavailable, 'The event stream has as many clients as it serves.'),
   // NBD server
   NbdExportNotFound: spec(404, EXIT.notFound, 'No NBD export has this name.'),
 
@@ -159,7 +216,6 @@ export const errorCatalogue = {
     EXIT.conflict,
     'The VM has had its on-demand backups for today (3 a day, in the policy time zone).',
   ),
-  BackupJobNotFound: spec(404, EXIT.notFound, 'The backup or restore job does not exist.'),
 } as const satisfies Record<string, ErrorSpec>
 
 /** A stable error code from the catalogue. */

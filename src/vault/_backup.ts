@@ -153,7 +153,7 @@ export async function runBackup(core: VaultCore, opts: BackupOptions): Promise<R
     const rp: RecoveryPoint = {
       id,
       source: opts.item,
-      consistency: opts.consistency ?? 'crash-consistent',
+      consistency: opts.consistency ?? 'CrashConsistent',
       createdAt: lock.startedAt,
       completedAt: now.toISOString(),
       expiresAt: opts.expiresAt ? opts.expiresAt.toISOString() : null,

@@ -4,8 +4,18 @@ import { ChunkIndex } from './_chunk-index.js'
 import type { ChunkPool } from './_chunk-pool.js'
 import type { PageStore } from './_disk-tree.js'
 import { decodeRecord, encodeRecord } from './_record.js'
-import type { RecoveryPoint } from './types.js'
+import type { Consistency, RecoveryPoint } from './types.js'
 import type { VaultBackend } from './vault-backend.js'
+
+/** How a manifest spells each consistency (MANI v1, docs/formats.md): the format predates the names. */
+const STORED_CONSISTENCY: Record<Consistency, string> = {
+  AppConsistent: 'application-consistent',
+  FileSystemConsistent: 'file-system-consistent',
+  CrashConsistent: 'crash-consistent',
+}
+const CONSISTENCY_OF_STORED = new Map<string, Consistency>(
+  Object.entries(STORED_CONSISTENCY).map(([name, stored]) => [stored, name as Consistency]),
+)
 
 /** The vault's `config` record body (tag CONF, version 1). */
 export interface VaultConfig {
@@ -143,11 +153,13 @@ export class VaultCore {
       }
       throw err
     }
-    return decodeRecord(data, 'MANI', `recovery point "${id}"`, this.recordKey).body as RecoveryPoint
+    const rp = decodeRecord(data, 'MANI', `recovery point "${id}"`, this.recordKey).body as RecoveryPoint
+    return { ...rp, consistency: CONSISTENCY_OF_STORED.get(rp.consistency) ?? rp.consistency }
   }
 
   async writeManifest(rp: RecoveryPoint): Promise<void> {
-    const ok = await this.backend.create(`rp/${rp.id}`, encodeRecord('MANI', 1, rp, this.recordKey))
+    const stored = { ...rp, consistency: STORED_CONSISTENCY[rp.consistency] ?? rp.consistency }
+    const ok = await this.backend.create(`rp/${rp.id}`, encodeRecord('MANI', 1, stored, this.recordKey))
     if (!ok) throw new CairnError('Internal', `Cannot commit recovery point "${rp.id}": the id is taken`)
   }
 

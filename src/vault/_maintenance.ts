@@ -16,8 +16,19 @@ export interface PruneReport {
 
 /** Locks of backups still running (updated within `staleMs`). */
 async function liveLocks(core: VaultCore, staleMs: number): Promise<LockBody[]> {
+  return (await splitLocks(core, staleMs)).live
+}
+
+/** The locks, split into those of running backups and those of backups that died (not updated within `staleMs`). */
+async function splitLocks(
+  core: VaultCore,
+  staleMs: number,
+): Promise<{ live: LockBody[]; expired: LockBody[] }> {
   const now = Date.now()
-  return (await core.readLocks()).filter((l) => now - Date.parse(l.updatedAt) < staleMs)
+  const live: LockBody[] = []
+  const expired: LockBody[] = []
+  for (const l of await core.readLocks()) (now - Date.parse(l.updatedAt) < staleMs ? live : expired).push(l)
+  return { live, expired }
 }
 
 /**
@@ -77,6 +88,8 @@ export interface GcReport {
   liveChunks: number
   /** Leftover temporary objects of killed writers that were removed. */
   temporaryFilesRemoved?: number
+  /** Expired lock files of killed backups that were removed (their packs were collected like any other). */
+  expiredLocksRemoved?: number
   /** Why GC did not sweep, when it did not. */
   skipped?: string
 }
@@ -92,7 +105,7 @@ export async function runGc(
   opts: OperationOptions & { repackBelow?: number; staleLockMs?: number } = {},
 ): Promise<GcReport> {
   const listed = await core.backend.list('packs/')
-  const locks = await liveLocks(core, opts.staleLockMs ?? STALE_LOCK_MS)
+  const { live: locks, expired } = await splitLocks(core, opts.staleLockMs ?? STALE_LOCK_MS)
   const ids = await core.recoveryPointIds()
   await core.index.refresh()
   const report: GcReport = {
@@ -184,6 +197,9 @@ export async function runGc(
   core.index.removePacks([...toDelete, ...toRepack])
   // Temporary files older than any lock could be are leftovers of killed writers.
   report.temporaryFilesRemoved = (await core.backend.sweepTemporary?.(opts.staleLockMs ?? STALE_LOCK_MS)) ?? 0
+  // Locks of killed backups: GC treated them as gone, now their files go too.
+  for (const l of expired) await core.deleteLock(l.id)
+  report.expiredLocksRemoved = expired.length
   return report
 }
 

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process'
+import { constants } from 'node:fs'
 import { open } from 'node:fs/promises'
 import { promisify } from 'node:util'
 import { CairnError } from '../util/index.js'
@@ -57,7 +58,8 @@ export async function fileSource(
 ): Promise<BackupSource> {
   let fh: Awaited<ReturnType<typeof open>>
   try {
-    fh = await open(path, 'r')
+    // Never through a link in the last component, never waiting on a FIFO (docs/security.md).
+    fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
       throw new CairnError('FileNotFound', `Cannot back up ${path}: it does not exist`)

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto'
 import { type FileHandle, link, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises'
-import { dirname, join, sep } from 'node:path'
+import { dirname, join } from 'node:path'
 import { CairnError } from '../util/index.js'
 import { openDirect } from './_direct-write.js'
 import { HandleCache } from './_handle-cache.js'
 import { ioError } from './_io-error.js'
+import { checkObjectName } from './_object-name.js'
 import type { BackendObject, VaultBackend } from './vault-backend.js'
 
 const TMP = '.tmp'
@@ -130,15 +131,20 @@ export class FsVaultBackend implements VaultBackend {
   }
 
   async put(name: string, data: Uint8Array | readonly Uint8Array[]): Promise<void> {
-    const tmp = await this.#writeTemp(data)
+    const tmp = await this.#writeTemp(name, data)
     const target = this.#path(name)
-    await mkdir(dirname(target), { recursive: true })
-    await rename(tmp, target)
-    await syncDir(dirname(target))
+    try {
+      await mkdir(dirname(target), { recursive: true })
+      await rename(tmp, target)
+      await syncDir(dirname(target))
+    } catch (err) {
+      await unlink(tmp).catch(() => {})
+      throw this.#full(err, name)
+    }
   }
 
   async create(name: string, data: Uint8Array | readonly Uint8Array[]): Promise<boolean> {
-    const tmp = await this.#writeTemp(data)
+    const tmp = await this.#writeTemp(name, data)
     const target = this.#path(name)
     try {
       await mkdir(dirname(target), { recursive: true })
@@ -147,10 +153,21 @@ export class FsVaultBackend implements VaultBackend {
       return true
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false
-      throw err
+      throw this.#full(err, name)
     } finally {
       await unlink(tmp).catch(() => {})
     }
+  }
+
+  /** A full file system as VaultFull (a write that failed leaves nothing behind). */
+  #full(err: unknown, name: string): unknown {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code !== 'ENOSPC' && code !== 'EDQUOT') return err
+    return new CairnError(
+      'VaultFull',
+      `Cannot write "${name}" to the vault at ${this.#root}: its file system is full (${(err as Error).message}); free space there, run \`cairn vault gc\` or prune recovery points`,
+      { cause: err },
+    )
   }
 
   async delete(name: string): Promise<void> {
@@ -163,22 +180,25 @@ export class FsVaultBackend implements VaultBackend {
   }
 
   #path(name: string): string {
-    if (
-      name.split('/').some((p) => p === '' || p === '.' || p === '..') ||
-      name.includes(sep === '/' ? '\0' : sep)
-    ) {
-      throw new CairnError(
-        'InvalidRequest',
-        `Cannot use vault object name "${name}": it is not a plain relative name`,
-      )
-    }
+    checkObjectName(name)
     return join(this.#root, name)
   }
 
-  async #writeTemp(data: Uint8Array | readonly Uint8Array[]): Promise<string> {
+  /** Writes `data` to a new temporary file and fsyncs it; on failure the file is gone again. */
+  async #writeTemp(name: string, data: Uint8Array | readonly Uint8Array[]): Promise<string> {
     const dir = join(this.#root, TMP)
-    await mkdir(dir, { recursive: true })
     const tmp = join(dir, randomBytes(12).toString('hex'))
+    try {
+      await mkdir(dir, { recursive: true })
+      await this.#writeFile(tmp, data)
+    } catch (err) {
+      await unlink(tmp).catch(() => {})
+      throw this.#full(err, name)
+    }
+    return tmp
+  }
+
+  async #writeFile(tmp: string, data: Uint8Array | readonly Uint8Array[]): Promise<void> {
     const parts = data instanceof Uint8Array ? [data] : data
     if (parts.reduce((n, p) => n + p.length, 0) >= DIRECT_FROM) {
       // Packs bypass the page cache (see _direct-write.ts).
@@ -189,7 +209,7 @@ export class FsVaultBackend implements VaultBackend {
       } finally {
         await file.close()
       }
-      return tmp
+      return
     }
     const fh = await open(tmp, 'wx')
     try {
@@ -212,7 +232,6 @@ export class FsVaultBackend implements VaultBackend {
     } finally {
       await fh.close()
     }
-    return tmp
   }
 
   #missing(err: unknown, name: string): unknown {

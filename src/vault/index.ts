@@ -9,6 +9,8 @@ export type { VerifyOptions, VerifyProblem, VerifyReport } from './_verify.js'
 export { fileSink } from './file-sink.js'
 export { fileSource } from './file-source.js'
 export { FsVaultBackend } from './fs-vault-backend.js'
+export { MemoryVaultBackend } from './memory-vault-backend.js'
+export { openVaultBackend } from './open-vault-backend.js'
 export { hasRetentionRules, type RetentionPolicy, selectRetained } from './retention.js'
 export type {
   BackupSource,
@@ -24,4 +26,12 @@ export type {
 } from './types.js'
 export { type CreateVaultOptions, DEFAULT_CHUNK_SIZE, DEFAULT_PACK_SIZE, Vault } from './vault.js'
 export type { BackendObject, VaultBackend } from './vault-backend.js'
+export {
+  checkVaultLocation,
+  deleteVaultFiles,
+  holdsVault,
+  type VaultFilesReport,
+  type VaultLocationContext,
+  vaultRecords,
+} from './vault-location.js'
 export { type VaultInfo, VaultRegistry } from './vault-registry.js'

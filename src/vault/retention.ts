@@ -1,3 +1,6 @@
+// Count rules for pruning a vault (`vault prune --keep-*`, like restic and Proxmox). A backup policy's
+// retention (durations, time zones) is src/protection/plan-retention.ts.
+
 /** How many recovery points of each period to keep; applied in this order, like Proxmox and restic. */
 export interface RetentionPolicy {
   keepLast?: number

@@ -61,8 +61,12 @@ export interface RestoreSink {
   close?(): Promise<void>
 }
 
-/** Consistency of a recovery point, after the reference. */
-export type Consistency = 'application-consistent' | 'file-system-consistent' | 'crash-consistent'
+/**
+ * Consistency of a recovery point, with the reference's names: the one definition, which the agent
+ * protocol and protection use too. Manifests store it as `application-consistent`,
+ * `file-system-consistent` or `crash-consistent` (docs/formats.md).
+ */
+export type Consistency = 'AppConsistent' | 'FileSystemConsistent' | 'CrashConsistent'
 
 /** How a disk of a recovery point was read. */
 export type DiskBackupMode = 'full' | 'incremental' | 'checksum'

@@ -1,11 +1,11 @@
-import { rm } from 'node:fs/promises'
-import { isAbsolute, join, resolve } from 'node:path'
+import { join } from 'node:path'
 import type { Catalog } from '../catalog/index.js'
 import { CairnError } from '../util/index.js'
 import type { VaultCredentials } from './_keys.js'
-import { FsVaultBackend } from './fs-vault-backend.js'
+import { openVaultBackend } from './open-vault-backend.js'
 import { Vault } from './vault.js'
 import type { VaultBackend } from './vault-backend.js'
+import { checkVaultLocation, deleteVaultFiles, vaultRecords } from './vault-location.js'
 
 /** A vault the service knows. */
 export interface VaultInfo {
@@ -19,10 +19,13 @@ export interface VaultInfo {
 }
 
 const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/
+/** The scheme of a location that has one (`file:`, `memory:`, `s3:`…). */
+const URL_LIKE = /^([a-z][a-z0-9+.-]*):/i
 
 /**
  * The vaults of a service: their records in the catalog, their open instances (and unwrapped keys) in
- * memory while the service runs. Folder vaults default to `DATA/vaults/NAME`.
+ * memory while the service runs. Backends come from their location through `openVaultBackend`; vaults
+ * default to the folder `DATA/vaults/NAME`.
  */
 export class VaultRegistry {
   readonly #catalog: Catalog
@@ -30,11 +33,15 @@ export class VaultRegistry {
   readonly #workers: number | undefined
   readonly #openPacks: number | undefined
   readonly #keys: ((name: string) => Promise<VaultCredentials | undefined>) | undefined
+  readonly #protectedItems: (vault: string) => Promise<string[]>
+  readonly #memoryVaults: boolean
   readonly #open = new Map<string, Promise<Vault>>()
 
   /**
    * `keys`: where a locked encrypted vault's credentials come from when none are given (the service's
    * key files); `openPacks`: pack files a restore keeps open while idle.
+   * `protectedItems` names the items a layer above protects in a vault: its data is not deleted while
+   * there are any. `memoryVaults` lets tests create vaults at `memory://NAME` locations.
    */
   constructor(
     catalog: Catalog,
@@ -43,6 +50,8 @@ export class VaultRegistry {
       workers?: number
       openPacks?: number
       keys?: (name: string) => Promise<VaultCredentials | undefined>
+      protectedItems?: (vault: string) => Promise<string[]>
+      memoryVaults?: boolean
     },
   ) {
     this.#catalog = catalog
@@ -50,6 +59,8 @@ export class VaultRegistry {
     this.#workers = options.workers
     this.#openPacks = options.openPacks
     this.#keys = options.keys
+    this.#protectedItems = options.protectedItems ?? (async () => [])
+    this.#memoryVaults = options.memoryVaults ?? false
   }
 
   /** Makes a vault (or, with `attach`, registers one that exists at `location`). */
@@ -68,12 +79,22 @@ export class VaultRegistry {
         'VaultAlreadyExists',
         `Cannot create vault "${name}": a vault with this name exists`,
       )
-    const location = options.location
-      ? isAbsolute(options.location)
-        ? options.location
-        : resolve(options.location)
-      : join(this.#dataDir, 'vaults', name)
-    const backend = this.#backend({ backend: 'fs', location })
+    // A location with a scheme other than file: names a backend other than a folder (or none: the
+    // factory refuses it); a folder is checked before a backend touches it (docs/security.md).
+    const requested = options.location ?? join(this.#dataDir, 'vaults', name)
+    const scheme = URL_LIKE.exec(requested)?.[1]?.toLowerCase()
+    const backend =
+      scheme !== undefined && scheme !== 'file'
+        ? this.#openBackend(requested)
+        : this.#openBackend(
+            await checkVaultLocation(requested, {
+              name,
+              dataDir: this.#dataDir,
+              others: await this.list(),
+              ...(options.attach ? { attach: true } : {}),
+            }),
+          )
+    const location = backend.location
     const opts = this.#vaultOptions()
     const vault = options.attach
       ? await Vault.open(backend, options.encryption, opts)
@@ -138,14 +159,34 @@ export class VaultRegistry {
     return this.#info(row)
   }
 
-  /** Forgets a vault; with `deleteData`, deletes its folder too. */
-  async remove(name: string, options: { deleteData?: boolean } = {}): Promise<void> {
+  /**
+   * Forgets a vault. With `deleteData`, first refuses while it holds recovery points, backups in flight
+   * or protected items, then deletes the files of the vault layout and its folder when nothing else is
+   * left in it; answers the paths it left.
+   */
+  async remove(name: string, options: { deleteData?: boolean } = {}): Promise<{ left: string[] }> {
     const row = await this.#need(name)
+    if (options.deleteData && row.backend === 'fs') {
+      const { points, locks: running } = await vaultRecords(row.location)
+      const items = await this.#protectedItems(name)
+      const held = [
+        items.length ? `protected items ${items.join(', ')} (stop their protection first)` : '',
+        points.length ? `${points.length} recovery points (${list(points)}; delete them first)` : '',
+        running.length ? `backups in flight (${list(running)})` : '',
+      ].filter((x) => x !== '')
+      if (held.length > 0)
+        throw new CairnError(
+          'VaultNotEmpty',
+          `Cannot delete the data of vault "${name}": it holds ${held.join('; ')}`,
+        )
+    }
     const open = this.#open.get(name)
     this.#open.delete(name)
     await open?.then((v) => v.close()).catch(() => {})
     await this.#catalog.db.deleteFrom('vaults').where('name', '=', name).execute()
-    if (options.deleteData && row.backend === 'fs') await rm(row.location, { recursive: true, force: true })
+    if (options.deleteData && row.backend === 'fs')
+      return { left: (await deleteVaultFiles(row.location)).left }
+    return { left: [] }
   }
 
   async close(): Promise<void> {
@@ -155,12 +196,28 @@ export class VaultRegistry {
   }
 
   #backend(row: { backend: string; location: string }): VaultBackend {
-    if (row.backend !== 'fs')
-      throw new CairnError('ConfigInvalid', `Cannot open a vault on backend "${row.backend}": unknown kind`)
-    return new FsVaultBackend(
-      row.location,
+    const backend = this.#openBackend(row.location)
+    if (backend.kind !== row.backend)
+      throw new CairnError(
+        'ConfigInvalid',
+        `Cannot open a vault on backend "${row.backend}": its location ${row.location} is a ${backend.kind} location`,
+      )
+    return backend
+  }
+
+  /** The backend of a location, through the one factory; memory vaults only where allowed (tests). */
+  #openBackend(location: string): VaultBackend {
+    const backend = openVaultBackend(
+      location,
       this.#openPacks !== undefined ? { openFiles: this.#openPacks } : {},
     )
+    if (backend.kind === 'memory' && !this.#memoryVaults) {
+      throw new CairnError(
+        'UnsupportedVaultLocation',
+        `Cannot use vault location "${location}": memory vaults are for tests only (their data goes when the service stops)`,
+      )
+    }
+    return backend
   }
 
   #vaultOptions(): { workers?: number; openPacks?: number } {
@@ -200,4 +257,9 @@ export class VaultRegistry {
       unlocked: r.encrypted === 0 || this.#open.has(r.name),
     }
   }
+}
+
+/** The first few of `ids`, and how many more. */
+function list(ids: string[]): string {
+  return ids.length <= 5 ? ids.join(', ') : `${ids.slice(0, 5).join(', ')} and ${ids.length - 5} more`
 }

@@ -5,28 +5,38 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import type { CairnError } from '../util/index.js'
+import { decodeRecord, encodeRecord } from './_record.js'
 import { bufferSink, bufferSource, mixedImage, scatterWrites, textBytes } from './_testing.js'
 import { fileSink } from './file-sink.js'
 import { fileSource } from './file-source.js'
-import { FsVaultBackend } from './fs-vault-backend.js'
+import { openVaultBackend } from './open-vault-backend.js'
 import { Vault } from './vault.js'
+import { type BackendUnderTest, ENGINE_BACKENDS, FS_BACKEND } from './vault-backend.contract.js'
+import type { VaultBackend } from './vault-backend.js'
 
 const MiB = 1024 * 1024
 
+/**
+ * Runs `fn` with a new vault on `backend` and a temporary folder for files (sources, sinks); `reopen`
+ * opens the same objects through another backend instance.
+ */
 async function withVault(
-  fn: (v: Vault, dir: string) => Promise<void>,
+  backend: BackendUnderTest,
+  fn: (v: Vault, dir: string, reopen: () => VaultBackend) => Promise<void>,
   options: { encrypted?: boolean } = {},
 ): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'cairn-vault-'))
-  const v = await Vault.create(new FsVaultBackend(join(dir, 'vault')), {
+  const place = await backend.place()
+  const v = await Vault.create(openVaultBackend(place.url), {
     ...(options.encrypted ? { encryption: { passphrase: 'correct horse' }, scryptN: 1024 } : {}),
     packSize: 4 * MiB,
     workers: 2,
   })
   try {
-    await fn(v, dir)
+    await fn(v, dir, () => openVaultBackend(place.url))
   } finally {
     await v.close()
+    await place.cleanup()
     await rm(dir, { recursive: true, force: true })
   }
 }
@@ -57,167 +67,333 @@ const patterns: [string, () => Buffer][] = [
   ['mixed data across several index leaves', () => mixedImage(40 * MiB + 512)],
 ]
 
-for (const encrypted of [false, true]) {
-  describe(`vault round trips (${encrypted ? 'encrypted' : 'unencrypted'})`, () => {
-    for (const [name, make] of patterns) {
-      it(`restores ${name} bit for bit`, async () => {
+for (const backend of ENGINE_BACKENDS)
+  for (const encrypted of [false, true]) {
+    describe(`vault round trips (${encrypted ? 'encrypted' : 'unencrypted'}, ${backend.name})`, () => {
+      for (const [name, make] of patterns) {
+        it(`restores ${name} bit for bit`, async () => {
+          await withVault(
+            backend,
+            async (v, dir) => {
+              const data = make()
+              const rp = await v.backup({ item, sources: [bufferSource('os', data)] })
+              assert.equal(rp.disks[0]!.mode, 'full')
+              assert.ok((await restored(v, rp.id, 'os', data.length)).equals(data))
+              // Into a file, the workers read, open and write the chunks themselves.
+              const sink = await fileSink(join(dir, 'out.raw'), { size: data.length })
+              await v.restore(rp.id, 'os', sink)
+              await sink.close?.()
+              assert.ok((await readFile(join(dir, 'out.raw'))).equals(data))
+            },
+            { encrypted },
+          )
+        })
+      }
+
+      it('an incremental backup of scattered 4 KiB writes stores about the changed bytes and restores both points', async () => {
         await withVault(
-          async (v, dir) => {
-            const data = make()
-            const rp = await v.backup({ item, sources: [bufferSource('os', data)] })
-            assert.equal(rp.disks[0]!.mode, 'full')
-            assert.ok((await restored(v, rp.id, 'os', data.length)).equals(data))
-            // Into a file, the workers read, open and write the chunks themselves.
-            const sink = await fileSink(join(dir, 'out.raw'), { size: data.length })
-            await v.restore(rp.id, 'os', sink)
-            await sink.close?.()
-            assert.ok((await readFile(join(dir, 'out.raw'))).equals(data))
+          backend,
+          async (v) => {
+            const img = mixedImage(64 * MiB)
+            const first = Buffer.from(img)
+            const rp1 = await v.backup({ item, sources: [bufferSource('os', img)] })
+            const changed = scatterWrites(img, 160)
+            const src = bufferSource('os', img, { changes: { changed, cleared: [] } })
+            const rp2 = await v.backup({ item, base: rp1.id, sources: [src] })
+            assert.equal(rp2.disks[0]!.mode, 'incremental')
+            assert.equal(src.bytesRead, new Set(changed.map((r) => r.start)).size * 4096)
+            const changedBytes = 160 * 4096
+            assert.ok(
+              rp2.bytesAdded < 2 * changedBytes,
+              `added ${rp2.bytesAdded} for ${changedBytes} changed`,
+            )
+            assert.ok((await restored(v, rp2.id, 'os', img.length)).equals(img))
+            assert.ok((await restored(v, rp1.id, 'os', img.length)).equals(first))
           },
           { encrypted },
         )
       })
-    }
-
-    it('an incremental backup of scattered 4 KiB writes stores about the changed bytes and restores both points', async () => {
-      await withVault(
-        async (v) => {
-          const img = mixedImage(64 * MiB)
-          const first = Buffer.from(img)
-          const rp1 = await v.backup({ item, sources: [bufferSource('os', img)] })
-          const changed = scatterWrites(img, 160)
-          const src = bufferSource('os', img, { changes: { changed, cleared: [] } })
-          const rp2 = await v.backup({ item, base: rp1.id, sources: [src] })
-          assert.equal(rp2.disks[0]!.mode, 'incremental')
-          assert.equal(src.bytesRead, new Set(changed.map((r) => r.start)).size * 4096)
-          const changedBytes = 160 * 4096
-          assert.ok(rp2.bytesAdded < 2 * changedBytes, `added ${rp2.bytesAdded} for ${changedBytes} changed`)
-          assert.ok((await restored(v, rp2.id, 'os', img.length)).equals(img))
-          assert.ok((await restored(v, rp1.id, 'os', img.length)).equals(first))
-        },
-        { encrypted },
-      )
     })
-  })
-}
+  }
 
-describe('vault backups', () => {
-  it('cleared ranges of an incremental read back as zeros', async () => {
-    await withVault(async (v) => {
-      const img = mixedImage(8 * MiB)
-      const rp1 = await v.backup({ item, sources: [bufferSource('os', img)] })
-      img.fill(0, 1000 * 512, 3000 * 512)
-      const rp2 = await v.backup({
-        item,
-        base: rp1.id,
-        sources: [
-          bufferSource('os', img, {
-            changes: { changed: [], cleared: [{ start: 1000 * 512, end: 3000 * 512 }] },
-          }),
-        ],
+for (const backend of ENGINE_BACKENDS)
+  describe(`vault backups (${backend.name})`, () => {
+    it('records consistency with the reference names and keeps the manifest spelling of MANI v1', async () => {
+      await withVault(backend, async (v) => {
+        const rp = await v.backup({
+          item,
+          consistency: 'AppConsistent',
+          sources: [bufferSource('os', textBytes(512))],
+        })
+        assert.equal(rp.consistency, 'AppConsistent')
+        assert.equal((await v.getRecoveryPoint(rp.id)).consistency, 'AppConsistent')
+        const stored = decodeRecord(await v.backend.get(`rp/${rp.id}`), 'MANI', 'manifest')
+        assert.equal((stored.body as { consistency: string }).consistency, 'application-consistent')
+        const crash = await v.backup({ item, sources: [bufferSource('os', textBytes(512))] })
+        assert.equal((await v.getRecoveryPoint(crash.id)).consistency, 'CrashConsistent')
       })
-      assert.ok((await restored(v, rp2.id, 'os', img.length)).equals(img))
     })
-  })
 
-  it('an unchanged incremental adds no data and shares every index page', async () => {
-    await withVault(async (v) => {
-      const img = mixedImage(40 * MiB)
-      const rp1 = await v.backup({ item, sources: [bufferSource('os', img)] })
-      const rp2 = await v.backup({
-        item,
-        base: rp1.id,
-        sources: [bufferSource('os', img, { changes: { changed: [], cleared: [] } })],
+    it('cleared ranges of an incremental read back as zeros', async () => {
+      await withVault(backend, async (v) => {
+        const img = mixedImage(8 * MiB)
+        const rp1 = await v.backup({ item, sources: [bufferSource('os', img)] })
+        img.fill(0, 1000 * 512, 3000 * 512)
+        const rp2 = await v.backup({
+          item,
+          base: rp1.id,
+          sources: [
+            bufferSource('os', img, {
+              changes: { changed: [], cleared: [{ start: 1000 * 512, end: 3000 * 512 }] },
+            }),
+          ],
+        })
+        assert.ok((await restored(v, rp2.id, 'os', img.length)).equals(img))
       })
-      assert.equal(rp2.bytesAdded, 0)
-      assert.equal(rp2.disks[0]!.root, rp1.disks[0]!.root)
     })
-  })
 
-  it('a checksum backup without a change list stores only the chunks that differ', async () => {
-    await withVault(async (v) => {
-      const img = mixedImage(32 * MiB)
-      const rp1 = await v.backup({ item, sources: [bufferSource('os', img)] })
-      img.writeUInt8(img.readUInt8(5 * MiB + 17) ^ 0xff, 5 * MiB + 17)
-      const rp2 = await v.backup({ item, base: rp1.id, sources: [bufferSource('os', img)] })
-      assert.equal(rp2.disks[0]!.mode, 'checksum')
-      assert.equal(rp2.disks[0]!.chunksNew, 1)
-      assert.ok((await restored(v, rp2.id, 'os', img.length)).equals(img))
-    })
-  })
-
-  it('a checksum backup stores only the changed pages of a changed chunk, over a full or a patched base', async () => {
-    await withVault(async (v) => {
-      const img = mixedImage(48 * MiB)
-      const rp1 = await v.backup({ item, sources: [bufferSource('os', img)] })
-      // No change list: every chunk is hashed, the changed ones compared page by page with the base.
-      const changed = scatterWrites(img, 200)
-      img.fill(0, 20 * MiB + 8192, 20 * MiB + 12288) // a page of the base cleared to zeros
-      const rp2 = await v.backup({ item, base: rp1.id, sources: [bufferSource('os', img)] })
-      assert.equal(rp2.disks[0]!.mode, 'checksum')
-      assert.ok(rp2.bytesAdded < 2 * changed.length * 4096, `added ${rp2.bytesAdded}`)
-      assert.ok((await restored(v, rp2.id, 'os', img.length)).equals(img))
-      const atRp2 = Buffer.from(img)
-      // Again on the patched base (extents into many chunks), and a chunk mostly rewritten is stored whole.
-      scatterWrites(img, 100, 11)
-      randomBytes(MiB - 4096).copy(img, 3 * MiB)
-      const rp3 = await v.backup({ item, base: rp2.id, sources: [bufferSource('os', img)] })
-      assert.ok(rp3.bytesAdded < 2 * (100 * 4096 + MiB), `added ${rp3.bytesAdded}`)
-      assert.ok((await restored(v, rp3.id, 'os', img.length)).equals(img))
-      assert.ok((await restored(v, rp2.id, 'os', img.length)).equals(atRp2), 'the base point is untouched')
-      assert.equal((await v.verify()).problems.length, 0)
-    })
-  })
-
-  it('data repeated across disks is stored once', async () => {
-    await withVault(async (v) => {
-      const img = randomBytes(8 * MiB)
-      const rp = await v.backup({
-        item,
-        sources: [bufferSource('a', img, { lun: 0 }), bufferSource('b', img, { lun: 1 })],
+    it('an unchanged incremental adds no data and shares every index page', async () => {
+      await withVault(backend, async (v) => {
+        const img = mixedImage(40 * MiB)
+        const rp1 = await v.backup({ item, sources: [bufferSource('os', img)] })
+        const rp2 = await v.backup({
+          item,
+          base: rp1.id,
+          sources: [bufferSource('os', img, { changes: { changed: [], cleared: [] } })],
+        })
+        assert.equal(rp2.bytesAdded, 0)
+        assert.equal(rp2.disks[0]!.root, rp1.disks[0]!.root)
       })
-      assert.ok(rp.bytesAdded < 9 * MiB, `added ${rp.bytesAdded}`)
-      assert.equal(rp.disks[1]!.lun, 1)
-      assert.ok((await restored(v, rp.id, 'b', img.length)).equals(img))
     })
-  })
 
-  it('deleting the base keeps the incremental whole, also after gc', async () => {
-    await withVault(async (v) => {
-      const img = mixedImage(24 * MiB)
-      const rp1 = await v.backup({ item, sources: [bufferSource('os', img)] })
-      const changed = scatterWrites(img, 50)
-      const rp2 = await v.backup({
-        item,
-        base: rp1.id,
-        sources: [bufferSource('os', img, { changes: { changed, cleared: [] } })],
+    it('a checksum backup without a change list stores only the chunks that differ', async () => {
+      await withVault(backend, async (v) => {
+        const img = mixedImage(32 * MiB)
+        const rp1 = await v.backup({ item, sources: [bufferSource('os', img)] })
+        img.writeUInt8(img.readUInt8(5 * MiB + 17) ^ 0xff, 5 * MiB + 17)
+        const rp2 = await v.backup({ item, base: rp1.id, sources: [bufferSource('os', img)] })
+        assert.equal(rp2.disks[0]!.mode, 'checksum')
+        assert.equal(rp2.disks[0]!.chunksNew, 1)
+        assert.ok((await restored(v, rp2.id, 'os', img.length)).equals(img))
       })
-      await v.deleteRecoveryPoint(rp1.id)
-      const report = await v.gc()
-      assert.equal(report.skipped, undefined)
-      assert.ok((await restored(v, rp2.id, 'os', img.length)).equals(img))
-      assert.equal((await v.verify()).problems.length, 0)
+    })
+
+    it('a checksum backup stores only the changed pages of a changed chunk, over a full or a patched base', async () => {
+      await withVault(backend, async (v) => {
+        const img = mixedImage(48 * MiB)
+        const rp1 = await v.backup({ item, sources: [bufferSource('os', img)] })
+        // No change list: every chunk is hashed, the changed ones compared page by page with the base.
+        const changed = scatterWrites(img, 200)
+        img.fill(0, 20 * MiB + 8192, 20 * MiB + 12288) // a page of the base cleared to zeros
+        const rp2 = await v.backup({ item, base: rp1.id, sources: [bufferSource('os', img)] })
+        assert.equal(rp2.disks[0]!.mode, 'checksum')
+        assert.ok(rp2.bytesAdded < 2 * changed.length * 4096, `added ${rp2.bytesAdded}`)
+        assert.ok((await restored(v, rp2.id, 'os', img.length)).equals(img))
+        const atRp2 = Buffer.from(img)
+        // Again on the patched base (extents into many chunks), and a chunk mostly rewritten is stored whole.
+        scatterWrites(img, 100, 11)
+        randomBytes(MiB - 4096).copy(img, 3 * MiB)
+        const rp3 = await v.backup({ item, base: rp2.id, sources: [bufferSource('os', img)] })
+        assert.ok(rp3.bytesAdded < 2 * (100 * 4096 + MiB), `added ${rp3.bytesAdded}`)
+        assert.ok((await restored(v, rp3.id, 'os', img.length)).equals(img))
+        assert.ok((await restored(v, rp2.id, 'os', img.length)).equals(atRp2), 'the base point is untouched')
+        assert.equal((await v.verify()).problems.length, 0)
+      })
+    })
+
+    it('data repeated across disks is stored once', async () => {
+      await withVault(backend, async (v) => {
+        const img = randomBytes(8 * MiB)
+        const rp = await v.backup({
+          item,
+          sources: [bufferSource('a', img, { lun: 0 }), bufferSource('b', img, { lun: 1 })],
+        })
+        assert.ok(rp.bytesAdded < 9 * MiB, `added ${rp.bytesAdded}`)
+        assert.equal(rp.disks[1]!.lun, 1)
+        assert.ok((await restored(v, rp.id, 'b', img.length)).equals(img))
+      })
+    })
+
+    it('deleting the base keeps the incremental whole, also after gc', async () => {
+      await withVault(backend, async (v) => {
+        const img = mixedImage(24 * MiB)
+        const rp1 = await v.backup({ item, sources: [bufferSource('os', img)] })
+        const changed = scatterWrites(img, 50)
+        const rp2 = await v.backup({
+          item,
+          base: rp1.id,
+          sources: [bufferSource('os', img, { changes: { changed, cleared: [] } })],
+        })
+        await v.deleteRecoveryPoint(rp1.id)
+        const report = await v.gc()
+        assert.equal(report.skipped, undefined)
+        assert.ok((await restored(v, rp2.id, 'os', img.length)).equals(img))
+        assert.equal((await v.verify()).problems.length, 0)
+      })
+    })
+
+    it('gc reclaims the space of deleted recovery points', async () => {
+      await withVault(backend, async (v) => {
+        const a = await v.backup({ item, sources: [bufferSource('os', randomBytes(6 * MiB))] })
+        const keep = randomBytes(6 * MiB)
+        const b = await v.backup({ item, sources: [bufferSource('os', keep)] })
+        await v.deleteRecoveryPoint(a.id)
+        const report = await v.gc()
+        assert.ok(report.bytesReclaimed >= 6 * MiB, `reclaimed ${report.bytesReclaimed}`)
+        assert.ok((await restored(v, b.id, 'os', keep.length)).equals(keep))
+        const usage = await v.usage()
+        assert.equal(usage.recoveryPoints, 1)
+        assert.ok(usage.storedBytes < 7 * MiB)
+      })
+    })
+
+    it('prune keeps what the rules keep, gc frees the rest, and verify then finds every point whole', async () => {
+      await withVault(backend, async (v, _dir, reopen) => {
+        const imgs = [randomBytes(3 * MiB), randomBytes(3 * MiB), randomBytes(3 * MiB)]
+        const ids: string[] = []
+        for (const img of imgs) ids.push((await v.backup({ item, sources: [bufferSource('os', img)] })).id)
+        const other = await v.backup({
+          item: { kind: 'disk', name: 'vm2' },
+          sources: [bufferSource('os', imgs[0]!)],
+        })
+        const dry = await v.prune({ policy: { keepLast: 1 }, item: item.name, dryRun: true })
+        assert.deepEqual(dry.removed, [ids[0], ids[1]].sort())
+        assert.equal((await v.listRecoveryPoints()).length, 4, 'a dry run removes nothing')
+        const report = await v.prune({ policy: { keepLast: 1 }, item: item.name })
+        assert.deepEqual(report.removed, [ids[0], ids[1]].sort())
+        assert.deepEqual((await v.listRecoveryPoints()).map((p) => p.id).sort(), [ids[2], other.id].sort())
+        const gc = await v.gc({ repackBelow: 1 })
+        assert.ok(gc.bytesReclaimed >= 3 * MiB, `reclaimed ${gc.bytesReclaimed}`)
+        assert.ok((await restored(v, ids[2]!, 'os', 3 * MiB)).equals(imgs[2]!))
+        assert.ok((await restored(v, other.id, 'os', 3 * MiB)).equals(imgs[0]!), 'shared chunks survive gc')
+        assert.deepEqual((await v.verify()).problems, [])
+        // What the vault left is all there through a second backend on the same place.
+        const packs = await reopen().list('packs/')
+        assert.deepEqual(
+          packs.map((o) => o.name),
+          (await v.backend.list('packs/')).map((o) => o.name),
+        )
+      })
+    })
+
+    it('verify reports a pack that went missing from the backend, and a restore that needs it fails', async () => {
+      await withVault(backend, async (v) => {
+        const img = randomBytes(6 * MiB)
+        const rp = await v.backup({ item, sources: [bufferSource('os', img)] })
+        const packs = await v.backend.list('packs/')
+        assert.ok(packs.length >= 2, `${packs.length} packs`)
+        await v.backend.delete(packs[0]!.name)
+        const report = await v.verify()
+        assert.ok(report.problems.length > 0, 'verify found nothing wrong')
+        await assert.rejects(
+          restored(v, rp.id, 'os', img.length),
+          (e: CairnError) => e.code === 'VaultObjectMissing' || e.code === 'VaultCorrupt',
+        )
+      })
+    })
+
+    it('a cancelled backup throws Cancelled and leaves no recovery point', async () => {
+      await withVault(backend, async (v) => {
+        const ac = new AbortController()
+        const p = v.backup({
+          item,
+          sources: [bufferSource('os', randomBytes(32 * MiB))],
+          signal: ac.signal,
+          onProgress: () => ac.abort(),
+        })
+        await assert.rejects(p, (e: CairnError) => e.code === 'Cancelled')
+        assert.equal((await v.listRecoveryPoints()).length, 0)
+      })
+    })
+
+    it('progress reports bytes, rate and an ETA', async () => {
+      await withVault(backend, async (v) => {
+        const seen: number[] = []
+        await v.backup({
+          item,
+          sources: [bufferSource('os', randomBytes(8 * MiB))],
+          onProgress: (p) => seen.push(p.bytesDone),
+        })
+        assert.equal(seen.at(-1), 8 * MiB)
+      })
+    })
+
+    it('backs up a raw file and restores it into a sparse file', async () => {
+      await withVault(backend, async (v, dir) => {
+        const img = mixedImage(12 * MiB)
+        await writeFile(join(dir, 'disk.raw'), img)
+        const src = await fileSource(join(dir, 'disk.raw'), { name: 'data' })
+        const rp = await v.backup({ item, sources: [src] })
+        await src.close?.()
+        const sink = await fileSink(join(dir, 'out.raw'), { size: img.length })
+        await v.restore(rp.id, 'data', sink)
+        await sink.close?.()
+        assert.ok((await readFile(join(dir, 'out.raw'))).equals(img))
+        const st = await stat(join(dir, 'out.raw'))
+        assert.ok(st.blocks * 512 < img.length, 'the zero quarter stays a hole')
+      })
+    })
+
+    it('a full backup of a sparse raw file reads only its data, and restores bit for bit', async () => {
+      await withVault(backend, async (v, dir) => {
+        const path = join(dir, 'sparse.raw')
+        const size = 24 * MiB
+        const fh = await open(path, 'w')
+        await fh.truncate(size)
+        const a = randomBytes(3 * MiB + 4096)
+        const b = textBytes(MiB)
+        await fh.write(a, 0, a.length, 2 * MiB)
+        await fh.write(b, 0, b.length, 20 * MiB)
+        await fh.close()
+        const src = await fileSource(path, { name: 'data' })
+        const rp = await v.backup({ item, sources: [src] })
+        await src.close?.()
+        const scanned = rp.disks[0]!.bytesScanned
+        assert.ok(scanned >= a.length + b.length && scanned <= 8 * MiB, `scanned ${scanned}`)
+        const sink = await fileSink(join(dir, 'out.raw'), { size })
+        await v.restore(rp.id, 'data', sink)
+        await sink.close?.()
+        assert.ok((await readFile(join(dir, 'out.raw'))).equals(await readFile(path)))
+      })
+    })
+
+    it('an incremental of a raw file, whose changed runs the workers read, restores bit for bit', async () => {
+      await withVault(backend, async (v, dir) => {
+        const path = join(dir, 'disk.raw')
+        const img = mixedImage(12 * MiB)
+        await writeFile(path, img)
+        const full = await fileSource(path, { name: 'data' })
+        const rp1 = await v.backup({ item, sources: [full] })
+        await full.close?.()
+        const changed = scatterWrites(img, 120)
+        // A run that became zeros, an unaligned one (widened to its page) and the last page of the disk.
+        img.fill(0, 4 * MiB, 4 * MiB + 8192)
+        img.write('changed', 5000)
+        randomBytes(4096).copy(img, img.length - 4096)
+        changed.push(
+          { start: 4 * MiB, end: 4 * MiB + 8192 },
+          { start: 5000, end: 5007 },
+          { start: img.length - 4096, end: img.length },
+        )
+        await writeFile(path, img)
+        const src = await fileSource(path, { name: 'data', changes: { changed, cleared: [] } })
+        const rp2 = await v.backup({ item, base: rp1.id, sources: [src] })
+        await src.close?.()
+        assert.equal(rp2.disks[0]!.mode, 'incremental')
+        assert.ok(rp2.bytesAdded < 2 * 123 * 4096, `added ${rp2.bytesAdded}`)
+        const sink = await fileSink(join(dir, 'out.raw'), { size: img.length })
+        await v.restore(rp2.id, 'data', sink)
+        await sink.close?.()
+        assert.ok((await readFile(join(dir, 'out.raw'))).equals(img))
+      })
     })
   })
 
-  it('gc reclaims the space of deleted recovery points', async () => {
-    await withVault(async (v) => {
-      const a = await v.backup({ item, sources: [bufferSource('os', randomBytes(6 * MiB))] })
-      const keep = randomBytes(6 * MiB)
-      const b = await v.backup({ item, sources: [bufferSource('os', keep)] })
-      await v.deleteRecoveryPoint(a.id)
-      const report = await v.gc()
-      assert.ok(report.bytesReclaimed >= 6 * MiB, `reclaimed ${report.bytesReclaimed}`)
-      assert.ok((await restored(v, b.id, 'os', keep.length)).equals(keep))
-      const usage = await v.usage()
-      assert.equal(usage.recoveryPoints, 1)
-      assert.ok(usage.storedBytes < 7 * MiB)
-    })
-  })
-
+describe('vault on a folder', () => {
   it('gc removes temporary files a killed writer left behind', async () => {
-    await withVault(async (v, dir) => {
+    await withVault(FS_BACKEND, async (v) => {
       const { mkdir, utimes, readdir } = await import('node:fs/promises')
-      const tmp = join(dir, 'vault', '.tmp')
+      const tmp = join(v.backend.location, '.tmp')
       await mkdir(tmp, { recursive: true })
       await writeFile(join(tmp, 'left-behind'), 'x')
       await utimes(join(tmp, 'left-behind'), new Date(0), new Date(0))
@@ -227,99 +403,27 @@ describe('vault backups', () => {
     })
   })
 
-  it('a cancelled backup throws Cancelled and leaves no recovery point', async () => {
-    await withVault(async (v) => {
-      const ac = new AbortController()
-      const p = v.backup({
-        item,
-        sources: [bufferSource('os', randomBytes(32 * MiB))],
-        signal: ac.signal,
-        onProgress: () => ac.abort(),
-      })
-      await assert.rejects(p, (e: CairnError) => e.code === 'Cancelled')
-      assert.equal((await v.listRecoveryPoints()).length, 0)
-    })
-  })
-
-  it('progress reports bytes, rate and an ETA', async () => {
-    await withVault(async (v) => {
-      const seen: number[] = []
-      await v.backup({
-        item,
-        sources: [bufferSource('os', randomBytes(8 * MiB))],
-        onProgress: (p) => seen.push(p.bytesDone),
-      })
-      assert.equal(seen.at(-1), 8 * MiB)
-    })
-  })
-
-  it('backs up a raw file and restores it into a sparse file', async () => {
-    await withVault(async (v, dir) => {
-      const img = mixedImage(12 * MiB)
-      await writeFile(join(dir, 'disk.raw'), img)
-      const src = await fileSource(join(dir, 'disk.raw'), { name: 'data' })
-      const rp = await v.backup({ item, sources: [src] })
-      await src.close?.()
-      const sink = await fileSink(join(dir, 'out.raw'), { size: img.length })
-      await v.restore(rp.id, 'data', sink)
-      await sink.close?.()
-      assert.ok((await readFile(join(dir, 'out.raw'))).equals(img))
-      const st = await stat(join(dir, 'out.raw'))
-      assert.ok(st.blocks * 512 < img.length, 'the zero quarter stays a hole')
-    })
-  })
-
-  it('a full backup of a sparse raw file reads only its data, and restores bit for bit', async () => {
-    await withVault(async (v, dir) => {
-      const path = join(dir, 'sparse.raw')
-      const size = 24 * MiB
-      const fh = await open(path, 'w')
-      await fh.truncate(size)
-      const a = randomBytes(3 * MiB + 4096)
-      const b = textBytes(MiB)
-      await fh.write(a, 0, a.length, 2 * MiB)
-      await fh.write(b, 0, b.length, 20 * MiB)
-      await fh.close()
-      const src = await fileSource(path, { name: 'data' })
-      const rp = await v.backup({ item, sources: [src] })
-      await src.close?.()
-      const scanned = rp.disks[0]!.bytesScanned
-      assert.ok(scanned >= a.length + b.length && scanned <= 8 * MiB, `scanned ${scanned}`)
-      const sink = await fileSink(join(dir, 'out.raw'), { size })
-      await v.restore(rp.id, 'data', sink)
-      await sink.close?.()
-      assert.ok((await readFile(join(dir, 'out.raw'))).equals(await readFile(path)))
-    })
-  })
-
-  it('an incremental of a raw file, whose changed runs the workers read, restores bit for bit', async () => {
-    await withVault(async (v, dir) => {
-      const path = join(dir, 'disk.raw')
-      const img = mixedImage(12 * MiB)
-      await writeFile(path, img)
-      const full = await fileSource(path, { name: 'data' })
-      const rp1 = await v.backup({ item, sources: [full] })
-      await full.close?.()
-      const changed = scatterWrites(img, 120)
-      // A run that became zeros, an unaligned one (widened to its page) and the last page of the disk.
-      img.fill(0, 4 * MiB, 4 * MiB + 8192)
-      img.write('changed', 5000)
-      randomBytes(4096).copy(img, img.length - 4096)
-      changed.push(
-        { start: 4 * MiB, end: 4 * MiB + 8192 },
-        { start: 5000, end: 5007 },
-        { start: img.length - 4096, end: img.length },
-      )
-      await writeFile(path, img)
-      const src = await fileSource(path, { name: 'data', changes: { changed, cleared: [] } })
-      const rp2 = await v.backup({ item, base: rp1.id, sources: [src] })
-      await src.close?.()
-      assert.equal(rp2.disks[0]!.mode, 'incremental')
-      assert.ok(rp2.bytesAdded < 2 * 123 * 4096, `added ${rp2.bytesAdded}`)
-      const sink = await fileSink(join(dir, 'out.raw'), { size: img.length })
-      await v.restore(rp2.id, 'data', sink)
-      await sink.close?.()
-      assert.ok((await readFile(join(dir, 'out.raw'))).equals(img))
+  it('gc deletes the lock files of killed backups once they expired, and leaves live ones', async () => {
+    await withVault(FS_BACKEND, async (v) => {
+      const { readdir } = await import('node:fs/promises')
+      const backend = v.backend
+      const lock = (id: string, at: Date) =>
+        encodeRecord('LOCK', 1, {
+          id,
+          startedAt: at.toISOString(),
+          updatedAt: at.toISOString(),
+          bases: [],
+          packs: [],
+        })
+      // What a backup killed 20 minutes ago leaves, and the lock of one running now.
+      await backend.put('locks/killed', lock('killed', new Date(Date.now() - 20 * 60_000)))
+      await backend.put('locks/running', lock('running', new Date()))
+      const report = await v.gc()
+      assert.equal(report.expiredLocksRemoved, 1)
+      assert.deepEqual(await readdir(join(v.backend.location, 'locks')), ['running'])
+      const again = await v.gc()
+      assert.equal(again.expiredLocksRemoved, 0)
+      assert.deepEqual(await readdir(join(v.backend.location, 'locks')), ['running'])
     })
   })
 
@@ -347,45 +451,53 @@ describe('vault backups', () => {
   })
 })
 
-describe('vault keys', () => {
-  it('a wrong passphrase is a clear error and a changed passphrase opens the same data', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'cairn-vault-'))
-    try {
-      const backend = new FsVaultBackend(dir)
-      const v = await Vault.create(backend, { encryption: { passphrase: 'one' }, scryptN: 1024 })
-      const img = randomBytes(MiB)
-      const rp = await v.backup({ item, sources: [bufferSource('os', img)] })
-      await v.changeKey({ passphrase: 'two' }, { scryptN: 1024 })
-      await v.close()
-      await assert.rejects(
-        Vault.open(backend, { passphrase: 'one' }),
-        (e: CairnError) => e.code === 'VaultKeyInvalid',
-      )
-      await assert.rejects(Vault.open(backend), (e: CairnError) => e.code === 'VaultKeyRequired')
-      const v2 = await Vault.open(backend, { passphrase: 'two' })
-      assert.ok((await restored(v2, rp.id, 'os', img.length)).equals(img))
-      await v2.changeKey({ keyFile: randomBytes(32) })
-      await v2.close()
-      await assert.rejects(
-        Vault.open(backend, { passphrase: 'two' }),
-        (e: CairnError) => e.code === 'VaultKeyRequired',
-      )
-    } finally {
-      await rm(dir, { recursive: true, force: true })
-    }
-  })
+for (const backend of ENGINE_BACKENDS)
+  describe(`vault keys (${backend.name})`, () => {
+    it('a wrong passphrase is a clear error and a changed passphrase opens the same data', async () => {
+      const place = await backend.place()
+      try {
+        const v = await Vault.create(openVaultBackend(place.url), {
+          encryption: { passphrase: 'one' },
+          scryptN: 1024,
+        })
+        const img = randomBytes(MiB)
+        const rp = await v.backup({ item, sources: [bufferSource('os', img)] })
+        await v.changeKey({ passphrase: 'two' }, { scryptN: 1024 })
+        await v.close()
+        await assert.rejects(
+          Vault.open(openVaultBackend(place.url), { passphrase: 'one' }),
+          (e: CairnError) => e.code === 'VaultKeyInvalid',
+        )
+        await assert.rejects(
+          Vault.open(openVaultBackend(place.url)),
+          (e: CairnError) => e.code === 'VaultKeyRequired',
+        )
+        const v2 = await Vault.open(openVaultBackend(place.url), { passphrase: 'two' })
+        assert.ok((await restored(v2, rp.id, 'os', img.length)).equals(img))
+        await v2.changeKey({ keyFile: randomBytes(32) })
+        await v2.close()
+        await assert.rejects(
+          Vault.open(openVaultBackend(place.url), { passphrase: 'two' }),
+          (e: CairnError) => e.code === 'VaultKeyRequired',
+        )
+      } finally {
+        await place.cleanup()
+      }
+    })
 
-  it('chunk ids of an encrypted vault differ from the plain SHA-256 of the data', async () => {
-    await withVault(
-      async (v) => {
-        const data = textBytes(MiB)
-        await v.backup({ item, sources: [bufferSource('os', data)] })
-        const { createHash } = await import('node:crypto')
-        const plainId = createHash('sha256').update(data).digest('hex')
-        const packs = await v.backend.list('packs/')
-        for (const p of packs) assert.ok(!(await v.backend.get(p.name)).toString('hex').includes(plainId))
-      },
-      { encrypted: true },
-    )
+    it('chunk ids of an encrypted vault differ from the plain SHA-256 of the data', async () => {
+      await withVault(
+        backend,
+        async (v) => {
+          const data = textBytes(MiB)
+          await v.backup({ item, sources: [bufferSource('os', data)] })
+          const { createHash } = await import('node:crypto')
+          const plainId = createHash('sha256').update(data).digest('hex')
+          const packs = await v.backend.list('packs/')
+          assert.ok(packs.length > 0)
+          for (const p of packs) assert.ok(!(await v.backend.get(p.name)).toString('hex').includes(plainId))
+        },
+        { encrypted: true },
+      )
+    })
   })
-})

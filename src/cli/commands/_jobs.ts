@@ -3,53 +3,167 @@ import { CairnError, type ErrorCode, formatBytes, formatDuration, isErrorCode } 
 import type { ApiClient } from '../api-client.js'
 import type { OptionDef } from '../command.js'
 import { type Output, ProgressBar } from '../output.js'
+import { parseDiskName } from './_disk-names.js'
 
-/** A job as the API answers it. */
+/** A job as the API answers it (/api/v1/jobs). */
 export interface Job {
   id: string
-  type: string
+  kind: string
+  state: 'Queued' | 'Running' | 'Completed' | 'Failed' | 'Cancelled' | 'Interrupted'
   resource: string
-  status: string
-  progress: {
-    phase: string
-    bytesDone: number
-    bytesTotal: number
-    bytesStored: number
-    rate: number
-    etaMs: number | null
-  } | null
-  startedAt: string
-  endedAt: string | null
+  vm?: string
+  vault?: string
+  progress: { phase: string; bytesDone: number; bytesTotal: number; percent: number; etaSeconds?: number }
+  startedBy: string
+  createdAt: string
+  startedAt?: string
+  updatedAt: string
+  endedAt?: string
+  durationMs: number
   result: unknown
-  error: { code: string; message: string } | null
+  error?: { code: string; message: string }
+  details: Record<string, unknown>
 }
 
-/** Polls a job until it ends, drawing progress on a terminal; Ctrl-C cancels it. Throws when it failed. */
+/** The option every command that follows a job takes. */
+export const CANCEL_ON_INTERRUPT: OptionDef = {
+  name: 'cancel-on-interrupt',
+  type: 'boolean',
+  help: 'Ctrl-C cancels the job (and removes what it made) instead of detaching from it',
+}
+
+/**
+ * Follows a job to its end over the event stream (GET /api/v1/events?job=ID), drawing progress.
+ * Ctrl-C detaches: the job goes on, its id is printed, the exit status is 9 (Detached); with
+ * `cancelOnInterrupt` it cancels the job instead, waits until its work has stopped and exits 8.
+ * Resolves with the job when it completed; throws with its error code otherwise.
+ */
 export async function followJob(
   client: ApiClient,
   out: Output,
   job: Job,
   label: string,
   signal: AbortSignal,
+  options: { cancelOnInterrupt?: boolean } = {},
 ): Promise<Job> {
   const bar = new ProgressBar(label, out.interactive)
-  let cancelled = false
-  for (;;) {
-    if (signal.aborted && !cancelled) {
-      cancelled = true
-      await client.post(`/api/v1/jobs/${job.id}/cancel`).catch(() => {})
+  out.note(
+    `job ${job.id} (${job.kind}) ${job.state}; Ctrl-C ${options.cancelOnInterrupt ? 'cancels it' : 'detaches (the job goes on)'}`,
+  )
+  let phase = ''
+  const show = (j: Job) => {
+    if (j.progress.phase !== phase) {
+      phase = j.progress.phase
+      if (!out.interactive) out.note(`${new Date().toISOString()} ${j.state} ${phase}`)
     }
-    job = await client.get<Job>(`/api/v1/jobs/${job.id}`)
-    if (job.progress) bar.update(job.progress.bytesDone, job.progress.bytesTotal)
-    if (job.endedAt) break
-    await new Promise((r) => setTimeout(r, 200))
+    bar.update(j.progress.bytesDone, j.progress.bytesTotal)
   }
-  bar.done()
-  if (job.status !== 'Completed') {
-    const code: ErrorCode = job.error && isErrorCode(job.error.code) ? job.error.code : 'Internal'
-    throw new CairnError(code, job.error?.message ?? `The ${job.type} job ended as ${job.status}`)
+  const stream = new AbortController()
+  const onAbort = () => stream.abort()
+  signal.addEventListener('abort', onAbort, { once: true })
+  let ended: Job | undefined
+  try {
+    const res = await client.raw('GET', '/api/v1/events', { query: { job: job.id }, signal: stream.signal })
+    // Read the job after subscribing: an end that came before is seen here, one after in the stream.
+    const now = await client.get<Job>(`/api/v1/jobs/${encodeURIComponent(job.id)}`)
+    show(now)
+    if (now.endedAt) ended = now
+    else ended = await untilFinished(res, show)
+    if (!ended) ended = await client.get<Job>(`/api/v1/jobs/${encodeURIComponent(job.id)}`)
+  } catch (err) {
+    if (!signal.aborted) throw err
+  } finally {
+    signal.removeEventListener('abort', onAbort)
+    stream.abort()
+    bar.done()
   }
-  return job
+  if (signal.aborted && !ended?.endedAt) {
+    if (!options.cancelOnInterrupt) {
+      throw new CairnError(
+        'Detached',
+        `Detached from job ${job.id}; it goes on in the service (cairn job watch ${job.id}, cairn job cancel ${job.id})`,
+      )
+    }
+    out.note(`cancelling job ${job.id} …`)
+    ended = await client.post<Job>(`/api/v1/jobs/${encodeURIComponent(job.id)}/cancel`).catch(async (err) => {
+      if (err instanceof CairnError && err.code === 'JobNotRunning')
+        return client.get<Job>(`/api/v1/jobs/${encodeURIComponent(job.id)}`)
+      throw err
+    })
+  }
+  return endOf(ended!)
+}
+
+/** The completed job, or its error as a CairnError (Cancelled exits 8, Interrupted 1). */
+export function endOf(job: Job): Job {
+  if (job.state === 'Completed') return job
+  const fallback: ErrorCode = job.state === 'Cancelled' ? 'Cancelled' : 'Internal'
+  const code: ErrorCode = job.error && isErrorCode(job.error.code) ? job.error.code : fallback
+  throw new CairnError(code, `Job ${job.id} ${job.state}: ${job.error?.message ?? `the ${job.kind} ended`}`)
+}
+
+/** Reads server-sent events until the job.finished event; undefined when the stream ended first. */
+async function untilFinished(res: Response, show: (j: Job) => void): Promise<Job | undefined> {
+  const reader = res.body!.getReader()
+  const decoder = new TextDecoder()
+  let buf = ''
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) return undefined
+    buf += decoder.decode(value, { stream: true })
+    let end = buf.indexOf('\n\n')
+    while (end !== -1) {
+      const block = buf.slice(0, end)
+      buf = buf.slice(end + 2)
+      end = buf.indexOf('\n\n')
+      let event = ''
+      let data = ''
+      for (const line of block.split('\n')) {
+        if (line.startsWith('event: ')) event = line.slice(7)
+        else if (line.startsWith('data: ')) data += line.slice(6)
+      }
+      if (!data) continue
+      const job = JSON.parse(data) as Job
+      show(job)
+      if (event === 'job.finished') {
+        await reader.cancel().catch(() => {})
+        return job
+      }
+    }
+  }
+}
+
+/** Prints a job as key/value lines. */
+export function printJob(out: Output, j: Job): void {
+  const p = j.progress
+  out.keyValues([
+    ['id', j.id],
+    ['kind', j.kind],
+    ['state', j.state],
+    ['resource', j.resource],
+    ['vm', j.vm],
+    ['vault', j.vault],
+    ['phase', p.phase],
+    [
+      'progress',
+      `${p.percent}% (${formatBytes(p.bytesDone)} of ${formatBytes(p.bytesTotal)})${
+        p.etaSeconds !== undefined ? `, ETA ${formatDuration(p.etaSeconds * 1000)}` : ''
+      }`,
+    ],
+    ['started by', j.startedBy],
+    ['created', j.createdAt],
+    ['started', j.startedAt],
+    ['ended', j.endedAt],
+    ['duration', formatDuration(j.durationMs)],
+    ['error', j.error ? `${j.error.code}: ${j.error.message}` : undefined],
+    [
+      'warnings',
+      Array.isArray(j.details.warnings) && j.details.warnings.length > 0
+        ? j.details.warnings.join('; ')
+        : undefined,
+    ],
+    ['result', j.result === null ? undefined : j.result],
+  ])
 }
 
 /** Options that give an encrypted vault's credentials. */
@@ -113,12 +227,6 @@ export const v = (name: string) => `/api/v1/vaults/${encodeURIComponent(name)}`
 
 /** `[account/][container/]disk` with the development account and its `disks` container as defaults. */
 export function diskRef(text: string): { account: string; container: string; disk: string } {
-  const parts = text.split('/')
-  if (parts.some((p) => p === '') || parts.length > 3) {
-    throw new CairnError('UsageError', `Cannot read disk name "${text}": use [account/][container/]disk`)
-  }
-  const disk = parts.pop()!
-  const container = parts.pop() ?? 'disks'
-  const account = parts.pop() ?? 'devstoreaccount1'
+  const { account, container, disk } = parseDiskName(text)
   return { account, container, disk }
 }

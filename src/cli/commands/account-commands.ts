@@ -6,8 +6,13 @@ interface AccountJson {
   name: string
   region: string
   redundancy: string
-  keys: [string, string]
   createdOn: string
+}
+
+/** What the keys routes answer (no other route shows keys). */
+interface KeysJson {
+  account: string
+  keys: [string, string]
 }
 
 interface UsageJson {
@@ -21,8 +26,6 @@ const showAccount = (out: Parameters<CommandDef['run']>[0]['out'], a: AccountJso
     ['name', a.name],
     ['region', a.region],
     ['redundancy', a.redundancy],
-    ['key1', a.keys[0]],
-    ['key2', a.keys[1]],
     ['created', a.createdOn],
   ])
 
@@ -68,7 +71,7 @@ export const accountCommands: CommandDef[] = [
   },
   {
     name: 'account show',
-    summary: 'Show a storage account with its keys',
+    summary: 'Show a storage account (its keys: cairn account keys)',
     args: [{ name: 'NAME', help: 'account name' }],
     async run({ args, client, out }) {
       const a = await client.get<AccountJson>(accountPath(args.NAME!))
@@ -83,16 +86,16 @@ export const accountCommands: CommandDef[] = [
       { name: 'blob-url', type: 'string', value: 'URL', help: 'blob endpoint for the connection string' },
     ],
     async run({ args, opts, client, out }) {
-      const a = await client.get<AccountJson>(accountPath(args.NAME!))
+      const a = await client.get<KeysJson>(`${accountPath(args.NAME!)}/keys`)
       const info = await client.get<{ listeners: Record<string, string> }>('/api/v1/info')
       const endpoint =
         (opts['blob-url'] as string | undefined) ?? info.listeners.blob ?? 'http://127.0.0.1:10000'
-      const connectionString = `DefaultEndpointsProtocol=http;AccountName=${a.name};AccountKey=${a.keys[0]};BlobEndpoint=${endpoint}/${a.name};`
+      const connectionString = `DefaultEndpointsProtocol=http;AccountName=${a.account};AccountKey=${a.keys[0]};BlobEndpoint=${endpoint}/${a.account};`
       const keys = {
-        account: a.name,
+        account: a.account,
         key1: a.keys[0],
         key2: a.keys[1],
-        blobEndpoint: `${endpoint}/${a.name}`,
+        blobEndpoint: `${endpoint}/${a.account}`,
         connectionString,
       }
       out.result(keys, (k) =>
@@ -121,8 +124,14 @@ export const accountCommands: CommandDef[] = [
     args: [{ name: 'NAME', help: 'account name' }],
     options: [{ name: 'key', type: 'number', value: 'N', help: '1 or 2', default: 2 }],
     async run({ args, opts, client, out }) {
-      const a = await client.post<AccountJson>(`${accountPath(args.NAME!)}/regenerate-key`, { key: opts.key })
-      out.result(a, (x) => showAccount(out, x))
+      const a = await client.post<KeysJson>(`${accountPath(args.NAME!)}/regenerate-key`, { key: opts.key })
+      out.result(a, (x) =>
+        out.keyValues([
+          ['account', x.account],
+          ['key1', x.keys[0]],
+          ['key2', x.keys[1]],
+        ]),
+      )
     },
   },
   {

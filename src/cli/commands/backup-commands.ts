@@ -2,6 +2,7 @@ import { resolve } from 'node:path'
 import { formatBytes, formatDuration } from '../../util/index.js'
 import type { CommandDef } from '../command.js'
 import {
+  CANCEL_ON_INTERRUPT,
   CREDENTIAL_OPTIONS,
   diskRef,
   followJob,
@@ -32,6 +33,7 @@ export const backupCommands: CommandDef[] = [
         help: 'read every byte, trusting no change list (unchanged data is still not stored again)',
       },
       ...CREDENTIAL_OPTIONS,
+      CANCEL_ON_INTERRUPT,
     ],
     examples: ['cairn backup disk web-os --data-disk web-data --vault main --item web'],
     async run({ args, opts, client, out, signal }) {
@@ -43,7 +45,9 @@ export const backupCommands: CommandDef[] = [
         ...(opts.item ? { item: opts.item } : {}),
         ...(opts.full ? { base: 'none' } : {}),
       })
-      const done = await followJob(client, out, job, 'backup', signal)
+      const done = await followJob(client, out, job, 'backup', signal, {
+        cancelOnInterrupt: opts['cancel-on-interrupt'] === true,
+      })
       const rp = done.result as RecoveryPointView
       out.result(rp, (r) => {
         for (const d of r.disks)
@@ -58,11 +62,12 @@ export const backupCommands: CommandDef[] = [
   },
   {
     name: 'backup file',
-    summary: 'Back up a raw image file or block device on the service host into a vault',
+    summary: 'Back up a raw image file on the service host into a vault',
     description:
       'Later backups of the same item build on the latest recovery point: chunks are compared by\n' +
-      'checksum and only those that differ are stored.',
-    args: [{ name: 'path', help: 'file or block device (a path on the service host)' }],
+      'checksum and only those that differ are stored. The file must be under a folder the service was\n' +
+      'started with --import-root (docs/security.md).',
+    args: [{ name: 'path', help: 'a regular file on the service host, under an --import-root' }],
     options: [
       { name: 'vault', type: 'string', value: 'VAULT', help: 'vault name', required: true },
       { name: 'item', type: 'string', value: 'NAME', help: 'protected item name (default the file name)' },
@@ -78,8 +83,9 @@ export const backupCommands: CommandDef[] = [
         help: 'read every byte, trusting no change list (unchanged data is still not stored again)',
       },
       ...CREDENTIAL_OPTIONS,
+      CANCEL_ON_INTERRUPT,
     ],
-    examples: ['cairn backup file /var/lib/images/web.raw --vault main'],
+    examples: ['cairn backup file /srv/images/web.raw --vault main'],
     async run({ args, opts, client, out, signal }) {
       await unlockIfGiven(client, opts.vault as string, opts)
       const job = await client.post<Job>(`${v(opts.vault as string)}/backups`, {
@@ -88,7 +94,9 @@ export const backupCommands: CommandDef[] = [
         ...(opts.disk ? { disk: opts.disk } : {}),
         ...(opts.full ? { base: 'none' } : {}),
       })
-      const done = await followJob(client, out, job, 'backup', signal)
+      const done = await followJob(client, out, job, 'backup', signal, {
+        cancelOnInterrupt: opts['cancel-on-interrupt'] === true,
+      })
       const rp = done.result as RecoveryPointView
       out.result(rp, (r) => {
         const scanned = r.disks.reduce((n, d) => n + d.bytesScanned, 0)

@@ -1,4 +1,5 @@
 import { open, stat } from 'node:fs/promises'
+import { resolve } from 'node:path'
 import { CairnError, formatBytes } from '../../util/index.js'
 import type { ApiClient } from '../api-client.js'
 import type { CommandContext, CommandDef } from '../command.js'
@@ -145,10 +146,7 @@ async function fileSize(path: string): Promise<number> {
   } catch (err) {
     throw new CairnError('FileNotFound', `Cannot read "${path}": ${(err as Error).message}`)
   }
-  throw new CairnError(
-    'UsageError',
-    `Cannot stream "${path}" through the API: it is not a regular file (use --server)`,
-  )
+  throw new CairnError('UsageError', `Cannot stream "${path}" through the API: it is not a regular file`)
 }
 
 /** Streams a local raw image into a new disk: zero pages are skipped, a failure deletes the disk. */
@@ -335,18 +333,25 @@ export const diskCommands: CommandDef[] = [
     summary: 'Import a raw image into a new disk; zero blocks stay holes',
     description:
       'The file is streamed through the API in 4 MiB pieces, skipping zero pages, so it works against a\n' +
-      'remote service. With --server, the service reads FILE (a file or block device) on its own machine.',
+      'remote service. With --server, the service reads FILE (a regular file) on its own machine; it must\n' +
+      'be under a folder the service was started with --import-root (docs/security.md).',
     args: [
       { name: 'NAME', help: NAME_HELP },
       { name: 'FILE', help: 'raw image' },
     ],
-    options: [{ name: 'server', type: 'boolean', help: "FILE is a path on the service's machine" }],
-    examples: ['cairn disk import web1-os web1-os.raw', 'cairn disk import os /dev/vg0/os --server'],
+    options: [
+      {
+        name: 'server',
+        type: 'boolean',
+        help: "FILE is a path on the service's machine, under an --import-root",
+      },
+    ],
+    examples: ['cairn disk import web1-os web1-os.raw', 'cairn disk import os /srv/images/os.raw --server'],
     async run(ctx) {
       const { args, opts, client, out } = ctx
       const d = parseDiskName(args.NAME!)
       const info = opts.server
-        ? await client.post<DiskJson>(`${diskPath(d)}/import`, { path: args.FILE })
+        ? await client.post<DiskJson>(`${diskPath(d)}/import`, { path: resolve(args.FILE!) })
         : await importLocal(ctx, d, args.FILE!)
       out.result(info, (x) => showDisk(out, x))
     },
@@ -356,20 +361,32 @@ export const diskCommands: CommandDef[] = [
     summary: 'Export a disk or snapshot to a sparse raw file',
     description:
       'Only written ranges are fetched; holes stay holes in FILE. Export a snapshot for a consistent image\n' +
-      'of a disk in use. With --server, the service writes FILE on its own machine.',
+      'of a disk in use. With --server, the service writes FILE on its own machine, under a folder it was\n' +
+      'started with --export-root, and replaces an existing FILE only with --overwrite (docs/security.md).',
     args: [
       { name: 'NAME', help: `${NAME_HELP}[@SNAPSHOT]` },
       { name: 'FILE', help: 'output file' },
     ],
-    options: [{ name: 'server', type: 'boolean', help: "FILE is a path on the service's machine" }],
-    examples: ['cairn disk export os@2026-11-22T19:37:17.1234567Z os.raw'],
+    options: [
+      {
+        name: 'server',
+        type: 'boolean',
+        help: "FILE is a path on the service's machine, under an --export-root",
+      },
+      { name: 'overwrite', type: 'boolean', help: 'with --server: replace FILE if it exists' },
+    ],
+    examples: [
+      'cairn disk export os@2026-11-22T19:37:17.1234567Z os.raw',
+      'cairn disk export os /srv/exports/os.raw --server --overwrite',
+    ],
     async run(ctx) {
       const { args, opts, client, out } = ctx
       const d = parseDiskName(args.NAME!, { snapshot: true })
       const result = opts.server
         ? await client.post<{ path: string; size: number }>(`${diskPath(d)}/export`, {
-            path: args.FILE,
+            path: resolve(args.FILE!),
             ...(d.snapshot ? { snapshot: d.snapshot } : {}),
+            ...(opts.overwrite ? { overwrite: true } : {}),
           })
         : await exportLocal(ctx, d, args.FILE!)
       out.result(result, (r) => out.line(`exported ${diskText(d)} (${formatBytes(r.size)}) to ${r.path}`))

@@ -1,116 +1,87 @@
 import { formatDuration } from '../../util/index.js'
 import type { CommandDef } from '../command.js'
-import { followJob, type Job } from './_jobs.js'
-import {
-  backupJobRows,
-  cancelBackupJob,
-  findBackupJob,
-  type JobRow,
-  printBackupJob,
-} from './protection-commands.js'
+import { CANCEL_ON_INTERRUPT, followJob, type Job, printJob } from './_jobs.js'
 
-/** `cairn job list|show|wait|cancel` over VM jobs (/api/v1/backupJobs) and vault jobs (/api/v1/jobs). */
+const enc = encodeURIComponent
+
+/** `cairn job list|show|watch|cancel`: every long operation of the service (/api/v1/jobs). */
 export const jobCommands: CommandDef[] = [
   {
     name: 'job list',
-    summary: 'List jobs, newest first: VM backups and restores (kept), and vault jobs',
+    summary: 'List jobs, newest first: backups, restores, verify, gc … of VMs, disks and vaults',
     options: [
       {
-        name: 'status',
+        name: 'state',
         type: 'string',
         value: 'S',
-        help: 'InProgress, Completed, CompletedWithWarnings, Failed, Cancelled',
+        help: 'Queued, Running, Completed, Failed, Cancelled, Interrupted (comma-separated)',
       },
-      {
-        name: 'type',
-        type: 'string',
-        value: 'T',
-        help: 'Backup, Restore, DeleteBackupData, Maintenance (VM jobs)',
-      },
+      { name: 'kind', type: 'string', value: 'K', help: 'backup, restore, verify, gc, …' },
       { name: 'vm', type: 'string', value: 'NAME', help: 'jobs of this VM' },
-      { name: 'since', type: 'string', value: 'TIME', help: 'started at or after (ISO time)' },
-      { name: 'limit', type: 'number', value: 'N', help: 'at most N VM jobs (default 100)' },
+      { name: 'vault', type: 'string', value: 'NAME', help: 'jobs of this vault' },
+      { name: 'since', type: 'string', value: 'TIME', help: 'created at or after (ISO time)' },
+      { name: 'limit', type: 'number', value: 'N', help: 'at most N jobs (default 100)' },
+      { name: 'cursor', type: 'string', value: 'C', help: 'the next page (printed after a full page)' },
     ],
     async run({ opts, client, out }) {
-      const rows: JobRow[] = await backupJobRows(client, {
-        status: opts.status as string | undefined,
-        type: opts.type as string | undefined,
-        entity: opts.vm as string | undefined,
+      const page = await client.get<{ items: Job[]; nextCursor?: string }>('/api/v1/jobs', {
+        state: opts.state as string | undefined,
+        kind: opts.kind as string | undefined,
+        vm: opts.vm as string | undefined,
+        vault: opts.vault as string | undefined,
         since: opts.since as string | undefined,
         limit: opts.limit as number | undefined,
+        cursor: opts.cursor as string | undefined,
       })
-      // Vault jobs (backup file, restore file, verify, gc) unless a VM-only filter is given.
-      if (opts.type === undefined && opts.vm === undefined) {
-        const { items } = await client.get<{ items: Job[] }>('/api/v1/jobs')
-        const since = opts.since === undefined ? 0 : Date.parse(opts.since as string)
-        for (const j of items) {
-          if (opts.status !== undefined && j.status !== opts.status) continue
-          if (Date.parse(j.startedAt) < since) continue
-          rows.push({
-            id: j.id,
-            type: j.type,
-            entity: j.resource,
-            status: j.status,
-            phase: j.progress?.phase ?? '',
-            percent:
-              j.progress && j.progress.bytesTotal > 0
-                ? Math.round((1000 * j.progress.bytesDone) / j.progress.bytesTotal) / 10
-                : undefined,
-            started: j.startedAt,
-            durationMs: Date.parse(j.endedAt ?? new Date().toISOString()) - Date.parse(j.startedAt),
-            error: j.error?.code,
-          })
-        }
-        rows.sort((a, b) => b.started.localeCompare(a.started))
-      }
-      out.result(rows, (list) =>
-        out.table(list, [
+      out.result(page, (p) => {
+        out.table(p.items, [
           { header: 'id', value: (j) => j.id },
-          { header: 'type', value: (j) => j.type },
-          { header: 'entity', value: (j) => j.entity },
-          { header: 'status', value: (j) => j.status },
-          { header: 'phase', value: (j) => j.phase },
-          { header: '%', value: (j) => j.percent, align: 'right' },
-          { header: 'started', value: (j) => j.started },
-          {
-            header: 'duration',
-            value: (j) => (j.durationMs === undefined ? undefined : formatDuration(j.durationMs)),
-          },
-          { header: 'error', value: (j) => j.error },
-        ]),
-      )
+          { header: 'kind', value: (j) => j.kind },
+          { header: 'resource', value: (j) => j.resource },
+          { header: 'state', value: (j) => j.state },
+          { header: 'phase', value: (j) => j.progress.phase },
+          { header: '%', value: (j) => j.progress.percent, align: 'right' },
+          { header: 'created', value: (j) => j.createdAt },
+          { header: 'duration', value: (j) => formatDuration(j.durationMs) },
+          { header: 'error', value: (j) => j.error?.code },
+        ])
+        if (p.nextCursor) out.note(`more: cairn job list --cursor ${p.nextCursor}`)
+      })
     },
   },
   {
     name: 'job show',
-    summary: 'Show a job, its progress and its result',
+    summary: 'Show a job: state, phase, progress, times, result or error',
     args: [{ name: 'id', help: 'job id' }],
     async run({ args, client, out }) {
-      const kept = await findBackupJob(client, args.id!)
-      if (kept) return printBackupJob(out, kept)
-      const job = await client.get<Job>(`/api/v1/jobs/${encodeURIComponent(args.id!)}`)
-      out.result(job, (j) => out.keyValues(Object.entries(j)))
+      const job = await client.get<Job>(`/api/v1/jobs/${enc(args.id!)}`)
+      out.result(job, (j) => printJob(out, j))
     },
   },
   {
-    name: 'job wait',
-    summary: 'Follow a job until it ends (Ctrl-C cancels it)',
+    name: 'job watch',
+    summary:
+      'Follow a job until it ends, with live progress (event stream); non-zero exit when it did not complete',
+    description:
+      'Ctrl-C stops watching and leaves the job running (exit 9); with --cancel-on-interrupt it cancels\n' +
+      'the job instead and waits until its work has stopped (exit 8).',
     args: [{ name: 'id', help: 'job id' }],
-    async run({ args, client, out, signal }) {
-      const job = await client.get<Job>(`/api/v1/jobs/${encodeURIComponent(args.id!)}`)
-      const done = await followJob(client, out, job, job.type, signal)
-      out.result(done, (j) => out.line(`Job ${j.id} ${j.status}`))
+    options: [CANCEL_ON_INTERRUPT],
+    async run({ args, opts, client, out, signal }) {
+      const job = await client.get<Job>(`/api/v1/jobs/${enc(args.id!)}`)
+      const done = await followJob(client, out, job, `${job.kind} ${job.id.slice(0, 8)}`, signal, {
+        cancelOnInterrupt: opts['cancel-on-interrupt'] === true,
+      })
+      out.result(done, (j) => printJob(out, j))
     },
   },
   {
     name: 'job cancel',
-    summary: 'Cancel a running job',
+    summary: 'Cancel a queued or running job; returns once its work has stopped',
     args: [{ name: 'id', help: 'job id' }],
     async run({ args, client, out }) {
-      const kept = await cancelBackupJob(client, args.id!)
-      if (kept) return out.result(kept, (j) => out.line(`Job ${j.id} ${j.status}`))
-      const job = await client.post<Job>(`/api/v1/jobs/${encodeURIComponent(args.id!)}/cancel`)
-      out.result(job, (j) => out.line(`Job ${j.id} ${j.status}`))
+      const job = await client.post<Job>(`/api/v1/jobs/${enc(args.id!)}/cancel`)
+      out.result(job, (j) => out.line(`Job ${j.id} ${j.state}`))
     },
   },
 ]

@@ -1,9 +1,8 @@
 import { readFileSync } from 'node:fs'
-import { CairnError, formatBytes, formatDuration } from '../../util/index.js'
+import { CairnError } from '../../util/index.js'
 import type { ApiClient } from '../api-client.js'
 import type { CommandDef, OptionDef } from '../command.js'
-import { ProgressBar } from '../output.js'
-import { followJob, type Job as VaultJob } from './_jobs.js'
+import { CANCEL_ON_INTERRUPT, diskRef, followJob, type Job, printJob } from './_jobs.js'
 
 // `cairn vm …`, `cairn policy …`, `cairn protect`, `cairn protection …`, `cairn rp …`, `cairn job …`.
 
@@ -48,19 +47,6 @@ interface PointView {
   expiresAt?: string
   disks: { lun: number | 'os' }[]
 }
-interface JobView {
-  id: string
-  type: string
-  status: string
-  phase: string
-  entity: string
-  progress: { bytesDone: number; bytesTotal: number; percent: number; etaSeconds?: number }
-  startTime: string
-  endTime?: string
-  durationMs: number
-  error?: { code: string; message: string }
-}
-
 const ref = (d: DiskRefView | undefined) => (d ? `${d.account}/${d.container}/${d.disk}` : undefined)
 const enc = encodeURIComponent
 const vaultOpt: OptionDef = {
@@ -99,26 +85,6 @@ function weekdays(text: string | undefined): string[] | undefined {
   return csv(text)?.map((d) => WEEKDAY_ABBR[d.slice(0, 3).toLowerCase()] ?? d)
 }
 
-function showJob(out: Parameters<CommandDef['run']>[0]['out'], j: JobView): void {
-  out.keyValues([
-    ['id', j.id],
-    ['type', j.type],
-    ['entity', j.entity],
-    ['status', j.status],
-    ['phase', j.phase],
-    [
-      'progress',
-      `${j.progress.percent}% (${formatBytes(j.progress.bytesDone)} of ${formatBytes(j.progress.bytesTotal)})${
-        j.progress.etaSeconds !== undefined ? `, ETA ${formatDuration(j.progress.etaSeconds * 1000)}` : ''
-      }`,
-    ],
-    ['started', j.startTime],
-    ['ended', j.endTime],
-    ['duration', formatDuration(j.durationMs)],
-    ['error', j.error ? `${j.error.code}: ${j.error.message}` : undefined],
-  ])
-}
-
 async function itemVault(client: ApiClient, vm: string, opts: Obj): Promise<string> {
   const given = (opts.vault as string | undefined) ?? process.env.CAIRN_VAULT
   if (given) return given
@@ -132,7 +98,7 @@ export const protectionCommands: CommandDef[] = [
     summary: 'Register a VM: its disks (disk-store disks), size, OS, configuration and agent',
     args: [{ name: 'NAME', help: 'VM name' }],
     options: [
-      { name: 'os-disk', type: 'string', value: 'D', help: 'OS disk as account/container/disk' },
+      { name: 'os-disk', type: 'string', value: 'D', help: 'OS disk as [[account/]container/]disk' },
       { name: 'data-disk', type: 'list', value: 'LUN=D', help: 'a data disk at a LUN (repeat, up to 32)' },
       { name: 'temp-disk', type: 'string', value: 'D', help: 'temporary disk (never backed up)' },
       { name: 'size', type: 'string', value: 'SIZE', help: 'VM size descriptor (default custom)' },
@@ -152,22 +118,25 @@ export const protectionCommands: CommandDef[] = [
     ],
     async run({ args, opts, client, out }) {
       if (!opts['os-disk'])
-        throw new CairnError('UsageError', 'Cannot create a VM without --os-disk account/container/disk')
+        throw new CairnError('UsageError', 'Cannot create a VM without --os-disk [[account/]container/]disk')
       const dataDisks = (opts['data-disk'] as string[]).map((spec) => {
         const m = /^(\d+)=(.+)$/.exec(spec)
         if (!m)
-          throw new CairnError('UsageError', `--data-disk expects LUN=account/container/disk, not "${spec}"`)
-        return { lun: Number(m[1]), disk: m[2] }
+          throw new CairnError(
+            'UsageError',
+            `--data-disk expects LUN=[[account/]container/]disk, not "${spec}"`,
+          )
+        return { lun: Number(m[1]), disk: diskRef(m[2]!) }
       })
       const body: Obj = {
         name: args.NAME,
-        osDisk: opts['os-disk'],
+        osDisk: diskRef(opts['os-disk'] as string),
         dataDisks,
         vmSize: opts.size ?? 'custom',
         osType: opts['os-type'] ?? 'Linux',
       }
       if (opts['os-name']) body.osName = opts['os-name']
-      if (opts['temp-disk']) body.tempDisk = opts['temp-disk']
+      if (opts['temp-disk']) body.tempDisk = diskRef(opts['temp-disk'] as string)
       if (opts.config) body.configuration = JSON.parse(readFileSync(opts.config as string, 'utf8'))
       if (opts.agent) {
         const token = (opts['agent-token'] as string | undefined) ?? process.env.CAIRN_AGENT_TOKEN
@@ -515,6 +484,7 @@ export const protectionCommands: CommandDef[] = [
         help: 'expiry: an ISO time or a number of days (default 30)',
       },
       { name: 'wait', type: 'boolean', help: 'follow the job to its end with live progress' },
+      CANCEL_ON_INTERRUPT,
     ],
     examples: ['cairn backup now web-1 --wait', 'cairn backup now web-1 --expires 90'],
     async run(ctx) {
@@ -527,13 +497,13 @@ export const protectionCommands: CommandDef[] = [
           ? new Date(Date.now() + Number(expires) * 86_400_000).toISOString()
           : expires
       }
-      const job = await client.post<JobView>(
+      const job = await client.post<Job>(
         `/api/v1/vaults/${enc(vault)}/protectedItems/${enc(args.VM!)}/backup`,
         body,
       )
       if (!opts.wait)
         return out.result(job, (j) => out.line(`backup job ${j.id} started (cairn job watch ${j.id})`))
-      return watchJob(ctx, job.id)
+      return waitFor(ctx, job)
     },
   },
   {
@@ -550,6 +520,7 @@ export const protectionCommands: CommandDef[] = [
         help: 'replace the disks of VM itself instead (snapshots them first)',
       },
       { name: 'wait', type: 'boolean', help: 'follow the job to its end' },
+      CANCEL_ON_INTERRUPT,
     ],
     examples: [
       'cairn restore vm web-1 --rp 3f2a… --as web-1-restored --wait',
@@ -587,6 +558,7 @@ export const protectionCommands: CommandDef[] = [
         help: 'name prefix of the new disks (default VM-restored)',
       },
       { name: 'wait', type: 'boolean', help: 'follow the job to its end' },
+      CANCEL_ON_INTERRUPT,
     ],
     async run(ctx) {
       const { args, opts, client } = ctx
@@ -597,20 +569,6 @@ export const protectionCommands: CommandDef[] = [
       const luns = csv(opts.luns as string | undefined)
       if (luns) body.luns = luns.map((l) => (l === 'os' ? l : Number(l)))
       return startRestore(ctx, vault, rp, body)
-    },
-  },
-  {
-    name: 'job watch',
-    summary:
-      'Follow a job (backup, restore, vault job) until it ends, with live progress; non-zero exit when it fails',
-    args: [{ name: 'ID', help: 'job id' }],
-    options: [{ name: 'interval', type: 'number', value: 'MS', help: 'poll interval (default 500 ms)' }],
-    async run(ctx) {
-      if (await findBackupJob(ctx.client, ctx.args.ID!)) return watchJob(ctx, ctx.args.ID!)
-      // A vault job (backup file, restore file, verify, gc).
-      const job = await ctx.client.get<VaultJob>(`/api/v1/jobs/${enc(ctx.args.ID!)}`)
-      const done = await followJob(ctx.client, ctx.out, job, job.type, ctx.signal)
-      ctx.out.result(done, (j) => ctx.out.line(`Job ${j.id} ${j.status}`))
     },
   },
 ]
@@ -641,42 +599,23 @@ async function startRestore(
   body: Obj,
 ): Promise<number | undefined> {
   const { args, opts, client, out } = ctx
-  const job = await client.post<JobView>(
+  const job = await client.post<Job>(
     `/api/v1/vaults/${enc(vault)}/protectedItems/${enc(args.VM!)}/recoveryPoints/${enc(rp)}/restore`,
     body,
   )
-  if (opts.wait) return watchJob(ctx, job.id)
+  if (opts.wait) return waitFor(ctx, job)
   out.result(job, (j) => out.line(`restore job ${j.id} started (cairn job watch ${j.id})`))
   return undefined
 }
 
-/** Follows a job until it ends, drawing progress; exit 1 when it failed, 8 when cancelled. */
-async function watchJob(ctx: Parameters<CommandDef['run']>[0], id: string): Promise<number> {
+/** Follows a job to its end (see followJob: Ctrl-C detaches, or cancels with --cancel-on-interrupt). */
+async function waitFor(ctx: Parameters<CommandDef['run']>[0], job: Job): Promise<undefined> {
   const { opts, client, out, signal } = ctx
-  const bar = new ProgressBar(`job ${id.slice(0, 8)}`, out.interactive)
-  let job: JobView
-  let phase = ''
-  for (;;) {
-    job = await client.get<JobView>(`/api/v1/backupJobs/${enc(id)}`)
-    if (job.phase !== phase) {
-      phase = job.phase
-      if (!out.interactive) out.note(`${new Date().toISOString()} ${job.status} ${job.phase}`)
-    }
-    bar.update(job.progress.bytesDone, job.progress.bytesTotal)
-    if (job.endTime !== undefined) break
-    await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(resolve, (opts.interval as number | undefined) ?? 500)
-      signal.addEventListener('abort', () => {
-        clearTimeout(t)
-        reject(signal.reason)
-      })
-    })
-  }
-  bar.done()
-  out.result(job, (j) => showJob(out, j))
-  if (job.status === 'Failed') return 1
-  if (job.status === 'Cancelled') return 8
-  return 0
+  const done = await followJob(client, out, job, `${job.kind} ${job.id.slice(0, 8)}`, signal, {
+    cancelOnInterrupt: opts['cancel-on-interrupt'] === true,
+  })
+  out.result(done, (j) => printJob(out, j))
+  return undefined
 }
 
 /** The given recovery point, or the latest one of the VM. */
@@ -696,8 +635,7 @@ async function pointOf(
   return latest.id
 }
 
-// Helpers the shared `rp list` and `job …` commands use for VM recovery points and persisted backup
-// jobs (/api/v1/backupJobs), next to the vault's in-memory jobs (/api/v1/jobs).
+// A helper the shared `rp list` command uses for VM recovery points.
 
 /** Prints the recovery points of a protected VM (both tiers). */
 export async function printVmPoints(ctx: Parameters<CommandDef['run']>[0], vm: string): Promise<void> {
@@ -717,58 +655,4 @@ export async function printVmPoints(ctx: Parameters<CommandDef['run']>[0], vm: s
       { header: 'expires', value: (p) => p.expiresAt },
     ]),
   )
-}
-
-/** A row of `job list`, whichever registry the job lives in. */
-export interface JobRow {
-  id: string
-  type: string
-  entity: string
-  status: string
-  phase: string
-  percent: number | undefined
-  started: string
-  durationMs: number | undefined
-  error: string | undefined
-}
-
-/** Persisted backup, restore and maintenance jobs as rows. */
-export async function backupJobRows(
-  client: ApiClient,
-  filter: Record<string, string | number | undefined>,
-): Promise<JobRow[]> {
-  const { value } = await client.get<List<JobView>>('/api/v1/backupJobs', filter)
-  return value.map((j) => ({
-    id: j.id,
-    type: j.type,
-    entity: j.entity,
-    status: j.status,
-    phase: j.phase,
-    percent: j.progress.percent,
-    started: j.startTime,
-    durationMs: j.durationMs,
-    error: j.error?.code,
-  }))
-}
-
-/** The persisted job with this id, or undefined when it is not one. */
-export async function findBackupJob(client: ApiClient, id: string): Promise<JobView | undefined> {
-  try {
-    return await client.get<JobView>(`/api/v1/backupJobs/${enc(id)}`)
-  } catch (err) {
-    if (err instanceof CairnError && (err.code === 'BackupJobNotFound' || err.code === 'RouteNotFound'))
-      return undefined
-    throw err
-  }
-}
-
-/** Prints a persisted job. */
-export function printBackupJob(out: Parameters<CommandDef['run']>[0]['out'], job: JobView): void {
-  out.result(job, (j) => showJob(out, j))
-}
-
-/** Cancels a persisted job; undefined when no such job. */
-export async function cancelBackupJob(client: ApiClient, id: string): Promise<JobView | undefined> {
-  if (!(await findBackupJob(client, id))) return undefined
-  return client.post<JobView>(`/api/v1/backupJobs/${enc(id)}/cancel`)
 }

@@ -1,3 +1,4 @@
+import { formatBytes } from '../../util/index.js'
 import type { CommandDef } from '../command.js'
 
 /** `cairn serve`, `cairn info`, `cairn version`. */
@@ -21,7 +22,31 @@ export const systemCommands: CommandDef[] = [
         name: 'host',
         type: 'string',
         value: 'ADDR',
-        help: 'address to listen on (env CAIRN_HOST; default 127.0.0.1)',
+        help: 'address of every listener unless set apart (env CAIRN_HOST; default 127.0.0.1)',
+      },
+      {
+        name: 'api-host',
+        type: 'string',
+        value: 'ADDR',
+        help: 'address of the management API (env CAIRN_API_HOST; default --host)',
+      },
+      {
+        name: 'blob-host',
+        type: 'string',
+        value: 'ADDR',
+        help: 'address of the Azure Blob API (env CAIRN_BLOB_HOST; default --host)',
+      },
+      {
+        name: 'nbd-host',
+        type: 'string',
+        value: 'ADDR',
+        help: 'address of the NBD server (env CAIRN_NBD_HOST; default --host)',
+      },
+      {
+        name: 'api-allowed-host',
+        type: 'list',
+        value: 'NAME',
+        help: 'a DNS name the management API answers to besides IP addresses and localhost; repeat (env CAIRN_API_ALLOWED_HOSTS, comma-separated)',
       },
       {
         name: 'port',
@@ -46,6 +71,48 @@ export const systemCommands: CommandDef[] = [
         type: 'number',
         value: 'N',
         help: 'scheduled backups running at once (env CAIRN_MAX_BACKUPS; default 4)',
+      },
+      {
+        name: 'api-max-connections',
+        type: 'number',
+        value: 'N',
+        help: 'connections the management API holds at once (env CAIRN_API_MAX_CONNECTIONS; default 256)',
+      },
+      {
+        name: 'blob-max-connections',
+        type: 'number',
+        value: 'N',
+        help: 'connections the blob API holds at once (env CAIRN_BLOB_MAX_CONNECTIONS; default 1024)',
+      },
+      {
+        name: 'nbd-max-connections',
+        type: 'number',
+        value: 'N',
+        help: 'connections the NBD server holds at once (env CAIRN_NBD_MAX_CONNECTIONS; default 256)',
+      },
+      {
+        name: 'http-idle-timeout',
+        type: 'number',
+        value: 'SECONDS',
+        help: 'idle keep-alive HTTP connections close after this (env CAIRN_HTTP_IDLE_TIMEOUT; default 5)',
+      },
+      {
+        name: 'http-header-timeout',
+        type: 'number',
+        value: 'SECONDS',
+        help: 'time an HTTP client has to send request headers (env CAIRN_HTTP_HEADER_TIMEOUT; default 20)',
+      },
+      {
+        name: 'nbd-handshake-timeout',
+        type: 'number',
+        value: 'SECONDS',
+        help: 'time an NBD client has to choose an export (env CAIRN_NBD_HANDSHAKE_TIMEOUT; default 30)',
+      },
+      {
+        name: 'gc-grace',
+        type: 'number',
+        value: 'SECONDS',
+        help: "after a restart, GC reclaims a dead backup's vault data this long after it died (env CAIRN_GC_GRACE; default 900)",
       },
       { name: 'config', type: 'string', value: 'FILE', help: 'JSON config file (env CAIRN_CONFIG)' },
       {
@@ -74,6 +141,18 @@ export const systemCommands: CommandDef[] = [
         help: 'pack files a vault restore keeps open while idle (env CAIRN_VAULT_OPEN_PACKS; default 32)',
       },
       {
+        name: 'import-root',
+        type: 'list',
+        value: 'DIR',
+        help: 'folder whose files requests may read: disk import --server, backup file (repeatable; env CAIRN_IMPORT_ROOTS, ":"-separated; default none: refused)',
+      },
+      {
+        name: 'export-root',
+        type: 'list',
+        value: 'DIR',
+        help: 'folder where requests may write files: disk export --server, restore file (repeatable; env CAIRN_EXPORT_ROOTS; default none: refused)',
+      },
+      {
         name: 'repair-disk-log',
         type: 'boolean',
         help: 'after a power failure: cut a damaged disk-store log and keep the rest aside (docs/diskstore.md)',
@@ -82,28 +161,19 @@ export const systemCommands: CommandDef[] = [
     examples: [
       'cairn serve',
       'cairn serve --data /var/lib/cairn --port 8080',
+      'cairn serve --blob-host 0.0.0.0 --nbd-host 10.0.0.4   # management API stays on 127.0.0.1',
       'CAIRN_DATA=/srv/cairn cairn serve',
       'cairn serve --vault-key main=/etc/cairn/keys/main   # unlock vault main at start',
+      'cairn serve --import-root /srv/images --export-root /srv/exports',
     ],
     async run({ opts }) {
-      const { CairnService, resolveConfig } = await import('../../server/index.js')
-      const config = resolveConfig({
-        flags: {
-          data: opts.data as string | undefined,
-          host: opts.host as string | undefined,
-          port: opts.port as number | undefined,
-          'blob-port': opts['blob-port'] as number | undefined,
-          'nbd-port': opts['nbd-port'] as number | undefined,
-          'max-backups': opts['max-backups'] as number | undefined,
-          config: opts.config as string | undefined,
-          'log-level': opts['log-level'] as string | undefined,
-          'log-format': opts['log-format'] as string | undefined,
-          'vault-key': opts['vault-key'] as string[] | undefined,
-          'vault-key-dir': opts['vault-key-dir'] as string | undefined,
-          'vault-open-packs': opts['vault-open-packs'] as number | undefined,
-        },
-        env: process.env,
-      })
+      const { CairnService, resolveConfig, SERVICE_OPTIONS } = await import('../../server/index.js')
+      const flags: Record<string, string | number | string[] | undefined> = {
+        config: opts.config as string | undefined,
+      }
+      for (const spec of SERVICE_OPTIONS)
+        flags[spec.flag] = opts[spec.flag] as string | number | string[] | undefined
+      const config = resolveConfig({ flags, env: process.env })
       const service = new CairnService(config, { repairDiskLog: opts['repair-disk-log'] === true })
       // Signals are handled from the start, so a stop during start-up still shuts down cleanly.
       const stopped = new Promise<void>((resolve) => {
@@ -138,6 +208,34 @@ export const systemCommands: CommandDef[] = [
           ...Object.entries(i.listeners).map(([k, v]): [string, unknown] => [k, v]),
         ]),
       )
+    },
+  },
+  {
+    name: 'status',
+    summary: "Show whether the service can write: the disk store's free space and any disk-full episode",
+    async run({ client, out }) {
+      const st = await client.get<{
+        status: string
+        diskStore: {
+          state: string
+          freeBytes: number
+          totalBytes: number
+          reserveBytes: number
+          since?: string
+          message?: string
+        }
+      }>('/api/v1/status')
+      out.result(st, (s) => {
+        const d = s.diskStore
+        out.keyValues([
+          ['status', s.status],
+          ['disk store', d.state],
+          ['free', `${formatBytes(d.freeBytes)} of ${formatBytes(d.totalBytes)}`],
+          ['reserve', formatBytes(d.reserveBytes)],
+          ...(d.since !== undefined ? [['full since', d.since] as [string, unknown]] : []),
+          ...(d.message !== undefined ? [['reason', d.message] as [string, unknown]] : []),
+        ])
+      })
     },
   },
   {

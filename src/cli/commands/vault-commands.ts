@@ -24,7 +24,7 @@ export const vaultCommands: CommandDef[] = [
         name: 'location',
         type: 'string',
         value: 'DIR',
-        help: 'folder on the service host (default DATA/vaults/NAME)',
+        help: 'absolute folder on the service host, empty or absent (default DATA/vaults/NAME)',
       },
       { name: 'attach', type: 'boolean', help: 'register a vault that already exists at --location' },
       ...CREDENTIAL_OPTIONS,
@@ -266,11 +266,26 @@ export const vaultCommands: CommandDef[] = [
   {
     name: 'vault delete',
     summary: 'Forget a vault; --delete-data removes its files too',
+    description:
+      '--delete-data is refused while the vault holds recovery points or protected items (stop their\n' +
+      'protection and delete the points first). It removes only the files of the vault layout, and the\n' +
+      'folder when nothing else is left in it.',
     args: vaultArg,
-    options: [{ name: 'delete-data', type: 'boolean', help: 'delete the vault folder as well' }],
+    options: [
+      {
+        name: 'delete-data',
+        type: 'boolean',
+        help: "delete the vault's files as well (refused while it holds recovery points)",
+      },
+    ],
     async run({ args, opts, client, out }) {
-      await client.delete(v(args.vault!), { deleteData: opts['delete-data'] ? 'true' : undefined })
-      out.result({ deleted: args.vault }, () => out.line(`Deleted vault ${args.vault}`))
+      const r = await client.delete<{ name: string; dataDeleted: boolean; left: string[] }>(v(args.vault!), {
+        deleteData: opts['delete-data'] ? 'true' : undefined,
+      })
+      out.result(r, (x) => {
+        out.line(`Deleted vault ${x.name}${x.dataDeleted ? ' and its files' : ''}`)
+        if (x.left.length > 0) out.line(`Left in place (not vault files): ${x.left.join(', ')}`)
+      })
     },
   },
 ]

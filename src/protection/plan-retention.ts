@@ -1,3 +1,7 @@
+// A backup policy's retention (durations per rule, in the policy's time zone, after the reference).
+// The vault's own count rules for `vault prune --keep-*` are src/vault/retention.ts: a different rule
+// set, kept apart on purpose.
+
 import { addMonths, daysInMonth, toWall, type WallTime } from './_zoned-time.js'
 import {
   type BackupPolicy,

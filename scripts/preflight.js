@@ -1,0 +1,66 @@
+#!/usr/bin/env node
+// Before any test runs: checks that the Debian tools the tests drive are on PATH. As root with apt-get it
+// installs the missing packages; otherwise it stops at once with the exact install line.
+// Usage: node scripts/preflight.js [--check]   (--check: never install, only report)
+// Environment: CAIRN_PREFLIGHT_NO_INSTALL=1 behaves like --check.
+import { spawnSync } from 'node:child_process'
+import { accessSync, constants } from 'node:fs'
+import { delimiter, join } from 'node:path'
+
+/** Each command the tests run, and the Debian package that ships it. */
+const TOOLS = [
+  { command: 'nbdinfo', pkg: 'libnbd-bin', usedBy: 'NBD tests (export sizes, allocation maps)' },
+  { command: 'nbdcopy', pkg: 'libnbd-bin', usedBy: 'NBD and backup tests (copying exports)' },
+  { command: 'nbdkit', pkg: 'nbdkit', usedBy: 'data-plane tests (a reference NBD server)' },
+  { command: 'qemu-img', pkg: 'qemu-utils', usedBy: 'NBD tests (qemu as an NBD client)' },
+  { command: 'mkfs.ext4', pkg: 'e2fsprogs', usedBy: 'agent and disk-full tests (small real file systems)' },
+  { command: 'fsfreeze', pkg: 'util-linux', usedBy: 'agent tests (freezing a mounted file system)' },
+]
+
+const onPath = (command) =>
+  (process.env.PATH ?? '').split(delimiter).some((dir) => {
+    if (!dir) return false
+    try {
+      accessSync(join(dir, command), constants.X_OK)
+      return true
+    } catch {
+      return false
+    }
+  })
+
+/** The packages whose commands are missing, in TOOLS order, each once. */
+function missingPackages() {
+  return [...new Set(TOOLS.filter((t) => !onPath(t.command)).map((t) => t.pkg))]
+}
+
+function main() {
+  const checkOnly = process.argv.includes('--check') || process.env.CAIRN_PREFLIGHT_NO_INSTALL === '1'
+  let missing = missingPackages()
+  if (missing.length === 0) return 0
+  const line = `apt-get update && apt-get install -y --no-install-recommends ${missing.join(' ')}`
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0
+  if (!checkOnly && isRoot && onPath('apt-get')) {
+    console.error(`preflight: installing the Debian packages the tests need: ${missing.join(' ')}`)
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
+    const update = spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env })
+    const install =
+      update.status === 0
+        ? spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], {
+            stdio: 'inherit',
+            env,
+          })
+        : update
+    missing = missingPackages()
+    if (install.status === 0 && missing.length === 0) return 0
+  }
+  const why = TOOLS.filter((t) => missing.includes(t.pkg)).map(
+    (t) => `  ${t.command} (${t.pkg}): ${t.usedBy}`,
+  )
+  console.error(
+    `preflight: the tests need Debian tools that are not installed:\n${why.join('\n')}\n` +
+      `Install them as root, then run the tests again:\n  ${line}`,
+  )
+  return 1
+}
+
+process.exitCode = main()

@@ -1,0 +1,215 @@
+import { createRoute, z } from '@hono/zod-openapi'
+import { JOB_KINDS, JOB_STATES, type JobState } from '../catalog/index.js'
+import type { JobEvent, JobService } from '../protection/index.js'
+import { CairnError } from '../util/index.js'
+import type { ApiContext } from './api-context.js'
+import type { ApiApp } from './new-api-app.js'
+import { errorResponses } from './schemas.js'
+
+/** A job as the API answers it. */
+export const JobSchema = z
+  .object({
+    id: z.string(),
+    kind: z.enum(JOB_KINDS),
+    state: z.enum(JOB_STATES as [JobState, ...JobState[]]),
+    resource: z.string(),
+    vm: z.string().optional(),
+    vault: z.string().optional(),
+    itemId: z.string().optional(),
+    progress: z.object({
+      phase: z.string(),
+      bytesDone: z.number(),
+      bytesTotal: z.number(),
+      percent: z.number(),
+      etaSeconds: z.number().optional(),
+    }),
+    startedBy: z.string(),
+    createdAt: z.string(),
+    startedAt: z.string().optional(),
+    updatedAt: z.string(),
+    endedAt: z.string().optional(),
+    durationMs: z.number(),
+    result: z.unknown(),
+    error: z.object({ code: z.string(), message: z.string() }).optional(),
+    details: z.record(z.string(), z.unknown()),
+  })
+  .openapi('Job')
+
+/** Most clients the event stream serves at once; one more is refused with TooManySubscribers. */
+export const MAX_EVENT_SUBSCRIBERS = 32
+/** Events a client may fall behind by before it is dropped (it reconnects and re-reads the jobs). */
+export const MAX_EVENT_BACKLOG = 256
+/** A comment line this often keeps idle connections open through proxies. */
+const HEARTBEAT_MS = 15_000
+
+const json = <T extends z.ZodType>(schema: T, description: string) => ({
+  description,
+  content: { 'application/json': { schema } },
+})
+const JobParam = z.object({ job: z.string().openapi({ param: { name: 'job', in: 'path' } }) })
+
+/** `/api/v1/jobs` (list, show, cancel) and `/api/v1/events` (server-sent job events). */
+export function registerJobRoutes(app: ApiApp, ctx: ApiContext): void {
+  const jobs = (): JobService => {
+    if (!ctx.jobs) throw new CairnError('ServiceUnavailable', 'This service has no job service')
+    return ctx.jobs
+  }
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/v1/jobs',
+      summary:
+        'List jobs, newest first; filter by state (comma-separated), kind, vm, vault; page with cursor',
+      request: {
+        query: z.object({
+          state: z.string().optional().openapi({ example: 'Running,Queued' }),
+          kind: z.enum(JOB_KINDS).optional(),
+          vm: z.string().optional(),
+          vault: z.string().optional(),
+          since: z.string().datetime({ offset: true }).optional(),
+          limit: z.coerce.number().int().min(1).max(1000).optional(),
+          cursor: z.string().optional(),
+        }),
+      },
+      responses: {
+        200: json(z.object({ items: z.array(JobSchema), nextCursor: z.string().optional() }), 'Jobs'),
+        ...errorResponses,
+      },
+    }),
+    async (c) => {
+      const q = c.req.valid('query')
+      const page = await jobs().list({
+        ...(q.state !== undefined ? { state: parseStates(q.state) } : {}),
+        ...(q.kind !== undefined ? { kind: q.kind } : {}),
+        ...(q.vm !== undefined ? { vm: q.vm } : {}),
+        ...(q.vault !== undefined ? { vault: q.vault } : {}),
+        ...(q.since !== undefined ? { since: new Date(q.since) } : {}),
+        ...(q.limit !== undefined ? { limit: q.limit } : {}),
+        ...(q.cursor !== undefined ? { cursor: q.cursor } : {}),
+      })
+      return c.json(page, 200)
+    },
+  )
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/v1/jobs/{job}',
+      summary: 'Show a job: state, phase, progress (bytes, percent, ETA), times, result or error',
+      request: { params: JobParam },
+      responses: { 200: json(JobSchema, 'The job'), ...errorResponses },
+    }),
+    async (c) => c.json(await jobs().get(c.req.valid('param').job), 200),
+  )
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/api/v1/jobs/{job}/cancel',
+      summary:
+        'Cancel a queued or running job; answers once its work has stopped and its partial results are removed',
+      request: { params: JobParam },
+      responses: {
+        200: json(JobSchema, 'The job, Cancelled (or ended otherwise meanwhile)'),
+        ...errorResponses,
+      },
+    }),
+    async (c) => c.json(await jobs().cancel(c.req.valid('param').job), 200),
+  )
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/v1/events',
+      summary:
+        'Server-sent events: job.created, job.progress, job.finished (data: the job). Filter by job, kind, vm, vault. A client that falls behind is dropped; the number of clients is capped',
+      request: {
+        query: z.object({
+          job: z.string().optional(),
+          kind: z.enum(JOB_KINDS).optional(),
+          vm: z.string().optional(),
+          vault: z.string().optional(),
+        }),
+      },
+      responses: {
+        200: { description: 'The stream', content: { 'text/event-stream': { schema: z.string() } } },
+        ...errorResponses,
+      },
+    }),
+    (c) => {
+      const service = jobs()
+      if (service.subscribers >= MAX_EVENT_SUBSCRIBERS) {
+        throw new CairnError(
+          'TooManySubscribers',
+          `Cannot open the event stream: it already serves ${MAX_EVENT_SUBSCRIBERS} clients`,
+        )
+      }
+      const q = c.req.valid('query')
+      const wanted = (e: JobEvent) =>
+        (q.job === undefined || e.job.id === q.job) &&
+        (q.kind === undefined || e.job.kind === q.kind) &&
+        (q.vm === undefined || e.job.vm === q.vm) &&
+        (q.vault === undefined || e.job.vault === q.vault)
+      const encoder = new TextEncoder()
+      let stop = () => {}
+      const body = new ReadableStream<Uint8Array>(
+        {
+          start(controller) {
+            let closed = false
+            const close = () => {
+              if (closed) return
+              closed = true
+              unsubscribe()
+              clearInterval(heartbeat)
+              try {
+                controller.close()
+              } catch {}
+            }
+            const send = (text: string) => {
+              if (closed) return
+              // A reader that stopped reading fills the queue: drop it rather than buffer without end.
+              if ((controller.desiredSize ?? 0) < -MAX_EVENT_BACKLOG) {
+                ctx.logger.warn('event stream client fell behind; dropped', { backlog: MAX_EVENT_BACKLOG })
+                return close()
+              }
+              controller.enqueue(encoder.encode(text))
+            }
+            const unsubscribe = service.subscribe((e) => {
+              if (wanted(e)) send(`event: ${e.type}\nid: ${e.job.id}\ndata: ${JSON.stringify(e.job)}\n\n`)
+            }, close)
+            const heartbeat = setInterval(() => send(': keep-alive\n\n'), HEARTBEAT_MS)
+            heartbeat.unref()
+            send(': cairn job events\n\n')
+            stop = close
+            c.req.raw.signal.addEventListener('abort', close, { once: true })
+          },
+          cancel() {
+            stop()
+          },
+        },
+        new CountQueuingStrategy({ highWaterMark: 16 }),
+      )
+      return new Response(body, {
+        status: 200,
+        headers: {
+          'content-type': 'text/event-stream; charset=utf-8',
+          'cache-control': 'no-cache',
+          'x-request-id': c.get('requestId'),
+        },
+      })
+    },
+  )
+}
+
+function parseStates(text: string): JobState[] {
+  const states = text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+  for (const s of states) {
+    if (!(JOB_STATES as readonly string[]).includes(s)) {
+      throw new CairnError(
+        'InvalidRequest',
+        `Cannot list jobs: "${s}" is not a job state (${JOB_STATES.join(', ')})`,
+      )
+    }
+  }
+  return states as JobState[]
+}

@@ -1,0 +1,114 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { type Catalog, JobStore, SqliteCatalog } from '../catalog/index.js'
+import { CairnError } from '../util/index.js'
+import { type JobEvent, JobService } from './job-service.js'
+
+async function withJobs(body: (jobs: JobService, catalog: Catalog) => Promise<void>): Promise<void> {
+  const catalog = new SqliteCatalog(':memory:')
+  await catalog.migrate()
+  const jobs = new JobService({ store: new JobStore(catalog), progressIntervalMs: 20 })
+  try {
+    await body(jobs, catalog)
+  } finally {
+    await jobs.close()
+    await catalog.close()
+  }
+}
+
+const tick = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+describe('JobService', () => {
+  it('runs a job to Completed, saving its progress and result and sending created, progress and finished events', async () => {
+    await withJobs(async (jobs) => {
+      const events: JobEvent[] = []
+      const stop = jobs.subscribe((e) => events.push(e))
+      const { job, done } = await jobs.start(
+        { kind: 'verify', resource: 'vaults/a', vault: 'a' },
+        async (ctx) => {
+          await ctx.phase('Read')
+          for (let i = 1; i <= 5; i++) {
+            ctx.progress({ bytesDone: i * 100, bytesTotal: 500 })
+            await tick(15)
+          }
+          return { checked: 5 }
+        },
+      )
+      const mid = await jobs.get(job.id)
+      assert.equal(mid.state, 'Running')
+      const end = await done
+      stop()
+      assert.equal(end.state, 'Completed')
+      assert.deepEqual(end.result, { checked: 5 })
+      assert.equal(end.progress.bytesDone, 500, 'the last progress is saved before the end')
+      assert.equal(events[0]?.type, 'job.created')
+      assert.equal(events.at(-1)?.type, 'job.finished')
+      assert.ok(events.some((e) => e.type === 'job.progress' && e.job.progress.bytesDone > 0))
+      assert.ok(events.some((e) => e.type === 'job.progress' && e.job.progress.phase === 'Read'))
+    })
+  })
+
+  it('cancel() aborts the work and answers only after it has stopped and cleaned up', async () => {
+    await withJobs(async (jobs) => {
+      let cleaned = false
+      let steps = 0
+      const { job } = await jobs.start({ kind: 'backup', resource: 'vaults/a' }, async (ctx) => {
+        try {
+          for (;;) {
+            ctx.signal.throwIfAborted()
+            steps++
+            await tick(5)
+          }
+        } finally {
+          await tick(30)
+          cleaned = true
+        }
+      })
+      await tick(30)
+      const cancelled = await jobs.cancel(job.id)
+      assert.equal(cancelled.state, 'Cancelled')
+      assert.equal(cancelled.error?.code, 'Cancelled')
+      assert.ok(cleaned, 'the clean-up ran before cancel() answered')
+      const at = steps
+      await tick(30)
+      assert.equal(steps, at, 'no work after the cancel')
+      await assert.rejects(jobs.cancel(job.id), (e: CairnError) => e.code === 'JobNotRunning')
+    })
+  })
+
+  it('a failing job ends Failed with its error code and message; an unknown error is Internal', async () => {
+    await withJobs(async (jobs) => {
+      const a = await jobs.start({ kind: 'gc', resource: 'vaults/a' }, async () => {
+        throw new CairnError('VaultCorrupt', 'Cannot collect garbage: pack p is damaged')
+      })
+      assert.deepEqual((await a.done).error, {
+        code: 'VaultCorrupt',
+        message: 'Cannot collect garbage: pack p is damaged',
+      })
+      const b = await jobs.start({ kind: 'gc', resource: 'vaults/a' }, async () => {
+        throw new TypeError('boom')
+      })
+      const end = await b.done
+      assert.equal(end.state, 'Failed')
+      assert.equal(end.error?.code, 'Internal')
+    })
+  })
+
+  it('close() interrupts running jobs, and an interruptOn signal does the same for one job', async () => {
+    await withJobs(async (jobs) => {
+      const forever = (ctx: { signal: AbortSignal }) =>
+        new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason)))
+      const scheduler = new AbortController()
+      const one = await jobs.start({ kind: 'backup', resource: 'vms/a' }, forever, {
+        interruptOn: scheduler.signal,
+      })
+      scheduler.abort()
+      assert.equal((await one.done).state, 'Interrupted')
+      const two = await jobs.start({ kind: 'restore', resource: 'vms/b' }, forever)
+      await jobs.close()
+      const end = await two.done
+      assert.equal(end.state, 'Interrupted')
+      assert.equal(end.error?.code, 'JobInterrupted')
+    })
+  })
+})

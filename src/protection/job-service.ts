@@ -1,0 +1,270 @@
+import {
+  isJobFinished,
+  type Job,
+  type JobFilter,
+  type JobPage,
+  type JobStore,
+  type NewJob,
+} from '../catalog/index.js'
+import { CairnError, isCairnError, type Logger, silentLogger } from '../util/index.js'
+
+/** What the event stream carries: a job was created, moved on, or ended (with the job as it is now). */
+export interface JobEvent {
+  type: 'job.created' | 'job.progress' | 'job.finished'
+  job: Job
+}
+
+/** What a job's work receives. */
+export interface JobContext {
+  /** The job as created. */
+  readonly job: Job
+  /** Aborted when the job is cancelled or the service stops; pass it down to every engine call. */
+  readonly signal: AbortSignal
+  /** Kind-specific facts; saved with each phase change and at the end. */
+  readonly details: Record<string, unknown>
+  /** Reports bytes (saved and sent at most every progress interval). */
+  progress(p: { bytesDone?: number; bytesTotal?: number; phase?: string }): void
+  /** Enters a phase; saved (with details) and sent at once. */
+  phase(name: string): Promise<void>
+}
+
+/** The work of a job; what it resolves with is the job's result. */
+export type JobBody = (ctx: JobContext) => Promise<unknown>
+
+/** A started job and the promise of its end (which never rejects). */
+export interface StartedJob {
+  job: Job
+  done: Promise<Job>
+}
+
+/** Options of a JobService. */
+export interface JobServiceOptions {
+  store: JobStore
+  logger?: Logger
+  /** How often progress is saved and sent (default 250 ms). */
+  progressIntervalMs?: number
+}
+
+interface Running {
+  abort: AbortController
+  done: Promise<Job>
+}
+
+/** Why the service aborts its jobs when it stops: they end Interrupted, not Cancelled. */
+class Stopping extends Error {}
+
+/**
+ * Runs every long operation of the service as a persisted job: Queued → Running → Completed, Failed,
+ * Cancelled (cancel() aborts the work's signal and waits until it has stopped) or Interrupted (the
+ * service stopped, or died: recover() at the next start). Sends each change to its subscribers.
+ */
+export class JobService {
+  readonly #store: JobStore
+  readonly #log: Logger
+  readonly #interval: number
+  readonly #running = new Map<string, Running>()
+  readonly #subscribers = new Map<(e: JobEvent) => void, (() => void) | undefined>()
+
+  constructor(options: JobServiceOptions) {
+    this.#store = options.store
+    this.#log = options.logger ?? silentLogger
+    this.#interval = options.progressIntervalMs ?? 250
+  }
+
+  /** The job store (reads). */
+  get store(): JobStore {
+    return this.#store
+  }
+
+  /**
+   * Records a job and starts its work at once; answers the job and a promise of its end. An
+   * `interruptOn` signal (a scheduler stopping) ends the job Interrupted rather than Cancelled.
+   */
+  async start(spec: NewJob, body: JobBody, options: { interruptOn?: AbortSignal } = {}): Promise<StartedJob> {
+    const created = await this.#store.create(spec)
+    this.#emit({ type: 'job.created', job: created })
+    const abort = new AbortController()
+    const outer = options.interruptOn
+    if (outer) {
+      const stop = () => abort.abort(new Stopping('The scheduler stopped'))
+      if (outer.aborted) stop()
+      else outer.addEventListener('abort', stop, { once: true })
+    }
+    let resolveDone!: (j: Job) => void
+    const done = new Promise<Job>((r) => {
+      resolveDone = r
+    })
+    this.#running.set(created.id, { abort, done })
+    void this.#run(created, abort, body).then((j) => {
+      this.#running.delete(created.id)
+      resolveDone(j)
+    })
+    return { job: created, done }
+  }
+
+  async get(id: string): Promise<Job> {
+    return this.#store.get(id)
+  }
+
+  async list(filter: JobFilter = {}): Promise<JobPage> {
+    return this.#store.list(filter)
+  }
+
+  /** True while the job's work runs in this service. */
+  isRunning(id: string): boolean {
+    return this.#running.has(id)
+  }
+
+  /** Cancels a queued or running job: its work is aborted and this resolves once it has stopped. */
+  async cancel(id: string): Promise<Job> {
+    const r = this.#running.get(id)
+    if (!r) {
+      const job = await this.#store.get(id)
+      if (isJobFinished(job)) {
+        throw new CairnError('JobNotRunning', `Cannot cancel job "${id}": it has already ended ${job.state}`)
+      }
+      // Unfinished but not running here: nothing can stop it any more, so it ends now.
+      return this.#finished(await this.#store.finish(id, { state: 'Cancelled', error: cancelledError(job) }))
+    }
+    r.abort.abort(new CairnError('Cancelled', `Job ${id} was cancelled`))
+    return r.done
+  }
+
+  /** Resolves with the job once it has ended. */
+  async wait(id: string): Promise<Job> {
+    const r = this.#running.get(id)
+    return r ? r.done : this.#store.get(id)
+  }
+
+  /**
+   * Receives every job event until the returned function is called; `onEnd` is called when the
+   * service ends every subscription (it stops).
+   */
+  subscribe(listener: (e: JobEvent) => void, onEnd?: () => void): () => void {
+    this.#subscribers.set(listener, onEnd)
+    return () => void this.#subscribers.delete(listener)
+  }
+
+  /** Ends every subscription (event streams close) so that the API can stop. */
+  endSubscriptions(): void {
+    const ends = [...this.#subscribers.values()]
+    this.#subscribers.clear()
+    for (const end of ends) end?.()
+  }
+
+  /** How many subscribers listen now. */
+  get subscribers(): number {
+    return this.#subscribers.size
+  }
+
+  /**
+   * At start-up: jobs the last run left Queued or Running (it died, or stopped before they could
+   * end) are marked Interrupted with the reason. Answers them, details included, for clean-up.
+   */
+  async recover(): Promise<Job[]> {
+    const jobs = await this.#store.interruptUnfinished(
+      'The job was cut short when the Cairn service stopped or died; its partial work was undone. Run it again.',
+    )
+    for (const j of jobs) this.#emit({ type: 'job.finished', job: j })
+    return jobs
+  }
+
+  /** Stops every running job (they end Interrupted) and waits for them. */
+  async close(): Promise<void> {
+    for (const r of this.#running.values()) r.abort.abort(new Stopping('The service is stopping'))
+    await Promise.all([...this.#running.values()].map((r) => r.done))
+    this.endSubscriptions()
+  }
+
+  async #run(created: Job, abort: AbortController, body: JobBody): Promise<Job> {
+    const id = created.id
+    const details: Record<string, unknown> = { ...created.details }
+    let saving: Promise<void> = Promise.resolve()
+    const save = (change: Parameters<JobStore['update']>[1], send: boolean) => {
+      saving = saving
+        .then(() => this.#store.update(id, change))
+        .then(async () => {
+          if (send && this.#subscribers.size > 0)
+            this.#emit({ type: 'job.progress', job: await this.#store.get(id) })
+        })
+        .catch((err) => this.#log.warn('cannot save job progress', { job: id, message: String(err) }))
+      return saving
+    }
+    let last = 0
+    let pending: { bytesDone?: number; bytesTotal?: number; phase?: string } = {}
+    let timer: NodeJS.Timeout | undefined
+    const flush = () => {
+      timer = undefined
+      last = Date.now()
+      const p = pending
+      pending = {}
+      void save(p, true)
+    }
+    const ctx: JobContext = {
+      job: created,
+      signal: abort.signal,
+      details,
+      progress: (p) => {
+        pending = { ...pending, ...p }
+        if (timer) return
+        const wait = this.#interval - (Date.now() - last)
+        if (wait <= 0) flush()
+        else timer = setTimeout(flush, wait)
+      },
+      phase: (name) => save({ phase: name, details }, true),
+    }
+    let outcome: Parameters<JobStore['finish']>[1]
+    try {
+      const running = await this.#store.markRunning(id)
+      this.#emit({ type: 'job.progress', job: running })
+      abort.signal.throwIfAborted()
+      const result = await body(ctx)
+      outcome = { state: 'Completed', result: result ?? null, details }
+    } catch (err) {
+      const reason: unknown = abort.signal.reason
+      if (abort.signal.aborted && reason instanceof Stopping) {
+        outcome = {
+          state: 'Interrupted',
+          error: { code: 'JobInterrupted', message: 'The service stopped while the job ran; run it again' },
+          details,
+        }
+      } else if (abort.signal.aborted) {
+        outcome = { state: 'Cancelled', error: cancelledError(created), details }
+      } else {
+        const e = isCairnError(err) ? err : new CairnError('Internal', (err as Error)?.message ?? String(err))
+        if (!isCairnError(err)) this.#log.error('job failed unexpectedly', { job: id, err })
+        outcome = { state: 'Failed', error: { code: e.code, message: e.message }, details }
+      }
+    }
+    if (timer) clearTimeout(timer)
+    await saving
+    if (Object.keys(pending).length > 0) await this.#store.update(id, pending).catch(() => {})
+    try {
+      return this.#finished(await this.#store.finish(id, outcome))
+    } catch (err) {
+      this.#log.error('cannot record the end of a job', { job: id, err })
+      return { ...created, state: outcome.state }
+    }
+  }
+
+  #finished(job: Job): Job {
+    this.#emit({ type: 'job.finished', job })
+    const level = job.state === 'Completed' ? 'info' : 'warn'
+    this.#log[level]('job ended', { job: job.id, kind: job.kind, state: job.state, error: job.error?.code })
+    return job
+  }
+
+  #emit(e: JobEvent): void {
+    for (const s of [...this.#subscribers.keys()]) {
+      try {
+        s(e)
+      } catch (err) {
+        this.#log.warn('a job event subscriber failed', { message: String(err) })
+      }
+    }
+  }
+}
+
+function cancelledError(job: Job): { code: string; message: string } {
+  return { code: 'Cancelled', message: `The ${job.kind} was cancelled; its partial work was undone` }
+}
