@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { request } from 'node:http'
 import { join } from 'node:path'
 import { CAIRN_BIN, type RunningService, startService } from './_service.js'
@@ -42,8 +42,9 @@ export interface CampaignReport {
 
 interface Job {
   id: string
-  status: string
+  state: string
   error?: { code: string; message: string } | null
+  result?: unknown
 }
 
 /** The expected content of the two disks the campaign backs up. */
@@ -89,14 +90,11 @@ class Api {
     return r.body
   }
 
-  /** Waits for a vault job (or, with `vm`, a VM job) to end; its final state. */
-  async job(id: string, vm = false): Promise<Job> {
+  /** Waits for a job to end; its final state. */
+  async job(id: string): Promise<Job> {
     for (;;) {
-      const j = await this.ok<Job & { status: string }>(
-        'GET',
-        vm ? `/api/v1/backupJobs/${id}` : `/api/v1/jobs/${id}`,
-      )
-      if (!['InProgress', 'Cancelling', 'Queued'].includes(j.status)) return j
+      const j = await this.ok<Job>('GET', `/api/v1/jobs/${id}`)
+      if (!['Queued', 'Running'].includes(j.state)) return j
       await sleep(25)
     }
   }
@@ -131,7 +129,8 @@ export async function runCampaign(
   const started = Date.now()
   const data = join(dir, 'data')
   const outDir = join(dir, 'out')
-  const args = ['--vault-open-packs', '2']
+  mkdirSync(outDir, { recursive: true })
+  const args = ['--vault-open-packs', '2', '--export-root', outDir]
   const sizes = { os: 8 * MiB, data: 4 * MiB }
   const report: CampaignReport = {
     kills: 0,
@@ -166,11 +165,27 @@ export async function runCampaign(
     b.copy(image[disk], 0)
   }
   await api.ok('POST', '/api/v1/vaults', { name: 'main' })
-  cli(service.url, ['vm', 'create', 'web', '--os-disk', `${ACCOUNT}/${CONTAINER}/os`, '--data-disk', `0=${ACCOUNT}/${CONTAINER}/data`])
+  cli(service.url, [
+    'vm',
+    'create',
+    'web',
+    '--os-disk',
+    `${ACCOUNT}/${CONTAINER}/os`,
+    '--data-disk',
+    `0=${ACCOUNT}/${CONTAINER}/data`,
+  ])
   cli(service.url, ['policy', 'create', 'daily', '--vault', 'main', '--time', '03:00', '--keep-days', '30'])
   cli(service.url, ['protect', 'web', '--vault', 'main', '--policy', 'daily'])
   cli(service.url, ['backup', 'now', 'web', '--wait'])
   const vmPoint = await latestVmPoint(api)
+  const first = await api.ok<Job>('POST', '/api/v1/vaults/main/backups', {
+    disks: [
+      { account: ACCOUNT, container: CONTAINER, disk: 'os', lun: 0 },
+      { account: ACCOUNT, container: CONTAINER, disk: 'data', lun: 1 },
+    ],
+    item: 'web-disks',
+  })
+  assert.equal((await api.job(first.id)).state, 'Completed')
   for (const p of await listPoints(api)) expected.set(p.id, copy(image))
 
   let round = 0
@@ -213,7 +228,7 @@ export async function runCampaign(
           })
           jobId = job.id
           const done = await api.job(job.id)
-          assert.equal(done.status, 'Completed', JSON.stringify(done.error))
+          assert.equal(done.state, 'Completed', JSON.stringify(done.error))
           break
         }
         case 'prune':
@@ -222,7 +237,7 @@ export async function runCampaign(
         case 'gc': {
           const job = await api.ok<Job>('POST', '/api/v1/vaults/main/gc')
           jobId = job.id
-          assert.equal((await api.job(job.id)).status, 'Completed')
+          assert.equal((await api.job(job.id)).state, 'Completed')
           break
         }
         case 'restore disk':
@@ -235,7 +250,7 @@ export async function runCampaign(
               : { disk: 'os', path: join(outDir, `${restoreTarget}.raw`) }
           const job = await api.ok<Job>('POST', `/api/v1/vaults/main/recoveryPoints/${p.id}/restore`, body)
           jobId = job.id
-          assert.equal((await api.job(job.id)).status, 'Completed')
+          assert.equal((await api.job(job.id)).state, 'Completed')
           break
         }
         case 'restore vm': {
@@ -245,15 +260,19 @@ export async function runCampaign(
             { recoveryType: 'RestoreDisks', diskPrefix: restoreTarget },
           )
           jobId = job.id
-          const done = await api.job(job.id, true)
-          assert.ok(done.status.startsWith('Completed'), JSON.stringify(done))
+          const done = await api.job(job.id)
+          assert.ok(done.state === 'Completed', JSON.stringify(done))
           break
         }
       }
       finished = true
     })()
     running.catch(() => {})
-    const delay = { 'disk write': 300, prune: 60 }[op as string] ?? 1200
+    // Up to about how long each operation takes here, so most kills land while it runs.
+    const delay =
+      { 'disk write': 300, prune: 40, gc: 250, 'restore disk': 250, 'restore file': 150, 'restore vm': 400 }[
+        op as string
+      ] ?? 800
     await Promise.race([sleep(Math.random() * delay), running.then(() => sleep(Math.random() * 30))])
     if (!finished && jobId === undefined && op !== 'disk write' && op !== 'prune') {
       // The job was not even started yet: give it a moment so the kill cuts it, not its request.
@@ -309,7 +328,11 @@ export async function runCampaign(
           path,
         })
         const done = await api.job(job.id)
-        assert.equal(done.status, 'Completed', `restore file of ${p.id}/${d.name}: ${JSON.stringify(done.error)}`)
+        assert.equal(
+          done.state,
+          'Completed',
+          `restore file of ${p.id}/${d.name}: ${JSON.stringify(done.error)}`,
+        )
         const want = d.size === sizes.os ? exp.os : exp.data
         assert.ok(readFileSync(path).equals(want), `point ${p.id} disk ${d.name} restores wrong bytes`)
         rmSync(path)
@@ -323,7 +346,7 @@ export async function runCampaign(
         disk: 'os',
         target: { account: ACCOUNT, container: CONTAINER, disk: target },
       })
-      assert.equal((await api.job(job.id)).status, 'Completed')
+      assert.equal((await api.job(job.id)).state, 'Completed')
       assert.ok((await api.read(target, sizes.os)).equals(expected.get(pick.id)!.os), 'restore disk differs')
       await api.ok('DELETE', `${DISKS_URL}/${target}`)
     }
@@ -333,8 +356,8 @@ export async function runCampaign(
         `/api/v1/vaults/main/protectedItems/web/recoveryPoints/${vmPoint}/restore`,
         { recoveryType: 'RestoreDisks', diskPrefix: `vmcheck-${round}` },
       )
-      const done = await api.job(job.id, true)
-      assert.ok(done.status.startsWith('Completed'), `restore vm: ${JSON.stringify(done)}`)
+      const done = await api.job(job.id)
+      assert.ok(done.state === 'Completed', `restore vm: ${JSON.stringify(done)}`)
       const vmExp = expected.get(vmVaultPoint(after))
       for (const name of await diskNames(api, `vmcheck-${round}`)) {
         const size = name.endsWith('os') ? sizes.os : sizes.data
@@ -346,8 +369,10 @@ export async function runCampaign(
       }
     }
     // Verify agrees (reading every chunk through the restore code), the next prune and GC succeed.
-    const verify = await api.job((await api.ok<Job>('POST', '/api/v1/vaults/main/verify', { readData: true })).id)
-    assert.equal(verify.status, 'Completed', JSON.stringify(verify.error))
+    const verify = await api.job(
+      (await api.ok<Job>('POST', '/api/v1/vaults/main/verify', { readData: true })).id,
+    )
+    assert.equal(verify.state, 'Completed', JSON.stringify(verify.error))
     const vr = (verify as Job & { result: { problems: unknown[]; unrestorable: string[] } }).result
     assert.deepEqual(vr.problems, [], `verify after a kill during ${op}`)
     report.verifies++
@@ -355,12 +380,15 @@ export async function runCampaign(
     const kept = new Set((await listPoints(api)).map((p) => p.id))
     for (const id of [...expected.keys()]) if (!kept.has(id)) expected.delete(id)
     const gc = await api.job((await api.ok<Job>('POST', '/api/v1/vaults/main/gc')).id)
-    assert.equal(gc.status, 'Completed', JSON.stringify(gc.error))
+    assert.equal(gc.state, 'Completed', JSON.stringify(gc.error))
     // Leftovers of cut restores go; the store's segments stay within a bound of its live bytes.
     for (const name of await diskNames(api, 'r')) await api.call('DELETE', `${DISKS_URL}/${name}`)
     if (existsSync(outDir)) for (const f of readdirSync(outDir)) rmSync(join(outDir, f), { force: true })
     const usage = await api.ok<{ segmentBytes: number; liveBytes: number }>('GET', '/api/v1/diskstore/usage')
-    if (usage.segmentBytes / Math.max(1, usage.liveBytes) > report.worstSegments.segmentBytes / report.worstSegments.liveBytes)
+    if (
+      usage.segmentBytes / Math.max(1, usage.liveBytes) >
+      report.worstSegments.segmentBytes / report.worstSegments.liveBytes
+    )
       report.worstSegments = usage
     assert.ok(
       usage.segmentBytes <= 3 * usage.liveBytes + 192 * MiB,
@@ -400,8 +428,8 @@ async function latestVmPoint(api: Api): Promise<string> {
 }
 
 async function diskNames(api: Api, prefix: string): Promise<string[]> {
-  const items = listOf<{ name: string }>(await api.ok('GET', DISKS_URL))
-  return items.map((d) => d.name).filter((n) => n.startsWith(prefix) && n !== 'os')
+  const items = listOf<{ ref: { disk: string } }>(await api.ok('GET', DISKS_URL))
+  return items.map((d) => d.ref.disk).filter((n) => n.startsWith(prefix) && n !== 'os')
 }
 
 /** The array of a list answer, whatever its envelope (`items`, `value`, `disks`, or none). */

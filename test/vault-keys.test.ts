@@ -59,7 +59,7 @@ describe('vault keys at start and vault unlock', () => {
     const bytes = randomBytes(3 * 1024 * 1024)
     writeFileSync(img, bytes)
     try {
-      let s = await startService([], { data })
+      let s = await startService(['--import-root', dir, '--export-root', dir], { data })
       let rp: { id: string }
       try {
         const created = await cairn(s.url, ['vault', 'create', 'main', '--passphrase-file', pass])
@@ -105,7 +105,7 @@ describe('vault keys at start and vault unlock', () => {
       assert.match(bad, /passphrase is wrong/)
 
       // The right key: unlocked at start, restores work without a passphrase.
-      s = await startService(['--vault-key', `main=${pass}`], { data })
+      s = await startService(['--vault-key', `main=${pass}`, '--export-root', dir], { data })
       try {
         const list = JSON.parse((await cairn(s.url, ['vault', 'list'])).stdout)
         assert.equal(list[0].unlocked, true)
@@ -182,18 +182,15 @@ describe('vault keys at start and vault unlock', () => {
         const url = second.listeners.api!
         // Two days later the daily backup is due (caught up once); the vault is still locked.
         await clock.advanceTo(clock.now() + 2 * 86_400_000)
-        let failed: { status: string; error?: string; type: string } | undefined
+        type JobView = { kind: string; state: string; error?: { code: string } }
+        let failed: JobView | undefined
         for (let i = 0; i < 100 && !failed; i++) {
-          const jobs = JSON.parse((await cairn(url, ['job', 'list'])).stdout) as {
-            status: string
-            error?: string
-            type: string
-          }[]
-          failed = jobs.find((j) => j.type === 'Backup' && j.status === 'Failed')
+          const page = JSON.parse((await cairn(url, ['job', 'list'])).stdout) as { items: JobView[] }
+          failed = page.items.find((j) => j.kind === 'backup' && j.state === 'Failed')
           if (!failed) await new Promise((r) => setTimeout(r, 100))
         }
         assert.ok(failed, 'no failed backup job in the job list')
-        assert.equal(failed.error, 'VaultLocked')
+        assert.equal(failed.error?.code, 'VaultLocked')
         const warned = lines.map((l) => JSON.parse(l)).filter((l) => l.level === 'warn')
         assert.ok(
           warned.some((l) => JSON.stringify(l).includes('VaultLocked')),
