@@ -270,7 +270,7 @@ export async function runCampaign(
     running.catch(() => {})
     // Up to about how long each operation takes here, so most kills land while it runs.
     const delay =
-      { 'disk write': 300, prune: 40, gc: 250, 'restore disk': 250, 'restore file': 150, 'restore vm': 400 }[
+      { 'disk write': 300, prune: 20, gc: 250, 'restore disk': 200, 'restore file': 80, 'restore vm': 150 }[
         op as string
       ] ?? 800
     await Promise.race([sleep(Math.random() * delay), running.then(() => sleep(Math.random() * 30))])

@@ -1,11 +1,10 @@
-import { CairnError } from '../util/index.js'
+import { CairnError, ioError } from '../util/index.js'
 import { AsyncQueue } from './_async-queue.js'
 import { ProgressMeter } from './_backup.js'
 import { ChunkDamage } from './_chunk-codec.js'
 import type { VaultCore } from './_core.js'
 import { type Extent, walkLeaves } from './_disk-tree.js'
 import { HandleCache } from './_handle-cache.js'
-import { ioError } from './_io-error.js'
 import { churnYoung, release } from './_memory.js'
 import type { OperationOptions, RecoveryPoint, RestoreSink } from './types.js'
 

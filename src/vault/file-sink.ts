@@ -1,6 +1,5 @@
-import { CairnError } from '../util/index.js'
+import { CairnError, ioError } from '../util/index.js'
 import { type DirectFile, openDirect } from './_direct-write.js'
-import { ioError } from './_io-error.js'
 import type { RestoreSink } from './types.js'
 
 const ZEROS = Buffer.alloc(1024 * 1024)

@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto'
 import { type FileHandle, link, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
-import { CairnError } from '../util/index.js'
+import { CairnError, ioError } from '../util/index.js'
 import { openDirect } from './_direct-write.js'
 import { HandleCache } from './_handle-cache.js'
-import { ioError } from './_io-error.js'
 import { checkObjectName } from './_object-name.js'
 import type { BackendObject, VaultBackend } from './vault-backend.js'
 

@@ -1,4 +1,4 @@
-import { CairnError } from '../util/index.js'
+import { CairnError } from './cairn-error.js'
 
 const WHY: Record<string, string> = {
   ENOENT: 'it does not exist',
