@@ -154,8 +154,8 @@ describe('backups and restores end to end (real disk store, real agent process)'
         assert.equal(p.consistency, 'AppConsistent')
         assert.equal(p.tier, 'Snapshot')
         assert.deepEqual(
-          p.disks.map((d) => d.lun),
-          ['os', 0, 1],
+          p.disks.map((d) => d.name),
+          ['os', 'lun0', 'lun1'],
           'the temporary disk is never backed up',
         )
       }
@@ -203,8 +203,8 @@ describe('backups and restores end to end (real disk store, real agent process)'
         'the pre-restore snapshot is kept',
       )
       await assert.rejects(
-        service.restoreDisks(latest.id, { prefix: 'x', luns: [7] }),
-        (e) => isCairnError(e) && e.code === 'DiskNotFound',
+        service.restoreDisks(latest.id, { prefix: 'x', disks: [7] }),
+        (e) => isCairnError(e) && e.code === 'RecoveryPointDiskNotFound',
       )
     } finally {
       if (agent && agent.child.exitCode === null) {

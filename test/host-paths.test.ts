@@ -46,7 +46,7 @@ function refused(r: { status: number; body: Json }, why: RegExp, what: string): 
 async function waitJob(url: string, job: Json): Promise<Json> {
   for (;;) {
     const j = (await call(url, 'GET', `/api/v1/jobs/${job.id}`)).body
-    if (j.status !== 'InProgress') return j
+    if (j.state !== 'Queued' && j.state !== 'Running') return j
     await new Promise((r) => setTimeout(r, 50))
   }
 }
@@ -203,7 +203,7 @@ describe('host paths of API requests', () => {
       refused(await backup(join(root, 'inner-link')), /symbolic link/, 'backup from a link inside')
       refused(await backup(join(data, 'catalog.db')), /inside the data folder/, 'backup of the catalog')
       const job = await waitJob(svc.url, (await backup(join(root, 'good.raw'))).body)
-      assert.equal(job.status, 'Completed', JSON.stringify(job.error))
+      assert.equal(job.state, 'Completed', JSON.stringify(job.error))
       const restore = (path: string, overwrite?: boolean) =>
         call(svc.url, 'POST', `/api/v1/vaults/v1/recoveryPoints/${job.result.id}/restore`, {
           path,
@@ -215,7 +215,7 @@ describe('host paths of API requests', () => {
       refused(await restore(join(outside, 'r.raw')), /outside every --export-root/, 'restore outside')
       writeFileSync(join(root, 'existing.raw'), 'old')
       const restored = await waitJob(svc.url, (await restore(join(root, 'existing.raw'), true)).body)
-      assert.equal(restored.status, 'Completed', JSON.stringify(restored.error))
+      assert.equal(restored.state, 'Completed', JSON.stringify(restored.error))
       assert.ok(readFileSync(join(root, 'existing.raw')).equals(image))
       assert.equal(sha(secret), secretHash)
       assert.ok(readFileSync(join(data, 'disks', segment)).equals(before))

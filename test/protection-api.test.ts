@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { createApiApp } from '../src/api/index.js'
-import { openSqliteCatalog } from '../src/catalog/index.js'
+import { JobStore, openSqliteCatalog } from '../src/catalog/index.js'
 import { LogDiskStore } from '../src/diskstore/index.js'
-import { ProtectionStore } from '../src/protection/index.js'
+import { JobService, ProtectionService, ProtectionStore } from '../src/protection/index.js'
 import { silentLogger } from '../src/util/index.js'
 
 // biome-ignore lint/suspicious/noExplicitAny: tests read answers of many shapes
@@ -34,6 +34,11 @@ async function withApi(
       accepting: () => true,
       diskStore,
       protection: store,
+      backups: new ProtectionService({
+        store,
+        disks: diskStore,
+        jobs: new JobService({ store: new JobStore(catalog) }),
+      }),
     })
     await fn(async (method, path, body) => {
       const init: RequestInit = { method }

@@ -59,8 +59,12 @@ describe('cairn CLI for VMs, policies, protection and jobs (against a real cairn
       assert.equal(vm.code, 0, vm.stderr)
       assert.match(vm.stdout, /VM web-1 registered with 3 disk/)
       const show = await cairn(url, 'vm', 'show', 'web-1')
-      assert.match(show.stdout, /lun 1:\s+devstoreaccount1\/disks\/web-1-data1/)
+      assert.match(show.stdout, /lun1:\s+devstoreaccount1\/disks\/web-1-data1/)
 
+      const orphan = await cairn(url, 'policy', 'create', 'daily-30', '--vault', 'v1', '--keep-days', '30')
+      assert.equal(orphan.code, 3, 'a policy needs its vault')
+      assert.match(orphan.stderr, /VaultNotFound/)
+      assert.equal((await cairn(url, 'vault', 'create', 'v1')).code, 0)
       const policy = await cairn(
         url,
         'policy',
@@ -84,9 +88,9 @@ describe('cairn CLI for VMs, policies, protection and jobs (against a real cairn
       const list = await cairn(url, 'policy', 'list', '--vault', 'v1')
       assert.match(list.stdout, /daily-30\s+Standard\s+daily 22:30\s+Europe\/Berlin\s+2\s+30d 12w/)
 
-      const noVault = await cairn(url, 'protect', 'web-1', '--vault', 'v1', '--policy', 'daily-30')
+      const noVault = await cairn(url, 'protect', 'web-1', '--vault', 'v2', '--policy', 'daily-30')
       assert.equal(noVault.code, 3, 'the vault must exist')
-      assert.equal((await cairn(url, 'vault', 'create', 'v1')).code, 0)
+      assert.match(noVault.stderr, /VaultNotFound/)
       const protect = await cairn(
         url,
         'protect',
@@ -100,9 +104,21 @@ describe('cairn CLI for VMs, policies, protection and jobs (against a real cairn
       )
       assert.equal(protect.code, 0, protect.stderr)
       const again = await cairn(url, 'protect', 'web-1', '--vault', 'v1', '--policy', 'daily-30')
-      assert.equal(again.code, 4, 'protecting twice is a conflict')
+      assert.equal(again.code, 0, 'protecting again in the same vault applies the policy (idempotent)')
+      const back = await cairn(
+        url,
+        'protect',
+        'web-1',
+        '--vault',
+        'v1',
+        '--policy',
+        'daily-30',
+        '--luns',
+        'lun1',
+      )
+      assert.equal(back.code, 0, back.stderr)
       const items = await cairn(url, 'protection', 'list', '--vault', 'v1')
-      assert.match(items.stdout, /web-1\s+Protected\s+daily-30\s+os,1/)
+      assert.match(items.stdout, /web-1\s+Protected\s+daily-30\s+os,lun1/)
       const unknown = await cairn(url, 'rp', 'list', 'ghost')
       assert.equal(unknown.code, 3)
       assert.match(unknown.stderr, /ghost/)
@@ -118,14 +134,14 @@ describe('cairn CLI for VMs, policies, protection and jobs (against a real cairn
       assert.equal(points[0].consistency, 'CrashConsistent')
       assert.equal(points[0].tier, 'SnapshotAndVault')
       assert.deepEqual(
-        points[0].disks.map((d: { lun: number | string }) => d.lun),
-        ['os', 1],
+        points[0].disks.map((d: { name: string }) => d.name),
+        ['os', 'lun1'],
       )
       const restored = await cairn(url, 'restore', 'vm', 'web-1', '--as', 'web-1-copy', '--wait')
       assert.equal(restored.code, 0, restored.stderr)
       assert.match(
         (await cairn(url, 'vm', 'show', 'web-1-copy')).stdout,
-        /lun 1:\s+devstoreaccount1\/disks\/web-1-copy-lun1/,
+        /lun1:\s+devstoreaccount1\/disks\/web-1-copy-lun1/,
       )
       const disksOnly = await cairn(
         url,

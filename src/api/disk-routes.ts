@@ -1,6 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import type { AccountInfo, ByteRange, DiskInfo, DiskRef, LeaseAction } from '../diskstore/index.js'
 import { MAX_WRITE_SIZE } from '../diskstore/index.js'
+import type { DiskGuard } from '../protection/index.js'
 import { CairnError, type HostPaths, parseSize } from '../util/index.js'
 import { readBodyUpTo } from './_request-guards.js'
 import { runAsJob } from './_run-as-job.js'
@@ -114,6 +115,8 @@ const AccountParams = z.object({ account: z.string() })
 const ContainerParams = AccountParams.extend({ container: z.string() })
 const DiskParams = ContainerParams.extend({ disk: z.string() })
 const SnapshotParams = DiskParams.extend({ snapshot: z.string() })
+/** `force=true` deletes what protection depends on (recovery points fall back to the vault tier or go). */
+const Force = z.object({ force: z.enum(['true', 'false']).optional() })
 
 const A = '/api/v1/accounts'
 const C = `${A}/{account}/containers`
@@ -134,6 +137,14 @@ const diskJson = (d: DiskInfo) => JSON.parse(JSON.stringify(d)) as z.infer<typeo
 /** Registers the routes of accounts, containers, disks and snapshots. */
 export function registerDiskRoutes(app: ApiApp, ctx: ApiContext): void {
   const store = () => ctx.diskStore
+  // Deletes go through protection's guard; a service without protection deletes directly.
+  const guard = (): Pick<DiskGuard, 'deleteAccount' | 'deleteContainer' | 'deleteDisk' | 'deleteSnapshot'> =>
+    ctx.backups?.guard ?? {
+      deleteAccount: (a) => store().deleteAccount(a),
+      deleteContainer: (a, c) => store().deleteContainer(a, c),
+      deleteDisk: (r, { force: _f, ...o } = {}) => store().deleteDisk(r, o),
+      deleteSnapshot: (r, s) => store().deleteSnapshot(r, s),
+    }
   const hostPaths = (): HostPaths => {
     if (!ctx.hostPaths)
       throw new CairnError('PathNotAllowed', 'Cannot use a host path: this service has no host-path roots')
@@ -205,12 +216,14 @@ export function registerDiskRoutes(app: ApiApp, ctx: ApiContext): void {
       method: 'delete',
       path: `${A}/{account}`,
       tags,
-      summary: 'Delete a storage account with all its containers, disks and snapshots',
-      request: { params: AccountParams },
+      summary:
+        'Delete a storage account with all its containers, disks and snapshots (refused with DiskInUse while protection depends on a disk in it, unless force=true)',
+      request: { params: AccountParams, query: Force },
       responses: { 204: { description: 'Deleted' }, ...errorResponses },
     }),
     async (c) => {
-      await store().deleteAccount(c.req.valid('param').account)
+      const force = c.req.valid('query').force === 'true'
+      await guard().deleteAccount(c.req.valid('param').account, { force })
       return c.body(null, 204)
     },
   )
@@ -292,13 +305,14 @@ export function registerDiskRoutes(app: ApiApp, ctx: ApiContext): void {
       method: 'delete',
       path: `${C}/{container}`,
       tags,
-      summary: 'Delete a container with all its disks and snapshots',
-      request: { params: ContainerParams },
+      summary:
+        'Delete a container with all its disks and snapshots (refused with DiskInUse while protection depends on a disk in it, unless force=true)',
+      request: { params: ContainerParams, query: Force },
       responses: { 204: { description: 'Deleted' }, ...errorResponses },
     }),
     async (c) => {
       const p = c.req.valid('param')
-      await store().deleteContainer(p.account, p.container)
+      await guard().deleteContainer(p.account, p.container, { force: c.req.valid('query').force === 'true' })
       return c.body(null, 204)
     },
   )
@@ -396,10 +410,11 @@ export function registerDiskRoutes(app: ApiApp, ctx: ApiContext): void {
       method: 'delete',
       path: DISK,
       tags,
-      summary: 'Delete a disk; one with snapshots needs snapshots=include (all) or only (just the snapshots)',
+      summary:
+        'Delete a disk; one with snapshots needs snapshots=include (all) or only (just the snapshots). Refused with DiskInUse (SnapshotInUse) while a protected VM backs it up or a recovery point holds its snapshots, unless force=true',
       request: {
         params: DiskParams,
-        query: z.object({
+        query: Force.extend({
           snapshots: z.enum(['include', 'only']).optional(),
           leaseId: z.string().optional(),
         }),
@@ -408,9 +423,13 @@ export function registerDiskRoutes(app: ApiApp, ctx: ApiContext): void {
     }),
     async (c) => {
       const q = c.req.valid('query')
-      await store().deleteDisk(
+      await guard().deleteDisk(
         ref(c.req.valid('param')),
-        clean({ snapshots: q.snapshots, conditions: q.leaseId ? { leaseId: q.leaseId } : undefined }),
+        clean({
+          snapshots: q.snapshots,
+          conditions: q.leaseId ? { leaseId: q.leaseId } : undefined,
+          force: q.force === 'true',
+        }),
       )
       return c.body(null, 204)
     },
@@ -621,13 +640,14 @@ export function registerDiskRoutes(app: ApiApp, ctx: ApiContext): void {
       method: 'delete',
       path: `${DISK}/snapshots/{snapshot}`,
       tags,
-      summary: 'Delete one snapshot of a disk',
-      request: { params: SnapshotParams },
+      summary:
+        'Delete one snapshot of a disk; refused with SnapshotInUse while a recovery point holds it, unless force=true (the point then falls back to its vault copy)',
+      request: { params: SnapshotParams, query: Force },
       responses: { 204: { description: 'Deleted' }, ...errorResponses },
     }),
     async (c) => {
       const p = c.req.valid('param')
-      await store().deleteSnapshot(ref(p), p.snapshot)
+      await guard().deleteSnapshot(ref(p), p.snapshot, { force: c.req.valid('query').force === 'true' })
       return c.body(null, 204)
     },
   )

@@ -1,5 +1,10 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { type ProtectionStore, validateVm } from '../protection/index.js'
+import {
+  type ProtectionService,
+  type ProtectionStore,
+  parseDiskLabel,
+  validateVm,
+} from '../protection/index.js'
 import { CairnError } from '../util/index.js'
 import type { ApiContext } from './api-context.js'
 import { JobSchema } from './job-routes.js'
@@ -36,7 +41,9 @@ const ProtectBody = z
   .object({
     vm: z.string().min(1),
     policy: z.string().min(1),
-    includedLuns: z.array(z.number().int().min(0).max(63)).optional(),
+    includedLuns: z
+      .array(z.union([z.number().int().min(0).max(63), z.string().regex(/^(lun)?\d{1,2}$/)]))
+      .optional(),
     includeFutureDisks: z.boolean().optional(),
   })
   .openapi('ProtectRequest')
@@ -103,7 +110,7 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
       responses: { 200: json(Deleted, 'Deleted'), ...errors },
     }),
     async (c) => {
-      await store.deleteVm(c.req.valid('param').vm)
+      await backups(`delete VM "${c.req.valid('param').vm}"`).deleteVm(c.req.valid('param').vm)
       return c.json({ deleted: true }, 200)
     },
   )
@@ -129,8 +136,10 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
       request: { params: VaultParam, ...body(Json) },
       responses: { 201: json(Json, 'The policy'), ...errors },
     }),
-    async (c) =>
-      c.json(plain(await store.createPolicy(c.req.valid('param').vault, c.req.valid('json'))), 201),
+    async (c) => {
+      const vault = c.req.valid('param').vault
+      return c.json(plain(await backups('create a policy').createPolicy(vault, c.req.valid('json'))), 201)
+    },
   )
   app.openapi(
     createRoute({
@@ -190,21 +199,20 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
     createRoute({
       method: 'post',
       path: '/api/v1/vaults/{vault}/protectedItems',
-      summary: 'Enable protection of a VM with a policy; selective disks by LUN (the OS disk always)',
+      summary:
+        'Enable protection of a VM with a policy; selective disks by LUN (the OS disk always). Idempotent: protecting a protected VM again in its vault applies the policy and disks (200); an item stranded in a deleted vault moves here',
       request: { params: VaultParam, ...body(ProtectBody) },
-      responses: { 201: json(Json, 'The protected item'), ...errors },
+      responses: { 200: json(Json, 'The protected item'), 201: json(Json, 'The protected item'), ...errors },
     }),
     async (c) => {
       const b = c.req.valid('json')
       const vault = c.req.valid('param').vault
-      // With vaults in the service, the vault must exist: backups are transferred into it.
-      if (ctx.vaults) await ctx.vaults.get(vault)
-      const options: Parameters<ProtectionStore['protect']>[1] = { vault, policy: b.policy }
-      if (b.includedLuns) options.includedLuns = b.includedLuns
+      const options: Parameters<ProtectionService['protect']>[1] = { vault, policy: b.policy }
+      if (b.includedLuns) options.includedLuns = b.includedLuns.map((l) => labelToLun(l))
       if (b.includeFutureDisks !== undefined) options.includeFutureDisks = b.includeFutureDisks
-      const item = await store.protect(b.vm, options)
+      const { item, created } = await backups(`protect VM "${b.vm}"`).protect(b.vm, options)
       changed()
-      return c.json(plain(item), 201)
+      return c.json(plain(item), created ? 201 : 200)
     },
   )
   app.openapi(
@@ -248,29 +256,26 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
     createRoute({
       method: 'post',
       path: '/api/v1/vaults/{vault}/protectedItems/{vm}/stopProtection',
-      summary: 'Stop protection, retaining the backup data or deleting it',
+      summary:
+        'Stop protection, retaining the backup data or deleting it (idempotent; completes when the vault or its points are gone)',
       request: { params: ItemParam, ...body(z.object({ deleteData: z.boolean() })) },
-      responses: { 200: json(Json, 'The protected item'), ...errors },
+      responses: {
+        200: json(Json, 'The protected item, or {vmName, state: NotProtected, deletedPoints}'),
+        ...errors,
+      },
     }),
     async (c) => {
       const p = c.req.valid('param')
-      await itemIn(store, p)
-      if (c.req.valid('json').deleteData) {
-        const { item, pointsToDelete } = await store.stopProtection(p.vm, { deleteData: true })
-        if (pointsToDelete.length > 0) {
-          const engine = backups(`delete the backup data of VM "${p.vm}"`)
-          for (const point of pointsToDelete) {
-            await engine.deletePointData(item.vault, point)
-            await store.deleteRecoveryPoint(point.id)
-          }
-        }
-        await store.removeItem(p.vm)
-        changed()
-        return c.json({ vmName: p.vm, state: 'NotProtected' }, 200)
-      }
-      const stopped = (await store.stopProtection(p.vm, { deleteData: false })).item
+      const deleteData = c.req.valid('json').deleteData
+      const engine = backups(`stop the protection of VM "${p.vm}"`)
+      // A VM already unprotected answers NotProtected (deleteData) from any vault path.
+      if ((await store.listItems()).some((i) => i.vmName === p.vm)) await itemIn(store, p)
+      const r = await engine.stopProtection(p.vm, { deleteData })
       changed()
-      return c.json(plain(stopped), 200)
+      return c.json(
+        plain(r.item ?? { vmName: r.vmName, state: r.state, deletedPoints: r.deletedPoints }),
+        200,
+      )
     },
   )
   app.openapi(
@@ -284,7 +289,7 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
     async (c) => {
       const p = c.req.valid('param')
       await itemIn(store, p)
-      const item = await store.resume(p.vm, c.req.valid('json').policy)
+      const item = await backups(`resume VM "${p.vm}"`).resume(p.vm, c.req.valid('json').policy)
       changed()
       return c.json(plain(item), 200)
     },
@@ -300,10 +305,10 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
     async (c) => {
       const p = c.req.valid('param')
       await itemIn(store, p)
-      return c.json(
-        { value: (await store.listRecoveryPoints(p.vm)).map((r) => plain({ ...r, vm: redactVm(r.vm) })) },
-        200,
-      )
+      const points = ctx.backups
+        ? await ctx.backups.listRecoveryPoints(p.vm)
+        : await store.listRecoveryPoints(p.vm)
+      return c.json({ value: points.map((r) => plain({ ...r, vm: redactVm(r.vm) })) }, 200)
     },
   )
   app.openapi(
@@ -317,6 +322,7 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
     async (c) => {
       const p = c.req.valid('param')
       const item = await itemIn(store, p)
+      await ctx.backups?.reconcile(p.vm, { vault: true })
       const rp = await store.getRecoveryPoint(p.rp)
       if (rp.itemId !== item.id) {
         throw new CairnError('RecoveryPointNotFound', `Cannot find recovery point "${p.rp}" of VM "${p.vm}"`)
@@ -375,7 +381,14 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
             recoveryType: z.enum(['AlternateLocation', 'RestoreDisks', 'OriginalLocation']),
             targetVmName: z.string().min(1).optional(),
             diskPrefix: z.string().min(1).optional(),
-            luns: z.array(z.union([z.number().int().min(0).max(63), z.literal('os')])).optional(),
+            disks: z
+              .array(z.string())
+              .optional()
+              .openapi({ description: 'RestoreDisks: which disks, by label ("os", "lun0", …); default all' }),
+            luns: z
+              .array(z.union([z.number().int(), z.string()]))
+              .optional()
+              .openapi({ description: 'The older form of "disks" (0, "os"), still accepted' }),
           }),
         ),
       },
@@ -393,19 +406,28 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
       if (b.recoveryType === 'AlternateLocation') {
         if (!b.targetVmName)
           throw new CairnError('InvalidRequest', 'Cannot restore as a new VM without "targetVmName"')
-        running = await engine.restoreVm(p.rp, { as: b.targetVmName })
+        running = await engine.restoreVm(rp.id, { as: b.targetVmName })
       } else if (b.recoveryType === 'RestoreDisks') {
-        const options: { prefix: string; luns?: (number | 'os')[] } = {
+        const options: { prefix: string; disks?: (number | 'os')[] } = {
           prefix: b.diskPrefix ?? `${p.vm}-restored`,
         }
-        if (b.luns) options.luns = b.luns
-        running = await engine.restoreDisks(p.rp, options)
+        const chosen = b.disks ?? b.luns
+        if (chosen) options.disks = chosen.map((d) => parseDiskLabel(d, 'disk'))
+        running = await engine.restoreDisks(rp.id, options)
       } else {
-        running = await engine.replaceDisks(p.vm, p.rp)
+        running = await engine.replaceDisks(p.vm, rp.id)
       }
       return c.json(running.job, 202)
     },
   )
+}
+
+/** A data-disk LUN given as a number, "N" or "lunN". */
+function labelToLun(v: number | string): number {
+  const lun = parseDiskLabel(v, 'LUN')
+  if (lun === 'os')
+    throw new CairnError('InvalidRequest', 'The OS disk is always included; name data disks only')
+  return lun
 }
 
 async function itemIn(store: ProtectionStore, p: { vault: string; vm: string }) {

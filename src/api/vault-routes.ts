@@ -304,27 +304,48 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
     createRoute({
       method: 'post',
       path: '/api/v1/vaults/{vault}/prune',
-      summary: 'Remove expired recovery points and those no retention rule keeps',
+      summary:
+        'Remove expired recovery points and those no retention rule keeps. Points of protected VMs (source kind vm) follow their backup policy and are left alone (listed as skipped) unless includePolicyPoints is true',
       request: {
         params: P,
-        ...body(Retention.extend({ item: z.string().optional(), dryRun: z.boolean().optional() })),
+        ...body(
+          Retention.extend({
+            item: z.string().optional(),
+            dryRun: z.boolean().optional(),
+            includePolicyPoints: z.boolean().optional(),
+          }),
+        ),
       },
       responses: {
         200: json(
-          z.object({ kept: z.array(z.string()), removed: z.array(z.string()), dryRun: z.boolean() }),
+          z.object({
+            kept: z.array(z.string()),
+            removed: z.array(z.string()),
+            skipped: z.array(z.string()),
+            dryRun: z.boolean(),
+          }),
           'Prune report',
         ),
         ...errorResponses,
       },
     }),
     async (c) => {
-      const { item, dryRun, ...policy } = c.req.valid('json')
+      const { item, dryRun, includePolicyPoints, ...policy } = c.req.valid('json')
       const { vault } = c.req.valid('param')
       const v = await vaults().open(vault)
       // A prune is quick (it deletes manifests): it runs as a job, kept in the history, and answers its report.
+      // The points of protected VMs follow their policy: left alone unless includePolicyPoints.
       const report = await runAsJob(ctx, c, { kind: 'prune', vault, resource: `vaults/${vault}` }, () =>
-        v.prune({ policy, ...(item !== undefined ? { item } : {}), ...(dryRun ? { dryRun } : {}) }),
+        v.prune({
+          policy,
+          ...(item !== undefined ? { item } : {}),
+          ...(dryRun ? { dryRun } : {}),
+          ...(includePolicyPoints ? {} : { leaveKinds: ['vm'] }),
+        }),
       )
+      // VM points removed on request: their recovery points lose the vault tier now, not at next read.
+      if (includePolicyPoints && !dryRun && report.removed.length > 0)
+        await ctx.backups?.reconcileVault(vault)
       return c.json(report, 200)
     },
   )

@@ -123,6 +123,17 @@ export const azureErrors = {
     'DiskHasSnapshots',
     'This operation is not permitted because the blob has snapshots.',
   ),
+  // Not Azure codes: Azure has no blob held by a backup. Same status as SnapshotsPresent (SDKs do not retry).
+  DiskInUse: spec(
+    409,
+    'DiskInUse',
+    'This operation is not permitted because a protected VM backs up the blob or a recovery point holds its snapshots.',
+  ),
+  SnapshotInUse: spec(
+    409,
+    'SnapshotInUse',
+    'This operation is not permitted because a recovery point holds the snapshot.',
+  ),
   InvalidBlobType: spec(409, 'OperationNotSupported', 'The blob type is invalid for this operation.'),
   InvalidRange: spec(
     416,
@@ -284,6 +295,10 @@ function fromStoreCode(code: ErrorCode, kind: OperationKind): AzureErrorCode {
       return 'BlobAlreadyExists'
     case 'DiskHasSnapshots':
       return 'SnapshotsPresent'
+    case 'DiskInUse':
+      return 'DiskInUse'
+    case 'SnapshotInUse':
+      return 'SnapshotInUse'
     case 'InvalidName':
       return 'InvalidResourceName'
     case 'InvalidDiskSize':

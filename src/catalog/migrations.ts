@@ -165,4 +165,32 @@ export const MIGRATIONS: Migration[] = [
       await db.schema.createIndex('jobs_vm').on('jobs').columns(['vm']).execute()
     },
   },
+  {
+    // One recovery-point id form everywhere (the vault's, 20261204T195200123Z-7b55): points named by a
+    // UUID take the id of their vault point (or one made from their time); the UUID stays accepted.
+    version: 12,
+    name: 'recovery point ids',
+    async up(db) {
+      await db.schema.alterTable('recovery_points').addColumn('legacy_id', 'text').execute()
+      const rows = (await db
+        .selectFrom('recovery_points')
+        .select(['id', 'time', 'disks_json'])
+        .execute()) as {
+        id: string
+        time: number
+        disks_json: string
+      }[]
+      const taken = new Set(rows.map((r) => r.id))
+      for (const r of rows) {
+        if (/^\d{8}T\d{9}Z-[0-9a-f]{4}$/.test(r.id)) continue
+        const disks = JSON.parse(r.disks_json) as { vaultBackup?: string }[]
+        const vaultPoint = disks.find((d) => d.vaultBackup)?.vaultBackup?.split('/')[0]
+        const compact = new Date(r.time).toISOString().replace(/[-:.]/g, '')
+        let id = vaultPoint ?? `${compact}-${r.id.replace(/-/g, '').slice(0, 4).toLowerCase()}`
+        for (let n = 0; taken.has(id); n++) id = `${compact}-${n.toString(16).padStart(4, '0')}`
+        taken.add(id)
+        await db.updateTable('recovery_points').set({ id, legacy_id: r.id }).where('id', '=', r.id).execute()
+      }
+    },
+  },
 ]

@@ -93,6 +93,8 @@ export interface RecoveryPointsTable {
   disks_json: string
   vm_json: string
   created_at: string
+  /** The id a point had before ids took the vault's form (a UUID), still accepted on input. */
+  legacy_id: string | null
 }
 
 /**

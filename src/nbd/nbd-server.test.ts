@@ -395,10 +395,14 @@ describe('NbdServer', () => {
     c.socket.destroy()
   })
 
-  it('drops a client that never finishes the handshake', async () => {
+  it('drops a client that never finishes the handshake', { timeout: 15_000 }, async () => {
     const c = await RawClient.connect(port)
+    const started = performance.now()
     await c.read(18)
     await c.ended
+    // The server's handshake timeout (2 s here) dropped it: not at once, not never.
+    const waited = performance.now() - started
+    assert.ok(waited >= 1500 && waited < 10_000, `dropped after ${Math.round(waited)} ms`)
   })
 
   it('serves many connections at once, each seeing the others’ writes', async () => {
@@ -416,7 +420,7 @@ describe('NbdServer', () => {
     await Promise.all(clients.map((c) => c.disconnect()))
   })
 
-  it('refuses connections beyond the limit without stopping', async () => {
+  it('refuses connections beyond the limit without stopping', { timeout: 15_000 }, async () => {
     const small = new NbdServer(new DiskStoreExports(store), { maxConnections: 2 })
     const p = await small.listen(0)
     try {
@@ -424,7 +428,18 @@ describe('NbdServer', () => {
       const b = await RawClient.open(p, 'acct/vms/os')
       const c = await RawClient.connect(p)
       await c.ended
+      // The two it holds go on being served, and a freed slot takes a new client.
+      for (const client of [a, b]) assert.equal((await client.request(P.CMD_READ, 0, 4096)).error, 0)
       await a.disconnect()
+      // The server frees the slot when it sees the socket close, a moment after the client does.
+      let d: RawClient | undefined
+      for (let i = 0; i < 50 && !d; i++) {
+        d = await RawClient.open(p, 'acct/vms/os').catch(() => undefined)
+        if (!d) await new Promise((r) => setTimeout(r, 40))
+      }
+      assert.ok(d, 'a freed slot took no new client within 2 s')
+      assert.equal((await d.request(P.CMD_READ, 0, 4096)).error, 0)
+      await d.disconnect()
       await b.disconnect()
     } finally {
       await small.close()

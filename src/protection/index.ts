@@ -18,6 +18,8 @@ export {
   diskSource,
   restoreToDisk,
 } from './disk-backup.js'
+export { type DeleteTarget, type DiskDependent, DiskGuard } from './disk-guard.js'
+export { type DiskLabel, diskLabel, parseDiskLabel } from './disk-label.js'
 export {
   type JobBody,
   type JobContext,
@@ -36,6 +38,7 @@ export {
   type RetentionReason,
   type RetentionVerdict,
 } from './plan-retention.js'
+export { PointReconciler, type ReconcileReport, tierOf } from './point-reconciler.js'
 export {
   type BackupPolicy,
   type BackupSchedule,
@@ -57,7 +60,6 @@ export {
   ProtectionService,
   type ProtectionServiceOptions,
   type RunningJob,
-  type VaultTransfer,
 } from './protection-service.js'
 export {
   type ProtectedItem,
@@ -88,6 +90,7 @@ export {
   type SchedulerStatus,
   type SchedulerStore,
 } from './scheduler.js'
+export type { VaultTransfer } from './vault-transfer.js'
 export {
   type DataDisk,
   type DiskSelection,

@@ -100,7 +100,10 @@ describe('validatePolicy', () => {
 
   it('asks weekly schedules for weekly retention on scheduled days only', () => {
     const weekly = { frequency: 'Weekly', days: ['Saturday'], time: '02:00' }
-    assert.match(problems({ ...daily, schedule: weekly }), /weekly retention, not daily/)
+    assert.match(
+      problems({ ...daily, schedule: weekly }),
+      /keeps weekly points: give "retention.weekly" \(--keep-weeks\), not "retention.daily"/,
+    )
     assert.match(
       problems({ ...daily, schedule: weekly, retention: { weekly: { weeks: 4, daysOfWeek: ['Sunday'] } } }),
       /takes no backup/,

@@ -89,6 +89,22 @@ export function validatePolicy(input: unknown): BackupPolicy {
   const o = (isObject(input) ? input : {}) as Record<string, unknown>
   const name = typeof o.name === 'string' ? o.name : ''
   if (!isObject(input)) problems.push('it is not an object')
+  // A misspelt field would otherwise be dropped without a word ("vault" comes back from listings).
+  unknownKeys(o, POLICY_KEYS, '', problems)
+  if (isObject(o.schedule))
+    unknownKeys(o.schedule as Record<string, unknown>, SCHEDULE_KEYS, 'schedule.', problems)
+  if (isObject(o.retention)) {
+    const r = o.retention as Record<string, unknown>
+    unknownKeys(r, ['daily', 'weekly', 'monthly', 'yearly'], 'retention.', problems)
+    const parts: [string, string[]][] = [
+      ['daily', ['days']],
+      ['weekly', ['weeks', 'daysOfWeek']],
+      ['monthly', ['months', 'on']],
+      ['yearly', ['years', 'monthsOfYear', 'on']],
+    ]
+    for (const [k, keys] of parts)
+      if (isObject(r[k])) unknownKeys(r[k] as Record<string, unknown>, keys, `retention.${k}.`, problems)
+  }
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) {
     problems.push('"name" must be 1–64 letters, digits, ".", "_" or "-", starting with a letter or digit')
   }
@@ -214,7 +230,10 @@ function checkRetention(
   const weekly = schedule?.frequency === 'Weekly'
   const days = range('daily', 'days', POLICY_BOUNDS.dailyDays, 'days')
   if (days !== undefined) {
-    if (weekly) problems.push('a weekly schedule takes weekly retention, not daily retention')
+    if (weekly)
+      problems.push(
+        'a weekly schedule backs up on its days only, so it keeps weekly points: give "retention.weekly" (--keep-weeks), not "retention.daily" (--keep-days)',
+      )
     out.daily = { days }
   } else if (schedule && !weekly) {
     problems.push(`a ${schedule.frequency.toLowerCase()} schedule needs "retention.daily"`)
@@ -302,6 +321,22 @@ function mustBeScheduled(days: Weekday[], scheduled: Weekday[], where: string, p
   const missing = days.filter((d) => !scheduled.includes(d))
   if (missing.length > 0)
     problems.push(`"${where}" names ${missing.join(', ')}, on which the schedule takes no backup`)
+}
+
+const POLICY_KEYS = [
+  'name',
+  'vault',
+  'policyType',
+  'timeZone',
+  'schedule',
+  'instantRpRetentionRangeInDays',
+  'retention',
+]
+const SCHEDULE_KEYS = ['frequency', 'time', 'days', 'intervalHours', 'windowStart', 'windowDurationHours']
+
+function unknownKeys(o: Record<string, unknown>, known: string[], where: string, problems: string[]): void {
+  for (const k of Object.keys(o))
+    if (!known.includes(k)) problems.push(`"${where}${k}" is not a policy field (known: ${known.join(', ')})`)
 }
 
 function isObject(v: unknown): boolean {

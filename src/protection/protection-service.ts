@@ -1,56 +1,25 @@
 import type { Job } from '../catalog/index.js'
-import type { DiskRef, DiskStore, LongOperationOptions } from '../diskstore/index.js'
+import type { DiskRef, DiskStore } from '../diskstore/index.js'
 import { CairnError, isCairnError, type Logger, silentLogger } from '../util/index.js'
-import type { Consistency } from '../vault/index.js'
+import { type Consistency, newRecoveryPointId } from '../vault/index.js'
 import { fromWall, toWall } from './_zoned-time.js'
 import { AgentClient, type AgentQuiesce, type AgentThaw } from './agent-client.js'
+import { DiskGuard } from './disk-guard.js'
+import { diskLabel } from './disk-label.js'
 import type { JobContext, JobService, StartedJob } from './job-service.js'
 import { expiredSnapshots, onDemandExpiry, planRetention } from './plan-retention.js'
+import { PointReconciler, type ReconcileReport, vaultRef } from './point-reconciler.js'
 import { type BackupPolicy, POLICY_BOUNDS } from './policy.js'
-import type { ProtectionStore, VmRecoveryPoint, VmRecoveryPointDisk } from './protection-store.js'
+import type {
+  ProtectedItem,
+  ProtectionStore,
+  VmRecoveryPoint,
+  VmRecoveryPointDisk,
+} from './protection-store.js'
 import { scheduledTimes } from './schedule.js'
+import type { VaultTransfer } from './vault-transfer.js'
 import { refKey, type VmSpec } from './vm.js'
-
-/**
- * What protection needs from the vault engine: store every disk of a snapshot-tier point as one vault
- * recovery point, reading only what changed since a base the vault holds; restore a disk; delete.
- */
-export interface VaultTransfer {
-  backupPoint(
-    request: {
-      vault: string
-      item: { kind: string; name: string; config: Record<string, unknown> }
-      consistency: Consistency
-      expiresAt?: string
-      disks: {
-        name: string
-        lun?: number
-        disk: DiskRef
-        snapshot: string
-        size: number
-        baseSnapshot?: string
-      }[]
-      /** The vault point of an earlier point whose snapshots still exist: only the diff is read. */
-      base?: string
-    },
-    options: LongOperationOptions,
-  ): Promise<{ id: string; bytesAdded: number }>
-  restoreDisk(
-    request: { vault: string; point: string; disk: string; target: DiskRef; size: number },
-    options: LongOperationOptions,
-  ): Promise<void>
-  deletePoint(vault: string, point: string): Promise<void>
-}
-
-/** Name of a recovery point's disk inside its vault point: `os`, `lun0`, … */
-const vaultDiskName = (lun: number | 'os') => (lun === 'os' ? 'os' : `lun${lun}`)
-
-/** Splits a disk's `vaultBackup` (`<vault point>/<disk>`). */
-function vaultRef(d: VmRecoveryPointDisk): { point: string; disk: string } | undefined {
-  if (!d.vaultBackup) return undefined
-  const i = d.vaultBackup.lastIndexOf('/')
-  return { point: d.vaultBackup.slice(0, i), disk: d.vaultBackup.slice(i + 1) }
-}
+import { diskExists, removeDisks, VmRestores } from './vm-restores.js'
 
 /** Options of a ProtectionService. */
 export interface ProtectionServiceOptions {
@@ -97,6 +66,10 @@ export class ProtectionService {
   readonly #onDemandPerDay: number
   readonly #running = new Map<string, Promise<Job>>()
   readonly #busyVms = new Set<string>()
+  readonly #reconciler: PointReconciler
+  /** Deletes of disks, snapshots, containers and accounts that protection depends on (refused unless forced). */
+  readonly guard: DiskGuard
+  readonly #restores: VmRestores
 
   constructor(options: ProtectionServiceOptions) {
     this.#store = options.store
@@ -106,6 +79,145 @@ export class ProtectionService {
     this.#log = options.logger ?? silentLogger
     this.#now = options.now ?? Date.now
     this.#onDemandPerDay = options.onDemandPerDay ?? POLICY_BOUNDS.onDemandPerDay
+    this.#reconciler = new PointReconciler({
+      store: this.#store,
+      disks: this.#disks,
+      ...(this.#vault ? { vault: this.#vault } : {}),
+      logger: this.#log,
+    })
+    this.guard = new DiskGuard({ store: this.#store, disks: this.#disks, reconciler: this.#reconciler })
+    this.#restores = new VmRestores({
+      store: this.#store,
+      disks: this.#disks,
+      jobs: this.#jobs,
+      ...(this.#vault ? { vault: this.#vault } : {}),
+      reconciler: this.#reconciler,
+      running: this.#running,
+      isBusy: (vm) => this.#busyVms.has(vm),
+      reconcile: (vm) => this.reconcile(vm),
+    })
+  }
+
+  /** A VM's recovery points, oldest first, after bringing their tiers in line with what exists. */
+  async listRecoveryPoints(vmName: string): Promise<VmRecoveryPoint[]> {
+    await this.reconcile(vmName, { vault: true })
+    return this.#store.listRecoveryPoints(vmName)
+  }
+
+  /** Reconciles the points of every VM protected in a vault with it (after points left it). */
+  async reconcileVault(vault: string): Promise<void> {
+    for (const item of await this.#store.listItems({ vault }))
+      await this.reconcile(item.vmName, { vault: true })
+  }
+
+  /** Brings a VM's recovery points in line with the disk store (and, with `vault`, its vault). */
+  reconcile(vmName: string, options: { vault?: boolean } = {}): Promise<ReconcileReport> {
+    return this.#reconciler.reconcile(vmName, options)
+  }
+
+  /** Adds a backup policy to a vault that exists (VaultNotFound otherwise), within the reference bounds. */
+  async createPolicy(vault: string, input: unknown): Promise<BackupPolicy> {
+    await this.#needVault(vault, `create a backup policy in vault "${vault}"`)
+    return this.#store.createPolicy(vault, input)
+  }
+
+  /**
+   * Protects a VM in a vault with a policy. Idempotent: protecting it again in the same vault applies
+   * the policy and disks and resumes it. An item stranded in a vault that no longer exists moves to
+   * the new vault: its snapshot-tier points stay, the points only the old vault held are dropped.
+   */
+  async protect(
+    vmName: string,
+    options: { vault: string; policy: string; includedLuns?: number[]; includeFutureDisks?: boolean },
+  ): Promise<{ item: ProtectedItem; created: boolean }> {
+    await this.#needVault(options.vault, `protect VM "${vmName}"`)
+    const existing = await this.#store.findItem(vmName)
+    if (!existing) return { item: await this.#store.protect(vmName, options), created: true }
+    if (existing.vault !== options.vault) {
+      if (!this.#vault || (await this.#vault.hasVault(existing.vault)))
+        throw new CairnError(
+          'VmAlreadyProtected',
+          `Cannot protect VM "${vmName}" in vault "${options.vault}": it is protected in vault "${existing.vault}" (${existing.state}); stop protection there first`,
+        )
+      await this.reconcile(vmName, { vault: true })
+    }
+    return { item: await this.#store.reprotect(vmName, options), created: false }
+  }
+
+  /** Resumes stopped protection (optionally under another policy); resuming a protected VM changes nothing. */
+  async resume(vmName: string, policy?: string): Promise<ProtectedItem> {
+    const item = await this.#store.getItem(vmName)
+    if (item.state === 'Protected' && (policy === undefined || policy === item.policyName)) return item
+    return this.#store.resume(vmName, policy)
+  }
+
+  /**
+   * Stops protection. Keeping data leaves the points to their expiry. Deleting data checks first that
+   * it can (no backup running, the vault open if it exists), then stops the item, deletes every
+   * point's snapshots and vault copy — what is already gone counts as deleted, so a vault deleted or
+   * recreated does not stop it — and drops the item. Running it again finishes what an interruption
+   * left; on a VM no longer protected it answers NotProtected.
+   */
+  async stopProtection(
+    vmName: string,
+    options: { deleteData: boolean },
+  ): Promise<{
+    vmName: string
+    state: 'Protected' | 'ProtectionStopped' | 'NotProtected'
+    item?: ProtectedItem
+    deletedPoints: string[]
+  }> {
+    const item = await this.#store.findItem(vmName)
+    if (!item) {
+      if (options.deleteData) return { vmName, state: 'NotProtected', deletedPoints: [] }
+      throw new CairnError(
+        'ProtectedItemNotFound',
+        `Cannot stop protection of VM "${vmName}": it is not protected`,
+      )
+    }
+    if (!options.deleteData) {
+      const stopped = (await this.#store.stopProtection(vmName, { deleteData: false })).item
+      return { vmName, state: stopped.state, item: stopped, deletedPoints: [] }
+    }
+    if (this.#busyVms.has(vmName))
+      throw new CairnError(
+        'BackupInProgress',
+        `Cannot delete the backup data of VM "${vmName}": a backup of it is running; cancel it or wait`,
+      )
+    this.#busyVms.add(vmName)
+    try {
+      const points = await this.#store.listRecoveryPoints(vmName)
+      const inVault = points.some((p) => p.disks.some((d) => d.vaultBackup))
+      // A locked vault would stop the deletion half way: refuse before anything changes.
+      if (this.#vault && inVault && (await this.#vault.hasVault(item.vault)))
+        await this.#vault.openVault(item.vault)
+      await this.#store.stopProtection(vmName, { deleteData: false })
+      const deleted: string[] = []
+      for (const p of points) {
+        await this.#reconciler.deletePointData(item.vault, p)
+        await this.#store.deleteRecoveryPoint(p.id)
+        deleted.push(p.id)
+      }
+      await this.#store.removeItem(vmName)
+      this.#log.info('protection stopped and backup data deleted', { vm: vmName, points: deleted.length })
+      return { vmName, state: 'NotProtected', deletedPoints: deleted }
+    } finally {
+      this.#busyVms.delete(vmName)
+    }
+  }
+
+  /**
+   * Forgets a VM (its disks stay). Refused while it is protected or has recovery points; points whose
+   * data is gone are dropped first, so a VM stranded by a lost vault can go once protection stopped.
+   */
+  async deleteVm(vmName: string): Promise<void> {
+    if (await this.#store.findItem(vmName)) await this.reconcile(vmName, { vault: true })
+    await this.#store.deleteVm(vmName)
+  }
+
+  async #needVault(vault: string, what: string): Promise<void> {
+    if (this.#vault && !(await this.#vault.hasVault(vault)))
+      throw new CairnError('VaultNotFound', `Cannot ${what}: vault "${vault}" does not exist`)
   }
 
   /** Starts a backup as a job and answers the job at once ("backup now" answers 202 with it). */
@@ -206,7 +318,7 @@ export class ProtectionService {
           itemId: item.id,
           vault: item.vault,
           startedBy: options.startedBy ?? (kind === 'Scheduled' ? 'scheduler' : 'local'),
-          details: { kind, disks: disks.map((d) => d.lun) },
+          details: { kind, disks: disks.map((d) => diskLabel(d.lun)) },
         },
         (ctx) => this.#runBackup(ctx, b),
         options.signal ? { interruptOn: options.signal } : {},
@@ -321,19 +433,25 @@ export class ProtectionService {
       await ctx.phase('SnapshotTaken')
       // 4. The point as it will be written, in the snapshot tier.
       const time = new Date(this.#now())
-      const rpDisks: VmRecoveryPointDisk[] = snapshots.map((s, i) => ({
-        lun: b.disks[i]!.lun,
-        source: s.disk,
-        size: this.#disks.getDisk(s.disk, s.snapshot).size,
-        snapshot: s.snapshot,
-      }))
+      const rpDisks: VmRecoveryPointDisk[] = snapshots.map((s, i) => {
+        const lun = b.disks[i]!.lun
+        return {
+          name: diskLabel(lun),
+          ...(lun !== 'os' ? { lun } : {}),
+          source: s.disk,
+          size: this.#disks.getDisk(s.disk, s.snapshot).size,
+          snapshot: s.snapshot,
+        }
+      })
       const {
         id: _id,
         createdAt: _c,
         updatedAt: _u,
         ...vmSpec
       } = b.vm as VmSpec & { id: string; createdAt?: string; updatedAt?: string }
-      const rp: Omit<VmRecoveryPoint, 'id'> = {
+      const rp: VmRecoveryPoint = {
+        // One id form for both tiers: the vault point of this recovery point gets the same id.
+        id: await this.#newPointId(time),
         itemId: b.itemId,
         time: time.toISOString(),
         kind: b.kind,
@@ -386,14 +504,31 @@ export class ProtectionService {
     }
   }
 
+  /** A new recovery point id (the vault's form, `20261204T195200123Z-7b55`), unused in the catalog. */
+  async #newPointId(time: Date): Promise<string> {
+    for (;;) {
+      const id = newRecoveryPointId(time)
+      if (!(await this.#store.findRecoveryPoint(id))) return id
+    }
+  }
+
   async #transfer(
     ctx: JobContext,
-    point: Omit<VmRecoveryPoint, 'id'>,
+    point: VmRecoveryPoint,
     vmName: string,
     vault: string,
   ): Promise<{ disks: VmRecoveryPointDisk[]; vaultPoint: string; bytesAdded: number; incremental: boolean }> {
     const vaultApi = this.#vault!
     await ctx.phase('TransferToVault')
+    // The vault may have lost points (deleted and recreated, pruned): the records learn it first, so
+    // that the base is a point the vault still holds. A vault that is gone fails the job here.
+    if (!(await vaultApi.hasVault(vault)))
+      throw new CairnError(
+        'VaultNotFound',
+        `Cannot back up VM "${vmName}": vault "${vault}" does not exist; protect it into another vault`,
+      )
+    const report = await this.reconcile(vmName, { vault: true })
+    if (report.vaultUnknown) throw new CairnError('VaultKeyRequired', report.vaultUnknown)
     // The base: the newest earlier point in both tiers whose snapshots all still exist.
     const previous = (await this.#store.listRecoveryPoints(vmName))
       .filter((p) => p.tier === 'SnapshotAndVault' && p.disks.every((d) => d.snapshot && d.vaultBackup))
@@ -403,17 +538,18 @@ export class ProtectionService {
     const { agent: _agent, ...config } = point.vm
     const request: Parameters<VaultTransfer['backupPoint']>[0] = {
       vault,
+      id: point.id,
       item: { kind: 'vm', name: vmName, config: { ...config, job: ctx.job.id } },
       consistency: point.consistency,
       disks: point.disks.map((d) => {
         const prev = previous?.disks.find((p) => refKey(p.source) === refKey(d.source) && p.size === d.size)
         const disk: Parameters<VaultTransfer['backupPoint']>[0]['disks'][number] = {
-          name: vaultDiskName(d.lun),
+          name: d.name,
           disk: d.source,
           snapshot: d.snapshot!,
           size: d.size,
         }
-        if (d.lun !== 'os') disk.lun = d.lun
+        if (d.lun !== undefined) disk.lun = d.lun
         if (prev?.snapshot) disk.baseSnapshot = prev.snapshot
         return disk
       }),
@@ -427,7 +563,7 @@ export class ProtectionService {
     })
     ctx.details.vaultPoint = res.id
     ctx.progress({ bytesDone: total, bytesTotal: total })
-    const disks = point.disks.map((d) => ({ ...d, vaultBackup: `${res.id}/${vaultDiskName(d.lun)}` }))
+    const disks = point.disks.map((d) => ({ ...d, vaultBackup: `${res.id}/${d.name}` }))
     return { disks, vaultPoint: res.id, bytesAdded: res.bytesAdded, incremental: prevRef !== undefined }
   }
 
@@ -486,228 +622,29 @@ export class ProtectionService {
   }
 
   /**
-   * Restores a recovery point as a new VM: new disks (from the snapshot tier when it still holds the
-   * point — no data copied — otherwise from the vault) plus the saved configuration. When the VM
-   * cannot be registered the disks stay restored and the job says so.
+   * Restores a recovery point as a new VM: new disks (each from its snapshot while it exists — no data
+   * copied — otherwise from the vault) plus the saved configuration (see VmRestores).
    */
-  async restoreVm(pointId: string, options: { as: string; startedBy?: string }): Promise<RunningJob> {
-    const { point, item } = await this.#pointWithItem(pointId)
-    return this.#runJob(
-      { resource: `vms/${options.as}`, vm: item.vmName, itemId: item.id, vault: item.vault, ...options },
-      async (ctx, details) => {
-        const restored = await this.#restoreDisks(ctx, point, item.vault, {
-          name: (lun) => `${options.as}-${lun === 'os' ? 'os' : `lun${lun}`}`,
-        })
-        details.disks = restored.map((r) => ({ lun: r.lun, disk: refKey(r.disk), from: r.from }))
-        const os = restored.find((r) => r.lun === 'os')
-        const spec: Record<string, unknown> = {
-          ...point.vm,
-          name: options.as,
-          osDisk: os?.disk,
-          dataDisks: restored.filter((r) => r.lun !== 'os').map((r) => ({ lun: r.lun, disk: r.disk })),
-          configuration: {
-            ...point.vm.configuration,
-            restoredFrom: { vm: item.vmName, recoveryPoint: point.id, time: point.time },
-          },
-        }
-        delete spec.agent
-        delete spec.tempDisk
-        try {
-          await this.#store.createVm(spec)
-          details.vm = options.as
-        } catch (err) {
-          details.warnings = [
-            `the disks are restored but VM "${options.as}" was not created: ${(err as Error).message}`,
-          ]
-        }
-      },
-    )
+  restoreVm(pointId: string, options: { as: string; startedBy?: string }): Promise<RunningJob> {
+    return this.#restores.restoreVm(pointId, options)
   }
 
-  /** Restores chosen disks (all by default) of a recovery point as new disks named `<prefix>-os`, `<prefix>-lunN`. */
-  async restoreDisks(
+  /** Restores chosen disks (all by default) of a recovery point as new disks `<prefix>-os`, `<prefix>-lunN`. */
+  restoreDisks(
     pointId: string,
-    options: { prefix: string; luns?: (number | 'os')[]; startedBy?: string },
+    options: { prefix: string; disks?: (number | 'os')[]; startedBy?: string },
   ): Promise<RunningJob> {
-    const { point, item } = await this.#pointWithItem(pointId)
-    const unknown = (options.luns ?? []).filter((l) => !point.disks.some((d) => d.lun === l))
-    if (unknown.length > 0) {
-      throw new CairnError(
-        'DiskNotFound',
-        `Cannot restore LUN ${unknown.join(', ')}: recovery point ${point.id} holds ${point.disks.map((d) => d.lun).join(', ')}`,
-      )
-    }
-    return this.#runJob(
-      { resource: `vms/${item.vmName}`, vm: item.vmName, itemId: item.id, vault: item.vault, ...options },
-      async (ctx, details) => {
-        const restored = await this.#restoreDisks(ctx, point, item.vault, {
-          name: (lun) => `${options.prefix}-${lun === 'os' ? 'os' : `lun${lun}`}`,
-          only: options.luns,
-        })
-        details.disks = restored.map((r) => ({ lun: r.lun, disk: refKey(r.disk), from: r.from }))
-        // The reference hands out a template with the disks: here the saved VM description.
-        details.vmConfiguration = point.vm
-      },
-    )
+    return this.#restores.restoreDisks(pointId, options)
   }
 
-  /**
-   * Replaces the disks of an existing VM with those of a recovery point. The current disks are
-   * snapshotted first and those snapshots kept (named in the job), then each disk takes the point's content.
-   */
-  async replaceDisks(
-    vmName: string,
-    pointId: string,
-    options: { startedBy?: string } = {},
-  ): Promise<RunningJob> {
-    const vm = await this.#store.getVm(vmName)
-    const { point, item } = await this.#pointWithItem(pointId)
-    if (item.vmName !== vmName)
-      throw new CairnError(
-        'RecoveryPointNotFound',
-        `Cannot replace the disks of VM "${vmName}": recovery point ${pointId} belongs to VM "${item.vmName}"`,
-      )
-    if (this.#busyVms.has(vmName))
-      throw new CairnError(
-        'BackupInProgress',
-        `Cannot replace the disks of VM "${vmName}": a backup of it is running`,
-      )
-    return this.#runJob(
-      { resource: `vms/${vmName}`, vm: vmName, itemId: item.id, vault: item.vault, ...options },
-      async (ctx, details) => {
-        const { job, signal } = ctx
-        await ctx.phase('SnapshotCurrentDisks')
-        const current = [vm.osDisk, ...vm.dataDisks.map((d) => d.disk)]
-        const kept = await this.#disks.snapshotGroup(current)
-        details.keptSnapshots = kept.map((k, i) => ({ disk: refKey(current[i]!), snapshot: k.snapshot }))
-        await ctx.phase('RestoreDisks')
-        const done: string[] = []
-        for (const d of point.disks) {
-          signal.throwIfAborted()
-          if (d.snapshot) {
-            await this.#disks.promote(d.source, d.snapshot)
-          } else {
-            const temp = { ...d.source, disk: `${d.source.disk}-restore-${job.id.slice(0, 8)}` }
-            details.createdDisks = [temp]
-            await ctx.phase('RestoreDisks')
-            try {
-              await this.#fromVault(item.vault, d, temp, signal)
-              signal.throwIfAborted()
-              await this.#disks.copyDisk({ ref: temp }, d.source, { overwrite: true })
-            } finally {
-              await this.#disks.deleteDisk(temp).catch(() => {})
-              details.createdDisks = []
-            }
-          }
-          done.push(refKey(d.source))
-        }
-        details.replaced = done
-      },
-    )
+  /** Replaces the disks of an existing VM with those of a recovery point (its current disks snapshotted first). */
+  replaceDisks(vmName: string, pointId: string, options: { startedBy?: string } = {}): Promise<RunningJob> {
+    return this.#restores.replaceDisks(vmName, pointId, options)
   }
 
-  async #restoreDisks(
-    ctx: JobContext,
-    point: VmRecoveryPoint,
-    vault: string,
-    o: { name: (lun: number | 'os') => string; only?: (number | 'os')[] | undefined },
-  ): Promise<{ lun: number | 'os'; disk: DiskRef; from: 'Snapshot' | 'Vault' }[]> {
-    const { signal, details } = ctx
-    const wanted = point.disks.filter((d) => !o.only || o.only.includes(d.lun))
-    // The disks this restore creates, recorded before any is made: a cancelled, failed or
-    // interrupted restore removes them (nothing half-restored is left behind).
-    const created: DiskRef[] = wanted.map((d) => ({ ...d.source, disk: o.name(d.lun) }))
-    for (const ref of created) {
-      if (diskExists(this.#disks, ref))
-        throw new CairnError('DiskAlreadyExists', `Cannot restore into disk ${refKey(ref)}: it exists`)
-    }
-    details.createdDisks = created
-    await ctx.phase('RestoreDisks')
-    ctx.progress({ bytesDone: 0, bytesTotal: wanted.reduce((n, d) => n + d.size, 0) })
-    const out: { lun: number | 'os'; disk: DiskRef; from: 'Snapshot' | 'Vault' }[] = []
-    let bytes = 0
-    try {
-      for (const [i, d] of wanted.entries()) {
-        signal.throwIfAborted()
-        const target = created[i]!
-        if (d.snapshot) {
-          await this.#disks.copyDisk({ ref: d.source, snapshot: d.snapshot }, target)
-          out.push({ lun: d.lun, disk: target, from: 'Snapshot' })
-        } else {
-          await this.#fromVault(vault, d, target, signal)
-          out.push({ lun: d.lun, disk: target, from: 'Vault' })
-        }
-        bytes += d.size
-        ctx.progress({ bytesDone: bytes })
-      }
-      signal.throwIfAborted()
-    } catch (err) {
-      await removeDisks(this.#disks, created.slice(0, out.length + 1))
-      details.createdDisks = []
-      throw err
-    }
-    return out
-  }
-
-  async #fromVault(
-    vault: string,
-    d: VmRecoveryPointDisk,
-    target: DiskRef,
-    signal: AbortSignal,
-  ): Promise<void> {
-    const ref = vaultRef(d)
-    if (!ref || !this.#vault) {
-      throw new CairnError(
-        'RecoveryPointNotFound',
-        `Cannot restore disk ${refKey(d.source)}: the point is in neither the snapshot tier nor the vault`,
-      )
-    }
-    await this.#vault.restoreDisk(
-      { vault, point: ref.point, disk: ref.disk, target, size: d.size },
-      { signal },
-    )
-  }
-
-  async #pointWithItem(pointId: string) {
-    const point = await this.#store.getRecoveryPoint(pointId)
-    const item = await this.#store.getItemById(point.itemId)
-    return { point, item }
-  }
-
-  /** Starts a restore as a job; answers the job at once and a promise of the finished job. */
-  async #runJob(
-    spec: { resource: string; vm: string; itemId: string; vault: string; startedBy?: string | undefined },
-    work: (ctx: JobContext, details: Record<string, unknown>) => Promise<void>,
-  ): Promise<RunningJob> {
-    const started = await this.#jobs.start(
-      {
-        kind: 'restore',
-        resource: spec.resource,
-        vm: spec.vm,
-        itemId: spec.itemId,
-        vault: spec.vault,
-        startedBy: spec.startedBy ?? 'local',
-      },
-      async (ctx) => {
-        await work(ctx, ctx.details)
-        const { createdDisks: _c, ...result } = ctx.details
-        return result
-      },
-    )
-    const done = started.done.finally(() => this.#running.delete(started.job.id))
-    this.#running.set(started.job.id, done)
-    return { job: started.job, done }
-  }
-
-  /** Removes a recovery point's snapshots and vault backups (its record is the caller's). */
-  async deletePointData(vault: string, p: VmRecoveryPoint): Promise<void> {
-    const points = new Set<string>()
-    for (const d of p.disks) {
-      if (d.snapshot) await this.#disks.deleteSnapshot(d.source, d.snapshot).catch(() => {})
-      const ref = vaultRef(d)
-      if (ref) points.add(ref.point)
-    }
-    if (this.#vault) for (const point of points) await this.#vault.deletePoint(vault, point)
+  /** Removes a recovery point's snapshots and vault backups (its record is the caller's); what is gone counts as removed. */
+  deletePointData(vault: string, p: VmRecoveryPoint): Promise<void> {
+    return this.#reconciler.deletePointData(vault, p)
   }
 }
 
@@ -718,20 +655,4 @@ function laterSlotToday(policy: BackupPolicy, at: number): boolean {
     const w = toWall(t, policy.timeZone)
     return w.year === day.year && w.month === day.month && w.day === day.day
   })
-}
-
-/** Deletes disks a restore made (those that exist). */
-async function removeDisks(store: DiskStore, refs: DiskRef[]): Promise<void> {
-  for (const r of refs) await store.deleteDisk(r).catch(() => {})
-}
-
-/** True when the disk exists. */
-function diskExists(store: DiskStore, ref: DiskRef): boolean {
-  try {
-    store.getDisk(ref)
-    return true
-  } catch (err) {
-    if (isCairnError(err) && err.code === 'DiskNotFound') return false
-    throw err
-  }
 }

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import { openSqliteCatalog } from '../catalog/index.js'
+import { CATALOG_DIALECTS, openCatalog } from '../catalog/index.js'
 import { isCairnError } from '../util/index.js'
 import { ProtectionStore } from './protection-store.js'
 
@@ -28,16 +28,18 @@ const dailyPolicy = {
   retention: { daily: { days: 30 } },
 }
 
+/** Runs `fn` on a store over a new catalog of `dialect`, with a way to close and reopen it. */
 async function withStore(
+  dialect: (typeof CATALOG_DIALECTS)[number],
   fn: (store: ProtectionStore, reopen: () => Promise<ProtectionStore>) => Promise<void>,
 ) {
   const dir = mkdtempSync(join(tmpdir(), 'cairn-protection-'))
-  const file = join(dir, 'catalog.db')
-  const catalogs = [await openSqliteCatalog(file)]
+  const url = dialect.url(dir)
+  const catalogs = [await openCatalog(url)]
   try {
     await fn(new ProtectionStore(catalogs[0]!), async () => {
       await catalogs.at(-1)!.close()
-      const c = await openSqliteCatalog(file)
+      const c = await openCatalog(url)
       catalogs.push(c)
       return new ProtectionStore(c)
     })
@@ -59,168 +61,173 @@ async function rejectsWith(p: Promise<unknown>, code: string, text?: RegExp) {
   })
 }
 
-describe('ProtectionStore', () => {
-  it('keeps a VM with its size, OS, configuration, disks by LUN, temporary disk and agent', async () => {
-    await withStore(async (store) => {
-      await store.createVm(web)
-      const vm = await store.getVm('web-1')
-      assert.equal(vm.vmSize, 'Standard_D2s_v3')
-      assert.deepEqual(vm.configuration, web.configuration)
-      assert.deepEqual(
-        vm.dataDisks.map((d) => [d.lun, d.disk.disk]),
-        [
-          [0, 'web-1-data0'],
-          [1, 'web-1-data1'],
-        ],
-      )
-      assert.equal(vm.tempDisk?.disk, 'web-1-temp')
-      assert.equal(vm.agent?.url, 'http://10.0.0.5:7071')
-      await rejectsWith(store.createVm(web), 'VmAlreadyExists')
-      await rejectsWith(store.getVm('nope'), 'VmNotFound', /"nope"/)
-    })
-  })
-
-  it('rejects more than 32 data disks, a LUN used twice and a disk attached twice', async () => {
-    await withStore(async (store) => {
-      const many = Array.from({ length: 33 }, (_, i) => ({ lun: i, disk: disk(`d${i}`) }))
-      await rejectsWith(store.createVm({ ...web, dataDisks: many }), 'VmInvalid', /at most 32 data disks/)
-      await rejectsWith(
-        store.createVm({
-          ...web,
-          dataDisks: [
-            { lun: 3, disk: disk('a') },
-            { lun: 3, disk: disk('b') },
+for (const dialect of CATALOG_DIALECTS)
+  describe(`ProtectionStore (catalog: ${dialect.name})`, () => {
+    it('keeps a VM with its size, OS, configuration, disks by LUN, temporary disk and agent', async () => {
+      await withStore(dialect, async (store) => {
+        await store.createVm(web)
+        const vm = await store.getVm('web-1')
+        assert.equal(vm.vmSize, 'Standard_D2s_v3')
+        assert.deepEqual(vm.configuration, web.configuration)
+        assert.deepEqual(
+          vm.dataDisks.map((d) => [d.lun, d.disk.disk]),
+          [
+            [0, 'web-1-data0'],
+            [1, 'web-1-data1'],
           ],
-        }),
-        'VmInvalid',
-        /LUN 3 is used twice/,
-      )
-      await rejectsWith(store.createVm({ ...web, tempDisk: disk('web-1-os') }), 'VmInvalid', /attached twice/)
-      await rejectsWith(
-        store.createVm({ ...web, agent: { url: 'ftp://x', token: 'short' } }),
-        'VmInvalid',
-        /agent/,
-      )
-    })
-  })
-
-  it('stores policies per vault, refuses duplicates, Enhanced to Standard, and deleting one in use', async () => {
-    await withStore(async (store) => {
-      await store.createPolicy('v1', dailyPolicy)
-      await store.createPolicy('v2', dailyPolicy)
-      await rejectsWith(store.createPolicy('v1', dailyPolicy), 'PolicyAlreadyExists')
-      await rejectsWith(
-        store.createPolicy('v1', { ...dailyPolicy, name: 'bad', retention: { daily: { days: 3 } } }),
-        'PolicyInvalid',
-      )
-      const enhanced = {
-        ...dailyPolicy,
-        name: 'hourly',
-        policyType: 'Enhanced',
-        schedule: { frequency: 'Hourly', intervalHours: 4, windowStart: '08:00', windowDurationHours: 12 },
-      }
-      await store.createPolicy('v1', enhanced)
-      await rejectsWith(
-        store.updatePolicy('v1', 'hourly', dailyPolicy),
-        'PolicyInvalid',
-        /cannot become Standard/,
-      )
-      const updated = await store.updatePolicy('v1', 'daily', {
-        ...dailyPolicy,
-        retention: { daily: { days: 60 } },
+        )
+        assert.equal(vm.tempDisk?.disk, 'web-1-temp')
+        assert.equal(vm.agent?.url, 'http://10.0.0.5:7071')
+        await rejectsWith(store.createVm(web), 'VmAlreadyExists')
+        await rejectsWith(store.getVm('nope'), 'VmNotFound', /"nope"/)
       })
-      assert.equal(updated.retention.daily?.days, 60)
-      assert.equal((await store.listPolicies('v1')).length, 2)
-      await store.createVm(web)
-      await store.protect('web-1', { vault: 'v1', policy: 'daily' })
-      await rejectsWith(store.deletePolicy('v1', 'daily'), 'PolicyInUse')
-      await store.deletePolicy('v2', 'daily')
-      await rejectsWith(store.getPolicy('v2', 'daily'), 'PolicyNotFound')
     })
-  })
 
-  it('protects selected LUNs (the OS disk always, never the temporary disk) and includes future disks when asked', async () => {
-    await withStore(async (store) => {
-      await store.createPolicy('v1', dailyPolicy)
-      await store.createVm(web)
-      await rejectsWith(
-        store.protect('web-1', { vault: 'v1', policy: 'daily', includedLuns: [7] }),
-        'VmInvalid',
-        /LUN 7/,
-      )
-      await store.protect('web-1', {
-        vault: 'v1',
-        policy: 'daily',
-        includedLuns: [1],
-        includeFutureDisks: true,
+    it('rejects more than 32 data disks, a LUN used twice and a disk attached twice', async () => {
+      await withStore(dialect, async (store) => {
+        const many = Array.from({ length: 33 }, (_, i) => ({ lun: i, disk: disk(`d${i}`) }))
+        await rejectsWith(store.createVm({ ...web, dataDisks: many }), 'VmInvalid', /at most 32 data disks/)
+        await rejectsWith(
+          store.createVm({
+            ...web,
+            dataDisks: [
+              { lun: 3, disk: disk('a') },
+              { lun: 3, disk: disk('b') },
+            ],
+          }),
+          'VmInvalid',
+          /LUN 3 is used twice/,
+        )
+        await rejectsWith(
+          store.createVm({ ...web, tempDisk: disk('web-1-os') }),
+          'VmInvalid',
+          /attached twice/,
+        )
+        await rejectsWith(
+          store.createVm({ ...web, agent: { url: 'ftp://x', token: 'short' } }),
+          'VmInvalid',
+          /agent/,
+        )
       })
-      await rejectsWith(store.protect('web-1', { vault: 'v1', policy: 'daily' }), 'VmAlreadyProtected')
-      assert.deepEqual(
-        (await store.disksToBackUp('web-1')).map((d) => d.lun),
-        ['os', 1],
-      )
-      const vm = await store.getVm('web-1')
-      await store.setVmDisks('web-1', {
-        osDisk: vm.osDisk,
-        dataDisks: [...vm.dataDisks, { lun: 5, disk: disk('web-1-data5') }],
-        ...(vm.tempDisk ? { tempDisk: vm.tempDisk } : {}),
+    })
+
+    it('stores policies per vault, refuses duplicates, Enhanced to Standard, and deleting one in use', async () => {
+      await withStore(dialect, async (store) => {
+        await store.createPolicy('v1', dailyPolicy)
+        await store.createPolicy('v2', dailyPolicy)
+        await rejectsWith(store.createPolicy('v1', dailyPolicy), 'PolicyAlreadyExists')
+        await rejectsWith(
+          store.createPolicy('v1', { ...dailyPolicy, name: 'bad', retention: { daily: { days: 3 } } }),
+          'PolicyInvalid',
+        )
+        const enhanced = {
+          ...dailyPolicy,
+          name: 'hourly',
+          policyType: 'Enhanced',
+          schedule: { frequency: 'Hourly', intervalHours: 4, windowStart: '08:00', windowDurationHours: 12 },
+        }
+        await store.createPolicy('v1', enhanced)
+        await rejectsWith(
+          store.updatePolicy('v1', 'hourly', dailyPolicy),
+          'PolicyInvalid',
+          /cannot become Standard/,
+        )
+        const updated = await store.updatePolicy('v1', 'daily', {
+          ...dailyPolicy,
+          retention: { daily: { days: 60 } },
+        })
+        assert.equal(updated.retention.daily?.days, 60)
+        assert.equal((await store.listPolicies('v1')).length, 2)
+        await store.createVm(web)
+        await store.protect('web-1', { vault: 'v1', policy: 'daily' })
+        await rejectsWith(store.deletePolicy('v1', 'daily'), 'PolicyInUse')
+        await store.deletePolicy('v2', 'daily')
+        await rejectsWith(store.getPolicy('v2', 'daily'), 'PolicyNotFound')
       })
-      assert.deepEqual(
-        (await store.disksToBackUp('web-1')).map((d) => d.lun),
-        ['os', 1, 5],
-      )
     })
-  })
 
-  it('changes policy, stops protection keeping or deleting data, and resumes', async () => {
-    await withStore(async (store) => {
-      await store.createPolicy('v1', dailyPolicy)
-      await store.createPolicy('v1', { ...dailyPolicy, name: 'other' })
-      await store.createVm(web)
-      await store.protect('web-1', { vault: 'v1', policy: 'daily' })
-      assert.equal((await store.changePolicy('web-1', 'other')).policyName, 'other')
-      await rejectsWith(store.changePolicy('web-1', 'missing'), 'PolicyNotFound')
-      const item = await store.getItem('web-1')
-      const vm = await store.getVm('web-1')
-      await store.addRecoveryPoint({
-        itemId: item.id,
-        time: '2026-01-01T22:00:00.000Z',
-        kind: 'Scheduled',
-        consistency: 'AppConsistent',
-        tier: 'Snapshot',
-        disks: [{ lun: 'os', source: vm.osDisk, size: 1024, snapshot: 's1' }],
-        vm,
+    it('protects selected LUNs (the OS disk always, never the temporary disk) and includes future disks when asked', async () => {
+      await withStore(dialect, async (store) => {
+        await store.createPolicy('v1', dailyPolicy)
+        await store.createVm(web)
+        await rejectsWith(
+          store.protect('web-1', { vault: 'v1', policy: 'daily', includedLuns: [7] }),
+          'VmInvalid',
+          /LUN 7/,
+        )
+        await store.protect('web-1', {
+          vault: 'v1',
+          policy: 'daily',
+          includedLuns: [1],
+          includeFutureDisks: true,
+        })
+        await rejectsWith(store.protect('web-1', { vault: 'v1', policy: 'daily' }), 'VmAlreadyProtected')
+        assert.deepEqual(
+          (await store.disksToBackUp('web-1')).map((d) => d.lun),
+          ['os', 1],
+        )
+        const vm = await store.getVm('web-1')
+        await store.setVmDisks('web-1', {
+          osDisk: vm.osDisk,
+          dataDisks: [...vm.dataDisks, { lun: 5, disk: disk('web-1-data5') }],
+          ...(vm.tempDisk ? { tempDisk: vm.tempDisk } : {}),
+        })
+        assert.deepEqual(
+          (await store.disksToBackUp('web-1')).map((d) => d.lun),
+          ['os', 1, 5],
+        )
       })
-      const kept = await store.stopProtection('web-1', { deleteData: false })
-      assert.equal(kept.item.state, 'ProtectionStopped')
-      assert.equal(kept.pointsToDelete.length, 0)
-      assert.equal((await store.listSchedulable()).length, 0, 'a stopped item is not scheduled')
-      await rejectsWith(store.deleteVm('web-1'), 'VmIsProtected')
-      const resumed = await store.resume('web-1')
-      assert.equal(resumed.state, 'Protected')
-      const del = await store.stopProtection('web-1', { deleteData: true })
-      assert.equal(del.pointsToDelete.length, 1)
-      await rejectsWith(store.removeItem('web-1'), 'VmIsProtected', /1 recovery point/)
-      await store.deleteRecoveryPoint(del.pointsToDelete[0]!.id)
-      await store.removeItem('web-1')
-      await rejectsWith(store.getItem('web-1'), 'ProtectedItemNotFound')
-      await store.deleteVm('web-1')
+    })
+
+    it('changes policy, stops protection keeping or deleting data, and resumes', async () => {
+      await withStore(dialect, async (store) => {
+        await store.createPolicy('v1', dailyPolicy)
+        await store.createPolicy('v1', { ...dailyPolicy, name: 'other' })
+        await store.createVm(web)
+        await store.protect('web-1', { vault: 'v1', policy: 'daily' })
+        assert.equal((await store.changePolicy('web-1', 'other')).policyName, 'other')
+        await rejectsWith(store.changePolicy('web-1', 'missing'), 'PolicyNotFound')
+        const item = await store.getItem('web-1')
+        const vm = await store.getVm('web-1')
+        await store.addRecoveryPoint({
+          itemId: item.id,
+          time: '2026-01-01T22:00:00.000Z',
+          kind: 'Scheduled',
+          consistency: 'AppConsistent',
+          tier: 'Snapshot',
+          disks: [{ name: 'os', source: vm.osDisk, size: 1024, snapshot: 's1' }],
+          vm,
+        })
+        const kept = await store.stopProtection('web-1', { deleteData: false })
+        assert.equal(kept.item.state, 'ProtectionStopped')
+        assert.equal(kept.pointsToDelete.length, 0)
+        assert.equal((await store.listSchedulable()).length, 0, 'a stopped item is not scheduled')
+        await rejectsWith(store.deleteVm('web-1'), 'VmIsProtected')
+        const resumed = await store.resume('web-1')
+        assert.equal(resumed.state, 'Protected')
+        const del = await store.stopProtection('web-1', { deleteData: true })
+        assert.equal(del.pointsToDelete.length, 1)
+        await rejectsWith(store.removeItem('web-1'), 'VmIsProtected', /1 recovery point/)
+        await store.deleteRecoveryPoint(del.pointsToDelete[0]!.id)
+        await store.removeItem('web-1')
+        await rejectsWith(store.getItem('web-1'), 'ProtectedItemNotFound')
+        await store.deleteVm('web-1')
+      })
+    })
+
+    it('keeps the scheduler state across a reopen', async () => {
+      await withStore(dialect, async (store, reopen) => {
+        await store.createPolicy('v1', dailyPolicy)
+        await store.createVm(web)
+        const item = await store.protect('web-1', { vault: 'v1', policy: 'daily' })
+        await store.recordRun(item.id, Date.UTC(2026, 0, 1, 22))
+        await store.recordMaintenance(42)
+
+        const again = await reopen()
+        const [s] = await again.listSchedulable()
+        assert.equal(s?.lastSlot, Date.UTC(2026, 0, 1, 22))
+        assert.equal(s?.policy.name, 'daily')
+        assert.equal(await again.lastMaintenance(), 42)
+      })
     })
   })
-
-  it('keeps the scheduler state across a reopen', async () => {
-    await withStore(async (store, reopen) => {
-      await store.createPolicy('v1', dailyPolicy)
-      await store.createVm(web)
-      const item = await store.protect('web-1', { vault: 'v1', policy: 'daily' })
-      await store.recordRun(item.id, Date.UTC(2026, 0, 1, 22))
-      await store.recordMaintenance(42)
-
-      const again = await reopen()
-      const [s] = await again.listSchedulable()
-      assert.equal(s?.lastSlot, Date.UTC(2026, 0, 1, 22))
-      assert.equal(s?.policy.name, 'daily')
-      assert.equal(await again.lastMaintenance(), 42)
-    })
-  })
-})

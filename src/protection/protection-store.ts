@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto'
 import type { Catalog, CatalogSchema } from '../catalog/index.js'
 import type { DiskRef } from '../diskstore/index.js'
 import { CairnError } from '../util/index.js'
-import type { Consistency } from '../vault/index.js'
+import { type Consistency, newRecoveryPointId } from '../vault/index.js'
+import { type DiskLabel, diskLabel } from './disk-label.js'
 import { type BackupPolicy, validatePolicy } from './policy.js'
 import type { SchedulableItem, SchedulerStore } from './scheduler.js'
 import { type DiskSelection, type SelectedDisk, selectDisks, type Vm, type VmSpec, validateVm } from './vm.js'
@@ -29,9 +30,12 @@ export interface ProtectedItem extends DiskSelection {
 /** Where a recovery point's data lives. */
 export type RecoveryPointTier = 'Snapshot' | 'SnapshotAndVault' | 'Vault'
 
-/** One disk of a VM recovery point. */
+/** One disk of a recovery point. */
 export interface VmRecoveryPointDisk {
-  lun: number | 'os'
+  /** `os` or `lun<N>` (see disk-label.ts). */
+  name: DiskLabel
+  /** The LUN of a data disk (absent for the OS disk). */
+  lun?: number
   source: DiskRef
   size: number
   /** Disk-store snapshot id while the point is in the snapshot tier. */
@@ -42,7 +46,7 @@ export interface VmRecoveryPointDisk {
 
 /**
  * A protected VM's recovery point: its disks at one instant, with the VM description saved to rebuild
- * it, in the snapshot tier, the vault tier or both. Its vault copy is one vault `RecoveryPoint`
+ * it, in the snapshot tier, the vault tier or both. Its vault copy is one vault `VmRecoveryPoint`
  * (src/vault), named by each disk's `vaultBackup`.
  */
 export interface VmRecoveryPoint {
@@ -137,20 +141,36 @@ export class ProtectionStore implements SchedulerStore {
     return this.getVm(name)
   }
 
-  /** Removes a VM's record (not its disks); refused while it is a protected item. */
+  /**
+   * Removes a VM's record (not its disks). Refused while it is under protection or has recovery
+   * points; a stopped item without points (what a stop with data deletion or lost data leaves) goes with it.
+   */
   async deleteVm(name: string): Promise<void> {
     const vm = await this.getVm(name)
     const item = await this.#db
       .selectFrom('protected_items')
-      .select('id')
+      .select(['id', 'state', 'vault'])
       .where('vm_id', '=', vm.id)
       .executeTakeFirst()
-    if (item)
-      throw new CairnError(
-        'VmIsProtected',
-        `Cannot delete VM "${name}": it has backup data; stop protection and delete the data first`,
-      )
-    await this.#db.deleteFrom('vms').where('id', '=', vm.id).execute()
+    if (item) {
+      const points = await this.#db
+        .selectFrom('recovery_points')
+        .select('id')
+        .where('item_id', '=', item.id)
+        .execute()
+      if (item.state === 'Protected' || points.length > 0) {
+        throw new CairnError(
+          'VmIsProtected',
+          item.state === 'Protected'
+            ? `Cannot delete VM "${name}": it is protected in vault "${item.vault}"; stop protection first (protection stop ${name} --delete-data)`
+            : `Cannot delete VM "${name}": ${points.length} recovery point(s) remain; delete them with protection stop ${name} --delete-data`,
+        )
+      }
+    }
+    await this.#db.transaction().execute(async (trx) => {
+      if (item) await trx.deleteFrom('protected_items').where('id', '=', item.id).execute()
+      await trx.deleteFrom('vms').where('id', '=', vm.id).execute()
+    })
   }
 
   async #findVm(name: string): Promise<Vm | undefined> {
@@ -319,6 +339,58 @@ export class ProtectionStore implements SchedulerStore {
     return this.getItem(vmName)
   }
 
+  /**
+   * Protects a VM that already has an item again: same or (when its vault is gone) another vault, the
+   * given policy and disks, state Protected. Its recovery points stay with it.
+   */
+  async reprotect(
+    vmName: string,
+    options: { vault: string; policy: string; includedLuns?: number[]; includeFutureDisks?: boolean },
+  ): Promise<ProtectedItem> {
+    const vm = await this.getVm(vmName)
+    const item = await this.getItem(vmName)
+    const policy = await this.#findPolicyRow(options.vault, options.policy)
+    if (!policy) {
+      throw new CairnError(
+        'PolicyNotFound',
+        `Cannot protect VM "${vmName}": vault "${options.vault}" has no policy "${options.policy}"`,
+      )
+    }
+    const luns = vm.dataDisks.map((d) => d.lun)
+    const unknown = (options.includedLuns ?? []).filter((l) => !luns.includes(l))
+    if (unknown.length > 0) {
+      throw new CairnError(
+        'VmInvalid',
+        `Cannot protect VM "${vmName}": it has no data disk at LUN ${unknown.join(', ')}`,
+      )
+    }
+    const restart = item.state !== 'Protected' || item.vault !== options.vault
+    await this.#db
+      .updateTable('protected_items')
+      .set({
+        vault: options.vault,
+        policy_id: policy.id,
+        state: 'Protected',
+        included_luns_json: options.includedLuns
+          ? JSON.stringify([...new Set(options.includedLuns)].sort((a, b) => a - b))
+          : null,
+        known_luns_json: JSON.stringify(luns),
+        include_future_disks: options.includeFutureDisks ? 1 : 0,
+        ...(restart ? { protected_since: this.#now(), last_slot: null } : {}),
+        updated_at: this.#iso(),
+      })
+      .where('id', '=', item.id)
+      .execute()
+    return this.getItem(vmName)
+  }
+
+  /** The protected item of a VM, or undefined. */
+  async findItem(vmName: string): Promise<ProtectedItem | undefined> {
+    const vm = await this.getVm(vmName)
+    const row = (await this.#itemRows()).find((r) => r.vm_id === vm.id)
+    return row ? toItem(row) : undefined
+  }
+
   /** The protected item of a VM. */
   async getItem(vmName: string): Promise<ProtectedItem> {
     const vm = await this.getVm(vmName)
@@ -485,7 +557,7 @@ export class ProtectionStore implements SchedulerStore {
 
   /** Adds a recovery point (written only once its snapshot exists: never half a point). */
   async addRecoveryPoint(point: Omit<VmRecoveryPoint, 'id'> & { id?: string }): Promise<VmRecoveryPoint> {
-    const id = point.id ?? randomUUID()
+    const id = point.id ?? newRecoveryPointId(new Date(point.time))
     await this.#db
       .insertInto('recovery_points')
       .values({
@@ -499,19 +571,27 @@ export class ProtectionStore implements SchedulerStore {
         disks_json: JSON.stringify(point.disks),
         vm_json: JSON.stringify(point.vm),
         created_at: this.#iso(),
+        legacy_id: null,
       })
       .execute()
     return { ...point, id }
   }
 
+  /** A recovery point by id (or by the UUID it had before ids took the vault's form). */
   async getRecoveryPoint(id: string): Promise<VmRecoveryPoint> {
+    const p = await this.findRecoveryPoint(id)
+    if (!p) throw new CairnError('RecoveryPointNotFound', `Cannot find recovery point "${id}"`)
+    return p
+  }
+
+  /** A recovery point by id or legacy UUID, or undefined. */
+  async findRecoveryPoint(id: string): Promise<VmRecoveryPoint | undefined> {
     const row = await this.#db
       .selectFrom('recovery_points')
       .selectAll()
-      .where('id', '=', id)
+      .where((eb) => eb.or([eb('id', '=', id), eb('legacy_id', '=', id)]))
       .executeTakeFirst()
-    if (!row) throw new CairnError('RecoveryPointNotFound', `Cannot find recovery point "${id}"`)
-    return toPoint(row)
+    return row ? toPoint(row) : undefined
   }
 
   /** A VM's recovery points, oldest first. */
@@ -617,9 +697,17 @@ function toPoint(r: CatalogSchema['recovery_points']): VmRecoveryPoint {
     kind: r.kind as VmRecoveryPoint['kind'],
     consistency: r.consistency as Consistency,
     tier: r.tier as RecoveryPointTier,
-    disks: JSON.parse(r.disks_json) as VmRecoveryPointDisk[],
+    disks: (JSON.parse(r.disks_json) as StoredPointDisk[]).map(pointDisk),
     vm: JSON.parse(r.vm_json) as VmSpec,
   }
   if (r.expires_at !== null) p.expiresAt = new Date(r.expires_at).toISOString()
   return p
+}
+
+/** A point's disk as stored: points written before disk labels have `lun: 'os' | N` and no name. */
+type StoredPointDisk = Omit<VmRecoveryPointDisk, 'name' | 'lun'> & { name?: DiskLabel; lun?: number | 'os' }
+
+function pointDisk(d: StoredPointDisk): VmRecoveryPointDisk {
+  const { name, lun, ...rest } = d
+  return { name: name ?? diskLabel(lun ?? 'os'), ...(typeof lun === 'number' ? { lun } : {}), ...rest }
 }

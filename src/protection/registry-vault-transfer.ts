@@ -1,7 +1,8 @@
 import type { DiskStore } from '../diskstore/index.js'
+import { isCairnError } from '../util/index.js'
 import type { VaultRegistry } from '../vault/index.js'
 import { diskSource, restoreToDisk } from './disk-backup.js'
-import type { VaultTransfer } from './protection-service.js'
+import type { VaultTransfer } from './vault-transfer.js'
 
 /**
  * The vault side of VM backups over the service's vault registry: the disk-store snapshots of a point
@@ -30,6 +31,7 @@ export class RegistryVaultTransfer implements VaultTransfer {
       }),
     )
     const rp = await vault.backup({
+      ...(request.id ? { id: request.id } : {}),
       sources,
       item: request.item,
       consistency: request.consistency,
@@ -53,6 +55,37 @@ export class RegistryVaultTransfer implements VaultTransfer {
   }
 
   async deletePoint(vault: string, point: string): Promise<void> {
-    await (await this.#registry.open(vault)).deleteRecoveryPoint(point)
+    try {
+      await (await this.#registry.open(vault)).deleteRecoveryPoint(point)
+    } catch (err) {
+      // Already gone (the point, or the whole vault): the delete is done.
+      if (isCairnError(err) && (err.code === 'RecoveryPointNotFound' || err.code === 'VaultNotFound')) return
+      throw err
+    }
+  }
+
+  async listPoints(vault: string, item: string): Promise<Set<string> | undefined> {
+    let v: Awaited<ReturnType<VaultRegistry['open']>>
+    try {
+      v = await this.#registry.open(vault)
+    } catch (err) {
+      if (isCairnError(err) && err.code === 'VaultNotFound') return undefined
+      throw err
+    }
+    return new Set((await v.listRecoveryPoints({ item })).map((p) => p.id))
+  }
+
+  async hasVault(vault: string): Promise<boolean> {
+    try {
+      await this.#registry.get(vault)
+      return true
+    } catch (err) {
+      if (isCairnError(err) && err.code === 'VaultNotFound') return false
+      throw err
+    }
+  }
+
+  async openVault(vault: string): Promise<void> {
+    await this.#registry.open(vault)
   }
 }

@@ -213,7 +213,9 @@ export class CairnService {
       this.#api.maxConnections = c.apiMaxConnections
       const port = await listen(this.#api, this.config.port, apiHost, 'management API')
       this.#listeners.api = `http://${urlHost(apiHost)}:${port}`
-      this.#blobApi = new BlobApiServer(this.#diskStore, {
+      // The blob API deletes through protection's guard: a blob or snapshot a recovery point or a
+      // protected VM needs answers 409 DiskInUse / SnapshotInUse (no way to force it there).
+      this.#blobApi = new BlobApiServer(backups.guard.guardedStore(), {
         logger: log.child({ component: 'blobapi' }),
         maxConnections: c.blobMaxConnections,
         limits: http,

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
@@ -35,7 +35,9 @@ describe('DataFolderLock', () => {
       writeFileSync(join(dir, 'cairn.lock'), `${dead}\n`)
       const lock = new DataFolderLock(dir)
       lock.acquire()
+      assert.match(readFileSync(join(dir, 'cairn.lock'), 'utf8'), new RegExp(`^${process.pid} `))
       lock.release()
+      assert.ok(!existsSync(join(dir, 'cairn.lock')), 'release() removes the lock file')
       const again = new DataFolderLock(dir)
       again.acquire()
       again.release()
@@ -89,6 +91,7 @@ describe('DataFolderLock', () => {
       writeFileSync(join(dir, 'cairn.lock'), `${process.ppid} 1\n`)
       const lock = new DataFolderLock(dir)
       lock.acquire()
+      assert.match(readFileSync(join(dir, 'cairn.lock'), 'utf8'), new RegExp(`^${process.pid} `))
       lock.release()
     } finally {
       rmSync(dir, { recursive: true, force: true })

@@ -216,6 +216,16 @@ export const errorCatalogue = {
     EXIT.conflict,
     'The VM has had its on-demand backups for today (3 a day, in the policy time zone).',
   ),
+  DiskInUse: spec(
+    409,
+    EXIT.conflict,
+    'A protected VM backs up this disk or a recovery point holds its snapshots; stop protection or force the delete.',
+  ),
+  SnapshotInUse: spec(
+    409,
+    EXIT.conflict,
+    'A recovery point holds this snapshot; stop protection or force the delete.',
+  ),
 } as const satisfies Record<string, ErrorSpec>
 
 /** A stable error code from the catalogue. */

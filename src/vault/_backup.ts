@@ -44,6 +44,11 @@ export interface BackupOptions extends OperationOptions {
   expiresAt?: Date | null
   /** Disks backed up at once (default 2). */
   parallelDisks?: number
+  /**
+   * The new point's id (default a new one); must have the form of `newRecoveryPointId` and be unused.
+   * The protection service gives a VM point's id so that both tiers name the point the same way.
+   */
+  id?: string
 }
 
 const ZERO = Buffer.alloc(1024 * 1024)
@@ -61,6 +66,9 @@ export function newRecoveryPointId(now = new Date()): string {
   return `${now.toISOString().replace(/[-:.]/g, '')}-${randomBytes(2).toString('hex')}`
 }
 
+/** The form of every recovery point id (`newRecoveryPointId`). */
+export const RECOVERY_POINT_ID = /^\d{8}T\d{9}Z-[0-9a-f]{4}$/
+
 /** Runs one backup: every source into one new recovery point; the manifest is written last. */
 export async function runBackup(core: VaultCore, opts: BackupOptions): Promise<RecoveryPoint> {
   const started = Date.now()
@@ -71,7 +79,13 @@ export async function runBackup(core: VaultCore, opts: BackupOptions): Promise<R
       throw new CairnError('InvalidRequest', `Cannot back up: two disks are named "${s.name}"`)
     names.add(s.name)
   }
-  const id = newRecoveryPointId()
+  if (opts.id !== undefined) {
+    if (!RECOVERY_POINT_ID.test(opts.id))
+      throw new CairnError('InvalidRequest', `Cannot back up: "${opts.id}" is not a recovery point id`)
+    if ((await core.recoveryPointIds()).includes(opts.id))
+      throw new CairnError('InvalidRequest', `Cannot back up: recovery point "${opts.id}" exists`)
+  }
+  const id = opts.id ?? newRecoveryPointId()
   // What the chunks are compared with: the base, or for a full backup the reference (by checksum only).
   const against =
     opts.base ??

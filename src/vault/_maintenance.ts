@@ -11,6 +11,8 @@ import type { OperationOptions, RecoveryPoint } from './types.js'
 export interface PruneReport {
   kept: string[]
   removed: string[]
+  /** Points left alone because their source kind is in `leaveKinds` (for example VM points a policy manages). */
+  skipped: string[]
   dryRun: boolean
 }
 
@@ -37,7 +39,14 @@ async function splitLocks(
  */
 export async function runPrune(
   core: VaultCore,
-  opts: { policy?: RetentionPolicy; item?: string; dryRun?: boolean; now?: Date; staleLockMs?: number },
+  opts: {
+    policy?: RetentionPolicy
+    item?: string
+    dryRun?: boolean
+    now?: Date
+    staleLockMs?: number
+    leaveKinds?: string[]
+  },
 ): Promise<PruneReport> {
   const now = opts.now ?? new Date()
   const points: RecoveryPoint[] = []
@@ -46,8 +55,13 @@ export async function runPrune(
     (await liveLocks(core, opts.staleLockMs ?? STALE_LOCK_MS)).flatMap((l) => l.bases),
   )
   const groups = new Map<string, RecoveryPoint[]>()
+  const skipped: string[] = []
   for (const p of points) {
     if (opts.item !== undefined && p.source.name !== opts.item) continue
+    if (opts.leaveKinds?.includes(p.source.kind)) {
+      skipped.push(p.id)
+      continue
+    }
     const g = groups.get(p.source.name) ?? []
     g.push(p)
     groups.set(p.source.name, g)
@@ -71,7 +85,12 @@ export async function runPrune(
   if (!opts.dryRun) {
     for (const id of removed) await core.backend.delete(`rp/${id}`)
   }
-  return { kept: kept.sort(), removed: removed.sort(), dryRun: opts.dryRun ?? false }
+  return {
+    kept: kept.sort(),
+    removed: removed.sort(),
+    skipped: skipped.sort(),
+    dryRun: opts.dryRun ?? false,
+  }
 }
 
 /** A lock not updated for this long belongs to a backup that died (running backups touch theirs every 30 s). */

@@ -10,6 +10,7 @@ import { bufferSink, bufferSource, mixedImage, scatterWrites, textBytes } from '
 import { fileSink } from './file-sink.js'
 import { fileSource } from './file-source.js'
 import { openVaultBackend } from './open-vault-backend.js'
+import type { BackupSource } from './types.js'
 import { Vault } from './vault.js'
 import { type BackendUnderTest, ENGINE_BACKENDS, FS_BACKEND } from './vault-backend.contract.js'
 import type { VaultBackend } from './vault-backend.js'
@@ -273,6 +274,46 @@ for (const backend of ENGINE_BACKENDS)
           packs.map((o) => o.name),
           (await v.backend.list('packs/')).map((o) => o.name),
         )
+      })
+    })
+
+    it('prune and gc running during a backup delete nothing it needs', async () => {
+      await withVault(backend, async (v) => {
+        const img = randomBytes(8 * MiB)
+        const slow = (data: Buffer): BackupSource => ({
+          name: 'os',
+          size: data.length,
+          read: async (o, l) => {
+            await new Promise((r) => setTimeout(r, 120))
+            return Buffer.from(data.subarray(o, o + l))
+          },
+          ranges: async () => [{ start: 0, end: data.length }],
+        })
+        const rp1 = await v.backup({ item, sources: [bufferSource('os', img)] })
+        const img2 = Buffer.from(img)
+        randomBytes(2 * MiB).copy(img2, 3 * MiB)
+        // A checksum backup reuses rp1's chunks while prune tries to remove rp1 and gc repacks.
+        const running = v.backup({ item, base: rp1.id, sources: [slow(img2)] })
+        let settled = false
+        void running.finally(() => {
+          settled = true
+        })
+        let rounds = 0
+        while (!settled) {
+          await v.prune({ policy: { keepLast: 1 } })
+          await v.gc({ repackBelow: 1 })
+          rounds++
+        }
+        const rp2 = await running
+        assert.ok(rounds >= 2, `only ${rounds} prune and gc rounds overlapped the backup`)
+        await v.prune({ policy: { keepLast: 1 } })
+        await v.gc({ repackBelow: 1 })
+        assert.deepEqual(
+          (await v.listRecoveryPoints()).map((p) => p.id),
+          [rp2.id],
+        )
+        assert.ok((await restored(v, rp2.id, 'os', img2.length)).equals(img2))
+        assert.deepEqual((await v.verify()).problems, [])
       })
     })
 

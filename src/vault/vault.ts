@@ -249,6 +249,8 @@ export class Vault {
     dryRun?: boolean
     now?: Date
     staleLockMs?: number
+    /** Source kinds whose points prune leaves alone (reported as skipped). */
+    leaveKinds?: string[]
   }): Promise<PruneReport> {
     this.#open()
     return runPrune(this.#core, options)

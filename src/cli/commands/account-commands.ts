@@ -113,8 +113,15 @@ export const accountCommands: CommandDef[] = [
     name: 'account delete',
     summary: 'Delete a storage account with all its containers, disks and snapshots',
     args: [{ name: 'NAME', help: 'account name' }],
-    async run({ args, client, out }) {
-      await client.delete(accountPath(args.NAME!))
+    options: [
+      {
+        name: 'force',
+        type: 'boolean',
+        help: 'delete even what protected VMs or recovery points need (those points fall back to the vault)',
+      },
+    ],
+    async run({ args, opts, client, out }) {
+      await client.delete(accountPath(args.NAME!), { force: opts.force ? 'true' : undefined })
       out.result({ deleted: args.NAME }, () => out.line(`deleted account ${args.NAME}`))
     },
   },
@@ -178,9 +185,16 @@ export const accountCommands: CommandDef[] = [
     name: 'container delete',
     summary: 'Delete a container with all its disks and snapshots',
     args: [{ name: 'ACCOUNT/CONTAINER', help: 'account and container name' }],
-    async run({ args, client, out }) {
+    options: [
+      {
+        name: 'force',
+        type: 'boolean',
+        help: 'delete even what protected VMs or recovery points need (those points fall back to the vault)',
+      },
+    ],
+    async run({ args, opts, client, out }) {
       const { account, container } = splitContainer(args['ACCOUNT/CONTAINER']!)
-      await client.delete(containerPath(account, container))
+      await client.delete(containerPath(account, container), { force: opts.force ? 'true' : undefined })
       out.result({ deleted: `${account}/${container}` }, () =>
         out.line(`deleted container ${account}/${container}`),
       )

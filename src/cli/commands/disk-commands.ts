@@ -317,10 +317,18 @@ export const diskCommands: CommandDef[] = [
     args: [{ name: 'NAME', help: NAME_HELP }],
     options: [
       { name: 'snapshots', type: 'string', value: 'include|only', help: 'what happens to its snapshots' },
+      {
+        name: 'force',
+        type: 'boolean',
+        help: 'delete even what protected VMs or recovery points need (those points fall back to the vault)',
+      },
     ],
     async run({ args, opts, client, out }) {
       const d = parseDiskName(args.NAME!)
-      await client.delete(diskPath(d), { snapshots: opts.snapshots as string | undefined })
+      await client.delete(diskPath(d), {
+        snapshots: opts.snapshots as string | undefined,
+        force: opts.force ? 'true' : undefined,
+      })
       out.result({ deleted: diskText(d), snapshots: opts.snapshots ?? null }, () =>
         out.line(
           opts.snapshots === 'only' ? `deleted the snapshots of ${diskText(d)}` : `deleted ${diskText(d)}`,
@@ -516,10 +524,19 @@ export const diskCommands: CommandDef[] = [
     name: 'disk snapshot-delete',
     summary: 'Delete one snapshot of a disk',
     args: [{ name: 'NAME@SNAPSHOT', help: `${NAME_HELP}@SNAPSHOT` }],
-    async run({ args, client, out }) {
+    options: [
+      {
+        name: 'force',
+        type: 'boolean',
+        help: 'delete even what protected VMs or recovery points need (those points fall back to the vault)',
+      },
+    ],
+    async run({ args, opts, client, out }) {
       const d = parseDiskName(args['NAME@SNAPSHOT']!, { snapshot: true })
       if (!d.snapshot) throw new CairnError('UsageError', 'Name the snapshot to delete as DISK@SNAPSHOT')
-      await client.delete(`${diskPath(d)}/snapshots/${encodeURIComponent(d.snapshot)}`)
+      await client.delete(`${diskPath(d)}/snapshots/${encodeURIComponent(d.snapshot)}`, {
+        force: opts.force ? 'true' : undefined,
+      })
       out.result({ deleted: diskText(d) }, () => out.line(`deleted ${diskText(d)}`))
     },
   },

@@ -4,6 +4,7 @@ import { agentCommands } from './agent-commands.js'
 import { backupCommands } from './backup-commands.js'
 import { diskCommands } from './disk-commands.js'
 import { jobCommands } from './job-commands.js'
+import { policyCommands } from './policy-commands.js'
 import { protectionCommands } from './protection-commands.js'
 import { restoreCommands } from './restore-commands.js'
 import { rpCommands } from './rp-commands.js'
@@ -21,5 +22,6 @@ export const COMMANDS: CommandDef[] = [
   ...restoreCommands,
   ...jobCommands,
   ...protectionCommands,
+  ...policyCommands,
   ...agentCommands,
 ]

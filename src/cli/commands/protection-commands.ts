@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs'
+import { diskLabel, parseDiskLabel } from '../../protection/index.js'
 import { CairnError } from '../../util/index.js'
 import type { ApiClient } from '../api-client.js'
 import type { CommandDef, OptionDef } from '../command.js'
 import { CANCEL_ON_INTERRUPT, diskRef, followJob, type Job, printJob } from './_jobs.js'
 
-// `cairn vm …`, `cairn policy …`, `cairn protect`, `cairn protection …`, `cairn rp …`, `cairn job …`.
+// `cairn vm …`, `cairn protect`, `cairn protection …`, `cairn rp …`, `cairn job …`.
 
 type Obj = Record<string, unknown>
 interface List<T> {
@@ -45,44 +46,41 @@ interface PointView {
   consistency: string
   tier: string
   expiresAt?: string
-  disks: { lun: number | 'os' }[]
+  disks: { name: string; lun?: number }[]
 }
+/** `os,lun0,lun2` for a selection of data-disk LUNs (the OS disk is always in). */
+const labels = (luns: number[]) => ['os', ...luns.map((l) => diskLabel(l))].join(',')
+
+/** A data disk named `lunN` (or, the older form, `N`). */
+function dataLun(text: string): number {
+  const lun = parseDiskLabel(text, 'data disk')
+  if (lun === 'os')
+    throw new CairnError('UsageError', '--luns names data disks; the OS disk is always backed up')
+  return lun
+}
+
 const ref = (d: DiskRefView | undefined) => (d ? `${d.account}/${d.container}/${d.disk}` : undefined)
 const enc = encodeURIComponent
-const vaultOpt: OptionDef = {
+export const vaultOpt: OptionDef = {
   name: 'vault',
   type: 'string',
   value: 'V',
   help: 'vault name (env CAIRN_VAULT)',
 }
 
-function vaultOf(opts: Obj): string {
+export function vaultOf(opts: Obj): string {
   const v = (opts.vault as string | undefined) ?? process.env.CAIRN_VAULT
   if (!v) throw new CairnError('UsageError', 'Cannot tell which vault: give --vault V or set CAIRN_VAULT')
   return v
 }
 
-function csv(text: string | undefined): string[] | undefined {
+export function csv(text: string | undefined): string[] | undefined {
   return text === undefined
     ? undefined
     : text
         .split(',')
         .map((s) => s.trim())
         .filter(Boolean)
-}
-
-const WEEKDAY_ABBR: Record<string, string> = {
-  sun: 'Sunday',
-  mon: 'Monday',
-  tue: 'Tuesday',
-  wed: 'Wednesday',
-  thu: 'Thursday',
-  fri: 'Friday',
-  sat: 'Saturday',
-}
-/** `Sat,sun,Monday` → reference names; unknown words pass through for the service to reject. */
-function weekdays(text: string | undefined): string[] | undefined {
-  return csv(text)?.map((d) => WEEKDAY_ABBR[d.slice(0, 3).toLowerCase()] ?? d)
 }
 
 async function itemVault(client: ApiClient, vm: string, opts: Obj): Promise<string> {
@@ -99,7 +97,12 @@ export const protectionCommands: CommandDef[] = [
     args: [{ name: 'NAME', help: 'VM name' }],
     options: [
       { name: 'os-disk', type: 'string', value: 'D', help: 'OS disk as [[account/]container/]disk' },
-      { name: 'data-disk', type: 'list', value: 'LUN=D', help: 'a data disk at a LUN (repeat, up to 32)' },
+      {
+        name: 'data-disk',
+        type: 'list',
+        value: 'lunN=D',
+        help: 'a data disk at a LUN, e.g. lun0=vms/data (repeat, up to 32)',
+      },
       { name: 'temp-disk', type: 'string', value: 'D', help: 'temporary disk (never backed up)' },
       { name: 'size', type: 'string', value: 'SIZE', help: 'VM size descriptor (default custom)' },
       { name: 'os-type', type: 'string', value: 'OS', help: 'Linux or Windows (default Linux)' },
@@ -114,17 +117,17 @@ export const protectionCommands: CommandDef[] = [
       { name: 'agent-token', type: 'string', value: 'T', help: 'agent token (env CAIRN_AGENT_TOKEN)' },
     ],
     examples: [
-      'cairn vm create web-1 --os-disk acct/vms/web-1-os --data-disk 0=acct/vms/web-1-data --agent http://10.0.0.5:7071 --agent-token s3cret-token',
+      'cairn vm create web-1 --os-disk acct/vms/web-1-os --data-disk lun0=acct/vms/web-1-data --agent http://10.0.0.5:7071 --agent-token s3cret-token',
     ],
     async run({ args, opts, client, out }) {
       if (!opts['os-disk'])
         throw new CairnError('UsageError', 'Cannot create a VM without --os-disk [[account/]container/]disk')
       const dataDisks = (opts['data-disk'] as string[]).map((spec) => {
-        const m = /^(\d+)=(.+)$/.exec(spec)
+        const m = /^(?:lun)?(\d+)=(.+)$/i.exec(spec)
         if (!m)
           throw new CairnError(
             'UsageError',
-            `--data-disk expects LUN=[[account/]container/]disk, not "${spec}"`,
+            `--data-disk expects lunN=[[account/]container/]disk, not "${spec}"`,
           )
         return { lun: Number(m[1]), disk: diskRef(m[2]!) }
       })
@@ -175,7 +178,7 @@ export const protectionCommands: CommandDef[] = [
           ['size', v.vmSize],
           ['os', `${v.osType}${v.osName ? ` (${v.osName})` : ''}`],
           ['os disk', ref(v.osDisk)],
-          ...v.dataDisks.map((d): [string, unknown] => [`lun ${d.lun}`, ref(d.disk)]),
+          ...v.dataDisks.map((d): [string, unknown] => [`lun${d.lun}`, ref(d.disk)]),
           ['temp disk', ref(v.tempDisk)],
           ['agent', v.agent?.url],
         ]),
@@ -192,184 +195,24 @@ export const protectionCommands: CommandDef[] = [
     },
   },
   {
-    name: 'policy create',
-    summary: 'Create a backup policy: Standard daily/weekly, or Enhanced hourly, with retention ranges',
-    description:
-      'Bounds (as the reference): instant restore 1–5 days Standard (default 2), 1–30 Enhanced (default 7);\n' +
-      'daily 7–9999 days; weekly up to 5163 weeks; monthly up to 1188 months; yearly up to 99 years.\n' +
-      'Hourly intervals: 4, 6, 8, 12 or 24 h inside a window. --file takes a whole JSON policy instead.',
-    args: [{ name: 'NAME', help: 'policy name' }],
-    options: [
-      vaultOpt,
-      {
-        name: 'file',
-        type: 'string',
-        value: 'FILE',
-        help: 'JSON policy definition (the flags below are ignored)',
-      },
-      { name: 'enhanced', type: 'boolean', help: 'an Enhanced policy (needed for hourly)' },
-      { name: 'frequency', type: 'string', value: 'F', help: 'daily, weekly or hourly (default daily)' },
-      { name: 'time', type: 'string', value: 'HH:MM', help: 'daily/weekly start time (default 22:00)' },
-      { name: 'days', type: 'string', value: 'DAYS', help: 'weekly: days, e.g. Sat,Sun' },
-      { name: 'interval', type: 'number', value: 'H', help: 'hourly: every 4, 6, 8, 12 or 24 h' },
-      { name: 'window-start', type: 'string', value: 'HH:MM', help: 'hourly: window start (default 00:00)' },
-      { name: 'window-hours', type: 'number', value: 'H', help: 'hourly: window length (default 24)' },
-      { name: 'time-zone', type: 'string', value: 'TZ', help: 'IANA time zone (default UTC)' },
-      {
-        name: 'instant-days',
-        type: 'number',
-        value: 'N',
-        help: 'instant-restore (snapshot) retention in days',
-      },
-      {
-        name: 'keep-days',
-        type: 'number',
-        value: 'N',
-        help: 'daily retention in days (default 30; not for weekly)',
-      },
-      { name: 'keep-weeks', type: 'number', value: 'N', help: 'weekly retention in weeks' },
-      {
-        name: 'keep-weekly-on',
-        type: 'string',
-        value: 'DAYS',
-        help: 'weekly points: days (default Sunday or the schedule days)',
-      },
-      { name: 'keep-months', type: 'number', value: 'N', help: 'monthly retention in months' },
-      {
-        name: 'keep-monthly-on',
-        type: 'string',
-        value: 'DAYS',
-        help: 'monthly points: days of month, e.g. 1,Last (default 1)',
-      },
-      { name: 'keep-years', type: 'number', value: 'N', help: 'yearly retention in years' },
-      {
-        name: 'keep-yearly-in',
-        type: 'string',
-        value: 'MONTHS',
-        help: 'yearly points: months (default January), on day 1',
-      },
-    ],
-    examples: [
-      'cairn policy create daily-30 --vault v1 --time 22:30 --time-zone Europe/Berlin --keep-days 30 --keep-weeks 12',
-      'cairn policy create every-4h --vault v1 --enhanced --frequency hourly --interval 4 --window-start 08:00 --window-hours 12',
-    ],
-    async run({ args, opts, client, out }) {
-      const vault = vaultOf(opts)
-      let policy: Obj
-      if (opts.file) {
-        policy = { ...JSON.parse(readFileSync(opts.file as string, 'utf8')), name: args.NAME }
-      } else {
-        const frequency = ((opts.frequency as string | undefined) ?? 'daily').toLowerCase()
-        const schedule: Obj =
-          frequency === 'hourly'
-            ? {
-                frequency: 'Hourly',
-                intervalHours: opts.interval ?? 4,
-                windowStart: opts['window-start'] ?? '00:00',
-                windowDurationHours: opts['window-hours'] ?? 24,
-              }
-            : frequency === 'weekly'
-              ? {
-                  frequency: 'Weekly',
-                  days: weekdays(opts.days as string | undefined) ?? ['Sunday'],
-                  time: opts.time ?? '22:00',
-                }
-              : { frequency: frequency === 'daily' ? 'Daily' : frequency, time: opts.time ?? '22:00' }
-        const retention: Obj = {}
-        if (frequency !== 'weekly') retention.daily = { days: opts['keep-days'] ?? 30 }
-        if (opts['keep-weeks'] !== undefined || frequency === 'weekly') {
-          const weekly: Obj = { weeks: opts['keep-weeks'] ?? 4 }
-          const on = weekdays(opts['keep-weekly-on'] as string | undefined)
-          if (on) weekly.daysOfWeek = on
-          else if (frequency !== 'weekly') weekly.daysOfWeek = ['Sunday']
-          retention.weekly = weekly
-        }
-        if (opts['keep-months'] !== undefined) {
-          const days = csv(opts['keep-monthly-on'] as string | undefined)?.map((d) =>
-            d === 'Last' ? d : Number(d),
-          ) ?? [1]
-          retention.monthly = { months: opts['keep-months'], on: { format: 'Daily', days } }
-        }
-        if (opts['keep-years'] !== undefined) {
-          retention.yearly = {
-            years: opts['keep-years'],
-            monthsOfYear: csv(opts['keep-yearly-in'] as string | undefined) ?? ['January'],
-            on: { format: 'Daily', days: [1] },
-          }
-        }
-        policy = {
-          name: args.NAME,
-          policyType: opts.enhanced ? 'Enhanced' : 'Standard',
-          timeZone: opts['time-zone'] ?? 'UTC',
-          schedule,
-          retention,
-        }
-        if (opts['instant-days'] !== undefined) policy.instantRpRetentionRangeInDays = opts['instant-days']
-      }
-      const created = await client.post<Obj>(`/api/v1/vaults/${enc(vault)}/backupPolicies`, policy)
-      out.result(created, (p) => out.line(`policy ${p.name} created in vault ${vault}`))
-    },
-  },
-  {
-    name: 'policy list',
-    summary: 'List the backup policies of a vault',
-    options: [vaultOpt],
-    async run({ opts, client, out }) {
-      const { value } = await client.get<List<Obj & { schedule: Obj; retention: Obj }>>(
-        `/api/v1/vaults/${enc(vaultOf(opts))}/backupPolicies`,
-      )
-      out.result(value, (rows) =>
-        out.table(rows, [
-          { header: 'name', value: (p) => p.name as string },
-          { header: 'type', value: (p) => p.policyType as string },
-          { header: 'schedule', value: (p) => describeSchedule(p.schedule) },
-          { header: 'zone', value: (p) => p.timeZone as string },
-          { header: 'instant days', value: (p) => p.instantRpRetentionRangeInDays as number, align: 'right' },
-          { header: 'retention', value: (p) => describeRetention(p.retention) },
-        ]),
-      )
-    },
-  },
-  {
-    name: 'policy show',
-    summary: 'Show a backup policy (as JSON)',
-    args: [{ name: 'NAME', help: 'policy name' }],
-    options: [vaultOpt],
-    async run({ args, opts, client, out }) {
-      out.printJson(
-        await client.get(`/api/v1/vaults/${enc(vaultOf(opts))}/backupPolicies/${enc(args.NAME!)}`),
-      )
-    },
-  },
-  {
-    name: 'policy delete',
-    summary: 'Delete a backup policy that no item uses',
-    args: [{ name: 'NAME', help: 'policy name' }],
-    options: [vaultOpt],
-    async run({ args, opts, client, out }) {
-      await client.delete(`/api/v1/vaults/${enc(vaultOf(opts))}/backupPolicies/${enc(args.NAME!)}`)
-      out.result({ deleted: args.NAME }, () => out.line(`policy ${args.NAME} deleted`))
-    },
-  },
-  {
     name: 'protect',
     summary: 'Enable protection of a VM with a policy in a vault (the OS disk always included)',
     args: [{ name: 'VM', help: 'VM name' }],
     options: [
       vaultOpt,
       { name: 'policy', type: 'string', value: 'P', help: 'backup policy of the vault' },
-      { name: 'luns', type: 'string', value: 'LIST', help: 'back up only these data-disk LUNs, e.g. 0,2' },
+      { name: 'luns', type: 'string', value: 'LIST', help: 'back up only these data disks, e.g. lun0,lun2' },
       { name: 'include-future-disks', type: 'boolean', help: 'with --luns: also disks attached later' },
     ],
     examples: [
       'cairn protect web-1 --vault v1 --policy daily-30',
-      'cairn protect db-1 --vault v1 --policy daily-30 --luns 0',
+      'cairn protect db-1 --vault v1 --policy daily-30 --luns lun0',
     ],
     async run({ args, opts, client, out }) {
       if (!opts.policy) throw new CairnError('UsageError', 'Cannot protect without --policy P')
       const body: Obj = { vm: args.VM, policy: opts.policy }
       const luns = csv(opts.luns as string | undefined)
-      if (luns) body.includedLuns = luns.map(Number)
+      if (luns) body.includedLuns = luns.map(dataLun)
       if (opts['include-future-disks']) body.includeFutureDisks = true
       const item = await client.post<ItemView>(`/api/v1/vaults/${enc(vaultOf(opts))}/protectedItems`, body)
       out.result(item, (i) =>
@@ -390,7 +233,7 @@ export const protectionCommands: CommandDef[] = [
           { header: 'vm', value: (i) => i.vmName },
           { header: 'state', value: (i) => i.state },
           { header: 'policy', value: (i) => i.policyName },
-          { header: 'disks', value: (i) => (i.includedLuns ? `os,${i.includedLuns.join(',')}` : 'all') },
+          { header: 'disks', value: (i) => (i.includedLuns ? labels(i.includedLuns) : 'all') },
           {
             header: 'last backup',
             value: (i) => (i.lastBackupAt ? `${i.lastBackupAt} ${i.lastBackupStatus}` : undefined),
@@ -411,7 +254,7 @@ export const protectionCommands: CommandDef[] = [
           ['vault', i.vault],
           ['state', i.state],
           ['policy', i.policyName],
-          ['disks', i.includedLuns ? `os, LUN ${i.includedLuns.join(', ')}` : 'all'],
+          ['disks', i.includedLuns ? labels(i.includedLuns) : 'all'],
           ['future disks', i.includeFutureDisks],
           ['since', i.protectedSince],
           ['last backup', i.lastBackupAt ? `${i.lastBackupAt} (${i.lastBackupStatus})` : undefined],
@@ -442,14 +285,26 @@ export const protectionCommands: CommandDef[] = [
     args: [{ name: 'VM', help: 'VM name' }],
     options: [vaultOpt, { name: 'delete-data', type: 'boolean', help: 'also delete every recovery point' }],
     async run({ args, opts, client, out }) {
-      const vault = await itemVault(client, args.VM!, opts)
-      const item = await client.post<ItemView>(
+      const deleteData = opts['delete-data'] === true
+      let vault: string
+      try {
+        vault = await itemVault(client, args.VM!, opts)
+      } catch (err) {
+        // Stopping with data deletion twice is fine: the VM is simply not protected any more.
+        if (!deleteData || !(err instanceof CairnError) || err.code !== 'ProtectedItemNotFound') throw err
+        return out.result({ vmName: args.VM, state: 'NotProtected', deletedPoints: [] }, () =>
+          out.line(`VM ${args.VM}: NotProtected`),
+        )
+      }
+      const item = await client.post<ItemView & { deletedPoints?: string[] }>(
         `/api/v1/vaults/${enc(vault)}/protectedItems/${enc(args.VM!)}/stopProtection`,
-        {
-          deleteData: opts['delete-data'] === true,
-        },
+        { deleteData },
       )
-      out.result(item, (i) => out.line(`VM ${args.VM}: ${i.state}`))
+      out.result(item, (i) =>
+        out.line(
+          `VM ${args.VM}: ${i.state}${i.deletedPoints ? ` (${i.deletedPoints.length} recovery point(s) deleted)` : ''}`,
+        ),
+      )
     },
   },
   {
@@ -523,7 +378,7 @@ export const protectionCommands: CommandDef[] = [
       CANCEL_ON_INTERRUPT,
     ],
     examples: [
-      'cairn restore vm web-1 --rp 3f2a… --as web-1-restored --wait',
+      'cairn restore vm web-1 --rp 20261204T195200123Z-7b55 --as web-1-restored --wait',
       'cairn restore vm web-1 --replace --wait',
     ],
     async run(ctx) {
@@ -550,7 +405,13 @@ export const protectionCommands: CommandDef[] = [
     options: [
       vaultOpt,
       { name: 'rp', type: 'string', value: 'ID', help: 'recovery point (default: the latest)' },
-      { name: 'luns', type: 'string', value: 'LIST', help: 'which disks, e.g. os,0,2 (default all)' },
+      { name: 'disks', type: 'string', value: 'LIST', help: 'which disks, e.g. os,lun0,lun2 (default all)' },
+      {
+        name: 'luns',
+        type: 'string',
+        value: 'LIST',
+        help: 'the older name of --disks (os,0,2 still accepted)',
+      },
       {
         name: 'prefix',
         type: 'string',
@@ -566,30 +427,14 @@ export const protectionCommands: CommandDef[] = [
       const rp = await pointOf(client, vault, args.VM!, opts.rp as string | undefined)
       const body: Obj = { recoveryType: 'RestoreDisks' }
       if (opts.prefix) body.diskPrefix = opts.prefix
-      const luns = csv(opts.luns as string | undefined)
-      if (luns) body.luns = luns.map((l) => (l === 'os' ? l : Number(l)))
+      if (opts.disks !== undefined && opts.luns !== undefined)
+        throw new CairnError('UsageError', 'Give --disks or --luns, not both')
+      const chosen = csv((opts.disks ?? opts.luns) as string | undefined)
+      if (chosen) body.disks = chosen.map((l) => diskLabel(parseDiskLabel(l)))
       return startRestore(ctx, vault, rp, body)
     },
   },
 ]
-
-function describeSchedule(s: Obj): string {
-  if (s.frequency === 'Hourly')
-    return `every ${s.intervalHours} h from ${s.windowStart} for ${s.windowDurationHours} h`
-  if (s.frequency === 'Weekly')
-    return `weekly ${(s.days as string[]).map((d) => d.slice(0, 3)).join(',')} ${s.time}`
-  return `daily ${s.time}`
-}
-
-function describeRetention(r: Obj): string {
-  const parts: string[] = []
-  const get = (k: string, f: string) => (r[k] as Obj | undefined)?.[f]
-  if (r.daily) parts.push(`${get('daily', 'days')}d`)
-  if (r.weekly) parts.push(`${get('weekly', 'weeks')}w`)
-  if (r.monthly) parts.push(`${get('monthly', 'months')}mo`)
-  if (r.yearly) parts.push(`${get('yearly', 'years')}y`)
-  return parts.join(' ')
-}
 
 /** Starts a restore of recovery point `rp` of the command's VM; prints the job, or follows it with --wait. */
 async function startRestore(
@@ -651,7 +496,7 @@ export async function printVmPoints(ctx: Parameters<CommandDef['run']>[0], vm: s
       { header: 'kind', value: (p) => p.kind },
       { header: 'consistency', value: (p) => p.consistency },
       { header: 'tier', value: (p) => p.tier },
-      { header: 'disks', value: (p) => p.disks.map((d) => d.lun).join(',') },
+      { header: 'disks', value: (p) => p.disks.map((d) => d.name).join(',') },
       { header: 'expires', value: (p) => p.expiresAt },
     ]),
   )

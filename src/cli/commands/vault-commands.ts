@@ -198,6 +198,11 @@ export const vaultCommands: CommandDef[] = [
         help: 'keep the newest of each of the last N years',
       },
       { name: 'item', type: 'string', value: 'NAME', help: 'only recovery points of this item' },
+      {
+        name: 'include-policy-points',
+        type: 'boolean',
+        help: 'also prune the points of protected VMs (by default their backup policy manages them)',
+      },
       { name: 'dry-run', type: 'boolean', help: 'show what would be removed' },
       ...CREDENTIAL_OPTIONS,
     ],
@@ -211,13 +216,19 @@ export const vaultCommands: CommandDef[] = [
       }
       if (opts.item) body.item = opts.item
       if (opts['dry-run']) body.dryRun = true
-      const r = await client.post<{ kept: string[]; removed: string[]; dryRun: boolean }>(
+      if (opts['include-policy-points']) body.includePolicyPoints = true
+      const r = await client.post<{ kept: string[]; removed: string[]; skipped: string[]; dryRun: boolean }>(
         `${v(args.vault!)}/prune`,
         body,
       )
       out.result(r, (x) => {
         for (const id of x.removed) out.line(`${x.dryRun ? 'would remove' : 'removed'} ${id}`)
-        out.line(`${x.kept.length} kept, ${x.removed.length} ${x.dryRun ? 'to remove' : 'removed'}`)
+        out.line(
+          `${x.kept.length} kept, ${x.removed.length} ${x.dryRun ? 'to remove' : 'removed'}` +
+            (x.skipped.length > 0
+              ? `, ${x.skipped.length} of protected VMs left to their backup policy (--include-policy-points prunes them too)`
+              : ''),
+        )
       })
     },
   },

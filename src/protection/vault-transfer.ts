@@ -1,0 +1,43 @@
+import type { DiskRef, LongOperationOptions } from '../diskstore/index.js'
+import type { Consistency } from '../vault/index.js'
+
+/**
+ * What protection needs from the vault engine: store every disk of a snapshot-tier point as one vault
+ * recovery point, reading only what changed since a base the vault holds; restore a disk; delete; and
+ * tell which of an item's points the vault still holds.
+ */
+export interface VaultTransfer {
+  backupPoint(
+    request: {
+      vault: string
+      /** The vault point's id: the recovery point's own, so both tiers name the point alike. */
+      id?: string
+      item: { kind: string; name: string; config: Record<string, unknown> }
+      consistency: Consistency
+      expiresAt?: string
+      disks: {
+        name: string
+        lun?: number
+        disk: DiskRef
+        snapshot: string
+        size: number
+        baseSnapshot?: string
+      }[]
+      /** The vault point of an earlier point whose snapshots still exist: only the diff is read. */
+      base?: string
+    },
+    options: LongOperationOptions,
+  ): Promise<{ id: string; bytesAdded: number }>
+  restoreDisk(
+    request: { vault: string; point: string; disk: string; target: DiskRef; size: number },
+    options: LongOperationOptions,
+  ): Promise<void>
+  /** Deletes a vault point; a point or vault already gone counts as deleted. */
+  deletePoint(vault: string, point: string): Promise<void>
+  /** The ids of an item's points in a vault; undefined when the vault does not exist. */
+  listPoints(vault: string, item: string): Promise<Set<string> | undefined>
+  /** Whether a vault of this name exists. */
+  hasVault(vault: string): Promise<boolean>
+  /** Opens a vault (throws VaultKeyRequired when it is locked, VaultNotFound when absent). */
+  openVault(vault: string): Promise<void>
+}
