@@ -36,6 +36,12 @@
 // durable() fail until the owner calls `rewind()` (after `settle()`): the log is then cut at the failed
 // record, as reopening the store would cut it, and accepts appends again (a disk that was full may have
 // room by then). `onFailure` tells the owner at once, so that it can rebuild its state from the cut log.
+//
+// Not split although over ~600 lines: the cached and direct appends, background writes, group commit,
+// rolling, reading back, and cutting the log after a tear or a failed write all act on the same
+// descriptors, pending-write queue and end position. Each of them keeps an invariant of the others
+// (a record's position is assigned before its bytes land; a cut waits for every pending write), so
+// they stay in one class where those fields are private, rather than being opened up across files.
 
 import {
   closeSync,

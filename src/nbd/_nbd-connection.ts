@@ -1,9 +1,26 @@
+// NbdConnection: one NBD client connection, from the newstyle handshake through the transmission phase.
+//
+// Over ~600 lines on purpose: the input parser, option negotiation, request dispatch, flow control
+// (pausing the socket on in-flight limits and unread replies), the reply cork and closing all act
+// on the same state machine and socket, so they stay in one class. What needs none of that lives
+// beside it: _check-request.ts (request checks, errors), _option-data.ts (option data),
+// _reply-headers.ts (reply headers), _protocol.ts (constants), _byte-queue.ts, _read-into.ts.
+
 import type { Socket } from 'node:net'
 import { isCairnError, type Logger } from '../util/index.js'
 import type { BufferPool } from './_buffer-pool.js'
 import { ByteQueue } from './_byte-queue.js'
+import { COMMAND_NAMES, checkRequest, describeFailure, type Request } from './_check-request.js'
+import {
+  infoString,
+  parseInfoRequest,
+  parseMetaContextRequest,
+  truncateUtf8,
+  unknownExport,
+} from './_option-data.js'
 import * as P from './_protocol.js'
 import { readInto } from './_read-into.js'
+import { simpleHeader, structuredHeader, writeStructuredHeader } from './_reply-headers.js'
 import type { ExportProvider, NbdExport } from './export-provider.js'
 
 /** Limits one connection enforces; see NbdServerOptions for their meaning and defaults. */
@@ -30,15 +47,6 @@ type State =
   | 'closing'
   | 'closed'
 
-interface Request {
-  flags: number
-  type: number
-  cookie: Buffer
-  /** Byte offset; -1 when the client sent a value past 2^53 (always out of range). */
-  offset: number
-  length: number
-}
-
 /** Thrown inside the parser when the client broke the protocol; the connection is dropped. */
 class ProtocolViolation extends Error {}
 
@@ -55,17 +63,6 @@ const DIRECT_READ_MIN = 4 * 1024
 const LARGE_WRITE = 64 * 1024
 /** Reply bytes held by the cork at most before they are sent. */
 const CORK_LIMIT = 1024 * 1024
-
-const COMMAND_NAMES: Record<number, string> = {
-  [P.CMD_READ]: 'READ',
-  [P.CMD_WRITE]: 'WRITE',
-  [P.CMD_DISC]: 'DISC',
-  [P.CMD_FLUSH]: 'FLUSH',
-  [P.CMD_TRIM]: 'TRIM',
-  [P.CMD_CACHE]: 'CACHE',
-  [P.CMD_WRITE_ZEROES]: 'WRITE_ZEROES',
-  [P.CMD_BLOCK_STATUS]: 'BLOCK_STATUS',
-}
 
 /**
  * One client connection: the fixed newstyle handshake, then the transmission phase with up to
@@ -608,7 +605,11 @@ export class NbdConnection {
   /** Checks a request, runs it and sends its reply; every failure becomes an error reply. */
   async #serve(r: Request, payload: Buffer, pooled: boolean): Promise<void> {
     const exp = this.#export as NbdExport
-    const invalid = this.#check(r, exp)
+    const invalid = checkRequest(r, exp, {
+      structured: this.#structured,
+      allocation: this.#allocation,
+      maxRequest: this.#limits.maxRequest,
+    })
     if (invalid !== undefined) {
       this.#replyError(r, invalid.errno, invalid.message)
       return
@@ -672,40 +673,6 @@ export class NbdConnection {
       }
       this.#replyError(r, errno, message)
     }
-  }
-
-  #check(r: Request, exp: NbdExport): { errno: number; message: string } | undefined {
-    const name = COMMAND_NAMES[r.type]
-    if (name === undefined) return { errno: P.EINVAL, message: `Command ${r.type} is not supported` }
-    let allowed = P.CMD_FLAG_FUA
-    if (r.type === P.CMD_READ && this.#structured) allowed |= P.CMD_FLAG_DF
-    if (r.type === P.CMD_WRITE_ZEROES) allowed |= P.CMD_FLAG_NO_HOLE | P.CMD_FLAG_FAST_ZERO
-    if (r.type === P.CMD_BLOCK_STATUS) allowed |= P.CMD_FLAG_REQ_ONE
-    if ((r.flags & ~allowed) !== 0) {
-      return { errno: P.EINVAL, message: `${name} does not take flags 0x${r.flags.toString(16)}` }
-    }
-    const mutates = r.type === P.CMD_WRITE || r.type === P.CMD_TRIM || r.type === P.CMD_WRITE_ZEROES
-    if (mutates && exp.readOnly) {
-      return { errno: P.EPERM, message: `Cannot ${name} export "${exp.name}": it is read-only` }
-    }
-    if (r.type === P.CMD_FLUSH) return undefined
-    if (r.type === P.CMD_READ && r.length > this.#limits.maxRequest) {
-      return {
-        errno: this.#structured ? P.EOVERFLOW : P.EINVAL,
-        message: `Cannot READ ${r.length} bytes at once: the limit is ${this.#limits.maxRequest}`,
-      }
-    }
-    if (r.offset < 0 || r.offset + r.length > exp.size) {
-      const errno = r.type === P.CMD_WRITE || r.type === P.CMD_WRITE_ZEROES ? P.ENOSPC : P.EINVAL
-      return {
-        errno,
-        message: `Cannot ${name} ${r.length} bytes at offset ${r.offset < 0 ? 'beyond 2^53' : r.offset}: the export holds ${exp.size} bytes`,
-      }
-    }
-    if (r.type === P.CMD_BLOCK_STATUS && !this.#allocation) {
-      return { errno: P.EINVAL, message: 'BLOCK_STATUS needs the base:allocation metadata context' }
-    }
-    return undefined
   }
 
   #replyOk(r: Request): void {
@@ -846,115 +813,5 @@ export class NbdConnection {
     this.#payload = undefined
     this.#releaseWhenIdle()
     this.#maybeFinish()
-  }
-}
-
-function unknownExport(name: string): string {
-  const hint =
-    'exports are named ACCOUNT/CONTAINER/DISK or ACCOUNT/CONTAINER/DISK@SNAPSHOT (nbdinfo --list shows them)'
-  return name === ''
-    ? `Cannot use the default export: there is none; ${hint}`
-    : `Cannot open export "${name}": it does not exist; ${hint}`
-}
-
-function simpleHeader(cookie: Buffer, errno: number): Buffer {
-  const h = Buffer.allocUnsafe(16)
-  h.writeUInt32BE(P.SIMPLE_REPLY_MAGIC, 0)
-  h.writeUInt32BE(errno, 4)
-  cookie.copy(h, 8)
-  return h
-}
-
-function writeStructuredHeader(h: Buffer, cookie: Buffer, type: number, length: number): void {
-  h.writeUInt32BE(P.STRUCTURED_REPLY_MAGIC, 0)
-  h.writeUInt16BE(P.REPLY_FLAG_DONE, 4)
-  h.writeUInt16BE(type, 6)
-  cookie.copy(h, 8)
-  h.writeUInt32BE(length, 16)
-}
-
-function structuredHeader(cookie: Buffer, type: number, length: number): Buffer {
-  const h = Buffer.allocUnsafe(20)
-  writeStructuredHeader(h, cookie, type, length)
-  return h
-}
-
-function infoString(type: number, text: string): Buffer {
-  const bytes = truncateUtf8(text, P.MAX_STRING)
-  const body = Buffer.alloc(2 + bytes.length)
-  body.writeUInt16BE(type, 0)
-  bytes.copy(body, 2)
-  return body
-}
-
-/** UTF-8 bytes of `text`, cut to at most `max` bytes on a character boundary. */
-function truncateUtf8(text: string, max: number): Buffer {
-  const bytes = Buffer.from(text, 'utf8')
-  if (bytes.length <= max) return bytes
-  let end = max
-  while (end > 0 && ((bytes[end] as number) & 0xc0) === 0x80) end--
-  return bytes.subarray(0, end)
-}
-
-/** NBD_OPT_INFO / NBD_OPT_GO data: u32 name length, name, u16 count, count x u16 info types. */
-function parseInfoRequest(data: Buffer): { name: string; requests: number[] } | string {
-  if (data.length < 6) return 'The option data is shorter than 6 bytes'
-  const nameLength = data.readUInt32BE(0)
-  if (nameLength > data.length - 6) return 'The export name runs past the option data'
-  if (nameLength > P.MAX_STRING) return `The export name is longer than ${P.MAX_STRING} bytes`
-  const name = data.toString('utf8', 4, 4 + nameLength)
-  const count = data.readUInt16BE(4 + nameLength)
-  if (data.length !== 6 + nameLength + 2 * count)
-    return 'The information requests do not fill the option data'
-  const requests: number[] = []
-  for (let i = 0; i < count; i++) requests.push(data.readUInt16BE(6 + nameLength + 2 * i))
-  return { name, requests }
-}
-
-/** NBD_OPT_{LIST,SET}_META_CONTEXT data: u32 name length, name, u32 count, count x (u32 length, query). */
-function parseMetaContextRequest(data: Buffer): { name: string; queries: string[] } | string {
-  if (data.length < 8) return 'The option data is shorter than 8 bytes'
-  const nameLength = data.readUInt32BE(0)
-  if (nameLength > data.length - 8) return 'The export name runs past the option data'
-  if (nameLength > P.MAX_STRING) return `The export name is longer than ${P.MAX_STRING} bytes`
-  const name = data.toString('utf8', 4, 4 + nameLength)
-  const count = data.readUInt32BE(4 + nameLength)
-  let at = 8 + nameLength
-  const queries: string[] = []
-  for (let i = 0; i < count; i++) {
-    if (at + 4 > data.length) return 'A query runs past the option data'
-    const length = data.readUInt32BE(at)
-    at += 4
-    if (length > data.length - at) return 'A query runs past the option data'
-    queries.push(data.toString('utf8', at, at + length))
-    at += length
-  }
-  if (at !== data.length) return 'Bytes are left over after the queries'
-  return { name, queries }
-}
-
-/** The NBD error value and message for a failed operation. */
-function describeFailure(err: unknown): { errno: number; message: string } {
-  if (!isCairnError(err)) return { errno: P.EIO, message: err instanceof Error ? err.message : String(err) }
-  switch (err.code) {
-    case 'SnapshotIsReadOnly':
-    case 'DiskIsReadOnly':
-    case 'LeaseIdMissing':
-    case 'LeaseIdMismatch':
-    case 'ConditionNotMet':
-    case 'SequenceNumberConditionNotMet':
-      return { errno: P.EPERM, message: err.message }
-    case 'RangeOutOfBounds':
-    case 'RangeNotAligned':
-    case 'WriteTooLarge':
-    case 'ReadTooLarge':
-    case 'InvalidRequest':
-      return { errno: P.EINVAL, message: err.message }
-    case 'StoreFull':
-      return { errno: P.ENOSPC, message: err.message }
-    case 'ServiceUnavailable':
-      return { errno: P.ESHUTDOWN, message: err.message }
-    default:
-      return { errno: P.EIO, message: err.message }
   }
 }
