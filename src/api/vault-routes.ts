@@ -238,7 +238,8 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
     createRoute({
       method: 'get',
       path: '/api/v1/vaults/{vault}/usage',
-      summary: 'Vault size, deduplication, compression and bytes added by each recovery point',
+      summary:
+        'Vault size: logical, stored and new bytes per recovery point, deduplication and compression (docs/vault.md defines the ratios)',
       request: { params: P },
       responses: {
         200: json(
@@ -247,10 +248,15 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
             packs: z.number(),
             storedBytes: z.number(),
             logicalBytes: z.number(),
+            dataBytes: z.number(),
+            dataStoredBytes: z.number(),
             uniqueBytes: z.number(),
             uniqueStoredBytes: z.number(),
-            deduplicationRatio: z.number(),
-            compressionRatio: z.number(),
+            deduplicationRatio: z
+              .number()
+              .openapi({ description: 'logicalBytes / dataBytes (every stored copy counted)' }),
+            compressionRatio: z.number().openapi({ description: 'dataBytes / dataStoredBytes' }),
+            overallRatio: z.number().openapi({ description: 'logicalBytes / storedBytes' }),
             perRecoveryPoint: z.array(
               z.object({
                 id: z.string(),
@@ -271,19 +277,24 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
     createRoute({
       method: 'post',
       path: '/api/v1/vaults/{vault}/verify',
-      summary: 'Re-read, decrypt and re-hash all packs (or a sample); answers a job',
-      request: { params: P, ...body(z.object({ sample: z.number().min(0).max(1).optional() })) },
+      summary:
+        'Check that every recovery point can be restored, re-read, decrypt and re-hash all packs (or a sample); readData restores every point into a discarding target; answers a job',
+      request: {
+        params: P,
+        ...body(z.object({ sample: z.number().min(0).max(1).optional(), readData: z.boolean().optional() })),
+      },
       responses: { 202: json(Job, 'The job'), ...errorResponses },
     }),
     async (c) => {
       const { vault } = c.req.valid('param')
-      const { sample } = c.req.valid('json')
+      const { sample, readData } = c.req.valid('json')
       const v = await vaults().open(vault)
       const job = await startJob({ kind: 'verify', vault }, (ctl) =>
         v.verify({
           signal: ctl.signal,
           onProgress: progressTo(ctl),
           ...(sample !== undefined ? { sample } : {}),
+          ...(readData ? { readData } : {}),
         }),
       )
       return c.json(job, 202)

@@ -76,7 +76,7 @@ describe('JobService', () => {
     })
   })
 
-  it('a failing job ends Failed with its error code and message; an unknown error is Internal', async () => {
+  it('a failing job ends Failed with its error code and message; a file-system error is IoError, an unknown one Internal without its Node message', async () => {
     await withJobs(async (jobs) => {
       const a = await jobs.start({ kind: 'gc', resource: 'vaults/a' }, async () => {
         throw new CairnError('VaultCorrupt', 'Cannot collect garbage: pack p is damaged')
@@ -91,6 +91,14 @@ describe('JobService', () => {
       const end = await b.done
       assert.equal(end.state, 'Failed')
       assert.equal(end.error?.code, 'Internal')
+      assert.doesNotMatch(end.error?.message ?? '', /boom/, 'a Node message never reaches the user')
+      // A file-system error is IoError naming the system error, not Internal.
+      const c = await jobs.start({ kind: 'gc', resource: 'vaults/a' }, async () => {
+        throw Object.assign(new Error('EACCES: permission denied, open /x'), { code: 'EACCES' })
+      })
+      const io = await c.done
+      assert.equal(io.error?.code, 'IoError')
+      assert.match(io.error?.message ?? '', /permission denied \(EACCES\)/)
     })
   })
 

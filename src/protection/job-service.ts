@@ -6,7 +6,7 @@ import {
   type JobStore,
   type NewJob,
 } from '../catalog/index.js'
-import { CairnError, isCairnError, type Logger, silentLogger } from '../util/index.js'
+import { CairnError, ioError, isCairnError, type Logger, silentLogger } from '../util/index.js'
 
 /** What the event stream carries: a job was created, moved on, or ended (with the job as it is now). */
 export interface JobEvent {
@@ -231,7 +231,11 @@ export class JobService {
       } else if (abort.signal.aborted) {
         outcome = { state: 'Cancelled', error: cancelledError(created), details }
       } else {
-        const e = isCairnError(err) ? err : new CairnError('Internal', (err as Error)?.message ?? String(err))
+        // File-system errors get their stable code; anything else unexpected is logged, never shown raw.
+        const io = ioError(err, 'The job could not read or write a file')
+        const e = isCairnError(io)
+          ? io
+          : new CairnError('Internal', `The job failed unexpectedly; see the service log (job ${id})`)
         if (!isCairnError(err)) this.#log.error('job failed unexpectedly', { job: id, err })
         outcome = { state: 'Failed', error: { code: e.code, message: e.message }, details }
       }

@@ -10,6 +10,7 @@ import { type Catalog, JobStore, openCatalog } from '../catalog/index.js'
 import { type DiskStore, LogDiskStore } from '../diskstore/index.js'
 import { DiskStoreExports, NbdServer } from '../nbd/index.js'
 import {
+  type Clock,
   JobService,
   ProtectionService,
   ProtectionStore,
@@ -28,6 +29,7 @@ import { VaultRegistry } from '../vault/index.js'
 import { close, listen, listenError } from './_listen.js'
 import { LISTENER_DEFAULTS, type ServiceConfig } from './config.js'
 import { DataFolderLock } from './data-folder-lock.js'
+import { VaultKeys } from './vault-keys.js'
 import { VERSION } from './version.js'
 
 /** The development account of the Azure storage emulators and its well-known key (Azurite's). */
@@ -46,6 +48,8 @@ export interface CairnServiceOptions {
    * ones: cut the log there and keep what follows aside). One start, not a setting.
    */
   repairDiskLog?: boolean
+  /** The scheduler's clock (default the machine's); tests move a ManualClock to make backups due. */
+  clock?: Clock
 }
 
 /** The running service: data folder lock, catalog, engines and every listener. */
@@ -73,10 +77,12 @@ export class CairnService {
   #starting: Promise<void> | undefined
   #stopping: Promise<void> | undefined
   readonly #repairDiskLog: boolean
+  readonly #clock: Clock | undefined
 
   constructor(config: ServiceConfig, options: CairnServiceOptions = {}) {
     this.config = config
     this.#repairDiskLog = options.repairDiskLog === true
+    this.#clock = options.clock
     this.#logger =
       options.logger ??
       createLogger({
@@ -126,13 +132,21 @@ export class CairnService {
     this.#lock.acquire()
     this.#startMs = Date.now()
     try {
+      const keys = new VaultKeys({
+        ...(this.config.vaultKeys ? { files: this.config.vaultKeys } : {}),
+        ...(this.config.vaultKeyDir ? { dir: this.config.vaultKeyDir } : {}),
+      })
+      await keys.check()
       this.#catalog = await openCatalog(`sqlite:${join(this.config.data, 'catalog.db')}`)
       this.#diskStore = await this.#openDiskStore()
       const protection = new ProtectionStore(this.#catalog)
       this.#vaults = new VaultRegistry(this.#catalog, {
         dataDir: this.config.data,
         protectedItems: async (vault) => (await protection.listItems({ vault })).map((i) => i.vmName),
+        ...(this.config.vaultOpenPacks !== undefined ? { openPacks: this.config.vaultOpenPacks } : {}),
+        ...(keys.empty ? {} : { keys: (name: string) => keys.credentials(name) }),
       })
+      await this.#unlockVaults(keys)
       const vaults = this.#vaults
       const hostPaths = new HostPaths({
         importRoots: this.config.importRoots ?? [],
@@ -157,6 +171,7 @@ export class CairnService {
       this.#scheduler = new Scheduler({
         store: protection,
         maxConcurrent: this.config.maxBackups ?? 4,
+        ...(this.#clock ? { clock: this.#clock } : {}),
         logger: log.child({ component: 'scheduler' }),
         runBackup: async (run, signal) => {
           const item = await protection.getItemById(run.itemId)
@@ -234,6 +249,41 @@ export class CairnService {
     } catch (err) {
       await this.#shutdown()
       throw err
+    }
+  }
+
+  /**
+   * Unlocks the encrypted vaults whose key files are configured; a key that does not open its vault
+   * stops the start. Vaults left locked are named in a warning: their backups fail with VaultLocked.
+   */
+  async #unlockVaults(keys: VaultKeys): Promise<void> {
+    const vaults = await this.#vaults!.list()
+    const known = new Set(vaults.map((v) => v.name))
+    for (const name of Object.keys(this.config.vaultKeys ?? {})) {
+      if (!known.has(name))
+        this.#logger.warn('a vault key is given for a vault that does not exist', { vault: name })
+    }
+    const locked: string[] = []
+    for (const v of vaults) {
+      if (!v.encrypted) continue
+      const file = await keys.fileOf(v.name)
+      if (file === undefined) {
+        locked.push(v.name)
+        continue
+      }
+      try {
+        await this.#vaults!.open(v.name)
+      } catch (err) {
+        const why = err instanceof CairnError ? err.message : String(err)
+        throw new CairnError('ConfigInvalid', `Cannot unlock vault "${v.name}" at start with ${file}: ${why}`)
+      }
+      this.#logger.info('vault unlocked at start', { vault: v.name, keyFile: file })
+    }
+    if (locked.length > 0) {
+      this.#logger.warn(
+        'encrypted vaults are locked: their backups and restores fail with VaultLocked until `cairn vault unlock` (or --vault-key at start)',
+        { vaults: locked },
+      )
     }
   }
 

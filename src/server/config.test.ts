@@ -60,6 +60,33 @@ describe('resolveConfig', () => {
     }
   })
 
+  it('vault keys come from repeated flags, CAIRN_VAULT_KEYS or the config file; malformed pairs are ConfigInvalid', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cairn-config-'))
+    try {
+      const flags = resolveConfig({ flags: { data: dir, 'vault-key': ['main=/k/main', 'b=k/b'] } })
+      assert.deepEqual(flags.vaultKeys, { main: '/k/main', b: resolve('k/b') })
+      const env = resolveConfig({ flags: { data: dir }, env: { CAIRN_VAULT_KEYS: 'main=/k/m,other=/k/o' } })
+      assert.deepEqual(env.vaultKeys, { main: '/k/m', other: '/k/o' })
+      writeFileSync(
+        join(dir, 'cairn.json'),
+        JSON.stringify({ vaultKeys: { main: '/k/f' }, vaultKeyDir: '/k' }),
+      )
+      const file = resolveConfig({ flags: { data: dir } })
+      assert.deepEqual(file.vaultKeys, { main: '/k/f' })
+      assert.equal(file.vaultKeyDir, '/k')
+      assert.equal(file.vaultOpenPacks, 32)
+      for (const bad of [['main'], ['=x'], ['Main=/x'], ['a=/x', 'a=/y']]) {
+        assert.throws(
+          () => resolveConfig({ flags: { data: dir, 'vault-key': bad } }),
+          (e: Error & { code?: string }) => e.code === 'ConfigInvalid' && /vault-key/.test(e.message),
+          JSON.stringify(bad),
+        )
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
   it('gives each listener its own address, --host filling those not set, and reads allowed hosts as lists', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cairn-config-'))
     try {

@@ -32,6 +32,12 @@ export interface ServiceConfig {
   logLevel: LogLevel
   /** Log format: JSON lines, or readable text; default: JSON unless stderr is a terminal. */
   logFormat?: 'json' | 'text'
+  /** Key files of encrypted vaults, by vault name: the vault is unlocked at start (docs/configuration.md). */
+  vaultKeys?: Record<string, string>
+  /** A folder of key files named after their vaults (mode 0600 or stricter), unlocked at start. */
+  vaultKeyDir?: string
+  /** Pack files a vault restore keeps open while idle (default 32). */
+  vaultOpenPacks?: number
   /** Connections the management API holds at once (default 256). */
   apiMaxConnections?: number
   /** Connections the blob API holds at once (default 1024). */
@@ -75,6 +81,7 @@ interface OptionSpec {
     | 'seconds'
     | 'hosts'
     | 'folders'
+    | 'keys'
   default?: string | number | string[]
   help: string
 }
@@ -235,9 +242,62 @@ export const SERVICE_OPTIONS: OptionSpec[] = [
     default: [],
     help: 'folder where requests may write files (repeatable; env: folders separated by ":")',
   },
+  {
+    key: 'vaultKeys',
+    flag: 'vault-key',
+    env: 'CAIRN_VAULT_KEYS',
+    type: 'keys',
+    help: 'NAME=FILE: unlock encrypted vault NAME at start with the passphrase or key file in FILE',
+  },
+  {
+    key: 'vaultKeyDir',
+    flag: 'vault-key-dir',
+    env: 'CAIRN_VAULT_KEY_DIR',
+    type: 'string',
+    help: 'folder of key files named after their vaults (mode 0600), unlocked at start',
+  },
+  {
+    key: 'vaultOpenPacks',
+    flag: 'vault-open-packs',
+    env: 'CAIRN_VAULT_OPEN_PACKS',
+    type: 'count',
+    default: 32,
+    help: 'pack files a vault restore keeps open while idle',
+  },
 ]
 
-function coerce(spec: OptionSpec, raw: unknown, source: string): string | number | string[] {
+const VAULT_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/
+
+/** `NAME=FILE` pairs (a list, a comma-separated string, or a config-file object) as a map. */
+function vaultKeys(raw: unknown, bad: (why: string) => Error): Record<string, string> {
+  const why = 'give NAME=FILE (repeat the flag; in CAIRN_VAULT_KEYS separate pairs with commas)'
+  let pairs: [string, unknown][]
+  if (typeof raw === 'string') raw = raw.split(',').filter((p) => p.trim() !== '')
+  if (Array.isArray(raw)) {
+    pairs = raw.map((p) => {
+      const text = String(p).trim()
+      const eq = text.indexOf('=')
+      if (eq <= 0) throw bad(why)
+      return [text.slice(0, eq), text.slice(eq + 1)]
+    })
+  } else if (raw !== null && typeof raw === 'object') {
+    pairs = Object.entries(raw)
+  } else throw bad(why)
+  const out: Record<string, string> = {}
+  for (const [name, file] of pairs) {
+    if (!VAULT_NAME.test(name)) throw bad(`"${name}" is not a vault name`)
+    if (typeof file !== 'string' || file === '') throw bad(`vault "${name}" needs a key file path`)
+    if (out[name] !== undefined) throw bad(`vault "${name}" is given twice`)
+    out[name] = resolve(file)
+  }
+  return out
+}
+
+function coerce(
+  spec: OptionSpec,
+  raw: unknown,
+  source: string,
+): string | number | string[] | Record<string, string> {
   const bad = (why: string) =>
     new CairnError('ConfigInvalid', `Cannot use ${spec.flag} = ${JSON.stringify(raw)} from ${source}: ${why}`)
   switch (spec.type) {
@@ -282,6 +342,8 @@ function coerce(spec: OptionSpec, raw: unknown, source: string): string | number
     case 'format':
       if (!['json', 'text'].includes(String(raw))) throw bad('use json or text')
       return String(raw)
+    case 'keys':
+      return vaultKeys(raw, bad)
     case 'folders': {
       // Flags and the config file give a list, the environment one string of ":"-separated folders;
       // relative folders are taken from the working directory, as --data is.
@@ -308,7 +370,7 @@ export interface ConfigSources {
 export function resolveConfig(sources: ConfigSources = {}): ServiceConfig {
   const flags = sources.flags ?? {}
   const env = sources.env ?? {}
-  const out: Record<string, string | number | string[]> = {}
+  const out: Record<string, string | number | string[] | Record<string, string>> = {}
   const pick = (spec: OptionSpec, file: Record<string, unknown>) => {
     const flag = flags[spec.flag]
     // A repeatable flag given no times arrives as an empty list: not given.
@@ -335,6 +397,7 @@ export function resolveConfig(sources: ConfigSources = {}): ServiceConfig {
       throw new CairnError('ConfigInvalid', `Cannot use config file ${path}: unknown key "${k}"`)
   }
   out.data = resolve(String(out.data))
+  if (typeof out.vaultKeyDir === 'string') out.vaultKeyDir = resolve(out.vaultKeyDir)
   return out as unknown as ServiceConfig
 }
 

@@ -46,6 +46,11 @@ export const errorCatalogue = {
   ConfigInvalid: spec(400, EXIT.usage, 'The configuration is invalid.'),
   UsageError: spec(400, EXIT.usage, 'The command line is invalid.'),
   FileNotFound: spec(404, EXIT.notFound, 'A local file does not exist.'),
+  IoError: spec(
+    500,
+    EXIT.failure,
+    'A file or device could not be read or written (the message names it and the system error).',
+  ),
   PathNotAllowed: spec(
     403,
     EXIT.auth,
@@ -111,6 +116,11 @@ export const errorCatalogue = {
     'The vault still holds recovery points or protected items; its data is not deleted.',
   ),
   VaultKeyRequired: spec(401, EXIT.auth, 'The vault is encrypted; give its passphrase or key file.'),
+  VaultLocked: spec(
+    423,
+    EXIT.auth,
+    'The vault is encrypted and locked since the service started; unlock it (or give its key at start).',
+  ),
   VaultKeyInvalid: spec(403, EXIT.auth, 'The passphrase or key file does not open the vault key.'),
   VaultCorrupt: spec(500, EXIT.integrity, 'A vault file is damaged or missing.'),
   VaultFull: spec(

@@ -35,6 +35,12 @@ export interface BackupOptions extends OperationOptions {
   consistency?: Consistency
   /** Recovery point to build on: sources with `changes` are relative to it; others are compared by checksum. */
   base?: string
+  /**
+   * Without a base: a recovery point whose data a full backup compares with by checksum, so unchanged
+   * data is referenced, not stored again (every byte is still read; no change list is trusted). Default
+   * the item's latest recovery point; null compares with nothing. Kept by prune and GC like a base.
+   */
+  reference?: string | null
   expiresAt?: Date | null
   /** Disks backed up at once (default 2). */
   parallelDisks?: number
@@ -80,11 +86,15 @@ export async function runBackup(core: VaultCore, opts: BackupOptions): Promise<R
       throw new CairnError('InvalidRequest', `Cannot back up: recovery point "${opts.id}" exists`)
   }
   const id = opts.id ?? newRecoveryPointId()
+  // What the chunks are compared with: the base, or for a full backup the reference (by checksum only).
+  const against =
+    opts.base ??
+    (opts.reference === undefined ? await latestPoint(core, opts.item.name) : (opts.reference ?? undefined))
   const lock = {
     id,
     startedAt: new Date().toISOString(),
     updatedAt: new Date().toISOString(),
-    bases: opts.base ? [opts.base] : [],
+    bases: against ? [against] : [],
     packs: [] as string[],
   }
   // The lock goes first: from here on prune keeps the base and GC keeps this backup's packs.
@@ -99,7 +109,7 @@ export async function runBackup(core: VaultCore, opts: BackupOptions): Promise<R
   const heartbeat = setInterval(() => void touchLock().catch(() => {}), 30_000)
   heartbeat.unref()
   try {
-    const base = opts.base ? await core.readManifest(opts.base) : undefined
+    const base = against ? await core.readManifest(against) : undefined
     await core.loadIndex()
     const writer = new PackWriter(core.backend, core.index, {
       target: core.config.packSize,
@@ -125,7 +135,7 @@ export async function runBackup(core: VaultCore, opts: BackupOptions): Promise<R
     }
 
     const progress = new ProgressMeter(opts.onProgress)
-    const plans = await Promise.all(opts.sources.map((s) => planDisk(s, base)))
+    const plans = await Promise.all(opts.sources.map((s) => planDisk(s, base, opts.base !== undefined)))
     progress.total = plans.reduce((n, p) => n + p.toRead, 0)
 
     const disks: RecoveryPointDisk[] = new Array(plans.length)
@@ -139,15 +149,15 @@ export async function runBackup(core: VaultCore, opts: BackupOptions): Promise<R
       await writer.settle()
     }
     await writer.flush()
-    if (opts.base) {
+    if (against) {
       // Prune honours the lock, but one that listed locks just before ours could still have deleted it.
       try {
-        await core.readManifest(opts.base)
+        await core.readManifest(against)
       } catch (err) {
         if (err instanceof CairnError && err.code === 'RecoveryPointNotFound') {
           throw new CairnError(
             'BackupBaseMissing',
-            `Cannot commit the backup of "${opts.item.name}": its base recovery point "${opts.base}" was deleted while it ran; run it again`,
+            `Cannot commit the backup of "${opts.item.name}": the recovery point "${against}" it reuses data of was deleted while it ran; run it again`,
           )
         }
         throw err
@@ -183,6 +193,8 @@ export async function runBackup(core: VaultCore, opts: BackupOptions): Promise<R
 interface DiskPlan {
   source: BackupSource
   mode: RecoveryPointDisk['mode']
+  /** Data is compared by checksum with `base` (checksum backups, and full ones with a reference). */
+  compare?: boolean
   base?: { root: Buffer | null; depth: number }
   /** Ranges whose new content is read (incremental: changed, widened; else: data ranges by chunk). */
   read: RangeSet
@@ -191,12 +203,34 @@ interface DiskPlan {
   toRead: number
 }
 
-async function planDisk(source: BackupSource, base: RecoveryPoint | undefined): Promise<DiskPlan> {
+/** The newest committed recovery point of an item (damaged manifests skipped), if any. */
+async function latestPoint(core: VaultCore, item: string): Promise<string | undefined> {
+  const ids = await core.recoveryPointIds()
+  for (let i = ids.length - 1; i >= 0; i--) {
+    try {
+      if ((await core.readManifest(ids[i]!)).source.name === item) return ids[i]
+    } catch (err) {
+      if (!(err instanceof CairnError) || err.code === 'VaultKeyRequired') throw err
+    }
+  }
+  return undefined
+}
+
+/**
+ * How one disk is backed up. `isBase`: `base` is the point this one builds on (its change list is
+ * trusted, and the disk's mode says checksum); otherwise it is a full backup's reference, compared with
+ * by checksum only.
+ */
+async function planDisk(
+  source: BackupSource,
+  base: RecoveryPoint | undefined,
+  isBase: boolean,
+): Promise<DiskPlan> {
   const size = source.size
   const clip = (r: ByteRange) => ({ start: Math.max(0, r.start), end: Math.min(size, r.end) })
   const bd = base?.disks.find((d) => d.name === source.name)
   const baseTree = bd ? { root: bd.root ? Buffer.from(bd.root, 'hex') : null, depth: bd.depth } : undefined
-  if (source.changes && bd && baseTree && bd.size === size && treeDepth(size) === bd.depth) {
+  if (isBase && source.changes && bd && baseTree && bd.size === size && treeDepth(size) === bd.depth) {
     const widen = (r: ByteRange) => ({
       start: Math.floor(r.start / CHANGE_ALIGN) * CHANGE_ALIGN,
       end: Math.ceil(r.end / CHANGE_ALIGN) * CHANGE_ALIGN,
@@ -206,7 +240,14 @@ async function planDisk(source: BackupSource, base: RecoveryPoint | undefined): 
     return { source, mode: 'incremental', base: baseTree, read, cut, toRead: read.bytes }
   }
   const read = new RangeSet((await source.ranges()).map(clip))
-  const plan: DiskPlan = { source, mode: bd ? 'checksum' : 'full', read, cut: read, toRead: read.bytes }
+  const plan: DiskPlan = {
+    source,
+    mode: bd && isBase ? 'checksum' : 'full',
+    compare: baseTree !== undefined,
+    read,
+    cut: read,
+    toRead: read.bytes,
+  }
   if (baseTree) plan.base = baseTree
   return plan
 }
@@ -448,7 +489,7 @@ async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Pr
       return mergeExtents(subtractExtents(baseExtents, plan.cut.clip(start, end)), made.flat())
     }
     let base: BaseLeaf | null = null
-    if (plan.mode === 'checksum' && plan.base) {
+    if (plan.compare && plan.base) {
       const extents = await leafAt(ctx.pages, plan.base, start)
       const lastEnd = new Map<string, number>()
       for (const e of extents) {

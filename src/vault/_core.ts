@@ -52,6 +52,8 @@ export class VaultCore {
   readonly keys: ChunkKeys | null
   readonly pool: ChunkPool
   readonly index: ChunkIndex
+  /** Pack files a restore keeps open while idle (more are open while in use). */
+  openPacks = 32
   #indexLoaded: Promise<void> | undefined
   readonly #pageCache = new Map<string, Buffer>()
 

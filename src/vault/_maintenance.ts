@@ -1,126 +1,11 @@
 import { CairnError } from '../util/index.js'
-import { ChunkDamage } from './_chunk-codec.js'
+import { ChunkKind } from './_chunk-codec.js'
 import type { LockBody, VaultCore } from './_core.js'
 import { markTree, walkLeaves } from './_disk-tree.js'
 import { PACK_FOOTER } from './_pack.js'
 import { PackWriter } from './_pack-writer.js'
 import { hasRetentionRules, type RetentionPolicy, selectRetained } from './retention.js'
 import type { OperationOptions, RecoveryPoint } from './types.js'
-
-/** One problem verify found. */
-export interface VerifyProblem {
-  /** The vault object (pack, recovery point) or chunk concerned. */
-  object: string
-  message: string
-}
-
-/** What verify checked and found. */
-export interface VerifyReport {
-  recoveryPoints: number
-  packsChecked: number
-  chunksChecked: number
-  bytesChecked: number
-  problems: VerifyProblem[]
-}
-
-/** Verify re-reads packs; `sample` (0–1) checks that share of them, chosen at random. */
-export async function runVerify(
-  core: VaultCore,
-  opts: OperationOptions & { sample?: number } = {},
-): Promise<VerifyReport> {
-  await core.index.refresh()
-  const problems: VerifyProblem[] = []
-  for (const [pack, message] of core.index.damaged) problems.push({ object: pack, message })
-
-  // Every recovery point must be readable and every chunk it references present.
-  const ids = await core.recoveryPointIds()
-  const pages = new Set<string>()
-  const chunks = new Set<string>()
-  const store = core.pageStore(undefined, 'Cannot verify')
-  for (const id of ids) {
-    try {
-      const rp = await core.readManifest(id)
-      for (const d of rp.disks) {
-        const local = new Set<string>()
-        await markTree(
-          store,
-          { root: d.root ? Buffer.from(d.root, 'hex') : null, depth: d.depth },
-          pages,
-          local,
-        )
-        for (const c of local) {
-          chunks.add(c)
-          if (!core.index.has(Buffer.from(c, 'hex'))) {
-            problems.push({
-              object: `rp/${id}`,
-              message: `Recovery point "${id}" disk "${d.name}": chunk ${c.slice(0, 12)}… is missing from the vault`,
-            })
-          }
-        }
-      }
-    } catch (err) {
-      if (!(err instanceof CairnError)) throw err
-      problems.push({ object: `rp/${id}`, message: err.message })
-    }
-  }
-
-  // Re-read, decrypt and re-hash every chunk of the chosen packs.
-  let packs = core.index.packs()
-  if (opts.sample !== undefined && opts.sample < 1) {
-    const n = Math.max(1, Math.ceil(packs.length * opts.sample))
-    packs = [...packs].sort(() => Math.random() - 0.5).slice(0, n)
-  }
-  const report: VerifyReport = {
-    recoveryPoints: ids.length,
-    packsChecked: 0,
-    chunksChecked: 0,
-    bytesChecked: 0,
-    problems,
-  }
-  const total = packs.reduce((n, p) => n + p.size, 0)
-  let done = 0
-  const started = Date.now()
-  for (const p of packs) {
-    opts.signal?.throwIfAborted()
-    let data: Buffer
-    try {
-      data = await core.backend.get(p.name)
-    } catch (err) {
-      if (!(err instanceof CairnError)) throw err
-      problems.push({ object: p.name, message: err.message })
-      continue
-    }
-    await Promise.all(
-      p.entries.map(async (e) => {
-        try {
-          const blob = data.subarray(e.offset, e.offset + e.length)
-          if (blob.length !== e.length) throw new ChunkDamage('its blob is truncated')
-          await core.pool.open(Buffer.from(blob), e.id)
-        } catch (err) {
-          if (!(err instanceof ChunkDamage)) throw err
-          problems.push({
-            object: p.name,
-            message: `Chunk ${e.id.toString('hex').slice(0, 12)}… in ${p.name} is damaged: ${err.message}`,
-          })
-        }
-        report.chunksChecked++
-      }),
-    )
-    report.packsChecked++
-    report.bytesChecked += p.size
-    done += p.size
-    const secs = Math.max(0.001, (Date.now() - started) / 1000)
-    opts.onProgress?.({
-      phase: 'verify',
-      bytesDone: done,
-      bytesTotal: total,
-      bytesStored: 0,
-      rate: Math.round(done / secs),
-      etaMs: done > 0 ? Math.round(((total - done) / (done / secs)) * 1000) : null,
-    })
-  }
-  return report
-}
 
 /** What prune kept and removed. */
 export interface PruneReport {
@@ -337,22 +222,34 @@ export async function runGc(
   return report
 }
 
-/** Space accounting of a vault. */
+/**
+ * Space accounting of a vault. The ratios, defined once (docs/vault.md, "Usage"):
+ * deduplicationRatio = logicalBytes / dataBytes, compressionRatio = dataBytes / dataStoredBytes,
+ * overallRatio = logicalBytes / storedBytes. Every stored copy counts: data stored twice (or not yet
+ * reclaimed by GC) lowers the ratios.
+ */
 export interface VaultUsage {
   recoveryPoints: number
   packs: number
   /** Bytes of every pack: what the vault takes on its backend. */
   storedBytes: number
-  /** Bytes of disk data the recovery points describe (zeros excluded), counted once per recovery point. */
+  /** Disk data the recovery points describe (zeros and holes excluded), counted once per recovery point. */
   logicalBytes: number
-  /** Bytes of distinct data chunks before compression. */
+  /** Data chunks in the packs before compression, every stored copy counted (dead ones until GC too). */
+  dataBytes: number
+  /** The same data chunks as stored (compressed, encrypted). */
+  dataStoredBytes: number
+  /** Distinct data chunks the recovery points reference, before compression. */
   uniqueBytes: number
-  /** Bytes of distinct data chunks as stored. */
+  /** Distinct data chunks the recovery points reference, as stored. */
   uniqueStoredBytes: number
-  /** logicalBytes / uniqueBytes. */
+  /** logicalBytes / dataBytes: how many times each byte held is used by the points. */
   deduplicationRatio: number
-  /** uniqueBytes / uniqueStoredBytes. */
+  /** dataBytes / dataStoredBytes. */
   compressionRatio: number
+  /** logicalBytes / storedBytes: the points' data against everything the vault takes. */
+  overallRatio: number
+  /** Per point: its data, and the bytes its backup stored new (packs written, compressed). */
   perRecoveryPoint: { id: string; createdAt: string; logicalBytes: number; bytesAdded: number }[]
 }
 
@@ -395,16 +292,30 @@ export async function runUsage(core: VaultCore): Promise<VaultUsage> {
     uniqueStoredBytes += loc.length
   }
   const packs = core.index.packs()
+  let dataBytes = 0
+  let dataStoredBytes = 0
+  for (const p of packs) {
+    for (const e of p.entries) {
+      if (e.kind !== ChunkKind.data) continue
+      dataBytes += e.rawLength
+      dataStoredBytes += e.length
+    }
+  }
   const logicalBytes = per.reduce((n, p) => n + p.logicalBytes, 0)
+  const storedBytes = packs.reduce((n, p) => n + p.size, 0)
+  const ratio = (a: number, b: number) => (b > 0 ? a / b : 1)
   return {
     recoveryPoints: per.length,
     packs: packs.length,
-    storedBytes: packs.reduce((n, p) => n + p.size, 0),
+    storedBytes,
     logicalBytes,
+    dataBytes,
+    dataStoredBytes,
     uniqueBytes,
     uniqueStoredBytes,
-    deduplicationRatio: uniqueBytes > 0 ? logicalBytes / uniqueBytes : 1,
-    compressionRatio: uniqueStoredBytes > 0 ? uniqueBytes / uniqueStoredBytes : 1,
+    deduplicationRatio: ratio(logicalBytes, dataBytes),
+    compressionRatio: ratio(dataBytes, dataStoredBytes),
+    overallRatio: ratio(logicalBytes, storedBytes),
     perRecoveryPoint: per,
   }
 }

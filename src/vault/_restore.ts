@@ -1,10 +1,10 @@
-import { type FileHandle, open } from 'node:fs/promises'
-import { CairnError } from '../util/index.js'
+import { CairnError, ioError } from '../util/index.js'
 import { AsyncQueue } from './_async-queue.js'
 import { ProgressMeter } from './_backup.js'
 import { ChunkDamage } from './_chunk-codec.js'
 import type { VaultCore } from './_core.js'
 import { type Extent, walkLeaves } from './_disk-tree.js'
+import { HandleCache } from './_handle-cache.js'
 import { churnYoung, release } from './_memory.js'
 import type { OperationOptions, RecoveryPoint, RestoreSink } from './types.js'
 
@@ -15,6 +15,13 @@ export interface RestoreOptions extends OperationOptions {
    * (default 4: more only adds buffers in flight, not speed).
    */
   concurrency?: number
+  /** Pack files held open while idle (default: the vault's `openPacks`, 32); more are opened while in use. */
+  openPacks?: number
+  /**
+   * Leaves (latin1 ids) known to restore: skipped. Once the whole disk restored, its leaves are added
+   * (verify's `readData` reads each shared leaf once).
+   */
+  verifiedLeaves?: Set<string>
 }
 
 /** A counting semaphore. */
@@ -43,55 +50,35 @@ class Slots {
 
 /**
  * Pack files a restore's workers read, open in this process while chunks in them are being restored
- * (packs are immutable: an open file stays valid even if GC deletes the pack meanwhile).
+ * (packs are immutable: an open file stays valid even if GC deletes the pack meanwhile). A pack's
+ * descriptor lives from `acquire` to `release`; idle ones beyond the limit are closed and reopened on
+ * demand (see HandleCache).
  */
 class PackFiles {
   readonly #path: (name: string) => string
-  readonly #open = new Map<string, { fh: Promise<FileHandle>; users: number }>()
+  readonly #cache: HandleCache
 
-  constructor(path: (name: string) => string) {
+  constructor(path: (name: string) => string, limit: number) {
     this.#path = path
+    this.#cache = new HandleCache(limit)
   }
 
   /** The pack's descriptor, held until `release`; null when the pack file is gone. */
   async acquire(name: string): Promise<number | null> {
-    let entry = this.#open.get(name)
-    if (!entry) {
-      entry = { fh: open(this.#path(name), 'r'), users: 0 }
-      this.#open.set(name, entry)
-      entry.fh.catch(() => {})
-      this.#trim()
-    }
-    entry.users++
     try {
-      return (await entry.fh).fd
+      return (await this.#cache.acquire(this.#path(name))).fd
     } catch (err) {
-      entry.users--
-      if (this.#open.get(name) === entry) this.#open.delete(name)
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null
-      throw err
+      throw ioError(err, `Cannot open pack ${name}`)
     }
   }
 
   release(name: string): void {
-    const entry = this.#open.get(name)
-    if (entry) entry.users--
+    this.#cache.release(this.#path(name))
   }
 
-  /** Keeps at most 32 packs open, closing idle ones, first opened first. */
-  #trim(): void {
-    for (const [name, e] of this.#open) {
-      if (this.#open.size <= 32) break
-      if (e.users > 0) continue
-      this.#open.delete(name)
-      e.fh.then((fh) => fh.close()).catch(() => {})
-    }
-  }
-
-  async close(): Promise<void> {
-    const all = [...this.#open.values()]
-    this.#open.clear()
-    await Promise.all(all.map((e) => e.fh.then((fh) => fh.close()).catch(() => {})))
+  close(): Promise<void> {
+    return this.#cache.close()
   }
 }
 
@@ -127,7 +114,7 @@ export async function runRestore(
   // half the time). Elsewhere chunks come through this thread and `sink.write`.
   const localPath = core.backend.localPath?.bind(core.backend)
   const out = sink.descriptors
-  const packs = localPath && out ? new PackFiles(localPath) : null
+  const packs = localPath && out ? new PackFiles(localPath, opts.openPacks ?? core.openPacks) : null
   const width = opts.concurrency ?? 4
   let cursor = 0
   let written = 0
@@ -262,10 +249,16 @@ export async function runRestore(
   const readers = Promise.all(Array.from({ length: width }, reader)).then(async () => {
     while (writing.size > 0) await Promise.all(writing)
   })
+  const walked: string[] = []
   try {
-    await walkLeaves(pages, tree, async (_start, extents) => {
+    await walkLeaves(pages, tree, async (_start, extents, leafId) => {
       if (failed) throw failed
       opts.signal?.throwIfAborted()
+      if (opts.verifiedLeaves) {
+        const k = leafId.toString('latin1')
+        if (opts.verifiedLeaves.has(k)) return
+        walked.push(k)
+      }
       for (const e of extents) {
         await zeroTo(e.start)
         cursor = e.start + e.length
@@ -292,9 +285,10 @@ export async function runRestore(
   if (failed) {
     if (opts.signal?.aborted)
       throw new CairnError('Cancelled', `The restore of disk "${diskName}" was cancelled`)
-    throw failed
+    throw ioError(failed, what)
   }
   await zeroTo(disk.size)
+  for (const k of walked) opts.verifiedLeaves?.add(k)
   progress.finish()
   return { bytesWritten: written }
 }

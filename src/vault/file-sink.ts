@@ -1,4 +1,4 @@
-import { CairnError } from '../util/index.js'
+import { CairnError, ioError } from '../util/index.js'
 import { type DirectFile, openDirect } from './_direct-write.js'
 import type { RestoreSink } from './types.js'
 
@@ -26,7 +26,7 @@ export async function fileSink(
         `Cannot restore into ${path}: it exists; say overwrite to replace it`,
       )
     if (code === 'ENOENT' && options.overwrite) return fileSink(path, { size: options.size })
-    throw err
+    throw ioError(err, `Cannot restore into ${path}`)
   }
   const fh = file.fh
   const st = await fh.stat()

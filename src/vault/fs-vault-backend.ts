@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto'
 import { type FileHandle, link, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
-import { CairnError } from '../util/index.js'
+import { CairnError, ioError } from '../util/index.js'
 import { openDirect } from './_direct-write.js'
+import { HandleCache } from './_handle-cache.js'
 import { checkObjectName } from './_object-name.js'
 import type { BackendObject, VaultBackend } from './vault-backend.js'
 
@@ -18,10 +19,12 @@ export class FsVaultBackend implements VaultBackend {
   readonly kind = 'fs'
   readonly #root: string
   /** Open read handles of recently read objects (packs are immutable, so a handle never goes stale). */
-  readonly #handles = new Map<string, { fh: Promise<FileHandle>; users: number }>()
+  readonly #handles: HandleCache
 
-  constructor(root: string) {
+  /** `openFiles`: read handles kept open while idle (default 32). */
+  constructor(root: string, options: { openFiles?: number } = {}) {
     this.#root = root
+    this.#handles = new HandleCache(options.openFiles ?? 32)
   }
 
   get location(): string {
@@ -70,16 +73,14 @@ export class FsVaultBackend implements VaultBackend {
   }
 
   async getRange(name: string, offset: number, length: number): Promise<Buffer> {
-    let entry = this.#handles.get(name)
-    if (!entry) {
-      entry = { fh: open(this.#path(name), 'r'), users: 0 }
-      this.#handles.set(name, entry)
-      entry.fh.catch(() => this.#handles.delete(name))
-      this.#trimHandles()
-    }
-    entry.users++
+    const path = this.#path(name)
+    let fh: FileHandle
     try {
-      const fh = await entry.fh
+      fh = await this.#handles.acquire(path)
+    } catch (err) {
+      throw this.#missing(err, name)
+    }
+    try {
       const buf = Buffer.allocUnsafeSlow(length)
       let done = 0
       while (done < length) {
@@ -91,22 +92,12 @@ export class FsVaultBackend implements VaultBackend {
     } catch (err) {
       throw this.#missing(err, name)
     } finally {
-      entry.users--
+      this.#handles.release(path)
     }
   }
 
   localPath(name: string): string {
     return this.#path(name)
-  }
-
-  /** Keeps at most 32 read handles open, closing idle ones first opened first. */
-  #trimHandles(): void {
-    for (const [name, e] of this.#handles) {
-      if (this.#handles.size <= 32) break
-      if (e.users > 0) continue
-      this.#handles.delete(name)
-      e.fh.then((fh) => fh.close()).catch(() => {})
-    }
   }
 
   /** Deletes temporary files older than `olderThanMs` (left by a killed writer); returns how many. */
@@ -135,9 +126,7 @@ export class FsVaultBackend implements VaultBackend {
 
   /** Closes the cached read handles. */
   async close(): Promise<void> {
-    const all = [...this.#handles.values()]
-    this.#handles.clear()
-    await Promise.all(all.map((e) => e.fh.then((fh) => fh.close()).catch(() => {})))
+    await this.#handles.close()
   }
 
   async put(name: string, data: Uint8Array | readonly Uint8Array[]): Promise<void> {
@@ -181,11 +170,7 @@ export class FsVaultBackend implements VaultBackend {
   }
 
   async delete(name: string): Promise<void> {
-    const cached = this.#handles.get(name)
-    if (cached && cached.users === 0) {
-      this.#handles.delete(name)
-      await cached.fh.then((fh) => fh.close()).catch(() => {})
-    }
+    await this.#handles.drop(this.#path(name))
     try {
       await unlink(this.#path(name))
     } catch (err) {
@@ -255,7 +240,7 @@ export class FsVaultBackend implements VaultBackend {
         `Cannot read "${name}": it is missing from the vault at ${this.#root}`,
       )
     }
-    return err
+    return ioError(err, `Cannot read "${name}" of the vault at ${this.#root}`)
   }
 }
 

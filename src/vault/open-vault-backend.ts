@@ -17,10 +17,10 @@ const WHAT_WORKS = 'give an absolute path or a file:/// URL'
  * `memory://NAME` (this process's memory, for tests). Object stores (`s3://`, `azblob://`) and anything
  * else are refused with `UnsupportedVaultLocation`.
  */
-export function openVaultBackend(location: string): VaultBackend {
+export function openVaultBackend(location: string, options: { openFiles?: number } = {}): VaultBackend {
   const scheme = SCHEME.exec(location)?.[1]?.toLowerCase()
   if (scheme === undefined) {
-    if (isAbsolute(location)) return new FsVaultBackend(location)
+    if (isAbsolute(location)) return new FsVaultBackend(location, options)
     throw unsupported(location, `it is neither an absolute path nor a URL; ${WHAT_WORKS}`)
   }
   if (scheme === 'file') {
@@ -32,7 +32,7 @@ export function openVaultBackend(location: string): VaultBackend {
     } catch (err) {
       throw unsupported(location, `it is not a local file URL (${(err as Error).message}); ${WHAT_WORKS}`)
     }
-    return new FsVaultBackend(path)
+    return new FsVaultBackend(path, options)
   }
   if (scheme === 'memory') {
     const name = location.slice('memory:'.length).replace(/^\/\//, '')

@@ -31,11 +31,15 @@ export class VaultRegistry {
   readonly #catalog: Catalog
   readonly #dataDir: string
   readonly #workers: number | undefined
+  readonly #openPacks: number | undefined
+  readonly #keys: ((name: string) => Promise<VaultCredentials | undefined>) | undefined
   readonly #protectedItems: (vault: string) => Promise<string[]>
   readonly #memoryVaults: boolean
   readonly #open = new Map<string, Promise<Vault>>()
 
   /**
+   * `keys`: where a locked encrypted vault's credentials come from when none are given (the service's
+   * key files); `openPacks`: pack files a restore keeps open while idle.
    * `protectedItems` names the items a layer above protects in a vault: its data is not deleted while
    * there are any. `memoryVaults` lets tests create vaults at `memory://NAME` locations.
    */
@@ -44,6 +48,8 @@ export class VaultRegistry {
     options: {
       dataDir: string
       workers?: number
+      openPacks?: number
+      keys?: (name: string) => Promise<VaultCredentials | undefined>
       protectedItems?: (vault: string) => Promise<string[]>
       memoryVaults?: boolean
     },
@@ -51,6 +57,8 @@ export class VaultRegistry {
     this.#catalog = catalog
     this.#dataDir = options.dataDir
     this.#workers = options.workers
+    this.#openPacks = options.openPacks
+    this.#keys = options.keys
     this.#protectedItems = options.protectedItems ?? (async () => [])
     this.#memoryVaults = options.memoryVaults ?? false
   }
@@ -87,7 +95,7 @@ export class VaultRegistry {
             }),
           )
     const location = backend.location
-    const opts = { ...(this.#workers !== undefined ? { workers: this.#workers } : {}) }
+    const opts = this.#vaultOptions()
     const vault = options.attach
       ? await Vault.open(backend, options.encryption, opts)
       : await Vault.create(backend, {
@@ -121,22 +129,24 @@ export class VaultRegistry {
     return this.#info(await this.#need(name))
   }
 
-  /** The open vault; an encrypted one needs credentials the first time after a start. */
+  /**
+   * The open vault. An encrypted one needs credentials the first time after a start: given here, or
+   * from the service's key files; without either it is locked (`VaultLocked`).
+   */
   async open(name: string, credentials?: VaultCredentials): Promise<Vault> {
     const cached = this.#open.get(name)
     if (cached) return cached
     const row = await this.#need(name)
+    if (row.encrypted && !credentials) credentials = await this.#keys?.(name)
     if (row.encrypted && !credentials) {
       throw new CairnError(
-        'VaultKeyRequired',
-        `Cannot open vault "${name}": it is encrypted and locked; unlock it with its passphrase or key file`,
+        'VaultLocked',
+        `Cannot open vault "${name}": it is encrypted and locked since the service started; unlock it (cairn vault unlock ${name} --passphrase-file FILE) or give its key at start (--vault-key ${name}=FILE)`,
       )
     }
-    const p = Vault.open(
-      this.#backend(row),
-      credentials,
-      this.#workers !== undefined ? { workers: this.#workers } : {},
-    )
+    const again = this.#open.get(name)
+    if (again) return again
+    const p = Vault.open(this.#backend(row), credentials, this.#vaultOptions())
     this.#open.set(name, p)
     p.catch(() => this.#open.delete(name))
     return p
@@ -197,7 +207,10 @@ export class VaultRegistry {
 
   /** The backend of a location, through the one factory; memory vaults only where allowed (tests). */
   #openBackend(location: string): VaultBackend {
-    const backend = openVaultBackend(location)
+    const backend = openVaultBackend(
+      location,
+      this.#openPacks !== undefined ? { openFiles: this.#openPacks } : {},
+    )
     if (backend.kind === 'memory' && !this.#memoryVaults) {
       throw new CairnError(
         'UnsupportedVaultLocation',
@@ -205,6 +218,13 @@ export class VaultRegistry {
       )
     }
     return backend
+  }
+
+  #vaultOptions(): { workers?: number; openPacks?: number } {
+    return {
+      ...(this.#workers !== undefined ? { workers: this.#workers } : {}),
+      ...(this.#openPacks !== undefined ? { openPacks: this.#openPacks } : {}),
+    }
   }
 
   async #row(name: string) {

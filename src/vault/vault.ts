@@ -18,12 +18,11 @@ import {
   runGc,
   runPrune,
   runUsage,
-  runVerify,
   type VaultUsage,
-  type VerifyReport,
 } from './_maintenance.js'
 import { decodeRecord, encodeRecord } from './_record.js'
 import { type RestoreOptions, runRestore } from './_restore.js'
+import { runVerify, type VerifyOptions, type VerifyReport } from './_verify.js'
 import type { RetentionPolicy } from './retention.js'
 import type { OperationOptions, RecoveryPoint, RestoreSink } from './types.js'
 import type { VaultBackend } from './vault-backend.js'
@@ -40,6 +39,15 @@ export interface CreateVaultOptions {
   compressionLevel?: number
   /** Worker threads for hashing, compression and encryption (default: cores, at most 4). */
   workers?: number
+  /** Pack files a restore keeps open while idle (default 32; packs in use stay open regardless). */
+  openPacks?: number
+}
+
+/** Options of Vault.open. */
+export interface OpenVaultOptions {
+  workers?: number
+  /** Pack files a restore keeps open while idle (default 32; packs in use stay open regardless). */
+  openPacks?: number
 }
 
 /** Chunk size of full backups: 1 MiB, aligned (see docs/vault.md for the measurements behind it). */
@@ -97,14 +105,14 @@ export class Vault {
         `Cannot create a vault at ${backend.location}: one exists there`,
       )
     }
-    return Vault.#make(backend, config, master, options.workers)
+    return Vault.#make(backend, config, master, options)
   }
 
   /** Opens an existing vault; an encrypted one needs its passphrase or key file. */
   static async open(
     backend: VaultBackend,
     credentials?: VaultCredentials,
-    options: { workers?: number } = {},
+    options: OpenVaultOptions = {},
   ): Promise<Vault> {
     let data: Buffer
     try {
@@ -148,13 +156,20 @@ export class Vault {
       }
       master = await unwrapKey(record, credentials)
     }
-    return Vault.#make(backend, config, master, options.workers)
+    return Vault.#make(backend, config, master, options)
   }
 
-  static #make(backend: VaultBackend, config: VaultConfig, master: Buffer | null, workers?: number): Vault {
+  static #make(
+    backend: VaultBackend,
+    config: VaultConfig,
+    master: Buffer | null,
+    options: OpenVaultOptions,
+  ): Vault {
     const keys = master ? chunkKeys(master) : null
-    const pool = new ChunkPool(keys, config.compressionLevel, workers)
-    return new Vault(new VaultCore(backend, config, keys, pool))
+    const pool = new ChunkPool(keys, config.compressionLevel, options.workers)
+    const core = new VaultCore(backend, config, keys, pool)
+    if (options.openPacks !== undefined) core.openPacks = options.openPacks
+    return new Vault(core)
   }
 
   get id(): string {
@@ -222,7 +237,8 @@ export class Vault {
     return runRestore(this.#core, await this.#core.readManifest(rpId), disk, sink, options)
   }
 
-  verify(options: OperationOptions & { sample?: number } = {}): Promise<VerifyReport> {
+  /** Checks that every recovery point can be restored (see VerifyOptions); problems are reported, not thrown. */
+  verify(options: VerifyOptions = {}): Promise<VerifyReport> {
     this.#open()
     return runVerify(this.#core, options)
   }

@@ -123,6 +123,24 @@ export const systemCommands: CommandDef[] = [
       },
       { name: 'log-format', type: 'string', value: 'FORMAT', help: 'json or text (env CAIRN_LOG_FORMAT)' },
       {
+        name: 'vault-key',
+        type: 'list',
+        value: 'NAME=FILE',
+        help: 'unlock encrypted vault NAME at start with the passphrase or key file in FILE (mode 0600); repeat (env CAIRN_VAULT_KEYS=N=F,N=F)',
+      },
+      {
+        name: 'vault-key-dir',
+        type: 'string',
+        value: 'DIR',
+        help: 'unlock each encrypted vault whose key file DIR/NAME exists (mode 0600) (env CAIRN_VAULT_KEY_DIR)',
+      },
+      {
+        name: 'vault-open-packs',
+        type: 'number',
+        value: 'N',
+        help: 'pack files a vault restore keeps open while idle (env CAIRN_VAULT_OPEN_PACKS; default 32)',
+      },
+      {
         name: 'import-root',
         type: 'list',
         value: 'DIR',
@@ -145,6 +163,7 @@ export const systemCommands: CommandDef[] = [
       'cairn serve --data /var/lib/cairn --port 8080',
       'cairn serve --blob-host 0.0.0.0 --nbd-host 10.0.0.4   # management API stays on 127.0.0.1',
       'CAIRN_DATA=/srv/cairn cairn serve',
+      'cairn serve --vault-key main=/etc/cairn/keys/main   # unlock vault main at start',
       'cairn serve --import-root /srv/images --export-root /srv/exports',
     ],
     async run({ opts }) {
