@@ -2,11 +2,13 @@ import { randomUUID } from 'node:crypto'
 import { CairnError } from '../util/index.js'
 import { errorResponse } from './_errors.js'
 import { bodyLimit, crossSiteGuard, hostGuard } from './_request-guards.js'
+import { registerAccountRoutes } from './account-routes.js'
 import type { ApiContext } from './api-context.js'
 import { registerDiskRoutes } from './disk-routes.js'
 import { registerJobRoutes } from './job-routes.js'
 import { type ApiApp, newApiApp } from './new-api-app.js'
 import { registerProtectionRoutes } from './protection-routes.js'
+import { registerSnapshotRoutes } from './snapshot-routes.js'
 import { registerSystemRoutes } from './system-routes.js'
 import { registerVaultRoutes } from './vault-routes.js'
 
@@ -39,7 +41,9 @@ export function createApiApp(ctx: ApiContext): ApiApp {
 
   registerSystemRoutes(app, ctx)
   if (ctx.protection) registerProtectionRoutes(app, ctx)
+  registerAccountRoutes(app, ctx)
   registerDiskRoutes(app, ctx)
+  registerSnapshotRoutes(app, ctx)
   registerVaultRoutes(app, ctx)
   registerJobRoutes(app, ctx)
 

@@ -1,5 +1,11 @@
 import type { DiskStore } from '../diskstore/index.js'
-import type { JobService, ProtectionService, ProtectionStore } from '../protection/index.js'
+import type {
+  DiskService,
+  JobService,
+  ProtectionService,
+  ProtectionStore,
+  VaultService,
+} from '../protection/index.js'
 import type { HostPaths, Logger } from '../util/index.js'
 import type { VaultRegistry } from '../vault/index.js'
 
@@ -26,6 +32,10 @@ export interface ApiContext {
   vaults?: VaultRegistry
   /** Every long operation as a persisted job (/api/v1/jobs) and the event stream (/api/v1/events). */
   jobs?: JobService
+  /** Backups, restores, verify, prune and GC of vaults (default: one built from vaults, jobs and diskStore). */
+  vaultService?: VaultService
+  /** Imports and exports of host files (default: one built from diskStore, jobs and hostPaths). */
+  diskService?: DiskService
   /** VMs, policies, protected items and recovery points (routes under /api/v1/vms, /vaults). */
   protection?: ProtectionStore
   /** Backups and restores of VMs (202 routes); absent, those routes answer ServiceUnavailable. */

@@ -1,15 +1,9 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import type { DiskRef, DiskStore } from '../diskstore/index.js'
-import { backupDisks, type JobContext, type JobService, restoreToDisk } from '../protection/index.js'
-import { CairnError, type HostPaths } from '../util/index.js'
-import {
-  fileSink,
-  fileSource,
-  type VaultCredentials,
-  type VaultProgress,
-  type VaultRegistry,
-} from '../vault/index.js'
-import { runAsJob } from './_run-as-job.js'
+import { VaultService } from '../protection/index.js'
+import { CairnError } from '../util/index.js'
+import type { VaultCredentials, VaultRegistry } from '../vault/index.js'
+import { clean } from './_clean.js'
+import { followJob } from './_follow-job.js'
 import type { ApiContext } from './api-context.js'
 import { JobSchema } from './job-routes.js'
 import type { ApiApp } from './new-api-app.js'
@@ -104,25 +98,22 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
     if (!ctx.vaults) throw new CairnError('ServiceUnavailable', 'This service has no vault registry')
     return ctx.vaults
   }
-  const jobs = (): JobService => {
-    if (!ctx.jobs) throw new CairnError('ServiceUnavailable', 'This service has no job service')
-    return ctx.jobs
-  }
-  /** Starts a vault job and answers it (202). */
-  const startJob = async (
-    spec: { kind: 'backup' | 'restore' | 'verify' | 'gc'; vault: string; resource?: string },
-    body: (ctx: JobContext) => Promise<unknown>,
-  ) => {
-    const started = await jobs().start(
-      { kind: spec.kind, vault: spec.vault, resource: spec.resource ?? `vaults/${spec.vault}` },
-      body,
-    )
-    return started.job
-  }
-  const hostPaths = (): HostPaths => {
-    if (!ctx.hostPaths)
-      throw new CairnError('PathNotAllowed', 'Cannot use a host path: this service has no host-path roots')
-    return ctx.hostPaths
+  /** Every vault workflow goes through the service; routes parse, call one method and answer. */
+  const built =
+    ctx.vaultService ??
+    (ctx.vaults && ctx.jobs
+      ? new VaultService({
+          vaults: ctx.vaults,
+          jobs: ctx.jobs,
+          diskStore: ctx.diskStore,
+          ...(ctx.hostPaths ? { hostPaths: ctx.hostPaths } : {}),
+          reconcileVault: async (vault) => ctx.backups?.reconcileVault(vault),
+        })
+      : undefined)
+  const service = (): VaultService => {
+    vaults()
+    if (!built) throw new CairnError('ServiceUnavailable', 'This service has no job service')
+    return built
   }
   const P = z.object({ vault: VaultName })
   const PR = z.object({ vault: VaultName, rp: RpId })
@@ -286,17 +277,8 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
       responses: { 202: json(Job, 'The job'), ...errorResponses },
     }),
     async (c) => {
-      const { vault } = c.req.valid('param')
       const { sample, readData } = c.req.valid('json')
-      const v = await vaults().open(vault)
-      const job = await startJob({ kind: 'verify', vault }, (ctl) =>
-        v.verify({
-          signal: ctl.signal,
-          onProgress: progressTo(ctl),
-          ...(sample !== undefined ? { sample } : {}),
-          ...(readData ? { readData } : {}),
-        }),
-      )
+      const job = await service().verify(c.req.valid('param').vault, clean({ sample, readData }))
       return c.json(job, 202)
     },
   )
@@ -331,21 +313,8 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
     }),
     async (c) => {
       const { item, dryRun, includePolicyPoints, ...policy } = c.req.valid('json')
-      const { vault } = c.req.valid('param')
-      const v = await vaults().open(vault)
-      // A prune is quick (it deletes manifests): it runs as a job, kept in the history, and answers its report.
-      // The points of protected VMs follow their policy: left alone unless includePolicyPoints.
-      const report = await runAsJob(ctx, c, { kind: 'prune', vault, resource: `vaults/${vault}` }, () =>
-        v.prune({
-          policy,
-          ...(item !== undefined ? { item } : {}),
-          ...(dryRun ? { dryRun } : {}),
-          ...(includePolicyPoints ? {} : { leaveKinds: ['vm'] }),
-        }),
-      )
-      // VM points removed on request: their recovery points lose the vault tier now, not at next read.
-      if (includePolicyPoints && !dryRun && report.removed.length > 0)
-        await ctx.backups?.reconcileVault(vault)
+      const request = { policy, ...clean({ item, dryRun, includePolicyPoints }) }
+      const report = await service().prune(c.req.valid('param').vault, request, followJob(c))
       return c.json(report, 200)
     },
   )
@@ -358,9 +327,7 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
       responses: { 202: json(Job, 'The job'), ...errorResponses },
     }),
     async (c) => {
-      const { vault } = c.req.valid('param')
-      const v = await vaults().open(vault)
-      return c.json(await startJob({ kind: 'gc', vault }, (ctl) => v.gc({ signal: ctl.signal })), 202)
+      return c.json(await service().gc(c.req.valid('param').vault), 202)
     },
   )
   app.openapi(
@@ -443,59 +410,20 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
     }),
     async (c) => {
       const { vault } = c.req.valid('param')
-      const b = c.req.valid('json')
-      const v = await vaults().open(vault)
-      if (b.disks && b.path)
+      const { disks, path, expiresAt, ...rest } = c.req.valid('json')
+      if (disks && path)
         throw new CairnError('InvalidRequest', 'Cannot back up: give either disks or path, not both')
-      if (b.disks) {
-        const store = ctx.diskStore
-        const disks = b.disks
-        if (disks.length === 0) throw new CairnError('InvalidRequest', 'Cannot back up: disks is empty')
-        for (const d of disks) store.getDisk(d)
-        const item = b.item ?? disks[0]!.disk
-        const job = await startJob({ kind: 'backup', vault }, (ctl) =>
-          backupDisks(
-            v,
-            store,
-            disks.map((d) => ({
-              ref: { account: d.account, container: d.container, disk: d.disk },
-              ...(d.name ? { name: d.name } : {}),
-              ...(d.lun !== undefined ? { lun: d.lun } : {}),
-            })),
-            {
-              item: { kind: 'disks', name: item, config: { disks } },
-              ...(b.base === 'none' ? { base: null } : b.base && b.base !== 'latest' ? { base: b.base } : {}),
-              ...(b.expiresAt ? { expiresAt: new Date(b.expiresAt) } : {}),
-              signal: ctl.signal,
-              onProgress: progressTo(ctl),
-            },
-          ),
+      const common = { ...clean(rest), ...(expiresAt ? { expiresAt: new Date(expiresAt) } : {}) }
+      if (disks)
+        return c.json(
+          await service().backupDisks(vault, {
+            ...common,
+            disks: disks.map(({ lun, name, ...d }) => ({ ...d, ...clean({ lun, name }) })),
+          }),
+          202,
         )
-        return c.json(job, 202)
-      }
-      if (!b.path) throw new CairnError('InvalidRequest', 'Cannot back up: give disks or path')
-      const path = await hostPaths().checkImport(b.path)
-      const fileName = path.split('/').pop() || 'disk'
-      const item = b.item ?? fileName
-      const job = await startJob({ kind: 'backup', vault }, async (ctl) => {
-        let base: string | undefined
-        if (b.base === undefined || b.base === 'latest') base = (await v.latestRecoveryPoint(item))?.id
-        else if (b.base !== 'none') base = b.base
-        const source = await fileSource(path, { name: b.disk ?? fileName })
-        try {
-          return await v.backup({
-            item: { kind: 'file', name: item, config: { path } },
-            sources: [source],
-            ...(base ? { base } : {}),
-            ...(b.expiresAt ? { expiresAt: new Date(b.expiresAt) } : {}),
-            signal: ctl.signal,
-            onProgress: progressTo(ctl),
-          })
-        } finally {
-          await source.close?.()
-        }
-      })
-      return c.json(job, 202)
+      if (!path) throw new CairnError('InvalidRequest', 'Cannot back up: give disks or path')
+      return c.json(await service().backupFile(vault, { ...common, path }), 202)
     },
   )
   app.openapi(
@@ -519,71 +447,12 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
     }),
     async (c) => {
       const { vault, rp } = c.req.valid('param')
-      const b = c.req.valid('json')
-      const v = await vaults().open(vault)
-      const point = await v.getRecoveryPoint(rp)
-      const disk = b.disk ?? point.disks[0]?.name
-      const d = point.disks.find((x) => x.name === disk)
-      if (!d) {
-        throw new CairnError(
-          'RecoveryPointDiskNotFound',
-          `Cannot restore: recovery point "${rp}" holds no disk "${disk ?? ''}"`,
-        )
-      }
-      if (b.target && b.path)
+      const { target, path, ...rest } = c.req.valid('json')
+      if (target && path)
         throw new CairnError('InvalidRequest', 'Cannot restore: give either target or path, not both')
-      if (b.target) {
-        const target = b.target
-        const resource = `vaults/${vault}/recoveryPoints/${rp}`
-        const job = await startJob({ kind: 'restore', vault, resource }, async (ctl) => {
-          // A disk this restore creates is named in the job first: if the service dies, the next
-          // start removes it rather than leave half a disk.
-          if (!diskExists(ctx.diskStore, target)) {
-            ctl.details.createdDisks = [target]
-            await ctl.phase('Restore')
-          }
-          const result = await restoreToDisk(v, ctx.diskStore, rp, d.name, target, {
-            signal: ctl.signal,
-            onProgress: progressTo(ctl),
-            ...(b.overwrite ? { overwrite: true } : {}),
-          })
-          delete ctl.details.createdDisks
-          return result
-        })
-        return c.json(job, 202)
-      }
-      if (!b.path) throw new CairnError('InvalidRequest', 'Cannot restore: give target or path')
-      const path = b.path
-      const paths = hostPaths()
-      // The rules are checked before the job starts, so a refusal is the answer, not a failed job.
-      await paths.checkExport(path, { ...(b.overwrite ? { overwrite: true } : {}) })
-      const resource = `vaults/${vault}/recoveryPoints/${rp}`
-      const job = await startJob({ kind: 'restore', vault, resource }, (ctl) =>
-        paths.export(path, { ...(b.overwrite ? { overwrite: true } : {}) }, async (temporary) => {
-          const sink = await fileSink(temporary, { size: d.size })
-          try {
-            return await v.restore(rp, d.name, sink, { signal: ctl.signal, onProgress: progressTo(ctl) })
-          } finally {
-            await sink.close?.()
-          }
-        }),
-      )
-      return c.json(job, 202)
+      if (target) return c.json(await service().restoreToDisk(vault, rp, { ...clean(rest), target }), 202)
+      if (!path) throw new CairnError('InvalidRequest', 'Cannot restore: give target or path')
+      return c.json(await service().restoreToFile(vault, rp, { ...clean(rest), path }), 202)
     },
   )
-}
-
-/** Vault progress as job progress. */
-function progressTo(ctl: JobContext): (p: VaultProgress) => void {
-  return (p) => ctl.progress({ phase: p.phase, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal })
-}
-
-function diskExists(store: DiskStore, ref: DiskRef): boolean {
-  try {
-    store.getDisk(ref)
-    return true
-  } catch (err) {
-    if (err instanceof CairnError && err.code === 'DiskNotFound') return false
-    throw err
-  }
 }

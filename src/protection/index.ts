@@ -20,6 +20,7 @@ export {
   restoreToDisk,
 } from './disk-backup.js'
 export { type DeleteTarget, type DiskDependent, DiskGuard } from './disk-guard.js'
+export { DiskService, type DiskServiceOptions } from './disk-service.js'
 export {
   type JobBody,
   type JobContext,
@@ -70,6 +71,7 @@ export {
   type VmRecoveryPointDisk,
 } from './protection-store.js'
 export { RegistryVaultTransfer } from './registry-vault-transfer.js'
+export { type RunToEnd, runJobToEnd } from './run-job-to-end.js'
 export {
   DEFAULT_SPREAD_MS,
   type DueRun,
@@ -90,6 +92,13 @@ export {
   type SchedulerStatus,
   type SchedulerStore,
 } from './scheduler.js'
+export {
+  type BackupBase,
+  type BackupDisk,
+  type StartedBy,
+  VaultService,
+  type VaultServiceOptions,
+} from './vault-service.js'
 export type { VaultTransfer } from './vault-transfer.js'
 export {
   type DataDisk,

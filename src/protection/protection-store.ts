@@ -1,11 +1,18 @@
 import { randomUUID } from 'node:crypto'
 import type { Catalog, CatalogSchema } from '../catalog/index.js'
-import type { DiskRef } from '../diskstore/index.js'
-import { CairnError, type DiskLabel, diskLabel } from '../util/index.js'
-import { type Consistency, newRecoveryPointId } from '../vault/index.js'
+import { CairnError } from '../util/index.js'
+import {
+  RecoveryPointStore,
+  type RecoveryPointTier,
+  type VmRecoveryPoint,
+  type VmRecoveryPointDisk,
+} from './_recovery-point-store.js'
+import { toVm, vmDiskRows } from './_vm-rows.js'
 import { type BackupPolicy, validatePolicy } from './policy.js'
 import type { SchedulableItem, SchedulerStore } from './scheduler.js'
 import { type DiskSelection, type SelectedDisk, selectDisks, type Vm, type VmSpec, validateVm } from './vm.js'
+
+export type { RecoveryPointTier, VmRecoveryPoint, VmRecoveryPointDisk } from './_recovery-point-store.js'
 
 /** Protection state of an item, after the reference. */
 export type ProtectionState = 'Protected' | 'ProtectionStopped'
@@ -26,40 +33,6 @@ export interface ProtectedItem extends DiskSelection {
   lastBackupStatus?: string
 }
 
-/** Where a recovery point's data lives. */
-export type RecoveryPointTier = 'Snapshot' | 'SnapshotAndVault' | 'Vault'
-
-/** One disk of a recovery point. */
-export interface VmRecoveryPointDisk {
-  /** `os` or `lun<N>` (see disk-label.ts). */
-  name: DiskLabel
-  /** The LUN of a data disk (absent for the OS disk). */
-  lun?: number
-  source: DiskRef
-  size: number
-  /** Disk-store snapshot id while the point is in the snapshot tier. */
-  snapshot?: string
-  /** The vault's name for the disk's backup, once transferred. */
-  vaultBackup?: string
-}
-
-/**
- * A protected VM's recovery point: its disks at one instant, with the VM description saved to rebuild
- * it, in the snapshot tier, the vault tier or both. Its vault copy is one vault `VmRecoveryPoint`
- * (src/vault), named by each disk's `vaultBackup`.
- */
-export interface VmRecoveryPoint {
-  id: string
-  itemId: string
-  time: string
-  kind: 'Scheduled' | 'OnDemand'
-  consistency: Consistency
-  tier: RecoveryPointTier
-  expiresAt?: string
-  disks: VmRecoveryPointDisk[]
-  vm: VmSpec
-}
-
 /**
  * The protection records in the catalog: VMs, backup policies, protected items and recovery points
  * (their jobs are the JobStore's). Also the scheduler's store (items with their policies and last slots).
@@ -67,10 +40,12 @@ export interface VmRecoveryPoint {
 export class ProtectionStore implements SchedulerStore {
   readonly #catalog: Catalog
   readonly #now: () => number
+  readonly #points: RecoveryPointStore
 
   constructor(catalog: Catalog, options: { now?: () => number } = {}) {
     this.#catalog = catalog
     this.#now = options.now ?? Date.now
+    this.#points = new RecoveryPointStore(catalog, () => this.#iso())
   }
 
   get #db() {
@@ -106,7 +81,7 @@ export class ProtectionStore implements SchedulerStore {
           updated_at: now,
         })
         .execute()
-      await trx.insertInto('vm_disks').values(diskRows(id, spec)).execute()
+      await trx.insertInto('vm_disks').values(vmDiskRows(id, spec)).execute()
     })
     return this.getVm(spec.name)
   }
@@ -134,7 +109,7 @@ export class ProtectionStore implements SchedulerStore {
     const spec = validateVm({ ...vm, ...disks })
     await this.#db.transaction().execute(async (trx) => {
       await trx.deleteFrom('vm_disks').where('vm_id', '=', vm.id).execute()
-      await trx.insertInto('vm_disks').values(diskRows(vm.id, spec)).execute()
+      await trx.insertInto('vm_disks').values(vmDiskRows(vm.id, spec)).execute()
       await trx.updateTable('vms').set({ updated_at: this.#iso() }).where('id', '=', vm.id).execute()
     })
     return this.getVm(name)
@@ -152,17 +127,13 @@ export class ProtectionStore implements SchedulerStore {
       .where('vm_id', '=', vm.id)
       .executeTakeFirst()
     if (item) {
-      const points = await this.#db
-        .selectFrom('recovery_points')
-        .select('id')
-        .where('item_id', '=', item.id)
-        .execute()
-      if (item.state === 'Protected' || points.length > 0) {
+      const points = await this.#points.countOfItem(item.id)
+      if (item.state === 'Protected' || points > 0) {
         throw new CairnError(
           'VmIsProtected',
           item.state === 'Protected'
             ? `Cannot delete VM "${name}": it is protected in vault "${item.vault}"; stop protection first (protection stop ${name} --delete-data)`
-            : `Cannot delete VM "${name}": ${points.length} recovery point(s) remain; delete them with protection stop ${name} --delete-data`,
+            : `Cannot delete VM "${name}": ${points} recovery point(s) remain; delete them with protection stop ${name} --delete-data`,
         )
       }
     }
@@ -464,15 +435,11 @@ export class ProtectionStore implements SchedulerStore {
   /** Drops a stopped item once its recovery points are gone. */
   async removeItem(vmName: string): Promise<void> {
     const item = await this.getItem(vmName)
-    const left = await this.#db
-      .selectFrom('recovery_points')
-      .select('id')
-      .where('item_id', '=', item.id)
-      .execute()
-    if (left.length > 0) {
+    const left = await this.#points.countOfItem(item.id)
+    if (left > 0) {
       throw new CairnError(
         'VmIsProtected',
-        `Cannot remove the protection of VM "${vmName}": ${left.length} recovery point(s) remain`,
+        `Cannot remove the protection of VM "${vmName}": ${left} recovery point(s) remain`,
       )
     }
     await this.#db.deleteFrom('protected_items').where('id', '=', item.id).execute()
@@ -552,120 +519,41 @@ export class ProtectionStore implements SchedulerStore {
     await this.#catalog.setSetting('protection.last_maintenance', String(at))
   }
 
-  // --- Recovery points ---
+  // --- Recovery points (RecoveryPointStore) ---
 
   /** Adds a recovery point (written only once its snapshot exists: never half a point). */
-  async addRecoveryPoint(point: Omit<VmRecoveryPoint, 'id'> & { id?: string }): Promise<VmRecoveryPoint> {
-    const id = point.id ?? newRecoveryPointId(new Date(point.time))
-    await this.#db
-      .insertInto('recovery_points')
-      .values({
-        id,
-        item_id: point.itemId,
-        time: Date.parse(point.time),
-        kind: point.kind,
-        consistency: point.consistency,
-        tier: point.tier,
-        expires_at: point.expiresAt === undefined ? null : Date.parse(point.expiresAt),
-        disks_json: JSON.stringify(point.disks),
-        vm_json: JSON.stringify(point.vm),
-        created_at: this.#iso(),
-        legacy_id: null,
-      })
-      .execute()
-    return { ...point, id }
+  addRecoveryPoint(point: Omit<VmRecoveryPoint, 'id'> & { id?: string }): Promise<VmRecoveryPoint> {
+    return this.#points.add(point)
   }
 
   /** A recovery point by id (or by the UUID it had before ids took the vault's form). */
   async getRecoveryPoint(id: string): Promise<VmRecoveryPoint> {
-    const p = await this.findRecoveryPoint(id)
+    const p = await this.#points.find(id)
     if (!p) throw new CairnError('RecoveryPointNotFound', `Cannot find recovery point "${id}"`)
     return p
   }
 
   /** A recovery point by id or legacy UUID, or undefined. */
-  async findRecoveryPoint(id: string): Promise<VmRecoveryPoint | undefined> {
-    const row = await this.#db
-      .selectFrom('recovery_points')
-      .selectAll()
-      .where((eb) => eb.or([eb('id', '=', id), eb('legacy_id', '=', id)]))
-      .executeTakeFirst()
-    return row ? toPoint(row) : undefined
+  findRecoveryPoint(id: string): Promise<VmRecoveryPoint | undefined> {
+    return this.#points.find(id)
   }
 
   /** A VM's recovery points, oldest first. */
   async listRecoveryPoints(vmName: string): Promise<VmRecoveryPoint[]> {
-    const item = await this.getItem(vmName)
-    const rows = await this.#db
-      .selectFrom('recovery_points')
-      .selectAll()
-      .where('item_id', '=', item.id)
-      .orderBy('time')
-      .execute()
-    return rows.map(toPoint)
+    return this.#points.listOfItem((await this.getItem(vmName)).id)
   }
 
   /** Updates a point's tier and disks (after the vault transfer, or when its snapshots are removed). */
-  async updateRecoveryPoint(
+  updateRecoveryPoint(
     id: string,
     change: { tier: RecoveryPointTier; disks: VmRecoveryPointDisk[] },
   ): Promise<void> {
-    await this.#db
-      .updateTable('recovery_points')
-      .set({ tier: change.tier, disks_json: JSON.stringify(change.disks) })
-      .where('id', '=', id)
-      .execute()
+    return this.#points.update(id, change)
   }
 
-  async deleteRecoveryPoint(id: string): Promise<void> {
-    await this.#db.deleteFrom('recovery_points').where('id', '=', id).execute()
+  deleteRecoveryPoint(id: string): Promise<void> {
+    return this.#points.delete(id)
   }
-}
-
-function diskRows(vmId: string, spec: VmSpec): CatalogSchema['vm_disks'][] {
-  const row = (slot: string, role: string, lun: number | null, d: DiskRef) => ({
-    vm_id: vmId,
-    slot,
-    role,
-    lun,
-    account: d.account,
-    container: d.container,
-    disk: d.disk,
-  })
-  const rows = [
-    row('os', 'os', null, spec.osDisk),
-    ...spec.dataDisks.map((d) => row(`lun-${d.lun}`, 'data', d.lun, d.disk)),
-  ]
-  if (spec.tempDisk) rows.push(row('temp', 'temp', null, spec.tempDisk))
-  return rows
-}
-
-function toVm(r: CatalogSchema['vms'], disks: CatalogSchema['vm_disks'][]): Vm {
-  const ref = (d: CatalogSchema['vm_disks']): DiskRef => ({
-    account: d.account,
-    container: d.container,
-    disk: d.disk,
-  })
-  const os = disks.find((d) => d.role === 'os')!
-  const temp = disks.find((d) => d.role === 'temp')
-  const vm: Vm = {
-    id: r.id,
-    name: r.name,
-    vmSize: r.vm_size,
-    osType: r.os_type as Vm['osType'],
-    configuration: JSON.parse(r.configuration_json) as Record<string, unknown>,
-    osDisk: ref(os),
-    dataDisks: disks
-      .filter((d) => d.role === 'data')
-      .map((d) => ({ lun: d.lun!, disk: ref(d) }))
-      .sort((a, b) => a.lun - b.lun),
-    createdAt: r.created_at,
-    updatedAt: r.updated_at,
-  }
-  if (r.os_name !== null) vm.osName = r.os_name
-  if (temp) vm.tempDisk = ref(temp)
-  if (r.agent_url !== null && r.agent_token !== null) vm.agent = { url: r.agent_url, token: r.agent_token }
-  return vm
 }
 
 function toItem(
@@ -686,27 +574,4 @@ function toItem(
   if (r.last_backup_at !== null) item.lastBackupAt = r.last_backup_at
   if (r.last_backup_status !== null) item.lastBackupStatus = r.last_backup_status
   return item
-}
-
-function toPoint(r: CatalogSchema['recovery_points']): VmRecoveryPoint {
-  const p: VmRecoveryPoint = {
-    id: r.id,
-    itemId: r.item_id,
-    time: new Date(r.time).toISOString(),
-    kind: r.kind as VmRecoveryPoint['kind'],
-    consistency: r.consistency as Consistency,
-    tier: r.tier as RecoveryPointTier,
-    disks: (JSON.parse(r.disks_json) as StoredPointDisk[]).map(pointDisk),
-    vm: JSON.parse(r.vm_json) as VmSpec,
-  }
-  if (r.expires_at !== null) p.expiresAt = new Date(r.expires_at).toISOString()
-  return p
-}
-
-/** A point's disk as stored: points written before disk labels have `lun: 'os' | N` and no name. */
-type StoredPointDisk = Omit<VmRecoveryPointDisk, 'name' | 'lun'> & { name?: DiskLabel; lun?: number | 'os' }
-
-function pointDisk(d: StoredPointDisk): VmRecoveryPointDisk {
-  const { name, lun, ...rest } = d
-  return { name: name ?? diskLabel(lun ?? 'os'), ...(typeof lun === 'number' ? { lun } : {}), ...rest }
 }

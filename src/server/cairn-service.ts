@@ -16,6 +16,7 @@ import {
   ProtectionStore,
   RegistryVaultTransfer,
   Scheduler,
+  VaultService,
 } from '../protection/index.js'
 import {
   CairnError,
@@ -66,6 +67,7 @@ export class CairnService {
   #diskStore: LogDiskStore | undefined
   #vaults: VaultRegistry | undefined
   #jobs: JobService | undefined
+  #vaultService: VaultService | undefined
   readonly #timers = new Set<NodeJS.Timeout>()
   #startMs = 0
   #api: Server | undefined
@@ -167,6 +169,13 @@ export class CairnService {
         logger: log.child({ component: 'protection' }),
       })
       this.#backups = backups
+      this.#vaultService = new VaultService({
+        vaults,
+        jobs,
+        diskStore: this.#diskStore,
+        hostPaths,
+        reconcileVault: (vault) => backups.reconcileVault(vault),
+      })
       await this.#recoverJobs(jobs, backups)
       this.#scheduler = new Scheduler({
         store: protection,
@@ -181,7 +190,10 @@ export class CairnService {
           const { pruned, vaults } = await backups.applyRetention(signal)
           if (pruned > 0) log.info('retention pruned recovery points', { pruned, vaults })
           // Pruning only drops recovery points; a GC job per vault that lost points frees their space.
-          for (const name of vaults) await this.#startGc(name, 'scheduler')
+          for (const name of vaults)
+            await this.#startGc(name, 'scheduler').catch((err) =>
+              log.warn('cannot start the GC after retention', { vault: name, message: String(err) }),
+            )
         },
       })
       const scheduler = this.#scheduler
@@ -199,6 +211,7 @@ export class CairnService {
         hostPaths,
         vaults: this.#vaults,
         jobs: this.#jobs,
+        vaultService: this.#vaultService,
         protection,
         backups,
         protectionChanged: () => void scheduler.refresh(),
@@ -332,16 +345,12 @@ export class CairnService {
 
   /** Starts a GC job of a vault (its stale-lock grace from the configuration). */
   async #startGc(name: string, startedBy: string): Promise<void> {
-    const jobs = this.#jobs
-    const registry = this.#vaults
-    if (!jobs || !registry) return
+    const service = this.#vaultService
+    if (!service) return
     // A lock last touched before this service started belongs to a backup that died with the last run
     // (this service is its vaults' writer); one touched later is live, whatever the grace.
     const staleLockMs = Math.max((this.config.gcGrace ?? 900) * 1000, Date.now() - this.#startMs)
-    await jobs.start({ kind: 'gc', resource: `vaults/${name}`, vault: name, startedBy }, async (ctl) => {
-      const vault = await registry.open(name)
-      return vault.gc({ signal: ctl.signal, staleLockMs })
-    })
+    await service.gc(name, { startedBy, staleLockMs })
   }
 
   /** Opens DATA/disks; on first start creates the development account and its `disks` container. */
@@ -390,6 +399,7 @@ export class CairnService {
     await this.#nbd?.close()
     this.#nbd = undefined
     this.#jobs = undefined
+    this.#vaultService = undefined
     await this.#vaults?.close()
     this.#vaults = undefined
     await this.#diskStore?.close()

@@ -1,0 +1,284 @@
+import { createRoute, z } from '@hono/zod-openapi'
+import type { LeaseAction } from '../diskstore/index.js'
+import { CairnError } from '../util/index.js'
+import { clean } from './_clean.js'
+import {
+  body,
+  Count,
+  DISK,
+  Diff,
+  Disk,
+  DiskParams,
+  DiskRefSchema,
+  deleteGuard,
+  diskJson,
+  Force,
+  json,
+  Metadata,
+  ref,
+  SnapshotParams,
+  toInclusive,
+  WriteResult,
+} from './_disk-schemas.js'
+import type { ApiContext } from './api-context.js'
+import type { ApiApp } from './new-api-app.js'
+import { errorResponses } from './schemas.js'
+
+/** Registers the routes of snapshots, snapshot groups and diffs of disks. */
+export function registerSnapshotRoutes(app: ApiApp, ctx: ApiContext): void {
+  const store = () => ctx.diskStore
+  const guard = () => deleteGuard(ctx)
+  const tags = ['Disks']
+
+  // ------------------------------------------------------------ snapshots and diffs
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: `${DISK}/snapshots`,
+      tags,
+      summary: 'List the snapshots of a disk, oldest first',
+      request: { params: DiskParams },
+      responses: { 200: json(z.object({ items: z.array(Disk) }), 'Snapshots'), ...errorResponses },
+    }),
+    (c) =>
+      c.json(
+        {
+          items: store()
+            .listSnapshots(ref(c.req.valid('param')))
+            .map(diskJson),
+        },
+        200,
+      ),
+  )
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: `${DISK}/snapshots`,
+      tags,
+      summary: 'Take an instant read-only snapshot of a disk',
+      request: { params: DiskParams, ...body(z.object({ metadata: Metadata.optional() })) },
+      responses: { 201: json(Disk, 'The snapshot'), ...errorResponses },
+    }),
+    async (c) => {
+      const b = c.req.valid('json')
+      const info = await store().snapshot(
+        ref(c.req.valid('param')),
+        b.metadata ? { metadata: b.metadata } : {},
+      )
+      return c.json(diskJson(info), 201)
+    },
+  )
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/api/v1/snapshot-groups',
+      tags,
+      summary: 'Snapshot several disks at one instant (a consistency group)',
+      request: body(z.object({ disks: z.array(DiskRefSchema).min(1) })),
+      responses: {
+        201: json(z.object({ items: z.array(Disk) }), 'One snapshot per disk'),
+        ...errorResponses,
+      },
+    }),
+    async (c) => {
+      const infos = await store().snapshotGroup(c.req.valid('json').disks.map(ref))
+      return c.json({ items: infos.map(diskJson) }, 201)
+    },
+  )
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: `${DISK}/snapshots/{snapshot}`,
+      tags,
+      summary: 'Show one snapshot of a disk',
+      request: { params: SnapshotParams },
+      responses: { 200: json(Disk, 'The snapshot'), ...errorResponses },
+    }),
+    (c) => {
+      const p = c.req.valid('param')
+      return c.json(diskJson(store().getDisk(ref(p), p.snapshot)), 200)
+    },
+  )
+  app.openapi(
+    createRoute({
+      method: 'delete',
+      path: `${DISK}/snapshots/{snapshot}`,
+      tags,
+      summary:
+        'Delete one snapshot of a disk; refused with SnapshotInUse while a recovery point holds it, unless force=true (the point then falls back to its vault copy)',
+      request: { params: SnapshotParams, query: Force },
+      responses: { 204: { description: 'Deleted' }, ...errorResponses },
+    }),
+    async (c) => {
+      const p = c.req.valid('param')
+      await guard().deleteSnapshot(ref(p), p.snapshot, { force: c.req.valid('query').force === 'true' })
+      return c.body(null, 204)
+    },
+  )
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: `${DISK}/diff`,
+      tags,
+      summary: 'Changed and cleared page ranges from snapshot `from` to snapshot `to` (or the live disk)',
+      request: {
+        params: DiskParams,
+        query: z.object({
+          from: z.string(),
+          to: z.string().optional(),
+          offset: Count.optional(),
+          length: Count.optional(),
+          marker: z.string().optional(),
+          maxResults: Count.optional(),
+        }),
+      },
+      responses: { 200: json(Diff, 'The diff'), ...errorResponses },
+    }),
+    (c) => {
+      const q = c.req.valid('query')
+      const d = store().diff(ref(c.req.valid('param')), { ...clean(q), from: q.from })
+      const out: z.infer<typeof Diff> = {
+        pageRanges: toInclusive(d.pageRanges),
+        clearRanges: toInclusive(d.clearRanges),
+      }
+      if (d.nextMarker !== undefined) out.nextMarker = d.nextMarker
+      return c.json(out, 200)
+    },
+  )
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: `${DISK}/promote`,
+      tags,
+      summary: 'Make the content of the disk that of one of its snapshots (no data copied)',
+      request: {
+        params: DiskParams,
+        ...body(z.object({ snapshot: z.string(), leaseId: z.string().optional() })),
+      },
+      responses: { 200: json(WriteResult, 'The change'), ...errorResponses },
+    }),
+    async (c) => {
+      const b = c.req.valid('json')
+      const cond = b.leaseId ? { leaseId: b.leaseId } : undefined
+      return c.json(await store().promote(ref(c.req.valid('param')), b.snapshot, cond), 200)
+    },
+  )
+  const LeaseBody = z.object({
+    action: z.enum(['acquire', 'renew', 'release', 'change', 'break']),
+    duration: z
+      .number()
+      .int()
+      .optional()
+      .openapi({ description: 'acquire: 15–60 seconds, or -1 for infinite' }),
+    leaseId: z.string().optional().openapi({ description: 'renew, release, change: the active lease id' }),
+    proposedId: z.string().optional().openapi({ description: 'acquire, change: the new lease id' }),
+    breakPeriod: z
+      .number()
+      .int()
+      .min(0)
+      .max(60)
+      .optional()
+      .openapi({ description: 'break: seconds to wait' }),
+  })
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: `${DISK}/lease`,
+      tags,
+      summary:
+        'Acquire, renew, release, change or break the lease of a disk (a leased disk refuses writes without its id)',
+      request: { params: DiskParams, ...body(LeaseBody) },
+      responses: {
+        200: json(
+          z.object({
+            id: z.string().optional(),
+            leaseTime: z.number().optional(),
+            etag: z.string(),
+            lastModified: z.string(),
+          }),
+          'The lease',
+        ),
+        ...errorResponses,
+      },
+    }),
+    async (c) => {
+      const b = c.req.valid('json')
+      const need = (v: string | undefined, what: string): string => {
+        if (v === undefined)
+          throw new CairnError('InvalidRequest', `Cannot ${b.action} a lease without ${what}`)
+        return v
+      }
+      const op: LeaseAction =
+        b.action === 'acquire'
+          ? { action: 'acquire', duration: b.duration ?? -1, ...clean({ proposedId: b.proposedId }) }
+          : b.action === 'renew'
+            ? { action: 'renew', id: need(b.leaseId, 'leaseId') }
+            : b.action === 'release'
+              ? { action: 'release', id: need(b.leaseId, 'leaseId') }
+              : b.action === 'change'
+                ? {
+                    action: 'change',
+                    id: need(b.leaseId, 'leaseId'),
+                    proposedId: need(b.proposedId, 'proposedId'),
+                  }
+                : { action: 'break', ...clean({ breakPeriod: b.breakPeriod }) }
+      return c.json(await store().lease(ref(c.req.valid('param')), op), 200)
+    },
+  )
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: `${DISK}/sequence-number`,
+      tags,
+      summary: "Set the disk's sequence number: max (raise to value), update (set to value) or increment",
+      request: {
+        params: DiskParams,
+        ...body(
+          z.object({
+            action: z.enum(['max', 'update', 'increment']),
+            value: z.number().int().min(0).optional(),
+            leaseId: z.string().optional(),
+          }),
+        ),
+      },
+      responses: { 200: json(WriteResult, 'The change'), ...errorResponses },
+    }),
+    async (c) => {
+      const b = c.req.valid('json')
+      if (b.action !== 'increment' && b.value === undefined) {
+        throw new CairnError('InvalidRequest', `Cannot ${b.action} the sequence number without a value`)
+      }
+      const cond = b.leaseId ? { leaseId: b.leaseId } : undefined
+      return c.json(await store().setSequenceNumber(ref(c.req.valid('param')), b.action, b.value, cond), 200)
+    },
+  )
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: `${DISK}/copy`,
+      tags,
+      summary: 'Make a new disk from this disk or one of its snapshots, sharing data (no copy)',
+      request: {
+        params: DiskParams,
+        ...body(
+          z.object({
+            target: DiskRefSchema,
+            snapshot: z.string().optional(),
+            overwrite: z.boolean().optional(),
+            metadata: Metadata.optional(),
+          }),
+        ),
+      },
+      responses: { 201: json(Disk, 'The new disk'), ...errorResponses },
+    }),
+    async (c) => {
+      const b = c.req.valid('json')
+      const info = await store().copyDisk(
+        { ref: ref(c.req.valid('param')), ...clean({ snapshot: b.snapshot }) },
+        ref(b.target),
+        clean({ overwrite: b.overwrite, metadata: b.metadata }),
+      )
+      return c.json(diskJson(info), 201)
+    },
+  )
+}

@@ -1,0 +1,176 @@
+// Streaming a file into a disk, a disk into a file, and page reads and writes through the API.
+import { open, stat } from 'node:fs/promises'
+import { CairnError } from '../../util/index.js'
+import type { ApiClient } from '../api-client.js'
+import type { CommandContext } from '../command.js'
+import { ProgressBar } from '../output.js'
+import type { DiskJson } from './_disk-json.js'
+import { type DiskName, diskPath } from './_disk-names.js'
+
+/** Bytes per request when streaming a file through the API (the largest page write). */
+export const PIECE = 4 * 1024 * 1024
+/** Requests in flight while streaming. */
+const PARALLEL = 4
+
+/** Runs `tasks` with at most `limit` in flight; stops at the first failure. */
+async function pool(tasks: AsyncIterable<() => Promise<void>>, limit: number): Promise<void> {
+  const running = new Set<Promise<void>>()
+  let failure: unknown
+  for await (const task of tasks) {
+    if (failure !== undefined) break
+    const p: Promise<void> = task().then(
+      () => {
+        running.delete(p)
+      },
+      (err) => {
+        running.delete(p)
+        failure ??= err
+      },
+    )
+    running.add(p)
+    if (running.size >= limit) await Promise.race(running)
+  }
+  await Promise.all(running)
+  if (failure !== undefined) throw failure
+}
+
+/** PUTs `data` at `offset` of a disk. */
+export async function putPages(
+  client: ApiClient,
+  d: DiskName,
+  offset: number,
+  data: Uint8Array,
+  signal: AbortSignal,
+  leaseId?: string,
+) {
+  await client.raw('PUT', `${diskPath(d)}/pages`, {
+    query: { offset, leaseId },
+    body: data,
+    headers: { 'content-type': 'application/octet-stream' },
+    signal,
+  })
+}
+
+/** GETs bytes of a disk or snapshot. */
+export async function getPages(
+  client: ApiClient,
+  d: DiskName,
+  offset: number,
+  length: number,
+  signal: AbortSignal,
+) {
+  const res = await client.raw('GET', `${diskPath(d)}/pages`, {
+    query: { offset, length, snapshot: d.snapshot },
+    signal,
+  })
+  return Buffer.from(await res.arrayBuffer())
+}
+
+/** Reads a file in pieces: yields [offset, bytes] in order. */
+export async function* filePieces(
+  path: string,
+  size: number,
+  piece: number,
+): AsyncGenerator<[number, Buffer]> {
+  const fh = await open(path, 'r').catch((err: Error) => {
+    throw new CairnError('FileNotFound', `Cannot read "${path}": ${err.message}`)
+  })
+  try {
+    for (let pos = 0; pos < size; pos += piece) {
+      const want = Math.min(piece, size - pos)
+      const buf = Buffer.alloc(want)
+      let got = 0
+      while (got < want) {
+        const { bytesRead } = await fh.read(buf, got, want - got, pos + got)
+        if (bytesRead === 0) break
+        got += bytesRead
+      }
+      yield [pos, buf]
+    }
+  } finally {
+    await fh.close()
+  }
+}
+/** The size of a regular file (FileNotFound, or UsageError for anything else). */
+export async function fileSize(path: string): Promise<number> {
+  try {
+    const st = await stat(path)
+    if (st.isFile()) return st.size
+  } catch (err) {
+    throw new CairnError('FileNotFound', `Cannot read "${path}": ${(err as Error).message}`)
+  }
+  throw new CairnError('UsageError', `Cannot stream "${path}" through the API: it is not a regular file`)
+}
+
+/** Streams a local raw image into a new disk: zero pages are skipped, a failure deletes the disk. */
+export async function importLocal(ctx: CommandContext, d: DiskName, path: string): Promise<DiskJson> {
+  const { client, out, signal } = ctx
+  const { forEachDataRun } = await import('../../diskstore/index.js')
+  const bytes = await fileSize(path)
+  const size = Math.ceil(bytes / 512) * 512
+  await client.put(diskPath(d), { size })
+  const bar = new ProgressBar(`import ${d.disk}`, out.interactive)
+  let done = 0
+  try {
+    async function* tasks() {
+      for await (const [pos, buf] of filePieces(path, size, PIECE)) {
+        const runs: [number, number][] = []
+        forEachDataRun(buf, buf.length, (s, e) => runs.push([s, e]))
+        yield async () => {
+          for (const [s, e] of runs) await putPages(client, d, pos + s, buf.subarray(s, e), signal)
+          done += buf.length
+          bar.update(done, size)
+        }
+      }
+    }
+    await pool(tasks(), PARALLEL)
+    bar.update(size, size)
+  } catch (err) {
+    await client.delete(diskPath(d), { snapshots: 'include' }).catch(() => {})
+    throw err
+  } finally {
+    bar.done()
+  }
+  return client.get<DiskJson>(diskPath(d))
+}
+
+/** Streams a disk or snapshot into a sparse local file: only written ranges are fetched. */
+export async function exportLocal(
+  ctx: CommandContext,
+  d: DiskName,
+  path: string,
+): Promise<{ path: string; size: number }> {
+  const { client, out, signal } = ctx
+  const info = await client.get<DiskJson>(diskPath(d), { snapshot: d.snapshot })
+  const { pageRanges } = await client.get<{ pageRanges: [number, number][] }>(`${diskPath(d)}/ranges`, {
+    snapshot: d.snapshot,
+  })
+  const total = pageRanges.reduce((n, [s, e]) => n + e + 1 - s, 0)
+  const fh = await open(path, 'w').catch((err: Error) => {
+    throw new CairnError('FileNotFound', `Cannot write "${path}": ${err.message}`)
+  })
+  const bar = new ProgressBar(`export ${d.disk}`, out.interactive)
+  let done = 0
+  try {
+    await fh.truncate(info.size)
+    async function* tasks() {
+      for (const [start, endInclusive] of pageRanges) {
+        for (let at = start; at <= endInclusive; at += PIECE) {
+          const n = Math.min(PIECE, endInclusive + 1 - at)
+          yield async () => {
+            const data = await getPages(client, d, at, n, signal)
+            await fh.write(data, 0, data.length, at)
+            done += n
+            bar.update(done, total)
+          }
+        }
+      }
+    }
+    await pool(tasks(), PARALLEL)
+    await fh.sync()
+  } finally {
+    bar.done()
+    await fh.close()
+  }
+  return { path, size: info.size }
+}

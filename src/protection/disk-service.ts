@@ -1,0 +1,77 @@
+import type { DiskInfo, DiskRef, DiskStore } from '../diskstore/index.js'
+import { CairnError, type HostPaths } from '../util/index.js'
+import type { JobService } from './job-service.js'
+import { type RunToEnd, runJobToEnd } from './run-job-to-end.js'
+
+/** What a DiskService works with. */
+export interface DiskServiceOptions {
+  diskStore: DiskStore
+  /** Absent: the work just runs, without a job. */
+  jobs?: JobService
+  /** The gate of host paths (absent: imports and exports of host files are refused). */
+  hostPaths?: HostPaths
+}
+
+/**
+ * The disk-store use cases that read or write files on the service's machine — import a raw image into
+ * a new disk, export a disk or snapshot to a sparse raw file — each as a job its caller waits for.
+ */
+export class DiskService {
+  readonly #o: DiskServiceOptions
+
+  constructor(options: DiskServiceOptions) {
+    this.#o = options
+  }
+
+  /** Imports a raw image file under an import root into a new disk (zero blocks stay holes). */
+  async importFile(ref: DiskRef, path: string, run: RunToEnd = {}): Promise<DiskInfo> {
+    const file = await this.#hostPaths().checkImport(path)
+    return runJobToEnd(
+      this.#o.jobs,
+      { kind: 'import', resource: resourceOf(ref) },
+      (signal, job) =>
+        this.#o.diskStore.importFile(file, ref, {
+          signal,
+          ...(job ? { onProgress: (p) => job.progress({ ...p, phase: 'import' }) } : {}),
+        }),
+      run,
+    )
+  }
+
+  /** Exports a disk (or a snapshot) to a sparse raw file under an export root; answers its size. */
+  async exportFile(
+    ref: DiskRef,
+    request: { path: string; snapshot?: string; overwrite?: boolean },
+    run: RunToEnd = {},
+  ): Promise<{ path: string; size: number }> {
+    const store = this.#o.diskStore
+    const size = store.getDisk(ref, request.snapshot).size
+    const paths = this.#hostPaths()
+    const overwrite = request.overwrite ? { overwrite: true } : {}
+    // The rules are checked before the job starts, so a refusal is the answer, not a failed job.
+    await paths.checkExport(request.path, overwrite)
+    return runJobToEnd(
+      this.#o.jobs,
+      { kind: 'export', resource: resourceOf(ref) },
+      async (signal, job) => {
+        await paths.export(request.path, overwrite, (temporary) =>
+          store.exportFile(ref, temporary, {
+            signal,
+            ...(request.snapshot !== undefined ? { snapshot: request.snapshot } : {}),
+            ...(job ? { onProgress: (p) => job.progress({ ...p, phase: 'export' }) } : {}),
+          }),
+        )
+        return { path: request.path, size }
+      },
+      run,
+    )
+  }
+
+  #hostPaths(): HostPaths {
+    if (!this.#o.hostPaths)
+      throw new CairnError('PathNotAllowed', 'Cannot use a host path: this service has no host-path roots')
+    return this.#o.hostPaths
+  }
+}
+
+const resourceOf = (r: DiskRef) => `accounts/${r.account}/containers/${r.container}/disks/${r.disk}`
