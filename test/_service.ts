@@ -106,3 +106,28 @@ export function cairn(
   })
   return { status: r.status, stdout: r.stdout, stderr: r.stderr }
 }
+
+/** Runs `cairn ARGS --url URL [--json]` as a child process without blocking the event loop. */
+export function cairnAt(
+  url: string,
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; json?: boolean } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const flags = options.json === false ? ['--url', url] : ['--url', url, '--json']
+    const p = spawn(process.execPath, [CAIRN_BIN, ...args, ...flags], {
+      env: { ...process.env, ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let stdout = ''
+    let stderr = ''
+    p.stdout.on('data', (d) => {
+      stdout += d
+    })
+    p.stderr.on('data', (d) => {
+      stderr += d
+    })
+    p.on('error', reject)
+    p.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }))
+  })
+}

@@ -1,25 +1,11 @@
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import { CAIRN_BIN as bin, startService } from './_service.js'
+import { cairnAt, startService } from './_service.js'
 
-function cairn(url: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [bin, ...args, '--url', url], { stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d) => {
-      stdout += d
-    })
-    child.stderr.on('data', (d) => {
-      stderr += d
-    })
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }))
-  })
-}
+const cairn = (url: string, ...args: string[]) => cairnAt(url, args, { json: false })
 
 describe('cairn CLI for VMs, policies, protection and jobs (against a real cairn serve)', () => {
   it('creates a VM and a policy, protects the VM, lists items, recovery points and jobs, and explains bad input', async () => {

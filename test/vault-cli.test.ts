@@ -1,37 +1,14 @@
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import { fileURLToPath } from 'node:url'
 import { CairnService } from '../src/server/index.js'
 import { silentLogger } from '../src/util/index.js'
+import { cairnAt } from './_service.js'
 
-const bin = fileURLToPath(new URL('../../bin/cairn.js', import.meta.url))
-
-function cairn(
-  url: string,
-  args: string[],
-  env: NodeJS.ProcessEnv = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [bin, ...args, '--url', url, '--json'], {
-      env: { ...process.env, ...env },
-    })
-    let stdout = ''
-    let stderr = ''
-    p.stdout.on('data', (d) => {
-      stdout += d
-    })
-    p.stderr.on('data', (d) => {
-      stderr += d
-    })
-    p.on('error', reject)
-    p.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }))
-  })
-}
+const cairn = (url: string, args: string[], env: NodeJS.ProcessEnv = {}) => cairnAt(url, args, { env })
 
 describe('vault through the service and the CLI', () => {
   it('create, back up, list, restore, verify, usage, prune, gc and rotate the key of an encrypted vault', async () => {

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -9,29 +8,10 @@ import { describe, it } from 'node:test'
 import { ManualClock } from '../src/protection/index.js'
 import { CairnService } from '../src/server/index.js'
 import { createLogger } from '../src/util/index.js'
-import { CAIRN_BIN, startService } from './_service.js'
+import { cairnAt, startService } from './_service.js'
 
-function cairn(
-  url: string,
-  args: string[],
-  env: NodeJS.ProcessEnv = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [CAIRN_BIN, ...args, '--url', url, '--json'], {
-      env: { ...process.env, CAIRN_VAULT_PASSPHRASE: '', ...env },
-    })
-    let stdout = ''
-    let stderr = ''
-    p.stdout.on('data', (d) => {
-      stdout += d
-    })
-    p.stderr.on('data', (d) => {
-      stderr += d
-    })
-    p.on('error', reject)
-    p.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }))
-  })
-}
+const cairn = (url: string, args: string[], env: NodeJS.ProcessEnv = {}) =>
+  cairnAt(url, args, { env: { CAIRN_VAULT_PASSPHRASE: '', ...env } })
 
 const errorCode = (r: { stdout: string; stderr: string }) => {
   const m = /"code"\s*:\s*"(\w+)"/.exec(r.stdout + r.stderr) ?? /\[(\w+)\]/.exec(r.stderr)

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -8,7 +7,7 @@ import { describe, it } from 'node:test'
 import { ManualClock } from '../src/protection/index.js'
 import { CairnService } from '../src/server/index.js'
 import { silentLogger } from '../src/util/index.js'
-import { CAIRN_BIN } from './_service.js'
+import { cairnAt } from './_service.js'
 
 const KiB = 1024
 const SIZE = 512 * KiB
@@ -17,21 +16,7 @@ const DAY = 86_400_000
 const POINTS = Number(process.env.CAIRN_VAULT_POINTS ?? 30)
 const DISKS = '/api/v1/accounts/devstoreaccount1/containers/disks/disks'
 
-function cairn(url: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [CAIRN_BIN, ...args, '--url', url, '--json'])
-    let stdout = ''
-    let stderr = ''
-    p.stdout.on('data', (d) => {
-      stdout += d
-    })
-    p.stderr.on('data', (d) => {
-      stderr += d
-    })
-    p.on('error', reject)
-    p.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }))
-  })
-}
+const cairn = (url: string, args: string[]) => cairnAt(url, args)
 
 describe(`a vault of ${POINTS} incremental points`, () => {
   it('restores every point with restore file, restore disk and restore disks (a pack cache of 2)', async () => {

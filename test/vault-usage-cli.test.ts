@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -7,25 +6,11 @@ import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { CairnService } from '../src/server/index.js'
 import { silentLogger } from '../src/util/index.js'
-import { CAIRN_BIN } from './_service.js'
+import { cairnAt } from './_service.js'
 
 const MiB = 1024 * 1024
 
-function cairn(url: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [CAIRN_BIN, ...args, '--url', url, '--json'])
-    let stdout = ''
-    let stderr = ''
-    p.stdout.on('data', (d) => {
-      stdout += d
-    })
-    p.stderr.on('data', (d) => {
-      stderr += d
-    })
-    p.on('error', reject)
-    p.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }))
-  })
-}
+const cairn = (url: string, args: string[]) => cairnAt(url, args)
 
 describe('full backups and vault usage through the CLI', () => {
   it('backup --full of unchanged data stores about nothing; usage shows logical, stored and new bytes; verify --read-data passes', async () => {

@@ -5,13 +5,7 @@ import type { ApiContext } from './api-context.js'
 
 // The schemas, parameters and paths shared by the routes of accounts, containers, disks and snapshots.
 
-export const json = <T extends z.ZodType>(schema: T, description: string) => ({
-  description,
-  content: { 'application/json': { schema } },
-})
-export const body = <T extends z.ZodType>(schema: T) => ({
-  body: { content: { 'application/json': { schema } }, required: true },
-})
+export { body, json } from './schemas.js'
 
 export const Account = z
   .object({

@@ -4,7 +4,7 @@ import type { JobEvent, JobService } from '../protection/index.js'
 import { CairnError } from '../util/index.js'
 import type { ApiContext } from './api-context.js'
 import type { ApiApp } from './new-api-app.js'
-import { errorResponses } from './schemas.js'
+import { errorResponses, json } from './schemas.js'
 
 /** A job as the API answers it. */
 export const JobSchema = z
@@ -42,10 +42,6 @@ export const MAX_EVENT_BACKLOG = 256
 /** A comment line this often keeps idle connections open through proxies. */
 const HEARTBEAT_MS = 15_000
 
-const json = <T extends z.ZodType>(schema: T, description: string) => ({
-  description,
-  content: { 'application/json': { schema } },
-})
 const JobParam = z.object({ job: z.string().openapi({ param: { name: 'job', in: 'path' } }) })
 
 /** `/api/v1/jobs` (list, show, cancel) and `/api/v1/events` (server-sent job events). */

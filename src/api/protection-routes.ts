@@ -9,6 +9,7 @@ import { CairnError } from '../util/index.js'
 import type { ApiContext } from './api-context.js'
 import { JobSchema } from './job-routes.js'
 import type { ApiApp } from './new-api-app.js'
+import { body, json } from './schemas.js'
 
 // Protection resources, named after the reference: vms, vaults/{vault}/backupPolicies,
 // vaults/{vault}/protectedItems/{vm}/recoveryPoints (their jobs are at /api/v1/jobs). Bodies are checked by the protection
@@ -19,18 +20,11 @@ const JsonList = z.object({ value: z.array(Json) }).openapi('List')
 const Deleted = z.object({ deleted: z.boolean() })
 const ErrorBody = z.object({ error: z.object({ code: z.string(), message: z.string() }) }).openapi('Error')
 
-const json = (schema: z.ZodType, description: string) => ({
-  description,
-  content: { 'application/json': { schema } },
-})
 const errors = {
   400: json(ErrorBody, 'Invalid request'),
   404: json(ErrorBody, 'Not found'),
   409: json(ErrorBody, 'Conflict'),
 }
-const body = <T extends z.ZodType>(schema: T) => ({
-  body: { content: { 'application/json': { schema } }, required: true as const },
-})
 
 const VmParam = z.object({ vm: z.string().min(1) })
 const VaultParam = z.object({ vault: z.string().min(1) })

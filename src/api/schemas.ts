@@ -16,3 +16,14 @@ export const errorResponses = {
   404: { description: 'Not found', content: { 'application/json': { schema: ErrorBody } } },
   409: { description: 'Conflict', content: { 'application/json': { schema: ErrorBody } } },
 } as const
+
+/** A JSON response of a route: its schema and what it means. */
+export const json = <T extends z.ZodType>(schema: T, description: string) => ({
+  description,
+  content: { 'application/json': { schema } },
+})
+
+/** A route's required JSON request body. */
+export const body = <T extends z.ZodType>(schema: T) => ({
+  body: { content: { 'application/json': { schema } }, required: true as const },
+})

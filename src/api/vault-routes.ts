@@ -7,7 +7,7 @@ import { followJob } from './_follow-job.js'
 import type { ApiContext } from './api-context.js'
 import { JobSchema } from './job-routes.js'
 import type { ApiApp } from './new-api-app.js'
-import { errorResponses } from './schemas.js'
+import { body, errorResponses, json } from './schemas.js'
 
 const VaultName = z.string().openapi({ param: { name: 'vault', in: 'path' }, example: 'main' })
 const RpId = z.string().openapi({ param: { name: 'rp', in: 'path' }, example: '20261122T195200123Z-3f2a' })
@@ -73,14 +73,6 @@ const Retention = z.object({
   keepWeekly: z.number().int().min(0).optional(),
   keepMonthly: z.number().int().min(0).optional(),
   keepYearly: z.number().int().min(0).optional(),
-})
-
-const json = <T extends z.ZodType>(schema: T, description: string) => ({
-  description,
-  content: { 'application/json': { schema } },
-})
-const body = <T extends z.ZodType>(schema: T) => ({
-  body: { content: { 'application/json': { schema } }, required: true },
 })
 
 function credentials(b: {
