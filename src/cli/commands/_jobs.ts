@@ -1,29 +1,13 @@
 import { readFile } from 'node:fs/promises'
+import type { Job } from '../../catalog/index.js'
 import { CairnError, type ErrorCode, formatBytes, formatDuration, isErrorCode } from '../../util/index.js'
 import type { ApiClient } from '../api-client.js'
 import type { OptionDef } from '../command.js'
 import { type Output, ProgressBar } from '../output.js'
 import { parseDiskName } from './_disk-names.js'
 
-/** A job as the API answers it (/api/v1/jobs). */
-export interface Job {
-  id: string
-  kind: string
-  state: 'Queued' | 'Running' | 'Completed' | 'Failed' | 'Cancelled' | 'Interrupted'
-  resource: string
-  vm?: string
-  vault?: string
-  progress: { phase: string; bytesDone: number; bytesTotal: number; percent: number; etaSeconds?: number }
-  startedBy: string
-  createdAt: string
-  startedAt?: string
-  updatedAt: string
-  endedAt?: string
-  durationMs: number
-  result: unknown
-  error?: { code: string; message: string }
-  details: Record<string, unknown>
-}
+/** A job as the API answers it (/api/v1/jobs): the catalog's own type, so a renamed field fails to compile. */
+export type { Job }
 
 /** The option every command that follows a job takes. */
 export const CANCEL_ON_INTERRUPT: OptionDef = {
