@@ -360,6 +360,7 @@ export class CairnService {
     const store = await LogDiskStore.open(dir, {
       logger: this.#logger.child({ component: 'diskstore' }),
       repairLog: this.#repairDiskLog,
+      ...(this.config.diskSegmentSize !== undefined ? { segmentSize: this.config.diskSegmentSize } : {}),
       // Room for deletes and compaction on a full file system (docs/diskstore.md, "Disk full").
       reserveBytes: DISK_RESERVE_BYTES,
     })

@@ -87,6 +87,26 @@ describe('resolveConfig', () => {
     }
   })
 
+  it('reads the disk-store segment size as a size, and refuses one that is not whole 4 KiB pages from 1 MiB to 2 GiB', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cairn-config-'))
+    try {
+      assert.equal(resolveConfig({ flags: { data: dir } }).diskSegmentSize, undefined)
+      const flag = resolveConfig({ flags: { data: dir, 'disk-segment-size': '16MiB' } })
+      assert.equal(flag.diskSegmentSize, 16 * 1024 * 1024)
+      const env = resolveConfig({ flags: { data: dir }, env: { CAIRN_DISK_SEGMENT_SIZE: '1GiB' } })
+      assert.equal(env.diskSegmentSize, 1024 ** 3)
+      for (const bad of ['1000', '512KiB', '4GiB', '1MiB+1', 'big', '1048577']) {
+        assert.throws(
+          () => resolveConfig({ flags: { data: dir, 'disk-segment-size': bad } }),
+          (e: Error & { code?: string }) => e.code === 'ConfigInvalid' && /disk-segment-size/.test(e.message),
+          bad,
+        )
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
   it('gives each listener its own address, --host filling those not set, and reads allowed hosts as lists', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cairn-config-'))
     try {

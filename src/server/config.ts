@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import { CairnError, type LogLevel } from '../util/index.js'
+import { CairnError, type LogLevel, parseSize } from '../util/index.js'
 
 /** The service's configuration, after flags, environment, config file and defaults are merged. */
 export interface ServiceConfig {
@@ -38,6 +38,8 @@ export interface ServiceConfig {
   vaultKeyDir?: string
   /** Pack files a vault restore keeps open while idle (default 32). */
   vaultOpenPacks?: number
+  /** Bytes of one disk-store segment file (default 256 MiB): garbage is reclaimed a segment at a time. */
+  diskSegmentSize?: number
   /** Connections the management API holds at once (default 256). */
   apiMaxConnections?: number
   /** Connections the blob API holds at once (default 1024). */
@@ -76,6 +78,7 @@ interface OptionSpec {
     | 'level'
     | 'format'
     | 'count'
+    | 'size'
     | 'connections'
     | 'timeout'
     | 'seconds'
@@ -264,6 +267,13 @@ export const SERVICE_OPTIONS: OptionSpec[] = [
     default: 32,
     help: 'pack files a vault restore keeps open while idle',
   },
+  {
+    key: 'diskSegmentSize',
+    flag: 'disk-segment-size',
+    env: 'CAIRN_DISK_SEGMENT_SIZE',
+    type: 'size',
+    help: 'bytes of one disk-store segment file (garbage is reclaimed a segment at a time)',
+  },
 ]
 
 const VAULT_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/
@@ -309,6 +319,17 @@ function coerce(
     case 'count': {
       const n = typeof raw === 'number' ? raw : Number(raw)
       if (!Number.isInteger(n) || n < 1 || n > 256) throw bad('a whole number from 1 to 256')
+      return n
+    }
+    case 'size': {
+      let n: number
+      try {
+        n = parseSize(raw as string | number)
+      } catch {
+        throw bad('a size such as 64MiB')
+      }
+      if (n < 1024 * 1024 || n > 2 ** 31 || n % 4096 !== 0)
+        throw bad('a multiple of 4 KiB from 1 MiB to 2 GiB')
       return n
     }
     case 'connections': {

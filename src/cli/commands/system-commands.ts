@@ -141,6 +141,12 @@ export const systemCommands: CommandDef[] = [
         help: 'pack files a vault restore keeps open while idle (env CAIRN_VAULT_OPEN_PACKS; default 32)',
       },
       {
+        name: 'disk-segment-size',
+        type: 'string',
+        value: 'SIZE',
+        help: 'bytes of one disk-store segment file, e.g. 64MiB (env CAIRN_DISK_SEGMENT_SIZE; default 256MiB)',
+      },
+      {
         name: 'import-root',
         type: 'list',
         value: 'DIR',
