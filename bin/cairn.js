@@ -1,8 +1,18 @@
 #!/usr/bin/env node
 // The cairn command: runs the compiled CLI (build with `npm run build`).
-import { main } from '../dist/src/cli/index.js'
+let cli
+try {
+  cli = await import('../dist/src/cli/index.js')
+} catch (err) {
+  if (err?.code !== 'ERR_MODULE_NOT_FOUND' || !String(err.message).includes('dist/src/cli/index.js'))
+    throw err
+  process.stderr.write(
+    'cairn: NotBuilt: the CLI is not compiled yet: run `npm run build` (or `npm start`) first\n',
+  )
+  process.exit(1)
+}
 
-main(process.argv.slice(2)).then(
+cli.main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code
   },
