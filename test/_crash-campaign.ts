@@ -119,11 +119,18 @@ function cli(url: string, args: string[]): void {
   assert.equal(r.status, 0, `cairn ${args.join(' ')}: ${r.stderr}`)
 }
 
+/** The services a campaign started: a failed check must not leave one running (it would hold the test). */
+const liveServices = new Set<RunningService>()
+const track = (s: RunningService): RunningService => {
+  liveServices.add(s)
+  return s
+}
+
 /**
  * Runs the campaign in `dir` until `kills` SIGKILLs were sent; throws on the first failed check.
  * `log` receives one line per round.
  */
-export async function runCampaign(
+async function campaign(
   dir: string,
   kills: number,
   log: (line: string) => void = () => {},
@@ -156,7 +163,7 @@ export async function runCampaign(
     worstSegments: { segmentBytes: 0, liveBytes: 1 },
     seconds: 0,
   }
-  let service: RunningService = await startService(args, { data })
+  let service: RunningService = track(await startService(args, { data }))
   let api = new Api(service.url)
   const image: Image = { os: Buffer.alloc(sizes.os), data: Buffer.alloc(sizes.data) }
   /** Vault point id → the disks' content when its backup started. */
@@ -296,7 +303,7 @@ export async function runCampaign(
     report.perOperation[op].kills++
     if (wasRunning) report.perOperation[op].whileRunning++
 
-    service = await startService(args, { data })
+    service = track(await startService(args, { data }))
     api = new Api(service.url)
     report.restarts++
 
@@ -449,4 +456,21 @@ function listOf<T>(r: unknown): T[] {
   const o = r as Record<string, unknown>
   for (const k of ['items', 'value', 'disks']) if (Array.isArray(o[k])) return o[k] as T[]
   throw new Error(`not a list: ${JSON.stringify(r).slice(0, 200)}`)
+}
+
+/**
+ * Runs the campaign in `dir` until `kills` SIGKILLs were sent; throws on the first failed check, after
+ * killing the service it was checking.
+ */
+export async function runCampaign(
+  dir: string,
+  kills: number,
+  log: (line: string) => void = () => {},
+): Promise<CampaignReport> {
+  try {
+    return await campaign(dir, kills, log)
+  } finally {
+    for (const s of liveServices) await s.stop('SIGKILL')
+    liveServices.clear()
+  }
 }
