@@ -257,13 +257,7 @@ export class ProtectionStore implements SchedulerStore {
     options: { vault: string; policy: string; includedLuns?: number[]; includeFutureDisks?: boolean },
   ): Promise<ProtectedItem> {
     const vm = await this.getVm(vmName)
-    const policy = await this.#findPolicyRow(options.vault, options.policy)
-    if (!policy) {
-      throw new CairnError(
-        'PolicyNotFound',
-        `Cannot protect VM "${vmName}": vault "${options.vault}" has no policy "${options.policy}"`,
-      )
-    }
+    const policy = await this.#policyToProtect(vmName, options)
     const existing = await this.#db
       .selectFrom('protected_items')
       .selectAll()
@@ -275,14 +269,7 @@ export class ProtectionStore implements SchedulerStore {
         `Cannot protect VM "${vmName}": it is already a protected item in vault "${existing.vault}" (${existing.state})`,
       )
     }
-    const luns = vm.dataDisks.map((d) => d.lun)
-    const unknown = (options.includedLuns ?? []).filter((l) => !luns.includes(l))
-    if (unknown.length > 0) {
-      throw new CairnError(
-        'VmInvalid',
-        `Cannot protect VM "${vmName}": it has no data disk at LUN ${unknown.join(', ')}`,
-      )
-    }
+    const disks = protectedDisks(vmName, vm, options)
     const now = this.#iso()
     const id = randomUUID()
     await this.#db
@@ -293,11 +280,7 @@ export class ProtectionStore implements SchedulerStore {
         vault: options.vault,
         policy_id: policy.id,
         state: 'Protected',
-        included_luns_json: options.includedLuns
-          ? JSON.stringify([...new Set(options.includedLuns)].sort((a, b) => a - b))
-          : null,
-        known_luns_json: JSON.stringify(luns),
-        include_future_disks: options.includeFutureDisks ? 1 : 0,
+        ...disks,
         protected_since: this.#now(),
         last_slot: null,
         last_backup_at: null,
@@ -307,6 +290,18 @@ export class ProtectionStore implements SchedulerStore {
       })
       .execute()
     return this.getItem(vmName)
+  }
+
+  /** The policy a protect or reprotect names, or PolicyNotFound. */
+  async #policyToProtect(vmName: string, options: { vault: string; policy: string }) {
+    const policy = await this.#findPolicyRow(options.vault, options.policy)
+    if (!policy) {
+      throw new CairnError(
+        'PolicyNotFound',
+        `Cannot protect VM "${vmName}": vault "${options.vault}" has no policy "${options.policy}"`,
+      )
+    }
+    return policy
   }
 
   /**
@@ -319,21 +314,8 @@ export class ProtectionStore implements SchedulerStore {
   ): Promise<ProtectedItem> {
     const vm = await this.getVm(vmName)
     const item = await this.getItem(vmName)
-    const policy = await this.#findPolicyRow(options.vault, options.policy)
-    if (!policy) {
-      throw new CairnError(
-        'PolicyNotFound',
-        `Cannot protect VM "${vmName}": vault "${options.vault}" has no policy "${options.policy}"`,
-      )
-    }
-    const luns = vm.dataDisks.map((d) => d.lun)
-    const unknown = (options.includedLuns ?? []).filter((l) => !luns.includes(l))
-    if (unknown.length > 0) {
-      throw new CairnError(
-        'VmInvalid',
-        `Cannot protect VM "${vmName}": it has no data disk at LUN ${unknown.join(', ')}`,
-      )
-    }
+    const policy = await this.#policyToProtect(vmName, options)
+    const disks = protectedDisks(vmName, vm, options)
     const restart = item.state !== 'Protected' || item.vault !== options.vault
     await this.#db
       .updateTable('protected_items')
@@ -341,11 +323,7 @@ export class ProtectionStore implements SchedulerStore {
         vault: options.vault,
         policy_id: policy.id,
         state: 'Protected',
-        included_luns_json: options.includedLuns
-          ? JSON.stringify([...new Set(options.includedLuns)].sort((a, b) => a - b))
-          : null,
-        known_luns_json: JSON.stringify(luns),
-        include_future_disks: options.includeFutureDisks ? 1 : 0,
+        ...disks,
         ...(restart ? { protected_since: this.#now(), last_slot: null } : {}),
         updated_at: this.#iso(),
       })
@@ -574,4 +552,27 @@ function toItem(
   if (r.last_backup_at !== null) item.lastBackupAt = r.last_backup_at
   if (r.last_backup_status !== null) item.lastBackupStatus = r.last_backup_status
   return item
+}
+
+/** The disk columns of a protected item: the LUNs chosen (each one the VM has) and the LUNs known now. */
+function protectedDisks(
+  vmName: string,
+  vm: Vm,
+  options: { includedLuns?: number[]; includeFutureDisks?: boolean },
+): { included_luns_json: string | null; known_luns_json: string; include_future_disks: number } {
+  const luns = vm.dataDisks.map((d) => d.lun)
+  const unknown = (options.includedLuns ?? []).filter((l) => !luns.includes(l))
+  if (unknown.length > 0) {
+    throw new CairnError(
+      'VmInvalid',
+      `Cannot protect VM "${vmName}": it has no data disk at LUN ${unknown.join(', ')}`,
+    )
+  }
+  return {
+    included_luns_json: options.includedLuns
+      ? JSON.stringify([...new Set(options.includedLuns)].sort((a, b) => a - b))
+      : null,
+    known_luns_json: JSON.stringify(luns),
+    include_future_disks: options.includeFutureDisks ? 1 : 0,
+  }
 }
