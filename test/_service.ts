@@ -1,11 +1,64 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 /** Path of the cairn command (bin/cairn.js). */
 export const CAIRN_BIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../bin/cairn.js')
+
+/** Admin tokens of the services the tests started, by API URL: cairn(), cairnAt() and apiFetch() send them. */
+const adminTokens = new Map<string, string>()
+
+/** The admin token of the service at `url` (signed in by startService or signIn), if any. */
+export function tokenOf(url: string): string | undefined {
+  const u = url.replace(/\/+$/, '')
+  for (const [base, token] of adminTokens) if (u === base || u.startsWith(`${base}/`)) return token
+  return undefined
+}
+
+/**
+ * Signs in as `admin` to the service at `url` whose data folder is `data` (its password from
+ * DATA/initial-admin-password, or `password`), remembers the token for later calls and answers it.
+ */
+export async function signIn(url: string, data: string, password?: string): Promise<string> {
+  const pw = password ?? readFileSync(join(data, 'initial-admin-password'), 'utf8').trim()
+  const res = await fetch(`${url}/api/v1/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ user: 'admin', password: pw }),
+  })
+  if (res.status !== 200) throw new Error(`cannot sign in to ${url}: ${res.status} ${await res.text()}`)
+  const { token } = (await res.json()) as { token: string }
+  adminTokens.set(url.replace(/\/+$/, ''), token)
+  return token
+}
+
+/** `{ authorization: 'Bearer …' }` for the admin of the service at `url` (empty when unknown). */
+export function authHeaders(url: string): Record<string, string> {
+  const token = tokenOf(url)
+  return token === undefined ? {} : { authorization: `Bearer ${token}` }
+}
+
+/** fetch() that sends the admin token of a test service when the URL is one of theirs. */
+export function apiFetch(input: string | URL, init: RequestInit = {}): Promise<Response> {
+  const token = tokenOf(String(input))
+  if (token === undefined) return fetch(input, init)
+  const headers = new Headers(init.headers)
+  if (!headers.has('authorization')) headers.set('authorization', `Bearer ${token}`)
+  return fetch(input, { ...init, headers })
+}
+
+/** The environment that gives a CLI call the admin token of the service its `--url` names. */
+function tokenEnv(args: string[], url?: string): NodeJS.ProcessEnv {
+  let target = url
+  for (let i = 0; target === undefined && i < args.length; i++) {
+    if (args[i] === '--url') target = args[i + 1]
+    else if (args[i]!.startsWith('--url=')) target = args[i]!.slice('--url='.length)
+  }
+  const token = target === undefined ? undefined : tokenOf(target)
+  return token === undefined ? {} : { CAIRN_TOKEN: token }
+}
 
 /** A `cairn serve` child process on a temporary data folder and free ports. */
 export interface RunningService {
@@ -14,6 +67,8 @@ export interface RunningService {
   /** Listener URLs from the start-up log line, e.g. { api: 'http://127.0.0.1:41234' }. */
   listeners: Record<string, string>
   url: string
+  /** A token of the user admin (also sent by cairn(), cairnAt() and apiFetch() to this service). */
+  token: string
   logs: string[]
   /** Sends SIGTERM and waits for the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>
@@ -21,10 +76,14 @@ export interface RunningService {
   dispose(): Promise<void>
 }
 
-/** Starts `cairn serve --port 0 ...` and waits for its "cairn started" log line. */
+/**
+ * Starts `cairn serve --port 0 ...`, waits for its "cairn started" log line and signs in as admin (the
+ * generated password of the first start, or the one of `--admin-password-file`); `options.signIn:
+ * false` skips the sign-in.
+ */
 export async function startService(
   extraArgs: string[] = [],
-  options: { data?: string } = {},
+  options: { data?: string; signIn?: boolean } = {},
 ): Promise<RunningService> {
   const data = options.data ?? mkdtempSync(join(tmpdir(), 'cairn-e2e-'))
   const ownsData = options.data === undefined
@@ -81,15 +140,30 @@ export async function startService(
     return exited
   }
   exited = exited.then((c) => c)
+  const url = listeners.api!
+  let token = ''
+  if (options.signIn !== false) {
+    const fileArg = extraArgs.indexOf('--admin-password-file')
+    const password =
+      fileArg === -1 ? undefined : readFileSync(extraArgs[fileArg + 1]!, 'utf8').split(/\r?\n/)[0]
+    try {
+      token = await signIn(url, data, password)
+    } catch (err) {
+      await stop('SIGKILL')
+      throw err
+    }
+  }
   return {
     child,
     data,
     listeners,
-    url: listeners.api!,
+    url,
+    token,
     logs,
     stop,
     async dispose() {
       await stop()
+      adminTokens.delete(url)
       if (ownsData) rmSync(data, { recursive: true, force: true })
     },
   }
@@ -101,7 +175,7 @@ export function cairn(
   env: NodeJS.ProcessEnv = {},
 ): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [CAIRN_BIN, ...args], {
-    env: { ...process.env, ...env },
+    env: { ...process.env, ...tokenEnv(args), ...env },
     encoding: 'utf8',
   })
   return { status: r.status, stdout: r.stdout, stderr: r.stderr }
@@ -116,7 +190,7 @@ export function cairnAt(
   return new Promise((resolve, reject) => {
     const flags = options.json === false ? ['--url', url] : ['--url', url, '--json']
     const p = spawn(process.execPath, [CAIRN_BIN, ...args, ...flags], {
-      env: { ...process.env, ...options.env },
+      env: { ...process.env, ...tokenEnv(args, url), ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     let stdout = ''

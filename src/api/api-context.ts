@@ -1,3 +1,4 @@
+import type { AuthService } from '../auth/index.js'
 import type { DiskStore } from '../diskstore/index.js'
 import type {
   DiskService,
@@ -24,6 +25,8 @@ export interface ApiContext {
   info(): ServiceInfo
   /** False while the service shuts down: new requests then get ServiceUnavailable. */
   accepting(): boolean
+  /** Identities, roles and the audit log: every route but health and sign-in needs credentials. */
+  auth: AuthService
   /** Accounts, containers, disks and snapshots. */
   diskStore: DiskStore
   /** The gate of every host path a request names (absent: server-side paths are refused). */

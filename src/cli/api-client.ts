@@ -1,4 +1,5 @@
 import { CairnError, isErrorCode } from '../util/index.js'
+import { tokenFor } from './credentials.js'
 
 /** Default address of the management API. */
 export const DEFAULT_URL = 'http://127.0.0.1:7070'
@@ -6,9 +7,12 @@ export const DEFAULT_URL = 'http://127.0.0.1:7070'
 /** A small client of the management API: JSON in and out, errors as CairnError with the service's code. */
 export class ApiClient {
   readonly baseUrl: string
+  readonly #token: () => string | undefined
 
-  constructor(baseUrl: string = DEFAULT_URL) {
+  /** `token` gives the bearer token (default: CAIRN_TOKEN, else the one `cairn login` saved for the URL). */
+  constructor(baseUrl: string = DEFAULT_URL, options: { token?: () => string | undefined } = {}) {
     this.baseUrl = baseUrl.replace(/\/+$/, '')
+    this.#token = options.token ?? (() => tokenFor(this.baseUrl))
   }
 
   /** The service URL, checked: an http(s) URL without query or fragment. */
@@ -64,12 +68,14 @@ export class ApiClient {
     const url = this.#url(path)
     for (const [k, v] of Object.entries(init.query ?? {}))
       if (v !== undefined) url.searchParams.set(k, String(v))
+    const token = this.#token()
+    const headers = token === undefined ? init.headers : { ...init.headers, authorization: `Bearer ${token}` }
     let res: Response
     try {
       res = await fetch(url, {
         method,
         body: init.body,
-        headers: init.headers,
+        headers,
         signal: init.signal,
         // biome-ignore lint/suspicious/noExplicitAny: undici option for streamed bodies
         ...({ duplex: 'half' } as any),

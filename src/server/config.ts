@@ -56,6 +56,10 @@ export interface ServiceConfig {
   importRoots?: string[]
   /** Folders requests may name files in to write (disk export, restore into a file); none: refused. */
   exportRoots?: string[]
+  /** At first start, the password of the user `admin` is read from this file instead of generated. */
+  adminPasswordFile?: string
+  /** Multiplies the delays of failed sign-ins (default 1); tests make them short (docs/security.md). */
+  loginDelayScale?: number
 }
 
 /** Defaults of the connection caps and timeouts (docs/configuration.md). */
@@ -85,6 +89,7 @@ interface OptionSpec {
     | 'hosts'
     | 'folders'
     | 'keys'
+    | 'scale'
   default?: string | number | string[]
   help: string
 }
@@ -268,6 +273,21 @@ export const SERVICE_OPTIONS: OptionSpec[] = [
     help: 'pack files a vault restore keeps open while idle',
   },
   {
+    key: 'adminPasswordFile',
+    flag: 'admin-password-file',
+    env: 'CAIRN_ADMIN_PASSWORD_FILE',
+    type: 'string',
+    help: 'at first start, the password of user admin from this file (else generated into DATA/initial-admin-password)',
+  },
+  {
+    key: 'loginDelayScale',
+    flag: 'login-delay-scale',
+    env: 'CAIRN_LOGIN_DELAY_SCALE',
+    type: 'scale',
+    default: 1,
+    help: 'multiplies the growing delays after failed sign-ins (tests only: a small number keeps them fast)',
+  },
+  {
     key: 'diskSegmentSize',
     flag: 'disk-segment-size',
     env: 'CAIRN_DISK_SEGMENT_SIZE',
@@ -365,6 +385,11 @@ function coerce(
       return String(raw)
     case 'keys':
       return vaultKeys(raw, bad)
+    case 'scale': {
+      const n = typeof raw === 'number' ? raw : Number(raw)
+      if (!Number.isFinite(n) || n <= 0 || n > 1) throw bad('a number above 0, at most 1')
+      return n
+    }
     case 'folders': {
       // Flags and the config file give a list, the environment one string of ":"-separated folders;
       // relative folders are taken from the working directory, as --data is.
@@ -419,6 +444,7 @@ export function resolveConfig(sources: ConfigSources = {}): ServiceConfig {
   }
   out.data = resolve(String(out.data))
   if (typeof out.vaultKeyDir === 'string') out.vaultKeyDir = resolve(out.vaultKeyDir)
+  if (typeof out.adminPasswordFile === 'string') out.adminPasswordFile = resolve(out.adminPasswordFile)
   return out as unknown as ServiceConfig
 }
 
