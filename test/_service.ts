@@ -50,8 +50,8 @@ export function apiFetch(input: string | URL, init: RequestInit = {}): Promise<R
 }
 
 /** The environment that gives a CLI call the admin token of the service its `--url` names. */
-function tokenEnv(args: string[], url?: string): NodeJS.ProcessEnv {
-  let target = url
+function tokenEnv(args: string[], url?: string, env: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  let target = url ?? env.CAIRN_URL
   for (let i = 0; target === undefined && i < args.length; i++) {
     if (args[i] === '--url') target = args[i + 1]
     else if (args[i]!.startsWith('--url=')) target = args[i]!.slice('--url='.length)
@@ -175,7 +175,7 @@ export function cairn(
   env: NodeJS.ProcessEnv = {},
 ): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [CAIRN_BIN, ...args], {
-    env: { ...process.env, ...tokenEnv(args), ...env },
+    env: { ...process.env, ...tokenEnv(args, undefined, env), ...env },
     encoding: 'utf8',
   })
   return { status: r.status, stdout: r.stdout, stderr: r.stderr }
@@ -190,7 +190,7 @@ export function cairnAt(
   return new Promise((resolve, reject) => {
     const flags = options.json === false ? ['--url', url] : ['--url', url, '--json']
     const p = spawn(process.execPath, [CAIRN_BIN, ...args, ...flags], {
-      env: { ...process.env, ...tokenEnv(args, url), ...options.env },
+      env: { ...process.env, ...tokenEnv(args, url, options.env), ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     let stdout = ''
