@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { apiFetch, CAIRN_BIN } from './_service.js'
+import { apiFetch, CAIRN_BIN, tokenOf } from './_service.js'
 
 // Helpers of the job tests: JSON calls, disks of random bytes, waiting for a job.
 
@@ -89,8 +89,10 @@ export interface CliRun {
 
 /** Starts the cairn CLI against a service. */
 export function cli(url: string, ...args: string[]): CliRun {
+  const token = tokenOf(url)
   const child = spawn(process.execPath, [CAIRN_BIN, ...args, '--url', url], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...(token !== undefined ? { CAIRN_TOKEN: token } : {}) },
   })
   let out = ''
   let err = ''

@@ -12,7 +12,7 @@ import {
   routeKey,
   routeRequirement,
 } from '../auth/index.js'
-import { CairnError, runAsActor } from '../util/index.js'
+import { CairnError, type Logger, runAsActor } from '../util/index.js'
 import type { ApiEnv } from './new-api-app.js'
 
 /** Name of the browser-session cookie. */
@@ -58,7 +58,7 @@ function paramsOf(template: string, path: string): Record<string, string> {
  * without an entry is refused (403) to everyone; a request without credentials is 401 unless the route
  * is public.
  */
-export function authorize(auth: AuthService): MiddlewareHandler<ApiEnv> {
+export function authorize(auth: AuthService, logger: Logger): MiddlewareHandler<ApiEnv> {
   return async (c, next) => {
     const method = c.req.method
     const route = matchedRoute(c)
@@ -68,18 +68,31 @@ export function authorize(auth: AuthService): MiddlewareHandler<ApiEnv> {
     const client = clientAddress(c)
     if (requirement === 'public') return next()
     let principal: Principal | undefined
+    // A record that cannot be written (a full file system) is logged, not turned into a failed request:
+    // deletes must still work to free space. The chain stays whole: an append is one transaction.
     const audit = (status: number, details: Record<string, unknown> = {}) =>
       stateChanging
-        ? auth.audit.append({
-            actor: principal?.user ?? 'anonymous',
-            roles: principal?.assignments.map(roleText) ?? [],
-            client,
-            action,
-            target: c.req.path.slice(0, 512),
-            result: status < 400 ? 'success' : status === 401 || status === 403 ? 'denied' : 'failure',
-            status,
-            details,
-          })
+        ? auth.audit
+            .append({
+              actor: principal?.user ?? 'anonymous',
+              roles: principal?.assignments.map(roleText) ?? [],
+              client,
+              action,
+              target: c.req.path.slice(0, 512),
+              result: status < 400 ? 'success' : status === 401 || status === 403 ? 'denied' : 'failure',
+              status,
+              details,
+            })
+            .then(
+              () => {},
+              (err: unknown) =>
+                logger.error('cannot write the audit record of a request', {
+                  requestId: c.get('requestId'),
+                  action,
+                  status,
+                  message: err instanceof Error ? err.message : String(err),
+                }),
+            )
         : Promise.resolve()
     try {
       const header = c.req.header('authorization')

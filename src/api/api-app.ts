@@ -42,7 +42,7 @@ export function createApiApp(ctx: ApiContext): ApiApp {
   app.use('*', crossSiteGuard(ctx.allowedHosts ?? []))
   app.use('*', bodyLimit())
   // The one authorization check: the route → permission table of src/auth, before any route runs.
-  app.use('*', authorize(ctx.auth))
+  app.use('*', authorize(ctx.auth, log))
 
   registerSystemRoutes(app, ctx)
   registerAuthRoutes(app, ctx.auth)

@@ -195,7 +195,7 @@ export function registerAuthRoutes(app: ApiApp, auth: AuthService): void {
       const req = c.req.valid('json')
       if (!(await auth.checkPassword(p.userId, req.currentPassword)))
         throw new CairnError('LoginFailed', 'Cannot change the password: the current password is wrong')
-      await auth.setPassword(p.user, req.newPassword)
+      await auth.setPassword(p.user, req.newPassword, p)
       return c.body(null, 204)
     },
   )
@@ -289,10 +289,11 @@ export function registerAuthRoutes(app: ApiApp, auth: AuthService): void {
     }),
     async (c) => {
       const req = c.req.valid('json')
-      const by = principalOf(c).user
+      const actor = principalOf(c)
+      const by = actor.user
       const generated = req.password === undefined ? newPassword() : undefined
       await auth.createUser(req.name, req.password ?? generated!, { by })
-      if (req.role !== undefined) await auth.assignRole(req.name, req.role, req.scope ?? '*', { by })
+      if (req.role !== undefined) await auth.assignRole(req.name, req.role, req.scope ?? '*', { by, actor })
       const user = await auth.getUser(req.name)
       return c.json(generated === undefined ? user : { ...user, password: generated }, 201)
     },
@@ -316,7 +317,7 @@ export function registerAuthRoutes(app: ApiApp, auth: AuthService): void {
       responses: { ...noContent, ...errorResponses },
     }),
     async (c) => {
-      await auth.deleteUser(c.req.param('user'))
+      await auth.deleteUser(c.req.param('user'), principalOf(c))
       return c.body(null, 204)
     },
   )
@@ -334,7 +335,7 @@ export function registerAuthRoutes(app: ApiApp, auth: AuthService): void {
     async (c) => {
       const req = c.req.valid('json')
       const generated = req.password === undefined ? newPassword() : undefined
-      await auth.setPassword(c.req.param('user'), req.password ?? generated!)
+      await auth.setPassword(c.req.param('user'), req.password ?? generated!, principalOf(c))
       return c.json(generated === undefined ? {} : { password: generated }, 200)
     },
   )
@@ -387,7 +388,8 @@ export function registerAuthRoutes(app: ApiApp, auth: AuthService): void {
     }),
     async (c) => {
       const req = c.req.valid('json')
-      const a = await auth.assignRole(req.user, req.role, req.scope ?? '*', { by: principalOf(c).user })
+      const actor = principalOf(c)
+      const a = await auth.assignRole(req.user, req.role, req.scope ?? '*', { by: actor.user, actor })
       return c.json(a, 201)
     },
   )
@@ -400,7 +402,7 @@ export function registerAuthRoutes(app: ApiApp, auth: AuthService): void {
       responses: { ...noContent, ...errorResponses },
     }),
     async (c) => {
-      await auth.removeAssignment(c.req.param('assignment'))
+      await auth.removeAssignment(c.req.param('assignment'), principalOf(c))
       return c.body(null, 204)
     },
   )

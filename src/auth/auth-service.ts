@@ -241,7 +241,13 @@ export class AuthService {
         )
     }
     if (row.last_used_at === null || now - row.last_used_at > TOUCH_MS)
-      await this.#db.updateTable('credentials').set({ last_used_at: now }).where('id', '=', row.id).execute()
+      // Only a hint for `token list`: a catalog that cannot write now (a full disk) does not refuse the request.
+      await this.#db
+        .updateTable('credentials')
+        .set({ last_used_at: now })
+        .where('id', '=', row.id)
+        .execute()
+        .catch(() => {})
     const held = await this.#assignmentsOf(row.user_id)
     let assignments = held
     if (kind === 'token' && row.role !== null) {
@@ -416,8 +422,9 @@ export class AuthService {
   }
 
   /** Removes a user, their role assignments and every credential; the last global Admin stays. */
-  async deleteUser(name: string): Promise<void> {
+  async deleteUser(name: string, actor?: Principal): Promise<void> {
     const u = await this.#userRow(name)
+    await this.#guardCheck(actor, { userId: u.id }, `Cannot delete user "${u.name}"`)
     await this.#keepAnAdmin({ userId: u.id }, `Cannot delete user "${u.name}"`)
     await this.#db.deleteFrom('credentials').where('user_id', '=', u.id).execute()
     await this.#db.deleteFrom('role_assignments').where('user_id', '=', u.id).execute()
@@ -428,8 +435,9 @@ export class AuthService {
    * Sets a user's password; every login token and session of the user ends (API tokens stay: revoke
    * them with `cairn token revoke`).
    */
-  async setPassword(name: string, password: string): Promise<void> {
+  async setPassword(name: string, password: string, actor?: Principal): Promise<void> {
     const u = await this.#userRow(name)
+    await this.#guardCheck(actor, { userId: u.id }, `Cannot set the password of user "${u.name}"`)
     checkPassword(password)
     await this.#db
       .updateTable('users')
@@ -467,11 +475,16 @@ export class AuthService {
     user: string,
     role: string,
     scope: string,
-    options: { by: string },
+    options: { by: string; actor?: Principal },
   ): Promise<RoleAssignment> {
     const u = await this.#userRow(user)
     const r = roleNamed(role)
     const s = checkScope(scope)
+    await this.#guardCheck(
+      options.actor,
+      { userId: u.id, role: r },
+      `Cannot give user "${u.name}" the role ${r}`,
+    )
     const existing = await this.#db
       .selectFrom('role_assignments')
       .selectAll()
@@ -516,7 +529,7 @@ export class AuthService {
   }
 
   /** Removes a role assignment; the last global Admin assignment stays. */
-  async removeAssignment(id: string): Promise<void> {
+  async removeAssignment(id: string, actor?: Principal): Promise<void> {
     const row = await this.#db
       .selectFrom('role_assignments')
       .selectAll()
@@ -529,7 +542,38 @@ export class AuthService {
       )
     if (row.role === 'Admin' && row.scope === '*')
       await this.#keepAnAdmin({ assignmentId: id }, `Cannot remove the Admin role of this user`)
+    if (row.role === 'Guard')
+      await this.#guardCheck(actor, { role: 'Guard' }, `Cannot remove role assignment "${id}"`)
     await this.#db.deleteFrom('role_assignments').where('id', '=', id).execute()
+  }
+
+  /**
+   * Guard identities are managed by Guards only (multi-user authorization: a stolen Admin or Security
+   * Admin password must not make or take over an approver). A request (`actor` given) that gives or
+   * removes the Guard role, or deletes or sets the password of a user holding it, needs the actor to
+   * hold Guard; the first Guard of the service may be assigned by whoever may assign roles.
+   */
+  async #guardCheck(
+    actor: Principal | undefined,
+    target: { userId?: string; role?: RoleName },
+    what: string,
+  ): Promise<void> {
+    if (actor === undefined) return
+    const targetIsGuard =
+      target.userId !== undefined &&
+      (await this.#assignmentsOf(target.userId)).some((a) => a.role === 'Guard')
+    if (target.role !== 'Guard' && !targetIsGuard) return
+    if (actor.assignments.some((a) => a.role === 'Guard')) return
+    const anyGuard = await this.#db
+      .selectFrom('role_assignments')
+      .select('id')
+      .where('role', '=', 'Guard')
+      .executeTakeFirst()
+    if (anyGuard === undefined && target.role === 'Guard' && !targetIsGuard) return
+    throw new CairnError(
+      'Forbidden',
+      `${what}: only a holder of the Guard role manages Guard identities (multi-user authorization)`,
+    )
   }
 
   async #keepAnAdmin(without: { userId?: string; assignmentId?: string }, what: string): Promise<void> {
@@ -560,11 +604,14 @@ export function roleText(a: Assignment): string {
   return a.scope === '*' ? a.role : `${a.role}@${a.scope}`
 }
 
-/** Whether held assignments include `wanted` (same role, on `*` or the same scope), or a global Admin. */
+/**
+ * Whether held assignments include `wanted` (same role, on `*` or the same scope); a global Admin
+ * covers every role but Guard.
+ */
 function covers(held: readonly Assignment[], wanted: Assignment): boolean {
   return held.some(
     (a) =>
-      (a.role === 'Admin' && a.scope === '*') ||
+      (a.role === 'Admin' && a.scope === '*' && wanted.role !== 'Guard') ||
       (a.role === wanted.role && (a.scope === '*' || a.scope === wanted.scope)),
   )
 }

@@ -89,7 +89,11 @@ const backupOperator: Permission[] = [
 ]
 const diskReads: Permission[] = ['system/read', 'accounts/read', 'disks/read', 'diskstore/read', 'jobs/read']
 
-/** The built-in roles, by name. `Admin` holds every permission. */
+/**
+ * The built-in roles, by name. `Admin` holds every permission but `guard/approve`: approving a critical
+ * operation is kept from administrators on purpose (multi-user authorization, as Azure keeps the
+ * resource guard in another tenant), so a stolen Admin password alone cannot approve its own requests.
+ */
 export const ROLES: Readonly<Record<RoleName, RoleDefinition>> = {
   Reader: {
     name: 'Reader',
@@ -151,8 +155,8 @@ export const ROLES: Readonly<Record<RoleName, RoleDefinition>> = {
   },
   Admin: {
     name: 'Admin',
-    description: 'everything',
-    permissions: PERMISSIONS,
+    description: 'everything but approving critical operations (the Guard role)',
+    permissions: PERMISSIONS.filter((p) => p !== 'guard/approve'),
   },
 }
 

@@ -384,7 +384,7 @@ export class CairnService {
     const file = this.config.adminPasswordFile
     if (file !== undefined) {
       try {
-        password = readFileSync(file, 'utf8').replace(/\r?\n$/, '')
+        password = readFileSync(file, 'utf8').split(/\r?\n/)[0] ?? ''
       } catch (err) {
         throw new CairnError(
           'ConfigInvalid',
