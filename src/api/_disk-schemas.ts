@@ -28,7 +28,7 @@ export const CreateAccountRequest = z
   .openapi('CreateStorageAccountRequest')
 
 export const RegenerateKeyRequest = z
-  .object({ key: z.union([z.literal(1), z.literal(2)]) })
+  .object({ keyName: z.enum(['key1', 'key2']) })
   .openapi('RegenerateKeyRequest')
 
 export const AccountKeys = z
