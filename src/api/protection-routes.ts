@@ -9,7 +9,7 @@ import { CairnError } from '../util/index.js'
 import type { ApiContext } from './api-context.js'
 import { JobSchema } from './job-routes.js'
 import type { ApiApp } from './new-api-app.js'
-import { body, json } from './schemas.js'
+import { body, ErrorBody, json } from './schemas.js'
 
 // Protection resources, named after the reference: vms, vaults/{vault}/backupPolicies,
 // vaults/{vault}/protectedItems/{vm}/recoveryPoints (their jobs are at /api/v1/jobs). Bodies are checked by the protection
@@ -18,7 +18,6 @@ import { body, json } from './schemas.js'
 const Json = z.record(z.string(), z.unknown()).openapi('Object')
 const JsonList = z.object({ value: z.array(Json) }).openapi('List')
 const Deleted = z.object({ deleted: z.boolean() })
-const ErrorBody = z.object({ error: z.object({ code: z.string(), message: z.string() }) }).openapi('Error')
 
 const errors = {
   400: json(ErrorBody, 'Invalid request'),
