@@ -275,6 +275,7 @@ export function applyMeta(state: StoreState, op: MetaOp): void {
         lease: old?.lease ?? NO_LEASE,
         snapshots: old?.snapshots ?? [],
         incrementalCopy: op.incrementalCopy,
+        lineage: op.id,
       }
       if (old !== undefined && old.id !== op.id) state.disks.delete(old.id)
       if (op.pending) disk.pending = true
@@ -348,6 +349,7 @@ export function applyMeta(state: StoreState, op: MetaOp): void {
           etag: d.etag,
           lastModified: d.lastModified,
           createdOn: op.t,
+          lineage: d.lineage,
         })
         d.owner = state.nextOwner++
       }
@@ -367,6 +369,7 @@ export function applyMeta(state: StoreState, op: MetaOp): void {
       d.used = s.used
       d.size = s.size
       d.metadata = { ...s.metadata }
+      d.lineage = s.lineage
       d.owner = state.nextOwner++
       state.touch(d, op.t)
       return
@@ -403,6 +406,7 @@ export function applyMeta(state: StoreState, op: MetaOp): void {
         lease: old?.lease ?? NO_LEASE,
         snapshots: old?.snapshots ?? [],
         incrementalCopy: false,
+        lineage: from.lineage,
       }
       if (old !== undefined && old.id !== op.id) state.disks.delete(old.id)
       c.disks.set(op.name, disk)
