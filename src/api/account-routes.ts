@@ -104,14 +104,16 @@ export function registerAccountRoutes(app: ApiApp, ctx: ApiContext): void {
   app.openapi(
     createRoute({
       method: 'post',
-      path: `${A}/{account}/regenerate-key`,
+      path: `${A}/{account}/keys/regenerate`,
       tags,
-      summary: 'Replace key 1 or 2 of a storage account',
-      request: { params: AccountParams, ...body(z.object({ key: z.union([z.literal(1), z.literal(2)]) })) },
+      summary:
+        'Replace key1 or key2 of a storage account: requests and SAS signed with the old key fail at once, the other key keeps working',
+      request: { params: AccountParams, ...body(z.object({ keyName: z.enum(['key1', 'key2']) })) },
       responses: { 200: json(AccountKeys, 'The keys, one of them new'), ...errorResponses },
     }),
     async (c) => {
-      const a = await store().regenerateAccountKey(c.req.valid('param').account, c.req.valid('json').key)
+      const which = c.req.valid('json').keyName === 'key1' ? 1 : 2
+      const a = await store().regenerateAccountKey(c.req.valid('param').account, which)
       return c.json({ account: a.name, keys: a.keys }, 200)
     },
   )

@@ -33,6 +33,36 @@ export const azureErrors = {
     'AuthenticationFailed',
     'Authentication information is not given in the correct format. Check the value of Authorization header.',
   ),
+  AuthorizationFailure: spec(
+    403,
+    'AuthenticationFailed',
+    'This request is not authorized to perform this operation.',
+  ),
+  AuthorizationPermissionMismatch: spec(
+    403,
+    'AuthenticationFailed',
+    'This request is not authorized to perform this operation using this permission.',
+  ),
+  AuthorizationResourceTypeMismatch: spec(
+    403,
+    'AuthenticationFailed',
+    'This request is not authorized to perform this operation using this resource type.',
+  ),
+  AuthorizationServiceMismatch: spec(
+    403,
+    'AuthenticationFailed',
+    'This request is not authorized to perform this operation using this service.',
+  ),
+  AuthorizationSourceIPMismatch: spec(
+    403,
+    'AuthenticationFailed',
+    'This request is not authorized to perform this operation using this source IP.',
+  ),
+  AuthorizationProtocolMismatch: spec(
+    403,
+    'AuthenticationFailed',
+    'This request is not authorized to perform this operation using this protocol.',
+  ),
   PublicAccessNotPermitted: spec(
     409,
     'OperationNotSupported',

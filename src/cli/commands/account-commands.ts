@@ -126,17 +126,21 @@ export const accountCommands: CommandDef[] = [
     },
   },
   {
-    name: 'account regenerate-key',
-    summary: 'Replace key 1 or 2 of a storage account',
+    name: 'account keys regenerate',
+    summary:
+      'Replace key1 or key2 of a storage account (the old key, and every SAS signed with it, stop working)',
     args: [{ name: 'NAME', help: 'account name' }],
-    options: [{ name: 'key', type: 'number', value: 'N', help: '1 or 2', default: 2 }],
+    options: [{ name: 'key', type: 'string', value: 'KEY', help: 'key1 or key2', default: 'key2' }],
+    examples: ['cairn account keys regenerate prodeu1 --key key1'],
     async run({ args, opts, client, out }) {
-      const a = await client.post<KeysJson>(`${accountPath(args.NAME!)}/regenerate-key`, { key: opts.key })
-      out.result(a, (x) =>
+      const a = await client.post<KeysJson>(`${accountPath(args.NAME!)}/keys/regenerate`, {
+        keyName: opts.key,
+      })
+      out.result({ account: a.account, key1: a.keys[0], key2: a.keys[1] }, (x) =>
         out.keyValues([
           ['account', x.account],
-          ['key1', x.keys[0]],
-          ['key2', x.keys[1]],
+          ['key1', x.key1],
+          ['key2', x.key2],
         ]),
       )
     },
