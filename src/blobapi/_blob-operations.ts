@@ -21,6 +21,7 @@ import {
   queryOf,
   takePageBuffer,
 } from './_blob-context.js'
+import { withoutSas } from './_blob-url.js'
 import {
   checkHttpConditions,
   hasMetadata,
@@ -120,7 +121,7 @@ export function blobHeaders(d: DiskInfo): Record<string, string | number | undef
   }
   if (d.copy !== undefined) {
     h['x-ms-copy-id'] = d.copy.id
-    h['x-ms-copy-source'] = d.copy.source
+    h['x-ms-copy-source'] = withoutSas(d.copy.source)
     h['x-ms-copy-status'] = d.copy.status
     h['x-ms-copy-progress'] = d.copy.progress
     if (d.copy.completedOn !== undefined) h['x-ms-copy-completion-time'] = httpDate(d.copy.completedOn)

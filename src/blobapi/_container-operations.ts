@@ -3,6 +3,7 @@
 import type { ContainerInfo, DiskInfo } from '../diskstore/index.js'
 import { type Answer, type BlobContext, queryOf } from './_blob-context.js'
 import { isIncrementalCopy } from './_blob-operations.js'
+import { withoutSas } from './_blob-url.js'
 import {
   checkHttpConditions,
   headerOf,
@@ -173,7 +174,7 @@ export function blobPropertiesXml(d: DiskInfo): XmlNode {
   if (d.copy !== undefined) {
     p.push(
       el('CopyId', d.copy.id),
-      el('CopySource', d.copy.source),
+      el('CopySource', withoutSas(d.copy.source)),
       el('CopyStatus', d.copy.status),
       el('CopyProgress', d.copy.progress),
     )

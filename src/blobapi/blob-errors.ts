@@ -350,6 +350,8 @@ function fromStoreCode(code: ErrorCode, kind: OperationKind): AzureErrorCode {
       return 'RequestBodyTooLarge'
     case 'SnapshotOrderInvalid':
       return 'PreviousSnapshotCannotBeNewer'
+    case 'LineageMismatch':
+      return 'PreviousSnapshotOperationNotSupported'
     case 'SnapshotIsReadOnly':
       return 'InvalidOperation'
     case 'LeaseIdMissing':

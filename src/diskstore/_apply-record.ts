@@ -279,6 +279,7 @@ export function applyMeta(state: StoreState, op: MetaOp): void {
         lease: old?.lease ?? NO_LEASE,
         snapshots: old?.snapshots ?? [],
         incrementalCopy: op.incrementalCopy,
+        lineage: op.id,
       }
       if (op.tags !== undefined && Object.keys(op.tags).length > 0) disk.tags = op.tags
       if (old !== undefined && old.id !== op.id) state.disks.delete(old.id)
@@ -360,6 +361,7 @@ export function applyMeta(state: StoreState, op: MetaOp): void {
           etag: d.etag,
           lastModified: d.lastModified,
           createdOn: op.t,
+          lineage: d.lineage,
         })
         d.owner = state.nextOwner++
       }
@@ -379,6 +381,7 @@ export function applyMeta(state: StoreState, op: MetaOp): void {
       d.used = s.used
       d.size = s.size
       d.metadata = { ...s.metadata }
+      d.lineage = s.lineage
       d.owner = state.nextOwner++
       state.touch(d, op.t)
       return
@@ -415,6 +418,7 @@ export function applyMeta(state: StoreState, op: MetaOp): void {
         lease: old?.lease ?? NO_LEASE,
         snapshots: old?.snapshots ?? [],
         incrementalCopy: false,
+        lineage: from.lineage,
       }
       if (op.tags !== undefined && Object.keys(op.tags).length > 0) disk.tags = op.tags
       if (old !== undefined && old.id !== op.id) state.disks.delete(old.id)

@@ -495,6 +495,48 @@ export function diskStoreContract(s: DiskStoreUnderTest): void {
     })
   })
 
+  it('diffs across disks of one lineage exactly, refuses other disks, and keeps lineages across a reopen', async () => {
+    await withStore(async (store, _dir, reopen) => {
+      await store.writePages(ref, 0, data(8192, 1))
+      await store.writePages(ref, MiB, data(4096, 2))
+      const s1 = (await store.snapshot(ref)).snapshot!
+      const copy = { ...ref, disk: 'copy' }
+      const grandchild = { ...ref, disk: 'grandchild' }
+      const stranger = { ...ref, disk: 'stranger' }
+      await store.copyDisk({ ref, snapshot: s1 }, copy)
+      await store.clearPages(copy, 0, 4096)
+      await store.writePages(copy, 2 * MiB, data(512, 3))
+      const c1 = (await store.snapshot(copy)).snapshot!
+      await store.copyDisk({ ref: copy, snapshot: c1 }, grandchild)
+      await store.createDisk(stranger, { size: 8 * MiB })
+      await store.writePages(stranger, 0, data(8192, 1))
+      const x1 = (await store.snapshot(stranger)).snapshot!
+      const expected = {
+        pageRanges: [{ start: 2 * MiB, end: 2 * MiB + 512 }],
+        clearRanges: [{ start: 0, end: 4096 }],
+      }
+      let st = store
+      for (let round = 0; round < 2; round++) {
+        assert.deepEqual(st.diff(copy, { from: s1, fromDisk: ref }), expected)
+        assert.deepEqual(st.diff(copy, { from: s1, fromDisk: ref, to: c1 }), expected)
+        assert.deepEqual(st.diff(grandchild, { from: s1, fromDisk: ref }), expected)
+        // Backwards across the copy too: the source's live content against the copy's snapshot.
+        assert.deepEqual(st.diff(ref, { from: c1, fromDisk: copy }), {
+          pageRanges: [{ start: 0, end: 4096 }],
+          clearRanges: [{ start: 2 * MiB, end: 2 * MiB + 512 }],
+        })
+        await rejects(() => st.diff(stranger, { from: s1, fromDisk: ref }), 'LineageMismatch')
+        await rejects(() => st.diff(ref, { from: x1, fromDisk: stranger }), 'LineageMismatch')
+        await rejects(() => st.diff(copy, { from: x1, fromDisk: ref }), 'SnapshotNotFound')
+        st = await reopen()
+      }
+      // A disk overwritten by a new one leaves the lineage; its own older snapshots still diff.
+      await st.createDisk(copy, { size: 8 * MiB, overwrite: true })
+      await rejects(() => st.diff(copy, { from: s1, fromDisk: ref }), 'LineageMismatch')
+      assert.deepEqual(st.diff(copy, { from: c1 }).pageRanges, [])
+    })
+  })
+
   it('lists containers and disks by prefix, page by page with markers, with snapshots when asked', async () => {
     await withStore(async (store) => {
       for (const c of ['logs', 'vms-a', 'vms-b']) await store.createContainer('acct1', c)

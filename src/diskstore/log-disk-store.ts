@@ -905,6 +905,7 @@ export class LogDiskStore implements DiskStore {
     ref: DiskRef,
     options: {
       from: string
+      fromDisk?: DiskRef
       to?: string
       offset?: number
       length?: number
@@ -913,10 +914,20 @@ export class LogDiskStore implements DiskStore {
     },
   ): DiskDiff {
     const d = this.#disk(ref)
-    const from = this.#version(d, options.from)
+    const base = options.fromDisk === undefined ? d : this.#disk(options.fromDisk)
+    const from = this.#version(base, options.from)
     const to = this.#version(d, options.to)
-    const what = `diff disk "${refText(ref)}" from ${options.from} to ${options.to ?? 'the live disk'}`
-    return diffVersions(from, to, options, what)
+    const fromText =
+      options.fromDisk === undefined ? options.from : `"${refText(options.fromDisk)}"@${options.from}`
+    const what = `diff disk "${refText(ref)}" from ${fromText} to ${options.to ?? 'the live disk'}`
+    // Versions of one disk are always diffed (its snapshots may predate an overwrite); across disks,
+    // only within a lineage.
+    if (base !== d && from.lineage !== to.lineage)
+      throw new CairnError(
+        'LineageMismatch',
+        `Cannot ${what}: the two are not of one lineage (neither was copied from the other or from a common disk)`,
+      )
+    return diffVersions(from, to, options, what, base !== d)
   }
 
   flush(): Promise<void> {

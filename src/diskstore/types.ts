@@ -305,11 +305,16 @@ export interface DiskStore {
   ): Promise<Buffer>
   /** Written (non-hole) ranges, merged, optionally within `[offset, offset+length)`. */
   pageRanges(ref: DiskRef, options?: { snapshot?: string; offset?: number; length?: number }): ByteRange[]
-  /** Changed and cleared ranges from snapshot `from` to snapshot `to` (or the live disk). */
+  /**
+   * Changed and cleared ranges from snapshot `from` to snapshot `to` (or the live disk). With `fromDisk`,
+   * `from` is a snapshot of that disk, which must be of the same lineage as `ref` (one copied from the
+   * other, or both from a common disk; else `LineageMismatch`): the diff is exact across the copy.
+   */
   diff(
     ref: DiskRef,
     options: {
       from: string
+      fromDisk?: DiskRef
       to?: string
       offset?: number
       length?: number
