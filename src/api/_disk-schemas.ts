@@ -154,7 +154,7 @@ export function deleteGuard(
 ): Pick<DiskGuard, 'deleteAccount' | 'deleteContainer' | 'deleteDisk' | 'deleteSnapshot'> {
   const store = ctx.diskStore
   return (
-    ctx.backups?.guard ?? {
+    ctx.protection?.guard ?? {
       deleteAccount: (a) => store.deleteAccount(a),
       deleteContainer: (a, c) => store.deleteContainer(a, c),
       deleteDisk: (r, { force: _f, ...o } = {}) => store.deleteDisk(r, o),

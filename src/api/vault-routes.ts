@@ -51,7 +51,7 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
           jobs: ctx.jobs,
           diskStore: ctx.diskStore,
           ...(ctx.hostPaths ? { hostPaths: ctx.hostPaths } : {}),
-          reconcileVault: async (vault) => ctx.backups?.reconcileVault(vault),
+          reconcileVault: async (vault) => ctx.protection?.reconcileVault(vault),
         })
       : undefined)
   const service = (): VaultService => {

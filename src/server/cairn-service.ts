@@ -192,8 +192,7 @@ export class CairnService {
         ...(this.#clock ? { clock: this.#clock } : {}),
         logger: log.child({ component: 'scheduler' }),
         runBackup: async (run, signal) => {
-          const item = await protection.getItemById(run.itemId)
-          await backups.backup(item.vmName, { kind: 'Scheduled', signal })
+          await backups.backupScheduled(run.itemId, signal)
         },
         runMaintenance: async (_now, signal) => {
           const { pruned, vaults } = await backups.applyRetention(signal)
@@ -206,6 +205,12 @@ export class CairnService {
         },
       })
       const scheduler = this.#scheduler
+      // Protect, a policy changed, stop, resume: the scheduler re-reads its items.
+      backups.onChange(() => {
+        scheduler
+          .refresh()
+          .catch((err) => log.warn('cannot re-read the protected items', { message: String(err) }))
+      })
       const c = { ...LISTENER_DEFAULTS, ...definedOnly(this.config) }
       const host = this.config.host
       const apiHost = c.apiHost ?? host
@@ -221,9 +226,7 @@ export class CairnService {
         vaults: this.#vaults,
         jobs: this.#jobs,
         vaultService: this.#vaultService,
-        protection,
-        backups,
-        protectionChanged: () => void scheduler.refresh(),
+        protection: backups,
         // IP addresses and localhost are always allowed; a bound DNS name joins the configured ones.
         allowedHosts: [...(isIP(apiHost) === 0 ? [apiHost] : []), ...(c.apiAllowedHosts ?? [])],
       })
