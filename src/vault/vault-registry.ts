@@ -6,7 +6,14 @@ import { openVaultBackend } from './open-vault-backend.js'
 import { Vault } from './vault.js'
 import type { VaultBackend } from './vault-backend.js'
 import { checkVaultLocation, deleteVaultFiles, vaultRecords } from './vault-location.js'
-import { immutable, readVaultSettings, type VaultSettingsChange } from './vault-settings.js'
+import {
+  applySettingsChange,
+  immutable,
+  readVaultSettings,
+  type VaultSettings,
+  type VaultSettingsChange,
+  writeVaultSettings,
+} from './vault-settings.js'
 
 /** A vault the service knows. */
 export interface VaultInfo {
@@ -163,6 +170,21 @@ export class VaultRegistry {
     this.#open.set(name, p)
     p.catch(() => this.#open.delete(name))
     return p
+  }
+
+  /** A vault's soft-delete and immutability settings (readable while an encrypted vault is locked). */
+  async settings(name: string): Promise<VaultSettings> {
+    const open = this.#open.get(name)
+    const backend = open ? (await open).backend : this.#backend(await this.#need(name))
+    return readVaultSettings(backend)
+  }
+
+  /** Changes a vault's settings; AlwaysOn and Locked are one-way (`SettingIrreversible`). */
+  async updateSettings(name: string, change: VaultSettingsChange): Promise<VaultSettings> {
+    const open = this.#open.get(name)
+    const backend = open ? (await open).backend : this.#backend(await this.#need(name))
+    const next = applySettingsChange(await readVaultSettings(backend), change)
+    return writeVaultSettings(backend, next, (this.#now ?? Date.now)())
   }
 
   /** Opens an encrypted vault with its credentials and keeps its key in memory. */
