@@ -2,9 +2,10 @@ import { createRoute, z } from '@hono/zod-openapi'
 import type { VaultService } from '../protection/index.js'
 import { CairnError } from '../util/index.js'
 import { clean } from './_clean.js'
+import { paginate } from './_page.js'
 import type { ApiContext } from './api-context.js'
 import type { ApiApp } from './new-api-app.js'
-import { body, errorResponses, json } from './schemas.js'
+import { body, errorResponses, json, Page, PageQuery } from './schemas.js'
 
 // Backups that survive a stolen admin (docs/security.md): a vault's soft delete and immutability
 // settings, its soft-deleted recovery points and their undelete, and the undelete of a VM's data.
@@ -97,15 +98,19 @@ export function registerVaultSafetyRoutes(app: ApiApp, ctx: ApiContext): void {
       method: 'get',
       path: '/api/v1/vaults/{vault}/softDeletedRecoveryPoints',
       summary: 'List soft-deleted recovery points, oldest first, with when each will be purged',
-      request: { params: P, query: z.object({ item: z.string().optional() }) },
+      request: { params: P, query: PageQuery.extend({ item: z.string().optional() }) },
       responses: {
-        200: json(z.object({ items: z.array(SoftDeleted) }), 'Soft-deleted points'),
+        200: json(Page(SoftDeleted).openapi('SoftDeletedRecoveryPointList'), 'Soft-deleted points'),
         ...errorResponses,
       },
     }),
     async (c) => {
-      const { item } = c.req.valid('query')
-      return c.json({ items: await service().listSoftDeleted(c.req.valid('param').vault, item) }, 200)
+      const { item, ...q } = c.req.valid('query')
+      const points = await service().listSoftDeleted(c.req.valid('param').vault, item)
+      return c.json(
+        paginate(points, (p) => [p.createdAt, p.id], q, 'soft-deleted recovery points'),
+        200,
+      )
     },
   )
   app.openapi(
@@ -113,9 +118,12 @@ export function registerVaultSafetyRoutes(app: ApiApp, ctx: ApiContext): void {
       method: 'post',
       path: '/api/v1/vaults/{vault}/softDeletedRecoveryPoints/{rp}/undelete',
       summary: 'Bring a soft-deleted recovery point back',
-      request: { params: PR },
+      request: { params: PR, ...body(z.object({}).strict().openapi('UndeleteRequest')) },
       responses: {
-        200: json(z.object({ id: z.string() }).passthrough(), 'The recovery point'),
+        200: json(
+          z.object({ id: z.string() }).passthrough().openapi('UndeletedRecoveryPoint'),
+          'The recovery point',
+        ),
         ...errorResponses,
       },
     }),
@@ -144,9 +152,8 @@ export function registerVaultSafetyRoutes(app: ApiApp, ctx: ApiContext): void {
     }),
     async (c) => {
       const { vault, vm } = c.req.valid('param')
-      if (!ctx.backups) throw new CairnError('ServiceUnavailable', 'This service runs no backup engine')
-      const r = await ctx.backups.undelete(vm, { vault, ...clean({ policy: c.req.valid('json').policy }) })
-      ctx.protectionChanged?.()
+      if (!ctx.protection) throw new CairnError('ServiceUnavailable', 'This service runs no backup engine')
+      const r = await ctx.protection.undelete(vm, { vault, ...clean({ policy: c.req.valid('json').policy }) })
       return c.json({ item: r.item as unknown as Record<string, unknown>, undeleted: r.undeleted }, 200)
     },
   )

@@ -6,10 +6,12 @@ export type { UndeleteReport } from './_undelete-item.js'
 export {
   AgentClient,
   type AgentClientOptions,
+  type AgentFor,
   type AgentQuiesce,
   type AgentStatusReport,
   type AgentStep,
   type AgentThaw,
+  type VmAgent,
 } from './agent-client.js'
 export { type Clock, ManualClock, systemClock } from './clock.js'
 export {
@@ -59,9 +61,12 @@ export {
 } from './policy.js'
 export {
   type BackupOptions,
+  type InVault,
   ProtectionService,
   type ProtectionServiceOptions,
+  type RestoreRequest,
   type RunningJob,
+  type StopReport,
 } from './protection-service.js'
 export {
   type ProtectedItem,

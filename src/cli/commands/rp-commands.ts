@@ -1,5 +1,5 @@
 import { CairnError, formatBytes, formatDuration } from '../../util/index.js'
-import type { CommandDef } from '../command.js'
+import { type CommandDef, LIMIT_OPTION } from '../command.js'
 import { CREDENTIAL_OPTIONS, type RecoveryPointView, unlockIfGiven, v } from './_jobs.js'
 import { printVmPoints } from './protection-commands.js'
 
@@ -24,6 +24,7 @@ export const rpCommands: CommandDef[] = [
         type: 'boolean',
         help: 'list the soft-deleted points of the vault instead, with when each is purged',
       },
+      LIMIT_OPTION,
       ...CREDENTIAL_OPTIONS,
     ],
     async run(ctx) {
@@ -33,10 +34,12 @@ export const rpCommands: CommandDef[] = [
       await unlockIfGiven(client, vault, opts)
       if (opts.deleted === true) {
         const item = (opts.item as string | undefined) ?? args.VM
-        const { items } = await client.get<{
-          items: (RecoveryPointView & { deletedAt: string; purgeAt: string })[]
-        }>(`${v(vault)}/softDeletedRecoveryPoints`, { item })
-        return out.result(items, (rows) =>
+        const deleted = await client.list<RecoveryPointView & { deletedAt: string; purgeAt: string }>(
+          `${v(vault)}/softDeletedRecoveryPoints`,
+          { item },
+          { max: opts.limit as number | undefined },
+        )
+        return out.result(deleted, (rows) =>
           out.table(rows, [
             { header: 'id', value: (r) => r.id },
             { header: 'item', value: (r) => r.source.name },
@@ -46,9 +49,11 @@ export const rpCommands: CommandDef[] = [
           ]),
         )
       }
-      const { items } = await client.get<{ items: RecoveryPointView[] }>(`${v(vault)}/recoveryPoints`, {
-        item: opts.item as string | undefined,
-      })
+      const items = await client.list<RecoveryPointView>(
+        `${v(vault)}/recoveryPoints`,
+        { item: opts.item as string | undefined },
+        { max: opts.limit as number | undefined },
+      )
       out.result(items, (rows) =>
         out.table(rows, [
           { header: 'id', value: (r) => r.id },
@@ -105,10 +110,9 @@ export const rpCommands: CommandDef[] = [
       const vault = needVault(opts)
       await unlockIfGiven(client, vault, opts)
       await client.delete(`${v(vault)}/recoveryPoints/${encodeURIComponent(args.id!)}`)
-      const { items } = await client.get<{ items: { id: string; purgeAt: string }[] }>(
-        `${v(vault)}/softDeletedRecoveryPoints`,
-      )
-      const soft = items.find((p) => p.id === args.id)
+      const soft = (
+        await client.list<{ id: string; purgeAt: string }>(`${v(vault)}/softDeletedRecoveryPoints`, {})
+      ).find((p) => p.id === args.id)
       out.result(
         {
           deleted: args.id,
