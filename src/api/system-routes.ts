@@ -15,7 +15,7 @@ const ListenerTls = z
       "A listener's TLS: the SHA-256 fingerprint of its certificate (what `cairn --fingerprint` pins), or NBD pre-shared keys",
   })
 
-const Info = z
+export const Info = z
   .object({
     name: z.literal('cairn'),
     version: z.string(),
@@ -26,7 +26,7 @@ const Info = z
   })
   .openapi('Info')
 
-const Status = z
+export const Status = z
   .object({
     status: z.enum(['ok', 'degraded', 'stopping']),
     diskStore: z.object({

@@ -24,6 +24,7 @@ import {
   createLogger,
   HostPaths,
   httpServerLimits,
+  isCairnError,
   isWithin,
   type Logger,
   refusePlainHttp,
@@ -52,7 +53,10 @@ export interface CairnServiceOptions {
    * ones: cut the log there and keep what follows aside). One start, not a setting.
    */
   repairDiskLog?: boolean
-  /** The scheduler's clock (default the machine's); tests move a ManualClock to make backups due. */
+  /**
+   * For tests only: the service's clock (default the machine's). Tests move a ManualClock to make
+   * backups due and to age retention, soft-deleted data, immutability and approvals.
+   */
   clock?: Clock
 }
 
@@ -74,6 +78,7 @@ export class CairnService {
   readonly #timers = new Set<NodeJS.Timeout>()
   #startMs = 0
   #api: Server | undefined
+  #apiRoutes: readonly { method: string; path: string }[] = []
   #blobApi: BlobApiServer | undefined
   #nbd: NbdServer | undefined
   #listeners: Record<string, string> = {}
@@ -108,6 +113,14 @@ export class CairnService {
   get diskStore(): DiskStore {
     if (!this.#diskStore) throw new CairnError('ServiceUnavailable', 'The service is not started')
     return this.#diskStore
+  }
+
+  /**
+   * Every route the management API serves (Hono's route table, middleware left out), once started: the
+   * OpenAPI test checks each is documented.
+   */
+  get apiRoutes(): readonly { method: string; path: string }[] {
+    return this.#apiRoutes
   }
 
   /** Where each listener is, for example `{ api: 'http://127.0.0.1:7070' }`. */
@@ -146,8 +159,19 @@ export class CairnService {
       await keys.check()
       this.#catalog = await openCatalog(`sqlite:${join(this.config.data, 'catalog.db')}`)
       this.#diskStore = await this.#openDiskStore()
-      const protection = new ProtectionStore(this.#catalog)
+      // The test clock (CairnServiceOptions.clock) also judges retention, soft delete and immutability.
+      const now = this.#clock ? () => this.#clock!.now() : undefined
+      const protection = new ProtectionStore(this.#catalog, {
+        ...(now ? { now } : {}),
+        // A policy of a vault that is gone guards nothing; any other failure refuses the change.
+        vaultSettings: async (vault) =>
+          this.#vaults?.settings(vault).catch((err) => {
+            if (isCairnError(err) && err.code === 'VaultNotFound') return undefined
+            throw err
+          }),
+      })
       this.#vaults = new VaultRegistry(this.#catalog, {
+        ...(now ? { now } : {}),
         dataDir: this.config.data,
         protectedItems: async (vault) => (await protection.listItems({ vault })).map((i) => i.vmName),
         ...(this.config.vaultOpenPacks !== undefined ? { openPacks: this.config.vaultOpenPacks } : {}),
@@ -172,6 +196,7 @@ export class CairnService {
         jobs,
         vault: new RegistryVaultTransfer(this.#vaults, this.#diskStore),
         logger: log.child({ component: 'protection' }),
+        ...(now ? { now } : {}),
       })
       this.#backups = backups
       this.#vaultService = new VaultService({
@@ -188,8 +213,7 @@ export class CairnService {
         ...(this.#clock ? { clock: this.#clock } : {}),
         logger: log.child({ component: 'scheduler' }),
         runBackup: async (run, signal) => {
-          const item = await protection.getItemById(run.itemId)
-          await backups.backup(item.vmName, { kind: 'Scheduled', signal })
+          await backups.backupScheduled(run.itemId, signal)
         },
         runMaintenance: async (_now, signal) => {
           const { pruned, vaults } = await backups.applyRetention(signal)
@@ -202,6 +226,12 @@ export class CairnService {
         },
       })
       const scheduler = this.#scheduler
+      // Protect, a policy changed, stop, resume: the scheduler re-reads its items.
+      backups.onChange(() => {
+        scheduler
+          .refresh()
+          .catch((err) => log.warn('cannot re-read the protected items', { message: String(err) }))
+      })
       const c = { ...LISTENER_DEFAULTS, ...definedOnly(this.config) }
       const host = this.config.host
       const apiHost = c.apiHost ?? host
@@ -219,12 +249,13 @@ export class CairnService {
         vaults: this.#vaults,
         jobs: this.#jobs,
         vaultService: this.#vaultService,
-        protection,
-        backups,
-        protectionChanged: () => void scheduler.refresh(),
+        protection: backups,
         // IP addresses and localhost are always allowed; a bound DNS name joins the configured ones.
         allowedHosts: [...(isIP(apiHost) === 0 ? [apiHost] : []), ...(c.apiAllowedHosts ?? [])],
       })
+      this.#apiRoutes = app.routes
+        .filter((r) => r.method !== 'ALL')
+        .map((r) => ({ method: r.method, path: r.path }))
       // Management requests may stream a whole disk image: only their headers have a deadline.
       const apiLimits = httpServerLimits({ ...http, requestTimeoutMs: 0 })
       if (tls.api === undefined) {
