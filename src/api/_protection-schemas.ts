@@ -176,6 +176,9 @@ export const PolicyRequest = z
   .loose()
   .openapi('BackupPolicyRequest')
 
+/** What changes a policy: a policy request whose name, when given, is that of the path. */
+export const PolicyChangeRequest = PolicyRequest.partial({ name: true }).openapi('BackupPolicyChangeRequest')
+
 // ------------------------------------------------------------ protected items
 
 /** A VM under protection in a vault. */

@@ -71,6 +71,7 @@ export type Vm = z.infer<typeof protection.Vm>
 export type VmRequest = z.input<typeof protection.VmRequest>
 export type BackupPolicy = z.infer<typeof protection.Policy>
 export type BackupPolicyRequest = z.input<typeof protection.PolicyRequest>
+export type BackupPolicyChangeRequest = z.input<typeof protection.PolicyChangeRequest>
 export type ProtectedItem = z.infer<typeof protection.ProtectedItem>
 export type ProtectRequest = z.input<typeof protection.ProtectRequest>
 export type ChangePolicyRequest = z.input<typeof protection.ChangePolicyRequest>

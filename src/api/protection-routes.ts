@@ -8,6 +8,7 @@ import {
   ChangePolicyRequest,
   Deleted,
   Policy,
+  PolicyChangeRequest,
   PolicyList,
   PolicyRequest,
   ProtectedItem,
@@ -170,7 +171,7 @@ export function registerProtectionRoutes(app: ApiApp, service: ProtectionService
       method: 'put',
       path: '/api/v1/vaults/{vault}/backupPolicies/{policy}',
       summary: 'Change a backup policy (an Enhanced policy stays Enhanced)',
-      request: { params: PolicyParam, ...body(PolicyRequest) },
+      request: { params: PolicyParam, ...body(PolicyChangeRequest) },
       responses: { 200: json(Policy, 'The policy'), ...errors },
     }),
     async (c) => {
