@@ -57,7 +57,7 @@ describe('a service killed in the middle of a backup', () => {
       // A point is written only when its backup completes: none is listed, and the snapshots the
       // backup took are gone.
       const points = (await api(service.url, 'GET', '/api/v1/vaults/v1/protectedItems/big/recoveryPoints'))
-        .body.value
+        .body.items
       assert.equal(points.length, 0)
       for (const disk of ['big-os', 'big-data']) {
         const snaps = await api(service.url, 'GET', `${D}/${disk}/snapshots`)
@@ -76,7 +76,7 @@ describe('a service killed in the middle of a backup', () => {
       }
       assert.equal(done.state, 'Completed', JSON.stringify(done))
       const after = (await api(service.url, 'GET', '/api/v1/vaults/v1/protectedItems/big/recoveryPoints'))
-        .body.value
+        .body.items
       assert.equal(after.length, 1)
       assert.equal(after[0].tier, 'SnapshotAndVault')
       assert.equal((await api(service.url, 'GET', '/api/v1/vaults/v1/recoveryPoints')).body.items.length, 1)

@@ -14,6 +14,7 @@ import { registerProtectionRoutes } from './protection-routes.js'
 import { registerSnapshotRoutes } from './snapshot-routes.js'
 import { registerSystemRoutes } from './system-routes.js'
 import { registerVaultRoutes } from './vault-routes.js'
+import { registerVaultSafetyRoutes } from './vault-safety-routes.js'
 
 /** Builds the management API (`/healthz`, `/api/v1/...`, `/api/v1/openapi.json`) over the given context. */
 export function createApiApp(ctx: ApiContext): ApiApp {
@@ -46,11 +47,12 @@ export function createApiApp(ctx: ApiContext): ApiApp {
 
   registerSystemRoutes(app, ctx)
   registerAuthRoutes(app, ctx.auth)
-  if (ctx.protection) registerProtectionRoutes(app, ctx)
+  if (ctx.protection) registerProtectionRoutes(app, ctx.protection)
   registerAccountRoutes(app, ctx)
   registerDiskRoutes(app, ctx)
   registerSnapshotRoutes(app, ctx)
   registerVaultRoutes(app, ctx)
+  registerVaultSafetyRoutes(app, ctx)
   registerJobRoutes(app, ctx)
 
   const document = {

@@ -1,12 +1,6 @@
 import type { AuthService } from '../auth/index.js'
 import type { DiskStore } from '../diskstore/index.js'
-import type {
-  DiskService,
-  JobService,
-  ProtectionService,
-  ProtectionStore,
-  VaultService,
-} from '../protection/index.js'
+import type { DiskService, JobService, ProtectionService, VaultService } from '../protection/index.js'
 import type { HostPaths, Logger } from '../util/index.js'
 import type { VaultRegistry } from '../vault/index.js'
 
@@ -17,6 +11,20 @@ export interface ServiceInfo {
   dataDir: string
   startedAt: string
   listeners: Record<string, string>
+  /** TLS of each listener that has it (api, blob, nbd); a listener not named speaks plain text. */
+  tls?: Record<string, ListenerTlsInfo>
+}
+
+/** How one listener does TLS: its certificate's SHA-256 fingerprint, or NBD pre-shared keys. */
+export interface ListenerTlsInfo {
+  /** `AB:CD:…`, the SHA-256 fingerprint clients pin (`cairn --fingerprint`). */
+  fingerprint?: string
+  /** When the certificate expires (ISO 8601). */
+  notAfter?: string
+  /** The certificate was made by `--tls self-signed` (DATA/tls/cert.pem). */
+  selfSigned?: boolean
+  /** NBD clients authenticate with pre-shared keys (the certificate is not offered). */
+  psk?: boolean
 }
 
 /** The collaborators the management API serves; each later component adds its engine or service here. */
@@ -39,16 +47,15 @@ export interface ApiContext {
   vaultService?: VaultService
   /** Imports and exports of host files (default: one built from diskStore, jobs and hostPaths). */
   diskService?: DiskService
-  /** VMs, policies, protected items and recovery points (routes under /api/v1/vms, /vaults). */
-  protection?: ProtectionStore
-  /** Backups and restores of VMs (202 routes); absent, those routes answer ServiceUnavailable. */
-  backups?: ProtectionService
+  /**
+   * VMs, policies, protected items, recovery points, their backups and restores (routes under
+   * /api/v1/vms and /vaults/{vault}/…); absent, those routes do not exist.
+   */
+  protection?: ProtectionService
   /**
    * Host names the API answers to besides IP addresses and `localhost` (DNS-rebinding defence), and
    * the page origins besides its own allowed to change state; the service passes its bound name and
    * `--api-allowed-host`.
    */
   allowedHosts?: readonly string[]
-  /** Called after protection changes (protect, policy change, stop, resume) so the scheduler re-reads. */
-  protectionChanged?: () => void
 }

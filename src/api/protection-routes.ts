@@ -1,89 +1,90 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import {
-  type ProtectionService,
-  type ProtectionStore,
-  parseDiskLabel,
-  validateVm,
-} from '../protection/index.js'
+import { type ProtectionService, parseDiskLabel } from '../protection/index.js'
 import { CairnError } from '../util/index.js'
-import type { ApiContext } from './api-context.js'
-import { JobSchema } from './job-routes.js'
+import { Job } from './_job-schemas.js'
+import { paginate } from './_page.js'
+import {
+  BackupNowRequest,
+  ChangePolicyRequest,
+  Deleted,
+  Policy,
+  PolicyChangeRequest,
+  PolicyList,
+  PolicyRequest,
+  ProtectedItem,
+  ProtectedItemList,
+  ProtectRequest,
+  ResumeRequest,
+  StopProtectionRequest,
+  StopProtectionResult,
+  Vm,
+  VmList,
+  VmRecoveryPoint,
+  VmRecoveryPointList,
+  VmRequest,
+  VmRestoreRequest,
+} from './_protection-schemas.js'
 import type { ApiApp } from './new-api-app.js'
-import { body, json } from './schemas.js'
+import { body, errorResponses, json, PageQuery } from './schemas.js'
 
 // Protection resources, named after the reference: vms, vaults/{vault}/backupPolicies,
-// vaults/{vault}/protectedItems/{vm}/recoveryPoints (their jobs are at /api/v1/jobs). Bodies are checked by the protection
+// vaults/{vault}/protectedItems/{vm}/recoveryPoints (their jobs are at /api/v1/jobs). Each route parses,
+// calls one ProtectionService method and maps its answer; bodies are checked by the protection
 // component (validateVm, validatePolicy) so that its messages name every problem at once.
 
-const Json = z.record(z.string(), z.unknown()).openapi('Object')
-const JsonList = z.object({ value: z.array(Json) }).openapi('List')
-const Deleted = z.object({ deleted: z.boolean() })
-const ErrorBody = z.object({ error: z.object({ code: z.string(), message: z.string() }) }).openapi('Error')
+const errors = errorResponses
 
-const errors = {
-  400: json(ErrorBody, 'Invalid request'),
-  404: json(ErrorBody, 'Not found'),
-  409: json(ErrorBody, 'Conflict'),
-}
+/**
+ * A body of the wrong shape for a VM or a policy answers the resource's own 400 code (VmInvalid,
+ * PolicyInvalid) with every problem, as the service's own checks do.
+ */
+const invalid =
+  (code: 'VmInvalid' | 'PolicyInvalid', what: string) =>
+  (result: {
+    success: boolean
+    error?: { issues: { path: PropertyKey[]; message: string }[] }
+  }): undefined => {
+    if (result.success || !result.error) return undefined
+    const problems = result.error.issues.map(
+      (i) => `"${i.path.map(String).join('.') || 'body'}": ${i.message}`,
+    )
+    throw new CairnError(code, `Cannot accept ${what}: ${problems.join('; ')}`, { details: { problems } })
+  }
 
 const VmParam = z.object({ vm: z.string().min(1) })
 const VaultParam = z.object({ vault: z.string().min(1) })
 const PolicyParam = VaultParam.extend({ policy: z.string().min(1) })
 const ItemParam = VaultParam.extend({ vm: z.string().min(1) })
 
-const ProtectBody = z
-  .object({
-    vm: z.string().min(1),
-    policy: z.string().min(1),
-    includedLuns: z
-      .array(z.union([z.number().int().min(0).max(63), z.string().regex(/^(lun)?\d{1,2}$/)]))
-      .optional(),
-    includeFutureDisks: z.boolean().optional(),
-  })
-  .openapi('ProtectRequest')
-
-/** Turns store records into plain JSON objects for the response schemas. */
-const plain = (v: unknown) => v as Record<string, unknown>
-
-/** Registers VM, policy, protected item and recovery point routes over a ProtectionStore. */
-export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
-  const store = ctx.protection!
-  const changed = () => ctx.protectionChanged?.()
-  const backups = (what: string) => {
-    if (!ctx.backups)
-      throw new CairnError('ServiceUnavailable', `Cannot ${what}: this service runs no backup engine`)
-    return ctx.backups
-  }
+/** Registers VM, policy, protected item and recovery point routes over the ProtectionService. */
+export function registerProtectionRoutes(app: ApiApp, service: ProtectionService): void {
   // --- VMs ---
   app.openapi(
     createRoute({
       method: 'post',
       path: '/api/v1/vms',
       summary: 'Register a VM: size, OS, configuration, OS disk, data disks by LUN, temp disk, agent',
-      request: body(Json),
-      responses: { 201: json(Json, 'The VM'), ...errors },
+      request: body(VmRequest),
+      responses: { 201: json(Vm, 'The VM'), ...errors },
     }),
-    async (c) => {
-      const spec = validateVm(c.req.valid('json'))
-      // Every disk must exist in the disk store (DiskNotFound names the first that does not).
-      for (const d of [
-        spec.osDisk,
-        ...spec.dataDisks.map((x) => x.disk),
-        ...(spec.tempDisk ? [spec.tempDisk] : []),
-      ]) {
-        ctx.diskStore.getDisk(d)
-      }
-      return c.json(plain(redactVm(await store.createVm(spec))), 201)
-    },
+    async (c) => c.json(redactVm(await service.registerVm(c.req.valid('json'))), 201),
+    invalid('VmInvalid', 'the VM'),
   )
   app.openapi(
     createRoute({
       method: 'get',
       path: '/api/v1/vms',
-      summary: 'List VMs',
-      responses: { 200: json(JsonList, 'VMs') },
+      summary: 'List VMs, by name',
+      request: { query: PageQuery },
+      responses: { 200: json(VmList, 'VMs'), ...errors },
     }),
-    async (c) => c.json({ value: (await store.listVms()).map((v) => plain(redactVm(v))) }, 200),
+    async (c) => {
+      const vms = (await service.listVms()).map(redactVm)
+      return c.json(
+        paginate(vms, (v) => [v.name], c.req.valid('query'), 'VMs'),
+        200,
+      )
+    },
   )
   app.openapi(
     createRoute({
@@ -91,9 +92,9 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
       path: '/api/v1/vms/{vm}',
       summary: 'Show a VM',
       request: { params: VmParam },
-      responses: { 200: json(Json, 'The VM'), ...errors },
+      responses: { 200: json(Vm, 'The VM'), ...errors },
     }),
-    async (c) => c.json(plain(redactVm(await store.getVm(c.req.valid('param').vm))), 200),
+    async (c) => c.json(redactVm(await service.getVm(c.req.valid('param').vm)), 200),
   )
   app.openapi(
     createRoute({
@@ -104,7 +105,7 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
       responses: { 200: json(Deleted, 'Deleted'), ...errors },
     }),
     async (c) => {
-      await backups(`delete VM "${c.req.valid('param').vm}"`).deleteVm(c.req.valid('param').vm)
+      await service.deleteVm(c.req.valid('param').vm)
       return c.json({ deleted: true }, 200)
     },
   )
@@ -115,9 +116,9 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
       path: '/api/v1/vms/{vm}/protectedItem',
       summary: 'Show the protection of a VM, whichever vault holds it',
       request: { params: VmParam },
-      responses: { 200: json(Json, 'The protected item'), ...errors },
+      responses: { 200: json(ProtectedItem, 'The protected item'), ...errors },
     }),
-    async (c) => c.json(plain(await store.getItem(c.req.valid('param').vm)), 200),
+    async (c) => c.json(await service.getItem(c.req.valid('param').vm), 200),
   )
 
   // --- Backup policies ---
@@ -127,23 +128,30 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
       path: '/api/v1/vaults/{vault}/backupPolicies',
       summary:
         'Create a backup policy (Standard daily/weekly or Enhanced hourly) within the reference bounds',
-      request: { params: VaultParam, ...body(Json) },
-      responses: { 201: json(Json, 'The policy'), ...errors },
+      request: { params: VaultParam, ...body(PolicyRequest) },
+      responses: { 201: json(Policy, 'The policy'), ...errors },
     }),
     async (c) => {
       const vault = c.req.valid('param').vault
-      return c.json(plain(await backups('create a policy').createPolicy(vault, c.req.valid('json'))), 201)
+      return c.json(await service.createPolicy(vault, c.req.valid('json')), 201)
     },
+    invalid('PolicyInvalid', 'the backup policy'),
   )
   app.openapi(
     createRoute({
       method: 'get',
       path: '/api/v1/vaults/{vault}/backupPolicies',
-      summary: 'List the backup policies of a vault',
-      request: { params: VaultParam },
-      responses: { 200: json(JsonList, 'Policies') },
+      summary: 'List the backup policies of a vault, by name',
+      request: { params: VaultParam, query: PageQuery },
+      responses: { 200: json(PolicyList, 'Policies'), ...errors },
     }),
-    async (c) => c.json({ value: (await store.listPolicies(c.req.valid('param').vault)).map(plain) }, 200),
+    async (c) => {
+      const policies = await service.listPolicies(c.req.valid('param').vault)
+      return c.json(
+        paginate(policies, (p) => [p.name], c.req.valid('query'), 'backup policies'),
+        200,
+      )
+    },
   )
   app.openapi(
     createRoute({
@@ -151,11 +159,11 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
       path: '/api/v1/vaults/{vault}/backupPolicies/{policy}',
       summary: 'Show a backup policy',
       request: { params: PolicyParam },
-      responses: { 200: json(Json, 'The policy'), ...errors },
+      responses: { 200: json(Policy, 'The policy'), ...errors },
     }),
     async (c) => {
       const p = c.req.valid('param')
-      return c.json(plain(await store.getPolicy(p.vault, p.policy)), 200)
+      return c.json(await service.getPolicy(p.vault, p.policy), 200)
     },
   )
   app.openapi(
@@ -163,15 +171,14 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
       method: 'put',
       path: '/api/v1/vaults/{vault}/backupPolicies/{policy}',
       summary: 'Change a backup policy (an Enhanced policy stays Enhanced)',
-      request: { params: PolicyParam, ...body(Json) },
-      responses: { 200: json(Json, 'The policy'), ...errors },
+      request: { params: PolicyParam, ...body(PolicyChangeRequest) },
+      responses: { 200: json(Policy, 'The policy'), ...errors },
     }),
     async (c) => {
       const p = c.req.valid('param')
-      const policy = await store.updatePolicy(p.vault, p.policy, c.req.valid('json'))
-      changed()
-      return c.json(plain(policy), 200)
+      return c.json(await service.updatePolicy(p.vault, p.policy, c.req.valid('json')), 200)
     },
+    invalid('PolicyInvalid', 'the backup policy'),
   )
   app.openapi(
     createRoute({
@@ -183,7 +190,7 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
     }),
     async (c) => {
       const p = c.req.valid('param')
-      await store.deletePolicy(p.vault, p.policy)
+      await service.deletePolicy(p.vault, p.policy)
       return c.json({ deleted: true }, 200)
     },
   )
@@ -195,8 +202,12 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
       path: '/api/v1/vaults/{vault}/protectedItems',
       summary:
         'Enable protection of a VM with a policy; selective disks by LUN (the OS disk always). Idempotent: protecting a protected VM again in its vault applies the policy and disks (200); an item stranded in a deleted vault moves here',
-      request: { params: VaultParam, ...body(ProtectBody) },
-      responses: { 200: json(Json, 'The protected item'), 201: json(Json, 'The protected item'), ...errors },
+      request: { params: VaultParam, ...body(ProtectRequest) },
+      responses: {
+        200: json(ProtectedItem, 'The protected item, changed'),
+        201: json(ProtectedItem, 'The protected item, new'),
+        ...errors,
+      },
     }),
     async (c) => {
       const b = c.req.valid('json')
@@ -204,21 +215,25 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
       const options: Parameters<ProtectionService['protect']>[1] = { vault, policy: b.policy }
       if (b.includedLuns) options.includedLuns = b.includedLuns.map((l) => labelToLun(l))
       if (b.includeFutureDisks !== undefined) options.includeFutureDisks = b.includeFutureDisks
-      const { item, created } = await backups(`protect VM "${b.vm}"`).protect(b.vm, options)
-      changed()
-      return c.json(plain(item), created ? 201 : 200)
+      const { item, created } = await service.protect(b.vm, options)
+      return created ? c.json(item, 201) : c.json(item, 200)
     },
   )
   app.openapi(
     createRoute({
       method: 'get',
       path: '/api/v1/vaults/{vault}/protectedItems',
-      summary: 'List the protected items of a vault',
-      request: { params: VaultParam },
-      responses: { 200: json(JsonList, 'Protected items') },
+      summary: 'List the protected items of a vault, by VM name',
+      request: { params: VaultParam, query: PageQuery },
+      responses: { 200: json(ProtectedItemList, 'Protected items'), ...errors },
     }),
-    async (c) =>
-      c.json({ value: (await store.listItems({ vault: c.req.valid('param').vault })).map(plain) }, 200),
+    async (c) => {
+      const items = await service.listItems({ vault: c.req.valid('param').vault })
+      return c.json(
+        paginate(items, (i) => [i.vmName], c.req.valid('query'), 'protected items'),
+        200,
+      )
+    },
   )
   app.openapi(
     createRoute({
@@ -226,24 +241,25 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
       path: '/api/v1/vaults/{vault}/protectedItems/{vm}',
       summary: 'Show the protection of a VM',
       request: { params: ItemParam },
-      responses: { 200: json(Json, 'The protected item'), ...errors },
+      responses: { 200: json(ProtectedItem, 'The protected item'), ...errors },
     }),
-    async (c) => c.json(plain(await itemIn(store, c.req.valid('param'))), 200),
+    async (c) => {
+      const p = c.req.valid('param')
+      return c.json(await service.getItem(p.vm, { vault: p.vault }), 200)
+    },
   )
   app.openapi(
     createRoute({
       method: 'patch',
       path: '/api/v1/vaults/{vault}/protectedItems/{vm}',
       summary: 'Change the policy of a protected item',
-      request: { params: ItemParam, ...body(z.object({ policy: z.string().min(1) })) },
-      responses: { 200: json(Json, 'The protected item'), ...errors },
+      request: { params: ItemParam, ...body(ChangePolicyRequest) },
+      responses: { 200: json(ProtectedItem, 'The protected item'), ...errors },
     }),
     async (c) => {
       const p = c.req.valid('param')
-      await itemIn(store, p)
-      const item = await store.changePolicy(p.vm, c.req.valid('json').policy)
-      changed()
-      return c.json(plain(item), 200)
+      const item = await service.changePolicy(p.vm, c.req.valid('json').policy, { vault: p.vault })
+      return c.json(item, 200)
     },
   )
   app.openapi(
@@ -252,24 +268,20 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
       path: '/api/v1/vaults/{vault}/protectedItems/{vm}/stopProtection',
       summary:
         'Stop protection, retaining the backup data or deleting it (idempotent; completes when the vault or its points are gone)',
-      request: { params: ItemParam, ...body(z.object({ deleteData: z.boolean() })) },
+      request: { params: ItemParam, ...body(StopProtectionRequest) },
       responses: {
-        200: json(Json, 'The protected item, or {vmName, state: NotProtected, deletedPoints}'),
+        200: json(
+          StopProtectionResult,
+          'The protected item, or {vmName, state: NotProtected, deletedPoints}',
+        ),
         ...errors,
       },
     }),
     async (c) => {
       const p = c.req.valid('param')
       const deleteData = c.req.valid('json').deleteData
-      const engine = backups(`stop the protection of VM "${p.vm}"`)
-      // A VM already unprotected answers NotProtected (deleteData) from any vault path.
-      if ((await store.listItems()).some((i) => i.vmName === p.vm)) await itemIn(store, p)
-      const r = await engine.stopProtection(p.vm, { deleteData })
-      changed()
-      return c.json(
-        plain(r.item ?? { vmName: r.vmName, state: r.state, deletedPoints: r.deletedPoints }),
-        200,
-      )
+      const r = await service.stopProtection(p.vm, { deleteData, vault: p.vault })
+      return c.json(r.item ?? { vmName: r.vmName, state: r.state, deletedPoints: r.deletedPoints }, 200)
     },
   )
   app.openapi(
@@ -277,15 +289,13 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
       method: 'post',
       path: '/api/v1/vaults/{vault}/protectedItems/{vm}/resume',
       summary: 'Resume stopped protection, optionally under another policy',
-      request: { params: ItemParam, ...body(z.object({ policy: z.string().min(1).optional() })) },
-      responses: { 200: json(Json, 'The protected item'), ...errors },
+      request: { params: ItemParam, ...body(ResumeRequest) },
+      responses: { 200: json(ProtectedItem, 'The protected item'), ...errors },
     }),
     async (c) => {
       const p = c.req.valid('param')
-      await itemIn(store, p)
-      const item = await backups(`resume VM "${p.vm}"`).resume(p.vm, c.req.valid('json').policy)
-      changed()
-      return c.json(plain(item), 200)
+      const item = await service.resume(p.vm, c.req.valid('json').policy, { vault: p.vault })
+      return c.json(item, 200)
     },
   )
   app.openapi(
@@ -293,16 +303,19 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
       method: 'get',
       path: '/api/v1/vaults/{vault}/protectedItems/{vm}/recoveryPoints',
       summary: 'List the recovery points of a protected VM, oldest first',
-      request: { params: ItemParam },
-      responses: { 200: json(JsonList, 'Recovery points'), ...errors },
+      request: { params: ItemParam, query: PageQuery },
+      responses: { 200: json(VmRecoveryPointList, 'Recovery points'), ...errors },
     }),
     async (c) => {
       const p = c.req.valid('param')
-      await itemIn(store, p)
-      const points = ctx.backups
-        ? await ctx.backups.listRecoveryPoints(p.vm)
-        : await store.listRecoveryPoints(p.vm)
-      return c.json({ value: points.map((r) => plain({ ...r, vm: redactVm(r.vm) })) }, 200)
+      const points = (await service.listRecoveryPoints(p.vm, { vault: p.vault })).map((r) => ({
+        ...r,
+        vm: redactVm(r.vm),
+      }))
+      return c.json(
+        paginate(points, (r) => [r.time, r.id], c.req.valid('query'), 'recovery points'),
+        200,
+      )
     },
   )
   app.openapi(
@@ -311,17 +324,12 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
       path: '/api/v1/vaults/{vault}/protectedItems/{vm}/recoveryPoints/{rp}',
       summary: 'Show a recovery point',
       request: { params: ItemParam.extend({ rp: z.string().min(1) }) },
-      responses: { 200: json(Json, 'The recovery point'), ...errors },
+      responses: { 200: json(VmRecoveryPoint, 'The recovery point'), ...errors },
     }),
     async (c) => {
       const p = c.req.valid('param')
-      const item = await itemIn(store, p)
-      await ctx.backups?.reconcile(p.vm, { vault: true })
-      const rp = await store.getRecoveryPoint(p.rp)
-      if (rp.itemId !== item.id) {
-        throw new CairnError('RecoveryPointNotFound', `Cannot find recovery point "${p.rp}" of VM "${p.vm}"`)
-      }
-      return c.json(plain({ ...rp, vm: redactVm(rp.vm) }), 200)
+      const rp = await service.getRecoveryPoint(p.vm, p.rp, { vault: p.vault })
+      return c.json({ ...rp, vm: redactVm(rp.vm) }, 200)
     },
   )
 
@@ -334,32 +342,20 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
         params: ItemParam,
         body: {
           content: {
-            'application/json': {
-              schema: z.object({ expiresAt: z.string().datetime({ offset: true }).optional() }),
-            },
+            'application/json': { schema: BackupNowRequest },
           },
           required: false,
         },
       },
-      responses: { 202: json(JobSchema, 'The started job'), ...errors },
+      responses: { 202: json(Job, 'The started job'), ...errors },
     }),
     async (c) => {
       const p = c.req.valid('param')
-      await itemIn(store, p)
       const text = await c.req.text()
       const raw = text.trim() === '' ? {} : (JSON.parse(text) as { expiresAt?: string })
-      const options: { expiresAt?: Date } = {}
-      if (raw.expiresAt !== undefined) {
-        const at = new Date(raw.expiresAt)
-        if (Number.isNaN(at.getTime()) || at.getTime() <= Date.now()) {
-          throw new CairnError(
-            'InvalidRequest',
-            `Cannot back up VM "${p.vm}": expiresAt must be a future time`,
-          )
-        }
-        options.expiresAt = at
-      }
-      return c.json(await backups(`back up VM "${p.vm}"`).startBackup(p.vm, options), 202)
+      const options: { vault: string; expiresAt?: Date } = { vault: p.vault }
+      if (raw.expiresAt !== undefined) options.expiresAt = new Date(raw.expiresAt)
+      return c.json((await service.startBackup(p.vm, options)).job, 202)
     },
   )
   app.openapi(
@@ -370,48 +366,22 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
         'Restore: AlternateLocation (a new VM), RestoreDisks (new disks plus the saved configuration) or OriginalLocation (replace the VM disks, snapshotting them first); 202 with the job',
       request: {
         params: ItemParam.extend({ rp: z.string().min(1) }),
-        ...body(
-          z.object({
-            recoveryType: z.enum(['AlternateLocation', 'RestoreDisks', 'OriginalLocation']),
-            targetVmName: z.string().min(1).optional(),
-            diskPrefix: z.string().min(1).optional(),
-            disks: z
-              .array(z.string())
-              .optional()
-              .openapi({ description: 'RestoreDisks: which disks, by label ("os", "lun0", …); default all' }),
-            luns: z
-              .array(z.union([z.number().int(), z.string()]))
-              .optional()
-              .openapi({ description: 'The older form of "disks" (0, "os"), still accepted' }),
-          }),
-        ),
+        ...body(VmRestoreRequest),
       },
-      responses: { 202: json(JobSchema, 'The started job'), ...errors },
+      responses: { 202: json(Job, 'The started job'), ...errors },
     }),
     async (c) => {
       const p = c.req.valid('param')
       const b = c.req.valid('json')
-      const item = await itemIn(store, p)
-      const rp = await store.getRecoveryPoint(p.rp)
-      if (rp.itemId !== item.id)
-        throw new CairnError('RecoveryPointNotFound', `Cannot find recovery point "${p.rp}" of VM "${p.vm}"`)
-      const engine = backups(`restore recovery point "${p.rp}"`)
-      let running: Awaited<ReturnType<typeof engine.restoreVm>>
-      if (b.recoveryType === 'AlternateLocation') {
-        if (!b.targetVmName)
-          throw new CairnError('InvalidRequest', 'Cannot restore as a new VM without "targetVmName"')
-        running = await engine.restoreVm(rp.id, { as: b.targetVmName })
-      } else if (b.recoveryType === 'RestoreDisks') {
-        const options: { prefix: string; disks?: (number | 'os')[] } = {
-          prefix: b.diskPrefix ?? `${p.vm}-restored`,
-        }
-        const chosen = b.disks ?? b.luns
-        if (chosen) options.disks = chosen.map((d) => parseDiskLabel(d, 'disk'))
-        running = await engine.restoreDisks(rp.id, options)
-      } else {
-        running = await engine.replaceDisks(p.vm, rp.id)
+      const request: Parameters<ProtectionService['restore']>[2] = {
+        vault: p.vault,
+        recoveryType: b.recoveryType,
       }
-      return c.json(running.job, 202)
+      if (b.targetVmName !== undefined) request.targetVmName = b.targetVmName
+      if (b.diskPrefix !== undefined) request.diskPrefix = b.diskPrefix
+      const chosen = b.disks ?? b.luns
+      if (chosen) request.disks = chosen.map((d) => parseDiskLabel(d, 'disk'))
+      return c.json((await service.restore(p.vm, p.rp, request)).job, 202)
     },
   )
 }
@@ -422,17 +392,6 @@ function labelToLun(v: number | string): number {
   if (lun === 'os')
     throw new CairnError('InvalidRequest', 'The OS disk is always included; name data disks only')
   return lun
-}
-
-async function itemIn(store: ProtectionStore, p: { vault: string; vm: string }) {
-  const item = await store.getItem(p.vm)
-  if (item.vault !== p.vault) {
-    throw new CairnError(
-      'ProtectedItemNotFound',
-      `Cannot find VM "${p.vm}" in vault "${p.vault}": it is protected in vault "${item.vault}"`,
-    )
-  }
-  return item
 }
 
 /** The agent token never leaves the service. */

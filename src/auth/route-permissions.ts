@@ -70,7 +70,7 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, RouteRequirement>> = {
   'GET /api/v1/accounts/{account}': 'accounts/read',
   'DELETE /api/v1/accounts/{account}': 'accounts/delete',
   'GET /api/v1/accounts/{account}/keys': 'accounts/keys',
-  'POST /api/v1/accounts/{account}/regenerate-key': 'accounts/keys',
+  'POST /api/v1/accounts/{account}/keys/regenerate': 'accounts/keys',
   'GET /api/v1/accounts/{account}/containers': 'accounts/read',
   'POST /api/v1/accounts/{account}/containers': 'accounts/write',
   'GET /api/v1/accounts/{account}/containers/{container}': 'accounts/read',
@@ -118,6 +118,13 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, RouteRequirement>> = {
   'DELETE /api/v1/vaults/{vault}/recoveryPoints/{rp}': 'recoveryPoints/delete',
   'POST /api/v1/vaults/{vault}/backups': 'backup/run',
   'POST /api/v1/vaults/{vault}/recoveryPoints/{rp}/restore': 'restore/run',
+
+  // Soft delete and immutability (docs/security.md)
+  'GET /api/v1/vaults/{vault}/settings': 'vaults/read',
+  'PATCH /api/v1/vaults/{vault}/settings': 'vaults/security',
+  'GET /api/v1/vaults/{vault}/softDeletedRecoveryPoints': 'vaults/read',
+  'POST /api/v1/vaults/{vault}/softDeletedRecoveryPoints/{rp}/undelete': 'protection/write',
+  'POST /api/v1/vaults/{vault}/protectedItems/{vm}/undelete': 'protection/write',
 
   // Jobs
   'GET /api/v1/jobs': 'jobs/read',

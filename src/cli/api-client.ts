@@ -1,18 +1,58 @@
+import type { ErrorBody, Page } from '../api/index.js'
 import { CairnError, isErrorCode } from '../util/index.js'
 import { tokenFor } from './credentials.js'
+import { HttpTransport, type TlsTrust } from './http-transport.js'
 
 /** Default address of the management API. */
 export const DEFAULT_URL = 'http://127.0.0.1:7070'
 
-/** A small client of the management API: JSON in and out, errors as CairnError with the service's code. */
+/** Items the client asks for per page when it follows a list's cursors (the API's largest page). */
+export const LIST_PAGE_SIZE = 1000
+
+/** A query string as the client sends it; undefined values are left out. */
+export type Query = Record<string, string | number | boolean | undefined>
+
+/**
+ * A small client of the management API: JSON in and out, errors as CairnError with the service's code.
+ * Answer and body types come from the API's own schemas (`import type` from src/api), so a field the
+ * API renames fails to compile here.
+ */
 export class ApiClient {
   readonly baseUrl: string
+  readonly #transport: HttpTransport
+  readonly #pageSize: number
   readonly #token: () => string | undefined
 
-  /** `token` gives the bearer token (default: CAIRN_TOKEN, else the one `cairn login` saved for the URL). */
-  constructor(baseUrl: string = DEFAULT_URL, options: { token?: () => string | undefined } = {}) {
+  /**
+   * `trust`: whom to trust for an https:// URL (a CA file's certificates, a pinned fingerprint);
+   * `token` gives the bearer token (default: CAIRN_TOKEN, else the one `cairn login` saved for the URL).
+   */
+  constructor(
+    baseUrl: string = DEFAULT_URL,
+    options: { pageSize?: number; trust?: TlsTrust; token?: () => string | undefined } = {},
+  ) {
     this.baseUrl = baseUrl.replace(/\/+$/, '')
+    this.#pageSize = options.pageSize ?? LIST_PAGE_SIZE
+    this.#transport = new HttpTransport(options.trust)
     this.#token = options.token ?? (() => tokenFor(this.baseUrl))
+    this.#options = options
+  }
+
+  readonly #options: { pageSize?: number; trust?: TlsTrust }
+
+  /** A client of the same service and trust that sends another token (or none). */
+  withToken(token: () => string | undefined): ApiClient {
+    return new ApiClient(this.baseUrl, { ...this.#options, token })
+  }
+
+  /** The SHA-256 fingerprint of the service's certificate, once a request went over TLS. */
+  get peerFingerprint(): string | undefined {
+    return this.#transport.peerFingerprint
+  }
+
+  /** Closes the connections kept open for the next request. */
+  close(): void {
+    this.#transport.close()
   }
 
   /** The service URL, checked: an http(s) URL without query or fragment. */
@@ -34,24 +74,44 @@ export class ApiClient {
     return new URL(this.baseUrl + path)
   }
 
-  get<T>(path: string, query?: Record<string, string | number | boolean | undefined>): Promise<T> {
+  get<T>(path: string, query?: Query): Promise<T> {
     return this.request<T>('GET', path, { query })
   }
 
-  post<T>(path: string, body?: unknown): Promise<T> {
+  /** POSTs `body` (typed B when the caller names the request type) and answers T. */
+  post<T = unknown, B = unknown>(path: string, body?: B): Promise<T> {
     return this.request<T>('POST', path, { body })
   }
 
-  put<T>(path: string, body?: unknown): Promise<T> {
+  put<T = unknown, B = unknown>(path: string, body?: B): Promise<T> {
     return this.request<T>('PUT', path, { body })
   }
 
-  patch<T>(path: string, body?: unknown): Promise<T> {
+  patch<T = unknown, B = unknown>(path: string, body?: B): Promise<T> {
     return this.request<T>('PATCH', path, { body })
   }
 
-  delete<T>(path: string, query?: Record<string, string | number | boolean | undefined>): Promise<T> {
+  delete<T>(path: string, query?: Query): Promise<T> {
     return this.request<T>('DELETE', path, { query })
+  }
+
+  /**
+   * Every item of a list route (the `{items, nextCursor}` envelope), following its cursors page after
+   * page; with `max`, stops after that many items.
+   */
+  async list<T>(path: string, query: Query = {}, options: { max?: number | undefined } = {}): Promise<T[]> {
+    const max = options.max ?? Number.POSITIVE_INFINITY
+    const items: T[] = []
+    let cursor: string | undefined
+    while (items.length < max) {
+      const limit = Math.min(this.#pageSize, max - items.length)
+      const page = await this.get<Page<T>>(path, { ...query, limit, cursor })
+      // A page may hold more than asked (a disk with its snapshots stays whole): keep at most max.
+      items.push(...page.items.slice(0, max - items.length))
+      cursor = page.nextCursor
+      if (cursor === undefined || page.items.length === 0) break
+    }
+    return items
   }
 
   /** Sends a request and returns the raw response (for binary bodies); throws CairnError on an error status. */
@@ -59,8 +119,8 @@ export class ApiClient {
     method: string,
     path: string,
     init: {
-      query?: Record<string, string | number | boolean | undefined>
-      body?: RequestInit['body']
+      query?: Query
+      body?: string | Uint8Array
       headers?: Record<string, string>
       signal?: AbortSignal
     } = {},
@@ -72,35 +132,20 @@ export class ApiClient {
     const headers = token === undefined ? init.headers : { ...init.headers, authorization: `Bearer ${token}` }
     let res: Response
     try {
-      res = await fetch(url, {
+      res = await this.#transport.send(url, {
         method,
-        body: init.body,
-        headers,
-        signal: init.signal,
-        // biome-ignore lint/suspicious/noExplicitAny: undici option for streamed bodies
-        ...({ duplex: 'half' } as any),
+        ...(init.body !== undefined ? { body: init.body } : {}),
+        ...(headers !== undefined ? { headers } : {}),
+        ...(init.signal !== undefined ? { signal: init.signal } : {}),
       })
     } catch (err) {
-      const cause = (err as { cause?: { code?: string; message?: string } }).cause
-      const why =
-        cause?.code === 'ECONNREFUSED'
-          ? 'connection refused (is `cairn serve` running?)'
-          : (cause?.message ?? (err as Error).message)
-      throw new CairnError(
-        'ServiceUnreachable',
-        `Cannot reach the Cairn service at ${this.baseUrl}: ${why}`,
-        { cause: err },
-      )
+      throw unreachable(err, this.baseUrl)
     }
     if (!res.ok) throw await toError(res)
     return res
   }
 
-  async request<T>(
-    method: string,
-    path: string,
-    init: { query?: Record<string, string | number | boolean | undefined>; body?: unknown } = {},
-  ): Promise<T> {
+  async request<T>(method: string, path: string, init: { query?: Query; body?: unknown } = {}): Promise<T> {
     const res = await this.raw(method, path, {
       query: init.query,
       body: init.body === undefined ? undefined : JSON.stringify(init.body),
@@ -120,10 +165,43 @@ export class ApiClient {
   }
 }
 
+/** Certificate checks that fail for want of trust (not a broken connection). */
+const UNTRUSTED = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+])
+
+/** A failed connection as the CLI reports it: what went wrong and what to do. */
+function unreachable(err: unknown, baseUrl: string): CairnError {
+  if (err instanceof CairnError) return err
+  const e = err as NodeJS.ErrnoException & { reason?: string }
+  if (e.name === 'AbortError') return new CairnError('Cancelled', 'Interrupted', { cause: err })
+  if (e.code !== undefined && UNTRUSTED.has(e.code))
+    return new CairnError(
+      'TlsUntrusted',
+      `Cannot trust the Cairn service at ${baseUrl}: ${e.reason ?? e.message} (${e.code}); give its CA with --ca FILE (CAIRN_CA) or pin its certificate with --fingerprint (the service prints it at start; cairn status shows it)`,
+      { cause: err },
+    )
+  const why =
+    e.code === 'ECONNREFUSED'
+      ? 'connection refused (is `cairn serve` running?)'
+      : e.code === 'ERR_SSL_WRONG_VERSION_NUMBER' || /wrong version number/.test(e.message)
+        ? 'it does not speak TLS (use an http:// URL)'
+        : e.message
+  return new CairnError('ServiceUnreachable', `Cannot reach the Cairn service at ${baseUrl}: ${why}`, {
+    cause: err,
+  })
+}
+
 async function toError(res: Response): Promise<CairnError> {
   const text = await res.text()
   try {
-    const body = JSON.parse(text) as { error?: { code?: unknown; message?: unknown } }
+    const body = JSON.parse(text) as Partial<ErrorBody>
     const code = body.error?.code
     if (isErrorCode(code)) return new CairnError(code, String(body.error?.message ?? code))
   } catch {}

@@ -4,9 +4,9 @@ import type { DiskRef, DiskStore } from '../diskstore/index.js'
 import { CairnError, diskLabel, isCairnError, type Logger } from '../util/index.js'
 import { type Consistency, newRecoveryPointId } from '../vault/index.js'
 import { fromWall, toWall } from './_zoned-time.js'
-import { AgentClient, type AgentQuiesce, type AgentThaw } from './agent-client.js'
+import type { AgentFor, AgentQuiesce, AgentThaw } from './agent-client.js'
 import type { JobContext, JobService, StartedJob } from './job-service.js'
-import { expiredSnapshots, onDemandExpiry } from './plan-retention.js'
+import { expiredSnapshots, onDemandExpiry, planRetention } from './plan-retention.js'
 import { type ReconcileReport, vaultRef } from './point-reconciler.js'
 import type { BackupPolicy } from './policy.js'
 import type { ProtectionStore, VmRecoveryPoint, VmRecoveryPointDisk } from './protection-store.js'
@@ -42,6 +42,7 @@ export class VmBackups {
   readonly #running: Map<string, Promise<Job>>
   readonly #busy: Set<string>
   readonly #reconcile: (vm: string, options: { vault?: boolean }) => Promise<ReconcileReport>
+  readonly #agentFor: AgentFor
 
   constructor(options: {
     store: ProtectionStore
@@ -57,6 +58,8 @@ export class VmBackups {
     /** The VMs with a backup running or their data being deleted (shared with the service). */
     busy: Set<string>
     reconcile: (vm: string, options: { vault?: boolean }) => Promise<ReconcileReport>
+    /** The client of a VM's agent. */
+    agentFor: AgentFor
   }) {
     this.#store = options.store
     this.#disks = options.disks
@@ -68,6 +71,7 @@ export class VmBackups {
     this.#running = options.running
     this.#busy = options.busy
     this.#reconcile = options.reconcile
+    this.#agentFor = options.agentFor
   }
 
   /** Starts a backup of a VM as a job; one backup of a VM at a time. */
@@ -162,7 +166,7 @@ export class VmBackups {
     try {
       // 1. Quiesce through the agent, if any. An unreachable agent means crash-consistent, said so.
       let quiesce: AgentQuiesce | undefined
-      const agent = b.vm.agent ? new AgentClient({ url: b.vm.agent.url, token: b.vm.agent.token }) : undefined
+      const agent = b.vm.agent ? this.#agentFor({ url: b.vm.agent.url, token: b.vm.agent.token }) : undefined
       let consistency: Consistency = 'CrashConsistent'
       if (agent) {
         await ctx.phase('Quiesce')
@@ -253,7 +257,7 @@ export class VmBackups {
         laterSlotToday(b.policy, time.getTime())
       if (laterToday) details.vault = 'skipped: a later scheduled backup today goes to the vault'
       if (this.#vault && !laterToday) {
-        const sent = await this.#transfer(ctx, rp, b.vm.name, b.vault)
+        const sent = await this.#transfer(ctx, rp, b.vm.name, b.vault, b.policy)
         rp.tier = 'SnapshotAndVault'
         rp.disks = sent.disks
         details.vaultPoint = sent.vaultPoint
@@ -300,6 +304,7 @@ export class VmBackups {
     point: VmRecoveryPoint,
     vmName: string,
     vault: string,
+    policy: BackupPolicy,
   ): Promise<{ disks: VmRecoveryPointDisk[]; vaultPoint: string; bytesAdded: number; incremental: boolean }> {
     const vaultApi = this.#vault!
     await ctx.phase('TransferToVault')
@@ -322,7 +327,12 @@ export class VmBackups {
     const request: Parameters<VaultTransfer['backupPoint']>[0] = {
       vault,
       id: point.id,
-      item: { kind: 'vm', name: vmName, config: { ...config, job: ctx.job.id } },
+      // The policy and kind let `undelete` rebuild the point's record from the vault alone.
+      item: {
+        kind: 'vm',
+        name: vmName,
+        config: { ...config, job: ctx.job.id, policy: policy.name, pointKind: point.kind },
+      },
       consistency: point.consistency,
       disks: point.disks.map((d) => {
         const prev = previous?.disks.find((p) => refKey(p.source) === refKey(d.source) && p.size === d.size)
@@ -338,6 +348,22 @@ export class VmBackups {
       }),
     }
     if (point.expiresAt) request.expiresAt = point.expiresAt
+    // The retention the policy gives this point now (it is the day's point that goes to the vault): an
+    // immutable vault holds it that long whatever the policy becomes.
+    const time = Date.parse(point.time)
+    const [verdict] = planRetention(
+      [
+        {
+          id: point.id,
+          time,
+          kind: point.kind,
+          ...(point.expiresAt ? { expiresAt: Date.parse(point.expiresAt) } : {}),
+        },
+      ],
+      policy,
+      time,
+    ).keep
+    if (verdict) request.retainUntil = new Date(verdict.expiresAt).toISOString()
     const prevRef = previous ? vaultRef(previous.disks[0]!) : undefined
     if (prevRef) request.base = prevRef.point
     const res = await vaultApi.backupPoint(request, {

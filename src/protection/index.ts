@@ -2,13 +2,16 @@
 // disk-store disks as vault sources and sinks, the agent client and the job service.
 
 export { type DiskLabel, diskLabel, parseDiskLabel } from '../util/index.js'
+export type { UndeleteReport } from './_undelete-item.js'
 export {
   AgentClient,
   type AgentClientOptions,
+  type AgentFor,
   type AgentQuiesce,
   type AgentStatusReport,
   type AgentStep,
   type AgentThaw,
+  type VmAgent,
 } from './agent-client.js'
 export { type Clock, ManualClock, systemClock } from './clock.js'
 export {
@@ -58,9 +61,12 @@ export {
 } from './policy.js'
 export {
   type BackupOptions,
+  type InVault,
   ProtectionService,
   type ProtectionServiceOptions,
+  type RestoreRequest,
   type RunningJob,
+  type StopReport,
 } from './protection-service.js'
 export {
   type ProtectedItem,
@@ -71,6 +77,7 @@ export {
   type VmRecoveryPointDisk,
 } from './protection-store.js'
 export { RegistryVaultTransfer } from './registry-vault-transfer.js'
+export { checkRetentionChange, retentionShortened } from './retention-change.js'
 export { type RunToEnd, runJobToEnd } from './run-job-to-end.js'
 export {
   DEFAULT_SPREAD_MS,

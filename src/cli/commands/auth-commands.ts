@@ -1,4 +1,3 @@
-import { ApiClient } from '../api-client.js'
 import type { CommandDef } from '../command.js'
 import { credentialKey, credentialsPath, readCredentials, saveCredential } from '../credentials.js'
 import { parseExpiry, passwordFromFile, readPassword } from './_secret-input.js'
@@ -65,7 +64,7 @@ export const authCommands: CommandDef[] = [
         file !== undefined
           ? passwordFromFile(file)
           : await readPassword(`Password for ${opts.user as string}: `)
-      const anonymous = new ApiClient(client.baseUrl, { token: () => undefined })
+      const anonymous = client.withToken(() => undefined)
       const answer = await anonymous.post<{
         user: string
         roles: Assignment[]
@@ -73,7 +72,13 @@ export const authCommands: CommandDef[] = [
         token: string
       }>('/api/v1/auth/login', { user: opts.user, password })
       const saved = readCredentials()[credentialKey(client.baseUrl)]
-      saveCredential(client.baseUrl, { ...saved, token: answer.token })
+      // Over TLS the certificate's fingerprint is saved too: later commands pin it (docs/security.md).
+      const fingerprint = anonymous.peerFingerprint ?? saved?.fingerprint
+      saveCredential(client.baseUrl, {
+        ...saved,
+        token: answer.token,
+        ...(fingerprint !== undefined ? { fingerprint } : {}),
+      })
       const { token: _secret, ...shown } = answer
       out.result({ ...shown, url: client.baseUrl, credentials: credentialsPath() }, (a) =>
         out.line(
@@ -88,7 +93,7 @@ export const authCommands: CommandDef[] = [
     async run({ client, out }) {
       const saved = readCredentials()[credentialKey(client.baseUrl)]
       if (saved?.token !== undefined) {
-        const own = new ApiClient(client.baseUrl, { token: () => saved.token })
+        const own = client.withToken(() => saved.token)
         await own.post('/api/v1/auth/logout').catch(() => {})
         const { token: _t, ...rest } = saved
         saveCredential(client.baseUrl, Object.keys(rest).length > 0 ? rest : undefined)

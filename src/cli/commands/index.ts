@@ -13,6 +13,7 @@ import { rpCommands } from './rp-commands.js'
 import { systemCommands } from './system-commands.js'
 import { userCommands } from './user-commands.js'
 import { vaultCommands } from './vault-commands.js'
+import { vaultSafetyCommands } from './vault-safety-commands.js'
 
 /** Every command of the cairn CLI, in help order. */
 export const COMMANDS: CommandDef[] = [
@@ -21,6 +22,7 @@ export const COMMANDS: CommandDef[] = [
   ...accountCommands,
   ...diskCommands,
   ...vaultCommands,
+  ...vaultSafetyCommands,
   ...backupCommands,
   ...rpCommands,
   ...restoreCommands,
