@@ -1,5 +1,7 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { request as httpRequest } from 'node:http'
+import { request as httpsRequest } from 'node:https'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -23,15 +25,38 @@ export function tokenOf(url: string): string | undefined {
  */
 export async function signIn(url: string, data: string, password?: string): Promise<string> {
   const pw = password ?? readFileSync(join(data, 'initial-admin-password'), 'utf8').trim()
-  const res = await fetch(`${url}/api/v1/auth/login`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ user: 'admin', password: pw }),
-  })
-  if (res.status !== 200) throw new Error(`cannot sign in to ${url}: ${res.status} ${await res.text()}`)
-  const { token } = (await res.json()) as { token: string }
+  const res = await postJson(`${url}/api/v1/auth/login`, { user: 'admin', password: pw })
+  if (res.status !== 200) throw new Error(`cannot sign in to ${url}: ${res.status} ${res.text}`)
+  const { token } = JSON.parse(res.text) as { token: string }
   adminTokens.set(url.replace(/\/+$/, ''), token)
   return token
+}
+
+/** POSTs JSON over http or https (a test service's own certificate is not checked: it is ours). */
+function postJson(url: string, body: unknown): Promise<{ status: number; text: string }> {
+  const payload = JSON.stringify(body)
+  const send = url.startsWith('https:') ? httpsRequest : httpRequest
+  return new Promise((resolve, reject) => {
+    const req = send(
+      url,
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+        ...(url.startsWith('https:') ? { rejectUnauthorized: false } : {}),
+      },
+      (res) => {
+        let text = ''
+        res.setEncoding('utf8')
+        res.on('data', (d: string) => {
+          text += d
+        })
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }))
+        res.on('error', reject)
+      },
+    )
+    req.on('error', reject)
+    req.end(payload)
+  })
 }
 
 /** `{ authorization: 'Bearer …' }` for the admin of the service at `url` (empty when unknown). */

@@ -35,9 +35,13 @@ export function withPermissions(doc: OpenApiDocument): OpenApiDocument {
       if (requirement === 'public') op.security = []
       else {
         op.responses ??= {}
-        op.responses['401'] ??= { description: 'No credentials, or they are unknown, revoked or expired' }
+        const error = (description: string) => ({
+          description,
+          content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+        })
+        op.responses['401'] ??= error('Unauthorized: no credentials, or unknown, revoked or expired ones')
         if (requirement !== 'authenticated')
-          op.responses['403'] ??= { description: `The identity has no role that allows ${requirement}` }
+          op.responses['403'] ??= error(`Forbidden: the identity has no role that allows ${requirement}`)
       }
     }
   }

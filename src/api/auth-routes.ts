@@ -4,8 +4,9 @@ import { deleteCookie, setCookie } from 'hono/cookie'
 import { type AuthService, newPassword, PERMISSIONS, type Principal, ROLES } from '../auth/index.js'
 import { CairnError } from '../util/index.js'
 import { clientAddress, SESSION_COOKIE } from './_authorize.js'
+import { paginate } from './_page.js'
 import type { ApiApp, ApiEnv } from './new-api-app.js'
-import { body, errorResponses, json } from './schemas.js'
+import { body, errorResponses, json, Page, PageQuery } from './schemas.js'
 
 const Assignment = z.object({ role: z.string(), scope: z.string() }).openapi('Assignment')
 const RoleAssignment = z
@@ -43,7 +44,9 @@ const AuditRecord = z
     target: z.string(),
     result: z.enum(['success', 'failure', 'denied']),
     status: z.number(),
-    details: z.record(z.string(), z.unknown()),
+    details: z.record(z.string(), z.unknown()).openapi({
+      description: 'The error code of a refused or failed request, and such facts; never a secret',
+    }),
     prevHash: z.string(),
     hash: z.string(),
   })
@@ -204,9 +207,13 @@ export function registerAuthRoutes(app: ApiApp, auth: AuthService): void {
       method: 'get',
       path: '/api/v1/auth/tokens',
       summary: 'The tokens, logins and sessions of the signed-in user (never their secrets)',
-      responses: { 200: json(z.object({ items: z.array(Credential) }), 'Credentials') },
+      request: { query: PageQuery },
+      responses: { 200: json(Page(Credential), 'Credentials'), ...errorResponses },
     }),
-    async (c) => c.json({ items: await auth.listCredentials({ userId: principalOf(c).userId }) }, 200),
+    async (c) => {
+      const all = await auth.listCredentials({ userId: principalOf(c).userId })
+      return c.json(paginate(all, byCreation, c.req.valid('query'), 'tokens'), 200)
+    },
   )
   app.openapi(
     createRoute({
@@ -249,9 +256,11 @@ export function registerAuthRoutes(app: ApiApp, auth: AuthService): void {
       method: 'get',
       path: '/api/v1/tokens',
       summary: 'Every user’s tokens, logins and sessions (never their secrets)',
-      responses: { 200: json(z.object({ items: z.array(Credential) }), 'Credentials') },
+      request: { query: PageQuery },
+      responses: { 200: json(Page(Credential), 'Credentials'), ...errorResponses },
     }),
-    async (c) => c.json({ items: await auth.listCredentials() }, 200),
+    async (c) =>
+      c.json(paginate(await auth.listCredentials(), byCreation, c.req.valid('query'), 'tokens'), 200),
   )
   app.openapi(
     createRoute({
@@ -271,9 +280,14 @@ export function registerAuthRoutes(app: ApiApp, auth: AuthService): void {
       method: 'get',
       path: '/api/v1/users',
       summary: 'List users and their roles',
-      responses: { 200: json(z.object({ items: z.array(User) }), 'Users') },
+      request: { query: PageQuery },
+      responses: { 200: json(Page(User), 'Users'), ...errorResponses },
     }),
-    async (c) => c.json({ items: await auth.listUsers() }, 200),
+    async (c) =>
+      c.json(
+        paginate(await auth.listUsers(), (u) => [u.name], c.req.valid('query'), 'users'),
+        200,
+      ),
   )
   app.openapi(
     createRoute({
@@ -344,38 +358,47 @@ export function registerAuthRoutes(app: ApiApp, auth: AuthService): void {
       method: 'get',
       path: '/api/v1/roles',
       summary: 'The built-in roles and the permissions each grants',
+      request: { query: PageQuery },
       responses: {
         200: json(
-          z.object({
-            items: z.array(
-              z.object({ name: z.string(), description: z.string(), permissions: z.array(z.string()) }),
-            ),
-            permissions: z.array(z.string()),
-          }),
-          'Roles',
+          Page(
+            z
+              .object({
+                name: z.string(),
+                description: z.string(),
+                permissions: z.array(z.enum(PERMISSIONS)),
+              })
+              .openapi('Role'),
+          ),
+          'Roles, in the order of docs/security.md',
         ),
+        ...errorResponses,
       },
     }),
-    (c) =>
-      c.json(
-        {
-          items: Object.values(ROLES).map((r) => ({ ...r, permissions: [...r.permissions] })),
-          permissions: [...PERMISSIONS],
-        },
-        200,
-      ),
+    (c) => {
+      const roles = Object.values(ROLES).map((r, i) => ({
+        i,
+        role: { ...r, permissions: [...r.permissions] },
+      }))
+      const page = paginate(roles, (r) => [String(r.i).padStart(3, '0')], c.req.valid('query'), 'roles')
+      return c.json({ ...page, items: page.items.map((r) => r.role) }, 200)
+    },
   )
   app.openapi(
     createRoute({
       method: 'get',
       path: '/api/v1/roleAssignments',
       summary: 'List role assignments, of one user with ?user=',
-      request: { query: z.object({ user: z.string().optional() }) },
-      responses: { 200: json(z.object({ items: z.array(RoleAssignment) }), 'Assignments') },
+      request: { query: PageQuery.extend({ user: z.string().optional() }) },
+      responses: { 200: json(Page(RoleAssignment), 'Assignments'), ...errorResponses },
     }),
     async (c) => {
-      const { user } = c.req.valid('query')
-      return c.json({ items: await auth.listAssignments(user === undefined ? {} : { user }) }, 200)
+      const q = c.req.valid('query')
+      const all = await auth.listAssignments(q.user === undefined ? {} : { user: q.user })
+      return c.json(
+        paginate(all, (a) => [a.user, a.createdAt, a.id], q, 'role assignments'),
+        200,
+      )
     },
   )
   app.openapi(
@@ -454,3 +477,6 @@ export function registerAuthRoutes(app: ApiApp, auth: AuthService): void {
     async (c) => c.json(await auth.audit.verify(), 200),
   )
 }
+
+/** Credentials are listed oldest first. */
+const byCreation = (t: { createdAt: string; id: string }) => [t.createdAt, t.id]

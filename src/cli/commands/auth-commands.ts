@@ -170,9 +170,9 @@ export const authCommands: CommandDef[] = [
     summary: 'List your tokens, logins and sessions (--all: everyone’s, for a Security Admin)',
     options: [{ name: 'all', type: 'boolean', help: 'every user’s credentials' }],
     async run({ opts, client, out }) {
-      const page = await client.get<{ items: Credential[] }>(
-        opts.all ? '/api/v1/tokens' : '/api/v1/auth/tokens',
-      )
+      const page = {
+        items: await client.list<Credential>(opts.all ? '/api/v1/tokens' : '/api/v1/auth/tokens'),
+      }
       out.result(page, (p) => out.table(p.items, credentialColumns))
     },
   },

@@ -62,7 +62,7 @@ export const userCommands: CommandDef[] = [
     name: 'user list',
     summary: 'List users and their roles',
     async run({ client, out }) {
-      const page = await client.get<{ items: User[] }>('/api/v1/users')
+      const page = { items: await client.list<User>('/api/v1/users') }
       out.result(page, (p) =>
         out.table(p.items, [
           { header: 'name', value: (u) => u.name },
@@ -143,9 +143,11 @@ export const userCommands: CommandDef[] = [
     name: 'role list',
     summary: 'The built-in roles and the permissions each grants',
     async run({ client, out }) {
-      const r = await client.get<{ items: { name: string; description: string; permissions: string[] }[] }>(
-        '/api/v1/roles',
-      )
+      const r = {
+        items: await client.list<{ name: string; description: string; permissions: string[] }>(
+          '/api/v1/roles',
+        ),
+      }
       out.result(r, (x) => {
         for (const role of x.items) {
           out.line(`${role.name}: ${role.description}`)
@@ -186,9 +188,11 @@ export const userCommands: CommandDef[] = [
     summary: 'List role assignments (of one user with --user)',
     options: [{ name: 'user', type: 'string', value: 'NAME', help: 'only this user' }],
     async run({ opts, client, out }) {
-      const page = await client.get<{ items: RoleAssignment[] }>('/api/v1/roleAssignments', {
-        user: opts.user as string | undefined,
-      })
+      const page = {
+        items: await client.list<RoleAssignment>('/api/v1/roleAssignments', {
+          user: opts.user as string | undefined,
+        }),
+      }
       out.result(page, (p) =>
         out.table(p.items, [
           { header: 'id', value: (a) => a.id },
