@@ -6,6 +6,7 @@ import type * as protection from './_protection-schemas.js'
 import type * as vault from './_vault-schemas.js'
 import type * as shared from './schemas.js'
 import type * as system from './system-routes.js'
+import type * as safety from './vault-safety-routes.js'
 
 // The bodies of the management API as TypeScript types, inferred from the schemas the routes validate
 // and document. The CLI imports them type-only (`import type`), so that it loads none of the API at
@@ -82,3 +83,10 @@ export type VmRecoveryPoint = z.infer<typeof protection.VmRecoveryPoint>
 export type BackupNowRequest = z.input<typeof protection.BackupNowRequest>
 export type VmRestoreRequest = z.input<typeof protection.VmRestoreRequest>
 export type Deleted = z.infer<typeof protection.Deleted>
+
+export type VaultSettings = z.infer<typeof safety.Settings>
+export type VaultSettingsChange = z.input<typeof safety.SettingsChange>
+export type SoftDeletedRecoveryPoint = z.infer<typeof safety.SoftDeleted>
+export type UndeletedRecoveryPoint = z.infer<typeof safety.UndeletedRecoveryPoint>
+export type UndeleteItemRequest = z.input<typeof safety.UndeleteItemRequest>
+export type UndeleteItemResult = z.infer<typeof safety.UndeleteItemResult>
