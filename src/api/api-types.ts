@@ -1,5 +1,5 @@
 import type { z } from '@hono/zod-openapi'
-import type { GcReport, VerifyReport } from '../vault/index.js'
+import type { GcReport, Vault as VaultEngine, VerifyReport } from '../vault/index.js'
 import type * as disk from './_disk-schemas.js'
 import type * as job from './_job-schemas.js'
 import type * as protection from './_protection-schemas.js'
@@ -49,12 +49,15 @@ export type LeaseRequest = z.input<typeof disk.LeaseRequest>
 export type LeaseResult = z.infer<typeof disk.LeaseResult>
 export type SequenceNumberRequest = z.input<typeof disk.SequenceNumberRequest>
 export type CopyDiskRequest = z.input<typeof disk.CopyDiskRequest>
+export type PromoteRequest = z.input<typeof disk.PromoteRequest>
 
 export type Job = z.infer<typeof job.Job>
 /** The `result` of a finished verify job. */
 export type VerifyResult = VerifyReport
 /** The `result` of a finished gc job. */
 export type GcResult = GcReport
+/** The `result` of a finished restore job of a vault point (into a disk or a file). */
+export type RestoreResult = Awaited<ReturnType<VaultEngine['restore']>>
 
 export type Vault = z.infer<typeof vault.Vault>
 export type CreateVaultRequest = z.input<typeof vault.CreateVaultRequest>
