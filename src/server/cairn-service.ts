@@ -11,6 +11,7 @@ import { type DiskStore, LogDiskStore } from '../diskstore/index.js'
 import { DiskStoreExports, NbdServer } from '../nbd/index.js'
 import {
   type Clock,
+  DiskService,
   JobService,
   ProtectionService,
   ProtectionStore,
@@ -213,10 +214,9 @@ export class CairnService {
         info: () => this.info(),
         accepting: () => this.#accepting,
         diskStore: this.#diskStore,
-        hostPaths,
-        vaults: this.#vaults,
         jobs: this.#jobs,
         vaultService: this.#vaultService,
+        diskService: new DiskService({ diskStore: this.#diskStore, jobs, hostPaths }),
         protection: backups,
         // IP addresses and localhost are always allowed; a bound DNS name joins the configured ones.
         allowedHosts: [...(isIP(apiHost) === 0 ? [apiHost] : []), ...(c.apiAllowedHosts ?? [])],
