@@ -7,7 +7,7 @@ import { DiskGuard } from './disk-guard.js'
 import type { JobService, StartedJob } from './job-service.js'
 import { planRetention } from './plan-retention.js'
 import { PointReconciler, type ReconcileReport } from './point-reconciler.js'
-import { type BackupPolicy, POLICY_BOUNDS } from './policy.js'
+import { type BackupPolicy, POLICY_BOUNDS, validatePolicy } from './policy.js'
 import type { ProtectedItem, ProtectionState, ProtectionStore, VmRecoveryPoint } from './protection-store.js'
 import type { VaultTransfer } from './vault-transfer.js'
 import { refKey, type Vm, validateVm } from './vm.js'
@@ -178,11 +178,18 @@ export class ProtectionService {
     return this.#store.getPolicy(vault, name)
   }
 
-  /** Changes a policy (an Enhanced policy stays Enhanced); the items under it follow its new schedule. */
+  /** Changes a policy (an Enhanced policy cannot become Standard, as in the reference); its items follow its new schedule. */
   async updatePolicy(vault: string, name: string, input: unknown): Promise<BackupPolicy> {
-    const policy = await this.#store.updatePolicy(vault, name, input)
+    const before = await this.#store.getPolicy(vault, name)
+    const policy = validatePolicy({ ...(input as object), name })
+    if (before.policyType === 'Enhanced' && policy.policyType === 'Standard')
+      throw new CairnError(
+        'PolicyInvalid',
+        `Cannot change policy "${name}": an Enhanced policy cannot become Standard`,
+      )
+    const updated = await this.#store.updatePolicy(vault, name, policy)
     this.#changed()
-    return policy
+    return updated
   }
 
   /** Deletes a policy no item uses (PolicyInUse otherwise). */
@@ -260,7 +267,7 @@ export class ProtectionService {
   /** Adds a backup policy to a vault that exists (VaultNotFound otherwise), within the reference bounds. */
   async createPolicy(vault: string, input: unknown): Promise<BackupPolicy> {
     await this.#needVault(vault, `create a backup policy in vault "${vault}"`)
-    return this.#store.createPolicy(vault, input)
+    return this.#store.createPolicy(vault, validatePolicy(input))
   }
 
   /**
@@ -273,6 +280,14 @@ export class ProtectionService {
     options: { vault: string; policy: string; includedLuns?: number[]; includeFutureDisks?: boolean },
   ): Promise<{ item: ProtectedItem; created: boolean }> {
     await this.#needVault(options.vault, `protect VM "${vmName}"`)
+    const vm = await this.#store.getVm(vmName)
+    const luns = vm.dataDisks.map((d) => d.lun)
+    const unknown = (options.includedLuns ?? []).filter((l) => !luns.includes(l))
+    if (unknown.length > 0)
+      throw new CairnError(
+        'VmInvalid',
+        `Cannot protect VM "${vmName}": it has no data disk at LUN ${unknown.join(', ')}`,
+      )
     const existing = await this.#store.findItem(vmName)
     if (!existing) {
       const item = await this.#store.protect(vmName, options)
@@ -329,7 +344,7 @@ export class ProtectionService {
       )
     }
     if (!deleteData) {
-      const stopped = (await this.#store.stopProtection(vmName, { deleteData: false })).item
+      const stopped = await this.#store.stopProtection(vmName)
       return { vmName, state: stopped.state, item: stopped, deletedPoints: [] }
     }
     if (this.#busyVms.has(vmName))
@@ -344,7 +359,7 @@ export class ProtectionService {
       // A locked vault would stop the deletion half way: refuse before anything changes.
       if (this.#vault && inVault && (await this.#vault.hasVault(item.vault)))
         await this.#vault.openVault(item.vault)
-      await this.#store.stopProtection(vmName, { deleteData: false })
+      await this.#store.stopProtection(vmName)
       const deleted: string[] = []
       for (const p of points) {
         await this.#reconciler.deletePointData(item.vault, p)
@@ -364,7 +379,13 @@ export class ProtectionService {
    * data is gone are dropped first, so a VM stranded by a lost vault can go once protection stopped.
    */
   async deleteVm(vmName: string): Promise<void> {
-    if (await this.#store.findItem(vmName)) await this.reconcile(vmName, { vault: true })
+    const item = await this.#store.findItem(vmName)
+    if (item?.state === 'Protected')
+      throw new CairnError(
+        'VmIsProtected',
+        `Cannot delete VM "${vmName}": it is protected in vault "${item.vault}"; stop protection first (protection stop ${vmName} --delete-data)`,
+      )
+    if (item) await this.reconcile(vmName, { vault: true })
     await this.#store.deleteVm(vmName)
   }
 
