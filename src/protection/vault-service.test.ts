@@ -253,8 +253,9 @@ describe('VaultService (real disk store, catalog, vaults and jobs; no HTTP)', ()
     })
   })
 
-  it('runs a GC job that frees the packs of deleted points', async () => {
+  it('runs a GC job that frees the packs of deleted points (soft delete off)', async () => {
     await withService(async ({ service, jobs, vaults }) => {
+      await service.updateSettings('v1', { softDelete: { state: 'Disabled' } })
       const point = (
         await completed(jobs, await service.backupDisks('v1', { disks: [ref('os'), ref('data')] }))
       ).result as RecoveryPoint
@@ -306,7 +307,7 @@ describe('VaultService (real disk store, catalog, vaults and jobs; no HTTP)', ()
       assert.equal((await service.getRecoveryPoint('v1', point.id)).id, point.id)
       assert.equal((await service.usage('v1')).recoveryPoints, 1)
       assert.deepEqual(reconciled, [])
-      await service.deleteRecoveryPoint('v1', point.id)
+      await service.deletePoint('v1', point.id)
       assert.deepEqual(reconciled, ['v1'], 'the VM points of the vault follow at once')
       assert.deepEqual(await service.listRecoveryPoints('v1'), [])
       await assert.rejects(service.getRecoveryPoint('v1', point.id), code('RecoveryPointNotFound'))
