@@ -3,7 +3,7 @@ import type { DiskRef, DiskStore } from '../diskstore/index.js'
 import { CairnError, type Logger, silentLogger } from '../util/index.js'
 import { type BackupOptions, VmBackups } from './_vm-backups.js'
 import { DiskGuard } from './disk-guard.js'
-import type { JobService, StartedJob } from './job-service.js'
+import type { JobBody, JobService, StartedJob } from './job-service.js'
 import { planRetention } from './plan-retention.js'
 import { PointReconciler, type ReconcileReport } from './point-reconciler.js'
 import { type BackupPolicy, POLICY_BOUNDS } from './policy.js'
@@ -221,6 +221,11 @@ export class ProtectionService {
   /** Runs a backup to its end; resolves with the finished job (Failed jobs resolve too). */
   async backup(vmName: string, options: BackupOptions = {}): Promise<Job> {
     return (await this.#backups.start(vmName, options)).done
+  }
+
+  /** At start-up, the work that resumes a VM backup cut short in its vault transfer (else undefined). */
+  resumeBackup(job: Job): Promise<JobBody | undefined> {
+    return this.#backups.resume(job)
   }
 
   /** Cancels a running job; it ends Cancelled without leaving a recovery point or its snapshots. */

@@ -39,6 +39,9 @@ export class RegistryVaultTransfer implements VaultTransfer {
       ...(request.expiresAt ? { expiresAt: new Date(request.expiresAt) } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
       onProgress: (p) => options.onProgress?.({ bytesDone: p.bytesDone, bytesTotal: p.bytesTotal }),
+      ...(options.resume ? { resume: options.resume } : {}),
+      ...(options.onCheckpoint ? { onCheckpoint: options.onCheckpoint } : {}),
+      ...(options.onResume ? { onResume: options.onResume } : {}),
     })
     return { id: rp.id, bytesAdded: rp.bytesAdded }
   }
