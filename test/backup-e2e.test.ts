@@ -451,7 +451,7 @@ describe('backups and restores end to end (real disk store, real agent process)'
         retention: { daily: { days: 7 } },
       })
       await store.protect('c', { vault: 'v1', policy: 'daily' })
-      const job = await service.startBackup('c')
+      const { job } = await service.startBackup('c')
       for (let i = 0; i < 200 && (await jobs.get(job.id)).progress.phase !== 'Quiesce'; i++)
         await new Promise((r) => setTimeout(r, 10))
       const cancelled = await service.cancel(job.id)

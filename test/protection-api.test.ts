@@ -33,8 +33,7 @@ async function withApi(
       info: () => ({ name: 'cairn', version: '0', dataDir: dir, startedAt: '', listeners: {} }),
       accepting: () => true,
       diskStore,
-      protection: store,
-      backups: new ProtectionService({
+      protection: new ProtectionService({
         store,
         disks: diskStore,
         jobs: new JobService({ store: new JobStore(catalog) }),

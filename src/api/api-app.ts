@@ -40,7 +40,7 @@ export function createApiApp(ctx: ApiContext): ApiApp {
   app.use('*', bodyLimit())
 
   registerSystemRoutes(app, ctx)
-  if (ctx.protection) registerProtectionRoutes(app, ctx)
+  if (ctx.protection) registerProtectionRoutes(app, ctx.protection)
   registerAccountRoutes(app, ctx)
   registerDiskRoutes(app, ctx)
   registerSnapshotRoutes(app, ctx)

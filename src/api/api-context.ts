@@ -1,11 +1,5 @@
 import type { DiskStore } from '../diskstore/index.js'
-import type {
-  DiskService,
-  JobService,
-  ProtectionService,
-  ProtectionStore,
-  VaultService,
-} from '../protection/index.js'
+import type { DiskService, JobService, ProtectionService, VaultService } from '../protection/index.js'
 import type { HostPaths, Logger } from '../util/index.js'
 import type { VaultRegistry } from '../vault/index.js'
 
@@ -36,16 +30,15 @@ export interface ApiContext {
   vaultService?: VaultService
   /** Imports and exports of host files (default: one built from diskStore, jobs and hostPaths). */
   diskService?: DiskService
-  /** VMs, policies, protected items and recovery points (routes under /api/v1/vms, /vaults). */
-  protection?: ProtectionStore
-  /** Backups and restores of VMs (202 routes); absent, those routes answer ServiceUnavailable. */
-  backups?: ProtectionService
+  /**
+   * VMs, policies, protected items, recovery points, their backups and restores (routes under
+   * /api/v1/vms and /vaults/{vault}/…); absent, those routes do not exist.
+   */
+  protection?: ProtectionService
   /**
    * Host names the API answers to besides IP addresses and `localhost` (DNS-rebinding defence), and
    * the page origins besides its own allowed to change state; the service passes its bound name and
    * `--api-allowed-host`.
    */
   allowedHosts?: readonly string[]
-  /** Called after protection changes (protect, policy change, stop, resume) so the scheduler re-reads. */
-  protectionChanged?: () => void
 }

@@ -1,24 +1,18 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import {
-  type ProtectionService,
-  type ProtectionStore,
-  parseDiskLabel,
-  validateVm,
-} from '../protection/index.js'
+import { type ProtectionService, parseDiskLabel } from '../protection/index.js'
 import { CairnError } from '../util/index.js'
-import type { ApiContext } from './api-context.js'
 import { JobSchema } from './job-routes.js'
 import type { ApiApp } from './new-api-app.js'
-import { body, json } from './schemas.js'
+import { body, ErrorBody, json } from './schemas.js'
 
 // Protection resources, named after the reference: vms, vaults/{vault}/backupPolicies,
-// vaults/{vault}/protectedItems/{vm}/recoveryPoints (their jobs are at /api/v1/jobs). Bodies are checked by the protection
+// vaults/{vault}/protectedItems/{vm}/recoveryPoints (their jobs are at /api/v1/jobs). Each route parses,
+// calls one ProtectionService method and maps its answer; bodies are checked by the protection
 // component (validateVm, validatePolicy) so that its messages name every problem at once.
 
 const Json = z.record(z.string(), z.unknown()).openapi('Object')
 const JsonList = z.object({ value: z.array(Json) }).openapi('List')
 const Deleted = z.object({ deleted: z.boolean() })
-const ErrorBody = z.object({ error: z.object({ code: z.string(), message: z.string() }) }).openapi('Error')
 
 const errors = {
   400: json(ErrorBody, 'Invalid request'),
@@ -45,15 +39,8 @@ const ProtectBody = z
 /** Turns store records into plain JSON objects for the response schemas. */
 const plain = (v: unknown) => v as Record<string, unknown>
 
-/** Registers VM, policy, protected item and recovery point routes over a ProtectionStore. */
-export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
-  const store = ctx.protection!
-  const changed = () => ctx.protectionChanged?.()
-  const backups = (what: string) => {
-    if (!ctx.backups)
-      throw new CairnError('ServiceUnavailable', `Cannot ${what}: this service runs no backup engine`)
-    return ctx.backups
-  }
+/** Registers VM, policy, protected item and recovery point routes over the ProtectionService. */
+export function registerProtectionRoutes(app: ApiApp, service: ProtectionService): void {
   // --- VMs ---
   app.openapi(
     createRoute({
@@ -63,18 +50,7 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
       request: body(Json),
       responses: { 201: json(Json, 'The VM'), ...errors },
     }),
-    async (c) => {
-      const spec = validateVm(c.req.valid('json'))
-      // Every disk must exist in the disk store (DiskNotFound names the first that does not).
-      for (const d of [
-        spec.osDisk,
-        ...spec.dataDisks.map((x) => x.disk),
-        ...(spec.tempDisk ? [spec.tempDisk] : []),
-      ]) {
-        ctx.diskStore.getDisk(d)
-      }
-      return c.json(plain(redactVm(await store.createVm(spec))), 201)
-    },
+    async (c) => c.json(plain(redactVm(await service.registerVm(c.req.valid('json')))), 201),
   )
   app.openapi(
     createRoute({
@@ -83,7 +59,7 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
       summary: 'List VMs',
       responses: { 200: json(JsonList, 'VMs') },
     }),
-    async (c) => c.json({ value: (await store.listVms()).map((v) => plain(redactVm(v))) }, 200),
+    async (c) => c.json({ value: (await service.listVms()).map((v) => plain(redactVm(v))) }, 200),
   )
   app.openapi(
     createRoute({
@@ -93,7 +69,7 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
       request: { params: VmParam },
       responses: { 200: json(Json, 'The VM'), ...errors },
     }),
-    async (c) => c.json(plain(redactVm(await store.getVm(c.req.valid('param').vm))), 200),
+    async (c) => c.json(plain(redactVm(await service.getVm(c.req.valid('param').vm))), 200),
   )
   app.openapi(
     createRoute({
@@ -104,7 +80,7 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
       responses: { 200: json(Deleted, 'Deleted'), ...errors },
     }),
     async (c) => {
-      await backups(`delete VM "${c.req.valid('param').vm}"`).deleteVm(c.req.valid('param').vm)
+      await service.deleteVm(c.req.valid('param').vm)
       return c.json({ deleted: true }, 200)
     },
   )
@@ -117,7 +93,7 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
       request: { params: VmParam },
       responses: { 200: json(Json, 'The protected item'), ...errors },
     }),
-    async (c) => c.json(plain(await store.getItem(c.req.valid('param').vm)), 200),
+    async (c) => c.json(plain(await service.getItem(c.req.valid('param').vm)), 200),
   )
 
   // --- Backup policies ---
@@ -132,7 +108,7 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
     }),
     async (c) => {
       const vault = c.req.valid('param').vault
-      return c.json(plain(await backups('create a policy').createPolicy(vault, c.req.valid('json'))), 201)
+      return c.json(plain(await service.createPolicy(vault, c.req.valid('json'))), 201)
     },
   )
   app.openapi(
@@ -143,7 +119,7 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
       request: { params: VaultParam },
       responses: { 200: json(JsonList, 'Policies') },
     }),
-    async (c) => c.json({ value: (await store.listPolicies(c.req.valid('param').vault)).map(plain) }, 200),
+    async (c) => c.json({ value: (await service.listPolicies(c.req.valid('param').vault)).map(plain) }, 200),
   )
   app.openapi(
     createRoute({
@@ -155,7 +131,7 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
     }),
     async (c) => {
       const p = c.req.valid('param')
-      return c.json(plain(await store.getPolicy(p.vault, p.policy)), 200)
+      return c.json(plain(await service.getPolicy(p.vault, p.policy)), 200)
     },
   )
   app.openapi(
@@ -168,9 +144,7 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
     }),
     async (c) => {
       const p = c.req.valid('param')
-      const policy = await store.updatePolicy(p.vault, p.policy, c.req.valid('json'))
-      changed()
-      return c.json(plain(policy), 200)
+      return c.json(plain(await service.updatePolicy(p.vault, p.policy, c.req.valid('json'))), 200)
     },
   )
   app.openapi(
@@ -183,7 +157,7 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
     }),
     async (c) => {
       const p = c.req.valid('param')
-      await store.deletePolicy(p.vault, p.policy)
+      await service.deletePolicy(p.vault, p.policy)
       return c.json({ deleted: true }, 200)
     },
   )
@@ -204,8 +178,7 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
       const options: Parameters<ProtectionService['protect']>[1] = { vault, policy: b.policy }
       if (b.includedLuns) options.includedLuns = b.includedLuns.map((l) => labelToLun(l))
       if (b.includeFutureDisks !== undefined) options.includeFutureDisks = b.includeFutureDisks
-      const { item, created } = await backups(`protect VM "${b.vm}"`).protect(b.vm, options)
-      changed()
+      const { item, created } = await service.protect(b.vm, options)
       return c.json(plain(item), created ? 201 : 200)
     },
   )
@@ -218,7 +191,7 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
       responses: { 200: json(JsonList, 'Protected items') },
     }),
     async (c) =>
-      c.json({ value: (await store.listItems({ vault: c.req.valid('param').vault })).map(plain) }, 200),
+      c.json({ value: (await service.listItems({ vault: c.req.valid('param').vault })).map(plain) }, 200),
   )
   app.openapi(
     createRoute({
@@ -228,7 +201,10 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
       request: { params: ItemParam },
       responses: { 200: json(Json, 'The protected item'), ...errors },
     }),
-    async (c) => c.json(plain(await itemIn(store, c.req.valid('param'))), 200),
+    async (c) => {
+      const p = c.req.valid('param')
+      return c.json(plain(await service.getItem(p.vm, { vault: p.vault })), 200)
+    },
   )
   app.openapi(
     createRoute({
@@ -240,9 +216,7 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
     }),
     async (c) => {
       const p = c.req.valid('param')
-      await itemIn(store, p)
-      const item = await store.changePolicy(p.vm, c.req.valid('json').policy)
-      changed()
+      const item = await service.changePolicy(p.vm, c.req.valid('json').policy, { vault: p.vault })
       return c.json(plain(item), 200)
     },
   )
@@ -261,11 +235,7 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
     async (c) => {
       const p = c.req.valid('param')
       const deleteData = c.req.valid('json').deleteData
-      const engine = backups(`stop the protection of VM "${p.vm}"`)
-      // A VM already unprotected answers NotProtected (deleteData) from any vault path.
-      if ((await store.listItems()).some((i) => i.vmName === p.vm)) await itemIn(store, p)
-      const r = await engine.stopProtection(p.vm, { deleteData })
-      changed()
+      const r = await service.stopProtection(p.vm, { deleteData, vault: p.vault })
       return c.json(
         plain(r.item ?? { vmName: r.vmName, state: r.state, deletedPoints: r.deletedPoints }),
         200,
@@ -282,9 +252,7 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
     }),
     async (c) => {
       const p = c.req.valid('param')
-      await itemIn(store, p)
-      const item = await backups(`resume VM "${p.vm}"`).resume(p.vm, c.req.valid('json').policy)
-      changed()
+      const item = await service.resume(p.vm, c.req.valid('json').policy, { vault: p.vault })
       return c.json(plain(item), 200)
     },
   )
@@ -298,10 +266,7 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
     }),
     async (c) => {
       const p = c.req.valid('param')
-      await itemIn(store, p)
-      const points = ctx.backups
-        ? await ctx.backups.listRecoveryPoints(p.vm)
-        : await store.listRecoveryPoints(p.vm)
+      const points = await service.listRecoveryPoints(p.vm, { vault: p.vault })
       return c.json({ value: points.map((r) => plain({ ...r, vm: redactVm(r.vm) })) }, 200)
     },
   )
@@ -315,12 +280,7 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
     }),
     async (c) => {
       const p = c.req.valid('param')
-      const item = await itemIn(store, p)
-      await ctx.backups?.reconcile(p.vm, { vault: true })
-      const rp = await store.getRecoveryPoint(p.rp)
-      if (rp.itemId !== item.id) {
-        throw new CairnError('RecoveryPointNotFound', `Cannot find recovery point "${p.rp}" of VM "${p.vm}"`)
-      }
+      const rp = await service.getRecoveryPoint(p.vm, p.rp, { vault: p.vault })
       return c.json(plain({ ...rp, vm: redactVm(rp.vm) }), 200)
     },
   )
@@ -345,21 +305,11 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
     }),
     async (c) => {
       const p = c.req.valid('param')
-      await itemIn(store, p)
       const text = await c.req.text()
       const raw = text.trim() === '' ? {} : (JSON.parse(text) as { expiresAt?: string })
-      const options: { expiresAt?: Date } = {}
-      if (raw.expiresAt !== undefined) {
-        const at = new Date(raw.expiresAt)
-        if (Number.isNaN(at.getTime()) || at.getTime() <= Date.now()) {
-          throw new CairnError(
-            'InvalidRequest',
-            `Cannot back up VM "${p.vm}": expiresAt must be a future time`,
-          )
-        }
-        options.expiresAt = at
-      }
-      return c.json(await backups(`back up VM "${p.vm}"`).startBackup(p.vm, options), 202)
+      const options: { vault: string; expiresAt?: Date } = { vault: p.vault }
+      if (raw.expiresAt !== undefined) options.expiresAt = new Date(raw.expiresAt)
+      return c.json((await service.startBackup(p.vm, options)).job, 202)
     },
   )
   app.openapi(
@@ -391,27 +341,15 @@ export function registerProtectionRoutes(app: ApiApp, ctx: ApiContext): void {
     async (c) => {
       const p = c.req.valid('param')
       const b = c.req.valid('json')
-      const item = await itemIn(store, p)
-      const rp = await store.getRecoveryPoint(p.rp)
-      if (rp.itemId !== item.id)
-        throw new CairnError('RecoveryPointNotFound', `Cannot find recovery point "${p.rp}" of VM "${p.vm}"`)
-      const engine = backups(`restore recovery point "${p.rp}"`)
-      let running: Awaited<ReturnType<typeof engine.restoreVm>>
-      if (b.recoveryType === 'AlternateLocation') {
-        if (!b.targetVmName)
-          throw new CairnError('InvalidRequest', 'Cannot restore as a new VM without "targetVmName"')
-        running = await engine.restoreVm(rp.id, { as: b.targetVmName })
-      } else if (b.recoveryType === 'RestoreDisks') {
-        const options: { prefix: string; disks?: (number | 'os')[] } = {
-          prefix: b.diskPrefix ?? `${p.vm}-restored`,
-        }
-        const chosen = b.disks ?? b.luns
-        if (chosen) options.disks = chosen.map((d) => parseDiskLabel(d, 'disk'))
-        running = await engine.restoreDisks(rp.id, options)
-      } else {
-        running = await engine.replaceDisks(p.vm, rp.id)
+      const request: Parameters<ProtectionService['restore']>[2] = {
+        vault: p.vault,
+        recoveryType: b.recoveryType,
       }
-      return c.json(running.job, 202)
+      if (b.targetVmName !== undefined) request.targetVmName = b.targetVmName
+      if (b.diskPrefix !== undefined) request.diskPrefix = b.diskPrefix
+      const chosen = b.disks ?? b.luns
+      if (chosen) request.disks = chosen.map((d) => parseDiskLabel(d, 'disk'))
+      return c.json((await service.restore(p.vm, p.rp, request)).job, 202)
     },
   )
 }
@@ -422,17 +360,6 @@ function labelToLun(v: number | string): number {
   if (lun === 'os')
     throw new CairnError('InvalidRequest', 'The OS disk is always included; name data disks only')
   return lun
-}
-
-async function itemIn(store: ProtectionStore, p: { vault: string; vm: string }) {
-  const item = await store.getItem(p.vm)
-  if (item.vault !== p.vault) {
-    throw new CairnError(
-      'ProtectedItemNotFound',
-      `Cannot find VM "${p.vm}" in vault "${p.vault}": it is protected in vault "${item.vault}"`,
-    )
-  }
-  return item
 }
 
 /** The agent token never leaves the service. */

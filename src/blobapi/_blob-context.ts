@@ -2,6 +2,7 @@
 import type { IncomingMessage } from 'node:http'
 import type { DiskRef, DiskStore } from '../diskstore/index.js'
 import { alignedBuffer } from '../util/index.js'
+import type { SasGrant } from './_sas.js'
 import { blobError } from './blob-errors.js'
 
 /** One authenticated request, parsed. */
@@ -16,6 +17,10 @@ export interface BlobContext {
   query: URLSearchParams
   /** `http://host:port/account`, as the client addressed it. */
   accountUrl: string
+  /** How the request was authenticated: a key of the account (Shared Key) or a SAS. */
+  auth?: 'sharedKey' | 'sas'
+  /** What the request's SAS grants, when a SAS authenticated it. */
+  sas?: SasGrant
 }
 
 /** An operation's answer; the server adds the headers every answer carries. */

@@ -21,6 +21,7 @@ import {
   queryOf,
   takePageBuffer,
 } from './_blob-context.js'
+import { withoutSas } from './_blob-url.js'
 import {
   checkHttpConditions,
   hasMetadata,
@@ -34,6 +35,7 @@ import {
   requestRange,
   storeConditions,
 } from './_headers.js'
+import { headerTags } from './_tags.js'
 import { badHeader, badQuery, blobError } from './blob-errors.js'
 
 /** How many bytes Get Blob reads from the store at a time. */
@@ -119,7 +121,7 @@ export function blobHeaders(d: DiskInfo): Record<string, string | number | undef
   }
   if (d.copy !== undefined) {
     h['x-ms-copy-id'] = d.copy.id
-    h['x-ms-copy-source'] = d.copy.source
+    h['x-ms-copy-source'] = withoutSas(d.copy.source)
     h['x-ms-copy-status'] = d.copy.status
     h['x-ms-copy-progress'] = d.copy.progress
     if (d.copy.completedOn !== undefined) h['x-ms-copy-completion-time'] = httpDate(d.copy.completedOn)
@@ -128,6 +130,7 @@ export function blobHeaders(d: DiskInfo): Record<string, string | number | undef
       h['x-ms-copy-destination-snapshot'] = d.copy.destinationSnapshot
   }
   if (isIncrementalCopy(d)) h['x-ms-incremental-copy'] = 'true'
+  if (d.tags !== undefined) h['x-ms-tag-count'] = Object.keys(d.tags).length
   return h
 }
 
@@ -191,8 +194,10 @@ export async function putBlob(ctx: BlobContext): Promise<Answer> {
     throw blobError('BlobAlreadyExists', `Cannot create blob "${ctx.blob}": it exists and If-None-Match is *`)
   checkWrite(ctx, existing)
   if (existing !== undefined) refuseIncrementalCopy(existing, 'overwrite')
+  const tags = headerOf(ctx.req, 'x-ms-tags')
   const d = await ctx.store.createDisk(ref, {
     size,
+    ...(tags !== undefined ? { tags: headerTags(tags) } : {}),
     metadata: requestMetadata(ctx.req),
     content: requestContent(ctx) ?? {},
     overwrite: true,

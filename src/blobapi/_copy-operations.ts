@@ -10,6 +10,8 @@ import {
   refuseIncrementalCopy,
   refuseSnapshotWrite,
 } from './_blob-operations.js'
+import { NotABlobUrl, parseBlobUrl, withoutSas } from './_blob-url.js'
+import { authorizeCopySource, checkSourceConditions } from './_copy-source-auth.js'
 import {
   checkHttpConditions,
   hasMetadata,
@@ -18,6 +20,7 @@ import {
   quoteEtag,
   requestMetadata,
 } from './_headers.js'
+import { headerTags } from './_tags.js'
 import { badHeader, blobError } from './blob-errors.js'
 
 /** A copy source: a blob of this service, or one of its snapshots. */
@@ -26,37 +29,46 @@ export interface CopySource {
   snapshot?: string
 }
 
-/** Parses a copy source URL (`http://host:port/account/container/blob[?snapshot=S]`). */
-export function parseCopySource(url: string): CopySource {
-  let u: URL
-  try {
-    u = new URL(url)
-  } catch {
-    throw blobError('InvalidSourceBlobUrl', `Cannot copy from "${url}": not an absolute URL`)
-  }
-  const parts = u.pathname.split('/').slice(1)
-  if (parts.length < 3 || parts.slice(0, 3).some((p) => p === ''))
-    throw blobError(
-      'InvalidSourceBlobUrl',
-      `Cannot copy from "${url}": the path is not /account/container/blob`,
-    )
-  const [account, container, ...blob] = parts.map((p) => decodeURIComponent(p))
-  const ref = { account: account!, container: container!, disk: blob.join('/') }
-  const snapshot = u.searchParams.get('snapshot')
-  return snapshot === null || snapshot === '' ? { ref } : { ref, snapshot }
+/** A copy source found in the store: where it is, its properties, and its URL as properties show it. */
+export interface ResolvedCopySource extends CopySource {
+  info: DiskInfo
+  /** The URL without SAS parameters, as `x-ms-copy-source` of the destination shows it. */
+  shownUrl: string
 }
 
-function sourceInfo(ctx: BlobContext, url: string, source: CopySource): DiskInfo {
+/** Parses a copy source URL of this service (path or host style, `?snapshot=S`); existence unchecked. */
+export function parseCopySource(ctx: BlobContext, url: string): CopySource {
   try {
-    return ctx.store.getDisk(source.ref, source.snapshot)
+    return parseBlobUrl(ctx.store, url)
+  } catch (err) {
+    if (!(err instanceof NotABlobUrl)) throw err
+    if (err.foreign) throw blobError('CannotVerifyCopySource', `Cannot copy from ${err.message}`)
+    throw blobError('InvalidSourceBlobUrl', `Cannot copy from "${url}": ${err.message}`)
+  }
+}
+
+/**
+ * The one place a copy source (`x-ms-copy-source` of Copy Blob and Incremental Copy Blob) is resolved:
+ * parsed, authorized (a SAS of the source's account, or the destination account's own Shared Key),
+ * found in the store, its source conditions checked, and its URL made fit to show.
+ */
+export function resolveCopySource(ctx: BlobContext, url: string): ResolvedCopySource {
+  const source = parseCopySource(ctx, url)
+  const shownUrl = withoutSas(url)
+  authorizeCopySource(ctx, url, source, shownUrl)
+  let info: DiskInfo
+  try {
+    info = ctx.store.getDisk(source.ref, source.snapshot)
   } catch (err) {
     if (
       isCairnError(err) &&
       ['AccountNotFound', 'ContainerNotFound', 'DiskNotFound', 'SnapshotNotFound'].includes(err.code)
     )
-      throw blobError('CannotVerifyCopySource', `Cannot copy from "${url}": ${err.message}`)
+      throw blobError('CannotVerifyCopySource', `Cannot copy from "${shownUrl}": ${err.message}`)
     throw err
   }
+  checkSourceConditions(ctx, info)
+  return { ...source, info, shownUrl }
 }
 
 /** Checks the destination's lease the way a blob write does (copyDisk takes no conditions). */
@@ -80,6 +92,10 @@ function checkDestinationLease(ctx: BlobContext, d: DiskInfo | undefined): void 
     )
 }
 
+function copyFrom(s: CopySource): CopySource {
+  return s.snapshot === undefined ? { ref: s.ref } : { ref: s.ref, snapshot: s.snapshot }
+}
+
 function copyInfo(url: string, size: number, destinationSnapshot?: string): CopyInfo {
   const info: CopyInfo = {
     id: randomUUID(),
@@ -95,19 +111,19 @@ function copyInfo(url: string, size: number, destinationSnapshot?: string): Copy
 /** PUT /account/container/blob with x-ms-copy-source (Copy Blob, also with x-ms-requires-sync). */
 export async function copyBlob(ctx: BlobContext): Promise<Answer> {
   refuseSnapshotWrite(ctx)
-  const url = headerOf(ctx.req, 'x-ms-copy-source')!
-  const source = parseCopySource(url)
+  const source = resolveCopySource(ctx, headerOf(ctx.req, 'x-ms-copy-source')!)
   const ref = diskRef(ctx)
-  const src = sourceInfo(ctx, url, source)
   const existing = findDisk(ctx.store, ref)
   checkHttpConditions(ctx.req, existing, false)
   if (existing !== undefined) refuseIncrementalCopy(existing, 'copy onto')
   checkDestinationLease(ctx, existing)
-  await ctx.store.copyDisk(source, ref, {
+  const tags = headerOf(ctx.req, 'x-ms-tags')
+  await ctx.store.copyDisk(copyFrom(source), ref, {
     overwrite: true,
+    ...(tags !== undefined ? { tags: headerTags(tags) } : {}),
     ...(hasMetadata(ctx.req) ? { metadata: requestMetadata(ctx.req) } : {}),
   })
-  const info = copyInfo(url, src.size)
+  const info = copyInfo(source.shownUrl, source.info.size)
   await ctx.store.setCopyInfo(ref, info)
   const d = ctx.store.getDisk(ref)
   return {
@@ -136,14 +152,13 @@ export async function incrementalCopy(ctx: BlobContext): Promise<Answer> {
     throw blobError('MissingRequiredHeader', 'Incremental Copy Blob needs x-ms-copy-source', {
       HeaderName: 'x-ms-copy-source',
     })
-  const source = parseCopySource(url)
+  const source = resolveCopySource(ctx, url)
   if (source.snapshot === undefined)
     throw blobError(
       'IncrementalCopySourceMustBeSnapshot',
-      `Cannot copy incrementally from "${url}": it names no snapshot`,
+      `Cannot copy incrementally from "${source.shownUrl}": it names no snapshot`,
     )
   const ref = diskRef(ctx)
-  const src = sourceInfo(ctx, url, source)
   const existing = findDisk(ctx.store, ref)
   checkHttpConditions(ctx.req, existing, false)
   if (existing !== undefined) {
@@ -152,7 +167,7 @@ export async function incrementalCopy(ctx: BlobContext): Promise<Answer> {
         'InvalidBlobType',
         `Cannot copy incrementally onto blob "${ctx.blob}": it is not an incremental copy`,
       )
-    const previous = existing.copy === undefined ? undefined : parseCopySource(existing.copy.source)
+    const previous = existing.copy === undefined ? undefined : parseCopySource(ctx, existing.copy.source)
     if (
       previous !== undefined &&
       (previous.ref.account !== source.ref.account ||
@@ -161,7 +176,7 @@ export async function incrementalCopy(ctx: BlobContext): Promise<Answer> {
     )
       throw blobError(
         'IncrementalCopyBlobMismatch',
-        `Cannot copy "${url}" into blob "${ctx.blob}": its earlier copies came from ${existing.copy!.source}`,
+        `Cannot copy "${source.shownUrl}" into blob "${ctx.blob}": its earlier copies came from ${existing.copy!.source}`,
       )
     if (previous?.snapshot !== undefined && source.snapshot < previous.snapshot)
       throw blobError(
@@ -172,10 +187,13 @@ export async function incrementalCopy(ctx: BlobContext): Promise<Answer> {
   checkDestinationLease(ctx, existing)
   // Copy, snapshot and copy record are applied synchronously one after the other (each store mutation
   // applies when called), so no request sees the destination between them; then wait for durability.
-  const copied = ctx.store.copyDisk(source, ref, { overwrite: true, metadata: src.metadata })
+  const copied = ctx.store.copyDisk(copyFrom(source), ref, {
+    overwrite: true,
+    metadata: source.info.metadata,
+  })
   const snapped = ctx.store.snapshot(ref)
   const snap = ctx.store.listSnapshots(ref).at(-1)!
-  const info = copyInfo(url, src.size, snap.snapshot)
+  const info = copyInfo(source.shownUrl, source.info.size, snap.snapshot)
   const recorded = ctx.store.setCopyInfo(ref, info)
   await Promise.all([copied, snapped, recorded])
   const d = ctx.store.getDisk(ref)

@@ -1,7 +1,7 @@
 // Page operations: Put Page (update and clear) and Get Page Ranges (with snapshot, prevsnapshot, range,
 // marker and maxresults).
 import { createHash } from 'node:crypto'
-import { type ByteRange, MAX_WRITE_SIZE, PAGE_SIZE } from '../diskstore/index.js'
+import { type ByteRange, type DiskRef, MAX_WRITE_SIZE, PAGE_SIZE } from '../diskstore/index.js'
 import { ALIGN, isCairnError } from '../util/index.js'
 import {
   type Answer,
@@ -13,6 +13,7 @@ import {
   takePageBuffer,
 } from './_blob-context.js'
 import { checkWrite, refuseIncrementalCopy, refuseSnapshotWrite, writeHeaders } from './_blob-operations.js'
+import { NotABlobUrl, parseBlobUrl } from './_blob-url.js'
 import { crc64 } from './_crc64.js'
 import {
   checkHttpConditions,
@@ -28,6 +29,11 @@ import { badHeader, badQuery, blobError } from './blob-errors.js'
 
 /** Bodies this long or longer (whole 4 KiB blocks) are received into a reused aligned buffer. */
 const ALIGNED_BODY = 64 * 1024
+
+/** Store codes that mean a previous snapshot URL names nothing that exists. */
+const NOT_FOUND = ['AccountNotFound', 'ContainerNotFound', 'DiskNotFound', 'SnapshotNotFound']
+
+const refText = (r: DiskRef) => `${r.account}/${r.container}/${r.disk}`
 
 /** The most ranges one Get Page Ranges answer holds when the client asks for a page of them. */
 const MAX_RANGES = 10_000
@@ -161,38 +167,62 @@ function clip(ranges: ByteRange[], kind: ListedRange['kind'], from: number, to: 
   return out
 }
 
+/** The base of a diff: a snapshot of the target blob, or of another blob of its lineage. */
+interface DiffBase {
+  snapshot: string
+  /** Set when the base is a snapshot of another blob (x-ms-previous-snapshot-url). */
+  disk?: DiskRef
+}
+
+/**
+ * The base a Get Page Ranges request diffs from: `prevsnapshot`, or a snapshot URL in
+ * `x-ms-previous-snapshot-url` (what the SDKs' managed-disk diffs send; also read from the query as
+ * `prevsnapshoturl`). A URL naming a blob of this service resolves to it; any other is refused.
+ */
+function diffBase(ctx: BlobContext): DiffBase | undefined {
+  const prev = queryOf(ctx, 'prevsnapshot')
+  const header = headerOf(ctx.req, 'x-ms-previous-snapshot-url')
+  const query = queryOf(ctx, 'prevsnapshoturl')
+  if (header !== undefined && query !== undefined && header !== query)
+    throw badHeader('x-ms-previous-snapshot-url', header, 'the prevsnapshoturl query parameter names another')
+  const url = header ?? query
+  if (url === undefined) return prev === undefined ? undefined : { snapshot: prev }
+  const name = header !== undefined ? 'x-ms-previous-snapshot-url' : 'prevsnapshoturl'
+  const refuse = (why: string) =>
+    header !== undefined ? badHeader(name, url, why) : badQuery(name, url, why)
+  if (prev !== undefined) throw refuse('give prevsnapshot or a previous snapshot URL, not both')
+  let base: { ref: DiskRef; snapshot?: string }
+  try {
+    base = parseBlobUrl(ctx.store, url)
+  } catch (err) {
+    if (err instanceof NotABlobUrl) throw refuse(`not a snapshot URL of this service: ${err.message}`)
+    throw err
+  }
+  if (base.snapshot === undefined) throw refuse('the URL names no snapshot (?snapshot=)')
+  const self = diskRef(ctx)
+  const same =
+    base.ref.account === self.account && base.ref.container === self.container && base.ref.disk === self.disk
+  return same ? { snapshot: base.snapshot } : { snapshot: base.snapshot, disk: base.ref }
+}
+
 /** GET /account/container/blob?comp=pagelist[&snapshot=S][&prevsnapshot=P][&marker=M][&maxresults=N] */
 export function getPageRanges(ctx: BlobContext): Answer {
   const ref = diskRef(ctx)
   const snapshot = queryOf(ctx, 'snapshot')
-  const prev = queryOf(ctx, 'prevsnapshot')
-  if (queryOf(ctx, 'prevsnapshoturl') !== undefined)
-    throw blobError(
-      'UnsupportedQueryParameter',
-      'Cairn diffs against snapshots of the same blob only (prevsnapshot)',
-      {
-        QueryParameterName: 'prevsnapshoturl',
-      },
-    )
+  const base = diffBase(ctx)
   const d = ctx.store.getDisk(ref, snapshot)
   if (checkHttpConditions(ctx.req, d, true) === 304)
     return { status: 304, headers: { ETag: quoteEtag(d.etag) } }
 
+  // Any byte range is accepted; the answer is clipped to it (the store is asked for whole pages).
   let from = 0
   let to = d.size
   const range = requestRange(ctx.req)
   if (range !== undefined) {
-    const end = range.end === undefined ? d.size : range.end + 1
-    if (range.start % PAGE_SIZE !== 0 || end % PAGE_SIZE !== 0)
-      throw badHeader(
-        range.header,
-        range.value,
-        'page ranges start on a 512-byte boundary and end one byte before one',
-      )
     if (range.start >= d.size && d.size > 0)
       throw blobError('InvalidRange', `Cannot list pages of ${range.value}: the blob is ${d.size} bytes long`)
     from = range.start
-    to = Math.min(end, d.size)
+    to = Math.min(range.end === undefined ? d.size : range.end + 1, d.size)
   }
 
   const markerRaw = queryOf(ctx, 'marker')
@@ -210,25 +240,32 @@ export function getPageRanges(ctx: BlobContext): Answer {
   }
 
   let listed: ListedRange[]
-  const window = to > from ? { offset: from, length: to - from } : { offset: 0, length: 0 }
-  if (prev !== undefined) {
-    if (snapshot !== undefined && prev > snapshot)
+  const pageFrom = Math.floor(from / PAGE_SIZE) * PAGE_SIZE
+  const pageTo = Math.ceil(to / PAGE_SIZE) * PAGE_SIZE
+  const window = to > from ? { offset: pageFrom, length: pageTo - pageFrom } : { offset: 0, length: 0 }
+  if (base !== undefined) {
+    const where = base.disk === undefined ? `blob "${ctx.blob}"` : `blob "${refText(base.disk)}"`
+    // Snapshot ids order the history of one blob; across blobs of a lineage they do not (an
+    // incremental copy's snapshot of old content is newer than the source's later snapshots).
+    if (base.disk === undefined && snapshot !== undefined && base.snapshot > snapshot)
       throw blobError(
         'PreviousSnapshotCannotBeNewer',
-        `Cannot diff blob "${ctx.blob}" from snapshot ${prev} to the older snapshot ${snapshot}`,
+        `Cannot diff blob "${ctx.blob}" from snapshot ${base.snapshot} of ${where} to the older snapshot ${snapshot}`,
       )
     try {
-      ctx.store.getDisk(ref, prev)
+      ctx.store.getDisk(base.disk ?? ref, base.snapshot)
     } catch (err) {
-      if (isCairnError(err) && err.code === 'SnapshotNotFound')
+      if (isCairnError(err) && NOT_FOUND.includes(err.code))
         throw blobError(
           'PreviousSnapshotNotFound',
-          `Cannot diff blob "${ctx.blob}": snapshot ${prev} does not exist`,
+          `Cannot diff blob "${ctx.blob}": snapshot ${base.snapshot} of ${where} does not exist`,
         )
       throw err
     }
+    // A base of another lineage is refused by the store (LineageMismatch, answered as Azure's 409).
     const diff = ctx.store.diff(ref, {
-      from: prev,
+      from: base.snapshot,
+      ...(base.disk !== undefined ? { fromDisk: base.disk } : {}),
       ...(snapshot !== undefined ? { to: snapshot } : {}),
       ...window,
     })

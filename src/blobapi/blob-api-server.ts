@@ -7,11 +7,12 @@ import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { DiskStore } from '../diskstore/index.js'
 import { type HttpLimits, httpServerLimits, isCairnError, type Logger, silentLogger } from '../util/index.js'
-import type { Answer, BlobContext } from './_blob-context.js'
+import { type Answer, type BlobContext, diskRef } from './_blob-context.js'
 import {
   blobMetadata,
   blobProperties,
   deleteBlob,
+  findDisk,
   getBlob,
   leaseBlob,
   putBlob,
@@ -30,8 +31,11 @@ import {
   setContainerMetadata,
 } from './_container-operations.js'
 import { abortCopy, copyBlob, incrementalCopy } from './_copy-operations.js'
+import { putPageFromUrl } from './_page-from-url.js'
 import { getPageRanges, putPage } from './_page-operations.js'
+import { type Access, isSasRequest, verifySas } from './_sas.js'
 import { parseAuthorization, verifySharedKey } from './_shared-key.js'
+import { checkIfTags, findBlobsByTags, getBlobTags, setBlobTags } from './_tag-operations.js'
 import { el, xmlDocument } from './_xml.js'
 import { type AzureErrorAnswer, blobError, type OperationKind, toAzureError } from './blob-errors.js'
 
@@ -82,61 +86,84 @@ type Operation = (ctx: BlobContext) => Answer | Promise<Answer>
 interface Route {
   kind: OperationKind
   run: Operation
+  /** What a SAS must grant for it. */
+  access: Access
 }
+
+const SERVICE = (any: string): Access => ({ resource: 's', any, serviceSas: false })
+const CONTAINER = (any: string, serviceSas = false): Access => ({ resource: 'c', any, serviceSas })
+const BLOB = (any: string, existing?: string): Access =>
+  existing === undefined
+    ? { resource: 'o', any, serviceSas: true }
+    : { resource: 'o', any, serviceSas: true, existing }
 
 function route(ctx: BlobContext, method: string): Route | undefined {
   const restype = ctx.query.get('restype')
   const comp = ctx.query.get('comp')
   const get = method === 'GET' || method === 'HEAD'
   if (ctx.container === '') {
-    if (get && comp === 'list') return { kind: 'service', run: listContainers }
+    if (get && comp === 'list') return { kind: 'service', run: listContainers, access: SERVICE('l') }
+    if (get && comp === 'blobs') return { kind: 'service', run: findBlobsByTags, access: SERVICE('f') }
     if (get && restype === 'account' && comp === 'properties')
-      return { kind: 'service', run: accountInformation }
+      return { kind: 'service', run: accountInformation, access: SERVICE('rwdlacuptfi') }
     return undefined
   }
   if (ctx.blob === '') {
     if (restype !== 'container') return undefined
     if (comp === null) {
-      if (method === 'PUT') return { kind: 'container', run: createContainer }
-      if (method === 'DELETE') return { kind: 'container', run: deleteContainer }
-      if (get) return { kind: 'container', run: containerProperties }
+      if (method === 'PUT') return { kind: 'container', run: createContainer, access: CONTAINER('cw') }
+      if (method === 'DELETE') return { kind: 'container', run: deleteContainer, access: CONTAINER('d') }
+      if (get) return { kind: 'container', run: containerProperties, access: CONTAINER('r') }
     }
-    if (comp === 'metadata' && method === 'PUT') return { kind: 'container', run: setContainerMetadata }
-    if (comp === 'metadata' && get) return { kind: 'container', run: containerProperties }
-    if (comp === 'list' && get) return { kind: 'container', run: listBlobs }
-    if (comp === 'acl' && get) return { kind: 'container', run: containerAcl }
+    if (comp === 'metadata' && method === 'PUT')
+      return { kind: 'container', run: setContainerMetadata, access: CONTAINER('w') }
+    if (comp === 'metadata' && get)
+      return { kind: 'container', run: containerProperties, access: CONTAINER('r') }
+    if (comp === 'list' && get) return { kind: 'container', run: listBlobs, access: CONTAINER('l', true) }
+    if (comp === 'acl' && get) return { kind: 'container', run: containerAcl, access: CONTAINER('r') }
+    if (comp === 'blobs' && get)
+      return { kind: 'container', run: findBlobsByTags, access: CONTAINER('f', true) }
     return undefined
   }
+  const blob = (run: Operation, access: Access): Route => ({ kind: 'blob', run, access })
   switch (`${method} ${comp ?? ''}`) {
     case 'PUT ':
       return ctx.req.headers['x-ms-copy-source'] !== undefined
-        ? { kind: 'copy', run: copyBlob }
-        : { kind: 'blob', run: putBlob }
+        ? { kind: 'copy', run: copyBlob, access: BLOB('cw', 'w') }
+        : blob(putBlob, BLOB('cw', 'w'))
     case 'GET ':
-      return { kind: 'blob', run: getBlob }
+      return blob(getBlob, BLOB('r'))
     case 'HEAD ':
-      return { kind: 'blob', run: blobProperties }
+      return blob(blobProperties, BLOB('r'))
     case 'DELETE ':
-      return { kind: 'blob', run: deleteBlob }
+      return blob(deleteBlob, BLOB('d'))
     case 'PUT page':
-      return { kind: 'blob', run: putPage }
+      return blob(ctx.req.headers['x-ms-copy-source'] !== undefined ? putPageFromUrl : putPage, BLOB('w'))
     case 'GET pagelist':
-      return { kind: 'diff', run: getPageRanges }
+      return { kind: 'diff', run: getPageRanges, access: BLOB('r') }
     case 'PUT properties':
-      return { kind: 'blob', run: setBlobProperties }
+      return blob(setBlobProperties, BLOB('w'))
     case 'PUT metadata':
-      return { kind: 'blob', run: setBlobMetadata }
+      return blob(setBlobMetadata, BLOB('w'))
     case 'GET metadata':
     case 'HEAD metadata':
-      return { kind: 'blob', run: blobMetadata }
+      return blob(blobMetadata, BLOB('r'))
     case 'PUT lease':
-      return { kind: 'lease', run: leaseBlob }
+      return {
+        kind: 'lease',
+        run: leaseBlob,
+        access: BLOB(ctx.req.headers['x-ms-lease-action'] === 'break' ? 'wd' : 'w'),
+      }
     case 'PUT snapshot':
-      return { kind: 'blob', run: snapshotBlob }
+      return blob(snapshotBlob, BLOB('cw'))
     case 'PUT incrementalcopy':
-      return { kind: 'copy', run: incrementalCopy }
+      return { kind: 'copy', run: incrementalCopy, access: BLOB('cw', 'w') }
+    case 'GET tags':
+      return blob(getBlobTags, BLOB('t'))
+    case 'PUT tags':
+      return blob(setBlobTags, BLOB('t'))
     case 'PUT copy':
-      return { kind: 'copy', run: abortCopy }
+      return { kind: 'copy', run: abortCopy, access: BLOB('w') }
     default:
       return undefined
   }
@@ -247,8 +274,43 @@ export class BlobApiServer {
     }
   }
 
-  #authenticate(req: IncomingMessage, rawPath: string, rawQuery: string, account: string): void {
+  /** Authenticates a request by its Shared Key signature, else by its SAS; answers how. */
+  #authenticate(
+    ctx: BlobContext,
+    rawPath: string,
+    rawQuery: string,
+    access: Access | undefined,
+  ): Pick<BlobContext, 'auth' | 'sas'> {
+    const { req, account } = ctx
     const auth = req.headers.authorization
+    if (auth === undefined && isSasRequest(ctx.query)) {
+      const keys = this.#keys(account)
+      if (keys === undefined)
+        throw blobError(
+          'AuthenticationFailed',
+          `Cannot authenticate the SAS: account "${account}" does not exist`,
+          {
+            AuthenticationErrorDetail: `account "${account}" does not exist`,
+          },
+        )
+      const grant = verifySas({
+        query: ctx.query,
+        account,
+        container: ctx.container,
+        blob: ctx.blob,
+        keys,
+        // An operation this service does not serve is refused after the signature is checked.
+        access: access ?? {
+          resource: ctx.container === '' ? 's' : ctx.blob === '' ? 'c' : 'o',
+          any: '',
+          serviceSas: true,
+        },
+        exists: () => findDisk(ctx.store, diskRef(ctx)) !== undefined,
+        remoteAddress: req.socket.remoteAddress,
+        https: (req.socket as { encrypted?: boolean }).encrypted === true,
+      })
+      return { auth: 'sas', sas: grant }
+    }
     if (auth === undefined)
       throw blobError(
         'NoAuthenticationInformation',
@@ -282,6 +344,7 @@ export class BlobApiServer {
       keys,
     )
     if (!ok) throw failed(`the signature does not match a key of account "${account}"`)
+    return { auth: 'sharedKey' }
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -323,14 +386,18 @@ export class BlobApiServer {
         accountUrl: `http://${host}/${encodeURIComponent(account)}`,
       }
       const r = route(ctx, method)
-      this.#authenticate(req, rawPath, rawQuery, account)
+      Object.assign(ctx, this.#authenticate(ctx, rawPath, rawQuery, r?.access))
       if (r === undefined)
         throw blobError(
           'UnsupportedHttpVerb',
           `Cannot serve ${method} ${rawPath}?${rawQuery}: no such blob operation`,
         )
       kind = r.kind
+      if (ctx.blob !== '') checkIfTags(ctx)
       const answer = await r.run(ctx)
+      // A service SAS may name the Cache-Control … Content-Type that reading the blob answers with.
+      if (ctx.sas !== undefined && (r.run === getBlob || r.run === blobProperties) && answer.status < 300)
+        answer.headers = { ...answer.headers, ...ctx.sas.overrides }
       await this.#send(res, method, answer, common)
       this.#logger.debug('blob API request', { method, path: rawPath, status: answer.status, requestId })
     } catch (err) {

@@ -33,6 +33,36 @@ export const azureErrors = {
     'AuthenticationFailed',
     'Authentication information is not given in the correct format. Check the value of Authorization header.',
   ),
+  AuthorizationFailure: spec(
+    403,
+    'AuthenticationFailed',
+    'This request is not authorized to perform this operation.',
+  ),
+  AuthorizationPermissionMismatch: spec(
+    403,
+    'AuthenticationFailed',
+    'This request is not authorized to perform this operation using this permission.',
+  ),
+  AuthorizationResourceTypeMismatch: spec(
+    403,
+    'AuthenticationFailed',
+    'This request is not authorized to perform this operation using this resource type.',
+  ),
+  AuthorizationServiceMismatch: spec(
+    403,
+    'AuthenticationFailed',
+    'This request is not authorized to perform this operation using this service.',
+  ),
+  AuthorizationSourceIPMismatch: spec(
+    403,
+    'AuthenticationFailed',
+    'This request is not authorized to perform this operation using this source IP.',
+  ),
+  AuthorizationProtocolMismatch: spec(
+    403,
+    'AuthenticationFailed',
+    'This request is not authorized to perform this operation using this protocol.',
+  ),
   PublicAccessNotPermitted: spec(
     409,
     'OperationNotSupported',
@@ -111,6 +141,14 @@ export const azureErrors = {
     'StoreFull',
     'The server cannot store the data: its disk is full. Free space or delete data, then retry.',
   ),
+
+  // Blob index tags
+  InvalidTag: spec(
+    400,
+    'InvalidRequest',
+    'The tags specified are invalid. It contains characters that are not permitted.',
+  ),
+  InvalidXmlDocument: spec(400, 'InvalidRequest', 'XML specified is not syntactically valid.'),
 
   // Containers and blobs
   ResourceNotFound: spec(404, 'AccountNotFound', 'The specified resource does not exist.'),
@@ -220,6 +258,11 @@ export const azureErrors = {
     'InvalidRequest',
     'The source url for a copy blob operation is invalid or does not name a blob of this service.',
   ),
+  SourceConditionNotMet: spec(
+    412,
+    'ConditionNotMet',
+    'The source condition specified using HTTP conditional header(s) is not met.',
+  ),
   NoPendingCopyOperation: spec(409, 'OperationNotSupported', 'There is currently no pending copy operation.'),
   IncrementalCopySourceMustBeSnapshot: spec(
     409,
@@ -253,13 +296,19 @@ export interface AzureErrorAnswer {
   extra: Record<string, string>
 }
 
-/** A CairnError that the blob API answers with the Azure code `code`. */
+/**
+ * A CairnError that the blob API answers with the Azure code `code`; `status` replaces the code's usual
+ * status where Azure answers one code with several (CannotVerifyCopySource passes on the source's).
+ */
 export function blobError(
   code: AzureErrorCode,
   message: string,
   extra: Record<string, string> = {},
+  status?: number,
 ): CairnError {
-  return new CairnError(azureErrors[code].cairn, message, { details: { azureCode: code, extra } })
+  return new CairnError(azureErrors[code].cairn, message, {
+    details: status === undefined ? { azureCode: code, extra } : { azureCode: code, extra, status },
+  })
 }
 
 /** Azure's 400 InvalidHeaderValue for header `name`, with the reason in the Cairn message. */
@@ -312,6 +361,8 @@ function fromStoreCode(code: ErrorCode, kind: OperationKind): AzureErrorCode {
       return 'RequestBodyTooLarge'
     case 'SnapshotOrderInvalid':
       return 'PreviousSnapshotCannotBeNewer'
+    case 'LineageMismatch':
+      return 'PreviousSnapshotOperationNotSupported'
     case 'SnapshotIsReadOnly':
       return 'InvalidOperation'
     case 'LeaseIdMissing':
@@ -355,12 +406,14 @@ function fromStoreCode(code: ErrorCode, kind: OperationKind): AzureErrorCode {
 /** How any error thrown while serving an operation of `kind` is answered. */
 export function toAzureError(err: unknown, kind: OperationKind): AzureErrorAnswer {
   if (isCairnError(err)) {
-    const details = err.details as { azureCode?: AzureErrorCode; extra?: Record<string, string> } | undefined
+    const details = err.details as
+      | { azureCode?: AzureErrorCode; extra?: Record<string, string>; status?: number }
+      | undefined
     const code = details?.azureCode ?? fromStoreCode(err.code, kind)
     const spec = azureErrors[code]
     const extra = { ...details?.extra }
     if (code !== 'InternalError' && err.message !== '') extra.Reason = err.message
-    return { code, status: spec.status, message: spec.message, extra }
+    return { code, status: details?.status ?? spec.status, message: spec.message, extra }
   }
   return { code: 'InternalError', status: 500, message: azureErrors.InternalError.message, extra: {} }
 }

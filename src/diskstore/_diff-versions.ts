@@ -7,7 +7,10 @@ import type { Version } from './_store-state.js'
 import { isPageAligned } from './_write-conditions.js'
 import { type ByteRange, type DiskDiff, PAGE_SIZE } from './types.js'
 
-/** What changed from version `from` to `to` of a disk (`what` completes "Cannot …"). */
+/**
+ * What changed from version `from` to `to` (`what` completes "Cannot …"). Snapshots of one disk must
+ * come in order; across disks of a lineage (`crossDisk`) the ids do not tell which content is older.
+ */
 export function diffVersions(
   from: Version,
   to: Version,
@@ -20,8 +23,9 @@ export function diffVersions(
     maxResults?: number
   },
   what: string,
+  crossDisk = false,
 ): DiskDiff {
-  if (options.to !== undefined && options.from > options.to) {
+  if (!crossDisk && options.to !== undefined && options.from > options.to) {
     throw new CairnError(
       'SnapshotOrderInvalid',
       `Cannot ${what}: snapshot ${options.from} is newer than ${options.to}`,

@@ -39,9 +39,17 @@ export interface Version {
   sequenceNumber: number
   metadata: Record<string, string>
   content: ContentProperties
+  /** Blob index tags; absent in records and checkpoints written before tags existed. */
+  tags?: Record<string, string>
   etag: string
   lastModified: number
   createdOn: number
+  /**
+   * The id of the disk this content began in: a new disk starts its own lineage; a copy (Copy Blob,
+   * incremental copy, a restore from a snapshot) and a promote take their source's, a snapshot its disk's.
+   * Diffs across disks are served only within one lineage (DiskStore.diff `fromDisk`).
+   */
+  lineage: number
 }
 
 /** A snapshot of a disk: a frozen version with its id. */
@@ -73,12 +81,17 @@ interface CheckpointJson {
   changes: number
   lastSnapshot: SnapshotTick
   /** Disks being imported, with their account and container. */
-  pending: (Omit<DiskState, 'root' | 'owner' | 'snapshots'> & { root: number })[]
+  // `lineage` is absent from checkpoints written before lineages were kept.
+  pending: (Omit<DiskState, 'root' | 'owner' | 'snapshots' | 'lineage'> & {
+    root: number
+    lineage?: number
+  })[]
   accounts: (Omit<AccountState, 'containers'> & {
     containers: (Omit<ContainerState, 'disks' | 'account'> & {
-      disks: (Omit<DiskState, 'root' | 'owner' | 'account' | 'container' | 'snapshots'> & {
+      disks: (Omit<DiskState, 'root' | 'owner' | 'account' | 'container' | 'snapshots' | 'lineage'> & {
         root: number
-        snapshots: (Omit<SnapshotState, 'root'> & { root: number })[]
+        lineage?: number
+        snapshots: (Omit<SnapshotState, 'root' | 'lineage'> & { root: number; lineage?: number })[]
       })[]
     })[]
   })[]
@@ -194,7 +207,13 @@ export class StoreState {
     this.lastSnapshot = j.lastSnapshot
     for (const [id, pieces] of data.writes) this.writes.replace(id, pieces)
     for (const d of j.pending) {
-      this.disks.set(d.id, { ...d, root: root(d.root), owner: this.nextOwner++, snapshots: [] })
+      this.disks.set(d.id, {
+        ...d,
+        lineage: d.lineage ?? d.id,
+        root: root(d.root),
+        owner: this.nextOwner++,
+        snapshots: [],
+      })
     }
     for (const a of j.accounts) {
       const acc: AccountState = { ...a, containers: new Map() }
@@ -203,13 +222,19 @@ export class StoreState {
         const cont: ContainerState = { ...c, account: a.name, disks: new Map() }
         acc.containers.set(c.name, cont)
         for (const d of c.disks) {
+          // Checkpoints written before lineages were kept: each disk and its snapshots are their own.
           const disk: DiskState = {
             ...d,
+            lineage: d.lineage ?? d.id,
             account: a.name,
             container: c.name,
             root: root(d.root),
             owner: this.nextOwner++,
-            snapshots: d.snapshots.map((sn) => ({ ...sn, root: root(sn.root) })),
+            snapshots: d.snapshots.map((sn) => ({
+              ...sn,
+              lineage: sn.lineage ?? d.lineage ?? d.id,
+              root: root(sn.root),
+            })),
           }
           cont.disks.set(d.name, disk)
           this.disks.set(d.id, disk)

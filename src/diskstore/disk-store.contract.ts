@@ -381,6 +381,44 @@ export function diskStoreContract(s: DiskStoreUnderTest): void {
     })
   })
 
+  it('keeps blob index tags apart from content: etag unchanged, snapshots keep theirs, kept across a reopen', async () => {
+    await withStore(async (store, _dir, reopen) => {
+      const before = store.getDisk(ref)
+      assert.equal(before.tags, undefined)
+      await store.setDiskTags(ref, { project: 'alpha', tier: 'gold' })
+      const tagged = store.getDisk(ref)
+      assert.deepEqual(tagged.tags, { project: 'alpha', tier: 'gold' })
+      assert.equal(tagged.etag, before.etag)
+      assert.equal(tagged.lastModified, before.lastModified)
+      const snap = await store.snapshot(ref)
+      await store.setDiskTags(ref, { project: 'beta' })
+      assert.deepEqual(store.getDisk(ref, snap.snapshot).tags, { project: 'alpha', tier: 'gold' })
+      const other = { ...ref, disk: 'data' }
+      await store.createDisk(other, { size: 4096, tags: { role: 'data' } })
+      const copy = { ...ref, disk: 'copy' }
+      await store.copyDisk({ ref }, copy)
+      assert.equal(store.getDisk(copy).tags, undefined)
+      await store.copyDisk({ ref }, copy, { overwrite: true, tags: { copied: 'yes' } })
+      await store.lease(other, {
+        action: 'acquire',
+        duration: -1,
+        proposedId: '11111111-2222-3333-4444-555555555555',
+      })
+      await rejects(
+        () => store.setDiskTags(other, {}, { leaseId: '99999999-2222-3333-4444-555555555555' }),
+        'LeaseIdMismatch',
+      )
+      const s = await reopen()
+      assert.deepEqual(s.getDisk(ref).tags, { project: 'beta' })
+      assert.deepEqual(s.getDisk(ref, snap.snapshot).tags, { project: 'alpha', tier: 'gold' })
+      assert.deepEqual(s.getDisk(other).tags, { role: 'data' })
+      assert.deepEqual(s.getDisk(copy).tags, { copied: 'yes' })
+      await s.setDiskTags(ref, {})
+      const again = await reopen()
+      assert.equal(again.getDisk(ref).tags, undefined)
+    })
+  })
+
   it('clears pages back to holes: reads give zeros and the ranges and used bytes drop them', async () => {
     await withStore(async (store) => {
       await store.writePages(ref, 0, data(64 * 1024, 5))
@@ -454,6 +492,48 @@ export function diskStoreContract(s: DiskStoreUnderTest): void {
         pageRanges: [{ start: MiB, end: MiB + 8192 }],
         clearRanges: [{ start: 0, end: 512 }],
       })
+    })
+  })
+
+  it('diffs across disks of one lineage exactly, refuses other disks, and keeps lineages across a reopen', async () => {
+    await withStore(async (store, _dir, reopen) => {
+      await store.writePages(ref, 0, data(8192, 1))
+      await store.writePages(ref, MiB, data(4096, 2))
+      const s1 = (await store.snapshot(ref)).snapshot!
+      const copy = { ...ref, disk: 'copy' }
+      const grandchild = { ...ref, disk: 'grandchild' }
+      const stranger = { ...ref, disk: 'stranger' }
+      await store.copyDisk({ ref, snapshot: s1 }, copy)
+      await store.clearPages(copy, 0, 4096)
+      await store.writePages(copy, 2 * MiB, data(512, 3))
+      const c1 = (await store.snapshot(copy)).snapshot!
+      await store.copyDisk({ ref: copy, snapshot: c1 }, grandchild)
+      await store.createDisk(stranger, { size: 8 * MiB })
+      await store.writePages(stranger, 0, data(8192, 1))
+      const x1 = (await store.snapshot(stranger)).snapshot!
+      const expected = {
+        pageRanges: [{ start: 2 * MiB, end: 2 * MiB + 512 }],
+        clearRanges: [{ start: 0, end: 4096 }],
+      }
+      let st = store
+      for (let round = 0; round < 2; round++) {
+        assert.deepEqual(st.diff(copy, { from: s1, fromDisk: ref }), expected)
+        assert.deepEqual(st.diff(copy, { from: s1, fromDisk: ref, to: c1 }), expected)
+        assert.deepEqual(st.diff(grandchild, { from: s1, fromDisk: ref }), expected)
+        // Backwards across the copy too: the source's live content against the copy's snapshot.
+        assert.deepEqual(st.diff(ref, { from: c1, fromDisk: copy }), {
+          pageRanges: [{ start: 0, end: 4096 }],
+          clearRanges: [{ start: 2 * MiB, end: 2 * MiB + 512 }],
+        })
+        await rejects(() => st.diff(stranger, { from: s1, fromDisk: ref }), 'LineageMismatch')
+        await rejects(() => st.diff(ref, { from: x1, fromDisk: stranger }), 'LineageMismatch')
+        await rejects(() => st.diff(copy, { from: x1, fromDisk: ref }), 'SnapshotNotFound')
+        st = await reopen()
+      }
+      // A disk overwritten by a new one leaves the lineage; its own older snapshots still diff.
+      await st.createDisk(copy, { size: 8 * MiB, overwrite: true })
+      await rejects(() => st.diff(copy, { from: s1, fromDisk: ref }), 'LineageMismatch')
+      assert.deepEqual(st.diff(copy, { from: c1 }).pageRanges, [])
     })
   })
 

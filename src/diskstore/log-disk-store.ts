@@ -663,6 +663,7 @@ export class LogDiskStore implements DiskStore {
       metadata: { ...options.metadata },
       content: { ...options.content },
       incrementalCopy: options.incrementalCopy ?? false,
+      ...(options.tags !== undefined ? { tags: { ...options.tags } } : {}),
       t: this.#now(),
     })
     return this.getDisk(ref)
@@ -708,6 +709,12 @@ export class LogDiskStore implements DiskStore {
     this.#check(d, conditions, `set the metadata of disk "${refText(ref)}"`)
     await this.#commit({ op: 'setDisk', id: d.id, metadata: { ...metadata }, t: this.#now() })
     return this.#result(d)
+  }
+
+  async setDiskTags(ref: DiskRef, tags: Record<string, string>, conditions?: WriteConditions): Promise<void> {
+    const d = this.#disk(ref)
+    this.#check(d, conditions, `set the tags of disk "${refText(ref)}"`)
+    await this.#commit({ op: 'setTags', id: d.id, tags: { ...tags }, t: this.#now() })
   }
 
   async setDiskContent(ref: DiskRef, content: ContentProperties, conditions?: WriteConditions) {
@@ -898,6 +905,7 @@ export class LogDiskStore implements DiskStore {
     ref: DiskRef,
     options: {
       from: string
+      fromDisk?: DiskRef
       to?: string
       offset?: number
       length?: number
@@ -906,10 +914,20 @@ export class LogDiskStore implements DiskStore {
     },
   ): DiskDiff {
     const d = this.#disk(ref)
-    const from = this.#version(d, options.from)
+    const base = options.fromDisk === undefined ? d : this.#disk(options.fromDisk)
+    const from = this.#version(base, options.from)
     const to = this.#version(d, options.to)
-    const what = `diff disk "${refText(ref)}" from ${options.from} to ${options.to ?? 'the live disk'}`
-    return diffVersions(from, to, options, what)
+    const fromText =
+      options.fromDisk === undefined ? options.from : `"${refText(options.fromDisk)}"@${options.from}`
+    const what = `diff disk "${refText(ref)}" from ${fromText} to ${options.to ?? 'the live disk'}`
+    // Versions of one disk are always diffed (its snapshots may predate an overwrite); across disks,
+    // only within a lineage.
+    if (base !== d && from.lineage !== to.lineage)
+      throw new CairnError(
+        'LineageMismatch',
+        `Cannot ${what}: the two are not of one lineage (neither was copied from the other or from a common disk)`,
+      )
+    return diffVersions(from, to, options, what, base !== d)
   }
 
   flush(): Promise<void> {
@@ -983,7 +1001,12 @@ export class LogDiskStore implements DiskStore {
   async copyDisk(
     source: { ref: DiskRef; snapshot?: string },
     target: DiskRef,
-    options: { metadata?: Record<string, string>; overwrite?: boolean; conditions?: WriteConditions } = {},
+    options: {
+      metadata?: Record<string, string>
+      overwrite?: boolean
+      tags?: Record<string, string>
+      conditions?: WriteConditions
+    } = {},
   ): Promise<DiskInfo> {
     const src = this.#disk(source.ref)
     this.#version(src, source.snapshot)
@@ -1011,6 +1034,7 @@ export class LogDiskStore implements DiskStore {
     }
     if (source.snapshot !== undefined) op.sourceSnapshot = source.snapshot
     if (options.metadata !== undefined) op.metadata = { ...options.metadata }
+    if (options.tags !== undefined) op.tags = { ...options.tags }
     await this.#commit(op)
     return this.getDisk(target)
   }

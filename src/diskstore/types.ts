@@ -74,6 +74,8 @@ export interface DiskInfo {
   copy?: CopyInfo
   /** True for a disk made by Incremental Copy Blob (readable, not writable except by further copies). */
   incrementalCopy?: boolean
+  /** Blob index tags (at most 10); absent when there are none. A snapshot keeps the disk's tags of its time. */
+  tags?: Record<string, string>
 }
 
 /** Status of a copy into a disk. */
@@ -168,6 +170,8 @@ export interface CreateDiskOptions {
   content?: ContentProperties
   overwrite?: boolean
   incrementalCopy?: boolean
+  /** Blob index tags of the new disk. */
+  tags?: Record<string, string>
   conditions?: WriteConditions
 }
 
@@ -264,6 +268,11 @@ export interface DiskStore {
     conditions?: WriteConditions,
   ): Promise<WriteResult>
   setCopyInfo(ref: DiskRef, copy: CopyInfo): Promise<void>
+  /**
+   * Replaces a disk's blob index tags. Tags are not content: the disk's etag and modification time stay
+   * as they are; a lease id, when given, must match the disk's lease.
+   */
+  setDiskTags(ref: DiskRef, tags: Record<string, string>, conditions?: WriteConditions): Promise<void>
   /** Deletes a disk; one with snapshots needs `snapshots: 'include'` (or `'only'` to delete just them). */
   deleteDisk(
     ref: DiskRef,
@@ -296,11 +305,16 @@ export interface DiskStore {
   ): Promise<Buffer>
   /** Written (non-hole) ranges, merged, optionally within `[offset, offset+length)`. */
   pageRanges(ref: DiskRef, options?: { snapshot?: string; offset?: number; length?: number }): ByteRange[]
-  /** Changed and cleared ranges from snapshot `from` to snapshot `to` (or the live disk). */
+  /**
+   * Changed and cleared ranges from snapshot `from` to snapshot `to` (or the live disk). With `fromDisk`,
+   * `from` is a snapshot of that disk, which must be of the same lineage as `ref` (one copied from the
+   * other, or both from a common disk; else `LineageMismatch`): the diff is exact across the copy.
+   */
   diff(
     ref: DiskRef,
     options: {
       from: string
+      fromDisk?: DiskRef
       to?: string
       offset?: number
       length?: number
@@ -328,7 +342,7 @@ export interface DiskStore {
   copyDisk(
     source: { ref: DiskRef; snapshot?: string },
     target: DiskRef,
-    options?: { metadata?: Record<string, string>; overwrite?: boolean },
+    options?: { metadata?: Record<string, string>; overwrite?: boolean; tags?: Record<string, string> },
   ): Promise<DiskInfo>
 
   space(ref: DiskRef, snapshot?: string): SpaceReport

@@ -5,7 +5,7 @@ import { CairnError, diskLabel, isCairnError, type Logger } from '../util/index.
 import { type BackupCheckpoint, type Consistency, newRecoveryPointId } from '../vault/index.js'
 import { resumeOptions } from './_job-steps.js'
 import { fromWall, toWall } from './_zoned-time.js'
-import { AgentClient, type AgentQuiesce, type AgentThaw } from './agent-client.js'
+import type { AgentFor, AgentQuiesce, AgentThaw } from './agent-client.js'
 import { checkSnapshots } from './disk-backup.js'
 import type { JobBody, JobContext, JobService, StartedJob } from './job-service.js'
 import { expiredSnapshots, onDemandExpiry } from './plan-retention.js'
@@ -55,6 +55,7 @@ export class VmBackups {
   readonly #running: Map<string, Promise<Job>>
   readonly #busy: Set<string>
   readonly #reconcile: (vm: string, options: { vault?: boolean }) => Promise<ReconcileReport>
+  readonly #agentFor: AgentFor
 
   constructor(options: {
     store: ProtectionStore
@@ -70,6 +71,8 @@ export class VmBackups {
     /** The VMs with a backup running or their data being deleted (shared with the service). */
     busy: Set<string>
     reconcile: (vm: string, options: { vault?: boolean }) => Promise<ReconcileReport>
+    /** The client of a VM's agent. */
+    agentFor: AgentFor
   }) {
     this.#store = options.store
     this.#disks = options.disks
@@ -81,6 +84,7 @@ export class VmBackups {
     this.#running = options.running
     this.#busy = options.busy
     this.#reconcile = options.reconcile
+    this.#agentFor = options.agentFor
   }
 
   /** Starts a backup of a VM as a job; one backup of a VM at a time. */
@@ -260,7 +264,7 @@ export class VmBackups {
     {
       // 1. Quiesce through the agent, if any. An unreachable agent means crash-consistent, said so.
       let quiesce: AgentQuiesce | undefined
-      const agent = b.vm.agent ? new AgentClient({ url: b.vm.agent.url, token: b.vm.agent.token }) : undefined
+      const agent = b.vm.agent ? this.#agentFor({ url: b.vm.agent.url, token: b.vm.agent.token }) : undefined
       let consistency: Consistency = 'CrashConsistent'
       if (agent) {
         await ctx.phase('Quiesce')

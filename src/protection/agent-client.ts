@@ -122,3 +122,9 @@ export class AgentClient {
     return parsed as T
   }
 }
+
+/** What a backup asks of a VM's agent. */
+export type VmAgent = Pick<AgentClient, 'quiesce' | 'thaw'>
+
+/** Makes the client of a VM's agent from its registration (the ProtectionService's `agentFor`). */
+export type AgentFor = (agent: { url: string; token: string }) => VmAgent

@@ -5,10 +5,12 @@ export { type DiskLabel, diskLabel, parseDiskLabel } from '../util/index.js'
 export {
   AgentClient,
   type AgentClientOptions,
+  type AgentFor,
   type AgentQuiesce,
   type AgentStatusReport,
   type AgentStep,
   type AgentThaw,
+  type VmAgent,
 } from './agent-client.js'
 export { type Clock, ManualClock, systemClock } from './clock.js'
 export {
@@ -58,9 +60,12 @@ export {
 } from './policy.js'
 export {
   type BackupOptions,
+  type InVault,
   ProtectionService,
   type ProtectionServiceOptions,
+  type RestoreRequest,
   type RunningJob,
+  type StopReport,
 } from './protection-service.js'
 export {
   type ProtectedItem,

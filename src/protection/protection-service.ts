@@ -2,14 +2,15 @@ import type { Job } from '../catalog/index.js'
 import type { DiskRef, DiskStore } from '../diskstore/index.js'
 import { CairnError, type Logger, silentLogger } from '../util/index.js'
 import { type BackupOptions, VmBackups } from './_vm-backups.js'
+import { AgentClient, type AgentFor } from './agent-client.js'
 import { DiskGuard } from './disk-guard.js'
 import type { JobBody, JobService, StartedJob } from './job-service.js'
 import { planRetention } from './plan-retention.js'
 import { PointReconciler, type ReconcileReport } from './point-reconciler.js'
 import { type BackupPolicy, POLICY_BOUNDS } from './policy.js'
-import type { ProtectedItem, ProtectionStore, VmRecoveryPoint } from './protection-store.js'
+import type { ProtectedItem, ProtectionState, ProtectionStore, VmRecoveryPoint } from './protection-store.js'
 import type { VaultTransfer } from './vault-transfer.js'
-import { refKey } from './vm.js'
+import { refKey, type Vm, validateVm } from './vm.js'
 import { diskExists, removeDisks, VmRestores } from './vm-restores.js'
 
 /** Options of a ProtectionService. */
@@ -24,9 +25,38 @@ export interface ProtectionServiceOptions {
   now?: () => number
   /** On-demand backups a VM may have a day (default 3, as the reference). */
   onDemandPerDay?: number
+  /** The client of a VM's agent (default an AgentClient over HTTP; tests may hand their own). */
+  agentFor?: AgentFor
 }
 
 export type { BackupOptions } from './_vm-backups.js'
+
+/** How a recovery point is restored, after the reference's recovery types. */
+export interface RestoreRequest {
+  /** AlternateLocation: a new VM; RestoreDisks: new disks; OriginalLocation: over the VM's disks. */
+  recoveryType: 'AlternateLocation' | 'RestoreDisks' | 'OriginalLocation'
+  /** AlternateLocation: the new VM's name (required). */
+  targetVmName?: string
+  /** RestoreDisks: the new disks' prefix (default `<vm>-restored`). */
+  diskPrefix?: string
+  /** RestoreDisks: which disks (default all). */
+  disks?: (number | 'os')[]
+  startedBy?: string
+}
+
+/** What stopping protection did: the item kept (data retained) or NotProtected with the points deleted. */
+export interface StopReport {
+  vmName: string
+  state: 'Protected' | 'ProtectionStopped' | 'NotProtected'
+  item?: ProtectedItem
+  deletedPoints: string[]
+}
+
+/** Where a caller expects a VM's protection: a request under a vault's path names it. */
+export interface InVault {
+  /** Answered ProtectedItemNotFound when the VM is protected in another vault. */
+  vault?: string
+}
 
 /** A started job and the promise of its end. */
 export type RunningJob = StartedJob
@@ -52,6 +82,7 @@ export class ProtectionService {
   readonly guard: DiskGuard
   readonly #restores: VmRestores
   readonly #backups: VmBackups
+  readonly #listeners = new Set<() => void>()
 
   constructor(options: ProtectionServiceOptions) {
     this.#store = options.store
@@ -85,16 +116,134 @@ export class ProtectionService {
       logger: this.#log,
       now: this.#now,
       onDemandPerDay: options.onDemandPerDay ?? POLICY_BOUNDS.onDemandPerDay,
+      agentFor: options.agentFor ?? ((a) => new AgentClient(a)),
       running: this.#running,
       busy: this.#busyVms,
       reconcile: (vm, o) => this.reconcile(vm, o),
     })
   }
 
+  /**
+   * Calls `listener` after every change the scheduler must see (protect, a policy changed, stop,
+   * resume); answers the function that unsubscribes it. The scheduler subscribes to re-read its items.
+   */
+  onChange(listener: () => void): () => void {
+    this.#listeners.add(listener)
+    return () => this.#listeners.delete(listener)
+  }
+
+  #changed(): void {
+    for (const listener of this.#listeners) {
+      try {
+        listener()
+      } catch (err) {
+        this.#log.warn('a protection change listener failed', { message: String(err) })
+      }
+    }
+  }
+
+  // --- VMs ---
+
+  /** Registers a VM; every disk it names must exist in the disk store (DiskNotFound names the first that does not). */
+  async registerVm(input: unknown): Promise<Vm> {
+    const spec = validateVm(input)
+    for (const d of [
+      spec.osDisk,
+      ...spec.dataDisks.map((x) => x.disk),
+      ...(spec.tempDisk ? [spec.tempDisk] : []),
+    ])
+      this.#disks.getDisk(d)
+    return this.#store.createVm(spec)
+  }
+
+  /** Every registered VM, by name. */
+  listVms(): Promise<Vm[]> {
+    return this.#store.listVms()
+  }
+
+  /** A VM by name (VmNotFound otherwise). */
+  getVm(name: string): Promise<Vm> {
+    return this.#store.getVm(name)
+  }
+
+  // --- Policies ---
+
+  /** The backup policies of a vault (of every vault without one). */
+  listPolicies(vault?: string): Promise<(BackupPolicy & { vault: string })[]> {
+    return this.#store.listPolicies(vault)
+  }
+
+  /** A policy of a vault (PolicyNotFound otherwise). */
+  getPolicy(vault: string, name: string): Promise<BackupPolicy> {
+    return this.#store.getPolicy(vault, name)
+  }
+
+  /** Changes a policy (an Enhanced policy stays Enhanced); the items under it follow its new schedule. */
+  async updatePolicy(vault: string, name: string, input: unknown): Promise<BackupPolicy> {
+    const policy = await this.#store.updatePolicy(vault, name, input)
+    this.#changed()
+    return policy
+  }
+
+  /** Deletes a policy no item uses (PolicyInUse otherwise). */
+  deletePolicy(vault: string, name: string): Promise<void> {
+    return this.#store.deletePolicy(vault, name)
+  }
+
+  // --- Protected items ---
+
+  /**
+   * The protected item of a VM. With `vault`, one protected in another vault is ProtectedItemNotFound
+   * (a request under `/vaults/{vault}` sees only that vault's items).
+   */
+  async getItem(vmName: string, where: InVault = {}): Promise<ProtectedItem> {
+    const item = await this.#store.getItem(vmName)
+    if (where.vault !== undefined && item.vault !== where.vault)
+      throw new CairnError(
+        'ProtectedItemNotFound',
+        `Cannot find VM "${vmName}" in vault "${where.vault}": it is protected in vault "${item.vault}"`,
+      )
+    return item
+  }
+
+  /** The protected items, of one vault or in one state if asked. */
+  listItems(filter: { vault?: string; state?: ProtectionState } = {}): Promise<ProtectedItem[]> {
+    return this.#store.listItems(filter)
+  }
+
+  /** Moves a protected item to another policy of its vault. */
+  async changePolicy(vmName: string, policy: string, where: InVault = {}): Promise<ProtectedItem> {
+    await this.getItem(vmName, where)
+    const item = await this.#store.changePolicy(vmName, policy)
+    this.#changed()
+    return item
+  }
+
+  // --- Recovery points ---
+
   /** A VM's recovery points, oldest first, after bringing their tiers in line with what exists. */
-  async listRecoveryPoints(vmName: string): Promise<VmRecoveryPoint[]> {
+  async listRecoveryPoints(vmName: string, where: InVault = {}): Promise<VmRecoveryPoint[]> {
+    await this.getItem(vmName, where)
     await this.reconcile(vmName, { vault: true })
     return this.#store.listRecoveryPoints(vmName)
+  }
+
+  /** One recovery point of a VM, its tier brought in line with what exists first. */
+  async getRecoveryPoint(vmName: string, pointId: string, where: InVault = {}): Promise<VmRecoveryPoint> {
+    await this.getItem(vmName, where)
+    await this.reconcile(vmName, { vault: true })
+    return this.#pointOf(vmName, pointId, where)
+  }
+
+  async #pointOf(vmName: string, pointId: string, where: InVault): Promise<VmRecoveryPoint> {
+    const item = await this.getItem(vmName, where)
+    const rp = await this.#store.findRecoveryPoint(pointId)
+    if (!rp || rp.itemId !== item.id)
+      throw new CairnError(
+        'RecoveryPointNotFound',
+        `Cannot find recovery point "${pointId}" of VM "${vmName}"`,
+      )
+    return rp
   }
 
   /** Reconciles the points of every VM protected in a vault with it (after points left it). */
@@ -125,7 +274,11 @@ export class ProtectionService {
   ): Promise<{ item: ProtectedItem; created: boolean }> {
     await this.#needVault(options.vault, `protect VM "${vmName}"`)
     const existing = await this.#store.findItem(vmName)
-    if (!existing) return { item: await this.#store.protect(vmName, options), created: true }
+    if (!existing) {
+      const item = await this.#store.protect(vmName, options)
+      this.#changed()
+      return { item, created: true }
+    }
     if (existing.vault !== options.vault) {
       if (!this.#vault || (await this.#vault.hasVault(existing.vault)))
         throw new CairnError(
@@ -134,14 +287,18 @@ export class ProtectionService {
         )
       await this.reconcile(vmName, { vault: true })
     }
-    return { item: await this.#store.reprotect(vmName, options), created: false }
+    const item = await this.#store.reprotect(vmName, options)
+    this.#changed()
+    return { item, created: false }
   }
 
   /** Resumes stopped protection (optionally under another policy); resuming a protected VM changes nothing. */
-  async resume(vmName: string, policy?: string): Promise<ProtectedItem> {
-    const item = await this.#store.getItem(vmName)
+  async resume(vmName: string, policy?: string, where: InVault = {}): Promise<ProtectedItem> {
+    const item = await this.getItem(vmName, where)
     if (item.state === 'Protected' && (policy === undefined || policy === item.policyName)) return item
-    return this.#store.resume(vmName, policy)
+    const resumed = await this.#store.resume(vmName, policy)
+    this.#changed()
+    return resumed
   }
 
   /**
@@ -149,26 +306,29 @@ export class ProtectionService {
    * it can (no backup running, the vault open if it exists), then stops the item, deletes every
    * point's snapshots and vault copy — what is already gone counts as deleted, so a vault deleted or
    * recreated does not stop it — and drops the item. Running it again finishes what an interruption
-   * left; on a VM no longer protected it answers NotProtected.
+   * left; on a VM no longer protected it answers NotProtected (from any vault: `vault` checks only
+   * a VM still protected).
    */
-  async stopProtection(
-    vmName: string,
-    options: { deleteData: boolean },
-  ): Promise<{
-    vmName: string
-    state: 'Protected' | 'ProtectionStopped' | 'NotProtected'
-    item?: ProtectedItem
-    deletedPoints: string[]
-  }> {
+  async stopProtection(vmName: string, options: { deleteData: boolean } & InVault): Promise<StopReport> {
     const item = await this.#store.findItem(vmName)
+    if (item && options.vault !== undefined) await this.getItem(vmName, options)
+    try {
+      return await this.#stop(vmName, item, options.deleteData)
+    } finally {
+      // Even a deletion cut short has stopped the item: the scheduler re-reads either way.
+      this.#changed()
+    }
+  }
+
+  async #stop(vmName: string, item: ProtectedItem | undefined, deleteData: boolean): Promise<StopReport> {
     if (!item) {
-      if (options.deleteData) return { vmName, state: 'NotProtected', deletedPoints: [] }
+      if (deleteData) return { vmName, state: 'NotProtected', deletedPoints: [] }
       throw new CairnError(
         'ProtectedItemNotFound',
         `Cannot stop protection of VM "${vmName}": it is not protected`,
       )
     }
-    if (!options.deleteData) {
+    if (!deleteData) {
       const stopped = (await this.#store.stopProtection(vmName, { deleteData: false })).item
       return { vmName, state: stopped.state, item: stopped, deletedPoints: [] }
     }
@@ -213,14 +373,28 @@ export class ProtectionService {
       throw new CairnError('VaultNotFound', `Cannot ${what}: vault "${vault}" does not exist`)
   }
 
-  /** Starts a backup as a job and answers the job at once ("backup now" answers 202 with it). */
-  async startBackup(vmName: string, options: BackupOptions = {}): Promise<Job> {
-    return (await this.#backups.start(vmName, options)).job
+  /**
+   * Starts a backup of a VM as a job and answers it with the promise of its end: "back up now" (the
+   * API answers 202 with the job) and the scheduler (`backupScheduled`, which waits) both come here.
+   * An on-demand expiry must lie in the future.
+   */
+  async startBackup(vmName: string, options: BackupOptions & InVault = {}): Promise<RunningJob> {
+    const { vault, ...backup } = options
+    if (vault !== undefined) await this.getItem(vmName, { vault })
+    if (backup.expiresAt !== undefined && !(backup.expiresAt.getTime() > this.#now()))
+      throw new CairnError('InvalidRequest', `Cannot back up VM "${vmName}": expiresAt must be a future time`)
+    return this.#backups.start(vmName, backup)
+  }
+
+  /** The scheduler's backup of a protected item; resolves with the finished job (Failed jobs too). */
+  async backupScheduled(itemId: string, signal: AbortSignal): Promise<Job> {
+    const item = await this.#store.getItemById(itemId)
+    return (await this.startBackup(item.vmName, { kind: 'Scheduled', signal })).done
   }
 
   /** Runs a backup to its end; resolves with the finished job (Failed jobs resolve too). */
   async backup(vmName: string, options: BackupOptions = {}): Promise<Job> {
-    return (await this.#backups.start(vmName, options)).done
+    return (await this.startBackup(vmName, options)).done
   }
 
   /** At start-up, the work that resumes a VM backup cut short in its vault transfer (else undefined). */
@@ -321,6 +495,30 @@ export class ProtectionService {
       }
     }
     return { pruned, vaults: [...vaults] }
+  }
+
+  /**
+   * Restores a recovery point of a VM by the reference's recovery type: AlternateLocation (a new VM
+   * named `targetVmName`), RestoreDisks (new disks `<diskPrefix>-os`, `…-lunN`; default prefix
+   * `<vm>-restored`) or OriginalLocation (over the VM's disks, snapshotted first). Answers the job.
+   */
+  async restore(vmName: string, pointId: string, request: RestoreRequest & InVault): Promise<RunningJob> {
+    const rp = await this.#pointOf(vmName, pointId, request)
+    const by = request.startedBy !== undefined ? { startedBy: request.startedBy } : {}
+    switch (request.recoveryType) {
+      case 'AlternateLocation':
+        if (!request.targetVmName)
+          throw new CairnError('InvalidRequest', 'Cannot restore as a new VM without "targetVmName"')
+        return this.restoreVm(rp.id, { as: request.targetVmName, ...by })
+      case 'RestoreDisks':
+        return this.restoreDisks(rp.id, {
+          prefix: request.diskPrefix ?? `${vmName}-restored`,
+          ...(request.disks ? { disks: request.disks } : {}),
+          ...by,
+        })
+      case 'OriginalLocation':
+        return this.replaceDisks(vmName, rp.id, by)
+    }
   }
 
   /**

@@ -72,6 +72,7 @@ export class CairnService {
   readonly #timers = new Set<NodeJS.Timeout>()
   #startMs = 0
   #api: Server | undefined
+  #apiRoutes: readonly { method: string; path: string }[] = []
   #blobApi: BlobApiServer | undefined
   #nbd: NbdServer | undefined
   #listeners: Record<string, string> = {}
@@ -105,6 +106,14 @@ export class CairnService {
   get diskStore(): DiskStore {
     if (!this.#diskStore) throw new CairnError('ServiceUnavailable', 'The service is not started')
     return this.#diskStore
+  }
+
+  /**
+   * Every route the management API serves (Hono's route table, middleware left out), once started: the
+   * OpenAPI test checks each is documented.
+   */
+  get apiRoutes(): readonly { method: string; path: string }[] {
+    return this.#apiRoutes
   }
 
   /** Where each listener is, for example `{ api: 'http://127.0.0.1:7070' }`. */
@@ -185,8 +194,7 @@ export class CairnService {
         ...(this.#clock ? { clock: this.#clock } : {}),
         logger: log.child({ component: 'scheduler' }),
         runBackup: async (run, signal) => {
-          const item = await protection.getItemById(run.itemId)
-          await backups.backup(item.vmName, { kind: 'Scheduled', signal })
+          await backups.backupScheduled(run.itemId, signal)
         },
         runMaintenance: async (_now, signal) => {
           const { pruned, vaults } = await backups.applyRetention(signal)
@@ -199,6 +207,12 @@ export class CairnService {
         },
       })
       const scheduler = this.#scheduler
+      // Protect, a policy changed, stop, resume: the scheduler re-reads its items.
+      backups.onChange(() => {
+        scheduler
+          .refresh()
+          .catch((err) => log.warn('cannot re-read the protected items', { message: String(err) }))
+      })
       const c = { ...LISTENER_DEFAULTS, ...definedOnly(this.config) }
       const host = this.config.host
       const apiHost = c.apiHost ?? host
@@ -215,12 +229,13 @@ export class CairnService {
         jobs: this.#jobs,
         vaultService: this.#vaultService,
         diskService,
-        protection,
-        backups,
-        protectionChanged: () => void scheduler.refresh(),
+        protection: backups,
         // IP addresses and localhost are always allowed; a bound DNS name joins the configured ones.
         allowedHosts: [...(isIP(apiHost) === 0 ? [apiHost] : []), ...(c.apiAllowedHosts ?? [])],
       })
+      this.#apiRoutes = app.routes
+        .filter((r) => r.method !== 'ALL')
+        .map((r) => ({ method: r.method, path: r.path }))
       // Management requests may stream a whole disk image: only their headers have a deadline.
       this.#api = createAdaptorServer({
         fetch: app.fetch,

@@ -84,6 +84,11 @@ export const errorCatalogue = {
     'The earlier snapshot of a diff must not be newer than the later one.',
   ),
   SnapshotIsReadOnly: spec(400, EXIT.usage, 'Snapshots are read-only.'),
+  LineageMismatch: spec(
+    409,
+    EXIT.conflict,
+    'A diff across disks needs disks of one lineage: one copied from the other, or both from one disk.',
+  ),
   LeaseIdMissing: spec(412, EXIT.conflict, 'The disk has an active lease and no lease id was given.'),
   LeaseIdMismatch: spec(412, EXIT.conflict, 'The lease id does not match the active lease.'),
   LeaseAlreadyPresent: spec(409, EXIT.conflict, 'The disk already has an active lease.'),
