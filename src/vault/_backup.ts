@@ -50,6 +50,8 @@ export interface BackupOptions extends OperationOptions {
    */
   reference?: string | null
   expiresAt?: Date | null
+  /** Until when the retention that applies keeps the point (see RecoveryPoint.retainUntil); default its expiry. */
+  retainUntil?: Date | null
   /** Disks backed up at once (default 2). */
   parallelDisks?: number
   /**
@@ -218,6 +220,7 @@ export async function runBackup(core: VaultCore, opts: BackupOptions): Promise<R
       createdAt: lock.startedAt,
       completedAt: now.toISOString(),
       expiresAt: opts.expiresAt ? opts.expiresAt.toISOString() : null,
+      ...(opts.retainUntil !== undefined ? { retainUntil: opts.retainUntil?.toISOString() ?? null } : {}),
       parent: parent ?? null,
       disks,
       packs: [...earlier.packs.map((p) => p.name), ...writer.packs],

@@ -5,6 +5,7 @@ export type { BackupCheckpoint, CommittedSubtree } from './_backup-checkpoint.js
 export type { VaultConfig } from './_core.js'
 export type { VaultCredentials } from './_keys.js'
 export type { GcReport, PruneReport, VaultUsage } from './_maintenance.js'
+export type { PointRemoval, SoftDeletedPoint } from './_removal.js'
 export type { RestoreOptions } from './_restore.js'
 export type { VerifyOptions, VerifyProblem, VerifyReport } from './_verify.js'
 export { fileSink } from './file-sink.js'
@@ -36,3 +37,16 @@ export {
   vaultRecords,
 } from './vault-location.js'
 export { type VaultInfo, VaultRegistry } from './vault-registry.js'
+export {
+  applySettingsChange,
+  DEFAULT_VAULT_SETTINGS,
+  type ImmutabilityState,
+  immutable,
+  retentionEnd,
+  SOFT_DELETE_DAYS,
+  type SoftDeleteState,
+  settingsWeakened,
+  softDeleteOn,
+  type VaultSettings,
+  type VaultSettingsChange,
+} from './vault-settings.js'
