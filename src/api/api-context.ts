@@ -10,6 +10,20 @@ export interface ServiceInfo {
   dataDir: string
   startedAt: string
   listeners: Record<string, string>
+  /** TLS of each listener that has it (api, blob, nbd); a listener not named speaks plain text. */
+  tls?: Record<string, ListenerTlsInfo>
+}
+
+/** How one listener does TLS: its certificate's SHA-256 fingerprint, or NBD pre-shared keys. */
+export interface ListenerTlsInfo {
+  /** `AB:CD:…`, the SHA-256 fingerprint clients pin (`cairn --fingerprint`). */
+  fingerprint?: string
+  /** When the certificate expires (ISO 8601). */
+  notAfter?: string
+  /** The certificate was made by `--tls self-signed` (DATA/tls/cert.pem). */
+  selfSigned?: boolean
+  /** NBD clients authenticate with pre-shared keys (the certificate is not offered). */
+  psk?: boolean
 }
 
 /** The collaborators the management API serves; each later component adds its engine or service here. */

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, realpathSync, statSync } from 'node:fs'
 import type { Server } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
 import { isIP } from 'node:net'
 import { join } from 'node:path'
 import { createAdaptorServer } from '@hono/node-server'
-import { createApiApp, type ServiceInfo } from '../api/index.js'
+import { createApiApp, type ListenerTlsInfo, type ServiceInfo } from '../api/index.js'
 import { BlobApiServer } from '../blobapi/index.js'
 import { type Catalog, JobStore, openCatalog } from '../catalog/index.js'
 import { type DiskStore, LogDiskStore } from '../diskstore/index.js'
@@ -27,11 +28,13 @@ import {
   isCairnError,
   isWithin,
   type Logger,
+  refusePlainHttp,
 } from '../util/index.js'
 import { VaultRegistry } from '../vault/index.js'
 import { close, listen, listenError } from './_listen.js'
 import { LISTENER_DEFAULTS, type ServiceConfig } from './config.js'
 import { DataFolderLock } from './data-folder-lock.js'
+import { type ListenerTls, loadListenerTls } from './listener-tls.js'
 import { VaultKeys } from './vault-keys.js'
 import { VERSION } from './version.js'
 
@@ -80,6 +83,7 @@ export class CairnService {
   #blobApi: BlobApiServer | undefined
   #nbd: NbdServer | undefined
   #listeners: Record<string, string> = {}
+  #tls: Record<string, ListenerTlsInfo> = {}
   #startedAt = ''
   #accepting = false
   #starting: Promise<void> | undefined
@@ -132,6 +136,7 @@ export class CairnService {
       dataDir: this.config.data,
       startedAt: this.#startedAt,
       listeners: this.listeners,
+      tls: { ...this.#tls },
     }
   }
 
@@ -235,6 +240,8 @@ export class CairnService {
       const blobHost = c.blobHost ?? host
       const nbdHost = c.nbdHost ?? host
       const http = { idleTimeoutMs: c.httpIdleTimeout * 1000, headerTimeoutMs: c.httpHeaderTimeout * 1000 }
+      const tls = await loadListenerTls(this.config, log.child({ component: 'tls' }))
+      this.#tls = tlsInfo(tls)
       const app = createApiApp({
         logger: log,
         info: () => this.info(),
@@ -253,37 +260,51 @@ export class CairnService {
         .filter((r) => r.method !== 'ALL')
         .map((r) => ({ method: r.method, path: r.path }))
       // Management requests may stream a whole disk image: only their headers have a deadline.
-      this.#api = createAdaptorServer({
-        fetch: app.fetch,
-        serverOptions: httpServerLimits({ ...http, requestTimeoutMs: 0 }),
-      }) as Server
+      const apiLimits = httpServerLimits({ ...http, requestTimeoutMs: 0 })
+      if (tls.api === undefined) {
+        this.#api = createAdaptorServer({ fetch: app.fetch, serverOptions: apiLimits }) as Server
+      } else {
+        this.#api = createAdaptorServer({
+          fetch: app.fetch,
+          createServer: createHttpsServer,
+          serverOptions: { ...apiLimits, minVersion: 'TLSv1.2', cert: tls.api.cert, key: tls.api.key },
+        }) as Server
+        refusePlainHttp(this.#api as never, plainHttpAnswer, apiLimits.headersTimeout)
+      }
       this.#api.maxConnections = c.apiMaxConnections
       const port = await listen(this.#api, this.config.port, apiHost, 'management API')
-      this.#listeners.api = `http://${urlHost(apiHost)}:${port}`
+      this.#listeners.api = `${tls.api ? 'https' : 'http'}://${urlHost(apiHost)}:${port}`
       // The blob API deletes through protection's guard: a blob or snapshot a recovery point or a
       // protected VM needs answers 409 DiskInUse / SnapshotInUse (no way to force it there).
       this.#blobApi = new BlobApiServer(backups.guard.guardedStore(), {
         logger: log.child({ component: 'blobapi' }),
         maxConnections: c.blobMaxConnections,
         limits: http,
+        ...(tls.blob ? { tls: { cert: tls.blob.cert, key: tls.blob.key } } : {}),
       })
       const blobPort = await this.#blobApi
         .listen(this.config.blobPort, blobHost)
         .catch((err) => Promise.reject(listenError(err, 'blob API', blobHost, this.config.blobPort)))
-      this.#listeners.blob = `http://${urlHost(blobHost)}:${blobPort}`
+      this.#listeners.blob = `${tls.blob ? 'https' : 'http'}://${urlHost(blobHost)}:${blobPort}`
       this.#nbd = new NbdServer(new DiskStoreExports(this.#diskStore), {
         logger: log.child({ component: 'nbd' }),
         maxConnections: c.nbdMaxConnections,
         handshakeTimeoutMs: c.nbdHandshakeTimeout * 1000,
         handshakeDeadlineMs: c.nbdHandshakeTimeout * 1000,
+        ...(tls.nbdPsk
+          ? { tls: { psk: tls.nbdPsk } }
+          : tls.nbd
+            ? { tls: { cert: tls.nbd.cert, key: tls.nbd.key } }
+            : {}),
       })
       const nbdPort = await this.#nbd
         .listen(this.config.nbdPort, nbdHost)
         .catch((err) => Promise.reject(listenError(err, 'NBD server', nbdHost, this.config.nbdPort)))
-      this.#listeners.nbd = `nbd://${urlHost(nbdHost)}:${nbdPort}`
+      this.#listeners.nbd = `${this.#nbd.tls === 'off' ? 'nbd' : 'nbds'}://${urlHost(nbdHost)}:${nbdPort}`
       this.#startedAt = new Date().toISOString()
       this.#accepting = true
       await this.#scheduler.start()
+      this.#logTls(tls, { api: apiHost, blob: blobHost, nbd: nbdHost })
       log.info('cairn started', { version: VERSION, data: this.config.data, ...this.#listeners })
       if (hostPaths.enabled('import') || hostPaths.enabled('export'))
         log.info('server-side paths allowed', {
@@ -296,6 +317,38 @@ export class CairnService {
     } catch (err) {
       await this.#shutdown()
       throw err
+    }
+  }
+
+  /**
+   * Prints each certificate's fingerprint (what clients pin) once, and warns of a listener that
+   * speaks plain text on an address other than loopback.
+   */
+  #logTls(tls: ListenerTls, hosts: Record<'api' | 'blob' | 'nbd', string>): void {
+    const log = this.#logger
+    const byFingerprint = new Map<string, string[]>()
+    for (const name of ['api', 'blob', 'nbd'] as const) {
+      const fp = name === 'nbd' && tls.nbdPsk ? undefined : tls[name]?.fingerprint
+      if (fp !== undefined) byFingerprint.set(fp, [...(byFingerprint.get(fp) ?? []), name])
+    }
+    for (const [fingerprint, listeners] of byFingerprint) {
+      const id = tls[listeners[0] as 'api']!
+      log.info(`TLS certificate SHA-256 fingerprint ${fingerprint}`, {
+        listeners,
+        subject: id.subject,
+        notAfter: id.notAfter,
+        source: id.source,
+      })
+    }
+    if (tls.nbdPsk)
+      log.info('NBD clients authenticate with pre-shared keys', { identities: tls.nbdPsk.identities.length })
+    for (const name of ['api', 'blob', 'nbd'] as const) {
+      const plain =
+        name === 'nbd' ? tls.nbd === undefined && tls.nbdPsk === undefined : tls[name] === undefined
+      if (plain && !isLoopback(hosts[name]))
+        log.warn(
+          `the ${name} listener speaks plain text on ${hosts[name]}: anyone on the network can read it (docs/security.md, "TLS")`,
+        )
     }
   }
 
@@ -459,6 +512,37 @@ export class CairnService {
 function definedOnly<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>
 }
+
+/** The TLS of each listener as /api/v1/status shows it. */
+function tlsInfo(tls: ListenerTls): Record<string, ListenerTlsInfo> {
+  const out: Record<string, ListenerTlsInfo> = {}
+  for (const name of ['api', 'blob', 'nbd'] as const) {
+    const id = tls[name]
+    if (name === 'nbd' && tls.nbdPsk) out.nbd = { psk: true }
+    else if (id)
+      out[name] = {
+        fingerprint: id.fingerprint,
+        notAfter: id.notAfter,
+        ...(id.source === 'self-signed' ? { selfSigned: true } : {}),
+      }
+  }
+  return out
+}
+
+/** The management API's answer to plain HTTP on its HTTPS port. */
+const plainHttpAnswer = {
+  status: 400,
+  reason: 'Bad Request',
+  contentType: 'application/json',
+  body: JSON.stringify({
+    error: {
+      code: 'HttpsRequired',
+      message: 'Cannot answer plain HTTP: this port speaks HTTPS only; use an https:// URL',
+    },
+  }),
+}
+
+const isLoopback = (host: string) => host === 'localhost' || host === '::1' || host.startsWith('127.')
 
 /** A host as it appears in a URL: IPv6 addresses in brackets. */
 const urlHost = (host: string) => (host.includes(':') && !host.startsWith('[') ? `[${host}]` : host)

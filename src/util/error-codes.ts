@@ -44,6 +44,12 @@ export const errorCatalogue = {
   Cancelled: spec(409, EXIT.cancelled, 'The operation was cancelled.'),
   DataFolderLocked: spec(409, EXIT.conflict, 'Another Cairn service already uses this data folder.'),
   ConfigInvalid: spec(400, EXIT.usage, 'The configuration is invalid.'),
+  HttpsRequired: spec(400, EXIT.usage, 'The listener speaks HTTPS only: use an https:// URL.'),
+  TlsUntrusted: spec(
+    503,
+    EXIT.auth,
+    "The service's TLS certificate is not trusted, or its fingerprint is not the one pinned (--ca, --fingerprint).",
+  ),
   UsageError: spec(400, EXIT.usage, 'The command line is invalid.'),
   FileNotFound: spec(404, EXIT.notFound, 'A local file does not exist.'),
   IoError: spec(
