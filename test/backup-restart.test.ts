@@ -118,7 +118,6 @@ describe('a service killed in the middle of a VM backup', () => {
       assert.equal(done.state, 'Completed', JSON.stringify(done))
       assert.equal(done.details.incremental, true, 'the next backup builds on the resumed one')
       const after = (await api(service.url, 'GET', '/api/v1/vaults/v1/protectedItems/big/recoveryPoints'))
-<<<<<<< HEAD
         .body.items
       assert.equal(after.length, 2)
       assert.deepEqual(
@@ -126,12 +125,6 @@ describe('a service killed in the middle of a VM backup', () => {
         ['SnapshotAndVault', 'SnapshotAndVault'],
       )
       assert.equal((await api(service.url, 'GET', '/api/v1/vaults/v1/recoveryPoints')).body.items.length, 2)
-=======
-        .body.items
-      assert.equal(after.length, 1)
-      assert.equal(after[0].tier, 'SnapshotAndVault')
-      assert.equal((await api(service.url, 'GET', '/api/v1/vaults/v1/recoveryPoints')).body.items.length, 1)
->>>>>>> main
     } finally {
       await service.dispose()
       rmSync(dir, { recursive: true, force: true })
