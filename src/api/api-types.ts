@@ -2,6 +2,7 @@ import type { z } from '@hono/zod-openapi'
 import type { GcReport, VerifyReport } from '../vault/index.js'
 import type * as disk from './_disk-schemas.js'
 import type * as job from './_job-schemas.js'
+import type * as protection from './_protection-schemas.js'
 import type * as vault from './_vault-schemas.js'
 import type * as shared from './schemas.js'
 import type * as system from './system-routes.js'
@@ -65,3 +66,19 @@ export type PruneRequest = z.input<typeof vault.PruneRequest>
 export type PruneReport = z.infer<typeof vault.PruneReport>
 export type VaultBackupRequest = z.input<typeof vault.BackupRequest>
 export type VaultRestoreRequest = z.input<typeof vault.RestoreRequest>
+
+export type Vm = z.infer<typeof protection.Vm>
+export type VmRequest = z.input<typeof protection.VmRequest>
+export type BackupPolicy = z.infer<typeof protection.Policy>
+export type BackupPolicyRequest = z.input<typeof protection.PolicyRequest>
+export type BackupPolicyChangeRequest = z.input<typeof protection.PolicyChangeRequest>
+export type ProtectedItem = z.infer<typeof protection.ProtectedItem>
+export type ProtectRequest = z.input<typeof protection.ProtectRequest>
+export type ChangePolicyRequest = z.input<typeof protection.ChangePolicyRequest>
+export type StopProtectionRequest = z.input<typeof protection.StopProtectionRequest>
+export type StopProtectionResult = z.infer<typeof protection.StopProtectionResult>
+export type ResumeProtectionRequest = z.input<typeof protection.ResumeRequest>
+export type VmRecoveryPoint = z.infer<typeof protection.VmRecoveryPoint>
+export type BackupNowRequest = z.input<typeof protection.BackupNowRequest>
+export type VmRestoreRequest = z.input<typeof protection.VmRestoreRequest>
+export type Deleted = z.infer<typeof protection.Deleted>

@@ -3,6 +3,7 @@ import type { VaultService } from '../protection/index.js'
 import { CairnError } from '../util/index.js'
 import { clean } from './_clean.js'
 import { paginate } from './_page.js'
+import { ProtectedItem } from './_protection-schemas.js'
 import type { ApiContext } from './api-context.js'
 import type { ApiApp } from './new-api-app.js'
 import { body, errorResponses, json, Page, PageQuery } from './schemas.js'
@@ -144,7 +145,7 @@ export function registerVaultSafetyRoutes(app: ApiApp, ctx: ApiContext): void {
       },
       responses: {
         200: json(
-          z.object({ item: z.record(z.string(), z.unknown()), undeleted: z.array(z.string()) }),
+          z.object({ item: ProtectedItem, undeleted: z.array(z.string()) }).openapi('UndeleteResult'),
           'The item and the points undeleted',
         ),
         ...errorResponses,
@@ -154,7 +155,7 @@ export function registerVaultSafetyRoutes(app: ApiApp, ctx: ApiContext): void {
       const { vault, vm } = c.req.valid('param')
       if (!ctx.protection) throw new CairnError('ServiceUnavailable', 'This service runs no backup engine')
       const r = await ctx.protection.undelete(vm, { vault, ...clean({ policy: c.req.valid('json').policy }) })
-      return c.json({ item: r.item as unknown as Record<string, unknown>, undeleted: r.undeleted }, 200)
+      return c.json({ item: r.item, undeleted: r.undeleted }, 200)
     },
   )
 }

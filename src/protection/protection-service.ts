@@ -5,7 +5,7 @@ import { type UndeleteReport, undeleteItem } from './_undelete-item.js'
 import { type BackupOptions, VmBackups } from './_vm-backups.js'
 import { AgentClient, type AgentFor } from './agent-client.js'
 import { DiskGuard } from './disk-guard.js'
-import type { JobService, StartedJob } from './job-service.js'
+import type { JobBody, JobService, StartedJob } from './job-service.js'
 import { planRetention } from './plan-retention.js'
 import { PointReconciler, type ReconcileReport } from './point-reconciler.js'
 import { type BackupPolicy, POLICY_BOUNDS, validatePolicy } from './policy.js'
@@ -437,6 +437,11 @@ export class ProtectionService {
   /** Runs a backup to its end; resolves with the finished job (Failed jobs resolve too). */
   async backup(vmName: string, options: BackupOptions = {}): Promise<Job> {
     return (await this.startBackup(vmName, options)).done
+  }
+
+  /** At start-up, the work that resumes a VM backup cut short in its vault transfer (else undefined). */
+  resumeBackup(job: Job): Promise<JobBody | undefined> {
+    return this.#backups.resume(job)
   }
 
   /** Cancels a running job; it ends Cancelled without leaving a recovery point or its snapshots. */

@@ -18,8 +18,9 @@ import {
   type VaultSettingsChange,
   type VaultUsage,
 } from '../vault/index.js'
-import { backupDisks, restoreToDisk } from './disk-backup.js'
-import type { JobContext, JobService } from './job-service.js'
+import { removeTemporaryFile, resumeOptions } from './_job-steps.js'
+import { backupDisks, checkSnapshots, removeSnapshots, restoreToDisk } from './disk-backup.js'
+import type { JobBody, JobContext, JobService } from './job-service.js'
 import { type RunToEnd, runJobToEnd } from './run-job-to-end.js'
 
 /** What a VaultService works with. */
@@ -170,34 +171,96 @@ export class VaultService {
     return this.restoreToFile(vault, rp, { ...rest, path })
   }
 
-  /** Backs up disk-store disks, snapshotted together (only the diff since the base is read). */
+  /**
+   * Backs up disk-store disks, snapshotted together (only the diff since the base is read). The job
+   * records its request, the snapshots and the vault's checkpoints: a service that dies resumes it.
+   */
   async backupDisks(
     vault: string,
     request: BackupBase & { disks: BackupDisk[]; item?: string } & StartedBy,
   ): Promise<Job> {
     const v = await this.#o.vaults.open(vault)
-    const store = this.#o.diskStore
     const disks = request.disks
     if (disks.length === 0) throw new CairnError('InvalidRequest', 'Cannot back up: disks is empty')
-    for (const d of disks) store.getDisk(d)
-    const base = request.base
-    return this.#start('backup', vault, `vaults/${vault}`, request, (ctl) =>
-      backupDisks(
-        v,
-        store,
-        disks.map((d) => ({
-          ref: { account: d.account, container: d.container, disk: d.disk },
-          ...(d.name ? { name: d.name } : {}),
-          ...(d.lun !== undefined ? { lun: d.lun } : {}),
-        })),
-        {
-          item: { kind: 'disks', name: request.item ?? disks[0]!.disk, config: { disks } },
-          ...(base === 'none' ? { base: null } : base && base !== 'latest' ? { base } : {}),
-          ...(request.expiresAt ? { expiresAt: request.expiresAt } : {}),
-          signal: ctl.signal,
-          onProgress: progressTo(ctl),
+    for (const d of disks) this.#o.diskStore.getDisk(d)
+    const spec: DiskBackupRequest = {
+      disks,
+      item: request.item ?? disks[0]!.disk,
+      ...(request.base !== undefined ? { base: request.base } : {}),
+      ...(request.expiresAt ? { expiresAt: request.expiresAt.toISOString() } : {}),
+    }
+    return this.#start(
+      'backup',
+      vault,
+      `vaults/${vault}`,
+      request,
+      (ctl) => this.#backupDisks(ctl, v, spec),
+      {
+        request: spec,
+      },
+    )
+  }
+
+  /**
+   * At start-up, the work that resumes a vault job the last run left unfinished: a backup of disks
+   * whose snapshots were taken goes on from its last checkpoint (BackupSnapshotMissing when one is
+   * gone). Anything else answers undefined: it ends Interrupted.
+   */
+  async resume(job: Job): Promise<JobBody | undefined> {
+    const spec = job.details.request as DiskBackupRequest | undefined
+    const snapshots = job.details.snapshots
+    if (job.kind !== 'backup' || job.vm || !job.vault || !spec || !Array.isArray(snapshots)) return undefined
+    checkSnapshots(
+      this.#o.diskStore,
+      spec.disks.map(refOf),
+      snapshots as string[],
+      `the backup of "${spec.item}"`,
+    )
+    const v = await this.#o.vaults.open(job.vault)
+    return (ctl) => this.#backupDisks(ctl, v, spec)
+  }
+
+  /**
+   * Removes what a vault job that ended Interrupted left: a disk backup's snapshots (no point holds
+   * them), a restore's temporary file. Answers what it removed.
+   */
+  async cleanInterrupted(job: Job): Promise<string[]> {
+    const removed: string[] = []
+    const spec = job.details.request as DiskBackupRequest | undefined
+    const snapshots = job.details.snapshots
+    if (job.kind === 'backup' && !job.vm && spec && Array.isArray(snapshots)) {
+      const refs = spec.disks.map(refOf)
+      await removeSnapshots(this.#o.diskStore, refs, snapshots as string[])
+      removed.push(...refs.map((r, i) => `${r.disk}@${snapshots[i]}`))
+    }
+    removed.push(...(await removeTemporaryFile(job)))
+    return removed
+  }
+
+  async #backupDisks(ctl: JobContext, v: Vault, spec: DiskBackupRequest): Promise<unknown> {
+    const d = ctl.details
+    const base = spec.base
+    return backupDisks(
+      v,
+      this.#o.diskStore,
+      spec.disks.map((x) => ({
+        ref: refOf(x),
+        ...(x.name ? { name: x.name } : {}),
+        ...(x.lun !== undefined ? { lun: x.lun } : {}),
+      })),
+      {
+        item: { kind: 'disks', name: spec.item, config: { disks: spec.disks } },
+        ...(base === 'none' ? { base: null } : base && base !== 'latest' ? { base } : {}),
+        ...(spec.expiresAt ? { expiresAt: new Date(spec.expiresAt) } : {}),
+        signal: ctl.signal,
+        onProgress: progressTo(ctl),
+        ...(Array.isArray(d.snapshots) ? { snapshots: d.snapshots as string[] } : {}),
+        onSnapshots: async (snapshots) => {
+          d.snapshots = snapshots
+          await ctl.save()
         },
-      ),
+        ...resumeOptions(ctl),
+      },
     )
   }
 
@@ -269,6 +332,9 @@ export class VaultService {
     await paths.checkExport(request.path, overwrite)
     return this.#start('restore', vault, `vaults/${vault}/recoveryPoints/${rp}`, request, (ctl) =>
       paths.export(request.path, overwrite, async (temporary) => {
+        // Named in the job first: if the service dies, the next start removes the half-written file.
+        ctl.details.temporaryFile = temporary
+        await ctl.save()
         const sink = await fileSink(temporary, { size })
         try {
           return await v.restore(rp, disk, sink, { signal: ctl.signal, onProgress: progressTo(ctl) })
@@ -375,8 +441,14 @@ export class VaultService {
     resource: string,
     by: StartedBy,
     body: (ctl: JobContext) => Promise<unknown>,
+    details?: Record<string, unknown>,
   ): Promise<Job> {
-    return (await this.#o.jobs.start({ kind, vault, resource, ...startedBy(by) }, body)).job
+    return (
+      await this.#o.jobs.start(
+        { kind, vault, resource, ...startedBy(by), ...(details ? { details } : {}) },
+        body,
+      )
+    ).job
   }
 
   /** The vault, and the disk of a recovery point a restore reads (default its first). */
@@ -404,6 +476,16 @@ export class VaultService {
     return this.#o.hostPaths
   }
 }
+
+/** A backup of disks as its job records it, to resume it. */
+interface DiskBackupRequest {
+  disks: BackupDisk[]
+  item: string
+  base?: string
+  expiresAt?: string
+}
+
+const refOf = (d: DiskRef): DiskRef => ({ account: d.account, container: d.container, disk: d.disk })
 
 const startedBy = (by: StartedBy) => (by.startedBy !== undefined ? { startedBy: by.startedBy } : {})
 
