@@ -23,12 +23,14 @@ import {
 } from './_blob-context.js'
 import { withoutSas } from './_blob-url.js'
 import {
+  canonicalGuid,
   checkHttpConditions,
   hasMetadata,
   headerOf,
   httpDate,
   integerHeader,
   leaseCondition,
+  leaseIdHeader,
   metadataHeaders,
   quoteEtag,
   requestMetadata,
@@ -40,7 +42,6 @@ import { badHeader, badQuery, blobError } from './blob-errors.js'
 /** How many bytes Get Blob reads from the store at a time. */
 const READ_CHUNK = 4 * 1024 * 1024
 const MAX_SEQUENCE_NUMBER = 2 ** 53 - 1
-const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 /** The disk, or undefined when it does not exist (a missing container still throws). */
 export function findDisk(store: DiskStore, ref: DiskRef): DiskInfo | undefined {
@@ -78,7 +79,7 @@ export function refuseSnapshotWrite(ctx: BlobContext): void {
  */
 export function checkWrite(ctx: BlobContext, d: DiskInfo | undefined): void {
   checkHttpConditions(ctx.req, d, false)
-  const leaseId = headerOf(ctx.req, 'x-ms-lease-id')
+  const leaseId = leaseIdHeader(ctx.req)
   if (d !== undefined && leaseId !== undefined && d.lease.state !== 'leased' && d.lease.state !== 'breaking')
     throw blobError(
       'LeaseNotPresentWithBlobOperation',
@@ -229,13 +230,26 @@ async function body(
   })()
 }
 
+/** Azure refuses `If-None-Match: *` on a read of a blob that exists: it can never be met. */
+function refuseUnsatisfiable(ctx: BlobContext): void {
+  const v = headerOf(ctx.req, 'if-none-match')
+  if (v?.split(',').some((t) => t.trim() === '*'))
+    throw blobError(
+      'UnsatisfiableCondition',
+      `Cannot read blob "${ctx.blob}" with If-None-Match: *: it exists, so the condition can never hold`,
+    )
+}
+
 /** GET /account/container/blob[?snapshot=S] */
 export async function getBlob(ctx: BlobContext): Promise<Answer> {
   const snapshot = queryOf(ctx, 'snapshot')
   const d = ctx.store.getDisk(diskRef(ctx), snapshot)
+  refuseUnsatisfiable(ctx)
   if (checkHttpConditions(ctx.req, d, true) === 304)
     return { status: 304, headers: { ETag: quoteEtag(d.etag) } }
   const headers = blobHeaders(d)
+  // The stored MD5 of the whole blob, whatever range is read (Content-MD5 is the range's, when asked).
+  headers['x-ms-blob-content-md5'] = d.content.contentMD5
   const range = requestRange(ctx.req)
   if (range === undefined) {
     headers['Content-Length'] = d.size
@@ -282,6 +296,7 @@ export async function getBlob(ctx: BlobContext): Promise<Answer> {
 /** HEAD /account/container/blob[?snapshot=S] */
 export function blobProperties(ctx: BlobContext): Answer {
   const d = ctx.store.getDisk(diskRef(ctx), queryOf(ctx, 'snapshot'))
+  refuseUnsatisfiable(ctx)
   if (checkHttpConditions(ctx.req, d, true) === 304)
     return { status: 304, headers: { ETag: quoteEtag(d.etag) } }
   return {
@@ -353,15 +368,20 @@ export function blobMetadata(ctx: BlobContext): Answer {
 
 function leaseAction(ctx: BlobContext): LeaseAction {
   const action = headerOf(ctx.req, 'x-ms-lease-action')
-  const id = headerOf(ctx.req, 'x-ms-lease-id')
-  const proposed = headerOf(ctx.req, 'x-ms-proposed-lease-id')
+  const id = leaseIdHeader(ctx.req)
+  const proposedRaw = headerOf(ctx.req, 'x-ms-proposed-lease-id')
+  const proposed = proposedRaw === undefined ? undefined : canonicalGuid(proposedRaw)
   const need = (name: string, v: string | undefined): string => {
     if (v === undefined)
       throw blobError('MissingRequiredHeader', `Lease action ${action} needs ${name}`, { HeaderName: name })
     return v
   }
-  if (proposed !== undefined && !GUID.test(proposed))
-    throw badHeader('x-ms-proposed-lease-id', proposed, 'expected a GUID')
+  if (proposedRaw !== undefined && proposed === undefined)
+    throw badHeader(
+      'x-ms-proposed-lease-id',
+      proposedRaw,
+      'expected a GUID (hyphenated, 32 hex digits, {…} or (…))',
+    )
   switch (action) {
     case 'acquire': {
       const duration = integerHeader(ctx.req, 'x-ms-lease-duration', -1)

@@ -54,6 +54,11 @@ export async function putPage(ctx: BlobContext): Promise<Answer> {
     throw blobError('MissingContentLengthHeader', 'Put Page needs a Content-Length (no chunked bodies)', {
       HeaderName: 'Content-Length',
     })
+  if (headerOf(ctx.req, 'content-md5') !== undefined && headerOf(ctx.req, 'x-ms-content-crc64') !== undefined)
+    throw blobError(
+      'BothCrc64AndMd5HeaderPresent',
+      'Cannot write pages: send Content-MD5 or x-ms-content-crc64, not both',
+    )
   const declared = headerOf(ctx.req, 'content-length') ?? '0'
   let body: Buffer | undefined
   if (write === 'update' && length >= ALIGNED_BODY && length % ALIGN === 0 && length <= MAX_WRITE_SIZE) {
@@ -142,6 +147,14 @@ async function writePageRange(
     data === undefined
       ? ctx.store.clearPages(ref, offset, length, options)
       : ctx.store.writePages(ref, offset, data, options)
+  // Azure answers every Put Page of data with the body's CRC64 unless the client sent an MD5. When
+  // the client sent none, it is computed here, while the store's write and fsync are under way.
+  if (
+    data !== undefined &&
+    headers['Content-MD5'] === undefined &&
+    headers['x-ms-content-crc64'] === undefined
+  )
+    headers['x-ms-content-crc64'] = crc64(data).toString('base64')
   const w = await call.catch((err: unknown) => {
     throw new StoreWriteFailed('store write failed', { cause: err })
   })

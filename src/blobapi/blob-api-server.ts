@@ -5,9 +5,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from 'node:net'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import type { DiskStore } from '../diskstore/index.js'
+import type { DiskRef, DiskStore } from '../diskstore/index.js'
 import { type HttpLimits, httpServerLimits, isCairnError, type Logger, silentLogger } from '../util/index.js'
-import { type Answer, type BlobContext, diskRef } from './_blob-context.js'
+import { type Answer, type BlobContext, diskRef, queryOf } from './_blob-context.js'
 import {
   blobMetadata,
   blobProperties,
@@ -356,6 +356,7 @@ export class BlobApiServer {
     const clientRequestId = req.headers['x-ms-client-request-id']
     if (typeof clientRequestId === 'string') common['x-ms-client-request-id'] = clientRequestId
     let kind: OperationKind = 'service'
+    let named: { ref: DiskRef; snapshot: string | undefined } | undefined
     try {
       if (this.#ready !== undefined) await this.#ready
       if (!/^\d{4}-\d{2}-\d{2}$/.test(version))
@@ -383,7 +384,13 @@ export class BlobApiServer {
           'UnsupportedHttpVerb',
           `Cannot serve ${method} ${rawPath}?${rawQuery}: no such blob operation`,
         )
+      if (container !== '' && (container.length < 3 || container.length > 63))
+        throw blobError(
+          'OutOfRangeInput',
+          `Cannot use container name "${container}": a container name is 3 to 63 characters long`,
+        )
       kind = r.kind
+      if (blob !== '') named = { ref: diskRef(ctx), snapshot: queryOf(ctx, 'snapshot') }
       const answer = await r.run(ctx)
       // A service SAS may name the Cache-Control … Content-Type that reading the blob answers with.
       if (ctx.sas !== undefined && (r.run === getBlob || r.run === blobProperties) && answer.status < 300)
@@ -399,6 +406,11 @@ export class BlobApiServer {
         res.destroy()
         return
       }
+      // Every 416 says how long the blob is, as Azure does.
+      if (answer.status === 416 && named !== undefined) {
+        const size = this.#sizeOf(named.ref, named.snapshot)
+        if (size !== undefined) common['Content-Range'] = `bytes */${size}`
+      }
       this.#sendError(res, method, answer, common, requestId)
       // Whatever of the body was not read is discarded so the connection can be reused, up to a
       // point: a client still sending more than that loses the connection instead.
@@ -408,6 +420,15 @@ export class BlobApiServer {
         if (discarded > MAX_DISCARD && discarded - chunk.length <= MAX_DISCARD) lingerAndClose(req.socket)
       })
       req.resume()
+    }
+  }
+
+  /** The size of a blob or snapshot, or undefined when there is none. */
+  #sizeOf(ref: DiskRef, snapshot: string | undefined): number | undefined {
+    try {
+      return this.#store.getDisk(ref, snapshot).size
+    } catch {
+      return undefined
     }
   }
 

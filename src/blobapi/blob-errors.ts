@@ -123,6 +123,21 @@ export const azureErrors = {
     'ChecksumMismatch',
     'The MD5 value specified in the request did not match with the MD5 value calculated by the server.',
   ),
+  BothCrc64AndMd5HeaderPresent: spec(
+    400,
+    'InvalidRequest',
+    'Both x-ms-content-crc64 header and Content-MD5 header are present.',
+  ),
+  InvalidMetadata: spec(
+    400,
+    'InvalidRequest',
+    'The metadata specified is invalid. It has characters that are not permitted.',
+  ),
+  UnsatisfiableCondition: spec(
+    400,
+    'ConditionNotMet',
+    'The request includes an unsatisfiable condition for this operation.',
+  ),
   Crc64Mismatch: spec(
     400,
     'ChecksumMismatch',
