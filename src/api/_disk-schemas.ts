@@ -2,6 +2,7 @@ import { z } from '@hono/zod-openapi'
 import type { AccountInfo, ByteRange, DiskInfo, DiskRef } from '../diskstore/index.js'
 import type { DiskGuard } from '../protection/index.js'
 import type { ApiContext } from './api-context.js'
+import { Page } from './schemas.js'
 
 // The schemas, parameters and paths shared by the routes of accounts, containers, disks and snapshots.
 
@@ -15,6 +16,20 @@ export const Account = z
     createdOn: z.string(),
   })
   .openapi('StorageAccount')
+
+export const AccountList = Page(Account).openapi('StorageAccountList')
+
+export const CreateAccountRequest = z
+  .object({
+    name: z.string().openapi({ example: 'prodeu1' }),
+    region: z.string().optional(),
+    redundancy: z.enum(['LRS', 'ZRS', 'GRS', 'RA-GRS', 'GZRS', 'RA-GZRS']).optional(),
+  })
+  .openapi('CreateStorageAccountRequest')
+
+export const RegenerateKeyRequest = z
+  .object({ keyName: z.enum(['key1', 'key2']) })
+  .openapi('RegenerateKeyRequest')
 
 export const AccountKeys = z
   .object({ account: z.string(), keys: z.tuple([z.string(), z.string()]) })
@@ -38,6 +53,8 @@ export const Container = z
     createdOn: z.string(),
   })
   .openapi('Container')
+
+export const ContainerList = Page(Container).openapi('ContainerList')
 
 export const DiskRefSchema = z
   .object({ account: z.string(), container: z.string(), disk: z.string() })
@@ -66,6 +83,8 @@ export const Disk = z
   })
   .openapi('Disk')
 
+export const DiskList = Page(Disk).openapi('DiskList')
+
 export const WriteResult = z
   .object({ etag: z.string(), lastModified: z.string(), sequenceNumber: z.number() })
   .openapi('WriteResult')
@@ -75,7 +94,14 @@ export const Ranges = z
   .openapi({ description: 'Byte ranges as [start, endInclusive] (Azure style)', example: [[0, 4095]] })
 
 export const Diff = z
-  .object({ pageRanges: Ranges, clearRanges: Ranges, nextMarker: z.string().optional() })
+  .object({
+    pageRanges: Ranges,
+    clearRanges: Ranges,
+    nextCursor: z
+      .string()
+      .optional()
+      .openapi({ description: 'Pass as ?cursor= for the next ranges; absent on the last page' }),
+  })
   .openapi('DiskDiff')
 
 export const Space = z
@@ -136,3 +162,82 @@ export function deleteGuard(
     }
   )
 }
+
+export const CreateDiskRequest = z
+  .object({
+    size: Size,
+    sequenceNumber: z.number().int().nonnegative().optional(),
+    metadata: Metadata.optional(),
+    overwrite: z.boolean().optional(),
+  })
+  .openapi('CreateDiskRequest')
+
+export const ImportRequest = z.object({ path: z.string() }).openapi('DiskImportRequest')
+
+export const ExportRequest = z
+  .object({ path: z.string(), snapshot: z.string().optional(), overwrite: z.boolean().optional() })
+  .openapi('DiskExportRequest')
+
+export const ExportResult = z.object({ path: z.string(), size: z.number() }).openapi('DiskExportResult')
+
+export const SnapshotGroupRequest = z
+  .object({ disks: z.array(DiskRefSchema).min(1) })
+  .openapi('SnapshotGroupRequest')
+
+export const SnapshotGroup = z.object({ items: z.array(Disk) }).openapi('SnapshotGroup')
+
+export const LeaseRequest = z
+  .object({
+    action: z.enum(['acquire', 'renew', 'release', 'change', 'break']),
+    duration: z
+      .number()
+      .int()
+      .optional()
+      .openapi({ description: 'acquire: 15–60 seconds, or -1 for infinite' }),
+    leaseId: z.string().optional().openapi({ description: 'renew, release, change: the active lease id' }),
+    proposedId: z.string().optional().openapi({ description: 'acquire, change: the new lease id' }),
+    breakPeriod: z
+      .number()
+      .int()
+      .min(0)
+      .max(60)
+      .optional()
+      .openapi({ description: 'break: seconds to wait' }),
+  })
+  .openapi('LeaseRequest')
+
+export const LeaseResult = z
+  .object({
+    id: z.string().optional(),
+    leaseTime: z.number().optional(),
+    etag: z.string(),
+    lastModified: z.string(),
+  })
+  .openapi('LeaseResult')
+
+export const SequenceNumberRequest = z
+  .object({
+    action: z.enum(['max', 'update', 'increment']),
+    value: z.number().int().min(0).optional(),
+    leaseId: z.string().optional(),
+  })
+  .openapi('SequenceNumberRequest')
+
+export const CopyDiskRequest = z
+  .object({
+    target: DiskRefSchema,
+    snapshot: z.string().optional(),
+    overwrite: z.boolean().optional(),
+    metadata: Metadata.optional(),
+  })
+  .openapi('CopyDiskRequest')
+
+export const ResizeDiskRequest = z
+  .object({ size: Size, leaseId: z.string().optional() })
+  .openapi('ResizeDiskRequest')
+
+export const CreateContainerRequest = z
+  .object({ name: z.string(), metadata: Metadata.optional() })
+  .openapi('CreateContainerRequest')
+
+export const PageRanges = z.object({ pageRanges: Ranges }).openapi('PageRanges')

@@ -4,21 +4,25 @@ import {
   A,
   Account,
   AccountKeys,
+  AccountList,
   AccountParams,
   accountJson,
   body,
   C,
   Container,
+  ContainerList,
   ContainerParams,
-  Count,
+  CreateAccountRequest,
+  CreateContainerRequest,
   deleteGuard,
   Force,
   json,
-  Metadata,
+  RegenerateKeyRequest,
 } from './_disk-schemas.js'
+import { markerPage, paginate } from './_page.js'
 import type { ApiContext } from './api-context.js'
 import type { ApiApp } from './new-api-app.js'
-import { errorResponses } from './schemas.js'
+import { errorResponses, PageQuery } from './schemas.js'
 
 /** Registers the routes of storage accounts and containers (under /api/v1/accounts). */
 export function registerAccountRoutes(app: ApiApp, ctx: ApiContext): void {
@@ -32,10 +36,17 @@ export function registerAccountRoutes(app: ApiApp, ctx: ApiContext): void {
       method: 'get',
       path: A,
       tags,
-      summary: 'List storage accounts',
-      responses: { 200: json(z.object({ items: z.array(Account) }), 'Storage accounts'), ...errorResponses },
+      summary: 'List storage accounts, by name',
+      request: { query: PageQuery },
+      responses: { 200: json(AccountList, 'Storage accounts'), ...errorResponses },
     }),
-    (c) => c.json({ items: store().listAccounts().map(accountJson) }, 200),
+    (c) => {
+      const accounts = store().listAccounts().map(accountJson)
+      return c.json(
+        paginate(accounts, (a) => [a.name], c.req.valid('query'), 'accounts'),
+        200,
+      )
+    },
   )
   app.openapi(
     createRoute({
@@ -43,13 +54,7 @@ export function registerAccountRoutes(app: ApiApp, ctx: ApiContext): void {
       path: A,
       tags,
       summary: 'Create a storage account',
-      request: body(
-        z.object({
-          name: z.string().openapi({ example: 'prodeu1' }),
-          region: z.string().optional(),
-          redundancy: z.enum(['LRS', 'ZRS', 'GRS', 'RA-GRS', 'GZRS', 'RA-GZRS']).optional(),
-        }),
-      ),
+      request: body(CreateAccountRequest),
       responses: { 201: json(Account, 'The new account'), ...errorResponses },
     }),
     async (c) => {
@@ -108,7 +113,7 @@ export function registerAccountRoutes(app: ApiApp, ctx: ApiContext): void {
       tags,
       summary:
         'Replace key1 or key2 of a storage account: requests and SAS signed with the old key fail at once, the other key keeps working',
-      request: { params: AccountParams, ...body(z.object({ keyName: z.enum(['key1', 'key2']) })) },
+      request: { params: AccountParams, ...body(RegenerateKeyRequest) },
       responses: { 200: json(AccountKeys, 'The keys, one of them new'), ...errorResponses },
     }),
     async (c) => {
@@ -124,21 +129,18 @@ export function registerAccountRoutes(app: ApiApp, ctx: ApiContext): void {
       method: 'get',
       path: C,
       tags,
-      summary: 'List the containers of an account',
-      request: {
-        params: AccountParams,
-        query: z.object({
-          prefix: z.string().optional(),
-          marker: z.string().optional(),
-          maxResults: Count.optional(),
-        }),
-      },
-      responses: {
-        200: json(z.object({ items: z.array(Container), nextMarker: z.string().optional() }), 'Containers'),
-        ...errorResponses,
-      },
+      summary: 'List the containers of an account, by name',
+      request: { params: AccountParams, query: PageQuery.extend({ prefix: z.string().optional() }) },
+      responses: { 200: json(ContainerList, 'Containers'), ...errorResponses },
     }),
-    (c) => c.json(store().listContainers(c.req.valid('param').account, clean(c.req.valid('query'))), 200),
+    (c) => {
+      const { prefix, ...q } = c.req.valid('query')
+      const account = c.req.valid('param').account
+      const page = markerPage(q, 'containers', (marker, maxResults) =>
+        store().listContainers(account, { ...clean({ prefix, marker }), maxResults }),
+      )
+      return c.json(page, 200)
+    },
   )
   app.openapi(
     createRoute({
@@ -148,7 +150,7 @@ export function registerAccountRoutes(app: ApiApp, ctx: ApiContext): void {
       summary: 'Create a container',
       request: {
         params: AccountParams,
-        ...body(z.object({ name: z.string(), metadata: Metadata.optional() })),
+        ...body(CreateContainerRequest),
       },
       responses: { 201: json(Container, 'The new container'), ...errorResponses },
     }),

@@ -7,28 +7,34 @@ import {
   body,
   ContainerParams,
   Count,
+  CreateDiskRequest,
   D,
   DISK,
   Disk,
+  DiskList,
   DiskParams,
   deleteGuard,
   diskJson,
+  ExportRequest,
+  ExportResult,
   Force,
+  ImportRequest,
   json,
   Metadata,
-  Ranges,
+  PageRanges,
+  ResizeDiskRequest,
   ref,
-  Size,
   Space,
   toInclusive,
   Usage,
   WriteResult,
 } from './_disk-schemas.js'
 import { followJob } from './_follow-job.js'
+import { markerPage } from './_page.js'
 import { readBodyUpTo } from './_request-guards.js'
 import type { ApiContext } from './api-context.js'
 import type { ApiApp } from './new-api-app.js'
-import { errorResponses } from './schemas.js'
+import { errorResponses, PageQuery } from './schemas.js'
 
 /** Registers the routes of disks, their pages, server-side import and export, and disk-store upkeep. */
 export function registerDiskRoutes(app: ApiApp, ctx: ApiContext): void {
@@ -51,29 +57,28 @@ export function registerDiskRoutes(app: ApiApp, ctx: ApiContext): void {
       method: 'get',
       path: D,
       tags,
-      summary: 'List the disks of a container',
+      summary:
+        'List the disks of a container by name; with includeSnapshots, each disk follows its snapshots (a page holds whole disks)',
       request: {
         params: ContainerParams,
-        query: z.object({
+        query: PageQuery.extend({
           prefix: z.string().optional(),
-          marker: z.string().optional(),
-          maxResults: Count.optional(),
           includeSnapshots: z.enum(['true', 'false']).optional(),
         }),
       },
-      responses: {
-        200: json(z.object({ items: z.array(Disk), nextMarker: z.string().optional() }), 'Disks'),
-        ...errorResponses,
-      },
+      responses: { 200: json(DiskList, 'Disks'), ...errorResponses },
     }),
     (c) => {
       const p = c.req.valid('param')
-      const q = c.req.valid('query')
-      const listed = store().listDisks(p.account, p.container, {
-        ...clean({ prefix: q.prefix, marker: q.marker, maxResults: q.maxResults }),
-        includeSnapshots: q.includeSnapshots === 'true',
-      })
-      return c.json({ ...listed, items: listed.items.map(diskJson) }, 200)
+      const { prefix, includeSnapshots, ...q } = c.req.valid('query')
+      const page = markerPage(q, 'disks', (marker, maxResults) =>
+        store().listDisks(p.account, p.container, {
+          ...clean({ prefix, marker }),
+          maxResults,
+          includeSnapshots: includeSnapshots === 'true',
+        }),
+      )
+      return c.json({ ...page, items: page.items.map(diskJson) }, 200)
     },
   )
   app.openapi(
@@ -84,14 +89,7 @@ export function registerDiskRoutes(app: ApiApp, ctx: ApiContext): void {
       summary: 'Create a disk (a page blob) of a given size; thin: unwritten pages cost nothing',
       request: {
         params: DiskParams,
-        ...body(
-          z.object({
-            size: Size,
-            sequenceNumber: z.number().int().nonnegative().optional(),
-            metadata: Metadata.optional(),
-            overwrite: z.boolean().optional(),
-          }),
-        ),
+        ...body(CreateDiskRequest),
       },
       responses: { 201: json(Disk, 'The new disk'), ...errorResponses },
     }),
@@ -168,7 +166,7 @@ export function registerDiskRoutes(app: ApiApp, ctx: ApiContext): void {
       path: `${DISK}/resize`,
       tags,
       summary: 'Grow or shrink a disk (shrinking drops the pages past the new end)',
-      request: { params: DiskParams, ...body(z.object({ size: Size, leaseId: z.string().optional() })) },
+      request: { params: DiskParams, ...body(ResizeDiskRequest) },
       responses: { 200: json(WriteResult, 'The change'), ...errorResponses },
     }),
     async (c) => {
@@ -190,7 +188,7 @@ export function registerDiskRoutes(app: ApiApp, ctx: ApiContext): void {
   )
 
   // ------------------------------------------------------------ pages
-  const PageQuery = z.object({ offset: Count, leaseId: z.string().optional() })
+  const PagesQuery = z.object({ offset: Count, leaseId: z.string().optional() })
   app.openapi(
     createRoute({
       method: 'put',
@@ -199,7 +197,7 @@ export function registerDiskRoutes(app: ApiApp, ctx: ApiContext): void {
       summary: 'Write pages: the raw body (a multiple of 512 bytes, at most 4 MiB) at ?offset=',
       request: {
         params: DiskParams,
-        query: PageQuery,
+        query: PagesQuery,
         body: {
           content: { 'application/octet-stream': { schema: z.string().openapi({ format: 'binary' }) } },
         },
@@ -229,7 +227,7 @@ export function registerDiskRoutes(app: ApiApp, ctx: ApiContext): void {
       path: `${DISK}/pages`,
       tags,
       summary: 'Clear pages back to holes',
-      request: { params: DiskParams, query: PageQuery.extend({ length: Count }) },
+      request: { params: DiskParams, query: PagesQuery.extend({ length: Count }) },
       responses: { 200: json(WriteResult, 'The clear is durable'), ...errorResponses },
     }),
     async (c) => {
@@ -286,7 +284,7 @@ export function registerDiskRoutes(app: ApiApp, ctx: ApiContext): void {
           length: Count.optional(),
         }),
       },
-      responses: { 200: json(z.object({ pageRanges: Ranges }), 'Written ranges'), ...errorResponses },
+      responses: { 200: json(PageRanges, 'Written ranges'), ...errorResponses },
     }),
     (c) => {
       const ranges = store().pageRanges(ref(c.req.valid('param')), clean(c.req.valid('query')))
@@ -302,7 +300,7 @@ export function registerDiskRoutes(app: ApiApp, ctx: ApiContext): void {
       tags,
       summary:
         "Import a raw image file under an --import-root on the service's machine into a new disk (zero blocks stay holes)",
-      request: { params: DiskParams, ...body(z.object({ path: z.string() })) },
+      request: { params: DiskParams, ...body(ImportRequest) },
       responses: { 201: json(Disk, 'The new disk'), ...errorResponses },
     }),
     async (c) => {
@@ -319,12 +317,10 @@ export function registerDiskRoutes(app: ApiApp, ctx: ApiContext): void {
         "Export a disk or snapshot to a sparse raw file under an --export-root on the service's machine (an existing file is replaced only with overwrite)",
       request: {
         params: DiskParams,
-        ...body(
-          z.object({ path: z.string(), snapshot: z.string().optional(), overwrite: z.boolean().optional() }),
-        ),
+        ...body(ExportRequest),
       },
       responses: {
-        200: json(z.object({ path: z.string(), size: z.number() }), 'Exported'),
+        200: json(ExportResult, 'Exported'),
         ...errorResponses,
       },
     }),

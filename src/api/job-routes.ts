@@ -2,38 +2,14 @@ import { createRoute, z } from '@hono/zod-openapi'
 import { JOB_KINDS, JOB_STATES, type JobState } from '../catalog/index.js'
 import type { JobEvent, JobService } from '../protection/index.js'
 import { CairnError } from '../util/index.js'
+import { Job, JobList } from './_job-schemas.js'
+
+/** The job schema under its former name (protection routes). */
+export { Job as JobSchema } from './_job-schemas.js'
+
 import type { ApiContext } from './api-context.js'
 import type { ApiApp } from './new-api-app.js'
-import { errorResponses, json } from './schemas.js'
-
-/** A job as the API answers it. */
-export const JobSchema = z
-  .object({
-    id: z.string(),
-    kind: z.enum(JOB_KINDS),
-    state: z.enum(JOB_STATES as [JobState, ...JobState[]]),
-    resource: z.string(),
-    vm: z.string().optional(),
-    vault: z.string().optional(),
-    itemId: z.string().optional(),
-    progress: z.object({
-      phase: z.string(),
-      bytesDone: z.number(),
-      bytesTotal: z.number(),
-      percent: z.number(),
-      etaSeconds: z.number().optional(),
-    }),
-    startedBy: z.string(),
-    createdAt: z.string(),
-    startedAt: z.string().optional(),
-    updatedAt: z.string(),
-    endedAt: z.string().optional(),
-    durationMs: z.number(),
-    result: z.unknown(),
-    error: z.object({ code: z.string(), message: z.string() }).optional(),
-    details: z.record(z.string(), z.unknown()),
-  })
-  .openapi('Job')
+import { errorResponses, json, PageQuery } from './schemas.js'
 
 /** Most clients the event stream serves at once; one more is refused with TooManySubscribers. */
 export const MAX_EVENT_SUBSCRIBERS = 32
@@ -57,18 +33,18 @@ export function registerJobRoutes(app: ApiApp, ctx: ApiContext): void {
       summary:
         'List jobs, newest first; filter by state (comma-separated), kind, vm, vault; page with cursor',
       request: {
-        query: z.object({
-          state: z.string().optional().openapi({ example: 'Running,Queued' }),
-          kind: z.enum(JOB_KINDS).optional(),
-          vm: z.string().optional(),
-          vault: z.string().optional(),
-          since: z.string().datetime({ offset: true }).optional(),
-          limit: z.coerce.number().int().min(1).max(1000).optional(),
-          cursor: z.string().optional(),
-        }),
+        query: z
+          .object({
+            state: z.string().optional().openapi({ example: 'Running,Queued' }),
+            kind: z.enum(JOB_KINDS).optional(),
+            vm: z.string().optional(),
+            vault: z.string().optional(),
+            since: z.string().datetime({ offset: true }).optional(),
+          })
+          .merge(PageQuery),
       },
       responses: {
-        200: json(z.object({ items: z.array(JobSchema), nextCursor: z.string().optional() }), 'Jobs'),
+        200: json(JobList, 'Jobs'),
         ...errorResponses,
       },
     }),
@@ -92,7 +68,7 @@ export function registerJobRoutes(app: ApiApp, ctx: ApiContext): void {
       path: '/api/v1/jobs/{job}',
       summary: 'Show a job: state, phase, progress (bytes, percent, ETA), times, result or error',
       request: { params: JobParam },
-      responses: { 200: json(JobSchema, 'The job'), ...errorResponses },
+      responses: { 200: json(Job, 'The job'), ...errorResponses },
     }),
     async (c) => c.json(await jobs().get(c.req.valid('param').job), 200),
   )
@@ -104,7 +80,7 @@ export function registerJobRoutes(app: ApiApp, ctx: ApiContext): void {
         'Cancel a queued or running job; answers once its work has stopped and its partial results are removed',
       request: { params: JobParam },
       responses: {
-        200: json(JobSchema, 'The job, Cancelled (or ended otherwise meanwhile)'),
+        200: json(Job, 'The job, Cancelled (or ended otherwise meanwhile)'),
         ...errorResponses,
       },
     }),

@@ -3,7 +3,7 @@ import { type ProtectionService, parseDiskLabel } from '../protection/index.js'
 import { CairnError } from '../util/index.js'
 import { JobSchema } from './job-routes.js'
 import type { ApiApp } from './new-api-app.js'
-import { body, json } from './schemas.js'
+import { body, ErrorBody, json } from './schemas.js'
 
 // Protection resources, named after the reference: vms, vaults/{vault}/backupPolicies,
 // vaults/{vault}/protectedItems/{vm}/recoveryPoints (their jobs are at /api/v1/jobs). Each route parses,
@@ -13,7 +13,6 @@ import { body, json } from './schemas.js'
 const Json = z.record(z.string(), z.unknown()).openapi('Object')
 const JsonList = z.object({ value: z.array(Json) }).openapi('List')
 const Deleted = z.object({ deleted: z.boolean() })
-const ErrorBody = z.object({ error: z.object({ code: z.string(), message: z.string() }) }).openapi('Error')
 
 const errors = {
   400: json(ErrorBody, 'Invalid request'),

@@ -1,28 +1,35 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import type { LeaseAction } from '../diskstore/index.js'
+import type { ByteRange, LeaseAction } from '../diskstore/index.js'
 import { CairnError } from '../util/index.js'
 import { clean } from './_clean.js'
 import {
   body,
+  CopyDiskRequest,
   Count,
   DISK,
   Diff,
   Disk,
+  DiskList,
   DiskParams,
-  DiskRefSchema,
   deleteGuard,
   diskJson,
   Force,
   json,
+  LeaseRequest,
+  LeaseResult,
   Metadata,
   ref,
+  SequenceNumberRequest,
+  SnapshotGroup,
+  SnapshotGroupRequest,
   SnapshotParams,
   toInclusive,
   WriteResult,
 } from './_disk-schemas.js'
+import { markerPage, paginate } from './_page.js'
 import type { ApiContext } from './api-context.js'
 import type { ApiApp } from './new-api-app.js'
-import { errorResponses } from './schemas.js'
+import { errorResponses, PageQuery } from './schemas.js'
 
 /** Registers the routes of snapshots, snapshot groups and diffs of disks. */
 export function registerSnapshotRoutes(app: ApiApp, ctx: ApiContext): void {
@@ -37,18 +44,16 @@ export function registerSnapshotRoutes(app: ApiApp, ctx: ApiContext): void {
       path: `${DISK}/snapshots`,
       tags,
       summary: 'List the snapshots of a disk, oldest first',
-      request: { params: DiskParams },
-      responses: { 200: json(z.object({ items: z.array(Disk) }), 'Snapshots'), ...errorResponses },
+      request: { params: DiskParams, query: PageQuery },
+      responses: { 200: json(DiskList, 'Snapshots'), ...errorResponses },
     }),
-    (c) =>
-      c.json(
-        {
-          items: store()
-            .listSnapshots(ref(c.req.valid('param')))
-            .map(diskJson),
-        },
-        200,
-      ),
+    (c) => {
+      const snapshots = store()
+        .listSnapshots(ref(c.req.valid('param')))
+        .map(diskJson)
+      const page = paginate(snapshots, (s) => [s.snapshot ?? ''], c.req.valid('query'), 'snapshots')
+      return c.json(page, 200)
+    },
   )
   app.openapi(
     createRoute({
@@ -74,9 +79,9 @@ export function registerSnapshotRoutes(app: ApiApp, ctx: ApiContext): void {
       path: '/api/v1/snapshot-groups',
       tags,
       summary: 'Snapshot several disks at one instant (a consistency group)',
-      request: body(z.object({ disks: z.array(DiskRefSchema).min(1) })),
+      request: body(SnapshotGroupRequest),
       responses: {
-        201: json(z.object({ items: z.array(Disk) }), 'One snapshot per disk'),
+        201: json(SnapshotGroup, 'One snapshot per disk, in the order of the request'),
         ...errorResponses,
       },
     }),
@@ -120,28 +125,33 @@ export function registerSnapshotRoutes(app: ApiApp, ctx: ApiContext): void {
       method: 'get',
       path: `${DISK}/diff`,
       tags,
-      summary: 'Changed and cleared page ranges from snapshot `from` to snapshot `to` (or the live disk)',
+      summary:
+        'Changed and cleared page ranges from snapshot `from` to snapshot `to` (or the live disk); limit counts ranges, and nextCursor pages on',
       request: {
         params: DiskParams,
-        query: z.object({
+        query: PageQuery.extend({
           from: z.string(),
           to: z.string().optional(),
           offset: Count.optional(),
           length: Count.optional(),
-          marker: z.string().optional(),
-          maxResults: Count.optional(),
         }),
       },
       responses: { 200: json(Diff, 'The diff'), ...errorResponses },
     }),
     (c) => {
-      const q = c.req.valid('query')
-      const d = store().diff(ref(c.req.valid('param')), { ...clean(q), from: q.from })
+      const { limit, cursor, ...q } = c.req.valid('query')
+      const r = ref(c.req.valid('param'))
+      let cleared: ByteRange[] = []
+      const page = markerPage({ limit, cursor }, 'diff ranges', (marker, maxResults) => {
+        const d = store().diff(r, { ...clean({ ...q, marker }), from: q.from, maxResults })
+        cleared = d.clearRanges
+        return { ...d, items: d.pageRanges }
+      })
       const out: z.infer<typeof Diff> = {
-        pageRanges: toInclusive(d.pageRanges),
-        clearRanges: toInclusive(d.clearRanges),
+        pageRanges: toInclusive(page.items),
+        clearRanges: toInclusive(cleared),
       }
-      if (d.nextMarker !== undefined) out.nextMarker = d.nextMarker
+      if (page.nextCursor !== undefined) out.nextCursor = page.nextCursor
       return c.json(out, 200)
     },
   )
@@ -163,23 +173,6 @@ export function registerSnapshotRoutes(app: ApiApp, ctx: ApiContext): void {
       return c.json(await store().promote(ref(c.req.valid('param')), b.snapshot, cond), 200)
     },
   )
-  const LeaseBody = z.object({
-    action: z.enum(['acquire', 'renew', 'release', 'change', 'break']),
-    duration: z
-      .number()
-      .int()
-      .optional()
-      .openapi({ description: 'acquire: 15–60 seconds, or -1 for infinite' }),
-    leaseId: z.string().optional().openapi({ description: 'renew, release, change: the active lease id' }),
-    proposedId: z.string().optional().openapi({ description: 'acquire, change: the new lease id' }),
-    breakPeriod: z
-      .number()
-      .int()
-      .min(0)
-      .max(60)
-      .optional()
-      .openapi({ description: 'break: seconds to wait' }),
-  })
   app.openapi(
     createRoute({
       method: 'post',
@@ -187,17 +180,9 @@ export function registerSnapshotRoutes(app: ApiApp, ctx: ApiContext): void {
       tags,
       summary:
         'Acquire, renew, release, change or break the lease of a disk (a leased disk refuses writes without its id)',
-      request: { params: DiskParams, ...body(LeaseBody) },
+      request: { params: DiskParams, ...body(LeaseRequest) },
       responses: {
-        200: json(
-          z.object({
-            id: z.string().optional(),
-            leaseTime: z.number().optional(),
-            etag: z.string(),
-            lastModified: z.string(),
-          }),
-          'The lease',
-        ),
+        200: json(LeaseResult, 'The lease'),
         ...errorResponses,
       },
     }),
@@ -233,13 +218,7 @@ export function registerSnapshotRoutes(app: ApiApp, ctx: ApiContext): void {
       summary: "Set the disk's sequence number: max (raise to value), update (set to value) or increment",
       request: {
         params: DiskParams,
-        ...body(
-          z.object({
-            action: z.enum(['max', 'update', 'increment']),
-            value: z.number().int().min(0).optional(),
-            leaseId: z.string().optional(),
-          }),
-        ),
+        ...body(SequenceNumberRequest),
       },
       responses: { 200: json(WriteResult, 'The change'), ...errorResponses },
     }),
@@ -260,14 +239,7 @@ export function registerSnapshotRoutes(app: ApiApp, ctx: ApiContext): void {
       summary: 'Make a new disk from this disk or one of its snapshots, sharing data (no copy)',
       request: {
         params: DiskParams,
-        ...body(
-          z.object({
-            target: DiskRefSchema,
-            snapshot: z.string().optional(),
-            overwrite: z.boolean().optional(),
-            metadata: Metadata.optional(),
-          }),
-        ),
+        ...body(CopyDiskRequest),
       },
       responses: { 201: json(Disk, 'The new disk'), ...errorResponses },
     }),

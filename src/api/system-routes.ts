@@ -3,7 +3,7 @@ import type { StoreHealth } from '../diskstore/index.js'
 import type { ApiContext } from './api-context.js'
 import type { ApiApp } from './new-api-app.js'
 
-const Info = z
+export const Info = z
   .object({
     name: z.literal('cairn'),
     version: z.string(),
@@ -13,7 +13,7 @@ const Info = z
   })
   .openapi('Info')
 
-const Status = z
+export const Status = z
   .object({
     status: z.enum(['ok', 'degraded', 'stopping']),
     diskStore: z.object({

@@ -4,76 +4,28 @@ import { CairnError } from '../util/index.js'
 import type { VaultCredentials, VaultRegistry } from '../vault/index.js'
 import { clean } from './_clean.js'
 import { followJob } from './_follow-job.js'
+import { Job } from './_job-schemas.js'
+import { paginate } from './_page.js'
+import {
+  BackupRequest,
+  CreateVaultRequest,
+  PruneReport,
+  PruneRequest,
+  RecoveryPoint,
+  RecoveryPointList,
+  RestoreRequest,
+  RpId,
+  Vault,
+  VaultCredentialsRequest,
+  VaultDeleted,
+  VaultList,
+  VaultName,
+  VaultUsage,
+  VerifyRequest,
+} from './_vault-schemas.js'
 import type { ApiContext } from './api-context.js'
-import { JobSchema } from './job-routes.js'
 import type { ApiApp } from './new-api-app.js'
-import { body, errorResponses, json } from './schemas.js'
-
-const VaultName = z.string().openapi({ param: { name: 'vault', in: 'path' }, example: 'main' })
-const RpId = z.string().openapi({ param: { name: 'rp', in: 'path' }, example: '20261122T195200123Z-3f2a' })
-
-const Credentials = {
-  passphrase: z.string().min(1).optional(),
-  keyFile: z.string().optional().openapi({ description: 'Key file content, base64' }),
-}
-
-const Vault = z
-  .object({
-    name: z.string(),
-    backend: z.string(),
-    location: z.string(),
-    encrypted: z.boolean(),
-    createdAt: z.string(),
-    unlocked: z.boolean(),
-  })
-  .openapi('Vault')
-
-const Disk = z.object({
-  name: z.string(),
-  lun: z.number().optional(),
-  size: z.number(),
-  snapshot: z.string().optional(),
-  mode: z.enum(['full', 'incremental', 'checksum']),
-  root: z.string().nullable(),
-  depth: z.number(),
-  bytesScanned: z.number(),
-  bytesNew: z.number(),
-  chunksNew: z.number(),
-  chunksReused: z.number(),
-})
-
-const RecoveryPoint = z
-  .object({
-    id: z.string(),
-    source: z.object({
-      kind: z.string(),
-      name: z.string(),
-      config: z.record(z.string(), z.unknown()).optional(),
-    }),
-    consistency: z.string(),
-    createdAt: z.string(),
-    completedAt: z.string(),
-    expiresAt: z.string().nullable(),
-    parent: z.string().nullable(),
-    disks: z.array(Disk),
-    packs: z.array(z.string()),
-    bytesAdded: z.number(),
-    durationMs: z.number(),
-  })
-  .openapi('RecoveryPoint')
-
-const Job = JobSchema
-
-const DiskRefBody = z.object({ account: z.string(), container: z.string(), disk: z.string() })
-
-const Retention = z.object({
-  keepLast: z.number().int().min(0).optional(),
-  keepHourly: z.number().int().min(0).optional(),
-  keepDaily: z.number().int().min(0).optional(),
-  keepWeekly: z.number().int().min(0).optional(),
-  keepMonthly: z.number().int().min(0).optional(),
-  keepYearly: z.number().int().min(0).optional(),
-})
+import { body, errorResponses, json, PageQuery } from './schemas.js'
 
 function credentials(b: {
   passphrase?: string | undefined
@@ -114,27 +66,22 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
     createRoute({
       method: 'get',
       path: '/api/v1/vaults',
-      summary: 'List vaults',
-      responses: { 200: json(z.object({ items: z.array(Vault) }), 'Vaults') },
+      summary: 'List vaults, by name',
+      request: { query: PageQuery },
+      responses: { 200: json(VaultList, 'Vaults'), ...errorResponses },
     }),
-    async (c) => c.json({ items: await vaults().list() }, 200),
+    async (c) =>
+      c.json(
+        paginate(await vaults().list(), (v) => [v.name], c.req.valid('query'), 'vaults'),
+        200,
+      ),
   )
   app.openapi(
     createRoute({
       method: 'post',
       path: '/api/v1/vaults',
       summary: 'Create a vault (encrypted when a passphrase or key file is given), or attach an existing one',
-      request: body(
-        z.object({
-          name: z.string(),
-          location: z.string().optional().openapi({
-            description:
-              'An absolute folder (or file:/// URL), empty or absent (docs/security.md, docs/vault.md "Backends"); default DATA/vaults/NAME',
-          }),
-          attach: z.boolean().optional(),
-          ...Credentials,
-        }),
-      ),
+      request: body(CreateVaultRequest),
       responses: { 201: json(Vault, 'The vault'), ...errorResponses },
     }),
     async (c) => {
@@ -166,16 +113,7 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
         'Forget a vault; deleteData=true also deletes the files of its layout (refused while it holds recovery points or protected items) and its folder when nothing else is left',
       request: { params: P, query: z.object({ deleteData: z.enum(['true', 'false']).optional() }) },
       responses: {
-        200: json(
-          z.object({
-            name: z.string(),
-            dataDeleted: z.boolean(),
-            left: z
-              .array(z.string())
-              .openapi({ description: "Files in the folder that were not the vault's, left in place" }),
-          }),
-          'Deleted',
-        ),
+        200: json(VaultDeleted, 'Deleted'),
         ...errorResponses,
       },
     }),
@@ -191,7 +129,7 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
       method: 'post',
       path: '/api/v1/vaults/{vault}/unlock',
       summary: 'Open an encrypted vault with its passphrase or key file; the key stays in memory',
-      request: { params: P, ...body(z.object(Credentials)) },
+      request: { params: P, ...body(VaultCredentialsRequest) },
       responses: { 200: json(Vault, 'The vault'), ...errorResponses },
     }),
     async (c) => {
@@ -206,7 +144,7 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
       method: 'post',
       path: '/api/v1/vaults/{vault}/key',
       summary: 'Rewrap the vault key with a new passphrase or key file (no data is rewritten)',
-      request: { params: P, ...body(z.object(Credentials)) },
+      request: { params: P, ...body(VaultCredentialsRequest) },
       responses: { 200: json(Vault, 'The vault'), ...errorResponses },
     }),
     async (c) => {
@@ -225,32 +163,7 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
         'Vault size: logical, stored and new bytes per recovery point, deduplication and compression (docs/vault.md defines the ratios)',
       request: { params: P },
       responses: {
-        200: json(
-          z.object({
-            recoveryPoints: z.number(),
-            packs: z.number(),
-            storedBytes: z.number(),
-            logicalBytes: z.number(),
-            dataBytes: z.number(),
-            dataStoredBytes: z.number(),
-            uniqueBytes: z.number(),
-            uniqueStoredBytes: z.number(),
-            deduplicationRatio: z
-              .number()
-              .openapi({ description: 'logicalBytes / dataBytes (every stored copy counted)' }),
-            compressionRatio: z.number().openapi({ description: 'dataBytes / dataStoredBytes' }),
-            overallRatio: z.number().openapi({ description: 'logicalBytes / storedBytes' }),
-            perRecoveryPoint: z.array(
-              z.object({
-                id: z.string(),
-                createdAt: z.string(),
-                logicalBytes: z.number(),
-                bytesAdded: z.number(),
-              }),
-            ),
-          }),
-          'Usage',
-        ),
+        200: json(VaultUsage, 'Usage'),
         ...errorResponses,
       },
     }),
@@ -264,7 +177,7 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
         'Check that every recovery point can be restored, re-read, decrypt and re-hash all packs (or a sample); readData restores every point into a discarding target; answers a job',
       request: {
         params: P,
-        ...body(z.object({ sample: z.number().min(0).max(1).optional(), readData: z.boolean().optional() })),
+        ...body(VerifyRequest),
       },
       responses: { 202: json(Job, 'The job'), ...errorResponses },
     }),
@@ -282,24 +195,10 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
         'Remove expired recovery points and those no retention rule keeps. Points of protected VMs (source kind vm) follow their backup policy and are left alone (listed as skipped) unless includePolicyPoints is true',
       request: {
         params: P,
-        ...body(
-          Retention.extend({
-            item: z.string().optional(),
-            dryRun: z.boolean().optional(),
-            includePolicyPoints: z.boolean().optional(),
-          }),
-        ),
+        ...body(PruneRequest),
       },
       responses: {
-        200: json(
-          z.object({
-            kept: z.array(z.string()),
-            removed: z.array(z.string()),
-            skipped: z.array(z.string()),
-            dryRun: z.boolean(),
-          }),
-          'Prune report',
-        ),
+        200: json(PruneReport, 'Prune report'),
         ...errorResponses,
       },
     }),
@@ -327,16 +226,17 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
       method: 'get',
       path: '/api/v1/vaults/{vault}/recoveryPoints',
       summary: 'List recovery points, oldest first',
-      request: { params: P, query: z.object({ item: z.string().optional() }) },
-      responses: {
-        200: json(z.object({ items: z.array(RecoveryPoint) }), 'Recovery points'),
-        ...errorResponses,
-      },
+      request: { params: P, query: PageQuery.extend({ item: z.string().optional() }) },
+      responses: { 200: json(RecoveryPointList, 'Recovery points'), ...errorResponses },
     }),
     async (c) => {
-      const { item } = c.req.valid('query')
+      const { item, ...q } = c.req.valid('query')
       const v = await vaults().open(c.req.valid('param').vault)
-      return c.json({ items: await v.listRecoveryPoints(item !== undefined ? { item } : {}) }, 200)
+      const points = await v.listRecoveryPoints(item !== undefined ? { item } : {})
+      return c.json(
+        paginate(points, (rp) => [rp.createdAt, rp.id], q, 'recovery points'),
+        200,
+      )
     },
   )
   app.openapi(
@@ -374,29 +274,7 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
         'Back up disk-store disks (snapshotted together; only the diff since the last recovery point is read) or a raw file under an --import-root of the service host; answers a job',
       request: {
         params: P,
-        ...body(
-          z.object({
-            disks: z
-              .array(
-                DiskRefBody.extend({ lun: z.number().int().min(0).optional(), name: z.string().optional() }),
-              )
-              .optional(),
-            path: z.string().optional(),
-            item: z
-              .string()
-              .optional()
-              .openapi({ description: 'Name of the protected item; default the file name' }),
-            disk: z
-              .string()
-              .optional()
-              .openapi({ description: 'Disk name inside the recovery point; default the file name' }),
-            base: z
-              .string()
-              .optional()
-              .openapi({ description: "'latest' (default), 'none' or a recovery point id" }),
-            expiresAt: z.string().datetime().optional(),
-          }),
-        ),
+        ...body(BackupRequest),
       },
       responses: { 202: json(Job, 'The job'), ...errorResponses },
     }),
@@ -426,14 +304,7 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
         'Restore a disk of a recovery point into a new (or, with overwrite, an existing) disk-store disk, or into a raw file (sparse) under an --export-root of the service host; answers a job',
       request: {
         params: PR,
-        ...body(
-          z.object({
-            disk: z.string().optional(),
-            target: DiskRefBody.optional(),
-            path: z.string().optional(),
-            overwrite: z.boolean().optional(),
-          }),
-        ),
+        ...body(RestoreRequest),
       },
       responses: { 202: json(Job, 'The job'), ...errorResponses },
     }),

@@ -37,6 +37,7 @@ import {
   requestRange,
   storeConditions,
 } from './_headers.js'
+import { headerTags } from './_tags.js'
 import { badHeader, badQuery, blobError } from './blob-errors.js'
 
 /** How many bytes Get Blob reads from the store at a time. */
@@ -130,6 +131,7 @@ export function blobHeaders(d: DiskInfo): Record<string, string | number | undef
       h['x-ms-copy-destination-snapshot'] = d.copy.destinationSnapshot
   }
   if (isIncrementalCopy(d)) h['x-ms-incremental-copy'] = 'true'
+  if (d.tags !== undefined) h['x-ms-tag-count'] = Object.keys(d.tags).length
   return h
 }
 
@@ -193,8 +195,10 @@ export async function putBlob(ctx: BlobContext): Promise<Answer> {
     throw blobError('BlobAlreadyExists', `Cannot create blob "${ctx.blob}": it exists and If-None-Match is *`)
   checkWrite(ctx, existing)
   if (existing !== undefined) refuseIncrementalCopy(existing, 'overwrite')
+  const tags = headerOf(ctx.req, 'x-ms-tags')
   const d = await ctx.store.createDisk(ref, {
     size,
+    ...(tags !== undefined ? { tags: headerTags(tags) } : {}),
     metadata: requestMetadata(ctx.req),
     content: requestContent(ctx) ?? {},
     overwrite: true,

@@ -12,6 +12,7 @@ import {
   quoteEtag,
   requestMetadata,
 } from './_headers.js'
+import { tagsXml } from './_tags.js'
 import { el, type XmlNode, xmlDocument } from './_xml.js'
 import { badQuery, blobError } from './blob-errors.js'
 
@@ -183,16 +184,18 @@ export function blobPropertiesXml(d: DiskInfo): XmlNode {
       p.push(el('CopyDestinationSnapshot', d.copy.destinationSnapshot))
   }
   if (isIncrementalCopy(d)) p.push(el('IncrementalCopy', true))
+  if (d.tags !== undefined) p.push(el('TagCount', Object.keys(d.tags).length))
   p.push(el('ServerEncrypted', false))
   return el('Properties', p)
 }
 
-function blobXml(d: DiskInfo, withMetadata: boolean): XmlNode {
+function blobXml(d: DiskInfo, inc: Set<string>): XmlNode {
   return el('Blob', [
     el('Name', d.ref.disk),
     ...(d.snapshot !== undefined ? [el('Snapshot', d.snapshot)] : []),
     blobPropertiesXml(d),
-    ...(withMetadata ? [metadataXml(d.metadata)] : []),
+    ...(inc.has('metadata') ? [metadataXml(d.metadata)] : []),
+    ...(inc.has('tags') && d.tags !== undefined ? [tagsXml(d.tags)] : []),
   ])
 }
 
@@ -250,14 +253,12 @@ export function listBlobs(ctx: BlobContext): Answer {
       ...opts,
       includeSnapshots: inc.has('snapshots'),
     })
-    items = page.items.map((d) => blobXml(d, inc.has('metadata')))
+    items = page.items.map((d) => blobXml(d, inc))
     nextMarker = page.nextMarker
   } else {
     const page = hierarchy(ctx, delimiter, opts, inc.has('snapshots'))
     items = page.entries.flatMap((e) =>
-      e.blobs.length > 0
-        ? e.blobs.map((d) => blobXml(d, inc.has('metadata')))
-        : [el('BlobPrefix', [el('Name', e.name)])],
+      e.blobs.length > 0 ? e.blobs.map((d) => blobXml(d, inc)) : [el('BlobPrefix', [el('Name', e.name)])],
     )
     nextMarker = page.nextMarker
   }

@@ -20,6 +20,7 @@ import {
   quoteEtag,
   requestMetadata,
 } from './_headers.js'
+import { headerTags } from './_tags.js'
 import { badHeader, blobError } from './blob-errors.js'
 
 /** A copy source: a blob of this service, or one of its snapshots. */
@@ -113,8 +114,10 @@ export async function copyBlob(ctx: BlobContext): Promise<Answer> {
   checkHttpConditions(ctx.req, existing, false)
   if (existing !== undefined) refuseIncrementalCopy(existing, 'copy onto')
   checkDestinationLease(ctx, existing)
+  const tags = headerOf(ctx.req, 'x-ms-tags')
   await ctx.store.copyDisk(copyFrom(source), ref, {
     overwrite: true,
+    ...(tags !== undefined ? { tags: headerTags(tags) } : {}),
     ...(hasMetadata(ctx.req) ? { metadata: requestMetadata(ctx.req) } : {}),
   })
   const info = copyInfo(source.shownUrl, source.info.size)

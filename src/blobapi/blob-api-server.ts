@@ -34,6 +34,7 @@ import { abortCopy, copyBlob, incrementalCopy } from './_copy-operations.js'
 import { getPageRanges, putPage } from './_page-operations.js'
 import { type Access, isSasRequest, verifySas } from './_sas.js'
 import { parseAuthorization, verifySharedKey } from './_shared-key.js'
+import { checkIfTags, findBlobsByTags, getBlobTags, setBlobTags } from './_tag-operations.js'
 import { el, xmlDocument } from './_xml.js'
 import { type AzureErrorAnswer, blobError, type OperationKind, toAzureError } from './blob-errors.js'
 
@@ -101,6 +102,7 @@ function route(ctx: BlobContext, method: string): Route | undefined {
   const get = method === 'GET' || method === 'HEAD'
   if (ctx.container === '') {
     if (get && comp === 'list') return { kind: 'service', run: listContainers, access: SERVICE('l') }
+    if (get && comp === 'blobs') return { kind: 'service', run: findBlobsByTags, access: SERVICE('f') }
     if (get && restype === 'account' && comp === 'properties')
       return { kind: 'service', run: accountInformation, access: SERVICE('rwdlacuptfi') }
     return undefined
@@ -118,6 +120,8 @@ function route(ctx: BlobContext, method: string): Route | undefined {
       return { kind: 'container', run: containerProperties, access: CONTAINER('r') }
     if (comp === 'list' && get) return { kind: 'container', run: listBlobs, access: CONTAINER('l', true) }
     if (comp === 'acl' && get) return { kind: 'container', run: containerAcl, access: CONTAINER('r') }
+    if (comp === 'blobs' && get)
+      return { kind: 'container', run: findBlobsByTags, access: CONTAINER('f', true) }
     return undefined
   }
   const blob = (run: Operation, access: Access): Route => ({ kind: 'blob', run, access })
@@ -153,6 +157,10 @@ function route(ctx: BlobContext, method: string): Route | undefined {
       return blob(snapshotBlob, BLOB('cw'))
     case 'PUT incrementalcopy':
       return { kind: 'copy', run: incrementalCopy, access: BLOB('cw', 'w') }
+    case 'GET tags':
+      return blob(getBlobTags, BLOB('t'))
+    case 'PUT tags':
+      return blob(setBlobTags, BLOB('t'))
     case 'PUT copy':
       return { kind: 'copy', run: abortCopy, access: BLOB('w') }
     default:
@@ -391,6 +399,7 @@ export class BlobApiServer {
         )
       kind = r.kind
       if (blob !== '') named = { ref: diskRef(ctx), snapshot: queryOf(ctx, 'snapshot') }
+      if (ctx.blob !== '') checkIfTags(ctx)
       const answer = await r.run(ctx)
       // A service SAS may name the Cache-Control … Content-Type that reading the blob answers with.
       if (ctx.sas !== undefined && (r.run === getBlob || r.run === blobProperties) && answer.status < 300)

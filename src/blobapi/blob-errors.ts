@@ -157,6 +157,14 @@ export const azureErrors = {
     'The server cannot store the data: its disk is full. Free space or delete data, then retry.',
   ),
 
+  // Blob index tags
+  InvalidTag: spec(
+    400,
+    'InvalidRequest',
+    'The tags specified are invalid. It contains characters that are not permitted.',
+  ),
+  InvalidXmlDocument: spec(400, 'InvalidRequest', 'XML specified is not syntactically valid.'),
+
   // Containers and blobs
   ResourceNotFound: spec(404, 'AccountNotFound', 'The specified resource does not exist.'),
   ContainerNotFound: spec(404, 'ContainerNotFound', 'The specified container does not exist.'),

@@ -1,14 +1,27 @@
+import type { ErrorBody, Page } from '../api/index.js'
 import { CairnError, isErrorCode } from '../util/index.js'
 
 /** Default address of the management API. */
 export const DEFAULT_URL = 'http://127.0.0.1:7070'
 
-/** A small client of the management API: JSON in and out, errors as CairnError with the service's code. */
+/** Items the client asks for per page when it follows a list's cursors (the API's largest page). */
+export const LIST_PAGE_SIZE = 1000
+
+/** A query string as the client sends it; undefined values are left out. */
+export type Query = Record<string, string | number | boolean | undefined>
+
+/**
+ * A small client of the management API: JSON in and out, errors as CairnError with the service's code.
+ * Answer and body types come from the API's own schemas (`import type` from src/api), so a field the
+ * API renames fails to compile here.
+ */
 export class ApiClient {
   readonly baseUrl: string
+  readonly #pageSize: number
 
-  constructor(baseUrl: string = DEFAULT_URL) {
+  constructor(baseUrl: string = DEFAULT_URL, options: { pageSize?: number } = {}) {
     this.baseUrl = baseUrl.replace(/\/+$/, '')
+    this.#pageSize = options.pageSize ?? LIST_PAGE_SIZE
   }
 
   /** The service URL, checked: an http(s) URL without query or fragment. */
@@ -30,24 +43,43 @@ export class ApiClient {
     return new URL(this.baseUrl + path)
   }
 
-  get<T>(path: string, query?: Record<string, string | number | boolean | undefined>): Promise<T> {
+  get<T>(path: string, query?: Query): Promise<T> {
     return this.request<T>('GET', path, { query })
   }
 
-  post<T>(path: string, body?: unknown): Promise<T> {
+  /** POSTs `body` (typed B when the caller names the request type) and answers T. */
+  post<T = unknown, B = unknown>(path: string, body?: B): Promise<T> {
     return this.request<T>('POST', path, { body })
   }
 
-  put<T>(path: string, body?: unknown): Promise<T> {
+  put<T = unknown, B = unknown>(path: string, body?: B): Promise<T> {
     return this.request<T>('PUT', path, { body })
   }
 
-  patch<T>(path: string, body?: unknown): Promise<T> {
+  patch<T = unknown, B = unknown>(path: string, body?: B): Promise<T> {
     return this.request<T>('PATCH', path, { body })
   }
 
-  delete<T>(path: string, query?: Record<string, string | number | boolean | undefined>): Promise<T> {
+  delete<T>(path: string, query?: Query): Promise<T> {
     return this.request<T>('DELETE', path, { query })
+  }
+
+  /**
+   * Every item of a list route (the `{items, nextCursor}` envelope), following its cursors page after
+   * page; with `max`, stops after that many items.
+   */
+  async list<T>(path: string, query: Query = {}, options: { max?: number | undefined } = {}): Promise<T[]> {
+    const max = options.max ?? Number.POSITIVE_INFINITY
+    const items: T[] = []
+    let cursor: string | undefined
+    while (items.length < max) {
+      const limit = Math.min(this.#pageSize, max - items.length)
+      const page = await this.get<Page<T>>(path, { ...query, limit, cursor })
+      items.push(...page.items)
+      cursor = page.nextCursor
+      if (cursor === undefined || page.items.length === 0) break
+    }
+    return items
   }
 
   /** Sends a request and returns the raw response (for binary bodies); throws CairnError on an error status. */
@@ -55,7 +87,7 @@ export class ApiClient {
     method: string,
     path: string,
     init: {
-      query?: Record<string, string | number | boolean | undefined>
+      query?: Query
       body?: RequestInit['body']
       headers?: Record<string, string>
       signal?: AbortSignal
@@ -90,11 +122,7 @@ export class ApiClient {
     return res
   }
 
-  async request<T>(
-    method: string,
-    path: string,
-    init: { query?: Record<string, string | number | boolean | undefined>; body?: unknown } = {},
-  ): Promise<T> {
+  async request<T>(method: string, path: string, init: { query?: Query; body?: unknown } = {}): Promise<T> {
     const res = await this.raw(method, path, {
       query: init.query,
       body: init.body === undefined ? undefined : JSON.stringify(init.body),
@@ -117,7 +145,7 @@ export class ApiClient {
 async function toError(res: Response): Promise<CairnError> {
   const text = await res.text()
   try {
-    const body = JSON.parse(text) as { error?: { code?: unknown; message?: unknown } }
+    const body = JSON.parse(text) as Partial<ErrorBody>
     const code = body.error?.code
     if (isErrorCode(code)) return new CairnError(code, String(body.error?.message ?? code))
   } catch {}

@@ -57,3 +57,11 @@ export const GLOBAL_OPTIONS: OptionDef[] = [
   { name: 'debug', type: 'boolean', help: 'on an error, also print where it happened (stack trace)' },
   { name: 'help', short: 'h', type: 'boolean', help: 'show help' },
 ]
+
+/** The option of every list command: lists show every item (page after page) unless it caps them. */
+export const LIMIT_OPTION: OptionDef = {
+  name: 'limit',
+  type: 'number',
+  value: 'N',
+  help: 'show at most N (default: all, read page after page)',
+}

@@ -85,6 +85,7 @@ export type MetaOp =
       metadata: Record<string, string>
       content: ContentProperties
       incrementalCopy: boolean
+      tags?: Record<string, string>
       /** An import in progress: invisible until publishDisk. */
       pending?: boolean
       t: number
@@ -102,6 +103,8 @@ export type MetaOp =
     }
   | { op: 'deleteDisk'; id: number; snapshots: 'none' | 'include' | 'only'; t: number }
   | { op: 'lease'; id: number; lease: LeaseState; t: number }
+  /** Blob index tags: not content, so the disk keeps its etag and modification time. */
+  | { op: 'setTags'; id: number; tags: Record<string, string>; t: number }
   | { op: 'snapshot'; ids: number[]; snapshot: string; metadata?: Record<string, string>; t: number }
   | { op: 'deleteSnapshot'; id: number; snapshot: string; t: number }
   | { op: 'promote'; id: number; snapshot: string; t: number }
@@ -114,6 +117,7 @@ export type MetaOp =
       source: number
       sourceSnapshot?: string
       metadata?: Record<string, string>
+      tags?: Record<string, string>
       t: number
     }
 
@@ -277,6 +281,7 @@ export function applyMeta(state: StoreState, op: MetaOp): void {
         incrementalCopy: op.incrementalCopy,
         lineage: op.id,
       }
+      if (op.tags !== undefined && Object.keys(op.tags).length > 0) disk.tags = op.tags
       if (old !== undefined && old.id !== op.id) state.disks.delete(old.id)
       if (op.pending) disk.pending = true
       else c.disks.set(op.name, disk)
@@ -333,6 +338,12 @@ export function applyMeta(state: StoreState, op: MetaOp): void {
       d.lease = op.lease
       return
     }
+    case 'setTags': {
+      const d = state.diskById(op.id)
+      if (Object.keys(op.tags).length > 0) d.tags = op.tags
+      else delete d.tags
+      return
+    }
     case 'snapshot': {
       const parsed = parseSnapshotId(op.snapshot)
       if (parsed !== undefined && compareTick(parsed, state.lastSnapshot) > 0) state.lastSnapshot = parsed
@@ -346,6 +357,7 @@ export function applyMeta(state: StoreState, op: MetaOp): void {
           sequenceNumber: d.sequenceNumber,
           metadata: op.metadata ?? { ...d.metadata },
           content: { ...d.content },
+          ...(d.tags !== undefined ? { tags: { ...d.tags } } : {}),
           etag: d.etag,
           lastModified: d.lastModified,
           createdOn: op.t,
@@ -408,6 +420,7 @@ export function applyMeta(state: StoreState, op: MetaOp): void {
         incrementalCopy: false,
         lineage: from.lineage,
       }
+      if (op.tags !== undefined && Object.keys(op.tags).length > 0) disk.tags = op.tags
       if (old !== undefined && old.id !== op.id) state.disks.delete(old.id)
       c.disks.set(op.name, disk)
       state.disks.set(op.id, disk)

@@ -32,6 +32,7 @@ export function diskInfo(
   if (snapshot !== undefined) info.snapshot = snapshot
   if (snapshot === undefined && disk.copy !== undefined) info.copy = { ...disk.copy }
   if (snapshot === undefined && disk.incrementalCopy) info.incrementalCopy = true
+  if (v.tags !== undefined) info.tags = { ...v.tags }
   return info
 }
 

@@ -39,6 +39,8 @@ export interface Version {
   sequenceNumber: number
   metadata: Record<string, string>
   content: ContentProperties
+  /** Blob index tags; absent in records and checkpoints written before tags existed. */
+  tags?: Record<string, string>
   etag: string
   lastModified: number
   createdOn: number

@@ -381,6 +381,44 @@ export function diskStoreContract(s: DiskStoreUnderTest): void {
     })
   })
 
+  it('keeps blob index tags apart from content: etag unchanged, snapshots keep theirs, kept across a reopen', async () => {
+    await withStore(async (store, _dir, reopen) => {
+      const before = store.getDisk(ref)
+      assert.equal(before.tags, undefined)
+      await store.setDiskTags(ref, { project: 'alpha', tier: 'gold' })
+      const tagged = store.getDisk(ref)
+      assert.deepEqual(tagged.tags, { project: 'alpha', tier: 'gold' })
+      assert.equal(tagged.etag, before.etag)
+      assert.equal(tagged.lastModified, before.lastModified)
+      const snap = await store.snapshot(ref)
+      await store.setDiskTags(ref, { project: 'beta' })
+      assert.deepEqual(store.getDisk(ref, snap.snapshot).tags, { project: 'alpha', tier: 'gold' })
+      const other = { ...ref, disk: 'data' }
+      await store.createDisk(other, { size: 4096, tags: { role: 'data' } })
+      const copy = { ...ref, disk: 'copy' }
+      await store.copyDisk({ ref }, copy)
+      assert.equal(store.getDisk(copy).tags, undefined)
+      await store.copyDisk({ ref }, copy, { overwrite: true, tags: { copied: 'yes' } })
+      await store.lease(other, {
+        action: 'acquire',
+        duration: -1,
+        proposedId: '11111111-2222-3333-4444-555555555555',
+      })
+      await rejects(
+        () => store.setDiskTags(other, {}, { leaseId: '99999999-2222-3333-4444-555555555555' }),
+        'LeaseIdMismatch',
+      )
+      const s = await reopen()
+      assert.deepEqual(s.getDisk(ref).tags, { project: 'beta' })
+      assert.deepEqual(s.getDisk(ref, snap.snapshot).tags, { project: 'alpha', tier: 'gold' })
+      assert.deepEqual(s.getDisk(other).tags, { role: 'data' })
+      assert.deepEqual(s.getDisk(copy).tags, { copied: 'yes' })
+      await s.setDiskTags(ref, {})
+      const again = await reopen()
+      assert.equal(again.getDisk(ref).tags, undefined)
+    })
+  })
+
   it('clears pages back to holes: reads give zeros and the ranges and used bytes drop them', async () => {
     await withStore(async (store) => {
       await store.writePages(ref, 0, data(64 * 1024, 5))

@@ -663,6 +663,7 @@ export class LogDiskStore implements DiskStore {
       metadata: { ...options.metadata },
       content: { ...options.content },
       incrementalCopy: options.incrementalCopy ?? false,
+      ...(options.tags !== undefined ? { tags: { ...options.tags } } : {}),
       t: this.#now(),
     })
     return this.getDisk(ref)
@@ -708,6 +709,12 @@ export class LogDiskStore implements DiskStore {
     this.#check(d, conditions, `set the metadata of disk "${refText(ref)}"`)
     await this.#commit({ op: 'setDisk', id: d.id, metadata: { ...metadata }, t: this.#now() })
     return this.#result(d)
+  }
+
+  async setDiskTags(ref: DiskRef, tags: Record<string, string>, conditions?: WriteConditions): Promise<void> {
+    const d = this.#disk(ref)
+    this.#check(d, conditions, `set the tags of disk "${refText(ref)}"`)
+    await this.#commit({ op: 'setTags', id: d.id, tags: { ...tags }, t: this.#now() })
   }
 
   async setDiskContent(ref: DiskRef, content: ContentProperties, conditions?: WriteConditions) {
@@ -994,7 +1001,12 @@ export class LogDiskStore implements DiskStore {
   async copyDisk(
     source: { ref: DiskRef; snapshot?: string },
     target: DiskRef,
-    options: { metadata?: Record<string, string>; overwrite?: boolean; conditions?: WriteConditions } = {},
+    options: {
+      metadata?: Record<string, string>
+      overwrite?: boolean
+      tags?: Record<string, string>
+      conditions?: WriteConditions
+    } = {},
   ): Promise<DiskInfo> {
     const src = this.#disk(source.ref)
     this.#version(src, source.snapshot)
@@ -1022,6 +1034,7 @@ export class LogDiskStore implements DiskStore {
     }
     if (source.snapshot !== undefined) op.sourceSnapshot = source.snapshot
     if (options.metadata !== undefined) op.metadata = { ...options.metadata }
+    if (options.tags !== undefined) op.tags = { ...options.tags }
     await this.#commit(op)
     return this.getDisk(target)
   }

@@ -74,6 +74,8 @@ export interface DiskInfo {
   copy?: CopyInfo
   /** True for a disk made by Incremental Copy Blob (readable, not writable except by further copies). */
   incrementalCopy?: boolean
+  /** Blob index tags (at most 10); absent when there are none. A snapshot keeps the disk's tags of its time. */
+  tags?: Record<string, string>
 }
 
 /** Status of a copy into a disk. */
@@ -168,6 +170,8 @@ export interface CreateDiskOptions {
   content?: ContentProperties
   overwrite?: boolean
   incrementalCopy?: boolean
+  /** Blob index tags of the new disk. */
+  tags?: Record<string, string>
   conditions?: WriteConditions
 }
 
@@ -264,6 +268,11 @@ export interface DiskStore {
     conditions?: WriteConditions,
   ): Promise<WriteResult>
   setCopyInfo(ref: DiskRef, copy: CopyInfo): Promise<void>
+  /**
+   * Replaces a disk's blob index tags. Tags are not content: the disk's etag and modification time stay
+   * as they are; a lease id, when given, must match the disk's lease.
+   */
+  setDiskTags(ref: DiskRef, tags: Record<string, string>, conditions?: WriteConditions): Promise<void>
   /** Deletes a disk; one with snapshots needs `snapshots: 'include'` (or `'only'` to delete just them). */
   deleteDisk(
     ref: DiskRef,
@@ -333,7 +342,7 @@ export interface DiskStore {
   copyDisk(
     source: { ref: DiskRef; snapshot?: string },
     target: DiskRef,
-    options?: { metadata?: Record<string, string>; overwrite?: boolean },
+    options?: { metadata?: Record<string, string>; overwrite?: boolean; tags?: Record<string, string> },
   ): Promise<DiskInfo>
 
   space(ref: DiskRef, snapshot?: string): SpaceReport

@@ -71,6 +71,7 @@ export class CairnService {
   readonly #timers = new Set<NodeJS.Timeout>()
   #startMs = 0
   #api: Server | undefined
+  #apiRoutes: readonly { method: string; path: string }[] = []
   #blobApi: BlobApiServer | undefined
   #nbd: NbdServer | undefined
   #listeners: Record<string, string> = {}
@@ -104,6 +105,14 @@ export class CairnService {
   get diskStore(): DiskStore {
     if (!this.#diskStore) throw new CairnError('ServiceUnavailable', 'The service is not started')
     return this.#diskStore
+  }
+
+  /**
+   * Every route the management API serves (Hono's route table, middleware left out), once started: the
+   * OpenAPI test checks each is documented.
+   */
+  get apiRoutes(): readonly { method: string; path: string }[] {
+    return this.#apiRoutes
   }
 
   /** Where each listener is, for example `{ api: 'http://127.0.0.1:7070' }`. */
@@ -221,6 +230,9 @@ export class CairnService {
         // IP addresses and localhost are always allowed; a bound DNS name joins the configured ones.
         allowedHosts: [...(isIP(apiHost) === 0 ? [apiHost] : []), ...(c.apiAllowedHosts ?? [])],
       })
+      this.#apiRoutes = app.routes
+        .filter((r) => r.method !== 'ALL')
+        .map((r) => ({ method: r.method, path: r.path }))
       // Management requests may stream a whole disk image: only their headers have a deadline.
       this.#api = createAdaptorServer({
         fetch: app.fetch,

@@ -1,26 +1,13 @@
 // The disk as the API answers it, and how the disk commands name, show and describe it.
+import type { Disk } from '../../api/index.js'
 import { CairnError, formatBytes } from '../../util/index.js'
 import type { Output } from '../output.js'
-
-/** A disk or snapshot as the API answers it. */
-export interface DiskJson {
-  ref: { account: string; container: string; disk: string }
-  snapshot?: string
-  size: number
-  sequenceNumber: number
-  metadata: Record<string, string>
-  etag: string
-  lastModified: string
-  createdOn: string
-  lease: { state: string; status: string }
-  usedBytes: number
-}
 
 /** The help text of a disk name argument. */
 export const NAME_HELP = '[[ACCOUNT/]CONTAINER/]DISK (default account devstoreaccount1, container disks)'
 
 /** Shows one disk or snapshot as key/values. */
-export const showDisk = (out: Output, d: DiskJson) =>
+export const showDisk = (out: Output, d: Disk) =>
   out.keyValues([
     ['disk', `${d.ref.account}/${d.ref.container}/${d.ref.disk}`],
     ['snapshot', d.snapshot],
@@ -36,12 +23,12 @@ export const showDisk = (out: Output, d: DiskJson) =>
 
 /** The columns of a disk list. */
 export const diskColumns = [
-  { header: 'disk', value: (d: DiskJson) => d.ref.disk },
-  { header: 'snapshot', value: (d: DiskJson) => d.snapshot },
-  { header: 'size', value: (d: DiskJson) => formatBytes(d.size), align: 'right' as const },
-  { header: 'used', value: (d: DiskJson) => formatBytes(d.usedBytes), align: 'right' as const },
-  { header: 'lease', value: (d: DiskJson) => d.lease.state },
-  { header: 'modified', value: (d: DiskJson) => d.lastModified },
+  { header: 'disk', value: (d: Disk) => d.ref.disk },
+  { header: 'snapshot', value: (d: Disk) => d.snapshot },
+  { header: 'size', value: (d: Disk) => formatBytes(d.size), align: 'right' as const },
+  { header: 'used', value: (d: Disk) => formatBytes(d.usedBytes), align: 'right' as const },
+  { header: 'lease', value: (d: Disk) => d.lease.state },
+  { header: 'modified', value: (d: Disk) => d.lastModified },
 ]
 
 /** Parses `k=v` options into metadata. */

@@ -16,13 +16,6 @@ export interface DiskName {
   snapshot?: string
 }
 
-/** A container as the API answers it. */
-export interface ContainerJson {
-  account: string
-  name: string
-  lastModified: string
-}
-
 /** Parses `[[ACCOUNT/]CONTAINER/]DISK[@SNAPSHOT]`. */
 export function parseDiskName(text: string, options: { snapshot?: boolean } = {}): DiskName {
   const at = text.lastIndexOf('@')

@@ -1,26 +1,25 @@
 // `cairn disk snapshot|snapshots|snapshot-delete|diff|promote`: a disk's snapshots and what changed between them.
+import type { Disk, DiskDiff, SnapshotGroup, SnapshotGroupRequest } from '../../api/index.js'
 import { CairnError, formatBytes } from '../../util/index.js'
-import type { ApiClient } from '../api-client.js'
-import type { CommandDef } from '../command.js'
-import { type DiskJson, NAME_HELP, parseMetadata, showDisk } from './_disk-json.js'
+import { type ApiClient, LIST_PAGE_SIZE } from '../api-client.js'
+import { type CommandDef, LIMIT_OPTION } from '../command.js'
+import { NAME_HELP, parseMetadata, showDisk } from './_disk-json.js'
 import { type DiskName, diskPath, diskText, parseDiskName } from './_disk-names.js'
 
-interface DiffJson {
-  pageRanges: [number, number][]
-  clearRanges: [number, number][]
-  nextMarker?: string
-}
-
-/** Every page of a diff (following nextMarker). */
+/** Every page of a diff (following nextCursor). */
 async function fullDiff(client: ApiClient, d: DiskName, query: Record<string, string | number | undefined>) {
-  const all: DiffJson = { pageRanges: [], clearRanges: [] }
-  let marker: string | undefined
+  const all: DiskDiff = { pageRanges: [], clearRanges: [] }
+  let cursor: string | undefined
   do {
-    const part = await client.get<DiffJson>(`${diskPath(d)}/diff`, { ...query, marker })
+    const part = await client.get<DiskDiff>(`${diskPath(d)}/diff`, {
+      ...query,
+      limit: LIST_PAGE_SIZE,
+      cursor,
+    })
     all.pageRanges.push(...part.pageRanges)
     all.clearRanges.push(...part.clearRanges)
-    marker = part.nextMarker
-  } while (marker !== undefined)
+    cursor = part.nextCursor
+  } while (cursor !== undefined)
   return all
 }
 
@@ -46,13 +45,14 @@ export const diskSnapshotCommands: CommandDef[] = [
     async run({ args, opts, client, out }) {
       const d = parseDiskName(args.NAME!)
       const others = ((opts.with as string[]) ?? []).map((n) => parseDiskName(n))
-      let items: DiskJson[]
+      let items: Disk[]
       if (others.length === 0) {
         const md = parseMetadata(opts.metadata)
-        items = [await client.post<DiskJson>(`${diskPath(d)}/snapshots`, md ? { metadata: md } : {})]
+        items = [await client.post<Disk>(`${diskPath(d)}/snapshots`, md ? { metadata: md } : {})]
       } else {
         const disks = [d, ...others].map(({ account, container, disk }) => ({ account, container, disk }))
-        items = (await client.post<{ items: DiskJson[] }>('/api/v1/snapshot-groups', { disks })).items
+        items = (await client.post<SnapshotGroup, SnapshotGroupRequest>('/api/v1/snapshot-groups', { disks }))
+          .items
       }
       out.result(others.length === 0 ? items[0] : items, () => {
         for (const s of items) out.line(`${s.ref.account}/${s.ref.container}/${s.ref.disk}@${s.snapshot}`)
@@ -63,9 +63,14 @@ export const diskSnapshotCommands: CommandDef[] = [
     name: 'disk snapshots',
     summary: 'List the snapshots of a disk, oldest first',
     args: [{ name: 'NAME', help: NAME_HELP }],
-    async run({ args, client, out }) {
+    options: [LIMIT_OPTION],
+    async run({ args, opts, client, out }) {
       const d = parseDiskName(args.NAME!)
-      const { items } = await client.get<{ items: DiskJson[] }>(`${diskPath(d)}/snapshots`)
+      const items = await client.list<Disk>(
+        `${diskPath(d)}/snapshots`,
+        {},
+        { max: opts.limit as number | undefined },
+      )
       out.result(items, (rows) =>
         out.table(rows, [
           { header: 'snapshot', value: (s) => s.snapshot },
@@ -139,7 +144,7 @@ export const diskSnapshotCommands: CommandDef[] = [
       const d = parseDiskName(args['NAME@SNAPSHOT']!, { snapshot: true })
       if (!d.snapshot) throw new CairnError('UsageError', 'Name the snapshot to promote as DISK@SNAPSHOT')
       await client.post(`${diskPath(d)}/promote`, { snapshot: d.snapshot })
-      const info = await client.get<DiskJson>(diskPath({ ...d }))
+      const info = await client.get<Disk>(diskPath({ ...d }))
       out.result(info, (x) => showDisk(out, x))
     },
   },

@@ -1,10 +1,11 @@
 // Streaming a file into a disk, a disk into a file, and page reads and writes through the API.
+
 import { open, stat } from 'node:fs/promises'
+import type { CreateDiskRequest, Disk, DiskExportResult, PageRanges } from '../../api/index.js'
 import { CairnError } from '../../util/index.js'
 import type { ApiClient } from '../api-client.js'
 import type { CommandContext } from '../command.js'
 import { ProgressBar } from '../output.js'
-import type { DiskJson } from './_disk-json.js'
 import { type DiskName, diskPath } from './_disk-names.js'
 
 /** Bytes per request when streaming a file through the API (the largest page write). */
@@ -103,12 +104,12 @@ export async function fileSize(path: string): Promise<number> {
 }
 
 /** Streams a local raw image into a new disk: zero pages are skipped, a failure deletes the disk. */
-export async function importLocal(ctx: CommandContext, d: DiskName, path: string): Promise<DiskJson> {
+export async function importLocal(ctx: CommandContext, d: DiskName, path: string): Promise<Disk> {
   const { client, out, signal } = ctx
   const { forEachDataRun } = await import('../../diskstore/index.js')
   const bytes = await fileSize(path)
   const size = Math.ceil(bytes / 512) * 512
-  await client.put(diskPath(d), { size })
+  await client.put<Disk, CreateDiskRequest>(diskPath(d), { size })
   const bar = new ProgressBar(`import ${d.disk}`, out.interactive)
   let done = 0
   try {
@@ -131,18 +132,14 @@ export async function importLocal(ctx: CommandContext, d: DiskName, path: string
   } finally {
     bar.done()
   }
-  return client.get<DiskJson>(diskPath(d))
+  return client.get<Disk>(diskPath(d))
 }
 
 /** Streams a disk or snapshot into a sparse local file: only written ranges are fetched. */
-export async function exportLocal(
-  ctx: CommandContext,
-  d: DiskName,
-  path: string,
-): Promise<{ path: string; size: number }> {
+export async function exportLocal(ctx: CommandContext, d: DiskName, path: string): Promise<DiskExportResult> {
   const { client, out, signal } = ctx
-  const info = await client.get<DiskJson>(diskPath(d), { snapshot: d.snapshot })
-  const { pageRanges } = await client.get<{ pageRanges: [number, number][] }>(`${diskPath(d)}/ranges`, {
+  const info = await client.get<Disk>(diskPath(d), { snapshot: d.snapshot })
+  const { pageRanges } = await client.get<PageRanges>(`${diskPath(d)}/ranges`, {
     snapshot: d.snapshot,
   })
   const total = pageRanges.reduce((n, [s, e]) => n + e + 1 - s, 0)

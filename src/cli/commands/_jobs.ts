@@ -1,12 +1,12 @@
 import { readFile } from 'node:fs/promises'
-import type { Job } from '../../catalog/index.js'
+import type { Job, Vault, VaultCredentials, VaultRecoveryPoint } from '../../api/index.js'
 import { CairnError, type ErrorCode, formatBytes, formatDuration, isErrorCode } from '../../util/index.js'
 import type { ApiClient } from '../api-client.js'
 import type { OptionDef } from '../command.js'
 import { type Output, ProgressBar } from '../output.js'
 import { parseDiskName } from './_disk-names.js'
 
-/** A job as the API answers it (/api/v1/jobs): the catalog's own type, so a renamed field fails to compile. */
+/** A job as the API answers it (/api/v1/jobs): the API's own type, so a renamed field fails to compile. */
 export type { Job }
 
 /** The option every command that follows a job takes. */
@@ -162,9 +162,7 @@ export const CREDENTIAL_OPTIONS: OptionDef[] = [
 ]
 
 /** The credentials given by options or environment, as API fields. */
-export async function credentialFields(
-  opts: Record<string, unknown>,
-): Promise<{ passphrase?: string; keyFile?: string }> {
+export async function credentialFields(opts: Record<string, unknown>): Promise<VaultCredentials> {
   if (typeof opts['key-file'] === 'string')
     return { keyFile: (await readFile(opts['key-file'])).toString('base64') }
   if (typeof opts['passphrase-file'] === 'string') {
@@ -182,11 +180,9 @@ export async function unlockIfGiven(
 ): Promise<void> {
   const creds = await credentialFields(opts)
   if (creds.passphrase === undefined && creds.keyFile === undefined) return
-  const info = await client.get<{ encrypted: boolean; unlocked: boolean }>(
-    `/api/v1/vaults/${encodeURIComponent(vault)}`,
-  )
+  const info = await client.get<Vault>(v(vault))
   if (info.encrypted && !info.unlocked)
-    await client.post(`/api/v1/vaults/${encodeURIComponent(vault)}/unlock`, creds)
+    await client.post<Vault, VaultCredentials>(`${v(vault)}/unlock`, creds)
 }
 
 /** `1.2 GiB in 3.4 s (350 MiB/s)`. */
@@ -194,18 +190,8 @@ export function summary(bytes: number, ms: number): string {
   return `${formatBytes(bytes)} in ${formatDuration(ms)} (${formatBytes(ms > 0 ? (bytes / ms) * 1000 : 0)}/s)`
 }
 
-/** A recovery point as the API answers it (the fields the CLI shows). */
-export interface RecoveryPointView {
-  id: string
-  source: { kind: string; name: string }
-  consistency: string
-  createdAt: string
-  expiresAt: string | null
-  parent: string | null
-  disks: { name: string; lun?: number; size: number; mode: string; bytesScanned: number; bytesNew: number }[]
-  bytesAdded: number
-  durationMs: number
-}
+/** A recovery point of a vault as the API answers it. */
+export type RecoveryPointView = VaultRecoveryPoint
 
 export const v = (name: string) => `/api/v1/vaults/${encodeURIComponent(name)}`
 

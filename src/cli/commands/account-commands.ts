@@ -1,27 +1,18 @@
+import type {
+  Container,
+  CreateContainerRequest,
+  CreateStorageAccountRequest,
+  DiskStoreUsage,
+  Info,
+  RegenerateKeyRequest,
+  StorageAccount,
+  StorageAccountKeys,
+} from '../../api/index.js'
 import { formatBytes } from '../../util/index.js'
-import type { CommandDef } from '../command.js'
-import { accountPath, type ContainerJson, containerPath, splitContainer } from './_disk-names.js'
+import { type CommandDef, LIMIT_OPTION } from '../command.js'
+import { accountPath, containerPath, splitContainer } from './_disk-names.js'
 
-interface AccountJson {
-  name: string
-  region: string
-  redundancy: string
-  createdOn: string
-}
-
-/** What the keys routes answer (no other route shows keys). */
-interface KeysJson {
-  account: string
-  keys: [string, string]
-}
-
-interface UsageJson {
-  segmentBytes: number
-  liveBytes: number
-  segments: number
-}
-
-const showAccount = (out: Parameters<CommandDef['run']>[0]['out'], a: AccountJson) =>
+const showAccount = (out: Parameters<CommandDef['run']>[0]['out'], a: StorageAccount) =>
   out.keyValues([
     ['name', a.name],
     ['region', a.region],
@@ -46,10 +37,12 @@ export const accountCommands: CommandDef[] = [
     ],
     examples: ['cairn account create prodeu1 --region westeurope --redundancy GRS'],
     async run({ args, opts, client, out }) {
-      const a = await client.post<AccountJson>('/api/v1/accounts', {
-        name: args.NAME,
-        ...(opts.region ? { region: opts.region } : {}),
-        ...(opts.redundancy ? { redundancy: opts.redundancy } : {}),
+      const a = await client.post<StorageAccount, CreateStorageAccountRequest>('/api/v1/accounts', {
+        name: args.NAME!,
+        ...(opts.region ? { region: opts.region as string } : {}),
+        ...(opts.redundancy
+          ? { redundancy: opts.redundancy as NonNullable<CreateStorageAccountRequest['redundancy']> }
+          : {}),
       })
       out.result(a, (x) => showAccount(out, x))
     },
@@ -57,8 +50,13 @@ export const accountCommands: CommandDef[] = [
   {
     name: 'account list',
     summary: 'List storage accounts',
-    async run({ client, out }) {
-      const { items } = await client.get<{ items: AccountJson[] }>('/api/v1/accounts')
+    options: [LIMIT_OPTION],
+    async run({ opts, client, out }) {
+      const items = await client.list<StorageAccount>(
+        '/api/v1/accounts',
+        {},
+        { max: opts.limit as number | undefined },
+      )
       out.result(items, (rows) =>
         out.table(rows, [
           { header: 'name', value: (a) => a.name },
@@ -74,7 +72,7 @@ export const accountCommands: CommandDef[] = [
     summary: 'Show a storage account (its keys: cairn account keys)',
     args: [{ name: 'NAME', help: 'account name' }],
     async run({ args, client, out }) {
-      const a = await client.get<AccountJson>(accountPath(args.NAME!))
+      const a = await client.get<StorageAccount>(accountPath(args.NAME!))
       out.result(a, (x) => showAccount(out, x))
     },
   },
@@ -86,8 +84,8 @@ export const accountCommands: CommandDef[] = [
       { name: 'blob-url', type: 'string', value: 'URL', help: 'blob endpoint for the connection string' },
     ],
     async run({ args, opts, client, out }) {
-      const a = await client.get<KeysJson>(`${accountPath(args.NAME!)}/keys`)
-      const info = await client.get<{ listeners: Record<string, string> }>('/api/v1/info')
+      const a = await client.get<StorageAccountKeys>(`${accountPath(args.NAME!)}/keys`)
+      const info = await client.get<Info>('/api/v1/info')
       const endpoint =
         (opts['blob-url'] as string | undefined) ?? info.listeners.blob ?? 'http://127.0.0.1:10000'
       const connectionString = `DefaultEndpointsProtocol=http;AccountName=${a.account};AccountKey=${a.keys[0]};BlobEndpoint=${endpoint}/${a.account};`
@@ -133,9 +131,10 @@ export const accountCommands: CommandDef[] = [
     options: [{ name: 'key', type: 'string', value: 'KEY', help: 'key1 or key2', default: 'key2' }],
     examples: ['cairn account keys regenerate prodeu1 --key key1'],
     async run({ args, opts, client, out }) {
-      const a = await client.post<KeysJson>(`${accountPath(args.NAME!)}/keys/regenerate`, {
-        keyName: opts.key,
-      })
+      const a = await client.post<StorageAccountKeys, RegenerateKeyRequest>(
+        `${accountPath(args.NAME!)}/keys/regenerate`,
+        { keyName: opts.key as RegenerateKeyRequest['keyName'] },
+      )
       out.result({ account: a.account, key1: a.keys[0], key2: a.keys[1] }, (x) =>
         out.keyValues([
           ['account', x.account],
@@ -149,7 +148,7 @@ export const accountCommands: CommandDef[] = [
     name: 'account usage',
     summary: 'Show the space the disk store uses: data segments and the bytes still visible',
     async run({ client, out }) {
-      const u = await client.get<UsageJson>('/api/v1/diskstore/usage')
+      const u = await client.get<DiskStoreUsage>('/api/v1/diskstore/usage')
       out.result(u, (x) =>
         out.keyValues([
           ['segments', x.segments],
@@ -165,7 +164,9 @@ export const accountCommands: CommandDef[] = [
     args: [{ name: 'ACCOUNT/CONTAINER', help: 'account and container name' }],
     async run({ args, client, out }) {
       const { account, container } = splitContainer(args['ACCOUNT/CONTAINER']!)
-      const c = await client.post<ContainerJson>(`${accountPath(account)}/containers`, { name: container })
+      const c = await client.post<Container, CreateContainerRequest>(`${accountPath(account)}/containers`, {
+        name: container,
+      })
       out.result(c, (x) => out.line(`created container ${x.account}/${x.name}`))
     },
   },
@@ -173,9 +174,12 @@ export const accountCommands: CommandDef[] = [
     name: 'container list',
     summary: 'List the containers of an account',
     args: [{ name: 'ACCOUNT', help: 'account name (default devstoreaccount1)', optional: true }],
-    async run({ args, client, out }) {
-      const { items } = await client.get<{ items: ContainerJson[] }>(
+    options: [LIMIT_OPTION],
+    async run({ args, opts, client, out }) {
+      const items = await client.list<Container>(
         `${accountPath(args.ACCOUNT ?? 'devstoreaccount1')}/containers`,
+        {},
+        { max: opts.limit as number | undefined },
       )
       out.result(items, (rows) =>
         out.table(rows, [

@@ -1,4 +1,5 @@
 import { resolve } from 'node:path'
+import type { VaultBackupRequest } from '../../api/index.js'
 import { formatBytes, formatDuration } from '../../util/index.js'
 import type { CommandDef } from '../command.js'
 import {
@@ -40,9 +41,9 @@ export const backupCommands: CommandDef[] = [
       await unlockIfGiven(client, opts.vault as string, opts)
       const names = [args.disk!, ...((opts['data-disk'] as string[] | undefined) ?? [])]
       const disks = names.map((n, lun) => ({ ...diskRef(n), lun }))
-      const job = await client.post<Job>(`${v(opts.vault as string)}/backups`, {
+      const job = await client.post<Job, VaultBackupRequest>(`${v(opts.vault as string)}/backups`, {
         disks,
-        ...(opts.item ? { item: opts.item } : {}),
+        ...(opts.item ? { item: opts.item as string } : {}),
         ...(opts.full ? { base: 'none' } : {}),
       })
       const done = await followJob(client, out, job, 'backup', signal, {
@@ -88,10 +89,10 @@ export const backupCommands: CommandDef[] = [
     examples: ['cairn backup file /srv/images/web.raw --vault main'],
     async run({ args, opts, client, out, signal }) {
       await unlockIfGiven(client, opts.vault as string, opts)
-      const job = await client.post<Job>(`${v(opts.vault as string)}/backups`, {
+      const job = await client.post<Job, VaultBackupRequest>(`${v(opts.vault as string)}/backups`, {
         path: resolve(args.path!),
-        ...(opts.item ? { item: opts.item } : {}),
-        ...(opts.disk ? { disk: opts.disk } : {}),
+        ...(opts.item ? { item: opts.item as string } : {}),
+        ...(opts.disk ? { disk: opts.disk as string } : {}),
         ...(opts.full ? { base: 'none' } : {}),
       })
       const done = await followJob(client, out, job, 'backup', signal, {

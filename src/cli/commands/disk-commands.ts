@@ -1,10 +1,24 @@
 import { open } from 'node:fs/promises'
 import { resolve } from 'node:path'
+import type {
+  CopyDiskRequest,
+  CreateDiskRequest,
+  Disk,
+  DiskExportRequest,
+  DiskExportResult,
+  DiskImportRequest,
+  DiskSpace,
+  LeaseRequest,
+  LeaseResult,
+  ResizeDiskRequest,
+  SequenceNumberRequest,
+  WriteResult,
+} from '../../api/index.js'
 import { CairnError, formatBytes } from '../../util/index.js'
-import type { CommandDef } from '../command.js'
+import { type CommandDef, LIMIT_OPTION } from '../command.js'
 import { ProgressBar } from '../output.js'
-import { type DiskJson, diskColumns, NAME_HELP, parseMetadata, showDisk } from './_disk-json.js'
-import { diskPath, diskText, parseDiskName, splitContainer } from './_disk-names.js'
+import { diskColumns, NAME_HELP, parseMetadata, showDisk } from './_disk-json.js'
+import { containerPath, diskPath, diskText, parseDiskName, splitContainer } from './_disk-names.js'
 import { diskSnapshotCommands } from './_disk-snapshot-commands.js'
 import {
   exportLocal,
@@ -32,8 +46,8 @@ export const diskCommands: CommandDef[] = [
         throw new CairnError('UsageError', 'Missing option --size (see cairn disk create --help)')
       const d = parseDiskName(args.NAME!)
       const md = parseMetadata(opts.metadata)
-      const info = await client.put<DiskJson>(diskPath(d), {
-        size: opts.size,
+      const info = await client.put<Disk, CreateDiskRequest>(diskPath(d), {
+        size: opts.size as number,
         ...(md ? { metadata: md } : {}),
       })
       out.result(info, (x) => showDisk(out, x))
@@ -48,23 +62,15 @@ export const diskCommands: CommandDef[] = [
     options: [
       { name: 'snapshots', type: 'boolean', help: 'list snapshots too' },
       { name: 'prefix', type: 'string', value: 'PREFIX', help: 'only disks whose name starts with PREFIX' },
+      LIMIT_OPTION,
     ],
     async run({ args, opts, client, out }) {
       const { account, container } = splitContainer(args.CONTAINER ?? 'devstoreaccount1/disks')
-      const items: DiskJson[] = []
-      let marker: string | undefined
-      do {
-        const page = await client.get<{ items: DiskJson[]; nextMarker?: string }>(
-          `/api/v1/accounts/${encodeURIComponent(account)}/containers/${encodeURIComponent(container)}/disks`,
-          {
-            includeSnapshots: opts.snapshots ? 'true' : undefined,
-            prefix: opts.prefix as string | undefined,
-            marker,
-          },
-        )
-        items.push(...page.items)
-        marker = page.nextMarker
-      } while (marker !== undefined)
+      const items = await client.list<Disk>(
+        `${containerPath(account, container)}/disks`,
+        { includeSnapshots: opts.snapshots ? 'true' : undefined, prefix: opts.prefix as string | undefined },
+        { max: opts.limit as number | undefined },
+      )
       out.result(items, (rows) => out.table(rows, diskColumns))
     },
   },
@@ -74,7 +80,7 @@ export const diskCommands: CommandDef[] = [
     args: [{ name: 'NAME', help: `${NAME_HELP}[@SNAPSHOT]` }],
     async run({ args, client, out }) {
       const d = parseDiskName(args.NAME!, { snapshot: true })
-      const info = await client.get<DiskJson>(diskPath(d), { snapshot: d.snapshot })
+      const info = await client.get<Disk>(diskPath(d), { snapshot: d.snapshot })
       out.result(info, (x) => showDisk(out, x))
     },
   },
@@ -87,8 +93,10 @@ export const diskCommands: CommandDef[] = [
       if (opts.size === undefined)
         throw new CairnError('UsageError', 'Missing option --size (see cairn disk resize --help)')
       const d = parseDiskName(args.NAME!)
-      await client.post(`${diskPath(d)}/resize`, { size: opts.size })
-      const info = await client.get<DiskJson>(diskPath(d))
+      await client.post<WriteResult, ResizeDiskRequest>(`${diskPath(d)}/resize`, {
+        size: opts.size as number,
+      })
+      const info = await client.get<Disk>(diskPath(d))
       out.result(info, (x) => showDisk(out, x))
     },
   },
@@ -140,7 +148,7 @@ export const diskCommands: CommandDef[] = [
       const { args, opts, client, out } = ctx
       const d = parseDiskName(args.NAME!)
       const info = opts.server
-        ? await client.post<DiskJson>(`${diskPath(d)}/import`, { path: resolve(args.FILE!) })
+        ? await client.post<Disk, DiskImportRequest>(`${diskPath(d)}/import`, { path: resolve(args.FILE!) })
         : await importLocal(ctx, d, args.FILE!)
       out.result(info, (x) => showDisk(out, x))
     },
@@ -172,7 +180,7 @@ export const diskCommands: CommandDef[] = [
       const { args, opts, client, out } = ctx
       const d = parseDiskName(args.NAME!, { snapshot: true })
       const result = opts.server
-        ? await client.post<{ path: string; size: number }>(`${diskPath(d)}/export`, {
+        ? await client.post<DiskExportResult, DiskExportRequest>(`${diskPath(d)}/export`, {
             path: resolve(args.FILE!),
             ...(d.snapshot ? { snapshot: d.snapshot } : {}),
             ...(opts.overwrite ? { overwrite: true } : {}),
@@ -285,15 +293,12 @@ export const diskCommands: CommandDef[] = [
           `Unknown lease action "${action}": use acquire, renew, release, change or break`,
         )
       }
-      const body: Record<string, unknown> = { action }
-      if (opts.duration !== undefined) body.duration = opts.duration
-      if (opts['lease-id'] !== undefined) body.leaseId = opts['lease-id']
-      if (opts['proposed-id'] !== undefined) body.proposedId = opts['proposed-id']
-      if (opts['break-period'] !== undefined) body.breakPeriod = opts['break-period']
-      const r = await client.post<{ id?: string; leaseTime?: number; etag: string }>(
-        `${diskPath(d)}/lease`,
-        body,
-      )
+      const body: LeaseRequest = { action: action as LeaseRequest['action'] }
+      if (opts.duration !== undefined) body.duration = opts.duration as number
+      if (opts['lease-id'] !== undefined) body.leaseId = opts['lease-id'] as string
+      if (opts['proposed-id'] !== undefined) body.proposedId = opts['proposed-id'] as string
+      if (opts['break-period'] !== undefined) body.breakPeriod = opts['break-period'] as number
+      const r = await client.post<LeaseResult, LeaseRequest>(`${diskPath(d)}/lease`, body)
       out.result(r, (x) =>
         out.keyValues([
           ['disk', diskText(d)],
@@ -328,10 +333,10 @@ export const diskCommands: CommandDef[] = [
           `Cannot use sequence number "${args.VALUE}": a whole number >= 0 is needed`,
         )
       }
-      const r = await client.post<{ sequenceNumber: number }>(`${diskPath(d)}/sequence-number`, {
-        action,
+      const r = await client.post<WriteResult, SequenceNumberRequest>(`${diskPath(d)}/sequence-number`, {
+        action: action as SequenceNumberRequest['action'],
         ...(value === undefined ? {} : { value }),
-        ...(opts['lease-id'] === undefined ? {} : { leaseId: opts['lease-id'] }),
+        ...(opts['lease-id'] === undefined ? {} : { leaseId: opts['lease-id'] as string }),
       })
       out.result(r, (x) => out.line(`sequence number of ${diskText(d)}: ${x.sequenceNumber}`))
     },
@@ -348,7 +353,7 @@ export const diskCommands: CommandDef[] = [
     async run({ args, opts, client, out }) {
       const s = parseDiskName(args.SOURCE!, { snapshot: true })
       const t = parseDiskName(args.TARGET!)
-      const info = await client.post<DiskJson>(`${diskPath(s)}/copy`, {
+      const info = await client.post<Disk, CopyDiskRequest>(`${diskPath(s)}/copy`, {
         target: { account: t.account, container: t.container, disk: t.disk },
         ...(s.snapshot ? { snapshot: s.snapshot } : {}),
         ...(opts.overwrite ? { overwrite: true } : {}),
@@ -362,7 +367,7 @@ export const diskCommands: CommandDef[] = [
     args: [{ name: 'NAME', help: `${NAME_HELP}[@SNAPSHOT]` }],
     async run({ args, client, out }) {
       const d = parseDiskName(args.NAME!, { snapshot: true })
-      const r = await client.get<{ usedBytes: number; exclusiveBytes: number }>(`${diskPath(d)}/space`, {
+      const r = await client.get<DiskSpace>(`${diskPath(d)}/space`, {
         snapshot: d.snapshot,
       })
       out.result(r, (x) =>

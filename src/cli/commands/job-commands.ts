@@ -1,3 +1,4 @@
+import type { Page } from '../../api/index.js'
 import { formatDuration } from '../../util/index.js'
 import type { CommandDef } from '../command.js'
 import { CANCEL_ON_INTERRUPT, followJob, type Job, printJob } from './_jobs.js'
@@ -24,7 +25,7 @@ export const jobCommands: CommandDef[] = [
       { name: 'cursor', type: 'string', value: 'C', help: 'the next page (printed after a full page)' },
     ],
     async run({ opts, client, out }) {
-      const page = await client.get<{ items: Job[]; nextCursor?: string }>('/api/v1/jobs', {
+      const page = await client.get<Page<Job>>('/api/v1/jobs', {
         state: opts.state as string | undefined,
         kind: opts.kind as string | undefined,
         vm: opts.vm as string | undefined,

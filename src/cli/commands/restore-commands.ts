@@ -1,4 +1,5 @@
 import { resolve } from 'node:path'
+import type { VaultRestoreRequest } from '../../api/index.js'
 import type { CommandDef } from '../command.js'
 import {
   CANCEL_ON_INTERRUPT,
@@ -36,11 +37,11 @@ export const restoreCommands: CommandDef[] = [
       const vault = opts.vault as string
       await unlockIfGiven(client, vault, opts)
       const started = Date.now()
-      const job = await client.post<Job>(
+      const job = await client.post<Job, VaultRestoreRequest>(
         `${v(vault)}/recoveryPoints/${encodeURIComponent(opts.rp as string)}/restore`,
         {
           target: diskRef(opts.to as string),
-          ...(opts.disk ? { disk: opts.disk } : {}),
+          ...(opts.disk ? { disk: opts.disk as string } : {}),
           ...(opts.overwrite ? { overwrite: true } : {}),
         },
       )
@@ -73,11 +74,11 @@ export const restoreCommands: CommandDef[] = [
       const vault = opts.vault as string
       await unlockIfGiven(client, vault, opts)
       const started = Date.now()
-      const job = await client.post<Job>(
+      const job = await client.post<Job, VaultRestoreRequest>(
         `${v(vault)}/recoveryPoints/${encodeURIComponent(opts.rp as string)}/restore`,
         {
           path: resolve(args.path!),
-          ...(opts.disk ? { disk: opts.disk } : {}),
+          ...(opts.disk ? { disk: opts.disk as string } : {}),
           ...(opts.overwrite ? { overwrite: true } : {}),
         },
       )

@@ -1,5 +1,5 @@
 import { CairnError, formatBytes, formatDuration } from '../../util/index.js'
-import type { CommandDef } from '../command.js'
+import { type CommandDef, LIMIT_OPTION } from '../command.js'
 import { CREDENTIAL_OPTIONS, type RecoveryPointView, unlockIfGiven, v } from './_jobs.js'
 import { printVmPoints } from './protection-commands.js'
 
@@ -19,6 +19,7 @@ export const rpCommands: CommandDef[] = [
     options: [
       vaultOption,
       { name: 'item', type: 'string', value: 'NAME', help: 'only this protected item' },
+      LIMIT_OPTION,
       ...CREDENTIAL_OPTIONS,
     ],
     async run(ctx) {
@@ -26,9 +27,11 @@ export const rpCommands: CommandDef[] = [
       if (args.VM !== undefined) return printVmPoints(ctx, args.VM)
       const vault = needVault(opts)
       await unlockIfGiven(client, vault, opts)
-      const { items } = await client.get<{ items: RecoveryPointView[] }>(`${v(vault)}/recoveryPoints`, {
-        item: opts.item as string | undefined,
-      })
+      const items = await client.list<RecoveryPointView>(
+        `${v(vault)}/recoveryPoints`,
+        { item: opts.item as string | undefined },
+        { max: opts.limit as number | undefined },
+      )
       out.result(items, (rows) =>
         out.table(rows, [
           { header: 'id', value: (r) => r.id },

@@ -1,3 +1,4 @@
+import type { Info, Status } from '../../api/index.js'
 import { formatBytes } from '../../util/index.js'
 import type { CommandDef } from '../command.js'
 
@@ -200,12 +201,7 @@ export const systemCommands: CommandDef[] = [
     name: 'info',
     summary: 'Show the service version, data folder and listeners',
     async run({ client, out }) {
-      const info = await client.get<{
-        version: string
-        dataDir: string
-        startedAt: string
-        listeners: Record<string, string>
-      }>('/api/v1/info')
+      const info = await client.get<Info>('/api/v1/info')
       out.result(info, (i) =>
         out.keyValues([
           ['version', i.version],
@@ -220,17 +216,7 @@ export const systemCommands: CommandDef[] = [
     name: 'status',
     summary: "Show whether the service can write: the disk store's free space and any disk-full episode",
     async run({ client, out }) {
-      const st = await client.get<{
-        status: string
-        diskStore: {
-          state: string
-          freeBytes: number
-          totalBytes: number
-          reserveBytes: number
-          since?: string
-          message?: string
-        }
-      }>('/api/v1/status')
+      const st = await client.get<Status>('/api/v1/status')
       out.result(st, (s) => {
         const d = s.diskStore
         out.keyValues([

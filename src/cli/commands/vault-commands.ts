@@ -1,15 +1,21 @@
+import type {
+  CreateVaultRequest,
+  GcResult,
+  PruneReport,
+  PruneRequest,
+  Vault,
+  VaultCredentials,
+  VaultDeleted,
+  VaultUsage,
+  VerifyRequest,
+  VerifyResult,
+} from '../../api/index.js'
 import { formatBytes } from '../../util/index.js'
-import type { CommandDef } from '../command.js'
+import { type CommandDef, LIMIT_OPTION } from '../command.js'
 import { CREDENTIAL_OPTIONS, credentialFields, followJob, type Job, unlockIfGiven, v } from './_jobs.js'
 
-interface VaultView {
-  name: string
-  backend: string
-  location: string
-  encrypted: boolean
-  createdAt: string
-  unlocked: boolean
-}
+/** A vault as the API answers it. */
+type VaultView = Vault
 
 const vaultArg = [{ name: 'vault', help: 'vault name' }]
 
@@ -34,13 +40,13 @@ export const vaultCommands: CommandDef[] = [
       'CAIRN_VAULT_PASSPHRASE=... cairn vault create offsite --location /mnt/backup/offsite',
     ],
     async run({ args, opts, client, out }) {
-      const body = {
-        name: args.name,
-        ...(opts.location ? { location: opts.location } : {}),
+      const body: CreateVaultRequest = {
+        name: args.name!,
+        ...(opts.location ? { location: opts.location as string } : {}),
         ...(opts.attach ? { attach: true } : {}),
         ...(await credentialFields(opts)),
       }
-      const info = await client.post<VaultView>('/api/v1/vaults', body)
+      const info = await client.post<VaultView, CreateVaultRequest>('/api/v1/vaults', body)
       out.result(info, (i) =>
         out.line(`Created vault ${i.name} at ${i.location}${i.encrypted ? ' (encrypted)' : ''}`),
       )
@@ -49,8 +55,13 @@ export const vaultCommands: CommandDef[] = [
   {
     name: 'vault list',
     summary: 'List vaults',
-    async run({ client, out }) {
-      const { items } = await client.get<{ items: VaultView[] }>('/api/v1/vaults')
+    options: [LIMIT_OPTION],
+    async run({ opts, client, out }) {
+      const items = await client.list<VaultView>(
+        '/api/v1/vaults',
+        {},
+        { max: opts.limit as number | undefined },
+      )
       out.result(items, (rows) =>
         out.table(rows, [
           { header: 'name', value: (r) => r.name },
@@ -76,7 +87,10 @@ export const vaultCommands: CommandDef[] = [
     args: vaultArg,
     options: CREDENTIAL_OPTIONS,
     async run({ args, opts, client, out }) {
-      const info = await client.post<VaultView>(`${v(args.vault!)}/unlock`, await credentialFields(opts))
+      const info = await client.post<VaultView, VaultCredentials>(
+        `${v(args.vault!)}/unlock`,
+        await credentialFields(opts),
+      )
       out.result(info, (i) => out.line(`Vault ${i.name} is unlocked`))
     },
   },
@@ -87,17 +101,7 @@ export const vaultCommands: CommandDef[] = [
     options: CREDENTIAL_OPTIONS,
     async run({ args, opts, client, out }) {
       await unlockIfGiven(client, args.vault!, opts)
-      const u = await client.get<{
-        recoveryPoints: number
-        packs: number
-        storedBytes: number
-        logicalBytes: number
-        dataBytes: number
-        deduplicationRatio: number
-        compressionRatio: number
-        overallRatio: number
-        perRecoveryPoint: { id: string; createdAt: string; logicalBytes: number; bytesAdded: number }[]
-      }>(`${v(args.vault!)}/usage`)
+      const u = await client.get<VaultUsage>(`${v(args.vault!)}/usage`)
       out.result(u, (x) => {
         out.keyValues([
           ['recovery points', x.recoveryPoints],
@@ -140,20 +144,12 @@ export const vaultCommands: CommandDef[] = [
     ],
     async run({ args, opts, client, out, signal }) {
       await unlockIfGiven(client, args.vault!, opts)
-      const job = await client.post<Job>(`${v(args.vault!)}/verify`, {
-        ...(opts.sample !== undefined ? { sample: opts.sample } : {}),
+      const job = await client.post<Job, VerifyRequest>(`${v(args.vault!)}/verify`, {
+        ...(opts.sample !== undefined ? { sample: opts.sample as number } : {}),
         ...(opts['read-data'] ? { readData: true } : {}),
       })
       const done = await followJob(client, out, job, 'verify', signal)
-      const r = done.result as {
-        recoveryPoints: number
-        packsChecked: number
-        chunksChecked: number
-        bytesChecked: number
-        bytesRestored: number
-        unrestorable: string[]
-        problems: { object: string; message: string }[]
-      }
+      const r = done.result as VerifyResult
       out.result(r, (x) => {
         out.line(
           `Checked ${x.recoveryPoints} recovery points, ${x.packsChecked} packs, ${x.chunksChecked} chunks, ${formatBytes(x.bytesChecked)}`,
@@ -209,18 +205,16 @@ export const vaultCommands: CommandDef[] = [
     examples: ['cairn vault prune main --keep-daily 7 --keep-weekly 4 --keep-monthly 12'],
     async run({ args, opts, client, out }) {
       await unlockIfGiven(client, args.vault!, opts)
-      const body: Record<string, unknown> = {}
-      for (const k of ['last', 'hourly', 'daily', 'weekly', 'monthly', 'yearly']) {
+      const body: PruneRequest = {}
+      for (const k of ['last', 'hourly', 'daily', 'weekly', 'monthly', 'yearly'] as const) {
         const val = opts[`keep-${k}`]
-        if (val !== undefined) body[`keep${k[0]!.toUpperCase()}${k.slice(1)}`] = val
+        if (val !== undefined)
+          body[`keep${k[0]!.toUpperCase()}${k.slice(1)}` as `keep${Capitalize<typeof k>}`] = val as number
       }
-      if (opts.item) body.item = opts.item
+      if (opts.item) body.item = opts.item as string
       if (opts['dry-run']) body.dryRun = true
       if (opts['include-policy-points']) body.includePolicyPoints = true
-      const r = await client.post<{ kept: string[]; removed: string[]; skipped: string[]; dryRun: boolean }>(
-        `${v(args.vault!)}/prune`,
-        body,
-      )
+      const r = await client.post<PruneReport, PruneRequest>(`${v(args.vault!)}/prune`, body)
       out.result(r, (x) => {
         for (const id of x.removed) out.line(`${x.dryRun ? 'would remove' : 'removed'} ${id}`)
         out.line(
@@ -241,12 +235,7 @@ export const vaultCommands: CommandDef[] = [
       await unlockIfGiven(client, args.vault!, opts)
       const job = await client.post<Job>(`${v(args.vault!)}/gc`)
       const done = await followJob(client, out, job, 'gc', signal)
-      const r = done.result as {
-        packsDeleted: number
-        packsRepacked: number
-        bytesReclaimed: number
-        skipped?: string
-      }
+      const r = done.result as GcResult
       out.result(r, (x) => {
         if (x.skipped) out.line(`GC skipped: ${x.skipped}`)
         out.line(
@@ -270,7 +259,7 @@ export const vaultCommands: CommandDef[] = [
         ...(opts['new-passphrase-file'] ? { 'passphrase-file': opts['new-passphrase-file'] } : {}),
         ...(opts['new-key-file'] ? { 'key-file': opts['new-key-file'] } : {}),
       })
-      const info = await client.post<VaultView>(`${v(args.vault!)}/key`, next)
+      const info = await client.post<VaultView, VaultCredentials>(`${v(args.vault!)}/key`, next)
       out.result(info, (i) => out.line(`Rewrapped the key of vault ${i.name}`))
     },
   },
@@ -290,7 +279,7 @@ export const vaultCommands: CommandDef[] = [
       },
     ],
     async run({ args, opts, client, out }) {
-      const r = await client.delete<{ name: string; dataDeleted: boolean; left: string[] }>(v(args.vault!), {
+      const r = await client.delete<VaultDeleted>(v(args.vault!), {
         deleteData: opts['delete-data'] ? 'true' : undefined,
       })
       out.result(r, (x) => {

@@ -1,0 +1,67 @@
+import type { z } from '@hono/zod-openapi'
+import type { GcReport, VerifyReport } from '../vault/index.js'
+import type * as disk from './_disk-schemas.js'
+import type * as job from './_job-schemas.js'
+import type * as vault from './_vault-schemas.js'
+import type * as shared from './schemas.js'
+import type * as system from './system-routes.js'
+
+// The bodies of the management API as TypeScript types, inferred from the schemas the routes validate
+// and document. The CLI imports them type-only (`import type`), so that it loads none of the API at
+// start and a renamed field fails to compile on both sides. Requests are the types a client sends (zod
+// input types); answers are what the service sends back.
+
+/** The one list envelope: a page of items and, when more follow, the cursor of the next page. */
+export interface Page<T> {
+  items: T[]
+  nextCursor?: string
+}
+
+/** The error body of every failing request. */
+export type ErrorBody = z.infer<typeof shared.ErrorBody>
+
+export type Info = z.infer<typeof system.Info>
+export type Status = z.infer<typeof system.Status>
+
+export type StorageAccount = z.infer<typeof disk.Account>
+export type StorageAccountKeys = z.infer<typeof disk.AccountKeys>
+export type CreateStorageAccountRequest = z.input<typeof disk.CreateAccountRequest>
+export type RegenerateKeyRequest = z.input<typeof disk.RegenerateKeyRequest>
+export type Container = z.infer<typeof disk.Container>
+export type CreateContainerRequest = z.input<typeof disk.CreateContainerRequest>
+export type Disk = z.infer<typeof disk.Disk>
+export type DiskRef = z.infer<typeof disk.DiskRefSchema>
+export type CreateDiskRequest = z.input<typeof disk.CreateDiskRequest>
+export type ResizeDiskRequest = z.input<typeof disk.ResizeDiskRequest>
+export type WriteResult = z.infer<typeof disk.WriteResult>
+export type DiskDiff = z.infer<typeof disk.Diff>
+export type PageRanges = z.infer<typeof disk.PageRanges>
+export type DiskSpace = z.infer<typeof disk.Space>
+export type DiskStoreUsage = z.infer<typeof disk.Usage>
+export type DiskImportRequest = z.input<typeof disk.ImportRequest>
+export type DiskExportRequest = z.input<typeof disk.ExportRequest>
+export type DiskExportResult = z.infer<typeof disk.ExportResult>
+export type SnapshotGroupRequest = z.input<typeof disk.SnapshotGroupRequest>
+export type SnapshotGroup = z.infer<typeof disk.SnapshotGroup>
+export type LeaseRequest = z.input<typeof disk.LeaseRequest>
+export type LeaseResult = z.infer<typeof disk.LeaseResult>
+export type SequenceNumberRequest = z.input<typeof disk.SequenceNumberRequest>
+export type CopyDiskRequest = z.input<typeof disk.CopyDiskRequest>
+
+export type Job = z.infer<typeof job.Job>
+/** The `result` of a finished verify job. */
+export type VerifyResult = VerifyReport
+/** The `result` of a finished gc job. */
+export type GcResult = GcReport
+
+export type Vault = z.infer<typeof vault.Vault>
+export type CreateVaultRequest = z.input<typeof vault.CreateVaultRequest>
+export type VaultCredentials = z.input<typeof vault.VaultCredentialsRequest>
+export type VaultDeleted = z.infer<typeof vault.VaultDeleted>
+export type VaultUsage = z.infer<typeof vault.VaultUsage>
+export type VaultRecoveryPoint = z.infer<typeof vault.RecoveryPoint>
+export type VerifyRequest = z.input<typeof vault.VerifyRequest>
+export type PruneRequest = z.input<typeof vault.PruneRequest>
+export type PruneReport = z.infer<typeof vault.PruneReport>
+export type VaultBackupRequest = z.input<typeof vault.BackupRequest>
+export type VaultRestoreRequest = z.input<typeof vault.RestoreRequest>
