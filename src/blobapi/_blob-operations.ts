@@ -22,6 +22,7 @@ import {
   takePageBuffer,
 } from './_blob-context.js'
 import { withoutSas } from './_blob-url.js'
+import { crc64 } from './_crc64.js'
 import {
   canonicalGuid,
   checkHttpConditions,
@@ -244,17 +245,62 @@ function refuseUnsatisfiable(ctx: BlobContext): void {
     )
 }
 
+/** Which checksum of the range a Get Blob asks for (`x-ms-range-get-content-md5` or `…-crc64`), if any. */
+function rangeChecksum(ctx: BlobContext, ranged: boolean): string | undefined {
+  const asked = ['x-ms-range-get-content-md5', 'x-ms-range-get-content-crc64'].filter((name) => {
+    const v = headerOf(ctx.req, name)
+    if (v !== undefined && v !== 'true' && v !== 'false') throw badHeader(name, v, 'use true or false')
+    return v === 'true'
+  })
+  if (asked.length > 1)
+    throw blobError(
+      'BothCrc64AndMd5HeaderPresent',
+      'Cannot read the range: ask for x-ms-range-get-content-md5 or x-ms-range-get-content-crc64, not both',
+    )
+  const name = asked[0]
+  if (name !== undefined && !ranged)
+    throw blobError(
+      'MissingRequiredHeader',
+      `Cannot compute ${name} without a range: send x-ms-range or Range`,
+      {
+        HeaderName: 'x-ms-range',
+      },
+    )
+  return name
+}
+
+/**
+ * A lease id sent with a read must name the blob's active lease (Azure's 412s); reads of snapshots
+ * have no lease to check.
+ */
+export function checkReadLease(ctx: BlobContext, d: DiskInfo): void {
+  const id = leaseIdHeader(ctx.req)
+  if (id === undefined || d.snapshot !== undefined) return
+  if (d.lease.state !== 'leased' && d.lease.state !== 'breaking')
+    throw blobError(
+      'LeaseNotPresentWithBlobOperation',
+      `Cannot read blob "${d.ref.disk}" under lease ${id}: it has no active lease`,
+    )
+  if (id !== d.lease.id)
+    throw blobError(
+      'LeaseIdMismatchWithBlobOperation',
+      `Cannot read blob "${d.ref.disk}" under lease ${id}: it is leased under another id`,
+    )
+}
+
 /** GET /account/container/blob[?snapshot=S] */
 export async function getBlob(ctx: BlobContext): Promise<Answer> {
   const snapshot = queryOf(ctx, 'snapshot')
   const d = ctx.store.getDisk(diskRef(ctx), snapshot)
   refuseUnsatisfiable(ctx)
+  checkReadLease(ctx, d)
   if (checkHttpConditions(ctx.req, d, true) === 304)
     return { status: 304, headers: { ETag: quoteEtag(d.etag) } }
   const headers = blobHeaders(d)
   // The stored MD5 of the whole blob, whatever range is read (Content-MD5 is the range's, when asked).
   headers['x-ms-blob-content-md5'] = d.content.contentMD5
   const range = requestRange(ctx.req)
+  const checksum = rangeChecksum(ctx, range !== undefined)
   if (range === undefined) {
     headers['Content-Length'] = d.size
     headers['Content-MD5'] = d.content.contentMD5
@@ -268,16 +314,18 @@ export async function getBlob(ctx: BlobContext): Promise<Answer> {
   const end = Math.min(range.end === undefined ? d.size : range.end + 1, d.size)
   headers['Content-Length'] = end - range.start
   headers['Content-Range'] = `bytes ${range.start}-${end - 1}/${d.size}`
-  if (headerOf(ctx.req, 'x-ms-range-get-content-md5') === 'true') {
+  if (checksum !== undefined) {
     if (end - range.start > MAX_WRITE_SIZE)
-      throw badHeader('x-ms-range-get-content-md5', 'true', 'an MD5 is computed for ranges of at most 4 MiB')
+      throw badHeader(checksum, 'true', 'a checksum is computed for ranges of at most 4 MiB')
     const data = await ctx.store.read(
       diskRef(ctx),
       range.start,
       end - range.start,
       snapshot === undefined ? {} : { snapshot },
     )
-    headers['Content-MD5'] = createHash('md5').update(data).digest('base64')
+    if (checksum === 'x-ms-range-get-content-md5')
+      headers['Content-MD5'] = createHash('md5').update(data).digest('base64')
+    else headers['x-ms-content-crc64'] = crc64(data).toString('base64')
     return { status: 206, headers, body: data }
   }
   if (end - range.start <= PAGE_BUFFER) {
@@ -301,6 +349,7 @@ export async function getBlob(ctx: BlobContext): Promise<Answer> {
 export function blobProperties(ctx: BlobContext): Answer {
   const d = ctx.store.getDisk(diskRef(ctx), queryOf(ctx, 'snapshot'))
   refuseUnsatisfiable(ctx)
+  checkReadLease(ctx, d)
   if (checkHttpConditions(ctx.req, d, true) === 304)
     return { status: 304, headers: { ETag: quoteEtag(d.etag) } }
   return {
@@ -359,6 +408,7 @@ export async function setBlobMetadata(ctx: BlobContext): Promise<Answer> {
 /** GET or HEAD /account/container/blob?comp=metadata */
 export function blobMetadata(ctx: BlobContext): Answer {
   const d = ctx.store.getDisk(diskRef(ctx), queryOf(ctx, 'snapshot'))
+  checkReadLease(ctx, d)
   checkHttpConditions(ctx.req, d, false)
   return {
     status: 200,

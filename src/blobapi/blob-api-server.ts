@@ -35,6 +35,7 @@ import { getPageRanges, putPage } from './_page-operations.js'
 import { type Access, isSasRequest, verifySas } from './_sas.js'
 import { parseAuthorization, verifySharedKey } from './_shared-key.js'
 import { checkIfTags, findBlobsByTags, getBlobTags, setBlobTags } from './_tag-operations.js'
+import { refuseUnservedOptions } from './_unserved-options.js'
 import { el, xmlDocument } from './_xml.js'
 import { type AzureErrorAnswer, blobError, type OperationKind, toAzureError } from './blob-errors.js'
 
@@ -398,6 +399,7 @@ export class BlobApiServer {
           `Cannot use container name "${container}": a container name is 3 to 63 characters long`,
         )
       kind = r.kind
+      refuseUnservedOptions(ctx)
       if (blob !== '') named = { ref: diskRef(ctx), snapshot: queryOf(ctx, 'snapshot') }
       if (ctx.blob !== '') checkIfTags(ctx)
       const answer = await r.run(ctx)

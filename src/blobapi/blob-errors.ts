@@ -123,6 +123,11 @@ export const azureErrors = {
     'ChecksumMismatch',
     'The MD5 value specified in the request did not match with the MD5 value calculated by the server.',
   ),
+  BlobAccessTierNotSupportedForAccountType: spec(
+    400,
+    'InvalidRequest',
+    'Blob access tier is not supported on this storage account type.',
+  ),
   BothCrc64AndMd5HeaderPresent: spec(
     400,
     'InvalidRequest',
