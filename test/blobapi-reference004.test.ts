@@ -2,7 +2,12 @@
 // run unchanged with the official SDK against Cairn, comparing bytes at every step.
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { BlobServiceClient, type PageBlobClient, StorageSharedKeyCredential } from '@azure/storage-blob'
+import {
+  BlobSASPermissions,
+  BlobServiceClient,
+  type PageBlobClient,
+  StorageSharedKeyCredential,
+} from '@azure/storage-blob'
 import { type BlobApiHarness, pattern, startBlobApi } from './_blobapi-harness.js'
 
 const KiB = 1024
@@ -13,6 +18,14 @@ async function serviceFor(h: BlobApiHarness, name: string): Promise<BlobServiceC
   const account = await h.store.createAccount(name)
   return new BlobServiceClient(`${h.url}/${name}`, new StorageSharedKeyCredential(name, account.keys[0]), {
     retryOptions: { maxTries: 1 },
+  })
+}
+
+/** A read SAS URL of a blob or snapshot: a copy source in another account needs one, as on Azure. */
+function readSas(b: PageBlobClient): Promise<string> {
+  return b.generateSasUrl({
+    permissions: BlobSASPermissions.parse('r'),
+    expiresOn: new Date(Date.now() + 3600_000),
   })
 }
 
@@ -72,7 +85,9 @@ describe('reference/004: VM disk backup and restore with incremental snapshots',
       const ss1 = (await disk.createSnapshot()).snapshot!
       const atSs1 = Buffer.from(expected)
       const backup = backups.getPageBlobClient('mybackupstdpageblob')
-      const copy = await (await backup.beginCopyFromURL(disk.withSnapshot(ss1).url)).pollUntilDone()
+      const copy = await (
+        await backup.beginCopyFromURL(await readSas(disk.withSnapshot(ss1)))
+      ).pollUntilDone()
       assert.equal(copy.copyStatus, 'success')
       assert.deepEqual(await bytes(backup), atSs1)
       const bss1 = (await backup.createSnapshot()).snapshot!
@@ -106,13 +121,13 @@ describe('reference/004: VM disk backup and restore with incremental snapshots',
 
       // Restore to backup point 2: promote the snapshot as a new backup base blob and snapshot it.
       const restoredBackup = backups.getPageBlobClient('mybackupstdpageblobrestored')
-      await (await restoredBackup.beginCopyFromURL(backup.withSnapshot(bss2).url)).pollUntilDone()
+      await (await restoredBackup.beginCopyFromURL(await readSas(backup.withSnapshot(bss2)))).pollUntilDone()
       assert.deepEqual(await bytes(restoredBackup), atSs2)
       const rbss1 = (await restoredBackup.createSnapshot()).snapshot!
 
       // Copy the restored backup blob to the premium account as the new disk; snapshot it.
       const restored = vhds.getPageBlobClient('mypremiumdiskrestored')
-      await (await restored.beginCopyFromURL(restoredBackup.url)).pollUntilDone()
+      await (await restored.beginCopyFromURL(await readSas(restoredBackup))).pollUntilDone()
       assert.deepEqual(await bytes(restored), atSs2)
       const rss1 = (await restored.createSnapshot()).snapshot!
       assert.deepEqual(await bytes(restored.withSnapshot(rss1)), atSs2)
@@ -155,7 +170,7 @@ describe('reference/004: VM disk backup and restore with incremental snapshots',
         }
         const s = (await disk.createSnapshot()).snapshot!
         points.push({ source: s, bytes: await bytes(disk.withSnapshot(s)) })
-        const r = await backup.startCopyIncremental(disk.withSnapshot(s).url)
+        const r = await backup.startCopyIncremental(await readSas(disk.withSnapshot(s)))
         assert.equal(r.copyStatus, 'success')
       }
       const kept: string[] = []
@@ -166,7 +181,7 @@ describe('reference/004: VM disk backup and restore with incremental snapshots',
         assert.deepEqual(await bytes(backup.withSnapshot(kept[i]!)), points[i]!.bytes)
       // Restore from the second point: copy the backup snapshot back as a new disk.
       const restored = vhds.getPageBlobClient('disk-restored')
-      await restored.syncCopyFromURL(backup.withSnapshot(kept[1]!).url)
+      await restored.syncCopyFromURL(await readSas(backup.withSnapshot(kept[1]!)))
       assert.deepEqual(await bytes(restored), points[1]!.bytes)
     } finally {
       await h.close()

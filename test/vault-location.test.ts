@@ -157,6 +157,8 @@ describe('vault locations', () => {
       assert.ok(existsSync(join(dir, 'v2', 'config')))
 
       // Without points, the layout's files go; everything else stays, and so does the folder.
+      // Soft delete would keep the point 14 days (and the vault with it): off for this vault.
+      ok('vault', 'settings', 'v1', '--soft-delete', 'Disabled')
       ok('rp', 'delete', rp, '--vault', 'v1')
       const deleted = ok('vault', 'delete', 'v1', '--delete-data')
       assert.match(deleted.stdout, /Left in place \(not vault files\): notes.txt, packs\/ff, rp\/README/)

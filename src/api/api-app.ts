@@ -11,6 +11,7 @@ import { registerProtectionRoutes } from './protection-routes.js'
 import { registerSnapshotRoutes } from './snapshot-routes.js'
 import { registerSystemRoutes } from './system-routes.js'
 import { registerVaultRoutes } from './vault-routes.js'
+import { registerVaultSafetyRoutes } from './vault-safety-routes.js'
 
 /** Builds the management API (`/healthz`, `/api/v1/...`, `/api/v1/openapi.json`) over the given context. */
 export function createApiApp(ctx: ApiContext): ApiApp {
@@ -45,6 +46,7 @@ export function createApiApp(ctx: ApiContext): ApiApp {
   registerDiskRoutes(app, ctx)
   registerSnapshotRoutes(app, ctx)
   registerVaultRoutes(app, ctx)
+  registerVaultSafetyRoutes(app, ctx)
   registerJobRoutes(app, ctx)
 
   app.doc31('/api/v1/openapi.json', {

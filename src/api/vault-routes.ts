@@ -256,13 +256,14 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
     createRoute({
       method: 'delete',
       path: '/api/v1/vaults/{vault}/recoveryPoints/{rp}',
-      summary: 'Delete a recovery point (gc frees its space)',
+      summary:
+        'Delete a recovery point (gc frees its space): soft-deleted while soft delete is on and its retention runs (listed under softDeletedRecoveryPoints until purged); 409 RetentionLocked while an immutable vault retains it',
       request: { params: PR },
       responses: { 204: { description: 'Deleted' }, ...errorResponses },
     }),
     async (c) => {
       const { vault, rp } = c.req.valid('param')
-      await (await vaults().open(vault)).deleteRecoveryPoint(rp)
+      await service().deletePoint(vault, rp)
       return c.body(null, 204)
     },
   )

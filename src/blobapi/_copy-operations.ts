@@ -11,6 +11,7 @@ import {
   refuseSnapshotWrite,
 } from './_blob-operations.js'
 import { NotABlobUrl, parseBlobUrl, withoutSas } from './_blob-url.js'
+import { authorizeCopySource, checkSourceConditions } from './_copy-source-auth.js'
 import {
   checkHttpConditions,
   hasMetadata,
@@ -49,11 +50,13 @@ export function parseCopySource(ctx: BlobContext, url: string): CopySource {
 
 /**
  * The one place a copy source (`x-ms-copy-source` of Copy Blob and Incremental Copy Blob) is resolved:
- * parsed, found in the store, and its URL made fit to show. Authorization of the source account is
- * added here.
+ * parsed, authorized (a SAS of the source's account, or the destination account's own Shared Key),
+ * found in the store, its source conditions checked, and its URL made fit to show.
  */
 export function resolveCopySource(ctx: BlobContext, url: string): ResolvedCopySource {
   const source = parseCopySource(ctx, url)
+  const shownUrl = withoutSas(url)
+  authorizeCopySource(ctx, url, source, shownUrl)
   let info: DiskInfo
   try {
     info = ctx.store.getDisk(source.ref, source.snapshot)
@@ -62,10 +65,11 @@ export function resolveCopySource(ctx: BlobContext, url: string): ResolvedCopySo
       isCairnError(err) &&
       ['AccountNotFound', 'ContainerNotFound', 'DiskNotFound', 'SnapshotNotFound'].includes(err.code)
     )
-      throw blobError('CannotVerifyCopySource', `Cannot copy from "${withoutSas(url)}": ${err.message}`)
+      throw blobError('CannotVerifyCopySource', `Cannot copy from "${shownUrl}": ${err.message}`)
     throw err
   }
-  return { ...source, info, shownUrl: withoutSas(url) }
+  checkSourceConditions(ctx, info)
+  return { ...source, info, shownUrl }
 }
 
 /** Checks the destination's lease the way a blob write does (copyDisk takes no conditions). */

@@ -57,33 +57,6 @@ export function isSasRequest(query: URLSearchParams): boolean {
   return query.has('sig')
 }
 
-/** The names of the SAS parameters, removed from a URL before it is shown (copy sources). */
-export const SAS_PARAMETERS = [
-  'sv',
-  'ss',
-  'srt',
-  'sp',
-  'st',
-  'se',
-  'sip',
-  'spr',
-  'sig',
-  'sr',
-  'si',
-  'ses',
-  'sdd',
-  'skoid',
-  'sktid',
-  'skt',
-  'ske',
-  'sks',
-  'skv',
-  'saoid',
-  'suoid',
-  'scid',
-  ...OVERRIDES.map(([q]) => q),
-]
-
 function failed(detail: string): CairnError {
   return blobError('AuthenticationFailed', `Cannot authenticate the SAS: ${detail}`, {
     AuthenticationErrorDetail: detail,

@@ -31,6 +31,7 @@ import {
   setContainerMetadata,
 } from './_container-operations.js'
 import { abortCopy, copyBlob, incrementalCopy } from './_copy-operations.js'
+import { putPageFromUrl } from './_page-from-url.js'
 import { getPageRanges, putPage } from './_page-operations.js'
 import { type Access, isSasRequest, verifySas } from './_sas.js'
 import { parseAuthorization, verifySharedKey } from './_shared-key.js'
@@ -138,7 +139,7 @@ function route(ctx: BlobContext, method: string): Route | undefined {
     case 'DELETE ':
       return blob(deleteBlob, BLOB('d'))
     case 'PUT page':
-      return blob(putPage, BLOB('w'))
+      return blob(ctx.req.headers['x-ms-copy-source'] !== undefined ? putPageFromUrl : putPage, BLOB('w'))
     case 'GET pagelist':
       return { kind: 'diff', run: getPageRanges, access: BLOB('r') }
     case 'PUT properties':

@@ -278,6 +278,11 @@ export const azureErrors = {
     'InvalidRequest',
     'The source url for a copy blob operation is invalid or does not name a blob of this service.',
   ),
+  SourceConditionNotMet: spec(
+    412,
+    'ConditionNotMet',
+    'The source condition specified using HTTP conditional header(s) is not met.',
+  ),
   NoPendingCopyOperation: spec(409, 'OperationNotSupported', 'There is currently no pending copy operation.'),
   IncrementalCopySourceMustBeSnapshot: spec(
     409,
@@ -311,13 +316,19 @@ export interface AzureErrorAnswer {
   extra: Record<string, string>
 }
 
-/** A CairnError that the blob API answers with the Azure code `code`. */
+/**
+ * A CairnError that the blob API answers with the Azure code `code`; `status` replaces the code's usual
+ * status where Azure answers one code with several (CannotVerifyCopySource passes on the source's).
+ */
 export function blobError(
   code: AzureErrorCode,
   message: string,
   extra: Record<string, string> = {},
+  status?: number,
 ): CairnError {
-  return new CairnError(azureErrors[code].cairn, message, { details: { azureCode: code, extra } })
+  return new CairnError(azureErrors[code].cairn, message, {
+    details: status === undefined ? { azureCode: code, extra } : { azureCode: code, extra, status },
+  })
 }
 
 /** Azure's 400 InvalidHeaderValue for header `name`, with the reason in the Cairn message. */
@@ -415,12 +426,14 @@ function fromStoreCode(code: ErrorCode, kind: OperationKind): AzureErrorCode {
 /** How any error thrown while serving an operation of `kind` is answered. */
 export function toAzureError(err: unknown, kind: OperationKind): AzureErrorAnswer {
   if (isCairnError(err)) {
-    const details = err.details as { azureCode?: AzureErrorCode; extra?: Record<string, string> } | undefined
+    const details = err.details as
+      | { azureCode?: AzureErrorCode; extra?: Record<string, string>; status?: number }
+      | undefined
     const code = details?.azureCode ?? fromStoreCode(err.code, kind)
     const spec = azureErrors[code]
     const extra = { ...details?.extra }
     if (code !== 'InternalError' && err.message !== '') extra.Reason = err.message
-    return { code, status: spec.status, message: spec.message, extra }
+    return { code, status: details?.status ?? spec.status, message: spec.message, extra }
   }
   return { code: 'InternalError', status: 500, message: azureErrors.InternalError.message, extra: {} }
 }

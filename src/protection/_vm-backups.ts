@@ -6,7 +6,7 @@ import { type Consistency, newRecoveryPointId } from '../vault/index.js'
 import { fromWall, toWall } from './_zoned-time.js'
 import type { AgentFor, AgentQuiesce, AgentThaw } from './agent-client.js'
 import type { JobContext, JobService, StartedJob } from './job-service.js'
-import { expiredSnapshots, onDemandExpiry } from './plan-retention.js'
+import { expiredSnapshots, onDemandExpiry, planRetention } from './plan-retention.js'
 import { type ReconcileReport, vaultRef } from './point-reconciler.js'
 import type { BackupPolicy } from './policy.js'
 import type { ProtectionStore, VmRecoveryPoint, VmRecoveryPointDisk } from './protection-store.js'
@@ -257,7 +257,7 @@ export class VmBackups {
         laterSlotToday(b.policy, time.getTime())
       if (laterToday) details.vault = 'skipped: a later scheduled backup today goes to the vault'
       if (this.#vault && !laterToday) {
-        const sent = await this.#transfer(ctx, rp, b.vm.name, b.vault)
+        const sent = await this.#transfer(ctx, rp, b.vm.name, b.vault, b.policy)
         rp.tier = 'SnapshotAndVault'
         rp.disks = sent.disks
         details.vaultPoint = sent.vaultPoint
@@ -304,6 +304,7 @@ export class VmBackups {
     point: VmRecoveryPoint,
     vmName: string,
     vault: string,
+    policy: BackupPolicy,
   ): Promise<{ disks: VmRecoveryPointDisk[]; vaultPoint: string; bytesAdded: number; incremental: boolean }> {
     const vaultApi = this.#vault!
     await ctx.phase('TransferToVault')
@@ -326,7 +327,12 @@ export class VmBackups {
     const request: Parameters<VaultTransfer['backupPoint']>[0] = {
       vault,
       id: point.id,
-      item: { kind: 'vm', name: vmName, config: { ...config, job: ctx.job.id } },
+      // The policy and kind let `undelete` rebuild the point's record from the vault alone.
+      item: {
+        kind: 'vm',
+        name: vmName,
+        config: { ...config, job: ctx.job.id, policy: policy.name, pointKind: point.kind },
+      },
       consistency: point.consistency,
       disks: point.disks.map((d) => {
         const prev = previous?.disks.find((p) => refKey(p.source) === refKey(d.source) && p.size === d.size)
@@ -342,6 +348,22 @@ export class VmBackups {
       }),
     }
     if (point.expiresAt) request.expiresAt = point.expiresAt
+    // The retention the policy gives this point now (it is the day's point that goes to the vault): an
+    // immutable vault holds it that long whatever the policy becomes.
+    const time = Date.parse(point.time)
+    const [verdict] = planRetention(
+      [
+        {
+          id: point.id,
+          time,
+          kind: point.kind,
+          ...(point.expiresAt ? { expiresAt: Date.parse(point.expiresAt) } : {}),
+        },
+      ],
+      policy,
+      time,
+    ).keep
+    if (verdict) request.retainUntil = new Date(verdict.expiresAt).toISOString()
     const prevRef = previous ? vaultRef(previous.disks[0]!) : undefined
     if (prevRef) request.base = prevRef.point
     const res = await vaultApi.backupPoint(request, {

@@ -2,6 +2,7 @@
 // disk-store disks as vault sources and sinks, the agent client and the job service.
 
 export { type DiskLabel, diskLabel, parseDiskLabel } from '../util/index.js'
+export type { UndeleteReport } from './_undelete-item.js'
 export {
   AgentClient,
   type AgentClientOptions,
@@ -76,6 +77,7 @@ export {
   type VmRecoveryPointDisk,
 } from './protection-store.js'
 export { RegistryVaultTransfer } from './registry-vault-transfer.js'
+export { checkRetentionChange, retentionShortened } from './retention-change.js'
 export { type RunToEnd, runJobToEnd } from './run-job-to-end.js'
 export {
   DEFAULT_SPREAD_MS,

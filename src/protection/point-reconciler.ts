@@ -137,6 +137,8 @@ export class PointReconciler {
    * point, the whole vault) counts as removed. Its record is the caller's.
    */
   async deletePointData(vault: string, p: VmRecoveryPoint): Promise<void> {
+    // An immutable vault that keeps the point refuses before anything is deleted.
+    await this.checkDeletable(vault, [p])
     const points = new Set<string>()
     for (const d of p.disks) {
       if (d.snapshot) {
@@ -148,6 +150,18 @@ export class PointReconciler {
       if (ref) points.add(ref.point)
     }
     if (this.#vault) for (const point of points) await this.#vault.deletePoint(vault, point)
+  }
+
+  /** Refuses (`RetentionLocked`) when the vault would refuse to delete the vault copy of any of `points`. */
+  async checkDeletable(vault: string, points: VmRecoveryPoint[]): Promise<void> {
+    if (!this.#vault) return
+    const refs = new Set<string>()
+    for (const p of points)
+      for (const d of p.disks) {
+        const ref = vaultRef(d)
+        if (ref) refs.add(ref.point)
+      }
+    for (const point of refs) await this.#vault.checkDeletable(vault, point)
   }
 
   async #dropPoint(vault: string, p: VmRecoveryPoint): Promise<void> {

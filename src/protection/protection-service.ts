@@ -1,6 +1,7 @@
 import type { Job } from '../catalog/index.js'
 import type { DiskRef, DiskStore } from '../diskstore/index.js'
-import { CairnError, type Logger, silentLogger } from '../util/index.js'
+import { CairnError, isCairnError, type Logger, silentLogger } from '../util/index.js'
+import { type UndeleteReport, undeleteItem } from './_undelete-item.js'
 import { type BackupOptions, VmBackups } from './_vm-backups.js'
 import { AgentClient, type AgentFor } from './agent-client.js'
 import { DiskGuard } from './disk-guard.js'
@@ -341,9 +342,12 @@ export class ProtectionService {
     try {
       const points = await this.#store.listRecoveryPoints(vmName)
       const inVault = points.some((p) => p.disks.some((d) => d.vaultBackup))
-      // A locked vault would stop the deletion half way: refuse before anything changes.
-      if (this.#vault && inVault && (await this.#vault.hasVault(item.vault)))
+      // A locked vault, or an immutable one that still retains a point, would stop the deletion half
+      // way: refuse before anything changes.
+      if (this.#vault && inVault && (await this.#vault.hasVault(item.vault))) {
         await this.#vault.openVault(item.vault)
+        await this.#reconciler.checkDeletable(item.vault, points)
+      }
       await this.#store.stopProtection(vmName, { deleteData: false })
       const deleted: string[] = []
       for (const p of points) {
@@ -357,6 +361,23 @@ export class ProtectionService {
     } finally {
       this.#busyVms.delete(vmName)
     }
+  }
+
+  /**
+   * Brings back the backup data of a VM whose protection was stopped with its data deleted while the
+   * vault's soft delete was on: its soft-deleted vault points are undeleted and listed again, the item
+   * in ProtectionStopped (made under `policy`, default the policy its points were taken under).
+   */
+  async undelete(vmName: string, options: { vault: string; policy?: string }): Promise<UndeleteReport> {
+    if (!this.#vault)
+      throw new CairnError('ServiceUnavailable', `Cannot undelete VM "${vmName}": this service has no vaults`)
+    const report = await undeleteItem(
+      { store: this.#store, vault: this.#vault, log: this.#log },
+      vmName,
+      options,
+    )
+    this.#changed()
+    return report
   }
 
   /**
@@ -483,7 +504,17 @@ export class ProtectionService {
       )
       for (const v of plan.expire) {
         const p = points.find((x) => x.id === v.id)!
-        await this.deletePointData(item.vault, p)
+        try {
+          await this.deletePointData(item.vault, p)
+        } catch (err) {
+          // An immutable vault holds the point to the retention recorded at its backup (a policy
+          // shortened since): it stays until then.
+          if (isCairnError(err) && err.code === 'RetentionLocked') {
+            this.#log.info('an immutable vault still retains an expired point', { point: p.id })
+            continue
+          }
+          throw err
+        }
         await this.#store.deleteRecoveryPoint(p.id)
         pruned++
         vaults.add(item.vault)

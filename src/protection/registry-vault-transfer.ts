@@ -1,6 +1,6 @@
 import type { DiskStore } from '../diskstore/index.js'
 import { isCairnError } from '../util/index.js'
-import type { VaultRegistry } from '../vault/index.js'
+import type { RecoveryPoint, SoftDeletedPoint, VaultRegistry, VaultSettings } from '../vault/index.js'
 import { diskSource, restoreToDisk } from './disk-backup.js'
 import type { VaultTransfer } from './vault-transfer.js'
 
@@ -37,6 +37,7 @@ export class RegistryVaultTransfer implements VaultTransfer {
       consistency: request.consistency,
       ...(request.base ? { base: request.base } : {}),
       ...(request.expiresAt ? { expiresAt: new Date(request.expiresAt) } : {}),
+      ...(request.retainUntil ? { retainUntil: new Date(request.retainUntil) } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
       onProgress: (p) => options.onProgress?.({ bytesDone: p.bytesDone, bytesTotal: p.bytesTotal }),
     })
@@ -62,6 +63,32 @@ export class RegistryVaultTransfer implements VaultTransfer {
       if (isCairnError(err) && (err.code === 'RecoveryPointNotFound' || err.code === 'VaultNotFound')) return
       throw err
     }
+  }
+
+  async checkDeletable(vault: string, point: string): Promise<void> {
+    try {
+      await (await this.#registry.open(vault)).checkDeletable(point)
+    } catch (err) {
+      if (isCairnError(err) && (err.code === 'RecoveryPointNotFound' || err.code === 'VaultNotFound')) return
+      throw err
+    }
+  }
+
+  async settings(vault: string): Promise<VaultSettings | undefined> {
+    try {
+      return await this.#registry.settings(vault)
+    } catch (err) {
+      if (isCairnError(err) && err.code === 'VaultNotFound') return undefined
+      throw err
+    }
+  }
+
+  async listSoftDeleted(vault: string, item: string): Promise<SoftDeletedPoint[]> {
+    return (await this.#registry.open(vault)).listSoftDeleted({ item })
+  }
+
+  async undeletePoint(vault: string, point: string): Promise<RecoveryPoint> {
+    return (await this.#registry.open(vault)).undeleteRecoveryPoint(point)
   }
 
   async listPoints(vault: string, item: string): Promise<Set<string> | undefined> {

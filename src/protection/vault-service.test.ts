@@ -253,8 +253,9 @@ describe('VaultService (real disk store, catalog, vaults and jobs; no HTTP)', ()
     })
   })
 
-  it('runs a GC job that frees the packs of deleted points', async () => {
+  it('runs a GC job that frees the packs of deleted points (soft delete off)', async () => {
     await withService(async ({ service, jobs, vaults }) => {
+      await service.updateSettings('v1', { softDelete: { state: 'Disabled' } })
       const point = (
         await completed(jobs, await service.backupDisks('v1', { disks: [ref('os'), ref('data')] }))
       ).result as RecoveryPoint

@@ -4,11 +4,16 @@ import { CairnError, type HostPaths } from '../util/index.js'
 import {
   fileSink,
   fileSource,
+  type PointRemoval,
   type PruneReport,
+  type RecoveryPoint,
   type RetentionPolicy,
+  type SoftDeletedPoint,
   type Vault,
   type VaultProgress,
   type VaultRegistry,
+  type VaultSettings,
+  type VaultSettingsChange,
 } from '../vault/index.js'
 import { backupDisks, restoreToDisk } from './disk-backup.js'
 import type { JobContext, JobService } from './job-service.js'
@@ -223,6 +228,36 @@ export class VaultService {
         ...(request.staleLockMs !== undefined ? { staleLockMs: request.staleLockMs } : {}),
       }),
     )
+  }
+
+  /** A vault's soft-delete and immutability settings. */
+  settings(vault: string): Promise<VaultSettings> {
+    return this.#o.vaults.settings(vault)
+  }
+
+  /** Changes soft delete or immutability (AlwaysOn and Locked are one-way). */
+  updateSettings(vault: string, change: VaultSettingsChange): Promise<VaultSettings> {
+    return this.#o.vaults.updateSettings(vault, change)
+  }
+
+  /**
+   * Deletes a recovery point: soft-deleted while soft delete is on and its retention runs, refused by
+   * an immutable vault that still retains it; points of protected VMs lose their vault tier.
+   */
+  async deletePoint(vault: string, rp: string): Promise<PointRemoval> {
+    const removal = await (await this.#o.vaults.open(vault)).deleteRecoveryPoint(rp)
+    await this.#o.reconcileVault?.(vault)
+    return removal
+  }
+
+  /** The soft-deleted recovery points of a vault (of one item), with when each will be purged. */
+  async listSoftDeleted(vault: string, item?: string): Promise<SoftDeletedPoint[]> {
+    return (await this.#o.vaults.open(vault)).listSoftDeleted(item !== undefined ? { item } : {})
+  }
+
+  /** Brings a soft-deleted recovery point back. */
+  async undeletePoint(vault: string, rp: string): Promise<RecoveryPoint> {
+    return (await this.#o.vaults.open(vault)).undeleteRecoveryPoint(rp)
   }
 
   async #start(

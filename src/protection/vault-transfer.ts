@@ -1,5 +1,5 @@
 import type { DiskRef, LongOperationOptions } from '../diskstore/index.js'
-import type { Consistency } from '../vault/index.js'
+import type { Consistency, RecoveryPoint, SoftDeletedPoint, VaultSettings } from '../vault/index.js'
 
 /**
  * What protection needs from the vault engine: store every disk of a snapshot-tier point as one vault
@@ -15,6 +15,8 @@ export interface VaultTransfer {
       item: { kind: string; name: string; config: Record<string, unknown> }
       consistency: Consistency
       expiresAt?: string
+      /** Until when the policy's retention keeps the point (an immutable vault holds it that long). */
+      retainUntil?: string
       disks: {
         name: string
         lun?: number
@@ -32,8 +34,19 @@ export interface VaultTransfer {
     request: { vault: string; point: string; disk: string; target: DiskRef; size: number },
     options: LongOperationOptions,
   ): Promise<void>
-  /** Deletes a vault point; a point or vault already gone counts as deleted. */
+  /**
+   * Deletes a vault point (soft-deleted while the vault's soft delete is on and its retention runs); a
+   * point or vault already gone counts as deleted. An immutable vault refuses (`RetentionLocked`).
+   */
   deletePoint(vault: string, point: string): Promise<void>
+  /** Refuses (`RetentionLocked`) when the vault would refuse to delete the point; a point or vault gone passes. */
+  checkDeletable(vault: string, point: string): Promise<void>
+  /** The vault's soft-delete and immutability settings; undefined when the vault does not exist. */
+  settings(vault: string): Promise<VaultSettings | undefined>
+  /** An item's soft-deleted points in a vault. */
+  listSoftDeleted(vault: string, item: string): Promise<SoftDeletedPoint[]>
+  /** Brings a soft-deleted vault point back. */
+  undeletePoint(vault: string, point: string): Promise<RecoveryPoint>
   /** The ids of an item's points in a vault; undefined when the vault does not exist. */
   listPoints(vault: string, item: string): Promise<Set<string> | undefined>
   /** Whether a vault of this name exists. */

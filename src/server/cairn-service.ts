@@ -23,6 +23,7 @@ import {
   createLogger,
   HostPaths,
   httpServerLimits,
+  isCairnError,
   isWithin,
   type Logger,
 } from '../util/index.js'
@@ -49,7 +50,10 @@ export interface CairnServiceOptions {
    * ones: cut the log there and keep what follows aside). One start, not a setting.
    */
   repairDiskLog?: boolean
-  /** The scheduler's clock (default the machine's); tests move a ManualClock to make backups due. */
+  /**
+   * For tests only: the service's clock (default the machine's). Tests move a ManualClock to make
+   * backups due and to age retention, soft-deleted data, immutability and approvals.
+   */
   clock?: Clock
 }
 
@@ -150,8 +154,19 @@ export class CairnService {
       await keys.check()
       this.#catalog = await openCatalog(`sqlite:${join(this.config.data, 'catalog.db')}`)
       this.#diskStore = await this.#openDiskStore()
-      const protection = new ProtectionStore(this.#catalog)
+      // The test clock (CairnServiceOptions.clock) also judges retention, soft delete and immutability.
+      const now = this.#clock ? () => this.#clock!.now() : undefined
+      const protection = new ProtectionStore(this.#catalog, {
+        ...(now ? { now } : {}),
+        // A policy of a vault that is gone guards nothing; any other failure refuses the change.
+        vaultSettings: async (vault) =>
+          this.#vaults?.settings(vault).catch((err) => {
+            if (isCairnError(err) && err.code === 'VaultNotFound') return undefined
+            throw err
+          }),
+      })
       this.#vaults = new VaultRegistry(this.#catalog, {
+        ...(now ? { now } : {}),
         dataDir: this.config.data,
         protectedItems: async (vault) => (await protection.listItems({ vault })).map((i) => i.vmName),
         ...(this.config.vaultOpenPacks !== undefined ? { openPacks: this.config.vaultOpenPacks } : {}),
@@ -176,6 +191,7 @@ export class CairnService {
         jobs,
         vault: new RegistryVaultTransfer(this.#vaults, this.#diskStore),
         logger: log.child({ component: 'protection' }),
+        ...(now ? { now } : {}),
       })
       this.#backups = backups
       this.#vaultService = new VaultService({

@@ -141,6 +141,16 @@ export const errorCatalogue = {
   ),
   RecoveryPointNotFound: spec(404, EXIT.notFound, 'The recovery point does not exist.'),
   RecoveryPointDiskNotFound: spec(404, EXIT.notFound, 'The recovery point holds no disk of that name.'),
+  RetentionLocked: spec(
+    409,
+    EXIT.conflict,
+    'The vault is immutable: no recovery point leaves before its retention ends and no retention that applies is shortened.',
+  ),
+  SettingIrreversible: spec(
+    409,
+    EXIT.conflict,
+    'The setting cannot go back: soft delete AlwaysOn and immutability Locked are one-way.',
+  ),
   BackupBaseMissing: spec(
     409,
     EXIT.conflict,

@@ -42,6 +42,8 @@ export interface BackupOptions extends OperationOptions {
    */
   reference?: string | null
   expiresAt?: Date | null
+  /** Until when the retention that applies keeps the point (see RecoveryPoint.retainUntil); default its expiry. */
+  retainUntil?: Date | null
   /** Disks backed up at once (default 2). */
   parallelDisks?: number
   /**
@@ -171,6 +173,7 @@ export async function runBackup(core: VaultCore, opts: BackupOptions): Promise<R
       createdAt: lock.startedAt,
       completedAt: now.toISOString(),
       expiresAt: opts.expiresAt ? opts.expiresAt.toISOString() : null,
+      ...(opts.retainUntil !== undefined ? { retainUntil: opts.retainUntil?.toISOString() ?? null } : {}),
       parent: opts.base ?? null,
       disks,
       packs: writer.packs,

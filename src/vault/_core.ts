@@ -54,6 +54,8 @@ export class VaultCore {
   readonly index: ChunkIndex
   /** Pack files a restore keeps open while idle (more are open while in use). */
   openPacks = 32
+  /** The vault's clock for retention, soft delete and immutability (tests inject one). */
+  now: () => number = Date.now
   #indexLoaded: Promise<void> | undefined
   readonly #pageCache = new Map<string, Buffer>()
 

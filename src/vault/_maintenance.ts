@@ -4,12 +4,15 @@ import type { LockBody, VaultCore } from './_core.js'
 import { markTree, walkLeaves } from './_disk-tree.js'
 import { PACK_FOOTER } from './_pack.js'
 import { PackWriter } from './_pack-writer.js'
+import { checkRemovable, purgeSoftDeleted, readSoftDeleted, removePoint, softDeletedIds } from './_removal.js'
 import { hasRetentionRules, type RetentionPolicy, selectRetained } from './retention.js'
 import type { OperationOptions, RecoveryPoint } from './types.js'
+import { readVaultSettings } from './vault-settings.js'
 
 /** What prune kept and removed. */
 export interface PruneReport {
   kept: string[]
+  /** Points removed: deleted, or soft-deleted while soft delete is on and their retention runs. */
   removed: string[]
   /** Points left alone because their source kind is in `leaveKinds` (for example VM points a policy manages). */
   skipped: string[]
@@ -35,7 +38,9 @@ async function splitLocks(
 
 /**
  * Removes the manifests of recovery points that expired or that no retention rule keeps (per backed-up
- * item). Bases of running backups are kept. Prune frees no space by itself; GC does.
+ * item). Bases of running backups are kept, and so are points an immutable vault still retains. A point
+ * removed before its retention ended is soft-deleted while soft delete is on. Prune frees no space by
+ * itself; GC does.
  */
 export async function runPrune(
   core: VaultCore,
@@ -48,12 +53,21 @@ export async function runPrune(
     leaveKinds?: string[]
   },
 ): Promise<PruneReport> {
-  const now = opts.now ?? new Date()
+  const now = opts.now ?? new Date(core.now())
+  const settings = await readVaultSettings(core.backend)
   const points: RecoveryPoint[] = []
   for (const id of await core.recoveryPointIds()) points.push(await core.readManifest(id))
   const protectedIds = new Set(
     (await liveLocks(core, opts.staleLockMs ?? STALE_LOCK_MS)).flatMap((l) => l.bases),
   )
+  const retained = (p: RecoveryPoint): boolean => {
+    try {
+      checkRemovable(p, settings, now.getTime(), 'prune')
+      return false
+    } catch {
+      return true
+    }
+  }
   const groups = new Map<string, RecoveryPoint[]>()
   const skipped: string[] = []
   for (const p of points) {
@@ -78,12 +92,13 @@ export async function runPrune(
         : new Set(group.map((p) => p.id))
     for (const p of group) {
       const expired = p.expiresAt !== null && Date.parse(p.expiresAt) <= now.getTime()
-      if ((keep.has(p.id) && !expired) || protectedIds.has(p.id)) kept.push(p.id)
+      if ((keep.has(p.id) && !expired) || protectedIds.has(p.id) || retained(p)) kept.push(p.id)
       else removed.push(p.id)
     }
   }
   if (!opts.dryRun) {
-    for (const id of removed) await core.backend.delete(`rp/${id}`)
+    const byId = new Map(points.map((p) => [p.id, p]))
+    for (const id of removed) await removePoint(core, byId.get(id)!, settings)
   }
   return {
     kept: kept.sort(),
@@ -98,6 +113,8 @@ export const STALE_LOCK_MS = 15 * 60_000
 
 /** What GC did. */
 export interface GcReport {
+  /** Soft-deleted points whose time had come, purged before marking (their data is collected now). */
+  softDeletedPurged?: number
   packsBefore: number
   packsDeleted: number
   packsRepacked: number
@@ -123,9 +140,15 @@ export async function runGc(
   core: VaultCore,
   opts: OperationOptions & { repackBelow?: number; staleLockMs?: number } = {},
 ): Promise<GcReport> {
+  const purged = await purgeSoftDeleted(core)
   const listed = await core.backend.list('packs/')
   const { live: locks, expired } = await splitLocks(core, opts.staleLockMs ?? STALE_LOCK_MS)
+  // Soft-deleted points are roots until purged. Deletes write their record before the manifest goes,
+  // undeletes the manifest before the record goes: listing records, manifests, records again sees
+  // every point that exists in either form throughout.
+  const deletedBefore = await softDeletedIds(core)
   const ids = await core.recoveryPointIds()
+  const deleted = new Set([...deletedBefore, ...(await softDeletedIds(core))])
   await core.index.refresh()
   const report: GcReport = {
     packsBefore: listed.length,
@@ -135,15 +158,17 @@ export async function runGc(
     bytesBefore: listed.reduce((n, o) => n + o.size, 0),
     bytesReclaimed: 0,
     liveChunks: 0,
+    softDeletedPurged: purged.length,
   }
   const pages = new Set<string>()
   const live = new Set<string>()
   const store = core.pageStore(undefined, 'Cannot collect garbage')
   const roots = new Set(ids)
   for (const l of locks) for (const b of l.bases) roots.add(b)
+  for (const id of deleted) roots.add(id)
   try {
     for (const id of roots) {
-      const rp = await core.readManifest(id)
+      const rp = await readEither(core, id)
       for (const d of rp.disks) {
         await markTree(
           store,
@@ -220,6 +245,16 @@ export async function runGc(
   for (const l of expired) await core.deleteLock(l.id)
   report.expiredLocksRemoved = expired.length
   return report
+}
+
+/** A point's manifest, or its soft-deleted record when it was moved meanwhile. */
+async function readEither(core: VaultCore, id: string): Promise<RecoveryPoint> {
+  try {
+    return await core.readManifest(id)
+  } catch (err) {
+    if (!(err instanceof CairnError) || err.code !== 'RecoveryPointNotFound') throw err
+    return readSoftDeleted(core, id)
+  }
 }
 
 /**

@@ -2,7 +2,7 @@
 //
 //   offset  size  field
 //   0       4     magic "CRN1"
-//   4       4     tag, 4 ASCII bytes: CONF, KEYS, MANI, LOCK
+//   4       4     tag, 4 ASCII bytes: CONF, KEYS, MANI, LOCK, SETT, SDEL
 //   8       2     version of the body, u16 LE
 //   10      1     flags: bit 0 = body encrypted
 //   11      1     reserved, 0
@@ -18,7 +18,7 @@ const HEADER = 16
 const SUM = 32
 
 /** The kinds of framed record. */
-export type RecordTag = 'CONF' | 'KEYS' | 'MANI' | 'LOCK'
+export type RecordTag = 'CONF' | 'KEYS' | 'MANI' | 'LOCK' | 'SETT' | 'SDEL'
 
 /** Encodes a JSON body as a framed record, encrypted when a key is given. */
 export function encodeRecord(tag: RecordTag, version: number, body: unknown, key?: Buffer): Buffer {

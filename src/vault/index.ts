@@ -4,6 +4,7 @@ export { CHANGE_ALIGN, newRecoveryPointId, RECOVERY_POINT_ID } from './_backup.j
 export type { VaultConfig } from './_core.js'
 export type { VaultCredentials } from './_keys.js'
 export type { GcReport, PruneReport, VaultUsage } from './_maintenance.js'
+export type { PointRemoval, SoftDeletedPoint } from './_removal.js'
 export type { RestoreOptions } from './_restore.js'
 export type { VerifyOptions, VerifyProblem, VerifyReport } from './_verify.js'
 export { fileSink } from './file-sink.js'
@@ -35,3 +36,16 @@ export {
   vaultRecords,
 } from './vault-location.js'
 export { type VaultInfo, VaultRegistry } from './vault-registry.js'
+export {
+  applySettingsChange,
+  DEFAULT_VAULT_SETTINGS,
+  type ImmutabilityState,
+  immutable,
+  retentionEnd,
+  SOFT_DELETE_DAYS,
+  type SoftDeleteState,
+  settingsWeakened,
+  softDeleteOn,
+  type VaultSettings,
+  type VaultSettingsChange,
+} from './vault-settings.js'

@@ -99,6 +99,11 @@ export interface RecoveryPoint {
   completedAt: string
   /** When retention lets prune remove it (null: kept until a retention rule removes it). */
   expiresAt: string | null
+  /**
+   * Until when the retention that applied at backup keeps the point (a backup policy's, for VM points);
+   * absent: its `expiresAt`. An immutable vault refuses to remove the point before then (docs/security.md).
+   */
+  retainUntil?: string | null
   /** The recovery point this one was built on, if any. */
   parent: string | null
   disks: RecoveryPointDisk[]

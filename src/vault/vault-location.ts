@@ -151,7 +151,8 @@ function layout(path: string[], folder: boolean): string | boolean {
   const [top, a, b] = path
   const n = path.length
   if (n === 1) {
-    if (folder) return top === 'packs' || top === 'rp' || top === 'locks' || top === TMP
+    if (folder) return top === 'packs' || top === 'rp' || top === 'locks' || top === 'deleted' || top === TMP
+    if (top === 'settings') return 'CRN1SETT'
     return top === 'config' ? 'CRN1CONF' : top === 'keys' ? 'CRN1KEYS' : false
   }
   if (top === 'packs')
@@ -160,13 +161,19 @@ function layout(path: string[], folder: boolean): string | boolean {
       : n === 3 && !folder && /^[0-9a-f]{32}$/.test(b!) && 'CRNPACK1'
   if (n !== 2 || folder) return false
   if (top === 'rp') return 'CRN1MANI'
+  if (top === 'deleted') return 'CRN1SDEL'
   if (top === 'locks') return 'CRN1LOCK'
   if (top === TMP) return /^[0-9a-f]{24}$/.test(a!) ? '' : false
   return false
 }
 
-/** The recovery points and backups in flight of the vault in `folder`, by their records. */
-export async function vaultRecords(folder: string): Promise<{ points: string[]; locks: string[] }> {
+/**
+ * The recovery points, soft-deleted points (a record whose manifest exists again is the live point's)
+ * and backups in flight of the vault in `folder`, by their records.
+ */
+export async function vaultRecords(
+  folder: string,
+): Promise<{ points: string[]; softDeleted: string[]; locks: string[] }> {
   const records = async (sub: string, magic: string) => {
     let names: string[]
     try {
@@ -178,7 +185,10 @@ export async function vaultRecords(folder: string): Promise<{ points: string[]; 
     for (const n of names.sort()) if (await startsWith(join(folder, sub, n), magic)) out.push(n)
     return out
   }
-  return { points: await records('rp', 'CRN1MANI'), locks: await records('locks', 'CRN1LOCK') }
+  const points = await records('rp', 'CRN1MANI')
+  const live = new Set(points)
+  const softDeleted = (await records('deleted', 'CRN1SDEL')).filter((id) => !live.has(id))
+  return { points, softDeleted, locks: await records('locks', 'CRN1LOCK') }
 }
 
 /** What deleteVaultFiles removed and left. */
@@ -189,14 +199,22 @@ export interface VaultFilesReport {
 }
 
 /**
- * Deletes the files of the vault layout in `folder` (config, keys, packs/, rp/, locks/, .tmp/, each
- * checked by name and format magic), never following a link, then each layout folder and the folder
- * itself when nothing else is left in them.
+ * Deletes the files of the vault layout in `folder` (config, keys, settings, packs/, rp/, deleted/,
+ * locks/, .tmp/, each checked by name and format magic), never following a link, then each layout
+ * folder and the folder itself when nothing else is left in them. Refused (`VaultNotEmpty`) while the
+ * vault holds recovery points or soft-deleted points: those leave only through the vault, which keeps
+ * their retention, soft delete and immutability.
  */
 export async function deleteVaultFiles(folder: string): Promise<VaultFilesReport> {
   const report: VaultFilesReport = { removed: 0, left: [] }
   const root = await lstat(folder).catch(() => undefined)
   if (!root?.isDirectory()) return report
+  const { points, softDeleted } = await vaultRecords(folder)
+  if (points.length > 0 || softDeleted.length > 0)
+    throw new CairnError(
+      'VaultNotEmpty',
+      `Cannot delete the vault files at ${folder}: it holds ${points.length} recovery points and ${softDeleted.length} soft-deleted points`,
+    )
   const walk = async (dir: string, path: string[]): Promise<void> => {
     for (const n of (await readdir(dir)).sort()) {
       const p = join(dir, n)

@@ -6,6 +6,14 @@ import { openVaultBackend } from './open-vault-backend.js'
 import { Vault } from './vault.js'
 import type { VaultBackend } from './vault-backend.js'
 import { checkVaultLocation, deleteVaultFiles, vaultRecords } from './vault-location.js'
+import {
+  applySettingsChange,
+  immutable,
+  readVaultSettings,
+  type VaultSettings,
+  type VaultSettingsChange,
+  writeVaultSettings,
+} from './vault-settings.js'
 
 /** A vault the service knows. */
 export interface VaultInfo {
@@ -35,13 +43,15 @@ export class VaultRegistry {
   readonly #keys: ((name: string) => Promise<VaultCredentials | undefined>) | undefined
   readonly #protectedItems: (vault: string) => Promise<string[]>
   readonly #memoryVaults: boolean
+  readonly #now: (() => number) | undefined
   readonly #open = new Map<string, Promise<Vault>>()
 
   /**
    * `keys`: where a locked encrypted vault's credentials come from when none are given (the service's
    * key files); `openPacks`: pack files a restore keeps open while idle.
    * `protectedItems` names the items a layer above protects in a vault: its data is not deleted while
-   * there are any. `memoryVaults` lets tests create vaults at `memory://NAME` locations.
+   * there are any. `memoryVaults` lets tests create vaults at `memory://NAME` locations; `now` is a
+   * test-only clock the vaults judge retention, soft delete and immutability by.
    */
   constructor(
     catalog: Catalog,
@@ -52,6 +62,7 @@ export class VaultRegistry {
       keys?: (name: string) => Promise<VaultCredentials | undefined>
       protectedItems?: (vault: string) => Promise<string[]>
       memoryVaults?: boolean
+      now?: () => number
     },
   ) {
     this.#catalog = catalog
@@ -61,12 +72,20 @@ export class VaultRegistry {
     this.#keys = options.keys
     this.#protectedItems = options.protectedItems ?? (async () => [])
     this.#memoryVaults = options.memoryVaults ?? false
+    this.#now = options.now
   }
 
   /** Makes a vault (or, with `attach`, registers one that exists at `location`). */
   async create(
     name: string,
-    options: { location?: string; encryption?: VaultCredentials; attach?: boolean; scryptN?: number } = {},
+    options: {
+      location?: string
+      encryption?: VaultCredentials
+      attach?: boolean
+      scryptN?: number
+      /** Soft delete and immutability of a new vault (default soft delete Enabled, 14 days). */
+      settings?: VaultSettingsChange
+    } = {},
   ): Promise<VaultInfo> {
     if (!NAME.test(name)) {
       throw new CairnError(
@@ -102,6 +121,7 @@ export class VaultRegistry {
           ...opts,
           ...(options.encryption ? { encryption: options.encryption } : {}),
           ...(options.scryptN !== undefined ? { scryptN: options.scryptN } : {}),
+          ...(options.settings ? { settings: options.settings } : {}),
         })
     const row = {
       name,
@@ -152,6 +172,21 @@ export class VaultRegistry {
     return p
   }
 
+  /** A vault's soft-delete and immutability settings (readable while an encrypted vault is locked). */
+  async settings(name: string): Promise<VaultSettings> {
+    const open = this.#open.get(name)
+    const backend = open ? (await open).backend : this.#backend(await this.#need(name))
+    return readVaultSettings(backend)
+  }
+
+  /** Changes a vault's settings; AlwaysOn and Locked are one-way (`SettingIrreversible`). */
+  async updateSettings(name: string, change: VaultSettingsChange): Promise<VaultSettings> {
+    const open = this.#open.get(name)
+    const backend = open ? (await open).backend : this.#backend(await this.#need(name))
+    const next = applySettingsChange(await readVaultSettings(backend), change)
+    return writeVaultSettings(backend, next, (this.#now ?? Date.now)())
+  }
+
   /** Opens an encrypted vault with its credentials and keeps its key in memory. */
   async unlock(name: string, credentials: VaultCredentials): Promise<VaultInfo> {
     const row = await this.#need(name)
@@ -160,12 +195,31 @@ export class VaultRegistry {
   }
 
   /**
-   * Forgets a vault. With `deleteData`, first refuses while it holds recovery points, backups in flight
-   * or protected items, then deletes the files of the vault layout and its folder when nothing else is
-   * left in it; answers the paths it left.
+   * Forgets a vault. Refused while it holds soft-deleted points (purged first when their time has
+   * come and the vault is open) or, when immutable, recovery points. With `deleteData`, first refuses
+   * while it holds recovery points, backups in flight or protected items, then deletes the files of the
+   * vault layout and its folder when nothing else is left in it; answers the paths it left.
    */
   async remove(name: string, options: { deleteData?: boolean } = {}): Promise<{ left: string[] }> {
     const row = await this.#need(name)
+    const opened = await this.open(name).catch(() => undefined)
+    await opened?.purgeSoftDeleted()
+    const backend = opened?.backend ?? this.#backend(row)
+    const settings = await readVaultSettings(backend).catch(() => undefined)
+    const live = new Set((await backend.list('rp/')).map((o) => o.name.slice(3)))
+    const softDeleted = (await backend.list('deleted/'))
+      .map((o) => o.name.slice('deleted/'.length))
+      .filter((id) => !live.has(id))
+    if (softDeleted.length > 0)
+      throw new CairnError(
+        'VaultNotEmpty',
+        `Cannot delete vault "${name}": it holds ${softDeleted.length} soft-deleted recovery points (${list(softDeleted)}); undelete them or wait until they are purged`,
+      )
+    if (settings && immutable(settings) && live.size > 0)
+      throw new CairnError(
+        'RetentionLocked',
+        `Cannot delete vault "${name}": it is immutable (${settings.immutability.state}) and holds ${live.size} recovery points`,
+      )
     if (options.deleteData && row.backend === 'fs') {
       const { points, locks: running } = await vaultRecords(row.location)
       const items = await this.#protectedItems(name)
@@ -220,10 +274,11 @@ export class VaultRegistry {
     return backend
   }
 
-  #vaultOptions(): { workers?: number; openPacks?: number } {
+  #vaultOptions(): { workers?: number; openPacks?: number; now?: () => number } {
     return {
       ...(this.#workers !== undefined ? { workers: this.#workers } : {}),
       ...(this.#openPacks !== undefined ? { openPacks: this.#openPacks } : {}),
+      ...(this.#now ? { now: this.#now } : {}),
     }
   }
 

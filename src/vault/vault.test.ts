@@ -24,12 +24,13 @@ const MiB = 1024 * 1024
 async function withVault(
   backend: BackendUnderTest,
   fn: (v: Vault, dir: string, reopen: () => VaultBackend) => Promise<void>,
-  options: { encrypted?: boolean } = {},
+  options: { encrypted?: boolean; softDelete?: 'Disabled' } = {},
 ): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'cairn-vault-'))
   const place = await backend.place()
   const v = await Vault.create(openVaultBackend(place.url), {
     ...(options.encrypted ? { encryption: { passphrase: 'correct horse' }, scryptN: 1024 } : {}),
+    ...(options.softDelete ? { settings: { softDelete: { state: options.softDelete } } } : {}),
     packSize: 4 * MiB,
     workers: 2,
   })
@@ -233,19 +234,23 @@ for (const backend of ENGINE_BACKENDS)
       })
     })
 
-    it('gc reclaims the space of deleted recovery points', async () => {
-      await withVault(backend, async (v) => {
-        const a = await v.backup({ item, sources: [bufferSource('os', randomBytes(6 * MiB))] })
-        const keep = randomBytes(6 * MiB)
-        const b = await v.backup({ item, sources: [bufferSource('os', keep)] })
-        await v.deleteRecoveryPoint(a.id)
-        const report = await v.gc()
-        assert.ok(report.bytesReclaimed >= 6 * MiB, `reclaimed ${report.bytesReclaimed}`)
-        assert.ok((await restored(v, b.id, 'os', keep.length)).equals(keep))
-        const usage = await v.usage()
-        assert.equal(usage.recoveryPoints, 1)
-        assert.ok(usage.storedBytes < 7 * MiB)
-      })
+    it('gc reclaims the space of deleted recovery points when soft delete is off', async () => {
+      await withVault(
+        backend,
+        async (v) => {
+          const a = await v.backup({ item, sources: [bufferSource('os', randomBytes(6 * MiB))] })
+          const keep = randomBytes(6 * MiB)
+          const b = await v.backup({ item, sources: [bufferSource('os', keep)] })
+          await v.deleteRecoveryPoint(a.id)
+          const report = await v.gc()
+          assert.ok(report.bytesReclaimed >= 6 * MiB, `reclaimed ${report.bytesReclaimed}`)
+          assert.ok((await restored(v, b.id, 'os', keep.length)).equals(keep))
+          const usage = await v.usage()
+          assert.equal(usage.recoveryPoints, 1)
+          assert.ok(usage.storedBytes < 7 * MiB)
+        },
+        { softDelete: 'Disabled' },
+      )
     })
 
     it('prune keeps what the rules keep, gc frees the rest, and verify then finds every point whole', async () => {

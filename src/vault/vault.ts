@@ -21,11 +21,28 @@ import {
   type VaultUsage,
 } from './_maintenance.js'
 import { decodeRecord, encodeRecord } from './_record.js'
+import {
+  checkRemovable,
+  listSoftDeleted,
+  type PointRemoval,
+  purgeSoftDeleted,
+  removePoint,
+  type SoftDeletedPoint,
+  undeletePoint,
+} from './_removal.js'
 import { type RestoreOptions, runRestore } from './_restore.js'
 import { runVerify, type VerifyOptions, type VerifyReport } from './_verify.js'
 import type { RetentionPolicy } from './retention.js'
 import type { OperationOptions, RecoveryPoint, RestoreSink } from './types.js'
 import type { VaultBackend } from './vault-backend.js'
+import {
+  applySettingsChange,
+  DEFAULT_VAULT_SETTINGS,
+  readVaultSettings,
+  type VaultSettings,
+  type VaultSettingsChange,
+  writeVaultSettings,
+} from './vault-settings.js'
 
 /** Options of Vault.create. */
 export interface CreateVaultOptions {
@@ -41,6 +58,10 @@ export interface CreateVaultOptions {
   workers?: number
   /** Pack files a restore keeps open while idle (default 32; packs in use stay open regardless). */
   openPacks?: number
+  /** Soft delete and immutability of the new vault (default: soft delete Enabled for 14 days, immutability Disabled). */
+  settings?: VaultSettingsChange
+  /** The vault's clock (tests only: retention, soft delete and immutability are judged by it). */
+  now?: () => number
 }
 
 /** Options of Vault.open. */
@@ -48,6 +69,8 @@ export interface OpenVaultOptions {
   workers?: number
   /** Pack files a restore keeps open while idle (default 32; packs in use stay open regardless). */
   openPacks?: number
+  /** The vault's clock (tests only: retention, soft delete and immutability are judged by it). */
+  now?: () => number
 }
 
 /** Chunk size of full backups: 1 MiB, aligned (see docs/vault.md for the measurements behind it). */
@@ -90,6 +113,12 @@ export class Vault {
       packSize: options.packSize ?? DEFAULT_PACK_SIZE,
       compressionLevel: options.compressionLevel ?? 1,
     }
+    // Settings before the config record (the commit point): a vault is never seen without them.
+    await writeVaultSettings(
+      backend,
+      applySettingsChange(DEFAULT_VAULT_SETTINGS, options.settings ?? {}),
+      (options.now ?? Date.now)(),
+    )
     let master: Buffer | null = null
     if (options.encryption) {
       master = newVaultKey()
@@ -169,6 +198,7 @@ export class Vault {
     const pool = new ChunkPool(keys, config.compressionLevel, options.workers)
     const core = new VaultCore(backend, config, keys, pool)
     if (options.openPacks !== undefined) core.openPacks = options.openPacks
+    if (options.now) core.now = options.now
     return new Vault(core)
   }
 
@@ -219,11 +249,57 @@ export class Vault {
     return (await this.listRecoveryPoints({ item })).at(-1)
   }
 
-  /** Deletes one recovery point's manifest (GC frees its space later). */
-  async deleteRecoveryPoint(id: string): Promise<void> {
+  /**
+   * Deletes one recovery point (GC frees its space later): refused (`RetentionLocked`) while the vault is
+   * immutable and the point's retention runs; soft-deleted while soft delete is on and its retention
+   * runs (restorable by `undeleteRecoveryPoint` until purged); deleted when its retention has ended.
+   */
+  async deleteRecoveryPoint(id: string): Promise<PointRemoval> {
     this.#open()
-    await this.#core.readManifest(id)
-    await this.#core.backend.delete(`rp/${id}`)
+    return removePoint(this.#core, await this.#core.readManifest(id))
+  }
+
+  /** Refuses (`RetentionLocked`) what deleteRecoveryPoint would refuse, without deleting anything. */
+  async checkDeletable(id: string): Promise<void> {
+    this.#open()
+    const rp = await this.#core.readManifest(id)
+    checkRemovable(rp, await this.settings(), this.#core.now(), `Cannot delete recovery point "${id}"`)
+  }
+
+  /** Soft-deleted recovery points (optionally of one item), oldest first, with when each will be purged. */
+  listSoftDeleted(options: { item?: string } = {}): Promise<SoftDeletedPoint[]> {
+    this.#open()
+    return listSoftDeleted(this.#core, options.item)
+  }
+
+  /** Brings a soft-deleted recovery point back (RecoveryPointNotFound when there is none of that id). */
+  undeleteRecoveryPoint(id: string): Promise<RecoveryPoint> {
+    this.#open()
+    return undeletePoint(this.#core, id)
+  }
+
+  /** Deletes the soft-deleted points whose time has come (GC does this first too); answers their ids. */
+  purgeSoftDeleted(): Promise<string[]> {
+    this.#open()
+    return purgeSoftDeleted(this.#core)
+  }
+
+  /** Soft delete and immutability, as the vault's `settings` record holds them. */
+  settings(): Promise<VaultSettings> {
+    this.#open()
+    return readVaultSettings(this.#core.backend)
+  }
+
+  /** Changes soft delete or immutability; AlwaysOn and Locked are one-way (`SettingIrreversible`). */
+  async updateSettings(change: VaultSettingsChange): Promise<VaultSettings> {
+    this.#open()
+    const next = applySettingsChange(await this.settings(), change)
+    return writeVaultSettings(this.#core.backend, next, this.#core.now())
+  }
+
+  /** The vault's clock (the machine's, unless a test gave one). */
+  now(): number {
+    return this.#core.now()
   }
 
   /** Writes a disk of a recovery point into a sink. */

@@ -10,6 +10,7 @@ import { restoreCommands } from './restore-commands.js'
 import { rpCommands } from './rp-commands.js'
 import { systemCommands } from './system-commands.js'
 import { vaultCommands } from './vault-commands.js'
+import { vaultSafetyCommands } from './vault-safety-commands.js'
 
 /** Every command of the cairn CLI, in help order. */
 export const COMMANDS: CommandDef[] = [
@@ -17,6 +18,7 @@ export const COMMANDS: CommandDef[] = [
   ...accountCommands,
   ...diskCommands,
   ...vaultCommands,
+  ...vaultSafetyCommands,
   ...backupCommands,
   ...rpCommands,
   ...restoreCommands,

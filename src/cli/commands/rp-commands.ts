@@ -19,14 +19,36 @@ export const rpCommands: CommandDef[] = [
     options: [
       vaultOption,
       { name: 'item', type: 'string', value: 'NAME', help: 'only this protected item' },
+      {
+        name: 'deleted',
+        type: 'boolean',
+        help: 'list the soft-deleted points of the vault instead, with when each is purged',
+      },
       LIMIT_OPTION,
       ...CREDENTIAL_OPTIONS,
     ],
     async run(ctx) {
       const { args, opts, client, out } = ctx
-      if (args.VM !== undefined) return printVmPoints(ctx, args.VM)
+      if (args.VM !== undefined && opts.deleted !== true) return printVmPoints(ctx, args.VM)
       const vault = needVault(opts)
       await unlockIfGiven(client, vault, opts)
+      if (opts.deleted === true) {
+        const item = (opts.item as string | undefined) ?? args.VM
+        const deleted = await client.list<RecoveryPointView & { deletedAt: string; purgeAt: string }>(
+          `${v(vault)}/softDeletedRecoveryPoints`,
+          { item },
+          { max: opts.limit as number | undefined },
+        )
+        return out.result(deleted, (rows) =>
+          out.table(rows, [
+            { header: 'id', value: (r) => r.id },
+            { header: 'item', value: (r) => r.source.name },
+            { header: 'state', value: () => 'SoftDeleted' },
+            { header: 'deleted', value: (r) => r.deletedAt },
+            { header: 'purged', value: (r) => r.purgeAt },
+          ]),
+        )
+      }
       const items = await client.list<RecoveryPointView>(
         `${v(vault)}/recoveryPoints`,
         { item: opts.item as string | undefined },
@@ -80,14 +102,30 @@ export const rpCommands: CommandDef[] = [
   },
   {
     name: 'rp delete',
-    summary: 'Delete a recovery point (vault gc frees its space)',
+    summary:
+      'Delete a recovery point (vault gc frees its space); while soft delete is on it is soft-deleted until purged (rp undelete)',
     args: [{ name: 'id', help: 'recovery point id' }],
     options: [vaultOption, ...CREDENTIAL_OPTIONS],
     async run({ args, opts, client, out }) {
       const vault = needVault(opts)
       await unlockIfGiven(client, vault, opts)
       await client.delete(`${v(vault)}/recoveryPoints/${encodeURIComponent(args.id!)}`)
-      out.result({ deleted: args.id }, () => out.line(`Deleted recovery point ${args.id}`))
+      const soft = (
+        await client.list<{ id: string; purgeAt: string }>(`${v(vault)}/softDeletedRecoveryPoints`, {})
+      ).find((p) => p.id === args.id)
+      out.result(
+        {
+          deleted: args.id,
+          state: soft ? 'SoftDeleted' : 'Deleted',
+          ...(soft ? { purgeAt: soft.purgeAt } : {}),
+        },
+        () =>
+          out.line(
+            soft
+              ? `Soft-deleted recovery point ${args.id}: purged at ${soft.purgeAt} unless undeleted (cairn rp undelete ${args.id} --vault ${vault})`
+              : `Deleted recovery point ${args.id}`,
+          ),
+      )
     },
   },
 ]
