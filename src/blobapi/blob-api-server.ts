@@ -1,12 +1,20 @@
-// The Azure Blob page-blob REST API over the disk store, on node:http, path style:
-// http://host:port/<account>/<container>/<blob>.
+// The Azure Blob page-blob REST API over the disk store, on node:http (node:https with TLS), path
+// style: http(s)://host:port/<account>/<container>/<blob>.
 import { randomBytes, randomUUID } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo, Socket } from 'node:net'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { DiskRef, DiskStore } from '../diskstore/index.js'
-import { type HttpLimits, httpServerLimits, isCairnError, type Logger, silentLogger } from '../util/index.js'
+import {
+  type HttpLimits,
+  httpServerLimits,
+  isCairnError,
+  type Logger,
+  refusePlainHttp,
+  silentLogger,
+} from '../util/index.js'
 import { type Answer, type BlobContext, diskRef, queryOf } from './_blob-context.js'
 import {
   blobMetadata,
@@ -80,6 +88,8 @@ export interface BlobApiServerOptions {
   maxConnections?: number
   /** Deadlines of the connections: idle keep-alive (5 s), headers (20 s), whole request (300 s). */
   limits?: HttpLimits
+  /** Serve HTTPS with this certificate chain and key (PEM); plain-HTTP requests get `AccountRequiresHttps`. */
+  tls?: { cert: string; key: string }
 }
 
 type Operation = (ctx: BlobContext) => Answer | Promise<Answer>
@@ -189,22 +199,43 @@ export class BlobApiServer {
   readonly #logger: Logger
   readonly #developmentAccount: boolean
   readonly #server: Server
+  readonly #scheme: 'http' | 'https'
   #ready: Promise<void> | undefined
 
   constructor(store: DiskStore, options: BlobApiServerOptions = {}) {
     this.#store = store
     this.#logger = options.logger ?? silentLogger
     this.#developmentAccount = options.developmentAccount ?? false
-    this.#server = createServer(
-      { keepAlive: true, ...httpServerLimits(options.limits ?? {}) },
-      (req, res) => {
-        this.#handle(req, res).catch((err: unknown) => {
-          this.#logger.error('blob API request failed', { error: String(err) })
-          if (!res.headersSent) res.writeHead(500).end()
-          else res.destroy()
-        })
-      },
-    )
+    const serve = (req: IncomingMessage, res: ServerResponse) => {
+      this.#handle(req, res).catch((err: unknown) => {
+        this.#logger.error('blob API request failed', { error: String(err) })
+        if (!res.headersSent) res.writeHead(500).end()
+        else res.destroy()
+      })
+    }
+    const limits = httpServerLimits(options.limits ?? {})
+    const tls = options.tls
+    this.#scheme = tls === undefined ? 'http' : 'https'
+    if (tls === undefined) {
+      this.#server = createServer({ keepAlive: true, ...limits }, serve)
+    } else {
+      const https = createHttpsServer({ keepAlive: true, ...limits, minVersion: 'TLSv1.2', ...tls }, serve)
+      // What Azure answers an account that requires secure transfer when it is called over http.
+      const e = toAzureError(blobError('AccountRequiresHttps', 'This port speaks https only'), 'blob')
+      const body = xmlDocument(
+        el('Error', [
+          el('Code', e.code),
+          el('Message', e.message),
+          el('Reason', 'This port speaks https only'),
+        ]),
+      )
+      refusePlainHttp(
+        https,
+        { status: e.status, reason: 'Bad Request', contentType: 'application/xml', body },
+        limits.headersTimeout,
+      )
+      this.#server = https as unknown as Server
+    }
     this.#server.maxConnections = options.maxConnections ?? 1024
     let dropped = 0
     let warnedAt = 0
@@ -231,7 +262,7 @@ export class BlobApiServer {
       })
     })
     const bound = (this.#server.address() as AddressInfo).port
-    this.#logger.info('blob API listening', { url: `http://${host}:${bound}` })
+    this.#logger.info('blob API listening', { url: `${this.#scheme}://${host}:${bound}` })
     return bound
   }
 

@@ -33,6 +33,7 @@ export const azureErrors = {
     'AuthenticationFailed',
     'Authentication information is not given in the correct format. Check the value of Authorization header.',
   ),
+  AccountRequiresHttps: spec(400, 'HttpsRequired', 'The account being accessed does not support http.'),
   AuthorizationFailure: spec(
     403,
     'AuthenticationFailed',
