@@ -42,11 +42,13 @@ async function curl(args: string[]): Promise<{ code: number; stdout: string }> {
 /**
  * Runs the official Azure Blob SDK in a child process that trusts `caFile` the way Node programs
  * trust a private CA (NODE_EXTRA_CA_CERTS): create a container and a page blob, write and read pages
- * over https with Shared Key. Answers what the script printed, or its error.
+ * over https with Shared Key, then with an https-only blob SAS from generateSasUrl and an https-only
+ * account SAS. Answers what the script printed, or its error.
  */
 function blobSdk(blobUrl: string, caFile: string | undefined): Promise<{ code: number; out: string }> {
   const script = `
-    import { BlobServiceClient, StorageSharedKeyCredential } from '@azure/storage-blob'
+    import { AccountSASPermissions, AnonymousCredential, BlobSASPermissions, BlobServiceClient, PageBlobClient,
+      SASProtocol, StorageSharedKeyCredential } from '@azure/storage-blob'
     const key = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
     const service = new BlobServiceClient(process.env.BLOB_URL + '/devstoreaccount1',
       new StorageSharedKeyCredential('devstoreaccount1', key), { retryOptions: { maxTries: 1 } })
@@ -57,7 +59,20 @@ function blobSdk(blobUrl: string, caFile: string | undefined): Promise<{ code: n
     const data = Buffer.alloc(4096, 0x5a)
     await blob.uploadPages(data, 8192, data.length)
     const back = await blob.downloadToBuffer(8192, 4096)
-    process.stdout.write(JSON.stringify({ url: blob.url, same: back.equals(data) }))
+    const expiresOn = new Date(Date.now() + 3600_000)
+    const sasUrl = await blob.generateSasUrl({ permissions: BlobSASPermissions.parse('rw'), expiresOn,
+      protocol: SASProtocol.Https })
+    const viaSas = new PageBlobClient(sasUrl, new AnonymousCredential(), { retryOptions: { maxTries: 1 } })
+    const other = Buffer.alloc(4096, 0x3c)
+    await viaSas.uploadPages(other, 0, other.length)
+    const sasBack = await viaSas.downloadToBuffer(0, 4096)
+    const accountUrl = service.generateAccountSasUrl(expiresOn, AccountSASPermissions.parse('rl'), 'sco',
+      { protocol: SASProtocol.Https })
+    const viaAccountSas = new BlobServiceClient(accountUrl, new AnonymousCredential(), { retryOptions: { maxTries: 1 } })
+    const names = []
+    for await (const c of viaAccountSas.listContainers()) names.push(c.name)
+    process.stdout.write(JSON.stringify({ url: blob.url, sasUrl, same: back.equals(data),
+      sasSame: sasBack.equals(other), listed: names.includes(container.containerName) }))
   `
   return new Promise((resolve) => {
     const env: NodeJS.ProcessEnv = { ...process.env, BLOB_URL: blobUrl }
@@ -175,12 +190,22 @@ describe('TLS on the management and blob APIs', () => {
     assert.match(cli.stderr, /^cairn: HttpsRequired: .*https:\/\//)
   })
 
-  it('the official blob SDK works over https with Shared Key when it trusts the CA, and refuses without', async () => {
+  it('the official blob SDK works over https with Shared Key and with https-only SAS when it trusts the CA, and refuses without', async () => {
     const trusted = await blobSdk(svc.listeners.blob!, caFile)
     assert.equal(trusted.code, 0, trusted.out)
-    const answer = JSON.parse(trusted.out) as { url: string; same: boolean }
+    const answer = JSON.parse(trusted.out) as {
+      url: string
+      sasUrl: string
+      same: boolean
+      sasSame: boolean
+      listed: boolean
+    }
     assert.match(answer.url, /^https:\/\//)
     assert.equal(answer.same, true)
+    // SAS: the https-only blob SAS wrote and read its blob; the account SAS listed the containers.
+    assert.match(answer.sasUrl, /[?&]spr=https(&|$)/)
+    assert.equal(answer.sasSame, true)
+    assert.equal(answer.listed, true)
     const untrusted = await blobSdk(svc.listeners.blob!, undefined)
     assert.notEqual(untrusted.code, 0)
     assert.match(untrusted.out, /self[- ]signed certificate/)
