@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { promisify } from 'node:util'
 import selfsigned from 'selfsigned'
-import { rawRequest } from './_raw-http.js'
+import { closedWithin, rawRequest, silentSocket } from './_raw-http.js'
 import { cairnAt, type RunningService, startService } from './_service.js'
 
 const run = promisify(execFile)
@@ -270,6 +270,38 @@ describe('TLS on the management and blob APIs', () => {
       assert.ok(readFileSync(join(dir, 'out.raw')).equals(data))
     } finally {
       rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe('TLS listeners under slow clients', () => {
+  it('a silent socket and a stalled TLS handshake are dropped after the header timeout, and do not hold the stop', async () => {
+    const svc = await startService(['--tls', 'self-signed', '--http-header-timeout', '1'])
+    try {
+      for (const url of [svc.url, svc.listeners.blob!]) {
+        const port = Number(new URL(url).port)
+        const silent = await silentSocket('127.0.0.1', port)
+        await closedWithin(silent, 5000)
+        // A TLS record header and nothing after it: the handshake never completes.
+        const stalled = await silentSocket('127.0.0.1', port)
+        stalled.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00]))
+        await closedWithin(stalled, 5000)
+      }
+      // With the default deadline (20 s) a silent socket still lets the service stop at once.
+      const slow = await startService(['--tls', 'self-signed'])
+      try {
+        const held = await silentSocket('127.0.0.1', Number(new URL(slow.url).port))
+        const heldBlob = await silentSocket('127.0.0.1', Number(new URL(slow.listeners.blob!).port))
+        const started = Date.now()
+        assert.equal(await slow.stop(), 0)
+        assert.ok(Date.now() - started < 8000, `stopped in ${Date.now() - started} ms`)
+        held.destroy()
+        heldBlob.destroy()
+      } finally {
+        await slow.dispose()
+      }
+    } finally {
+      await svc.dispose()
     }
   })
 })
