@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict'
 import { execFile, spawn } from 'node:child_process'
 import { X509Certificate } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { get } from 'node:https'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -268,6 +268,42 @@ describe('TLS on the management and blob APIs', () => {
       const exported = await cairnAt(svc.url, ['disk', 'export', 'tlsdisk', join(dir, 'out.raw')], { env })
       assert.equal(exported.code, 0, exported.stderr)
       assert.ok(readFileSync(join(dir, 'out.raw')).equals(data))
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe('NBD pre-shared keys in the service', () => {
+  it('--nbd-tls-psk-file makes NBD take keys (status says psk), keeps HTTP plain, and a readable key file stops the start', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cairn-psk-'))
+    try {
+      const key = 'c0ffee'.repeat(10).slice(0, 64)
+      const serverFile = join(dir, 'server.psk')
+      writeFileSync(serverFile, `alice:${key} devstoreaccount1/disks/pskdisk\n`, { mode: 0o600 })
+      writeFileSync(join(dir, 'alice.psk'), `alice:${key}\n`, { mode: 0o600 })
+      const svc = await startService(['--nbd-tls-psk-file', serverFile])
+      try {
+        assert.match(svc.url, /^http:\/\//)
+        assert.match(svc.listeners.nbd!, /^nbds:\/\//)
+        const status = await cairnAt(svc.url, ['status'])
+        assert.deepEqual((JSON.parse(status.stdout) as { tls: unknown }).tls, { nbd: { psk: true } })
+        assert.equal((await cairnAt(svc.url, ['disk', 'create', 'pskdisk', '--size', '2MiB'])).code, 0)
+        const port = new URL(svc.listeners.nbd!.replace('nbds:', 'http:')).port
+        const uri = `nbds://alice@127.0.0.1:${port}/devstoreaccount1/disks/pskdisk?tls-psk-file=${join(dir, 'alice.psk')}`
+        assert.equal((await run('nbdinfo', ['--size', uri])).stdout.trim(), String(2 * 1024 * 1024))
+        await assert.rejects(
+          run('nbdinfo', ['--size', `nbd://127.0.0.1:${port}/devstoreaccount1/disks/pskdisk`]),
+        )
+      } finally {
+        await svc.dispose()
+      }
+      writeFileSync(join(dir, 'open.psk'), `alice:${key}\n`)
+      chmodSync(join(dir, 'open.psk'), 0o644)
+      await assert.rejects(
+        startService(['--nbd-tls-psk-file', join(dir, 'open.psk')], { data: join(dir, 'refused') }),
+        /ConfigInvalid|others may read it/,
+      )
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
