@@ -219,7 +219,16 @@ export class BlobApiServer {
     if (tls === undefined) {
       this.#server = createServer({ keepAlive: true, ...limits }, serve)
     } else {
-      const https = createHttpsServer({ keepAlive: true, ...limits, minVersion: 'TLSv1.2', ...tls }, serve)
+      const https = createHttpsServer(
+        {
+          keepAlive: true,
+          ...limits,
+          minVersion: 'TLSv1.2',
+          handshakeTimeout: limits.headersTimeout,
+          ...tls,
+        },
+        serve,
+      )
       // What Azure answers an account that requires secure transfer when it is called over http.
       const e = toAzureError(blobError('AccountRequiresHttps', 'This port speaks https only'), 'blob')
       const body = xmlDocument(
