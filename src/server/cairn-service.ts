@@ -265,7 +265,13 @@ export class CairnService {
         this.#api = createAdaptorServer({
           fetch: app.fetch,
           createServer: createHttpsServer,
-          serverOptions: { ...apiLimits, minVersion: 'TLSv1.2', cert: tls.api.cert, key: tls.api.key },
+          serverOptions: {
+            ...apiLimits,
+            minVersion: 'TLSv1.2',
+            handshakeTimeout: apiLimits.headersTimeout,
+            cert: tls.api.cert,
+            key: tls.api.key,
+          },
         }) as Server
         refusePlainHttp(this.#api as never, plainHttpAnswer, apiLimits.headersTimeout)
       }
