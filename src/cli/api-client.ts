@@ -89,7 +89,8 @@ export class ApiClient {
     while (items.length < max) {
       const limit = Math.min(this.#pageSize, max - items.length)
       const page = await this.get<Page<T>>(path, { ...query, limit, cursor })
-      items.push(...page.items)
+      // A page may hold more than asked (a disk with its snapshots stays whole): keep at most max.
+      items.push(...page.items.slice(0, max - items.length))
       cursor = page.nextCursor
       if (cursor === undefined || page.items.length === 0) break
     }
