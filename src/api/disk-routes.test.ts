@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { LogDiskStore } from '../diskstore/index.js'
+import { DiskService } from '../protection/index.js'
 import { HostPaths, silentLogger } from '../util/index.js'
 import { asAdmin, type InProcessApp, testAuth } from './_test-identity.js'
 import { createApiApp } from './api-app.js'
@@ -19,11 +20,14 @@ async function withApp(fn: (app: InProcessApp, dir: string) => Promise<void>): P
       accepting: () => true,
       auth: identity.auth,
       diskStore: store,
-      hostPaths: new HostPaths({
-        importRoots: [join(dir, 'files')],
-        exportRoots: [join(dir, 'files')],
-        dataDir: join(dir, 'disks'),
-        vaultFolders: async () => [],
+      diskService: new DiskService({
+        diskStore: store,
+        hostPaths: new HostPaths({
+          importRoots: [join(dir, 'files')],
+          exportRoots: [join(dir, 'files')],
+          dataDir: join(dir, 'disks'),
+          vaultFolders: async () => [],
+        }),
       }),
       info: () => ({ name: 'cairn', version: '0', dataDir: dir, startedAt: '', listeners: {} }),
     })

@@ -13,6 +13,7 @@ import { type DiskStore, LogDiskStore } from '../diskstore/index.js'
 import { DiskStoreExports, NbdServer } from '../nbd/index.js'
 import {
   type Clock,
+  DiskService,
   JobService,
   ProtectionService,
   ProtectionStore,
@@ -224,7 +225,8 @@ export class CairnService {
         hostPaths,
         reconcileVault: (vault) => backups.reconcileVault(vault),
       })
-      await this.#recoverJobs(jobs, backups)
+      const diskService = new DiskService({ diskStore: this.#diskStore, jobs, hostPaths })
+      await this.#recoverJobs(jobs, backups, diskService)
       this.#scheduler = new Scheduler({
         store: protection,
         maxConcurrent: this.config.maxBackups ?? 4,
@@ -264,10 +266,9 @@ export class CairnService {
         accepting: () => this.#accepting,
         auth: this.#auth,
         diskStore: this.#diskStore,
-        hostPaths,
-        vaults: this.#vaults,
         jobs: this.#jobs,
         vaultService: this.#vaultService,
+        diskService,
         protection: backups,
         // IP addresses and localhost are always allowed; a bound DNS name joins the configured ones.
         allowedHosts: [...(isIP(apiHost) === 0 ? [apiHost] : []), ...(c.apiAllowedHosts ?? [])],
@@ -283,7 +284,13 @@ export class CairnService {
         this.#api = createAdaptorServer({
           fetch: app.fetch,
           createServer: createHttpsServer,
-          serverOptions: { ...apiLimits, minVersion: 'TLSv1.2', cert: tls.api.cert, key: tls.api.key },
+          serverOptions: {
+            ...apiLimits,
+            minVersion: 'TLSv1.2',
+            handshakeTimeout: apiLimits.headersTimeout,
+            cert: tls.api.cert,
+            key: tls.api.key,
+          },
         }) as Server
         refusePlainHttp(this.#api as never, plainHttpAnswer, apiLimits.headersTimeout)
       }
@@ -404,19 +411,28 @@ export class CairnService {
   }
 
   /**
-   * Jobs the last run left Queued or Running end Interrupted; what they half made is removed (a
-   * backup's snapshots and uncommitted recovery point, a restore's new disks). A vault that an
-   * interrupted backup wrote to gets a GC job once the backup's lock is stale, reclaiming its packs.
+   * Jobs the last run left Queued or Running: a backup cut short in its vault transfer resumes from
+   * its last checkpoint (a backup of disks, or of a VM); the others end Interrupted and what they
+   * half made is removed (a backup's snapshots and uncommitted recovery point, a restore's new disks
+   * or temporary file, an export's temporary file). A vault that an interrupted backup wrote to gets a
+   * GC job once the backup's lock is stale, reclaiming its packs.
    */
-  async #recoverJobs(jobs: JobService, backups: ProtectionService): Promise<void> {
+  async #recoverJobs(jobs: JobService, backups: ProtectionService, disks: DiskService): Promise<void> {
     const log = this.#logger
-    const interrupted = await jobs.recover()
+    const vaultService = this.#vaultService!
+    const interrupted = await jobs.recover({
+      resume: async (job) => (await vaultService.resume(job)) ?? (await backups.resumeBackup(job)),
+    })
     if (interrupted.length === 0) return
     log.warn('jobs cut short by the last stop marked Interrupted', { jobs: interrupted.map((j) => j.id) })
     const vaults = new Map<string, number>()
     for (const job of interrupted) {
       try {
-        const removed = await backups.cleanInterrupted(job)
+        const removed = [
+          ...(await backups.cleanInterrupted(job)),
+          ...(await vaultService.cleanInterrupted(job)),
+          ...(await disks.cleanInterrupted(job)),
+        ]
         if (removed.length > 0) log.info('removed what an interrupted job left', { job: job.id, removed })
       } catch (err) {
         log.warn('cannot clean after an interrupted job', { job: job.id, message: (err as Error).message })

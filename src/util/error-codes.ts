@@ -172,6 +172,11 @@ export const errorCatalogue = {
     EXIT.conflict,
     'The recovery point a backup builds on was deleted while the backup ran.',
   ),
+  BackupSnapshotMissing: spec(
+    409,
+    EXIT.conflict,
+    'The snapshot an interrupted backup was reading is gone, so it cannot resume; run it again.',
+  ),
   JobNotFound: spec(404, EXIT.notFound, 'The job does not exist.'),
   JobNotRunning: spec(
     409,
