@@ -1,6 +1,7 @@
 // Sign-in, tokens, sessions and secrets against the real service and the real CLI.
 import assert from 'node:assert/strict'
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { request as httpsRequest } from 'node:https'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
@@ -288,6 +289,55 @@ describe('sign-in', () => {
       assert.equal((await fetch(`${svc.url}/api/v1/status`, { headers: { cookie: session } })).status, 401)
     } finally {
       await svc.dispose()
+    }
+  })
+
+  it('over TLS the session cookie is Secure, and cairn login saves the certificate fingerprint that later commands pin', async () => {
+    const svc = await startService(['--tls', 'self-signed'])
+    const home = mkdtempSync(join(tmpdir(), 'cairn-home-tls-'))
+    try {
+      const ca = readFileSync(join(svc.data, 'tls', 'cert.pem'), 'utf8')
+      const password = readFileSync(join(svc.data, 'initial-admin-password'), 'utf8').trim()
+      const cookie = await new Promise<string>((resolve, reject) => {
+        const payload = JSON.stringify({ user: 'admin', password, session: true })
+        const req = httpsRequest(
+          `${svc.url}/api/v1/auth/login`,
+          { method: 'POST', ca, headers: { 'content-type': 'application/json' } },
+          (res) => {
+            res.resume()
+            res.on('end', () => resolve(String(res.headers['set-cookie'] ?? '')))
+          },
+        )
+        req.on('error', reject)
+        req.end(payload)
+      })
+      assert.match(cookie, /cairn_session=.*; Secure/i)
+      assert.match(cookie, /HttpOnly/i)
+      const env = { XDG_CONFIG_HOME: home, CAIRN_TOKEN: '', CAIRN_CA: join(svc.data, 'tls', 'cert.pem') }
+      const login = await cairnAt(
+        svc.url,
+        ['login', '--password-file', join(svc.data, 'initial-admin-password')],
+        { env },
+      )
+      assert.equal(login.code, 0, login.stderr)
+      const saved = JSON.parse(readFileSync(join(home, 'cairn', 'credentials'), 'utf8')) as Record<
+        string,
+        { token: string; fingerprint?: string }
+      >
+      assert.match(saved[svc.url]?.fingerprint ?? '', /^([0-9A-F]{2}:){31}[0-9A-F]{2}$/)
+      // Without the CA, the saved fingerprint is what the CLI trusts.
+      const status = await cairnAt(svc.url, ['status'], { env: { ...env, CAIRN_CA: '' } })
+      assert.equal(status.code, 0, status.stderr)
+      const other = {
+        ...saved,
+        [svc.url]: { ...saved[svc.url]!, fingerprint: '00'.repeat(32).replace(/(..)(?!$)/g, '$1:') },
+      }
+      writeFileSync(join(home, 'cairn', 'credentials'), JSON.stringify(other), { mode: 0o600 })
+      const pinned = await cairnAt(svc.url, ['status'], { env: { ...env, CAIRN_CA: '' } })
+      assert.notEqual(pinned.code, 0, 'a certificate other than the pinned one is refused')
+    } finally {
+      await svc.dispose()
+      rmSync(home, { recursive: true, force: true })
     }
   })
 })
