@@ -5,6 +5,7 @@ import { bodyLimit, crossSiteGuard, hostGuard } from './_request-guards.js'
 import { registerAccountRoutes } from './account-routes.js'
 import type { ApiContext } from './api-context.js'
 import { registerDiskRoutes } from './disk-routes.js'
+import { registerGuardRoutes } from './guard-routes.js'
 import { registerJobRoutes } from './job-routes.js'
 import { type ApiApp, newApiApp } from './new-api-app.js'
 import { registerProtectionRoutes } from './protection-routes.js'
@@ -47,6 +48,7 @@ export function createApiApp(ctx: ApiContext): ApiApp {
   registerSnapshotRoutes(app, ctx)
   registerVaultRoutes(app, ctx)
   registerVaultSafetyRoutes(app, ctx)
+  registerGuardRoutes(app, ctx)
   registerJobRoutes(app, ctx)
 
   app.doc31('/api/v1/openapi.json', {

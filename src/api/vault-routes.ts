@@ -120,7 +120,7 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
     async (c) => {
       const { vault } = c.req.valid('param')
       const deleteData = c.req.valid('query').deleteData === 'true'
-      const { left } = await vaults().remove(vault, { deleteData })
+      const { left } = await service().deleteVault(vault, { deleteData })
       return c.json({ name: vault, dataDeleted: deleteData, left }, 200)
     },
   )

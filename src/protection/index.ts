@@ -77,7 +77,22 @@ export {
   type VmRecoveryPointDisk,
 } from './protection-store.js'
 export { RegistryVaultTransfer } from './registry-vault-transfer.js'
-export { checkRetentionChange, retentionShortened } from './retention-change.js'
+export {
+  APPROVAL_HOURS,
+  GUARDED_OPERATIONS,
+  type GuardedOperation,
+  type GuardRequest,
+  type GuardRequestState,
+  type GuardStatus,
+  OPERATION_TEXT,
+  ResourceGuard,
+} from './resource-guard.js'
+export {
+  checkRetentionChange,
+  type RetentionChangeCheck,
+  retentionChangeCheck,
+  retentionShortened,
+} from './retention-change.js'
 export { type RunToEnd, runJobToEnd } from './run-job-to-end.js'
 export {
   DEFAULT_SPREAD_MS,

@@ -10,6 +10,7 @@ import { planRetention } from './plan-retention.js'
 import { PointReconciler, type ReconcileReport } from './point-reconciler.js'
 import { type BackupPolicy, POLICY_BOUNDS } from './policy.js'
 import type { ProtectedItem, ProtectionState, ProtectionStore, VmRecoveryPoint } from './protection-store.js'
+import type { ResourceGuard } from './resource-guard.js'
 import type { VaultTransfer } from './vault-transfer.js'
 import { refKey, type Vm, validateVm } from './vm.js'
 import { diskExists, removeDisks, VmRestores } from './vm-restores.js'
@@ -26,6 +27,8 @@ export interface ProtectionServiceOptions {
   now?: () => number
   /** On-demand backups a VM may have a day (default 3, as the reference). */
   onDemandPerDay?: number
+  /** Multi-user authorization: stopping protection with data deletion needs an approval on a guarded vault. */
+  guard?: ResourceGuard
   /** The client of a VM's agent (default an AgentClient over HTTP; tests may hand their own). */
   agentFor?: AgentFor
 }
@@ -74,6 +77,7 @@ export class ProtectionService {
   readonly #disks: DiskStore
   readonly #jobs: JobService
   readonly #vault: VaultTransfer | undefined
+  readonly #guard: ResourceGuard | undefined
   readonly #log: Logger
   readonly #now: () => number
   readonly #running = new Map<string, Promise<Job>>()
@@ -90,6 +94,7 @@ export class ProtectionService {
     this.#disks = options.disks
     this.#jobs = options.jobs
     this.#vault = options.vault
+    this.#guard = options.guard
     this.#log = options.logger ?? silentLogger
     this.#now = options.now ?? Date.now
     this.#reconciler = new PointReconciler({
@@ -348,6 +353,12 @@ export class ProtectionService {
         await this.#vault.openVault(item.vault)
         await this.#reconciler.checkDeletable(item.vault, points)
       }
+      // Last of the checks: a guarded vault uses up the requester's approval here.
+      await this.#guard?.authorize(
+        item.vault,
+        'stopProtectionDeleteData',
+        `Cannot delete the backup data of VM "${vmName}"`,
+      )
       await this.#store.stopProtection(vmName, { deleteData: false })
       const deleted: string[] = []
       for (const p of points) {

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { Catalog, CatalogSchema } from '../catalog/index.js'
 import { CairnError } from '../util/index.js'
-import type { VaultSettings } from '../vault/index.js'
 import {
   RecoveryPointStore,
   type RecoveryPointTier,
@@ -10,7 +9,7 @@ import {
 } from './_recovery-point-store.js'
 import { toVm, vmDiskRows } from './_vm-rows.js'
 import { type BackupPolicy, validatePolicy } from './policy.js'
-import { checkRetentionChange } from './retention-change.js'
+import type { RetentionChangeCheck } from './retention-change.js'
 import type { SchedulableItem, SchedulerStore } from './scheduler.js'
 import { type DiskSelection, type SelectedDisk, selectDisks, type Vm, type VmSpec, validateVm } from './vm.js'
 
@@ -43,22 +42,16 @@ export class ProtectionStore implements SchedulerStore {
   readonly #catalog: Catalog
   readonly #now: () => number
   readonly #points: RecoveryPointStore
-  readonly #vaultSettings: ((vault: string) => Promise<VaultSettings | undefined>) | undefined
+  readonly #checkRetention: RetentionChangeCheck | undefined
 
   /**
-   * `vaultSettings` answers a vault's soft-delete and immutability settings: every policy change
-   * (a policy edited, an item moved to another policy, protected or resumed under another) that
-   * shortens a retention is refused while the vault is immutable.
+   * `checkRetention` sees every policy change (a policy edited, an item moved to another policy,
+   * protected or resumed under another) before it is written, and may refuse it: the service refuses
+   * one that shortens retention while the vault is immutable, or without approval on a guarded vault.
    */
-  constructor(
-    catalog: Catalog,
-    options: {
-      now?: () => number
-      vaultSettings?: (vault: string) => Promise<VaultSettings | undefined>
-    } = {},
-  ) {
+  constructor(catalog: Catalog, options: { now?: () => number; checkRetention?: RetentionChangeCheck } = {}) {
     this.#catalog = catalog
-    this.#vaultSettings = options.vaultSettings
+    this.#checkRetention = options.checkRetention
     this.#now = options.now ?? Date.now
     this.#points = new RecoveryPointStore(catalog, () => this.#iso())
   }
@@ -256,18 +249,17 @@ export class ProtectionStore implements SchedulerStore {
     await this.#db.deleteFrom('backup_policies').where('id', '=', row.id).execute()
   }
 
-  /** Refuses a move from `from` to `to` that shortens retention while the vault is immutable. */
+  /** Lets `checkRetention` refuse a move from policy `from` to `to` (nothing to check without one). */
   async #checkSwap(
     vault: string,
     from: { definition_json: string; id: string } | undefined,
     to: BackupPolicy | { definition_json: string; id: string },
     what: string,
   ): Promise<void> {
-    if (!from || !this.#vaultSettings) return
+    if (!from || !this.#checkRetention) return
     if ('id' in to && to.id === from.id) return
     const next = 'definition_json' in to ? (JSON.parse(to.definition_json) as BackupPolicy) : to
-    const settings = await this.#vaultSettings(vault)
-    checkRetentionChange(settings, vault, JSON.parse(from.definition_json) as BackupPolicy, next, what)
+    await this.#checkRetention(vault, JSON.parse(from.definition_json) as BackupPolicy, next, what)
   }
 
   /** The policy row of an item, if it has one. */

@@ -2,13 +2,16 @@ import type { Job } from '../catalog/index.js'
 import type { DiskRef, DiskStore } from '../diskstore/index.js'
 import { CairnError, type HostPaths } from '../util/index.js'
 import {
+  applySettingsChange,
   fileSink,
   fileSource,
+  immutable,
   type PointRemoval,
   type PruneReport,
   type RecoveryPoint,
   type RetentionPolicy,
   type SoftDeletedPoint,
+  softDeleteOn,
   type Vault,
   type VaultProgress,
   type VaultRegistry,
@@ -17,6 +20,7 @@ import {
 } from '../vault/index.js'
 import { backupDisks, restoreToDisk } from './disk-backup.js'
 import type { JobContext, JobService } from './job-service.js'
+import type { ResourceGuard } from './resource-guard.js'
 import { type RunToEnd, runJobToEnd } from './run-job-to-end.js'
 
 /** What a VaultService works with. */
@@ -28,6 +32,8 @@ export interface VaultServiceOptions {
   hostPaths?: HostPaths
   /** Brings the recovery points of the VMs protected in a vault in line with it (after points left it). */
   reconcileVault?: (vault: string) => Promise<void>
+  /** Multi-user authorization of critical operations on guarded vaults (settings weakened, vault delete). */
+  guard?: ResourceGuard
 }
 
 /** Who started a job (default: the API). */
@@ -235,9 +241,34 @@ export class VaultService {
     return this.#o.vaults.settings(vault)
   }
 
-  /** Changes soft delete or immutability (AlwaysOn and Locked are one-way). */
-  updateSettings(vault: string, change: VaultSettingsChange): Promise<VaultSettings> {
+  /**
+   * Changes soft delete or immutability (AlwaysOn and Locked are one-way). On a guarded vault, turning
+   * soft delete off or shortening it, and disabling immutability, each need an approval.
+   */
+  async updateSettings(vault: string, change: VaultSettingsChange): Promise<VaultSettings> {
+    const guard = this.#o.guard
+    if (guard) {
+      const current = await this.#o.vaults.settings(vault)
+      const next = applySettingsChange(current, change)
+      const what = `Cannot change the settings of vault "${vault}"`
+      if (
+        softDeleteOn(current) &&
+        (!softDeleteOn(next) || next.softDelete.retentionDays < current.softDelete.retentionDays)
+      )
+        await guard.authorize(vault, 'reduceSoftDelete', what)
+      if (immutable(current) && !immutable(next)) await guard.authorize(vault, 'disableImmutability', what)
+    }
     return this.#o.vaults.updateSettings(vault, change)
+  }
+
+  /**
+   * Deletes a vault (with `deleteData`, its files too): refused while it holds soft-deleted points, or
+   * points while immutable (VaultRegistry.remove); a guarded vault needs an approval.
+   */
+  async deleteVault(vault: string, options: { deleteData?: boolean } = {}): Promise<{ left: string[] }> {
+    await this.#o.vaults.get(vault)
+    await this.#o.guard?.authorize(vault, 'deleteVault', `Cannot delete vault "${vault}"`)
+    return this.#o.vaults.remove(vault, options)
   }
 
   /**

@@ -15,6 +15,8 @@ import {
   ProtectionService,
   ProtectionStore,
   RegistryVaultTransfer,
+  ResourceGuard,
+  retentionChangeCheck,
   Scheduler,
   VaultService,
 } from '../protection/index.js'
@@ -26,6 +28,7 @@ import {
   isCairnError,
   isWithin,
   type Logger,
+  requestActor,
 } from '../util/index.js'
 import { VaultRegistry } from '../vault/index.js'
 import { close, listen, listenError } from './_listen.js'
@@ -156,14 +159,19 @@ export class CairnService {
       this.#diskStore = await this.#openDiskStore()
       // The test clock (CairnServiceOptions.clock) also judges retention, soft delete and immutability.
       const now = this.#clock ? () => this.#clock!.now() : undefined
+      // Multi-user authorization: who asks is the signed-in user of the request being served.
+      const guard = new ResourceGuard(this.#catalog, { actor: requestActor, ...(now ? { now } : {}) })
       const protection = new ProtectionStore(this.#catalog, {
         ...(now ? { now } : {}),
         // A policy of a vault that is gone guards nothing; any other failure refuses the change.
-        vaultSettings: async (vault) =>
-          this.#vaults?.settings(vault).catch((err) => {
-            if (isCairnError(err) && err.code === 'VaultNotFound') return undefined
-            throw err
-          }),
+        checkRetention: retentionChangeCheck({
+          settings: async (vault) =>
+            this.#vaults?.settings(vault).catch((err) => {
+              if (isCairnError(err) && err.code === 'VaultNotFound') return undefined
+              throw err
+            }),
+          guard,
+        }),
       })
       this.#vaults = new VaultRegistry(this.#catalog, {
         ...(now ? { now } : {}),
@@ -192,6 +200,7 @@ export class CairnService {
         vault: new RegistryVaultTransfer(this.#vaults, this.#diskStore),
         logger: log.child({ component: 'protection' }),
         ...(now ? { now } : {}),
+        guard,
       })
       this.#backups = backups
       this.#vaultService = new VaultService({
@@ -200,6 +209,7 @@ export class CairnService {
         diskStore: this.#diskStore,
         hostPaths,
         reconcileVault: (vault) => backups.reconcileVault(vault),
+        guard,
       })
       await this.#recoverJobs(jobs, backups)
       this.#scheduler = new Scheduler({
@@ -242,6 +252,7 @@ export class CairnService {
         vaults: this.#vaults,
         jobs: this.#jobs,
         vaultService: this.#vaultService,
+        guard,
         protection: backups,
         // IP addresses and localhost are always allowed; a bound DNS name joins the configured ones.
         allowedHosts: [...(isIP(apiHost) === 0 ? [apiHost] : []), ...(c.apiAllowedHosts ?? [])],

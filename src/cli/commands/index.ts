@@ -3,6 +3,7 @@ import { accountCommands } from './account-commands.js'
 import { agentCommands } from './agent-commands.js'
 import { backupCommands } from './backup-commands.js'
 import { diskCommands } from './disk-commands.js'
+import { guardCommands } from './guard-commands.js'
 import { jobCommands } from './job-commands.js'
 import { policyCommands } from './policy-commands.js'
 import { protectionCommands } from './protection-commands.js'
@@ -19,6 +20,7 @@ export const COMMANDS: CommandDef[] = [
   ...diskCommands,
   ...vaultCommands,
   ...vaultSafetyCommands,
+  ...guardCommands,
   ...backupCommands,
   ...rpCommands,
   ...restoreCommands,
