@@ -266,9 +266,13 @@ export class VaultService {
    * points while immutable (VaultRegistry.remove); a guarded vault needs an approval.
    */
   async deleteVault(vault: string, options: { deleteData?: boolean } = {}): Promise<{ left: string[] }> {
-    await this.#o.vaults.get(vault)
-    await this.#o.guard?.authorize(vault, 'deleteVault', `Cannot delete vault "${vault}"`)
-    return this.#o.vaults.remove(vault, options)
+    const guard = this.#o.guard
+    return this.#o.vaults.remove(vault, {
+      ...(options.deleteData ? { deleteData: true } : {}),
+      ...(guard
+        ? { authorize: () => guard.authorize(vault, 'deleteVault', `Cannot delete vault "${vault}"`) }
+        : {}),
+    })
   }
 
   /**
