@@ -5,7 +5,7 @@
 // Environment: CAIRN_PREFLIGHT_NO_INSTALL=1 behaves like --check.
 import { spawnSync } from 'node:child_process'
 import { accessSync, constants } from 'node:fs'
-import { delimiter, join } from 'node:path'
+import { delimiter, isAbsolute, join } from 'node:path'
 
 /** Each command the tests run, and the Debian package that ships it. */
 const TOOLS = [
@@ -15,22 +15,39 @@ const TOOLS = [
   { command: 'qemu-img', pkg: 'qemu-utils', usedBy: 'NBD tests (qemu as an NBD client)' },
   { command: 'mkfs.ext4', pkg: 'e2fsprogs', usedBy: 'agent and disk-full tests (small real file systems)' },
   { command: 'fsfreeze', pkg: 'util-linux', usedBy: 'agent tests (freezing a mounted file system)' },
+  { command: 'az', pkg: 'azure-cli', usedBy: 'blob API tests (the Azure CLI as a client)' },
+  {
+    // Debian's own Python, wherever PATH leads python3 (pyenv, a venv): the package installs there.
+    command: '/usr/bin/python3',
+    module: 'azure.storage.blob',
+    pkg: 'python3-azure',
+    usedBy: 'blob API tests (the Azure Storage SDK for Python as a client)',
+  },
 ]
 
-const onPath = (command) =>
-  (process.env.PATH ?? '').split(delimiter).some((dir) => {
-    if (!dir) return false
-    try {
-      accessSync(join(dir, command), constants.X_OK)
-      return true
-    } catch {
-      return false
-    }
-  })
+const executable = (path) => {
+  try {
+    accessSync(path, constants.X_OK)
+    return true
+  } catch {
+    return false
+  }
+}
 
-/** The packages whose commands are missing, in TOOLS order, each once. */
+const onPath = (command) =>
+  isAbsolute(command)
+    ? executable(command)
+    : (process.env.PATH ?? '').split(delimiter).some((dir) => dir !== '' && executable(join(dir, command)))
+
+/** True when the tool is there: its command on PATH and, for a Python module, importable by it. */
+const present = (t) =>
+  onPath(t.command) &&
+  (t.module === undefined ||
+    spawnSync(t.command, ['-c', `import ${t.module}`], { stdio: 'ignore' }).status === 0)
+
+/** The packages whose tools are missing, in TOOLS order, each once. */
 function missingPackages() {
-  return [...new Set(TOOLS.filter((t) => !onPath(t.command)).map((t) => t.pkg))]
+  return [...new Set(TOOLS.filter((t) => !present(t)).map((t) => t.pkg))]
 }
 
 function main() {
@@ -54,7 +71,8 @@ function main() {
     if (install.status === 0 && missing.length === 0) return 0
   }
   const why = TOOLS.filter((t) => missing.includes(t.pkg)).map(
-    (t) => `  ${t.command} (${t.pkg}): ${t.usedBy}`,
+    (t) =>
+      `  ${t.module === undefined ? t.command : `${t.command} -c "import ${t.module}"`} (${t.pkg}): ${t.usedBy}`,
   )
   console.error(
     `preflight: the tests need Debian tools that are not installed:\n${why.join('\n')}\n` +

@@ -186,4 +186,79 @@ describe('lists of the management API', () => {
       )
     })
   })
+
+  it('VMs, policies and protected items page the same way; a body of the wrong shape names the field', async () => {
+    await withService(async (url) => {
+      const send = async (method: string, path: string, body: unknown) => {
+        const res = await fetch(`${url}${path}`, {
+          method,
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        })
+        return { status: res.status, body: (await res.json()) as Record<string, unknown> }
+      }
+      assert.equal((await send('POST', '/api/v1/vaults', { name: 'v1' })).status, 201)
+      const D = '/api/v1/accounts/devstoreaccount1/containers/disks/disks'
+      for (const vm of ['vm-c', 'vm-a', 'vm-b']) {
+        assert.equal((await send('PUT', `${D}/${vm}-os`, { size: 4096 })).status, 201)
+        const r = await send('POST', '/api/v1/vms', { name: vm, osDisk: `devstoreaccount1/disks/${vm}-os` })
+        assert.equal(r.status, 201, JSON.stringify(r.body))
+      }
+      for (const p of ['p3', 'p1', 'p2']) {
+        const r = await send('POST', '/api/v1/vaults/v1/backupPolicies', {
+          name: p,
+          schedule: { frequency: 'Daily', time: '01:00' },
+          retention: { daily: { days: 7 } },
+        })
+        assert.equal(r.status, 201, JSON.stringify(r.body))
+      }
+      for (const vm of ['vm-b', 'vm-c', 'vm-a'])
+        assert.equal(
+          (await send('POST', '/api/v1/vaults/v1/protectedItems', { vm, policy: 'p1' })).status,
+          201,
+        )
+
+      const lists: [string, string, string[]][] = [
+        ['/api/v1/vms', 'name', ['vm-a', 'vm-b', 'vm-c']],
+        ['/api/v1/vaults/v1/backupPolicies', 'name', ['p1', 'p2', 'p3']],
+        ['/api/v1/vaults/v1/protectedItems', 'vmName', ['vm-a', 'vm-b', 'vm-c']],
+        ['/api/v1/vaults/v1/protectedItems/vm-a/recoveryPoints', 'id', []],
+      ]
+      for (const [path, key, want] of lists) {
+        for (const limit of [1, 2, 1000]) {
+          const got = (await allPages(`${url}${path}`, limit)).flatMap((p) => p.items.map((i) => i[key]))
+          assert.deepEqual(got, want, `${path} by ${limit}`)
+        }
+      }
+      const listed = await cairnAt(url, ['vm', 'list', '--limit', '2'])
+      assert.equal(listed.code, 0, listed.stderr)
+      assert.deepEqual(
+        (JSON.parse(listed.stdout) as { name: string }[]).map((v) => v.name),
+        ['vm-a', 'vm-b'],
+      )
+
+      // The schema gives the shape; the protection service still names every problem of its own.
+      const badVm = await send('POST', '/api/v1/vms', { name: 'x', osDisk: 5, dataDisks: 'none' })
+      assert.equal(badVm.status, 400)
+      const vmError = badVm.body.error as { code: string; message: string }
+      assert.equal(vmError.code, 'VmInvalid')
+      assert.match(vmError.message, /"osDisk"/)
+      assert.match(vmError.message, /"dataDisks"/)
+      const badPolicy = await send('POST', '/api/v1/vaults/v1/backupPolicies', {
+        name: 'p9',
+        schedule: { frequency: 'Daily', time: 130 },
+      })
+      assert.equal(badPolicy.status, 400)
+      assert.equal((badPolicy.body.error as { code: string }).code, 'PolicyInvalid')
+      assert.match((badPolicy.body.error as { message: string }).message, /"schedule\.time"/)
+      const misspelt = await send('POST', '/api/v1/vaults/v1/backupPolicies', {
+        name: 'p9',
+        schedule: { frequency: 'Daily', time: '01:00' },
+        retention: { daily: { days: 7 } },
+        retension: {},
+      })
+      assert.equal(misspelt.status, 400)
+      assert.match((misspelt.body.error as { message: string }).message, /"retension" is not a policy field/)
+    })
+  })
 })

@@ -1,14 +1,15 @@
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { api, type Json } from './_jobs.js'
 import { startService } from './_service.js'
 
-describe('a service killed in the middle of a backup', () => {
-  it('marks the job Interrupted on restart, removes its snapshots, lists no point, and the next backup completes', async () => {
+describe('a service killed in the middle of a VM backup', () => {
+  it('resumes the vault transfer on restart from the snapshots it took and completes: one point in both tiers, its disk restored byte for byte, and the next backup completes', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'cairn-backup-restart-'))
     const data = join(dir, 'data')
     let service = await startService(['--import-root', dir], { data })
@@ -40,32 +41,72 @@ describe('a service killed in the middle of a backup', () => {
       assert.equal(started.status, 202, JSON.stringify(started.body))
       const jobId = started.body.id as string
       let phase = ''
-      for (let i = 0; i < 2000 && phase !== 'TransferToVault'; i++) {
+      let bytesAtKill = 0
+      for (let i = 0; i < 4000 && (phase !== 'TransferToVault' || bytesAtKill === 0); i++) {
         const job = await api(service.url, 'GET', `/api/v1/jobs/${jobId}`)
         phase = job.body.progress.phase
+        const committed = Object.values(job.body.details.checkpoint?.disks ?? {}) as Json[][]
+        const kept = committed.flat().reduce((n, sub) => n + sub[3], 0)
+        bytesAtKill = phase === 'TransferToVault' && kept > 0 ? job.body.progress.bytesDone : 0
         assert.ok(job.body.state === 'Running', `the job ended before the kill: ${JSON.stringify(job.body)}`)
-        if (phase !== 'TransferToVault') await new Promise((r) => setTimeout(r, 10))
+        if (bytesAtKill === 0) await new Promise((r) => setTimeout(r, 10))
       }
       assert.equal(phase, 'TransferToVault')
+      assert.ok(bytesAtKill > 0, 'killed after a checkpoint of the transfer')
       await service.stop('SIGKILL')
 
       service = await startService([], { data })
-      const job = await api(service.url, 'GET', `/api/v1/jobs/${jobId}`)
-      assert.equal(job.body.state, 'Interrupted')
-      assert.equal(job.body.error.code, 'JobInterrupted')
-      assert.match(job.body.error.message, /cut short/)
-      // A point is written only when its backup completes: none is listed, and the snapshots the
-      // backup took are gone.
+      let job: Json
+      for (;;) {
+        job = (await api(service.url, 'GET', `/api/v1/jobs/${jobId}`)).body
+        if (job.endedAt) break
+        await new Promise((r) => setTimeout(r, 50))
+      }
+      assert.equal(job.state, 'Completed', JSON.stringify(job))
+      assert.equal(job.details.resumed.length, 1, JSON.stringify(job.details))
+      const at = job.details.resumed[0].bytesDone as number
+      assert.ok(at > 0 && at <= bytesAtKill, `resumed at ${at}, killed at ${bytesAtKill}`)
+      // Exactly one point, in both tiers, under the id the first run gave it; the vault holds it once.
       const points = (await api(service.url, 'GET', '/api/v1/vaults/v1/protectedItems/big/recoveryPoints'))
-        .body.value
-      assert.equal(points.length, 0)
+        .body.items
+      assert.equal(points.length, 1, JSON.stringify(points))
+      assert.equal(points[0].tier, 'SnapshotAndVault')
+      assert.equal(points[0].id, job.result.recoveryPoint)
+      const vaultPoints = (await api(service.url, 'GET', '/api/v1/vaults/v1/recoveryPoints')).body.items
+      assert.deepEqual(
+        vaultPoints.map((p: Json) => p.id),
+        [points[0].id],
+      )
+      // The snapshots the first run took are the point's: one per disk, no other.
       for (const disk of ['big-os', 'big-data']) {
         const snaps = await api(service.url, 'GET', `${D}/${disk}/snapshots`)
-        assert.equal(snaps.status, 200, JSON.stringify(snaps.body))
-        assert.deepEqual(snaps.body.items, [], `snapshots of ${disk}`)
+        assert.equal(snaps.body.items.length, 1, `snapshots of ${disk}: ${JSON.stringify(snaps.body)}`)
       }
-      const vaultPoints = (await api(service.url, 'GET', '/api/v1/vaults/v1/recoveryPoints')).body.items
-      assert.equal(vaultPoints.length, 0, 'the vault commits a point only with its manifest')
+      // The vault's copy of the data disk is the image, byte for byte.
+      const restore = await api(
+        service.url,
+        'POST',
+        `/api/v1/vaults/v1/recoveryPoints/${points[0].id}/restore`,
+        {
+          disk: 'lun0',
+          target: { account: 'devstoreaccount1', container: 'disks', disk: 'copy' },
+        },
+      )
+      assert.equal(restore.status, 202, JSON.stringify(restore.body))
+      for (;;) {
+        const r = (await api(service.url, 'GET', `/api/v1/jobs/${restore.body.id}`)).body
+        if (r.endedAt) {
+          assert.equal(r.state, 'Completed', JSON.stringify(r))
+          break
+        }
+        await new Promise((r) => setTimeout(r, 50))
+      }
+      const copy = createHash('sha256')
+      for (let o = 0; o < 192 * 1024 * 1024; o += 4 * 1024 * 1024) {
+        const res = await fetch(`${service.url}${D}/copy/pages?offset=${o}&length=${4 * 1024 * 1024}`)
+        copy.update(Buffer.from(await res.arrayBuffer()))
+      }
+      assert.equal(copy.digest('hex'), createHash('sha256').update(readFileSync(image)).digest('hex'))
 
       const again = await api(service.url, 'POST', '/api/v1/vaults/v1/protectedItems/big/backup', {})
       let done: Json
@@ -75,11 +116,15 @@ describe('a service killed in the middle of a backup', () => {
         await new Promise((r) => setTimeout(r, 100))
       }
       assert.equal(done.state, 'Completed', JSON.stringify(done))
+      assert.equal(done.details.incremental, true, 'the next backup builds on the resumed one')
       const after = (await api(service.url, 'GET', '/api/v1/vaults/v1/protectedItems/big/recoveryPoints'))
-        .body.value
-      assert.equal(after.length, 1)
-      assert.equal(after[0].tier, 'SnapshotAndVault')
-      assert.equal((await api(service.url, 'GET', '/api/v1/vaults/v1/recoveryPoints')).body.items.length, 1)
+        .body.items
+      assert.equal(after.length, 2)
+      assert.deepEqual(
+        after.map((p: Json) => p.tier),
+        ['SnapshotAndVault', 'SnapshotAndVault'],
+      )
+      assert.equal((await api(service.url, 'GET', '/api/v1/vaults/v1/recoveryPoints')).body.items.length, 2)
     } finally {
       await service.dispose()
       rmSync(dir, { recursive: true, force: true })

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
@@ -9,14 +9,15 @@ import { type RunningService, startService } from './_service.js'
 const MiB = 1024 * 1024
 
 describe('jobs of a service killed with -9', () => {
-  it('a vault backup, a restore and a verify show Interrupted after the restart, nothing half made or duplicated', async () => {
+  it('a vault backup resumes and completes; a restore into a disk or a file and a verify show Interrupted; nothing half made or duplicated', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'cairn-jobs-restart-'))
     const data = join(dir, 'data')
-    // --gc-grace 0: the GC planned after a restart runs at once (the dead backup's lock is stale).
-    const serve = () => startService(['--gc-grace', '0'], { data })
+    const out = join(dir, 'out')
+    mkdirSync(out)
+    const serve = () => startService(['--export-root', out], { data })
     let service: RunningService = await serve()
     try {
-      await randomDisk(service.url, 'big', 256)
+      await randomDisk(service.url, 'big', 128)
       assert.equal((await api(service.url, 'POST', '/api/v1/vaults', { name: 'v1' })).status, 201)
       const backup = (body: Json) => api(service.url, 'POST', '/api/v1/vaults/v1/backups', body)
       const disks = [{ account: 'devstoreaccount1', container: 'disks', disk: 'big' }]
@@ -26,39 +27,28 @@ describe('jobs of a service killed with -9', () => {
       assert.equal(firstDone.state, 'Completed', JSON.stringify(firstDone))
       const p1 = firstDone.result.id as string
 
-      // 1. A backup of new content, killed half-way through.
-      await randomDisk(service.url, 'big', 256)
+      // 1. A backup of new content, killed half-way through: it resumes and completes, one new point.
+      await randomDisk(service.url, 'big', 128)
       const second = await backup({ disks, item: 'big' })
       const mid = await waitJob(
         service.url,
         second.body.id,
-        (j) => j.progress.bytesDone >= 128 * MiB,
+        (j) => j.progress.bytesDone >= 64 * MiB,
         'half of its bytes',
       )
       assert.equal(mid.state, 'Running')
       await service.stop('SIGKILL')
       service = await serve()
-      const cut = (await api(service.url, 'GET', `/api/v1/jobs/${second.body.id}`)).body
-      assert.equal(cut.state, 'Interrupted', JSON.stringify(cut))
-      assert.equal(cut.error.code, 'JobInterrupted')
-      assert.ok(cut.endedAt)
+      const resumed = await ended(service.url, second.body.id)
+      assert.equal(resumed.state, 'Completed', JSON.stringify(resumed))
+      assert.equal(resumed.details.resumed.length, 1)
+      const p2 = resumed.result.id as string
       const points = (await api(service.url, 'GET', '/api/v1/vaults/v1/recoveryPoints')).body.items
       assert.deepEqual(
         points.map((p: Json) => p.id),
-        [p1],
-        'no half point is listed',
+        [p1, p2],
+        'one point for the resumed backup, none half made',
       )
-      // The GC planned at the restart reclaims the packs the dead backup wrote.
-      const gcs = async () =>
-        (await api(service.url, 'GET', '/api/v1/jobs?kind=gc&vault=v1')).body.items.filter(
-          (j: Json) => j.startedBy === 'recovery',
-        )
-      for (let i = 0; i < 400 && (await gcs()).length === 0; i++) await new Promise((r) => setTimeout(r, 25))
-      const [gc] = await gcs()
-      assert.ok(gc, 'a GC job follows the restart')
-      const gcDone = await ended(service.url, gc.id)
-      assert.equal(gcDone.state, 'Completed', JSON.stringify(gcDone))
-      assert.ok(gcDone.result.bytesReclaimed > 0, JSON.stringify(gcDone.result))
       const verified = await api(service.url, 'POST', '/api/v1/vaults/v1/verify', {})
       assert.equal((await ended(service.url, verified.body.id)).state, 'Completed')
 
@@ -76,7 +66,20 @@ describe('jobs of a service killed with -9', () => {
       const copy = await api(service.url, 'GET', `${D}/copy`)
       assert.equal(copy.status, 404, 'no half-restored disk is left')
 
-      // 3. A verify, killed while it reads.
+      // 3. A restore into a file, killed while it writes: neither the file nor its temporary is left.
+      const toFile = await api(service.url, 'POST', `/api/v1/vaults/v1/recoveryPoints/${p1}/restore`, {
+        path: join(out, 'big.img'),
+      })
+      assert.equal(toFile.status, 202, JSON.stringify(toFile.body))
+      await waitJob(service.url, toFile.body.id, (j) => j.progress.bytesDone > 0, 'its first bytes')
+      assert.equal(readdirSync(out).length, 1, 'the restore writes a temporary file')
+      await service.stop('SIGKILL')
+      service = await serve()
+      const cutFile = (await api(service.url, 'GET', `/api/v1/jobs/${toFile.body.id}`)).body
+      assert.equal(cutFile.state, 'Interrupted', JSON.stringify(cutFile))
+      assert.deepEqual(readdirSync(out), [], 'no file and no temporary file is left')
+
+      // 4. A verify, killed while it reads.
       const verify = await api(service.url, 'POST', '/api/v1/vaults/v1/verify', {})
       await waitJob(service.url, verify.body.id, (j) => j.progress.bytesDone > 0, 'its first bytes')
       await service.stop('SIGKILL')
@@ -90,13 +93,14 @@ describe('jobs of a service killed with -9', () => {
       assert.equal(new Set(ids).size, ids.length, 'no job is listed twice')
       const state = (id: string) => all.find((j) => j.id === id)?.state
       assert.equal(state(first.body.id), 'Completed')
-      assert.equal(state(second.body.id), 'Interrupted')
+      assert.equal(state(second.body.id), 'Completed')
       assert.equal(state(restore.body.id), 'Interrupted')
+      assert.equal(state(toFile.body.id), 'Interrupted')
       assert.equal(state(verify.body.id), 'Interrupted')
       assert.deepEqual((await api(service.url, 'GET', '/api/v1/jobs?state=Running,Queued')).body.items, [])
       assert.deepEqual(
         (await api(service.url, 'GET', '/api/v1/vaults/v1/recoveryPoints')).body.items.map((p: Json) => p.id),
-        [p1],
+        [p1, p2],
       )
     } finally {
       await service.dispose()

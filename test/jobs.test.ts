@@ -57,7 +57,7 @@ describe('one job system (against a real cairn serve)', () => {
     const service = await startService()
     const { url } = service
     const points = async () =>
-      (await api(url, 'GET', '/api/v1/vaults/v1/protectedItems/big/recoveryPoints')).body.value as Json[]
+      (await api(url, 'GET', '/api/v1/vaults/v1/protectedItems/big/recoveryPoints')).body.items as Json[]
     const snapshots = async (disk: string) => (await api(url, 'GET', `${D}/${disk}/snapshots`)).body.items
     try {
       await randomDisk(url, 'big-data', 256)

@@ -74,7 +74,7 @@ describe('protection API', () => {
       const created = await call('POST', '/api/v1/vms', vm)
       assert.equal(created.status, 201, JSON.stringify(created.body))
       assert.equal(created.body.agent.token, '***', 'the agent token is never answered')
-      assert.equal((await call('GET', '/api/v1/vms')).body.value.length, 1)
+      assert.equal((await call('GET', '/api/v1/vms')).body.items.length, 1)
 
       const policy = {
         name: 'enhanced-4h',
@@ -107,7 +107,7 @@ describe('protection API', () => {
       const resumed = await call('POST', '/api/v1/vaults/vault1/protectedItems/db-1/resume', {})
       assert.equal(resumed.body.state, 'Protected')
       const rps = await call('GET', '/api/v1/vaults/vault1/protectedItems/db-1/recoveryPoints')
-      assert.deepEqual(rps.body.value, [])
+      assert.deepEqual(rps.body.items, [])
       const gone = await call('POST', '/api/v1/vaults/vault1/protectedItems/db-1/stopProtection', {
         deleteData: true,
       })

@@ -135,7 +135,7 @@ describe('protection keeps backups restorable and VMs manageable (real cairn ser
       ok('backup', 'now', 'web', '--wait')
       const cli = points(ok, 'web')
       const api = (await call(service.url, 'GET', '/api/v1/vaults/v1/protectedItems/web/recoveryPoints')).body
-        .value
+        .items
       assert.equal(cli.length, 1)
       assert.match(cli[0].id, RP_ID)
       assert.equal(api[0].id, cli[0].id)
@@ -279,7 +279,7 @@ describe('protection keeps backups restorable and VMs manageable (real cairn ser
       assert.match(stopped.stdout, /NotProtected \(2 recovery point\(s\) deleted\)/)
       assert.match(ok('protection', 'stop', 'web', '--delete-data').stdout, /NotProtected/, 'idempotent')
       assert.deepEqual(
-        (await call(service.url, 'GET', `${DISKS}/web-os/snapshots`)).body.value ?? [],
+        (await call(service.url, 'GET', `${DISKS}/web-os/snapshots`)).body.items,
         [],
         'the points took their snapshots with them',
       )

@@ -6,8 +6,7 @@ import type {
   ResourceGuard,
   VaultService,
 } from '../protection/index.js'
-import type { HostPaths, Logger } from '../util/index.js'
-import type { VaultRegistry } from '../vault/index.js'
+import type { Logger } from '../util/index.js'
 
 /** What the management API reports at /api/v1/info. */
 export interface ServiceInfo {
@@ -16,6 +15,20 @@ export interface ServiceInfo {
   dataDir: string
   startedAt: string
   listeners: Record<string, string>
+  /** TLS of each listener that has it (api, blob, nbd); a listener not named speaks plain text. */
+  tls?: Record<string, ListenerTlsInfo>
+}
+
+/** How one listener does TLS: its certificate's SHA-256 fingerprint, or NBD pre-shared keys. */
+export interface ListenerTlsInfo {
+  /** `AB:CD:…`, the SHA-256 fingerprint clients pin (`cairn --fingerprint`). */
+  fingerprint?: string
+  /** When the certificate expires (ISO 8601). */
+  notAfter?: string
+  /** The certificate was made by `--tls self-signed` (DATA/tls/cert.pem). */
+  selfSigned?: boolean
+  /** NBD clients authenticate with pre-shared keys (the certificate is not offered). */
+  psk?: boolean
 }
 
 /** The collaborators the management API serves; each later component adds its engine or service here. */
@@ -26,15 +39,11 @@ export interface ApiContext {
   accepting(): boolean
   /** Accounts, containers, disks and snapshots. */
   diskStore: DiskStore
-  /** The gate of every host path a request names (absent: server-side paths are refused). */
-  hostPaths?: HostPaths
-  /** The service's vaults (absent in a service without vaults). */
-  vaults?: VaultRegistry
   /** Every long operation as a persisted job (/api/v1/jobs) and the event stream (/api/v1/events). */
   jobs?: JobService
-  /** Backups, restores, verify, prune and GC of vaults (default: one built from vaults, jobs and diskStore). */
+  /** Vaults, their recovery points, backups, restores, verify, prune and GC (absent: the vault routes answer ServiceUnavailable). */
   vaultService?: VaultService
-  /** Imports and exports of host files (default: one built from diskStore, jobs and hostPaths). */
+  /** Imports and exports of host files (absent: those routes answer ServiceUnavailable). */
   diskService?: DiskService
   /**
    * VMs, policies, protected items, recovery points, their backups and restores (routes under

@@ -48,8 +48,8 @@ export function registerGuardRoutes(app: ApiApp, ctx: ApiContext): void {
     return ctx.guard
   }
   const vaultExists = async (vault: string) => {
-    if (!ctx.vaults) throw new CairnError('ServiceUnavailable', 'This service has no vault registry')
-    await ctx.vaults.get(vault)
+    if (!ctx.vaultService) throw new CairnError('ServiceUnavailable', 'This service has no vaults')
+    await ctx.vaultService.get(vault)
   }
   const P = z.object({ vault: VaultName })
   const R = z.object({ id: RequestId })

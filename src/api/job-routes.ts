@@ -4,9 +4,6 @@ import type { JobEvent, JobService } from '../protection/index.js'
 import { CairnError } from '../util/index.js'
 import { Job, JobList } from './_job-schemas.js'
 
-/** The job schema under its former name (protection routes). */
-export { Job as JobSchema } from './_job-schemas.js'
-
 import type { ApiContext } from './api-context.js'
 import type { ApiApp } from './new-api-app.js'
 import { errorResponses, json, PageQuery } from './schemas.js'

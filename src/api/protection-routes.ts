@@ -1,43 +1,60 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { type ProtectionService, parseDiskLabel } from '../protection/index.js'
 import { CairnError } from '../util/index.js'
-import { JobSchema } from './job-routes.js'
+import { Job } from './_job-schemas.js'
+import { paginate } from './_page.js'
+import {
+  BackupNowRequest,
+  ChangePolicyRequest,
+  Deleted,
+  Policy,
+  PolicyChangeRequest,
+  PolicyList,
+  PolicyRequest,
+  ProtectedItem,
+  ProtectedItemList,
+  ProtectRequest,
+  ResumeRequest,
+  StopProtectionRequest,
+  StopProtectionResult,
+  Vm,
+  VmList,
+  VmRecoveryPoint,
+  VmRecoveryPointList,
+  VmRequest,
+  VmRestoreRequest,
+} from './_protection-schemas.js'
 import type { ApiApp } from './new-api-app.js'
-import { body, ErrorBody, json } from './schemas.js'
+import { body, errorResponses, json, PageQuery } from './schemas.js'
 
 // Protection resources, named after the reference: vms, vaults/{vault}/backupPolicies,
 // vaults/{vault}/protectedItems/{vm}/recoveryPoints (their jobs are at /api/v1/jobs). Each route parses,
 // calls one ProtectionService method and maps its answer; bodies are checked by the protection
 // component (validateVm, validatePolicy) so that its messages name every problem at once.
 
-const Json = z.record(z.string(), z.unknown()).openapi('Object')
-const JsonList = z.object({ value: z.array(Json) }).openapi('List')
-const Deleted = z.object({ deleted: z.boolean() })
+const errors = errorResponses
 
-const errors = {
-  400: json(ErrorBody, 'Invalid request'),
-  404: json(ErrorBody, 'Not found'),
-  409: json(ErrorBody, 'Conflict'),
-}
+/**
+ * A body of the wrong shape for a VM or a policy answers the resource's own 400 code (VmInvalid,
+ * PolicyInvalid) with every problem, as the service's own checks do.
+ */
+const invalid =
+  (code: 'VmInvalid' | 'PolicyInvalid', what: string) =>
+  (result: {
+    success: boolean
+    error?: { issues: { path: PropertyKey[]; message: string }[] }
+  }): undefined => {
+    if (result.success || !result.error) return undefined
+    const problems = result.error.issues.map(
+      (i) => `"${i.path.map(String).join('.') || 'body'}": ${i.message}`,
+    )
+    throw new CairnError(code, `Cannot accept ${what}: ${problems.join('; ')}`, { details: { problems } })
+  }
 
 const VmParam = z.object({ vm: z.string().min(1) })
 const VaultParam = z.object({ vault: z.string().min(1) })
 const PolicyParam = VaultParam.extend({ policy: z.string().min(1) })
 const ItemParam = VaultParam.extend({ vm: z.string().min(1) })
-
-const ProtectBody = z
-  .object({
-    vm: z.string().min(1),
-    policy: z.string().min(1),
-    includedLuns: z
-      .array(z.union([z.number().int().min(0).max(63), z.string().regex(/^(lun)?\d{1,2}$/)]))
-      .optional(),
-    includeFutureDisks: z.boolean().optional(),
-  })
-  .openapi('ProtectRequest')
-
-/** Turns store records into plain JSON objects for the response schemas. */
-const plain = (v: unknown) => v as Record<string, unknown>
 
 /** Registers VM, policy, protected item and recovery point routes over the ProtectionService. */
 export function registerProtectionRoutes(app: ApiApp, service: ProtectionService): void {
@@ -47,19 +64,27 @@ export function registerProtectionRoutes(app: ApiApp, service: ProtectionService
       method: 'post',
       path: '/api/v1/vms',
       summary: 'Register a VM: size, OS, configuration, OS disk, data disks by LUN, temp disk, agent',
-      request: body(Json),
-      responses: { 201: json(Json, 'The VM'), ...errors },
+      request: body(VmRequest),
+      responses: { 201: json(Vm, 'The VM'), ...errors },
     }),
-    async (c) => c.json(plain(redactVm(await service.registerVm(c.req.valid('json')))), 201),
+    async (c) => c.json(redactVm(await service.registerVm(c.req.valid('json'))), 201),
+    invalid('VmInvalid', 'the VM'),
   )
   app.openapi(
     createRoute({
       method: 'get',
       path: '/api/v1/vms',
-      summary: 'List VMs',
-      responses: { 200: json(JsonList, 'VMs') },
+      summary: 'List VMs, by name',
+      request: { query: PageQuery },
+      responses: { 200: json(VmList, 'VMs'), ...errors },
     }),
-    async (c) => c.json({ value: (await service.listVms()).map((v) => plain(redactVm(v))) }, 200),
+    async (c) => {
+      const vms = (await service.listVms()).map(redactVm)
+      return c.json(
+        paginate(vms, (v) => [v.name], c.req.valid('query'), 'VMs'),
+        200,
+      )
+    },
   )
   app.openapi(
     createRoute({
@@ -67,9 +92,9 @@ export function registerProtectionRoutes(app: ApiApp, service: ProtectionService
       path: '/api/v1/vms/{vm}',
       summary: 'Show a VM',
       request: { params: VmParam },
-      responses: { 200: json(Json, 'The VM'), ...errors },
+      responses: { 200: json(Vm, 'The VM'), ...errors },
     }),
-    async (c) => c.json(plain(redactVm(await service.getVm(c.req.valid('param').vm))), 200),
+    async (c) => c.json(redactVm(await service.getVm(c.req.valid('param').vm)), 200),
   )
   app.openapi(
     createRoute({
@@ -91,9 +116,9 @@ export function registerProtectionRoutes(app: ApiApp, service: ProtectionService
       path: '/api/v1/vms/{vm}/protectedItem',
       summary: 'Show the protection of a VM, whichever vault holds it',
       request: { params: VmParam },
-      responses: { 200: json(Json, 'The protected item'), ...errors },
+      responses: { 200: json(ProtectedItem, 'The protected item'), ...errors },
     }),
-    async (c) => c.json(plain(await service.getItem(c.req.valid('param').vm)), 200),
+    async (c) => c.json(await service.getItem(c.req.valid('param').vm), 200),
   )
 
   // --- Backup policies ---
@@ -103,23 +128,30 @@ export function registerProtectionRoutes(app: ApiApp, service: ProtectionService
       path: '/api/v1/vaults/{vault}/backupPolicies',
       summary:
         'Create a backup policy (Standard daily/weekly or Enhanced hourly) within the reference bounds',
-      request: { params: VaultParam, ...body(Json) },
-      responses: { 201: json(Json, 'The policy'), ...errors },
+      request: { params: VaultParam, ...body(PolicyRequest) },
+      responses: { 201: json(Policy, 'The policy'), ...errors },
     }),
     async (c) => {
       const vault = c.req.valid('param').vault
-      return c.json(plain(await service.createPolicy(vault, c.req.valid('json'))), 201)
+      return c.json(await service.createPolicy(vault, c.req.valid('json')), 201)
     },
+    invalid('PolicyInvalid', 'the backup policy'),
   )
   app.openapi(
     createRoute({
       method: 'get',
       path: '/api/v1/vaults/{vault}/backupPolicies',
-      summary: 'List the backup policies of a vault',
-      request: { params: VaultParam },
-      responses: { 200: json(JsonList, 'Policies') },
+      summary: 'List the backup policies of a vault, by name',
+      request: { params: VaultParam, query: PageQuery },
+      responses: { 200: json(PolicyList, 'Policies'), ...errors },
     }),
-    async (c) => c.json({ value: (await service.listPolicies(c.req.valid('param').vault)).map(plain) }, 200),
+    async (c) => {
+      const policies = await service.listPolicies(c.req.valid('param').vault)
+      return c.json(
+        paginate(policies, (p) => [p.name], c.req.valid('query'), 'backup policies'),
+        200,
+      )
+    },
   )
   app.openapi(
     createRoute({
@@ -127,11 +159,11 @@ export function registerProtectionRoutes(app: ApiApp, service: ProtectionService
       path: '/api/v1/vaults/{vault}/backupPolicies/{policy}',
       summary: 'Show a backup policy',
       request: { params: PolicyParam },
-      responses: { 200: json(Json, 'The policy'), ...errors },
+      responses: { 200: json(Policy, 'The policy'), ...errors },
     }),
     async (c) => {
       const p = c.req.valid('param')
-      return c.json(plain(await service.getPolicy(p.vault, p.policy)), 200)
+      return c.json(await service.getPolicy(p.vault, p.policy), 200)
     },
   )
   app.openapi(
@@ -139,13 +171,14 @@ export function registerProtectionRoutes(app: ApiApp, service: ProtectionService
       method: 'put',
       path: '/api/v1/vaults/{vault}/backupPolicies/{policy}',
       summary: 'Change a backup policy (an Enhanced policy stays Enhanced)',
-      request: { params: PolicyParam, ...body(Json) },
-      responses: { 200: json(Json, 'The policy'), ...errors },
+      request: { params: PolicyParam, ...body(PolicyChangeRequest) },
+      responses: { 200: json(Policy, 'The policy'), ...errors },
     }),
     async (c) => {
       const p = c.req.valid('param')
-      return c.json(plain(await service.updatePolicy(p.vault, p.policy, c.req.valid('json'))), 200)
+      return c.json(await service.updatePolicy(p.vault, p.policy, c.req.valid('json')), 200)
     },
+    invalid('PolicyInvalid', 'the backup policy'),
   )
   app.openapi(
     createRoute({
@@ -169,8 +202,12 @@ export function registerProtectionRoutes(app: ApiApp, service: ProtectionService
       path: '/api/v1/vaults/{vault}/protectedItems',
       summary:
         'Enable protection of a VM with a policy; selective disks by LUN (the OS disk always). Idempotent: protecting a protected VM again in its vault applies the policy and disks (200); an item stranded in a deleted vault moves here',
-      request: { params: VaultParam, ...body(ProtectBody) },
-      responses: { 200: json(Json, 'The protected item'), 201: json(Json, 'The protected item'), ...errors },
+      request: { params: VaultParam, ...body(ProtectRequest) },
+      responses: {
+        200: json(ProtectedItem, 'The protected item, changed'),
+        201: json(ProtectedItem, 'The protected item, new'),
+        ...errors,
+      },
     }),
     async (c) => {
       const b = c.req.valid('json')
@@ -179,19 +216,24 @@ export function registerProtectionRoutes(app: ApiApp, service: ProtectionService
       if (b.includedLuns) options.includedLuns = b.includedLuns.map((l) => labelToLun(l))
       if (b.includeFutureDisks !== undefined) options.includeFutureDisks = b.includeFutureDisks
       const { item, created } = await service.protect(b.vm, options)
-      return c.json(plain(item), created ? 201 : 200)
+      return created ? c.json(item, 201) : c.json(item, 200)
     },
   )
   app.openapi(
     createRoute({
       method: 'get',
       path: '/api/v1/vaults/{vault}/protectedItems',
-      summary: 'List the protected items of a vault',
-      request: { params: VaultParam },
-      responses: { 200: json(JsonList, 'Protected items') },
+      summary: 'List the protected items of a vault, by VM name',
+      request: { params: VaultParam, query: PageQuery },
+      responses: { 200: json(ProtectedItemList, 'Protected items'), ...errors },
     }),
-    async (c) =>
-      c.json({ value: (await service.listItems({ vault: c.req.valid('param').vault })).map(plain) }, 200),
+    async (c) => {
+      const items = await service.listItems({ vault: c.req.valid('param').vault })
+      return c.json(
+        paginate(items, (i) => [i.vmName], c.req.valid('query'), 'protected items'),
+        200,
+      )
+    },
   )
   app.openapi(
     createRoute({
@@ -199,11 +241,11 @@ export function registerProtectionRoutes(app: ApiApp, service: ProtectionService
       path: '/api/v1/vaults/{vault}/protectedItems/{vm}',
       summary: 'Show the protection of a VM',
       request: { params: ItemParam },
-      responses: { 200: json(Json, 'The protected item'), ...errors },
+      responses: { 200: json(ProtectedItem, 'The protected item'), ...errors },
     }),
     async (c) => {
       const p = c.req.valid('param')
-      return c.json(plain(await service.getItem(p.vm, { vault: p.vault })), 200)
+      return c.json(await service.getItem(p.vm, { vault: p.vault }), 200)
     },
   )
   app.openapi(
@@ -211,13 +253,13 @@ export function registerProtectionRoutes(app: ApiApp, service: ProtectionService
       method: 'patch',
       path: '/api/v1/vaults/{vault}/protectedItems/{vm}',
       summary: 'Change the policy of a protected item',
-      request: { params: ItemParam, ...body(z.object({ policy: z.string().min(1) })) },
-      responses: { 200: json(Json, 'The protected item'), ...errors },
+      request: { params: ItemParam, ...body(ChangePolicyRequest) },
+      responses: { 200: json(ProtectedItem, 'The protected item'), ...errors },
     }),
     async (c) => {
       const p = c.req.valid('param')
       const item = await service.changePolicy(p.vm, c.req.valid('json').policy, { vault: p.vault })
-      return c.json(plain(item), 200)
+      return c.json(item, 200)
     },
   )
   app.openapi(
@@ -226,9 +268,12 @@ export function registerProtectionRoutes(app: ApiApp, service: ProtectionService
       path: '/api/v1/vaults/{vault}/protectedItems/{vm}/stopProtection',
       summary:
         'Stop protection, retaining the backup data or deleting it (idempotent; completes when the vault or its points are gone)',
-      request: { params: ItemParam, ...body(z.object({ deleteData: z.boolean() })) },
+      request: { params: ItemParam, ...body(StopProtectionRequest) },
       responses: {
-        200: json(Json, 'The protected item, or {vmName, state: NotProtected, deletedPoints}'),
+        200: json(
+          StopProtectionResult,
+          'The protected item, or {vmName, state: NotProtected, deletedPoints}',
+        ),
         ...errors,
       },
     }),
@@ -236,10 +281,7 @@ export function registerProtectionRoutes(app: ApiApp, service: ProtectionService
       const p = c.req.valid('param')
       const deleteData = c.req.valid('json').deleteData
       const r = await service.stopProtection(p.vm, { deleteData, vault: p.vault })
-      return c.json(
-        plain(r.item ?? { vmName: r.vmName, state: r.state, deletedPoints: r.deletedPoints }),
-        200,
-      )
+      return c.json(r.item ?? { vmName: r.vmName, state: r.state, deletedPoints: r.deletedPoints }, 200)
     },
   )
   app.openapi(
@@ -247,13 +289,13 @@ export function registerProtectionRoutes(app: ApiApp, service: ProtectionService
       method: 'post',
       path: '/api/v1/vaults/{vault}/protectedItems/{vm}/resume',
       summary: 'Resume stopped protection, optionally under another policy',
-      request: { params: ItemParam, ...body(z.object({ policy: z.string().min(1).optional() })) },
-      responses: { 200: json(Json, 'The protected item'), ...errors },
+      request: { params: ItemParam, ...body(ResumeRequest) },
+      responses: { 200: json(ProtectedItem, 'The protected item'), ...errors },
     }),
     async (c) => {
       const p = c.req.valid('param')
       const item = await service.resume(p.vm, c.req.valid('json').policy, { vault: p.vault })
-      return c.json(plain(item), 200)
+      return c.json(item, 200)
     },
   )
   app.openapi(
@@ -261,13 +303,19 @@ export function registerProtectionRoutes(app: ApiApp, service: ProtectionService
       method: 'get',
       path: '/api/v1/vaults/{vault}/protectedItems/{vm}/recoveryPoints',
       summary: 'List the recovery points of a protected VM, oldest first',
-      request: { params: ItemParam },
-      responses: { 200: json(JsonList, 'Recovery points'), ...errors },
+      request: { params: ItemParam, query: PageQuery },
+      responses: { 200: json(VmRecoveryPointList, 'Recovery points'), ...errors },
     }),
     async (c) => {
       const p = c.req.valid('param')
-      const points = await service.listRecoveryPoints(p.vm, { vault: p.vault })
-      return c.json({ value: points.map((r) => plain({ ...r, vm: redactVm(r.vm) })) }, 200)
+      const points = (await service.listRecoveryPoints(p.vm, { vault: p.vault })).map((r) => ({
+        ...r,
+        vm: redactVm(r.vm),
+      }))
+      return c.json(
+        paginate(points, (r) => [r.time, r.id], c.req.valid('query'), 'recovery points'),
+        200,
+      )
     },
   )
   app.openapi(
@@ -276,12 +324,12 @@ export function registerProtectionRoutes(app: ApiApp, service: ProtectionService
       path: '/api/v1/vaults/{vault}/protectedItems/{vm}/recoveryPoints/{rp}',
       summary: 'Show a recovery point',
       request: { params: ItemParam.extend({ rp: z.string().min(1) }) },
-      responses: { 200: json(Json, 'The recovery point'), ...errors },
+      responses: { 200: json(VmRecoveryPoint, 'The recovery point'), ...errors },
     }),
     async (c) => {
       const p = c.req.valid('param')
       const rp = await service.getRecoveryPoint(p.vm, p.rp, { vault: p.vault })
-      return c.json(plain({ ...rp, vm: redactVm(rp.vm) }), 200)
+      return c.json({ ...rp, vm: redactVm(rp.vm) }, 200)
     },
   )
 
@@ -294,14 +342,12 @@ export function registerProtectionRoutes(app: ApiApp, service: ProtectionService
         params: ItemParam,
         body: {
           content: {
-            'application/json': {
-              schema: z.object({ expiresAt: z.string().datetime({ offset: true }).optional() }),
-            },
+            'application/json': { schema: BackupNowRequest },
           },
           required: false,
         },
       },
-      responses: { 202: json(JobSchema, 'The started job'), ...errors },
+      responses: { 202: json(Job, 'The started job'), ...errors },
     }),
     async (c) => {
       const p = c.req.valid('param')
@@ -320,23 +366,9 @@ export function registerProtectionRoutes(app: ApiApp, service: ProtectionService
         'Restore: AlternateLocation (a new VM), RestoreDisks (new disks plus the saved configuration) or OriginalLocation (replace the VM disks, snapshotting them first); 202 with the job',
       request: {
         params: ItemParam.extend({ rp: z.string().min(1) }),
-        ...body(
-          z.object({
-            recoveryType: z.enum(['AlternateLocation', 'RestoreDisks', 'OriginalLocation']),
-            targetVmName: z.string().min(1).optional(),
-            diskPrefix: z.string().min(1).optional(),
-            disks: z
-              .array(z.string())
-              .optional()
-              .openapi({ description: 'RestoreDisks: which disks, by label ("os", "lun0", …); default all' }),
-            luns: z
-              .array(z.union([z.number().int(), z.string()]))
-              .optional()
-              .openapi({ description: 'The older form of "disks" (0, "os"), still accepted' }),
-          }),
-        ),
+        ...body(VmRestoreRequest),
       },
-      responses: { 202: json(JobSchema, 'The started job'), ...errors },
+      responses: { 202: json(Job, 'The started job'), ...errors },
     }),
     async (c) => {
       const p = c.req.valid('param')

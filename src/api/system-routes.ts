@@ -3,6 +3,18 @@ import type { StoreHealth } from '../diskstore/index.js'
 import type { ApiContext } from './api-context.js'
 import type { ApiApp } from './new-api-app.js'
 
+const ListenerTls = z
+  .object({
+    fingerprint: z.string().optional(),
+    notAfter: z.string().optional(),
+    selfSigned: z.boolean().optional(),
+    psk: z.boolean().optional(),
+  })
+  .openapi('ListenerTls', {
+    description:
+      "A listener's TLS: the SHA-256 fingerprint of its certificate (what `cairn --fingerprint` pins), or NBD pre-shared keys",
+  })
+
 export const Info = z
   .object({
     name: z.literal('cairn'),
@@ -10,6 +22,7 @@ export const Info = z
     dataDir: z.string(),
     startedAt: z.string(),
     listeners: z.record(z.string(), z.string()).openapi({ example: { api: 'http://127.0.0.1:7070' } }),
+    tls: z.record(z.string(), ListenerTls).optional(),
   })
   .openapi('Info')
 
@@ -23,6 +36,10 @@ export const Status = z
       reserveBytes: z.number(),
       since: z.string().optional(),
       message: z.string().optional(),
+    }),
+    tls: z.record(z.string(), ListenerTls).openapi({
+      description:
+        'TLS of each listener that has it (api, blob, nbd); a listener not named speaks plain text',
     }),
   })
   .openapi('Status')
@@ -52,7 +69,7 @@ export function registerSystemRoutes(app: ApiApp, ctx: ApiContext): void {
         200: { description: 'Service status', content: { 'application/json': { schema: Status } } },
       },
     }),
-    (c) => c.json({ status: overall(ctx), diskStore: diskStoreHealth(ctx) }, 200),
+    (c) => c.json({ status: overall(ctx), diskStore: diskStoreHealth(ctx), tls: ctx.info().tls ?? {} }, 200),
   )
   app.openapi(
     createRoute({

@@ -3,6 +3,7 @@ import type { VaultService } from '../protection/index.js'
 import { CairnError } from '../util/index.js'
 import { clean } from './_clean.js'
 import { paginate } from './_page.js'
+import { ProtectedItem } from './_protection-schemas.js'
 import type { ApiContext } from './api-context.js'
 import type { ApiApp } from './new-api-app.js'
 import { body, errorResponses, json, Page, PageQuery } from './schemas.js'
@@ -17,7 +18,7 @@ const VmName = z
   .min(1)
   .openapi({ param: { name: 'vm', in: 'path' }, example: 'web' })
 
-const Settings = z
+export const Settings = z
   .object({
     softDelete: z.object({
       state: z.enum(['Enabled', 'Disabled', 'AlwaysOn']),
@@ -28,7 +29,7 @@ const Settings = z
   })
   .openapi('VaultSettings')
 
-const SettingsChange = z
+export const SettingsChange = z
   .object({
     softDelete: z
       .object({
@@ -45,7 +46,7 @@ const SettingsChange = z
   .strict()
   .openapi('VaultSettingsChange')
 
-const SoftDeleted = z
+export const SoftDeleted = z
   .object({
     id: z.string(),
     state: z.literal('SoftDeleted'),
@@ -58,6 +59,19 @@ const SoftDeleted = z
   })
   .passthrough()
   .openapi('SoftDeletedRecoveryPoint')
+
+export const UndeletedRecoveryPoint = z
+  .object({ id: z.string() })
+  .passthrough()
+  .openapi('UndeletedRecoveryPoint')
+
+export const UndeleteItemRequest = z
+  .object({ policy: z.string().min(1).optional() })
+  .openapi('UndeleteItemRequest')
+
+export const UndeleteItemResult = z
+  .object({ item: ProtectedItem, undeleted: z.array(z.string()) })
+  .openapi('UndeleteResult')
 
 /** Soft delete, immutability and undelete. */
 export function registerVaultSafetyRoutes(app: ApiApp, ctx: ApiContext): void {
@@ -120,10 +134,7 @@ export function registerVaultSafetyRoutes(app: ApiApp, ctx: ApiContext): void {
       summary: 'Bring a soft-deleted recovery point back',
       request: { params: PR, ...body(z.object({}).strict().openapi('UndeleteRequest')) },
       responses: {
-        200: json(
-          z.object({ id: z.string() }).passthrough().openapi('UndeletedRecoveryPoint'),
-          'The recovery point',
-        ),
+        200: json(UndeletedRecoveryPoint, 'The recovery point'),
         ...errorResponses,
       },
     }),
@@ -140,13 +151,10 @@ export function registerVaultSafetyRoutes(app: ApiApp, ctx: ApiContext): void {
         "Bring back a VM's backup data deleted by stop protection under soft delete: its points return, the item in ProtectionStopped (resume to protect again)",
       request: {
         params: z.object({ vault: VaultName, vm: VmName }),
-        ...body(z.object({ policy: z.string().min(1).optional() })),
+        ...body(UndeleteItemRequest),
       },
       responses: {
-        200: json(
-          z.object({ item: z.record(z.string(), z.unknown()), undeleted: z.array(z.string()) }),
-          'The item and the points undeleted',
-        ),
+        200: json(UndeleteItemResult, 'The item and the points undeleted'),
         ...errorResponses,
       },
     }),
@@ -154,7 +162,7 @@ export function registerVaultSafetyRoutes(app: ApiApp, ctx: ApiContext): void {
       const { vault, vm } = c.req.valid('param')
       if (!ctx.protection) throw new CairnError('ServiceUnavailable', 'This service runs no backup engine')
       const r = await ctx.protection.undelete(vm, { vault, ...clean({ policy: c.req.valid('json').policy }) })
-      return c.json({ item: r.item as unknown as Record<string, unknown>, undeleted: r.undeleted }, 200)
+      return c.json({ item: r.item, undeleted: r.undeleted }, 200)
     },
   )
 }

@@ -17,6 +17,7 @@ import {
   hasMetadata,
   headerOf,
   httpDate,
+  leaseIdHeader,
   quoteEtag,
   requestMetadata,
 } from './_headers.js'
@@ -73,7 +74,7 @@ export function resolveCopySource(ctx: BlobContext, url: string): ResolvedCopySo
 
 /** Checks the destination's lease the way a blob write does (copyDisk takes no conditions). */
 function checkDestinationLease(ctx: BlobContext, d: DiskInfo | undefined): void {
-  const leaseId = headerOf(ctx.req, 'x-ms-lease-id')
+  const leaseId = leaseIdHeader(ctx.req)
   const held = d !== undefined && (d.lease.state === 'leased' || d.lease.state === 'breaking')
   if (held && leaseId === undefined)
     throw blobError(

@@ -46,7 +46,8 @@ export function authorizeCopySource(ctx: BlobContext, url: string, source: BlobU
         access: { resource: 'o', any: 'r', serviceSas: true },
         exists: () => true,
         remoteAddress: ctx.req.socket.remoteAddress,
-        https: (ctx.req.socket as { encrypted?: boolean }).encrypted === true,
+        // The source is read through its URL, so its scheme is the protocol the SAS's spr is held to.
+        https: new URL(url).protocol === 'https:',
       })
     } catch (err) {
       const refused: AzureErrorAnswer = toAzureError(err, 'copy')

@@ -166,6 +166,18 @@ export class JobStore {
     return this.get(id)
   }
 
+  /** A job the last run left unfinished goes on in this one: Running, phase `Resumed`, these details. */
+  async markResumed(id: string, details: Record<string, unknown>): Promise<Job> {
+    const now = this.#now()
+    await this.#db
+      .updateTable('jobs')
+      .set({ status: 'Running', phase: 'Resumed', updated_at: now, details_json: JSON.stringify(details) })
+      .where('id', '=', id)
+      .where('ended_at', 'is', null)
+      .execute()
+    return this.get(id)
+  }
+
   /** Updates an unfinished job's phase, bytes or details; a finished job is left alone. */
   async update(
     id: string,
@@ -238,6 +250,18 @@ export class JobStore {
       page.nextCursor = Buffer.from(`${last.started_at}:${last.id}`).toString('base64url')
     }
     return page
+  }
+
+  /** Every job not ended (at start-up: those the last run left Queued or Running), oldest first. */
+  async listUnfinished(): Promise<Job[]> {
+    const rows = await this.#db
+      .selectFrom('jobs')
+      .selectAll()
+      .where('ended_at', 'is', null)
+      .orderBy('started_at', 'asc')
+      .execute()
+    const now = this.#now()
+    return rows.map((r) => toJob(r, now))
   }
 
   /**

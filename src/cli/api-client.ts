@@ -1,5 +1,6 @@
 import type { ErrorBody, Page } from '../api/index.js'
 import { CairnError, isErrorCode } from '../util/index.js'
+import { HttpTransport, type TlsTrust } from './http-transport.js'
 
 /** Default address of the management API. */
 export const DEFAULT_URL = 'http://127.0.0.1:7070'
@@ -17,11 +18,24 @@ export type Query = Record<string, string | number | boolean | undefined>
  */
 export class ApiClient {
   readonly baseUrl: string
+  readonly #transport: HttpTransport
   readonly #pageSize: number
 
-  constructor(baseUrl: string = DEFAULT_URL, options: { pageSize?: number } = {}) {
+  /** `trust`: whom to trust for an https:// URL (a CA file's certificates, a pinned fingerprint). */
+  constructor(baseUrl: string = DEFAULT_URL, options: { pageSize?: number; trust?: TlsTrust } = {}) {
     this.baseUrl = baseUrl.replace(/\/+$/, '')
     this.#pageSize = options.pageSize ?? LIST_PAGE_SIZE
+    this.#transport = new HttpTransport(options.trust)
+  }
+
+  /** The SHA-256 fingerprint of the service's certificate, once a request went over TLS. */
+  get peerFingerprint(): string | undefined {
+    return this.#transport.peerFingerprint
+  }
+
+  /** Closes the connections kept open for the next request. */
+  close(): void {
+    this.#transport.close()
   }
 
   /** The service URL, checked: an http(s) URL without query or fragment. */
@@ -75,7 +89,8 @@ export class ApiClient {
     while (items.length < max) {
       const limit = Math.min(this.#pageSize, max - items.length)
       const page = await this.get<Page<T>>(path, { ...query, limit, cursor })
-      items.push(...page.items)
+      // A page may hold more than asked (a disk with its snapshots stays whole): keep at most max.
+      items.push(...page.items.slice(0, max - items.length))
       cursor = page.nextCursor
       if (cursor === undefined || page.items.length === 0) break
     }
@@ -88,7 +103,7 @@ export class ApiClient {
     path: string,
     init: {
       query?: Query
-      body?: RequestInit['body']
+      body?: string | Uint8Array
       headers?: Record<string, string>
       signal?: AbortSignal
     } = {},
@@ -98,25 +113,14 @@ export class ApiClient {
       if (v !== undefined) url.searchParams.set(k, String(v))
     let res: Response
     try {
-      res = await fetch(url, {
+      res = await this.#transport.send(url, {
         method,
-        body: init.body,
-        headers: init.headers,
-        signal: init.signal,
-        // biome-ignore lint/suspicious/noExplicitAny: undici option for streamed bodies
-        ...({ duplex: 'half' } as any),
+        ...(init.body !== undefined ? { body: init.body } : {}),
+        ...(init.headers !== undefined ? { headers: init.headers } : {}),
+        ...(init.signal !== undefined ? { signal: init.signal } : {}),
       })
     } catch (err) {
-      const cause = (err as { cause?: { code?: string; message?: string } }).cause
-      const why =
-        cause?.code === 'ECONNREFUSED'
-          ? 'connection refused (is `cairn serve` running?)'
-          : (cause?.message ?? (err as Error).message)
-      throw new CairnError(
-        'ServiceUnreachable',
-        `Cannot reach the Cairn service at ${this.baseUrl}: ${why}`,
-        { cause: err },
-      )
+      throw unreachable(err, this.baseUrl)
     }
     if (!res.ok) throw await toError(res)
     return res
@@ -140,6 +144,39 @@ export class ApiClient {
       )
     }
   }
+}
+
+/** Certificate checks that fail for want of trust (not a broken connection). */
+const UNTRUSTED = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+])
+
+/** A failed connection as the CLI reports it: what went wrong and what to do. */
+function unreachable(err: unknown, baseUrl: string): CairnError {
+  if (err instanceof CairnError) return err
+  const e = err as NodeJS.ErrnoException & { reason?: string }
+  if (e.name === 'AbortError') return new CairnError('Cancelled', 'Interrupted', { cause: err })
+  if (e.code !== undefined && UNTRUSTED.has(e.code))
+    return new CairnError(
+      'TlsUntrusted',
+      `Cannot trust the Cairn service at ${baseUrl}: ${e.reason ?? e.message} (${e.code}); give its CA with --ca FILE (CAIRN_CA) or pin its certificate with --fingerprint (the service prints it at start; cairn status shows it)`,
+      { cause: err },
+    )
+  const why =
+    e.code === 'ECONNREFUSED'
+      ? 'connection refused (is `cairn serve` running?)'
+      : e.code === 'ERR_SSL_WRONG_VERSION_NUMBER' || /wrong version number/.test(e.message)
+        ? 'it does not speak TLS (use an http:// URL)'
+        : e.message
+  return new CairnError('ServiceUnreachable', `Cannot reach the Cairn service at ${baseUrl}: ${why}`, {
+    cause: err,
+  })
 }
 
 async function toError(res: Response): Promise<CairnError> {

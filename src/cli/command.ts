@@ -53,6 +53,18 @@ export const GLOBAL_OPTIONS: OptionDef[] = [
     value: 'URL',
     help: 'service URL (env CAIRN_URL; default http://127.0.0.1:7070)',
   },
+  {
+    name: 'ca',
+    type: 'string',
+    value: 'FILE',
+    help: "CA certificates (PEM) to trust for an https:// URL instead of the system's (env CAIRN_CA)",
+  },
+  {
+    name: 'fingerprint',
+    type: 'string',
+    value: 'SHA256',
+    help: "trust the service's certificate by its SHA-256 fingerprint, as cairn serve prints it (env CAIRN_FINGERPRINT)",
+  },
   { name: 'json', type: 'boolean', help: 'print machine-readable JSON' },
   { name: 'debug', type: 'boolean', help: 'on an error, also print where it happened (stack trace)' },
   { name: 'help', short: 'h', type: 'boolean', help: 'show help' },

@@ -1,8 +1,10 @@
+import { readFileSync } from 'node:fs'
 import { CairnError } from '../util/index.js'
 import { ApiClient, DEFAULT_URL } from './api-client.js'
 import { type CommandDef, GLOBAL_OPTIONS } from './command.js'
 import { COMMANDS } from './commands/index.js'
 import { commandHelp, groupHelp } from './help.js'
+import type { TlsTrust } from './http-transport.js'
 import { Output } from './output.js'
 import { parseArgs } from './parse-args.js'
 
@@ -57,7 +59,7 @@ export async function main(argv: string[], commands: CommandDef[] = COMMANDS): P
       words.length > 0
         ? `Unknown command "${words.join(' ')}"`
         : first !== undefined
-          ? `Cannot read "${first}" before a command: only --url, --json and --debug may come first`
+          ? `Cannot read "${first}" before a command: only --url, --ca, --fingerprint, --json and --debug may come first`
           : 'Name a command after the global options'
     return fail(out, new CairnError('UsageError', `${why} (see cairn --help)`), debug)
   }
@@ -70,14 +72,41 @@ export async function main(argv: string[], commands: CommandDef[] = COMMANDS): P
   if (!cmd.local) process.once('SIGINT', onSigint)
   try {
     const { args, opts } = parseArgs(cmd, rest)
-    const client = new ApiClient((opts.url as string | undefined) ?? process.env.CAIRN_URL ?? DEFAULT_URL)
-    const code = await cmd.run({ args, opts, client, out, signal: controller.signal })
-    return code ?? 0
+    const client = new ApiClient((opts.url as string | undefined) ?? process.env.CAIRN_URL ?? DEFAULT_URL, {
+      trust: cmd.local ? {} : tlsTrust(opts),
+    })
+    try {
+      const code = await cmd.run({ args, opts, client, out, signal: controller.signal })
+      return code ?? 0
+    } finally {
+      client.close()
+    }
   } catch (err) {
     return fail(out, err, debug)
   } finally {
     process.off('SIGINT', onSigint)
   }
+}
+
+/** Whom the client trusts over https: `--ca`/CAIRN_CA and `--fingerprint`/CAIRN_FINGERPRINT. */
+function tlsTrust(opts: Record<string, unknown>): TlsTrust {
+  const env = (name: string) => (process.env[name] === '' ? undefined : process.env[name])
+  const caFile = (opts.ca as string | undefined) ?? env('CAIRN_CA')
+  const fingerprint = (opts.fingerprint as string | undefined) ?? env('CAIRN_FINGERPRINT')
+  let ca: string | undefined
+  if (caFile !== undefined) {
+    try {
+      ca = readFileSync(caFile, 'utf8')
+    } catch (err) {
+      throw new CairnError(
+        'UsageError',
+        `Cannot read the CA file ${caFile}: ${(err as NodeJS.ErrnoException).code}`,
+      )
+    }
+    if (!ca.includes('-----BEGIN CERTIFICATE-----'))
+      throw new CairnError('UsageError', `Cannot use the CA file ${caFile}: it holds no PEM certificate`)
+  }
+  return { ...(ca !== undefined ? { ca } : {}), ...(fingerprint !== undefined ? { fingerprint } : {}) }
 }
 
 /**

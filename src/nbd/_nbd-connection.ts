@@ -7,6 +7,7 @@
 // _reply-headers.ts (reply headers), _protocol.ts (constants), _byte-queue.ts, _read-into.ts.
 
 import type { Socket } from 'node:net'
+import { type SecureContext, TLSSocket } from 'node:tls'
 import { isCairnError, type Logger } from '../util/index.js'
 import type { BufferPool } from './_buffer-pool.js'
 import { ByteQueue } from './_byte-queue.js'
@@ -22,6 +23,14 @@ import * as P from './_protocol.js'
 import { readInto } from './_read-into.js'
 import { simpleHeader, structuredHeader, writeStructuredHeader } from './_reply-headers.js'
 import type { ExportProvider, NbdExport } from './export-provider.js'
+import type { PskKeys } from './psk-keys.js'
+
+/** TLS a connection requires (FORCEDTLS): the context of its handshakes and, for PSK, the keys. */
+export interface ConnectionTls {
+  context: SecureContext
+  /** Pre-shared keys: the identity a client authenticated with limits the exports it may open. */
+  psk?: PskKeys
+}
 
 /** Limits one connection enforces; see NbdServerOptions for their meaning and defaults. */
 export interface ConnectionLimits {
@@ -42,6 +51,7 @@ type State =
   | 'option-header'
   | 'option-data'
   | 'option-busy'
+  | 'tls-handshake'
   | 'request-header'
   | 'request-payload'
   | 'closing'
@@ -63,6 +73,11 @@ const DIRECT_READ_MIN = 4 * 1024
 const LARGE_WRITE = 64 * 1024
 /** Reply bytes held by the cork at most before they are sent. */
 const CORK_LIMIT = 1024 * 1024
+/**
+ * How long a connection we ended (NBD_OPT_ABORT, NBD_CMD_DISC, shutdown) waits for the client to close
+ * its side before the socket is dropped: a client that never does must not keep its slot and fd.
+ */
+const CLOSE_LINGER_MS = 2000
 
 /**
  * One client connection: the fixed newstyle handshake, then the transmission phase with up to
@@ -71,7 +86,13 @@ const CORK_LIMIT = 1024 * 1024
  * and while the client does not read its replies.
  */
 export class NbdConnection {
-  readonly #socket: Socket
+  /** The client's socket; after NBD_OPT_STARTTLS, the TLS socket over it. */
+  #socket: Socket
+  readonly #tls: ConnectionTls | undefined
+  /** Whether the TLS handshake is done (always false without TLS). */
+  #secured = false
+  /** The PSK identity the client authenticated with. */
+  #identity: string | undefined
   readonly #provider: ExportProvider
   readonly #log: Logger
   readonly #limits: ConnectionLimits
@@ -118,8 +139,10 @@ export class NbdConnection {
     log: Logger,
     limits: ConnectionLimits,
     pool: BufferPool,
+    tls?: ConnectionTls,
   ) {
     this.#socket = socket
+    this.#tls = tls
     this.#provider = provider
     this.#log = log
     this.#limits = limits
@@ -128,25 +151,16 @@ export class NbdConnection {
       this.#resolveClosed = resolve
     })
     socket.setNoDelay(true)
-    // Reads go into buffers of our choosing (see readInto); where that is not possible, 'data' events.
-    const direct = readInto(
-      socket,
-      () => this.#nextReadBuffer(),
-      (buffer, bytes) => this.#received(buffer, bytes),
-    )
-    if (!direct) {
-      socket.on('data', (chunk: Buffer) => {
-        // Once closing, input is read only to reach the end of the stream, and dropped.
-        if (this.#state === 'closing' || this.#state === 'closed') return
-        this.#queue.push(chunk)
-        this.#pump()
-      })
-    }
-    socket.on('drain', () => this.#pump())
-    socket.on('error', (err: NodeJS.ErrnoException) => {
-      log.debug('nbd connection error', { error: err.code ?? err.message })
-    })
-    socket.on('close', () => this.#onSocketClosed())
+    // Reads go into buffers of our choosing (see readInto); where that is not possible, and on a
+    // connection that will turn to TLS (whose socket reads for itself), 'data' events.
+    const direct =
+      tls === undefined &&
+      readInto(
+        socket,
+        () => this.#nextReadBuffer(),
+        (buffer, bytes) => this.#received(buffer, bytes),
+      )
+    this.#attach(socket, !direct)
     this.#armHandshakeTimer()
     this.#handshakeDeadline = setTimeout(() => {
       this.#log.warn('nbd client did not choose an export in time; closing', {
@@ -161,6 +175,32 @@ export class NbdConnection {
     greeting.writeBigUInt64BE(P.IHAVEOPT, 8)
     greeting.writeUInt16BE(P.FLAG_FIXED_NEWSTYLE | P.FLAG_NO_ZEROES, 16)
     this.#send([greeting])
+  }
+
+  readonly #onData = (chunk: Buffer) => {
+    // Once closing, input is read only to reach the end of the stream, and dropped.
+    if (this.#state === 'closing' || this.#state === 'closed') return
+    this.#queue.push(chunk)
+    this.#pump()
+  }
+  readonly #onDrain = () => this.#pump()
+  readonly #onError = (err: NodeJS.ErrnoException) => {
+    this.#log.debug('nbd connection error', { error: err.code ?? err.message })
+  }
+  readonly #onClose = () => this.#onSocketClosed()
+
+  #attach(socket: Socket, data: boolean): void {
+    if (data) socket.on('data', this.#onData)
+    socket.on('drain', this.#onDrain)
+    socket.on('error', this.#onError)
+    socket.on('close', this.#onClose)
+  }
+
+  #detach(socket: Socket): void {
+    socket.off('data', this.#onData)
+    socket.off('drain', this.#onDrain)
+    socket.off('error', this.#onError)
+    socket.off('close', this.#onClose)
   }
 
   /** (Re)starts the clock a client has to send its next option while negotiating. */
@@ -186,7 +226,7 @@ export class NbdConnection {
    */
   async shutdown(graceMs: number): Promise<void> {
     if (this.#state === 'closed') return this.#closed
-    if (this.#export === undefined || this.#state === 'option-busy') {
+    if (this.#export === undefined || this.#state === 'option-busy' || this.#state === 'tls-handshake') {
       this.#destroy()
       return this.#closed
     }
@@ -386,6 +426,23 @@ export class NbdConnection {
   async #handleOption(type: number, data: Buffer): Promise<void> {
     this.#state = 'option-busy'
     let next: State = 'option-header'
+    if (this.#tls !== undefined && !this.#secured && type !== P.OPT_STARTTLS && type !== P.OPT_ABORT) {
+      // FORCEDTLS (proto.md, "TLS support"): nothing but STARTTLS before TLS; EXPORT_NAME cannot
+      // be answered with an error, so the connection ends.
+      if (type === P.OPT_EXPORT_NAME) {
+        this.#log.info('nbd client chose an export without TLS; closing (TLS is required)')
+        this.#socket.end()
+        this.#state = 'closing'
+        return
+      }
+      this.#optionError(
+        type,
+        P.REP_ERR_TLS_REQD,
+        'TLS is required: connect with nbds:// (NBD_OPT_STARTTLS) and the certificate or a pre-shared key',
+      )
+      this.#state = next
+      return
+    }
     switch (type) {
       case P.OPT_EXPORT_NAME:
         next = await this.#optExportName(data)
@@ -399,7 +456,16 @@ export class NbdConnection {
         await this.#optList(data)
         break
       case P.OPT_STARTTLS:
-        this.#optionError(type, P.REP_ERR_POLICY, 'TLS is not offered by this server')
+        if (this.#tls === undefined) {
+          this.#optionError(type, P.REP_ERR_POLICY, 'TLS is not offered by this server')
+        } else if (this.#secured) {
+          this.#optionError(type, P.REP_ERR_INVALID, 'TLS is already on')
+        } else if (data.length !== 0) {
+          this.#optionError(type, P.REP_ERR_INVALID, 'NBD_OPT_STARTTLS takes no data')
+        } else {
+          await this.#startTls(this.#tls)
+          return
+        }
         break
       case P.OPT_INFO:
       case P.OPT_GO:
@@ -423,13 +489,94 @@ export class NbdConnection {
     if (this.#state === 'option-busy') this.#state = next
   }
 
+  /**
+   * Answers NBD_OPT_STARTTLS with ACK, then runs the TLS handshake over the socket; negotiation
+   * goes on inside TLS. A failed handshake ends the connection (too late for anything else).
+   */
+  async #startTls(tls: ConnectionTls): Promise<void> {
+    const raw = this.#socket
+    this.#corked = false
+    this.#corkedBytes = 0
+    raw.uncork()
+    // The ACK leaves in clear, whole, before the handshake starts on the same connection.
+    const ack = Buffer.alloc(20)
+    ack.writeBigUInt64BE(P.OPTION_REPLY_MAGIC, 0)
+    ack.writeUInt32BE(P.OPT_STARTTLS, 8)
+    ack.writeUInt32BE(P.REP_ACK, 12)
+    const written = await new Promise<boolean>((resolve) => raw.write(ack, (err) => resolve(!err)))
+    if (!written || raw.destroyed) return
+    this.#state = 'tls-handshake'
+    this.#detach(raw)
+    raw.on('error', () => {})
+    const psk = tls.psk
+    const options = {
+      isServer: true,
+      secureContext: tls.context,
+      requestCert: false,
+      rejectUnauthorized: false,
+      ...(psk === undefined
+        ? {}
+        : {
+            pskCallback: (_socket: TLSSocket, identity: string) => {
+              const key = psk.key(identity)
+              if (key === undefined) {
+                this.#log.warn('nbd client offered an unknown PSK identity', { identity })
+                return null
+              }
+              this.#identity = identity
+              return key
+            },
+          }),
+    }
+    const secure = new TLSSocket(raw, options)
+    this.#socket = secure
+    this.#attach(secure, true)
+    secure.once('close', () => raw.destroy())
+    secure.once('secure', () => {
+      this.#secured = true
+      this.#log.debug('nbd client started TLS', {
+        protocol: secure.getProtocol(),
+        ...(this.#identity === undefined ? {} : { identity: this.#identity }),
+      })
+      if (this.#state !== 'tls-handshake') return
+      this.#state = 'option-header'
+      this.#armHandshakeTimer()
+      this.#pump()
+    })
+    secure.once('error', (err: Error) => {
+      if (!this.#secured) this.#log.warn('nbd TLS handshake failed; closing', { reason: err.message })
+    })
+  }
+
+  /**
+   * Whether this client may open export `name`: with pre-shared keys, the exports its identity's
+   * line names; otherwise any.
+   */
+  #allowed(name: string): boolean {
+    const psk = this.#tls?.psk
+    return psk === undefined || (this.#identity !== undefined && psk.allows(this.#identity, name))
+  }
+
+  #denied(type: number, name: string): void {
+    this.#log.info('nbd client asked for an export its key does not open', {
+      export: name,
+      identity: this.#identity,
+    })
+    this.#optionError(
+      type,
+      P.REP_ERR_POLICY,
+      `Cannot open export "${name}": the key of "${this.#identity}" does not open it`,
+    )
+  }
+
   async #optExportName(data: Buffer): Promise<State> {
     const name = data.toString('utf8')
-    const exp = await this.#open(name)
+    const exp = this.#allowed(name) ? await this.#open(name) : undefined
     if (exp === undefined) {
-      // NBD_OPT_EXPORT_NAME has no error reply: the only answer is to hang up.
-      this.#log.info('nbd client asked for an unknown export', { export: name })
-      this.#socket.end()
+      // NBD_OPT_EXPORT_NAME has no error reply: the server MUST terminate the session, at once (the
+      // socket is paused while an option runs, so an end() alone would hold the slot until a timer).
+      this.#log.info('nbd client asked for an unknown export; closing', { export: name })
+      this.#destroy()
       return 'closing'
     }
     const reply = Buffer.alloc(this.#noZeroes ? 10 : 134)
@@ -447,6 +594,7 @@ export class NbdConnection {
     }
     const exports = await this.#provider.list(this.#limits.listLimit)
     for (const e of exports) {
+      if (!this.#allowed(e.name)) continue
       const name = Buffer.from(e.name, 'utf8')
       const description = truncateUtf8(e.description, P.MAX_STRING)
       const body = Buffer.alloc(4 + name.length + description.length)
@@ -462,6 +610,10 @@ export class NbdConnection {
     const parsed = parseInfoRequest(data)
     if (typeof parsed === 'string') {
       this.#optionError(type, P.REP_ERR_INVALID, parsed)
+      return 'option-header'
+    }
+    if (!this.#allowed(parsed.name)) {
+      this.#denied(type, parsed.name)
       return 'option-header'
     }
     const exp = await this.#open(parsed.name)
@@ -515,6 +667,10 @@ export class NbdConnection {
     }
     if (parsed.queries.length > 64) {
       this.#optionError(type, P.REP_ERR_TOO_BIG, 'At most 64 metadata context queries are accepted')
+      return
+    }
+    if (!this.#allowed(parsed.name)) {
+      this.#denied(type, parsed.name)
       return
     }
     const exp = await this.#open(parsed.name)
@@ -782,7 +938,14 @@ export class NbdConnection {
     const done = exp === undefined ? Promise.resolve() : this.#closeExport(exp)
     void done.then(() => {
       this.#released = true
-      if (!this.#socket.destroyed) this.#socket.end()
+      const s = this.#socket
+      if (!s.destroyed) {
+        // Our side is done: read (and drop) what the client still sends until it closes its side,
+        // and drop the socket if it does not do so soon.
+        s.end()
+        s.resume()
+        setTimeout(() => s.destroy(), CLOSE_LINGER_MS).unref()
+      }
       this.#maybeFinish()
     })
   }

@@ -2,4 +2,5 @@
 export { DiskStoreExports, type NbdDiskStore } from './disk-store-exports.js'
 export { formatExportName, nbdUri, parseExportName } from './export-name.js'
 export type { BlockExtent, ExportInfo, ExportProvider, NbdExport, WriteOptions } from './export-provider.js'
-export { NBD_DEFAULT_PORT, NbdServer, type NbdServerOptions } from './nbd-server.js'
+export { NBD_DEFAULT_PORT, NbdServer, type NbdServerOptions, type NbdTlsOptions } from './nbd-server.js'
+export { PskKeys } from './psk-keys.js'

@@ -1,8 +1,10 @@
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net'
+import { createSecureContext } from 'node:tls'
 import { CairnError, type Logger, silentLogger } from '../util/index.js'
 import { BufferPool } from './_buffer-pool.js'
-import { type ConnectionLimits, NbdConnection } from './_nbd-connection.js'
+import { type ConnectionLimits, type ConnectionTls, NbdConnection } from './_nbd-connection.js'
 import type { ExportProvider } from './export-provider.js'
+import type { PskKeys } from './psk-keys.js'
 
 /** The IANA port of NBD. */
 export const NBD_DEFAULT_PORT = 10809
@@ -30,7 +32,36 @@ export interface NbdServerOptions {
   listLimit?: number
   /** Extents in one BLOCK_STATUS reply. Default 65,536. */
   maxExtents?: number
+  /** TLS, required of every client when given (docs/nbd.md, "TLS"). */
+  tls?: NbdTlsOptions
 }
+
+/**
+ * TLS of the NBD server. With `psk`, clients authenticate with a pre-shared key (the certificate is
+ * not offered: it would let a client in without one); otherwise with `cert` and `key` they check the
+ * server's X.509 certificate.
+ */
+export interface NbdTlsOptions {
+  /** Certificate chain and private key (PEM). */
+  cert?: string
+  key?: string
+  psk?: PskKeys
+}
+
+/**
+ * TLS 1.3 suites (GnuTLS clients negotiate 1.3 with a PSK) and the TLS 1.2 PSK suites with forward
+ * secrecy first.
+ */
+const PSK_CIPHERS = [
+  'TLS_AES_256_GCM_SHA384',
+  'TLS_CHACHA20_POLY1305_SHA256',
+  'TLS_AES_128_GCM_SHA256',
+  'ECDHE-PSK-CHACHA20-POLY1305',
+  'DHE-PSK-AES256-GCM-SHA384',
+  'DHE-PSK-AES128-GCM-SHA256',
+  'PSK-AES256-GCM-SHA384',
+  'PSK-AES128-GCM-SHA256',
+].join(':')
 
 /**
  * An NBD server (fixed newstyle, structured replies, base:allocation) serving the exports of a
@@ -42,6 +73,7 @@ export class NbdServer {
   readonly #limits: ConnectionLimits
   readonly #maxConnections: number
   readonly #connections = new Set<NbdConnection>()
+  readonly #tls: ConnectionTls | undefined
   /** Write payload buffers of finished requests, reused by every connection. */
   readonly #pool: BufferPool
   #server: Server | undefined
@@ -66,6 +98,12 @@ export class NbdServer {
       maxExtents: options.maxExtents ?? 65_536,
     }
     this.#pool = new BufferPool(Math.min(this.#limits.maxInFlightBytes, 64 * 1024 * 1024))
+    this.#tls = secureContextOf(options.tls)
+  }
+
+  /** Whether clients must start TLS, and how they authenticate. */
+  get tls(): 'off' | 'x509' | 'psk' {
+    return this.#tls === undefined ? 'off' : this.#tls.psk === undefined ? 'x509' : 'psk'
   }
 
   /** Connections open now. */
@@ -148,6 +186,7 @@ export class NbdServer {
       this.#log.child({ remote }),
       this.#limits,
       this.#pool,
+      this.#tls,
     )
     this.#connections.add(connection)
     this.#log.debug('nbd client connected', { remote })
@@ -155,5 +194,22 @@ export class NbdServer {
       this.#connections.delete(connection)
       this.#log.debug('nbd client left', { remote })
     })
+  }
+}
+
+/** The TLS of every connection, or undefined without TLS; ConfigInvalid when it cannot be used. */
+function secureContextOf(tls: NbdTlsOptions | undefined): ConnectionTls | undefined {
+  if (tls === undefined) return undefined
+  if (tls.psk !== undefined)
+    return { context: createSecureContext({ minVersion: 'TLSv1.2', ciphers: PSK_CIPHERS }), psk: tls.psk }
+  if (tls.cert === undefined || tls.key === undefined)
+    throw new CairnError(
+      'ConfigInvalid',
+      'Cannot offer TLS on NBD: give a certificate and its key, or PSK keys',
+    )
+  try {
+    return { context: createSecureContext({ minVersion: 'TLSv1.2', cert: tls.cert, key: tls.key }) }
+  } catch (err) {
+    throw new CairnError('ConfigInvalid', `Cannot offer TLS on NBD: ${(err as Error).message}`)
   }
 }

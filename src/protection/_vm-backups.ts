@@ -2,10 +2,12 @@
 import type { Job } from '../catalog/index.js'
 import type { DiskRef, DiskStore } from '../diskstore/index.js'
 import { CairnError, diskLabel, isCairnError, type Logger } from '../util/index.js'
-import { type Consistency, newRecoveryPointId } from '../vault/index.js'
+import { type BackupCheckpoint, type Consistency, newRecoveryPointId } from '../vault/index.js'
+import { resumeOptions } from './_job-steps.js'
 import { fromWall, toWall } from './_zoned-time.js'
 import type { AgentFor, AgentQuiesce, AgentThaw } from './agent-client.js'
-import type { JobContext, JobService, StartedJob } from './job-service.js'
+import { checkSnapshots } from './disk-backup.js'
+import type { JobBody, JobContext, JobService, StartedJob } from './job-service.js'
 import { expiredSnapshots, onDemandExpiry, planRetention } from './plan-retention.js'
 import { type ReconcileReport, vaultRef } from './point-reconciler.js'
 import type { BackupPolicy } from './policy.js'
@@ -23,6 +25,17 @@ export interface BackupOptions {
   signal?: AbortSignal
   /** Who asks (default `local`). */
   startedBy?: string
+}
+
+/** What one backup of a VM works with. */
+interface BackupRun {
+  vm: VmSpec & { id: string }
+  itemId: string
+  vault: string
+  policy: BackupPolicy
+  disks: { lun: number | 'os'; disk: DiskRef }[]
+  kind: 'Scheduled' | 'OnDemand'
+  options: BackupOptions
 }
 
 /**
@@ -147,23 +160,108 @@ export class VmBackups {
     }
   }
 
+  /**
+   * At start-up, the work that resumes a VM backup the last run left in its vault transfer: the point
+   * it planned (`details.point`) goes on from the vault's last checkpoint, reading the snapshots it
+   * took (BackupSnapshotMissing when one is gone). Answers undefined for any other job: it ends
+   * Interrupted.
+   */
+  async resume(job: Job): Promise<JobBody | undefined> {
+    const planned = job.details.point as VmRecoveryPoint | undefined
+    const snapshots = (job.details.snapshots ?? []) as { disk: DiskRef; snapshot: string }[]
+    if (job.kind !== 'backup' || !job.vm || !job.vault || !planned || snapshots.length === 0) return undefined
+    const vmName = job.vm
+    checkSnapshots(
+      this.#disks,
+      snapshots.map((s) => s.disk),
+      snapshots.map((s) => s.snapshot),
+      `the backup of VM "${vmName}"`,
+    )
+    const vm = await this.#store.getVm(vmName)
+    const item = await this.#store.getItem(vmName)
+    const policy = await this.#store.getPolicy(item.vault, item.policyName!)
+    const kind = planned.kind
+    const b: BackupRun = { vm, itemId: item.id, vault: job.vault, policy, disks: [], kind, options: {} }
+    this.#busy.add(vmName)
+    return async (ctx) => {
+      try {
+        return await this.#runBackup(ctx, b, planned)
+      } finally {
+        this.#busy.delete(vmName)
+      }
+    }
+  }
+
+  /** Steps 1–7 of a backup; `planned`: a resumed backup's point, which goes on at its vault transfer. */
   async #runBackup(
     ctx: JobContext,
-    b: {
-      vm: VmSpec & { id: string }
-      itemId: string
-      vault: string
-      policy: BackupPolicy
-      disks: { lun: number | 'os'; disk: DiskRef }[]
-      kind: 'Scheduled' | 'OnDemand'
-      options: BackupOptions
-    },
+    b: BackupRun,
+    planned?: VmRecoveryPoint,
   ): Promise<Record<string, unknown>> {
     const { signal, details } = ctx
-    const warnings: string[] = []
-    let snapshots: { disk: DiskRef; snapshot: string }[] = []
+    const warnings: string[] = planned ? [...((details.warnings ?? []) as string[])] : []
+    let snapshots = (planned ? details.snapshots : []) as { disk: DiskRef; snapshot: string }[]
     let point: VmRecoveryPoint | undefined
     try {
+      const rp = planned ?? (await this.#capture(ctx, b, warnings, (s) => (snapshots = s)))
+      // 5. Transfer to the vault, only what changed since the previous point still in both tiers.
+      // Under an hourly policy only the day's last scheduled backup goes to the vault, as in the reference.
+      const laterToday =
+        !planned &&
+        b.kind === 'Scheduled' &&
+        b.policy.schedule.frequency === 'Hourly' &&
+        laterSlotToday(b.policy, Date.parse(rp.time))
+      if (laterToday) details.vault = 'skipped: a later scheduled backup today goes to the vault'
+      if (this.#vault && !laterToday) {
+        // The planned point is recorded before data moves: a service that dies resumes from it.
+        details.point = rp
+        details.warnings = warnings
+        const sent = await this.#transfer(ctx, rp, b.vm.name, b.vault, b.policy)
+        rp.tier = 'SnapshotAndVault'
+        rp.disks = sent.disks
+        details.vaultPoint = sent.vaultPoint
+        details.bytesAdded = sent.bytesAdded
+        details.incremental = sent.incremental
+        delete details.point
+        delete details.checkpoint
+        await ctx.phase('Commit')
+      }
+      // 6. The point exists now, whole: it is listed, restorable and the base of the next backup.
+      signal.throwIfAborted()
+      point = await this.#store.addRecoveryPoint(rp)
+      details.recoveryPoint = point.id
+      // 7. Snapshots past the instant-restore retention go (the latest always stays).
+      await ctx.phase('SnapshotRetention')
+      await this.#pruneSnapshots(b.vm.name, b.policy)
+      await this.#store.recordBackup(b.itemId, warnings.length > 0 ? 'CompletedWithWarnings' : 'Completed')
+      details.warnings = warnings
+      return { recoveryPoint: point.id, tier: point.tier, warnings }
+    } catch (err) {
+      // Never half a point: snapshots taken for a point that was never written are removed, and a
+      // vault point written for it is deleted.
+      if (!point) {
+        for (const s of snapshots) await this.#disks.deleteSnapshot(s.disk, s.snapshot).catch(() => {})
+        if (typeof details.vaultPoint === 'string' && this.#vault)
+          await this.#vault.deletePoint(b.vault, details.vaultPoint).catch(() => {})
+      }
+      details.warnings = warnings
+      await this.#store.recordBackup(b.itemId, signal.aborted ? 'Cancelled' : 'Failed').catch(() => {})
+      const e = isCairnError(err) ? err : new CairnError('Internal', (err as Error).message, { cause: err })
+      this.#log.warn('backup failed', { vm: b.vm.name, job: ctx.job.id, code: e.code, message: e.message })
+      throw e
+    }
+  }
+
+  /** Steps 1–4: quiesce, one snapshot group, thaw; the point as it will be written (snapshot tier). */
+  async #capture(
+    ctx: JobContext,
+    b: BackupRun,
+    warnings: string[],
+    took: (snapshots: { disk: DiskRef; snapshot: string }[]) => void,
+  ): Promise<VmRecoveryPoint> {
+    const { signal, details } = ctx
+    let snapshots: { disk: DiskRef; snapshot: string }[] = []
+    {
       // 1. Quiesce through the agent, if any. An unreachable agent means crash-consistent, said so.
       let quiesce: AgentQuiesce | undefined
       const agent = b.vm.agent ? this.#agentFor({ url: b.vm.agent.url, token: b.vm.agent.token }) : undefined
@@ -191,6 +289,7 @@ export class VmBackups {
         signal.throwIfAborted()
         const infos = await this.#disks.snapshotGroup(refs)
         snapshots = infos.map((info, i) => ({ disk: refs[i]!, snapshot: info.snapshot! }))
+        took(snapshots)
         // Recorded before any data moves: a service that dies from here on leaves snapshots that the
         // next start removes (cleanInterrupted).
         details.snapshots = snapshots
@@ -249,45 +348,7 @@ export class VmBackups {
       }
       if (b.kind === 'OnDemand')
         rp.expiresAt = (b.options.expiresAt ?? new Date(onDemandExpiry(time.getTime()))).toISOString()
-      // 5. Transfer to the vault, only what changed since the previous point still in both tiers.
-      // Under an hourly policy only the day's last scheduled backup goes to the vault, as in the reference.
-      const laterToday =
-        b.kind === 'Scheduled' &&
-        b.policy.schedule.frequency === 'Hourly' &&
-        laterSlotToday(b.policy, time.getTime())
-      if (laterToday) details.vault = 'skipped: a later scheduled backup today goes to the vault'
-      if (this.#vault && !laterToday) {
-        const sent = await this.#transfer(ctx, rp, b.vm.name, b.vault, b.policy)
-        rp.tier = 'SnapshotAndVault'
-        rp.disks = sent.disks
-        details.vaultPoint = sent.vaultPoint
-        details.bytesAdded = sent.bytesAdded
-        details.incremental = sent.incremental
-        await ctx.phase('Commit')
-      }
-      // 6. The point exists now, whole: it is listed, restorable and the base of the next backup.
-      signal.throwIfAborted()
-      point = await this.#store.addRecoveryPoint(rp)
-      details.recoveryPoint = point.id
-      // 7. Snapshots past the instant-restore retention go (the latest always stays).
-      await ctx.phase('SnapshotRetention')
-      await this.#pruneSnapshots(b.vm.name, b.policy)
-      await this.#store.recordBackup(b.itemId, warnings.length > 0 ? 'CompletedWithWarnings' : 'Completed')
-      details.warnings = warnings
-      return { recoveryPoint: point.id, tier: point.tier, warnings }
-    } catch (err) {
-      // Never half a point: snapshots taken for a point that was never written are removed, and a
-      // vault point written for it is deleted.
-      if (!point) {
-        for (const s of snapshots) await this.#disks.deleteSnapshot(s.disk, s.snapshot).catch(() => {})
-        if (typeof details.vaultPoint === 'string' && this.#vault)
-          await this.#vault.deletePoint(b.vault, details.vaultPoint).catch(() => {})
-      }
-      details.warnings = warnings
-      await this.#store.recordBackup(b.itemId, signal.aborted ? 'Cancelled' : 'Failed').catch(() => {})
-      const e = isCairnError(err) ? err : new CairnError('Internal', (err as Error).message, { cause: err })
-      this.#log.warn('backup failed', { vm: b.vm.name, job: ctx.job.id, code: e.code, message: e.message })
-      throw e
+      return rp
     }
   }
 
@@ -317,9 +378,12 @@ export class VmBackups {
       )
     const report = await this.#reconcile(vmName, { vault: true })
     if (report.vaultUnknown) throw new CairnError('VaultKeyRequired', report.vaultUnknown)
-    // The base: the newest earlier point in both tiers whose snapshots all still exist.
+    // The base: the newest earlier point in both tiers whose snapshots all still exist. A resumed
+    // transfer keeps the base its checkpoint was made on (the diff must be against that point's snapshots).
+    const checkpoint = ctx.details.checkpoint as BackupCheckpoint | undefined
     const previous = (await this.#store.listRecoveryPoints(vmName))
       .filter((p) => p.tier === 'SnapshotAndVault' && p.disks.every((d) => d.snapshot && d.vaultBackup))
+      .filter((p) => !checkpoint || vaultRef(p.disks[0]!)?.point === checkpoint.base)
       .at(-1)
     const total = point.disks.reduce((n, d) => n + d.size, 0)
     ctx.progress({ bytesDone: 0, bytesTotal: total })
@@ -369,6 +433,7 @@ export class VmBackups {
     const res = await vaultApi.backupPoint(request, {
       signal: ctx.signal,
       onProgress: (p) => ctx.progress({ bytesDone: p.bytesDone, bytesTotal: p.bytesTotal || total }),
+      ...resumeOptions(ctx),
     })
     ctx.details.vaultPoint = res.id
     ctx.progress({ bytesDone: total, bytesTotal: total })

@@ -10,6 +10,7 @@ import {
 } from '../diskstore/index.js'
 import { CairnError } from '../util/index.js'
 import type {
+  BackupCheckpoint,
   BackupSource,
   Consistency,
   OperationOptions,
@@ -73,6 +74,27 @@ export interface BackupDisksOptions extends OperationOptions {
   expiresAt?: Date | null
   /** Build on this recovery point (default: the item's latest; null: a full backup). */
   base?: string | null
+  /** The snapshots an earlier run of this backup took, one per disk (a resumed backup reads them). */
+  snapshots?: string[]
+  /** Told the snapshots once taken, before any data moves (a job records them to resume from). */
+  onSnapshots?: (snapshots: string[]) => Promise<void>
+  /** The vault's checkpoint of an earlier run: the backup goes on from it (see Vault.backup). */
+  resume?: BackupCheckpoint
+  onCheckpoint?: (checkpoint: BackupCheckpoint) => void
+  onResume?: (bytesDone: number) => void
+}
+
+/** Throws BackupSnapshotMissing unless every disk still has the snapshot a resumed backup reads. */
+export function checkSnapshots(store: DiskStore, refs: DiskRef[], snapshots: string[], what: string): void {
+  refs.forEach((ref, i) => {
+    const snapshot = snapshots[i]
+    if (snapshot === undefined || !store.listSnapshots(ref).some((s) => s.snapshot === snapshot)) {
+      throw new CairnError(
+        'BackupSnapshotMissing',
+        `Cannot resume ${what}: snapshot "${snapshot ?? ''}" of disk "${ref.disk}" it was reading is gone; run it again`,
+      )
+    }
+  })
 }
 
 /**
@@ -87,31 +109,63 @@ export async function backupDisks(
 ): Promise<RecoveryPoint> {
   if (disks.length === 0)
     throw new CairnError('InvalidRequest', `Cannot back up "${options.item.name}": no disks given`)
-  const baseId =
-    options.base === null
+  const refs = disks.map((d) => d.ref)
+  const resume = options.resume
+  const baseId = resume
+    ? (resume.base ?? undefined)
+    : options.base === null
       ? undefined
       : (options.base ?? (await vault.latestRecoveryPoint(options.item.name))?.id)
   const base = baseId ? await vault.getRecoveryPoint(baseId) : undefined
-  const snaps = await store.snapshotGroup(disks.map((d) => d.ref))
+  let snaps = options.snapshots
+  if (snaps) checkSnapshots(store, refs, snaps, `the backup of "${options.item.name}"`)
+  else {
+    snaps = (await store.snapshotGroup(refs)).map((s) => s.snapshot!)
+    try {
+      await options.onSnapshots?.(snaps)
+    } catch (err) {
+      await removeSnapshots(store, refs, snaps)
+      throw err
+    }
+  }
+  const taken = snaps
   const sources = disks.map((d, i) => {
     const name = d.name ?? d.ref.disk
     const baseSnapshot = base?.disks.find((x) => x.name === name)?.snapshot
     return diskSource(store, d.ref, {
-      snapshot: snaps[i]!.snapshot!,
+      snapshot: taken[i]!,
       name,
       ...(d.lun !== undefined ? { lun: d.lun } : {}),
       ...(baseSnapshot ? { baseSnapshot } : {}),
     })
   })
-  return vault.backup({
-    item: options.item,
-    sources,
-    ...(baseId ? { base: baseId } : {}),
-    ...(options.consistency ? { consistency: options.consistency } : {}),
-    ...(options.expiresAt !== undefined ? { expiresAt: options.expiresAt } : {}),
-    ...(options.signal ? { signal: options.signal } : {}),
-    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-  })
+  try {
+    return await vault.backup({
+      item: options.item,
+      sources,
+      ...(baseId ? { base: baseId } : {}),
+      ...(options.consistency ? { consistency: options.consistency } : {}),
+      ...(options.expiresAt !== undefined ? { expiresAt: options.expiresAt } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+      ...(resume ? { resume } : {}),
+      ...(options.onCheckpoint ? { onCheckpoint: options.onCheckpoint } : {}),
+      ...(options.onResume ? { onResume: options.onResume } : {}),
+    })
+  } catch (err) {
+    // No point holds the snapshots of a backup that failed or was cancelled: they go too. (A service
+    // that dies keeps them: the backup resumes from them at the next start.)
+    await removeSnapshots(store, refs, taken)
+    throw err
+  }
+}
+
+/** Deletes snapshots of disks (those already gone are skipped). */
+export async function removeSnapshots(store: DiskStore, refs: DiskRef[], snapshots: string[]): Promise<void> {
+  for (let i = 0; i < refs.length; i++) {
+    const snapshot = snapshots[i]
+    if (snapshot !== undefined) await store.deleteSnapshot(refs[i]!, snapshot).catch(() => {})
+  }
 }
 
 /** A disk-store disk as a restore target; writes are made durable at close. */

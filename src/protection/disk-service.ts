@@ -1,5 +1,7 @@
+import type { Job } from '../catalog/index.js'
 import type { DiskInfo, DiskRef, DiskStore } from '../diskstore/index.js'
 import { CairnError, type HostPaths } from '../util/index.js'
+import { removeTemporaryFile } from './_job-steps.js'
 import type { JobService } from './job-service.js'
 import { type RunToEnd, runJobToEnd } from './run-job-to-end.js'
 
@@ -54,17 +56,30 @@ export class DiskService {
       this.#o.jobs,
       { kind: 'export', resource: resourceOf(ref) },
       async (signal, job) => {
-        await paths.export(request.path, overwrite, (temporary) =>
-          store.exportFile(ref, temporary, {
+        await paths.export(request.path, overwrite, async (temporary) => {
+          // Named in the job first: if the service dies, the next start removes the half-written file.
+          if (job) {
+            job.details.temporaryFile = temporary
+            await job.save()
+          }
+          await store.exportFile(ref, temporary, {
             signal,
             ...(request.snapshot !== undefined ? { snapshot: request.snapshot } : {}),
             ...(job ? { onProgress: (p) => job.progress({ ...p, phase: 'export' }) } : {}),
-          }),
-        )
+          })
+        })
         return { path: request.path, size }
       },
       run,
     )
+  }
+
+  /**
+   * Removes what an import or export that ended Interrupted left: an export's temporary file (an
+   * import's disk is invisible until complete, and the disk store drops it when cut short).
+   */
+  async cleanInterrupted(job: Job): Promise<string[]> {
+    return job.kind === 'export' ? removeTemporaryFile(job) : []
   }
 
   #hostPaths(): HostPaths {

@@ -26,7 +26,18 @@ export interface JobContext {
   progress(p: { bytesDone?: number; bytesTotal?: number; phase?: string }): void
   /** Enters a phase; saved (with details) and sent at once. */
   phase(name: string): Promise<void>
+  /** Saves the details now, without an event (a step's record, a backup's checkpoint). */
+  save(): Promise<void>
+  /** True when this run resumes the work of a service that died (the job's details are as it left them). */
+  readonly resumed: boolean
 }
+
+/**
+ * At start-up, what to do with a job the last run left unfinished: the work that resumes it, or
+ * undefined when it cannot resume (it ends Interrupted). A CairnError ends it Interrupted with that
+ * error (why it could not resume).
+ */
+export type JobResumer = (job: Job) => Promise<JobBody | undefined>
 
 /** The work of a job; what it resolves with is the job's result. */
 export type JobBody = (ctx: JobContext) => Promise<unknown>
@@ -83,6 +94,10 @@ export class JobService {
   async start(spec: NewJob, body: JobBody, options: { interruptOn?: AbortSignal } = {}): Promise<StartedJob> {
     const created = await this.#store.create(spec)
     this.#emit({ type: 'job.created', job: created })
+    return this.#launch(created, body, options, false)
+  }
+
+  #launch(created: Job, body: JobBody, options: { interruptOn?: AbortSignal }, resumed: boolean): StartedJob {
     const abort = new AbortController()
     const outer = options.interruptOn
     if (outer) {
@@ -95,7 +110,7 @@ export class JobService {
       resolveDone = r
     })
     this.#running.set(created.id, { abort, done })
-    void this.#run(created, abort, body).then((j) => {
+    void this.#run(created, abort, body, resumed).then((j) => {
       this.#running.delete(created.id)
       resolveDone(j)
     })
@@ -159,14 +174,43 @@ export class JobService {
 
   /**
    * At start-up: jobs the last run left Queued or Running (it died, or stopped before they could
-   * end) are marked Interrupted with the reason. Answers them, details included, for clean-up.
+   * end) resume when `resume` gives their work (they go on Running, phase `Resumed`, their details as
+   * the last run saved them, with the time in `details.resumed`); the others are marked Interrupted.
+   * Answers the interrupted ones, details included, for clean-up; `onResumed` is told each resumed job.
    */
-  async recover(): Promise<Job[]> {
-    const jobs = await this.#store.interruptUnfinished(
-      'The job was cut short when the Cairn service stopped or died; its partial work was undone. Run it again.',
-    )
-    for (const j of jobs) this.#emit({ type: 'job.finished', job: j })
-    return jobs
+  async recover(
+    options: { resume?: JobResumer; onResumed?: (started: StartedJob) => void } = {},
+  ): Promise<Job[]> {
+    const reason =
+      'The job was cut short when the Cairn service stopped or died; its partial work was undone. Run it again.'
+    const out: Job[] = []
+    for (const job of await this.#store.listUnfinished()) {
+      let body: JobBody | undefined
+      let why = { code: 'JobInterrupted', message: reason }
+      try {
+        body = await options.resume?.(job)
+      } catch (err) {
+        if (!isCairnError(err)) this.#log.error('cannot resume a job', { job: job.id, err })
+        why = isCairnError(err)
+          ? { code: err.code, message: err.message }
+          : { code: 'JobInterrupted', message: `${reason} It could not resume: ${String(err)}` }
+      }
+      if (body) {
+        const resumed = Array.isArray(job.details.resumed) ? job.details.resumed : []
+        const details = { ...job.details, resumed: [...resumed, { at: new Date().toISOString() }] }
+        const running = await this.#store.markResumed(job.id, details)
+        this.#log.info('job resumed', { job: job.id, kind: job.kind })
+        this.#emit({ type: 'job.progress', job: running })
+        // Launched whether or not someone is told (an optional call would skip evaluating its argument).
+        const started = this.#launch(running, body, {}, true)
+        options.onResumed?.(started)
+        continue
+      }
+      const ended = await this.#store.finish(job.id, { state: 'Interrupted', error: why })
+      this.#emit({ type: 'job.finished', job: ended })
+      out.push(ended)
+    }
+    return out
   }
 
   /** Stops every running job (they end Interrupted) and waits for them. */
@@ -176,7 +220,7 @@ export class JobService {
     this.endSubscriptions()
   }
 
-  async #run(created: Job, abort: AbortController, body: JobBody): Promise<Job> {
+  async #run(created: Job, abort: AbortController, body: JobBody, resumed: boolean): Promise<Job> {
     const id = created.id
     const details: Record<string, unknown> = { ...created.details }
     let saving: Promise<void> = Promise.resolve()
@@ -212,6 +256,8 @@ export class JobService {
         else timer = setTimeout(flush, wait)
       },
       phase: (name) => save({ phase: name, details }, true),
+      save: () => save({ details }, false),
+      resumed,
     }
     let outcome: Parameters<JobStore['finish']>[1]
     try {

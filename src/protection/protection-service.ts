@@ -5,10 +5,10 @@ import { type UndeleteReport, undeleteItem } from './_undelete-item.js'
 import { type BackupOptions, VmBackups } from './_vm-backups.js'
 import { AgentClient, type AgentFor } from './agent-client.js'
 import { DiskGuard } from './disk-guard.js'
-import type { JobService, StartedJob } from './job-service.js'
+import type { JobBody, JobService, StartedJob } from './job-service.js'
 import { planRetention } from './plan-retention.js'
 import { PointReconciler, type ReconcileReport } from './point-reconciler.js'
-import { type BackupPolicy, POLICY_BOUNDS } from './policy.js'
+import { type BackupPolicy, POLICY_BOUNDS, validatePolicy } from './policy.js'
 import type { ProtectedItem, ProtectionState, ProtectionStore, VmRecoveryPoint } from './protection-store.js'
 import type { ResourceGuard } from './resource-guard.js'
 import type { VaultTransfer } from './vault-transfer.js'
@@ -184,11 +184,18 @@ export class ProtectionService {
     return this.#store.getPolicy(vault, name)
   }
 
-  /** Changes a policy (an Enhanced policy stays Enhanced); the items under it follow its new schedule. */
+  /** Changes a policy (an Enhanced policy cannot become Standard, as in the reference); its items follow its new schedule. */
   async updatePolicy(vault: string, name: string, input: unknown): Promise<BackupPolicy> {
-    const policy = await this.#store.updatePolicy(vault, name, input)
+    const before = await this.#store.getPolicy(vault, name)
+    const policy = validatePolicy({ ...(input as object), name })
+    if (before.policyType === 'Enhanced' && policy.policyType === 'Standard')
+      throw new CairnError(
+        'PolicyInvalid',
+        `Cannot change policy "${name}": an Enhanced policy cannot become Standard`,
+      )
+    const updated = await this.#store.updatePolicy(vault, name, policy)
     this.#changed()
-    return policy
+    return updated
   }
 
   /** Deletes a policy no item uses (PolicyInUse otherwise). */
@@ -266,7 +273,7 @@ export class ProtectionService {
   /** Adds a backup policy to a vault that exists (VaultNotFound otherwise), within the reference bounds. */
   async createPolicy(vault: string, input: unknown): Promise<BackupPolicy> {
     await this.#needVault(vault, `create a backup policy in vault "${vault}"`)
-    return this.#store.createPolicy(vault, input)
+    return this.#store.createPolicy(vault, validatePolicy(input))
   }
 
   /**
@@ -279,6 +286,14 @@ export class ProtectionService {
     options: { vault: string; policy: string; includedLuns?: number[]; includeFutureDisks?: boolean },
   ): Promise<{ item: ProtectedItem; created: boolean }> {
     await this.#needVault(options.vault, `protect VM "${vmName}"`)
+    const vm = await this.#store.getVm(vmName)
+    const luns = vm.dataDisks.map((d) => d.lun)
+    const unknown = (options.includedLuns ?? []).filter((l) => !luns.includes(l))
+    if (unknown.length > 0)
+      throw new CairnError(
+        'VmInvalid',
+        `Cannot protect VM "${vmName}": it has no data disk at LUN ${unknown.join(', ')}`,
+      )
     const existing = await this.#store.findItem(vmName)
     if (!existing) {
       const item = await this.#store.protect(vmName, options)
@@ -335,7 +350,7 @@ export class ProtectionService {
       )
     }
     if (!deleteData) {
-      const stopped = (await this.#store.stopProtection(vmName, { deleteData: false })).item
+      const stopped = await this.#store.stopProtection(vmName)
       return { vmName, state: stopped.state, item: stopped, deletedPoints: [] }
     }
     if (this.#busyVms.has(vmName))
@@ -359,7 +374,7 @@ export class ProtectionService {
         'stopProtectionDeleteData',
         `Cannot delete the backup data of VM "${vmName}"`,
       )
-      await this.#store.stopProtection(vmName, { deleteData: false })
+      await this.#store.stopProtection(vmName)
       const deleted: string[] = []
       for (const p of points) {
         await this.#reconciler.deletePointData(item.vault, p)
@@ -396,7 +411,13 @@ export class ProtectionService {
    * data is gone are dropped first, so a VM stranded by a lost vault can go once protection stopped.
    */
   async deleteVm(vmName: string): Promise<void> {
-    if (await this.#store.findItem(vmName)) await this.reconcile(vmName, { vault: true })
+    const item = await this.#store.findItem(vmName)
+    if (item?.state === 'Protected')
+      throw new CairnError(
+        'VmIsProtected',
+        `Cannot delete VM "${vmName}": it is protected in vault "${item.vault}"; stop protection first (protection stop ${vmName} --delete-data)`,
+      )
+    if (item) await this.reconcile(vmName, { vault: true })
     await this.#store.deleteVm(vmName)
   }
 
@@ -427,6 +448,11 @@ export class ProtectionService {
   /** Runs a backup to its end; resolves with the finished job (Failed jobs resolve too). */
   async backup(vmName: string, options: BackupOptions = {}): Promise<Job> {
     return (await this.startBackup(vmName, options)).done
+  }
+
+  /** At start-up, the work that resumes a VM backup cut short in its vault transfer (else undefined). */
+  resumeBackup(job: Job): Promise<JobBody | undefined> {
+    return this.#backups.resume(job)
   }
 
   /** Cancels a running job; it ends Cancelled without leaving a recovery point or its snapshots. */

@@ -40,6 +40,9 @@ export class RegistryVaultTransfer implements VaultTransfer {
       ...(request.retainUntil ? { retainUntil: new Date(request.retainUntil) } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
       onProgress: (p) => options.onProgress?.({ bytesDone: p.bytesDone, bytesTotal: p.bytesTotal }),
+      ...(options.resume ? { resume: options.resume } : {}),
+      ...(options.onCheckpoint ? { onCheckpoint: options.onCheckpoint } : {}),
+      ...(options.onResume ? { onResume: options.onResume } : {}),
     })
     return { id: rp.id, bytesAdded: rp.bytesAdded }
   }

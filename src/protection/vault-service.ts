@@ -13,13 +13,17 @@ import {
   type SoftDeletedPoint,
   softDeleteOn,
   type Vault,
+  type VaultCredentials,
+  type VaultInfo,
   type VaultProgress,
   type VaultRegistry,
   type VaultSettings,
   type VaultSettingsChange,
+  type VaultUsage,
 } from '../vault/index.js'
-import { backupDisks, restoreToDisk } from './disk-backup.js'
-import type { JobContext, JobService } from './job-service.js'
+import { removeTemporaryFile, resumeOptions } from './_job-steps.js'
+import { backupDisks, checkSnapshots, removeSnapshots, restoreToDisk } from './disk-backup.js'
+import type { JobBody, JobContext, JobService } from './job-service.js'
 import type { ResourceGuard } from './resource-guard.js'
 import { type RunToEnd, runJobToEnd } from './run-job-to-end.js'
 
@@ -54,11 +58,30 @@ export interface BackupBase {
   expiresAt?: Date
 }
 
+/** A backup of disk-store disks or of a host file (exactly one of `disks` and `path`). */
+export interface VaultBackupRequest extends BackupBase, StartedBy {
+  disks?: BackupDisk[]
+  path?: string
+  /** The item's name (default the first disk's or the file's name). */
+  item?: string
+  /** A file's disk name inside the recovery point (default the file name). */
+  disk?: string
+}
+
+/** A restore of a recovery point's disk into a disk-store disk or a host file (exactly one of `target` and `path`). */
+export interface VaultRestoreRequest extends StartedBy {
+  disk?: string
+  target?: DiskRef
+  path?: string
+  overwrite?: boolean
+}
+
 /**
- * The vault use cases that run as jobs — backups from disks or a host file, restores into a disk or a
- * host file, verify, prune and GC — one method each, reached the same way by the API, the scheduler
- * and the service's recovery. A method checks its request before the job starts (so a refusal is the
- * answer, not a failed job) and answers the started job; prune waits for its report.
+ * The vault use cases, one method each, reached the same way by the API, the scheduler and the
+ * service's recovery: vaults themselves (create, attach, unlock, change key, remove, usage), their
+ * recovery points, and the work that runs as jobs — backups from disks or a host file, restores into
+ * a disk or a host file, verify, prune and GC. A method checks its request before the job starts (so
+ * a refusal is the answer, not a failed job) and answers the started job; prune waits for its report.
  */
 export class VaultService {
   readonly #o: VaultServiceOptions
@@ -67,34 +90,191 @@ export class VaultService {
     this.#o = options
   }
 
-  /** Backs up disk-store disks, snapshotted together (only the diff since the base is read). */
+  // --- Vaults ---
+
+  /** Every vault. */
+  list(): Promise<VaultInfo[]> {
+    return this.#o.vaults.list()
+  }
+
+  /** Makes a vault (encrypted with `encryption`), or with `attach` registers one that exists at `location`. */
+  create(
+    name: string,
+    request: { location?: string; encryption?: VaultCredentials; attach?: boolean } = {},
+  ): Promise<VaultInfo> {
+    return this.#o.vaults.create(name, request)
+  }
+
+  /** A vault by name (VaultNotFound otherwise). */
+  get(name: string): Promise<VaultInfo> {
+    return this.#o.vaults.get(name)
+  }
+
+  /**
+   * Forgets a vault; `deleteData` also deletes the files of its layout (refused while it holds
+   * recovery points or protected items). Refused while it holds soft-deleted points, or points while
+   * immutable (VaultRegistry.remove); a guarded vault needs an approval, used once every other check
+   * passed. Answers the files of its folder that were not the vault's.
+   */
+  async remove(
+    name: string,
+    request: { deleteData?: boolean } = {},
+  ): Promise<{ name: string; dataDeleted: boolean; left: string[] }> {
+    const deleteData = request.deleteData === true
+    const guard = this.#o.guard
+    const { left } = await this.#o.vaults.remove(name, {
+      deleteData,
+      ...(guard
+        ? { authorize: () => guard.authorize(name, 'deleteVault', `Cannot delete vault "${name}"`) }
+        : {}),
+    })
+    return { name, dataDeleted: deleteData, left }
+  }
+
+  /** Gives an encrypted vault its key until the service stops. */
+  async unlock(name: string, credentials: VaultCredentials | undefined): Promise<VaultInfo> {
+    if (!credentials)
+      throw new CairnError('InvalidRequest', 'Cannot unlock the vault: give passphrase or keyFile')
+    return this.#o.vaults.unlock(name, credentials)
+  }
+
+  /** Replaces the key of an encrypted vault (its data keys are re-wrapped, not its data). */
+  async changeKey(name: string, credentials: VaultCredentials | undefined): Promise<VaultInfo> {
+    if (!credentials)
+      throw new CairnError('InvalidRequest', 'Cannot change the key: give passphrase or keyFile')
+    await (await this.#o.vaults.open(name)).changeKey(credentials)
+    return this.#o.vaults.get(name)
+  }
+
+  /** Logical, stored and new bytes per recovery point, deduplication and compression. */
+  async usage(name: string): Promise<VaultUsage> {
+    return (await this.#o.vaults.open(name)).usage()
+  }
+
+  // --- Recovery points ---
+
+  /** A vault's recovery points (of one item if asked). */
+  async listRecoveryPoints(name: string, filter: { item?: string } = {}): Promise<RecoveryPoint[]> {
+    return (await this.#o.vaults.open(name)).listRecoveryPoints(filter)
+  }
+
+  /** One recovery point of a vault. */
+  async getRecoveryPoint(name: string, rp: string): Promise<RecoveryPoint> {
+    return (await this.#o.vaults.open(name)).getRecoveryPoint(rp)
+  }
+
+  // --- Jobs ---
+
+  /** Backs up disk-store disks or a host file (exactly one of them), as a job. */
+  async backup(vault: string, request: VaultBackupRequest): Promise<Job> {
+    const { disks, path, ...rest } = request
+    if (disks && path)
+      throw new CairnError('InvalidRequest', 'Cannot back up: give either disks or path, not both')
+    if (disks) return this.backupDisks(vault, { ...rest, disks })
+    if (!path) throw new CairnError('InvalidRequest', 'Cannot back up: give disks or path')
+    return this.backupFile(vault, { ...rest, path })
+  }
+
+  /** Restores a disk of a recovery point into a disk-store disk or a host file (exactly one of them), as a job. */
+  async restore(vault: string, rp: string, request: VaultRestoreRequest): Promise<Job> {
+    const { target, path, ...rest } = request
+    if (target && path)
+      throw new CairnError('InvalidRequest', 'Cannot restore: give either target or path, not both')
+    if (target) return this.restoreToDisk(vault, rp, { ...rest, target })
+    if (!path) throw new CairnError('InvalidRequest', 'Cannot restore: give target or path')
+    return this.restoreToFile(vault, rp, { ...rest, path })
+  }
+
+  /**
+   * Backs up disk-store disks, snapshotted together (only the diff since the base is read). The job
+   * records its request, the snapshots and the vault's checkpoints: a service that dies resumes it.
+   */
   async backupDisks(
     vault: string,
     request: BackupBase & { disks: BackupDisk[]; item?: string } & StartedBy,
   ): Promise<Job> {
     const v = await this.#o.vaults.open(vault)
-    const store = this.#o.diskStore
     const disks = request.disks
     if (disks.length === 0) throw new CairnError('InvalidRequest', 'Cannot back up: disks is empty')
-    for (const d of disks) store.getDisk(d)
-    const base = request.base
-    return this.#start('backup', vault, `vaults/${vault}`, request, (ctl) =>
-      backupDisks(
-        v,
-        store,
-        disks.map((d) => ({
-          ref: { account: d.account, container: d.container, disk: d.disk },
-          ...(d.name ? { name: d.name } : {}),
-          ...(d.lun !== undefined ? { lun: d.lun } : {}),
-        })),
-        {
-          item: { kind: 'disks', name: request.item ?? disks[0]!.disk, config: { disks } },
-          ...(base === 'none' ? { base: null } : base && base !== 'latest' ? { base } : {}),
-          ...(request.expiresAt ? { expiresAt: request.expiresAt } : {}),
-          signal: ctl.signal,
-          onProgress: progressTo(ctl),
+    for (const d of disks) this.#o.diskStore.getDisk(d)
+    const spec: DiskBackupRequest = {
+      disks,
+      item: request.item ?? disks[0]!.disk,
+      ...(request.base !== undefined ? { base: request.base } : {}),
+      ...(request.expiresAt ? { expiresAt: request.expiresAt.toISOString() } : {}),
+    }
+    return this.#start(
+      'backup',
+      vault,
+      `vaults/${vault}`,
+      request,
+      (ctl) => this.#backupDisks(ctl, v, spec),
+      {
+        request: spec,
+      },
+    )
+  }
+
+  /**
+   * At start-up, the work that resumes a vault job the last run left unfinished: a backup of disks
+   * whose snapshots were taken goes on from its last checkpoint (BackupSnapshotMissing when one is
+   * gone). Anything else answers undefined: it ends Interrupted.
+   */
+  async resume(job: Job): Promise<JobBody | undefined> {
+    const spec = job.details.request as DiskBackupRequest | undefined
+    const snapshots = job.details.snapshots
+    if (job.kind !== 'backup' || job.vm || !job.vault || !spec || !Array.isArray(snapshots)) return undefined
+    checkSnapshots(
+      this.#o.diskStore,
+      spec.disks.map(refOf),
+      snapshots as string[],
+      `the backup of "${spec.item}"`,
+    )
+    const v = await this.#o.vaults.open(job.vault)
+    return (ctl) => this.#backupDisks(ctl, v, spec)
+  }
+
+  /**
+   * Removes what a vault job that ended Interrupted left: a disk backup's snapshots (no point holds
+   * them), a restore's temporary file. Answers what it removed.
+   */
+  async cleanInterrupted(job: Job): Promise<string[]> {
+    const removed: string[] = []
+    const spec = job.details.request as DiskBackupRequest | undefined
+    const snapshots = job.details.snapshots
+    if (job.kind === 'backup' && !job.vm && spec && Array.isArray(snapshots)) {
+      const refs = spec.disks.map(refOf)
+      await removeSnapshots(this.#o.diskStore, refs, snapshots as string[])
+      removed.push(...refs.map((r, i) => `${r.disk}@${snapshots[i]}`))
+    }
+    removed.push(...(await removeTemporaryFile(job)))
+    return removed
+  }
+
+  async #backupDisks(ctl: JobContext, v: Vault, spec: DiskBackupRequest): Promise<unknown> {
+    const d = ctl.details
+    const base = spec.base
+    return backupDisks(
+      v,
+      this.#o.diskStore,
+      spec.disks.map((x) => ({
+        ref: refOf(x),
+        ...(x.name ? { name: x.name } : {}),
+        ...(x.lun !== undefined ? { lun: x.lun } : {}),
+      })),
+      {
+        item: { kind: 'disks', name: spec.item, config: { disks: spec.disks } },
+        ...(base === 'none' ? { base: null } : base && base !== 'latest' ? { base } : {}),
+        ...(spec.expiresAt ? { expiresAt: new Date(spec.expiresAt) } : {}),
+        signal: ctl.signal,
+        onProgress: progressTo(ctl),
+        ...(Array.isArray(d.snapshots) ? { snapshots: d.snapshots as string[] } : {}),
+        onSnapshots: async (snapshots) => {
+          d.snapshots = snapshots
+          await ctl.save()
         },
-      ),
+        ...resumeOptions(ctl),
+      },
     )
   }
 
@@ -166,6 +346,9 @@ export class VaultService {
     await paths.checkExport(request.path, overwrite)
     return this.#start('restore', vault, `vaults/${vault}/recoveryPoints/${rp}`, request, (ctl) =>
       paths.export(request.path, overwrite, async (temporary) => {
+        // Named in the job first: if the service dies, the next start removes the half-written file.
+        ctl.details.temporaryFile = temporary
+        await ctl.save()
         const sink = await fileSink(temporary, { size })
         try {
           return await v.restore(rp, disk, sink, { signal: ctl.signal, onProgress: progressTo(ctl) })
@@ -262,20 +445,6 @@ export class VaultService {
   }
 
   /**
-   * Deletes a vault (with `deleteData`, its files too): refused while it holds soft-deleted points, or
-   * points while immutable (VaultRegistry.remove); a guarded vault needs an approval.
-   */
-  async deleteVault(vault: string, options: { deleteData?: boolean } = {}): Promise<{ left: string[] }> {
-    const guard = this.#o.guard
-    return this.#o.vaults.remove(vault, {
-      ...(options.deleteData ? { deleteData: true } : {}),
-      ...(guard
-        ? { authorize: () => guard.authorize(vault, 'deleteVault', `Cannot delete vault "${vault}"`) }
-        : {}),
-    })
-  }
-
-  /**
    * Deletes a recovery point: soft-deleted while soft delete is on and its retention runs, refused by
    * an immutable vault that still retains it; points of protected VMs lose their vault tier.
    */
@@ -301,8 +470,14 @@ export class VaultService {
     resource: string,
     by: StartedBy,
     body: (ctl: JobContext) => Promise<unknown>,
+    details?: Record<string, unknown>,
   ): Promise<Job> {
-    return (await this.#o.jobs.start({ kind, vault, resource, ...startedBy(by) }, body)).job
+    return (
+      await this.#o.jobs.start(
+        { kind, vault, resource, ...startedBy(by), ...(details ? { details } : {}) },
+        body,
+      )
+    ).job
   }
 
   /** The vault, and the disk of a recovery point a restore reads (default its first). */
@@ -330,6 +505,16 @@ export class VaultService {
     return this.#o.hostPaths
   }
 }
+
+/** A backup of disks as its job records it, to resume it. */
+interface DiskBackupRequest {
+  disks: BackupDisk[]
+  item: string
+  base?: string
+  expiresAt?: string
+}
+
+const refOf = (d: DiskRef): DiskRef => ({ account: d.account, container: d.container, disk: d.disk })
 
 const startedBy = (by: StartedBy) => (by.startedBy !== undefined ? { startedBy: by.startedBy } : {})
 

@@ -1,5 +1,18 @@
 import type { DiskRef, LongOperationOptions } from '../diskstore/index.js'
-import type { Consistency, RecoveryPoint, SoftDeletedPoint, VaultSettings } from '../vault/index.js'
+import type {
+  BackupCheckpoint,
+  Consistency,
+  RecoveryPoint,
+  SoftDeletedPoint,
+  VaultSettings,
+} from '../vault/index.js'
+
+/** Options of a transfer that can resume: see the vault's BackupOptions (resume, onCheckpoint, onResume). */
+export interface ResumableTransfer extends LongOperationOptions {
+  resume?: BackupCheckpoint
+  onCheckpoint?: (checkpoint: BackupCheckpoint) => void
+  onResume?: (bytesDone: number) => void
+}
 
 /**
  * What protection needs from the vault engine: store every disk of a snapshot-tier point as one vault
@@ -28,7 +41,7 @@ export interface VaultTransfer {
       /** The vault point of an earlier point whose snapshots still exist: only the diff is read. */
       base?: string
     },
-    options: LongOperationOptions,
+    options: ResumableTransfer,
   ): Promise<{ id: string; bytesAdded: number }>
   restoreDisk(
     request: { vault: string; point: string; disk: string; target: DiskRef; size: number },

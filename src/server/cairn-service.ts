@@ -1,16 +1,18 @@
 import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, realpathSync, statSync } from 'node:fs'
 import type { Server } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
 import { isIP } from 'node:net'
 import { join } from 'node:path'
 import { createAdaptorServer } from '@hono/node-server'
-import { createApiApp, type ServiceInfo } from '../api/index.js'
+import { createApiApp, type ListenerTlsInfo, type ServiceInfo } from '../api/index.js'
 import { BlobApiServer } from '../blobapi/index.js'
 import { type Catalog, JobStore, openCatalog } from '../catalog/index.js'
 import { type DiskStore, LogDiskStore } from '../diskstore/index.js'
 import { DiskStoreExports, NbdServer } from '../nbd/index.js'
 import {
   type Clock,
+  DiskService,
   JobService,
   ProtectionService,
   ProtectionStore,
@@ -28,12 +30,14 @@ import {
   isCairnError,
   isWithin,
   type Logger,
+  refusePlainHttp,
   requestActor,
 } from '../util/index.js'
 import { VaultRegistry } from '../vault/index.js'
 import { close, listen, listenError } from './_listen.js'
 import { LISTENER_DEFAULTS, type ServiceConfig } from './config.js'
 import { DataFolderLock } from './data-folder-lock.js'
+import { type ListenerTls, loadListenerTls } from './listener-tls.js'
 import { VaultKeys } from './vault-keys.js'
 import { VERSION } from './version.js'
 
@@ -82,6 +86,7 @@ export class CairnService {
   #blobApi: BlobApiServer | undefined
   #nbd: NbdServer | undefined
   #listeners: Record<string, string> = {}
+  #tls: Record<string, ListenerTlsInfo> = {}
   #startedAt = ''
   #accepting = false
   #starting: Promise<void> | undefined
@@ -134,6 +139,7 @@ export class CairnService {
       dataDir: this.config.data,
       startedAt: this.#startedAt,
       listeners: this.listeners,
+      tls: { ...this.#tls },
     }
   }
 
@@ -211,7 +217,8 @@ export class CairnService {
         reconcileVault: (vault) => backups.reconcileVault(vault),
         guard,
       })
-      await this.#recoverJobs(jobs, backups)
+      const diskService = new DiskService({ diskStore: this.#diskStore, jobs, hostPaths })
+      await this.#recoverJobs(jobs, backups, diskService)
       this.#scheduler = new Scheduler({
         store: protection,
         maxConcurrent: this.config.maxBackups ?? 4,
@@ -243,16 +250,17 @@ export class CairnService {
       const blobHost = c.blobHost ?? host
       const nbdHost = c.nbdHost ?? host
       const http = { idleTimeoutMs: c.httpIdleTimeout * 1000, headerTimeoutMs: c.httpHeaderTimeout * 1000 }
+      const tls = await loadListenerTls(this.config, log.child({ component: 'tls' }))
+      this.#tls = tlsInfo(tls)
       const app = createApiApp({
         logger: log,
         info: () => this.info(),
         accepting: () => this.#accepting,
         diskStore: this.#diskStore,
-        hostPaths,
-        vaults: this.#vaults,
         jobs: this.#jobs,
         vaultService: this.#vaultService,
         guard,
+        diskService,
         protection: backups,
         // IP addresses and localhost are always allowed; a bound DNS name joins the configured ones.
         allowedHosts: [...(isIP(apiHost) === 0 ? [apiHost] : []), ...(c.apiAllowedHosts ?? [])],
@@ -261,37 +269,57 @@ export class CairnService {
         .filter((r) => r.method !== 'ALL')
         .map((r) => ({ method: r.method, path: r.path }))
       // Management requests may stream a whole disk image: only their headers have a deadline.
-      this.#api = createAdaptorServer({
-        fetch: app.fetch,
-        serverOptions: httpServerLimits({ ...http, requestTimeoutMs: 0 }),
-      }) as Server
+      const apiLimits = httpServerLimits({ ...http, requestTimeoutMs: 0 })
+      if (tls.api === undefined) {
+        this.#api = createAdaptorServer({ fetch: app.fetch, serverOptions: apiLimits }) as Server
+      } else {
+        this.#api = createAdaptorServer({
+          fetch: app.fetch,
+          createServer: createHttpsServer,
+          serverOptions: {
+            ...apiLimits,
+            minVersion: 'TLSv1.2',
+            handshakeTimeout: apiLimits.headersTimeout,
+            cert: tls.api.cert,
+            key: tls.api.key,
+          },
+        }) as Server
+        refusePlainHttp(this.#api as never, plainHttpAnswer, apiLimits.headersTimeout)
+      }
       this.#api.maxConnections = c.apiMaxConnections
       const port = await listen(this.#api, this.config.port, apiHost, 'management API')
-      this.#listeners.api = `http://${urlHost(apiHost)}:${port}`
+      this.#listeners.api = `${tls.api ? 'https' : 'http'}://${urlHost(apiHost)}:${port}`
       // The blob API deletes through protection's guard: a blob or snapshot a recovery point or a
       // protected VM needs answers 409 DiskInUse / SnapshotInUse (no way to force it there).
       this.#blobApi = new BlobApiServer(backups.guard.guardedStore(), {
         logger: log.child({ component: 'blobapi' }),
         maxConnections: c.blobMaxConnections,
         limits: http,
+        ...(tls.blob ? { tls: { cert: tls.blob.cert, key: tls.blob.key } } : {}),
       })
       const blobPort = await this.#blobApi
         .listen(this.config.blobPort, blobHost)
         .catch((err) => Promise.reject(listenError(err, 'blob API', blobHost, this.config.blobPort)))
-      this.#listeners.blob = `http://${urlHost(blobHost)}:${blobPort}`
+      this.#listeners.blob = `${tls.blob ? 'https' : 'http'}://${urlHost(blobHost)}:${blobPort}`
       this.#nbd = new NbdServer(new DiskStoreExports(this.#diskStore), {
         logger: log.child({ component: 'nbd' }),
         maxConnections: c.nbdMaxConnections,
         handshakeTimeoutMs: c.nbdHandshakeTimeout * 1000,
         handshakeDeadlineMs: c.nbdHandshakeTimeout * 1000,
+        ...(tls.nbdPsk
+          ? { tls: { psk: tls.nbdPsk } }
+          : tls.nbd
+            ? { tls: { cert: tls.nbd.cert, key: tls.nbd.key } }
+            : {}),
       })
       const nbdPort = await this.#nbd
         .listen(this.config.nbdPort, nbdHost)
         .catch((err) => Promise.reject(listenError(err, 'NBD server', nbdHost, this.config.nbdPort)))
-      this.#listeners.nbd = `nbd://${urlHost(nbdHost)}:${nbdPort}`
+      this.#listeners.nbd = `${this.#nbd.tls === 'off' ? 'nbd' : 'nbds'}://${urlHost(nbdHost)}:${nbdPort}`
       this.#startedAt = new Date().toISOString()
       this.#accepting = true
       await this.#scheduler.start()
+      this.#logTls(tls, { api: apiHost, blob: blobHost, nbd: nbdHost })
       log.info('cairn started', { version: VERSION, data: this.config.data, ...this.#listeners })
       if (hostPaths.enabled('import') || hostPaths.enabled('export'))
         log.info('server-side paths allowed', {
@@ -304,6 +332,38 @@ export class CairnService {
     } catch (err) {
       await this.#shutdown()
       throw err
+    }
+  }
+
+  /**
+   * Prints each certificate's fingerprint (what clients pin) once, and warns of a listener that
+   * speaks plain text on an address other than loopback.
+   */
+  #logTls(tls: ListenerTls, hosts: Record<'api' | 'blob' | 'nbd', string>): void {
+    const log = this.#logger
+    const byFingerprint = new Map<string, string[]>()
+    for (const name of ['api', 'blob', 'nbd'] as const) {
+      const fp = name === 'nbd' && tls.nbdPsk ? undefined : tls[name]?.fingerprint
+      if (fp !== undefined) byFingerprint.set(fp, [...(byFingerprint.get(fp) ?? []), name])
+    }
+    for (const [fingerprint, listeners] of byFingerprint) {
+      const id = tls[listeners[0] as 'api']!
+      log.info(`TLS certificate SHA-256 fingerprint ${fingerprint}`, {
+        listeners,
+        subject: id.subject,
+        notAfter: id.notAfter,
+        source: id.source,
+      })
+    }
+    if (tls.nbdPsk)
+      log.info('NBD clients authenticate with pre-shared keys', { identities: tls.nbdPsk.identities.length })
+    for (const name of ['api', 'blob', 'nbd'] as const) {
+      const plain =
+        name === 'nbd' ? tls.nbd === undefined && tls.nbdPsk === undefined : tls[name] === undefined
+      if (plain && !isLoopback(hosts[name]))
+        log.warn(
+          `the ${name} listener speaks plain text on ${hosts[name]}: anyone on the network can read it (docs/security.md, "TLS")`,
+        )
     }
   }
 
@@ -343,19 +403,28 @@ export class CairnService {
   }
 
   /**
-   * Jobs the last run left Queued or Running end Interrupted; what they half made is removed (a
-   * backup's snapshots and uncommitted recovery point, a restore's new disks). A vault that an
-   * interrupted backup wrote to gets a GC job once the backup's lock is stale, reclaiming its packs.
+   * Jobs the last run left Queued or Running: a backup cut short in its vault transfer resumes from
+   * its last checkpoint (a backup of disks, or of a VM); the others end Interrupted and what they
+   * half made is removed (a backup's snapshots and uncommitted recovery point, a restore's new disks
+   * or temporary file, an export's temporary file). A vault that an interrupted backup wrote to gets a
+   * GC job once the backup's lock is stale, reclaiming its packs.
    */
-  async #recoverJobs(jobs: JobService, backups: ProtectionService): Promise<void> {
+  async #recoverJobs(jobs: JobService, backups: ProtectionService, disks: DiskService): Promise<void> {
     const log = this.#logger
-    const interrupted = await jobs.recover()
+    const vaultService = this.#vaultService!
+    const interrupted = await jobs.recover({
+      resume: async (job) => (await vaultService.resume(job)) ?? (await backups.resumeBackup(job)),
+    })
     if (interrupted.length === 0) return
     log.warn('jobs cut short by the last stop marked Interrupted', { jobs: interrupted.map((j) => j.id) })
     const vaults = new Map<string, number>()
     for (const job of interrupted) {
       try {
-        const removed = await backups.cleanInterrupted(job)
+        const removed = [
+          ...(await backups.cleanInterrupted(job)),
+          ...(await vaultService.cleanInterrupted(job)),
+          ...(await disks.cleanInterrupted(job)),
+        ]
         if (removed.length > 0) log.info('removed what an interrupted job left', { job: job.id, removed })
       } catch (err) {
         log.warn('cannot clean after an interrupted job', { job: job.id, message: (err as Error).message })
@@ -458,6 +527,37 @@ export class CairnService {
 function definedOnly<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>
 }
+
+/** The TLS of each listener as /api/v1/status shows it. */
+function tlsInfo(tls: ListenerTls): Record<string, ListenerTlsInfo> {
+  const out: Record<string, ListenerTlsInfo> = {}
+  for (const name of ['api', 'blob', 'nbd'] as const) {
+    const id = tls[name]
+    if (name === 'nbd' && tls.nbdPsk) out.nbd = { psk: true }
+    else if (id)
+      out[name] = {
+        fingerprint: id.fingerprint,
+        notAfter: id.notAfter,
+        ...(id.source === 'self-signed' ? { selfSigned: true } : {}),
+      }
+  }
+  return out
+}
+
+/** The management API's answer to plain HTTP on its HTTPS port. */
+const plainHttpAnswer = {
+  status: 400,
+  reason: 'Bad Request',
+  contentType: 'application/json',
+  body: JSON.stringify({
+    error: {
+      code: 'HttpsRequired',
+      message: 'Cannot answer plain HTTP: this port speaks HTTPS only; use an https:// URL',
+    },
+  }),
+}
+
+const isLoopback = (host: string) => host === 'localhost' || host === '::1' || host.startsWith('127.')
 
 /** A host as it appears in a URL: IPv6 addresses in brackets. */
 const urlHost = (host: string) => (host.includes(':') && !host.startsWith('[') ? `[${host}]` : host)

@@ -56,6 +56,22 @@ export interface ServiceConfig {
   importRoots?: string[]
   /** Folders requests may name files in to write (disk export, restore into a file); none: refused. */
   exportRoots?: string[]
+  /** `self-signed`: a certificate made at first start in DATA/tls serves every listener without its own. */
+  tls?: 'off' | 'self-signed'
+  /** Certificate chain (PEM) and its key of every listener that has none of its own. */
+  tlsCert?: string
+  tlsKey?: string
+  /** Certificate and key of the management API only. */
+  apiTlsCert?: string
+  apiTlsKey?: string
+  /** Certificate and key of the Azure Blob API only. */
+  blobTlsCert?: string
+  blobTlsKey?: string
+  /** Certificate and key of the NBD server only. */
+  nbdTlsCert?: string
+  nbdTlsKey?: string
+  /** NBD pre-shared keys (`identity:hexkey [EXPORT…]` lines): NBD clients then authenticate with one. */
+  nbdTlsPskFile?: string
 }
 
 /** Defaults of the connection caps and timeouts (docs/configuration.md). */
@@ -85,6 +101,8 @@ interface OptionSpec {
     | 'hosts'
     | 'folders'
     | 'keys'
+    | 'tls'
+    | 'file'
   default?: string | number | string[]
   help: string
 }
@@ -274,7 +292,48 @@ export const SERVICE_OPTIONS: OptionSpec[] = [
     type: 'size',
     help: 'bytes of one disk-store segment file (garbage is reclaimed a segment at a time)',
   },
+  {
+    key: 'tls',
+    flag: 'tls',
+    env: 'CAIRN_TLS',
+    type: 'tls',
+    help: 'self-signed: make a certificate in DATA/tls at first start for every listener without its own (or off)',
+  },
+  ...tlsFileOptions('', 'every listener that has none of its own'),
+  ...tlsFileOptions('api', 'the management API'),
+  ...tlsFileOptions('blob', 'the Azure Blob API'),
+  ...tlsFileOptions('nbd', 'the NBD server'),
+  {
+    key: 'nbdTlsPskFile',
+    flag: 'nbd-tls-psk-file',
+    env: 'CAIRN_NBD_TLS_PSK_FILE',
+    type: 'file',
+    help: 'NBD pre-shared keys, lines "identity:hexkey [EXPORT...]" (psktool format): NBD clients must use one',
+  },
 ]
+
+/** The `--[LISTENER-]tls-cert` and `--[LISTENER-]tls-key` options of one listener (or of all). */
+function tlsFileOptions(listener: '' | 'api' | 'blob' | 'nbd', what: string): OptionSpec[] {
+  const flag = listener === '' ? 'tls' : `${listener}-tls`
+  const env = `CAIRN_${flag.toUpperCase().replace('-', '_')}`
+  const key = listener === '' ? 'tls' : `${listener}Tls`
+  return [
+    {
+      key: `${key}Cert` as keyof ServiceConfig,
+      flag: `${flag}-cert`,
+      env: `${env}_CERT`,
+      type: 'file',
+      help: `certificate chain (PEM) of ${what}`,
+    },
+    {
+      key: `${key}Key` as keyof ServiceConfig,
+      flag: `${flag}-key`,
+      env: `${env}_KEY`,
+      type: 'file',
+      help: `private key (PEM, not readable by others) of ${what}`,
+    },
+  ]
+}
 
 const VAULT_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/
 
@@ -365,6 +424,14 @@ function coerce(
       return String(raw)
     case 'keys':
       return vaultKeys(raw, bad)
+    case 'tls':
+      if (!['off', 'self-signed'].includes(String(raw)))
+        throw bad('use self-signed (or off); give a certificate with --tls-cert and --tls-key')
+      return String(raw)
+    case 'file':
+      // Relative files are taken from the working directory, as --data is.
+      if (typeof raw !== 'string' || raw === '') throw bad('expected a file path')
+      return resolve(raw)
     case 'folders': {
       // Flags and the config file give a list, the environment one string of ":"-separated folders;
       // relative folders are taken from the working directory, as --data is.
@@ -419,7 +486,31 @@ export function resolveConfig(sources: ConfigSources = {}): ServiceConfig {
   }
   out.data = resolve(String(out.data))
   if (typeof out.vaultKeyDir === 'string') out.vaultKeyDir = resolve(out.vaultKeyDir)
-  return out as unknown as ServiceConfig
+  const config = out as unknown as ServiceConfig
+  checkTlsPairs(config)
+  return config
+}
+
+/** Refuses a certificate without its key (or the reverse) and a certificate beside `--tls self-signed`. */
+function checkTlsPairs(c: ServiceConfig): void {
+  const pairs = [
+    ['tls', c.tlsCert, c.tlsKey],
+    ['api-tls', c.apiTlsCert, c.apiTlsKey],
+    ['blob-tls', c.blobTlsCert, c.blobTlsKey],
+    ['nbd-tls', c.nbdTlsCert, c.nbdTlsKey],
+  ] as const
+  for (const [flag, cert, key] of pairs) {
+    if ((cert === undefined) !== (key === undefined))
+      throw new CairnError(
+        'ConfigInvalid',
+        `Cannot use --${flag}-${cert === undefined ? 'key' : 'cert'} alone: give --${flag}-cert and --${flag}-key together`,
+      )
+  }
+  if (c.tls === 'self-signed' && c.tlsCert !== undefined)
+    throw new CairnError(
+      'ConfigInvalid',
+      'Cannot use --tls self-signed with --tls-cert: choose the generated certificate or your own',
+    )
 }
 
 function readConfigFile(path: string): Record<string, unknown> {

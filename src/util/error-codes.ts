@@ -44,6 +44,12 @@ export const errorCatalogue = {
   Cancelled: spec(409, EXIT.cancelled, 'The operation was cancelled.'),
   DataFolderLocked: spec(409, EXIT.conflict, 'Another Cairn service already uses this data folder.'),
   ConfigInvalid: spec(400, EXIT.usage, 'The configuration is invalid.'),
+  HttpsRequired: spec(400, EXIT.usage, 'The listener speaks HTTPS only: use an https:// URL.'),
+  TlsUntrusted: spec(
+    503,
+    EXIT.auth,
+    "The service's TLS certificate is not trusted, or its fingerprint is not the one pinned (--ca, --fingerprint).",
+  ),
   UsageError: spec(400, EXIT.usage, 'The command line is invalid.'),
   FileNotFound: spec(404, EXIT.notFound, 'A local file does not exist.'),
   IoError: spec(
@@ -167,6 +173,11 @@ export const errorCatalogue = {
     409,
     EXIT.conflict,
     'The recovery point a backup builds on was deleted while the backup ran.',
+  ),
+  BackupSnapshotMissing: spec(
+    409,
+    EXIT.conflict,
+    'The snapshot an interrupted backup was reading is gone, so it cannot resume; run it again.',
   ),
   JobNotFound: spec(404, EXIT.notFound, 'The job does not exist.'),
   JobNotRunning: spec(

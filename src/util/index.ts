@@ -7,5 +7,6 @@ export { HostPaths, type HostPathsOptions, isWithin, realpathOfNearest } from '.
 export { type HttpLimits, httpServerLimits } from './http-server-limits.js'
 export { ioError } from './io-error.js'
 export { createLogger, type Logger, type LoggerOptions, type LogLevel, silentLogger } from './logger.js'
+export { type PlainHttpAnswer, refusePlainHttp } from './plain-http-refusal.js'
 export { requestActor, runAsActor } from './request-actor.js'
 export { formatBytes, formatDuration, parseSize } from './size.js'

@@ -1,9 +1,17 @@
 import { randomBytes } from 'node:crypto'
 import { CairnError } from '../util/index.js'
+import {
+  type BackupCheckpoint,
+  type BuildStats,
+  CheckpointTracker,
+  checkpointPages,
+} from './_backup-checkpoint.js'
 import { ChunkKind } from './_chunk-codec.js'
+import type { PackInfo } from './_chunk-index.js'
 import type { VaultCore } from './_core.js'
 import {
   type Extent,
+  LEAF_SPAN,
   leafAt,
   mergeExtents,
   type PageStore,
@@ -51,6 +59,16 @@ export interface BackupOptions extends OperationOptions {
    * The protection service gives a VM point's id so that both tiers name the point the same way.
    */
   id?: string
+  /**
+   * The last checkpoint of an earlier run of this backup, cut short (the service died): its committed
+   * work is kept and only the rest is read. The sources must read the same snapshots as then. Without
+   * its lock, or with a pack or page of it gone, the backup starts over under the same id.
+   */
+  resume?: BackupCheckpoint
+  /** Receives the state to resume from each time a pack is written (the caller keeps the latest). */
+  onCheckpoint?: (checkpoint: BackupCheckpoint) => void
+  /** With `resume`: told where the backup goes on from (bytes already read; 0 when it starts over). */
+  onResume?: (bytesDone: number) => void
 }
 
 const ZERO = Buffer.alloc(1024 * 1024)
@@ -81,23 +99,43 @@ export async function runBackup(core: VaultCore, opts: BackupOptions): Promise<R
       throw new CairnError('InvalidRequest', `Cannot back up: two disks are named "${s.name}"`)
     names.add(s.name)
   }
-  if (opts.id !== undefined) {
+  const resume = opts.resume
+  if (resume) {
+    if (!RECOVERY_POINT_ID.test(resume.point))
+      throw new CairnError(
+        'InvalidRequest',
+        `Cannot resume a backup: "${resume.point}" is not a recovery point id`,
+      )
+    // The manifest may have been written just before the service died: then the backup is done.
+    if ((await core.recoveryPointIds()).includes(resume.point)) {
+      opts.onResume?.(0)
+      await core.deleteLock(resume.point).catch(() => {})
+      return core.readManifest(resume.point)
+    }
+  } else if (opts.id !== undefined) {
     if (!RECOVERY_POINT_ID.test(opts.id))
       throw new CairnError('InvalidRequest', `Cannot back up: "${opts.id}" is not a recovery point id`)
     if ((await core.recoveryPointIds()).includes(opts.id))
       throw new CairnError('InvalidRequest', `Cannot back up: recovery point "${opts.id}" exists`)
   }
-  const id = opts.id ?? newRecoveryPointId()
+  const id = resume?.point ?? opts.id ?? newRecoveryPointId()
+  const parent = resume ? (resume.base ?? undefined) : opts.base
   // What the chunks are compared with: the base, or for a full backup the reference (by checksum only).
-  const against =
-    opts.base ??
-    (opts.reference === undefined ? await latestPoint(core, opts.item.name) : (opts.reference ?? undefined))
+  const against = resume
+    ? (resume.against ?? undefined)
+    : (opts.base ??
+      (opts.reference === undefined
+        ? await latestPoint(core, opts.item.name)
+        : (opts.reference ?? undefined)))
+  // A resumed backup keeps the packs its earlier run wrote (still named in its lock): their chunks are
+  // not written again, and its committed subtrees are not read again when every pack and page is there.
+  const earlier = resume ? await earlierRun(core, resume) : { packs: [], usable: false }
   const lock = {
     id,
-    startedAt: new Date().toISOString(),
+    startedAt: resume?.startedAt ?? new Date().toISOString(),
     updatedAt: new Date().toISOString(),
     bases: against ? [against] : [],
-    packs: [] as string[],
+    packs: earlier.packs.map((p) => p.name),
   }
   // The lock goes first: from here on prune keeps the base and GC keeps this backup's packs.
   await core.writeLock(lock)
@@ -113,10 +151,18 @@ export async function runBackup(core: VaultCore, opts: BackupOptions): Promise<R
   try {
     const base = against ? await core.readManifest(against) : undefined
     await core.loadIndex()
-    const writer = new PackWriter(core.backend, core.index, {
+    const tracker = new CheckpointTracker(
+      { point: id, startedAt: lock.startedAt, base: parent ?? null, against: against ?? null },
+      earlier.usable ? resume : undefined,
+    )
+    const writer: PackWriter = new PackWriter(core.backend, core.index, {
       target: core.config.packSize,
       beforeWrite: (name) => touchLock(name),
+      afterWrite: () =>
+        opts.onCheckpoint?.(tracker.commit(writer.written, earlier.packs.length + writer.packs.length)),
     })
+    writer.adopt(earlier.packs.flatMap((p) => p.entries.map((e) => e.id)))
+    if (resume) opts.onResume?.(tracker.resumedBytes)
     const storePage = async (page: Buffer): Promise<Buffer> => {
       const { id: pid, parts } = await core.pool.seal(page, ChunkKind.tree)
       if (!writer.holds(pid) && !(base && core.index.has(pid) && baseHasPage(pid))) {
@@ -137,13 +183,14 @@ export async function runBackup(core: VaultCore, opts: BackupOptions): Promise<R
     }
 
     const progress = new ProgressMeter(opts.onProgress)
-    const plans = await Promise.all(opts.sources.map((s) => planDisk(s, base, opts.base !== undefined)))
+    const plans = await Promise.all(opts.sources.map((s) => planDisk(s, base, parent !== undefined)))
     progress.total = plans.reduce((n, p) => n + p.toRead, 0)
+    progress.done = tracker.resumedBytes
 
     const disks: RecoveryPointDisk[] = new Array(plans.length)
     try {
       await forEachLimit(plans, opts.parallelDisks ?? 2, async (plan, i) => {
-        disks[i] = await backupDisk(core, plan, { writer, pages: tracking, progress, signal })
+        disks[i] = await backupDisk(core, plan, { writer, pages: tracking, progress, signal, tracker })
       })
       signal?.throwIfAborted()
     } finally {
@@ -174,10 +221,10 @@ export async function runBackup(core: VaultCore, opts: BackupOptions): Promise<R
       completedAt: now.toISOString(),
       expiresAt: opts.expiresAt ? opts.expiresAt.toISOString() : null,
       ...(opts.retainUntil !== undefined ? { retainUntil: opts.retainUntil?.toISOString() ?? null } : {}),
-      parent: opts.base ?? null,
+      parent: parent ?? null,
       disks,
-      packs: writer.packs,
-      bytesAdded: writer.bytes,
+      packs: [...earlier.packs.map((p) => p.name), ...writer.packs],
+      bytesAdded: earlier.packs.reduce((n, p) => n + p.size, 0) + writer.bytes,
       durationMs: now.getTime() - started,
     }
     await core.writeManifest(rp)
@@ -191,6 +238,26 @@ export async function runBackup(core: VaultCore, opts: BackupOptions): Promise<R
     await lockWrite.catch(() => {})
     await core.deleteLock(id)
   }
+}
+
+/**
+ * The packs an earlier run of a resumed backup wrote (those named in its lock that exist), and whether
+ * its checkpoint can be trusted: its lock is there, and so are its first `packs` packs and every page.
+ */
+async function earlierRun(
+  core: VaultCore,
+  c: BackupCheckpoint,
+): Promise<{ packs: PackInfo[]; usable: boolean }> {
+  const lock = (await core.readLocks()).find((l) => l.id === c.point)
+  await core.loadIndex()
+  await core.index.refresh()
+  if (!lock) return { packs: [], usable: false }
+  const packs = lock.packs.flatMap((name) => core.index.pack(name) ?? [])
+  const usable =
+    lock.packs.length >= c.packs &&
+    lock.packs.slice(0, c.packs).every((name) => core.index.pack(name) !== undefined) &&
+    checkpointPages(c).every((pid) => core.index.has(pid))
+  return { packs, usable }
 }
 
 interface DiskPlan {
@@ -270,12 +337,12 @@ interface DiskContext {
   pages: PageStore
   progress: ProgressMeter
   signal: AbortSignal | undefined
+  tracker: CheckpointTracker
 }
 
 async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Promise<RecoveryPointDisk> {
   const { source } = plan
   const chunkSize = core.config.chunkSize
-  const stats = { bytesScanned: 0, bytesNew: 0, chunksNew: 0, chunksReused: 0 }
 
   /**
    * Has a worker read runs of the source's file and store the non-zero ones as one chunk; their extents.
@@ -284,7 +351,7 @@ async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Pr
    * full backups are still read on the main thread: there the pool's reads overlap the workers' sealing,
    * and measured alternating runs were slower with the workers reading (same CPU, more system time).
    */
-  const storeRead = async (fd: number, runs: ByteRange[]): Promise<Extent[]> => {
+  const storeRead = async (fd: number, runs: ByteRange[], stats: BuildStats): Promise<Extent[]> => {
     const { sealed, kept } = await core.pool.readSeal(fd, runs, ChunkKind.data)
     const scanned = runs.reduce((n, r) => n + r.end - r.start, 0)
     stats.bytesScanned += scanned
@@ -314,7 +381,12 @@ async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Pr
    * changed, the base's extents stay and only the changed pages are stored (small changes stay small
    * without a change list too).
    */
-  const piece = async (start: number, end: number, base: BaseLeaf | null): Promise<Extent[]> => {
+  const piece = async (
+    start: number,
+    end: number,
+    base: BaseLeaf | null,
+    stats: BuildStats,
+  ): Promise<Extent[]> => {
     ctx.signal?.throwIfAborted()
     const data = await source.read(start, end - start)
     if (data.length !== end - start) {
@@ -332,7 +404,7 @@ async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Pr
         stats.chunksReused++
         return [{ start, length: data.length, chunkOffset: 0, id }]
       }
-      const patched = await patchBase(start, data, base)
+      const patched = await patchBase(start, data, base, stats)
       if (patched) return patched
     }
     const length = data.length
@@ -353,7 +425,12 @@ async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Pr
    * The extents of a piece as the base's with the changed 4 KiB pages stored anew, or null when the
    * base held nothing there or more than half of the piece changed (then the piece is stored whole).
    */
-  const patchBase = async (start: number, data: Buffer, base: BaseLeaf): Promise<Extent[] | null> => {
+  const patchBase = async (
+    start: number,
+    data: Buffer,
+    base: BaseLeaf,
+    stats: BuildStats,
+  ): Promise<Extent[] | null> => {
     const end = start + data.length
     const under = base.extents
       .filter((e) => e.start < end && e.start + e.length > start)
@@ -392,6 +469,7 @@ async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Pr
     if (changed * 2 > data.length) return null
     const stored = await sealRuns(
       runs.map((run) => ({ run, data: data.subarray(run.start - start, run.end - start) })),
+      stats,
     )
     // Both are spent (the changed pages were copied into the sealed chunk): free them now, not at a collection.
     release([data, old])
@@ -423,9 +501,9 @@ async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Pr
    * a chunk, sealed as one chunk, each run an extent at its offset in it. Scattered 4 KiB writes cost
    * one chunk (one id, one seal, one index entry) per bundle instead of one per page.
    */
-  const bundle = async (runs: ByteRange[]): Promise<Extent[]> => {
+  const bundle = async (runs: ByteRange[], stats: BuildStats): Promise<Extent[]> => {
     ctx.signal?.throwIfAborted()
-    if (source.fd !== undefined) return storeRead(source.fd, runs)
+    if (source.fd !== undefined) return storeRead(source.fd, runs, stats)
     const reads = await Promise.all(runs.map((r) => source.read(r.start, r.end - r.start)))
     const kept: { run: ByteRange; data: Buffer }[] = []
     reads.forEach((data, i) => {
@@ -440,11 +518,11 @@ async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Pr
       ctx.progress.add(data.length, 0)
       kept.push({ run, data })
     })
-    return sealRuns(kept)
+    return sealRuns(kept, stats)
   }
 
   /** Seals runs side by side as one chunk (all-zero runs left out: they read as holes); their extents. */
-  const sealRuns = async (runs: { run: ByteRange; data: Buffer }[]): Promise<Extent[]> => {
+  const sealRuns = async (runs: { run: ByteRange; data: Buffer }[], stats: BuildStats): Promise<Extent[]> => {
     const kept = runs.filter((k) => !isZero(k.data))
     if (kept.length === 0) return []
     const total = kept.reduce((n, k) => n + k.data.length, 0)
@@ -470,6 +548,8 @@ async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Pr
   }
 
   const leaf = async (start: number, end: number, baseExtents: Extent[]): Promise<Extent[]> => {
+    // What the leaf reads and stores is counted per leaf: a checkpoint carries it for the leaves it keeps.
+    const stats = ctx.tracker.leafStats(source.name, Math.floor(start / LEAF_SPAN))
     const pieces = piecesOf(start, end)
     if (plan.mode === 'incremental') {
       const bundles: ByteRange[][] = []
@@ -487,7 +567,7 @@ async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Pr
       if (current.length > 0) bundles.push(current)
       const made: Extent[][] = new Array(bundles.length).fill([])
       await forEachLimit(bundles, 4, async (b, i) => {
-        made[i] = await bundle(b)
+        made[i] = await bundle(b, stats)
       })
       return mergeExtents(subtractExtents(baseExtents, plan.cut.clip(start, end)), made.flat())
     }
@@ -504,7 +584,7 @@ async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Pr
     const made: Extent[][] = new Array(pieces.length).fill([])
     // Four 1 MiB chunks in flight keep two workers busy.
     await forEachLimit(pieces, 4, async (p, i) => {
-      made[i] = await piece(p.start, p.end, base)
+      made[i] = await piece(p.start, p.end, base, stats)
     })
     return made.flat()
   }
@@ -517,6 +597,9 @@ async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Pr
     // a second leaf only doubled the buffers held). Incremental leaves are small and latency-bound.
     concurrency: plan.mode === 'incremental' ? 4 : 1,
     ...(plan.mode === 'incremental' && plan.base ? { base: plan.base } : {}),
+    built: ctx.tracker.built(source.name),
+    onBuilt: (level: number, index: number, id: Buffer | null) =>
+      ctx.tracker.onBuilt(source.name, level, index, id, ctx.writer.added),
   }
   const tree = await updateTree(ctx.pages, update)
   const disk: RecoveryPointDisk = {
@@ -525,7 +608,7 @@ async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Pr
     mode: plan.mode,
     root: tree.root ? tree.root.toString('hex') : null,
     depth: tree.depth,
-    ...stats,
+    ...ctx.tracker.diskStats(source.name, tree.depth),
   }
   if (source.lun !== undefined) disk.lun = source.lun
   if (source.snapshot !== undefined) disk.snapshot = source.snapshot

@@ -230,6 +230,10 @@ export interface TreeUpdate {
   leaf(start: number, end: number, baseExtents: Extent[]): Promise<Extent[]>
   /** Leaves built at once. */
   concurrency: number
+  /** Subtrees built by an earlier run (a resumed backup), by `level:index`: used as they are. */
+  built?: ReadonlyMap<string, Buffer | null>
+  /** Told of every subtree built (its page id; null when it is all zeros), children before parents. */
+  onBuilt?(level: number, index: number, id: Buffer | null): void
 }
 
 /** Builds a new tree (new leaves only where affected) and returns its root id (null when all zeros). */
@@ -246,10 +250,14 @@ export async function updateTree(
     const end = Math.min(start + span, u.size)
     if (start >= u.size) return null
     if (!u.affected(start, end)) return baseId
+    const done = u.built?.get(`${level}:${index}`)
+    if (done !== undefined) return done
     if (level === 0) {
       const baseExtents = baseId ? decodeLeaf(await store.load(baseId), start) : []
       const extents = await u.leaf(start, end, baseExtents)
-      return extents.length === 0 ? null : store.store(encodeLeaf(start, extents))
+      const id = extents.length === 0 ? null : await store.store(encodeLeaf(start, extents))
+      u.onBuilt?.(0, index, id)
+      return id
     }
     const baseChildren = baseId
       ? decodeNode(await store.load(baseId), level, start)
@@ -267,7 +275,9 @@ export async function updateTree(
       results[i] = await build(level - 1, index * FANOUT + i, baseChildren.get(i) ?? null)
     })
     const children = results.flatMap((id, i) => (id ? [{ index: i, id }] : []))
-    return children.length === 0 ? null : store.store(encodeNode(level, start, children))
+    const id = children.length === 0 ? null : await store.store(encodeNode(level, start, children))
+    u.onBuilt?.(level, index, id)
+    return id
   }
 
   return { root: await build(depth, 0, base), depth }

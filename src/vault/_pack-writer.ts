@@ -14,6 +14,7 @@ export class PackWriter {
   readonly #index: ChunkIndex
   readonly #target: number
   readonly #beforeWrite: (name: string) => Promise<void>
+  readonly #afterWrite: (name: string) => void
   #parts: Buffer[] = []
   #entries: PackEntry[] = []
   #size = PACK_HEADER
@@ -23,16 +24,31 @@ export class PackWriter {
   readonly packs: string[] = []
   /** Bytes of the packs written. */
   bytes = 0
+  /** Chunks added so far; chunks are written in the order they were added. */
+  added = 0
+  /** Chunks in written packs: the first `written` chunks added are in the vault. */
+  written = 0
 
   constructor(
     backend: VaultBackend,
     index: ChunkIndex,
-    options: { target: number; beforeWrite?: (name: string) => Promise<void> },
+    options: {
+      target: number
+      beforeWrite?: (name: string) => Promise<void>
+      /** Runs once a pack is written (`written` counts its chunks). */
+      afterWrite?: (name: string) => void
+    },
   ) {
     this.#backend = backend
     this.#index = index
     this.#target = options.target
     this.#beforeWrite = options.beforeWrite ?? (async () => {})
+    this.#afterWrite = options.afterWrite ?? (() => {})
+  }
+
+  /** Counts the chunks of packs written earlier (a resumed backup's) as held: they are not written again. */
+  adopt(ids: Iterable<Buffer>): void {
+    for (const id of ids) this.#written.add(id.toString('latin1'))
   }
 
   /** True when this writer already holds (or wrote) the chunk. */
@@ -45,6 +61,7 @@ export class PackWriter {
     const k = id.toString('latin1')
     if (this.#written.has(k)) return
     this.#written.add(k)
+    this.added++
     const parts = Array.isArray(blob) ? blob : [blob]
     const length = parts.reduce((n, p) => n + p.length, 0)
     this.#entries.push({ id, offset: this.#size, length, rawLength, kind })
@@ -85,6 +102,8 @@ export class PackWriter {
     this.#index.addPack({ name, size, modified: Date.now(), entries })
     this.packs.push(name)
     this.bytes += size
+    this.written += entries.length
+    this.#afterWrite(name)
     // The parts came from the chunk workers and only this writer holds them: free them now.
     release(parts)
   }

@@ -1,6 +1,7 @@
 // The vault: recovery points of disks, deduplicated, compressed and encrypted, on a pluggable backend.
 export type { BackupOptions } from './_backup.js'
 export { CHANGE_ALIGN, newRecoveryPointId, RECOVERY_POINT_ID } from './_backup.js'
+export type { BackupCheckpoint, CommittedSubtree } from './_backup-checkpoint.js'
 export type { VaultConfig } from './_core.js'
 export type { VaultCredentials } from './_keys.js'
 export type { GcReport, PruneReport, VaultUsage } from './_maintenance.js'

@@ -35,7 +35,11 @@ export async function followJob(
     `job ${job.id} (${job.kind}) ${job.state}; Ctrl-C ${options.cancelOnInterrupt ? 'cancels it' : 'detaches (the job goes on)'}`,
   )
   let phase = ''
+  let resumes = 0
   const show = (j: Job) => {
+    const resumed = resumptions(j)
+    for (; resumes < resumed.length; resumes++)
+      out.note(`job ${j.id} resumed ${resumed[resumes]} after a restart`)
     if (j.progress.phase !== phase) {
       phase = j.progress.phase
       if (!out.interactive) out.note(`${new Date().toISOString()} ${j.state} ${phase}`)
@@ -117,6 +121,19 @@ async function untilFinished(res: Response, show: (j: Job) => void): Promise<Job
   }
 }
 
+/**
+ * Where a job resumed after each restart (the resumptions that say it), as text: `at 96 MiB
+ * (2026-12-06T12:00:00.000Z)`.
+ */
+export function resumptions(j: Job): string[] {
+  const list = Array.isArray(j.details.resumed)
+    ? (j.details.resumed as { at: string; bytesDone?: number }[])
+    : []
+  return list
+    .filter((r) => typeof r.bytesDone === 'number')
+    .map((r) => `at ${formatBytes(r.bytesDone!)} (${r.at})`)
+}
+
 /** Prints a job as key/value lines. */
 export function printJob(out: Output, j: Job): void {
   const p = j.progress
@@ -139,6 +156,7 @@ export function printJob(out: Output, j: Job): void {
     ['started', j.startedAt],
     ['ended', j.endedAt],
     ['duration', formatDuration(j.durationMs)],
+    ['resumed', resumptions(j).join('; ') || undefined],
     ['error', j.error ? `${j.error.code}: ${j.error.message}` : undefined],
     [
       'warnings',

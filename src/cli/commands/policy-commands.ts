@@ -1,14 +1,12 @@
 import { readFileSync } from 'node:fs'
+import type { BackupPolicy, BackupPolicyRequest, Deleted } from '../../api/index.js'
 import { CairnError } from '../../util/index.js'
-import type { CommandDef } from '../command.js'
+import { type CommandDef, LIMIT_OPTION } from '../command.js'
 import { csv, vaultOf, vaultOpt } from './protection-commands.js'
 
 // `cairn policy create|list|show|delete`: backup policies of a vault, within the reference's bounds.
 
 type Obj = Record<string, unknown>
-interface List<T> {
-  value: T[]
-}
 const enc = encodeURIComponent
 
 const WEEKDAY_ABBR: Record<string, string> = {
@@ -145,25 +143,31 @@ export const policyCommands: CommandDef[] = [
         }
         if (opts['instant-days'] !== undefined) policy.instantRpRetentionRangeInDays = opts['instant-days']
       }
-      const created = await client.post<Obj>(`/api/v1/vaults/${enc(vault)}/backupPolicies`, policy)
+      // Built from options or a file as given: the service checks it and names every problem.
+      const created = await client.post<BackupPolicy, BackupPolicyRequest>(
+        `/api/v1/vaults/${enc(vault)}/backupPolicies`,
+        policy as BackupPolicyRequest,
+      )
       out.result(created, (p) => out.line(`policy ${p.name} created in vault ${vault}`))
     },
   },
   {
     name: 'policy list',
     summary: 'List the backup policies of a vault',
-    options: [vaultOpt],
+    options: [vaultOpt, LIMIT_OPTION],
     async run({ opts, client, out }) {
-      const { value } = await client.get<List<Obj & { schedule: Obj; retention: Obj }>>(
+      const policies = await client.list<BackupPolicy>(
         `/api/v1/vaults/${enc(vaultOf(opts))}/backupPolicies`,
+        {},
+        { max: opts.limit as number | undefined },
       )
-      out.result(value, (rows) =>
+      out.result(policies, (rows) =>
         out.table(rows, [
-          { header: 'name', value: (p) => p.name as string },
-          { header: 'type', value: (p) => p.policyType as string },
+          { header: 'name', value: (p) => p.name },
+          { header: 'type', value: (p) => p.policyType },
           { header: 'schedule', value: (p) => describeSchedule(p.schedule) },
-          { header: 'zone', value: (p) => p.timeZone as string },
-          { header: 'instant days', value: (p) => p.instantRpRetentionRangeInDays as number, align: 'right' },
+          { header: 'zone', value: (p) => p.timeZone },
+          { header: 'instant days', value: (p) => p.instantRpRetentionRangeInDays, align: 'right' },
           { header: 'retention', value: (p) => describeRetention(p.retention) },
         ]),
       )
@@ -176,7 +180,9 @@ export const policyCommands: CommandDef[] = [
     options: [vaultOpt],
     async run({ args, opts, client, out }) {
       out.printJson(
-        await client.get(`/api/v1/vaults/${enc(vaultOf(opts))}/backupPolicies/${enc(args.NAME!)}`),
+        await client.get<BackupPolicy>(
+          `/api/v1/vaults/${enc(vaultOf(opts))}/backupPolicies/${enc(args.NAME!)}`,
+        ),
       )
     },
   },
@@ -186,7 +192,7 @@ export const policyCommands: CommandDef[] = [
     args: [{ name: 'NAME', help: 'policy name' }],
     options: [vaultOpt],
     async run({ args, opts, client, out }) {
-      await client.delete(`/api/v1/vaults/${enc(vaultOf(opts))}/backupPolicies/${enc(args.NAME!)}`)
+      await client.delete<Deleted>(`/api/v1/vaults/${enc(vaultOf(opts))}/backupPolicies/${enc(args.NAME!)}`)
       out.result({ deleted: args.NAME }, () => out.line(`policy ${args.NAME} deleted`))
     },
   },
@@ -219,20 +225,18 @@ function refuseIgnoredPolicyFlags(opts: Obj): void {
   if (opts['keep-years'] === undefined) refuse(given(['keep-yearly-in']), 'it needs --keep-years N')
 }
 
-function describeSchedule(s: Obj): string {
+function describeSchedule(s: BackupPolicy['schedule']): string {
   if (s.frequency === 'Hourly')
     return `every ${s.intervalHours} h from ${s.windowStart} for ${s.windowDurationHours} h`
-  if (s.frequency === 'Weekly')
-    return `weekly ${(s.days as string[]).map((d) => d.slice(0, 3)).join(',')} ${s.time}`
+  if (s.frequency === 'Weekly') return `weekly ${s.days.map((d) => d.slice(0, 3)).join(',')} ${s.time}`
   return `daily ${s.time}`
 }
 
-function describeRetention(r: Obj): string {
+function describeRetention(r: BackupPolicy['retention']): string {
   const parts: string[] = []
-  const get = (k: string, f: string) => (r[k] as Obj | undefined)?.[f]
-  if (r.daily) parts.push(`${get('daily', 'days')}d`)
-  if (r.weekly) parts.push(`${get('weekly', 'weeks')}w`)
-  if (r.monthly) parts.push(`${get('monthly', 'months')}mo`)
-  if (r.yearly) parts.push(`${get('yearly', 'years')}y`)
+  if (r.daily) parts.push(`${r.daily.days}d`)
+  if (r.weekly) parts.push(`${r.weekly.weeks}w`)
+  if (r.monthly) parts.push(`${r.monthly.months}mo`)
+  if (r.yearly) parts.push(`${r.yearly.years}y`)
   return parts.join(' ')
 }

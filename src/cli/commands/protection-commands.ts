@@ -1,52 +1,27 @@
 import { readFileSync } from 'node:fs'
+import type {
+  BackupNowRequest,
+  ChangePolicyRequest,
+  Deleted,
+  ProtectedItem,
+  ProtectRequest,
+  ResumeProtectionRequest,
+  StopProtectionRequest,
+  StopProtectionResult,
+  Vm,
+  VmRecoveryPoint,
+  VmRequest,
+  VmRestoreRequest,
+} from '../../api/index.js'
 import { CairnError, diskLabel, parseDiskLabel } from '../../util/index.js'
 import type { ApiClient } from '../api-client.js'
-import type { CommandDef, OptionDef } from '../command.js'
+import { type CommandDef, LIMIT_OPTION, type OptionDef } from '../command.js'
 import { CANCEL_ON_INTERRUPT, diskRef, followJob, type Job, printJob } from './_jobs.js'
 
 // `cairn vm …`, `cairn protect`, `cairn protection …`, `cairn rp …`, `cairn job …`.
 
 type Obj = Record<string, unknown>
-interface List<T> {
-  value: T[]
-}
-interface VmView {
-  name: string
-  vmSize: string
-  osType: string
-  osName?: string
-  osDisk: DiskRefView
-  dataDisks: { lun: number; disk: DiskRefView }[]
-  tempDisk?: DiskRefView
-  agent?: { url: string }
-  configuration: Obj
-}
-interface DiskRefView {
-  account: string
-  container: string
-  disk: string
-}
-interface ItemView {
-  id: string
-  vmName: string
-  vault: string
-  policyName?: string
-  state: string
-  includedLuns?: number[]
-  includeFutureDisks: boolean
-  protectedSince: string
-  lastBackupAt?: string
-  lastBackupStatus?: string
-}
-interface PointView {
-  id: string
-  time: string
-  kind: string
-  consistency: string
-  tier: string
-  expiresAt?: string
-  disks: { name: string; lun?: number }[]
-}
+type DiskRefView = Vm['osDisk']
 /** `os,lun0,lun2` for a selection of data-disk LUNs (the OS disk is always in). */
 const labels = (luns: number[]) => ['os', ...luns.map((l) => diskLabel(l))].join(',')
 
@@ -85,7 +60,7 @@ export function csv(text: string | undefined): string[] | undefined {
 async function itemVault(client: ApiClient, vm: string, opts: Obj): Promise<string> {
   const given = (opts.vault as string | undefined) ?? process.env.CAIRN_VAULT
   if (given) return given
-  return (await client.get<ItemView>(`/api/v1/vms/${enc(vm)}/protectedItem`)).vault
+  return (await client.get<ProtectedItem>(`/api/v1/vms/${enc(vm)}/protectedItem`)).vault
 }
 
 /** Commands for VMs, policies, protection, recovery points and jobs. */
@@ -130,31 +105,32 @@ export const protectionCommands: CommandDef[] = [
           )
         return { lun: Number(m[1]), disk: diskRef(m[2]!) }
       })
-      const body: Obj = {
-        name: args.NAME,
+      const body: VmRequest = {
+        name: args.NAME!,
         osDisk: diskRef(opts['os-disk'] as string),
         dataDisks,
-        vmSize: opts.size ?? 'custom',
-        osType: opts['os-type'] ?? 'Linux',
+        vmSize: (opts.size as string | undefined) ?? 'custom',
+        osType: ((opts['os-type'] as string | undefined) ?? 'Linux') as NonNullable<VmRequest['osType']>,
       }
-      if (opts['os-name']) body.osName = opts['os-name']
+      if (opts['os-name']) body.osName = opts['os-name'] as string
       if (opts['temp-disk']) body.tempDisk = diskRef(opts['temp-disk'] as string)
       if (opts.config) body.configuration = JSON.parse(readFileSync(opts.config as string, 'utf8'))
       if (opts.agent) {
         const token = (opts['agent-token'] as string | undefined) ?? process.env.CAIRN_AGENT_TOKEN
         if (!token) throw new CairnError('UsageError', '--agent needs --agent-token T (or CAIRN_AGENT_TOKEN)')
-        body.agent = { url: opts.agent, token }
+        body.agent = { url: opts.agent as string, token }
       }
-      const vm = await client.post<VmView>('/api/v1/vms', body)
+      const vm = await client.post<Vm, VmRequest>('/api/v1/vms', body)
       out.result(vm, (v) => out.line(`VM ${v.name} registered with ${1 + v.dataDisks.length} disk(s)`))
     },
   },
   {
     name: 'vm list',
     summary: 'List VMs',
-    async run({ client, out }) {
-      const { value } = await client.get<List<VmView>>('/api/v1/vms')
-      out.result(value, (rows) =>
+    options: [LIMIT_OPTION],
+    async run({ opts, client, out }) {
+      const vms = await client.list<Vm>('/api/v1/vms', {}, { max: opts.limit as number | undefined })
+      out.result(vms, (rows) =>
         out.table(rows, [
           { header: 'name', value: (v) => v.name },
           { header: 'size', value: (v) => v.vmSize },
@@ -170,7 +146,7 @@ export const protectionCommands: CommandDef[] = [
     summary: 'Show a VM and its disks',
     args: [{ name: 'NAME', help: 'VM name' }],
     async run({ args, client, out }) {
-      const vm = await client.get<VmView>(`/api/v1/vms/${enc(args.NAME!)}`)
+      const vm = await client.get<Vm>(`/api/v1/vms/${enc(args.NAME!)}`)
       out.result(vm, (v) =>
         out.keyValues([
           ['name', v.name],
@@ -189,7 +165,7 @@ export const protectionCommands: CommandDef[] = [
     summary: 'Forget a VM (its disks stay); refused while it has backup data',
     args: [{ name: 'NAME', help: 'VM name' }],
     async run({ args, client, out }) {
-      await client.delete(`/api/v1/vms/${enc(args.NAME!)}`)
+      await client.delete<Deleted>(`/api/v1/vms/${enc(args.NAME!)}`)
       out.result({ deleted: args.NAME }, () => out.line(`VM ${args.NAME} deleted`))
     },
   },
@@ -209,11 +185,14 @@ export const protectionCommands: CommandDef[] = [
     ],
     async run({ args, opts, client, out }) {
       if (!opts.policy) throw new CairnError('UsageError', 'Cannot protect without --policy P')
-      const body: Obj = { vm: args.VM, policy: opts.policy }
+      const body: ProtectRequest = { vm: args.VM!, policy: opts.policy as string }
       const luns = csv(opts.luns as string | undefined)
       if (luns) body.includedLuns = luns.map(dataLun)
       if (opts['include-future-disks']) body.includeFutureDisks = true
-      const item = await client.post<ItemView>(`/api/v1/vaults/${enc(vaultOf(opts))}/protectedItems`, body)
+      const item = await client.post<ProtectedItem, ProtectRequest>(
+        `/api/v1/vaults/${enc(vaultOf(opts))}/protectedItems`,
+        body,
+      )
       out.result(item, (i) =>
         out.line(`VM ${i.vmName} protected in vault ${i.vault} with policy ${i.policyName}`),
       )
@@ -222,12 +201,14 @@ export const protectionCommands: CommandDef[] = [
   {
     name: 'protection list',
     summary: 'List the protected items of a vault',
-    options: [vaultOpt],
+    options: [vaultOpt, LIMIT_OPTION],
     async run({ opts, client, out }) {
-      const { value } = await client.get<List<ItemView>>(
+      const items = await client.list<ProtectedItem>(
         `/api/v1/vaults/${enc(vaultOf(opts))}/protectedItems`,
+        {},
+        { max: opts.limit as number | undefined },
       )
-      out.result(value, (rows) =>
+      out.result(items, (rows) =>
         out.table(rows, [
           { header: 'vm', value: (i) => i.vmName },
           { header: 'state', value: (i) => i.state },
@@ -246,7 +227,7 @@ export const protectionCommands: CommandDef[] = [
     summary: 'Show the protection of a VM',
     args: [{ name: 'VM', help: 'VM name' }],
     async run({ args, client, out }) {
-      const item = await client.get<ItemView>(`/api/v1/vms/${enc(args.VM!)}/protectedItem`)
+      const item = await client.get<ProtectedItem>(`/api/v1/vms/${enc(args.VM!)}/protectedItem`)
       out.result(item, (i) =>
         out.keyValues([
           ['vm', i.vmName],
@@ -269,11 +250,9 @@ export const protectionCommands: CommandDef[] = [
     async run({ args, opts, client, out }) {
       if (!opts.policy) throw new CairnError('UsageError', 'Cannot change policy without --policy P')
       const vault = await itemVault(client, args.VM!, opts)
-      const item = await client.patch<ItemView>(
+      const item = await client.patch<ProtectedItem, ChangePolicyRequest>(
         `/api/v1/vaults/${enc(vault)}/protectedItems/${enc(args.VM!)}`,
-        {
-          policy: opts.policy,
-        },
+        { policy: opts.policy as string },
       )
       out.result(item, (i) => out.line(`VM ${i.vmName} now uses policy ${i.policyName}`))
     },
@@ -295,13 +274,13 @@ export const protectionCommands: CommandDef[] = [
           out.line(`VM ${args.VM}: NotProtected`),
         )
       }
-      const item = await client.post<ItemView & { deletedPoints?: string[] }>(
+      const item = await client.post<StopProtectionResult, StopProtectionRequest>(
         `/api/v1/vaults/${enc(vault)}/protectedItems/${enc(args.VM!)}/stopProtection`,
         { deleteData },
       )
       out.result(item, (i) =>
         out.line(
-          `VM ${args.VM}: ${i.state}${i.deletedPoints ? ` (${i.deletedPoints.length} recovery point(s) deleted)` : ''}`,
+          `VM ${args.VM}: ${i.state}${'deletedPoints' in i ? ` (${i.deletedPoints.length} recovery point(s) deleted)` : ''}`,
         ),
       )
     },
@@ -316,9 +295,9 @@ export const protectionCommands: CommandDef[] = [
     ],
     async run({ args, opts, client, out }) {
       const vault = await itemVault(client, args.VM!, opts)
-      const body: Obj = {}
-      if (opts.policy) body.policy = opts.policy
-      const item = await client.post<ItemView>(
+      const body: ResumeProtectionRequest = {}
+      if (opts.policy) body.policy = opts.policy as string
+      const item = await client.post<ProtectedItem, ResumeProtectionRequest>(
         `/api/v1/vaults/${enc(vault)}/protectedItems/${enc(args.VM!)}/resume`,
         body,
       )
@@ -344,14 +323,14 @@ export const protectionCommands: CommandDef[] = [
     async run(ctx) {
       const { args, opts, client, out } = ctx
       const vault = await itemVault(client, args.VM!, opts)
-      const body: Obj = {}
+      const body: BackupNowRequest = {}
       const expires = opts.expires as string | undefined
       if (expires !== undefined) {
         body.expiresAt = /^\d+$/.test(expires)
           ? new Date(Date.now() + Number(expires) * 86_400_000).toISOString()
           : expires
       }
-      const job = await client.post<Job>(
+      const job = await client.post<Job, BackupNowRequest>(
         `/api/v1/vaults/${enc(vault)}/protectedItems/${enc(args.VM!)}/backup`,
         body,
       )
@@ -384,7 +363,7 @@ export const protectionCommands: CommandDef[] = [
       const { args, opts, client } = ctx
       const vault = await itemVault(client, args.VM!, opts)
       const rp = await pointOf(client, vault, args.VM!, opts.rp as string | undefined)
-      let body: Obj
+      let body: VmRestoreRequest
       if (opts.replace) body = { recoveryType: 'OriginalLocation' }
       else {
         if (!opts.as)
@@ -392,7 +371,7 @@ export const protectionCommands: CommandDef[] = [
             'UsageError',
             'Cannot restore as a new VM without --as NAME (or use --replace)',
           )
-        body = { recoveryType: 'AlternateLocation', targetVmName: opts.as }
+        body = { recoveryType: 'AlternateLocation', targetVmName: opts.as as string }
       }
       return startRestore(ctx, vault, rp, body)
     },
@@ -424,8 +403,8 @@ export const protectionCommands: CommandDef[] = [
       const { args, opts, client } = ctx
       const vault = await itemVault(client, args.VM!, opts)
       const rp = await pointOf(client, vault, args.VM!, opts.rp as string | undefined)
-      const body: Obj = { recoveryType: 'RestoreDisks' }
-      if (opts.prefix) body.diskPrefix = opts.prefix
+      const body: VmRestoreRequest = { recoveryType: 'RestoreDisks' }
+      if (opts.prefix) body.diskPrefix = opts.prefix as string
       if (opts.disks !== undefined && opts.luns !== undefined)
         throw new CairnError('UsageError', 'Give --disks or --luns, not both')
       const chosen = csv((opts.disks ?? opts.luns) as string | undefined)
@@ -440,10 +419,10 @@ async function startRestore(
   ctx: Parameters<CommandDef['run']>[0],
   vault: string,
   rp: string,
-  body: Obj,
+  body: VmRestoreRequest,
 ): Promise<number | undefined> {
   const { args, opts, client, out } = ctx
-  const job = await client.post<Job>(
+  const job = await client.post<Job, VmRestoreRequest>(
     `/api/v1/vaults/${enc(vault)}/protectedItems/${enc(args.VM!)}/recoveryPoints/${enc(rp)}/restore`,
     body,
   )
@@ -470,10 +449,10 @@ async function pointOf(
   rp: string | undefined,
 ): Promise<string> {
   if (rp) return rp
-  const { value } = await client.get<List<PointView>>(
+  const points = await client.list<VmRecoveryPoint>(
     `/api/v1/vaults/${enc(vault)}/protectedItems/${enc(vm)}/recoveryPoints`,
   )
-  const latest = value.at(-1)
+  const latest = points.at(-1)
   if (!latest)
     throw new CairnError('RecoveryPointNotFound', `Cannot restore VM "${vm}": it has no recovery point yet`)
   return latest.id
@@ -485,10 +464,12 @@ async function pointOf(
 export async function printVmPoints(ctx: Parameters<CommandDef['run']>[0], vm: string): Promise<void> {
   const { opts, client, out } = ctx
   const vault = await itemVault(client, vm, opts)
-  const { value } = await client.get<List<PointView>>(
+  const points = await client.list<VmRecoveryPoint>(
     `/api/v1/vaults/${enc(vault)}/protectedItems/${enc(vm)}/recoveryPoints`,
+    {},
+    { max: opts.limit as number | undefined },
   )
-  out.result(value, (rows) =>
+  out.result(points, (rows) =>
     out.table(rows, [
       { header: 'id', value: (p) => p.id },
       { header: 'time', value: (p) => p.time },

@@ -1,6 +1,26 @@
 import type { Info, Status } from '../../api/index.js'
 import { formatBytes } from '../../util/index.js'
-import type { CommandDef } from '../command.js'
+import type { CommandDef, OptionDef } from '../command.js'
+
+/** The certificate and key options of `cairn serve` for one listener (or every listener). */
+function tlsFileOptions(listener: string, what: string): OptionDef[] {
+  const flag = listener === '' ? 'tls' : `${listener}-tls`
+  const env = `CAIRN_${flag.toUpperCase().replace('-', '_')}`
+  return [
+    {
+      name: `${flag}-cert`,
+      type: 'string',
+      value: 'FILE',
+      help: `certificate chain (PEM) of ${what} (env ${env}_CERT)`,
+    },
+    {
+      name: `${flag}-key`,
+      type: 'string',
+      value: 'FILE',
+      help: `its private key (PEM, mode 0600) (env ${env}_KEY)`,
+    },
+  ]
+}
 
 /** `cairn serve`, `cairn info`, `cairn version`. */
 export const systemCommands: CommandDef[] = [
@@ -160,6 +180,22 @@ export const systemCommands: CommandDef[] = [
         help: 'folder where requests may write files: disk export --server, restore file (repeatable; env CAIRN_EXPORT_ROOTS; default none: refused)',
       },
       {
+        name: 'tls',
+        type: 'string',
+        value: 'self-signed',
+        help: 'make a certificate in DATA/tls at first start for every listener without its own; its fingerprint is printed (env CAIRN_TLS; default off)',
+      },
+      ...tlsFileOptions('', 'every listener without its own'),
+      ...tlsFileOptions('api', 'the management API'),
+      ...tlsFileOptions('blob', 'the Azure Blob API'),
+      ...tlsFileOptions('nbd', 'the NBD server'),
+      {
+        name: 'nbd-tls-psk-file',
+        type: 'string',
+        value: 'FILE',
+        help: 'NBD clients must authenticate with a pre-shared key of FILE: lines "identity:hexkey [EXPORT...]" as psktool writes them (env CAIRN_NBD_TLS_PSK_FILE)',
+      },
+      {
         name: 'repair-disk-log',
         type: 'boolean',
         help: 'after a power failure: cut a damaged disk-store log and keep the rest aside (docs/diskstore.md)',
@@ -172,6 +208,8 @@ export const systemCommands: CommandDef[] = [
       'CAIRN_DATA=/srv/cairn cairn serve',
       'cairn serve --vault-key main=/etc/cairn/keys/main   # unlock vault main at start',
       'cairn serve --import-root /srv/images --export-root /srv/exports',
+      'cairn serve --tls self-signed   # HTTPS and NBD over TLS; the fingerprint is printed',
+      'cairn serve --tls-cert /etc/cairn/cert.pem --tls-key /etc/cairn/key.pem --nbd-tls-psk-file /etc/cairn/nbd.psk',
     ],
     async run({ opts }) {
       const { CairnService, resolveConfig, SERVICE_OPTIONS } = await import('../../server/index.js')
@@ -214,7 +252,8 @@ export const systemCommands: CommandDef[] = [
   },
   {
     name: 'status',
-    summary: "Show whether the service can write: the disk store's free space and any disk-full episode",
+    summary:
+      "Show whether the service can write (the disk store's free space, any disk-full episode) and its TLS fingerprints",
     async run({ client, out }) {
       const st = await client.get<Status>('/api/v1/status')
       out.result(st, (s) => {
@@ -226,6 +265,10 @@ export const systemCommands: CommandDef[] = [
           ['reserve', formatBytes(d.reserveBytes)],
           ...(d.since !== undefined ? [['full since', d.since] as [string, unknown]] : []),
           ...(d.message !== undefined ? [['reason', d.message] as [string, unknown]] : []),
+          ...Object.entries(s.tls ?? {}).map(([listener, t]): [string, unknown] => [
+            `tls ${listener}`,
+            t.psk ? 'pre-shared keys' : `${t.fingerprint}${t.selfSigned ? ' (self-signed)' : ''}`,
+          ]),
         ])
       })
     },
