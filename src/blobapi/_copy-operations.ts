@@ -11,7 +11,7 @@ import {
   refuseSnapshotWrite,
 } from './_blob-operations.js'
 import { NotABlobUrl, parseBlobUrl, withoutSas } from './_blob-url.js'
-import { authorizeCopySource, checkSourceConditions } from './_copy-source-auth.js'
+import { authorizeCopySource, checkSourceConditions, copyTags } from './_copy-source-auth.js'
 import {
   checkHttpConditions,
   hasMetadata,
@@ -21,7 +21,6 @@ import {
   quoteEtag,
   requestMetadata,
 } from './_headers.js'
-import { headerTags } from './_tags.js'
 import { badHeader, blobError } from './blob-errors.js'
 
 /** A copy source: a blob of this service, or one of its snapshots. */
@@ -112,16 +111,23 @@ function copyInfo(url: string, size: number, destinationSnapshot?: string): Copy
 /** PUT /account/container/blob with x-ms-copy-source (Copy Blob, also with x-ms-requires-sync). */
 export async function copyBlob(ctx: BlobContext): Promise<Answer> {
   refuseSnapshotWrite(ctx)
+  const type = headerOf(ctx.req, 'x-ms-blob-type')
+  if (type !== undefined)
+    throw badHeader(
+      'x-ms-blob-type',
+      type,
+      'Put Blob From URL makes block blobs, which this service does not hold',
+    )
   const source = resolveCopySource(ctx, headerOf(ctx.req, 'x-ms-copy-source')!)
   const ref = diskRef(ctx)
   const existing = findDisk(ctx.store, ref)
   checkHttpConditions(ctx.req, existing, false)
   if (existing !== undefined) refuseIncrementalCopy(existing, 'copy onto')
   checkDestinationLease(ctx, existing)
-  const tags = headerOf(ctx.req, 'x-ms-tags')
+  const tags = copyTags(ctx, source.info)
   await ctx.store.copyDisk(copyFrom(source), ref, {
     overwrite: true,
-    ...(tags !== undefined ? { tags: headerTags(tags) } : {}),
+    ...(tags !== undefined ? { tags } : {}),
     ...(hasMetadata(ctx.req) ? { metadata: requestMetadata(ctx.req) } : {}),
   })
   const info = copyInfo(source.shownUrl, source.info.size)
