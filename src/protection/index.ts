@@ -28,8 +28,10 @@ export {
   type JobBody,
   type JobContext,
   type JobEvent,
+  type JobEventFilter,
   JobService,
   type JobServiceOptions,
+  MAX_JOB_WATCHERS,
   type StartedJob,
 } from './job-service.js'
 export {

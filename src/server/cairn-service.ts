@@ -162,15 +162,7 @@ export class CairnService {
       this.#diskStore = await this.#openDiskStore()
       // The test clock (CairnServiceOptions.clock) also judges retention, soft delete and immutability.
       const now = this.#clock ? () => this.#clock!.now() : undefined
-      const protection = new ProtectionStore(this.#catalog, {
-        ...(now ? { now } : {}),
-        // A policy of a vault that is gone guards nothing; any other failure refuses the change.
-        vaultSettings: async (vault) =>
-          this.#vaults?.settings(vault).catch((err) => {
-            if (isCairnError(err) && err.code === 'VaultNotFound') return undefined
-            throw err
-          }),
-      })
+      const protection = new ProtectionStore(this.#catalog, now ? { now } : {})
       this.#vaults = new VaultRegistry(this.#catalog, {
         ...(now ? { now } : {}),
         dataDir: this.config.data,
@@ -198,6 +190,12 @@ export class CairnService {
         vault: new RegistryVaultTransfer(this.#vaults, this.#diskStore),
         logger: log.child({ component: 'protection' }),
         ...(now ? { now } : {}),
+        // A policy of a vault that is gone guards nothing; any other failure refuses the change.
+        vaultSettings: async (vault) =>
+          this.#vaults?.settings(vault).catch((err) => {
+            if (isCairnError(err) && err.code === 'VaultNotFound') return undefined
+            throw err
+          }),
       })
       this.#backups = backups
       this.#vaultService = new VaultService({
