@@ -28,8 +28,10 @@ export {
   type JobBody,
   type JobContext,
   type JobEvent,
+  type JobEventFilter,
   JobService,
   type JobServiceOptions,
+  MAX_JOB_WATCHERS,
   type StartedJob,
 } from './job-service.js'
 export {
@@ -87,12 +89,7 @@ export {
   OPERATION_TEXT,
   ResourceGuard,
 } from './resource-guard.js'
-export {
-  checkRetentionChange,
-  type RetentionChangeCheck,
-  retentionChangeCheck,
-  retentionShortened,
-} from './retention-change.js'
+export { checkRetentionChange, retentionShortened } from './retention-change.js'
 export { type RunToEnd, runJobToEnd } from './run-job-to-end.js'
 export {
   DEFAULT_SPREAD_MS,

@@ -9,7 +9,6 @@ import {
 } from './_recovery-point-store.js'
 import { toVm, vmDiskRows } from './_vm-rows.js'
 import type { BackupPolicy } from './policy.js'
-import type { RetentionChangeCheck } from './retention-change.js'
 import type { SchedulableItem, SchedulerStore } from './scheduler.js'
 import { type DiskSelection, type SelectedDisk, selectDisks, type Vm, type VmSpec } from './vm.js'
 
@@ -45,16 +44,9 @@ export class ProtectionStore implements SchedulerStore {
   readonly #catalog: Catalog
   readonly #now: () => number
   readonly #points: RecoveryPointStore
-  readonly #checkRetention: RetentionChangeCheck | undefined
 
-  /**
-   * `checkRetention` sees every policy change (a policy edited, an item moved to another policy,
-   * protected or resumed under another) before it is written, and may refuse it: the service refuses
-   * one that shortens retention while the vault is immutable, or without approval on a guarded vault.
-   */
-  constructor(catalog: Catalog, options: { now?: () => number; checkRetention?: RetentionChangeCheck } = {}) {
+  constructor(catalog: Catalog, options: { now?: () => number } = {}) {
     this.#catalog = catalog
-    this.#checkRetention = options.checkRetention
     this.#now = options.now ?? Date.now
     this.#points = new RecoveryPointStore(catalog, () => this.#iso())
   }
@@ -205,7 +197,6 @@ export class ProtectionStore implements SchedulerStore {
         'PolicyNotFound',
         `Cannot change policy "${name}" in vault "${vault}": it does not exist`,
       )
-    await this.#checkSwap(vault, row, policy, `Cannot change policy "${name}"`)
     await this.#db
       .updateTable('backup_policies')
       .set({
@@ -238,24 +229,6 @@ export class ProtectionStore implements SchedulerStore {
       )
     }
     await this.#db.deleteFrom('backup_policies').where('id', '=', row.id).execute()
-  }
-
-  /** Lets `checkRetention` refuse a move from policy `from` to `to` (nothing to check without one). */
-  async #checkSwap(
-    vault: string,
-    from: { definition_json: string; id: string } | undefined,
-    to: BackupPolicy | { definition_json: string; id: string },
-    what: string,
-  ): Promise<void> {
-    if (!from || !this.#checkRetention) return
-    if ('id' in to && to.id === from.id) return
-    const next = 'definition_json' in to ? (JSON.parse(to.definition_json) as BackupPolicy) : to
-    await this.#checkRetention(vault, JSON.parse(from.definition_json) as BackupPolicy, next, what)
-  }
-
-  /** The policy row of an item, if it has one. */
-  async #itemPolicyRow(item: ProtectedItem) {
-    return item.policyName === undefined ? undefined : this.#findPolicyRow(item.vault, item.policyName)
   }
 
   #findPolicyRow(vault: string, name: string) {
@@ -333,13 +306,6 @@ export class ProtectionStore implements SchedulerStore {
     const vm = await this.getVm(vmName)
     const item = await this.getItem(vmName)
     const policy = await this.#policyToProtect(vmName, options)
-    if (item.vault === options.vault)
-      await this.#checkSwap(
-        item.vault,
-        await this.#itemPolicyRow(item),
-        policy,
-        `Cannot protect VM "${vmName}" under policy "${options.policy}"`,
-      )
     const disks = protectedDisks(vm, options)
     const restart = item.state !== 'Protected' || item.vault !== options.vault
     await this.#db
@@ -409,12 +375,6 @@ export class ProtectionStore implements SchedulerStore {
         'PolicyNotFound',
         `Cannot change the policy of VM "${vmName}": vault "${item.vault}" has no policy "${policyName}"`,
       )
-    await this.#checkSwap(
-      item.vault,
-      await this.#itemPolicyRow(item),
-      policy,
-      `Cannot change the policy of VM "${vmName}"`,
-    )
     await this.#db
       .updateTable('protected_items')
       .set({ policy_id: policy.id, updated_at: this.#iso() })
@@ -457,12 +417,6 @@ export class ProtectionStore implements SchedulerStore {
         'PolicyNotFound',
         `Cannot resume protection of VM "${vmName}": name a policy of vault "${item.vault}"`,
       )
-    await this.#checkSwap(
-      item.vault,
-      await this.#itemPolicyRow(item),
-      policy,
-      `Cannot resume protection of VM "${vmName}" under policy "${name}"`,
-    )
     await this.#db
       .updateTable('protected_items')
       .set({

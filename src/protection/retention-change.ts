@@ -5,7 +5,6 @@
 import { CairnError } from '../util/index.js'
 import { immutable, type VaultSettings } from '../vault/index.js'
 import type { BackupPolicy } from './policy.js'
-import type { ResourceGuard } from './resource-guard.js'
 
 /**
  * What going from policy `from` to `to` shortens, one phrase each: a rule removed, fewer days, weeks,
@@ -60,28 +59,4 @@ export function checkRetentionChange(
     'RetentionLocked',
     `${what}: vault "${vault}" is immutable (${settings.immutability.state}) and the change shortens a retention that applies (${shorter.join('; ')})`,
   )
-}
-
-/** A check of policy changes, as ProtectionStore takes it: refuses with an error or resolves. */
-export type RetentionChangeCheck = (
-  vault: string,
-  from: BackupPolicy,
-  to: BackupPolicy,
-  what: string,
-) => Promise<void>
-
-/**
- * The service's check of every policy change: refused while the vault is immutable and the change
- * shortens retention; on a guarded vault a shortening also needs a `reduceRetention` approval.
- * `settings` answers undefined for a vault that is gone.
- */
-export function retentionChangeCheck(deps: {
-  settings: (vault: string) => Promise<VaultSettings | undefined>
-  guard?: ResourceGuard
-}): RetentionChangeCheck {
-  return async (vault, from, to, what) => {
-    if (retentionShortened(from, to).length === 0) return
-    checkRetentionChange(await deps.settings(vault), vault, from, to, what)
-    await deps.guard?.authorize(vault, 'reduceRetention', what)
-  }
 }

@@ -19,7 +19,6 @@ import {
   ProtectionStore,
   RegistryVaultTransfer,
   ResourceGuard,
-  retentionChangeCheck,
   Scheduler,
   VaultService,
 } from '../protection/index.js'
@@ -185,18 +184,7 @@ export class CairnService {
       const now = this.#clock ? () => this.#clock!.now() : undefined
       // Multi-user authorization: who asks is the signed-in user of the request being served.
       const guard = new ResourceGuard(this.#catalog, { actor: requestActor, ...(now ? { now } : {}) })
-      const protection = new ProtectionStore(this.#catalog, {
-        ...(now ? { now } : {}),
-        // A policy of a vault that is gone guards nothing; any other failure refuses the change.
-        checkRetention: retentionChangeCheck({
-          settings: async (vault) =>
-            this.#vaults?.settings(vault).catch((err) => {
-              if (isCairnError(err) && err.code === 'VaultNotFound') return undefined
-              throw err
-            }),
-          guard,
-        }),
-      })
+      const protection = new ProtectionStore(this.#catalog, now ? { now } : {})
       this.#vaults = new VaultRegistry(this.#catalog, {
         ...(now ? { now } : {}),
         dataDir: this.config.data,
@@ -225,6 +213,12 @@ export class CairnService {
         logger: log.child({ component: 'protection' }),
         ...(now ? { now } : {}),
         guard,
+        // A policy of a vault that is gone guards nothing; any other failure refuses the change.
+        vaultSettings: async (vault) =>
+          this.#vaults?.settings(vault).catch((err) => {
+            if (isCairnError(err) && err.code === 'VaultNotFound') return undefined
+            throw err
+          }),
       })
       this.#backups = backups
       this.#vaultService = new VaultService({
