@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { type Catalog, JobStore, SqliteCatalog } from '../catalog/index.js'
+import { type Catalog, type Job, JobStore, SqliteCatalog } from '../catalog/index.js'
 import { CairnError } from '../util/index.js'
 import { type JobEvent, JobService } from './job-service.js'
 
@@ -118,5 +118,57 @@ describe('JobService', () => {
       assert.equal(end.state, 'Interrupted')
       assert.equal(end.error?.code, 'JobInterrupted')
     })
+  })
+
+  it("recover() resumes the jobs its resumer gives work for, interrupts the others (with the resumer's error code when it refuses), and a resumed job can be cancelled", async () => {
+    const catalog = new SqliteCatalog(':memory:')
+    await catalog.migrate()
+    const store = new JobStore(catalog)
+    try {
+      // What a service that died leaves: three jobs Running with their details.
+      const made = []
+      for (const kind of ['backup', 'restore', 'verify'] as const) {
+        const j = await store.create({ kind, resource: `vaults/${kind}`, details: { step: 2 } })
+        await store.markRunning(j.id)
+        made.push(j)
+      }
+      const [backup, restore, verify] = made as [Job, Job, Job]
+      const jobs = new JobService({ store, progressIntervalMs: 20 })
+      const seen: { resumed: boolean; step: unknown }[] = []
+      let release!: () => void
+      const running = new Promise<void>((r) => {
+        release = r
+      })
+      const interrupted = await jobs.recover({
+        resume: async (job) => {
+          if (job.kind === 'verify')
+            throw new CairnError('BackupSnapshotMissing', 'Cannot resume: its snapshot is gone')
+          if (job.kind !== 'backup') return undefined
+          return (ctx) =>
+            new Promise((_, reject) => {
+              seen.push({ resumed: ctx.resumed, step: ctx.details.step })
+              release()
+              ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason))
+            })
+        },
+      })
+      assert.deepEqual(interrupted.map((j) => j.id).sort(), [restore.id, verify.id].sort())
+      const byId = new Map(interrupted.map((j) => [j.id, j]))
+      assert.equal(byId.get(restore.id)?.error?.code, 'JobInterrupted')
+      assert.equal(byId.get(verify.id)?.state, 'Interrupted')
+      assert.equal(byId.get(verify.id)?.error?.code, 'BackupSnapshotMissing')
+      await running
+      assert.deepEqual(seen, [{ resumed: true, step: 2 }], 'the work gets the details the dead run saved')
+      const now = await jobs.get(backup.id)
+      assert.equal(now.state, 'Running')
+      assert.equal((now.details.resumed as unknown[]).length, 1)
+      assert.ok(jobs.isRunning(backup.id))
+      const cancelled = await jobs.cancel(backup.id)
+      assert.equal(cancelled.state, 'Cancelled')
+      assert.ok(!jobs.isRunning(backup.id))
+      await jobs.close()
+    } finally {
+      await catalog.close()
+    }
   })
 })
