@@ -102,7 +102,7 @@ describe('JobService', () => {
     })
   })
 
-  it('close() interrupts running jobs, and an interruptOn signal does the same for one job', async () => {
+  it('close() interrupts running jobs (those that ask to be suspended stay unfinished), and an interruptOn signal does the same for one job', async () => {
     await withJobs(async (jobs) => {
       const forever = (ctx: { signal: AbortSignal }) =>
         new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason)))
@@ -113,10 +113,29 @@ describe('JobService', () => {
       scheduler.abort()
       assert.equal((await one.done).state, 'Interrupted')
       const two = await jobs.start({ kind: 'restore', resource: 'vms/b' }, forever)
+      // Work that can go on later asks to be suspended: it stays unfinished for the next start.
+      const three = await jobs.start({ kind: 'backup', resource: 'vaults/c' }, (ctx) =>
+        forever(ctx).catch((err) => {
+          assert.equal(ctx.suspend(), true)
+          throw err
+        }),
+      )
+      // A cancel is no stop: suspend() answers false and the job ends Cancelled.
+      const four = await jobs.start({ kind: 'backup', resource: 'vaults/d' }, (ctx) =>
+        forever(ctx).catch((err) => {
+          assert.equal(ctx.suspend(), false)
+          throw err
+        }),
+      )
+      assert.equal((await jobs.cancel(four.job.id)).state, 'Cancelled')
       await jobs.close()
       const end = await two.done
       assert.equal(end.state, 'Interrupted')
       assert.equal(end.error?.code, 'JobInterrupted')
+      const kept = await three.done
+      assert.equal(kept.state, 'Running')
+      assert.equal(kept.progress.phase, 'Suspended')
+      assert.equal(kept.endedAt, undefined)
     })
   })
 

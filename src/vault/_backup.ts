@@ -69,6 +69,11 @@ export interface BackupOptions extends OperationOptions {
   onCheckpoint?: (checkpoint: BackupCheckpoint) => void
   /** With `resume`: told where the backup goes on from (bytes already read; 0 when it starts over). */
   onResume?: (bytesDone: number) => void
+  /**
+   * Asked when the backup was aborted: true keeps its lock (so GC keeps its packs and prune its base)
+   * for a later `resume` from its last checkpoint; default false (the lock goes).
+   */
+  keepLockOnAbort?: () => boolean
 }
 
 const ZERO = Buffer.alloc(1024 * 1024)
@@ -236,7 +241,7 @@ export async function runBackup(core: VaultCore, opts: BackupOptions): Promise<R
   } finally {
     clearInterval(heartbeat)
     await lockWrite.catch(() => {})
-    await core.deleteLock(id)
+    if (!(signal?.aborted && opts.keepLockOnAbort?.())) await core.deleteLock(id)
   }
 }
 
