@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
-import { createHash } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -9,7 +9,7 @@ import { api, type Json } from './_jobs.js'
 import { startService } from './_service.js'
 
 describe('a service killed in the middle of a VM backup', () => {
-  it('resumes the vault transfer on restart from the snapshots it took and completes: one point in both tiers, its disk restored byte for byte, and the next backup completes', async () => {
+  it('resumes the vault transfer on restart from the snapshots it took and completes: one point in both tiers, its disk restored byte for byte, the next backup completes, and one stopped gracefully in its transfer resumes at the next start', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'cairn-backup-restart-'))
     const data = join(dir, 'data')
     let service = await startService(['--import-root', dir], { data })
@@ -125,6 +125,41 @@ describe('a service killed in the middle of a VM backup', () => {
         ['SnapshotAndVault', 'SnapshotAndVault'],
       )
       assert.equal((await api(service.url, 'GET', '/api/v1/vaults/v1/recoveryPoints')).body.items.length, 2)
+
+      // A graceful stop during the transfer of new data suspends the backup; the next start completes it.
+      for (let o = 0; o < 64 * 1024 * 1024; o += 4 * 1024 * 1024) {
+        const res = await fetch(`${service.url}${D}/big-data/pages?offset=${o}`, {
+          method: 'PUT',
+          body: randomBytes(4 * 1024 * 1024),
+          headers: { 'content-type': 'application/octet-stream' },
+        })
+        assert.equal(res.status, 200, await res.text())
+      }
+      const third = await api(service.url, 'POST', '/api/v1/vaults/v1/protectedItems/big/backup', {})
+      assert.equal(third.status, 202, JSON.stringify(third.body))
+      for (let i = 0; ; i++) {
+        const j = (await api(service.url, 'GET', `/api/v1/jobs/${third.body.id}`)).body
+        assert.ok(j.state === 'Running' && i < 4000, `the job ended before the stop: ${JSON.stringify(j)}`)
+        const subtrees = Object.values(j.details.checkpoint?.disks ?? {}) as Json[][]
+        if (j.progress.phase === 'TransferToVault' && subtrees.flat().some((sub) => sub[3] > 0)) break
+        await new Promise((r) => setTimeout(r, 10))
+      }
+      assert.equal(await service.stop(), 0)
+      service = await startService([], { data })
+      let resumedJob: Json
+      for (;;) {
+        resumedJob = (await api(service.url, 'GET', `/api/v1/jobs/${third.body.id}`)).body
+        if (resumedJob.endedAt) break
+        await new Promise((r) => setTimeout(r, 50))
+      }
+      assert.equal(resumedJob.state, 'Completed', JSON.stringify(resumedJob))
+      assert.equal(resumedJob.details.resumed.length, 1)
+      assert.ok(resumedJob.details.resumed[0].bytesDone > 0, JSON.stringify(resumedJob.details.resumed))
+      const three = (await api(service.url, 'GET', '/api/v1/vaults/v1/protectedItems/big/recoveryPoints'))
+        .body.items as Json[]
+      assert.equal(three.length, 3)
+      assert.equal(three[2].id, resumedJob.result.recoveryPoint)
+      assert.equal((await api(service.url, 'GET', '/api/v1/vaults/v1/recoveryPoints')).body.items.length, 3)
     } finally {
       await service.dispose()
       rmSync(dir, { recursive: true, force: true })
