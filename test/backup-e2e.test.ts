@@ -102,7 +102,7 @@ describe('backups and restores end to end (real disk store, real agent process)'
         jobs: new JobService({ store: new JobStore(catalog!) }),
         onDemandPerDay: 10,
       })
-      await store.createVm({
+      await service.registerVm({
         name: 'app',
         osDisk: ref('app-os'),
         dataDisks: [
@@ -113,12 +113,12 @@ describe('backups and restores end to end (real disk store, real agent process)'
         configuration: { cpus: 2 },
         agent: { url: agent.url, token: TOKEN },
       })
-      await store.createPolicy('v1', {
+      await service.createPolicy('v1', {
         name: 'daily',
         schedule: { frequency: 'Daily', time: '22:00' },
         retention: { daily: { days: 7 } },
       })
-      await store.protect('app', { vault: 'v1', policy: 'daily' })
+      await service.protect('app', { vault: 'v1', policy: 'daily' })
 
       // The workload: counter n written to the data disk, then to the log disk. At any one instant
       // data == log or data == log + 1; a snapshot of the two at different instants breaks that.
@@ -232,18 +232,18 @@ describe('backups and restores end to end (real disk store, real agent process)'
         disks,
         jobs: new JobService({ store: new JobStore(catalog!) }),
       })
-      await store.createVm({
+      await service.registerVm({
         name: 'lonely',
         osDisk: ref('lonely-os'),
         configuration: {},
         agent: { url: `http://127.0.0.1:${await closedPort()}`, token: TOKEN },
       })
-      await store.createPolicy('v1', {
+      await service.createPolicy('v1', {
         name: 'daily',
         schedule: { frequency: 'Daily', time: '22:00' },
         retention: { daily: { days: 7 } },
       })
-      await store.protect('lonely', { vault: 'v1', policy: 'daily' })
+      await service.protect('lonely', { vault: 'v1', policy: 'daily' })
       const job = await service.backup('lonely')
       assert.ok(warned(job), JSON.stringify(job))
       // Three on-demand backups a day, as the reference; a scheduled one still runs.
@@ -263,7 +263,7 @@ describe('backups and restores end to end (real disk store, real agent process)'
       assert.equal(onDemand.length, 3)
       for (const p of onDemand) assert.equal(Date.parse(p.expiresAt!) - Date.parse(p.time), 30 * 86_400_000)
 
-      await store.stopProtection('lonely', { deleteData: false })
+      await service.stopProtection('lonely', { deleteData: false })
       await assert.rejects(service.backup('lonely'), (e) => isCairnError(e) && e.code === 'ProtectionStopped')
       await assert.rejects(service.backup('ghost'), (e) => isCairnError(e) && e.code === 'VmNotFound')
       await assert.rejects(
@@ -305,19 +305,19 @@ describe('backups and restores end to end (real disk store, real agent process)'
         vault: new RegistryVaultTransfer(vaults, disks),
         now: () => now,
       })
-      await store.createVm({
+      await service.registerVm({
         name: 'db',
         osDisk: ref('db-os'),
         dataDisks: [{ lun: 0, disk: ref('db-data') }],
         configuration: {},
       })
-      await store.createPolicy('v1', {
+      await service.createPolicy('v1', {
         name: 'daily',
         instantRpRetentionRangeInDays: 1,
         schedule: { frequency: 'Daily', time: '22:00' },
         retention: { daily: { days: 7 } },
       })
-      await store.protect('db', { vault: 'v1', policy: 'daily' })
+      await service.protect('db', { vault: 'v1', policy: 'daily' })
 
       const first = await service.backup('db', { kind: 'Scheduled' })
       assert.equal(first.state, 'Completed', JSON.stringify(first))
@@ -389,14 +389,14 @@ describe('backups and restores end to end (real disk store, real agent process)'
         vault: new RegistryVaultTransfer(vaults, disks),
         now: () => now,
       })
-      await store.createVm({ name: 'h', osDisk: ref('h-os'), configuration: {} })
-      await store.createPolicy('v1', {
+      await service.registerVm({ name: 'h', osDisk: ref('h-os'), configuration: {} })
+      await service.createPolicy('v1', {
         name: 'every-4h',
         policyType: 'Enhanced',
         schedule: { frequency: 'Hourly', intervalHours: 4, windowStart: '00:00', windowDurationHours: 24 },
         retention: { daily: { days: 7 } },
       })
-      await store.protect('h', { vault: 'v1', policy: 'every-4h' })
+      await service.protect('h', { vault: 'v1', policy: 'every-4h' })
       const noon = await service.backup('h', { kind: 'Scheduled' })
       assert.match(String(noon.details.vault), /skipped/)
       now = Date.UTC(2026, 5, 1, 20, 10)
@@ -439,18 +439,18 @@ describe('backups and restores end to end (real disk store, real agent process)'
       const store = new ProtectionStore(catalog)
       const jobs = new JobService({ store: new JobStore(catalog) })
       const service = new ProtectionService({ store, disks, jobs })
-      await store.createVm({
+      await service.registerVm({
         name: 'c',
         osDisk: ref('c-os'),
         configuration: {},
         agent: { url, token: TOKEN },
       })
-      await store.createPolicy('v1', {
+      await service.createPolicy('v1', {
         name: 'daily',
         schedule: { frequency: 'Daily', time: '22:00' },
         retention: { daily: { days: 7 } },
       })
-      await store.protect('c', { vault: 'v1', policy: 'daily' })
+      await service.protect('c', { vault: 'v1', policy: 'daily' })
       const { job } = await service.startBackup('c')
       for (let i = 0; i < 200 && (await jobs.get(job.id)).progress.phase !== 'Quiesce'; i++)
         await new Promise((r) => setTimeout(r, 10))

@@ -165,6 +165,43 @@ describe('blob API copy sources in other accounts', () => {
     assert.equal(ok.status, 202)
   })
 
+  it('a synchronous copy takes the source tags with x-ms-copy-source-tag-option COPY; x-ms-source-lease-id must match', async () => {
+    await source.setTags({ origin: 'other' })
+    const dest = h.service.getContainerClient('dst').getPageBlobClient('sync-tags.vhd')
+    await dest.syncCopyFromURL(sasOf('r'), { copySourceTags: 'COPY' })
+    assert.deepEqual((await dest.getTags()).tags, { origin: 'other' })
+    await dest.syncCopyFromURL(sasOf('r'), { copySourceTags: 'REPLACE', tags: { mine: 'yes' } })
+    assert.deepEqual((await dest.getTags()).tags, { mine: 'yes' })
+    const asyncCopy = await rawRequest(h, 'PUT', '/dst/sync-tags.vhd', {
+      headers: { 'x-ms-copy-source': sasOf('r'), 'x-ms-copy-source-tag-option': 'COPY' },
+    })
+    assert.equal(asyncCopy.status, 400)
+    assert.equal(asyncCopy.code, 'InvalidHeaderValue')
+    const lease = source.getBlobLeaseClient()
+    await lease.acquireLease(-1)
+    try {
+      const wrong = await rawRequest(h, 'PUT', '/dst/sync-tags.vhd', {
+        headers: {
+          'x-ms-copy-source': sasOf('r'),
+          'x-ms-source-lease-id': '00000000-0000-0000-0000-000000000001',
+        },
+      })
+      assert.equal(wrong.status, 412)
+      assert.equal(wrong.code, 'LeaseIdMismatchWithBlobOperation')
+      const right = await rawRequest(h, 'PUT', '/dst/sync-tags.vhd', {
+        headers: { 'x-ms-copy-source': sasOf('r'), 'x-ms-source-lease-id': lease.leaseId },
+      })
+      assert.equal(right.status, 202)
+    } finally {
+      await lease.releaseLease()
+    }
+    const blockBlob = await rawRequest(h, 'PUT', '/dst/block.txt', {
+      headers: { 'x-ms-copy-source': sasOf('r'), 'x-ms-blob-type': 'BlockBlob' },
+    })
+    assert.equal(blockBlob.status, 400)
+    assert.equal(blockBlob.code, 'InvalidHeaderValue')
+  })
+
   it('Put Page From URL copies a range from another account with a source SAS, as AzCopy does', async () => {
     const dest = h.service.getContainerClient('dst').getPageBlobClient('ranged.vhd')
     await dest.create(65536)

@@ -3,14 +3,14 @@
 import assert from 'node:assert/strict'
 import { execFile, spawn } from 'node:child_process'
 import { X509Certificate } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { get } from 'node:https'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { promisify } from 'node:util'
 import selfsigned from 'selfsigned'
-import { rawRequest } from './_raw-http.js'
+import { closedWithin, rawRequest, silentSocket } from './_raw-http.js'
 import { cairnAt, type RunningService, startService } from './_service.js'
 
 const run = promisify(execFile)
@@ -42,11 +42,13 @@ async function curl(args: string[]): Promise<{ code: number; stdout: string }> {
 /**
  * Runs the official Azure Blob SDK in a child process that trusts `caFile` the way Node programs
  * trust a private CA (NODE_EXTRA_CA_CERTS): create a container and a page blob, write and read pages
- * over https with Shared Key. Answers what the script printed, or its error.
+ * over https with Shared Key, then with an https-only blob SAS from generateSasUrl and an https-only
+ * account SAS. Answers what the script printed, or its error.
  */
 function blobSdk(blobUrl: string, caFile: string | undefined): Promise<{ code: number; out: string }> {
   const script = `
-    import { BlobServiceClient, StorageSharedKeyCredential } from '@azure/storage-blob'
+    import { AccountSASPermissions, AnonymousCredential, BlobSASPermissions, BlobServiceClient, PageBlobClient,
+      SASProtocol, StorageSharedKeyCredential } from '@azure/storage-blob'
     const key = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
     const service = new BlobServiceClient(process.env.BLOB_URL + '/devstoreaccount1',
       new StorageSharedKeyCredential('devstoreaccount1', key), { retryOptions: { maxTries: 1 } })
@@ -57,7 +59,20 @@ function blobSdk(blobUrl: string, caFile: string | undefined): Promise<{ code: n
     const data = Buffer.alloc(4096, 0x5a)
     await blob.uploadPages(data, 8192, data.length)
     const back = await blob.downloadToBuffer(8192, 4096)
-    process.stdout.write(JSON.stringify({ url: blob.url, same: back.equals(data) }))
+    const expiresOn = new Date(Date.now() + 3600_000)
+    const sasUrl = await blob.generateSasUrl({ permissions: BlobSASPermissions.parse('rw'), expiresOn,
+      protocol: SASProtocol.Https })
+    const viaSas = new PageBlobClient(sasUrl, new AnonymousCredential(), { retryOptions: { maxTries: 1 } })
+    const other = Buffer.alloc(4096, 0x3c)
+    await viaSas.uploadPages(other, 0, other.length)
+    const sasBack = await viaSas.downloadToBuffer(0, 4096)
+    const accountUrl = service.generateAccountSasUrl(expiresOn, AccountSASPermissions.parse('rl'), 'sco',
+      { protocol: SASProtocol.Https })
+    const viaAccountSas = new BlobServiceClient(accountUrl, new AnonymousCredential(), { retryOptions: { maxTries: 1 } })
+    const names = []
+    for await (const c of viaAccountSas.listContainers()) names.push(c.name)
+    process.stdout.write(JSON.stringify({ url: blob.url, sasUrl, same: back.equals(data),
+      sasSame: sasBack.equals(other), listed: names.includes(container.containerName) }))
   `
   return new Promise((resolve) => {
     const env: NodeJS.ProcessEnv = { ...process.env, BLOB_URL: blobUrl }
@@ -175,12 +190,22 @@ describe('TLS on the management and blob APIs', () => {
     assert.match(cli.stderr, /^cairn: HttpsRequired: .*https:\/\//)
   })
 
-  it('the official blob SDK works over https with Shared Key when it trusts the CA, and refuses without', async () => {
+  it('the official blob SDK works over https with Shared Key and with https-only SAS when it trusts the CA, and refuses without', async () => {
     const trusted = await blobSdk(svc.listeners.blob!, caFile)
     assert.equal(trusted.code, 0, trusted.out)
-    const answer = JSON.parse(trusted.out) as { url: string; same: boolean }
+    const answer = JSON.parse(trusted.out) as {
+      url: string
+      sasUrl: string
+      same: boolean
+      sasSame: boolean
+      listed: boolean
+    }
     assert.match(answer.url, /^https:\/\//)
     assert.equal(answer.same, true)
+    // SAS: the https-only blob SAS wrote and read its blob; the account SAS listed the containers.
+    assert.match(answer.sasUrl, /[?&]spr=https(&|$)/)
+    assert.equal(answer.sasSame, true)
+    assert.equal(answer.listed, true)
     const untrusted = await blobSdk(svc.listeners.blob!, undefined)
     assert.notEqual(untrusted.code, 0)
     assert.match(untrusted.out, /self[- ]signed certificate/)
@@ -245,6 +270,74 @@ describe('TLS on the management and blob APIs', () => {
       assert.ok(readFileSync(join(dir, 'out.raw')).equals(data))
     } finally {
       rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe('NBD pre-shared keys in the service', () => {
+  it('--nbd-tls-psk-file makes NBD take keys (status says psk), keeps HTTP plain, and a readable key file stops the start', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cairn-psk-'))
+    try {
+      const key = 'c0ffee'.repeat(10).slice(0, 64)
+      const serverFile = join(dir, 'server.psk')
+      writeFileSync(serverFile, `alice:${key} devstoreaccount1/disks/pskdisk\n`, { mode: 0o600 })
+      writeFileSync(join(dir, 'alice.psk'), `alice:${key}\n`, { mode: 0o600 })
+      const svc = await startService(['--nbd-tls-psk-file', serverFile])
+      try {
+        assert.match(svc.url, /^http:\/\//)
+        assert.match(svc.listeners.nbd!, /^nbds:\/\//)
+        const status = await cairnAt(svc.url, ['status'])
+        assert.deepEqual((JSON.parse(status.stdout) as { tls: unknown }).tls, { nbd: { psk: true } })
+        assert.equal((await cairnAt(svc.url, ['disk', 'create', 'pskdisk', '--size', '2MiB'])).code, 0)
+        const port = new URL(svc.listeners.nbd!.replace('nbds:', 'http:')).port
+        const uri = `nbds://alice@127.0.0.1:${port}/devstoreaccount1/disks/pskdisk?tls-psk-file=${join(dir, 'alice.psk')}`
+        assert.equal((await run('nbdinfo', ['--size', uri])).stdout.trim(), String(2 * 1024 * 1024))
+        await assert.rejects(
+          run('nbdinfo', ['--size', `nbd://127.0.0.1:${port}/devstoreaccount1/disks/pskdisk`]),
+        )
+      } finally {
+        await svc.dispose()
+      }
+      writeFileSync(join(dir, 'open.psk'), `alice:${key}\n`)
+      chmodSync(join(dir, 'open.psk'), 0o644)
+      await assert.rejects(
+        startService(['--nbd-tls-psk-file', join(dir, 'open.psk')], { data: join(dir, 'refused') }),
+        /ConfigInvalid|others may read it/,
+      )
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe('TLS listeners under slow clients', () => {
+  it('a silent socket and a stalled TLS handshake are dropped after the header timeout, and do not hold the stop', async () => {
+    const svc = await startService(['--tls', 'self-signed', '--http-header-timeout', '1'])
+    try {
+      for (const url of [svc.url, svc.listeners.blob!]) {
+        const port = Number(new URL(url).port)
+        const silent = await silentSocket('127.0.0.1', port)
+        await closedWithin(silent, 5000)
+        // A TLS record header and nothing after it: the handshake never completes.
+        const stalled = await silentSocket('127.0.0.1', port)
+        stalled.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00]))
+        await closedWithin(stalled, 5000)
+      }
+      // With the default deadline (20 s) a silent socket still lets the service stop at once.
+      const slow = await startService(['--tls', 'self-signed'])
+      try {
+        const held = await silentSocket('127.0.0.1', Number(new URL(slow.url).port))
+        const heldBlob = await silentSocket('127.0.0.1', Number(new URL(slow.listeners.blob!).port))
+        const started = Date.now()
+        assert.equal(await slow.stop(), 0)
+        assert.ok(Date.now() - started < 8000, `stopped in ${Date.now() - started} ms`)
+        held.destroy()
+        heldBlob.destroy()
+      } finally {
+        await slow.dispose()
+      }
+    } finally {
+      await svc.dispose()
     }
   })
 })

@@ -50,7 +50,7 @@ export const protectionBackup: BenchScenario = {
         jobs,
         vault: new RegistryVaultTransfer(vaults, disks),
       })
-      await store.createPolicy('v1', {
+      await service.createPolicy('v1', {
         name: 'daily',
         schedule: { frequency: 'Daily', time: '22:00' },
         retention: { daily: { days: 30 } },
@@ -65,13 +65,13 @@ export const protectionBackup: BenchScenario = {
           await disks.createDisk(ref(i, d), { size: 16 * MiB })
           await disks.writePages(ref(i, d), 0, randomBytes(written), { durable: false })
         }
-        await store.createVm({
+        await service.registerVm({
           name: `vm-${i}`,
           osDisk: ref(i, 'os'),
           dataDisks: [{ lun: 0, disk: ref(i, 'data') }],
           configuration: {},
         })
-        await store.protect(`vm-${i}`, { vault: 'v1', policy: 'daily' })
+        await service.protect(`vm-${i}`, { vault: 'v1', policy: 'daily' })
       }
       await disks.flush()
       const names = Array.from({ length: vms }, (_, i) => `vm-${i}`)

@@ -1,6 +1,12 @@
 import { join } from 'node:path'
 import { openSqliteCatalog } from '../../src/catalog/index.js'
-import { ManualClock, ProtectionStore, Scheduler } from '../../src/protection/index.js'
+import {
+  ManualClock,
+  ProtectionStore,
+  Scheduler,
+  validatePolicy,
+  validateVm,
+} from '../../src/protection/index.js'
 import { peakRssMiB, timeMs } from '../_util.js'
 import type { BenchResult, BenchScenario } from '../bench-types.js'
 
@@ -20,20 +26,25 @@ export const protectionPlan: BenchScenario = {
     try {
       const start = Date.UTC(2026, 0, 1)
       const store = new ProtectionStore(catalog, { now: () => start - 1 })
-      await store.createPolicy('vault1', {
-        name: 'daily',
-        schedule: { frequency: 'Daily', time: '22:00' },
-        retention: { daily: { days: 30 }, weekly: { weeks: 12, daysOfWeek: ['Sunday'] } },
-      })
+      await store.createPolicy(
+        'vault1',
+        validatePolicy({
+          name: 'daily',
+          schedule: { frequency: 'Daily', time: '22:00' },
+          retention: { daily: { days: 30 }, weekly: { weeks: 12, daysOfWeek: ['Sunday'] } },
+        }),
+      )
       const setupMs = await timeMs(async () => {
         for (let i = 0; i < vms; i++) {
           const d = (n: string) => ({ account: 'bench', container: 'vms', disk: `vm-${i}-${n}` })
-          await store.createVm({
-            name: `vm-${i}`,
-            osDisk: d('os'),
-            dataDisks: [{ lun: 0, disk: d('data0') }],
-            configuration: { cpus: 2 },
-          })
+          await store.createVm(
+            validateVm({
+              name: `vm-${i}`,
+              osDisk: d('os'),
+              dataDisks: [{ lun: 0, disk: d('data0') }],
+              configuration: { cpus: 2 },
+            }),
+          )
           await store.protect(`vm-${i}`, { vault: 'vault1', policy: 'daily' })
         }
       })

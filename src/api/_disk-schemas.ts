@@ -241,3 +241,7 @@ export const CreateContainerRequest = z
   .openapi('CreateContainerRequest')
 
 export const PageRanges = z.object({ pageRanges: Ranges }).openapi('PageRanges')
+
+export const PromoteRequest = z
+  .object({ snapshot: z.string(), leaseId: z.string().optional() })
+  .openapi('PromoteRequest')

@@ -1,7 +1,6 @@
 import type { DiskStore } from '../diskstore/index.js'
 import type { DiskService, JobService, ProtectionService, VaultService } from '../protection/index.js'
-import type { HostPaths, Logger } from '../util/index.js'
-import type { VaultRegistry } from '../vault/index.js'
+import type { Logger } from '../util/index.js'
 
 /** What the management API reports at /api/v1/info. */
 export interface ServiceInfo {
@@ -34,15 +33,11 @@ export interface ApiContext {
   accepting(): boolean
   /** Accounts, containers, disks and snapshots. */
   diskStore: DiskStore
-  /** The gate of every host path a request names (absent: server-side paths are refused). */
-  hostPaths?: HostPaths
-  /** The service's vaults (absent in a service without vaults). */
-  vaults?: VaultRegistry
   /** Every long operation as a persisted job (/api/v1/jobs) and the event stream (/api/v1/events). */
   jobs?: JobService
-  /** Backups, restores, verify, prune and GC of vaults (default: one built from vaults, jobs and diskStore). */
+  /** Vaults, their recovery points, backups, restores, verify, prune and GC (absent: the vault routes answer ServiceUnavailable). */
   vaultService?: VaultService
-  /** Imports and exports of host files (default: one built from diskStore, jobs and hostPaths). */
+  /** Imports and exports of host files (absent: those routes answer ServiceUnavailable). */
   diskService?: DiskService
   /**
    * VMs, policies, protected items, recovery points, their backups and restores (routes under

@@ -1,11 +1,12 @@
 import type { z } from '@hono/zod-openapi'
-import type { GcReport, VerifyReport } from '../vault/index.js'
+import type { GcReport, Vault as VaultEngine, VerifyReport } from '../vault/index.js'
 import type * as disk from './_disk-schemas.js'
 import type * as job from './_job-schemas.js'
 import type * as protection from './_protection-schemas.js'
 import type * as vault from './_vault-schemas.js'
 import type * as shared from './schemas.js'
 import type * as system from './system-routes.js'
+import type * as safety from './vault-safety-routes.js'
 
 // The bodies of the management API as TypeScript types, inferred from the schemas the routes validate
 // and document. The CLI imports them type-only (`import type`), so that it loads none of the API at
@@ -48,12 +49,15 @@ export type LeaseRequest = z.input<typeof disk.LeaseRequest>
 export type LeaseResult = z.infer<typeof disk.LeaseResult>
 export type SequenceNumberRequest = z.input<typeof disk.SequenceNumberRequest>
 export type CopyDiskRequest = z.input<typeof disk.CopyDiskRequest>
+export type PromoteRequest = z.input<typeof disk.PromoteRequest>
 
 export type Job = z.infer<typeof job.Job>
 /** The `result` of a finished verify job. */
 export type VerifyResult = VerifyReport
 /** The `result` of a finished gc job. */
 export type GcResult = GcReport
+/** The `result` of a finished restore job of a vault point (into a disk or a file). */
+export type RestoreResult = Awaited<ReturnType<VaultEngine['restore']>>
 
 export type Vault = z.infer<typeof vault.Vault>
 export type CreateVaultRequest = z.input<typeof vault.CreateVaultRequest>
@@ -82,3 +86,10 @@ export type VmRecoveryPoint = z.infer<typeof protection.VmRecoveryPoint>
 export type BackupNowRequest = z.input<typeof protection.BackupNowRequest>
 export type VmRestoreRequest = z.input<typeof protection.VmRestoreRequest>
 export type Deleted = z.infer<typeof protection.Deleted>
+
+export type VaultSettings = z.infer<typeof safety.Settings>
+export type VaultSettingsChange = z.input<typeof safety.SettingsChange>
+export type SoftDeletedRecoveryPoint = z.infer<typeof safety.SoftDeleted>
+export type UndeletedRecoveryPoint = z.infer<typeof safety.UndeletedRecoveryPoint>
+export type UndeleteItemRequest = z.input<typeof safety.UndeleteItemRequest>
+export type UndeleteItemResult = z.infer<typeof safety.UndeleteItemResult>

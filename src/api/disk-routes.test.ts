@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { LogDiskStore } from '../diskstore/index.js'
+import { DiskService } from '../protection/index.js'
 import { HostPaths, silentLogger } from '../util/index.js'
 import { createApiApp } from './api-app.js'
 
@@ -18,11 +19,14 @@ async function withApp(
       logger: silentLogger,
       accepting: () => true,
       diskStore: store,
-      hostPaths: new HostPaths({
-        importRoots: [join(dir, 'files')],
-        exportRoots: [join(dir, 'files')],
-        dataDir: join(dir, 'disks'),
-        vaultFolders: async () => [],
+      diskService: new DiskService({
+        diskStore: store,
+        hostPaths: new HostPaths({
+          importRoots: [join(dir, 'files')],
+          exportRoots: [join(dir, 'files')],
+          dataDir: join(dir, 'disks'),
+          vaultFolders: async () => [],
+        }),
       }),
       info: () => ({ name: 'cairn', version: '0', dataDir: dir, startedAt: '', listeners: {} }),
     })

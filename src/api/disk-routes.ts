@@ -1,6 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { MAX_WRITE_SIZE } from '../diskstore/index.js'
-import { DiskService } from '../protection/index.js'
+import type { DiskService } from '../protection/index.js'
 import { CairnError, parseSize } from '../util/index.js'
 import { clean } from './_clean.js'
 import {
@@ -41,14 +41,11 @@ export function registerDiskRoutes(app: ApiApp, ctx: ApiContext): void {
   const store = () => ctx.diskStore
   const guard = () => deleteGuard(ctx)
   /** Imports and exports of host files go through the disk service. */
-  const service =
-    ctx.diskService ??
-    new DiskService({
-      diskStore: ctx.diskStore,
-      ...(ctx.jobs ? { jobs: ctx.jobs } : {}),
-      ...(ctx.hostPaths ? { hostPaths: ctx.hostPaths } : {}),
-    })
-  const disks = () => service
+  const disks = (): DiskService => {
+    if (!ctx.diskService)
+      throw new CairnError('ServiceUnavailable', 'This service imports and exports no host files')
+    return ctx.diskService
+  }
   const tags = ['Disks']
 
   // ------------------------------------------------------------ disks

@@ -18,6 +18,7 @@ import {
   LeaseRequest,
   LeaseResult,
   Metadata,
+  PromoteRequest,
   ref,
   SequenceNumberRequest,
   SnapshotGroup,
@@ -163,7 +164,7 @@ export function registerSnapshotRoutes(app: ApiApp, ctx: ApiContext): void {
       summary: 'Make the content of the disk that of one of its snapshots (no data copied)',
       request: {
         params: DiskParams,
-        ...body(z.object({ snapshot: z.string(), leaseId: z.string().optional() })),
+        ...body(PromoteRequest),
       },
       responses: { 200: json(WriteResult, 'The change'), ...errorResponses },
     }),

@@ -1,7 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { VaultService } from '../protection/index.js'
+import type { VaultBackupRequest, VaultService } from '../protection/index.js'
 import { CairnError } from '../util/index.js'
-import type { VaultCredentials, VaultRegistry } from '../vault/index.js'
+import type { VaultCredentials } from '../vault/index.js'
 import { clean } from './_clean.js'
 import { followJob } from './_follow-job.js'
 import { Job } from './_job-schemas.js'
@@ -38,26 +38,10 @@ function credentials(b: {
 
 /** Vaults, recovery points, backups and restores of files, verify/prune/gc/usage/key, and jobs. */
 export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
-  const vaults = (): VaultRegistry => {
-    if (!ctx.vaults) throw new CairnError('ServiceUnavailable', 'This service has no vault registry')
-    return ctx.vaults
-  }
-  /** Every vault workflow goes through the service; routes parse, call one method and answer. */
-  const built =
-    ctx.vaultService ??
-    (ctx.vaults && ctx.jobs
-      ? new VaultService({
-          vaults: ctx.vaults,
-          jobs: ctx.jobs,
-          diskStore: ctx.diskStore,
-          ...(ctx.hostPaths ? { hostPaths: ctx.hostPaths } : {}),
-          reconcileVault: async (vault) => ctx.protection?.reconcileVault(vault),
-        })
-      : undefined)
+  /** Every vault use case goes through the service; routes parse, call one method and answer. */
   const service = (): VaultService => {
-    vaults()
-    if (!built) throw new CairnError('ServiceUnavailable', 'This service has no job service')
-    return built
+    if (!ctx.vaultService) throw new CairnError('ServiceUnavailable', 'This service has no vaults')
+    return ctx.vaultService
   }
   const P = z.object({ vault: VaultName })
   const PR = z.object({ vault: VaultName, rp: RpId })
@@ -72,7 +56,7 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
     }),
     async (c) =>
       c.json(
-        paginate(await vaults().list(), (v) => [v.name], c.req.valid('query'), 'vaults'),
+        paginate(await service().list(), (v) => [v.name], c.req.valid('query'), 'vaults'),
         200,
       ),
   )
@@ -87,7 +71,7 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
     async (c) => {
       const b = c.req.valid('json')
       const enc = credentials(b)
-      const info = await vaults().create(b.name, {
+      const info = await service().create(b.name, {
         ...(b.location ? { location: b.location } : {}),
         ...(enc ? { encryption: enc } : {}),
         ...(b.attach ? { attach: true } : {}),
@@ -103,7 +87,7 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
       request: { params: P },
       responses: { 200: json(Vault, 'The vault'), ...errorResponses },
     }),
-    async (c) => c.json(await vaults().get(c.req.valid('param').vault), 200),
+    async (c) => c.json(await service().get(c.req.valid('param').vault), 200),
   )
   app.openapi(
     createRoute({
@@ -120,8 +104,7 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
     async (c) => {
       const { vault } = c.req.valid('param')
       const deleteData = c.req.valid('query').deleteData === 'true'
-      const { left } = await vaults().remove(vault, { deleteData })
-      return c.json({ name: vault, dataDeleted: deleteData, left }, 200)
+      return c.json(await service().remove(vault, { deleteData }), 200)
     },
   )
   app.openapi(
@@ -134,9 +117,7 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
     }),
     async (c) => {
       const creds = credentials(c.req.valid('json'))
-      if (!creds)
-        throw new CairnError('InvalidRequest', 'Cannot unlock the vault: give passphrase or keyFile')
-      return c.json(await vaults().unlock(c.req.valid('param').vault, creds), 200)
+      return c.json(await service().unlock(c.req.valid('param').vault, creds), 200)
     },
   )
   app.openapi(
@@ -148,11 +129,8 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
       responses: { 200: json(Vault, 'The vault'), ...errorResponses },
     }),
     async (c) => {
-      const { vault } = c.req.valid('param')
       const creds = credentials(c.req.valid('json'))
-      if (!creds) throw new CairnError('InvalidRequest', 'Cannot change the key: give passphrase or keyFile')
-      await (await vaults().open(vault)).changeKey(creds)
-      return c.json(await vaults().get(vault), 200)
+      return c.json(await service().changeKey(c.req.valid('param').vault, creds), 200)
     },
   )
   app.openapi(
@@ -167,7 +145,7 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
         ...errorResponses,
       },
     }),
-    async (c) => c.json(await (await vaults().open(c.req.valid('param').vault)).usage(), 200),
+    async (c) => c.json(await service().usage(c.req.valid('param').vault), 200),
   )
   app.openapi(
     createRoute({
@@ -231,8 +209,7 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
     }),
     async (c) => {
       const { item, ...q } = c.req.valid('query')
-      const v = await vaults().open(c.req.valid('param').vault)
-      const points = await v.listRecoveryPoints(item !== undefined ? { item } : {})
+      const points = await service().listRecoveryPoints(c.req.valid('param').vault, clean({ item }))
       return c.json(
         paginate(points, (rp) => [rp.createdAt, rp.id], q, 'recovery points'),
         200,
@@ -249,7 +226,7 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
     }),
     async (c) => {
       const { vault, rp } = c.req.valid('param')
-      return c.json(await (await vaults().open(vault)).getRecoveryPoint(rp), 200)
+      return c.json(await service().getRecoveryPoint(vault, rp), 200)
     },
   )
   app.openapi(
@@ -281,20 +258,13 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
     }),
     async (c) => {
       const { vault } = c.req.valid('param')
-      const { disks, path, expiresAt, ...rest } = c.req.valid('json')
-      if (disks && path)
-        throw new CairnError('InvalidRequest', 'Cannot back up: give either disks or path, not both')
-      const common = { ...clean(rest), ...(expiresAt ? { expiresAt: new Date(expiresAt) } : {}) }
-      if (disks)
-        return c.json(
-          await service().backupDisks(vault, {
-            ...common,
-            disks: disks.map(({ lun, name, ...d }) => ({ ...d, ...clean({ lun, name }) })),
-          }),
-          202,
-        )
-      if (!path) throw new CairnError('InvalidRequest', 'Cannot back up: give disks or path')
-      return c.json(await service().backupFile(vault, { ...common, path }), 202)
+      const { disks, expiresAt, ...rest } = c.req.valid('json')
+      const request: VaultBackupRequest = {
+        ...clean(rest),
+        ...(expiresAt ? { expiresAt: new Date(expiresAt) } : {}),
+        ...(disks ? { disks: disks.map(({ lun, name, ...d }) => ({ ...d, ...clean({ lun, name }) })) } : {}),
+      }
+      return c.json(await service().backup(vault, request), 202)
     },
   )
   app.openapi(
@@ -311,12 +281,7 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
     }),
     async (c) => {
       const { vault, rp } = c.req.valid('param')
-      const { target, path, ...rest } = c.req.valid('json')
-      if (target && path)
-        throw new CairnError('InvalidRequest', 'Cannot restore: give either target or path, not both')
-      if (target) return c.json(await service().restoreToDisk(vault, rp, { ...clean(rest), target }), 202)
-      if (!path) throw new CairnError('InvalidRequest', 'Cannot restore: give target or path')
-      return c.json(await service().restoreToFile(vault, rp, { ...clean(rest), path }), 202)
+      return c.json(await service().restore(vault, rp, clean(c.req.valid('json'))), 202)
     },
   )
 }

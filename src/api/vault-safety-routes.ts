@@ -18,7 +18,7 @@ const VmName = z
   .min(1)
   .openapi({ param: { name: 'vm', in: 'path' }, example: 'web' })
 
-const Settings = z
+export const Settings = z
   .object({
     softDelete: z.object({
       state: z.enum(['Enabled', 'Disabled', 'AlwaysOn']),
@@ -29,7 +29,7 @@ const Settings = z
   })
   .openapi('VaultSettings')
 
-const SettingsChange = z
+export const SettingsChange = z
   .object({
     softDelete: z
       .object({
@@ -46,7 +46,7 @@ const SettingsChange = z
   .strict()
   .openapi('VaultSettingsChange')
 
-const SoftDeleted = z
+export const SoftDeleted = z
   .object({
     id: z.string(),
     state: z.literal('SoftDeleted'),
@@ -59,6 +59,19 @@ const SoftDeleted = z
   })
   .passthrough()
   .openapi('SoftDeletedRecoveryPoint')
+
+export const UndeletedRecoveryPoint = z
+  .object({ id: z.string() })
+  .passthrough()
+  .openapi('UndeletedRecoveryPoint')
+
+export const UndeleteItemRequest = z
+  .object({ policy: z.string().min(1).optional() })
+  .openapi('UndeleteItemRequest')
+
+export const UndeleteItemResult = z
+  .object({ item: ProtectedItem, undeleted: z.array(z.string()) })
+  .openapi('UndeleteResult')
 
 /** Soft delete, immutability and undelete. */
 export function registerVaultSafetyRoutes(app: ApiApp, ctx: ApiContext): void {
@@ -121,10 +134,7 @@ export function registerVaultSafetyRoutes(app: ApiApp, ctx: ApiContext): void {
       summary: 'Bring a soft-deleted recovery point back',
       request: { params: PR, ...body(z.object({}).strict().openapi('UndeleteRequest')) },
       responses: {
-        200: json(
-          z.object({ id: z.string() }).passthrough().openapi('UndeletedRecoveryPoint'),
-          'The recovery point',
-        ),
+        200: json(UndeletedRecoveryPoint, 'The recovery point'),
         ...errorResponses,
       },
     }),
@@ -141,13 +151,10 @@ export function registerVaultSafetyRoutes(app: ApiApp, ctx: ApiContext): void {
         "Bring back a VM's backup data deleted by stop protection under soft delete: its points return, the item in ProtectionStopped (resume to protect again)",
       request: {
         params: z.object({ vault: VaultName, vm: VmName }),
-        ...body(z.object({ policy: z.string().min(1).optional() })),
+        ...body(UndeleteItemRequest),
       },
       responses: {
-        200: json(
-          z.object({ item: ProtectedItem, undeleted: z.array(z.string()) }).openapi('UndeleteResult'),
-          'The item and the points undeleted',
-        ),
+        200: json(UndeleteItemResult, 'The item and the points undeleted'),
         ...errorResponses,
       },
     }),

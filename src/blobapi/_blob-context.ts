@@ -44,7 +44,8 @@ const pageBuffers: Buffer[] = []
  * request would cost a page fault per page. Give it back only once nothing uses it any more.
  */
 export function takePageBuffer(): Buffer {
-  return pageBuffers.pop() ?? alignedBuffer(PAGE_BUFFER)
+  // Shared memory: the CRC64 of a Put Page body is computed on a worker thread, reading it in place.
+  return pageBuffers.pop() ?? alignedBuffer(PAGE_BUFFER, { shared: true })
 }
 
 export function givePageBuffer(b: Buffer): void {

@@ -22,13 +22,16 @@ import {
   takePageBuffer,
 } from './_blob-context.js'
 import { withoutSas } from './_blob-url.js'
+import { crc64 } from './_crc64.js'
 import {
+  canonicalGuid,
   checkHttpConditions,
   hasMetadata,
   headerOf,
   httpDate,
   integerHeader,
   leaseCondition,
+  leaseIdHeader,
   metadataHeaders,
   quoteEtag,
   requestMetadata,
@@ -41,7 +44,6 @@ import { badHeader, badQuery, blobError } from './blob-errors.js'
 /** How many bytes Get Blob reads from the store at a time. */
 const READ_CHUNK = 4 * 1024 * 1024
 const MAX_SEQUENCE_NUMBER = 2 ** 53 - 1
-const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 /** The disk, or undefined when it does not exist (a missing container still throws). */
 export function findDisk(store: DiskStore, ref: DiskRef): DiskInfo | undefined {
@@ -79,7 +81,7 @@ export function refuseSnapshotWrite(ctx: BlobContext): void {
  */
 export function checkWrite(ctx: BlobContext, d: DiskInfo | undefined): void {
   checkHttpConditions(ctx.req, d, false)
-  const leaseId = headerOf(ctx.req, 'x-ms-lease-id')
+  const leaseId = leaseIdHeader(ctx.req)
   if (d !== undefined && leaseId !== undefined && d.lease.state !== 'leased' && d.lease.state !== 'breaking')
     throw blobError(
       'LeaseNotPresentWithBlobOperation',
@@ -233,14 +235,72 @@ async function body(
   })()
 }
 
+/** Azure refuses `If-None-Match: *` on a read of a blob that exists: it can never be met. */
+function refuseUnsatisfiable(ctx: BlobContext): void {
+  const v = headerOf(ctx.req, 'if-none-match')
+  if (v?.split(',').some((t) => t.trim() === '*'))
+    throw blobError(
+      'UnsatisfiableCondition',
+      `Cannot read blob "${ctx.blob}" with If-None-Match: *: it exists, so the condition can never hold`,
+    )
+}
+
+/** Which checksum of the range a Get Blob asks for (`x-ms-range-get-content-md5` or `…-crc64`), if any. */
+function rangeChecksum(ctx: BlobContext, ranged: boolean): string | undefined {
+  const asked = ['x-ms-range-get-content-md5', 'x-ms-range-get-content-crc64'].filter((name) => {
+    const v = headerOf(ctx.req, name)
+    if (v !== undefined && v !== 'true' && v !== 'false') throw badHeader(name, v, 'use true or false')
+    return v === 'true'
+  })
+  if (asked.length > 1)
+    throw blobError(
+      'BothCrc64AndMd5HeaderPresent',
+      'Cannot read the range: ask for x-ms-range-get-content-md5 or x-ms-range-get-content-crc64, not both',
+    )
+  const name = asked[0]
+  if (name !== undefined && !ranged)
+    throw blobError(
+      'MissingRequiredHeader',
+      `Cannot compute ${name} without a range: send x-ms-range or Range`,
+      {
+        HeaderName: 'x-ms-range',
+      },
+    )
+  return name
+}
+
+/**
+ * A lease id sent with a read must name the blob's active lease (Azure's 412s); reads of snapshots
+ * have no lease to check.
+ */
+export function checkReadLease(ctx: BlobContext, d: DiskInfo): void {
+  const id = leaseIdHeader(ctx.req)
+  if (id === undefined || d.snapshot !== undefined) return
+  if (d.lease.state !== 'leased' && d.lease.state !== 'breaking')
+    throw blobError(
+      'LeaseNotPresentWithBlobOperation',
+      `Cannot read blob "${d.ref.disk}" under lease ${id}: it has no active lease`,
+    )
+  if (id !== d.lease.id)
+    throw blobError(
+      'LeaseIdMismatchWithBlobOperation',
+      `Cannot read blob "${d.ref.disk}" under lease ${id}: it is leased under another id`,
+    )
+}
+
 /** GET /account/container/blob[?snapshot=S] */
 export async function getBlob(ctx: BlobContext): Promise<Answer> {
   const snapshot = queryOf(ctx, 'snapshot')
   const d = ctx.store.getDisk(diskRef(ctx), snapshot)
+  refuseUnsatisfiable(ctx)
+  checkReadLease(ctx, d)
   if (checkHttpConditions(ctx.req, d, true) === 304)
     return { status: 304, headers: { ETag: quoteEtag(d.etag) } }
   const headers = blobHeaders(d)
+  // The stored MD5 of the whole blob, whatever range is read (Content-MD5 is the range's, when asked).
+  headers['x-ms-blob-content-md5'] = d.content.contentMD5
   const range = requestRange(ctx.req)
+  const checksum = rangeChecksum(ctx, range !== undefined)
   if (range === undefined) {
     headers['Content-Length'] = d.size
     headers['Content-MD5'] = d.content.contentMD5
@@ -254,16 +314,18 @@ export async function getBlob(ctx: BlobContext): Promise<Answer> {
   const end = Math.min(range.end === undefined ? d.size : range.end + 1, d.size)
   headers['Content-Length'] = end - range.start
   headers['Content-Range'] = `bytes ${range.start}-${end - 1}/${d.size}`
-  if (headerOf(ctx.req, 'x-ms-range-get-content-md5') === 'true') {
+  if (checksum !== undefined) {
     if (end - range.start > MAX_WRITE_SIZE)
-      throw badHeader('x-ms-range-get-content-md5', 'true', 'an MD5 is computed for ranges of at most 4 MiB')
+      throw badHeader(checksum, 'true', 'a checksum is computed for ranges of at most 4 MiB')
     const data = await ctx.store.read(
       diskRef(ctx),
       range.start,
       end - range.start,
       snapshot === undefined ? {} : { snapshot },
     )
-    headers['Content-MD5'] = createHash('md5').update(data).digest('base64')
+    if (checksum === 'x-ms-range-get-content-md5')
+      headers['Content-MD5'] = createHash('md5').update(data).digest('base64')
+    else headers['x-ms-content-crc64'] = crc64(data).toString('base64')
     return { status: 206, headers, body: data }
   }
   if (end - range.start <= PAGE_BUFFER) {
@@ -286,6 +348,8 @@ export async function getBlob(ctx: BlobContext): Promise<Answer> {
 /** HEAD /account/container/blob[?snapshot=S] */
 export function blobProperties(ctx: BlobContext): Answer {
   const d = ctx.store.getDisk(diskRef(ctx), queryOf(ctx, 'snapshot'))
+  refuseUnsatisfiable(ctx)
+  checkReadLease(ctx, d)
   if (checkHttpConditions(ctx.req, d, true) === 304)
     return { status: 304, headers: { ETag: quoteEtag(d.etag) } }
   return {
@@ -344,6 +408,7 @@ export async function setBlobMetadata(ctx: BlobContext): Promise<Answer> {
 /** GET or HEAD /account/container/blob?comp=metadata */
 export function blobMetadata(ctx: BlobContext): Answer {
   const d = ctx.store.getDisk(diskRef(ctx), queryOf(ctx, 'snapshot'))
+  checkReadLease(ctx, d)
   checkHttpConditions(ctx.req, d, false)
   return {
     status: 200,
@@ -357,15 +422,20 @@ export function blobMetadata(ctx: BlobContext): Answer {
 
 function leaseAction(ctx: BlobContext): LeaseAction {
   const action = headerOf(ctx.req, 'x-ms-lease-action')
-  const id = headerOf(ctx.req, 'x-ms-lease-id')
-  const proposed = headerOf(ctx.req, 'x-ms-proposed-lease-id')
+  const id = leaseIdHeader(ctx.req)
+  const proposedRaw = headerOf(ctx.req, 'x-ms-proposed-lease-id')
+  const proposed = proposedRaw === undefined ? undefined : canonicalGuid(proposedRaw)
   const need = (name: string, v: string | undefined): string => {
     if (v === undefined)
       throw blobError('MissingRequiredHeader', `Lease action ${action} needs ${name}`, { HeaderName: name })
     return v
   }
-  if (proposed !== undefined && !GUID.test(proposed))
-    throw badHeader('x-ms-proposed-lease-id', proposed, 'expected a GUID')
+  if (proposedRaw !== undefined && proposed === undefined)
+    throw badHeader(
+      'x-ms-proposed-lease-id',
+      proposedRaw,
+      'expected a GUID (hyphenated, 32 hex digits, {…} or (…))',
+    )
   switch (action) {
     case 'acquire': {
       const duration = integerHeader(ctx.req, 'x-ms-lease-duration', -1)

@@ -96,7 +96,14 @@ export function listContainers(ctx: BlobContext): Answer {
 
 /** GET /account?restype=account&comp=properties (Get Account Information). */
 export function accountInformation(): Answer {
-  return { status: 200, headers: { 'x-ms-sku-name': 'Standard_LRS', 'x-ms-account-kind': 'StorageV2' } }
+  return {
+    status: 200,
+    headers: {
+      'x-ms-sku-name': 'Standard_LRS',
+      'x-ms-account-kind': 'StorageV2',
+      'x-ms-is-hns-enabled': 'false',
+    },
+  }
 }
 
 /** PUT /account/container?restype=container */

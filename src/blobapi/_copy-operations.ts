@@ -11,16 +11,16 @@ import {
   refuseSnapshotWrite,
 } from './_blob-operations.js'
 import { NotABlobUrl, parseBlobUrl, withoutSas } from './_blob-url.js'
-import { authorizeCopySource, checkSourceConditions } from './_copy-source-auth.js'
+import { authorizeCopySource, checkSourceConditions, copyTags } from './_copy-source-auth.js'
 import {
   checkHttpConditions,
   hasMetadata,
   headerOf,
   httpDate,
+  leaseIdHeader,
   quoteEtag,
   requestMetadata,
 } from './_headers.js'
-import { headerTags } from './_tags.js'
 import { badHeader, blobError } from './blob-errors.js'
 
 /** A copy source: a blob of this service, or one of its snapshots. */
@@ -73,7 +73,7 @@ export function resolveCopySource(ctx: BlobContext, url: string): ResolvedCopySo
 
 /** Checks the destination's lease the way a blob write does (copyDisk takes no conditions). */
 function checkDestinationLease(ctx: BlobContext, d: DiskInfo | undefined): void {
-  const leaseId = headerOf(ctx.req, 'x-ms-lease-id')
+  const leaseId = leaseIdHeader(ctx.req)
   const held = d !== undefined && (d.lease.state === 'leased' || d.lease.state === 'breaking')
   if (held && leaseId === undefined)
     throw blobError(
@@ -111,16 +111,23 @@ function copyInfo(url: string, size: number, destinationSnapshot?: string): Copy
 /** PUT /account/container/blob with x-ms-copy-source (Copy Blob, also with x-ms-requires-sync). */
 export async function copyBlob(ctx: BlobContext): Promise<Answer> {
   refuseSnapshotWrite(ctx)
+  const type = headerOf(ctx.req, 'x-ms-blob-type')
+  if (type !== undefined)
+    throw badHeader(
+      'x-ms-blob-type',
+      type,
+      'Put Blob From URL makes block blobs, which this service does not hold',
+    )
   const source = resolveCopySource(ctx, headerOf(ctx.req, 'x-ms-copy-source')!)
   const ref = diskRef(ctx)
   const existing = findDisk(ctx.store, ref)
   checkHttpConditions(ctx.req, existing, false)
   if (existing !== undefined) refuseIncrementalCopy(existing, 'copy onto')
   checkDestinationLease(ctx, existing)
-  const tags = headerOf(ctx.req, 'x-ms-tags')
+  const tags = copyTags(ctx, source.info)
   await ctx.store.copyDisk(copyFrom(source), ref, {
     overwrite: true,
-    ...(tags !== undefined ? { tags: headerTags(tags) } : {}),
+    ...(tags !== undefined ? { tags } : {}),
     ...(hasMetadata(ctx.req) ? { metadata: requestMetadata(ctx.req) } : {}),
   })
   const info = copyInfo(source.shownUrl, source.info.size)

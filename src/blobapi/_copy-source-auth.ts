@@ -11,7 +11,7 @@ import type { BlobContext } from './_blob-context.js'
 import type { BlobUrl } from './_blob-url.js'
 import { checkHttpConditions, headerOf } from './_headers.js'
 import { isSasRequest, verifySas } from './_sas.js'
-import { matchesTags, parseTagCondition } from './_tags.js'
+import { headerTags, matchesTags, parseTagCondition, type Tags } from './_tags.js'
 import { type AzureErrorAnswer, badHeader, blobError, toAzureError } from './blob-errors.js'
 
 /** Refuses a copy source the request is not authorized to read; `url` is the source URL as sent. */
@@ -70,8 +70,29 @@ export function authorizeCopySource(ctx: BlobContext, url: string, source: BlobU
 }
 
 /**
+ * The tags a Copy Blob gives its destination: those of `x-ms-tags`, or with `x-ms-copy-source-tag-option:
+ * COPY` (synchronous copies only) the source's; undefined for none.
+ */
+export function copyTags(ctx: BlobContext, source: DiskInfo): Tags | undefined {
+  const option = headerOf(ctx.req, 'x-ms-copy-source-tag-option')
+  const given = headerOf(ctx.req, 'x-ms-tags')
+  if (option === undefined || option === 'REPLACE') return given === undefined ? undefined : headerTags(given)
+  if (option !== 'COPY') throw badHeader('x-ms-copy-source-tag-option', option, 'use COPY or REPLACE')
+  if (headerOf(ctx.req, 'x-ms-requires-sync') !== 'true')
+    throw badHeader(
+      'x-ms-copy-source-tag-option',
+      option,
+      'only a synchronous copy (x-ms-requires-sync: true) takes it',
+    )
+  if (given !== undefined)
+    throw badHeader('x-ms-tags', given, 'x-ms-copy-source-tag-option COPY takes the source tags')
+  return { ...source.tags }
+}
+
+/**
  * Checks the source conditions of a copy (`x-ms-source-if-match`, `-none-match`, `-modified-since`,
- * `-unmodified-since`, `-if-tags`) against the source: 412 SourceConditionNotMet when one fails.
+ * `-unmodified-since`, `-if-tags`) and `x-ms-source-lease-id` against the source: 412
+ * SourceConditionNotMet (or the lease's 412) when one fails.
  */
 export function checkSourceConditions(ctx: BlobContext, info: DiskInfo): void {
   const h = (name: string) => headerOf(ctx.req, `x-ms-source-${name}`)
@@ -81,6 +102,21 @@ export function checkSourceConditions(ctx: BlobContext, info: DiskInfo): void {
     if (v !== undefined) headers[name] = v
   }
   const tags = h('if-tags')
+  const leaseId = h('lease-id')
+  if (leaseId !== undefined) {
+    const held =
+      info.snapshot === undefined && (info.lease.state === 'leased' || info.lease.state === 'breaking')
+    if (!held)
+      throw blobError(
+        'LeaseNotPresentWithBlobOperation',
+        `Cannot copy: x-ms-source-lease-id is ${leaseId} and the source has no active lease`,
+      )
+    if (info.lease.id !== leaseId)
+      throw blobError(
+        'LeaseIdMismatchWithBlobOperation',
+        `Cannot copy: x-ms-source-lease-id ${leaseId} is not the source's lease`,
+      )
+  }
   const fail = (why: string) => blobError('SourceConditionNotMet', `Cannot copy: the source ${why}`)
   if (Object.keys(headers).length > 0) {
     try {

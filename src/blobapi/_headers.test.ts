@@ -2,7 +2,13 @@ import assert from 'node:assert/strict'
 import type { IncomingMessage } from 'node:http'
 import { describe, it } from 'node:test'
 import { CairnError } from '../util/index.js'
-import { checkHttpConditions, requestMetadata, requestPageRange, requestRange } from './_headers.js'
+import {
+  canonicalGuid,
+  checkHttpConditions,
+  requestMetadata,
+  requestPageRange,
+  requestRange,
+} from './_headers.js'
 
 function req(headers: Record<string, string>): IncomingMessage {
   const lower = Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v]))
@@ -65,8 +71,24 @@ describe('blob API headers', () => {
     })
     assert.equal(
       azureCode(() => requestMetadata(req({ 'x-ms-meta-1bad': 'x' }))),
-      'InvalidHeaderValue',
+      'InvalidMetadata',
     )
+  })
+
+  it('reads a GUID in every form as the hyphenated lowercase one, and nothing else as a GUID', () => {
+    const g = '0f8fad5b-d9cb-469f-a165-70867728950e'
+    for (const form of [g, g.toUpperCase(), g.replaceAll('-', ''), `{${g}}`, `(${g})`])
+      assert.equal(canonicalGuid(form), g, form)
+    for (const bad of [
+      `{${g}`,
+      `(${g}}`,
+      `${g}0`,
+      g.replace('-', ''),
+      'x'.repeat(32),
+      `{${g.replaceAll('-', '')}}`,
+      '',
+    ])
+      assert.equal(canonicalGuid(bad), undefined, bad)
   })
 
   it('answers 304 for reads and ConditionNotMet for writes when a condition fails', () => {

@@ -57,7 +57,11 @@ export function requestMetadata(req: IncomingMessage): Record<string, string> {
     if (name.length > 9 && name.toLowerCase().startsWith('x-ms-meta-')) {
       const key = name.slice(10)
       if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key))
-        throw badHeader(name, raw[i + 1]!, 'a metadata name must be a C# identifier')
+        throw blobError(
+          'InvalidMetadata',
+          `Cannot keep metadata "${key}": a metadata name must be a C# identifier (letters, digits, _; not first a digit)`,
+          { HeaderName: name },
+        )
       out[key] = raw[i + 1]!
       bytes += Buffer.byteLength(key) + Buffer.byteLength(raw[i + 1]!)
     }
@@ -101,10 +105,41 @@ function dateHeader(req: IncomingMessage, name: string): Date | undefined {
   return d
 }
 
+/**
+ * A GUID in any form .NET reads (hyphenated `8-4-4-4-12`, 32 hex digits, in `{…}` or `(…)`), as the
+ * lowercase hyphenated form Azure answers with; undefined when it is not a GUID.
+ */
+export function canonicalGuid(value: string): string | undefined {
+  const m =
+    /^\{([0-9a-f-]{36})\}$/i.exec(value) ??
+    /^\(([0-9a-f-]{36})\)$/i.exec(value) ??
+    /^([0-9a-f-]{36})$/i.exec(value)
+  const hex =
+    m !== null
+      ? /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(m[1]!)
+        ? m[1]!.replaceAll('-', '')
+        : undefined
+      : /^[0-9a-f]{32}$/i.test(value)
+        ? value
+        : undefined
+  if (hex === undefined) return undefined
+  const h = hex.toLowerCase()
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`
+}
+
+/**
+ * `x-ms-lease-id`, a GUID in any of its forms made the form leases are kept in; a value that is not a
+ * GUID is passed on as it is (it matches no lease the blob API gives out).
+ */
+export function leaseIdHeader(req: IncomingMessage): string | undefined {
+  const v = headerOf(req, 'x-ms-lease-id')
+  return v === undefined ? undefined : (canonicalGuid(v) ?? v)
+}
+
 /** The lease and sequence-number conditions the disk store checks itself. */
 export function storeConditions(req: IncomingMessage): WriteConditions {
   const c: WriteConditions = {}
-  const leaseId = headerOf(req, 'x-ms-lease-id')
+  const leaseId = leaseIdHeader(req)
   if (leaseId !== undefined) c.leaseId = leaseId
   const le = integerHeader(req, 'x-ms-if-sequence-number-le')
   if (le !== undefined) c.ifSequenceNumberLessThanOrEqual = le
@@ -117,7 +152,7 @@ export function storeConditions(req: IncomingMessage): WriteConditions {
 
 /** The lease condition alone (for the later steps of a request that makes several mutations). */
 export function leaseCondition(req: IncomingMessage): WriteConditions {
-  const leaseId = headerOf(req, 'x-ms-lease-id')
+  const leaseId = leaseIdHeader(req)
   return leaseId === undefined ? {} : { leaseId }
 }
 

@@ -12,9 +12,16 @@ import {
   readBody,
   takePageBuffer,
 } from './_blob-context.js'
-import { checkWrite, refuseIncrementalCopy, refuseSnapshotWrite, writeHeaders } from './_blob-operations.js'
+import {
+  checkReadLease,
+  checkWrite,
+  refuseIncrementalCopy,
+  refuseSnapshotWrite,
+  writeHeaders,
+} from './_blob-operations.js'
 import { NotABlobUrl, parseBlobUrl } from './_blob-url.js'
 import { crc64 } from './_crc64.js'
+import { crc64Of } from './_crc64-offload.js'
 import {
   checkHttpConditions,
   headerOf,
@@ -54,6 +61,11 @@ export async function putPage(ctx: BlobContext): Promise<Answer> {
     throw blobError('MissingContentLengthHeader', 'Put Page needs a Content-Length (no chunked bodies)', {
       HeaderName: 'Content-Length',
     })
+  if (headerOf(ctx.req, 'content-md5') !== undefined && headerOf(ctx.req, 'x-ms-content-crc64') !== undefined)
+    throw blobError(
+      'BothCrc64AndMd5HeaderPresent',
+      'Cannot write pages: send Content-MD5 or x-ms-content-crc64, not both',
+    )
   const declared = headerOf(ctx.req, 'content-length') ?? '0'
   let body: Buffer | undefined
   if (write === 'update' && length >= ALIGNED_BODY && length % ALIGN === 0 && length <= MAX_WRITE_SIZE) {
@@ -142,9 +154,17 @@ async function writePageRange(
     data === undefined
       ? ctx.store.clearPages(ref, offset, length, options)
       : ctx.store.writePages(ref, offset, data, options)
+  // Azure answers every Put Page of data with the body's CRC64 unless the client sent an MD5. When
+  // the client sent none, it is computed while the store's write and fsync are under way (off the
+  // event loop for large bodies, _crc64-offload.ts).
+  const sum =
+    data !== undefined && headers['Content-MD5'] === undefined && headers['x-ms-content-crc64'] === undefined
+      ? crc64Of(data)
+      : undefined
   const w = await call.catch((err: unknown) => {
     throw new StoreWriteFailed('store write failed', { cause: err })
   })
+  if (sum !== undefined) headers['x-ms-content-crc64'] = await sum
   return {
     status: 201,
     headers: { ...writeHeaders(w), ...headers, 'x-ms-request-server-encrypted': 'false' },
@@ -211,6 +231,7 @@ export function getPageRanges(ctx: BlobContext): Answer {
   const snapshot = queryOf(ctx, 'snapshot')
   const base = diffBase(ctx)
   const d = ctx.store.getDisk(ref, snapshot)
+  checkReadLease(ctx, d)
   if (checkHttpConditions(ctx.req, d, true) === 304)
     return { status: 304, headers: { ETag: quoteEtag(d.etag) } }
 

@@ -6,7 +6,7 @@ import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo, Socket } from 'node:net'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import type { DiskStore } from '../diskstore/index.js'
+import type { DiskRef, DiskStore } from '../diskstore/index.js'
 import {
   type HttpLimits,
   httpServerLimits,
@@ -15,7 +15,7 @@ import {
   refusePlainHttp,
   silentLogger,
 } from '../util/index.js'
-import { type Answer, type BlobContext, diskRef } from './_blob-context.js'
+import { type Answer, type BlobContext, diskRef, queryOf } from './_blob-context.js'
 import {
   blobMetadata,
   blobProperties,
@@ -44,6 +44,7 @@ import { getPageRanges, putPage } from './_page-operations.js'
 import { type Access, isSasRequest, verifySas } from './_sas.js'
 import { parseAuthorization, verifySharedKey } from './_shared-key.js'
 import { checkIfTags, findBlobsByTags, getBlobTags, setBlobTags } from './_tag-operations.js'
+import { refuseUnservedOptions } from './_unserved-options.js'
 import { el, xmlDocument } from './_xml.js'
 import { type AzureErrorAnswer, blobError, type OperationKind, toAzureError } from './blob-errors.js'
 
@@ -218,7 +219,16 @@ export class BlobApiServer {
     if (tls === undefined) {
       this.#server = createServer({ keepAlive: true, ...limits }, serve)
     } else {
-      const https = createHttpsServer({ keepAlive: true, ...limits, minVersion: 'TLSv1.2', ...tls }, serve)
+      const https = createHttpsServer(
+        {
+          keepAlive: true,
+          ...limits,
+          minVersion: 'TLSv1.2',
+          handshakeTimeout: limits.headersTimeout,
+          ...tls,
+        },
+        serve,
+      )
       // What Azure answers an account that requires secure transfer when it is called over http.
       const e = toAzureError(blobError('AccountRequiresHttps', 'This port speaks https only'), 'blob')
       const body = xmlDocument(
@@ -396,6 +406,7 @@ export class BlobApiServer {
     const clientRequestId = req.headers['x-ms-client-request-id']
     if (typeof clientRequestId === 'string') common['x-ms-client-request-id'] = clientRequestId
     let kind: OperationKind = 'service'
+    let named: { ref: DiskRef; snapshot: string | undefined } | undefined
     try {
       if (this.#ready !== undefined) await this.#ready
       if (!/^\d{4}-\d{2}-\d{2}$/.test(version))
@@ -423,7 +434,14 @@ export class BlobApiServer {
           'UnsupportedHttpVerb',
           `Cannot serve ${method} ${rawPath}?${rawQuery}: no such blob operation`,
         )
+      if (container !== '' && (container.length < 3 || container.length > 63))
+        throw blobError(
+          'OutOfRangeInput',
+          `Cannot use container name "${container}": a container name is 3 to 63 characters long`,
+        )
       kind = r.kind
+      refuseUnservedOptions(ctx)
+      if (blob !== '') named = { ref: diskRef(ctx), snapshot: queryOf(ctx, 'snapshot') }
       if (ctx.blob !== '') checkIfTags(ctx)
       const answer = await r.run(ctx)
       // A service SAS may name the Cache-Control … Content-Type that reading the blob answers with.
@@ -440,6 +458,11 @@ export class BlobApiServer {
         res.destroy()
         return
       }
+      // Every 416 says how long the blob is, as Azure does.
+      if (answer.status === 416 && named !== undefined) {
+        const size = this.#sizeOf(named.ref, named.snapshot)
+        if (size !== undefined) common['Content-Range'] = `bytes */${size}`
+      }
       this.#sendError(res, method, answer, common, requestId)
       // Whatever of the body was not read is discarded so the connection can be reused, up to a
       // point: a client still sending more than that loses the connection instead.
@@ -449,6 +472,15 @@ export class BlobApiServer {
         if (discarded > MAX_DISCARD && discarded - chunk.length <= MAX_DISCARD) lingerAndClose(req.socket)
       })
       req.resume()
+    }
+  }
+
+  /** The size of a blob or snapshot, or undefined when there is none. */
+  #sizeOf(ref: DiskRef, snapshot: string | undefined): number | undefined {
+    try {
+      return this.#store.getDisk(ref, snapshot).size
+    } catch {
+      return undefined
     }
   }
 

@@ -124,6 +124,26 @@ export const azureErrors = {
     'ChecksumMismatch',
     'The MD5 value specified in the request did not match with the MD5 value calculated by the server.',
   ),
+  BlobAccessTierNotSupportedForAccountType: spec(
+    400,
+    'InvalidRequest',
+    'Blob access tier is not supported on this storage account type.',
+  ),
+  BothCrc64AndMd5HeaderPresent: spec(
+    400,
+    'InvalidRequest',
+    'Both x-ms-content-crc64 header and Content-MD5 header are present.',
+  ),
+  InvalidMetadata: spec(
+    400,
+    'InvalidRequest',
+    'The metadata specified is invalid. It has characters that are not permitted.',
+  ),
+  UnsatisfiableCondition: spec(
+    400,
+    'ConditionNotMet',
+    'The request includes an unsatisfiable condition for this operation.',
+  ),
   Crc64Mismatch: spec(
     400,
     'ChecksumMismatch',

@@ -73,6 +73,11 @@ const DIRECT_READ_MIN = 4 * 1024
 const LARGE_WRITE = 64 * 1024
 /** Reply bytes held by the cork at most before they are sent. */
 const CORK_LIMIT = 1024 * 1024
+/**
+ * How long a connection we ended (NBD_OPT_ABORT, NBD_CMD_DISC, shutdown) waits for the client to close
+ * its side before the socket is dropped: a client that never does must not keep its slot and fd.
+ */
+const CLOSE_LINGER_MS = 2000
 
 /**
  * One client connection: the fixed newstyle handshake, then the transmission phase with up to
@@ -568,9 +573,10 @@ export class NbdConnection {
     const name = data.toString('utf8')
     const exp = this.#allowed(name) ? await this.#open(name) : undefined
     if (exp === undefined) {
-      // NBD_OPT_EXPORT_NAME has no error reply: the only answer is to hang up.
-      this.#log.info('nbd client asked for an unknown export', { export: name })
-      this.#socket.end()
+      // NBD_OPT_EXPORT_NAME has no error reply: the server MUST terminate the session, at once (the
+      // socket is paused while an option runs, so an end() alone would hold the slot until a timer).
+      this.#log.info('nbd client asked for an unknown export; closing', { export: name })
+      this.#destroy()
       return 'closing'
     }
     const reply = Buffer.alloc(this.#noZeroes ? 10 : 134)
@@ -932,7 +938,14 @@ export class NbdConnection {
     const done = exp === undefined ? Promise.resolve() : this.#closeExport(exp)
     void done.then(() => {
       this.#released = true
-      if (!this.#socket.destroyed) this.#socket.end()
+      const s = this.#socket
+      if (!s.destroyed) {
+        // Our side is done: read (and drop) what the client still sends until it closes its side,
+        // and drop the socket if it does not do so soon.
+        s.end()
+        s.resume()
+        setTimeout(() => s.destroy(), CLOSE_LINGER_MS).unref()
+      }
       this.#maybeFinish()
     })
   }

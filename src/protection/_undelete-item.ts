@@ -45,7 +45,7 @@ export async function undeleteItem(
         `Cannot undelete the backup data of VM "${vmName}": its points name no policy; give one`,
       )
     await store.protect(vmName, { vault: options.vault, policy })
-    item = (await store.stopProtection(vmName, { deleteData: false })).item
+    item = await store.stopProtection(vmName)
   }
   const undeleted: string[] = []
   for (const p of soft) {

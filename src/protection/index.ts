@@ -103,6 +103,8 @@ export {
   type BackupBase,
   type BackupDisk,
   type StartedBy,
+  type VaultBackupRequest,
+  type VaultRestoreRequest,
   VaultService,
   type VaultServiceOptions,
 } from './vault-service.js'

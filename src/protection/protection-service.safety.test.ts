@@ -8,9 +8,11 @@ import { type DiskRef, LogDiskStore } from '../diskstore/index.js'
 import { isCairnError, parseDiskLabel } from '../util/index.js'
 import { VaultRegistry } from '../vault/index.js'
 import { JobService } from './job-service.js'
+import { validatePolicy } from './policy.js'
 import { ProtectionService } from './protection-service.js'
 import { ProtectionStore } from './protection-store.js'
 import { RegistryVaultTransfer } from './registry-vault-transfer.js'
+import { validateVm } from './vm.js'
 
 const MiB = 1024 * 1024
 const ref = (disk: string): DiskRef => ({ account: 'acct', container: 'vms', disk })
@@ -44,7 +46,7 @@ async function withService(
       jobs: new JobService({ store: new JobStore(catalog) }),
       onDemandPerDay: 20,
     })
-    await store.createVm({
+    await service.registerVm({
       name: 'app',
       osDisk: ref('app-os'),
       dataDisks: [{ lun: 0, disk: ref('app-data') }],
@@ -177,12 +179,15 @@ describe('ProtectionService safety (real disk store, catalog and vault; no HTTP)
       )
       await old.migrate()
       const oldStore = new ProtectionStore(old)
-      await oldStore.createVm({ name: 'app', osDisk: ref('app-os'), configuration: {} })
-      await oldStore.createPolicy('v1', {
-        name: 'daily',
-        schedule: { frequency: 'Daily', time: '22:00' },
-        retention: { daily: { days: 7 } },
-      })
+      await oldStore.createVm(validateVm({ name: 'app', osDisk: ref('app-os'), configuration: {} }))
+      await oldStore.createPolicy(
+        'v1',
+        validatePolicy({
+          name: 'daily',
+          schedule: { frequency: 'Daily', time: '22:00' },
+          retention: { daily: { days: 7 } },
+        }),
+      )
       const item = await oldStore.protect('app', { vault: 'v1', policy: 'daily' })
       const row = (id: string, time: number, disks: unknown[]) => ({
         id,

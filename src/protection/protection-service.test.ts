@@ -91,6 +91,90 @@ describe('ProtectionService (real catalog and disk store; no HTTP)', () => {
     })
   })
 
+  it('registerVm() checks the description before the disks: more than 32 data disks, a LUN twice, a disk attached twice, a bad agent', async () => {
+    await withService(async ({ service }) => {
+      const invalid = async (change: Record<string, unknown>, text: RegExp) =>
+        assert.rejects(service.registerVm({ ...vmSpec('web'), ...change }), (e: unknown) => {
+          assert.ok(isCairnError(e) && e.code === 'VmInvalid', String(e))
+          assert.match(e.message, text)
+          return true
+        })
+      const many = Array.from({ length: 33 }, (_, i) => ({ lun: i, disk: ref(`d${i}`) }))
+      await invalid({ dataDisks: many }, /at most 32 data disks/)
+      await invalid(
+        {
+          dataDisks: [
+            { lun: 3, disk: ref('web-data') },
+            { lun: 3, disk: ref('web-os') },
+          ],
+        },
+        /LUN 3 is used twice/,
+      )
+      await invalid({ tempDisk: ref('web-os') }, /attached twice/)
+      await invalid({ agent: { url: 'ftp://x', token: 'short' } }, /agent/)
+      await service.registerVm(vmSpec('web'))
+      await assert.rejects(service.registerVm(vmSpec('web')), code('VmAlreadyExists'))
+    })
+  })
+
+  it('policies: an invalid one is refused, an Enhanced policy cannot become Standard, one in use cannot be deleted', async () => {
+    await withService(async ({ service }) => {
+      await assert.rejects(
+        service.createPolicy('v1', { ...daily, name: 'bad', retention: { daily: { days: 3 } } }),
+        code('PolicyInvalid'),
+      )
+      const enhanced = {
+        ...daily,
+        name: 'hourly',
+        policyType: 'Enhanced',
+        schedule: { frequency: 'Hourly', intervalHours: 4, windowStart: '08:00', windowDurationHours: 12 },
+      }
+      await service.createPolicy('v1', enhanced)
+      await assert.rejects(service.updatePolicy('v1', 'hourly', daily), (e: unknown) => {
+        assert.ok(isCairnError(e) && e.code === 'PolicyInvalid')
+        assert.match(e.message, /cannot become Standard/)
+        return true
+      })
+      assert.equal((await service.getPolicy('v1', 'hourly')).policyType, 'Enhanced', 'nothing changed')
+      await assert.rejects(service.updatePolicy('v1', 'missing', daily), code('PolicyNotFound'))
+      const updated = await service.updatePolicy('v1', 'daily', {
+        ...daily,
+        retention: { daily: { days: 60 } },
+      })
+      assert.equal(updated.retention.daily?.days, 60)
+      await service.protect('app', { vault: 'v1', policy: 'daily' })
+      await assert.rejects(service.deletePolicy('v1', 'daily'), code('PolicyInUse'))
+      await service.deletePolicy('v1', 'hourly')
+      assert.deepEqual(
+        (await service.listPolicies('v1')).map((p) => p.name),
+        ['daily'],
+      )
+    })
+  })
+
+  it('protect() refuses a LUN the VM lacks; deleteVm() refuses a protected VM and forgets it once its data is deleted', async () => {
+    await withService(async ({ service, disks }) => {
+      await assert.rejects(
+        service.protect('app', { vault: 'v1', policy: 'daily', includedLuns: [7] }),
+        (e: unknown) => isCairnError(e) && e.code === 'VmInvalid' && /LUN 7/.test(e.message),
+      )
+      await assert.rejects(service.getItem('app'), code('ProtectedItemNotFound'), 'nothing was protected')
+      await service.protect('app', { vault: 'v1', policy: 'daily', includedLuns: [0] })
+      await service.backup('app')
+      await assert.rejects(service.deleteVm('app'), code('VmIsProtected'))
+      await service.stopProtection('app', { deleteData: false })
+      await assert.rejects(service.deleteVm('app'), (e: unknown) => {
+        assert.ok(isCairnError(e) && e.code === 'VmIsProtected')
+        assert.match(e.message, /1 recovery point/)
+        return true
+      })
+      await service.stopProtection('app', { deleteData: true })
+      await service.deleteVm('app')
+      await assert.rejects(service.getVm('app'), code('VmNotFound'))
+      assert.ok(disks.getDisk(ref('app-os')), 'its disks stay')
+    })
+  })
+
   it('tells its listeners of protect, a policy change, a policy switch, stop and resume, and not of reads or refusals', async () => {
     await withService(async ({ service }) => {
       let heard = 0

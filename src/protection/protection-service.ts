@@ -8,7 +8,7 @@ import { DiskGuard } from './disk-guard.js'
 import type { JobBody, JobService, StartedJob } from './job-service.js'
 import { planRetention } from './plan-retention.js'
 import { PointReconciler, type ReconcileReport } from './point-reconciler.js'
-import { type BackupPolicy, POLICY_BOUNDS } from './policy.js'
+import { type BackupPolicy, POLICY_BOUNDS, validatePolicy } from './policy.js'
 import type { ProtectedItem, ProtectionState, ProtectionStore, VmRecoveryPoint } from './protection-store.js'
 import type { VaultTransfer } from './vault-transfer.js'
 import { refKey, type Vm, validateVm } from './vm.js'
@@ -179,11 +179,18 @@ export class ProtectionService {
     return this.#store.getPolicy(vault, name)
   }
 
-  /** Changes a policy (an Enhanced policy stays Enhanced); the items under it follow its new schedule. */
+  /** Changes a policy (an Enhanced policy cannot become Standard, as in the reference); its items follow its new schedule. */
   async updatePolicy(vault: string, name: string, input: unknown): Promise<BackupPolicy> {
-    const policy = await this.#store.updatePolicy(vault, name, input)
+    const before = await this.#store.getPolicy(vault, name)
+    const policy = validatePolicy({ ...(input as object), name })
+    if (before.policyType === 'Enhanced' && policy.policyType === 'Standard')
+      throw new CairnError(
+        'PolicyInvalid',
+        `Cannot change policy "${name}": an Enhanced policy cannot become Standard`,
+      )
+    const updated = await this.#store.updatePolicy(vault, name, policy)
     this.#changed()
-    return policy
+    return updated
   }
 
   /** Deletes a policy no item uses (PolicyInUse otherwise). */
@@ -261,7 +268,7 @@ export class ProtectionService {
   /** Adds a backup policy to a vault that exists (VaultNotFound otherwise), within the reference bounds. */
   async createPolicy(vault: string, input: unknown): Promise<BackupPolicy> {
     await this.#needVault(vault, `create a backup policy in vault "${vault}"`)
-    return this.#store.createPolicy(vault, input)
+    return this.#store.createPolicy(vault, validatePolicy(input))
   }
 
   /**
@@ -274,6 +281,14 @@ export class ProtectionService {
     options: { vault: string; policy: string; includedLuns?: number[]; includeFutureDisks?: boolean },
   ): Promise<{ item: ProtectedItem; created: boolean }> {
     await this.#needVault(options.vault, `protect VM "${vmName}"`)
+    const vm = await this.#store.getVm(vmName)
+    const luns = vm.dataDisks.map((d) => d.lun)
+    const unknown = (options.includedLuns ?? []).filter((l) => !luns.includes(l))
+    if (unknown.length > 0)
+      throw new CairnError(
+        'VmInvalid',
+        `Cannot protect VM "${vmName}": it has no data disk at LUN ${unknown.join(', ')}`,
+      )
     const existing = await this.#store.findItem(vmName)
     if (!existing) {
       const item = await this.#store.protect(vmName, options)
@@ -330,7 +345,7 @@ export class ProtectionService {
       )
     }
     if (!deleteData) {
-      const stopped = (await this.#store.stopProtection(vmName, { deleteData: false })).item
+      const stopped = await this.#store.stopProtection(vmName)
       return { vmName, state: stopped.state, item: stopped, deletedPoints: [] }
     }
     if (this.#busyVms.has(vmName))
@@ -348,7 +363,7 @@ export class ProtectionService {
         await this.#vault.openVault(item.vault)
         await this.#reconciler.checkDeletable(item.vault, points)
       }
-      await this.#store.stopProtection(vmName, { deleteData: false })
+      await this.#store.stopProtection(vmName)
       const deleted: string[] = []
       for (const p of points) {
         await this.#reconciler.deletePointData(item.vault, p)
@@ -385,7 +400,13 @@ export class ProtectionService {
    * data is gone are dropped first, so a VM stranded by a lost vault can go once protection stopped.
    */
   async deleteVm(vmName: string): Promise<void> {
-    if (await this.#store.findItem(vmName)) await this.reconcile(vmName, { vault: true })
+    const item = await this.#store.findItem(vmName)
+    if (item?.state === 'Protected')
+      throw new CairnError(
+        'VmIsProtected',
+        `Cannot delete VM "${vmName}": it is protected in vault "${item.vault}"; stop protection first (protection stop ${vmName} --delete-data)`,
+      )
+    if (item) await this.reconcile(vmName, { vault: true })
     await this.#store.deleteVm(vmName)
   }
 

@@ -5,10 +5,12 @@ import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { CATALOG_DIALECTS, openCatalog } from '../catalog/index.js'
 import { isCairnError } from '../util/index.js'
+import { validatePolicy } from './policy.js'
 import { ProtectionStore } from './protection-store.js'
+import { validateVm } from './vm.js'
 
 const disk = (name: string) => ({ account: 'acct', container: 'vms', disk: name })
-const web = {
+const webInput = {
   name: 'web-1',
   vmSize: 'Standard_D2s_v3',
   osType: 'Linux',
@@ -22,11 +24,14 @@ const web = {
   tempDisk: disk('web-1-temp'),
   agent: { url: 'http://10.0.0.5:7071', token: 'agent-token-123' },
 }
-const dailyPolicy = {
+// The store keeps checked descriptions; the checks are validateVm's and validatePolicy's (and the
+// ProtectionService's rules, in protection-service.test.ts).
+const web = validateVm(webInput)
+const dailyPolicy = validatePolicy({
   name: 'daily',
   schedule: { frequency: 'Daily', time: '22:00' },
   retention: { daily: { days: 30 } },
-}
+})
 
 /** Runs `fn` on a store over a new catalog of `dialect`, with a way to close and reopen it. */
 async function withStore(
@@ -68,7 +73,7 @@ for (const dialect of CATALOG_DIALECTS)
         await store.createVm(web)
         const vm = await store.getVm('web-1')
         assert.equal(vm.vmSize, 'Standard_D2s_v3')
-        assert.deepEqual(vm.configuration, web.configuration)
+        assert.deepEqual(vm.configuration, webInput.configuration)
         assert.deepEqual(
           vm.dataDisks.map((d) => [d.lun, d.disk.disk]),
           [
@@ -83,59 +88,17 @@ for (const dialect of CATALOG_DIALECTS)
       })
     })
 
-    it('rejects more than 32 data disks, a LUN used twice and a disk attached twice', async () => {
-      await withStore(dialect, async (store) => {
-        const many = Array.from({ length: 33 }, (_, i) => ({ lun: i, disk: disk(`d${i}`) }))
-        await rejectsWith(store.createVm({ ...web, dataDisks: many }), 'VmInvalid', /at most 32 data disks/)
-        await rejectsWith(
-          store.createVm({
-            ...web,
-            dataDisks: [
-              { lun: 3, disk: disk('a') },
-              { lun: 3, disk: disk('b') },
-            ],
-          }),
-          'VmInvalid',
-          /LUN 3 is used twice/,
-        )
-        await rejectsWith(
-          store.createVm({ ...web, tempDisk: disk('web-1-os') }),
-          'VmInvalid',
-          /attached twice/,
-        )
-        await rejectsWith(
-          store.createVm({ ...web, agent: { url: 'ftp://x', token: 'short' } }),
-          'VmInvalid',
-          /agent/,
-        )
-      })
-    })
-
-    it('stores policies per vault, refuses duplicates, Enhanced to Standard, and deleting one in use', async () => {
+    it('stores policies per vault, refuses a name twice in a vault, and deleting one an item uses', async () => {
       await withStore(dialect, async (store) => {
         await store.createPolicy('v1', dailyPolicy)
         await store.createPolicy('v2', dailyPolicy)
         await rejectsWith(store.createPolicy('v1', dailyPolicy), 'PolicyAlreadyExists')
-        await rejectsWith(
-          store.createPolicy('v1', { ...dailyPolicy, name: 'bad', retention: { daily: { days: 3 } } }),
-          'PolicyInvalid',
-        )
-        const enhanced = {
-          ...dailyPolicy,
-          name: 'hourly',
-          policyType: 'Enhanced',
-          schedule: { frequency: 'Hourly', intervalHours: 4, windowStart: '08:00', windowDurationHours: 12 },
-        }
-        await store.createPolicy('v1', enhanced)
-        await rejectsWith(
-          store.updatePolicy('v1', 'hourly', dailyPolicy),
-          'PolicyInvalid',
-          /cannot become Standard/,
-        )
+        await store.createPolicy('v1', { ...dailyPolicy, name: 'hourly' })
         const updated = await store.updatePolicy('v1', 'daily', {
           ...dailyPolicy,
           retention: { daily: { days: 60 } },
         })
+        await rejectsWith(store.updatePolicy('v1', 'missing', dailyPolicy), 'PolicyNotFound')
         assert.equal(updated.retention.daily?.days, 60)
         assert.equal((await store.listPolicies('v1')).length, 2)
         await store.createVm(web)
@@ -150,11 +113,6 @@ for (const dialect of CATALOG_DIALECTS)
       await withStore(dialect, async (store) => {
         await store.createPolicy('v1', dailyPolicy)
         await store.createVm(web)
-        await rejectsWith(
-          store.protect('web-1', { vault: 'v1', policy: 'daily', includedLuns: [7] }),
-          'VmInvalid',
-          /LUN 7/,
-        )
         await store.protect('web-1', {
           vault: 'v1',
           policy: 'daily',
@@ -168,9 +126,8 @@ for (const dialect of CATALOG_DIALECTS)
         )
         const vm = await store.getVm('web-1')
         await store.setVmDisks('web-1', {
-          osDisk: vm.osDisk,
+          ...web,
           dataDisks: [...vm.dataDisks, { lun: 5, disk: disk('web-1-data5') }],
-          ...(vm.tempDisk ? { tempDisk: vm.tempDisk } : {}),
         })
         assert.deepEqual(
           (await store.disksToBackUp('web-1')).map((d) => d.lun),
@@ -198,17 +155,17 @@ for (const dialect of CATALOG_DIALECTS)
           disks: [{ name: 'os', source: vm.osDisk, size: 1024, snapshot: 's1' }],
           vm,
         })
-        const kept = await store.stopProtection('web-1', { deleteData: false })
-        assert.equal(kept.item.state, 'ProtectionStopped')
-        assert.equal(kept.pointsToDelete.length, 0)
+        const kept = await store.stopProtection('web-1')
+        assert.equal(kept.state, 'ProtectionStopped')
+        assert.equal((await store.listRecoveryPoints('web-1')).length, 1, 'its points stay')
         assert.equal((await store.listSchedulable()).length, 0, 'a stopped item is not scheduled')
-        await rejectsWith(store.deleteVm('web-1'), 'VmIsProtected')
+        await rejectsWith(store.deleteVm('web-1'), 'VmIsProtected', /1 recovery point/)
         const resumed = await store.resume('web-1')
         assert.equal(resumed.state, 'Protected')
-        const del = await store.stopProtection('web-1', { deleteData: true })
-        assert.equal(del.pointsToDelete.length, 1)
+        await store.stopProtection('web-1')
         await rejectsWith(store.removeItem('web-1'), 'VmIsProtected', /1 recovery point/)
-        await store.deleteRecoveryPoint(del.pointsToDelete[0]!.id)
+        const [point] = await store.listRecoveryPoints('web-1')
+        await store.deleteRecoveryPoint(point!.id)
         await store.removeItem('web-1')
         await rejectsWith(store.getItem('web-1'), 'ProtectedItemNotFound')
         await store.deleteVm('web-1')

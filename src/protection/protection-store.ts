@@ -9,10 +9,10 @@ import {
   type VmRecoveryPointDisk,
 } from './_recovery-point-store.js'
 import { toVm, vmDiskRows } from './_vm-rows.js'
-import { type BackupPolicy, validatePolicy } from './policy.js'
+import type { BackupPolicy } from './policy.js'
 import { checkRetentionChange } from './retention-change.js'
 import type { SchedulableItem, SchedulerStore } from './scheduler.js'
-import { type DiskSelection, type SelectedDisk, selectDisks, type Vm, type VmSpec, validateVm } from './vm.js'
+import { type DiskSelection, type SelectedDisk, selectDisks, type Vm, type VmSpec } from './vm.js'
 
 export type { RecoveryPointTier, VmRecoveryPoint, VmRecoveryPointDisk } from './_recovery-point-store.js'
 
@@ -38,6 +38,9 @@ export interface ProtectedItem extends DiskSelection {
 /**
  * The protection records in the catalog: VMs, backup policies, protected items and recovery points
  * (their jobs are the JobStore's). Also the scheduler's store (items with their policies and last slots).
+ * Persistence only: it takes descriptions already checked (validateVm, validatePolicy) and keeps
+ * records whole (a name once, a point only of an item, an item only while no point needs it); the
+ * rules of protection are the ProtectionService's.
  */
 export class ProtectionStore implements SchedulerStore {
   readonly #catalog: Catalog
@@ -73,9 +76,8 @@ export class ProtectionStore implements SchedulerStore {
 
   // --- VMs ---
 
-  /** Registers a VM; its disks are disk-store disks. */
-  async createVm(input: unknown): Promise<Vm> {
-    const spec = validateVm(input)
+  /** Records a VM (a checked description, see validateVm); its disks are disk-store disks. */
+  async createVm(spec: VmSpec): Promise<Vm> {
     if (await this.#findVm(spec.name))
       throw new CairnError('VmAlreadyExists', `Cannot create VM "${spec.name}": it exists`)
     const now = this.#iso()
@@ -118,10 +120,9 @@ export class ProtectionStore implements SchedulerStore {
     )
   }
 
-  /** Replaces a VM's disks (restore "replace existing", attaching a disk). */
-  async setVmDisks(name: string, disks: Pick<VmSpec, 'osDisk' | 'dataDisks' | 'tempDisk'>): Promise<Vm> {
+  /** Replaces a VM's disks (restore "replace existing", attaching a disk); `spec` is its checked description. */
+  async setVmDisks(name: string, spec: VmSpec): Promise<Vm> {
     const vm = await this.getVm(name)
-    const spec = validateVm({ ...vm, ...disks })
     await this.#db.transaction().execute(async (trx) => {
       await trx.deleteFrom('vm_disks').where('vm_id', '=', vm.id).execute()
       await trx.insertInto('vm_disks').values(vmDiskRows(vm.id, spec)).execute()
@@ -131,26 +132,23 @@ export class ProtectionStore implements SchedulerStore {
   }
 
   /**
-   * Removes a VM's record (not its disks). Refused while it is under protection or has recovery
-   * points; a stopped item without points (what a stop with data deletion or lost data leaves) goes with it.
+   * Removes a VM's record (not its disks) with its protected item; refused while recovery points of it
+   * remain (they would lose their VM).
    */
   async deleteVm(name: string): Promise<void> {
     const vm = await this.getVm(name)
     const item = await this.#db
       .selectFrom('protected_items')
-      .select(['id', 'state', 'vault'])
+      .select(['id'])
       .where('vm_id', '=', vm.id)
       .executeTakeFirst()
     if (item) {
       const points = await this.#points.countOfItem(item.id)
-      if (item.state === 'Protected' || points > 0) {
+      if (points > 0)
         throw new CairnError(
           'VmIsProtected',
-          item.state === 'Protected'
-            ? `Cannot delete VM "${name}": it is protected in vault "${item.vault}"; stop protection first (protection stop ${name} --delete-data)`
-            : `Cannot delete VM "${name}": ${points} recovery point(s) remain; delete them with protection stop ${name} --delete-data`,
+          `Cannot delete VM "${name}": ${points} recovery point(s) remain; delete them with protection stop ${name} --delete-data`,
         )
-      }
     }
     await this.#db.transaction().execute(async (trx) => {
       if (item) await trx.deleteFrom('protected_items').where('id', '=', item.id).execute()
@@ -167,9 +165,8 @@ export class ProtectionStore implements SchedulerStore {
 
   // --- Policies ---
 
-  /** Adds a backup policy to a vault after checking it against the reference's bounds. */
-  async createPolicy(vault: string, input: unknown): Promise<BackupPolicy> {
-    const policy = validatePolicy(input)
+  /** Records a backup policy of a vault (a checked one, see validatePolicy); one name per vault. */
+  async createPolicy(vault: string, policy: BackupPolicy): Promise<BackupPolicy> {
     if (await this.#findPolicyRow(vault, policy.name)) {
       throw new CairnError(
         'PolicyAlreadyExists',
@@ -207,21 +204,14 @@ export class ProtectionStore implements SchedulerStore {
     }))
   }
 
-  /** Changes a policy; an Enhanced policy cannot become Standard (as in the reference). */
-  async updatePolicy(vault: string, name: string, input: unknown): Promise<BackupPolicy> {
+  /** Replaces the definition of a policy (a checked one named `name`). */
+  async updatePolicy(vault: string, name: string, policy: BackupPolicy): Promise<BackupPolicy> {
     const row = await this.#findPolicyRow(vault, name)
     if (!row)
       throw new CairnError(
         'PolicyNotFound',
         `Cannot change policy "${name}" in vault "${vault}": it does not exist`,
       )
-    const policy = validatePolicy({ ...(input as object), name })
-    if (row.policy_type === 'Enhanced' && policy.policyType === 'Standard') {
-      throw new CairnError(
-        'PolicyInvalid',
-        `Cannot change policy "${name}": an Enhanced policy cannot become Standard`,
-      )
-    }
     await this.#checkSwap(vault, row, policy, `Cannot change policy "${name}"`)
     await this.#db
       .updateTable('backup_policies')
@@ -235,6 +225,7 @@ export class ProtectionStore implements SchedulerStore {
     return policy
   }
 
+  /** Deletes a policy; refused while an item refers to it (PolicyInUse). */
   async deletePolicy(vault: string, name: string): Promise<void> {
     const row = await this.#findPolicyRow(vault, name)
     if (!row)
@@ -286,7 +277,7 @@ export class ProtectionStore implements SchedulerStore {
 
   // --- Protected items ---
 
-  /** Enables protection of a VM with a policy in a vault; selective disks by LUN (OS disk always). */
+  /** Records the protection of a VM with a policy in a vault; selective disks by LUN (each one the VM has, checked by the service). */
   async protect(
     vmName: string,
     options: { vault: string; policy: string; includedLuns?: number[]; includeFutureDisks?: boolean },
@@ -304,7 +295,7 @@ export class ProtectionStore implements SchedulerStore {
         `Cannot protect VM "${vmName}": it is already a protected item in vault "${existing.vault}" (${existing.state})`,
       )
     }
-    const disks = protectedDisks(vmName, vm, options)
+    const disks = protectedDisks(vm, options)
     const now = this.#iso()
     const id = randomUUID()
     await this.#db
@@ -357,7 +348,7 @@ export class ProtectionStore implements SchedulerStore {
         policy,
         `Cannot protect VM "${vmName}" under policy "${options.policy}"`,
       )
-    const disks = protectedDisks(vmName, vm, options)
+    const disks = protectedDisks(vm, options)
     const restart = item.state !== 'Protected' || item.vault !== options.vault
     await this.#db
       .updateTable('protected_items')
@@ -440,22 +431,15 @@ export class ProtectionStore implements SchedulerStore {
     return this.getItem(vmName)
   }
 
-  /**
-   * Stops protection: no more scheduled backups. Keeping data leaves recovery points to their expiry
-   * (the latest forever); deleting data answers the points the caller must remove, then drops the item.
-   */
-  async stopProtection(
-    vmName: string,
-    options: { deleteData: boolean },
-  ): Promise<{ item: ProtectedItem; pointsToDelete: VmRecoveryPoint[] }> {
+  /** Marks an item ProtectionStopped: the scheduler leaves it out; its points stay. */
+  async stopProtection(vmName: string): Promise<ProtectedItem> {
     const item = await this.getItem(vmName)
     await this.#db
       .updateTable('protected_items')
       .set({ state: 'ProtectionStopped', updated_at: this.#iso() })
       .where('id', '=', item.id)
       .execute()
-    const points = options.deleteData ? await this.listRecoveryPoints(vmName) : []
-    return { item: { ...item, state: 'ProtectionStopped' }, pointsToDelete: points }
+    return { ...item, state: 'ProtectionStopped' }
   }
 
   /** Drops a stopped item once its recovery points are gone. */
@@ -608,20 +592,12 @@ function toItem(
   return item
 }
 
-/** The disk columns of a protected item: the LUNs chosen (each one the VM has) and the LUNs known now. */
+/** The disk columns of a protected item: the LUNs chosen and the LUNs known now. */
 function protectedDisks(
-  vmName: string,
   vm: Vm,
   options: { includedLuns?: number[]; includeFutureDisks?: boolean },
 ): { included_luns_json: string | null; known_luns_json: string; include_future_disks: number } {
   const luns = vm.dataDisks.map((d) => d.lun)
-  const unknown = (options.includedLuns ?? []).filter((l) => !luns.includes(l))
-  if (unknown.length > 0) {
-    throw new CairnError(
-      'VmInvalid',
-      `Cannot protect VM "${vmName}": it has no data disk at LUN ${unknown.join(', ')}`,
-    )
-  }
   return {
     included_luns_json: options.includedLuns
       ? JSON.stringify([...new Set(options.includedLuns)].sort((a, b) => a - b))

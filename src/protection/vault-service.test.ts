@@ -267,4 +267,58 @@ describe('VaultService (real disk store, catalog, vaults and jobs; no HTTP)', ()
       assert.ok(report.bytesReclaimed > 0)
     })
   })
+
+  it('backup() takes disks or a path and restore() a target or a path: both or neither is refused before a job starts', async () => {
+    await withService(async ({ service, jobs, importRoot, exportRoot, disks }) => {
+      writeFileSync(join(importRoot, 'a.raw'), Buffer.alloc(8192, 5))
+      const path = join(importRoot, 'a.raw')
+      await assert.rejects(service.backup('v1', { disks: [ref('os')], path }), code('InvalidRequest'))
+      await assert.rejects(service.backup('v1', {}), code('InvalidRequest'))
+      assert.equal(await jobCount(jobs), 0)
+      const fromDisks = (await completed(jobs, await service.backup('v1', { disks: [ref('os')] })))
+        .result as RecoveryPoint
+      assert.equal(fromDisks.source.kind, 'disks')
+      const fromFile = (await completed(jobs, await service.backup('v1', { path }))).result as RecoveryPoint
+      assert.equal(fromFile.source.kind, 'file')
+      const out = join(exportRoot, 'back.raw')
+      await assert.rejects(
+        service.restore('v1', fromFile.id, { target: ref('x'), path: out }),
+        code('InvalidRequest'),
+      )
+      await assert.rejects(service.restore('v1', fromFile.id, {}), code('InvalidRequest'))
+      assert.equal(await jobCount(jobs), 2)
+      await completed(jobs, await service.restore('v1', fromFile.id, { path: out }))
+      assert.deepEqual(readFileSync(out), Buffer.alloc(8192, 5))
+      await completed(jobs, await service.restore('v1', fromDisks.id, { target: ref('os-copy') }))
+      assert.deepEqual(await disks.read(ref('os-copy'), 0, 8192), Buffer.alloc(8192, 1))
+    })
+  })
+
+  it('manages vaults and their points: delete a point reconciles the VMs of its vault, a key is needed to unlock, remove says what it left', async () => {
+    await withService(async ({ service, jobs, reconciled }) => {
+      assert.deepEqual(
+        (await service.list()).map((v) => v.name),
+        ['v1'],
+      )
+      await service.create('v2')
+      assert.equal((await service.get('v2')).encrypted, false)
+      const point = (await completed(jobs, await service.backup('v1', { disks: [ref('os')] })))
+        .result as RecoveryPoint
+      assert.equal((await service.getRecoveryPoint('v1', point.id)).id, point.id)
+      assert.equal((await service.usage('v1')).recoveryPoints, 1)
+      assert.deepEqual(reconciled, [])
+      await service.deletePoint('v1', point.id)
+      assert.deepEqual(reconciled, ['v1'], 'the VM points of the vault follow at once')
+      assert.deepEqual(await service.listRecoveryPoints('v1'), [])
+      await assert.rejects(service.getRecoveryPoint('v1', point.id), code('RecoveryPointNotFound'))
+      await assert.rejects(service.unlock('v1', undefined), code('InvalidRequest'))
+      await assert.rejects(service.changeKey('v1', undefined), code('InvalidRequest'))
+      assert.deepEqual(await service.remove('v2', { deleteData: true }), {
+        name: 'v2',
+        dataDeleted: true,
+        left: [],
+      })
+      await assert.rejects(service.get('v2'), code('VaultNotFound'))
+    })
+  })
 })

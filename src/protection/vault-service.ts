@@ -10,10 +10,13 @@ import {
   type RetentionPolicy,
   type SoftDeletedPoint,
   type Vault,
+  type VaultCredentials,
+  type VaultInfo,
   type VaultProgress,
   type VaultRegistry,
   type VaultSettings,
   type VaultSettingsChange,
+  type VaultUsage,
 } from '../vault/index.js'
 import { removeTemporaryFile, resumeOptions } from './_job-steps.js'
 import { backupDisks, checkSnapshots, removeSnapshots, restoreToDisk } from './disk-backup.js'
@@ -49,17 +52,123 @@ export interface BackupBase {
   expiresAt?: Date
 }
 
+/** A backup of disk-store disks or of a host file (exactly one of `disks` and `path`). */
+export interface VaultBackupRequest extends BackupBase, StartedBy {
+  disks?: BackupDisk[]
+  path?: string
+  /** The item's name (default the first disk's or the file's name). */
+  item?: string
+  /** A file's disk name inside the recovery point (default the file name). */
+  disk?: string
+}
+
+/** A restore of a recovery point's disk into a disk-store disk or a host file (exactly one of `target` and `path`). */
+export interface VaultRestoreRequest extends StartedBy {
+  disk?: string
+  target?: DiskRef
+  path?: string
+  overwrite?: boolean
+}
+
 /**
- * The vault use cases that run as jobs — backups from disks or a host file, restores into a disk or a
- * host file, verify, prune and GC — one method each, reached the same way by the API, the scheduler
- * and the service's recovery. A method checks its request before the job starts (so a refusal is the
- * answer, not a failed job) and answers the started job; prune waits for its report.
+ * The vault use cases, one method each, reached the same way by the API, the scheduler and the
+ * service's recovery: vaults themselves (create, attach, unlock, change key, remove, usage), their
+ * recovery points, and the work that runs as jobs — backups from disks or a host file, restores into
+ * a disk or a host file, verify, prune and GC. A method checks its request before the job starts (so
+ * a refusal is the answer, not a failed job) and answers the started job; prune waits for its report.
  */
 export class VaultService {
   readonly #o: VaultServiceOptions
 
   constructor(options: VaultServiceOptions) {
     this.#o = options
+  }
+
+  // --- Vaults ---
+
+  /** Every vault. */
+  list(): Promise<VaultInfo[]> {
+    return this.#o.vaults.list()
+  }
+
+  /** Makes a vault (encrypted with `encryption`), or with `attach` registers one that exists at `location`. */
+  create(
+    name: string,
+    request: { location?: string; encryption?: VaultCredentials; attach?: boolean } = {},
+  ): Promise<VaultInfo> {
+    return this.#o.vaults.create(name, request)
+  }
+
+  /** A vault by name (VaultNotFound otherwise). */
+  get(name: string): Promise<VaultInfo> {
+    return this.#o.vaults.get(name)
+  }
+
+  /**
+   * Forgets a vault; `deleteData` also deletes the files of its layout (refused while it holds
+   * recovery points or protected items). Answers the files of its folder that were not the vault's.
+   */
+  async remove(
+    name: string,
+    request: { deleteData?: boolean } = {},
+  ): Promise<{ name: string; dataDeleted: boolean; left: string[] }> {
+    const deleteData = request.deleteData === true
+    const { left } = await this.#o.vaults.remove(name, { deleteData })
+    return { name, dataDeleted: deleteData, left }
+  }
+
+  /** Gives an encrypted vault its key until the service stops. */
+  async unlock(name: string, credentials: VaultCredentials | undefined): Promise<VaultInfo> {
+    if (!credentials)
+      throw new CairnError('InvalidRequest', 'Cannot unlock the vault: give passphrase or keyFile')
+    return this.#o.vaults.unlock(name, credentials)
+  }
+
+  /** Replaces the key of an encrypted vault (its data keys are re-wrapped, not its data). */
+  async changeKey(name: string, credentials: VaultCredentials | undefined): Promise<VaultInfo> {
+    if (!credentials)
+      throw new CairnError('InvalidRequest', 'Cannot change the key: give passphrase or keyFile')
+    await (await this.#o.vaults.open(name)).changeKey(credentials)
+    return this.#o.vaults.get(name)
+  }
+
+  /** Logical, stored and new bytes per recovery point, deduplication and compression. */
+  async usage(name: string): Promise<VaultUsage> {
+    return (await this.#o.vaults.open(name)).usage()
+  }
+
+  // --- Recovery points ---
+
+  /** A vault's recovery points (of one item if asked). */
+  async listRecoveryPoints(name: string, filter: { item?: string } = {}): Promise<RecoveryPoint[]> {
+    return (await this.#o.vaults.open(name)).listRecoveryPoints(filter)
+  }
+
+  /** One recovery point of a vault. */
+  async getRecoveryPoint(name: string, rp: string): Promise<RecoveryPoint> {
+    return (await this.#o.vaults.open(name)).getRecoveryPoint(rp)
+  }
+
+  // --- Jobs ---
+
+  /** Backs up disk-store disks or a host file (exactly one of them), as a job. */
+  async backup(vault: string, request: VaultBackupRequest): Promise<Job> {
+    const { disks, path, ...rest } = request
+    if (disks && path)
+      throw new CairnError('InvalidRequest', 'Cannot back up: give either disks or path, not both')
+    if (disks) return this.backupDisks(vault, { ...rest, disks })
+    if (!path) throw new CairnError('InvalidRequest', 'Cannot back up: give disks or path')
+    return this.backupFile(vault, { ...rest, path })
+  }
+
+  /** Restores a disk of a recovery point into a disk-store disk or a host file (exactly one of them), as a job. */
+  async restore(vault: string, rp: string, request: VaultRestoreRequest): Promise<Job> {
+    const { target, path, ...rest } = request
+    if (target && path)
+      throw new CairnError('InvalidRequest', 'Cannot restore: give either target or path, not both')
+    if (target) return this.restoreToDisk(vault, rp, { ...rest, target })
+    if (!path) throw new CairnError('InvalidRequest', 'Cannot restore: give target or path')
+    return this.restoreToFile(vault, rp, { ...rest, path })
   }
 
   /**

@@ -6,7 +6,7 @@ import type { JobContext, JobService, StartedJob } from './job-service.js'
 import { type PointReconciler, type ReconcileReport, vaultRef } from './point-reconciler.js'
 import type { ProtectionStore, VmRecoveryPoint, VmRecoveryPointDisk } from './protection-store.js'
 import type { VaultTransfer } from './vault-transfer.js'
-import { refKey } from './vm.js'
+import { refKey, validateVm } from './vm.js'
 
 /**
  * Restores of VM recovery points, as jobs: a new VM, disks only, or over the VM's own disks. Each disk
@@ -73,7 +73,7 @@ export class VmRestores {
         delete spec.agent
         delete spec.tempDisk
         try {
-          await this.#store.createVm(spec)
+          await this.#store.createVm(validateVm(spec))
           details.vm = options.as
         } catch (err) {
           details.warnings = [

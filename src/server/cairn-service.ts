@@ -247,8 +247,6 @@ export class CairnService {
         info: () => this.info(),
         accepting: () => this.#accepting,
         diskStore: this.#diskStore,
-        hostPaths,
-        vaults: this.#vaults,
         jobs: this.#jobs,
         vaultService: this.#vaultService,
         diskService,
@@ -267,7 +265,13 @@ export class CairnService {
         this.#api = createAdaptorServer({
           fetch: app.fetch,
           createServer: createHttpsServer,
-          serverOptions: { ...apiLimits, minVersion: 'TLSv1.2', cert: tls.api.cert, key: tls.api.key },
+          serverOptions: {
+            ...apiLimits,
+            minVersion: 'TLSv1.2',
+            handshakeTimeout: apiLimits.headersTimeout,
+            cert: tls.api.cert,
+            key: tls.api.key,
+          },
         }) as Server
         refusePlainHttp(this.#api as never, plainHttpAnswer, apiLimits.headersTimeout)
       }

@@ -8,17 +8,27 @@ export const ALIGN = 4096
 
 // The one WebAssembly API used here (its types come with the DOM library, which this project leaves out).
 declare const WebAssembly: {
-  Memory: new (descriptor: { initial: number; maximum: number }) => { buffer: ArrayBuffer }
+  Memory: new (descriptor: {
+    initial: number
+    maximum: number
+    shared?: boolean
+  }) => {
+    buffer: ArrayBuffer | SharedArrayBuffer
+  }
 }
 
 /** The ArrayBuffers `alignedBuffer` made. */
 const aligned = new WeakSet<ArrayBufferLike>()
 
-/** Page-aligned memory of at least `bytes` (a multiple of 64 KiB): fit for direct reads and writes. */
-export function alignedBuffer(bytes: number): Buffer {
+/**
+ * Page-aligned memory of at least `bytes` (a multiple of 64 KiB): fit for direct reads and writes.
+ * `shared`: a SharedArrayBuffer, which worker threads can read without a copy.
+ */
+export function alignedBuffer(bytes: number, options: { shared?: boolean } = {}): Buffer {
   // 64 KiB wasm pages; the memory itself starts on a page boundary.
   const pages = Math.max(1, Math.ceil(bytes / 65536))
-  const memory = new WebAssembly.Memory({ initial: pages, maximum: pages }).buffer
+  const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: options.shared ?? false })
+    .buffer
   aligned.add(memory)
   return Buffer.from(memory)
 }

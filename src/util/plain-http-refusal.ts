@@ -17,18 +17,31 @@ const TLS_HANDSHAKE = 0x16
  * Makes `server` look at the first byte of each connection before TLS sees it: a TLS handshake goes
  * on as usual; anything else (a request sent to `http://` by mistake) is answered `answer` in plain
  * HTTP and closed, so that curl, SDKs and the CLI print why instead of "connection reset". A client
- * that sends nothing within `timeoutMs` is dropped. The server keeps its caps and close() as usual.
+ * that sends nothing within `timeoutMs` is dropped, as is one that has sent nothing yet when the
+ * server closes its idle connections (`closeIdleConnections`). The server keeps its caps and close().
  */
 export function refusePlainHttp(server: TlsServer, answer: PlainHttpAnswer, timeoutMs: number): void {
   const tlsListeners = server.listeners('connection') as ((socket: Socket) => void)[]
   server.removeAllListeners('connection')
+  const silent = new Set<Socket>()
+  const http = server as TlsServer & { closeIdleConnections?: () => void }
+  const closeIdle = http.closeIdleConnections?.bind(server)
+  http.closeIdleConnections = () => {
+    for (const socket of silent) socket.destroy()
+    closeIdle?.()
+  }
   server.on('connection', (socket: Socket) => {
     socket.on('error', () => {})
+    silent.add(socket)
     const timer = setTimeout(() => socket.destroy(), timeoutMs)
     timer.unref()
-    socket.once('close', () => clearTimeout(timer))
+    socket.once('close', () => {
+      clearTimeout(timer)
+      silent.delete(socket)
+    })
     socket.once('data', (chunk: Buffer) => {
       clearTimeout(timer)
+      silent.delete(socket)
       socket.pause()
       if (chunk[0] === TLS_HANDSHAKE) {
         // TLS reads what is already buffered in the socket before its own reads.

@@ -1,5 +1,12 @@
 // `cairn disk snapshot|snapshots|snapshot-delete|diff|promote`: a disk's snapshots and what changed between them.
-import type { Disk, DiskDiff, SnapshotGroup, SnapshotGroupRequest } from '../../api/index.js'
+import type {
+  Disk,
+  DiskDiff,
+  PromoteRequest,
+  SnapshotGroup,
+  SnapshotGroupRequest,
+  WriteResult,
+} from '../../api/index.js'
 import { CairnError, formatBytes } from '../../util/index.js'
 import { type ApiClient, LIST_PAGE_SIZE } from '../api-client.js'
 import { type CommandDef, LIMIT_OPTION } from '../command.js'
@@ -143,7 +150,7 @@ export const diskSnapshotCommands: CommandDef[] = [
     async run({ args, client, out }) {
       const d = parseDiskName(args['NAME@SNAPSHOT']!, { snapshot: true })
       if (!d.snapshot) throw new CairnError('UsageError', 'Name the snapshot to promote as DISK@SNAPSHOT')
-      await client.post(`${diskPath(d)}/promote`, { snapshot: d.snapshot })
+      await client.post<WriteResult, PromoteRequest>(`${diskPath(d)}/promote`, { snapshot: d.snapshot })
       const info = await client.get<Disk>(diskPath({ ...d }))
       out.result(info, (x) => showDisk(out, x))
     },

@@ -1,5 +1,5 @@
 import { resolve } from 'node:path'
-import type { VaultRestoreRequest } from '../../api/index.js'
+import type { RestoreResult, VaultRestoreRequest } from '../../api/index.js'
 import type { CommandDef } from '../command.js'
 import {
   CANCEL_ON_INTERRUPT,
@@ -48,7 +48,7 @@ export const restoreCommands: CommandDef[] = [
       const done = await followJob(client, out, job, 'restore', signal, {
         cancelOnInterrupt: opts['cancel-on-interrupt'] === true,
       })
-      const r = done.result as { bytesWritten: number }
+      const r = done.result as RestoreResult
       out.result(r, (x) =>
         out.line(`Restored ${summary(x.bytesWritten, Date.now() - started)} into disk ${opts.to}`),
       )
@@ -85,7 +85,7 @@ export const restoreCommands: CommandDef[] = [
       const done = await followJob(client, out, job, 'restore', signal, {
         cancelOnInterrupt: opts['cancel-on-interrupt'] === true,
       })
-      const r = done.result as { bytesWritten: number }
+      const r = done.result as RestoreResult
       out.result(r, (x) =>
         out.line(`Restored ${summary(x.bytesWritten, Date.now() - started)} into ${args.path}`),
       )

@@ -1,3 +1,4 @@
+import type { SoftDeletedRecoveryPoint } from '../../api/index.js'
 import { CairnError, formatBytes, formatDuration } from '../../util/index.js'
 import { type CommandDef, LIMIT_OPTION } from '../command.js'
 import { CREDENTIAL_OPTIONS, type RecoveryPointView, unlockIfGiven, v } from './_jobs.js'
@@ -34,7 +35,7 @@ export const rpCommands: CommandDef[] = [
       await unlockIfGiven(client, vault, opts)
       if (opts.deleted === true) {
         const item = (opts.item as string | undefined) ?? args.VM
-        const deleted = await client.list<RecoveryPointView & { deletedAt: string; purgeAt: string }>(
+        const deleted = await client.list<SoftDeletedRecoveryPoint>(
           `${v(vault)}/softDeletedRecoveryPoints`,
           { item },
           { max: opts.limit as number | undefined },
@@ -111,7 +112,7 @@ export const rpCommands: CommandDef[] = [
       await unlockIfGiven(client, vault, opts)
       await client.delete(`${v(vault)}/recoveryPoints/${encodeURIComponent(args.id!)}`)
       const soft = (
-        await client.list<{ id: string; purgeAt: string }>(`${v(vault)}/softDeletedRecoveryPoints`, {})
+        await client.list<SoftDeletedRecoveryPoint>(`${v(vault)}/softDeletedRecoveryPoints`, {})
       ).find((p) => p.id === args.id)
       out.result(
         {

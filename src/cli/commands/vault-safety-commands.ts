@@ -1,3 +1,10 @@
+import type {
+  UndeletedRecoveryPoint,
+  UndeleteItemRequest,
+  UndeleteItemResult,
+  VaultSettings,
+  VaultSettingsChange,
+} from '../../api/index.js'
 import { CairnError } from '../../util/index.js'
 import type { CommandDef } from '../command.js'
 import { CREDENTIAL_OPTIONS, unlockIfGiven, v } from './_jobs.js'
@@ -5,11 +12,7 @@ import { CREDENTIAL_OPTIONS, unlockIfGiven, v } from './_jobs.js'
 // `cairn vault settings`, `cairn rp undelete`, `cairn protection undelete`: soft delete, immutability
 // and undelete (docs/security.md, "Backups that survive a stolen admin").
 
-interface SettingsView {
-  softDelete: { state: string; retentionDays: number }
-  immutability: { state: string }
-  updatedAt?: string
-}
+type SettingsView = VaultSettings
 
 const enc = encodeURIComponent
 
@@ -42,17 +45,25 @@ export const vaultSafetyCommands: CommandDef[] = [
     ],
     async run({ args, opts, client, out }) {
       const path = `${v(args.vault!)}/settings`
-      const softDelete = {
-        ...(opts['soft-delete'] !== undefined ? { state: opts['soft-delete'] } : {}),
-        ...(opts['soft-delete-days'] !== undefined ? { retentionDays: opts['soft-delete-days'] } : {}),
+      // Values as given: the service refuses a state it does not know.
+      type Change = Required<VaultSettingsChange>
+      const softDelete: Change['softDelete'] = {
+        ...(opts['soft-delete'] !== undefined
+          ? { state: opts['soft-delete'] as NonNullable<Change['softDelete']['state']> }
+          : {}),
+        ...(opts['soft-delete-days'] !== undefined
+          ? { retentionDays: opts['soft-delete-days'] as number }
+          : {}),
       }
-      const change = {
+      const change: VaultSettingsChange = {
         ...(Object.keys(softDelete).length > 0 ? { softDelete } : {}),
-        ...(opts.immutability !== undefined ? { immutability: { state: opts.immutability } } : {}),
+        ...(opts.immutability !== undefined
+          ? { immutability: { state: opts.immutability as NonNullable<Change['immutability']['state']> } }
+          : {}),
       }
       const s =
         Object.keys(change).length > 0
-          ? await client.patch<SettingsView>(path, change)
+          ? await client.patch<SettingsView, VaultSettingsChange>(path, change)
           : await client.get<SettingsView>(path)
       out.result(s, (r) =>
         out.keyValues([
@@ -74,7 +85,7 @@ export const vaultSafetyCommands: CommandDef[] = [
     async run({ args, opts, client, out }) {
       const vault = needVault(opts)
       await unlockIfGiven(client, vault, opts)
-      const rp = await client.post<{ id: string }>(
+      const rp = await client.post<UndeletedRecoveryPoint>(
         `${v(vault)}/softDeletedRecoveryPoints/${enc(args.id!)}/undelete`,
         {},
       )
@@ -97,9 +108,9 @@ export const vaultSafetyCommands: CommandDef[] = [
     ],
     async run({ args, opts, client, out }) {
       const vault = needVault(opts)
-      const r = await client.post<{ item: { vmName: string; state: string }; undeleted: string[] }>(
+      const r = await client.post<UndeleteItemResult, UndeleteItemRequest>(
         `/api/v1/vaults/${enc(vault)}/protectedItems/${enc(args.VM!)}/undelete`,
-        opts.policy !== undefined ? { policy: opts.policy } : {},
+        opts.policy !== undefined ? { policy: opts.policy as string } : {},
       )
       out.result(r, (x) =>
         out.line(`VM ${x.item.vmName}: ${x.item.state}, ${x.undeleted.length} recovery point(s) undeleted`),
