@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { api, type Json } from './_jobs.js'
-import { startService } from './_service.js'
+import { apiFetch, startService } from './_service.js'
 
 describe('a service killed in the middle of a VM backup', () => {
   it('resumes the vault transfer on restart from the snapshots it took and completes: one point in both tiers, its disk restored byte for byte, the next backup completes, and one stopped gracefully in its transfer resumes at the next start', async () => {
@@ -103,7 +103,7 @@ describe('a service killed in the middle of a VM backup', () => {
       }
       const copy = createHash('sha256')
       for (let o = 0; o < 192 * 1024 * 1024; o += 4 * 1024 * 1024) {
-        const res = await fetch(`${service.url}${D}/copy/pages?offset=${o}&length=${4 * 1024 * 1024}`)
+        const res = await apiFetch(`${service.url}${D}/copy/pages?offset=${o}&length=${4 * 1024 * 1024}`)
         copy.update(Buffer.from(await res.arrayBuffer()))
       }
       assert.equal(copy.digest('hex'), createHash('sha256').update(readFileSync(image)).digest('hex'))

@@ -1,3 +1,4 @@
+import type { AuthService } from '../auth/index.js'
 import type { DiskStore } from '../diskstore/index.js'
 import type { DiskService, JobService, ProtectionService, VaultService } from '../protection/index.js'
 import type { Logger } from '../util/index.js'
@@ -31,6 +32,8 @@ export interface ApiContext {
   info(): ServiceInfo
   /** False while the service shuts down: new requests then get ServiceUnavailable. */
   accepting(): boolean
+  /** Identities, roles and the audit log: every route but health and sign-in needs credentials. */
+  auth: AuthService
   /** Accounts, containers, disks and snapshots. */
   diskStore: DiskStore
   /** Every long operation as a persisted job (/api/v1/jobs) and the event stream (/api/v1/events). */

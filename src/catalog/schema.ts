@@ -124,6 +124,60 @@ export interface JobsTable {
   details_json: string
 }
 
+/** A person or service account that signs in; `password_hash` is an argon2id PHC string. */
+export interface UsersTable {
+  id: string
+  name: string
+  password_hash: string
+  created_at: string
+  updated_at: string
+}
+
+/** A role held by a user, globally (`scope` `*`) or on one vault (`vault/NAME`) or account (`account/NAME`). */
+export interface RoleAssignmentsTable {
+  id: string
+  user_id: string
+  role: string
+  scope: string
+  created_at: string
+  created_by: string
+}
+
+/**
+ * A secret that stands for a user: an API token (`kind` `token`, optionally narrowed to one role and
+ * scope), the token of a CLI login (`login`) or a browser session (`session`, with its CSRF secret).
+ * Only SHA-256 hashes of the secrets are kept. Times in epoch ms.
+ */
+export interface CredentialsTable {
+  id: string
+  user_id: string
+  kind: string
+  name: string
+  secret_hash: string
+  csrf_hash: string | null
+  role: string | null
+  scope: string | null
+  created_at: number
+  expires_at: number | null
+  last_used_at: number | null
+}
+
+/** One record of the append-only audit log; `hash` chains it to the record before (docs/security.md). */
+export interface AuditLogTable {
+  seq: number
+  time: string
+  actor: string
+  roles: string
+  client: string
+  action: string
+  target: string
+  result: string
+  status: number
+  details_json: string
+  prev_hash: string
+  hash: string
+}
+
 /** Every table of the catalog. */
 export interface CatalogSchema {
   settings: SettingsTable
@@ -135,6 +189,10 @@ export interface CatalogSchema {
   protected_items: ProtectedItemsTable
   recovery_points: RecoveryPointsTable
   jobs: JobsTable
+  users: UsersTable
+  role_assignments: RoleAssignmentsTable
+  credentials: CredentialsTable
+  audit_log: AuditLogTable
 }
 
 /** A column filled in by the database. */
