@@ -151,6 +151,7 @@ export async function runBackup(core: VaultCore, opts: BackupOptions): Promise<R
     lockWrite = lockWrite.then(() => core.writeLock({ ...lock, packs: [...lock.packs] }))
     return lockWrite
   }
+  let committed = false
   const heartbeat = setInterval(() => void touchLock().catch(() => {}), 30_000)
   heartbeat.unref()
   try {
@@ -233,6 +234,7 @@ export async function runBackup(core: VaultCore, opts: BackupOptions): Promise<R
       durationMs: now.getTime() - started,
     }
     await core.writeManifest(rp)
+    committed = true
     progress.finish()
     return rp
   } catch (err) {
@@ -241,7 +243,8 @@ export async function runBackup(core: VaultCore, opts: BackupOptions): Promise<R
   } finally {
     clearInterval(heartbeat)
     await lockWrite.catch(() => {})
-    if (!(signal?.aborted && opts.keepLockOnAbort?.())) await core.deleteLock(id)
+    // A committed point needs no lock; an aborted backup keeps it only to be resumed.
+    if (committed || !(signal?.aborted && opts.keepLockOnAbort?.())) await core.deleteLock(id)
   }
 }
 
