@@ -190,4 +190,35 @@ describe('JobService', () => {
       await catalog.close()
     }
   })
+
+  it('watch() hands over only the events of matching jobs, and refuses one watcher past the limit until one leaves', async () => {
+    const catalog = new SqliteCatalog(':memory:')
+    await catalog.migrate()
+    const jobs = new JobService({ store: new JobStore(catalog), maxWatchers: 2 })
+    try {
+      const ofA: JobEvent[] = []
+      const gcs: JobEvent[] = []
+      const stopA = jobs.watch({ vault: 'a' }, (e) => ofA.push(e))
+      const stopGc = jobs.watch({ kind: 'gc' }, (e) => gcs.push(e))
+      assert.throws(
+        () => jobs.watch({}, () => {}),
+        (e: unknown) => e instanceof CairnError && e.code === 'TooManySubscribers',
+      )
+      const a = await jobs.start({ kind: 'verify', resource: 'vaults/a', vault: 'a' }, async () => 1)
+      const b = await jobs.start({ kind: 'gc', resource: 'vaults/b', vault: 'b' }, async () => 2)
+      await a.done
+      await b.done
+      assert.ok(ofA.length >= 2)
+      assert.ok(ofA.every((e) => e.job.id === a.job.id))
+      assert.ok(gcs.length >= 2)
+      assert.ok(gcs.every((e) => e.job.id === b.job.id))
+      stopA()
+      const again = jobs.watch({ job: b.job.id }, () => {})
+      again()
+      stopGc()
+    } finally {
+      await jobs.close()
+      await catalog.close()
+    }
+  })
 })

@@ -54,12 +54,25 @@ export interface StartedJob {
   done: Promise<Job>
 }
 
+/** Which job events a watcher wants: every field given must match the job. */
+export interface JobEventFilter {
+  job?: string
+  kind?: Job['kind']
+  vm?: string
+  vault?: string
+}
+
+/** Most watchers at once (the clients of the event stream); one more is refused with TooManySubscribers. */
+export const MAX_JOB_WATCHERS = 32
+
 /** Options of a JobService. */
 export interface JobServiceOptions {
   store: JobStore
   logger?: Logger
   /** How often progress is saved and sent (default 250 ms). */
   progressIntervalMs?: number
+  /** Most watchers at once (default MAX_JOB_WATCHERS). */
+  maxWatchers?: number
 }
 
 interface Running {
@@ -81,10 +94,12 @@ export class JobService {
   readonly #interval: number
   readonly #running = new Map<string, Running>()
   readonly #subscribers = new Map<(e: JobEvent) => void, (() => void) | undefined>()
+  readonly #maxWatchers: number
 
   constructor(options: JobServiceOptions) {
     this.#store = options.store
     this.#log = options.logger ?? silentLogger
+    this.#maxWatchers = options.maxWatchers ?? MAX_JOB_WATCHERS
     this.#interval = options.progressIntervalMs ?? 250
   }
 
@@ -164,6 +179,27 @@ export class JobService {
   subscribe(listener: (e: JobEvent) => void, onEnd?: () => void): () => void {
     this.#subscribers.set(listener, onEnd)
     return () => void this.#subscribers.delete(listener)
+  }
+
+  /**
+   * Receives the events of the jobs that match `filter` until the returned function is called (the
+   * event stream of the API and its CLI `watch`). Refused with TooManySubscribers while as many
+   * listen as the service serves.
+   */
+  watch(filter: JobEventFilter, listener: (e: JobEvent) => void, onEnd?: () => void): () => void {
+    if (this.#subscribers.size >= this.#maxWatchers)
+      throw new CairnError(
+        'TooManySubscribers',
+        `Cannot open the event stream: it already serves ${this.#maxWatchers} clients`,
+      )
+    const wanted = (e: JobEvent) =>
+      (filter.job === undefined || e.job.id === filter.job) &&
+      (filter.kind === undefined || e.job.kind === filter.kind) &&
+      (filter.vm === undefined || e.job.vm === filter.vm) &&
+      (filter.vault === undefined || e.job.vault === filter.vault)
+    return this.subscribe((e) => {
+      if (wanted(e)) listener(e)
+    }, onEnd)
   }
 
   /** Ends every subscription (event streams close) so that the API can stop. */
