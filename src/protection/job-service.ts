@@ -30,6 +30,12 @@ export interface JobContext {
   save(): Promise<void>
   /** True when this run resumes the work of a service that died (the job's details are as it left them). */
   readonly resumed: boolean
+  /**
+   * Asked by work that was aborted and could go on later: when the service is stopping (not a cancel),
+   * the job is left unfinished (phase `Suspended`) to resume at the next start, and this answers true
+   * (the work then keeps what it made); otherwise false (it undoes its work as usual).
+   */
+  suspend(): boolean
 }
 
 /**
@@ -280,6 +286,7 @@ export class JobService {
       pending = {}
       void save(p, true)
     }
+    let suspended = false
     const ctx: JobContext = {
       job: created,
       signal: abort.signal,
@@ -294,6 +301,10 @@ export class JobService {
       phase: (name) => save({ phase: name, details }, true),
       save: () => save({ details }, false),
       resumed,
+      suspend: () => {
+        if (abort.signal.aborted && abort.signal.reason instanceof Stopping) suspended = true
+        return suspended
+      },
     }
     let outcome: Parameters<JobStore['finish']>[1]
     try {
@@ -325,6 +336,12 @@ export class JobService {
     if (timer) clearTimeout(timer)
     await saving
     if (Object.keys(pending).length > 0) await this.#store.update(id, pending).catch(() => {})
+    if (suspended && outcome.state === 'Interrupted') {
+      // Left unfinished on purpose: the next start resumes it from what it recorded.
+      await this.#store.update(id, { phase: 'Suspended', details }).catch(() => {})
+      this.#log.info('job suspended until the next start', { job: id, kind: created.kind })
+      return this.#store.get(id).catch(() => created)
+    }
     try {
       return this.#finished(await this.#store.finish(id, outcome))
     } catch (err) {
