@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { request } from 'node:http'
 import { join } from 'node:path'
-import { CAIRN_BIN, type RunningService, startService } from './_service.js'
+import { authHeaders, CAIRN_BIN, type RunningService, startService, tokenOf } from './_service.js'
 
 const MiB = 1024 * 1024
 /** The disk store's segment size in the campaign. */
@@ -62,7 +62,7 @@ class Api {
   call<T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
     const payload =
       body === undefined ? undefined : body instanceof Uint8Array ? body : Buffer.from(JSON.stringify(body))
-    const headers: Record<string, string | number> = {}
+    const headers: Record<string, string | number> = { ...authHeaders(this.url) }
     if (payload) {
       headers['content-type'] = body instanceof Uint8Array ? 'application/octet-stream' : 'application/json'
       headers['content-length'] = payload.length
@@ -115,7 +115,11 @@ class Api {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 function cli(url: string, args: string[]): void {
-  const r = spawnSync(process.execPath, [CAIRN_BIN, ...args, '--url', url], { encoding: 'utf8' })
+  const token = tokenOf(url)
+  const r = spawnSync(process.execPath, [CAIRN_BIN, ...args, '--url', url], {
+    encoding: 'utf8',
+    env: { ...process.env, ...(token !== undefined ? { CAIRN_TOKEN: token } : {}) },
+  })
   assert.equal(r.status, 0, `cairn ${args.join(' ')}: ${r.stderr}`)
 }
 

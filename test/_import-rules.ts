@@ -7,6 +7,7 @@ import { posix } from 'node:path'
 export const LAYERS: Record<string, number> = {
   util: 0,
   catalog: 1,
+  auth: 2,
   diskstore: 2,
   vault: 2,
   protection: 3,

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { CAIRN_BIN } from './_service.js'
+import { apiFetch, CAIRN_BIN, tokenOf } from './_service.js'
 
 // Helpers of the job tests: JSON calls, disks of random bytes, waiting for a job.
 
@@ -19,10 +19,10 @@ const MiB = 1024 * 1024
  */
 export async function request(url: string, init: RequestInit = {}): Promise<Response> {
   try {
-    return await fetch(url, init)
+    return await apiFetch(url, init)
   } catch (err) {
     if ((err as { cause?: { code?: string } }).cause?.code !== 'UND_ERR_SOCKET') throw err
-    return fetch(url, init)
+    return apiFetch(url, init)
   }
 }
 
@@ -48,7 +48,7 @@ export async function randomDisk(url: string, name: string, mib: number): Promis
   const made = await api(url, 'PUT', `${D}/${name}`, { size: `${mib}MiB` })
   assert.ok(made.status === 201 || made.status === 409, JSON.stringify(made.body))
   for (let o = 0; o < mib * MiB; o += 4 * MiB) {
-    const res = await fetch(`${url}${D}/${name}/pages?offset=${o}`, {
+    const res = await apiFetch(`${url}${D}/${name}/pages?offset=${o}`, {
       method: 'PUT',
       body: randomBytes(4 * MiB),
       headers: { 'content-type': 'application/octet-stream' },
@@ -89,8 +89,10 @@ export interface CliRun {
 
 /** Starts the cairn CLI against a service. */
 export function cli(url: string, ...args: string[]): CliRun {
+  const token = tokenOf(url)
   const child = spawn(process.execPath, [CAIRN_BIN, ...args, '--url', url], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...(token !== undefined ? { CAIRN_TOKEN: token } : {}) },
   })
   let out = ''
   let err = ''

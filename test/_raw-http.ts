@@ -1,5 +1,6 @@
 import { request } from 'node:http'
 import { connect, type Socket } from 'node:net'
+import { authHeaders } from './_service.js'
 
 /** One answer of rawRequest: status, headers and the body as text. */
 export interface RawAnswer {
@@ -29,7 +30,8 @@ export function rawRequest(
   } = {},
 ): Promise<RawAnswer> {
   const u = new URL(url)
-  const headers = { ...options.headers }
+  // Requests to a test service carry its admin token unless the test gives its own Authorization.
+  const headers = { ...authHeaders(u.origin), ...options.headers }
   const fixed = typeof options.body === 'string' || Buffer.isBuffer(options.body)
   const named = (h: string) => Object.keys(headers).some((k) => k.toLowerCase() === h)
   if (options.declaredOnly !== undefined) headers['content-length'] = String(options.declaredOnly)

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { fileURLToPath } from 'node:url'
+import { apiFetch } from './_service.js'
 
 const bin = fileURLToPath(new URL('../../bin/cairn.js', import.meta.url))
 const TOKEN = 'agent-test-token-1234'
@@ -44,7 +45,7 @@ function stopAgent(child: ChildProcess): Promise<void> {
 }
 
 async function call(url: string, method: string, path: string, body?: unknown, token = TOKEN) {
-  const res = await fetch(`${url}${path}`, {
+  const res = await apiFetch(`${url}${path}`, {
     method,
     headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
     body: body === undefined ? null : JSON.stringify(body),

@@ -6,7 +6,7 @@ import { describe, it } from 'node:test'
 import { ApiClient } from '../src/cli/index.js'
 import { CairnService } from '../src/server/index.js'
 import { silentLogger } from '../src/util/index.js'
-import { cairnAt } from './_service.js'
+import { apiFetch, cairnAt, signIn, tokenOf } from './_service.js'
 
 // Every list of the management API answers one envelope, {items, nextCursor?}, paged by ?limit= and
 // ?cursor=; the CLI follows the cursors so that a list command shows everything.
@@ -24,6 +24,7 @@ async function withService(run: (url: string, service: CairnService) => Promise<
   )
   await service.start()
   try {
+    await signIn(service.listeners.api!, service.config.data)
     await run(service.listeners.api!, service)
   } finally {
     await service.stop()
@@ -32,7 +33,7 @@ async function withService(run: (url: string, service: CairnService) => Promise<
 }
 
 async function get(url: string): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(url)
+  const res = await apiFetch(url)
   return { status: res.status, body: (await res.json()) as Record<string, unknown> }
 }
 
@@ -59,13 +60,13 @@ describe('lists of the management API', () => {
   it('every list pages by limit and cursor, in a stable order, without repeating or skipping items', async () => {
     await withService(async (url) => {
       const post = (path: string, body: unknown) =>
-        fetch(`${url}${path}`, {
+        apiFetch(`${url}${path}`, {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
           body: JSON.stringify(body),
         })
       const put = (path: string, body: unknown) =>
-        fetch(`${url}${path}`, {
+        apiFetch(`${url}${path}`, {
           method: 'PUT',
           headers: { 'content-type': 'application/json' },
           body: JSON.stringify(body),
@@ -114,11 +115,11 @@ describe('lists of the management API', () => {
       const C = '/api/v1/accounts/accta/containers'
       const first = (await get(`${url}${C}?limit=2`)).body as unknown as Page
       assert.deepEqual(names(first), ['box1', 'box2'])
-      assert.equal((await fetch(`${url}${C}/box1`, { method: 'DELETE' })).status, 204)
+      assert.equal((await apiFetch(`${url}${C}/box1`, { method: 'DELETE' })).status, 204)
       const second = (await get(`${url}${C}?limit=2&cursor=${first.nextCursor}`)).body as unknown as Page
       assert.deepEqual(names(second), ['box3', 'box4'])
       const vaults = (await get(`${url}/api/v1/vaults?limit=1`)).body as unknown as Page
-      assert.equal((await fetch(`${url}/api/v1/vaults/v1`, { method: 'DELETE' })).status, 200)
+      assert.equal((await apiFetch(`${url}/api/v1/vaults/v1`, { method: 'DELETE' })).status, 200)
       const next = (await get(`${url}/api/v1/vaults?limit=1&cursor=${vaults.nextCursor}`))
         .body as unknown as Page
       assert.deepEqual(names(next), ['v2'])
@@ -160,14 +161,18 @@ describe('lists of the management API', () => {
       const max = (await get(`${url}${path}?limit=1000`)).body as unknown as Page
       assert.equal(max.items.length, 1000)
 
-      const small = await new ApiClient(url, { pageSize: 7 }).list<{ name: string }>(path)
+      const small = await new ApiClient(url, { pageSize: 7, token: () => tokenOf(url) }).list<{
+        name: string
+      }>(path)
       assert.equal(small.length, total)
       assert.equal(new Set(small.map((c) => c.name)).size, total)
       assert.deepEqual(
         small.map((c) => c.name),
         small.map((c) => c.name).sort(),
       )
-      const capped = await new ApiClient(url, { pageSize: 7 }).list<{ name: string }>(path, {}, { max: 10 })
+      const capped = await new ApiClient(url, { pageSize: 7, token: () => tokenOf(url) }).list<{
+        name: string
+      }>(path, {}, { max: 10 })
       assert.deepEqual(
         capped.map((c) => c.name),
         small.slice(0, 10).map((c) => c.name),
@@ -190,7 +195,7 @@ describe('lists of the management API', () => {
   it('VMs, policies and protected items page the same way; a body of the wrong shape names the field', async () => {
     await withService(async (url) => {
       const send = async (method: string, path: string, body: unknown) => {
-        const res = await fetch(`${url}${path}`, {
+        const res = await apiFetch(`${url}${path}`, {
           method,
           headers: { 'content-type': 'application/json' },
           body: JSON.stringify(body),

@@ -8,7 +8,7 @@ import { ManualClock } from '../src/protection/index.js'
 import { CairnService } from '../src/server/index.js'
 import { silentLogger } from '../src/util/index.js'
 import { api, D, ended, type Json } from './_jobs.js'
-import { cairnAt } from './_service.js'
+import { apiFetch, cairnAt, signIn } from './_service.js'
 
 // Soft delete and immutable vaults through the real service (HTTP and the cairn CLI), with the
 // service's test-only clock: every path that could remove backup data is tried and refused or kept,
@@ -32,6 +32,7 @@ describe('backups that survive a stolen admin: soft delete and immutability', ()
     )
     await service.start()
     url = service.listeners.api!
+    await signIn(url, service.config.data)
   })
   after(async () => {
     await service.stop()
@@ -62,7 +63,7 @@ describe('backups that survive a stolen admin: soft delete and immutability', ()
   const disk = async (name: string): Promise<Buffer> => {
     const data = randomBytes(MiB)
     assert.equal((await api(url, 'PUT', `${D}/${name}`, { size: '1MiB' })).status, 201)
-    const res = await fetch(`${url}${D}/${name}/pages?offset=0`, {
+    const res = await apiFetch(`${url}${D}/${name}/pages?offset=0`, {
       method: 'PUT',
       body: new Uint8Array(data),
       headers: { 'content-type': 'application/octet-stream' },
@@ -71,7 +72,7 @@ describe('backups that survive a stolen admin: soft delete and immutability', ()
     return data
   }
   const read = async (name: string) =>
-    Buffer.from(await (await fetch(`${url}${D}/${name}/pages?offset=0&length=${MiB}`)).arrayBuffer())
+    Buffer.from(await (await apiFetch(`${url}${D}/${name}/pages?offset=0&length=${MiB}`)).arrayBuffer())
   /** Backs a disk up into a vault with an expiry `days` from the service's clock; answers the point id. */
   const backup = async (vault: string, name: string, days: number): Promise<string> => {
     const started = await api(url, 'POST', `/api/v1/vaults/${vault}/backups`, {

@@ -8,7 +8,7 @@ import { DEVELOPMENT_ACCOUNT } from '../src/blobapi/index.js'
 import * as P from '../src/nbd/_protocol.js'
 import { RawClient } from '../src/nbd/_raw-client.js'
 import { runner } from './_disk-cli.js'
-import { type RunningService, startService } from './_service.js'
+import { apiFetch, type RunningService, startService } from './_service.js'
 import { mountSmallFs, smallFsUnavailable } from './_small-fs.js'
 
 const MiB = 1024 * 1024
@@ -72,11 +72,11 @@ describe('a full file system under `cairn serve`', { skip }, () => {
       const refused = run('disk', 'create', 'another', '--size', '8MiB', '--json')
       assert.equal(refused.status, 5, refused.stdout + refused.stderr)
       assert.match(refused.stdout + refused.stderr, /StoreFull/)
-      const api = await fetch(`${svc.url}/api/v1/status`)
+      const api = await apiFetch(`${svc.url}/api/v1/status`)
       const status = (await api.json()) as { status: string; diskStore: { state: string; message?: string } }
       assert.equal(status.status, 'degraded')
       assert.equal(status.diskStore.state, 'full')
-      assert.deepEqual(await (await fetch(`${svc.url}/healthz`)).json(), { status: 'degraded' })
+      assert.deepEqual(await (await apiFetch(`${svc.url}/healthz`)).json(), { status: 'degraded' })
       const shown = run('status')
       assert.equal(shown.status, 0, shown.stderr)
       assert.match(shown.stdout, /disk store:\s+full/)
@@ -86,7 +86,7 @@ describe('a full file system under `cairn serve`', { skip }, () => {
       await blobs().getPageBlobClient('scratch').withSnapshot(snap.snapshot!).delete()
       await blobs().getPageBlobClient('scratch').delete({ deleteSnapshots: 'include' })
       await until('the store has room again', async () => {
-        const s = (await (await fetch(`${svc!.url}/api/v1/status`)).json()) as { status: string }
+        const s = (await (await apiFetch(`${svc!.url}/api/v1/status`)).json()) as { status: string }
         return s.status === 'ok'
       })
       assert.equal(svc.logs.filter((l) => l.includes('"msg":"disk store has space again')).length, 1)

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { api, cli, D, ended, type Json, randomDisk, waitJob } from './_jobs.js'
-import { startService } from './_service.js'
+import { apiFetch, startService } from './_service.js'
 
 const MiB = 1024 * 1024
 
@@ -84,7 +84,7 @@ describe('one job system (against a real cairn serve)', () => {
       const started = await api(url, 'POST', '/api/v1/vaults/v1/protectedItems/big/backup', {})
       assert.equal(started.status, 202, JSON.stringify(started.body))
       assert.equal(started.body.kind, 'backup')
-      assert.equal(started.body.startedBy, 'local')
+      assert.equal(started.body.startedBy, 'admin', 'a job records the signed-in user who started it')
       await waitJob(
         url,
         started.body.id,
@@ -109,7 +109,7 @@ describe('one job system (against a real cairn serve)', () => {
       assert.equal(again.body.error.code, 'JobNotRunning')
 
       // 2. The event stream: a client sees the next backup created, progressing and completing.
-      const stream = await fetch(`${url}/api/v1/events`)
+      const stream = await apiFetch(`${url}/api/v1/events`)
       assert.equal(stream.status, 200)
       assert.match(stream.headers.get('content-type') ?? '', /text\/event-stream/)
       const next = await api(url, 'POST', '/api/v1/vaults/v1/protectedItems/big/backup', {})
@@ -144,7 +144,7 @@ describe('one job system (against a real cairn serve)', () => {
       const missing = cli(url, 'job', 'show', 'nope')
       assert.equal(await missing.exit, 3)
       // A prune answers its report at once and is a job in the history too.
-      const prune = await fetch(`${url}/api/v1/vaults/v1/prune`, {
+      const prune = await apiFetch(`${url}/api/v1/vaults/v1/prune`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ keepLast: 10, dryRun: true }),
@@ -195,7 +195,7 @@ describe('one job system (against a real cairn serve)', () => {
     try {
       for (let i = 0; i < 32; i++) {
         const ac = new AbortController()
-        const res = await fetch(`${url}/api/v1/events`, { signal: ac.signal })
+        const res = await apiFetch(`${url}/api/v1/events`, { signal: ac.signal })
         assert.equal(res.status, 200)
         streams.push(ac)
       }
@@ -205,7 +205,7 @@ describe('one job system (against a real cairn serve)', () => {
       streams.pop()!.abort()
       let res: Response | undefined
       for (let i = 0; i < 100; i++) {
-        res = await fetch(`${url}/api/v1/events`, { signal: AbortSignal.timeout(5000) })
+        res = await apiFetch(`${url}/api/v1/events`, { signal: AbortSignal.timeout(5000) })
         if (res.status === 200) break
         await res.text()
         await new Promise((r) => setTimeout(r, 20))
@@ -225,7 +225,7 @@ describe('one job system (against a real cairn serve)', () => {
     try {
       const image = join(dir, 'in.raw')
       writeFileSync(image, randomBytes(8 * MiB))
-      const imported = await fetch(`${url}${D}/from-file/import`, {
+      const imported = await apiFetch(`${url}${D}/from-file/import`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ path: image }),
@@ -235,7 +235,7 @@ describe('one job system (against a real cairn serve)', () => {
       assert.equal(importJob.kind, 'import')
       assert.equal(importJob.state, 'Completed')
       assert.equal(importJob.progress.bytesDone, 8 * MiB)
-      const exported = await fetch(`${url}${D}/from-file/export`, {
+      const exported = await apiFetch(`${url}${D}/from-file/export`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ path: join(dir, 'out.raw') }),

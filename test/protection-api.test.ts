@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { createApiApp } from '../src/api/index.js'
+import { AuthService } from '../src/auth/index.js'
 import { JobStore, openSqliteCatalog } from '../src/catalog/index.js'
 import { LogDiskStore } from '../src/diskstore/index.js'
 import { JobService, ProtectionService, ProtectionStore } from '../src/protection/index.js'
@@ -26,10 +27,14 @@ async function withApi(
   for (const d of ['db-1-os', 'db-1-data', 'db-1-log']) {
     await diskStore.createDisk({ account: 'acct', container: 'vms', disk: d }, { size: 1024 * 1024 })
   }
+  const auth = new AuthService(catalog)
+  await auth.ensureAdmin('test-admin-password')
+  const { secret } = await auth.login({ user: 'admin', password: 'test-admin-password', client: 'test' })
   try {
     const store = new ProtectionStore(catalog)
     const app = createApiApp({
       logger: silentLogger,
+      auth,
       info: () => ({ name: 'cairn', version: '0', dataDir: dir, startedAt: '', listeners: {} }),
       accepting: () => true,
       diskStore,
@@ -40,10 +45,10 @@ async function withApi(
       }),
     })
     await fn(async (method, path, body) => {
-      const init: RequestInit = { method }
+      const init: RequestInit = { method, headers: { authorization: `Bearer ${secret}` } }
       if (body !== undefined) {
         init.body = JSON.stringify(body)
-        init.headers = { 'content-type': 'application/json' }
+        init.headers = { authorization: `Bearer ${secret}`, 'content-type': 'application/json' }
       }
       const res = await app.request(path, init)
       return { status: res.status, body: await res.json() }

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import { cairnAt, startService } from './_service.js'
+import { apiFetch, cairnAt, startService } from './_service.js'
 
 const cairn = (url: string, ...args: string[]) => cairnAt(url, args, { json: false })
 
@@ -14,7 +14,7 @@ describe('cairn CLI for VMs, policies, protection and jobs (against a real cairn
     try {
       const url = service.url
       for (const d of ['web-1-os', 'web-1-data0', 'web-1-data1']) {
-        const res = await fetch(`${url}/api/v1/accounts/devstoreaccount1/containers/disks/disks/${d}`, {
+        const res = await apiFetch(`${url}/api/v1/accounts/devstoreaccount1/containers/disks/disks/${d}`, {
           method: 'PUT',
           headers: { 'content-type': 'application/json' },
           body: JSON.stringify({ size: '1MiB' }),

@@ -6,7 +6,7 @@ import { describe, it } from 'node:test'
 import { COMMANDS } from '../src/cli/commands/index.js'
 import { main } from '../src/cli/index.js'
 import { LogDiskStore } from '../src/diskstore/index.js'
-import { cairn, startService } from './_service.js'
+import { apiFetch, cairn, startService } from './_service.js'
 
 async function captureStdout(fn: () => Promise<number>): Promise<{ code: number; stdout: string }> {
   const write = process.stdout.write.bind(process.stdout)
@@ -26,14 +26,14 @@ describe('cairn serve', () => {
   it('answers /healthz, /api/v1/info and the OpenAPI document, and says where it listens', async () => {
     const svc = await startService()
     try {
-      const health = await fetch(`${svc.url}/healthz`)
+      const health = await apiFetch(`${svc.url}/healthz`)
       assert.equal(health.status, 200)
       assert.deepEqual(await health.json(), { status: 'ok' })
-      const info = (await (await fetch(`${svc.url}/api/v1/info`)).json()) as Record<string, unknown>
+      const info = (await (await apiFetch(`${svc.url}/api/v1/info`)).json()) as Record<string, unknown>
       assert.equal(info.name, 'cairn')
       assert.equal(info.dataDir, svc.data)
       assert.deepEqual(info.listeners, svc.listeners)
-      const doc = (await (await fetch(`${svc.url}/api/v1/openapi.json`)).json()) as {
+      const doc = (await (await apiFetch(`${svc.url}/api/v1/openapi.json`)).json()) as {
         openapi: string
         paths: object
       }
@@ -48,7 +48,7 @@ describe('cairn serve', () => {
   it('answers unknown routes and bad bodies with the error catalogue', async () => {
     const svc = await startService()
     try {
-      const r = await fetch(`${svc.url}/api/v1/nothing-here`)
+      const r = await apiFetch(`${svc.url}/api/v1/nothing-here`)
       assert.equal(r.status, 404)
       assert.equal(((await r.json()) as { error: { code: string } }).error.code, 'RouteNotFound')
     } finally {

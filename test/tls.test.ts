@@ -11,14 +11,14 @@ import { after, before, describe, it } from 'node:test'
 import { promisify } from 'node:util'
 import selfsigned from 'selfsigned'
 import { closedWithin, rawRequest, silentSocket } from './_raw-http.js'
-import { cairnAt, type RunningService, startService } from './_service.js'
+import { authHeaders, cairnAt, type RunningService, startService } from './_service.js'
 
 const run = promisify(execFile)
 
 /** GET over https with Node's own client, trusting `ca` (or the system's CAs). */
 function httpsGet(url: string, ca?: string): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
-    get(url, { ...(ca ? { ca } : {}), agent: false }, (res) => {
+    get(url, { ...(ca ? { ca } : {}), agent: false, headers: authHeaders(new URL(url).origin) }, (res) => {
       let text = ''
       res.on('data', (c) => {
         text += c
@@ -166,6 +166,8 @@ describe('TLS on the management and blob APIs', () => {
     await assert.rejects(httpsGet(`${svc.url}/api/v1/status`), { code: 'DEPTH_ZERO_SELF_SIGNED_CERT' })
     // The certificate names localhost as well as 127.0.0.1.
     const byName = await curl([
+      '-H',
+      `authorization: Bearer ${svc.token}`,
       '--cacert',
       caFile,
       `${svc.url.replace('127.0.0.1', 'localhost')}/api/v1/status`,

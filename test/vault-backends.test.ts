@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { pathToFileURL } from 'node:url'
-import { cairn, startService } from './_service.js'
+import { authHeaders, cairn, startService } from './_service.js'
 
 // biome-ignore lint/suspicious/noExplicitAny: answers of many shapes
 type Json = any
@@ -21,7 +21,11 @@ function api(
     const payload = body === undefined ? undefined : JSON.stringify(body)
     const req = request(
       `${base}${path}`,
-      { method, agent: false, headers: payload ? { 'content-type': 'application/json' } : {} },
+      {
+        method,
+        agent: false,
+        headers: { ...authHeaders(base), ...(payload ? { 'content-type': 'application/json' } : {}) },
+      },
       (res) => {
         let text = ''
         res.setEncoding('utf8')

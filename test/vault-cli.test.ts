@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { CairnService } from '../src/server/index.js'
 import { silentLogger } from '../src/util/index.js'
-import { cairnAt } from './_service.js'
+import { cairnAt, signIn } from './_service.js'
 
 const cairn = (url: string, args: string[], env: NodeJS.ProcessEnv = {}) => cairnAt(url, args, { env })
 
@@ -30,6 +30,7 @@ describe('vault through the service and the CLI', () => {
     await service.start()
     try {
       const url = service.listeners.api!
+      await signIn(url, service.config.data)
       const env = { CAIRN_VAULT_PASSPHRASE: 'secret one' }
       const ok = async (args: string[], e: NodeJS.ProcessEnv = env) => {
         const r = await cairn(url, args, e)
@@ -90,6 +91,7 @@ describe('vault through the service and the CLI', () => {
     await again.start()
     try {
       const url = again.listeners.api!
+      await signIn(url, again.config.data)
       const locked = await cairn(url, ['rp', 'list', '--vault', 'main'], { CAIRN_VAULT_PASSPHRASE: '' })
       assert.equal(locked.code, 7)
       const wrong = await cairn(url, ['rp', 'list', '--vault', 'main'], {
@@ -117,6 +119,7 @@ describe('vault through the service and the CLI', () => {
     await service.start()
     try {
       const url = service.listeners.api!
+      await signIn(url, service.config.data)
       const ok = async (args: string[]) => {
         const r = await cairn(url, args)
         assert.equal(r.code, 0, `cairn ${args.join(' ')}: ${r.stderr}${r.stdout}`)

@@ -8,7 +8,7 @@ import { describe, it } from 'node:test'
 import { ManualClock } from '../src/protection/index.js'
 import { CairnService } from '../src/server/index.js'
 import { createLogger } from '../src/util/index.js'
-import { cairnAt, startService } from './_service.js'
+import { cairnAt, signIn, startService } from './_service.js'
 
 const cairn = (url: string, args: string[], env: NodeJS.ProcessEnv = {}) =>
   cairnAt(url, args, { env: { CAIRN_VAULT_PASSPHRASE: '', ...env } })
@@ -128,6 +128,7 @@ describe('vault keys at start and vault unlock', () => {
       await first.start()
       try {
         const url = first.listeners.api!
+        await signIn(url, first.config.data)
         await first.diskStore.createDisk(
           { account: 'devstoreaccount1', container: 'disks', disk: 'web-os' },
           { size: 1024 * 1024 },
@@ -160,6 +161,7 @@ describe('vault keys at start and vault unlock', () => {
       await second.start()
       try {
         const url = second.listeners.api!
+        await signIn(url, second.config.data)
         // Two days later the daily backup is due (caught up once); the vault is still locked.
         await clock.advanceTo(clock.now() + 2 * 86_400_000)
         type JobView = { kind: string; state: string; error?: { code: string } }

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { runner } from './_disk-cli.js'
-import { startService } from './_service.js'
+import { apiFetch, startService } from './_service.js'
 
 // biome-ignore lint/suspicious/noExplicitAny: answers of many shapes
 type Json = any
@@ -24,7 +24,7 @@ async function call(url: string, method: string, path: string, body?: unknown) {
     init.body = JSON.stringify(body)
     init.headers = { 'content-type': 'application/json' }
   }
-  const res = await fetch(`${url}${path}`, init)
+  const res = await apiFetch(`${url}${path}`, init)
   return { status: res.status, body: (await res.json()) as Json }
 }
 

@@ -7,7 +7,7 @@ import { describe, it } from 'node:test'
 import { ManualClock } from '../src/protection/index.js'
 import { CairnService } from '../src/server/index.js'
 import { silentLogger } from '../src/util/index.js'
-import { cairnAt } from './_service.js'
+import { apiFetch, cairnAt, signIn } from './_service.js'
 
 const KiB = 1024
 const SIZE = 512 * KiB
@@ -38,13 +38,14 @@ describe(`a vault of ${POINTS} incremental points`, () => {
     await service.start()
     try {
       const url = service.listeners.api!
+      await signIn(url, service.config.data)
       const ok = async (args: string[]) => {
         const r = await cairn(url, args)
         assert.equal(r.code, 0, `cairn ${args.join(' ')}: ${r.stderr}${r.stdout}`)
         return r.stdout ? JSON.parse(r.stdout) : undefined
       }
       const api = async (method: string, path: string, body?: Uint8Array | object) => {
-        const res = await fetch(`${url}${path}`, {
+        const res = await apiFetch(`${url}${path}`, {
           method,
           ...(body instanceof Uint8Array
             ? { body, headers: { 'content-type': 'application/octet-stream' } }

@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { CairnService } from '../src/server/index.js'
 import { silentLogger } from '../src/util/index.js'
-import { cairnAt } from './_service.js'
+import { cairnAt, signIn } from './_service.js'
 
 const MiB = 1024 * 1024
 
@@ -30,6 +30,7 @@ describe('full backups and vault usage through the CLI', () => {
     await service.start()
     try {
       const url = service.listeners.api!
+      await signIn(url, service.config.data)
       const ok = async (args: string[]) => {
         const r = await cairn(url, args)
         assert.equal(r.code, 0, `cairn ${args.join(' ')}: ${r.stderr}${r.stdout}`)

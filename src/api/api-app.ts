@@ -1,10 +1,14 @@
 import { randomUUID } from 'node:crypto'
 import { CairnError } from '../util/index.js'
+import { authorize } from './_authorize.js'
 import { errorResponse } from './_errors.js'
+import { withPermissions } from './_openapi-permissions.js'
 import { bodyLimit, crossSiteGuard, hostGuard } from './_request-guards.js'
 import { registerAccountRoutes } from './account-routes.js'
 import type { ApiContext } from './api-context.js'
+import { registerAuthRoutes } from './auth-routes.js'
 import { registerDiskRoutes } from './disk-routes.js'
+import { registerGuardRoutes } from './guard-routes.js'
 import { registerJobRoutes } from './job-routes.js'
 import { type ApiApp, newApiApp } from './new-api-app.js'
 import { registerProtectionRoutes } from './protection-routes.js'
@@ -39,25 +43,30 @@ export function createApiApp(ctx: ApiContext): ApiApp {
   app.use('*', hostGuard(ctx.allowedHosts ?? []))
   app.use('*', crossSiteGuard(ctx.allowedHosts ?? []))
   app.use('*', bodyLimit())
+  // The one authorization check: the route → permission table of src/auth, before any route runs.
+  app.use('*', authorize(ctx.auth, log))
 
   registerSystemRoutes(app, ctx)
+  registerAuthRoutes(app, ctx.auth)
   if (ctx.protection) registerProtectionRoutes(app, ctx.protection)
   registerAccountRoutes(app, ctx)
   registerDiskRoutes(app, ctx)
   registerSnapshotRoutes(app, ctx)
   registerVaultRoutes(app, ctx)
   registerVaultSafetyRoutes(app, ctx)
+  registerGuardRoutes(app, ctx)
   registerJobRoutes(app, ctx)
 
-  app.doc31('/api/v1/openapi.json', {
-    openapi: '3.1.0',
+  const document = {
+    openapi: '3.1.0' as const,
     info: {
       title: 'Cairn management API',
       version: ctx.info().version,
       description:
-        'Backup and disaster recovery for virtual-machine disks. Errors answer {"error":{"code","message"}}.',
+        'Backup and disaster recovery for virtual-machine disks. Errors answer {"error":{"code","message"}}. Every route but /healthz and sign-in needs credentials; x-cairn-permission names what each requires (docs/security.md).',
     },
-  })
+  }
+  app.get('/api/v1/openapi.json', (c) => c.json(withPermissions(app.getOpenAPI31Document(document))))
 
   app.notFound((c) => {
     const e = new CairnError(

@@ -1,5 +1,12 @@
+import type { AuthService } from '../auth/index.js'
 import type { DiskStore } from '../diskstore/index.js'
-import type { DiskService, JobService, ProtectionService, VaultService } from '../protection/index.js'
+import type {
+  DiskService,
+  JobService,
+  ProtectionService,
+  ResourceGuard,
+  VaultService,
+} from '../protection/index.js'
 import type { Logger } from '../util/index.js'
 
 /** What the management API reports at /api/v1/info. */
@@ -31,6 +38,8 @@ export interface ApiContext {
   info(): ServiceInfo
   /** False while the service shuts down: new requests then get ServiceUnavailable. */
   accepting(): boolean
+  /** Identities, roles and the audit log: every route but health and sign-in needs credentials. */
+  auth: AuthService
   /** Accounts, containers, disks and snapshots. */
   diskStore: DiskStore
   /** Every long operation as a persisted job (/api/v1/jobs) and the event stream (/api/v1/events). */
@@ -44,6 +53,8 @@ export interface ApiContext {
    * /api/v1/vms and /vaults/{vault}/…); absent, those routes do not exist.
    */
   protection?: ProtectionService
+  /** Multi-user authorization of critical operations (routes under /api/v1/guard and /vaults/{vault}/guard). */
+  guard?: ResourceGuard
   /**
    * Host names the API answers to besides IP addresses and `localhost` (DNS-rebinding defence), and
    * the page origins besides its own allowed to change state; the service passes its bound name and

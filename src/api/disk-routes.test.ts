@@ -6,18 +6,19 @@ import { describe, it } from 'node:test'
 import { LogDiskStore } from '../diskstore/index.js'
 import { DiskService } from '../protection/index.js'
 import { HostPaths, silentLogger } from '../util/index.js'
+import { asAdmin, type InProcessApp, testAuth } from './_test-identity.js'
 import { createApiApp } from './api-app.js'
 
-async function withApp(
-  fn: (app: ReturnType<typeof createApiApp>, dir: string) => Promise<void>,
-): Promise<void> {
+async function withApp(fn: (app: InProcessApp, dir: string) => Promise<void>): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'cairn-api-disks-'))
   const store = await LogDiskStore.open(join(dir, 'disks'), { compactIntervalMs: 0 })
   mkdirSync(join(dir, 'files'))
+  const identity = await testAuth()
   try {
     const app = createApiApp({
       logger: silentLogger,
       accepting: () => true,
+      auth: identity.auth,
       diskStore: store,
       diskService: new DiskService({
         diskStore: store,
@@ -30,8 +31,9 @@ async function withApp(
       }),
       info: () => ({ name: 'cairn', version: '0', dataDir: dir, startedAt: '', listeners: {} }),
     })
-    await fn(app, dir)
+    await fn(asAdmin(app, identity.token), dir)
   } finally {
+    await identity.close()
     await store.close()
     rmSync(dir, { recursive: true, force: true })
   }

@@ -7,27 +7,29 @@ import { JobStore, SqliteCatalog } from '../catalog/index.js'
 import { LogDiskStore } from '../diskstore/index.js'
 import { JobService } from '../protection/index.js'
 import { silentLogger } from '../util/index.js'
+import { asAdmin, type InProcessApp, testAuth } from './_test-identity.js'
 import { createApiApp } from './api-app.js'
 import { MAX_EVENT_BACKLOG } from './job-routes.js'
 
-async function withApp(
-  fn: (app: ReturnType<typeof createApiApp>, jobs: JobService) => Promise<void>,
-): Promise<void> {
+async function withApp(fn: (app: InProcessApp, jobs: JobService) => Promise<void>): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'cairn-api-jobs-'))
   const store = await LogDiskStore.open(join(dir, 'disks'), { compactIntervalMs: 0 })
   const catalog = new SqliteCatalog(':memory:')
   await catalog.migrate()
   const jobs = new JobService({ store: new JobStore(catalog) })
+  const identity = await testAuth()
   try {
     const app = createApiApp({
       logger: silentLogger,
       accepting: () => true,
+      auth: identity.auth,
       diskStore: store,
       jobs,
       info: () => ({ name: 'cairn', version: '0', dataDir: dir, startedAt: '', listeners: {} }),
     })
-    await fn(app, jobs)
+    await fn(asAdmin(app, identity.token), jobs)
   } finally {
+    await identity.close()
     await jobs.close()
     await catalog.close()
     await store.close()

@@ -1,8 +1,9 @@
 import { OpenAPIHono } from '@hono/zod-openapi'
+import type { Principal } from '../auth/index.js'
 import { CairnError } from '../util/index.js'
 
-/** Hono environment of the management API: every request carries its id. */
-export type ApiEnv = { Variables: { requestId: string } }
+/** Hono environment of the management API: every request carries its id, and who sent it once authenticated. */
+export type ApiEnv = { Variables: { requestId: string; principal?: Principal } }
 
 /** The management API app, typed for route modules. */
 export type ApiApp = OpenAPIHono<ApiEnv>

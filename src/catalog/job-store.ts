@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { CairnError } from '../util/index.js'
+import { CairnError, requestActor } from '../util/index.js'
 import type { Catalog } from './catalog.js'
 import type { JobsTable } from './schema.js'
 
@@ -60,7 +60,7 @@ export interface Job {
   /** The protected item of a VM job. */
   itemId?: string
   progress: JobProgress
-  /** Who asked for it: `local` until the API authenticates, `scheduler` for scheduled work. */
+  /** Who asked for it: the signed-in user of the request, `scheduler` for scheduled work, `local` else. */
   startedBy: string
   createdAt: string
   startedAt?: string
@@ -144,7 +144,11 @@ export class JobStore {
         running_at: null,
         updated_at: now,
         ended_at: null,
-        started_by: spec.startedBy ?? 'local',
+        // `local` (or nothing) means the caller did not say: the signed-in user of the request, if any.
+        started_by:
+          spec.startedBy !== undefined && spec.startedBy !== 'local'
+            ? spec.startedBy
+            : (requestActor() ?? 'local'),
         result_json: null,
         error_code: null,
         error_message: null,

@@ -193,4 +193,91 @@ export const MIGRATIONS: Migration[] = [
       }
     },
   },
+  {
+    // Identities (docs/security.md): users with argon2id password hashes, their role assignments, API
+    // tokens, login tokens and browser sessions (only SHA-256 hashes of their secrets), and the
+    // hash-chained audit log.
+    version: 13,
+    name: 'identities and audit',
+    async up(db) {
+      await db.schema
+        .createTable('users')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull().unique())
+        .addColumn('password_hash', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute()
+      await db.schema
+        .createTable('role_assignments')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('user_id', 'text', (c) => c.notNull().references('users.id').onDelete('cascade'))
+        .addColumn('role', 'text', (c) => c.notNull())
+        .addColumn('scope', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .addUniqueConstraint('role_assignments_unique', ['user_id', 'role', 'scope'])
+        .execute()
+      await db.schema
+        .createTable('credentials')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('user_id', 'text', (c) => c.notNull().references('users.id').onDelete('cascade'))
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('secret_hash', 'text', (c) => c.notNull().unique())
+        .addColumn('csrf_hash', 'text')
+        .addColumn('role', 'text')
+        .addColumn('scope', 'text')
+        .addColumn('created_at', 'integer', (c) => c.notNull())
+        .addColumn('expires_at', 'integer')
+        .addColumn('last_used_at', 'integer')
+        .execute()
+      await db.schema
+        .createTable('audit_log')
+        .addColumn('seq', 'integer', (c) => c.primaryKey())
+        .addColumn('time', 'text', (c) => c.notNull())
+        .addColumn('actor', 'text', (c) => c.notNull())
+        .addColumn('roles', 'text', (c) => c.notNull())
+        .addColumn('client', 'text', (c) => c.notNull())
+        .addColumn('action', 'text', (c) => c.notNull())
+        .addColumn('target', 'text', (c) => c.notNull())
+        .addColumn('result', 'text', (c) => c.notNull())
+        .addColumn('status', 'integer', (c) => c.notNull())
+        .addColumn('details_json', 'text', (c) => c.notNull())
+        .addColumn('prev_hash', 'text', (c) => c.notNull())
+        .addColumn('hash', 'text', (c) => c.notNull())
+        .execute()
+    },
+  },
+  {
+    // Multi-user authorization (docs/security.md): the vaults a resource guard protects, and the
+    // requests to run a critical operation with their approval or denial by another identity.
+    version: 14,
+    name: 'resource guard',
+    async up(db) {
+      await db.schema
+        .createTable('resource_guards')
+        .addColumn('vault', 'text', (c) => c.primaryKey())
+        .addColumn('enabled', 'integer', (c) => c.notNull())
+        .addColumn('updated_at', 'integer', (c) => c.notNull())
+        .addColumn('updated_by', 'text', (c) => c.notNull())
+        .execute()
+      await db.schema
+        .createTable('guard_requests')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('vault', 'text', (c) => c.notNull())
+        .addColumn('operation', 'text', (c) => c.notNull())
+        .addColumn('reason', 'text')
+        .addColumn('requested_by', 'text', (c) => c.notNull())
+        .addColumn('requested_at', 'integer', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('decided_by', 'text')
+        .addColumn('decided_at', 'integer')
+        .addColumn('decision_reason', 'text')
+        .addColumn('valid_until', 'integer')
+        .addColumn('used_at', 'integer')
+        .execute()
+      await db.schema.createIndex('guard_requests_vault').on('guard_requests').columns(['vault']).execute()
+    },
+  },
 ]

@@ -124,8 +124,88 @@ export interface JobsTable {
   details_json: string
 }
 
+/** A person or service account that signs in; `password_hash` is an argon2id PHC string. */
+export interface UsersTable {
+  id: string
+  name: string
+  password_hash: string
+  created_at: string
+  updated_at: string
+}
+
+/** A role held by a user, globally (`scope` `*`) or on one vault (`vault/NAME`) or account (`account/NAME`). */
+export interface RoleAssignmentsTable {
+  id: string
+  user_id: string
+  role: string
+  scope: string
+  created_at: string
+  created_by: string
+}
+
+/**
+ * A secret that stands for a user: an API token (`kind` `token`, optionally narrowed to one role and
+ * scope), the token of a CLI login (`login`) or a browser session (`session`, with its CSRF secret).
+ * Only SHA-256 hashes of the secrets are kept. Times in epoch ms.
+ */
+export interface CredentialsTable {
+  id: string
+  user_id: string
+  kind: string
+  name: string
+  secret_hash: string
+  csrf_hash: string | null
+  role: string | null
+  scope: string | null
+  created_at: number
+  expires_at: number | null
+  last_used_at: number | null
+}
+
+/** One record of the append-only audit log; `hash` chains it to the record before (docs/security.md). */
+export interface AuditLogTable {
+  seq: number
+  time: string
+  actor: string
+  roles: string
+  client: string
+  action: string
+  target: string
+  result: string
+  status: number
+  details_json: string
+  prev_hash: string
+  hash: string
+}
+
+/** `resource_guards`: vaults under multi-user authorization (migration 14). */
+export interface ResourceGuardsTable {
+  vault: string
+  enabled: number
+  updated_at: number
+  updated_by: string
+}
+
+/** `guard_requests`: requests to run a critical operation, their approval or denial (migration 14). */
+export interface GuardRequestsTable {
+  id: string
+  vault: string
+  operation: string
+  reason: string | null
+  requested_by: string
+  requested_at: number
+  state: string
+  decided_by: string | null
+  decided_at: number | null
+  decision_reason: string | null
+  valid_until: number | null
+  used_at: number | null
+}
+
 /** Every table of the catalog. */
 export interface CatalogSchema {
+  resource_guards: ResourceGuardsTable
+  guard_requests: GuardRequestsTable
   settings: SettingsTable
   vaults: VaultsTable
   schema_migrations: SchemaMigrationsTable
@@ -135,6 +215,10 @@ export interface CatalogSchema {
   protected_items: ProtectedItemsTable
   recovery_points: RecoveryPointsTable
   jobs: JobsTable
+  users: UsersTable
+  role_assignments: RoleAssignmentsTable
+  credentials: CredentialsTable
+  audit_log: AuditLogTable
 }
 
 /** A column filled in by the database. */

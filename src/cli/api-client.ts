@@ -1,5 +1,6 @@
 import type { ErrorBody, Page } from '../api/index.js'
 import { CairnError, isErrorCode } from '../util/index.js'
+import { tokenFor } from './credentials.js'
 import { HttpTransport, type TlsTrust } from './http-transport.js'
 
 /** Default address of the management API. */
@@ -20,12 +21,28 @@ export class ApiClient {
   readonly baseUrl: string
   readonly #transport: HttpTransport
   readonly #pageSize: number
+  readonly #token: () => string | undefined
 
-  /** `trust`: whom to trust for an https:// URL (a CA file's certificates, a pinned fingerprint). */
-  constructor(baseUrl: string = DEFAULT_URL, options: { pageSize?: number; trust?: TlsTrust } = {}) {
+  /**
+   * `trust`: whom to trust for an https:// URL (a CA file's certificates, a pinned fingerprint);
+   * `token` gives the bearer token (default: CAIRN_TOKEN, else the one `cairn login` saved for the URL).
+   */
+  constructor(
+    baseUrl: string = DEFAULT_URL,
+    options: { pageSize?: number; trust?: TlsTrust; token?: () => string | undefined } = {},
+  ) {
     this.baseUrl = baseUrl.replace(/\/+$/, '')
     this.#pageSize = options.pageSize ?? LIST_PAGE_SIZE
     this.#transport = new HttpTransport(options.trust)
+    this.#token = options.token ?? (() => tokenFor(this.baseUrl))
+    this.#options = options
+  }
+
+  readonly #options: { pageSize?: number; trust?: TlsTrust }
+
+  /** A client of the same service and trust that sends another token (or none). */
+  withToken(token: () => string | undefined): ApiClient {
+    return new ApiClient(this.baseUrl, { ...this.#options, token })
   }
 
   /** The SHA-256 fingerprint of the service's certificate, once a request went over TLS. */
@@ -111,12 +128,14 @@ export class ApiClient {
     const url = this.#url(path)
     for (const [k, v] of Object.entries(init.query ?? {}))
       if (v !== undefined) url.searchParams.set(k, String(v))
+    const token = this.#token()
+    const headers = token === undefined ? init.headers : { ...init.headers, authorization: `Bearer ${token}` }
     let res: Response
     try {
       res = await this.#transport.send(url, {
         method,
         ...(init.body !== undefined ? { body: init.body } : {}),
-        ...(init.headers !== undefined ? { headers: init.headers } : {}),
+        ...(headers !== undefined ? { headers } : {}),
         ...(init.signal !== undefined ? { signal: init.signal } : {}),
       })
     } catch (err) {

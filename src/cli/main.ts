@@ -3,6 +3,7 @@ import { CairnError } from '../util/index.js'
 import { ApiClient, DEFAULT_URL } from './api-client.js'
 import { type CommandDef, GLOBAL_OPTIONS } from './command.js'
 import { COMMANDS } from './commands/index.js'
+import { credentialKey, readCredentials } from './credentials.js'
 import { commandHelp, groupHelp } from './help.js'
 import type { TlsTrust } from './http-transport.js'
 import { Output } from './output.js'
@@ -72,8 +73,9 @@ export async function main(argv: string[], commands: CommandDef[] = COMMANDS): P
   if (!cmd.local) process.once('SIGINT', onSigint)
   try {
     const { args, opts } = parseArgs(cmd, rest)
-    const client = new ApiClient((opts.url as string | undefined) ?? process.env.CAIRN_URL ?? DEFAULT_URL, {
-      trust: cmd.local ? {} : tlsTrust(opts),
+    const url = (opts.url as string | undefined) ?? process.env.CAIRN_URL ?? DEFAULT_URL
+    const client = new ApiClient(url, {
+      trust: cmd.local ? {} : tlsTrust(opts, url),
     })
     try {
       const code = await cmd.run({ args, opts, client, out, signal: controller.signal })
@@ -88,11 +90,17 @@ export async function main(argv: string[], commands: CommandDef[] = COMMANDS): P
   }
 }
 
-/** Whom the client trusts over https: `--ca`/CAIRN_CA and `--fingerprint`/CAIRN_FINGERPRINT. */
-function tlsTrust(opts: Record<string, unknown>): TlsTrust {
+/**
+ * Whom the client trusts over https: `--ca`/CAIRN_CA and `--fingerprint`/CAIRN_FINGERPRINT, else the
+ * fingerprint `cairn login` saved for the URL in the credentials file.
+ */
+function tlsTrust(opts: Record<string, unknown>, url: string): TlsTrust {
   const env = (name: string) => (process.env[name] === '' ? undefined : process.env[name])
   const caFile = (opts.ca as string | undefined) ?? env('CAIRN_CA')
-  const fingerprint = (opts.fingerprint as string | undefined) ?? env('CAIRN_FINGERPRINT')
+  const fingerprint =
+    (opts.fingerprint as string | undefined) ??
+    env('CAIRN_FINGERPRINT') ??
+    (caFile === undefined ? savedFingerprint(url) : undefined)
   let ca: string | undefined
   if (caFile !== undefined) {
     try {
@@ -141,4 +149,13 @@ export function asCairnError(err: unknown): CairnError {
     'Internal',
     `Unexpected error in the cairn command: ${(err as Error)?.message ?? String(err)} (run with --debug for details)`,
   )
+}
+
+/** The certificate fingerprint `cairn login` saved for a service URL (none when the file is unreadable). */
+function savedFingerprint(url: string): string | undefined {
+  try {
+    return readCredentials()[credentialKey(url)]?.fingerprint
+  } catch {
+    return undefined
+  }
 }

@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, realpathSync, statSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs'
 import type { Server } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import { isIP } from 'node:net'
 import { join } from 'node:path'
 import { createAdaptorServer } from '@hono/node-server'
 import { createApiApp, type ListenerTlsInfo, type ServiceInfo } from '../api/index.js'
+import { AuthService } from '../auth/index.js'
 import { BlobApiServer } from '../blobapi/index.js'
 import { type Catalog, JobStore, openCatalog } from '../catalog/index.js'
 import { type DiskStore, LogDiskStore } from '../diskstore/index.js'
@@ -17,6 +18,7 @@ import {
   ProtectionService,
   ProtectionStore,
   RegistryVaultTransfer,
+  ResourceGuard,
   Scheduler,
   VaultService,
 } from '../protection/index.js'
@@ -29,6 +31,7 @@ import {
   isWithin,
   type Logger,
   refusePlainHttp,
+  requestActor,
 } from '../util/index.js'
 import { VaultRegistry } from '../vault/index.js'
 import { close, listen, listenError } from './_listen.js'
@@ -76,6 +79,8 @@ export class CairnService {
   #vaults: VaultRegistry | undefined
   #jobs: JobService | undefined
   #vaultService: VaultService | undefined
+  #auth: AuthService | undefined
+  #initialAdminPassword: string | undefined
   readonly #timers = new Set<NodeJS.Timeout>()
   #startMs = 0
   #api: Server | undefined
@@ -114,6 +119,20 @@ export class CairnService {
   get diskStore(): DiskStore {
     if (!this.#diskStore) throw new CairnError('ServiceUnavailable', 'The service is not started')
     return this.#diskStore
+  }
+
+  /** Identities, roles and the audit log, once started. */
+  get auth(): AuthService {
+    if (!this.#auth) throw new CairnError('ServiceUnavailable', 'The service is not started')
+    return this.#auth
+  }
+
+  /**
+   * The password generated for the user `admin` at this (first) start, for `cairn serve` to print
+   * once; it is also in DATA/initial-admin-password (mode 0600). Undefined on later starts.
+   */
+  get initialAdminPassword(): string | undefined {
+    return this.#initialAdminPassword
   }
 
   /**
@@ -160,17 +179,12 @@ export class CairnService {
       await keys.check()
       this.#catalog = await openCatalog(`sqlite:${join(this.config.data, 'catalog.db')}`)
       this.#diskStore = await this.#openDiskStore()
+      this.#auth = await this.#openAuth()
       // The test clock (CairnServiceOptions.clock) also judges retention, soft delete and immutability.
       const now = this.#clock ? () => this.#clock!.now() : undefined
-      const protection = new ProtectionStore(this.#catalog, {
-        ...(now ? { now } : {}),
-        // A policy of a vault that is gone guards nothing; any other failure refuses the change.
-        vaultSettings: async (vault) =>
-          this.#vaults?.settings(vault).catch((err) => {
-            if (isCairnError(err) && err.code === 'VaultNotFound') return undefined
-            throw err
-          }),
-      })
+      // Multi-user authorization: who asks is the signed-in user of the request being served.
+      const guard = new ResourceGuard(this.#catalog, { actor: requestActor, ...(now ? { now } : {}) })
+      const protection = new ProtectionStore(this.#catalog, now ? { now } : {})
       this.#vaults = new VaultRegistry(this.#catalog, {
         ...(now ? { now } : {}),
         dataDir: this.config.data,
@@ -198,6 +212,13 @@ export class CairnService {
         vault: new RegistryVaultTransfer(this.#vaults, this.#diskStore),
         logger: log.child({ component: 'protection' }),
         ...(now ? { now } : {}),
+        guard,
+        // A policy of a vault that is gone guards nothing; any other failure refuses the change.
+        vaultSettings: async (vault) =>
+          this.#vaults?.settings(vault).catch((err) => {
+            if (isCairnError(err) && err.code === 'VaultNotFound') return undefined
+            throw err
+          }),
       })
       this.#backups = backups
       this.#vaultService = new VaultService({
@@ -206,6 +227,7 @@ export class CairnService {
         diskStore: this.#diskStore,
         hostPaths,
         reconcileVault: (vault) => backups.reconcileVault(vault),
+        guard,
       })
       const diskService = new DiskService({ diskStore: this.#diskStore, jobs, hostPaths })
       await this.#recoverJobs(jobs, backups, diskService)
@@ -246,9 +268,11 @@ export class CairnService {
         logger: log,
         info: () => this.info(),
         accepting: () => this.#accepting,
+        auth: this.#auth,
         diskStore: this.#diskStore,
         jobs: this.#jobs,
         vaultService: this.#vaultService,
+        guard,
         diskService,
         protection: backups,
         // IP addresses and localhost are always allowed; a bound DNS name joins the configured ones.
@@ -453,6 +477,39 @@ export class CairnService {
     await service.gc(name, { startedBy, staleLockMs })
   }
 
+  /**
+   * Identities: on first start the user `admin` gets the password of --admin-password-file, or a
+   * generated one written to DATA/initial-admin-password (0600) and shown once by `cairn serve`.
+   */
+  async #openAuth(): Promise<AuthService> {
+    const auth = new AuthService(this.#catalog!, {
+      ...(this.config.loginDelayScale !== undefined ? { loginDelayScale: this.config.loginDelayScale } : {}),
+    })
+    let password: string | undefined
+    const file = this.config.adminPasswordFile
+    if (file !== undefined) {
+      try {
+        password = readFileSync(file, 'utf8').split(/\r?\n/)[0] ?? ''
+      } catch (err) {
+        throw new CairnError(
+          'ConfigInvalid',
+          `Cannot read --admin-password-file ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+        )
+      }
+    }
+    const first = await auth.ensureAdmin(password)
+    if (first.generated !== undefined) {
+      const path = join(this.config.data, 'initial-admin-password')
+      writeFileSync(path, `${first.generated}\n`, { mode: 0o600, flag: 'w' })
+      this.#initialAdminPassword = first.generated
+      this.#logger.info('created the user admin; its password is in the file named here (shown once)', {
+        file: path,
+      })
+    } else if (first.created)
+      this.#logger.info('created the user admin with the password of --admin-password-file')
+    return auth
+  }
+
   /** Opens DATA/disks; on first start creates the development account and its `disks` container. */
   async #openDiskStore(): Promise<LogDiskStore> {
     const dir = join(this.config.data, 'disks')
@@ -501,6 +558,7 @@ export class CairnService {
     this.#nbd = undefined
     this.#jobs = undefined
     this.#vaultService = undefined
+    this.#auth = undefined
     await this.#vaults?.close()
     this.#vaults = undefined
     await this.#diskStore?.close()

@@ -56,6 +56,10 @@ export interface ServiceConfig {
   importRoots?: string[]
   /** Folders requests may name files in to write (disk export, restore into a file); none: refused. */
   exportRoots?: string[]
+  /** At first start, the password of the user `admin` is read from this file instead of generated. */
+  adminPasswordFile?: string
+  /** Multiplies the delays of failed sign-ins (default 1); tests make them short (docs/security.md). */
+  loginDelayScale?: number
   /** `self-signed`: a certificate made at first start in DATA/tls serves every listener without its own. */
   tls?: 'off' | 'self-signed'
   /** Certificate chain (PEM) and its key of every listener that has none of its own. */
@@ -101,6 +105,7 @@ interface OptionSpec {
     | 'hosts'
     | 'folders'
     | 'keys'
+    | 'scale'
     | 'tls'
     | 'file'
   default?: string | number | string[]
@@ -286,6 +291,21 @@ export const SERVICE_OPTIONS: OptionSpec[] = [
     help: 'pack files a vault restore keeps open while idle',
   },
   {
+    key: 'adminPasswordFile',
+    flag: 'admin-password-file',
+    env: 'CAIRN_ADMIN_PASSWORD_FILE',
+    type: 'string',
+    help: 'at first start, the password of user admin from this file (else generated into DATA/initial-admin-password)',
+  },
+  {
+    key: 'loginDelayScale',
+    flag: 'login-delay-scale',
+    env: 'CAIRN_LOGIN_DELAY_SCALE',
+    type: 'scale',
+    default: 1,
+    help: 'multiplies the growing delays after failed sign-ins (tests only: a small number keeps them fast)',
+  },
+  {
     key: 'diskSegmentSize',
     flag: 'disk-segment-size',
     env: 'CAIRN_DISK_SEGMENT_SIZE',
@@ -424,6 +444,11 @@ function coerce(
       return String(raw)
     case 'keys':
       return vaultKeys(raw, bad)
+    case 'scale': {
+      const n = typeof raw === 'number' ? raw : Number(raw)
+      if (!Number.isFinite(n) || n <= 0 || n > 1) throw bad('a number above 0, at most 1')
+      return n
+    }
     case 'tls':
       if (!['off', 'self-signed'].includes(String(raw)))
         throw bad('use self-signed (or off); give a certificate with --tls-cert and --tls-key')
@@ -486,6 +511,7 @@ export function resolveConfig(sources: ConfigSources = {}): ServiceConfig {
   }
   out.data = resolve(String(out.data))
   if (typeof out.vaultKeyDir === 'string') out.vaultKeyDir = resolve(out.vaultKeyDir)
+  if (typeof out.adminPasswordFile === 'string') out.adminPasswordFile = resolve(out.adminPasswordFile)
   const config = out as unknown as ServiceConfig
   checkTlsPairs(config)
   return config

@@ -180,6 +180,18 @@ export const systemCommands: CommandDef[] = [
         help: 'folder where requests may write files: disk export --server, restore file (repeatable; env CAIRN_EXPORT_ROOTS; default none: refused)',
       },
       {
+        name: 'admin-password-file',
+        type: 'string',
+        value: 'FILE',
+        help: 'at first start, the password of user admin (env CAIRN_ADMIN_PASSWORD_FILE; default: generated, printed once and written to DATA/initial-admin-password)',
+      },
+      {
+        name: 'login-delay-scale',
+        type: 'string',
+        value: 'X',
+        help: 'multiplies the growing delays after failed sign-ins (env CAIRN_LOGIN_DELAY_SCALE; default 1; tests only)',
+      },
+      {
         name: 'tls',
         type: 'string',
         value: 'self-signed',
@@ -231,6 +243,11 @@ export const systemCommands: CommandDef[] = [
         process.once('SIGTERM', () => stop('SIGTERM'))
       })
       await service.start()
+      const password = service.initialAdminPassword
+      if (password !== undefined)
+        process.stdout.write(
+          `\nFirst start: user "admin" has the password\n\n    ${password}\n\n(shown once; also in ${config.data}/initial-admin-password, mode 0600). Sign in with: cairn login\n\n`,
+        )
       await stopped
       return 0
     },
