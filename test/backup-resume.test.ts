@@ -57,7 +57,13 @@ async function vaultFiles(url: string, folder: string): Promise<string[]> {
   return existsSync(dir) ? readdirSync(dir) : []
 }
 
-describe('a vault backup of a service killed with -9', () => {
+/** Names in a folder of a vault in the service's data folder (its default location), while it is down. */
+function vaultFilesAt(data: string, vault: string, folder: string): string[] {
+  const dir = join(data, 'vaults', vault, folder)
+  return existsSync(dir) ? readdirSync(dir) : []
+}
+
+describe('a vault backup cut short by a kill -9 or a stop of the service', () => {
   it('resumes at the restart from its last committed pack and completes: one point, a byte-identical restore, what was committed not read again', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'cairn-backup-resume-'))
     const data = join(dir, 'data')
@@ -82,8 +88,11 @@ describe('a vault backup of a service killed with -9', () => {
       assert.equal(resumed.details.resumed.length, 1, JSON.stringify(resumed.details.resumed))
       const at = resumed.details.resumed[0].bytesDone as number
       assert.ok(at > 0 && at < SIZE, `resumed at ${at} bytes`)
-      // What the dead run committed is at most what it had read.
-      assert.ok(at <= mid.progress.bytesDone, `resumed at ${at}, killed at ${mid.progress.bytesDone}`)
+      // It goes on from at least the checkpoint seen before the kill (a later one may have been saved).
+      const seen = Object.values(mid.details.checkpoint.disks as Record<string, Json[]>)
+        .flat()
+        .reduce((n, sub) => n + sub[3], 0)
+      assert.ok(at >= seen, `resumed at ${at}, ${seen} bytes committed before the kill`)
       const done = await ended(service.url, id)
       assert.equal(done.state, 'Completed', JSON.stringify(done))
       // The restarted service read less than the disk holds: the committed part was not read again.
@@ -189,6 +198,40 @@ describe('a vault backup of a service killed with -9', () => {
       const gcDone = await ended(service.url, gc.id)
       assert.equal(gcDone.state, 'Completed', JSON.stringify(gcDone))
       assert.ok(gcDone.result.bytesReclaimed > 0, JSON.stringify(gcDone.result))
+      assert.deepEqual(await vaultFiles(service.url, 'locks'), [])
+    } finally {
+      await service.dispose()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('a graceful stop leaves a running backup Suspended, and the next start resumes it to one point', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cairn-backup-resume-'))
+    const data = join(dir, 'data')
+    let service = await startService([], { data })
+    try {
+      await randomDisk(service.url, 'big', SIZE / MiB)
+      assert.equal((await api(service.url, 'POST', '/api/v1/vaults', { name: 'v1' })).status, 201)
+      const started = await api(service.url, 'POST', '/api/v1/vaults/v1/backups', { disks, item: 'big' })
+      await waitJob(
+        service.url,
+        started.body.id,
+        (j) => j.progress.bytesDone >= SIZE / 2 && committed(j) > 0,
+        'half of its bytes and a checkpoint',
+      )
+      assert.equal(await service.stop(), 0, 'a clean stop')
+      assert.equal(vaultFilesAt(data, 'v1', 'locks').length, 1, "the stop keeps the backup's lock")
+      service = await startService([], { data })
+      const done = await ended(service.url, started.body.id)
+      assert.equal(done.state, 'Completed', JSON.stringify(done))
+      assert.equal(done.details.resumed.length, 1)
+      assert.ok(done.details.resumed[0].bytesDone > 0, JSON.stringify(done.details.resumed))
+      const points = (await api(service.url, 'GET', '/api/v1/vaults/v1/recoveryPoints')).body.items as Json[]
+      assert.deepEqual(
+        points.map((p) => p.id),
+        [done.result.id],
+      )
+      assert.equal((await snapshotsOf(service.url, 'big')).length, 1)
       assert.deepEqual(await vaultFiles(service.url, 'locks'), [])
     } finally {
       await service.dispose()

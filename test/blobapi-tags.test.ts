@@ -2,7 +2,12 @@
 // create and copy, x-ms-if-tags conditions, x-ms-tag-count, Find Blobs by Tags, and tags across a restart.
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { type ContainerClient, RestError } from '@azure/storage-blob'
+import {
+  AccountSASPermissions,
+  type ContainerClient,
+  ContainerSASPermissions,
+  RestError,
+} from '@azure/storage-blob'
 import { type BlobApiHarness, pattern, rawRequest, startBlobApi } from './_blobapi-harness.js'
 
 async function refused(p: Promise<unknown>): Promise<{ status: number; code: string | undefined }> {
@@ -207,6 +212,40 @@ describe('blob API index tags', () => {
     const tagged = disks.getPageBlobClient('copy-tagged.vhd')
     await (await tagged.beginCopyFromURL(src.url, { tags: { copy: 'yes' } })).pollUntilDone()
     assert.deepEqual((await tagged.getTags()).tags, { copy: 'yes' })
+  })
+
+  it('a SAS needs t to read or set tags and f to find blobs by them', async () => {
+    const b = disks.getPageBlobClient('sas-tags.vhd')
+    await b.create(512, { tags: { sas: 'yes' } })
+    const sasOf = async (permissions: string) =>
+      new URL(
+        await disks.generateSasUrl({
+          permissions: ContainerSASPermissions.parse(permissions),
+          expiresOn: new Date(Date.now() + 3600_000),
+        }),
+      ).search
+    const readOnly = await fetch(`${b.url}${await sasOf('r')}&comp=tags`)
+    assert.equal(readOnly.status, 403)
+    assert.equal(readOnly.headers.get('x-ms-error-code'), 'AuthorizationPermissionMismatch')
+    const tagged = await fetch(`${b.url}${await sasOf('t')}&comp=tags`)
+    assert.equal(tagged.status, 200)
+    assert.match(await tagged.text(), /<Key>sas<\/Key><Value>yes<\/Value>/)
+    const where = encodeURIComponent(`"sas"='yes'`)
+    const noFilter = await fetch(
+      `${disks.url}${await sasOf('rl')}&restype=container&comp=blobs&where=${where}`,
+    )
+    assert.equal(noFilter.status, 403)
+    const filter = await fetch(`${disks.url}${await sasOf('f')}&restype=container&comp=blobs&where=${where}`)
+    assert.equal(filter.status, 200)
+    assert.match(await filter.text(), /<Name>sas-tags.vhd<\/Name>/)
+    const account = h.service.generateAccountSasUrl(
+      new Date(Date.now() + 3600_000),
+      AccountSASPermissions.parse('f'),
+      's',
+    )
+    const found = await fetch(`${h.accountUrl}${new URL(account).search}&comp=blobs&where=${where}`)
+    assert.equal(found.status, 200)
+    assert.match(await found.text(), /<ContainerName>tagged<\/ContainerName>/)
   })
 
   it('a snapshot keeps the tags of its time', async () => {

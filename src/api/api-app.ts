@@ -8,6 +8,7 @@ import { registerAccountRoutes } from './account-routes.js'
 import type { ApiContext } from './api-context.js'
 import { registerAuthRoutes } from './auth-routes.js'
 import { registerDiskRoutes } from './disk-routes.js'
+import { registerGuardRoutes } from './guard-routes.js'
 import { registerJobRoutes } from './job-routes.js'
 import { type ApiApp, newApiApp } from './new-api-app.js'
 import { registerProtectionRoutes } from './protection-routes.js'
@@ -53,6 +54,7 @@ export function createApiApp(ctx: ApiContext): ApiApp {
   registerSnapshotRoutes(app, ctx)
   registerVaultRoutes(app, ctx)
   registerVaultSafetyRoutes(app, ctx)
+  registerGuardRoutes(app, ctx)
   registerJobRoutes(app, ctx)
 
   const document = {

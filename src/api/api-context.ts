@@ -1,6 +1,12 @@
 import type { AuthService } from '../auth/index.js'
 import type { DiskStore } from '../diskstore/index.js'
-import type { DiskService, JobService, ProtectionService, VaultService } from '../protection/index.js'
+import type {
+  DiskService,
+  JobService,
+  ProtectionService,
+  ResourceGuard,
+  VaultService,
+} from '../protection/index.js'
 import type { Logger } from '../util/index.js'
 
 /** What the management API reports at /api/v1/info. */
@@ -47,6 +53,8 @@ export interface ApiContext {
    * /api/v1/vms and /vaults/{vault}/…); absent, those routes do not exist.
    */
   protection?: ProtectionService
+  /** Multi-user authorization of critical operations (routes under /api/v1/guard and /vaults/{vault}/guard). */
+  guard?: ResourceGuard
   /**
    * Host names the API answers to besides IP addresses and `localhost` (DNS-rebinding defence), and
    * the page origins besides its own allowed to change state; the service passes its bound name and

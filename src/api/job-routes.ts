@@ -1,15 +1,14 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { JOB_KINDS, JOB_STATES, type JobState } from '../catalog/index.js'
-import type { JobEvent, JobService } from '../protection/index.js'
+import type { JobService } from '../protection/index.js'
 import { CairnError } from '../util/index.js'
+import { clean } from './_clean.js'
 import { Job, JobList } from './_job-schemas.js'
 
 import type { ApiContext } from './api-context.js'
 import type { ApiApp } from './new-api-app.js'
 import { errorResponses, json, PageQuery } from './schemas.js'
 
-/** Most clients the event stream serves at once; one more is refused with TooManySubscribers. */
-export const MAX_EVENT_SUBSCRIBERS = 32
 /** Events a client may fall behind by before it is dropped (it reconnects and re-reads the jobs). */
 export const MAX_EVENT_BACKLOG = 256
 /** A comment line this often keeps idle connections open through proxies. */
@@ -104,18 +103,7 @@ export function registerJobRoutes(app: ApiApp, ctx: ApiContext): void {
     }),
     (c) => {
       const service = jobs()
-      if (service.subscribers >= MAX_EVENT_SUBSCRIBERS) {
-        throw new CairnError(
-          'TooManySubscribers',
-          `Cannot open the event stream: it already serves ${MAX_EVENT_SUBSCRIBERS} clients`,
-        )
-      }
-      const q = c.req.valid('query')
-      const wanted = (e: JobEvent) =>
-        (q.job === undefined || e.job.id === q.job) &&
-        (q.kind === undefined || e.job.kind === q.kind) &&
-        (q.vm === undefined || e.job.vm === q.vm) &&
-        (q.vault === undefined || e.job.vault === q.vault)
+      const filter = clean(c.req.valid('query'))
       const encoder = new TextEncoder()
       let stop = () => {}
       const body = new ReadableStream<Uint8Array>(
@@ -140,9 +128,12 @@ export function registerJobRoutes(app: ApiApp, ctx: ApiContext): void {
               }
               controller.enqueue(encoder.encode(text))
             }
-            const unsubscribe = service.subscribe((e) => {
-              if (wanted(e)) send(`event: ${e.type}\nid: ${e.job.id}\ndata: ${JSON.stringify(e.job)}\n\n`)
-            }, close)
+            // Throws TooManySubscribers out of the stream's constructor: the request answers 503.
+            const unsubscribe = service.watch(
+              filter,
+              (e) => send(`event: ${e.type}\nid: ${e.job.id}\ndata: ${JSON.stringify(e.job)}\n\n`),
+              close,
+            )
             const heartbeat = setInterval(() => send(': keep-alive\n\n'), HEARTBEAT_MS)
             heartbeat.unref()
             send(': cairn job events\n\n')

@@ -126,6 +126,16 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, RouteRequirement>> = {
   'POST /api/v1/vaults/{vault}/softDeletedRecoveryPoints/{rp}/undelete': 'protection/write',
   'POST /api/v1/vaults/{vault}/protectedItems/{vm}/undelete': 'protection/write',
 
+  // Multi-user authorization (docs/security.md): anyone signed in may ask and see requests (the
+  // operation itself still needs its own permission); only the Guard role decides.
+  'GET /api/v1/vaults/{vault}/guard': 'vaults/read',
+  'PUT /api/v1/vaults/{vault}/guard': 'vaults/security',
+  'GET /api/v1/guard/requests': 'authenticated',
+  'POST /api/v1/guard/requests': 'authenticated',
+  'GET /api/v1/guard/requests/{id}': 'authenticated',
+  'POST /api/v1/guard/requests/{id}/approve': 'guard/approve',
+  'POST /api/v1/guard/requests/{id}/deny': 'guard/approve',
+
   // Jobs
   'GET /api/v1/jobs': 'jobs/read',
   'GET /api/v1/jobs/{job}': 'jobs/read',

@@ -22,7 +22,7 @@ describe('crc64', () => {
     assert.equal(crc64(new Uint8Array(0)).readBigUInt64LE(0), 0n)
   })
 
-  it('gives the bit-at-a-time answer for every length and alignment (the sliced loop and its tail)', () => {
+  it('gives the bit-at-a-time answer for every length and alignment (across the WebAssembly copy boundaries)', () => {
     const data = Buffer.alloc(300)
     for (let i = 0; i < data.length; i++) data[i] = (i * 131 + 7) & 0xff
     for (const offset of [0, 1, 2, 3, 4, 8]) {
@@ -41,5 +41,15 @@ describe('crc64', () => {
     const before = crc64(page).toString('base64')
     page[100]! ^= 1
     assert.notEqual(crc64(page).toString('base64'), before)
+  })
+})
+
+describe('crc64 of shared memory', () => {
+  it('sums a body held in a SharedArrayBuffer (the page buffers) like the same bytes in a Buffer', () => {
+    const shared = new Uint8Array(new SharedArrayBuffer(1 << 20))
+    for (let i = 0; i < shared.length; i += 3) shared[i] = (i * 31) & 0xff
+    const view = shared.subarray(4096, 4096 + 300 * 1024)
+    assert.deepEqual(crc64(view), crc64(Buffer.from(view)))
+    assert.equal(crc64(view.subarray(0, 4096)).readBigUInt64LE(0), bitwise(view.subarray(0, 4096)))
   })
 })

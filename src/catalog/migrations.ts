@@ -249,4 +249,35 @@ export const MIGRATIONS: Migration[] = [
         .execute()
     },
   },
+  {
+    // Multi-user authorization (docs/security.md): the vaults a resource guard protects, and the
+    // requests to run a critical operation with their approval or denial by another identity.
+    version: 14,
+    name: 'resource guard',
+    async up(db) {
+      await db.schema
+        .createTable('resource_guards')
+        .addColumn('vault', 'text', (c) => c.primaryKey())
+        .addColumn('enabled', 'integer', (c) => c.notNull())
+        .addColumn('updated_at', 'integer', (c) => c.notNull())
+        .addColumn('updated_by', 'text', (c) => c.notNull())
+        .execute()
+      await db.schema
+        .createTable('guard_requests')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('vault', 'text', (c) => c.notNull())
+        .addColumn('operation', 'text', (c) => c.notNull())
+        .addColumn('reason', 'text')
+        .addColumn('requested_by', 'text', (c) => c.notNull())
+        .addColumn('requested_at', 'integer', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('decided_by', 'text')
+        .addColumn('decided_at', 'integer')
+        .addColumn('decision_reason', 'text')
+        .addColumn('valid_until', 'integer')
+        .addColumn('used_at', 'integer')
+        .execute()
+      await db.schema.createIndex('guard_requests_vault').on('guard_requests').columns(['vault']).execute()
+    },
+  },
 ]

@@ -178,8 +178,34 @@ export interface AuditLogTable {
   hash: string
 }
 
+/** `resource_guards`: vaults under multi-user authorization (migration 14). */
+export interface ResourceGuardsTable {
+  vault: string
+  enabled: number
+  updated_at: number
+  updated_by: string
+}
+
+/** `guard_requests`: requests to run a critical operation, their approval or denial (migration 14). */
+export interface GuardRequestsTable {
+  id: string
+  vault: string
+  operation: string
+  reason: string | null
+  requested_by: string
+  requested_at: number
+  state: string
+  decided_by: string | null
+  decided_at: number | null
+  decision_reason: string | null
+  valid_until: number | null
+  used_at: number | null
+}
+
 /** Every table of the catalog. */
 export interface CatalogSchema {
+  resource_guards: ResourceGuardsTable
+  guard_requests: GuardRequestsTable
   settings: SettingsTable
   vaults: VaultsTable
   schema_migrations: SchemaMigrationsTable

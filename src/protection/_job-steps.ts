@@ -21,6 +21,8 @@ export function resumeOptions(ctl: JobContext): {
   resume?: BackupCheckpoint
   onCheckpoint: (c: BackupCheckpoint) => void
   onResume: (bytesDone: number) => void
+  keepForResume: () => boolean
+  keepLockOnAbort: () => boolean
 } {
   const d = ctl.details
   const resumed = (bytesDone: number) => {
@@ -39,6 +41,9 @@ export function resumeOptions(ctl: JobContext): {
       void ctl.save()
     },
     onResume: resumed,
+    // A service that stops (not a cancel) leaves the backup to resume at its next start.
+    keepForResume: () => ctl.suspend(),
+    keepLockOnAbort: () => ctl.suspend(),
   }
 }
 

@@ -237,6 +237,9 @@ export class VmBackups {
       details.warnings = warnings
       return { recoveryPoint: point.id, tier: point.tier, warnings }
     } catch (err) {
+      // A service that stops during the vault transfer leaves the backup, snapshots and all, to
+      // resume at its next start.
+      if (!point && details.point && signal.aborted && ctx.suspend()) throw err
       // Never half a point: snapshots taken for a point that was never written are removed, and a
       // vault point written for it is deleted.
       if (!point) {

@@ -82,6 +82,8 @@ export interface BackupDisksOptions extends OperationOptions {
   resume?: BackupCheckpoint
   onCheckpoint?: (checkpoint: BackupCheckpoint) => void
   onResume?: (bytesDone: number) => void
+  /** Asked when aborted: true keeps the snapshots and the vault's lock for a later resume. */
+  keepForResume?: () => boolean
 }
 
 /** Throws BackupSnapshotMissing unless every disk still has the snapshot a resumed backup reads. */
@@ -151,11 +153,12 @@ export async function backupDisks(
       ...(resume ? { resume } : {}),
       ...(options.onCheckpoint ? { onCheckpoint: options.onCheckpoint } : {}),
       ...(options.onResume ? { onResume: options.onResume } : {}),
+      ...(options.keepForResume ? { keepLockOnAbort: options.keepForResume } : {}),
     })
   } catch (err) {
     // No point holds the snapshots of a backup that failed or was cancelled: they go too. (A service
-    // that dies keeps them: the backup resumes from them at the next start.)
-    await removeSnapshots(store, refs, taken)
+    // that dies or stops keeps them: the backup resumes from them at the next start.)
+    if (!(options.signal?.aborted && options.keepForResume?.())) await removeSnapshots(store, refs, taken)
     throw err
   }
 }

@@ -28,8 +28,10 @@ export {
   type JobBody,
   type JobContext,
   type JobEvent,
+  type JobEventFilter,
   JobService,
   type JobServiceOptions,
+  MAX_JOB_WATCHERS,
   type StartedJob,
 } from './job-service.js'
 export {
@@ -77,6 +79,16 @@ export {
   type VmRecoveryPointDisk,
 } from './protection-store.js'
 export { RegistryVaultTransfer } from './registry-vault-transfer.js'
+export {
+  APPROVAL_HOURS,
+  GUARDED_OPERATIONS,
+  type GuardedOperation,
+  type GuardRequest,
+  type GuardRequestState,
+  type GuardStatus,
+  OPERATION_TEXT,
+  ResourceGuard,
+} from './resource-guard.js'
 export { checkRetentionChange, retentionShortened } from './retention-change.js'
 export { type RunToEnd, runJobToEnd } from './run-job-to-end.js'
 export {

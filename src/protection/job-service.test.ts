@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { type Catalog, JobStore, SqliteCatalog } from '../catalog/index.js'
+import { type Catalog, type Job, JobStore, SqliteCatalog } from '../catalog/index.js'
 import { CairnError } from '../util/index.js'
 import { type JobEvent, JobService } from './job-service.js'
 
@@ -102,7 +102,7 @@ describe('JobService', () => {
     })
   })
 
-  it('close() interrupts running jobs, and an interruptOn signal does the same for one job', async () => {
+  it('close() interrupts running jobs (those that ask to be suspended stay unfinished), and an interruptOn signal does the same for one job', async () => {
     await withJobs(async (jobs) => {
       const forever = (ctx: { signal: AbortSignal }) =>
         new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason)))
@@ -113,10 +113,112 @@ describe('JobService', () => {
       scheduler.abort()
       assert.equal((await one.done).state, 'Interrupted')
       const two = await jobs.start({ kind: 'restore', resource: 'vms/b' }, forever)
+      // Work that can go on later asks to be suspended: it stays unfinished for the next start.
+      const three = await jobs.start({ kind: 'backup', resource: 'vaults/c' }, (ctx) =>
+        forever(ctx).catch((err) => {
+          assert.equal(ctx.suspend(), true)
+          throw err
+        }),
+      )
+      // A cancel is no stop: suspend() answers false and the job ends Cancelled.
+      const four = await jobs.start({ kind: 'backup', resource: 'vaults/d' }, (ctx) =>
+        forever(ctx).catch((err) => {
+          assert.equal(ctx.suspend(), false)
+          throw err
+        }),
+      )
+      assert.equal((await jobs.cancel(four.job.id)).state, 'Cancelled')
       await jobs.close()
       const end = await two.done
       assert.equal(end.state, 'Interrupted')
       assert.equal(end.error?.code, 'JobInterrupted')
+      const kept = await three.done
+      assert.equal(kept.state, 'Running')
+      assert.equal(kept.progress.phase, 'Suspended')
+      assert.equal(kept.endedAt, undefined)
     })
+  })
+
+  it("recover() resumes the jobs its resumer gives work for, interrupts the others (with the resumer's error code when it refuses), and a resumed job can be cancelled", async () => {
+    const catalog = new SqliteCatalog(':memory:')
+    await catalog.migrate()
+    const store = new JobStore(catalog)
+    try {
+      // What a service that died leaves: three jobs Running with their details.
+      const made = []
+      for (const kind of ['backup', 'restore', 'verify'] as const) {
+        const j = await store.create({ kind, resource: `vaults/${kind}`, details: { step: 2 } })
+        await store.markRunning(j.id)
+        made.push(j)
+      }
+      const [backup, restore, verify] = made as [Job, Job, Job]
+      const jobs = new JobService({ store, progressIntervalMs: 20 })
+      const seen: { resumed: boolean; step: unknown }[] = []
+      let release!: () => void
+      const running = new Promise<void>((r) => {
+        release = r
+      })
+      const interrupted = await jobs.recover({
+        resume: async (job) => {
+          if (job.kind === 'verify')
+            throw new CairnError('BackupSnapshotMissing', 'Cannot resume: its snapshot is gone')
+          if (job.kind !== 'backup') return undefined
+          return (ctx) =>
+            new Promise((_, reject) => {
+              seen.push({ resumed: ctx.resumed, step: ctx.details.step })
+              release()
+              ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason))
+            })
+        },
+      })
+      assert.deepEqual(interrupted.map((j) => j.id).sort(), [restore.id, verify.id].sort())
+      const byId = new Map(interrupted.map((j) => [j.id, j]))
+      assert.equal(byId.get(restore.id)?.error?.code, 'JobInterrupted')
+      assert.equal(byId.get(verify.id)?.state, 'Interrupted')
+      assert.equal(byId.get(verify.id)?.error?.code, 'BackupSnapshotMissing')
+      await running
+      assert.deepEqual(seen, [{ resumed: true, step: 2 }], 'the work gets the details the dead run saved')
+      const now = await jobs.get(backup.id)
+      assert.equal(now.state, 'Running')
+      assert.equal((now.details.resumed as unknown[]).length, 1)
+      assert.ok(jobs.isRunning(backup.id))
+      const cancelled = await jobs.cancel(backup.id)
+      assert.equal(cancelled.state, 'Cancelled')
+      assert.ok(!jobs.isRunning(backup.id))
+      await jobs.close()
+    } finally {
+      await catalog.close()
+    }
+  })
+
+  it('watch() hands over only the events of matching jobs, and refuses one watcher past the limit until one leaves', async () => {
+    const catalog = new SqliteCatalog(':memory:')
+    await catalog.migrate()
+    const jobs = new JobService({ store: new JobStore(catalog), maxWatchers: 2 })
+    try {
+      const ofA: JobEvent[] = []
+      const gcs: JobEvent[] = []
+      const stopA = jobs.watch({ vault: 'a' }, (e) => ofA.push(e))
+      const stopGc = jobs.watch({ kind: 'gc' }, (e) => gcs.push(e))
+      assert.throws(
+        () => jobs.watch({}, () => {}),
+        (e: unknown) => e instanceof CairnError && e.code === 'TooManySubscribers',
+      )
+      const a = await jobs.start({ kind: 'verify', resource: 'vaults/a', vault: 'a' }, async () => 1)
+      const b = await jobs.start({ kind: 'gc', resource: 'vaults/b', vault: 'b' }, async () => 2)
+      await a.done
+      await b.done
+      assert.ok(ofA.length >= 2)
+      assert.ok(ofA.every((e) => e.job.id === a.job.id))
+      assert.ok(gcs.length >= 2)
+      assert.ok(gcs.every((e) => e.job.id === b.job.id))
+      stopA()
+      const again = jobs.watch({ job: b.job.id }, () => {})
+      again()
+      stopGc()
+    } finally {
+      await jobs.close()
+      await catalog.close()
+    }
   })
 })

@@ -30,6 +30,12 @@ export interface JobContext {
   save(): Promise<void>
   /** True when this run resumes the work of a service that died (the job's details are as it left them). */
   readonly resumed: boolean
+  /**
+   * Asked by work that was aborted and could go on later: when the service is stopping (not a cancel),
+   * the job is left unfinished (phase `Suspended`) to resume at the next start, and this answers true
+   * (the work then keeps what it made); otherwise false (it undoes its work as usual).
+   */
+  suspend(): boolean
 }
 
 /**
@@ -48,12 +54,25 @@ export interface StartedJob {
   done: Promise<Job>
 }
 
+/** Which job events a watcher wants: every field given must match the job. */
+export interface JobEventFilter {
+  job?: string
+  kind?: Job['kind']
+  vm?: string
+  vault?: string
+}
+
+/** Most watchers at once (the clients of the event stream); one more is refused with TooManySubscribers. */
+export const MAX_JOB_WATCHERS = 32
+
 /** Options of a JobService. */
 export interface JobServiceOptions {
   store: JobStore
   logger?: Logger
   /** How often progress is saved and sent (default 250 ms). */
   progressIntervalMs?: number
+  /** Most watchers at once (default MAX_JOB_WATCHERS). */
+  maxWatchers?: number
 }
 
 interface Running {
@@ -75,10 +94,12 @@ export class JobService {
   readonly #interval: number
   readonly #running = new Map<string, Running>()
   readonly #subscribers = new Map<(e: JobEvent) => void, (() => void) | undefined>()
+  readonly #maxWatchers: number
 
   constructor(options: JobServiceOptions) {
     this.#store = options.store
     this.#log = options.logger ?? silentLogger
+    this.#maxWatchers = options.maxWatchers ?? MAX_JOB_WATCHERS
     this.#interval = options.progressIntervalMs ?? 250
   }
 
@@ -158,6 +179,27 @@ export class JobService {
   subscribe(listener: (e: JobEvent) => void, onEnd?: () => void): () => void {
     this.#subscribers.set(listener, onEnd)
     return () => void this.#subscribers.delete(listener)
+  }
+
+  /**
+   * Receives the events of the jobs that match `filter` until the returned function is called (the
+   * event stream of the API and its CLI `watch`). Refused with TooManySubscribers while as many
+   * listen as the service serves.
+   */
+  watch(filter: JobEventFilter, listener: (e: JobEvent) => void, onEnd?: () => void): () => void {
+    if (this.#subscribers.size >= this.#maxWatchers)
+      throw new CairnError(
+        'TooManySubscribers',
+        `Cannot open the event stream: it already serves ${this.#maxWatchers} clients`,
+      )
+    const wanted = (e: JobEvent) =>
+      (filter.job === undefined || e.job.id === filter.job) &&
+      (filter.kind === undefined || e.job.kind === filter.kind) &&
+      (filter.vm === undefined || e.job.vm === filter.vm) &&
+      (filter.vault === undefined || e.job.vault === filter.vault)
+    return this.subscribe((e) => {
+      if (wanted(e)) listener(e)
+    }, onEnd)
   }
 
   /** Ends every subscription (event streams close) so that the API can stop. */
@@ -244,6 +286,7 @@ export class JobService {
       pending = {}
       void save(p, true)
     }
+    let suspended = false
     const ctx: JobContext = {
       job: created,
       signal: abort.signal,
@@ -258,6 +301,10 @@ export class JobService {
       phase: (name) => save({ phase: name, details }, true),
       save: () => save({ details }, false),
       resumed,
+      suspend: () => {
+        if (abort.signal.aborted && abort.signal.reason instanceof Stopping) suspended = true
+        return suspended
+      },
     }
     let outcome: Parameters<JobStore['finish']>[1]
     try {
@@ -289,6 +336,12 @@ export class JobService {
     if (timer) clearTimeout(timer)
     await saving
     if (Object.keys(pending).length > 0) await this.#store.update(id, pending).catch(() => {})
+    if (suspended && outcome.state === 'Interrupted') {
+      // Left unfinished on purpose: the next start resumes it from what it recorded.
+      await this.#store.update(id, { phase: 'Suspended', details }).catch(() => {})
+      this.#log.info('job suspended until the next start', { job: id, kind: created.kind })
+      return this.#store.get(id).catch(() => created)
+    }
     try {
       return this.#finished(await this.#store.finish(id, outcome))
     } catch (err) {

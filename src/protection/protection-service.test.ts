@@ -6,11 +6,13 @@ import { describe, it } from 'node:test'
 import { JobStore, openSqliteCatalog } from '../catalog/index.js'
 import { type DiskRef, LogDiskStore } from '../diskstore/index.js'
 import { isCairnError } from '../util/index.js'
+import { VaultRegistry } from '../vault/index.js'
 import { AgentClient } from './agent-client.js'
 import { ManualClock } from './clock.js'
 import { JobService } from './job-service.js'
 import { ProtectionService, type ProtectionServiceOptions } from './protection-service.js'
 import { ProtectionStore } from './protection-store.js'
+import { RegistryVaultTransfer } from './registry-vault-transfer.js'
 import { Scheduler } from './scheduler.js'
 
 // The ProtectionService's use cases without HTTP: a real SQLite catalog and a real disk store in a
@@ -380,5 +382,58 @@ describe('ProtectionService (real catalog and disk store; no HTTP)', () => {
         },
       },
     )
+  })
+
+  it('an immutable vault refuses every policy change that shortens a retention: edit, switch, resume and protect again under another', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cairn-protection-immutable-'))
+    const catalog = await openSqliteCatalog(join(dir, 'catalog.db'))
+    const disks = await LogDiskStore.open(join(dir, 'disks'))
+    const vaults = new VaultRegistry(catalog, { dataDir: dir })
+    try {
+      await vaults.create('v1')
+      await disks.createAccount('acct')
+      await disks.createContainer('acct', 'vms')
+      for (const d of ['app-os', 'app-data']) await disks.createDisk(ref(d), { size: MiB })
+      const service = new ProtectionService({
+        store: new ProtectionStore(catalog),
+        disks,
+        jobs: new JobService({ store: new JobStore(catalog) }),
+        vault: new RegistryVaultTransfer(vaults, disks),
+        vaultSettings: (vault) => vaults.settings(vault),
+      })
+      await service.registerVm(vmSpec('app'))
+      await service.createPolicy('v1', { ...daily, retention: { daily: { days: 14 } } })
+      await service.createPolicy('v1', { ...daily, name: 'short', retention: { daily: { days: 7 } } })
+      await service.createPolicy('v1', { ...daily, name: 'long', retention: { daily: { days: 30 } } })
+      await service.protect('app', { vault: 'v1', policy: 'daily' })
+      // Mutable: shortening is allowed (and undone).
+      await service.changePolicy('app', 'short')
+      await service.changePolicy('app', 'daily')
+      await vaults.updateSettings('v1', { immutability: { state: 'Enabled' } })
+      const locked = code('RetentionLocked')
+      await assert.rejects(
+        service.updatePolicy('v1', 'daily', { ...daily, retention: { daily: { days: 3 } } }),
+        code('PolicyInvalid'),
+      )
+      await assert.rejects(
+        service.updatePolicy('v1', 'daily', { ...daily, retention: { daily: { days: 10 } } }),
+        locked,
+      )
+      await assert.rejects(service.changePolicy('app', 'short'), locked)
+      await assert.rejects(service.protect('app', { vault: 'v1', policy: 'short' }), locked)
+      await service.stopProtection('app', { deleteData: false })
+      await assert.rejects(service.resume('app', 'short'), locked)
+      assert.equal((await service.getItem('app')).policyName, 'daily', 'nothing changed')
+      assert.equal((await service.getPolicy('v1', 'daily')).retention.daily?.days, 14)
+      // Longer is always allowed.
+      await service.resume('app', 'long')
+      await service.updatePolicy('v1', 'long', { ...daily, retention: { daily: { days: 60 } } })
+      assert.equal((await service.getItem('app')).policyName, 'long')
+    } finally {
+      await vaults.close()
+      await disks.close()
+      await catalog.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })

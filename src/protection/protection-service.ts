@@ -1,6 +1,7 @@
 import type { Job } from '../catalog/index.js'
 import type { DiskRef, DiskStore } from '../diskstore/index.js'
 import { CairnError, isCairnError, type Logger, silentLogger } from '../util/index.js'
+import type { VaultSettings } from '../vault/index.js'
 import { type UndeleteReport, undeleteItem } from './_undelete-item.js'
 import { type BackupOptions, VmBackups } from './_vm-backups.js'
 import { AgentClient, type AgentFor } from './agent-client.js'
@@ -10,6 +11,8 @@ import { planRetention } from './plan-retention.js'
 import { PointReconciler, type ReconcileReport } from './point-reconciler.js'
 import { type BackupPolicy, POLICY_BOUNDS, validatePolicy } from './policy.js'
 import type { ProtectedItem, ProtectionState, ProtectionStore, VmRecoveryPoint } from './protection-store.js'
+import type { ResourceGuard } from './resource-guard.js'
+import { checkRetentionChange, retentionShortened } from './retention-change.js'
 import type { VaultTransfer } from './vault-transfer.js'
 import { refKey, type Vm, validateVm } from './vm.js'
 import { diskExists, removeDisks, VmRestores } from './vm-restores.js'
@@ -26,8 +29,16 @@ export interface ProtectionServiceOptions {
   now?: () => number
   /** On-demand backups a VM may have a day (default 3, as the reference). */
   onDemandPerDay?: number
+  /** Multi-user authorization: stopping protection with data deletion needs an approval on a guarded vault. */
+  guard?: ResourceGuard
   /** The client of a VM's agent (default an AgentClient over HTTP; tests may hand their own). */
   agentFor?: AgentFor
+  /**
+   * A vault's soft-delete and immutability settings (undefined: a vault that is gone): every policy
+   * change (a policy edited, an item moved to another policy, protected or resumed under another)
+   * that shortens a retention is refused while the vault is immutable.
+   */
+  vaultSettings?: (vault: string) => Promise<VaultSettings | undefined>
 }
 
 export type { BackupOptions } from './_vm-backups.js'
@@ -74,8 +85,10 @@ export class ProtectionService {
   readonly #disks: DiskStore
   readonly #jobs: JobService
   readonly #vault: VaultTransfer | undefined
+  readonly #guard: ResourceGuard | undefined
   readonly #log: Logger
   readonly #now: () => number
+  readonly #vaultSettings: ((vault: string) => Promise<VaultSettings | undefined>) | undefined
   readonly #running = new Map<string, Promise<Job>>()
   readonly #busyVms = new Set<string>()
   readonly #reconciler: PointReconciler
@@ -90,8 +103,10 @@ export class ProtectionService {
     this.#disks = options.disks
     this.#jobs = options.jobs
     this.#vault = options.vault
+    this.#guard = options.guard
     this.#log = options.logger ?? silentLogger
     this.#now = options.now ?? Date.now
+    this.#vaultSettings = options.vaultSettings
     this.#reconciler = new PointReconciler({
       store: this.#store,
       disks: this.#disks,
@@ -188,6 +203,7 @@ export class ProtectionService {
         'PolicyInvalid',
         `Cannot change policy "${name}": an Enhanced policy cannot become Standard`,
       )
+    await this.#checkRetention(vault, before, policy, `Cannot change policy "${name}"`)
     const updated = await this.#store.updatePolicy(vault, name, policy)
     this.#changed()
     return updated
@@ -221,7 +237,8 @@ export class ProtectionService {
 
   /** Moves a protected item to another policy of its vault. */
   async changePolicy(vmName: string, policy: string, where: InVault = {}): Promise<ProtectedItem> {
-    await this.getItem(vmName, where)
+    const before = await this.getItem(vmName, where)
+    await this.#checkSwap(before, before.vault, policy, `Cannot change the policy of VM "${vmName}"`)
     const item = await this.#store.changePolicy(vmName, policy)
     this.#changed()
     return item
@@ -302,7 +319,13 @@ export class ProtectionService {
           `Cannot protect VM "${vmName}" in vault "${options.vault}": it is protected in vault "${existing.vault}" (${existing.state}); stop protection there first`,
         )
       await this.reconcile(vmName, { vault: true })
-    }
+    } else
+      await this.#checkSwap(
+        existing,
+        options.vault,
+        options.policy,
+        `Cannot protect VM "${vmName}" under policy "${options.policy}"`,
+      )
     const item = await this.#store.reprotect(vmName, options)
     this.#changed()
     return { item, created: false }
@@ -312,6 +335,14 @@ export class ProtectionService {
   async resume(vmName: string, policy?: string, where: InVault = {}): Promise<ProtectedItem> {
     const item = await this.getItem(vmName, where)
     if (item.state === 'Protected' && (policy === undefined || policy === item.policyName)) return item
+    const name = policy ?? item.policyName
+    if (name !== undefined)
+      await this.#checkSwap(
+        item,
+        item.vault,
+        name,
+        `Cannot resume protection of VM "${vmName}" under policy "${name}"`,
+      )
     const resumed = await this.#store.resume(vmName, policy)
     this.#changed()
     return resumed
@@ -363,6 +394,12 @@ export class ProtectionService {
         await this.#vault.openVault(item.vault)
         await this.#reconciler.checkDeletable(item.vault, points)
       }
+      // Last of the checks: a guarded vault uses up the requester's approval here.
+      await this.#guard?.authorize(
+        item.vault,
+        'stopProtectionDeleteData',
+        `Cannot delete the backup data of VM "${vmName}"`,
+      )
       await this.#store.stopProtection(vmName)
       const deleted: string[] = []
       for (const p of points) {
@@ -408,6 +445,26 @@ export class ProtectionService {
       )
     if (item) await this.reconcile(vmName, { vault: true })
     await this.#store.deleteVm(vmName)
+  }
+
+  /**
+   * Refuses going from policy `from` to `to` if it shortens a retention: RetentionLocked while the vault
+   * is immutable, ApprovalRequired on a guarded vault without a `reduceRetention` approval.
+   */
+  async #checkRetention(vault: string, from: BackupPolicy, to: BackupPolicy, what: string): Promise<void> {
+    if (retentionShortened(from, to).length === 0) return
+    if (this.#vaultSettings) checkRetentionChange(await this.#vaultSettings(vault), vault, from, to, what)
+    // A guarded vault also wants an approval to shorten a retention (used once the vault allowed it).
+    await this.#guard?.authorize(vault, 'reduceRetention', what)
+  }
+
+  /** The same for an item moving from its policy to policy `to` of `vault` (a policy not found is the store's answer). */
+  async #checkSwap(item: ProtectedItem, vault: string, to: string, what: string): Promise<void> {
+    if (item.policyName === undefined || (!this.#vaultSettings && !this.#guard)) return
+    const policies = await this.#store.listPolicies(vault)
+    const from = policies.find((p) => p.name === item.policyName)
+    const next = policies.find((p) => p.name === to)
+    if (from && next) await this.#checkRetention(vault, from, next, what)
   }
 
   async #needVault(vault: string, what: string): Promise<void> {

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { Catalog, CatalogSchema } from '../catalog/index.js'
 import { CairnError } from '../util/index.js'
-import type { VaultSettings } from '../vault/index.js'
 import {
   RecoveryPointStore,
   type RecoveryPointTier,
@@ -10,7 +9,6 @@ import {
 } from './_recovery-point-store.js'
 import { toVm, vmDiskRows } from './_vm-rows.js'
 import type { BackupPolicy } from './policy.js'
-import { checkRetentionChange } from './retention-change.js'
 import type { SchedulableItem, SchedulerStore } from './scheduler.js'
 import { type DiskSelection, type SelectedDisk, selectDisks, type Vm, type VmSpec } from './vm.js'
 
@@ -46,22 +44,9 @@ export class ProtectionStore implements SchedulerStore {
   readonly #catalog: Catalog
   readonly #now: () => number
   readonly #points: RecoveryPointStore
-  readonly #vaultSettings: ((vault: string) => Promise<VaultSettings | undefined>) | undefined
 
-  /**
-   * `vaultSettings` answers a vault's soft-delete and immutability settings: every policy change
-   * (a policy edited, an item moved to another policy, protected or resumed under another) that
-   * shortens a retention is refused while the vault is immutable.
-   */
-  constructor(
-    catalog: Catalog,
-    options: {
-      now?: () => number
-      vaultSettings?: (vault: string) => Promise<VaultSettings | undefined>
-    } = {},
-  ) {
+  constructor(catalog: Catalog, options: { now?: () => number } = {}) {
     this.#catalog = catalog
-    this.#vaultSettings = options.vaultSettings
     this.#now = options.now ?? Date.now
     this.#points = new RecoveryPointStore(catalog, () => this.#iso())
   }
@@ -212,7 +197,6 @@ export class ProtectionStore implements SchedulerStore {
         'PolicyNotFound',
         `Cannot change policy "${name}" in vault "${vault}": it does not exist`,
       )
-    await this.#checkSwap(vault, row, policy, `Cannot change policy "${name}"`)
     await this.#db
       .updateTable('backup_policies')
       .set({
@@ -245,25 +229,6 @@ export class ProtectionStore implements SchedulerStore {
       )
     }
     await this.#db.deleteFrom('backup_policies').where('id', '=', row.id).execute()
-  }
-
-  /** Refuses a move from `from` to `to` that shortens retention while the vault is immutable. */
-  async #checkSwap(
-    vault: string,
-    from: { definition_json: string; id: string } | undefined,
-    to: BackupPolicy | { definition_json: string; id: string },
-    what: string,
-  ): Promise<void> {
-    if (!from || !this.#vaultSettings) return
-    if ('id' in to && to.id === from.id) return
-    const next = 'definition_json' in to ? (JSON.parse(to.definition_json) as BackupPolicy) : to
-    const settings = await this.#vaultSettings(vault)
-    checkRetentionChange(settings, vault, JSON.parse(from.definition_json) as BackupPolicy, next, what)
-  }
-
-  /** The policy row of an item, if it has one. */
-  async #itemPolicyRow(item: ProtectedItem) {
-    return item.policyName === undefined ? undefined : this.#findPolicyRow(item.vault, item.policyName)
   }
 
   #findPolicyRow(vault: string, name: string) {
@@ -341,13 +306,6 @@ export class ProtectionStore implements SchedulerStore {
     const vm = await this.getVm(vmName)
     const item = await this.getItem(vmName)
     const policy = await this.#policyToProtect(vmName, options)
-    if (item.vault === options.vault)
-      await this.#checkSwap(
-        item.vault,
-        await this.#itemPolicyRow(item),
-        policy,
-        `Cannot protect VM "${vmName}" under policy "${options.policy}"`,
-      )
     const disks = protectedDisks(vm, options)
     const restart = item.state !== 'Protected' || item.vault !== options.vault
     await this.#db
@@ -417,12 +375,6 @@ export class ProtectionStore implements SchedulerStore {
         'PolicyNotFound',
         `Cannot change the policy of VM "${vmName}": vault "${item.vault}" has no policy "${policyName}"`,
       )
-    await this.#checkSwap(
-      item.vault,
-      await this.#itemPolicyRow(item),
-      policy,
-      `Cannot change the policy of VM "${vmName}"`,
-    )
     await this.#db
       .updateTable('protected_items')
       .set({ policy_id: policy.id, updated_at: this.#iso() })
@@ -465,12 +417,6 @@ export class ProtectionStore implements SchedulerStore {
         'PolicyNotFound',
         `Cannot resume protection of VM "${vmName}": name a policy of vault "${item.vault}"`,
       )
-    await this.#checkSwap(
-      item.vault,
-      await this.#itemPolicyRow(item),
-      policy,
-      `Cannot resume protection of VM "${vmName}" under policy "${name}"`,
-    )
     await this.#db
       .updateTable('protected_items')
       .set({

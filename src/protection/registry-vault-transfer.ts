@@ -43,6 +43,7 @@ export class RegistryVaultTransfer implements VaultTransfer {
       ...(options.resume ? { resume: options.resume } : {}),
       ...(options.onCheckpoint ? { onCheckpoint: options.onCheckpoint } : {}),
       ...(options.onResume ? { onResume: options.onResume } : {}),
+      ...(options.keepLockOnAbort ? { keepLockOnAbort: options.keepLockOnAbort } : {}),
     })
     return { id: rp.id, bytesAdded: rp.bytesAdded }
   }

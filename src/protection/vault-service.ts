@@ -2,13 +2,16 @@ import type { Job } from '../catalog/index.js'
 import type { DiskRef, DiskStore } from '../diskstore/index.js'
 import { CairnError, type HostPaths } from '../util/index.js'
 import {
+  applySettingsChange,
   fileSink,
   fileSource,
+  immutable,
   type PointRemoval,
   type PruneReport,
   type RecoveryPoint,
   type RetentionPolicy,
   type SoftDeletedPoint,
+  softDeleteOn,
   type Vault,
   type VaultCredentials,
   type VaultInfo,
@@ -21,6 +24,7 @@ import {
 import { removeTemporaryFile, resumeOptions } from './_job-steps.js'
 import { backupDisks, checkSnapshots, removeSnapshots, restoreToDisk } from './disk-backup.js'
 import type { JobBody, JobContext, JobService } from './job-service.js'
+import type { ResourceGuard } from './resource-guard.js'
 import { type RunToEnd, runJobToEnd } from './run-job-to-end.js'
 
 /** What a VaultService works with. */
@@ -32,6 +36,8 @@ export interface VaultServiceOptions {
   hostPaths?: HostPaths
   /** Brings the recovery points of the VMs protected in a vault in line with it (after points left it). */
   reconcileVault?: (vault: string) => Promise<void>
+  /** Multi-user authorization of critical operations on guarded vaults (settings weakened, vault delete). */
+  guard?: ResourceGuard
 }
 
 /** Who started a job (default: the API). */
@@ -106,14 +112,22 @@ export class VaultService {
 
   /**
    * Forgets a vault; `deleteData` also deletes the files of its layout (refused while it holds
-   * recovery points or protected items). Answers the files of its folder that were not the vault's.
+   * recovery points or protected items). Refused while it holds soft-deleted points, or points while
+   * immutable (VaultRegistry.remove); a guarded vault needs an approval, used once every other check
+   * passed. Answers the files of its folder that were not the vault's.
    */
   async remove(
     name: string,
     request: { deleteData?: boolean } = {},
   ): Promise<{ name: string; dataDeleted: boolean; left: string[] }> {
     const deleteData = request.deleteData === true
-    const { left } = await this.#o.vaults.remove(name, { deleteData })
+    const guard = this.#o.guard
+    const { left } = await this.#o.vaults.remove(name, {
+      deleteData,
+      ...(guard
+        ? { authorize: () => guard.authorize(name, 'deleteVault', `Cannot delete vault "${name}"`) }
+        : {}),
+    })
     return { name, dataDeleted: deleteData, left }
   }
 
@@ -410,8 +424,23 @@ export class VaultService {
     return this.#o.vaults.settings(vault)
   }
 
-  /** Changes soft delete or immutability (AlwaysOn and Locked are one-way). */
-  updateSettings(vault: string, change: VaultSettingsChange): Promise<VaultSettings> {
+  /**
+   * Changes soft delete or immutability (AlwaysOn and Locked are one-way). On a guarded vault, turning
+   * soft delete off or shortening it, and disabling immutability, each need an approval.
+   */
+  async updateSettings(vault: string, change: VaultSettingsChange): Promise<VaultSettings> {
+    const guard = this.#o.guard
+    if (guard) {
+      const current = await this.#o.vaults.settings(vault)
+      const next = applySettingsChange(current, change)
+      const what = `Cannot change the settings of vault "${vault}"`
+      if (
+        softDeleteOn(current) &&
+        (!softDeleteOn(next) || next.softDelete.retentionDays < current.softDelete.retentionDays)
+      )
+        await guard.authorize(vault, 'reduceSoftDelete', what)
+      if (immutable(current) && !immutable(next)) await guard.authorize(vault, 'disableImmutability', what)
+    }
     return this.#o.vaults.updateSettings(vault, change)
   }
 

@@ -12,6 +12,8 @@ export interface ResumableTransfer extends LongOperationOptions {
   resume?: BackupCheckpoint
   onCheckpoint?: (checkpoint: BackupCheckpoint) => void
   onResume?: (bytesDone: number) => void
+  /** Asked when aborted: true keeps the vault's lock for a later resume. */
+  keepLockOnAbort?: () => boolean
 }
 
 /**

@@ -18,6 +18,7 @@ import {
   ProtectionService,
   ProtectionStore,
   RegistryVaultTransfer,
+  ResourceGuard,
   Scheduler,
   VaultService,
 } from '../protection/index.js'
@@ -30,6 +31,7 @@ import {
   isWithin,
   type Logger,
   refusePlainHttp,
+  requestActor,
 } from '../util/index.js'
 import { VaultRegistry } from '../vault/index.js'
 import { close, listen, listenError } from './_listen.js'
@@ -180,15 +182,9 @@ export class CairnService {
       this.#auth = await this.#openAuth()
       // The test clock (CairnServiceOptions.clock) also judges retention, soft delete and immutability.
       const now = this.#clock ? () => this.#clock!.now() : undefined
-      const protection = new ProtectionStore(this.#catalog, {
-        ...(now ? { now } : {}),
-        // A policy of a vault that is gone guards nothing; any other failure refuses the change.
-        vaultSettings: async (vault) =>
-          this.#vaults?.settings(vault).catch((err) => {
-            if (isCairnError(err) && err.code === 'VaultNotFound') return undefined
-            throw err
-          }),
-      })
+      // Multi-user authorization: who asks is the signed-in user of the request being served.
+      const guard = new ResourceGuard(this.#catalog, { actor: requestActor, ...(now ? { now } : {}) })
+      const protection = new ProtectionStore(this.#catalog, now ? { now } : {})
       this.#vaults = new VaultRegistry(this.#catalog, {
         ...(now ? { now } : {}),
         dataDir: this.config.data,
@@ -216,6 +212,13 @@ export class CairnService {
         vault: new RegistryVaultTransfer(this.#vaults, this.#diskStore),
         logger: log.child({ component: 'protection' }),
         ...(now ? { now } : {}),
+        guard,
+        // A policy of a vault that is gone guards nothing; any other failure refuses the change.
+        vaultSettings: async (vault) =>
+          this.#vaults?.settings(vault).catch((err) => {
+            if (isCairnError(err) && err.code === 'VaultNotFound') return undefined
+            throw err
+          }),
       })
       this.#backups = backups
       this.#vaultService = new VaultService({
@@ -224,6 +227,7 @@ export class CairnService {
         diskStore: this.#diskStore,
         hostPaths,
         reconcileVault: (vault) => backups.reconcileVault(vault),
+        guard,
       })
       const diskService = new DiskService({ diskStore: this.#diskStore, jobs, hostPaths })
       await this.#recoverJobs(jobs, backups, diskService)
@@ -268,6 +272,7 @@ export class CairnService {
         diskStore: this.#diskStore,
         jobs: this.#jobs,
         vaultService: this.#vaultService,
+        guard,
         diskService,
         protection: backups,
         // IP addresses and localhost are always allowed; a bound DNS name joins the configured ones.

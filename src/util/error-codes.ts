@@ -167,6 +167,18 @@ export const errorCatalogue = {
     EXIT.conflict,
     'The setting cannot go back: soft delete AlwaysOn and immutability Locked are one-way.',
   ),
+  ApprovalRequired: spec(
+    403,
+    EXIT.auth,
+    'The vault is guarded: this critical operation needs an approval by another identity with the Guard role (cairn guard request).',
+  ),
+  SelfApprovalNotAllowed: spec(
+    403,
+    EXIT.auth,
+    'A guard request is decided by another identity than the one that made it.',
+  ),
+  GuardRequestNotFound: spec(404, EXIT.notFound, 'The guard request does not exist.'),
+  GuardRequestNotPending: spec(409, EXIT.conflict, 'The guard request was already approved, denied or used.'),
   BackupBaseMissing: spec(
     409,
     EXIT.conflict,

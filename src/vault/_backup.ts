@@ -69,6 +69,11 @@ export interface BackupOptions extends OperationOptions {
   onCheckpoint?: (checkpoint: BackupCheckpoint) => void
   /** With `resume`: told where the backup goes on from (bytes already read; 0 when it starts over). */
   onResume?: (bytesDone: number) => void
+  /**
+   * Asked when the backup was aborted: true keeps its lock (so GC keeps its packs and prune its base)
+   * for a later `resume` from its last checkpoint; default false (the lock goes).
+   */
+  keepLockOnAbort?: () => boolean
 }
 
 const ZERO = Buffer.alloc(1024 * 1024)
@@ -146,6 +151,7 @@ export async function runBackup(core: VaultCore, opts: BackupOptions): Promise<R
     lockWrite = lockWrite.then(() => core.writeLock({ ...lock, packs: [...lock.packs] }))
     return lockWrite
   }
+  let committed = false
   const heartbeat = setInterval(() => void touchLock().catch(() => {}), 30_000)
   heartbeat.unref()
   try {
@@ -228,6 +234,7 @@ export async function runBackup(core: VaultCore, opts: BackupOptions): Promise<R
       durationMs: now.getTime() - started,
     }
     await core.writeManifest(rp)
+    committed = true
     progress.finish()
     return rp
   } catch (err) {
@@ -236,7 +243,8 @@ export async function runBackup(core: VaultCore, opts: BackupOptions): Promise<R
   } finally {
     clearInterval(heartbeat)
     await lockWrite.catch(() => {})
-    await core.deleteLock(id)
+    // A committed point needs no lock; an aborted backup keeps it only to be resumed.
+    if (committed || !(signal?.aborted && opts.keepLockOnAbort?.())) await core.deleteLock(id)
   }
 }
 

@@ -45,7 +45,6 @@ export {
   retentionEnd,
   SOFT_DELETE_DAYS,
   type SoftDeleteState,
-  settingsWeakened,
   softDeleteOn,
   type VaultSettings,
   type VaultSettingsChange,

@@ -200,7 +200,14 @@ export class VaultRegistry {
    * while it holds recovery points, backups in flight or protected items, then deletes the files of the
    * vault layout and its folder when nothing else is left in it; answers the paths it left.
    */
-  async remove(name: string, options: { deleteData?: boolean } = {}): Promise<{ left: string[] }> {
+  async remove(
+    name: string,
+    options: {
+      deleteData?: boolean
+      /** Runs once every check passed, before anything is deleted (multi-user authorization); may refuse. */
+      authorize?: () => Promise<void>
+    } = {},
+  ): Promise<{ left: string[] }> {
     const row = await this.#need(name)
     const opened = await this.open(name).catch(() => undefined)
     await opened?.purgeSoftDeleted()
@@ -234,6 +241,7 @@ export class VaultRegistry {
           `Cannot delete the data of vault "${name}": it holds ${held.join('; ')}`,
         )
     }
+    await options.authorize?.()
     const open = this.#open.get(name)
     this.#open.delete(name)
     await open?.then((v) => v.close()).catch(() => {})

@@ -99,18 +99,6 @@ export function applySettingsChange(current: VaultSettings, change: VaultSetting
   return next
 }
 
-/** What a change weakens (for multi-user authorization): soft delete turned down or off, immutability off, retention shortened. */
-export function settingsWeakened(current: VaultSettings, next: VaultSettings): string[] {
-  const out: string[] = []
-  if (softDeleteOn(current) && !softDeleteOn(next)) out.push('soft delete turned off')
-  if (next.softDelete.retentionDays < current.softDelete.retentionDays)
-    out.push(
-      `soft-delete retention reduced from ${current.softDelete.retentionDays} to ${next.softDelete.retentionDays} days`,
-    )
-  if (immutable(current) && !immutable(next)) out.push('immutability disabled')
-  return out
-}
-
 /** The vault's settings from its `settings` record; the defaults when it has none (a vault made before settings existed). */
 export async function readVaultSettings(backend: VaultBackend): Promise<VaultSettings> {
   let data: Buffer

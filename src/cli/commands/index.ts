@@ -5,6 +5,7 @@ import { auditCommands } from './audit-commands.js'
 import { authCommands } from './auth-commands.js'
 import { backupCommands } from './backup-commands.js'
 import { diskCommands } from './disk-commands.js'
+import { guardCommands } from './guard-commands.js'
 import { jobCommands } from './job-commands.js'
 import { policyCommands } from './policy-commands.js'
 import { protectionCommands } from './protection-commands.js'
@@ -23,6 +24,7 @@ export const COMMANDS: CommandDef[] = [
   ...diskCommands,
   ...vaultCommands,
   ...vaultSafetyCommands,
+  ...guardCommands,
   ...backupCommands,
   ...rpCommands,
   ...restoreCommands,
