@@ -26,7 +26,10 @@ export async function startBlobApi(): Promise<BlobApiHarness> {
   const dir = mkdtempSync(join(tmpdir(), 'cairn-blobapi-'))
   try {
     const store = await LogDiskStore.open(dir)
-    const server = new BlobApiServer(store, { developmentAccount: true })
+    // The SDK below never retries (maxTries 1), so a keep-alive socket the server closes after its idle
+    // deadline just as the client reuses it would fail a test with ECONNRESET (seen on a loaded machine,
+    // where a round of requests outlasts the 5 s default); a long idle deadline takes that race away.
+    const server = new BlobApiServer(store, { developmentAccount: true, limits: { idleTimeoutMs: 120_000 } })
     const port = await server.listen(0, '127.0.0.1')
     const url = `http://127.0.0.1:${port}`
     const accountUrl = `${url}/${DEVELOPMENT_ACCOUNT.name}`
