@@ -7,6 +7,9 @@ export const VaultName = z.string().openapi({ param: { name: 'vault', in: 'path'
 export const RpId = z
   .string()
   .openapi({ param: { name: 'rp', in: 'path' }, example: '20261122T195200123Z-3f2a' })
+/** The path parameters of a vault's routes, and of one of its recovery points. */
+export const VaultParams = z.object({ vault: VaultName })
+export const PointParams = z.object({ vault: VaultName, rp: RpId })
 
 export const Credentials = {
   passphrase: z.string().min(1).optional(),

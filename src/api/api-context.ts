@@ -7,7 +7,7 @@ import type {
   ResourceGuard,
   VaultService,
 } from '../protection/index.js'
-import type { Logger } from '../util/index.js'
+import { CairnError, type Logger } from '../util/index.js'
 
 /** What the management API reports at /api/v1/info. */
 export interface ServiceInfo {
@@ -61,4 +61,10 @@ export interface ApiContext {
    * `--api-allowed-host`.
    */
   allowedHosts?: readonly string[]
+}
+
+/** The vault service every vault route calls; ServiceUnavailable when this service runs none. */
+export function vaultServiceOf(ctx: ApiContext): VaultService {
+  if (!ctx.vaultService) throw new CairnError('ServiceUnavailable', 'This service has no vaults')
+  return ctx.vaultService
 }

@@ -4,6 +4,8 @@ import type * as disk from './_disk-schemas.js'
 import type * as job from './_job-schemas.js'
 import type * as protection from './_protection-schemas.js'
 import type * as vault from './_vault-schemas.js'
+import type * as auth from './auth-routes.js'
+import type * as guard from './guard-routes.js'
 import type * as shared from './schemas.js'
 import type * as system from './system-routes.js'
 import type * as safety from './vault-safety-routes.js'
@@ -93,3 +95,16 @@ export type SoftDeletedRecoveryPoint = z.infer<typeof safety.SoftDeleted>
 export type UndeletedRecoveryPoint = z.infer<typeof safety.UndeletedRecoveryPoint>
 export type UndeleteItemRequest = z.input<typeof safety.UndeleteItemRequest>
 export type UndeleteItemResult = z.infer<typeof safety.UndeleteItemResult>
+
+export type RoleAssignmentRef = z.infer<typeof auth.Assignment>
+export type RoleAssignment = z.infer<typeof auth.RoleAssignment>
+export type Credential = z.infer<typeof auth.Credential>
+export type User = z.infer<typeof auth.User>
+export type AuditRecord = z.infer<typeof auth.AuditRecord>
+export type LoginRequest = z.input<typeof auth.Login>
+export type LoginAnswer = z.infer<typeof auth.LoginAnswer>
+export type NewTokenRequest = z.input<typeof auth.NewToken>
+export type NewUserRequest = z.input<typeof auth.NewUser>
+export type NewAssignmentRequest = z.input<typeof auth.NewAssignment>
+export type GuardStatus = z.infer<typeof guard.GuardStatus>
+export type GuardRequest = z.infer<typeof guard.GuardRequest>

@@ -8,8 +8,8 @@ import { paginate } from './_page.js'
 import type { ApiApp, ApiEnv } from './new-api-app.js'
 import { body, errorResponses, json, Page, PageQuery } from './schemas.js'
 
-const Assignment = z.object({ role: z.string(), scope: z.string() }).openapi('Assignment')
-const RoleAssignment = z
+export const Assignment = z.object({ role: z.string(), scope: z.string() }).openapi('Assignment')
+export const RoleAssignment = z
   .object({
     id: z.string(),
     user: z.string(),
@@ -19,7 +19,7 @@ const RoleAssignment = z
     createdBy: z.string(),
   })
   .openapi('RoleAssignment')
-const Credential = z
+export const Credential = z
   .object({
     id: z.string(),
     user: z.string(),
@@ -32,8 +32,10 @@ const Credential = z
     lastUsedAt: z.string().optional(),
   })
   .openapi('Credential')
-const User = z.object({ name: z.string(), createdAt: z.string(), roles: z.array(Assignment) }).openapi('User')
-const AuditRecord = z
+export const User = z
+  .object({ name: z.string(), createdAt: z.string(), roles: z.array(Assignment) })
+  .openapi('User')
+export const AuditRecord = z
   .object({
     seq: z.number(),
     time: z.string(),
@@ -52,7 +54,7 @@ const AuditRecord = z
   })
   .openapi('AuditRecord')
 
-const Login = z
+export const Login = z
   .object({
     user: z.string().min(1).max(256),
     password: z.string().max(1024),
@@ -63,7 +65,7 @@ const Login = z
   })
   .strict()
   .openapi('Login')
-const LoginAnswer = z
+export const LoginAnswer = z
   .object({
     user: z.string(),
     roles: z.array(Assignment),
@@ -77,7 +79,7 @@ const LoginAnswer = z
     }),
   })
   .openapi('LoginAnswer')
-const NewToken = z
+export const NewToken = z
   .object({
     name: z.string().min(1).max(100).optional(),
     role: z.string().optional(),
@@ -86,7 +88,7 @@ const NewToken = z
   })
   .strict()
   .openapi('NewToken')
-const NewUser = z
+export const NewUser = z
   .object({
     name: z.string().min(1).max(64),
     password: z
@@ -99,7 +101,7 @@ const NewUser = z
   })
   .strict()
   .openapi('NewUser')
-const NewAssignment = z
+export const NewAssignment = z
   .object({ user: z.string().min(1).max(64), role: z.string(), scope: z.string().optional() })
   .strict()
   .openapi('NewAssignment')

@@ -3,19 +3,19 @@ import { APPROVAL_HOURS, GUARDED_OPERATIONS, type ResourceGuard } from '../prote
 import { CairnError } from '../util/index.js'
 import { clean } from './_clean.js'
 import { paginate } from './_page.js'
-import type { ApiContext } from './api-context.js'
+import { VaultParams } from './_vault-schemas.js'
+import { type ApiContext, vaultServiceOf } from './api-context.js'
 import type { ApiApp } from './new-api-app.js'
 import { body, errorResponses, json, Page, PageQuery } from './schemas.js'
 
 // Multi-user authorization (docs/security.md): a vault's resource guard, and the requests to run a
 // critical operation on a guarded vault, approved or denied by another identity with the Guard role.
 
-const VaultName = z.string().openapi({ param: { name: 'vault', in: 'path' }, example: 'main' })
 const RequestId = z.string().openapi({ param: { name: 'id', in: 'path' } })
 const Operation = z.enum(GUARDED_OPERATIONS)
 const State = z.enum(['Pending', 'Approved', 'Denied', 'Used', 'Expired'])
 
-const GuardStatus = z
+export const GuardStatus = z
   .object({
     vault: z.string(),
     enabled: z.boolean(),
@@ -24,7 +24,7 @@ const GuardStatus = z
   })
   .openapi('ResourceGuard')
 
-const GuardRequest = z
+export const GuardRequest = z
   .object({
     id: z.string(),
     vault: z.string(),
@@ -48,10 +48,9 @@ export function registerGuardRoutes(app: ApiApp, ctx: ApiContext): void {
     return ctx.guard
   }
   const vaultExists = async (vault: string) => {
-    if (!ctx.vaultService) throw new CairnError('ServiceUnavailable', 'This service has no vaults')
-    await ctx.vaultService.get(vault)
+    await vaultServiceOf(ctx).get(vault)
   }
-  const P = z.object({ vault: VaultName })
+  const P = VaultParams
   const R = z.object({ id: RequestId })
 
   app.openapi(

@@ -1,6 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import type { VaultBackupRequest, VaultService } from '../protection/index.js'
-import { CairnError } from '../util/index.js'
+import type { VaultBackupRequest } from '../protection/index.js'
 import type { VaultCredentials } from '../vault/index.js'
 import { clean } from './_clean.js'
 import { followJob } from './_follow-job.js'
@@ -9,21 +8,21 @@ import { paginate } from './_page.js'
 import {
   BackupRequest,
   CreateVaultRequest,
+  PointParams,
   PruneReport,
   PruneRequest,
   RecoveryPoint,
   RecoveryPointList,
   RestoreRequest,
-  RpId,
   Vault,
   VaultCredentialsRequest,
   VaultDeleted,
   VaultList,
-  VaultName,
+  VaultParams,
   VaultUsage,
   VerifyRequest,
 } from './_vault-schemas.js'
-import type { ApiContext } from './api-context.js'
+import { type ApiContext, vaultServiceOf } from './api-context.js'
 import type { ApiApp } from './new-api-app.js'
 import { body, errorResponses, json, PageQuery } from './schemas.js'
 
@@ -39,12 +38,9 @@ function credentials(b: {
 /** Vaults, recovery points, backups and restores of files, verify/prune/gc/usage/key, and jobs. */
 export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
   /** Every vault use case goes through the service; routes parse, call one method and answer. */
-  const service = (): VaultService => {
-    if (!ctx.vaultService) throw new CairnError('ServiceUnavailable', 'This service has no vaults')
-    return ctx.vaultService
-  }
-  const P = z.object({ vault: VaultName })
-  const PR = z.object({ vault: VaultName, rp: RpId })
+  const service = () => vaultServiceOf(ctx)
+  const P = VaultParams
+  const PR = PointParams
 
   app.openapi(
     createRoute({

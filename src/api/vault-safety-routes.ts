@@ -1,18 +1,16 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import type { VaultService } from '../protection/index.js'
 import { CairnError } from '../util/index.js'
 import { clean } from './_clean.js'
 import { paginate } from './_page.js'
 import { ProtectedItem } from './_protection-schemas.js'
-import type { ApiContext } from './api-context.js'
+import { PointParams, VaultName, VaultParams } from './_vault-schemas.js'
+import { type ApiContext, vaultServiceOf } from './api-context.js'
 import type { ApiApp } from './new-api-app.js'
 import { body, errorResponses, json, Page, PageQuery } from './schemas.js'
 
 // Backups that survive a stolen admin (docs/security.md): a vault's soft delete and immutability
 // settings, its soft-deleted recovery points and their undelete, and the undelete of a VM's data.
 
-const VaultName = z.string().openapi({ param: { name: 'vault', in: 'path' }, example: 'main' })
-const RpId = z.string().openapi({ param: { name: 'rp', in: 'path' }, example: '20261122T195200123Z-3f2a' })
 const VmName = z
   .string()
   .min(1)
@@ -75,12 +73,9 @@ export const UndeleteItemResult = z
 
 /** Soft delete, immutability and undelete. */
 export function registerVaultSafetyRoutes(app: ApiApp, ctx: ApiContext): void {
-  const service = (): VaultService => {
-    if (!ctx.vaultService) throw new CairnError('ServiceUnavailable', 'This service has no vault service')
-    return ctx.vaultService
-  }
-  const P = z.object({ vault: VaultName })
-  const PR = z.object({ vault: VaultName, rp: RpId })
+  const service = () => vaultServiceOf(ctx)
+  const P = VaultParams
+  const PR = PointParams
 
   app.openapi(
     createRoute({

@@ -1,17 +1,5 @@
+import type { AuditRecord, Page } from '../../api/index.js'
 import type { CommandDef } from '../command.js'
-
-interface AuditRecord {
-  seq: number
-  time: string
-  actor: string
-  roles: string[]
-  client: string
-  action: string
-  target: string
-  result: string
-  status: number
-  details: Record<string, unknown>
-}
 
 /** `cairn audit list|verify`: the hash-chained audit log (Security Admin; docs/security.md). */
 export const auditCommands: CommandDef[] = [
@@ -24,7 +12,7 @@ export const auditCommands: CommandDef[] = [
       { name: 'cursor', type: 'string', value: 'C', help: 'the next page (printed after a full page)' },
     ],
     async run({ opts, client, out }) {
-      const page = await client.get<{ items: AuditRecord[]; nextCursor?: string }>('/api/v1/audit', {
+      const page = await client.get<Page<AuditRecord>>('/api/v1/audit', {
         limit: opts.limit as number | undefined,
         actor: opts.actor as string | undefined,
         cursor: opts.cursor as string | undefined,

@@ -1,27 +1,10 @@
+import type { RoleAssignmentRef as Assignment, Credential } from '../../api/index.js'
 import type { CommandDef } from '../command.js'
 import { credentialKey, credentialsPath, readCredentials, saveCredential } from '../credentials.js'
 import { parseExpiry, passwordFromFile, readPassword } from './_secret-input.js'
+import { rolesText } from './user-commands.js'
 
 const enc = encodeURIComponent
-
-interface Assignment {
-  role: string
-  scope: string
-}
-const rolesText = (roles: Assignment[]) =>
-  roles.map((r) => (r.scope === '*' ? r.role : `${r.role} on ${r.scope}`)).join(', ') || '(none)'
-
-interface Credential {
-  id: string
-  user: string
-  kind: string
-  name: string
-  role?: string
-  scope?: string
-  createdAt: string
-  expiresAt?: string
-  lastUsedAt?: string
-}
 
 const credentialColumns = [
   { header: 'id', value: (t: Credential) => t.id },

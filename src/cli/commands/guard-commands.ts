@@ -1,3 +1,4 @@
+import type { GuardRequest, GuardStatus } from '../../api/index.js'
 import { CairnError } from '../../util/index.js'
 import { type CommandDef, LIMIT_OPTION } from '../command.js'
 import { v } from './_jobs.js'
@@ -5,24 +6,8 @@ import { v } from './_jobs.js'
 // `cairn guard …`: multi-user authorization (docs/security.md). A vault's resource guard holds back
 // critical operations until another identity with the Guard role approves a request.
 
-interface GuardStatusView {
-  vault: string
-  enabled: boolean
-  updatedAt?: string
-  updatedBy?: string
-}
-
-interface GuardRequestView {
-  id: string
-  vault: string
-  operation: string
-  reason?: string
-  requestedBy: string
-  requestedAt: string
-  state: string
-  decidedBy?: string
-  validUntil?: string
-}
+type GuardStatusView = GuardStatus
+type GuardRequestView = GuardRequest
 
 const OPERATIONS =
   'reduceSoftDelete, disableImmutability, reduceRetention, stopProtectionDeleteData, deleteVault, changeGuard'

@@ -1,25 +1,14 @@
+import type { User as ApiUser, RoleAssignment, RoleAssignmentRef } from '../../api/index.js'
 import type { CommandDef } from '../command.js'
 import { passwordFromFile } from './_secret-input.js'
 
 const enc = encodeURIComponent
 
-interface Assignment {
-  role: string
-  scope: string
-}
-interface User {
-  name: string
-  createdAt: string
-  roles: Assignment[]
-  password?: string
-}
-interface RoleAssignment extends Assignment {
-  id: string
-  user: string
-  createdAt: string
-  createdBy: string
-}
-const rolesText = (roles: Assignment[]) =>
+type Assignment = RoleAssignmentRef
+/** A user as listed, and as created (with the generated password, shown once). */
+type User = ApiUser & { password?: string }
+/** Role assignments as one line: `Admin, Backup Operator on vault/main`. */
+export const rolesText = (roles: Assignment[]) =>
   roles.map((r) => (r.scope === '*' ? r.role : `${r.role} on ${r.scope}`)).join(', ') || '(none)'
 
 /** `cairn user …` and `cairn role …`: users, the built-in roles and role assignments (docs/security.md). */
