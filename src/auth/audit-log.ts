@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import type { Catalog } from '../catalog/index.js'
+import type { AuditLogTable, Catalog } from '../catalog/index.js'
 
 /** What one audit record says: who, with which roles, from where, did what to what, and how it ended. */
 export interface AuditEntry {
@@ -200,20 +200,7 @@ function hashOf(r: AuditRecord): string {
   return createHash('sha256').update(`${r.prevHash}\n${body}`).digest('hex')
 }
 
-function toRecord(row: {
-  seq: number
-  time: string
-  actor: string
-  roles: string
-  client: string
-  action: string
-  target: string
-  result: string
-  status: number
-  details_json: string
-  prev_hash: string
-  hash: string
-}): AuditRecord {
+function toRecord(row: AuditLogTable): AuditRecord {
   return {
     seq: Number(row.seq),
     time: row.time,

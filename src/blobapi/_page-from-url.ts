@@ -1,12 +1,9 @@
-// Put Page From URL: pages of a blob of this service (any account, authorized as a copy source is)
-// written into a range of the destination page blob, the way AzCopy copies disks between accounts.
-import { createHash } from 'node:crypto'
 import { MAX_WRITE_SIZE, PAGE_SIZE } from '../diskstore/index.js'
 import type { Answer, BlobContext } from './_blob-context.js'
 import { diskRef } from './_blob-context.js'
 import { checkWrite, refuseIncrementalCopy, refuseSnapshotWrite, writeHeaders } from './_blob-operations.js'
+import { checkCrc64, checkMd5 } from './_checksums.js'
 import { resolveCopySource } from './_copy-operations.js'
-import { crc64 } from './_crc64.js'
 import { headerOf, requestPageRange, storeConditions } from './_headers.js'
 import { badHeader, blobError } from './blob-errors.js'
 
@@ -67,31 +64,9 @@ export async function putPageFromUrl(ctx: BlobContext): Promise<Answer> {
   )
   const headers: Record<string, string> = {}
   const md5 = headerOf(ctx.req, 'x-ms-source-content-md5')
-  if (md5 !== undefined) {
-    const actual = createHash('md5').update(data).digest('base64')
-    if (actual !== md5)
-      throw blobError(
-        'Md5Mismatch',
-        `Cannot write pages: the source range's MD5 is ${actual}, the request says ${md5}`,
-        {
-          UserSpecifiedMd5: md5,
-          ServerCalculatedMd5: actual,
-        },
-      )
-    headers['Content-MD5'] = actual
-  }
+  if (md5 !== undefined) headers['Content-MD5'] = checkMd5(data, md5, "the source range's")
   const crc = headerOf(ctx.req, 'x-ms-source-content-crc64')
-  const actualCrc = crc64(data).toString('base64')
-  if (crc !== undefined && actualCrc !== crc)
-    throw blobError(
-      'Crc64Mismatch',
-      `Cannot write pages: the source range's CRC64 is ${actualCrc}, the request says ${crc}`,
-      {
-        UserSpecifiedCrc64: crc,
-        ServerCalculatedCrc64: actualCrc,
-      },
-    )
-  headers['x-ms-content-crc64'] = actualCrc
+  headers['x-ms-content-crc64'] = checkCrc64(data, crc, "the source range's")
   // From here on everything up to the store call runs in one tick: check, then act.
   const ref = diskRef(ctx)
   const d = ctx.store.getDisk(ref)

@@ -1,6 +1,3 @@
-// Page operations: Put Page (update and clear) and Get Page Ranges (with snapshot, prevsnapshot, range,
-// marker and maxresults).
-import { createHash } from 'node:crypto'
 import { type ByteRange, type DiskRef, MAX_WRITE_SIZE, PAGE_SIZE } from '../diskstore/index.js'
 import { ALIGN, isCairnError } from '../util/index.js'
 import {
@@ -20,7 +17,7 @@ import {
   writeHeaders,
 } from './_blob-operations.js'
 import { NotABlobUrl, parseBlobUrl } from './_blob-url.js'
-import { crc64 } from './_crc64.js'
+import { checkCrc64, checkMd5 } from './_checksums.js'
 import { crc64Of } from './_crc64-offload.js'
 import {
   checkHttpConditions,
@@ -110,33 +107,9 @@ async function writePageRange(
     if (data.length !== length)
       throw badHeader('Content-Length', String(data.length), `the range holds ${length} bytes`)
     const md5 = headerOf(ctx.req, 'content-md5')
-    if (md5 !== undefined) {
-      const actual = createHash('md5').update(data).digest('base64')
-      if (actual !== md5)
-        throw blobError(
-          'Md5Mismatch',
-          `Cannot write pages: the body's MD5 is ${actual}, the request says ${md5}`,
-          {
-            UserSpecifiedMd5: md5,
-            ServerCalculatedMd5: actual,
-          },
-        )
-      headers['Content-MD5'] = actual
-    }
+    if (md5 !== undefined) headers['Content-MD5'] = checkMd5(data, md5, "the body's")
     const crc = headerOf(ctx.req, 'x-ms-content-crc64')
-    if (crc !== undefined) {
-      const actual = crc64(data).toString('base64')
-      if (actual !== crc)
-        throw blobError(
-          'Crc64Mismatch',
-          `Cannot write pages: the body's CRC64 is ${actual}, the request says ${crc}`,
-          {
-            UserSpecifiedCrc64: crc,
-            ServerCalculatedCrc64: actual,
-          },
-        )
-      headers['x-ms-content-crc64'] = actual
-    }
+    if (crc !== undefined) headers['x-ms-content-crc64'] = checkCrc64(data, crc, "the body's")
   } else if (declared !== '0') {
     throw badHeader('Content-Length', declared, 'a clear carries no body')
   }

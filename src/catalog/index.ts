@@ -17,5 +17,5 @@ export {
 export { KyselyCatalog } from './kysely-catalog.js'
 export { MIGRATIONS, type Migration } from './migrations.js'
 export { CATALOG_DIALECTS, openCatalog } from './open-catalog.js'
-export type { Auto, CatalogSchema } from './schema.js'
+export type { AuditLogTable, Auto, CatalogSchema } from './schema.js'
 export { openSqliteCatalog, SqliteCatalog } from './sqlite-catalog.js'
