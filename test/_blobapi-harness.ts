@@ -1,10 +1,12 @@
 // A running blob API over a real LogDiskStore in a temporary folder, with SDK clients for the development
 // account, for the end-to-end tests of the blob API.
+
+import assert from 'node:assert/strict'
 import { createHmac } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { BlobServiceClient, StorageSharedKeyCredential } from '@azure/storage-blob'
+import { BlobServiceClient, RestError, StorageSharedKeyCredential } from '@azure/storage-blob'
 import { BlobApiServer, DEVELOPMENT_ACCOUNT } from '../src/blobapi/index.js'
 import { LogDiskStore } from '../src/diskstore/index.js'
 
@@ -121,4 +123,15 @@ export function pattern(length: number, seed: number): Buffer {
   const b = Buffer.alloc(length)
   for (let i = 0; i < length; i += 4) b.writeUInt32LE(((i * 2654435761) ^ seed) >>> 0, i)
   return b
+}
+
+/** The status and Azure error code of an SDK call that must fail; anything but a RestError fails the test. */
+export async function errorOf(p: Promise<unknown>): Promise<{ code: string | undefined; status: number }> {
+  try {
+    await p
+  } catch (err) {
+    assert.ok(err instanceof RestError, String(err))
+    return { code: err.code, status: err.statusCode ?? 0 }
+  }
+  assert.fail('expected the request to fail')
 }

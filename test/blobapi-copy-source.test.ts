@@ -9,24 +9,19 @@ import {
   BlobServiceClient,
   generateBlobSASQueryParameters,
   PageBlobClient,
-  RestError,
   StorageSharedKeyCredential,
 } from '@azure/storage-blob'
 import { crc64 } from '../src/blobapi/_crc64.js'
-import { type BlobApiHarness, pattern, rawRequest, startBlobApi } from './_blobapi-harness.js'
+import {
+  type BlobApiHarness,
+  pattern,
+  rawRequest,
+  errorOf as refused,
+  startBlobApi,
+} from './_blobapi-harness.js'
 
 const HOUR = 3600_000
 const noRetry = { retryOptions: { maxTries: 1 } }
-
-async function refused(p: Promise<unknown>): Promise<{ status: number; code: string | undefined }> {
-  try {
-    await p
-  } catch (err) {
-    assert.ok(err instanceof RestError, String(err))
-    return { status: err.statusCode ?? 0, code: err.code }
-  }
-  assert.fail('the call succeeded')
-}
 
 describe('blob API copy sources in other accounts', () => {
   let h: BlobApiHarness

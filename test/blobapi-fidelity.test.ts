@@ -4,28 +4,13 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
-import {
-  BlobSASPermissions,
-  type ContainerClient,
-  generateBlobSASQueryParameters,
-  RestError,
-} from '@azure/storage-blob'
+import { BlobSASPermissions, type ContainerClient, generateBlobSASQueryParameters } from '@azure/storage-blob'
 import { crc64 } from '../src/blobapi/_crc64.js'
-import { type BlobApiHarness, pattern, rawRequest, startBlobApi } from './_blobapi-harness.js'
+import { type BlobApiHarness, errorOf, pattern, rawRequest, startBlobApi } from './_blobapi-harness.js'
 
 const KiB = 1024
 const MiB = 1024 * KiB
 const GUID = '0f8fad5b-d9cb-469f-a165-70867728950e'
-
-async function errorOf(p: Promise<unknown>): Promise<{ code: string | undefined; status: number }> {
-  try {
-    await p
-  } catch (err) {
-    if (err instanceof RestError) return { code: err.code, status: err.statusCode ?? 0 }
-    throw err
-  }
-  assert.fail('expected the request to fail')
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 

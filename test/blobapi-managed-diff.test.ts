@@ -2,8 +2,8 @@
 // snapshots of one blob and of blobs of one lineage, and Azure's errors for every other URL.
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { type ContainerClient, type PageBlobClient, RestError } from '@azure/storage-blob'
-import { type BlobApiHarness, pattern, rawRequest, startBlobApi } from './_blobapi-harness.js'
+import type { ContainerClient, PageBlobClient } from '@azure/storage-blob'
+import { type BlobApiHarness, errorOf, pattern, rawRequest, startBlobApi } from './_blobapi-harness.js'
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -12,16 +12,6 @@ const SIZE = 2 * MiB
 interface Ranges {
   pageRange?: { offset: number; count?: number }[]
   clearRange?: { offset: number; count?: number }[]
-}
-
-async function errorOf(p: Promise<unknown>): Promise<{ code: string | undefined; status: number }> {
-  try {
-    await p
-  } catch (err) {
-    if (err instanceof RestError) return { code: err.code, status: err.statusCode ?? 0 }
-    throw err
-  }
-  assert.fail('expected the request to fail')
 }
 
 /** `base` with a diff applied: page ranges read from `target`, clear ranges zeroed. */

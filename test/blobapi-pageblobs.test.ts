@@ -1,21 +1,11 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
-import { type ContainerClient, RestError } from '@azure/storage-blob'
-import { type BlobApiHarness, pattern, startBlobApi } from './_blobapi-harness.js'
+import type { ContainerClient } from '@azure/storage-blob'
+import { type BlobApiHarness, errorOf, pattern, startBlobApi } from './_blobapi-harness.js'
 
 const KiB = 1024
 const MiB = 1024 * KiB
-
-async function errorOf(p: Promise<unknown>): Promise<{ code: string | undefined; status: number }> {
-  try {
-    await p
-  } catch (err) {
-    if (err instanceof RestError) return { code: err.code, status: err.statusCode ?? 0 }
-    throw err
-  }
-  assert.fail('expected the request to fail')
-}
 
 describe('blob API page blobs, with the Azure SDK', () => {
   let h: BlobApiHarness

@@ -11,25 +11,13 @@ import {
   generateAccountSASQueryParameters,
   generateBlobSASQueryParameters,
   PageBlobClient,
-  RestError,
   SASProtocol,
 } from '@azure/storage-blob'
-import { type BlobApiHarness, pattern, startBlobApi } from './_blobapi-harness.js'
+import { type BlobApiHarness, pattern, errorOf as refused, startBlobApi } from './_blobapi-harness.js'
 
 const HOUR = 3600_000
 const noRetry = { retryOptions: { maxTries: 1 } }
 const anonymous = new AnonymousCredential()
-
-/** The status and Azure error code of a failed SDK call. */
-async function refused(p: Promise<unknown>): Promise<{ status: number; code: string | undefined }> {
-  try {
-    await p
-  } catch (err) {
-    assert.ok(err instanceof RestError, String(err))
-    return { status: err.statusCode ?? 0, code: err.code }
-  }
-  assert.fail('the call succeeded')
-}
 
 /** A raw GET of a SAS URL: status, error code and body. */
 async function raw(url: string, init: RequestInit = {}) {

@@ -2,23 +2,14 @@
 // create and copy, x-ms-if-tags conditions, x-ms-tag-count, Find Blobs by Tags, and tags across a restart.
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
+import { AccountSASPermissions, type ContainerClient, ContainerSASPermissions } from '@azure/storage-blob'
 import {
-  AccountSASPermissions,
-  type ContainerClient,
-  ContainerSASPermissions,
-  RestError,
-} from '@azure/storage-blob'
-import { type BlobApiHarness, pattern, rawRequest, startBlobApi } from './_blobapi-harness.js'
-
-async function refused(p: Promise<unknown>): Promise<{ status: number; code: string | undefined }> {
-  try {
-    await p
-  } catch (err) {
-    assert.ok(err instanceof RestError, String(err))
-    return { status: err.statusCode ?? 0, code: err.code }
-  }
-  assert.fail('the call succeeded')
-}
+  type BlobApiHarness,
+  pattern,
+  rawRequest,
+  errorOf as refused,
+  startBlobApi,
+} from './_blobapi-harness.js'
 
 describe('blob API index tags', () => {
   let h: BlobApiHarness
