@@ -166,8 +166,39 @@ for (const encrypted of [false, true]) {
       }
     })
 
+    it('the settings record: damage never touches a restore, and reading the settings names it', async () => {
+      assert.ok(files.includes('settings'), 'a new vault writes its settings record')
+      for (const [damage, at] of [
+        ['flip', 'start'],
+        ['flip', 'middle'],
+        ['flip', 'end'],
+        ['truncate', 'middle'],
+      ] as const) {
+        assert.equal(await attempt('settings', damage, at), 'same', `${damage} of settings at ${at}`)
+        const path = join(dir, 'settings')
+        const original = await readFile(path)
+        if (damage === 'flip') {
+          const copy = Buffer.from(original)
+          const pos = at === 'start' ? 0 : at === 'middle' ? Math.floor(copy.length / 2) : copy.length - 1
+          copy.writeUInt8(copy.readUInt8(pos) ^ 0x01, pos)
+          await writeFile(path, copy)
+        } else await truncate(path, Math.floor(original.length / 2))
+        const v = await Vault.open(new FsVaultBackend(dir), encrypted ? creds : undefined, { workers: 1 })
+        try {
+          await assert.rejects(v.settings(), (err: unknown) => {
+            assert.ok(err instanceof CairnError && err.code === 'VaultCorrupt', String(err))
+            assert.match(err.message, /Cannot read the vault settings/)
+            return true
+          })
+        } finally {
+          await v.close()
+          await writeFile(path, original)
+        }
+      }
+    })
+
     it('the manifest, config and key records: any damage is a clear error', async () => {
-      const records = files.filter((f) => !f.startsWith('packs/'))
+      const records = files.filter((f) => !f.startsWith('packs/') && f !== 'settings')
       assert.deepEqual(records.sort(), [...(encrypted ? ['keys'] : []), 'config', `rp/${rpId}`].sort())
       for (const name of records) {
         for (const [damage, at] of [
