@@ -330,7 +330,15 @@ async function campaign(
         actual.copy(image[disk])
       }
     }
-    // New points (a backup that committed just before the kill) hold the disks as they were at its start.
+    // A backup cut short resumes at the restart (docs/jobs.md, "Restart"): wait for it to end, so that
+    // its point is counted in this round, holding the disks as they were at the backup's start.
+    for (;;) {
+      const running = await api.ok<{ items: Job[] }>('GET', '/api/v1/jobs?kind=backup&state=Running,Queued')
+      if (running.items.length === 0) break
+      for (const j of running.items) await api.job(j.id)
+    }
+    // New points (a backup that committed just before the kill, or resumed after it) hold the disks as
+    // they were at its start.
     const after = await listPoints(api)
     for (const p of after) {
       if (!expected.has(p.id)) {
