@@ -1,3 +1,6 @@
+// Over ~600 lines on purpose: users, credentials (tokens, logins, sessions) and role assignments in one
+// service, because sign-in, token issue and every change of users or roles share the same rows and
+// the Guard and last-Admin rules (#guardCheck, #keepAnAdmin) that keep a stolen admin from approving.
 import { randomUUID } from 'node:crypto'
 import type { Catalog } from '../catalog/index.js'
 import { CairnError } from '../util/index.js'

@@ -1,6 +1,7 @@
 // The contract every DiskStore keeps, as one suite each implementation runs
 // (disk-store.contract.test.ts loops over DISK_STORES). Cases that hold for any store live here;
 // log-disk-store.test.ts keeps what is particular to the log (segments, checkpoints, repair, compaction).
+// Over ~600 lines on purpose: a list of independent contract cases, one `it` each.
 import assert from 'node:assert/strict'
 import {
   closeSync,

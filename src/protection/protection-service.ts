@@ -1,3 +1,7 @@
+// Over ~600 lines on purpose: every protection use case is one method here (issue 13: routes, the
+// scheduler and the CLI-over-API reach the same methods); the methods are short and share the item,
+// policy and vault-settings checks. The work they start lives in _vm-backups.ts, vm-restores.ts and
+// _undelete-item.ts.
 import type { Job } from '../catalog/index.js'
 import type { DiskRef, DiskStore } from '../diskstore/index.js'
 import { CairnError, isCairnError, type Logger, silentLogger } from '../util/index.js'

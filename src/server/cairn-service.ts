@@ -1,3 +1,7 @@
+// Over ~600 lines on purpose: this is the composition root. It opens every component in order (data
+// folder lock, catalog, disk store, vaults, auth, jobs, protection, listeners with their TLS), recovers
+// the jobs the last run left, and closes them in reverse; split, the start order and its undo would
+// live in several files that must change together.
 import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs'
 import type { Server } from 'node:http'

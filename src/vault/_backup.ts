@@ -1,3 +1,6 @@
+// Over ~600 lines on purpose: one backup, from planning each disk against its previous point to the
+// committed manifest, with the checkpoints a resume continues from; the stages hand each other the
+// plan, the pack writer and the checkpoint tracker, and read best in order in one file.
 import { randomBytes } from 'node:crypto'
 import { CairnError } from '../util/index.js'
 import {
