@@ -153,7 +153,27 @@ export const errorCatalogue = {
   UnsupportedVaultLocation: spec(
     400,
     EXIT.usage,
-    'The vault location names no backend Cairn has (object stores are not supported yet).',
+    'The vault location names no backend Cairn has, or an object-store location is malformed or carries a secret.',
+  ),
+  ObjectStoreAuthFailed: spec(
+    502,
+    EXIT.auth,
+    'The object store refused the credentials of the vault (wrong key, SAS, access key or secret, or no permission).',
+  ),
+  ObjectStoreContainerMissing: spec(
+    502,
+    EXIT.notFound,
+    "The bucket or container of the vault's location does not exist; create it first.",
+  ),
+  ObjectStoreClockSkew: spec(
+    502,
+    EXIT.unavailable,
+    "The object store refused a request because this machine's clock differs too much from its own; fix the time (NTP).",
+  ),
+  ObjectStoreUnavailable: spec(
+    503,
+    EXIT.unavailable,
+    'The object store kept failing (5xx, throttling, timeouts or dropped connections) after every retry.',
   ),
   RecoveryPointNotFound: spec(404, EXIT.notFound, 'The recovery point does not exist.'),
   RecoveryPointDiskNotFound: spec(404, EXIT.notFound, 'The recovery point holds no disk of that name.'),

@@ -5,15 +5,19 @@ export type { BackupCheckpoint, CommittedSubtree } from './_backup-checkpoint.js
 export type { VaultConfig } from './_core.js'
 export type { VaultCredentials } from './_keys.js'
 export type { GcReport, PruneReport, VaultUsage } from './_maintenance.js'
+export type { AzureBlobOptions, ObjectStoreOptions, S3Options } from './_object-store-location.js'
+export type { RetryOptions } from './_object-store-retry.js'
 export type { PointRemoval, SoftDeletedPoint } from './_removal.js'
 export type { RestoreOptions } from './_restore.js'
 export type { VerifyOptions, VerifyProblem, VerifyReport } from './_verify.js'
+export { AzureBlobVaultBackend } from './azure-blob-vault-backend.js'
 export { fileSink } from './file-sink.js'
 export { fileSource } from './file-source.js'
 export { FsVaultBackend } from './fs-vault-backend.js'
 export { MemoryVaultBackend } from './memory-vault-backend.js'
-export { openVaultBackend } from './open-vault-backend.js'
+export { type OpenVaultBackendOptions, openVaultBackend } from './open-vault-backend.js'
 export { hasRetentionRules, type RetentionPolicy, selectRetained } from './retention.js'
+export { S3VaultBackend } from './s3-vault-backend.js'
 export type {
   BackupSource,
   ByteRange,
