@@ -274,6 +274,11 @@ export const errorCatalogue = {
     EXIT.conflict,
     'A recovery point holds this snapshot; stop protection or force the delete.',
   ),
+  DiskAttached: spec(
+    409,
+    EXIT.conflict,
+    'A VM uses this disk; it cannot be deleted, even forced, until the VM lets go of it (vm delete).',
+  ),
 } as const satisfies Record<string, ErrorSpec>
 
 /** A stable error code from the catalogue. */
