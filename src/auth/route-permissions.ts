@@ -118,6 +118,8 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, RouteRequirement>> = {
   'DELETE /api/v1/vaults/{vault}/recoveryPoints/{rp}': 'recoveryPoints/delete',
   'POST /api/v1/vaults/{vault}/backups': 'backup/run',
   'POST /api/v1/vaults/{vault}/recoveryPoints/{rp}/restore': 'restore/run',
+  // A copy reads one vault and writes another: no vault scope covers both, so it needs a global role.
+  'POST /api/v1/vaultCopies': 'backup/run',
 
   // Soft delete and immutability (docs/security.md)
   'GET /api/v1/vaults/{vault}/settings': 'vaults/read',

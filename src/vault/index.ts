@@ -14,7 +14,7 @@ export { fileSource } from './file-source.js'
 export { FsVaultBackend } from './fs-vault-backend.js'
 export { MemoryVaultBackend } from './memory-vault-backend.js'
 export { openVaultBackend } from './open-vault-backend.js'
-export { hasRetentionRules, type RetentionPolicy, selectRetained } from './retention.js'
+export { hasRetentionRules, type RetentionPolicy, retentionSpan, selectRetained } from './retention.js'
 export type {
   BackupSource,
   ByteRange,
