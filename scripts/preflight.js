@@ -23,6 +23,8 @@ const TOOLS = [
     pkg: 'python3-azure',
     usedBy: 'blob API tests (the Azure Storage SDK for Python as a client)',
   },
+  // Debian's browser, driven by playwright-core (which never downloads a browser of its own).
+  { command: '/usr/bin/chromium', pkg: 'chromium', usedBy: 'portal tests (a real browser)' },
 ]
 
 const executable = (path) => {
