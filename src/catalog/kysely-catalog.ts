@@ -59,13 +59,16 @@ export class KyselyCatalog implements Catalog {
       if (m.version <= current) continue
       try {
         await db.transaction().execute(async (trx) => {
-          await m.up(trx)
+          // The version row first: its write takes SQLite's write lock before anything is read, so a
+          // second process waits here, then fails on the row the first committed (below: skipped).
           await trx
             .insertInto('schema_migrations')
             .values({ version: m.version, name: m.name, applied_at: new Date().toISOString() })
             .execute()
+          await m.up(trx)
         })
       } catch (err) {
+        if ((await this.#versionOn(db).catch(() => 0)) >= m.version) continue
         throw new CairnError(
           'CatalogMigrationFailed',
           `Cannot migrate the catalog to version ${m.version} (${m.name}): ${(err as Error).message}`,
