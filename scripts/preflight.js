@@ -24,12 +24,20 @@ const TOOLS = [
   },
   { command: 'az', pkg: 'azure-cli', usedBy: 'blob API tests (the Azure CLI as a client)' },
   {
+    // Debian keeps PostgreSQL's server binaries off PATH: the scratch cluster runs them from here.
+    command: '/usr/lib/postgresql/15/bin/initdb',
+    pkg: 'postgresql',
+    usedBy: 'catalog and service tests on PostgreSQL (a throwaway cluster: initdb, pg_ctl)',
+  },
+  {
     // Debian's own Python, wherever PATH leads python3 (pyenv, a venv): the package installs there.
     command: '/usr/bin/python3',
     module: 'azure.storage.blob',
     pkg: 'python3-azure',
     usedBy: 'blob API tests (the Azure Storage SDK for Python as a client)',
   },
+  // Debian's browser, driven by playwright-core (which never downloads a browser of its own).
+  { command: '/usr/bin/chromium', pkg: 'chromium', usedBy: 'portal tests (a real browser)' },
 ]
 
 const executable = (path) => {
