@@ -11,6 +11,7 @@ import { registerDiskRoutes } from './disk-routes.js'
 import { registerGuardRoutes } from './guard-routes.js'
 import { registerJobRoutes } from './job-routes.js'
 import { type ApiApp, newApiApp } from './new-api-app.js'
+import { registerPortalRoutes } from './portal-routes.js'
 import { registerProtectionRoutes } from './protection-routes.js'
 import { registerSnapshotRoutes } from './snapshot-routes.js'
 import { registerSystemRoutes } from './system-routes.js'
@@ -57,6 +58,7 @@ export function createApiApp(ctx: ApiContext): ApiApp {
   registerVaultSafetyRoutes(app, ctx)
   registerGuardRoutes(app, ctx)
   registerJobRoutes(app, ctx)
+  registerPortalRoutes(app, ctx.portalDir)
 
   const document = {
     openapi: '3.1.0' as const,

@@ -33,6 +33,7 @@ export const JOB_KINDS = [
   'gc',
   'maintenance',
   'delete-data',
+  'copy',
 ] as const
 
 /** A kind of long operation. */

@@ -6,6 +6,8 @@ import { CairnError, type LogLevel, parseSize } from '../util/index.js'
 export interface ServiceConfig {
   /** Data folder: catalog, disk store, vaults. */
   data: string
+  /** The catalog's URL: `sqlite:PATH` or `postgres://user:password@host:port/db`; default sqlite:DATA/catalog.db. */
+  catalog?: string
   /** Address a listener binds to when its own (apiHost, blobHost, nbdHost) is not set. */
   host: string
   /** Address of the management API; default `host`. */
@@ -125,6 +127,13 @@ export const SERVICE_OPTIONS: OptionSpec[] = [
     type: 'string',
     default: './cairn-data',
     help: 'data folder',
+  },
+  {
+    key: 'catalog',
+    flag: 'catalog',
+    env: 'CAIRN_CATALOG',
+    type: 'string',
+    help: 'catalog URL: sqlite:PATH or postgres://USER:PASSWORD@HOST:PORT/DB (default sqlite:DATA/catalog.db)',
   },
   {
     key: 'host',

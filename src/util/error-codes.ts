@@ -76,8 +76,9 @@ export const errorCatalogue = {
   UnsupportedCatalogUrl: spec(
     400,
     EXIT.usage,
-    'The catalog URL names no database Cairn has (PostgreSQL is not supported yet).',
+    'The catalog URL names no database Cairn has (sqlite:PATH or postgres://…).',
   ),
+  CatalogUnavailable: spec(503, EXIT.unavailable, 'The catalog database cannot be reached.'),
 
   // Disk store
   AccountNotFound: spec(404, EXIT.notFound, 'The storage account does not exist.'),
