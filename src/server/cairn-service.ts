@@ -181,7 +181,9 @@ export class CairnService {
         ...(this.config.vaultKeyDir ? { dir: this.config.vaultKeyDir } : {}),
       })
       await keys.check()
-      this.#catalog = await openCatalog(`sqlite:${join(this.config.data, 'catalog.db')}`)
+      this.#catalog = await openCatalog(
+        this.config.catalog ?? `sqlite:${join(this.config.data, 'catalog.db')}`,
+      )
       this.#diskStore = await this.#openDiskStore()
       this.#auth = await this.#openAuth()
       // The test clock (CairnServiceOptions.clock) also judges retention, soft delete and immutability.

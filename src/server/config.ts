@@ -7,6 +7,8 @@ import type { ObjectStoreOptions } from '../vault/index.js'
 export interface ServiceConfig {
   /** Data folder: catalog, disk store, vaults. */
   data: string
+  /** The catalog's URL: `sqlite:PATH` or `postgres://user:password@host:port/db`; default sqlite:DATA/catalog.db. */
+  catalog?: string
   /** Address a listener binds to when its own (apiHost, blobHost, nbdHost) is not set. */
   host: string
   /** Address of the management API; default `host`. */
@@ -128,6 +130,13 @@ export const SERVICE_OPTIONS: OptionSpec[] = [
     type: 'string',
     default: './cairn-data',
     help: 'data folder',
+  },
+  {
+    key: 'catalog',
+    flag: 'catalog',
+    env: 'CAIRN_CATALOG',
+    type: 'string',
+    help: 'catalog URL: sqlite:PATH or postgres://USER:PASSWORD@HOST:PORT/DB (default sqlite:DATA/catalog.db)',
   },
   {
     key: 'host',

@@ -76,8 +76,9 @@ export const errorCatalogue = {
   UnsupportedCatalogUrl: spec(
     400,
     EXIT.usage,
-    'The catalog URL names no database Cairn has (PostgreSQL is not supported yet).',
+    'The catalog URL names no database Cairn has (sqlite:PATH or postgres://…).',
   ),
+  CatalogUnavailable: spec(503, EXIT.unavailable, 'The catalog database cannot be reached.'),
 
   // Disk store
   AccountNotFound: spec(404, EXIT.notFound, 'The storage account does not exist.'),
@@ -293,6 +294,11 @@ export const errorCatalogue = {
     409,
     EXIT.conflict,
     'A recovery point holds this snapshot; stop protection or force the delete.',
+  ),
+  DiskAttached: spec(
+    409,
+    EXIT.conflict,
+    'A VM uses this disk; it cannot be deleted, even forced, until the VM lets go of it (vm delete).',
   ),
 } as const satisfies Record<string, ErrorSpec>
 

@@ -2,6 +2,7 @@
 export type { BackupOptions } from './_backup.js'
 export { CHANGE_ALIGN, newRecoveryPointId, RECOVERY_POINT_ID } from './_backup.js'
 export type { BackupCheckpoint, CommittedSubtree } from './_backup-checkpoint.js'
+export type { CopiedPoint, CopyMode, CopyOptions, CopyReport } from './_copy.js'
 export type { VaultConfig } from './_core.js'
 export type { VaultCredentials } from './_keys.js'
 export type { GcReport, PruneReport, VaultUsage } from './_maintenance.js'
@@ -16,7 +17,7 @@ export { fileSource } from './file-source.js'
 export { FsVaultBackend } from './fs-vault-backend.js'
 export { MemoryVaultBackend } from './memory-vault-backend.js'
 export { type OpenVaultBackendOptions, openVaultBackend } from './open-vault-backend.js'
-export { hasRetentionRules, type RetentionPolicy, selectRetained } from './retention.js'
+export { hasRetentionRules, type RetentionPolicy, retentionSpan, selectRetained } from './retention.js'
 export { S3VaultBackend } from './s3-vault-backend.js'
 export type {
   BackupSource,

@@ -90,6 +90,8 @@ export class VaultRegistry {
       scryptN?: number
       /** Soft delete and immutability of a new vault (default soft delete Enabled, 14 days). */
       settings?: VaultSettingsChange
+      /** A new encrypted vault takes the vault key of this (unlocked) vault: copies between them send ciphertext. */
+      sameKeyAs?: string
     } = {},
   ): Promise<VaultInfo> {
     if (!NAME.test(name)) {
@@ -127,6 +129,7 @@ export class VaultRegistry {
           ...(options.encryption ? { encryption: options.encryption } : {}),
           ...(options.scryptN !== undefined ? { scryptN: options.scryptN } : {}),
           ...(options.settings ? { settings: options.settings } : {}),
+          ...(options.sameKeyAs ? { sameKeyAs: await this.open(options.sameKeyAs) } : {}),
         })
     const row = {
       name,
