@@ -11,6 +11,7 @@ import { registerDiskRoutes } from './disk-routes.js'
 import { registerGuardRoutes } from './guard-routes.js'
 import { registerJobRoutes } from './job-routes.js'
 import { type ApiApp, newApiApp } from './new-api-app.js'
+import { registerPortalRoutes } from './portal-routes.js'
 import { registerProtectionRoutes } from './protection-routes.js'
 import { registerSnapshotRoutes } from './snapshot-routes.js'
 import { registerSystemRoutes } from './system-routes.js'
@@ -31,7 +32,8 @@ export function createApiApp(ctx: ApiContext): ApiApp {
       throw new CairnError('ServiceUnavailable', 'The service is shutting down')
     }
     await next()
-    log.info('request', {
+    // One line per request only at debug: a guest's I/O or a watching console makes thousands.
+    log[c.res.status >= 500 ? 'warn' : 'debug']('request', {
       requestId,
       method: c.req.method,
       path: c.req.path,
@@ -56,6 +58,7 @@ export function createApiApp(ctx: ApiContext): ApiApp {
   registerVaultSafetyRoutes(app, ctx)
   registerGuardRoutes(app, ctx)
   registerJobRoutes(app, ctx)
+  registerPortalRoutes(app, ctx.portalDir)
 
   const document = {
     openapi: '3.1.0' as const,

@@ -116,6 +116,7 @@ export {
   type BackupDisk,
   type StartedBy,
   type VaultBackupRequest,
+  type VaultCopyRequest,
   type VaultRestoreRequest,
   VaultService,
   type VaultServiceOptions,

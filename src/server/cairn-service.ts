@@ -181,7 +181,9 @@ export class CairnService {
         ...(this.config.vaultKeyDir ? { dir: this.config.vaultKeyDir } : {}),
       })
       await keys.check()
-      this.#catalog = await openCatalog(`sqlite:${join(this.config.data, 'catalog.db')}`)
+      this.#catalog = await openCatalog(
+        this.config.catalog ?? `sqlite:${join(this.config.data, 'catalog.db')}`,
+      )
       this.#diskStore = await this.#openDiskStore()
       this.#auth = await this.#openAuth()
       // The test clock (CairnServiceOptions.clock) also judges retention, soft delete and immutability.
@@ -194,6 +196,7 @@ export class CairnService {
         dataDir: this.config.data,
         protectedItems: async (vault) => (await protection.listItems({ vault })).map((i) => i.vmName),
         ...(this.config.vaultOpenPacks !== undefined ? { openPacks: this.config.vaultOpenPacks } : {}),
+        ...(this.config.objectStores ? { objectStores: this.config.objectStores } : {}),
         ...(keys.empty ? {} : { keys: (name: string) => keys.credentials(name) }),
       })
       await this.#unlockVaults(keys)
