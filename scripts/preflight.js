@@ -20,6 +20,9 @@ const TOOLS = [
     usedBy: 'file-system reader tests (listings to compare, damaged images)',
   },
   { command: 'sgdisk', pkg: 'gdisk', usedBy: 'file-system reader tests (GPT disks)' },
+  { command: 'sfdisk', pkg: 'fdisk', usedBy: 'file-system reader tests (MBR disks with logical partitions)' },
+  { command: 'mkfs.vfat', pkg: 'dosfstools', usedBy: 'file-system reader tests (FAT images)' },
+  { command: 'mcopy', pkg: 'mtools', usedBy: 'file-system reader tests (filling FAT images, mdir listings)' },
   { command: 'fsfreeze', pkg: 'util-linux', usedBy: 'agent tests (freezing a mounted file system)' },
   // `npm run build` compiles native/crc64.c (the blob API's CRC-64; without it a 6x slower fallback).
   { command: 'gcc', pkg: 'gcc', usedBy: 'the native CRC-64 of the blob API (scripts/build-native.js)' },

@@ -49,9 +49,9 @@ export function parseFatBoot(b: Buffer): FatBoot | undefined {
   const clusterCount = Math.floor((totalSectors - dataSector) / sectorsPerCluster)
   const fsType = clusterCount < 4085 ? 'fat12' : clusterCount < 65525 ? 'fat16' : 'fat32'
   const is32 = fsType === 'fat32'
-  const ext = is32 ? 64 : 38
+  const ext = is32 ? 64 : 36
   const hasExt = b[ext + 2] === 0x29
-  const label = hasExt ? b.toString('latin1', ext + 5, ext + 16).trimEnd() : ''
+  const label = hasExt ? b.toString('latin1', ext + 7, ext + 18).trimEnd() : ''
   const serial = hasExt
     ? b
         .readUInt32LE(ext + 3)

@@ -11,6 +11,7 @@ import {
   openSync,
   readdirSync,
   readSync,
+  rmSync,
   type Stats,
   statSync,
   symlinkSync,
@@ -110,6 +111,8 @@ export interface TreeOptions {
   bigBytes?: number
   symlinks?: boolean
   hardLinks?: boolean
+  /** The unicode file name (mtools cannot write characters outside the BMP). */
+  unicodeName?: string
 }
 
 /** Builds the source tree every file-system test compares against. */
@@ -119,7 +122,7 @@ export function makeTree(root: string, options: TreeOptions = {}): void {
   mkdirSync(root, { recursive: true })
   writeFileSync(join(root, 'hello.txt'), 'hello, world\n')
   writeFileSync(join(root, 'empty'), '')
-  writeFileSync(join(root, UNICODE_NAME), 'unicode content ✓\n')
+  writeFileSync(join(root, options.unicodeName ?? UNICODE_NAME), 'unicode content ✓\n')
   writeFileSync(join(root, LONG_NAME), 'long name\n')
   const big = Buffer.alloc(Math.ceil(bigBytes / 4) * 4)
   let x = 0x12345678
@@ -140,7 +143,7 @@ export function makeTree(root: string, options: TreeOptions = {}): void {
   closeSync(fd)
   mkdirSync(join(root, 'many'))
   for (let i = 0; i < many; i++)
-    writeFileSync(join(root, 'many', `file-${String(i).padStart(5, '0')}.txt`), `${i}\n`)
+    writeFileSync(join(root, 'many', `${String(i).padStart(5, '0')}-file.txt`), `${i}\n`)
   let deep = root
   for (let i = 0; i < DEEP_LEVELS; i++) deep = join(deep, `level${i}`)
   mkdirSync(deep, { recursive: true })
@@ -201,4 +204,15 @@ export function makeGptDisk(disk: string, fsImage: string, megabytes: number): {
   run('sgdisk', ['-n', `1:2048:${2048 + fsBytes / 512 - 1}`, '-t', '1:8300', '-c', '1:cairn-root', disk])
   placeAt(disk, 1024 * 1024, fsImage)
   return { start: 1024 * 1024 }
+}
+
+/** A unicode name mtools can write (no characters outside the BMP). */
+export const BMP_UNICODE_NAME = 'ünïcødé-ñandú-日本語.txt'
+
+/** A FAT image (mkfs.vfat -F bits) of `megabytes` holding the tree (mcopy -s -m keeps mtimes). */
+export function makeFatImage(image: string, tree: string, megabytes: number, bits: 12 | 16 | 32): void {
+  rmSync(image, { force: true })
+  run('mkfs.vfat', ['-C', '-F', String(bits), '-n', `CAIRN${bits}`, image, String(megabytes * 1024)])
+  const names = readdirSync(tree).map((n) => join(tree, n))
+  run('mcopy', ['-s', '-m', '-Q', '-i', image, ...names, '::/'])
 }

@@ -2,6 +2,7 @@ import { damaged } from './_base-file-system.js'
 import { CachedSource } from './_cached-source.js'
 import { corrupt, unsupported } from './_errors.js'
 import { ExtFileSystem } from './ext-file-system.js'
+import { FatFileSystem } from './fat-file-system.js'
 import type { BlockSource, FileSystem, Volume } from './types.js'
 
 /** Options of openFileSystem. */
@@ -28,6 +29,8 @@ export async function openFileSystem(
   switch (volume.type) {
     case 'ext':
       return damaged(`open ${where}`, () => ExtFileSystem.open(cache))
+    case 'fat':
+      return damaged(`open ${where}`, () => FatFileSystem.open(cache))
     default:
       throw unsupported(`Cannot open ${where}: ${volume.fsType} file systems are not supported yet`)
   }
