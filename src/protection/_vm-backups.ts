@@ -5,7 +5,7 @@ import { CairnError, diskLabel, isCairnError, type Logger } from '../util/index.
 import { type BackupCheckpoint, type Consistency, newRecoveryPointId } from '../vault/index.js'
 import { resumeOptions } from './_job-steps.js'
 import { fromWall, toWall } from './_zoned-time.js'
-import type { AgentFor, AgentQuiesce, AgentThaw } from './agent-client.js'
+import type { AgentFor, AgentQuiesce, AgentThaw, VmAgent } from './agent-client.js'
 import { checkSnapshots } from './disk-backup.js'
 import type { JobBody, JobContext, JobService, StartedJob } from './job-service.js'
 import { expiredSnapshots, onDemandExpiry, planRetention } from './plan-retention.js'
@@ -56,6 +56,7 @@ export class VmBackups {
   readonly #busy: Set<string>
   readonly #reconcile: (vm: string, options: { vault?: boolean }) => Promise<ReconcileReport>
   readonly #agentFor: AgentFor
+  readonly #qgaFor: (channel: string) => VmAgent
 
   constructor(options: {
     store: ProtectionStore
@@ -73,6 +74,8 @@ export class VmBackups {
     reconcile: (vm: string, options: { vault?: boolean }) => Promise<ReconcileReport>
     /** The client of a VM's agent. */
     agentFor: AgentFor
+    /** The client of a VM's QEMU guest agent, by its channel (`unix:PATH`). */
+    qgaFor: (channel: string) => VmAgent
   }) {
     this.#store = options.store
     this.#disks = options.disks
@@ -85,6 +88,7 @@ export class VmBackups {
     this.#busy = options.busy
     this.#reconcile = options.reconcile
     this.#agentFor = options.agentFor
+    this.#qgaFor = options.qgaFor
   }
 
   /** Starts a backup of a VM as a job; one backup of a VM at a time. */
@@ -267,7 +271,11 @@ export class VmBackups {
     {
       // 1. Quiesce through the agent, if any. An unreachable agent means crash-consistent, said so.
       let quiesce: AgentQuiesce | undefined
-      const agent = b.vm.agent ? this.#agentFor({ url: b.vm.agent.url, token: b.vm.agent.token }) : undefined
+      const agent = b.vm.qga
+        ? this.#qgaFor(b.vm.qga)
+        : b.vm.agent
+          ? this.#agentFor({ url: b.vm.agent.url, token: b.vm.agent.token })
+          : undefined
       let consistency: Consistency = 'CrashConsistent'
       if (agent) {
         await ctx.phase('Quiesce')
