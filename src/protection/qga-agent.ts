@@ -161,7 +161,10 @@ export class QgaSession {
     if (nl === -1) return
     const line = this.#buf.subarray(0, nl).toString('utf8').trim()
     this.#buf = this.#buf.subarray(nl + 1)
-    if (line === '') return this.#pump()
+    if (line === '') {
+      this.#pump()
+      return
+    }
     const w = this.#waiting
     this.#waiting = undefined
     w(line)
