@@ -32,7 +32,8 @@ export function createApiApp(ctx: ApiContext): ApiApp {
       throw new CairnError('ServiceUnavailable', 'The service is shutting down')
     }
     await next()
-    log.info('request', {
+    // One line per request only at debug: a guest's I/O or a watching console makes thousands.
+    log[c.res.status >= 500 ? 'warn' : 'debug']('request', {
       requestId,
       method: c.req.method,
       path: c.req.path,
