@@ -133,6 +133,10 @@ export const Policy = z
     schedule: Schedule,
     instantRpRetentionRangeInDays: z.number().int(),
     retention: Retention,
+    copy: z.object({ vault: z.string(), retention: Retention.optional() }).optional().openapi({
+      description:
+        'Copy every point to this vault after each backup; with retention, only the points it keeps, expiring by it on the copy (docs/protection.md)',
+    }),
   })
   .openapi('BackupPolicy')
 
@@ -177,6 +181,13 @@ export const PolicyRequest = z
       })
       .loose()
       .optional(),
+    copy: z
+      .object({ vault: z.string(), retention: z.object({}).loose().optional() })
+      .loose()
+      .optional()
+      .openapi({
+        description: "Copy every point to another vault; retention as the policy's (any one rule)",
+      }),
   })
   .loose()
   .openapi('BackupPolicyRequest')

@@ -10,7 +10,7 @@ import { checkSnapshots } from './disk-backup.js'
 import type { JobBody, JobContext, JobService, StartedJob } from './job-service.js'
 import { expiredSnapshots, onDemandExpiry, planRetention } from './plan-retention.js'
 import { type ReconcileReport, vaultRef } from './point-reconciler.js'
-import type { BackupPolicy } from './policy.js'
+import type { BackupPolicy, RetentionRules } from './policy.js'
 import type { ProtectionStore, VmRecoveryPoint, VmRecoveryPointDisk } from './protection-store.js'
 import { scheduledTimes } from './schedule.js'
 import type { VaultTransfer } from './vault-transfer.js'
@@ -25,6 +25,18 @@ export interface BackupOptions {
   signal?: AbortSignal
   /** Who asks (default `local`). */
   startedBy?: string
+}
+
+/** The copy a policy asks for after a backup of a VM reached the policy's vault. */
+export interface PolicyCopyRequest {
+  from: string
+  to: string
+  vm: string
+  /** Only points newer than the newest copy of the VM in `to`. */
+  onlyNewer: true
+  /** The copies' retention: the policy's time zone and the copy's rules (absent: the source points'). */
+  policy?: { timeZone: string; retention: RetentionRules }
+  startedBy: string
 }
 
 /** What one backup of a VM works with. */
@@ -57,6 +69,7 @@ export class VmBackups {
   readonly #reconcile: (vm: string, options: { vault?: boolean }) => Promise<ReconcileReport>
   readonly #agentFor: AgentFor
   readonly #qgaFor: (channel: string) => VmAgent
+  readonly #copyPoints: ((request: PolicyCopyRequest) => Promise<Job>) | undefined
 
   constructor(options: {
     store: ProtectionStore
@@ -76,6 +89,8 @@ export class VmBackups {
     agentFor: AgentFor
     /** The client of a VM's QEMU guest agent, by its channel (`unix:PATH`). */
     qgaFor: (channel: string) => VmAgent
+    /** Starts a policy's copy job (see ProtectionServiceOptions.copyPoints). */
+    copyPoints?: (request: PolicyCopyRequest) => Promise<Job>
   }) {
     this.#store = options.store
     this.#disks = options.disks
@@ -89,6 +104,7 @@ export class VmBackups {
     this.#reconcile = options.reconcile
     this.#agentFor = options.agentFor
     this.#qgaFor = options.qgaFor
+    this.#copyPoints = options.copyPoints
   }
 
   /** Starts a backup of a VM as a job; one backup of a VM at a time. */
@@ -239,6 +255,8 @@ export class VmBackups {
       await this.#pruneSnapshots(b.vm.name, b.policy)
       await this.#store.recordBackup(b.itemId, warnings.length > 0 ? 'CompletedWithWarnings' : 'Completed')
       details.warnings = warnings
+      // 8. A policy with a copy: a copy job brings the VM's new points to the other vault.
+      if (b.policy.copy && typeof details.vaultPoint === 'string') await this.#startCopy(ctx, b)
       return { recoveryPoint: point.id, tier: point.tier, warnings }
     } catch (err) {
       // A service that stops during the vault transfer leaves the backup, snapshots and all, to
@@ -256,6 +274,27 @@ export class VmBackups {
       const e = isCairnError(err) ? err : new CairnError('Internal', (err as Error).message, { cause: err })
       this.#log.warn('backup failed', { vm: b.vm.name, job: ctx.job.id, code: e.code, message: e.message })
       throw e
+    }
+  }
+
+  /** Starts the policy's copy job; a copy that cannot start is recorded, the backup stands. */
+  async #startCopy(ctx: JobContext, b: BackupRun): Promise<void> {
+    const copy = b.policy.copy!
+    if (!this.#copyPoints) return
+    try {
+      const job = await this.#copyPoints({
+        from: b.vault,
+        to: copy.vault,
+        vm: b.vm.name,
+        onlyNewer: true,
+        ...(copy.retention ? { policy: { timeZone: b.policy.timeZone, retention: copy.retention } } : {}),
+        startedBy: `policy:${b.policy.name}`,
+      })
+      ctx.details.copyJob = job.id
+    } catch (err) {
+      const e = isCairnError(err) ? err : new CairnError('Internal', String(err))
+      ctx.details.copyError = { code: e.code, message: e.message }
+      this.#log.warn('the copy of a backup could not start', { vm: b.vm.name, code: e.code })
     }
   }
 

@@ -7,7 +7,7 @@ import type { DiskRef, DiskStore } from '../diskstore/index.js'
 import { CairnError, isCairnError, type Logger, silentLogger } from '../util/index.js'
 import type { VaultSettings } from '../vault/index.js'
 import { type UndeleteReport, undeleteItem } from './_undelete-item.js'
-import { type BackupOptions, VmBackups } from './_vm-backups.js'
+import { type BackupOptions, type PolicyCopyRequest, VmBackups } from './_vm-backups.js'
 import { AgentClient, type AgentFor, type VmAgent } from './agent-client.js'
 import { DiskGuard } from './disk-guard.js'
 import type { JobBody, JobService, StartedJob } from './job-service.js'
@@ -46,9 +46,14 @@ export interface ProtectionServiceOptions {
    * that shortens a retention is refused while the vault is immutable.
    */
   vaultSettings?: (vault: string) => Promise<VaultSettings | undefined>
+  /**
+   * Starts the copy job of a policy with `copy` after a backup reached its vault (the VaultService's
+   * copy); without it, policies' copies are not made.
+   */
+  copyPoints?: (request: PolicyCopyRequest) => Promise<Job>
 }
 
-export type { BackupOptions } from './_vm-backups.js'
+export type { BackupOptions, PolicyCopyRequest } from './_vm-backups.js'
 
 /** How a recovery point is restored, after the reference's recovery types. */
 export interface RestoreRequest {
@@ -144,6 +149,7 @@ export class ProtectionService {
       running: this.#running,
       busy: this.#busyVms,
       reconcile: (vm, o) => this.reconcile(vm, o),
+      ...(options.copyPoints ? { copyPoints: options.copyPoints } : {}),
     })
   }
 
@@ -212,6 +218,7 @@ export class ProtectionService {
         `Cannot change policy "${name}": an Enhanced policy cannot become Standard`,
       )
     await this.#checkRetention(vault, before, policy, `Cannot change policy "${name}"`)
+    await this.#checkCopy(vault, policy, `Cannot change policy "${name}"`)
     const updated = await this.#store.updatePolicy(vault, name, policy)
     this.#changed()
     return updated
@@ -293,7 +300,18 @@ export class ProtectionService {
   /** Adds a backup policy to a vault that exists (VaultNotFound otherwise), within the reference bounds. */
   async createPolicy(vault: string, input: unknown): Promise<BackupPolicy> {
     await this.#needVault(vault, `create a backup policy in vault "${vault}"`)
-    return this.#store.createPolicy(vault, validatePolicy(input))
+    const policy = validatePolicy(input)
+    await this.#checkCopy(vault, policy, `Cannot create policy "${policy.name}"`)
+    return this.#store.createPolicy(vault, policy)
+  }
+
+  /** A policy's copy goes to another vault that exists. */
+  async #checkCopy(vault: string, policy: BackupPolicy, what: string): Promise<void> {
+    if (!policy.copy) return
+    if (policy.copy.vault === vault)
+      throw new CairnError('PolicyInvalid', `${what}: "copy.vault" must be another vault than "${vault}"`)
+    if (this.#vault && !(await this.#vault.hasVault(policy.copy.vault)))
+      throw new CairnError('VaultNotFound', `${what}: its copy vault "${policy.copy.vault}" does not exist`)
   }
 
   /**
@@ -609,6 +627,21 @@ export class ProtectionService {
         await this.#store.deleteRecoveryPoint(p.id)
         pruned++
         vaults.add(item.vault)
+      }
+      // The policy's copies expire by the copy's own retention, judged in the copy vault.
+      if (policy.copy?.retention && this.#vault) {
+        try {
+          const gone = await this.#vault.removeExpiredCopies(policy.copy.vault, item.vmName)
+          pruned += gone.length
+          if (gone.length > 0) vaults.add(policy.copy.vault)
+        } catch (err) {
+          // A locked or broken copy vault does not stop the retention of the others.
+          this.#log.warn('cannot apply the retention of copies', {
+            vault: policy.copy.vault,
+            vm: item.vmName,
+            message: (err as Error).message,
+          })
+        }
       }
     }
     return { pruned, vaults: [...vaults] }

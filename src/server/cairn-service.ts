@@ -12,7 +12,7 @@ import { createAdaptorServer } from '@hono/node-server'
 import { createApiApp, type ListenerTlsInfo, type ServiceInfo } from '../api/index.js'
 import { AuthService } from '../auth/index.js'
 import { BlobApiServer } from '../blobapi/index.js'
-import { type Catalog, JobStore, openCatalog } from '../catalog/index.js'
+import { type Catalog, type Job, JobStore, openCatalog } from '../catalog/index.js'
 import { type DiskStore, LogDiskStore } from '../diskstore/index.js'
 import { DiskStoreExports, NbdServer } from '../nbd/index.js'
 import {
@@ -196,6 +196,7 @@ export class CairnService {
         dataDir: this.config.data,
         protectedItems: async (vault) => (await protection.listItems({ vault })).map((i) => i.vmName),
         ...(this.config.vaultOpenPacks !== undefined ? { openPacks: this.config.vaultOpenPacks } : {}),
+        ...(this.config.objectStores ? { objectStores: this.config.objectStores } : {}),
         ...(keys.empty ? {} : { keys: (name: string) => keys.credentials(name) }),
       })
       await this.#unlockVaults(keys)
@@ -225,9 +226,11 @@ export class CairnService {
             if (isCairnError(err) && err.code === 'VaultNotFound') return undefined
             throw err
           }),
+        // A policy's copies run as copy jobs of the vault service.
+        copyPoints: (request): Promise<Job> => vaultService.copy(request),
       })
       this.#backups = backups
-      this.#vaultService = new VaultService({
+      const vaultService: VaultService = new VaultService({
         vaults,
         jobs,
         diskStore: this.#diskStore,
@@ -235,6 +238,7 @@ export class CairnService {
         reconcileVault: (vault) => backups.reconcileVault(vault),
         guard,
       })
+      this.#vaultService = vaultService
       const diskService = new DiskService({ diskStore: this.#diskStore, jobs, hostPaths })
       await this.#recoverJobs(jobs, backups, diskService)
       this.#scheduler = new Scheduler({
