@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Before any test runs: checks that the Debian tools the tests drive are on PATH. As root with apt-get it
 // installs the missing packages; otherwise it stops at once with the exact install line.
-// Usage: node scripts/preflight.js [--check]   (--check: never install, only report)
+// Usage: node scripts/preflight.js [--check] [--vm]   (--check: never install, only report; --vm: also the
+// tools of `npm run e2e:vm`, which plain `npm test` does not need)
 // Environment: CAIRN_PREFLIGHT_NO_INSTALL=1 behaves like --check.
 import { spawnSync } from 'node:child_process'
 import { accessSync, constants, existsSync } from 'node:fs'
@@ -45,6 +46,18 @@ const TOOLS = [
   // Debian's browser, driven by playwright-core (which never downloads a browser of its own).
   { command: '/usr/bin/chromium', pkg: 'chromium', usedBy: 'portal tests (a real browser)' },
 ]
+
+/** The tools of `npm run e2e:vm` only (`--vm`): a Debian guest built and booted under QEMU. */
+const VM_TOOLS = [
+  { command: 'mmdebstrap', pkg: 'mmdebstrap', usedBy: 'e2e:vm (building the Debian guest image)' },
+  {
+    command: 'qemu-system-x86_64',
+    pkg: 'qemu-system-x86',
+    usedBy: 'e2e:vm (booting the guest from the NBD export)',
+  },
+  { command: 'debugfs', pkg: 'e2fsprogs', usedBy: 'e2e:vm (reading the guest log from a recovery point)' },
+]
+if (process.argv.includes('--vm')) TOOLS.push(...VM_TOOLS)
 
 const executable = (path) => {
   try {

@@ -78,7 +78,7 @@ export {
   type VmRecoveryPoint,
   type VmRecoveryPointDisk,
 } from './protection-store.js'
-export { QGA_POST_SCRIPT, QGA_PRE_SCRIPT, QgaAgent, type QgaAgentOptions } from './qga-agent.js'
+export { QGA_POST_SCRIPT, QGA_PRE_SCRIPT, QgaAgent, type QgaAgentOptions, QgaSession } from './qga-agent.js'
 export { RegistryVaultTransfer } from './registry-vault-transfer.js'
 export {
   APPROVAL_HOURS,
