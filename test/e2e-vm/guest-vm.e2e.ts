@@ -8,6 +8,7 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
+import { type BackupPolicy, jitterFor } from '../../src/protection/index.js'
 import { cairnAt, type RunningService, startService } from '../_service.js'
 import { bootGuest, cleanPrefix, type Guest, guestImage } from './_guest.js'
 
@@ -65,11 +66,20 @@ describe('a Debian guest on a Cairn disk (QEMU TCG, NBD, QEMU guest agent)', () 
       const qga = `unix:${join(dir, 'guest.qga')}`
       await ok('vm', 'create', 'guest', '--os-disk', 'devstoreaccount1/disks/guest-os', '--qga', qga)
       await ok('vault', 'create', 'v1')
-      // The scheduled backup: two minutes from now (UTC).
-      const at = new Date(Date.now() + 120_000)
-      const hhmm = at.toISOString().slice(11, 16)
-      await ok('policy', 'create', 'daily', '--vault', 'v1', '--keep-days', '7', '--time', hhmm)
+      await ok('policy', 'create', 'daily', '--vault', 'v1', '--keep-days', '7', '--time', '00:00')
       await ok('protect', 'guest', '--vault', 'v1', '--policy', 'daily')
+      // The scheduled backup: a policy whose slot plus this item's spread (a fixed offset per item,
+      // docs/protection.md) falls about four minutes from now, then the item moved to it.
+      const item = await json('protection', 'show', 'guest')
+      const policy = (await json('policy', 'show', 'daily', '--vault', 'v1')) as BackupPolicy
+      const jitter = jitterFor(item.id as string, policy)
+      const slot = new Date(Date.now() + 240_000 - jitter)
+      const hhmm = slot.toISOString().slice(11, 16)
+      await ok('policy', 'create', 'soon', '--vault', 'v1', '--keep-days', '7', '--time', hhmm)
+      await ok('protect', 'guest', '--vault', 'v1', '--policy', 'soon')
+      log(
+        `scheduled backup planned at ${new Date(Date.parse(`${slot.toISOString().slice(0, 16)}:00Z`) + jitter).toISOString()}`,
+      )
 
       // 2. Boot from the NBD export; the writer runs.
       const g = await boot('guest-os', 'guest')
@@ -94,7 +104,7 @@ describe('a Debian guest on a Cairn disk (QEMU TCG, NBD, QEMU guest agent)', () 
             j.state !== 'Queued',
         )
         if (!scheduled) {
-          assert.ok(Date.now() - t < 300_000, 'the scheduled backup fired within 5 minutes')
+          assert.ok(Date.now() - t < 420_000, 'the scheduled backup fired within 7 minutes')
           await new Promise((r) => setTimeout(r, 2000))
         }
       }
