@@ -77,6 +77,9 @@ describe('a Debian guest on a Cairn disk (QEMU TCG, NBD, QEMU guest agent)', () 
       const hhmm = slot.toISOString().slice(11, 16)
       await ok('policy', 'create', 'soon', '--vault', 'v1', '--keep-days', '7', '--time', hhmm)
       await ok('protect', 'guest', '--vault', 'v1', '--policy', 'soon')
+      // The scheduler plans an item's next run when it loads it: a restart makes it read the new policy.
+      await svc.stop()
+      svc = await startService(serveArgs, { data })
       log(
         `scheduled backup planned at ${new Date(Date.parse(`${slot.toISOString().slice(0, 16)}:00Z`) + jitter).toISOString()}`,
       )
