@@ -3,6 +3,7 @@ import { blobapi } from './blobapi.js'
 import { cliStartup } from './cli-startup.js'
 import { diskstore } from './diskstore.js'
 import { nbd } from './nbd.js'
+import { portalScenario } from './portal.js'
 import { protectionBackup } from './protection-backup.js'
 import { protectionPlan } from './protection-plan.js'
 import { vaultScenario } from './vault.js'
@@ -16,4 +17,5 @@ export const SCENARIOS: BenchScenario[] = [
   vaultScenario,
   protectionPlan,
   protectionBackup,
+  portalScenario,
 ]
