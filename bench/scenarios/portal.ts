@@ -125,13 +125,22 @@ export const portalScenario: BenchScenario = {
       if (res.status !== 201) throw new Error(`cannot create the vault: ${res.status} ${await res.text()}`)
       const password = readFileSync(join(data, 'initial-admin-password'), 'utf8').trim()
       await signInPortal(browser.page, svc.url, 'admin', password)
-      const ready = `(() => { const a = [...document.querySelectorAll('.big a')].find((x) => x.textContent === '${vms}'); return a ? performance.now() : false })()`
-      await browser.page.waitForFunction(ready, undefined, { timeout: 60_000 })
+      // A function, not a string: the page's CSP forbids eval, which a string predicate needs.
+      const ready = (n: number) => {
+        const doc = (
+          globalThis as unknown as {
+            document: { querySelectorAll(s: string): ArrayLike<{ textContent: string | null }> }
+          }
+        ).document
+        const found = Array.from(doc.querySelectorAll('.big a')).some((a) => a.textContent === String(n))
+        return found ? performance.now() : false
+      }
+      await browser.page.waitForFunction(ready, vms, { timeout: 60_000 })
       const cdp = await browser.context.newCDPSession(browser.page)
       const measure = async (cache: boolean) => {
         await cdp.send('Network.setCacheDisabled', { cacheDisabled: !cache })
         await browser.page.reload()
-        const t = await browser.page.waitForFunction(ready, undefined, { timeout: 60_000, polling: 'raf' })
+        const t = await browser.page.waitForFunction(ready, vms, { timeout: 60_000, polling: 'raf' })
         return Math.round(Number(await t.jsonValue()))
       }
       const cold = await measure(false)
