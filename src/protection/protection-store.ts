@@ -472,6 +472,17 @@ export class ProtectionStore implements SchedulerStore {
     await this.#db.updateTable('protected_items').set({ last_slot: slot }).where('id', '=', itemId).execute()
   }
 
+  /** Marks `slot` fired for the item, once: one conditional update, so two schedulers never both win. */
+  async claimSlot(itemId: string, slot: number): Promise<boolean> {
+    const r = await this.#db
+      .updateTable('protected_items')
+      .set({ fired_slot: slot })
+      .where('id', '=', itemId)
+      .where((eb) => eb.or([eb('fired_slot', 'is', null), eb('fired_slot', '<', slot)]))
+      .executeTakeFirst()
+    return Number(r.numUpdatedRows) === 1
+  }
+
   async lastMaintenance(): Promise<number | undefined> {
     const v = await this.#catalog.getSetting('protection.last_maintenance')
     return v === undefined ? undefined : Number(v)
