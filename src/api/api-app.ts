@@ -27,10 +27,14 @@ export function createApiApp(ctx: ApiContext): ApiApp {
     c.set('requestId', requestId)
     c.header('x-request-id', requestId)
     const started = performance.now()
-    if (!ctx.accepting() && c.req.path !== '/healthz') {
+    if (!ctx.accepting() && c.req.path !== '/healthz' && c.req.path !== '/readyz') {
       throw new CairnError('ServiceUnavailable', 'The service is shutting down')
     }
     await next()
+    if (ctx.metrics) {
+      const route = c.req.matchedRoutes.findLast((r) => r.method !== 'ALL')?.path ?? 'unmatched'
+      ctx.metrics.observeRequest(c.req.method, route, c.res.status, (performance.now() - started) / 1000)
+    }
     log.info('request', {
       requestId,
       method: c.req.method,

@@ -78,8 +78,14 @@ export class JobLeases {
     return rows.map((r) => ({ id: r.id, kind: r.type as JobKind }))
   }
 
-  /** Claims up to `limit` unfinished jobs whose owner's lease expired (it died) for `owner`, oldest first. */
-  async claimExpired(owner: string, options: { limit: number; leaseMs: number }): Promise<ClaimedJob[]> {
+  /**
+   * Claims up to `limit` unfinished jobs whose owner's lease expired (it died) for `owner`, oldest first;
+   * `includeOwn` also claims the jobs `owner` itself holds (at its start: they are its last run's).
+   */
+  async claimExpired(
+    owner: string,
+    options: { limit: number; leaseMs: number; includeOwn?: boolean },
+  ): Promise<ClaimedJob[]> {
     const now = this.#now()
     const db = this.#catalog.db
     let pick = db
@@ -87,7 +93,11 @@ export class JobLeases {
       .select('id')
       .where('ended_at', 'is', null)
       .where('owner', 'is not', null)
-      .where('lease_until', '<', now)
+      .where((eb) =>
+        options.includeOwn
+          ? eb.or([eb('lease_until', '<', now), eb('owner', '=', owner)])
+          : eb('lease_until', '<', now),
+      )
       .orderBy('started_at')
       .limit(options.limit)
     if (this.#catalog.dialect === 'postgres') pick = pick.forUpdate().skipLocked()
@@ -95,10 +105,19 @@ export class JobLeases {
       .updateTable('jobs')
       .set({ owner, lease_until: now + options.leaseMs })
       .where('id', 'in', pick)
-      .where('lease_until', '<', now)
       .returning(['id', 'type'])
       .execute()
     return rows.map((r) => ({ id: r.id, kind: r.type as JobKind }))
+  }
+
+  /** Hands a job `owner` claimed to `to` with its lease already expired (for `to` to take back at its start). */
+  async giveBack(jobId: string, owner: string, to: string): Promise<void> {
+    await this.#catalog.db
+      .updateTable('jobs')
+      .set({ owner: to, lease_until: 0 })
+      .where('id', '=', jobId)
+      .where('owner', '=', owner)
+      .execute()
   }
 
   /** Lets go of `owner`'s lease on a job (it ended, or stops here to be resumed elsewhere). */

@@ -25,6 +25,7 @@ export {
 export { type DeleteTarget, type DiskDependent, DiskGuard } from './disk-guard.js'
 export { DiskService, type DiskServiceOptions } from './disk-service.js'
 export {
+  JOB_LEASE_MS,
   type JobBody,
   type JobContext,
   type JobEvent,
