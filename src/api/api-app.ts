@@ -11,6 +11,7 @@ import { registerDiskRoutes } from './disk-routes.js'
 import { registerGuardRoutes } from './guard-routes.js'
 import { registerJobRoutes } from './job-routes.js'
 import { type ApiApp, newApiApp } from './new-api-app.js'
+import { registerPortalRoutes } from './portal-routes.js'
 import { registerProtectionRoutes } from './protection-routes.js'
 import { registerSnapshotRoutes } from './snapshot-routes.js'
 import { registerSystemRoutes } from './system-routes.js'
@@ -35,7 +36,8 @@ export function createApiApp(ctx: ApiContext): ApiApp {
       const route = c.req.matchedRoutes.findLast((r) => r.method !== 'ALL')?.path ?? 'unmatched'
       ctx.metrics.observeRequest(c.req.method, route, c.res.status, (performance.now() - started) / 1000)
     }
-    log.info('request', {
+    // One line per request only at debug: a guest's I/O or a watching console makes thousands.
+    log[c.res.status >= 500 ? 'warn' : 'debug']('request', {
       requestId,
       method: c.req.method,
       path: c.req.path,
@@ -60,6 +62,7 @@ export function createApiApp(ctx: ApiContext): ApiApp {
   registerVaultSafetyRoutes(app, ctx)
   registerGuardRoutes(app, ctx)
   registerJobRoutes(app, ctx)
+  registerPortalRoutes(app, ctx.portalDir)
 
   const document = {
     openapi: '3.1.0' as const,

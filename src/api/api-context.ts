@@ -69,6 +69,8 @@ export interface ApiContext {
    * `--api-allowed-host`.
    */
   allowedHosts?: readonly string[]
+  /** The built portal served at `/` (default: dist/portal of this installation). */
+  portalDir?: string
 }
 
 /** The vault service every vault route calls; ServiceUnavailable when this service runs none. */

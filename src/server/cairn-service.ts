@@ -205,6 +205,7 @@ export class CairnService {
         dataDir: this.config.data,
         protectedItems: async (vault) => (await protection.listItems({ vault })).map((i) => i.vmName),
         ...(this.config.vaultOpenPacks !== undefined ? { openPacks: this.config.vaultOpenPacks } : {}),
+        ...(this.config.objectStores ? { objectStores: this.config.objectStores } : {}),
         ...(keys.empty ? {} : { keys: (name: string) => keys.credentials(name) }),
       })
       await this.#unlockVaults(keys)
@@ -241,9 +242,11 @@ export class CairnService {
             if (isCairnError(err) && err.code === 'VaultNotFound') return undefined
             throw err
           }),
+        // A policy's copies run as copy jobs of the vault service.
+        copyPoints: (request): Promise<Job> => vaultService.copy(request),
       })
       this.#backups = backups
-      this.#vaultService = new VaultService({
+      const vaultService: VaultService = new VaultService({
         vaults,
         jobs,
         diskStore: this.#diskStore,
@@ -251,6 +254,7 @@ export class CairnService {
         reconcileVault: (vault) => backups.reconcileVault(vault),
         guard,
       })
+      this.#vaultService = vaultService
       const diskService = new DiskService({ diskStore: this.#diskStore, jobs, hostPaths })
       if (!shared) await this.#recoverJobs(jobs, backups, diskService)
       else if (role === 'all' || role === 'worker') {
