@@ -6,6 +6,7 @@ import { nbd } from './nbd.js'
 import { portalScenario } from './portal.js'
 import { protectionBackup } from './protection-backup.js'
 import { protectionPlan } from './protection-plan.js'
+import { scaleOut } from './scale-out.js'
 import { vaultScenario } from './vault.js'
 
 /** Every benchmark scenario, in run order. */
@@ -17,5 +18,6 @@ export const SCENARIOS: BenchScenario[] = [
   vaultScenario,
   protectionPlan,
   protectionBackup,
+  scaleOut,
   portalScenario,
 ]

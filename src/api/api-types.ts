@@ -72,6 +72,9 @@ export type PruneRequest = z.input<typeof vault.PruneRequest>
 export type PruneReport = z.infer<typeof vault.PruneReport>
 export type VaultBackupRequest = z.input<typeof vault.BackupRequest>
 export type VaultRestoreRequest = z.input<typeof vault.RestoreRequest>
+export type VaultCopyRequest = z.input<typeof vault.VaultCopyRequest>
+/** The `result` of a finished copy job. */
+export type CopyResult = z.infer<typeof vault.CopyResult>
 
 export type Vm = z.infer<typeof protection.Vm>
 export type VmRequest = z.input<typeof protection.VmRequest>

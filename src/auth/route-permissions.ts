@@ -16,6 +16,9 @@ export type RouteRequirement = Permission | 'authenticated' | 'public'
 export const ROUTE_PERMISSIONS: Readonly<Record<string, RouteRequirement>> = {
   // Service
   'GET /healthz': 'public',
+  // Readiness carries no data (load balancers probe it); metrics do: a Monitoring token reads them.
+  'GET /readyz': 'public',
+  'GET /metrics': 'metrics/read',
   'GET /api/v1/openapi.json': 'system/read',
   'GET /api/v1/status': 'system/read',
   'GET /api/v1/info': 'system/read',
@@ -118,6 +121,8 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, RouteRequirement>> = {
   'DELETE /api/v1/vaults/{vault}/recoveryPoints/{rp}': 'recoveryPoints/delete',
   'POST /api/v1/vaults/{vault}/backups': 'backup/run',
   'POST /api/v1/vaults/{vault}/recoveryPoints/{rp}/restore': 'restore/run',
+  // A copy reads one vault and writes another: no vault scope covers both, so it needs a global role.
+  'POST /api/v1/vaultCopies': 'backup/run',
 
   // Soft delete and immutability (docs/security.md)
   'GET /api/v1/vaults/{vault}/settings': 'vaults/read',

@@ -14,6 +14,7 @@ import { rpCommands } from './rp-commands.js'
 import { systemCommands } from './system-commands.js'
 import { userCommands } from './user-commands.js'
 import { vaultCommands } from './vault-commands.js'
+import { vaultCopyCommands } from './vault-copy-commands.js'
 import { vaultSafetyCommands } from './vault-safety-commands.js'
 
 /** Every command of the cairn CLI, in help order. */
@@ -23,6 +24,7 @@ export const COMMANDS: CommandDef[] = [
   ...accountCommands,
   ...diskCommands,
   ...vaultCommands,
+  ...vaultCopyCommands,
   ...vaultSafetyCommands,
   ...guardCommands,
   ...backupCommands,
