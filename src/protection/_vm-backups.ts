@@ -34,8 +34,8 @@ export interface PolicyCopyRequest {
   vm: string
   /** Only points newer than the newest copy of the VM in `to`. */
   onlyNewer: true
-  /** The copies' retention: the policy's time zone and the copy's rules (absent: the source points'). */
-  policy?: { timeZone: string; retention: RetentionRules }
+  /** The copies' retention: the policy's time zone and the copy's rules (or the policy's own). */
+  policy: { timeZone: string; retention: RetentionRules }
   startedBy: string
 }
 
@@ -283,7 +283,8 @@ export class VmBackups {
         to: copy.vault,
         vm: b.vm.name,
         onlyNewer: true,
-        ...(copy.retention ? { policy: { timeZone: b.policy.timeZone, retention: copy.retention } } : {}),
+        // Without rules of its own, the copy keeps the policy's ranges (judged on the copy's side).
+        policy: { timeZone: b.policy.timeZone, retention: copy.retention ?? b.policy.retention },
         startedBy: `policy:${b.policy.name}`,
       })
       ctx.details.copyJob = job.id

@@ -625,7 +625,7 @@ export class ProtectionService {
         vaults.add(item.vault)
       }
       // The policy's copies expire by the copy's own retention, judged in the copy vault.
-      if (policy.copy?.retention && this.#vault) {
+      if (policy.copy && this.#vault) {
         try {
           const gone = await this.#vault.removeExpiredCopies(policy.copy.vault, item.vmName)
           pruned += gone.length
