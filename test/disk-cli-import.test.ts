@@ -14,9 +14,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { runner } from './_disk-cli.js'
-import { cairn, startService } from './_service.js'
+import { apiFetch, cairn, startService } from './_service.js'
 
 const MiB = 1024 * 1024
+/** The page route of the disk `sparse` (devstoreaccount1/disks, the CLI's default). */
+const PAGES = '/api/v1/accounts/devstoreaccount1/containers/disks/disks/sparse/pages'
 
 describe('cairn disk import and export, accounts and containers against a running service', () => {
   it('streams a sparse image in and out, names disks in other accounts, and keeps them across a restart', async () => {
@@ -100,6 +102,24 @@ describe('cairn disk import and export, accounts and containers against a runnin
       const expected = Buffer.alloc(imported.size)
       for (const [at, data] of pieces) data.copy(expected, at)
       assert.ok(back.equals(expected), 'the export holds the image, zeros elsewhere')
+
+      // The pieces went without waiting for durability, the last one durably: a service killed right
+      // after the import still has all of it in its log.
+      await svc.stop('SIGKILL')
+      const again = await startService([], { data: svc.data })
+      try {
+        const r = cairn(['disk', 'export', 'sparse', join(work, 'again.raw'), '--url', again.url])
+        assert.equal(r.status, 0, r.stderr)
+        assert.ok(readFileSync(join(work, 'again.raw')).equals(expected), 'the import survives a kill')
+        const bad = await apiFetch(`${again.url}${PAGES}?offset=0&durable=maybe`, {
+          method: 'PUT',
+          headers: { 'content-type': 'application/octet-stream' },
+          body: Buffer.alloc(512),
+        })
+        assert.equal(bad.status, 400)
+      } finally {
+        await again.stop()
+      }
     } finally {
       await svc.dispose()
       rmSync(work, { recursive: true, force: true })

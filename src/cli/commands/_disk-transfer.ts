@@ -35,17 +35,20 @@ async function pool(tasks: AsyncIterable<() => Promise<void>>, limit: number): P
   if (failure !== undefined) throw failure
 }
 
-/** PUTs `data` at `offset` of a disk. */
+/**
+ * PUTs `data` at `offset` of a disk. With `durable: false` the service answers once the write is
+ * applied; it becomes durable with the next durable write.
+ */
 export async function putPages(
   client: ApiClient,
   d: DiskName,
   offset: number,
   data: Uint8Array,
   signal: AbortSignal,
-  leaseId?: string,
+  options: { leaseId?: string; durable?: boolean } = {},
 ) {
   await client.raw('PUT', `${diskPath(d)}/pages`, {
-    query: { offset, leaseId },
+    query: { offset, leaseId: options.leaseId, durable: options.durable === false ? 'false' : undefined },
     body: data,
     headers: { 'content-type': 'application/octet-stream' },
     signal,
@@ -123,19 +126,27 @@ export async function importLocal(ctx: CommandContext, d: DiskName, path: string
   await client.put<Disk, CreateDiskRequest>(diskPath(d), { size })
   const bar = new ProgressBar(`import ${d.disk}`, out.interactive)
   let done = 0
+  // Every piece but the last is sent without waiting for durability; the last one, sent once all
+  // others are in, is durable, and with it every write before it (one sync, not one per piece).
+  let last: { at: number; data: Buffer } | undefined
   try {
     async function* tasks() {
       for await (const [pos, buf] of rangePieces(path, ranges, PIECE)) {
         const runs: [number, number][] = []
         forEachDataRun(buf, buf.length, (s, e) => runs.push([s, e]))
+        const final = runs[runs.length - 1]
+        if (final !== undefined) last = { at: pos + final[0], data: buf.subarray(final[0], final[1]) }
         yield async () => {
-          for (const [s, e] of runs) await putPages(client, d, pos + s, buf.subarray(s, e), signal)
+          for (const [s, e] of runs)
+            await putPages(client, d, pos + s, buf.subarray(s, e), signal, { durable: false })
           done += buf.length
           bar.update(done, total)
         }
       }
     }
     await pool(tasks(), PARALLEL)
+    // The same bytes again, durably: the store syncs everything written before.
+    if (last !== undefined) await putPages(client, d, last.at, last.data, signal)
     bar.update(total, total)
   } catch (err) {
     await client.delete(diskPath(d), { snapshots: 'include' }).catch(() => {})
