@@ -37,6 +37,7 @@ export const Vm = z
     agent: z
       .object({ url: z.string(), token: z.string().openapi({ description: 'Always "***" in answers' }) })
       .optional(),
+    qga: z.string().optional().openapi({ description: 'The QEMU guest agent channel, unix:PATH' }),
     id: z.string(),
     createdAt: z.string(),
     updatedAt: z.string(),
@@ -64,6 +65,10 @@ export const VmRequest = z
         token: z.string().openapi({ description: 'At least 8 characters' }),
       })
       .optional(),
+    qga: z.string().optional().openapi({
+      description:
+        'The QEMU guest agent channel, unix:PATH (the virtio-serial socket of QEMU or libvirt); instead of agent',
+    }),
   })
   .loose()
   .openapi('VmRequest')

@@ -5,7 +5,7 @@ import { CairnError, diskLabel, isCairnError, type Logger } from '../util/index.
 import { type BackupCheckpoint, type Consistency, newRecoveryPointId } from '../vault/index.js'
 import { resumeOptions } from './_job-steps.js'
 import { fromWall, toWall } from './_zoned-time.js'
-import type { AgentFor, AgentQuiesce, AgentThaw } from './agent-client.js'
+import type { AgentFor, AgentQuiesce, AgentThaw, VmAgent } from './agent-client.js'
 import { checkSnapshots } from './disk-backup.js'
 import type { JobBody, JobContext, JobService, StartedJob } from './job-service.js'
 import { expiredSnapshots, onDemandExpiry, planRetention } from './plan-retention.js'
@@ -68,6 +68,7 @@ export class VmBackups {
   readonly #busy: Set<string>
   readonly #reconcile: (vm: string, options: { vault?: boolean }) => Promise<ReconcileReport>
   readonly #agentFor: AgentFor
+  readonly #qgaFor: (channel: string) => VmAgent
   readonly #copyPoints: ((request: PolicyCopyRequest) => Promise<Job>) | undefined
 
   constructor(options: {
@@ -86,6 +87,8 @@ export class VmBackups {
     reconcile: (vm: string, options: { vault?: boolean }) => Promise<ReconcileReport>
     /** The client of a VM's agent. */
     agentFor: AgentFor
+    /** The client of a VM's QEMU guest agent, by its channel (`unix:PATH`). */
+    qgaFor: (channel: string) => VmAgent
     /** Starts a policy's copy job (see ProtectionServiceOptions.copyPoints). */
     copyPoints?: (request: PolicyCopyRequest) => Promise<Job>
   }) {
@@ -100,6 +103,7 @@ export class VmBackups {
     this.#busy = options.busy
     this.#reconcile = options.reconcile
     this.#agentFor = options.agentFor
+    this.#qgaFor = options.qgaFor
     this.#copyPoints = options.copyPoints
   }
 
@@ -307,7 +311,11 @@ export class VmBackups {
     {
       // 1. Quiesce through the agent, if any. An unreachable agent means crash-consistent, said so.
       let quiesce: AgentQuiesce | undefined
-      const agent = b.vm.agent ? this.#agentFor({ url: b.vm.agent.url, token: b.vm.agent.token }) : undefined
+      const agent = b.vm.qga
+        ? this.#qgaFor(b.vm.qga)
+        : b.vm.agent
+          ? this.#agentFor({ url: b.vm.agent.url, token: b.vm.agent.token })
+          : undefined
       let consistency: Consistency = 'CrashConsistent'
       if (agent) {
         await ctx.phase('Quiesce')

@@ -8,13 +8,14 @@ import { CairnError, isCairnError, type Logger, silentLogger } from '../util/ind
 import type { VaultSettings } from '../vault/index.js'
 import { type UndeleteReport, undeleteItem } from './_undelete-item.js'
 import { type BackupOptions, type PolicyCopyRequest, VmBackups } from './_vm-backups.js'
-import { AgentClient, type AgentFor } from './agent-client.js'
+import { AgentClient, type AgentFor, type VmAgent } from './agent-client.js'
 import { DiskGuard } from './disk-guard.js'
 import type { JobBody, JobService, StartedJob } from './job-service.js'
 import { planRetention } from './plan-retention.js'
 import { PointReconciler, type ReconcileReport } from './point-reconciler.js'
 import { type BackupPolicy, POLICY_BOUNDS, validatePolicy } from './policy.js'
 import type { ProtectedItem, ProtectionState, ProtectionStore, VmRecoveryPoint } from './protection-store.js'
+import { QgaAgent } from './qga-agent.js'
 import type { ResourceGuard } from './resource-guard.js'
 import { checkRetentionChange, retentionShortened } from './retention-change.js'
 import type { VaultTransfer } from './vault-transfer.js'
@@ -37,6 +38,8 @@ export interface ProtectionServiceOptions {
   guard?: ResourceGuard
   /** The client of a VM's agent (default an AgentClient over HTTP; tests may hand their own). */
   agentFor?: AgentFor
+  /** The client of a VM's QEMU guest agent (default a QgaAgent on the channel's socket). */
+  qgaFor?: (channel: string) => VmAgent
   /**
    * A vault's soft-delete and immutability settings (undefined: a vault that is gone): every policy
    * change (a policy edited, an item moved to another policy, protected or resumed under another)
@@ -142,6 +145,7 @@ export class ProtectionService {
       now: this.#now,
       onDemandPerDay: options.onDemandPerDay ?? POLICY_BOUNDS.onDemandPerDay,
       agentFor: options.agentFor ?? ((a) => new AgentClient(a)),
+      qgaFor: options.qgaFor ?? ((channel) => new QgaAgent({ channel })),
       running: this.#running,
       busy: this.#busyVms,
       reconcile: (vm, o) => this.reconcile(vm, o),
