@@ -15,6 +15,15 @@ const TOOLS = [
   { command: 'qemu-img', pkg: 'qemu-utils', usedBy: 'NBD tests (qemu as an NBD client)' },
   { command: 'mkfs.ext4', pkg: 'e2fsprogs', usedBy: 'agent and disk-full tests (small real file systems)' },
   { command: 'fsfreeze', pkg: 'util-linux', usedBy: 'agent tests (freezing a mounted file system)' },
+  { command: 'sgdisk', pkg: 'gdisk', usedBy: 'file-recovery tests (GPT disk images)' },
+  { command: 'nbdfuse', pkg: 'nbdfuse', usedBy: 'file-recovery tests (the attach script, as root)' },
+  { command: 'fusermount3', pkg: 'fuse3', usedBy: 'file-recovery tests (the attach script, as root)' },
+  {
+    command: '/usr/bin/python3',
+    module: 'nbd',
+    pkg: 'python3-libnbd',
+    usedBy: 'file-recovery tests (an NBD client holding a connection open)',
+  },
   { command: 'az', pkg: 'azure-cli', usedBy: 'blob API tests (the Azure CLI as a client)' },
   {
     // Debian's own Python, wherever PATH leads python3 (pyenv, a venv): the package installs there.

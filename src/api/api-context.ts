@@ -4,6 +4,7 @@ import type {
   DiskService,
   JobService,
   ProtectionService,
+  RecoveryPointMounts,
   ResourceGuard,
   VaultService,
 } from '../protection/index.js'
@@ -53,6 +54,8 @@ export interface ApiContext {
    * /api/v1/vms and /vaults/{vault}/…); absent, those routes do not exist.
    */
   protection?: ProtectionService
+  /** Mounts of recovery points over NBD (routes under …/recoveryPoints/{rp}/mounts); absent, those routes do not exist. */
+  mounts?: RecoveryPointMounts
   /** Multi-user authorization of critical operations (routes under /api/v1/guard and /vaults/{vault}/guard). */
   guard?: ResourceGuard
   /**

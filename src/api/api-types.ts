@@ -1,6 +1,7 @@
 import type { z } from '@hono/zod-openapi'
 import type { GcReport, Vault as VaultEngine, VerifyReport } from '../vault/index.js'
 import type * as disk from './_disk-schemas.js'
+import type * as files from './_file-recovery-schemas.js'
 import type * as job from './_job-schemas.js'
 import type * as protection from './_protection-schemas.js'
 import type * as vault from './_vault-schemas.js'
@@ -108,3 +109,6 @@ export type NewUserRequest = z.input<typeof auth.NewUser>
 export type NewAssignmentRequest = z.input<typeof auth.NewAssignment>
 export type GuardStatus = z.infer<typeof guard.GuardStatus>
 export type GuardRequest = z.infer<typeof guard.GuardRequest>
+
+export type MountRequest = z.input<typeof files.MountRequest>
+export type Mount = z.infer<typeof files.Mount>

@@ -57,6 +57,8 @@ export class VmBackups {
   readonly #reconcile: (vm: string, options: { vault?: boolean }) => Promise<ReconcileReport>
   readonly #agentFor: AgentFor
 
+  readonly #pinned: (pointId: string) => boolean
+
   constructor(options: {
     store: ProtectionStore
     disks: DiskStore
@@ -73,7 +75,10 @@ export class VmBackups {
     reconcile: (vm: string, options: { vault?: boolean }) => Promise<ReconcileReport>
     /** The client of a VM's agent. */
     agentFor: AgentFor
+    /** True while a point must keep its data (it is mounted): its snapshots are not pruned. */
+    pinned?: (pointId: string) => boolean
   }) {
+    this.#pinned = options.pinned ?? (() => false)
     this.#store = options.store
     this.#disks = options.disks
     this.#jobs = options.jobs
@@ -451,7 +456,7 @@ export class VmBackups {
       .filter((p) => p.tier !== 'Vault')
       .map((p) => ({ ...p, time: Date.parse(p.time), point: p }))
     for (const p of expiredSnapshots(inSnapshots, policy, this.#now())) {
-      if (p.point.tier !== 'SnapshotAndVault') continue
+      if (p.point.tier !== 'SnapshotAndVault' || this.#pinned(p.point.id)) continue
       for (const d of p.point.disks)
         if (d.snapshot) await this.#disks.deleteSnapshot(d.source, d.snapshot).catch(() => {})
       await this.#store.updateRecoveryPoint(p.point.id, {

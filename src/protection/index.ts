@@ -44,6 +44,7 @@ export {
   type RetentionReason,
   type RetentionVerdict,
 } from './plan-retention.js'
+export { openPointDisk, type PointDiskSource, pointDiskSource } from './point-disk-readers.js'
 export { PointReconciler, type ReconcileReport, tierOf } from './point-reconciler.js'
 export {
   type BackupPolicy,
@@ -78,6 +79,15 @@ export {
   type VmRecoveryPoint,
   type VmRecoveryPointDisk,
 } from './protection-store.js'
+export {
+  MOUNT_EXPORT_PREFIX,
+  MOUNT_HOURS,
+  type NbdEndpoint,
+  RecoveryPointMounts,
+  type RpMount,
+  type RpMountDisk,
+  type RpMountView,
+} from './recovery-point-mounts.js'
 export { RegistryVaultTransfer } from './registry-vault-transfer.js'
 export {
   APPROVAL_HOURS,
@@ -120,7 +130,7 @@ export {
   VaultService,
   type VaultServiceOptions,
 } from './vault-service.js'
-export type { VaultTransfer } from './vault-transfer.js'
+export type { DiskByteReader, VaultTransfer } from './vault-transfer.js'
 export {
   type DataDisk,
   type DiskSelection,

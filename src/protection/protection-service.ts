@@ -43,6 +43,11 @@ export interface ProtectionServiceOptions {
    * that shortens a retention is refused while the vault is immutable.
    */
   vaultSettings?: (vault: string) => Promise<VaultSettings | undefined>
+  /**
+   * True while a recovery point must keep its data whatever retention says (it is mounted, see
+   * RecoveryPointMounts): retention and snapshot pruning pass it by until it is released.
+   */
+  pinned?: (pointId: string) => boolean
 }
 
 export type { BackupOptions } from './_vm-backups.js'
@@ -101,6 +106,7 @@ export class ProtectionService {
   readonly #restores: VmRestores
   readonly #backups: VmBackups
   readonly #listeners = new Set<() => void>()
+  readonly #pinned: (pointId: string) => boolean
 
   constructor(options: ProtectionServiceOptions) {
     this.#store = options.store
@@ -111,6 +117,7 @@ export class ProtectionService {
     this.#log = options.logger ?? silentLogger
     this.#now = options.now ?? Date.now
     this.#vaultSettings = options.vaultSettings
+    this.#pinned = options.pinned ?? (() => false)
     this.#reconciler = new PointReconciler({
       store: this.#store,
       disks: this.#disks,
@@ -137,6 +144,7 @@ export class ProtectionService {
       now: this.#now,
       onDemandPerDay: options.onDemandPerDay ?? POLICY_BOUNDS.onDemandPerDay,
       agentFor: options.agentFor ?? ((a) => new AgentClient(a)),
+      pinned: (id) => this.#pinned(id),
       running: this.#running,
       busy: this.#busyVms,
       reconcile: (vm, o) => this.reconcile(vm, o),
@@ -591,6 +599,10 @@ export class ProtectionService {
       )
       for (const v of plan.expire) {
         const p = points.find((x) => x.id === v.id)!
+        if (this.#pinned(p.id)) {
+          this.#log.info('a mounted recovery point is kept past its retention', { point: p.id })
+          continue
+        }
         try {
           await this.deletePointData(item.vault, p)
         } catch (err) {

@@ -206,6 +206,12 @@ export const errorCatalogue = {
     'The command stopped waiting for its job (Ctrl-C); the job goes on in the service.',
   ),
   TooManySubscribers: spec(503, EXIT.unavailable, 'The event stream has as many clients as it serves.'),
+  // Recovery point mounts (docs/filerecovery.md)
+  MountNotFound: spec(
+    404,
+    EXIT.notFound,
+    'No live mount has this id: it expired, was unmounted or never existed.',
+  ),
   // NBD server
   NbdExportNotFound: spec(404, EXIT.notFound, 'No NBD export has this name.'),
 
