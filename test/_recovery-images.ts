@@ -124,3 +124,33 @@ export function gptExt4Disk(work: string, tree: string, diskMiB: number, fsMiB: 
   run('dd', [`if=${part}`, `of=${disk}`, 'bs=1M', 'seek=1', 'conv=notrunc,sparse', 'status=none'])
   return disk
 }
+
+/** Writes a disk image into a new disk-store disk through the management API (zero pieces stay holes). */
+export async function uploadDisk(
+  fetchApi: (path: string, init?: RequestInit) => Promise<Response>,
+  disk: string,
+  image: string,
+  options: { create?: boolean } = {},
+): Promise<void> {
+  const base = `/api/v1/accounts/devstoreaccount1/containers/disks/disks/${disk}`
+  const bytes = readFileSync(image)
+  if (options.create !== false) {
+    const res = await fetchApi(base, {
+      method: 'PUT',
+      body: JSON.stringify({ size: bytes.length }),
+      headers: { 'content-type': 'application/json' },
+    })
+    if (res.status !== 201) throw new Error(`cannot create disk ${disk}: ${res.status} ${await res.text()}`)
+  }
+  const piece = 4 * 1024 * 1024
+  for (let o = 0; o < bytes.length; o += piece) {
+    const part = bytes.subarray(o, o + piece)
+    if (options.create !== false && part.every((b) => b === 0)) continue
+    const res = await fetchApi(`${base}/pages?offset=${o}`, {
+      method: 'PUT',
+      body: new Uint8Array(part),
+      headers: { 'content-type': 'application/octet-stream' },
+    })
+    if (res.status >= 300) throw new Error(`cannot write disk ${disk} at ${o}: ${res.status} ${await res.text()}`)
+  }
+}
