@@ -4,7 +4,7 @@
 // Usage: node scripts/preflight.js [--check]   (--check: never install, only report)
 // Environment: CAIRN_PREFLIGHT_NO_INSTALL=1 behaves like --check.
 import { spawnSync } from 'node:child_process'
-import { accessSync, constants } from 'node:fs'
+import { accessSync, constants, existsSync } from 'node:fs'
 import { delimiter, isAbsolute, join } from 'node:path'
 
 /** Each command the tests run, and the Debian package that ships it. */
@@ -14,8 +14,13 @@ const TOOLS = [
   { command: 'nbdkit', pkg: 'nbdkit', usedBy: 'data-plane tests (a reference NBD server)' },
   { command: 'qemu-img', pkg: 'qemu-utils', usedBy: 'NBD tests (qemu as an NBD client)' },
   { command: 'mkfs.ext4', pkg: 'e2fsprogs', usedBy: 'agent and disk-full tests (small real file systems)' },
+  {
+    command: 'debugfs',
+    pkg: 'e2fsprogs',
+    usedBy: 'file-system reader tests (listings to compare, damaged images)',
+  },
+  { command: 'sgdisk', pkg: 'gdisk', usedBy: 'file-system reader tests (GPT disks)' },
   { command: 'fsfreeze', pkg: 'util-linux', usedBy: 'agent tests (freezing a mounted file system)' },
-  { command: 'sgdisk', pkg: 'gdisk', usedBy: 'file-recovery tests (GPT disk images)' },
   { command: 'nbdfuse', pkg: 'nbdfuse', usedBy: 'file-recovery tests (the attach script, as root)' },
   { command: 'fusermount3', pkg: 'fuse3', usedBy: 'file-recovery tests (the attach script, as root)' },
   {
@@ -24,7 +29,20 @@ const TOOLS = [
     pkg: 'python3-libnbd',
     usedBy: 'file-recovery tests (an NBD client holding a connection open)',
   },
+  // `npm run build` compiles native/crc64.c (the blob API's CRC-64; without it a 6x slower fallback).
+  { command: 'gcc', pkg: 'gcc', usedBy: 'the native CRC-64 of the blob API (scripts/build-native.js)' },
+  {
+    file: '/usr/include/string.h',
+    pkg: 'libc6-dev',
+    usedBy: 'the native CRC-64 of the blob API (C headers)',
+  },
   { command: 'az', pkg: 'azure-cli', usedBy: 'blob API tests (the Azure CLI as a client)' },
+  {
+    // Debian keeps PostgreSQL's server binaries off PATH: the scratch cluster runs them from here.
+    command: '/usr/lib/postgresql/15/bin/initdb',
+    pkg: 'postgresql',
+    usedBy: 'catalog and service tests on PostgreSQL (a throwaway cluster: initdb, pg_ctl)',
+  },
   {
     // Debian's own Python, wherever PATH leads python3 (pyenv, a venv): the package installs there.
     command: '/usr/bin/python3',
@@ -32,6 +50,8 @@ const TOOLS = [
     pkg: 'python3-azure',
     usedBy: 'blob API tests (the Azure Storage SDK for Python as a client)',
   },
+  // Debian's browser, driven by playwright-core (which never downloads a browser of its own).
+  { command: '/usr/bin/chromium', pkg: 'chromium', usedBy: 'portal tests (a real browser)' },
 ]
 
 const executable = (path) => {
@@ -50,7 +70,7 @@ const onPath = (command) =>
 
 /** True when the tool is there: its command on PATH and, for a Python module, importable by it. */
 const present = (t) =>
-  onPath(t.command) &&
+  (t.file === undefined ? onPath(t.command) : existsSync(t.file)) &&
   (t.module === undefined ||
     spawnSync(t.command, ['-c', `import ${t.module}`], { stdio: 'ignore' }).status === 0)
 
@@ -81,7 +101,7 @@ function main() {
   }
   const why = TOOLS.filter((t) => missing.includes(t.pkg)).map(
     (t) =>
-      `  ${t.module === undefined ? t.command : `${t.command} -c "import ${t.module}"`} (${t.pkg}): ${t.usedBy}`,
+      `  ${t.file ?? (t.module === undefined ? t.command : `${t.command} -c "import ${t.module}"`)} (${t.pkg}): ${t.usedBy}`,
   )
   console.error(
     `preflight: the tests need Debian tools that are not installed:\n${why.join('\n')}\n` +

@@ -130,10 +130,11 @@ export async function uploadDisk(
   fetchApi: (path: string, init?: RequestInit) => Promise<Response>,
   disk: string,
   image: string,
-  options: { create?: boolean } = {},
+  options: { create?: boolean; previous?: string } = {},
 ): Promise<void> {
   const base = `/api/v1/accounts/devstoreaccount1/containers/disks/disks/${disk}`
   const bytes = readFileSync(image)
+  const previous = options.previous ? readFileSync(options.previous) : undefined
   if (options.create !== false) {
     const res = await fetchApi(base, {
       method: 'PUT',
@@ -146,11 +147,16 @@ export async function uploadDisk(
   for (let o = 0; o < bytes.length; o += piece) {
     const part = bytes.subarray(o, o + piece)
     if (options.create !== false && part.every((b) => b === 0)) continue
-    const res = await fetchApi(`${base}/pages?offset=${o}`, {
-      method: 'PUT',
-      body: new Uint8Array(part),
-      headers: { 'content-type': 'application/octet-stream' },
-    })
-    if (res.status >= 300) throw new Error(`cannot write disk ${disk} at ${o}: ${res.status} ${await res.text()}`)
+    if (previous?.subarray(o, o + piece).equals(part)) continue
+    const put = () =>
+      fetchApi(`${base}/pages?offset=${o}`, {
+        method: 'PUT',
+        body: new Uint8Array(part),
+        headers: { 'content-type': 'application/octet-stream' },
+      })
+    // A keep-alive connection the service closed while idle fails the first write on it: once more.
+    const res = await put().catch(() => put())
+    if (res.status >= 300)
+      throw new Error(`cannot write disk ${disk} at ${o}: ${res.status} ${await res.text()}`)
   }
 }

@@ -5,6 +5,7 @@ import { request as httpsRequest } from 'node:https'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import type { CatalogDialect } from '../src/catalog/index.js'
 
 /** Path of the cairn command (bin/cairn.js). */
 export const CAIRN_BIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../bin/cairn.js')
@@ -108,10 +109,12 @@ export interface RunningService {
  */
 export async function startService(
   extraArgs: string[] = [],
-  options: { data?: string; signIn?: boolean } = {},
+  options: { data?: string; signIn?: boolean; catalog?: CatalogDialect } = {},
 ): Promise<RunningService> {
   const data = options.data ?? mkdtempSync(join(tmpdir(), 'cairn-e2e-'))
   const ownsData = options.data === undefined
+  // The catalog of a dialect belongs to the data folder: a restart on the same folder finds it again.
+  const catalogArgs = options.catalog ? ['--catalog', options.catalog.url(data)] : []
   const args = [
     CAIRN_BIN,
     'serve',
@@ -125,6 +128,7 @@ export async function startService(
     '0',
     '--log-format',
     'json',
+    ...catalogArgs,
     ...extraArgs,
   ]
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })

@@ -50,7 +50,8 @@ describe('rp files, download and history: browsing recovery points in the servic
     mkdirSync(tree)
     makeTree(tree)
     mkdirSync(join(tree, 'big'))
-    for (let i = 0; i < BIG_DIR; i++) writeFileSync(join(tree, 'big', `f${String(i).padStart(5, '0')}`), `${i}\n`)
+    for (let i = 0; i < BIG_DIR; i++)
+      writeFileSync(join(tree, 'big', `f${String(i).padStart(5, '0')}`), `${i}\n`)
     const image = gptExt4Disk(dir, tree, 96, 80)
     mkdirSync(join(dir, 'exports'))
     service = await startService(['--export-root', join(dir, 'exports')])
@@ -125,7 +126,9 @@ describe('rp files, download and history: browsing recovery points in the servic
     const past = await get(`${base}/file/content${path}`, { headers: { range: `bytes=${src.length + 5}-` } })
     assert.equal(past.status, 416)
     // A sparse file reads as zeros in its holes.
-    const sparse = Buffer.from(await (await get(`${base}/file/content${q('/home/ana/sparse.img')}`)).arrayBuffer())
+    const sparse = Buffer.from(
+      await (await get(`${base}/file/content${q('/home/ana/sparse.img')}`)).arrayBuffer(),
+    )
     assert.ok(sparse.equals(readFileSync(join(tree, 'home/ana/sparse.img'))))
   })
 
@@ -182,7 +185,7 @@ print(json.dumps(out))`,
       const z = got[`ana/${rel}`]
       assert.ok(z, `${rel} is missing from the zip`)
       const st = lstatSync(join(tree, 'home/ana', rel))
-      assert.equal(Number.parseInt(z[0], 8) & 0o170777, st.mode & 0o170777, rel)
+      assert.equal(Number.parseInt(z[0].replace('0o', ''), 8) & 0o170777, st.mode & 0o170777, rel)
       if (what.startsWith('file')) assert.equal(z[1], sha256(readFileSync(join(tree, 'home/ana', rel))), rel)
       if (what.startsWith('link')) assert.equal(z[2], 'docs/report.txt')
     }
@@ -193,11 +196,18 @@ print(json.dumps(out))`,
     await ok(['rp', 'download', 'web', '--rp', first, '/home/ana', '--to', into])
     assert.deepEqual(describeTree(join(into, 'ana')), describeTree(join(tree, 'home/ana')))
     await ok(['rp', 'download', 'web', '--rp', first, '/etc/app/config.yaml', '--to', join(dir, 'one')])
-    assert.equal(readFileSync(join(dir, 'one/config.yaml'), 'utf8'), readFileSync(join(tree, 'etc/app/config.yaml'), 'utf8'))
+    assert.equal(
+      readFileSync(join(dir, 'one/config.yaml'), 'utf8'),
+      readFileSync(join(tree, 'etc/app/config.yaml'), 'utf8'),
+    )
     assert.equal(lstatSync(join(dir, 'one/config.yaml')).mode & 0o777, 0o600)
     const zip = join(dir, 'etc.zip')
     await ok(['rp', 'download', 'web', '--rp', first, '/etc', '--to', zip])
-    run('/usr/bin/python3', ['-c', 'import zipfile,sys; assert zipfile.ZipFile(sys.argv[1]).testzip() is None', zip])
+    run('/usr/bin/python3', [
+      '-c',
+      'import zipfile,sys; assert zipfile.ZipFile(sys.argv[1]).testzip() is None',
+      zip,
+    ])
     const target = join(dir, 'exports/home.tar')
     const job = (await ok(['rp', 'download', 'web', '--rp', first, '/home', '--to', target, '--job'])) as {
       state: string
@@ -207,12 +217,24 @@ print(json.dumps(out))`,
     const listed = run('tar', ['-tf', target]).split('\n')
     assert.ok(listed.includes('home/ana/docs/deep/er/still/bottom.bin'))
     // Outside the export roots: refused before any job runs.
-    const refused = await cairnAt(service.url, ['rp', 'download', 'web', '--rp', first, '/home', '--to', join(dir, 'x.tar'), '--job'])
+    const refused = await cairnAt(service.url, [
+      'rp',
+      'download',
+      'web',
+      '--rp',
+      first,
+      '/home',
+      '--to',
+      join(dir, 'x.tar'),
+      '--job',
+    ])
     assert.notEqual(refused.code, 0)
   })
 
   it('the same files read straight from the vault once the point lost its snapshot', async () => {
-    const snaps = (await (await get('/api/v1/accounts/devstoreaccount1/containers/disks/disks/web-os/snapshots')).json()) as {
+    const snaps = (await (
+      await get('/api/v1/accounts/devstoreaccount1/containers/disks/disks/web-os/snapshots')
+    ).json()) as {
       items: { snapshot: string }[]
     }
     for (const s of snaps.items) {
@@ -226,7 +248,10 @@ print(json.dumps(out))`,
     const rows = (await ok(['rp', 'files', 'web', '--rp', first, '/home/ana'])) as FileEntry[]
     assert.deepEqual(rows.map((r) => r.name).sort(), readdirSync(join(tree, 'home/ana')).sort())
     const res = await get(`${base}/file/content${q('/home/ana/docs/deep/er/still/bottom.bin')}`)
-    assert.equal(sha256(Buffer.from(await res.arrayBuffer())), sha256File(join(tree, 'home/ana/docs/deep/er/still/bottom.bin')))
+    assert.equal(
+      sha256(Buffer.from(await res.arrayBuffer())),
+      sha256File(join(tree, 'home/ana/docs/deep/er/still/bottom.bin')),
+    )
     const tar = join(dir, 'vault.tar')
     writeFileSync(tar, Buffer.from(await (await get(`${base}/archive${q('/home/ana')}`)).arrayBuffer()))
     const out = join(dir, 'vault-untar')
@@ -242,7 +267,7 @@ print(json.dumps(out))`,
     const work = join(dir, 'v2')
     mkdirSync(work)
     const image = gptExt4Disk(work, tree, 96, 80)
-    await uploadDisk((p, i) => get(p, i), 'web-os', image, { create: false })
+    await uploadDisk((p, i) => get(p, i), 'web-os', image, { create: false, previous: join(dir, 'disk.img') })
     await ok(['backup', 'now', 'web', '--wait'])
     await ok(['backup', 'now', 'web', '--wait'])
     const all = await points()

@@ -213,11 +213,72 @@ describe('protection keeps backups restorable and VMs manageable (real cairn ser
       const only = run('disk', 'delete', 'web-data', '--snapshots', 'only')
       assert.equal(only.status, 4)
       assert.match(only.stderr, /SnapshotInUse/)
-      ok('disk', 'delete', 'web-data', '--snapshots', 'include', '--force')
+      // Forced, the delete of the disk itself is still refused: the VM uses it (DiskAttached); its
+      // snapshots can be forced away.
+      const attached = run('disk', 'delete', 'web-data', '--snapshots', 'include', '--force')
+      assert.equal(attached.status, 4, attached.stderr)
+      assert.match(attached.stderr, /DiskAttached: .*VM "web"/)
+      ok('disk', 'delete', 'web-data', '--snapshots', 'only', '--force')
       const [point] = points(ok, 'web')
       assert.equal(point.tier, 'Vault', 'the point lost its snapshot of the deleted disk')
       ok('restore', 'disks', 'web', '--disks', 'lun0', '--prefix', 'back', '--wait')
       assert.equal(await firstByte(service.url, 'back-lun0'), 0x22)
+    } finally {
+      await service.dispose()
+    }
+  })
+
+  it('refuses to delete a disk a VM uses with DiskAttached naming the VM, forced or not, until the VM lets go of it', async () => {
+    const service = await startService()
+    try {
+      const { run, ok } = runner(service.url)
+      await makeDisk(service.url, 'db-os', 0x33)
+      await makeDisk(service.url, 'db-data', 0x44)
+      ok(
+        'vm',
+        'create',
+        'db',
+        '--os-disk',
+        `${ACCOUNT}/disks/db-os`,
+        '--data-disk',
+        `lun0=${ACCOUNT}/disks/db-data`,
+      )
+      ok('disk', 'snapshot', 'db-data')
+      for (const extra of [[], ['--force']]) {
+        const r = run('disk', 'delete', 'db-data', '--snapshots', 'include', ...extra)
+        assert.equal(r.status, 4, r.stderr)
+        assert.match(r.stderr, /^cairn: DiskAttached: Cannot delete disk .*db-data.* to VM "db"/)
+      }
+      const api = await call(service.url, 'DELETE', `${DISKS}/db-os?force=true`)
+      assert.equal(api.status, 409)
+      assert.equal(api.body.error.code, 'DiskAttached')
+      assert.match(
+        api.body.error.message,
+        /disk devstoreaccount1\/disks\/db-os: it is attached: devstoreaccount1\/disks\/db-os to VM "db"/,
+      )
+      const container = await call(
+        service.url,
+        'DELETE',
+        `/api/v1/accounts/${ACCOUNT}/containers/disks?force=true`,
+      )
+      assert.equal(container.body.error.code, 'DiskAttached')
+      const blob = new BlobServiceClient(
+        `${service.listeners.blob}/${ACCOUNT}`,
+        new StorageSharedKeyCredential(ACCOUNT, DEVELOPMENT_ACCOUNT.key),
+        { retryOptions: { maxTries: 1 } },
+      )
+      await assert.rejects(
+        blob.getContainerClient('disks').getBlobClient('db-os').delete({ deleteSnapshots: 'include' }),
+        (e: Json) => e.statusCode === 409 && (e.details?.errorCode ?? e.code) === 'DiskAttached',
+      )
+      // Its snapshots are not the VM's disk: they may go.
+      ok('disk', 'delete', 'db-data', '--snapshots', 'only')
+      assert.equal(await firstByte(service.url, 'db-data'), 0x44, 'the disk is still there')
+      // Once the VM is gone its disks are ordinary disks.
+      ok('vm', 'delete', 'db')
+      ok('disk', 'delete', 'db-data')
+      ok('disk', 'delete', 'db-os')
+      assert.equal(run('disk', 'show', 'db-os').status, 3)
     } finally {
       await service.dispose()
     }

@@ -24,7 +24,8 @@ export const filerecovery: BenchScenario = {
     const fileMiB = ctx.quick ? 128 : 1024
     const tree = join(ctx.dir, 'tree')
     mkdirSync(join(tree, 'many'), { recursive: true })
-    for (let i = 0; i < 10_000; i++) writeFileSync(join(tree, 'many', `entry-${String(i).padStart(5, '0')}.txt`), `${i}\n`)
+    for (let i = 0; i < 10_000; i++)
+      writeFileSync(join(tree, 'many', `entry-${String(i).padStart(5, '0')}.txt`), `${i}\n`)
     await run('sh', ['-c', `head -c ${fileMiB * MiB} /dev/urandom > ${join(tree, 'big.bin')}`])
     const fsMiB = fileMiB + 160
     const part = join(ctx.dir, 'part.img')
@@ -46,7 +47,10 @@ export const filerecovery: BenchScenario = {
         ...(target ? { target, pass: pass ?? false } : {}),
       })
     try {
-      const cli = (args: string[]) => run(process.execPath, [CAIRN, '--url', svc.url, ...args, '--json'], { env: { CAIRN_TOKEN: svc.token } })
+      const cli = (args: string[]) =>
+        run(process.execPath, [CAIRN, '--url', svc.url, ...args, '--json'], {
+          env: { CAIRN_TOKEN: svc.token },
+        })
       await cli(['disk', 'import', 'devstoreaccount1/disks/web-os', disk, '--server'])
       await cli(['vault', 'create', 'main'])
       await cli(['vm', 'create', 'web', '--os-disk', 'devstoreaccount1/disks/web-os'])
@@ -54,18 +58,29 @@ export const filerecovery: BenchScenario = {
       await cli(['protect', 'web', '--vault', 'main', '--policy', 'daily'])
       await cli(['backup', 'now', 'web', '--wait'])
       await cli(['backup', 'now', 'web', '--wait'])
-      const points = JSON.parse((await cli(['rp', 'list', 'web'])).stdout) as { id: string; disks: { snapshot?: string }[] }[]
+      const points = JSON.parse((await cli(['rp', 'list', 'web'])).stdout) as {
+        id: string
+        disks: { snapshot?: string }[]
+      }[]
       const [vaultPoint, snapPoint] = points as [(typeof points)[0], (typeof points)[0]]
       // The older point loses its snapshot: it is read from the vault.
       const snap = vaultPoint.disks[0]!.snapshot!
-      await svc.api('DELETE', `/api/v1/accounts/devstoreaccount1/containers/disks/disks/web-os/snapshots/${encodeURIComponent(snap)}?force=true`)
+      await svc.api(
+        'DELETE',
+        `/api/v1/accounts/devstoreaccount1/containers/disks/disks/web-os/snapshots/${encodeURIComponent(snap)}?force=true`,
+      )
       const base = (rp: string) => `/api/v1/vaults/main/protectedItems/web/recoveryPoints/${rp}`
 
       const listAll = async (rp: string) => {
         let cursor: string | undefined
         let n = 0
         do {
-          const page = (await (await svc.api('GET', `${base(rp)}/files?path=/many&limit=1000${cursor ? `&cursor=${cursor}` : ''}`)).json()) as {
+          const page = (await (
+            await svc.api(
+              'GET',
+              `${base(rp)}/files?path=/many&limit=1000${cursor ? `&cursor=${cursor}` : ''}`,
+            )
+          ).json()) as {
             items: unknown[]
             nextCursor?: string
           }
@@ -94,11 +109,20 @@ export const filerecovery: BenchScenario = {
           for (let r = await reader.read(); !r.done; r = await reader.read()) {}
         })
         const rate = fileMiB / (t / 1000)
-        add(`sequential read of a ${fileMiB} MiB file, ${tier} tier`, rate, 'MiB/s', `>= ${floor} MiB/s`, rate >= floor)
+        add(
+          `sequential read of a ${fileMiB} MiB file, ${tier} tier`,
+          rate,
+          'MiB/s',
+          `>= ${floor} MiB/s`,
+          rate >= floor,
+        )
       }
 
       // A mount of the vault-tier point read whole: the service's RSS before and at its peak.
-      const mount = JSON.parse((await cli(['rp', 'mount', 'web', '--rp', vaultPoint.id])).stdout) as { id: string; disks: { uri: string }[] }
+      const mount = JSON.parse((await cli(['rp', 'mount', 'web', '--rp', vaultPoint.id])).stdout) as {
+        id: string
+        disks: { uri: string }[]
+      }
       const before = svc.rssMiB()
       let peak = before
       const sampler = setInterval(() => {
@@ -106,23 +130,61 @@ export const filerecovery: BenchScenario = {
       }, 100)
       const copyMs = await ms(() => run('nbdcopy', [mount.disks[0]!.uri, join(ctx.dir, 'mounted.img')]))
       clearInterval(sampler)
-      add(`service RSS added while nbdcopy reads a mounted ${fsMiB} MiB vault-tier disk`, peak - before, 'MiB', '< 200 MiB', peak - before < 200)
+      add(
+        `service RSS added while nbdcopy reads a mounted ${fsMiB} MiB vault-tier disk`,
+        peak - before,
+        'MiB',
+        '< 200 MiB',
+        peak - before < 200,
+      )
       const dumpMs = await ms(() =>
-        run('debugfs', ['-R', `dump /big.bin ${join(ctx.dir, 'big-mounted.bin')}`, `${join(ctx.dir, 'mounted.img')}?offset=${MiB}`]),
+        run('debugfs', [
+          '-R',
+          `dump /big.bin ${join(ctx.dir, 'big-mounted.bin')}`,
+          `${join(ctx.dir, 'mounted.img')}?offset=${MiB}`,
+        ]),
       ).catch(async () => {
-        await run('dd', [`if=${join(ctx.dir, 'mounted.img')}`, `of=${join(ctx.dir, 'mounted-part.img')}`, 'bs=1M', 'skip=1', 'status=none'])
-        return ms(() => run('debugfs', ['-R', `dump /big.bin ${join(ctx.dir, 'big-mounted.bin')}`, join(ctx.dir, 'mounted-part.img')]))
+        await run('dd', [
+          `if=${join(ctx.dir, 'mounted.img')}`,
+          `of=${join(ctx.dir, 'mounted-part.img')}`,
+          'bs=1M',
+          'skip=1',
+          'status=none',
+        ])
+        return ms(() =>
+          run('debugfs', [
+            '-R',
+            `dump /big.bin ${join(ctx.dir, 'big-mounted.bin')}`,
+            join(ctx.dir, 'mounted-part.img'),
+          ]),
+        )
       })
       await cli(['rp', 'unmount', 'web', mount.id])
       add('one file by rp mount + nbdcopy + debugfs (vault tier)', (copyMs + dumpMs) / 1000, 's')
 
       const restoreMs = await ms(async () => {
         await cli(['restore', 'disks', 'web', '--rp', vaultPoint.id, '--prefix', 'bench', '--wait'])
-        await cli(['disk', 'export', 'devstoreaccount1/disks/bench-os', join(ctx.dir, 'exports/restored.img'), '--server'])
+        await cli([
+          'disk',
+          'export',
+          'devstoreaccount1/disks/bench-os',
+          join(ctx.dir, 'exports/restored.img'),
+          '--server',
+        ])
       })
-      await run('dd', [`if=${join(ctx.dir, 'exports/restored.img')}`, `of=${join(ctx.dir, 'restored-part.img')}`, 'bs=1M', 'skip=1', 'status=none'])
+      await run('dd', [
+        `if=${join(ctx.dir, 'exports/restored.img')}`,
+        `of=${join(ctx.dir, 'restored-part.img')}`,
+        'bs=1M',
+        'skip=1',
+        'status=none',
+      ])
       const restoreDump = await ms(() =>
-        run('debugfs', ['-R', `dump /big.bin ${join(ctx.dir, 'big-restored.bin')}`, join(ctx.dir, 'restored-part.img')]),
+        run('debugfs', [
+          '-R',
+          `dump /big.bin ${join(ctx.dir, 'big-restored.bin')}`,
+          join(ctx.dir, 'restored-part.img'),
+        ]),
       )
       add('one file by restore disks + export + debugfs (vault tier)', (restoreMs + restoreDump) / 1000, 's')
       const direct = await ms(async () => {
@@ -198,7 +260,10 @@ async function startCairn(dir: string) {
     url,
     token,
     api: async (method: string, path: string, headers: Record<string, string> = {}) => {
-      const res = await fetch(`${url}${path}`, { method, headers: { authorization: `Bearer ${token}`, ...headers } })
+      const res = await fetch(`${url}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${token}`, ...headers },
+      })
       if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`)
       return res
     },

@@ -7,17 +7,18 @@ import { Page } from './schemas.js'
 export const PointVolume = z
   .object({
     disk: z.string().openapi({ description: '`os` or `lunN`', example: 'os' }),
-    partition: z
-      .number()
-      .int()
-      .nullable()
-      .openapi({ description: 'Partition number as Linux numbers it (MBR logical from 5); null: a whole-disk file system' }),
+    partition: z.number().int().nullable().openapi({
+      description:
+        'Partition number as Linux numbers it (MBR logical from 5); null: a whole-disk file system',
+    }),
     start: z.number().int(),
     size: z.number().int(),
     scheme: z.enum(['mbr', 'gpt', 'none']),
     partitionType: z.string().optional(),
     partitionName: z.string().optional(),
-    type: z.string().openapi({ description: 'ext, fat, ntfs, lvm, xfs, swap, btrfs, luks, bitlocker, iso9660, extended, unknown' }),
+    type: z.string().openapi({
+      description: 'ext, fat, ntfs, lvm, xfs, swap, btrfs, luks, bitlocker, iso9660, extended, unknown',
+    }),
     fsType: z.string().openapi({ example: 'ext4' }),
     label: z.string().optional(),
     uuid: z.string().optional(),
@@ -39,7 +40,9 @@ export const FileEntry = z
     gid: z.number().int(),
     mtime: z.number().openapi({ description: 'Modification time, ms since the epoch' }),
     target: z.string().optional().openapi({ description: 'Symlink target' }),
-    id: z.string().openapi({ description: 'Identity of the file in its file system: equal ids are hard links' }),
+    id: z
+      .string()
+      .openapi({ description: 'Identity of the file in its file system: equal ids are hard links' }),
     nlink: z.number().int(),
   })
   .openapi('FileEntry')
@@ -54,13 +57,19 @@ export const FileEntryList = Page(FileEntry)
 
 /** Where in a point: the query of every browse route. */
 export const FileQuery = z.object({
-  path: z.string().default('/').openapi({ description: 'Path inside the file system; `..` never leaves it', example: '/home' }),
+  path: z
+    .string()
+    .default('/')
+    .openapi({ description: 'Path inside the file system; `..` never leaves it', example: '/home' }),
   disk: z.string().optional().openapi({ description: '`os` (default) or `lunN`' }),
   partition: z
     .string()
     .regex(/^(\d+|disk)$/)
     .optional()
-    .openapi({ description: 'Partition number, or `disk` for a whole-disk file system (default: the first browsable volume)' }),
+    .openapi({
+      description:
+        'Partition number, or `disk` for a whole-disk file system (default: the first browsable volume)',
+    }),
 })
 
 export const ArchiveFormat = z.enum(['tar', 'zip'])

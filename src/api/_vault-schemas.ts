@@ -86,6 +86,10 @@ export const CreateVaultRequest = z
         'An absolute folder (or file:/// URL), empty or absent (docs/security.md, docs/vault.md "Backends"); default DATA/vaults/NAME',
     }),
     attach: z.boolean().optional(),
+    sameKeyAs: z.string().optional().openapi({
+      description:
+        'Encrypt the new vault with the vault key of this (unlocked) vault, protected by the passphrase or key file given: copies between the two then send chunks as ciphertext (docs/vault.md "Copies")',
+    }),
     ...Credentials,
   })
   .openapi('CreateVaultRequest')
@@ -171,3 +175,40 @@ export const RestoreRequest = z
     overwrite: z.boolean().optional(),
   })
   .openapi('VaultRestoreRequest')
+
+export const VaultCopyRequest = RetentionRules.extend({
+  from: z.string().openapi({ description: 'The vault the points are copied from' }),
+  to: z.string().openapi({ description: 'The vault the points are copied into (any backend)' }),
+  vm: z.string().optional().openapi({ description: 'Only the points of this protected VM' }),
+  points: z.array(z.string()).min(1).optional().openapi({ description: 'Only these recovery points' }),
+})
+  .strict()
+  .openapi('VaultCopyRequest', {
+    description:
+      "keep* rules: the copies have no expiry and are retained on an immutable target for the longest rule (prune the target with the same rules); without them a copy keeps the source point's expiry",
+  })
+
+export const CopiedPoint = z.object({
+  id: z.string(),
+  item: z.string(),
+  state: z.enum(['Copied', 'AlreadyPresent', 'DeletedOnTarget']),
+  bytesRead: z.number(),
+  bytesWritten: z.number(),
+  chunksCopied: z.number(),
+  chunksPresent: z.number(),
+  bytesNewAtSource: z.number(),
+})
+
+export const CopyResult = z
+  .object({
+    mode: z.enum(['ciphertext', 'reencrypt']),
+    sourceVault: z.string(),
+    targetVault: z.string(),
+    points: z.array(CopiedPoint),
+    bytesRead: z.number(),
+    bytesWritten: z.number(),
+    bytesVerified: z.number(),
+    chunksCopied: z.number(),
+    chunksPresent: z.number(),
+  })
+  .openapi('CopyResult')

@@ -8,10 +8,12 @@ import { registerAccountRoutes } from './account-routes.js'
 import type { ApiContext } from './api-context.js'
 import { registerAuthRoutes } from './auth-routes.js'
 import { registerDiskRoutes } from './disk-routes.js'
+import { registerFileBrowseRoutes } from './file-browse-routes.js'
 import { registerFileRecoveryRoutes } from './file-recovery-routes.js'
 import { registerGuardRoutes } from './guard-routes.js'
 import { registerJobRoutes } from './job-routes.js'
 import { type ApiApp, newApiApp } from './new-api-app.js'
+import { registerPortalRoutes } from './portal-routes.js'
 import { registerProtectionRoutes } from './protection-routes.js'
 import { registerSnapshotRoutes } from './snapshot-routes.js'
 import { registerSystemRoutes } from './system-routes.js'
@@ -32,7 +34,8 @@ export function createApiApp(ctx: ApiContext): ApiApp {
       throw new CairnError('ServiceUnavailable', 'The service is shutting down')
     }
     await next()
-    log.info('request', {
+    // One line per request only at debug: a guest's I/O or a watching console makes thousands.
+    log[c.res.status >= 500 ? 'warn' : 'debug']('request', {
       requestId,
       method: c.req.method,
       path: c.req.path,
@@ -51,6 +54,7 @@ export function createApiApp(ctx: ApiContext): ApiApp {
   registerAuthRoutes(app, ctx.auth)
   if (ctx.protection) registerProtectionRoutes(app, ctx.protection)
   if (ctx.mounts) registerFileRecoveryRoutes(app, ctx.mounts)
+  if (ctx.files) registerFileBrowseRoutes(app, ctx.files)
   registerAccountRoutes(app, ctx)
   registerDiskRoutes(app, ctx)
   registerSnapshotRoutes(app, ctx)
@@ -58,6 +62,7 @@ export function createApiApp(ctx: ApiContext): ApiApp {
   registerVaultSafetyRoutes(app, ctx)
   registerGuardRoutes(app, ctx)
   registerJobRoutes(app, ctx)
+  registerPortalRoutes(app, ctx.portalDir)
 
   const document = {
     openapi: '3.1.0' as const,

@@ -2,6 +2,7 @@ import type { AuthService } from '../auth/index.js'
 import type { DiskStore } from '../diskstore/index.js'
 import type {
   DiskService,
+  FileBrowser,
   JobService,
   ProtectionService,
   RecoveryPointMounts,
@@ -54,6 +55,8 @@ export interface ApiContext {
    * /api/v1/vms and /vaults/{vault}/…); absent, those routes do not exist.
    */
   protection?: ProtectionService
+  /** Browsing the file systems of recovery points (routes under …/recoveryPoints/{rp}/files, …/fileHistory); absent, those routes do not exist. */
+  files?: FileBrowser
   /** Mounts of recovery points over NBD (routes under …/recoveryPoints/{rp}/mounts); absent, those routes do not exist. */
   mounts?: RecoveryPointMounts
   /** Multi-user authorization of critical operations (routes under /api/v1/guard and /vaults/{vault}/guard). */
@@ -64,6 +67,8 @@ export interface ApiContext {
    * `--api-allowed-host`.
    */
   allowedHosts?: readonly string[]
+  /** The built portal served at `/` (default: dist/portal of this installation). */
+  portalDir?: string
 }
 
 /** The vault service every vault route calls; ServiceUnavailable when this service runs none. */

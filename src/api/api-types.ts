@@ -1,6 +1,7 @@
 import type { z } from '@hono/zod-openapi'
 import type { GcReport, Vault as VaultEngine, VerifyReport } from '../vault/index.js'
 import type * as disk from './_disk-schemas.js'
+import type * as browse from './_file-browse-schemas.js'
 import type * as files from './_file-recovery-schemas.js'
 import type * as job from './_job-schemas.js'
 import type * as protection from './_protection-schemas.js'
@@ -73,6 +74,9 @@ export type PruneRequest = z.input<typeof vault.PruneRequest>
 export type PruneReport = z.infer<typeof vault.PruneReport>
 export type VaultBackupRequest = z.input<typeof vault.BackupRequest>
 export type VaultRestoreRequest = z.input<typeof vault.RestoreRequest>
+export type VaultCopyRequest = z.input<typeof vault.VaultCopyRequest>
+/** The `result` of a finished copy job. */
+export type CopyResult = z.infer<typeof vault.CopyResult>
 
 export type Vm = z.infer<typeof protection.Vm>
 export type VmRequest = z.input<typeof protection.VmRequest>
@@ -112,3 +116,8 @@ export type GuardRequest = z.infer<typeof guard.GuardRequest>
 
 export type MountRequest = z.input<typeof files.MountRequest>
 export type Mount = z.infer<typeof files.Mount>
+export type PointVolume = z.infer<typeof browse.PointVolume>
+export type FileEntry = z.infer<typeof browse.FileEntry>
+export type FileEntryList = z.infer<typeof browse.FileEntryList>
+export type FileVersion = z.infer<typeof browse.FileVersion>
+export type ArchiveJobRequest = z.input<typeof browse.ArchiveJobRequest>

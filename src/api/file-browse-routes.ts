@@ -28,7 +28,10 @@ const binary = (description: string) => ({
 })
 
 /** The location a query names. */
-function location(vault: string, q: { disk?: string | undefined; partition?: string | number | undefined }): FileLocation {
+function location(
+  vault: string,
+  q: { disk?: string | undefined; partition?: string | number | undefined },
+): FileLocation {
   const out: FileLocation = { vault }
   if (q.disk !== undefined) out.disk = q.disk
   if (q.partition !== undefined) out.partition = q.partition === 'disk' ? null : Number(q.partition)
@@ -40,14 +43,21 @@ function parseRange(header: string | undefined, size: number): { start: number; 
   if (header === undefined) return undefined
   const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim())
   if (!m || (m[1] === '' && m[2] === ''))
-    throw new CairnError('InvalidRequest', `Cannot read the range "${header}": give one range, bytes=START-END`)
+    throw new CairnError(
+      'InvalidRequest',
+      `Cannot read the range "${header}": give one range, bytes=START-END`,
+    )
   if (m[1] === '') {
     const n = Math.min(Number(m[2]), size)
     return { start: size - n, end: size }
   }
   const start = Number(m[1])
   const end = m[2] === '' ? size : Math.min(Number(m[2]) + 1, size)
-  if (start >= size || end <= start) throw new CairnError('RangeNotSatisfiable', `Cannot read bytes ${header.slice(6)}: the file holds ${size}`)
+  if (start >= size || end <= start)
+    throw new CairnError(
+      'RangeNotSatisfiable',
+      `Cannot read bytes ${header.slice(6)}: the file holds ${size}`,
+    )
   return { start, end }
 }
 
@@ -61,7 +71,8 @@ export function registerFileBrowseRoutes(app: ApiApp, files: FileBrowser): void 
     createRoute({
       method: 'get',
       path: `${P}/volumes`,
-      summary: 'The volumes of every disk of a recovery point: partitions, file systems, whether they can be browsed',
+      summary:
+        'The volumes of every disk of a recovery point: partitions, file systems, whether they can be browsed',
       request: { params: PointParam },
       responses: { 200: json(PointVolumeList, 'Volumes'), ...errors },
     }),
@@ -83,8 +94,15 @@ export function registerFileBrowseRoutes(app: ApiApp, files: FileBrowser): void 
       const q = c.req.valid('query')
       const start = q.cursor === undefined ? 0 : Number(decodeCursor(q.cursor, 'the directory')[0])
       if (!Number.isSafeInteger(start) || start < 0)
-        throw new CairnError('InvalidRequest', 'Cannot list the directory: the cursor is not one this service gave')
-      const page = await files.list(p.vm, p.rp, q.path, { ...location(p.vault, q), start, limit: pageLimit(q) })
+        throw new CairnError(
+          'InvalidRequest',
+          'Cannot list the directory: the cursor is not one this service gave',
+        )
+      const page = await files.list(p.vm, p.rp, q.path, {
+        ...location(p.vault, q),
+        start,
+        limit: pageLimit(q),
+      })
       return c.json(
         {
           items: page.entries,
@@ -115,7 +133,7 @@ export function registerFileBrowseRoutes(app: ApiApp, files: FileBrowser): void 
     createRoute({
       method: 'get',
       path: `${P}/file/content`,
-      summary: "Read a file of a recovery point; HTTP Range (one range) answers 206 with that part",
+      summary: 'Read a file of a recovery point; HTTP Range (one range) answers 206 with that part',
       request: { params: PointParam, query: FileQuery },
       responses: { 200: binary('The file'), 206: binary('The range asked'), ...errors },
     }),
@@ -141,7 +159,8 @@ export function registerFileBrowseRoutes(app: ApiApp, files: FileBrowser): void 
     createRoute({
       method: 'get',
       path: `${P}/archive`,
-      summary: 'Download a folder (or a file) of a recovery point as a streaming tar or zip (modes, mtimes, symlinks; hard links in tar)',
+      summary:
+        'Download a folder (or a file) of a recovery point as a streaming tar or zip (modes, mtimes, symlinks; hard links in tar)',
       request: { params: PointParam, query: FileQuery.extend({ format: ArchiveFormat.default('tar') }) },
       responses: { 200: binary('The archive'), ...errors },
     }),
@@ -160,7 +179,8 @@ export function registerFileBrowseRoutes(app: ApiApp, files: FileBrowser): void 
     createRoute({
       method: 'post',
       path: `${P}/archive`,
-      summary: 'Write a folder of a recovery point as a tar or zip file under an export root of the service, as a job with progress (202)',
+      summary:
+        'Write a folder of a recovery point as a tar or zip file under an export root of the service, as a job with progress (202)',
       request: { params: PointParam, ...body(ArchiveJobRequest) },
       responses: { 202: json(Job, 'The started job'), ...errors },
     }),
@@ -182,7 +202,8 @@ export function registerFileBrowseRoutes(app: ApiApp, files: FileBrowser): void 
     createRoute({
       method: 'get',
       path: '/api/v1/vaults/{vault}/protectedItems/{vm}/fileHistory',
-      summary: 'The versions of one file across every recovery point of a VM (size, mtime, SHA-256), identical ones merged, oldest first',
+      summary:
+        'The versions of one file across every recovery point of a VM (size, mtime, SHA-256), identical ones merged, oldest first',
       request: { params: ItemParam, query: FileQuery },
       responses: { 200: json(FileHistory, 'Versions'), ...errors },
     }),

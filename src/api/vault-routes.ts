@@ -15,6 +15,7 @@ import {
   RecoveryPointList,
   RestoreRequest,
   Vault,
+  VaultCopyRequest,
   VaultCredentialsRequest,
   VaultDeleted,
   VaultList,
@@ -71,6 +72,7 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
         ...(b.location ? { location: b.location } : {}),
         ...(enc ? { encryption: enc } : {}),
         ...(b.attach ? { attach: true } : {}),
+        ...(b.sameKeyAs ? { sameKeyAs: b.sameKeyAs } : {}),
       })
       return c.json(info, 201)
     },
@@ -278,6 +280,27 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
     async (c) => {
       const { vault, rp } = c.req.valid('param')
       return c.json(await service().restore(vault, rp, clean(c.req.valid('json'))), 202)
+    },
+  )
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/api/v1/vaultCopies',
+      summary:
+        "Copy recovery points from one vault into another (every point, a VM's, or the ones named): only the chunks the target lacks, as ciphertext when both vaults have the same key, each point committed after its chunks; answers a job (kind copy) that resumes after a restart",
+      request: body(VaultCopyRequest),
+      responses: { 202: json(Job, 'The job'), ...errorResponses },
+    }),
+    async (c) => {
+      const { from, to, vm, points, ...rules } = c.req.valid('json')
+      const retention = clean(rules)
+      const job = await service().copy({
+        from,
+        to,
+        ...clean({ vm, points }),
+        ...(Object.keys(retention).length > 0 ? { retention } : {}),
+      })
+      return c.json(job, 202)
     },
   )
 }

@@ -30,4 +30,5 @@ export {
   requestScope,
   routeKey,
   routeRequirement,
+  STATIC_ROUTES,
 } from './route-permissions.js'

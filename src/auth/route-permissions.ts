@@ -69,6 +69,13 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, RouteRequirement>> = {
   'GET /api/v1/vaults/{vault}/protectedItems/{vm}/recoveryPoints/{rp}/mounts': 'restore/run',
   'GET /api/v1/vaults/{vault}/protectedItems/{vm}/recoveryPoints/{rp}/mounts/{mount}': 'restore/run',
   'DELETE /api/v1/vaults/{vault}/protectedItems/{vm}/recoveryPoints/{rp}/mounts/{mount}': 'restore/run',
+  'GET /api/v1/vaults/{vault}/protectedItems/{vm}/recoveryPoints/{rp}/volumes': 'restore/run',
+  'GET /api/v1/vaults/{vault}/protectedItems/{vm}/recoveryPoints/{rp}/files': 'restore/run',
+  'GET /api/v1/vaults/{vault}/protectedItems/{vm}/recoveryPoints/{rp}/file': 'restore/run',
+  'GET /api/v1/vaults/{vault}/protectedItems/{vm}/recoveryPoints/{rp}/file/content': 'restore/run',
+  'GET /api/v1/vaults/{vault}/protectedItems/{vm}/recoveryPoints/{rp}/archive': 'restore/run',
+  'POST /api/v1/vaults/{vault}/protectedItems/{vm}/recoveryPoints/{rp}/archive': 'restore/run',
+  'GET /api/v1/vaults/{vault}/protectedItems/{vm}/fileHistory': 'restore/run',
 
   // Storage accounts, containers, disks, snapshots
   'GET /api/v1/accounts': 'accounts/read',
@@ -124,6 +131,8 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, RouteRequirement>> = {
   'DELETE /api/v1/vaults/{vault}/recoveryPoints/{rp}': 'recoveryPoints/delete',
   'POST /api/v1/vaults/{vault}/backups': 'backup/run',
   'POST /api/v1/vaults/{vault}/recoveryPoints/{rp}/restore': 'restore/run',
+  // A copy reads one vault and writes another: no vault scope covers both, so it needs a global role.
+  'POST /api/v1/vaultCopies': 'backup/run',
 
   // Soft delete and immutability (docs/security.md)
   'GET /api/v1/vaults/{vault}/settings': 'vaults/read',
@@ -147,7 +156,16 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, RouteRequirement>> = {
   'GET /api/v1/jobs/{job}': 'jobs/read',
   'POST /api/v1/jobs/{job}/cancel': 'jobs/cancel',
   'GET /api/v1/events': 'jobs/read',
+
+  // The portal's static files (docs/portal.md): the page and its scripts hold no data, so they are
+  // public; everything they show comes from the routes above. They are not API routes, so
+  // openapi.json does not list them (STATIC_ROUTES).
+  'GET /': 'public',
+  'GET /assets/{file}': 'public',
 }
+
+/** The entries of the table that serve the portal's static files, not the API (absent from openapi.json). */
+export const STATIC_ROUTES: readonly string[] = ['GET /', 'GET /assets/{file}']
 
 /** The table's key of a route: `GET /api/v1/vaults/{vault}` (HEAD is looked up as GET). */
 export function routeKey(method: string, openApiPath: string): string {

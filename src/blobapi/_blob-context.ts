@@ -2,6 +2,7 @@
 import type { IncomingMessage } from 'node:http'
 import type { DiskRef, DiskStore } from '../diskstore/index.js'
 import { alignedBuffer } from '../util/index.js'
+import { crc64WantsSharedBodies } from './_crc64-offload.js'
 import type { SasGrant } from './_sas.js'
 import { blobError } from './blob-errors.js'
 
@@ -44,8 +45,9 @@ const pageBuffers: Buffer[] = []
  * request would cost a page fault per page. Give it back only once nothing uses it any more.
  */
 export function takePageBuffer(): Buffer {
-  // Shared memory: the CRC64 of a Put Page body is computed on a worker thread, reading it in place.
-  return pageBuffers.pop() ?? alignedBuffer(PAGE_BUFFER, { shared: true })
+  // Shared memory only where the CRC64 of a Put Page body is computed on a worker thread, reading it
+  // in place (_crc64-offload.ts): copies into shared memory are slow.
+  return pageBuffers.pop() ?? alignedBuffer(PAGE_BUFFER, { shared: crc64WantsSharedBodies })
 }
 
 export function givePageBuffer(b: Buffer): void {
@@ -63,12 +65,25 @@ export function queryOf(ctx: BlobContext, name: string): string | undefined {
   return v === null || v === '' ? undefined : v
 }
 
+/** Where readBody puts a body, and what else it does with each chunk. */
+export interface ReadBodyOptions {
+  /** A buffer to receive the body into when it has room for the Content-Length. */
+  into?: Buffer
+  /** Given every chunk as it arrives (a checksum summed while the chunk is in the cache). */
+  sum?: { update(chunk: Uint8Array): void }
+}
+
 /**
  * Reads a request body of at most `limit` bytes. A body with a Content-Length is received straight into
  * one buffer of that size as its chunks arrive (no list of chunks to join at the end, and each chunk is
  * copied while the socket has just left it in the cache).
  */
-export function readBody(req: IncomingMessage, limit: number, target?: Buffer): Promise<Buffer> {
+export function readBody(
+  req: IncomingMessage,
+  limit: number,
+  options: ReadBodyOptions = {},
+): Promise<Buffer> {
+  const { into: target, sum } = options
   const header = req.headers['content-length']
   const declared = header === undefined || !/^\d+$/.test(header) ? undefined : Number(header)
   if (declared !== undefined && declared > limit)
@@ -93,6 +108,7 @@ export function readBody(req: IncomingMessage, limit: number, target?: Buffer): 
       }
       if (into !== undefined) chunk.copy(into, total)
       else chunks.push(chunk)
+      sum?.update(chunk)
       total += chunk.length
     }
     const onEnd = () => finish(undefined)

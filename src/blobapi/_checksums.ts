@@ -19,9 +19,17 @@ export function checkMd5(data: Uint8Array, expected: string, what: string): stri
   return actual
 }
 
-/** Azure's CRC64 of `data` in base64; `Crc64Mismatch` when the client sent one that differs. */
-export function checkCrc64(data: Uint8Array, expected: string | undefined, what: string): string {
-  const actual = crc64(data).toString('base64')
+/**
+ * Azure's CRC64 of `data` in base64; `Crc64Mismatch` when the client sent one that differs. `summed` is
+ * the CRC64 of `data` when it was already summed as it arrived.
+ */
+export function checkCrc64(
+  data: Uint8Array,
+  expected: string | undefined,
+  what: string,
+  summed?: Buffer,
+): string {
+  const actual = (summed ?? crc64(data)).toString('base64')
   if (expected !== undefined && actual !== expected)
     throw blobError(
       'Crc64Mismatch',

@@ -1,9 +1,17 @@
-// The CRC64 every Put Page answers with, computed off the event loop: a body in shared memory (the
-// reused page buffers, every body of 64 KiB or more) is read in place by one worker thread while the
-// store writes it, so the request thread that receives bodies and answers requests spends nothing on
-// it. Small bodies, and every body should the worker fail, are summed inline.
+// The CRC64 every Put Page answers with. With the native addon it is summed inline (a 4 MiB body
+// costs ~0.5 ms, less than a hand-off to another thread). With the WebAssembly fallback (~3 ms per
+// 4 MiB) it is computed off the event loop: a body in shared memory (the reused page buffers, every
+// body of 64 KiB or more) is read in place by one worker thread while the store writes it. Small
+// bodies, and every body should the worker fail, are summed inline.
 import { Worker } from 'node:worker_threads'
-import { crc64 } from './_crc64.js'
+import { crc64, crc64Implementation } from './_crc64.js'
+
+/**
+ * True when large bodies are summed on the worker, which needs them in shared memory. Otherwise the page
+ * buffers must not be shared: V8 copies into a SharedArrayBuffer with a word-by-word relaxed-atomic
+ * loop, which cost the upload about 0.4 s/GiB of the request thread receiving bodies into them.
+ */
+export const crc64WantsSharedBodies = crc64Implementation === 'wasm'
 
 /** Bodies shorter than this are summed inline: posting them costs more than it saves. */
 const OFFLOAD_MIN = 64 * 1024
@@ -44,7 +52,10 @@ function start(): Worker | undefined {
 /** Azure's CRC64 of `data` in base64, as `x-ms-content-crc64` carries it. */
 export function crc64Of(data: Uint8Array): Promise<string> {
   const memory = data.buffer
-  const w = data.length >= OFFLOAD_MIN && memory instanceof SharedArrayBuffer ? start() : undefined
+  const w =
+    crc64WantsSharedBodies && data.length >= OFFLOAD_MIN && memory instanceof SharedArrayBuffer
+      ? start()
+      : undefined
   if (w === undefined) return Promise.resolve(crc64(data).toString('base64'))
   return new Promise((resolve) => {
     const seq = nextSeq++

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { describe, it } from 'node:test'
-import { crc64 } from './_crc64.js'
+import { crc64, crc64Implementation, crc64Wasm } from './_crc64.js'
 
 /** CRC-64/NVME one bit at a time, with BigInt: slow, and plainly the definition. */
 function bitwise(data: Uint8Array): bigint {
@@ -41,6 +43,35 @@ describe('crc64', () => {
     const before = crc64(page).toString('base64')
     page[100]! ^= 1
     assert.notEqual(crc64(page).toString('base64'), before)
+  })
+})
+
+describe('crc64 by the native addon and by WebAssembly', () => {
+  it('npm run build compiled the native addon wherever a C compiler is installed', () => {
+    const cc = ['cc', 'gcc', 'clang'].some(
+      (c) => spawnSync(c, ['--version'], { stdio: 'ignore' }).status === 0,
+    )
+    if (cc && process.env.CAIRN_CRC64 !== 'wasm') assert.notEqual(crc64Implementation, 'wasm')
+  })
+
+  it('both give the bit-at-a-time answer across the folding boundaries (16, 128 and 256 bytes)', () => {
+    const data = randomBytes(4096 + 64)
+    const lengths = [255, 256, 257, 271, 272, 383, 384, 385, 511, 512, 1000, 1024, 1040, 2047, 4096]
+    for (const offset of [0, 1, 5, 8, 15, 16, 63]) {
+      for (const length of lengths) {
+        const slice = data.subarray(offset, offset + length)
+        const expected = bitwise(slice)
+        assert.equal(crc64(slice).readBigUInt64LE(0), expected, `offset ${offset} length ${length}`)
+        assert.equal(crc64Wasm(slice).readBigUInt64LE(0), expected, `wasm: offset ${offset} length ${length}`)
+      }
+    }
+  })
+
+  it('agree on 4 MiB bodies of random, zero and all-ones bytes', () => {
+    for (const body of [randomBytes(4 << 20), Buffer.alloc(4 << 20), Buffer.alloc(4 << 20, 0xff)]) {
+      assert.deepEqual(crc64(body), crc64Wasm(body))
+      assert.deepEqual(crc64(body.subarray(3, body.length - 5)), crc64Wasm(body.subarray(3, body.length - 5)))
+    }
   })
 })
 

@@ -18,6 +18,7 @@ import {
 } from './_blob-operations.js'
 import { NotABlobUrl, parseBlobUrl } from './_blob-url.js'
 import { checkCrc64, checkMd5 } from './_checksums.js'
+import { type Crc64Sum, crc64Sum } from './_crc64.js'
 import { crc64Of } from './_crc64-offload.js'
 import {
   checkHttpConditions,
@@ -95,6 +96,7 @@ async function writePageRange(
   const ref = diskRef(ctx)
   const headers: Record<string, string | number> = {}
   let data: Buffer | undefined
+  let summed: Crc64Sum | undefined
   if (write === 'update') {
     if (length > MAX_WRITE_SIZE)
       throw blobError(
@@ -103,13 +105,17 @@ async function writePageRange(
       )
     if (Number(declared) !== length)
       throw badHeader('Content-Length', declared, `the range holds ${length} bytes`)
-    data = await readBody(ctx.req, MAX_WRITE_SIZE, body)
+    const md5 = headerOf(ctx.req, 'content-md5')
+    // Without an MD5 the answer carries the body's CRC64: summed chunk by chunk as they arrive when the
+    // native CRC64 is built, else afterwards (below).
+    summed = md5 === undefined ? crc64Sum() : undefined
+    data = await readBody(ctx.req, MAX_WRITE_SIZE, { into: body, sum: summed })
     if (data.length !== length)
       throw badHeader('Content-Length', String(data.length), `the range holds ${length} bytes`)
-    const md5 = headerOf(ctx.req, 'content-md5')
     if (md5 !== undefined) headers['Content-MD5'] = checkMd5(data, md5, "the body's")
     const crc = headerOf(ctx.req, 'x-ms-content-crc64')
-    if (crc !== undefined) headers['x-ms-content-crc64'] = checkCrc64(data, crc, "the body's")
+    if (crc !== undefined)
+      headers['x-ms-content-crc64'] = checkCrc64(data, crc, "the body's", summed?.digest())
   } else if (declared !== '0') {
     throw badHeader('Content-Length', declared, 'a clear carries no body')
   }
@@ -128,11 +134,13 @@ async function writePageRange(
       ? ctx.store.clearPages(ref, offset, length, options)
       : ctx.store.writePages(ref, offset, data, options)
   // Azure answers every Put Page of data with the body's CRC64 unless the client sent an MD5. When
-  // the client sent none, it is computed while the store's write and fsync are under way (off the
-  // event loop for large bodies, _crc64-offload.ts).
+  // the client sent none and it was not summed on arrival, it is computed while the store's write and
+  // fsync are under way (off the event loop for large bodies, _crc64-offload.ts).
   const sum =
     data !== undefined && headers['Content-MD5'] === undefined && headers['x-ms-content-crc64'] === undefined
-      ? crc64Of(data)
+      ? summed !== undefined
+        ? summed.digest().toString('base64')
+        : crc64Of(data)
       : undefined
   const w = await call.catch((err: unknown) => {
     throw new StoreWriteFailed('store write failed', { cause: err })

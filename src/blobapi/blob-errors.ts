@@ -193,6 +193,11 @@ export const azureErrors = {
     'SnapshotInUse',
     'This operation is not permitted because a recovery point holds the snapshot.',
   ),
+  DiskAttached: spec(
+    409,
+    'DiskAttached',
+    'This operation is not permitted because a VM uses the blob as a disk.',
+  ),
   InvalidBlobType: spec(409, 'OperationNotSupported', 'The blob type is invalid for this operation.'),
   InvalidRange: spec(
     416,
@@ -369,6 +374,8 @@ function fromStoreCode(code: ErrorCode, kind: OperationKind): AzureErrorCode {
       return 'DiskInUse'
     case 'SnapshotInUse':
       return 'SnapshotInUse'
+    case 'DiskAttached':
+      return 'DiskAttached'
     case 'InvalidName':
       return 'InvalidResourceName'
     case 'InvalidDiskSize':

@@ -1,15 +1,19 @@
 import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
+import { promisify } from 'node:util'
 import { sql } from 'kysely'
 import type { CairnError } from '../util/index.js'
 import { MIGRATIONS } from './migrations.js'
 import { CATALOG_DIALECTS, openCatalog } from './open-catalog.js'
 import { SqliteCatalog } from './sqlite-catalog.js'
 
-// One suite for every catalog dialect (CATALOG_DIALECTS): PostgreSQL joins that list when it arrives.
+const execFileAsync = promisify(execFile)
+
+// One suite for every catalog dialect (CATALOG_DIALECTS): SQLite and PostgreSQL on a scratch cluster.
 for (const d of CATALOG_DIALECTS) {
   const dialect = { name: d.name, open: (dir: string) => openCatalog(d.url(dir)) }
   describe(`catalog (${dialect.name})`, () => {
@@ -37,6 +41,31 @@ for (const d of CATALOG_DIALECTS) {
         assert.equal(await d.getSetting('a'), '2')
         assert.equal(await d.getSetting('missing'), undefined)
         await d.close()
+      } finally {
+        rmSync(dir, { recursive: true, force: true })
+      }
+    })
+
+    it('five processes opening a new catalog at once migrate it once, the others waiting', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'cairn-catalog-'))
+      const url = d.url(dir)
+      try {
+        // Separate processes, as when several workers start together: each runs openCatalog(url).
+        const script = `import('${new URL('./index.js', import.meta.url).href}').then(async (m) => {
+          const c = await m.openCatalog(process.argv[1]); console.log(await c.schemaVersion()); await c.close() })`
+        const runs = await Promise.all(
+          Array.from({ length: 5 }, () => execFileAsync(process.execPath, ['-e', script, url])),
+        )
+        for (const r of runs) assert.equal(Number(r.stdout.trim()), MIGRATIONS.at(-1)!.version)
+        const c = await openCatalog(url)
+        const applied = await sql<{ version: number; n: number }>`select version, count(*) as n
+          from schema_migrations group by version order by version`.execute(c.db)
+        assert.deepEqual(
+          applied.rows.map((r) => [Number(r.version), Number(r.n)]),
+          MIGRATIONS.map((m) => [m.version, 1]),
+        )
+        assert.ok(await c.getSetting('created_at'))
+        await c.close()
       } finally {
         rmSync(dir, { recursive: true, force: true })
       }
@@ -107,7 +136,7 @@ describe('openCatalog', () => {
     }
   })
 
-  it('refuses PostgreSQL until it is supported, without repeating a password, and other URLs', async () => {
+  it('refuses URLs of other databases and PostgreSQL URLs without a database, without repeating a password', async () => {
     const refused = async (url: string, pattern: RegExp) =>
       assert.rejects(openCatalog(url), (e: CairnError) => {
         assert.equal(e.code, 'UnsupportedCatalogUrl', e.message)
@@ -116,12 +145,21 @@ describe('openCatalog', () => {
         return true
       })
     await refused(
-      'postgres://cairn:s3cret@db.example:5432/cairn',
-      /postgres:\/\/…@db\.example:5432\/cairn.*PostgreSQL catalogs are not supported yet/,
+      'postgres://cairn:s3cret@db.example:5432',
+      /postgres:\/\/…@db\.example:5432.*names no database/,
     )
-    await refused('postgresql://db/cairn', /PostgreSQL catalogs are not supported yet/)
+    await refused('postgresql://db/', /names no database/)
     await refused('mysql://db/cairn', /no catalog dialect for "mysql:"/)
-    await refused('/var/lib/cairn/catalog.db', /give sqlite:PATH or sqlite::memory:/)
+    await refused('/var/lib/cairn/catalog.db', /give sqlite:PATH, sqlite::memory: or postgres:/)
     await refused('sqlite:', /names no file/)
+  })
+
+  it('answers CatalogUnavailable, without the password, when no PostgreSQL server listens', async () => {
+    await assert.rejects(openCatalog('postgres://cairn:s3cret@127.0.0.1:1/cairn'), (e: CairnError) => {
+      assert.equal(e.code, 'CatalogUnavailable', e.message)
+      assert.match(e.message, /postgres:\/\/…@127\.0\.0\.1:1\/cairn/)
+      assert.ok(!e.message.includes('s3cret'), e.message)
+      return true
+    })
   })
 })

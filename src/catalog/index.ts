@@ -1,4 +1,4 @@
-// The catalog: the service's records in SQLite (embedded) or, later, PostgreSQL, with versioned migrations.
+// The catalog: the service's records in SQLite (embedded) or PostgreSQL (shared), with versioned migrations.
 export type { Catalog } from './catalog.js'
 export {
   FINISHED_JOB_STATES,
@@ -14,8 +14,10 @@ export {
   JobStore,
   type NewJob,
 } from './job-store.js'
-export { KyselyCatalog } from './kysely-catalog.js'
+export { KyselyCatalog, type MigrationRunner } from './kysely-catalog.js'
 export { MIGRATIONS, type Migration } from './migrations.js'
-export { CATALOG_DIALECTS, openCatalog } from './open-catalog.js'
+export { CATALOG_DIALECTS, type CatalogDialect, openCatalog } from './open-catalog.js'
+export { openPostgresCatalog, POSTGRES_POOL_SIZE, PostgresCatalog, redactUrl } from './postgres-catalog.js'
+export { POSTGRES_BIN, PostgresScratchCluster, sharedScratchCluster } from './postgres-scratch-cluster.js'
 export type { AuditLogTable, Auto, CatalogSchema } from './schema.js'
 export { openSqliteCatalog, SqliteCatalog } from './sqlite-catalog.js'

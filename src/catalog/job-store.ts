@@ -33,6 +33,8 @@ export const JOB_KINDS = [
   'gc',
   'maintenance',
   'delete-data',
+  'copy',
+  'download',
 ] as const
 
 /** A kind of long operation. */
@@ -306,11 +308,12 @@ function toJob(r: JobsTable, now: number): Job {
   const begin = r.running_at ?? r.started_at
   const end = r.ended_at ?? now
   const elapsed = Math.max(0, end - begin)
+  // Only a completed job is at 100%; one that failed or stopped shows how far it got, below 100.
   const percent =
-    r.bytes_total > 0
-      ? Math.min(100, (100 * r.bytes_done) / r.bytes_total)
-      : r.status === 'Completed'
-        ? 100
+    r.status === 'Completed'
+      ? 100
+      : r.bytes_total > 0
+        ? Math.min(99.9, (100 * r.bytes_done) / r.bytes_total)
         : 0
   const job: Job = {
     id: r.id,

@@ -39,12 +39,36 @@ function findCommand(
   return { rest: argv, words }
 }
 
+/** True for the error of a write whose reader has gone (`cairn … | head` after head ended). */
+export function isClosedPipe(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code
+  return code === 'EPIPE' || code === 'ERR_STREAM_DESTROYED'
+}
+
+let watchingPipes = false
+
+/**
+ * A reader that closes early ends a command quietly with status 0 (what it wanted was read), never with
+ * an EPIPE stack trace. The long-running commands (`serve`, `agent`) keep running without their log.
+ */
+function watchClosedPipes(keepRunning: boolean): void {
+  if (watchingPipes) return
+  watchingPipes = true
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err) => {
+      if (!isClosedPipe(err)) throw err
+      if (!keepRunning) process.exit(0)
+    })
+  }
+}
+
 /** Runs the CLI with `argv` (without node and the script); resolves with the exit status. */
 export async function main(argv: string[], commands: CommandDef[] = COMMANDS): Promise<number> {
   const json = argv.includes('--json')
   const debug = argv.includes('--debug')
   const out = new Output(json)
   const { cmd, rest, words } = findCommand(commands, argv)
+  watchClosedPipes(cmd?.name === 'serve' || cmd?.name === 'agent')
   const wantsHelp = argv.includes('--help') || argv.includes('-h')
   if (!cmd) {
     const group =
@@ -122,6 +146,8 @@ function tlsTrust(opts: Record<string, unknown>, url: string): TlsTrust {
  * and returns its exit status (docs/errors.md). The stack goes to stderr only with --debug.
  */
 export function fail(out: Output, err: unknown, debug = false): number {
+  // The reader of stdout is gone: nobody is there to tell, and nothing went wrong for the caller.
+  if (isClosedPipe(err)) return 0
   const e = asCairnError(err)
   if (out.json) process.stderr.write(`${JSON.stringify(e.toJSON())}\n`)
   else process.stderr.write(`cairn: ${e.code}: ${oneLine(e.message)}\n`)

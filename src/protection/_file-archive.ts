@@ -1,10 +1,11 @@
 // Folders of a recovery point's file system as streaming archives: tar (POSIX ustar/pax by tar-stream:
 // modes, owners, mtimes, symlinks and hard links as they are) and zip (yazl: modes, mtimes, symlinks as
 // Info-ZIP stores them; a hard link becomes a second copy, zip has none).
-import { PassThrough, Readable } from 'node:stream'
+import { PassThrough, Readable, type Writable } from 'node:stream'
 import { pack as tarPack } from 'tar-stream'
 import yazl from 'yazl'
 import type { FileEntry, FileSystem } from '../filesystems/index.js'
+import { CairnError } from '../util/index.js'
 
 /** Bytes read from a file at a time while archiving. */
 const PIECE = 1024 * 1024
@@ -15,7 +16,14 @@ export interface ArchiveProgress {
   bytes: number
 }
 
-/** The entries of a walk under `root`, each with its path inside the archive (`top/…`). */
+/** Deepest folder nesting an archive follows (a deeper tree is damaged or hostile). */
+const MAX_DEPTH = 4096
+
+/**
+ * Every entry under `root`, depth first in name order (a folder's whole subtree right after it, as tar
+ * writes a tree: GNU tar then restores folder mtimes right), each with its path inside the archive
+ * (`top/…`). A folder met twice (a loop in a damaged file system) is refused.
+ */
 async function* entriesOf(
   fs: FileSystem,
   root: FileEntry,
@@ -24,11 +32,38 @@ async function* entriesOf(
   const top = root.path === '/' ? 'root' : root.name
   yield { entry: root, name: top }
   if (root.type !== 'dir') return
-  const prefix = root.path === '/' ? '' : root.path
-  for await (const { entry } of fs.walk(root.path, signal ? { signal } : {})) {
-    signal?.throwIfAborted()
-    yield { entry, name: `${top}${entry.path.slice(prefix.length)}` }
+  const seen = new Set<string>([root.id])
+  async function* below(
+    dir: FileEntry,
+    name: string,
+    depth: number,
+  ): AsyncGenerator<{ entry: FileEntry; name: string }> {
+    if (depth > MAX_DEPTH)
+      throw new CairnError(
+        'FileSystemCorrupt',
+        `Cannot archive ${dir.path}: folders nest deeper than ${MAX_DEPTH}`,
+      )
+    for (let start = 0; ; ) {
+      signal?.throwIfAborted()
+      const page = await fs.list(dir.path, { start, limit: 1000 })
+      for (const entry of page.entries) {
+        const child = `${name}/${entry.name}`
+        yield { entry, name: child }
+        if (entry.type === 'dir') {
+          if (seen.has(entry.id))
+            throw new CairnError(
+              'FileSystemCorrupt',
+              `Cannot archive ${entry.path}: the folder is met twice (a loop)`,
+            )
+          seen.add(entry.id)
+          yield* below(entry, child, depth + 1)
+        }
+      }
+      if (page.next === undefined) break
+      start = page.next
+    }
   }
+  yield* below(root, top, 1)
 }
 
 /** A file's bytes, piece by piece. */
@@ -59,14 +94,18 @@ export function tarArchive(
       }
       if (entry.type === 'dir') await addEntry(pack, { ...header, type: 'directory' })
       else if (entry.type === 'symlink')
-        await addEntry(pack, { ...header, type: 'symlink', linkname: entry.target ?? (await fs.readlink(entry.path)) })
+        await addEntry(pack, {
+          ...header,
+          type: 'symlink',
+          linkname: entry.target ?? (await fs.readlink(entry.path)),
+        })
       else if (entry.type === 'file') {
         const first = entry.nlink > 1 ? links.get(entry.id) : undefined
         if (first !== undefined) {
           await addEntry(pack, { ...header, type: 'link', linkname: first })
         } else {
           if (entry.nlink > 1) links.set(entry.id, name)
-          const sink = pack.entry({ ...header, type: 'file', size: entry.size })
+          const sink = pack.entry({ ...header, type: 'file', size: entry.size }) as unknown as Writable
           const done = new Promise<void>((resolve, reject) => {
             sink.once('finish', resolve)
             sink.once('error', reject)
@@ -85,10 +124,14 @@ export function tarArchive(
     pack.finalize()
   }
   run().catch((err: unknown) => pack.destroy(err as Error))
-  return pack as unknown as Readable
+  // tar-stream's streams are streamx streams: a Node Readable over it for pipelines and Readable.toWeb.
+  return Readable.from(pack as unknown as AsyncIterable<Buffer>)
 }
 
-function addEntry(pack: ReturnType<typeof tarPack>, header: Parameters<ReturnType<typeof tarPack>['entry']>[0]) {
+function addEntry(
+  pack: ReturnType<typeof tarPack>,
+  header: Parameters<ReturnType<typeof tarPack>['entry']>[0],
+) {
   return new Promise<void>((resolve, reject) => {
     pack.entry(header, (err) => (err ? reject(err) : resolve()))
   })

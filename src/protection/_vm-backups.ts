@@ -393,8 +393,10 @@ export class VmBackups {
       .filter((p) => p.tier === 'SnapshotAndVault' && p.disks.every((d) => d.snapshot && d.vaultBackup))
       .filter((p) => !checkpoint || vaultRef(p.disks[0]!)?.point === checkpoint.base)
       .at(-1)
-    const total = point.disks.reduce((n, d) => n + d.size, 0)
-    ctx.progress({ bytesDone: 0, bytesTotal: total })
+    // The total is what the transfer must read (the diff since the base, or the allocated data for a
+    // full backup), which the vault engine tells with its first progress; never the disks' size.
+    ctx.progress({ bytesDone: 0, bytesTotal: 0 })
+    let total = 0
     const { agent: _agent, ...config } = point.vm
     const request: Parameters<VaultTransfer['backupPoint']>[0] = {
       vault,
@@ -440,7 +442,10 @@ export class VmBackups {
     if (prevRef) request.base = prevRef.point
     const res = await vaultApi.backupPoint(request, {
       signal: ctx.signal,
-      onProgress: (p) => ctx.progress({ bytesDone: p.bytesDone, bytesTotal: p.bytesTotal || total }),
+      onProgress: (p) => {
+        total = p.bytesTotal
+        ctx.progress({ bytesDone: p.bytesDone, bytesTotal: p.bytesTotal })
+      },
       ...resumeOptions(ctx),
     })
     ctx.details.vaultPoint = res.id

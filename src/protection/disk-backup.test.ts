@@ -80,4 +80,44 @@ describe('disk-store backups into a vault', () => {
       await rm(dir, { recursive: true, force: true })
     }
   })
+  it('a restore from the vault leaves the zero runs inside a chunk unallocated, on a new disk and over an old one', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cairn-disk-holes-'))
+    const store = await LogDiskStore.open(join(dir, 'disks'))
+    const vault = await Vault.create(new FsVaultBackend(join(dir, 'vault')), { workers: 1 })
+    try {
+      await store.createAccount('acct')
+      await store.createContainer('acct', 'vhds')
+      const os: DiskRef = { account: 'acct', container: 'vhds', disk: 'os' }
+      await store.createDisk(os, { size: 8 * MiB })
+      // One written 4 MiB run (a guest's mkfs: data, zeros, data), so the zeros sit inside vault chunks.
+      const written = Buffer.alloc(4 * MiB)
+      randomBytes(64 * 1024).copy(written, 0)
+      randomBytes(12 * 1024).copy(written, MiB + 4096)
+      randomBytes(4096).copy(written, 4 * MiB - 4096)
+      await store.writePages(os, 0, written)
+      assert.deepEqual(store.pageRanges(os), [{ start: 0, end: 4 * MiB }])
+      const rp = await backupDisks(vault, store, [{ ref: os }], { item: { kind: 'vm', name: 'web' } })
+
+      const target: DiskRef = { account: 'acct', container: 'vhds', disk: 'restored' }
+      const expectedRanges = [
+        { start: 0, end: 64 * 1024 },
+        { start: MiB + 4096, end: MiB + 16 * 1024 },
+        { start: 4 * MiB - 4096, end: 4 * MiB },
+      ]
+      await restoreToDisk(vault, store, rp.id, 'os', target)
+      assert.ok((await store.read(target, 0, 8 * MiB)).equals(await store.read(os, 0, 8 * MiB)))
+      assert.deepEqual(store.pageRanges(target), expectedRanges)
+      assert.equal(store.getDisk(target).usedBytes, 80 * 1024)
+
+      // Over an old disk full of data: the zero runs become holes too.
+      for (let o = 0; o < 8 * MiB; o += 4 * MiB) await store.writePages(target, o, randomBytes(4 * MiB))
+      await restoreToDisk(vault, store, rp.id, 'os', target, { overwrite: true })
+      assert.ok((await store.read(target, 0, 8 * MiB)).equals(await store.read(os, 0, 8 * MiB)))
+      assert.deepEqual(store.pageRanges(target), expectedRanges)
+    } finally {
+      await vault.close()
+      await store.close()
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
 })

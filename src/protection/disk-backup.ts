@@ -171,27 +171,55 @@ export async function removeSnapshots(store: DiskStore, refs: DiskRef[], snapsho
   }
 }
 
-/** A disk-store disk as a restore target; writes are made durable at close. */
-export function diskSink(store: DiskStore, ref: DiskRef): RestoreSink {
+const ZERO_PAGE = Buffer.alloc(PAGE_SIZE)
+
+/**
+ * A disk-store disk as a restore target; writes are made durable at close. Whole pages of zeros in the
+ * data stay holes (a vault chunk keeps the zeros a guest wrote; a restore must not allocate them): on a
+ * `fresh` disk they are skipped, on an existing one cleared.
+ */
+export function diskSink(store: DiskStore, ref: DiskRef, options: { fresh?: boolean } = {}): RestoreSink {
   const size = store.getDisk(ref).size
+  const clear = async (offset: number, length: number) => {
+    if (!options.fresh && length > 0) await store.clearPages(ref, offset, length, { durable: false })
+  }
+  const writeRun = async (offset: number, data: Buffer) => {
+    for (let o = 0; o < data.length; o += MAX_WRITE_SIZE) {
+      let piece = data.subarray(o, Math.min(data.length, o + MAX_WRITE_SIZE))
+      if (piece.length % PAGE_SIZE !== 0) {
+        // Only the tail of an odd-sized file image can be unaligned: pad it with zeros.
+        const padded = Buffer.alloc(Math.ceil(piece.length / PAGE_SIZE) * PAGE_SIZE)
+        piece.copy(padded)
+        piece = padded
+      }
+      await store.writePages(ref, offset + o, piece, { durable: false })
+    }
+  }
   return {
     size,
     async write(offset, data) {
-      for (let o = 0; o < data.length; o += MAX_WRITE_SIZE) {
-        let piece = data.subarray(o, Math.min(data.length, o + MAX_WRITE_SIZE))
-        if (piece.length % PAGE_SIZE !== 0) {
-          // Only the tail of an odd-sized file image can be unaligned: pad it with zeros.
-          const padded = Buffer.alloc(Math.ceil(piece.length / PAGE_SIZE) * PAGE_SIZE)
-          piece.copy(padded)
-          piece = padded
+      // Runs of data pages are written, runs of zero pages left as holes (offsets are page-aligned).
+      let run = 0
+      let runZero = false
+      for (let p = 0; p < data.length; p += PAGE_SIZE) {
+        const end = Math.min(data.length, p + PAGE_SIZE)
+        const zero = end - p === PAGE_SIZE && data.subarray(p, end).equals(ZERO_PAGE)
+        if (p > run && zero !== runZero) {
+          if (runZero) await clear(offset + run, p - run)
+          else await writeRun(offset + run, data.subarray(run, p))
+          run = p
         }
-        await store.writePages(ref, offset + o, piece, { durable: false })
+        if (p === run) runZero = zero
+      }
+      if (run < data.length) {
+        if (runZero) await clear(offset + run, data.length - run)
+        else await writeRun(offset + run, data.subarray(run))
       }
     },
     async zero(offset, length) {
       const start = Math.ceil(offset / PAGE_SIZE) * PAGE_SIZE
       const end = Math.min(size, Math.floor((offset + length) / PAGE_SIZE) * PAGE_SIZE)
-      if (end > start) await store.clearPages(ref, start, end - start, { durable: false })
+      if (end > start) await clear(start, end - start)
     },
     close: () => store.flush(),
   }
@@ -233,7 +261,7 @@ export async function restoreToDisk(
   }
   if (!exists) await store.createDisk(target, { size })
   else if (store.getDisk(target).size < size) await store.resizeDisk(target, size)
-  const sink = diskSink(store, target)
+  const sink = diskSink(store, target, { fresh: !exists })
   try {
     return await vault.restore(rpId, diskName, sink, options)
   } catch (err) {

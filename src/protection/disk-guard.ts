@@ -81,13 +81,38 @@ export class DiskGuard {
     return out
   }
 
+  /** The registered VMs that name a disk the target deletes (OS, data or temporary disk), with the disk. */
+  async attachments(t: DeleteTarget): Promise<{ vm: string; disk: string }[]> {
+    if (t.snapshot !== undefined || t.snapshots === 'only') return []
+    const out: { vm: string; disk: string }[] = []
+    for (const vm of await this.#store.listVms()) {
+      const disks = [vm.osDisk, ...vm.dataDisks.map((d) => d.disk), ...(vm.tempDisk ? [vm.tempDisk] : [])]
+      for (const d of disks) if (within(t, d)) out.push({ vm: vm.name, disk: refKey(d) })
+    }
+    return out
+  }
+
   /**
-   * Throws DiskInUse (SnapshotInUse for a snapshot) naming the dependents, unless `force`; answers
-   * the dependents (empty when nothing depends on the target).
+   * Throws DiskInUse (SnapshotInUse for a snapshot) naming the dependents, unless `force`; then
+   * DiskAttached, forced or not, while a registered VM names a disk the delete would remove (the VM
+   * must let go of it first: `vm delete`). Answers the dependents (empty when nothing depends on it).
    */
   async check(t: DeleteTarget, what: string, force: boolean): Promise<DiskDependent[]> {
     const deps = await this.dependents(t)
-    if (deps.length === 0 || force) return deps
+    if (deps.length > 0 && !force) this.#refuse(t, what, deps)
+    const attached = await this.attachments(t)
+    if (attached.length > 0) {
+      const shown = attached.slice(0, 5).map((a) => `${a.disk} to VM "${a.vm}"`)
+      throw new CairnError(
+        'DiskAttached',
+        `Cannot delete ${what}: it is attached: ${shown.join(', ')}${attached.length > 5 ? ', …' : ''}. A disk a VM uses cannot be deleted, even forced; delete the VM first (vm delete ${attached[0]!.vm}; its disks stay)`,
+        { details: { attachedTo: attached } },
+      )
+    }
+    return deps
+  }
+
+  #refuse(t: DeleteTarget, what: string, deps: DiskDependent[]): never {
     const items = [...new Set(deps.filter((d) => d.kind === 'ProtectedItem').map((d) => d.vm))]
     const points = deps.filter((d) => d.kind === 'VmRecoveryPoint')
     const parts: string[] = []

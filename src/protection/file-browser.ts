@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto'
 import { createWriteStream } from 'node:fs'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
+import type { Job } from '../catalog/index.js'
 import type { DiskRef, DiskStore } from '../diskstore/index.js'
 import {
   type DirectoryPage,
@@ -13,7 +14,6 @@ import {
   type Volume,
 } from '../filesystems/index.js'
 import { CairnError, type DiskLabel, type HostPaths, isCairnError, parseDiskLabel } from '../util/index.js'
-import type { Job } from '../catalog/index.js'
 import { type ArchiveProgress, tarArchive, zipArchive } from './_file-archive.js'
 import { removeTemporaryFile } from './_job-steps.js'
 import type { JobService, StartedJob } from './job-service.js'
@@ -51,6 +51,8 @@ const OPEN_KEPT = 8
 interface Opened {
   fs: FileSystem
   reader: DiskByteReader
+  /** The disk-store snapshot read, while the point is read from one (checked before each use). */
+  snapshot?: { source: DiskRef; snapshot: string }
   disk: DiskLabel
   partition: number | null
 }
@@ -111,14 +113,16 @@ export class FileBrowser {
     path: string,
     options: FileLocation & { start?: number; limit?: number } = {},
   ): Promise<DirectoryPage & { disk: DiskLabel; partition: number | null }> {
-    return this.#with(vm, pointId, options, async (o) => ({
-      ...(await o.fs.list(path, {
+    return this.#with(vm, pointId, options, async (o) => {
+      const page = await o.fs.list(path, {
         ...(options.start !== undefined ? { start: options.start } : {}),
         ...(options.limit !== undefined ? { limit: options.limit } : {}),
-      })),
-      disk: o.disk,
-      partition: o.partition,
-    }))
+      })
+      // Listings name each symlink's target, as `ls -l` does.
+      for (const e of page.entries)
+        if (e.type === 'symlink' && e.target === undefined) e.target = await o.fs.readlink(e.path)
+      return { ...page, disk: o.disk, partition: o.partition }
+    })
   }
 
   /** The entry at a path (a symlink is not followed). */
@@ -139,15 +143,22 @@ export class FileBrowser {
     return this.#with(vm, pointId, options, async (o) => {
       const entry = await o.fs.stat(path)
       if (entry.type !== 'file')
-        throw new CairnError('FileSystemWrongType', `Cannot read ${entry.path}: it is a ${entry.type}, not a file`)
+        throw new CairnError(
+          'FileSystemWrongType',
+          `Cannot read ${entry.path}: it is a ${entry.type}, not a file`,
+        )
       const start = options.start ?? 0
       const end = Math.min(options.end ?? entry.size, entry.size)
       if (start > end || (start >= entry.size && entry.size > 0))
-        throw new CairnError('InvalidRequest', `Cannot read bytes from ${start} of ${entry.path}: it holds ${entry.size}`)
+        throw new CairnError(
+          'InvalidRequest',
+          `Cannot read bytes from ${start} of ${entry.path}: it holds ${entry.size}`,
+        )
       const fs = o.fs
       const body = Readable.from(
         (async function* () {
-          for (let at = start; at < end; at += PIECE) yield await fs.read(entry, at, Math.min(PIECE, end - at))
+          for (let at = start; at < end; at += PIECE)
+            yield await fs.read(entry, at, Math.min(PIECE, end - at))
         })(),
       )
       return { entry, start, end, body }
@@ -181,7 +192,10 @@ export class FileBrowser {
     const paths = this.#hostPaths
     const jobs = this.#jobs
     if (!paths || !jobs)
-      throw new CairnError('ServiceUnavailable', 'Cannot write archives to host files: this service has no jobs or export roots')
+      throw new CairnError(
+        'ServiceUnavailable',
+        'Cannot write archives to host files: this service has no jobs or export roots',
+      )
     const overwrite = options.overwrite ? { overwrite: true } : {}
     await paths.checkExport(options.to, overwrite)
     const { item, point } = await this.#point(vm, pointId, options.vault)
@@ -200,7 +214,9 @@ export class FileBrowser {
         let total = 0
         await this.#with(vm, point.id, options, async (o) => {
           if (entry.type === 'file') total = entry.size
-          else for await (const w of o.fs.walk(entry.path, { signal: ctx.signal })) if (w.entry.type === 'file') total += w.entry.size
+          else
+            for await (const w of o.fs.walk(entry.path, { signal: ctx.signal }))
+              if (w.entry.type === 'file') total += w.entry.size
         })
         ctx.progress({ bytesDone: 0, bytesTotal: total })
         await ctx.phase('Archive')
@@ -247,17 +263,28 @@ export class FileBrowser {
           const e = await o.fs.stat(path)
           if (e.type !== 'file') throw new CairnError('FileSystemWrongType', `${e.path} is not a file`)
           const h = createHash('sha256')
-          for (let at = 0; at < e.size; at += PIECE) h.update(await o.fs.read(e, at, Math.min(PIECE, e.size - at)))
+          for (let at = 0; at < e.size; at += PIECE)
+            h.update(await o.fs.read(e, at, Math.min(PIECE, e.size - at)))
           return { entry: e, sha: h.digest('hex') }
         }))
       } catch (err) {
-        if (isCairnError(err) && (err.code === 'FileSystemPathNotFound' || err.code === 'FileSystemWrongType')) continue
+        if (
+          isCairnError(err) &&
+          (err.code === 'FileSystemPathNotFound' || err.code === 'FileSystemWrongType')
+        )
+          continue
         throw err
       }
       const last = versions.at(-1)
       if (last && last.sha256 === sha && last.size === entry.size && last.mtime === entry.mtime)
         last.points.push({ id: p.id, time: p.time })
-      else versions.push({ points: [{ id: p.id, time: p.time }], size: entry.size, mtime: entry.mtime, sha256: sha })
+      else
+        versions.push({
+          points: [{ id: p.id, time: p.time }],
+          size: entry.size,
+          mtime: entry.mtime,
+          sha256: sha,
+        })
     }
     return versions
   }
@@ -275,8 +302,14 @@ export class FileBrowser {
   }
 
   /** Runs `fn` on the open file system of a location; a snapshot deleted meanwhile is retried from the vault. */
-  async #with<T>(vm: string, pointId: string, where: FileLocation, fn: (o: Opened) => Promise<T>): Promise<T> {
-    const disk: DiskLabel = where.disk === undefined ? 'os' : (parseDiskLabel(where.disk, 'disk') as DiskLabel)
+  async #with<T>(
+    vm: string,
+    pointId: string,
+    where: FileLocation,
+    fn: (o: Opened) => Promise<T>,
+  ): Promise<T> {
+    const disk: DiskLabel =
+      where.disk === undefined ? 'os' : (parseDiskLabel(where.disk, 'disk') as DiskLabel)
     const key = `${vm}\u0000${pointId}\u0000${disk}\u0000${where.partition === undefined ? 'auto' : String(where.partition)}`
     for (let attempt = 0; ; attempt++) {
       let opening = this.#open.get(key)
@@ -294,6 +327,12 @@ export class FileBrowser {
         }
       }
       const opened = await opening
+      // The snapshot was deleted since: reopen from the vault before any byte is read.
+      if (opened.snapshot && !this.#snapshotExists(opened.snapshot.source, opened.snapshot.snapshot)) {
+        this.#open.delete(key)
+        void opened.reader.close()
+        if (attempt === 0) continue
+      }
       try {
         return await fn(opened)
       } catch (err) {
@@ -309,6 +348,8 @@ export class FileBrowser {
 
   async #openFs(vm: string, pointId: string, disk: DiskLabel, where: FileLocation): Promise<Opened> {
     const { point, vault } = await this.#point(vm, pointId, where.vault)
+    const d = point.disks.find((x) => x.name === disk)
+    const src = d ? pointDiskSource(point, d, vault, this.#snapshotExists) : undefined
     const reader = await this.#reader(point, vault, disk)
     try {
       const volumes = await openVolumes(reader)
@@ -316,7 +357,9 @@ export class FileBrowser {
       if (where.partition === undefined) {
         volume = volumes.find((v) => v.supported)
         if (!volume) {
-          const found = volumes.map((v) => `${v.partition ?? 'disk'}: ${v.fsType}${v.reason ? ` (${v.reason})` : ''}`)
+          const found = volumes.map(
+            (v) => `${v.partition ?? 'disk'}: ${v.fsType}${v.reason ? ` (${v.reason})` : ''}`,
+          )
           throw new CairnError(
             'FileSystemUnsupported',
             `Cannot browse disk ${disk} of recovery point ${point.id}: no volume holds a file system Cairn reads (${found.join('; ') || 'nothing found'})`,
@@ -331,7 +374,13 @@ export class FileBrowser {
           )
       }
       const fs = await openFileSystem(reader, volume)
-      return { fs, reader, disk, partition: volume.partition }
+      return {
+        fs,
+        reader,
+        disk,
+        partition: volume.partition,
+        ...(src?.from === 'Snapshot' ? { snapshot: { source: src.source, snapshot: src.snapshot } } : {}),
+      }
     } catch (err) {
       await reader.close()
       throw err

@@ -25,6 +25,13 @@ export {
 export { type DeleteTarget, type DiskDependent, DiskGuard } from './disk-guard.js'
 export { DiskService, type DiskServiceOptions } from './disk-service.js'
 export {
+  type ArchiveFormat,
+  FileBrowser,
+  type FileLocation,
+  type FileVersion,
+  type PointVolume,
+} from './file-browser.js'
+export {
   type JobBody,
   type JobContext,
   type JobEvent,
@@ -126,6 +133,7 @@ export {
   type BackupDisk,
   type StartedBy,
   type VaultBackupRequest,
+  type VaultCopyRequest,
   type VaultRestoreRequest,
   VaultService,
   type VaultServiceOptions,

@@ -48,6 +48,26 @@ describe('JobService', () => {
     })
   })
 
+  it('a job that read all it meant to and then failed shows how far it got, never 100%; a completed one shows 100%', async () => {
+    await withJobs(async (jobs) => {
+      const failing = await jobs.start({ kind: 'backup', resource: 'vaults/a' }, async (ctx) => {
+        ctx.progress({ bytesDone: 1000, bytesTotal: 1000 })
+        await tick(15)
+        throw new CairnError('VaultCorrupt', 'the manifest could not be written')
+      })
+      const failed = await failing.done
+      assert.equal(failed.state, 'Failed')
+      assert.equal(failed.progress.bytesDone, 1000)
+      assert.ok(failed.progress.percent < 100, `a failed job at ${failed.progress.percent}%`)
+      assert.equal((await jobs.get(failing.job.id)).progress.percent, failed.progress.percent)
+      // Finished below its estimate (the data shrank while it ran): completed is 100%.
+      const short = await jobs.start({ kind: 'backup', resource: 'vaults/a' }, async (ctx) => {
+        ctx.progress({ bytesDone: 400, bytesTotal: 1000 })
+      })
+      assert.equal((await short.done).progress.percent, 100)
+    })
+  })
+
   it('cancel() aborts the work and answers only after it has stopped and cleaned up', async () => {
     await withJobs(async (jobs) => {
       let cleaned = false

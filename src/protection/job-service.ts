@@ -309,6 +309,12 @@ export class JobService {
     let outcome: Parameters<JobStore['finish']>[1]
     try {
       const running = await this.#store.markRunning(id)
+      this.#log.info('job started', {
+        job: id,
+        kind: created.kind,
+        resource: created.resource,
+        startedBy: created.startedBy,
+      })
       this.#emit({ type: 'job.progress', job: running })
       abort.signal.throwIfAborted()
       const result = await body(ctx)
@@ -352,8 +358,18 @@ export class JobService {
 
   #finished(job: Job): Job {
     this.#emit({ type: 'job.finished', job })
-    const level = job.state === 'Completed' ? 'info' : 'warn'
-    this.#log[level]('job ended', { job: job.id, kind: job.kind, state: job.state, error: job.error?.code })
+    // Completed and cancelled jobs are news; a failed or interrupted one is something to look at.
+    const level = job.state === 'Completed' || job.state === 'Cancelled' ? 'info' : 'warn'
+    this.#log[level]('job ended', {
+      job: job.id,
+      kind: job.kind,
+      resource: job.resource,
+      state: job.state,
+      bytesDone: job.progress.bytesDone,
+      bytesTotal: job.progress.bytesTotal,
+      durationMs: job.durationMs,
+      ...(job.error ? { error: job.error.code, message: job.error.message } : {}),
+    })
     return job
   }
 

@@ -3,6 +3,7 @@ import type { DiskRef, DiskStore } from '../diskstore/index.js'
 import { CairnError, type HostPaths } from '../util/index.js'
 import {
   applySettingsChange,
+  type CopyReport,
   fileSink,
   fileSource,
   immutable,
@@ -10,6 +11,7 @@ import {
   type PruneReport,
   type RecoveryPoint,
   type RetentionPolicy,
+  retentionSpan,
   type SoftDeletedPoint,
   softDeleteOn,
   type Vault,
@@ -97,10 +99,13 @@ export class VaultService {
     return this.#o.vaults.list()
   }
 
-  /** Makes a vault (encrypted with `encryption`), or with `attach` registers one that exists at `location`. */
+  /**
+   * Makes a vault (encrypted with `encryption`; with `sameKeyAs`, with that vault's key), or with
+   * `attach` registers one that exists at `location`.
+   */
   create(
     name: string,
-    request: { location?: string; encryption?: VaultCredentials; attach?: boolean } = {},
+    request: { location?: string; encryption?: VaultCredentials; attach?: boolean; sameKeyAs?: string } = {},
   ): Promise<VaultInfo> {
     return this.#o.vaults.create(name, request)
   }
@@ -216,11 +221,97 @@ export class VaultService {
   }
 
   /**
+   * Copies recovery points of vault `from` into vault `to` (every point, or those of a VM, or the ones
+   * named), as a job: only the chunks `to` lacks, each point's manifest after its chunks. The job
+   * records each point committed and keeps its lock on `to` when the service stops or dies, so the
+   * next start resumes it where it stopped (docs/vault.md "Copies").
+   */
+  async copy(request: VaultCopyRequest & StartedBy): Promise<Job> {
+    const spec = await this.#checkCopy(request)
+    return (
+      await this.#o.jobs.start(
+        {
+          kind: 'copy',
+          vault: spec.to,
+          resource: `vaults/${spec.to}`,
+          ...(request.vm ? { vm: request.vm } : {}),
+          ...startedBy(request),
+          details: { request: spec },
+        },
+        (ctl) => this.#copy(ctl, spec),
+      )
+    ).job
+  }
+
+  /** Refuses a copy that cannot start: same vault, a vault missing or locked (the answer names which). */
+  async #checkCopy(request: VaultCopyRequest): Promise<VaultCopyRequest> {
+    if (request.from === request.to)
+      throw new CairnError('InvalidRequest', `Cannot copy vault "${request.from}" into itself`)
+    for (const [role, name] of [
+      ['source', request.from],
+      ['target', request.to],
+    ] as const) {
+      try {
+        await this.#o.vaults.open(name)
+      } catch (err) {
+        if (err instanceof CairnError)
+          throw new CairnError(err.code, `Cannot copy: the ${role} vault: ${err.message}`)
+        throw err
+      }
+    }
+    if (request.points?.length === 0) throw new CairnError('InvalidRequest', 'Cannot copy: points is empty')
+    return {
+      from: request.from,
+      to: request.to,
+      ...(request.vm ? { vm: request.vm } : {}),
+      ...(request.points ? { points: [...request.points] } : {}),
+      ...(request.onlyNewer ? { onlyNewer: true } : {}),
+      ...(request.retention ? { retention: request.retention } : {}),
+    }
+  }
+
+  async #copy(ctl: JobContext, spec: VaultCopyRequest): Promise<CopyReport> {
+    const from = await this.#o.vaults.open(spec.from)
+    const to = await this.#o.vaults.open(spec.to)
+    const d = ctl.details
+    const earlier = d.copied as CopyReport | undefined
+    if (ctl.resumed) {
+      const last = (d.resumed as { at: string; bytesDone?: number }[] | undefined)?.at(-1)
+      if (last) last.bytesDone = earlier?.bytesWritten ?? 0
+      await ctl.phase('Resumed')
+    }
+    const retention = spec.retention
+    const report = await from.copyTo(to, {
+      ...(spec.points ? { points: spec.points } : {}),
+      ...(spec.vm ? { item: spec.vm, kind: 'vm' } : {}),
+      ...(spec.onlyNewer ? { onlyNewer: true } : {}),
+      ...(retention ? { retention: (rp) => copyExpiry(rp, retention) } : {}),
+      ...(earlier ? { resumeFrom: earlier } : {}),
+      lockId: `copy-${ctl.job.id}`,
+      signal: ctl.signal,
+      onProgress: progressTo(ctl),
+      onPoint: async (r) => {
+        d.copied = r
+        await ctl.save()
+      },
+      keepLockOnAbort: () => ctl.suspend(),
+    })
+    delete d.copied
+    return report
+  }
+
+  /**
    * At start-up, the work that resumes a vault job the last run left unfinished: a backup of disks
    * whose snapshots were taken goes on from its last checkpoint (BackupSnapshotMissing when one is
    * gone). Anything else answers undefined: it ends Interrupted.
    */
   async resume(job: Job): Promise<JobBody | undefined> {
+    if (job.kind === 'copy') {
+      const spec = job.details.request as VaultCopyRequest | undefined
+      if (!spec) return undefined
+      await this.#checkCopy(spec)
+      return (ctl) => this.#copy(ctl, spec)
+    }
     const spec = job.details.request as DiskBackupRequest | undefined
     const snapshots = job.details.snapshots
     if (job.kind !== 'backup' || job.vm || !job.vault || !spec || !Array.isArray(snapshots)) return undefined
@@ -506,6 +597,24 @@ export class VaultService {
   }
 }
 
+/** A copy between two vaults, as its job records it. */
+export interface VaultCopyRequest {
+  from: string
+  to: string
+  /** Only the points of this protected VM. */
+  vm?: string
+  /** Only these points. */
+  points?: string[]
+  /** Only points newer than the newest the target holds of the same item (a policy's copies). */
+  onlyNewer?: boolean
+  /**
+   * Count rules the target keeps copies by (its prune applies them): copied points then have no expiry
+   * and are retained (on an immutable target) for the longest rule's span. Default: the source point's
+   * expiry and retention.
+   */
+  retention?: RetentionPolicy
+}
+
 /** A backup of disks as its job records it, to resume it. */
 interface DiskBackupRequest {
   disks: BackupDisk[]
@@ -517,6 +626,18 @@ interface DiskBackupRequest {
 const refOf = (d: DiskRef): DiskRef => ({ account: d.account, container: d.container, disk: d.disk })
 
 const startedBy = (by: StartedBy) => (by.startedBy !== undefined ? { startedBy: by.startedBy } : {})
+
+/** A copy's expiry under count rules: none (prune decides), retained for the rules' longest span. */
+function copyExpiry(
+  rp: RecoveryPoint,
+  rules: RetentionPolicy,
+): { expiresAt: null; retainUntil: string | null } {
+  const span = retentionSpan(rules)
+  return {
+    expiresAt: null,
+    retainUntil: span === null ? null : new Date(Date.parse(rp.createdAt) + span).toISOString(),
+  }
+}
 
 /** Vault progress as job progress. */
 function progressTo(ctl: JobContext): (p: VaultProgress) => void {

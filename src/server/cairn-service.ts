@@ -18,6 +18,7 @@ import { DiskStoreExports, NbdServer, ReaderExports, type ReaderSource } from '.
 import {
   type Clock,
   DiskService,
+  FileBrowser,
   JobService,
   MOUNT_EXPORT_PREFIX,
   type NbdEndpoint,
@@ -96,6 +97,7 @@ export class CairnService {
   #nbd: NbdServer | undefined
   #mounts: RecoveryPointMounts | undefined
   #nbdAt: NbdEndpoint | undefined
+  #files: FileBrowser | undefined
   #listeners: Record<string, string> = {}
   #tls: Record<string, ListenerTlsInfo> = {}
   #startedAt = ''
@@ -191,7 +193,9 @@ export class CairnService {
         ...(this.config.vaultKeyDir ? { dir: this.config.vaultKeyDir } : {}),
       })
       await keys.check()
-      this.#catalog = await openCatalog(`sqlite:${join(this.config.data, 'catalog.db')}`)
+      this.#catalog = await openCatalog(
+        this.config.catalog ?? `sqlite:${join(this.config.data, 'catalog.db')}`,
+      )
       this.#diskStore = await this.#openDiskStore()
       this.#auth = await this.#openAuth()
       // The test clock (CairnServiceOptions.clock) also judges retention, soft delete and immutability.
@@ -204,6 +208,7 @@ export class CairnService {
         dataDir: this.config.data,
         protectedItems: async (vault) => (await protection.listItems({ vault })).map((i) => i.vmName),
         ...(this.config.vaultOpenPacks !== undefined ? { openPacks: this.config.vaultOpenPacks } : {}),
+        ...(this.config.objectStores ? { objectStores: this.config.objectStores } : {}),
         ...(keys.empty ? {} : { keys: (name: string) => keys.credentials(name) }),
       })
       await this.#unlockVaults(keys)
@@ -268,6 +273,23 @@ export class CairnService {
       })
       await this.#mounts.start()
       const mounts = this.#mounts
+      this.#files = new FileBrowser({
+        store: protection,
+        disks: diskStore,
+        vault: vaultTransfer,
+        jobs,
+        hostPaths,
+        snapshotExists: (ref, snapshot) => {
+          try {
+            diskStore.getDisk(ref, snapshot)
+            return true
+          } catch {
+            return false
+          }
+        },
+        reconcile: (vm) => backups.reconcile(vm),
+      })
+      const files = this.#files
       await this.#recoverJobs(jobs, backups, diskService)
       this.#scheduler = new Scheduler({
         store: protection,
@@ -314,6 +336,7 @@ export class CairnService {
         diskService,
         protection: backups,
         mounts,
+        files,
         // IP addresses and localhost are always allowed; a bound DNS name joins the configured ones.
         allowedHosts: [...(isIP(apiHost) === 0 ? [apiHost] : []), ...(c.apiAllowedHosts ?? [])],
       })
@@ -503,6 +526,7 @@ export class CairnService {
           ...(await backups.cleanInterrupted(job)),
           ...(await vaultService.cleanInterrupted(job)),
           ...(await disks.cleanInterrupted(job)),
+          ...((await this.#files?.cleanInterrupted(job)) ?? []),
         ]
         if (removed.length > 0) log.info('removed what an interrupted job left', { job: job.id, removed })
       } catch (err) {
@@ -624,6 +648,8 @@ export class CairnService {
     this.#nbd = undefined
     await this.#mounts?.close()
     this.#mounts = undefined
+    await this.#files?.close()
+    this.#files = undefined
     this.#jobs = undefined
     this.#vaultService = undefined
     this.#auth = undefined

@@ -170,4 +170,39 @@ describe('resolveConfig', () => {
       rmSync(dir, { recursive: true, force: true })
     }
   })
+
+  it('reads objectStores from the config file only, and refuses unknown keys and wrong types without echoing values', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cairn-config-'))
+    try {
+      const stores = {
+        azure: { accountKey: 'c2VjcmV0' },
+        s3: { accessKeyId: 'id', secretAccessKey: 'hunter2', pathStyle: true },
+        retry: { tries: 3 },
+        maxSockets: 8,
+      }
+      writeFileSync(join(dir, 'cairn.json'), JSON.stringify({ objectStores: stores }))
+      assert.deepEqual(resolveConfig({ flags: { data: dir } }).objectStores, stores)
+      assert.equal(resolveConfig({ flags: { data: join(dir, 'none') } }).objectStores, undefined)
+      for (const [bad, pattern] of [
+        [{ s3: { secretAccesKey: 'hunter2' } }, /unknown key "s3.secretAccesKey"/],
+        [{ s3: { secretAccessKey: 42 } }, /"s3.secretAccessKey" is a string/],
+        [{ gcs: {} }, /unknown key "gcs"/],
+        [{ s3: { pathStyle: 'hunter2' } }, /"s3.pathStyle" is a boolean/],
+        ['hunter2', /expected an object/],
+      ] as const) {
+        writeFileSync(join(dir, 'cairn.json'), JSON.stringify({ objectStores: bad }))
+        assert.throws(
+          () => resolveConfig({ flags: { data: dir } }),
+          (err: Error & { code?: string }) => {
+            assert.equal(err.code, 'ConfigInvalid')
+            assert.match(err.message, pattern)
+            assert.doesNotMatch(err.message, /hunter2/)
+            return true
+          },
+        )
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
 })

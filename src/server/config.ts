@@ -1,11 +1,14 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { CairnError, type LogLevel, parseSize } from '../util/index.js'
+import type { ObjectStoreOptions } from '../vault/index.js'
 
 /** The service's configuration, after flags, environment, config file and defaults are merged. */
 export interface ServiceConfig {
   /** Data folder: catalog, disk store, vaults. */
   data: string
+  /** The catalog's URL: `sqlite:PATH` or `postgres://user:password@host:port/db`; default sqlite:DATA/catalog.db. */
+  catalog?: string
   /** Address a listener binds to when its own (apiHost, blobHost, nbdHost) is not set. */
   host: string
   /** Address of the management API; default `host`. */
@@ -76,6 +79,8 @@ export interface ServiceConfig {
   nbdTlsKey?: string
   /** NBD pre-shared keys (`identity:hexkey [EXPORT…]` lines): NBD clients then authenticate with one. */
   nbdTlsPskFile?: string
+  /** How `azblob://` and `s3://` vaults reach their stores (config file only: it may hold secrets). */
+  objectStores?: ObjectStoreOptions
 }
 
 /** Defaults of the connection caps and timeouts (docs/configuration.md). */
@@ -125,6 +130,13 @@ export const SERVICE_OPTIONS: OptionSpec[] = [
     type: 'string',
     default: './cairn-data',
     help: 'data folder',
+  },
+  {
+    key: 'catalog',
+    flag: 'catalog',
+    env: 'CAIRN_CATALOG',
+    type: 'string',
+    help: 'catalog URL: sqlite:PATH or postgres://USER:PASSWORD@HOST:PORT/DB (default sqlite:DATA/catalog.db)',
   },
   {
     key: 'host',
@@ -504,7 +516,8 @@ export function resolveConfig(sources: ConfigSources = {}): ServiceConfig {
     const v = pick(spec, file)
     if (v !== undefined) out[spec.key] = v
   }
-  const known = new Set(SERVICE_OPTIONS.map((s) => s.key as string))
+  const known = new Set([...SERVICE_OPTIONS.map((s) => s.key as string), 'objectStores'])
+  if (file.objectStores !== undefined) out.objectStores = objectStores(file.objectStores, path) as never
   for (const k of Object.keys(file)) {
     if (!known.has(k))
       throw new CairnError('ConfigInvalid', `Cannot use config file ${path}: unknown key "${k}"`)
@@ -553,4 +566,43 @@ function readConfigFile(path: string): Record<string, unknown> {
   } catch (err) {
     throw new CairnError('ConfigInvalid', `Cannot read config file ${path}: ${(err as Error).message}`)
   }
+}
+
+const OBJECT_STORE_FIELDS: Record<string, Record<string, 'string' | 'boolean' | 'number'>> = {
+  azure: { connectionString: 'string', accountKey: 'string', sasToken: 'string', endpoint: 'string' },
+  s3: {
+    endpoint: 'string',
+    region: 'string',
+    pathStyle: 'boolean',
+    accessKeyId: 'string',
+    secretAccessKey: 'string',
+    sessionToken: 'string',
+  },
+  retry: { tries: 'number', baseDelayMs: 'number', maxDelayMs: 'number', timeoutMs: 'number' },
+}
+
+/** The config file's `objectStores` object, each field checked (values are never echoed: they may be secrets). */
+function objectStores(raw: unknown, path: string): ObjectStoreOptions {
+  const bad = (why: string) =>
+    new CairnError('ConfigInvalid', `Cannot use "objectStores" of config file ${path}: ${why}`)
+  const isObject = (v: unknown): v is Record<string, unknown> =>
+    v !== null && typeof v === 'object' && !Array.isArray(v)
+  if (!isObject(raw)) throw bad('expected an object with "azure", "s3", "retry" or "maxSockets"')
+  for (const [section, value] of Object.entries(raw)) {
+    if (section === 'maxSockets') {
+      if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > 256)
+        throw bad('"maxSockets" is a whole number from 1 to 256')
+      continue
+    }
+    const fields = OBJECT_STORE_FIELDS[section]
+    if (!fields) throw bad(`unknown key "${section}"`)
+    if (!isObject(value)) throw bad(`"${section}" is an object`)
+    for (const [k, v] of Object.entries(value)) {
+      const type = fields[k]
+      if (!type) throw bad(`unknown key "${section}.${k}"`)
+      if (typeof v !== type || (type === 'number' && !((v as number) >= 0)))
+        throw bad(`"${section}.${k}" is a ${type === 'number' ? 'number of at least 0' : type}`)
+    }
+  }
+  return raw as ObjectStoreOptions
 }

@@ -76,8 +76,9 @@ export const errorCatalogue = {
   UnsupportedCatalogUrl: spec(
     400,
     EXIT.usage,
-    'The catalog URL names no database Cairn has (PostgreSQL is not supported yet).',
+    'The catalog URL names no database Cairn has (sqlite:PATH or postgres://…).',
   ),
+  CatalogUnavailable: spec(503, EXIT.unavailable, 'The catalog database cannot be reached.'),
 
   // Disk store
   AccountNotFound: spec(404, EXIT.notFound, 'The storage account does not exist.'),
@@ -153,7 +154,27 @@ export const errorCatalogue = {
   UnsupportedVaultLocation: spec(
     400,
     EXIT.usage,
-    'The vault location names no backend Cairn has (object stores are not supported yet).',
+    'The vault location names no backend Cairn has, or an object-store location is malformed or carries a secret.',
+  ),
+  ObjectStoreAuthFailed: spec(
+    502,
+    EXIT.auth,
+    'The object store refused the credentials of the vault (wrong key, SAS, access key or secret, or no permission).',
+  ),
+  ObjectStoreContainerMissing: spec(
+    502,
+    EXIT.notFound,
+    "The bucket or container of the vault's location does not exist; create it first.",
+  ),
+  ObjectStoreClockSkew: spec(
+    502,
+    EXIT.unavailable,
+    "The object store refused a request because this machine's clock differs too much from its own; fix the time (NTP).",
+  ),
+  ObjectStoreUnavailable: spec(
+    503,
+    EXIT.unavailable,
+    'The object store kept failing (5xx, throttling, timeouts or dropped connections) after every retry.',
   ),
   RecoveryPointNotFound: spec(404, EXIT.notFound, 'The recovery point does not exist.'),
   RecoveryPointDiskNotFound: spec(404, EXIT.notFound, 'The recovery point holds no disk of that name.'),
@@ -206,7 +227,25 @@ export const errorCatalogue = {
     'The command stopped waiting for its job (Ctrl-C); the job goes on in the service.',
   ),
   TooManySubscribers: spec(503, EXIT.unavailable, 'The event stream has as many clients as it serves.'),
-  // Recovery point mounts (docs/filerecovery.md)
+  // File systems inside recovery points (src/filesystems, docs/filesystems.md)
+  FileSystemCorrupt: spec(
+    422,
+    EXIT.integrity,
+    'The partition table or file system is damaged: a bad magic or checksum, a loop, or data past the volume end.',
+  ),
+  FileSystemUnsupported: spec(
+    422,
+    EXIT.usage,
+    'The volume holds a file system or feature Cairn cannot browse (LVM, XFS, encryption, …); the message names it.',
+  ),
+  FileSystemPathNotFound: spec(404, EXIT.notFound, 'No file or directory at this path in the file system.'),
+  FileSystemWrongType: spec(
+    400,
+    EXIT.usage,
+    'The path names a file where a directory is needed, a directory where a file is needed, or no symlink.',
+  ),
+  // File recovery (docs/filerecovery.md)
+  RangeNotSatisfiable: spec(416, EXIT.usage, 'The byte range asked for starts past the end of the file.'),
   MountNotFound: spec(
     404,
     EXIT.notFound,
@@ -279,6 +318,11 @@ export const errorCatalogue = {
     409,
     EXIT.conflict,
     'A recovery point holds this snapshot; stop protection or force the delete.',
+  ),
+  DiskAttached: spec(
+    409,
+    EXIT.conflict,
+    'A VM uses this disk; it cannot be deleted, even forced, until the VM lets go of it (vm delete).',
   ),
 } as const satisfies Record<string, ErrorSpec>
 

@@ -159,9 +159,14 @@ export class VaultCore {
     return { ...rp, consistency: CONSISTENCY_OF_STORED.get(rp.consistency) ?? rp.consistency }
   }
 
-  async writeManifest(rp: RecoveryPoint): Promise<void> {
+  /** A manifest record as `rp/<id>` holds it. */
+  encodeManifest(rp: RecoveryPoint): Buffer {
     const stored = { ...rp, consistency: STORED_CONSISTENCY[rp.consistency] ?? rp.consistency }
-    const ok = await this.backend.create(`rp/${rp.id}`, encodeRecord('MANI', 1, stored, this.recordKey))
+    return encodeRecord('MANI', 1, stored, this.recordKey)
+  }
+
+  async writeManifest(rp: RecoveryPoint): Promise<void> {
+    const ok = await this.backend.create(`rp/${rp.id}`, this.encodeManifest(rp))
     if (!ok) throw new CairnError('Internal', `Cannot commit recovery point "${rp.id}": the id is taken`)
   }
 

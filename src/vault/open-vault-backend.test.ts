@@ -5,9 +5,11 @@ import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { pathToFileURL } from 'node:url'
 import { CairnError } from '../util/index.js'
+import { AzureBlobVaultBackend } from './azure-blob-vault-backend.js'
 import { FsVaultBackend } from './fs-vault-backend.js'
 import { MemoryVaultBackend } from './memory-vault-backend.js'
 import { openVaultBackend } from './open-vault-backend.js'
+import { S3VaultBackend } from './s3-vault-backend.js'
 
 function refused(location: string, pattern: RegExp): void {
   assert.throws(
@@ -58,13 +60,58 @@ describe('openVaultBackend', () => {
     MemoryVaultBackend.drop('factory-a')
   })
 
-  it('refuses object stores until they exist, naming the scheme and what works', () => {
-    refused(
-      's3://bucket/vaults/offsite',
-      /s3:\/\/ object stores are not supported yet.*absolute path.*file:\/\/\//,
+  it('opens azblob:// and s3:// locations on their backends, keeping only the non-secret parameters', () => {
+    const env = { AZURE_STORAGE_KEY: 'a2V5', AWS_ACCESS_KEY_ID: 'id', AWS_SECRET_ACCESS_KEY: 'secret' }
+    const az = openVaultBackend('azblob://acct1/vaults/site-a/', { objectStores: { env } })
+    assert.ok(az instanceof AzureBlobVaultBackend)
+    assert.equal(az.kind, 'azure')
+    assert.equal(az.location, 'azblob://acct1/vaults/site-a')
+    const s3 = openVaultBackend(
+      's3://my.bucket/a/b?region=eu-west-1&path-style=true&endpoint=http%3A%2F%2F127.0.0.1%3A9000',
+      {
+        objectStores: { env },
+      },
     )
-    refused('azblob://account/container', /azblob:\/\/ object stores are not supported yet/)
-    refused('S3://bucket', /s3:\/\/ object stores/)
+    assert.ok(s3 instanceof S3VaultBackend)
+    assert.equal(s3.kind, 's3')
+    assert.equal(
+      s3.location,
+      's3://my.bucket/a/b?endpoint=http%3A%2F%2F127.0.0.1%3A9000&region=eu-west-1&path-style=true',
+    )
+    assert.equal(openVaultBackend('S3://bucket', { objectStores: { env } }).kind, 's3')
+  })
+
+  it('refuses object-store locations that carry secrets or bad names, never echoing the secret', () => {
+    const env = { AZURE_STORAGE_KEY: 'a2V5', AWS_ACCESS_KEY_ID: 'id', AWS_SECRET_ACCESS_KEY: 'secret' }
+    const refusedHere = (location: string, pattern: RegExp) =>
+      assert.throws(
+        () => openVaultBackend(location, { objectStores: { env } }),
+        (err: unknown) => {
+          assert.ok(err instanceof CairnError)
+          assert.equal(err.code, 'UnsupportedVaultLocation', err.message)
+          assert.match(err.message, pattern)
+          assert.doesNotMatch(err.message, /hunter2|sig=|AKIASECRET/)
+          return true
+        },
+        location,
+      )
+    refusedHere('s3://AKIASECRET:hunter2@bucket/x', /credentials never go in a location/)
+    refusedHere('azblob://acct1/c1/x?sig=hunter2&sv=2020', /"sig" is not a location parameter/)
+    refusedHere('s3://bucket/x?secret=hunter2', /"secret" is not a location parameter/)
+    refusedHere('s3://Bad_Bucket/x', /not a bucket name/)
+    refusedHere('azblob://acct1', /names no container/)
+    refusedHere('azblob://ACCT/c1', /not a storage account name/)
+    refusedHere('azblob://acct1/c--1', /not a container name/)
+    refusedHere('s3://bucket/x?endpoint=ftp://h', /not an http/)
+    refusedHere('s3://bucket/../x', /"\." or "\.\." part/)
+  })
+
+  it('an object store without credentials in the options or the environment is ObjectStoreAuthFailed', () => {
+    for (const location of ['azblob://acct1/vaults', 's3://bucket'])
+      assert.throws(
+        () => openVaultBackend(location, { objectStores: { env: {} } }),
+        (err: unknown) => err instanceof CairnError && err.code === 'ObjectStoreAuthFailed',
+      )
   })
 
   it('refuses relative paths, unknown schemes, remote file URLs and bad memory names', () => {

@@ -57,3 +57,22 @@ export function selectRetained(points: { id: string; time: Date }[], policy: Ret
   }
   return keep
 }
+
+const SPAN_DAYS: [keyof RetentionPolicy, number][] = [
+  ['keepHourly', 1 / 24],
+  ['keepDaily', 1],
+  ['keepWeekly', 7],
+  ['keepMonthly', 31],
+  ['keepYearly', 366],
+]
+
+/**
+ * How long count rules can keep a point at most (ms): the longest rule's periods, e.g. keepMonthly 12
+ * → 372 days; null when only keepLast (or nothing) applies. A copy made under these rules is retained
+ * that long on an immutable vault.
+ */
+export function retentionSpan(policy: RetentionPolicy): number | null {
+  let days = 0
+  for (const [rule, d] of SPAN_DAYS) days = Math.max(days, (policy[rule] ?? 0) * d)
+  return days > 0 ? Math.ceil(days * 86_400_000) : null
+}

@@ -7,13 +7,18 @@ import { describe, it } from 'node:test'
 import { pathToFileURL } from 'node:url'
 import { CATALOG_DIALECTS, openCatalog } from '../catalog/index.js'
 import type { CairnError } from '../util/index.js'
+import type { ObjectStoreOptions } from './_object-store-location.js'
 import { bufferSink, bufferSource, textBytes } from './_testing.js'
 import { MemoryVaultBackend } from './memory-vault-backend.js'
+import { AZURE_BACKEND, openPlace, S3_BACKEND } from './vault-backend.contract.js'
 import { VaultRegistry } from './vault-registry.js'
 
 async function withRegistry(
   dialect: (typeof CATALOG_DIALECTS)[number],
-  fn: (dir: string, open: (memoryVaults?: boolean) => VaultRegistry) => Promise<void>,
+  fn: (
+    dir: string,
+    open: (memoryVaults?: boolean, objectStores?: ObjectStoreOptions) => VaultRegistry,
+  ) => Promise<void>,
 ): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'cairn-registry-'))
   const data = join(dir, 'data')
@@ -21,8 +26,13 @@ async function withRegistry(
   const catalog = await openCatalog(dialect.url(data))
   const registries: VaultRegistry[] = []
   try {
-    await fn(dir, (memoryVaults = false) => {
-      const r = new VaultRegistry(catalog, { dataDir: data, workers: 1, memoryVaults })
+    await fn(dir, (memoryVaults = false, objectStores = undefined) => {
+      const r = new VaultRegistry(catalog, {
+        dataDir: data,
+        workers: 1,
+        memoryVaults,
+        ...(objectStores ? { objectStores } : {}),
+      })
       registries.push(r)
       return r
     })
@@ -60,14 +70,54 @@ for (const dialect of CATALOG_DIALECTS)
       })
     })
 
-    it('refuses s3:// and azblob:// locations with UnsupportedVaultLocation and registers nothing', async () => {
-      await withRegistry(dialect, async (_dir, open) => {
-        const r = open()
-        await assert.rejects(r.create('s3', { location: 's3://bucket/vaults/s3' }), unsupported(/s3:\/\//))
-        await assert.rejects(r.create('az', { location: 'azblob://acct/vaults' }), unsupported(/azblob:\/\//))
-        await assert.rejects(r.create('ftp', { location: 'ftp://host/x' }), unsupported(/"ftp:"/))
-        assert.deepEqual(await r.list(), [])
+    for (const store of [AZURE_BACKEND, S3_BACKEND])
+      it(`makes a vault on ${store.name}, opens it again after a restart and refuses a second one there`, async () => {
+        const place = await store.place()
+        try {
+          await withRegistry(dialect, async (_dir, open) => {
+            const reg = () => open(false, place.options?.objectStores)
+            const first = reg()
+            const info = await first.create('offsite', { location: place.url })
+            assert.equal(info.backend, store === AZURE_BACKEND ? 'azure' : 's3')
+            assert.equal(info.location, openPlace(place).location)
+            const data = textBytes(70_000)
+            const rp = await (await first.open('offsite')).backup({
+              item: { kind: 'disk', name: 'a' },
+              sources: [bufferSource('os', data)],
+            })
+            await assert.rejects(
+              first.create('again', { location: place.url }),
+              (e: CairnError) => e.code === 'VaultAlreadyExists',
+            )
+            const again = reg()
+            const sink = bufferSink(data.length)
+            await (await again.open('offsite')).restore(rp.id, 'os', sink)
+            assert.ok(sink.data.equals(data))
+          })
+        } finally {
+          await place.cleanup()
+        }
       })
+
+    it('refuses an object-store place that holds objects but no vault, and unknown schemes', async () => {
+      const place = await S3_BACKEND.place()
+      try {
+        await withRegistry(dialect, async (_dir, open) => {
+          const backend = openPlace(place)
+          await backend.put('someone-else/file', Buffer.from('x'))
+          const r = open(false, place.options?.objectStores)
+          await assert.rejects(r.create('s3', { location: place.url }), (e: CairnError) => {
+            assert.equal(e.code, 'VaultLocationNotAllowed', e.message)
+            assert.match(e.message, /holds 1 objects and no Cairn vault/)
+            return true
+          })
+          await assert.rejects(r.create('ftp', { location: 'ftp://host/x' }), unsupported(/"ftp:"/))
+          assert.deepEqual(await r.list(), [])
+          await backend.close?.()
+        })
+      } finally {
+        await place.cleanup()
+      }
     })
 
     it('keeps memory:// vaults to registries made for tests', async () => {

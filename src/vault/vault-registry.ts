@@ -2,6 +2,7 @@ import { join } from 'node:path'
 import type { Catalog } from '../catalog/index.js'
 import { CairnError } from '../util/index.js'
 import type { VaultCredentials } from './_keys.js'
+import type { ObjectStoreOptions } from './_object-store-location.js'
 import { openVaultBackend } from './open-vault-backend.js'
 import { Vault } from './vault.js'
 import type { VaultBackend } from './vault-backend.js'
@@ -44,6 +45,7 @@ export class VaultRegistry {
   readonly #protectedItems: (vault: string) => Promise<string[]>
   readonly #memoryVaults: boolean
   readonly #now: (() => number) | undefined
+  readonly #objectStores: ObjectStoreOptions | undefined
   readonly #open = new Map<string, Promise<Vault>>()
 
   /**
@@ -51,7 +53,8 @@ export class VaultRegistry {
    * key files); `openPacks`: pack files a restore keeps open while idle.
    * `protectedItems` names the items a layer above protects in a vault: its data is not deleted while
    * there are any. `memoryVaults` lets tests create vaults at `memory://NAME` locations; `now` is a
-   * test-only clock the vaults judge retention, soft delete and immutability by.
+   * test-only clock the vaults judge retention, soft delete and immutability by; `objectStores`: how
+   * `azblob://` and `s3://` vaults reach their stores (credentials default to the environment).
    */
   constructor(
     catalog: Catalog,
@@ -63,6 +66,7 @@ export class VaultRegistry {
       protectedItems?: (vault: string) => Promise<string[]>
       memoryVaults?: boolean
       now?: () => number
+      objectStores?: ObjectStoreOptions
     },
   ) {
     this.#catalog = catalog
@@ -73,6 +77,7 @@ export class VaultRegistry {
     this.#protectedItems = options.protectedItems ?? (async () => [])
     this.#memoryVaults = options.memoryVaults ?? false
     this.#now = options.now
+    this.#objectStores = options.objectStores
   }
 
   /** Makes a vault (or, with `attach`, registers one that exists at `location`). */
@@ -85,6 +90,8 @@ export class VaultRegistry {
       scryptN?: number
       /** Soft delete and immutability of a new vault (default soft delete Enabled, 14 days). */
       settings?: VaultSettingsChange
+      /** A new encrypted vault takes the vault key of this (unlocked) vault: copies between them send ciphertext. */
+      sameKeyAs?: string
     } = {},
   ): Promise<VaultInfo> {
     if (!NAME.test(name)) {
@@ -104,7 +111,7 @@ export class VaultRegistry {
     const scheme = URL_LIKE.exec(requested)?.[1]?.toLowerCase()
     const backend =
       scheme !== undefined && scheme !== 'file'
-        ? this.#openBackend(requested)
+        ? await this.#openObjectStore(name, requested, options.attach === true)
         : this.#openBackend(
             await checkVaultLocation(requested, {
               name,
@@ -122,6 +129,7 @@ export class VaultRegistry {
           ...(options.encryption ? { encryption: options.encryption } : {}),
           ...(options.scryptN !== undefined ? { scryptN: options.scryptN } : {}),
           ...(options.settings ? { settings: options.settings } : {}),
+          ...(options.sameKeyAs ? { sameKeyAs: await this.open(options.sameKeyAs) } : {}),
         })
     const row = {
       name,
@@ -267,12 +275,43 @@ export class VaultRegistry {
     return backend
   }
 
+  /**
+   * The backend of a new vault at a location with a scheme (an object store, or memory in tests):
+   * refused when another vault is at, inside or around the same place, or when the place holds
+   * objects but no vault (or, attaching, no vault).
+   */
+  async #openObjectStore(name: string, location: string, attach: boolean): Promise<VaultBackend> {
+    const backend = this.#openBackend(location)
+    const what = `Cannot put vault "${name}" at ${backend.location}`
+    const place = placeOf(backend.location)
+    for (const other of await this.list()) {
+      const theirs = placeOf(other.location)
+      if (theirs === place)
+        throw new CairnError('VaultAlreadyExists', `${what}: vault "${other.name}" is there already`)
+      if (place.startsWith(`${theirs}/`) || theirs.startsWith(`${place}/`))
+        throw new CairnError(
+          'VaultLocationNotAllowed',
+          `${what}: it overlaps vault "${other.name}" at ${other.location}`,
+        )
+    }
+    const objects = await backend.list('')
+    const holds = objects.some((o) => o.name === 'config')
+    if (attach && !holds)
+      throw new CairnError('VaultLocationNotAllowed', `${what}: there is no vault to attach`)
+    if (!attach && objects.length > 0 && !holds)
+      throw new CairnError(
+        'VaultLocationNotAllowed',
+        `${what}: the place holds ${objects.length} objects and no Cairn vault; give an empty prefix`,
+      )
+    return backend
+  }
+
   /** The backend of a location, through the one factory; memory vaults only where allowed (tests). */
   #openBackend(location: string): VaultBackend {
-    const backend = openVaultBackend(
-      location,
-      this.#openPacks !== undefined ? { openFiles: this.#openPacks } : {},
-    )
+    const backend = openVaultBackend(location, {
+      ...(this.#openPacks !== undefined ? { openFiles: this.#openPacks } : {}),
+      ...(this.#objectStores ? { objectStores: this.#objectStores } : {}),
+    })
     if (backend.kind === 'memory' && !this.#memoryVaults) {
       throw new CairnError(
         'UnsupportedVaultLocation',
@@ -320,6 +359,11 @@ export class VaultRegistry {
       unlocked: r.encrypted === 0 || this.#open.has(r.name),
     }
   }
+}
+
+/** A location without its query (`s3://bucket/prefix`): where the objects are, whatever the endpoint spelling. */
+function placeOf(location: string): string {
+  return location.replace(/\?.*$/s, '').replace(/\/+$/, '')
 }
 
 /** The first few of `ids`, and how many more. */

@@ -9,10 +9,9 @@ import { decodeRecord, encodeRecord } from './_record.js'
 import { bufferSink, bufferSource, mixedImage, scatterWrites, textBytes } from './_testing.js'
 import { fileSink } from './file-sink.js'
 import { fileSource } from './file-source.js'
-import { openVaultBackend } from './open-vault-backend.js'
 import type { BackupSource } from './types.js'
 import { Vault } from './vault.js'
-import { type BackendUnderTest, ENGINE_BACKENDS, FS_BACKEND } from './vault-backend.contract.js'
+import { type BackendUnderTest, ENGINE_BACKENDS, FS_BACKEND, openPlace } from './vault-backend.contract.js'
 import type { VaultBackend } from './vault-backend.js'
 
 const MiB = 1024 * 1024
@@ -28,14 +27,14 @@ async function withVault(
 ): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'cairn-vault-'))
   const place = await backend.place()
-  const v = await Vault.create(openVaultBackend(place.url), {
+  const v = await Vault.create(openPlace(place), {
     ...(options.encrypted ? { encryption: { passphrase: 'correct horse' }, scryptN: 1024 } : {}),
     ...(options.softDelete ? { settings: { softDelete: { state: options.softDelete } } } : {}),
     packSize: 4 * MiB,
     workers: 2,
   })
   try {
-    await fn(v, dir, () => openVaultBackend(place.url))
+    await fn(v, dir, () => openPlace(place))
   } finally {
     await v.close()
     await place.cleanup()
@@ -285,11 +284,15 @@ for (const backend of ENGINE_BACKENDS)
     it('prune and gc running during a backup delete nothing it needs', async () => {
       await withVault(backend, async (v) => {
         const img = randomBytes(8 * MiB)
+        let rounds = 0
+        // Each read is slow, and the last one waits for two prune and gc rounds: however fast the
+        // backend, they overlap the backup.
         const slow = (data: Buffer): BackupSource => ({
           name: 'os',
           size: data.length,
           read: async (o, l) => {
             await new Promise((r) => setTimeout(r, 120))
+            while (o + l >= data.length && rounds < 2) await new Promise((r) => setTimeout(r, 20))
             return Buffer.from(data.subarray(o, o + l))
           },
           ranges: async () => [{ start: 0, end: data.length }],
@@ -303,7 +306,6 @@ for (const backend of ENGINE_BACKENDS)
         void running.finally(() => {
           settled = true
         })
-        let rounds = 0
         while (!settled) {
           await v.prune({ policy: { keepLast: 1 } })
           await v.gc({ repackBelow: 1 })
@@ -502,7 +504,7 @@ for (const backend of ENGINE_BACKENDS)
     it('a wrong passphrase is a clear error and a changed passphrase opens the same data', async () => {
       const place = await backend.place()
       try {
-        const v = await Vault.create(openVaultBackend(place.url), {
+        const v = await Vault.create(openPlace(place), {
           encryption: { passphrase: 'one' },
           scryptN: 1024,
         })
@@ -511,19 +513,16 @@ for (const backend of ENGINE_BACKENDS)
         await v.changeKey({ passphrase: 'two' }, { scryptN: 1024 })
         await v.close()
         await assert.rejects(
-          Vault.open(openVaultBackend(place.url), { passphrase: 'one' }),
+          Vault.open(openPlace(place), { passphrase: 'one' }),
           (e: CairnError) => e.code === 'VaultKeyInvalid',
         )
-        await assert.rejects(
-          Vault.open(openVaultBackend(place.url)),
-          (e: CairnError) => e.code === 'VaultKeyRequired',
-        )
-        const v2 = await Vault.open(openVaultBackend(place.url), { passphrase: 'two' })
+        await assert.rejects(Vault.open(openPlace(place)), (e: CairnError) => e.code === 'VaultKeyRequired')
+        const v2 = await Vault.open(openPlace(place), { passphrase: 'two' })
         assert.ok((await restored(v2, rp.id, 'os', img.length)).equals(img))
         await v2.changeKey({ keyFile: randomBytes(32) })
         await v2.close()
         await assert.rejects(
-          Vault.open(openVaultBackend(place.url), { passphrase: 'two' }),
+          Vault.open(openPlace(place), { passphrase: 'two' }),
           (e: CairnError) => e.code === 'VaultKeyRequired',
         )
       } finally {

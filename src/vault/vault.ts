@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { CairnError } from '../util/index.js'
 import { type BackupOptions, runBackup } from './_backup.js'
 import { ChunkPool } from './_chunk-pool.js'
+import { type CopyOptions, type CopyReport, runCopy } from './_copy.js'
 import { type VaultConfig, VaultCore } from './_core.js'
 import { FANOUT, LEAF_SPAN } from './_disk-tree.js'
 import {
@@ -51,6 +52,11 @@ export interface CreateVaultOptions {
   encryption?: VaultCredentials
   /** scrypt cost for the passphrase wrap (default 65536). */
   scryptN?: number
+  /**
+   * Use the vault key of this (open, encrypted) vault, wrapped by `encryption`: copies between the two
+   * then send chunks as ciphertext, without re-encrypting (docs/vault.md "Copies").
+   */
+  sameKeyAs?: Vault
   chunkSize?: number
   packSize?: number
   /** zstd level, 0 to store uncompressed (default 1). */
@@ -121,8 +127,15 @@ export class Vault {
       (options.now ?? Date.now)(),
     )
     let master: Buffer | null = null
+    const shared = options.sameKeyAs ? options.sameKeyAs.#core.keys : undefined
+    if (options.sameKeyAs && (!shared || !options.encryption)) {
+      throw new CairnError(
+        'InvalidRequest',
+        `Cannot create a vault at ${backend.location} with the key of another: ${shared ? 'give a passphrase or key file to protect it' : 'that vault is not encrypted'}`,
+      )
+    }
     if (options.encryption) {
-      master = newVaultKey()
+      master = shared ? Buffer.concat([shared.dataKey, shared.idKey]) : newVaultKey()
       await backend.put(
         'keys',
         await wrapKey(master, options.encryption, options.scryptN ?? DEFAULT_SCRYPT_N),
@@ -301,6 +314,17 @@ export class Vault {
   /** The vault's clock (the machine's, unless a test gave one). */
   now(): number {
     return this.#core.now()
+  }
+
+  /**
+   * Copies recovery points into another vault (any backend): only the chunks it lacks, as ciphertext
+   * when both vaults have the same key, re-encrypted otherwise; each point's manifest after its chunks.
+   * With `resumeFrom` (the report of a run cut short) and the same `lockId`, goes on where it stopped.
+   */
+  copyTo(target: Vault, options: CopyOptions & { resumeFrom?: CopyReport } = {}): Promise<CopyReport> {
+    this.#open()
+    target.#open()
+    return runCopy(this.#core, target.#core, options)
   }
 
   /** Writes a disk of a recovery point into a sink. */

@@ -44,12 +44,14 @@ export async function putPages(
   signal: AbortSignal,
   leaseId?: string,
 ) {
-  await client.raw('PUT', `${diskPath(d)}/pages`, {
+  const res = await client.raw('PUT', `${diskPath(d)}/pages`, {
     query: { offset, leaseId },
     body: data,
     headers: { 'content-type': 'application/octet-stream' },
     signal,
   })
+  // Read the (empty) answer to its end: only then does the request let go of the signal and its socket.
+  await res.arrayBuffer()
 }
 
 /** GETs bytes of a disk or snapshot. */

@@ -159,13 +159,16 @@ const modeText = (e: FileEntry) => {
 export const fileBrowseCommands: CommandDef[] = [
   {
     name: 'rp volumes',
-    summary: 'The partitions and file systems of every disk of a recovery point, and whether they can be browsed',
+    summary:
+      'The partitions and file systems of every disk of a recovery point, and whether they can be browsed',
     args: [{ name: 'VM', help: 'a protected VM' }],
     options: [rpOpt, vaultOpt],
     async run({ args, opts, client, out }) {
       const vm = args.VM!
       const vault = await itemVault(client, vm, opts)
-      const r = await client.get<{ items: PointVolume[] }>(`${pointPath(vault, vm, opts.rp as string)}/volumes`)
+      const r = await client.get<{ items: PointVolume[] }>(
+        `${pointPath(vault, vm, opts.rp as string)}/volumes`,
+      )
       out.result(r.items, (rows) =>
         out.table(rows, [
           { header: 'disk', value: (v) => v.disk },
@@ -207,7 +210,10 @@ export const fileBrowseCommands: CommandDef[] = [
           { header: 'gid', value: (e) => e.gid, align: 'right' },
           { header: 'size', value: (e) => e.size, align: 'right' },
           { header: 'modified', value: (e) => new Date(e.mtime).toISOString() },
-          { header: 'name', value: (e) => (e.type === 'symlink' ? `${e.name} -> ${e.target ?? ''}` : e.name) },
+          {
+            header: 'name',
+            value: (e) => (e.type === 'symlink' ? `${e.name} -> ${e.target ?? ''}` : e.name),
+          },
         ]),
       )
     },
@@ -223,7 +229,11 @@ export const fileBrowseCommands: CommandDef[] = [
     options: [
       rpOpt,
       { name: 'to', type: 'string', value: 'DIR|FILE.tar|FILE.zip', help: 'where to put it', required: true },
-      { name: 'job', type: 'boolean', help: 'the service writes the archive (a host path under its export root), as a job' },
+      {
+        name: 'job',
+        type: 'boolean',
+        help: 'the service writes the archive (a host path under its export root), as a job',
+      },
       { name: 'overwrite', type: 'boolean', help: 'replace files that exist' },
       ...locationOpts,
       vaultOpt,
@@ -236,7 +246,12 @@ export const fileBrowseCommands: CommandDef[] = [
       const to = opts.to as string
       const format = to.endsWith('.zip') ? 'zip' : 'tar'
       if (opts.job === true) {
-        const partition = opts.partition === undefined ? undefined : opts.partition === 'disk' ? 'disk' : Number(opts.partition)
+        const partition =
+          opts.partition === undefined
+            ? undefined
+            : opts.partition === 'disk'
+              ? 'disk'
+              : Number(opts.partition)
         const job = await client.post<Job, ArchiveJobRequest>(`${base}/archive`, {
           path: args.PATH!,
           format,
@@ -250,30 +265,42 @@ export const fileBrowseCommands: CommandDef[] = [
       }
       const query = { path: args.PATH!, ...locationQuery(opts) }
       if (to.endsWith('.tar') || to.endsWith('.zip')) {
-        if (!opts.overwrite && existsSync(to)) throw new CairnError('UsageError', `Cannot write ${to}: it exists (--overwrite replaces it)`)
+        if (!opts.overwrite && existsSync(to))
+          throw new CairnError('UsageError', `Cannot write ${to}: it exists (--overwrite replaces it)`)
         const res = await client.raw('GET', `${base}/archive`, { query: { ...query, format } })
         await pipeline(Readable.fromWeb(res.body as never), createWriteStream(to))
-        return out.result({ path: to, format, bytes: statSync(to).size }, (r) => out.line(`wrote ${r.path} (${formatBytes(r.bytes)})`))
+        return out.result({ path: to, format, bytes: statSync(to).size }, (r) =>
+          out.line(`wrote ${r.path} (${formatBytes(r.bytes)})`),
+        )
       }
       // Into a folder: a file as it is, a folder extracted from the service's tar.
       mkdirSync(to, { recursive: true })
       const entry = await client.get<FileEntry>(`${base}/file`, query)
       if (entry.type === 'file') {
         const target = join(to, entry.name)
-        if (!opts.overwrite && existsSync(target)) throw new CairnError('UsageError', `Cannot write ${target}: it exists (--overwrite replaces it)`)
+        if (!opts.overwrite && existsSync(target))
+          throw new CairnError('UsageError', `Cannot write ${target}: it exists (--overwrite replaces it)`)
         const res = await client.raw('GET', `${base}/file/content`, { query })
-        await pipeline(Readable.fromWeb(res.body as never), createWriteStream(target, { mode: entry.mode & 0o777 }))
+        await pipeline(
+          Readable.fromWeb(res.body as never),
+          createWriteStream(target, { mode: entry.mode & 0o777 }),
+        )
         utimesSync(target, new Date(entry.mtime), new Date(entry.mtime))
-        return out.result({ path: target, bytes: entry.size }, (r) => out.line(`wrote ${r.path} (${formatBytes(r.bytes)})`))
+        return out.result({ path: target, bytes: entry.size }, (r) =>
+          out.line(`wrote ${r.path} (${formatBytes(r.bytes)})`),
+        )
       }
       const res = await client.raw('GET', `${base}/archive`, { query: { ...query, format: 'tar' } })
       const n = await extractTar(Readable.fromWeb(res.body as never), to, opts.overwrite === true)
-      out.result({ path: to, ...n }, (r) => out.line(`extracted ${r.entries} entries (${formatBytes(r.bytes)}) into ${r.path}`))
+      out.result({ path: to, ...n }, (r) =>
+        out.line(`extracted ${r.entries} entries (${formatBytes(r.bytes)}) into ${r.path}`),
+      )
     },
   },
   {
     name: 'rp history',
-    summary: 'The versions of one file across every recovery point of a VM (size, mtime, SHA-256), identical ones merged',
+    summary:
+      'The versions of one file across every recovery point of a VM (size, mtime, SHA-256), identical ones merged',
     args: [
       { name: 'VM', help: 'a protected VM' },
       { name: 'PATH', help: 'a file inside the file system' },
@@ -304,7 +331,11 @@ export const fileBrowseCommands: CommandDef[] = [
  * Extracts a tar stream into `dir`: files with their modes and mtimes, folders, symlinks and hard links
  * as they are; an entry whose path would leave `dir` is refused.
  */
-async function extractTar(stream: Readable, dir: string, overwrite: boolean): Promise<{ entries: number; bytes: number }> {
+async function extractTar(
+  stream: Readable,
+  dir: string,
+  overwrite: boolean,
+): Promise<{ entries: number; bytes: number }> {
   const root = resolve(dir)
   const inside = (name: string) => {
     const p = resolve(root, name)

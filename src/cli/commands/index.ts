@@ -5,7 +5,7 @@ import { auditCommands } from './audit-commands.js'
 import { authCommands } from './auth-commands.js'
 import { backupCommands } from './backup-commands.js'
 import { diskCommands } from './disk-commands.js'
-import { fileRecoveryCommands } from './file-recovery-commands.js'
+import { fileBrowseCommands, fileRecoveryCommands } from './file-recovery-commands.js'
 import { guardCommands } from './guard-commands.js'
 import { jobCommands } from './job-commands.js'
 import { policyCommands } from './policy-commands.js'
@@ -15,6 +15,7 @@ import { rpCommands } from './rp-commands.js'
 import { systemCommands } from './system-commands.js'
 import { userCommands } from './user-commands.js'
 import { vaultCommands } from './vault-commands.js'
+import { vaultCopyCommands } from './vault-copy-commands.js'
 import { vaultSafetyCommands } from './vault-safety-commands.js'
 
 /** Every command of the cairn CLI, in help order. */
@@ -24,11 +25,13 @@ export const COMMANDS: CommandDef[] = [
   ...accountCommands,
   ...diskCommands,
   ...vaultCommands,
+  ...vaultCopyCommands,
   ...vaultSafetyCommands,
   ...guardCommands,
   ...backupCommands,
   ...rpCommands,
   ...fileRecoveryCommands,
+  ...fileBrowseCommands,
   ...restoreCommands,
   ...jobCommands,
   ...protectionCommands,

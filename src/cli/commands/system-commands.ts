@@ -40,6 +40,12 @@ export const systemCommands: CommandDef[] = [
         help: 'data folder (env CAIRN_DATA; default ./cairn-data)',
       },
       {
+        name: 'catalog',
+        type: 'string',
+        value: 'URL',
+        help: 'catalog: sqlite:PATH or postgres://USER:PASSWORD@HOST:PORT/DB (env CAIRN_CATALOG; default sqlite:DATA/catalog.db)',
+      },
+      {
         name: 'host',
         type: 'string',
         value: 'ADDR',

@@ -33,6 +33,12 @@ export const vaultCommands: CommandDef[] = [
         help: 'absolute folder on the service host, empty or absent (default DATA/vaults/NAME)',
       },
       { name: 'attach', type: 'boolean', help: 'register a vault that already exists at --location' },
+      {
+        name: 'same-key-as',
+        type: 'string',
+        value: 'VAULT',
+        help: 'encrypt with the vault key of this unlocked vault (copies between them send ciphertext)',
+      },
       ...CREDENTIAL_OPTIONS,
     ],
     examples: [
@@ -44,6 +50,7 @@ export const vaultCommands: CommandDef[] = [
         name: args.name!,
         ...(opts.location ? { location: opts.location as string } : {}),
         ...(opts.attach ? { attach: true } : {}),
+        ...(opts['same-key-as'] ? { sameKeyAs: opts['same-key-as'] as string } : {}),
         ...(await credentialFields(opts)),
       }
       const info = await client.post<VaultView, CreateVaultRequest>('/api/v1/vaults', body)
