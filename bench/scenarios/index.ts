@@ -6,6 +6,7 @@ import { filerecovery } from './filerecovery.js'
 import { nbd } from './nbd.js'
 import { protectionBackup } from './protection-backup.js'
 import { protectionPlan } from './protection-plan.js'
+import { scaleOut } from './scale-out.js'
 import { vaultScenario } from './vault.js'
 
 /** Every benchmark scenario, in run order. */
@@ -18,4 +19,5 @@ export const SCENARIOS: BenchScenario[] = [
   protectionPlan,
   protectionBackup,
   filerecovery,
+  scaleOut,
 ]

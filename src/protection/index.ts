@@ -32,6 +32,7 @@ export {
   type PointVolume,
 } from './file-browser.js'
 export {
+  JOB_LEASE_MS,
   type JobBody,
   type JobContext,
   type JobEvent,
@@ -86,6 +87,7 @@ export {
   type VmRecoveryPoint,
   type VmRecoveryPointDisk,
 } from './protection-store.js'
+export { QGA_POST_SCRIPT, QGA_PRE_SCRIPT, QgaAgent, type QgaAgentOptions } from './qga-agent.js'
 export {
   MOUNT_EXPORT_PREFIX,
   MOUNT_HOURS,

@@ -76,6 +76,11 @@ export interface VaultTransfer {
   holdPoints(vault: string, holder: string, points: string[]): Promise<void>
   /** Ends a hold (one already gone is fine). */
   releasePoints(vault: string, holder: string): Promise<void>
+  /**
+   * Deletes a VM's copies in a vault (a policy's copy vault) whose expiry has passed by that vault's
+   * clock, the newest kept; answers their ids (none when the vault is gone).
+   */
+  removeExpiredCopies(vault: string, vm: string): Promise<string[]>
   /** Opens a vault (throws VaultKeyRequired when it is locked, VaultNotFound when absent). */
   openVault(vault: string): Promise<void>
 }
