@@ -27,7 +27,7 @@ export const PointVolume = z
   })
   .openapi('PointVolume')
 
-export const PointVolumeList = z.object({ items: z.array(PointVolume) }).openapi('PointVolumeList')
+export const PointVolumeList = Page(PointVolume).openapi('PointVolumeList')
 
 export const FileEntry = z
   .object({
@@ -96,4 +96,4 @@ export const FileVersion = z
   })
   .openapi('FileVersion')
 
-export const FileHistory = z.object({ items: z.array(FileVersion) }).openapi('FileHistory')
+export const FileHistory = Page(FileVersion).openapi('FileHistory')

@@ -12,7 +12,7 @@ import {
   PointVolumeList,
 } from './_file-browse-schemas.js'
 import { Job } from './_job-schemas.js'
-import { decodeCursor, encodeCursor, pageLimit } from './_page.js'
+import { decodeCursor, encodeCursor, pageLimit, paginate } from './_page.js'
 import type { ApiApp } from './new-api-app.js'
 import { body, errorResponses as errors, json, PageQuery } from './schemas.js'
 
@@ -73,12 +73,17 @@ export function registerFileBrowseRoutes(app: ApiApp, files: FileBrowser): void 
       path: `${P}/volumes`,
       summary:
         'The volumes of every disk of a recovery point: partitions, file systems, whether they can be browsed',
-      request: { params: PointParam },
+      request: { params: PointParam, query: PageQuery },
       responses: { 200: json(PointVolumeList, 'Volumes'), ...errors },
     }),
     async (c) => {
       const p = c.req.valid('param')
-      return c.json({ items: await files.volumes(p.vm, p.rp, { vault: p.vault }) }, 200)
+      const vols = (await files.volumes(p.vm, p.rp, { vault: p.vault })).map((v, i) => ({
+        v,
+        k: String(i).padStart(6, '0'),
+      }))
+      const page = paginate(vols, (x) => [x.k], c.req.valid('query'), 'volumes')
+      return c.json({ ...page, items: page.items.map((x) => x.v) }, 200)
     },
   )
   app.openapi(
@@ -204,13 +209,17 @@ export function registerFileBrowseRoutes(app: ApiApp, files: FileBrowser): void 
       path: '/api/v1/vaults/{vault}/protectedItems/{vm}/fileHistory',
       summary:
         'The versions of one file across every recovery point of a VM (size, mtime, SHA-256), identical ones merged, oldest first',
-      request: { params: ItemParam, query: FileQuery },
+      request: { params: ItemParam, query: FileQuery.extend(PageQuery.shape) },
       responses: { 200: json(FileHistory, 'Versions'), ...errors },
     }),
     async (c) => {
       const p = c.req.valid('param')
       const q = c.req.valid('query')
-      return c.json({ items: await files.history(p.vm, q.path, location(p.vault, q)) }, 200)
+      const versions = await files.history(p.vm, q.path, location(p.vault, q))
+      return c.json(
+        paginate(versions, (v) => [v.points[0]!.time, v.points[0]!.id], q, 'versions'),
+        200,
+      )
     },
   )
 }
