@@ -39,6 +39,11 @@ export interface ProxiedRequest {
   method: string
   url: string
   fault?: Fault['kind']
+  /** Requests in flight when this one arrived (itself included). */
+  concurrent: number
+  /** When it arrived and when its answer was done, on one counter of events. */
+  start: number
+  end?: number
 }
 
 /** The running proxy. */
@@ -58,6 +63,8 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
   const to = new URL(target)
   const sockets = new Set<Socket>()
   const counters = new WeakMap<FaultRule, number>()
+  let events = 0
+  let inFlight = 0
   const proxy: FaultProxy = {
     endpoint: '',
     rules: [],
@@ -82,7 +89,19 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
   }
   const server: Server = createServer((req, res) => {
     const fault = pick(req)
-    proxy.log.push({ method: req.method ?? '', url: req.url ?? '', ...(fault ? { fault: fault.kind } : {}) })
+    inFlight++
+    const entry: ProxiedRequest = {
+      method: req.method ?? '',
+      url: req.url ?? '',
+      ...(fault ? { fault: fault.kind } : {}),
+      concurrent: inFlight,
+      start: events++,
+    }
+    proxy.log.push(entry)
+    res.once('close', () => {
+      inFlight--
+      entry.end = events++
+    })
     void handle(req, res, fault).catch(() => {
       req.socket.destroy()
     })

@@ -2,6 +2,7 @@
 // bodies, a skewed clock) and with bad settings (wrong credentials, missing bucket or container): a
 // backup finishes or fails with one clear error, never leaves a broken point, and verify stays clean.
 import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
 import { after, describe, it } from 'node:test'
 import { CairnError } from '../util/index.js'
 import { type FaultProxy, type FaultRule, startFaultProxy } from './_fault-proxy.js'
@@ -104,6 +105,77 @@ for (const [store, server] of STORES)
         const hit = new Set(proxy.log.map((r) => r.fault).filter((f) => f !== undefined))
         for (const kind of ['status', 'drop-upload', 'truncate', 'slow'])
           assert.ok(hit.has(kind as never), `the proxy injected ${kind} (${[...hit].join(', ')})`)
+      } finally {
+        await v.close()
+        await place.cleanup()
+      }
+    })
+
+    it('a backup uploads packs several at once, never more than four, and commits the manifest after every pack', async () => {
+      const { place, proxy, open } = await placeBehindProxy(store, server)
+      const isPack = (r: { method: string; url: string }) => isPut(r) && r.url.includes('/packs/')
+      proxy.rules.push({ fault: { kind: 'slow', ms: 150 }, match: isPack })
+      const v = await Vault.create(open(), { packSize: 2 * MiB, workers: 2, compressionLevel: 0 })
+      try {
+        const img = randomBytes(40 * MiB)
+        const rp = await v.backup({ item, sources: [bufferSource('os', img)] })
+        const packs = proxy.log.filter(isPack)
+        assert.ok(packs.length >= 20, `${packs.length} pack uploads`)
+        const most = Math.max(...packs.map((r) => r.concurrent))
+        assert.ok(most > 1, 'packs were uploaded in parallel')
+        // Besides the packs, the lock may be in flight too.
+        const packsAtOnce = Math.max(
+          ...packs.map(
+            (p) => packs.filter((q) => q.start <= p.start && (q.end ?? Infinity) > p.start).length,
+          ),
+        )
+        assert.ok(packsAtOnce >= 2 && packsAtOnce <= 4, `${packsAtOnce} packs in flight at once`)
+        const manifest = proxy.log.find((r) => isPut(r) && r.url.includes(`/rp/${rp.id}`))
+        assert.ok(manifest, 'the manifest was written through the proxy')
+        for (const p of packs)
+          assert.ok((p.end ?? Infinity) < manifest.start, 'a pack landed after its manifest')
+      } finally {
+        await v.close()
+        await place.cleanup()
+      }
+    })
+
+    it('a GC stopped after its first delete leaves every point whole, and the next GC finishes the job', async () => {
+      const { place, proxy, open } = await placeBehindProxy(store, server)
+      const v = await Vault.create(open(), {
+        packSize: 2 * MiB,
+        compressionLevel: 0,
+        settings: { softDelete: { state: 'Disabled' } },
+      })
+      try {
+        const keep = randomBytes(6 * MiB)
+        const kept = await v.backup({ item, sources: [bufferSource('os', keep)] })
+        // Garbage, and a half-live pack to repack: a point whose data is partly the kept one's.
+        const mixed = Buffer.concat([keep.subarray(0, 3 * MiB), randomBytes(5 * MiB)])
+        const gone = await v.backup({ item, sources: [bufferSource('os', mixed)] })
+        await v.deleteRecoveryPoint(gone.id)
+        const stop = new AbortController()
+        proxy.rules.push({
+          fault: { kind: 'slow', ms: 0 },
+          match: (r) => {
+            if (r.method === 'DELETE' && r.url.includes('/packs/')) stop.abort()
+            return false
+          },
+        })
+        await assert.rejects(v.gc({ repackBelow: 0.9, signal: stop.signal }))
+        proxy.rules.length = 0
+        const sink = bufferSink(keep.length)
+        await v.restore(kept.id, 'os', sink)
+        assert.ok(sink.data.equals(keep))
+        const again = await v.gc({ repackBelow: 0.9 })
+        assert.ok(again.packsDeleted > 0, 'the second GC deletes what the first left')
+        // 6 MiB live; the deleted point's 5 MiB of its own data and the interrupted repack's copies are gone.
+        const stored = (await v.backend.list('packs/')).reduce((n, o) => n + o.size, 0)
+        assert.ok(stored < 9 * MiB, `${stored} bytes of packs left for 6 MiB of live data`)
+        const sink2 = bufferSink(keep.length)
+        await v.restore(kept.id, 'os', sink2)
+        assert.ok(sink2.data.equals(keep))
+        assert.deepEqual((await v.verify({ readData: true })).problems, [])
       } finally {
         await v.close()
         await place.cleanup()
