@@ -14,6 +14,12 @@ const TOOLS = [
   { command: 'nbdkit', pkg: 'nbdkit', usedBy: 'data-plane tests (a reference NBD server)' },
   { command: 'qemu-img', pkg: 'qemu-utils', usedBy: 'NBD tests (qemu as an NBD client)' },
   { command: 'mkfs.ext4', pkg: 'e2fsprogs', usedBy: 'agent and disk-full tests (small real file systems)' },
+  {
+    command: 'debugfs',
+    pkg: 'e2fsprogs',
+    usedBy: 'file-system reader tests (listings to compare, damaged images)',
+  },
+  { command: 'sgdisk', pkg: 'gdisk', usedBy: 'file-system reader tests (GPT disks)' },
   { command: 'fsfreeze', pkg: 'util-linux', usedBy: 'agent tests (freezing a mounted file system)' },
   // `npm run build` compiles native/crc64.c (the blob API's CRC-64; without it a 6x slower fallback).
   { command: 'gcc', pkg: 'gcc', usedBy: 'the native CRC-64 of the blob API (scripts/build-native.js)' },

@@ -10,6 +10,7 @@ export const LAYERS: Record<string, number> = {
   auth: 2,
   diskstore: 2,
   vault: 2,
+  filesystems: 2,
   protection: 3,
   replication: 3,
   filerecovery: 3,

@@ -5,6 +5,7 @@ import { diskstore } from './diskstore.js'
 import { nbd } from './nbd.js'
 import { protectionBackup } from './protection-backup.js'
 import { protectionPlan } from './protection-plan.js'
+import { scaleOut } from './scale-out.js'
 import { vaultScenario } from './vault.js'
 
 /** Every benchmark scenario, in run order. */
@@ -16,4 +17,5 @@ export const SCENARIOS: BenchScenario[] = [
   vaultScenario,
   protectionPlan,
   protectionBackup,
+  scaleOut,
 ]

@@ -28,10 +28,14 @@ export function createApiApp(ctx: ApiContext): ApiApp {
     c.set('requestId', requestId)
     c.header('x-request-id', requestId)
     const started = performance.now()
-    if (!ctx.accepting() && c.req.path !== '/healthz') {
+    if (!ctx.accepting() && c.req.path !== '/healthz' && c.req.path !== '/readyz') {
       throw new CairnError('ServiceUnavailable', 'The service is shutting down')
     }
     await next()
+    if (ctx.metrics) {
+      const route = c.req.matchedRoutes.findLast((r) => r.method !== 'ALL')?.path ?? 'unmatched'
+      ctx.metrics.observeRequest(c.req.method, route, c.res.status, (performance.now() - started) / 1000)
+    }
     // One line per request only at debug: a guest's I/O or a watching console makes thousands.
     log[c.res.status >= 500 ? 'warn' : 'debug']('request', {
       requestId,

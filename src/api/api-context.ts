@@ -38,6 +38,14 @@ export interface ApiContext {
   info(): ServiceInfo
   /** False while the service shuts down: new requests then get ServiceUnavailable. */
   accepting(): boolean
+  /** Prometheus metrics of the process (GET /metrics); absent, /metrics answers an empty document. */
+  metrics?: {
+    contentType: string
+    render(): Promise<string>
+    observeRequest(method: string, route: string, status: number, seconds: number): void
+  }
+  /** Why the service is not ready for work (GET /readyz answers 503 with it), or undefined when it is. */
+  notReady?: () => Promise<string | undefined>
   /** Identities, roles and the audit log: every route but health and sign-in needs credentials. */
   auth: AuthService
   /** Accounts, containers, disks and snapshots. */

@@ -16,6 +16,9 @@ export type RouteRequirement = Permission | 'authenticated' | 'public'
 export const ROUTE_PERMISSIONS: Readonly<Record<string, RouteRequirement>> = {
   // Service
   'GET /healthz': 'public',
+  // Readiness carries no data (load balancers probe it); metrics do: a Monitoring token reads them.
+  'GET /readyz': 'public',
+  'GET /metrics': 'metrics/read',
   'GET /api/v1/openapi.json': 'system/read',
   'GET /api/v1/status': 'system/read',
   'GET /api/v1/info': 'system/read',

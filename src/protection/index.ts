@@ -25,6 +25,7 @@ export {
 export { type DeleteTarget, type DiskDependent, DiskGuard } from './disk-guard.js'
 export { DiskService, type DiskServiceOptions } from './disk-service.js'
 export {
+  JOB_LEASE_MS,
   type JobBody,
   type JobContext,
   type JobEvent,
@@ -78,6 +79,7 @@ export {
   type VmRecoveryPoint,
   type VmRecoveryPointDisk,
 } from './protection-store.js'
+export { QGA_POST_SCRIPT, QGA_PRE_SCRIPT, QgaAgent, type QgaAgentOptions } from './qga-agent.js'
 export { RegistryVaultTransfer } from './registry-vault-transfer.js'
 export {
   APPROVAL_HOURS,

@@ -1,6 +1,7 @@
 import type { DiskStore } from '../diskstore/index.js'
 import { isCairnError } from '../util/index.js'
 import type { RecoveryPoint, SoftDeletedPoint, VaultRegistry, VaultSettings } from '../vault/index.js'
+import { removeExpiredCopies } from './copy-retention.js'
 import { diskSource, restoreToDisk } from './disk-backup.js'
 import type { VaultTransfer } from './vault-transfer.js'
 
@@ -104,6 +105,17 @@ export class RegistryVaultTransfer implements VaultTransfer {
       throw err
     }
     return new Set((await v.listRecoveryPoints({ item })).map((p) => p.id))
+  }
+
+  async removeExpiredCopies(vault: string, vm: string): Promise<string[]> {
+    let v: Awaited<ReturnType<VaultRegistry['open']>>
+    try {
+      v = await this.#registry.open(vault)
+    } catch (err) {
+      if (isCairnError(err) && err.code === 'VaultNotFound') return []
+      throw err
+    }
+    return removeExpiredCopies(v, vm)
   }
 
   async hasVault(vault: string): Promise<boolean> {

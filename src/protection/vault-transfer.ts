@@ -66,6 +66,11 @@ export interface VaultTransfer {
   listPoints(vault: string, item: string): Promise<Set<string> | undefined>
   /** Whether a vault of this name exists. */
   hasVault(vault: string): Promise<boolean>
+  /**
+   * Deletes a VM's copies in a vault (a policy's copy vault) whose expiry has passed by that vault's
+   * clock, the newest kept; answers their ids (none when the vault is gone).
+   */
+  removeExpiredCopies(vault: string, vm: string): Promise<string[]>
   /** Opens a vault (throws VaultKeyRequired when it is locked, VaultNotFound when absent). */
   openVault(vault: string): Promise<void>
 }

@@ -7,17 +7,20 @@ import { existsSync, mkdirSync, readFileSync, realpathSync, statSync, writeFileS
 import type { Server } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import { isIP } from 'node:net'
-import { join } from 'node:path'
+import { hostname } from 'node:os'
+import { join, resolve } from 'node:path'
 import { createAdaptorServer } from '@hono/node-server'
+import { sql } from 'kysely'
 import { createApiApp, type ListenerTlsInfo, type ServiceInfo } from '../api/index.js'
 import { AuthService } from '../auth/index.js'
 import { BlobApiServer } from '../blobapi/index.js'
-import { type Catalog, JobStore, openCatalog } from '../catalog/index.js'
+import { type Catalog, type Job, JobLeases, JobStore, LeaderLease, openCatalog } from '../catalog/index.js'
 import { type DiskStore, LogDiskStore } from '../diskstore/index.js'
 import { DiskStoreExports, NbdServer } from '../nbd/index.js'
 import {
   type Clock,
   DiskService,
+  JOB_LEASE_MS,
   JobService,
   ProtectionService,
   ProtectionStore,
@@ -38,10 +41,12 @@ import {
   requestActor,
 } from '../util/index.js'
 import { VaultRegistry } from '../vault/index.js'
+import { JobTakeover } from './_job-takeover.js'
 import { close, listen, listenError } from './_listen.js'
 import { LISTENER_DEFAULTS, type ServiceConfig } from './config.js'
 import { DataFolderLock } from './data-folder-lock.js'
 import { type ListenerTls, loadListenerTls } from './listener-tls.js'
+import { ServiceMetrics } from './service-metrics.js'
 import { VaultKeys } from './vault-keys.js'
 import { VERSION } from './version.js'
 
@@ -68,6 +73,9 @@ export interface CairnServiceOptions {
   clock?: Clock
 }
 
+/** How long the scheduler's leader lease lasts without renewal (on a shared catalog). */
+const SCHEDULER_LEASE_MS = 15_000
+
 /** The running service: data folder lock, catalog, engines and every listener. */
 /** Bytes of the disk store's reserve file. */
 const DISK_RESERVE_BYTES = 16 * 1024 * 1024
@@ -78,6 +86,7 @@ export class CairnService {
   readonly #lock: DataFolderLock
   #backups: ProtectionService | undefined
   #scheduler: Scheduler | undefined
+  #takeover: JobTakeover | undefined
   #catalog: Catalog | undefined
   #diskStore: LogDiskStore | undefined
   #vaults: VaultRegistry | undefined
@@ -207,9 +216,16 @@ export class CairnService {
         dataDir: this.config.data,
         vaultFolders: async () => (await vaults.list()).map((v) => v.location),
       })
+      // A shared (PostgreSQL) catalog: jobs are leased to this process, the scheduler elects a leader.
+      const shared = this.#catalog.dialect === 'postgres'
+      const role = this.config.role ?? 'all'
+      const owner = `${hostname()}:${resolve(this.config.data)}`
+      const jobStore = new JobStore(this.#catalog)
+      const leases = new JobLeases(this.#catalog)
       const jobs = new JobService({
-        store: new JobStore(this.#catalog),
+        store: jobStore,
         logger: log.child({ component: 'jobs' }),
+        ...(shared ? { leases: { store: leases, owner, leaseMs: JOB_LEASE_MS } } : {}),
       })
       this.#jobs = jobs
       const backups = new ProtectionService({
@@ -226,9 +242,11 @@ export class CairnService {
             if (isCairnError(err) && err.code === 'VaultNotFound') return undefined
             throw err
           }),
+        // A policy's copies run as copy jobs of the vault service.
+        copyPoints: (request): Promise<Job> => vaultService.copy(request),
       })
       this.#backups = backups
-      this.#vaultService = new VaultService({
+      const vaultService: VaultService = new VaultService({
         vaults,
         jobs,
         diskStore: this.#diskStore,
@@ -236,9 +254,37 @@ export class CairnService {
         reconcileVault: (vault) => backups.reconcileVault(vault),
         guard,
       })
+      this.#vaultService = vaultService
       const diskService = new DiskService({ diskStore: this.#diskStore, jobs, hostPaths })
-      await this.#recoverJobs(jobs, backups, diskService)
+      if (!shared) await this.#recoverJobs(jobs, backups, diskService)
+      else if (role === 'all' || role === 'worker') {
+        // This owner's own jobs of its last run at once, then any whose lease expired, every few seconds.
+        await this.#recoverJobs(
+          jobs,
+          backups,
+          diskService,
+          await leases
+            .claimExpired(owner, { limit: 1000, leaseMs: JOB_LEASE_MS, includeOwn: true })
+            .then((c) => Promise.all(c.map((j) => jobStore.get(j.id)))),
+        )
+        this.#takeover = new JobTakeover({
+          leases,
+          store: jobStore,
+          owner,
+          leaseMs: JOB_LEASE_MS,
+          everyMs: Math.floor(JOB_LEASE_MS / 3),
+          logger: log.child({ component: 'takeover' }),
+          recover: (claimed) => this.#recoverJobs(jobs, backups, diskService, claimed),
+        })
+      }
+      const leader = new LeaderLease(this.#catalog, 'scheduler')
       this.#scheduler = new Scheduler({
+        ...(shared
+          ? {
+              leadership: async () => (await leader.acquire(owner, SCHEDULER_LEASE_MS)).leader,
+              leaderCheckMs: Math.floor(SCHEDULER_LEASE_MS / 3),
+            }
+          : {}),
         store: protection,
         maxConcurrent: this.config.maxBackups ?? 4,
         ...(this.#clock ? { clock: this.#clock } : {}),
@@ -271,7 +317,23 @@ export class CairnService {
       const http = { idleTimeoutMs: c.httpIdleTimeout * 1000, headerTimeoutMs: c.httpHeaderTimeout * 1000 }
       const tls = await loadListenerTls(this.config, log.child({ component: 'tls' }))
       this.#tls = tlsInfo(tls)
+      const catalog = this.#catalog
+      const metrics = new ServiceMetrics({
+        catalog,
+        jobs,
+        diskStore: this.#diskStore,
+        scheduler: () => this.#scheduler,
+      })
       const app = createApiApp({
+        metrics,
+        notReady: async () => {
+          try {
+            await sql`select 1`.execute(catalog.db)
+            return undefined
+          } catch (err) {
+            return `the catalog cannot be reached: ${(err as Error).message}`
+          }
+        },
         logger: log,
         info: () => this.info(),
         accepting: () => this.#accepting,
@@ -338,9 +400,15 @@ export class CairnService {
       this.#listeners.nbd = `${this.#nbd.tls === 'off' ? 'nbd' : 'nbds'}://${urlHost(nbdHost)}:${nbdPort}`
       this.#startedAt = new Date().toISOString()
       this.#accepting = true
-      await this.#scheduler.start()
+      if (role === 'all' || role === 'scheduler') await this.#scheduler.start()
+      await this.#takeover?.start()
       this.#logTls(tls, { api: apiHost, blob: blobHost, nbd: nbdHost })
-      log.info('cairn started', { version: VERSION, data: this.config.data, ...this.#listeners })
+      log.info('cairn started', {
+        version: VERSION,
+        data: this.config.data,
+        ...(role === 'all' ? {} : { role }),
+        ...this.#listeners,
+      })
       if (hostPaths.enabled('import') || hostPaths.enabled('export'))
         log.info('server-side paths allowed', {
           importRoots: this.config.importRoots ?? [],
@@ -429,11 +497,17 @@ export class CairnService {
    * or temporary file, an export's temporary file). A vault that an interrupted backup wrote to gets a
    * GC job once the backup's lock is stale, reclaiming its packs.
    */
-  async #recoverJobs(jobs: JobService, backups: ProtectionService, disks: DiskService): Promise<void> {
+  async #recoverJobs(
+    jobs: JobService,
+    backups: ProtectionService,
+    disks: DiskService,
+    claimed?: Job[],
+  ): Promise<void> {
     const log = this.#logger
     const vaultService = this.#vaultService!
     const interrupted = await jobs.recover({
       resume: async (job) => (await vaultService.resume(job)) ?? (await backups.resumeBackup(job)),
+      ...(claimed ? { jobs: claimed } : {}),
     })
     if (interrupted.length === 0) return
     log.warn('jobs cut short by the last stop marked Interrupted', { jobs: interrupted.map((j) => j.id) })
@@ -556,6 +630,8 @@ export class CairnService {
     // Running jobs end Interrupted (never half a recovery point) before the engines close.
     await this.#scheduler?.stop()
     this.#scheduler = undefined
+    await this.#takeover?.stop()
+    this.#takeover = undefined
     await this.#jobs?.close()
     await this.#backups?.close()
     this.#backups = undefined

@@ -227,6 +227,23 @@ export const errorCatalogue = {
     'The command stopped waiting for its job (Ctrl-C); the job goes on in the service.',
   ),
   TooManySubscribers: spec(503, EXIT.unavailable, 'The event stream has as many clients as it serves.'),
+  // File systems inside recovery points (src/filesystems, docs/filesystems.md)
+  FileSystemCorrupt: spec(
+    422,
+    EXIT.integrity,
+    'The partition table or file system is damaged: a bad magic or checksum, a loop, or data past the volume end.',
+  ),
+  FileSystemUnsupported: spec(
+    422,
+    EXIT.usage,
+    'The volume holds a file system or feature Cairn cannot browse (LVM, XFS, encryption, …); the message names it.',
+  ),
+  FileSystemPathNotFound: spec(404, EXIT.notFound, 'No file or directory at this path in the file system.'),
+  FileSystemWrongType: spec(
+    400,
+    EXIT.usage,
+    'The path names a file where a directory is needed, a directory where a file is needed, or no symlink.',
+  ),
   // NBD server
   NbdExportNotFound: spec(404, EXIT.notFound, 'No NBD export has this name.'),
 
