@@ -36,6 +36,7 @@ import { runVerify, type VerifyOptions, type VerifyReport } from './_verify.js'
 import type { RetentionPolicy } from './retention.js'
 import type { OperationOptions, RecoveryPoint, RestoreSink } from './types.js'
 import { isObjectStore, type VaultBackend } from './vault-backend.js'
+import { type DiskReaderOptions, VaultDiskReader } from './vault-disk-reader.js'
 import {
   applySettingsChange,
   DEFAULT_VAULT_SETTINGS,
@@ -340,6 +341,32 @@ export class Vault {
   ): Promise<{ bytesWritten: number }> {
     this.#open()
     return runRestore(this.#core, await this.#core.readManifest(rpId), disk, sink, options)
+  }
+
+  /** Random access to one disk of a recovery point, read straight from the vault (no restore). */
+  async openDiskReader(
+    rpId: string,
+    disk: string,
+    options: DiskReaderOptions = {},
+  ): Promise<VaultDiskReader> {
+    this.#open()
+    return new VaultDiskReader(this.#core, await this.#core.readManifest(rpId), disk, options)
+  }
+
+  /**
+   * Keeps recovery points (and every chunk they need) from prune and GC while `holder` lives: a lock
+   * naming them as bases, as a running backup's (refresh it well within 15 minutes; release deletes it).
+   */
+  async holdPoints(holder: string, points: string[]): Promise<void> {
+    this.#open()
+    const now = new Date().toISOString()
+    await this.#core.writeLock({ id: holder, startedAt: now, updatedAt: now, bases: points, packs: [] })
+  }
+
+  /** Ends a hold of holdPoints (a hold already gone is fine). */
+  async releasePoints(holder: string): Promise<void> {
+    this.#open()
+    await this.#core.deleteLock(holder).catch(() => {})
   }
 
   /** Checks that every recovery point can be restored (see VerifyOptions); problems are reported, not thrown. */
