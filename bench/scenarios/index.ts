@@ -2,6 +2,7 @@ import type { BenchScenario } from '../bench-types.js'
 import { blobapi } from './blobapi.js'
 import { cliStartup } from './cli-startup.js'
 import { diskstore } from './diskstore.js'
+import { filerecovery } from './filerecovery.js'
 import { nbd } from './nbd.js'
 import { protectionBackup } from './protection-backup.js'
 import { protectionPlan } from './protection-plan.js'
@@ -17,5 +18,6 @@ export const SCENARIOS: BenchScenario[] = [
   vaultScenario,
   protectionPlan,
   protectionBackup,
+  filerecovery,
   scaleOut,
 ]

@@ -8,6 +8,8 @@ import { registerAccountRoutes } from './account-routes.js'
 import type { ApiContext } from './api-context.js'
 import { registerAuthRoutes } from './auth-routes.js'
 import { registerDiskRoutes } from './disk-routes.js'
+import { registerFileBrowseRoutes } from './file-browse-routes.js'
+import { registerFileRecoveryRoutes } from './file-recovery-routes.js'
 import { registerGuardRoutes } from './guard-routes.js'
 import { registerJobRoutes } from './job-routes.js'
 import { type ApiApp, newApiApp } from './new-api-app.js'
@@ -55,6 +57,8 @@ export function createApiApp(ctx: ApiContext): ApiApp {
   registerSystemRoutes(app, ctx)
   registerAuthRoutes(app, ctx.auth)
   if (ctx.protection) registerProtectionRoutes(app, ctx.protection)
+  if (ctx.mounts) registerFileRecoveryRoutes(app, ctx.mounts)
+  if (ctx.files) registerFileBrowseRoutes(app, ctx.files)
   registerAccountRoutes(app, ctx)
   registerDiskRoutes(app, ctx)
   registerSnapshotRoutes(app, ctx)

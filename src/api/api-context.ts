@@ -2,8 +2,10 @@ import type { AuthService } from '../auth/index.js'
 import type { DiskStore } from '../diskstore/index.js'
 import type {
   DiskService,
+  FileBrowser,
   JobService,
   ProtectionService,
+  RecoveryPointMounts,
   ResourceGuard,
   VaultService,
 } from '../protection/index.js'
@@ -61,6 +63,10 @@ export interface ApiContext {
    * /api/v1/vms and /vaults/{vault}/…); absent, those routes do not exist.
    */
   protection?: ProtectionService
+  /** Browsing the file systems of recovery points (routes under …/recoveryPoints/{rp}/files, …/fileHistory); absent, those routes do not exist. */
+  files?: FileBrowser
+  /** Mounts of recovery points over NBD (routes under …/recoveryPoints/{rp}/mounts); absent, those routes do not exist. */
+  mounts?: RecoveryPointMounts
   /** Multi-user authorization of critical operations (routes under /api/v1/guard and /vaults/{vault}/guard). */
   guard?: ResourceGuard
   /**

@@ -16,14 +16,18 @@ import { AuthService } from '../auth/index.js'
 import { BlobApiServer } from '../blobapi/index.js'
 import { type Catalog, type Job, JobLeases, JobStore, LeaderLease, openCatalog } from '../catalog/index.js'
 import { type DiskStore, LogDiskStore } from '../diskstore/index.js'
-import { DiskStoreExports, NbdServer } from '../nbd/index.js'
+import { DiskStoreExports, NbdServer, ReaderExports, type ReaderSource } from '../nbd/index.js'
 import {
   type Clock,
   DiskService,
+  FileBrowser,
   JOB_LEASE_MS,
   JobService,
+  MOUNT_EXPORT_PREFIX,
+  type NbdEndpoint,
   ProtectionService,
   ProtectionStore,
+  RecoveryPointMounts,
   RegistryVaultTransfer,
   ResourceGuard,
   Scheduler,
@@ -100,6 +104,9 @@ export class CairnService {
   #apiRoutes: readonly { method: string; path: string }[] = []
   #blobApi: BlobApiServer | undefined
   #nbd: NbdServer | undefined
+  #mounts: RecoveryPointMounts | undefined
+  #nbdAt: NbdEndpoint | undefined
+  #files: FileBrowser | undefined
   #listeners: Record<string, string> = {}
   #tls: Record<string, ListenerTlsInfo> = {}
   #startedAt = ''
@@ -172,6 +179,11 @@ export class CairnService {
     }
   }
 
+  /** Where NBD listens, once it does (mounts name it in their URIs). */
+  #nbdEndpoint(): NbdEndpoint | undefined {
+    return this.#nbdAt
+  }
+
   /** Takes the data folder, opens the catalog and starts listening. On failure, undoes what it did. */
   start(): Promise<void> {
     this.#starting ??= this.#start()
@@ -237,6 +249,8 @@ export class CairnService {
         ...(now ? { now } : {}),
         guard,
         // A policy of a vault that is gone guards nothing; any other failure refuses the change.
+        // A mounted recovery point keeps its data until unmounted or expired.
+        pinned: (id) => this.#mounts?.isMounted(id) ?? false,
         vaultSettings: async (vault) =>
           this.#vaults?.settings(vault).catch((err) => {
             if (isCairnError(err) && err.code === 'VaultNotFound') return undefined
@@ -256,6 +270,45 @@ export class CairnService {
       })
       this.#vaultService = vaultService
       const diskService = new DiskService({ diskStore: this.#diskStore, jobs, hostPaths })
+      const vaultTransfer = new RegistryVaultTransfer(this.#vaults, this.#diskStore)
+      const diskStore = this.#diskStore
+      this.#mounts = new RecoveryPointMounts({
+        store: protection,
+        catalog: this.#catalog,
+        disks: diskStore,
+        vault: vaultTransfer,
+        ...(this.#clock ? { clock: this.#clock } : {}),
+        logger: log.child({ component: 'mounts' }),
+        endpoint: () => this.#nbdEndpoint(),
+        snapshotExists: (ref, snapshot) => {
+          try {
+            diskStore.getDisk(ref, snapshot)
+            return true
+          } catch {
+            return false
+          }
+        },
+        reconcile: (vm) => backups.reconcile(vm),
+      })
+      await this.#mounts.start()
+      const mounts = this.#mounts
+      this.#files = new FileBrowser({
+        store: protection,
+        disks: diskStore,
+        vault: vaultTransfer,
+        jobs,
+        hostPaths,
+        snapshotExists: (ref, snapshot) => {
+          try {
+            diskStore.getDisk(ref, snapshot)
+            return true
+          } catch {
+            return false
+          }
+        },
+        reconcile: (vm) => backups.reconcile(vm),
+      })
+      const files = this.#files
       if (!shared) await this.#recoverJobs(jobs, backups, diskService)
       else if (role === 'all' || role === 'worker') {
         // This owner's own jobs of its last run at once, then any whose lease expired, every few seconds.
@@ -344,6 +397,8 @@ export class CairnService {
         guard,
         diskService,
         protection: backups,
+        mounts,
+        files,
         // IP addresses and localhost are always allowed; a bound DNS name joins the configured ones.
         allowedHosts: [...(isIP(apiHost) === 0 ? [apiHost] : []), ...(c.apiAllowedHosts ?? [])],
       })
@@ -383,21 +438,48 @@ export class CairnService {
         .listen(this.config.blobPort, blobHost)
         .catch((err) => Promise.reject(listenError(err, 'blob API', blobHost, this.config.blobPort)))
       this.#listeners.blob = `${tls.blob ? 'https' : 'http'}://${urlHost(blobHost)}:${blobPort}`
-      this.#nbd = new NbdServer(new DiskStoreExports(this.#diskStore), {
-        logger: log.child({ component: 'nbd' }),
-        maxConnections: c.nbdMaxConnections,
-        handshakeTimeoutMs: c.nbdHandshakeTimeout * 1000,
-        handshakeDeadlineMs: c.nbdHandshakeTimeout * 1000,
-        ...(tls.nbdPsk
-          ? { tls: { psk: tls.nbdPsk } }
-          : tls.nbd
-            ? { tls: { cert: tls.nbd.cert, key: tls.nbd.key } }
-            : {}),
-      })
+      const staticPsk = tls.nbdPsk
+      this.#nbd = new NbdServer(
+        new ReaderExports(new DiskStoreExports(this.#diskStore), mountExports(mounts)),
+        {
+          logger: log.child({ component: 'nbd' }),
+          maxConnections: c.nbdMaxConnections,
+          handshakeTimeoutMs: c.nbdHandshakeTimeout * 1000,
+          handshakeDeadlineMs: c.nbdHandshakeTimeout * 1000,
+          ...(staticPsk
+            ? {
+                tls: {
+                  // The file's keys, and one generated per mount of a recovery point (its disks only).
+                  psk: {
+                    key: (id: string) => staticPsk.key(id) ?? mounts.pskKey(id),
+                    allows: (id: string, name: string) =>
+                      name.startsWith(MOUNT_EXPORT_PREFIX)
+                        ? mounts.pskAllows(id, name)
+                        : staticPsk.allows(id, name),
+                  },
+                },
+              }
+            : tls.nbd
+              ? { tls: { cert: tls.nbd.cert, key: tls.nbd.key } }
+              : {}),
+        },
+      )
       const nbdPort = await this.#nbd
         .listen(this.config.nbdPort, nbdHost)
         .catch((err) => Promise.reject(listenError(err, 'NBD server', nbdHost, this.config.nbdPort)))
       this.#listeners.nbd = `${this.#nbd.tls === 'off' ? 'nbd' : 'nbds'}://${urlHost(nbdHost)}:${nbdPort}`
+      this.#nbdAt = { host: nbdHost, port: nbdPort, tls: this.#nbd.tls }
+      // An unmounted or expired mount leaves no NBD session open.
+      const nbd = this.#nbd
+      mounts.onRevoke((m) => {
+        const names = new Set(m.disks.map((d) => d.export))
+        const closed = nbd.disconnect(
+          (c) =>
+            (c.exportName !== undefined && names.has(c.exportName)) ||
+            (m.pskIdentity !== undefined && c.identity === m.pskIdentity),
+        )
+        if (closed > 0) log.info('nbd connections of an ended mount closed', { mount: m.id, closed })
+      })
       this.#startedAt = new Date().toISOString()
       this.#accepting = true
       if (role === 'all' || role === 'scheduler') await this.#scheduler.start()
@@ -518,6 +600,7 @@ export class CairnService {
           ...(await backups.cleanInterrupted(job)),
           ...(await vaultService.cleanInterrupted(job)),
           ...(await disks.cleanInterrupted(job)),
+          ...((await this.#files?.cleanInterrupted(job)) ?? []),
         ]
         if (removed.length > 0) log.info('removed what an interrupted job left', { job: job.id, removed })
       } catch (err) {
@@ -639,6 +722,10 @@ export class CairnService {
     this.#blobApi = undefined
     await this.#nbd?.close()
     this.#nbd = undefined
+    await this.#mounts?.close()
+    this.#mounts = undefined
+    await this.#files?.close()
+    this.#files = undefined
     this.#jobs = undefined
     this.#vaultService = undefined
     this.#auth = undefined
@@ -650,6 +737,27 @@ export class CairnService {
     this.#catalog = undefined
     this.#lock.release()
     this.#logger.info('cairn stopped')
+  }
+}
+
+/** The mounts of recovery points as read-only NBD exports (`_mounts/…`), each disk's reader shared. */
+function mountExports(mounts: RecoveryPointMounts): ReaderSource {
+  return {
+    owns: (name) => name.startsWith(MOUNT_EXPORT_PREFIX),
+    async open(name) {
+      const found = mounts.findExport(name)
+      if (!found) {
+        throw new CairnError(
+          'NbdExportNotFound',
+          `Cannot open NBD export "${name}": no live mount has it (expired or unmounted)`,
+        )
+      }
+      const { mount, disk } = found
+      return {
+        disk: await mounts.openDisk(mount, disk),
+        description: `disk ${disk.name} of recovery point ${mount.point} of VM ${mount.vm} (from the ${disk.source.from === 'Vault' ? 'vault' : 'snapshot'}), read-only until ${mount.expiresAt}`,
+      }
+    },
   }
 }
 
