@@ -129,9 +129,9 @@ export const scaleOut: BenchScenario = {
         results.push(
           r(`${dialect}: catalog growth per recovery point (2 disks)`, (after - before) / points, 'bytes'),
         )
-        const listPoints = median(
-          await Promise.all([0, 1, 2].map(() => timeMs(() => store.listRecoveryPoints('vm-0000')))),
-        )
+        const listTimes: number[] = []
+        for (let i = 0; i < 5; i++) listTimes.push(await timeMs(() => store.listRecoveryPoints('vm-0000')))
+        const listPoints = median(listTimes)
         results.push(
           r(`${dialect}: list a VM's recovery points`, listPoints, 'ms', '< 50 ms', listPoints < 50),
         )
