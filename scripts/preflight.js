@@ -22,6 +22,14 @@ const TOOLS = [
   },
   { command: 'sgdisk', pkg: 'gdisk', usedBy: 'file-system reader tests (GPT disks)' },
   { command: 'fsfreeze', pkg: 'util-linux', usedBy: 'agent tests (freezing a mounted file system)' },
+  { command: 'nbdfuse', pkg: 'nbdfuse', usedBy: 'file-recovery tests (the attach script, as root)' },
+  { command: 'fusermount3', pkg: 'fuse3', usedBy: 'file-recovery tests (the attach script, as root)' },
+  {
+    command: '/usr/bin/python3',
+    module: 'nbd',
+    pkg: 'python3-libnbd',
+    usedBy: 'file-recovery tests (an NBD client holding a connection open)',
+  },
   // `npm run build` compiles native/crc64.c (the blob API's CRC-64; without it a 6x slower fallback).
   { command: 'gcc', pkg: 'gcc', usedBy: 'the native CRC-64 of the blob API (scripts/build-native.js)' },
   {

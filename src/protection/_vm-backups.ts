@@ -34,8 +34,8 @@ export interface PolicyCopyRequest {
   vm: string
   /** Only points newer than the newest copy of the VM in `to`. */
   onlyNewer: true
-  /** The copies' retention: the policy's time zone and the copy's rules (absent: the source points'). */
-  policy?: { timeZone: string; retention: RetentionRules }
+  /** The copies' retention: the policy's time zone and the copy's rules (or the policy's own). */
+  policy: { timeZone: string; retention: RetentionRules }
   startedBy: string
 }
 
@@ -71,6 +71,8 @@ export class VmBackups {
   readonly #qgaFor: (channel: string) => VmAgent
   readonly #copyPoints: ((request: PolicyCopyRequest) => Promise<Job>) | undefined
 
+  readonly #pinned: (pointId: string) => boolean
+
   constructor(options: {
     store: ProtectionStore
     disks: DiskStore
@@ -87,11 +89,14 @@ export class VmBackups {
     reconcile: (vm: string, options: { vault?: boolean }) => Promise<ReconcileReport>
     /** The client of a VM's agent. */
     agentFor: AgentFor
+    /** True while a point must keep its data (it is mounted): its snapshots are not pruned. */
+    pinned?: (pointId: string) => boolean
     /** The client of a VM's QEMU guest agent, by its channel (`unix:PATH`). */
     qgaFor: (channel: string) => VmAgent
     /** Starts a policy's copy job (see ProtectionServiceOptions.copyPoints). */
     copyPoints?: (request: PolicyCopyRequest) => Promise<Job>
   }) {
+    this.#pinned = options.pinned ?? (() => false)
     this.#store = options.store
     this.#disks = options.disks
     this.#jobs = options.jobs
@@ -287,7 +292,8 @@ export class VmBackups {
         to: copy.vault,
         vm: b.vm.name,
         onlyNewer: true,
-        ...(copy.retention ? { policy: { timeZone: b.policy.timeZone, retention: copy.retention } } : {}),
+        // Without rules of its own, the copy keeps the policy's ranges (judged on the copy's side).
+        policy: { timeZone: b.policy.timeZone, retention: copy.retention ?? b.policy.retention },
         startedBy: `policy:${b.policy.name}`,
       })
       ctx.details.copyJob = job.id
@@ -503,7 +509,7 @@ export class VmBackups {
       .filter((p) => p.tier !== 'Vault')
       .map((p) => ({ ...p, time: Date.parse(p.time), point: p }))
     for (const p of expiredSnapshots(inSnapshots, policy, this.#now())) {
-      if (p.point.tier !== 'SnapshotAndVault') continue
+      if (p.point.tier !== 'SnapshotAndVault' || this.#pinned(p.point.id)) continue
       for (const d of p.point.disks)
         if (d.snapshot) await this.#disks.deleteSnapshot(d.source, d.snapshot).catch(() => {})
       await this.#store.updateRecoveryPoint(p.point.id, {

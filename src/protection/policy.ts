@@ -70,8 +70,8 @@ export interface RetentionRules {
 
 /**
  * "Copy every point to vault X": after each backup that reaches the policy's vault, a copy job brings
- * the VM's new points into `vault`. With `retention`, only the points it keeps are copied and the
- * copies expire by it (the target's retention, applied there daily), not by the policy's own.
+ * the VM's new points into `vault`. Only the points `retention` (default: the policy's own ranges)
+ * keeps are copied, and the copies expire by it on the target (applied there daily and after each copy).
  */
 export interface PolicyCopy {
   vault: string

@@ -47,6 +47,11 @@ export interface ProtectionServiceOptions {
    */
   vaultSettings?: (vault: string) => Promise<VaultSettings | undefined>
   /**
+   * True while a recovery point must keep its data whatever retention says (it is mounted, see
+   * RecoveryPointMounts): retention and snapshot pruning pass it by until it is released.
+   */
+  pinned?: (pointId: string) => boolean
+  /**
    * Starts the copy job of a policy with `copy` after a backup reached its vault (the VaultService's
    * copy); without it, policies' copies are not made.
    */
@@ -109,6 +114,7 @@ export class ProtectionService {
   readonly #restores: VmRestores
   readonly #backups: VmBackups
   readonly #listeners = new Set<() => void>()
+  readonly #pinned: (pointId: string) => boolean
 
   constructor(options: ProtectionServiceOptions) {
     this.#store = options.store
@@ -119,6 +125,7 @@ export class ProtectionService {
     this.#log = options.logger ?? silentLogger
     this.#now = options.now ?? Date.now
     this.#vaultSettings = options.vaultSettings
+    this.#pinned = options.pinned ?? (() => false)
     this.#reconciler = new PointReconciler({
       store: this.#store,
       disks: this.#disks,
@@ -145,6 +152,7 @@ export class ProtectionService {
       now: this.#now,
       onDemandPerDay: options.onDemandPerDay ?? POLICY_BOUNDS.onDemandPerDay,
       agentFor: options.agentFor ?? ((a) => new AgentClient(a)),
+      pinned: (id) => this.#pinned(id),
       qgaFor: options.qgaFor ?? ((channel) => new QgaAgent({ channel })),
       running: this.#running,
       busy: this.#busyVms,
@@ -613,6 +621,10 @@ export class ProtectionService {
       )
       for (const v of plan.expire) {
         const p = points.find((x) => x.id === v.id)!
+        if (this.#pinned(p.id)) {
+          this.#log.info('a mounted recovery point is kept past its retention', { point: p.id })
+          continue
+        }
         try {
           await this.deletePointData(item.vault, p)
         } catch (err) {
@@ -629,7 +641,7 @@ export class ProtectionService {
         vaults.add(item.vault)
       }
       // The policy's copies expire by the copy's own retention, judged in the copy vault.
-      if (policy.copy?.retention && this.#vault) {
+      if (policy.copy && this.#vault) {
         try {
           const gone = await this.#vault.removeExpiredCopies(policy.copy.vault, item.vmName)
           pruned += gone.length

@@ -3,7 +3,7 @@ import { isCairnError } from '../util/index.js'
 import type { RecoveryPoint, SoftDeletedPoint, VaultRegistry, VaultSettings } from '../vault/index.js'
 import { removeExpiredCopies } from './copy-retention.js'
 import { diskSource, restoreToDisk } from './disk-backup.js'
-import type { VaultTransfer } from './vault-transfer.js'
+import type { DiskByteReader, VaultTransfer } from './vault-transfer.js'
 
 /**
  * The vault side of VM backups over the service's vault registry: the disk-store snapshots of a point
@@ -58,6 +58,22 @@ export class RegistryVaultTransfer implements VaultTransfer {
       ...(options.signal ? { signal: options.signal } : {}),
       onProgress: (p) => options.onProgress?.({ bytesDone: p.bytesDone, bytesTotal: p.bytesTotal }),
     })
+  }
+
+  async openDiskReader(
+    request: { vault: string; point: string; disk: string },
+    options: { cacheBytes?: number } = {},
+  ): Promise<DiskByteReader> {
+    const vault = await this.#registry.open(request.vault)
+    return vault.openDiskReader(request.point, request.disk, options)
+  }
+
+  async holdPoints(vault: string, holder: string, points: string[]): Promise<void> {
+    await (await this.#registry.open(vault)).holdPoints(holder, points)
+  }
+
+  async releasePoints(vault: string, holder: string): Promise<void> {
+    await (await this.#registry.open(vault)).releasePoints(holder)
   }
 
   async deletePoint(vault: string, point: string): Promise<void> {

@@ -361,6 +361,19 @@ export class VaultService {
       removed.push(...refs.map((r, i) => `${r.disk}@${snapshots[i]}`))
     }
     removed.push(...(await removeTemporaryFile(job)))
+    // A copy that cannot resume: its locks go now, so GC reclaims its packs without waiting for them to age.
+    const copy = job.details.request as VaultCopyRequest | undefined
+    if (job.kind === 'copy' && copy) {
+      for (const name of [copy.from, copy.to]) {
+        const v = await this.#o.vaults.open(name).catch(() => undefined)
+        if (!v) continue
+        const lock = `locks/copy-${job.id}`
+        if ((await v.backend.list(lock)).some((o) => o.name === lock)) {
+          await v.backend.delete(lock)
+          removed.push(`${name}:${lock}`)
+        }
+      }
+    }
     return removed
   }
 

@@ -57,7 +57,7 @@ export function csv(text: string | undefined): string[] | undefined {
         .filter(Boolean)
 }
 
-async function itemVault(client: ApiClient, vm: string, opts: Obj): Promise<string> {
+export async function itemVault(client: ApiClient, vm: string, opts: Obj): Promise<string> {
   const given = (opts.vault as string | undefined) ?? process.env.CAIRN_VAULT
   if (given) return given
   return (await client.get<ProtectedItem>(`/api/v1/vms/${enc(vm)}/protectedItem`)).vault
