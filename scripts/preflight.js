@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Before any test runs: checks that the Debian tools the tests drive are on PATH. As root with apt-get it
 // installs the missing packages; otherwise it stops at once with the exact install line.
-// Usage: node scripts/preflight.js [--check]   (--check: never install, only report)
+// Usage: node scripts/preflight.js [--check] [--vm]   (--check: never install, only report; --vm: also the
+// tools of `npm run e2e:vm`, which plain `npm test` does not need)
 // Environment: CAIRN_PREFLIGHT_NO_INSTALL=1 behaves like --check.
 import { spawnSync } from 'node:child_process'
 import { accessSync, constants, existsSync } from 'node:fs'
@@ -24,6 +25,14 @@ const TOOLS = [
   { command: 'mkfs.vfat', pkg: 'dosfstools', usedBy: 'file-system reader tests (FAT images)' },
   { command: 'mcopy', pkg: 'mtools', usedBy: 'file-system reader tests (filling FAT images, mdir listings)' },
   { command: 'fsfreeze', pkg: 'util-linux', usedBy: 'agent tests (freezing a mounted file system)' },
+  { command: 'nbdfuse', pkg: 'nbdfuse', usedBy: 'file-recovery tests (the attach script, as root)' },
+  { command: 'fusermount3', pkg: 'fuse3', usedBy: 'file-recovery tests (the attach script, as root)' },
+  {
+    command: '/usr/bin/python3',
+    module: 'nbd',
+    pkg: 'python3-libnbd',
+    usedBy: 'file-recovery tests (an NBD client holding a connection open)',
+  },
   // `npm run build` compiles native/crc64.c (the blob API's CRC-64; without it a 6x slower fallback).
   { command: 'gcc', pkg: 'gcc', usedBy: 'the native CRC-64 of the blob API (scripts/build-native.js)' },
   {
@@ -48,6 +57,18 @@ const TOOLS = [
   // Debian's browser, driven by playwright-core (which never downloads a browser of its own).
   { command: '/usr/bin/chromium', pkg: 'chromium', usedBy: 'portal tests (a real browser)' },
 ]
+
+/** The tools of `npm run e2e:vm` only (`--vm`): a Debian guest built and booted under QEMU. */
+const VM_TOOLS = [
+  { command: 'mmdebstrap', pkg: 'mmdebstrap', usedBy: 'e2e:vm (building the Debian guest image)' },
+  {
+    command: 'qemu-system-x86_64',
+    pkg: 'qemu-system-x86',
+    usedBy: 'e2e:vm (booting the guest from the NBD export)',
+  },
+  { command: 'debugfs', pkg: 'e2fsprogs', usedBy: 'e2e:vm (reading the guest log from a recovery point)' },
+]
+if (process.argv.includes('--vm')) TOOLS.push(...VM_TOOLS)
 
 const executable = (path) => {
   try {

@@ -105,7 +105,7 @@ describe('authorization of every management route (one table, one middleware)', 
     )
     assert.deepEqual(stale, [], 'table entries of routes that do not exist')
     const publicRoutes = routes.filter((r) => r.permission === 'public').map((r) => `${r.method} ${r.path}`)
-    assert.deepEqual(publicRoutes.sort(), ['GET /healthz', 'POST /api/v1/auth/login'])
+    assert.deepEqual(publicRoutes.sort(), ['GET /healthz', 'GET /readyz', 'POST /api/v1/auth/login'])
   })
 
   it('every route but health and sign-in answers 401 Unauthorized without credentials, and with a revoked or made-up token', async () => {

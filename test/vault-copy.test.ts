@@ -117,6 +117,23 @@ describe('vault copy through the service and the CLI', () => {
       await ok(['restore', 'file', join(dir, 'out3.raw'), '--vault', 'twin', '--rp', rp2.id])
       assert.ok((await readFile(join(dir, 'out3.raw'))).equals(img))
 
+      // An immutable target takes copies (with their own retention) and keeps them for it.
+      await ok(['vault', 'create', 'vaulted'])
+      await ok(['vault', 'settings', 'vaulted', '--immutability', 'Enabled'])
+      const kept = await ok(['vault', 'copy', '--from', 'main', '--to', 'vaulted', '--keep-monthly', '12'])
+      assert.equal(kept.points.length, 2)
+      const held = await ok(['rp', 'show', rp2.id, '--vault', 'vaulted'])
+      assert.equal(held.expiresAt, null)
+      assert.equal(Date.parse(held.retainUntil) - Date.parse(held.createdAt), 372 * 86_400_000)
+      const del = await run(['rp', 'delete', rp2.id, '--vault', 'vaulted'])
+      assert.notEqual(del.code, 0)
+      assert.match(del.stderr, /RetentionLocked/)
+      const still = await ok(['vault', 'copy', '--from', 'main', '--to', 'vaulted'])
+      assert.deepEqual(
+        still.points.map((p: { state: string }) => p.state),
+        ['AlreadyPresent', 'AlreadyPresent'],
+      )
+
       // Refused: a copy into itself, a point the source lacks.
       const self = await run(['vault', 'copy', '--from', 'main', '--to', 'main'])
       assert.notEqual(self.code, 0)

@@ -2,6 +2,7 @@ import { randomFillSync } from 'node:crypto'
 import { closeSync, fsyncSync, openSync, readSync, rmSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { type DiskRef, LogDiskStore } from '../../src/diskstore/index.js'
+import { cairnAt, startService } from '../../test/_service.js'
 import { run } from '../_util.js'
 import type { BenchContext, BenchResult, BenchScenario } from '../bench-types.js'
 
@@ -207,10 +208,27 @@ async function importImage(ctx: BenchContext, store: LogDiskStore): Promise<Benc
   await store.importFile(image, { account: 'bench', container: 'disks', disk: 'imported' })
   const ms = performance.now() - t
   out.push(result('import of a sparse image', Math.round(ms), 'ms'))
+  // The same image through the CLI (`cairn disk import`, a process of its own reading the file and
+  // streaming its data ranges to a running service over the API).
+  const svc = await startService()
+  let cliMs: number
+  try {
+    const c = performance.now()
+    const r = await cairnAt(svc.url, ['disk', 'import', 'bench-import', image])
+    cliMs = performance.now() - c
+    if (r.code !== 0) throw new Error(`cairn disk import failed: ${r.stderr}`)
+  } finally {
+    await svc.dispose()
+  }
+  out.push(result('CLI disk import of a sparse image', Math.round(cliMs), 'ms'))
   if (qemuMs !== undefined) {
     const ratio = ms / qemuMs
     out.push(
       result('import time vs qemu-img convert', round(ratio), 'x', { target: '<= 1.5x', pass: ratio <= 1.5 }),
+    )
+    const cli = cliMs / qemuMs
+    out.push(
+      result('CLI import time vs qemu-img convert', round(cli), 'x', { target: '<= 1.5x', pass: cli <= 1.5 }),
     )
   }
   rmSync(image)

@@ -2,9 +2,12 @@ import type { BenchScenario } from '../bench-types.js'
 import { blobapi } from './blobapi.js'
 import { cliStartup } from './cli-startup.js'
 import { diskstore } from './diskstore.js'
+import { filerecovery } from './filerecovery.js'
 import { nbd } from './nbd.js'
+import { portalScenario } from './portal.js'
 import { protectionBackup } from './protection-backup.js'
 import { protectionPlan } from './protection-plan.js'
+import { scaleOut } from './scale-out.js'
 import { vaultScenario } from './vault.js'
 
 /** Every benchmark scenario, in run order. */
@@ -16,4 +19,7 @@ export const SCENARIOS: BenchScenario[] = [
   vaultScenario,
   protectionPlan,
   protectionBackup,
+  filerecovery,
+  scaleOut,
+  portalScenario,
 ]

@@ -1,7 +1,7 @@
 // Small building blocks shared by the pages: data loading, errors, paged tables, formatting, charts
 // (plain SVG), progress bars, labelled fields.
-import type { ButtonHTMLAttributes, ComponentChildren } from 'preact'
-import { useCallback, useEffect, useRef, useState } from 'preact/hooks'
+import { type ButtonHTMLAttributes, type ComponentChildren, cloneElement, type VNode } from 'preact'
+import { useCallback, useEffect, useId, useRef, useState } from 'preact/hooks'
 import type { Page } from '../../src/api/api-types.js'
 import { ApiError, listPage } from './api.js'
 
@@ -200,23 +200,20 @@ export function Badge({ value }: { value: string | undefined }) {
   return <span class={`badge ${kind}`}>{value}</span>
 }
 
-/** A labelled form field: the label wraps its control. */
-export function Field({
-  label,
-  children,
-  hint,
-}: {
-  label: string
-  children: ComponentChildren
-  hint?: string
-}) {
+/** A labelled form field: the label names its one control (by id), the hint describes it. */
+export function Field({ label, children, hint }: { label: string; children: VNode; hint?: string }) {
+  const id = useId()
+  const control = cloneElement(children, { id, ...(hint ? { 'aria-describedby': `${id}-hint` } : {}) })
   return (
-    // biome-ignore lint/a11y/noLabelWithoutControl: the control is passed in as a child
-    <label class="field">
-      <span>{label}</span>
-      {children}
-      {hint && <small class="muted">{hint}</small>}
-    </label>
+    <div class="field">
+      <label for={id}>{label}</label>
+      {control}
+      {hint && (
+        <small class="muted" id={`${id}-hint`}>
+          {hint}
+        </small>
+      )}
+    </div>
   )
 }
 

@@ -37,6 +37,7 @@ export const Vm = z
     agent: z
       .object({ url: z.string(), token: z.string().openapi({ description: 'Always "***" in answers' }) })
       .optional(),
+    qga: z.string().optional().openapi({ description: 'The QEMU guest agent channel, unix:PATH' }),
     id: z.string(),
     createdAt: z.string(),
     updatedAt: z.string(),
@@ -64,6 +65,10 @@ export const VmRequest = z
         token: z.string().openapi({ description: 'At least 8 characters' }),
       })
       .optional(),
+    qga: z.string().optional().openapi({
+      description:
+        'The QEMU guest agent channel, unix:PATH (the virtio-serial socket of QEMU or libvirt); instead of agent',
+    }),
   })
   .loose()
   .openapi('VmRequest')
@@ -128,6 +133,10 @@ export const Policy = z
     schedule: Schedule,
     instantRpRetentionRangeInDays: z.number().int(),
     retention: Retention,
+    copy: z.object({ vault: z.string(), retention: Retention.optional() }).optional().openapi({
+      description:
+        'Copy every point to this vault after each backup; with retention, only the points it keeps, expiring by it on the copy (docs/protection.md)',
+    }),
   })
   .openapi('BackupPolicy')
 
@@ -172,6 +181,13 @@ export const PolicyRequest = z
       })
       .loose()
       .optional(),
+    copy: z
+      .object({ vault: z.string(), retention: z.object({}).loose().optional() })
+      .loose()
+      .optional()
+      .openapi({
+        description: "Copy every point to another vault; retention as the policy's (any one rule)",
+      }),
   })
   .loose()
   .openapi('BackupPolicyRequest')

@@ -210,5 +210,9 @@ export const CopyResult = z
     bytesVerified: z.number(),
     chunksCopied: z.number(),
     chunksPresent: z.number(),
+    expiredCopiesRemoved: z
+      .array(z.string())
+      .optional()
+      .openapi({ description: "A policy's copy: the target's expired copies of the VM removed after it" }),
   })
   .openapi('CopyResult')

@@ -8,6 +8,8 @@ import { registerAccountRoutes } from './account-routes.js'
 import type { ApiContext } from './api-context.js'
 import { registerAuthRoutes } from './auth-routes.js'
 import { registerDiskRoutes } from './disk-routes.js'
+import { registerFileBrowseRoutes } from './file-browse-routes.js'
+import { registerFileRecoveryRoutes } from './file-recovery-routes.js'
 import { registerGuardRoutes } from './guard-routes.js'
 import { registerJobRoutes } from './job-routes.js'
 import { type ApiApp, newApiApp } from './new-api-app.js'
@@ -28,10 +30,14 @@ export function createApiApp(ctx: ApiContext): ApiApp {
     c.set('requestId', requestId)
     c.header('x-request-id', requestId)
     const started = performance.now()
-    if (!ctx.accepting() && c.req.path !== '/healthz') {
+    if (!ctx.accepting() && c.req.path !== '/healthz' && c.req.path !== '/readyz') {
       throw new CairnError('ServiceUnavailable', 'The service is shutting down')
     }
     await next()
+    if (ctx.metrics) {
+      const route = c.req.matchedRoutes.findLast((r) => r.method !== 'ALL')?.path ?? 'unmatched'
+      ctx.metrics.observeRequest(c.req.method, route, c.res.status, (performance.now() - started) / 1000)
+    }
     // One line per request only at debug: a guest's I/O or a watching console makes thousands.
     log[c.res.status >= 500 ? 'warn' : 'debug']('request', {
       requestId,
@@ -51,6 +57,8 @@ export function createApiApp(ctx: ApiContext): ApiApp {
   registerSystemRoutes(app, ctx)
   registerAuthRoutes(app, ctx.auth)
   if (ctx.protection) registerProtectionRoutes(app, ctx.protection)
+  if (ctx.mounts) registerFileRecoveryRoutes(app, ctx.mounts)
+  if (ctx.files) registerFileBrowseRoutes(app, ctx.files)
   registerAccountRoutes(app, ctx)
   registerDiskRoutes(app, ctx)
   registerSnapshotRoutes(app, ctx)

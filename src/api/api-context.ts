@@ -2,8 +2,10 @@ import type { AuthService } from '../auth/index.js'
 import type { DiskStore } from '../diskstore/index.js'
 import type {
   DiskService,
+  FileBrowser,
   JobService,
   ProtectionService,
+  RecoveryPointMounts,
   ResourceGuard,
   VaultService,
 } from '../protection/index.js'
@@ -38,6 +40,14 @@ export interface ApiContext {
   info(): ServiceInfo
   /** False while the service shuts down: new requests then get ServiceUnavailable. */
   accepting(): boolean
+  /** Prometheus metrics of the process (GET /metrics); absent, /metrics answers an empty document. */
+  metrics?: {
+    contentType: string
+    render(): Promise<string>
+    observeRequest(method: string, route: string, status: number, seconds: number): void
+  }
+  /** Why the service is not ready for work (GET /readyz answers 503 with it), or undefined when it is. */
+  notReady?: () => Promise<string | undefined>
   /** Identities, roles and the audit log: every route but health and sign-in needs credentials. */
   auth: AuthService
   /** Accounts, containers, disks and snapshots. */
@@ -53,6 +63,10 @@ export interface ApiContext {
    * /api/v1/vms and /vaults/{vault}/…); absent, those routes do not exist.
    */
   protection?: ProtectionService
+  /** Browsing the file systems of recovery points (routes under …/recoveryPoints/{rp}/files, …/fileHistory); absent, those routes do not exist. */
+  files?: FileBrowser
+  /** Mounts of recovery points over NBD (routes under …/recoveryPoints/{rp}/mounts); absent, those routes do not exist. */
+  mounts?: RecoveryPointMounts
   /** Multi-user authorization of critical operations (routes under /api/v1/guard and /vaults/{vault}/guard). */
   guard?: ResourceGuard
   /**

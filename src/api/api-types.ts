@@ -1,6 +1,8 @@
 import type { z } from '@hono/zod-openapi'
 import type { GcReport, Vault as VaultEngine, VerifyReport } from '../vault/index.js'
 import type * as disk from './_disk-schemas.js'
+import type * as browse from './_file-browse-schemas.js'
+import type * as files from './_file-recovery-schemas.js'
 import type * as job from './_job-schemas.js'
 import type * as protection from './_protection-schemas.js'
 import type * as vault from './_vault-schemas.js'
@@ -111,3 +113,11 @@ export type NewUserRequest = z.input<typeof auth.NewUser>
 export type NewAssignmentRequest = z.input<typeof auth.NewAssignment>
 export type GuardStatus = z.infer<typeof guard.GuardStatus>
 export type GuardRequest = z.infer<typeof guard.GuardRequest>
+
+export type MountRequest = z.input<typeof files.MountRequest>
+export type Mount = z.infer<typeof files.Mount>
+export type PointVolume = z.infer<typeof browse.PointVolume>
+export type FileEntry = z.infer<typeof browse.FileEntry>
+export type FileEntryList = z.infer<typeof browse.FileEntryList>
+export type FileVersion = z.infer<typeof browse.FileVersion>
+export type ArchiveJobRequest = z.input<typeof browse.ArchiveJobRequest>

@@ -185,7 +185,13 @@ export function registerDiskRoutes(app: ApiApp, ctx: ApiContext): void {
   )
 
   // ------------------------------------------------------------ pages
-  const PagesQuery = z.object({ offset: Count, leaseId: z.string().optional() })
+  const PagesQuery = z.object({
+    offset: Count,
+    leaseId: z.string().optional(),
+    // false: answered once the write is in the store, durable with the next durable write (an import
+    // sends its pieces so and its last one durable: one sync instead of one per piece).
+    durable: z.enum(['true', 'false']).optional(),
+  })
   app.openapi(
     createRoute({
       method: 'put',
@@ -199,7 +205,13 @@ export function registerDiskRoutes(app: ApiApp, ctx: ApiContext): void {
           content: { 'application/octet-stream': { schema: z.string().openapi({ format: 'binary' }) } },
         },
       },
-      responses: { 200: json(WriteResult, 'The write is durable'), ...errorResponses },
+      responses: {
+        200: json(
+          WriteResult,
+          'The write is durable (with durable=false: applied, durable after the next durable write)',
+        ),
+        ...errorResponses,
+      },
     }),
     async (c) => {
       const q = c.req.valid('query')
@@ -213,7 +225,12 @@ export function registerDiskRoutes(app: ApiApp, ctx: ApiContext): void {
       const data = await readBodyUpTo(c, MAX_WRITE_SIZE)
       const cond = q.leaseId ? { leaseId: q.leaseId } : undefined
       return c.json(
-        await store().writePages(ref(c.req.valid('param')), q.offset, data, clean({ conditions: cond })),
+        await store().writePages(
+          ref(c.req.valid('param')),
+          q.offset,
+          data,
+          clean({ conditions: cond, durable: q.durable === 'false' ? false : undefined }),
+        ),
         200,
       )
     },

@@ -1,7 +1,9 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import type { StoreHealth } from '../diskstore/index.js'
+import { CairnError } from '../util/index.js'
 import type { ApiContext } from './api-context.js'
 import type { ApiApp } from './new-api-app.js'
+import { ErrorBody } from './schemas.js'
 
 const ListenerTls = z
   .object({
@@ -44,8 +46,47 @@ export const Status = z
   })
   .openapi('Status')
 
-/** `/healthz`, `/api/v1/status` and `/api/v1/info`. */
+/** `/healthz`, `/readyz`, `/metrics`, `/api/v1/status` and `/api/v1/info`. */
 export function registerSystemRoutes(app: ApiApp, ctx: ApiContext): void {
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/readyz',
+      summary: 'Readiness: the service accepts work and its catalog answers',
+      responses: {
+        200: {
+          description: 'Ready',
+          content: { 'application/json': { schema: z.object({ status: z.literal('ready') }) } },
+        },
+        503: {
+          description: 'ServiceUnavailable: stopping, or the catalog cannot be reached',
+          content: { 'application/json': { schema: ErrorBody } },
+        },
+      },
+    }),
+    async (c) => {
+      const reason = !ctx.accepting() ? 'the service is stopping' : await ctx.notReady?.()
+      if (reason !== undefined)
+        throw new CairnError('ServiceUnavailable', `The service is not ready: ${reason}`)
+      return c.json({ status: 'ready' as const }, 200)
+    },
+  )
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/metrics',
+      summary: 'Prometheus metrics of this process (text exposition format)',
+      responses: {
+        200: { description: 'Metrics', content: { 'text/plain': { schema: z.string() } } },
+      },
+    }),
+    async (c) => {
+      const body = (await ctx.metrics?.render()) ?? ''
+      return c.body(body, 200, {
+        'content-type': ctx.metrics?.contentType ?? 'text/plain; version=0.0.4; charset=utf-8',
+      }) as never
+    },
+  )
   app.openapi(
     createRoute({
       method: 'get',

@@ -71,3 +71,28 @@ for (const dialect of CATALOG_DIALECTS) {
     })
   })
 }
+
+// Several processes (API workers) on one shared catalog append to one chain.
+for (const dialect of CATALOG_DIALECTS.filter((d) => d.name === 'postgres')) {
+  describe(`AuditLog shared by processes (${dialect.name})`, () => {
+    it('two logs on separate connections append at once without a gap, a repeat or a broken link', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'cairn-audit-shared-'))
+      const one = await openCatalog(dialect.url(dir))
+      const two = await openCatalog(dialect.url(dir))
+      try {
+        const a = new AuditLog(one)
+        const b = new AuditLog(two)
+        await a.append(entry(0))
+        await b.append(entry(1))
+        // `a` learnt its head before `b` wrote: it must not reuse it.
+        await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? a : b).append(entry(i + 2))))
+        const report = await a.verify()
+        assert.deepEqual(report, { ok: true, records: 22, problems: [] })
+      } finally {
+        await one.close()
+        await two.close()
+        rmSync(dir, { recursive: true, force: true })
+      }
+    })
+  })
+}

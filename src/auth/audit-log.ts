@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
-import type { AuditLogTable, Catalog } from '../catalog/index.js'
+import { type Kysely, sql } from 'kysely'
+import type { AuditLogTable, Catalog, CatalogSchema } from '../catalog/index.js'
 
 /** What one audit record says: who, with which roles, from where, did what to what, and how it ended. */
 export interface AuditEntry {
@@ -38,6 +39,9 @@ export interface AuditVerifyReport {
 const GENESIS = '0'.repeat(64)
 const HEAD_SETTING = 'audit_head'
 
+/** The advisory-lock key of audit appends on a shared PostgreSQL catalog ('cairnaud'). */
+const AUDIT_LOCK = 0x636169726e617564n
+
 /**
  * The append-only, hash-chained audit log in the catalog (table `audit_log`). Record `seq` carries
  * `hash = SHA-256(prevHash + "\n" + JSON [seq, time, actor, roles, client, action, target, result,
@@ -64,23 +68,28 @@ export class AuditLog {
 
   async #append(entry: AuditEntry): Promise<AuditRecord> {
     const db = this.#catalog.db
-    const head = this.#head ?? (await this.#readHead())
-    const record: AuditRecord = {
-      seq: head.seq + 1,
-      time: new Date(this.#now()).toISOString(),
-      actor: entry.actor,
-      roles: entry.roles,
-      client: entry.client,
-      action: entry.action,
-      target: entry.target,
-      result: entry.result,
-      status: entry.status,
-      details: entry.details ?? {},
-      prevHash: head.hash,
-      hash: '',
-    }
-    record.hash = hashOf(record)
+    // A shared (PostgreSQL) catalog has other writers: the chain's head is read under a lock, in the
+    // transaction that appends; one process alone may keep it in memory.
+    const shared = this.#catalog.dialect === 'postgres'
+    let record!: AuditRecord
     await db.transaction().execute(async (trx) => {
+      if (shared) await sql`select pg_advisory_xact_lock(${AUDIT_LOCK})`.execute(trx)
+      const head = !shared && this.#head ? this.#head : await this.#readHead(trx)
+      record = {
+        seq: head.seq + 1,
+        time: new Date(this.#now()).toISOString(),
+        actor: entry.actor,
+        roles: entry.roles,
+        client: entry.client,
+        action: entry.action,
+        target: entry.target,
+        result: entry.result,
+        status: entry.status,
+        details: entry.details ?? {},
+        prevHash: head.hash,
+        hash: '',
+      }
+      record.hash = hashOf(record)
       await trx
         .insertInto('audit_log')
         .values({
@@ -109,8 +118,8 @@ export class AuditLog {
     return record
   }
 
-  async #readHead(): Promise<{ seq: number; hash: string }> {
-    const last = await this.#catalog.db
+  async #readHead(db: Kysely<CatalogSchema> = this.#catalog.db): Promise<{ seq: number; hash: string }> {
+    const last = await db
       .selectFrom('audit_log')
       .select(['seq', 'hash'])
       .orderBy('seq', 'desc')

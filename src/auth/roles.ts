@@ -5,6 +5,7 @@
 /** Every permission a management route can require. */
 export const PERMISSIONS = [
   'system/read',
+  'metrics/read',
   'vms/read',
   'vms/write',
   'vms/delete',
@@ -56,6 +57,7 @@ export const ROLE_NAMES = [
   'Disk Contributor',
   'Security Admin',
   'Guard',
+  'Monitoring',
   'Admin',
 ] as const
 
@@ -152,6 +154,11 @@ export const ROLES: Readonly<Record<RoleName, RoleDefinition>> = {
     name: 'Guard',
     description: 'approves or denies critical operations (multi-user authorization, the resource guard)',
     permissions: ['system/read', 'guard/approve'],
+  },
+  Monitoring: {
+    name: 'Monitoring',
+    description: 'reads the Prometheus metrics and the service status (a scraper token); nothing else',
+    permissions: ['system/read', 'metrics/read'],
   },
   Admin: {
     name: 'Admin',

@@ -16,6 +16,9 @@ export type RouteRequirement = Permission | 'authenticated' | 'public'
 export const ROUTE_PERMISSIONS: Readonly<Record<string, RouteRequirement>> = {
   // Service
   'GET /healthz': 'public',
+  // Readiness carries no data (load balancers probe it); metrics do: a Monitoring token reads them.
+  'GET /readyz': 'public',
+  'GET /metrics': 'metrics/read',
   'GET /api/v1/openapi.json': 'system/read',
   'GET /api/v1/status': 'system/read',
   'GET /api/v1/info': 'system/read',
@@ -63,6 +66,19 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, RouteRequirement>> = {
   'GET /api/v1/vaults/{vault}/protectedItems/{vm}/recoveryPoints/{rp}': 'protection/read',
   'POST /api/v1/vaults/{vault}/protectedItems/{vm}/backup': 'backup/run',
   'POST /api/v1/vaults/{vault}/protectedItems/{vm}/recoveryPoints/{rp}/restore': 'restore/run',
+  // File recovery: reading a point's files is a restore (Backup Operator and up); a mount's answer holds its key
+  'GET /api/v1/vaults/{vault}/protectedItems/{vm}/mounts': 'restore/run',
+  'POST /api/v1/vaults/{vault}/protectedItems/{vm}/recoveryPoints/{rp}/mounts': 'restore/run',
+  'GET /api/v1/vaults/{vault}/protectedItems/{vm}/recoveryPoints/{rp}/mounts': 'restore/run',
+  'GET /api/v1/vaults/{vault}/protectedItems/{vm}/recoveryPoints/{rp}/mounts/{mount}': 'restore/run',
+  'DELETE /api/v1/vaults/{vault}/protectedItems/{vm}/recoveryPoints/{rp}/mounts/{mount}': 'restore/run',
+  'GET /api/v1/vaults/{vault}/protectedItems/{vm}/recoveryPoints/{rp}/volumes': 'restore/run',
+  'GET /api/v1/vaults/{vault}/protectedItems/{vm}/recoveryPoints/{rp}/files': 'restore/run',
+  'GET /api/v1/vaults/{vault}/protectedItems/{vm}/recoveryPoints/{rp}/file': 'restore/run',
+  'GET /api/v1/vaults/{vault}/protectedItems/{vm}/recoveryPoints/{rp}/file/content': 'restore/run',
+  'GET /api/v1/vaults/{vault}/protectedItems/{vm}/recoveryPoints/{rp}/archive': 'restore/run',
+  'POST /api/v1/vaults/{vault}/protectedItems/{vm}/recoveryPoints/{rp}/archive': 'restore/run',
+  'GET /api/v1/vaults/{vault}/protectedItems/{vm}/fileHistory': 'restore/run',
 
   // Storage accounts, containers, disks, snapshots
   'GET /api/v1/accounts': 'accounts/read',

@@ -1,5 +1,6 @@
 // The catalog: the service's records in SQLite (embedded) or PostgreSQL (shared), with versioned migrations.
 export type { Catalog } from './catalog.js'
+export { type ClaimedJob, JobLeases } from './job-leases.js'
 export {
   FINISHED_JOB_STATES,
   isJobFinished,
@@ -15,6 +16,7 @@ export {
   type NewJob,
 } from './job-store.js'
 export { KyselyCatalog, type MigrationRunner } from './kysely-catalog.js'
+export { LeaderLease, type LeaseState } from './leader-lease.js'
 export { MIGRATIONS, type Migration } from './migrations.js'
 export { CATALOG_DIALECTS, type CatalogDialect, openCatalog } from './open-catalog.js'
 export { openPostgresCatalog, POSTGRES_POOL_SIZE, PostgresCatalog, redactUrl } from './postgres-catalog.js'

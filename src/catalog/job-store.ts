@@ -34,6 +34,7 @@ export const JOB_KINDS = [
   'maintenance',
   'delete-data',
   'copy',
+  'download',
 ] as const
 
 /** A kind of long operation. */

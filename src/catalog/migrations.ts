@@ -280,4 +280,24 @@ export const MIGRATIONS: Migration[] = [
       await db.schema.createIndex('guard_requests_vault').on('guard_requests').columns(['vault']).execute()
     },
   },
+  {
+    // Scale-out (docs/scale-out.md): which process runs a job and until when its lease holds (renewed by
+    // heartbeats; an expired lease lets another worker take the job over), named leases (the scheduler's
+    // leader), and the last slot the scheduler fired per protected item (fired once across instances).
+    version: 15,
+    name: 'job leases and leader leases',
+    async up(db) {
+      await db.schema.alterTable('jobs').addColumn('owner', 'text').execute()
+      await db.schema.alterTable('jobs').addColumn('lease_until', 'integer').execute()
+      await db.schema.createIndex('jobs_lease').on('jobs').columns(['ended_at', 'lease_until']).execute()
+      await db.schema
+        .createTable('leases')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('owner', 'text', (c) => c.notNull())
+        .addColumn('until', 'integer', (c) => c.notNull())
+        .addColumn('term', 'integer', (c) => c.notNull())
+        .execute()
+      await db.schema.alterTable('protected_items').addColumn('fired_slot', 'integer').execute()
+    },
+  },
 ]

@@ -75,6 +75,8 @@ export interface ProtectedItemsTable {
   include_future_disks: number
   protected_since: number
   last_slot: number | null
+  /** The slot the scheduler last fired for this item (set before the run: each slot fires once). */
+  fired_slot: number | null
   last_backup_at: string | null
   last_backup_status: string | null
   created_at: string
@@ -122,6 +124,18 @@ export interface JobsTable {
   error_code: string | null
   error_message: string | null
   details_json: string
+  /** The process running the job (JobLeases), while its lease holds. */
+  owner: string | null
+  /** Until when (ms) the owner's lease holds; past it another worker may take the job over. */
+  lease_until: number | null
+}
+
+/** A named lease (the scheduler's leader): one owner until `until`; `term` grows at each change of owner. */
+export interface LeasesTable {
+  name: string
+  owner: string
+  until: number
+  term: number
 }
 
 /** A person or service account that signs in; `password_hash` is an argon2id PHC string. */
@@ -215,6 +229,7 @@ export interface CatalogSchema {
   protected_items: ProtectedItemsTable
   recovery_points: RecoveryPointsTable
   jobs: JobsTable
+  leases: LeasesTable
   users: UsersTable
   role_assignments: RoleAssignmentsTable
   credentials: CredentialsTable

@@ -1,5 +1,5 @@
 // The disk store: thin page-blob disks with instant snapshots and page-range diffs.
 export { crc32Implementation } from './_crc32.js'
-export { forEachDataRun } from './_raw-file.js'
+export { dataRanges, forEachDataRun } from './_raw-file.js'
 export { LogDiskStore, type LogDiskStoreOptions } from './log-disk-store.js'
 export * from './types.js'

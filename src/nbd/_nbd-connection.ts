@@ -23,13 +23,13 @@ import * as P from './_protocol.js'
 import { readInto } from './_read-into.js'
 import { simpleHeader, structuredHeader, writeStructuredHeader } from './_reply-headers.js'
 import type { ExportProvider, NbdExport } from './export-provider.js'
-import type { PskKeys } from './psk-keys.js'
+import type { PskKeyring } from './psk-keys.js'
 
 /** TLS a connection requires (FORCEDTLS): the context of its handshakes and, for PSK, the keys. */
 export interface ConnectionTls {
   context: SecureContext
   /** Pre-shared keys: the identity a client authenticated with limits the exports it may open. */
-  psk?: PskKeys
+  psk?: PskKeyring
 }
 
 /** Limits one connection enforces; see NbdServerOptions for their meaning and defaults. */
@@ -213,6 +213,16 @@ export class NbdConnection {
       this.#destroy()
     }, this.#limits.handshakeTimeoutMs)
     this.#handshakeTimer.unref()
+  }
+
+  /** The export chosen (undefined while negotiating). */
+  get exportName(): string | undefined {
+    return this.#export?.name
+  }
+
+  /** The PSK identity the client authenticated with, if any. */
+  get identity(): string | undefined {
+    return this.#identity
   }
 
   /** Settles once the socket is closed and the export released. */

@@ -4,7 +4,7 @@ import { CairnError, type Logger, silentLogger } from '../util/index.js'
 import { BufferPool } from './_buffer-pool.js'
 import { type ConnectionLimits, type ConnectionTls, NbdConnection } from './_nbd-connection.js'
 import type { ExportProvider } from './export-provider.js'
-import type { PskKeys } from './psk-keys.js'
+import type { PskKeyring } from './psk-keys.js'
 
 /** The IANA port of NBD. */
 export const NBD_DEFAULT_PORT = 10809
@@ -45,7 +45,7 @@ export interface NbdTlsOptions {
   /** Certificate chain and private key (PEM). */
   cert?: string
   key?: string
-  psk?: PskKeys
+  psk?: PskKeyring
 }
 
 /**
@@ -109,6 +109,22 @@ export class NbdServer {
   /** Connections open now. */
   get connections(): number {
     return this.#connections.size
+  }
+
+  /**
+   * Closes at once every connection `which` picks (by its export, or its PSK identity while it has
+   * not chosen one yet): a revoked credential leaves no session open. Answers how many were closed.
+   */
+  disconnect(
+    which: (c: { exportName: string | undefined; identity: string | undefined }) => boolean,
+  ): number {
+    let n = 0
+    for (const c of this.#connections) {
+      if (!which({ exportName: c.exportName, identity: c.identity })) continue
+      n++
+      void c.shutdown(0)
+    }
+    return n
   }
 
   /** The bound address once listening. */

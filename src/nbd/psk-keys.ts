@@ -7,6 +7,14 @@ interface PskEntry {
   exports: string[] | undefined
 }
 
+/** What the NBD server asks of its pre-shared keys: a file's (PskKeys) or keys given out at run time. */
+export interface PskKeyring {
+  /** The key of `identity`, or undefined (the handshake then fails). */
+  key(identity: string): Buffer | undefined
+  /** Whether `identity` may open export `name`. */
+  allows(identity: string, name: string): boolean
+}
+
 const IDENTITY = /^[A-Za-z0-9._@+-]{1,128}$/
 
 /**
@@ -20,7 +28,7 @@ const IDENTITY = /^[A-Za-z0-9._@+-]{1,128}$/
  * disk and its snapshots `DISK@SNAPSHOT`), or a prefix ending in `*` (`devstoreaccount1/web/*`). A
  * line without exports opens every export. The client's own file holds only its `identity:hexkey`.
  */
-export class PskKeys {
+export class PskKeys implements PskKeyring {
   readonly #entries: Map<string, PskEntry>
 
   private constructor(entries: Map<string, PskEntry>) {

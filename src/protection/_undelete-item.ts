@@ -6,6 +6,7 @@
 import type { DiskRef } from '../diskstore/index.js'
 import { CairnError, type DiskLabel, type Logger } from '../util/index.js'
 import type { SoftDeletedPoint } from '../vault/index.js'
+import { pointTime } from './copy-retention.js'
 import type { ProtectedItem, ProtectionStore, VmRecoveryPoint } from './protection-store.js'
 import type { VaultTransfer } from './vault-transfer.js'
 import type { Vm, VmSpec } from './vm.js'
@@ -111,10 +112,4 @@ function pointRecord(
       ...(saved.tempDisk ? { tempDisk: saved.tempDisk } : {}),
     },
   }
-}
-
-/** A VM point's time: its id carries the snapshot's instant (`20261204T195200123Z-7b55`). */
-function pointTime(p: SoftDeletedPoint): string {
-  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(\d{3})Z/.exec(p.id)
-  return m ? `${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6]}.${m[7]}Z` : p.createdAt
 }

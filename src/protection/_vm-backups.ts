@@ -5,12 +5,12 @@ import { CairnError, diskLabel, isCairnError, type Logger } from '../util/index.
 import { type BackupCheckpoint, type Consistency, newRecoveryPointId } from '../vault/index.js'
 import { resumeOptions } from './_job-steps.js'
 import { fromWall, toWall } from './_zoned-time.js'
-import type { AgentFor, AgentQuiesce, AgentThaw } from './agent-client.js'
+import type { AgentFor, AgentQuiesce, AgentThaw, VmAgent } from './agent-client.js'
 import { checkSnapshots } from './disk-backup.js'
 import type { JobBody, JobContext, JobService, StartedJob } from './job-service.js'
 import { expiredSnapshots, onDemandExpiry, planRetention } from './plan-retention.js'
 import { type ReconcileReport, vaultRef } from './point-reconciler.js'
-import type { BackupPolicy } from './policy.js'
+import type { BackupPolicy, RetentionRules } from './policy.js'
 import type { ProtectionStore, VmRecoveryPoint, VmRecoveryPointDisk } from './protection-store.js'
 import { scheduledTimes } from './schedule.js'
 import type { VaultTransfer } from './vault-transfer.js'
@@ -25,6 +25,18 @@ export interface BackupOptions {
   signal?: AbortSignal
   /** Who asks (default `local`). */
   startedBy?: string
+}
+
+/** The copy a policy asks for after a backup of a VM reached the policy's vault. */
+export interface PolicyCopyRequest {
+  from: string
+  to: string
+  vm: string
+  /** Only points newer than the newest copy of the VM in `to`. */
+  onlyNewer: true
+  /** The copies' retention: the policy's time zone and the copy's rules (or the policy's own). */
+  policy: { timeZone: string; retention: RetentionRules }
+  startedBy: string
 }
 
 /** What one backup of a VM works with. */
@@ -56,6 +68,10 @@ export class VmBackups {
   readonly #busy: Set<string>
   readonly #reconcile: (vm: string, options: { vault?: boolean }) => Promise<ReconcileReport>
   readonly #agentFor: AgentFor
+  readonly #qgaFor: (channel: string) => VmAgent
+  readonly #copyPoints: ((request: PolicyCopyRequest) => Promise<Job>) | undefined
+
+  readonly #pinned: (pointId: string) => boolean
 
   constructor(options: {
     store: ProtectionStore
@@ -73,7 +89,14 @@ export class VmBackups {
     reconcile: (vm: string, options: { vault?: boolean }) => Promise<ReconcileReport>
     /** The client of a VM's agent. */
     agentFor: AgentFor
+    /** True while a point must keep its data (it is mounted): its snapshots are not pruned. */
+    pinned?: (pointId: string) => boolean
+    /** The client of a VM's QEMU guest agent, by its channel (`unix:PATH`). */
+    qgaFor: (channel: string) => VmAgent
+    /** Starts a policy's copy job (see ProtectionServiceOptions.copyPoints). */
+    copyPoints?: (request: PolicyCopyRequest) => Promise<Job>
   }) {
+    this.#pinned = options.pinned ?? (() => false)
     this.#store = options.store
     this.#disks = options.disks
     this.#jobs = options.jobs
@@ -85,6 +108,8 @@ export class VmBackups {
     this.#busy = options.busy
     this.#reconcile = options.reconcile
     this.#agentFor = options.agentFor
+    this.#qgaFor = options.qgaFor
+    this.#copyPoints = options.copyPoints
   }
 
   /** Starts a backup of a VM as a job; one backup of a VM at a time. */
@@ -235,6 +260,8 @@ export class VmBackups {
       await this.#pruneSnapshots(b.vm.name, b.policy)
       await this.#store.recordBackup(b.itemId, warnings.length > 0 ? 'CompletedWithWarnings' : 'Completed')
       details.warnings = warnings
+      // 8. A policy with a copy: a copy job brings the VM's new points to the other vault.
+      if (b.policy.copy && typeof details.vaultPoint === 'string') await this.#startCopy(ctx, b)
       return { recoveryPoint: point.id, tier: point.tier, warnings }
     } catch (err) {
       // A service that stops during the vault transfer leaves the backup, snapshots and all, to
@@ -255,6 +282,28 @@ export class VmBackups {
     }
   }
 
+  /** Starts the policy's copy job; a copy that cannot start is recorded, the backup stands. */
+  async #startCopy(ctx: JobContext, b: BackupRun): Promise<void> {
+    const copy = b.policy.copy!
+    if (!this.#copyPoints) return
+    try {
+      const job = await this.#copyPoints({
+        from: b.vault,
+        to: copy.vault,
+        vm: b.vm.name,
+        onlyNewer: true,
+        // Without rules of its own, the copy keeps the policy's ranges (judged on the copy's side).
+        policy: { timeZone: b.policy.timeZone, retention: copy.retention ?? b.policy.retention },
+        startedBy: `policy:${b.policy.name}`,
+      })
+      ctx.details.copyJob = job.id
+    } catch (err) {
+      const e = isCairnError(err) ? err : new CairnError('Internal', String(err))
+      ctx.details.copyError = { code: e.code, message: e.message }
+      this.#log.warn('the copy of a backup could not start', { vm: b.vm.name, code: e.code })
+    }
+  }
+
   /** Steps 1–4: quiesce, one snapshot group, thaw; the point as it will be written (snapshot tier). */
   async #capture(
     ctx: JobContext,
@@ -267,7 +316,11 @@ export class VmBackups {
     {
       // 1. Quiesce through the agent, if any. An unreachable agent means crash-consistent, said so.
       let quiesce: AgentQuiesce | undefined
-      const agent = b.vm.agent ? this.#agentFor({ url: b.vm.agent.url, token: b.vm.agent.token }) : undefined
+      const agent = b.vm.qga
+        ? this.#qgaFor(b.vm.qga)
+        : b.vm.agent
+          ? this.#agentFor({ url: b.vm.agent.url, token: b.vm.agent.token })
+          : undefined
       let consistency: Consistency = 'CrashConsistent'
       if (agent) {
         await ctx.phase('Quiesce')
@@ -456,7 +509,7 @@ export class VmBackups {
       .filter((p) => p.tier !== 'Vault')
       .map((p) => ({ ...p, time: Date.parse(p.time), point: p }))
     for (const p of expiredSnapshots(inSnapshots, policy, this.#now())) {
-      if (p.point.tier !== 'SnapshotAndVault') continue
+      if (p.point.tier !== 'SnapshotAndVault' || this.#pinned(p.point.id)) continue
       for (const d of p.point.disks)
         if (d.snapshot) await this.#disks.deleteSnapshot(d.source, d.snapshot).catch(() => {})
       await this.#store.updateRecoveryPoint(p.point.id, {

@@ -25,6 +25,14 @@ export {
 export { type DeleteTarget, type DiskDependent, DiskGuard } from './disk-guard.js'
 export { DiskService, type DiskServiceOptions } from './disk-service.js'
 export {
+  type ArchiveFormat,
+  FileBrowser,
+  type FileLocation,
+  type FileVersion,
+  type PointVolume,
+} from './file-browser.js'
+export {
+  JOB_LEASE_MS,
   type JobBody,
   type JobContext,
   type JobEvent,
@@ -44,6 +52,7 @@ export {
   type RetentionReason,
   type RetentionVerdict,
 } from './plan-retention.js'
+export { openPointDisk, type PointDiskSource, pointDiskSource } from './point-disk-readers.js'
 export { PointReconciler, type ReconcileReport, tierOf } from './point-reconciler.js'
 export {
   type BackupPolicy,
@@ -78,6 +87,16 @@ export {
   type VmRecoveryPoint,
   type VmRecoveryPointDisk,
 } from './protection-store.js'
+export { QGA_POST_SCRIPT, QGA_PRE_SCRIPT, QgaAgent, type QgaAgentOptions, QgaSession } from './qga-agent.js'
+export {
+  MOUNT_EXPORT_PREFIX,
+  MOUNT_HOURS,
+  type NbdEndpoint,
+  RecoveryPointMounts,
+  type RpMount,
+  type RpMountDisk,
+  type RpMountView,
+} from './recovery-point-mounts.js'
 export { RegistryVaultTransfer } from './registry-vault-transfer.js'
 export {
   APPROVAL_HOURS,
@@ -121,7 +140,7 @@ export {
   VaultService,
   type VaultServiceOptions,
 } from './vault-service.js'
-export type { VaultTransfer } from './vault-transfer.js'
+export type { DiskByteReader, VaultTransfer } from './vault-transfer.js'
 export {
   type DataDisk,
   type DiskSelection,

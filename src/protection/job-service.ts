@@ -2,6 +2,7 @@ import {
   isJobFinished,
   type Job,
   type JobFilter,
+  type JobLeases,
   type JobPage,
   type JobStore,
   type NewJob,
@@ -73,7 +74,16 @@ export interface JobServiceOptions {
   progressIntervalMs?: number
   /** Most watchers at once (default MAX_JOB_WATCHERS). */
   maxWatchers?: number
+  /**
+   * Scale-out (docs/scale-out.md): each job this service runs is leased to `owner` in the catalog and
+   * the lease renewed every `leaseMs / 3`; a job whose lease another worker took over (this process
+   * stalled past its lease) is stopped here without another word written.
+   */
+  leases?: { store: JobLeases; owner: string; leaseMs?: number }
 }
+
+/** How long a job lease lasts without a heartbeat (default of JobServiceOptions.leases.leaseMs). */
+export const JOB_LEASE_MS = 30_000
 
 interface Running {
   abort: AbortController
@@ -82,6 +92,9 @@ interface Running {
 
 /** Why the service aborts its jobs when it stops: they end Interrupted, not Cancelled. */
 class Stopping extends Error {}
+
+/** Why a job stops here when another worker took its lease over: nothing more is written for it. */
+class LeaseLost extends Error {}
 
 /**
  * Runs every long operation of the service as a persisted job: Queued → Running → Completed, Failed,
@@ -95,12 +108,45 @@ export class JobService {
   readonly #running = new Map<string, Running>()
   readonly #subscribers = new Map<(e: JobEvent) => void, (() => void) | undefined>()
   readonly #maxWatchers: number
+  readonly #leases: JobServiceOptions['leases']
+  readonly #observers = new Set<(e: JobEvent) => void>()
+  #heartbeat: NodeJS.Timeout | undefined
 
   constructor(options: JobServiceOptions) {
     this.#store = options.store
+    this.#leases = options.leases
     this.#log = options.logger ?? silentLogger
     this.#maxWatchers = options.maxWatchers ?? MAX_JOB_WATCHERS
     this.#interval = options.progressIntervalMs ?? 250
+  }
+
+  /** The owner this service leases its jobs to (scale-out), if it leases them. */
+  get owner(): string | undefined {
+    return this.#leases?.owner
+  }
+
+  /** Renews the leases of the jobs running here; stops those another worker took over. */
+  async renewLeases(): Promise<void> {
+    const l = this.#leases
+    if (!l || this.#running.size === 0) return
+    const lost = await l.store.renew(l.owner, [...this.#running.keys()], l.leaseMs ?? JOB_LEASE_MS)
+    for (const id of lost) {
+      this.#log.warn('another worker took this job over; stopping it here', { job: id })
+      this.#running.get(id)?.abort.abort(new LeaseLost(`Job ${id} was taken over by another worker`))
+    }
+  }
+
+  #beat(): void {
+    const l = this.#leases
+    if (!l || this.#heartbeat) return
+    this.#heartbeat = setInterval(
+      () =>
+        void this.renewLeases().catch((err) =>
+          this.#log.warn('cannot renew the job leases', { message: String(err) }),
+        ),
+      Math.max(100, Math.floor((l.leaseMs ?? JOB_LEASE_MS) / 3)),
+    )
+    this.#heartbeat.unref()
   }
 
   /** The job store (reads). */
@@ -113,7 +159,9 @@ export class JobService {
    * `interruptOn` signal (a scheduler stopping) ends the job Interrupted rather than Cancelled.
    */
   async start(spec: NewJob, body: JobBody, options: { interruptOn?: AbortSignal } = {}): Promise<StartedJob> {
-    const created = await this.#store.create(spec)
+    // With leases, the job names its host: jobs bound to this host's disk store are resumed only here.
+    const host = this.#leases?.owner
+    const created = await this.#store.create(host ? { ...spec, details: { ...spec.details, host } } : spec)
     this.#emit({ type: 'job.created', job: created })
     return this.#launch(created, body, options, false)
   }
@@ -202,6 +250,15 @@ export class JobService {
     }, onEnd)
   }
 
+  /**
+   * Receives every job event, like subscribe(), without counting as a watcher (the metrics); never
+   * ended by endSubscriptions(). Answers the function that stops it.
+   */
+  observe(listener: (e: JobEvent) => void): () => void {
+    this.#observers.add(listener)
+    return () => void this.#observers.delete(listener)
+  }
+
   /** Ends every subscription (event streams close) so that the API can stop. */
   endSubscriptions(): void {
     const ends = [...this.#subscribers.values()]
@@ -221,12 +278,13 @@ export class JobService {
    * Answers the interrupted ones, details included, for clean-up; `onResumed` is told each resumed job.
    */
   async recover(
-    options: { resume?: JobResumer; onResumed?: (started: StartedJob) => void } = {},
+    options: { resume?: JobResumer; onResumed?: (started: StartedJob) => void; jobs?: Job[] } = {},
   ): Promise<Job[]> {
     const reason =
       'The job was cut short when the Cairn service stopped or died; its partial work was undone. Run it again.'
     const out: Job[] = []
-    for (const job of await this.#store.listUnfinished()) {
+    // `jobs`: the ones this worker claimed (scale-out: their owner's lease expired); else every unfinished one.
+    for (const job of options.jobs ?? (await this.#store.listUnfinished())) {
       let body: JobBody | undefined
       let why = { code: 'JobInterrupted', message: reason }
       try {
@@ -257,6 +315,8 @@ export class JobService {
 
   /** Stops every running job (they end Interrupted) and waits for them. */
   async close(): Promise<void> {
+    if (this.#heartbeat) clearInterval(this.#heartbeat)
+    this.#heartbeat = undefined
     for (const r of this.#running.values()) r.abort.abort(new Stopping('The service is stopping'))
     await Promise.all([...this.#running.values()].map((r) => r.done))
     this.endSubscriptions()
@@ -308,6 +368,12 @@ export class JobService {
     }
     let outcome: Parameters<JobStore['finish']>[1]
     try {
+      const l = this.#leases
+      if (l) {
+        if (!(await l.store.hold(id, l.owner, l.leaseMs ?? JOB_LEASE_MS)))
+          throw new LeaseLost(`Job ${id} is held by another worker`)
+        this.#beat()
+      }
       const running = await this.#store.markRunning(id)
       this.#log.info('job started', {
         job: id,
@@ -321,6 +387,11 @@ export class JobService {
       outcome = { state: 'Completed', result: result ?? null, details }
     } catch (err) {
       const reason: unknown = abort.signal.reason
+      if (err instanceof LeaseLost || reason instanceof LeaseLost) {
+        // Another worker runs it now: it writes the job's progress and end, not this one.
+        if (timer) clearTimeout(timer)
+        return this.#store.get(id).catch(() => created)
+      }
       if (abort.signal.aborted && reason instanceof Stopping) {
         outcome = {
           state: 'Interrupted',
@@ -374,7 +445,7 @@ export class JobService {
   }
 
   #emit(e: JobEvent): void {
-    for (const s of [...this.#subscribers.keys()]) {
+    for (const s of [...this.#subscribers.keys(), ...this.#observers]) {
       try {
         s(e)
       } catch (err) {

@@ -118,4 +118,26 @@ describe('validatePolicy', () => {
     assert.match(problems({ ...daily, name: '' }), /"name"/)
     assert.match(problems({ ...daily, schedule: { frequency: 'Monthly' } }), /Daily, Weekly or Hourly/)
   })
+
+  it('accepts a copy to another vault with retention of its own, and names what is wrong in one', () => {
+    const monthly = { monthly: { months: 12, on: { format: 'Daily', days: [1] } } }
+    assert.deepEqual(validatePolicy({ ...daily, copy: { vault: 'offsite', retention: monthly } }).copy, {
+      vault: 'offsite',
+      retention: monthly,
+    })
+    assert.deepEqual(validatePolicy({ ...daily, copy: { vault: 'offsite' } }).copy, { vault: 'offsite' })
+    assert.equal(validatePolicy(daily).copy, undefined)
+    assert.match(problems({ ...daily, copy: 'offsite' }), /"copy" must be an object/)
+    assert.match(problems({ ...daily, copy: { vault: 'Off Site' } }), /"copy.vault" must name a vault/)
+    assert.match(problems({ ...daily, copy: { vault: 'o', retention: {} } }), /at least one rule/)
+    assert.match(
+      problems({ ...daily, copy: { vault: 'o', retention: { daily: { days: 3 } } } }),
+      /"copy.retention.daily.days" must be 7–9999/,
+    )
+    assert.match(problems({ ...daily, copy: { vault: 'o', keep: 1 } }), /"copy.keep" is not a policy field/)
+    assert.match(
+      problems({ ...daily, copy: { vault: 'o', retention: { hourly: {} } } }),
+      /"copy.retention.hourly" is not a policy field/,
+    )
+  })
 })

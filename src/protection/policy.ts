@@ -68,6 +68,16 @@ export interface RetentionRules {
   yearly?: { years: number; monthsOfYear: Month[]; on: MonthDaySelector }
 }
 
+/**
+ * "Copy every point to vault X": after each backup that reaches the policy's vault, a copy job brings
+ * the VM's new points into `vault`. Only the points `retention` (default: the policy's own ranges)
+ * keeps are copied, and the copies expire by it on the target (applied there daily and after each copy).
+ */
+export interface PolicyCopy {
+  vault: string
+  retention?: RetentionRules
+}
+
 /** A backup policy: Standard (daily or weekly) or Enhanced (adds hourly), a time zone and retention. */
 export interface BackupPolicy {
   name: string
@@ -78,6 +88,8 @@ export interface BackupPolicy {
   /** How long snapshots stay in the snapshot tier for instant restore. */
   instantRpRetentionRangeInDays: number
   retention: RetentionRules
+  /** Copies of every point in another vault (docs/protection.md, "Copies in another vault"). */
+  copy?: PolicyCopy
 }
 
 /**
@@ -129,6 +141,7 @@ export function validatePolicy(input: unknown): BackupPolicy {
     )
   }
   const retention = checkRetention(o.retention, schedule, problems)
+  const copy = o.copy === undefined ? undefined : checkCopy(o.copy, problems)
   if (problems.length > 0) {
     throw new CairnError(
       'PolicyInvalid',
@@ -143,7 +156,34 @@ export function validatePolicy(input: unknown): BackupPolicy {
     schedule: schedule!,
     instantRpRetentionRangeInDays: instant as number,
     retention,
+    ...(copy ? { copy } : {}),
   }
+}
+
+const VAULT_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/
+
+/** Checks a policy's `copy`: a vault name and, optionally, retention rules of their own (any one rule). */
+function checkCopy(raw: unknown, problems: string[]): PolicyCopy | undefined {
+  if (!isObject(raw)) {
+    problems.push(`"copy" must be an object { vault, retention? }, not ${JSON.stringify(raw)}`)
+    return undefined
+  }
+  const c = raw as Record<string, unknown>
+  unknownKeys(c, ['vault', 'retention'], 'copy.', problems)
+  if (typeof c.vault !== 'string' || !VAULT_NAME.test(c.vault))
+    problems.push(`"copy.vault" must name a vault, not ${JSON.stringify(c.vault)}`)
+  if (c.retention === undefined) return { vault: String(c.vault) }
+  // The copies' rules are checked as a policy's, without a schedule to agree with.
+  const own: string[] = []
+  if (isObject(c.retention)) {
+    const r = c.retention as Record<string, unknown>
+    unknownKeys(r, ['daily', 'weekly', 'monthly', 'yearly'], 'copy.retention.', own)
+  }
+  const retention = checkRetention(c.retention, undefined, own)
+  if (own.length === 0 && Object.keys(retention).length === 0)
+    own.push('"copy.retention" must have at least one rule (daily, weekly, monthly or yearly)')
+  problems.push(...own.map((m) => m.replaceAll('"retention', '"copy.retention')))
+  return { vault: String(c.vault), retention }
 }
 
 function checkSchedule(
@@ -331,6 +371,7 @@ const POLICY_KEYS = [
   'schedule',
   'instantRpRetentionRangeInDays',
   'retention',
+  'copy',
 ]
 const SCHEDULE_KEYS = ['frequency', 'time', 'days', 'intervalHours', 'windowStart', 'windowDurationHours']
 

@@ -7,14 +7,15 @@ import type { DiskRef, DiskStore } from '../diskstore/index.js'
 import { CairnError, isCairnError, type Logger, silentLogger } from '../util/index.js'
 import type { VaultSettings } from '../vault/index.js'
 import { type UndeleteReport, undeleteItem } from './_undelete-item.js'
-import { type BackupOptions, VmBackups } from './_vm-backups.js'
-import { AgentClient, type AgentFor } from './agent-client.js'
+import { type BackupOptions, type PolicyCopyRequest, VmBackups } from './_vm-backups.js'
+import { AgentClient, type AgentFor, type VmAgent } from './agent-client.js'
 import { DiskGuard } from './disk-guard.js'
 import type { JobBody, JobService, StartedJob } from './job-service.js'
 import { planRetention } from './plan-retention.js'
 import { PointReconciler, type ReconcileReport } from './point-reconciler.js'
 import { type BackupPolicy, POLICY_BOUNDS, validatePolicy } from './policy.js'
 import type { ProtectedItem, ProtectionState, ProtectionStore, VmRecoveryPoint } from './protection-store.js'
+import { QgaAgent } from './qga-agent.js'
 import type { ResourceGuard } from './resource-guard.js'
 import { checkRetentionChange, retentionShortened } from './retention-change.js'
 import type { VaultTransfer } from './vault-transfer.js'
@@ -37,15 +38,27 @@ export interface ProtectionServiceOptions {
   guard?: ResourceGuard
   /** The client of a VM's agent (default an AgentClient over HTTP; tests may hand their own). */
   agentFor?: AgentFor
+  /** The client of a VM's QEMU guest agent (default a QgaAgent on the channel's socket). */
+  qgaFor?: (channel: string) => VmAgent
   /**
    * A vault's soft-delete and immutability settings (undefined: a vault that is gone): every policy
    * change (a policy edited, an item moved to another policy, protected or resumed under another)
    * that shortens a retention is refused while the vault is immutable.
    */
   vaultSettings?: (vault: string) => Promise<VaultSettings | undefined>
+  /**
+   * True while a recovery point must keep its data whatever retention says (it is mounted, see
+   * RecoveryPointMounts): retention and snapshot pruning pass it by until it is released.
+   */
+  pinned?: (pointId: string) => boolean
+  /**
+   * Starts the copy job of a policy with `copy` after a backup reached its vault (the VaultService's
+   * copy); without it, policies' copies are not made.
+   */
+  copyPoints?: (request: PolicyCopyRequest) => Promise<Job>
 }
 
-export type { BackupOptions } from './_vm-backups.js'
+export type { BackupOptions, PolicyCopyRequest } from './_vm-backups.js'
 
 /** How a recovery point is restored, after the reference's recovery types. */
 export interface RestoreRequest {
@@ -101,6 +114,7 @@ export class ProtectionService {
   readonly #restores: VmRestores
   readonly #backups: VmBackups
   readonly #listeners = new Set<() => void>()
+  readonly #pinned: (pointId: string) => boolean
 
   constructor(options: ProtectionServiceOptions) {
     this.#store = options.store
@@ -111,6 +125,7 @@ export class ProtectionService {
     this.#log = options.logger ?? silentLogger
     this.#now = options.now ?? Date.now
     this.#vaultSettings = options.vaultSettings
+    this.#pinned = options.pinned ?? (() => false)
     this.#reconciler = new PointReconciler({
       store: this.#store,
       disks: this.#disks,
@@ -137,9 +152,12 @@ export class ProtectionService {
       now: this.#now,
       onDemandPerDay: options.onDemandPerDay ?? POLICY_BOUNDS.onDemandPerDay,
       agentFor: options.agentFor ?? ((a) => new AgentClient(a)),
+      pinned: (id) => this.#pinned(id),
+      qgaFor: options.qgaFor ?? ((channel) => new QgaAgent({ channel })),
       running: this.#running,
       busy: this.#busyVms,
       reconcile: (vm, o) => this.reconcile(vm, o),
+      ...(options.copyPoints ? { copyPoints: options.copyPoints } : {}),
     })
   }
 
@@ -208,6 +226,7 @@ export class ProtectionService {
         `Cannot change policy "${name}": an Enhanced policy cannot become Standard`,
       )
     await this.#checkRetention(vault, before, policy, `Cannot change policy "${name}"`)
+    await this.#checkCopy(vault, policy, `Cannot change policy "${name}"`)
     const updated = await this.#store.updatePolicy(vault, name, policy)
     this.#changed()
     return updated
@@ -289,7 +308,18 @@ export class ProtectionService {
   /** Adds a backup policy to a vault that exists (VaultNotFound otherwise), within the reference bounds. */
   async createPolicy(vault: string, input: unknown): Promise<BackupPolicy> {
     await this.#needVault(vault, `create a backup policy in vault "${vault}"`)
-    return this.#store.createPolicy(vault, validatePolicy(input))
+    const policy = validatePolicy(input)
+    await this.#checkCopy(vault, policy, `Cannot create policy "${policy.name}"`)
+    return this.#store.createPolicy(vault, policy)
+  }
+
+  /** A policy's copy goes to another vault that exists. */
+  async #checkCopy(vault: string, policy: BackupPolicy, what: string): Promise<void> {
+    if (!policy.copy) return
+    if (policy.copy.vault === vault)
+      throw new CairnError('PolicyInvalid', `${what}: "copy.vault" must be another vault than "${vault}"`)
+    if (this.#vault && !(await this.#vault.hasVault(policy.copy.vault)))
+      throw new CairnError('VaultNotFound', `${what}: its copy vault "${policy.copy.vault}" does not exist`)
   }
 
   /**
@@ -591,6 +621,10 @@ export class ProtectionService {
       )
       for (const v of plan.expire) {
         const p = points.find((x) => x.id === v.id)!
+        if (this.#pinned(p.id)) {
+          this.#log.info('a mounted recovery point is kept past its retention', { point: p.id })
+          continue
+        }
         try {
           await this.deletePointData(item.vault, p)
         } catch (err) {
@@ -605,6 +639,21 @@ export class ProtectionService {
         await this.#store.deleteRecoveryPoint(p.id)
         pruned++
         vaults.add(item.vault)
+      }
+      // The policy's copies expire by the copy's own retention, judged in the copy vault.
+      if (policy.copy && this.#vault) {
+        try {
+          const gone = await this.#vault.removeExpiredCopies(policy.copy.vault, item.vmName)
+          pruned += gone.length
+          if (gone.length > 0) vaults.add(policy.copy.vault)
+        } catch (err) {
+          // A locked or broken copy vault does not stop the retention of the others.
+          this.#log.warn('cannot apply the retention of copies', {
+            vault: policy.copy.vault,
+            vm: item.vmName,
+            message: (err as Error).message,
+          })
+        }
       }
     }
     return { pruned, vaults: [...vaults] }

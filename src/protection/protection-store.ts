@@ -77,7 +77,8 @@ export class ProtectionStore implements SchedulerStore {
           os_type: spec.osType,
           os_name: spec.osName ?? null,
           configuration_json: JSON.stringify(spec.configuration),
-          agent_url: spec.agent?.url ?? null,
+          // A QEMU guest agent channel is kept in the agent's column as `qga:unix:PATH` (no token).
+          agent_url: spec.qga ? `qga:${spec.qga}` : (spec.agent?.url ?? null),
           agent_token: spec.agent?.token ?? null,
           created_at: now,
           updated_at: now,
@@ -96,13 +97,13 @@ export class ProtectionStore implements SchedulerStore {
 
   async listVms(): Promise<Vm[]> {
     const rows = await this.#db.selectFrom('vms').selectAll().orderBy('name').execute()
-    const disks = await this.#db.selectFrom('vm_disks').selectAll().execute()
-    return rows.map((r) =>
-      toVm(
-        r,
-        disks.filter((d) => d.vm_id === r.id),
-      ),
-    )
+    const byVm = new Map<string, CatalogSchema['vm_disks'][]>()
+    for (const d of await this.#db.selectFrom('vm_disks').selectAll().execute()) {
+      const list = byVm.get(d.vm_id)
+      if (list) list.push(d)
+      else byVm.set(d.vm_id, [d])
+    }
+    return rows.map((r) => toVm(r, byVm.get(r.id) ?? []))
   }
 
   /** Replaces a VM's disks (restore "replace existing", attaching a disk); `spec` is its checked description. */
@@ -326,15 +327,14 @@ export class ProtectionStore implements SchedulerStore {
   /** The protected item of a VM, or undefined. */
   async findItem(vmName: string): Promise<ProtectedItem | undefined> {
     const vm = await this.getVm(vmName)
-    const row = (await this.#itemRows()).find((r) => r.vm_id === vm.id)
+    const row = (await this.#itemRows({ vmId: vm.id }))[0]
     return row ? toItem(row) : undefined
   }
 
   /** The protected item of a VM. */
   async getItem(vmName: string): Promise<ProtectedItem> {
     const vm = await this.getVm(vmName)
-    const rows = await this.#itemRows()
-    const row = rows.find((r) => r.vm_id === vm.id)
+    const row = (await this.#itemRows({ vmId: vm.id }))[0]
     if (!row)
       throw new CairnError(
         'ProtectedItemNotFound',
@@ -344,7 +344,7 @@ export class ProtectionStore implements SchedulerStore {
   }
 
   async getItemById(id: string): Promise<ProtectedItem> {
-    const row = (await this.#itemRows()).find((r) => r.id === id)
+    const row = (await this.#itemRows({ id }))[0]
     if (!row) throw new CairnError('ProtectedItemNotFound', `Cannot find protected item "${id}"`)
     return toItem(row)
   }
@@ -440,15 +440,17 @@ export class ProtectionStore implements SchedulerStore {
       .execute()
   }
 
-  #itemRows() {
-    return this.#db
+  /** The items with their VM's name and policy; `only` narrows to one VM or one item (one indexed row). */
+  #itemRows(only: { vmId?: string; id?: string } = {}) {
+    let q = this.#db
       .selectFrom('protected_items as i')
       .innerJoin('vms as v', 'v.id', 'i.vm_id')
       .leftJoin('backup_policies as p', 'p.id', 'i.policy_id')
       .selectAll('i')
       .select(['v.name as vm_name', 'p.name as policy_name', 'p.definition_json as policy_json'])
-      .orderBy('v.name')
-      .execute()
+    if (only.vmId !== undefined) q = q.where('i.vm_id', '=', only.vmId)
+    if (only.id !== undefined) q = q.where('i.id', '=', only.id)
+    return q.orderBy('v.name').execute()
   }
 
   // --- The scheduler's store ---
@@ -470,6 +472,17 @@ export class ProtectionStore implements SchedulerStore {
 
   async recordRun(itemId: string, slot: number): Promise<void> {
     await this.#db.updateTable('protected_items').set({ last_slot: slot }).where('id', '=', itemId).execute()
+  }
+
+  /** Marks `slot` fired for the item, once: one conditional update, so two schedulers never both win. */
+  async claimSlot(itemId: string, slot: number): Promise<boolean> {
+    const r = await this.#db
+      .updateTable('protected_items')
+      .set({ fired_slot: slot })
+      .where('id', '=', itemId)
+      .where((eb) => eb.or([eb('fired_slot', 'is', null), eb('fired_slot', '<', slot)]))
+      .executeTakeFirst()
+    return Number(r.numUpdatedRows) === 1
   }
 
   async lastMaintenance(): Promise<number | undefined> {

@@ -1,8 +1,9 @@
 import type { DiskStore } from '../diskstore/index.js'
 import { isCairnError } from '../util/index.js'
 import type { RecoveryPoint, SoftDeletedPoint, VaultRegistry, VaultSettings } from '../vault/index.js'
+import { removeExpiredCopies } from './copy-retention.js'
 import { diskSource, restoreToDisk } from './disk-backup.js'
-import type { VaultTransfer } from './vault-transfer.js'
+import type { DiskByteReader, VaultTransfer } from './vault-transfer.js'
 
 /**
  * The vault side of VM backups over the service's vault registry: the disk-store snapshots of a point
@@ -59,6 +60,22 @@ export class RegistryVaultTransfer implements VaultTransfer {
     })
   }
 
+  async openDiskReader(
+    request: { vault: string; point: string; disk: string },
+    options: { cacheBytes?: number } = {},
+  ): Promise<DiskByteReader> {
+    const vault = await this.#registry.open(request.vault)
+    return vault.openDiskReader(request.point, request.disk, options)
+  }
+
+  async holdPoints(vault: string, holder: string, points: string[]): Promise<void> {
+    await (await this.#registry.open(vault)).holdPoints(holder, points)
+  }
+
+  async releasePoints(vault: string, holder: string): Promise<void> {
+    await (await this.#registry.open(vault)).releasePoints(holder)
+  }
+
   async deletePoint(vault: string, point: string): Promise<void> {
     try {
       await (await this.#registry.open(vault)).deleteRecoveryPoint(point)
@@ -104,6 +121,17 @@ export class RegistryVaultTransfer implements VaultTransfer {
       throw err
     }
     return new Set((await v.listRecoveryPoints({ item })).map((p) => p.id))
+  }
+
+  async removeExpiredCopies(vault: string, vm: string): Promise<string[]> {
+    let v: Awaited<ReturnType<VaultRegistry['open']>>
+    try {
+      v = await this.#registry.open(vault)
+    } catch (err) {
+      if (isCairnError(err) && err.code === 'VaultNotFound') return []
+      throw err
+    }
+    return removeExpiredCopies(v, vm)
   }
 
   async hasVault(vault: string): Promise<boolean> {

@@ -19,6 +19,11 @@ export interface SchedulerStore {
   listSchedulable(): Promise<SchedulableItem[]>
   /** Records that the run of `slot` finished (successfully or not). */
   recordRun(itemId: string, slot: number): Promise<void>
+  /**
+   * Marks `slot` of the item as fired before its run starts; false when it (or a later one) already was,
+   * by this or another scheduler instance: the run is then skipped. Absent: every due run fires.
+   */
+  claimSlot?(itemId: string, slot: number): Promise<boolean>
   /** The last time retention maintenance ran, if ever. */
   lastMaintenance(): Promise<number | undefined>
   recordMaintenance(at: number): Promise<void>
@@ -44,6 +49,14 @@ export interface SchedulerOptions {
   /** Widest spread of a standard policy's starts after its slot (default 2 h). */
   spreadMs?: number
   logger?: Logger
+  /**
+   * With several scheduler instances on one catalog: takes or renews this instance's leader lease and
+   * answers whether it leads. Only the leader queues runs and maintenance; the others check again every
+   * `leaderCheckMs`. Absent: this instance always leads.
+   */
+  leadership?: () => Promise<boolean>
+  /** How often leadership is taken or renewed (default 5 s; keep it well under the lease). */
+  leaderCheckMs?: number
 }
 
 /** What the scheduler is doing. */
@@ -76,6 +89,7 @@ export class Scheduler {
   #ticking: Promise<void> | undefined
   #again = false
   #idle = new Set<() => void>()
+  #leads = false
 
   constructor(options: SchedulerOptions) {
     this.#o = options
@@ -155,6 +169,23 @@ export class Scheduler {
 
   async #tick(): Promise<void> {
     if (!this.#started) return
+    if (this.#o.leadership) {
+      const leads = await this.#o.leadership().catch((err) => {
+        this.#log.warn('cannot take or renew the scheduler lease', { error: (err as Error).message })
+        return false
+      })
+      if (leads && !this.#leads) {
+        // Another instance led until now: its runs moved the items' last slots on.
+        this.#items = await this.#o.store.listSchedulable()
+        this.#nextRuns.clear()
+        this.#log.info('this scheduler leads now')
+      }
+      this.#leads = leads
+      if (!leads) {
+        this.#arm(this.#clock.now())
+        return
+      }
+    }
     const now = this.#clock.now()
     const busy = new Set([...this.#running.keys(), ...this.#queue.map((q) => q.itemId)])
     for (const item of this.#items) {
@@ -175,7 +206,15 @@ export class Scheduler {
     }
     void (async () => {
       try {
-        await this.#o.runBackup(run, this.#abort.signal)
+        const claim = this.#o.store.claimSlot
+        if (claim && !(await claim.call(this.#o.store, run.itemId, run.slot))) {
+          this.#log.info('a scheduled run was already fired elsewhere', {
+            itemId: run.itemId,
+            slot: run.slot,
+          })
+        } else {
+          await this.#o.runBackup(run, this.#abort.signal)
+        }
       } catch (err) {
         this.#log.warn('scheduled backup failed', { itemId: run.itemId, error: (err as Error).message })
       }
@@ -219,6 +258,11 @@ export class Scheduler {
     if (this.#timer !== undefined) this.#clock.clearTimer(this.#timer)
     this.#timer = undefined
     if (!this.#started) return
+    const check = this.#o.leadership ? (this.#o.leaderCheckMs ?? 5000) : Number.POSITIVE_INFINITY
+    if (this.#o.leadership && !this.#leads) {
+      this.#timer = this.#clock.setTimer(() => void this.tick(), check)
+      return
+    }
     const busy = new Set([...this.#running.keys(), ...this.#queue.map((q) => q.itemId)])
     let next = Number.POSITIVE_INFINITY
     for (const item of this.#items) {
@@ -228,6 +272,8 @@ export class Scheduler {
       const m = this.#maintenanceSlots(now + 1, now + 2 * 86_400_000)[0]
       if (m !== undefined) next = Math.min(next, m)
     }
+    // A leader comes back before its lease runs out, to renew it.
+    next = Math.min(next, now + check)
     if (next === Number.POSITIVE_INFINITY) return
     this.#timer = this.#clock.setTimer(() => void this.tick(), Math.max(0, next - now))
   }

@@ -24,8 +24,10 @@ import {
   type VaultUsage,
 } from '../vault/index.js'
 import { removeTemporaryFile, resumeOptions } from './_job-steps.js'
+import { policyExpiry, removeExpiredCopies } from './copy-retention.js'
 import { backupDisks, checkSnapshots, removeSnapshots, restoreToDisk } from './disk-backup.js'
 import type { JobBody, JobContext, JobService } from './job-service.js'
+import type { RetentionRules } from './policy.js'
 import type { ResourceGuard } from './resource-guard.js'
 import { type RunToEnd, runJobToEnd } from './run-job-to-end.js'
 
@@ -267,10 +269,14 @@ export class VaultService {
       ...(request.points ? { points: [...request.points] } : {}),
       ...(request.onlyNewer ? { onlyNewer: true } : {}),
       ...(request.retention ? { retention: request.retention } : {}),
+      ...(request.policy ? { policy: request.policy } : {}),
     }
   }
 
-  async #copy(ctl: JobContext, spec: VaultCopyRequest): Promise<CopyReport> {
+  async #copy(
+    ctl: JobContext,
+    spec: VaultCopyRequest,
+  ): Promise<CopyReport & { expiredCopiesRemoved?: string[] }> {
     const from = await this.#o.vaults.open(spec.from)
     const to = await this.#o.vaults.open(spec.to)
     const d = ctl.details
@@ -281,11 +287,22 @@ export class VaultService {
       await ctl.phase('Resumed')
     }
     const retention = spec.retention
+    const rules = spec.policy
+    const now = to.now()
     const report = await from.copyTo(to, {
       ...(spec.points ? { points: spec.points } : {}),
       ...(spec.vm ? { item: spec.vm, kind: 'vm' } : {}),
       ...(spec.onlyNewer ? { onlyNewer: true } : {}),
       ...(retention ? { retention: (rp) => copyExpiry(rp, retention) } : {}),
+      ...(rules
+        ? {
+            select: (rp) => policyExpiry(rp, rules) > now,
+            retention: (rp) => {
+              const at = new Date(policyExpiry(rp, rules)).toISOString()
+              return { expiresAt: at, retainUntil: at }
+            },
+          }
+        : {}),
       ...(earlier ? { resumeFrom: earlier } : {}),
       lockId: `copy-${ctl.job.id}`,
       signal: ctl.signal,
@@ -297,6 +314,11 @@ export class VaultService {
       keepLockOnAbort: () => ctl.suspend(),
     })
     delete d.copied
+    // The copies' own retention, on the target: its expired copies of the VM go (its newest kept).
+    if (rules && spec.vm) {
+      await ctl.phase('Retention')
+      return { ...report, expiredCopiesRemoved: await removeExpiredCopies(to, spec.vm) }
+    }
     return report
   }
 
@@ -339,6 +361,19 @@ export class VaultService {
       removed.push(...refs.map((r, i) => `${r.disk}@${snapshots[i]}`))
     }
     removed.push(...(await removeTemporaryFile(job)))
+    // A copy that cannot resume: its locks go now, so GC reclaims its packs without waiting for them to age.
+    const copy = job.details.request as VaultCopyRequest | undefined
+    if (job.kind === 'copy' && copy) {
+      for (const name of [copy.from, copy.to]) {
+        const v = await this.#o.vaults.open(name).catch(() => undefined)
+        if (!v) continue
+        const lock = `locks/copy-${job.id}`
+        if ((await v.backend.list(lock)).some((o) => o.name === lock)) {
+          await v.backend.delete(lock)
+          removed.push(`${name}:${lock}`)
+        }
+      }
+    }
     return removed
   }
 
@@ -613,6 +648,12 @@ export interface VaultCopyRequest {
    * expiry and retention.
    */
   retention?: RetentionPolicy
+  /**
+   * A backup policy's copy rules (its time zone and the copy's retention ranges): only the points they
+   * keep are copied, each expiring (and retained) when they say; then the target's expired copies of
+   * the VM go (its newest kept).
+   */
+  policy?: { timeZone: string; retention: RetentionRules }
 }
 
 /** A backup of disks as its job records it, to resume it. */

@@ -1,6 +1,7 @@
 import type { DiskRef, LongOperationOptions } from '../diskstore/index.js'
 import type {
   BackupCheckpoint,
+  ByteRange,
   Consistency,
   RecoveryPoint,
   SoftDeletedPoint,
@@ -66,6 +67,30 @@ export interface VaultTransfer {
   listPoints(vault: string, item: string): Promise<Set<string> | undefined>
   /** Whether a vault of this name exists. */
   hasVault(vault: string): Promise<boolean>
+  /** Random access to one disk of a vault point (no restore): see the vault's VaultDiskReader. */
+  openDiskReader(
+    request: { vault: string; point: string; disk: string },
+    options?: { cacheBytes?: number },
+  ): Promise<DiskByteReader>
+  /** Keeps vault points from prune and GC while `holder` lives (refreshed by calling again). */
+  holdPoints(vault: string, holder: string, points: string[]): Promise<void>
+  /** Ends a hold (one already gone is fine). */
+  releasePoints(vault: string, holder: string): Promise<void>
+  /**
+   * Deletes a VM's copies in a vault (a policy's copy vault) whose expiry has passed by that vault's
+   * clock, the newest kept; answers their ids (none when the vault is gone).
+   */
+  removeExpiredCopies(vault: string, vm: string): Promise<string[]>
   /** Opens a vault (throws VaultKeyRequired when it is locked, VaultNotFound when absent). */
   openVault(vault: string): Promise<void>
+}
+
+/** Random access to the bytes of one disk, holes known: what a mount or a file-system reader reads. */
+export interface DiskByteReader {
+  readonly size: number
+  /** Bytes `[offset, offset + length)` (holes read as zeros); with `into`, the bytes may go there. */
+  read(offset: number, length: number, into?: Buffer): Promise<Buffer>
+  /** The ranges inside `[offset, offset + length)` that hold data (sorted, merged); the rest are holes. */
+  ranges(offset: number, length: number): Promise<ByteRange[]>
+  close(): Promise<void>
 }

@@ -28,6 +28,8 @@ export interface VmSpec {
   tempDisk?: DiskRef
   /** Where the quiesce agent answers, with its token. */
   agent?: { url: string; token: string }
+  /** The QEMU guest agent's channel, `unix:PATH` (the virtio-serial socket of QEMU or libvirt). */
+  qga?: string
 }
 
 /** A VM as the catalog holds it. */
@@ -112,6 +114,13 @@ export function validateVm(input: unknown): VmSpec {
       problems.push('"agent.token" must be at least 8 characters')
     if (problems.length === 0) agent = { url: a.url as string, token: a.token as string }
   }
+  let qga: string | undefined
+  if (o.qga !== undefined && o.qga !== null) {
+    if (typeof o.qga !== 'string' || !/^unix:\/./.test(o.qga))
+      problems.push('"qga" must be unix:PATH with an absolute PATH (the guest agent\'s socket)')
+    else if (agent) problems.push('a VM names one agent: "agent" or "qga", not both')
+    else qga = o.qga
+  }
   if (problems.length > 0) {
     throw new CairnError('VmInvalid', `Cannot accept VM "${name || '?'}": ${problems.join('; ')}`, {
       details: { problems },
@@ -128,6 +137,7 @@ export function validateVm(input: unknown): VmSpec {
   if (typeof o.osName === 'string') spec.osName = o.osName
   if (tempDisk) spec.tempDisk = tempDisk
   if (agent) spec.agent = agent
+  if (qga) spec.qga = qga
   return spec
 }
 

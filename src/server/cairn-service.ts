@@ -7,20 +7,27 @@ import { existsSync, mkdirSync, readFileSync, realpathSync, statSync, writeFileS
 import type { Server } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import { isIP } from 'node:net'
-import { join } from 'node:path'
+import { hostname } from 'node:os'
+import { join, resolve } from 'node:path'
 import { createAdaptorServer } from '@hono/node-server'
+import { sql } from 'kysely'
 import { createApiApp, type ListenerTlsInfo, type ServiceInfo } from '../api/index.js'
 import { AuthService } from '../auth/index.js'
 import { BlobApiServer } from '../blobapi/index.js'
-import { type Catalog, JobStore, openCatalog } from '../catalog/index.js'
+import { type Catalog, type Job, JobLeases, JobStore, LeaderLease, openCatalog } from '../catalog/index.js'
 import { type DiskStore, LogDiskStore } from '../diskstore/index.js'
-import { DiskStoreExports, NbdServer } from '../nbd/index.js'
+import { DiskStoreExports, NbdServer, ReaderExports, type ReaderSource } from '../nbd/index.js'
 import {
   type Clock,
   DiskService,
+  FileBrowser,
+  JOB_LEASE_MS,
   JobService,
+  MOUNT_EXPORT_PREFIX,
+  type NbdEndpoint,
   ProtectionService,
   ProtectionStore,
+  RecoveryPointMounts,
   RegistryVaultTransfer,
   ResourceGuard,
   Scheduler,
@@ -38,10 +45,12 @@ import {
   requestActor,
 } from '../util/index.js'
 import { VaultRegistry } from '../vault/index.js'
+import { JobTakeover } from './_job-takeover.js'
 import { close, listen, listenError } from './_listen.js'
 import { LISTENER_DEFAULTS, type ServiceConfig } from './config.js'
 import { DataFolderLock } from './data-folder-lock.js'
 import { type ListenerTls, loadListenerTls } from './listener-tls.js'
+import { ServiceMetrics } from './service-metrics.js'
 import { VaultKeys } from './vault-keys.js'
 import { VERSION } from './version.js'
 
@@ -68,6 +77,9 @@ export interface CairnServiceOptions {
   clock?: Clock
 }
 
+/** How long the scheduler's leader lease lasts without renewal (on a shared catalog). */
+const SCHEDULER_LEASE_MS = 15_000
+
 /** The running service: data folder lock, catalog, engines and every listener. */
 /** Bytes of the disk store's reserve file. */
 const DISK_RESERVE_BYTES = 16 * 1024 * 1024
@@ -78,6 +90,7 @@ export class CairnService {
   readonly #lock: DataFolderLock
   #backups: ProtectionService | undefined
   #scheduler: Scheduler | undefined
+  #takeover: JobTakeover | undefined
   #catalog: Catalog | undefined
   #diskStore: LogDiskStore | undefined
   #vaults: VaultRegistry | undefined
@@ -91,6 +104,9 @@ export class CairnService {
   #apiRoutes: readonly { method: string; path: string }[] = []
   #blobApi: BlobApiServer | undefined
   #nbd: NbdServer | undefined
+  #mounts: RecoveryPointMounts | undefined
+  #nbdAt: NbdEndpoint | undefined
+  #files: FileBrowser | undefined
   #listeners: Record<string, string> = {}
   #tls: Record<string, ListenerTlsInfo> = {}
   #startedAt = ''
@@ -163,6 +179,11 @@ export class CairnService {
     }
   }
 
+  /** Where NBD listens, once it does (mounts name it in their URIs). */
+  #nbdEndpoint(): NbdEndpoint | undefined {
+    return this.#nbdAt
+  }
+
   /** Takes the data folder, opens the catalog and starts listening. On failure, undoes what it did. */
   start(): Promise<void> {
     this.#starting ??= this.#start()
@@ -207,9 +228,16 @@ export class CairnService {
         dataDir: this.config.data,
         vaultFolders: async () => (await vaults.list()).map((v) => v.location),
       })
+      // A shared (PostgreSQL) catalog: jobs are leased to this process, the scheduler elects a leader.
+      const shared = this.#catalog.dialect === 'postgres'
+      const role = this.config.role ?? 'all'
+      const owner = `${hostname()}:${resolve(this.config.data)}`
+      const jobStore = new JobStore(this.#catalog)
+      const leases = new JobLeases(this.#catalog)
       const jobs = new JobService({
-        store: new JobStore(this.#catalog),
+        store: jobStore,
         logger: log.child({ component: 'jobs' }),
+        ...(shared ? { leases: { store: leases, owner, leaseMs: JOB_LEASE_MS } } : {}),
       })
       this.#jobs = jobs
       const backups = new ProtectionService({
@@ -221,14 +249,18 @@ export class CairnService {
         ...(now ? { now } : {}),
         guard,
         // A policy of a vault that is gone guards nothing; any other failure refuses the change.
+        // A mounted recovery point keeps its data until unmounted or expired.
+        pinned: (id) => this.#mounts?.isMounted(id) ?? false,
         vaultSettings: async (vault) =>
           this.#vaults?.settings(vault).catch((err) => {
             if (isCairnError(err) && err.code === 'VaultNotFound') return undefined
             throw err
           }),
+        // A policy's copies run as copy jobs of the vault service.
+        copyPoints: (request): Promise<Job> => vaultService.copy(request),
       })
       this.#backups = backups
-      this.#vaultService = new VaultService({
+      const vaultService: VaultService = new VaultService({
         vaults,
         jobs,
         diskStore: this.#diskStore,
@@ -236,9 +268,76 @@ export class CairnService {
         reconcileVault: (vault) => backups.reconcileVault(vault),
         guard,
       })
+      this.#vaultService = vaultService
       const diskService = new DiskService({ diskStore: this.#diskStore, jobs, hostPaths })
-      await this.#recoverJobs(jobs, backups, diskService)
+      const vaultTransfer = new RegistryVaultTransfer(this.#vaults, this.#diskStore)
+      const diskStore = this.#diskStore
+      this.#mounts = new RecoveryPointMounts({
+        store: protection,
+        catalog: this.#catalog,
+        disks: diskStore,
+        vault: vaultTransfer,
+        ...(this.#clock ? { clock: this.#clock } : {}),
+        logger: log.child({ component: 'mounts' }),
+        endpoint: () => this.#nbdEndpoint(),
+        snapshotExists: (ref, snapshot) => {
+          try {
+            diskStore.getDisk(ref, snapshot)
+            return true
+          } catch {
+            return false
+          }
+        },
+        reconcile: (vm) => backups.reconcile(vm),
+      })
+      await this.#mounts.start()
+      const mounts = this.#mounts
+      this.#files = new FileBrowser({
+        store: protection,
+        disks: diskStore,
+        vault: vaultTransfer,
+        jobs,
+        hostPaths,
+        snapshotExists: (ref, snapshot) => {
+          try {
+            diskStore.getDisk(ref, snapshot)
+            return true
+          } catch {
+            return false
+          }
+        },
+        reconcile: (vm) => backups.reconcile(vm),
+      })
+      const files = this.#files
+      if (!shared) await this.#recoverJobs(jobs, backups, diskService)
+      else if (role === 'all' || role === 'worker') {
+        // This owner's own jobs of its last run at once, then any whose lease expired, every few seconds.
+        await this.#recoverJobs(
+          jobs,
+          backups,
+          diskService,
+          await leases
+            .claimExpired(owner, { limit: 1000, leaseMs: JOB_LEASE_MS, includeOwn: true })
+            .then((c) => Promise.all(c.map((j) => jobStore.get(j.id)))),
+        )
+        this.#takeover = new JobTakeover({
+          leases,
+          store: jobStore,
+          owner,
+          leaseMs: JOB_LEASE_MS,
+          everyMs: Math.floor(JOB_LEASE_MS / 3),
+          logger: log.child({ component: 'takeover' }),
+          recover: (claimed) => this.#recoverJobs(jobs, backups, diskService, claimed),
+        })
+      }
+      const leader = new LeaderLease(this.#catalog, 'scheduler')
       this.#scheduler = new Scheduler({
+        ...(shared
+          ? {
+              leadership: async () => (await leader.acquire(owner, SCHEDULER_LEASE_MS)).leader,
+              leaderCheckMs: Math.floor(SCHEDULER_LEASE_MS / 3),
+            }
+          : {}),
         store: protection,
         maxConcurrent: this.config.maxBackups ?? 4,
         ...(this.#clock ? { clock: this.#clock } : {}),
@@ -271,7 +370,23 @@ export class CairnService {
       const http = { idleTimeoutMs: c.httpIdleTimeout * 1000, headerTimeoutMs: c.httpHeaderTimeout * 1000 }
       const tls = await loadListenerTls(this.config, log.child({ component: 'tls' }))
       this.#tls = tlsInfo(tls)
+      const catalog = this.#catalog
+      const metrics = new ServiceMetrics({
+        catalog,
+        jobs,
+        diskStore: this.#diskStore,
+        scheduler: () => this.#scheduler,
+      })
       const app = createApiApp({
+        metrics,
+        notReady: async () => {
+          try {
+            await sql`select 1`.execute(catalog.db)
+            return undefined
+          } catch (err) {
+            return `the catalog cannot be reached: ${(err as Error).message}`
+          }
+        },
         logger: log,
         info: () => this.info(),
         accepting: () => this.#accepting,
@@ -282,6 +397,8 @@ export class CairnService {
         guard,
         diskService,
         protection: backups,
+        mounts,
+        files,
         // IP addresses and localhost are always allowed; a bound DNS name joins the configured ones.
         allowedHosts: [...(isIP(apiHost) === 0 ? [apiHost] : []), ...(c.apiAllowedHosts ?? [])],
       })
@@ -321,26 +438,59 @@ export class CairnService {
         .listen(this.config.blobPort, blobHost)
         .catch((err) => Promise.reject(listenError(err, 'blob API', blobHost, this.config.blobPort)))
       this.#listeners.blob = `${tls.blob ? 'https' : 'http'}://${urlHost(blobHost)}:${blobPort}`
-      this.#nbd = new NbdServer(new DiskStoreExports(this.#diskStore), {
-        logger: log.child({ component: 'nbd' }),
-        maxConnections: c.nbdMaxConnections,
-        handshakeTimeoutMs: c.nbdHandshakeTimeout * 1000,
-        handshakeDeadlineMs: c.nbdHandshakeTimeout * 1000,
-        ...(tls.nbdPsk
-          ? { tls: { psk: tls.nbdPsk } }
-          : tls.nbd
-            ? { tls: { cert: tls.nbd.cert, key: tls.nbd.key } }
-            : {}),
-      })
+      const staticPsk = tls.nbdPsk
+      this.#nbd = new NbdServer(
+        new ReaderExports(new DiskStoreExports(this.#diskStore), mountExports(mounts)),
+        {
+          logger: log.child({ component: 'nbd' }),
+          maxConnections: c.nbdMaxConnections,
+          handshakeTimeoutMs: c.nbdHandshakeTimeout * 1000,
+          handshakeDeadlineMs: c.nbdHandshakeTimeout * 1000,
+          ...(staticPsk
+            ? {
+                tls: {
+                  // The file's keys, and one generated per mount of a recovery point (its disks only).
+                  psk: {
+                    key: (id: string) => staticPsk.key(id) ?? mounts.pskKey(id),
+                    allows: (id: string, name: string) =>
+                      name.startsWith(MOUNT_EXPORT_PREFIX)
+                        ? mounts.pskAllows(id, name)
+                        : staticPsk.allows(id, name),
+                  },
+                },
+              }
+            : tls.nbd
+              ? { tls: { cert: tls.nbd.cert, key: tls.nbd.key } }
+              : {}),
+        },
+      )
       const nbdPort = await this.#nbd
         .listen(this.config.nbdPort, nbdHost)
         .catch((err) => Promise.reject(listenError(err, 'NBD server', nbdHost, this.config.nbdPort)))
       this.#listeners.nbd = `${this.#nbd.tls === 'off' ? 'nbd' : 'nbds'}://${urlHost(nbdHost)}:${nbdPort}`
+      this.#nbdAt = { host: nbdHost, port: nbdPort, tls: this.#nbd.tls }
+      // An unmounted or expired mount leaves no NBD session open.
+      const nbd = this.#nbd
+      mounts.onRevoke((m) => {
+        const names = new Set(m.disks.map((d) => d.export))
+        const closed = nbd.disconnect(
+          (c) =>
+            (c.exportName !== undefined && names.has(c.exportName)) ||
+            (m.pskIdentity !== undefined && c.identity === m.pskIdentity),
+        )
+        if (closed > 0) log.info('nbd connections of an ended mount closed', { mount: m.id, closed })
+      })
       this.#startedAt = new Date().toISOString()
       this.#accepting = true
-      await this.#scheduler.start()
+      if (role === 'all' || role === 'scheduler') await this.#scheduler.start()
+      await this.#takeover?.start()
       this.#logTls(tls, { api: apiHost, blob: blobHost, nbd: nbdHost })
-      log.info('cairn started', { version: VERSION, data: this.config.data, ...this.#listeners })
+      log.info('cairn started', {
+        version: VERSION,
+        data: this.config.data,
+        ...(role === 'all' ? {} : { role }),
+        ...this.#listeners,
+      })
       if (hostPaths.enabled('import') || hostPaths.enabled('export'))
         log.info('server-side paths allowed', {
           importRoots: this.config.importRoots ?? [],
@@ -429,11 +579,17 @@ export class CairnService {
    * or temporary file, an export's temporary file). A vault that an interrupted backup wrote to gets a
    * GC job once the backup's lock is stale, reclaiming its packs.
    */
-  async #recoverJobs(jobs: JobService, backups: ProtectionService, disks: DiskService): Promise<void> {
+  async #recoverJobs(
+    jobs: JobService,
+    backups: ProtectionService,
+    disks: DiskService,
+    claimed?: Job[],
+  ): Promise<void> {
     const log = this.#logger
     const vaultService = this.#vaultService!
     const interrupted = await jobs.recover({
       resume: async (job) => (await vaultService.resume(job)) ?? (await backups.resumeBackup(job)),
+      ...(claimed ? { jobs: claimed } : {}),
     })
     if (interrupted.length === 0) return
     log.warn('jobs cut short by the last stop marked Interrupted', { jobs: interrupted.map((j) => j.id) })
@@ -444,6 +600,7 @@ export class CairnService {
           ...(await backups.cleanInterrupted(job)),
           ...(await vaultService.cleanInterrupted(job)),
           ...(await disks.cleanInterrupted(job)),
+          ...((await this.#files?.cleanInterrupted(job)) ?? []),
         ]
         if (removed.length > 0) log.info('removed what an interrupted job left', { job: job.id, removed })
       } catch (err) {
@@ -556,6 +713,8 @@ export class CairnService {
     // Running jobs end Interrupted (never half a recovery point) before the engines close.
     await this.#scheduler?.stop()
     this.#scheduler = undefined
+    await this.#takeover?.stop()
+    this.#takeover = undefined
     await this.#jobs?.close()
     await this.#backups?.close()
     this.#backups = undefined
@@ -563,6 +722,10 @@ export class CairnService {
     this.#blobApi = undefined
     await this.#nbd?.close()
     this.#nbd = undefined
+    await this.#mounts?.close()
+    this.#mounts = undefined
+    await this.#files?.close()
+    this.#files = undefined
     this.#jobs = undefined
     this.#vaultService = undefined
     this.#auth = undefined
@@ -574,6 +737,27 @@ export class CairnService {
     this.#catalog = undefined
     this.#lock.release()
     this.#logger.info('cairn stopped')
+  }
+}
+
+/** The mounts of recovery points as read-only NBD exports (`_mounts/…`), each disk's reader shared. */
+function mountExports(mounts: RecoveryPointMounts): ReaderSource {
+  return {
+    owns: (name) => name.startsWith(MOUNT_EXPORT_PREFIX),
+    async open(name) {
+      const found = mounts.findExport(name)
+      if (!found) {
+        throw new CairnError(
+          'NbdExportNotFound',
+          `Cannot open NBD export "${name}": no live mount has it (expired or unmounted)`,
+        )
+      }
+      const { mount, disk } = found
+      return {
+        disk: await mounts.openDisk(mount, disk),
+        description: `disk ${disk.name} of recovery point ${mount.point} of VM ${mount.vm} (from the ${disk.source.from === 'Vault' ? 'vault' : 'snapshot'}), read-only until ${mount.expiresAt}`,
+      }
+    },
   }
 }
 

@@ -7,6 +7,8 @@ import type { ObjectStoreOptions } from '../vault/index.js'
 export interface ServiceConfig {
   /** Data folder: catalog, disk store, vaults. */
   data: string
+  /** What this process does (docs/scale-out.md): api, worker, scheduler or all (default). */
+  role?: 'all' | 'api' | 'worker' | 'scheduler'
   /** The catalog's URL: `sqlite:PATH` or `postgres://user:password@host:port/db`; default sqlite:DATA/catalog.db. */
   catalog?: string
   /** Address a listener binds to when its own (apiHost, blobHost, nbdHost) is not set. */
@@ -112,6 +114,7 @@ interface OptionSpec {
     | 'keys'
     | 'scale'
     | 'tls'
+    | 'role'
     | 'file'
   default?: string | number | string[]
   help: string
@@ -130,6 +133,14 @@ export const SERVICE_OPTIONS: OptionSpec[] = [
     type: 'string',
     default: './cairn-data',
     help: 'data folder',
+  },
+  {
+    key: 'role',
+    flag: 'role',
+    env: 'CAIRN_ROLE',
+    type: 'role',
+    default: 'all',
+    help: 'api, worker, scheduler or all: which loops this process runs (docs/scale-out.md)',
   },
   {
     key: 'catalog',
@@ -461,6 +472,10 @@ function coerce(
       if (!Number.isFinite(n) || n <= 0 || n > 1) throw bad('a number above 0, at most 1')
       return n
     }
+    case 'role':
+      if (!['all', 'api', 'worker', 'scheduler'].includes(String(raw)))
+        throw bad('use api, worker, scheduler or all')
+      return String(raw)
     case 'tls':
       if (!['off', 'self-signed'].includes(String(raw)))
         throw bad('use self-signed (or off); give a certificate with --tls-cert and --tls-key')

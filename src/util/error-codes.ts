@@ -244,6 +244,13 @@ export const errorCatalogue = {
     EXIT.usage,
     'The path names a file where a directory is needed, a directory where a file is needed, or no symlink.',
   ),
+  // File recovery (docs/filerecovery.md)
+  RangeNotSatisfiable: spec(416, EXIT.usage, 'The byte range asked for starts past the end of the file.'),
+  MountNotFound: spec(
+    404,
+    EXIT.notFound,
+    'No live mount has this id: it expired, was unmounted or never existed.',
+  ),
   // NBD server
   NbdExportNotFound: spec(404, EXIT.notFound, 'No NBD export has this name.'),
 

@@ -34,6 +34,7 @@ import type {
   RecoveryPoint,
   RecoveryPointDisk,
 } from './types.js'
+import { isObjectStore, OBJECT_STORE_UPLOADS } from './vault-backend.js'
 
 /** Granularity of incremental changes: a changed run is widened to whole 4 KiB pages. */
 export const CHANGE_ALIGN = 4096
@@ -166,6 +167,7 @@ export async function runBackup(core: VaultCore, opts: BackupOptions): Promise<R
     )
     const writer: PackWriter = new PackWriter(core.backend, core.index, {
       target: core.config.packSize,
+      inFlight: isObjectStore(core.backend) ? OBJECT_STORE_UPLOADS : 1,
       beforeWrite: (name) => touchLock(name),
       afterWrite: () =>
         opts.onCheckpoint?.(tracker.commit(writer.written, earlier.packs.length + writer.packs.length)),

@@ -47,6 +47,8 @@ export interface CopyOptions extends OperationOptions {
   kind?: string
   /** Only points newer than the newest point of the same item on the target (a policy's copies). */
   onlyNewer?: boolean
+  /** Only the points this accepts (a policy's copy rules: those they keep). */
+  select?: (rp: RecoveryPoint) => boolean
   /**
    * The retention the copied point gets on the target (default: the source point's expiresAt and
    * retainUntil): a copy's retention may differ from the source's.
@@ -289,6 +291,7 @@ async function selectPoints(src: VaultCore, dst: VaultCore, opts: CopyOptions): 
     const rp = await src.readManifest(id)
     if (opts.item !== undefined && rp.source.name !== opts.item) continue
     if (opts.kind !== undefined && rp.source.kind !== opts.kind) continue
+    if (opts.select && !opts.select(rp)) continue
     out.push(rp)
   }
   out.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id))

@@ -110,6 +110,8 @@ export async function runPrune(
 
 /** A lock not updated for this long belongs to a backup that died (running backups touch theirs every 30 s). */
 export const STALE_LOCK_MS = 15 * 60_000
+/** How far apart the clocks of services sharing a store may be for GC's recency rule. */
+const CLOCK_SLACK_MS = 60_000
 
 /** What GC did. */
 export interface GcReport {
@@ -126,6 +128,8 @@ export interface GcReport {
   temporaryFilesRemoved?: number
   /** Expired lock files of killed backups that were removed (their packs were collected like any other). */
   expiredLocksRemoved?: number
+  /** Packs left alone because they are newer than the oldest running backup or the grace period. */
+  packsKeptAsRecent?: number
   /** Why GC did not sweep, when it did not. */
   skipped?: string
 }
@@ -138,11 +142,18 @@ export interface GcReport {
  */
 export async function runGc(
   core: VaultCore,
-  opts: OperationOptions & { repackBelow?: number; staleLockMs?: number } = {},
+  opts: OperationOptions & { repackBelow?: number; staleLockMs?: number; graceMs?: number } = {},
 ): Promise<GcReport> {
   const purged = await purgeSoftDeleted(core)
   const listed = await core.backend.list('packs/')
   const { live: locks, expired } = await splitLocks(core, opts.staleLockMs ?? STALE_LOCK_MS)
+  // PBS's rule on a shared store: nothing modified since the oldest running backup started (less a
+  // minute for clocks that differ), nor within the grace period, is collected, whoever wrote it (a
+  // backup of another service, the repack of another GC).
+  const keepFrom = Math.min(
+    Date.now() - (opts.graceMs ?? 0),
+    ...locks.map((l) => Date.parse(l.startedAt) - CLOCK_SLACK_MS),
+  )
   // Soft-deleted points are roots until purged. Deletes write their record before the manifest goes,
   // undeletes the manifest before the record goes: listing records, manifests, records again sees
   // every point that exists in either form throughout.
@@ -193,7 +204,8 @@ export async function runGc(
 
   const inFlight = new Set(locks.flatMap((l) => l.packs))
   const owner = new Map<string, string>()
-  const candidates = listed.filter((o) => !inFlight.has(o.name))
+  const candidates = listed.filter((o) => !inFlight.has(o.name) && o.modified < keepFrom)
+  report.packsKeptAsRecent = listed.filter((o) => !inFlight.has(o.name) && o.modified >= keepFrom).length
   // Each live chunk belongs to one pack (copies left by an interrupted repack are dead weight).
   for (const o of [...listed].sort((a, b) => b.size - a.size)) {
     const info = core.index.pack(o.name)

@@ -5,20 +5,31 @@ import { newPackName, PACK_FOOTER, PACK_HEADER, type PackEntry, packHeader, pack
 import type { VaultBackend } from './vault-backend.js'
 
 /**
- * Collects chunk blobs into packs of about `target` bytes and writes each with create-if-absent.
- * `beforeWrite` runs before a pack is created (the backup lists the pack in its lock there, so a
- * concurrent GC that sees the pack also sees the lock). Callers wait while a pack is written.
+ * Collects chunk blobs into packs of about `target` bytes and writes each with create-if-absent, up to
+ * `inFlight` packs at once (object stores gain from parallel uploads; a folder writes one at a time).
+ * `beforeWrite` runs before a pack is created, one call at a time in pack order (the backup lists the
+ * pack in its lock there, so a concurrent GC that sees the pack also sees the lock). Packs count as
+ * written (`written`, `packs`, `afterWrite`) in the order they were cut, once every earlier one landed
+ * too: the first `written` chunks added are in the vault. Callers wait while `inFlight` packs are
+ * being written.
  */
 export class PackWriter {
   readonly #backend: VaultBackend
   readonly #index: ChunkIndex
   readonly #target: number
+  readonly #inFlight: number
   readonly #beforeWrite: (name: string) => Promise<void>
   readonly #afterWrite: (name: string) => void
   #parts: Buffer[] = []
   #entries: PackEntry[] = []
   #size = PACK_HEADER
-  #chain: Promise<void> = Promise.resolve()
+  /** Pack writes in progress (they never reject: a failure is kept in #failure). */
+  readonly #running = new Set<Promise<void>>()
+  #failure: unknown
+  #lockChain: Promise<void> = Promise.resolve()
+  #cuts = 0
+  #nextDone = 0
+  readonly #landed = new Map<number, { name: string; size: number; chunks: number }>()
   readonly #written = new Set<string>()
   /** Names of the packs written. */
   readonly packs: string[] = []
@@ -34,6 +45,8 @@ export class PackWriter {
     index: ChunkIndex,
     options: {
       target: number
+      /** Packs written at once (default 1). */
+      inFlight?: number
       beforeWrite?: (name: string) => Promise<void>
       /** Runs once a pack is written (`written` counts its chunks). */
       afterWrite?: (name: string) => void
@@ -42,6 +55,7 @@ export class PackWriter {
     this.#backend = backend
     this.#index = index
     this.#target = options.target
+    this.#inFlight = Math.max(1, options.inFlight ?? 1)
     this.#beforeWrite = options.beforeWrite ?? (async () => {})
     this.#afterWrite = options.afterWrite ?? (() => {})
   }
@@ -56,7 +70,7 @@ export class PackWriter {
     return this.#written.has(id.toString('latin1'))
   }
 
-  /** Adds a chunk blob (whole or in parts); resolves once buffered (and, when a pack filled up, written). */
+  /** Adds a chunk blob (whole or in parts); resolves once buffered (and, when a pack filled up, started). */
   async add(id: Buffer, blob: Buffer | Buffer[], rawLength: number, kind: ChunkKind): Promise<void> {
     const k = id.toString('latin1')
     if (this.#written.has(k)) return
@@ -67,44 +81,67 @@ export class PackWriter {
     this.#entries.push({ id, offset: this.#size, length, rawLength, kind })
     this.#parts.push(...parts)
     this.#size += length
-    if (this.#size + this.#entries.length * 48 + PACK_FOOTER >= this.#target) await this.#cut()
+    if (this.#size + this.#entries.length * 48 + PACK_FOOTER >= this.#target) await this.#cut(this.#inFlight)
   }
 
   /** Waits for pack writes in progress, ignoring their outcome (used on the way out of a failure). */
   async settle(): Promise<void> {
-    await this.#chain.catch(() => {})
+    await Promise.all([...this.#running])
   }
 
-  /** Writes what is buffered. */
+  /** Writes what is buffered and waits for every pack write. */
   async flush(): Promise<void> {
-    await this.#cut()
+    await this.#cut(1)
   }
 
-  #cut(): Promise<void> {
-    if (this.#entries.length > 0) {
+  /** Starts writing what is buffered, then waits until fewer than `below` writes are in progress. */
+  async #cut(below: number): Promise<void> {
+    if (this.#failure === undefined && this.#entries.length > 0) {
       const parts = this.#parts
       const entries = this.#entries
       const size = this.#size
       this.#parts = []
       this.#entries = []
       this.#size = PACK_HEADER
-      this.#chain = this.#chain.then(() => this.#write(parts, entries, size))
+      const seq = this.#cuts++
+      // Never more than inFlight writes: a pack cut while they run waits for its turn.
+      while (this.#running.size >= this.#inFlight && this.#failure === undefined)
+        await Promise.race(this.#running)
+      if (this.#failure !== undefined) throw this.#failure
+      const p: Promise<void> = this.#write(seq, parts, entries, size).then(
+        () => {
+          this.#running.delete(p)
+        },
+        (err) => {
+          this.#running.delete(p)
+          this.#failure ??= err
+        },
+      )
+      this.#running.add(p)
     }
-    return this.#chain
+    while (this.#running.size >= below && this.#failure === undefined) await Promise.race(this.#running)
+    if (this.#failure !== undefined) throw this.#failure
   }
 
-  async #write(parts: Buffer[], entries: PackEntry[], indexOffset: number): Promise<void> {
+  async #write(seq: number, parts: Buffer[], entries: PackEntry[], indexOffset: number): Promise<void> {
     const name = newPackName()
-    await this.#beforeWrite(name)
+    // Lock updates one at a time and in order: the last one written names every pack in flight.
+    const listed = this.#lockChain.then(() => this.#beforeWrite(name))
+    this.#lockChain = listed.catch(() => {})
+    await listed
     const trailer = packTrailer(entries, indexOffset)
     await this.#backend.create(name, [packHeader(), ...parts, trailer])
     const size = indexOffset + trailer.length
     this.#index.addPack({ name, size, modified: Date.now(), entries })
-    this.packs.push(name)
-    this.bytes += size
-    this.written += entries.length
-    this.#afterWrite(name)
     // The parts came from the chunk workers and only this writer holds them: free them now.
     release(parts)
+    this.#landed.set(seq, { name, size, chunks: entries.length })
+    for (let next = this.#landed.get(this.#nextDone); next; next = this.#landed.get(this.#nextDone)) {
+      this.#landed.delete(this.#nextDone++)
+      this.packs.push(next.name)
+      this.bytes += next.size
+      this.written += next.chunks
+      this.#afterWrite(next.name)
+    }
   }
 }

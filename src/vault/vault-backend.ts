@@ -36,3 +36,11 @@ export interface VaultBackend {
   /** Frees what the backend holds open (connections, file handles). */
   close?(): Promise<void>
 }
+
+/** True for backends on a remote object store (Azure Blob, S3): packs are bigger there and several upload at once. */
+export function isObjectStore(backend: VaultBackend): boolean {
+  return backend.kind === 'azure' || backend.kind === 's3'
+}
+
+/** Packs an object-store backup uploads at once. */
+export const OBJECT_STORE_UPLOADS = 4

@@ -11,7 +11,13 @@ import { fileSink } from './file-sink.js'
 import { fileSource } from './file-source.js'
 import type { BackupSource } from './types.js'
 import { Vault } from './vault.js'
-import { type BackendUnderTest, ENGINE_BACKENDS, FS_BACKEND, openPlace } from './vault-backend.contract.js'
+import {
+  type BackendUnderTest,
+  ENGINE_BACKENDS,
+  FS_BACKEND,
+  openPlace,
+  S3_BACKEND,
+} from './vault-backend.contract.js'
 import type { VaultBackend } from './vault-backend.js'
 
 const MiB = 1024 * 1024
@@ -543,6 +549,59 @@ for (const backend of ENGINE_BACKENDS)
           for (const p of packs) assert.ok(!(await v.backend.get(p.name)).toString('hex').includes(plainId))
         },
         { encrypted: true },
+      )
+    })
+  })
+
+for (const backend of [FS_BACKEND, S3_BACKEND])
+  describe(`gc on a store shared with running backups (${backend.name})`, () => {
+    it('keeps packs newer than the oldest running backup of any instance and than the grace period, and collects them after', async () => {
+      await withVault(
+        backend,
+        async (v, _dir, reopen) => {
+          // Another service's backup on the same store, held open at its last read.
+          const other = await Vault.open(reopen())
+          let release: () => void = () => {}
+          const held = new Promise<void>((r) => {
+            release = r
+          })
+          const data = randomBytes(2 * MiB)
+          const running = other.backup({
+            item: { kind: 'disk', name: 'other' },
+            sources: [
+              {
+                name: 'os',
+                size: data.length,
+                read: async (o, l) => {
+                  if (o + l >= data.length) await held
+                  return Buffer.from(data.subarray(o, o + l))
+                },
+                ranges: async () => [{ start: 0, end: data.length }],
+              },
+            ],
+          })
+          // Garbage made after that backup started: a point backed up, then deleted.
+          await new Promise((r) => setTimeout(r, 1100))
+          const rp = await v.backup({ item, sources: [bufferSource('os', randomBytes(3 * MiB))] })
+          await v.deleteRecoveryPoint(rp.id)
+          const during = await v.gc()
+          assert.equal(during.packsDeleted, 0, 'nothing newer than the running backup is collected')
+          assert.ok((during.packsKeptAsRecent ?? 0) > 0)
+          release()
+          const otherRp = await running
+          await other.close()
+          const graced = await v.gc({ graceMs: 60_000 })
+          assert.equal(graced.packsDeleted, 0, 'nothing within the grace period is collected')
+          const after = await v.gc()
+          assert.ok(after.packsDeleted > 0, 'the garbage goes once no backup runs and no grace holds it')
+          assert.deepEqual(
+            (await v.listRecoveryPoints()).map((p) => p.id),
+            [otherRp.id],
+          )
+          assert.ok((await restored(v, otherRp.id, 'os', data.length)).equals(data))
+          assert.deepEqual((await v.verify()).problems, [])
+        },
+        { softDelete: 'Disabled' },
       )
     })
   })

@@ -35,7 +35,8 @@ import { type RestoreOptions, runRestore } from './_restore.js'
 import { runVerify, type VerifyOptions, type VerifyReport } from './_verify.js'
 import type { RetentionPolicy } from './retention.js'
 import type { OperationOptions, RecoveryPoint, RestoreSink } from './types.js'
-import type { VaultBackend } from './vault-backend.js'
+import { isObjectStore, type VaultBackend } from './vault-backend.js'
+import { type DiskReaderOptions, VaultDiskReader } from './vault-disk-reader.js'
 import {
   applySettingsChange,
   DEFAULT_VAULT_SETTINGS,
@@ -83,6 +84,11 @@ export interface OpenVaultOptions {
 export const DEFAULT_CHUNK_SIZE = 1024 * 1024
 /** Packs close at 8 MiB: a pack is held whole while it is written, so this bounds backup memory. */
 export const DEFAULT_PACK_SIZE = 8 * 1024 * 1024
+/**
+ * Packs of vaults on object stores close at 32 MiB: fewer, larger requests (measured in docs/vault.md,
+ * "Object stores"); with OBJECT_STORE_UPLOADS packs in flight a backup holds about 160 MiB of packs.
+ */
+export const OBJECT_STORE_PACK_SIZE = 32 * 1024 * 1024
 
 /** An open vault: recovery points stored deduplicated, compressed and (with a key) encrypted. */
 export class Vault {
@@ -116,7 +122,7 @@ export class Vault {
       chunkSize,
       leafSpan: LEAF_SPAN,
       fanout: FANOUT,
-      packSize: options.packSize ?? DEFAULT_PACK_SIZE,
+      packSize: options.packSize ?? (isObjectStore(backend) ? OBJECT_STORE_PACK_SIZE : DEFAULT_PACK_SIZE),
       compressionLevel: options.compressionLevel ?? 1,
     }
     // Settings before the config record (the commit point): a vault is never seen without them.
@@ -337,6 +343,32 @@ export class Vault {
     return runRestore(this.#core, await this.#core.readManifest(rpId), disk, sink, options)
   }
 
+  /** Random access to one disk of a recovery point, read straight from the vault (no restore). */
+  async openDiskReader(
+    rpId: string,
+    disk: string,
+    options: DiskReaderOptions = {},
+  ): Promise<VaultDiskReader> {
+    this.#open()
+    return new VaultDiskReader(this.#core, await this.#core.readManifest(rpId), disk, options)
+  }
+
+  /**
+   * Keeps recovery points (and every chunk they need) from prune and GC while `holder` lives: a lock
+   * naming them as bases, as a running backup's (refresh it well within 15 minutes; release deletes it).
+   */
+  async holdPoints(holder: string, points: string[]): Promise<void> {
+    this.#open()
+    const now = new Date().toISOString()
+    await this.#core.writeLock({ id: holder, startedAt: now, updatedAt: now, bases: points, packs: [] })
+  }
+
+  /** Ends a hold of holdPoints (a hold already gone is fine). */
+  async releasePoints(holder: string): Promise<void> {
+    this.#open()
+    await this.#core.deleteLock(holder).catch(() => {})
+  }
+
   /** Checks that every recovery point can be restored (see VerifyOptions); problems are reported, not thrown. */
   verify(options: VerifyOptions = {}): Promise<VerifyReport> {
     this.#open()
@@ -356,7 +388,13 @@ export class Vault {
     return runPrune(this.#core, options)
   }
 
-  gc(options: OperationOptions & { repackBelow?: number; staleLockMs?: number } = {}): Promise<GcReport> {
+  /**
+   * Deletes or repacks packs no point needs. Packs modified since the oldest running backup started,
+   * or within `graceMs` (default 0), are kept, as are packs a running backup's lock names.
+   */
+  gc(
+    options: OperationOptions & { repackBelow?: number; staleLockMs?: number; graceMs?: number } = {},
+  ): Promise<GcReport> {
     this.#open()
     return runGc(this.#core, options)
   }

@@ -52,10 +52,14 @@ async function loadOverview(): Promise<Overview> {
 function growth(usage: VaultUsage): ChartPoint[] {
   const pts = [...usage.perRecoveryPoint].sort((a, b) => a.createdAt.localeCompare(b.createdAt))
   let sum = 0
-  const all = pts.map((p) => {
-    sum += p.bytesAdded
-    return { x: Date.parse(p.createdAt), y: sum }
-  })
+  // From nothing, an hour before the first point: one point already shows as growth.
+  const start = pts[0] ? [{ x: Date.parse(pts[0].createdAt) - 3_600_000, y: 0 }] : []
+  const all = start.concat(
+    pts.map((p) => {
+      sum += p.bytesAdded
+      return { x: Date.parse(p.createdAt), y: sum }
+    }),
+  )
   if (all.length <= 120) return all
   const step = all.length / 120
   const out: ChartPoint[] = []
@@ -160,6 +164,21 @@ function Overview({ o }: { o: Overview }) {
   )
 }
 
+/** What each VM's backups of the last 24 hours added to its vault (the jobs' bytesAdded), largest first. */
+function changeRate(jobs: Job[]): { label: string; value: number }[] {
+  const perVm = new Map<string, number>()
+  for (const j of jobs) {
+    const added = j.details.bytesAdded
+    if (j.kind !== 'backup' || j.state !== 'Completed' || j.vm === undefined || typeof added !== 'number')
+      continue
+    perVm.set(j.vm, (perVm.get(j.vm) ?? 0) + added)
+  }
+  return [...perVm]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 12)
+    .map(([label, value]) => ({ label, value }))
+}
+
 function Usage({ vaults, jobs }: { vaults: Vault[]; jobs: Job[] }) {
   const usage = useLoad(
     () =>
@@ -177,27 +196,6 @@ function Usage({ vaults, jobs }: { vaults: Vault[]; jobs: Job[] }) {
     <Show load={usage}>
       {(rows) => {
         const ok = rows.flatMap((r) => ('usage' in r ? [{ vault: r.vault, usage: r.usage }] : []))
-        // Change rate: what each VM's backups of the last 24 hours added to its vault.
-        const added = new Map<string, number>()
-        for (const r of ok)
-          for (const p of r.usage.perRecoveryPoint) added.set(`${r.vault.name}/${p.id}`, p.bytesAdded)
-        const perVm = new Map<string, number>()
-        for (const j of jobs) {
-          const point = j.details.vaultPoint
-          if (
-            j.kind !== 'backup' ||
-            j.state !== 'Completed' ||
-            j.vm === undefined ||
-            typeof point !== 'string'
-          )
-            continue
-          const n = added.get(`${j.vault}/${point}`)
-          if (n !== undefined) perVm.set(j.vm, (perVm.get(j.vm) ?? 0) + n)
-        }
-        const bars = [...perVm]
-          .sort((a, b) => b[1] - a[1])
-          .slice(0, 12)
-          .map(([label, value]) => ({ label, value }))
         return (
           <>
             <section aria-labelledby="h-usage">
@@ -249,7 +247,7 @@ function Usage({ vaults, jobs }: { vaults: Vault[]; jobs: Job[] }) {
               <section class="card" aria-labelledby="h-change">
                 <h2 id="h-change">Change rate per VM, last 24 hours</h2>
                 <BarChart
-                  bars={bars}
+                  bars={changeRate(jobs)}
                   title="Bytes each VM's backups added in the last 24 hours"
                   format={bytes}
                 />

@@ -81,19 +81,22 @@ export function RestoreWizard({ vm, vault, point }: { vm: Vm; vault: string; poi
         <fieldset>
           <legend>What to restore</legend>
           {KINDS.map((k) => (
-            <label class="field" key={k.kind}>
-              <span>
+            <div class="field" key={k.kind}>
+              <label>
                 <input
                   type="radio"
                   name="restore-kind"
                   value={k.kind}
                   checked={kind === k.kind}
+                  aria-describedby={`restore-hint-${k.kind}`}
                   onChange={() => setKind(k.kind)}
                 />{' '}
                 {k.label}
-              </span>
-              <small class="muted">{k.hint}</small>
-            </label>
+              </label>
+              <small class="muted" id={`restore-hint-${k.kind}`}>
+                {k.hint}
+              </small>
+            </div>
           ))}
           <button type="button" class="primary" onClick={() => setStep(2)}>
             Next
@@ -117,8 +120,8 @@ export function RestoreWizard({ vm, vault, point }: { vm: Vm; vault: string; poi
             <fieldset>
               <legend>Disks</legend>
               {point.disks.map((d) => (
-                <label key={d.name} class="field">
-                  <span>
+                <div key={d.name} class="field">
+                  <label>
                     <input
                       type="checkbox"
                       checked={chosen.includes(d.name)}
@@ -129,8 +132,8 @@ export function RestoreWizard({ vm, vault, point }: { vm: Vm; vault: string; poi
                       }
                     />{' '}
                     {d.name}
-                  </span>
-                </label>
+                  </label>
+                </div>
               ))}
             </fieldset>
           )}

@@ -65,7 +65,7 @@ export function VmPage({ name }: { name: string }) {
 function VmDetails({ v, reload }: { v: VmView; reload: () => void }) {
   const { can } = useSession()
   const [jobs, setJobs] = useState<Job[]>([])
-  const [chosen, setChosen] = useState<string | undefined>(v.points[v.points.length - 1]?.id)
+  const [picked, setChosen] = useState<string | undefined>()
   const disks = [
     { label: 'os', disk: v.vm.osDisk },
     ...v.vm.dataDisks.map((d) => ({ label: `lun${d.lun}`, disk: d.disk })),
@@ -74,6 +74,8 @@ function VmDetails({ v, reload }: { v: VmView; reload: () => void }) {
   const scope = item ? `vault/${item.vault}` : '*'
   const itemPath = item ? `/api/v1/vaults/${enc(item.vault)}/protectedItems/${enc(v.vm.name)}` : ''
   const latest = v.points[v.points.length - 1]
+  // The newest point until one is picked.
+  const chosen = v.points.some((p) => p.id === picked) ? picked : latest?.id
   const point = v.points.find((p) => p.id === chosen)
   return (
     <>

@@ -35,17 +35,20 @@ async function pool(tasks: AsyncIterable<() => Promise<void>>, limit: number): P
   if (failure !== undefined) throw failure
 }
 
-/** PUTs `data` at `offset` of a disk. */
+/**
+ * PUTs `data` at `offset` of a disk. With `durable: false` the service answers once the write is
+ * applied; it becomes durable with the next durable write.
+ */
 export async function putPages(
   client: ApiClient,
   d: DiskName,
   offset: number,
   data: Uint8Array,
   signal: AbortSignal,
-  leaseId?: string,
+  options: { leaseId?: string; durable?: boolean } = {},
 ) {
   const res = await client.raw('PUT', `${diskPath(d)}/pages`, {
-    query: { offset, leaseId },
+    query: { offset, leaseId: options.leaseId, durable: options.durable === false ? 'false' : undefined },
     body: data,
     headers: { 'content-type': 'application/octet-stream' },
     signal,
@@ -70,25 +73,32 @@ export async function getPages(
 }
 
 /** Reads a file in pieces: yields [offset, bytes] in order. */
-export async function* filePieces(
+export function filePieces(path: string, size: number, piece: number): AsyncGenerator<[number, Buffer]> {
+  return rangePieces(path, [{ start: 0, end: size }], piece)
+}
+
+/** Reads the given ranges of a file in pieces of at most `piece` bytes: yields [offset, bytes] in order. */
+export async function* rangePieces(
   path: string,
-  size: number,
+  ranges: { start: number; end: number }[],
   piece: number,
 ): AsyncGenerator<[number, Buffer]> {
   const fh = await open(path, 'r').catch((err: Error) => {
     throw new CairnError('FileNotFound', `Cannot read "${path}": ${err.message}`)
   })
   try {
-    for (let pos = 0; pos < size; pos += piece) {
-      const want = Math.min(piece, size - pos)
-      const buf = Buffer.alloc(want)
-      let got = 0
-      while (got < want) {
-        const { bytesRead } = await fh.read(buf, got, want - got, pos + got)
-        if (bytesRead === 0) break
-        got += bytesRead
+    for (const { start, end } of ranges) {
+      for (let pos = start; pos < end; pos += piece) {
+        const want = Math.min(piece, end - pos)
+        const buf = Buffer.alloc(want)
+        let got = 0
+        while (got < want) {
+          const { bytesRead } = await fh.read(buf, got, want - got, pos + got)
+          if (bytesRead === 0) break
+          got += bytesRead
+        }
+        yield [pos, buf]
       }
-      yield [pos, buf]
     }
   } finally {
     await fh.close()
@@ -108,26 +118,38 @@ export async function fileSize(path: string): Promise<number> {
 /** Streams a local raw image into a new disk: zero pages are skipped, a failure deletes the disk. */
 export async function importLocal(ctx: CommandContext, d: DiskName, path: string): Promise<Disk> {
   const { client, out, signal } = ctx
-  const { forEachDataRun } = await import('../../diskstore/index.js')
+  const { dataRanges, forEachDataRun } = await import('../../diskstore/index.js')
   const bytes = await fileSize(path)
   const size = Math.ceil(bytes / 512) * 512
+  // Only the ranges of a sparse file that hold data are read (SEEK_DATA/SEEK_HOLE, through
+  // `qemu-img map`); within them, all-zero runs are not sent. Without the tool, the whole file is read.
+  const ranges = (await dataRanges(path, bytes)) ?? [{ start: 0, end: size }]
+  const total = ranges.reduce((n, r) => n + r.end - r.start, 0)
   await client.put<Disk, CreateDiskRequest>(diskPath(d), { size })
   const bar = new ProgressBar(`import ${d.disk}`, out.interactive)
   let done = 0
+  // Every piece but the last is sent without waiting for durability; the last one, sent once all
+  // others are in, is durable, and with it every write before it (one sync, not one per piece).
+  let last: { at: number; data: Buffer } | undefined
   try {
     async function* tasks() {
-      for await (const [pos, buf] of filePieces(path, size, PIECE)) {
+      for await (const [pos, buf] of rangePieces(path, ranges, PIECE)) {
         const runs: [number, number][] = []
         forEachDataRun(buf, buf.length, (s, e) => runs.push([s, e]))
+        const final = runs[runs.length - 1]
+        if (final !== undefined) last = { at: pos + final[0], data: buf.subarray(final[0], final[1]) }
         yield async () => {
-          for (const [s, e] of runs) await putPages(client, d, pos + s, buf.subarray(s, e), signal)
+          for (const [s, e] of runs)
+            await putPages(client, d, pos + s, buf.subarray(s, e), signal, { durable: false })
           done += buf.length
-          bar.update(done, size)
+          bar.update(done, total)
         }
       }
     }
     await pool(tasks(), PARALLEL)
-    bar.update(size, size)
+    // The same bytes again, durably: the store syncs everything written before.
+    if (last !== undefined) await putPages(client, d, last.at, last.data, signal)
+    bar.update(total, total)
   } catch (err) {
     await client.delete(diskPath(d), { snapshots: 'include' }).catch(() => {})
     throw err

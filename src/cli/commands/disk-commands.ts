@@ -129,8 +129,9 @@ export const diskCommands: CommandDef[] = [
     name: 'disk import',
     summary: 'Import a raw image into a new disk; zero blocks stay holes',
     description:
-      'The file is streamed through the API in 4 MiB pieces, skipping zero pages, so it works against a\n' +
-      'remote service. With --server, the service reads FILE (a regular file) on its own machine; it must\n' +
+      'The file is streamed through the API in 4 MiB pieces, 4 at a time, skipping zero pages, so it works\n' +
+      'against a remote service; of a sparse file only the data ranges are read (qemu-img map, when\n' +
+      'installed, finds them). With --server, the service reads FILE (a regular file) on its own machine; it must\n' +
       'be under a folder the service was started with --import-root (docs/security.md).',
     args: [
       { name: 'NAME', help: NAME_HELP },
@@ -213,7 +214,9 @@ export const diskCommands: CommandDef[] = [
       }
       const bar = new ProgressBar(`write ${d.disk}`, out.interactive && size > 16 * PIECE)
       for await (const [pos, buf] of filePieces(args.FILE!, size, PIECE)) {
-        await putPages(client, d, offset + pos, buf, signal, opts['lease-id'] as string | undefined)
+        await putPages(client, d, offset + pos, buf, signal, {
+          leaseId: opts['lease-id'] as string | undefined,
+        })
         bar.update(pos + buf.length, size)
       }
       bar.done()

@@ -5,6 +5,7 @@ import { auditCommands } from './audit-commands.js'
 import { authCommands } from './auth-commands.js'
 import { backupCommands } from './backup-commands.js'
 import { diskCommands } from './disk-commands.js'
+import { fileBrowseCommands, fileRecoveryCommands } from './file-recovery-commands.js'
 import { guardCommands } from './guard-commands.js'
 import { jobCommands } from './job-commands.js'
 import { policyCommands } from './policy-commands.js'
@@ -29,6 +30,8 @@ export const COMMANDS: CommandDef[] = [
   ...guardCommands,
   ...backupCommands,
   ...rpCommands,
+  ...fileRecoveryCommands,
+  ...fileBrowseCommands,
   ...restoreCommands,
   ...jobCommands,
   ...protectionCommands,

@@ -82,9 +82,30 @@ export const policyCommands: CommandDef[] = [
         value: 'MONTHS',
         help: 'yearly points: months (default January), on day 1',
       },
+      { name: 'copy-to', type: 'string', value: 'VAULT', help: 'copy every point to this vault too' },
+      {
+        name: 'copy-keep-days',
+        type: 'number',
+        value: 'N',
+        help: "the copies' own retention: days (with --copy-to; default: the policy's retention)",
+      },
+      { name: 'copy-keep-weeks', type: 'number', value: 'N', help: "the copies' weekly retention (Sundays)" },
+      {
+        name: 'copy-keep-months',
+        type: 'number',
+        value: 'N',
+        help: "the copies' monthly retention (the 1st of the month)",
+      },
+      {
+        name: 'copy-keep-years',
+        type: 'number',
+        value: 'N',
+        help: "the copies' yearly retention (January 1st)",
+      },
     ],
     examples: [
       'cairn policy create daily-30 --vault v1 --time 22:30 --time-zone Europe/Berlin --keep-days 30 --keep-weeks 12',
+      'cairn policy create offsite --vault v1 --keep-days 7 --copy-to v2 --copy-keep-months 12',
       'cairn policy create every-4h --vault v1 --enhanced --frequency hourly --interval 4 --window-start 08:00 --window-hours 12',
     ],
     async run({ args, opts, client, out }) {
@@ -142,6 +163,7 @@ export const policyCommands: CommandDef[] = [
           retention,
         }
         if (opts['instant-days'] !== undefined) policy.instantRpRetentionRangeInDays = opts['instant-days']
+        if (opts['copy-to']) policy.copy = copyOf(opts)
       }
       // Built from options or a file as given: the service checks it and names every problem.
       const created = await client.post<BackupPolicy, BackupPolicyRequest>(
@@ -169,6 +191,13 @@ export const policyCommands: CommandDef[] = [
           { header: 'zone', value: (p) => p.timeZone },
           { header: 'instant days', value: (p) => p.instantRpRetentionRangeInDays, align: 'right' },
           { header: 'retention', value: (p) => describeRetention(p.retention) },
+          {
+            header: 'copy',
+            value: (p) =>
+              p.copy
+                ? `${p.copy.vault}${p.copy.retention ? ` ${describeRetention(p.copy.retention)}` : ''}`
+                : '',
+          },
         ]),
       )
     },
@@ -198,6 +227,23 @@ export const policyCommands: CommandDef[] = [
   },
 ]
 
+/** A policy's `copy` from --copy-to and --copy-keep-*: a vault and, when any is given, its own rules. */
+function copyOf(opts: Obj): Obj {
+  const retention: Obj = {}
+  if (opts['copy-keep-days'] !== undefined) retention.daily = { days: opts['copy-keep-days'] }
+  if (opts['copy-keep-weeks'] !== undefined)
+    retention.weekly = { weeks: opts['copy-keep-weeks'], daysOfWeek: ['Sunday'] }
+  if (opts['copy-keep-months'] !== undefined)
+    retention.monthly = { months: opts['copy-keep-months'], on: { format: 'Daily', days: [1] } }
+  if (opts['copy-keep-years'] !== undefined)
+    retention.yearly = {
+      years: opts['copy-keep-years'],
+      monthsOfYear: ['January'],
+      on: { format: 'Daily', days: [1] },
+    }
+  return { vault: opts['copy-to'], ...(Object.keys(retention).length > 0 ? { retention } : {}) }
+}
+
 /** Flags that would be silently dropped are refused with the reason instead. */
 function refuseIgnoredPolicyFlags(opts: Obj): void {
   const given = (names: string[]) => names.filter((n) => opts[n] !== undefined && opts[n] !== false)
@@ -223,6 +269,10 @@ function refuseIgnoredPolicyFlags(opts: Obj): void {
     refuse(given(['keep-weekly-on']), 'it needs --keep-weeks N')
   if (opts['keep-months'] === undefined) refuse(given(['keep-monthly-on']), 'it needs --keep-months N')
   if (opts['keep-years'] === undefined) refuse(given(['keep-yearly-in']), 'it needs --keep-years N')
+  const copyRules = ['copy-keep-days', 'copy-keep-weeks', 'copy-keep-months', 'copy-keep-years']
+  if (opts.file)
+    refuse(given(['copy-to', ...copyRules]), '--file holds the whole policy; put "copy" in the file')
+  if (!opts['copy-to']) refuse(given(copyRules), 'they are the retention of --copy-to VAULT')
 }
 
 function describeSchedule(s: BackupPolicy['schedule']): string {

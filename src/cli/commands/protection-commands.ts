@@ -57,7 +57,7 @@ export function csv(text: string | undefined): string[] | undefined {
         .filter(Boolean)
 }
 
-async function itemVault(client: ApiClient, vm: string, opts: Obj): Promise<string> {
+export async function itemVault(client: ApiClient, vm: string, opts: Obj): Promise<string> {
   const given = (opts.vault as string | undefined) ?? process.env.CAIRN_VAULT
   if (given) return given
   return (await client.get<ProtectedItem>(`/api/v1/vms/${enc(vm)}/protectedItem`)).vault
@@ -89,6 +89,12 @@ export const protectionCommands: CommandDef[] = [
       },
       { name: 'agent', type: 'string', value: 'URL', help: 'agent endpoint, e.g. http://10.0.0.5:7071' },
       { name: 'agent-token', type: 'string', value: 'T', help: 'agent token (env CAIRN_AGENT_TOKEN)' },
+      {
+        name: 'qga',
+        type: 'string',
+        value: 'unix:PATH',
+        help: "the QEMU guest agent's socket on the service host (instead of --agent)",
+      },
     ],
     examples: [
       'cairn vm create web-1 --os-disk acct/vms/web-1-os --data-disk lun0=acct/vms/web-1-data --agent http://10.0.0.5:7071 --agent-token s3cret-token',
@@ -120,6 +126,7 @@ export const protectionCommands: CommandDef[] = [
         if (!token) throw new CairnError('UsageError', '--agent needs --agent-token T (or CAIRN_AGENT_TOKEN)')
         body.agent = { url: opts.agent as string, token }
       }
+      if (opts.qga) body.qga = opts.qga as string
       const vm = await client.post<Vm, VmRequest>('/api/v1/vms', body)
       out.result(vm, (v) => out.line(`VM ${v.name} registered with ${1 + v.dataDisks.length} disk(s)`))
     },
@@ -155,7 +162,7 @@ export const protectionCommands: CommandDef[] = [
           ['os disk', ref(v.osDisk)],
           ...v.dataDisks.map((d): [string, unknown] => [`lun${d.lun}`, ref(d.disk)]),
           ['temp disk', ref(v.tempDisk)],
-          ['agent', v.agent?.url],
+          ['agent', v.agent?.url ?? (v.qga ? `qemu guest agent ${v.qga}` : undefined)],
         ]),
       )
     },

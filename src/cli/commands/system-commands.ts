@@ -40,6 +40,12 @@ export const systemCommands: CommandDef[] = [
         help: 'data folder (env CAIRN_DATA; default ./cairn-data)',
       },
       {
+        name: 'role',
+        type: 'string',
+        value: 'ROLE',
+        help: 'api, worker, scheduler or all: which loops this process runs (env CAIRN_ROLE; default all; docs/scale-out.md)',
+      },
+      {
         name: 'catalog',
         type: 'string',
         value: 'URL',

@@ -1,0 +1,190 @@
+// `npm run e2e:vm`: a real Debian 12 guest on a Cairn disk, end to end (docs/vms.md runs the same
+// commands). Not part of `npm test` (its file name does not end in .test.ts): it builds or reuses a
+// cached guest image and boots it several times under TCG.
+import assert from 'node:assert/strict'
+import { execFileSync, spawnSync } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, it } from 'node:test'
+import { type BackupPolicy, jitterFor } from '../../src/protection/index.js'
+import { cairnAt, type RunningService, startService } from '../_service.js'
+import { bootGuest, cleanPrefix, type Guest, guestImage } from './_guest.js'
+
+const log = (s: string) => process.stderr.write(`e2e:vm ${new Date().toISOString().slice(11, 19)} ${s}\n`)
+
+async function freePort(): Promise<number> {
+  const s = createServer()
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
+  const port = (s.address() as { port: number }).port
+  await new Promise((r) => s.close(r))
+  return port
+}
+
+/** Records the guest has made durable so far (read inside the guest through its agent). */
+async function records(g: Guest): Promise<number> {
+  const r = await g.sh('cat /var/lib/writer/log')
+  assert.equal(r.code, 0)
+  return cleanPrefix(r.out)
+}
+
+describe('a Debian guest on a Cairn disk (QEMU TCG, NBD, QEMU guest agent)', () => {
+  it('boots from the export, is backed up frozen while it writes, survives a service restart, and every restore boots with a clean prefix', async () => {
+    const t0 = Date.now()
+    const image = guestImage(log)
+    log(`guest image ready (${((Date.now() - t0) / 1000).toFixed(0)} s)`)
+    const dir = mkdtempSync(join(tmpdir(), 'cairn-e2e-vm-'))
+    const nbdPort = await freePort()
+    const serveArgs = ['--nbd-port', String(nbdPort), '--import-root', image.dir, '--export-root', dir]
+    let svc: RunningService | undefined = await startService(serveArgs)
+    const data = svc.data
+    const guests: Guest[] = []
+    try {
+      const ok = async (...args: string[]) => {
+        const r = await cairnAt(svc!.url, args, { json: false })
+        assert.equal(r.code, 0, `cairn ${args.join(' ')}: ${r.stderr}${r.stdout}`)
+        return r.stdout
+      }
+      const json = async (...args: string[]) => JSON.parse((await cairnAt(svc!.url, args)).stdout)
+      const boot = async (disk: string, name: string) => {
+        const g = await bootGuest(image, {
+          nbdPort,
+          export: `devstoreaccount1/disks/${disk}`,
+          dir,
+          name,
+          log,
+        })
+        guests.push(g)
+        return g
+      }
+
+      // 1. The guest's disk on Cairn, the VM with its guest-agent channel, protection.
+      let t = Date.now()
+      await ok('disk', 'import', 'guest-os', image.image, '--server')
+      log(`disk import: ${((Date.now() - t) / 1000).toFixed(0)} s`)
+      const qga = `unix:${join(dir, 'guest.qga')}`
+      await ok('vm', 'create', 'guest', '--os-disk', 'devstoreaccount1/disks/guest-os', '--qga', qga)
+      await ok('vault', 'create', 'v1')
+      await ok('policy', 'create', 'daily', '--vault', 'v1', '--keep-days', '7', '--time', '00:00')
+      await ok('protect', 'guest', '--vault', 'v1', '--policy', 'daily')
+      // The scheduled backup: a policy whose slot plus this item's spread (a fixed offset per item,
+      // docs/protection.md) falls about four minutes from now, then the item moved to it.
+      const item = await json('protection', 'show', 'guest')
+      const policy = (await json('policy', 'show', 'daily', '--vault', 'v1')) as BackupPolicy
+      const jitter = jitterFor(item.id as string, policy)
+      const slot = new Date(Date.now() + 240_000 - jitter)
+      const hhmm = slot.toISOString().slice(11, 16)
+      await ok('policy', 'create', 'soon', '--vault', 'v1', '--keep-days', '7', '--time', hhmm)
+      await ok('protect', 'guest', '--vault', 'v1', '--policy', 'soon')
+      // The scheduler plans an item's next run when it loads it: a restart makes it read the new policy.
+      await svc.stop()
+      svc = await startService(serveArgs, { data })
+      log(
+        `scheduled backup planned at ${new Date(Date.parse(`${slot.toISOString().slice(0, 16)}:00Z`) + jitter).toISOString()}`,
+      )
+
+      // 2. Boot from the NBD export; the writer runs.
+      const g = await boot('guest-os', 'guest')
+      const first = await records(g)
+      log(`writer at record ${first}`)
+
+      // 3. The scheduled backup fires while the guest writes; then an on-demand one.
+      t = Date.now()
+      let scheduled: { id: string; state: string } | undefined
+      while (!scheduled) {
+        const jobs = (await json('job', 'list')).items as {
+          id: string
+          kind: string
+          state: string
+          startedBy: string
+        }[]
+        scheduled = jobs.find(
+          (j) =>
+            j.kind === 'backup' &&
+            j.startedBy === 'scheduler' &&
+            j.state !== 'Running' &&
+            j.state !== 'Queued',
+        )
+        if (!scheduled) {
+          assert.ok(Date.now() - t < 420_000, 'the scheduled backup fired within 7 minutes')
+          await new Promise((r) => setTimeout(r, 2000))
+        }
+      }
+      assert.equal(scheduled.state, 'Completed')
+      await ok('backup', 'now', 'guest', '--wait')
+      const points = (await json('rp', 'list', 'guest')) as {
+        id: string
+        consistency: string
+        kind: string
+        disks: { snapshot: string }[]
+      }[]
+      assert.equal(points.length, 2)
+      for (const p of points) {
+        assert.equal(
+          p.consistency,
+          'FileSystemConsistent',
+          `point ${p.id} (${p.kind}) was frozen by the guest agent`,
+        )
+        // The frozen file system is clean without journal replay.
+        const file = join(dir, `${p.id}.img`)
+        await ok('disk', 'export', `guest-os@${p.disks[0]!.snapshot}`, file)
+        const fsck = spawnSync('e2fsck', ['-fn', file], { encoding: 'utf8' })
+        assert.equal(fsck.status, 0, `e2fsck -fn of point ${p.id}: ${fsck.stdout}${fsck.stderr}`)
+        const text = execFileSync('debugfs', ['-R', 'cat /var/lib/writer/log', file], {
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'ignore'],
+        })
+        log(`point ${p.id} (${p.kind}): clean, ${cleanPrefix(text)} records`)
+        rmSync(file)
+      }
+
+      // 4. cairn serve restarts under the running guest: QEMU reconnects, nothing written is lost.
+      const before = await records(g)
+      await svc.stop()
+      svc = await startService(serveArgs, { data })
+      const deadline = Date.now() + 180_000
+      let after = await records(g)
+      while (after < before + 20) {
+        assert.ok(Date.now() < deadline, `I/O resumed after the restart (${before} → ${after})`)
+        await new Promise((r) => setTimeout(r, 2000))
+        after = await records(g)
+      }
+      log(`service restarted: records ${before} → ${after}, all a clean prefix`)
+
+      // 5. Kill QEMU; restore from the snapshot tier and boot.
+      await g.kill()
+      const onDemand = points.find((p) => p.kind === 'OnDemand') ?? points.at(-1)!
+      await ok('restore', 'vm', 'guest', '--rp', onDemand.id, '--as', 'snap', '--wait')
+      const snapVm = await json('vm', 'show', 'snap')
+      const snapDisk = snapVm.osDisk.disk as string
+      const r1 = await boot(snapDisk, 'snap')
+      log(`restore vm (snapshot tier): ${await records(r1)} records, a clean prefix`)
+      await r1.kill()
+
+      // 6. The snapshots gone (the disk itself stays: VM "guest" uses it), restores come from the vault.
+      await ok('disk', 'delete', 'guest-os', '--snapshots', 'only', '--force')
+      const tiers = ((await json('rp', 'list', 'guest')) as { tier: string }[]).map((p) => p.tier)
+      assert.deepEqual(tiers, ['Vault', 'Vault'])
+      await ok('restore', 'vm', 'guest', '--rp', onDemand.id, '--as', 'vlt', '--wait')
+      const r2 = await boot((await json('vm', 'show', 'vlt')).osDisk.disk as string, 'vlt')
+      log(`restore vm (vault tier): ${await records(r2)} records, a clean prefix`)
+      await r2.kill()
+      await ok('restore', 'disks', 'guest', '--rp', onDemand.id, '--prefix', 'dsk', '--wait')
+      const r3 = await boot('dsk-os', 'dsk')
+      log(`restore disks (vault tier): ${await records(r3)} records, a clean prefix`)
+      await r3.kill()
+      const vaultPoint = (await json('rp', 'list', '--vault', 'v1')) as { id: string }[]
+      await ok('restore', 'disk', '--vault', 'v1', '--rp', vaultPoint.at(-1)!.id, '--to', 'one')
+      const r4 = await boot('one', 'one')
+      log(`restore disk (vault tier): ${await records(r4)} records, a clean prefix`)
+      await r4.kill()
+      log(`done in ${((Date.now() - t0) / 1000).toFixed(0)} s`)
+    } finally {
+      for (const g of guests) await g.kill().catch(() => {})
+      await svc?.dispose()
+      rmSync(dir, { recursive: true, force: true })
+      rmSync(data, { recursive: true, force: true })
+    }
+  })
+})

@@ -1,0 +1,31 @@
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, it } from 'node:test'
+import { CATALOG_DIALECTS } from '../src/catalog/index.js'
+import { claimRace } from './_claims.js'
+
+// Workers are separate processes sharing one catalog: on PostgreSQL each claim is an UPDATE of rows
+// picked FOR UPDATE SKIP LOCKED. SQLite catalogs belong to one process, so this runs on PostgreSQL only.
+for (const dialect of CATALOG_DIALECTS.filter((d) => d.name === 'postgres'))
+  describe(`job claims by three worker processes (${dialect.name})`, () => {
+    it('every queued job is claimed exactly once, and every worker gets some', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'cairn-claims-'))
+      try {
+        const race = await claimRace(dialect.url(dir), 600, 3)
+        assert.deepEqual(race.doubles, [], 'no job claimed twice')
+        assert.deepEqual(race.missed, [], 'no job left unclaimed')
+        assert.equal(
+          race.perWorker.reduce((a, b) => a + b, 0),
+          600,
+        )
+        assert.ok(
+          race.perWorker.every((n) => n > 0),
+          `each worker claimed some (${race.perWorker})`,
+        )
+      } finally {
+        rmSync(dir, { recursive: true, force: true })
+      }
+    })
+  })
