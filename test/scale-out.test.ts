@@ -36,9 +36,14 @@ for (const dialect of CATALOG_DIALECTS.filter((d) => d.name === 'postgres'))
       const asA = ['--catalog', catalogUrl, '--role', 'all']
       let a = await startService(asA, { data: dataA })
       // B finds the admin A made in the shared catalog (no password file of its own): A's password signs in.
+      // B's start failing must not leave A (and its catalog) running.
       const b = await startService(['--catalog', catalogUrl, '--role', 'worker'], {
         data: dataB,
         signIn: false,
+      }).catch(async (err) => {
+        await a.dispose()
+        rmSync(dir, { recursive: true, force: true })
+        throw err
       })
       try {
         await signIn(b.url, dataA)

@@ -24,7 +24,8 @@ async function captureStdout(fn: () => Promise<number>): Promise<{ code: number;
 
 describe('cairn serve', () => {
   it('answers /healthz, /api/v1/info and the OpenAPI document, and says where it listens', async () => {
-    const svc = await startService()
+    // At debug the log has a line per request with its id (at info it has none: test/service-log).
+    const svc = await startService(['--log-level', 'debug'])
     try {
       const health = await apiFetch(`${svc.url}/healthz`)
       assert.equal(health.status, 200)

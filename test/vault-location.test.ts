@@ -54,18 +54,15 @@ describe('vault locations', () => {
       symlinkSync('/proc', join(dir, 'to-proc'))
       await refused(join(dir, 'to-proc', 'v'), /resolves to \/proc\/v/)
       await refused('relative/folder', /not an absolute path/)
-      // Schemes are the backend factory's: UnsupportedVaultLocation (test/vault-backends.test.ts).
+      // Schemes are the backend factory's (test/vault-backends.test.ts); object stores without
+      // credentials are refused by name before anything is made.
       await refused(
         'azblob://account/container',
-        /azblob:\/\/ object stores are not supported yet/,
-        'UnsupportedVaultLocation',
+        /no Azure credentials are configured/,
+        'ObjectStoreAuthFailed',
       )
-      await refused(
-        's3://bucket/prefix',
-        /s3:\/\/ object stores are not supported yet/,
-        'UnsupportedVaultLocation',
-      )
-      await refused('azblob:x', /azblob:\/\/ object stores are not supported yet/, 'UnsupportedVaultLocation')
+      await refused('s3://bucket/prefix', /credentials/, 'ObjectStoreAuthFailed')
+      await refused('azblob:x', /azblob/, 'UnsupportedVaultLocation')
       assert.ok(!existsSync(join(process.cwd(), 'azblob:')), 'no folder azblob: was made')
       assert.ok(!existsSync(join(process.cwd(), 'relative')), 'no relative folder was made')
       mkdirSync(join(dir, 'stuff'))
