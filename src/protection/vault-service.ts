@@ -1,3 +1,6 @@
+// Over ~600 lines on purpose: one method per vault use case (create, attach, unlock, key, remove,
+// usage, backup, restore, verify, prune, GC, copy, file access), each starting its job; the next split
+// is along that line (management / data transfers) when it grows again.
 import type { Job } from '../catalog/index.js'
 import type { DiskRef, DiskStore } from '../diskstore/index.js'
 import { CairnError, type HostPaths } from '../util/index.js'

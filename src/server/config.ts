@@ -1,3 +1,5 @@
+// Over ~600 lines on purpose: every option of `cairn serve` in one table (flag, environment variable,
+// config-file key, default, check), so --help, docs/configuration.md and the parser cannot disagree.
 import { existsSync, readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { CairnError, type LogLevel, parseSize } from '../util/index.js'

@@ -1,3 +1,5 @@
+// Over ~600 lines: one copy pipeline (selection, resume, chunk transfer, re-encryption, pack read-back,
+// manifest last) whose steps share the job's lock and checkpoint state.
 // Copies of recovery points from one vault into another, whatever their backends: only the chunks the
 // target lacks travel, chunks before the manifest (a target never holds a point with missing chunks),
 // every chunk re-hashed when read and every pack read back and compared when written, resumable.
@@ -163,8 +165,8 @@ export async function runCopy(
   report.mode = mode
   const points = await selectPoints(src, dst, opts)
   const done = new Set(report.points.map((p) => p.id))
-  const todo = points.filter((p) => !done.has(p.id))
-  const meter = new Meter(opts.onProgress, todo)
+  const pending = points.filter((p) => !done.has(p.id))
+  const meter = new Meter(opts.onProgress, pending)
   const lockId = opts.lockId ?? `copy-${randomUUID()}`
   const out = new CountedBackend(dst.backend, opts.verifyArrival !== false)
   const now = () => new Date().toISOString()
@@ -173,7 +175,7 @@ export async function runCopy(
     id: lockId,
     startedAt: now(),
     updatedAt: now(),
-    bases: todo.map((p) => p.id),
+    bases: pending.map((p) => p.id),
     packs: [],
   }
   // The target lock names every pack before it is written (an earlier run's packs stay named in it),
@@ -202,7 +204,7 @@ export async function runCopy(
   heartbeat.unref()
   let finished = false
   try {
-    if (todo.length > 0) {
+    if (pending.length > 0) {
       await src.writeLock(srcLock)
       await touch()
     }
@@ -240,7 +242,7 @@ export async function runCopy(
       target: dst.config.packSize,
       beforeWrite: (name) => touch(name),
     })
-    for (const rp of todo) {
+    for (const rp of pending) {
       opts.signal?.throwIfAborted()
       const before = { written: out.bytesWritten, verified: out.bytesVerified }
       const result = await copyPoint(src, dst, rp, { ...shared, meter, writer, out })
