@@ -215,36 +215,21 @@ describe('ext4 on a GPT disk made by mkfs.ext4 -d and sgdisk', () => {
     assert.equal(count, expected)
   })
 
-  it('lists a 10,000-entry htree directory in under a second cold from a slow source, in few reads', async () => {
+  it('lists a 10,000-entry htree directory cold from a slow source in few reads, and warm in none', async () => {
+    // How fast this is belongs to the benchmarks (npm run bench -- filerecovery); here only the number of
+    // source reads, which does not depend on how busy the machine is.
     const ext = run('debugfs', ['-R', 'stat /many', fsImage])
     assert.match(ext, /Flags: 0x[0-9a-f]*1[0-9a-f]{3}\b/, 'the directory is indexed (htree)')
-    const latencyMs = 20
-    const { fs: cold, src: slow } = await openExt(disk, latencyMs)
+    const { fs: cold, src: slow } = await openExt(disk, 20)
     try {
       const before = slow.reads
-      const cpu0 = process.cpuUsage()
-      const t0 = performance.now()
       const page = await cold.list('/many')
-      const ms = performance.now() - t0
-      const cpu = process.cpuUsage(cpu0)
       const reads = slow.reads - before
       assert.equal(page.total, 10_000)
-      // The machine running the tests is shared: judge by CPU time plus the source's latency per read
-      // (reads run one after another at worst), and keep the wall clock as a loose guard.
-      const modelMs = (cpu.user + cpu.system) / 1000 + reads * latencyMs
-      assert.ok(
-        modelMs < 1000,
-        `CPU plus latency ${modelMs.toFixed(0)} ms (${reads} reads, wall ${ms.toFixed(0)} ms)`,
-      )
       assert.ok(reads <= 20, `${reads} source reads`)
-      assert.ok(ms < 10_000, `wall ${ms.toFixed(0)} ms`)
-      const cpu1 = process.cpuUsage()
       const warm = await cold.list('/many')
-      const warmCpu = process.cpuUsage(cpu1)
       assert.equal(warm.total, 10_000)
       assert.equal(slow.reads - before, reads, 'a warm listing reads nothing')
-      const warmMs = (warmCpu.user + warmCpu.system) / 1000
-      assert.ok(warmMs < 100, `warm listing took ${warmMs.toFixed(0)} ms of CPU`)
     } finally {
       slow.close()
     }

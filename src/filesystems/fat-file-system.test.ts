@@ -106,17 +106,14 @@ describe('FAT32 made by mkfs.vfat and mcopy', () => {
   })
 
   it('lists the 10,000-entry directory cold from a slow source in few reads', async () => {
-    const latencyMs = 20
-    const { fs: cold, src: slow } = await open(image, latencyMs)
+    // How fast this is belongs to the benchmarks; here only the number of source reads.
+    const { fs: cold, src: slow } = await open(image, 20)
     try {
       const before = slow.reads
-      const cpu0 = process.cpuUsage()
       const page = await cold.list('/many')
-      const cpu = process.cpuUsage(cpu0)
       const reads = slow.reads - before
       assert.equal(page.total, 10_000)
-      const modelMs = (cpu.user + cpu.system) / 1000 + reads * latencyMs
-      assert.ok(modelMs < 1000, `CPU plus latency ${modelMs.toFixed(0)} ms (${reads} reads)`)
+      assert.ok(reads <= 40, `${reads} source reads`)
     } finally {
       slow.close()
     }
