@@ -24,6 +24,12 @@ const TOOLS = [
   { command: 'sfdisk', pkg: 'fdisk', usedBy: 'file-system reader tests (MBR disks with logical partitions)' },
   { command: 'mkfs.vfat', pkg: 'dosfstools', usedBy: 'file-system reader tests (FAT images)' },
   { command: 'mcopy', pkg: 'mtools', usedBy: 'file-system reader tests (filling FAT images, mdir listings)' },
+  { command: 'mkntfs', pkg: 'ntfs-3g', usedBy: 'file-system reader tests (NTFS images)' },
+  {
+    command: 'ntfs-3g',
+    pkg: 'ntfs-3g',
+    usedBy: 'file-system reader tests (filling NTFS images over FUSE, as root; ntfsls/ntfsinfo listings)',
+  },
   { command: 'mkfs.xfs', pkg: 'xfsprogs', usedBy: 'file-recovery tests (an XFS volume refused by name)' },
   {
     command: 'pvcreate',
