@@ -254,7 +254,7 @@ export class CairnService {
         guard,
         // A policy of a vault that is gone guards nothing; any other failure refuses the change.
         // A mounted recovery point keeps its data until unmounted or expired.
-        pinned: (id) => this.#mounts?.isMounted(id) ?? false,
+        pinned: (id) => this.#mounts?.mountOf(id),
         vaultSettings: async (vault) =>
           this.#vaults?.settings(vault).catch((err) => {
             if (isCairnError(err) && err.code === 'VaultNotFound') return undefined
@@ -271,6 +271,8 @@ export class CairnService {
         hostPaths,
         reconcileVault: (vault) => backups.reconcileVault(vault),
         guard,
+        mountOf: (vault, point) =>
+          this.#mounts?.mountOfVaultPoint(vault, point) ?? Promise.resolve(undefined),
       })
       this.#vaultService = vaultService
       const diskService = new DiskService({ diskStore: this.#diskStore, jobs, hostPaths })

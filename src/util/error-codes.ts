@@ -251,6 +251,11 @@ export const errorCatalogue = {
     EXIT.notFound,
     'No live mount has this id: it expired, was unmounted or never existed.',
   ),
+  RecoveryPointMounted: spec(
+    409,
+    EXIT.conflict,
+    'The recovery point is mounted (rp mount): unmount it first (rp unmount), then delete it.',
+  ),
   // NBD server
   NbdExportNotFound: spec(404, EXIT.notFound, 'No NBD export has this name.'),
 
