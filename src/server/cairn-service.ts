@@ -33,6 +33,7 @@ import {
   Scheduler,
   VaultService,
 } from '../protection/index.js'
+import { PairRegistry } from '../sites/index.js'
 import {
   CairnError,
   createLogger,
@@ -92,6 +93,7 @@ export class CairnService {
   #scheduler: Scheduler | undefined
   #takeover: JobTakeover | undefined
   #catalog: Catalog | undefined
+  #pairs: PairRegistry | undefined
   #diskStore: LogDiskStore | undefined
   #vaults: VaultRegistry | undefined
   #jobs: JobService | undefined
@@ -210,6 +212,8 @@ export class CairnService {
       // The test clock (CairnServiceOptions.clock) also judges retention, soft delete and immutability.
       const now = this.#clock ? () => this.#clock!.now() : undefined
       // Multi-user authorization: who asks is the signed-in user of the request being served.
+      this.#pairs = new PairRegistry(this.#catalog, { version: VERSION })
+      await this.#pairs.siteId()
       const guard = new ResourceGuard(this.#catalog, { actor: requestActor, ...(now ? { now } : {}) })
       const protection = new ProtectionStore(this.#catalog, now ? { now } : {})
       this.#vaults = new VaultRegistry(this.#catalog, {
@@ -397,6 +401,7 @@ export class CairnService {
         jobs: this.#jobs,
         vaultService: this.#vaultService,
         guard,
+        pairs: this.#pairs,
         diskService,
         protection: backups,
         mounts,
@@ -733,6 +738,8 @@ export class CairnService {
     this.#auth = undefined
     await this.#vaults?.close()
     this.#vaults = undefined
+    this.#pairs?.close()
+    this.#pairs = undefined
     await this.#diskStore?.close()
     this.#diskStore = undefined
     await this.#catalog?.close()
