@@ -263,8 +263,9 @@ async function startCairn(dir: string) {
       '0',
       '--log-format',
       'json',
+      // info: the "cairn started" line (with the listeners) is an info record.
       '--log-level',
-      'warn',
+      'info',
       '--admin-password-file',
       join(dir, 'pw'),
       '--import-root',
