@@ -172,6 +172,18 @@ describe('NTFS made by mkntfs and filled through ntfs-3g', () => {
     assert.equal(many.entries[1999]!.name, '01999-file.txt')
   })
 
+  it('walks exactly the paths fls (sleuthkit) lists (deleted entries, metadata files and streams aside)', async () => {
+    const expected = run('fls', ['-r', '-p', image])
+      .split('\n')
+      .filter((l) => l.includes('\t') && !/^\S+ \*/.test(l))
+      .map((l) => `/${l.slice(l.indexOf('\t') + 1)}`)
+      .filter((p) => !p.startsWith('/$') && !p.includes(':'))
+    const seen: string[] = []
+    for await (const w of fs.walk('/')) seen.push(w.entry.path)
+    assert.deepEqual(seen.sort(), [...new Set(expected)].sort())
+    assert.ok(seen.length > 2000)
+  })
+
   it('reads every file of the tree byte-exact with its mtime, symlink targets and hard links', async () => {
     let files = 0
     for (const { path, stat } of sourceEntries(tree)) {
