@@ -99,6 +99,14 @@ function pattern(bytes: number, seed: number): Buffer {
   return out
 }
 
+/** 4 KiB chunks that compress and chunks that do not, in turn: LZNT1 stores the latter raw. */
+function mixed(): Buffer {
+  const parts: Buffer[] = []
+  for (let i = 0; i < 40; i++)
+    parts.push(i % 2 ? pattern(4096, i) : Buffer.from(COMPRESSIBLE.slice(i * 4096, i * 4096 + 4096)))
+  return Buffer.concat([...parts, Buffer.from('tail')])
+}
+
 /**
  * What goes in beside the tree: a file fragmented over ~1,000 one-cluster holes (its runs split over
  * several MFT records) that also has long hard links, so it needs an $ATTRIBUTE_LIST, an LZNT1-compressed file, a Windows symlink reparse point,
@@ -130,6 +138,10 @@ function fillExtras(mnt: string): void {
   setXattr(join(mnt, 'compressed'), 'system.ntfs_attrib_be', Buffer.from('00000800', 'hex'))
   writeFileSync(join(mnt, 'compressed', 'text.txt'), COMPRESSIBLE)
   writeFileSync(join(mnt, 'compressed', 'random.bin'), pattern(300_000, 7))
+  writeFileSync(join(mnt, 'compressed', 'mixed.bin'), mixed())
+  // A Win32 name with a DOS 8.3 twin, as Windows makes them: two index entries, one file.
+  writeFileSync(join(mnt, 'Long File Name.txt'), 'dos twin\n')
+  setXattr(join(mnt, 'Long File Name.txt'), 'system.ntfs_dos_name', Buffer.from('LONGFI~1.TXT'))
   writeFileSync(join(mnt, 'winlink'), '')
   setXattr(join(mnt, 'winlink'), 'system.ntfs_reparse_data', symlinkReparse('hello.txt'))
 }
@@ -170,6 +182,10 @@ describe('NTFS made by mkntfs and filled through ntfs-3g', () => {
     assert.ok(root.includes(LONG_NAME))
     assert.ok(!root.includes('deleted.txt'))
     assert.ok(!root.some((n) => n.startsWith('$')))
+    assert.ok(root.includes('Long File Name.txt'))
+    assert.ok(!root.includes('LONGFI~1.TXT'))
+    assert.match(run('ntfsinfo', ['-F', '/Long File Name.txt', image]), /Namespace:\s+DOS/)
+    assert.equal((await fs.stat('/long file name.txt')).nlink, 1)
     const many = await fs.list('/many')
     assert.equal(many.total, 2000)
     assert.equal(many.entries[0]!.name, '00000-file.txt')
@@ -239,6 +255,9 @@ describe('NTFS made by mkntfs and filled through ntfs-3g', () => {
       (await fs.read('/compressed/text.txt', 65_530, 20)).toString(),
       COMPRESSIBLE.slice(65_530, 65_550),
     )
+    const mix = await fs.stat('/compressed/mixed.bin')
+    assert.equal(sha256(await fs.read(mix, 0, mix.size)), sha256(mixed()))
+    assert.equal(sha256(await fs.read(mix, 70_000, 30_000)), sha256(mixed().subarray(70_000, 100_000)))
     const random = await fs.stat('/compressed/random.bin')
     assert.equal(sha256(await fs.read(random, 0, random.size)), sha256(pattern(300_000, 7)))
   })
