@@ -74,7 +74,9 @@ describe('a Debian guest on a Cairn disk (QEMU TCG, NBD, QEMU guest agent)', () 
             encoding: 'utf8',
             stdio: ['ignore', 'pipe', 'ignore'],
           })
-          log(`${label}: clean, ${cleanPrefix(text)} records`)
+          const n = cleanPrefix(text)
+          log(`${label}: clean, ${n} records`)
+          return n
         } finally {
           rmSync(file, { force: true })
         }
@@ -138,13 +140,14 @@ describe('a Debian guest on a Cairn disk (QEMU TCG, NBD, QEMU guest agent)', () 
         disks: { snapshot: string }[]
       }[]
       assert.equal(points.length, 2)
+      const counts = new Map<string, number>()
       for (const p of points) {
         assert.equal(
           p.consistency,
           'FileSystemConsistent',
           `point ${p.id} (${p.kind}) was frozen by the guest agent`,
         )
-        await clean(`guest-os@${p.disks[0]!.snapshot}`, `point ${p.id} (${p.kind})`)
+        counts.set(p.id, await clean(`guest-os@${p.disks[0]!.snapshot}`, `point ${p.id} (${p.kind})`))
       }
 
       // 4. cairn serve restarts under the running guest: QEMU reconnects, nothing written is lost.
@@ -160,6 +163,14 @@ describe('a Debian guest on a Cairn disk (QEMU TCG, NBD, QEMU guest agent)', () 
       }
       log(`service restarted: records ${before} → ${after}, all a clean prefix`)
 
+      /** A restore holds at least the records of its point (the writer may have added more since it booted). */
+      const restored = async (n: number, point: string, label: string) => {
+        const atPoint = counts.get(point)
+        assert.ok(atPoint !== undefined, `point ${point} is one of the VM's`)
+        assert.ok(n >= atPoint, `${label}: ${n} records, the point had ${atPoint}`)
+        log(`${label}: ${n} records (the point: ${atPoint}), a clean prefix`)
+      }
+
       // 5. Kill QEMU; restore from the snapshot tier and boot.
       await g.kill()
       const onDemand = points.findLast((p) => p.kind === 'OnDemand')!
@@ -167,7 +178,7 @@ describe('a Debian guest on a Cairn disk (QEMU TCG, NBD, QEMU guest agent)', () 
       const snapVm = await json('vm', 'show', 'snap')
       const snapDisk = snapVm.osDisk.disk as string
       const r1 = await boot(snapDisk, 'snap')
-      log(`restore vm (snapshot tier): ${await records(r1)} records, a clean prefix`)
+      await restored(await records(r1), onDemand.id, 'restore vm (snapshot tier), booted')
       await r1.kill()
 
       // 6. The snapshots gone (the disk itself stays: VM "guest" uses it), restores come from the vault.
@@ -176,22 +187,24 @@ describe('a Debian guest on a Cairn disk (QEMU TCG, NBD, QEMU guest agent)', () 
       assert.deepEqual(tiers, ['Vault', 'Vault'])
       await ok('restore', 'vm', 'guest', '--rp', onDemand.id, '--as', 'vlt', '--wait')
       const r2 = await boot((await json('vm', 'show', 'vlt')).osDisk.disk as string, 'vlt')
-      log(`restore vm (vault tier): ${await records(r2)} records, a clean prefix`)
+      await restored(await records(r2), onDemand.id, 'restore vm (vault tier), booted')
       await r2.kill()
       // The short form checks these two restores' file systems from their export instead of booting them.
       await ok('restore', 'disks', 'guest', '--rp', onDemand.id, '--prefix', 'dsk', '--wait')
-      if (SHORT) await clean('dsk-os', 'restore disks (vault tier)')
+      if (SHORT)
+        await restored(await clean('dsk-os', 'restore disks (vault tier)'), onDemand.id, 'restore disks')
       else {
         const r3 = await boot('dsk-os', 'dsk')
-        log(`restore disks (vault tier): ${await records(r3)} records, a clean prefix`)
+        await restored(await records(r3), onDemand.id, 'restore disks (vault tier), booted')
         await r3.kill()
       }
       const vaultPoint = (await json('rp', 'list', '--vault', 'v1')) as { id: string }[]
-      await ok('restore', 'disk', '--vault', 'v1', '--rp', vaultPoint.at(-1)!.id, '--to', 'one')
-      if (SHORT) await clean('one', 'restore disk (vault tier)')
+      const lastPoint = vaultPoint.at(-1)!.id
+      await ok('restore', 'disk', '--vault', 'v1', '--rp', lastPoint, '--to', 'one')
+      if (SHORT) await restored(await clean('one', 'restore disk (vault tier)'), lastPoint, 'restore disk')
       else {
         const r4 = await boot('one', 'one')
-        log(`restore disk (vault tier): ${await records(r4)} records, a clean prefix`)
+        await restored(await records(r4), lastPoint, 'restore disk (vault tier), booted')
         await r4.kill()
       }
       log(`done in ${((Date.now() - t0) / 1000).toFixed(0)} s`)
