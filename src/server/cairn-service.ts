@@ -32,6 +32,7 @@ import {
   Scheduler,
   VaultService,
 } from '../protection/index.js'
+import { PairRegistry } from '../sites/index.js'
 import {
   CairnError,
   createLogger,
@@ -91,6 +92,7 @@ export class CairnService {
   #scheduler: Scheduler | undefined
   #takeover: JobTakeover | undefined
   #catalog: Catalog | undefined
+  #pairs: PairRegistry | undefined
   #diskStore: LogDiskStore | undefined
   #vaults: VaultRegistry | undefined
   #jobs: JobService | undefined
@@ -209,6 +211,8 @@ export class CairnService {
       // The test clock (CairnServiceOptions.clock) also judges retention, soft delete and immutability.
       const now = this.#clock ? () => this.#clock!.now() : undefined
       // Multi-user authorization: who asks is the signed-in user of the request being served.
+      this.#pairs = new PairRegistry(this.#catalog, { version: VERSION })
+      await this.#pairs.siteId()
       const guard = new ResourceGuard(this.#catalog, { actor: requestActor, ...(now ? { now } : {}) })
       const protection = new ProtectionStore(this.#catalog, now ? { now } : {})
       this.#vaults = new VaultRegistry(this.#catalog, {
@@ -250,7 +254,7 @@ export class CairnService {
         guard,
         // A policy of a vault that is gone guards nothing; any other failure refuses the change.
         // A mounted recovery point keeps its data until unmounted or expired.
-        pinned: (id) => this.#mounts?.isMounted(id) ?? false,
+        pinned: (id) => this.#mounts?.mountOf(id),
         vaultSettings: async (vault) =>
           this.#vaults?.settings(vault).catch((err) => {
             if (isCairnError(err) && err.code === 'VaultNotFound') return undefined
@@ -267,6 +271,8 @@ export class CairnService {
         hostPaths,
         reconcileVault: (vault) => backups.reconcileVault(vault),
         guard,
+        mountOf: (vault, point) =>
+          this.#mounts?.mountOfVaultPoint(vault, point) ?? Promise.resolve(undefined),
       })
       this.#vaultService = vaultService
       const diskService = new DiskService({ diskStore: this.#diskStore, jobs, hostPaths })
@@ -395,6 +401,7 @@ export class CairnService {
         jobs: this.#jobs,
         vaultService: this.#vaultService,
         guard,
+        pairs: this.#pairs,
         diskService,
         protection: backups,
         mounts,
@@ -731,6 +738,8 @@ export class CairnService {
     this.#auth = undefined
     await this.#vaults?.close()
     this.#vaults = undefined
+    this.#pairs?.close()
+    this.#pairs = undefined
     await this.#diskStore?.close()
     this.#diskStore = undefined
     await this.#catalog?.close()
