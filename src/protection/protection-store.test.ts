@@ -257,4 +257,50 @@ for (const dialect of CATALOG_DIALECTS)
         assert.equal(await again.lastMaintenance(), 42)
       })
     })
+
+    it('pages VMs in the catalog by name: more VMs than a page, each once, in order, a VM added behind the cursor moving nothing', async () => {
+      await withStore(dialect, async (store) => {
+        const names = Array.from({ length: 230 }, (_, i) => `vm-${String(i).padStart(3, '0')}`)
+        // Created out of order, with disks: the pages come back sorted, each VM with its own disks.
+        for (const name of [...names].reverse())
+          await store.createVm(
+            validateVm({
+              ...webInput,
+              name,
+              osDisk: disk(`${name}-os`),
+              dataDisks: [],
+              tempDisk: undefined,
+              agent: undefined,
+            }),
+          )
+        const seen: string[] = []
+        let after: string | undefined
+        let pages = 0
+        for (;;) {
+          const page = await store.listVmsPage({ ...(after ? { after } : {}), limit: 100 })
+          pages++
+          for (const vm of page.vms) assert.equal(vm.osDisk.disk, `${vm.name}-os`)
+          seen.push(...page.vms.map((v) => v.name))
+          if (pages === 1)
+            // Added before the cursor: the next pages neither show it nor lose another VM.
+            await store.createVm(
+              validateVm({
+                ...webInput,
+                name: 'vm-000a',
+                osDisk: disk('x-os'),
+                dataDisks: [],
+                tempDisk: undefined,
+                agent: undefined,
+              }),
+            )
+          if (!page.more) break
+          after = page.vms.at(-1)!.name
+        }
+        assert.equal(pages, 3)
+        assert.deepEqual(seen, names)
+        const last = await store.listVmsPage({ after: 'vm-228', limit: 100 })
+        assert.deepEqual(last, { vms: [last.vms[0]!], more: false })
+        assert.equal(last.vms[0]!.name, 'vm-229')
+      })
+    })
   })

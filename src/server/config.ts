@@ -38,6 +38,8 @@ export interface ServiceConfig {
    * the GC run after a restart reclaims them then (default 900).
    */
   gcGrace?: number
+  /** Seconds a job's lease lasts without a heartbeat on a shared catalog (default 30; docs/scale-out.md). */
+  jobLease?: number
   logLevel: LogLevel
   /** Log format: JSON lines, or readable text; default: JSON unless stderr is a terminal. */
   logFormat?: 'json' | 'text'
@@ -229,6 +231,14 @@ export const SERVICE_OPTIONS: OptionSpec[] = [
     type: 'seconds',
     default: 900,
     help: "seconds before a dead backup's vault data is reclaimed by GC",
+  },
+  {
+    key: 'jobLease',
+    flag: 'job-lease',
+    env: 'CAIRN_JOB_LEASE',
+    type: 'seconds',
+    default: 30,
+    help: "seconds a job's lease lasts without a heartbeat (PostgreSQL catalog): a dead worker's jobs are taken over after it",
   },
   {
     key: 'logLevel',

@@ -153,6 +153,12 @@ export const systemCommands: CommandDef[] = [
         value: 'SECONDS',
         help: "after a restart, GC reclaims a dead backup's vault data this long after it died (env CAIRN_GC_GRACE; default 900)",
       },
+      {
+        name: 'job-lease',
+        type: 'number',
+        value: 'SECONDS',
+        help: "PostgreSQL catalog: a job's lease without a heartbeat; another worker takes a dead one's jobs after it (env CAIRN_JOB_LEASE; default 30)",
+      },
       { name: 'config', type: 'string', value: 'FILE', help: 'JSON config file (env CAIRN_CONFIG)' },
       {
         name: 'log-level',
