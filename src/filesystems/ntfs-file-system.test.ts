@@ -7,6 +7,7 @@ import {
   readFileSync,
   readlinkSync,
   rmSync,
+  statfsSync,
   writeFileSync,
   writeSync,
 } from 'node:fs'
@@ -88,7 +89,8 @@ function setXattr(path: string, name: string, value: Buffer): void {
   ])
 }
 
-const FRAG_BYTES = 1000 * 4096
+/** Bytes of frag.bin: nearly all the free space left, once the volume is full of one-cluster holes. */
+let fragBytes = 0
 const COMPRESSIBLE = Array.from({ length: 20000 }, (_, i) => `line ${i} of a compressible file\n`).join('')
 
 function pattern(bytes: number, seed: number): Buffer {
@@ -97,9 +99,17 @@ function pattern(bytes: number, seed: number): Buffer {
   return out
 }
 
+/** 4 KiB chunks that compress and chunks that do not, in turn: LZNT1 stores the latter raw. */
+function mixed(): Buffer {
+  const parts: Buffer[] = []
+  for (let i = 0; i < 40; i++)
+    parts.push(i % 2 ? pattern(4096, i) : Buffer.from(COMPRESSIBLE.slice(i * 4096, i * 4096 + 4096)))
+  return Buffer.concat([...parts, Buffer.from('tail')])
+}
+
 /**
- * What goes in beside the tree: a file fragmented over ~1,000 one-cluster holes that also has enough
- * long hard links to need an $ATTRIBUTE_LIST, an LZNT1-compressed file, a Windows symlink reparse point,
+ * What goes in beside the tree: a file fragmented over ~1,000 one-cluster holes (its runs split over
+ * several MFT records) that also has long hard links, so it needs an $ATTRIBUTE_LIST, an LZNT1-compressed file, a Windows symlink reparse point,
  * and a deleted file.
  */
 function fillExtras(mnt: string): void {
@@ -119,13 +129,19 @@ function fillExtras(mnt: string): void {
   }
   closeSync(filler)
   for (let i = 0; i < 2400; i += 2) rmSync(join(mnt, 'fill', String(i)))
-  writeFileSync(join(mnt, 'frag.bin'), pattern(FRAG_BYTES, 1))
+  const free = statfsSync(mnt)
+  fragBytes = (free.bavail - 50) * free.bsize
+  writeFileSync(join(mnt, 'frag.bin'), pattern(fragBytes, 1))
   rmSync(join(mnt, 'filler'))
   rmSync(join(mnt, 'fill'), { recursive: true })
   mkdirSync(join(mnt, 'compressed'))
   setXattr(join(mnt, 'compressed'), 'system.ntfs_attrib_be', Buffer.from('00000800', 'hex'))
   writeFileSync(join(mnt, 'compressed', 'text.txt'), COMPRESSIBLE)
   writeFileSync(join(mnt, 'compressed', 'random.bin'), pattern(300_000, 7))
+  writeFileSync(join(mnt, 'compressed', 'mixed.bin'), mixed())
+  // A Win32 name with a DOS 8.3 twin, as Windows makes them: two index entries, one file.
+  writeFileSync(join(mnt, 'Long File Name.txt'), 'dos twin\n')
+  setXattr(join(mnt, 'Long File Name.txt'), 'system.ntfs_dos_name', Buffer.from('LONGFI~1.TXT'))
   writeFileSync(join(mnt, 'winlink'), '')
   setXattr(join(mnt, 'winlink'), 'system.ntfs_reparse_data', symlinkReparse('hello.txt'))
 }
@@ -166,10 +182,26 @@ describe('NTFS made by mkntfs and filled through ntfs-3g', () => {
     assert.ok(root.includes(LONG_NAME))
     assert.ok(!root.includes('deleted.txt'))
     assert.ok(!root.some((n) => n.startsWith('$')))
+    assert.ok(root.includes('Long File Name.txt'))
+    assert.ok(!root.includes('LONGFI~1.TXT'))
+    assert.match(run('ntfsinfo', ['-F', '/Long File Name.txt', image]), /Namespace:\s+DOS/)
+    assert.equal((await fs.stat('/long file name.txt')).nlink, 1)
     const many = await fs.list('/many')
     assert.equal(many.total, 2000)
     assert.equal(many.entries[0]!.name, '00000-file.txt')
     assert.equal(many.entries[1999]!.name, '01999-file.txt')
+  })
+
+  it('walks exactly the paths fls (sleuthkit) lists (deleted entries, metadata files and streams aside)', async () => {
+    const expected = run('fls', ['-r', '-p', image])
+      .split('\n')
+      .filter((l) => l.includes('\t') && !/^\S+ \*/.test(l))
+      .map((l) => `/${l.slice(l.indexOf('\t') + 1)}`)
+      .filter((p) => !p.startsWith('/$') && !p.includes(':'))
+    const seen: string[] = []
+    for await (const w of fs.walk('/')) seen.push(w.entry.path)
+    assert.deepEqual(seen.sort(), [...new Set(expected)].sort())
+    assert.ok(seen.length > 2000)
   })
 
   it('reads every file of the tree byte-exact with its mtime, symlink targets and hard links', async () => {
@@ -206,14 +238,16 @@ describe('NTFS made by mkntfs and filled through ntfs-3g', () => {
     assert.ok(sparse.subarray(0, 100).every((b) => b === 0))
     const info = run('ntfsinfo', ['-v', '-F', '/frag.bin', image])
     const runs = Number(/Total runs: (\d+)/.exec(info)![1])
-    assert.ok(runs >= 20, `frag.bin has ${runs} runs`)
+    assert.ok(runs >= 150, `frag.bin has ${runs} runs`)
     assert.match(info, /\$ATTRIBUTE_LIST/)
+    // Its runs no longer fit one record: $DATA is split into extents in several MFT records.
+    assert.ok(info.match(/Dumping attribute \$DATA/g)!.length >= 2, 'frag.bin has one $DATA extent')
     const frag = await fs.stat('/frag.bin')
     assert.equal(frag.nlink, 13)
-    assert.equal(sha256(await fs.read(frag, 0, frag.size)), sha256(pattern(FRAG_BYTES, 1)))
+    assert.equal(sha256(await fs.read(frag, 0, frag.size)), sha256(pattern(fragBytes, 1)))
     assert.equal(
       (await fs.read('/frag.bin', 777_777, 5000)).toString('hex'),
-      pattern(FRAG_BYTES, 1).subarray(777_777, 782_777).toString('hex'),
+      pattern(fragBytes, 1).subarray(777_777, 782_777).toString('hex'),
     )
     assert.match(run('ntfsinfo', ['-v', '-F', '/compressed/text.txt', image]), /COMPRESSED/)
     assert.equal((await fs.read('/compressed/text.txt', 0, 10_000_000)).toString(), COMPRESSIBLE)
@@ -221,6 +255,9 @@ describe('NTFS made by mkntfs and filled through ntfs-3g', () => {
       (await fs.read('/compressed/text.txt', 65_530, 20)).toString(),
       COMPRESSIBLE.slice(65_530, 65_550),
     )
+    const mix = await fs.stat('/compressed/mixed.bin')
+    assert.equal(sha256(await fs.read(mix, 0, mix.size)), sha256(mixed()))
+    assert.equal(sha256(await fs.read(mix, 70_000, 30_000)), sha256(mixed().subarray(70_000, 100_000)))
     const random = await fs.stat('/compressed/random.bin')
     assert.equal(sha256(await fs.read(random, 0, random.size)), sha256(pattern(300_000, 7)))
   })

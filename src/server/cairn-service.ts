@@ -21,7 +21,6 @@ import {
   type Clock,
   DiskService,
   FileBrowser,
-  JOB_LEASE_MS,
   JobService,
   MOUNT_EXPORT_PREFIX,
   type NbdEndpoint,
@@ -236,12 +235,13 @@ export class CairnService {
       const shared = this.#catalog.dialect === 'postgres'
       const role = this.config.role ?? 'all'
       const owner = `${hostname()}:${resolve(this.config.data)}`
+      const leaseMs = Math.max(1, this.config.jobLease ?? 30) * 1000
       const jobStore = new JobStore(this.#catalog)
       const leases = new JobLeases(this.#catalog)
       const jobs = new JobService({
         store: jobStore,
         logger: log.child({ component: 'jobs' }),
-        ...(shared ? { leases: { store: leases, owner, leaseMs: JOB_LEASE_MS } } : {}),
+        ...(shared ? { leases: { store: leases, owner, leaseMs } } : {}),
       })
       this.#jobs = jobs
       const backups = new ProtectionService({
@@ -323,15 +323,15 @@ export class CairnService {
           backups,
           diskService,
           await leases
-            .claimExpired(owner, { limit: 1000, leaseMs: JOB_LEASE_MS, includeOwn: true })
+            .claimExpired(owner, { limit: 1000, leaseMs, includeOwn: true })
             .then((c) => Promise.all(c.map((j) => jobStore.get(j.id)))),
         )
         this.#takeover = new JobTakeover({
           leases,
           store: jobStore,
           owner,
-          leaseMs: JOB_LEASE_MS,
-          everyMs: Math.floor(JOB_LEASE_MS / 3),
+          leaseMs,
+          everyMs: Math.floor(leaseMs / 3),
           logger: log.child({ component: 'takeover' }),
           recover: (claimed) => this.#recoverJobs(jobs, backups, diskService, claimed),
         })
@@ -346,6 +346,7 @@ export class CairnService {
           : {}),
         store: protection,
         maxConcurrent: this.config.maxBackups ?? 4,
+        ...(this.config.scheduleSpread !== undefined ? { spreadMs: this.config.scheduleSpread * 1000 } : {}),
         ...(this.#clock ? { clock: this.#clock } : {}),
         logger: log.child({ component: 'scheduler' }),
         runBackup: async (run, signal) => {
