@@ -9,7 +9,7 @@ const HARMLESS =
   /^(Skip to content|Sign out|Previous page|Next page|Show|Revoke|Show the diff size of snapshot .*|Next|Back|Edit policy .*)$/
 /** Names of controls that change something: none may be on a Reader's pages. */
 const MUTATING =
-  /Backup now|Stop protection|Resume protection|Protect|Create|New policy|Verify|Prune|Collect garbage|Undelete|Cancel|Delete|Assign|Approve|Deny|Start the restore|Enable|Lock|Remove/
+  /Backup now|Stop protection|Resume protection|Protect|Create|New policy|Verify|Prune|Collect garbage|Undelete|Cancel|Delete|Assign|Approve|Deny|Start the restore|Enable|Lock|Remove|on the service/
 
 // A Reader sees every page but no control that changes anything, and the API refuses a change sent
 // anyway; no page shows a console error or a serious accessibility violation.
@@ -52,7 +52,11 @@ describe('the portal as a Reader', { timeout: 300_000 }, () => {
       ['#/', 'Dashboard', () => b.page.getByRole('link', { name: '1 OK' }).waitFor()],
       ['#/vms', 'VMs', () => b.page.getByRole('link', { name: 'app-1' }).waitFor()],
       ['#/vms/app-1', 'app-1', () => b.page.locator('.timeline [data-point]').first().waitFor()],
-      ['#/files', 'File recovery', () => b.page.getByLabel('VM').waitFor()],
+      [
+        '#/files/main/app-1',
+        'File recovery',
+        () => b.page.getByText(/needs a role with the restore permission/).waitFor(),
+      ],
       ['#/disks', 'Disks', () => b.page.getByText('app-1-os').waitFor()],
       ['#/vaults', 'Vaults', () => b.page.getByRole('link', { name: 'main' }).waitFor()],
       [

@@ -316,6 +316,25 @@ describe('the portal in a real browser', { timeout: 600_000 }, () => {
     const versions = page().getByRole('table', { name: 'Versions of /docs/report.bin' })
     await versions.locator(`code[title="${sha256(report)}"]`).waitFor()
     await check('files', true)
+    // Every control of the file page is reached with Tab.
+    const reached = new Set<string>()
+    await page().getByRole('heading', { name: 'File recovery', level: 1 }).focus()
+    for (let i = 0; i < 40; i++) {
+      await page().keyboard.press('Tab')
+      reached.add(
+        (await page().evaluate(
+          "(document.activeElement?.getAttribute('aria-label') || document.activeElement?.textContent || '').trim()",
+        )) as string,
+      )
+    }
+    for (const name of [
+      'Download report.bin',
+      'Close',
+      'many/',
+      'Download docs as zip',
+      'Save /docs on the service',
+    ])
+      assert.ok(reached.has(name), `Tab reaches "${name}" (reached: ${[...reached].join(' | ')})`)
 
     const [tar] = await Promise.all([
       page().waitForEvent('download'),
