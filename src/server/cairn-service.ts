@@ -45,6 +45,7 @@ import {
   requestActor,
 } from '../util/index.js'
 import { VaultRegistry } from '../vault/index.js'
+import { DiskStoreMeter } from './_disk-store-meter.js'
 import { JobTakeover } from './_job-takeover.js'
 import { close, listen, listenError } from './_listen.js'
 import { LISTENER_DEFAULTS, type ServiceConfig } from './config.js'
@@ -94,6 +95,7 @@ export class CairnService {
   #catalog: Catalog | undefined
   #pairs: PairRegistry | undefined
   #diskStore: LogDiskStore | undefined
+  readonly #diskStoreMeter = new DiskStoreMeter()
   #vaults: VaultRegistry | undefined
   #jobs: JobService | undefined
   #vaultService: VaultService | undefined
@@ -206,7 +208,8 @@ export class CairnService {
       this.#catalog = await openCatalog(
         this.config.catalog ?? `sqlite:${join(this.config.data, 'catalog.db')}`,
       )
-      this.#diskStore = await this.#openDiskStore()
+      // Every caller's reads and writes go through the meter (/metrics: operations, latency, bytes).
+      this.#diskStore = this.#diskStoreMeter.wrap(await this.#openDiskStore())
       this.#auth = await this.#openAuth()
       // The test clock (CairnServiceOptions.clock) also judges retention, soft delete and immutability.
       const now = this.#clock ? () => this.#clock!.now() : undefined
@@ -382,6 +385,8 @@ export class CairnService {
         jobs,
         diskStore: this.#diskStore,
         scheduler: () => this.#scheduler,
+        diskStoreMeter: this.#diskStoreMeter,
+        vaults: { list: () => vaults.list(), usage: (name) => vaultService.usage(name) },
       })
       const app = createApiApp({
         metrics,
@@ -439,6 +444,7 @@ export class CairnService {
         logger: log.child({ component: 'blobapi' }),
         maxConnections: c.blobMaxConnections,
         limits: http,
+        observe: (r) => metrics.observeBlob(r),
         ...(tls.blob ? { tls: { cert: tls.blob.cert, key: tls.blob.key } } : {}),
       })
       const blobPort = await this.#blobApi
@@ -451,6 +457,7 @@ export class CairnService {
         {
           logger: log.child({ component: 'nbd' }),
           maxConnections: c.nbdMaxConnections,
+          observe: (r) => metrics.observeNbd(r),
           handshakeTimeoutMs: c.nbdHandshakeTimeout * 1000,
           handshakeDeadlineMs: c.nbdHandshakeTimeout * 1000,
           ...(staticPsk
