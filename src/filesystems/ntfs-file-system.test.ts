@@ -118,8 +118,8 @@ function mixed(): Buffer {
 
 /**
  * What goes in beside the tree: a file fragmented over ~1,000 one-cluster holes that also has long hard
- * links, so it needs an $ATTRIBUTE_LIST; a striped sparse file whose runs fill several MFT records; an LZNT1-compressed file, a Windows symlink reparse point,
- * and a deleted file.
+ * links, so it needs an $ATTRIBUTE_LIST; a striped sparse file whose runs fill several MFT records;
+ * LZNT1-compressed files; a Win32 name with a DOS twin; a Windows symlink reparse point; a deleted file.
  */
 function fillExtras(mnt: string): void {
   rmSync(join(mnt, 'deleted.txt'))
