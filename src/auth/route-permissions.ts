@@ -45,6 +45,14 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, RouteRequirement>> = {
   'GET /api/v1/audit': 'audit/read',
   'GET /api/v1/audit/verify': 'audit/read',
 
+  // Paired sites (docs/replication.md): pairs are managed by admins; a peer's Site Peer token reaches
+  // only the site routes.
+  'GET /api/v1/pairs': 'pairs/read',
+  'POST /api/v1/pairs': 'pairs/write',
+  'GET /api/v1/pairs/{pair}': 'pairs/read',
+  'DELETE /api/v1/pairs/{pair}': 'pairs/write',
+  'GET /api/v1/site': 'sites/replicate',
+
   // VMs and protection
   'POST /api/v1/vms': 'vms/write',
   'GET /api/v1/vms': 'vms/read',

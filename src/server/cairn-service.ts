@@ -21,7 +21,6 @@ import {
   type Clock,
   DiskService,
   FileBrowser,
-  JOB_LEASE_MS,
   JobService,
   MOUNT_EXPORT_PREFIX,
   type NbdEndpoint,
@@ -33,6 +32,7 @@ import {
   Scheduler,
   VaultService,
 } from '../protection/index.js'
+import { PairRegistry } from '../sites/index.js'
 import {
   CairnError,
   createLogger,
@@ -92,6 +92,7 @@ export class CairnService {
   #scheduler: Scheduler | undefined
   #takeover: JobTakeover | undefined
   #catalog: Catalog | undefined
+  #pairs: PairRegistry | undefined
   #diskStore: LogDiskStore | undefined
   #vaults: VaultRegistry | undefined
   #jobs: JobService | undefined
@@ -210,6 +211,8 @@ export class CairnService {
       // The test clock (CairnServiceOptions.clock) also judges retention, soft delete and immutability.
       const now = this.#clock ? () => this.#clock!.now() : undefined
       // Multi-user authorization: who asks is the signed-in user of the request being served.
+      this.#pairs = new PairRegistry(this.#catalog, { version: VERSION })
+      await this.#pairs.siteId()
       const guard = new ResourceGuard(this.#catalog, { actor: requestActor, ...(now ? { now } : {}) })
       const protection = new ProtectionStore(this.#catalog, now ? { now } : {})
       this.#vaults = new VaultRegistry(this.#catalog, {
@@ -232,12 +235,13 @@ export class CairnService {
       const shared = this.#catalog.dialect === 'postgres'
       const role = this.config.role ?? 'all'
       const owner = `${hostname()}:${resolve(this.config.data)}`
+      const leaseMs = Math.max(1, this.config.jobLease ?? 30) * 1000
       const jobStore = new JobStore(this.#catalog)
       const leases = new JobLeases(this.#catalog)
       const jobs = new JobService({
         store: jobStore,
         logger: log.child({ component: 'jobs' }),
-        ...(shared ? { leases: { store: leases, owner, leaseMs: JOB_LEASE_MS } } : {}),
+        ...(shared ? { leases: { store: leases, owner, leaseMs } } : {}),
       })
       this.#jobs = jobs
       const backups = new ProtectionService({
@@ -250,7 +254,7 @@ export class CairnService {
         guard,
         // A policy of a vault that is gone guards nothing; any other failure refuses the change.
         // A mounted recovery point keeps its data until unmounted or expired.
-        pinned: (id) => this.#mounts?.isMounted(id) ?? false,
+        pinned: (id) => this.#mounts?.mountOf(id),
         vaultSettings: async (vault) =>
           this.#vaults?.settings(vault).catch((err) => {
             if (isCairnError(err) && err.code === 'VaultNotFound') return undefined
@@ -267,6 +271,8 @@ export class CairnService {
         hostPaths,
         reconcileVault: (vault) => backups.reconcileVault(vault),
         guard,
+        mountOf: (vault, point) =>
+          this.#mounts?.mountOfVaultPoint(vault, point) ?? Promise.resolve(undefined),
       })
       this.#vaultService = vaultService
       const diskService = new DiskService({ diskStore: this.#diskStore, jobs, hostPaths })
@@ -317,15 +323,15 @@ export class CairnService {
           backups,
           diskService,
           await leases
-            .claimExpired(owner, { limit: 1000, leaseMs: JOB_LEASE_MS, includeOwn: true })
+            .claimExpired(owner, { limit: 1000, leaseMs, includeOwn: true })
             .then((c) => Promise.all(c.map((j) => jobStore.get(j.id)))),
         )
         this.#takeover = new JobTakeover({
           leases,
           store: jobStore,
           owner,
-          leaseMs: JOB_LEASE_MS,
-          everyMs: Math.floor(JOB_LEASE_MS / 3),
+          leaseMs,
+          everyMs: Math.floor(leaseMs / 3),
           logger: log.child({ component: 'takeover' }),
           recover: (claimed) => this.#recoverJobs(jobs, backups, diskService, claimed),
         })
@@ -340,6 +346,7 @@ export class CairnService {
           : {}),
         store: protection,
         maxConcurrent: this.config.maxBackups ?? 4,
+        ...(this.config.scheduleSpread !== undefined ? { spreadMs: this.config.scheduleSpread * 1000 } : {}),
         ...(this.#clock ? { clock: this.#clock } : {}),
         logger: log.child({ component: 'scheduler' }),
         runBackup: async (run, signal) => {
@@ -395,6 +402,7 @@ export class CairnService {
         jobs: this.#jobs,
         vaultService: this.#vaultService,
         guard,
+        pairs: this.#pairs,
         diskService,
         protection: backups,
         mounts,
@@ -731,6 +739,8 @@ export class CairnService {
     this.#auth = undefined
     await this.#vaults?.close()
     this.#vaults = undefined
+    this.#pairs?.close()
+    this.#pairs = undefined
     await this.#diskStore?.close()
     this.#diskStore = undefined
     await this.#catalog?.close()
