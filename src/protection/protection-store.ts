@@ -78,9 +78,9 @@ export class ProtectionStore implements SchedulerStore {
           os_type: spec.osType,
           os_name: spec.osName ?? null,
           configuration_json: JSON.stringify(spec.configuration),
-          // A QEMU guest agent channel is kept in the agent's column as `qga:unix:PATH` (no token).
-          agent_url: spec.qga ? `qga:${spec.qga}` : (spec.agent?.url ?? null),
+          agent_url: spec.agent?.url ?? null,
           agent_token: spec.agent?.token ?? null,
+          qga_channel: spec.qga ?? null,
           created_at: now,
           updated_at: now,
         })

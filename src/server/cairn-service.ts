@@ -349,6 +349,7 @@ export class CairnService {
           : {}),
         store: protection,
         maxConcurrent: this.config.maxBackups ?? 4,
+        ...(this.config.scheduleSpread !== undefined ? { spreadMs: this.config.scheduleSpread * 1000 } : {}),
         ...(this.#clock ? { clock: this.#clock } : {}),
         logger: log.child({ component: 'scheduler' }),
         runBackup: async (run, signal) => {

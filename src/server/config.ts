@@ -31,6 +31,8 @@ export interface ServiceConfig {
   nbdPort: number
   /** Scheduled backups running at once (default 4). */
   maxBackups?: number
+  /** Widest spread, in seconds, of scheduled backups' start times after their slot (default 7200). */
+  scheduleSpread?: number
   /**
    * Seconds after its last heartbeat that the lock of a backup which died stops protecting its packs:
    * the GC run after a restart reclaims them then (default 900).
@@ -213,6 +215,14 @@ export const SERVICE_OPTIONS: OptionSpec[] = [
     type: 'count',
     default: 4,
     help: 'scheduled backups running at once',
+  },
+  {
+    key: 'scheduleSpread',
+    flag: 'schedule-spread',
+    env: 'CAIRN_SCHEDULE_SPREAD',
+    type: 'seconds',
+    default: 7200,
+    help: "widest spread of scheduled backups' start times after their slot, in seconds",
   },
   {
     key: 'gcGrace',

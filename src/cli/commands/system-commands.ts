@@ -106,6 +106,12 @@ export const systemCommands: CommandDef[] = [
         help: 'scheduled backups running at once (env CAIRN_MAX_BACKUPS; default 4)',
       },
       {
+        name: 'schedule-spread',
+        type: 'number',
+        value: 'SECONDS',
+        help: "widest spread of scheduled backups' start times after their slot (env CAIRN_SCHEDULE_SPREAD; default 7200)",
+      },
+      {
         name: 'api-max-connections',
         type: 'number',
         value: 'N',
