@@ -7,6 +7,7 @@ import { bodyLimit, crossSiteGuard, hostGuard } from './_request-guards.js'
 import { registerAccountRoutes } from './account-routes.js'
 import type { ApiContext } from './api-context.js'
 import { registerAuthRoutes } from './auth-routes.js'
+import { registerDiskGeoRoutes } from './disk-geo-routes.js'
 import { registerDiskRoutes } from './disk-routes.js'
 import { registerFileBrowseRoutes } from './file-browse-routes.js'
 import { registerFileRecoveryRoutes } from './file-recovery-routes.js'
@@ -61,6 +62,7 @@ export function createApiApp(ctx: ApiContext): ApiApp {
   if (ctx.files) registerFileBrowseRoutes(app, ctx.files)
   registerAccountRoutes(app, ctx)
   registerDiskRoutes(app, ctx)
+  registerDiskGeoRoutes(app, ctx)
   registerSnapshotRoutes(app, ctx)
   registerVaultRoutes(app, ctx)
   registerVaultSafetyRoutes(app, ctx)

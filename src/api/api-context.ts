@@ -1,6 +1,7 @@
 import type { AuthService } from '../auth/index.js'
 import type { DiskStore } from '../diskstore/index.js'
 import type {
+  DiskGeoReplication,
   DiskService,
   FileBrowser,
   JobService,
@@ -52,6 +53,8 @@ export interface ApiContext {
   auth: AuthService
   /** Accounts, containers, disks and snapshots. */
   diskStore: DiskStore
+  /** Geo-replication of accounts' disks (routes of docs/replication.md, "Disks"); absent, they answer ServiceUnavailable. */
+  diskGeo?: DiskGeoReplication
   /** Every long operation as a persisted job (/api/v1/jobs) and the event stream (/api/v1/events). */
   jobs?: JobService
   /** Vaults, their recovery points, backups, restores, verify, prune and GC (absent: the vault routes answer ServiceUnavailable). */

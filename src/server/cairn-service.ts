@@ -19,6 +19,8 @@ import { type DiskStore, LogDiskStore } from '../diskstore/index.js'
 import { DiskStoreExports, NbdServer, ReaderExports, type ReaderSource } from '../nbd/index.js'
 import {
   type Clock,
+  type DiskGeoLink,
+  DiskGeoReplication,
   DiskService,
   FileBrowser,
   JOB_LEASE_MS,
@@ -75,6 +77,8 @@ export interface CairnServiceOptions {
    * backups due and to age retention, soft-deleted data, immutability and approvals.
    */
   clock?: Clock
+  /** For tests only: how disk geo-replication reaches paired sites (default: the pair registry). */
+  diskGeoLink?: DiskGeoLink
 }
 
 /** How long the scheduler's leader lease lasts without renewal (on a shared catalog). */
@@ -93,6 +97,7 @@ export class CairnService {
   #takeover: JobTakeover | undefined
   #catalog: Catalog | undefined
   #diskStore: LogDiskStore | undefined
+  #diskGeo: DiskGeoReplication | undefined
   #vaults: VaultRegistry | undefined
   #jobs: JobService | undefined
   #vaultService: VaultService | undefined
@@ -115,11 +120,13 @@ export class CairnService {
   #stopping: Promise<void> | undefined
   readonly #repairDiskLog: boolean
   readonly #clock: Clock | undefined
+  readonly #geoLink: DiskGeoLink | undefined
 
   constructor(config: ServiceConfig, options: CairnServiceOptions = {}) {
     this.config = config
     this.#repairDiskLog = options.repairDiskLog === true
     this.#clock = options.clock
+    this.#geoLink = options.diskGeoLink
     this.#logger =
       options.logger ??
       createLogger({
@@ -205,7 +212,18 @@ export class CairnService {
       this.#catalog = await openCatalog(
         this.config.catalog ?? `sqlite:${join(this.config.data, 'catalog.db')}`,
       )
-      this.#diskStore = await this.#openDiskStore()
+      const rawStore = await this.#openDiskStore()
+      // Geo-replication writes the replicas through the store itself; everything else (the APIs, NBD,
+      // protection) goes through the view that refuses changes to a replica account.
+      this.#diskGeo = new DiskGeoReplication({
+        store: rawStore,
+        catalog: this.#catalog,
+        link: this.#diskGeoLink(),
+        logger: log.child({ component: 'geo' }),
+        intervalMs: (this.config.geoInterval ?? 10) * 1000,
+      })
+      await this.#diskGeo.start()
+      this.#diskStore = this.#diskGeo.readOnlyReplicas(rawStore)
       this.#auth = await this.#openAuth()
       // The test clock (CairnServiceOptions.clock) also judges retention, soft delete and immutability.
       const now = this.#clock ? () => this.#clock!.now() : undefined
@@ -392,6 +410,7 @@ export class CairnService {
         accepting: () => this.#accepting,
         auth: this.#auth,
         diskStore: this.#diskStore,
+        diskGeo: this.#diskGeo,
         jobs: this.#jobs,
         vaultService: this.#vaultService,
         guard,
@@ -432,6 +451,7 @@ export class CairnService {
         logger: log.child({ component: 'blobapi' }),
         maxConnections: c.blobMaxConnections,
         limits: http,
+        geo: this.#diskGeo,
         ...(tls.blob ? { tls: { cert: tls.blob.cert, key: tls.blob.key } } : {}),
       })
       const blobPort = await this.#blobApi
@@ -675,6 +695,16 @@ export class CairnService {
   }
 
   /** Opens DATA/disks; on first start creates the development account and its `disks` container. */
+  /** How disk geo-replication reaches the paired sites. */
+  #diskGeoLink(): DiskGeoLink {
+    if (this.#geoLink !== undefined) return this.#geoLink
+    const none = (pair: string) =>
+      Promise.reject(
+        new CairnError('ServiceUnavailable', `Cannot reach paired site "${pair}": no pair registry`),
+      )
+    return { send: none, state: none }
+  }
+
   async #openDiskStore(): Promise<LogDiskStore> {
     const dir = join(this.config.data, 'disks')
     const first = !existsSync(dir)
@@ -718,6 +748,7 @@ export class CairnService {
     await this.#jobs?.close()
     await this.#backups?.close()
     this.#backups = undefined
+    await this.#diskGeo?.stop()
     await this.#blobApi?.close()
     this.#blobApi = undefined
     await this.#nbd?.close()
@@ -733,6 +764,7 @@ export class CairnService {
     this.#vaults = undefined
     await this.#diskStore?.close()
     this.#diskStore = undefined
+    this.#diskGeo = undefined
     await this.#catalog?.close()
     this.#catalog = undefined
     this.#lock.release()

@@ -36,6 +36,8 @@ export interface ServiceConfig {
    * the GC run after a restart reclaims them then (default 900).
    */
   gcGrace?: number
+  /** Seconds between the disk geo-replication rounds of each GRS/RA-GRS account (docs/replication.md). */
+  geoInterval?: number
   logLevel: LogLevel
   /** Log format: JSON lines, or readable text; default: JSON unless stderr is a terminal. */
   logFormat?: 'json' | 'text'
@@ -219,6 +221,14 @@ export const SERVICE_OPTIONS: OptionSpec[] = [
     type: 'seconds',
     default: 900,
     help: "seconds before a dead backup's vault data is reclaimed by GC",
+  },
+  {
+    key: 'geoInterval',
+    flag: 'geo-interval',
+    env: 'CAIRN_GEO_INTERVAL',
+    type: 'seconds',
+    default: 10,
+    help: 'seconds between the rounds that ship GRS and RA-GRS disks to the paired site',
   },
   {
     key: 'logLevel',
