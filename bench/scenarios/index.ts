@@ -3,6 +3,7 @@ import { blobapi } from './blobapi.js'
 import { cliStartup } from './cli-startup.js'
 import { diskstore } from './diskstore.js'
 import { filerecovery } from './filerecovery.js'
+import { geoDisks } from './geo-disks.js'
 import { nbd } from './nbd.js'
 import { portalScenario } from './portal.js'
 import { protectionBackup } from './protection-backup.js'
@@ -21,5 +22,6 @@ export const SCENARIOS: BenchScenario[] = [
   protectionBackup,
   filerecovery,
   scaleOut,
+  geoDisks,
   portalScenario,
 ]
