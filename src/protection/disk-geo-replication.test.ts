@@ -122,8 +122,13 @@ describe('DiskGeoReplication (two stores and catalogs in one process)', () => {
       assert.equal(west.store.getDisk(ref('os'), snap).size, 20 * MiB)
       assert.ok((await whole(east.store, ref('os'))).equals(await whole(west.store, ref('os'), snap)))
 
+      // Clients do not see replication's snapshots, and delete a disk as if it had none.
+      const view = east.geo.readOnlyReplicas(east.store)
+      assert.equal(view.listSnapshots(ref('data')).length, 0)
+      assert.equal(view.listDisks(ACCOUNT, 'vms', { includeSnapshots: true }).items.length, 2)
+      assert.equal(west.geo.readOnlyReplicas(west.store).listSnapshots(ref('os')).length, 0)
       // A deleted disk goes from the secondary at the next round.
-      await east.store.deleteDisk(ref('data'), { snapshots: 'include' })
+      await view.deleteDisk(ref('data'))
       await east.geo.syncNow(ACCOUNT)
       assert.throws(() => west?.store.getDisk(ref('data')), code('DiskNotFound'))
       // The primary keeps one replication snapshot per disk: the point the secondary holds.

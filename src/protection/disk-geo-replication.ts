@@ -3,11 +3,11 @@
 // every disk is a point-in-time state of the primary's, RA-GRS serves it on `ACCOUNT-secondary`, and
 // `failover` makes the secondary primary (docs/replication.md, "Disks").
 import type { Catalog } from '../catalog/index.js'
-import type { AccountInfo, DiskRef, DiskStore } from '../diskstore/index.js'
+import type { AccountInfo, DiskInfo, DiskRef, DiskStore } from '../diskstore/index.js'
 import { CairnError, isCairnError, type Logger, silentLogger } from '../util/index.js'
 import { DiskGeoReceiver, type ReceiveAnswer, type ReplicaState, replicaKey } from './_disk-geo-receiver.js'
 import { DiskGeoRows, type GeoAccountRow, type GeoRole, type ReplicaRow } from './_disk-geo-rows.js'
-import { type DiskGeoLink, DiskGeoShipper, type RoundReport } from './_disk-geo-shipper.js'
+import { type DiskGeoLink, DiskGeoShipper, GEO_MARKER, type RoundReport } from './_disk-geo-shipper.js'
 
 export type { DiskGeoLink, GeoRole, ReceiveAnswer, ReplicaState, RoundReport }
 
@@ -317,7 +317,8 @@ export class DiskGeoReplication {
 
   /**
    * The store as clients see it: every change to a replica account is refused with AccountIsReplica
-   * (the blob API answers Azure's WriteOperationNotSupportedOnSecondary).
+   * (the blob API answers Azure's WriteOperationNotSupportedOnSecondary), and replication's own
+   * snapshots (the primary's marked `cairngeo`, the replica's last point) are not listed.
    */
   readOnlyReplicas<S extends DiskStore>(store: S): S {
     // Every change is async: a refusal is a rejected promise, as the store's own refusals are.
@@ -333,7 +334,30 @@ export class DiskGeoReplication {
       }
     const byRef = (name: string) => guarded((args) => [(args[0] as DiskRef).account], name)
     const byAccount = (name: string) => guarded((args) => [args[0] as string], name)
+    const hidden = (ref: DiskRef, snapshot: DiskInfo) =>
+      snapshot.snapshot !== undefined &&
+      (snapshot.metadata[GEO_MARKER] === '1' || this.readSnapshot(ref) === snapshot.snapshot)
     const overrides: Record<string, unknown> = {
+      // Replication's own snapshots are not the clients': lists leave them out, and a disk whose only
+      // snapshots they are deletes as a disk without snapshots does.
+      listSnapshots: (ref: DiskRef) => store.listSnapshots(ref).filter((s) => !hidden(ref, s)),
+      listDisks: (account: string, container: string, o?: Parameters<DiskStore['listDisks']>[2]) => {
+        const page = store.listDisks(account, container, o)
+        return { ...page, items: page.items.filter((d) => !hidden(d.ref, d)) }
+      },
+      deleteDisk: (ref: DiskRef, o: Parameters<DiskStore['deleteDisk']>[1] = {}) => {
+        try {
+          this.#refuseReplica(ref.account, 'deleteDisk in')
+        } catch (err) {
+          return Promise.reject(err)
+        }
+        let snaps: DiskInfo[] = []
+        try {
+          snaps = store.listSnapshots(ref)
+        } catch {}
+        const onlyOurs = snaps.length > 0 && snaps.every((s) => hidden(ref, s))
+        return store.deleteDisk(ref, o.snapshots === undefined && onlyOurs ? { ...o, snapshots: 'include' } : o)
+      },
       snapshotGroup: guarded((args) => (args[0] as DiskRef[]).map((r) => r.account), 'snapshotGroup'),
       copyDisk: guarded((args) => [(args[1] as DiskRef).account], 'copyDisk'),
       importFile: guarded((args) => [(args[1] as DiskRef).account], 'importFile'),
@@ -346,7 +370,6 @@ export class DiskGeoReplication {
       'setSequenceNumber',
       'setCopyInfo',
       'setDiskTags',
-      'deleteDisk',
       'writePages',
       'clearPages',
       'lease',
