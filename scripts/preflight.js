@@ -24,6 +24,18 @@ const TOOLS = [
   { command: 'sfdisk', pkg: 'fdisk', usedBy: 'file-system reader tests (MBR disks with logical partitions)' },
   { command: 'mkfs.vfat', pkg: 'dosfstools', usedBy: 'file-system reader tests (FAT images)' },
   { command: 'mcopy', pkg: 'mtools', usedBy: 'file-system reader tests (filling FAT images, mdir listings)' },
+  { command: 'mkntfs', pkg: 'ntfs-3g', usedBy: 'file-system reader tests (NTFS images)' },
+  {
+    command: 'ntfs-3g',
+    pkg: 'ntfs-3g',
+    usedBy: 'file-system reader tests (filling NTFS images over FUSE, as root; ntfsls/ntfsinfo listings)',
+  },
+  { command: 'mkfs.xfs', pkg: 'xfsprogs', usedBy: 'file-recovery tests (an XFS volume refused by name)' },
+  {
+    command: 'pvcreate',
+    pkg: 'lvm2',
+    usedBy: 'file-recovery tests (an LVM2 physical volume refused by name; as root)',
+  },
   { command: 'fsfreeze', pkg: 'util-linux', usedBy: 'agent tests (freezing a mounted file system)' },
   { command: 'nbdfuse', pkg: 'nbdfuse', usedBy: 'file-recovery tests (the attach script, as root)' },
   { command: 'fusermount3', pkg: 'fuse3', usedBy: 'file-recovery tests (the attach script, as root)' },

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { BlobServiceClient, StorageSharedKeyCredential } from '@azure/storage-blob'
-import { cairnAt, type RunningService, signIn, startService } from '../../test/_service.js'
+import { cairnAt, type RunningService, startService } from '../../test/_service.js'
 import type { BenchResult, BenchScenario } from '../bench-types.js'
 
 const MiB = 1024 * 1024
@@ -34,7 +34,13 @@ export const geoDisks: BenchScenario = {
     const outageMiB = ctx.quick ? 256 : 2048
     const diskBytes = (ctx.quick ? 1024 : 4096) * MiB
     const results: BenchResult[] = []
-    const r = (metric: string, value: number, unit: string, target?: string, pass?: boolean): BenchResult => ({
+    const r = (
+      metric: string,
+      value: number,
+      unit: string,
+      target?: string,
+      pass?: boolean,
+    ): BenchResult => ({
       scenario: 'geo-disks',
       subject: 'cairn',
       metric,
@@ -116,14 +122,14 @@ export const geoDisks: BenchScenario = {
       // Same port: the pair names it.
       west = await startService(['--geo-interval', '1', '--port', new URL(west.url).port], {
         data: west.data,
-        signIn: false,
       })
-      await signIn(west.url, west.data)
       const t = performance.now()
       const caught = (await ok(east.url, ['account', 'sync', ACCOUNT])) as { changedBytes: number }
       const secs = (performance.now() - t) / 1000
       const speed = Math.max(caught.changedBytes, 0) / MiB / secs
-      ctx.log(`catch-up: ${(caught.changedBytes / MiB).toFixed(0)} MiB of ${outageBytes / MiB} MiB in ${secs.toFixed(1)} s`)
+      ctx.log(
+        `catch-up: ${(caught.changedBytes / MiB).toFixed(0)} MiB of ${outageBytes / MiB} MiB in ${secs.toFixed(1)} s`,
+      )
       results.push(r('catch-up after an outage', speed, 'MiB/s', '>= 100 MiB/s', speed >= 100))
       return results
     } finally {

@@ -14,6 +14,7 @@ import { registerFileRecoveryRoutes } from './file-recovery-routes.js'
 import { registerGuardRoutes } from './guard-routes.js'
 import { registerJobRoutes } from './job-routes.js'
 import { type ApiApp, newApiApp } from './new-api-app.js'
+import { registerPairRoutes } from './pair-routes.js'
 import { registerPortalRoutes } from './portal-routes.js'
 import { registerProtectionRoutes } from './protection-routes.js'
 import { registerSnapshotRoutes } from './snapshot-routes.js'
@@ -68,6 +69,7 @@ export function createApiApp(ctx: ApiContext): ApiApp {
   registerVaultSafetyRoutes(app, ctx)
   registerGuardRoutes(app, ctx)
   registerJobRoutes(app, ctx)
+  registerPairRoutes(app, ctx)
   registerPortalRoutes(app, ctx.portalDir)
 
   const document = {

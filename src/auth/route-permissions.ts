@@ -45,6 +45,16 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, RouteRequirement>> = {
   'GET /api/v1/audit': 'audit/read',
   'GET /api/v1/audit/verify': 'audit/read',
 
+  // Paired sites (docs/replication.md): pairs are managed by admins; a peer's Site Peer token reaches
+  // only the site routes.
+  'GET /api/v1/pairs': 'pairs/read',
+  'POST /api/v1/pairs': 'pairs/write',
+  'GET /api/v1/pairs/{pair}': 'pairs/read',
+  'DELETE /api/v1/pairs/{pair}': 'pairs/write',
+  'GET /api/v1/site': 'sites/replicate',
+  'POST /api/v1/geo/disks': 'sites/replicate',
+  'GET /api/v1/geo/disks/{account}': 'sites/replicate',
+
   // VMs and protection
   'POST /api/v1/vms': 'vms/write',
   'GET /api/v1/vms': 'vms/read',
@@ -88,8 +98,6 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, RouteRequirement>> = {
   'GET /api/v1/accounts/{account}/replication': 'accounts/read',
   'POST /api/v1/accounts/{account}/replication/sync': 'accounts/write',
   'POST /api/v1/accounts/{account}/failover': 'accounts/write',
-  'POST /api/v1/geo/disks': 'accounts/write',
-  'GET /api/v1/geo/disks/{account}': 'accounts/read',
   'DELETE /api/v1/accounts/{account}': 'accounts/delete',
   'GET /api/v1/accounts/{account}/keys': 'accounts/keys',
   'POST /api/v1/accounts/{account}/keys/regenerate': 'accounts/keys',

@@ -20,6 +20,8 @@ const IN_FLIGHT = 3
 
 /** How this site reaches its paired sites (the pair registry's peer client). */
 export interface DiskGeoLink {
+  /** Rejects (PairNotFound) unless a paired site of that name exists. */
+  checkPair?(pair: string): Promise<void>
   /** Sends one message to the paired site; rejects when the site refuses it or cannot be reached. */
   send(pair: string, message: Buffer, signal?: AbortSignal): Promise<void>
   /** What the paired site holds of `account`. */

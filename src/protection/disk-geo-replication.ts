@@ -78,6 +78,7 @@ export class DiskGeoReplication {
   readonly #replicas = new Map<string, ReplicaRow>()
   readonly #receiver: DiskGeoReceiver
   readonly #shipper: DiskGeoShipper
+  readonly #link: DiskGeoLink
   readonly #rounds = new Map<string, Promise<RoundReport>>()
   readonly #failures = new Map<string, number>()
   readonly #nextAt = new Map<string, number>()
@@ -97,6 +98,7 @@ export class DiskGeoReplication {
       replicas: this.#replicas,
       now: this.#now,
     })
+    this.#link = options.link
     this.#shipper = new DiskGeoShipper({ store: this.#store, link: options.link, now: this.#now })
   }
 
@@ -181,6 +183,7 @@ export class DiskGeoReplication {
           'InvalidRequest',
           `Cannot make storage account "${account}" ${redundancy}: name the paired site to replicate to (--pair)`,
         )
+      await this.#link.checkPair?.(pair)
       if (redundancy !== info.redundancy) await this.#store.setAccountRedundancy(account, redundancy)
       const next: GeoAccountRow = {
         account,
@@ -356,7 +359,10 @@ export class DiskGeoReplication {
           snaps = store.listSnapshots(ref)
         } catch {}
         const onlyOurs = snaps.length > 0 && snaps.every((s) => hidden(ref, s))
-        return store.deleteDisk(ref, o.snapshots === undefined && onlyOurs ? { ...o, snapshots: 'include' } : o)
+        return store.deleteDisk(
+          ref,
+          o.snapshots === undefined && onlyOurs ? { ...o, snapshots: 'include' } : o,
+        )
       },
       snapshotGroup: guarded((args) => (args[0] as DiskRef[]).map((r) => r.account), 'snapshotGroup'),
       copyDisk: guarded((args) => [(args[1] as DiskRef).account], 'copyDisk'),

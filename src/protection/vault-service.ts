@@ -31,6 +31,8 @@ import { policyExpiry, removeExpiredCopies } from './copy-retention.js'
 import { backupDisks, checkSnapshots, removeSnapshots, restoreToDisk } from './disk-backup.js'
 import type { JobBody, JobContext, JobService } from './job-service.js'
 import type { RetentionRules } from './policy.js'
+import type { PointPin } from './protection-service.js'
+import { mountedError } from './recovery-point-mounts.js'
 import type { ResourceGuard } from './resource-guard.js'
 import { type RunToEnd, runJobToEnd } from './run-job-to-end.js'
 
@@ -45,6 +47,8 @@ export interface VaultServiceOptions {
   reconcileVault?: (vault: string) => Promise<void>
   /** Multi-user authorization of critical operations on guarded vaults (settings weakened, vault delete). */
   guard?: ResourceGuard
+  /** The live mount that holds a vault point (rp mount), if any: deleting the point is refused. */
+  mountOf?: (vault: string, point: string) => Promise<PointPin | undefined>
 }
 
 /** Who started a job (default: the API). */
@@ -578,6 +582,8 @@ export class VaultService {
    * an immutable vault that still retains it; points of protected VMs lose their vault tier.
    */
   async deletePoint(vault: string, rp: string): Promise<PointRemoval> {
+    const pin = await this.#o.mountOf?.(vault, rp)
+    if (pin) throw mountedError(`recovery point ${rp} of vault "${vault}"`, pin)
     const removal = await (await this.#o.vaults.open(vault)).deleteRecoveryPoint(rp)
     await this.#o.reconcileVault?.(vault)
     return removal

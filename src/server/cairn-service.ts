@@ -31,10 +31,12 @@ import {
   ProtectionStore,
   RecoveryPointMounts,
   RegistryVaultTransfer,
+  type ReplicaState,
   ResourceGuard,
   Scheduler,
   VaultService,
 } from '../protection/index.js'
+import { PairRegistry } from '../sites/index.js'
 import {
   CairnError,
   createLogger,
@@ -96,6 +98,7 @@ export class CairnService {
   #scheduler: Scheduler | undefined
   #takeover: JobTakeover | undefined
   #catalog: Catalog | undefined
+  #pairs: PairRegistry | undefined
   #diskStore: LogDiskStore | undefined
   #diskGeo: DiskGeoReplication | undefined
   #vaults: VaultRegistry | undefined
@@ -228,6 +231,8 @@ export class CairnService {
       // The test clock (CairnServiceOptions.clock) also judges retention, soft delete and immutability.
       const now = this.#clock ? () => this.#clock!.now() : undefined
       // Multi-user authorization: who asks is the signed-in user of the request being served.
+      this.#pairs = new PairRegistry(this.#catalog, { version: VERSION })
+      await this.#pairs.siteId()
       const guard = new ResourceGuard(this.#catalog, { actor: requestActor, ...(now ? { now } : {}) })
       const protection = new ProtectionStore(this.#catalog, now ? { now } : {})
       this.#vaults = new VaultRegistry(this.#catalog, {
@@ -268,7 +273,7 @@ export class CairnService {
         guard,
         // A policy of a vault that is gone guards nothing; any other failure refuses the change.
         // A mounted recovery point keeps its data until unmounted or expired.
-        pinned: (id) => this.#mounts?.isMounted(id) ?? false,
+        pinned: (id) => this.#mounts?.mountOf(id),
         vaultSettings: async (vault) =>
           this.#vaults?.settings(vault).catch((err) => {
             if (isCairnError(err) && err.code === 'VaultNotFound') return undefined
@@ -285,6 +290,8 @@ export class CairnService {
         hostPaths,
         reconcileVault: (vault) => backups.reconcileVault(vault),
         guard,
+        mountOf: (vault, point) =>
+          this.#mounts?.mountOfVaultPoint(vault, point) ?? Promise.resolve(undefined),
       })
       this.#vaultService = vaultService
       const diskService = new DiskService({ diskStore: this.#diskStore, jobs, hostPaths })
@@ -414,6 +421,7 @@ export class CairnService {
         jobs: this.#jobs,
         vaultService: this.#vaultService,
         guard,
+        pairs: this.#pairs,
         diskService,
         protection: backups,
         mounts,
@@ -695,14 +703,31 @@ export class CairnService {
   }
 
   /** Opens DATA/disks; on first start creates the development account and its `disks` container. */
-  /** How disk geo-replication reaches the paired sites. */
+  /** How disk geo-replication reaches the paired sites: each pair's peer client (src/sites). */
   #diskGeoLink(): DiskGeoLink {
     if (this.#geoLink !== undefined) return this.#geoLink
-    const none = (pair: string) =>
-      Promise.reject(
-        new CairnError('ServiceUnavailable', `Cannot reach paired site "${pair}": no pair registry`),
-      )
-    return { send: none, state: none }
+    const client = (pair: string) => {
+      if (this.#pairs === undefined) throw new CairnError('ServiceUnavailable', 'The service is not started')
+      return this.#pairs.client(pair)
+    }
+    return {
+      checkPair: async (pair) => {
+        await this.#pairs?.get(pair)
+      },
+      send: async (pair, message, signal) => {
+        await (await client(pair)).request('POST', '/api/v1/geo/disks', {
+          body: message,
+          headers: { 'content-type': 'application/octet-stream' },
+          ...(signal ? { signal } : {}),
+        })
+      },
+      state: async (pair, account, signal) =>
+        (await client(pair)).json<ReplicaState>(
+          'GET',
+          `/api/v1/geo/disks/${encodeURIComponent(account)}`,
+          signal ? { signal } : {},
+        ),
+    }
   }
 
   async #openDiskStore(): Promise<LogDiskStore> {
@@ -762,6 +787,8 @@ export class CairnService {
     this.#auth = undefined
     await this.#vaults?.close()
     this.#vaults = undefined
+    this.#pairs?.close()
+    this.#pairs = undefined
     await this.#diskStore?.close()
     this.#diskStore = undefined
     this.#diskGeo = undefined

@@ -147,6 +147,12 @@ export const systemCommands: CommandDef[] = [
         value: 'SECONDS',
         help: "after a restart, GC reclaims a dead backup's vault data this long after it died (env CAIRN_GC_GRACE; default 900)",
       },
+      {
+        name: 'geo-interval',
+        type: 'number',
+        value: 'SECONDS',
+        help: 'seconds between the rounds that ship GRS and RA-GRS disks to the paired site (env CAIRN_GEO_INTERVAL; default 10)',
+      },
       { name: 'config', type: 'string', value: 'FILE', help: 'JSON config file (env CAIRN_CONFIG)' },
       {
         name: 'log-level',
