@@ -40,7 +40,12 @@ async function ok(url: string, args: string[]): Promise<unknown> {
 }
 
 function api(svc: RunningService, method: string, path: string): Promise<Response> {
-  return fetch(`${svc.url}${path}`, { method, headers: { authorization: `Bearer ${svc.token}` } })
+  const json = method === 'POST' ? { body: '{}', headers: { 'content-type': 'application/json' } } : undefined
+  return fetch(`${svc.url}${path}`, {
+    method,
+    ...(json ? { body: json.body } : {}),
+    headers: { authorization: `Bearer ${svc.token}`, ...json?.headers },
+  })
 }
 
 async function download(blob: PageBlobClient): Promise<Buffer> {

@@ -113,7 +113,7 @@ export function registerDiskGeoRoutes(app: ApiApp, ctx: ApiContext): void {
       path: `${A}/{account}/replication/sync`,
       tags,
       summary: 'Run one replication round of a primary account now and wait for it',
-      request: { params: AccountParams },
+      request: { params: AccountParams, ...body(z.object({}).strict().openapi('AccountSyncRequest')) },
       responses: { 200: json(RoundReport, 'What the round shipped'), ...errorResponses },
     }),
     async (c) => c.json(await geo().syncNow(c.req.valid('param').account), 200),
@@ -125,7 +125,7 @@ export function registerDiskGeoRoutes(app: ApiApp, ctx: ApiContext): void {
       tags,
       summary:
         'Make this site’s geo-replica of the account its primary; writes the old primary took after LastSyncTime are lost',
-      request: { params: AccountParams },
+      request: { params: AccountParams, ...body(z.object({}).strict().openapi('AccountFailoverRequest')) },
       responses: { 200: json(FailoverReport, 'The failover and its data loss window'), ...errorResponses },
     }),
     async (c) => c.json(await geo().failover(c.req.valid('param').account), 200),

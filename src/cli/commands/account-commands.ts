@@ -104,7 +104,7 @@ export const accountCommands: CommandDef[] = [
     summary: 'Ship the changed disks of a GRS or RA-GRS account to its paired site now, and wait',
     args: [{ name: 'NAME', help: 'account name (on its primary site)' }],
     async run({ args, client, out }) {
-      const r = await client.post<ReplicationRoundReport>(`${accountPath(args.NAME!)}/replication/sync`)
+      const r = await client.post<ReplicationRoundReport>(`${accountPath(args.NAME!)}/replication/sync`, {})
       out.result(r, (x) =>
         out.keyValues([
           ['account', x.account],
@@ -124,7 +124,7 @@ export const accountCommands: CommandDef[] = [
     args: [{ name: 'NAME', help: 'account name (on the secondary site)' }],
     examples: ['cairn account failover prodeu1'],
     async run({ args, client, out }) {
-      const r = await client.post<AccountFailoverReport>(`${accountPath(args.NAME!)}/failover`)
+      const r = await client.post<AccountFailoverReport>(`${accountPath(args.NAME!)}/failover`, {})
       out.result(r, (x) =>
         out.keyValues([
           ['account', x.account],
