@@ -4,6 +4,7 @@ import { cliStartup } from './cli-startup.js'
 import { diskstore } from './diskstore.js'
 import { filerecovery } from './filerecovery.js'
 import { geoDisks } from './geo-disks.js'
+import { guestIo } from './guest-io.js'
 import { nbd } from './nbd.js'
 import { portalScenario } from './portal.js'
 import { protectionBackup } from './protection-backup.js'
@@ -24,4 +25,5 @@ export const SCENARIOS: BenchScenario[] = [
   scaleOut,
   geoDisks,
   portalScenario,
+  guestIo,
 ]

@@ -95,10 +95,15 @@ export interface BlobApiServerOptions {
    * and Get Blob Service Stats answers their GeoReplication status (docs/replication.md, "Disks").
    */
   geo?: GeoEndpoints
+  /** Told each request answered (the metrics): its operation (`putPage`, `getBlob`, … or `unknown`), status and duration. */
+  observe?: BlobObserver
 }
 
 /** The suffix of an account's secondary endpoint, after Azure's `ACCOUNT-secondary.blob.core.windows.net`. */
 const SECONDARY_SUFFIX = '-secondary'
+
+/** Receives each request the blob API answered. */
+export type BlobObserver = (r: { operation: string; status: number; seconds: number }) => void
 
 type Operation = (ctx: BlobContext) => Answer | Promise<Answer>
 
@@ -228,6 +233,7 @@ export class BlobApiServer {
   readonly #logger: Logger
   readonly #developmentAccount: boolean
   readonly #geo: GeoEndpoints | undefined
+  readonly #observe: BlobObserver | undefined
   readonly #server: Server
   readonly #scheme: 'http' | 'https'
   #ready: Promise<void> | undefined
@@ -237,6 +243,7 @@ export class BlobApiServer {
     this.#logger = options.logger ?? silentLogger
     this.#developmentAccount = options.developmentAccount ?? false
     this.#geo = options.geo
+    this.#observe = options.observe
     const serve = (req: IncomingMessage, res: ServerResponse) => {
       this.#handle(req, res).catch((err: unknown) => {
         this.#logger.error('blob API request failed', { error: String(err) })
@@ -437,6 +444,10 @@ export class BlobApiServer {
     const clientRequestId = req.headers['x-ms-client-request-id']
     if (typeof clientRequestId === 'string') common['x-ms-client-request-id'] = clientRequestId
     let kind: OperationKind = 'service'
+    const start = performance.now()
+    let operation = 'unknown'
+    const observed = (status: number) =>
+      this.#observe?.({ operation, status, seconds: (performance.now() - start) / 1000 })
     let named: { ref: DiskRef; snapshot: string | undefined } | undefined
     try {
       if (this.#ready !== undefined) await this.#ready
@@ -463,6 +474,7 @@ export class BlobApiServer {
       }
       if (this.#geo !== undefined) ctx.geo = this.#geo
       const r = route(ctx, method)
+      operation = r?.run.name || 'unknown'
       Object.assign(ctx, this.#authenticate(ctx, rawPath, rawQuery, r?.access))
       this.#secondaryAccess(ctx, method, secondary)
       if (r === undefined)
@@ -484,9 +496,11 @@ export class BlobApiServer {
       if (ctx.sas !== undefined && (r.run === getBlob || r.run === blobProperties) && answer.status < 300)
         answer.headers = { ...answer.headers, ...ctx.sas.overrides }
       await this.#send(res, method, answer, common)
+      observed(answer.status)
       this.#logger.debug('blob API request', { method, path: rawPath, status: answer.status, requestId })
     } catch (err) {
       const answer = toAzureError(err, kind)
+      observed(answer.status)
       if (answer.code === 'InternalError')
         this.#logger.error('blob API operation failed', { error: String(err), requestId })
       else this.#logger.debug('blob API request refused', { code: answer.code, requestId })

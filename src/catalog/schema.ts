@@ -37,6 +37,8 @@ export interface VmsTable {
   configuration_json: string
   agent_url: string | null
   agent_token: string | null
+  /** The QEMU guest agent channel, `unix:PATH` (docs/vms.md). */
+  qga_channel: string | null
   created_at: string
   updated_at: string
 }
@@ -248,7 +250,7 @@ export interface VaultReplicationTable {
   updated_at: number
 }
 
-/** `disk_geo_accounts`: a geo-replicated storage account's role in its pair (migration 17). */
+/** `disk_geo_accounts`: a geo-replicated storage account's role in its pair (migration 18). */
 export interface DiskGeoAccountsTable {
   account: string
   /** `primary` (ships to `pair`) or `secondary` (holds the read-only replica). */
@@ -263,7 +265,7 @@ export interface DiskGeoAccountsTable {
   updated_at: number
 }
 
-/** `disk_geo_replicas`: on the secondary, one replica disk's replication state (migration 17). */
+/** `disk_geo_replicas`: on the secondary, one replica disk's replication state (migration 18). */
 export interface DiskGeoReplicasTable {
   account: string
   container: string

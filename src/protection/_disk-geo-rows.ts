@@ -1,5 +1,5 @@
 // The catalog rows of disk geo-replication: each replicated account's role, and on the secondary each
-// replica disk's state (tables disk_geo_accounts and disk_geo_replicas, migration 17).
+// replica disk's state (tables disk_geo_accounts and disk_geo_replicas, migration 18).
 import type { Catalog } from '../catalog/index.js'
 
 /** A geo-replicated account's role in its pair. */

@@ -23,7 +23,6 @@ import {
   DiskGeoReplication,
   DiskService,
   FileBrowser,
-  JOB_LEASE_MS,
   JobService,
   MOUNT_EXPORT_PREFIX,
   type NbdEndpoint,
@@ -49,6 +48,7 @@ import {
   requestActor,
 } from '../util/index.js'
 import { VaultRegistry } from '../vault/index.js'
+import { DiskStoreMeter } from './_disk-store-meter.js'
 import { JobTakeover } from './_job-takeover.js'
 import { close, listen, listenError } from './_listen.js'
 import { LISTENER_DEFAULTS, type ServiceConfig } from './config.js'
@@ -101,6 +101,7 @@ export class CairnService {
   #pairs: PairRegistry | undefined
   #diskStore: LogDiskStore | undefined
   #diskGeo: DiskGeoReplication | undefined
+  readonly #diskStoreMeter = new DiskStoreMeter()
   #vaults: VaultRegistry | undefined
   #jobs: JobService | undefined
   #vaultService: VaultService | undefined
@@ -226,7 +227,8 @@ export class CairnService {
         intervalMs: (this.config.geoInterval ?? 10) * 1000,
       })
       await this.#diskGeo.start()
-      this.#diskStore = this.#diskGeo.readOnlyReplicas(rawStore)
+      // Every caller's reads and writes go through the meter (/metrics: operations, latency, bytes).
+      this.#diskStore = this.#diskStoreMeter.wrap(this.#diskGeo.readOnlyReplicas(rawStore))
       this.#auth = await this.#openAuth()
       // The test clock (CairnServiceOptions.clock) also judges retention, soft delete and immutability.
       const now = this.#clock ? () => this.#clock!.now() : undefined
@@ -255,12 +257,13 @@ export class CairnService {
       const shared = this.#catalog.dialect === 'postgres'
       const role = this.config.role ?? 'all'
       const owner = `${hostname()}:${resolve(this.config.data)}`
+      const leaseMs = Math.max(1, this.config.jobLease ?? 30) * 1000
       const jobStore = new JobStore(this.#catalog)
       const leases = new JobLeases(this.#catalog)
       const jobs = new JobService({
         store: jobStore,
         logger: log.child({ component: 'jobs' }),
-        ...(shared ? { leases: { store: leases, owner, leaseMs: JOB_LEASE_MS } } : {}),
+        ...(shared ? { leases: { store: leases, owner, leaseMs } } : {}),
       })
       this.#jobs = jobs
       const backups = new ProtectionService({
@@ -342,15 +345,15 @@ export class CairnService {
           backups,
           diskService,
           await leases
-            .claimExpired(owner, { limit: 1000, leaseMs: JOB_LEASE_MS, includeOwn: true })
+            .claimExpired(owner, { limit: 1000, leaseMs, includeOwn: true })
             .then((c) => Promise.all(c.map((j) => jobStore.get(j.id)))),
         )
         this.#takeover = new JobTakeover({
           leases,
           store: jobStore,
           owner,
-          leaseMs: JOB_LEASE_MS,
-          everyMs: Math.floor(JOB_LEASE_MS / 3),
+          leaseMs,
+          everyMs: Math.floor(leaseMs / 3),
           logger: log.child({ component: 'takeover' }),
           recover: (claimed) => this.#recoverJobs(jobs, backups, diskService, claimed),
         })
@@ -365,6 +368,7 @@ export class CairnService {
           : {}),
         store: protection,
         maxConcurrent: this.config.maxBackups ?? 4,
+        ...(this.config.scheduleSpread !== undefined ? { spreadMs: this.config.scheduleSpread * 1000 } : {}),
         ...(this.#clock ? { clock: this.#clock } : {}),
         logger: log.child({ component: 'scheduler' }),
         runBackup: async (run, signal) => {
@@ -401,6 +405,8 @@ export class CairnService {
         jobs,
         diskStore: this.#diskStore,
         scheduler: () => this.#scheduler,
+        diskStoreMeter: this.#diskStoreMeter,
+        vaults: { list: () => vaults.list(), usage: (name) => vaultService.usage(name) },
       })
       const app = createApiApp({
         metrics,
@@ -460,6 +466,7 @@ export class CairnService {
         maxConnections: c.blobMaxConnections,
         limits: http,
         geo: this.#diskGeo,
+        observe: (r) => metrics.observeBlob(r),
         ...(tls.blob ? { tls: { cert: tls.blob.cert, key: tls.blob.key } } : {}),
       })
       const blobPort = await this.#blobApi
@@ -472,6 +479,7 @@ export class CairnService {
         {
           logger: log.child({ component: 'nbd' }),
           maxConnections: c.nbdMaxConnections,
+          observe: (r) => metrics.observeNbd(r),
           handshakeTimeoutMs: c.nbdHandshakeTimeout * 1000,
           handshakeDeadlineMs: c.nbdHandshakeTimeout * 1000,
           ...(staticPsk
