@@ -31,6 +31,7 @@ import {
   RegistryVaultTransfer,
   ResourceGuard,
   Scheduler,
+  VaultReplication,
   VaultService,
 } from '../protection/index.js'
 import { PairRegistry } from '../sites/index.js'
@@ -94,6 +95,7 @@ export class CairnService {
   #takeover: JobTakeover | undefined
   #catalog: Catalog | undefined
   #pairs: PairRegistry | undefined
+  #replication: VaultReplication | undefined
   #diskStore: LogDiskStore | undefined
   #vaults: VaultRegistry | undefined
   #jobs: JobService | undefined
@@ -223,6 +225,14 @@ export class CairnService {
         ...(this.config.vaultOpenPacks !== undefined ? { openPacks: this.config.vaultOpenPacks } : {}),
         ...(this.config.objectStores ? { objectStores: this.config.objectStores } : {}),
         ...(keys.empty ? {} : { keys: (name: string) => keys.credentials(name) }),
+        readOnly: (name) => this.#replication?.readOnlyReason(name) ?? Promise.resolve(undefined),
+      })
+      this.#replication = new VaultReplication({
+        catalog: this.#catalog,
+        vaults: this.#vaults,
+        pairs: this.#pairs,
+        logger: log.child({ component: 'replication' }),
+        intervalMs: (this.config.replicationInterval ?? 10) * 1000,
       })
       await this.#unlockVaults(keys)
       const vaults = this.#vaults
@@ -273,6 +283,7 @@ export class CairnService {
         guard,
         mountOf: (vault, point) =>
           this.#mounts?.mountOfVaultPoint(vault, point) ?? Promise.resolve(undefined),
+        replication: this.#replication,
       })
       this.#vaultService = vaultService
       const diskService = new DiskService({ diskStore: this.#diskStore, jobs, hostPaths })
@@ -402,6 +413,7 @@ export class CairnService {
         vaultService: this.#vaultService,
         guard,
         pairs: this.#pairs,
+        replication: this.#replication,
         diskService,
         protection: backups,
         mounts,
@@ -490,6 +502,8 @@ export class CairnService {
       this.#startedAt = new Date().toISOString()
       this.#accepting = true
       if (role === 'all' || role === 'scheduler') await this.#scheduler.start()
+      // GRS vaults replicate from one process of a site (the scheduler's).
+      if (role === 'all' || role === 'scheduler') this.#replication.start()
       await this.#takeover?.start()
       this.#logTls(tls, { api: apiHost, blob: blobHost, nbd: nbdHost })
       log.info('cairn started', {
@@ -720,6 +734,7 @@ export class CairnService {
     // Running jobs end Interrupted (never half a recovery point) before the engines close.
     await this.#scheduler?.stop()
     this.#scheduler = undefined
+    await this.#replication?.stop()
     await this.#takeover?.stop()
     this.#takeover = undefined
     await this.#jobs?.close()
@@ -740,6 +755,7 @@ export class CairnService {
     this.#vaults = undefined
     this.#pairs?.close()
     this.#pairs = undefined
+    this.#replication = undefined
     await this.#diskStore?.close()
     this.#diskStore = undefined
     await this.#catalog?.close()

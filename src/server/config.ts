@@ -36,6 +36,8 @@ export interface ServiceConfig {
    * the GC run after a restart reclaims them then (default 900).
    */
   gcGrace?: number
+  /** Seconds between the replication loop's looks for new points of GRS vaults (docs/replication.md). */
+  replicationInterval?: number
   logLevel: LogLevel
   /** Log format: JSON lines, or readable text; default: JSON unless stderr is a terminal. */
   logFormat?: 'json' | 'text'
@@ -211,6 +213,14 @@ export const SERVICE_OPTIONS: OptionSpec[] = [
     type: 'count',
     default: 4,
     help: 'scheduled backups running at once',
+  },
+  {
+    key: 'replicationInterval',
+    flag: 'replication-interval',
+    env: 'CAIRN_REPLICATION_INTERVAL',
+    type: 'seconds',
+    default: 10,
+    help: 'seconds between looks for new recovery points of GRS vaults to replicate (docs/replication.md)',
   },
   {
     key: 'gcGrace',
