@@ -337,4 +337,15 @@ export const MIGRATIONS: Migration[] = [
         .execute()
     },
   },
+  {
+    // A VM's QEMU guest agent channel (docs/vms.md) gets its own column: it was kept in the Cairn
+    // agent's `agent_url` as `qga:unix:PATH`, a URL that was not one. Moved out, the prefix dropped.
+    version: 17,
+    name: 'qga channel column',
+    async up(db) {
+      await db.schema.alterTable('vms').addColumn('qga_channel', 'text').execute()
+      await sql`update vms set qga_channel = substr(agent_url, 5), agent_url = null, agent_token = null
+        where agent_url like 'qga:%'`.execute(db)
+    },
+  },
 ]

@@ -208,6 +208,11 @@ export class ProtectionService {
     return this.#store.listVms()
   }
 
+  /** One page of the VMs by name, after `after` (a page of the catalog, not of the whole list). */
+  listVmsPage(options: { after?: string; limit: number }): Promise<{ vms: Vm[]; more: boolean }> {
+    return this.#store.listVmsPage(options)
+  }
+
   /** A VM by name (VmNotFound otherwise). */
   getVm(name: string): Promise<Vm> {
     return this.#store.getVm(name)

@@ -21,7 +21,6 @@ import {
   type Clock,
   DiskService,
   FileBrowser,
-  JOB_LEASE_MS,
   JobService,
   MOUNT_EXPORT_PREFIX,
   type NbdEndpoint,
@@ -47,6 +46,7 @@ import {
   requestActor,
 } from '../util/index.js'
 import { VaultRegistry } from '../vault/index.js'
+import { DiskStoreMeter } from './_disk-store-meter.js'
 import { JobTakeover } from './_job-takeover.js'
 import { close, listen, listenError } from './_listen.js'
 import { LISTENER_DEFAULTS, type ServiceConfig } from './config.js'
@@ -97,6 +97,7 @@ export class CairnService {
   #pairs: PairRegistry | undefined
   #replication: VaultReplication | undefined
   #diskStore: LogDiskStore | undefined
+  readonly #diskStoreMeter = new DiskStoreMeter()
   #vaults: VaultRegistry | undefined
   #jobs: JobService | undefined
   #vaultService: VaultService | undefined
@@ -209,7 +210,8 @@ export class CairnService {
       this.#catalog = await openCatalog(
         this.config.catalog ?? `sqlite:${join(this.config.data, 'catalog.db')}`,
       )
-      this.#diskStore = await this.#openDiskStore()
+      // Every caller's reads and writes go through the meter (/metrics: operations, latency, bytes).
+      this.#diskStore = this.#diskStoreMeter.wrap(await this.#openDiskStore())
       this.#auth = await this.#openAuth()
       // The test clock (CairnServiceOptions.clock) also judges retention, soft delete and immutability.
       const now = this.#clock ? () => this.#clock!.now() : undefined
@@ -246,12 +248,13 @@ export class CairnService {
       const shared = this.#catalog.dialect === 'postgres'
       const role = this.config.role ?? 'all'
       const owner = `${hostname()}:${resolve(this.config.data)}`
+      const leaseMs = Math.max(1, this.config.jobLease ?? 30) * 1000
       const jobStore = new JobStore(this.#catalog)
       const leases = new JobLeases(this.#catalog)
       const jobs = new JobService({
         store: jobStore,
         logger: log.child({ component: 'jobs' }),
-        ...(shared ? { leases: { store: leases, owner, leaseMs: JOB_LEASE_MS } } : {}),
+        ...(shared ? { leases: { store: leases, owner, leaseMs } } : {}),
       })
       this.#jobs = jobs
       const backups = new ProtectionService({
@@ -334,15 +337,15 @@ export class CairnService {
           backups,
           diskService,
           await leases
-            .claimExpired(owner, { limit: 1000, leaseMs: JOB_LEASE_MS, includeOwn: true })
+            .claimExpired(owner, { limit: 1000, leaseMs, includeOwn: true })
             .then((c) => Promise.all(c.map((j) => jobStore.get(j.id)))),
         )
         this.#takeover = new JobTakeover({
           leases,
           store: jobStore,
           owner,
-          leaseMs: JOB_LEASE_MS,
-          everyMs: Math.floor(JOB_LEASE_MS / 3),
+          leaseMs,
+          everyMs: Math.floor(leaseMs / 3),
           logger: log.child({ component: 'takeover' }),
           recover: (claimed) => this.#recoverJobs(jobs, backups, diskService, claimed),
         })
@@ -357,6 +360,7 @@ export class CairnService {
           : {}),
         store: protection,
         maxConcurrent: this.config.maxBackups ?? 4,
+        ...(this.config.scheduleSpread !== undefined ? { spreadMs: this.config.scheduleSpread * 1000 } : {}),
         ...(this.#clock ? { clock: this.#clock } : {}),
         logger: log.child({ component: 'scheduler' }),
         runBackup: async (run, signal) => {
@@ -393,6 +397,8 @@ export class CairnService {
         jobs,
         diskStore: this.#diskStore,
         scheduler: () => this.#scheduler,
+        diskStoreMeter: this.#diskStoreMeter,
+        vaults: { list: () => vaults.list(), usage: (name) => vaultService.usage(name) },
       })
       const app = createApiApp({
         metrics,
@@ -451,6 +457,7 @@ export class CairnService {
         logger: log.child({ component: 'blobapi' }),
         maxConnections: c.blobMaxConnections,
         limits: http,
+        observe: (r) => metrics.observeBlob(r),
         ...(tls.blob ? { tls: { cert: tls.blob.cert, key: tls.blob.key } } : {}),
       })
       const blobPort = await this.#blobApi
@@ -463,6 +470,7 @@ export class CairnService {
         {
           logger: log.child({ component: 'nbd' }),
           maxConnections: c.nbdMaxConnections,
+          observe: (r) => metrics.observeNbd(r),
           handshakeTimeoutMs: c.nbdHandshakeTimeout * 1000,
           handshakeDeadlineMs: c.nbdHandshakeTimeout * 1000,
           ...(staticPsk
