@@ -1,3 +1,4 @@
+import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Catalog } from '../catalog/index.js'
 import { CairnError } from '../util/index.js'
@@ -254,6 +255,7 @@ export class VaultRegistry {
     this.#open.delete(name)
     await open?.then((v) => v.close()).catch(() => {})
     await this.#catalog.db.deleteFrom('vaults').where('name', '=', name).execute()
+    if (opened) await rm(join(this.#cacheDir, opened.id), { recursive: true, force: true }).catch(() => {})
     if (options.deleteData && row.backend === 'fs')
       return { left: (await deleteVaultFiles(row.location)).left }
     return { left: [] }
@@ -263,6 +265,11 @@ export class VaultRegistry {
     const all = [...this.#open.values()]
     this.#open.clear()
     await Promise.all(all.map((p) => p.then((v) => v.close()).catch(() => {})))
+  }
+
+  /** Where object-store vaults keep their caches of pack indexes and manifests (a folder per vault id). */
+  get #cacheDir(): string {
+    return join(this.#dataDir, 'cache', 'vaults')
   }
 
   #backend(row: { backend: string; location: string }): VaultBackend {
@@ -321,8 +328,9 @@ export class VaultRegistry {
     return backend
   }
 
-  #vaultOptions(): { workers?: number; openPacks?: number; now?: () => number } {
+  #vaultOptions(): { workers?: number; openPacks?: number; now?: () => number; cacheDir: string } {
     return {
+      cacheDir: this.#cacheDir,
       ...(this.#workers !== undefined ? { workers: this.#workers } : {}),
       ...(this.#openPacks !== undefined ? { openPacks: this.#openPacks } : {}),
       ...(this.#now ? { now: this.#now } : {}),
