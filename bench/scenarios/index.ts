@@ -4,6 +4,7 @@ import { cliStartup } from './cli-startup.js'
 import { diskstore } from './diskstore.js'
 import { filerecovery } from './filerecovery.js'
 import { nbd } from './nbd.js'
+import { objstore } from './objstore.js'
 import { portalScenario } from './portal.js'
 import { protectionBackup } from './protection-backup.js'
 import { protectionPlan } from './protection-plan.js'
@@ -17,6 +18,7 @@ export const SCENARIOS: BenchScenario[] = [
   nbd,
   blobapi,
   vaultScenario,
+  objstore,
   protectionPlan,
   protectionBackup,
   filerecovery,
