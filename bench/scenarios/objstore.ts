@@ -7,9 +7,9 @@ import { spawn } from 'node:child_process'
 import { randomFillSync } from 'node:crypto'
 import { mkdir, open, readFile, rm } from 'node:fs/promises'
 import { createRequire } from 'node:module'
+import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { freePort } from '../../src/vault/_test-object-stores.js'
 import { run } from '../_util.js'
 import type { BenchContext, BenchResult, BenchScenario } from '../bench-types.js'
 
@@ -50,6 +50,15 @@ async function mutate(path: string, size: number): Promise<void> {
   } finally {
     await fh.close()
   }
+}
+
+/** A TCP port nobody listens on right now. */
+async function freePort(): Promise<number> {
+  const srv = createServer()
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve))
+  const port = (srv.address() as { port: number }).port
+  await new Promise((resolve) => srv.close(resolve))
+  return port
 }
 
 interface S3rver {
