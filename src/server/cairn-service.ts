@@ -30,6 +30,7 @@ import {
   RegistryVaultTransfer,
   ResourceGuard,
   Scheduler,
+  VaultReplication,
   VaultService,
 } from '../protection/index.js'
 import { PairRegistry } from '../sites/index.js'
@@ -45,6 +46,7 @@ import {
   requestActor,
 } from '../util/index.js'
 import { VaultRegistry } from '../vault/index.js'
+import { DiskStoreMeter } from './_disk-store-meter.js'
 import { JobTakeover } from './_job-takeover.js'
 import { close, listen, listenError } from './_listen.js'
 import { LISTENER_DEFAULTS, type ServiceConfig } from './config.js'
@@ -93,7 +95,9 @@ export class CairnService {
   #takeover: JobTakeover | undefined
   #catalog: Catalog | undefined
   #pairs: PairRegistry | undefined
+  #replication: VaultReplication | undefined
   #diskStore: LogDiskStore | undefined
+  readonly #diskStoreMeter = new DiskStoreMeter()
   #vaults: VaultRegistry | undefined
   #jobs: JobService | undefined
   #vaultService: VaultService | undefined
@@ -206,7 +210,8 @@ export class CairnService {
       this.#catalog = await openCatalog(
         this.config.catalog ?? `sqlite:${join(this.config.data, 'catalog.db')}`,
       )
-      this.#diskStore = await this.#openDiskStore()
+      // Every caller's reads and writes go through the meter (/metrics: operations, latency, bytes).
+      this.#diskStore = this.#diskStoreMeter.wrap(await this.#openDiskStore())
       this.#auth = await this.#openAuth()
       // The test clock (CairnServiceOptions.clock) also judges retention, soft delete and immutability.
       const now = this.#clock ? () => this.#clock!.now() : undefined
@@ -222,6 +227,14 @@ export class CairnService {
         ...(this.config.vaultOpenPacks !== undefined ? { openPacks: this.config.vaultOpenPacks } : {}),
         ...(this.config.objectStores ? { objectStores: this.config.objectStores } : {}),
         ...(keys.empty ? {} : { keys: (name: string) => keys.credentials(name) }),
+        readOnly: (name) => this.#replication?.readOnlyReason(name) ?? Promise.resolve(undefined),
+      })
+      this.#replication = new VaultReplication({
+        catalog: this.#catalog,
+        vaults: this.#vaults,
+        pairs: this.#pairs,
+        logger: log.child({ component: 'replication' }),
+        intervalMs: (this.config.replicationInterval ?? 10) * 1000,
       })
       await this.#unlockVaults(keys)
       const vaults = this.#vaults
@@ -273,6 +286,7 @@ export class CairnService {
         guard,
         mountOf: (vault, point) =>
           this.#mounts?.mountOfVaultPoint(vault, point) ?? Promise.resolve(undefined),
+        replication: this.#replication,
       })
       this.#vaultService = vaultService
       const diskService = new DiskService({ diskStore: this.#diskStore, jobs, hostPaths })
@@ -383,6 +397,8 @@ export class CairnService {
         jobs,
         diskStore: this.#diskStore,
         scheduler: () => this.#scheduler,
+        diskStoreMeter: this.#diskStoreMeter,
+        vaults: { list: () => vaults.list(), usage: (name) => vaultService.usage(name) },
       })
       const app = createApiApp({
         metrics,
@@ -403,6 +419,7 @@ export class CairnService {
         vaultService: this.#vaultService,
         guard,
         pairs: this.#pairs,
+        replication: this.#replication,
         diskService,
         protection: backups,
         mounts,
@@ -440,6 +457,7 @@ export class CairnService {
         logger: log.child({ component: 'blobapi' }),
         maxConnections: c.blobMaxConnections,
         limits: http,
+        observe: (r) => metrics.observeBlob(r),
         ...(tls.blob ? { tls: { cert: tls.blob.cert, key: tls.blob.key } } : {}),
       })
       const blobPort = await this.#blobApi
@@ -452,6 +470,7 @@ export class CairnService {
         {
           logger: log.child({ component: 'nbd' }),
           maxConnections: c.nbdMaxConnections,
+          observe: (r) => metrics.observeNbd(r),
           handshakeTimeoutMs: c.nbdHandshakeTimeout * 1000,
           handshakeDeadlineMs: c.nbdHandshakeTimeout * 1000,
           ...(staticPsk
@@ -491,6 +510,8 @@ export class CairnService {
       this.#startedAt = new Date().toISOString()
       this.#accepting = true
       if (role === 'all' || role === 'scheduler') await this.#scheduler.start()
+      // GRS vaults replicate from one process of a site (the scheduler's).
+      if (role === 'all' || role === 'scheduler') this.#replication.start()
       await this.#takeover?.start()
       this.#logTls(tls, { api: apiHost, blob: blobHost, nbd: nbdHost })
       log.info('cairn started', {
@@ -721,6 +742,7 @@ export class CairnService {
     // Running jobs end Interrupted (never half a recovery point) before the engines close.
     await this.#scheduler?.stop()
     this.#scheduler = undefined
+    await this.#replication?.stop()
     await this.#takeover?.stop()
     this.#takeover = undefined
     await this.#jobs?.close()
@@ -741,6 +763,7 @@ export class CairnService {
     this.#vaults = undefined
     this.#pairs?.close()
     this.#pairs = undefined
+    this.#replication = undefined
     await this.#diskStore?.close()
     this.#diskStore = undefined
     await this.#catalog?.close()

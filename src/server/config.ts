@@ -38,6 +38,8 @@ export interface ServiceConfig {
    * the GC run after a restart reclaims them then (default 900).
    */
   gcGrace?: number
+  /** Seconds between the replication loop's looks for new points of GRS vaults (docs/replication.md). */
+  replicationInterval?: number
   /** Seconds a job's lease lasts without a heartbeat on a shared catalog (default 30; docs/scale-out.md). */
   jobLease?: number
   logLevel: LogLevel
@@ -215,6 +217,14 @@ export const SERVICE_OPTIONS: OptionSpec[] = [
     type: 'count',
     default: 4,
     help: 'scheduled backups running at once',
+  },
+  {
+    key: 'replicationInterval',
+    flag: 'replication-interval',
+    env: 'CAIRN_REPLICATION_INTERVAL',
+    type: 'seconds',
+    default: 10,
+    help: 'seconds between looks for new recovery points of GRS vaults to replicate (docs/replication.md)',
   },
   {
     key: 'scheduleSpread',
