@@ -11,6 +11,7 @@ export const LAYERS: Record<string, number> = {
   diskstore: 2,
   vault: 2,
   filesystems: 2,
+  sites: 2,
   protection: 3,
   replication: 3,
   filerecovery: 3,

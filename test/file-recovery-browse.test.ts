@@ -1,6 +1,7 @@
 // Browsing recovery points inside the service (no root, no mount): volumes, listings checked against the
 // source tree (lstat), stat, reads with HTTP Range, `..` that cannot leave the file system, tar checked
-// by GNU tar, zip by Python's zipfile, `cairn rp download` into a folder and as a job, file history;
+// by GNU tar, zip by Python's zipfile, `cairn rp download` into a folder and as a job, file history,
+// CLI listings that read every page;
 // from the snapshot tier and, the snapshot deleted, straight from the vault.
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
@@ -109,6 +110,29 @@ describe('rp files, download and history: browsing recovery points in the servic
     assert.equal(names.length, BIG_DIR)
     assert.deepEqual(names, [...names].sort())
     assert.equal(new Set(names).size, BIG_DIR)
+    // The CLI reads every page (700 a page here), or the first --limit entries.
+    const paged = await cairnAt(service.url, ['rp', 'files', 'web', '--rp', first, '/big'], {
+      env: { CAIRN_PAGE_SIZE: '700' },
+    })
+    assert.equal(paged.code, 0, paged.stderr)
+    assert.deepEqual(
+      (JSON.parse(paged.stdout) as FileEntry[]).map((e) => e.name),
+      names,
+    )
+    const limited = (await ok([
+      'rp',
+      'files',
+      'web',
+      '--rp',
+      first,
+      '/big',
+      '--limit',
+      '1200',
+    ])) as FileEntry[]
+    assert.deepEqual(
+      limited.map((e) => e.name),
+      names.slice(0, 1200),
+    )
   })
 
   it('reads a file whole and by HTTP Range (206), and refuses a range past its end (416)', async () => {
@@ -283,6 +307,14 @@ print(json.dumps(out))`,
     )
     assert.equal(versions[1]!.sha256, sha256(changed))
     assert.equal(versions[1]!.size, changed.length)
+    // One version a page: the CLI still reads them all, or the first --limit.
+    const paged = await cairnAt(service.url, ['rp', 'history', 'web', '/etc/app/config.yaml'], {
+      env: { CAIRN_PAGE_SIZE: '1' },
+    })
+    assert.equal(paged.code, 0, paged.stderr)
+    assert.deepEqual(JSON.parse(paged.stdout), versions)
+    const one = (await ok(['rp', 'history', 'web', '/etc/app/config.yaml', '--limit', '1'])) as FileVersion[]
+    assert.deepEqual(one, versions.slice(0, 1))
     const missing = (await ok(['rp', 'history', 'web', '/no/such/file'])) as FileVersion[]
     assert.deepEqual(missing, [])
   })

@@ -1,7 +1,7 @@
 // `cairn rp mount`: a recovery point's disks read-only over NBD with a TLS-PSK key per mount, from the
 // snapshot tier and (snapshot deleted) straight from the vault; nbdcopy/nbdinfo/nbdsh as the clients;
 // unmount closes open connections, expiry (the service's test clock) refuses, a mounted point outlives
-// its retention, a restart keeps live mounts; the generated attach script run as root mounts the files.
+// its retention and cannot be deleted, a restart keeps live mounts; the generated attach script run as root mounts the files.
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
@@ -76,7 +76,13 @@ describe('rp mount: a recovery point over NBD with a key per mount', () => {
     assert.equal(r.status, 0, `nbdcopy: ${r.stderr}`)
     return sha256File(out)
   }
-  const points = async () => (await ok(['rp', 'list', 'web'])) as { id: string; tier: string; time: string }[]
+  const points = async () =>
+    (await ok(['rp', 'list', 'web'])) as {
+      id: string
+      tier: string
+      time: string
+      disks: { vaultBackup?: string }[]
+    }[]
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'cairn-rpmount-'))
@@ -248,6 +254,42 @@ describe('rp mount: a recovery point over NBD with a key per mount', () => {
       async () => !(await points()).some((x) => x.id === mounted!.id),
       'retention kept an unmounted expired point',
     )
+  })
+
+  it('a mounted point cannot be deleted (rp delete, the API, protection stop --delete-data) until every mount of it ends', async () => {
+    const p = (await points()).at(-1)!
+    const vaultPoint = p.disks[0]!.vaultBackup!.split('/')[0]!
+    const a = (await ok(['rp', 'mount', 'web', '--rp', p.id])) as Mount
+    const b = (await ok(['rp', 'mount', 'web', '--rp', p.id])) as Mount
+    const refusedBy = async (args: string[], mount: Mount) => {
+      const r = await cairnAt(url, args, { json: false })
+      assert.equal(r.code, 4, `cairn ${args.join(' ')} must be refused: ${r.stderr}${r.stdout}`)
+      assert.match(r.stderr, /^cairn: RecoveryPointMounted: /)
+      assert.match(r.stderr, new RegExp(`mount ${mount.id} of VM "web"`))
+      assert.match(r.stderr, new RegExp(`cairn rp unmount web ${mount.id}`))
+    }
+    await refusedBy(['rp', 'delete', vaultPoint, '--vault', 'main'], a)
+    const res = await api('DELETE', `/api/v1/vaults/main/recoveryPoints/${vaultPoint}`)
+    assert.equal(res.status, 409)
+    assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'RecoveryPointMounted')
+    await refusedBy(['protection', 'stop', 'web', '--delete-data'], a)
+    // Nothing was deleted or stopped on the way.
+    const item = (await (await api('GET', '/api/v1/vaults/main/protectedItems/web')).json()) as {
+      state: string
+    }
+    assert.equal(item.state, 'Protected')
+    const still = (await points()).find((x) => x.id === p.id)
+    assert.equal(still?.tier, p.tier)
+    assert.equal((await api('GET', `/api/v1/vaults/main/recoveryPoints/${vaultPoint}`)).status, 200)
+    assert.equal(await copyOut(b, 'while-refused.img'), imageSha)
+    // One mount gone, the other still holds the point.
+    await ok(['rp', 'unmount', 'web', a.id])
+    await refusedBy(['rp', 'delete', vaultPoint, '--vault', 'main'], b)
+    await ok(['rp', 'unmount', 'web', b.id])
+    await ok(['rp', 'delete', vaultPoint, '--vault', 'main'])
+    assert.equal((await api('GET', `/api/v1/vaults/main/recoveryPoints/${vaultPoint}`)).status, 404)
+    const after = (await points()).find((x) => x.id === p.id)
+    assert.equal(after?.tier, 'Snapshot', 'the point keeps its snapshot tier only')
   })
 
   it('the attach script, run as root, mounts the file system read-only and the files equal the source', async (t) => {

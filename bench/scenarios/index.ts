@@ -3,6 +3,7 @@ import { blobapi } from './blobapi.js'
 import { cliStartup } from './cli-startup.js'
 import { diskstore } from './diskstore.js'
 import { filerecovery } from './filerecovery.js'
+import { guestIo } from './guest-io.js'
 import { nbd } from './nbd.js'
 import { objstore } from './objstore.js'
 import { portalScenario } from './portal.js'
@@ -24,4 +25,5 @@ export const SCENARIOS: BenchScenario[] = [
   filerecovery,
   scaleOut,
   portalScenario,
+  guestIo,
 ]

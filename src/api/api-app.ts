@@ -13,8 +13,10 @@ import { registerFileRecoveryRoutes } from './file-recovery-routes.js'
 import { registerGuardRoutes } from './guard-routes.js'
 import { registerJobRoutes } from './job-routes.js'
 import { type ApiApp, newApiApp } from './new-api-app.js'
+import { registerPairRoutes } from './pair-routes.js'
 import { registerPortalRoutes } from './portal-routes.js'
 import { registerProtectionRoutes } from './protection-routes.js'
+import { registerReplicationRoutes } from './replication-routes.js'
 import { registerSnapshotRoutes } from './snapshot-routes.js'
 import { registerSystemRoutes } from './system-routes.js'
 import { registerVaultRoutes } from './vault-routes.js'
@@ -66,6 +68,8 @@ export function createApiApp(ctx: ApiContext): ApiApp {
   registerVaultSafetyRoutes(app, ctx)
   registerGuardRoutes(app, ctx)
   registerJobRoutes(app, ctx)
+  registerPairRoutes(app, ctx)
+  registerReplicationRoutes(app, ctx)
   registerPortalRoutes(app, ctx.portalDir)
 
   const document = {

@@ -7,8 +7,10 @@ import type {
   ProtectionService,
   RecoveryPointMounts,
   ResourceGuard,
+  VaultReplication,
   VaultService,
 } from '../protection/index.js'
+import type { PairRegistry } from '../sites/index.js'
 import { CairnError, type Logger } from '../util/index.js'
 
 /** What the management API reports at /api/v1/info. */
@@ -67,6 +69,10 @@ export interface ApiContext {
   files?: FileBrowser
   /** Mounts of recovery points over NBD (routes under …/recoveryPoints/{rp}/mounts); absent, those routes do not exist. */
   mounts?: RecoveryPointMounts
+  /** The paired sites (routes under /api/v1/pairs and /api/v1/site; absent, they answer ServiceUnavailable). */
+  pairs?: PairRegistry
+  /** GRS vaults: the site-to-site replication routes (absent: they answer ServiceUnavailable). */
+  replication?: VaultReplication
   /** Multi-user authorization of critical operations (routes under /api/v1/guard and /vaults/{vault}/guard). */
   guard?: ResourceGuard
   /**

@@ -8,6 +8,7 @@ import type * as protection from './_protection-schemas.js'
 import type * as vault from './_vault-schemas.js'
 import type * as auth from './auth-routes.js'
 import type * as guard from './guard-routes.js'
+import type * as pair from './pair-routes.js'
 import type * as shared from './schemas.js'
 import type * as system from './system-routes.js'
 import type * as safety from './vault-safety-routes.js'
@@ -113,6 +114,7 @@ export type NewUserRequest = z.input<typeof auth.NewUser>
 export type NewAssignmentRequest = z.input<typeof auth.NewAssignment>
 export type GuardStatus = z.infer<typeof guard.GuardStatus>
 export type GuardRequest = z.infer<typeof guard.GuardRequest>
+export type Pair = z.infer<typeof pair.Pair>
 
 export type MountRequest = z.input<typeof files.MountRequest>
 export type Mount = z.infer<typeof files.Mount>

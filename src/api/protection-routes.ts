@@ -2,7 +2,7 @@ import { createRoute, z } from '@hono/zod-openapi'
 import { type ProtectionService, parseDiskLabel } from '../protection/index.js'
 import { CairnError } from '../util/index.js'
 import { Job } from './_job-schemas.js'
-import { paginate } from './_page.js'
+import { decodeCursor, encodeCursor, pageLimit, paginate } from './_page.js'
 import {
   BackupNowRequest,
   ChangePolicyRequest,
@@ -79,11 +79,12 @@ export function registerProtectionRoutes(app: ApiApp, service: ProtectionService
       responses: { 200: json(VmList, 'VMs'), ...errors },
     }),
     async (c) => {
-      const vms = (await service.listVms()).map(redactVm)
-      return c.json(
-        paginate(vms, (v) => [v.name], c.req.valid('query'), 'VMs'),
-        200,
-      )
+      const q = c.req.valid('query')
+      const after = q.cursor === undefined ? undefined : decodeCursor(q.cursor, 'VMs')[0]
+      const { vms, more } = await service.listVmsPage({ ...(after ? { after } : {}), limit: pageLimit(q) })
+      const last = vms.at(-1)
+      const items = vms.map(redactVm)
+      return c.json(more && last ? { items, nextCursor: encodeCursor([last.name]) } : { items }, 200)
     },
   )
   app.openapi(

@@ -43,6 +43,9 @@ export const PERMISSIONS = [
   'tokens/manage',
   'audit/read',
   'guard/approve',
+  'pairs/read',
+  'pairs/write',
+  'sites/replicate',
 ] as const
 
 /** One permission a route can require. */
@@ -58,6 +61,7 @@ export const ROLE_NAMES = [
   'Security Admin',
   'Guard',
   'Monitoring',
+  'Site Peer',
   'Admin',
 ] as const
 
@@ -159,6 +163,12 @@ export const ROLES: Readonly<Record<RoleName, RoleDefinition>> = {
     name: 'Monitoring',
     description: 'reads the Prometheus metrics and the service status (a scraper token); nothing else',
     permissions: ['system/read', 'metrics/read'],
+  },
+  'Site Peer': {
+    name: 'Site Peer',
+    description:
+      "the paired site's token: says hello and sends or reads replicated vault data (docs/replication.md); nothing else",
+    permissions: ['sites/replicate'],
   },
   Admin: {
     name: 'Admin',

@@ -90,7 +90,12 @@ export interface BlobApiServerOptions {
   limits?: HttpLimits
   /** Serve HTTPS with this certificate chain and key (PEM); plain-HTTP requests get `AccountRequiresHttps`. */
   tls?: { cert: string; key: string }
+  /** Told each request answered (the metrics): its operation (`putPage`, `getBlob`, … or `unknown`), status and duration. */
+  observe?: BlobObserver
 }
+
+/** Receives each request the blob API answered. */
+export type BlobObserver = (r: { operation: string; status: number; seconds: number }) => void
 
 type Operation = (ctx: BlobContext) => Answer | Promise<Answer>
 
@@ -198,6 +203,7 @@ export class BlobApiServer {
   readonly #store: DiskStore
   readonly #logger: Logger
   readonly #developmentAccount: boolean
+  readonly #observe: BlobObserver | undefined
   readonly #server: Server
   readonly #scheme: 'http' | 'https'
   #ready: Promise<void> | undefined
@@ -206,6 +212,7 @@ export class BlobApiServer {
     this.#store = store
     this.#logger = options.logger ?? silentLogger
     this.#developmentAccount = options.developmentAccount ?? false
+    this.#observe = options.observe
     const serve = (req: IncomingMessage, res: ServerResponse) => {
       this.#handle(req, res).catch((err: unknown) => {
         this.#logger.error('blob API request failed', { error: String(err) })
@@ -406,6 +413,10 @@ export class BlobApiServer {
     const clientRequestId = req.headers['x-ms-client-request-id']
     if (typeof clientRequestId === 'string') common['x-ms-client-request-id'] = clientRequestId
     let kind: OperationKind = 'service'
+    const start = performance.now()
+    let operation = 'unknown'
+    const observed = (status: number) =>
+      this.#observe?.({ operation, status, seconds: (performance.now() - start) / 1000 })
     let named: { ref: DiskRef; snapshot: string | undefined } | undefined
     try {
       if (this.#ready !== undefined) await this.#ready
@@ -428,6 +439,7 @@ export class BlobApiServer {
         accountUrl: `http://${host}/${encodeURIComponent(account)}`,
       }
       const r = route(ctx, method)
+      operation = r?.run.name || 'unknown'
       Object.assign(ctx, this.#authenticate(ctx, rawPath, rawQuery, r?.access))
       if (r === undefined)
         throw blobError(
@@ -448,9 +460,11 @@ export class BlobApiServer {
       if (ctx.sas !== undefined && (r.run === getBlob || r.run === blobProperties) && answer.status < 300)
         answer.headers = { ...answer.headers, ...ctx.sas.overrides }
       await this.#send(res, method, answer, common)
+      observed(answer.status)
       this.#logger.debug('blob API request', { method, path: rawPath, status: answer.status, requestId })
     } catch (err) {
       const answer = toAzureError(err, kind)
+      observed(answer.status)
       if (answer.code === 'InternalError')
         this.#logger.error('blob API operation failed', { error: String(err), requestId })
       else this.#logger.debug('blob API request refused', { code: answer.code, requestId })

@@ -300,4 +300,52 @@ export const MIGRATIONS: Migration[] = [
       await db.schema.alterTable('protected_items').addColumn('fired_slot', 'integer').execute()
     },
   },
+  {
+    // Geo-redundancy (docs/replication.md): the paired sites this site talks to (URL, site token, the CA
+    // that signs their certificate, the link's health), and the redundancy of each vault with its role
+    // in a replicated pair (primary or read-only replica) and its replication state.
+    version: 16,
+    name: 'paired sites and vault redundancy',
+    async up(db) {
+      await db.schema
+        .createTable('pairs')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('url', 'text', (c) => c.notNull())
+        .addColumn('token', 'text', (c) => c.notNull())
+        .addColumn('ca_pem', 'text')
+        .addColumn('peer_site', 'text')
+        .addColumn('created_at', 'integer', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('last_contact_at', 'integer')
+        .addColumn('last_error', 'text')
+        .addColumn('failures', 'integer', (c) => c.notNull())
+        .addColumn('updated_at', 'integer', (c) => c.notNull())
+        .execute()
+      await db.schema
+        .createTable('vault_replication')
+        .addColumn('vault', 'text', (c) => c.primaryKey())
+        .addColumn('redundancy', 'text', (c) => c.notNull())
+        .addColumn('role', 'text', (c) => c.notNull())
+        .addColumn('pair', 'text')
+        .addColumn('peer_site', 'text')
+        .addColumn('epoch', 'integer', (c) => c.notNull())
+        .addColumn('last_sync_at', 'integer')
+        .addColumn('last_error', 'text')
+        .addColumn('points_behind', 'integer', (c) => c.notNull())
+        .addColumn('bytes_behind', 'integer', (c) => c.notNull())
+        .addColumn('updated_at', 'integer', (c) => c.notNull())
+        .execute()
+    },
+  },
+  {
+    // A VM's QEMU guest agent channel (docs/vms.md) gets its own column: it was kept in the Cairn
+    // agent's `agent_url` as `qga:unix:PATH`, a URL that was not one. Moved out, the prefix dropped.
+    version: 17,
+    name: 'qga channel column',
+    async up(db) {
+      await db.schema.alterTable('vms').addColumn('qga_channel', 'text').execute()
+      await sql`update vms set qga_channel = substr(agent_url, 5), agent_url = null, agent_token = null
+        where agent_url like 'qga:%'`.execute(db)
+    },
+  },
 ]

@@ -37,6 +37,8 @@ export interface VmsTable {
   configuration_json: string
   agent_url: string | null
   agent_token: string | null
+  /** The QEMU guest agent channel, `unix:PATH` (docs/vms.md). */
+  qga_channel: string | null
   created_at: string
   updated_at: string
 }
@@ -216,8 +218,42 @@ export interface GuardRequestsTable {
   used_at: number | null
 }
 
+/** `pairs`: the paired sites this site replicates with (migration 16). */
+export interface PairsTable {
+  name: string
+  url: string
+  /** The site token this site sends to the peer (the peer's Site Peer token). */
+  token: string
+  ca_pem: string | null
+  /** The peer's site id, learned at `pair add`. */
+  peer_site: string | null
+  created_at: number
+  state: string
+  last_contact_at: number | null
+  last_error: string | null
+  failures: number
+  updated_at: number
+}
+
+/** `vault_replication`: a vault's redundancy and, when GRS, its role and replication state (migration 16). */
+export interface VaultReplicationTable {
+  vault: string
+  redundancy: string
+  role: string
+  pair: string | null
+  peer_site: string | null
+  epoch: number
+  last_sync_at: number | null
+  last_error: string | null
+  points_behind: number
+  bytes_behind: number
+  updated_at: number
+}
+
 /** Every table of the catalog. */
 export interface CatalogSchema {
+  pairs: PairsTable
+  vault_replication: VaultReplicationTable
   resource_guards: ResourceGuardsTable
   guard_requests: GuardRequestsTable
   settings: SettingsTable

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { CairnError } from '../util/index.js'
-import { ApiClient, DEFAULT_URL } from './api-client.js'
+import { ApiClient, DEFAULT_URL, LIST_PAGE_SIZE } from './api-client.js'
 import { type CommandDef, GLOBAL_OPTIONS } from './command.js'
 import { COMMANDS } from './commands/index.js'
 import { credentialKey, readCredentials } from './credentials.js'
@@ -100,6 +100,7 @@ export async function main(argv: string[], commands: CommandDef[] = COMMANDS): P
     const url = (opts.url as string | undefined) ?? process.env.CAIRN_URL ?? DEFAULT_URL
     const client = new ApiClient(url, {
       trust: cmd.local ? {} : tlsTrust(opts, url),
+      ...pageSize(),
     })
     try {
       const code = await cmd.run({ args, opts, client, out, signal: controller.signal })
@@ -184,4 +185,17 @@ function savedFingerprint(url: string): string | undefined {
   } catch {
     return undefined
   }
+}
+
+/** CAIRN_PAGE_SIZE: items a listing asks for per page as it follows the cursors (default 1000, at most 1000). */
+function pageSize(): { pageSize?: number } {
+  const raw = process.env.CAIRN_PAGE_SIZE
+  if (raw === undefined || raw === '') return {}
+  const n = Number(raw)
+  if (!Number.isInteger(n) || n < 1 || n > LIST_PAGE_SIZE)
+    throw new CairnError(
+      'UsageError',
+      `Cannot use CAIRN_PAGE_SIZE "${raw}": give a whole number from 1 to ${LIST_PAGE_SIZE}`,
+    )
+  return { pageSize: n }
 }

@@ -1,7 +1,7 @@
 // Test helper: real disk images made by real tools (mkfs.ext4 -d, sgdisk, sfdisk, mkfs.vfat + mcopy,
 // mkntfs + ntfs-3g), a source tree to compare them with, and a file-backed BlockSource that counts reads
 // and can be made slow.
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import {
   closeSync,
@@ -10,6 +10,7 @@ import {
   mkdirSync,
   openSync,
   readdirSync,
+  readFileSync,
   readSync,
   rmSync,
   type Stats,
@@ -215,4 +216,57 @@ export function makeFatImage(image: string, tree: string, megabytes: number, bit
   run('mkfs.vfat', ['-C', '-F', String(bits), '-n', `CAIRN${bits}`, image, String(megabytes * 1024)])
   const names = readdirSync(tree).map((n) => join(tree, n))
   run('mcopy', ['-s', '-m', '-Q', '-i', image, ...names, '::/'])
+}
+
+/**
+ * An NTFS image (mkntfs) of `megabytes` holding the tree, copied in through an ntfs-3g FUSE mount (needs
+ * root and /dev/fuse); `fill` runs with the mount point before it is unmounted.
+ */
+export async function makeNtfsImage(
+  image: string,
+  tree: string,
+  megabytes: number,
+  options: { mountOptions?: string[]; fill?: (mnt: string) => void } = {},
+): Promise<void> {
+  rmSync(image, { force: true })
+  writeFileSync(image, '')
+  truncateSync(image, megabytes * 1024 * 1024)
+  run('mkntfs', ['-F', '-Q', '-q', '-L', 'CAIRNNTFS', '-H', '0', '-S', '0', '-p', '0', image])
+  await withNtfsMount(image, options.mountOptions ?? [], (mnt) => {
+    if (readdirSync(tree).length > 0) run('cp', ['-a', '--sparse=always', `${tree}/.`, mnt])
+    options.fill?.(mnt)
+  })
+}
+
+/**
+ * Mounts an NTFS image read-write with ntfs-3g, runs `work` on the mount point and unmounts. ntfs-3g
+ * stays in the foreground (`no_detach`), so the image is complete once its process has exited.
+ */
+export async function withNtfsMount(
+  image: string,
+  mountOptions: string[],
+  work: (mnt: string) => void,
+): Promise<void> {
+  const mnt = `${image}.mnt`
+  mkdirSync(mnt, { recursive: true })
+  const opts = ['no_detach', ...mountOptions].join(',')
+  const child = spawn('ntfs-3g', ['-o', opts, image, mnt], { stdio: ['ignore', 'ignore', 'pipe'] })
+  let stderr = ''
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString()
+  })
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+  const mounted = () => readFileSync('/proc/mounts', 'utf8').includes(` ${mnt} `)
+  try {
+    for (let i = 0; !mounted(); i++) {
+      if (child.exitCode !== null || i > 200) throw new Error(`ntfs-3g did not mount ${image}: ${stderr}`)
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    work(mnt)
+  } finally {
+    if (mounted()) run('umount', [mnt])
+    else child.kill()
+    await exited
+    rmSync(mnt, { recursive: true, force: true })
+  }
 }

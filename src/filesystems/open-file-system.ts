@@ -3,6 +3,7 @@ import { CachedSource } from './_cached-source.js'
 import { corrupt, unsupported } from './_errors.js'
 import { ExtFileSystem } from './ext-file-system.js'
 import { FatFileSystem } from './fat-file-system.js'
+import { NtfsFileSystem } from './ntfs-file-system.js'
 import type { BlockSource, FileSystem, Volume } from './types.js'
 
 /** Options of openFileSystem. */
@@ -31,6 +32,8 @@ export async function openFileSystem(
       return damaged(`open ${where}`, () => ExtFileSystem.open(cache))
     case 'fat':
       return damaged(`open ${where}`, () => FatFileSystem.open(cache))
+    case 'ntfs':
+      return damaged(`open ${where}`, () => NtfsFileSystem.open(cache))
     default:
       throw unsupported(`Cannot open ${where}: ${volume.fsType} file systems are not supported yet`)
   }

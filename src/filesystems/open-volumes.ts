@@ -15,6 +15,7 @@ import { damaged } from './_base-file-system.js'
 import { CachedSource } from './_cached-source.js'
 import { DETECT_BYTES, detectVolume } from './_detect.js'
 import { corrupt } from './_errors.js'
+import { NtfsFileSystem } from './ntfs-file-system.js'
 import type { BlockSource, Volume } from './types.js'
 
 const EXTENDED = new Set([0x05, 0x0f, 0x85])
@@ -59,7 +60,16 @@ async function volumesOf(src: BlockSource): Promise<Volume[]> {
       slot.start === 0 && slot.partition === null
         ? head
         : await disk.read(slot.start, Math.min(slot.size, DETECT_BYTES))
-    volumes.push({ ...slot, ...detectVolume(v) })
+    const volume: Volume = { ...slot, ...detectVolume(v) }
+    // NTFS keeps its label in the $Volume file, not in the boot sector: a few reads of the MFT.
+    if (volume.type === 'ntfs' && volume.supported) {
+      const label = await NtfsFileSystem.open(new CachedSource(src, slot.start, slot.size)).then(
+        (fs) => fs.label,
+        () => undefined,
+      )
+      if (label !== undefined) volume.label = label
+    }
+    volumes.push(volume)
   }
   return volumes
 }

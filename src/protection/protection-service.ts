@@ -16,11 +16,19 @@ import { PointReconciler, type ReconcileReport } from './point-reconciler.js'
 import { type BackupPolicy, POLICY_BOUNDS, validatePolicy } from './policy.js'
 import type { ProtectedItem, ProtectionState, ProtectionStore, VmRecoveryPoint } from './protection-store.js'
 import { QgaAgent } from './qga-agent.js'
+import { mountedError } from './recovery-point-mounts.js'
 import type { ResourceGuard } from './resource-guard.js'
 import { checkRetentionChange, retentionShortened } from './retention-change.js'
 import type { VaultTransfer } from './vault-transfer.js'
 import { refKey, type Vm, validateVm } from './vm.js'
 import { diskExists, removeDisks, VmRestores } from './vm-restores.js'
+
+/** The mount that holds a recovery point (RecoveryPointMounts). */
+export interface PointPin {
+  id: string
+  vm: string
+  expiresAt: string
+}
 
 /** Options of a ProtectionService. */
 export interface ProtectionServiceOptions {
@@ -47,10 +55,11 @@ export interface ProtectionServiceOptions {
    */
   vaultSettings?: (vault: string) => Promise<VaultSettings | undefined>
   /**
-   * True while a recovery point must keep its data whatever retention says (it is mounted, see
-   * RecoveryPointMounts): retention and snapshot pruning pass it by until it is released.
+   * The mount that holds a recovery point (see RecoveryPointMounts), if any: retention and snapshot
+   * pruning pass a mounted point by until it is released, and deleting its data is refused
+   * (`RecoveryPointMounted`).
    */
-  pinned?: (pointId: string) => boolean
+  pinned?: (pointId: string) => PointPin | undefined
   /**
    * Starts the copy job of a policy with `copy` after a backup reached its vault (the VaultService's
    * copy); without it, policies' copies are not made.
@@ -114,7 +123,7 @@ export class ProtectionService {
   readonly #restores: VmRestores
   readonly #backups: VmBackups
   readonly #listeners = new Set<() => void>()
-  readonly #pinned: (pointId: string) => boolean
+  readonly #pinned: (pointId: string) => PointPin | undefined
 
   constructor(options: ProtectionServiceOptions) {
     this.#store = options.store
@@ -125,7 +134,7 @@ export class ProtectionService {
     this.#log = options.logger ?? silentLogger
     this.#now = options.now ?? Date.now
     this.#vaultSettings = options.vaultSettings
-    this.#pinned = options.pinned ?? (() => false)
+    this.#pinned = options.pinned ?? (() => undefined)
     this.#reconciler = new PointReconciler({
       store: this.#store,
       disks: this.#disks,
@@ -152,7 +161,7 @@ export class ProtectionService {
       now: this.#now,
       onDemandPerDay: options.onDemandPerDay ?? POLICY_BOUNDS.onDemandPerDay,
       agentFor: options.agentFor ?? ((a) => new AgentClient(a)),
-      pinned: (id) => this.#pinned(id),
+      pinned: (id) => this.#pinned(id) !== undefined,
       qgaFor: options.qgaFor ?? ((channel) => new QgaAgent({ channel })),
       running: this.#running,
       busy: this.#busyVms,
@@ -197,6 +206,11 @@ export class ProtectionService {
   /** Every registered VM, by name. */
   listVms(): Promise<Vm[]> {
     return this.#store.listVms()
+  }
+
+  /** One page of the VMs by name, after `after` (a page of the catalog, not of the whole list). */
+  listVmsPage(options: { after?: string; limit: number }): Promise<{ vms: Vm[]; more: boolean }> {
+    return this.#store.listVmsPage(options)
   }
 
   /** A VM by name (VmNotFound otherwise). */
@@ -421,6 +435,10 @@ export class ProtectionService {
     this.#busyVms.add(vmName)
     try {
       const points = await this.#store.listRecoveryPoints(vmName)
+      for (const p of points) {
+        const pin = this.#pinned(p.id)
+        if (pin) throw mountedError(`the backup data of VM "${vmName}" (recovery point ${p.id})`, pin)
+      }
       const inVault = points.some((p) => p.disks.some((d) => d.vaultBackup))
       // A locked vault, or an immutable one that still retains a point, would stop the deletion half
       // way: refuse before anything changes.
@@ -621,7 +639,7 @@ export class ProtectionService {
       )
       for (const v of plan.expire) {
         const p = points.find((x) => x.id === v.id)!
-        if (this.#pinned(p.id)) {
+        if (this.#pinned(p.id) !== undefined) {
           this.#log.info('a mounted recovery point is kept past its retention', { point: p.id })
           continue
         }

@@ -3,7 +3,15 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import { CATALOG_DIALECTS, openCatalog } from '../catalog/index.js'
+import { sql } from 'kysely'
+import {
+  CATALOG_DIALECTS,
+  type Catalog,
+  MIGRATIONS,
+  openCatalog,
+  PostgresCatalog,
+  SqliteCatalog,
+} from '../catalog/index.js'
 import { isCairnError } from '../util/index.js'
 import { validatePolicy } from './policy.js'
 import { ProtectionStore } from './protection-store.js'
@@ -86,6 +94,68 @@ for (const dialect of CATALOG_DIALECTS)
         await rejectsWith(store.createVm(web), 'VmAlreadyExists')
         await rejectsWith(store.getVm('nope'), 'VmNotFound', /"nope"/)
       })
+    })
+
+    it('keeps a guest-agent channel in its own column, and moves one an older catalog kept in agent_url', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'cairn-protection-'))
+      const url = dialect.url(dir)
+      try {
+        // A catalog as migration 15 left it, with a VM whose channel sits in agent_url as qga:unix:PATH.
+        const moved = MIGRATIONS.find((m) => m.name === 'qga channel column')!.version
+        const before = MIGRATIONS.filter((m) => m.version < moved)
+        const old: Catalog =
+          dialect.name === 'sqlite'
+            ? new SqliteCatalog(join(dir, 'catalog.db'), before)
+            : new PostgresCatalog(url, before)
+        await old.migrate()
+        const now = new Date().toISOString()
+        const row = (id: string, name: string, agentUrl: string | null, token: string | null) =>
+          sql`insert into vms (id, name, vm_size, os_type, os_name, configuration_json, agent_url, agent_token,
+            created_at, updated_at) values (${id}, ${name}, 'q35', 'Linux', null, '{}', ${agentUrl}, ${token},
+            ${now}, ${now})`.execute(old.db)
+        await row('v1', 'guest', 'qga:unix:/run/cairn/guest.qga', null)
+        await row('v2', 'web', 'http://10.0.0.5:7071', 'agent-token-123')
+        for (const [vm, d] of [
+          ['v1', 'guest-os'],
+          ['v2', 'web-os'],
+        ] as const)
+          await sql`insert into vm_disks (vm_id, slot, role, lun, account, container, disk)
+            values (${vm}, 'os', 'os', null, 'acct', 'vms', ${d})`.execute(old.db)
+        await old.close()
+
+        const catalog = await openCatalog(url)
+        try {
+          const rows = await sql<{ name: string; agent_url: string | null; qga_channel: string | null }>`
+            select name, agent_url, qga_channel from vms order by name`.execute(catalog.db)
+          assert.deepEqual(
+            rows.rows.map((r) => ({ ...r })),
+            [
+              { name: 'guest', agent_url: null, qga_channel: 'unix:/run/cairn/guest.qga' },
+              { name: 'web', agent_url: 'http://10.0.0.5:7071', qga_channel: null },
+            ],
+          )
+          const store = new ProtectionStore(catalog)
+          const guest = await store.getVm('guest')
+          assert.equal(guest.qga, 'unix:/run/cairn/guest.qga')
+          assert.equal(guest.agent, undefined)
+          assert.deepEqual((await store.getVm('web')).agent, {
+            url: 'http://10.0.0.5:7071',
+            token: 'agent-token-123',
+          })
+          // A new VM with a channel: the column, nothing in agent_url.
+          await store.createVm(
+            validateVm({ ...webInput, name: 'db', agent: undefined, qga: 'unix:/run/cairn/db.qga' }),
+          )
+          const db = await sql<{ agent_url: string | null; qga_channel: string | null }>`
+            select agent_url, qga_channel from vms where name = 'db'`.execute(catalog.db)
+          assert.deepEqual({ ...db.rows[0] }, { agent_url: null, qga_channel: 'unix:/run/cairn/db.qga' })
+          assert.equal((await store.getVm('db')).qga, 'unix:/run/cairn/db.qga')
+        } finally {
+          await catalog.close()
+        }
+      } finally {
+        rmSync(dir, { recursive: true, force: true })
+      }
     })
 
     it('stores policies per vault, refuses a name twice in a vault, and deleting one an item uses', async () => {
@@ -185,6 +255,52 @@ for (const dialect of CATALOG_DIALECTS)
         assert.equal(s?.lastSlot, Date.UTC(2026, 0, 1, 22))
         assert.equal(s?.policy.name, 'daily')
         assert.equal(await again.lastMaintenance(), 42)
+      })
+    })
+
+    it('pages VMs in the catalog by name: more VMs than a page, each once, in order, a VM added behind the cursor moving nothing', async () => {
+      await withStore(dialect, async (store) => {
+        const names = Array.from({ length: 230 }, (_, i) => `vm-${String(i).padStart(3, '0')}`)
+        // Created out of order, with disks: the pages come back sorted, each VM with its own disks.
+        for (const name of [...names].reverse())
+          await store.createVm(
+            validateVm({
+              ...webInput,
+              name,
+              osDisk: disk(`${name}-os`),
+              dataDisks: [],
+              tempDisk: undefined,
+              agent: undefined,
+            }),
+          )
+        const seen: string[] = []
+        let after: string | undefined
+        let pages = 0
+        for (;;) {
+          const page = await store.listVmsPage({ ...(after ? { after } : {}), limit: 100 })
+          pages++
+          for (const vm of page.vms) assert.equal(vm.osDisk.disk, `${vm.name}-os`)
+          seen.push(...page.vms.map((v) => v.name))
+          if (pages === 1)
+            // Added before the cursor: the next pages neither show it nor lose another VM.
+            await store.createVm(
+              validateVm({
+                ...webInput,
+                name: 'vm-000a',
+                osDisk: disk('x-os'),
+                dataDisks: [],
+                tempDisk: undefined,
+                agent: undefined,
+              }),
+            )
+          if (!page.more) break
+          after = page.vms.at(-1)!.name
+        }
+        assert.equal(pages, 3)
+        assert.deepEqual(seen, names)
+        const last = await store.listVmsPage({ after: 'vm-228', limit: 100 })
+        assert.deepEqual(last, { vms: [last.vms[0]!], more: false })
+        assert.equal(last.vms[0]!.name, 'vm-229')
       })
     })
   })

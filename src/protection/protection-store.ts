@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { sql } from 'kysely'
 import type { Catalog, CatalogSchema } from '../catalog/index.js'
 import { CairnError } from '../util/index.js'
 import {
@@ -77,9 +78,9 @@ export class ProtectionStore implements SchedulerStore {
           os_type: spec.osType,
           os_name: spec.osName ?? null,
           configuration_json: JSON.stringify(spec.configuration),
-          // A QEMU guest agent channel is kept in the agent's column as `qga:unix:PATH` (no token).
-          agent_url: spec.qga ? `qga:${spec.qga}` : (spec.agent?.url ?? null),
+          agent_url: spec.agent?.url ?? null,
           agent_token: spec.agent?.token ?? null,
+          qga_channel: spec.qga ?? null,
           created_at: now,
           updated_at: now,
         })
@@ -104,6 +105,40 @@ export class ProtectionStore implements SchedulerStore {
       else byVm.set(d.vm_id, [d])
     }
     return rows.map((r) => toVm(r, byVm.get(r.id) ?? []))
+  }
+
+  /**
+   * One page of the VMs by name, read as a page from the catalog (keyset: the names after `after`, at
+   * most `limit`): `more` says whether a next page exists. Names compare byte by byte on both catalogs
+   * (PostgreSQL's `COLLATE "C"`, SQLite's default), the order of the API's cursors.
+   */
+  async listVmsPage(options: { after?: string; limit: number }): Promise<{ vms: Vm[]; more: boolean }> {
+    const name = this.#catalog.dialect === 'postgres' ? sql<string>`name collate "C"` : sql<string>`name`
+    let q = this.#db
+      .selectFrom('vms')
+      .selectAll()
+      .orderBy(name)
+      .limit(options.limit + 1)
+    if (options.after !== undefined) q = q.where(name, '>', options.after)
+    const rows = await q.execute()
+    const more = rows.length > options.limit
+    const page = rows.slice(0, options.limit)
+    const byVm = new Map<string, CatalogSchema['vm_disks'][]>()
+    if (page.length > 0)
+      for (const d of await this.#db
+        .selectFrom('vm_disks')
+        .selectAll()
+        .where(
+          'vm_id',
+          'in',
+          page.map((r) => r.id),
+        )
+        .execute()) {
+        const list = byVm.get(d.vm_id)
+        if (list) list.push(d)
+        else byVm.set(d.vm_id, [d])
+      }
+    return { vms: page.map((r) => toVm(r, byVm.get(r.id) ?? [])), more }
   }
 
   /** Replaces a VM's disks (restore "replace existing", attaching a disk); `spec` is its checked description. */

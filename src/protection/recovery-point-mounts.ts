@@ -5,6 +5,7 @@ import { CairnError, type DiskLabel, type Logger, silentLogger } from '../util/i
 import { attachScript } from './_attach-script.js'
 import { type Clock, systemClock } from './clock.js'
 import { openPointDisk, type PointDiskSource, pointDiskSource } from './point-disk-readers.js'
+import { vaultRef } from './point-reconciler.js'
 import type { ProtectionStore } from './protection-store.js'
 import type { DiskByteReader, VaultTransfer } from './vault-transfer.js'
 
@@ -213,8 +214,28 @@ export class RecoveryPointMounts {
 
   /** True while a live mount holds this recovery point. */
   isMounted(pointId: string): boolean {
-    for (const m of this.#mounts.values()) if (m.point === pointId && !this.#expired(m)) return true
-    return false
+    return this.mountOf(pointId) !== undefined
+  }
+
+  /** The oldest live mount of a VM's recovery point, if any. */
+  mountOf(pointId: string): RpMount | undefined {
+    for (const m of this.#mounts.values()) if (m.point === pointId && !this.#expired(m)) return m
+    return undefined
+  }
+
+  /**
+   * The live mount of a VM recovery point whose vault copy is `vaultPoint` of `vault`, if any: the
+   * mount reads it, or holds the point it belongs to (a point mounted from its snapshot still keeps
+   * its vault tier).
+   */
+  async mountOfVaultPoint(vault: string, vaultPoint: string): Promise<RpMount | undefined> {
+    for (const m of this.#mounts.values()) {
+      if (m.vault !== vault || this.#expired(m)) continue
+      if (m.disks.some((d) => d.source.from === 'Vault' && d.source.vaultPoint === vaultPoint)) return m
+      const point = await this.#store.getRecoveryPoint(m.point).catch(() => undefined)
+      if (point?.disks.some((d) => vaultRef(d)?.point === vaultPoint)) return m
+    }
+    return undefined
   }
 
   /** Calls `fn` when a mount ends (expired or unmounted): the NBD server closes its connections. */
@@ -389,6 +410,14 @@ export class RecoveryPointMounts {
       .then(() => this.#catalog.setSetting(SETTING, JSON.stringify([...this.#mounts.values()])))
     return this.#saving
   }
+}
+
+/** `RecoveryPointMounted`: deleting `what` is refused while mount `m` holds it (docs/filerecovery.md). */
+export function mountedError(what: string, m: { id: string; vm: string; expiresAt: string }): CairnError {
+  return new CairnError(
+    'RecoveryPointMounted',
+    `Cannot delete ${what}: mount ${m.id} of VM "${m.vm}" holds it until ${m.expiresAt}; unmount it first (cairn rp unmount ${m.vm} ${m.id})`,
+  )
 }
 
 /** The vault lock id of a mount's hold. */

@@ -21,7 +21,6 @@ import {
   type Clock,
   DiskService,
   FileBrowser,
-  JOB_LEASE_MS,
   JobService,
   MOUNT_EXPORT_PREFIX,
   type NbdEndpoint,
@@ -31,8 +30,10 @@ import {
   RegistryVaultTransfer,
   ResourceGuard,
   Scheduler,
+  VaultReplication,
   VaultService,
 } from '../protection/index.js'
+import { PairRegistry } from '../sites/index.js'
 import {
   CairnError,
   createLogger,
@@ -45,6 +46,7 @@ import {
   requestActor,
 } from '../util/index.js'
 import { VaultRegistry } from '../vault/index.js'
+import { DiskStoreMeter } from './_disk-store-meter.js'
 import { JobTakeover } from './_job-takeover.js'
 import { close, listen, listenError } from './_listen.js'
 import { LISTENER_DEFAULTS, type ServiceConfig } from './config.js'
@@ -92,7 +94,10 @@ export class CairnService {
   #scheduler: Scheduler | undefined
   #takeover: JobTakeover | undefined
   #catalog: Catalog | undefined
+  #pairs: PairRegistry | undefined
+  #replication: VaultReplication | undefined
   #diskStore: LogDiskStore | undefined
+  readonly #diskStoreMeter = new DiskStoreMeter()
   #vaults: VaultRegistry | undefined
   #jobs: JobService | undefined
   #vaultService: VaultService | undefined
@@ -205,11 +210,14 @@ export class CairnService {
       this.#catalog = await openCatalog(
         this.config.catalog ?? `sqlite:${join(this.config.data, 'catalog.db')}`,
       )
-      this.#diskStore = await this.#openDiskStore()
+      // Every caller's reads and writes go through the meter (/metrics: operations, latency, bytes).
+      this.#diskStore = this.#diskStoreMeter.wrap(await this.#openDiskStore())
       this.#auth = await this.#openAuth()
       // The test clock (CairnServiceOptions.clock) also judges retention, soft delete and immutability.
       const now = this.#clock ? () => this.#clock!.now() : undefined
       // Multi-user authorization: who asks is the signed-in user of the request being served.
+      this.#pairs = new PairRegistry(this.#catalog, { version: VERSION })
+      await this.#pairs.siteId()
       const guard = new ResourceGuard(this.#catalog, { actor: requestActor, ...(now ? { now } : {}) })
       const protection = new ProtectionStore(this.#catalog, now ? { now } : {})
       this.#vaults = new VaultRegistry(this.#catalog, {
@@ -219,6 +227,14 @@ export class CairnService {
         ...(this.config.vaultOpenPacks !== undefined ? { openPacks: this.config.vaultOpenPacks } : {}),
         ...(this.config.objectStores ? { objectStores: this.config.objectStores } : {}),
         ...(keys.empty ? {} : { keys: (name: string) => keys.credentials(name) }),
+        readOnly: (name) => this.#replication?.readOnlyReason(name) ?? Promise.resolve(undefined),
+      })
+      this.#replication = new VaultReplication({
+        catalog: this.#catalog,
+        vaults: this.#vaults,
+        pairs: this.#pairs,
+        logger: log.child({ component: 'replication' }),
+        intervalMs: (this.config.replicationInterval ?? 10) * 1000,
       })
       await this.#unlockVaults(keys)
       const vaults = this.#vaults
@@ -232,12 +248,13 @@ export class CairnService {
       const shared = this.#catalog.dialect === 'postgres'
       const role = this.config.role ?? 'all'
       const owner = `${hostname()}:${resolve(this.config.data)}`
+      const leaseMs = Math.max(1, this.config.jobLease ?? 30) * 1000
       const jobStore = new JobStore(this.#catalog)
       const leases = new JobLeases(this.#catalog)
       const jobs = new JobService({
         store: jobStore,
         logger: log.child({ component: 'jobs' }),
-        ...(shared ? { leases: { store: leases, owner, leaseMs: JOB_LEASE_MS } } : {}),
+        ...(shared ? { leases: { store: leases, owner, leaseMs } } : {}),
       })
       this.#jobs = jobs
       const backups = new ProtectionService({
@@ -250,7 +267,7 @@ export class CairnService {
         guard,
         // A policy of a vault that is gone guards nothing; any other failure refuses the change.
         // A mounted recovery point keeps its data until unmounted or expired.
-        pinned: (id) => this.#mounts?.isMounted(id) ?? false,
+        pinned: (id) => this.#mounts?.mountOf(id),
         vaultSettings: async (vault) =>
           this.#vaults?.settings(vault).catch((err) => {
             if (isCairnError(err) && err.code === 'VaultNotFound') return undefined
@@ -267,6 +284,9 @@ export class CairnService {
         hostPaths,
         reconcileVault: (vault) => backups.reconcileVault(vault),
         guard,
+        mountOf: (vault, point) =>
+          this.#mounts?.mountOfVaultPoint(vault, point) ?? Promise.resolve(undefined),
+        replication: this.#replication,
       })
       this.#vaultService = vaultService
       const diskService = new DiskService({ diskStore: this.#diskStore, jobs, hostPaths })
@@ -317,15 +337,15 @@ export class CairnService {
           backups,
           diskService,
           await leases
-            .claimExpired(owner, { limit: 1000, leaseMs: JOB_LEASE_MS, includeOwn: true })
+            .claimExpired(owner, { limit: 1000, leaseMs, includeOwn: true })
             .then((c) => Promise.all(c.map((j) => jobStore.get(j.id)))),
         )
         this.#takeover = new JobTakeover({
           leases,
           store: jobStore,
           owner,
-          leaseMs: JOB_LEASE_MS,
-          everyMs: Math.floor(JOB_LEASE_MS / 3),
+          leaseMs,
+          everyMs: Math.floor(leaseMs / 3),
           logger: log.child({ component: 'takeover' }),
           recover: (claimed) => this.#recoverJobs(jobs, backups, diskService, claimed),
         })
@@ -340,6 +360,7 @@ export class CairnService {
           : {}),
         store: protection,
         maxConcurrent: this.config.maxBackups ?? 4,
+        ...(this.config.scheduleSpread !== undefined ? { spreadMs: this.config.scheduleSpread * 1000 } : {}),
         ...(this.#clock ? { clock: this.#clock } : {}),
         logger: log.child({ component: 'scheduler' }),
         runBackup: async (run, signal) => {
@@ -376,6 +397,8 @@ export class CairnService {
         jobs,
         diskStore: this.#diskStore,
         scheduler: () => this.#scheduler,
+        diskStoreMeter: this.#diskStoreMeter,
+        vaults: { list: () => vaults.list(), usage: (name) => vaultService.usage(name) },
       })
       const app = createApiApp({
         metrics,
@@ -395,6 +418,8 @@ export class CairnService {
         jobs: this.#jobs,
         vaultService: this.#vaultService,
         guard,
+        pairs: this.#pairs,
+        replication: this.#replication,
         diskService,
         protection: backups,
         mounts,
@@ -432,6 +457,7 @@ export class CairnService {
         logger: log.child({ component: 'blobapi' }),
         maxConnections: c.blobMaxConnections,
         limits: http,
+        observe: (r) => metrics.observeBlob(r),
         ...(tls.blob ? { tls: { cert: tls.blob.cert, key: tls.blob.key } } : {}),
       })
       const blobPort = await this.#blobApi
@@ -444,6 +470,7 @@ export class CairnService {
         {
           logger: log.child({ component: 'nbd' }),
           maxConnections: c.nbdMaxConnections,
+          observe: (r) => metrics.observeNbd(r),
           handshakeTimeoutMs: c.nbdHandshakeTimeout * 1000,
           handshakeDeadlineMs: c.nbdHandshakeTimeout * 1000,
           ...(staticPsk
@@ -483,6 +510,8 @@ export class CairnService {
       this.#startedAt = new Date().toISOString()
       this.#accepting = true
       if (role === 'all' || role === 'scheduler') await this.#scheduler.start()
+      // GRS vaults replicate from one process of a site (the scheduler's).
+      if (role === 'all' || role === 'scheduler') this.#replication.start()
       await this.#takeover?.start()
       this.#logTls(tls, { api: apiHost, blob: blobHost, nbd: nbdHost })
       log.info('cairn started', {
@@ -713,6 +742,7 @@ export class CairnService {
     // Running jobs end Interrupted (never half a recovery point) before the engines close.
     await this.#scheduler?.stop()
     this.#scheduler = undefined
+    await this.#replication?.stop()
     await this.#takeover?.stop()
     this.#takeover = undefined
     await this.#jobs?.close()
@@ -731,6 +761,9 @@ export class CairnService {
     this.#auth = undefined
     await this.#vaults?.close()
     this.#vaults = undefined
+    this.#pairs?.close()
+    this.#pairs = undefined
+    this.#replication = undefined
     await this.#diskStore?.close()
     this.#diskStore = undefined
     await this.#catalog?.close()

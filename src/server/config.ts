@@ -31,11 +31,17 @@ export interface ServiceConfig {
   nbdPort: number
   /** Scheduled backups running at once (default 4). */
   maxBackups?: number
+  /** Widest spread, in seconds, of scheduled backups' start times after their slot (default 7200). */
+  scheduleSpread?: number
   /**
    * Seconds after its last heartbeat that the lock of a backup which died stops protecting its packs:
    * the GC run after a restart reclaims them then (default 900).
    */
   gcGrace?: number
+  /** Seconds between the replication loop's looks for new points of GRS vaults (docs/replication.md). */
+  replicationInterval?: number
+  /** Seconds a job's lease lasts without a heartbeat on a shared catalog (default 30; docs/scale-out.md). */
+  jobLease?: number
   logLevel: LogLevel
   /** Log format: JSON lines, or readable text; default: JSON unless stderr is a terminal. */
   logFormat?: 'json' | 'text'
@@ -213,12 +219,36 @@ export const SERVICE_OPTIONS: OptionSpec[] = [
     help: 'scheduled backups running at once',
   },
   {
+    key: 'replicationInterval',
+    flag: 'replication-interval',
+    env: 'CAIRN_REPLICATION_INTERVAL',
+    type: 'seconds',
+    default: 10,
+    help: 'seconds between looks for new recovery points of GRS vaults to replicate (docs/replication.md)',
+  },
+  {
+    key: 'scheduleSpread',
+    flag: 'schedule-spread',
+    env: 'CAIRN_SCHEDULE_SPREAD',
+    type: 'seconds',
+    default: 7200,
+    help: "widest spread of scheduled backups' start times after their slot, in seconds",
+  },
+  {
     key: 'gcGrace',
     flag: 'gc-grace',
     env: 'CAIRN_GC_GRACE',
     type: 'seconds',
     default: 900,
     help: "seconds before a dead backup's vault data is reclaimed by GC",
+  },
+  {
+    key: 'jobLease',
+    flag: 'job-lease',
+    env: 'CAIRN_JOB_LEASE',
+    type: 'seconds',
+    default: 30,
+    help: "seconds a job's lease lasts without a heartbeat (PostgreSQL catalog): a dead worker's jobs are taken over after it",
   },
   {
     key: 'logLevel',

@@ -251,6 +251,11 @@ export const errorCatalogue = {
     EXIT.notFound,
     'No live mount has this id: it expired, was unmounted or never existed.',
   ),
+  RecoveryPointMounted: spec(
+    409,
+    EXIT.conflict,
+    'The recovery point is mounted (rp mount): unmount it first (rp unmount), then delete it.',
+  ),
   // NBD server
   NbdExportNotFound: spec(404, EXIT.notFound, 'No NBD export has this name.'),
 
@@ -323,6 +328,42 @@ export const errorCatalogue = {
     409,
     EXIT.conflict,
     'A VM uses this disk; it cannot be deleted, even forced, until the VM lets go of it (vm delete).',
+  ),
+
+  // Paired sites and geo-replication (docs/replication.md)
+  PairNotFound: spec(404, EXIT.notFound, 'No paired site of that name (see cairn pair list).'),
+  PairAlreadyExists: spec(409, EXIT.conflict, 'A paired site of that name exists.'),
+  PairAuthFailed: spec(
+    502,
+    EXIT.auth,
+    'The paired site refused the site token (wrong, expired or revoked, or without the Site Peer role).',
+  ),
+  PairCertificateRejected: spec(
+    502,
+    EXIT.auth,
+    "The paired site's TLS certificate is not trusted (give its CA with --ca) or does not name its host.",
+  ),
+  PairUnreachable: spec(
+    503,
+    EXIT.unavailable,
+    'The paired site cannot be reached (refused, timed out, or failing) after the retries.',
+  ),
+  PairIsSelf: spec(400, EXIT.usage, 'The URL names this site itself: a site cannot pair with itself.'),
+  RedundancyLocked: spec(
+    409,
+    EXIT.conflict,
+    "A vault's redundancy (LRS or GRS) cannot change once it holds a recovery point; create a new vault.",
+  ),
+  VaultIsReplica: spec(
+    409,
+    EXIT.conflict,
+    'The vault is the read-only replica of a GRS vault on the paired site: it accepts no writes until `vault failover` promotes it.',
+  ),
+  VaultNotReplicated: spec(409, EXIT.conflict, 'The vault is LRS: it has no replica on a paired site.'),
+  ReplicationRefused: spec(
+    409,
+    EXIT.conflict,
+    'A replication message was refused: out of order, for a point whose chunks are missing, or from a site that is not the primary.',
   ),
 } as const satisfies Record<string, ErrorSpec>
 

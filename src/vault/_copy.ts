@@ -64,6 +64,11 @@ export interface CopyOptions extends OperationOptions {
   onPoint?: (report: CopyReport) => void | Promise<void>
   /** Asked when aborted: true keeps the target lock (and so the packs written) for a later resume. */
   keepLockOnAbort?: () => boolean
+  /**
+   * The target is a replica of the source (geo-replication, docs/replication.md): the same vault on
+   * another site, with the same id and key; points keep their retention.
+   */
+  replica?: boolean
 }
 
 /** One point a copy handled. */
@@ -146,8 +151,10 @@ export async function runCopy(
   dst: VaultCore,
   opts: CopyOptions & { resumeFrom?: CopyReport },
 ): Promise<CopyReport> {
-  if (src.config.id === dst.config.id)
+  if (src.config.id === dst.config.id && !opts.replica)
     throw new CairnError('InvalidRequest', 'Cannot copy a vault into itself')
+  if (opts.replica && src.config.id !== dst.config.id)
+    throw new CairnError('ReplicationRefused', 'Cannot replicate into a vault of another id')
   const mode = copyMode(src.keys, dst.keys)
   const report: CopyReport = opts.resumeFrom
     ? { ...opts.resumeFrom, points: [...opts.resumeFrom.points] }

@@ -54,6 +54,7 @@ export class VaultRegistry {
   readonly #now: (() => number) | undefined
   readonly #objectStores: ObjectStoreOptions | undefined
   readonly #open = new Map<string, Promise<Vault>>()
+  readonly #readOnly: ((name: string) => Promise<string | undefined>) | undefined
 
   /**
    * `keys`: where a locked encrypted vault's credentials come from when none are given (the service's
@@ -74,8 +75,11 @@ export class VaultRegistry {
       memoryVaults?: boolean
       now?: () => number
       objectStores?: ObjectStoreOptions
+      /** Why a vault is read-only (the replica of a GRS vault), asked when it is opened. */
+      readOnly?: (name: string) => Promise<string | undefined>
     },
   ) {
+    this.#readOnly = options.readOnly
     this.#catalog = catalog
     this.#dataDir = options.dataDir
     this.#workers = options.workers
@@ -155,6 +159,49 @@ export class VaultRegistry {
     return this.#info(row)
   }
 
+  /**
+   * Registers the replica of a vault of another site (geo-replication): writes its records (`settings`,
+   * `keys`, then `config`, the commit point) into a new folder at the default location and registers
+   * it, without opening it (an encrypted replica stays locked until its key is given).
+   */
+  async createReplica(
+    name: string,
+    records: { settings: Buffer; keys?: Buffer; config: Buffer },
+    encrypted: boolean,
+  ): Promise<VaultInfo> {
+    if (!NAME.test(name)) throw new CairnError('InvalidName', `Cannot make a replica named "${name}"`)
+    if (await this.#row(name))
+      throw new CairnError(
+        'VaultAlreadyExists',
+        `Cannot make the replica of vault "${name}": a vault with this name exists`,
+      )
+    const location = await checkVaultLocation(join(this.#dataDir, 'vaults', name), {
+      name,
+      dataDir: this.#dataDir,
+      others: await this.list(),
+    })
+    const backend = this.#openBackend(location)
+    await backend.put('settings', records.settings)
+    if (records.keys) await backend.put('keys', records.keys)
+    await backend.put('config', records.config)
+    await backend.close?.()
+    const row = {
+      name,
+      backend: 'fs',
+      location,
+      encrypted: encrypted ? 1 : 0,
+      created_at: new Date().toISOString(),
+    }
+    await this.#catalog.db.insertInto('vaults').values(row).execute()
+    return this.#info(row)
+  }
+
+  /** Sets again whether an open vault is read-only (after a failover). */
+  async refreshReadOnly(name: string): Promise<void> {
+    const v = await this.#open.get(name)?.catch(() => undefined)
+    v?.setReadOnly(await this.#readOnly?.(name))
+  }
+
   async list(): Promise<VaultInfo[]> {
     const rows = await this.#catalog.db.selectFrom('vaults').selectAll().orderBy('name').execute()
     return rows.map((r) => this.#info(r))
@@ -181,7 +228,10 @@ export class VaultRegistry {
     }
     const again = this.#open.get(name)
     if (again) return again
-    const p = Vault.open(this.#backend(row), credentials, this.#vaultOptions())
+    const p = Vault.open(this.#backend(row), credentials, this.#vaultOptions()).then(async (v) => {
+      v.setReadOnly(await this.#readOnly?.(name))
+      return v
+    })
     this.#open.set(name, p)
     p.catch(() => this.#open.delete(name))
     return p

@@ -94,11 +94,15 @@ export const fileRecoveryCommands: CommandDef[] = [
     name: 'rp mounts',
     summary: 'List the live mounts of a VM',
     args: [{ name: 'VM', help: 'a protected VM' }],
-    options: [vaultOpt],
+    options: [vaultOpt, LIMIT_OPTION],
     async run({ args, opts, client, out }) {
       const vm = args.VM!
       const vault = await itemVault(client, vm, opts)
-      const list = await client.list<Mount>(`/api/v1/vaults/${enc(vault)}/protectedItems/${enc(vm)}/mounts`)
+      const list = await client.list<Mount>(
+        `/api/v1/vaults/${enc(vault)}/protectedItems/${enc(vm)}/mounts`,
+        {},
+        { max: opts.limit as number | undefined },
+      )
       out.result(list, (rows) =>
         out.table(rows, [
           { header: 'mount', value: (m) => m.id },
@@ -162,14 +166,16 @@ export const fileBrowseCommands: CommandDef[] = [
     summary:
       'The partitions and file systems of every disk of a recovery point, and whether they can be browsed',
     args: [{ name: 'VM', help: 'a protected VM' }],
-    options: [rpOpt, vaultOpt],
+    options: [rpOpt, vaultOpt, LIMIT_OPTION],
     async run({ args, opts, client, out }) {
       const vm = args.VM!
       const vault = await itemVault(client, vm, opts)
-      const r = await client.get<{ items: PointVolume[] }>(
+      const items = await client.list<PointVolume>(
         `${pointPath(vault, vm, opts.rp as string)}/volumes`,
+        {},
+        { max: opts.limit as number | undefined },
       )
-      out.result(r.items, (rows) =>
+      out.result(items, (rows) =>
         out.table(rows, [
           { header: 'disk', value: (v) => v.disk },
           { header: 'partition', value: (v) => v.partition ?? 'disk' },
@@ -305,15 +311,16 @@ export const fileBrowseCommands: CommandDef[] = [
       { name: 'VM', help: 'a protected VM' },
       { name: 'PATH', help: 'a file inside the file system' },
     ],
-    options: [...locationOpts, vaultOpt],
+    options: [...locationOpts, vaultOpt, LIMIT_OPTION],
     async run({ args, opts, client, out }) {
       const vm = args.VM!
       const vault = await itemVault(client, vm, opts)
-      const r = await client.get<{ items: FileVersion[] }>(
+      const items = await client.list<FileVersion>(
         `/api/v1/vaults/${enc(vault)}/protectedItems/${enc(vm)}/fileHistory`,
         { path: args.PATH!, ...locationQuery(opts) },
+        { max: opts.limit as number | undefined },
       )
-      out.result(r.items, (rows) =>
+      out.result(items, (rows) =>
         out.table(rows, [
           { header: 'first point', value: (v) => v.points[0]!.id },
           { header: 'time', value: (v) => v.points[0]!.time },

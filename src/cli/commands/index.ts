@@ -8,6 +8,7 @@ import { diskCommands } from './disk-commands.js'
 import { fileBrowseCommands, fileRecoveryCommands } from './file-recovery-commands.js'
 import { guardCommands } from './guard-commands.js'
 import { jobCommands } from './job-commands.js'
+import { pairCommands } from './pair-commands.js'
 import { policyCommands } from './policy-commands.js'
 import { protectionCommands } from './protection-commands.js'
 import { restoreCommands } from './restore-commands.js'
@@ -28,6 +29,7 @@ export const COMMANDS: CommandDef[] = [
   ...vaultCopyCommands,
   ...vaultSafetyCommands,
   ...guardCommands,
+  ...pairCommands,
   ...backupCommands,
   ...rpCommands,
   ...fileRecoveryCommands,

@@ -106,6 +106,12 @@ export const systemCommands: CommandDef[] = [
         help: 'scheduled backups running at once (env CAIRN_MAX_BACKUPS; default 4)',
       },
       {
+        name: 'schedule-spread',
+        type: 'number',
+        value: 'SECONDS',
+        help: "widest spread of scheduled backups' start times after their slot (env CAIRN_SCHEDULE_SPREAD; default 7200)",
+      },
+      {
         name: 'api-max-connections',
         type: 'number',
         value: 'N',
@@ -142,10 +148,22 @@ export const systemCommands: CommandDef[] = [
         help: 'time an NBD client has to choose an export (env CAIRN_NBD_HANDSHAKE_TIMEOUT; default 30)',
       },
       {
+        name: 'replication-interval',
+        type: 'number',
+        value: 'SECONDS',
+        help: 'seconds between looks for new recovery points of GRS vaults to replicate (env CAIRN_REPLICATION_INTERVAL; default 10)',
+      },
+      {
         name: 'gc-grace',
         type: 'number',
         value: 'SECONDS',
         help: "after a restart, GC reclaims a dead backup's vault data this long after it died (env CAIRN_GC_GRACE; default 900)",
+      },
+      {
+        name: 'job-lease',
+        type: 'number',
+        value: 'SECONDS',
+        help: "PostgreSQL catalog: a job's lease without a heartbeat; another worker takes a dead one's jobs after it (env CAIRN_JOB_LEASE; default 30)",
       },
       { name: 'config', type: 'string', value: 'FILE', help: 'JSON config file (env CAIRN_CONFIG)' },
       {
