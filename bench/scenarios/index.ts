@@ -5,6 +5,7 @@ import { diskstore } from './diskstore.js'
 import { filerecovery } from './filerecovery.js'
 import { guestIo } from './guest-io.js'
 import { nbd } from './nbd.js'
+import { objstore } from './objstore.js'
 import { portalScenario } from './portal.js'
 import { protectionBackup } from './protection-backup.js'
 import { protectionPlan } from './protection-plan.js'
@@ -18,6 +19,7 @@ export const SCENARIOS: BenchScenario[] = [
   nbd,
   blobapi,
   vaultScenario,
+  objstore,
   protectionPlan,
   protectionBackup,
   filerecovery,

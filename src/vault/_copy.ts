@@ -283,7 +283,8 @@ export async function runCopy(
 
 /** The source's points to copy, oldest first (parents before their children). */
 async function selectPoints(src: VaultCore, dst: VaultCore, opts: CopyOptions): Promise<RecoveryPoint[]> {
-  const ids = await src.recoveryPointIds()
+  const listed = await src.recoveryPointObjects()
+  const ids = listed.map((o) => o.name.slice(3))
   if (opts.points) {
     const have = new Set(ids)
     const missing = opts.points.filter((p) => !have.has(p))
@@ -295,9 +296,10 @@ async function selectPoints(src: VaultCore, dst: VaultCore, opts: CopyOptions): 
   }
   const wanted = opts.points ? new Set(opts.points) : undefined
   const out: RecoveryPoint[] = []
-  for (const id of ids) {
+  for (const o of listed) {
+    const id = o.name.slice(3)
     if (wanted && !wanted.has(id)) continue
-    const rp = await src.readManifest(id)
+    const rp = await src.readManifest(id, o)
     if (opts.item !== undefined && rp.source.name !== opts.item) continue
     if (opts.kind !== undefined && rp.source.kind !== opts.kind) continue
     if (opts.select && !opts.select(rp)) continue
@@ -306,8 +308,8 @@ async function selectPoints(src: VaultCore, dst: VaultCore, opts: CopyOptions): 
   out.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id))
   if (!opts.onlyNewer) return out
   const newest = new Map<string, string>()
-  for (const id of await dst.recoveryPointIds()) {
-    const rp = await dst.readManifest(id)
+  for (const o of await dst.recoveryPointObjects()) {
+    const rp = await dst.readManifest(o.name.slice(3), o)
     const t = newest.get(rp.source.name)
     if (t === undefined || rp.createdAt > t) newest.set(rp.source.name, rp.createdAt)
   }

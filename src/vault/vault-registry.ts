@@ -1,3 +1,4 @@
+import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Catalog } from '../catalog/index.js'
 import { CairnError } from '../util/index.js'
@@ -6,7 +7,13 @@ import type { ObjectStoreOptions } from './_object-store-location.js'
 import { openVaultBackend } from './open-vault-backend.js'
 import { Vault } from './vault.js'
 import type { VaultBackend } from './vault-backend.js'
-import { checkVaultLocation, deleteVaultFiles, vaultRecords } from './vault-location.js'
+import {
+  checkVaultLocation,
+  deleteVaultFiles,
+  deleteVaultObjects,
+  vaultObjectRecords,
+  vaultRecords,
+} from './vault-location.js'
 import {
   applySettingsChange,
   immutable,
@@ -256,7 +263,8 @@ export class VaultRegistry {
    * Forgets a vault. Refused while it holds soft-deleted points (purged first when their time has
    * come and the vault is open) or, when immutable, recovery points. With `deleteData`, first refuses
    * while it holds recovery points, backups in flight or protected items, then deletes the files of the
-   * vault layout and its folder when nothing else is left in it; answers the paths it left.
+   * vault layout and its folder when nothing else is left in it (on an object store: the objects of
+   * the layout under its prefix); answers the paths (object names) it left.
    */
   async remove(
     name: string,
@@ -285,8 +293,9 @@ export class VaultRegistry {
         'RetentionLocked',
         `Cannot delete vault "${name}": it is immutable (${settings.immutability.state}) and holds ${live.size} recovery points`,
       )
-    if (options.deleteData && row.backend === 'fs') {
-      const { points, locks: running } = await vaultRecords(row.location)
+    if (options.deleteData) {
+      const { points, locks: running } =
+        row.backend === 'fs' ? await vaultRecords(row.location) : await vaultObjectRecords(backend)
       const items = await this.#protectedItems(name)
       const held = [
         items.length ? `protected items ${items.join(', ')} (stop their protection first)` : '',
@@ -304,8 +313,18 @@ export class VaultRegistry {
     this.#open.delete(name)
     await open?.then((v) => v.close()).catch(() => {})
     await this.#catalog.db.deleteFrom('vaults').where('name', '=', name).execute()
+    if (opened) await rm(join(this.#cacheDir, opened.id), { recursive: true, force: true }).catch(() => {})
     if (options.deleteData && row.backend === 'fs')
       return { left: (await deleteVaultFiles(row.location)).left }
+    if (options.deleteData) {
+      // The open vault's backend was closed with it: a fresh one deletes the objects.
+      const fresh = this.#backend(row)
+      try {
+        return { left: (await deleteVaultObjects(fresh)).left }
+      } finally {
+        await fresh.close?.()
+      }
+    }
     return { left: [] }
   }
 
@@ -313,6 +332,11 @@ export class VaultRegistry {
     const all = [...this.#open.values()]
     this.#open.clear()
     await Promise.all(all.map((p) => p.then((v) => v.close()).catch(() => {})))
+  }
+
+  /** Where object-store vaults keep their caches of pack indexes and manifests (a folder per vault id). */
+  get #cacheDir(): string {
+    return join(this.#dataDir, 'cache', 'vaults')
   }
 
   #backend(row: { backend: string; location: string }): VaultBackend {
@@ -371,8 +395,9 @@ export class VaultRegistry {
     return backend
   }
 
-  #vaultOptions(): { workers?: number; openPacks?: number; now?: () => number } {
+  #vaultOptions(): { workers?: number; openPacks?: number; now?: () => number; cacheDir: string } {
     return {
+      cacheDir: this.#cacheDir,
       ...(this.#workers !== undefined ? { workers: this.#workers } : {}),
       ...(this.#openPacks !== undefined ? { openPacks: this.#openPacks } : {}),
       ...(this.#now ? { now: this.#now } : {}),

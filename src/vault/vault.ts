@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { join } from 'node:path'
 import { CairnError } from '../util/index.js'
 import { type BackupOptions, runBackup } from './_backup.js'
 import { ChunkPool } from './_chunk-pool.js'
@@ -21,6 +22,7 @@ import {
   runUsage,
   type VaultUsage,
 } from './_maintenance.js'
+import { ObjectCache } from './_object-cache.js'
 import { decodeRecord, encodeRecord } from './_record.js'
 import {
   checkRemovable,
@@ -69,6 +71,13 @@ export interface CreateVaultOptions {
   settings?: VaultSettingsChange
   /** The vault's clock (tests only: retention, soft delete and immutability are judged by it). */
   now?: () => number
+  /**
+   * A local folder for the cache of pack indexes and manifests of a vault on an object store (a
+   * subfolder named after the vault's id is used; folders and memory vaults need none).
+   */
+  cacheDir?: string
+  /** Bound of that cache in bytes (default OBJECT_CACHE_BYTES, 256 MiB). */
+  cacheBytes?: number
 }
 
 /** Options of Vault.open. */
@@ -78,6 +87,13 @@ export interface OpenVaultOptions {
   openPacks?: number
   /** The vault's clock (tests only: retention, soft delete and immutability are judged by it). */
   now?: () => number
+  /**
+   * A local folder for the cache of pack indexes and manifests of a vault on an object store (a
+   * subfolder named after the vault's id is used; folders and memory vaults need none).
+   */
+  cacheDir?: string
+  /** Bound of that cache in bytes (default OBJECT_CACHE_BYTES, 256 MiB). */
+  cacheBytes?: number
 }
 
 /** Chunk size of full backups: 1 MiB, aligned (see docs/vault.md for the measurements behind it). */
@@ -245,7 +261,13 @@ export class Vault {
   ): Vault {
     const keys = master ? chunkKeys(master) : null
     const pool = new ChunkPool(keys, config.compressionLevel, options.workers)
-    const core = new VaultCore(backend, config, keys, pool)
+    const cache =
+      options.cacheDir !== undefined && isObjectStore(backend)
+        ? new ObjectCache(join(options.cacheDir, config.id), {
+            ...(options.cacheBytes !== undefined ? { maxBytes: options.cacheBytes } : {}),
+          })
+        : undefined
+    const core = new VaultCore(backend, config, keys, pool, cache)
     if (options.openPacks !== undefined) core.openPacks = options.openPacks
     if (options.now) core.now = options.now
     return new Vault(core)
@@ -265,6 +287,11 @@ export class Vault {
 
   get backend(): VaultBackend {
     return this.#core.backend
+  }
+
+  /** The local cache of pack indexes and manifests, when the vault has one (object stores). */
+  get cache(): ObjectCache | undefined {
+    return this.#core.cache
   }
 
   /**
@@ -292,9 +319,9 @@ export class Vault {
   async listRecoveryPoints(options: { item?: string } = {}): Promise<RecoveryPoint[]> {
     this.#open()
     const out: RecoveryPoint[] = []
-    for (const id of await this.#core.recoveryPointIds()) {
+    for (const o of await this.#core.recoveryPointObjects()) {
       try {
-        const rp = await this.#core.readManifest(id)
+        const rp = await this.#core.readManifest(o.name.slice(3), o)
         if (options.item === undefined || rp.source.name === options.item) out.push(rp)
       } catch (err) {
         if (!(err instanceof CairnError) || err.code === 'VaultKeyRequired') throw err
