@@ -6,6 +6,7 @@ import { filerecovery } from './filerecovery.js'
 import { geoDisks } from './geo-disks.js'
 import { guestIo } from './guest-io.js'
 import { nbd } from './nbd.js'
+import { objstore } from './objstore.js'
 import { portalScenario } from './portal.js'
 import { protectionBackup } from './protection-backup.js'
 import { protectionPlan } from './protection-plan.js'
@@ -19,6 +20,7 @@ export const SCENARIOS: BenchScenario[] = [
   nbd,
   blobapi,
   vaultScenario,
+  objstore,
   protectionPlan,
   protectionBackup,
   filerecovery,

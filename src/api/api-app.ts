@@ -17,6 +17,7 @@ import { type ApiApp, newApiApp } from './new-api-app.js'
 import { registerPairRoutes } from './pair-routes.js'
 import { registerPortalRoutes } from './portal-routes.js'
 import { registerProtectionRoutes } from './protection-routes.js'
+import { registerReplicationRoutes } from './replication-routes.js'
 import { registerSnapshotRoutes } from './snapshot-routes.js'
 import { registerSystemRoutes } from './system-routes.js'
 import { registerVaultRoutes } from './vault-routes.js'
@@ -70,6 +71,7 @@ export function createApiApp(ctx: ApiContext): ApiApp {
   registerGuardRoutes(app, ctx)
   registerJobRoutes(app, ctx)
   registerPairRoutes(app, ctx)
+  registerReplicationRoutes(app, ctx)
   registerPortalRoutes(app, ctx.portalDir)
 
   const document = {

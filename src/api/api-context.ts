@@ -8,6 +8,7 @@ import type {
   ProtectionService,
   RecoveryPointMounts,
   ResourceGuard,
+  VaultReplication,
   VaultService,
 } from '../protection/index.js'
 import type { PairRegistry } from '../sites/index.js'
@@ -73,6 +74,8 @@ export interface ApiContext {
   mounts?: RecoveryPointMounts
   /** The paired sites (routes under /api/v1/pairs and /api/v1/site; absent, they answer ServiceUnavailable). */
   pairs?: PairRegistry
+  /** GRS vaults: the site-to-site replication routes (absent: they answer ServiceUnavailable). */
+  replication?: VaultReplication
   /** Multi-user authorization of critical operations (routes under /api/v1/guard and /vaults/{vault}/guard). */
   guard?: ResourceGuard
   /**

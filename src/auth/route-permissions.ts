@@ -54,6 +54,16 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, RouteRequirement>> = {
   'GET /api/v1/site': 'sites/replicate',
   'POST /api/v1/geo/disks': 'sites/replicate',
   'GET /api/v1/geo/disks/{account}': 'sites/replicate',
+  'PUT /api/v1/vaults/{vault}/redundancy': 'vaults/write',
+  'POST /api/v1/vaults/{vault}/failover': 'vaults/write',
+  'GET /api/v1/replication/vaults/{replica}/objects': 'sites/replicate',
+  'GET /api/v1/replication/vaults/{replica}/object': 'sites/replicate',
+  'PUT /api/v1/replication/vaults/{replica}/locks/{lock}': 'sites/replicate',
+  'DELETE /api/v1/replication/vaults/{replica}/locks/{lock}': 'sites/replicate',
+  'GET /api/v1/replication/vaults/{replica}/role': 'sites/replicate',
+  'POST /api/v1/replication/vaults/{replica}/status': 'sites/replicate',
+  'POST /api/v1/replication/vaults/{replica}/replica': 'sites/replicate',
+  'POST /api/v1/replication/vaults/{replica}/demote': 'sites/replicate',
 
   // VMs and protection
   'POST /api/v1/vms': 'vms/write',

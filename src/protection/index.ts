@@ -143,6 +143,13 @@ export {
   type SchedulerStore,
 } from './scheduler.js'
 export {
+  type Redundancy,
+  type ReplicationStatus,
+  type SyncReport,
+  VaultReplication,
+  type VaultReplicationOptions,
+} from './vault-replication.js'
+export {
   type BackupBase,
   type BackupDisk,
   type StartedBy,

@@ -33,6 +33,7 @@ import {
   type ReplicaState,
   ResourceGuard,
   Scheduler,
+  VaultReplication,
   VaultService,
 } from '../protection/index.js'
 import { PairRegistry } from '../sites/index.js'
@@ -99,6 +100,7 @@ export class CairnService {
   #takeover: JobTakeover | undefined
   #catalog: Catalog | undefined
   #pairs: PairRegistry | undefined
+  #replication: VaultReplication | undefined
   #diskStore: LogDiskStore | undefined
   #diskGeo: DiskGeoReplication | undefined
   readonly #diskStoreMeter = new DiskStoreMeter()
@@ -244,6 +246,14 @@ export class CairnService {
         ...(this.config.vaultOpenPacks !== undefined ? { openPacks: this.config.vaultOpenPacks } : {}),
         ...(this.config.objectStores ? { objectStores: this.config.objectStores } : {}),
         ...(keys.empty ? {} : { keys: (name: string) => keys.credentials(name) }),
+        readOnly: (name) => this.#replication?.readOnlyReason(name) ?? Promise.resolve(undefined),
+      })
+      this.#replication = new VaultReplication({
+        catalog: this.#catalog,
+        vaults: this.#vaults,
+        pairs: this.#pairs,
+        logger: log.child({ component: 'replication' }),
+        intervalMs: (this.config.replicationInterval ?? 10) * 1000,
       })
       await this.#unlockVaults(keys)
       const vaults = this.#vaults
@@ -295,6 +305,7 @@ export class CairnService {
         guard,
         mountOf: (vault, point) =>
           this.#mounts?.mountOfVaultPoint(vault, point) ?? Promise.resolve(undefined),
+        replication: this.#replication,
       })
       this.#vaultService = vaultService
       const diskService = new DiskService({ diskStore: this.#diskStore, jobs, hostPaths })
@@ -428,6 +439,7 @@ export class CairnService {
         vaultService: this.#vaultService,
         guard,
         pairs: this.#pairs,
+        replication: this.#replication,
         diskService,
         protection: backups,
         mounts,
@@ -519,6 +531,8 @@ export class CairnService {
       this.#startedAt = new Date().toISOString()
       this.#accepting = true
       if (role === 'all' || role === 'scheduler') await this.#scheduler.start()
+      // GRS vaults replicate from one process of a site (the scheduler's).
+      if (role === 'all' || role === 'scheduler') this.#replication.start()
       await this.#takeover?.start()
       this.#logTls(tls, { api: apiHost, blob: blobHost, nbd: nbdHost })
       log.info('cairn started', {
@@ -776,6 +790,7 @@ export class CairnService {
     // Running jobs end Interrupted (never half a recovery point) before the engines close.
     await this.#scheduler?.stop()
     this.#scheduler = undefined
+    await this.#replication?.stop()
     await this.#takeover?.stop()
     this.#takeover = undefined
     await this.#jobs?.close()
@@ -797,6 +812,7 @@ export class CairnService {
     this.#vaults = undefined
     this.#pairs?.close()
     this.#pairs = undefined
+    this.#replication = undefined
     await this.#diskStore?.close()
     this.#diskStore = undefined
     this.#diskGeo = undefined

@@ -40,6 +40,8 @@ export interface ServiceConfig {
   gcGrace?: number
   /** Seconds between the disk geo-replication rounds of each GRS/RA-GRS account (docs/replication.md). */
   geoInterval?: number
+  /** Seconds between the replication loop's looks for new points of GRS vaults (docs/replication.md). */
+  replicationInterval?: number
   /** Seconds a job's lease lasts without a heartbeat on a shared catalog (default 30; docs/scale-out.md). */
   jobLease?: number
   logLevel: LogLevel
@@ -217,6 +219,14 @@ export const SERVICE_OPTIONS: OptionSpec[] = [
     type: 'count',
     default: 4,
     help: 'scheduled backups running at once',
+  },
+  {
+    key: 'replicationInterval',
+    flag: 'replication-interval',
+    env: 'CAIRN_REPLICATION_INTERVAL',
+    type: 'seconds',
+    default: 10,
+    help: 'seconds between looks for new recovery points of GRS vaults to replicate (docs/replication.md)',
   },
   {
     key: 'scheduleSpread',

@@ -148,6 +148,12 @@ export const systemCommands: CommandDef[] = [
         help: 'time an NBD client has to choose an export (env CAIRN_NBD_HANDSHAKE_TIMEOUT; default 30)',
       },
       {
+        name: 'replication-interval',
+        type: 'number',
+        value: 'SECONDS',
+        help: 'seconds between looks for new recovery points of GRS vaults to replicate (env CAIRN_REPLICATION_INTERVAL; default 10)',
+      },
+      {
         name: 'gc-grace',
         type: 'number',
         value: 'SECONDS',
