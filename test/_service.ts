@@ -109,7 +109,7 @@ export interface RunningService {
  */
 export async function startService(
   extraArgs: string[] = [],
-  options: { data?: string; signIn?: boolean; catalog?: CatalogDialect } = {},
+  options: { data?: string; signIn?: boolean; catalog?: CatalogDialect; env?: NodeJS.ProcessEnv } = {},
 ): Promise<RunningService> {
   const data = options.data ?? mkdtempSync(join(tmpdir(), 'cairn-e2e-'))
   const ownsData = options.data === undefined
@@ -131,7 +131,10 @@ export async function startService(
     ...catalogArgs,
     ...extraArgs,
   ]
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...(options.env ? { env: { ...process.env, ...options.env } } : {}),
+  })
   const logs: string[] = []
   let exited: Promise<number | null> = new Promise((r) => child.once('exit', (code) => r(code)))
   const listeners = await new Promise<Record<string, string>>((resolveStart, reject) => {

@@ -593,7 +593,7 @@ export class LogDiskStore implements DiskStore {
     await this.#commit({ op: 'deleteAccount', name, t: this.#now() })
   }
 
-  async regenerateAccountKey(name: string, which: 1 | 2): Promise<AccountInfo> {
+  async regenerateAccountKey(name: string, which: 1 | 2, key?: string): Promise<AccountInfo> {
     this.#account(name)
     if (which !== 1 && which !== 2) {
       throw new CairnError(
@@ -601,7 +601,21 @@ export class LogDiskStore implements DiskStore {
         `Cannot regenerate key ${which} of account "${name}": use key 1 or 2`,
       )
     }
-    await this.#commit({ op: 'setAccountKey', name, which, key: newKey(), t: this.#now() })
+    if (key !== undefined && !/^[A-Za-z0-9+/]{43,}={0,2}$/.test(key))
+      throw new CairnError('InvalidRequest', `Cannot set key ${which} of account "${name}": it is not base64`)
+    await this.#commit({ op: 'setAccountKey', name, which, key: key ?? newKey(), t: this.#now() })
+    return this.getAccount(name)
+  }
+
+  async setAccountRedundancy(name: string, redundancy: string): Promise<AccountInfo> {
+    this.#account(name)
+    if (!REDUNDANCY.includes(redundancy)) {
+      throw new CairnError(
+        'InvalidRequest',
+        `Cannot change the redundancy of storage account "${name}": use one of ${REDUNDANCY.join(', ')}, not ${redundancy}`,
+      )
+    }
+    await this.#commit({ op: 'setAccountRedundancy', name, redundancy, t: this.#now() })
     return this.getAccount(name)
   }
 
@@ -1048,14 +1062,19 @@ export class LogDiskStore implements DiskStore {
     return this.getDisk(ref, id)
   }
 
-  async snapshotGroup(refs: DiskRef[]): Promise<DiskInfo[]> {
+  async snapshotGroup(
+    refs: DiskRef[],
+    options: { markers?: Record<string, string> } = {},
+  ): Promise<DiskInfo[]> {
     const disks = refs.map((r) => this.#disk(r))
     if (new Set(disks).size !== disks.length) {
       throw new CairnError('InvalidRequest', 'Cannot snapshot a consistency group: a disk is named twice')
     }
     const t = this.#now()
     const id = newSnapshotId(this.#state.lastSnapshot, t)
-    await this.#commit({ op: 'snapshot', ids: disks.map((d) => d.id), snapshot: id, t })
+    const op: MetaOp = { op: 'snapshot', ids: disks.map((d) => d.id), snapshot: id, t }
+    if (options.markers !== undefined) op.markers = { ...options.markers }
+    await this.#commit(op)
     return refs.map((r) => this.getDisk(r, id))
   }
 

@@ -79,6 +79,23 @@ function symlinkReparse(target: string): Buffer {
   return Buffer.concat([head, body])
 }
 
+/** A junction (IO_REPARSE_TAG_MOUNT_POINT) to an absolute Windows path. */
+function junctionReparse(target: string): Buffer {
+  const subst = Buffer.from(`\\??\\${target}\0`, 'utf16le')
+  const print = Buffer.from(`${target}\0`, 'utf16le')
+  const body = Buffer.alloc(8 + subst.length + print.length)
+  body.writeUInt16LE(0, 0)
+  body.writeUInt16LE(subst.length - 2, 2)
+  body.writeUInt16LE(subst.length, 4)
+  body.writeUInt16LE(print.length - 2, 6)
+  subst.copy(body, 8)
+  print.copy(body, 8 + subst.length)
+  const head = Buffer.alloc(8)
+  head.writeUInt32LE(0xa0000003, 0)
+  head.writeUInt16LE(body.length, 4)
+  return Buffer.concat([head, body])
+}
+
 function setXattr(path: string, name: string, value: Buffer): void {
   run('/usr/bin/python3', [
     '-c',
@@ -157,6 +174,8 @@ function fillExtras(mnt: string): void {
   setXattr(join(mnt, 'Long File Name.txt'), 'system.ntfs_dos_name', Buffer.from('LONGFI~1.TXT'))
   writeFileSync(join(mnt, 'winlink'), '')
   setXattr(join(mnt, 'winlink'), 'system.ntfs_reparse_data', symlinkReparse('hello.txt'))
+  mkdirSync(join(mnt, 'junction'))
+  setXattr(join(mnt, 'junction'), 'system.ntfs_reparse_data', junctionReparse('C:\\Users\\Public'))
 }
 
 describe('NTFS made by mkntfs and filled through ntfs-3g', () => {
@@ -282,11 +301,15 @@ describe('NTFS made by mkntfs and filled through ntfs-3g', () => {
     assert.equal(sha256(await fs.read(random, 0, random.size)), sha256(pattern(300_000, 7)))
   })
 
-  it('reports a Windows symlink reparse point as a symlink', async () => {
+  it('reports Windows symlinks and junctions (reparse points) as symlinks, never followed', async () => {
     const e = await fs.stat('/winlink')
     assert.equal(e.type, 'symlink')
     assert.equal(e.target, 'hello.txt')
     await expectCode(fs.read('/winlink', 0, 10), 'FileSystemWrongType')
+    const j = await fs.stat('/junction')
+    assert.equal(j.type, 'symlink')
+    assert.equal(await fs.readlink('/junction'), 'C:\\Users\\Public')
+    await expectCode(fs.list('/junction'), 'FileSystemWrongType')
   })
 
   it('matches names case-insensitively as Windows does, and never leaves the root', async () => {
