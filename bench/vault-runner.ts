@@ -4,12 +4,24 @@
 //   node dist/bench/vault-runner.js restore VAULT OUT
 //   node dist/bench/vault-runner.js many    VAULT COUNT                  (COUNT small recovery points)
 //   node dist/bench/vault-runner.js prune-gc VAULT KEEP
+// VAULT is a folder or an object-store location (`s3://…`, `azblob://…`, credentials from the
+// environment); CAIRN_VAULT_CACHE_DIR gives an object-store vault its local index cache.
 import { readFile } from 'node:fs/promises'
-import { FsVaultBackend, fileSink, fileSource, type SourceChanges, Vault } from '../src/vault/index.js'
+import {
+  FsVaultBackend,
+  fileSink,
+  fileSource,
+  openVaultBackend,
+  type SourceChanges,
+  Vault,
+} from '../src/vault/index.js'
 
 const [cmd, vaultDir, arg, extra] = process.argv.slice(2)
 const keyFile = process.env.CAIRN_VAULT_KEY_FILE
-const backend = new FsVaultBackend(vaultDir!)
+const cacheDir = process.env.CAIRN_VAULT_CACHE_DIR
+const backend = /^[a-z0-9]+:\/\//.test(vaultDir!)
+  ? openVaultBackend(vaultDir!)
+  : new FsVaultBackend(vaultDir!)
 // A key file (HKDF) rather than a passphrase (scrypt): the service keeps the key open, so a backup
 // there pays no key derivation either.
 const creds = keyFile === undefined ? undefined : { keyFile: await readFile(keyFile) }
@@ -17,9 +29,12 @@ const item = { kind: 'file', name: 'bench' }
 
 let vault: Vault
 try {
-  vault = await Vault.open(backend, creds)
+  vault = await Vault.open(backend, creds, cacheDir ? { cacheDir } : {})
 } catch {
-  vault = await Vault.create(backend, creds ? { encryption: creds } : {})
+  vault = await Vault.create(backend, {
+    ...(creds ? { encryption: creds } : {}),
+    ...(cacheDir ? { cacheDir } : {}),
+  })
 }
 const t = performance.now()
 let out: Record<string, unknown> = {}

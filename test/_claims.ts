@@ -14,10 +14,11 @@ export interface ClaimRace {
 }
 
 /**
- * Queues `jobs` backup jobs in the catalog at `url`, then lets `workers` processes claim them one at a
- * time until none is left (test/_claim-worker.ts), and checks every claim against the others.
+ * Queues `jobs` backup jobs in the catalog at `url`, then lets `workers` processes claim them `batch`
+ * at a time (default one; a worker with that many free slots) until none is left
+ * (test/_claim-worker.ts), and checks every claim against the others.
  */
-export async function claimRace(url: string, jobs: number, workers: number): Promise<ClaimRace> {
+export async function claimRace(url: string, jobs: number, workers: number, batch = 1): Promise<ClaimRace> {
   const catalog = await openCatalog(url)
   const ids: string[] = []
   try {
@@ -29,7 +30,9 @@ export async function claimRace(url: string, jobs: number, workers: number): Pro
   }
   // The workers start together once all have connected (start-up on a busy machine takes seconds).
   const children = Array.from({ length: workers }, (_, i) =>
-    spawn(process.execPath, [WORKER, url, `worker-${i}`], { stdio: ['pipe', 'pipe', 'inherit'] }),
+    spawn(process.execPath, [WORKER, url, `worker-${i}`, String(batch)], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    }),
   )
   const outputs = children.map((child) => {
     let out = ''

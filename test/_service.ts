@@ -109,7 +109,7 @@ export interface RunningService {
  */
 export async function startService(
   extraArgs: string[] = [],
-  options: { data?: string; signIn?: boolean; catalog?: CatalogDialect } = {},
+  options: { data?: string; signIn?: boolean; catalog?: CatalogDialect; env?: NodeJS.ProcessEnv } = {},
 ): Promise<RunningService> {
   const data = options.data ?? mkdtempSync(join(tmpdir(), 'cairn-e2e-'))
   const ownsData = options.data === undefined
@@ -131,14 +131,18 @@ export async function startService(
     ...catalogArgs,
     ...extraArgs,
   ]
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...(options.env ? { env: { ...process.env, ...options.env } } : {}),
+  })
   const logs: string[] = []
   let exited: Promise<number | null> = new Promise((r) => child.once('exit', (code) => r(code)))
   const listeners = await new Promise<Record<string, string>>((resolveStart, reject) => {
     let buf = ''
     const timer = setTimeout(
       () => reject(new Error(`cairn serve did not start:\n${logs.join('\n')}`)),
-      20_000,
+      // Loose: it proves the start did not hang; a shared machine under load takes seconds to boot node.
+      60_000,
     )
     child.stderr!.on('data', (d: Buffer) => {
       buf += d.toString()

@@ -1,7 +1,19 @@
 import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { describe, it } from 'node:test'
+import { promisify } from 'node:util'
+import { BlobServiceClient, StorageSharedKeyCredential } from '@azure/storage-blob'
 import { CATALOG_DIALECTS } from '../src/catalog/index.js'
+import { AZURITE_ACCOUNT, AZURITE_KEY } from '../src/vault/_test-object-stores.js'
+import { api, ended, randomDisk } from './_jobs.js'
 import { apiFetch, startService } from './_service.js'
+
+const run = promisify(execFile)
+const MiB = 1024 * 1024
 
 /** The value of one sample line `name{labels} value` of a Prometheus text document, or undefined. */
 function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
@@ -92,3 +104,77 @@ for (const dialect of CATALOG_DIALECTS)
       }
     })
   })
+
+describe('metrics of the data planes and vaults', () => {
+  it("count NBD and blob API requests by command and status, the disk store's operations, latencies and bytes, and each vault's usage, after real traffic", async () => {
+    const service = await startService()
+    const { url } = service
+    const dir = mkdtempSync(join(tmpdir(), 'cairn-metrics-'))
+    try {
+      // Management API: a disk of 8 MiB written through the pages route, backed up into a folder vault.
+      await randomDisk(url, 'd1', 8)
+      assert.equal((await api(url, 'POST', '/api/v1/vaults', { name: 'm2' })).status, 201)
+      const disks = [{ account: AZURITE_ACCOUNT, container: 'disks', disk: 'd1' }]
+      const backup = await api(url, 'POST', '/api/v1/vaults/m2/backups', { disks, item: 'd1' })
+      assert.equal(backup.status, 202, JSON.stringify(backup.body))
+      assert.equal((await ended(url, backup.body.id)).state, 'Completed')
+
+      // Blob API (Azure SDK): two Put Page, a ranged read, and a blob that is not there (404).
+      const blobs = new BlobServiceClient(
+        `${service.listeners.blob}/${AZURITE_ACCOUNT}`,
+        new StorageSharedKeyCredential(AZURITE_ACCOUNT, AZURITE_KEY),
+      ).getContainerClient('disks')
+      const page = blobs.getPageBlobClient('d1')
+      await page.uploadPages(randomBytes(4096), 0, 4096)
+      await page.uploadPages(randomBytes(8192), 65536, 8192)
+      assert.equal((await page.downloadToBuffer(0, 4096)).length, 4096)
+      await assert.rejects(
+        blobs.getPageBlobClient('missing').getProperties(),
+        (e: { statusCode?: number }) => e.statusCode === 404,
+      )
+
+      // NBD (nbdcopy): 1 MiB in, the disk out.
+      const input = join(dir, 'in.raw')
+      writeFileSync(input, randomBytes(MiB))
+      const nbd = `${service.listeners.nbd}/${AZURITE_ACCOUNT}/disks/d1`
+      await run('nbdcopy', ['--destination-is-zero', input, nbd])
+      await run('nbdcopy', [nbd, join(dir, 'out.raw')])
+
+      const text = await (await apiFetch(`${url}/metrics`)).text()
+      const typed = (name: string, type: string) =>
+        assert.match(text, new RegExp(`^# TYPE ${name} ${type}$`, 'm'), `${name} is a ${type}`)
+      typed('cairn_nbd_requests_total', 'counter')
+      typed('cairn_nbd_request_duration_seconds', 'histogram')
+      typed('cairn_blob_requests_total', 'counter')
+      typed('cairn_blob_request_duration_seconds', 'histogram')
+      typed('cairn_diskstore_operation_duration_seconds', 'histogram')
+      typed('cairn_diskstore_operation_bytes_total', 'counter')
+      typed('cairn_vault_bytes', 'gauge')
+
+      const at = (name: string, labels: Record<string, string>) => sample(text, name, labels) ?? 0
+      assert.ok(at('cairn_nbd_requests_total', { command: 'WRITE', result: 'ok' }) >= 1, text)
+      assert.ok(at('cairn_nbd_requests_total', { command: 'READ', result: 'ok' }) >= 1)
+      assert.ok(at('cairn_nbd_bytes_total', { command: 'WRITE' }) >= MiB)
+      assert.ok(at('cairn_nbd_bytes_total', { command: 'READ' }) >= 8 * MiB, 'nbdcopy read the whole disk')
+      assert.ok(at('cairn_nbd_request_duration_seconds_count', { command: 'WRITE' }) >= 1)
+      assert.equal(at('cairn_blob_requests_total', { operation: 'putPage', status: '201' }), 2)
+      assert.ok(at('cairn_blob_requests_total', { operation: 'getBlob', status: '206' }) >= 1)
+      assert.equal(at('cairn_blob_requests_total', { operation: 'blobProperties', status: '404' }), 1)
+      assert.equal(at('cairn_blob_request_duration_seconds_count', { operation: 'putPage' }), 2)
+      // Every plane reaches the same store: the pages route, Put Page and NBD writes, the backup's reads.
+      assert.ok(at('cairn_diskstore_operation_duration_seconds_count', { op: 'write', result: 'ok' }) >= 4)
+      assert.ok(at('cairn_diskstore_operation_bytes_total', { op: 'write' }) >= 9 * MiB + 12288)
+      assert.ok(
+        at('cairn_diskstore_operation_bytes_total', { op: 'read' }) >= 16 * MiB,
+        'backup and NBD reads',
+      )
+      assert.equal(at('cairn_vault_recovery_points', { vault: 'm2' }), 1)
+      assert.ok(at('cairn_vault_bytes', { vault: 'm2', kind: 'stored' }) > 4 * MiB, 'random data stored')
+      assert.equal(at('cairn_vault_bytes', { vault: 'm2', kind: 'logical' }), 8 * MiB)
+      assert.ok(at('cairn_vault_filesystem_bytes', { vault: 'm2', state: 'total' }) > 0)
+    } finally {
+      await service.dispose()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})

@@ -3,8 +3,10 @@ import { blobapi } from './blobapi.js'
 import { cliStartup } from './cli-startup.js'
 import { diskstore } from './diskstore.js'
 import { filerecovery } from './filerecovery.js'
+import { geoDisks } from './geo-disks.js'
 import { guestIo } from './guest-io.js'
 import { nbd } from './nbd.js'
+import { objstore } from './objstore.js'
 import { portalScenario } from './portal.js'
 import { protectionBackup } from './protection-backup.js'
 import { protectionPlan } from './protection-plan.js'
@@ -18,10 +20,12 @@ export const SCENARIOS: BenchScenario[] = [
   nbd,
   blobapi,
   vaultScenario,
+  objstore,
   protectionPlan,
   protectionBackup,
   filerecovery,
   scaleOut,
+  geoDisks,
   portalScenario,
   guestIo,
 ]

@@ -24,6 +24,9 @@ export const CreateAccountRequest = z
     name: z.string().openapi({ example: 'prodeu1' }),
     region: z.string().optional(),
     redundancy: z.enum(['LRS', 'ZRS', 'GRS', 'RA-GRS', 'GZRS', 'RA-GZRS']).optional(),
+    pair: z.string().optional().openapi({
+      description: 'GRS and RA-GRS: the paired site to replicate the disks to (docs/replication.md)',
+    }),
   })
   .openapi('CreateStorageAccountRequest')
 

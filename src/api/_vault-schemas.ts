@@ -24,6 +24,22 @@ export const Vault = z
     encrypted: z.boolean(),
     createdAt: z.string(),
     unlocked: z.boolean(),
+    replication: z
+      .object({
+        redundancy: z.enum(['LRS', 'GRS']),
+        role: z.enum(['Primary', 'Secondary']).optional(),
+        pair: z.string().optional(),
+        epoch: z.number().optional(),
+        lastSyncAt: z.string().optional(),
+        pointsBehind: z.number().optional(),
+        bytesBehind: z.number().optional(),
+        pointsSinceSync: z.number().optional(),
+        lastError: z.string().optional(),
+        secondaryHealth: z.string().optional(),
+        lastSyncWireBytes: z.number().optional(),
+      })
+      .optional()
+      .openapi({ description: 'LRS or GRS, and for GRS the replication state (docs/replication.md)' }),
   })
   .openapi('Vault')
 
@@ -86,6 +102,10 @@ export const CreateVaultRequest = z
         'An absolute folder (or file:/// URL), empty or absent (docs/security.md, docs/vault.md "Backends"); default DATA/vaults/NAME',
     }),
     attach: z.boolean().optional(),
+    redundancy: z.enum(['LRS', 'GRS']).optional().openapi({
+      description: 'GRS: a read-only replica on the paired site `pair` (docs/replication.md); default LRS',
+    }),
+    pair: z.string().optional(),
     sameKeyAs: z.string().optional().openapi({
       description:
         'Encrypt the new vault with the vault key of this (unlocked) vault, protected by the passphrase or key file given: copies between the two then send chunks as ciphertext (docs/vault.md "Copies")',

@@ -1,4 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi'
+import { CairnError } from '../util/index.js'
 import { clean } from './_clean.js'
 import {
   A,
@@ -62,7 +63,17 @@ export function registerAccountRoutes(app: ApiApp, ctx: ApiContext): void {
       const opts: { region?: string; redundancy?: string } = {}
       if (b.region !== undefined) opts.region = b.region
       if (b.redundancy !== undefined) opts.redundancy = b.redundancy
-      return c.json(accountJson(await store().createAccount(b.name, opts)), 201)
+      if (b.pair !== undefined && ctx.diskGeo === undefined)
+        throw new CairnError('ServiceUnavailable', 'Disk geo-replication is not running on this service')
+      const created = await store().createAccount(b.name, opts)
+      if (b.pair === undefined) return c.json(accountJson(created), 201)
+      try {
+        await ctx.diskGeo?.configure(b.name, { pair: b.pair })
+      } catch (err) {
+        await store().deleteAccount(b.name)
+        throw err
+      }
+      return c.json(accountJson(store().getAccount(b.name)), 201)
     },
   )
   app.openapi(

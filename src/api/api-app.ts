@@ -7,6 +7,7 @@ import { bodyLimit, crossSiteGuard, hostGuard } from './_request-guards.js'
 import { registerAccountRoutes } from './account-routes.js'
 import type { ApiContext } from './api-context.js'
 import { registerAuthRoutes } from './auth-routes.js'
+import { registerDiskGeoRoutes } from './disk-geo-routes.js'
 import { registerDiskRoutes } from './disk-routes.js'
 import { registerFileBrowseRoutes } from './file-browse-routes.js'
 import { registerFileRecoveryRoutes } from './file-recovery-routes.js'
@@ -16,6 +17,7 @@ import { type ApiApp, newApiApp } from './new-api-app.js'
 import { registerPairRoutes } from './pair-routes.js'
 import { registerPortalRoutes } from './portal-routes.js'
 import { registerProtectionRoutes } from './protection-routes.js'
+import { registerReplicationRoutes } from './replication-routes.js'
 import { registerSnapshotRoutes } from './snapshot-routes.js'
 import { registerSystemRoutes } from './system-routes.js'
 import { registerVaultRoutes } from './vault-routes.js'
@@ -62,12 +64,14 @@ export function createApiApp(ctx: ApiContext): ApiApp {
   if (ctx.files) registerFileBrowseRoutes(app, ctx.files)
   registerAccountRoutes(app, ctx)
   registerDiskRoutes(app, ctx)
+  registerDiskGeoRoutes(app, ctx)
   registerSnapshotRoutes(app, ctx)
   registerVaultRoutes(app, ctx)
   registerVaultSafetyRoutes(app, ctx)
   registerGuardRoutes(app, ctx)
   registerJobRoutes(app, ctx)
   registerPairRoutes(app, ctx)
+  registerReplicationRoutes(app, ctx)
   registerPortalRoutes(app, ctx.portalDir)
 
   const document = {

@@ -1,12 +1,14 @@
 import type { AuthService } from '../auth/index.js'
 import type { DiskStore } from '../diskstore/index.js'
 import type {
+  DiskGeoReplication,
   DiskService,
   FileBrowser,
   JobService,
   ProtectionService,
   RecoveryPointMounts,
   ResourceGuard,
+  VaultReplication,
   VaultService,
 } from '../protection/index.js'
 import type { PairRegistry } from '../sites/index.js'
@@ -53,6 +55,8 @@ export interface ApiContext {
   auth: AuthService
   /** Accounts, containers, disks and snapshots. */
   diskStore: DiskStore
+  /** Geo-replication of accounts' disks (routes of docs/replication.md, "Disks"); absent, they answer ServiceUnavailable. */
+  diskGeo?: DiskGeoReplication
   /** Every long operation as a persisted job (/api/v1/jobs) and the event stream (/api/v1/events). */
   jobs?: JobService
   /** Vaults, their recovery points, backups, restores, verify, prune and GC (absent: the vault routes answer ServiceUnavailable). */
@@ -70,6 +74,8 @@ export interface ApiContext {
   mounts?: RecoveryPointMounts
   /** The paired sites (routes under /api/v1/pairs and /api/v1/site; absent, they answer ServiceUnavailable). */
   pairs?: PairRegistry
+  /** GRS vaults: the site-to-site replication routes (absent: they answer ServiceUnavailable). */
+  replication?: VaultReplication
   /** Multi-user authorization of critical operations (routes under /api/v1/guard and /vaults/{vault}/guard). */
   guard?: ResourceGuard
   /**

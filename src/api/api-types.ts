@@ -7,6 +7,7 @@ import type * as job from './_job-schemas.js'
 import type * as protection from './_protection-schemas.js'
 import type * as vault from './_vault-schemas.js'
 import type * as auth from './auth-routes.js'
+import type * as geo from './disk-geo-routes.js'
 import type * as guard from './guard-routes.js'
 import type * as pair from './pair-routes.js'
 import type * as shared from './schemas.js'
@@ -32,6 +33,10 @@ export type Status = z.infer<typeof system.Status>
 
 export type StorageAccount = z.infer<typeof disk.Account>
 export type StorageAccountKeys = z.infer<typeof disk.AccountKeys>
+export type AccountReplication = z.infer<typeof geo.AccountReplication>
+export type UpdateStorageAccountRequest = z.input<typeof geo.UpdateAccountRequest>
+export type ReplicationRoundReport = z.infer<typeof geo.RoundReport>
+export type AccountFailoverReport = z.infer<typeof geo.FailoverReport>
 export type CreateStorageAccountRequest = z.input<typeof disk.CreateAccountRequest>
 export type RegenerateKeyRequest = z.input<typeof disk.RegenerateKeyRequest>
 export type Container = z.infer<typeof disk.Container>

@@ -73,6 +73,8 @@ export function registerVaultRoutes(app: ApiApp, ctx: ApiContext): void {
         ...(enc ? { encryption: enc } : {}),
         ...(b.attach ? { attach: true } : {}),
         ...(b.sameKeyAs ? { sameKeyAs: b.sameKeyAs } : {}),
+        ...(b.redundancy ? { redundancy: b.redundancy } : {}),
+        ...(b.pair ? { pair: b.pair } : {}),
       })
       return c.json(info, 201)
     },

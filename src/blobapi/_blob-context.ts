@@ -22,6 +22,20 @@ export interface BlobContext {
   auth?: 'sharedKey' | 'sas'
   /** What the request's SAS grants, when a SAS authenticated it. */
   sas?: SasGrant
+  /** Geo-replication of the accounts, when the service replicates any. */
+  geo?: GeoEndpoints
+}
+
+/** What the blob API needs to know of geo-replication (docs/replication.md, "Disks"). */
+export interface GeoEndpoints {
+  /** `secondary` when this site holds the account's read-only replica. */
+  role(account: string): 'primary' | 'secondary' | undefined
+  /** True when clients may read the replica (RA-GRS). */
+  readable(account: string): boolean
+  /** The snapshot that holds the replica disk's last complete point. */
+  readSnapshot(ref: DiskRef): string | undefined
+  /** Get Blob Service Stats: the secondary's GeoReplication status and LastSyncTime. */
+  stats(account: string): { status: string; lastSyncTime?: Date }
 }
 
 /** An operation's answer; the server adds the headers every answer carries. */

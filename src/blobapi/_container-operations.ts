@@ -95,11 +95,12 @@ export function listContainers(ctx: BlobContext): Answer {
 }
 
 /** GET /account?restype=account&comp=properties (Get Account Information). */
-export function accountInformation(): Answer {
+export function accountInformation(ctx: BlobContext): Answer {
+  const redundancy = ctx.store.getAccount(ctx.account).redundancy
   return {
     status: 200,
     headers: {
-      'x-ms-sku-name': 'Standard_LRS',
+      'x-ms-sku-name': `Standard_${redundancy.replace('-', '')}`,
       'x-ms-account-kind': 'StorageV2',
       'x-ms-is-hns-enabled': 'false',
     },

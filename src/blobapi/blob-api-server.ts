@@ -15,7 +15,7 @@ import {
   refusePlainHttp,
   silentLogger,
 } from '../util/index.js'
-import { type Answer, type BlobContext, diskRef, queryOf } from './_blob-context.js'
+import { type Answer, type BlobContext, diskRef, type GeoEndpoints, queryOf } from './_blob-context.js'
 import {
   blobMetadata,
   blobProperties,
@@ -90,7 +90,20 @@ export interface BlobApiServerOptions {
   limits?: HttpLimits
   /** Serve HTTPS with this certificate chain and key (PEM); plain-HTTP requests get `AccountRequiresHttps`. */
   tls?: { cert: string; key: string }
+  /**
+   * Geo-replication: replicas are read-only, RA-GRS replicas are read on `ACCOUNT` and `ACCOUNT-secondary`,
+   * and Get Blob Service Stats answers their GeoReplication status (docs/replication.md, "Disks").
+   */
+  geo?: GeoEndpoints
+  /** Told each request answered (the metrics): its operation (`putPage`, `getBlob`, … or `unknown`), status and duration. */
+  observe?: BlobObserver
 }
+
+/** The suffix of an account's secondary endpoint, after Azure's `ACCOUNT-secondary.blob.core.windows.net`. */
+const SECONDARY_SUFFIX = '-secondary'
+
+/** Receives each request the blob API answered. */
+export type BlobObserver = (r: { operation: string; status: number; seconds: number }) => void
 
 type Operation = (ctx: BlobContext) => Answer | Promise<Answer>
 
@@ -117,6 +130,8 @@ function route(ctx: BlobContext, method: string): Route | undefined {
     if (get && comp === 'blobs') return { kind: 'service', run: findBlobsByTags, access: SERVICE('f') }
     if (get && restype === 'account' && comp === 'properties')
       return { kind: 'service', run: accountInformation, access: SERVICE('rwdlacuptfi') }
+    if (get && restype === 'service' && comp === 'stats')
+      return { kind: 'service', run: serviceStats, access: SERVICE('r') }
     return undefined
   }
   if (ctx.blob === '') {
@@ -180,6 +195,25 @@ function route(ctx: BlobContext, method: string): Route | undefined {
   }
 }
 
+/** GET /account-secondary/?restype=service&comp=stats: Get Blob Service Stats of an RA-GRS replica. */
+function serviceStats(ctx: BlobContext): Answer {
+  if (ctx.geo?.role(ctx.account) !== 'secondary' || !ctx.geo.readable(ctx.account))
+    throw blobError(
+      'FeatureNotSupported',
+      `Cannot answer the service stats of account "${ctx.account}": they are served by the secondary endpoint of an RA-GRS account, on its paired site`,
+    )
+  const { status, lastSyncTime } = ctx.geo.stats(ctx.account)
+  const body = xmlDocument(
+    el('StorageServiceStats', [
+      el('GeoReplication', [
+        el('Status', status),
+        el('LastSyncTime', lastSyncTime === undefined ? '' : lastSyncTime.toUTCString()),
+      ]),
+    ]),
+  )
+  return { status: 200, body }
+}
+
 /** Splits `/account/container/blob/with/slashes` into its decoded parts. */
 function splitPath(rawPath: string): { account: string; container: string; blob: string } {
   const parts = rawPath.split('/').slice(1)
@@ -198,6 +232,8 @@ export class BlobApiServer {
   readonly #store: DiskStore
   readonly #logger: Logger
   readonly #developmentAccount: boolean
+  readonly #geo: GeoEndpoints | undefined
+  readonly #observe: BlobObserver | undefined
   readonly #server: Server
   readonly #scheme: 'http' | 'https'
   #ready: Promise<void> | undefined
@@ -206,6 +242,8 @@ export class BlobApiServer {
     this.#store = store
     this.#logger = options.logger ?? silentLogger
     this.#developmentAccount = options.developmentAccount ?? false
+    this.#geo = options.geo
+    this.#observe = options.observe
     const serve = (req: IncomingMessage, res: ServerResponse) => {
       this.#handle(req, res).catch((err: unknown) => {
         this.#logger.error('blob API request failed', { error: String(err) })
@@ -406,6 +444,10 @@ export class BlobApiServer {
     const clientRequestId = req.headers['x-ms-client-request-id']
     if (typeof clientRequestId === 'string') common['x-ms-client-request-id'] = clientRequestId
     let kind: OperationKind = 'service'
+    const start = performance.now()
+    let operation = 'unknown'
+    const observed = (status: number) =>
+      this.#observe?.({ operation, status, seconds: (performance.now() - start) / 1000 })
     let named: { ref: DiskRef; snapshot: string | undefined } | undefined
     try {
       if (this.#ready !== undefined) await this.#ready
@@ -414,7 +456,10 @@ export class BlobApiServer {
           HeaderName: 'x-ms-version',
           HeaderValue: version,
         })
-      const { account, container, blob } = splitPath(rawPath)
+      const { account: addressed, container, blob } = splitPath(rawPath)
+      // The secondary endpoint names the account with a suffix; Shared Key and SAS sign for the account.
+      const secondary = this.#geo !== undefined && addressed.endsWith(SECONDARY_SUFFIX)
+      const account = secondary ? addressed.slice(0, -SECONDARY_SUFFIX.length) : addressed
       if (account === '')
         throw blobError('InvalidUri', 'Cannot serve a request without an account in the path')
       const host = req.headers.host ?? '127.0.0.1'
@@ -425,10 +470,13 @@ export class BlobApiServer {
         container,
         blob,
         query: new URLSearchParams(rawQuery),
-        accountUrl: `http://${host}/${encodeURIComponent(account)}`,
+        accountUrl: `http://${host}/${encodeURIComponent(addressed)}`,
       }
+      if (this.#geo !== undefined) ctx.geo = this.#geo
       const r = route(ctx, method)
+      operation = r?.run.name || 'unknown'
       Object.assign(ctx, this.#authenticate(ctx, rawPath, rawQuery, r?.access))
+      this.#secondaryAccess(ctx, method, secondary)
       if (r === undefined)
         throw blobError(
           'UnsupportedHttpVerb',
@@ -448,9 +496,11 @@ export class BlobApiServer {
       if (ctx.sas !== undefined && (r.run === getBlob || r.run === blobProperties) && answer.status < 300)
         answer.headers = { ...answer.headers, ...ctx.sas.overrides }
       await this.#send(res, method, answer, common)
+      observed(answer.status)
       this.#logger.debug('blob API request', { method, path: rawPath, status: answer.status, requestId })
     } catch (err) {
       const answer = toAzureError(err, kind)
+      observed(answer.status)
       if (answer.code === 'InternalError')
         this.#logger.error('blob API operation failed', { error: String(err), requestId })
       else this.#logger.debug('blob API request refused', { code: answer.code, requestId })
@@ -472,6 +522,43 @@ export class BlobApiServer {
         if (discarded > MAX_DISCARD && discarded - chunk.length <= MAX_DISCARD) lingerAndClose(req.socket)
       })
       req.resume()
+    }
+  }
+
+  /**
+   * On a site holding an account's geo-replica: writes are refused as Azure refuses writes to the
+   * secondary, reads need RA-GRS and see each disk's last complete point. On any other site the
+   * secondary endpoint does not exist.
+   */
+  #secondaryAccess(ctx: BlobContext, method: string, secondaryEndpoint: boolean): void {
+    const geo = this.#geo
+    if (geo === undefined) return
+    if (geo.role(ctx.account) !== 'secondary') {
+      if (secondaryEndpoint)
+        throw blobError(
+          'ResourceNotFound',
+          `Cannot serve account "${ctx.account}${SECONDARY_SUFFIX}": this site holds no geo-replica of "${ctx.account}"`,
+        )
+      return
+    }
+    if (method !== 'GET' && method !== 'HEAD')
+      throw blobError(
+        'WriteOperationNotSupportedOnSecondary',
+        `Cannot ${method} on account "${ctx.account}" here: this site holds its read-only geo-replica (cairn account failover makes it primary)`,
+      )
+    if (!geo.readable(ctx.account))
+      throw blobError(
+        'FeatureNotSupported',
+        `Cannot read account "${ctx.account}" on its secondary: its redundancy allows no reads there (RA-GRS does)`,
+      )
+    if (ctx.blob !== '' && ctx.query.get('snapshot') === null) {
+      const snapshot = geo.readSnapshot(diskRef(ctx))
+      if (snapshot === undefined)
+        throw blobError(
+          'BlobNotFound',
+          `Cannot read "${ctx.container}/${ctx.blob}" on the secondary: no complete point of it has arrived`,
+        )
+      ctx.query.set('snapshot', snapshot)
     }
   }
 

@@ -171,6 +171,14 @@ export const azureErrors = {
   ),
   InvalidXmlDocument: spec(400, 'InvalidRequest', 'XML specified is not syntactically valid.'),
 
+  // Geo-redundancy (docs/replication.md, "Disks")
+  WriteOperationNotSupportedOnSecondary: spec(
+    403,
+    'AccountIsReplica',
+    'The account being accessed does not support writes from the secondary region.',
+  ),
+  FeatureNotSupported: spec(403, 'SecondaryNotReadable', 'The feature is not supported on this account.'),
+
   // Containers and blobs
   ResourceNotFound: spec(404, 'AccountNotFound', 'The specified resource does not exist.'),
   ContainerNotFound: spec(404, 'ContainerNotFound', 'The specified container does not exist.'),
@@ -358,6 +366,10 @@ function fromStoreCode(code: ErrorCode, kind: OperationKind): AzureErrorCode {
   switch (code) {
     case 'AccountNotFound':
       return 'ResourceNotFound'
+    case 'AccountIsReplica':
+      return 'WriteOperationNotSupportedOnSecondary'
+    case 'SecondaryNotReadable':
+      return 'FeatureNotSupported'
     case 'ContainerNotFound':
       return 'ContainerNotFound'
     case 'ContainerAlreadyExists':

@@ -3,6 +3,7 @@
 export {
   BlobApiServer,
   type BlobApiServerOptions,
+  type BlobObserver,
   DEFAULT_VERSION,
   DEVELOPMENT_ACCOUNT,
 } from './blob-api-server.js'

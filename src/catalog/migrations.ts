@@ -348,4 +348,36 @@ export const MIGRATIONS: Migration[] = [
         where agent_url like 'qga:%'`.execute(db)
     },
   },
+  {
+    // Disk geo-redundancy (docs/replication.md, "Disks"): each GRS/RA-GRS storage account's role in its
+    // pair (primary ships, secondary holds the read-only replica) and, on the secondary, each replica
+    // disk's last committed point and the point being applied (with the chunks received so far).
+    version: 18,
+    name: 'disk geo-replication',
+    async up(db) {
+      await db.schema
+        .createTable('disk_geo_accounts')
+        .addColumn('account', 'text', (c) => c.primaryKey())
+        .addColumn('role', 'text', (c) => c.notNull())
+        .addColumn('pair', 'text')
+        .addColumn('last_sync_at', 'integer')
+        .addColumn('last_round_at', 'integer')
+        .addColumn('last_error', 'text')
+        .addColumn('failed_over_at', 'integer')
+        .addColumn('updated_at', 'integer', (c) => c.notNull())
+        .execute()
+      await db.schema
+        .createTable('disk_geo_replicas')
+        .addColumn('account', 'text', (c) => c.notNull())
+        .addColumn('container', 'text', (c) => c.notNull())
+        .addColumn('disk', 'text', (c) => c.notNull())
+        .addColumn('committed', 'text')
+        .addColumn('local_snapshot', 'text')
+        .addColumn('applying', 'text')
+        .addColumn('chunks', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'integer', (c) => c.notNull())
+        .addPrimaryKeyConstraint('disk_geo_replicas_pk', ['account', 'container', 'disk'])
+        .execute()
+    },
+  },
 ]

@@ -250,8 +250,41 @@ export interface VaultReplicationTable {
   updated_at: number
 }
 
+/** `disk_geo_accounts`: a geo-replicated storage account's role in its pair (migration 18). */
+export interface DiskGeoAccountsTable {
+  account: string
+  /** `primary` (ships to `pair`) or `secondary` (holds the read-only replica). */
+  role: string
+  pair: string | null
+  /** Milliseconds: every write before it is on the secondary (Azure's LastSyncTime). */
+  last_sync_at: number | null
+  /** When the last replication round completed or arrived. */
+  last_round_at: number | null
+  last_error: string | null
+  failed_over_at: number | null
+  updated_at: number
+}
+
+/** `disk_geo_replicas`: on the secondary, one replica disk's replication state (migration 18). */
+export interface DiskGeoReplicasTable {
+  account: string
+  container: string
+  disk: string
+  /** The primary's snapshot id of the last point committed here. */
+  committed: string | null
+  /** This site's snapshot of the replica holding that point (what secondary reads see). */
+  local_snapshot: string | null
+  /** The primary's snapshot id of the point being applied. */
+  applying: string | null
+  /** JSON array of the chunk numbers of `applying` received so far. */
+  chunks: string
+  updated_at: number
+}
+
 /** Every table of the catalog. */
 export interface CatalogSchema {
+  disk_geo_accounts: DiskGeoAccountsTable
+  disk_geo_replicas: DiskGeoReplicasTable
   pairs: PairsTable
   vault_replication: VaultReplicationTable
   resource_guards: ResourceGuardsTable

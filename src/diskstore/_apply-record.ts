@@ -71,6 +71,7 @@ export type MetaOp =
     }
   | { op: 'deleteAccount'; name: string; t: number }
   | { op: 'setAccountKey'; name: string; which: 1 | 2; key: string; t: number }
+  | { op: 'setAccountRedundancy'; name: string; redundancy: string; t: number }
   | { op: 'createContainer'; account: string; name: string; metadata: Record<string, string>; t: number }
   | { op: 'setContainerMetadata'; account: string; name: string; metadata: Record<string, string>; t: number }
   | { op: 'deleteContainer'; account: string; name: string; t: number }
@@ -105,7 +106,15 @@ export type MetaOp =
   | { op: 'lease'; id: number; lease: LeaseState; t: number }
   /** Blob index tags: not content, so the disk keeps its etag and modification time. */
   | { op: 'setTags'; id: number; tags: Record<string, string>; t: number }
-  | { op: 'snapshot'; ids: number[]; snapshot: string; metadata?: Record<string, string>; t: number }
+  | {
+      op: 'snapshot'
+      ids: number[]
+      snapshot: string
+      metadata?: Record<string, string>
+      /** Added to each disk's metadata when `metadata` is absent. */
+      markers?: Record<string, string>
+      t: number
+    }
   | { op: 'deleteSnapshot'; id: number; snapshot: string; t: number }
   | { op: 'promote'; id: number; snapshot: string; t: number }
   | {
@@ -225,6 +234,11 @@ export function applyMeta(state: StoreState, op: MetaOp): void {
     case 'setAccountKey': {
       const acc = state.accounts.get(op.name)
       if (acc !== undefined) acc.keys[op.which - 1] = op.key
+      return
+    }
+    case 'setAccountRedundancy': {
+      const acc = state.accounts.get(op.name)
+      if (acc !== undefined) acc.redundancy = op.redundancy
       return
     }
     case 'createContainer': {
@@ -355,7 +369,7 @@ export function applyMeta(state: StoreState, op: MetaOp): void {
           used: d.used,
           size: d.size,
           sequenceNumber: d.sequenceNumber,
-          metadata: op.metadata ?? { ...d.metadata },
+          metadata: op.metadata ?? { ...d.metadata, ...op.markers },
           content: { ...d.content },
           ...(d.tags !== undefined ? { tags: { ...d.tags } } : {}),
           etag: d.etag,

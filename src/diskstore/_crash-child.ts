@@ -25,7 +25,7 @@ const ref = (disk: string): DiskRef => ({ account: 'crashacct', container: 'disk
 
 const store = await LogDiskStore.open(dir, {
   segmentSize: 1024 * 1024,
-  checkpointBytes: 3 * 1024 * 1024,
+  checkpointBytes: 512 * 1024,
   compactIntervalMs: 0,
 })
 /** Prints `B`, starts `run` in the same tick (so `B` lines follow the log), prints `A` once it is acknowledged. */
@@ -52,11 +52,11 @@ const write = (durable: boolean) => {
   stamp++
   const s = stamp
   return begin(
-    { op: 'write', disk, offset: first * PAGE_SIZE, length: len * PAGE_SIZE, stamp: s },
+    { op: 'write', disk, offset: first * PAGE_SIZE, length: len * PAGE_SIZE, stamp: s, durable },
     async () => {
       await store.writePages(ref(disk), first * PAGE_SIZE, writeData(s, first, len), { durable })
       if (!durable) await store.flush()
-      return undefined
+      return { inPlace: store.overwriteStats().inPlaceWrites }
     },
   )
 }

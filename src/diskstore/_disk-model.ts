@@ -149,6 +149,8 @@ export async function storeMismatch(
   model: Map<string, ModelDisk>,
   ref: (disk: string) => DiskRef,
   bytesOf: (v: ModelVersion) => Buffer = (v) => ModelDisk.read(v, 0, v.size),
+  /** Whether a page of a live disk that differs from the model may hold these bytes anyway. */
+  livePageOk?: (disk: string, page: number, bytes: Buffer) => boolean,
 ): Promise<string | undefined> {
   for (const [name, m] of model) {
     const snaps = store
@@ -167,7 +169,14 @@ export async function storeMismatch(
     for (const snap of [undefined, ...m.snapshots.keys()]) {
       const v = m.version(snap)
       const got = await store.read(ref(name), 0, v.size, snap === undefined ? {} : { snapshot: snap })
-      if (!got.equals(bytesOf(v))) return `content of ${name}@${snap ?? 'live'}`
+      const want = bytesOf(v)
+      if (got.equals(want)) continue
+      if (snap !== undefined || livePageOk === undefined) return `content of ${name}@${snap ?? 'live'}`
+      for (let p = 0; p * PAGE_SIZE < v.size; p++) {
+        const have = got.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE)
+        if (!have.equals(want.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE)) && !livePageOk(name, p, have))
+          return `content of ${name}@live (page ${p})`
+      }
     }
   }
   return undefined

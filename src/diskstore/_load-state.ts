@@ -21,11 +21,14 @@ export interface LoadContext {
   now: () => number
 }
 
-/** Loads the newest valid checkpoint and replays the log after it; returns the checkpoint's number. */
-export function loadState(ctx: LoadContext): number | undefined {
-  const { from, checkpoint } = loadCheckpoint(ctx)
-  replayLog(ctx, from)
-  return checkpoint
+/**
+ * Loads the newest valid checkpoint and replays the log after it; returns the checkpoint's number
+ * and the log position replay started from (its start; segment 0 when no checkpoint was read).
+ */
+export function loadState(ctx: LoadContext): { checkpoint?: number; from: LogPosition } {
+  const loaded = loadCheckpoint(ctx)
+  replayLog(ctx, loaded.from)
+  return loaded
 }
 
 /** Loads the newest valid checkpoint into memory and returns the log position replay starts from. */

@@ -18,6 +18,10 @@
 //  20  meta (M bytes: a fixed binary layout for WRITE, CLEAR, RELOCATE; UTF-8 JSON for META)
 //  20+M data (D bytes: the pages of a WRITE or RELOCATE)
 //
+// WRITE records appended with `alignData` have their meta padded so that the data starts on that
+// boundary of the file (512 for the store's page writes), so that `overwrite` can later rewrite
+// whole pages of them in place (see _overwrite-in-place.ts: only records no replay reads again).
+//
 // A WRITE record appended with `direct` (a write acknowledged only once durable) bypasses the page
 // cache: its meta is padded with zeros so that the data starts on a 4 KiB boundary of the file, and the
 // data goes to the device with O_DIRECT through a second descriptor while the header and meta go
@@ -329,14 +333,14 @@ export class SegmentLog {
     type: number,
     meta: Uint8Array,
     data: Uint8Array | undefined,
-    options: { background: true; direct?: boolean },
+    options: { background: true; direct?: boolean; alignData?: number },
   ): BackgroundRecord
   append(type: number, meta: Uint8Array, data?: Uint8Array, options?: { background?: false }): LogRecord
   append(
     type: number,
     meta: Uint8Array,
     data?: Uint8Array,
-    options: { background?: boolean; direct?: boolean } = {},
+    options: { background?: boolean; direct?: boolean; alignData?: number } = {},
   ): LogRecord | BackgroundRecord {
     if (this.#closed)
       throw new CairnError('ServiceUnavailable', 'Cannot write to the disk store: it is closed')
@@ -348,14 +352,17 @@ export class SegmentLog {
       !this.#noDirect &&
       dataLength >= DIRECT_MIN &&
       dataLength % ALIGN === 0
-    const room = RECORD_HEADER_SIZE + meta.length + dataLength + (direct ? ALIGN - 1 : 0)
+    // Data written directly starts on an ALIGN boundary of the file; `alignData` asks for a smaller
+    // one (whole 512-byte pages in the file, so that an overwrite in place tears only between pages).
+    const align = direct ? ALIGN : dataLength > 0 ? (options.alignData ?? 1) : 1
+    const room = RECORD_HEADER_SIZE + meta.length + dataLength + align - 1
     if (this.#active === 0 || this.#sizes.get(this.#active)! + room > this.#segmentSize) {
       if (this.#active === 0 || this.#sizes.get(this.#active)! > SEGMENT_HEADER_SIZE) this.#roll()
     }
-    if (direct) {
-      // Zeros after the meta put the data on an ALIGN boundary of the file.
+    if (align > 1) {
+      // Zeros after the meta put the data on an `align` boundary of the file.
       const at = this.#sizes.get(this.#active)! + RECORD_HEADER_SIZE + meta.length
-      const pad = (ALIGN - (at % ALIGN)) % ALIGN
+      const pad = (align - (at % align)) % align
       if (pad > 0) {
         const padded = Buffer.alloc(meta.length + pad)
         padded.set(meta)
@@ -705,6 +712,37 @@ export class SegmentLog {
     })()
     this.#reads.add(entry)
     return entry.done
+  }
+
+  /**
+   * Whether bytes `start..end` of segment `n` may be overwritten in place now: the segment exists and
+   * no append of the log is still writing them (its late write would put the old bytes back, and
+   * reads would be served from its buffer).
+   */
+  canOverwrite(n: number, start: number, end: number): boolean {
+    if (this.#closed || this.#failure !== undefined || !this.#fds.has(n)) return false
+    if (end > this.#sizes.get(n)!) return false
+    for (const p of this.#pending) if (p.segment === n && p.start < end && p.end > start) return false
+    return true
+  }
+
+  /**
+   * Overwrites bytes of a record already in the log, through the page cache, synchronously (check
+   * `canOverwrite` first). The record's CRC no longer covers them: only records that no replay will
+   * read again may be overwritten (the store allows it only before its older kept checkpoint). The
+   * next `durable()` syncs the segment.
+   */
+  overwrite(n: number, offset: number, data: Uint8Array): void {
+    const fd = this.#fds.get(n)
+    if (fd === undefined || this.#failure !== undefined) {
+      throw new CairnError('Internal', `Cannot overwrite segment ${n} of the disk store: it is not open`)
+    }
+    this.#dirty.add(n)
+    try {
+      writeFully(fd, [data], offset, data.length)
+    } catch (err) {
+      throw appendFailure(err)
+    }
   }
 
   /** Resolves once every append made before the call is on stable storage. */

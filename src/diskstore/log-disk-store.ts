@@ -37,9 +37,11 @@ import { leaseTransition } from './_lease.js'
 import { allRoots, exclusiveBytes, liveRanges, type RootRef } from './_live-ranges.js'
 import { loadState } from './_load-state.js'
 import { checkAccountName, checkContainerName, checkDiskName, refText } from './_names.js'
+import { ExclusiveWrites, planOverwrite } from './_overwrite-in-place.js'
 import { readRoot } from './_read-root.js'
 import {
   type BackgroundRecord,
+  type LogPosition,
   type LogRecord,
   RECORD_HEADER_SIZE,
   RecordType,
@@ -78,6 +80,7 @@ import {
   type ListOptions,
   type LongOperationOptions,
   MAX_WRITE_SIZE,
+  PAGE_SIZE,
   type SpaceReport,
   type StoreHealth,
   type StoreUsage,
@@ -162,6 +165,13 @@ export class LogDiskStore implements DiskStore {
   #broken: CairnError | undefined
   /** Roots an export is reading: their data stays live. */
   readonly #pins: Root[] = []
+  /** Which writes only their disk's live version sees (overwrites in place). */
+  readonly #exclusive = new ExclusiveWrites()
+  /** Log positions of the newest checkpoints (the loaded one, then those written since), oldest first. */
+  #checkpointStarts: LogPosition[] = []
+  /** Writes done in place, and their bytes, since open. */
+  #inPlaceWrites = 0
+  #inPlaceBytes = 0
 
   private constructor(dir: string, log: SegmentLog, options: LogDiskStoreOptions) {
     this.#dir = dir
@@ -330,7 +340,8 @@ export class LogDiskStore implements DiskStore {
   #checkpoint(): void {
     this.#log.syncNow()
     const nodes = new NodeWriter()
-    const json = this.#state.toCheckpointJson(this.#log.end(), nodes)
+    const start = this.#log.end()
+    const json = this.#state.toCheckpointJson(start, nodes)
     this.#space.makeRoom(this.#lastCheckpointBytes + 1024 * 1024)
     let bytes: number
     try {
@@ -349,6 +360,7 @@ export class LogDiskStore implements DiskStore {
       throw full
     }
     this.#checkpointNo++
+    this.#checkpointStarts = [...this.#checkpointStarts.slice(-1), start]
     this.#lastCheckpointBytes = bytes
     this.#space.noteCheckpoint(bytes)
     pruneCheckpoints(this.#dir, 2)
@@ -386,7 +398,12 @@ export class LogDiskStore implements DiskStore {
     this.#space.admit(RECORD_HEADER_SIZE + meta.length + data.length, what)
     let rec: BackgroundRecord
     try {
-      rec = this.#log.append(RecordType.write, meta, data, { background: true, direct })
+      // Data on a 512-byte boundary of the file, so that it can later be overwritten in place.
+      rec = this.#log.append(RecordType.write, meta, data, {
+        background: true,
+        direct,
+        alignData: PAGE_SIZE,
+      })
     } catch (err) {
       if (isStoreFull(err)) this.#space.failed(err)
       throw err
@@ -428,7 +445,7 @@ export class LogDiskStore implements DiskStore {
 
   /** Loads the newest valid checkpoint and replays the log after it into the (empty) state. */
   #load(): void {
-    const n = loadState({
+    const loaded = loadState({
       dir: this.#dir,
       log: this.#log,
       state: this.#state,
@@ -436,7 +453,8 @@ export class LogDiskStore implements DiskStore {
       repairLog: this.#repairLog,
       now: () => this.#now(),
     })
-    if (n !== undefined) this.#checkpointNo = n
+    if (loaded.checkpoint !== undefined) this.#checkpointNo = loaded.checkpoint
+    this.#checkpointStarts = loaded.checkpoint === undefined ? [] : [loaded.from]
   }
 
   #commit(op: MetaOp): Promise<void> {
@@ -575,7 +593,7 @@ export class LogDiskStore implements DiskStore {
     await this.#commit({ op: 'deleteAccount', name, t: this.#now() })
   }
 
-  async regenerateAccountKey(name: string, which: 1 | 2): Promise<AccountInfo> {
+  async regenerateAccountKey(name: string, which: 1 | 2, key?: string): Promise<AccountInfo> {
     this.#account(name)
     if (which !== 1 && which !== 2) {
       throw new CairnError(
@@ -583,7 +601,21 @@ export class LogDiskStore implements DiskStore {
         `Cannot regenerate key ${which} of account "${name}": use key 1 or 2`,
       )
     }
-    await this.#commit({ op: 'setAccountKey', name, which, key: newKey(), t: this.#now() })
+    if (key !== undefined && !/^[A-Za-z0-9+/]{43,}={0,2}$/.test(key))
+      throw new CairnError('InvalidRequest', `Cannot set key ${which} of account "${name}": it is not base64`)
+    await this.#commit({ op: 'setAccountKey', name, which, key: key ?? newKey(), t: this.#now() })
+    return this.getAccount(name)
+  }
+
+  async setAccountRedundancy(name: string, redundancy: string): Promise<AccountInfo> {
+    this.#account(name)
+    if (!REDUNDANCY.includes(redundancy)) {
+      throw new CairnError(
+        'InvalidRequest',
+        `Cannot change the redundancy of storage account "${name}": use one of ${REDUNDANCY.join(', ')}, not ${redundancy}`,
+      )
+    }
+    await this.#commit({ op: 'setAccountRedundancy', name, redundancy, t: this.#now() })
     return this.getAccount(name)
   }
 
@@ -790,6 +822,7 @@ export class LogDiskStore implements DiskStore {
     this.#check(d, options.conditions, what)
     if (data.length === 0) return this.#result(d)
     const t = this.#now()
+    if (options.durable === false && this.#overwriteInPlace(d, offset, data, t)) return this.#result(d)
     const writeId = this.#state.nextWriteId
     const meta = writeMeta(d.id, writeId, offset, data.length, t)
     // The bytes are written off the event loop; the caller's buffer is held until then. A write that
@@ -800,6 +833,69 @@ export class LogDiskStore implements DiskStore {
     if (options.durable !== false) await this.#durable()
     else await this.#written(rec)
     return result
+  }
+
+  /**
+   * A write without durability over bytes only this disk's live version sees, in records no replay
+   * reads again, goes where those bytes are (see _overwrite-in-place.ts); a small META record still
+   * gives the disk its new etag and time, in log order. Returns false when the write must be
+   * appended instead (and asks for a checkpoint when only the checkpoints' positions stood in the way).
+   */
+  #overwriteInPlace(d: DiskState, offset: number, data: Uint8Array, t: number): boolean {
+    if (
+      this.#compacting !== undefined ||
+      this.#rewinding !== undefined ||
+      this.#closing ||
+      this.#pins.length > 0 ||
+      this.#log.failure !== undefined ||
+      d.pending === true
+    )
+      return false
+    const plan = planOverwrite(
+      d.root,
+      this.#state.writes,
+      this.#log,
+      { offset, length: data.length },
+      {
+        exclusiveFrom: this.#exclusive.from(d, this.#state.nextWriteId),
+        safeBefore: this.#checkpointStarts.length >= 2 ? this.#checkpointStarts[0] : undefined,
+      },
+    )
+    if ('refused' in plan) {
+      if (plan.refused === 'checkpoint') this.#checkpointForOverwrites()
+      return false
+    }
+    this.#commitNow({ op: 'setDisk', id: d.id, t })
+    for (const target of plan.targets) {
+      this.#log.overwrite(
+        target.segment,
+        target.offset,
+        data.subarray(target.from, target.from + target.length),
+      )
+    }
+    this.#inPlaceWrites++
+    this.#inPlaceBytes += data.length
+    return true
+  }
+
+  /**
+   * Overwrites wait for two checkpoints after the bytes they would land on: take one sooner than
+   * the log's size alone would (after an eighth of the usual amount of log, at most 64 MiB).
+   */
+  #checkpointForOverwrites(): void {
+    if (this.#checkpointPending) return
+    if (this.#appendedSinceCheckpoint < Math.min(this.#checkpointBytes / 8, 64 * 1024 * 1024)) return
+    this.#checkpointPending = true
+    setImmediate(() => {
+      this.#autoCheckpoint().finally(() => {
+        this.#checkpointPending = false
+      })
+    })
+  }
+
+  /** Writes made in place since the store opened (the rest were appended). */
+  overwriteStats(): { inPlaceWrites: number; inPlaceBytes: number } {
+    return { inPlaceWrites: this.#inPlaceWrites, inPlaceBytes: this.#inPlaceBytes }
   }
 
   async clearPages(
@@ -966,14 +1062,19 @@ export class LogDiskStore implements DiskStore {
     return this.getDisk(ref, id)
   }
 
-  async snapshotGroup(refs: DiskRef[]): Promise<DiskInfo[]> {
+  async snapshotGroup(
+    refs: DiskRef[],
+    options: { markers?: Record<string, string> } = {},
+  ): Promise<DiskInfo[]> {
     const disks = refs.map((r) => this.#disk(r))
     if (new Set(disks).size !== disks.length) {
       throw new CairnError('InvalidRequest', 'Cannot snapshot a consistency group: a disk is named twice')
     }
     const t = this.#now()
     const id = newSnapshotId(this.#state.lastSnapshot, t)
-    await this.#commit({ op: 'snapshot', ids: disks.map((d) => d.id), snapshot: id, t })
+    const op: MetaOp = { op: 'snapshot', ids: disks.map((d) => d.id), snapshot: id, t }
+    if (options.markers !== undefined) op.markers = { ...options.markers }
+    await this.#commit(op)
     return refs.map((r) => this.getDisk(r, id))
   }
 

@@ -228,7 +228,10 @@ export interface DiskStore {
   listAccounts(): AccountInfo[]
   /** Deletes an account and everything in it. */
   deleteAccount(name: string): Promise<void>
-  regenerateAccountKey(name: string, which: 1 | 2): Promise<AccountInfo>
+  /** Replaces key 1 or 2 with a new random key, or with `key` (a geo-replica takes its primary's keys). */
+  regenerateAccountKey(name: string, which: 1 | 2, key?: string): Promise<AccountInfo>
+  /** Changes an account's redundancy (LRS, GRS, RA-GRS, …); geo-replication follows it (docs/replication.md). */
+  setAccountRedundancy(name: string, redundancy: string): Promise<AccountInfo>
 
   createContainer(
     account: string,
@@ -332,8 +335,11 @@ export interface DiskStore {
     ref: DiskRef,
     options?: { metadata?: Record<string, string>; conditions?: WriteConditions },
   ): Promise<DiskInfo>
-  /** Snapshots of several disks at one instant (a consistency group). */
-  snapshotGroup(refs: DiskRef[]): Promise<DiskInfo[]>
+  /**
+   * Snapshots of several disks at one instant (a consistency group); `markers` are added to each
+   * snapshot's copy of its disk's metadata (geo-replication marks its snapshots so).
+   */
+  snapshotGroup(refs: DiskRef[], options?: { markers?: Record<string, string> }): Promise<DiskInfo[]>
   listSnapshots(ref: DiskRef): DiskInfo[]
   deleteSnapshot(ref: DiskRef, snapshot: string): Promise<void>
   /** Makes the disk's content that of one of its snapshots. */

@@ -79,6 +79,23 @@ function symlinkReparse(target: string): Buffer {
   return Buffer.concat([head, body])
 }
 
+/** A junction (IO_REPARSE_TAG_MOUNT_POINT) to an absolute Windows path. */
+function junctionReparse(target: string): Buffer {
+  const subst = Buffer.from(`\\??\\${target}\0`, 'utf16le')
+  const print = Buffer.from(`${target}\0`, 'utf16le')
+  const body = Buffer.alloc(8 + subst.length + print.length)
+  body.writeUInt16LE(0, 0)
+  body.writeUInt16LE(subst.length - 2, 2)
+  body.writeUInt16LE(subst.length, 4)
+  body.writeUInt16LE(print.length - 2, 6)
+  subst.copy(body, 8)
+  print.copy(body, 8 + subst.length)
+  const head = Buffer.alloc(8)
+  head.writeUInt32LE(0xa0000003, 0)
+  head.writeUInt16LE(body.length, 4)
+  return Buffer.concat([head, body])
+}
+
 function setXattr(path: string, name: string, value: Buffer): void {
   run('/usr/bin/python3', [
     '-c',
@@ -99,6 +116,15 @@ function pattern(bytes: number, seed: number): Buffer {
   return out
 }
 
+const STRIPES = 400
+
+/** 4 KiB of data, then a 4 KiB hole, STRIPES times: 800 runs, more than one MFT record holds. */
+function stripedBytes(): Buffer {
+  const out = pattern(STRIPES * 8192, 5)
+  for (let i = 0; i < STRIPES; i++) out.fill(0, i * 8192 + 4096, i * 8192 + 8192)
+  return out.subarray(0, STRIPES * 8192 - 4096)
+}
+
 /** 4 KiB chunks that compress and chunks that do not, in turn: LZNT1 stores the latter raw. */
 function mixed(): Buffer {
   const parts: Buffer[] = []
@@ -108,9 +134,9 @@ function mixed(): Buffer {
 }
 
 /**
- * What goes in beside the tree: a file fragmented over ~1,000 one-cluster holes (its runs split over
- * several MFT records) that also has long hard links, so it needs an $ATTRIBUTE_LIST, an LZNT1-compressed file, a Windows symlink reparse point,
- * and a deleted file.
+ * What goes in beside the tree: a file fragmented over ~1,000 one-cluster holes that also has long hard
+ * links, so it needs an $ATTRIBUTE_LIST; a striped sparse file whose runs fill several MFT records;
+ * LZNT1-compressed files; a Win32 name with a DOS twin; a Windows symlink reparse point; a deleted file.
  */
 function fillExtras(mnt: string): void {
   rmSync(join(mnt, 'deleted.txt'))
@@ -130,9 +156,13 @@ function fillExtras(mnt: string): void {
   closeSync(filler)
   for (let i = 0; i < 2400; i += 2) rmSync(join(mnt, 'fill', String(i)))
   const free = statfsSync(mnt)
-  fragBytes = (free.bavail - 50) * free.bsize
+  fragBytes = (free.bavail - 100) * free.bsize
   writeFileSync(join(mnt, 'frag.bin'), pattern(fragBytes, 1))
   rmSync(join(mnt, 'filler'))
+  const striped = openSync(join(mnt, 'striped.bin'), 'w')
+  const stripes = stripedBytes()
+  for (let i = 0; i < STRIPES; i++) writeSync(striped, stripes, i * 8192, 4096, i * 8192)
+  closeSync(striped)
   rmSync(join(mnt, 'fill'), { recursive: true })
   mkdirSync(join(mnt, 'compressed'))
   setXattr(join(mnt, 'compressed'), 'system.ntfs_attrib_be', Buffer.from('00000800', 'hex'))
@@ -144,6 +174,8 @@ function fillExtras(mnt: string): void {
   setXattr(join(mnt, 'Long File Name.txt'), 'system.ntfs_dos_name', Buffer.from('LONGFI~1.TXT'))
   writeFileSync(join(mnt, 'winlink'), '')
   setXattr(join(mnt, 'winlink'), 'system.ntfs_reparse_data', symlinkReparse('hello.txt'))
+  mkdirSync(join(mnt, 'junction'))
+  setXattr(join(mnt, 'junction'), 'system.ntfs_reparse_data', junctionReparse('C:\\Users\\Public'))
 }
 
 describe('NTFS made by mkntfs and filled through ntfs-3g', () => {
@@ -238,10 +270,17 @@ describe('NTFS made by mkntfs and filled through ntfs-3g', () => {
     assert.ok(sparse.subarray(0, 100).every((b) => b === 0))
     const info = run('ntfsinfo', ['-v', '-F', '/frag.bin', image])
     const runs = Number(/Total runs: (\d+)/.exec(info)![1])
-    assert.ok(runs >= 150, `frag.bin has ${runs} runs`)
+    assert.ok(runs >= 20, `frag.bin has ${runs} runs`)
     assert.match(info, /\$ATTRIBUTE_LIST/)
-    // Its runs no longer fit one record: $DATA is split into extents in several MFT records.
-    assert.ok(info.match(/Dumping attribute \$DATA/g)!.length >= 2, 'frag.bin has one $DATA extent')
+    // striped.bin's runs do not fit one record: its $DATA is split into extents in several MFT records.
+    const stripedInfo = run('ntfsinfo', ['-v', '-F', '/striped.bin', image])
+    assert.ok(stripedInfo.match(/Dumping attribute \$DATA/g)!.length >= 2, 'striped.bin has one $DATA extent')
+    const striped = await fs.stat('/striped.bin')
+    assert.equal(sha256(await fs.read(striped, 0, striped.size)), sha256(stripedBytes()))
+    assert.equal(
+      (await fs.read(striped, 1_000_000, 100_000)).toString('hex'),
+      stripedBytes().subarray(1_000_000, 1_100_000).toString('hex'),
+    )
     const frag = await fs.stat('/frag.bin')
     assert.equal(frag.nlink, 13)
     assert.equal(sha256(await fs.read(frag, 0, frag.size)), sha256(pattern(fragBytes, 1)))
@@ -262,11 +301,15 @@ describe('NTFS made by mkntfs and filled through ntfs-3g', () => {
     assert.equal(sha256(await fs.read(random, 0, random.size)), sha256(pattern(300_000, 7)))
   })
 
-  it('reports a Windows symlink reparse point as a symlink', async () => {
+  it('reports Windows symlinks and junctions (reparse points) as symlinks, never followed', async () => {
     const e = await fs.stat('/winlink')
     assert.equal(e.type, 'symlink')
     assert.equal(e.target, 'hello.txt')
     await expectCode(fs.read('/winlink', 0, 10), 'FileSystemWrongType')
+    const j = await fs.stat('/junction')
+    assert.equal(j.type, 'symlink')
+    assert.equal(await fs.readlink('/junction'), 'C:\\Users\\Public')
+    await expectCode(fs.list('/junction'), 'FileSystemWrongType')
   })
 
   it('matches names case-insensitively as Windows does, and never leaves the root', async () => {
@@ -347,9 +390,34 @@ describe('NTFS damage', () => {
     patch(image, at + 510, Buffer.from([0xde, 0xad]))
     const { fs, src } = await open(image)
     try {
-      const err = await expectCode(fs.list('/dir with spaces'), 'FileSystemCorrupt')
+      // The damaged file is still listed (from its index key), its siblings read; reading it is refused.
+      const names = (await fs.list('/dir with spaces')).entries.map((e) => e.name).sort()
+      assert.deepEqual(names, ['file.txt', 'hard-b', 'up-link'])
+      const e = await fs.stat('/dir with spaces/file.txt')
+      assert.equal(e.size, 7)
+      assert.equal(e.mtime, TREE_MTIME.getTime())
+      const err = await expectCode(fs.read(e, 0, 7), 'FileSystemCorrupt')
       assert.match(err.message, /update sequence/)
+      assert.equal((await fs.read('/dir with spaces/hard-b', 0, 4)).toString(), 'same')
       assert.equal((await fs.read('/hello.txt', 0, 5)).toString(), 'hello')
+    } finally {
+      src.close()
+    }
+  })
+
+  it('refuses to list a directory whose MFT record was reused by another file', async () => {
+    writeFileSync(image, pristine)
+    // The sequence number in the record no longer matches the reference in the parent's index.
+    const at = recordOffset(recordOf(image, '/dir with spaces'))
+    const seq = Buffer.alloc(2)
+    seq.writeUInt16LE(pristine.readUInt16LE(at + 0x10) + 1)
+    patch(image, at + 0x10, seq)
+    const { fs, src } = await open(image)
+    try {
+      assert.equal((await fs.stat('/dir with spaces')).type, 'dir')
+      const err = await expectCode(fs.list('/dir with spaces'), 'FileSystemCorrupt')
+      assert.match(err.message, /another file/)
+      assert.equal((await fs.list('/many')).total, 60)
     } finally {
       src.close()
     }

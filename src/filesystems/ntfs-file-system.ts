@@ -14,6 +14,7 @@
 // system file) too. EFS-encrypted files and files compressed by Windows' WOF (CompactOS) or deduplicated
 // are listed but refused when read (FileSystemUnsupported). Names match case-insensitively, as Windows
 // does. Named streams (alternate data streams) are not shown.
+import { isCairnError } from '../util/index.js'
 import { BaseFileSystem, type Node } from './_base-file-system.js'
 import type { CachedSource } from './_cached-source.js'
 import { corrupt, unsupported } from './_errors.js'
@@ -66,6 +67,8 @@ interface NtfsHandle {
   data?: Attribute
   /** Why reading the data is refused. */
   refuse?: string
+  /** Why the file's own MFT record cannot be believed (reads and listings of it are FileSystemCorrupt). */
+  damage?: string
   target?: string
 }
 
@@ -73,6 +76,10 @@ interface IndexEntry {
   record: number
   sequence: number
   name: string
+  /** What the index key says of the file (its $FILE_NAME copy), used when its own record is damaged. */
+  isDir: boolean
+  size: number
+  mtime: number
 }
 
 /** Reader of one NTFS file system. */
@@ -130,6 +137,7 @@ export class NtfsFileSystem extends BaseFileSystem<NtfsHandle> {
     node: Node<NtfsHandle>,
     signal?: AbortSignal,
   ): Promise<Array<Node<NtfsHandle>>> {
+    if (node.handle.damage !== undefined) throw corrupt(node.handle.damage)
     const rec = await this.#record(node.handle.record)
     const entries = await this.#indexEntries(rec, node.entry.name, signal)
     const mft = this.#mft
@@ -148,23 +156,55 @@ export class NtfsFileSystem extends BaseFileSystem<NtfsHandle> {
     const nodes: Array<Node<NtfsHandle>> = []
     for (const e of entries) {
       signal?.throwIfAborted()
-      const child = await this.#record(e.record)
-      if ((child.flags & 1) === 0 || child.base !== child.number)
-        throw corrupt(
-          `Cannot list "${node.entry.name}": "${e.name}" points to an unused MFT record ${e.record}`,
-        )
-      if (e.sequence !== 0 && child.sequence !== e.sequence)
-        throw corrupt(
-          `Cannot list "${node.entry.name}": "${e.name}" points to MFT record ${e.record} of another file (sequence ${child.sequence}, not ${e.sequence})`,
-        )
-      nodes.push(await this.#node(child, e.name))
+      nodes.push(await this.#child(e))
     }
     return nodes
   }
 
+  /**
+   * A directory entry's node from its own MFT record; when that record is damaged (a torn write, an
+   * unused or reused record), the entry is still listed from its index key and every read of it is
+   * FileSystemCorrupt, so one bad record does not hide its siblings.
+   */
+  async #child(e: IndexEntry): Promise<Node<NtfsHandle>> {
+    try {
+      const child = await this.#record(e.record)
+      if ((child.flags & 1) === 0 || child.base !== child.number)
+        throw corrupt(`Cannot read "${e.name}": its MFT record ${e.record} is not in use`)
+      if (e.sequence !== 0 && child.sequence !== e.sequence)
+        throw corrupt(
+          `Cannot read "${e.name}": MFT record ${e.record} now holds another file (sequence ${child.sequence}, not ${e.sequence})`,
+        )
+      return await this.#node(child, e.name)
+    } catch (err) {
+      const damage =
+        err instanceof RangeError
+          ? `Cannot read "${e.name}": its MFT record ${e.record} is damaged (${err.message})`
+          : isCairnError(err) && err.code === 'FileSystemCorrupt'
+            ? err.message
+            : undefined
+      if (damage === undefined) throw err
+      return {
+        entry: {
+          name: e.name,
+          type: e.isDir ? 'dir' : 'file',
+          size: e.isDir ? 0 : e.size,
+          mode: e.isDir ? 0o40755 : 0o100644,
+          uid: 0,
+          gid: 0,
+          mtime: e.mtime,
+          id: String(e.record),
+          nlink: 1,
+        },
+        handle: { record: e.record, damage },
+      }
+    }
+  }
+
   protected async readData(node: Node<NtfsHandle>, offset: number, length: number): Promise<Buffer> {
-    const { data, refuse } = node.handle
+    const { data, refuse, damage } = node.handle
     const what = `"${node.entry.name}"`
+    if (damage !== undefined) throw corrupt(damage)
     if (refuse !== undefined) throw unsupported(`Cannot read ${what}: ${refuse}`)
     if (data === undefined) throw corrupt(`Cannot read ${what}: it has no data stream`)
     if (data.value !== undefined) return Buffer.from(data.value.subarray(offset, offset + length))
@@ -430,7 +470,14 @@ export class NtfsFileSystem extends BaseFileSystem<NtfsHandle> {
             throw corrupt(`Cannot list ${what}: an entry has the name "${name}", which NTFS does not allow`)
           if (out.length >= MAX_DIR_ENTRIES)
             throw corrupt(`Cannot list ${what}: it has more than ${MAX_DIR_ENTRIES} entries`)
-          out.push({ ...ref, name })
+          const key = at + 16
+          out.push({
+            ...ref,
+            name,
+            isDir: (node.readUInt32LE(key + 0x38) & 0x10000000) !== 0,
+            size: Math.max(0, Number(node.readBigInt64LE(key + 0x30))),
+            mtime: ntfsTime(node, key + 0x10),
+          })
         }
         at += length
       }

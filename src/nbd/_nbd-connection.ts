@@ -44,7 +44,12 @@ export interface ConnectionLimits {
   handshakeDeadlineMs: number
   listLimit: number
   maxExtents: number
+  /** Told each request served: its command, whether it succeeded, its duration and payload bytes. */
+  observe?: NbdObserver
 }
+
+/** Receives each request an NBD server served (the metrics). */
+export type NbdObserver = (r: { command: string; ok: boolean; seconds: number; bytes: number }) => void
 
 type State =
   | 'client-flags'
@@ -132,6 +137,9 @@ export class NbdConnection {
   /** Bytes written since the socket was corked, and which corking that is. */
   #corkedBytes = 0
   #corkRound = 0
+
+  /** Requests answered with an error, until observed. */
+  readonly #failed = new WeakSet<Request>()
 
   constructor(
     socket: Socket,
@@ -755,7 +763,16 @@ export class NbdConnection {
     const cost = request.type === P.CMD_READ ? request.length : payload.length
     this.#inFlight++
     this.#inFlightBytes += cost
+    const observe = this.#limits.observe
+    const start = observe ? performance.now() : 0
     this.#serve(request, payload, pooled)
+      .then(() => {
+        if (!observe) return
+        const command = COMMAND_NAMES[request.type] ?? 'UNKNOWN'
+        const bytes = request.type === P.CMD_READ || request.type === P.CMD_WRITE ? request.length : 0
+        const ok = !this.#failed.delete(request)
+        observe({ command, ok, seconds: (performance.now() - start) / 1000, bytes })
+      })
       .catch((err) => this.#log.error('nbd request failed unexpectedly', { error: String(err) }))
       .finally(() => this.#settled(cost))
   }
@@ -883,6 +900,7 @@ export class NbdConnection {
   }
 
   #replyError(r: Request, errno: number, message: string): void {
+    if (this.#limits.observe) this.#failed.add(r)
     if (!this.#structured) {
       this.#send([simpleHeader(r.cookie, errno)])
       return

@@ -2,7 +2,12 @@ import { type AddressInfo, createServer, type Server, type Socket } from 'node:n
 import { createSecureContext } from 'node:tls'
 import { CairnError, type Logger, silentLogger } from '../util/index.js'
 import { BufferPool } from './_buffer-pool.js'
-import { type ConnectionLimits, type ConnectionTls, NbdConnection } from './_nbd-connection.js'
+import {
+  type ConnectionLimits,
+  type ConnectionTls,
+  NbdConnection,
+  type NbdObserver,
+} from './_nbd-connection.js'
 import type { ExportProvider } from './export-provider.js'
 import type { PskKeyring } from './psk-keys.js'
 
@@ -34,6 +39,8 @@ export interface NbdServerOptions {
   maxExtents?: number
   /** TLS, required of every client when given (docs/nbd.md, "TLS"). */
   tls?: NbdTlsOptions
+  /** Told each request served (the metrics). */
+  observe?: NbdObserver
 }
 
 /**
@@ -96,6 +103,7 @@ export class NbdServer {
       handshakeDeadlineMs: options.handshakeDeadlineMs ?? 60_000,
       listLimit: options.listLimit ?? 10_000,
       maxExtents: options.maxExtents ?? 65_536,
+      ...(options.observe ? { observe: options.observe } : {}),
     }
     this.#pool = new BufferPool(Math.min(this.#limits.maxInFlightBytes, 64 * 1024 * 1024))
     this.#tls = secureContextOf(options.tls)

@@ -22,6 +22,18 @@ export {
   diskSource,
   restoreToDisk,
 } from './disk-backup.js'
+export {
+  type AccountReplication,
+  type DiskGeoLink,
+  DiskGeoReplication,
+  type DiskGeoReplicationOptions,
+  type FailoverReport,
+  GEO_REDUNDANCIES,
+  type GeoStatus,
+  type ReceiveAnswer,
+  type ReplicaState,
+  type RoundReport,
+} from './disk-geo-replication.js'
 export { type DeleteTarget, type DiskDependent, DiskGuard } from './disk-guard.js'
 export { DiskService, type DiskServiceOptions } from './disk-service.js'
 export {
@@ -130,6 +142,13 @@ export {
   type SchedulerStatus,
   type SchedulerStore,
 } from './scheduler.js'
+export {
+  type Redundancy,
+  type ReplicationStatus,
+  type SyncReport,
+  VaultReplication,
+  type VaultReplicationOptions,
+} from './vault-replication.js'
 export {
   type BackupBase,
   type BackupDisk,

@@ -1,6 +1,7 @@
 // Over ~600 lines on purpose: one method per vault use case (create, attach, unlock, key, remove,
 // usage, backup, restore, verify, prune, GC, copy, file access), each starting its job; the next split
 // is along that line (management / data transfers) when it grows again.
+
 import type { Job } from '../catalog/index.js'
 import type { DiskRef, DiskStore } from '../diskstore/index.js'
 import { CairnError, type HostPaths } from '../util/index.js'
@@ -35,6 +36,7 @@ import type { PointPin } from './protection-service.js'
 import { mountedError } from './recovery-point-mounts.js'
 import type { ResourceGuard } from './resource-guard.js'
 import { type RunToEnd, runJobToEnd } from './run-job-to-end.js'
+import type { Redundancy, ReplicationStatus, VaultReplication } from './vault-replication.js'
 
 /** What a VaultService works with. */
 export interface VaultServiceOptions {
@@ -49,6 +51,8 @@ export interface VaultServiceOptions {
   guard?: ResourceGuard
   /** The live mount that holds a vault point (rp mount), if any: deleting the point is refused. */
   mountOf?: (vault: string, point: string) => Promise<PointPin | undefined>
+  /** GRS vaults: redundancy, replication status and failover (docs/replication.md). */
+  replication?: VaultReplication
 }
 
 /** Who started a job (default: the API). */
@@ -112,16 +116,69 @@ export class VaultService {
    * Makes a vault (encrypted with `encryption`; with `sameKeyAs`, with that vault's key), or with
    * `attach` registers one that exists at `location`.
    */
-  create(
+  async create(
     name: string,
-    request: { location?: string; encryption?: VaultCredentials; attach?: boolean; sameKeyAs?: string } = {},
-  ): Promise<VaultInfo> {
-    return this.#o.vaults.create(name, request)
+    request: {
+      location?: string
+      encryption?: VaultCredentials
+      attach?: boolean
+      sameKeyAs?: string
+      /** GRS: a read-only replica on the paired site `pair` (docs/replication.md); default LRS. */
+      redundancy?: Redundancy
+      pair?: string
+    } = {},
+  ): Promise<VaultInfo & { replication: ReplicationStatus }> {
+    const { redundancy, pair, ...rest } = request
+    if (redundancy === 'GRS') {
+      if (!pair)
+        throw new CairnError(
+          'InvalidRequest',
+          `Cannot create GRS vault "${name}": name the paired site (pair)`,
+        )
+      await this.#replication().assertPair(pair)
+    }
+    const info = await this.#o.vaults.create(name, rest)
+    if (redundancy === 'GRS') {
+      try {
+        return { ...info, replication: await this.#replication().setRedundancy(name, 'GRS', pair) }
+      } catch (err) {
+        if (err instanceof CairnError)
+          throw new CairnError(
+            err.code,
+            `Vault "${name}" was created as LRS, but cannot be made GRS: ${err.message} (try again with cairn vault redundancy ${name} GRS --pair ${pair} before its first backup)`,
+          )
+        throw err
+      }
+    }
+    return { ...info, replication: { redundancy: 'LRS' } }
   }
 
-  /** A vault by name (VaultNotFound otherwise). */
-  get(name: string): Promise<VaultInfo> {
-    return this.#o.vaults.get(name)
+  /** A vault by name (VaultNotFound otherwise), with its redundancy and replication state. */
+  async get(name: string): Promise<VaultInfo & { replication: ReplicationStatus }> {
+    const info = await this.#o.vaults.get(name)
+    return { ...info, replication: (await this.#o.replication?.status(name)) ?? { redundancy: 'LRS' } }
+  }
+
+  /** Sets a vault's redundancy before its first backup (RedundancyLocked after). */
+  setRedundancy(name: string, redundancy: Redundancy, pair?: string): Promise<ReplicationStatus> {
+    return this.#replication().setRedundancy(name, redundancy, pair)
+  }
+
+  /** Promotes this site's replica of a GRS vault (cross-region failover). */
+  failover(name: string): Promise<ReplicationStatus & { oldPrimaryNotified: boolean }> {
+    return this.#replication().failover(name)
+  }
+
+  /** Refuses (VaultIsReplica) a write into the read-only replica of a GRS vault, before any job starts. */
+  async #writable(vault: string, what: string): Promise<void> {
+    const reason = await this.#o.replication?.readOnlyReason(vault)
+    if (reason) throw new CairnError('VaultIsReplica', `Cannot ${what} vault "${vault}": ${reason}`)
+  }
+
+  /** The replication service, or ServiceUnavailable. */
+  #replication(): VaultReplication {
+    if (!this.#o.replication) throw new CairnError('ServiceUnavailable', 'This service replicates no vaults')
+    return this.#o.replication
   }
 
   /**
@@ -181,6 +238,7 @@ export class VaultService {
 
   /** Backs up disk-store disks or a host file (exactly one of them), as a job. */
   async backup(vault: string, request: VaultBackupRequest): Promise<Job> {
+    await this.#writable(vault, 'back up into')
     const { disks, path, ...rest } = request
     if (disks && path)
       throw new CairnError('InvalidRequest', 'Cannot back up: give either disks or path, not both')
@@ -256,6 +314,7 @@ export class VaultService {
   async #checkCopy(request: VaultCopyRequest): Promise<VaultCopyRequest> {
     if (request.from === request.to)
       throw new CairnError('InvalidRequest', `Cannot copy vault "${request.from}" into itself`)
+    await this.#writable(request.to, 'copy recovery points into')
     for (const [role, name] of [
       ['source', request.from],
       ['target', request.to],
@@ -562,6 +621,7 @@ export class VaultService {
    * soft delete off or shortening it, and disabling immutability, each need an approval.
    */
   async updateSettings(vault: string, change: VaultSettingsChange): Promise<VaultSettings> {
+    await this.#writable(vault, 'change the settings of')
     const guard = this.#o.guard
     if (guard) {
       const current = await this.#o.vaults.settings(vault)
@@ -582,6 +642,7 @@ export class VaultService {
    * an immutable vault that still retains it; points of protected VMs lose their vault tier.
    */
   async deletePoint(vault: string, rp: string): Promise<PointRemoval> {
+    await this.#writable(vault, `delete recovery point ${rp} of`)
     const pin = await this.#o.mountOf?.(vault, rp)
     if (pin) throw mountedError(`recovery point ${rp} of vault "${vault}"`, pin)
     const removal = await (await this.#o.vaults.open(vault)).deleteRecoveryPoint(rp)

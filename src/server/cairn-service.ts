@@ -19,6 +19,8 @@ import { type DiskStore, LogDiskStore } from '../diskstore/index.js'
 import { DiskStoreExports, NbdServer, ReaderExports, type ReaderSource } from '../nbd/index.js'
 import {
   type Clock,
+  type DiskGeoLink,
+  DiskGeoReplication,
   DiskService,
   FileBrowser,
   JobService,
@@ -28,8 +30,10 @@ import {
   ProtectionStore,
   RecoveryPointMounts,
   RegistryVaultTransfer,
+  type ReplicaState,
   ResourceGuard,
   Scheduler,
+  VaultReplication,
   VaultService,
 } from '../protection/index.js'
 import { PairRegistry } from '../sites/index.js'
@@ -45,6 +49,7 @@ import {
   requestActor,
 } from '../util/index.js'
 import { VaultRegistry } from '../vault/index.js'
+import { DiskStoreMeter } from './_disk-store-meter.js'
 import { JobTakeover } from './_job-takeover.js'
 import { close, listen, listenError } from './_listen.js'
 import { LISTENER_DEFAULTS, type ServiceConfig } from './config.js'
@@ -75,6 +80,8 @@ export interface CairnServiceOptions {
    * backups due and to age retention, soft-deleted data, immutability and approvals.
    */
   clock?: Clock
+  /** For tests only: how disk geo-replication reaches paired sites (default: the pair registry). */
+  diskGeoLink?: DiskGeoLink
 }
 
 /** How long the scheduler's leader lease lasts without renewal (on a shared catalog). */
@@ -93,7 +100,10 @@ export class CairnService {
   #takeover: JobTakeover | undefined
   #catalog: Catalog | undefined
   #pairs: PairRegistry | undefined
+  #replication: VaultReplication | undefined
   #diskStore: LogDiskStore | undefined
+  #diskGeo: DiskGeoReplication | undefined
+  readonly #diskStoreMeter = new DiskStoreMeter()
   #vaults: VaultRegistry | undefined
   #jobs: JobService | undefined
   #vaultService: VaultService | undefined
@@ -116,11 +126,13 @@ export class CairnService {
   #stopping: Promise<void> | undefined
   readonly #repairDiskLog: boolean
   readonly #clock: Clock | undefined
+  readonly #geoLink: DiskGeoLink | undefined
 
   constructor(config: ServiceConfig, options: CairnServiceOptions = {}) {
     this.config = config
     this.#repairDiskLog = options.repairDiskLog === true
     this.#clock = options.clock
+    this.#geoLink = options.diskGeoLink
     this.#logger =
       options.logger ??
       createLogger({
@@ -206,7 +218,19 @@ export class CairnService {
       this.#catalog = await openCatalog(
         this.config.catalog ?? `sqlite:${join(this.config.data, 'catalog.db')}`,
       )
-      this.#diskStore = await this.#openDiskStore()
+      const rawStore = await this.#openDiskStore()
+      // Geo-replication writes the replicas through the store itself; everything else (the APIs, NBD,
+      // protection) goes through the view that refuses changes to a replica account.
+      this.#diskGeo = new DiskGeoReplication({
+        store: rawStore,
+        catalog: this.#catalog,
+        link: this.#diskGeoLink(),
+        logger: log.child({ component: 'geo' }),
+        intervalMs: (this.config.geoInterval ?? 10) * 1000,
+      })
+      await this.#diskGeo.start()
+      // Every caller's reads and writes go through the meter (/metrics: operations, latency, bytes).
+      this.#diskStore = this.#diskStoreMeter.wrap(this.#diskGeo.readOnlyReplicas(rawStore))
       this.#auth = await this.#openAuth()
       // The test clock (CairnServiceOptions.clock) also judges retention, soft delete and immutability.
       const now = this.#clock ? () => this.#clock!.now() : undefined
@@ -222,6 +246,14 @@ export class CairnService {
         ...(this.config.vaultOpenPacks !== undefined ? { openPacks: this.config.vaultOpenPacks } : {}),
         ...(this.config.objectStores ? { objectStores: this.config.objectStores } : {}),
         ...(keys.empty ? {} : { keys: (name: string) => keys.credentials(name) }),
+        readOnly: (name) => this.#replication?.readOnlyReason(name) ?? Promise.resolve(undefined),
+      })
+      this.#replication = new VaultReplication({
+        catalog: this.#catalog,
+        vaults: this.#vaults,
+        pairs: this.#pairs,
+        logger: log.child({ component: 'replication' }),
+        intervalMs: (this.config.replicationInterval ?? 10) * 1000,
       })
       await this.#unlockVaults(keys)
       const vaults = this.#vaults
@@ -273,6 +305,7 @@ export class CairnService {
         guard,
         mountOf: (vault, point) =>
           this.#mounts?.mountOfVaultPoint(vault, point) ?? Promise.resolve(undefined),
+        replication: this.#replication,
       })
       this.#vaultService = vaultService
       const diskService = new DiskService({ diskStore: this.#diskStore, jobs, hostPaths })
@@ -383,6 +416,8 @@ export class CairnService {
         jobs,
         diskStore: this.#diskStore,
         scheduler: () => this.#scheduler,
+        diskStoreMeter: this.#diskStoreMeter,
+        vaults: { list: () => vaults.list(), usage: (name) => vaultService.usage(name) },
       })
       const app = createApiApp({
         metrics,
@@ -399,10 +434,12 @@ export class CairnService {
         accepting: () => this.#accepting,
         auth: this.#auth,
         diskStore: this.#diskStore,
+        diskGeo: this.#diskGeo,
         jobs: this.#jobs,
         vaultService: this.#vaultService,
         guard,
         pairs: this.#pairs,
+        replication: this.#replication,
         diskService,
         protection: backups,
         mounts,
@@ -440,6 +477,8 @@ export class CairnService {
         logger: log.child({ component: 'blobapi' }),
         maxConnections: c.blobMaxConnections,
         limits: http,
+        geo: this.#diskGeo,
+        observe: (r) => metrics.observeBlob(r),
         ...(tls.blob ? { tls: { cert: tls.blob.cert, key: tls.blob.key } } : {}),
       })
       const blobPort = await this.#blobApi
@@ -452,6 +491,7 @@ export class CairnService {
         {
           logger: log.child({ component: 'nbd' }),
           maxConnections: c.nbdMaxConnections,
+          observe: (r) => metrics.observeNbd(r),
           handshakeTimeoutMs: c.nbdHandshakeTimeout * 1000,
           handshakeDeadlineMs: c.nbdHandshakeTimeout * 1000,
           ...(staticPsk
@@ -491,6 +531,8 @@ export class CairnService {
       this.#startedAt = new Date().toISOString()
       this.#accepting = true
       if (role === 'all' || role === 'scheduler') await this.#scheduler.start()
+      // GRS vaults replicate from one process of a site (the scheduler's).
+      if (role === 'all' || role === 'scheduler') this.#replication.start()
       await this.#takeover?.start()
       this.#logTls(tls, { api: apiHost, blob: blobHost, nbd: nbdHost })
       log.info('cairn started', {
@@ -683,6 +725,33 @@ export class CairnService {
   }
 
   /** Opens DATA/disks; on first start creates the development account and its `disks` container. */
+  /** How disk geo-replication reaches the paired sites: each pair's peer client (src/sites). */
+  #diskGeoLink(): DiskGeoLink {
+    if (this.#geoLink !== undefined) return this.#geoLink
+    const client = (pair: string) => {
+      if (this.#pairs === undefined) throw new CairnError('ServiceUnavailable', 'The service is not started')
+      return this.#pairs.client(pair)
+    }
+    return {
+      checkPair: async (pair) => {
+        await this.#pairs?.get(pair)
+      },
+      send: async (pair, message, signal) => {
+        await (await client(pair)).request('POST', '/api/v1/geo/disks', {
+          body: message,
+          headers: { 'content-type': 'application/octet-stream' },
+          ...(signal ? { signal } : {}),
+        })
+      },
+      state: async (pair, account, signal) =>
+        (await client(pair)).json<ReplicaState>(
+          'GET',
+          `/api/v1/geo/disks/${encodeURIComponent(account)}`,
+          signal ? { signal } : {},
+        ),
+    }
+  }
+
   async #openDiskStore(): Promise<LogDiskStore> {
     const dir = join(this.config.data, 'disks')
     const first = !existsSync(dir)
@@ -721,11 +790,13 @@ export class CairnService {
     // Running jobs end Interrupted (never half a recovery point) before the engines close.
     await this.#scheduler?.stop()
     this.#scheduler = undefined
+    await this.#replication?.stop()
     await this.#takeover?.stop()
     this.#takeover = undefined
     await this.#jobs?.close()
     await this.#backups?.close()
     this.#backups = undefined
+    await this.#diskGeo?.stop()
     await this.#blobApi?.close()
     this.#blobApi = undefined
     await this.#nbd?.close()
@@ -741,8 +812,10 @@ export class CairnService {
     this.#vaults = undefined
     this.#pairs?.close()
     this.#pairs = undefined
+    this.#replication = undefined
     await this.#diskStore?.close()
     this.#diskStore = undefined
+    this.#diskGeo = undefined
     await this.#catalog?.close()
     this.#catalog = undefined
     this.#lock.release()

@@ -38,6 +38,10 @@ export interface ServiceConfig {
    * the GC run after a restart reclaims them then (default 900).
    */
   gcGrace?: number
+  /** Seconds between the disk geo-replication rounds of each GRS/RA-GRS account (docs/replication.md). */
+  geoInterval?: number
+  /** Seconds between the replication loop's looks for new points of GRS vaults (docs/replication.md). */
+  replicationInterval?: number
   /** Seconds a job's lease lasts without a heartbeat on a shared catalog (default 30; docs/scale-out.md). */
   jobLease?: number
   logLevel: LogLevel
@@ -217,6 +221,14 @@ export const SERVICE_OPTIONS: OptionSpec[] = [
     help: 'scheduled backups running at once',
   },
   {
+    key: 'replicationInterval',
+    flag: 'replication-interval',
+    env: 'CAIRN_REPLICATION_INTERVAL',
+    type: 'seconds',
+    default: 10,
+    help: 'seconds between looks for new recovery points of GRS vaults to replicate (docs/replication.md)',
+  },
+  {
     key: 'scheduleSpread',
     flag: 'schedule-spread',
     env: 'CAIRN_SCHEDULE_SPREAD',
@@ -231,6 +243,14 @@ export const SERVICE_OPTIONS: OptionSpec[] = [
     type: 'seconds',
     default: 900,
     help: "seconds before a dead backup's vault data is reclaimed by GC",
+  },
+  {
+    key: 'geoInterval',
+    flag: 'geo-interval',
+    env: 'CAIRN_GEO_INTERVAL',
+    type: 'seconds',
+    default: 10,
+    help: 'seconds between the rounds that ship GRS and RA-GRS disks to the paired site',
   },
   {
     key: 'jobLease',

@@ -1,8 +1,28 @@
+import { statfs } from 'node:fs/promises'
+import { fileURLToPath } from 'node:url'
 import { sql } from 'kysely'
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
 import type { Catalog, PostgresCatalog } from '../catalog/index.js'
 import type { DiskStore } from '../diskstore/index.js'
 import type { JobEvent, JobService, Scheduler } from '../protection/index.js'
+import type { VaultInfo, VaultUsage } from '../vault/index.js'
+import type { DiskStoreMeter } from './_disk-store-meter.js'
+
+/** How long a vault's measured usage is served before it is measured again (it walks every manifest). */
+export const VAULT_USAGE_TTL_MS = 5 * 60_000
+
+/** The vaults the metrics measure: the registry's list and each vault's usage. */
+export interface MeteredVaults {
+  list(): Promise<VaultInfo[]>
+  usage(name: string): Promise<VaultUsage>
+}
+
+/** One vault's replication, as the replication engine reports it (docs/replication.md). */
+export interface ReplicationState {
+  vault: string
+  /** Seconds the paired site's copy is behind (the oldest committed point not yet there). */
+  lagSeconds: number
+}
 
 /** Seconds a job may take, as buckets: a second to a day. */
 const JOB_BUCKETS = [1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600]
@@ -20,6 +40,12 @@ export class ServiceMetrics {
   readonly #requestSeconds: Histogram<'method' | 'route'>
   readonly #jobSeconds: Histogram<'kind' | 'state'>
   readonly #jobBytes: Counter<'kind' | 'stage'>
+  readonly #nbdRequests: Counter<'command' | 'result'>
+  readonly #nbdSeconds: Histogram<'command'>
+  readonly #nbdBytes: Counter<'command'>
+  readonly #blobRequests: Counter<'operation' | 'status'>
+  readonly #blobSeconds: Histogram<'operation'>
+  readonly #vaultUsage = new Map<string, { at: number; usage?: VaultUsage; measuring?: Promise<void> }>()
   #read = 0
   #stored = 0
 
@@ -28,6 +54,12 @@ export class ServiceMetrics {
     jobs: JobService
     diskStore: DiskStore
     scheduler?: () => Scheduler | undefined
+    /** The meter the service's disk store was wrapped with (its operations, latencies, bytes). */
+    diskStoreMeter?: DiskStoreMeter
+    /** The vaults to report usage of (measured at most every VAULT_USAGE_TTL_MS). */
+    vaults?: MeteredVaults
+    /** Replication lag per vault, once replication reports it (no metric without it). */
+    replication?: () => Promise<ReplicationState[]>
   }) {
     const registry = this.registry
     collectDefaultMetrics({ register: registry, prefix: 'cairn_' })
@@ -114,7 +146,149 @@ export class ServiceMetrics {
         this.set({ state: 'queued' }, st?.queued.length ?? 0)
       },
     })
+    if (o.diskStoreMeter) {
+      registry.registerMetric(o.diskStoreMeter.seconds)
+      registry.registerMetric(o.diskStoreMeter.bytes)
+    }
+    this.#nbdRequests = new Counter({
+      name: 'cairn_nbd_requests_total',
+      help: 'NBD requests served, by command and result (ok or error)',
+      labelNames: ['command', 'result'],
+      registers: [registry],
+    })
+    this.#nbdSeconds = new Histogram({
+      name: 'cairn_nbd_request_duration_seconds',
+      help: 'NBD request latency by command',
+      labelNames: ['command'],
+      buckets: [0.0001, 0.0005, 0.002, 0.01, 0.05, 0.25, 1, 5],
+      registers: [registry],
+    })
+    this.#nbdBytes = new Counter({
+      name: 'cairn_nbd_bytes_total',
+      help: 'Bytes NBD reads returned and writes carried',
+      labelNames: ['command'],
+      registers: [registry],
+    })
+    this.#blobRequests = new Counter({
+      name: 'cairn_blob_requests_total',
+      help: 'Blob API requests by operation and HTTP status',
+      labelNames: ['operation', 'status'],
+      registers: [registry],
+    })
+    this.#blobSeconds = new Histogram({
+      name: 'cairn_blob_request_duration_seconds',
+      help: 'Blob API request latency by operation',
+      labelNames: ['operation'],
+      buckets: [0.001, 0.005, 0.02, 0.1, 0.5, 2, 10, 60],
+      registers: [registry],
+    })
+    const vaults = o.vaults
+    if (vaults) {
+      new Gauge({
+        name: 'cairn_vault_bytes',
+        help: "Vault usage: stored (every pack on its backend), logical (the points' data), unique (distinct data, as stored)",
+        labelNames: ['vault', 'kind'],
+        registers: [registry],
+        async collect() {
+          this.reset()
+          for (const [name, u] of await self.#usages(vaults)) {
+            this.set({ vault: name, kind: 'stored' }, u.storedBytes)
+            this.set({ vault: name, kind: 'logical' }, u.logicalBytes)
+            this.set({ vault: name, kind: 'unique' }, u.uniqueStoredBytes)
+          }
+        },
+      })
+      new Gauge({
+        name: 'cairn_vault_recovery_points',
+        help: 'Recovery points in each vault',
+        labelNames: ['vault'],
+        registers: [registry],
+        async collect() {
+          this.reset()
+          for (const [name, u] of await self.#usages(vaults)) this.set({ vault: name }, u.recoveryPoints)
+        },
+      })
+      new Gauge({
+        name: 'cairn_vault_filesystem_bytes',
+        help: "A folder vault's file system: free and total bytes (object stores have no such limit)",
+        labelNames: ['vault', 'state'],
+        registers: [registry],
+        async collect() {
+          this.reset()
+          for (const v of await vaults.list().catch(() => [])) {
+            if (v.backend !== 'fs') continue
+            const path = v.location.startsWith('file:') ? fileURLToPath(v.location) : v.location
+            const fs = await statfs(path).catch(() => undefined)
+            if (!fs) continue
+            this.set({ vault: v.name, state: 'free' }, fs.bavail * fs.bsize)
+            this.set({ vault: v.name, state: 'total' }, fs.blocks * fs.bsize)
+          }
+        },
+      })
+    }
+    const replication = o.replication
+    if (replication)
+      new Gauge({
+        name: 'cairn_replication_lag_seconds',
+        help: "How far each vault's copy at the paired site is behind",
+        labelNames: ['vault'],
+        registers: [registry],
+        async collect() {
+          this.reset()
+          for (const r of await replication()) this.set({ vault: r.vault }, r.lagSeconds)
+        },
+      })
     o.jobs.observe((e) => this.#onJob(e))
+  }
+
+  /** Counts one NBD request (NbdServerOptions.observe). */
+  observeNbd(r: { command: string; ok: boolean; seconds: number; bytes: number }): void {
+    this.#nbdRequests.inc({ command: r.command, result: r.ok ? 'ok' : 'error' })
+    this.#nbdSeconds.observe({ command: r.command }, r.seconds)
+    if (r.bytes > 0) this.#nbdBytes.inc({ command: r.command }, r.bytes)
+  }
+
+  /** Counts one blob API request (BlobApiServerOptions.observe). */
+  observeBlob(r: { operation: string; status: number; seconds: number }): void {
+    this.#blobRequests.inc({ operation: r.operation, status: String(r.status) })
+    this.#blobSeconds.observe({ operation: r.operation }, r.seconds)
+  }
+
+  /**
+   * The vaults' usage: measured when never measured (the scrape waits for it), served from the last
+   * measurement otherwise and measured again in the background once it is older than the TTL. A vault
+   * that cannot be measured (locked, unreachable) is left out.
+   */
+  async #usages(vaults: MeteredVaults): Promise<[string, VaultUsage][]> {
+    const list = await vaults.list().catch(() => [])
+    const now = Date.now()
+    const out: [string, VaultUsage][] = []
+    for (const v of list) {
+      let e = this.#vaultUsage.get(v.name)
+      if (!e) {
+        e = { at: 0 }
+        this.#vaultUsage.set(v.name, e)
+      }
+      const entry = e
+      if (!entry.measuring && now - entry.at > VAULT_USAGE_TTL_MS)
+        entry.measuring = vaults
+          .usage(v.name)
+          .then((u) => {
+            entry.usage = u
+          })
+          .catch(() => {
+            entry.usage = undefined
+          })
+          .finally(() => {
+            entry.at = Date.now()
+            entry.measuring = undefined
+          })
+      if (!entry.usage && entry.measuring) await entry.measuring
+      if (entry.usage) out.push([v.name, entry.usage])
+    }
+    for (const name of this.#vaultUsage.keys())
+      if (!list.some((v) => v.name === name)) this.#vaultUsage.delete(name)
+    return out
   }
 
   /** Counts one management API request (`route`: the route's pattern, never the raw path). */

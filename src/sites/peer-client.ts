@@ -83,6 +83,8 @@ export class PeerClient {
   readonly #agent: HttpAgent | HttpsAgent
   readonly #https: boolean
   #health: PeerHealth = { state: 'Unknown', failures: 0 }
+  /** Bytes of request and answer bodies sent and received (the replication bench reads them). */
+  readonly traffic = { bytesOut: 0, bytesIn: 0 }
 
   constructor(options: PeerClientOptions) {
     let u: URL
@@ -252,8 +254,9 @@ export class PeerClient {
       parts = Buffer.isBuffer(req.body) ? [req.body] : (req.body as readonly Buffer[])
       headers['content-type'] = 'application/octet-stream'
     }
-    if (method !== 'GET' && method !== 'HEAD')
-      headers['content-length'] = parts.reduce((n, p) => n + p.length, 0)
+    const length = parts.reduce((n, p) => n + p.length, 0)
+    if (method !== 'GET' && method !== 'HEAD') headers['content-length'] = length
+    this.traffic.bytesOut += length
     const timeout = req.timeoutMs ?? this.#o.timeoutMs ?? 15_000
     return new Promise<PeerResponse>((resolve, reject) => {
       const r = send(
@@ -266,6 +269,7 @@ export class PeerClient {
           res.on('end', () => {
             clearTimeout(timer)
             const body = Buffer.concat(chunks)
+            this.traffic.bytesIn += body.length
             const status = res.statusCode ?? 0
             if (status >= 200 && status < 300) return resolve({ status, headers: res.headers, body })
             let code = 'Internal'

@@ -365,6 +365,22 @@ export const errorCatalogue = {
     EXIT.conflict,
     'A replication message was refused: out of order, for a point whose chunks are missing, or from a site that is not the primary.',
   ),
+  // Disk geo-redundancy (docs/replication.md, "Disks")
+  AccountIsReplica: spec(
+    409,
+    EXIT.conflict,
+    'The storage account is the read-only geo-replica of its primary site: it takes no writes until `cairn account failover` makes it primary (the blob API answers 403 WriteOperationNotSupportedOnSecondary).',
+  ),
+  SecondaryNotReadable: spec(
+    403,
+    EXIT.auth,
+    "The account's secondary cannot be read: its redundancy is GRS (RA-GRS allows reads), or Get Blob Service Stats was asked of a primary (blob API: 403 FeatureNotSupported).",
+  ),
+  AccountNotReplicated: spec(
+    409,
+    EXIT.conflict,
+    'The storage account has no geo-replica here: it is LRS, or not the primary (sync) or the secondary (failover) on this site.',
+  ),
 } as const satisfies Record<string, ErrorSpec>
 
 /** A stable error code from the catalogue. */

@@ -288,10 +288,11 @@ interface DiskPlan {
 
 /** The newest committed recovery point of an item (damaged manifests skipped), if any. */
 async function latestPoint(core: VaultCore, item: string): Promise<string | undefined> {
-  const ids = await core.recoveryPointIds()
-  for (let i = ids.length - 1; i >= 0; i--) {
+  const listed = await core.recoveryPointObjects()
+  for (let i = listed.length - 1; i >= 0; i--) {
+    const id = listed[i]!.name.slice(3)
     try {
-      if ((await core.readManifest(ids[i]!)).source.name === item) return ids[i]
+      if ((await core.readManifest(id, listed[i])).source.name === item) return id
     } catch (err) {
       if (!(err instanceof CairnError) || err.code === 'VaultKeyRequired') throw err
     }

@@ -1,7 +1,8 @@
 import { CairnError } from '../util/index.js'
 import type { ChunkKind } from './_chunk-codec.js'
+import type { ObjectCache } from './_object-cache.js'
 import { PACK_FOOTER, type PackEntry, parsePackFooter, parsePackIndex } from './_pack.js'
-import type { VaultBackend } from './vault-backend.js'
+import type { BackendObject, VaultBackend } from './vault-backend.js'
 
 /** Where a chunk is stored. */
 export interface ChunkLocation {
@@ -22,17 +23,22 @@ export interface PackInfo {
 
 const key = (id: Buffer) => id.toString('latin1')
 
-/** Which pack holds each chunk, built from the pack indexes (trailers) and kept in memory. */
+/**
+ * Which pack holds each chunk, built from the pack indexes (trailers) and kept in memory; with a cache
+ * (object stores), a pack's index is read from the store once and from the cache at later opens.
+ */
 export class ChunkIndex {
   readonly #backend: VaultBackend
+  readonly #cache: ObjectCache | undefined
   readonly #chunks = new Map<string, ChunkLocation>()
   readonly #packs = new Map<string, PackInfo>()
   /** Packs whose index cannot be read, with the reason. */
   readonly damaged = new Map<string, string>()
   #refreshing: Promise<void> | undefined
 
-  constructor(backend: VaultBackend) {
+  constructor(backend: VaultBackend, cache?: ObjectCache) {
     this.#backend = backend
+    this.#cache = cache
   }
 
   get(id: Buffer): ChunkLocation | undefined {
@@ -89,7 +95,7 @@ export class ChunkIndex {
         while (next < fresh.length) {
           const o = fresh[next++]!
           try {
-            this.addPack({ ...o, entries: await readPackIndex(this.#backend, o.name, o.size) })
+            this.addPack({ ...o, entries: await this.#readIndex(o) })
           } catch (err) {
             if (!(err instanceof CairnError)) throw err
             if (err.code === 'VaultObjectMissing') continue
@@ -99,6 +105,23 @@ export class ChunkIndex {
       }),
     )
     if (gone) this.#rebuild()
+    await this.#cache?.retain('packs', names)
+  }
+
+  /** A pack's index from the cache when it holds this version of the pack, else from the store (then cached). */
+  async #readIndex(o: BackendObject): Promise<PackEntry[]> {
+    const cached = await this.#cache?.get('packs', o)
+    if (cached) {
+      try {
+        return parseTrailer(cached, o.name, o.size)
+      } catch {
+        // Unreachable unless the cache was written wrongly: read the pack itself.
+      }
+    }
+    const trailer = await readPackTrailer(this.#backend, o.name, o.size)
+    const entries = parseTrailer(trailer, o.name, o.size)
+    await this.#cache?.put('packs', o, trailer)
+    return entries
   }
 
   #rebuild(): void {
@@ -114,12 +137,42 @@ function pick(e: PackEntry): Omit<ChunkLocation, 'pack'> {
   return { offset: e.offset, length: e.length, rawLength: e.rawLength, kind: e.kind }
 }
 
+/** Bytes read from a pack's end at first: the footer and, in one request, the index of most packs. */
+const TAIL = 16 * 1024
+
 /** Reads and checks the index of one pack. */
 export async function readPackIndex(backend: VaultBackend, name: string, size: number): Promise<PackEntry[]> {
+  return parseTrailer(await readPackTrailer(backend, name, size), name, size)
+}
+
+/** A pack's trailer (index entries and footer) as stored, in one request when it fits in TAIL bytes. */
+async function readPackTrailer(backend: VaultBackend, name: string, size: number): Promise<Buffer> {
   if (size < PACK_FOOTER)
     throw new CairnError('VaultCorrupt', `Cannot read pack ${name}: it is truncated (${size} bytes)`)
-  const footer = await backend.getRange(name, size - PACK_FOOTER, PACK_FOOTER)
-  const { offset, count, sum } = parsePackFooter(footer, name, size)
-  const index = count === 0 ? Buffer.alloc(0) : await backend.getRange(name, offset, count * 48)
-  return parsePackIndex(index, sum, name, offset)
+  const n = Math.min(size, TAIL)
+  const tail = await backend.getRange(name, size - n, n)
+  if (tail.length !== n)
+    throw new CairnError('VaultCorrupt', `Cannot read pack ${name}: it is shorter than listed`)
+  const { offset } = parsePackFooter(tail.subarray(n - PACK_FOOTER), name, size)
+  if (offset >= size - n) return tail.subarray(offset - (size - n))
+  const rest = await backend.getRange(name, offset, size - n - offset)
+  return Buffer.concat([rest, tail])
+}
+
+/** The checked index entries of a whole pack's own trailer. */
+export function packEntriesOf(data: Buffer, name: string): PackEntry[] {
+  if (data.length < PACK_FOOTER)
+    throw new CairnError('VaultCorrupt', `Cannot read pack ${name}: it is truncated (${data.length} bytes)`)
+  const { offset } = parsePackFooter(data.subarray(data.length - PACK_FOOTER), name, data.length)
+  return parseTrailer(data.subarray(offset), name, data.length)
+}
+
+/** The checked index entries of a trailer (as readPackTrailer reads it). */
+function parseTrailer(trailer: Buffer, name: string, size: number): PackEntry[] {
+  if (trailer.length < PACK_FOOTER)
+    throw new CairnError('VaultCorrupt', `Cannot read pack ${name}: its trailer is truncated`)
+  const { offset, count, sum } = parsePackFooter(trailer.subarray(trailer.length - PACK_FOOTER), name, size)
+  if (trailer.length !== count * 48 + PACK_FOOTER)
+    throw new CairnError('VaultCorrupt', `Cannot read pack ${name}: its trailer does not match its footer`)
+  return parsePackIndex(trailer.subarray(0, count * 48), sum, name, offset)
 }

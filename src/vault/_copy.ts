@@ -64,6 +64,11 @@ export interface CopyOptions extends OperationOptions {
   onPoint?: (report: CopyReport) => void | Promise<void>
   /** Asked when aborted: true keeps the target lock (and so the packs written) for a later resume. */
   keepLockOnAbort?: () => boolean
+  /**
+   * The target is a replica of the source (geo-replication, docs/replication.md): the same vault on
+   * another site, with the same id and key; points keep their retention.
+   */
+  replica?: boolean
 }
 
 /** One point a copy handled. */
@@ -146,8 +151,10 @@ export async function runCopy(
   dst: VaultCore,
   opts: CopyOptions & { resumeFrom?: CopyReport },
 ): Promise<CopyReport> {
-  if (src.config.id === dst.config.id)
+  if (src.config.id === dst.config.id && !opts.replica)
     throw new CairnError('InvalidRequest', 'Cannot copy a vault into itself')
+  if (opts.replica && src.config.id !== dst.config.id)
+    throw new CairnError('ReplicationRefused', 'Cannot replicate into a vault of another id')
   const mode = copyMode(src.keys, dst.keys)
   const report: CopyReport = opts.resumeFrom
     ? { ...opts.resumeFrom, points: [...opts.resumeFrom.points] }
@@ -276,7 +283,8 @@ export async function runCopy(
 
 /** The source's points to copy, oldest first (parents before their children). */
 async function selectPoints(src: VaultCore, dst: VaultCore, opts: CopyOptions): Promise<RecoveryPoint[]> {
-  const ids = await src.recoveryPointIds()
+  const listed = await src.recoveryPointObjects()
+  const ids = listed.map((o) => o.name.slice(3))
   if (opts.points) {
     const have = new Set(ids)
     const missing = opts.points.filter((p) => !have.has(p))
@@ -288,9 +296,10 @@ async function selectPoints(src: VaultCore, dst: VaultCore, opts: CopyOptions): 
   }
   const wanted = opts.points ? new Set(opts.points) : undefined
   const out: RecoveryPoint[] = []
-  for (const id of ids) {
+  for (const o of listed) {
+    const id = o.name.slice(3)
     if (wanted && !wanted.has(id)) continue
-    const rp = await src.readManifest(id)
+    const rp = await src.readManifest(id, o)
     if (opts.item !== undefined && rp.source.name !== opts.item) continue
     if (opts.kind !== undefined && rp.source.kind !== opts.kind) continue
     if (opts.select && !opts.select(rp)) continue
@@ -299,8 +308,8 @@ async function selectPoints(src: VaultCore, dst: VaultCore, opts: CopyOptions): 
   out.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id))
   if (!opts.onlyNewer) return out
   const newest = new Map<string, string>()
-  for (const id of await dst.recoveryPointIds()) {
-    const rp = await dst.readManifest(id)
+  for (const o of await dst.recoveryPointObjects()) {
+    const rp = await dst.readManifest(o.name.slice(3), o)
     const t = newest.get(rp.source.name)
     if (t === undefined || rp.createdAt > t) newest.set(rp.source.name, rp.createdAt)
   }

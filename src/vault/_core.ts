@@ -3,9 +3,10 @@ import { ChunkDamage, type ChunkKeys, ChunkKind } from './_chunk-codec.js'
 import { ChunkIndex } from './_chunk-index.js'
 import type { ChunkPool } from './_chunk-pool.js'
 import type { PageStore } from './_disk-tree.js'
+import type { ObjectCache } from './_object-cache.js'
 import { decodeRecord, encodeRecord } from './_record.js'
 import type { Consistency, RecoveryPoint } from './types.js'
-import type { VaultBackend } from './vault-backend.js'
+import type { BackendObject, VaultBackend } from './vault-backend.js'
 
 /** How a manifest spells each consistency (MANI v1, docs/formats.md): the format predates the names. */
 const STORED_CONSISTENCY: Record<Consistency, string> = {
@@ -52,6 +53,8 @@ export class VaultCore {
   readonly keys: ChunkKeys | null
   readonly pool: ChunkPool
   readonly index: ChunkIndex
+  /** The local cache of pack indexes and manifests (object-store vaults opened with a cache folder). */
+  readonly cache: ObjectCache | undefined
   /** Pack files a restore keeps open while idle (more are open while in use). */
   openPacks = 32
   /** The vault's clock for retention, soft delete and immutability (tests inject one). */
@@ -59,12 +62,19 @@ export class VaultCore {
   #indexLoaded: Promise<void> | undefined
   readonly #pageCache = new Map<string, Buffer>()
 
-  constructor(backend: VaultBackend, config: VaultConfig, keys: ChunkKeys | null, pool: ChunkPool) {
+  constructor(
+    backend: VaultBackend,
+    config: VaultConfig,
+    keys: ChunkKeys | null,
+    pool: ChunkPool,
+    cache?: ObjectCache,
+  ) {
     this.backend = backend
     this.config = config
     this.keys = keys
     this.pool = pool
-    this.index = new ChunkIndex(backend)
+    this.cache = cache
+    this.index = new ChunkIndex(backend, cache)
   }
 
   /** Loads the chunk index once (later calls return at once). */
@@ -142,10 +152,34 @@ export class VaultCore {
   }
 
   async recoveryPointIds(): Promise<string[]> {
-    return (await this.backend.list('rp/')).map((o) => o.name.slice(3)).sort()
+    return (await this.recoveryPointObjects()).map((o) => o.name.slice(3))
   }
 
-  async readManifest(id: string): Promise<RecoveryPoint> {
+  /** The manifests' objects as the store lists them now, by id. */
+  async recoveryPointObjects(): Promise<BackendObject[]> {
+    const listed = await this.backend.list('rp/')
+    await this.cache?.retain(
+      'manifests',
+      listed.map((o) => o.name),
+    )
+    return listed.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+  }
+
+  /**
+   * Reads a recovery point's manifest. Given its object from a listing just taken (`listed`), a vault
+   * with a cache reads it from there when the cache holds that very version, and caches what it fetches.
+   */
+  async readManifest(id: string, listed?: BackendObject): Promise<RecoveryPoint> {
+    const what = `recovery point "${id}"`
+    const cache = listed?.name === `rp/${id}` ? this.cache : undefined
+    const cached = listed && (await cache?.get('manifests', listed))
+    if (cached && listed) {
+      try {
+        return this.#decodeManifest(cached, what)
+      } catch {
+        // Unreachable unless the cache was written wrongly: read the store's manifest.
+      }
+    }
     let data: Buffer
     try {
       data = await this.backend.get(`rp/${id}`)
@@ -155,7 +189,14 @@ export class VaultCore {
       }
       throw err
     }
-    const rp = decodeRecord(data, 'MANI', `recovery point "${id}"`, this.recordKey).body as RecoveryPoint
+    const rp = this.#decodeManifest(data, what)
+    // Cached only when the bytes fetched are the version listed (a replaced object is not).
+    if (cache && listed && data.length === listed.size) await cache.put('manifests', listed, data)
+    return rp
+  }
+
+  #decodeManifest(data: Buffer, what: string): RecoveryPoint {
+    const rp = decodeRecord(data, 'MANI', what, this.recordKey).body as RecoveryPoint
     return { ...rp, consistency: CONSISTENCY_OF_STORED.get(rp.consistency) ?? rp.consistency }
   }
 

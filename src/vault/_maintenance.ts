@@ -56,7 +56,7 @@ export async function runPrune(
   const now = opts.now ?? new Date(core.now())
   const settings = await readVaultSettings(core.backend)
   const points: RecoveryPoint[] = []
-  for (const id of await core.recoveryPointIds()) points.push(await core.readManifest(id))
+  for (const o of await core.recoveryPointObjects()) points.push(await core.readManifest(o.name.slice(3), o))
   const protectedIds = new Set(
     (await liveLocks(core, opts.staleLockMs ?? STALE_LOCK_MS)).flatMap((l) => l.bases),
   )
@@ -306,8 +306,9 @@ export async function runUsage(core: VaultCore): Promise<VaultUsage> {
   const leafBytes = new Map<string, number>()
   const distinct = new Set<string>()
   const per: VaultUsage['perRecoveryPoint'] = []
-  for (const id of await core.recoveryPointIds()) {
-    const rp = await core.readManifest(id)
+  for (const o of await core.recoveryPointObjects()) {
+    const id = o.name.slice(3)
+    const rp = await core.readManifest(id, o)
     let logical = 0
     for (const d of rp.disks) {
       await walkLeaves(

@@ -1,6 +1,7 @@
 import { open } from 'node:fs/promises'
 import { CairnError } from '../util/index.js'
 import { ChunkDamage, ChunkKind } from './_chunk-codec.js'
+import { packEntriesOf } from './_chunk-index.js'
 import type { VaultCore } from './_core.js'
 import { decodeLeaf, decodeNode, FANOUT, LEAF_SPAN, levelSpan, type PageStore } from './_disk-tree.js'
 import { runRestore } from './_restore.js'
@@ -111,6 +112,21 @@ export async function runVerify(core: VaultCore, opts: VerifyOptions = {}): Prom
       if (err.code !== 'VaultObjectMissing' || !(await gone(p.name)))
         problems.push({ object: p.name, message: err.message })
       continue
+    }
+    // The index in memory may come from the local cache: the pack's own must say the same.
+    try {
+      const own = packEntriesOf(data, p.name)
+      const same =
+        own.length === p.entries.length &&
+        own.every((e, i) => {
+          const m = p.entries[i]!
+          return e.id.equals(m.id) && e.offset === m.offset && e.length === m.length
+        })
+      if (!same)
+        problems.push({ object: p.name, message: `Pack ${p.name}: its index differs from the one in use` })
+    } catch (err) {
+      if (!(err instanceof CairnError)) throw err
+      problems.push({ object: p.name, message: err.message })
     }
     await Promise.all(
       p.entries.map(async (e) => {

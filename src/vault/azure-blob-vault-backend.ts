@@ -60,6 +60,7 @@ export class AzureBlobVaultBackend implements VaultBackend {
           name: b.name.slice(skip),
           size: b.properties.contentLength ?? 0,
           modified: b.properties.lastModified.getTime(),
+          ...(b.properties.etag ? { etag: b.properties.etag } : {}),
         })
       }
       marker = page.continuationToken || undefined

@@ -67,7 +67,12 @@ export class S3VaultBackend implements VaultBackend {
       )
       for (const o of page.Contents ?? []) {
         if (o.Key === undefined) continue
-        out.push({ name: o.Key.slice(skip), size: o.Size ?? 0, modified: o.LastModified?.getTime() ?? 0 })
+        out.push({
+          name: o.Key.slice(skip),
+          size: o.Size ?? 0,
+          modified: o.LastModified?.getTime() ?? 0,
+          ...(o.ETag ? { etag: o.ETag } : {}),
+        })
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined
     } while (token)

@@ -8,6 +8,8 @@ export interface BackendObject {
   size: number
   /** Last modification, milliseconds since the epoch. */
   modified: number
+  /** The store's version tag of the object (object stores list one; a new write changes it). */
+  etag?: string
 }
 
 /** Where a vault's objects are kept. Missing objects throw CairnError `VaultObjectMissing`. */

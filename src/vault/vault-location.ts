@@ -3,6 +3,7 @@ import { lstat, open, readdir, rmdir, statfs, unlink } from 'node:fs/promises'
 import { isAbsolute, join, normalize, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { CairnError, isWithin, realpathOfNearest } from '../util/index.js'
+import type { VaultBackend } from './vault-backend.js'
 
 // Where a vault may live, checked before any backend touches the location, and what deleting a vault's
 // data may remove. The rules are listed in docs/security.md ("Host paths and vault locations").
@@ -251,4 +252,65 @@ async function fileSystemType(path: string): Promise<number> {
       at = up
     }
   }
+}
+
+/** The names under `prefix` of a backend that are records of the vault layout (by name and magic). */
+async function objectRecords(backend: VaultBackend, prefix: string, magic: string): Promise<string[]> {
+  const out: string[] = []
+  for (const o of await backend.list(prefix)) {
+    const id = o.name.slice(prefix.length)
+    if (id.includes('/') || !(await objectStartsWith(backend, o.name, magic))) continue
+    out.push(id)
+  }
+  return out.sort()
+}
+
+async function objectStartsWith(backend: VaultBackend, name: string, magic: string): Promise<boolean> {
+  try {
+    return (await backend.getRange(name, 0, magic.length)).toString('latin1') === magic
+  } catch (err) {
+    if (err instanceof CairnError && err.code === 'VaultObjectMissing') return false
+    throw err
+  }
+}
+
+/** vaultRecords for a vault on any backend (an object store): its points, soft-deleted points and locks. */
+export async function vaultObjectRecords(
+  backend: VaultBackend,
+): Promise<{ points: string[]; softDeleted: string[]; locks: string[] }> {
+  const points = await objectRecords(backend, 'rp/', 'CRN1MANI')
+  const live = new Set(points)
+  const softDeleted = (await objectRecords(backend, 'deleted/', 'CRN1SDEL')).filter((id) => !live.has(id))
+  return { points, softDeleted, locks: await objectRecords(backend, 'locks/', 'CRN1LOCK') }
+}
+
+/**
+ * deleteVaultFiles for a vault on an object store: deletes the objects of the vault layout under the
+ * vault's prefix (each checked by name and format magic; never an object outside the prefix), packs and
+ * records first and `config` last, so a delete cut short leaves no vault that looks whole. Refused
+ * (`VaultNotEmpty`) while it holds recovery points or soft-deleted points. `left`: names (relative to
+ * the prefix) of the objects that are not the vault's, left in place.
+ */
+export async function deleteVaultObjects(backend: VaultBackend): Promise<VaultFilesReport> {
+  const report: VaultFilesReport = { removed: 0, left: [] }
+  const { points, softDeleted } = await vaultObjectRecords(backend)
+  if (points.length > 0 || softDeleted.length > 0)
+    throw new CairnError(
+      'VaultNotEmpty',
+      `Cannot delete the vault objects at ${backend.location}: it holds ${points.length} recovery points and ${softDeleted.length} soft-deleted points`,
+    )
+  const last = ['keys', 'settings', 'config']
+  const objects = (await backend.list('')).sort(
+    (a, b) => last.indexOf(a.name) - last.indexOf(b.name) || (a.name < b.name ? -1 : 1),
+  )
+  for (const o of objects) {
+    const path = o.name.split('/')
+    const foldersOk = path.slice(0, -1).every((_, i) => layout(path.slice(0, i + 1), true) === true)
+    const magic = foldersOk ? layout(path, false) : false
+    if (typeof magic === 'string' && magic !== '' && (await objectStartsWith(backend, o.name, magic))) {
+      await backend.delete(o.name)
+      report.removed++
+    } else report.left.push(o.name)
+  }
+  return report
 }

@@ -1,3 +1,4 @@
+import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Catalog } from '../catalog/index.js'
 import { CairnError } from '../util/index.js'
@@ -6,7 +7,13 @@ import type { ObjectStoreOptions } from './_object-store-location.js'
 import { openVaultBackend } from './open-vault-backend.js'
 import { Vault } from './vault.js'
 import type { VaultBackend } from './vault-backend.js'
-import { checkVaultLocation, deleteVaultFiles, vaultRecords } from './vault-location.js'
+import {
+  checkVaultLocation,
+  deleteVaultFiles,
+  deleteVaultObjects,
+  vaultObjectRecords,
+  vaultRecords,
+} from './vault-location.js'
 import {
   applySettingsChange,
   immutable,
@@ -47,6 +54,7 @@ export class VaultRegistry {
   readonly #now: (() => number) | undefined
   readonly #objectStores: ObjectStoreOptions | undefined
   readonly #open = new Map<string, Promise<Vault>>()
+  readonly #readOnly: ((name: string) => Promise<string | undefined>) | undefined
 
   /**
    * `keys`: where a locked encrypted vault's credentials come from when none are given (the service's
@@ -67,8 +75,11 @@ export class VaultRegistry {
       memoryVaults?: boolean
       now?: () => number
       objectStores?: ObjectStoreOptions
+      /** Why a vault is read-only (the replica of a GRS vault), asked when it is opened. */
+      readOnly?: (name: string) => Promise<string | undefined>
     },
   ) {
+    this.#readOnly = options.readOnly
     this.#catalog = catalog
     this.#dataDir = options.dataDir
     this.#workers = options.workers
@@ -148,6 +159,49 @@ export class VaultRegistry {
     return this.#info(row)
   }
 
+  /**
+   * Registers the replica of a vault of another site (geo-replication): writes its records (`settings`,
+   * `keys`, then `config`, the commit point) into a new folder at the default location and registers
+   * it, without opening it (an encrypted replica stays locked until its key is given).
+   */
+  async createReplica(
+    name: string,
+    records: { settings: Buffer; keys?: Buffer; config: Buffer },
+    encrypted: boolean,
+  ): Promise<VaultInfo> {
+    if (!NAME.test(name)) throw new CairnError('InvalidName', `Cannot make a replica named "${name}"`)
+    if (await this.#row(name))
+      throw new CairnError(
+        'VaultAlreadyExists',
+        `Cannot make the replica of vault "${name}": a vault with this name exists`,
+      )
+    const location = await checkVaultLocation(join(this.#dataDir, 'vaults', name), {
+      name,
+      dataDir: this.#dataDir,
+      others: await this.list(),
+    })
+    const backend = this.#openBackend(location)
+    await backend.put('settings', records.settings)
+    if (records.keys) await backend.put('keys', records.keys)
+    await backend.put('config', records.config)
+    await backend.close?.()
+    const row = {
+      name,
+      backend: 'fs',
+      location,
+      encrypted: encrypted ? 1 : 0,
+      created_at: new Date().toISOString(),
+    }
+    await this.#catalog.db.insertInto('vaults').values(row).execute()
+    return this.#info(row)
+  }
+
+  /** Sets again whether an open vault is read-only (after a failover). */
+  async refreshReadOnly(name: string): Promise<void> {
+    const v = await this.#open.get(name)?.catch(() => undefined)
+    v?.setReadOnly(await this.#readOnly?.(name))
+  }
+
   async list(): Promise<VaultInfo[]> {
     const rows = await this.#catalog.db.selectFrom('vaults').selectAll().orderBy('name').execute()
     return rows.map((r) => this.#info(r))
@@ -174,7 +228,10 @@ export class VaultRegistry {
     }
     const again = this.#open.get(name)
     if (again) return again
-    const p = Vault.open(this.#backend(row), credentials, this.#vaultOptions())
+    const p = Vault.open(this.#backend(row), credentials, this.#vaultOptions()).then(async (v) => {
+      v.setReadOnly(await this.#readOnly?.(name))
+      return v
+    })
     this.#open.set(name, p)
     p.catch(() => this.#open.delete(name))
     return p
@@ -206,7 +263,8 @@ export class VaultRegistry {
    * Forgets a vault. Refused while it holds soft-deleted points (purged first when their time has
    * come and the vault is open) or, when immutable, recovery points. With `deleteData`, first refuses
    * while it holds recovery points, backups in flight or protected items, then deletes the files of the
-   * vault layout and its folder when nothing else is left in it; answers the paths it left.
+   * vault layout and its folder when nothing else is left in it (on an object store: the objects of
+   * the layout under its prefix); answers the paths (object names) it left.
    */
   async remove(
     name: string,
@@ -235,8 +293,9 @@ export class VaultRegistry {
         'RetentionLocked',
         `Cannot delete vault "${name}": it is immutable (${settings.immutability.state}) and holds ${live.size} recovery points`,
       )
-    if (options.deleteData && row.backend === 'fs') {
-      const { points, locks: running } = await vaultRecords(row.location)
+    if (options.deleteData) {
+      const { points, locks: running } =
+        row.backend === 'fs' ? await vaultRecords(row.location) : await vaultObjectRecords(backend)
       const items = await this.#protectedItems(name)
       const held = [
         items.length ? `protected items ${items.join(', ')} (stop their protection first)` : '',
@@ -254,8 +313,18 @@ export class VaultRegistry {
     this.#open.delete(name)
     await open?.then((v) => v.close()).catch(() => {})
     await this.#catalog.db.deleteFrom('vaults').where('name', '=', name).execute()
+    if (opened) await rm(join(this.#cacheDir, opened.id), { recursive: true, force: true }).catch(() => {})
     if (options.deleteData && row.backend === 'fs')
       return { left: (await deleteVaultFiles(row.location)).left }
+    if (options.deleteData) {
+      // The open vault's backend was closed with it: a fresh one deletes the objects.
+      const fresh = this.#backend(row)
+      try {
+        return { left: (await deleteVaultObjects(fresh)).left }
+      } finally {
+        await fresh.close?.()
+      }
+    }
     return { left: [] }
   }
 
@@ -263,6 +332,11 @@ export class VaultRegistry {
     const all = [...this.#open.values()]
     this.#open.clear()
     await Promise.all(all.map((p) => p.then((v) => v.close()).catch(() => {})))
+  }
+
+  /** Where object-store vaults keep their caches of pack indexes and manifests (a folder per vault id). */
+  get #cacheDir(): string {
+    return join(this.#dataDir, 'cache', 'vaults')
   }
 
   #backend(row: { backend: string; location: string }): VaultBackend {
@@ -321,8 +395,9 @@ export class VaultRegistry {
     return backend
   }
 
-  #vaultOptions(): { workers?: number; openPacks?: number; now?: () => number } {
+  #vaultOptions(): { workers?: number; openPacks?: number; now?: () => number; cacheDir: string } {
     return {
+      cacheDir: this.#cacheDir,
       ...(this.#workers !== undefined ? { workers: this.#workers } : {}),
       ...(this.#openPacks !== undefined ? { openPacks: this.#openPacks } : {}),
       ...(this.#now ? { now: this.#now } : {}),

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { join } from 'node:path'
 import { CairnError } from '../util/index.js'
 import { type BackupOptions, runBackup } from './_backup.js'
 import { ChunkPool } from './_chunk-pool.js'
@@ -21,6 +22,7 @@ import {
   runUsage,
   type VaultUsage,
 } from './_maintenance.js'
+import { ObjectCache } from './_object-cache.js'
 import { decodeRecord, encodeRecord } from './_record.js'
 import {
   checkRemovable,
@@ -69,6 +71,13 @@ export interface CreateVaultOptions {
   settings?: VaultSettingsChange
   /** The vault's clock (tests only: retention, soft delete and immutability are judged by it). */
   now?: () => number
+  /**
+   * A local folder for the cache of pack indexes and manifests of a vault on an object store (a
+   * subfolder named after the vault's id is used; folders and memory vaults need none).
+   */
+  cacheDir?: string
+  /** Bound of that cache in bytes (default OBJECT_CACHE_BYTES, 256 MiB). */
+  cacheBytes?: number
 }
 
 /** Options of Vault.open. */
@@ -78,6 +87,13 @@ export interface OpenVaultOptions {
   openPacks?: number
   /** The vault's clock (tests only: retention, soft delete and immutability are judged by it). */
   now?: () => number
+  /**
+   * A local folder for the cache of pack indexes and manifests of a vault on an object store (a
+   * subfolder named after the vault's id is used; folders and memory vaults need none).
+   */
+  cacheDir?: string
+  /** Bound of that cache in bytes (default OBJECT_CACHE_BYTES, 256 MiB). */
+  cacheBytes?: number
 }
 
 /** Chunk size of full backups: 1 MiB, aligned (see docs/vault.md for the measurements behind it). */
@@ -94,6 +110,8 @@ export const OBJECT_STORE_PACK_SIZE = 32 * 1024 * 1024
 export class Vault {
   readonly #core: VaultCore
   #closed = false
+  /** Why the vault accepts no writes (the read-only replica of a GRS vault), or undefined. */
+  #readOnly: string | undefined
 
   private constructor(core: VaultCore) {
     this.#core = core
@@ -207,6 +225,34 @@ export class Vault {
     return Vault.#make(backend, config, master, options)
   }
 
+  /**
+   * Opens the vault at `backend` with the key of `like`, an open vault with the same id (a replica of
+   * it, or the vault it replicates): no credentials travel.
+   */
+  static async openAlike(backend: VaultBackend, like: Vault, options: OpenVaultOptions = {}): Promise<Vault> {
+    const { body } = decodeRecord(await backend.get('config'), 'CONF', 'the vault config record "config"')
+    const config = body as VaultConfig
+    if (config.id !== like.id || config.encrypted !== like.encrypted)
+      throw new CairnError(
+        'ReplicationRefused',
+        `Cannot open the vault at ${backend.location} as a copy of vault ${like.id}: it is vault ${config.id}`,
+      )
+    const keys = like.#core.keys
+    return Vault.#make(backend, config, keys ? Buffer.concat([keys.dataKey, keys.idKey]) : null, options)
+  }
+
+  /** The checked config record of a vault (its id, layout, whether it is encrypted). */
+  static describeConfig(record: Buffer): Readonly<VaultConfig> {
+    const { body } = decodeRecord(record, 'CONF', 'the vault config record "config"')
+    const config = body as VaultConfig
+    if (config.format !== 'cairn-vault' || typeof config.id !== 'string')
+      throw new CairnError(
+        'VaultCorrupt',
+        'Cannot read the vault config record: it describes an unknown layout',
+      )
+    return config
+  }
+
   static #make(
     backend: VaultBackend,
     config: VaultConfig,
@@ -215,7 +261,13 @@ export class Vault {
   ): Vault {
     const keys = master ? chunkKeys(master) : null
     const pool = new ChunkPool(keys, config.compressionLevel, options.workers)
-    const core = new VaultCore(backend, config, keys, pool)
+    const cache =
+      options.cacheDir !== undefined && isObjectStore(backend)
+        ? new ObjectCache(join(options.cacheDir, config.id), {
+            ...(options.cacheBytes !== undefined ? { maxBytes: options.cacheBytes } : {}),
+          })
+        : undefined
+    const core = new VaultCore(backend, config, keys, pool, cache)
     if (options.openPacks !== undefined) core.openPacks = options.openPacks
     if (options.now) core.now = options.now
     return new Vault(core)
@@ -237,9 +289,29 @@ export class Vault {
     return this.#core.backend
   }
 
+  /** The local cache of pack indexes and manifests, when the vault has one (object stores). */
+  get cache(): ObjectCache | undefined {
+    return this.#core.cache
+  }
+
+  /**
+   * Marks the vault read-only (`reason`: why, e.g. the replica of a GRS vault) or writable again
+   * (undefined): backups, deletes, settings, key changes, prune and copies into it are then refused
+   * with VaultIsReplica.
+   */
+  setReadOnly(reason: string | undefined): void {
+    this.#readOnly = reason
+  }
+
+  /** Why the vault is read-only, or undefined. */
+  get readOnly(): string | undefined {
+    return this.#readOnly
+  }
+
   /** Backs up sources into a new recovery point. */
   backup(options: BackupOptions): Promise<RecoveryPoint> {
     this.#open()
+    this.#writable('back up into')
     return runBackup(this.#core, options)
   }
 
@@ -247,9 +319,9 @@ export class Vault {
   async listRecoveryPoints(options: { item?: string } = {}): Promise<RecoveryPoint[]> {
     this.#open()
     const out: RecoveryPoint[] = []
-    for (const id of await this.#core.recoveryPointIds()) {
+    for (const o of await this.#core.recoveryPointObjects()) {
       try {
-        const rp = await this.#core.readManifest(id)
+        const rp = await this.#core.readManifest(o.name.slice(3), o)
         if (options.item === undefined || rp.source.name === options.item) out.push(rp)
       } catch (err) {
         if (!(err instanceof CairnError) || err.code === 'VaultKeyRequired') throw err
@@ -275,6 +347,7 @@ export class Vault {
    */
   async deleteRecoveryPoint(id: string): Promise<PointRemoval> {
     this.#open()
+    this.#writable('delete a recovery point of')
     return removePoint(this.#core, await this.#core.readManifest(id))
   }
 
@@ -294,12 +367,14 @@ export class Vault {
   /** Brings a soft-deleted recovery point back (RecoveryPointNotFound when there is none of that id). */
   undeleteRecoveryPoint(id: string): Promise<RecoveryPoint> {
     this.#open()
+    this.#writable('undelete a recovery point of')
     return undeletePoint(this.#core, id)
   }
 
   /** Deletes the soft-deleted points whose time has come (GC does this first too); answers their ids. */
   purgeSoftDeleted(): Promise<string[]> {
     this.#open()
+    this.#writable('purge')
     return purgeSoftDeleted(this.#core)
   }
 
@@ -312,6 +387,7 @@ export class Vault {
   /** Changes soft delete or immutability; AlwaysOn and Locked are one-way (`SettingIrreversible`). */
   async updateSettings(change: VaultSettingsChange): Promise<VaultSettings> {
     this.#open()
+    this.#writable('change the settings of')
     const next = applySettingsChange(await this.settings(), change)
     return writeVaultSettings(this.#core.backend, next, this.#core.now())
   }
@@ -329,6 +405,8 @@ export class Vault {
   copyTo(target: Vault, options: CopyOptions & { resumeFrom?: CopyReport } = {}): Promise<CopyReport> {
     this.#open()
     target.#open()
+    // Replication itself writes into the replica (options.replica); nothing else may.
+    if (!options.replica) target.#writable('copy recovery points into')
     return runCopy(this.#core, target.#core, options)
   }
 
@@ -385,6 +463,7 @@ export class Vault {
     leaveKinds?: string[]
   }): Promise<PruneReport> {
     this.#open()
+    if (!options.dryRun) this.#writable('prune')
     return runPrune(this.#core, options)
   }
 
@@ -407,6 +486,7 @@ export class Vault {
   /** Rewraps the vault key with new credentials (a new passphrase or key file); no data is rewritten. */
   async changeKey(credentials: VaultCredentials, options: { scryptN?: number } = {}): Promise<void> {
     this.#open()
+    this.#writable('change the key of')
     if (!this.#core.keys) {
       throw new CairnError(
         'InvalidRequest',
@@ -429,5 +509,13 @@ export class Vault {
 
   #open(): void {
     if (this.#closed) throw new CairnError('Internal', 'The vault is closed')
+  }
+
+  #writable(what: string): void {
+    if (this.#readOnly !== undefined)
+      throw new CairnError(
+        'VaultIsReplica',
+        `Cannot ${what} the vault at ${this.backend.location}: ${this.#readOnly}`,
+      )
   }
 }

@@ -64,7 +64,7 @@ describe('a Debian guest on a Cairn disk (QEMU TCG, NBD, QEMU guest agent)', () 
       }
 
       /** Exports a disk or snapshot; its file system must be clean without journal replay (e2fsck -fn). */
-      const clean = async (source: string, label: string) => {
+      const clean = async (source: string, label: string, files: string[] = []) => {
         const file = join(dir, 'check.img')
         await ok('disk', 'export', source, file)
         try {
@@ -74,6 +74,16 @@ describe('a Debian guest on a Cairn disk (QEMU TCG, NBD, QEMU guest agent)', () 
             encoding: 'utf8',
             stdio: ['ignore', 'pipe', 'ignore'],
           })
+          const ls = execFileSync('debugfs', ['-R', 'ls -p /var/lib/writer', file], {
+            encoding: 'utf8',
+            stdio: ['ignore', 'pipe', 'ignore'],
+          })
+          files.push(
+            ...ls
+              .split('\n')
+              .map((l) => l.split('/')[5] ?? '')
+              .filter((n) => n && !n.startsWith('.')),
+          )
           const n = cleanPrefix(text)
           log(`${label}: clean, ${n} records`)
           return n
@@ -132,7 +142,19 @@ describe('a Debian guest on a Cairn disk (QEMU TCG, NBD, QEMU guest agent)', () 
         log(`scheduled backup ${scheduled.state} (${((Date.now() - t) / 1000).toFixed(0)} s after planning)`)
         assert.equal(scheduled.state, 'Completed')
       }
+      // Application-consistent: the agent runs /etc/cairn/pre-freeze before the freeze and
+      // /etc/cairn/post-thaw after the thaw. Each leaves a mark: the first in the point, the second not.
+      const scripts = await g.sh(
+        [
+          'mkdir -p /etc/cairn',
+          `printf '#!/bin/sh\\ntouch /var/lib/writer/pre-freeze\\n' > /etc/cairn/pre-freeze`,
+          `printf '#!/bin/sh\\ntouch /var/lib/writer/post-thaw\\n' > /etc/cairn/post-thaw`,
+          'chmod +x /etc/cairn/pre-freeze /etc/cairn/post-thaw',
+        ].join(' && '),
+      )
+      assert.equal(scripts.code, 0, scripts.out)
       await ok('backup', 'now', 'guest', '--wait')
+      assert.equal((await g.sh('test -e /var/lib/writer/post-thaw')).code, 0, 'the post-thaw script ran')
       const points = (await json('rp', 'list', 'guest')) as {
         id: string
         consistency: string
@@ -141,14 +163,18 @@ describe('a Debian guest on a Cairn disk (QEMU TCG, NBD, QEMU guest agent)', () 
       }[]
       assert.equal(points.length, 2)
       const counts = new Map<string, number>()
+      // The frozen points, oldest first: file-system-consistent without scripts, then app-consistent.
+      assert.deepEqual(
+        points.map((p) => p.consistency),
+        ['FileSystemConsistent', 'AppConsistent'],
+      )
       for (const p of points) {
-        assert.equal(
-          p.consistency,
-          'FileSystemConsistent',
-          `point ${p.id} (${p.kind}) was frozen by the guest agent`,
-        )
-        counts.set(p.id, await clean(`guest-os@${p.disks[0]!.snapshot}`, `point ${p.id} (${p.kind})`))
+        const files: string[] = []
+        counts.set(p.id, await clean(`guest-os@${p.disks[0]!.snapshot}`, `point ${p.id} (${p.kind})`, files))
+        const marks = files.filter((f) => f === 'pre-freeze' || f === 'post-thaw')
+        assert.deepEqual(marks, p.consistency === 'AppConsistent' ? ['pre-freeze'] : [], `marks in ${p.id}`)
       }
+      const appPoint = points[1]!
 
       // 4. cairn serve restarts under the running guest: QEMU reconnects, nothing written is lost.
       const before = await records(g)
@@ -171,9 +197,28 @@ describe('a Debian guest on a Cairn disk (QEMU TCG, NBD, QEMU guest agent)', () 
         log(`${label}: ${n} records (the point: ${atPoint}), a clean prefix`)
       }
 
-      // 5. Kill QEMU; restore from the snapshot tier and boot.
+      // 5. Kill QEMU. A backup now finds no agent: a crash-consistent point, the reason in its job.
       await g.kill()
-      const onDemand = points.findLast((p) => p.kind === 'OnDemand')!
+      await ok('backup', 'now', 'guest', '--wait')
+      const crash = ((await json('rp', 'list', 'guest')) as typeof points).at(-1)!
+      assert.equal(crash.consistency, 'CrashConsistent')
+      const jobs = (await json('job', 'list')).items as {
+        kind: string
+        startedAt: string
+        result?: unknown
+      }[]
+      const last = jobs
+        .filter((j) => j.kind === 'backup')
+        .sort((a, b) => a.startedAt.localeCompare(b.startedAt))
+        .at(-1)
+      assert.match(
+        JSON.stringify(last?.result),
+        /crash-consistent/,
+        'the job says why the point is crash-consistent',
+      )
+      log(`point ${crash.id}: CrashConsistent (the agent did not answer)`)
+      // Restore the app-consistent point from the snapshot tier and boot it.
+      const onDemand = appPoint
       await ok('restore', 'vm', 'guest', '--rp', onDemand.id, '--as', 'snap', '--wait')
       const snapVm = await json('vm', 'show', 'snap')
       const snapDisk = snapVm.osDisk.disk as string
@@ -184,7 +229,7 @@ describe('a Debian guest on a Cairn disk (QEMU TCG, NBD, QEMU guest agent)', () 
       // 6. The snapshots gone (the disk itself stays: VM "guest" uses it), restores come from the vault.
       await ok('disk', 'delete', 'guest-os', '--snapshots', 'only', '--force')
       const tiers = ((await json('rp', 'list', 'guest')) as { tier: string }[]).map((p) => p.tier)
-      assert.deepEqual(tiers, ['Vault', 'Vault'])
+      assert.deepEqual(tiers, ['Vault', 'Vault', 'Vault'])
       await ok('restore', 'vm', 'guest', '--rp', onDemand.id, '--as', 'vlt', '--wait')
       const r2 = await boot((await json('vm', 'show', 'vlt')).osDisk.disk as string, 'vlt')
       await restored(await records(r2), onDemand.id, 'restore vm (vault tier), booted')
@@ -199,7 +244,7 @@ describe('a Debian guest on a Cairn disk (QEMU TCG, NBD, QEMU guest agent)', () 
         await r3.kill()
       }
       const vaultPoint = (await json('rp', 'list', '--vault', 'v1')) as { id: string }[]
-      const lastPoint = vaultPoint.at(-1)!.id
+      const lastPoint = vaultPoint.find((p) => p.id === appPoint.id)!.id
       await ok('restore', 'disk', '--vault', 'v1', '--rp', lastPoint, '--to', 'one')
       if (SHORT) await restored(await clean('one', 'restore disk (vault tier)'), lastPoint, 'restore disk')
       else {

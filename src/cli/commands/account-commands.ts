@@ -1,12 +1,16 @@
 import type {
+  AccountFailoverReport,
+  AccountReplication,
   Container,
   CreateContainerRequest,
   CreateStorageAccountRequest,
   DiskStoreUsage,
   Info,
   RegenerateKeyRequest,
+  ReplicationRoundReport,
   StorageAccount,
   StorageAccountKeys,
+  UpdateStorageAccountRequest,
 } from '../../api/index.js'
 import { formatBytes } from '../../util/index.js'
 import { type CommandDef, LIMIT_OPTION } from '../command.js'
@@ -18,6 +22,18 @@ const showAccount = (out: Parameters<CommandDef['run']>[0]['out'], a: StorageAcc
     ['region', a.region],
     ['redundancy', a.redundancy],
     ['created', a.createdOn],
+  ])
+
+const showReplication = (out: Parameters<CommandDef['run']>[0]['out'], r: AccountReplication) =>
+  out.keyValues([
+    ['account', r.account],
+    ['redundancy', r.redundancy],
+    ['role', r.role],
+    ['pair', r.pair ?? ''],
+    ['status', r.status ?? ''],
+    ['last sync time', r.lastSyncTime ?? ''],
+    ['lag', r.lagSeconds === undefined ? '' : `${r.lagSeconds} s`],
+    ['last error', r.lastError ?? ''],
   ])
 
 /** `cairn account …` and `cairn container …`: storage accounts and their containers. */
@@ -34,17 +50,96 @@ export const accountCommands: CommandDef[] = [
         value: 'SKU',
         help: 'LRS, ZRS, GRS, RA-GRS, GZRS or RA-GZRS (default LRS)',
       },
+      {
+        name: 'pair',
+        type: 'string',
+        value: 'PAIR',
+        help: 'GRS and RA-GRS: the paired site (cairn pair list) its disks replicate to',
+      },
     ],
-    examples: ['cairn account create prodeu1 --region westeurope --redundancy GRS'],
+    examples: ['cairn account create prodeu1 --region westeurope --redundancy RA-GRS --pair west'],
     async run({ args, opts, client, out }) {
       const a = await client.post<StorageAccount, CreateStorageAccountRequest>('/api/v1/accounts', {
         name: args.NAME!,
         ...(opts.region ? { region: opts.region as string } : {}),
+        ...(opts.pair ? { pair: opts.pair as string } : {}),
         ...(opts.redundancy
           ? { redundancy: opts.redundancy as NonNullable<CreateStorageAccountRequest['redundancy']> }
           : {}),
       })
       out.result(a, (x) => showAccount(out, x))
+    },
+  },
+  {
+    name: 'account update',
+    summary:
+      "Change a storage account's redundancy: GRS and RA-GRS replicate its disks to a paired site, LRS stops",
+    args: [{ name: 'NAME', help: 'account name' }],
+    options: [
+      { name: 'redundancy', type: 'string', value: 'SKU', help: 'LRS, ZRS, GRS, RA-GRS, GZRS or RA-GZRS' },
+      { name: 'pair', type: 'string', value: 'PAIR', help: 'the paired site to replicate to (GRS, RA-GRS)' },
+    ],
+    examples: ['cairn account update prodeu1 --redundancy RA-GRS --pair west'],
+    async run({ args, opts, client, out }) {
+      const r = await client.patch<AccountReplication, UpdateStorageAccountRequest>(accountPath(args.NAME!), {
+        ...(opts.redundancy
+          ? { redundancy: opts.redundancy as NonNullable<UpdateStorageAccountRequest['redundancy']> }
+          : {}),
+        ...(opts.pair ? { pair: opts.pair as string } : {}),
+      })
+      out.result(r, (x) => showReplication(out, x))
+    },
+  },
+  {
+    name: 'account replication',
+    summary: "Show a storage account's geo-replication: role, pair, status, LastSyncTime and lag",
+    args: [{ name: 'NAME', help: 'account name' }],
+    async run({ args, client, out }) {
+      const r = await client.get<AccountReplication>(`${accountPath(args.NAME!)}/replication`)
+      out.result(r, (x) => showReplication(out, x))
+    },
+  },
+  {
+    name: 'account sync',
+    summary: 'Ship the changed disks of a GRS or RA-GRS account to its paired site now, and wait',
+    args: [{ name: 'NAME', help: 'account name (on its primary site)' }],
+    async run({ args, client, out }) {
+      const r = await client.post<ReplicationRoundReport>(`${accountPath(args.NAME!)}/replication/sync`, {})
+      out.result(r, (x) =>
+        out.keyValues([
+          ['account', x.account],
+          ['synced to', new Date(x.syncTime).toISOString()],
+          ['disks', x.disks],
+          ['points shipped', x.points],
+          ['changed bytes', `${formatBytes(x.changedBytes)} (${x.changedBytes})`],
+          ['bytes sent', `${formatBytes(x.wireBytes)} (${x.wireBytes})`],
+        ]),
+      )
+    },
+  },
+  {
+    name: 'account failover',
+    summary:
+      "Make this site's geo-replica of a storage account its primary (writes the old primary took after LastSyncTime are lost)",
+    args: [{ name: 'NAME', help: 'account name (on the secondary site)' }],
+    examples: ['cairn account failover prodeu1'],
+    async run({ args, client, out }) {
+      const r = await client.post<AccountFailoverReport>(`${accountPath(args.NAME!)}/failover`, {})
+      out.result(r, (x) =>
+        out.keyValues([
+          ['account', x.account],
+          ['role', `${x.role} (redundancy ${x.redundancy})`],
+          ['failed over', x.failedOverAt],
+          ['last sync time', x.lastSyncTime ?? 'never'],
+          [
+            'data loss window',
+            x.dataLossWindowSeconds === undefined
+              ? 'everything: no complete sync arrived'
+              : `writes to the old primary after ${x.lastSyncTime} (up to ${x.dataLossWindowSeconds.toFixed(1)} s before the failover) are lost`,
+          ],
+          ['disks', `${x.disks} (${x.disksRolledBack} rolled back to their last complete point)`],
+        ]),
+      )
     },
   },
   {

@@ -148,10 +148,22 @@ export const systemCommands: CommandDef[] = [
         help: 'time an NBD client has to choose an export (env CAIRN_NBD_HANDSHAKE_TIMEOUT; default 30)',
       },
       {
+        name: 'replication-interval',
+        type: 'number',
+        value: 'SECONDS',
+        help: 'seconds between looks for new recovery points of GRS vaults to replicate (env CAIRN_REPLICATION_INTERVAL; default 10)',
+      },
+      {
         name: 'gc-grace',
         type: 'number',
         value: 'SECONDS',
         help: "after a restart, GC reclaims a dead backup's vault data this long after it died (env CAIRN_GC_GRACE; default 900)",
+      },
+      {
+        name: 'geo-interval',
+        type: 'number',
+        value: 'SECONDS',
+        help: 'seconds between the rounds that ship GRS and RA-GRS disks to the paired site (env CAIRN_GEO_INTERVAL; default 10)',
       },
       {
         name: 'job-lease',

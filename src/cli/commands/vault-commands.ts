@@ -10,7 +10,7 @@ import type {
   VerifyRequest,
   VerifyResult,
 } from '../../api/index.js'
-import { formatBytes } from '../../util/index.js'
+import { CairnError, formatBytes } from '../../util/index.js'
 import { type CommandDef, LIMIT_OPTION } from '../command.js'
 import { CREDENTIAL_OPTIONS, credentialFields, followJob, type Job, unlockIfGiven, v } from './_jobs.js'
 
@@ -39,6 +39,18 @@ export const vaultCommands: CommandDef[] = [
         value: 'VAULT',
         help: 'encrypt with the vault key of this unlocked vault (copies between them send ciphertext)',
       },
+      {
+        name: 'redundancy',
+        type: 'string',
+        value: 'LRS|GRS',
+        help: 'GRS: a read-only replica on the paired site --pair (docs/replication.md); default LRS, fixed after the first backup',
+      },
+      {
+        name: 'pair',
+        type: 'string',
+        value: 'PAIR',
+        help: 'the paired site of a GRS vault (cairn pair list)',
+      },
       ...CREDENTIAL_OPTIONS,
     ],
     examples: [
@@ -51,6 +63,8 @@ export const vaultCommands: CommandDef[] = [
         ...(opts.location ? { location: opts.location as string } : {}),
         ...(opts.attach ? { attach: true } : {}),
         ...(opts['same-key-as'] ? { sameKeyAs: opts['same-key-as'] as string } : {}),
+        ...(opts.redundancy ? { redundancy: redundancyOf(opts.redundancy) } : {}),
+        ...(opts.pair ? { pair: opts.pair as string } : {}),
         ...(await credentialFields(opts)),
       }
       const info = await client.post<VaultView, CreateVaultRequest>('/api/v1/vaults', body)
@@ -85,7 +99,41 @@ export const vaultCommands: CommandDef[] = [
     args: vaultArg,
     async run({ args, client, out }) {
       const info = await client.get<VaultView>(v(args.vault!))
-      out.result(info, (i) => out.keyValues(Object.entries(i)))
+      out.result(info, (i) => {
+        const { replication, ...rest } = i
+        out.keyValues(Object.entries(rest))
+        if (replication) out.keyValues(Object.entries(replication).map(([k, x]) => [`replication ${k}`, x]))
+      })
+    },
+  },
+  {
+    name: 'vault redundancy',
+    summary: 'Set the redundancy of a vault before its first backup: LRS, or GRS with --pair',
+    args: [...vaultArg, { name: 'redundancy', help: 'LRS or GRS' }],
+    options: [{ name: 'pair', type: 'string', value: 'PAIR', help: 'the paired site of a GRS vault' }],
+    async run({ args, opts, client, out }) {
+      const r = await client.put<ReplicationStatus>(`${v(args.vault!)}/redundancy`, {
+        redundancy: redundancyOf(args.redundancy),
+        ...(opts.pair ? { pair: opts.pair as string } : {}),
+      })
+      out.result(r, (x) =>
+        out.line(`Vault ${args.vault} is ${x.redundancy}${x.pair ? ` (pair ${x.pair})` : ''}`),
+      )
+    },
+  },
+  {
+    name: 'vault failover',
+    summary: "Promote this site's read-only replica of a GRS vault to primary (run on the secondary)",
+    description:
+      'Points the old primary committed after the last sync are not in the replica: the data loss window is the time since lastSyncAt. The old primary, when it answers, becomes the secondary and catches up from here.',
+    args: vaultArg,
+    async run({ args, client, out }) {
+      const r = await client.post<ReplicationStatus>(`${v(args.vault!)}/failover`, {})
+      out.result(r, (x) =>
+        out.line(
+          `Vault ${args.vault} is primary here now (epoch ${x.epoch}); last sync ${x.lastSyncAt ?? 'never'}; old primary ${x.oldPrimaryNotified ? 'told' : 'not reachable: it becomes the secondary when it answers'}`,
+        ),
+      )
     },
   },
   {
@@ -296,3 +344,12 @@ export const vaultCommands: CommandDef[] = [
     },
   },
 ]
+
+function redundancyOf(value: unknown): 'LRS' | 'GRS' {
+  const r = String(value).toUpperCase()
+  if (r !== 'LRS' && r !== 'GRS')
+    throw new CairnError('UsageError', `Redundancy must be LRS or GRS, not "${String(value)}"`)
+  return r
+}
+
+type ReplicationStatus = NonNullable<VaultView['replication']> & { oldPrimaryNotified?: boolean }

@@ -1,0 +1,250 @@
+// Issue 16's benchmark: a Cairn vault on S3 against a Cairn vault in a folder and restic on the same
+// S3 server, side by side in one run. The server is s3rver from node_modules over TLS (restic's S3
+// client signs plain-HTTP uploads with aws-chunked bodies, which s3rver 3.7 stores undecoded; over
+// TLS it sends plain bodies), started here with its request log on: every request is one log line, so
+// requests are counted at the server for both tools. Each tool runs as its own process, timed whole.
+import { spawn } from 'node:child_process'
+import { randomFillSync } from 'node:crypto'
+import { mkdir, open, readFile, rm } from 'node:fs/promises'
+import { createRequire } from 'node:module'
+import { createServer } from 'node:net'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { run } from '../_util.js'
+import type { BenchContext, BenchResult, BenchScenario } from '../bench-types.js'
+
+const MiB = 1024 * 1024
+const GiB = 1024 * MiB
+const runner = fileURLToPath(new URL('../vault-runner.js', import.meta.url))
+const require = createRequire(import.meta.url)
+
+/** An image of `size` bytes, all data: random and text-like MiBs in turn (compressible half). */
+async function makeImage(path: string, size: number): Promise<void> {
+  const line = Buffer.from('the cairn vault keeps recovery points of disks in object storage\n')
+  const fh = await open(path, 'w')
+  try {
+    const block = Buffer.alloc(MiB)
+    for (let o = 0, i = 0; o < size; o += MiB, i++) {
+      if (i % 2 === 0) randomFillSync(block)
+      else {
+        for (let p = 0; p < MiB; p += line.length) line.copy(block, p, 0, Math.min(line.length, MiB - p))
+        block.writeUInt32LE(i, (i * 4096) % (MiB - 4))
+      }
+      await fh.write(block, 0, MiB, o)
+    }
+  } finally {
+    await fh.close()
+  }
+}
+
+/** 1 % of the image's 4 KiB pages overwritten with random bytes, scattered. */
+async function mutate(path: string, size: number): Promise<void> {
+  const fh = await open(path, 'r+')
+  try {
+    const pages = size / 4096
+    const page = Buffer.alloc(4096)
+    for (let i = 0; i < pages / 100; i++) {
+      randomFillSync(page)
+      await fh.write(page, 0, 4096, ((i * 7919 + 13) % pages) * 4096)
+    }
+  } finally {
+    await fh.close()
+  }
+}
+
+/** A TCP port nobody listens on right now. */
+async function freePort(): Promise<number> {
+  const srv = createServer()
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve))
+  const port = (srv.address() as { port: number }).port
+  await new Promise((resolve) => srv.close(resolve))
+  return port
+}
+
+interface S3rver {
+  port: number
+  requests(): Promise<number>
+  stop(): Promise<void>
+}
+
+/** s3rver over TLS with its request log in `dir/log`; buckets are folders made before it starts. */
+async function startS3rver(dir: string, cert: string, key: string, buckets: string[]): Promise<S3rver> {
+  const data = join(dir, 'data')
+  for (const b of buckets) await mkdir(join(data, b), { recursive: true })
+  const port = await freePort()
+  const log = join(dir, 'log')
+  const out = await open(log, 'w')
+  const child = spawn(
+    process.execPath,
+    [
+      require.resolve('s3rver/bin/s3rver.js'),
+      '--directory',
+      data,
+      '--address',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--key',
+      key,
+      '--cert',
+      cert,
+    ],
+    { stdio: ['ignore', out.fd, out.fd] },
+  )
+  for (let i = 0; i < 200; i++) {
+    if ((await readFile(log, 'utf8')).includes('listening')) break
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  return {
+    port,
+    // One line per request: "info: <path> <status> <ms>ms <size>".
+    requests: async () =>
+      (await readFile(log, 'utf8')).split('\n').filter((l) => / \d{3} \d+ms /.test(l)).length,
+    stop: async () => {
+      const exited = new Promise((r) => child.once('exit', r))
+      child.kill()
+      await exited
+      await out.close()
+    },
+  }
+}
+
+export const objstore: BenchScenario = {
+  name: 'objstore',
+  description:
+    'Cairn vault on S3 (s3rver, TLS) vs Cairn folder vault vs restic on the same S3 server: backup/restore MB/s, requests per GiB',
+  async run(ctx: BenchContext): Promise<BenchResult[]> {
+    if (!ctx.has('openssl')) throw new Error('openssl is needed for the TLS certificate of the S3 server')
+    const size = Number(process.env.CAIRN_BENCH_OBJSTORE_MIB ?? (ctx.quick ? 64 : 512)) * MiB
+    const image = join(ctx.dir, 'disk.img')
+    await makeImage(image, size)
+    const cert = join(ctx.dir, 'cert.pem')
+    const key = join(ctx.dir, 'key.pem')
+    await run('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+    ])
+    const server = await startS3rver(join(ctx.dir, 's3'), cert, key, ['cairn', 'restic'])
+    const endpoint = `https://127.0.0.1:${server.port}`
+    const s3env = {
+      AWS_ACCESS_KEY_ID: 'S3RVER',
+      AWS_SECRET_ACCESS_KEY: 'S3RVER',
+      AWS_REGION: 'us-east-1',
+      NODE_EXTRA_CA_CERTS: cert,
+      RESTIC_PASSWORD: 'bench',
+      XDG_CACHE_HOME: join(ctx.dir, 'restic-cache'),
+      CAIRN_VAULT_CACHE_DIR: join(ctx.dir, 'cairn-cache'),
+      NODE_NO_WARNINGS: '1',
+    }
+    const cairnS3 = `s3://cairn/vault?endpoint=${encodeURIComponent(endpoint)}&path-style=true`
+    const restic = ['-r', `s3:${endpoint}/restic/repo`, '-o', 's3.bucket-lookup=path', '--cacert', cert]
+    type Step = 'full backup' | 'incremental backup' | 'restore'
+    const subjects: { name: string; remote: boolean; step: (s: Step, out: string) => [string, string[]] }[] =
+      [
+        {
+          name: 'cairn (S3 vault)',
+          remote: true,
+          step: (s, out) => [
+            process.execPath,
+            s === 'restore' ? [runner, 'restore', cairnS3, out] : [runner, 'backup', cairnS3, image],
+          ],
+        },
+        {
+          name: 'cairn (folder vault)',
+          remote: false,
+          step: (s, out) => {
+            const dir = join(ctx.dir, 'cairn-folder')
+            return [
+              process.execPath,
+              s === 'restore' ? [runner, 'restore', dir, out] : [runner, 'backup', dir, image],
+            ]
+          },
+        },
+      ]
+    if (ctx.has('restic')) {
+      await run('restic', [...restic, 'init'], { env: s3env })
+      subjects.push({
+        name: 'restic (S3)',
+        remote: true,
+        step: (s, out) =>
+          s === 'restore'
+            ? ['restic', [...restic, 'restore', 'latest', '--target', out]]
+            : ['restic', [...restic, 'backup', '--quiet', image]],
+      })
+    } else ctx.log('restic is not installed: the anchor is missing')
+
+    const results: BenchResult[] = []
+    const seconds = new Map<string, number>()
+    try {
+      for (const step of ['full backup', 'incremental backup', 'restore'] as const) {
+        if (step === 'incremental backup') await mutate(image, size)
+        for (const s of subjects) {
+          const out = join(ctx.dir, `out-${s.name.replace(/\W+/g, '-')}`)
+          await rm(out, { recursive: true, force: true })
+          if (step === 'restore' && s.name.startsWith('restic')) await mkdir(out)
+          const before = await server.requests()
+          const [cmd, args] = s.step(step, out)
+          const r = await run(cmd, args, { env: s3env })
+          const requests = (await server.requests()) - before
+          await rm(out, { recursive: true, force: true })
+          seconds.set(`${s.name}/${step}`, r.ms / 1000)
+          results.push({
+            scenario: 'objstore',
+            subject: s.name,
+            metric: `${step} MB/s`,
+            value: Math.round((size / 1e6 / (r.ms / 1000)) * 10) / 10,
+            unit: 'MB/s',
+          })
+          if (s.remote)
+            results.push({
+              scenario: 'objstore',
+              subject: s.name,
+              metric: `${step} requests per GiB`,
+              value: Math.round(requests / (size / GiB)),
+              unit: 'requests/GiB',
+            })
+          ctx.log(`${s.name} ${step}: ${(r.ms / 1000).toFixed(2)} s, ${requests} requests`)
+        }
+      }
+    } finally {
+      await server.stop()
+    }
+    for (const step of ['full backup', 'incremental backup', 'restore'] as const) {
+      const s3 = seconds.get(`cairn (S3 vault)/${step}`)!
+      const folder = seconds.get(`cairn (folder vault)/${step}`)!
+      results.push({
+        scenario: 'objstore',
+        subject: 'cairn (S3 vault)',
+        metric: `${step} time vs folder vault`,
+        value: Math.round((s3 / folder) * 100) / 100,
+        unit: 'x',
+        ...(step === 'restore' ? {} : { target: '<= 1.5x', pass: s3 / folder <= 1.5 }),
+      })
+      const r = seconds.get(`restic (S3)/${step}`)
+      if (r !== undefined)
+        results.push({
+          scenario: 'objstore',
+          subject: 'cairn (S3 vault)',
+          metric: `${step} time vs restic on S3`,
+          value: Math.round((s3 / r) * 100) / 100,
+          unit: 'x',
+          target: '< 1x',
+          pass: s3 < r,
+        })
+    }
+    return results
+  },
+}

@@ -1,0 +1,291 @@
+// The secondary side of disk geo-replication: applies the primary's messages to the replica, in order,
+// so that what clients read (each disk's last committed point, kept as a local snapshot) is always a
+// point-in-time state of the primary's disk. A message out of order, replayed late or for a point whose
+// chunks are missing is refused without touching the replica (docs/replication.md, "Disks").
+import { type DiskRef, type DiskStore, MAX_WRITE_SIZE } from '../diskstore/index.js'
+import { CairnError, isCairnError } from '../util/index.js'
+import type { DiskGeoRows, GeoAccountRow, ReplicaRow } from './_disk-geo-rows.js'
+import {
+  type DiskGeoMessage,
+  decodeGeoMessage,
+  type GeoAccountMessage,
+  type GeoBeginMessage,
+  type GeoCommitMessage,
+  type GeoPagesMessage,
+  type GeoRoundMessage,
+} from './_disk-geo-wire.js'
+
+/** What the secondary holds of an account, as the primary asks for it before each round. */
+export interface ReplicaState {
+  account: string
+  role: 'primary' | 'secondary' | 'none'
+  lastSyncTime?: number
+  /** `container/disk` → the primary's snapshot id last committed here. */
+  committed: Record<string, string>
+}
+
+/** The answer to one message. */
+export interface ReceiveAnswer {
+  kind: DiskGeoMessage['kind']
+  /** False when the message was already applied (a replay): nothing changed. */
+  applied: boolean
+}
+
+export const replicaKey = (a: string, c: string, d: string) => `${a}/${c}/${d}`
+
+const refuse = (why: string) =>
+  new CairnError('ReplicationRefused', `Cannot accept the replication message: ${why}`)
+
+/** Applies replication messages to this site's replicas; one message of an account at a time. */
+export class DiskGeoReceiver {
+  readonly #store: DiskStore
+  readonly #rows: DiskGeoRows
+  readonly #accounts: Map<string, GeoAccountRow>
+  readonly #replicas: Map<string, ReplicaRow>
+  readonly #now: () => number
+  readonly #queues = new Map<string, Promise<unknown>>()
+
+  constructor(options: {
+    store: DiskStore
+    rows: DiskGeoRows
+    accounts: Map<string, GeoAccountRow>
+    replicas: Map<string, ReplicaRow>
+    now: () => number
+  }) {
+    this.#store = options.store
+    this.#rows = options.rows
+    this.#accounts = options.accounts
+    this.#replicas = options.replicas
+    this.#now = options.now
+  }
+
+  /** Checks and applies one message (the body of POST /api/v1/geo/disks). */
+  receive(body: Uint8Array): Promise<ReceiveAnswer> {
+    const { header, data } = decodeGeoMessage(body)
+    const prev = this.#queues.get(header.account) ?? Promise.resolve()
+    const run = prev.catch(() => undefined).then(() => this.#apply(header, data))
+    this.#queues.set(header.account, run)
+    void run
+      .finally(() => {
+        if (this.#queues.get(header.account) === run) this.#queues.delete(header.account)
+      })
+      .catch(() => undefined)
+    return run
+  }
+
+  /** What this site holds of `account`. */
+  state(account: string): ReplicaState {
+    const row = this.#accounts.get(account)
+    const committed: Record<string, string> = {}
+    for (const r of this.#replicas.values())
+      if (r.account === account && r.committed !== null) committed[`${r.container}/${r.disk}`] = r.committed
+    const state: ReplicaState = { account, role: row?.role ?? 'none', committed }
+    if (row?.lastSyncAt != null) state.lastSyncTime = row.lastSyncAt
+    return state
+  }
+
+  async #apply(m: DiskGeoMessage, data: Buffer): Promise<ReceiveAnswer> {
+    switch (m.kind) {
+      case 'account':
+        return this.#account(m)
+      case 'begin':
+        return this.#begin(m)
+      case 'pages':
+        return this.#pages(m, data)
+      case 'commit':
+        return this.#commit(m)
+      case 'round':
+        return this.#round(m)
+    }
+  }
+
+  #secondary(account: string): GeoAccountRow {
+    const row = this.#accounts.get(account)
+    if (row === undefined) throw refuse(`account "${account}" is not replicated to this site`)
+    if (row.role !== 'secondary')
+      throw refuse(`account "${account}" is primary on this site (failed over), not a replica`)
+    return row
+  }
+
+  async #account(m: GeoAccountMessage): Promise<ReceiveAnswer> {
+    const row = this.#accounts.get(m.account)
+    if (row !== undefined && row.role !== 'secondary')
+      throw refuse(`account "${m.account}" is primary on this site (failed over), not a replica`)
+    const exists = this.#store.listAccounts().find((a) => a.name === m.account)
+    if (row === undefined && exists !== undefined)
+      throw refuse(`this site has an account "${m.account}" of its own`)
+    let applied = false
+    if (exists === undefined) {
+      await this.#store.createAccount(m.account, {
+        region: m.region,
+        redundancy: m.redundancy,
+        keys: m.keys,
+      })
+      applied = true
+    } else {
+      for (const which of [1, 2] as const)
+        if (exists.keys[which - 1] !== m.keys[which - 1]) {
+          await this.#store.regenerateAccountKey(m.account, which, m.keys[which - 1])
+          applied = true
+        }
+      if (exists.redundancy !== m.redundancy) {
+        await this.#store.setAccountRedundancy(m.account, m.redundancy)
+        applied = true
+      }
+    }
+    if (row === undefined) {
+      const fresh: GeoAccountRow = {
+        account: m.account,
+        role: 'secondary',
+        pair: null,
+        lastSyncAt: null,
+        lastRoundAt: null,
+        lastError: null,
+        failedOverAt: null,
+      }
+      await this.#rows.putAccount(fresh)
+      this.#accounts.set(m.account, fresh)
+      applied = true
+    }
+    return { kind: 'account', applied }
+  }
+
+  #replica(m: { account: string; container: string; disk: string }): ReplicaRow {
+    return (
+      this.#replicas.get(replicaKey(m.account, m.container, m.disk)) ?? {
+        account: m.account,
+        container: m.container,
+        disk: m.disk,
+        committed: null,
+        localSnapshot: null,
+        applying: null,
+        chunks: [],
+      }
+    )
+  }
+
+  async #save(r: ReplicaRow): Promise<void> {
+    await this.#rows.putReplica(r)
+    this.#replicas.set(replicaKey(r.account, r.container, r.disk), r)
+  }
+
+  async #begin(m: GeoBeginMessage): Promise<ReceiveAnswer> {
+    this.#secondary(m.account)
+    const r = this.#replica(m)
+    if (r.committed === m.target || r.applying === m.target) return { kind: 'begin', applied: false }
+    if (r.committed !== null && m.target <= r.committed)
+      throw refuse(
+        `point ${m.target} of "${m.container}/${m.disk}" is older than its committed ${r.committed}`,
+      )
+    if (m.base !== null && m.base !== r.committed)
+      throw refuse(
+        `point ${m.target} of "${m.container}/${m.disk}" follows ${m.base}, but this site holds ${r.committed ?? 'nothing'}`,
+      )
+    const ref: DiskRef = { account: m.account, container: m.container, disk: m.disk }
+    if (!this.#hasContainer(m.account, m.container)) await this.#store.createContainer(m.account, m.container)
+    const disk = this.#find(ref)
+    if (disk === undefined) {
+      await this.#store.createDisk(ref, { size: m.size })
+    } else {
+      // A point from an empty disk (the primary lost its base): start from zeros.
+      if (m.base === null) await this.#store.clearPages(ref, 0, disk.size)
+      if (disk.size !== m.size) await this.#store.resizeDisk(ref, m.size)
+    }
+    await this.#save({ ...r, applying: m.target, chunks: [] })
+    return { kind: 'begin', applied: true }
+  }
+
+  #hasContainer(account: string, container: string): boolean {
+    try {
+      this.#store.getContainer(account, container)
+      return true
+    } catch (err) {
+      if (isCairnError(err) && err.code === 'ContainerNotFound') return false
+      throw err
+    }
+  }
+
+  #find(ref: DiskRef) {
+    try {
+      return this.#store.getDisk(ref)
+    } catch (err) {
+      if (isCairnError(err) && (err.code === 'DiskNotFound' || err.code === 'ContainerNotFound'))
+        return undefined
+      throw err
+    }
+  }
+
+  async #pages(m: GeoPagesMessage, data: Buffer): Promise<ReceiveAnswer> {
+    this.#secondary(m.account)
+    const r = this.#replica(m)
+    if (r.committed === m.target) return { kind: 'pages', applied: false }
+    if (r.applying !== m.target)
+      throw refuse(`chunk ${m.chunk} is of point ${m.target}, but this site applies ${r.applying ?? 'none'}`)
+    const ref: DiskRef = { account: m.account, container: m.container, disk: m.disk }
+    for (const c of m.clears) await this.#store.clearPages(ref, c.start, c.end - c.start, { durable: false })
+    let at = 0
+    for (const range of m.ranges) {
+      for (let off = range.start; off < range.end; off += MAX_WRITE_SIZE) {
+        const n = Math.min(MAX_WRITE_SIZE, range.end - off)
+        await this.#store.writePages(ref, off, data.subarray(at, at + n), { durable: false })
+        at += n
+      }
+    }
+    await this.#store.flush()
+    if (!r.chunks.includes(m.chunk)) await this.#save({ ...r, chunks: [...r.chunks, m.chunk] })
+    return { kind: 'pages', applied: true }
+  }
+
+  async #commit(m: GeoCommitMessage): Promise<ReceiveAnswer> {
+    this.#secondary(m.account)
+    const r = this.#replica(m)
+    if (r.committed === m.target) return { kind: 'commit', applied: false }
+    if (r.applying !== m.target)
+      throw refuse(`commit of point ${m.target}, but this site applies ${r.applying ?? 'none'}`)
+    const have = new Set(r.chunks)
+    for (let i = 0; i < m.chunks; i++)
+      if (!have.has(i)) throw refuse(`point ${m.target} misses chunk ${i} of ${m.chunks}`)
+    if (have.size !== m.chunks) throw refuse(`point ${m.target} has chunks beyond its ${m.chunks}`)
+    const ref: DiskRef = { account: m.account, container: m.container, disk: m.disk }
+    await this.#store.setDiskMetadata(ref, m.metadata)
+    await this.#store.setDiskContent(ref, m.content)
+    await this.#store.setSequenceNumber(ref, 'update', m.sequenceNumber)
+    const snap = await this.#store.snapshot(ref)
+    const local = snap.snapshot as string
+    // One snapshot per replica disk: the last committed point (older ones and any orphan of a crash go).
+    for (const s of this.#store.listSnapshots(ref))
+      if (s.snapshot !== local) await this.#store.deleteSnapshot(ref, s.snapshot as string)
+    await this.#save({ ...r, committed: m.target, localSnapshot: local, applying: null, chunks: [] })
+    return { kind: 'commit', applied: true }
+  }
+
+  async #round(m: GeoRoundMessage): Promise<ReceiveAnswer> {
+    const row = this.#secondary(m.account)
+    if (row.lastSyncAt !== null && m.syncTime <= row.lastSyncAt) return { kind: 'round', applied: false }
+    const listed = new Set(m.disks)
+    const synced = new Date(m.syncTime).toISOString()
+    for (const r of [...this.#replicas.values()]) {
+      if (r.account !== m.account || listed.has(`${r.container}/${r.disk}`)) continue
+      // A point newer than the round's start is not the round's to judge.
+      if (r.committed !== null && r.committed > synced) continue
+      const ref: DiskRef = { account: r.account, container: r.container, disk: r.disk }
+      if (this.#find(ref) !== undefined) await this.#store.deleteDisk(ref, { snapshots: 'include' })
+      await this.#rows.deleteReplica(r.account, r.container, r.disk)
+      this.#replicas.delete(replicaKey(r.account, r.container, r.disk))
+    }
+    const containers = new Set(m.containers)
+    let marker: string | undefined
+    do {
+      const page = this.#store.listContainers(m.account, marker === undefined ? {} : { marker })
+      for (const c of page.items) {
+        const empty = this.#store.listDisks(m.account, c.name, { maxResults: 1 }).items.length === 0
+        if (!containers.has(c.name) && empty) await this.#store.deleteContainer(m.account, c.name)
+      }
+      marker = page.nextMarker
+    } while (marker !== undefined)
+    const next = { ...row, lastSyncAt: m.syncTime, lastRoundAt: this.#now(), lastError: null }
+    await this.#rows.putAccount(next)
+    this.#accounts.set(m.account, next)
+    return { kind: 'round', applied: true }
+  }
+}

@@ -1,0 +1,241 @@
+// The primary side of disk geo-replication: one round takes a consistency-group snapshot of every disk
+// of the account that changed since the point the secondary holds, and ships each disk's page-range diff
+// between the two snapshots (reference 000's incremental snapshot copy across regions), in order. The
+// primary keeps no replication state of its own: it asks the secondary what it holds at the start of
+// every round, so either side may restart at any moment (docs/replication.md, "Disks").
+import type { ByteRange, DiskInfo, DiskRef, DiskStore } from '../diskstore/index.js'
+import { CairnError } from '../util/index.js'
+import type { ReplicaState } from './_disk-geo-receiver.js'
+import { type DiskGeoMessage, dataDigest, encodeGeoMessage } from './_disk-geo-wire.js'
+
+/** The metadata key marking the primary's replication snapshots (value "1"). */
+export const GEO_MARKER = 'cairngeo'
+
+/** Bytes of disk data in one pages message. */
+const CHUNK_BYTES = 8 * 1024 * 1024
+/** Ranges (written or cleared) in one pages message. */
+const CHUNK_RANGES = 4096
+/** Pages messages in flight at once. */
+const IN_FLIGHT = 3
+
+/** How this site reaches its paired sites (the pair registry's peer client). */
+export interface DiskGeoLink {
+  /** Rejects (PairNotFound) unless a paired site of that name exists. */
+  checkPair?(pair: string): Promise<void>
+  /** Sends one message to the paired site; rejects when the site refuses it or cannot be reached. */
+  send(pair: string, message: Buffer, signal?: AbortSignal): Promise<void>
+  /** What the paired site holds of `account`. */
+  state(pair: string, account: string, signal?: AbortSignal): Promise<ReplicaState>
+}
+
+/** What one round did. */
+export interface RoundReport {
+  account: string
+  /** Every write before this instant (ms) is now on the secondary. */
+  syncTime: number
+  disks: number
+  /** Points shipped (disks that changed). */
+  points: number
+  /** Bytes of the changed pages shipped. */
+  changedBytes: number
+  /** Bytes of the messages sent (headers, digests and data). */
+  wireBytes: number
+}
+
+interface Chunk {
+  ranges: ByteRange[]
+  clears: ByteRange[]
+  bytes: number
+}
+
+/** Runs replication rounds of accounts to their paired site. */
+export class DiskGeoShipper {
+  readonly #store: DiskStore
+  readonly #link: DiskGeoLink
+  readonly #now: () => number
+
+  constructor(options: { store: DiskStore; link: DiskGeoLink; now: () => number }) {
+    this.#store = options.store
+    this.#link = options.link
+    this.#now = options.now
+  }
+
+  /** One round of `account` to `pair`. */
+  async round(account: string, pair: string, signal?: AbortSignal): Promise<RoundReport> {
+    const info = this.#store.getAccount(account)
+    const remote = await this.#link.state(pair, account, signal)
+    if (remote.role === 'primary')
+      throw new CairnError(
+        'ReplicationRefused',
+        `Cannot replicate account "${account}" to "${pair}": the paired site holds it as primary (it failed over); this copy is stale`,
+      )
+    const report: RoundReport = {
+      account,
+      syncTime: 0,
+      disks: 0,
+      points: 0,
+      changedBytes: 0,
+      wireBytes: 0,
+    }
+    const send = async (header: DiskGeoMessage, data?: Buffer[]) => {
+      signal?.throwIfAborted()
+      const body = encodeGeoMessage(header, data)
+      report.wireBytes += body.length
+      await this.#link.send(pair, body, signal)
+    }
+    await send({
+      kind: 'account',
+      account,
+      region: info.region,
+      redundancy: info.redundancy,
+      keys: info.keys,
+    })
+    // Every write before t0 is in this round: a disk found unchanged below was unchanged at t0, and
+    // the snapshot of a changed one is taken after it.
+    const t0 = this.#now()
+    const { containers, disks } = this.#list(account)
+    report.disks = disks.length
+    const changed: { ref: DiskRef; base: string | null }[] = []
+    for (const d of disks) {
+      const committed = remote.committed[`${d.ref.container}/${d.ref.disk}`]
+      const snaps = this.#store.listSnapshots(d.ref).filter((s) => s.metadata[GEO_MARKER] === '1')
+      const base = snaps.find((s) => s.snapshot === committed)
+      if (base !== undefined && base.etag === d.etag) {
+        await this.#dropGeoSnapshots(d.ref, base.snapshot as string)
+        continue
+      }
+      changed.push({ ref: d.ref, base: base === undefined ? null : (base.snapshot as string) })
+    }
+    if (changed.length > 0) {
+      const targets = await this.#store.snapshotGroup(
+        changed.map((c) => c.ref),
+        { markers: { [GEO_MARKER]: '1' } },
+      )
+      for (const [i, c] of changed.entries()) {
+        const target = targets[i] as DiskInfo
+        report.changedBytes += await this.#shipPoint(c.ref, c.base, target, send)
+        report.points++
+        await this.#dropGeoSnapshots(c.ref, target.snapshot as string)
+      }
+    }
+    await send({
+      kind: 'round',
+      account,
+      syncTime: t0,
+      containers,
+      disks: disks.map((d) => `${d.ref.container}/${d.ref.disk}`),
+    })
+    report.syncTime = t0
+    return report
+  }
+
+  #list(account: string): { containers: string[]; disks: DiskInfo[] } {
+    const containers: string[] = []
+    const disks: DiskInfo[] = []
+    let cm: string | undefined
+    do {
+      const page = this.#store.listContainers(account, cm === undefined ? {} : { marker: cm })
+      for (const c of page.items) {
+        containers.push(c.name)
+        let dm: string | undefined
+        do {
+          const dp = this.#store.listDisks(account, c.name, dm === undefined ? {} : { marker: dm })
+          disks.push(...dp.items)
+          dm = dp.nextMarker
+        } while (dm !== undefined)
+      }
+      cm = page.nextMarker
+    } while (cm !== undefined)
+    return { containers, disks }
+  }
+
+  /** Deletes the disk's replication snapshots but `keep`. */
+  async #dropGeoSnapshots(ref: DiskRef, keep: string): Promise<void> {
+    for (const s of this.#store.listSnapshots(ref))
+      if (s.metadata[GEO_MARKER] === '1' && s.snapshot !== keep)
+        await this.#store.deleteSnapshot(ref, s.snapshot as string)
+  }
+
+  /** Ships the diff from `base` to `target`; answers the bytes of changed pages. */
+  async #shipPoint(
+    ref: DiskRef,
+    base: string | null,
+    target: DiskInfo,
+    send: (h: DiskGeoMessage, data?: Buffer[]) => Promise<void>,
+  ): Promise<number> {
+    const id = target.snapshot as string
+    const where = { account: ref.account, container: ref.container, disk: ref.disk, target: id }
+    await send({ kind: 'begin', ...where, base, size: target.size })
+    const chunks = this.#chunks(ref, base, id)
+    let changed = 0
+    const inFlight = new Set<Promise<void>>()
+    for (const [i, c] of chunks.entries()) {
+      const data: Buffer[] = []
+      for (const r of c.ranges)
+        data.push(await this.#store.read(ref, r.start, r.end - r.start, { snapshot: id }))
+      changed += c.bytes
+      const p = send(
+        { kind: 'pages', ...where, chunk: i, ranges: c.ranges, clears: c.clears, sha256: dataDigest(data) },
+        data,
+      )
+      inFlight.add(p)
+      void p.finally(() => inFlight.delete(p)).catch(() => undefined)
+      if (inFlight.size >= IN_FLIGHT) await Promise.race(inFlight)
+    }
+    await Promise.all(inFlight)
+    const metadata = { ...target.metadata }
+    delete metadata[GEO_MARKER]
+    await send({
+      kind: 'commit',
+      ...where,
+      chunks: chunks.length,
+      sequenceNumber: target.sequenceNumber,
+      metadata,
+      content: target.content,
+    })
+    return changed
+  }
+
+  /** The diff as chunks of at most CHUNK_BYTES of data (a long range is split). */
+  #chunks(ref: DiskRef, base: string | null, target: string): Chunk[] {
+    const written: ByteRange[] = []
+    const cleared: ByteRange[] = []
+    if (base === null) {
+      written.push(...this.#store.pageRanges(ref, { snapshot: target }))
+    } else {
+      let marker: string | undefined
+      do {
+        const d = this.#store.diff(ref, {
+          from: base,
+          to: target,
+          ...(marker === undefined ? {} : { marker }),
+        })
+        written.push(...d.pageRanges)
+        cleared.push(...d.clearRanges)
+        marker = d.nextMarker
+      } while (marker !== undefined)
+    }
+    const chunks: Chunk[] = []
+    let cur: Chunk = { ranges: [], clears: [], bytes: 0 }
+    const flush = () => {
+      if (cur.ranges.length > 0 || cur.clears.length > 0) chunks.push(cur)
+      cur = { ranges: [], clears: [], bytes: 0 }
+    }
+    for (const c of cleared) {
+      if (cur.clears.length >= CHUNK_RANGES) flush()
+      cur.clears.push(c)
+    }
+    for (const r of written) {
+      let start = r.start
+      while (start < r.end) {
+        if (cur.bytes >= CHUNK_BYTES || cur.ranges.length >= CHUNK_RANGES) flush()
+        const end = Math.min(r.end, start + (CHUNK_BYTES - cur.bytes))
+        cur.ranges.push({ start, end })
+        cur.bytes += end - start
+        start = end
+      }
+    }
+    flush()
+    return chunks
+  }
+}

@@ -1,0 +1,177 @@
+// The local cache of pack indexes and manifests of object-store vaults, counted at the store: requests
+// are seen by a proxy in front of Azurite and s3rver. A warm cache saves exactly one request per pack and
+// per manifest; what another writer changed, a damaged cache file and a small bound are all handled.
+import assert from 'node:assert/strict'
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, describe, it } from 'node:test'
+import { type FaultProxy, startFaultProxy } from './_fault-proxy.js'
+import { sharedAzurite, sharedS3rver } from './_test-object-stores.js'
+import { bufferSink, bufferSource, mixedImage, scatterWrites } from './_testing.js'
+import { openVaultBackend } from './open-vault-backend.js'
+import { Vault } from './vault.js'
+import { AZURE_BACKEND, type BackendUnderTest, S3_BACKEND } from './vault-backend.contract.js'
+
+const MiB = 1024 * 1024
+const item = { kind: 'disk', name: 'vm1' }
+const STORES: [BackendUnderTest, () => Promise<{ endpoint: string }>][] = [
+  [AZURE_BACKEND, sharedAzurite],
+  [S3_BACKEND, sharedS3rver],
+]
+const cleanups: (() => Promise<void>)[] = []
+after(async () => {
+  for (const c of cleanups) await c()
+})
+
+/** Requests the proxy saw since `from`, by what they touched. */
+function counts(proxy: FaultProxy, from: number) {
+  const seen = proxy.log.slice(from)
+  const gets = (part: string) =>
+    seen.filter((r) => r.method === 'GET' && r.url.includes(part) && !/[?&](comp=list|list-type)/.test(r.url))
+      .length
+  return { total: seen.length, packGets: gets('/packs/'), manifestGets: gets('/rp/') }
+}
+
+for (const [store, server] of STORES)
+  describe(`the local index and manifest cache (${store.name})`, () => {
+    it('a warm cache saves one request per pack and per manifest; changes by another writer, damaged cache files and the size bound are handled', async () => {
+      const { endpoint } = await server()
+      const place = await store.place()
+      const proxy = await startFaultProxy(new URL(endpoint).origin)
+      const dir = await mkdtemp(join(tmpdir(), 'cairn-objcache-'))
+      cleanups.push(async () => {
+        await proxy.close()
+        await place.cleanup()
+        await rm(dir, { recursive: true, force: true })
+      })
+      const url = place.url.replace(
+        encodeURIComponent(new URL(endpoint).origin),
+        encodeURIComponent(proxy.endpoint),
+      )
+      const backend = () => openVaultBackend(url, place.options)
+      const cacheDir = join(dir, 'cache')
+
+      const img = mixedImage(4 * MiB)
+      const writer = await Vault.create(backend(), { packSize: MiB / 2, workers: 1 })
+      const rp1 = await writer.backup({ item, sources: [bufferSource('os', img)] })
+      scatterWrites(img, 16)
+      const rp2 = await writer.backup({
+        item,
+        sources: [bufferSource('os', img)],
+        base: rp1.id,
+      })
+      const packs = (await writer.backend.list('packs/')).length
+      assert.ok(packs >= 3, `${packs} packs`)
+
+      /** Opens the vault (with or without the cache), lists its points and restores the newest. */
+      const session = async (cache: boolean, opts: { cacheBytes?: number } = {}) => {
+        const from = proxy.log.length
+        const v = await Vault.open(backend(), undefined, {
+          workers: 1,
+          ...(cache ? { cacheDir, ...opts } : {}),
+        })
+        try {
+          const points = await v.listRecoveryPoints()
+          const newest = points.at(-1)!
+          const sink = bufferSink(img.length)
+          await v.restore(newest.id, 'os', sink)
+          return {
+            ids: points.map((p) => p.id),
+            data: sink.data,
+            stats: { ...(v.cache?.stats ?? {}) },
+            bytes: await v.cache?.bytes(),
+            ...counts(proxy, from),
+          }
+        } finally {
+          await v.close()
+        }
+      }
+
+      const plain = await session(false)
+      assert.deepEqual(plain.ids, [rp1.id, rp2.id])
+      assert.ok(plain.data.equals(img))
+      const cold = await session(true)
+      const warm = await session(true)
+      assert.ok(cold.data.equals(img) && warm.data.equals(img))
+      assert.equal(cold.total, plain.total, 'a cold cache costs no extra request')
+      assert.deepEqual([cold.stats.misses, cold.stats.hits], [packs + 2, 0])
+      assert.deepEqual([warm.stats.hits, warm.stats.misses, warm.stats.corrupt], [packs + 2, 0, 0])
+      // Each pack's index is one request when not cached; each listed manifest one more.
+      assert.equal(cold.packGets - warm.packGets, packs, 'the warm cache read no pack index')
+      assert.deepEqual([cold.manifestGets, warm.manifestGets], [3, 1], 'listing read no manifest')
+      assert.equal(plain.total - warm.total, packs + 2)
+
+      // Another writer (no cache of its own) backs up again, deletes the first point and collects
+      // its packs: the cached vault sees exactly the store's state and fetches only what is new.
+      const changed = Buffer.from(img)
+      scatterWrites(changed, 32, 11)
+      img.set(changed)
+      const rp3 = await writer.backup({
+        item,
+        sources: [bufferSource('os', img)],
+        base: rp2.id,
+      })
+      await writer.updateSettings({ softDelete: { state: 'Disabled' } })
+      await writer.deleteRecoveryPoint(rp1.id)
+      const gc = await writer.gc()
+      assert.ok(gc.packsDeleted + gc.packsRepacked > 0, JSON.stringify(gc))
+      const nowPacks = new Set((await writer.backend.list('packs/')).map((o) => o.name))
+      const cachedBefore = new Set(
+        (await readdir(join(cacheDir, writer.id, 'packs'))).map(decodeURIComponent),
+      )
+      const fresh = [...nowPacks].filter((n) => !cachedBefore.has(n)).length
+      const after1 = await session(true)
+      assert.deepEqual(after1.ids, [rp2.id, rp3.id], 'the deleted point is not listed from the cache')
+      assert.ok(after1.data.equals(img), 'the new point restores from a cache that predates it')
+      assert.equal(after1.stats.misses, fresh + 1, 'only the new packs and the new manifest were fetched')
+      const cachedAfter = (await readdir(join(cacheDir, writer.id, 'packs'))).map(decodeURIComponent)
+      assert.deepEqual(cachedAfter.sort(), [...nowPacks].sort(), 'entries of collected packs are gone')
+
+      // A manifest replaced in the store (here damaged by hand) is read again, not served from the cache.
+      const raw = backend()
+      const name = `rp/${rp2.id}`
+      const good = await raw.get(name)
+      const bad = Buffer.from(good)
+      bad[bad.length - 40] = (bad[bad.length - 40] ?? 0) ^ 0xff
+      await raw.put(name, bad)
+      const replaced = await session(true)
+      assert.deepEqual(replaced.ids, [rp3.id], 'the damaged manifest is skipped as without a cache')
+      assert.equal(replaced.stats.stale, 1)
+      await raw.put(name, good)
+      await raw.close?.()
+
+      // Damaged cache files (a pack index and a manifest) are detected, deleted and fetched again.
+      const warmAgain = await session(true)
+      assert.equal(warmAgain.stats.misses, 1, 'the restored manifest is fetched once more')
+      const packFiles = await readdir(join(cacheDir, writer.id, 'packs'))
+      const manifestFiles = await readdir(join(cacheDir, writer.id, 'manifests'))
+      for (const f of [
+        join(cacheDir, writer.id, 'packs', packFiles[0]!),
+        join(cacheDir, writer.id, 'manifests', manifestFiles[0]!),
+      ]) {
+        const data = await readFile(f)
+        data[data.length - 50] = (data[data.length - 50] ?? 0) ^ 0x01
+        await writeFile(f, data)
+      }
+      const repaired = await session(true)
+      assert.deepEqual(repaired.ids, [rp2.id, rp3.id])
+      assert.ok(repaired.data.equals(img))
+      assert.deepEqual([repaired.stats.corrupt, repaired.stats.misses], [2, 2])
+      const rewritten = await session(true)
+      assert.deepEqual(
+        [rewritten.stats.corrupt, rewritten.stats.misses],
+        [0, 0],
+        'the entries were written again',
+      )
+      assert.equal(repaired.total - rewritten.total, 2, 'one request more for each damaged entry')
+
+      // A bound smaller than the entries: the cache stays within it and the answers stay right.
+      const bound = Math.floor((rewritten.bytes ?? 0) / 2)
+      const small = await session(true, { cacheBytes: bound })
+      assert.ok(small.data.equals(img))
+      assert.ok((small.bytes ?? 0) <= bound, `${small.bytes} bytes kept for a bound of ${bound}`)
+      assert.ok((small.stats.evicted ?? 0) > 0)
+      await writer.close()
+    })
+  })

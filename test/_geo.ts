@@ -1,0 +1,64 @@
+import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import { api, D, type Json, request } from './_jobs.js'
+import { type RunningService, startService } from './_service.js'
+
+// Two paired sites on loopback for the geo-replication tests: each with its own data folder, each
+// paired with the other by a Site Peer token, replicating every second.
+
+export const MiB = 1024 * 1024
+export const REPLICATE = ['--replication-interval', '1']
+
+/** A token of the Site Peer role made by the admin of `svc`. */
+export async function siteToken(svc: RunningService): Promise<string> {
+  const r = await api(svc.url, 'POST', '/api/v1/auth/tokens', { role: 'Site Peer', name: 'pair' })
+  assert.equal(r.status, 201, JSON.stringify(r.body))
+  return r.body.token as string
+}
+
+/** Pairs `a` with `b` under the name `name` (a → b). */
+export async function pair(a: RunningService, b: RunningService, name: string): Promise<void> {
+  const r = await api(a.url, 'POST', '/api/v1/pairs', { name, url: b.url, token: await siteToken(b) })
+  assert.equal(r.status, 201, JSON.stringify(r.body))
+}
+
+/** Starts two sites and pairs them both ways: east knows west as `west`, west knows east as `east`. */
+export async function twoSites(): Promise<{ east: RunningService; west: RunningService }> {
+  const [east, west] = await Promise.all([startService(REPLICATE), startService(REPLICATE)])
+  await pair(east, west, 'west')
+  await pair(west, east, 'east')
+  return { east, west }
+}
+
+/** Starts a site again on its data folder and its old API port (its pair's URL names it). */
+export function restart(svc: RunningService): Promise<RunningService> {
+  return startService([...REPLICATE, '--port', new URL(svc.url).port], { data: svc.data })
+}
+
+/** SHA-256 of a disk's first `size` bytes, read through the API. */
+export async function diskHash(url: string, disk: string, size: number): Promise<string> {
+  const h = createHash('sha256')
+  for (let o = 0; o < size; o += 4 * MiB) {
+    const res = await request(`${url}${D}/${disk}/pages?offset=${o}&length=${Math.min(4 * MiB, size - o)}`)
+    assert.equal(res.status, 200)
+    h.update(Buffer.from(await res.arrayBuffer()))
+  }
+  return h.digest('hex')
+}
+
+/** The ids of a vault's recovery points on a site. */
+export async function pointIds(url: string, vault: string): Promise<string[]> {
+  const r = await api(url, 'GET', `/api/v1/vaults/${vault}/recoveryPoints?limit=1000`)
+  assert.equal(r.status, 200, JSON.stringify(r.body))
+  return (r.body.items as Json[]).map((p) => p.id as string).sort()
+}
+
+/** Waits until `check` answers true (polling), or fails after `ms`. */
+export async function until(what: string, check: () => Promise<boolean>, ms = 60_000): Promise<void> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    if (await check().catch(() => false)) return
+    assert.ok(Date.now() < deadline, `never: ${what}`)
+    await new Promise((r) => setTimeout(r, 200))
+  }
+}
