@@ -190,7 +190,9 @@ export function duration(seconds: number | undefined): string {
 /** A coloured word for a state (Completed, Failed, Running, Protected…). */
 export function Badge({ value }: { value: string | undefined }) {
   if (value === undefined) return <span class="muted">—</span>
-  const kind = /fail|error|denied|overdue|interrupted/i.test(value)
+  const kind = /fail|error|denied|overdue|interrupted|unreachable|unauthorized|rejected|unavailable/i.test(
+    value,
+  )
     ? 'bad'
     : /warn|stopped|cancel|locked|queued/i.test(value)
       ? 'warn'

@@ -107,9 +107,16 @@ export class VaultService {
 
   // --- Vaults ---
 
-  /** Every vault. */
-  list(): Promise<VaultInfo[]> {
-    return this.#o.vaults.list()
+  /** Every vault, with its redundancy and replication state (the lag the portal's dashboard shows). */
+  async list(): Promise<(VaultInfo & { replication: ReplicationStatus })[]> {
+    const vaults = await this.#o.vaults.list()
+    const replication = this.#o.replication
+    return Promise.all(
+      vaults.map(async (v) => ({
+        ...v,
+        replication: (await replication?.status(v.name)) ?? { redundancy: 'LRS' as const },
+      })),
+    )
   }
 
   /**

@@ -1,9 +1,11 @@
-// The dashboard: protected VMs by health, jobs of the last 24 hours by state, alerts, vault usage and
-// growth, change rate per VM. Every number links to its list. The counts come first; usage (which
+// The dashboard: protected VMs by health, jobs of the last 24 hours by state, alerts, replication lag
+// of GRS vaults and geo-replicated accounts (when there are any), vault usage and growth, change rate
+// per VM. Every number links to its list. The counts come first; usage (which
 // the service computes from every point) fills in after.
 import type { BackupPolicy, Job, ProtectedItem, Vault, VaultUsage } from '../../../src/api/api-types.js'
 import { api, listAll } from '../api.js'
 import { type Health, healthOf } from '../health.js'
+import { ReplicationSection } from '../replication.js'
 import {
   BarChart,
   bytes,
@@ -159,6 +161,7 @@ function Overview({ o }: { o: Overview }) {
           </ul>
         )}
       </section>
+      <ReplicationSection vaults={o.vaults} />
       <Usage vaults={o.vaults} jobs={o.jobs} />
     </>
   )

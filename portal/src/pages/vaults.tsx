@@ -1,5 +1,5 @@
 // Vaults: the list and a form to create one; a vault's page shows its usage (logical, stored,
-// reduction), backend, soft delete and immutability, the resource guard, soft-deleted points with
+// reduction), redundancy and lag (GRS, docs/replication.md), backend, soft delete and immutability, the resource guard, soft-deleted points with
 // Undelete, its recovery points, and verify / prune / GC (verify and GC as live jobs).
 import { useState } from 'preact/hooks'
 import type {
@@ -14,6 +14,7 @@ import type {
 } from '../../../src/api/api-types.js'
 import { api } from '../api.js'
 import { JobProgress } from '../job-progress.js'
+import { redundancyLine, VaultRedundancy } from '../replication.js'
 import { useSession } from '../session.js'
 import {
   ActionButton,
@@ -53,6 +54,7 @@ export function VaultsPage() {
             title: 'Encrypted',
             cell: (v) => (v.encrypted ? (v.unlocked ? 'yes, unlocked' : 'yes, locked') : 'no'),
           },
+          { title: 'Redundancy', cell: (v) => redundancyLine(v.replication) },
           { title: 'Created', cell: (v) => <When iso={v.createdAt} /> },
         ]}
       />
@@ -170,6 +172,10 @@ export function VaultPage({ name }: { name: string }) {
               </dl>
             )}
           </Show>
+        </section>
+        <section class="card" aria-labelledby="h-redundancy">
+          <h2 id="h-redundancy">Redundancy</h2>
+          <Show load={vault}>{(v) => <VaultRedundancy r={v.replication} />}</Show>
         </section>
         <section class="card" aria-labelledby="h-safety">
           <h2 id="h-safety">Soft delete and immutability</h2>

@@ -88,6 +88,11 @@ export const vaultCommands: CommandDef[] = [
           { header: 'name', value: (r) => r.name },
           { header: 'encrypted', value: (r) => (r.encrypted ? (r.unlocked ? 'yes' : 'locked') : 'no') },
           { header: 'location', value: (r) => r.location },
+          {
+            header: 'redundancy',
+            value: (r) =>
+              r.replication?.redundancy === 'GRS' ? `GRS ${r.replication.role ?? ''}`.trimEnd() : 'LRS',
+          },
           { header: 'created', value: (r) => r.createdAt },
         ]),
       )
