@@ -80,7 +80,8 @@ export class ProtectionStore implements SchedulerStore {
           configuration_json: JSON.stringify(spec.configuration),
           agent_url: spec.agent?.url ?? null,
           agent_token: spec.agent?.token ?? null,
-          qga_channel: spec.qga ?? null,
+          // Set only for a QGA VM: a VM without one writes the columns of every catalog version since 1.
+          ...(spec.qga === undefined ? {} : { qga_channel: spec.qga }),
           created_at: now,
           updated_at: now,
         })
