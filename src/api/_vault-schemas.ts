@@ -16,6 +16,24 @@ export const Credentials = {
   keyFile: z.string().optional().openapi({ description: 'Key file content, base64' }),
 }
 
+/** A vault's redundancy and, when GRS, its replication state (docs/replication.md). */
+export const ReplicationStatus = z
+  .object({
+    redundancy: z.enum(['LRS', 'GRS']),
+    role: z.enum(['Primary', 'Secondary']).optional(),
+    pair: z.string().optional(),
+    epoch: z.number().optional(),
+    lastSyncAt: z.string().optional(),
+    pointsBehind: z.number().optional(),
+    bytesBehind: z.number().optional(),
+    pointsSinceSync: z.number().optional(),
+    lastError: z.string().optional(),
+    secondaryHealth: z.string().optional(),
+    lastSyncWireBytes: z.number().optional(),
+    oldPrimaryNotified: z.boolean().optional(),
+  })
+  .openapi('ReplicationStatus')
+
 export const Vault = z
   .object({
     name: z.string(),
@@ -24,20 +42,7 @@ export const Vault = z
     encrypted: z.boolean(),
     createdAt: z.string(),
     unlocked: z.boolean(),
-    replication: z
-      .object({
-        redundancy: z.enum(['LRS', 'GRS']),
-        role: z.enum(['Primary', 'Secondary']).optional(),
-        pair: z.string().optional(),
-        epoch: z.number().optional(),
-        lastSyncAt: z.string().optional(),
-        pointsBehind: z.number().optional(),
-        bytesBehind: z.number().optional(),
-        pointsSinceSync: z.number().optional(),
-        lastError: z.string().optional(),
-        secondaryHealth: z.string().optional(),
-        lastSyncWireBytes: z.number().optional(),
-      })
+    replication: ReplicationStatus.omit({ oldPrimaryNotified: true })
       .optional()
       .openapi({ description: 'LRS or GRS, and for GRS the replication state (docs/replication.md)' }),
   })

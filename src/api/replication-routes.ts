@@ -1,7 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import type { VaultReplication } from '../protection/index.js'
 import { CairnError } from '../util/index.js'
-import { VaultParams } from './_vault-schemas.js'
+import { ReplicationStatus, VaultParams } from './_vault-schemas.js'
 import { type ApiContext, vaultServiceOf } from './api-context.js'
 import type { ApiApp } from './new-api-app.js'
 import { body, errorResponses, json } from './schemas.js'
@@ -10,23 +10,8 @@ import { body, errorResponses, json } from './schemas.js'
 // paired site reaches with its Site Peer token (the replica pulls objects from the primary, reports
 // its lag, and the two sites agree on who is primary by epoch).
 
-const Redundancy = z.enum(['LRS', 'GRS'])
-const Status = z
-  .object({
-    redundancy: Redundancy,
-    role: z.enum(['Primary', 'Secondary']).optional(),
-    pair: z.string().optional(),
-    epoch: z.number().optional(),
-    lastSyncAt: z.string().optional(),
-    pointsBehind: z.number().optional(),
-    bytesBehind: z.number().optional(),
-    pointsSinceSync: z.number().optional(),
-    lastError: z.string().optional(),
-    secondaryHealth: z.string().optional(),
-    lastSyncWireBytes: z.number().optional(),
-    oldPrimaryNotified: z.boolean().optional(),
-  })
-  .openapi('ReplicationStatus')
+const Redundancy = ReplicationStatus.shape.redundancy
+const Status = ReplicationStatus
 
 const Replica = z
   .string()

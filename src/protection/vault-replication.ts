@@ -1,4 +1,4 @@
-import type { Catalog } from '../catalog/index.js'
+import type { Catalog, CatalogSchema } from '../catalog/index.js'
 import type { PairRegistry, PeerClient } from '../sites/index.js'
 import { CairnError, type Logger } from '../util/index.js'
 import { type BackendObject, Vault, type VaultRegistry } from '../vault/index.js'
@@ -46,18 +46,7 @@ export interface SyncReport {
 const OBJECT_NAME = /^(config|keys|settings|(rp|packs|locks|deleted|index)(\/[A-Za-z0-9._-]+)+)$/
 const BASE = '/api/v1/replication/vaults'
 
-type Row = {
-  vault: string
-  redundancy: string
-  role: string
-  pair: string | null
-  peer_site: string | null
-  epoch: number
-  last_sync_at: number | null
-  last_error: string | null
-  points_behind: number
-  bytes_behind: number
-}
+type Row = CatalogSchema['vault_replication']
 
 /** Options of the replication service. */
 export interface VaultReplicationOptions {
