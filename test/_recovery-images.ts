@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import {
@@ -16,6 +17,7 @@ import {
   writeSync,
 } from 'node:fs'
 import { join } from 'node:path'
+import { apiFetch, cairnAt, type RunningService } from './_service.js'
 
 /** Runs a tool; throws with its stderr when it fails. */
 export function run(cmd: string, args: string[], options: { cwd?: string; input?: string } = {}): string {
@@ -160,3 +162,25 @@ export async function uploadDisk(
       throw new Error(`cannot write disk ${disk} at ${o}: ${res.status} ${await res.text()}`)
   }
 }
+
+/**
+ * What the file-recovery tests call on a running service: `ok` runs the CLI with --json and answers its
+ * parsed output (failing on a non-zero exit), `get` a GET of the API, `getJson` one that must answer 200.
+ */
+export function recoveryCalls(service: () => RunningService) {
+  const ok = async (args: string[]) => {
+    const r = await cairnAt(service().url, [...args, '--json'])
+    assert.equal(r.code, 0, `cairn ${args.join(' ')}: ${r.stderr}${r.stdout}`)
+    return r.stdout.trim() ? JSON.parse(r.stdout) : undefined
+  }
+  const get = (path: string, init: RequestInit = {}) => apiFetch(`${service().url}${path}`, init)
+  const getJson = async <T>(path: string): Promise<T> => {
+    const res = await get(path)
+    assert.equal(res.status, 200, `${path}: ${await res.clone().text()}`)
+    return (await res.json()) as T
+  }
+  return { ok, get, getJson }
+}
+
+/** The `?path=` query of the browse routes, with more parameters after it. */
+export const pathQuery = (path: string, extra = '') => `?path=${encodeURIComponent(path)}${extra}`

@@ -14,13 +14,15 @@ import {
   describeTree,
   gptExt4Disk,
   makeTree,
+  pathQuery,
   pseudoRandom,
+  recoveryCalls,
   run,
   sha256,
   sha256File,
   uploadDisk,
 } from './_recovery-images.js'
-import { apiFetch, cairnAt, type RunningService, startService } from './_service.js'
+import { cairnAt, type RunningService, startService } from './_service.js'
 
 const BIG_DIR = 2_500
 
@@ -31,18 +33,8 @@ describe('rp files, download and history: browsing recovery points in the servic
   let base: string
   let first: string
 
-  const ok = async (args: string[]) => {
-    const r = await cairnAt(service.url, [...args, '--json'])
-    assert.equal(r.code, 0, `cairn ${args.join(' ')}: ${r.stderr}${r.stdout}`)
-    return r.stdout.trim() ? JSON.parse(r.stdout) : undefined
-  }
-  const get = (path: string, init: RequestInit = {}) => apiFetch(`${service.url}${path}`, init)
-  const getJson = async <T>(path: string): Promise<T> => {
-    const res = await get(path)
-    assert.equal(res.status, 200, `${path}: ${await res.clone().text()}`)
-    return (await res.json()) as T
-  }
-  const q = (path: string, extra = '') => `?path=${encodeURIComponent(path)}${extra}`
+  const { ok, get, getJson } = recoveryCalls(() => service)
+  const q = pathQuery
   const points = async () => (await ok(['rp', 'list', 'web'])) as { id: string; tier: string }[]
 
   before(async () => {

@@ -16,8 +16,8 @@ import {
   UNICODE_NAME,
   withNtfsMount,
 } from '../src/filesystems/_test-images.js'
-import { describeTree, run, sha256, uploadDisk } from './_recovery-images.js'
-import { apiFetch, cairnAt, type RunningService, startService } from './_service.js'
+import { describeTree, pathQuery, recoveryCalls, run, sha256, uploadDisk } from './_recovery-images.js'
+import { type RunningService, startService } from './_service.js'
 
 const MANY = 700
 
@@ -30,18 +30,8 @@ describe('browsing and downloading from an NTFS recovery point', () => {
   let base: string
   let first: string
 
-  const ok = async (args: string[]) => {
-    const r = await cairnAt(service.url, [...args, '--json'])
-    assert.equal(r.code, 0, `cairn ${args.join(' ')}: ${r.stderr}${r.stdout}`)
-    return r.stdout.trim() ? JSON.parse(r.stdout) : undefined
-  }
-  const get = (path: string, init: RequestInit = {}) => apiFetch(`${service.url}${path}`, init)
-  const getJson = async <T>(path: string): Promise<T> => {
-    const res = await get(path)
-    assert.equal(res.status, 200, `${path}: ${await res.clone().text()}`)
-    return (await res.json()) as T
-  }
-  const q = (path: string, extra = '') => `?path=${encodeURIComponent(path)}${extra}`
+  const { ok, get, getJson } = recoveryCalls(() => service)
+  const q = pathQuery
   const points = async () => (await ok(['rp', 'list', 'win'])) as { id: string; tier: string }[]
 
   before(async () => {
