@@ -73,8 +73,12 @@ export class VaultReplication {
 
   // --- settings and status ---
 
-  /** The vault's redundancy and, when GRS, its replication state. */
-  async status(vault: string): Promise<ReplicationStatus> {
+  /**
+   * The vault's redundancy and, when GRS, its replication state. `pointsSinceSync` (a primary's points
+   * committed after the last sync) lists the vault's points; `{ countSinceSync: false }` leaves it out,
+   * for lists of every vault.
+   */
+  async status(vault: string, options: { countSinceSync?: boolean } = {}): Promise<ReplicationStatus> {
     const row = await this.#row(vault)
     if (row?.redundancy !== 'GRS') return { redundancy: 'LRS' }
     const out: ReplicationStatus = {
@@ -93,7 +97,7 @@ export class VaultReplication {
     if (row.last_error) out.lastError = row.last_error
     const wire = this.#wire.get(vault)
     if (wire !== undefined) out.lastSyncWireBytes = wire
-    if (row.role === 'Primary') {
+    if (row.role === 'Primary' && options.countSinceSync !== false) {
       const since = row.last_sync_at === null ? 0 : Number(row.last_sync_at)
       const v = await this.#o.vaults.open(vault).catch(() => undefined)
       if (v) {

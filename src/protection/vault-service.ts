@@ -107,14 +107,19 @@ export class VaultService {
 
   // --- Vaults ---
 
-  /** Every vault, with its redundancy and replication state (the lag the portal's dashboard shows). */
+  /**
+   * Every vault, with its redundancy and replication state (the lag the portal's dashboard shows),
+   * without opening any vault: `pointsSinceSync` is left to `get`.
+   */
   async list(): Promise<(VaultInfo & { replication: ReplicationStatus })[]> {
     const vaults = await this.#o.vaults.list()
     const replication = this.#o.replication
     return Promise.all(
       vaults.map(async (v) => ({
         ...v,
-        replication: (await replication?.status(v.name)) ?? { redundancy: 'LRS' as const },
+        replication: (await replication?.status(v.name, { countSinceSync: false })) ?? {
+          redundancy: 'LRS' as const,
+        },
       })),
     )
   }
