@@ -30,6 +30,7 @@ import {
   ProtectionStore,
   RecoveryPointMounts,
   RegistryVaultTransfer,
+  ReplicaItems,
   type ReplicaState,
   ResourceGuard,
   Scheduler,
@@ -276,6 +277,13 @@ export class CairnService {
         ...(shared ? { leases: { store: leases, owner, leaseMs } } : {}),
       })
       this.#jobs = jobs
+      // Cross-region restore: the VMs of a replica vault are read from its replicated points.
+      const replication = this.#replication
+      const replicaItems = new ReplicaItems({
+        replicated: (vault) => replication.holdsReplicatedItems(vault),
+        points: async (vault) => (await vaults.open(vault)).listRecoveryPoints(),
+        readOnly: (vault) => replication.readOnlyReason(vault),
+      })
       const backups = new ProtectionService({
         store: protection,
         disks: this.#diskStore,
@@ -294,6 +302,7 @@ export class CairnService {
           }),
         // A policy's copies run as copy jobs of the vault service.
         copyPoints: (request): Promise<Job> => vaultService.copy(request),
+        replicaItems,
       })
       this.#backups = backups
       const vaultService: VaultService = new VaultService({
@@ -346,6 +355,7 @@ export class CairnService {
           }
         },
         reconcile: (vm) => backups.reconcile(vm),
+        replicaItems,
       })
       const files = this.#files
       if (!shared) await this.#recoverJobs(jobs, backups, diskService)
