@@ -32,7 +32,8 @@ import { diffVersions, pageRangesOf } from './_diff-versions.js'
 import { accountInfo, cmp, containerInfo, diskInfo, iso, listPage } from './_disk-info.js'
 import { type ExportHost, exportFile } from './_export-file.js'
 import type { Root } from './_extent-tree.js'
-import { type ImportHost, importFile } from './_import-file.js'
+import type { ImageExtent } from './_image-stream.js'
+import { type ImportHost, importFile, importImage } from './_import-file.js'
 import { leaseTransition } from './_lease.js'
 import { allRoots, exclusiveBytes, liveRanges, type RootRef } from './_live-ranges.js'
 import { loadState } from './_load-state.js'
@@ -1222,6 +1223,14 @@ export class LogDiskStore implements DiskStore {
 
   importFile(path: string, ref: DiskRef, options: LongOperationOptions = {}): Promise<DiskInfo> {
     return importFile(this.#transferHost(), path, ref, options)
+  }
+
+  importImage(
+    ref: DiskRef,
+    image: { size: number; extents: AsyncIterable<ImageExtent> },
+    options: LongOperationOptions = {},
+  ): Promise<DiskInfo> {
+    return importImage(this.#transferHost(), ref, image, options)
   }
 
   exportFile(

@@ -374,6 +374,7 @@ export class DiskGeoReplication {
       snapshotGroup: guarded((args) => (args[0] as DiskRef[]).map((r) => r.account), 'snapshotGroup'),
       copyDisk: guarded((args) => [(args[1] as DiskRef).account], 'copyDisk'),
       importFile: guarded((args) => [(args[1] as DiskRef).account], 'importFile'),
+      importImage: guarded((args) => [(args[0] as DiskRef).account], 'importImage'),
     }
     for (const m of [
       'createDisk',

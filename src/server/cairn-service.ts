@@ -292,6 +292,7 @@ export class CairnService {
         guard,
         mountOf: (vault, point) =>
           this.#mounts?.mountOfVaultPoint(vault, point) ?? Promise.resolve(undefined),
+        mountInVault: (vault) => this.#mounts?.mountInVault(vault),
         replication,
       })
       this.#vaultService = vaultService
