@@ -40,6 +40,27 @@ export class DiskService {
     )
   }
 
+  /**
+   * Imports an image streamed by a client (its data extents, `cairn disk import`) into a new disk, as a
+   * job its caller waits for; a stream that fails or is cut short leaves no disk.
+   */
+  importImage(
+    ref: DiskRef,
+    image: { size: number; extents: AsyncIterable<{ offset: number; data: Uint8Array }> },
+    run: RunToEnd = {},
+  ): Promise<DiskInfo> {
+    return runJobToEnd(
+      this.#o.jobs,
+      { kind: 'import', resource: resourceOf(ref) },
+      (signal, job) =>
+        this.#o.diskStore.importImage(ref, image, {
+          signal,
+          ...(job ? { onProgress: (p) => job.progress({ ...p, phase: 'import' }) } : {}),
+        }),
+      run,
+    )
+  }
+
   /** Exports a disk (or a snapshot) to a sparse raw file under an export root; answers its size. */
   async exportFile(
     ref: DiskRef,

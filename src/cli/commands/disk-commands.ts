@@ -129,9 +129,10 @@ export const diskCommands: CommandDef[] = [
     name: 'disk import',
     summary: 'Import a raw image into a new disk; zero blocks stay holes',
     description:
-      'The file is streamed through the API in 4 MiB pieces, 4 at a time, skipping zero pages, so it works\n' +
-      'against a remote service; of a sparse file only the data ranges are read (qemu-img map, when\n' +
-      'installed, finds them). With --server, the service reads FILE (a regular file) on its own machine; it must\n' +
+      'The file is streamed through the API in one request holding its data extents only (zero pages\n' +
+      'are left out), so it works against a remote service; of a sparse file only the data ranges are\n' +
+      'read (qemu-img map, when installed, finds them). The disk appears once all of it is in; a failure\n' +
+      'leaves no disk. With --server, the service reads FILE (a regular file) on its own machine; it must\n' +
       'be under a folder the service was started with --import-root (docs/security.md).',
     args: [
       { name: 'NAME', help: NAME_HELP },
