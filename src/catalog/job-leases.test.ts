@@ -84,7 +84,7 @@ for (const dialect of CATALOG_DIALECTS)
       }
     })
 
-    it('a job bound to a host is claimed only by that host, queued or with its lease expired', async () => {
+    it('a job bound to a host is claimed only by that host, queued or with its lease expired, and a live owner never claims its own', async () => {
       const dir = mkdtempSync(join(tmpdir(), 'cairn-leases-'))
       const catalog = await openCatalog(dialect.url(dir))
       try {
@@ -116,13 +116,15 @@ for (const dialect of CATALOG_DIALECTS)
           'once',
         )
         now += 5_000
-        // Every lease ran out (h1, h2 and h3 stopped): h3 takes only the unbound copy, h2 its own backup.
+        // Every lease ran out: h3 (alive) does not take back its own copy, nor the jobs bound to h1 and h2;
+        // h4 takes the unbound copy; h2, starting again, its own backup.
+        assert.deepEqual(await leases.claimExpired('h3', { limit: 10, leaseMs: 1_000 }), [])
         assert.deepEqual(
-          (await leases.claimExpired('h3', { limit: 10, leaseMs: 1_000 })).map((j) => j.id),
+          (await leases.claimExpired('h4', { limit: 10, leaseMs: 1_000 })).map((j) => j.id),
           [free.id],
         )
         assert.deepEqual(
-          (await leases.claimExpired('h2', { limit: 10, leaseMs: 1_000 })).map((j) => j.id),
+          (await leases.claimExpired('h2', { limit: 10, leaseMs: 1_000, includeOwn: true })).map((j) => j.id),
           [running.id],
         )
       } finally {

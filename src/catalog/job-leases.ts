@@ -84,8 +84,9 @@ export class JobLeases {
   }
 
   /**
-   * Claims up to `limit` unfinished jobs whose owner's lease expired (it died) for `owner`, oldest first;
-   * `includeOwn` also claims the jobs `owner` itself holds (at its start: they are its last run's). A job
+   * Claims up to `limit` unfinished jobs whose owner's lease expired (it died) for `owner`, oldest first,
+   * never `owner`'s own; `includeOwn` claims the jobs `owner` itself holds too, expired or not (at its
+   * start: they are its last run's). A job
    * bound to another process (`host`: it needs that one's disks) is never claimed: it waits for its host.
    */
   async claimExpired(
@@ -102,7 +103,9 @@ export class JobLeases {
       .where((eb) =>
         options.includeOwn
           ? eb.or([eb('lease_until', '<', now), eb('owner', '=', owner)])
-          : eb('lease_until', '<', now),
+          : // A live process's own job past its lease is one it is starting or running (its heartbeat
+            // renews it): only its next start takes it back.
+            eb.and([eb('lease_until', '<', now), eb('owner', '<>', owner)]),
       )
       .where((eb) => eb.or([eb('host', 'is', null), eb('host', '=', owner)]))
       .orderBy('started_at')
