@@ -37,7 +37,10 @@ export const Vm = z
     agent: z
       .object({ url: z.string(), token: z.string().openapi({ description: 'Always "***" in answers' }) })
       .optional(),
-    qga: z.string().optional().openapi({ description: 'The QEMU guest agent channel, unix:PATH' }),
+    qga: z
+      .string()
+      .optional()
+      .openapi({ description: 'The QEMU guest agent channel, unix:PATH or libvirt:DOMAIN' }),
     id: z.string(),
     createdAt: z.string(),
     updatedAt: z.string(),
@@ -67,7 +70,7 @@ export const VmRequest = z
       .optional(),
     qga: z.string().optional().openapi({
       description:
-        'The QEMU guest agent channel, unix:PATH (the virtio-serial socket of QEMU or libvirt); instead of agent',
+        'The QEMU guest agent channel: unix:PATH (the virtio-serial socket of QEMU) or libvirt:DOMAIN (through libvirt, which keeps the socket); instead of agent',
     }),
   })
   .loose()
