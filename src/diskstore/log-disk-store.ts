@@ -48,7 +48,7 @@ import {
   RecordType,
   SegmentLog,
 } from './_segment-log.js'
-import { newSnapshotId } from './_snapshot-id.js'
+import { newSnapshotId, parseSnapshotId } from './_snapshot-id.js'
 import { SpaceGuard } from './_space-guard.js'
 import {
   type AccountState,
@@ -1046,7 +1046,7 @@ export class LogDiskStore implements DiskStore {
 
   async snapshot(
     ref: DiskRef,
-    options: { metadata?: Record<string, string>; conditions?: WriteConditions } = {},
+    options: { metadata?: Record<string, string>; conditions?: WriteConditions; id?: string } = {},
   ): Promise<DiskInfo> {
     const d = this.#disk(ref)
     this.#check(
@@ -1056,7 +1056,15 @@ export class LogDiskStore implements DiskStore {
       options.conditions?.leaseId !== undefined,
     )
     const t = this.#now()
-    const id = newSnapshotId(this.#state.lastSnapshot, t)
+    if (
+      options.id !== undefined &&
+      (parseSnapshotId(options.id) === undefined || d.snapshots.some((s) => s.id === options.id))
+    )
+      throw new CairnError(
+        'InvalidRequest',
+        `Cannot snapshot disk "${refText(ref)}" as ${options.id}: not a snapshot id, or the disk has a snapshot of that id`,
+      )
+    const id = options.id ?? newSnapshotId(this.#state.lastSnapshot, t)
     const op: MetaOp = { op: 'snapshot', ids: [d.id], snapshot: id, t }
     if (options.metadata !== undefined) op.metadata = { ...options.metadata }
     await this.#commit(op)

@@ -330,10 +330,13 @@ export interface DiskStore {
 
   lease(ref: DiskRef, op: LeaseAction): Promise<LeaseResult>
 
-  /** An instant read-only snapshot. */
+  /**
+   * An instant read-only snapshot. `id` names it with a snapshot id made elsewhere (geo-replication
+   * keeps the primary's ids on the replica); the disk must have no snapshot of that id.
+   */
   snapshot(
     ref: DiskRef,
-    options?: { metadata?: Record<string, string>; conditions?: WriteConditions },
+    options?: { metadata?: Record<string, string>; conditions?: WriteConditions; id?: string },
   ): Promise<DiskInfo>
   /**
    * Snapshots of several disks at one instant (a consistency group); `markers` are added to each
