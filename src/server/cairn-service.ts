@@ -29,6 +29,7 @@ import {
   ProtectionStore,
   RecoveryPointMounts,
   RegistryVaultTransfer,
+  ReplicaItems,
   ResourceGuard,
   Scheduler,
   VaultService,
@@ -263,6 +264,12 @@ export class CairnService {
         ...(shared ? { leases: { store: leases, owner, leaseMs } } : {}),
       })
       this.#jobs = jobs
+      // Cross-region restore: the VMs of a replica vault are read from its replicated points.
+      const replicaItems = new ReplicaItems({
+        replicated: (vault) => replication.holdsReplicatedItems(vault),
+        points: async (vault) => (await vaults.open(vault)).listRecoveryPoints(),
+        readOnly: (vault) => replication.readOnlyReason(vault),
+      })
       const backups = new ProtectionService({
         store: protection,
         disks: this.#diskStore,
@@ -281,6 +288,7 @@ export class CairnService {
           }),
         // A policy's copies run as copy jobs of the vault service.
         copyPoints: (request): Promise<Job> => vaultService.copy(request),
+        replicaItems,
       })
       this.#backups = backups
       const vaultService: VaultService = new VaultService({
@@ -334,6 +342,7 @@ export class CairnService {
           }
         },
         reconcile: (vm) => backups.reconcile(vm),
+        replicaItems,
       })
       const files = this.#files
       if (!shared) await this.#recoverJobs(jobs, backups, diskService)
