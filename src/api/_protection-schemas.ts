@@ -211,7 +211,10 @@ export const ProtectedItem = z
       .string()
       .optional()
       .openapi({ description: 'Absent once protection stopped with its data deleted' }),
-    state: z.enum(['Protected', 'ProtectionStopped']),
+    state: z.enum(['Protected', 'ProtectionStopped', 'Replica']).openapi({
+      description:
+        'Replica: a VM known only from the replicated recovery points of a GRS vault on this site (restores only)',
+    }),
     includedLuns: z.array(z.number().int()).optional().openapi({ description: 'Absent: every data disk' }),
     includeFutureDisks: z.boolean(),
     knownLuns: z.array(z.number().int()),
@@ -317,5 +320,12 @@ export const VmRestoreRequest = z
       .array(z.union([z.number().int(), z.string()]))
       .optional()
       .openapi({ description: 'The older form of "disks" (0, "os"), still accepted' }),
+    targetAccount: z.string().min(1).max(64).optional().openapi({
+      description:
+        "AlternateLocation, RestoreDisks: the storage account of the new disks (default: each source disk's); a cross-region restore names one of this site",
+    }),
+    targetContainer: z.string().min(1).max(64).optional().openapi({
+      description: "AlternateLocation, RestoreDisks: their container (default: each source disk's)",
+    }),
   })
   .openapi('VmRestoreRequest')
