@@ -37,7 +37,7 @@ export interface VmsTable {
   configuration_json: string
   agent_url: string | null
   agent_token: string | null
-  /** The QEMU guest agent channel, `unix:PATH` (docs/vms.md). */
+  /** The QEMU guest agent channel, `unix:PATH` or `libvirt:DOMAIN` (docs/vms.md). */
   qga_channel: string | null
   /** On a shared catalog, the process (`host:data-folder`) whose disk store holds the VM's disks. */
   host: string | null

@@ -91,7 +91,7 @@ export class VmBackups {
     agentFor: AgentFor
     /** True while a point must keep its data (it is mounted): its snapshots are not pruned. */
     pinned?: (pointId: string) => boolean
-    /** The client of a VM's QEMU guest agent, by its channel (`unix:PATH`). */
+    /** The client of a VM's QEMU guest agent, by its channel (`unix:PATH` or `libvirt:DOMAIN`). */
     qgaFor: (channel: string) => VmAgent
     /** Starts a policy's copy job (see ProtectionServiceOptions.copyPoints). */
     copyPoints?: (request: PolicyCopyRequest) => Promise<Job>

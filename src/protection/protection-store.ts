@@ -15,8 +15,11 @@ import { type DiskSelection, type SelectedDisk, selectDisks, type Vm, type VmSpe
 
 export type { RecoveryPointTier, VmRecoveryPoint, VmRecoveryPointDisk } from './_recovery-point-store.js'
 
-/** Protection state of an item, after the reference. */
-export type ProtectionState = 'Protected' | 'ProtectionStopped'
+/**
+ * Protection state of an item, after the reference; `Replica`: a VM known only from the replicated
+ * points of a GRS vault on this site (replica-items.ts), never a catalog row.
+ */
+export type ProtectionState = 'Protected' | 'ProtectionStopped' | 'Replica'
 
 /** A VM under protection in a vault. */
 export interface ProtectedItem extends DiskSelection {

@@ -108,6 +108,15 @@ export class VaultReplication {
     return out
   }
 
+  /**
+   * True when the vault's VMs are read from its replicated points on this site (cross-region
+   * restore): it is the replica of a GRS vault, or a GRS vault that failed over to this site.
+   */
+  async holdsReplicatedItems(vault: string): Promise<boolean> {
+    const row = await this.#row(vault)
+    return row?.redundancy === 'GRS' && (row.role === 'Secondary' || Number(row.epoch) > 1)
+  }
+
   /** Refuses (PairNotFound) a pair this site does not have. */
   async assertPair(pair: string): Promise<void> {
     await this.#o.pairs.get(pair)
