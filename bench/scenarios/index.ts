@@ -4,6 +4,7 @@ import { cliStartup } from './cli-startup.js'
 import { diskstore } from './diskstore.js'
 import { filerecovery } from './filerecovery.js'
 import { geoDisks } from './geo-disks.js'
+import { guestFio } from './guest-fio.js'
 import { guestIo } from './guest-io.js'
 import { nbd } from './nbd.js'
 import { objstore } from './objstore.js'
@@ -28,4 +29,5 @@ export const SCENARIOS: BenchScenario[] = [
   geoDisks,
   portalScenario,
   guestIo,
+  guestFio,
 ]
