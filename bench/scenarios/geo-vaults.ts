@@ -20,12 +20,15 @@ async function must(url: string, method: string, path: string, body?: unknown, s
 }
 
 async function writeRandom(url: string, offset: number, bytes: number): Promise<void> {
-  const res = await apiFetch(`${url}${D}/os/pages?offset=${offset}`, {
-    method: 'PUT',
-    body: randomBytes(bytes),
-    headers: { 'content-type': 'application/octet-stream' },
-  })
-  if (res.status !== 200) throw new Error(`write: ${res.status} ${await res.text()}`)
+  for (let o = 0; o < bytes; o += 4 * MiB) {
+    const n = Math.min(4 * MiB, bytes - o)
+    const res = await apiFetch(`${url}${D}/os/pages?offset=${offset + o}`, {
+      method: 'PUT',
+      body: randomBytes(n),
+      headers: { 'content-type': 'application/octet-stream' },
+    })
+    if (res.status !== 200) throw new Error(`write: ${res.status} ${await res.text()}`)
+  }
 }
 
 /** One backup of the disk into the GRS vault: its id, when it committed, the bytes it added. */

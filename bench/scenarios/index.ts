@@ -5,6 +5,7 @@ import { diskstore } from './diskstore.js'
 import { filerecovery } from './filerecovery.js'
 import { geoDisks } from './geo-disks.js'
 import { geoVaults } from './geo-vaults.js'
+import { guestFio } from './guest-fio.js'
 import { guestIo } from './guest-io.js'
 import { nbd } from './nbd.js'
 import { objstore } from './objstore.js'
@@ -30,4 +31,5 @@ export const SCENARIOS: BenchScenario[] = [
   geoVaults,
   portalScenario,
   guestIo,
+  guestFio,
 ]

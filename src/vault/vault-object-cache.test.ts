@@ -1,7 +1,9 @@
-// The local cache of pack indexes and manifests of object-store vaults, counted at the store: requests
-// are seen by a proxy in front of Azurite and s3rver. A warm cache saves exactly one request per pack and
-// per manifest; what another writer changed, a damaged cache file and a small bound are all handled.
+// Requests an object-store vault makes, counted at the store: requests are seen by a proxy in front of
+// Azurite and s3rver. Chunks are read a pack's run at a time (a checksum backup's base, a restore). The
+// local cache of pack indexes and manifests: a warm cache saves exactly one request per pack and per
+// manifest; what another writer changed, a damaged cache file and a small bound are all handled.
 import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -32,6 +34,80 @@ function counts(proxy: FaultProxy, from: number) {
       .length
   return { total: seen.length, packGets: gets('/packs/'), manifestGets: gets('/rp/') }
 }
+
+for (const [store, server] of STORES)
+  describe(`reads of chunks from an object store (${store.name})`, () => {
+    it('a checksum backup reads the base a run of a pack at a time, and a restore reads about one range per pack, not one per chunk, byte-exact', async () => {
+      const { endpoint } = await server()
+      const place = await store.place()
+      const proxy = await startFaultProxy(new URL(endpoint).origin)
+      const dir = await mkdtemp(join(tmpdir(), 'cairn-objreads-'))
+      cleanups.push(async () => {
+        await proxy.close()
+        await place.cleanup()
+        await rm(dir, { recursive: true, force: true })
+      })
+      const url = place.url.replace(
+        encodeURIComponent(new URL(endpoint).origin),
+        encodeURIComponent(proxy.endpoint),
+      )
+      const backend = () => openVaultBackend(url, place.options)
+      const cacheDir = join(dir, 'cache')
+      const img = Buffer.concat([randomBytes(16 * MiB), mixedImage(16 * MiB)])
+      const chunks = 28 // the image's non-zero 1 MiB chunks (the mixed half's third quarter is zeros)
+      const vault = await Vault.create(backend(), { packSize: 8 * MiB, workers: 1, cacheDir })
+      const rp1 = await vault.backup({ item, sources: [bufferSource('os', img)] })
+      const basePacks = rp1.packs.length
+      assert.ok(basePacks >= 3, `${basePacks} packs`)
+
+      // Pages scattered over every chunk, no change list: each chunk is read, hashed, found changed and
+      // compared page by page with the base's bytes, which come a pack's run at a time.
+      const old = Buffer.from(img)
+      for (let c = 0; c < img.length / MiB; c++)
+        if (!old.subarray(c * MiB, (c + 1) * MiB).equals(Buffer.alloc(MiB)))
+          randomBytes(4096).copy(img, c * MiB + ((c * 37) % 256) * 4096)
+      let from = proxy.log.length
+      const rp2 = await vault.backup({ item, sources: [bufferSource('os', img)], base: rp1.id })
+      const backup = counts(proxy, from)
+      assert.equal(rp2.disks[0]!.mode, 'checksum')
+      assert.equal(rp2.disks[0]!.chunksNew, chunks, 'each changed chunk stored only its changed page')
+      assert.ok(rp2.bytesAdded < 2 * MiB, `${rp2.bytesAdded} bytes stored for ${chunks} changed pages`)
+      // The index pages (the root and two leaves), then per leaf one read for its first 4 MiB and one for
+      // the rest, each split where the leaf's chunks cross into another pack; one GET per chunk before
+      // reads were joined.
+      assert.ok(
+        backup.packGets <= 3 + 2 * 2 + (basePacks - 1),
+        `${backup.packGets} pack reads for ${chunks} changed chunks in ${basePacks} packs`,
+      )
+
+      // A restore of each point from a fresh open with a warm cache: the pack reads are the data's runs
+      // (batches of 8 chunks) and the index pages, not one per chunk.
+      for (const [rp, data] of [
+        [rp1, old],
+        [rp2, img],
+      ] as const) {
+        const v = await Vault.open(backend(), undefined, { workers: 1, cacheDir })
+        try {
+          from = proxy.log.length
+          const sink = bufferSink(img.length)
+          await v.restore(rp.id, 'os', sink)
+          const restore = counts(proxy, from)
+          assert.ok(sink.data.equals(data), `point ${rp.id} restores byte-exact`)
+          // The root and the two leaves, then the data: batches of half a leaf, each read as the runs of
+          // the packs it lies in (an incremental's: the base's run and the new pages' pack). One read
+          // per chunk before they were joined (28 for the full point, 56 for the other).
+          const pages = 3
+          assert.ok(
+            restore.packGets - pages <= chunks / 2,
+            `${restore.packGets - pages} pack reads to restore ${chunks} chunks of ${rp.packs.length} packs`,
+          )
+        } finally {
+          await v.close()
+        }
+      }
+      await vault.close()
+    })
+  })
 
 for (const [store, server] of STORES)
   describe(`the local index and manifest cache (${store.name})`, () => {
