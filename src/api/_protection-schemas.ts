@@ -41,6 +41,10 @@ export const Vm = z
       .string()
       .optional()
       .openapi({ description: 'The QEMU guest agent channel, unix:PATH or libvirt:DOMAIN' }),
+    host: z.string().optional().openapi({
+      description:
+        'On a shared (PostgreSQL) catalog: the Cairn process (HOSTNAME:DATA-FOLDER) that registered the VM and holds its disks; its backups run there',
+    }),
     id: z.string(),
     createdAt: z.string(),
     updatedAt: z.string(),

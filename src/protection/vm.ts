@@ -35,6 +35,8 @@ export interface VmSpec {
 /** A VM as the catalog holds it. */
 export interface Vm extends VmSpec {
   id: string
+  /** On a shared catalog, the process (`host:data-folder`) whose disk store holds the VM's disks. */
+  host?: string
   createdAt: string
   updatedAt: string
 }
