@@ -235,13 +235,14 @@ async function importImage(ctx: BenchContext, store: LogDiskStore): Promise<Benc
   let n = 0
   try {
     for (let r = 0; r < rounds; r++) {
-      const steps: [string, () => Promise<void>][] = [
+      // Each step answers what to remove after the clock stops.
+      const steps: [string, () => Promise<() => Promise<void>>][] = [
         [
           'qemu-img',
           async () => {
             const target = join(ctx.dir, 'qemu-out.raw')
             await run('qemu-img', ['convert', '-f', 'raw', '-O', 'raw', '-t', 'writeback', image, target])
-            rmSync(target)
+            return async () => rmSync(target)
           },
         ],
         [
@@ -249,7 +250,7 @@ async function importImage(ctx: BenchContext, store: LogDiskStore): Promise<Benc
           async () => {
             const ref = { account: 'bench', container: 'disks', disk: `imported${n++}` }
             await store.importFile(image, ref)
-            await store.deleteDisk(ref)
+            return () => store.deleteDisk(ref)
           },
         ],
         ['cli streamed', () => cliImport(svc, image, ['--stream'], n++)],
@@ -262,11 +263,12 @@ async function importImage(ctx: BenchContext, store: LogDiskStore): Promise<Benc
         const c0 = childrenCpu() + processCpu(svc.child.pid!)
         const own0 = process.cpuUsage()
         const t = performance.now()
-        await step()
+        const cleanup = await step()
         const ms = performance.now() - t
         const own = process.cpuUsage(own0)
         const c = childrenCpu() + processCpu(svc.child.pid!) - c0 + (own.user + own.system) / 1e6
         note(what, ms, c)
+        await cleanup()
         ctx.log(`import round ${r + 1} ${what}: ${Math.round(ms)} ms, ${c.toFixed(2)} CPU s`)
       }
     }
@@ -300,12 +302,19 @@ async function importImage(ctx: BenchContext, store: LogDiskStore): Promise<Benc
   return out
 }
 
-/** `cairn disk import` of `image` into a new disk of the service, then the disk deleted. */
-async function cliImport(svc: RunningService, image: string, extra: string[], n: number): Promise<void> {
+/** `cairn disk import` of `image` into a new disk of the service; answers the disk's removal. */
+async function cliImport(
+  svc: RunningService,
+  image: string,
+  extra: string[],
+  n: number,
+): Promise<() => Promise<void>> {
   const r = await cairnAt(svc.url, ['disk', 'import', `cli${n}`, image, ...extra])
   if (r.code !== 0) throw new Error(`cairn disk import failed: ${r.stderr}`)
-  const d = await cairnAt(svc.url, ['disk', 'delete', `cli${n}`])
-  if (d.code !== 0) throw new Error(`cairn disk delete failed: ${d.stderr}`)
+  return async () => {
+    const d = await cairnAt(svc.url, ['disk', 'delete', `cli${n}`])
+    if (d.code !== 0) throw new Error(`cairn disk delete failed: ${d.stderr}`)
+  }
 }
 
 /** The disk store: snapshot and diff latency, sequential and random I/O, import against qemu-img. */
