@@ -25,7 +25,7 @@ const LANES = 8
 /** Minor page faults of the blob API's process per MiB uploaded in the counted rounds. */
 async function faultsPerMiB(env: NodeJS.ProcessEnv): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'cairn-blobheap-'))
-  const script = fileURLToPath(new URL('./_blob-heap-child.js', import.meta.url))
+  const script = fileURLToPath(new URL('./_blob-api-child.js', import.meta.url))
   const child = spawn(process.execPath, [script, dir], { stdio: ['pipe', 'pipe', 'inherit'], env })
   try {
     const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]()

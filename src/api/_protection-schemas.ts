@@ -37,7 +37,14 @@ export const Vm = z
     agent: z
       .object({ url: z.string(), token: z.string().openapi({ description: 'Always "***" in answers' }) })
       .optional(),
-    qga: z.string().optional().openapi({ description: 'The QEMU guest agent channel, unix:PATH' }),
+    qga: z
+      .string()
+      .optional()
+      .openapi({ description: 'The QEMU guest agent channel, unix:PATH or libvirt:DOMAIN' }),
+    host: z.string().optional().openapi({
+      description:
+        'On a shared (PostgreSQL) catalog: the Cairn process (HOSTNAME:DATA-FOLDER) that registered the VM and holds its disks; its backups run there',
+    }),
     id: z.string(),
     createdAt: z.string(),
     updatedAt: z.string(),
@@ -67,7 +74,7 @@ export const VmRequest = z
       .optional(),
     qga: z.string().optional().openapi({
       description:
-        'The QEMU guest agent channel, unix:PATH (the virtio-serial socket of QEMU or libvirt); instead of agent',
+        'The QEMU guest agent channel: unix:PATH (the virtio-serial socket of QEMU) or libvirt:DOMAIN (through libvirt, which keeps the socket); instead of agent',
     }),
   })
   .loose()

@@ -205,7 +205,10 @@ export class ProtectionService {
 
   // --- VMs ---
 
-  /** Registers a VM; every disk it names must exist in the disk store (DiskNotFound names the first that does not). */
+  /**
+   * Registers a VM; every disk it names must exist in the disk store (DiskNotFound names the first that
+   * does not). On a shared catalog the VM names this process as its host: its backups run here.
+   */
   async registerVm(input: unknown): Promise<Vm> {
     const spec = validateVm(input)
     for (const d of [
@@ -214,7 +217,8 @@ export class ProtectionService {
       ...(spec.tempDisk ? [spec.tempDisk] : []),
     ])
       this.#disks.getDisk(d)
-    return this.#store.createVm(spec)
+    const host = this.#jobs.owner
+    return this.#store.createVm(spec, host === undefined ? {} : { host })
   }
 
   /** Every registered VM, by name. */
@@ -586,15 +590,24 @@ export class ProtectionService {
     return this.#backups.start(vmName, backup)
   }
 
-  /** The scheduler's backup of a protected item; resolves with the finished job (Failed jobs too). */
+  /**
+   * The scheduler's backup of a protected item; resolves with the finished job (Failed jobs too), or,
+   * when it is queued for the process that holds the VM's disks (scale-out), with the queued job.
+   */
   async backupScheduled(itemId: string, signal: AbortSignal): Promise<Job> {
     const item = await this.#store.getItemById(itemId)
-    return (await this.startBackup(item.vmName, { kind: 'Scheduled', signal })).done
+    const started = await this.startBackup(item.vmName, { kind: 'Scheduled', signal })
+    return started.queuedFor === undefined ? started.done : started.job
   }
 
   /** Runs a backup to its end; resolves with the finished job (Failed jobs resolve too). */
   async backup(vmName: string, options: BackupOptions = {}): Promise<Job> {
     return (await this.startBackup(vmName, options)).done
+  }
+
+  /** Scale-out: the work of a job another process queued for this one (a backup of a VM whose disks are here). */
+  startQueued(job: Job): Promise<JobBody | undefined> {
+    return this.#backups.startQueued(job)
   }
 
   /** At start-up, the work that resumes a VM backup cut short in its vault transfer (else undefined). */

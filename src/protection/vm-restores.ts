@@ -95,7 +95,9 @@ export class VmRestores {
         delete spec.agent
         delete spec.tempDisk
         try {
-          await this.#store.createVm(validateVm(spec))
+          // The new VM's disks are in this process's store: it is their host (scale-out).
+          const host = this.#jobs.owner
+          await this.#store.createVm(validateVm(spec), host === undefined ? {} : { host })
           details.vm = options.as
         } catch (err) {
           details.warnings = [

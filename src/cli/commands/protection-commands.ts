@@ -116,8 +116,8 @@ export const protectionCommands: CommandDef[] = [
       {
         name: 'qga',
         type: 'string',
-        value: 'unix:PATH',
-        help: "the QEMU guest agent's socket on the service host (instead of --agent)",
+        value: 'CHANNEL',
+        help: "the QEMU guest agent: unix:PATH, its socket on the service host, or libvirt:DOMAIN, through the service host's libvirt (instead of --agent)",
       },
     ],
     examples: [
