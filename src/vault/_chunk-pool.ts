@@ -183,20 +183,24 @@ export class ChunkPool {
    * throws ChunkDamage, with `chunk` set, when a blob is bad.
    */
   async restoreLeaf(job: {
-    chunks: { id: Buffer; fd: number; position: number; length: number }[]
+    /** Where each blob is in an open pack file, or the blob itself (it moves to the worker). */
+    chunks: { id: Buffer; fd: number; position: number; length: number; blob?: Buffer }[]
     extents: { start: number; length: number; chunkOffset: number; chunk: number }[]
     out: { fd: number; direct: number | null }
   }): Promise<number> {
-    const r = await this.#call({
-      op: 'restoreLeaf',
-      data: new Uint8Array(0),
-      chunks: job.chunks.map((c) => ({ ...c, id: new Uint8Array(c.id) })),
-      out: job.out,
-      starts: job.extents.map((e) => e.start),
-      lengths: job.extents.map((e) => e.length),
-      offsets: job.extents.map((e) => e.chunkOffset),
-      which: job.extents.map((e) => e.chunk),
-    })
+    const r = await this.#call(
+      {
+        op: 'restoreLeaf',
+        data: new Uint8Array(0),
+        chunks: job.chunks.map((c) => ({ ...c, id: new Uint8Array(c.id) })),
+        out: job.out,
+        starts: job.extents.map((e) => e.start),
+        lengths: job.extents.map((e) => e.length),
+        offsets: job.extents.map((e) => e.chunkOffset),
+        which: job.extents.map((e) => e.chunk),
+      },
+      job.chunks.flatMap((c) => (c.blob ? owned(c.blob) : [])),
+    )
     return r.written ?? 0
   }
 

@@ -30,8 +30,11 @@ export interface ChunkRequest {
   fd?: number
   starts?: number[]
   lengths?: number[]
-  /** restoreLeaf: the leaf's chunks (where each blob is: open pack file, offset, length), the target. */
-  chunks?: { id: Uint8Array; fd: number; position: number; length: number }[]
+  /**
+   * restoreLeaf: the leaf's chunks (where each blob is: open pack file, offset, length; or the blob
+   * itself, fetched by the main thread from an object store), the target.
+   */
+  chunks?: { id: Uint8Array; fd: number; position: number; length: number; blob?: Uint8Array }[]
   out?: { fd: number; direct: number | null }
   /**
    * restoreLeaf: the extents, sorted: `lengths[i]` bytes at disk offset `starts[i]` are bytes
@@ -146,11 +149,12 @@ async function writeRun(out: { fd: number; direct: number | null }, data: Buffer
 /** Reads and opens chunk `i` of a leaf request into aligned memory. */
 async function readOpen(m: ChunkRequest, i: number): Promise<Buffer> {
   const c = m.chunks![i]!
-  const blob = takeBlob(c.length)
+  const given = c.blob ? asBuffer(c.blob) : undefined
+  const blob = given ?? takeBlob(c.length)
   let slot: Buffer | undefined
   try {
-    let got = 0
-    while (got < c.length) {
+    let got = given ? given.length : 0
+    while (!given && got < c.length) {
       const n = await readAt(c.fd, blob, got, c.length - got, c.position + got)
       if (n === 0) break
       got += n
@@ -175,7 +179,8 @@ async function readOpen(m: ChunkRequest, i: number): Promise<Buffer> {
     if (err instanceof ChunkDamage) err.chunk = i
     throw err
   } finally {
-    giveBlob(blob)
+    if (given) release([given])
+    else giveBlob(blob)
   }
 }
 

@@ -177,6 +177,54 @@ export class VaultCore {
     return out
   }
 
+  /**
+   * The blobs of several chunks (each once in `ids`), unchecked, read as readChunks reads them (a pack's
+   * run at a time), each in its own memory so that it can move to a worker. A chunk the index does not
+   * know, or a pack gone (a concurrent GC repacked it), makes it look again once; then a missing chunk
+   * is VaultObjectMissing naming `what(i)`.
+   */
+  async fetchBlobs(
+    ids: readonly Buffer[],
+    what: (i: number) => string,
+  ): Promise<{ blob: Buffer; loc: ChunkLocation }[]> {
+    for (let attempt = 0; ; attempt++) {
+      await this.loadIndex()
+      const locs = ids.map((id) => this.index.get(id))
+      const unknown = locs.indexOf(undefined)
+      if (unknown >= 0) {
+        if (attempt === 0) {
+          await this.index.refresh()
+          continue
+        }
+        const damaged = [...this.index.damaged.keys()]
+        throw new CairnError(
+          'VaultObjectMissing',
+          `${what(unknown)}: chunk ${ids[unknown]!.toString('hex').slice(0, 12)}… is missing from the vault${damaged.length ? ` (damaged packs: ${damaged.join(', ')})` : ''}`,
+        )
+      }
+      const found = locs as ChunkLocation[]
+      const out: { blob: Buffer; loc: ChunkLocation }[] = new Array(ids.length)
+      try {
+        await forEachLimit(planPackReads(found), 2, async (read) => {
+          const data = await this.backend.getRange(read.pack, read.offset, read.length)
+          for (const c of read.chunks) {
+            const blob = Buffer.allocUnsafeSlow(Math.max(0, Math.min(c.length, data.length - c.offset)))
+            data.copy(blob, 0, c.offset, c.offset + blob.length)
+            out[c.at] = { blob, loc: found[c.at]! }
+          }
+          release([data])
+        })
+        return out
+      } catch (err) {
+        if (attempt === 0 && err instanceof CairnError && err.code === 'VaultObjectMissing') {
+          await this.index.refresh()
+          continue
+        }
+        throw err
+      }
+    }
+  }
+
   /** Checks and opens a blob read from `loc`; damage is VaultCorrupt naming the chunk, its pack and `what`. */
   async #open(id: Buffer, blob: Buffer, loc: ChunkLocation, what: string): Promise<Buffer> {
     try {

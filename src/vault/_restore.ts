@@ -229,6 +229,73 @@ export async function runRestore(
       for (const name of held) packs.release(name)
     }
   }
+  /**
+   * An object store restoring into a local file or device: this thread fetches a leaf's blobs (a pack's
+   * run at a time) and a worker opens them and writes the target, as from a folder; plaintexts never
+   * come through this thread. At most `width` leaves are fetched or restored at once.
+   */
+  const remoteToFile = !localPath && out !== undefined
+  const leafFetched = async (extents: Extent[]): Promise<void> => {
+    if (!out) return
+    const index = new Map<string, number>()
+    const ids: Buffer[] = []
+    const first: number[] = []
+    const jobExtents: { start: number; length: number; chunkOffset: number; chunk: number }[] = []
+    for (const e of extents) {
+      const k = e.id.toString('latin1')
+      let i = index.get(k)
+      if (i === undefined) {
+        i = ids.length
+        index.set(k, i)
+        ids.push(e.id)
+        first.push(e.start)
+      }
+      jobExtents.push({ start: e.start, length: e.length, chunkOffset: e.chunkOffset, chunk: i })
+    }
+    opts.signal?.throwIfAborted()
+    await slots.take()
+    const job = (async () => {
+      const blobs = await core.fetchBlobs(ids, (i) => `${what}: at offset ${first[i]}`)
+      for (const e of jobExtents) {
+        if (e.chunkOffset + e.length > blobs[e.chunk]!.loc.rawLength)
+          throw new CairnError(
+            'VaultCorrupt',
+            `${what}: the extent at offset ${e.start} reaches past its chunk`,
+          )
+      }
+      try {
+        const done = await core.pool.restoreLeaf({
+          chunks: blobs.map(({ blob, loc }, i) => ({
+            id: ids[i]!,
+            fd: -1,
+            position: 0,
+            length: loc.length,
+            blob,
+          })),
+          extents: jobExtents,
+          out,
+        })
+        written += done
+        progress.add(done, 0)
+      } catch (err) {
+        if (err instanceof ChunkDamage) {
+          const c = err.chunk ?? 0
+          throw new CairnError(
+            'VaultCorrupt',
+            `${what}: at offset ${first[c]}: chunk ${ids[c]?.toString('hex').slice(0, 12)}… in ${blobs[c]?.loc.pack} is damaged: ${err.message}`,
+          )
+        }
+        throw err
+      }
+    })().catch((err: unknown) => {
+      failed ??= err
+    })
+    const settled = job.finally(() => {
+      slots.give()
+      leafJobs.delete(settled)
+    })
+    leafJobs.add(settled)
+  }
   const reader = async () => {
     for (let batch = await queue.next(); batch; batch = await queue.next()) {
       try {
@@ -281,6 +348,7 @@ export async function runRestore(
         await zeroTo(e.start)
         cursor = e.start + e.length
       }
+      if (remoteToFile) return leafFetched(extents)
       if (await leafInWorker(extents)) return
       // Each chunk is read and opened once per leaf, however many extents share it.
       const byChunk = new Map<string, Extent[]>()
