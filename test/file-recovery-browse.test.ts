@@ -102,6 +102,30 @@ describe('rp files, download and history: browsing recovery points in the servic
     assert.equal(names.length, BIG_DIR)
     assert.deepEqual(names, [...names].sort())
     assert.equal(new Set(names).size, BIG_DIR)
+    // Pages of another size (a warm folder is sliced from bytes encoded once) hold the same entries.
+    const pagesOf = async (limit: number) => {
+      const all: FileEntry[] = []
+      let at: string | undefined
+      do {
+        const page = await getJson<{ items: FileEntry[]; nextCursor?: string }>(
+          `${base}/files${q('/big', `&limit=${limit}${at ? `&cursor=${at}` : ''}`)}`,
+        )
+        all.push(...page.items)
+        at = page.nextCursor
+      } while (at)
+      return all
+    }
+    const byThousand = await pagesOf(1000)
+    assert.deepEqual(
+      byThousand.map((e) => e.name),
+      names,
+    )
+    assert.deepEqual(await pagesOf(333), byThousand)
+    assert.equal(byThousand[1234]!.path, `/big/${names[1234]}`)
+    const empty = await getJson<{ items: FileEntry[]; total: number; nextCursor?: string }>(
+      `${base}/files${q('/lost+found')}`,
+    )
+    assert.deepEqual([empty.items, empty.total, empty.nextCursor], [[], 0, undefined])
     // The CLI reads every page (700 a page here), or the first --limit entries.
     const paged = await cairnAt(service.url, ['rp', 'files', 'web', '--rp', first, '/big'], {
       env: { CAIRN_PAGE_SIZE: '700' },

@@ -61,6 +61,8 @@ function parseRange(header: string | undefined, size: number): { start: number; 
   return { start, end }
 }
 
+const CLOSE_BRACE = Buffer.from('}')
+
 /** A name safe for Content-Disposition. */
 const attachment = (name: string) =>
   `attachment; filename="${name.replace(/[^\x20-\x7e]|["\\]/g, '_')}"; filename*=UTF-8''${encodeURIComponent(name)}`
@@ -103,21 +105,21 @@ export function registerFileBrowseRoutes(app: ApiApp, files: FileBrowser): void 
           'InvalidRequest',
           'Cannot list the directory: the cursor is not one this service gave',
         )
-      const page = await files.list(p.vm, p.rp, q.path, {
+      const page = await files.listPage(p.vm, p.rp, q.path, {
         ...location(p.vault, q),
         start,
         limit: pageLimit(q),
       })
-      return c.json(
-        {
-          items: page.entries,
-          total: page.total,
-          disk: page.disk,
-          partition: page.partition,
-          ...(page.next !== undefined ? { nextCursor: encodeCursor([String(page.next)]) } : {}),
-        },
-        200,
-      )
+      // The entries come encoded (a warm folder is sliced, not serialized again): a FileEntryList.
+      const head = JSON.stringify({
+        total: page.total,
+        disk: page.disk,
+        partition: page.partition,
+        ...(page.next !== undefined ? { nextCursor: encodeCursor([String(page.next)]) } : {}),
+      })
+      const json = Buffer.concat([Buffer.from(`${head.slice(0, -1)},"items":`), page.json, CLOSE_BRACE])
+      // Typed as FileEntryList by the route; the bytes are one, built above.
+      return c.body(json, 200, { 'content-type': 'application/json' }) as never
     },
   )
   app.openapi(

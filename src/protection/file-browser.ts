@@ -5,7 +5,6 @@ import { pipeline } from 'node:stream/promises'
 import type { Job } from '../catalog/index.js'
 import type { DiskRef, DiskStore } from '../diskstore/index.js'
 import {
-  type DirectoryPage,
   type FileEntry,
   type FileSystem,
   normalizePath,
@@ -16,6 +15,7 @@ import {
 import { CairnError, type DiskLabel, type HostPaths, isCairnError, parseDiskLabel } from '../util/index.js'
 import { type ArchiveProgress, tarArchive, zipArchive } from './_file-archive.js'
 import { removeTemporaryFile } from './_job-steps.js'
+import { type EncodedPage, ListingCache } from './_listing-cache.js'
 import type { JobService, StartedJob } from './job-service.js'
 import { openPointDisk, pointDiskSource } from './point-disk-readers.js'
 import type { ProtectionStore, VmRecoveryPoint } from './protection-store.js'
@@ -47,6 +47,8 @@ export type ArchiveFormat = 'tar' | 'zip'
 
 /** Open file systems kept between requests (a warm listing does no I/O of the index or the superblock). */
 const OPEN_KEPT = 8
+/** Bytes of encoded directory listings kept (a 10,000-entry folder takes about 1.5 MiB). */
+const LISTINGS_KEPT = 32 * 1024 * 1024
 
 interface Opened {
   fs: FileSystem
@@ -72,6 +74,7 @@ export class FileBrowser {
   readonly #snapshotExists: (ref: DiskRef, snapshot: string) => boolean
   readonly #reconcile: (vm: string) => Promise<unknown>
   readonly #open = new Map<string, Promise<Opened>>()
+  readonly #listings = new ListingCache(LISTINGS_KEPT)
 
   constructor(options: {
     store: ProtectionStore
@@ -106,21 +109,25 @@ export class FileBrowser {
     return out
   }
 
-  /** One page of a directory's entries, sorted by name. */
-  async list(
+  /**
+   * One page of a directory's entries, sorted by name, as a JSON array ready to send (symlinks with
+   * their targets, as `ls -l`): encoded once per directory and sliced for later pages.
+   */
+  async listPage(
     vm: string,
     pointId: string,
     path: string,
     options: FileLocation & { start?: number; limit?: number } = {},
-  ): Promise<DirectoryPage & { disk: DiskLabel; partition: number | null }> {
+  ): Promise<EncodedPage & { disk: DiskLabel; partition: number | null }> {
+    const where = `${this.#key(vm, pointId, options)}\u0000${normalizePath(path)}`
     return this.#with(vm, pointId, options, async (o) => {
-      const page = await o.fs.list(path, {
-        ...(options.start !== undefined ? { start: options.start } : {}),
-        ...(options.limit !== undefined ? { limit: options.limit } : {}),
-      })
-      // Listings name each symlink's target, as `ls -l` does.
-      for (const e of page.entries)
-        if (e.type === 'symlink' && e.target === undefined) e.target = await o.fs.readlink(e.path)
+      const page = await this.#listings.page(
+        where,
+        o.fs,
+        path,
+        Math.max(0, options.start ?? 0),
+        options.limit ?? Number.MAX_SAFE_INTEGER,
+      )
       return { ...page, disk: o.disk, partition: o.partition }
     })
   }
@@ -308,9 +315,8 @@ export class FileBrowser {
     where: FileLocation,
     fn: (o: Opened) => Promise<T>,
   ): Promise<T> {
-    const disk: DiskLabel =
-      where.disk === undefined ? 'os' : (parseDiskLabel(where.disk, 'disk') as DiskLabel)
-    const key = `${vm}\u0000${pointId}\u0000${disk}\u0000${where.partition === undefined ? 'auto' : String(where.partition)}`
+    const disk = diskOf(where)
+    const key = this.#key(vm, pointId, where)
     for (let attempt = 0; ; attempt++) {
       let opening = this.#open.get(key)
       if (opening) {
@@ -344,6 +350,11 @@ export class FileBrowser {
         throw err
       }
     }
+  }
+
+  /** Names a volume of a point as a location gives it (the partition as asked: `auto` when not). */
+  #key(vm: string, pointId: string, where: FileLocation): string {
+    return `${vm}\u0000${pointId}\u0000${diskOf(where)}\u0000${where.partition === undefined ? 'auto' : String(where.partition)}`
   }
 
   async #openFs(vm: string, pointId: string, disk: DiskLabel, where: FileLocation): Promise<Opened> {
@@ -414,6 +425,11 @@ export class FileBrowser {
     }
     return { item, point, vault: item.vault }
   }
+}
+
+/** The disk a location names (default `os`). */
+function diskOf(where: FileLocation): DiskLabel {
+  return where.disk === undefined ? 'os' : (parseDiskLabel(where.disk, 'disk') as DiskLabel)
 }
 
 /** Bytes of a file read at a time. */
