@@ -13,7 +13,14 @@ import {
   type Volume,
 } from '../filesystems/index.js'
 import { CairnError, type DiskLabel, type HostPaths, isCairnError, parseDiskLabel } from '../util/index.js'
-import { type ArchiveProgress, tarArchive, zipArchive } from './_file-archive.js'
+import {
+  type ArchiveProgress,
+  type ArchiveRoot,
+  archiveRoots,
+  MAX_ARCHIVE_PATHS,
+  tarArchive,
+  zipArchive,
+} from './_file-archive.js'
 import { removeTemporaryFile } from './_job-steps.js'
 import { type EncodedPage, ListingCache } from './_listing-cache.js'
 import type { JobService, StartedJob } from './job-service.js'
@@ -172,41 +179,47 @@ export class FileBrowser {
     })
   }
 
-  /** A folder (or one file) as a streaming tar or zip archive. */
+  /**
+   * Folders and files (one path or several of one volume) as a streaming tar or zip archive, each under
+   * its own name at the top (see archiveRoots); the entries answered are the archive's tops.
+   */
   async archive(
     vm: string,
     pointId: string,
-    path: string,
+    paths: string | string[],
     options: FileLocation & { format: ArchiveFormat; signal?: AbortSignal },
-  ): Promise<{ entry: FileEntry; body: Readable }> {
+  ): Promise<{ entries: FileEntry[]; body: Readable }> {
     return this.#with(vm, pointId, options, async (o) => {
-      const entry = await o.fs.stat(path)
+      const roots = await this.#roots(o.fs, paths)
       const make = options.format === 'zip' ? zipArchive : tarArchive
-      return { entry, body: make(o.fs, entry, options.signal ? { signal: options.signal } : {}) }
+      return {
+        entries: roots.map((r) => r.entry),
+        body: make(o.fs, roots, options.signal ? { signal: options.signal } : {}),
+      }
     })
   }
 
   /**
-   * Writes a folder's archive to a file under an export root, as a job with progress (bytes of file
-   * content archived, of the total found by a first walk).
+   * Writes an archive of one path or several to a file under an export root, as a job with progress
+   * (bytes of file content archived, of the total found by a first walk).
    */
   async archiveToFile(
     vm: string,
     pointId: string,
-    path: string,
+    paths: string | string[],
     options: FileLocation & { format: ArchiveFormat; to: string; overwrite?: boolean; startedBy?: string },
   ): Promise<StartedJob> {
-    const paths = this.#hostPaths
+    const host = this.#hostPaths
     const jobs = this.#jobs
-    if (!paths || !jobs)
+    if (!host || !jobs)
       throw new CairnError(
         'ServiceUnavailable',
         'Cannot write archives to host files: this service has no jobs or export roots',
       )
     const overwrite = options.overwrite ? { overwrite: true } : {}
-    await paths.checkExport(options.to, overwrite)
+    await host.checkExport(options.to, overwrite)
     const { item, point } = await this.#point(vm, pointId, options.vault)
-    const entry = await this.stat(vm, pointId, path, options)
+    const roots = await this.#with(vm, pointId, options, (o) => this.#roots(o.fs, paths))
     return jobs.start(
       {
         kind: 'download',
@@ -220,20 +233,21 @@ export class FileBrowser {
         await ctx.phase('Count')
         let total = 0
         await this.#with(vm, point.id, options, async (o) => {
-          if (entry.type === 'file') total = entry.size
-          else
-            for await (const w of o.fs.walk(entry.path, { signal: ctx.signal }))
-              if (w.entry.type === 'file') total += w.entry.size
+          for (const { entry } of roots)
+            if (entry.type === 'file') total += entry.size
+            else if (entry.type === 'dir')
+              for await (const w of o.fs.walk(entry.path, { signal: ctx.signal }))
+                if (w.entry.type === 'file') total += w.entry.size
         })
         ctx.progress({ bytesDone: 0, bytesTotal: total })
         await ctx.phase('Archive')
         let written = 0
-        await paths.export(options.to, overwrite, async (temporary) => {
+        await host.export(options.to, overwrite, async (temporary) => {
           // Named in the job first: if the service dies, the next start removes the half-written file.
           ctx.details.temporaryFile = temporary
           await ctx.save()
           const { body } = await this.#with(vm, point.id, options, async (o) => ({
-            body: (options.format === 'zip' ? zipArchive : tarArchive)(o.fs, entry, {
+            body: (options.format === 'zip' ? zipArchive : tarArchive)(o.fs, roots, {
               signal: ctx.signal,
               onProgress: (p: ArchiveProgress) => ctx.progress({ bytesDone: p.bytes, bytesTotal: total }),
             }),
@@ -248,6 +262,25 @@ export class FileBrowser {
         return { ...rest, path: options.to, format: options.format, bytes: written, contentBytes: total }
       },
     )
+  }
+
+  /** The tops of an archive of `paths` (each stat'ed: a missing one fails the whole request). */
+  async #roots(fs: FileSystem, paths: string | string[]): Promise<ArchiveRoot[]> {
+    const list = typeof paths === 'string' ? [paths] : paths
+    if (list.length === 0)
+      throw new CairnError('InvalidRequest', 'Cannot make an archive of nothing: give at least one path')
+    if (list.length > MAX_ARCHIVE_PATHS)
+      throw new CairnError(
+        'InvalidRequest',
+        `Cannot archive ${list.length} paths at once: one archive takes at most ${MAX_ARCHIVE_PATHS} (archive a folder that holds them)`,
+      )
+    const entries: FileEntry[] = []
+    for (const p of list) {
+      if (p.includes('\u0000'))
+        throw new CairnError('InvalidRequest', 'Cannot archive a path with a NUL character in it')
+      entries.push(await fs.stat(p))
+    }
+    return archiveRoots(entries)
   }
 
   /**
@@ -435,4 +468,4 @@ function diskOf(where: FileLocation): DiskLabel {
 /** Bytes of a file read at a time. */
 const PIECE = 1024 * 1024
 
-export { normalizePath }
+export { MAX_ARCHIVE_PATHS, normalizePath }
