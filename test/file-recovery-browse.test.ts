@@ -239,8 +239,8 @@ describe('rp files, download and history: browsing recovery points in the servic
       .split('\n')
       .filter(Boolean)
     assert.deepEqual(
-      listed.filter((n) => !n.replace(/\/$/, '').includes('/')),
-      ['app/', 'app (2)/', 'report.txt', 'deep/'],
+      listed.filter((n) => !n.includes('/')),
+      ['app', 'app (2)', 'report.txt', 'deep'],
     )
     assert.ok(listed.includes('app (2)/readme.txt'))
     assert.ok(listed.includes('deep/er/still/bottom.bin'))
@@ -367,7 +367,7 @@ print(json.dumps(out))`,
     }
     assert.equal(job2.state, 'Completed')
     assert.deepEqual(run('tar', ['-tf', two]).split('\n').filter(Boolean), [
-      'app/',
+      'app',
       'app/config.yaml',
       'readme.txt',
     ])
