@@ -81,6 +81,13 @@ const VM_TOOLS = [
     usedBy: 'e2e:vm (booting the guest from the NBD export)',
   },
   { command: 'debugfs', pkg: 'e2fsprogs', usedBy: 'e2e:vm (reading the guest log from a recovery point)' },
+  // libvirt without libvirt-daemon-system (which pulls systemd): the test runs its own libvirtd.
+  { command: 'libvirtd', pkg: 'libvirt-daemon', usedBy: 'e2e:vm (the libvirt form of docs/vms.md)' },
+  {
+    command: 'virsh',
+    pkg: 'libvirt-clients',
+    usedBy: 'e2e:vm (defining and starting the libvirt domain; cairn serve reaching its guest agent)',
+  },
 ]
 if (process.argv.includes('--vm')) TOOLS.push(...VM_TOOLS)
 

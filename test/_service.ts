@@ -137,10 +137,14 @@ export async function startService(
   })
   const logs: string[] = []
   let exited: Promise<number | null> = new Promise((r) => child.once('exit', (code) => r(code)))
-  const listeners = await new Promise<Record<string, string>>((resolveStart, reject) => {
+  const starting = new Promise<Record<string, string>>((resolveStart, reject) => {
     let buf = ''
     const timer = setTimeout(
-      () => reject(new Error(`cairn serve did not start:\n${logs.join('\n')}`)),
+      () => {
+        // A service that never said it started must not outlive the test that gave up on it.
+        child.kill('SIGKILL')
+        reject(new Error(`cairn serve did not start:\n${logs.join('\n')}`))
+      },
       // Loose: it proves the start did not hang; a shared machine under load takes seconds to boot node.
       60_000,
     )
@@ -166,6 +170,11 @@ export async function startService(
       clearTimeout(timer)
       reject(new Error(`cairn serve exited with ${code}:\n${logs.join('\n')}`))
     })
+  })
+  const listeners = await starting.catch(async (err) => {
+    await exited
+    if (ownsData) rmSync(data, { recursive: true, force: true })
+    throw err
   })
   const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
     if (child.exitCode !== null || child.signalCode !== null) return child.exitCode

@@ -111,6 +111,9 @@ describe('disk geo-redundancy between two services (RA-GRS, failover)', () => {
     await disk(primary()).create(8 * MiB)
     await disk(primary()).uploadPages(randomBytes(2 * MiB), MiB, 2 * MiB)
     await disk(primary()).uploadPages(randomBytes(MiB), 6 * MiB, MiB)
+    // A client's snapshot between writes (blob snapshot): it reaches the secondary under the same id.
+    const { snapshot: snap1 } = await disk(primary()).createSnapshot({ metadata: { why: 'before-update' } })
+    await disk(primary()).uploadPages(randomBytes(MiB), 2 * MiB, MiB)
     await disk(primary(), 'data').create(4 * MiB)
     await disk(primary(), 'data').uploadPages(randomBytes(MiB), 0, MiB)
     const before = Date.now()
@@ -118,6 +121,20 @@ describe('disk geo-redundancy between two services (RA-GRS, failover)', () => {
     const round = (await ok(east.url, ['account', 'sync', ACCOUNT])) as { syncTime: number }
     for (const name of ['os', 'data'])
       assert.ok((await download(disk(secondary(), name))).equals(await download(disk(primary(), name))), name)
+    // The secondary lists the client's snapshot (include=snapshots) and the SDK reads it byte-exact.
+    const listed: string[] = []
+    for await (const b of secondary().getContainerClient('vms').listBlobsFlat({ includeSnapshots: true }))
+      if (b.snapshot) listed.push(`${b.name}@${b.snapshot}`)
+    assert.deepEqual(listed, [`os@${snap1}`])
+    const copy = disk(secondary()).withSnapshot(snap1 as string)
+    assert.ok(
+      (await copy.downloadToBuffer()).equals(
+        await disk(primary())
+          .withSnapshot(snap1 as string)
+          .downloadToBuffer(),
+      ),
+    )
+    assert.deepEqual((await copy.getProperties()).metadata, { why: 'before-update' })
     // The primary endpoint's name reads the replica too (what the SDK's secondaryHost retries send).
     assert.ok((await download(disk(secondary(ACCOUNT)))).equals(await download(disk(primary()))))
     const stats = await secondary().getStatistics()
@@ -169,6 +186,7 @@ describe('disk geo-redundancy between two services (RA-GRS, failover)', () => {
         container: 'vms',
         disk: 'os',
         target: '2000-01-01T00:00:00.0000000Z',
+        plan: createHash('sha256').update('a plan').digest('hex'),
         chunk: 0,
         ranges: [{ start: 0, end: 512 }],
         clears: [],

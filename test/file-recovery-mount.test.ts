@@ -256,7 +256,7 @@ describe('rp mount: a recovery point over NBD with a key per mount', () => {
     )
   })
 
-  it('a mounted point cannot be deleted (rp delete, the API, protection stop --delete-data) until every mount of it ends', async () => {
+  it('a mounted point cannot be deleted (rp delete, the API, protection stop --delete-data, vault delete) until every mount of it ends', async () => {
     const p = (await points()).at(-1)!
     const vaultPoint = p.disks[0]!.vaultBackup!.split('/')[0]!
     const a = (await ok(['rp', 'mount', 'web', '--rp', p.id])) as Mount
@@ -273,6 +273,8 @@ describe('rp mount: a recovery point over NBD with a key per mount', () => {
     assert.equal(res.status, 409)
     assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'RecoveryPointMounted')
     await refusedBy(['protection', 'stop', 'web', '--delete-data'], a)
+    // Forgetting the vault it reads (even keeping the data) would pull the disk from under the mount.
+    await refusedBy(['vault', 'delete', 'main'], a)
     // Nothing was deleted or stopped on the way.
     const item = (await (await api('GET', '/api/v1/vaults/main/protectedItems/web')).json()) as {
       state: string

@@ -42,6 +42,9 @@ export const RoundReport = z
     points: z.number(),
     changedBytes: z.number(),
     wireBytes: z.number(),
+    resumedBytes: z
+      .number()
+      .openapi({ description: 'bytes of points cut short earlier that were not sent again' }),
   })
   .openapi('ReplicationRoundReport')
 
@@ -64,6 +67,18 @@ const ReplicaState = z
     role: z.enum(['primary', 'secondary', 'none']),
     lastSyncTime: z.number().optional(),
     committed: z.record(z.string(), z.string()),
+    applying: z
+      .record(
+        z.string(),
+        z.object({
+          target: z.string(),
+          base: z.string().nullable(),
+          plan: z.string(),
+          chunks: z.array(z.number()),
+        }),
+      )
+      .optional(),
+    snapshots: z.record(z.string(), z.array(z.string())).optional(),
   })
   .openapi('DiskReplicaState')
 

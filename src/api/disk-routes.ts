@@ -1,5 +1,6 @@
+import type { IncomingMessage } from 'node:http'
 import { createRoute, z } from '@hono/zod-openapi'
-import { MAX_WRITE_SIZE } from '../diskstore/index.js'
+import { MAX_WRITE_SIZE, readExtentStream } from '../diskstore/index.js'
 import type { DiskService } from '../protection/index.js'
 import { CairnError, parseSize } from '../util/index.js'
 import { clean } from './_clean.js'
@@ -318,7 +319,38 @@ export function registerDiskRoutes(app: ApiApp, ctx: ApiContext): void {
       responses: { 201: json(Disk, 'The new disk'), ...errorResponses },
     }),
     async (c) => {
-      const info = await disks().importFile(ref(c.req.valid('param')), c.req.valid('json').path, followJob(c))
+      const b = c.req.valid('json')
+      const info = await disks().importFile(ref(c.req.valid('param')), b.path, followJob(c), b.expect)
+      return c.json(diskJson(info), 201)
+    },
+  )
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: `${DISK}/import-stream`,
+      tags,
+      summary:
+        'Create a disk of ?size= bytes from an image streamed in the body as its data extents (docs/api.md, "Streamed import"); a stream cut short leaves no disk',
+      request: {
+        params: DiskParams,
+        query: z.object({ size: Count }),
+        body: {
+          content: { 'application/octet-stream': { schema: z.string().openapi({ format: 'binary' }) } },
+        },
+      },
+      responses: { 201: json(Disk, 'The new disk'), ...errorResponses },
+    }),
+    async (c) => {
+      const size = c.req.valid('query').size
+      // The Node request itself when the body is still unread (no web-stream copy of each chunk).
+      const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming
+      const body: AsyncIterable<Uint8Array> | null =
+        incoming !== undefined && !incoming.readableDidRead ? incoming : c.req.raw.body
+      const extents = readExtentStream(body ?? emptyBody(), size)
+      const target = ref(c.req.valid('param'))
+      const info = ctx.diskService
+        ? await ctx.diskService.importImage(target, { size, extents }, followJob(c))
+        : await store().importImage(target, { size, extents }, { signal: c.req.raw.signal })
       return c.json(diskJson(info), 201)
     },
   )
@@ -367,3 +399,6 @@ export function registerDiskRoutes(app: ApiApp, ctx: ApiContext): void {
     async (c) => c.json(await store().compact({ signal: c.req.raw.signal }), 200),
   )
 }
+
+/** A body that holds no bytes (a request sent without one). */
+async function* emptyBody(): AsyncGenerator<Uint8Array> {}

@@ -127,6 +127,7 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, RouteRequirement>> = {
   'GET /api/v1/accounts/{account}/containers/{container}/disks/{disk}/pages': 'disks/read',
   'GET /api/v1/accounts/{account}/containers/{container}/disks/{disk}/ranges': 'disks/read',
   'POST /api/v1/accounts/{account}/containers/{container}/disks/{disk}/import': 'disks/write',
+  'POST /api/v1/accounts/{account}/containers/{container}/disks/{disk}/import-stream': 'disks/write',
   'POST /api/v1/accounts/{account}/containers/{container}/disks/{disk}/export': 'disks/write',
   'GET /api/v1/accounts/{account}/containers/{container}/disks/{disk}/snapshots': 'disks/read',
   'POST /api/v1/accounts/{account}/containers/{container}/disks/{disk}/snapshots': 'disks/write',

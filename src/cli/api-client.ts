@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream'
 import type { ErrorBody, Page } from '../api/index.js'
 import { CairnError, isErrorCode } from '../util/index.js'
 import { tokenFor } from './credentials.js'
@@ -120,7 +121,8 @@ export class ApiClient {
     path: string,
     init: {
       query?: Query
-      body?: string | Uint8Array
+      /** A Readable is streamed (chunked); an error it raises cancels the request with that error. */
+      body?: string | Uint8Array | Readable
       headers?: Record<string, string>
       signal?: AbortSignal
     } = {},

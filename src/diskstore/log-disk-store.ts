@@ -32,7 +32,8 @@ import { diffVersions, pageRangesOf } from './_diff-versions.js'
 import { accountInfo, cmp, containerInfo, diskInfo, iso, listPage } from './_disk-info.js'
 import { type ExportHost, exportFile } from './_export-file.js'
 import type { Root } from './_extent-tree.js'
-import { type ImportHost, importFile } from './_import-file.js'
+import type { ImageExtent } from './_image-stream.js'
+import { type ImportHost, importFile, importImage } from './_import-file.js'
 import { leaseTransition } from './_lease.js'
 import { allRoots, exclusiveBytes, liveRanges, type RootRef } from './_live-ranges.js'
 import { loadState } from './_load-state.js'
@@ -47,7 +48,7 @@ import {
   RecordType,
   SegmentLog,
 } from './_segment-log.js'
-import { newSnapshotId } from './_snapshot-id.js'
+import { newSnapshotId, parseSnapshotId } from './_snapshot-id.js'
 import { SpaceGuard } from './_space-guard.js'
 import {
   type AccountState,
@@ -1045,7 +1046,7 @@ export class LogDiskStore implements DiskStore {
 
   async snapshot(
     ref: DiskRef,
-    options: { metadata?: Record<string, string>; conditions?: WriteConditions } = {},
+    options: { metadata?: Record<string, string>; conditions?: WriteConditions; id?: string } = {},
   ): Promise<DiskInfo> {
     const d = this.#disk(ref)
     this.#check(
@@ -1055,7 +1056,15 @@ export class LogDiskStore implements DiskStore {
       options.conditions?.leaseId !== undefined,
     )
     const t = this.#now()
-    const id = newSnapshotId(this.#state.lastSnapshot, t)
+    if (
+      options.id !== undefined &&
+      (parseSnapshotId(options.id) === undefined || d.snapshots.some((s) => s.id === options.id))
+    )
+      throw new CairnError(
+        'InvalidRequest',
+        `Cannot snapshot disk "${refText(ref)}" as ${options.id}: not a snapshot id, or the disk has a snapshot of that id`,
+      )
+    const id = options.id ?? newSnapshotId(this.#state.lastSnapshot, t)
     const op: MetaOp = { op: 'snapshot', ids: [d.id], snapshot: id, t }
     if (options.metadata !== undefined) op.metadata = { ...options.metadata }
     await this.#commit(op)
@@ -1216,6 +1225,14 @@ export class LogDiskStore implements DiskStore {
     return importFile(this.#transferHost(), path, ref, options)
   }
 
+  importImage(
+    ref: DiskRef,
+    image: { size: number; extents: AsyncIterable<ImageExtent> },
+    options: LongOperationOptions = {},
+  ): Promise<DiskInfo> {
+    return importImage(this.#transferHost(), ref, image, options)
+  }
+
   exportFile(
     ref: DiskRef,
     path: string,
@@ -1241,6 +1258,9 @@ export class LogDiskStore implements DiskStore {
       container: (account, name) => this.#container(account, name),
       disk: (ref) => this.#disk(ref),
       version: (disk, snapshot) => this.#version(disk, snapshot),
+      share: (disk) => {
+        disk.owner = this.#state.nextOwner++
+      },
       getDisk: (ref) => this.getDisk(ref),
       commit: (op) => this.#commit(op),
       commitNow: (op) => this.#commitNow(op),

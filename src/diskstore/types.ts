@@ -330,10 +330,13 @@ export interface DiskStore {
 
   lease(ref: DiskRef, op: LeaseAction): Promise<LeaseResult>
 
-  /** An instant read-only snapshot. */
+  /**
+   * An instant read-only snapshot. `id` names it with a snapshot id made elsewhere (geo-replication
+   * keeps the primary's ids on the replica); the disk must have no snapshot of that id.
+   */
   snapshot(
     ref: DiskRef,
-    options?: { metadata?: Record<string, string>; conditions?: WriteConditions },
+    options?: { metadata?: Record<string, string>; conditions?: WriteConditions; id?: string },
   ): Promise<DiskInfo>
   /**
    * Snapshots of several disks at one instant (a consistency group); `markers` are added to each
@@ -360,6 +363,17 @@ export interface DiskStore {
 
   /** Imports a raw image file or block device into a new disk; zero blocks stay holes. */
   importFile(path: string, ref: DiskRef, options?: LongOperationOptions): Promise<DiskInfo>
+  /**
+   * Imports an image given as its data extents (rising, whole 512-byte pages, inside `size`) into a new
+   * disk of `size` bytes; zero pages stay holes. The disk appears only once every extent is in; if the
+   * extents fail or break the rules (ImageStreamInvalid), nothing is left. Each extent's bytes are used
+   * before the next one is asked for, so the source may reuse its buffer.
+   */
+  importImage(
+    ref: DiskRef,
+    image: { size: number; extents: AsyncIterable<{ offset: number; data: Uint8Array }> },
+    options?: LongOperationOptions,
+  ): Promise<DiskInfo>
   /** Exports a disk or snapshot to a raw file; holes stay holes. */
   exportFile(
     ref: DiskRef,

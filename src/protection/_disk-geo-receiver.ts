@@ -22,6 +22,10 @@ export interface ReplicaState {
   lastSyncTime?: number
   /** `container/disk` → the primary's snapshot id last committed here. */
   committed: Record<string, string>
+  /** `container/disk` → the point being applied: its base, chunk plan and the chunks here (to resume). */
+  applying?: Record<string, { target: string; base: string | null; plan: string; chunks: number[] }>
+  /** `container/disk` → the clients' snapshots held here (the primary's ids). */
+  snapshots?: Record<string, string[]>
 }
 
 /** The answer to one message. */
@@ -77,9 +81,17 @@ export class DiskGeoReceiver {
   state(account: string): ReplicaState {
     const row = this.#accounts.get(account)
     const committed: Record<string, string> = {}
-    for (const r of this.#replicas.values())
-      if (r.account === account && r.committed !== null) committed[`${r.container}/${r.disk}`] = r.committed
-    const state: ReplicaState = { account, role: row?.role ?? 'none', committed }
+    const applying: NonNullable<ReplicaState['applying']> = {}
+    const snapshots: Record<string, string[]> = {}
+    for (const r of this.#replicas.values()) {
+      if (r.account !== account) continue
+      const key = `${r.container}/${r.disk}`
+      if (r.committed !== null) committed[key] = r.committed
+      if (r.applying !== null && r.plan !== null)
+        applying[key] = { target: r.applying, base: r.base, plan: r.plan, chunks: r.chunks }
+      if (r.snapshots.length > 0) snapshots[key] = r.snapshots
+    }
+    const state: ReplicaState = { account, role: row?.role ?? 'none', committed, applying, snapshots }
     if (row?.lastSyncAt != null) state.lastSyncTime = row.lastSyncAt
     return state
   }
@@ -159,7 +171,10 @@ export class DiskGeoReceiver {
         committed: null,
         localSnapshot: null,
         applying: null,
+        base: null,
+        plan: null,
         chunks: [],
+        snapshots: [],
       }
     )
   }
@@ -172,12 +187,15 @@ export class DiskGeoReceiver {
   async #begin(m: GeoBeginMessage): Promise<ReceiveAnswer> {
     this.#secondary(m.account)
     const r = this.#replica(m)
-    if (r.committed === m.target || r.applying === m.target) return { kind: 'begin', applied: false }
+    if (r.committed === m.target || r.snapshots.includes(m.target)) return { kind: 'begin', applied: false }
+    // The same point cut short, same base and plan: it resumes with the chunks already here.
+    if (r.applying === m.target && r.base === m.base && r.plan === m.plan)
+      return { kind: 'begin', applied: false }
     if (r.committed !== null && m.target <= r.committed)
       throw refuse(
         `point ${m.target} of "${m.container}/${m.disk}" is older than its committed ${r.committed}`,
       )
-    if (m.base !== null && m.base !== r.committed)
+    if (m.base !== null && m.base !== r.committed && !r.snapshots.includes(m.base))
       throw refuse(
         `point ${m.target} of "${m.container}/${m.disk}" follows ${m.base}, but this site holds ${r.committed ?? 'nothing'}`,
       )
@@ -187,11 +205,17 @@ export class DiskGeoReceiver {
     if (disk === undefined) {
       await this.#store.createDisk(ref, { size: m.size })
     } else {
-      // A point from an empty disk (the primary lost its base): start from zeros.
+      // The disk must hold the base before the diff applies: from an empty disk (the primary lost its
+      // base) start from zeros; from a client snapshot held here, from it; from the committed point, roll
+      // back what a point cut short (and not resumed) left written.
       if (m.base === null) await this.#store.clearPages(ref, 0, disk.size)
-      if (disk.size !== m.size) await this.#store.resizeDisk(ref, m.size)
+      else if (m.base !== r.committed) await this.#store.promote(ref, m.base)
+      else if (r.applying !== null && r.localSnapshot !== null)
+        await this.#store.promote(ref, r.localSnapshot)
+      const size = this.#store.getDisk(ref).size
+      if (size !== m.size) await this.#store.resizeDisk(ref, m.size)
     }
-    await this.#save({ ...r, applying: m.target, chunks: [] })
+    await this.#save({ ...r, applying: m.target, base: m.base, plan: m.plan, chunks: [] })
     return { kind: 'begin', applied: true }
   }
 
@@ -218,9 +242,10 @@ export class DiskGeoReceiver {
   async #pages(m: GeoPagesMessage, data: Buffer): Promise<ReceiveAnswer> {
     this.#secondary(m.account)
     const r = this.#replica(m)
-    if (r.committed === m.target) return { kind: 'pages', applied: false }
+    if (r.committed === m.target || r.snapshots.includes(m.target)) return { kind: 'pages', applied: false }
     if (r.applying !== m.target)
       throw refuse(`chunk ${m.chunk} is of point ${m.target}, but this site applies ${r.applying ?? 'none'}`)
+    if (r.plan !== m.plan) throw refuse(`chunk ${m.chunk} of point ${m.target} is of another chunk plan`)
     const ref: DiskRef = { account: m.account, container: m.container, disk: m.disk }
     for (const c of m.clears) await this.#store.clearPages(ref, c.start, c.end - c.start, { durable: false })
     let at = 0
@@ -239,9 +264,11 @@ export class DiskGeoReceiver {
   async #commit(m: GeoCommitMessage): Promise<ReceiveAnswer> {
     this.#secondary(m.account)
     const r = this.#replica(m)
-    if (r.committed === m.target) return { kind: 'commit', applied: false }
-    if (r.applying !== m.target)
-      throw refuse(`commit of point ${m.target}, but this site applies ${r.applying ?? 'none'}`)
+    if (r.committed === m.target || r.snapshots.includes(m.target)) return { kind: 'commit', applied: false }
+    if (r.applying !== m.target || r.plan !== m.plan)
+      throw refuse(
+        `commit of point ${m.target}, but this site applies ${r.applying ?? 'none'} (or another plan)`,
+      )
     const have = new Set(r.chunks)
     for (let i = 0; i < m.chunks; i++)
       if (!have.has(i)) throw refuse(`point ${m.target} misses chunk ${i} of ${m.chunks}`)
@@ -250,12 +277,30 @@ export class DiskGeoReceiver {
     await this.#store.setDiskMetadata(ref, m.metadata)
     await this.#store.setDiskContent(ref, m.content)
     await this.#store.setSequenceNumber(ref, 'update', m.sequenceNumber)
+    let snapshots = r.snapshots
+    if (m.userSnapshot === true) {
+      // A client's snapshot: kept under the primary's id (made already if a crash cut this commit).
+      if (!this.#store.listSnapshots(ref).some((s) => s.snapshot === m.target))
+        await this.#store.snapshot(ref, { id: m.target, metadata: m.metadata })
+      snapshots = [...snapshots, m.target]
+    }
     const snap = await this.#store.snapshot(ref)
     const local = snap.snapshot as string
-    // One snapshot per replica disk: the last committed point (older ones and any orphan of a crash go).
+    // The clients' snapshots and one of replication's own per replica disk, the last committed point
+    // (older ones and any orphan of a crash go).
+    const keep = new Set([local, ...snapshots])
     for (const s of this.#store.listSnapshots(ref))
-      if (s.snapshot !== local) await this.#store.deleteSnapshot(ref, s.snapshot as string)
-    await this.#save({ ...r, committed: m.target, localSnapshot: local, applying: null, chunks: [] })
+      if (!keep.has(s.snapshot as string)) await this.#store.deleteSnapshot(ref, s.snapshot as string)
+    await this.#save({
+      ...r,
+      committed: m.target,
+      localSnapshot: local,
+      applying: null,
+      base: null,
+      plan: null,
+      chunks: [],
+      snapshots,
+    })
     return { kind: 'commit', applied: true }
   }
 
@@ -272,6 +317,18 @@ export class DiskGeoReceiver {
       if (this.#find(ref) !== undefined) await this.#store.deleteDisk(ref, { snapshots: 'include' })
       await this.#rows.deleteReplica(r.account, r.container, r.disk)
       this.#replicas.delete(replicaKey(r.account, r.container, r.disk))
+    }
+    // Clients' snapshots deleted on the primary go here too.
+    for (const r of [...this.#replicas.values()]) {
+      const listed = m.snapshots?.[`${r.container}/${r.disk}`]
+      if (r.account !== m.account || listed === undefined) continue
+      const keep = new Set(listed)
+      const gone = r.snapshots.filter((id) => !keep.has(id) && id <= synced)
+      if (gone.length === 0) continue
+      const ref: DiskRef = { account: r.account, container: r.container, disk: r.disk }
+      const here = new Set(this.#store.listSnapshots(ref).map((s) => s.snapshot))
+      for (const id of gone) if (here.has(id)) await this.#store.deleteSnapshot(ref, id)
+      await this.#save({ ...r, snapshots: r.snapshots.filter((id) => !gone.includes(id)) })
     }
     const containers = new Set(m.containers)
     let marker: string | undefined

@@ -22,10 +22,29 @@ export interface ReplicaRow {
   account: string
   container: string
   disk: string
+  /** The primary's snapshot id of the last complete point here. */
   committed: string | null
+  /** The local snapshot holding that point: what clients read as the disk. */
   localSnapshot: string | null
+  /** The point being applied, the state it starts from and its chunk plan (see _disk-geo-wire.ts). */
   applying: string | null
+  base: string | null
+  plan: string | null
+  /** Chunks of the point being applied that are here and durable. */
   chunks: number[]
+  /** The primary's snapshots (clients' snapshots) held here under the same ids. */
+  snapshots: string[]
+}
+
+/**
+ * The `chunks` column: a JSON object `{ chunks, base, plan, snapshots }` (a plain array of chunk numbers
+ * in rows written before user snapshots and resume: read as no plan, no snapshots).
+ */
+function parseProgress(text: string): Pick<ReplicaRow, 'chunks' | 'base' | 'plan' | 'snapshots'> {
+  const v = JSON.parse(text) as unknown
+  if (Array.isArray(v)) return { chunks: v as number[], base: null, plan: null, snapshots: [] }
+  const o = v as Partial<ReplicaRow>
+  return { chunks: o.chunks ?? [], base: o.base ?? null, plan: o.plan ?? null, snapshots: o.snapshots ?? [] }
 }
 
 /** Reads and writes the two tables. */
@@ -84,7 +103,7 @@ export class DiskGeoRows {
       committed: r.committed,
       localSnapshot: r.local_snapshot,
       applying: r.applying,
-      chunks: JSON.parse(r.chunks) as number[],
+      ...parseProgress(r.chunks),
     }))
   }
 
@@ -93,7 +112,12 @@ export class DiskGeoRows {
       committed: row.committed,
       local_snapshot: row.localSnapshot,
       applying: row.applying,
-      chunks: JSON.stringify(row.chunks),
+      chunks: JSON.stringify({
+        chunks: row.chunks,
+        base: row.base,
+        plan: row.plan,
+        snapshots: row.snapshots,
+      }),
       updated_at: this.#now(),
     }
     await this.#catalog.db

@@ -6,7 +6,7 @@
 import type { ByteRange, DiskInfo, DiskRef, DiskStore } from '../diskstore/index.js'
 import { CairnError } from '../util/index.js'
 import type { ReplicaState } from './_disk-geo-receiver.js'
-import { type DiskGeoMessage, dataDigest, encodeGeoMessage } from './_disk-geo-wire.js'
+import { type DiskGeoMessage, dataDigest, encodeGeoMessage, planDigest } from './_disk-geo-wire.js'
 
 /** The metadata key marking the primary's replication snapshots (value "1"). */
 export const GEO_MARKER = 'cairngeo'
@@ -40,6 +40,8 @@ export interface RoundReport {
   changedBytes: number
   /** Bytes of the messages sent (headers, digests and data). */
   wireBytes: number
+  /** Bytes of points cut short earlier that were not sent again (the secondary had their chunks). */
+  resumedBytes: number
 }
 
 interface Chunk {
@@ -76,6 +78,7 @@ export class DiskGeoShipper {
       points: 0,
       changedBytes: 0,
       wireBytes: 0,
+      resumedBytes: 0,
     }
     const send = async (header: DiskGeoMessage, data?: Buffer[]) => {
       signal?.throwIfAborted()
@@ -95,28 +98,64 @@ export class DiskGeoShipper {
     const t0 = this.#now()
     const { containers, disks } = this.#list(account)
     report.disks = disks.length
-    const changed: { ref: DiskRef; base: string | null }[] = []
+    const plans: { ref: DiskRef; key: string; base: string | null; changed: boolean }[] = []
     for (const d of disks) {
-      const committed = remote.committed[`${d.ref.container}/${d.ref.disk}`]
-      const snaps = this.#store.listSnapshots(d.ref).filter((s) => s.metadata[GEO_MARKER] === '1')
-      const base = snaps.find((s) => s.snapshot === committed)
-      if (base !== undefined && base.etag === d.etag) {
-        await this.#dropGeoSnapshots(d.ref, base.snapshot as string)
-        continue
+      const key = `${d.ref.container}/${d.ref.disk}`
+      const mine = new Map(this.#store.listSnapshots(d.ref).map((s) => [s.snapshot as string, s]))
+      // The diff starts from the point the secondary holds; when this site lost it (a client deleted
+      // that snapshot), from the newest client snapshot both hold; else from zeros.
+      const committed = remote.committed[key]
+      let base: string | null = null
+      if (committed !== undefined && mine.has(committed)) base = committed
+      else {
+        const both = (remote.snapshots?.[key] ?? []).filter((id) => mine.has(id)).sort()
+        base = both.at(-1) ?? null
       }
-      changed.push({ ref: d.ref, base: base === undefined ? null : (base.snapshot as string) })
+      const changed = base === null || mine.get(base)?.etag !== d.etag
+      plans.push({ ref: d.ref, key, base, changed })
     }
-    if (changed.length > 0) {
-      const targets = await this.#store.snapshotGroup(
-        changed.map((c) => c.ref),
-        { markers: { [GEO_MARKER]: '1' } },
-      )
-      for (const [i, c] of changed.entries()) {
-        const target = targets[i] as DiskInfo
-        report.changedBytes += await this.#shipPoint(c.ref, c.base, target, send)
+    const moved = plans.filter((p) => p.changed)
+    const targets =
+      moved.length === 0
+        ? []
+        : await this.#store.snapshotGroup(
+            moved.map((p) => p.ref),
+            { markers: { [GEO_MARKER]: '1' } },
+          )
+    const groupOf = new Map(moved.map((p, i) => [p.key, (targets[i] as DiskInfo).snapshot as string]))
+    const snapshots: Record<string, string[]> = {}
+    for (const p of plans) {
+      const group = groupOf.get(p.key)
+      const mine = this.#store.listSnapshots(p.ref)
+      const clients = mine.filter((s) => s.metadata[GEO_MARKER] !== '1').map((s) => s.snapshot as string)
+      clients.sort()
+      snapshots[p.key] = clients
+      // In order: the clients' snapshots the secondary lacks (taken before this round's point), then the
+      // point. A snapshot taken after the point goes next round.
+      const held = new Set(remote.snapshots?.[p.key] ?? [])
+      const after = remote.committed[p.key] ?? p.base ?? ''
+      const chain = clients.filter((id) => !held.has(id) && id > after && (group === undefined || id < group))
+      if (group !== undefined) chain.push(group)
+      // A point cut short resumes first when it still leads from the same base.
+      const cut = remote.applying?.[p.key]
+      const resumable =
+        cut !== undefined &&
+        cut.base === p.base &&
+        mine.some((s) => s.snapshot === cut.target) &&
+        cut.target > after &&
+        (chain.length === 0 || cut.target <= (chain[0] as string))
+      if (resumable && chain[0] !== cut.target) chain.unshift(cut.target)
+      let prev = p.base
+      for (const target of chain) {
+        const info = this.#store.getDisk(p.ref, target)
+        const acked = resumable && target === cut.target ? cut : undefined
+        const shipped = await this.#shipPoint(p.ref, prev, info, send, acked)
+        report.changedBytes += shipped.changed
+        report.resumedBytes += shipped.resumed
         report.points++
-        await this.#dropGeoSnapshots(c.ref, target.snapshot as string)
+        prev = target
       }
+      await this.#dropGeoSnapshots(p.ref, prev)
     }
     await send({
       kind: 'round',
@@ -124,6 +163,7 @@ export class DiskGeoShipper {
       syncTime: t0,
       containers,
       disks: disks.map((d) => `${d.ref.container}/${d.ref.disk}`),
+      snapshots,
     })
     report.syncTime = t0
     return report
@@ -150,50 +190,79 @@ export class DiskGeoShipper {
   }
 
   /** Deletes the disk's replication snapshots but `keep`. */
-  async #dropGeoSnapshots(ref: DiskRef, keep: string): Promise<void> {
+  async #dropGeoSnapshots(ref: DiskRef, keep: string | null): Promise<void> {
     for (const s of this.#store.listSnapshots(ref))
       if (s.metadata[GEO_MARKER] === '1' && s.snapshot !== keep)
         await this.#store.deleteSnapshot(ref, s.snapshot as string)
   }
 
-  /** Ships the diff from `base` to `target`; answers the bytes of changed pages. */
+  /**
+   * Ships the diff from `base` to `target`, but the chunks `acked` says the secondary holds of it (a
+   * point cut short, same plan); answers the bytes of changed pages and those not sent again.
+   */
   async #shipPoint(
     ref: DiskRef,
     base: string | null,
     target: DiskInfo,
     send: (h: DiskGeoMessage, data?: Buffer[]) => Promise<void>,
-  ): Promise<number> {
+    acked?: { plan: string; chunks: number[] },
+  ): Promise<{ changed: number; resumed: number }> {
     const id = target.snapshot as string
     const where = { account: ref.account, container: ref.container, disk: ref.disk, target: id }
-    await send({ kind: 'begin', ...where, base, size: target.size })
     const chunks = this.#chunks(ref, base, id)
+    const plan = planDigest(chunks)
+    const have = new Set(acked?.plan === plan ? acked.chunks : [])
+    await send({ kind: 'begin', ...where, base, size: target.size, plan, chunks: chunks.length })
     let changed = 0
+    let resumed = 0
     const inFlight = new Set<Promise<void>>()
-    for (const [i, c] of chunks.entries()) {
-      const data: Buffer[] = []
-      for (const r of c.ranges)
-        data.push(await this.#store.read(ref, r.start, r.end - r.start, { snapshot: id }))
-      changed += c.bytes
-      const p = send(
-        { kind: 'pages', ...where, chunk: i, ranges: c.ranges, clears: c.clears, sha256: dataDigest(data) },
-        data,
-      )
-      inFlight.add(p)
-      void p.finally(() => inFlight.delete(p)).catch(() => undefined)
-      if (inFlight.size >= IN_FLIGHT) await Promise.race(inFlight)
+    try {
+      for (const [i, c] of chunks.entries()) {
+        changed += c.bytes
+        if (have.has(i)) {
+          resumed += c.bytes
+          continue
+        }
+        const data: Buffer[] = []
+        for (const r of c.ranges)
+          data.push(await this.#store.read(ref, r.start, r.end - r.start, { snapshot: id }))
+        const p = send(
+          {
+            kind: 'pages',
+            ...where,
+            plan,
+            chunk: i,
+            ranges: c.ranges,
+            clears: c.clears,
+            sha256: dataDigest(data),
+          },
+          data,
+        )
+        inFlight.add(p)
+        void p.finally(() => inFlight.delete(p)).catch(() => undefined)
+        if (inFlight.size >= IN_FLIGHT) await Promise.race(inFlight)
+      }
+      await Promise.all(inFlight)
+    } catch (err) {
+      // The chunks still on their way land (or fail) before the round ends: the next round asks the
+      // secondary what it holds and resumes from there.
+      await Promise.allSettled(inFlight)
+      throw err
     }
-    await Promise.all(inFlight)
     const metadata = { ...target.metadata }
+    const userSnapshot = metadata[GEO_MARKER] !== '1'
     delete metadata[GEO_MARKER]
     await send({
       kind: 'commit',
       ...where,
+      plan,
       chunks: chunks.length,
+      ...(userSnapshot ? { userSnapshot } : {}),
       sequenceNumber: target.sequenceNumber,
       metadata,
       content: target.content,
     })
-    return changed
+    return { changed, resumed }
   }
 
   /** The diff as chunks of at most CHUNK_BYTES of data (a long range is split). */

@@ -8,6 +8,11 @@
 //
 // A `pages` header carries the SHA-256 of its data, checked on arrival. Every message names the point it
 // belongs to (the primary's snapshot id `target`), so the receiver can refuse one out of order.
+//
+// A point's diff is cut into numbered chunks; its `plan` is the SHA-256 of the JSON list of every
+// chunk's `{ ranges, clears }`. `begin` and every `pages` name the plan: a point cut short resumes with
+// the chunks the secondary lacks only while the plan is the same (the same base, target and cutting),
+// and a chunk of another plan is refused.
 import { createHash } from 'node:crypto'
 import type { ByteRange, ContentProperties } from '../diskstore/index.js'
 import { CairnError } from '../util/index.js'
@@ -34,6 +39,9 @@ export interface GeoBeginMessage {
   base: string | null
   target: string
   size: number
+  /** The chunk plan's digest, and how many chunks it has. */
+  plan: string
+  chunks: number
 }
 
 /** Part of a point: written ranges with their bytes, and ranges cleared back to holes. */
@@ -43,6 +51,7 @@ export interface GeoPagesMessage {
   container: string
   disk: string
   target: string
+  plan: string
   chunk: number
   ranges: ByteRange[]
   clears: ByteRange[]
@@ -56,7 +65,10 @@ export interface GeoCommitMessage {
   container: string
   disk: string
   target: string
+  plan: string
   chunks: number
+  /** The target is a client's snapshot: the replica keeps it under the same id. */
+  userSnapshot?: boolean
   sequenceNumber: number
   metadata: Record<string, string>
   content: ContentProperties
@@ -70,6 +82,8 @@ export interface GeoRoundMessage {
   containers: string[]
   /** `container/disk` of every disk of the account at `syncTime`. */
   disks: string[]
+  /** `container/disk` → the ids of the clients' snapshots of the disk (one missing here is deleted). */
+  snapshots?: Record<string, string[]>
 }
 
 export type DiskGeoMessage =
@@ -86,6 +100,13 @@ export function encodeGeoMessage(header: DiskGeoMessage, data?: Buffer[]): Buffe
   MAGIC.copy(prefix, 0)
   prefix.writeUInt32LE(h.length, 4)
   return Buffer.concat([prefix, h, ...(data ?? [])])
+}
+
+/** The digest of a point's chunk plan (the `plan` of its begin and pages messages). */
+export function planDigest(chunks: readonly { ranges: ByteRange[]; clears: ByteRange[] }[]): string {
+  const h = createHash('sha256')
+  for (const c of chunks) h.update(JSON.stringify({ ranges: c.ranges, clears: c.clears }))
+  return h.digest('hex')
 }
 
 /** The SHA-256 (hex) of a pages message's data. */
@@ -136,12 +157,24 @@ export function decodeGeoMessage(body: Uint8Array): { header: DiskGeoMessage; da
         throw refuse('an account message needs region, redundancy and two keys')
       break
     case 'begin':
-      if (!disk() || !Number.isSafeInteger(h.size) || (h.base !== null && !str(h.base)))
-        throw refuse('a begin message needs container, disk, target, base and size')
+      if (
+        !disk() ||
+        !Number.isSafeInteger(h.size) ||
+        (h.base !== null && !str(h.base)) ||
+        !str(h.plan) ||
+        !Number.isSafeInteger(h.chunks)
+      )
+        throw refuse('a begin message needs container, disk, target, base, size, plan and chunks')
       break
     case 'pages': {
-      if (!disk() || !Number.isSafeInteger(h.chunk) || !isRanges(h.ranges) || !isRanges(h.clears))
-        throw refuse('a pages message needs container, disk, target, chunk and aligned ranges')
+      if (
+        !disk() ||
+        !str(h.plan) ||
+        !Number.isSafeInteger(h.chunk) ||
+        !isRanges(h.ranges) ||
+        !isRanges(h.clears)
+      )
+        throw refuse('a pages message needs container, disk, target, plan, chunk and aligned ranges')
       const bytes = header.ranges.reduce((n, r) => n + r.end - r.start, 0)
       if (bytes !== data.length)
         throw refuse(`chunk ${header.chunk} carries ${data.length} bytes for ${bytes} bytes of ranges`)
@@ -150,12 +183,24 @@ export function decodeGeoMessage(body: Uint8Array): { header: DiskGeoMessage; da
       break
     }
     case 'commit':
-      if (!disk() || !Number.isSafeInteger(h.chunks) || !Number.isSafeInteger(h.sequenceNumber))
-        throw refuse('a commit message needs container, disk, target, chunks and sequenceNumber')
+      if (
+        !disk() ||
+        !str(h.plan) ||
+        !Number.isSafeInteger(h.chunks) ||
+        !Number.isSafeInteger(h.sequenceNumber)
+      )
+        throw refuse('a commit message needs container, disk, target, plan, chunks and sequenceNumber')
       break
     case 'round':
       if (!Number.isSafeInteger(h.syncTime) || !Array.isArray(h.disks) || !Array.isArray(h.containers))
         throw refuse('a round message needs syncTime, containers and disks')
+      if (
+        h.snapshots !== undefined &&
+        (typeof h.snapshots !== 'object' ||
+          h.snapshots === null ||
+          !Object.values(h.snapshots).every((v) => Array.isArray(v) && v.every(str)))
+      )
+        throw refuse("a round message's snapshots must list snapshot ids per disk")
       break
     default:
       throw refuse(`"${String(h.kind)}" is not a kind of message`)

@@ -7,6 +7,7 @@ import { describe, it } from 'node:test'
 import { type Catalog, openCatalog } from '../catalog/index.js'
 import { type DiskRef, LogDiskStore } from '../diskstore/index.js'
 import { isCairnError } from '../util/index.js'
+import { decodeGeoMessage } from './_disk-geo-wire.js'
 import { type DiskGeoLink, DiskGeoReplication } from './disk-geo-replication.js'
 
 // Two sites in one process: real disk stores and catalogs, the primary's messages handed to the
@@ -170,6 +171,10 @@ describe('DiskGeoReplication (two stores and catalogs in one process)', () => {
       const points = new Map<string, Set<string>>(disks.map((d) => [d, new Set()]))
       for (let round = 0; round < 4; round++) {
         for (const d of disks) await scribble(east.store, ref(d), 6, 300)
+        // Clients' snapshots between writes travel too, in order.
+        await east.store.snapshot(ref('a'))
+        points.get('a')?.add(sha(await whole(east.store, ref('a'))))
+        await scribble(east.store, ref('a'), 2, 300)
         await east.geo.syncNow(ACCOUNT)
         for (const d of disks) points.get(d)?.add(sha(await whole(east.store, ref(d))))
       }
@@ -181,6 +186,12 @@ describe('DiskGeoReplication (two stores and catalogs in one process)', () => {
           if (snap === undefined) continue
           const h = sha(await whole(s.store, ref(d), snap))
           assert.ok(points.get(d)?.has(h), `disk ${d} reads a state the primary never had`)
+          // Each client snapshot the replica shows is the primary's, byte for byte.
+          for (const c of s.geo.readOnlyReplicas(s.store).listSnapshots(ref(d))) {
+            const id = c.snapshot as string
+            const copy = sha(await whole(s.store, ref(d), id))
+            assert.equal(copy, sha(await whole(east?.store as LogDiskStore, ref(d), id)), `snapshot ${id}`)
+          }
         }
       }
       const trials = Number(process.env.CAIRN_GEO_TRIALS ?? 6)
@@ -222,10 +233,146 @@ describe('DiskGeoReplication (two stores and catalogs in one process)', () => {
           const now = sha(await whole(east.store, ref(d)))
           points.get(d)?.add(now)
           assert.equal(sha(await whole(other.store, ref(d), snap)), now, `trial ${trial}, ${refused} refused`)
+          const mine = east.geo.readOnlyReplicas(east.store).listSnapshots(ref(d))
+          const theirs = other.geo.readOnlyReplicas(other.store).listSnapshots(ref(d))
+          assert.deepEqual(
+            theirs.map((x) => x.snapshot),
+            mine.map((x) => x.snapshot),
+            'every client snapshot is on the replica',
+          )
         }
+        await check(other)
       }
     } finally {
       await close(east, west, other)
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it("clients' snapshots travel in order as page-range diffs, read byte-exact on the replica under the primary's ids, and their deletes follow", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cairn-geo-'))
+    let east: Site | undefined
+    let west: Site | undefined
+    try {
+      const sent: Buffer[] = []
+      west = await site(
+        dir,
+        'west',
+        linkTo(() => east as Site),
+      )
+      east = await site(
+        dir,
+        'east',
+        linkTo(() => west as Site, sent),
+      )
+      // Snapshots taken before the account replicates travel at its first round.
+      await east.store.createAccount(ACCOUNT)
+      await east.store.createContainer(ACCOUNT, 'vms')
+      await east.store.createDisk(ref('os'), { size: 16 * MiB })
+      await east.store.writePages(ref('os'), 0, randomBytes(2 * MiB))
+      const s1 = (await east.store.snapshot(ref('os'), { metadata: { tag: 'one' } })).snapshot as string
+      await east.store.writePages(ref('os'), MiB, randomBytes(MiB))
+      await east.geo.configure(ACCOUNT, { redundancy: 'RA-GRS', pair: 'west' })
+      await east.geo.syncNow(ACCOUNT)
+      // Then, between writes: a snapshot, a clear, another snapshot, a snapshot of an unchanged disk.
+      await east.store.writePages(ref('os'), 8 * MiB, randomBytes(MiB))
+      const s2 = (await east.store.snapshot(ref('os'))).snapshot as string
+      await east.store.clearPages(ref('os'), 0, MiB)
+      await east.store.writePages(ref('os'), 12 * MiB, randomBytes(512 * 1024))
+      const s3 = (await east.store.snapshot(ref('os'))).snapshot as string
+      await east.store.writePages(ref('os'), 4 * MiB, randomBytes(MiB))
+      sent.length = 0
+      const round = await east.geo.syncNow(ACCOUNT)
+      assert.equal(round.points, 3, 'two snapshots and the disk')
+      // Each travels as the diff from the one before: 1 MiB, 0.5 MiB, 1 MiB of pages.
+      const pages = sent.map((b) => decodeGeoMessage(b)).filter((m) => m.header.kind === 'pages')
+      assert.equal(
+        pages.reduce((n, m) => n + m.data.length, 0),
+        2.5 * MiB,
+      )
+      const s4 = (await east.store.snapshot(ref('os'))).snapshot as string
+      await east.geo.syncNow(ACCOUNT)
+
+      const view = west.geo.readOnlyReplicas(west.store)
+      assert.deepEqual(
+        view.listSnapshots(ref('os')).map((s) => s.snapshot),
+        [s1, s2, s3, s4],
+      )
+      for (const id of [s1, s2, s3, s4])
+        assert.ok((await whole(west.store, ref('os'), id)).equals(await whole(east.store, ref('os'), id)), id)
+      assert.deepEqual(west.store.getDisk(ref('os'), s1).metadata, { tag: 'one' })
+      const now = west.geo.readSnapshot(ref('os')) as string
+      assert.ok((await whole(west.store, ref('os'), now)).equals(await whole(east.store, ref('os'))))
+      // A snapshot a client deletes on the primary goes from the replica at the next round.
+      await east.store.deleteSnapshot(ref('os'), s2)
+      await east.geo.syncNow(ACCOUNT)
+      assert.deepEqual(
+        view.listSnapshots(ref('os')).map((s) => s.snapshot),
+        [s1, s3, s4],
+      )
+      assert.throws(() => west?.store.getDisk(ref('os'), s2))
+      // The replica's snapshots are read-only like the rest of it; failover keeps them.
+      await assert.rejects(view.deleteSnapshot(ref('os'), s1), code('AccountIsReplica'))
+      await west.geo.failover(ACCOUNT)
+      assert.deepEqual(
+        west.store.listSnapshots(ref('os')).map((s) => s.snapshot),
+        [s1, s3, s4],
+      )
+    } finally {
+      await close(east, west)
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('a point cut mid-ship resumes from the chunks the secondary holds: at most one chunk more than the point travels', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cairn-geo-'))
+    let east: Site | undefined
+    let west: Site | undefined
+    try {
+      let pagesLeft = Number.POSITIVE_INFINITY
+      let pageBytes = 0
+      let chunkBytes = 0
+      const link = linkTo(() => west as Site)
+      east = await site(dir, 'east', {
+        state: link.state,
+        async send(pair, body) {
+          const { header, data } = decodeGeoMessage(body)
+          if (header.kind === 'pages') {
+            // The link drops in the middle of the point: this message and everything after it is lost.
+            if (pagesLeft-- <= 0) throw new Error('link down')
+            pageBytes += data.length
+            chunkBytes = Math.max(chunkBytes, data.length)
+          }
+          await link.send(pair, body)
+        },
+      })
+      west = await site(dir, 'west', link)
+      await east.store.createAccount(ACCOUNT)
+      await east.geo.configure(ACCOUNT, { redundancy: 'RA-GRS', pair: 'west' })
+      await east.store.createContainer(ACCOUNT, 'vms')
+      await east.store.createDisk(ref('os'), { size: 64 * MiB })
+      await east.store.writePages(ref('os'), 0, Buffer.alloc(MiB, 1))
+      await east.geo.syncNow(ACCOUNT)
+      const before = await whole(west.store, ref('os'), west.geo.readSnapshot(ref('os')))
+      for (let at = 0; at < 48 * MiB; at += 4 * MiB)
+        await east.store.writePages(ref('os'), at, randomBytes(4 * MiB))
+      pageBytes = 0
+      pagesLeft = 3
+      await assert.rejects(east.geo.syncNow(ACCOUNT), /link down/)
+      // The secondary still shows the last complete point.
+      assert.ok((await whole(west.store, ref('os'), west.geo.readSnapshot(ref('os')))).equals(before))
+      assert.ok(west.geo.replicaState(ACCOUNT).applying?.['vms/os'], 'the secondary holds part of the point')
+      pagesLeft = Number.POSITIVE_INFINITY
+      const resumed = await east.geo.syncNow(ACCOUNT)
+      assert.ok(resumed.resumedBytes > 0, 'chunks the secondary held were not sent again')
+      assert.ok(
+        pageBytes <= 48 * MiB + chunkBytes,
+        `${pageBytes} bytes of pages for a point of ${48 * MiB} (chunks of ${chunkBytes})`,
+      )
+      const now = west.geo.readSnapshot(ref('os')) as string
+      assert.ok((await whole(west.store, ref('os'), now)).equals(await whole(east.store, ref('os'))))
+    } finally {
+      await close(east, west)
       rmSync(dir, { recursive: true, force: true })
     }
   })

@@ -273,7 +273,10 @@ export class DiskGeoReplication {
           await this.#store.promote(ref, r.localSnapshot)
           rolledBack++
         }
-        await this.#store.deleteSnapshot(ref, r.localSnapshot)
+        // The clients' snapshots stay; replication's own (and any orphan of a crash) go.
+        const clients = new Set(r.snapshots)
+        for (const s of this.#store.listSnapshots(ref))
+          if (!clients.has(s.snapshot as string)) await this.#store.deleteSnapshot(ref, s.snapshot as string)
       }
       await this.#rows.deleteReplica(account, r.container, r.disk)
       this.#replicas.delete(replicaKey(account, r.container, r.disk))
@@ -337,9 +340,13 @@ export class DiskGeoReplication {
       }
     const byRef = (name: string) => guarded((args) => [(args[0] as DiskRef).account], name)
     const byAccount = (name: string) => guarded((args) => [args[0] as string], name)
-    const hidden = (ref: DiskRef, snapshot: DiskInfo) =>
-      snapshot.snapshot !== undefined &&
-      (snapshot.metadata[GEO_MARKER] === '1' || this.readSnapshot(ref) === snapshot.snapshot)
+    // On a replica, clients see only their own snapshots as the primary had them.
+    const hidden = (ref: DiskRef, snapshot: DiskInfo) => {
+      if (snapshot.snapshot === undefined) return false
+      if (snapshot.metadata[GEO_MARKER] === '1') return true
+      const replica = this.#replicas.get(replicaKey(ref.account, ref.container, ref.disk))
+      return replica !== undefined && !replica.snapshots.includes(snapshot.snapshot)
+    }
     const overrides: Record<string, unknown> = {
       // Replication's own snapshots are not the clients': lists leave them out, and a disk whose only
       // snapshots they are deletes as a disk without snapshots does.
@@ -367,6 +374,7 @@ export class DiskGeoReplication {
       snapshotGroup: guarded((args) => (args[0] as DiskRef[]).map((r) => r.account), 'snapshotGroup'),
       copyDisk: guarded((args) => [(args[1] as DiskRef).account], 'copyDisk'),
       importFile: guarded((args) => [(args[1] as DiskRef).account], 'importFile'),
+      importImage: guarded((args) => [(args[0] as DiskRef).account], 'importImage'),
     }
     for (const m of [
       'createDisk',

@@ -25,7 +25,8 @@ import { removeTemporaryFile } from './_job-steps.js'
 import { type EncodedPage, ListingCache } from './_listing-cache.js'
 import type { JobService, StartedJob } from './job-service.js'
 import { openPointDisk, pointDiskSource } from './point-disk-readers.js'
-import type { ProtectionStore, VmRecoveryPoint } from './protection-store.js'
+import type { ProtectedItem, ProtectionStore, VmRecoveryPoint } from './protection-store.js'
+import type { ReplicaItems } from './replica-items.js'
 import type { DiskByteReader, VaultTransfer } from './vault-transfer.js'
 
 /** Where in a recovery point: a disk (default `os`) and a partition (default: the first browsable one; null: the whole disk). */
@@ -80,6 +81,7 @@ export class FileBrowser {
   readonly #hostPaths: HostPaths | undefined
   readonly #snapshotExists: (ref: DiskRef, snapshot: string) => boolean
   readonly #reconcile: (vm: string) => Promise<unknown>
+  readonly #replicas: ReplicaItems | undefined
   readonly #open = new Map<string, Promise<Opened>>()
   readonly #listings = new ListingCache(LISTINGS_KEPT)
 
@@ -91,6 +93,8 @@ export class FileBrowser {
     hostPaths?: HostPaths
     snapshotExists: (ref: DiskRef, snapshot: string) => boolean
     reconcile: (vm: string) => Promise<unknown>
+    /** The VMs of replica vaults, read from their replicated points (browsed under the vault's path). */
+    replicaItems?: ReplicaItems
   }) {
     this.#store = options.store
     this.#disks = options.disks
@@ -99,6 +103,7 @@ export class FileBrowser {
     this.#hostPaths = options.hostPaths
     this.#snapshotExists = options.snapshotExists
     this.#reconcile = options.reconcile
+    this.#replicas = options.replicaItems
   }
 
   /** Every volume of every disk of a point: partitions, their file systems, browsable or why not. */
@@ -289,11 +294,14 @@ export class FileBrowser {
    * file are left out.
    */
   async history(vm: string, path: string, options: FileLocation = {}): Promise<FileVersion[]> {
-    const item = await this.#store.getItem(vm)
-    if (options.vault !== undefined && item.vault !== options.vault)
-      throw new CairnError('ProtectedItemNotFound', `VM "${vm}" is not protected in vault "${options.vault}"`)
-    await this.#reconcile(vm)
-    const points = await this.#store.listRecoveryPoints(vm)
+    let points: VmRecoveryPoint[]
+    try {
+      await this.#catalogItem(vm, options.vault)
+      await this.#reconcile(vm)
+      points = await this.#store.listRecoveryPoints(vm)
+    } catch (err) {
+      points = (await this.#replica(vm, options.vault, err)).points
+    }
     const versions: FileVersion[] = []
     for (const p of points) {
       let entry: FileEntry
@@ -445,10 +453,22 @@ export class FileBrowser {
     })
   }
 
-  async #point(vm: string, pointId: string, vault?: string) {
-    const item = await this.#store.getItem(vm)
-    if (vault !== undefined && item.vault !== vault)
-      throw new CairnError('ProtectedItemNotFound', `VM "${vm}" is not protected in vault "${vault}"`)
+  async #point(
+    vm: string,
+    pointId: string,
+    vault?: string,
+  ): Promise<{ item: ProtectedItem; point: VmRecoveryPoint; vault: string }> {
+    let item: ProtectedItem
+    try {
+      item = await this.#catalogItem(vm, vault)
+    } catch (err) {
+      // A VM of a replica vault: its points are read from the vault's manifests (vault tier only).
+      const replica = await this.#replica(vm, vault, err)
+      const point = replica.points.find((p) => p.id === pointId)
+      if (!point)
+        throw new CairnError('RecoveryPointNotFound', `Cannot find recovery point "${pointId}" of VM "${vm}"`)
+      return { item: replica.item, point, vault: replica.item.vault }
+    }
     let point = await this.#store.findRecoveryPoint(pointId)
     if (!point || point.itemId !== item.id)
       throw new CairnError('RecoveryPointNotFound', `Cannot find recovery point "${pointId}" of VM "${vm}"`)
@@ -457,6 +477,22 @@ export class FileBrowser {
       point = await this.#store.getRecoveryPoint(pointId)
     }
     return { item, point, vault: item.vault }
+  }
+
+  /** The VM's item in the catalog (in `vault` when given). */
+  async #catalogItem(vm: string, vault: string | undefined): Promise<ProtectedItem> {
+    const item = await this.#store.getItem(vm)
+    if (vault !== undefined && item.vault !== vault)
+      throw new CairnError('ProtectedItemNotFound', `VM "${vm}" is not protected in vault "${vault}"`)
+    return item
+  }
+
+  /** After `err` (the catalog has no such item), the VM of that name in replica vault `vault`, or `err`. */
+  async #replica(vm: string, vault: string | undefined, err: unknown) {
+    const missing = isCairnError(err) && (err.code === 'VmNotFound' || err.code === 'ProtectedItemNotFound')
+    const found = missing && vault !== undefined ? await this.#replicas?.find(vault, vm) : undefined
+    if (!found) throw err
+    return found
   }
 }
 

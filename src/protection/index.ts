@@ -111,6 +111,7 @@ export {
   type RpMountView,
 } from './recovery-point-mounts.js'
 export { RegistryVaultTransfer } from './registry-vault-transfer.js'
+export { type ReplicaItem, ReplicaItems, type ReplicaItemsOptions, replicaItemId } from './replica-items.js'
 export {
   APPROVAL_HOURS,
   GUARDED_OPERATIONS,

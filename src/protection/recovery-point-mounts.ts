@@ -223,6 +223,12 @@ export class RecoveryPointMounts {
     return undefined
   }
 
+  /** The oldest live mount that reads from or holds points of `vault`, if any. */
+  mountInVault(vault: string): RpMount | undefined {
+    for (const m of this.#mounts.values()) if (m.vault === vault && !this.#expired(m)) return m
+    return undefined
+  }
+
   /**
    * The live mount of a VM recovery point whose vault copy is `vaultPoint` of `vault`, if any: the
    * mount reads it, or holds the point it belongs to (a point mounted from its snapshot still keeps

@@ -51,6 +51,8 @@ export interface VaultServiceOptions {
   guard?: ResourceGuard
   /** The live mount that holds a vault point (rp mount), if any: deleting the point is refused. */
   mountOf?: (vault: string, point: string) => Promise<PointPin | undefined>
+  /** A live mount that reads the vault, if any: removing the vault (even keeping its data) is refused. */
+  mountInVault?: (vault: string) => PointPin | undefined
   /** GRS vaults: redundancy, replication status and failover (docs/replication.md). */
   replication?: VaultReplication
 }
@@ -197,13 +199,16 @@ export class VaultService {
    * Forgets a vault; `deleteData` also deletes the files of its layout (refused while it holds
    * recovery points or protected items). Refused while it holds soft-deleted points, or points while
    * immutable (VaultRegistry.remove); a guarded vault needs an approval, used once every other check
-   * passed. Answers the files of its folder that were not the vault's.
+   * passed; refused while a recovery-point mount reads it (`RecoveryPointMounted`). Answers the
+   * files of its folder that were not the vault's.
    */
   async remove(
     name: string,
     request: { deleteData?: boolean } = {},
   ): Promise<{ name: string; dataDeleted: boolean; left: string[] }> {
     const deleteData = request.deleteData === true
+    const mount = this.#o.mountInVault?.(name)
+    if (mount) throw mountedError(`vault "${name}"`, mount)
     const guard = this.#o.guard
     const { left } = await this.#o.vaults.remove(name, {
       deleteData,

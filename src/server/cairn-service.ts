@@ -20,9 +20,9 @@ import { DiskStoreExports, NbdServer, ReaderExports, type ReaderSource } from '.
 import {
   type Clock,
   type DiskGeoLink,
-  DiskGeoReplication,
   DiskService,
   FileBrowser,
+  GEO_REDUNDANCIES,
   JobService,
   MOUNT_EXPORT_PREFIX,
   type NbdEndpoint,
@@ -30,13 +30,11 @@ import {
   ProtectionStore,
   RecoveryPointMounts,
   RegistryVaultTransfer,
-  type ReplicaState,
+  ReplicaItems,
   ResourceGuard,
   Scheduler,
-  VaultReplication,
   VaultService,
 } from '../protection/index.js'
-import { PairRegistry } from '../sites/index.js'
 import {
   CairnError,
   createLogger,
@@ -52,10 +50,11 @@ import { VaultRegistry } from '../vault/index.js'
 import { DiskStoreMeter } from './_disk-store-meter.js'
 import { JobTakeover } from './_job-takeover.js'
 import { close, listen, listenError } from './_listen.js'
+import { SiteReplication } from './_site-replication.js'
 import { LISTENER_DEFAULTS, type ServiceConfig } from './config.js'
 import { DataFolderLock } from './data-folder-lock.js'
 import { type ListenerTls, loadListenerTls } from './listener-tls.js'
-import { ServiceMetrics } from './service-metrics.js'
+import { type ReplicationLag, ServiceMetrics } from './service-metrics.js'
 import { VaultKeys } from './vault-keys.js'
 import { VERSION } from './version.js'
 
@@ -99,10 +98,8 @@ export class CairnService {
   #scheduler: Scheduler | undefined
   #takeover: JobTakeover | undefined
   #catalog: Catalog | undefined
-  #pairs: PairRegistry | undefined
-  #replication: VaultReplication | undefined
+  #sites: SiteReplication | undefined
   #diskStore: LogDiskStore | undefined
-  #diskGeo: DiskGeoReplication | undefined
   readonly #diskStoreMeter = new DiskStoreMeter()
   #vaults: VaultRegistry | undefined
   #jobs: JobService | undefined
@@ -221,22 +218,20 @@ export class CairnService {
       const rawStore = await this.#openDiskStore()
       // Geo-replication writes the replicas through the store itself; everything else (the APIs, NBD,
       // protection) goes through the view that refuses changes to a replica account.
-      this.#diskGeo = new DiskGeoReplication({
-        store: rawStore,
+      const sites = new SiteReplication({
         catalog: this.#catalog,
-        link: this.#diskGeoLink(),
-        logger: log.child({ component: 'geo' }),
-        intervalMs: (this.config.geoInterval ?? 10) * 1000,
+        config: this.config,
+        logger: log,
+        ...(this.#geoLink ? { diskGeoLink: this.#geoLink } : {}),
       })
-      await this.#diskGeo.start()
+      this.#sites = sites
       // Every caller's reads and writes go through the meter (/metrics: operations, latency, bytes).
-      this.#diskStore = this.#diskStoreMeter.wrap(this.#diskGeo.readOnlyReplicas(rawStore))
+      this.#diskStore = this.#diskStoreMeter.wrap(await sites.openDisks(rawStore))
       this.#auth = await this.#openAuth()
       // The test clock (CairnServiceOptions.clock) also judges retention, soft delete and immutability.
       const now = this.#clock ? () => this.#clock!.now() : undefined
       // Multi-user authorization: who asks is the signed-in user of the request being served.
-      this.#pairs = new PairRegistry(this.#catalog, { version: VERSION })
-      await this.#pairs.siteId()
+      const pairs = await sites.openPairs()
       const guard = new ResourceGuard(this.#catalog, { actor: requestActor, ...(now ? { now } : {}) })
       const protection = new ProtectionStore(this.#catalog, now ? { now } : {})
       this.#vaults = new VaultRegistry(this.#catalog, {
@@ -246,15 +241,9 @@ export class CairnService {
         ...(this.config.vaultOpenPacks !== undefined ? { openPacks: this.config.vaultOpenPacks } : {}),
         ...(this.config.objectStores ? { objectStores: this.config.objectStores } : {}),
         ...(keys.empty ? {} : { keys: (name: string) => keys.credentials(name) }),
-        readOnly: (name) => this.#replication?.readOnlyReason(name) ?? Promise.resolve(undefined),
+        readOnly: (name) => sites.vaultReadOnlyReason(name),
       })
-      this.#replication = new VaultReplication({
-        catalog: this.#catalog,
-        vaults: this.#vaults,
-        pairs: this.#pairs,
-        logger: log.child({ component: 'replication' }),
-        intervalMs: (this.config.replicationInterval ?? 10) * 1000,
-      })
+      const replication = sites.openVaults(this.#vaults)
       await this.#unlockVaults(keys)
       const vaults = this.#vaults
       const hostPaths = new HostPaths({
@@ -276,6 +265,12 @@ export class CairnService {
         ...(shared ? { leases: { store: leases, owner, leaseMs } } : {}),
       })
       this.#jobs = jobs
+      // Cross-region restore: the VMs of a replica vault are read from its replicated points.
+      const replicaItems = new ReplicaItems({
+        replicated: (vault) => replication.holdsReplicatedItems(vault),
+        points: async (vault) => (await vaults.open(vault)).listRecoveryPoints(),
+        readOnly: (vault) => replication.readOnlyReason(vault),
+      })
       const backups = new ProtectionService({
         store: protection,
         disks: this.#diskStore,
@@ -294,6 +289,7 @@ export class CairnService {
           }),
         // A policy's copies run as copy jobs of the vault service.
         copyPoints: (request): Promise<Job> => vaultService.copy(request),
+        replicaItems,
       })
       this.#backups = backups
       const vaultService: VaultService = new VaultService({
@@ -305,7 +301,8 @@ export class CairnService {
         guard,
         mountOf: (vault, point) =>
           this.#mounts?.mountOfVaultPoint(vault, point) ?? Promise.resolve(undefined),
-        replication: this.#replication,
+        mountInVault: (vault) => this.#mounts?.mountInVault(vault),
+        replication,
       })
       this.#vaultService = vaultService
       const diskService = new DiskService({ diskStore: this.#diskStore, jobs, hostPaths })
@@ -346,6 +343,7 @@ export class CairnService {
           }
         },
         reconcile: (vm) => backups.reconcile(vm),
+        replicaItems,
       })
       const files = this.#files
       if (!shared) await this.#recoverJobs(jobs, backups, diskService)
@@ -364,9 +362,14 @@ export class CairnService {
           store: jobStore,
           owner,
           leaseMs,
-          everyMs: Math.floor(leaseMs / 3),
+          // Queued jobs wait at most 2 s for their host; dead workers' jobs a third of a lease.
+          everyMs: Math.min(2000, Math.floor(leaseMs / 3)),
           logger: log.child({ component: 'takeover' }),
           recover: (claimed) => this.#recoverJobs(jobs, backups, diskService, claimed),
+          room: () => (this.config.maxBackups ?? 4) - jobs.runningCount,
+          start: async (queued) => {
+            await jobs.startClaimed(queued, (job) => backups.startQueued(job))
+          },
         })
       }
       const leader = new LeaderLease(this.#catalog, 'scheduler')
@@ -418,6 +421,7 @@ export class CairnService {
         scheduler: () => this.#scheduler,
         diskStoreMeter: this.#diskStoreMeter,
         vaults: { list: () => vaults.list(), usage: (name) => vaultService.usage(name) },
+        replication: () => this.#replicationLags(),
       })
       const app = createApiApp({
         metrics,
@@ -434,12 +438,12 @@ export class CairnService {
         accepting: () => this.#accepting,
         auth: this.#auth,
         diskStore: this.#diskStore,
-        diskGeo: this.#diskGeo,
+        ...(sites.disks ? { diskGeo: sites.disks } : {}),
         jobs: this.#jobs,
         vaultService: this.#vaultService,
         guard,
-        pairs: this.#pairs,
-        replication: this.#replication,
+        pairs,
+        replication,
         diskService,
         protection: backups,
         mounts,
@@ -477,7 +481,7 @@ export class CairnService {
         logger: log.child({ component: 'blobapi' }),
         maxConnections: c.blobMaxConnections,
         limits: http,
-        geo: this.#diskGeo,
+        ...(sites.disks ? { geo: sites.disks } : {}),
         observe: (r) => metrics.observeBlob(r),
         ...(tls.blob ? { tls: { cert: tls.blob.cert, key: tls.blob.key } } : {}),
       })
@@ -532,7 +536,7 @@ export class CairnService {
       this.#accepting = true
       if (role === 'all' || role === 'scheduler') await this.#scheduler.start()
       // GRS vaults replicate from one process of a site (the scheduler's).
-      if (role === 'all' || role === 'scheduler') this.#replication.start()
+      if (role === 'all' || role === 'scheduler') sites.startVaults()
       await this.#takeover?.start()
       this.#logTls(tls, { api: apiHost, blob: blobHost, nbd: nbdHost })
       log.info('cairn started', {
@@ -681,6 +685,33 @@ export class CairnService {
     }
   }
 
+  /**
+   * The lag of what this site replicates (/metrics): each GRS vault it is primary of (since the
+   * secondary last held every point; the points it lacked) and each geo-replicated account of its disk
+   * store it ships (since its LastSyncTime). Never synced yet: +Inf.
+   */
+  async #replicationLags(): Promise<ReplicationLag[]> {
+    const now = Date.now()
+    const since = (at: string | undefined) =>
+      at === undefined ? Number.POSITIVE_INFINITY : Math.max(0, (now - Date.parse(at)) / 1000)
+    const out: ReplicationLag[] = []
+    for (const v of (await this.#vaultService?.list()) ?? [])
+      if (v.replication.role === 'Primary')
+        out.push({
+          type: 'vault',
+          name: v.name,
+          lagSeconds: since(v.replication.lastSyncAt),
+          pointsBehind: v.replication.pointsBehind ?? 0,
+        })
+    const geo = this.#sites?.disks
+    for (const a of this.#diskStore?.listAccounts() ?? []) {
+      if (!geo || !GEO_REDUNDANCIES.includes(a.redundancy)) continue
+      const r = geo.replication(a.name)
+      if (r.role === 'primary') out.push({ type: 'account', name: a.name, lagSeconds: since(r.lastSyncTime) })
+    }
+    return out
+  }
+
   /** Starts a GC job of a vault (its stale-lock grace from the configuration). */
   async #startGc(name: string, startedBy: string): Promise<void> {
     const service = this.#vaultService
@@ -725,33 +756,6 @@ export class CairnService {
   }
 
   /** Opens DATA/disks; on first start creates the development account and its `disks` container. */
-  /** How disk geo-replication reaches the paired sites: each pair's peer client (src/sites). */
-  #diskGeoLink(): DiskGeoLink {
-    if (this.#geoLink !== undefined) return this.#geoLink
-    const client = (pair: string) => {
-      if (this.#pairs === undefined) throw new CairnError('ServiceUnavailable', 'The service is not started')
-      return this.#pairs.client(pair)
-    }
-    return {
-      checkPair: async (pair) => {
-        await this.#pairs?.get(pair)
-      },
-      send: async (pair, message, signal) => {
-        await (await client(pair)).request('POST', '/api/v1/geo/disks', {
-          body: message,
-          headers: { 'content-type': 'application/octet-stream' },
-          ...(signal ? { signal } : {}),
-        })
-      },
-      state: async (pair, account, signal) =>
-        (await client(pair)).json<ReplicaState>(
-          'GET',
-          `/api/v1/geo/disks/${encodeURIComponent(account)}`,
-          signal ? { signal } : {},
-        ),
-    }
-  }
-
   async #openDiskStore(): Promise<LogDiskStore> {
     const dir = join(this.config.data, 'disks')
     const first = !existsSync(dir)
@@ -790,13 +794,13 @@ export class CairnService {
     // Running jobs end Interrupted (never half a recovery point) before the engines close.
     await this.#scheduler?.stop()
     this.#scheduler = undefined
-    await this.#replication?.stop()
+    await this.#sites?.stopVaults()
     await this.#takeover?.stop()
     this.#takeover = undefined
     await this.#jobs?.close()
     await this.#backups?.close()
     this.#backups = undefined
-    await this.#diskGeo?.stop()
+    await this.#sites?.stopDisks()
     await this.#blobApi?.close()
     this.#blobApi = undefined
     await this.#nbd?.close()
@@ -810,12 +814,10 @@ export class CairnService {
     this.#auth = undefined
     await this.#vaults?.close()
     this.#vaults = undefined
-    this.#pairs?.close()
-    this.#pairs = undefined
-    this.#replication = undefined
+    this.#sites?.close()
     await this.#diskStore?.close()
     this.#diskStore = undefined
-    this.#diskGeo = undefined
+    this.#sites = undefined
     await this.#catalog?.close()
     this.#catalog = undefined
     this.#lock.release()

@@ -67,6 +67,11 @@ export const errorCatalogue = {
     EXIT.failure,
     'A file or device could not be read or written (the message names it and the system error).',
   ),
+  HostFileMismatch: spec(
+    409,
+    EXIT.conflict,
+    "The service's file at that path is not the one the request describes (size, device, inode or time differ).",
+  ),
   PathNotAllowed: spec(
     403,
     EXIT.auth,
@@ -92,6 +97,11 @@ export const errorCatalogue = {
   DiskHasSnapshots: spec(409, EXIT.conflict, 'The disk has snapshots; say whether they are deleted too.'),
   InvalidName: spec(400, EXIT.usage, 'A name does not follow the naming rules.'),
   InvalidDiskSize: spec(400, EXIT.usage, 'A disk size must be a multiple of 512 bytes, at most 8 TiB.'),
+  ImageStreamInvalid: spec(
+    400,
+    EXIT.usage,
+    'A streamed disk image is cut short or malformed (docs/api.md): nothing was imported.',
+  ),
   RangeNotAligned: spec(400, EXIT.usage, 'A page range must start and end on a 512-byte boundary.'),
   RangeOutOfBounds: spec(416, EXIT.usage, 'A range reaches past the end of the disk.'),
   WriteTooLarge: spec(413, EXIT.usage, 'A single page write is limited to 4 MiB.'),

@@ -1,8 +1,9 @@
 // Streaming a file into a disk, a disk into a file, and page reads and writes through the API.
 
-import { open, stat } from 'node:fs/promises'
-import type { CreateDiskRequest, Disk, DiskExportResult, PageRanges } from '../../api/index.js'
-import { CairnError } from '../../util/index.js'
+import { open, realpath, stat } from 'node:fs/promises'
+import { Readable } from 'node:stream'
+import type { Disk, DiskExportResult, DiskImportRequest, PageRanges } from '../../api/index.js'
+import { CairnError, ioError } from '../../util/index.js'
 import type { ApiClient } from '../api-client.js'
 import type { CommandContext } from '../command.js'
 import { ProgressBar } from '../output.js'
@@ -115,48 +116,110 @@ export async function fileSize(path: string): Promise<number> {
   throw new CairnError('UsageError', `Cannot stream "${path}" through the API: it is not a regular file`)
 }
 
-/** Streams a local raw image into a new disk: zero pages are skipped, a failure deletes the disk. */
-export async function importLocal(ctx: CommandContext, d: DiskName, path: string): Promise<Disk> {
+/** Refusals of a same-host import after which the CLI streams the file instead. */
+const STREAM_INSTEAD = new Set(['PathNotAllowed', 'FileNotFound', 'HostFileMismatch', 'ServiceUnavailable'])
+
+/** True when the service's URL names this host (a loopback address). */
+function onThisHost(baseUrl: string): boolean {
+  try {
+    const host = new URL(baseUrl).hostname
+    return host === 'localhost' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host)
+  } catch {
+    return false
+  }
+}
+
+/** Bytes read from the image at a time (a frame of the extent stream holds at most this). */
+const IMPORT_BLOCK = 4 * 1024 * 1024
+
+/**
+ * Streams a local raw image into a new disk in one request (POST …/import-stream): only the ranges of
+ * a sparse file that hold data are read (SEEK_DATA/SEEK_HOLE, through `qemu-img map`; without the
+ * tool the whole file), all-zero pages within them are not sent, and the next block is read while
+ * the last one is on the wire. The service makes the disk appear once all of it is in, with one
+ * fsync; a failure on either side (the file shrinking or unreadable, the connection cut) leaves no disk.
+ */
+export async function importLocal(
+  ctx: CommandContext,
+  d: DiskName,
+  path: string,
+  options: { stream?: boolean } = {},
+): Promise<Disk> {
   const { client, out, signal } = ctx
-  const { dataRanges, forEachDataRun } = await import('../../diskstore/index.js')
+  const { dataRanges, extentHeader, forEachDataRun } = await import('../../diskstore/index.js')
   const bytes = await fileSize(path)
   const size = Math.ceil(bytes / 512) * 512
-  // Only the ranges of a sparse file that hold data are read (SEEK_DATA/SEEK_HOLE, through
-  // `qemu-img map`); within them, all-zero runs are not sent. Without the tool, the whole file is read.
-  const ranges = (await dataRanges(path, bytes)) ?? [{ start: 0, end: size }]
-  const total = ranges.reduce((n, r) => n + r.end - r.start, 0)
-  await client.put<Disk, CreateDiskRequest>(diskPath(d), { size })
+  const fh = await open(path, 'r').catch((err: Error) => {
+    throw ioError(err, `Cannot read "${path}"`)
+  })
   const bar = new ProgressBar(`import ${d.disk}`, out.interactive)
-  let done = 0
-  // Every piece but the last is sent without waiting for durability; the last one, sent once all
-  // others are in, is durable, and with it every write before it (one sync, not one per piece).
-  let last: { at: number; data: Buffer } | undefined
+  let source: Readable | undefined
   try {
-    async function* tasks() {
-      for await (const [pos, buf] of rangePieces(path, ranges, PIECE)) {
-        const runs: [number, number][] = []
-        forEachDataRun(buf, buf.length, (s, e) => runs.push([s, e]))
-        const final = runs[runs.length - 1]
-        if (final !== undefined) last = { at: pos + final[0], data: buf.subarray(final[0], final[1]) }
-        yield async () => {
-          for (const [s, e] of runs)
-            await putPages(client, d, pos + s, buf.subarray(s, e), signal, { durable: false })
-          done += buf.length
+    // A service on this host may read the file itself when it lies under one of its --import-roots:
+    // no bytes cross the socket. The service checks that its file is this very one (size, device,
+    // inode, modification time); the CLI has opened it, so its user may read it. Else: streamed.
+    if (!options.stream && onThisHost(client.baseUrl)) {
+      const st = await fh.stat()
+      try {
+        return await client.post<Disk, DiskImportRequest>(`${diskPath(d)}/import`, {
+          path: await realpath(path),
+          expect: { size: st.size, dev: st.dev, ino: st.ino, mtimeMs: st.mtimeMs },
+        })
+      } catch (err) {
+        if (!(err instanceof CairnError) || !STREAM_INSTEAD.has(err.code)) throw err
+      }
+    }
+    const ranges = (await dataRanges(path, bytes)) ?? [{ start: 0, end: size }]
+    const total = ranges.reduce((n, r) => n + r.end - r.start, 0)
+    let done = 0
+    async function* frames(): AsyncGenerator<Buffer> {
+      for (const range of ranges) {
+        for (let pos = range.start; pos < range.end; pos += IMPORT_BLOCK) {
+          const want = Math.min(IMPORT_BLOCK, range.end - pos)
+          // A new buffer per block: the ones before it may still be queued on the socket.
+          const buf = Buffer.allocUnsafe(want)
+          let got = 0
+          while (got < want) {
+            const { bytesRead } = await fh.read(buf, got, want - got, pos + got).catch((err: Error) => {
+              throw ioError(err, `Cannot read "${path}" at byte ${pos + got}`)
+            })
+            if (bytesRead === 0) break
+            got += bytesRead
+          }
+          // Only the last page of a file whose size is not a multiple of 512 ends early.
+          if (got < want && pos + got < bytes)
+            throw new CairnError(
+              'IoError',
+              `Cannot import "${path}": it ended at byte ${pos + got}, but held ${bytes} bytes when the import began (it changed meanwhile)`,
+            )
+          buf.fill(0, got, want)
+          const runs: [number, number][] = []
+          forEachDataRun(buf, want, (s, e) => runs.push([s, e]))
+          for (const [s, e] of runs) {
+            yield extentHeader(pos + s, e - s)
+            yield buf.subarray(s, e)
+          }
+          done += want
           bar.update(done, total)
         }
       }
+      yield extentHeader(size, 0)
     }
-    await pool(tasks(), PARALLEL)
-    // The same bytes again, durably: the store syncs everything written before.
-    if (last !== undefined) await putPages(client, d, last.at, last.data, signal)
+    source = Readable.from(frames(), { highWaterMark: 4 })
+    const res = await client.raw('POST', `${diskPath(d)}/import-stream`, {
+      query: { size },
+      body: source,
+      headers: { 'content-type': 'application/octet-stream' },
+      signal,
+    })
+    const disk = (await res.json()) as Disk
     bar.update(total, total)
-  } catch (err) {
-    await client.delete(diskPath(d), { snapshots: 'include' }).catch(() => {})
-    throw err
+    return disk
   } finally {
+    source?.destroy()
     bar.done()
+    await fh.close()
   }
-  return client.get<Disk>(diskPath(d))
 }
 
 /** Streams a disk or snapshot into a sparse local file: only written ranges are fetched. */
