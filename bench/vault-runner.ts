@@ -4,6 +4,7 @@
 //   node dist/bench/vault-runner.js restore VAULT OUT
 //   node dist/bench/vault-runner.js many    VAULT COUNT                  (COUNT small recovery points)
 //   node dist/bench/vault-runner.js prune-gc VAULT KEEP
+//   node dist/bench/vault-runner.js copy    VAULT TARGET                 (every point TARGET lacks)
 // VAULT is a folder or an object-store location (`s3://…`, `azblob://…`, credentials from the
 // environment); CAIRN_VAULT_CACHE_DIR gives an object-store vault its local index cache.
 import { readFile } from 'node:fs/promises'
@@ -44,7 +45,13 @@ if (cmd === 'backup') {
   const source = await fileSource(arg!, { name: 'disk', ...(changes ? { changes } : {}) })
   const rp = await vault.backup({ item, sources: [source], ...(latest ? { base: latest.id } : {}) })
   await source.close?.()
-  out = { id: rp.id, bytesAdded: rp.bytesAdded, mode: rp.disks[0]!.mode, scanned: rp.disks[0]!.bytesScanned }
+  out = {
+    id: rp.id,
+    bytesAdded: rp.bytesAdded,
+    bytesNew: rp.disks[0]!.bytesNew,
+    mode: rp.disks[0]!.mode,
+    scanned: rp.disks[0]!.bytesScanned,
+  }
 } else if (cmd === 'restore') {
   const latest = await vault.latestRecoveryPoint(item.name)
   const disk = latest!.disks[0]!
@@ -77,6 +84,17 @@ if (cmd === 'backup') {
     })
     base = rp.id
   }
+} else if (cmd === 'copy') {
+  const to = /^[a-z0-9]+:\/\//.test(arg!) ? openVaultBackend(arg!) : new FsVaultBackend(arg!)
+  let target: Vault
+  try {
+    target = await Vault.open(to, creds)
+  } catch {
+    target = await Vault.create(to, creds ? { encryption: creds } : {})
+  }
+  const r = await vault.copyTo(target)
+  await target.close()
+  out = { points: r.points.map((p) => [p.id, p.state]), bytesWritten: r.bytesWritten }
 } else if (cmd === 'prune-gc') {
   const p = await vault.prune({ policy: { keepLast: Number(arg) } })
   const tp = performance.now()

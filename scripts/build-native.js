@@ -1,8 +1,11 @@
 #!/usr/bin/env node
-// Builds the project's native addon (native/crc64.c, Azure's CRC-64 with carry-less multiplication) into
-// native/build/crc64.node with the system's C compiler and the running Node's own headers. Run by
-// `npm run build`. It never fails the build: without a compiler or headers it says so once and the
-// service uses the WebAssembly CRC-64 instead (src/blobapi/_crc64.ts), which is about 6x slower.
+// Builds the project's native addons into native/build/ with the system's C compiler and the running
+// Node's own headers. Run by `npm run build`. It never fails the build: without a compiler or headers it
+// says so once and the service goes without them:
+// - native/crc64.c → crc64.node: Azure's CRC-64 with carry-less multiplication; without it the blob API
+//   uses the WebAssembly CRC-64 (src/blobapi/_crc64.ts), about 6x slower.
+// - native/heap.c → heap.node: keeps freed heap memory for reuse (src/util/retain-freed-heap.ts);
+//   without it uploads pay a page fault for every page of every received body.
 // Environment: CC picks the compiler (default: cc, then gcc, then clang).
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, renameSync, statSync } from 'node:fs'
@@ -10,8 +13,10 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
-const source = join(root, 'native', 'crc64.c')
-const target = join(root, 'native', 'build', 'crc64.node')
+const ADDONS = [
+  { name: 'crc64', without: 'the blob API sums CRC-64s with WebAssembly instead' },
+  { name: 'heap', without: 'freed heap memory goes back to the system at once (uploads fault more)' },
+]
 
 /** Node's headers: beside the running binary (distribution packages, official tarballs), else node-gyp's cache. */
 function headerDir() {
@@ -29,14 +34,13 @@ function compiler() {
   return names.find((name) => spawnSync(name, ['--version'], { stdio: 'ignore' }).status === 0)
 }
 
-function main() {
+function build(addon, cc, include) {
+  const source = join(root, 'native', `${addon.name}.c`)
+  const target = join(root, 'native', 'build', `${addon.name}.node`)
   if (existsSync(target) && statSync(target).mtimeMs >= statSync(source).mtimeMs) return
-  const cc = compiler()
-  const include = headerDir()
   if (cc === undefined || include === undefined) {
     console.error(
-      `build-native: skipped (${cc === undefined ? 'no C compiler: install gcc' : 'no Node headers (node_api.h) found'}); ` +
-        'the blob API sums CRC-64s with WebAssembly instead',
+      `build-native: ${addon.name} skipped (${cc === undefined ? 'no C compiler: install gcc' : 'no Node headers (node_api.h) found'}); ${addon.without}`,
     )
     return
   }
@@ -55,12 +59,16 @@ function main() {
   ]
   const built = spawnSync(cc, flags, { stdio: ['ignore', 'inherit', 'inherit'] })
   if (built.status !== 0) {
-    console.error(
-      `build-native: ${cc} could not build native/crc64.c; the blob API uses the WebAssembly CRC-64`,
-    )
+    console.error(`build-native: ${cc} could not build native/${addon.name}.c; ${addon.without}`)
     return
   }
   renameSync(partial, target)
+}
+
+function main() {
+  const cc = compiler()
+  const include = headerDir()
+  for (const addon of ADDONS) build(addon, cc, include)
 }
 
 main()

@@ -36,6 +36,7 @@ const TOOLS = [
     pkg: 'lvm2',
     usedBy: 'file-recovery tests (an LVM2 physical volume refused by name; as root)',
   },
+  { command: 'unzip', pkg: 'unzip', usedBy: 'file-recovery tests (extracting a zip of several paths)' },
   { command: 'fls', pkg: 'sleuthkit', usedBy: 'file-system reader tests (NTFS listings to compare)' },
   { command: 'fsfreeze', pkg: 'util-linux', usedBy: 'agent tests (freezing a mounted file system)' },
   { command: 'nbdfuse', pkg: 'nbdfuse', usedBy: 'file-recovery tests (the attach script, as root)' },
@@ -80,6 +81,13 @@ const VM_TOOLS = [
     usedBy: 'e2e:vm (booting the guest from the NBD export)',
   },
   { command: 'debugfs', pkg: 'e2fsprogs', usedBy: 'e2e:vm (reading the guest log from a recovery point)' },
+  // libvirt without libvirt-daemon-system (which pulls systemd): the test runs its own libvirtd.
+  { command: 'libvirtd', pkg: 'libvirt-daemon', usedBy: 'e2e:vm (the libvirt form of docs/vms.md)' },
+  {
+    command: 'virsh',
+    pkg: 'libvirt-clients',
+    usedBy: 'e2e:vm (defining and starting the libvirt domain; cairn serve reaching its guest agent)',
+  },
 ]
 if (process.argv.includes('--vm')) TOOLS.push(...VM_TOOLS)
 

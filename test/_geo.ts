@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { api, D, type Json, request } from './_jobs.js'
+import { api, type Json, request } from './_jobs.js'
 import { type RunningService, startService } from './_service.js'
 
 // Two paired sites on loopback for the geo-replication tests: each with its own data folder, each
@@ -35,11 +35,15 @@ export function restart(svc: RunningService): Promise<RunningService> {
   return startService([...REPLICATE, '--port', new URL(svc.url).port], { data: svc.data })
 }
 
-/** SHA-256 of a disk's first `size` bytes, read through the API. */
+/** SHA-256 of a disk's first `size` bytes, read through the API (`account/container/disk`, or a disk of devstoreaccount1/disks). */
 export async function diskHash(url: string, disk: string, size: number): Promise<string> {
+  const [account, container, name] = disk.includes('/')
+    ? disk.split('/')
+    : ['devstoreaccount1', 'disks', disk]
+  const base = `/api/v1/accounts/${account}/containers/${container}/disks/${name}`
   const h = createHash('sha256')
   for (let o = 0; o < size; o += 4 * MiB) {
-    const res = await request(`${url}${D}/${disk}/pages?offset=${o}&length=${Math.min(4 * MiB, size - o)}`)
+    const res = await request(`${url}${base}/pages?offset=${o}&length=${Math.min(4 * MiB, size - o)}`)
     assert.equal(res.status, 200)
     h.update(Buffer.from(await res.arrayBuffer()))
   }

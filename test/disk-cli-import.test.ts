@@ -272,6 +272,65 @@ describe('cairn disk import and export, accounts and containers against a runnin
       await svc.dispose()
     }
   })
+
+  it('lets a service on this host read a file under its import root itself, only that very file, and streams every other file', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'cairn-import-root-'))
+    const elsewhere = mkdtempSync(join(tmpdir(), 'cairn-import-elsewhere-'))
+    const svc = await startService(['--import-root', root])
+    try {
+      const { ok } = runner(svc.url)
+      const image = Buffer.alloc(8 * MiB)
+      randomFillSync(image, MiB, 2 * MiB)
+      const inside = join(root, 'inside.raw')
+      const outside = join(elsewhere, 'outside.raw')
+      writeFileSync(inside, image)
+      writeFileSync(outside, image)
+      for (const [disk, file, extra] of [
+        ['local', inside, []],
+        ['streamed', inside, ['--stream']],
+        ['outside', outside, []],
+      ] as const) {
+        const info = ok('disk', 'import', disk, file, ...extra, '--json').json()
+        assert.equal(info.usedBytes, 2 * MiB, disk)
+        ok('disk', 'export', disk, join(elsewhere, `${disk}.back`))
+        assert.ok(readFileSync(join(elsewhere, `${disk}.back`)).equals(image), `${disk}: the same bytes`)
+      }
+      const audit = (
+        (await (await apiFetch(`${svc.url}/api/v1/audit?limit=200`)).json()) as {
+          items: { target: string; status: number }[]
+        }
+      ).items
+      const calls = (disk: string) =>
+        audit
+          .filter((a) => a.target.includes(`/disks/${disk}/import`))
+          .map((a) => `${a.target.slice(a.target.lastIndexOf('/') + 1)} ${a.status}`)
+          .sort()
+      assert.deepEqual(calls('local'), ['import 201'], 'the service read the file itself')
+      assert.deepEqual(calls('streamed'), ['import-stream 201'], '--stream streams')
+      assert.deepEqual(calls('outside'), ['import 403', 'import-stream 201'], 'outside the roots: streamed')
+
+      // The service reads the file only if it is the one described.
+      const st = statSync(inside)
+      const res = await apiFetch(
+        `${svc.url}/api/v1/accounts/devstoreaccount1/containers/disks/disks/other/import`,
+        {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({
+            path: inside,
+            expect: { size: st.size + 512, dev: st.dev, ino: st.ino, mtimeMs: st.mtimeMs },
+          }),
+        },
+      )
+      assert.equal(res.status, 409)
+      assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'HostFileMismatch')
+      assert.equal(await diskStatus(svc.url, 'other'), 404)
+    } finally {
+      await svc.dispose()
+      rmSync(root, { recursive: true, force: true })
+      rmSync(elsewhere, { recursive: true, force: true })
+    }
+  })
 })
 
 /** The HTTP status of GET on a disk of the CLI's default container. */

@@ -10,7 +10,10 @@ const cairn = (url: string, ...args: string[]) => cairnAt(url, args, { json: fal
 describe('a VM that names its QEMU guest agent channel (real cairn serve and CLI)', () => {
   it('vm create --qga records the channel; when nothing answers there the backup is crash-consistent and says why', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'cairn-qga-vm-'))
-    const svc = await startService()
+    // libvirt:DOMAIN goes through virsh and libvirt's default URI: here a socket nobody listens on.
+    const svc = await startService([], {
+      env: { LIBVIRT_DEFAULT_URI: `qemu:///session?socket=${join(dir, 'no-libvirtd.sock')}` },
+    })
     try {
       const url = svc.url
       const made = await apiFetch(`${url}/api/v1/accounts/devstoreaccount1/containers/disks/disks/q-os`, {
@@ -32,6 +35,20 @@ describe('a VM that names its QEMU guest agent channel (real cairn serve and CLI
       )
       assert.equal(bad.code, 2, bad.stderr)
       assert.match(bad.stderr, /VmInvalid: .*"qga" must be unix:PATH/)
+      for (const qga of ['libvirt:', 'libvirt:a/b', 'libvirt:two words']) {
+        const r = await cairn(
+          url,
+          'vm',
+          'create',
+          'q',
+          '--os-disk',
+          'devstoreaccount1/disks/q-os',
+          '--qga',
+          qga,
+        )
+        assert.equal(r.code, 2, `${qga}: ${r.stderr}`)
+        assert.match(r.stderr, /VmInvalid: .*or libvirt:DOMAIN/)
+      }
       const vm = await cairn(
         url,
         'vm',
@@ -67,6 +84,31 @@ describe('a VM that names its QEMU guest agent channel (real cairn serve and CLI
       )
       const [point] = JSON.parse((await cairnAt(url, ['rp', 'list', 'q'])).stdout)
       assert.equal(point.consistency, 'CrashConsistent')
+
+      // A libvirt domain's agent, through libvirt: no libvirt answers, so crash-consistent, and why.
+      const made2 = await apiFetch(`${url}/api/v1/accounts/devstoreaccount1/containers/disks/disks/l-os`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ size: '1MiB' }),
+      })
+      assert.equal(made2.status, 201)
+      for (const args of [
+        ['vm', 'create', 'l', '--os-disk', 'devstoreaccount1/disks/l-os', '--qga', 'libvirt:cairn-guest'],
+        ['protect', 'l', '--vault', 'v1', '--policy', 'daily'],
+      ]) {
+        const r = await cairn(url, ...args)
+        assert.equal(r.code, 0, r.stderr)
+      }
+      assert.equal(JSON.parse((await cairnAt(url, ['vm', 'show', 'l'])).stdout).qga, 'libvirt:cairn-guest')
+      const viaLibvirt = await cairn(url, 'backup', 'now', 'l', '--wait')
+      assert.equal(viaLibvirt.code, 0, viaLibvirt.stderr)
+      assert.match(viaLibvirt.stdout, /state:\s+Completed/)
+      assert.match(
+        viaLibvirt.stdout,
+        /Cannot reach the guest agent at libvirt:cairn-guest: .*refused guest-ping.*crash-consistent/,
+      )
+      const [lp] = JSON.parse((await cairnAt(url, ['rp', 'list', 'l'])).stdout)
+      assert.equal(lp.consistency, 'CrashConsistent')
     } finally {
       await svc.dispose()
       rmSync(dir, { recursive: true, force: true })

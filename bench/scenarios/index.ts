@@ -4,6 +4,8 @@ import { cliStartup } from './cli-startup.js'
 import { diskstore } from './diskstore.js'
 import { filerecovery } from './filerecovery.js'
 import { geoDisks } from './geo-disks.js'
+import { geoVaults } from './geo-vaults.js'
+import { guestFio } from './guest-fio.js'
 import { guestIo } from './guest-io.js'
 import { nbd } from './nbd.js'
 import { objstore } from './objstore.js'
@@ -26,6 +28,8 @@ export const SCENARIOS: BenchScenario[] = [
   filerecovery,
   scaleOut,
   geoDisks,
+  geoVaults,
   portalScenario,
   guestIo,
+  guestFio,
 ]

@@ -19,6 +19,8 @@ interface Peer {
   serve(): Promise<{ uri: string; cpu(): number; stop(): Promise<void> }>
   /** Takes a snapshot of the disk while it is not served (qcow2: `qemu-img snapshot -c`). */
   snapshot?(): Promise<void>
+  /** Bytes written in place so far (Cairn: overwrites that went over their old pages, no new extent). */
+  inPlaceBytes?(): number
 }
 
 interface Figure {
@@ -57,6 +59,8 @@ export const nbd: BenchScenario = {
     const server = new NbdServer(new DiskStoreExports(store))
     const best = new Map<string, Figure>()
     const iops = new Map<string, number>()
+    /** Share of each Cairn write step's bytes that went in place, per round. */
+    const inPlace = new Map<string, number[]>()
     const keep = (key: string, f: Figure) => {
       const old = best.get(key)
       if (old === undefined || f.ms < old.ms) best.set(key, f)
@@ -77,9 +81,16 @@ export const nbd: BenchScenario = {
         for (const peer of order) {
           const line: string[] = []
           const copy = async (key: string, from: string, to: string, cpu: () => number) => {
+            const placed0 = peer.inPlaceBytes?.()
             const f = await timedCopy(from, to, cpu)
             keep(`${key}/${peer.name}`, f)
-            line.push(`${key} ${mbps(f.ms)} MB/s (${(f.cpu / gib).toFixed(2)} s/GiB)`)
+            let note = ''
+            if (placed0 !== undefined) {
+              const share = (peer.inPlaceBytes!() - placed0) / size
+              inPlace.set(key, [...(inPlace.get(key) ?? []), share])
+              note = `, ${Math.round(share * 100)}% in place`
+            }
+            line.push(`${key} ${mbps(f.ms)} MB/s (${(f.cpu / gib).toFixed(2)} s/GiB${note})`)
           }
           await peer.fresh()
           let s = await peer.serve()
@@ -152,6 +163,17 @@ export const nbd: BenchScenario = {
       if (c !== undefined && k !== undefined)
         ratio(`${what} vs nbdkit`, k.ms / c.ms, t?.nbdkit ?? (what === 'read' ? 0.8 : undefined))
       if (c !== undefined && q !== undefined) ratio(`${what} vs qemu-nbd qcow2`, q.ms / c.ms, t?.qemu)
+    }
+    // How many of the overwrites' bytes went in place (no snapshot shares them: all may; after a
+    // snapshot: none may), the lowest round.
+    for (const [what, shares] of inPlace) {
+      results.push({
+        scenario: 'nbd',
+        subject: 'cairn',
+        metric: `${what}: bytes written in place`,
+        value: Math.round(Math.min(...shares) * 1000) / 10,
+        unit: '%',
+      })
     }
     for (const rw of ['randwrite', 'randread']) {
       const metric = `fio ${rw} 4 KiB QD16`
@@ -230,6 +252,7 @@ function cairnPeer(store: LogDiskStore, port: number, size: number): Peer {
     snapshot: async () => {
       await store.snapshot(ref)
     },
+    inPlaceBytes: () => store.overwriteStats().inPlaceBytes,
   }
 }
 

@@ -5,7 +5,7 @@
 // requests are counted at the server for both tools. Each tool runs as its own process, timed whole.
 import { spawn } from 'node:child_process'
 import { randomFillSync } from 'node:crypto'
-import { mkdir, open, readFile, rm } from 'node:fs/promises'
+import { mkdir, open, readdir, readFile, rm, stat } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
@@ -64,7 +64,36 @@ async function freePort(): Promise<number> {
 interface S3rver {
   port: number
   requests(): Promise<number>
+  /** CPU seconds (user + system) the server used so far. */
+  cpu(): Promise<number>
+  /** Bytes of the objects in a bucket, as the server stores them. */
+  bucketBytes(bucket: string): Promise<number>
   stop(): Promise<void>
+}
+
+/** Fields 14 on of /proc/PID/stat (utime is [0], stime [1], cutime [2], cstime [3]), in seconds. */
+async function cpuTimes(pid: number | 'self'): Promise<number[]> {
+  const text = await readFile(`/proc/${pid}/stat`, 'utf8')
+  return text
+    .slice(text.lastIndexOf(')') + 2)
+    .split(' ')
+    .slice(11, 15)
+    .map((t) => Number(t) / 100)
+}
+
+/** CPU seconds (user + system) of this process's children that ended: each step's tool, as it exits. */
+async function childrenCpu(): Promise<number> {
+  const [, , cutime = 0, cstime = 0] = await cpuTimes('self')
+  return cutime + cstime
+}
+
+/** Sizes of the files under `dir` whose names end with `suffix`. */
+async function bytesUnder(dir: string, suffix: string): Promise<number> {
+  let n = 0
+  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (e.isFile() && e.name.endsWith(suffix)) n += (await stat(join(e.parentPath ?? e.path, e.name))).size
+  }
+  return n
 }
 
 /** s3rver over TLS with its request log in `dir/log`; buckets are folders made before it starts. */
@@ -100,6 +129,11 @@ async function startS3rver(dir: string, cert: string, key: string, buckets: stri
     // One line per request: "info: <path> <status> <ms>ms <size>".
     requests: async () =>
       (await readFile(log, 'utf8')).split('\n').filter((l) => / \d{3} \d+ms /.test(l)).length,
+    cpu: async () => {
+      const [utime = 0, stime = 0] = await cpuTimes(child.pid!)
+      return utime + stime
+    },
+    bucketBytes: (bucket) => bytesUnder(join(data, bucket), '._S3rver_object'),
     stop: async () => {
       const exited = new Promise((r) => child.once('exit', r))
       child.kill()
@@ -137,7 +171,7 @@ export const objstore: BenchScenario = {
       '-out',
       cert,
     ])
-    const server = await startS3rver(join(ctx.dir, 's3'), cert, key, ['cairn', 'restic'])
+    const server = await startS3rver(join(ctx.dir, 's3'), cert, key, ['cairn', 'cairn-copy', 'restic'])
     const endpoint = `https://127.0.0.1:${server.port}`
     const s3env = {
       AWS_ACCESS_KEY_ID: 'S3RVER',
@@ -150,6 +184,9 @@ export const objstore: BenchScenario = {
       NODE_NO_WARNINGS: '1',
     }
     const cairnS3 = `s3://cairn/vault?endpoint=${encodeURIComponent(endpoint)}&path-style=true`
+    // Where the Cairn S3 vault's points are copied after each backup (issue 16: a copy of an
+    // incremental point sends at most 1.1x its new chunk bytes, counted at the server).
+    const cairnCopy = `s3://cairn-copy/vault?endpoint=${encodeURIComponent(endpoint)}&path-style=true`
     const restic = ['-r', `s3:${endpoint}/restic/repo`, '-o', 's3.bucket-lookup=path', '--cacert', cert]
     type Step = 'full backup' | 'incremental backup' | 'restore'
     const subjects: { name: string; remote: boolean; step: (s: Step, out: string) => [string, string[]] }[] =
@@ -188,6 +225,8 @@ export const objstore: BenchScenario = {
 
     const results: BenchResult[] = []
     const seconds = new Map<string, number>()
+    /** Bytes each Cairn S3 backup added to its vault (its packs). */
+    const added = new Map<string, number>()
     try {
       for (const step of ['full backup', 'incremental backup', 'restore'] as const) {
         if (step === 'incremental backup') await mutate(image, size)
@@ -196,11 +235,33 @@ export const objstore: BenchScenario = {
           await rm(out, { recursive: true, force: true })
           if (step === 'restore' && s.name.startsWith('restic')) await mkdir(out)
           const before = await server.requests()
+          const cpu = { tool: await childrenCpu(), server: await server.cpu() }
           const [cmd, args] = s.step(step, out)
           const r = await run(cmd, args, { env: s3env })
           const requests = (await server.requests()) - before
+          const toolCpu = (await childrenCpu()) - cpu.tool
+          const serverCpu = (await server.cpu()) - cpu.server
           await rm(out, { recursive: true, force: true })
           seconds.set(`${s.name}/${step}`, r.ms / 1000)
+          if (s.name === 'cairn (S3 vault)' && step !== 'restore') {
+            const line = r.stdout.trim().split('\n').at(-1) ?? '{}'
+            added.set(step, (JSON.parse(line) as { bytesAdded: number }).bytesAdded)
+          }
+          results.push({
+            scenario: 'objstore',
+            subject: s.name,
+            metric: `${step} CPU s`,
+            value: Math.round(toolCpu * 100) / 100,
+            unit: 's',
+          })
+          if (s.remote)
+            results.push({
+              scenario: 'objstore',
+              subject: s.name,
+              metric: `${step} s3rver CPU s`,
+              value: Math.round(serverCpu * 100) / 100,
+              unit: 's',
+            })
           results.push({
             scenario: 'objstore',
             subject: s.name,
@@ -216,8 +277,29 @@ export const objstore: BenchScenario = {
               value: Math.round(requests / (size / GiB)),
               unit: 'requests/GiB',
             })
-          ctx.log(`${s.name} ${step}: ${(r.ms / 1000).toFixed(2)} s, ${requests} requests`)
+          ctx.log(
+            `${s.name} ${step}: ${(r.ms / 1000).toFixed(2)} s, ${requests} requests, CPU ${toolCpu.toFixed(2)} s (s3rver ${serverCpu.toFixed(2)} s)`,
+          )
         }
+        if (step === 'restore') continue
+        // The new point copied to a second S3 vault: bytes the server stores more, against the point's own.
+        const bytes = await server.bucketBytes('cairn-copy')
+        const before = await server.requests()
+        const r = await run(process.execPath, [runner, 'copy', cairnS3, cairnCopy], { env: s3env })
+        const grown = (await server.bucketBytes('cairn-copy')) - bytes
+        const requests = (await server.requests()) - before
+        const ratio = grown / added.get(step)!
+        ctx.log(
+          `cairn copy after the ${step}: ${(r.ms / 1000).toFixed(2)} s, ${grown} bytes, ${requests} requests`,
+        )
+        results.push({
+          scenario: 'objstore',
+          subject: 'cairn (S3 vault)',
+          metric: `copy of the ${step}'s point: bytes at the server vs the point's new bytes`,
+          value: Math.round(ratio * 1000) / 1000,
+          unit: 'x',
+          ...(step === 'incremental backup' ? { target: '<= 1.1x', pass: ratio <= 1.1 } : {}),
+        })
       }
     } finally {
       await server.stop()

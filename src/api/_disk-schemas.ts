@@ -175,7 +175,23 @@ export const CreateDiskRequest = z
   })
   .openapi('CreateDiskRequest')
 
-export const ImportRequest = z.object({ path: z.string() }).openapi('DiskImportRequest')
+export const ImportRequest = z
+  .object({
+    path: z.string(),
+    expect: z
+      .object({
+        size: z.number().int().nonnegative(),
+        dev: z.number().int().nonnegative(),
+        ino: z.number().int().nonnegative(),
+        mtimeMs: z.number().nonnegative(),
+      })
+      .optional()
+      .openapi({
+        description:
+          "The file the client means (its size, device, inode and modification time, as the client's stat sees them): the import is refused with HostFileMismatch when the service's file differs. `cairn disk import` sends it when it lets a service on its own host read the file",
+      }),
+  })
+  .openapi('DiskImportRequest')
 
 export const ExportRequest = z
   .object({ path: z.string(), snapshot: z.string().optional(), overwrite: z.boolean().optional() })

@@ -37,7 +37,14 @@ export const Vm = z
     agent: z
       .object({ url: z.string(), token: z.string().openapi({ description: 'Always "***" in answers' }) })
       .optional(),
-    qga: z.string().optional().openapi({ description: 'The QEMU guest agent channel, unix:PATH' }),
+    qga: z
+      .string()
+      .optional()
+      .openapi({ description: 'The QEMU guest agent channel, unix:PATH or libvirt:DOMAIN' }),
+    host: z.string().optional().openapi({
+      description:
+        'On a shared (PostgreSQL) catalog: the Cairn process (HOSTNAME:DATA-FOLDER) that registered the VM and holds its disks; its backups run there',
+    }),
     id: z.string(),
     createdAt: z.string(),
     updatedAt: z.string(),
@@ -67,7 +74,7 @@ export const VmRequest = z
       .optional(),
     qga: z.string().optional().openapi({
       description:
-        'The QEMU guest agent channel, unix:PATH (the virtio-serial socket of QEMU or libvirt); instead of agent',
+        'The QEMU guest agent channel: unix:PATH (the virtio-serial socket of QEMU) or libvirt:DOMAIN (through libvirt, which keeps the socket); instead of agent',
     }),
   })
   .loose()
@@ -208,7 +215,10 @@ export const ProtectedItem = z
       .string()
       .optional()
       .openapi({ description: 'Absent once protection stopped with its data deleted' }),
-    state: z.enum(['Protected', 'ProtectionStopped']),
+    state: z.enum(['Protected', 'ProtectionStopped', 'Replica']).openapi({
+      description:
+        'Replica: a VM known only from the replicated recovery points of a GRS vault on this site (restores only)',
+    }),
     includedLuns: z.array(z.number().int()).optional().openapi({ description: 'Absent: every data disk' }),
     includeFutureDisks: z.boolean(),
     knownLuns: z.array(z.number().int()),
@@ -314,5 +324,12 @@ export const VmRestoreRequest = z
       .array(z.union([z.number().int(), z.string()]))
       .optional()
       .openapi({ description: 'The older form of "disks" (0, "os"), still accepted' }),
+    targetAccount: z.string().min(1).max(64).optional().openapi({
+      description:
+        "AlternateLocation, RestoreDisks: the storage account of the new disks (default: each source disk's); a cross-region restore names one of this site",
+    }),
+    targetContainer: z.string().min(1).max(64).optional().openapi({
+      description: "AlternateLocation, RestoreDisks: their container (default: each source disk's)",
+    }),
   })
   .openapi('VmRestoreRequest')

@@ -319,7 +319,8 @@ export function registerDiskRoutes(app: ApiApp, ctx: ApiContext): void {
       responses: { 201: json(Disk, 'The new disk'), ...errorResponses },
     }),
     async (c) => {
-      const info = await disks().importFile(ref(c.req.valid('param')), c.req.valid('json').path, followJob(c))
+      const b = c.req.valid('json')
+      const info = await disks().importFile(ref(c.req.valid('param')), b.path, followJob(c), b.expect)
       return c.json(diskJson(info), 201)
     },
   )

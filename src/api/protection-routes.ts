@@ -382,6 +382,11 @@ export function registerProtectionRoutes(app: ApiApp, service: ProtectionService
       if (b.diskPrefix !== undefined) request.diskPrefix = b.diskPrefix
       const chosen = b.disks ?? b.luns
       if (chosen) request.disks = chosen.map((d) => parseDiskLabel(d, 'disk'))
+      if (b.targetAccount !== undefined || b.targetContainer !== undefined)
+        request.target = {
+          ...(b.targetAccount !== undefined ? { account: b.targetAccount } : {}),
+          ...(b.targetContainer !== undefined ? { container: b.targetContainer } : {}),
+        }
       return c.json((await service.restore(p.vm, p.rp, request)).job, 202)
     },
   )

@@ -13,6 +13,7 @@ import {
   isCairnError,
   type Logger,
   refusePlainHttp,
+  retainFreedHeap,
   silentLogger,
 } from '../util/index.js'
 import { type Answer, type BlobContext, diskRef, type GeoEndpoints, queryOf } from './_blob-context.js'
@@ -244,6 +245,9 @@ export class BlobApiServer {
     this.#developmentAccount = options.developmentAccount ?? false
     this.#geo = options.geo
     this.#observe = options.observe
+    // Every received body chunk is a fresh buffer freed only by the collector: keep the freed memory
+    // for the next ones instead of faulting it in again (process-wide; src/util/retain-freed-heap.ts).
+    retainFreedHeap()
     const serve = (req: IncomingMessage, res: ServerResponse) => {
       this.#handle(req, res).catch((err: unknown) => {
         this.#logger.error('blob API request failed', { error: String(err) })

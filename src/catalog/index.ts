@@ -3,6 +3,7 @@ export type { Catalog } from './catalog.js'
 export { type ClaimedJob, JobLeases } from './job-leases.js'
 export {
   FINISHED_JOB_STATES,
+  HOST_BOUND_KINDS,
   isJobFinished,
   JOB_KINDS,
   JOB_STATES,

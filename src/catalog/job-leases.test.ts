@@ -84,6 +84,55 @@ for (const dialect of CATALOG_DIALECTS)
       }
     })
 
+    it('a job bound to a host is claimed only by that host, queued or with its lease expired, and a live owner never claims its own', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'cairn-leases-'))
+      const catalog = await openCatalog(dialect.url(dir))
+      try {
+        let now = 10_000
+        const clock = { now: () => now }
+        const store = new JobStore(catalog, clock)
+        const leases = new JobLeases(catalog, clock)
+        const routed = await store.create({ kind: 'backup', resource: 'vms/a', host: 'h1' })
+        const free = await store.create({ kind: 'copy', resource: 'vaults/v' })
+        const running = await store.create({
+          kind: 'backup',
+          resource: 'vms/b',
+          host: 'h2',
+          lease: { owner: 'h2', until: now + 1_000 },
+        })
+        assert.deepEqual(await leases.claimQueued('h2', { limit: 10, leaseMs: 1_000, host: 'h2' }), [])
+        assert.deepEqual(
+          (await leases.claimQueued('h3', { limit: 10, leaseMs: 1_000 })).map((j) => j.id),
+          [free.id],
+          'without a host: only the jobs bound to none',
+        )
+        assert.deepEqual(
+          (await leases.claimQueued('h1', { limit: 10, leaseMs: 1_000, host: 'h1' })).map((j) => j.id),
+          [routed.id],
+        )
+        assert.deepEqual(
+          await leases.claimQueued('h1', { limit: 10, leaseMs: 1_000, host: 'h1' }),
+          [],
+          'once',
+        )
+        now += 5_000
+        // Every lease ran out: h3 (alive) does not take back its own copy, nor the jobs bound to h1 and h2;
+        // h4 takes the unbound copy; h2, starting again, its own backup.
+        assert.deepEqual(await leases.claimExpired('h3', { limit: 10, leaseMs: 1_000 }), [])
+        assert.deepEqual(
+          (await leases.claimExpired('h4', { limit: 10, leaseMs: 1_000 })).map((j) => j.id),
+          [free.id],
+        )
+        assert.deepEqual(
+          (await leases.claimExpired('h2', { limit: 10, leaseMs: 1_000, includeOwn: true })).map((j) => j.id),
+          [running.id],
+        )
+      } finally {
+        await catalog.close()
+        rmSync(dir, { recursive: true, force: true })
+      }
+    })
+
     it('a leader lease has one holder at a time, renews for it, and passes on only once expired or released', async () => {
       const dir = mkdtempSync(join(tmpdir(), 'cairn-leases-'))
       const url = dialect.url(dir)

@@ -51,11 +51,15 @@ export class JobLeases {
     return jobIds.filter((id) => !kept.has(id))
   }
 
-  /** Claims up to `limit` Queued jobs nobody holds (oldest first) for `owner`. */
+  /**
+   * Claims up to `limit` Queued jobs nobody holds (oldest first) for `owner`: with `host`, only the jobs
+   * bound to that process (the ones routed to it); without, only the jobs bound to none.
+   */
   async claimQueued(
     owner: string,
-    options: { limit: number; leaseMs: number; kinds?: readonly JobKind[] },
+    options: { limit: number; leaseMs: number; kinds?: readonly JobKind[]; host?: string },
   ): Promise<ClaimedJob[]> {
+    if (options.limit <= 0) return []
     const now = this.#now()
     const db = this.#catalog.db
     let pick = db
@@ -66,6 +70,7 @@ export class JobLeases {
       .where('owner', 'is', null)
       .orderBy('started_at')
       .limit(options.limit)
+    pick = options.host === undefined ? pick.where('host', 'is', null) : pick.where('host', '=', options.host)
     if (options.kinds) pick = pick.where('type', 'in', [...options.kinds])
     if (this.#catalog.dialect === 'postgres') pick = pick.forUpdate().skipLocked()
     const rows = await db
@@ -79,8 +84,10 @@ export class JobLeases {
   }
 
   /**
-   * Claims up to `limit` unfinished jobs whose owner's lease expired (it died) for `owner`, oldest first;
-   * `includeOwn` also claims the jobs `owner` itself holds (at its start: they are its last run's).
+   * Claims up to `limit` unfinished jobs whose owner's lease expired (it died) for `owner`, oldest first,
+   * never `owner`'s own; `includeOwn` claims the jobs `owner` itself holds too, expired or not (at its
+   * start: they are its last run's). A job
+   * bound to another process (`host`: it needs that one's disks) is never claimed: it waits for its host.
    */
   async claimExpired(
     owner: string,
@@ -96,8 +103,11 @@ export class JobLeases {
       .where((eb) =>
         options.includeOwn
           ? eb.or([eb('lease_until', '<', now), eb('owner', '=', owner)])
-          : eb('lease_until', '<', now),
+          : // A live process's own job past its lease is one it is starting or running (its heartbeat
+            // renews it): only its next start takes it back.
+            eb.and([eb('lease_until', '<', now), eb('owner', '<>', owner)]),
       )
+      .where((eb) => eb.or([eb('host', 'is', null), eb('host', '=', owner)]))
       .orderBy('started_at')
       .limit(options.limit)
     if (this.#catalog.dialect === 'postgres') pick = pick.forUpdate().skipLocked()

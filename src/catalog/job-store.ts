@@ -40,6 +40,12 @@ export const JOB_KINDS = [
 /** A kind of long operation. */
 export type JobKind = (typeof JOB_KINDS)[number]
 
+/**
+ * Kinds whose work reads or writes one process's disk store or host paths (docs/scale-out.md): on a
+ * shared catalog such a job names that process (`host`) and no other worker claims it.
+ */
+export const HOST_BOUND_KINDS: readonly JobKind[] = ['backup', 'restore', 'import', 'export']
+
 /** How far a job is: its phase and bytes. */
 export interface JobProgress {
   phase: string
@@ -86,6 +92,10 @@ export interface NewJob {
   startedBy?: string
   phase?: string
   details?: Record<string, unknown>
+  /** Scale-out: the process whose data path the job needs (only it claims the job); none: any. */
+  host?: string
+  /** Scale-out: the job is leased from its creation to the process that runs it (JobLeases). */
+  lease?: { owner: string; until: number }
 }
 
 /** Filters of JobStore.list; `cursor` is the `nextCursor` of the previous page. */
@@ -155,6 +165,9 @@ export class JobStore {
         error_code: null,
         error_message: null,
         details_json: JSON.stringify(spec.details ?? {}),
+        // Set only for a bound job: an unbound one writes the columns of every catalog version since 1.
+        ...(spec.host === undefined ? {} : { host: spec.host }),
+        ...(spec.lease === undefined ? {} : { owner: spec.lease.owner, lease_until: spec.lease.until }),
       })
       .execute()
     return this.get(id)

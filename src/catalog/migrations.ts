@@ -380,4 +380,15 @@ export const MIGRATIONS: Migration[] = [
         .execute()
     },
   },
+  {
+    // Scale-out (docs/scale-out.md, "Jobs that need the disk store"): the process whose disk store holds a
+    // VM's disks (its owner id, `host:data-folder`), and the process a job needs (its data path): only
+    // that process claims the job, queued or cut short.
+    version: 19,
+    name: 'job and VM hosts',
+    async up(db) {
+      await db.schema.alterTable('vms').addColumn('host', 'text').execute()
+      await db.schema.alterTable('jobs').addColumn('host', 'text').execute()
+    },
+  },
 ]

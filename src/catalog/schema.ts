@@ -37,8 +37,10 @@ export interface VmsTable {
   configuration_json: string
   agent_url: string | null
   agent_token: string | null
-  /** The QEMU guest agent channel, `unix:PATH` (docs/vms.md). */
+  /** The QEMU guest agent channel, `unix:PATH` or `libvirt:DOMAIN` (docs/vms.md). */
   qga_channel: string | null
+  /** On a shared catalog, the process (`host:data-folder`) whose disk store holds the VM's disks. */
+  host: string | null
   created_at: string
   updated_at: string
 }
@@ -130,6 +132,8 @@ export interface JobsTable {
   owner: string | null
   /** Until when (ms) the owner's lease holds; past it another worker may take the job over. */
   lease_until: number | null
+  /** The process whose disk store or host paths the job needs: only it claims the job. */
+  host: string | null
 }
 
 /** A named lease (the scheduler's leader): one owner until `until`; `term` grows at each change of owner. */

@@ -22,6 +22,8 @@ export interface ExportHost {
   open(): void
   disk(ref: DiskRef): DiskState
   version(disk: DiskState, snapshot: string | undefined): Version
+  /** Gives a disk a new owner token: its later writes edit copies of the nodes its root has now. */
+  share(disk: DiskState): void
   sameEpoch(epoch: number, what: string): void
   /** The bytes of a range of a root, read synchronously. */
   readRoot(root: Root, offset: number, length: number, what: string): Buffer
@@ -38,8 +40,10 @@ export async function exportFile(
   const d = host.disk(ref)
   const v = host.version(d, options.snapshot)
   const what = `export disk "${refText(ref)}"${options.snapshot ? `@${options.snapshot}` : ''} to "${path}"`
-  // Read a fixed root: later writes to the disk do not show up half-way, and the pin keeps its
-  // data from compaction.
+  // Read a fixed root: later writes to the disk do not show up half-way (a live disk's root is
+  // shared first, as a snapshot shares it, so its writes copy the nodes they edit instead of
+  // changing this root's), and the pin keeps its data from compaction.
+  if (options.snapshot === undefined) host.share(d)
   const root = v.root
   const size = v.size
   const ranges: ByteRange[] = []

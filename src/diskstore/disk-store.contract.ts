@@ -300,6 +300,21 @@ export function diskStoreContract(s: DiskStoreUnderTest): void {
     })
   })
 
+  it('exports a live disk as it was when the export began, whatever is written while it runs', async () => {
+    await withStore(async (store, dir) => {
+      const live = { ...ref, disk: 'live' }
+      await store.createDisk(live, { size: 32 * MiB })
+      for (let at = 0; at < 32 * MiB; at += 4 * MiB) await store.writePages(live, at, data(4 * MiB, 1))
+      const out = join(dir, 'live.img')
+      const exporting = store.exportFile(live, out)
+      // Rewrite every MiB while the export reads its 4 MiB blocks.
+      for (let at = 0; at < 32 * MiB; at += MiB) await store.writePages(live, at, data(MiB, 2))
+      await exporting
+      assert.ok(readFileSync(out).equals(data(32 * MiB, 1)), 'the export holds bytes written after it began')
+      assert.ok((await store.read(live, 0, 32 * MiB)).equals(data(32 * MiB, 2)))
+    })
+  })
+
   it('imports a sparse image keeping zero blocks as holes and exports it sparse', async () => {
     await withStore(async (store, dir) => {
       const img = join(dir, 'in.img')

@@ -1258,6 +1258,9 @@ export class LogDiskStore implements DiskStore {
       container: (account, name) => this.#container(account, name),
       disk: (ref) => this.#disk(ref),
       version: (disk, snapshot) => this.#version(disk, snapshot),
+      share: (disk) => {
+        disk.owner = this.#state.nextOwner++
+      },
       getDisk: (ref) => this.getDisk(ref),
       commit: (op) => this.#commit(op),
       commitNow: (op) => this.#commitNow(op),

@@ -3,13 +3,11 @@
 // (the VM's configuration, policy and point kind are saved in each), the item in ProtectionStopped,
 // as the reference does; resume then protects it again.
 
-import type { DiskRef } from '../diskstore/index.js'
-import { CairnError, type DiskLabel, type Logger } from '../util/index.js'
+import { CairnError, type Logger } from '../util/index.js'
 import type { SoftDeletedPoint } from '../vault/index.js'
-import { pointTime } from './copy-retention.js'
-import type { ProtectedItem, ProtectionStore, VmRecoveryPoint } from './protection-store.js'
+import { savedPolicyOf, vmPointFromManifest } from './_vault-point-record.js'
+import type { ProtectedItem, ProtectionStore } from './protection-store.js'
 import type { VaultTransfer } from './vault-transfer.js'
-import type { Vm, VmSpec } from './vm.js'
 
 /** What an undelete brought back. */
 export interface UndeleteReport {
@@ -51,7 +49,8 @@ export async function undeleteItem(
   const undeleted: string[] = []
   for (const p of soft) {
     await vault.undeletePoint(options.vault, p.id)
-    if (!(await store.findRecoveryPoint(p.id))) await store.addRecoveryPoint(pointRecord(p, item, vm))
+    if (!(await store.findRecoveryPoint(p.id)))
+      await store.addRecoveryPoint(vmPointFromManifest(p, item.id, vm))
     undeleted.push(p.id)
   }
   deps.log.info('backup data undeleted', { vm: vmName, vault: options.vault, points: undeleted.length })
@@ -61,55 +60,8 @@ export async function undeleteItem(
 /** The policy the newest point was taken under. */
 function savedPolicy(points: SoftDeletedPoint[]): string | undefined {
   for (const p of [...points].reverse()) {
-    const policy = p.source.config?.policy
-    if (typeof policy === 'string') return policy
+    const policy = savedPolicyOf(p)
+    if (policy) return policy
   }
   return undefined
-}
-
-/** The catalog record of a VM point, from its vault manifest. */
-function pointRecord(
-  p: SoftDeletedPoint,
-  item: ProtectedItem,
-  vm: Vm,
-): Omit<VmRecoveryPoint, 'id'> & { id: string } {
-  const {
-    job: _j,
-    policy: _p,
-    pointKind,
-    ...spec
-  } = (p.source.config ?? {}) as Partial<VmSpec> & {
-    job?: string
-    policy?: string
-    pointKind?: VmRecoveryPoint['kind']
-  }
-  const saved = { ...vm, ...spec } as VmSpec
-  const sourceOf = (lun: number | undefined): DiskRef =>
-    lun === undefined ? saved.osDisk : (saved.dataDisks.find((d) => d.lun === lun)?.disk ?? saved.osDisk)
-  return {
-    id: p.id,
-    itemId: item.id,
-    time: pointTime(p),
-    kind: pointKind ?? (p.expiresAt ? 'OnDemand' : 'Scheduled'),
-    consistency: p.consistency,
-    tier: 'Vault',
-    ...(p.expiresAt ? { expiresAt: p.expiresAt } : {}),
-    disks: p.disks.map((d) => ({
-      name: d.name as DiskLabel,
-      ...(d.lun !== undefined ? { lun: d.lun } : {}),
-      source: sourceOf(d.lun),
-      size: d.size,
-      vaultBackup: `${p.id}/${d.name}`,
-    })),
-    vm: {
-      name: saved.name,
-      vmSize: saved.vmSize,
-      osType: saved.osType,
-      ...(saved.osName !== undefined ? { osName: saved.osName } : {}),
-      configuration: saved.configuration,
-      osDisk: saved.osDisk,
-      dataDisks: saved.dataDisks,
-      ...(saved.tempDisk ? { tempDisk: saved.tempDisk } : {}),
-    },
-  }
 }

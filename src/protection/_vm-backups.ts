@@ -91,7 +91,7 @@ export class VmBackups {
     agentFor: AgentFor
     /** True while a point must keep its data (it is mounted): its snapshots are not pruned. */
     pinned?: (pointId: string) => boolean
-    /** The client of a VM's QEMU guest agent, by its channel (`unix:PATH`). */
+    /** The client of a VM's QEMU guest agent, by its channel (`unix:PATH` or `libvirt:DOMAIN`). */
     qgaFor: (channel: string) => VmAgent
     /** Starts a policy's copy job (see ProtectionServiceOptions.copyPoints). */
     copyPoints?: (request: PolicyCopyRequest) => Promise<Job>
@@ -112,7 +112,10 @@ export class VmBackups {
     this.#copyPoints = options.copyPoints
   }
 
-  /** Starts a backup of a VM as a job; one backup of a VM at a time. */
+  /**
+   * Starts a backup of a VM as a job; one backup of a VM at a time. On a shared catalog a VM whose disks
+   * are on another process (`vm.host`) gets its job queued for that process, which claims and runs it.
+   */
   async start(vmName: string, options: BackupOptions): Promise<StartedJob> {
     const vm = await this.#store.getVm(vmName)
     const item = await this.#store.getItem(vmName)
@@ -121,6 +124,28 @@ export class VmBackups {
         'ProtectionStopped',
         `Cannot back up VM "${vmName}": its protection is stopped; resume it first`,
       )
+    }
+    const kind = options.kind ?? 'OnDemand'
+    const spec = (disks: { lun: number | 'os' }[]) => ({
+      kind: 'backup' as const,
+      resource: `vms/${vmName}`,
+      vm: vmName,
+      itemId: item.id,
+      vault: item.vault,
+      startedBy: options.startedBy ?? (kind === 'Scheduled' ? 'scheduler' : 'local'),
+      details: {
+        kind,
+        disks: disks.map((d) => diskLabel(d.lun)),
+        ...(options.expiresAt ? { expiresAt: options.expiresAt.toISOString() } : {}),
+      },
+    })
+    const owner = this.#jobs.owner
+    if (vm.host !== undefined && owner !== undefined && vm.host !== owner) {
+      // Its disks are in another process's disk store: that process runs the backup.
+      await this.#checkNotQueued(vmName)
+      const policy = await this.#store.getPolicy(item.vault, item.policyName!)
+      if (kind === 'OnDemand') await this.#checkOnDemandLimit(vmName, policy)
+      return this.#jobs.queue(spec(await this.#store.disksToBackUp(vmName)), vm.host)
     }
     if (this.#busy.has(vmName)) {
       throw new CairnError(
@@ -132,32 +157,78 @@ export class VmBackups {
     try {
       const policy = await this.#store.getPolicy(item.vault, item.policyName!)
       const disks = await this.#store.disksToBackUp(vmName)
-      const kind = options.kind ?? 'OnDemand'
       if (kind === 'OnDemand') await this.#checkOnDemandLimit(vmName, policy)
       const b = { vm, itemId: item.id, vault: item.vault, policy, disks, kind, options }
       const started = await this.#jobs.start(
-        {
-          kind: 'backup',
-          resource: `vms/${vmName}`,
-          vm: vmName,
-          itemId: item.id,
-          vault: item.vault,
-          startedBy: options.startedBy ?? (kind === 'Scheduled' ? 'scheduler' : 'local'),
-          details: { kind, disks: disks.map((d) => diskLabel(d.lun)) },
-        },
+        spec(disks),
         (ctx) => this.#runBackup(ctx, b),
         options.signal ? { interruptOn: options.signal } : {},
       )
-      const done = started.done.finally(() => {
-        this.#busy.delete(vmName)
-        this.#running.delete(started.job.id)
-      })
-      this.#running.set(started.job.id, done)
-      return { job: started.job, done }
+      return this.#track(vmName, started)
     } catch (err) {
       this.#busy.delete(vmName)
       throw err
     }
+  }
+
+  /**
+   * The work of a backup another process queued for this one (its disks are here), claimed by this
+   * process's worker: a backup as `start` runs it, with the kind and expiry the job records.
+   */
+  async startQueued(job: Job): Promise<JobBody | undefined> {
+    if (job.kind !== 'backup' || !job.vm) return undefined
+    const vmName = job.vm
+    const vm = await this.#store.getVm(vmName)
+    const item = await this.#store.getItem(vmName)
+    if (item.state !== 'Protected')
+      throw new CairnError(
+        'ProtectionStopped',
+        `Cannot back up VM "${vmName}": its protection stopped while the backup was queued`,
+      )
+    if (this.#busy.has(vmName))
+      throw new CairnError(
+        'BackupInProgress',
+        `Cannot back up VM "${vmName}": a backup of it is already running`,
+      )
+    const policy = await this.#store.getPolicy(item.vault, item.policyName!)
+    const disks = await this.#store.disksToBackUp(vmName)
+    const kind = job.details.kind === 'Scheduled' ? 'Scheduled' : 'OnDemand'
+    const expiresAt = typeof job.details.expiresAt === 'string' ? new Date(job.details.expiresAt) : undefined
+    const options: BackupOptions = { kind, ...(expiresAt ? { expiresAt } : {}) }
+    const b: BackupRun = { vm, itemId: item.id, vault: item.vault, policy, disks, kind, options }
+    this.#busy.add(vmName)
+    return async (ctx) => {
+      try {
+        return await this.#runBackup(ctx, b)
+      } finally {
+        this.#busy.delete(vmName)
+      }
+    }
+  }
+
+  /** Keeps a started backup in the service's running jobs and its VM busy until it ends. */
+  #track(vmName: string, started: StartedJob): StartedJob {
+    const done = started.done.finally(() => {
+      this.#busy.delete(vmName)
+      this.#running.delete(started.job.id)
+    })
+    this.#running.set(started.job.id, done)
+    return { job: started.job, done }
+  }
+
+  /** Refuses a backup of a VM while another one is queued or running anywhere (the catalog's jobs). */
+  async #checkNotQueued(vmName: string): Promise<void> {
+    const { items } = await this.#jobs.list({
+      kind: 'backup',
+      vm: vmName,
+      state: ['Queued', 'Running'],
+      limit: 1,
+    })
+    if (items.length > 0)
+      throw new CairnError(
+        'BackupInProgress',
+        `Cannot back up VM "${vmName}": backup job ${items[0]!.id} of it is ${items[0]!.state.toLowerCase()}`,
+      )
   }
 
   /**

@@ -48,6 +48,7 @@ export function toVm(r: CatalogSchema['vms'], disks: CatalogSchema['vm_disks'][]
   if (r.os_name !== null) vm.osName = r.os_name
   if (temp) vm.tempDisk = ref(temp)
   if (r.qga_channel !== null) vm.qga = r.qga_channel
+  if (r.host !== null && r.host !== undefined) vm.host = r.host
   if (r.agent_url !== null && r.agent_token !== null) vm.agent = { url: r.agent_url, token: r.agent_token }
   return vm
 }

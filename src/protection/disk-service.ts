@@ -1,9 +1,18 @@
+import { stat } from 'node:fs/promises'
 import type { Job } from '../catalog/index.js'
 import type { DiskInfo, DiskRef, DiskStore } from '../diskstore/index.js'
 import { CairnError, type HostPaths } from '../util/index.js'
 import { removeTemporaryFile } from './_job-steps.js'
 import type { JobService } from './job-service.js'
 import { type RunToEnd, runJobToEnd } from './run-job-to-end.js'
+
+/** A file as stat describes it: which file it is, and which version. */
+export interface FileIdentity {
+  size: number
+  dev: number
+  ino: number
+  mtimeMs: number
+}
 
 /** What a DiskService works with. */
 export interface DiskServiceOptions {
@@ -25,9 +34,26 @@ export class DiskService {
     this.#o = options
   }
 
-  /** Imports a raw image file under an import root into a new disk (zero blocks stay holes). */
-  async importFile(ref: DiskRef, path: string, run: RunToEnd = {}): Promise<DiskInfo> {
+  /**
+   * Imports a raw image file under an import root into a new disk (zero blocks stay holes). With
+   * `expect`, the file must be the one the client describes (HostFileMismatch otherwise): a CLI on the
+   * same host lets the service read the file it names only if it is that very file.
+   */
+  async importFile(ref: DiskRef, path: string, run: RunToEnd = {}, expect?: FileIdentity): Promise<DiskInfo> {
     const file = await this.#hostPaths().checkImport(path)
+    if (expect !== undefined) {
+      const st = await stat(file)
+      if (
+        st.size !== expect.size ||
+        st.dev !== expect.dev ||
+        st.ino !== expect.ino ||
+        st.mtimeMs !== expect.mtimeMs
+      )
+        throw new CairnError(
+          'HostFileMismatch',
+          `Cannot import "${path}": the service's file there is not the one described (size ${st.size}, not ${expect.size}, or another device, inode or modification time)`,
+        )
+    }
     return runJobToEnd(
       this.#o.jobs,
       { kind: 'import', resource: resourceOf(ref) },

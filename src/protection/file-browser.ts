@@ -5,7 +5,6 @@ import { pipeline } from 'node:stream/promises'
 import type { Job } from '../catalog/index.js'
 import type { DiskRef, DiskStore } from '../diskstore/index.js'
 import {
-  type DirectoryPage,
   type FileEntry,
   type FileSystem,
   normalizePath,
@@ -14,11 +13,20 @@ import {
   type Volume,
 } from '../filesystems/index.js'
 import { CairnError, type DiskLabel, type HostPaths, isCairnError, parseDiskLabel } from '../util/index.js'
-import { type ArchiveProgress, tarArchive, zipArchive } from './_file-archive.js'
+import {
+  type ArchiveProgress,
+  type ArchiveRoot,
+  archiveRoots,
+  MAX_ARCHIVE_PATHS,
+  tarArchive,
+  zipArchive,
+} from './_file-archive.js'
 import { removeTemporaryFile } from './_job-steps.js'
+import { type EncodedPage, ListingCache } from './_listing-cache.js'
 import type { JobService, StartedJob } from './job-service.js'
 import { openPointDisk, pointDiskSource } from './point-disk-readers.js'
-import type { ProtectionStore, VmRecoveryPoint } from './protection-store.js'
+import type { ProtectedItem, ProtectionStore, VmRecoveryPoint } from './protection-store.js'
+import type { ReplicaItems } from './replica-items.js'
 import type { DiskByteReader, VaultTransfer } from './vault-transfer.js'
 
 /** Where in a recovery point: a disk (default `os`) and a partition (default: the first browsable one; null: the whole disk). */
@@ -47,6 +55,8 @@ export type ArchiveFormat = 'tar' | 'zip'
 
 /** Open file systems kept between requests (a warm listing does no I/O of the index or the superblock). */
 const OPEN_KEPT = 8
+/** Bytes of encoded directory listings kept (a 10,000-entry folder takes about 1.5 MiB). */
+const LISTINGS_KEPT = 32 * 1024 * 1024
 
 interface Opened {
   fs: FileSystem
@@ -71,7 +81,9 @@ export class FileBrowser {
   readonly #hostPaths: HostPaths | undefined
   readonly #snapshotExists: (ref: DiskRef, snapshot: string) => boolean
   readonly #reconcile: (vm: string) => Promise<unknown>
+  readonly #replicas: ReplicaItems | undefined
   readonly #open = new Map<string, Promise<Opened>>()
+  readonly #listings = new ListingCache(LISTINGS_KEPT)
 
   constructor(options: {
     store: ProtectionStore
@@ -81,6 +93,8 @@ export class FileBrowser {
     hostPaths?: HostPaths
     snapshotExists: (ref: DiskRef, snapshot: string) => boolean
     reconcile: (vm: string) => Promise<unknown>
+    /** The VMs of replica vaults, read from their replicated points (browsed under the vault's path). */
+    replicaItems?: ReplicaItems
   }) {
     this.#store = options.store
     this.#disks = options.disks
@@ -89,6 +103,7 @@ export class FileBrowser {
     this.#hostPaths = options.hostPaths
     this.#snapshotExists = options.snapshotExists
     this.#reconcile = options.reconcile
+    this.#replicas = options.replicaItems
   }
 
   /** Every volume of every disk of a point: partitions, their file systems, browsable or why not. */
@@ -106,21 +121,25 @@ export class FileBrowser {
     return out
   }
 
-  /** One page of a directory's entries, sorted by name. */
-  async list(
+  /**
+   * One page of a directory's entries, sorted by name, as a JSON array ready to send (symlinks with
+   * their targets, as `ls -l`): encoded once per directory and sliced for later pages.
+   */
+  async listPage(
     vm: string,
     pointId: string,
     path: string,
     options: FileLocation & { start?: number; limit?: number } = {},
-  ): Promise<DirectoryPage & { disk: DiskLabel; partition: number | null }> {
+  ): Promise<EncodedPage & { disk: DiskLabel; partition: number | null }> {
+    const where = `${this.#key(vm, pointId, options)}\u0000${normalizePath(path)}`
     return this.#with(vm, pointId, options, async (o) => {
-      const page = await o.fs.list(path, {
-        ...(options.start !== undefined ? { start: options.start } : {}),
-        ...(options.limit !== undefined ? { limit: options.limit } : {}),
-      })
-      // Listings name each symlink's target, as `ls -l` does.
-      for (const e of page.entries)
-        if (e.type === 'symlink' && e.target === undefined) e.target = await o.fs.readlink(e.path)
+      const page = await this.#listings.page(
+        where,
+        o.fs,
+        path,
+        Math.max(0, options.start ?? 0),
+        options.limit ?? Number.MAX_SAFE_INTEGER,
+      )
       return { ...page, disk: o.disk, partition: o.partition }
     })
   }
@@ -165,41 +184,47 @@ export class FileBrowser {
     })
   }
 
-  /** A folder (or one file) as a streaming tar or zip archive. */
+  /**
+   * Folders and files (one path or several of one volume) as a streaming tar or zip archive, each under
+   * its own name at the top (see archiveRoots); the entries answered are the archive's tops.
+   */
   async archive(
     vm: string,
     pointId: string,
-    path: string,
+    paths: string | string[],
     options: FileLocation & { format: ArchiveFormat; signal?: AbortSignal },
-  ): Promise<{ entry: FileEntry; body: Readable }> {
+  ): Promise<{ entries: FileEntry[]; body: Readable }> {
     return this.#with(vm, pointId, options, async (o) => {
-      const entry = await o.fs.stat(path)
+      const roots = await this.#roots(o.fs, paths)
       const make = options.format === 'zip' ? zipArchive : tarArchive
-      return { entry, body: make(o.fs, entry, options.signal ? { signal: options.signal } : {}) }
+      return {
+        entries: roots.map((r) => r.entry),
+        body: make(o.fs, roots, options.signal ? { signal: options.signal } : {}),
+      }
     })
   }
 
   /**
-   * Writes a folder's archive to a file under an export root, as a job with progress (bytes of file
-   * content archived, of the total found by a first walk).
+   * Writes an archive of one path or several to a file under an export root, as a job with progress
+   * (bytes of file content archived, of the total found by a first walk).
    */
   async archiveToFile(
     vm: string,
     pointId: string,
-    path: string,
+    paths: string | string[],
     options: FileLocation & { format: ArchiveFormat; to: string; overwrite?: boolean; startedBy?: string },
   ): Promise<StartedJob> {
-    const paths = this.#hostPaths
+    const host = this.#hostPaths
     const jobs = this.#jobs
-    if (!paths || !jobs)
+    if (!host || !jobs)
       throw new CairnError(
         'ServiceUnavailable',
         'Cannot write archives to host files: this service has no jobs or export roots',
       )
     const overwrite = options.overwrite ? { overwrite: true } : {}
-    await paths.checkExport(options.to, overwrite)
+    await host.checkExport(options.to, overwrite)
     const { item, point } = await this.#point(vm, pointId, options.vault)
-    const entry = await this.stat(vm, pointId, path, options)
+    const roots = await this.#with(vm, pointId, options, (o) => this.#roots(o.fs, paths))
     return jobs.start(
       {
         kind: 'download',
@@ -213,20 +238,21 @@ export class FileBrowser {
         await ctx.phase('Count')
         let total = 0
         await this.#with(vm, point.id, options, async (o) => {
-          if (entry.type === 'file') total = entry.size
-          else
-            for await (const w of o.fs.walk(entry.path, { signal: ctx.signal }))
-              if (w.entry.type === 'file') total += w.entry.size
+          for (const { entry } of roots)
+            if (entry.type === 'file') total += entry.size
+            else if (entry.type === 'dir')
+              for await (const w of o.fs.walk(entry.path, { signal: ctx.signal }))
+                if (w.entry.type === 'file') total += w.entry.size
         })
         ctx.progress({ bytesDone: 0, bytesTotal: total })
         await ctx.phase('Archive')
         let written = 0
-        await paths.export(options.to, overwrite, async (temporary) => {
+        await host.export(options.to, overwrite, async (temporary) => {
           // Named in the job first: if the service dies, the next start removes the half-written file.
           ctx.details.temporaryFile = temporary
           await ctx.save()
           const { body } = await this.#with(vm, point.id, options, async (o) => ({
-            body: (options.format === 'zip' ? zipArchive : tarArchive)(o.fs, entry, {
+            body: (options.format === 'zip' ? zipArchive : tarArchive)(o.fs, roots, {
               signal: ctx.signal,
               onProgress: (p: ArchiveProgress) => ctx.progress({ bytesDone: p.bytes, bytesTotal: total }),
             }),
@@ -243,17 +269,39 @@ export class FileBrowser {
     )
   }
 
+  /** The tops of an archive of `paths` (each stat'ed: a missing one fails the whole request). */
+  async #roots(fs: FileSystem, paths: string | string[]): Promise<ArchiveRoot[]> {
+    const list = typeof paths === 'string' ? [paths] : paths
+    if (list.length === 0)
+      throw new CairnError('InvalidRequest', 'Cannot make an archive of nothing: give at least one path')
+    if (list.length > MAX_ARCHIVE_PATHS)
+      throw new CairnError(
+        'InvalidRequest',
+        `Cannot archive ${list.length} paths at once: one archive takes at most ${MAX_ARCHIVE_PATHS} (archive a folder that holds them)`,
+      )
+    const entries: FileEntry[] = []
+    for (const p of list) {
+      if (p.includes('\u0000'))
+        throw new CairnError('InvalidRequest', 'Cannot archive a path with a NUL character in it')
+      entries.push(await fs.stat(p))
+    }
+    return archiveRoots(entries)
+  }
+
   /**
    * The versions of one file across every recovery point of a VM, oldest first: points holding the
    * same content (size, mtime, SHA-256) are one version. Points where the path is missing or not a
    * file are left out.
    */
   async history(vm: string, path: string, options: FileLocation = {}): Promise<FileVersion[]> {
-    const item = await this.#store.getItem(vm)
-    if (options.vault !== undefined && item.vault !== options.vault)
-      throw new CairnError('ProtectedItemNotFound', `VM "${vm}" is not protected in vault "${options.vault}"`)
-    await this.#reconcile(vm)
-    const points = await this.#store.listRecoveryPoints(vm)
+    let points: VmRecoveryPoint[]
+    try {
+      await this.#catalogItem(vm, options.vault)
+      await this.#reconcile(vm)
+      points = await this.#store.listRecoveryPoints(vm)
+    } catch (err) {
+      points = (await this.#replica(vm, options.vault, err)).points
+    }
     const versions: FileVersion[] = []
     for (const p of points) {
       let entry: FileEntry
@@ -308,9 +356,8 @@ export class FileBrowser {
     where: FileLocation,
     fn: (o: Opened) => Promise<T>,
   ): Promise<T> {
-    const disk: DiskLabel =
-      where.disk === undefined ? 'os' : (parseDiskLabel(where.disk, 'disk') as DiskLabel)
-    const key = `${vm}\u0000${pointId}\u0000${disk}\u0000${where.partition === undefined ? 'auto' : String(where.partition)}`
+    const disk = diskOf(where)
+    const key = this.#key(vm, pointId, where)
     for (let attempt = 0; ; attempt++) {
       let opening = this.#open.get(key)
       if (opening) {
@@ -344,6 +391,11 @@ export class FileBrowser {
         throw err
       }
     }
+  }
+
+  /** Names a volume of a point as a location gives it (the partition as asked: `auto` when not). */
+  #key(vm: string, pointId: string, where: FileLocation): string {
+    return `${vm}\u0000${pointId}\u0000${diskOf(where)}\u0000${where.partition === undefined ? 'auto' : String(where.partition)}`
   }
 
   async #openFs(vm: string, pointId: string, disk: DiskLabel, where: FileLocation): Promise<Opened> {
@@ -401,10 +453,22 @@ export class FileBrowser {
     })
   }
 
-  async #point(vm: string, pointId: string, vault?: string) {
-    const item = await this.#store.getItem(vm)
-    if (vault !== undefined && item.vault !== vault)
-      throw new CairnError('ProtectedItemNotFound', `VM "${vm}" is not protected in vault "${vault}"`)
+  async #point(
+    vm: string,
+    pointId: string,
+    vault?: string,
+  ): Promise<{ item: ProtectedItem; point: VmRecoveryPoint; vault: string }> {
+    let item: ProtectedItem
+    try {
+      item = await this.#catalogItem(vm, vault)
+    } catch (err) {
+      // A VM of a replica vault: its points are read from the vault's manifests (vault tier only).
+      const replica = await this.#replica(vm, vault, err)
+      const point = replica.points.find((p) => p.id === pointId)
+      if (!point)
+        throw new CairnError('RecoveryPointNotFound', `Cannot find recovery point "${pointId}" of VM "${vm}"`)
+      return { item: replica.item, point, vault: replica.item.vault }
+    }
     let point = await this.#store.findRecoveryPoint(pointId)
     if (!point || point.itemId !== item.id)
       throw new CairnError('RecoveryPointNotFound', `Cannot find recovery point "${pointId}" of VM "${vm}"`)
@@ -414,9 +478,30 @@ export class FileBrowser {
     }
     return { item, point, vault: item.vault }
   }
+
+  /** The VM's item in the catalog (in `vault` when given). */
+  async #catalogItem(vm: string, vault: string | undefined): Promise<ProtectedItem> {
+    const item = await this.#store.getItem(vm)
+    if (vault !== undefined && item.vault !== vault)
+      throw new CairnError('ProtectedItemNotFound', `VM "${vm}" is not protected in vault "${vault}"`)
+    return item
+  }
+
+  /** After `err` (the catalog has no such item), the VM of that name in replica vault `vault`, or `err`. */
+  async #replica(vm: string, vault: string | undefined, err: unknown) {
+    const missing = isCairnError(err) && (err.code === 'VmNotFound' || err.code === 'ProtectedItemNotFound')
+    const found = missing && vault !== undefined ? await this.#replicas?.find(vault, vm) : undefined
+    if (!found) throw err
+    return found
+  }
+}
+
+/** The disk a location names (default `os`). */
+function diskOf(where: FileLocation): DiskLabel {
+  return where.disk === undefined ? 'os' : (parseDiskLabel(where.disk, 'disk') as DiskLabel)
 }
 
 /** Bytes of a file read at a time. */
 const PIECE = 1024 * 1024
 
-export { normalizePath }
+export { MAX_ARCHIVE_PATHS, normalizePath }

@@ -41,6 +41,7 @@ export {
   FileBrowser,
   type FileLocation,
   type FileVersion,
+  MAX_ARCHIVE_PATHS,
   type PointVolume,
 } from './file-browser.js'
 export {
@@ -110,6 +111,7 @@ export {
   type RpMountView,
 } from './recovery-point-mounts.js'
 export { RegistryVaultTransfer } from './registry-vault-transfer.js'
+export { type ReplicaItem, ReplicaItems, type ReplicaItemsOptions, replicaItemId } from './replica-items.js'
 export {
   APPROVAL_HOURS,
   GUARDED_OPERATIONS,

@@ -1,4 +1,5 @@
 import {
+  HOST_BOUND_KINDS,
   isJobFinished,
   type Job,
   type JobFilter,
@@ -53,7 +54,12 @@ export type JobBody = (ctx: JobContext) => Promise<unknown>
 export interface StartedJob {
   job: Job
   done: Promise<Job>
+  /** Scale-out: the process the job was queued for (it runs there, not here). */
+  queuedFor?: string
 }
+
+/** How often a job queued for another process is looked up (StartedJob.done): from `first` ms to `most`. */
+const QUEUED_POLL_MS = { first: 500, most: 5000 }
 
 /** Which job events a watcher wants: every field given must match the job. */
 export interface JobEventFilter {
@@ -111,6 +117,7 @@ export class JobService {
   readonly #leases: JobServiceOptions['leases']
   readonly #observers = new Set<(e: JobEvent) => void>()
   #heartbeat: NodeJS.Timeout | undefined
+  #closed = false
 
   constructor(options: JobServiceOptions) {
     this.#store = options.store
@@ -160,10 +167,89 @@ export class JobService {
    */
   async start(spec: NewJob, body: JobBody, options: { interruptOn?: AbortSignal } = {}): Promise<StartedJob> {
     // With leases, the job names its host: jobs bound to this host's disk store are resumed only here.
-    const host = this.#leases?.owner
-    const created = await this.#store.create(host ? { ...spec, details: { ...spec.details, host } } : spec)
+    // Leased from its creation: no worker's claim of queued jobs can take it before it starts here.
+    const l = this.#leases
+    const host = l?.owner
+    const bound = host !== undefined && HOST_BOUND_KINDS.includes(spec.kind) ? { host } : {}
+    const created = await this.#store.create(
+      l && host
+        ? {
+            ...spec,
+            ...bound,
+            details: { ...spec.details, host },
+            lease: { owner: host, until: Date.now() + (l.leaseMs ?? JOB_LEASE_MS) },
+          }
+        : spec,
+    )
     this.#emit({ type: 'job.created', job: created })
     return this.#launch(created, body, options, false)
+  }
+
+  /**
+   * Scale-out: records a job Queued for the process `host` (whose disks it needs) without running it
+   * here; that process's worker claims it (JobLeases.claimQueued) and starts it (startClaimed). `done`
+   * follows it in the catalog until it ends (or this service stops: then it is the job as it is).
+   */
+  async queue(spec: NewJob, host: string): Promise<StartedJob> {
+    const created = await this.#store.create({ ...spec, host, details: { ...spec.details, host } })
+    this.#emit({ type: 'job.created', job: created })
+    this.#log.info('job queued for the host of its disks', { job: created.id, kind: created.kind, host })
+    // Its events happen in the host's process: this one looks the job up and sends what changed to its
+    // own watchers (the event stream a client of this API follows), less often the longer it takes.
+    const done = (async () => {
+      let seen = created.updatedAt
+      let wait = QUEUED_POLL_MS.first
+      for (;;) {
+        await new Promise((r) => setTimeout(r, wait).unref())
+        wait = Math.min(QUEUED_POLL_MS.most, Math.round(wait * 1.5))
+        const job = await this.#store.get(created.id).catch(() => undefined)
+        if (job === undefined) {
+          if (this.#closed) return created
+          continue
+        }
+        // Watchers only: the host's own observers (its metrics) count the job, not these.
+        if (isJobFinished(job)) {
+          this.#emit({ type: 'job.finished', job }, { watchersOnly: true })
+          return job
+        }
+        if (this.#closed) return job
+        if (job.updatedAt !== seen) this.#emit({ type: 'job.progress', job }, { watchersOnly: true })
+        seen = job.updatedAt
+      }
+    })()
+    return { job: created, done, queuedFor: host }
+  }
+
+  /**
+   * Starts jobs this worker claimed from the queue (routed to it, still Queued): `starter` gives each
+   * one's work; a job it gives none for, or refuses with an error, ends Failed with that error.
+   */
+  async startClaimed(
+    jobs: Job[],
+    starter: (job: Job) => Promise<JobBody | undefined>,
+  ): Promise<StartedJob[]> {
+    const out: StartedJob[] = []
+    for (const job of jobs) {
+      let body: JobBody | undefined
+      let why = { code: 'Internal', message: `Cannot start a ${job.kind} job queued for this host` }
+      try {
+        body = await starter(job)
+      } catch (err) {
+        if (!isCairnError(err)) this.#log.error('cannot start a queued job', { job: job.id, err })
+        else why = { code: err.code, message: err.message }
+      }
+      if (body) {
+        out.push(this.#launch(job, body, {}, false))
+        continue
+      }
+      this.#finished(await this.#store.finish(job.id, { state: 'Failed', error: why }))
+    }
+    return out
+  }
+
+  /** How many jobs run in this service now. */
+  get runningCount(): number {
+    return this.#running.size
   }
 
   #launch(created: Job, body: JobBody, options: { interruptOn?: AbortSignal }, resumed: boolean): StartedJob {
@@ -315,6 +401,7 @@ export class JobService {
 
   /** Stops every running job (they end Interrupted) and waits for them. */
   async close(): Promise<void> {
+    this.#closed = true
     if (this.#heartbeat) clearInterval(this.#heartbeat)
     this.#heartbeat = undefined
     for (const r of this.#running.values()) r.abort.abort(new Stopping('The service is stopping'))
@@ -444,8 +531,8 @@ export class JobService {
     return job
   }
 
-  #emit(e: JobEvent): void {
-    for (const s of [...this.#subscribers.keys(), ...this.#observers]) {
+  #emit(e: JobEvent, options: { watchersOnly?: boolean } = {}): void {
+    for (const s of [...this.#subscribers.keys(), ...(options.watchersOnly ? [] : this.#observers)]) {
       try {
         s(e)
       } catch (err) {

@@ -17,11 +17,12 @@ import { type BackupPolicy, POLICY_BOUNDS, validatePolicy } from './policy.js'
 import type { ProtectedItem, ProtectionState, ProtectionStore, VmRecoveryPoint } from './protection-store.js'
 import { QgaAgent } from './qga-agent.js'
 import { mountedError } from './recovery-point-mounts.js'
+import type { ReplicaItem, ReplicaItems } from './replica-items.js'
 import type { ResourceGuard } from './resource-guard.js'
 import { checkRetentionChange, retentionShortened } from './retention-change.js'
 import type { VaultTransfer } from './vault-transfer.js'
 import { refKey, type Vm, validateVm } from './vm.js'
-import { diskExists, removeDisks, VmRestores } from './vm-restores.js'
+import { diskExists, type ResolvedPoint, type RestoreTarget, removeDisks, VmRestores } from './vm-restores.js'
 
 /** The mount that holds a recovery point (RecoveryPointMounts). */
 export interface PointPin {
@@ -65,6 +66,11 @@ export interface ProtectionServiceOptions {
    * copy); without it, policies' copies are not made.
    */
   copyPoints?: (request: PolicyCopyRequest) => Promise<Job>
+  /**
+   * The VMs of replica vaults, read from their replicated points (cross-region restore): listed,
+   * shown and restored under the vault's path; nothing of theirs is written to the catalog.
+   */
+  replicaItems?: ReplicaItems
 }
 
 export type { BackupOptions, PolicyCopyRequest } from './_vm-backups.js'
@@ -79,6 +85,12 @@ export interface RestoreRequest {
   diskPrefix?: string
   /** RestoreDisks: which disks (default all). */
   disks?: (number | 'os')[]
+  /**
+   * AlternateLocation and RestoreDisks: the account and container of the new disks (default: those of
+   * each source disk). A cross-region restore names one of this site's, as Azure's names a target
+   * storage account in the secondary region.
+   */
+  target?: RestoreTarget
   startedBy?: string
 }
 
@@ -124,6 +136,7 @@ export class ProtectionService {
   readonly #backups: VmBackups
   readonly #listeners = new Set<() => void>()
   readonly #pinned: (pointId: string) => PointPin | undefined
+  readonly #replicas: ReplicaItems | undefined
 
   constructor(options: ProtectionServiceOptions) {
     this.#store = options.store
@@ -135,6 +148,7 @@ export class ProtectionService {
     this.#now = options.now ?? Date.now
     this.#vaultSettings = options.vaultSettings
     this.#pinned = options.pinned ?? (() => undefined)
+    this.#replicas = options.replicaItems
     this.#reconciler = new PointReconciler({
       store: this.#store,
       disks: this.#disks,
@@ -191,7 +205,10 @@ export class ProtectionService {
 
   // --- VMs ---
 
-  /** Registers a VM; every disk it names must exist in the disk store (DiskNotFound names the first that does not). */
+  /**
+   * Registers a VM; every disk it names must exist in the disk store (DiskNotFound names the first that
+   * does not). On a shared catalog the VM names this process as its host: its backups run here.
+   */
   async registerVm(input: unknown): Promise<Vm> {
     const spec = validateVm(input)
     for (const d of [
@@ -200,7 +217,8 @@ export class ProtectionService {
       ...(spec.tempDisk ? [spec.tempDisk] : []),
     ])
       this.#disks.getDisk(d)
-    return this.#store.createVm(spec)
+    const host = this.#jobs.owner
+    return this.#store.createVm(spec, host === undefined ? {} : { host })
   }
 
   /** Every registered VM, by name. */
@@ -258,6 +276,30 @@ export class ProtectionService {
    * (a request under `/vaults/{vault}` sees only that vault's items).
    */
   async getItem(vmName: string, where: InVault = {}): Promise<ProtectedItem> {
+    return (await this.#itemOrReplica(vmName, where)).item
+  }
+
+  /**
+   * The VM's item from the catalog or, when the catalog has none for it under a replica vault's path,
+   * the VM of that name known from the vault's replicated points (with them).
+   */
+  async #itemOrReplica(
+    vmName: string,
+    where: InVault,
+  ): Promise<{ item: ProtectedItem; replica?: ReplicaItem }> {
+    try {
+      return { item: await this.#catalogItem(vmName, where) }
+    } catch (err) {
+      const missing = isCairnError(err) && (err.code === 'VmNotFound' || err.code === 'ProtectedItemNotFound')
+      const replica =
+        missing && where.vault !== undefined ? await this.#replicas?.find(where.vault, vmName) : undefined
+      if (!replica) throw err
+      return { item: replica.item, replica }
+    }
+  }
+
+  /** The VM's item in the catalog (in `where.vault` when given). */
+  async #catalogItem(vmName: string, where: InVault): Promise<ProtectedItem> {
     const item = await this.#store.getItem(vmName)
     if (where.vault !== undefined && item.vault !== where.vault)
       throw new CairnError(
@@ -268,13 +310,21 @@ export class ProtectionService {
   }
 
   /** The protected items, of one vault or in one state if asked. */
-  listItems(filter: { vault?: string; state?: ProtectionState } = {}): Promise<ProtectedItem[]> {
-    return this.#store.listItems(filter)
+  async listItems(filter: { vault?: string; state?: ProtectionState } = {}): Promise<ProtectedItem[]> {
+    const items = await this.#store.listItems(filter)
+    if (filter.vault === undefined || !this.#replicas || (filter.state && filter.state !== 'Replica'))
+      return items
+    // A replica vault: its VMs are known from its points (those the catalog has an item of come first).
+    const have = new Set(items.map((i) => i.vmName))
+    const replicas = (await this.#replicas.items(filter.vault)).filter((r) => !have.has(r.item.vmName))
+    return [...items, ...replicas.map((r) => r.item)].sort((a, b) =>
+      a.vmName < b.vmName ? -1 : a.vmName > b.vmName ? 1 : 0,
+    )
   }
 
   /** Moves a protected item to another policy of its vault. */
   async changePolicy(vmName: string, policy: string, where: InVault = {}): Promise<ProtectedItem> {
-    const before = await this.getItem(vmName, where)
+    const before = await this.#catalogItem(vmName, where)
     await this.#checkSwap(before, before.vault, policy, `Cannot change the policy of VM "${vmName}"`)
     const item = await this.#store.changePolicy(vmName, policy)
     this.#changed()
@@ -285,20 +335,22 @@ export class ProtectionService {
 
   /** A VM's recovery points, oldest first, after bringing their tiers in line with what exists. */
   async listRecoveryPoints(vmName: string, where: InVault = {}): Promise<VmRecoveryPoint[]> {
-    await this.getItem(vmName, where)
+    const { replica } = await this.#itemOrReplica(vmName, where)
+    if (replica) return replica.points
     await this.reconcile(vmName, { vault: true })
     return this.#store.listRecoveryPoints(vmName)
   }
 
   /** One recovery point of a VM, its tier brought in line with what exists first. */
   async getRecoveryPoint(vmName: string, pointId: string, where: InVault = {}): Promise<VmRecoveryPoint> {
-    await this.getItem(vmName, where)
+    const { replica } = await this.#itemOrReplica(vmName, where)
+    if (replica) return pointOfReplica(replica, pointId)
     await this.reconcile(vmName, { vault: true })
     return this.#pointOf(vmName, pointId, where)
   }
 
   async #pointOf(vmName: string, pointId: string, where: InVault): Promise<VmRecoveryPoint> {
-    const item = await this.getItem(vmName, where)
+    const item = await this.#catalogItem(vmName, where)
     const rp = await this.#store.findRecoveryPoint(pointId)
     if (!rp || rp.itemId !== item.id)
       throw new CairnError(
@@ -346,6 +398,7 @@ export class ProtectionService {
     options: { vault: string; policy: string; includedLuns?: number[]; includeFutureDisks?: boolean },
   ): Promise<{ item: ProtectedItem; created: boolean }> {
     await this.#needVault(options.vault, `protect VM "${vmName}"`)
+    await this.#replicas?.assertWritable(options.vault, `protect VM "${vmName}"`)
     const vm = await this.#store.getVm(vmName)
     const luns = vm.dataDisks.map((d) => d.lun)
     const unknown = (options.includedLuns ?? []).filter((l) => !luns.includes(l))
@@ -381,7 +434,7 @@ export class ProtectionService {
 
   /** Resumes stopped protection (optionally under another policy); resuming a protected VM changes nothing. */
   async resume(vmName: string, policy?: string, where: InVault = {}): Promise<ProtectedItem> {
-    const item = await this.getItem(vmName, where)
+    const item = await this.#catalogItem(vmName, where)
     if (item.state === 'Protected' && (policy === undefined || policy === item.policyName)) return item
     const name = policy ?? item.policyName
     if (name !== undefined)
@@ -406,7 +459,7 @@ export class ProtectionService {
    */
   async stopProtection(vmName: string, options: { deleteData: boolean } & InVault): Promise<StopReport> {
     const item = await this.#store.findItem(vmName)
-    if (item && options.vault !== undefined) await this.getItem(vmName, options)
+    if (item && options.vault !== undefined) await this.#catalogItem(vmName, options)
     try {
       return await this.#stop(vmName, item, options.deleteData)
     } finally {
@@ -425,7 +478,7 @@ export class ProtectionService {
     }
     if (!deleteData) {
       const stopped = await this.#store.stopProtection(vmName)
-      return { vmName, state: stopped.state, item: stopped, deletedPoints: [] }
+      return { vmName, state: 'ProtectionStopped', item: stopped, deletedPoints: [] }
     }
     if (this.#busyVms.has(vmName))
       throw new CairnError(
@@ -531,21 +584,30 @@ export class ProtectionService {
    */
   async startBackup(vmName: string, options: BackupOptions & InVault = {}): Promise<RunningJob> {
     const { vault, ...backup } = options
-    if (vault !== undefined) await this.getItem(vmName, { vault })
+    if (vault !== undefined) await this.#catalogItem(vmName, { vault })
     if (backup.expiresAt !== undefined && !(backup.expiresAt.getTime() > this.#now()))
       throw new CairnError('InvalidRequest', `Cannot back up VM "${vmName}": expiresAt must be a future time`)
     return this.#backups.start(vmName, backup)
   }
 
-  /** The scheduler's backup of a protected item; resolves with the finished job (Failed jobs too). */
+  /**
+   * The scheduler's backup of a protected item; resolves with the finished job (Failed jobs too), or,
+   * when it is queued for the process that holds the VM's disks (scale-out), with the queued job.
+   */
   async backupScheduled(itemId: string, signal: AbortSignal): Promise<Job> {
     const item = await this.#store.getItemById(itemId)
-    return (await this.startBackup(item.vmName, { kind: 'Scheduled', signal })).done
+    const started = await this.startBackup(item.vmName, { kind: 'Scheduled', signal })
+    return started.queuedFor === undefined ? started.done : started.job
   }
 
   /** Runs a backup to its end; resolves with the finished job (Failed jobs resolve too). */
   async backup(vmName: string, options: BackupOptions = {}): Promise<Job> {
     return (await this.startBackup(vmName, options)).done
+  }
+
+  /** Scale-out: the work of a job another process queued for this one (a backup of a VM whose disks are here). */
+  startQueued(job: Job): Promise<JobBody | undefined> {
+    return this.#backups.startQueued(job)
   }
 
   /** At start-up, the work that resumes a VM backup cut short in its vault transfer (else undefined). */
@@ -683,21 +745,33 @@ export class ProtectionService {
    * `<vm>-restored`) or OriginalLocation (over the VM's disks, snapshotted first). Answers the job.
    */
   async restore(vmName: string, pointId: string, request: RestoreRequest & InVault): Promise<RunningJob> {
-    const rp = await this.#pointOf(vmName, pointId, request)
+    const { item, replica } = await this.#itemOrReplica(vmName, request)
+    // A replica vault's point is not in the catalog: the restore takes it whole (Azure's cross-region
+    // restore: a new VM or disks, never over the original VM, which is on the other site).
+    const rp: string | ResolvedPoint = replica
+      ? { item, point: pointOfReplica(replica, pointId) }
+      : (await this.#pointOf(vmName, pointId, request)).id
+    if (replica && request.recoveryType === 'OriginalLocation')
+      throw new CairnError(
+        'InvalidRequest',
+        `Cannot restore VM "${vmName}" over its own disks here: vault "${item.vault}" is a replica and the VM is on its primary's site; restore a new VM (AlternateLocation) or its disks (RestoreDisks)`,
+      )
     const by = request.startedBy !== undefined ? { startedBy: request.startedBy } : {}
+    const target = request.target ? { target: request.target } : {}
     switch (request.recoveryType) {
       case 'AlternateLocation':
         if (!request.targetVmName)
           throw new CairnError('InvalidRequest', 'Cannot restore as a new VM without "targetVmName"')
-        return this.restoreVm(rp.id, { as: request.targetVmName, ...by })
+        return this.#restores.restoreVm(rp, { as: request.targetVmName, ...by, ...target })
       case 'RestoreDisks':
-        return this.restoreDisks(rp.id, {
+        return this.#restores.restoreDisks(rp, {
+          ...target,
           prefix: request.diskPrefix ?? `${vmName}-restored`,
           ...(request.disks ? { disks: request.disks } : {}),
           ...by,
         })
       case 'OriginalLocation':
-        return this.replaceDisks(vmName, rp.id, by)
+        return this.replaceDisks(vmName, rp as string, by)
     }
   }
 
@@ -726,4 +800,15 @@ export class ProtectionService {
   deletePointData(vault: string, p: VmRecoveryPoint): Promise<void> {
     return this.#reconciler.deletePointData(vault, p)
   }
+}
+
+/** One point of a VM of a replica vault (RecoveryPointNotFound). */
+function pointOfReplica(replica: ReplicaItem, pointId: string): VmRecoveryPoint {
+  const point = replica.points.find((p) => p.id === pointId)
+  if (!point)
+    throw new CairnError(
+      'RecoveryPointNotFound',
+      `Cannot find recovery point "${pointId}" of VM "${replica.item.vmName}" in vault "${replica.item.vault}" on this site`,
+    )
+  return point
 }

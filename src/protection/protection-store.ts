@@ -15,8 +15,11 @@ import { type DiskSelection, type SelectedDisk, selectDisks, type Vm, type VmSpe
 
 export type { RecoveryPointTier, VmRecoveryPoint, VmRecoveryPointDisk } from './_recovery-point-store.js'
 
-/** Protection state of an item, after the reference. */
-export type ProtectionState = 'Protected' | 'ProtectionStopped'
+/**
+ * Protection state of an item, after the reference; `Replica`: a VM known only from the replicated
+ * points of a GRS vault on this site (replica-items.ts), never a catalog row.
+ */
+export type ProtectionState = 'Protected' | 'ProtectionStopped' | 'Replica'
 
 /** A VM under protection in a vault. */
 export interface ProtectedItem extends DiskSelection {
@@ -63,7 +66,8 @@ export class ProtectionStore implements SchedulerStore {
   // --- VMs ---
 
   /** Records a VM (a checked description, see validateVm); its disks are disk-store disks. */
-  async createVm(spec: VmSpec): Promise<Vm> {
+  /** Records a VM; `host`: the process whose disk store holds its disks (on a shared catalog). */
+  async createVm(spec: VmSpec, options: { host?: string } = {}): Promise<Vm> {
     if (await this.#findVm(spec.name))
       throw new CairnError('VmAlreadyExists', `Cannot create VM "${spec.name}": it exists`)
     const now = this.#iso()
@@ -82,6 +86,7 @@ export class ProtectionStore implements SchedulerStore {
           agent_token: spec.agent?.token ?? null,
           // Set only for a QGA VM: a VM without one writes the columns of every catalog version since 1.
           ...(spec.qga === undefined ? {} : { qga_channel: spec.qga }),
+          ...(options.host === undefined ? {} : { host: options.host }),
           created_at: now,
           updated_at: now,
         })

@@ -1,5 +1,6 @@
 // The QEMU guest agent (qemu-guest-agent, QGA) as a VM's quiesce agent: JSON commands over the
-// virtio-serial channel QEMU or libvirt exposes as a unix socket on the host. Each session opens the
+// virtio-serial channel QEMU exposes as a unix socket on the host (`unix:PATH`), or through libvirt for
+// a libvirt domain (`libvirt:DOMAIN`, _libvirt-qga.ts: libvirt keeps the socket). Each session opens the
 // socket, resynchronizes with guest-sync-delimited (a 0xFF byte, then the answer carrying our id:
 // whatever an earlier session left in the channel is skipped), runs its commands one at a time and
 // closes. https://qemu-project.gitlab.io/qemu/interop/qemu-ga-ref.html
@@ -7,6 +8,7 @@ import { randomUUID } from 'node:crypto'
 import { connect, type Socket } from 'node:net'
 import { CairnError } from '../util/index.js'
 import type { Consistency } from '../vault/index.js'
+import { LIBVIRT_QGA_PREFIX, LibvirtQgaSession, type QgaChannel } from './_libvirt-qga.js'
 import type { AgentQuiesce, AgentStep, AgentThaw, VmAgent } from './agent-client.js'
 
 /** Where the pre- and post-scripts live in the guest: run through guest-exec when present. */
@@ -15,7 +17,7 @@ export const QGA_POST_SCRIPT = '/etc/cairn/post-thaw'
 
 /** Options of a QgaAgent. */
 export interface QgaAgentOptions {
-  /** The channel: `unix:PATH` of the socket. */
+  /** The channel: `unix:PATH` of the socket, or `libvirt:DOMAIN`. */
   channel: string
   /** Longest wait for the guest-sync answer (a guest without a running agent never answers). */
   syncTimeoutMs?: number
@@ -28,7 +30,7 @@ export interface QgaAgentOptions {
 }
 
 /** One connection to the guest agent: commands in, answers out, one at a time. */
-export class QgaSession {
+export class QgaSession implements QgaChannel {
   readonly #socket: Socket
   readonly #channel: string
   #buf = Buffer.alloc(0)
@@ -52,12 +54,16 @@ export class QgaSession {
     socket.on('close', () => end())
   }
 
-  /** Opens the channel and resynchronizes; AgentUnreachable when nothing answers in `timeoutMs`. */
-  static async open(channel: string, timeoutMs: number): Promise<QgaSession> {
+  /**
+   * Opens the channel and resynchronizes; AgentUnreachable when nothing answers in `timeoutMs`. A
+   * `libvirt:DOMAIN` channel answers a session through libvirt instead.
+   */
+  static async open(channel: string, timeoutMs: number): Promise<QgaChannel> {
+    if (channel.startsWith(LIBVIRT_QGA_PREFIX)) return LibvirtQgaSession.open(channel, timeoutMs)
     if (!channel.startsWith('unix:'))
       throw new CairnError(
         'AgentUnreachable',
-        `Cannot use the guest agent channel "${channel}": not unix:PATH`,
+        `Cannot use the guest agent channel "${channel}": not unix:PATH or libvirt:DOMAIN`,
       )
     const path = channel.slice(5)
     const socket = await new Promise<Socket>((resolve, reject) => {
@@ -175,7 +181,7 @@ const isAgentError = (err: unknown) => err instanceof CairnError
 
 /** A frozen guest: its open session, what the point will be, the watchdog that thaws it at the limit. */
 interface QgaHold {
-  session: QgaSession
+  session: QgaChannel
   consistency: Consistency
   watchdog: NodeJS.Timeout
   frozenAt: number
@@ -304,7 +310,7 @@ export class QgaAgent implements VmAgent {
   }
 
   /** Runs a script of the guest through guest-exec; NotExecuted when the guest has none at `path`. */
-  async #script(session: QgaSession, path: string): Promise<AgentStep> {
+  async #script(session: QgaChannel, path: string): Promise<AgentStep> {
     const t = performance.now()
     let pid: number
     try {

@@ -90,6 +90,8 @@ export class Scheduler {
   #again = false
   #idle = new Set<() => void>()
   #leads = false
+  /** When the items were last read (the leader re-reads them every leaderCheckMs). */
+  #read = 0
 
   constructor(options: SchedulerOptions) {
     this.#o = options
@@ -119,7 +121,26 @@ export class Scheduler {
   async refresh(): Promise<void> {
     this.#items = await this.#o.store.listSchedulable()
     this.#nextRuns.clear()
+    this.#read = this.#clock.now()
     await this.tick()
+  }
+
+  /** Re-reads the items, keeping the planned next run of each one whose policy and last slot are unchanged. */
+  async #reread(): Promise<void> {
+    const before = new Map(this.#items.map((i) => [i.id, i]))
+    const items = await this.#o.store.listSchedulable()
+    this.#read = this.#clock.now()
+    for (const item of items) {
+      const old = before.get(item.id)
+      const same =
+        old !== undefined &&
+        old.lastSlot === item.lastSlot &&
+        old.protectedSince === item.protectedSince &&
+        JSON.stringify(old.policy) === JSON.stringify(item.policy)
+      if (!same) this.#nextRuns.delete(item.id)
+    }
+    // A running item keeps its own record: the run's end writes its last slot.
+    this.#items = items.map((i) => (this.#running.has(i.id) ? (before.get(i.id) ?? i) : i))
   }
 
   /** Resolves when nothing runs or waits. */
@@ -178,7 +199,12 @@ export class Scheduler {
         // Another instance led until now: its runs moved the items' last slots on.
         this.#items = await this.#o.store.listSchedulable()
         this.#nextRuns.clear()
+        this.#read = this.#clock.now()
         this.#log.info('this scheduler leads now')
+      } else if (leads && this.#clock.now() - this.#read >= (this.#o.leaderCheckMs ?? 5000)) {
+        // Other processes protect, change policies and stop protection on the shared catalog: the
+        // leader re-reads the items every check (their next runs are recomputed only where they changed).
+        await this.#reread()
       }
       this.#leads = leads
       if (!leads) {

@@ -45,6 +45,8 @@ export interface SyncReport {
 
 const OBJECT_NAME = /^(config|keys|settings|(rp|packs|locks|deleted|index)(\/[A-Za-z0-9._-]+)+)$/
 const BASE = '/api/v1/replication/vaults'
+/** Catalog settings key (+ vault name) of the points a demoted primary keeps (see #keptPoints). */
+const KEPT = 'vault-replication/kept/'
 
 type Row = CatalogSchema['vault_replication']
 
@@ -106,6 +108,15 @@ export class VaultReplication {
       }
     }
     return out
+  }
+
+  /**
+   * True when the vault's VMs are read from its replicated points on this site (cross-region
+   * restore): it is the replica of a GRS vault, or a GRS vault that failed over to this site.
+   */
+  async holdsReplicatedItems(vault: string): Promise<boolean> {
+    const row = await this.#row(vault)
+    return row?.redundancy === 'GRS' && (row.role === 'Secondary' || Number(row.epoch) > 1)
   }
 
   /** Refuses (PairNotFound) a pair this site does not have. */
@@ -273,6 +284,10 @@ export class VaultReplication {
         `Cannot demote vault "${vault}": site ${req.primarySite} is not paired with this one`,
       )
     await this.#running.get(vault)?.catch(() => {})
+    // The points made here after the last sync are counted at the first sync as the secondary.
+    const key = `${KEPT}${vault}`
+    await this.#o.catalog.db.deleteFrom('settings').where('key', '=', key).execute()
+    await this.#o.catalog.db.insertInto('settings').values({ key, value: 'pending' }).execute()
     await this.#upsert(vault, {
       redundancy: 'GRS',
       role: 'Secondary',
@@ -410,7 +425,24 @@ export class VaultReplication {
       }
       const ids = (objs: BackendObject[]) => new Set(objs.map((o) => o.name.slice(3)))
       const [remote, local] = [ids(await src.backend.list('rp/')), ids(await replica.backend.list('rp/'))]
-      const missing = [...remote].filter((id) => !local.has(id)).sort()
+      // First the primary's deletions, prune, soft deletes, undeletes and purges (GC frees what went),
+      // then the points the replica lacks.
+      const keep = await this.#keptPoints(vault, remote, local)
+      const mirrored = await replica.mirrorRemovalsFrom(src, { keep })
+      const removed = mirrored.deleted.length + mirrored.purged.length
+      if (removed + mirrored.softDeleted.length + mirrored.undeleted.length > 0 || mirrored.settingsChanged)
+        this.#o.logger.info('replica followed the primary', {
+          vault,
+          deleted: mirrored.deleted.length,
+          softDeleted: mirrored.softDeleted.length,
+          undeleted: mirrored.undeleted.length,
+          purged: mirrored.purged.length,
+          settingsChanged: mirrored.settingsChanged,
+        })
+      if (mirrored.kept.some((k) => !keep.has(k.id)))
+        this.#o.logger.warn('replica keeps points its primary removed', { vault, kept: mirrored.kept })
+      if (removed > 0) await replica.gc({ signal })
+      const missing = [...remote].filter((id) => !local.has(id) && !mirrored.undeleted.includes(id)).sort()
       pointsBehind = missing.length
       if (missing.length > 0) {
         for (const id of missing) bytesBehind += (await src.getRecoveryPoint(id)).bytesAdded
@@ -450,6 +482,33 @@ export class VaultReplication {
       if (signal.aborted) return
       await this.#fail(vault, err, client, { pointsBehind, bytesBehind })
     }
+  }
+
+  /**
+   * The points this site made while it was the vault's primary and never sent (after a failover made
+   * it the secondary): the mirror keeps them. Counted once, at the first sync after the demotion.
+   */
+  async #keptPoints(vault: string, remote: Set<string>, local: Set<string>): Promise<Set<string>> {
+    const key = `${KEPT}${vault}`
+    const row = await this.#o.catalog.db
+      .selectFrom('settings')
+      .select('value')
+      .where('key', '=', key)
+      .executeTakeFirst()
+    if (!row) return new Set()
+    if (row.value !== 'pending') return new Set(JSON.parse(row.value) as string[])
+    const kept = [...local].filter((id) => !remote.has(id)).sort()
+    await this.#o.catalog.db
+      .updateTable('settings')
+      .set({ value: JSON.stringify(kept) })
+      .where('key', '=', key)
+      .execute()
+    if (kept.length > 0)
+      this.#o.logger.warn('points made here after the last sync stay, the new primary never had them', {
+        vault,
+        points: kept,
+      })
+    return new Set(kept)
   }
 
   /** A primary asks its peer whether a failover made it the primary (then this site becomes the secondary). */

@@ -4,9 +4,26 @@ import type { DiskLabel } from '../util/index.js'
 import { CairnError, diskLabel, isCairnError } from '../util/index.js'
 import type { JobContext, JobService, StartedJob } from './job-service.js'
 import { type PointReconciler, type ReconcileReport, vaultRef } from './point-reconciler.js'
-import type { ProtectionStore, VmRecoveryPoint, VmRecoveryPointDisk } from './protection-store.js'
+import type {
+  ProtectedItem,
+  ProtectionStore,
+  VmRecoveryPoint,
+  VmRecoveryPointDisk,
+} from './protection-store.js'
 import type { VaultTransfer } from './vault-transfer.js'
 import { refKey, validateVm } from './vm.js'
+
+/** A point already found with its item (a replica vault's, which the catalog does not hold). */
+export interface ResolvedPoint {
+  item: ProtectedItem
+  point: VmRecoveryPoint
+}
+
+/** Where restored disks go: an account and container of this site (default: each source disk's). */
+export interface RestoreTarget {
+  account?: string
+  container?: string
+}
 
 /**
  * Restores of VM recovery points, as jobs: a new VM, disks only, or over the VM's own disks. Each disk
@@ -50,13 +67,18 @@ export class VmRestores {
    * point — no data copied — otherwise from the vault) plus the saved configuration. When the VM
    * cannot be registered the disks stay restored and the job says so.
    */
-  async restoreVm(pointId: string, options: { as: string; startedBy?: string }): Promise<StartedJob> {
+  async restoreVm(
+    pointId: string | ResolvedPoint,
+    options: { as: string; startedBy?: string | undefined; target?: RestoreTarget },
+  ): Promise<StartedJob> {
     const { point, item } = await this.#pointWithItem(pointId)
+    const { target, ...spec } = options
     return this.#runJob(
-      { resource: `vms/${options.as}`, vm: item.vmName, itemId: item.id, vault: item.vault, ...options },
+      { resource: `vms/${options.as}`, vm: item.vmName, itemId: item.id, vault: item.vault, ...spec },
       async (ctx, details) => {
         const restored = await this.#restoreDisks(ctx, point, item.vault, {
           name: (d) => `${options.as}-${d.name}`,
+          ...(target ? { target } : {}),
         })
         details.disks = restored.map(restoredDetail)
         const os = restored.find((r) => r.lun === 'os')
@@ -73,7 +95,9 @@ export class VmRestores {
         delete spec.agent
         delete spec.tempDisk
         try {
-          await this.#store.createVm(validateVm(spec))
+          // The new VM's disks are in this process's store: it is their host (scale-out).
+          const host = this.#jobs.owner
+          await this.#store.createVm(validateVm(spec), host === undefined ? {} : { host })
           details.vm = options.as
         } catch (err) {
           details.warnings = [
@@ -86,8 +110,8 @@ export class VmRestores {
 
   /** Restores chosen disks (all by default) of a recovery point as new disks named `<prefix>-os`, `<prefix>-lunN`. */
   async restoreDisks(
-    pointId: string,
-    options: { prefix: string; disks?: (number | 'os')[]; startedBy?: string },
+    pointId: string | ResolvedPoint,
+    options: { prefix: string; disks?: (number | 'os')[]; startedBy?: string; target?: RestoreTarget },
   ): Promise<StartedJob> {
     const { point, item } = await this.#pointWithItem(pointId)
     const only = options.disks?.map(diskLabel)
@@ -110,6 +134,7 @@ export class VmRestores {
         const restored = await this.#restoreDisks(ctx, point, item.vault, {
           name: (d) => `${options.prefix}-${d.name}`,
           only,
+          ...(options.target ? { target: options.target } : {}),
         })
         details.disks = restored.map(restoredDetail)
         // The reference hands out a template with the disks: here the saved VM description.
@@ -179,13 +204,13 @@ export class VmRestores {
     ctx: JobContext,
     point: VmRecoveryPoint,
     vault: string,
-    o: { name: (d: VmRecoveryPointDisk) => string; only?: DiskLabel[] | undefined },
+    o: { name: (d: VmRecoveryPointDisk) => string; only?: DiskLabel[] | undefined; target?: RestoreTarget },
   ): Promise<Restored[]> {
     const { signal, details } = ctx
     const wanted = point.disks.filter((d) => !o.only || o.only.includes(d.name))
     // The disks this restore creates, recorded before any is made: a cancelled, failed or
     // interrupted restore removes them (nothing half-restored is left behind).
-    const created: DiskRef[] = wanted.map((d) => ({ ...d.source, disk: o.name(d) }))
+    const created: DiskRef[] = wanted.map((d) => ({ ...d.source, ...o.target, disk: o.name(d) }))
     for (const ref of created) {
       if (diskExists(this.#disks, ref))
         throw new CairnError('DiskAlreadyExists', `Cannot restore into disk ${refKey(ref)}: it exists`)
@@ -245,7 +270,8 @@ export class VmRestores {
   }
 
   /** The point, its tiers reconciled with the disk store first, and its item. */
-  async #pointWithItem(pointId: string) {
+  async #pointWithItem(pointId: string | ResolvedPoint): Promise<ResolvedPoint> {
+    if (typeof pointId !== 'string') return pointId
     const found = await this.#store.getRecoveryPoint(pointId)
     const item = await this.#store.getItemById(found.itemId)
     await this.#reconcile(item.vmName)

@@ -28,13 +28,15 @@ export interface VmSpec {
   tempDisk?: DiskRef
   /** Where the quiesce agent answers, with its token. */
   agent?: { url: string; token: string }
-  /** The QEMU guest agent's channel, `unix:PATH` (the virtio-serial socket of QEMU or libvirt). */
+  /** The QEMU guest agent's channel: `unix:PATH` (QEMU's virtio-serial socket) or `libvirt:DOMAIN` (through libvirt). */
   qga?: string
 }
 
 /** A VM as the catalog holds it. */
 export interface Vm extends VmSpec {
   id: string
+  /** On a shared catalog, the process (`host:data-folder`) whose disk store holds the VM's disks. */
+  host?: string
   createdAt: string
   updatedAt: string
 }
@@ -116,8 +118,10 @@ export function validateVm(input: unknown): VmSpec {
   }
   let qga: string | undefined
   if (o.qga !== undefined && o.qga !== null) {
-    if (typeof o.qga !== 'string' || !/^unix:\/./.test(o.qga))
-      problems.push('"qga" must be unix:PATH with an absolute PATH (the guest agent\'s socket)')
+    if (typeof o.qga !== 'string' || !/^(unix:\/.|libvirt:[^/\s]+$)/.test(o.qga))
+      problems.push(
+        '"qga" must be unix:PATH with an absolute PATH (the guest agent\'s socket) or libvirt:DOMAIN (a libvirt domain\'s name)',
+      )
     else if (agent) problems.push('a VM names one agent: "agent" or "qga", not both')
     else qga = o.qga
   }

@@ -1,8 +1,5 @@
-import type { Job, JobLeases, JobStore } from '../catalog/index.js'
+import { HOST_BOUND_KINDS, type Job, type JobLeases, type JobStore } from '../catalog/index.js'
 import type { Logger } from '../util/index.js'
-
-/** Kinds whose work reads or writes this host's disk store: only the host that owns the disks resumes them. */
-const DISK_BOUND: readonly Job['kind'][] = ['backup', 'restore', 'import', 'export']
 
 /** What the takeover loop works with. */
 export interface JobTakeoverOptions {
@@ -16,13 +13,18 @@ export interface JobTakeoverOptions {
   logger: Logger
   /** Resumes the claimed jobs from their last committed step, or ends them Interrupted. */
   recover(jobs: Job[]): Promise<void>
+  /** How many queued jobs routed to this process it may start now (its room for more). */
+  room(): number
+  /** Starts the queued jobs routed to this process that it claimed. */
+  start(jobs: Job[]): Promise<void>
 }
 
 /**
- * The worker's takeover loop (docs/scale-out.md): every `everyMs` it claims the unfinished jobs whose
- * owner's lease expired (the process died), with `FOR UPDATE SKIP LOCKED`, and hands them to `recover`.
- * A job bound to a disk store (a kind of DISK_BOUND started by another owner, `details.host`) is let go
- * again: only the host that owns those disks can resume it, at its restart.
+ * The worker's loop (docs/scale-out.md): every `everyMs` it claims the jobs queued for this process
+ * (routed here: they need its disks) and starts them, then the unfinished jobs whose owner's lease
+ * expired (the process died), with `FOR UPDATE SKIP LOCKED`, and hands them to `recover`. Jobs bound to
+ * another process (`jobs.host`) are never claimed; one recorded before hosts were (only
+ * `details.host`) is let go again: only the host that owns those disks can resume it, at its restart.
  */
 export class JobTakeover {
   readonly #o: JobTakeoverOptions
@@ -58,13 +60,18 @@ export class JobTakeover {
 
   async #takeOver(): Promise<void> {
     const o = this.#o
+    const queued = await o.leases.claimQueued(o.owner, { limit: o.room(), leaseMs: o.leaseMs, host: o.owner })
+    if (queued.length > 0) {
+      o.logger.info('starting jobs queued for this host', { jobs: queued.map((j) => j.id) })
+      await o.start(await Promise.all(queued.map((c) => o.store.get(c.id))))
+    }
     const claimed = await o.leases.claimExpired(o.owner, { limit: 16, leaseMs: o.leaseMs })
     if (claimed.length === 0) return
     const mine: Job[] = []
     for (const c of claimed) {
       const job = await o.store.get(c.id)
       const host = typeof job.details.host === 'string' ? job.details.host : undefined
-      if (DISK_BOUND.includes(job.kind) && host !== undefined && host !== o.owner) {
+      if (HOST_BOUND_KINDS.includes(job.kind) && host !== undefined && host !== o.owner) {
         // Lets it go with its lease expired: its own host takes it back when it restarts.
         await o.leases.giveBack(job.id, o.owner, host)
         o.logger.debug('left a job to the host that owns its disks', { job: job.id, host })

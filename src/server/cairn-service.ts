@@ -22,6 +22,7 @@ import {
   type DiskGeoLink,
   DiskService,
   FileBrowser,
+  GEO_REDUNDANCIES,
   JobService,
   MOUNT_EXPORT_PREFIX,
   type NbdEndpoint,
@@ -29,6 +30,7 @@ import {
   ProtectionStore,
   RecoveryPointMounts,
   RegistryVaultTransfer,
+  ReplicaItems,
   ResourceGuard,
   Scheduler,
   VaultService,
@@ -52,7 +54,7 @@ import { SiteReplication } from './_site-replication.js'
 import { LISTENER_DEFAULTS, type ServiceConfig } from './config.js'
 import { DataFolderLock } from './data-folder-lock.js'
 import { type ListenerTls, loadListenerTls } from './listener-tls.js'
-import { ServiceMetrics } from './service-metrics.js'
+import { type ReplicationLag, ServiceMetrics } from './service-metrics.js'
 import { VaultKeys } from './vault-keys.js'
 import { VERSION } from './version.js'
 
@@ -263,6 +265,12 @@ export class CairnService {
         ...(shared ? { leases: { store: leases, owner, leaseMs } } : {}),
       })
       this.#jobs = jobs
+      // Cross-region restore: the VMs of a replica vault are read from its replicated points.
+      const replicaItems = new ReplicaItems({
+        replicated: (vault) => replication.holdsReplicatedItems(vault),
+        points: async (vault) => (await vaults.open(vault)).listRecoveryPoints(),
+        readOnly: (vault) => replication.readOnlyReason(vault),
+      })
       const backups = new ProtectionService({
         store: protection,
         disks: this.#diskStore,
@@ -281,6 +289,7 @@ export class CairnService {
           }),
         // A policy's copies run as copy jobs of the vault service.
         copyPoints: (request): Promise<Job> => vaultService.copy(request),
+        replicaItems,
       })
       this.#backups = backups
       const vaultService: VaultService = new VaultService({
@@ -334,6 +343,7 @@ export class CairnService {
           }
         },
         reconcile: (vm) => backups.reconcile(vm),
+        replicaItems,
       })
       const files = this.#files
       if (!shared) await this.#recoverJobs(jobs, backups, diskService)
@@ -352,9 +362,14 @@ export class CairnService {
           store: jobStore,
           owner,
           leaseMs,
-          everyMs: Math.floor(leaseMs / 3),
+          // Queued jobs wait at most 2 s for their host; dead workers' jobs a third of a lease.
+          everyMs: Math.min(2000, Math.floor(leaseMs / 3)),
           logger: log.child({ component: 'takeover' }),
           recover: (claimed) => this.#recoverJobs(jobs, backups, diskService, claimed),
+          room: () => (this.config.maxBackups ?? 4) - jobs.runningCount,
+          start: async (queued) => {
+            await jobs.startClaimed(queued, (job) => backups.startQueued(job))
+          },
         })
       }
       const leader = new LeaderLease(this.#catalog, 'scheduler')
@@ -406,6 +421,7 @@ export class CairnService {
         scheduler: () => this.#scheduler,
         diskStoreMeter: this.#diskStoreMeter,
         vaults: { list: () => vaults.list(), usage: (name) => vaultService.usage(name) },
+        replication: () => this.#replicationLags(),
       })
       const app = createApiApp({
         metrics,
@@ -667,6 +683,33 @@ export class CairnService {
         at: new Date(Date.now() + wait).toISOString(),
       })
     }
+  }
+
+  /**
+   * The lag of what this site replicates (/metrics): each GRS vault it is primary of (since the
+   * secondary last held every point; the points it lacked) and each geo-replicated account of its disk
+   * store it ships (since its LastSyncTime). Never synced yet: +Inf.
+   */
+  async #replicationLags(): Promise<ReplicationLag[]> {
+    const now = Date.now()
+    const since = (at: string | undefined) =>
+      at === undefined ? Number.POSITIVE_INFINITY : Math.max(0, (now - Date.parse(at)) / 1000)
+    const out: ReplicationLag[] = []
+    for (const v of (await this.#vaultService?.list()) ?? [])
+      if (v.replication.role === 'Primary')
+        out.push({
+          type: 'vault',
+          name: v.name,
+          lagSeconds: since(v.replication.lastSyncAt),
+          pointsBehind: v.replication.pointsBehind ?? 0,
+        })
+    const geo = this.#sites?.disks
+    for (const a of this.#diskStore?.listAccounts() ?? []) {
+      if (!geo || !GEO_REDUNDANCIES.includes(a.redundancy)) continue
+      const r = geo.replication(a.name)
+      if (r.role === 'primary') out.push({ type: 'account', name: a.name, lagSeconds: since(r.lastSyncTime) })
+    }
+    return out
   }
 
   /** Starts a GC job of a vault (its stale-lock grace from the configuration). */

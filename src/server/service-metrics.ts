@@ -17,11 +17,17 @@ export interface MeteredVaults {
   usage(name: string): Promise<VaultUsage>
 }
 
-/** One vault's replication, as the replication engine reports it (docs/replication.md). */
-export interface ReplicationState {
-  vault: string
-  /** Seconds the paired site's copy is behind (the oldest committed point not yet there). */
+/**
+ * How far one replicated thing's copy at the paired site is behind (docs/replication.md): a GRS vault
+ * this site is primary of, or a geo-replicated storage account this site ships.
+ */
+export interface ReplicationLag {
+  type: 'vault' | 'account'
+  name: string
+  /** Seconds since the copy last held everything (+Inf: it never did yet). */
   lagSeconds: number
+  /** Points the copy lacked at its last report (vaults). */
+  pointsBehind?: number
 }
 
 /** Seconds a job may take, as buckets: a second to a day. */
@@ -58,8 +64,8 @@ export class ServiceMetrics {
     diskStoreMeter?: DiskStoreMeter
     /** The vaults to report usage of (measured at most every VAULT_USAGE_TTL_MS). */
     vaults?: MeteredVaults
-    /** Replication lag per vault, once replication reports it (no metric without it). */
-    replication?: () => Promise<ReplicationState[]>
+    /** The replication lag of each GRS vault and geo-replicated account this site is primary of. */
+    replication?: () => Promise<ReplicationLag[]>
   }) {
     const registry = this.registry
     collectDefaultMetrics({ register: registry, prefix: 'cairn_' })
@@ -227,17 +233,36 @@ export class ServiceMetrics {
       })
     }
     const replication = o.replication
-    if (replication)
+    if (replication) {
+      // Both gauges from one read of the engines' state per scrape.
+      let last: { at: number; states: Promise<ReplicationLag[]> } | undefined
+      const states = () => {
+        if (!last || Date.now() - last.at > 1000) last = { at: Date.now(), states: replication() }
+        return last.states
+      }
       new Gauge({
         name: 'cairn_replication_lag_seconds',
-        help: "How far each vault's copy at the paired site is behind",
+        help: "Seconds since the paired site's copy last held everything, by vault or storage account",
+        labelNames: ['type', 'name'],
+        registers: [registry],
+        async collect() {
+          this.reset()
+          for (const r of await states()) this.set({ type: r.type, name: r.name }, r.lagSeconds)
+        },
+      })
+      new Gauge({
+        name: 'cairn_replication_points_behind',
+        help: "Recovery points the paired site's copy of a vault lacked at its last report",
         labelNames: ['vault'],
         registers: [registry],
         async collect() {
           this.reset()
-          for (const r of await replication()) this.set({ vault: r.vault }, r.lagSeconds)
+          for (const r of await states())
+            if (r.type === 'vault' && r.pointsBehind !== undefined)
+              this.set({ vault: r.name }, r.pointsBehind)
         },
       })
+    }
     o.jobs.observe((e) => this.#onJob(e))
   }
 

@@ -67,6 +67,11 @@ export const errorCatalogue = {
     EXIT.failure,
     'A file or device could not be read or written (the message names it and the system error).',
   ),
+  HostFileMismatch: spec(
+    409,
+    EXIT.conflict,
+    "The service's file at that path is not the one the request describes (size, device, inode or time differ).",
+  ),
   PathNotAllowed: spec(
     403,
     EXIT.auth,

@@ -342,8 +342,21 @@ interface BaseLeaf {
   known: Set<string>
   /** Base chunks read for page comparisons, shared by the leaf's pieces (an incremental's chunk serves many). */
   chunks: Map<string, Promise<Buffer>>
-  /** Where each chunk's last extent in the leaf ends: past it, a chunk read is no longer needed. */
-  lastEnd: Map<string, number>
+  /**
+   * Pieces not finished yet that lie over each chunk's extents: at zero the chunk's read is dropped
+   * (pieces run four at once and finish out of order, so a later piece's end says nothing).
+   */
+  refs: Map<string, number>
+  /** Starts of the pieces running now (four at once: one that started earlier may need its base later). */
+  running: Set<number>
+}
+
+/** The chunks (latin1 ids) of the extents that lie over `[r.start, r.end)`. */
+function chunksUnder(extents: readonly Extent[], r: ByteRange): Set<string> {
+  const out = new Set<string>()
+  for (const e of extents)
+    if (e.start < r.end && e.start + e.length > r.start) out.add(e.id.toString('latin1'))
+  return out
 }
 
 interface DiskContext {
@@ -455,20 +468,13 @@ async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Pr
       })
     if (under.length === 0) return null
     const old = Buffer.alloc(data.length)
+    if (under.some((e) => !base.chunks.has(e.id.toString('latin1')))) readBase(base, start)
     for (const e of under) {
       const k = e.id.toString('latin1')
-      let plain = base.chunks.get(k)
-      if (!plain) {
-        plain = core.readChunk(
-          e.id,
-          `Cannot back up disk "${source.name}": the base's data at offset ${e.start}`,
-        )
-        base.chunks.set(k, plain)
-      }
+      const plain = base.chunks.get(k)
+      if (!plain) throw new Error(`the base chunk at offset ${e.start} was not read`)
       const bytes = await plain
       bytes.copy(old, e.start - start, e.chunkOffset, e.chunkOffset + e.length)
-      // A chunk no later piece of the leaf refers to is dropped at once (a full backup's chunk serves one piece).
-      if ((base.lastEnd.get(k) ?? 0) <= end) base.chunks.delete(k)
     }
     const runs: ByteRange[] = []
     let changed = 0
@@ -488,6 +494,38 @@ async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Pr
     // Both are spent (the changed pages were copied into the sealed chunk): free them now, not at a collection.
     release([data, old])
     return mergeExtents(subtractExtents(under, runs), stored)
+  }
+
+  /**
+   * Starts reading the base chunks of the rest of the leaf (from the piece, or from an earlier one
+   * still running beside it) that are not read yet, together (see VaultCore.readChunks); each lands in
+   * `base.chunks` as a promise. A leaf's chunks were written side by side (four at once, so not quite
+   * in order), so the leaf's base comes in one ranged read per pack it lies in: scattered changes cost
+   * one request per 16 MiB leaf, not one per chunk; an isolated change reads up to a leaf of its base.
+   */
+  const readBase = (base: BaseLeaf, pieceStart: number): void => {
+    const start = Math.min(pieceStart, ...base.running)
+    const ids: Buffer[] = []
+    const at: number[] = []
+    const keys: string[] = []
+    for (const e of base.extents) {
+      const k = e.id.toString('latin1')
+      if (e.start + e.length <= start) continue
+      if (base.chunks.has(k) || keys.includes(k) || !base.refs.get(k)) continue
+      ids.push(e.id)
+      at.push(Math.max(start, e.start))
+      keys.push(k)
+    }
+    const reading = core.readChunks(
+      ids,
+      (i) => `Cannot back up disk "${source.name}": the base's data at offset ${at[i]}`,
+    )
+    keys.forEach((k, i) => {
+      const read = reading.then((plains) => plains[i]!)
+      // Awaited only by the pieces that need it; a failure is thrown there.
+      read.catch(() => {})
+      base.chunks.set(k, read)
+    })
   }
 
   /** Pieces of `[start, end)` to read: runs cut at chunk boundaries (full: whole aligned chunks). */
@@ -588,17 +626,31 @@ async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Pr
     let base: BaseLeaf | null = null
     if (plan.compare && plan.base) {
       const extents = await leafAt(ctx.pages, plan.base, start)
-      const lastEnd = new Map<string, number>()
-      for (const e of extents) {
-        const k = e.id.toString('latin1')
-        lastEnd.set(k, Math.max(lastEnd.get(k) ?? 0, e.start + e.length))
+      const refs = new Map<string, number>()
+      for (const p of pieces) for (const k of chunksUnder(extents, p)) refs.set(k, (refs.get(k) ?? 0) + 1)
+      base = {
+        extents,
+        known: new Set(extents.map((e) => e.id.toString('latin1'))),
+        chunks: new Map(),
+        refs,
+        running: new Set(),
       }
-      base = { extents, known: new Set(lastEnd.keys()), chunks: new Map(), lastEnd }
     }
     const made: Extent[][] = new Array(pieces.length).fill([])
     // Four 1 MiB chunks in flight keep two workers busy.
     await forEachLimit(pieces, 4, async (p, i) => {
-      made[i] = await piece(p.start, p.end, base, stats)
+      base?.running.add(p.start)
+      try {
+        made[i] = await piece(p.start, p.end, base, stats)
+      } finally {
+        base?.running.delete(p.start)
+        // A base chunk no unfinished piece lies over is dropped at once (a full backup's serves one piece).
+        for (const k of base ? chunksUnder(base.extents, p) : []) {
+          const left = (base!.refs.get(k) ?? 1) - 1
+          base!.refs.set(k, left)
+          if (left === 0) base!.chunks.delete(k)
+        }
+      }
     })
     return made.flat()
   }

@@ -24,6 +24,13 @@ export interface RestoreOptions extends OperationOptions {
   verifiedLeaves?: Set<string>
 }
 
+/**
+ * Bytes of chunks (plaintext) a restore reader reads together: a leaf's (16 MiB of disk, a little more
+ * when its extents use parts of bigger chunks), so that its chunks, written side by side in a pack,
+ * come in one request per pack they lie in (an incremental's: the base's run and the new pages').
+ */
+const BATCH_BYTES = 20 * 1024 * 1024
+
 /** A counting semaphore. */
 class Slots {
   #free: number
@@ -128,8 +135,11 @@ export async function runRestore(
   }
 
   const tree = { root: disk.root ? Buffer.from(disk.root, 'hex') : null, depth: disk.depth }
-  // The tree walk queues chunk groups; `width` readers drain the queue, so reads overlap across leaves.
-  const queue = new AsyncQueue<Extent[]>(width * 2)
+  // The tree walk queues batches of chunk groups (a group: the extents of one chunk); `width` readers
+  // drain the queue, so reads overlap across leaves and run ahead of the writes. A batch's chunks are
+  // read together: those lying close in one pack come in one ranged read (one request on an object
+  // store, not one per chunk).
+  const queue = new AsyncQueue<Extent[][]>(width * 2)
   let failed: unknown
   // A reader does not wait for its chunk's writes: they run behind (up to `width` chunks' worth), so
   // the next read and open overlap the target's write latency (a direct write waits for the device).
@@ -220,26 +230,34 @@ export async function runRestore(
     }
   }
   const reader = async () => {
-    for (let group = await queue.next(); group; group = await queue.next()) {
+    for (let batch = await queue.next(); batch; batch = await queue.next()) {
       try {
         opts.signal?.throwIfAborted()
-        const first = group[0]!
-        const plain = await core.readChunk(first.id, `${what}: at offset ${first.start}`)
-        for (const e of group) {
-          if (e.chunkOffset + e.length > plain.length) {
-            throw new CairnError(
-              'VaultCorrupt',
-              `${what}: the extent at offset ${e.start} reaches past its chunk`,
-            )
+        const groups = batch
+        const plains = await core.readChunks(
+          groups.map((g) => g[0]!.id),
+          (i) => `${what}: at offset ${groups[i]![0]!.start}`,
+        )
+        groups.forEach((group, i) => {
+          for (const e of group) {
+            if (e.chunkOffset + e.length > plains[i]!.length) {
+              throw new CairnError(
+                'VaultCorrupt',
+                `${what}: the extent at offset ${e.start} reaches past its chunk`,
+              )
+            }
           }
-        }
-        const w = writeChunk(group, plain).catch((err: unknown) => {
+        })
+        const w = (async () => {
+          for (const [i, group] of groups.entries()) await writeChunk(group, plains[i]!)
+        })().catch((err: unknown) => {
           failed ??= err
           queue.close(true)
         })
         writing.add(w)
         void w.finally(() => writing.delete(w))
-        while (writing.size >= width) await Promise.race(writing)
+        // Half as many batches being written as read: each is up to a leaf of plaintext.
+        while (writing.size >= Math.max(1, width / 2)) await Promise.race(writing)
       } catch (err) {
         failed ??= err
         queue.close(true)
@@ -272,7 +290,19 @@ export async function runRestore(
         if (list) list.push(e)
         else byChunk.set(k, [e])
       }
-      for (const group of byChunk.values()) await queue.push(group)
+      let batch: Extent[][] = []
+      let bytes = 0
+      for (const group of byChunk.values()) {
+        const size = core.index.get(group[0]!.id)?.rawLength ?? core.config.chunkSize
+        if (batch.length > 0 && bytes + size > BATCH_BYTES) {
+          await queue.push(batch)
+          batch = []
+          bytes = 0
+        }
+        batch.push(group)
+        bytes += size
+      }
+      if (batch.length > 0) await queue.push(batch)
     })
   } catch (err) {
     failed ??= err

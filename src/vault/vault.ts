@@ -22,6 +22,7 @@ import {
   runUsage,
   type VaultUsage,
 } from './_maintenance.js'
+import { type MirrorReport, mirrorRemovals } from './_mirror.js'
 import { ObjectCache } from './_object-cache.js'
 import { decodeRecord, encodeRecord } from './_record.js'
 import {
@@ -408,6 +409,17 @@ export class Vault {
     // Replication itself writes into the replica (options.replica); nothing else may.
     if (!options.replica) target.#writable('copy recovery points into')
     return runCopy(this.#core, target.#core, options)
+  }
+
+  /**
+   * GRS replication only: makes this replica follow the deletions, soft deletes, undeletes and purges
+   * of `primary` (the same vault read over the pair), and its soft-delete and immutability settings;
+   * never removes a point the primary lists, nor one an immutable vault retains, nor one of `keep`.
+   */
+  mirrorRemovalsFrom(primary: Vault, options: { keep?: ReadonlySet<string> } = {}): Promise<MirrorReport> {
+    this.#open()
+    primary.#open()
+    return mirrorRemovals(primary.#core, this.#core, options)
   }
 
   /** Writes a disk of a recovery point into a sink. */

@@ -1,8 +1,8 @@
 // Streaming a file into a disk, a disk into a file, and page reads and writes through the API.
 
-import { open, stat } from 'node:fs/promises'
+import { open, realpath, stat } from 'node:fs/promises'
 import { Readable } from 'node:stream'
-import type { Disk, DiskExportResult, PageRanges } from '../../api/index.js'
+import type { Disk, DiskExportResult, DiskImportRequest, PageRanges } from '../../api/index.js'
 import { CairnError, ioError } from '../../util/index.js'
 import type { ApiClient } from '../api-client.js'
 import type { CommandContext } from '../command.js'
@@ -116,6 +116,19 @@ export async function fileSize(path: string): Promise<number> {
   throw new CairnError('UsageError', `Cannot stream "${path}" through the API: it is not a regular file`)
 }
 
+/** Refusals of a same-host import after which the CLI streams the file instead. */
+const STREAM_INSTEAD = new Set(['PathNotAllowed', 'FileNotFound', 'HostFileMismatch', 'ServiceUnavailable'])
+
+/** True when the service's URL names this host (a loopback address). */
+function onThisHost(baseUrl: string): boolean {
+  try {
+    const host = new URL(baseUrl).hostname
+    return host === 'localhost' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host)
+  } catch {
+    return false
+  }
+}
+
 /** Bytes read from the image at a time (a frame of the extent stream holds at most this). */
 const IMPORT_BLOCK = 4 * 1024 * 1024
 
@@ -126,7 +139,12 @@ const IMPORT_BLOCK = 4 * 1024 * 1024
  * the last one is on the wire. The service makes the disk appear once all of it is in, with one
  * fsync; a failure on either side (the file shrinking or unreadable, the connection cut) leaves no disk.
  */
-export async function importLocal(ctx: CommandContext, d: DiskName, path: string): Promise<Disk> {
+export async function importLocal(
+  ctx: CommandContext,
+  d: DiskName,
+  path: string,
+  options: { stream?: boolean } = {},
+): Promise<Disk> {
   const { client, out, signal } = ctx
   const { dataRanges, extentHeader, forEachDataRun } = await import('../../diskstore/index.js')
   const bytes = await fileSize(path)
@@ -137,6 +155,20 @@ export async function importLocal(ctx: CommandContext, d: DiskName, path: string
   const bar = new ProgressBar(`import ${d.disk}`, out.interactive)
   let source: Readable | undefined
   try {
+    // A service on this host may read the file itself when it lies under one of its --import-roots:
+    // no bytes cross the socket. The service checks that its file is this very one (size, device,
+    // inode, modification time); the CLI has opened it, so its user may read it. Else: streamed.
+    if (!options.stream && onThisHost(client.baseUrl)) {
+      const st = await fh.stat()
+      try {
+        return await client.post<Disk, DiskImportRequest>(`${diskPath(d)}/import`, {
+          path: await realpath(path),
+          expect: { size: st.size, dev: st.dev, ino: st.ino, mtimeMs: st.mtimeMs },
+        })
+      } catch (err) {
+        if (!(err instanceof CairnError) || !STREAM_INSTEAD.has(err.code)) throw err
+      }
+    }
     const ranges = (await dataRanges(path, bytes)) ?? [{ start: 0, end: size }]
     const total = ranges.reduce((n, r) => n + r.end - r.start, 0)
     let done = 0

@@ -132,8 +132,11 @@ export const diskCommands: CommandDef[] = [
       'The file is streamed through the API in one request holding its data extents only (zero pages\n' +
       'are left out), so it works against a remote service; of a sparse file only the data ranges are\n' +
       'read (qemu-img map, when installed, finds them). The disk appears once all of it is in; a failure\n' +
-      'leaves no disk. With --server, the service reads FILE (a regular file) on its own machine; it must\n' +
-      'be under a folder the service was started with --import-root (docs/security.md).',
+      'leaves no disk. When the service runs on this host (a loopback --url) and FILE lies under one of\n' +
+      'its --import-roots, the service reads the file itself after checking it is the same file (size,\n' +
+      'device, inode, time); --stream always streams. With --server, the service reads FILE (a regular\n' +
+      'file) on its own machine; it must be under a folder the service was started with --import-root\n' +
+      '(docs/security.md).',
     args: [
       { name: 'NAME', help: NAME_HELP },
       { name: 'FILE', help: 'raw image' },
@@ -144,6 +147,11 @@ export const diskCommands: CommandDef[] = [
         type: 'boolean',
         help: "FILE is a path on the service's machine, under an --import-root",
       },
+      {
+        name: 'stream',
+        type: 'boolean',
+        help: 'always stream FILE through the API, even to a service on this host that could read it',
+      },
     ],
     examples: ['cairn disk import web1-os web1-os.raw', 'cairn disk import os /srv/images/os.raw --server'],
     async run(ctx) {
@@ -151,7 +159,7 @@ export const diskCommands: CommandDef[] = [
       const d = parseDiskName(args.NAME!)
       const info = opts.server
         ? await client.post<Disk, DiskImportRequest>(`${diskPath(d)}/import`, { path: resolve(args.FILE!) })
-        : await importLocal(ctx, d, args.FILE!)
+        : await importLocal(ctx, d, args.FILE!, { stream: opts.stream === true })
       out.result(info, (x) => showDisk(out, x))
     },
   },

@@ -48,6 +48,30 @@ export function vaultOf(opts: Obj): string {
   return v
 }
 
+/** Where a restore puts its new disks (both restore commands). */
+const targetOptions: OptionDef[] = [
+  {
+    name: 'target-account',
+    type: 'string',
+    value: 'A',
+    help: "storage account of the new disks (default: each source disk's; e.g. on a replica's site)",
+  },
+  {
+    name: 'target-container',
+    type: 'string',
+    value: 'C',
+    help: "their container (default: each source disk's)",
+  },
+]
+
+/** The target account and container of a restore request, when given. */
+function targetOf(opts: Obj): Pick<VmRestoreRequest, 'targetAccount' | 'targetContainer'> {
+  return {
+    ...(opts['target-account'] ? { targetAccount: opts['target-account'] as string } : {}),
+    ...(opts['target-container'] ? { targetContainer: opts['target-container'] as string } : {}),
+  }
+}
+
 export function csv(text: string | undefined): string[] | undefined {
   return text === undefined
     ? undefined
@@ -92,8 +116,8 @@ export const protectionCommands: CommandDef[] = [
       {
         name: 'qga',
         type: 'string',
-        value: 'unix:PATH',
-        help: "the QEMU guest agent's socket on the service host (instead of --agent)",
+        value: 'CHANNEL',
+        help: "the QEMU guest agent: unix:PATH, its socket on the service host, or libvirt:DOMAIN, through the service host's libvirt (instead of --agent)",
       },
     ],
     examples: [
@@ -359,11 +383,13 @@ export const protectionCommands: CommandDef[] = [
         type: 'boolean',
         help: 'replace the disks of VM itself instead (snapshots them first)',
       },
+      ...targetOptions,
       { name: 'wait', type: 'boolean', help: 'follow the job to its end' },
       CANCEL_ON_INTERRUPT,
     ],
     examples: [
       'cairn restore vm web-1 --rp 20261204T195200123Z-7b55 --as web-1-restored --wait',
+      'cairn restore vm web-1 --vault geo --as web-1-dr --target-account drdisks --wait   # on a replica',
       'cairn restore vm web-1 --replace --wait',
     ],
     async run(ctx) {
@@ -378,7 +404,7 @@ export const protectionCommands: CommandDef[] = [
             'UsageError',
             'Cannot restore as a new VM without --as NAME (or use --replace)',
           )
-        body = { recoveryType: 'AlternateLocation', targetVmName: opts.as as string }
+        body = { recoveryType: 'AlternateLocation', targetVmName: opts.as as string, ...targetOf(opts) }
       }
       return startRestore(ctx, vault, rp, body)
     },
@@ -403,6 +429,7 @@ export const protectionCommands: CommandDef[] = [
         value: 'NAME',
         help: 'name prefix of the new disks (default VM-restored)',
       },
+      ...targetOptions,
       { name: 'wait', type: 'boolean', help: 'follow the job to its end' },
       CANCEL_ON_INTERRUPT,
     ],
@@ -410,7 +437,7 @@ export const protectionCommands: CommandDef[] = [
       const { args, opts, client } = ctx
       const vault = await itemVault(client, args.VM!, opts)
       const rp = await pointOf(client, vault, args.VM!, opts.rp as string | undefined)
-      const body: VmRestoreRequest = { recoveryType: 'RestoreDisks' }
+      const body: VmRestoreRequest = { recoveryType: 'RestoreDisks', ...targetOf(opts) }
       if (opts.prefix) body.diskPrefix = opts.prefix as string
       if (opts.disks !== undefined && opts.luns !== undefined)
         throw new CairnError('UsageError', 'Give --disks or --luns, not both')

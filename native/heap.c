@@ -1,0 +1,41 @@
+// Keeps memory the process frees for its next allocations instead of giving it back to the system at
+// once (glibc's mallopt M_TRIM_THRESHOLD and M_TOP_PAD), as a Node-API addon.
+// Why: node:http copies every received body chunk (up to 64 KiB) into a fresh malloc'd buffer, freed
+// only when the garbage collector runs, tens of MiB later. With glibc's defaults the freed top of the
+// heap is handed back at once, so the next chunks fault every page in again: on this VM a third of
+// the blob API's upload CPU went to those page faults (BENCHMARKS.md, "Blob API", "Page faults").
+// Built by scripts/build-native.js; loaded by src/util/retain-freed-heap.ts, which does nothing when
+// this file was not built or the C library is not glibc.
+#include <node_api.h>
+#include <stdint.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
+/* retainFreedHeap(trimBytes: number, topPadBytes: number): boolean (false: not glibc, nothing set). */
+static napi_value RetainFreedHeap(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_value result;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  int64_t trim = 0, pad = 0;
+  if (argc < 2 || napi_get_value_int64(env, argv[0], &trim) != napi_ok ||
+      napi_get_value_int64(env, argv[1], &pad) != napi_ok || trim < 0 || pad < 0 || trim > INT32_MAX ||
+      pad > INT32_MAX) {
+    napi_throw_type_error(env, NULL, "retainFreedHeap needs two byte counts up to 2 GiB");
+    return NULL;
+  }
+  int ok = 0;
+#if defined(__GLIBC__)
+  ok = mallopt(M_TRIM_THRESHOLD, (int)trim) == 1 && mallopt(M_TOP_PAD, (int)pad) == 1;
+#endif
+  napi_get_boolean(env, ok, &result);
+  return result;
+}
+
+NAPI_MODULE_INIT() {
+  napi_value fn;
+  napi_create_function(env, "retainFreedHeap", NAPI_AUTO_LENGTH, RetainFreedHeap, NULL, &fn);
+  napi_set_named_property(env, exports, "retainFreedHeap", fn);
+  return exports;
+}
