@@ -63,8 +63,9 @@ export async function waitJob(
   id: string,
   until: (j: Json) => boolean,
   what: string,
+  ms = 120_000,
 ): Promise<Json> {
-  const deadline = Date.now() + 120_000
+  const deadline = Date.now() + ms
   for (;;) {
     const { body: job } = await api(url, 'GET', `/api/v1/jobs/${id}`)
     if (until(job)) return job
@@ -74,8 +75,9 @@ export async function waitJob(
   }
 }
 
-/** Waits until a job has ended and answers it. */
-export const ended = (url: string, id: string) => waitJob(url, id, (j) => Boolean(j.endedAt), 'its end')
+/** Waits (at most `ms`, default 2 minutes) until a job has ended and answers it. */
+export const ended = (url: string, id: string, ms?: number) =>
+  waitJob(url, id, (j) => Boolean(j.endedAt), 'its end', ms)
 
 /** A running `cairn` command whose output is collected. */
 export interface CliRun {

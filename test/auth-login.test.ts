@@ -4,9 +4,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import { request as httpsRequest } from 'node:https'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { describe, it } from 'node:test'
+import { after, describe, it } from 'node:test'
 import { LoginLimiter } from '../src/auth/index.js'
-import { apiFetch, cairnAt, startService } from './_service.js'
+import { apiFetch, cairnAt, type RunningService, startService } from './_service.js'
 
 const login = (url: string, user: string, password: string, extra: Record<string, unknown> = {}) =>
   fetch(`${url}/api/v1/auth/login`, {
@@ -16,6 +16,16 @@ const login = (url: string, user: string, password: string, extra: Record<string
   })
 
 describe('sign-in', () => {
+  // The CLI login, API token and browser session cases share one service (each signs in on its own).
+  let sharedService: Promise<RunningService> | undefined
+  const shared = () => {
+    sharedService ??= startService()
+    return sharedService
+  }
+  after(async () => {
+    await (await sharedService)?.dispose()
+  })
+
   it('first start makes user admin with a generated password, printed once and kept in DATA/initial-admin-password (0600)', async () => {
     const svc = await startService()
     try {
@@ -120,7 +130,7 @@ describe('sign-in', () => {
   })
 
   it('cairn login saves a token per URL in XDG_CONFIG_HOME/cairn/credentials (0600), CAIRN_TOKEN overrides it, cairn logout ends it', async () => {
-    const svc = await startService()
+    const svc = await shared()
     const home = mkdtempSync(join(tmpdir(), 'cairn-home-'))
     // No harness token: the CLI uses only what it saved itself.
     const env = { XDG_CONFIG_HOME: home, CAIRN_TOKEN: '' }
@@ -162,134 +172,125 @@ describe('sign-in', () => {
       })
       assert.equal(reuse.status, 401)
     } finally {
-      await svc.dispose()
       rmSync(home, { recursive: true, force: true })
     }
   })
 
   it('API tokens: shown once, stored hashed, narrowed to a role and scope, listed without secrets, expiring and revocable', async () => {
-    const svc = await startService()
-    try {
-      const made = await cairnAt(svc.url, [
-        'token',
-        'create',
-        '--role',
-        'Reader',
-        '--scope',
-        'vault/main',
-        '--expires',
-        '1d',
-        '--name',
-        'ci',
-      ])
-      assert.equal(made.code, 0, made.stderr)
-      const token = JSON.parse(made.stdout) as {
-        id: string
-        token: string
-        role: string
-        scope: string
-        expiresAt: string
-      }
-      assert.match(token.token, /^cairn_[A-Za-z0-9_-]{43}$/)
-      assert.equal(token.role, 'Reader')
-      const as = (t: string, path: string, method = 'GET') =>
-        fetch(`${svc.url}${path}`, { method, headers: { authorization: `Bearer ${t}` } })
-      assert.equal(
-        (await as(token.token, '/api/v1/vaults/main/recoveryPoints')).status,
-        404,
-        'reads in its vault (there is no vault main)',
-      )
-      assert.equal(
-        (await as(token.token, '/api/v1/vaults/other/recoveryPoints')).status,
-        403,
-        'not in another vault',
-      )
-      assert.equal((await as(token.token, '/api/v1/vaults')).status, 403, 'nor globally')
-      assert.equal((await as(token.token, '/api/v1/vaults/main/gc', 'POST')).status, 403, 'and only reads')
-      const list = await cairnAt(svc.url, ['token', 'list'])
-      assert.equal(list.code, 0)
-      assert.ok(
-        list.stdout.includes(token.id) && !list.stdout.includes(token.token),
-        'listed without its secret',
-      )
-      for (const f of ['catalog.db', 'catalog.db-wal']) {
-        const bytes = existsSync(join(svc.data, f)) ? readFileSync(join(svc.data, f)) : Buffer.alloc(0)
-        assert.ok(!bytes.includes(Buffer.from(token.token)), `${f} keeps no token in the clear`)
-      }
-      const revoked = await cairnAt(svc.url, ['token', 'revoke', token.id])
-      assert.equal(revoked.code, 0, revoked.stderr)
-      assert.equal((await as(token.token, '/api/v1/vaults/main/recoveryPoints')).status, 401)
-
-      const short = JSON.parse((await cairnAt(svc.url, ['token', 'create', '--expires', '8s'])).stdout) as {
-        token: string
-        expiresAt: string
-      }
-      assert.equal((await as(short.token, '/api/v1/status')).status, 200)
-      await new Promise((r) => setTimeout(r, Math.max(0, Date.parse(short.expiresAt) - Date.now() + 300)))
-      assert.equal((await as(short.token, '/api/v1/status')).status, 401, 'an expired token is refused')
-
-      // A token never exceeds its user: a Reader cannot mint an Admin token.
-      const reader = await apiFetch(`${svc.url}/api/v1/users`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ name: 'rita', password: 'rita-password-123', role: 'Reader' }),
-      })
-      assert.equal(reader.status, 201)
-      const ritaToken = (
-        (await (await login(svc.url, 'rita', 'rita-password-123')).json()) as { token: string }
-      ).token
-      const escalate = await fetch(`${svc.url}/api/v1/auth/tokens`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${ritaToken}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ role: 'Admin' }),
-      })
-      assert.equal(escalate.status, 403)
-    } finally {
-      await svc.dispose()
+    const svc = await shared()
+    const made = await cairnAt(svc.url, [
+      'token',
+      'create',
+      '--role',
+      'Reader',
+      '--scope',
+      'vault/main',
+      '--expires',
+      '1d',
+      '--name',
+      'ci',
+    ])
+    assert.equal(made.code, 0, made.stderr)
+    const token = JSON.parse(made.stdout) as {
+      id: string
+      token: string
+      role: string
+      scope: string
+      expiresAt: string
     }
+    assert.match(token.token, /^cairn_[A-Za-z0-9_-]{43}$/)
+    assert.equal(token.role, 'Reader')
+    const as = (t: string, path: string, method = 'GET') =>
+      fetch(`${svc.url}${path}`, { method, headers: { authorization: `Bearer ${t}` } })
+    assert.equal(
+      (await as(token.token, '/api/v1/vaults/main/recoveryPoints')).status,
+      404,
+      'reads in its vault (there is no vault main)',
+    )
+    assert.equal(
+      (await as(token.token, '/api/v1/vaults/other/recoveryPoints')).status,
+      403,
+      'not in another vault',
+    )
+    assert.equal((await as(token.token, '/api/v1/vaults')).status, 403, 'nor globally')
+    assert.equal((await as(token.token, '/api/v1/vaults/main/gc', 'POST')).status, 403, 'and only reads')
+    const list = await cairnAt(svc.url, ['token', 'list'])
+    assert.equal(list.code, 0)
+    assert.ok(
+      list.stdout.includes(token.id) && !list.stdout.includes(token.token),
+      'listed without its secret',
+    )
+    for (const f of ['catalog.db', 'catalog.db-wal']) {
+      const bytes = existsSync(join(svc.data, f)) ? readFileSync(join(svc.data, f)) : Buffer.alloc(0)
+      assert.ok(!bytes.includes(Buffer.from(token.token)), `${f} keeps no token in the clear`)
+    }
+    const revoked = await cairnAt(svc.url, ['token', 'revoke', token.id])
+    assert.equal(revoked.code, 0, revoked.stderr)
+    assert.equal((await as(token.token, '/api/v1/vaults/main/recoveryPoints')).status, 401)
+
+    const short = JSON.parse((await cairnAt(svc.url, ['token', 'create', '--expires', '4s'])).stdout) as {
+      token: string
+      expiresAt: string
+    }
+    assert.equal((await as(short.token, '/api/v1/status')).status, 200)
+    await new Promise((r) => setTimeout(r, Math.max(0, Date.parse(short.expiresAt) - Date.now() + 300)))
+    assert.equal((await as(short.token, '/api/v1/status')).status, 401, 'an expired token is refused')
+
+    // A token never exceeds its user: a Reader cannot mint an Admin token.
+    const reader = await apiFetch(`${svc.url}/api/v1/users`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'rita', password: 'rita-password-123', role: 'Reader' }),
+    })
+    assert.equal(reader.status, 201)
+    const ritaToken = (
+      (await (await login(svc.url, 'rita', 'rita-password-123')).json()) as { token: string }
+    ).token
+    const escalate = await fetch(`${svc.url}/api/v1/auth/tokens`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ritaToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ role: 'Admin' }),
+    })
+    assert.equal(escalate.status, 403)
   })
 
   it('browser sessions: an HttpOnly SameSite=Strict cookie that changes state only with its CSRF header', async () => {
-    const svc = await startService()
-    try {
-      const password = readFileSync(join(svc.data, 'initial-admin-password'), 'utf8').trim()
-      const res = await login(svc.url, 'admin', password, { session: true })
-      assert.equal(res.status, 200)
-      const body = (await res.json()) as { csrfToken: string; token?: string }
-      assert.equal(body.token, undefined, 'a session answers no bearer token')
-      const cookie = res.headers.get('set-cookie')!
-      assert.match(cookie, /^cairn_session=cairn_s_[^;]+;/)
-      assert.match(cookie, /HttpOnly/i)
-      assert.match(cookie, /SameSite=Strict/i)
-      assert.doesNotMatch(cookie, /Secure/i, 'plain HTTP: no Secure flag (it is set over TLS)')
-      const session = cookie.split(';')[0]!
-      const read = await fetch(`${svc.url}/api/v1/status`, { headers: { cookie: session } })
-      assert.equal(read.status, 200)
-      const create = (headers: Record<string, string>) =>
-        fetch(`${svc.url}/api/v1/accounts`, {
-          method: 'POST',
-          headers: { cookie: session, 'content-type': 'application/json', ...headers },
-          body: JSON.stringify({ name: `acct${Object.keys(headers).length}` }),
-        })
-      const noCsrf = await create({})
-      assert.equal(noCsrf.status, 403, 'the cookie alone cannot change anything')
-      const badCsrf = await create({ 'x-cairn-csrf': 'guessed' })
-      assert.equal(badCsrf.status, 403)
-      const withCsrf = await create({ 'x-cairn-csrf': body.csrfToken, 'x-other': '1' })
-      assert.equal(withCsrf.status, 201, await withCsrf.text())
-      const asBearer = await fetch(`${svc.url}/api/v1/status`, {
-        headers: { authorization: `Bearer ${session.split('=')[1]}` },
-      })
-      assert.equal(asBearer.status, 401, 'a session secret is not a bearer token')
-      const out = await fetch(`${svc.url}/api/v1/auth/logout`, {
+    const svc = await shared()
+    const password = readFileSync(join(svc.data, 'initial-admin-password'), 'utf8').trim()
+    const res = await login(svc.url, 'admin', password, { session: true })
+    assert.equal(res.status, 200)
+    const body = (await res.json()) as { csrfToken: string; token?: string }
+    assert.equal(body.token, undefined, 'a session answers no bearer token')
+    const cookie = res.headers.get('set-cookie')!
+    assert.match(cookie, /^cairn_session=cairn_s_[^;]+;/)
+    assert.match(cookie, /HttpOnly/i)
+    assert.match(cookie, /SameSite=Strict/i)
+    assert.doesNotMatch(cookie, /Secure/i, 'plain HTTP: no Secure flag (it is set over TLS)')
+    const session = cookie.split(';')[0]!
+    const read = await fetch(`${svc.url}/api/v1/status`, { headers: { cookie: session } })
+    assert.equal(read.status, 200)
+    const create = (headers: Record<string, string>) =>
+      fetch(`${svc.url}/api/v1/accounts`, {
         method: 'POST',
-        headers: { cookie: session, 'x-cairn-csrf': body.csrfToken },
+        headers: { cookie: session, 'content-type': 'application/json', ...headers },
+        body: JSON.stringify({ name: `acct${Object.keys(headers).length}` }),
       })
-      assert.equal(out.status, 204)
-      assert.equal((await fetch(`${svc.url}/api/v1/status`, { headers: { cookie: session } })).status, 401)
-    } finally {
-      await svc.dispose()
-    }
+    const noCsrf = await create({})
+    assert.equal(noCsrf.status, 403, 'the cookie alone cannot change anything')
+    const badCsrf = await create({ 'x-cairn-csrf': 'guessed' })
+    assert.equal(badCsrf.status, 403)
+    const withCsrf = await create({ 'x-cairn-csrf': body.csrfToken, 'x-other': '1' })
+    assert.equal(withCsrf.status, 201, await withCsrf.text())
+    const asBearer = await fetch(`${svc.url}/api/v1/status`, {
+      headers: { authorization: `Bearer ${session.split('=')[1]}` },
+    })
+    assert.equal(asBearer.status, 401, 'a session secret is not a bearer token')
+    const out = await fetch(`${svc.url}/api/v1/auth/logout`, {
+      method: 'POST',
+      headers: { cookie: session, 'x-cairn-csrf': body.csrfToken },
+    })
+    assert.equal(out.status, 204)
+    assert.equal((await fetch(`${svc.url}/api/v1/status`, { headers: { cookie: session } })).status, 401)
   })
 
   it('over TLS the session cookie is Secure, and cairn login saves the certificate fingerprint that later commands pin', async () => {

@@ -233,7 +233,8 @@ for (const dialect of CATALOG_DIALECTS.filter((d) => d.name === 'postgres'))
 
         // Past A's lease, B or C claims the copy: it resumes there and completes. The backup needs A's disks:
         // nobody else claims it, it stays A's, Running.
-        const copied = await ended(b.url, copy.id)
+        // (The copy of every point: longer with the soak's 50 VMs.)
+        const copied = await ended(b.url, copy.id, 120_000 + VMS * 5000)
         assert.equal(copied.state, 'Completed', JSON.stringify(copied))
         assert.equal(copied.details.resumed.length, 1, 'resumed once, from its committed points')
         const catalog = await openCatalog(catalogUrl)

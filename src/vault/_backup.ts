@@ -347,8 +347,8 @@ interface BaseLeaf {
    * (pieces run four at once and finish out of order, so a later piece's end says nothing).
    */
   refs: Map<string, number>
-  /** Bytes of disk the next read of base chunks covers from the piece that needs one (see BASE_READ_AHEAD). */
-  readAhead: number
+  /** Starts of the pieces running now (four at once: one that started earlier may need its base later). */
+  running: Set<number>
 }
 
 /** The chunks (latin1 ids) of the extents that lie over `[r.start, r.end)`. */
@@ -358,14 +358,6 @@ function chunksUnder(extents: readonly Extent[], r: ByteRange): Set<string> {
     if (e.start < r.end && e.start + e.length > r.start) out.add(e.id.toString('latin1'))
   return out
 }
-
-/**
- * Bytes of disk whose base chunks a checksum backup reads at once when a piece changed: the piece's and
- * those of the next ones in its leaf, in one request where they lie together in a pack. A second read in
- * the same leaf (changes are dense there) takes the rest of the leaf. Isolated changes read at most this
- * much of the base; scattered ones cost a request or two per leaf, not one per chunk.
- */
-const BASE_READ_AHEAD = 4 * 1024 * 1024
 
 interface DiskContext {
   writer: PackWriter
@@ -476,7 +468,7 @@ async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Pr
       })
     if (under.length === 0) return null
     const old = Buffer.alloc(data.length)
-    if (under.some((e) => !base.chunks.has(e.id.toString('latin1')))) readBase(base, start, end)
+    if (under.some((e) => !base.chunks.has(e.id.toString('latin1')))) readBase(base, start)
     for (const e of under) {
       const k = e.id.toString('latin1')
       const plain = base.chunks.get(k)
@@ -505,18 +497,20 @@ async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Pr
   }
 
   /**
-   * Starts reading the base chunks under `[start, start + base.readAhead)` (at least the piece's) that
-   * are not read yet, together (see VaultCore.readChunks); each lands in `base.chunks` as a promise.
+   * Starts reading the base chunks of the rest of the leaf (from the piece, or from an earlier one
+   * still running beside it) that are not read yet, together (see VaultCore.readChunks); each lands in
+   * `base.chunks` as a promise. A leaf's chunks were written side by side (four at once, so not quite
+   * in order), so the leaf's base comes in one ranged read per pack it lies in: scattered changes cost
+   * one request per 16 MiB leaf, not one per chunk; an isolated change reads up to a leaf of its base.
    */
-  const readBase = (base: BaseLeaf, start: number, end: number): void => {
-    const to = Math.max(end, start + base.readAhead)
-    base.readAhead = LEAF_SPAN
+  const readBase = (base: BaseLeaf, pieceStart: number): void => {
+    const start = Math.min(pieceStart, ...base.running)
     const ids: Buffer[] = []
     const at: number[] = []
     const keys: string[] = []
     for (const e of base.extents) {
       const k = e.id.toString('latin1')
-      if (e.start >= to || e.start + e.length <= start) continue
+      if (e.start + e.length <= start) continue
       if (base.chunks.has(k) || keys.includes(k) || !base.refs.get(k)) continue
       ids.push(e.id)
       at.push(Math.max(start, e.start))
@@ -639,15 +633,17 @@ async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Pr
         known: new Set(extents.map((e) => e.id.toString('latin1'))),
         chunks: new Map(),
         refs,
-        readAhead: BASE_READ_AHEAD,
+        running: new Set(),
       }
     }
     const made: Extent[][] = new Array(pieces.length).fill([])
     // Four 1 MiB chunks in flight keep two workers busy.
     await forEachLimit(pieces, 4, async (p, i) => {
+      base?.running.add(p.start)
       try {
         made[i] = await piece(p.start, p.end, base, stats)
       } finally {
+        base?.running.delete(p.start)
         // A base chunk no unfinished piece lies over is dropped at once (a full backup's serves one piece).
         for (const k of base ? chunksUnder(base.extents, p) : []) {
           const left = (base!.refs.get(k) ?? 1) - 1

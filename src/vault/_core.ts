@@ -145,7 +145,8 @@ export class VaultCore {
     })
     // Chunks the index does not know yet are read one by one: readChunk refreshes it or says which is missing.
     for (const i of alone) out[i] = await this.readChunk(ids[i]!, what(i))
-    await forEachLimit(planPackReads(locs), options.inFlight ?? 2, async (read) => {
+    const plan = planPackReads(locs)
+    await forEachLimit(plan, options.inFlight ?? 2, async (read) => {
       let data: Buffer
       try {
         data = await this.backend.getRange(read.pack, read.offset, read.length)

@@ -25,11 +25,11 @@ export interface RestoreOptions extends OperationOptions {
 }
 
 /**
- * Bytes of chunks (plaintext) a restore reader reads together: half a leaf, few enough that `width`
- * batches in flight and as many being written stay small, enough that a batch's chunks, written side
- * by side in a pack, come in one request (the small chunks of an incremental's changes with them).
+ * Bytes of chunks (plaintext) a restore reader reads together: a leaf's (16 MiB of disk, a little more
+ * when its extents use parts of bigger chunks), so that its chunks, written side by side in a pack,
+ * come in one request per pack they lie in (an incremental's: the base's run and the new pages').
  */
-const BATCH_BYTES = 8 * 1024 * 1024
+const BATCH_BYTES = 20 * 1024 * 1024
 
 /** A counting semaphore. */
 class Slots {
@@ -256,7 +256,8 @@ export async function runRestore(
         })
         writing.add(w)
         void w.finally(() => writing.delete(w))
-        while (writing.size >= width) await Promise.race(writing)
+        // Half as many batches being written as read: each is up to a leaf of plaintext.
+        while (writing.size >= Math.max(1, width / 2)) await Promise.race(writing)
       } catch (err) {
         failed ??= err
         queue.close(true)
