@@ -36,6 +36,7 @@ const TOOLS = [
     pkg: 'lvm2',
     usedBy: 'file-recovery tests (an LVM2 physical volume refused by name; as root)',
   },
+  { command: 'unzip', pkg: 'unzip', usedBy: 'file-recovery tests (extracting a zip of several paths)' },
   { command: 'fls', pkg: 'sleuthkit', usedBy: 'file-system reader tests (NTFS listings to compare)' },
   { command: 'fsfreeze', pkg: 'util-linux', usedBy: 'agent tests (freezing a mounted file system)' },
   { command: 'nbdfuse', pkg: 'nbdfuse', usedBy: 'file-recovery tests (the attach script, as root)' },

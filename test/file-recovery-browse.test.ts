@@ -42,6 +42,8 @@ describe('rp files, download and history: browsing recovery points in the servic
     tree = join(dir, 'tree')
     mkdirSync(tree)
     makeTree(tree)
+    mkdirSync(join(tree, 'srv/app'), { recursive: true })
+    writeFileSync(join(tree, 'srv/app/readme.txt'), 'another app\n')
     mkdirSync(join(tree, 'big'))
     for (let i = 0; i < BIG_DIR; i++)
       writeFileSync(join(tree, 'big', `f${String(i).padStart(5, '0')}`), `${i}\n`)
@@ -102,6 +104,30 @@ describe('rp files, download and history: browsing recovery points in the servic
     assert.equal(names.length, BIG_DIR)
     assert.deepEqual(names, [...names].sort())
     assert.equal(new Set(names).size, BIG_DIR)
+    // Pages of another size (a warm folder is sliced from bytes encoded once) hold the same entries.
+    const pagesOf = async (limit: number) => {
+      const all: FileEntry[] = []
+      let at: string | undefined
+      do {
+        const page = await getJson<{ items: FileEntry[]; nextCursor?: string }>(
+          `${base}/files${q('/big', `&limit=${limit}${at ? `&cursor=${at}` : ''}`)}`,
+        )
+        all.push(...page.items)
+        at = page.nextCursor
+      } while (at)
+      return all
+    }
+    const byThousand = await pagesOf(1000)
+    assert.deepEqual(
+      byThousand.map((e) => e.name),
+      names,
+    )
+    assert.deepEqual(await pagesOf(333), byThousand)
+    assert.equal(byThousand[1234]!.path, `/big/${names[1234]}`)
+    const empty = await getJson<{ items: FileEntry[]; total: number; nextCursor?: string }>(
+      `${base}/files${q('/lost+found')}`,
+    )
+    assert.deepEqual([empty.items, empty.total, empty.nextCursor], [[], 0, undefined])
     // The CLI reads every page (700 a page here), or the first --limit entries.
     const paged = await cairnAt(service.url, ['rp', 'files', 'web', '--rp', first, '/big'], {
       env: { CAIRN_PAGE_SIZE: '700' },
@@ -173,6 +199,84 @@ describe('rp files, download and history: browsing recovery points in the servic
     assert.equal(a.ino, b.ino, 'the hard link was not kept')
   })
 
+  it('a tar and a zip of several paths hold each under its own name, once, equal to the source (GNU tar, unzip)', async () => {
+    // A folder, a file inside it (stored once, in the folder), the folder again spelled otherwise, a file,
+    // a symlink reached through `..` (which never leaves the file system) and a second `docs` folder.
+    const paths = [
+      '/etc/app',
+      '/etc/app/config.yaml',
+      '/etc/./app/',
+      '/home/ana/empty',
+      '/../../home/ana/report-link',
+    ]
+    const query = `?${paths.map((p) => `path=${encodeURIComponent(p)}`).join('&')}`
+    const want = new Map<string, string>()
+    for (const [rel, d] of describeTree(join(tree, 'etc/app'))) want.set(`app/${rel}`, d)
+    const top = describeTree(join(tree, 'etc'))
+    want.set('app', top.get('app')!)
+    const ana = describeTree(join(tree, 'home/ana'))
+    want.set('empty', ana.get('empty')!)
+    want.set('report-link', ana.get('report-link')!)
+    for (const format of ['tar', 'zip'] as const) {
+      const res = await get(`${base}/archive${query}&format=${format}`)
+      assert.equal(res.status, 200, await res.clone().text())
+      assert.match(res.headers.get('content-disposition') ?? '', new RegExp(`web-files\\.${format}`))
+      const file = join(dir, `several.${format}`)
+      writeFileSync(file, Buffer.from(await res.arrayBuffer()))
+      const out = join(dir, `several-${format}`)
+      mkdirSync(out)
+      if (format === 'tar') run('tar', ['-xpf', file, '-C', out])
+      else run('unzip', ['-q', file, '-d', out])
+      assert.deepEqual(describeTree(out), want, format)
+    }
+    // Paths inside a folder also given are stored once, in it; two of one name from two folders: the
+    // second is "app (2)".
+    const names = await get(
+      `${base}/archive?path=/etc/app&path=/srv/app&path=/home/ana/docs/report.txt&path=/home/ana/docs/deep&path=/home/ana/docs/deep/er/still`,
+    )
+    writeFileSync(join(dir, 'names.tar'), Buffer.from(await names.arrayBuffer()))
+    const listed = run('tar', ['-tf', join(dir, 'names.tar')])
+      .split('\n')
+      .filter(Boolean)
+    assert.deepEqual(
+      listed.filter((n) => !n.includes('/')),
+      ['app', 'app (2)', 'report.txt', 'deep'],
+    )
+    assert.ok(listed.includes('app (2)/readme.txt'))
+    assert.ok(listed.includes('deep/er/still/bottom.bin'))
+  })
+
+  it('an archive of several paths refuses a missing path, no path, and more paths than one archive takes', async () => {
+    const code = async (res: Response) => ((await res.json()) as { error: { code: string } }).error.code
+    const missing = await get(`${base}/archive?path=/etc/app&path=/no/such/file`)
+    assert.equal(missing.status, 404)
+    assert.equal(await code(missing), 'FileSystemPathNotFound')
+    const many = `?${Array.from({ length: 257 }, (_, i) => `path=/etc/app/f${i}`).join('&')}`
+    const tooMany = await get(`${base}/archive${many}`)
+    assert.equal(tooMany.status, 400)
+    assert.match(((await tooMany.json()) as { error: { message: string } }).error.message, /at most 256/)
+    const none = await get(`${base}/archive`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ path: [], to: join(dir, 'exports', 'none.tar') }),
+    })
+    assert.equal(none.status, 400)
+    assert.equal(await code(none), 'InvalidRequest')
+    const cli = await cairnAt(service.url, [
+      'rp',
+      'download',
+      'web',
+      '--rp',
+      first,
+      '/etc/app',
+      '/nope',
+      '--to',
+      join(dir, 'cli-bad.tar'),
+    ])
+    assert.notEqual(cli.code, 0)
+    assert.match(cli.stderr, /FileSystemPathNotFound/)
+  })
+
   it('a zip of a folder holds every file byte for byte, with symlinks and modes (Python zipfile)', async () => {
     const res = await get(`${base}/archive${q('/home/ana', '&format=zip')}`)
     assert.equal(res.status, 200)
@@ -217,6 +321,19 @@ print(json.dumps(out))`,
       readFileSync(join(tree, 'etc/app/config.yaml'), 'utf8'),
     )
     assert.equal(lstatSync(join(dir, 'one/config.yaml')).mode & 0o777, 0o600)
+    // Several paths: into a folder (extracted), and as one zip.
+    const several = join(dir, 'several-cli')
+    await ok(['rp', 'download', 'web', '--rp', first, '/etc/app', '/home/ana/empty', '--to', several])
+    assert.deepEqual(readdirSync(several).sort(), ['app', 'empty'])
+    assert.deepEqual(describeTree(join(several, 'app')), describeTree(join(tree, 'etc/app')))
+    await ok(['rp', 'download', 'web', '--rp', first, '/etc/app', '/srv/app', '--to', join(dir, 'apps.zip')])
+    assert.deepEqual(
+      run('zipinfo', ['-1', join(dir, 'apps.zip')])
+        .split('\n')
+        .filter(Boolean)
+        .sort(),
+      ['app (2)/', 'app (2)/readme.txt', 'app/', 'app/config.yaml'],
+    )
     const zip = join(dir, 'etc.zip')
     await ok(['rp', 'download', 'web', '--rp', first, '/etc', '--to', zip])
     run('/usr/bin/python3', [
@@ -232,6 +349,28 @@ print(json.dumps(out))`,
     assert.equal(job.state, 'Completed')
     const listed = run('tar', ['-tf', target]).split('\n')
     assert.ok(listed.includes('home/ana/docs/deep/er/still/bottom.bin'))
+    // A job of several paths.
+    const two = join(dir, 'exports/two.tar')
+    const job2 = (await ok([
+      'rp',
+      'download',
+      'web',
+      '--rp',
+      first,
+      '/etc/app',
+      '/srv/app/readme.txt',
+      '--to',
+      two,
+      '--job',
+    ])) as {
+      state: string
+    }
+    assert.equal(job2.state, 'Completed')
+    assert.deepEqual(run('tar', ['-tf', two]).split('\n').filter(Boolean), [
+      'app',
+      'app/config.yaml',
+      'readme.txt',
+    ])
     // Outside the export roots: refused before any job runs.
     const refused = await cairnAt(service.url, [
       'rp',

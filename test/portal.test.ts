@@ -343,6 +343,20 @@ describe('the portal in a real browser', { timeout: 600_000 }, () => {
     const listed = run('tar', ['-tf', (await tar.path())!]).split('\n')
     assert.ok(listed.includes('docs/report.bin') && listed.includes('docs/many/f59'), listed.join(' '))
 
+    // Two ticked entries (a file and a folder) downloaded as one tar: each under its own name.
+    const entries = page().getByRole('table', { name: 'Entries of /docs' })
+    await entries.getByRole('checkbox', { name: 'Select report.bin' }).check()
+    await entries.getByRole('checkbox', { name: 'Select many' }).check()
+    const [picked] = await Promise.all([
+      page().waitForEvent('download'),
+      page().getByRole('link', { name: 'Download selected as tar' }).click(),
+    ])
+    const out = join(dir, 'picked')
+    mkdirSync(out)
+    run('tar', ['-xf', (await picked.path())!, '-C', out])
+    assert.equal(sha256(readFileSync(join(out, 'report.bin'))), sha256(report))
+    assert.ok(existsSync(join(out, 'many/f59')))
+
     // A big folder is written on the service as a job; outside the export roots it is refused.
     await page().getByLabel('Archive file on the service').fill(join(dir, 'elsewhere.tar'))
     await page().getByRole('button', { name: 'Save /docs on the service' }).click()

@@ -74,9 +74,16 @@ export const FileQuery = z.object({
 
 export const ArchiveFormat = z.enum(['tar', 'zip'])
 
+/** One path, or several of one volume (each stored under its own name at the archive's top). */
+export const ArchivePaths = z.union([z.string(), z.array(z.string())]).openapi({
+  description:
+    'A file or folder, or several (at most 256) of one volume: each is stored under its own name at the top of the archive; a path given twice or inside another is stored once; `..` never leaves the file system',
+  example: ['/home/ana/docs', '/etc/app/config.yaml'],
+})
+
 export const ArchiveJobRequest = z
   .object({
-    path: z.string().openapi({ example: '/home/ana' }),
+    path: ArchivePaths,
     format: ArchiveFormat.default('tar'),
     to: z.string().openapi({ description: 'A file under an export root of the service (--export-root)' }),
     overwrite: z.boolean().optional(),

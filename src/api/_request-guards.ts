@@ -97,6 +97,8 @@ function crossSite(c: Context, why: string): CairnError {
  */
 export function bodyLimit(limit: number = MAX_JSON_BODY): MiddlewareHandler {
   return async (c, next) => {
+    // GET and HEAD carry no body; asking for c.req.raw would build a whole Request per read.
+    if (c.req.method === 'GET' || c.req.method === 'HEAD') return next()
     const type = c.req.header('content-type')?.split(';')[0]?.trim().toLowerCase()
     if (type === 'application/octet-stream' || c.req.raw.body === null) return next()
     const bytes = await readBodyUpTo(c, limit)

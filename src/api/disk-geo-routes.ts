@@ -1,8 +1,8 @@
+import type { IncomingMessage } from 'node:http'
 import { createRoute, z } from '@hono/zod-openapi'
 import type { DiskGeoReplication } from '../protection/index.js'
 import { CairnError } from '../util/index.js'
 import { A, AccountParams, body, json } from './_disk-schemas.js'
-import { readBodyUpTo } from './_request-guards.js'
 import type { ApiContext } from './api-context.js'
 import type { ApiApp } from './new-api-app.js'
 import { errorResponses } from './schemas.js'
@@ -161,8 +161,20 @@ export function registerDiskGeoRoutes(app: ApiApp, ctx: ApiContext): void {
       responses: { 200: json(ReceiveAnswer, 'Applied, or already applied'), ...errorResponses },
     }),
     async (c) => {
-      const data = await readBodyUpTo(c, MAX_MESSAGE)
-      return c.json(await geo().receive(data), 200)
+      const declared = c.req.header('content-length')
+      if (declared !== undefined && Number(declared) > MAX_MESSAGE)
+        throw new CairnError(
+          'PayloadTooLarge',
+          `Cannot accept a replication message of ${declared} bytes: the limit is ${MAX_MESSAGE} bytes`,
+        )
+      // The Node request itself when the body is still unread (no web-stream copy of each chunk).
+      const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming
+      // (A web ReadableStream is async-iterable on Node; the DOM-less types do not say so.)
+      const source =
+        incoming !== undefined && !incoming.readableDidRead
+          ? incoming
+          : ((c.req.raw.body ?? []) as unknown as AsyncIterable<Uint8Array>)
+      return c.json(await geo().receiveStream(source, MAX_MESSAGE), 200)
     },
   )
   app.openapi(
@@ -174,6 +186,6 @@ export function registerDiskGeoRoutes(app: ApiApp, ctx: ApiContext): void {
       request: { params: AccountParams },
       responses: { 200: json(ReplicaState, 'The replica'), ...errorResponses },
     }),
-    (c) => c.json(geo().replicaState(c.req.valid('param').account), 200),
+    async (c) => c.json(await geo().replicaState(c.req.valid('param').account), 200),
   )
 }

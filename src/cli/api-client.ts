@@ -10,8 +10,8 @@ export const DEFAULT_URL = 'http://127.0.0.1:7070'
 /** Items the client asks for per page when it follows a list's cursors (the API's largest page). */
 export const LIST_PAGE_SIZE = 1000
 
-/** A query string as the client sends it; undefined values are left out. */
-export type Query = Record<string, string | number | boolean | undefined>
+/** A query string as the client sends it; undefined values are left out, a list repeats its key. */
+export type Query = Record<string, string | number | boolean | string[] | undefined>
 
 /**
  * A small client of the management API: JSON in and out, errors as CairnError with the service's code.
@@ -129,7 +129,8 @@ export class ApiClient {
   ): Promise<Response> {
     const url = this.#url(path)
     for (const [k, v] of Object.entries(init.query ?? {}))
-      if (v !== undefined) url.searchParams.set(k, String(v))
+      if (Array.isArray(v)) for (const one of v) url.searchParams.append(k, one)
+      else if (v !== undefined) url.searchParams.set(k, String(v))
     const token = this.#token()
     const headers = token === undefined ? init.headers : { ...init.headers, authorization: `Bearer ${token}` }
     let res: Response

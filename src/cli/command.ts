@@ -19,11 +19,15 @@ export interface ArgDef {
   name: string
   help: string
   optional?: boolean
+  /** The last argument may be given several times: `args` holds the first, `lists` every one. */
+  variadic?: boolean
 }
 
 /** What a command's run() receives. */
 export interface CommandContext {
   args: Record<string, string | undefined>
+  /** Every value of a variadic argument, by its name. */
+  lists?: Record<string, string[]>
   opts: Record<string, unknown>
   client: ApiClient
   out: Output

@@ -9,7 +9,12 @@ const optionLine = (o: OptionDef) => {
 
 /** Help for one command. */
 export function commandHelp(cmd: CommandDef): string {
-  const args = (cmd.args ?? []).map((a) => (a.optional ? `[${a.name}]` : a.name)).join(' ')
+  const args = (cmd.args ?? [])
+    .map((a) => {
+      const one = a.optional ? `[${a.name}]` : a.name
+      return a.variadic ? `${one} [${a.name}...]` : one
+    })
+    .join(' ')
   const lines = [`Usage: cairn ${cmd.name}${args ? ` ${args}` : ''} [options]`, '', cmd.summary]
   if (cmd.description) lines.push('', cmd.description)
   if (cmd.args?.length) {

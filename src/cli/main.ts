@@ -96,14 +96,14 @@ export async function main(argv: string[], commands: CommandDef[] = COMMANDS): P
   const onSigint = () => controller.abort(new CairnError('Cancelled', 'Interrupted'))
   if (!cmd.local) process.once('SIGINT', onSigint)
   try {
-    const { args, opts } = parseArgs(cmd, rest)
+    const { args, lists, opts } = parseArgs(cmd, rest)
     const url = (opts.url as string | undefined) ?? process.env.CAIRN_URL ?? DEFAULT_URL
     const client = new ApiClient(url, {
       trust: cmd.local ? {} : tlsTrust(opts, url),
       ...pageSize(),
     })
     try {
-      const code = await cmd.run({ args, opts, client, out, signal: controller.signal })
+      const code = await cmd.run({ args, lists, opts, client, out, signal: controller.signal })
       return code ?? 0
     } finally {
       client.close()

@@ -5,6 +5,8 @@ import { GLOBAL_OPTIONS } from './command.js'
 /** The result of parsing a command line against a command. */
 export interface ParsedArgs {
   args: Record<string, string | undefined>
+  /** Every value of a variadic (last) argument. */
+  lists: Record<string, string[]>
   opts: Record<string, unknown>
 }
 
@@ -59,13 +61,17 @@ export function parseArgs(cmd: CommandDef, argv: string[]): ParsedArgs {
   if (missing.length) throw usage(`Missing option ${missing.join(', ')}`)
   const specs = cmd.args ?? []
   const args: Record<string, string | undefined> = {}
-  if (positionals.length > specs.length) throw usage(`Unexpected argument "${positionals[specs.length]}"`)
+  const lists: Record<string, string[]> = {}
+  const last = specs.at(-1)
+  if (positionals.length > specs.length && !last?.variadic)
+    throw usage(`Unexpected argument "${positionals[specs.length]}"`)
   specs.forEach((s, idx) => {
     const v = positionals[idx]
     if (v === undefined && !s.optional) throw usage(`Missing argument ${s.name}`)
     args[s.name] = v
   })
-  return { args, opts }
+  if (last?.variadic) lists[last.name] = positionals.slice(specs.length - 1)
+  return { args, lists, opts }
 }
 
 function convert(def: OptionDef, raw: string, prev: unknown, usage: (m: string) => Error): unknown {

@@ -13,6 +13,8 @@ interface Directory<H> {
   nodes: Array<Node<H>>
   byName: Map<string, Node<H>>
   byFoldedName?: Map<string, Node<H>>
+  /** The public entries of a listing, built once (for the path they were listed under) and sliced per page. */
+  listed?: { path: string; entries: FileEntry[] }
 }
 
 /**
@@ -73,7 +75,14 @@ export abstract class BaseFileSystem<H> implements FileSystem {
     const start = Math.max(0, options.start ?? 0)
     const end =
       options.limit === undefined ? dir.nodes.length : Math.min(dir.nodes.length, start + options.limit)
-    const entries = dir.nodes.slice(start, end).map((n) => this.#public(n, joinPath(p, n.entry.name)))
+    // Later pages of a big folder slice the entries built for the first one: no per-request objects.
+    // They are plain objects (no hidden node) so JSON.stringify stays on V8's fast path; a directory
+    // reached under another path (a loop in a damaged image) gets its own.
+    if (dir.listed?.path !== p) {
+      if (dir.listed === undefined) this.#dirEntries += dir.nodes.length
+      dir.listed = { path: p, entries: dir.nodes.map((n) => plainEntry(n, joinPath(p, n.entry.name))) }
+    }
+    const entries = dir.listed.entries.slice(start, end)
     return end < dir.nodes.length
       ? { entries, total: dir.nodes.length, next: end }
       : { entries, total: dir.nodes.length }
@@ -151,6 +160,7 @@ export abstract class BaseFileSystem<H> implements FileSystem {
     }
   }
 
+  /** An entry that carries its node, hidden, so read(entry) needs no lookup (walks and stat). */
   #public(node: Node<H>, path: string): FileEntry {
     const entry: FileEntry = { ...node.entry, path }
     if (path === '/') entry.name = '/'
@@ -195,8 +205,27 @@ export abstract class BaseFileSystem<H> implements FileSystem {
     while (this.#dirEntries > DIR_CACHE_ENTRIES && this.#dirs.size > 1) {
       const [oldestId, oldest] = this.#dirs.entries().next().value as [string, Directory<H>]
       this.#dirs.delete(oldestId)
-      this.#dirEntries -= oldest.nodes.length
+      this.#dirEntries -= oldest.nodes.length * (oldest.listed ? 2 : 1)
     }
     return dir
   }
+}
+
+/** A listing's entry: a plain object with the same property order every time (a fast V8 shape). */
+function plainEntry<H>(node: Node<H>, path: string): FileEntry {
+  const e = node.entry
+  const out: FileEntry = {
+    name: e.name,
+    path,
+    type: e.type,
+    size: e.size,
+    mode: e.mode,
+    uid: e.uid,
+    gid: e.gid,
+    mtime: e.mtime,
+    id: e.id,
+    nlink: e.nlink,
+  }
+  if (e.target !== undefined) out.target = e.target
+  return out
 }

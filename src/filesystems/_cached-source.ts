@@ -96,19 +96,20 @@ export class CachedSource {
     await Promise.all(runs.map(([a, b]) => this.#load(a, b)))
   }
 
-  /** Bytes straight from the source (file data), bounds-checked. */
-  async readDirect(offset: number, length: number, what = 'file data'): Promise<Buffer> {
+  /**
+   * Bytes straight from the source (file data), bounds-checked; with `into` (at least `length` bytes)
+   * they are read there, in place, and `into` is answered.
+   */
+  async readDirect(offset: number, length: number, what = 'file data', into?: Buffer): Promise<Buffer> {
     this.check(offset, length, what)
-    if (length === 0) return Buffer.alloc(0)
-    const out = Buffer.allocUnsafe(length)
-    let done = 0
-    while (done < length) {
+    if (length === 0) return into?.subarray(0, 0) ?? Buffer.alloc(0)
+    const out = into ?? Buffer.allocUnsafe(length)
+    for (let done = 0; done < length; ) {
       const n = Math.min(MAX_RUN * 4, length - done)
-      const buf = await this.#sourceRead(offset + done, n)
-      buf.copy(out, done)
+      await this.#sourceRead(offset + done, n, out.subarray(done, done + n))
       done += n
     }
-    return out
+    return out.length === length ? out : out.subarray(0, length)
   }
 
   #page(p: number): Buffer {
@@ -172,14 +173,17 @@ export class CachedSource {
     return job
   }
 
-  async #sourceRead(offset: number, length: number): Promise<Buffer> {
-    const buf = await this.#src.read(this.#base + offset, length)
+  /** Bytes from the source; with `into`, they end up there (copied when the source answered elsewhere). */
+  async #sourceRead(offset: number, length: number, into?: Buffer): Promise<Buffer> {
+    const buf = await this.#src.read(this.#base + offset, length, into)
     if (buf.length < length) {
       throw new CairnError(
         'IoError',
         `Cannot read bytes ${this.#base + offset}-${this.#base + offset + length} of the disk: the source returned ${buf.length} bytes`,
       )
     }
-    return buf.length === length ? buf : buf.subarray(0, length)
+    if (into === undefined) return buf.length === length ? buf : buf.subarray(0, length)
+    if (buf.buffer !== into.buffer || buf.byteOffset !== into.byteOffset) buf.copy(into, 0, 0, length)
+    return into
   }
 }

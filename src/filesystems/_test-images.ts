@@ -53,13 +53,13 @@ export class FileBlockSource implements BlockSource {
     this.#latencyMs = options.latencyMs ?? 0
   }
 
-  async read(offset: number, length: number): Promise<Buffer> {
+  async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
     if (offset < 0 || offset + length > this.size)
       throw new Error(`read ${offset}+${length} past ${this.size}`)
     this.reads++
     this.bytes += length
     if (this.#latencyMs > 0) await new Promise((r) => setTimeout(r, this.#latencyMs))
-    const buf = Buffer.alloc(length)
+    const buf = into?.subarray(0, length) ?? Buffer.alloc(length)
     let done = 0
     while (done < length) {
       const n = readSync(this.#fd, buf, done, length - done, offset + done)

@@ -325,8 +325,7 @@ export class ExtFileSystem extends BaseFileSystem<Inode> {
   async #readRange(inode: Inode, offset: number, length: number, metadata = false): Promise<Buffer> {
     const bs = this.#blockSize
     const runs = await this.#blockMap(inode)
-    const out = Buffer.alloc(length)
-    if (length === 0) return out
+    if (length === 0) return Buffer.alloc(0)
     const firstBlock = Math.floor(offset / bs)
     const lastBlock = Math.floor((offset + length - 1) / bs)
     const pieces: Array<{ disk: number; at: number; length: number }> = []
@@ -340,14 +339,15 @@ export class ExtFileSystem extends BaseFileSystem<Inode> {
       pieces.push({ disk, at: fileFrom - offset, length: fileTo - fileFrom })
     }
     const what = `inode ${inode.ino}`
+    // Holes (bytes no run covers) read as zeros; data is read in place, straight into the answer.
+    const covered = pieces.reduce((n, p) => n + p.length, 0)
+    const out = covered === length ? Buffer.allocUnsafe(length) : Buffer.alloc(length)
     if (metadata) await this.#src.prefetch(pieces.map((p) => ({ offset: p.disk, length: p.length })))
     for (let i = 0; i < pieces.length; i += 8) {
       await Promise.all(
         pieces.slice(i, i + 8).map(async (p) => {
-          const buf = metadata
-            ? await this.#src.read(p.disk, p.length, what)
-            : await this.#src.readDirect(p.disk, p.length, what)
-          buf.copy(out, p.at)
+          if (metadata) (await this.#src.read(p.disk, p.length, what)).copy(out, p.at)
+          else await this.#src.readDirect(p.disk, p.length, what, out.subarray(p.at, p.at + p.length))
         }),
       )
     }

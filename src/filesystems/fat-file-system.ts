@@ -118,10 +118,16 @@ export class FatFileSystem extends BaseFileSystem<FatHandle> {
       const fileFrom = Math.max(offset, index * cs)
       const fileTo = Math.min(offset + length, (index + r.count) * cs)
       const disk = this.#clusterOffset(r.first) + (fileFrom - index * cs)
+      const at = fileFrom - offset
       reads.push(
-        this.#src.readDirect(disk, fileTo - fileFrom, `"${node.entry.name}"`).then((buf) => {
-          buf.copy(out, fileFrom - offset)
-        }),
+        this.#src
+          .readDirect(
+            disk,
+            fileTo - fileFrom,
+            `"${node.entry.name}"`,
+            out.subarray(at, at + fileTo - fileFrom),
+          )
+          .then(() => {}),
       )
       if (reads.length >= 8) await Promise.all(reads.splice(0))
       index += r.count

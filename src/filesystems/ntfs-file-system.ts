@@ -236,9 +236,10 @@ export class NtfsFileSystem extends BaseFileSystem<NtfsHandle> {
     const reads: Array<Promise<void>> = []
     let pos = 0
     for (const p of pieces) {
-      const into = pos
       if (p.at !== null)
-        reads.push(this.#src.readDirect(p.at, p.length, what).then((buf) => void buf.copy(out, into)))
+        reads.push(
+          this.#src.readDirect(p.at, p.length, what, out.subarray(pos, pos + p.length)).then(() => {}),
+        )
       if (reads.length >= 8) await Promise.all(reads.splice(0))
       pos += p.length
     }

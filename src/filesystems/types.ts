@@ -7,7 +7,8 @@
  */
 export interface BlockSource {
   readonly size: number
-  read(offset: number, length: number): Promise<Buffer>
+  /** `length` bytes from `offset`; with `into`, the bytes may land there (no copy): the answer says where they are. */
+  read(offset: number, length: number, into?: Buffer): Promise<Buffer>
 }
 
 /** What a volume holds, as detected by its magic numbers. */

@@ -37,6 +37,9 @@ export interface ReceiveAnswer {
 
 export const replicaKey = (a: string, c: string, d: string) => `${a}/${c}/${d}`
 
+/** Chunks applied since the last flush: made durable (and acknowledged) once they reach this many bytes. */
+const FLUSH_BYTES = 64 * 1024 * 1024
+
 const refuse = (why: string) =>
   new CairnError('ReplicationRefused', `Cannot accept the replication message: ${why}`)
 
@@ -48,6 +51,8 @@ export class DiskGeoReceiver {
   readonly #replicas: Map<string, ReplicaRow>
   readonly #now: () => number
   readonly #queues = new Map<string, Promise<unknown>>()
+  /** Per replica disk: chunks written but not yet flushed, so not yet acknowledged in its row. */
+  readonly #unflushed = new Map<string, { chunks: number[]; bytes: number }>()
 
   constructor(options: {
     store: DiskStore
@@ -64,20 +69,49 @@ export class DiskGeoReceiver {
   }
 
   /** Checks and applies one message (the body of POST /api/v1/geo/disks). */
-  receive(body: Uint8Array): Promise<ReceiveAnswer> {
+  async receive(body: Uint8Array): Promise<ReceiveAnswer> {
+    // Checked (its data against its SHA-256 too) before it queues.
     const { header, data } = decodeGeoMessage(body)
-    const prev = this.#queues.get(header.account) ?? Promise.resolve()
-    const run = prev.catch(() => undefined).then(() => this.#apply(header, data))
-    this.#queues.set(header.account, run)
+    return this.#queued(header.account, () => this.#apply(header, data))
+  }
+
+  /** Runs `fn` after every message of `account` before it (one at a time per account). */
+  #queued<T>(account: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.#queues.get(account) ?? Promise.resolve()
+    const run = prev.catch(() => undefined).then(fn)
+    this.#queues.set(account, run)
     void run
       .finally(() => {
-        if (this.#queues.get(header.account) === run) this.#queues.delete(header.account)
+        if (this.#queues.get(account) === run) this.#queues.delete(account)
       })
       .catch(() => undefined)
     return run
   }
 
-  /** What this site holds of `account`. */
+  /**
+   * What this site holds of `account`, as the primary asks before each round: the chunks written so
+   * far are made durable first, so a point cut short resumes from its last chunk that arrived.
+   */
+  settledState(account: string): Promise<ReplicaState> {
+    return this.#queued(account, async () => {
+      await this.#acknowledgeAll(account)
+      return this.state(account)
+    })
+  }
+
+  /** Makes every chunk written so far durable and acknowledged (before a stop, before a state answer). */
+  async #acknowledgeAll(account?: string): Promise<void> {
+    for (const key of [...this.#unflushed.keys()])
+      if (account === undefined || key.startsWith(`${account}/`)) await this.#acknowledge(key)
+  }
+
+  /** Waits for the messages being applied, then acknowledges what they wrote (the service stops). */
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.#queues.values()])
+    await this.#acknowledgeAll()
+  }
+
+  /** What this site holds of `account` (the chunks acknowledged so far). */
   state(account: string): ReplicaState {
     const row = this.#accounts.get(account)
     const committed: Record<string, string> = {}
@@ -215,6 +249,7 @@ export class DiskGeoReceiver {
       const size = this.#store.getDisk(ref).size
       if (size !== m.size) await this.#store.resizeDisk(ref, m.size)
     }
+    this.#unflushed.delete(replicaKey(m.account, m.container, m.disk))
     await this.#save({ ...r, applying: m.target, base: m.base, plan: m.plan, chunks: [] })
     return { kind: 'begin', applied: true }
   }
@@ -256,9 +291,26 @@ export class DiskGeoReceiver {
         at += n
       }
     }
-    await this.#store.flush()
-    if (!r.chunks.includes(m.chunk)) await this.#save({ ...r, chunks: [...r.chunks, m.chunk] })
+    // A chunk is acknowledged (in the row the primary reads to resume) only once it is durable; the
+    // flush is paid every FLUSH_BYTES, not per chunk (a crash loses at most those, sent again).
+    const key = replicaKey(m.account, m.container, m.disk)
+    const pending = this.#unflushed.get(key) ?? { chunks: [], bytes: 0 }
+    if (!r.chunks.includes(m.chunk) && !pending.chunks.includes(m.chunk)) pending.chunks.push(m.chunk)
+    pending.bytes += data.length + 512 * m.clears.length
+    this.#unflushed.set(key, pending)
+    if (pending.bytes >= FLUSH_BYTES) await this.#acknowledge(key)
     return { kind: 'pages', applied: true }
+  }
+
+  /** Makes the chunks written so far durable and records them in the replica's row. */
+  async #acknowledge(key: string): Promise<void> {
+    const pending = this.#unflushed.get(key)
+    if (pending === undefined) return
+    await this.#store.flush()
+    this.#unflushed.delete(key)
+    const r = this.#replicas.get(key)
+    if (r !== undefined && pending.chunks.length > 0)
+      await this.#save({ ...r, chunks: [...r.chunks, ...pending.chunks] })
   }
 
   async #commit(m: GeoCommitMessage): Promise<ReceiveAnswer> {
@@ -269,11 +321,13 @@ export class DiskGeoReceiver {
       throw refuse(
         `commit of point ${m.target}, but this site applies ${r.applying ?? 'none'} (or another plan)`,
       )
-    const have = new Set(r.chunks)
+    const key = replicaKey(m.account, m.container, m.disk)
+    const have = new Set([...r.chunks, ...(this.#unflushed.get(key)?.chunks ?? [])])
     for (let i = 0; i < m.chunks; i++)
       if (!have.has(i)) throw refuse(`point ${m.target} misses chunk ${i} of ${m.chunks}`)
     if (have.size !== m.chunks) throw refuse(`point ${m.target} has chunks beyond its ${m.chunks}`)
     const ref: DiskRef = { account: m.account, container: m.container, disk: m.disk }
+    await this.#acknowledge(key)
     await this.#store.setDiskMetadata(ref, m.metadata)
     await this.#store.setDiskContent(ref, m.content)
     await this.#store.setSequenceNumber(ref, 'update', m.sequenceNumber)

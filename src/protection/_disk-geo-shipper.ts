@@ -6,17 +6,24 @@
 import type { ByteRange, DiskInfo, DiskRef, DiskStore } from '../diskstore/index.js'
 import { CairnError } from '../util/index.js'
 import type { ReplicaState } from './_disk-geo-receiver.js'
-import { type DiskGeoMessage, dataDigest, encodeGeoMessage, planDigest } from './_disk-geo-wire.js'
+import {
+  CHUNK_BYTES,
+  type DiskGeoMessage,
+  digestOffThread,
+  encodeGeoMessage,
+  frameInPlace,
+  HEADER_ROOM,
+  MessageBuffers,
+  planDigest,
+} from './_disk-geo-wire.js'
 
 /** The metadata key marking the primary's replication snapshots (value "1"). */
 export const GEO_MARKER = 'cairngeo'
 
-/** Bytes of disk data in one pages message. */
-const CHUNK_BYTES = 8 * 1024 * 1024
 /** Ranges (written or cleared) in one pages message. */
 const CHUNK_RANGES = 4096
-/** Pages messages in flight at once. */
-const IN_FLIGHT = 3
+/** Pages messages in flight at once (each read, hashed and sent while the others travel). */
+const IN_FLIGHT = 4
 
 /** How this site reaches its paired sites (the pair registry's peer client). */
 export interface DiskGeoLink {
@@ -55,6 +62,7 @@ export class DiskGeoShipper {
   readonly #store: DiskStore
   readonly #link: DiskGeoLink
   readonly #now: () => number
+  readonly #buffers = new MessageBuffers(IN_FLIGHT)
 
   constructor(options: { store: DiskStore; link: DiskGeoLink; now: () => number }) {
     this.#store = options.store
@@ -80,9 +88,9 @@ export class DiskGeoShipper {
       wireBytes: 0,
       resumedBytes: 0,
     }
-    const send = async (header: DiskGeoMessage, data?: Buffer[]) => {
+    const send = async (header: DiskGeoMessage, data?: Buffer[] | Buffer) => {
       signal?.throwIfAborted()
-      const body = encodeGeoMessage(header, data)
+      const body = Buffer.isBuffer(data) ? data : encodeGeoMessage(header, data)
       report.wireBytes += body.length
       await this.#link.send(pair, body, signal)
     }
@@ -204,7 +212,7 @@ export class DiskGeoShipper {
     ref: DiskRef,
     base: string | null,
     target: DiskInfo,
-    send: (h: DiskGeoMessage, data?: Buffer[]) => Promise<void>,
+    send: (h: DiskGeoMessage, data?: Buffer[] | Buffer) => Promise<void>,
     acked?: { plan: string; chunks: number[] },
   ): Promise<{ changed: number; resumed: number }> {
     const id = target.snapshot as string
@@ -223,21 +231,31 @@ export class DiskGeoShipper {
           resumed += c.bytes
           continue
         }
-        const data: Buffer[] = []
-        for (const r of c.ranges)
-          data.push(await this.#store.read(ref, r.start, r.end - r.start, { snapshot: id }))
-        const p = send(
-          {
-            kind: 'pages',
-            ...where,
-            plan,
-            chunk: i,
-            ranges: c.ranges,
-            clears: c.clears,
-            sha256: dataDigest(data),
-          },
-          data,
-        )
+        // The chunk's data is read into a page-aligned message buffer after the header's room, hashed on
+        // the thread pool, and sent from there: no copy of the data, no fresh allocation.
+        const buf = this.#buffers.take()
+        const p = (async () => {
+          try {
+            let at = HEADER_ROOM
+            for (const r of c.ranges) {
+              await this.#store.read(ref, r.start, r.end - r.start, { snapshot: id, into: buf.subarray(at) })
+              at += r.end - r.start
+            }
+            const data = buf.subarray(HEADER_ROOM, at)
+            const header: DiskGeoMessage = {
+              kind: 'pages',
+              ...where,
+              plan,
+              chunk: i,
+              ranges: c.ranges,
+              clears: c.clears,
+              sha256: await digestOffThread(data),
+            }
+            await send(header, frameInPlace(buf, header, data.length) ?? [Buffer.from(data)])
+          } finally {
+            this.#buffers.give(buf)
+          }
+        })()
         inFlight.add(p)
         void p.finally(() => inFlight.delete(p)).catch(() => undefined)
         if (inFlight.size >= IN_FLIGHT) await Promise.race(inFlight)

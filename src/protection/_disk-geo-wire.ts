@@ -13,14 +13,113 @@
 // chunk's `{ ranges, clears }`. `begin` and every `pages` name the plan: a point cut short resumes with
 // the chunks the secondary lacks only while the plan is the same (the same base, target and cutting),
 // and a chunk of another plan is refused.
-import { createHash } from 'node:crypto'
+import { createHash, webcrypto } from 'node:crypto'
 import type { ByteRange, ContentProperties } from '../diskstore/index.js'
-import { CairnError } from '../util/index.js'
+import { ALIGN, alignedBuffer, CairnError } from '../util/index.js'
 
 const MAGIC = Buffer.from('CGD1', 'latin1')
 /** Largest header accepted (a pages header lists its ranges). */
 const MAX_HEADER = 4 * 1024 * 1024
 
+/** Bytes of disk data in one pages message. */
+export const CHUNK_BYTES = 8 * 1024 * 1024
+/** Room kept before a chunk's data in a message buffer for the magic and the header (page-aligned). */
+export const HEADER_ROOM = 256 * 1024
+
+/**
+ * Page-aligned buffers of HEADER_ROOM + CHUNK_BYTES, reused: a pages message is built (primary) or
+ * received (secondary) in one with its data on a page boundary, so the disk store reads and writes it
+ * directly (O_DIRECT) and no message costs a fresh allocation.
+ */
+export class MessageBuffers {
+  readonly #free: Buffer[] = []
+  readonly #keep: number
+
+  constructor(keep: number) {
+    this.#keep = keep
+  }
+
+  take(): Buffer {
+    return this.#free.pop() ?? alignedBuffer(HEADER_ROOM + CHUNK_BYTES)
+  }
+
+  give(b: Buffer): void {
+    if (this.#free.length < this.#keep && b.length >= HEADER_ROOM + CHUNK_BYTES) this.#free.push(b)
+  }
+}
+
+/**
+ * A pages message in `buf` whose data already sits at HEADER_ROOM: writes the magic and header just
+ * before it and answers the message (a view of `buf`, no copy), or undefined when the header does not
+ * fit in the room.
+ */
+export function frameInPlace(buf: Buffer, header: DiskGeoMessage, dataBytes: number): Buffer | undefined {
+  const h = Buffer.from(JSON.stringify(header), 'utf8')
+  const start = HEADER_ROOM - 8 - h.length
+  if (start < 0) return undefined
+  MAGIC.copy(buf, start)
+  buf.writeUInt32LE(h.length, start + 4)
+  h.copy(buf, start + 8)
+  return buf.subarray(start, HEADER_ROOM + dataBytes)
+}
+
+/** SHA-256 (hex) of `data` on the thread pool (WebCrypto), leaving the event loop free. */
+export async function digestOffThread(data: Uint8Array): Promise<string> {
+  return Buffer.from(await webcrypto.subtle.digest('SHA-256', data)).toString('hex')
+}
+
+/**
+ * Reads one message body from a stream into a buffer of `buffers` laid out so that its data starts on a
+ * page boundary (bodies too large for one are read into their own). `release` gives the buffer back.
+ */
+export async function readMessage(
+  source: AsyncIterable<Uint8Array>,
+  buffers: MessageBuffers,
+  limit: number,
+): Promise<{ body: Buffer; release: () => void }> {
+  const head: Buffer[] = []
+  let headBytes = 0
+  let buf: Buffer | undefined
+  let start = 0
+  let size = 0
+  const tooLarge = () =>
+    new CairnError('PayloadTooLarge', `Cannot accept a replication message of more than ${limit} bytes`)
+  const place = (chunk: Uint8Array) => {
+    if (buf === undefined) return
+    if (start + size + chunk.length > buf.length) {
+      if (size + chunk.length > limit) throw tooLarge()
+      const grown = Buffer.allocUnsafe(Math.min(limit, Math.max(size + chunk.length, size * 2)))
+      buf.copy(grown, 0, start, start + size)
+      if (buf.length === HEADER_ROOM + CHUNK_BYTES) buffers.give(buf)
+      buf = grown
+      start = 0
+    }
+    buf.set(chunk, start + size)
+    size += chunk.length
+  }
+  for await (const chunk of source) {
+    if (buf !== undefined) {
+      place(chunk)
+      continue
+    }
+    head.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))
+    headBytes += chunk.length
+    if (headBytes < 8) continue
+    // The header's length is known: lay the body out so that the data after the header is aligned.
+    const first = Buffer.concat(head)
+    const hlen = first.readUInt32LE(4)
+    buf = buffers.take()
+    start = (ALIGN - ((8 + hlen) % ALIGN)) % ALIGN
+    if (start + 8 + hlen > HEADER_ROOM) start = 0
+    place(first)
+  }
+  if (buf === undefined) {
+    const small = Buffer.concat(head)
+    return { body: small, release: () => undefined }
+  }
+  const owned = buf
+  return { body: owned.subarray(start, start + size), release: () => buffers.give(owned) }
+}
 /** Who the account is: sent at the start of each round so the secondary can hold its replica. */
 export interface GeoAccountMessage {
   kind: 'account'

@@ -19,51 +19,94 @@ export interface ArchiveProgress {
 /** Deepest folder nesting an archive follows (a deeper tree is damaged or hostile). */
 const MAX_DEPTH = 4096
 
+/** Most paths one archive takes (more: archive a folder that holds them). */
+export const MAX_ARCHIVE_PATHS = 256
+
+/** One path of an archive: its entry and the name it has at the archive's top. */
+export interface ArchiveRoot {
+  entry: FileEntry
+  name: string
+}
+
 /**
- * Every entry under `root`, depth first in name order (a folder's whole subtree right after it, as tar
- * writes a tree: GNU tar then restores folder mtimes right), each with its path inside the archive
- * (`top/…`). A folder met twice (a loop in a damaged file system) is refused.
+ * The tops of an archive of several paths: each under its own name (the root folder as `root`); a path
+ * given twice, or inside a folder also given, is stored once, inside that folder; a name already
+ * taken by another path (`/etc/app` and `/srv/app`) gets ` (2)`, ` (3)`… before its extension.
+ */
+export function archiveRoots(entries: FileEntry[]): ArchiveRoot[] {
+  const inside = (path: string, dir: FileEntry) =>
+    dir.type === 'dir' && path !== dir.path && (dir.path === '/' || path.startsWith(`${dir.path}/`))
+  const kept = entries.filter(
+    (e, i) => entries.findIndex((o) => o.path === e.path) === i && !entries.some((d) => inside(e.path, d)),
+  )
+  const taken = new Set<string>()
+  return kept.map((entry) => {
+    const base = entry.path === '/' ? 'root' : entry.name
+    let name = base
+    for (let n = 2; taken.has(name.toLowerCase()); n++) {
+      const dot = entry.type === 'file' ? base.lastIndexOf('.') : -1
+      name = dot > 0 ? `${base.slice(0, dot)} (${n})${base.slice(dot)}` : `${base} (${n})`
+    }
+    // Case-insensitive: a zip is often opened on Windows, where `App` and `app` are one name.
+    taken.add(name.toLowerCase())
+    return { entry, name }
+  })
+}
+
+/**
+ * Every entry under each root, depth first in name order (a folder's whole subtree right after it, as
+ * tar writes a tree: GNU tar then restores folder mtimes right), each with its path inside the archive
+ * (`top/…`). A folder met twice (a loop in a damaged file system) is refused, and so is a name that
+ * would climb out of its folder in the archive (`..`, or a `/` inside a name of a damaged one).
  */
 async function* entriesOf(
   fs: FileSystem,
-  root: FileEntry,
+  roots: ArchiveRoot[],
   signal?: AbortSignal,
 ): AsyncGenerator<{ entry: FileEntry; name: string }> {
-  const top = root.path === '/' ? 'root' : root.name
-  yield { entry: root, name: top }
-  if (root.type !== 'dir') return
-  const seen = new Set<string>([root.id])
-  async function* below(
-    dir: FileEntry,
-    name: string,
-    depth: number,
-  ): AsyncGenerator<{ entry: FileEntry; name: string }> {
-    if (depth > MAX_DEPTH)
-      throw new CairnError(
-        'FileSystemCorrupt',
-        `Cannot archive ${dir.path}: folders nest deeper than ${MAX_DEPTH}`,
-      )
-    for (let start = 0; ; ) {
-      signal?.throwIfAborted()
-      const page = await fs.list(dir.path, { start, limit: 1000 })
-      for (const entry of page.entries) {
-        const child = `${name}/${entry.name}`
-        yield { entry, name: child }
-        if (entry.type === 'dir') {
-          if (seen.has(entry.id))
-            throw new CairnError(
-              'FileSystemCorrupt',
-              `Cannot archive ${entry.path}: the folder is met twice (a loop)`,
-            )
-          seen.add(entry.id)
-          yield* below(entry, child, depth + 1)
-        }
-      }
-      if (page.next === undefined) break
-      start = page.next
-    }
+  for (const root of roots) {
+    yield root
+    if (root.entry.type === 'dir') yield* below(fs, root.entry, root.name, new Set([root.entry.id]), signal)
   }
-  yield* below(root, top, 1)
+}
+
+async function* below(
+  fs: FileSystem,
+  dir: FileEntry,
+  name: string,
+  seen: Set<string>,
+  signal: AbortSignal | undefined,
+  depth = 1,
+): AsyncGenerator<{ entry: FileEntry; name: string }> {
+  if (depth > MAX_DEPTH)
+    throw new CairnError(
+      'FileSystemCorrupt',
+      `Cannot archive ${dir.path}: folders nest deeper than ${MAX_DEPTH}`,
+    )
+  for (let start = 0; ; ) {
+    signal?.throwIfAborted()
+    const page = await fs.list(dir.path, { start, limit: 1000 })
+    for (const entry of page.entries) {
+      if (entry.name === '' || entry.name === '.' || entry.name === '..' || entry.name.includes('/'))
+        throw new CairnError(
+          'FileSystemCorrupt',
+          `Cannot archive ${dir.path}: it holds an entry named ${JSON.stringify(entry.name)}`,
+        )
+      const child = `${name}/${entry.name}`
+      yield { entry, name: child }
+      if (entry.type === 'dir') {
+        if (seen.has(entry.id))
+          throw new CairnError(
+            'FileSystemCorrupt',
+            `Cannot archive ${entry.path}: the folder is met twice (a loop)`,
+          )
+        seen.add(entry.id)
+        yield* below(fs, entry, child, seen, signal, depth + 1)
+      }
+    }
+    if (page.next === undefined) break
+    start = page.next
+  }
 }
 
 /** A file's bytes, piece by piece. */
@@ -74,17 +117,17 @@ async function* contentOf(fs: FileSystem, entry: FileEntry, signal?: AbortSignal
   }
 }
 
-/** A tar stream of `root` (a folder, with everything below it, or one file). */
+/** A tar stream of the roots (folders, with everything below them, and files). */
 export function tarArchive(
   fs: FileSystem,
-  root: FileEntry,
+  roots: ArchiveRoot[],
   options: { signal?: AbortSignal; onProgress?: (p: ArchiveProgress) => void } = {},
 ): Readable {
   const pack = tarPack()
   const progress: ArchiveProgress = { entries: 0, bytes: 0 }
   const run = async () => {
     const links = new Map<string, string>()
-    for await (const { entry, name } of entriesOf(fs, root, options.signal)) {
+    for await (const { entry, name } of entriesOf(fs, roots, options.signal)) {
       const header = {
         name,
         mode: entry.mode & 0o7777,
@@ -137,10 +180,10 @@ function addEntry(
   })
 }
 
-/** A zip stream of `root` (a folder, with everything below it, or one file). */
+/** A zip stream of the roots (folders, with everything below them, and files). */
 export function zipArchive(
   fs: FileSystem,
-  root: FileEntry,
+  roots: ArchiveRoot[],
   options: { signal?: AbortSignal; onProgress?: (p: ArchiveProgress) => void } = {},
 ): Readable {
   const zip = new yazl.ZipFile()
@@ -149,7 +192,7 @@ export function zipArchive(
   zip.outputStream.on('error', (err: Error) => out.destroy(err))
   const progress: ArchiveProgress = { entries: 0, bytes: 0 }
   const run = async () => {
-    for await (const { entry, name } of entriesOf(fs, root, options.signal)) {
+    for await (const { entry, name } of entriesOf(fs, roots, options.signal)) {
       const common = { mtime: new Date(entry.mtime), mode: entry.mode }
       if (entry.type === 'dir') zip.addEmptyDirectory(name, common)
       else if (entry.type === 'symlink') {

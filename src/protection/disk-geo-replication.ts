@@ -8,6 +8,7 @@ import { CairnError, isCairnError, type Logger, silentLogger } from '../util/ind
 import { DiskGeoReceiver, type ReceiveAnswer, type ReplicaState, replicaKey } from './_disk-geo-receiver.js'
 import { DiskGeoRows, type GeoAccountRow, type GeoRole, type ReplicaRow } from './_disk-geo-rows.js'
 import { type DiskGeoLink, DiskGeoShipper, GEO_MARKER, type RoundReport } from './_disk-geo-shipper.js'
+import { MessageBuffers, readMessage } from './_disk-geo-wire.js'
 
 export type { DiskGeoLink, GeoRole, ReceiveAnswer, ReplicaState, RoundReport }
 
@@ -82,6 +83,8 @@ export class DiskGeoReplication {
   readonly #rounds = new Map<string, Promise<RoundReport>>()
   readonly #failures = new Map<string, number>()
   readonly #nextAt = new Map<string, number>()
+  /** Message buffers of the receiving side (a few messages arrive at once). */
+  readonly #buffers = new MessageBuffers(4)
   #timer: NodeJS.Timeout | undefined
   #abort = new AbortController()
 
@@ -120,6 +123,11 @@ export class DiskGeoReplication {
     this.#timer = undefined
     this.#abort.abort()
     await Promise.allSettled([...this.#rounds.values()])
+    await this.#receiver.close().catch((err: unknown) =>
+      this.#logger.warn('disk geo-replication: chunks could not be made durable at stop', {
+        error: (err as Error).message,
+      }),
+    )
   }
 
   // ------------------------------------------------------------ what other parts ask, synchronously
@@ -316,9 +324,22 @@ export class DiskGeoReplication {
     return this.#receiver.receive(body)
   }
 
+  /**
+   * Reads one message of at most `limit` bytes from a request body into a reused page-aligned buffer
+   * (its data lands on a page boundary: the disk store writes it without staging) and applies it.
+   */
+  async receiveStream(source: AsyncIterable<Uint8Array>, limit: number): Promise<ReceiveAnswer> {
+    const { body, release } = await readMessage(source, this.#buffers, limit)
+    try {
+      return await this.#receiver.receive(body)
+    } finally {
+      release()
+    }
+  }
+
   /** What this site holds of `account` (GET /api/v1/geo/disks/{account}). */
-  replicaState(account: string): ReplicaState {
-    return this.#receiver.state(account)
+  replicaState(account: string): Promise<ReplicaState> {
+    return this.#receiver.settledState(account)
   }
 
   /**

@@ -5,7 +5,6 @@ import { pipeline } from 'node:stream/promises'
 import type { Job } from '../catalog/index.js'
 import type { DiskRef, DiskStore } from '../diskstore/index.js'
 import {
-  type DirectoryPage,
   type FileEntry,
   type FileSystem,
   normalizePath,
@@ -14,8 +13,16 @@ import {
   type Volume,
 } from '../filesystems/index.js'
 import { CairnError, type DiskLabel, type HostPaths, isCairnError, parseDiskLabel } from '../util/index.js'
-import { type ArchiveProgress, tarArchive, zipArchive } from './_file-archive.js'
+import {
+  type ArchiveProgress,
+  type ArchiveRoot,
+  archiveRoots,
+  MAX_ARCHIVE_PATHS,
+  tarArchive,
+  zipArchive,
+} from './_file-archive.js'
 import { removeTemporaryFile } from './_job-steps.js'
+import { type EncodedPage, ListingCache } from './_listing-cache.js'
 import type { JobService, StartedJob } from './job-service.js'
 import { openPointDisk, pointDiskSource } from './point-disk-readers.js'
 import type { ProtectedItem, ProtectionStore, VmRecoveryPoint } from './protection-store.js'
@@ -48,6 +55,8 @@ export type ArchiveFormat = 'tar' | 'zip'
 
 /** Open file systems kept between requests (a warm listing does no I/O of the index or the superblock). */
 const OPEN_KEPT = 8
+/** Bytes of encoded directory listings kept (a 10,000-entry folder takes about 1.5 MiB). */
+const LISTINGS_KEPT = 32 * 1024 * 1024
 
 interface Opened {
   fs: FileSystem
@@ -74,6 +83,7 @@ export class FileBrowser {
   readonly #reconcile: (vm: string) => Promise<unknown>
   readonly #replicas: ReplicaItems | undefined
   readonly #open = new Map<string, Promise<Opened>>()
+  readonly #listings = new ListingCache(LISTINGS_KEPT)
 
   constructor(options: {
     store: ProtectionStore
@@ -111,21 +121,25 @@ export class FileBrowser {
     return out
   }
 
-  /** One page of a directory's entries, sorted by name. */
-  async list(
+  /**
+   * One page of a directory's entries, sorted by name, as a JSON array ready to send (symlinks with
+   * their targets, as `ls -l`): encoded once per directory and sliced for later pages.
+   */
+  async listPage(
     vm: string,
     pointId: string,
     path: string,
     options: FileLocation & { start?: number; limit?: number } = {},
-  ): Promise<DirectoryPage & { disk: DiskLabel; partition: number | null }> {
+  ): Promise<EncodedPage & { disk: DiskLabel; partition: number | null }> {
+    const where = `${this.#key(vm, pointId, options)}\u0000${normalizePath(path)}`
     return this.#with(vm, pointId, options, async (o) => {
-      const page = await o.fs.list(path, {
-        ...(options.start !== undefined ? { start: options.start } : {}),
-        ...(options.limit !== undefined ? { limit: options.limit } : {}),
-      })
-      // Listings name each symlink's target, as `ls -l` does.
-      for (const e of page.entries)
-        if (e.type === 'symlink' && e.target === undefined) e.target = await o.fs.readlink(e.path)
+      const page = await this.#listings.page(
+        where,
+        o.fs,
+        path,
+        Math.max(0, options.start ?? 0),
+        options.limit ?? Number.MAX_SAFE_INTEGER,
+      )
       return { ...page, disk: o.disk, partition: o.partition }
     })
   }
@@ -170,41 +184,47 @@ export class FileBrowser {
     })
   }
 
-  /** A folder (or one file) as a streaming tar or zip archive. */
+  /**
+   * Folders and files (one path or several of one volume) as a streaming tar or zip archive, each under
+   * its own name at the top (see archiveRoots); the entries answered are the archive's tops.
+   */
   async archive(
     vm: string,
     pointId: string,
-    path: string,
+    paths: string | string[],
     options: FileLocation & { format: ArchiveFormat; signal?: AbortSignal },
-  ): Promise<{ entry: FileEntry; body: Readable }> {
+  ): Promise<{ entries: FileEntry[]; body: Readable }> {
     return this.#with(vm, pointId, options, async (o) => {
-      const entry = await o.fs.stat(path)
+      const roots = await this.#roots(o.fs, paths)
       const make = options.format === 'zip' ? zipArchive : tarArchive
-      return { entry, body: make(o.fs, entry, options.signal ? { signal: options.signal } : {}) }
+      return {
+        entries: roots.map((r) => r.entry),
+        body: make(o.fs, roots, options.signal ? { signal: options.signal } : {}),
+      }
     })
   }
 
   /**
-   * Writes a folder's archive to a file under an export root, as a job with progress (bytes of file
-   * content archived, of the total found by a first walk).
+   * Writes an archive of one path or several to a file under an export root, as a job with progress
+   * (bytes of file content archived, of the total found by a first walk).
    */
   async archiveToFile(
     vm: string,
     pointId: string,
-    path: string,
+    paths: string | string[],
     options: FileLocation & { format: ArchiveFormat; to: string; overwrite?: boolean; startedBy?: string },
   ): Promise<StartedJob> {
-    const paths = this.#hostPaths
+    const host = this.#hostPaths
     const jobs = this.#jobs
-    if (!paths || !jobs)
+    if (!host || !jobs)
       throw new CairnError(
         'ServiceUnavailable',
         'Cannot write archives to host files: this service has no jobs or export roots',
       )
     const overwrite = options.overwrite ? { overwrite: true } : {}
-    await paths.checkExport(options.to, overwrite)
+    await host.checkExport(options.to, overwrite)
     const { item, point } = await this.#point(vm, pointId, options.vault)
-    const entry = await this.stat(vm, pointId, path, options)
+    const roots = await this.#with(vm, pointId, options, (o) => this.#roots(o.fs, paths))
     return jobs.start(
       {
         kind: 'download',
@@ -218,20 +238,21 @@ export class FileBrowser {
         await ctx.phase('Count')
         let total = 0
         await this.#with(vm, point.id, options, async (o) => {
-          if (entry.type === 'file') total = entry.size
-          else
-            for await (const w of o.fs.walk(entry.path, { signal: ctx.signal }))
-              if (w.entry.type === 'file') total += w.entry.size
+          for (const { entry } of roots)
+            if (entry.type === 'file') total += entry.size
+            else if (entry.type === 'dir')
+              for await (const w of o.fs.walk(entry.path, { signal: ctx.signal }))
+                if (w.entry.type === 'file') total += w.entry.size
         })
         ctx.progress({ bytesDone: 0, bytesTotal: total })
         await ctx.phase('Archive')
         let written = 0
-        await paths.export(options.to, overwrite, async (temporary) => {
+        await host.export(options.to, overwrite, async (temporary) => {
           // Named in the job first: if the service dies, the next start removes the half-written file.
           ctx.details.temporaryFile = temporary
           await ctx.save()
           const { body } = await this.#with(vm, point.id, options, async (o) => ({
-            body: (options.format === 'zip' ? zipArchive : tarArchive)(o.fs, entry, {
+            body: (options.format === 'zip' ? zipArchive : tarArchive)(o.fs, roots, {
               signal: ctx.signal,
               onProgress: (p: ArchiveProgress) => ctx.progress({ bytesDone: p.bytes, bytesTotal: total }),
             }),
@@ -246,6 +267,25 @@ export class FileBrowser {
         return { ...rest, path: options.to, format: options.format, bytes: written, contentBytes: total }
       },
     )
+  }
+
+  /** The tops of an archive of `paths` (each stat'ed: a missing one fails the whole request). */
+  async #roots(fs: FileSystem, paths: string | string[]): Promise<ArchiveRoot[]> {
+    const list = typeof paths === 'string' ? [paths] : paths
+    if (list.length === 0)
+      throw new CairnError('InvalidRequest', 'Cannot make an archive of nothing: give at least one path')
+    if (list.length > MAX_ARCHIVE_PATHS)
+      throw new CairnError(
+        'InvalidRequest',
+        `Cannot archive ${list.length} paths at once: one archive takes at most ${MAX_ARCHIVE_PATHS} (archive a folder that holds them)`,
+      )
+    const entries: FileEntry[] = []
+    for (const p of list) {
+      if (p.includes('\u0000'))
+        throw new CairnError('InvalidRequest', 'Cannot archive a path with a NUL character in it')
+      entries.push(await fs.stat(p))
+    }
+    return archiveRoots(entries)
   }
 
   /**
@@ -316,9 +356,8 @@ export class FileBrowser {
     where: FileLocation,
     fn: (o: Opened) => Promise<T>,
   ): Promise<T> {
-    const disk: DiskLabel =
-      where.disk === undefined ? 'os' : (parseDiskLabel(where.disk, 'disk') as DiskLabel)
-    const key = `${vm}\u0000${pointId}\u0000${disk}\u0000${where.partition === undefined ? 'auto' : String(where.partition)}`
+    const disk = diskOf(where)
+    const key = this.#key(vm, pointId, where)
     for (let attempt = 0; ; attempt++) {
       let opening = this.#open.get(key)
       if (opening) {
@@ -352,6 +391,11 @@ export class FileBrowser {
         throw err
       }
     }
+  }
+
+  /** Names a volume of a point as a location gives it (the partition as asked: `auto` when not). */
+  #key(vm: string, pointId: string, where: FileLocation): string {
+    return `${vm}\u0000${pointId}\u0000${diskOf(where)}\u0000${where.partition === undefined ? 'auto' : String(where.partition)}`
   }
 
   async #openFs(vm: string, pointId: string, disk: DiskLabel, where: FileLocation): Promise<Opened> {
@@ -452,7 +496,12 @@ export class FileBrowser {
   }
 }
 
+/** The disk a location names (default `os`). */
+function diskOf(where: FileLocation): DiskLabel {
+  return where.disk === undefined ? 'os' : (parseDiskLabel(where.disk, 'disk') as DiskLabel)
+}
+
 /** Bytes of a file read at a time. */
 const PIECE = 1024 * 1024
 
-export { normalizePath }
+export { MAX_ARCHIVE_PATHS, normalizePath }

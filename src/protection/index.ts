@@ -41,6 +41,7 @@ export {
   FileBrowser,
   type FileLocation,
   type FileVersion,
+  MAX_ARCHIVE_PATHS,
   type PointVolume,
 } from './file-browser.js'
 export {

@@ -208,7 +208,13 @@ function PointFiles({
           inPoint={inPoint}
         />
       )}
-      <Folder base={base} place={place} here={here} where={where} />
+      <Folder
+        key={`${base} ${place.disk} ${place.partition} ${place.path}`}
+        base={base}
+        place={place}
+        here={here}
+        where={where}
+      />
     </>
   )
 }
@@ -228,6 +234,23 @@ function Folder({
   const crumbs = place.path.split('/').filter(Boolean)
   const at = (i: number) => `/${crumbs.slice(0, i).join('/')}`
   const folderName = crumbs.at(-1) ?? 'the root'
+  // Files and folders ticked in this folder (kept across its pages), downloaded together as one archive.
+  // (The page keys this component by folder: another folder starts with nothing selected.)
+  const [chosen, setSelected] = useState<Map<string, string>>(new Map())
+  const toggle = (e: FileEntry, on: boolean) => {
+    const next = new Map(chosen)
+    if (on) next.set(e.path, e.name)
+    else next.delete(e.path)
+    setSelected(next)
+  }
+  const selectedHref = (format: 'tar' | 'zip') => {
+    const q = new URLSearchParams()
+    for (const p of chosen.keys()) q.append('path', p)
+    if (where.disk) q.set('disk', where.disk)
+    if (where.partition) q.set('partition', where.partition)
+    q.set('format', format)
+    return `${base}/archive?${q.toString()}`
+  }
   return (
     <section class="card" aria-labelledby="h-folder">
       <h2 id="h-folder">
@@ -250,6 +273,20 @@ function Folder({
         empty="This folder is empty."
         columns={[
           {
+            title: 'Select',
+            cell: (e) =>
+              e.type === 'other' ? (
+                ''
+              ) : (
+                <input
+                  type="checkbox"
+                  aria-label={`Select ${e.name}`}
+                  checked={chosen.has(e.path)}
+                  onChange={(ev) => toggle(e, ev.currentTarget.checked)}
+                />
+              ),
+          },
+          {
             title: 'Name',
             cell: (e) =>
               e.type === 'dir' ? (
@@ -270,6 +307,26 @@ function Folder({
           { title: 'Modified', cell: (e) => <When iso={new Date(e.mtime).toISOString()} /> },
         ]}
       />
+      <section class="actions" aria-label="Download the selected entries">
+        {chosen.size === 0 ? (
+          <span class="muted small">Tick files and folders to download them together as one archive.</span>
+        ) : (
+          <>
+            <span class="small" aria-live="polite">
+              {chosen.size} selected: {[...chosen.values()].join(', ')}
+            </span>
+            <a class="button" href={selectedHref('tar')} download>
+              Download selected as tar
+            </a>
+            <a class="button" href={selectedHref('zip')} download>
+              Download selected as zip
+            </a>
+            <button type="button" onClick={() => setSelected(new Map())}>
+              Clear selection
+            </button>
+          </>
+        )}
+      </section>
       <div class="actions">
         <a
           class="button"

@@ -227,10 +227,14 @@ export const fileBrowseCommands: CommandDef[] = [
   {
     name: 'rp download',
     summary:
-      'Take files back from a recovery point: a file or folder into DIR (extracted), or a folder as FILE.tar / FILE.zip; with --job the service writes the archive to a file under its export root',
+      'Take files back from a recovery point: files and folders into DIR (extracted), or as one FILE.tar / FILE.zip; with --job the service writes the archive to a file under its export root',
     args: [
       { name: 'VM', help: 'a protected VM' },
-      { name: 'PATH', help: 'file or folder inside the file system' },
+      {
+        name: 'PATH',
+        help: 'file or folder inside the file system; several (of one volume) go into one archive, each under its own name',
+        variadic: true,
+      },
     ],
     options: [
       rpOpt,
@@ -251,6 +255,9 @@ export const fileBrowseCommands: CommandDef[] = [
       const base = pointPath(vault, vm, opts.rp as string)
       const to = opts.to as string
       const format = to.endsWith('.zip') ? 'zip' : 'tar'
+      const paths = ctx.lists?.PATH ?? [args.PATH!]
+      // One path keeps the one-path forms of the API (`path=…`); several repeat it.
+      const pathValue = paths.length === 1 ? paths[0]! : paths
       if (opts.job === true) {
         const partition =
           opts.partition === undefined
@@ -259,7 +266,7 @@ export const fileBrowseCommands: CommandDef[] = [
               ? 'disk'
               : Number(opts.partition)
         const job = await client.post<Job, ArchiveJobRequest>(`${base}/archive`, {
-          path: args.PATH!,
+          path: pathValue,
           format,
           to,
           ...(opts.overwrite === true ? { overwrite: true } : {}),
@@ -269,7 +276,7 @@ export const fileBrowseCommands: CommandDef[] = [
         const done = await followJob(client, out, job, 'download', ctx.signal)
         return out.result(done, (j) => out.line(`${j.state}: ${to}`))
       }
-      const query = { path: args.PATH!, ...locationQuery(opts) }
+      const query = { path: pathValue, ...locationQuery(opts) }
       if (to.endsWith('.tar') || to.endsWith('.zip')) {
         if (!opts.overwrite && existsSync(to))
           throw new CairnError('UsageError', `Cannot write ${to}: it exists (--overwrite replaces it)`)
@@ -279,10 +286,13 @@ export const fileBrowseCommands: CommandDef[] = [
           out.line(`wrote ${r.path} (${formatBytes(r.bytes)})`),
         )
       }
-      // Into a folder: a file as it is, a folder extracted from the service's tar.
+      // Into a folder: a file as it is, folders (and several paths) extracted from the service's tar.
       mkdirSync(to, { recursive: true })
-      const entry = await client.get<FileEntry>(`${base}/file`, query)
-      if (entry.type === 'file') {
+      const entry =
+        paths.length === 1
+          ? await client.get<FileEntry>(`${base}/file`, { ...query, path: paths[0]! })
+          : undefined
+      if (entry?.type === 'file') {
         const target = join(to, entry.name)
         if (!opts.overwrite && existsSync(target))
           throw new CairnError('UsageError', `Cannot write ${target}: it exists (--overwrite replaces it)`)
