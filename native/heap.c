@@ -27,7 +27,11 @@ static napi_value RetainFreedHeap(napi_env env, napi_callback_info info) {
   }
   int ok = 0;
 #if defined(__GLIBC__)
-  ok = mallopt(M_TRIM_THRESHOLD, (int)trim) == 1 && mallopt(M_TOP_PAD, (int)pad) == 1;
+  // Setting M_TRIM_THRESHOLD turns off glibc's sliding mmap threshold, which would leave it at 128
+  // KiB: every larger buffer (the 1-4 MiB ones of reads, restores and archives) would then be mapped
+  // and unmapped, faulting its pages in each time. Set it as far as that sliding threshold goes.
+  ok = mallopt(M_TRIM_THRESHOLD, (int)trim) == 1 && mallopt(M_TOP_PAD, (int)pad) == 1 &&
+       mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024) == 1;
 #endif
   napi_get_boolean(env, ok, &result);
   return result;

@@ -9,6 +9,7 @@ import { createRequire } from 'node:module'
 const TRIM_THRESHOLD = 256 * 1024 * 1024
 /** Extra memory asked of the system each time the heap grows (glibc's default: 128 KiB). */
 const TOP_PAD = 16 * 1024 * 1024
+// (native/heap.c also fixes the mmap threshold at 32 MiB: glibc stops sliding it once the trim threshold is set.)
 
 let applied: boolean | undefined
 
