@@ -297,6 +297,24 @@ for (const dialect of CATALOG_DIALECTS.filter((d) => d.name === 'postgres'))
         // Six at a time: the soak's hundred restores would otherwise all poll at once.
         const all = [...points.map((p) => ({ vault: 'v1', p })), ...copies.map((p) => ({ vault: 'v2', p }))]
         for (let i = 0; i < all.length; i += 6) await Promise.all(all.slice(i, i + 6).map(restoreOne))
+
+        // A restore over a VM's own disks asked of a process that does not hold them is refused before
+        // anything is snapshotted or written there (a disk of that name there would be another VM's).
+        const other = workers.find((w) => w !== back)!
+        const vmPoints = ok(
+          await api(other.url, 'GET', `/api/v1/vaults/v1/protectedItems/${mine.name}/recoveryPoints`),
+          200,
+          'the points of a VM of host A',
+        ) as { items: Json[] }
+        const replace = await api(
+          other.url,
+          'POST',
+          `/api/v1/vaults/v1/protectedItems/${mine.name}/recoveryPoints/${vmPoints.items[0]!.id}/restore`,
+          { recoveryType: 'OriginalLocation' },
+        )
+        assert.equal(replace.status, 409, JSON.stringify(replace.body))
+        assert.equal((replace.body as { error: { code: string } }).error.code, 'VmOnAnotherHost')
+        assert.equal(await diskHash(back.url, mine.name, DISK_MIB * MiB), sha(mine.bytes))
       } finally {
         await Promise.all(workers.map((w) => w.dispose()))
         await proxy.close()

@@ -174,12 +174,7 @@ export class FileBrowser {
           `Cannot read bytes from ${start} of ${entry.path}: it holds ${entry.size}`,
         )
       const fs = o.fs
-      const body = Readable.from(
-        (async function* () {
-          for (let at = start; at < end; at += PIECE)
-            yield await fs.read(entry, at, Math.min(PIECE, end - at))
-        })(),
-      )
+      const body = Readable.from(readAhead(start, end, (at) => fs.read(entry, at, Math.min(PIECE, end - at))))
       return { entry, start, end, body }
     })
   }
@@ -503,5 +498,32 @@ function diskOf(where: FileLocation): DiskLabel {
 
 /** Bytes of a file read at a time. */
 const PIECE = 1024 * 1024
+/** Pieces of a file read while the one before is sent: the disk or vault read overlaps the socket write. */
+const PIECES_AHEAD = 2
+
+/** The pieces of [start, end) in order, PIECES_AHEAD of them read before they are asked for. */
+async function* readAhead(
+  start: number,
+  end: number,
+  readPiece: (at: number) => Promise<Buffer>,
+): AsyncGenerator<Buffer> {
+  const pending: Promise<Buffer>[] = []
+  let next = start
+  const more = () => {
+    while (pending.length < PIECES_AHEAD && next < end) {
+      const p = readPiece(next)
+      // Read ahead of a reader that may go away: a failure is answered when its piece is asked for.
+      p.catch(() => {})
+      pending.push(p)
+      next += PIECE
+    }
+  }
+  more()
+  while (pending.length > 0) {
+    const piece = await pending.shift()!
+    more()
+    yield piece
+  }
+}
 
 export { MAX_ARCHIVE_PATHS, normalizePath }

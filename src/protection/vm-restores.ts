@@ -153,6 +153,13 @@ export class VmRestores {
     options: { startedBy?: string } = {},
   ): Promise<StartedJob> {
     const vm = await this.#store.getVm(vmName)
+    const owner = this.#jobs.owner
+    if (vm.host !== undefined && owner !== undefined && vm.host !== owner)
+      // Its disks are in that process's store; a disk of the same name here is another VM's.
+      throw new CairnError(
+        'VmOnAnotherHost',
+        `Cannot replace the disks of VM "${vmName}": they are in the disk store of ${vm.host}; send the restore to that process`,
+      )
     const { point, item } = await this.#pointWithItem(pointId)
     if (item.vmName !== vmName)
       throw new CairnError(

@@ -319,6 +319,11 @@ export const errorCatalogue = {
   ProtectedItemNotFound: spec(404, EXIT.notFound, 'The VM is not protected.'),
   ProtectionStopped: spec(409, EXIT.conflict, 'Protection of the VM is stopped; resume it first.'),
   BackupInProgress: spec(409, EXIT.conflict, 'A backup of this VM is already running.'),
+  VmOnAnotherHost: spec(
+    409,
+    EXIT.conflict,
+    "The VM's disks are in another process's disk store (scale-out): ask that process (the message names it).",
+  ),
   OnDemandBackupLimit: spec(
     429,
     EXIT.conflict,
