@@ -1,4 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process'
+import type { BenchResult } from './bench-types.js'
 
 /** Milliseconds taken by fn. */
 export async function timeMs(fn: () => Promise<unknown> | unknown): Promise<number> {
@@ -47,4 +48,21 @@ export function has(command: string): boolean {
 /** Peak resident memory of the current process so far, in MiB (from /proc). */
 export function peakRssMiB(): number {
   return process.resourceUsage().maxRSS / 1024
+}
+
+/**
+ * A maker of one scenario's result rows (subject cairn): the value rounded to `decimals` places, the
+ * target and whether it was met only when given.
+ */
+export function resultRow(scenario: string, decimals = 2) {
+  const scale = 10 ** decimals
+  return (metric: string, value: number, unit: string, target?: string, pass?: boolean): BenchResult => ({
+    scenario,
+    subject: 'cairn',
+    metric,
+    value: Math.round(value * scale) / scale,
+    unit,
+    ...(target ? { target } : {}),
+    ...(pass === undefined ? {} : { pass }),
+  })
 }

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { BlobServiceClient, StorageSharedKeyCredential } from '@azure/storage-blob'
 import { cairnAt, type RunningService, startService } from '../../test/_service.js'
+import { resultRow } from '../_util.js'
 import type { BenchResult, BenchScenario } from '../bench-types.js'
 
 const MiB = 1024 * 1024
@@ -43,21 +44,7 @@ export const geoDisks: BenchScenario = {
     const outageMiB = ctx.quick ? 256 : 2048
     const diskBytes = (ctx.quick ? 1024 : 4096) * MiB
     const results: BenchResult[] = []
-    const r = (
-      metric: string,
-      value: number,
-      unit: string,
-      target?: string,
-      pass?: boolean,
-    ): BenchResult => ({
-      scenario: 'geo-disks',
-      subject: 'cairn',
-      metric,
-      value: Math.round(value * 100) / 100,
-      unit,
-      ...(target ? { target } : {}),
-      ...(pass === undefined ? {} : { pass }),
-    })
+    const r = resultRow('geo-disks')
     let east: RunningService | undefined
     let west: RunningService | undefined
     try {

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { api, D, ended, type Json, randomDisk } from '../../test/_jobs.js'
 import { apiFetch, type RunningService, startService } from '../../test/_service.js'
+import { resultRow } from '../_util.js'
 import type { BenchResult, BenchScenario } from '../bench-types.js'
 
 const MiB = 1024 * 1024
@@ -64,21 +65,7 @@ export const geoVaults: BenchScenario = {
     const perBackup = Number(process.env.CAIRN_GEO_VAULT_MIB ?? (ctx.quick ? 8 : 16)) * MiB
     const outageMiB = ctx.quick ? 128 : 1024
     const results: BenchResult[] = []
-    const r = (
-      metric: string,
-      value: number,
-      unit: string,
-      target?: string,
-      pass?: boolean,
-    ): BenchResult => ({
-      scenario: 'geo-vaults',
-      subject: 'cairn',
-      metric,
-      value: Math.round(value * 100) / 100,
-      unit,
-      ...(target ? { target } : {}),
-      ...(pass === undefined ? {} : { pass }),
-    })
+    const r = resultRow('geo-vaults')
     let east: RunningService | undefined
     let west: RunningService | undefined
     try {

@@ -10,7 +10,7 @@ import {
   validateVm,
 } from '../../src/protection/index.js'
 import { claimRace } from '../../test/_claims.js'
-import { timeMs } from '../_util.js'
+import { resultRow, timeMs } from '../_util.js'
 import type { BenchResult, BenchScenario } from '../bench-types.js'
 
 const PAGE = 100
@@ -29,21 +29,7 @@ export const scaleOut: BenchScenario = {
   async run(ctx) {
     const vms = ctx.quick ? 100 : 1000
     const results: BenchResult[] = []
-    const r = (
-      metric: string,
-      value: number,
-      unit: string,
-      target?: string,
-      pass?: boolean,
-    ): BenchResult => ({
-      scenario: 'scale-out',
-      subject: 'cairn',
-      metric,
-      value: Math.round(value * 10) / 10,
-      unit,
-      ...(target ? { target } : {}),
-      ...(pass === undefined ? {} : { pass }),
-    })
+    const r = resultRow('scale-out', 1)
     for (const dialect of ['sqlite', 'postgres'] as const) {
       const url =
         dialect === 'sqlite'
