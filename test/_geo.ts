@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
-import { createHash } from 'node:crypto'
-import { api, type Json, request } from './_jobs.js'
-import { type RunningService, startService } from './_service.js'
+import { createHash, randomBytes } from 'node:crypto'
+import { api, D, ended, type Json, request } from './_jobs.js'
+import { apiFetch, type RunningService, startService } from './_service.js'
 
 // Two paired sites on loopback for the geo-replication tests: each with its own data folder, each
 // paired with the other by a Site Peer token, replicating every second.
@@ -65,4 +65,26 @@ export async function until(what: string, check: () => Promise<boolean>, ms = 60
     assert.ok(Date.now() < deadline, `never: ${what}`)
     await new Promise((r) => setTimeout(r, 200))
   }
+}
+
+/** The disk the GRS vault tests back up. */
+export const GEO_DISKS = [{ account: 'devstoreaccount1', container: 'disks', disk: 'os' }]
+
+/** Writes `bytes` random bytes at `offset` of that disk. */
+export async function writeOs(url: string, offset: number, bytes: number): Promise<void> {
+  const res = await apiFetch(`${url}${D}/os/pages?offset=${offset}`, {
+    method: 'PUT',
+    body: randomBytes(bytes),
+    headers: { 'content-type': 'application/octet-stream' },
+  })
+  assert.equal(res.status, 200, await res.text())
+}
+
+/** Backs that disk up into vault `geo` as item vm1; answers the point's id. */
+export async function backupGeo(url: string): Promise<string> {
+  const r = await api(url, 'POST', '/api/v1/vaults/geo/backups', { disks: GEO_DISKS, item: 'vm1' })
+  assert.equal(r.status, 202, JSON.stringify(r.body))
+  const job = await ended(url, r.body.id)
+  assert.equal(job.state, 'Completed', JSON.stringify(job))
+  return job.result.id as string
 }

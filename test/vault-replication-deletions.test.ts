@@ -1,35 +1,15 @@
 import assert from 'node:assert/strict'
-import { randomBytes } from 'node:crypto'
 import { rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import { MiB, pointIds, twoSites, until } from './_geo.js'
-import { api, D, ended, type Json, randomDisk } from './_jobs.js'
-import { apiFetch, type RunningService } from './_service.js'
+import { backupGeo, MiB, pointIds, twoSites, until, writeOs } from './_geo.js'
+import { api, type Json, randomDisk } from './_jobs.js'
+import type { RunningService } from './_service.js'
 
 // Deletions follow the primary (docs/replication.md, "Deletions, prune and soft delete"): a point
 // soft-deleted, undeleted, deleted or pruned on the primary is so on the replica at the next sync and
 // GC there frees its chunks; the replica never removes a point the primary still lists, and keeps an
 // immutable vault's retained point even when it vanishes from the primary behind its back.
-
-const disks = [{ account: 'devstoreaccount1', container: 'disks', disk: 'os' }]
-
-async function write(url: string, offset: number, bytes: number): Promise<void> {
-  const res = await apiFetch(`${url}${D}/os/pages?offset=${offset}`, {
-    method: 'PUT',
-    body: randomBytes(bytes),
-    headers: { 'content-type': 'application/octet-stream' },
-  })
-  assert.equal(res.status, 200, await res.text())
-}
-
-async function backup(url: string): Promise<string> {
-  const r = await api(url, 'POST', '/api/v1/vaults/geo/backups', { disks, item: 'vm1' })
-  assert.equal(r.status, 202, JSON.stringify(r.body))
-  const job = await ended(url, r.body.id)
-  assert.equal(job.state, 'Completed', JSON.stringify(job))
-  return job.result.id as string
-}
 
 const softDeleted = async (url: string): Promise<Json[]> =>
   (await api(url, 'GET', '/api/v1/vaults/geo/softDeletedRecoveryPoints')).body.items as Json[]
@@ -56,14 +36,14 @@ describe('deletions on the primary of a GRS vault', () => {
       })
       assert.equal(made.status, 201, JSON.stringify(made.body))
       await randomDisk(east.url, 'os', 4)
-      const p1 = await backup(east.url)
+      const p1 = await backupGeo(east.url)
       // p2's first MiB is overwritten by p3: its chunks there are p2's alone.
-      await write(east.url, 0, MiB)
-      const p2 = await backup(east.url)
-      await write(east.url, 0, MiB)
-      const p3 = await backup(east.url)
-      await write(east.url, 2 * MiB, 256 * 1024)
-      const p4 = await backup(east.url)
+      await writeOs(east.url, 0, MiB)
+      const p2 = await backupGeo(east.url)
+      await writeOs(east.url, 0, MiB)
+      const p3 = await backupGeo(east.url)
+      await writeOs(east.url, 2 * MiB, 256 * 1024)
+      const p4 = await backupGeo(east.url)
       const all = [p1, p2, p3, p4].sort()
       await until('the replica holds every point', async () => (await pointIds(west.url, 'geo')).length === 4)
       assert.deepEqual(await pointIds(west.url, 'geo'), all)

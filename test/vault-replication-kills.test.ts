@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { randomBytes, randomInt } from 'node:crypto'
 import { describe, it } from 'node:test'
-import { diskHash, MiB, pointIds, restart, twoSites, until } from './_geo.js'
+import { backupGeo, diskHash, MiB, pointIds, restart, twoSites, until } from './_geo.js'
 import { api, D, ended, randomDisk } from './_jobs.js'
 import { apiFetch, type RunningService } from './_service.js'
 
@@ -11,15 +11,6 @@ import { apiFetch, type RunningService } from './_service.js'
 
 const KILLS = Number(process.env.CAIRN_GEO_KILLS ?? 3)
 const SIZE = 8 * MiB
-const disks = [{ account: 'devstoreaccount1', container: 'disks', disk: 'os' }]
-
-async function backup(url: string): Promise<string> {
-  const r = await api(url, 'POST', '/api/v1/vaults/geo/backups', { disks, item: 'vm1' })
-  assert.equal(r.status, 202, JSON.stringify(r.body))
-  const job = await ended(url, r.body.id)
-  assert.equal(job.state, 'Completed', JSON.stringify(job))
-  return job.result.id as string
-}
 
 async function verifyAll(url: string): Promise<void> {
   const v = await api(url, 'POST', '/api/v1/vaults/geo/verify', { readData: true })
@@ -39,7 +30,7 @@ describe('kill -9 of the primary during replication', () => {
         201,
       )
       await randomDisk(east.url, 'os', SIZE / MiB)
-      const points = [await backup(east.url)]
+      const points = [await backupGeo(east.url)]
       for (let round = 0; round < KILLS; round++) {
         const res = await apiFetch(`${east.url}${D}/os/pages?offset=${randomInt(0, SIZE / MiB - 2) * MiB}`, {
           method: 'PUT',
@@ -47,7 +38,7 @@ describe('kill -9 of the primary during replication', () => {
           headers: { 'content-type': 'application/octet-stream' },
         })
         assert.equal(res.status, 200)
-        points.push(await backup(east.url))
+        points.push(await backupGeo(east.url))
         // The replica looks every second: the kill lands before, during or after its pull.
         await new Promise((r) => setTimeout(r, randomInt(0, 1500)))
         await east.stop('SIGKILL')

@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict'
-import { randomBytes } from 'node:crypto'
 import { rmSync } from 'node:fs'
 import { describe, it } from 'node:test'
 import { EXIT } from '../src/util/index.js'
-import { diskHash, MiB, pointIds, restart, twoSites, until } from './_geo.js'
-import { api, D, ended, type Json, randomDisk } from './_jobs.js'
-import { apiFetch, cairnAt, type RunningService } from './_service.js'
+import { backupGeo, diskHash, GEO_DISKS, MiB, pointIds, restart, twoSites, until, writeOs } from './_geo.js'
+import { api, ended, type Json, randomDisk } from './_jobs.js'
+import { cairnAt, type RunningService } from './_service.js'
 
 // A GRS vault between two real `cairn serve` processes on loopback, separate data folders: the
 // replica follows the primary, catches up after an outage of the secondary, refuses client writes,
@@ -13,24 +12,7 @@ import { apiFetch, cairnAt, type RunningService } from './_service.js'
 // folder is gone; then failover promotes it.
 
 const SIZE = 8 * MiB
-const disks = [{ account: 'devstoreaccount1', container: 'disks', disk: 'os' }]
-
-async function write(url: string, offset: number, bytes: number): Promise<void> {
-  const res = await apiFetch(`${url}${D}/os/pages?offset=${offset}`, {
-    method: 'PUT',
-    body: randomBytes(bytes),
-    headers: { 'content-type': 'application/octet-stream' },
-  })
-  assert.equal(res.status, 200, await res.text())
-}
-
-async function backup(url: string): Promise<string> {
-  const r = await api(url, 'POST', '/api/v1/vaults/geo/backups', { disks, item: 'vm1' })
-  assert.equal(r.status, 202, JSON.stringify(r.body))
-  const job = await ended(url, r.body.id)
-  assert.equal(job.state, 'Completed', JSON.stringify(job))
-  return job.result.id as string
-}
+const _disks = GEO_DISKS
 
 describe('a GRS vault between two sites', () => {
   it('replicates, catches up after an outage, stays read-only, restores with the primary gone, and fails over', async () => {
@@ -56,7 +38,7 @@ describe('a GRS vault between two sites', () => {
       assert.equal(JSON.parse(lrs.stdout).replication.redundancy, 'LRS')
 
       await randomDisk(east.url, 'os', SIZE / MiB)
-      const p1 = await backup(east.url)
+      const p1 = await backupGeo(east.url)
       // Like Azure: the redundancy is fixed once a point exists.
       const locked = await cairnAt(east.url, ['vault', 'redundancy', 'geo', 'LRS'])
       assert.equal(locked.code, EXIT.conflict, locked.stderr)
@@ -111,10 +93,10 @@ describe('a GRS vault between two sites', () => {
 
       // Outage of the secondary: the primary goes on backing up, the secondary catches up after.
       await west.stop()
-      await write(east.url, 2 * MiB, MiB)
-      const p2 = await backup(east.url)
-      await write(east.url, 5 * MiB, 512 * 1024)
-      const p3 = await backup(east.url)
+      await writeOs(east.url, 2 * MiB, MiB)
+      const p2 = await backupGeo(east.url)
+      await writeOs(east.url, 5 * MiB, 512 * 1024)
+      const p3 = await backupGeo(east.url)
       const during = (await api(east.url, 'GET', '/api/v1/vaults/geo')).body.replication
       assert.ok(during.pointsSinceSync >= 2, JSON.stringify(during))
       west = await restart(west)
@@ -148,7 +130,7 @@ describe('a GRS vault between two sites', () => {
       const after = JSON.parse(fo.stdout) as Json
       assert.equal(after.role, 'Primary')
       assert.equal(after.oldPrimaryNotified, false)
-      const p4 = await backup(west.url)
+      const p4 = await backupGeo(west.url)
       assert.ok((await pointIds(west.url, 'geo')).includes(p4))
     } finally {
       await Promise.all(sites.map((s) => s.dispose()))
