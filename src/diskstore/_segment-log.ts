@@ -588,6 +588,10 @@ export class SegmentLog {
     this.truncateAt(cut)
     this.#failure = undefined
     this.#failedAt = undefined
+    // The failed round is settled (the owner settled first) and cut away: a new round must not fail
+    // with it, as it would by following the last round started.
+    this.#lastSync = Promise.resolve()
+    this.#lastRound = Promise.resolve()
     return cut
   }
 
