@@ -23,7 +23,7 @@ test('without the tools, the preflight stops at once with the exact install line
     assert.equal(res.status, 1)
     assert.match(
       res.stderr,
-      /\n {2}apt-get update && apt-get install -y --no-install-recommends libnbd-bin nbdkit qemu-utils e2fsprogs gdisk fdisk dosfstools mtools ntfs-3g xfsprogs lvm2 sleuthkit util-linux nbdfuse fuse3 gcc azure-cli\n/,
+      /\n {2}apt-get update && apt-get install -y --no-install-recommends libnbd-bin nbdkit qemu-utils e2fsprogs gdisk fdisk dosfstools mtools ntfs-3g xfsprogs lvm2 unzip sleuthkit util-linux nbdfuse fuse3 gcc azure-cli\n/,
     )
     assert.match(res.stderr, /qemu-img \(qemu-utils\)/)
     assert.match(res.stderr, /gcc \(gcc\): the native CRC-64/)
