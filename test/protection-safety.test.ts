@@ -68,6 +68,14 @@ async function protectedVm(service: RunningService, vm: string, vault: string) {
   return { run, ok }
 }
 
+/** The Azure SDK's client of the service's blob API, as the development account, without retries. */
+const blobService = (service: RunningService) =>
+  new BlobServiceClient(
+    `${service.listeners.blob}/${ACCOUNT}`,
+    new StorageSharedKeyCredential(ACCOUNT, DEVELOPMENT_ACCOUNT.key),
+    { retryOptions: { maxTries: 1 } },
+  )
+
 const points = (ok: ReturnType<typeof runner>['ok'], vm: string) =>
   ok('rp', 'list', vm, '--json').json() as Json[]
 
@@ -97,13 +105,7 @@ describe('protection keeps backups restorable and VMs manageable (real cairn ser
     assert.equal(cli.status, 4, cli.stderr)
     assert.match(cli.stderr, /SnapshotInUse/)
     assert.match(cli.stderr, /VM "web1"/)
-    const blob = new BlobServiceClient(
-      `${service.listeners.blob}/${ACCOUNT}`,
-      new StorageSharedKeyCredential(ACCOUNT, DEVELOPMENT_ACCOUNT.key),
-      { retryOptions: { maxTries: 1 } },
-    )
-      .getContainerClient('disks')
-      .getBlobClient('web1-data')
+    const blob = blobService(service).getContainerClient('disks').getBlobClient('web1-data')
     await assert.rejects(blob.withSnapshot(data.snapshot).delete(), (e: Json) => {
       assert.equal(e.statusCode, 409)
       assert.equal(e.details?.errorCode ?? e.code, 'SnapshotInUse')
@@ -190,11 +192,7 @@ describe('protection keeps backups restorable and VMs manageable (real cairn ser
       (await call(service.url, 'DELETE', `/api/v1/accounts/${ACCOUNT}`)).body.error.code,
       'DiskInUse',
     )
-    const blob = new BlobServiceClient(
-      `${service.listeners.blob}/${ACCOUNT}`,
-      new StorageSharedKeyCredential(ACCOUNT, DEVELOPMENT_ACCOUNT.key),
-      { retryOptions: { maxTries: 1 } },
-    )
+    const blob = blobService(service)
     await assert.rejects(
       blob.getContainerClient('disks').getBlobClient('web3-data').delete({ deleteSnapshots: 'include' }),
       (e: Json) => e.statusCode === 409 && (e.details?.errorCode ?? e.code) === 'DiskInUse',
@@ -255,11 +253,7 @@ describe('protection keeps backups restorable and VMs manageable (real cairn ser
       `/api/v1/accounts/${ACCOUNT}/containers/disks?force=true`,
     )
     assert.equal(container.body.error.code, 'DiskAttached')
-    const blob = new BlobServiceClient(
-      `${service.listeners.blob}/${ACCOUNT}`,
-      new StorageSharedKeyCredential(ACCOUNT, DEVELOPMENT_ACCOUNT.key),
-      { retryOptions: { maxTries: 1 } },
-    )
+    const blob = blobService(service)
     await assert.rejects(
       blob.getContainerClient('disks').getBlobClient('db-os').delete({ deleteSnapshots: 'include' }),
       (e: Json) => e.statusCode === 409 && (e.details?.errorCode ?? e.code) === 'DiskAttached',
