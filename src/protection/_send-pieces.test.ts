@@ -52,8 +52,8 @@ describe('sendPieces', () => {
     const { read, expect } = source(4 * PIECE, 2 * PIECE + 10)
     const sink = slowSink()
     const destroyedWith = new Promise<Error>((r) => sink.out.once('error', r))
-    await assert.rejects(sendPieces(sink.out, 0, 4 * PIECE, read), /cannot read at 2097162/)
-    assert.match((await destroyedWith).message, /cannot read at 2097162/)
+    await assert.rejects(sendPieces(sink.out, 0, 4 * PIECE, read), /cannot read at \d+/)
+    assert.match((await destroyedWith).message, /cannot read at \d+/)
     assert.equal(sink.out.destroyed, true)
     assert.ok(
       expect(0, 2 * PIECE)

@@ -182,7 +182,10 @@ export class FileBrowser {
           `Cannot read bytes from ${start} of ${entry.path}: it holds ${entry.size}`,
         )
       const fs = o.fs
-      const body = Readable.from(readAhead(start, end, (at) => fs.read(entry, at, Math.min(PIECE, end - at))))
+      const body = Readable.from(
+        readAhead(start, end, (at) => fs.read(entry, at, Math.min(STREAM_PIECE, end - at))),
+        { highWaterMark: 1 },
+      )
       const send = (out: Parameters<typeof sendPieces>[0]) =>
         sendPieces(out, start, end, (at, length, into) => fs.read(entry, at, length, into))
       return { entry, start, end, body, send }
@@ -316,8 +319,9 @@ export class FileBrowser {
           const e = await o.fs.stat(path)
           if (e.type !== 'file') throw new CairnError('FileSystemWrongType', `${e.path} is not a file`)
           const h = createHash('sha256')
+          const buf = Buffer.allocUnsafe(Math.min(PIECE, e.size))
           for (let at = 0; at < e.size; at += PIECE)
-            h.update(await o.fs.read(e, at, Math.min(PIECE, e.size - at)))
+            h.update(await o.fs.read(e, at, Math.min(PIECE, e.size - at), buf))
           return { entry: e, sha: h.digest('hex') }
         }))
       } catch (err) {
@@ -506,6 +510,8 @@ function diskOf(where: FileLocation): DiskLabel {
   return where.disk === undefined ? 'os' : (parseDiskLabel(where.disk, 'disk') as DiskLabel)
 }
 
+/** Bytes of a file read at a time into the `body` stream of a read. */
+const STREAM_PIECE = 1024 * 1024
 /** Pieces of a file read while the one before is sent: the disk or vault read overlaps the socket write. */
 const PIECES_AHEAD = 2
 
@@ -523,7 +529,7 @@ async function* readAhead(
       // Read ahead of a reader that may go away: a failure is answered when its piece is asked for.
       p.catch(() => {})
       pending.push(p)
-      next += PIECE
+      next += STREAM_PIECE
     }
   }
   more()
