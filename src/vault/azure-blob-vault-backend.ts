@@ -1,13 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import { Readable } from 'node:stream'
-import {
-  BlobServiceClient,
-  type ContainerClient,
-  RestError,
-  type StoragePipelineOptions,
-  StorageSharedKeyCredential,
-} from '@azure/storage-blob'
-import { CairnError } from '../util/index.js'
+import type * as Azure from '@azure/storage-blob'
+import type { ContainerClient, StoragePipelineOptions, StorageSharedKeyCredential } from '@azure/storage-blob'
+import { CairnError, lazyRequire } from '../util/index.js'
 import { checkObjectName } from './_object-name.js'
 import { judge, type StoreAnswer } from './_object-store-errors.js'
 import {
@@ -22,6 +17,9 @@ import type { BackendObject, VaultBackend } from './vault-backend.js'
 
 /** The metadata key of a write's id: a create retried after a lost answer recognises its own blob. */
 const WRITE_ID = 'cairnwrite'
+
+/** The Azure SDK, loaded with the first Azure vault (a service without one does not pay for it). */
+const sdk = lazyRequire<typeof Azure>('@azure/storage-blob')
 
 /**
  * A vault backend on Azure Blob Storage (`azblob://ACCOUNT/CONTAINER/PREFIX`): every object is a block
@@ -107,7 +105,7 @@ export class AzureBlobVaultBackend implements VaultBackend {
           res = await blob.download(offset, length, { abortSignal, maxRetryRequests: 0 })
         } catch (err) {
           // A range that starts at or past the end: the object exists and has no bytes there.
-          if (err instanceof RestError && err.statusCode === 416) return Buffer.alloc(0)
+          if (err instanceof sdk().RestError && err.statusCode === 416) return Buffer.alloc(0)
           throw err
         }
         const body = await collect(res.readableStreamBody)
@@ -145,7 +143,7 @@ export class AzureBlobVaultBackend implements VaultBackend {
       } catch (err) {
         if (
           !onlyIfAbsent ||
-          !(err instanceof RestError) ||
+          !(err instanceof sdk().RestError) ||
           (err.statusCode !== 409 && err.statusCode !== 412)
         )
           throw err
@@ -187,7 +185,7 @@ export class AzureBlobVaultBackend implements VaultBackend {
 
 /** What a RestError of the Azure SDK says (its code is the `x-ms-error-code`). */
 function answerOf(err: unknown): StoreAnswer {
-  if (!(err instanceof RestError)) return {}
+  if (!(err instanceof sdk().RestError)) return {}
   const details = err.details as
     | { errorCode?: string; authenticationErrorDetail?: string; AuthenticationErrorDetail?: string }
     | undefined
@@ -240,12 +238,18 @@ function containerClient(where: AzureLocation, options: ObjectStoreOptions): Con
     const sig = fields.get('sharedaccesssignature')
     endpoint ??= `${fields.get('defaultendpointsprotocol') ?? 'https'}://${where.account}.blob.${fields.get('endpointsuffix') ?? 'core.windows.net'}`
     if (accountKey)
-      return service(endpoint, new StorageSharedKeyCredential(where.account, accountKey), pipeline, where)
+      return service(
+        endpoint,
+        new (sdk().StorageSharedKeyCredential)(where.account, accountKey),
+        pipeline,
+        where,
+      )
     if (sig) return service(`${endpoint}?${sig}`, undefined, pipeline, where)
     return service(endpoint, undefined, pipeline, where)
   }
   endpoint ??= `https://${where.account}.blob.core.windows.net`
-  if (key) return service(endpoint, new StorageSharedKeyCredential(where.account, key), pipeline, where)
+  if (key)
+    return service(endpoint, new (sdk().StorageSharedKeyCredential)(where.account, key), pipeline, where)
   if (sas) return service(`${endpoint}?${sas}`, undefined, pipeline, where)
   throw new CairnError(
     'ObjectStoreAuthFailed',
@@ -259,5 +263,5 @@ function service(
   pipeline: StoragePipelineOptions,
   where: AzureLocation,
 ): ContainerClient {
-  return new BlobServiceClient(url, credential, pipeline).getContainerClient(where.container)
+  return new (sdk().BlobServiceClient)(url, credential, pipeline).getContainerClient(where.container)
 }

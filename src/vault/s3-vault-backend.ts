@@ -2,17 +2,8 @@ import { randomBytes } from 'node:crypto'
 import { Agent as HttpAgent } from 'node:http'
 import { Agent as HttpsAgent } from 'node:https'
 import { Readable } from 'node:stream'
-import {
-  DeleteObjectCommand,
-  GetObjectCommand,
-  type GetObjectCommandOutput,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  S3Client,
-  S3ServiceException,
-} from '@aws-sdk/client-s3'
-import { CairnError } from '../util/index.js'
+import type * as S3 from '@aws-sdk/client-s3'
+import { CairnError, lazyRequire } from '../util/index.js'
 import { checkObjectName } from './_object-name.js'
 import { judge, type StoreAnswer } from './_object-store-errors.js'
 import {
@@ -28,6 +19,9 @@ import type { BackendObject, VaultBackend } from './vault-backend.js'
 /** The metadata key of a write's id: a create retried after a lost answer recognises its own object. */
 const WRITE_ID = 'cairn-write'
 
+/** The S3 SDK, loaded with the first S3 vault (a service without one does not pay for it). */
+const sdk = lazyRequire<typeof S3>('@aws-sdk/client-s3')
+
 /**
  * A vault backend on S3 or an S3-compatible store (`s3://BUCKET/PREFIX`): every object is written whole
  * with one PutObject (atomic replace). create is a HEAD, then PutObject with `If-None-Match: *` (atomic
@@ -39,7 +33,7 @@ export class S3VaultBackend implements VaultBackend {
   readonly kind = 's3'
   readonly location: string
   readonly #where: S3Location
-  readonly #client: S3Client
+  readonly #client: S3.S3Client
   readonly #retry: RetryOptions
 
   constructor(location: string, options: ObjectStoreOptions = {}) {
@@ -57,7 +51,7 @@ export class S3VaultBackend implements VaultBackend {
     do {
       const page = await this.#try(`Cannot list "${prefix}"`, (abortSignal) =>
         this.#client.send(
-          new ListObjectsV2Command({
+          new (sdk().ListObjectsV2Command)({
             Bucket: this.#where.bucket,
             Prefix: full,
             ...(token ? { ContinuationToken: token } : {}),
@@ -103,7 +97,9 @@ export class S3VaultBackend implements VaultBackend {
   async delete(name: string): Promise<void> {
     const Key = this.#key(name)
     await this.#try(`Cannot delete "${name}"`, (abortSignal) =>
-      this.#client.send(new DeleteObjectCommand({ Bucket: this.#where.bucket, Key }), { abortSignal }),
+      this.#client.send(new (sdk().DeleteObjectCommand)({ Bucket: this.#where.bucket, Key }), {
+        abortSignal,
+      }),
     )
   }
 
@@ -118,7 +114,9 @@ export class S3VaultBackend implements VaultBackend {
       const res = await this.#try(
         `Cannot read "${name}"`,
         (abortSignal) =>
-          this.#client.send(new HeadObjectCommand({ Bucket: this.#where.bucket, Key }), { abortSignal }),
+          this.#client.send(new (sdk().HeadObjectCommand)({ Bucket: this.#where.bucket, Key }), {
+            abortSignal,
+          }),
         name,
       )
       return res.Metadata?.[WRITE_ID] ?? ''
@@ -134,10 +132,14 @@ export class S3VaultBackend implements VaultBackend {
     return this.#try(
       `Cannot read "${name}"`,
       async (abortSignal) => {
-        let res: GetObjectCommandOutput
+        let res: S3.GetObjectCommandOutput
         try {
           res = await this.#client.send(
-            new GetObjectCommand({ Bucket: this.#where.bucket, Key, ...(range ? { Range: range } : {}) }),
+            new (sdk().GetObjectCommand)({
+              Bucket: this.#where.bucket,
+              Key,
+              ...(range ? { Range: range } : {}),
+            }),
             { abortSignal },
           )
         } catch (err) {
@@ -173,7 +175,7 @@ export class S3VaultBackend implements VaultBackend {
     return this.#try(`Cannot write "${name}"`, async (abortSignal, attempt) => {
       try {
         await this.#client.send(
-          new PutObjectCommand({
+          new (sdk().PutObjectCommand)({
             Bucket: this.#where.bucket,
             Key,
             Body:
@@ -223,8 +225,8 @@ export class S3VaultBackend implements VaultBackend {
 
 /** What an S3 SDK error says. */
 function answerOf(err: unknown): StoreAnswer {
-  if (!(err instanceof S3ServiceException) && !(err as { $metadata?: unknown })?.$metadata) return {}
-  const e = err as S3ServiceException & { Code?: string }
+  if (!(err instanceof sdk().S3ServiceException) && !(err as { $metadata?: unknown })?.$metadata) return {}
+  const e = err as S3.S3ServiceException & { Code?: string }
   const status = e.$metadata?.httpStatusCode
   // HEAD answers carry no body: its 404 names no code.
   const code = e.Code ?? (e.name && e.name !== 'Unknown' && e.name !== 'NotFound' ? e.name : '')
@@ -239,7 +241,7 @@ async function collect(body: Readable | undefined): Promise<Buffer> {
 }
 
 /** The S3 client of a location, with settings from the location, the options or the environment. */
-function client(where: S3Location, options: ObjectStoreOptions): S3Client {
+function client(where: S3Location, options: ObjectStoreOptions): S3.S3Client {
   const env = options.env ?? process.env
   const s3 = options.s3 ?? {}
   const endpoint = firstSet(where.endpoint, s3.endpoint, env.AWS_ENDPOINT_URL_S3, env.AWS_ENDPOINT_URL)
@@ -256,7 +258,7 @@ function client(where: S3Location, options: ObjectStoreOptions): S3Client {
   // The SDK warns on stderr, once per process, that its 2027 releases will need Node 22; Cairn pins
   // its SDK and runs on Node 20, so the warning would only be noise in the service's log.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
-  return new S3Client({
+  return new (sdk().S3Client)({
     region,
     ...(endpoint ? { endpoint } : {}),
     forcePathStyle: where.pathStyle ?? s3.pathStyle ?? false,
