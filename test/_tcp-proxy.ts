@@ -2,8 +2,9 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 
 /**
  * A TCP proxy on loopback (port 0) in front of `target` (`host:port`) that counts the bytes clients send
- * through it and can drop the link: `cutAfter(n)` destroys every connection once n more bytes went
- * up, and refuses new ones (accepted, then closed at once) until `reconnect()`.
+ * through it and can drop the link: `cutAfter(n)` drops every connection once n more bytes went up
+ * (those n delivered, nothing after them), and refuses new ones (accepted, then closed at once) until
+ * `reconnect()`.
  */
 export interface TcpProxy {
   /** `http://127.0.0.1:PORT`. */
@@ -26,10 +27,14 @@ export async function startTcpProxy(target: string): Promise<TcpProxy> {
   let down = false
   let cutAt = Number.POSITIVE_INFINITY
   let onCut: (() => void) | undefined
+  const upstreams = new Set<Socket>()
   const cut = () => {
     down = true
     cutAt = Number.POSITIVE_INFINITY
-    for (const s of sockets) s.destroy()
+    // The bytes counted as through are delivered (a connection to the target ends after what was
+    // written to it, cut in the middle of a request); the clients' connections are reset.
+    for (const s of sockets) if (upstreams.has(s)) s.end()
+    for (const s of sockets) if (!upstreams.has(s)) s.destroy()
     sockets.clear()
     onCut?.()
     onCut = undefined
@@ -42,11 +47,13 @@ export async function startTcpProxy(target: string): Promise<TcpProxy> {
     const upstream = createConnection({ host: at.hostname, port: Number(at.port) })
     sockets.add(client)
     sockets.add(upstream)
+    upstreams.add(upstream)
     const drop = () => {
       client.destroy()
       upstream.destroy()
       sockets.delete(client)
       sockets.delete(upstream)
+      upstreams.delete(upstream)
     }
     client.on('error', drop)
     upstream.on('error', drop)

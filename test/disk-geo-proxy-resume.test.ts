@@ -9,7 +9,7 @@ import { startTcpProxy, type TcpProxy } from './_tcp-proxy.js'
 // reaches its paired secondary through a TCP proxy that drops the link after a set number of bytes of
 // a big point; after reconnecting, only the chunks the secondary lacks travel, and the replica ends
 // byte-exact. CAIRN_GEO_RESUME_MIB sets the point's size (default 64 MiB: eight 8 MiB chunks). The link
-// drops after 70 % of it went up: with four chunks in flight (each under 8 MiB sent), at least two
+// drops after 80 % of it went up: with four chunks in flight (each under 8 MiB sent), at least three
 // chunks had all their bytes through by then.
 
 const ACCOUNT = 'georesume'
@@ -60,7 +60,7 @@ describe('a disk point cut mid-ship through a proxy between two services', () =>
       // The big point: every byte changes.
       for (let at = 0; at < pointBytes; at += 4 * MiB)
         await disk(primary).uploadPages(randomBytes(4 * MiB), at, 4 * MiB)
-      const dropped = proxy.cutAfter(Math.floor(pointBytes * 0.7))
+      const dropped = proxy.cutAfter(Math.floor(pointBytes * 0.8))
       const cutShort = await cairnAt(east.url, ['account', 'sync', ACCOUNT])
       assert.notEqual(cutShort.code, 0, 'the round fails when the link drops')
       await dropped
