@@ -21,6 +21,10 @@ import type { BackendObject, VaultBackend } from './vault-backend.js'
 // does not pay for loading it (~0.25 s of CPU), and require skips the scan of its CommonJS build that an
 // ESM import makes for named exports (~0.1 s more).
 type Sdk = typeof import('@aws-sdk/client-s3')
+// The SDK warns on stderr, once per process, that its 2027 releases will need Node 22; Cairn pins its
+// SDK and runs on Node 20, so the warning would only be noise in the service's log (set on import, so
+// that it also holds for S3 clients made elsewhere in the process before the first vault's).
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
 let loaded: Sdk | undefined
 const sdk = (): Sdk => {
   loaded ??= createRequire(import.meta.url)('@aws-sdk/client-s3') as Sdk
@@ -264,9 +268,6 @@ function client(where: S3Location, options: ObjectStoreOptions): S3Client {
       `Cannot open the vault at ${where.canonical}: no S3 credentials are configured (give an access key id and secret in the configuration, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)`,
     )
   const maxSockets = options.maxSockets ?? 16
-  // The SDK warns on stderr, once per process, that its 2027 releases will need Node 22; Cairn pins
-  // its SDK and runs on Node 20, so the warning would only be noise in the service's log.
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
   return new (sdk().S3Client)({
     region,
     ...(endpoint ? { endpoint } : {}),
