@@ -170,7 +170,7 @@ export function registerDiskGeoRoutes(app: ApiApp, ctx: ApiContext): void {
       // The Node request itself when the body is still unread (no web-stream copy of each chunk).
       const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming
       // (A web ReadableStream is async-iterable on Node; the DOM-less types do not say so.)
-      const source =
+      const source: IncomingMessage | AsyncIterable<Uint8Array> =
         incoming !== undefined && !incoming.readableDidRead
           ? incoming
           : ((c.req.raw.body ?? []) as unknown as AsyncIterable<Uint8Array>)

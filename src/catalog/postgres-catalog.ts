@@ -1,8 +1,11 @@
 import { type DataTypeNode, type KyselyPlugin, OperationNodeTransformer, PostgresDialect, sql } from 'kysely'
-import pg from 'pg'
-import { CairnError } from '../util/index.js'
+import type pg from 'pg'
+import { CairnError, lazyRequire } from '../util/index.js'
 import { KyselyCatalog, type MigrationRunner } from './kysely-catalog.js'
 import type { Migration } from './migrations.js'
+
+/** The PostgreSQL driver, loaded with the first PostgreSQL catalog (a service on SQLite does not pay for it). */
+const driver = lazyRequire<typeof pg>('pg')
 
 /** The advisory-lock key every Cairn process takes while it migrates a PostgreSQL catalog ('cairnmig'). */
 const MIGRATION_LOCK = 0x636169726e6d6967n
@@ -21,7 +24,7 @@ export class PostgresCatalog extends KyselyCatalog {
   readonly pool: pg.Pool
 
   constructor(url: string, migrations?: Migration[]) {
-    const pool = new pg.Pool({
+    const pool = new (driver().Pool)({
       connectionString: url,
       max: POSTGRES_POOL_SIZE,
       types: { getTypeParser: numbersAsNumbers } as pg.CustomTypesConfig,
@@ -72,7 +75,7 @@ const NUMERIC = 1700
 
 function numbersAsNumbers(oid: number, format?: 'text' | 'binary'): (value: string) => unknown {
   if (oid === INT8 || oid === NUMERIC) return (v: string) => (v === null ? null : Number(v))
-  return pg.types.getTypeParser(oid, format ?? 'text') as (value: string) => unknown
+  return driver().types.getTypeParser(oid, format ?? 'text') as (value: string) => unknown
 }
 
 /** Schema changes declare `integer` columns as `bigint`, the width SQLite gives every integer. */

@@ -21,16 +21,31 @@ async function read(body: Buffer, cuts: number[], size: number): Promise<[number
 describe('the extent stream', () => {
   it('yields the same extents however the body is cut into chunks, headers split included', async () => {
     const size = 16 * 1024 * 1024
-    const extents: [number, Buffer][] = [
-      [0, randomFillSync(Buffer.alloc(512))],
-      [4096, randomFillSync(Buffer.alloc(4 * 1024 * 1024))],
-      [size - 1024, randomFillSync(Buffer.alloc(1024))],
+    /** A body of three extents, the middle one of `middle` bytes. */
+    const stream = (middle: number) => {
+      const extents: [number, Buffer][] = [
+        [0, randomFillSync(Buffer.alloc(512))],
+        [4096, randomFillSync(Buffer.alloc(middle))],
+        [size - 1024, randomFillSync(Buffer.alloc(1024))],
+      ]
+      const body = Buffer.concat([
+        ...extents.flatMap(([at, b]) => [extentHeader(at, b.length), b]),
+        extentHeader(size, 0),
+      ])
+      return { extents, body }
+    }
+    // The largest frame (4 MiB) in whole, 64 KiB and odd chunks; byte by byte (a chunk boundary at every
+    // place of every header) a 64 KiB frame does: millions of 1-byte chunks would prove nothing more.
+    const largest = stream(4 * 1024 * 1024)
+    const small = stream(64 * 1024)
+    const runs: [typeof small, number[]][] = [
+      [largest, [largest.body.length]],
+      [largest, [65536]],
+      [largest, [513, 15]],
+      [small, [1]],
+      [small, [7, 16, 3]],
     ]
-    const body = Buffer.concat([
-      ...extents.flatMap(([at, b]) => [extentHeader(at, b.length), b]),
-      extentHeader(size, 0),
-    ])
-    for (const cuts of [[body.length], [1], [7, 16, 3], [65536], [513, 15]]) {
+    for (const [{ extents, body }, cuts] of runs) {
       const got = await read(body, cuts, size)
       assert.equal(got.length, extents.length, `cuts ${cuts}`)
       for (const [i, [at, b]] of extents.entries()) {

@@ -65,17 +65,23 @@ function withLog(fn: (log: SegmentLog) => Promise<void>): Promise<void> {
 const page = () => alignedBuffer(64 * 1024).fill(7)
 const META = Buffer.from('meta')
 
+/** Two rounds of one write each: the first round's fdatasync held, the second's gone out after it. */
+async function twoRounds(log: SegmentLog) {
+  const sync = holdFirstSync()
+  log.append(RecordType.write, META, page(), { background: true, direct: true })
+  const first = track(log.durable())
+  await until('the first round syncs', () => sync.calls.length === 1)
+  log.append(RecordType.write, META, page(), { background: true, direct: true })
+  const second = track(log.durable())
+  await until('the second round syncs', () => sync.calls.length === 2)
+  return { sync, first, second }
+}
+
 describe('SegmentLog group commit', () => {
   it('starts the next round while one syncs, and ends it only after that one', () =>
     withLog(async (log) => {
-      const sync = holdFirstSync()
-      log.append(RecordType.write, META, page(), { background: true, direct: true })
-      const first = track(log.durable())
-      await until('the first round syncs', () => sync.calls.length === 1)
-      log.append(RecordType.write, META, page(), { background: true, direct: true })
-      const second = track(log.durable())
       // The second round's fdatasync goes out while the first is still held…
-      await until('the second round syncs', () => sync.calls.length === 2)
+      const { sync, first, second } = await twoRounds(log)
       await new Promise((r) => setTimeout(r, 50))
       // …but neither round answers before the first fdatasync has returned.
       assert.equal(first.done, false)
@@ -86,13 +92,7 @@ describe('SegmentLog group commit', () => {
 
   it('fails the round after a failed fdatasync too, and serves the rounds after that again', () =>
     withLog(async (log) => {
-      const sync = holdFirstSync()
-      log.append(RecordType.write, META, page(), { background: true, direct: true })
-      const first = track(log.durable())
-      await until('the first round syncs', () => sync.calls.length === 1)
-      log.append(RecordType.write, META, page(), { background: true, direct: true })
-      const second = track(log.durable())
-      await until('the second round syncs', () => sync.calls.length === 2)
+      const { sync, first, second } = await twoRounds(log)
       sync.release(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }))
       await until('both rounds fail', () => first.failed !== undefined && second.failed !== undefined)
       assert.match(String(first.failed), /EIO/)

@@ -1,5 +1,5 @@
 // The disk store: thin page-blob disks with instant snapshots and page-range diffs.
-export { crc32Implementation } from './_crc32.js'
+export { crc32, crc32Implementation } from './_crc32.js'
 export {
   EXTENT_HEADER_SIZE,
   extentHeader,

@@ -811,7 +811,7 @@ export class LogDiskStore implements DiskStore {
     ref: DiskRef,
     offset: number,
     data: Uint8Array,
-    options: { conditions?: WriteConditions; durable?: boolean } = {},
+    options: { conditions?: WriteConditions; durable?: boolean; direct?: boolean } = {},
   ): Promise<WriteResult> {
     const d = this.#disk(ref)
     const what = `write ${data.length} bytes at ${offset} of disk "${refText(ref)}"`
@@ -827,8 +827,10 @@ export class LogDiskStore implements DiskStore {
     const writeId = this.#state.nextWriteId
     const meta = writeMeta(d.id, writeId, offset, data.length, t)
     // The bytes are written off the event loop; the caller's buffer is held until then. A write that
-    // must be durable before its answer goes to the device directly: the cache would not save it a wait.
-    const rec = this.#appendInBackground(meta, data, options.durable !== false, what)
+    // must be durable before its answer goes to the device directly: the cache would not save it a wait
+    // (nor a bulk write that asks for it: `direct`).
+    const direct = options.durable !== false || options.direct === true
+    const rec = this.#appendInBackground(meta, data, direct, what)
     applyWrite(this.#state, d.id, writeId, offset, data.length, t, rec.segment, rec.dataOffset)
     const result = this.#result(d)
     if (options.durable !== false) await this.#durable()

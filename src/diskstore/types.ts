@@ -282,12 +282,17 @@ export interface DiskStore {
     options?: { snapshots?: 'include' | 'only'; conditions?: WriteConditions },
   ): Promise<void>
 
-  /** Writes pages: offset and length 512-aligned, at most 4 MiB. */
+  /**
+   * Writes pages: offset and length 512-aligned, at most 4 MiB. `direct` (with `durable: false`): the
+   * data goes past the page cache (O_DIRECT where the file system allows it), as durable writes' data
+   * does, for bulk writes nobody reads back soon (geo-replication's replicas); `flush()` still makes
+   * it durable.
+   */
   writePages(
     ref: DiskRef,
     offset: number,
     data: Uint8Array,
-    options?: { conditions?: WriteConditions; durable?: boolean },
+    options?: { conditions?: WriteConditions; durable?: boolean; direct?: boolean },
   ): Promise<WriteResult>
   /** Clears pages back to holes (reads return zeros). */
   clearPages(

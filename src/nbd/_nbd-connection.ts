@@ -1,27 +1,21 @@
 // NbdConnection: one NBD client connection, from the newstyle handshake through the transmission phase.
 //
-// Over ~600 lines on purpose: the input parser, option negotiation, request dispatch, flow control
-// (pausing the socket on in-flight limits and unread replies), the reply cork and closing all act
-// on the same state machine and socket, so they stay in one class. What needs none of that lives
-// beside it: _check-request.ts (request checks, errors), _option-data.ts (option data),
-// _reply-headers.ts (reply headers), _protocol.ts (constants), _byte-queue.ts, _read-into.ts.
+// The input parser, request dispatch, flow control (pausing the socket on in-flight limits and
+// unread replies), TLS, the reply cork and closing act on the same state machine and socket, so they
+// stay in one class. What needs none of that lives beside it: _negotiation.ts (answering each
+// option), _check-request.ts (request checks, errors), _option-data.ts (option data),
+// _reply-headers.ts (replies), _protocol.ts (constants), _byte-queue.ts, _read-into.ts.
 
 import type { Socket } from 'node:net'
 import { type SecureContext, TLSSocket } from 'node:tls'
-import { isCairnError, type Logger } from '../util/index.js'
+import type { Logger } from '../util/index.js'
 import type { BufferPool } from './_buffer-pool.js'
 import { ByteQueue } from './_byte-queue.js'
 import { COMMAND_NAMES, checkRequest, describeFailure, type Request } from './_check-request.js'
-import {
-  infoString,
-  parseInfoRequest,
-  parseMetaContextRequest,
-  truncateUtf8,
-  unknownExport,
-} from './_option-data.js'
+import { closeExport, Negotiation, type NegotiationHost } from './_negotiation.js'
 import * as P from './_protocol.js'
 import { readInto } from './_read-into.js'
-import { simpleHeader, structuredHeader, writeStructuredHeader } from './_reply-headers.js'
+import { type BlockExtent, blockStatusReply, errorReply, readReply, simpleHeader } from './_reply-headers.js'
 import type { ExportProvider, NbdExport } from './export-provider.js'
 import type { PskKeyring } from './psk-keys.js'
 
@@ -107,11 +101,8 @@ export class NbdConnection {
   #resolveClosed!: () => void
   #state: State = 'client-flags'
   #pumping = false
-  #noZeroes = false
-  #structured = false
-  /** Export name for which base:allocation was selected by the last NBD_OPT_SET_META_CONTEXT. */
-  #allocationFor: string | undefined
-  #allocation = false
+  /** The option phase and what it negotiated (structured replies, base:allocation). */
+  readonly #negotiation: Negotiation
   #optionCount = 0
   #option = { type: 0, length: 0 }
   #request: Request | undefined
@@ -155,6 +146,7 @@ export class NbdConnection {
     this.#log = log
     this.#limits = limits
     this.#pool = pool
+    this.#negotiation = new Negotiation(this.#negotiationHost())
     this.#closed = new Promise((resolve) => {
       this.#resolveClosed = resolve
     })
@@ -323,7 +315,7 @@ export class NbdConnection {
         if ((flags & ~(P.FLAG_C_FIXED_NEWSTYLE | P.FLAG_C_NO_ZEROES)) !== 0) {
           throw new ProtocolViolation(`unknown client flags 0x${flags.toString(16)}`)
         }
-        this.#noZeroes = (flags & P.FLAG_C_NO_ZEROES) !== 0
+        this.#negotiation.noZeroes = (flags & P.FLAG_C_NO_ZEROES) !== 0
         this.#state = 'option-header'
         return true
       }
@@ -443,68 +435,39 @@ export class NbdConnection {
 
   async #handleOption(type: number, data: Buffer): Promise<void> {
     this.#state = 'option-busy'
-    let next: State = 'option-header'
-    if (this.#tls !== undefined && !this.#secured && type !== P.OPT_STARTTLS && type !== P.OPT_ABORT) {
-      // FORCEDTLS (proto.md, "TLS support"): nothing but STARTTLS before TLS; EXPORT_NAME cannot
-      // be answered with an error, so the connection ends.
-      if (type === P.OPT_EXPORT_NAME) {
-        this.#log.info('nbd client chose an export without TLS; closing (TLS is required)')
-        this.#socket.end()
-        this.#state = 'closing'
-        return
-      }
-      this.#optionError(
-        type,
-        P.REP_ERR_TLS_REQD,
-        'TLS is required: connect with nbds:// (NBD_OPT_STARTTLS) and the certificate or a pre-shared key',
-      )
-      this.#state = next
-      return
+    const next = await this.#negotiation.handle(type, data)
+    if (next !== undefined && this.#state === 'option-busy') this.#state = next
+  }
+
+  /** What the option phase (_negotiation.ts) needs of this connection. */
+  #negotiationHost(): NegotiationHost {
+    const self = this
+    return {
+      provider: this.#provider,
+      log: this.#log,
+      maxRequest: this.#limits.maxRequest,
+      listLimit: this.#limits.listLimit,
+      psk: this.#tls?.psk,
+      tlsOffered: this.#tls !== undefined,
+      get needsTls() {
+        return self.#tls !== undefined && !self.#secured
+      },
+      get secured() {
+        return self.#secured
+      },
+      get identity() {
+        return self.#identity
+      },
+      send: (parts) => this.#send(parts),
+      end: () => this.#socket.end(),
+      destroy: () => this.#destroy(),
+      startTls: () => this.#startTls(this.#tls as ConnectionTls),
+      startTransmission: (exp) => {
+        clearTimeout(this.#handshakeTimer)
+        clearTimeout(this.#handshakeDeadline)
+        this.#export = exp
+      },
     }
-    switch (type) {
-      case P.OPT_EXPORT_NAME:
-        next = await this.#optExportName(data)
-        break
-      case P.OPT_ABORT:
-        this.#optionReply(type, P.REP_ACK)
-        next = 'closing'
-        this.#socket.end()
-        break
-      case P.OPT_LIST:
-        await this.#optList(data)
-        break
-      case P.OPT_STARTTLS:
-        if (this.#tls === undefined) {
-          this.#optionError(type, P.REP_ERR_POLICY, 'TLS is not offered by this server')
-        } else if (this.#secured) {
-          this.#optionError(type, P.REP_ERR_INVALID, 'TLS is already on')
-        } else if (data.length !== 0) {
-          this.#optionError(type, P.REP_ERR_INVALID, 'NBD_OPT_STARTTLS takes no data')
-        } else {
-          await this.#startTls(this.#tls)
-          return
-        }
-        break
-      case P.OPT_INFO:
-      case P.OPT_GO:
-        next = await this.#optInfoOrGo(type, data)
-        break
-      case P.OPT_STRUCTURED_REPLY:
-        if (data.length !== 0) {
-          this.#optionError(type, P.REP_ERR_INVALID, 'NBD_OPT_STRUCTURED_REPLY takes no data')
-        } else {
-          this.#structured = true
-          this.#optionReply(type, P.REP_ACK)
-        }
-        break
-      case P.OPT_LIST_META_CONTEXT:
-      case P.OPT_SET_META_CONTEXT:
-        await this.#optMetaContext(type, data)
-        break
-      default:
-        this.#optionError(type, P.REP_ERR_UNSUP, `option ${type} is not supported`)
-    }
-    if (this.#state === 'option-busy') this.#state = next
   }
 
   /**
@@ -566,192 +529,6 @@ export class NbdConnection {
     })
   }
 
-  /**
-   * Whether this client may open export `name`: with pre-shared keys, the exports its identity's
-   * line names; otherwise any.
-   */
-  #allowed(name: string): boolean {
-    const psk = this.#tls?.psk
-    return psk === undefined || (this.#identity !== undefined && psk.allows(this.#identity, name))
-  }
-
-  #denied(type: number, name: string): void {
-    this.#log.info('nbd client asked for an export its key does not open', {
-      export: name,
-      identity: this.#identity,
-    })
-    this.#optionError(
-      type,
-      P.REP_ERR_POLICY,
-      `Cannot open export "${name}": the key of "${this.#identity}" does not open it`,
-    )
-  }
-
-  async #optExportName(data: Buffer): Promise<State> {
-    const name = data.toString('utf8')
-    const exp = this.#allowed(name) ? await this.#open(name) : undefined
-    if (exp === undefined) {
-      // NBD_OPT_EXPORT_NAME has no error reply: the server MUST terminate the session, at once (the
-      // socket is paused while an option runs, so an end() alone would hold the slot until a timer).
-      this.#log.info('nbd client asked for an unknown export; closing', { export: name })
-      this.#destroy()
-      return 'closing'
-    }
-    const reply = Buffer.alloc(this.#noZeroes ? 10 : 134)
-    reply.writeBigUInt64BE(BigInt(exp.size), 0)
-    reply.writeUInt16BE(this.#flagsFor(exp), 8)
-    this.#startTransmission(exp, name)
-    this.#send([reply])
-    return 'request-header'
-  }
-
-  async #optList(data: Buffer): Promise<void> {
-    if (data.length !== 0) {
-      this.#optionError(P.OPT_LIST, P.REP_ERR_INVALID, 'NBD_OPT_LIST takes no data')
-      return
-    }
-    const exports = await this.#provider.list(this.#limits.listLimit)
-    for (const e of exports) {
-      if (!this.#allowed(e.name)) continue
-      const name = Buffer.from(e.name, 'utf8')
-      const description = truncateUtf8(e.description, P.MAX_STRING)
-      const body = Buffer.alloc(4 + name.length + description.length)
-      body.writeUInt32BE(name.length, 0)
-      name.copy(body, 4)
-      description.copy(body, 4 + name.length)
-      this.#optionReply(P.OPT_LIST, P.REP_SERVER, body)
-    }
-    this.#optionReply(P.OPT_LIST, P.REP_ACK)
-  }
-
-  async #optInfoOrGo(type: number, data: Buffer): Promise<State> {
-    const parsed = parseInfoRequest(data)
-    if (typeof parsed === 'string') {
-      this.#optionError(type, P.REP_ERR_INVALID, parsed)
-      return 'option-header'
-    }
-    if (!this.#allowed(parsed.name)) {
-      this.#denied(type, parsed.name)
-      return 'option-header'
-    }
-    const exp = await this.#open(parsed.name)
-    if (exp === undefined) {
-      this.#optionError(type, P.REP_ERR_UNKNOWN, unknownExport(parsed.name))
-      return 'option-header'
-    }
-    const info = Buffer.alloc(12)
-    info.writeUInt16BE(P.INFO_EXPORT, 0)
-    info.writeBigUInt64BE(BigInt(exp.size), 2)
-    info.writeUInt16BE(this.#flagsFor(exp), 10)
-    this.#optionReply(type, P.REP_INFO, info)
-    for (const item of new Set(parsed.requests)) {
-      if (item === P.INFO_NAME) {
-        this.#optionReply(type, P.REP_INFO, infoString(P.INFO_NAME, exp.name))
-      } else if (item === P.INFO_DESCRIPTION) {
-        this.#optionReply(type, P.REP_INFO, infoString(P.INFO_DESCRIPTION, exp.description))
-      } else if (item === P.INFO_BLOCK_SIZE) {
-        const sizes = Buffer.alloc(14)
-        sizes.writeUInt16BE(P.INFO_BLOCK_SIZE, 0)
-        sizes.writeUInt32BE(1, 2)
-        sizes.writeUInt32BE(4096, 6)
-        sizes.writeUInt32BE(this.#limits.maxRequest, 10)
-        this.#optionReply(type, P.REP_INFO, sizes)
-      }
-    }
-    if (type === P.OPT_INFO) {
-      this.#optionReply(type, P.REP_ACK)
-      await this.#closeExport(exp)
-      return 'option-header'
-    }
-    this.#startTransmission(exp, parsed.name)
-    this.#optionReply(type, P.REP_ACK)
-    return 'request-header'
-  }
-
-  async #optMetaContext(type: number, data: Buffer): Promise<void> {
-    const set = type === P.OPT_SET_META_CONTEXT
-    if (set) {
-      this.#allocation = false
-      this.#allocationFor = undefined
-    }
-    if (!this.#structured) {
-      this.#optionError(type, P.REP_ERR_INVALID, 'Negotiate structured replies first')
-      return
-    }
-    const parsed = parseMetaContextRequest(data)
-    if (typeof parsed === 'string') {
-      this.#optionError(type, P.REP_ERR_INVALID, parsed)
-      return
-    }
-    if (parsed.queries.length > 64) {
-      this.#optionError(type, P.REP_ERR_TOO_BIG, 'At most 64 metadata context queries are accepted')
-      return
-    }
-    if (!this.#allowed(parsed.name)) {
-      this.#denied(type, parsed.name)
-      return
-    }
-    const exp = await this.#open(parsed.name)
-    if (exp === undefined) {
-      this.#optionError(type, P.REP_ERR_UNKNOWN, unknownExport(parsed.name))
-      return
-    }
-    await this.#closeExport(exp)
-    const matches = set
-      ? parsed.queries.includes(P.BASE_ALLOCATION)
-      : parsed.queries.length === 0 || parsed.queries.some((q) => q === 'base:' || q === P.BASE_ALLOCATION)
-    if (matches) {
-      const name = Buffer.from(P.BASE_ALLOCATION)
-      const body = Buffer.alloc(4 + name.length)
-      body.writeUInt32BE(set ? P.BASE_ALLOCATION_ID : 0, 0)
-      name.copy(body, 4)
-      this.#optionReply(type, P.REP_META_CONTEXT, body)
-      if (set) {
-        this.#allocation = true
-        this.#allocationFor = parsed.name
-      }
-    }
-    this.#optionReply(type, P.REP_ACK)
-  }
-
-  async #open(name: string): Promise<NbdExport | undefined> {
-    try {
-      return await this.#provider.open(name)
-    } catch (err) {
-      if (!isCairnError(err))
-        this.#log.error('nbd export failed to open', { export: name, error: String(err) })
-      return undefined
-    }
-  }
-
-  #flagsFor(exp: NbdExport): number {
-    let flags = P.FLAG_HAS_FLAGS | P.FLAG_SEND_FLUSH | P.FLAG_CAN_MULTI_CONN | P.FLAG_SEND_CACHE
-    if (this.#structured) flags |= P.FLAG_SEND_DF
-    if (exp.readOnly) flags |= P.FLAG_READ_ONLY
-    else flags |= P.FLAG_SEND_FUA | P.FLAG_SEND_TRIM | P.FLAG_SEND_WRITE_ZEROES | P.FLAG_SEND_FAST_ZERO
-    return flags
-  }
-
-  #startTransmission(exp: NbdExport, name: string): void {
-    clearTimeout(this.#handshakeTimer)
-    clearTimeout(this.#handshakeDeadline)
-    this.#export = exp
-    if (this.#allocationFor !== name) this.#allocation = false
-  }
-
-  #optionReply(option: number, type: number, data: Buffer = NO_PAYLOAD): void {
-    const h = Buffer.alloc(20)
-    h.writeBigUInt64BE(P.OPTION_REPLY_MAGIC, 0)
-    h.writeUInt32BE(option, 8)
-    h.writeUInt32BE(type, 12)
-    h.writeUInt32BE(data.length, 16)
-    this.#send(data.length > 0 ? [h, data] : [h])
-  }
-
-  #optionError(option: number, type: number, message: string): void {
-    this.#optionReply(option, type, truncateUtf8(message, P.MAX_STRING))
-  }
-
   // ---- transmission ------------------------------------------------------------------------------
 
   /** Serves a request; a `pooled` payload goes back to the pool once the store is done with it. */
@@ -789,8 +566,8 @@ export class NbdConnection {
   async #serve(r: Request, payload: Buffer, pooled: boolean): Promise<void> {
     const exp = this.#export as NbdExport
     const invalid = checkRequest(r, exp, {
-      structured: this.#structured,
-      allocation: this.#allocation,
+      structured: this.#negotiation.structured,
+      allocation: this.#negotiation.allocation,
       maxRequest: this.#limits.maxRequest,
     })
     if (invalid !== undefined) {
@@ -870,47 +647,16 @@ export class NbdConnection {
         : (err?: Error | null) => {
             if (err === undefined || err === null) this.#pool.give(pooled)
           }
-    if (!this.#structured) {
-      this.#send([simpleHeader(r.cookie, 0), data], sent)
-      return
-    }
-    if (data.length === 0) {
-      this.#send([structuredHeader(r.cookie, P.REPLY_TYPE_NONE, 0)])
-      return
-    }
-    const h = Buffer.allocUnsafe(28)
-    writeStructuredHeader(h, r.cookie, P.REPLY_TYPE_OFFSET_DATA, 8 + data.length)
-    h.writeUIntBE(Math.floor(r.offset / 2 ** 32), 20, 4)
-    h.writeUInt32BE(r.offset % 2 ** 32, 24)
-    this.#send([h, data], sent)
+    this.#send(readReply(r, data, this.#negotiation.structured), sent)
   }
 
-  #replyBlockStatus(r: Request, extents: { length: number; hole: boolean; zero: boolean }[]): void {
-    // A successful reply needs at least one descriptor; an empty query or answer reports the range as data.
-    const list = extents.length > 0 ? extents : [{ length: Math.max(r.length, 1), hole: false, zero: false }]
-    const body = Buffer.allocUnsafe(4 + 8 * list.length)
-    body.writeUInt32BE(P.BASE_ALLOCATION_ID, 0)
-    let at = 4
-    for (const e of list) {
-      body.writeUInt32BE(e.length, at)
-      body.writeUInt32BE((e.hole ? P.STATE_HOLE : 0) | (e.zero ? P.STATE_ZERO : 0), at + 4)
-      at += 8
-    }
-    this.#send([structuredHeader(r.cookie, P.REPLY_TYPE_BLOCK_STATUS, body.length), body])
+  #replyBlockStatus(r: Request, extents: BlockExtent[]): void {
+    this.#send(blockStatusReply(r, extents))
   }
 
   #replyError(r: Request, errno: number, message: string): void {
     if (this.#limits.observe) this.#failed.add(r)
-    if (!this.#structured) {
-      this.#send([simpleHeader(r.cookie, errno)])
-      return
-    }
-    const text = truncateUtf8(message, P.MAX_STRING)
-    const body = Buffer.allocUnsafe(6 + text.length)
-    body.writeUInt32BE(errno, 0)
-    body.writeUInt16BE(text.length, 4)
-    text.copy(body, 6)
-    this.#send([structuredHeader(r.cookie, P.REPLY_TYPE_ERROR, body.length), body])
+    this.#send(errorReply(r.cookie, errno, message, this.#negotiation.structured))
   }
 
   // ---- output and teardown -------------------------------------------------------------------------
@@ -963,7 +709,7 @@ export class NbdConnection {
     this.#releasing = true
     const exp = this.#export
     this.#export = undefined
-    const done = exp === undefined ? Promise.resolve() : this.#closeExport(exp)
+    const done = exp === undefined ? Promise.resolve() : closeExport(exp, this.#log)
     void done.then(() => {
       this.#released = true
       const s = this.#socket
@@ -980,14 +726,6 @@ export class NbdConnection {
 
   #maybeFinish(): void {
     if (this.#state === 'closed' && this.#released) this.#resolveClosed()
-  }
-
-  async #closeExport(exp: NbdExport): Promise<void> {
-    try {
-      await exp.close()
-    } catch (err) {
-      this.#log.warn('nbd export failed to close', { export: exp.name, error: String(err) })
-    }
   }
 
   #destroy(): void {

@@ -283,14 +283,23 @@ export class DiskGeoReceiver {
     if (r.plan !== m.plan) throw refuse(`chunk ${m.chunk} of point ${m.target} is of another chunk plan`)
     const ref: DiskRef = { account: m.account, container: m.container, disk: m.disk }
     for (const c of m.clears) await this.#store.clearPages(ref, c.start, c.end - c.start, { durable: false })
+    // The chunk's writes go out together (each is placed in the log, in order, when it is called) and
+    // past the page cache: a replica is written once and read later, and the cache's copy of every byte
+    // (and its writeback at the flush) cost more than the write itself.
+    const writes: Promise<unknown>[] = []
     let at = 0
     for (const range of m.ranges) {
       for (let off = range.start; off < range.end; off += MAX_WRITE_SIZE) {
         const n = Math.min(MAX_WRITE_SIZE, range.end - off)
-        await this.#store.writePages(ref, off, data.subarray(at, at + n), { durable: false })
+        writes.push(
+          this.#store.writePages(ref, off, data.subarray(at, at + n), { durable: false, direct: true }),
+        )
         at += n
       }
     }
+    // Every write must end before the message's buffer is given back, failed or not.
+    const failed = (await Promise.allSettled(writes)).find((w) => w.status === 'rejected')
+    if (failed !== undefined) throw failed.reason
     // A chunk is acknowledged (in the row the primary reads to resume) only once it is durable; the
     // flush is paid every FLUSH_BYTES, not per chunk (a crash loses at most those, sent again).
     const key = replicaKey(m.account, m.container, m.disk)

@@ -9,7 +9,7 @@ import type { ReplicaState } from './_disk-geo-receiver.js'
 import {
   CHUNK_BYTES,
   type DiskGeoMessage,
-  digestOffThread,
+  dataCrc,
   encodeGeoMessage,
   frameInPlace,
   HEADER_ROOM,
@@ -231,8 +231,8 @@ export class DiskGeoShipper {
           resumed += c.bytes
           continue
         }
-        // The chunk's data is read into a page-aligned message buffer after the header's room, hashed on
-        // the thread pool, and sent from there: no copy of the data, no fresh allocation.
+        // The chunk's data is read into a page-aligned message buffer after the header's room, its CRC-32
+        // taken, and sent from there: no copy of the data, no fresh allocation.
         const buf = this.#buffers.take()
         const p = (async () => {
           try {
@@ -249,7 +249,7 @@ export class DiskGeoShipper {
               chunk: i,
               ranges: c.ranges,
               clears: c.clears,
-              sha256: await digestOffThread(data),
+              crc32: dataCrc(data),
             }
             await send(header, frameInPlace(buf, header, data.length) ?? [Buffer.from(data)])
           } finally {

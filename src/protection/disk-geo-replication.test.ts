@@ -7,7 +7,7 @@ import { describe, it } from 'node:test'
 import { type Catalog, openCatalog } from '../catalog/index.js'
 import { type DiskRef, LogDiskStore } from '../diskstore/index.js'
 import { isCairnError } from '../util/index.js'
-import { decodeGeoMessage } from './_disk-geo-wire.js'
+import { decodeGeoMessage, encodeGeoMessage, type GeoPagesMessage } from './_disk-geo-wire.js'
 import { type DiskGeoLink, DiskGeoReplication } from './disk-geo-replication.js'
 
 // Two sites in one process: real disk stores and catalogs, the primary's messages handed to the
@@ -376,6 +376,65 @@ describe('DiskGeoReplication (two stores and catalogs in one process)', () => {
       assert.ok((await whole(west.store, ref('os'), now)).equals(await whole(east.store, ref('os'))))
     } finally {
       await close(east, west)
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it("a pages message whose data does not match its CRC-32 (or an older primary's SHA-256), or that carries no digest, is refused and changes nothing", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cairn-geo-'))
+    let east: Site | undefined
+    let west: Site | undefined
+    let fresh: Site | undefined
+    try {
+      const sent: Buffer[] = []
+      east = await site(
+        dir,
+        'east',
+        linkTo(() => west as Site, sent),
+      )
+      west = await site(
+        dir,
+        'west',
+        linkTo(() => west as Site),
+      )
+      fresh = await site(
+        dir,
+        'fresh',
+        linkTo(() => fresh as Site),
+      )
+      await east.store.createAccount(ACCOUNT)
+      await east.geo.configure(ACCOUNT, { redundancy: 'RA-GRS', pair: 'west' })
+      await east.store.createContainer(ACCOUNT, 'vms')
+      await east.store.createDisk(ref('os'), { size: 4 * MiB })
+      await east.store.writePages(ref('os'), 0, randomBytes(2 * MiB))
+      await east.geo.syncNow(ACCOUNT)
+      // The same round again, into a fresh secondary, with its pages message altered first.
+      const at = sent.findIndex((b) => decodeGeoMessage(b).header.kind === 'pages')
+      for (const b of sent.slice(0, at)) await fresh.geo.receive(b)
+      const { header, data } = decodeGeoMessage(sent[at] as Buffer)
+      const pages = header as GeoPagesMessage
+      assert.equal(typeof pages.crc32, 'number', 'the primary sends the CRC-32 of the data')
+      const flipped = Buffer.from(data)
+      flipped[1000] = (flipped[1000] as number) ^ 1
+      const { crc32: _crc, ...bare } = pages
+      for (const [why, bad] of [
+        ['one bit flipped', encodeGeoMessage(pages, [flipped])],
+        ['no digest', encodeGeoMessage(bare, [data])],
+        ['a wrong SHA-256', encodeGeoMessage({ ...bare, sha256: sha(flipped) }, [data])],
+      ] as const)
+        await assert.rejects(fresh.geo.receive(bad), code('ReplicationRefused'), why)
+      assert.deepEqual(
+        (await fresh.geo.replicaState(ACCOUNT)).applying?.['vms/os']?.chunks,
+        [],
+        'no chunk taken',
+      )
+      // An older primary's message (SHA-256 instead of CRC-32) is still accepted.
+      await fresh.geo.receive(encodeGeoMessage({ ...bare, sha256: sha(data) }, [data]))
+      for (const b of sent.slice(at + 1)) await fresh.geo.receive(b)
+      const point = fresh.geo.readSnapshot(ref('os')) as string
+      assert.ok((await whole(fresh.store, ref('os'), point)).equals(await whole(east.store, ref('os'))))
+    } finally {
+      await close(east, west, fresh)
       rmSync(dir, { recursive: true, force: true })
     }
   })

@@ -2,6 +2,7 @@
 // each GRS account's disks to its paired site in rounds, the secondary holds a read-only replica whose
 // every disk is a point-in-time state of the primary's, RA-GRS serves it on `ACCOUNT-secondary`, and
 // `failover` makes the secondary primary (docs/replication.md, "Disks").
+import type { Readable } from 'node:stream'
 import type { Catalog } from '../catalog/index.js'
 import type { AccountInfo, DiskInfo, DiskRef, DiskStore } from '../diskstore/index.js'
 import { CairnError, isCairnError, type Logger, silentLogger } from '../util/index.js'
@@ -328,7 +329,7 @@ export class DiskGeoReplication {
    * Reads one message of at most `limit` bytes from a request body into a reused page-aligned buffer
    * (its data lands on a page boundary: the disk store writes it without staging) and applies it.
    */
-  async receiveStream(source: AsyncIterable<Uint8Array>, limit: number): Promise<ReceiveAnswer> {
+  async receiveStream(source: AsyncIterable<Uint8Array> | Readable, limit: number): Promise<ReceiveAnswer> {
     const { body, release } = await readMessage(source, this.#buffers, limit)
     try {
       return await this.#receiver.receive(body)

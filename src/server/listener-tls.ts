@@ -3,9 +3,13 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { createSecureContext } from 'node:tls'
-import selfsigned from 'selfsigned'
+import type selfsigned from 'selfsigned'
 import { PskKeys } from '../nbd/index.js'
-import { CairnError, type Logger } from '../util/index.js'
+import { CairnError, type Logger, lazyRequire } from '../util/index.js'
+
+/** The certificate maker, loaded when a listener first needs a self-signed certificate. */
+const certificates = lazyRequire<typeof selfsigned>('selfsigned')
+
 import type { ServiceConfig } from './config.js'
 
 /** A certificate a listener serves, with its private key. */
@@ -147,7 +151,7 @@ async function selfSigned(config: ServiceConfig, log: Logger): Promise<TlsIdenti
     })
   }
   const now = new Date()
-  const pems = await selfsigned.generate([{ name: 'commonName', value: 'cairn' }], {
+  const pems = await certificates().generate([{ name: 'commonName', value: 'cairn' }], {
     keyType: 'rsa',
     keySize: 2048,
     algorithm: 'sha256',

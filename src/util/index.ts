@@ -6,6 +6,7 @@ export { type ErrorCode, type ErrorSpec, EXIT, errorCatalogue, isErrorCode } fro
 export { HostPaths, type HostPathsOptions, isWithin, realpathOfNearest } from './host-paths.js'
 export { type HttpLimits, httpServerLimits } from './http-server-limits.js'
 export { ioError } from './io-error.js'
+export { lazyRequire } from './lazy-require.js'
 export { createLogger, type Logger, type LoggerOptions, type LogLevel, silentLogger } from './logger.js'
 export { type PlainHttpAnswer, refusePlainHttp } from './plain-http-refusal.js'
 export { requestActor, runAsActor } from './request-actor.js'

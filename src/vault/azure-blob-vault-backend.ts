@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto'
-import { createRequire } from 'node:module'
 import { Readable } from 'node:stream'
+import type * as Azure from '@azure/storage-blob'
 import type { ContainerClient, StoragePipelineOptions, StorageSharedKeyCredential } from '@azure/storage-blob'
-import { CairnError } from '../util/index.js'
+import { CairnError, lazyRequire } from '../util/index.js'
 import { checkObjectName } from './_object-name.js'
 import { judge, type StoreAnswer } from './_object-store-errors.js'
 import {
@@ -15,17 +15,11 @@ import {
 import { type RetryOptions, ShortBody, withRetries } from './_object-store-retry.js'
 import type { BackendObject, VaultBackend } from './vault-backend.js'
 
-// The SDK is loaded when the first Azure vault is opened: a process that never opens one (an S3 or
-// folder vault's backup) does not pay for loading it (~0.4 s of CPU).
-type Sdk = typeof import('@azure/storage-blob')
-let loaded: Sdk | undefined
-const sdk = (): Sdk => {
-  loaded ??= createRequire(import.meta.url)('@azure/storage-blob') as Sdk
-  return loaded
-}
-
 /** The metadata key of a write's id: a create retried after a lost answer recognises its own blob. */
 const WRITE_ID = 'cairnwrite'
+
+/** The Azure SDK, loaded with the first Azure vault (a service without one does not pay for it). */
+const sdk = lazyRequire<typeof Azure>('@azure/storage-blob')
 
 /**
  * A vault backend on Azure Blob Storage (`azblob://ACCOUNT/CONTAINER/PREFIX`): every object is a block

@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto'
 import { Agent as HttpAgent } from 'node:http'
 import { Agent as HttpsAgent } from 'node:https'
-import { createRequire } from 'node:module'
 import { Readable } from 'node:stream'
-import type { GetObjectCommandOutput, S3Client } from '@aws-sdk/client-s3'
-import { CairnError } from '../util/index.js'
+import type * as S3 from '@aws-sdk/client-s3'
+import { CairnError, lazyRequire } from '../util/index.js'
 import { checkObjectName } from './_object-name.js'
 import { judge, type StoreAnswer } from './_object-store-errors.js'
 import {
@@ -17,22 +16,11 @@ import {
 import { type RetryOptions, ShortBody, withRetries } from './_object-store-retry.js'
 import type { BackendObject, VaultBackend } from './vault-backend.js'
 
-// The SDK is loaded when the first S3 vault is opened, through require: a process that never opens one
-// does not pay for loading it (~0.25 s of CPU), and require skips the scan of its CommonJS build that an
-// ESM import makes for named exports (~0.1 s more).
-type Sdk = typeof import('@aws-sdk/client-s3')
-// The SDK warns on stderr, once per process, that its 2027 releases will need Node 22; Cairn pins its
-// SDK and runs on Node 20, so the warning would only be noise in the service's log (set on import, so
-// that it also holds for S3 clients made elsewhere in the process before the first vault's).
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
-let loaded: Sdk | undefined
-const sdk = (): Sdk => {
-  loaded ??= createRequire(import.meta.url)('@aws-sdk/client-s3') as Sdk
-  return loaded
-}
-
 /** The metadata key of a write's id: a create retried after a lost answer recognises its own object. */
 const WRITE_ID = 'cairn-write'
+
+/** The S3 SDK, loaded with the first S3 vault (a service without one does not pay for it). */
+const sdk = lazyRequire<typeof S3>('@aws-sdk/client-s3')
 
 /**
  * A vault backend on S3 or an S3-compatible store (`s3://BUCKET/PREFIX`): every object is written whole
@@ -45,7 +33,7 @@ export class S3VaultBackend implements VaultBackend {
   readonly kind = 's3'
   readonly location: string
   readonly #where: S3Location
-  readonly #client: S3Client
+  readonly #client: S3.S3Client
   readonly #retry: RetryOptions
 
   constructor(location: string, options: ObjectStoreOptions = {}) {
@@ -144,7 +132,7 @@ export class S3VaultBackend implements VaultBackend {
     return this.#try(
       `Cannot read "${name}"`,
       async (abortSignal) => {
-        let res: GetObjectCommandOutput
+        let res: S3.GetObjectCommandOutput
         try {
           res = await this.#client.send(
             new (sdk().GetObjectCommand)({
@@ -237,9 +225,8 @@ export class S3VaultBackend implements VaultBackend {
 
 /** What an S3 SDK error says. */
 function answerOf(err: unknown): StoreAnswer {
-  if (!(loaded && err instanceof loaded.S3ServiceException) && !(err as { $metadata?: unknown })?.$metadata)
-    return {}
-  const e = err as InstanceType<Sdk['S3ServiceException']> & { Code?: string }
+  if (!(err instanceof sdk().S3ServiceException) && !(err as { $metadata?: unknown })?.$metadata) return {}
+  const e = err as S3.S3ServiceException & { Code?: string }
   const status = e.$metadata?.httpStatusCode
   // HEAD answers carry no body: its 404 names no code.
   const code = e.Code ?? (e.name && e.name !== 'Unknown' && e.name !== 'NotFound' ? e.name : '')
@@ -254,7 +241,7 @@ async function collect(body: Readable | undefined): Promise<Buffer> {
 }
 
 /** The S3 client of a location, with settings from the location, the options or the environment. */
-function client(where: S3Location, options: ObjectStoreOptions): S3Client {
+function client(where: S3Location, options: ObjectStoreOptions): S3.S3Client {
   const env = options.env ?? process.env
   const s3 = options.s3 ?? {}
   const endpoint = firstSet(where.endpoint, s3.endpoint, env.AWS_ENDPOINT_URL_S3, env.AWS_ENDPOINT_URL)
@@ -268,6 +255,9 @@ function client(where: S3Location, options: ObjectStoreOptions): S3Client {
       `Cannot open the vault at ${where.canonical}: no S3 credentials are configured (give an access key id and secret in the configuration, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)`,
     )
   const maxSockets = options.maxSockets ?? 16
+  // The SDK warns on stderr, once per process, that its 2027 releases will need Node 22; Cairn pins
+  // its SDK and runs on Node 20, so the warning would only be noise in the service's log.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
   return new (sdk().S3Client)({
     region,
     ...(endpoint ? { endpoint } : {}),
