@@ -21,7 +21,12 @@ export interface VaultBackend {
   /** Every object whose name starts with `prefix`. */
   list(prefix: string): Promise<BackendObject[]>
   get(name: string): Promise<Buffer>
-  getRange(name: string, offset: number, length: number): Promise<Buffer>
+  /**
+   * `length` bytes at `offset` (fewer at the object's end). With `into` (at least `length` bytes) the
+   * backend may read into it and answer a view of it, sparing a buffer and a copy (object stores fill
+   * it from the socket); callers use the answer either way.
+   */
+  getRange(name: string, offset: number, length: number, into?: Buffer): Promise<Buffer>
   /** Writes or atomically replaces an object (given whole or in parts); durable when settled. */
   put(name: string, data: Uint8Array | readonly Uint8Array[]): Promise<void>
   /** Writes an object only when no object has that name; false when one exists. Durable when settled. */
