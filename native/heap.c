@@ -4,10 +4,15 @@
 // only when the garbage collector runs, tens of MiB later. With glibc's defaults the freed top of the
 // heap is handed back at once, so the next chunks fault every page in again: on this VM a third of
 // the blob API's upload CPU went to those page faults (BENCHMARKS.md, "Blob API", "Page faults").
+// It also asks for transparent huge pages for long-lived I/O buffers (hugePages below): a 4 MiB page
+// buffer of the blob API then costs two page faults when first touched instead of 1,024.
 // Built by scripts/build-native.js; loaded by src/util/retain-freed-heap.ts, which does nothing when
 // this file was not built or the C library is not glibc.
 #include <node_api.h>
 #include <stdint.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -37,9 +42,44 @@ static napi_value RetainFreedHeap(napi_env env, napi_callback_info info) {
   return result;
 }
 
+#define HUGE_PAGE ((uintptr_t)2 * 1024 * 1024)
+
+/*
+ * hugePages(buffer: Uint8Array): number — asks the kernel for transparent huge pages (madvise
+ * MADV_HUGEPAGE) for the whole 2 MiB pages inside `buffer`, and answers the offset in `buffer` of the
+ * first 2 MiB boundary (-1: nothing advised, as on a system without the call or a buffer holding no
+ * whole huge page). The advice only changes how the memory is backed, never its contents.
+ */
+static napi_value HugePages(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_value result;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = NULL;
+  if (argc < 1 || napi_get_typedarray_info(env, argv[0], &type, &length, &data, NULL, NULL) != napi_ok ||
+      type != napi_uint8_array) {
+    napi_throw_type_error(env, NULL, "hugePages needs a Uint8Array");
+    return NULL;
+  }
+  double offset = -1;
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  uintptr_t start = (uintptr_t)data;
+  uintptr_t first = (start + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+  uintptr_t last = (start + length) & ~(HUGE_PAGE - 1);
+  if (data != NULL && last > first && madvise((void*)first, last - first, MADV_HUGEPAGE) == 0)
+    offset = (double)(first - start);
+#endif
+  napi_create_double(env, offset, &result);
+  return result;
+}
+
 NAPI_MODULE_INIT() {
   napi_value fn;
   napi_create_function(env, "retainFreedHeap", NAPI_AUTO_LENGTH, RetainFreedHeap, NULL, &fn);
   napi_set_named_property(env, exports, "retainFreedHeap", fn);
+  napi_create_function(env, "hugePages", NAPI_AUTO_LENGTH, HugePages, NULL, &fn);
+  napi_set_named_property(env, exports, "hugePages", fn);
   return exports;
 }

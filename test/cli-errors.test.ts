@@ -2,8 +2,8 @@ import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { describe, it } from 'node:test'
-import { cairn, startService } from './_service.js'
+import { after, before, describe, it } from 'node:test'
+import { cairn, type RunningService, startService } from './_service.js'
 
 /** Asserts a failed command printed exactly one line `cairn: CODE: …` and exited with `exit`. */
 function failsWith(r: ReturnType<typeof cairn>, code: string, exit: number): string {
@@ -18,34 +18,35 @@ function failsWith(r: ReturnType<typeof cairn>, code: string, exit: number): str
 }
 
 describe('cairn command errors and flags', () => {
+  // One service for every test: none of them changes what another looks at.
+  let svc: RunningService
+  before(async () => {
+    svc = await startService()
+  })
+  after(() => svc?.dispose())
+
   it('takes global flags before the command: cairn --url U vault list', async () => {
-    const svc = await startService()
-    try {
-      for (const args of [
-        ['--url', svc.url, 'vault', 'list'],
-        [`--url=${svc.url}`, '--json', 'account', 'list'],
-        ['--json', '--url', svc.url, 'account', 'list'],
-        ['account', 'list', '--url', svc.url],
-      ]) {
-        const r = cairn(args)
-        assert.equal(r.status, 0, `cairn ${args.join(' ')}: ${r.stderr}`)
-      }
-      const listed = JSON.parse(cairn(['--json', '--url', svc.url, 'account', 'list']).stdout) as {
-        name: string
-      }[]
-      assert.deepEqual(
-        listed.map((a) => a.name),
-        ['devstoreaccount1'],
-      )
-      // A flag before the command that is not global is still an error, said in one line.
-      failsWith(cairn(['--size', '1MiB', 'disk', 'create', 'x', '--url', svc.url]), 'UsageError', 2)
-    } finally {
-      await svc.dispose()
+    for (const args of [
+      ['--url', svc.url, 'vault', 'list'],
+      [`--url=${svc.url}`, '--json', 'account', 'list'],
+      ['--json', '--url', svc.url, 'account', 'list'],
+      ['account', 'list', '--url', svc.url],
+    ]) {
+      const r = cairn(args)
+      assert.equal(r.status, 0, `cairn ${args.join(' ')}: ${r.stderr}`)
     }
+    const listed = JSON.parse(cairn(['--json', '--url', svc.url, 'account', 'list']).stdout) as {
+      name: string
+    }[]
+    assert.deepEqual(
+      listed.map((a) => a.name),
+      ['devstoreaccount1'],
+    )
+    // A flag before the command that is not global is still an error, said in one line.
+    failsWith(cairn(['--size', '1MiB', 'disk', 'create', 'x', '--url', svc.url]), 'UsageError', 2)
   })
 
   it('prints every error as one line with its code and the exit status of docs/errors.md', async () => {
-    const svc = await startService()
     const dir = mkdtempSync(join(tmpdir(), 'cairn-cli-errors-'))
     try {
       const url = ['--url', svc.url]
@@ -101,54 +102,48 @@ describe('cairn command errors and flags', () => {
       assert.match(debug.stderr, /\n\s+at /)
     } finally {
       rmSync(dir, { recursive: true, force: true })
-      await svc.dispose()
     }
   })
 
   it('resolves short disk names to the default account and container in vm create, backup and restore', async () => {
-    const svc = await startService()
-    try {
-      const ok = (...args: string[]) => {
-        const r = cairn([...args, '--url', svc.url])
-        assert.equal(r.status, 0, `cairn ${args.join(' ')}: ${r.stderr}`)
-        return r.stdout
-      }
-      ok('disk', 'create', 'web-os', '--size', '1MiB')
-      ok('disk', 'create', 'web-data', '--size', '1MiB')
-      ok('container', 'create', 'other')
-      ok('disk', 'create', 'other/web-tmp', '--size', '1MiB')
-      ok(
-        'vm',
-        'create',
-        'web',
-        '--os-disk',
-        'web-os',
-        '--data-disk',
-        '0=web-data',
-        '--temp-disk',
-        'other/web-tmp',
-      )
-      const vm = JSON.parse(ok('vm', 'show', 'web', '--json')) as {
-        osDisk: { account: string; container: string; disk: string }
-        dataDisks: { lun: number; disk: { account: string; container: string; disk: string } }[]
-        tempDisk?: { account: string; container: string; disk: string }
-      }
-      assert.deepEqual(vm.osDisk, { account: 'devstoreaccount1', container: 'disks', disk: 'web-os' })
-      assert.deepEqual(vm.dataDisks[0]!.disk, {
-        account: 'devstoreaccount1',
-        container: 'disks',
-        disk: 'web-data',
-      })
-      assert.deepEqual(vm.tempDisk, { account: 'devstoreaccount1', container: 'other', disk: 'web-tmp' })
-      // A short name of a disk that does not exist is looked up where it would be, and named so.
-      const missing = failsWith(
-        cairn(['vm', 'create', 'web2', '--os-disk', 'nothing-here', '--url', svc.url]),
-        'DiskNotFound',
-        3,
-      )
-      assert.match(missing, /nothing-here/)
-    } finally {
-      await svc.dispose()
+    const ok = (...args: string[]) => {
+      const r = cairn([...args, '--url', svc.url])
+      assert.equal(r.status, 0, `cairn ${args.join(' ')}: ${r.stderr}`)
+      return r.stdout
     }
+    ok('disk', 'create', 'web-os', '--size', '1MiB')
+    ok('disk', 'create', 'web-data', '--size', '1MiB')
+    ok('container', 'create', 'other')
+    ok('disk', 'create', 'other/web-tmp', '--size', '1MiB')
+    ok(
+      'vm',
+      'create',
+      'web',
+      '--os-disk',
+      'web-os',
+      '--data-disk',
+      '0=web-data',
+      '--temp-disk',
+      'other/web-tmp',
+    )
+    const vm = JSON.parse(ok('vm', 'show', 'web', '--json')) as {
+      osDisk: { account: string; container: string; disk: string }
+      dataDisks: { lun: number; disk: { account: string; container: string; disk: string } }[]
+      tempDisk?: { account: string; container: string; disk: string }
+    }
+    assert.deepEqual(vm.osDisk, { account: 'devstoreaccount1', container: 'disks', disk: 'web-os' })
+    assert.deepEqual(vm.dataDisks[0]!.disk, {
+      account: 'devstoreaccount1',
+      container: 'disks',
+      disk: 'web-data',
+    })
+    assert.deepEqual(vm.tempDisk, { account: 'devstoreaccount1', container: 'other', disk: 'web-tmp' })
+    // A short name of a disk that does not exist is looked up where it would be, and named so.
+    const missing = failsWith(
+      cairn(['vm', 'create', 'web2', '--os-disk', 'nothing-here', '--url', svc.url]),
+      'DiskNotFound',
+      3,
+    )
+    assert.match(missing, /nothing-here/)
   })
 })

@@ -44,6 +44,9 @@ describe('rp files, download and history: browsing recovery points in the servic
     makeTree(tree)
     mkdirSync(join(tree, 'srv/app'), { recursive: true })
     writeFileSync(join(tree, 'srv/app/readme.txt'), 'another app\n')
+    // Several pieces long (a piece is 4 MiB): the answers' reused buffers are tried by it.
+    mkdirSync(join(tree, 'opt'))
+    writeFileSync(join(tree, 'opt/data.bin'), pseudoRandom(9 * 1024 * 1024 + 4321, 11))
     mkdirSync(join(tree, 'big'))
     for (let i = 0; i < BIG_DIR; i++)
       writeFileSync(join(tree, 'big', `f${String(i).padStart(5, '0')}`), `${i}\n`)
@@ -172,6 +175,38 @@ describe('rp files, download and history: browsing recovery points in the servic
       await (await get(`${base}/file/content${q('/home/ana/sparse.img')}`)).arrayBuffer(),
     )
     assert.ok(sparse.equals(readFileSync(join(tree, 'home/ana/sparse.img'))))
+  })
+
+  it('reads of a file of several MiB, five at once after one cut short by its client, each answer the exact bytes with its request id', async () => {
+    const src = readFileSync(join(tree, 'opt/data.bin'))
+    const path = `${base}/file/content${q('/opt/data.bin')}`
+    // A client that goes away after its first bytes: the buffers of its answer must not be handed to
+    // the next answers while its socket or a read may still use them.
+    const stop = new AbortController()
+    const cut = await get(path, { signal: stop.signal })
+    assert.equal(cut.status, 200)
+    await cut.body!.getReader().read()
+    stop.abort()
+    const answers = await Promise.all(
+      [1, 2, 3, 4, 5].map(async (i) => {
+        const res = await get(path, { headers: { 'x-request-id': `read-${i}` } })
+        return {
+          status: res.status,
+          id: res.headers.get('x-request-id'),
+          length: res.headers.get('content-length'),
+          sha: sha256(Buffer.from(await res.arrayBuffer())),
+        }
+      }),
+    )
+    for (const [i, a] of answers.entries())
+      assert.deepEqual(a, { status: 200, id: `read-${i + 1}`, length: String(src.length), sha: sha256(src) })
+    // A range over piece boundaries, and HEAD (answered without a body) give the same headers.
+    const part = await get(path, { headers: { range: 'bytes=4194000-8389000' } })
+    assert.equal(part.status, 206)
+    assert.ok(Buffer.from(await part.arrayBuffer()).equals(src.subarray(4_194_000, 8_389_001)))
+    const head = await get(path, { method: 'HEAD' })
+    assert.equal(head.status, 200)
+    assert.equal(head.headers.get('content-length'), String(src.length))
   })
 
   it('.. and absolute paths never leave the file system of the point', async () => {

@@ -1,4 +1,6 @@
+import type { ServerResponse } from 'node:http'
 import { Readable } from 'node:stream'
+import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response'
 import { createRoute, z } from '@hono/zod-openapi'
 import type { FileBrowser, FileLocation } from '../protection/index.js'
 import { CairnError, requestActor } from '../util/index.js'
@@ -69,6 +71,18 @@ const attachment = (name: string) =>
   `attachment; filename="${name.replace(/[^\x20-\x7e]|["\\]/g, '_')}"; filename*=UTF-8''${encodeURIComponent(name)}`
 
 /** Registers the browse routes over a FileBrowser. */
+/**
+ * What a route that wrote its answer itself returns to @hono/node-server (its RESPONSE_ALREADY_SENT,
+ * with the status sent, which the audit and the metrics read). Made as this module loads, like that
+ * one: before the adaptor replaces the global Response with its own.
+ */
+const ALREADY_SENT = Object.fromEntries(
+  [200, 206].map((status) => [
+    status,
+    new Response(null, { status, headers: RESPONSE_ALREADY_SENT.headers }),
+  ]),
+) as Record<200 | 206, Response>
+
 export function registerFileBrowseRoutes(app: ApiApp, files: FileBrowser): void {
   app.openapi(
     createRoute({
@@ -160,7 +174,17 @@ export function registerFileBrowseRoutes(app: ApiApp, files: FileBrowser): void 
         'content-disposition': attachment(r.entry.name),
       }
       if (range) headers['content-range'] = `bytes ${r.start}-${r.end - 1}/${r.entry.size}`
-      return c.body(Readable.toWeb(r.body) as ReadableStream, range ? 206 : 200, headers)
+      const status = range ? 206 : 200
+      // Served by Node's own answer where there is one (not HEAD, which Hono answers itself): the
+      // bytes go to the socket from a few reused buffers, with no web stream between.
+      const outgoing = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing
+      if (outgoing === undefined || c.req.method !== 'GET')
+        return c.body(Readable.toWeb(r.body) as ReadableStream, status, headers)
+      const res = c.body(null, status, headers)
+      outgoing.writeHead(status, Object.fromEntries(res.headers))
+      // A failed read cuts the answer (its headers are gone): the client sees a short body.
+      r.send(outgoing).catch(() => {})
+      return ALREADY_SENT[status]
     },
   )
   app.openapi(

@@ -61,7 +61,7 @@ const pageBuffers: Buffer[] = []
 export function takePageBuffer(): Buffer {
   // Shared memory only where the CRC64 of a Put Page body is computed on a worker thread, reading it
   // in place (_crc64-offload.ts): copies into shared memory are slow.
-  return pageBuffers.pop() ?? alignedBuffer(PAGE_BUFFER, { shared: crc64WantsSharedBodies })
+  return pageBuffers.pop() ?? alignedBuffer(PAGE_BUFFER, { shared: crc64WantsSharedBodies, hugePages: true })
 }
 
 export function givePageBuffer(b: Buffer): void {

@@ -53,8 +53,11 @@ export abstract class BaseFileSystem<H> implements FileSystem {
   protected abstract rootNode(): Promise<Node<H>>
   /** The children of a directory node, without `.` and `..`. */
   protected abstract readDirectory(node: Node<H>, signal?: AbortSignal): Promise<Array<Node<H>>>
-  /** Bytes of a file node in [offset, offset + length), already clamped to its size. */
-  protected abstract readData(node: Node<H>, offset: number, length: number): Promise<Buffer>
+  /**
+   * Bytes of a file node in [offset, offset + length), already clamped to its size; a reader may put
+   * them in `into` (at least `length` bytes) or answer a buffer of its own.
+   */
+  protected abstract readData(node: Node<H>, offset: number, length: number, into?: Buffer): Promise<Buffer>
   protected abstract readTarget(node: Node<H>): Promise<string>
 
   async stat(path: string): Promise<FileEntry> {
@@ -88,13 +91,13 @@ export abstract class BaseFileSystem<H> implements FileSystem {
       : { entries, total: dir.nodes.length }
   }
 
-  read(file: string | FileEntry, offset: number, length: number): Promise<Buffer> {
+  read(file: string | FileEntry, offset: number, length: number, into?: Buffer): Promise<Buffer> {
     return damaged(`read "${typeof file === 'string' ? file : file.path}"`, () =>
-      this.#read(file, offset, length),
+      this.#read(file, offset, length, into),
     )
   }
 
-  async #read(file: string | FileEntry, offset: number, length: number): Promise<Buffer> {
+  async #read(file: string | FileEntry, offset: number, length: number, into?: Buffer): Promise<Buffer> {
     let node =
       typeof file === 'string'
         ? undefined
@@ -110,9 +113,19 @@ export abstract class BaseFileSystem<H> implements FileSystem {
         `Cannot read "${p}": offset and length must be whole numbers >= 0`,
       )
     }
+    if (into !== undefined && into.length < length)
+      throw new CairnError(
+        'InvalidRequest',
+        `Cannot read "${p}": the buffer given holds fewer than ${length} bytes`,
+      )
     const size = node.entry.size
-    if (offset >= size || length === 0) return Buffer.alloc(0)
-    return this.readData(node, offset, Math.min(length, size - offset))
+    if (offset >= size || length === 0) return into?.subarray(0, 0) ?? Buffer.alloc(0)
+    const n = Math.min(length, size - offset)
+    const data = await this.readData(node, offset, n, into)
+    if (into === undefined || (data.buffer === into.buffer && data.byteOffset === into.byteOffset))
+      return data
+    data.copy(into, 0, 0, n)
+    return into.subarray(0, n)
   }
 
   readlink(path: string): Promise<string> {

@@ -203,13 +203,18 @@ export class ExtFileSystem extends BaseFileSystem<Inode> {
     return nodes
   }
 
-  protected async readData(node: Node<Inode>, offset: number, length: number): Promise<Buffer> {
+  protected async readData(
+    node: Node<Inode>,
+    offset: number,
+    length: number,
+    into?: Buffer,
+  ): Promise<Buffer> {
     const inode = node.handle
     if (inode.flags & FLAG_ENCRYPT)
       throw unsupported(`Cannot read inode ${inode.ino}: it is encrypted (fscrypt)`)
     if (inode.flags & FLAG_INLINE_DATA)
       return (await this.#inlineData(inode)).subarray(offset, offset + length)
-    return this.#readRange(inode, offset, length)
+    return this.#readRange(inode, offset, length, false, into)
   }
 
   protected async readTarget(node: Node<Inode>): Promise<string> {
@@ -322,7 +327,13 @@ export class ExtFileSystem extends BaseFileSystem<Inode> {
    * File bytes from offset, following the block map; holes and unwritten extents read as zeros. Metadata
    * (directories) goes through the page cache, its scattered blocks fetched in a few merged reads.
    */
-  async #readRange(inode: Inode, offset: number, length: number, metadata = false): Promise<Buffer> {
+  async #readRange(
+    inode: Inode,
+    offset: number,
+    length: number,
+    metadata = false,
+    into?: Buffer,
+  ): Promise<Buffer> {
     const bs = this.#blockSize
     const runs = await this.#blockMap(inode)
     if (length === 0) return Buffer.alloc(0)
@@ -341,7 +352,8 @@ export class ExtFileSystem extends BaseFileSystem<Inode> {
     const what = `inode ${inode.ino}`
     // Holes (bytes no run covers) read as zeros; data is read in place, straight into the answer.
     const covered = pieces.reduce((n, p) => n + p.length, 0)
-    const out = covered === length ? Buffer.allocUnsafe(length) : Buffer.alloc(length)
+    const out = into?.subarray(0, length) ?? Buffer.allocUnsafe(length)
+    if (covered < length) out.fill(0)
     if (metadata) await this.#src.prefetch(pieces.map((p) => ({ offset: p.disk, length: p.length })))
     for (let i = 0; i < pieces.length; i += 8) {
       await Promise.all(

@@ -100,7 +100,12 @@ export class FatFileSystem extends BaseFileSystem<FatHandle> {
     return this.#parseDirectory(data, node.entry.id)
   }
 
-  protected async readData(node: Node<FatHandle>, offset: number, length: number): Promise<Buffer> {
+  protected async readData(
+    node: Node<FatHandle>,
+    offset: number,
+    length: number,
+    into?: Buffer,
+  ): Promise<Buffer> {
     const cs = this.#boot.clusterSize
     const chain = await this.#chain(node.handle.cluster)
     if (chain.length * cs < node.entry.size) {
@@ -108,7 +113,7 @@ export class FatFileSystem extends BaseFileSystem<FatHandle> {
         `Cannot read "${node.entry.name}": its cluster chain holds ${chain.length * cs} bytes of its ${node.entry.size}`,
       )
     }
-    const out = Buffer.alloc(length)
+    const out = into?.subarray(0, length).fill(0) ?? Buffer.alloc(length)
     const first = Math.floor(offset / cs)
     const last = Math.floor((offset + length - 1) / cs)
     const runs = clusterRuns(chain.slice(first, last + 1))

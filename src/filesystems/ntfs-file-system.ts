@@ -201,14 +201,19 @@ export class NtfsFileSystem extends BaseFileSystem<NtfsHandle> {
     }
   }
 
-  protected async readData(node: Node<NtfsHandle>, offset: number, length: number): Promise<Buffer> {
+  protected async readData(
+    node: Node<NtfsHandle>,
+    offset: number,
+    length: number,
+    into?: Buffer,
+  ): Promise<Buffer> {
     const { data, refuse, damage } = node.handle
     const what = `"${node.entry.name}"`
     if (damage !== undefined) throw corrupt(damage)
     if (refuse !== undefined) throw unsupported(`Cannot read ${what}: ${refuse}`)
     if (data === undefined) throw corrupt(`Cannot read ${what}: it has no data stream`)
     if (data.value !== undefined) return Buffer.from(data.value.subarray(offset, offset + length))
-    const out = Buffer.alloc(length)
+    const out = into?.subarray(0, length).fill(0) ?? Buffer.alloc(length)
     const valid = Math.min(offset + length, data.initializedSize)
     if (valid <= offset) return out
     if ((data.flags & ATTR_COMPRESSED) !== 0) {

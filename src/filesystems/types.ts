@@ -106,8 +106,11 @@ export interface FileSystem {
   stat(path: string): Promise<FileEntry>
   /** The entries of a directory (without `.` and `..`), sorted by name, optionally one page. */
   list(path: string, options?: ListOptions): Promise<DirectoryPage>
-  /** Up to `length` bytes of a file from `offset` (fewer at its end; holes read as zeros). */
-  read(file: string | FileEntry, offset: number, length: number): Promise<Buffer>
+  /**
+   * Up to `length` bytes of a file from `offset` (fewer at its end; holes read as zeros); with `into`
+   * (at least `length` bytes) they are read there and the answer is a view of it.
+   */
+  read(file: string | FileEntry, offset: number, length: number, into?: Buffer): Promise<Buffer>
   /** The target of a symlink. */
   readlink(path: string): Promise<string>
   /**

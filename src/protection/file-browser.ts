@@ -23,6 +23,7 @@ import {
 } from './_file-archive.js'
 import { removeTemporaryFile } from './_job-steps.js'
 import { type EncodedPage, ListingCache } from './_listing-cache.js'
+import { PIECE, sendPieces } from './_send-pieces.js'
 import type { JobService, StartedJob } from './job-service.js'
 import { openPointDisk, pointDiskSource } from './point-disk-readers.js'
 import type { ProtectedItem, ProtectionStore, VmRecoveryPoint } from './protection-store.js'
@@ -150,15 +151,22 @@ export class FileBrowser {
   }
 
   /**
-   * A file's bytes `[start, end)` (default the whole file) as a stream, with its entry; a range past
-   * the end is clipped (InvalidRequest when it starts past the end).
+   * A file's bytes `[start, end)` (default the whole file) with its entry: as a stream (`body`), or
+   * written to a Node writable such as an HTTP answer from a few reused buffers (`send`, no fresh
+   * memory per MiB); a range past the end is clipped (InvalidRequest when it starts past the end).
    */
   async read(
     vm: string,
     pointId: string,
     path: string,
     options: FileLocation & { start?: number; end?: number } = {},
-  ): Promise<{ entry: FileEntry; start: number; end: number; body: Readable }> {
+  ): Promise<{
+    entry: FileEntry
+    start: number
+    end: number
+    body: Readable
+    send: (out: Parameters<typeof sendPieces>[0]) => Promise<void>
+  }> {
     return this.#with(vm, pointId, options, async (o) => {
       const entry = await o.fs.stat(path)
       if (entry.type !== 'file')
@@ -174,8 +182,13 @@ export class FileBrowser {
           `Cannot read bytes from ${start} of ${entry.path}: it holds ${entry.size}`,
         )
       const fs = o.fs
-      const body = Readable.from(readAhead(start, end, (at) => fs.read(entry, at, Math.min(PIECE, end - at))))
-      return { entry, start, end, body }
+      const body = Readable.from(
+        readAhead(start, end, (at) => fs.read(entry, at, Math.min(STREAM_PIECE, end - at))),
+        { highWaterMark: 1 },
+      )
+      const send = (out: Parameters<typeof sendPieces>[0]) =>
+        sendPieces(out, start, end, (at, length, into) => fs.read(entry, at, length, into))
+      return { entry, start, end, body, send }
     })
   }
 
@@ -306,8 +319,9 @@ export class FileBrowser {
           const e = await o.fs.stat(path)
           if (e.type !== 'file') throw new CairnError('FileSystemWrongType', `${e.path} is not a file`)
           const h = createHash('sha256')
+          const buf = Buffer.allocUnsafe(Math.min(PIECE, e.size))
           for (let at = 0; at < e.size; at += PIECE)
-            h.update(await o.fs.read(e, at, Math.min(PIECE, e.size - at)))
+            h.update(await o.fs.read(e, at, Math.min(PIECE, e.size - at), buf))
           return { entry: e, sha: h.digest('hex') }
         }))
       } catch (err) {
@@ -496,8 +510,8 @@ function diskOf(where: FileLocation): DiskLabel {
   return where.disk === undefined ? 'os' : (parseDiskLabel(where.disk, 'disk') as DiskLabel)
 }
 
-/** Bytes of a file read at a time. */
-const PIECE = 1024 * 1024
+/** Bytes of a file read at a time into the `body` stream of a read. */
+const STREAM_PIECE = 1024 * 1024
 /** Pieces of a file read while the one before is sent: the disk or vault read overlaps the socket write. */
 const PIECES_AHEAD = 2
 
@@ -515,7 +529,7 @@ async function* readAhead(
       // Read ahead of a reader that may go away: a failure is answered when its piece is asked for.
       p.catch(() => {})
       pending.push(p)
-      next += PIECE
+      next += STREAM_PIECE
     }
   }
   more()

@@ -174,6 +174,58 @@ describe('Scheduler', () => {
     assert.equal(store.items.get('vm-1')!.lastSlot, w.runs[0]!.slot)
   })
 
+  it('runs a slot that came due while a tick waited on the store, with no later tick or clock move', async () => {
+    // A tick reads the store between fixing "now" and arming its timer. When the clock jumps past the
+    // next slot meanwhile (a loaded catalog under a test clock; a stalled process under the real one),
+    // that slot must still run at once — not wait for a timer placed a whole stall after it.
+    const clock = new ManualClock(START)
+    let gate: Promise<void> | undefined
+    let stalled = 0
+    class SlowStore extends MemoryStore {
+      override async lastMaintenance() {
+        if (gate) {
+          stalled++
+          await gate
+        }
+        return this.maintenance
+      }
+    }
+    const store = new SlowStore()
+    store.add(
+      'vm-1',
+      validatePolicy({
+        name: 'three',
+        schedule: { frequency: 'Daily', time: '03:00' },
+        retention: { daily: { days: 7 } },
+      }),
+    )
+    const w = workload(clock, MINUTE)
+    const scheduler = new Scheduler({
+      clock,
+      store,
+      spreadMs: 0,
+      runBackup: w.runBackup,
+      runMaintenance: async () => {},
+    })
+    await scheduler.start()
+    // The 01:00 maintenance tick stalls in the store; the clock moves on to noon meanwhile.
+    let release = () => {}
+    gate = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    await clock.advanceTo(START + 12 * HOUR)
+    assert.equal(stalled, 1, 'the 01:00 tick is waiting on the store')
+    assert.equal(w.runs.length, 0)
+    gate = undefined
+    release()
+    for (let i = 0; i < 200 && w.runs.length === 0; i++) await new Promise((r) => setImmediate(r))
+    assert.equal(w.runs.length, 1, "the 03:00 slot runs without waiting for the clock's next move")
+    assert.equal(w.runs[0]!.slot, START + 3 * HOUR)
+    assert.equal(w.runs[0]!.startedAt, START + 12 * HOUR)
+    await clock.advance(HOUR)
+    await scheduler.stop()
+  })
+
   it('plans a day of 200 items and spreads their starts', async () => {
     const clock = new ManualClock(START)
     const store = new MemoryStore()

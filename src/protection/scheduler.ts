@@ -280,6 +280,7 @@ export class Scheduler {
     })()
   }
 
+  /** Arms the timer for the next due run (called only by #tick, inside tick()'s loop). */
   #arm(now: number): void {
     if (this.#timer !== undefined) this.#clock.clearTimer(this.#timer)
     this.#timer = undefined
@@ -301,7 +302,15 @@ export class Scheduler {
     // A leader comes back before its lease runs out, to renew it.
     next = Math.min(next, now + check)
     if (next === Number.POSITIVE_INFINITY) return
-    this.#timer = this.#clock.setTimer(() => void this.tick(), Math.max(0, next - now))
+    // This tick read the store after fixing `now`: time went on meanwhile (a stalled process, or a test
+    // clock moved on). What came due since is acted on at once, by ticking again, and the timer counts
+    // from the clock as it is: a delay counted from `now` would land that much past the next run.
+    const current = this.#clock.now()
+    if (next > now && next <= current) {
+      this.#again = true
+      return
+    }
+    this.#timer = this.#clock.setTimer(() => void this.tick(), Math.max(0, next - current))
   }
 
   #next(item: SchedulableItem): PlannedRun {

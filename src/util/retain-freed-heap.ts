@@ -3,7 +3,7 @@
 // collector frees, tens of MiB later; with glibc's defaults the freed top of the heap goes back to the
 // system at once and the next chunks fault every page in again. Kept instead, an upload through the
 // blob API faults 10-30x less and costs its server 15-30 % less CPU (BENCHMARKS.md, "Blob API").
-import { createRequire } from 'node:module'
+import { heapAddon } from './heap-addon.js'
 
 /** Freed memory at the top of the heap kept up to this size (glibc's default: 128 KiB, adjusted). */
 const TRIM_THRESHOLD = 256 * 1024 * 1024
@@ -21,14 +21,7 @@ export function retainFreedHeap(): boolean {
   if (applied !== undefined) return applied
   applied = false
   if (process.env.CAIRN_RETAIN_HEAP === '0') return applied
-  try {
-    // dist/src/util/ → native/build/ at the package root.
-    const addon = createRequire(import.meta.url)('../../../native/build/heap.node') as {
-      retainFreedHeap(trimBytes: number, topPadBytes: number): boolean
-    }
-    applied = addon.retainFreedHeap(TRIM_THRESHOLD, TOP_PAD)
-  } catch {
-    // Not built (no C compiler): the defaults stay.
-  }
+  // Not built (no C compiler): the defaults stay.
+  applied = heapAddon()?.retainFreedHeap(TRIM_THRESHOLD, TOP_PAD) ?? false
   return applied
 }

@@ -1,0 +1,101 @@
+// Sending a byte range (a file's content) to a Node writable (an HTTP answer) piece by piece, from a
+// few buffers used over and over. Why not a stream of fresh buffers: on this kind of VM every page of
+// fresh memory costs a fault (tens of microseconds of wall time), and a fresh buffer per piece,
+// freed only when the garbage collector gets to it, made the first read of a file fault in tens of
+// MiB (BENCHMARKS.md, "File recovery"). A buffer goes back to the pool only once the socket took its
+// bytes (the write's callback), never while a read or a write may still use it.
+import type { Writable } from 'node:stream'
+
+/** Bytes read and written at a time (4 MiB cost the service a quarter less CPU per GiB than 1 MiB). */
+export const PIECE = 4 * 1024 * 1024
+/** Pieces read while the one before is written: the disk or vault read overlaps the socket write. */
+const PIECES_AHEAD = 2
+/** Free piece buffers kept between answers: one answer's worth (12 MiB). */
+const KEPT = PIECES_AHEAD + 1
+
+const pool: Buffer[] = []
+
+function take(): Buffer {
+  return pool.pop() ?? Buffer.allocUnsafeSlow(PIECE)
+}
+
+function give(buf: Buffer): void {
+  if (pool.length < KEPT) pool.push(buf)
+}
+
+/** Where a writable that is not a plain stream (an HTTP/1 answer, an HTTP/2 one) tells it is gone. */
+type Out = Pick<Writable, 'write' | 'end' | 'destroy' | 'once' | 'off' | 'destroyed'> & {
+  writableEnded?: boolean
+}
+
+/**
+ * Writes the bytes `[start, end)` that `read(at, length, into)` answers (in `into`, or a buffer of its
+ * own) to `out`, then ends it. A failed read destroys `out` with that error (the answer's headers are
+ * gone already: the client sees a cut body) and rejects; a closed `out` stops the reading.
+ */
+export async function sendPieces(
+  out: Out,
+  start: number,
+  end: number,
+  read: (at: number, length: number, into: Buffer) => Promise<Buffer>,
+): Promise<void> {
+  let closed = false
+  let wake: (() => void) | undefined
+  const onClose = () => {
+    closed = true
+    wake?.()
+  }
+  out.once('close', onClose)
+  out.once('error', onClose)
+  const reading: Array<{ buf: Buffer; data: Promise<Buffer> }> = []
+  let next = start
+  const more = () => {
+    while (reading.length < PIECES_AHEAD && next < end && !closed) {
+      const buf = take()
+      const data = read(next, Math.min(PIECE, end - next), buf)
+      // Read ahead of a writer that may go away: a failure is answered when its piece is sent.
+      data.catch(() => {})
+      reading.push({ buf, data })
+      next += PIECE
+    }
+  }
+  try {
+    more()
+    while (reading.length > 0 && !closed) {
+      const { buf, data } = reading.shift()!
+      const bytes = await data
+      if (closed) {
+        give(buf)
+        break
+      }
+      more()
+      const ok = out.write(bytes, (err) => {
+        if (!err) give(buf)
+      })
+      if (!ok && !closed) {
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            out.off('drain', done)
+            wake = undefined
+            resolve()
+          }
+          wake = done
+          out.once('drain', done)
+        })
+      }
+    }
+    if (!closed) out.end()
+  } catch (err) {
+    if (!out.destroyed) out.destroy(err instanceof Error ? err : new Error(String(err)))
+    throw err
+  } finally {
+    out.off('close', onClose)
+    out.off('error', onClose)
+    // Reads still running when the client went away: their buffers come back once they end.
+    for (const r of reading)
+      void r.data.then(
+        () => give(r.buf),
+        () => give(r.buf),
+      )
+  }
+}
