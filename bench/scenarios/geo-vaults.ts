@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { api, D, ended, type Json, randomDisk } from '../../test/_jobs.js'
 import { apiFetch, type RunningService, startService } from '../../test/_service.js'
 import { resultRow } from '../_util.js'
@@ -8,6 +9,13 @@ const MiB = 1024 * 1024
 const REPLICATE = ['--replication-interval', '1']
 const disks = [{ account: 'devstoreaccount1', container: 'disks', disk: 'os' }]
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/** CPU seconds (user + system) a process has used so far (Linux /proc). */
+function cpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return 0
+  const fields = (readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1] ?? '').split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / 100
+}
 
 function percentile(values: number[], p: number): number {
   const s = [...values].sort((a, b) => a - b)
@@ -63,7 +71,7 @@ export const geoVaults: BenchScenario = {
   async run(ctx) {
     const seconds = Number(process.env.CAIRN_GEO_BENCH_SECONDS ?? (ctx.quick ? 20 : 60))
     const perBackup = Number(process.env.CAIRN_GEO_VAULT_MIB ?? (ctx.quick ? 8 : 16)) * MiB
-    const outageMiB = ctx.quick ? 128 : 1024
+    const outageMiB = Number(process.env.CAIRN_GEO_OUTAGE_MIB ?? (ctx.quick ? 128 : 1024))
     const results: BenchResult[] = []
     const r = resultRow('geo-vaults')
     let east: RunningService | undefined
@@ -156,6 +164,7 @@ export const geoVaults: BenchScenario = {
       const missedBytes = missed.reduce((n, p) => n + p.bytesAdded, 0)
       west = await startService([...REPLICATE, '--port', new URL(west.url).port], { data: west.data })
       const t = performance.now()
+      const cpuAt = [cpuSeconds(east.child.pid), cpuSeconds(west.child.pid)] as const
       for (;;) {
         const ids = await pointIds(west.url)
         if (missed.every((p) => ids.has(p.id))) break
@@ -164,10 +173,15 @@ export const geoVaults: BenchScenario = {
       }
       const secs = (performance.now() - t) / 1000
       const speed = missedBytes / MiB / secs
+      const gib = missedBytes / (1024 * MiB)
+      const cpuPrimary = (cpuSeconds(east.child.pid) - cpuAt[0]) / gib
+      const cpuSecondary = (cpuSeconds(west.child.pid) - cpuAt[1]) / gib
       ctx.log(
-        `catch-up: ${missed.length} points, ${(missedBytes / MiB).toFixed(0)} MiB in ${secs.toFixed(1)} s`,
+        `catch-up: ${missed.length} points, ${(missedBytes / MiB).toFixed(0)} MiB in ${secs.toFixed(1)} s, CPU ${cpuPrimary.toFixed(2)} s/GiB primary, ${cpuSecondary.toFixed(2)} s/GiB secondary`,
       )
       results.push(r('catch-up after an outage', speed, 'MiB/s', '>= 100 MiB/s', speed >= 100))
+      results.push(r('catch-up CPU, primary', cpuPrimary, 's/GiB'))
+      results.push(r('catch-up CPU, secondary', cpuSecondary, 's/GiB'))
       const cpu = process.cpuUsage(cpu0)
       results.push(r('bench process CPU (client side)', (cpu.user + cpu.system) / 1e6, 's'))
       return results

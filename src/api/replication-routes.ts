@@ -31,6 +31,9 @@ const BackendObject = z
   .openapi('VaultObject')
 const Role = z.object({ role: z.string(), epoch: z.number(), siteId: z.string() }).openapi('ReplicaRole')
 const tags = ['replication']
+/** One batched read of the secondary: at most this many ranges and bytes. */
+const MAX_RANGES = 1024
+const MAX_RANGE_BYTES = 64 * 1024 * 1024
 
 /** Redundancy, failover and the site-to-site replication routes. */
 export function registerReplicationRoutes(app: ApiApp, ctx: ApiContext): void {
@@ -110,6 +113,54 @@ export function registerReplicationRoutes(app: ApiApp, ctx: ApiContext): void {
       const bytes = await repl().readObject(c.req.valid('param').replica, q.name, q.offset, q.length)
       return c.body(new Uint8Array(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.length), 200, {
         'content-type': 'application/octet-stream',
+      })
+    },
+  )
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: `${base}/ranges`,
+      tags,
+      summary:
+        'Many ranges of the objects of a GRS vault this site is the primary of, end to end in the order asked',
+      request: {
+        params: R,
+        ...body(
+          z
+            .object({
+              ranges: z
+                .array(z.object({ name: z.string().max(512), offset: Count, length: Count }))
+                .min(1)
+                .max(MAX_RANGES)
+                .refine((rs) => rs.reduce((n, r) => n + r.length, 0) <= MAX_RANGE_BYTES, {
+                  message: `at most ${MAX_RANGE_BYTES} bytes in all`,
+                }),
+            })
+            .openapi('ObjectRanges'),
+        ),
+      },
+      responses: {
+        200: {
+          description: 'The bytes of the ranges, end to end',
+          content: { 'application/octet-stream': { schema: z.string().openapi({ format: 'binary' }) } },
+        },
+        ...errorResponses,
+      },
+    }),
+    async (c) => {
+      const parts = await repl().readRanges(c.req.valid('param').replica, c.req.valid('json').ranges)
+      // The parts go out one after the other, never copied into one buffer.
+      let next = 0
+      const stream = new ReadableStream<Uint8Array>({
+        pull(ctl) {
+          const p = parts[next++]
+          if (p) ctl.enqueue(new Uint8Array(p.buffer as ArrayBuffer, p.byteOffset, p.length))
+          else ctl.close()
+        },
+      })
+      return c.body(stream, 200, {
+        'content-type': 'application/octet-stream',
+        'content-length': String(parts.reduce((n, p) => n + p.length, 0)),
       })
     },
   )

@@ -58,6 +58,7 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, RouteRequirement>> = {
   'POST /api/v1/vaults/{vault}/failover': 'vaults/write',
   'GET /api/v1/replication/vaults/{replica}/objects': 'sites/replicate',
   'GET /api/v1/replication/vaults/{replica}/object': 'sites/replicate',
+  'POST /api/v1/replication/vaults/{replica}/ranges': 'sites/replicate',
   'PUT /api/v1/replication/vaults/{replica}/locks/{lock}': 'sites/replicate',
   'DELETE /api/v1/replication/vaults/{replica}/locks/{lock}': 'sites/replicate',
   'GET /api/v1/replication/vaults/{replica}/role': 'sites/replicate',

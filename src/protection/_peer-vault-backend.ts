@@ -1,6 +1,6 @@
 import type { PeerClient } from '../sites/index.js'
 import { CairnError } from '../util/index.js'
-import type { BackendObject, VaultBackend } from '../vault/index.js'
+import type { BackendObject, ObjectRange, VaultBackend } from '../vault/index.js'
 
 // The primary's copy of a GRS vault as the secondary sees it over the pair: a vault backend whose
 // reads are requests to the primary's replication routes (docs/replication.md). It writes nothing but
@@ -39,6 +39,28 @@ export class PeerVaultBackend implements VaultBackend {
 
   async getRange(name: string, offset: number, length: number): Promise<Buffer> {
     return this.#read(name, offset, length)
+  }
+
+  /** Many ranges in one request (the copy engine batches its chunk reads through this). */
+  async getRanges(ranges: readonly ObjectRange[]): Promise<Buffer[]> {
+    const res = await this.#client.request('POST', `${this.#path}/ranges`, {
+      json: { ranges },
+      timeoutMs: 60_000,
+      ...(this.#signal ? { signal: this.#signal } : {}),
+    })
+    const total = ranges.reduce((n, r) => n + r.length, 0)
+    if (res.body.length !== total)
+      throw new CairnError(
+        'VaultCorrupt',
+        `Cannot replicate: ${ranges.length} ranges came back with ${res.body.length} of ${total} bytes`,
+      )
+    const out: Buffer[] = []
+    let at = 0
+    for (const r of ranges) {
+      out.push(res.body.subarray(at, at + r.length))
+      at += r.length
+    }
+    return out
   }
 
   async put(name: string, data: Uint8Array | readonly Uint8Array[]): Promise<void> {

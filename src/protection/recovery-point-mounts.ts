@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto'
 import type { Catalog } from '../catalog/index.js'
 import type { DiskRef, DiskStore } from '../diskstore/index.js'
-import { CairnError, type DiskLabel, type Logger, silentLogger } from '../util/index.js'
+import { CairnError, type DiskLabel, isCairnError, type Logger, silentLogger } from '../util/index.js'
 import { attachScript } from './_attach-script.js'
 import { type Clock, systemClock } from './clock.js'
 import { openPointDisk, type PointDiskSource, pointDiskSource } from './point-disk-readers.js'
 import { vaultRef } from './point-reconciler.js'
-import type { ProtectionStore } from './protection-store.js'
+import type { ProtectedItem, ProtectionStore, VmRecoveryPoint } from './protection-store.js'
+import type { ReplicaItems } from './replica-items.js'
 import type { DiskByteReader, VaultTransfer } from './vault-transfer.js'
 
 /** Default and largest lifetime of a mount, in hours (the default is Azure's file-recovery window). */
@@ -90,6 +91,7 @@ export class RecoveryPointMounts {
   readonly #endpoint: () => NbdEndpoint | undefined
   readonly #snapshotExists: (ref: DiskRef, snapshot: string) => boolean
   readonly #reconcile: (vm: string) => Promise<unknown>
+  readonly #replicas: ReplicaItems | undefined
   readonly #mounts = new Map<string, RpMount>()
   readonly #timers = new Map<string, unknown>()
   readonly #readers = new Map<string, Promise<DiskByteReader>>()
@@ -109,6 +111,8 @@ export class RecoveryPointMounts {
     snapshotExists: (ref: DiskRef, snapshot: string) => boolean
     /** Brings a VM's points true to what exists before one is mounted. */
     reconcile: (vm: string) => Promise<unknown>
+    /** The VMs of replica vaults (docs/replication.md): their points mount from the replica. */
+    replicaItems?: ReplicaItems
   }) {
     this.#store = options.store
     this.#catalog = options.catalog
@@ -119,6 +123,7 @@ export class RecoveryPointMounts {
     this.#endpoint = options.endpoint
     this.#snapshotExists = options.snapshotExists
     this.#reconcile = options.reconcile
+    this.#replicas = options.replicaItems
   }
 
   /** Reads the mounts of the catalog: live ones come back (timers, holds), expired ones are ended. */
@@ -152,15 +157,7 @@ export class RecoveryPointMounts {
         `Cannot mount recovery point ${pointId}: hours must be more than 0 and at most ${MOUNT_HOURS.max}`,
       )
     }
-    const item = await this.#store.getItem(vm)
-    if (options.vault !== undefined && item.vault !== options.vault) {
-      throw new CairnError('ProtectedItemNotFound', `VM "${vm}" is not protected in vault "${options.vault}"`)
-    }
-    await this.#reconcile(vm)
-    const point = await this.#store.getRecoveryPoint(pointId)
-    if (point.itemId !== item.id) {
-      throw new CairnError('RecoveryPointNotFound', `Cannot find recovery point "${pointId}" of VM "${vm}"`)
-    }
+    const { item, point } = await this.#find(vm, pointId, options.vault)
     const endpoint = this.#endpoint()
     const auth = endpoint?.tls === 'psk' ? 'psk' : 'token'
     const id = randomBytes(6).toString('hex')
@@ -193,6 +190,35 @@ export class RecoveryPointMounts {
     await this.#save()
     this.#log.info('recovery point mounted', { mount: id, vm, point: point.id, expiresAt: m.expiresAt })
     return this.view(m)
+  }
+
+  /**
+   * The VM's item and point: from the catalog, or (a VM this site knows only from a replica vault's
+   * points, `vault` given) from the replica, read from its vault tier.
+   */
+  async #find(
+    vm: string,
+    pointId: string,
+    vault: string | undefined,
+  ): Promise<{ item: ProtectedItem; point: VmRecoveryPoint }> {
+    let item: ProtectedItem
+    try {
+      item = await this.#store.getItem(vm)
+    } catch (err) {
+      const missing = isCairnError(err) && (err.code === 'VmNotFound' || err.code === 'ProtectedItemNotFound')
+      if (!missing || vault === undefined || !this.#replicas || !(await this.#replicas.replicated(vault)))
+        throw err
+      return this.#replicas.point(vault, vm, pointId)
+    }
+    if (vault !== undefined && item.vault !== vault) {
+      throw new CairnError('ProtectedItemNotFound', `VM "${vm}" is not protected in vault "${vault}"`)
+    }
+    await this.#reconcile(vm)
+    const point = await this.#store.getRecoveryPoint(pointId)
+    if (point.itemId !== item.id) {
+      throw new CairnError('RecoveryPointNotFound', `Cannot find recovery point "${pointId}" of VM "${vm}"`)
+    }
+    return { item, point }
   }
 
   /** The live mounts (optionally of one VM), oldest first. */

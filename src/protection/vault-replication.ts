@@ -1,7 +1,7 @@
 import type { Catalog, CatalogSchema } from '../catalog/index.js'
 import type { PairRegistry, PeerClient } from '../sites/index.js'
 import { CairnError, type Logger } from '../util/index.js'
-import { type BackendObject, Vault, type VaultRegistry } from '../vault/index.js'
+import { type BackendObject, type ObjectRange, Vault, type VaultRegistry } from '../vault/index.js'
 import { PeerVaultBackend } from './_peer-vault-backend.js'
 
 // Vault redundancy (docs/replication.md): LRS vaults live on this site only; a GRS vault has a
@@ -349,6 +349,38 @@ export class VaultReplication {
     const backend = (await this.#primaryVault(vault)).backend
     if (offset === undefined || length === undefined) return backend.get(name)
     return backend.getRange(name, offset, length)
+  }
+
+  /**
+   * Many ranges of a GRS vault's objects this site is the primary of, as parts that end to end are the
+   * ranges in the order asked (the secondary's batched chunk reads; the route streams the parts):
+   * ranges that follow each other in one pack are read at once.
+   */
+  async readRanges(vault: string, ranges: readonly ObjectRange[]): Promise<Buffer[]> {
+    for (const r of ranges)
+      if (!OBJECT_NAME.test(r.name) || r.name.includes('..'))
+        throw new CairnError(
+          'InvalidRequest',
+          `Cannot read "${r.name.slice(0, 64)}": not a vault object name`,
+        )
+    const backend = (await this.#primaryVault(vault)).backend
+    const runs: { name: string; offset: number; length: number }[] = []
+    for (const r of ranges) {
+      const last = runs.at(-1)
+      if (last && last.name === r.name && last.offset + last.length === r.offset) last.length += r.length
+      else runs.push({ ...r })
+    }
+    const parts: Buffer[] = []
+    for (const run of runs) {
+      const b = await backend.getRange(run.name, run.offset, run.length)
+      if (b.length !== run.length)
+        throw new CairnError(
+          'VaultObjectMissing',
+          `Cannot read ${run.length} bytes of ${run.name} at ${run.offset}: the object ends before`,
+        )
+      parts.push(b)
+    }
+    return parts
   }
 
   /** Writes or removes the secondary's copy lock on the primary (prune and GC keep what it names). */

@@ -325,6 +325,7 @@ export class CairnService {
           }
         },
         reconcile: (vm) => backups.reconcile(vm),
+        replicaItems,
       })
       await this.#mounts.start()
       const mounts = this.#mounts

@@ -178,6 +178,26 @@ export class ChunkPool {
   }
 
   /**
+   * Checks chunk blobs that lie side by side in one buffer (each opened and re-hashed) in one worker
+   * call; the buffer moves to the worker and back when it is the sole view of its memory (no copy).
+   * Answers the buffer to use from now on (the one given may be emptied by the move); throws
+   * ChunkDamage with `chunk` (the index of the bad blob).
+   */
+  async checkMany(buffer: Buffer, blobs: { offset: number; length: number; id: Buffer }[]): Promise<Buffer> {
+    const r = await this.#call(
+      {
+        op: 'checkMany',
+        data: buffer,
+        starts: blobs.map((b) => b.offset),
+        lengths: blobs.map((b) => b.length),
+        ids: blobs.map((b) => new Uint8Array(b.id)),
+      },
+      owned(buffer),
+    )
+    return asBuffer(r.plain!)
+  }
+
+  /**
    * Has a worker restore one leaf: read its chunks from their open pack files, open them and write the
    * extents (sorted; `chunk` indexes `chunks`) to the target's descriptors. Returns the bytes written;
    * throws ChunkDamage, with `chunk` set, when a blob is bad.

@@ -18,13 +18,15 @@ const keys: ChunkKeys | null =
 /** A request to the worker. */
 export interface ChunkRequest {
   seq: number
-  op: 'seal' | 'sealMany' | 'hash' | 'open' | 'readSeal' | 'restoreLeaf'
+  op: 'seal' | 'sealMany' | 'hash' | 'open' | 'readSeal' | 'restoreLeaf' | 'checkMany'
   data: Uint8Array
   /** sealMany: the chunks and their kinds (`data` is then empty). */
   items?: Uint8Array[]
   kinds?: ChunkKind[]
   kind?: ChunkKind
   id?: Uint8Array
+  /** checkMany: the ids of the blobs at `starts`/`lengths` of `data`. */
+  ids?: Uint8Array[]
   rehash?: boolean
   /** readSeal: the file to read and the runs to read from it, sealed together as one chunk. */
   fd?: number
@@ -330,6 +332,22 @@ parentPort?.on('message', (m: ChunkRequest) => {
       )
       // Inputs that did not move back out as parts are garbage now.
       release(items)
+    } else if (m.op === 'checkMany') {
+      // Blobs side by side in one buffer (a replication batch): each opened and re-hashed, the
+      // plaintext dropped; the buffer goes back as it came.
+      const starts = m.starts ?? []
+      const lengths = m.lengths ?? []
+      for (let i = 0; i < starts.length; i++) {
+        try {
+          const blob = data.subarray(starts[i]!, starts[i]! + lengths[i]!)
+          const { plain } = openChunk(blob, asBuffer(m.ids?.[i] ?? new Uint8Array()), keys, { rehash: true })
+          if (plain.buffer !== data.buffer) release([plain])
+        } catch (err) {
+          if (err instanceof ChunkDamage) err.chunk = i
+          throw err
+        }
+      }
+      parentPort?.postMessage({ seq: m.seq, plain: m.data }, own(data))
     } else if (m.op === 'hash') {
       parentPort?.postMessage({ seq: m.seq, id: new Uint8Array(chunkId(data, keys)) })
       release([data])
@@ -355,6 +373,7 @@ parentPort?.on('message', (m: ChunkRequest) => {
       seq: m.seq,
       error: err instanceof Error ? err.message : String(err),
       damage: err instanceof ChunkDamage,
+      ...(err instanceof ChunkDamage && err.chunk !== undefined ? { chunk: err.chunk } : {}),
     })
   }
 })

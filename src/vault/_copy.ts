@@ -17,6 +17,7 @@
 // names them). A copy cut short leaves its target lock; run again with the same lock id (`resume`) it
 // finds its packs in the target's index and writes only what is still missing.
 import { randomUUID, timingSafeEqual } from 'node:crypto'
+import { open } from 'node:fs/promises'
 import { CairnError } from '../util/index.js'
 import { ChunkDamage, type ChunkKeys, ChunkKind } from './_chunk-codec.js'
 import type { ChunkLocation } from './_chunk-index.js'
@@ -32,9 +33,10 @@ import {
 } from './_disk-tree.js'
 import { forEachLimit } from './_for-each-limit.js'
 import { PackWriter } from './_pack-writer.js'
+import { RangeBatcher } from './_range-batcher.js'
 import { encodeRecord } from './_record.js'
 import type { OperationOptions, RecoveryPoint, RecoveryPointDisk, VaultProgress } from './types.js'
-import type { VaultBackend } from './vault-backend.js'
+import type { ObjectRange, VaultBackend } from './vault-backend.js'
 
 /** How a copy moves chunks: blobs as they are (same key) or opened and sealed again (different keys). */
 export type CopyMode = 'ciphertext' | 'reencrypt'
@@ -112,6 +114,8 @@ export function copyMode(source: ChunkKeys | null, target: ChunkKeys | null): Co
 
 /** Counts what goes to and comes from a backend, and reads back the packs it writes. */
 class CountedBackend {
+  /** Read-back memory not in use (two packs may be read back at once). */
+  readonly #scratch: Buffer[] = []
   bytesWritten = 0
   bytesRead = 0
   bytesVerified = 0
@@ -126,9 +130,9 @@ class CountedBackend {
     const ok = await this.inner.create(name, parts)
     this.bytesWritten += size
     if (this.verify && name.startsWith('packs/')) {
-      const back = await this.inner.get(name)
+      const back = await this.#readBack(name, parts, size)
       this.bytesVerified += back.length
-      if (back.length !== size || !Buffer.concat(parts).equals(back)) {
+      if (!back.same) {
         await this.inner.delete(name).catch(() => {})
         throw new CairnError(
           'VaultCorrupt',
@@ -142,6 +146,77 @@ class CountedBackend {
   async put(name: string, data: Buffer): Promise<void> {
     await this.inner.put(name, data)
     this.bytesWritten += data.length
+  }
+
+  /** Reads a pack back and compares it with its parts (a local file piece by piece, in reused memory). */
+  async #readBack(
+    name: string,
+    parts: readonly Uint8Array[],
+    size: number,
+  ): Promise<{ length: number; same: boolean }> {
+    const path = this.inner.localPath?.(name)
+    if (path === undefined) {
+      const back = await this.inner.get(name)
+      return { length: back.length, same: back.length === size && sameBytes(parts, back) }
+    }
+    const fh = await open(path, 'r')
+    const scratch = this.#scratch.pop() ?? Buffer.allocUnsafeSlow(1024 * 1024)
+    try {
+      const length = (await fh.stat()).size
+      if (length !== size) return { length, same: false }
+      let at = 0
+      for (const p of parts) {
+        for (let o = 0; o < p.length; ) {
+          const n = Math.min(scratch.length, p.length - o)
+          const { bytesRead } = await fh.read(scratch, 0, n, at)
+          if (bytesRead !== n || scratch.compare(p, o, o + n, 0, n) !== 0) return { length, same: false }
+          o += n
+          at += n
+        }
+      }
+      return { length, same: at === length }
+    } finally {
+      this.#scratch.push(scratch)
+      await fh.close()
+    }
+  }
+}
+
+/** True when the parts, end to end, are the bytes of `whole` (same length checked by the caller). */
+function sameBytes(parts: readonly Uint8Array[], whole: Buffer): boolean {
+  let at = 0
+  for (const p of parts) {
+    if (whole.compare(p, 0, p.length, at, at + p.length) !== 0) return false
+    at += p.length
+  }
+  return at === whole.length
+}
+
+/** Leaves whose chunks a copy reads at once (their reads batch together on a remote source). */
+const LEAVES_AT_ONCE = 4
+/** Children of an index node walked at once. */
+const CHILDREN_AT_ONCE = 8
+/** Chunks of one leaf read at once. */
+const CHUNKS_AT_ONCE = 16
+
+/** At most `n` holders at once. */
+class Slots {
+  #free: number
+  readonly #waiting: (() => void)[] = []
+  constructor(n: number) {
+    this.#free = n
+  }
+  async take(): Promise<void> {
+    if (this.#free > 0) {
+      this.#free--
+      return
+    }
+    await new Promise<void>((r) => this.#waiting.push(r))
+  }
+  give(): void {
+    const next = this.#waiting.shift()
+    if (next) next()
+    else this.#free++
   }
 }
 
@@ -236,17 +311,30 @@ export async function runCopy(
     for (const k of hex) safe.add(Buffer.from(k, 'hex').toString('latin1'))
     for (const name of dstLock.packs)
       for (const e of dst.index.pack(name)?.entries ?? []) safe.add(e.id.toString('latin1'))
+    // A source whose every read is a round trip (the paired site's) answers the reads of several
+    // leaves in a few batched requests, a bounded window of them in flight.
+    const batcher = src.backend.getRanges ? new RangeBatcher(batchReader(src)) : undefined
     const shared = {
       mode,
       opts,
+      read: batcher
+        ? async (range: ChunkRange) => ({ blob: await batcher.read(range), checked: true })
+        : async (r: ChunkRange) => ({
+            blob: await src.backend.getRange(r.name, r.offset, r.length),
+            checked: false,
+          }),
+      leaves: new Slots(LEAVES_AT_ONCE),
+      bringing: new Map<string, Promise<void>>(),
       safe,
       pages,
       complete: new Map<string, Buffer>(),
       ids: new Map<string, Buffer>(),
       paired: new Set<string>(),
     }
+    // Two packs in flight: the next one fills while the last one is written and read back.
     const writer = new PackWriter(out as unknown as VaultBackend, dst.index, {
       target: dst.config.packSize,
+      inFlight: 2,
       beforeWrite: (name) => touch(name),
     })
     for (const rp of pending) {
@@ -278,6 +366,50 @@ export async function runCopy(
     // adopts its packs; once the lock is stale, GC reclaims them.
     if (finished || !(opts.signal?.aborted && opts.keepLockOnAbort?.()))
       await dst.deleteLock(lockId).catch(() => {})
+  }
+}
+
+/** A chunk blob's place in a pack of the source. */
+type ChunkRange = ObjectRange & { id: Buffer }
+
+/**
+ * Batched reads from a remote source: the blobs of a batch arrive side by side in one answer and are
+ * checked (opened and re-hashed) together by one chunk worker, the answer's memory moving to it and
+ * back; a damaged blob fails the batch with its name.
+ */
+function batchReader(src: VaultCore): (ranges: readonly ChunkRange[]) => Promise<Buffer[]> {
+  const getRanges = src.backend.getRanges!.bind(src.backend)
+  return async (ranges) => {
+    const bufs = await getRanges(ranges.map(({ name, offset, length }) => ({ name, offset, length })))
+    const first = bufs[0]
+    if (!first) return bufs
+    const base = first.byteOffset
+    let whole: Buffer
+    if (bufs.every((b) => b.buffer === first.buffer)) {
+      const end = Math.max(...bufs.map((b) => b.byteOffset + b.length))
+      whole = Buffer.from(first.buffer, base, end - base)
+    } else whole = Buffer.concat(bufs)
+    let at = 0
+    const blobs = ranges.map((r, i) => {
+      const b = bufs[i]!
+      const offset = b.buffer === first.buffer && whole.buffer === first.buffer ? b.byteOffset - base : at
+      at += b.length
+      if (b.length !== r.length)
+        throw new ChunkDamage(`chunk ${r.id.toString('hex').slice(0, 12)}… in ${r.name} is truncated`)
+      return { offset, length: b.length, id: r.id }
+    })
+    try {
+      whole = await src.pool.checkMany(whole, blobs)
+    } catch (err) {
+      if (err instanceof ChunkDamage && err.chunk !== undefined) {
+        const r = ranges[err.chunk]!
+        throw new ChunkDamage(
+          `chunk ${r.id.toString('hex').slice(0, 12)}… in ${r.name} of the source is damaged: ${err.message}`,
+        )
+      }
+      throw err
+    }
+    return blobs.map((b) => whole.subarray(b.offset, b.offset + b.length))
   }
 }
 
@@ -322,6 +454,12 @@ async function selectPoints(src: VaultCore, dst: VaultCore, opts: CopyOptions): 
 interface PointContext {
   mode: CopyMode
   opts: CopyOptions
+  /** Reads a chunk blob of the source (batched and checked already on a remote source). */
+  read: (range: ChunkRange) => Promise<{ blob: Buffer; checked: boolean }>
+  /** Leaves being copied at once. */
+  leaves: Slots
+  /** Chunks (source id, latin1) being brought now. */
+  bringing: Map<string, Promise<void>>
   meter: Meter
   writer: PackWriter
   out: CountedBackend
@@ -459,24 +597,22 @@ class TreeCopier {
     const known = this.#ctx.complete.get(id.toString('latin1'))
     if (known) return known
     if (this.#ctx.mode === 'ciphertext' && this.#ctx.pages.has(id.toString('hex'))) return id
-    const { plain, blob } = await this.#read(id, true)
     let targetId: Buffer
     if (level === 0) {
-      const extents = decodeLeaf(plain, start)
-      const unique = [...new Map(extents.map((e) => [e.id.toString('latin1'), e.id])).values()]
-      await forEachLimit(unique, 8, (c) => this.#chunk(c))
-      if (this.#ctx.mode === 'ciphertext') targetId = await this.#page(id, blob, plain.length)
-      else {
-        const ids = this.#ctx.ids
-        const mapped: Extent[] = extents.map((e) => ({ ...e, id: ids.get(e.id.toString('latin1'))! }))
-        targetId = await this.#sealPage(encodeLeaf(start, mapped))
+      await this.#ctx.leaves.take()
+      try {
+        targetId = await this.#leaf(id, start)
+      } finally {
+        this.#ctx.leaves.give()
       }
-      this.#ctx.meter.leaf(start)
     } else {
+      const { plain, blob } = await this.#read(id, true)
       const children = [...decodeNode(plain, level, start)].sort((a, b) => a[0] - b[0])
-      const mapped: { index: number; id: Buffer }[] = []
-      for (const [i, child] of children)
-        mapped.push({ index: i, id: await this.subtree(child, level - 1, start + i * levelSpan(level - 1)) })
+      // Siblings are walked side by side (in the target's tree they keep their places).
+      const mapped: { index: number; id: Buffer }[] = children.map(([index]) => ({ index, id: EMPTY }))
+      await forEachLimit(children, CHILDREN_AT_ONCE, async ([i, child], k) => {
+        mapped[k]!.id = await this.subtree(child, level - 1, start + i * levelSpan(level - 1))
+      })
       targetId =
         this.#ctx.mode === 'ciphertext'
           ? await this.#page(id, blob, plain.length)
@@ -486,13 +622,48 @@ class TreeCopier {
     return targetId
   }
 
+  /** Copies a leaf: its chunks, then the page. */
+  async #leaf(id: Buffer, start: number): Promise<Buffer> {
+    const { plain, blob } = await this.#read(id, true)
+    const extents = decodeLeaf(plain, start)
+    const unique = [...new Map(extents.map((e) => [e.id.toString('latin1'), e.id])).values()]
+    await forEachLimit(unique, CHUNKS_AT_ONCE, (c) => this.#chunk(c))
+    let targetId: Buffer
+    if (this.#ctx.mode === 'ciphertext') targetId = await this.#page(id, blob, plain.length)
+    else {
+      const ids = this.#ctx.ids
+      const mapped: Extent[] = extents.map((e) => ({ ...e, id: ids.get(e.id.toString('latin1'))! }))
+      targetId = await this.#sealPage(encodeLeaf(start, mapped))
+    }
+    this.#ctx.meter.leaf(start)
+    return targetId
+  }
+
   /** True when the target holds the chunk for sure (committed, or in a pack of this copy's lock). */
   #held(id: Buffer): boolean {
     return this.#ctx.safe.has(id.toString('latin1')) || this.#ctx.writer.holds(id)
   }
 
-  /** Brings one data chunk (and, re-encrypting, learns its target id). */
+  /** Brings one data chunk once, even when two leaves copied side by side both name it. */
   async #chunk(id: Buffer): Promise<void> {
+    const k = id.toString('latin1')
+    const going = this.#ctx.bringing.get(k)
+    if (going) {
+      await going
+      this.#result.chunksPresent++
+      return
+    }
+    const p = this.#bring(id)
+    this.#ctx.bringing.set(k, p)
+    try {
+      await p
+    } finally {
+      this.#ctx.bringing.delete(k)
+    }
+  }
+
+  /** Brings one data chunk (and, re-encrypting, learns its target id). */
+  async #bring(id: Buffer): Promise<void> {
     if (this.#ctx.mode === 'ciphertext') {
       if (this.#held(id)) {
         this.#result.chunksPresent++
@@ -557,8 +728,14 @@ class TreeCopier {
         )
       }
       let blob: Buffer
+      let checked: boolean
       try {
-        blob = await src.backend.getRange(loc.pack, loc.offset, loc.length)
+        ;({ blob, checked } = await this.#ctx.read({
+          name: loc.pack,
+          offset: loc.offset,
+          length: loc.length,
+          id,
+        }))
       } catch (err) {
         // A concurrent GC may have repacked the chunk: look again once.
         if (err instanceof CairnError && err.code === 'VaultObjectMissing' && attempt === 0) {
@@ -570,6 +747,7 @@ class TreeCopier {
       this.#result.bytesRead += blob.length
       if (blob.length !== loc.length)
         throw new ChunkDamage(`chunk ${id.toString('hex').slice(0, 12)}… in ${loc.pack} is truncated`)
+      if (checked && !open) return { blob, plain: EMPTY, loc }
       // The worker takes the copy it is given: the blob itself may still go to the target as it is.
       let plain: Buffer
       try {

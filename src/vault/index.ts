@@ -34,7 +34,7 @@ export type {
   VaultProgress,
 } from './types.js'
 export { type CreateVaultOptions, DEFAULT_CHUNK_SIZE, DEFAULT_PACK_SIZE, Vault } from './vault.js'
-export type { BackendObject, VaultBackend } from './vault-backend.js'
+export type { BackendObject, ObjectRange, VaultBackend } from './vault-backend.js'
 export { type DiskReaderOptions, VaultDiskReader } from './vault-disk-reader.js'
 export {
   checkVaultLocation,

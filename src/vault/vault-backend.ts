@@ -1,6 +1,13 @@
 // The storage a vault lives on: a flat namespace of immutable-or-replaced objects. Nothing above this
 // interface may assume a folder; an Azure Blob or S3 backend implements the same six methods.
 
+/** A byte range of one object. */
+export interface ObjectRange {
+  name: string
+  offset: number
+  length: number
+}
+
 /** One object of a backend listing. */
 export interface BackendObject {
   /** Name relative to the vault root, `/`-separated, e.g. `packs/3f/3f2a…`. */
@@ -22,6 +29,11 @@ export interface VaultBackend {
   list(prefix: string): Promise<BackendObject[]>
   get(name: string): Promise<Buffer>
   getRange(name: string, offset: number, length: number): Promise<Buffer>
+  /**
+   * Several ranges in one call, answered in order: a backend whose every call is a round trip (the
+   * paired site's, docs/replication.md) answers them in one request. Optional.
+   */
+  getRanges?(ranges: readonly ObjectRange[]): Promise<Buffer[]>
   /** Writes or atomically replaces an object (given whole or in parts); durable when settled. */
   put(name: string, data: Uint8Array | readonly Uint8Array[]): Promise<void>
   /** Writes an object only when no object has that name; false when one exists. Durable when settled. */
