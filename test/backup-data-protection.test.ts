@@ -5,10 +5,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { ManualClock } from '../src/protection/index.js'
-import { CairnService } from '../src/server/index.js'
-import { silentLogger } from '../src/util/index.js'
+import type { CairnService } from '../src/server/index.js'
+import { startServiceIn } from './_in-process.js'
 import { api, D, ended, type Json } from './_jobs.js'
-import { apiFetch, cairnAt, signIn } from './_service.js'
+import { apiFetch, cairnAt } from './_service.js'
 
 // Soft delete and immutable vaults through the real service (HTTP and the cairn CLI), with the
 // service's test-only clock: every path that could remove backup data is tried and refused or kept,
@@ -26,13 +26,8 @@ describe('backups that survive a stolen admin: soft delete and immutability', ()
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'cairn-guard-'))
-    service = new CairnService(
-      { data: join(dir, 'data'), host: '127.0.0.1', port: 0, blobPort: 0, nbdPort: 0, logLevel: 'error' },
-      { logger: silentLogger, clock },
-    )
-    await service.start()
+    service = await startServiceIn(dir, {}, { clock })
     url = service.listeners.api!
-    await signIn(url, service.config.data)
   })
   after(async () => {
     await service.stop()

@@ -5,10 +5,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { ManualClock } from '../src/protection/index.js'
-import { CairnService } from '../src/server/index.js'
-import { silentLogger } from '../src/util/index.js'
+import type { CairnService } from '../src/server/index.js'
+import { startServiceIn } from './_in-process.js'
 import { ended, type Json } from './_jobs.js'
-import { cairnAt, signIn } from './_service.js'
+import { cairnAt, tokenOf } from './_service.js'
 
 // Multi-user authorization through the real service: real users and tokens (an Admin who asks, a
 // Guard who approves, a second Admin), the cairn CLI and HTTP, and the service's test clock for the
@@ -27,14 +27,9 @@ describe('multi-user authorization (resource guard)', () => {
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'cairn-mua-'))
-    const data = join(dir, 'data')
-    service = new CairnService(
-      { data, host: '127.0.0.1', port: 0, blobPort: 0, nbdPort: 0, logLevel: 'error' },
-      { logger: silentLogger, clock },
-    )
-    await service.start()
+    service = await startServiceIn(dir, {}, { clock })
     url = service.listeners.api!
-    tokens.admin = await signIn(url, data)
+    tokens.admin = tokenOf(url)!
     // Guard identities are made by Guards (the first by an administrator): grace is a Security Admin
     // and the first Guard, and makes gus, the second Guard. ada is a second Admin.
     const user = async (by: string, name: string, role: string) => {

@@ -5,9 +5,8 @@ import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { Validator } from '@seriousme/openapi-schema-validator'
 import { STATIC_ROUTES } from '../src/auth/index.js'
-import { CairnService } from '../src/server/index.js'
-import { silentLogger } from '../src/util/index.js'
-import { apiFetch, signIn } from './_service.js'
+import { startServiceIn } from './_in-process.js'
+import { apiFetch } from './_service.js'
 
 // The management API's document (/api/v1/openapi.json) as a client reads it from a running service:
 // valid OpenAPI, every route the app serves in it, every body and every 2xx JSON answer with a real
@@ -89,13 +88,8 @@ function untyped(doc: Doc, schema: Schema, where: string, top: boolean, seen = n
 describe('the OpenAPI document of the management API', () => {
   it('is valid OpenAPI and documents every route the service serves, with a schema for every body and answer', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'cairn-openapi-'))
-    const service = new CairnService(
-      { data: join(dir, 'data'), host: '127.0.0.1', port: 0, blobPort: 0, nbdPort: 0, logLevel: 'error' },
-      { logger: silentLogger },
-    )
-    await service.start()
+    const service = await startServiceIn(dir)
     try {
-      await signIn(service.listeners.api!, service.config.data)
       const res = await apiFetch(`${service.listeners.api}/api/v1/openapi.json`)
       assert.equal(res.status, 200)
       const doc = (await res.json()) as Doc

@@ -2,11 +2,11 @@ import assert from 'node:assert/strict'
 import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync, truncateSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { describe, it } from 'node:test'
+import { after, before, describe, it } from 'node:test'
 import { COMMANDS } from '../src/cli/commands/index.js'
 import { main } from '../src/cli/index.js'
 import { LogDiskStore } from '../src/diskstore/index.js'
-import { apiFetch, cairn, startService } from './_service.js'
+import { apiFetch, cairn, type RunningService, startService } from './_service.js'
 
 async function captureStdout(fn: () => Promise<number>): Promise<{ code: number; stdout: string }> {
   const write = process.stdout.write.bind(process.stdout)
@@ -22,51 +22,43 @@ async function captureStdout(fn: () => Promise<number>): Promise<{ code: number;
   }
 }
 
+// One service (at debug: the log has a line per request with its id; at info it has none, see
+// test/service-log) for the tests that only look at a running service; the others start their own.
+let svc: RunningService
+before(async () => {
+  svc = await startService(['--log-level', 'debug'])
+})
+after(() => svc?.dispose())
+
 describe('cairn serve', () => {
   it('answers /healthz, /api/v1/info and the OpenAPI document, and says where it listens', async () => {
-    // At debug the log has a line per request with its id (at info it has none: test/service-log).
-    const svc = await startService(['--log-level', 'debug'])
-    try {
-      const health = await apiFetch(`${svc.url}/healthz`)
-      assert.equal(health.status, 200)
-      assert.deepEqual(await health.json(), { status: 'ok' })
-      const info = (await (await apiFetch(`${svc.url}/api/v1/info`)).json()) as Record<string, unknown>
-      assert.equal(info.name, 'cairn')
-      assert.equal(info.dataDir, svc.data)
-      assert.deepEqual(info.listeners, svc.listeners)
-      const doc = (await (await apiFetch(`${svc.url}/api/v1/openapi.json`)).json()) as {
-        openapi: string
-        paths: object
-      }
-      assert.match(doc.openapi, /^3\./)
-      assert.ok('/api/v1/info' in doc.paths)
-      assert.ok(svc.logs.some((l) => l.includes('"msg":"request"') && l.includes('requestId')))
-    } finally {
-      await svc.dispose()
+    const health = await apiFetch(`${svc.url}/healthz`)
+    assert.equal(health.status, 200)
+    assert.deepEqual(await health.json(), { status: 'ok' })
+    const info = (await (await apiFetch(`${svc.url}/api/v1/info`)).json()) as Record<string, unknown>
+    assert.equal(info.name, 'cairn')
+    assert.equal(info.dataDir, svc.data)
+    assert.deepEqual(info.listeners, svc.listeners)
+    const doc = (await (await apiFetch(`${svc.url}/api/v1/openapi.json`)).json()) as {
+      openapi: string
+      paths: object
     }
+    assert.match(doc.openapi, /^3\./)
+    assert.ok('/api/v1/info' in doc.paths)
+    assert.ok(svc.logs.some((l) => l.includes('"msg":"request"') && l.includes('requestId')))
   })
 
   it('answers unknown routes and bad bodies with the error catalogue', async () => {
-    const svc = await startService()
-    try {
-      const r = await apiFetch(`${svc.url}/api/v1/nothing-here`)
-      assert.equal(r.status, 404)
-      assert.equal(((await r.json()) as { error: { code: string } }).error.code, 'RouteNotFound')
-    } finally {
-      await svc.dispose()
-    }
+    const r = await apiFetch(`${svc.url}/api/v1/nothing-here`)
+    assert.equal(r.status, 404)
+    assert.equal(((await r.json()) as { error: { code: string } }).error.code, 'RouteNotFound')
   })
 
   it('a second service on the same data folder refuses with a clear error', async () => {
-    const svc = await startService()
-    try {
-      const second = cairn(['serve', '--data', svc.data, '--port', '0'])
-      assert.equal(second.status, 4)
-      assert.match(second.stderr, /in use by another Cairn service/)
-      assert.match(second.stderr, /DataFolderLocked/)
-    } finally {
-      await svc.dispose()
-    }
+    const second = cairn(['serve', '--data', svc.data, '--port', '0'])
+    assert.equal(second.status, 4)
+    assert.match(second.stderr, /in use by another Cairn service/)
+    assert.match(second.stderr, /DataFolderLocked/)
   })
 
   it('refuses a disk-store log torn before its end (StoreCorrupt, exit 6) and starts with --repair-disk-log', async () => {
@@ -141,16 +133,11 @@ describe('cairn CLI', () => {
   })
 
   it('info prints a table or JSON, and a missing service maps to exit status 5', async () => {
-    const svc = await startService()
-    try {
-      const text = cairn(['info', '--url', svc.url])
-      assert.equal(text.status, 0)
-      assert.match(text.stdout, /version:/)
-      const json = cairn(['info', '--json'], { CAIRN_URL: svc.url })
-      assert.equal(JSON.parse(json.stdout).dataDir, svc.data)
-    } finally {
-      await svc.dispose()
-    }
+    const text = cairn(['info', '--url', svc.url])
+    assert.equal(text.status, 0)
+    assert.match(text.stdout, /version:/)
+    const json = cairn(['info', '--json'], { CAIRN_URL: svc.url })
+    assert.equal(JSON.parse(json.stdout).dataDir, svc.data)
     const down = cairn(['info', '--url', 'http://127.0.0.1:9'])
     assert.equal(down.status, 5)
     assert.match(down.stderr, /Cannot reach the Cairn service/)

@@ -4,9 +4,8 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import { CairnService } from '../src/server/index.js'
-import { silentLogger } from '../src/util/index.js'
-import { cairnAt, signIn } from './_service.js'
+import { startServiceIn } from './_in-process.js'
+import { cairnAt } from './_service.js'
 
 const cairn = (url: string, args: string[], env: NodeJS.ProcessEnv = {}) => cairnAt(url, args, { env })
 
@@ -14,23 +13,9 @@ describe('vault through the service and the CLI', () => {
   it('create, back up, list, restore, verify, usage, prune, gc and rotate the key of an encrypted vault', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'cairn-vault-cli-'))
     // The image and the restored file live in dir, outside the data folder: the service's only root.
-    const service = new CairnService(
-      {
-        data: join(dir, 'data'),
-        host: '127.0.0.1',
-        port: 0,
-        blobPort: 0,
-        nbdPort: 0,
-        logLevel: 'error',
-        importRoots: [dir],
-        exportRoots: [dir],
-      },
-      { logger: silentLogger },
-    )
-    await service.start()
+    const service = await startServiceIn(dir, { importRoots: [dir], exportRoots: [dir] })
     try {
       const url = service.listeners.api!
-      await signIn(url, service.config.data)
       const env = { CAIRN_VAULT_PASSPHRASE: 'secret one' }
       const ok = async (args: string[], e: NodeJS.ProcessEnv = env) => {
         const r = await cairn(url, args, e)
@@ -84,14 +69,9 @@ describe('vault through the service and the CLI', () => {
     }
 
     // After a restart the vault is locked; the old passphrase is refused, the new one opens it.
-    const again = new CairnService(
-      { data: join(dir, 'data'), host: '127.0.0.1', port: 0, blobPort: 0, nbdPort: 0, logLevel: 'error' },
-      { logger: silentLogger },
-    )
-    await again.start()
+    const again = await startServiceIn(dir)
     try {
       const url = again.listeners.api!
-      await signIn(url, again.config.data)
       const locked = await cairn(url, ['rp', 'list', '--vault', 'main'], { CAIRN_VAULT_PASSPHRASE: '' })
       assert.equal(locked.code, 7)
       const wrong = await cairn(url, ['rp', 'list', '--vault', 'main'], {
@@ -112,14 +92,9 @@ describe('vault through the service and the CLI', () => {
 
   it('backs up disk-store disks and restores one into a new disk through the CLI', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'cairn-vault-cli-disk-'))
-    const service = new CairnService(
-      { data: join(dir, 'data'), host: '127.0.0.1', port: 0, blobPort: 0, nbdPort: 0, logLevel: 'error' },
-      { logger: silentLogger },
-    )
-    await service.start()
+    const service = await startServiceIn(dir)
     try {
       const url = service.listeners.api!
-      await signIn(url, service.config.data)
       const ok = async (args: string[]) => {
         const r = await cairn(url, args)
         assert.equal(r.code, 0, `cairn ${args.join(' ')}: ${r.stderr}${r.stdout}`)

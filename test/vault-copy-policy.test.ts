@@ -5,10 +5,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { ManualClock } from '../src/protection/index.js'
-import { CairnService } from '../src/server/index.js'
-import { silentLogger } from '../src/util/index.js'
+import { startServiceIn } from './_in-process.js'
 import { api, D, type Json } from './_jobs.js'
-import { apiFetch, cairnAt, signIn } from './_service.js'
+import { apiFetch, cairnAt } from './_service.js'
 
 const KiB = 1024
 const SIZE = 1024 * KiB
@@ -20,22 +19,9 @@ describe('a backup policy that copies every point to another vault', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cairn-copy-policy-'))
     // Noon on 27 January: the daily 03:00 backups fall on 28 January … 6 February, 1 February among them.
     const clock = new ManualClock(Date.UTC(2026, 0, 27, 12))
-    const service = new CairnService(
-      {
-        data: join(dir, 'data'),
-        host: '127.0.0.1',
-        port: 0,
-        blobPort: 0,
-        nbdPort: 0,
-        logLevel: 'error',
-        exportRoots: [dir],
-      },
-      { logger: silentLogger, clock },
-    )
-    await service.start()
+    const service = await startServiceIn(dir, { exportRoots: [dir] }, { clock })
     try {
       const url = service.listeners.api!
-      await signIn(url, service.config.data)
       const run = (args: string[]) => cairnAt(url, args)
       const ok = async (args: string[]) => {
         const r = await run(args)

@@ -5,10 +5,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { CreateBucketCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3'
-import { CairnService } from '../src/server/index.js'
-import { silentLogger } from '../src/util/index.js'
 import { S3RVER_KEY_ID, S3RVER_SECRET, sharedS3rver, storeName } from '../src/vault/_test-object-stores.js'
-import { cairnAt, signIn } from './_service.js'
+import { startServiceIn } from './_in-process.js'
+import { cairnAt } from './_service.js'
 
 const MiB = 1024 * 1024
 
@@ -35,24 +34,13 @@ describe('vault copy to and from an S3 vault (s3rver)', () => {
       } while (token)
       return n
     }
-    const service = new CairnService(
-      {
-        data: join(dir, 'data'),
-        host: '127.0.0.1',
-        port: 0,
-        blobPort: 0,
-        nbdPort: 0,
-        logLevel: 'error',
-        importRoots: [dir],
-        exportRoots: [dir],
-        objectStores: { s3: { accessKeyId: S3RVER_KEY_ID, secretAccessKey: S3RVER_SECRET } },
-      },
-      { logger: silentLogger },
-    )
-    await service.start()
+    const service = await startServiceIn(dir, {
+      importRoots: [dir],
+      exportRoots: [dir],
+      objectStores: { s3: { accessKeyId: S3RVER_KEY_ID, secretAccessKey: S3RVER_SECRET } },
+    })
     try {
       const url = service.listeners.api!
-      await signIn(url, service.config.data)
       const ok = async (args: string[]) => {
         const r = await cairnAt(url, args)
         assert.equal(r.code, 0, `cairn ${args.join(' ')}: ${r.stderr}${r.stdout}`)

@@ -4,8 +4,8 @@ import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import { CairnService } from '../src/server/index.js'
-import { silentLogger } from '../src/util/index.js'
+import type { CairnService } from '../src/server/index.js'
+import { serviceIn } from './_in-process.js'
 import { cairnAt, signIn } from './_service.js'
 
 const MiB = 1024 * 1024
@@ -19,19 +19,7 @@ async function folderBytes(dir: string): Promise<number> {
 }
 
 function serviceAt(dir: string): CairnService {
-  return new CairnService(
-    {
-      data: join(dir, 'data'),
-      host: '127.0.0.1',
-      port: 0,
-      blobPort: 0,
-      nbdPort: 0,
-      logLevel: 'error',
-      importRoots: [dir],
-      exportRoots: [dir],
-    },
-    { logger: silentLogger },
-  )
+  return serviceIn(dir, { importRoots: [dir], exportRoots: [dir] })
 }
 
 describe('vault copy through the service and the CLI', () => {

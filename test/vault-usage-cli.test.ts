@@ -4,9 +4,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import { CairnService } from '../src/server/index.js'
-import { silentLogger } from '../src/util/index.js'
-import { cairnAt, signIn } from './_service.js'
+import { startServiceIn } from './_in-process.js'
+import { cairnAt } from './_service.js'
 
 const MiB = 1024 * 1024
 
@@ -15,22 +14,9 @@ const cairn = (url: string, args: string[]) => cairnAt(url, args)
 describe('full backups and vault usage through the CLI', () => {
   it('backup --full of unchanged data stores about nothing; usage shows logical, stored and new bytes; verify --read-data passes', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'cairn-usage-cli-'))
-    const service = new CairnService(
-      {
-        data: join(dir, 'data'),
-        host: '127.0.0.1',
-        port: 0,
-        blobPort: 0,
-        nbdPort: 0,
-        logLevel: 'error',
-        importRoots: [dir],
-      },
-      { logger: silentLogger },
-    )
-    await service.start()
+    const service = await startServiceIn(dir, { importRoots: [dir] })
     try {
       const url = service.listeners.api!
-      await signIn(url, service.config.data)
       const ok = async (args: string[]) => {
         const r = await cairn(url, args)
         assert.equal(r.code, 0, `cairn ${args.join(' ')}: ${r.stderr}${r.stdout}`)
