@@ -89,9 +89,12 @@ describe(`a vault of ${POINTS} incremental points`, () => {
         id: string
         disks: { mode: string }[]
       }[]
-      const vmPoints = (await ok(['rp', 'list', 'web'])) as { id: string }[]
+      const vmPoints = (await ok(['rp', 'list', 'web'])) as { id: string; slot?: string }[]
       assert.equal(vaultPoints.length, POINTS)
       assert.equal(vmPoints.length, POINTS)
+      // The fake clock runs on while a backup captures: a point may be stamped the next day, but it
+      // records its slot, and retention keeps each slot's day's point (none pruned by the daily rule).
+      assert.equal(new Set(vmPoints.map((p) => p.slot?.slice(0, 10))).size, POINTS, 'one slot a day')
       assert.ok(
         vaultPoints.slice(1).every((p) => p.disks[0]!.mode === 'incremental'),
         'points are incremental',

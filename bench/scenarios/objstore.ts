@@ -128,7 +128,7 @@ async function startS3rver(dir: string, cert: string, key: string, buckets: stri
     port,
     // One line per request: "info: <path> <status> <ms>ms <size>".
     requests: async () =>
-      (await readFile(log, 'utf8')).split('\n').filter((l) => / \d{3} \d+ms /.test(l)).length,
+      (await readFile(log, 'utf8')).split('\n').filter((l) => / \d{3} [\d,]+ms /.test(l)).length,
     cpu: async () => {
       const [utime = 0, stime = 0] = await cpuTimes(child.pid!)
       return utime + stime

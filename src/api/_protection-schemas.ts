@@ -273,6 +273,10 @@ export const VmRecoveryPoint = z
     itemId: z.string(),
     time: z.string(),
     kind: z.enum(['Scheduled', 'OnDemand']),
+    slot: z.string().optional().openapi({
+      description:
+        "A scheduled point: the policy slot it was taken for (retention counts it as that slot's day's point)",
+    }),
     consistency: Consistency,
     tier: z.enum(['Snapshot', 'SnapshotAndVault', 'Vault']),
     expiresAt: z.string().optional(),

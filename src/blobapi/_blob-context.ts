@@ -3,6 +3,7 @@ import type { IncomingMessage } from 'node:http'
 import type { DiskRef, DiskStore } from '../diskstore/index.js'
 import { alignedBuffer } from '../util/index.js'
 import { crc64WantsSharedBodies } from './_crc64-offload.js'
+import { DIRECT_BODY, type DirectBody } from './_direct-body.js'
 import type { SasGrant } from './_sas.js'
 import { blobError } from './blob-errors.js'
 
@@ -105,6 +106,20 @@ export function readBody(
       blobError('RequestBodyTooLarge', `Cannot accept a body of ${declared} bytes: the limit is ${limit}`),
     )
   if (declared === 0 || req.readableEnded) return Promise.resolve(Buffer.alloc(0))
+  // A Put Page body the server reads off the socket itself, straight into the buffer (_direct-body.ts).
+  const direct = (req as unknown as Record<symbol, DirectBody | undefined>)[DIRECT_BODY]
+  if (direct !== undefined && declared !== undefined) {
+    const into =
+      target !== undefined && target.length >= declared
+        ? target.subarray(0, declared)
+        : Buffer.allocUnsafe(declared)
+    return direct.read(into, sum).then(
+      () => into,
+      (err: Error) => {
+        throw blobError('InvalidInput', err.message)
+      },
+    )
+  }
   return new Promise((resolve, reject) => {
     // Node's parser never delivers more than Content-Length; without one the chunks are gathered.
     const into =

@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http'
 import { type ByteRange, type DiskRef, MAX_WRITE_SIZE, PAGE_SIZE } from '../diskstore/index.js'
 import { ALIGN, isCairnError } from '../util/index.js'
 import {
@@ -34,6 +35,21 @@ import { badHeader, badQuery, blobError } from './blob-errors.js'
 
 /** Bodies this long or longer (whole 4 KiB blocks) are received into a reused aligned buffer. */
 const ALIGNED_BODY = 64 * 1024
+
+/**
+ * Whether a request is a Put Page update whose body goes into a page buffer, which the server then reads
+ * off the socket straight into that buffer (_direct-body.ts). Checked on the headers alone; the request
+ * is still checked in full by putPage.
+ */
+export function wantsDirectBody(req: IncomingMessage): boolean {
+  if (req.method !== 'PUT' || req.headers['x-ms-page-write'] !== 'update') return false
+  if (req.headers['transfer-encoding'] !== undefined || req.headers.expect !== undefined) return false
+  const declared = req.headers['content-length']
+  if (declared === undefined || !/^\d+$/.test(declared)) return false
+  const length = Number(declared)
+  if (length < ALIGNED_BODY || length > MAX_WRITE_SIZE || length % ALIGN !== 0) return false
+  return /[?&]comp=page(&|$)/.test(req.url ?? '')
+}
 
 /** Store codes that mean a previous snapshot URL names nothing that exists. */
 const NOT_FOUND = ['AccountNotFound', 'ContainerNotFound', 'DiskNotFound', 'SnapshotNotFound']

@@ -40,8 +40,9 @@ import {
   setContainerMetadata,
 } from './_container-operations.js'
 import { abortCopy, copyBlob, incrementalCopy } from './_copy-operations.js'
+import { type DirectBodies, serveDirectBodies } from './_direct-body.js'
 import { putPageFromUrl } from './_page-from-url.js'
-import { getPageRanges, putPage } from './_page-operations.js'
+import { getPageRanges, putPage, wantsDirectBody } from './_page-operations.js'
 import { type Access, isSasRequest, verifySas } from './_sas.js'
 import { parseAuthorization, verifySharedKey } from './_shared-key.js'
 import { checkIfTags, findBlobsByTags, getBlobTags, setBlobTags } from './_tag-operations.js'
@@ -236,6 +237,8 @@ export class BlobApiServer {
   readonly #geo: GeoEndpoints | undefined
   readonly #observe: BlobObserver | undefined
   readonly #server: Server
+  /** Put Page bodies read off the socket (plain HTTP only). */
+  #direct: DirectBodies | undefined
   readonly #scheme: 'http' | 'https'
   #ready: Promise<void> | undefined
 
@@ -260,6 +263,14 @@ export class BlobApiServer {
     this.#scheme = tls === undefined ? 'http' : 'https'
     if (tls === undefined) {
       this.#server = createServer({ keepAlive: true, ...limits }, serve)
+      // Put Page bodies read off the socket into the page buffer, without node:http's chunk copies.
+      this.#direct = serveDirectBodies(this.#server, {
+        wants: wantsDirectBody,
+        serve,
+        requestTimeoutMs: limits.requestTimeout,
+        keepAliveTimeoutMs: limits.keepAliveTimeout,
+        headersTimeoutMs: limits.headersTimeout,
+      })
     } else {
       const https = createHttpsServer(
         {
@@ -324,7 +335,11 @@ export class BlobApiServer {
       this.#server.close((err) => (err === undefined ? resolve() : reject(err))),
     )
     this.#server.closeIdleConnections()
-    const timer = setInterval(() => this.#server.closeIdleConnections(), 50)
+    this.#direct?.closeIdleConnections()
+    const timer = setInterval(() => {
+      this.#server.closeIdleConnections()
+      this.#direct?.closeIdleConnections()
+    }, 50)
     try {
       await closed
     } finally {

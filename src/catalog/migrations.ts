@@ -391,4 +391,13 @@ export const MIGRATIONS: Migration[] = [
       await db.schema.alterTable('jobs').addColumn('host', 'text').execute()
     },
   },
+  {
+    // A scheduled point records the slot it was taken for: retention counts it as the point of that
+    // slot's day, however late its run captured it (docs/protection.md, "Retention").
+    version: 20,
+    name: 'recovery point slots',
+    async up(db) {
+      await db.schema.alterTable('recovery_points').addColumn('slot', 'integer').execute()
+    },
+  },
 ]

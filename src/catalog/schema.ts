@@ -101,6 +101,8 @@ export interface RecoveryPointsTable {
   created_at: string
   /** The id a point had before ids took the vault's form (a UUID), still accepted on input. */
   legacy_id: string | null
+  /** A scheduled point's slot (epoch ms; migration 20): retention counts it for that slot's day. */
+  slot: number | null
 }
 
 /**

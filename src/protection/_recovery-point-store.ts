@@ -32,6 +32,11 @@ export interface VmRecoveryPoint {
   itemId: string
   time: string
   kind: 'Scheduled' | 'OnDemand'
+  /**
+   * A scheduled point: the slot it was taken for. Retention counts it as that slot's day's point even
+   * when its run captured it on a later day (it waited in the queue, or caught up a missed slot).
+   */
+  slot?: string
   consistency: Consistency
   tier: RecoveryPointTier
   expiresAt?: string
@@ -70,6 +75,7 @@ export class RecoveryPointStore {
         vm_json: JSON.stringify(point.vm),
         created_at: this.#iso(),
         legacy_id: null,
+        slot: point.slot === undefined ? null : Date.parse(point.slot),
       })
       .execute()
     return { ...point, id }
@@ -131,6 +137,7 @@ function toPoint(r: CatalogSchema['recovery_points']): VmRecoveryPoint {
     vm: JSON.parse(r.vm_json) as VmSpec,
   }
   if (r.expires_at !== null) p.expiresAt = new Date(r.expires_at).toISOString()
+  if (r.slot !== null && r.slot !== undefined) p.slot = new Date(Number(r.slot)).toISOString()
   return p
 }
 

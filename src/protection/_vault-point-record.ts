@@ -15,6 +15,8 @@ export interface SavedVmConfig extends Partial<VmSpec> {
   job?: string
   policy?: string
   pointKind?: VmRecoveryPoint['kind']
+  /** A scheduled point's slot (VmRecoveryPoint.slot). */
+  slot?: string
 }
 
 /** The policy a VM point was taken under, from its manifest. */
@@ -32,7 +34,7 @@ export function vmPointFromManifest(
   itemId: string,
   vm?: Vm,
 ): Omit<VmRecoveryPoint, 'id'> & { id: string } {
-  const { job: _j, policy: _p, pointKind, ...spec } = (p.source.config ?? {}) as SavedVmConfig
+  const { job: _j, policy: _p, pointKind, slot, ...spec } = (p.source.config ?? {}) as SavedVmConfig
   const saved = { ...(vm ?? {}), ...spec } as VmSpec
   const fallback: DiskRef = saved.osDisk ?? { account: '', container: '', disk: p.source.name }
   const sourceOf = (lun: number | undefined): DiskRef =>
@@ -42,6 +44,7 @@ export function vmPointFromManifest(
     itemId,
     time: pointTime(p),
     kind: pointKind ?? (p.expiresAt ? 'OnDemand' : 'Scheduled'),
+    ...(typeof slot === 'string' ? { slot } : {}),
     consistency: p.consistency,
     tier: 'Vault',
     ...(p.expiresAt ? { expiresAt: p.expiresAt } : {}),

@@ -19,6 +19,8 @@ import { refKey, type VmSpec } from './vm.js'
 /** Options of one backup. */
 export interface BackupOptions {
   kind?: 'Scheduled' | 'OnDemand'
+  /** A scheduled backup: the policy slot it runs for (epoch ms), recorded in its point. */
+  slot?: number
   /** On-demand expiry (default 30 days). */
   expiresAt?: Date
   /** Aborted when the caller (the scheduler) stops: the job ends Interrupted. */
@@ -136,6 +138,9 @@ export class VmBackups {
       details: {
         kind,
         disks: disks.map((d) => diskLabel(d.lun)),
+        ...(kind === 'Scheduled' && options.slot !== undefined
+          ? { slot: new Date(options.slot).toISOString() }
+          : {}),
         ...(options.expiresAt ? { expiresAt: options.expiresAt.toISOString() } : {}),
       },
     })
@@ -194,7 +199,13 @@ export class VmBackups {
     const disks = await this.#store.disksToBackUp(vmName)
     const kind = job.details.kind === 'Scheduled' ? 'Scheduled' : 'OnDemand'
     const expiresAt = typeof job.details.expiresAt === 'string' ? new Date(job.details.expiresAt) : undefined
-    const options: BackupOptions = { kind, ...(expiresAt ? { expiresAt } : {}) }
+    const slot =
+      kind === 'Scheduled' && typeof job.details.slot === 'string' ? Date.parse(job.details.slot) : undefined
+    const options: BackupOptions = {
+      kind,
+      ...(expiresAt ? { expiresAt } : {}),
+      ...(slot !== undefined ? { slot } : {}),
+    }
     const b: BackupRun = { vm, itemId: item.id, vault: item.vault, policy, disks, kind, options }
     this.#busy.add(vmName)
     return async (ctx) => {
@@ -306,7 +317,7 @@ export class VmBackups {
         !planned &&
         b.kind === 'Scheduled' &&
         b.policy.schedule.frequency === 'Hourly' &&
-        laterSlotToday(b.policy, Date.parse(rp.time))
+        laterSlotToday(b.policy, rp.slot !== undefined ? Date.parse(rp.slot) : Date.parse(rp.time))
       if (laterToday) details.vault = 'skipped: a later scheduled backup today goes to the vault'
       if (this.#vault && !laterToday) {
         // The planned point is recorded before data moves: a service that dies resumes from it.
@@ -468,6 +479,9 @@ export class VmBackups {
         itemId: b.itemId,
         time: time.toISOString(),
         kind: b.kind,
+        ...(b.kind === 'Scheduled' && b.options.slot !== undefined
+          ? { slot: new Date(b.options.slot).toISOString() }
+          : {}),
         consistency,
         tier: 'Snapshot',
         disks: rpDisks,
@@ -524,7 +538,13 @@ export class VmBackups {
       item: {
         kind: 'vm',
         name: vmName,
-        config: { ...config, job: ctx.job.id, policy: policy.name, pointKind: point.kind },
+        config: {
+          ...config,
+          job: ctx.job.id,
+          policy: policy.name,
+          pointKind: point.kind,
+          ...(point.slot !== undefined ? { slot: point.slot } : {}),
+        },
       },
       consistency: point.consistency,
       disks: point.disks.map((d) => {
@@ -550,6 +570,7 @@ export class VmBackups {
           id: point.id,
           time,
           kind: point.kind,
+          ...(point.slot !== undefined ? { slot: Date.parse(point.slot) } : {}),
           ...(point.expiresAt ? { expiresAt: Date.parse(point.expiresAt) } : {}),
         },
       ],

@@ -15,6 +15,8 @@ export function policyExpiry(
 ): number {
   const time = Date.parse(pointTime(rp))
   const onDemand = rp.source.config?.pointKind === 'OnDemand'
+  // A scheduled point counts for its slot's day (weekly, monthly and yearly rules look at that day).
+  const slot = rp.source.config?.slot
   const policy: BackupPolicy = {
     name: 'copy',
     policyType: 'Standard',
@@ -27,6 +29,7 @@ export function policyExpiry(
     id: rp.id,
     time,
     kind: onDemand ? ('OnDemand' as const) : ('Scheduled' as const),
+    ...(!onDemand && typeof slot === 'string' ? { slot: Date.parse(slot) } : {}),
     ...(onDemand && rp.expiresAt ? { expiresAt: Date.parse(rp.expiresAt) } : {}),
   }
   const [verdict] = planRetention([point], policy, time).keep

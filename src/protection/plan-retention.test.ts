@@ -63,6 +63,41 @@ describe('retention', () => {
     assert.equal(points.length - lastOfDay.length, 3 * 5)
   })
 
+  it("counts a scheduled point for its slot's day even when its run captured it after midnight", () => {
+    const daily = validatePolicy({
+      name: 'daily',
+      instantRpRetentionRangeInDays: 2,
+      schedule: { frequency: 'Daily', time: '03:00' },
+      retention: { daily: { days: 30 } },
+    })
+    const HOUR = DAY / 24
+    // Day 9's 03:00 run waited in the queue until 01:00 on day 10; day 10's ran on time at 04:54.
+    const points: RetentionPoint[] = [
+      { id: 'late', time: START + 10 * DAY + 1 * HOUR, slot: START + 9 * DAY + 3 * HOUR, kind: 'Scheduled' },
+      {
+        id: 'on-time',
+        time: START + 10 * DAY + 5 * HOUR,
+        slot: START + 10 * DAY + 3 * HOUR,
+        kind: 'Scheduled',
+      },
+    ]
+    const plan = planRetention(points, daily, START + 12 * DAY + 2 * HOUR)
+    assert.deepEqual(plan.expire, [], "past the instant-restore days, each is still its own day's point")
+    assert.deepEqual(
+      plan.keep.map((v) => [v.id, v.reasons[0], v.expiresAt]),
+      [
+        ['late', 'Daily', points[0]!.time + 30 * DAY],
+        ['on-time', 'Daily', points[1]!.time + 30 * DAY],
+      ],
+    )
+    // Without the slot (points of before migration 20) the capture's day counts: the first is not a day's point.
+    const unslotted = points.map(({ slot: _s, ...p }) => p)
+    assert.deepEqual(
+      planRetention(unslotted, daily, START + 12 * DAY + 2 * HOUR).expire.map((v) => v.id),
+      ['late'],
+    )
+  })
+
   it('gives on-demand points their own expiry, 30 days by default', () => {
     const points: RetentionPoint[] = [
       { id: 'a', time: START, kind: 'OnDemand' },

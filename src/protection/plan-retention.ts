@@ -23,6 +23,11 @@ export interface RetentionPoint {
   /** When its snapshot was taken (epoch ms). */
   time: number
   kind: 'Scheduled' | 'OnDemand'
+  /**
+   * A scheduled point: the slot it was taken for (epoch ms). Its day (and weekday, month …) is the
+   * slot's, not the capture's: a run that started late still holds its own day.
+   */
+  slot?: number
   /** On-demand points: their own expiry (default 30 days after the backup). */
   expiresAt?: number
 }
@@ -61,22 +66,26 @@ export function onDemandExpiry(time: number): number {
 /**
  * Applies a policy's retention at `now`. A scheduled point is the day's point when it is the last
  * scheduled point of its calendar day (in the policy's zone; only that one goes to the vault under an
- * hourly schedule); the day's point is kept by the daily rule and, on matching days, by the weekly,
+ * hourly schedule) — the day of its slot when it records one, so that a run captured after midnight
+ * (late in the queue, or a test clock that moved on) does not take the next day's place and leave its
+ * own day without a point; the day's point is kept by the daily rule and, on matching days, by the weekly,
  * monthly and yearly rules — the longest wins. Other points live only as long as the instant-restore
  * retention. On-demand points keep their own expiry. The latest point is always kept.
  */
 export function planRetention(points: RetentionPoint[], policy: BackupPolicy, now: number): RetentionPlan {
   const tz = policy.timeZone
   const dayKey = (w: WallTime) => w.year * 10_000 + w.month * 100 + w.day
+  const dayOrder = (p: RetentionPoint) => p.slot ?? p.time
   const lastOfDay = new Map<number, RetentionPoint>()
   const walls = new Map<string, WallTime>()
   for (const p of points) {
     if (p.kind !== 'Scheduled') continue
-    const w = toWall(p.time, tz)
+    const w = toWall(p.slot ?? p.time, tz)
     walls.set(p.id, w)
     const k = dayKey(w)
     const cur = lastOfDay.get(k)
-    if (!cur || p.time > cur.time) lastOfDay.set(k, p)
+    if (!cur || dayOrder(p) > dayOrder(cur) || (dayOrder(p) === dayOrder(cur) && p.time > cur.time))
+      lastOfDay.set(k, p)
   }
   let latest: RetentionPoint | undefined
   for (const p of points) if (!latest || p.time > latest.time) latest = p

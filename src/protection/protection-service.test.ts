@@ -272,7 +272,7 @@ describe('ProtectionService (real catalog and disk store; no HTTP)', () => {
         clock,
         spreadMs: 0,
         runBackup: async (run, signal) => {
-          await service.backupScheduled(run.itemId, signal)
+          await service.backupScheduled(run.itemId, signal, run.slot)
         },
       })
       let refreshed: Promise<void> = Promise.resolve()
@@ -298,11 +298,16 @@ describe('ProtectionService (real catalog and disk store; no HTTP)', () => {
         assert.deepEqual(backupsStarted, ['app:OnDemand', 'app:Scheduled'])
         const points = await service.listRecoveryPoints('app')
         assert.deepEqual(
-          points.map((p) => p.kind),
-          ['OnDemand', 'Scheduled'],
+          points.map((p) => [p.kind, p.slot]),
+          [
+            ['OnDemand', undefined],
+            ['Scheduled', '2026-01-05T22:00:00.000Z'],
+          ],
+          "the scheduled point records its slot (retention counts it for that slot's day)",
         )
         const { items } = await jobs.list({ kind: 'backup', vm: 'app' })
         const scheduled = items.find((j) => j.details.kind === 'Scheduled')
+        assert.equal(scheduled?.details.slot, '2026-01-05T22:00:00.000Z')
         assert.equal(scheduled?.startedBy, 'scheduler')
         assert.equal(scheduled?.state, 'Completed')
         await service.stopProtection('app', { deleteData: false })

@@ -11,7 +11,7 @@ import { type BackupOptions, type PolicyCopyRequest, VmBackups } from './_vm-bac
 import { AgentClient, type AgentFor, type VmAgent } from './agent-client.js'
 import { DiskGuard } from './disk-guard.js'
 import type { JobBody, JobService, StartedJob } from './job-service.js'
-import { planRetention } from './plan-retention.js'
+import { planRetention, type RetentionPoint } from './plan-retention.js'
 import { PointReconciler, type ReconcileReport } from './point-reconciler.js'
 import { type BackupPolicy, POLICY_BOUNDS, validatePolicy } from './policy.js'
 import type { ProtectedItem, ProtectionState, ProtectionStore, VmRecoveryPoint } from './protection-store.js'
@@ -594,9 +594,13 @@ export class ProtectionService {
    * The scheduler's backup of a protected item; resolves with the finished job (Failed jobs too), or,
    * when it is queued for the process that holds the VM's disks (scale-out), with the queued job.
    */
-  async backupScheduled(itemId: string, signal: AbortSignal): Promise<Job> {
+  async backupScheduled(itemId: string, signal: AbortSignal, slot?: number): Promise<Job> {
     const item = await this.#store.getItemById(itemId)
-    const started = await this.startBackup(item.vmName, { kind: 'Scheduled', signal })
+    const started = await this.startBackup(item.vmName, {
+      kind: 'Scheduled',
+      signal,
+      ...(slot !== undefined ? { slot } : {}),
+    })
     return started.queuedFor === undefined ? started.done : started.job
   }
 
@@ -688,11 +692,8 @@ export class ProtectionService {
       const points = await this.#store.listRecoveryPoints(item.vmName)
       const plan = planRetention(
         points.map((p) => {
-          const r: { id: string; time: number; kind: 'Scheduled' | 'OnDemand'; expiresAt?: number } = {
-            id: p.id,
-            time: Date.parse(p.time),
-            kind: p.kind,
-          }
+          const r: RetentionPoint = { id: p.id, time: Date.parse(p.time), kind: p.kind }
+          if (p.slot !== undefined) r.slot = Date.parse(p.slot)
           if (p.expiresAt) r.expiresAt = Date.parse(p.expiresAt)
           return r
         }),

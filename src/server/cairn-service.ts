@@ -387,7 +387,7 @@ export class CairnService {
         ...(this.#clock ? { clock: this.#clock } : {}),
         logger: log.child({ component: 'scheduler' }),
         runBackup: async (run, signal) => {
-          await backups.backupScheduled(run.itemId, signal)
+          await backups.backupScheduled(run.itemId, signal, run.slot)
         },
         runMaintenance: async (_now, signal) => {
           const { pruned, vaults } = await backups.applyRetention(signal)

@@ -26,6 +26,7 @@ import {
 import { forEachLimit } from './_for-each-limit.js'
 import { release } from './_memory.js'
 import { PackWriter } from './_pack-writer.js'
+import { DiskDigests, loadDiskDigests, saveDiskDigests } from './_page-digests.js'
 import type {
   BackupSource,
   ByteRange,
@@ -199,9 +200,21 @@ export async function runBackup(core: VaultCore, opts: BackupOptions): Promise<R
     progress.done = tracker.resumedBytes
 
     const disks: RecoveryPointDisk[] = new Array(plans.length)
+    // A resumed run does not read the subtrees its earlier run committed: it cannot make digests.
+    const digests =
+      core.cache && !(resume && earlier.usable)
+        ? { dir: core.cache.dir, item: opts.item.name, against, made: new Map<string, DiskDigests>() }
+        : undefined
     try {
       await forEachLimit(plans, opts.parallelDisks ?? 2, async (plan, i) => {
-        disks[i] = await backupDisk(core, plan, { writer, pages: tracking, progress, signal, tracker })
+        disks[i] = await backupDisk(core, plan, {
+          writer,
+          pages: tracking,
+          progress,
+          signal,
+          tracker,
+          ...(digests ? { digests } : {}),
+        })
       })
       signal?.throwIfAborted()
     } finally {
@@ -240,6 +253,8 @@ export async function runBackup(core: VaultCore, opts: BackupOptions): Promise<R
     }
     await core.writeManifest(rp)
     committed = true
+    for (const [disk, d] of digests?.made ?? [])
+      await saveDiskDigests(digests!.dir, opts.item.name, disk, id, d)
     progress.finish()
     return rp
   } catch (err) {
@@ -365,11 +380,25 @@ interface DiskContext {
   progress: ProgressMeter
   signal: AbortSignal | undefined
   tracker: CheckpointTracker
+  /** Where page digests are kept (object-store vaults with a local cache), and those this backup makes. */
+  digests?: { dir: string; item: string; against: string | undefined; made: Map<string, DiskDigests> }
 }
 
 async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Promise<RecoveryPointDisk> {
   const { source } = plan
   const chunkSize = core.config.chunkSize
+  // Page digests (see _page-digests.ts): made for the new point when the backup reads the whole disk,
+  // and the base's used when kept.
+  const keep = ctx.digests
+  const digests =
+    keep && plan.mode !== 'incremental'
+      ? new DiskDigests(source.size, { idKey: core.keys?.idKey ?? null })
+      : undefined
+  if (digests) keep!.made.set(source.name, digests)
+  const baseDigests =
+    keep?.against && plan.compare
+      ? await loadDiskDigests(keep.dir, keep.item, source.name, keep.against, source.size)
+      : undefined
 
   /**
    * Has a worker read runs of the source's file and store the non-zero ones as one chunk; their extents.
@@ -415,7 +444,7 @@ async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Pr
     stats: BuildStats,
   ): Promise<Extent[]> => {
     ctx.signal?.throwIfAborted()
-    const data = await source.read(start, end - start)
+    let data = await source.read(start, end - start)
     if (data.length !== end - start) {
       throw new CairnError(
         'Internal',
@@ -426,17 +455,27 @@ async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Pr
     ctx.progress.add(data.length, 0)
     if (isZero(data)) return []
     if (base) {
-      const id = await core.pool.hash(data)
+      // The data moves to a worker to be hashed and comes back.
+      const hashed = await core.pool.hashMoving(data, digests !== undefined || baseDigests !== undefined)
+      const { id, pages } = hashed
+      data = hashed.data
+      if (pages) digests?.set(start, pages)
       if (base.known.has(id.toString('latin1')) || ctx.writer.holds(id)) {
         stats.chunksReused++
         return [{ start, length: data.length, chunkOffset: 0, id }]
       }
-      const patched = await patchBase(start, data, base, stats)
+      const patched = await patchBase(start, data, base, stats, pages)
       if (patched) return patched
     }
     const length = data.length
     // The buffer moves to the worker: no copy, and no use of `data` after this line.
-    const { id, parts, length: stored } = await core.pool.seal(data, ChunkKind.data, true)
+    const {
+      id,
+      parts,
+      length: stored,
+      pages,
+    } = await core.pool.seal(data, ChunkKind.data, true, { pages: digests !== undefined && !base })
+    if (pages) digests?.set(start, pages)
     if (ctx.writer.holds(id)) {
       stats.chunksReused++
     } else {
@@ -457,6 +496,7 @@ async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Pr
     data: Buffer,
     base: BaseLeaf,
     stats: BuildStats,
+    pages?: Buffer,
   ): Promise<Extent[] | null> => {
     const end = start + data.length
     const under = base.extents
@@ -467,20 +507,28 @@ async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Pr
         return { start: s, length: t - s, chunkOffset: e.chunkOffset + (s - e.start), id: e.id }
       })
     if (under.length === 0) return null
-    const old = Buffer.alloc(data.length)
-    if (under.some((e) => !base.chunks.has(e.id.toString('latin1')))) readBase(base, start)
-    for (const e of under) {
-      const k = e.id.toString('latin1')
-      const plain = base.chunks.get(k)
-      if (!plain) throw new Error(`the base chunk at offset ${e.start} was not read`)
-      const bytes = await plain
-      bytes.copy(old, e.start - start, e.chunkOffset, e.chunkOffset + e.length)
+    // With the base's page digests (kept by the backup that made it) the pages are compared by digest
+    // and nothing of the base is read; otherwise the base's bytes are read back and compared.
+    let old: Buffer | undefined
+    if (!pages || !baseDigests) {
+      old = Buffer.alloc(data.length)
+      if (under.some((e) => !base.chunks.has(e.id.toString('latin1')))) readBase(base, start)
+      for (const e of under) {
+        const k = e.id.toString('latin1')
+        const plain = base.chunks.get(k)
+        if (!plain) throw new Error(`the base chunk at offset ${e.start} was not read`)
+        const bytes = await plain
+        bytes.copy(old, e.start - start, e.chunkOffset, e.chunkOffset + e.length)
+      }
     }
     const runs: ByteRange[] = []
     let changed = 0
     for (let o = 0; o < data.length; o += CHANGE_ALIGN) {
       const n = Math.min(CHANGE_ALIGN, data.length - o)
-      if (data.compare(old, o, o + n, o, o + n) === 0) continue
+      if (
+        old ? data.compare(old, o, o + n, o, o + n) === 0 : baseDigests!.same(start, pages!, o / CHANGE_ALIGN)
+      )
+        continue
       const last = runs[runs.length - 1]
       if (last && last.end === start + o) last.end += n
       else runs.push({ start: start + o, end: start + o + n })
@@ -492,7 +540,7 @@ async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Pr
       stats,
     )
     // Both are spent (the changed pages were copied into the sealed chunk): free them now, not at a collection.
-    release([data, old])
+    release(old ? [data, old] : [data])
     return mergeExtents(subtractExtents(under, runs), stored)
   }
 

@@ -19,6 +19,12 @@ interface Reply {
   kept?: number[]
   written?: number
   chunk?: number
+  /** restoreLeaf with giveBack: the memory of the blobs it was given, moved back. */
+  spent?: ArrayBuffer[]
+  /** hash, seal with `pages`: the digests of the data's 4 KiB pages. */
+  pages?: Uint8Array
+  /** hash with `back`: the data, moved back. */
+  data?: Uint8Array
 }
 
 const asBuffer = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength)
@@ -33,6 +39,8 @@ export interface Sealed {
   id: Buffer
   parts: Buffer[]
   length: number
+  /** The digests of the chunk's 4 KiB pages, when asked for. */
+  pages?: Buffer
 }
 
 /** Chunks up to this size are sealed in batches. */
@@ -93,8 +101,13 @@ export class ChunkPool {
    * Hashes, compresses and encrypts a chunk; returns its id and blob parts. With `transfer`, `data`
    * moves to the worker (no copy) and must not be used afterwards.
    */
-  async seal(data: Buffer, kind: ChunkKind, transfer = false): Promise<Sealed> {
-    if (data.length <= SMALL) {
+  async seal(
+    data: Buffer,
+    kind: ChunkKind,
+    transfer = false,
+    options: { pages?: boolean } = {},
+  ): Promise<Sealed> {
+    if (data.length <= SMALL && !options.pages) {
       return new Promise<Sealed>((resolve, reject) => {
         this.#small.push({ data, kind, transfer, resolve, reject })
         this.#smallBytes += data.length
@@ -108,8 +121,13 @@ export class ChunkPool {
         }
       })
     }
-    const r = await this.#call({ op: 'seal', data, kind }, transfer ? owned(data) : [])
-    return sealed(r.id!, r.parts!)
+    const r = await this.#call(
+      { op: 'seal', data, kind, ...(options.pages ? { pages: true } : {}) },
+      transfer ? owned(data) : [],
+    )
+    const out = sealed(r.id!, r.parts!)
+    if (r.pages) out.pages = asBuffer(r.pages)
+    return out
   }
 
   #sendSmall(): void {
@@ -164,6 +182,24 @@ export class ChunkPool {
     return asBuffer((await this.#call({ op: 'hash', data })).id!)
   }
 
+  /**
+   * The id a chunk would have, with the digests of its 4 KiB pages when asked. The data moves to the
+   * worker and back (no copy each way, which cost more of this thread than the hashing saved): use the
+   * `data` answered, never the buffer given.
+   */
+  async hashMoving(data: Buffer, pages: boolean): Promise<{ id: Buffer; pages?: Buffer; data: Buffer }> {
+    const transfer = owned(data)
+    const r = await this.#call(
+      { op: 'hash', data, ...(pages ? { pages: true } : {}), ...(transfer.length ? { back: true } : {}) },
+      transfer,
+    )
+    return {
+      id: asBuffer(r.id!),
+      ...(r.pages ? { pages: asBuffer(r.pages) } : {}),
+      data: r.data ? asBuffer(r.data) : data,
+    }
+  }
+
   /** Opens and checks a chunk blob (which moves to the worker when it can); throws ChunkDamage when it is bad. */
   async open(
     blob: Buffer,
@@ -202,12 +238,19 @@ export class ChunkPool {
    * extents (sorted; `chunk` indexes `chunks`) to the target's descriptors. Returns the bytes written;
    * throws ChunkDamage, with `chunk` set, when a blob is bad.
    */
-  async restoreLeaf(job: {
-    /** Where each blob is in an open pack file, or the blob itself (it moves to the worker). */
-    chunks: { id: Buffer; fd: number; position: number; length: number; blob?: Buffer }[]
-    extents: { start: number; length: number; chunkOffset: number; chunk: number }[]
-    out: { fd: number; direct: number | null }
-  }): Promise<number> {
+  async restoreLeaf(
+    job: {
+      /** Where each blob is in an open pack file, or the blob itself (it moves to the worker). */
+      chunks: { id: Buffer; fd: number; position: number; length: number; blob?: Buffer }[]
+      extents: { start: number; length: number; chunkOffset: number; chunk: number }[]
+      out: { fd: number; direct: number | null }
+    },
+    /**
+     * The memory the blobs are views of, when they share it (a pack read's): it moves to the worker
+     * whole and comes back through `returned` once the leaf is written.
+     */
+    shared?: { memory: ArrayBuffer[]; returned: (memory: ArrayBuffer) => void },
+  ): Promise<number> {
     const r = await this.#call(
       {
         op: 'restoreLeaf',
@@ -218,9 +261,11 @@ export class ChunkPool {
         lengths: job.extents.map((e) => e.length),
         offsets: job.extents.map((e) => e.chunkOffset),
         which: job.extents.map((e) => e.chunk),
+        ...(shared ? { giveBack: true } : {}),
       },
-      job.chunks.flatMap((c) => (c.blob ? owned(c.blob) : [])),
+      shared ? [...new Set(shared.memory)] : job.chunks.flatMap((c) => (c.blob ? owned(c.blob) : [])),
     )
+    for (const m of r.spent ?? []) shared?.returned(m)
     return r.written ?? 0
   }
 

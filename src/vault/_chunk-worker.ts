@@ -4,6 +4,7 @@ import { parentPort, workerData } from 'node:worker_threads'
 import { ChunkDamage, type ChunkKeys, type ChunkKind, chunkId, openChunk, sealChunk } from './_chunk-codec.js'
 import { ALIGN, alignedBuffer } from './_direct-write.js'
 import { churnYoung, release } from './_memory.js'
+import { pageDigests } from './_page-digests.js'
 
 interface Init {
   dataKey: Uint8Array | null
@@ -44,6 +45,12 @@ export interface ChunkRequest {
    */
   which?: number[]
   offsets?: number[]
+  /** restoreLeaf: the given blobs share memory the caller wants back (moved back in the answer). */
+  giveBack?: boolean
+  /** hash, seal: answer the digests of the data's 4 KiB pages too (see _page-digests.ts). */
+  pages?: boolean
+  /** hash: the data was moved here; move it back with the answer. */
+  back?: boolean
 }
 
 /** Where readSeal reads runs to, reused (grown as needed): one chunk's worth. */
@@ -181,8 +188,8 @@ async function readOpen(m: ChunkRequest, i: number): Promise<Buffer> {
     if (err instanceof ChunkDamage) err.chunk = i
     throw err
   } finally {
-    if (given) release([given])
-    else giveBlob(blob)
+    if (!given) giveBlob(blob)
+    else if (!m.giveBack) release([given])
   }
 }
 
@@ -278,7 +285,13 @@ async function restoreLeaf(m: ChunkRequest): Promise<number> {
 parentPort?.on('message', (m: ChunkRequest) => {
   if (m.op === 'restoreLeaf') {
     restoreLeaf(m).then(
-      (written) => parentPort?.postMessage({ seq: m.seq, written }),
+      (written) => {
+        // The blobs' memory goes back to the caller, which reads the next packs into it.
+        const spent = m.giveBack
+          ? [...new Set((m.chunks ?? []).flatMap((c) => (c.blob ? [c.blob.buffer as ArrayBuffer] : [])))]
+          : []
+        parentPort?.postMessage({ seq: m.seq, written, ...(m.giveBack ? { spent } : {}) }, spent)
+      },
       (err: unknown) =>
         parentPort?.postMessage({
           seq: m.seq,
@@ -349,14 +362,20 @@ parentPort?.on('message', (m: ChunkRequest) => {
       }
       parentPort?.postMessage({ seq: m.seq, plain: m.data }, own(data))
     } else if (m.op === 'hash') {
-      parentPort?.postMessage({ seq: m.seq, id: new Uint8Array(chunkId(data, keys)) })
-      release([data])
+      const pages = m.pages ? new Uint8Array(pageDigests(data, keys?.idKey ?? null)) : undefined
+      const id = new Uint8Array(chunkId(data, keys))
+      if (m.back) parentPort?.postMessage({ seq: m.seq, id, pages, data }, [data.buffer as ArrayBuffer])
+      else {
+        parentPort?.postMessage({ seq: m.seq, id, pages })
+        release([data])
+      }
     } else if (m.op === 'seal') {
+      const pages = m.pages ? new Uint8Array(pageDigests(data, keys?.idKey ?? null)) : undefined
       const { id, parts } = sealChunk(data, m.kind ?? 0, keys, init.level)
       // Small parts may sit in Node's shared pool: send exact copies, never the pool itself.
       const out = parts.map((p) => (own(p).length ? p : new Uint8Array(p)))
       parentPort?.postMessage(
-        { seq: m.seq, id: new Uint8Array(id), parts: out },
+        { seq: m.seq, id: new Uint8Array(id), parts: out, pages },
         out.flatMap((p) => own(p as Buffer)),
       )
       release([data])

@@ -7,6 +7,7 @@ import { forEachLimit } from './_for-each-limit.js'
 import { release } from './_memory.js'
 import type { ObjectCache } from './_object-cache.js'
 import { planPackReads } from './_pack-reads.js'
+import { ReadBuffers } from './_read-buffers.js'
 import { decodeRecord, encodeRecord } from './_record.js'
 import type { Consistency, RecoveryPoint } from './types.js'
 import type { BackendObject, VaultBackend } from './vault-backend.js'
@@ -62,6 +63,8 @@ export class VaultCore {
   openPacks = 32
   /** The vault's clock for retention, soft delete and immutability (tests inject one). */
   now: () => number = Date.now
+  /** Memory that pack reads land in, reused (see ReadBuffers). */
+  readonly readBuffers = new ReadBuffers()
   #indexLoaded: Promise<void> | undefined
   readonly #pageCache = new Map<string, Buffer>()
 
@@ -179,14 +182,15 @@ export class VaultCore {
 
   /**
    * The blobs of several chunks (each once in `ids`), unchecked, read as readChunks reads them (a pack's
-   * run at a time), each in its own memory so that it can move to a worker. A chunk the index does not
-   * know, or a pack gone (a concurrent GC repacked it), makes it look again once; then a missing chunk
-   * is VaultObjectMissing naming `what(i)`.
+   * run at a time). Each blob is a view of its read's memory (`memory`: one buffer per read, taken from
+   * `readBuffers`), so that the reads move to a worker whole, without a copy per blob; give the memory
+   * back to `readBuffers` once done. A chunk the index does not know, or a pack gone (a concurrent GC
+   * repacked it), makes it look again once; then a missing chunk is VaultObjectMissing naming `what(i)`.
    */
   async fetchBlobs(
     ids: readonly Buffer[],
     what: (i: number) => string,
-  ): Promise<{ blob: Buffer; loc: ChunkLocation }[]> {
+  ): Promise<{ blobs: { blob: Buffer; loc: ChunkLocation }[]; memory: ArrayBuffer[] }> {
     for (let attempt = 0; ; attempt++) {
       await this.loadIndex()
       const locs = ids.map((id) => this.index.get(id))
@@ -203,19 +207,20 @@ export class VaultCore {
         )
       }
       const found = locs as ChunkLocation[]
-      const out: { blob: Buffer; loc: ChunkLocation }[] = new Array(ids.length)
+      const blobs: { blob: Buffer; loc: ChunkLocation }[] = new Array(ids.length)
+      const memory: ArrayBuffer[] = []
       try {
         await forEachLimit(planPackReads(found), 2, async (read) => {
-          const data = await this.backend.getRange(read.pack, read.offset, read.length)
+          const data = await this.readInto(read.pack, read.offset, read.length)
+          memory.push(data.buffer as ArrayBuffer)
           for (const c of read.chunks) {
-            const blob = Buffer.allocUnsafeSlow(Math.max(0, Math.min(c.length, data.length - c.offset)))
-            data.copy(blob, 0, c.offset, c.offset + blob.length)
-            out[c.at] = { blob, loc: found[c.at]! }
+            const end = Math.min(c.offset + c.length, data.length)
+            blobs[c.at] = { blob: data.subarray(Math.min(c.offset, end), end), loc: found[c.at]! }
           }
-          release([data])
         })
-        return out
+        return { blobs, memory }
       } catch (err) {
+        for (const m of memory) this.readBuffers.give(m)
         if (attempt === 0 && err instanceof CairnError && err.code === 'VaultObjectMissing') {
           await this.index.refresh()
           continue
@@ -223,6 +228,23 @@ export class VaultCore {
         throw err
       }
     }
+  }
+
+  /** A range of an object read into memory from `readBuffers` (a view of memory of its own). */
+  async readInto(name: string, offset: number, length: number): Promise<Buffer> {
+    const into = this.readBuffers.take(length)
+    let data: Buffer
+    try {
+      data = await this.backend.getRange(name, offset, length, into)
+    } catch (err) {
+      this.readBuffers.give(into.buffer as ArrayBuffer)
+      throw err
+    }
+    if (data.buffer === into.buffer && data.byteOffset === 0) return data
+    // A backend that answered a buffer of its own: its bytes go where asked.
+    const n = data.copy(into)
+    release([data])
+    return into.subarray(0, n)
   }
 
   /** Checks and opens a blob read from `loc`; damage is VaultCorrupt naming the chunk, its pack and `what`. */

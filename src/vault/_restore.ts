@@ -255,26 +255,35 @@ export async function runRestore(
     opts.signal?.throwIfAborted()
     await slots.take()
     const job = (async () => {
-      const blobs = await core.fetchBlobs(ids, (i) => `${what}: at offset ${first[i]}`)
-      for (const e of jobExtents) {
-        if (e.chunkOffset + e.length > blobs[e.chunk]!.loc.rawLength)
-          throw new CairnError(
-            'VaultCorrupt',
-            `${what}: the extent at offset ${e.start} reaches past its chunk`,
-          )
+      const { blobs, memory } = await core.fetchBlobs(ids, (i) => `${what}: at offset ${first[i]}`)
+      try {
+        for (const e of jobExtents) {
+          if (e.chunkOffset + e.length > blobs[e.chunk]!.loc.rawLength)
+            throw new CairnError(
+              'VaultCorrupt',
+              `${what}: the extent at offset ${e.start} reaches past its chunk`,
+            )
+        }
+      } catch (err) {
+        for (const m of memory) core.readBuffers.give(m)
+        throw err
       }
       try {
-        const done = await core.pool.restoreLeaf({
-          chunks: blobs.map(({ blob, loc }, i) => ({
-            id: ids[i]!,
-            fd: -1,
-            position: 0,
-            length: loc.length,
-            blob,
-          })),
-          extents: jobExtents,
-          out,
-        })
+        // The reads' memory moves to the worker and comes back for the next reads.
+        const done = await core.pool.restoreLeaf(
+          {
+            chunks: blobs.map(({ blob, loc }, i) => ({
+              id: ids[i]!,
+              fd: -1,
+              position: 0,
+              length: loc.length,
+              blob,
+            })),
+            extents: jobExtents,
+            out,
+          },
+          { memory, returned: (m) => core.readBuffers.give(m) },
+        )
         written += done
         progress.add(done, 0)
       } catch (err) {

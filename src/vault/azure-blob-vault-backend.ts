@@ -13,6 +13,7 @@ import {
   parseAzureLocation,
 } from './_object-store-location.js'
 import { type RetryOptions, ShortBody, withRetries } from './_object-store-retry.js'
+import { collectInto } from './_read-buffers.js'
 import type { BackendObject, VaultBackend } from './vault-backend.js'
 
 /** The metadata key of a write's id: a create retried after a lost answer recognises its own blob. */
@@ -70,7 +71,7 @@ export class AzureBlobVaultBackend implements VaultBackend {
     return this.#read(name, 0, undefined)
   }
 
-  async getRange(name: string, offset: number, length: number): Promise<Buffer> {
+  async getRange(name: string, offset: number, length: number, into?: Buffer): Promise<Buffer> {
     if (length === 0) {
       await this.#try(
         `Cannot read "${name}"`,
@@ -79,7 +80,7 @@ export class AzureBlobVaultBackend implements VaultBackend {
       )
       return Buffer.alloc(0)
     }
-    return this.#read(name, offset, length)
+    return this.#read(name, offset, length, into && into.length >= length ? into : undefined)
   }
 
   async put(name: string, data: Uint8Array | readonly Uint8Array[]): Promise<void> {
@@ -95,7 +96,7 @@ export class AzureBlobVaultBackend implements VaultBackend {
     await this.#try(`Cannot delete "${name}"`, (abortSignal) => blob.deleteIfExists({ abortSignal }))
   }
 
-  async #read(name: string, offset: number, length: number | undefined): Promise<Buffer> {
+  async #read(name: string, offset: number, length: number | undefined, into?: Buffer): Promise<Buffer> {
     const blob = this.#blob(name)
     return this.#try(
       `Cannot read "${name}"`,
@@ -107,6 +108,13 @@ export class AzureBlobVaultBackend implements VaultBackend {
           // A range that starts at or past the end: the object exists and has no bytes there.
           if (err instanceof sdk().RestError && err.statusCode === 416) return Buffer.alloc(0)
           throw err
+        }
+        if (into && length !== undefined) {
+          const { received, kept } = await collectInto(res.readableStreamBody, into, 0, length)
+          const expected = res.contentLength ?? received
+          if (received !== expected)
+            throw new ShortBody(`the body ended after ${received} of ${expected} bytes`)
+          return into.subarray(0, kept)
         }
         const body = await collect(res.readableStreamBody)
         const expected = res.contentLength ?? body.length

@@ -72,7 +72,7 @@ export class FsVaultBackend implements VaultBackend {
     }
   }
 
-  async getRange(name: string, offset: number, length: number): Promise<Buffer> {
+  async getRange(name: string, offset: number, length: number, into?: Buffer): Promise<Buffer> {
     const path = this.#path(name)
     let fh: FileHandle
     try {
@@ -81,7 +81,7 @@ export class FsVaultBackend implements VaultBackend {
       throw this.#missing(err, name)
     }
     try {
-      const buf = Buffer.allocUnsafeSlow(length)
+      const buf = into && into.length >= length ? into.subarray(0, length) : Buffer.allocUnsafeSlow(length)
       let done = 0
       while (done < length) {
         const { bytesRead } = await fh.read(buf, done, length - done, offset + done)

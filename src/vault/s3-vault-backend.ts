@@ -14,6 +14,7 @@ import {
   type S3Location,
 } from './_object-store-location.js'
 import { type RetryOptions, ShortBody, withRetries } from './_object-store-retry.js'
+import { collectInto } from './_read-buffers.js'
 import type { BackendObject, VaultBackend } from './vault-backend.js'
 
 /** The metadata key of a write's id: a create retried after a lost answer recognises its own object. */
@@ -77,12 +78,12 @@ export class S3VaultBackend implements VaultBackend {
     return this.#read(name)
   }
 
-  async getRange(name: string, offset: number, length: number): Promise<Buffer> {
+  async getRange(name: string, offset: number, length: number, into?: Buffer): Promise<Buffer> {
     if (length === 0) {
       await this.#head(name)
       return Buffer.alloc(0)
     }
-    return this.#read(name, offset, length)
+    return this.#read(name, offset, length, into && into.length >= length ? into : undefined)
   }
 
   async put(name: string, data: Uint8Array | readonly Uint8Array[]): Promise<void> {
@@ -126,7 +127,7 @@ export class S3VaultBackend implements VaultBackend {
     }
   }
 
-  async #read(name: string, offset = 0, length?: number): Promise<Buffer> {
+  async #read(name: string, offset = 0, length?: number, into?: Buffer): Promise<Buffer> {
     const Key = this.#key(name)
     const range = length !== undefined ? `bytes=${offset}-${offset + length - 1}` : undefined
     return this.#try(
@@ -147,16 +148,23 @@ export class S3VaultBackend implements VaultBackend {
           if (answerOf(err).status === 416) return Buffer.alloc(0)
           throw err
         }
+        // Some servers answer more than a range asked for (s3rver reads "bytes=0-0" as the whole
+        // object): keep exactly the bytes asked for.
+        const from = range && res.ContentRange ? Number(/^bytes (\d+)-/.exec(res.ContentRange)?.[1] ?? 0) : 0
+        const skip = range ? offset - from : 0
+        if (into && length !== undefined) {
+          // Straight from the socket's chunks into the caller's memory: no chunk list, no concatenation.
+          const { received, kept } = await collectInto(res.Body as Readable | undefined, into, skip, length)
+          const expected = res.ContentLength ?? received
+          if (received !== expected)
+            throw new ShortBody(`the body ended after ${received} of ${expected} bytes`)
+          return into.subarray(0, kept)
+        }
         let body = await collect(res.Body as Readable | undefined)
         const expected = res.ContentLength ?? body.length
         if (body.length !== expected)
           throw new ShortBody(`the body ended after ${body.length} of ${expected} bytes`)
-        // Some servers answer more than a range asked for (s3rver reads "bytes=0-0" as the whole
-        // object): keep exactly the bytes asked for.
-        if (range && length !== undefined && body.length > length) {
-          const from = res.ContentRange ? Number(/^bytes (\d+)-/.exec(res.ContentRange)?.[1] ?? 0) : 0
-          body = body.subarray(offset - from, offset - from + length)
-        }
+        if (range && length !== undefined && body.length > length) body = body.subarray(skip, skip + length)
         return body
       },
       name,

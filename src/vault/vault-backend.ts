@@ -28,7 +28,12 @@ export interface VaultBackend {
   /** Every object whose name starts with `prefix`. */
   list(prefix: string): Promise<BackendObject[]>
   get(name: string): Promise<Buffer>
-  getRange(name: string, offset: number, length: number): Promise<Buffer>
+  /**
+   * `length` bytes at `offset` (fewer at the object's end). With `into` (at least `length` bytes) the
+   * backend may read into it and answer a view of it, sparing a buffer and a copy (object stores fill
+   * it from the socket); callers use the answer either way.
+   */
+  getRange(name: string, offset: number, length: number, into?: Buffer): Promise<Buffer>
   /**
    * Several ranges in one call, answered in order: a backend whose every call is a round trip (the
    * paired site's, docs/replication.md) answers them in one request. Optional.

@@ -61,7 +61,9 @@ for (const [store, server] of STORES)
       assert.ok(basePacks >= 3, `${basePacks} packs`)
 
       // Pages scattered over every chunk, no change list: each chunk is read, hashed, found changed and
-      // compared page by page with the base's bytes, which come a pack's run at a time.
+      // compared page by page with the base's bytes, which come a pack's run at a time (the page
+      // digests the full backup kept are removed first: with them nothing of the base is read).
+      await rm(join(cacheDir, vault.id, 'digests'), { recursive: true, force: true })
       const old = Buffer.from(img)
       for (let c = 0; c < img.length / MiB; c++)
         if (!old.subarray(c * MiB, (c + 1) * MiB).equals(Buffer.alloc(MiB)))
@@ -109,6 +111,73 @@ for (const [store, server] of STORES)
         } finally {
           await v.close()
         }
+      }
+      await vault.close()
+    })
+  })
+
+for (const [store, server] of STORES)
+  describe(`page digests in the local cache (${store.name})`, () => {
+    it("a checksum backup compares pages by the digests its base kept and reads no data of the base; a damaged, missing or other point's digest file is not believed (the base is read), and every point restores byte-exact", async () => {
+      const { endpoint } = await server()
+      const place = await store.place()
+      const proxy = await startFaultProxy(new URL(endpoint).origin)
+      const dir = await mkdtemp(join(tmpdir(), 'cairn-digests-'))
+      cleanups.push(async () => {
+        await proxy.close()
+        await place.cleanup()
+        await rm(dir, { recursive: true, force: true })
+      })
+      const url = place.url.replace(
+        encodeURIComponent(new URL(endpoint).origin),
+        encodeURIComponent(proxy.endpoint),
+      )
+      const backend = () => openVaultBackend(url, place.options)
+      const cacheDir = join(dir, 'cache')
+      // 8 MiB of data and a tail that is not a whole page (its last digest covers a short page).
+      let img = Buffer.concat([randomBytes(4 * MiB), mixedImage(4 * MiB), randomBytes(1000)])
+      const vault = await Vault.create(backend(), { packSize: 4 * MiB, workers: 1, cacheDir })
+      const file = join(cacheDir, vault.id, 'digests', item.name, 'os')
+      const points: { id: string; data: Buffer }[] = []
+      let base = (await vault.backup({ item, sources: [bufferSource('os', img)] })).id
+      points.push({ id: base, data: Buffer.from(img) })
+      /** A checksum backup after a page changed in every data chunk, a zero page made data and the tail changed. */
+      const next = async (what: string) => {
+        img = Buffer.from(img)
+        for (let c = 0; c < 8; c++)
+          if (c !== 6) randomBytes(4096).copy(img, c * MiB + ((c * 53) % 256) * 4096)
+        randomBytes(4096).copy(img, 6 * MiB + 8192) // the mixed half's zeros: a hole becomes data
+        img[img.length - 1] = img[img.length - 1]! ^ 0xff
+        const from = proxy.log.length
+        const rp = await vault.backup({ item, sources: [bufferSource('os', img)], base })
+        assert.equal(rp.disks[0]!.mode, 'checksum', what)
+        assert.ok(rp.bytesAdded < MiB, `${what}: ${rp.bytesAdded} bytes stored for 9 changed pages`)
+        base = rp.id
+        points.push({ id: rp.id, data: Buffer.from(img) })
+        return counts(proxy, from)
+      }
+      // With the digests: the only pack reads are the base's index pages (the root and its one leaf).
+      const good = await readFile(file)
+      const kept = await next('with digests')
+      assert.ok(kept.packGets <= 2, `${kept.packGets} pack reads with the base's digests`)
+      const reads = (what: string, n: number) =>
+        assert.ok(n > kept.packGets, `${what}: ${n} pack reads, against ${kept.packGets} with digests`)
+      // The file of the point before the base (valid, but another point's): not believed, the base is read.
+      await writeFile(file, good)
+      reads("another point's digests", (await next("another point's digests")).packGets)
+      // A flipped byte in the file that run wrote for its point: the checksum fails, the base is read.
+      const data = await readFile(file)
+      data[60]! ^= 1
+      await writeFile(file, data)
+      reads('a damaged digest file', (await next('a damaged digest file')).packGets)
+      // That run kept its point's digests anew: used again.
+      assert.ok((await next('digests again')).packGets <= 2)
+      await rm(file)
+      reads('no digest file', (await next('no digest file')).packGets)
+      for (const p of points) {
+        const sink = bufferSink(img.length)
+        await vault.restore(p.id, 'os', sink)
+        assert.ok(sink.data.equals(p.data), `point ${p.id} restores byte-exact`)
       }
       await vault.close()
     })
