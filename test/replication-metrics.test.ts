@@ -59,6 +59,8 @@ describe('replication lag in /metrics', () => {
 
       // The paired site goes away: nothing syncs, the lag grows with the clock.
       await west.stop('SIGKILL')
+      // A status report the secondary sent just before it died may still be handled: let it land.
+      await new Promise((r) => setTimeout(r, 1500))
       const before = samples(await scrape(east), 'cairn_replication_lag_seconds')
       await new Promise((r) => setTimeout(r, 3000))
       const after = samples(await scrape(east), 'cairn_replication_lag_seconds')

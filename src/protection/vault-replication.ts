@@ -456,6 +456,9 @@ export class VaultReplication {
         this.#sources.set(vault, src)
       }
       const ids = (objs: BackendObject[]) => new Set(objs.map((o) => o.name.slice(3)))
+      // What this round brings over is what the primary listed now: its last sync time is this moment
+      // (a point the primary commits while the round runs is not covered, so it must not look synced).
+      const listedAt = Date.now()
       const [remote, local] = [ids(await src.backend.list('rp/')), ids(await replica.backend.list('rp/'))]
       // First the primary's deletions, prune, soft deletes, undeletes and purges (GC frees what went),
       // then the points the replica lacks.
@@ -495,13 +498,13 @@ export class VaultReplication {
       const now = Date.now()
       await this.#o.catalog.db
         .updateTable('vault_replication')
-        .set({ last_sync_at: now, points_behind: 0, bytes_behind: 0, last_error: null, updated_at: now })
+        .set({ last_sync_at: listedAt, points_behind: 0, bytes_behind: 0, last_error: null, updated_at: now })
         .where('vault', '=', vault)
         .execute()
       await client
         .request('POST', `${BASE}/${encodeURIComponent(vault)}/status`, {
           json: {
-            lastSyncAt: new Date(now).toISOString(),
+            lastSyncAt: new Date(listedAt).toISOString(),
             pointsBehind: 0,
             bytesBehind: 0,
           } satisfies SyncReport,
