@@ -104,8 +104,18 @@ export const geoDisks: BenchScenario = {
       // second, a small point written here would be shipped by a background round, not by ours.)
       // Outage: the secondary stopped while the primary takes outageMiB of new data; then catch-up.
       await west.stop()
+      // The primary comes back with rounds a long interval apart: its first round fails (the secondary
+      // is down) and backs off a minute, so the catch-up is the one round this bench asks for and times
+      // (a background round would otherwise ship it first and leave the timed one nothing to do).
+      await east.stop()
+      east = await startService(['--geo-interval', '3600', '--port', new URL(east.url).port], {
+        data: east.data,
+      })
+      const outageDisk = new BlobServiceClient(`${east.listeners.blob}/${ACCOUNT}`, cred)
+        .getContainerClient('vms')
+        .getPageBlobClient('os')
       for (let i = 0; i < outageMiB / 4; i++)
-        await disk.uploadPages(randomBytes(4 * MiB), (i * 4 * MiB) % diskBytes, 4 * MiB)
+        await outageDisk.uploadPages(randomBytes(4 * MiB), (i * 4 * MiB) % diskBytes, 4 * MiB)
       const outageBytes = Math.min(outageMiB * MiB, diskBytes)
       // Same port: the pair names it.
       west = await startService(['--geo-interval', '1', '--port', new URL(west.url).port], {
