@@ -52,21 +52,28 @@ export interface Answer {
 
 /** Bytes of the reused page buffers: the most one Put Page or one Get Blob read moves. */
 export const PAGE_BUFFER = 4 * 1024 * 1024
-const pageBuffers: Buffer[] = []
+/** Put Page bodies' buffers, and Get Blob reads' (kept apart: see takePageBuffer). */
+const pageBuffers = { write: [] as Buffer[], read: [] as Buffer[] }
 
 /**
  * An aligned buffer of PAGE_BUFFER bytes, reused across requests: the disk store moves the bytes of
  * direct writes and reads between it and the device without a copy, and a fresh 4 MiB buffer per
- * request would cost a page fault per page. Give it back only once nothing uses it any more.
+ * request would cost a page fault per page. Give it back, to the same use, only once nothing uses it
+ * any more. Put Page bodies (`write`) lie on transparent huge pages; Get Blob reads (`read`) do not:
+ * measured quietly, huge pages took uploads from ~395 to 505-565 MB/s but downloads from 375-520 to
+ * 230-325 MB/s (BENCHMARKS.md, "Blob API").
  */
-export function takePageBuffer(): Buffer {
+export function takePageBuffer(use: 'write' | 'read'): Buffer {
   // Shared memory only where the CRC64 of a Put Page body is computed on a worker thread, reading it
   // in place (_crc64-offload.ts): copies into shared memory are slow.
-  return pageBuffers.pop() ?? alignedBuffer(PAGE_BUFFER, { shared: crc64WantsSharedBodies, hugePages: true })
+  return (
+    pageBuffers[use].pop() ??
+    alignedBuffer(PAGE_BUFFER, { shared: crc64WantsSharedBodies, hugePages: use === 'write' })
+  )
 }
 
-export function givePageBuffer(b: Buffer): void {
-  if (pageBuffers.length < 16) pageBuffers.push(b)
+export function givePageBuffer(use: 'write' | 'read', b: Buffer): void {
+  if (pageBuffers[use].length < 16) pageBuffers[use].push(b)
 }
 
 /** The disk a blob request names. */

@@ -330,15 +330,15 @@ export async function getBlob(ctx: BlobContext): Promise<Answer> {
   }
   if (end - range.start <= PAGE_BUFFER) {
     // One read into a reused buffer, handed back once the answer has gone to the connection.
-    const into = takePageBuffer()
+    const into = takePageBuffer('read')
     try {
       const data = await ctx.store.read(diskRef(ctx), range.start, end - range.start, {
         ...(snapshot === undefined ? {} : { snapshot }),
         into,
       })
-      return { status: 206, headers, body: data, sent: () => givePageBuffer(into) }
+      return { status: 206, headers, body: data, sent: () => givePageBuffer('read', into) }
     } catch (err) {
-      givePageBuffer(into)
+      givePageBuffer('read', into)
       throw err
     }
   }

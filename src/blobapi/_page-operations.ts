@@ -83,17 +83,17 @@ export async function putPage(ctx: BlobContext): Promise<Answer> {
   const declared = headerOf(ctx.req, 'content-length') ?? '0'
   let body: Buffer | undefined
   if (write === 'update' && length >= ALIGNED_BODY && length % ALIGN === 0 && length <= MAX_WRITE_SIZE) {
-    body = takePageBuffer()
+    body = takePageBuffer('write')
   }
   try {
     const answer = await writePageRange(ctx, write, offset, length, declared, body)
     // The store holds the body until its write is done, which a successful answer implies; after a
     // failure it may still be on its way, so the buffer is left to the collector.
-    if (body !== undefined) givePageBuffer(body)
+    if (body !== undefined) givePageBuffer('write', body)
     return answer
   } catch (err) {
     // Refused before the store saw it: the buffer is free.
-    if (body !== undefined && !(err instanceof StoreWriteFailed)) givePageBuffer(body)
+    if (body !== undefined && !(err instanceof StoreWriteFailed)) givePageBuffer('write', body)
     throw err instanceof StoreWriteFailed ? err.cause : err
   }
 }
