@@ -67,6 +67,15 @@ describe('a damaged chunk on the primary of a GRS vault', () => {
       const held = await pointIds(west.url, 'geo')
       assert.ok(held.includes(first), 'the earlier point stays')
       assert.ok(!held.includes(second), 'the point with a damaged chunk is never committed')
+
+      // The batched read the secondary uses names vault objects only: nothing else of the host.
+      for (const name of ['../../../etc/passwd', 'packs/../../../../etc/passwd', '/etc/passwd', 'cairn.db']) {
+        const bad = await api(east.url, 'POST', '/api/v1/replication/vaults/geo/ranges', {
+          ranges: [{ name, offset: 0, length: 16 }],
+        })
+        assert.equal(bad.status, 400, `${name}: ${JSON.stringify(bad.body)}`)
+        assert.equal(bad.body.error?.code, 'InvalidRequest', JSON.stringify(bad.body))
+      }
     } finally {
       await Promise.all(sites().map((s) => s.dispose()))
     }
