@@ -35,6 +35,7 @@ import { forEachLimit } from './_for-each-limit.js'
 import { PackWriter } from './_pack-writer.js'
 import { RangeBatcher } from './_range-batcher.js'
 import { encodeRecord } from './_record.js'
+import { Slots } from './_slots.js'
 import type { OperationOptions, RecoveryPoint, RecoveryPointDisk, VaultProgress } from './types.js'
 import type { ObjectRange, VaultBackend } from './vault-backend.js'
 
@@ -198,27 +199,6 @@ const LEAVES_AT_ONCE = 4
 const CHILDREN_AT_ONCE = 8
 /** Chunks of one leaf read at once. */
 const CHUNKS_AT_ONCE = 16
-
-/** At most `n` holders at once. */
-class Slots {
-  #free: number
-  readonly #waiting: (() => void)[] = []
-  constructor(n: number) {
-    this.#free = n
-  }
-  async take(): Promise<void> {
-    if (this.#free > 0) {
-      this.#free--
-      return
-    }
-    await new Promise<void>((r) => this.#waiting.push(r))
-  }
-  give(): void {
-    const next = this.#waiting.shift()
-    if (next) next()
-    else this.#free++
-  }
-}
 
 /** Runs one copy from `src` to `dst`; answers what it did. */
 export async function runCopy(

@@ -6,6 +6,7 @@ import type { VaultCore } from './_core.js'
 import { type Extent, walkLeaves } from './_disk-tree.js'
 import { HandleCache } from './_handle-cache.js'
 import { churnYoung, release } from './_memory.js'
+import { Slots } from './_slots.js'
 import type { OperationOptions, RecoveryPoint, RestoreSink } from './types.js'
 
 /** Options of Vault.restore. */
@@ -30,30 +31,6 @@ export interface RestoreOptions extends OperationOptions {
  * come in one request per pack they lie in (an incremental's: the base's run and the new pages').
  */
 const BATCH_BYTES = 20 * 1024 * 1024
-
-/** A counting semaphore. */
-class Slots {
-  #free: number
-  readonly #waiting: (() => void)[] = []
-
-  constructor(n: number) {
-    this.#free = n
-  }
-
-  async take(): Promise<void> {
-    if (this.#free > 0) {
-      this.#free--
-      return
-    }
-    await new Promise<void>((r) => this.#waiting.push(r))
-  }
-
-  give(): void {
-    const next = this.#waiting.shift()
-    if (next) next()
-    else this.#free++
-  }
-}
 
 /**
  * Pack files a restore's workers read, open in this process while chunks in them are being restored
