@@ -88,3 +88,37 @@ export async function backupGeo(url: string): Promise<string> {
   assert.equal(job.state, 'Completed', JSON.stringify(job))
   return job.result.id as string
 }
+
+/**
+ * On `url` (the primary): a GRS vault `geo` paired with `west`, a VM `web` over the disks `web-os` and
+ * `web-data` (made by the caller), protected by a daily policy and backed up once; answers the point.
+ */
+export async function protectWebInGeo(url: string): Promise<string> {
+  const post = async (path: string, body: Json, status = 201) => {
+    const r = await api(url, 'POST', path, body)
+    assert.equal(r.status, status, `${path}: ${JSON.stringify(r.body)}`)
+    return r.body
+  }
+  const ref = (disk: string) => ({ account: 'devstoreaccount1', container: 'disks', disk })
+  await post('/api/v1/vaults', { name: 'geo', redundancy: 'GRS', pair: 'west' })
+  await post('/api/v1/vms', {
+    name: 'web',
+    vmSize: 'Standard_D2s_v3',
+    osType: 'Linux',
+    configuration: {},
+    osDisk: ref('web-os'),
+    dataDisks: [{ lun: 0, disk: ref('web-data') }],
+  })
+  await post('/api/v1/vaults/geo/backupPolicies', {
+    name: 'daily',
+    policyType: 'Standard',
+    schedule: { frequency: 'Daily', time: '03:00' },
+    retention: { daily: { days: 30 } },
+  })
+  await post('/api/v1/vaults/geo/protectedItems', { vm: 'web', policy: 'daily' })
+  const started = await post('/api/v1/vaults/geo/protectedItems/web/backup', {}, 202)
+  assert.equal((await ended(url, started.id as string)).state, 'Completed')
+  const [point] = await pointIds(url, 'geo')
+  assert.ok(point)
+  return point
+}

@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { EXIT } from '../src/util/index.js'
-import { diskHash, MiB, pointIds, twoSites, until } from './_geo.js'
-import { api, ended, type Json, randomDisk } from './_jobs.js'
+import { diskHash, MiB, pointIds, protectWebInGeo, twoSites, until } from './_geo.js'
+import { api, type Json, randomDisk } from './_jobs.js'
 import { gptExt4Disk, pseudoRandom, sha256, uploadDisk } from './_recovery-images.js'
 import { apiFetch, cairnAt, type RunningService } from './_service.js'
 
@@ -38,32 +38,7 @@ describe('cross-region restore from the replica of a GRS vault', () => {
       await uploadDisk((p, i) => apiFetch(`${east.url}${p}`, i), 'web-os', image)
       await randomDisk(east.url, 'web-data', DATA_MIB)
       // Set up through the API (the CLI is what the restore side is tested with).
-      const post = async (path: string, body: Json, status = 201) => {
-        const r = await api(east.url, 'POST', path, body)
-        assert.equal(r.status, status, `${path}: ${JSON.stringify(r.body)}`)
-        return r.body
-      }
-      await post('/api/v1/vaults', { name: 'geo', redundancy: 'GRS', pair: 'west' })
-      const ref = (disk: string) => ({ account: 'devstoreaccount1', container: 'disks', disk })
-      await post('/api/v1/vms', {
-        name: 'web',
-        vmSize: 'Standard_D2s_v3',
-        osType: 'Linux',
-        configuration: {},
-        osDisk: ref('web-os'),
-        dataDisks: [{ lun: 0, disk: ref('web-data') }],
-      })
-      await post('/api/v1/vaults/geo/backupPolicies', {
-        name: 'daily',
-        policyType: 'Standard',
-        schedule: { frequency: 'Daily', time: '03:00' },
-        retention: { daily: { days: 30 } },
-      })
-      await post('/api/v1/vaults/geo/protectedItems', { vm: 'web', policy: 'daily' })
-      const started = await post('/api/v1/vaults/geo/protectedItems/web/backup', {}, 202)
-      assert.equal((await ended(east.url, started.id)).state, 'Completed')
-      const [point] = await pointIds(east.url, 'geo')
-      assert.ok(point)
+      const point = await protectWebInGeo(east.url)
       const wantOs = await diskHash(east.url, 'web-os', OS_MIB * MiB)
       const wantData = await diskHash(east.url, 'web-data', DATA_MIB * MiB)
       await until('the replica holds the point', async () =>

@@ -5,8 +5,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import { diskHash, MiB, pointIds, twoSites, until } from './_geo.js'
-import { api, ended, type Json, randomDisk } from './_jobs.js'
+import { diskHash, MiB, pointIds, protectWebInGeo, twoSites, until } from './_geo.js'
+import { api, type Json, randomDisk } from './_jobs.js'
 import { cairnAt, type RunningService } from './_service.js'
 
 // `rp mount` on the secondary of a GRS vault (docs/replication.md, "Cross-region restore"): with the
@@ -32,32 +32,7 @@ describe('rp mount of a replica point', () => {
     try {
       await randomDisk(east.url, 'web-os', OS_MIB)
       await randomDisk(east.url, 'web-data', DATA_MIB)
-      const post = async (path: string, body: Json, status = 201) => {
-        const r = await api(east.url, 'POST', path, body)
-        assert.equal(r.status, status, `${path}: ${JSON.stringify(r.body)}`)
-        return r.body
-      }
-      const ref = (disk: string) => ({ account: 'devstoreaccount1', container: 'disks', disk })
-      await post('/api/v1/vaults', { name: 'geo', redundancy: 'GRS', pair: 'west' })
-      await post('/api/v1/vms', {
-        name: 'web',
-        vmSize: 'Standard_D2s_v3',
-        osType: 'Linux',
-        configuration: {},
-        osDisk: ref('web-os'),
-        dataDisks: [{ lun: 0, disk: ref('web-data') }],
-      })
-      await post('/api/v1/vaults/geo/backupPolicies', {
-        name: 'daily',
-        policyType: 'Standard',
-        schedule: { frequency: 'Daily', time: '03:00' },
-        retention: { daily: { days: 30 } },
-      })
-      await post('/api/v1/vaults/geo/protectedItems', { vm: 'web', policy: 'daily' })
-      const started = await post('/api/v1/vaults/geo/protectedItems/web/backup', {}, 202)
-      assert.equal((await ended(east.url, started.id)).state, 'Completed')
-      const [point] = await pointIds(east.url, 'geo')
-      assert.ok(point)
+      const point = await protectWebInGeo(east.url)
       const want = {
         os: await diskHash(east.url, 'web-os', OS_MIB * MiB),
         lun0: await diskHash(east.url, 'web-data', DATA_MIB * MiB),
