@@ -79,9 +79,11 @@ describe('blob API uploads and the heap', () => {
     const defaults = await faultsPerMiB({ ...viaHttp, CAIRN_RETAIN_HEAP: '0' })
     t.diagnostic(`faults per MiB: ${retained.toFixed(1)} retained, ${defaults.toFixed(1)} with the defaults`)
     // Measured under load: 12-17 faults per MiB retained against 53-202 with the defaults (a page is
-    // 4 KiB, so 256 per MiB is every page of every body).
+    // 4 KiB, so 256 per MiB is every page of every body). Since the page buffers lie on huge pages
+    // their own faults are gone from both sides, and a quiet fresh-clone run measured 24.9 against 38.7:
+    // the margin asked is a quarter, well above the noise, well below what the retained heap saves.
     assert.ok(
-      retained * 2 < defaults,
+      retained * 1.25 < defaults,
       `uploads faulted ${retained.toFixed(1)} pages per MiB with the freed heap retained, ${defaults.toFixed(1)} without`,
     )
   })
