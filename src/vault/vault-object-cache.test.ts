@@ -35,6 +35,28 @@ function counts(proxy: FaultProxy, from: number) {
   return { total: seen.length, packGets: gets('/packs/'), manifestGets: gets('/rp/') }
 }
 
+/** A place of `store` reached through a fault proxy (counting requests), and a cache folder; all removed after. */
+async function behindProxy(
+  store: (typeof STORES)[number][0],
+  server: (typeof STORES)[number][1],
+  prefix: string,
+) {
+  const { endpoint } = await server()
+  const place = await store.place()
+  const proxy = await startFaultProxy(new URL(endpoint).origin)
+  const dir = await mkdtemp(join(tmpdir(), prefix))
+  cleanups.push(async () => {
+    await proxy.close()
+    await place.cleanup()
+    await rm(dir, { recursive: true, force: true })
+  })
+  const url = place.url.replace(
+    encodeURIComponent(new URL(endpoint).origin),
+    encodeURIComponent(proxy.endpoint),
+  )
+  return { proxy, backend: () => openVaultBackend(url, place.options), cacheDir: join(dir, 'cache') }
+}
+
 for (const [store, server] of STORES)
   describe(`reads of chunks from an object store (${store.name})`, () => {
     it('a checksum backup reads its base a leaf and pack at a time, and a restore reads one range per leaf and pack, not one per chunk, byte-exact', async () => {
@@ -119,21 +141,7 @@ for (const [store, server] of STORES)
 for (const [store, server] of STORES)
   describe(`page digests in the local cache (${store.name})`, () => {
     it("a checksum backup compares pages by the digests its base kept and reads no data of the base; a damaged, missing or other point's digest file is not believed (the base is read), and every point restores byte-exact", async () => {
-      const { endpoint } = await server()
-      const place = await store.place()
-      const proxy = await startFaultProxy(new URL(endpoint).origin)
-      const dir = await mkdtemp(join(tmpdir(), 'cairn-digests-'))
-      cleanups.push(async () => {
-        await proxy.close()
-        await place.cleanup()
-        await rm(dir, { recursive: true, force: true })
-      })
-      const url = place.url.replace(
-        encodeURIComponent(new URL(endpoint).origin),
-        encodeURIComponent(proxy.endpoint),
-      )
-      const backend = () => openVaultBackend(url, place.options)
-      const cacheDir = join(dir, 'cache')
+      const { proxy, backend, cacheDir } = await behindProxy(store, server, 'cairn-digests-')
       // 8 MiB of data and a tail that is not a whole page (its last digest covers a short page).
       let img = Buffer.concat([randomBytes(4 * MiB), mixedImage(4 * MiB), randomBytes(1000)])
       const vault = await Vault.create(backend(), { packSize: 4 * MiB, workers: 1, cacheDir })
@@ -186,21 +194,7 @@ for (const [store, server] of STORES)
 for (const [store, server] of STORES)
   describe(`the local index and manifest cache (${store.name})`, () => {
     it('a warm cache saves one request per pack and per manifest; changes by another writer, damaged cache files and the size bound are handled', async () => {
-      const { endpoint } = await server()
-      const place = await store.place()
-      const proxy = await startFaultProxy(new URL(endpoint).origin)
-      const dir = await mkdtemp(join(tmpdir(), 'cairn-objcache-'))
-      cleanups.push(async () => {
-        await proxy.close()
-        await place.cleanup()
-        await rm(dir, { recursive: true, force: true })
-      })
-      const url = place.url.replace(
-        encodeURIComponent(new URL(endpoint).origin),
-        encodeURIComponent(proxy.endpoint),
-      )
-      const backend = () => openVaultBackend(url, place.options)
-      const cacheDir = join(dir, 'cache')
+      const { proxy, backend, cacheDir } = await behindProxy(store, server, 'cairn-objcache-')
 
       const img = mixedImage(4 * MiB)
       const writer = await Vault.create(backend(), { packSize: MiB / 2, workers: 1 })
