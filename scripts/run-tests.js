@@ -12,8 +12,10 @@
 // processes, disks and sockets and count as half. Files start while the running ones count under
 // CORES (2), so two CPU-bound files never run beside a third, and waiting files overlap.
 // Each file's output is printed whole when it ends (parallel files do not interleave), then a summary.
+// PostgreSQL: when two or more of the files loop over the catalog dialects, one scratch cluster serves
+// them all (CAIRN_TEST_POSTGRES; each test still gets its own database) instead of an initdb per file.
 import { spawn } from 'node:child_process'
-import { readdirSync, writeFileSync } from 'node:fs'
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 
 const walk = (dir) =>
@@ -122,6 +124,16 @@ const runFile = (f) =>
   })
 
 const started = performance.now()
+const catalogFiles = files.filter((f) => readFileSync(f, 'utf8').includes('CATALOG_DIALECTS')).length
+if (catalogFiles >= 2 && !process.env.CAIRN_TEST_POSTGRES && process.env.CAIRN_TEST_CATALOGS !== 'sqlite') {
+  const { PostgresScratchCluster } = await import('../dist/src/catalog/postgres-scratch-cluster.js')
+  if (PostgresScratchCluster.unavailable() === undefined) {
+    const cluster = PostgresScratchCluster.start()
+    process.env.CAIRN_TEST_POSTGRES = cluster.shared
+    process.once('exit', () => cluster.stop())
+    for (const signal of ['SIGINT', 'SIGTERM']) process.once(signal, () => process.exit(130))
+  }
+}
 const results = []
 const queue = [...files]
 const running = new Map()
