@@ -125,10 +125,14 @@ class CountedBackend {
     readonly verify: boolean,
   ) {}
 
-  async create(name: string, data: Uint8Array | readonly Uint8Array[]): Promise<boolean> {
+  async create(
+    name: string,
+    data: Uint8Array | readonly Uint8Array[],
+    options?: { fresh?: boolean },
+  ): Promise<boolean> {
     const parts = Array.isArray(data) ? (data as readonly Uint8Array[]) : [data as Uint8Array]
     const size = parts.reduce((n, p) => n + p.length, 0)
-    const ok = await this.inner.create(name, parts)
+    const ok = await this.inner.create(name, parts, options)
     this.bytesWritten += size
     if (this.verify && name.startsWith('packs/')) {
       const back = await this.#readBack(name, parts, size)

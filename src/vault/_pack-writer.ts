@@ -133,7 +133,8 @@ export class PackWriter {
     this.#lockChain = listed.catch(() => {})
     await listed
     const trailer = packTrailer(entries, indexOffset)
-    await this.#backend.create(name, [packHeader(), ...parts, trailer])
+    // A pack's name is 128 random bits, new to the store: no probe before the (conditional) write.
+    await this.#backend.create(name, [packHeader(), ...parts, trailer], { fresh: true })
     const size = indexOffset + trailer.length
     this.#index.addPack({ name, size, modified: Date.now(), entries })
     // The parts came from the chunk workers and only this writer holds them: free them now.

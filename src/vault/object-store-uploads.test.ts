@@ -2,8 +2,8 @@
 // upload and its length): a pack is uploaded only once it is closed, so the first packs are small (a
 // quarter of the vault's pack size: the uploads start early in the backup), they grow to the pack size
 // (32 MiB; 16 MiB here, to keep the image small), and near the end they shrink again (the last upload,
-// which follows the last read, is short). The backup restores byte-exact and every pack it names is in
-// the store.
+// which follows the last read, is short). Each pack is one PUT, with no HEAD before it (its name is
+// random). The backup restores byte-exact and every pack it names is in the store.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { after, describe, it } from 'node:test'
@@ -25,7 +25,7 @@ after(async () => {
 // through the same writer; the object-store suites cover its backend).
 for (const [store, server] of [[S3_BACKEND, sharedS3rver]] as const)
   describe(`packs of a backup to an object store (${store.name})`, () => {
-    it('uploads a small first pack early, grows its packs to the vault size and ends with small ones; the point restores byte-exact', async () => {
+    it('uploads a small first pack early, grows its packs to the vault size and ends with small ones, one PUT each; the point restores byte-exact', async () => {
       const { endpoint } = await server()
       const place = await store.place()
       const proxy = await startFaultProxy(new URL(endpoint).origin)
@@ -51,6 +51,11 @@ for (const [store, server] of [[S3_BACKEND, sharedS3rver]] as const)
           .map((r) => r.length)
         const mib = uploads.map((n) => (n / MiB).toFixed(1)).join(', ')
         assert.equal(uploads.length, rp.packs.length, `one upload per pack: ${mib}`)
+        // A pack's name is drawn at random: its conditional write goes without a HEAD before it.
+        assert.deepEqual(
+          proxy.log.filter((r) => r.method === 'HEAD' && r.url.includes('/packs/')).map((r) => r.url),
+          [],
+        )
         // A pack closes at the first chunk that reaches its size: up to one 1 MiB chunk (and its index) over.
         const within = (n: number, size: number) => n >= size && n < size + 1.1 * MiB
         assert.ok(within(uploads[0]!, 4 * MiB), `the first pack is 4 MiB: ${mib}`)

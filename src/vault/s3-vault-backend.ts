@@ -97,8 +97,13 @@ export class S3VaultBackend implements VaultBackend {
     await this.#upload(name, data, false)
   }
 
-  async create(name: string, data: Uint8Array | readonly Uint8Array[]): Promise<boolean> {
-    if ((await this.#head(name, true)) !== undefined) return false
+  async create(
+    name: string,
+    data: Uint8Array | readonly Uint8Array[],
+    options: { fresh?: boolean } = {},
+  ): Promise<boolean> {
+    // The HEAD serves stores that ignore If-None-Match; a name just drawn at random needs none.
+    if (!options.fresh && (await this.#head(name, true)) !== undefined) return false
     return this.#upload(name, data, true)
   }
 
