@@ -1,13 +1,19 @@
 #!/usr/bin/env node
-// Runs every compiled test file (dist/**/*.test.js) with node's test runner.
+// Runs every compiled test file (dist/**/*.test.js), each in its own `node --test` process, and prints
+// each file's wall and CPU seconds (the file's process and every process it started and waited for).
 // Usage: node scripts/run-tests.js [--list] [substring...]   (only files whose path contains a substring;
 // --list prints the files in the order they start, and runs none)
-// The runner starts files in the order given, CAIRN_TEST_CONCURRENCY (2) at a time: the longest start
-// first (LONGEST, slowest first, from the per-file times of the last fresh-clone run), then the other
+// Environment: CAIRN_TEST_CONCURRENCY (default 3): at most this many files at once;
+// CAIRN_TEST_TIMES=FILE also writes the per-file times there as JSON.
+// Order: the longest start first (LONGEST, slowest first, from measured per-file times), then the other
 // end-to-end files under test/, then the unit files under src/ (short ones that fill the slots at the
-// end). A long file started last would leave the other slot idle while it runs alone.
-import { spawnSync } from 'node:child_process'
-import { readdirSync } from 'node:fs'
+// end). A long file started last would leave the other slots idle while it runs alone.
+// Load: a file marked CPU-bound in LONGEST counts as a whole core; the others mostly wait on child
+// processes, disks and sockets and count as half. Files start while the running ones count under
+// CORES (2), so two CPU-bound files never run beside a third, and waiting files overlap.
+// Each file's output is printed whole when it ends (parallel files do not interleave), then a summary.
+import { spawn } from 'node:child_process'
+import { readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 
 const walk = (dir) =>
@@ -15,43 +21,45 @@ const walk = (dir) =>
     e.isDirectory() ? walk(join(dir, e.name)) : e.name.endsWith('.test.js') ? [join(dir, e.name)] : [],
   )
 
-/** The longest files, slowest first (file names without .test.js). */
+/** The longest files, slowest first (file names without .test.js); `cpu`: busy a core most of its run. */
 const LONGEST = [
-  'vault',
-  'jobs',
-  'protection-safety',
-  'vault-sixty-points',
-  'scale-out-fleet',
-  'file-recovery-mount',
-  'portal',
-  'backup-resume',
-  '_image-stream',
-  'object-store-faults',
-  'auth-audit',
-  'file-recovery-browse',
-  'disk-cli-import',
-  'multi-user-authorization',
-  'auth-login',
-  'vault-corruption',
-  'tls',
-  'ext-file-system',
-  'jobs-restart',
-  'vault-keys',
-  'azure-clients',
-  'backup-restart',
-  'protection-cli',
-  'vault-copy',
-  'vault-object-cache',
+  { name: 'vault', cpu: true },
+  { name: 'jobs', cpu: true },
+  { name: 'protection-safety', cpu: true },
+  { name: 'vault-sixty-points', cpu: true },
+  { name: 'scale-out-fleet', cpu: false },
+  { name: 'file-recovery-mount', cpu: false },
+  { name: 'portal', cpu: true },
+  { name: 'backup-resume', cpu: true },
+  { name: '_image-stream', cpu: true },
+  { name: 'object-store-faults', cpu: true },
+  { name: 'auth-audit', cpu: true },
+  { name: 'file-recovery-browse', cpu: true },
+  { name: 'disk-cli-import', cpu: true },
+  { name: 'multi-user-authorization', cpu: true },
+  { name: 'auth-login', cpu: true },
+  { name: 'vault-corruption', cpu: true },
+  { name: 'tls', cpu: true },
+  { name: 'ext-file-system', cpu: false },
+  { name: 'jobs-restart', cpu: true },
+  { name: 'vault-keys', cpu: true },
+  { name: 'azure-clients', cpu: true },
+  { name: 'backup-restart', cpu: true },
+  { name: 'protection-cli', cpu: true },
+  { name: 'vault-copy', cpu: true },
+  { name: 'vault-object-cache', cpu: true },
 ]
+const CORES = 2
+const baseName = (f) =>
+  f
+    .split('/')
+    .at(-1)
+    .replace(/\.test\.js$/, '')
 const rank = (f) => {
-  const i = LONGEST.indexOf(
-    f
-      .split('/')
-      .at(-1)
-      .replace(/\.test\.js$/, ''),
-  )
+  const i = LONGEST.findIndex((l) => l.name === baseName(f))
   return i === -1 ? LONGEST.length : i
 }
+const weight = (f) => (LONGEST.find((l) => l.name === baseName(f))?.cpu ? 1 : 0.5)
 
 const list = process.argv.includes('--list')
 const filters = process.argv.slice(2).filter((a) => a !== '--list')
@@ -69,15 +77,105 @@ if (list) {
   console.log(files.join('\n'))
   process.exit(0)
 }
-const res = spawnSync(
-  process.execPath,
-  [
-    '--enable-source-maps',
-    '--test',
-    '--test-reporter=spec',
-    `--test-concurrency=${process.env.CAIRN_TEST_CONCURRENCY ?? 2}`,
-    ...files,
-  ],
-  { stdio: 'inherit' },
+
+const maxFiles = Number(process.env.CAIRN_TEST_CONCURRENCY ?? 3)
+/** bash's `times` prints the shell's, then its children's, user and system time: `0m1.250s 0m0.031s`. */
+const seconds = (s) => {
+  const m = /^(\d+)m([\d.]+)s$/.exec(s)
+  return m ? Number(m[1]) * 60 + Number(m[2]) : 0
+}
+
+/** Runs one file; resolves with its output, exit status and times. */
+const runFile = (f) =>
+  new Promise((resolve) => {
+    const started = performance.now()
+    const child = spawn(
+      'bash',
+      [
+        '-c',
+        '"$@"; s=$?; times >&3; exit $s',
+        'run-test',
+        process.execPath,
+        '--enable-source-maps',
+        '--test',
+        '--test-reporter=spec',
+        f,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe', 'pipe'] },
+    )
+    const out = []
+    const times = []
+    child.stdout.on('data', (b) => out.push(b))
+    child.stderr.on('data', (b) => out.push(b))
+    child.stdio[3].on('data', (b) => times.push(b))
+    child.on('close', (code, signal) => {
+      const lines = Buffer.concat(times).toString().trim().split('\n')
+      const [user = '', sys = ''] = (lines[1] ?? '').split(' ')
+      resolve({
+        f,
+        status: code ?? (signal ? 1 : 0),
+        output: Buffer.concat(out).toString(),
+        wall: (performance.now() - started) / 1000,
+        cpu: seconds(user) + seconds(sys),
+      })
+    })
+  })
+
+const started = performance.now()
+const results = []
+const queue = [...files]
+const running = new Map()
+const load = () => [...running.values()].reduce((a, b) => a + b, 0)
+await new Promise((done) => {
+  const fill = () => {
+    while (queue.length > 0 && running.size < maxFiles) {
+      // The first waiting file that fits beside the running ones (always one when none runs).
+      const i = queue.findIndex((f) => running.size === 0 || load() + weight(f) <= CORES)
+      if (i === -1) break
+      const [f] = queue.splice(i, 1)
+      running.set(f, weight(f))
+      runFile(f).then((r) => {
+        running.delete(f)
+        results.push(r)
+        process.stdout.write(r.output)
+        console.log(
+          `# ${r.status === 0 ? 'ok' : 'FAILED'} ${r.f}  ${r.wall.toFixed(1)} s wall, ${r.cpu.toFixed(1)} s CPU\n`,
+        )
+        fill()
+      })
+    }
+    if (running.size === 0 && queue.length === 0) done()
+  }
+  fill()
+})
+
+const count = (word) =>
+  results.reduce(
+    (n, r) =>
+      n +
+      [...r.output.matchAll(new RegExp(`^ℹ ${word} (\\d+)$`, 'gm'))].reduce((a, m) => a + Number(m[1]), 0),
+    0,
+  )
+const failed = results.filter((r) => r.status !== 0)
+const slowest = [...results].sort((a, b) => b.wall - a.wall).slice(0, 30)
+console.log('Slowest files (wall s, CPU s):')
+for (const r of slowest)
+  console.log(`  ${r.wall.toFixed(1).padStart(6)} ${r.cpu.toFixed(1).padStart(6)}  ${r.f}`)
+const wall = (performance.now() - started) / 1000
+const cpu = results.reduce((a, r) => a + r.cpu, 0)
+console.log(
+  `${results.length} files, ${count('tests')} tests: ${count('pass')} passed, ${count('fail')} failed, ` +
+    `${count('skipped')} skipped, ${count('todo')} todo in ${wall.toFixed(1)} s wall, ${cpu.toFixed(1)} s CPU`,
 )
-process.exit(res.status ?? 1)
+if (process.env.CAIRN_TEST_TIMES) {
+  writeFileSync(
+    process.env.CAIRN_TEST_TIMES,
+    JSON.stringify(
+      results.map(({ f, status, wall, cpu }) => ({ f, status, wall, cpu })),
+      null,
+      1,
+    ),
+  )
+}
+for (const r of failed) console.log(`FAILED: ${r.f}`)
+process.exit(failed.length > 0 ? 1 : 0)

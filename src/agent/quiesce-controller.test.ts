@@ -141,7 +141,8 @@ describe('QuiesceController', () => {
       })
       const t = Date.now()
       await rejectsWith(c.quiesce(), 'ScriptTimeout', /within 1 s/)
-      assert.ok(Date.now() - t < 5000)
+      // The script would sleep 30 s: it was killed well before (a loose bound, for a loaded machine).
+      assert.ok(Date.now() - t < 20_000, `answered after ${Date.now() - t} ms`)
       assert.deepEqual(f.lines(), ['start'])
     } finally {
       f.cleanup()

@@ -5,18 +5,20 @@
 // state in the same tick, then awaits a shared fsync. Replaying the log after the newest valid
 // checkpoint rebuilds the same state, because applying a record uses only what the record holds.
 //
-// This file is the façade: the ~40 methods of DiskStore (each validates, then commits one record) and
-// the sequencing of appends, fsyncs, checkpoints and the reload after a failed append, which share the
-// store's mutable fields and are kept in one place on purpose (that ordering is what makes the store
-// crash-safe). It is longer than ~600 lines for that reason. The rest lives in private modules:
-// _store-state.ts (the state and its checkpoint form), _apply-record.ts (log records and applying
-// them), _load-state.ts (checkpoint + replay at open), _write-conditions.ts, _snapshot-id.ts,
-// _disk-info.ts (public views, listings), _read-root.ts, _diff-versions.ts, _live-ranges.ts (space
-// accounting), _compact-log.ts, _import-file.ts, _export-file.ts; _space-guard.ts keeps the disk-full rules.
+// This file is the façade: the methods of DiskStore and the sequencing of appends, fsyncs,
+// checkpoints and the reload after a failed append, which share the store's mutable fields and are
+// kept in one place on purpose (that ordering is what makes the store crash-safe). The metadata
+// methods (each validates, then commits one META record) live in _account-operations.ts,
+// _disk-operations.ts and _snapshot-operations.ts behind a small host (_operation-host.ts); the data
+// path (writes, clears, reads, diffs) stays here. The rest lives in private modules: _store-state.ts
+// (the state and its checkpoint form), _apply-record.ts (log records and applying them),
+// _load-state.ts (checkpoint + replay at open), _write-conditions.ts, _snapshot-id.ts, _disk-info.ts
+// (public views, listings), _read-root.ts, _diff-versions.ts, _live-ranges.ts (space accounting),
+// _compact-log.ts, _import-file.ts, _export-file.ts; _space-guard.ts keeps the disk-full rules.
 
-import { randomBytes } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
 import { CairnError, type ErrorCode, type Logger, silentLogger } from '../util/index.js'
+import { AccountOperations } from './_account-operations.js'
 import {
   applyClear,
   applyMeta,
@@ -29,7 +31,8 @@ import {
 import { NodeWriter, pruneCheckpoints, writeCheckpoint } from './_checkpoint.js'
 import { type CompactionHost, compactLog, type Room } from './_compact-log.js'
 import { diffVersions, pageRangesOf } from './_diff-versions.js'
-import { accountInfo, cmp, containerInfo, diskInfo, iso, listPage } from './_disk-info.js'
+import { diskInfo, iso } from './_disk-info.js'
+import { DiskOperations } from './_disk-operations.js'
 import { type ExportHost, exportFile } from './_export-file.js'
 import type { Root } from './_extent-tree.js'
 import type { ImageExtent } from './_image-stream.js'
@@ -37,7 +40,8 @@ import { type ImportHost, importFile, importImage } from './_import-file.js'
 import { leaseTransition } from './_lease.js'
 import { allRoots, exclusiveBytes, liveRanges, type RootRef } from './_live-ranges.js'
 import { loadState } from './_load-state.js'
-import { checkAccountName, checkContainerName, checkDiskName, refText } from './_names.js'
+import { refText } from './_names.js'
+import type { OperationHost } from './_operation-host.js'
 import { ExclusiveWrites, planOverwrite } from './_overwrite-in-place.js'
 import { readRoot } from './_read-root.js'
 import {
@@ -48,7 +52,7 @@ import {
   RecordType,
   SegmentLog,
 } from './_segment-log.js'
-import { newSnapshotId, parseSnapshotId } from './_snapshot-id.js'
+import { SnapshotOperations } from './_snapshot-operations.js'
 import { SpaceGuard } from './_space-guard.js'
 import {
   type AccountState,
@@ -57,13 +61,7 @@ import {
   StoreState,
   type Version,
 } from './_store-state.js'
-import {
-  checkDiskSize,
-  checkRange,
-  checkSequenceNumber,
-  checkWritable,
-  checkWriteConditions,
-} from './_write-conditions.js'
+import { checkRange, checkWritable, checkWriteConditions } from './_write-conditions.js'
 import {
   type AccountInfo,
   type ByteRange,
@@ -173,6 +171,9 @@ export class LogDiskStore implements DiskStore {
   /** Writes done in place, and their bytes, since open. */
   #inPlaceWrites = 0
   #inPlaceBytes = 0
+  readonly #accounts: AccountOperations
+  readonly #disks: DiskOperations
+  readonly #snapshots: SnapshotOperations
 
   private constructor(dir: string, log: SegmentLog, options: LogDiskStoreOptions) {
     this.#dir = dir
@@ -188,6 +189,28 @@ export class LogDiskStore implements DiskStore {
     }
     if (options.lowSpaceBytes !== undefined) spaceOptions.lowBytes = options.lowSpaceBytes
     this.#space = new SpaceGuard(dir, spaceOptions)
+    const host = this.#operationHost()
+    this.#accounts = new AccountOperations(host)
+    this.#disks = new DiskOperations(host)
+    this.#snapshots = new SnapshotOperations(host)
+  }
+
+  /** What the account, disk and snapshot operations may see and do of the store. */
+  #operationHost(): OperationHost {
+    return {
+      state: this.#state,
+      now: () => this.#now(),
+      open: () => this.#open(),
+      account: (name) => this.#account(name),
+      container: (account, name) => this.#container(account, name),
+      disk: (ref) => this.#disk(ref),
+      version: (disk, snapshot) => this.#version(disk, snapshot),
+      check: (disk, conditions, what, lease) => this.#check(disk, conditions, what, lease),
+      result: (disk) => this.#result(disk),
+      diskInfo: (disk, v, snapshot) => this.#diskInfo(disk, v, snapshot),
+      getDisk: (ref, snapshot) => this.getDisk(ref, snapshot),
+      commit: (op) => this.#commit(op),
+    }
   }
 
   /** Opens (or creates) the store in `dir`: loads the newest checkpoint and replays the log after it. */
@@ -552,159 +575,61 @@ export class LogDiskStore implements DiskStore {
 
   // ---------------------------------------------------------------- accounts and containers
 
-  async createAccount(
+  createAccount(
     name: string,
     options: { region?: string; redundancy?: string; keys?: [string, string] } = {},
   ) {
-    this.#open()
-    checkAccountName(name)
-    if (this.#state.accounts.has(name)) {
-      throw new CairnError('AccountAlreadyExists', `Cannot create storage account "${name}": it exists`)
-    }
-    const redundancy = options.redundancy ?? 'LRS'
-    if (!REDUNDANCY.includes(redundancy)) {
-      throw new CairnError(
-        'InvalidRequest',
-        `Cannot create storage account "${name}": redundancy must be one of ${REDUNDANCY.join(', ')}, not ${redundancy}`,
-      )
-    }
-    const keys = options.keys ?? [newKey(), newKey()]
-    await this.#commit({
-      op: 'createAccount',
-      name,
-      region: options.region ?? 'local',
-      redundancy,
-      keys: [keys[0], keys[1]],
-      t: this.#now(),
-    })
-    return this.getAccount(name)
+    return this.#accounts.createAccount(name, options)
   }
 
   getAccount(name: string): AccountInfo {
-    return accountInfo(this.#account(name))
+    return this.#accounts.getAccount(name)
   }
 
   listAccounts(): AccountInfo[] {
-    this.#open()
-    return [...this.#state.accounts.values()].sort((a, b) => cmp(a.name, b.name)).map((a) => accountInfo(a))
+    return this.#accounts.listAccounts()
   }
 
-  async deleteAccount(name: string): Promise<void> {
-    this.#account(name)
-    await this.#commit({ op: 'deleteAccount', name, t: this.#now() })
+  deleteAccount(name: string): Promise<void> {
+    return this.#accounts.deleteAccount(name)
   }
 
-  async regenerateAccountKey(name: string, which: 1 | 2, key?: string): Promise<AccountInfo> {
-    this.#account(name)
-    if (which !== 1 && which !== 2) {
-      throw new CairnError(
-        'InvalidRequest',
-        `Cannot regenerate key ${which} of account "${name}": use key 1 or 2`,
-      )
-    }
-    if (key !== undefined && !/^[A-Za-z0-9+/]{43,}={0,2}$/.test(key))
-      throw new CairnError('InvalidRequest', `Cannot set key ${which} of account "${name}": it is not base64`)
-    await this.#commit({ op: 'setAccountKey', name, which, key: key ?? newKey(), t: this.#now() })
-    return this.getAccount(name)
+  regenerateAccountKey(name: string, which: 1 | 2, key?: string): Promise<AccountInfo> {
+    return this.#accounts.regenerateAccountKey(name, which, key)
   }
 
-  async setAccountRedundancy(name: string, redundancy: string): Promise<AccountInfo> {
-    this.#account(name)
-    if (!REDUNDANCY.includes(redundancy)) {
-      throw new CairnError(
-        'InvalidRequest',
-        `Cannot change the redundancy of storage account "${name}": use one of ${REDUNDANCY.join(', ')}, not ${redundancy}`,
-      )
-    }
-    await this.#commit({ op: 'setAccountRedundancy', name, redundancy, t: this.#now() })
-    return this.getAccount(name)
+  setAccountRedundancy(name: string, redundancy: string): Promise<AccountInfo> {
+    return this.#accounts.setAccountRedundancy(name, redundancy)
   }
 
-  async createContainer(account: string, name: string, options: { metadata?: Record<string, string> } = {}) {
-    const acc = this.#account(account)
-    checkContainerName(name)
-    if (acc.containers.has(name)) {
-      throw new CairnError(
-        'ContainerAlreadyExists',
-        `Cannot create container "${name}" in "${account}": it exists`,
-      )
-    }
-    await this.#commit({
-      op: 'createContainer',
-      account,
-      name,
-      metadata: { ...options.metadata },
-      t: this.#now(),
-    })
-    return this.getContainer(account, name)
+  createContainer(account: string, name: string, options: { metadata?: Record<string, string> } = {}) {
+    return this.#accounts.createContainer(account, name, options)
   }
 
   getContainer(account: string, name: string): ContainerInfo {
-    return containerInfo(this.#container(account, name))
+    return this.#accounts.getContainer(account, name)
   }
 
   listContainers(account: string, options: ListOptions = {}): Listing<ContainerInfo> {
-    const all = [...this.#account(account).containers.values()].sort((a, b) => cmp(a.name, b.name))
-    return listPage(
-      all,
-      (c) => c.name,
-      options,
-      (c) => containerInfo(c),
-    )
+    return this.#accounts.listContainers(account, options)
   }
 
-  async setContainerMetadata(account: string, name: string, metadata: Record<string, string>) {
-    this.#container(account, name)
-    await this.#commit({
-      op: 'setContainerMetadata',
-      account,
-      name,
-      metadata: { ...metadata },
-      t: this.#now(),
-    })
-    return this.getContainer(account, name)
+  setContainerMetadata(account: string, name: string, metadata: Record<string, string>) {
+    return this.#accounts.setContainerMetadata(account, name, metadata)
   }
 
-  async deleteContainer(account: string, name: string): Promise<void> {
-    this.#container(account, name)
-    await this.#commit({ op: 'deleteContainer', account, name, t: this.#now() })
+  deleteContainer(account: string, name: string): Promise<void> {
+    return this.#accounts.deleteContainer(account, name)
   }
 
   // ---------------------------------------------------------------- disks
 
-  async createDisk(ref: DiskRef, options: CreateDiskOptions): Promise<DiskInfo> {
-    const c = this.#container(ref.account, ref.container)
-    checkDiskName(ref.disk)
-    const what = `create disk "${refText(ref)}"`
-    checkDiskSize(options.size, what)
-    const seq = options.sequenceNumber ?? 0
-    checkSequenceNumber(seq, what)
-    const old = c.disks.get(ref.disk)
-    if (old !== undefined && !options.overwrite) {
-      throw new CairnError('DiskAlreadyExists', `Cannot ${what}: it exists`)
-    }
-    this.#check(old, options.conditions, what)
-    const id = old?.id ?? this.#state.nextDiskId++
-    await this.#commit({
-      op: 'createDisk',
-      id,
-      account: ref.account,
-      container: ref.container,
-      name: ref.disk,
-      size: options.size,
-      sequenceNumber: seq,
-      metadata: { ...options.metadata },
-      content: { ...options.content },
-      incrementalCopy: options.incrementalCopy ?? false,
-      ...(options.tags !== undefined ? { tags: { ...options.tags } } : {}),
-      t: this.#now(),
-    })
-    return this.getDisk(ref)
+  createDisk(ref: DiskRef, options: CreateDiskOptions): Promise<DiskInfo> {
+    return this.#disks.createDisk(ref, options)
   }
 
   getDisk(ref: DiskRef, snapshot?: string): DiskInfo {
-    const d = this.#disk(ref)
-    return this.#diskInfo(d, this.#version(d, snapshot), snapshot)
+    return this.#disks.getDisk(ref, snapshot)
   }
 
   listDisks(
@@ -712,97 +637,43 @@ export class LogDiskStore implements DiskStore {
     container: string,
     options: ListOptions & { includeSnapshots?: boolean } = {},
   ): Listing<DiskInfo> {
-    const all = [...this.#container(account, container).disks.values()].sort((a, b) => cmp(a.name, b.name))
-    const listed = listPage(
-      all,
-      (d) => d.name,
-      options,
-      (d) => d,
-    )
-    const items: DiskInfo[] = []
-    for (const d of listed.items) {
-      if (options.includeSnapshots) for (const s of d.snapshots) items.push(this.#diskInfo(d, s, s.id))
-      items.push(this.#diskInfo(d, d))
-    }
-    return listed.nextMarker === undefined ? { items } : { items, nextMarker: listed.nextMarker }
+    return this.#disks.listDisks(account, container, options)
   }
 
-  async resizeDisk(ref: DiskRef, size: number, conditions?: WriteConditions): Promise<WriteResult> {
-    const d = this.#disk(ref)
-    const what = `resize disk "${refText(ref)}"`
-    checkDiskSize(size, what)
-    checkWritable(d, what)
-    this.#check(d, conditions, what)
-    await this.#commit({ op: 'setDisk', id: d.id, size, t: this.#now() })
-    return this.#result(d)
+  resizeDisk(ref: DiskRef, size: number, conditions?: WriteConditions): Promise<WriteResult> {
+    return this.#disks.resizeDisk(ref, size, conditions)
   }
 
-  async setDiskMetadata(ref: DiskRef, metadata: Record<string, string>, conditions?: WriteConditions) {
-    const d = this.#disk(ref)
-    this.#check(d, conditions, `set the metadata of disk "${refText(ref)}"`)
-    await this.#commit({ op: 'setDisk', id: d.id, metadata: { ...metadata }, t: this.#now() })
-    return this.#result(d)
+  setDiskMetadata(ref: DiskRef, metadata: Record<string, string>, conditions?: WriteConditions) {
+    return this.#disks.setDiskMetadata(ref, metadata, conditions)
   }
 
-  async setDiskTags(ref: DiskRef, tags: Record<string, string>, conditions?: WriteConditions): Promise<void> {
-    const d = this.#disk(ref)
-    this.#check(d, conditions, `set the tags of disk "${refText(ref)}"`)
-    await this.#commit({ op: 'setTags', id: d.id, tags: { ...tags }, t: this.#now() })
+  setDiskTags(ref: DiskRef, tags: Record<string, string>, conditions?: WriteConditions): Promise<void> {
+    return this.#disks.setDiskTags(ref, tags, conditions)
   }
 
-  async setDiskContent(ref: DiskRef, content: ContentProperties, conditions?: WriteConditions) {
-    const d = this.#disk(ref)
-    this.#check(d, conditions, `set the properties of disk "${refText(ref)}"`)
-    await this.#commit({ op: 'setDisk', id: d.id, content: { ...content }, t: this.#now() })
-    return this.#result(d)
+  setDiskContent(ref: DiskRef, content: ContentProperties, conditions?: WriteConditions) {
+    return this.#disks.setDiskContent(ref, content, conditions)
   }
 
-  async setSequenceNumber(
+  setSequenceNumber(
     ref: DiskRef,
     action: 'max' | 'update' | 'increment',
     value?: number,
     conditions?: WriteConditions,
   ): Promise<WriteResult> {
-    const d = this.#disk(ref)
-    const what = `${action} the sequence number of disk "${refText(ref)}"`
-    let next: number
-    if (action === 'increment') {
-      if (value !== undefined) {
-        throw new CairnError('InvalidRequest', `Cannot ${what}: increment takes no value`)
-      }
-      next = d.sequenceNumber + 1
-    } else if (action === 'max' || action === 'update') {
-      if (value === undefined) throw new CairnError('InvalidRequest', `Cannot ${what}: a value is needed`)
-      checkSequenceNumber(value, what)
-      next = action === 'max' ? Math.max(d.sequenceNumber, value) : value
-    } else {
-      throw new CairnError('InvalidRequest', `Cannot change the sequence number: unknown action ${action}`)
-    }
-    checkSequenceNumber(next, what)
-    this.#check(d, conditions, what)
-    await this.#commit({ op: 'setDisk', id: d.id, sequenceNumber: next, t: this.#now() })
-    return this.#result(d)
+    return this.#disks.setSequenceNumber(ref, action, value, conditions)
   }
 
-  async setCopyInfo(ref: DiskRef, copy: CopyInfo): Promise<void> {
-    const d = this.#disk(ref)
-    await this.#commit({ op: 'setDisk', id: d.id, copy: { ...copy }, t: this.#now() })
+  setCopyInfo(ref: DiskRef, copy: CopyInfo): Promise<void> {
+    return this.#disks.setCopyInfo(ref, copy)
   }
 
-  async deleteDisk(
+  deleteDisk(
     ref: DiskRef,
     options: { snapshots?: 'include' | 'only'; conditions?: WriteConditions } = {},
   ): Promise<void> {
-    const d = this.#disk(ref)
-    const what = `delete disk "${refText(ref)}"`
-    if (d.snapshots.length > 0 && options.snapshots === undefined) {
-      throw new CairnError(
-        'DiskHasSnapshots',
-        `Cannot ${what}: it has ${d.snapshots.length} snapshots; say whether they go too (include) or alone (only)`,
-      )
-    }
-    this.#check(d, options.conditions, what)
-    await this.#commit({ op: 'deleteDisk', id: d.id, snapshots: options.snapshots ?? 'none', t: this.#now() })
+    return this.#disks.deleteDisk(ref, options)
   }
 
   // ---------------------------------------------------------------- data
@@ -1046,71 +917,30 @@ export class LogDiskStore implements DiskStore {
 
   // ---------------------------------------------------------------- snapshots
 
-  async snapshot(
+  snapshot(
     ref: DiskRef,
     options: { metadata?: Record<string, string>; conditions?: WriteConditions; id?: string } = {},
   ): Promise<DiskInfo> {
-    const d = this.#disk(ref)
-    this.#check(
-      d,
-      options.conditions,
-      `snapshot disk "${refText(ref)}"`,
-      options.conditions?.leaseId !== undefined,
-    )
-    const t = this.#now()
-    if (
-      options.id !== undefined &&
-      (parseSnapshotId(options.id) === undefined || d.snapshots.some((s) => s.id === options.id))
-    )
-      throw new CairnError(
-        'InvalidRequest',
-        `Cannot snapshot disk "${refText(ref)}" as ${options.id}: not a snapshot id, or the disk has a snapshot of that id`,
-      )
-    const id = options.id ?? newSnapshotId(this.#state.lastSnapshot, t)
-    const op: MetaOp = { op: 'snapshot', ids: [d.id], snapshot: id, t }
-    if (options.metadata !== undefined) op.metadata = { ...options.metadata }
-    await this.#commit(op)
-    return this.getDisk(ref, id)
+    return this.#snapshots.snapshot(ref, options)
   }
 
-  async snapshotGroup(
-    refs: DiskRef[],
-    options: { markers?: Record<string, string> } = {},
-  ): Promise<DiskInfo[]> {
-    const disks = refs.map((r) => this.#disk(r))
-    if (new Set(disks).size !== disks.length) {
-      throw new CairnError('InvalidRequest', 'Cannot snapshot a consistency group: a disk is named twice')
-    }
-    const t = this.#now()
-    const id = newSnapshotId(this.#state.lastSnapshot, t)
-    const op: MetaOp = { op: 'snapshot', ids: disks.map((d) => d.id), snapshot: id, t }
-    if (options.markers !== undefined) op.markers = { ...options.markers }
-    await this.#commit(op)
-    return refs.map((r) => this.getDisk(r, id))
+  snapshotGroup(refs: DiskRef[], options: { markers?: Record<string, string> } = {}): Promise<DiskInfo[]> {
+    return this.#snapshots.snapshotGroup(refs, options)
   }
 
   listSnapshots(ref: DiskRef): DiskInfo[] {
-    const d = this.#disk(ref)
-    return d.snapshots.map((s) => this.#diskInfo(d, s, s.id))
+    return this.#snapshots.listSnapshots(ref)
   }
 
-  async deleteSnapshot(ref: DiskRef, snapshot: string): Promise<void> {
-    const d = this.#disk(ref)
-    this.#version(d, snapshot)
-    await this.#commit({ op: 'deleteSnapshot', id: d.id, snapshot, t: this.#now() })
+  deleteSnapshot(ref: DiskRef, snapshot: string): Promise<void> {
+    return this.#snapshots.deleteSnapshot(ref, snapshot)
   }
 
-  async promote(ref: DiskRef, snapshot: string, conditions?: WriteConditions): Promise<WriteResult> {
-    const d = this.#disk(ref)
-    this.#version(d, snapshot)
-    const what = `promote snapshot ${snapshot} of disk "${refText(ref)}"`
-    checkWritable(d, what)
-    this.#check(d, conditions, what)
-    await this.#commit({ op: 'promote', id: d.id, snapshot, t: this.#now() })
-    return this.#result(d)
+  promote(ref: DiskRef, snapshot: string, conditions?: WriteConditions): Promise<WriteResult> {
+    return this.#snapshots.promote(ref, snapshot, conditions)
   }
 
-  async copyDisk(
+  copyDisk(
     source: { ref: DiskRef; snapshot?: string },
     target: DiskRef,
     options: {
@@ -1120,35 +950,7 @@ export class LogDiskStore implements DiskStore {
       conditions?: WriteConditions
     } = {},
   ): Promise<DiskInfo> {
-    const src = this.#disk(source.ref)
-    this.#version(src, source.snapshot)
-    const c = this.#container(target.account, target.container)
-    checkDiskName(target.disk)
-    const what = `copy "${refText(source.ref)}"${source.snapshot ? `@${source.snapshot}` : ''} to "${refText(target)}"`
-    const old = c.disks.get(target.disk)
-    if (old !== undefined && !options.overwrite)
-      throw new CairnError('DiskAlreadyExists', `Cannot ${what}: the target exists`)
-    if (old === src && source.snapshot === undefined) {
-      throw new CairnError('InvalidRequest', `Cannot ${what}: a disk cannot be copied onto itself`)
-    }
-    if (old !== undefined) {
-      checkWritable(old, what)
-      this.#check(old, options.conditions, what)
-    }
-    const op: MetaOp = {
-      op: 'copy',
-      id: old?.id ?? this.#state.nextDiskId++,
-      account: target.account,
-      container: target.container,
-      name: target.disk,
-      source: src.id,
-      t: this.#now(),
-    }
-    if (source.snapshot !== undefined) op.sourceSnapshot = source.snapshot
-    if (options.metadata !== undefined) op.metadata = { ...options.metadata }
-    if (options.tags !== undefined) op.tags = { ...options.tags }
-    await this.#commit(op)
-    return this.getDisk(target)
+    return this.#snapshots.copyDisk(source, target, options)
   }
 
   // ---------------------------------------------------------------- space
@@ -1297,7 +1099,3 @@ export class LogDiskStore implements DiskStore {
     }
   }
 }
-
-const REDUNDANCY = ['LRS', 'ZRS', 'GRS', 'RA-GRS', 'GZRS', 'RA-GZRS']
-
-const newKey = () => randomBytes(64).toString('base64')

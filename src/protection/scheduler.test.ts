@@ -3,6 +3,7 @@ import { describe, it } from 'node:test'
 import { ManualClock } from './clock.js'
 import { planRetention, type RetentionPoint } from './plan-retention.js'
 import { type BackupPolicy, validatePolicy } from './policy.js'
+import { jitterFor } from './schedule.js'
 import type { SchedulableItem, ScheduledRun, SchedulerStore } from './scheduler.js'
 import { Scheduler } from './scheduler.js'
 
@@ -222,6 +223,40 @@ describe('Scheduler', () => {
     assert.equal(w.runs.length, 1, "the 03:00 slot runs without waiting for the clock's next move")
     assert.equal(w.runs[0]!.slot, START + 3 * HOUR)
     assert.equal(w.runs[0]!.startedAt, START + 12 * HOUR)
+    await clock.advance(HOUR)
+    await scheduler.stop()
+  })
+
+  it("owes no run for the slot passed before protection began, even while the item's jittered start is still ahead: the first run is the next day's, more than a day later", async () => {
+    // A daily 03:00 policy protected at 03:00 + half the item's jitter: today's slot passed before
+    // protection, so the first run is tomorrow's slot at 03:00 + jitter — over 24 h after protection.
+    // (test/vault-sixty-points once assumed a day after protection always held a run: it failed when
+    // started between 03:00 UTC and 03:00 + its item's jitter.)
+    const three = validatePolicy({
+      name: 'three',
+      schedule: { frequency: 'Daily', time: '03:00' },
+      retention: { daily: { days: 7 } },
+    })
+    const id = Array.from({ length: 100 }, (_, i) => `vm-${i}`).find((v) => jitterFor(v, three) >= HOUR)!
+    const jitter = jitterFor(id, three)
+    const since = START + 3 * HOUR + jitter / 2
+    const clock = new ManualClock(since)
+    const store = new MemoryStore()
+    store.add(id, three, since)
+    const w = workload(clock, MINUTE)
+    const scheduler = new Scheduler({ clock, store, runBackup: w.runBackup })
+    await scheduler.start()
+    assert.deepEqual(
+      scheduler.status().next.map((n) => [n.slot, n.at]),
+      [[START + DAY + 3 * HOUR, START + DAY + 3 * HOUR + jitter]],
+    )
+    await clock.advanceTo(since + DAY)
+    assert.equal(w.runs.length, 0, 'a day after protection its first run is still ahead')
+    await clock.advanceTo(START + DAY + 3 * HOUR + jitter)
+    assert.deepEqual(
+      w.runs.map((r) => [r.slot, r.startedAt]),
+      [[START + DAY + 3 * HOUR, START + DAY + 3 * HOUR + jitter]],
+    )
     await clock.advance(HOUR)
     await scheduler.stop()
   })
