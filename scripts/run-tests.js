@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Runs every compiled test file (dist/**/*.test.js), each in its own `node --test` process, and prints
+// Runs every compiled test file (dist/**/*.test.js), each in its own node process, and prints
 // each file's wall and CPU seconds (the file's process and every process it started and waited for).
 // Usage: node scripts/run-tests.js [--list] [substring...]   (only files whose path contains a substring;
 // --list prints the files in the order they start, and runs none)
@@ -8,12 +8,16 @@
 // Order: the longest start first (LONGEST, slowest first, from measured per-file times), then the other
 // end-to-end files under test/, then the unit files under src/ (short ones that fill the slots at the
 // end). A long file started last would leave the other slots idle while it runs alone.
+// A file runs as `node FILE` (node:test runs its tests and reports them, and the exit status is 1 when
+// one fails): `node --test FILE` would start a second process per file (0.2 s of CPU each).
 // Load: a file marked CPU-bound in LONGEST counts as a whole core; the others mostly wait on child
 // processes, disks and sockets and count as half. Files start while the running ones count under
 // CORES (2), so two CPU-bound files never run beside a third, and waiting files overlap.
 // Each file's output is printed whole when it ends (parallel files do not interleave), then a summary.
+// PostgreSQL: when two or more of the files loop over the catalog dialects, one scratch cluster serves
+// them all (CAIRN_TEST_POSTGRES; each test still gets its own database) instead of an initdb per file.
 import { spawn } from 'node:child_process'
-import { readdirSync, writeFileSync } from 'node:fs'
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 
 const walk = (dir) =>
@@ -21,33 +25,36 @@ const walk = (dir) =>
     e.isDirectory() ? walk(join(dir, e.name)) : e.name.endsWith('.test.js') ? [join(dir, e.name)] : [],
   )
 
-/** The longest files, slowest first (file names without .test.js); `cpu`: busy a core most of its run. */
+/**
+ * The longest files, most CPU first (file names without .test.js), from the per-file times of a run at
+ * load 15-25 (CPU seconds beside each); `cpu`: busy a core most of its run (the others mostly wait on
+ * timers, child processes and sockets).
+ */
 const LONGEST = [
-  { name: 'vault', cpu: true },
-  { name: 'jobs', cpu: true },
-  { name: 'protection-safety', cpu: true },
+  { name: 'vault', cpu: true }, // 108
+  { name: 'jobs', cpu: true }, // 54
+  { name: 'protection-safety', cpu: true }, // 52
+  { name: 'backup-resume', cpu: true }, // 38
   { name: 'vault-sixty-points', cpu: true },
-  { name: 'scale-out-fleet', cpu: false },
-  { name: 'file-recovery-mount', cpu: false },
-  { name: 'portal', cpu: true },
-  { name: 'backup-resume', cpu: true },
-  { name: '_image-stream', cpu: true },
-  { name: 'object-store-faults', cpu: true },
-  { name: 'auth-audit', cpu: true },
-  { name: 'file-recovery-browse', cpu: true },
-  { name: 'disk-cli-import', cpu: true },
-  { name: 'multi-user-authorization', cpu: true },
-  { name: 'auth-login', cpu: true },
-  { name: 'vault-corruption', cpu: true },
-  { name: 'tls', cpu: true },
-  { name: 'ext-file-system', cpu: false },
-  { name: 'jobs-restart', cpu: true },
-  { name: 'vault-keys', cpu: true },
-  { name: 'azure-clients', cpu: true },
-  { name: 'backup-restart', cpu: true },
-  { name: 'protection-cli', cpu: true },
-  { name: 'vault-copy', cpu: true },
-  { name: 'vault-object-cache', cpu: true },
+  { name: 'scale-out-fleet', cpu: false }, // 29, of which a wait for the coming minute
+  { name: 'file-recovery-browse', cpu: true }, // 29
+  { name: 'file-recovery-mount', cpu: true }, // 28
+  { name: 'vault-copy', cpu: true }, // 27.5
+  { name: 'disk-cli-import', cpu: true }, // 27
+  { name: 'auth-audit', cpu: true }, // 27
+  { name: 'backup-restart', cpu: true }, // 26.5
+  { name: 'jobs-restart', cpu: true }, // 26
+  { name: 'vault-object-cache', cpu: true }, // 26
+  { name: 'vault-keys', cpu: true }, // 25
+  { name: 'tls', cpu: true }, // 25
+  { name: 'ext-file-system', cpu: true }, // 23.5 (mke2fs -d of 10,000 files)
+  { name: 'multi-user-authorization', cpu: true }, // 21.5
+  { name: 'object-store-faults', cpu: false }, // 19.4, slow answers and timeouts
+  { name: 'auth-login', cpu: true }, // 19
+  { name: 'portal', cpu: true }, // 19
+  { name: 'api-lists', cpu: true }, // 16
+  { name: 'vault-corruption', cpu: true }, // 15
+  { name: 'protection-cli', cpu: true }, // 13
 ]
 const CORES = 2
 const baseName = (f) =>
@@ -97,7 +104,6 @@ const runFile = (f) =>
         'run-test',
         process.execPath,
         '--enable-source-maps',
-        '--test',
         '--test-reporter=spec',
         f,
       ],
@@ -122,6 +128,16 @@ const runFile = (f) =>
   })
 
 const started = performance.now()
+const catalogFiles = files.filter((f) => readFileSync(f, 'utf8').includes('CATALOG_DIALECTS')).length
+if (catalogFiles >= 2 && !process.env.CAIRN_TEST_POSTGRES && process.env.CAIRN_TEST_CATALOGS !== 'sqlite') {
+  const { PostgresScratchCluster } = await import('../dist/src/catalog/postgres-scratch-cluster.js')
+  if (PostgresScratchCluster.unavailable() === undefined) {
+    const cluster = PostgresScratchCluster.start()
+    process.env.CAIRN_TEST_POSTGRES = cluster.shared
+    process.once('exit', () => cluster.stop())
+    for (const signal of ['SIGINT', 'SIGTERM']) process.once(signal, () => process.exit(130))
+  }
+}
 const results = []
 const queue = [...files]
 const running = new Map()

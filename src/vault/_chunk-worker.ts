@@ -85,7 +85,10 @@ function allZero(b: Buffer): boolean {
 
 const asBuffer = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength)
 const own = (b: Buffer): ArrayBuffer[] =>
-  b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && b.byteLength >= 8192
+  b.byteOffset === 0 &&
+  b.byteLength === b.buffer.byteLength &&
+  b.byteLength >= 8192 &&
+  !(b.buffer instanceof SharedArrayBuffer)
     ? [b.buffer as ArrayBuffer]
     : []
 
