@@ -180,14 +180,25 @@ describe('rp mount: a recovery point over NBD with a key per mount', () => {
       out += d
     })
     const exited = new Promise<number | null>((r) => holder.once('exit', (c) => r(c)))
-    for (let i = 0; i < 200 && !out.includes('ready'); i++) await new Promise((r) => setTimeout(r, 50))
-    assert.match(out, /ready/)
-    const t0 = Date.now()
-    await ok(['rp', 'unmount', 'web', m.id])
-    const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r('timeout'), 10_000))])
-    assert.equal(code, 0, `the open connection was not closed: ${out}`)
-    assert.match(out, /closed/)
-    assert.ok(Date.now() - t0 < 10_000)
+    try {
+      for (let i = 0; i < 1200 && !out.includes('ready') && holder.exitCode === null; i++)
+        await new Promise((r) => setTimeout(r, 50))
+      assert.match(out, /ready/)
+      await ok(['rp', 'unmount', 'web', m.id])
+      // The holder reads on for ever while its connection stays open (a loose bound, for a loaded machine).
+      let timer: NodeJS.Timeout | undefined
+      const code = await Promise.race([
+        exited,
+        new Promise((r) => {
+          timer = setTimeout(() => r('timeout'), 60_000)
+        }),
+      ])
+      clearTimeout(timer)
+      assert.equal(code, 0, `the open connection was not closed: ${out}`)
+      assert.match(out, /closed/)
+    } finally {
+      if (holder.exitCode === null) holder.kill('SIGKILL')
+    }
     // The revoked key opens nothing, and the mount is gone from the API.
     assert.notEqual((await tool('nbdinfo', ['--size', clientUri(m)])).status, 0)
     const gone = await api(

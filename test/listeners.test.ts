@@ -194,11 +194,11 @@ describe('connection caps and deadlines', () => {
       '--nbd-max-connections',
       '8',
       '--http-header-timeout',
-      '3',
+      '6',
       '--http-idle-timeout',
-      '3',
+      '6',
       '--nbd-handshake-timeout',
-      '1',
+      '2',
     ])
     const sockets: Socket[] = []
     try {
@@ -206,7 +206,7 @@ describe('connection caps and deadlines', () => {
       const nbd = hostPort(svc.listeners.nbd!)
       // Twice the cap of each: the excess is closed at once, the rest when their deadline passes.
       // Each blob socket's lifetime is taken from its own connect, so a slow machine cannot blur
-      // "at once" (well under a second) into "at the 3 s deadline".
+      // "at once" into "at the 6 s deadline" (the deadlines are long enough for a loaded machine to tell).
       const lifetimes: Promise<number>[] = []
       for (let i = 0; i < 40; i++) {
         const s = await silentSocket(blob.host, blob.port)
@@ -221,13 +221,13 @@ describe('connection caps and deadlines', () => {
       const started = performance.now()
       const health = await rawRequest(`${svc.url}/api/v1/info`, { timeoutMs: 5000 })
       assert.equal(health.status, 200)
-      assert.ok(performance.now() - started < 2000, 'the management API stalled')
+      assert.ok(performance.now() - started < 4000, 'the management API stalled until the sockets went')
 
       // Every silent socket is gone within the deadline plus the check period.
-      await Promise.all(sockets.map((s) => closedWithin(s, 10_000)))
+      await Promise.all(sockets.map((s) => closedWithin(s, 20_000)))
       const lived = await Promise.all(lifetimes)
       assert.ok(
-        lived.filter((ms) => ms < 1500).length >= 19,
+        lived.filter((ms) => ms < 3000).length >= 19,
         `connections over the blob cap were not closed at once: lifetimes ${lived.map(Math.round).join(' ')} ms`,
       )
 
@@ -237,7 +237,7 @@ describe('connection caps and deadlines', () => {
       const began = performance.now()
       let options = 0
       try {
-        while (performance.now() - began < 5000) {
+        while (performance.now() - began < 10_000) {
           const replies = await busy.option(OPT_LIST)
           assert.equal(replies.at(-1)!.type, REP_ACK)
           options++
@@ -247,7 +247,7 @@ describe('connection caps and deadlines', () => {
         // the server closed the connection
       }
       const lasted = performance.now() - began
-      assert.ok(options >= 2 && lasted < 3000, `negotiated for ${Math.round(lasted)} ms (${options} options)`)
+      assert.ok(options >= 2 && lasted < 6000, `negotiated for ${Math.round(lasted)} ms (${options} options)`)
 
       // The listeners serve again: a real blob request and a real NBD negotiation.
       const { BlobServiceClient } = await import('@azure/storage-blob')

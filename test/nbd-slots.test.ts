@@ -124,19 +124,20 @@ describe('NBD slots and file descriptors', () => {
       const lasted: number[] = []
       for (let i = 0; i < 1000; i += 20) {
         const round = Array.from({ length: 20 }, (_, j) =>
-          unknownExportAttempt(port, `devstoreaccount1/disks/nope-${i + j}`, 5000),
+          unknownExportAttempt(port, `devstoreaccount1/disks/nope-${i + j}`, 15_000),
         )
         lasted.push(...(await Promise.all(round)))
       }
       assert.equal(lasted.length, 1000)
       const slowest = Math.max(...lasted)
-      assert.ok(slowest < 2000, `an unknown-export connection lasted ${Math.round(slowest)} ms`)
+      // Far below the 30 s a handshake timer would take (a loose bound, for a loaded machine).
+      assert.ok(slowest < 10_000, `an unknown-export connection lasted ${Math.round(slowest)} ms`)
 
       // A normal client is served at once.
       const started = performance.now()
-      const { stdout } = await run('nbdinfo', ['--json', uri], { timeout: 5000 })
+      const { stdout } = await run('nbdinfo', ['--json', uri], { timeout: 20_000 })
       assert.equal(JSON.parse(stdout).exports[0]['export-size'], 4 * 1024 * 1024)
-      assert.ok(performance.now() - started < 3000, 'nbdinfo waited for a slot')
+      assert.ok(performance.now() - started < 10_000, 'nbdinfo waited for a slot')
 
       await eventually(
         () => fdCount(pid) <= before,

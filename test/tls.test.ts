@@ -332,7 +332,8 @@ describe('TLS listeners under slow clients', () => {
         const heldBlob = await silentSocket('127.0.0.1', Number(new URL(slow.listeners.blob!).port))
         const started = Date.now()
         assert.equal(await slow.stop(), 0)
-        assert.ok(Date.now() - started < 8000, `stopped in ${Date.now() - started} ms`)
+        // Well before the 20 s deadline (a loose bound: a loaded machine stops a process slowly too).
+        assert.ok(Date.now() - started < 15_000, `stopped in ${Date.now() - started} ms`)
         held.destroy()
         heldBlob.destroy()
       } finally {

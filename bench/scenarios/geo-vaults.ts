@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { api, D, ended, type Json, randomDisk } from '../../test/_jobs.js'
 import { apiFetch, type RunningService, startService } from '../../test/_service.js'
 import { resultRow } from '../_util.js'
@@ -15,6 +15,32 @@ function cpuSeconds(pid: number | undefined): number {
   if (pid === undefined) return 0
   const fields = (readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1] ?? '').split(' ')
   return (Number(fields[11]) + Number(fields[12])) / 100
+}
+
+/** CPU seconds per thread of a process, by thread name and id (the main thread as "main"). */
+function threadSeconds(pid: number | undefined): Map<string, number> {
+  const out = new Map<string, number>()
+  if (pid === undefined) return out
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
+      const name =
+        tid === String(pid) ? 'main' : `${stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))}:${tid}`
+      const fields = (stat.split(') ')[1] ?? '').split(' ')
+      out.set(name, (out.get(name) ?? 0) + (Number(fields[11]) + Number(fields[12])) / 100)
+    } catch {}
+  }
+  return out
+}
+
+/** Per-thread CPU seconds per GiB between two samples, as "name s/GiB" pairs, largest first. */
+function threadRates(a: Map<string, number>, b: Map<string, number>, gib: number): string {
+  return [...b]
+    .map(([k, v]) => [k, (v - (a.get(k) ?? 0)) / gib] as const)
+    .filter(([, v]) => v > 0.05)
+    .sort((x, y) => y[1] - x[1])
+    .map(([k, v]) => `${k} ${v.toFixed(2)}`)
+    .join(', ')
 }
 
 function percentile(values: number[], p: number): number {
@@ -165,6 +191,7 @@ export const geoVaults: BenchScenario = {
       west = await startService([...REPLICATE, '--port', new URL(west.url).port], { data: west.data })
       const t = performance.now()
       const cpuAt = [cpuSeconds(east.child.pid), cpuSeconds(west.child.pid)] as const
+      const threadsAt = [threadSeconds(east.child.pid), threadSeconds(west.child.pid)] as const
       for (;;) {
         const ids = await pointIds(west.url)
         if (missed.every((p) => ids.has(p.id))) break
@@ -176,6 +203,12 @@ export const geoVaults: BenchScenario = {
       const gib = missedBytes / (1024 * MiB)
       const cpuPrimary = (cpuSeconds(east.child.pid) - cpuAt[0]) / gib
       const cpuSecondary = (cpuSeconds(west.child.pid) - cpuAt[1]) / gib
+      ctx.log(
+        `catch-up CPU by thread, primary (s/GiB): ${threadRates(threadsAt[0], threadSeconds(east.child.pid), gib)}`,
+      )
+      ctx.log(
+        `catch-up CPU by thread, secondary (s/GiB): ${threadRates(threadsAt[1], threadSeconds(west.child.pid), gib)}`,
+      )
       ctx.log(
         `catch-up: ${missed.length} points, ${(missedBytes / MiB).toFixed(0)} MiB in ${secs.toFixed(1)} s, CPU ${cpuPrimary.toFixed(2)} s/GiB primary, ${cpuSecondary.toFixed(2)} s/GiB secondary`,
       )

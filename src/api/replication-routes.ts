@@ -1,3 +1,5 @@
+import type { ServerResponse } from 'node:http'
+import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response'
 import { createRoute, z } from '@hono/zod-openapi'
 import type { VaultReplication } from '../protection/index.js'
 import { CairnError } from '../util/index.js'
@@ -34,6 +36,15 @@ const tags = ['replication']
 /** One batched read of the secondary: at most this many ranges and bytes. */
 const MAX_RANGES = 1024
 const MAX_RANGE_BYTES = 64 * 1024 * 1024
+/** A range of one object this long or longer is sent piece by piece (the secondary's whole packs). */
+const PIECE = 1024 * 1024
+
+/**
+ * What the object route returns to @hono/node-server once it wrote its answer itself (its
+ * RESPONSE_ALREADY_SENT with the status sent, for the audit and the metrics). Made as this module
+ * loads, before the adaptor replaces the global Response with its own.
+ */
+const ALREADY_SENT = new Response(null, { status: 200, headers: RESPONSE_ALREADY_SENT.headers })
 
 /** Redundancy, failover and the site-to-site replication routes. */
 export function registerReplicationRoutes(app: ApiApp, ctx: ApiContext): void {
@@ -110,7 +121,23 @@ export function registerReplicationRoutes(app: ApiApp, ctx: ApiContext): void {
     }),
     async (c) => {
       const q = c.req.valid('query')
-      const bytes = await repl().readObject(c.req.valid('param').replica, q.name, q.offset, q.length)
+      const vault = c.req.valid('param').replica
+      // A long range (the secondary's whole pack) goes to Node's own answer piece by piece from a few
+      // reused buffers: no buffer the size of the range, no fresh memory per byte sent.
+      const outgoing = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing
+      if (outgoing !== undefined && q.offset !== undefined && q.length !== undefined && q.length >= PIECE) {
+        const send = await repl().objectSender(vault, q.name, q.offset, q.length)
+        const res = c.body(null, 200, {
+          'content-type': 'application/octet-stream',
+          'content-length': String(q.length),
+        })
+        outgoing.writeHead(200, Object.fromEntries(res.headers))
+        // A read that fails or ends early cuts the answer (its headers are gone): the secondary sees a
+        // short body.
+        send(outgoing).catch(() => {})
+        return ALREADY_SENT
+      }
+      const bytes = await repl().readObject(vault, q.name, q.offset, q.length)
       return c.body(new Uint8Array(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.length), 200, {
         'content-type': 'application/octet-stream',
       })

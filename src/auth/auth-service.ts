@@ -1,28 +1,24 @@
-// Over ~600 lines on purpose: users, credentials (tokens, logins, sessions) and role assignments in one
-// service, because sign-in, token issue and every change of users or roles share the same rows and
-// the Guard and last-Admin rules (#guardCheck, #keepAnAdmin) that keep a stolen admin from approving.
+// Users, credentials (tokens, logins, sessions) and sign-in. Role assignments and the Guard and
+// last-Admin rules (that keep a stolen admin from approving) are in _role-assignments.ts; this service
+// keeps their public methods and applies the rules to its own changes of users.
 import { randomUUID } from 'node:crypto'
 import type { Catalog } from '../catalog/index.js'
 import { CairnError } from '../util/index.js'
+import {
+  type Assignment,
+  checkScope,
+  covers,
+  type RoleAssignment,
+  RoleAssignments,
+  roleNamed,
+} from './_role-assignments.js'
 import { hashPassword, newPassword, newSecret, sameSecret, secretHash, verifyPassword } from './_secrets.js'
 import { AuditLog } from './audit-log.js'
 import { LoginLimiter } from './login-limiter.js'
-import { findRole, type Permission, type RoleName, roleGrants } from './roles.js'
+import { type Permission, type RoleName, roleGrants } from './roles.js'
 import type { RouteRequirement } from './route-permissions.js'
 
-/** A role held on a scope: `*` (everything), `vault/NAME` or `account/NAME`. */
-export interface Assignment {
-  role: RoleName
-  scope: string
-}
-
-/** A role assignment as listed. */
-export interface RoleAssignment extends Assignment {
-  id: string
-  user: string
-  createdAt: string
-  createdBy: string
-}
+export type { Assignment, RoleAssignment } from './_role-assignments.js'
 
 /** Who a request comes from, once its credentials are checked. */
 export interface Principal {
@@ -65,7 +61,6 @@ export interface AuthServiceOptions {
 }
 
 const USER_NAME = /^[a-z0-9][a-z0-9._@-]{0,63}$/
-const SCOPE = /^(\*|vault\/[A-Za-z0-9][A-Za-z0-9._-]{0,62}|account\/[A-Za-z0-9][A-Za-z0-9._-]{0,62})$/
 const MIN_PASSWORD = 12
 /** Lifetime of a `cairn login` token and of a browser session. */
 const LOGIN_TTL_MS = 30 * 86_400_000
@@ -82,6 +77,7 @@ export class AuthService {
   readonly #catalog: Catalog
   readonly #now: () => number
   readonly #limiter: LoginLimiter
+  readonly #roles: RoleAssignments
   /** The hash-chained audit log. */
   readonly audit: AuditLog
 
@@ -93,6 +89,7 @@ export class AuthService {
       now: this.#now,
     })
     this.audit = new AuditLog(catalog, { now: this.#now })
+    this.#roles = new RoleAssignments(catalog, { now: this.#now })
   }
 
   get #db() {
@@ -157,7 +154,7 @@ export class AuthService {
       name: kind === 'session' ? 'browser session' : `login from ${request.client}`,
       expiresAt: this.#now() + ttl,
     })
-    const roles = await this.#assignmentsOf(result.id)
+    const roles = await this.#roles.of(result.id)
     await this.audit.append({
       actor: name,
       roles: roles.map(roleText),
@@ -251,7 +248,7 @@ export class AuthService {
         .where('id', '=', row.id)
         .execute()
         .catch(() => {})
-    const held = await this.#assignmentsOf(row.user_id)
+    const held = await this.#roles.of(row.user_id)
     let assignments = held
     if (kind === 'token' && row.role !== null) {
       const narrowed = { role: row.role as RoleName, scope: row.scope ?? '*' }
@@ -291,7 +288,7 @@ export class AuthService {
     if (spec.role !== undefined) {
       role = roleNamed(spec.role)
       scope = checkScope(spec.scope ?? '*')
-      const held = await this.#assignmentsOf(principal.userId)
+      const held = await this.#roles.of(principal.userId)
       if (!covers(held, { role, scope }))
         throw new CairnError(
           'Forbidden',
@@ -414,21 +411,21 @@ export class AuthService {
       .execute()
     const out: UserInfo[] = []
     for (const u of users)
-      out.push({ name: u.name, createdAt: u.created_at, roles: await this.#assignmentsOf(u.id) })
+      out.push({ name: u.name, createdAt: u.created_at, roles: await this.#roles.of(u.id) })
     return out
   }
 
   /** One user with their roles. */
   async getUser(name: string): Promise<UserInfo> {
     const u = await this.#userRow(name)
-    return { name: u.name, createdAt: u.created_at, roles: await this.#assignmentsOf(u.id) }
+    return { name: u.name, createdAt: u.created_at, roles: await this.#roles.of(u.id) }
   }
 
   /** Removes a user, their role assignments and every credential; the last global Admin stays. */
   async deleteUser(name: string, actor?: Principal): Promise<void> {
     const u = await this.#userRow(name)
-    await this.#guardCheck(actor, { userId: u.id }, `Cannot delete user "${u.name}"`)
-    await this.#keepAnAdmin({ userId: u.id }, `Cannot delete user "${u.name}"`)
+    await this.#roles.guardCheck(actor, { userId: u.id }, `Cannot delete user "${u.name}"`)
+    await this.#roles.keepAnAdmin({ userId: u.id }, `Cannot delete user "${u.name}"`)
     await this.#db.deleteFrom('credentials').where('user_id', '=', u.id).execute()
     await this.#db.deleteFrom('role_assignments').where('user_id', '=', u.id).execute()
     await this.#db.deleteFrom('users').where('id', '=', u.id).execute()
@@ -440,7 +437,7 @@ export class AuthService {
    */
   async setPassword(name: string, password: string, actor?: Principal): Promise<void> {
     const u = await this.#userRow(name)
-    await this.#guardCheck(actor, { userId: u.id }, `Cannot set the password of user "${u.name}"`)
+    await this.#roles.guardCheck(actor, { userId: u.id }, `Cannot set the password of user "${u.name}"`)
     checkPassword(password)
     await this.#db
       .updateTable('users')
@@ -480,162 +477,23 @@ export class AuthService {
     scope: string,
     options: { by: string; actor?: Principal },
   ): Promise<RoleAssignment> {
-    const u = await this.#userRow(user)
-    const r = roleNamed(role)
-    const s = checkScope(scope)
-    await this.#guardCheck(
-      options.actor,
-      { userId: u.id, role: r },
-      `Cannot give user "${u.name}" the role ${r}`,
-    )
-    const existing = await this.#db
-      .selectFrom('role_assignments')
-      .selectAll()
-      .where('user_id', '=', u.id)
-      .where('role', '=', r)
-      .where('scope', '=', s)
-      .executeTakeFirst()
-    const id = existing?.id ?? randomUUID()
-    if (!existing)
-      await this.#db
-        .insertInto('role_assignments')
-        .values({
-          id,
-          user_id: u.id,
-          role: r,
-          scope: s,
-          created_at: new Date(this.#now()).toISOString(),
-          created_by: options.by,
-        })
-        .execute()
-    return (await this.listAssignments()).find((a) => a.id === id)!
+    return this.#roles.assign(await this.#userRow(user), role, scope, options)
   }
 
   /** Role assignments, of one user or of all. */
-  async listAssignments(filter: { user?: string } = {}): Promise<RoleAssignment[]> {
-    let q = this.#db
-      .selectFrom('role_assignments')
-      .innerJoin('users', 'users.id', 'role_assignments.user_id')
-      .selectAll('role_assignments')
-      .select('users.name as user')
-      .orderBy('users.name')
-      .orderBy('role_assignments.created_at')
-    if (filter.user !== undefined) q = q.where('users.name', '=', filter.user.trim().toLowerCase())
-    return (await q.execute()).map((r) => ({
-      id: r.id,
-      user: r.user,
-      role: r.role as RoleName,
-      scope: r.scope,
-      createdAt: r.created_at,
-      createdBy: r.created_by,
-    }))
+  listAssignments(filter: { user?: string } = {}): Promise<RoleAssignment[]> {
+    return this.#roles.list(filter)
   }
 
   /** Removes a role assignment; the last global Admin assignment stays. */
-  async removeAssignment(id: string, actor?: Principal): Promise<void> {
-    const row = await this.#db
-      .selectFrom('role_assignments')
-      .selectAll()
-      .where('id', '=', id)
-      .executeTakeFirst()
-    if (!row)
-      throw new CairnError(
-        'RoleAssignmentNotFound',
-        `Cannot remove role assignment "${id}": no such assignment`,
-      )
-    if (row.role === 'Admin' && row.scope === '*')
-      await this.#keepAnAdmin({ assignmentId: id }, `Cannot remove the Admin role of this user`)
-    if (row.role === 'Guard')
-      await this.#guardCheck(actor, { role: 'Guard' }, `Cannot remove role assignment "${id}"`)
-    await this.#db.deleteFrom('role_assignments').where('id', '=', id).execute()
-  }
-
-  /**
-   * Guard identities are managed by Guards only (multi-user authorization: a stolen Admin or Security
-   * Admin password must not make or take over an approver). A request (`actor` given) that gives or
-   * removes the Guard role, or deletes or sets the password of a user holding it, needs the actor to
-   * hold Guard; the first Guard of the service may be assigned by whoever may assign roles.
-   */
-  async #guardCheck(
-    actor: Principal | undefined,
-    target: { userId?: string; role?: RoleName },
-    what: string,
-  ): Promise<void> {
-    if (actor === undefined) return
-    const targetIsGuard =
-      target.userId !== undefined &&
-      (await this.#assignmentsOf(target.userId)).some((a) => a.role === 'Guard')
-    if (target.role !== 'Guard' && !targetIsGuard) return
-    if (actor.assignments.some((a) => a.role === 'Guard')) return
-    const anyGuard = await this.#db
-      .selectFrom('role_assignments')
-      .select('id')
-      .where('role', '=', 'Guard')
-      .executeTakeFirst()
-    if (anyGuard === undefined && target.role === 'Guard' && !targetIsGuard) return
-    throw new CairnError(
-      'Forbidden',
-      `${what}: only a holder of the Guard role manages Guard identities (multi-user authorization)`,
-    )
-  }
-
-  async #keepAnAdmin(without: { userId?: string; assignmentId?: string }, what: string): Promise<void> {
-    let q = this.#db
-      .selectFrom('role_assignments')
-      .select('id')
-      .where('role', '=', 'Admin')
-      .where('scope', '=', '*')
-    if (without.userId !== undefined) q = q.where('user_id', '!=', without.userId)
-    if (without.assignmentId !== undefined) q = q.where('id', '!=', without.assignmentId)
-    if ((await q.execute()).length === 0)
-      throw new CairnError('LastAdmin', `${what}: no other user would hold the Admin role globally`)
-  }
-
-  async #assignmentsOf(userId: string): Promise<Assignment[]> {
-    const rows = await this.#db
-      .selectFrom('role_assignments')
-      .select(['role', 'scope'])
-      .where('user_id', '=', userId)
-      .orderBy('created_at')
-      .execute()
-    return rows.map((r) => ({ role: r.role as RoleName, scope: r.scope }))
+  removeAssignment(id: string, actor?: Principal): Promise<void> {
+    return this.#roles.remove(id, actor)
   }
 }
 
 /** `Admin` or `Reader@vault/main`: how a role appears in the audit log. */
 export function roleText(a: Assignment): string {
   return a.scope === '*' ? a.role : `${a.role}@${a.scope}`
-}
-
-/**
- * Whether held assignments include `wanted` (same role, on `*` or the same scope); a global Admin
- * covers every role but Guard.
- */
-function covers(held: readonly Assignment[], wanted: Assignment): boolean {
-  return held.some(
-    (a) =>
-      (a.role === 'Admin' && a.scope === '*' && wanted.role !== 'Guard') ||
-      (a.role === wanted.role && (a.scope === '*' || a.scope === wanted.scope)),
-  )
-}
-
-function roleNamed(name: string): RoleName {
-  const role = findRole(name)
-  if (!role)
-    throw new CairnError(
-      'RoleNotFound',
-      `Cannot use role "${name.slice(0, 64)}": no such role (see cairn role list)`,
-    )
-  return role.name
-}
-
-function checkScope(scope: string): string {
-  if (!SCOPE.test(scope))
-    throw new CairnError(
-      'InvalidRequest',
-      `Cannot use scope "${scope.slice(0, 100)}": a scope is *, vault/NAME or account/NAME`,
-    )
-  return scope
 }
 
 function checkPassword(password: string): void {

@@ -12,17 +12,22 @@ describe('LoginLimiter', () => {
   })
 
   it('counts failures per client and per user: another user from the same client is slowed too, a success clears only the user', async () => {
-    const limiter = new LoginLimiter({ scale: 0.01 })
+    // The delays each attempt waits, recorded rather than waited: exact, however busy the machine.
+    let waits: number[] = []
+    const limiter = new LoginLimiter({ scale: 0.01, sleep: async (ms) => void waits.push(ms) })
     const fail = async () => ({ ok: false, value: undefined })
     for (let i = 0; i < 6; i++) await limiter.run({ client: '10.0.0.1', user: 'alice' }, fail)
-    const timed = async (client: string, user: string, ok: boolean) => {
-      const t = performance.now()
+    assert.deepEqual(waits, [2.5, 5, 10], 'three failures pass, then the delay doubles')
+    const waited = async (client: string, user: string, ok: boolean) => {
+      waits = []
       await limiter.run({ client, user }, async () => ({ ok, value: undefined }))
-      return performance.now() - t
+      return waits
     }
-    assert.ok((await timed('10.0.0.1', 'bob', true)) >= 7, 'the client is slowed for every user')
-    assert.ok((await timed('10.0.0.2', 'alice', true)) >= 7, 'the user is slowed from every client')
-    assert.ok((await timed('10.0.0.3', 'alice', true)) < 5, 'a success cleared the user')
+    // Six failures call for 250 ms × 2³ × 0.01 = 20 ms.
+    assert.deepEqual(await waited('10.0.0.1', 'bob', true), [20], 'the client is slowed for every user')
+    assert.deepEqual(await waited('10.0.0.2', 'alice', true), [20], 'the user is slowed from every client')
+    assert.deepEqual(await waited('10.0.0.3', 'alice', true), [], 'a success cleared the user')
+    assert.deepEqual(await waited('10.0.0.1', 'carol', true), [20], 'but not the client')
   })
 
   it('refuses at once when too many attempts wait on one key', async () => {

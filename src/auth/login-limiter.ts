@@ -6,6 +6,8 @@ export interface LoginLimiterOptions {
   /** Multiplies every delay: 1 in service, a small number in tests (`--login-delay-scale`). */
   scale?: number
   now?: () => number
+  /** Waits out a delay (a test records the delays instead of waiting); default: a timer. */
+  sleep?: (ms: number) => Promise<void>
 }
 
 /** Failed attempts of one key (a client address or a user name) that pass without any delay. */
@@ -34,11 +36,13 @@ interface Entry {
 export class LoginLimiter {
   readonly #scale: number
   readonly #now: () => number
+  readonly #sleep: (ms: number) => Promise<void>
   readonly #entries = new Map<string, Entry>()
 
   constructor(options: LoginLimiterOptions = {}) {
     this.#scale = options.scale ?? 1
     this.#now = options.now ?? Date.now
+    this.#sleep = options.sleep ?? ((ms) => sleep(ms))
   }
 
   /** The delay before the next attempt of a key that has failed `failures` times, in ms. */
@@ -57,7 +61,7 @@ export class LoginLimiter {
     try {
       for (const name of names) releases.push(await this.#acquire(name))
       const wait = Math.max(...names.map((n) => this.#delayOf(n)))
-      if (wait > 0) await sleep(wait)
+      if (wait > 0) await this.#sleep(wait)
       const result = await attempt()
       const now = this.#now()
       for (const name of names) {

@@ -7,6 +7,12 @@ import { join } from 'node:path'
 /** Where Debian's PostgreSQL 15 keeps initdb, pg_ctl and postgres (it puts none of them on PATH). */
 export const POSTGRES_BIN = process.env.CAIRN_POSTGRES_BIN ?? '/usr/lib/postgresql/15/bin'
 
+/**
+ * Names a running cluster (`PORT:USER:FOLDER`, PostgresScratchCluster.shared) that sharedScratchCluster
+ * uses instead of starting its own: the test runner starts one for every test file it runs.
+ */
+export const SHARED_CLUSTER_ENV = 'CAIRN_TEST_POSTGRES'
+
 /** The user a cluster runs as when Cairn's tests run as root (PostgreSQL refuses to run as root). */
 const UNPRIVILEGED_USER = 'nobody'
 
@@ -23,12 +29,28 @@ export class PostgresScratchCluster {
   readonly #asRoot: boolean
   readonly #databases = new Set<string>()
   #running = false
+  /** False for a cluster another process started (attach): stop() leaves it alone. */
+  readonly #owned: boolean
 
-  private constructor(dir: string, port: number, user: string, asRoot: boolean) {
+  private constructor(dir: string, port: number, user: string, asRoot: boolean, owned = true) {
     this.dir = dir
     this.port = port
     this.user = user
     this.#asRoot = asRoot
+    this.#owned = owned
+  }
+
+  /** What another process passes to attach (through SHARED_CLUSTER_ENV) to use this cluster. */
+  get shared(): string {
+    return `${this.port}:${this.user}:${this.dir}`
+  }
+
+  /** A cluster another process started and stops (`shared` of it); databases are made as in one's own. */
+  static attach(shared: string): PostgresScratchCluster {
+    const m = /^(\d+):([^:]+):(.+)$/.exec(shared)
+    if (!m)
+      throw new Error(`Cannot use the scratch PostgreSQL cluster "${shared}": expected PORT:USER:FOLDER`)
+    return new PostgresScratchCluster(m[3]!, Number(m[1]), m[2]!, isRoot(), false)
   }
 
   /**
@@ -111,6 +133,7 @@ export class PostgresScratchCluster {
 
   /** Stops the server at once and removes its folder; safe to call twice. */
   stop(): void {
+    if (!this.#owned) return
     if (this.#running) {
       this.#running = false
       try {
@@ -142,8 +165,13 @@ export class PostgresScratchCluster {
 
 let shared: PostgresScratchCluster | undefined
 
-/** One cluster per process, started on first use and stopped when the process exits. */
+/**
+ * One cluster per process, started on first use and stopped when the process exits; or the one that
+ * SHARED_CLUSTER_ENV names (the test runner's, shared by every test file it starts).
+ */
 export function sharedScratchCluster(): PostgresScratchCluster {
+  const given = process.env[SHARED_CLUSTER_ENV]
+  if (!shared && given) shared = PostgresScratchCluster.attach(given)
   if (!shared) {
     const cluster = PostgresScratchCluster.start()
     shared = cluster

@@ -1,26 +1,5 @@
 // The data log of the disk store: append-only segment files `seg-000001.log`, … in the store folder.
-//
-// Segment file layout (little-endian):
-//   0  u32 magic 0x534E5243 ("CRNS")
-//   4  u32 format version (1)
-//   8  u32 segment number
-//  12  u32 crc32 of bytes 0..11
-//  16  records, back to back
-//
-// Record layout:
-//   0  u32 magic 0x4C4E5243 ("CRNL")
-//   4  u8  record version (1)
-//   5  u8  record type (see RecordType)
-//   6  u16 flags (0)
-//   8  u32 meta length M
-//  12  u32 data length D (at most 4 MiB)
-//  16  u32 crc32 of bytes 0..15, the meta and the data
-//  20  meta (M bytes: a fixed binary layout for WRITE, CLEAR, RELOCATE; UTF-8 JSON for META)
-//  20+M data (D bytes: the pages of a WRITE or RELOCATE)
-//
-// WRITE records appended with `alignData` have their meta padded so that the data starts on that
-// boundary of the file (512 for the store's page writes), so that `overwrite` can later rewrite
-// whole pages of them in place (see _overwrite-in-place.ts: only records no replay reads again).
+// Their byte layout, and the encoding and checking of headers, are in _log-format.ts.
 //
 // A WRITE record appended with `direct` (a write acknowledged only once durable) bypasses the page
 // cache: its meta is padded with zeros so that the data starts on a 4 KiB boundary of the file, and the
@@ -36,16 +15,17 @@
 // an fdatasync holds the file. Such a record's position is assigned at once and `read` serves its
 // bytes from memory until the write completes. `durable()` waits for every write started before the
 // call, then resolves after an fdatasync that began after them (group commit: one fsync serves
-// every caller waiting at that moment; two such rounds may overlap, each ending after the one before). A failed background write stops the log: later appends and
-// durable() fail until the owner calls `rewind()` (after `settle()`): the log is then cut at the failed
-// record, as reopening the store would cut it, and accepts appends again (a disk that was full may have
-// room by then). `onFailure` tells the owner at once, so that it can rebuild its state from the cut log.
+// every caller waiting at that moment; two such rounds may overlap, each ending after the one
+// before). A failed background write stops the log: later appends and durable() fail until the
+// owner calls `rewind()` (after `settle()`): the log is then cut at the failed record, as reopening
+// the store would cut it, and accepts appends again (a disk that was full may have room by then). `onFailure` tells the owner at once, so that it can rebuild its state from the cut log.
 //
-// Not split although over ~600 lines: the cached and direct appends, background writes, group commit,
-// rolling, reading back, and cutting the log after a tear or a failed write all act on the same
-// descriptors, pending-write queue and end position. Each of them keeps an invariant of the others
-// (a record's position is assigned before its bytes land; a cut waits for every pending write), so
-// they stay in one class where those fields are private, rather than being opened up across files.
+// The byte layout of segments and records lives in _log-format.ts. The rest stays in one class
+// although over ~600 lines: the cached and direct appends, background writes, group commit, rolling,
+// reading back, and cutting the log after a tear or a failed write all act on the same descriptors,
+// pending-write queue and end position. Each of them keeps an invariant of the others (a record's
+// position is assigned before its bytes land; a cut waits for every pending write), so they stay where
+// those fields are private, rather than being opened up across files.
 
 import {
   closeSync,
@@ -58,7 +38,6 @@ import {
   mkdirSync,
   openSync,
   read as readCallback,
-  readdirSync,
   readSync,
   renameSync,
   unlinkSync,
@@ -68,17 +47,28 @@ import {
 } from 'node:fs'
 import { join } from 'node:path'
 import { ALIGN, alignedBuffer, CairnError, isAligned } from '../util/index.js'
-import { crc32 } from './_crc32.js'
+import {
+  type LogPosition,
+  type LogRecord,
+  listSegments,
+  MAX_DATA,
+  RECORD_HEADER_SIZE,
+  recordHeader,
+  SEGMENT_HEADER_SIZE,
+  segmentHeader,
+  segmentName,
+  segmentRecords,
+} from './_log-format.js'
 
-const SEGMENT_MAGIC = 0x534e5243
-const RECORD_MAGIC = 0x4c4e5243
-const FORMAT_VERSION = 1
-/** Bytes of the segment file header. */
-export const SEGMENT_HEADER_SIZE = 16
-/** Bytes of a record header. */
-export const RECORD_HEADER_SIZE = 20
-const MAX_META = 64 * 1024 * 1024
-const MAX_DATA = 4 * 1024 * 1024
+export {
+  type LogPosition,
+  type LogRecord,
+  listSegments,
+  RECORD_HEADER_SIZE,
+  RecordType,
+  SEGMENT_HEADER_SIZE,
+} from './_log-format.js'
+
 /** Smallest data part written directly: below it the padding (up to 4 KiB) outweighs the saved copy. */
 const DIRECT_MIN = 64 * 1024
 /**
@@ -96,45 +86,6 @@ const takeStaging = (n: number) => {
 }
 const giveStaging = (b: Buffer) => {
   if (staging.length < KEEP_STAGING) staging.push(b)
-}
-
-/** Kinds of log record. */
-export const RecordType = {
-  write: 1,
-  clear: 2,
-  meta: 3,
-  relocate: 4,
-} as const
-
-/** A position in the log: segment number and byte offset in it. */
-export interface LogPosition {
-  segment: number
-  offset: number
-}
-
-/** One record read back from the log. */
-export interface LogRecord {
-  type: number
-  segment: number
-  /** Offset of the record header in its segment. */
-  offset: number
-  /** Offset of the data bytes in the segment. */
-  dataOffset: number
-  meta: Buffer
-  dataLength: number
-  /** Offset just after the record. */
-  end: number
-}
-
-const segmentName = (n: number) => `seg-${String(n).padStart(6, '0')}.log`
-
-/** Numbers of the segment files in `dir`, ascending. */
-export function listSegments(dir: string): number[] {
-  return readdirSync(dir)
-    .map((f) => /^seg-(\d{6,})\.log$/.exec(f))
-    .filter((m): m is RegExpExecArray => m !== null)
-    .map((m) => Number(m[1]))
-    .sort((a, b) => a - b)
 }
 
 /** A fdatasync as a promise. */
@@ -236,55 +187,11 @@ export class SegmentLog {
   *records(from: LogPosition): Generator<LogRecord, LogPosition> {
     for (const n of this.segments()) {
       if (n < from.segment) continue
-      const fd = this.#fds.get(n)!
-      const size = this.#sizes.get(n)!
-      if (!this.#validSegmentHeader(fd, n, size)) return { segment: n, offset: 0 }
-      let pos = n === from.segment ? Math.max(from.offset, SEGMENT_HEADER_SIZE) : SEGMENT_HEADER_SIZE
-      const head = Buffer.alloc(RECORD_HEADER_SIZE)
-      while (pos < size) {
-        if (size - pos < RECORD_HEADER_SIZE) return { segment: n, offset: pos }
-        readSync(fd, head, 0, RECORD_HEADER_SIZE, pos)
-        const metaLength = head.readUInt32LE(8)
-        const dataLength = head.readUInt32LE(12)
-        if (
-          head.readUInt32LE(0) !== RECORD_MAGIC ||
-          head[4] !== FORMAT_VERSION ||
-          metaLength > MAX_META ||
-          dataLength > MAX_DATA ||
-          pos + RECORD_HEADER_SIZE + metaLength + dataLength > size
-        ) {
-          return { segment: n, offset: pos }
-        }
-        const body = Buffer.alloc(metaLength + dataLength)
-        readSync(fd, body, 0, body.length, pos + RECORD_HEADER_SIZE)
-        const crc = crc32(body, crc32(head.subarray(0, 16)))
-        if (crc !== head.readUInt32LE(16)) return { segment: n, offset: pos }
-        const end = pos + RECORD_HEADER_SIZE + metaLength + dataLength
-        yield {
-          type: head[5]!,
-          segment: n,
-          offset: pos,
-          dataOffset: pos + RECORD_HEADER_SIZE + metaLength,
-          meta: body.subarray(0, metaLength),
-          dataLength,
-          end,
-        }
-        pos = end
-      }
+      const start = n === from.segment ? from.offset : SEGMENT_HEADER_SIZE
+      const stop = yield* segmentRecords(this.#fds.get(n)!, n, this.#sizes.get(n)!, start)
+      if (stop !== undefined) return stop
     }
     return this.end()
-  }
-
-  #validSegmentHeader(fd: number, n: number, size: number): boolean {
-    if (size < SEGMENT_HEADER_SIZE) return false
-    const h = Buffer.alloc(SEGMENT_HEADER_SIZE)
-    readSync(fd, h, 0, SEGMENT_HEADER_SIZE, 0)
-    return (
-      h.readUInt32LE(0) === SEGMENT_MAGIC &&
-      h.readUInt32LE(4) === FORMAT_VERSION &&
-      h.readUInt32LE(8) === n &&
-      h.readUInt32LE(12) === crc32(h.subarray(0, 12))
-    )
   }
 
   /**
@@ -381,15 +288,7 @@ export class SegmentLog {
       }
     }
     const total = RECORD_HEADER_SIZE + meta.length + dataLength
-    const head = Buffer.alloc(RECORD_HEADER_SIZE)
-    head.writeUInt32LE(RECORD_MAGIC, 0)
-    head[4] = FORMAT_VERSION
-    head[5] = type
-    head.writeUInt32LE(meta.length, 8)
-    head.writeUInt32LE(dataLength, 12)
-    let crc = crc32(meta, crc32(head.subarray(0, 16)))
-    if (data !== undefined && dataLength > 0) crc = crc32(data, crc)
-    head.writeUInt32LE(crc, 16)
+    const head = recordHeader(type, meta, data)
     const n = this.#active
     const fd = this.#fds.get(n)!
     const pos = this.#sizes.get(n)!
@@ -609,11 +508,7 @@ export class SegmentLog {
       throw appendFailure(err)
     }
     try {
-      const h = Buffer.alloc(SEGMENT_HEADER_SIZE)
-      h.writeUInt32LE(SEGMENT_MAGIC, 0)
-      h.writeUInt32LE(FORMAT_VERSION, 4)
-      h.writeUInt32LE(n, 8)
-      h.writeUInt32LE(crc32(h.subarray(0, 12)), 12)
+      const h = segmentHeader(n)
       writeSync(fd, h, 0, SEGMENT_HEADER_SIZE, 0)
       fsyncSync(fd)
       syncDir(this.#dir)

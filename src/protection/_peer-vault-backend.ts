@@ -37,8 +37,14 @@ export class PeerVaultBackend implements VaultBackend {
     return this.#read(name)
   }
 
-  async getRange(name: string, offset: number, length: number): Promise<Buffer> {
-    return this.#read(name, offset, length)
+  /** A range; with `into` (at least `length` bytes) the answer lands there as it arrives. */
+  async getRange(name: string, offset: number, length: number, into?: Buffer): Promise<Buffer> {
+    return this.#read(
+      name,
+      offset,
+      length,
+      into && into.length >= length ? into.subarray(0, length) : undefined,
+    )
   }
 
   /** Many ranges in one request (the copy engine batches its chunk reads through this). */
@@ -81,12 +87,13 @@ export class PeerVaultBackend implements VaultBackend {
     await this.#client.request('DELETE', `${this.#path}/locks/${encodeURIComponent(lock)}`)
   }
 
-  async #read(name: string, offset?: number, length?: number): Promise<Buffer> {
+  async #read(name: string, offset?: number, length?: number, into?: Buffer): Promise<Buffer> {
     const q = new URLSearchParams({ name })
     if (offset !== undefined) q.set('offset', String(offset))
     if (length !== undefined) q.set('length', String(length))
     const res = await this.#client.request('GET', `${this.#path}/object?${q}`, {
       timeoutMs: 60_000,
+      ...(into ? { into } : {}),
       ...(this.#signal ? { signal: this.#signal } : {}),
     })
     if (length !== undefined && res.body.length !== length)

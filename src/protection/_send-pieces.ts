@@ -10,18 +10,44 @@ import type { Writable } from 'node:stream'
 export const PIECE = 4 * 1024 * 1024
 /** Pieces read while the one before is written: the disk or vault read overlaps the socket write. */
 const PIECES_AHEAD = 2
-/** Free piece buffers kept between answers: one answer's worth (12 MiB). */
-const KEPT = PIECES_AHEAD + 1
+/** Piece buffers one answer uses at most: those read ahead and the one being written. */
+export const PIECES_PER_ANSWER = PIECES_AHEAD + 1
 
-const pool: Buffer[] = []
+/**
+ * Free piece buffers kept for the next answers: `kept` of them, all dropped after `idleMs` without
+ * use (default never) so that a burst of answers leaves no memory behind.
+ */
+export class PiecePool {
+  readonly #free: Buffer[] = []
+  readonly #kept: number
+  readonly #idleMs: number | undefined
+  #timer: NodeJS.Timeout | undefined
 
-function take(): Buffer {
-  return pool.pop() ?? Buffer.allocUnsafeSlow(PIECE)
+  constructor(kept: number, idleMs?: number) {
+    this.#kept = kept
+    this.#idleMs = idleMs
+  }
+
+  take(): Buffer {
+    return this.#free.pop() ?? Buffer.allocUnsafeSlow(PIECE)
+  }
+
+  give(buf: Buffer): void {
+    if (this.#free.length < this.#kept) this.#free.push(buf)
+    if (this.#idleMs === undefined) return
+    if (this.#timer) this.#timer.refresh()
+    else {
+      this.#timer = setTimeout(() => {
+        this.#free.length = 0
+        this.#timer = undefined
+      }, this.#idleMs)
+      this.#timer.unref()
+    }
+  }
 }
 
-function give(buf: Buffer): void {
-  if (pool.length < KEPT) pool.push(buf)
-}
+/** The pool of answers that bring none: one answer's worth (12 MiB) kept between answers. */
+const common = new PiecePool(PIECES_PER_ANSWER)
 
 /** Where a writable that is not a plain stream (an HTTP/1 answer, an HTTP/2 one) tells it is gone. */
 type Out = Pick<Writable, 'write' | 'end' | 'destroy' | 'once' | 'off' | 'destroyed'> & {
@@ -38,6 +64,7 @@ export async function sendPieces(
   start: number,
   end: number,
   read: (at: number, length: number, into: Buffer) => Promise<Buffer>,
+  pool: PiecePool = common,
 ): Promise<void> {
   let closed = false
   let wake: (() => void) | undefined
@@ -51,7 +78,7 @@ export async function sendPieces(
   let next = start
   const more = () => {
     while (reading.length < PIECES_AHEAD && next < end && !closed) {
-      const buf = take()
+      const buf = pool.take()
       const data = read(next, Math.min(PIECE, end - next), buf)
       // Read ahead of a writer that may go away: a failure is answered when its piece is sent.
       data.catch(() => {})
@@ -65,12 +92,12 @@ export async function sendPieces(
       const { buf, data } = reading.shift()!
       const bytes = await data
       if (closed) {
-        give(buf)
+        pool.give(buf)
         break
       }
       more()
       const ok = out.write(bytes, (err) => {
-        if (!err) give(buf)
+        if (!err) pool.give(buf)
       })
       if (!ok && !closed) {
         await new Promise<void>((resolve) => {
@@ -94,8 +121,8 @@ export async function sendPieces(
     // Reads still running when the client went away: their buffers come back once they end.
     for (const r of reading)
       void r.data.then(
-        () => give(r.buf),
-        () => give(r.buf),
+        () => pool.give(r.buf),
+        () => pool.give(r.buf),
       )
   }
 }

@@ -1,8 +1,10 @@
+import type { ServerResponse } from 'node:http'
 import type { Catalog, CatalogSchema } from '../catalog/index.js'
 import type { PairRegistry, PeerClient } from '../sites/index.js'
 import { CairnError, type Logger } from '../util/index.js'
 import { type BackendObject, type ObjectRange, Vault, type VaultRegistry } from '../vault/index.js'
 import { PeerVaultBackend } from './_peer-vault-backend.js'
+import { PIECES_PER_ANSWER, PiecePool, sendPieces } from './_send-pieces.js'
 
 // Vault redundancy (docs/replication.md): LRS vaults live on this site only; a GRS vault has a
 // read-only replica on the paired site. The secondary pulls: a loop copies every committed point the
@@ -66,6 +68,11 @@ export class VaultReplication {
   readonly #sources = new Map<string, Vault>()
   readonly #running = new Map<string, Promise<void>>()
   readonly #wire = new Map<string, number>()
+  /**
+   * Piece buffers of the whole-pack answers to the secondary (a few at once): kept while a catch-up
+   * runs, dropped after 30 s without one.
+   */
+  readonly #pieces = new PiecePool(PIECES_PER_ANSWER * 3, 30_000)
   #timer: NodeJS.Timeout | undefined
   #abort = new AbortController()
 
@@ -349,6 +356,37 @@ export class VaultReplication {
     const backend = (await this.#primaryVault(vault)).backend
     if (offset === undefined || length === undefined) return backend.get(name)
     return backend.getRange(name, offset, length)
+  }
+
+  /**
+   * Sends `length` bytes at `offset` of one object of a GRS vault this site is the primary of to an
+   * HTTP answer whose headers the caller writes, piece by piece from a few reused buffers (the
+   * secondary's whole-pack reads: no buffer the size of the object, no fresh memory per byte). The
+   * object is opened before: a missing one is still an error answer. A read that fails or ends early
+   * cuts the answer.
+   */
+  async objectSender(
+    vault: string,
+    name: string,
+    offset: number,
+    length: number,
+  ): Promise<(out: ServerResponse) => Promise<void>> {
+    if (!OBJECT_NAME.test(name) || name.includes('..'))
+      throw new CairnError('InvalidRequest', `Cannot read "${name.slice(0, 64)}": not a vault object name`)
+    const backend = (await this.#primaryVault(vault)).backend
+    await backend.getRange(name, offset, 1, Buffer.allocUnsafe(1))
+    return (out) =>
+      sendPieces(
+        out,
+        offset,
+        offset + length,
+        async (at, n, into) => {
+          const b = await backend.getRange(name, at, n, into)
+          if (b.length !== n) throw new Error(`${name} ends before byte ${at + n}`)
+          return b
+        },
+        this.#pieces,
+      )
   }
 
   /**

@@ -1,22 +1,17 @@
 // Over ~600 lines on purpose: this is the composition root. It opens every component in order (data
-// folder lock, catalog, disk store, vaults, auth, jobs, protection, listeners with their TLS), recovers
-// the jobs the last run left, and closes them in reverse; split, the start order and its undo would
-// live in several files that must change together.
+// folder lock, catalog, disk store, vaults, auth, jobs, protection, listeners), recovers the jobs the
+// last run left, and closes them in reverse; split, the start order and its undo would live in several
+// files that must change together. The wiring of the listeners (their TLS, the management API, the
+// blob API, NBD) is in _service-listeners.ts, that of the paired sites in _site-replication.ts.
 import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs'
-import type { Server } from 'node:http'
-import { createServer as createHttpsServer } from 'node:https'
-import { isIP } from 'node:net'
 import { hostname } from 'node:os'
 import { join, resolve } from 'node:path'
-import { createAdaptorServer } from '@hono/node-server'
 import { sql } from 'kysely'
-import { createApiApp, type ListenerTlsInfo, type ServiceInfo } from '../api/index.js'
+import { createApiApp, type ServiceInfo } from '../api/index.js'
 import { AuthService } from '../auth/index.js'
-import { BlobApiServer } from '../blobapi/index.js'
 import { type Catalog, type Job, JobLeases, JobStore, LeaderLease, openCatalog } from '../catalog/index.js'
 import { type DiskStore, LogDiskStore } from '../diskstore/index.js'
-import { DiskStoreExports, NbdServer, ReaderExports, type ReaderSource } from '../nbd/index.js'
 import {
   type Clock,
   type DiskGeoLink,
@@ -24,7 +19,6 @@ import {
   FileBrowser,
   GEO_REDUNDANCIES,
   JobService,
-  MOUNT_EXPORT_PREFIX,
   type NbdEndpoint,
   ProtectionService,
   ProtectionStore,
@@ -39,21 +33,18 @@ import {
   CairnError,
   createLogger,
   HostPaths,
-  httpServerLimits,
   isCairnError,
   isWithin,
   type Logger,
-  refusePlainHttp,
   requestActor,
 } from '../util/index.js'
 import { VaultRegistry } from '../vault/index.js'
 import { DiskStoreMeter } from './_disk-store-meter.js'
 import { JobTakeover } from './_job-takeover.js'
-import { close, listen, listenError } from './_listen.js'
+import { ServiceListeners } from './_service-listeners.js'
 import { SiteReplication } from './_site-replication.js'
-import { LISTENER_DEFAULTS, type ServiceConfig } from './config.js'
+import type { ServiceConfig } from './config.js'
 import { DataFolderLock } from './data-folder-lock.js'
-import { type ListenerTls, loadListenerTls } from './listener-tls.js'
 import { type ReplicationLag, ServiceMetrics } from './service-metrics.js'
 import { VaultKeys } from './vault-keys.js'
 import { VERSION } from './version.js'
@@ -108,15 +99,11 @@ export class CairnService {
   #initialAdminPassword: string | undefined
   readonly #timers = new Set<NodeJS.Timeout>()
   #startMs = 0
-  #api: Server | undefined
   #apiRoutes: readonly { method: string; path: string }[] = []
-  #blobApi: BlobApiServer | undefined
-  #nbd: NbdServer | undefined
   #mounts: RecoveryPointMounts | undefined
-  #nbdAt: NbdEndpoint | undefined
   #files: FileBrowser | undefined
-  #listeners: Record<string, string> = {}
-  #tls: Record<string, ListenerTlsInfo> = {}
+  /** The management API, blob API and NBD listeners, once their TLS is loaded. */
+  #net: ServiceListeners | undefined
   #startedAt = ''
   #accepting = false
   #starting: Promise<void> | undefined
@@ -175,7 +162,7 @@ export class CairnService {
 
   /** Where each listener is, for example `{ api: 'http://127.0.0.1:7070' }`. */
   get listeners(): Record<string, string> {
-    return { ...this.#listeners }
+    return this.#net?.urls ?? {}
   }
 
   info(): ServiceInfo {
@@ -185,13 +172,13 @@ export class CairnService {
       dataDir: this.config.data,
       startedAt: this.#startedAt,
       listeners: this.listeners,
-      tls: { ...this.#tls },
+      tls: this.#net?.tls ?? {},
     }
   }
 
   /** Where NBD listens, once it does (mounts name it in their URIs). */
   #nbdEndpoint(): NbdEndpoint | undefined {
-    return this.#nbdAt
+    return this.#net?.nbdEndpoint
   }
 
   /** Takes the data folder, opens the catalog and starts listening. On failure, undoes what it did. */
@@ -406,14 +393,8 @@ export class CairnService {
           .refresh()
           .catch((err) => log.warn('cannot re-read the protected items', { message: String(err) }))
       })
-      const c = { ...LISTENER_DEFAULTS, ...definedOnly(this.config) }
-      const host = this.config.host
-      const apiHost = c.apiHost ?? host
-      const blobHost = c.blobHost ?? host
-      const nbdHost = c.nbdHost ?? host
-      const http = { idleTimeoutMs: c.httpIdleTimeout * 1000, headerTimeoutMs: c.httpHeaderTimeout * 1000 }
-      const tls = await loadListenerTls(this.config, log.child({ component: 'tls' }))
-      this.#tls = tlsInfo(tls)
+      const listeners = await ServiceListeners.open(this.config, log)
+      this.#net = listeners
       const catalog = this.#catalog
       const metrics = new ServiceMetrics({
         catalog,
@@ -449,146 +430,44 @@ export class CairnService {
         protection: backups,
         mounts,
         files,
-        // IP addresses and localhost are always allowed; a bound DNS name joins the configured ones.
-        allowedHosts: [...(isIP(apiHost) === 0 ? [apiHost] : []), ...(c.apiAllowedHosts ?? [])],
+        allowedHosts: listeners.apiAllowedHosts,
       })
       this.#apiRoutes = app.routes
         .filter((r) => r.method !== 'ALL')
         .map((r) => ({ method: r.method, path: r.path }))
-      // Management requests may stream a whole disk image: only their headers have a deadline.
-      const apiLimits = httpServerLimits({ ...http, requestTimeoutMs: 0 })
-      if (tls.api === undefined) {
-        this.#api = createAdaptorServer({ fetch: app.fetch, serverOptions: apiLimits }) as Server
-      } else {
-        this.#api = createAdaptorServer({
-          fetch: app.fetch,
-          createServer: createHttpsServer,
-          serverOptions: {
-            ...apiLimits,
-            minVersion: 'TLSv1.2',
-            handshakeTimeout: apiLimits.headersTimeout,
-            cert: tls.api.cert,
-            key: tls.api.key,
-          },
-        }) as Server
-        refusePlainHttp(this.#api as never, plainHttpAnswer, apiLimits.headersTimeout)
-      }
-      this.#api.maxConnections = c.apiMaxConnections
-      const port = await listen(this.#api, this.config.port, apiHost, 'management API')
-      this.#listeners.api = `${tls.api ? 'https' : 'http'}://${urlHost(apiHost)}:${port}`
+      await listeners.startApi(app.fetch)
       // The blob API deletes through protection's guard: a blob or snapshot a recovery point or a
       // protected VM needs answers 409 DiskInUse / SnapshotInUse (no way to force it there).
-      this.#blobApi = new BlobApiServer(backups.guard.guardedStore(), {
-        logger: log.child({ component: 'blobapi' }),
-        maxConnections: c.blobMaxConnections,
-        limits: http,
+      await listeners.startBlob(backups.guard.guardedStore(), {
         ...(sites.disks ? { geo: sites.disks } : {}),
         observe: (r) => metrics.observeBlob(r),
-        ...(tls.blob ? { tls: { cert: tls.blob.cert, key: tls.blob.key } } : {}),
       })
-      const blobPort = await this.#blobApi
-        .listen(this.config.blobPort, blobHost)
-        .catch((err) => Promise.reject(listenError(err, 'blob API', blobHost, this.config.blobPort)))
-      this.#listeners.blob = `${tls.blob ? 'https' : 'http'}://${urlHost(blobHost)}:${blobPort}`
-      const staticPsk = tls.nbdPsk
-      this.#nbd = new NbdServer(
-        new ReaderExports(new DiskStoreExports(this.#diskStore), mountExports(mounts)),
-        {
-          logger: log.child({ component: 'nbd' }),
-          maxConnections: c.nbdMaxConnections,
-          observe: (r) => metrics.observeNbd(r),
-          handshakeTimeoutMs: c.nbdHandshakeTimeout * 1000,
-          handshakeDeadlineMs: c.nbdHandshakeTimeout * 1000,
-          ...(staticPsk
-            ? {
-                tls: {
-                  // The file's keys, and one generated per mount of a recovery point (its disks only).
-                  psk: {
-                    key: (id: string) => staticPsk.key(id) ?? mounts.pskKey(id),
-                    allows: (id: string, name: string) =>
-                      name.startsWith(MOUNT_EXPORT_PREFIX)
-                        ? mounts.pskAllows(id, name)
-                        : staticPsk.allows(id, name),
-                  },
-                },
-              }
-            : tls.nbd
-              ? { tls: { cert: tls.nbd.cert, key: tls.nbd.key } }
-              : {}),
-        },
-      )
-      const nbdPort = await this.#nbd
-        .listen(this.config.nbdPort, nbdHost)
-        .catch((err) => Promise.reject(listenError(err, 'NBD server', nbdHost, this.config.nbdPort)))
-      this.#listeners.nbd = `${this.#nbd.tls === 'off' ? 'nbd' : 'nbds'}://${urlHost(nbdHost)}:${nbdPort}`
-      this.#nbdAt = { host: nbdHost, port: nbdPort, tls: this.#nbd.tls }
-      // An unmounted or expired mount leaves no NBD session open.
-      const nbd = this.#nbd
-      mounts.onRevoke((m) => {
-        const names = new Set(m.disks.map((d) => d.export))
-        const closed = nbd.disconnect(
-          (c) =>
-            (c.exportName !== undefined && names.has(c.exportName)) ||
-            (m.pskIdentity !== undefined && c.identity === m.pskIdentity),
-        )
-        if (closed > 0) log.info('nbd connections of an ended mount closed', { mount: m.id, closed })
-      })
+      await listeners.startNbd(this.#diskStore, mounts, { observe: (r) => metrics.observeNbd(r) })
       this.#startedAt = new Date().toISOString()
       this.#accepting = true
       if (role === 'all' || role === 'scheduler') await this.#scheduler.start()
       // GRS vaults replicate from one process of a site (the scheduler's).
       if (role === 'all' || role === 'scheduler') sites.startVaults()
       await this.#takeover?.start()
-      this.#logTls(tls, { api: apiHost, blob: blobHost, nbd: nbdHost })
+      listeners.logTls()
       log.info('cairn started', {
         version: VERSION,
         data: this.config.data,
         ...(role === 'all' ? {} : { role }),
-        ...this.#listeners,
+        ...listeners.urls,
       })
       if (hostPaths.enabled('import') || hostPaths.enabled('export'))
         log.info('server-side paths allowed', {
           importRoots: this.config.importRoots ?? [],
           exportRoots: this.config.exportRoots ?? [],
         })
-      log.info(`management API and OpenAPI document at ${this.#listeners.api}/api/v1/openapi.json`)
-      log.info(`Azure Blob API at ${this.#listeners.blob}/ACCOUNT/CONTAINER/BLOB (devstoreaccount1)`)
-      log.info(`NBD exports at ${this.#listeners.nbd}/ACCOUNT/CONTAINER/DISK[@SNAPSHOT]`)
+      const urls = listeners.urls
+      log.info(`management API and OpenAPI document at ${urls.api}/api/v1/openapi.json`)
+      log.info(`Azure Blob API at ${urls.blob}/ACCOUNT/CONTAINER/BLOB (devstoreaccount1)`)
+      log.info(`NBD exports at ${urls.nbd}/ACCOUNT/CONTAINER/DISK[@SNAPSHOT]`)
     } catch (err) {
       await this.#shutdown()
       throw err
-    }
-  }
-
-  /**
-   * Prints each certificate's fingerprint (what clients pin) once, and warns of a listener that
-   * speaks plain text on an address other than loopback.
-   */
-  #logTls(tls: ListenerTls, hosts: Record<'api' | 'blob' | 'nbd', string>): void {
-    const log = this.#logger
-    const byFingerprint = new Map<string, string[]>()
-    for (const name of ['api', 'blob', 'nbd'] as const) {
-      const fp = name === 'nbd' && tls.nbdPsk ? undefined : tls[name]?.fingerprint
-      if (fp !== undefined) byFingerprint.set(fp, [...(byFingerprint.get(fp) ?? []), name])
-    }
-    for (const [fingerprint, listeners] of byFingerprint) {
-      const id = tls[listeners[0] as 'api']!
-      log.info(`TLS certificate SHA-256 fingerprint ${fingerprint}`, {
-        listeners,
-        subject: id.subject,
-        notAfter: id.notAfter,
-        source: id.source,
-      })
-    }
-    if (tls.nbdPsk)
-      log.info('NBD clients authenticate with pre-shared keys', { identities: tls.nbdPsk.identities.length })
-    for (const name of ['api', 'blob', 'nbd'] as const) {
-      const plain =
-        name === 'nbd' ? tls.nbd === undefined && tls.nbdPsk === undefined : tls[name] === undefined
-      if (plain && !isLoopback(hosts[name]))
-        log.warn(
-          `the ${name} listener speaks plain text on ${hosts[name]}: anyone on the network can read it (docs/security.md, "TLS")`,
-        )
     }
   }
 
@@ -790,8 +669,7 @@ export class CairnService {
     // Listeners first (in-flight requests finish; event streams end), then running jobs, then the
     // engines they use.
     this.#jobs?.endSubscriptions()
-    if (this.#api?.listening) await close(this.#api)
-    this.#api = undefined
+    await this.#net?.closeApi()
     // Running jobs end Interrupted (never half a recovery point) before the engines close.
     await this.#scheduler?.stop()
     this.#scheduler = undefined
@@ -802,10 +680,8 @@ export class CairnService {
     await this.#backups?.close()
     this.#backups = undefined
     await this.#sites?.stopDisks()
-    await this.#blobApi?.close()
-    this.#blobApi = undefined
-    await this.#nbd?.close()
-    this.#nbd = undefined
+    await this.#net?.closeBlob()
+    await this.#net?.closeNbd()
     await this.#mounts?.close()
     this.#mounts = undefined
     await this.#files?.close()
@@ -825,66 +701,6 @@ export class CairnService {
     this.#logger.info('cairn stopped')
   }
 }
-
-/** The mounts of recovery points as read-only NBD exports (`_mounts/…`), each disk's reader shared. */
-function mountExports(mounts: RecoveryPointMounts): ReaderSource {
-  return {
-    owns: (name) => name.startsWith(MOUNT_EXPORT_PREFIX),
-    async open(name) {
-      const found = mounts.findExport(name)
-      if (!found) {
-        throw new CairnError(
-          'NbdExportNotFound',
-          `Cannot open NBD export "${name}": no live mount has it (expired or unmounted)`,
-        )
-      }
-      const { mount, disk } = found
-      return {
-        disk: await mounts.openDisk(mount, disk),
-        description: `disk ${disk.name} of recovery point ${mount.point} of VM ${mount.vm} (from the ${disk.source.from === 'Vault' ? 'vault' : 'snapshot'}), read-only until ${mount.expiresAt}`,
-      }
-    },
-  }
-}
-
-/** The keys of `o` whose value is not undefined (so defaults spread under them survive). */
-function definedOnly<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>
-}
-
-/** The TLS of each listener as /api/v1/status shows it. */
-function tlsInfo(tls: ListenerTls): Record<string, ListenerTlsInfo> {
-  const out: Record<string, ListenerTlsInfo> = {}
-  for (const name of ['api', 'blob', 'nbd'] as const) {
-    const id = tls[name]
-    if (name === 'nbd' && tls.nbdPsk) out.nbd = { psk: true }
-    else if (id)
-      out[name] = {
-        fingerprint: id.fingerprint,
-        notAfter: id.notAfter,
-        ...(id.source === 'self-signed' ? { selfSigned: true } : {}),
-      }
-  }
-  return out
-}
-
-/** The management API's answer to plain HTTP on its HTTPS port. */
-const plainHttpAnswer = {
-  status: 400,
-  reason: 'Bad Request',
-  contentType: 'application/json',
-  body: JSON.stringify({
-    error: {
-      code: 'HttpsRequired',
-      message: 'Cannot answer plain HTTP: this port speaks HTTPS only; use an https:// URL',
-    },
-  }),
-}
-
-const isLoopback = (host: string) => host === 'localhost' || host === '::1' || host.startsWith('127.')
-
-/** A host as it appears in a URL: IPv6 addresses in brackets. */
-const urlHost = (host: string) => (host.includes(':') && !host.startsWith('[') ? `[${host}]` : host)
 
 /** Refuses host-path roots that are no folder or lie inside the data folder (nothing there is allowed). */
 function checkRoots(config: ServiceConfig): void {

@@ -52,6 +52,11 @@ export interface PeerRequest {
   retry?: boolean
   /** Per-attempt timeout for this request (default the client's). */
   timeoutMs?: number
+  /**
+   * A 2xx answer's body is copied into this buffer as it arrives (no buffer per read kept, no joining
+   * copy); the answer's `body` is the view of it that was filled. A longer body fails the request.
+   */
+  into?: Buffer
 }
 
 /** A peer's answer (2xx only: other statuses throw). */
@@ -263,14 +268,25 @@ export class PeerClient {
         `${this.url}${path}`,
         { method, headers, agent: this.#agent, ...(req.signal ? { signal: req.signal } : {}) },
         (res: IncomingMessage) => {
+          const status = res.statusCode ?? 0
           const chunks: Buffer[] = []
-          res.on('data', (d: Buffer) => chunks.push(d))
+          const into = status >= 200 && status < 300 ? req.into : undefined
+          let filled = 0
+          if (into)
+            res.on('data', (d: Buffer) => {
+              if (filled + d.length > into.length) {
+                res.destroy(new Error(`the answer is longer than the ${into.length} bytes expected`))
+                return
+              }
+              d.copy(into, filled)
+              filled += d.length
+            })
+          else res.on('data', (d: Buffer) => chunks.push(d))
           res.on('error', reject)
           res.on('end', () => {
             clearTimeout(timer)
-            const body = Buffer.concat(chunks)
+            const body = into ? into.subarray(0, filled) : Buffer.concat(chunks)
             this.traffic.bytesIn += body.length
-            const status = res.statusCode ?? 0
             if (status >= 200 && status < 300) return resolve({ status, headers: res.headers, body })
             let code = 'Internal'
             let message = `HTTP ${status}`

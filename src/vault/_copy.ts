@@ -36,6 +36,7 @@ import { PackWriter } from './_pack-writer.js'
 import { RangeBatcher } from './_range-batcher.js'
 import { encodeRecord } from './_record.js'
 import { Slots } from './_slots.js'
+import { WholePackCopier } from './_whole-packs.js'
 import type { OperationOptions, RecoveryPoint, RecoveryPointDisk, VaultProgress } from './types.js'
 import type { ObjectRange, VaultBackend } from './vault-backend.js'
 
@@ -125,12 +126,20 @@ class CountedBackend {
     readonly verify: boolean,
   ) {}
 
-  async create(name: string, data: Uint8Array | readonly Uint8Array[]): Promise<boolean> {
+  /**
+   * Writes an object; a pack is read back and compared unless `readBack` is false. `fresh` as
+   * VaultBackend.create's (a pack name just drawn at random).
+   */
+  async create(
+    name: string,
+    data: Uint8Array | readonly Uint8Array[],
+    options: { fresh?: boolean; readBack?: boolean } = {},
+  ): Promise<boolean> {
     const parts = Array.isArray(data) ? (data as readonly Uint8Array[]) : [data as Uint8Array]
     const size = parts.reduce((n, p) => n + p.length, 0)
-    const ok = await this.inner.create(name, parts)
+    const ok = await this.inner.create(name, parts, options.fresh ? { fresh: true } : undefined)
     this.bytesWritten += size
-    if (this.verify && name.startsWith('packs/')) {
+    if ((options.readBack ?? this.verify) && name.startsWith('packs/')) {
       const back = await this.#readBack(name, parts, size)
       this.bytesVerified += back.length
       if (!back.same) {
@@ -270,7 +279,9 @@ export async function runCopy(
       await src.writeLock(srcLock)
       await touch()
     }
-    await src.loadIndex()
+    // A replica's copy takes the missed points' packs whole and needs the source's index only for a
+    // chunk it still lacks after them (loaded then, by the first read that misses).
+    if (!(mode === 'ciphertext' && opts.replica)) await src.loadIndex()
     await dst.loadIndex()
     await dst.index.refresh()
     // What the target holds for sure: every chunk of its committed points (bases of the lock) and of
@@ -317,10 +328,20 @@ export async function runCopy(
       inFlight: 2,
       beforeWrite: (name) => touch(name),
     })
+    // A replica (the same vault on the paired site) takes the packs of a missed point as they are.
+    const whole =
+      mode === 'ciphertext' && opts.replica
+        ? new WholePackCopier(src, dst, {
+            held: (id) => safe.has(id.toString('latin1')) || writer.holds(id),
+            lock: (name) => touch(name),
+            create: (name, data) => out.create(name, data, { readBack: false }),
+            signal: opts.signal,
+          })
+        : undefined
     for (const rp of pending) {
       opts.signal?.throwIfAborted()
       const before = { written: out.bytesWritten, verified: out.bytesVerified }
-      const result = await copyPoint(src, dst, rp, { ...shared, meter, writer, out })
+      const result = await copyPoint(src, dst, rp, { ...shared, meter, writer, out, whole })
       result.bytesWritten = out.bytesWritten - before.written
       report.points.push(result)
       report.bytesRead += result.bytesRead
@@ -443,6 +464,8 @@ interface PointContext {
   meter: Meter
   writer: PackWriter
   out: CountedBackend
+  /** A replica's copier of whole packs (undefined: every chunk travels alone). */
+  whole: WholePackCopier | undefined
   /** Chunk ids (latin1) the target holds for sure. */
   safe: Set<string>
   /** Page ids (hex) of the target's committed points: their subtrees are complete. */
@@ -453,6 +476,8 @@ interface PointContext {
   ids: Map<string, Buffer>
   /** Points whose trees were paired already (re-encrypting). */
   paired: Set<string>
+  /** Chunk ids (latin1) of the packs this point's copy received whole (they count as copied). */
+  arrived?: Set<string>
 }
 
 /** Copies one point: its chunks, then its manifest. */
@@ -477,7 +502,15 @@ async function copyPoint(
     return { ...result, state: 'DeletedOnTarget' }
   const packsBefore = ctx.writer.packs.length
   const bytesBefore = ctx.writer.bytes
-  const copier = new TreeCopier(src, dst, ctx, result)
+  // The point's own packs first, whole where the target lacks every chunk in them.
+  const wholes = ctx.whole ? await ctx.whole.copy(rp.packs ?? []) : []
+  const arrived = new Set<string>()
+  for (const p of wholes) {
+    for (const e of p.entries) arrived.add(e.id.toString('latin1'))
+    result.bytesRead += p.size
+  }
+  for (const k of arrived) ctx.safe.add(k)
+  const copier = new TreeCopier(src, dst, { ...ctx, arrived }, result)
   await copier.seed(rp)
   const disks: RecoveryPointDisk[] = []
   let offset = 0
@@ -492,8 +525,8 @@ async function copyPoint(
   const copy: RecoveryPoint = {
     ...rp,
     disks,
-    packs: ctx.writer.packs.slice(packsBefore),
-    bytesAdded: ctx.writer.bytes - bytesBefore,
+    packs: [...wholes.map((p) => p.name), ...ctx.writer.packs.slice(packsBefore)],
+    bytesAdded: ctx.writer.bytes - bytesBefore + wholes.reduce((n, p) => n + p.size, 0),
   }
   if (retention) {
     copy.expiresAt = retention.expiresAt
@@ -624,6 +657,12 @@ class TreeCopier {
     return this.#ctx.safe.has(id.toString('latin1')) || this.#ctx.writer.holds(id)
   }
 
+  /** Counts a chunk the target holds: copied when it came in a pack this point received whole. */
+  #present(id: Buffer): void {
+    if (this.#ctx.arrived?.delete(id.toString('latin1'))) this.#result.chunksCopied++
+    else this.#result.chunksPresent++
+  }
+
   /** Brings one data chunk once, even when two leaves copied side by side both name it. */
   async #chunk(id: Buffer): Promise<void> {
     const k = id.toString('latin1')
@@ -646,7 +685,7 @@ class TreeCopier {
   async #bring(id: Buffer): Promise<void> {
     if (this.#ctx.mode === 'ciphertext') {
       if (this.#held(id)) {
-        this.#result.chunksPresent++
+        this.#present(id)
         return
       }
       const { blob, loc } = await this.#read(id, false)
@@ -673,7 +712,7 @@ class TreeCopier {
 
   /** Brings an index page as it is (ciphertext mode). */
   async #page(id: Buffer, blob: Buffer, rawLength: number): Promise<Buffer> {
-    if (this.#held(id)) this.#result.chunksPresent++
+    if (this.#held(id)) this.#present(id)
     else {
       await this.#ctx.writer.add(id, blob, rawLength, ChunkKind.tree)
       this.#result.chunksCopied++
@@ -695,6 +734,13 @@ class TreeCopier {
   /** Reads a chunk blob from the source and checks it (re-hashed); `open` also answers its plaintext. */
   async #read(id: Buffer, open: boolean): Promise<{ blob: Buffer; plain: Buffer; loc: ChunkLocation }> {
     const src = this.#src
+    // An index page in a pack that arrived whole is read on the target: it need not travel twice.
+    const here = this.#dst.index.get(id)
+    if (open && here && this.#ctx.whole?.written.has(here.pack)) {
+      const blob = await this.#dst.backend.getRange(here.pack, here.offset, here.length)
+      const { plain } = await this.#dst.pool.open(Buffer.from(blob), id, { rehash: true })
+      return { blob, plain, loc: here }
+    }
     for (let attempt = 0; ; attempt++) {
       const loc = src.index.get(id)
       if (!loc) {

@@ -9,7 +9,7 @@
 // A file system that refuses O_DIRECT (tmpfs, some FUSE mounts) gets ordinary writes.
 import { constants } from 'node:fs'
 import { type FileHandle, open } from 'node:fs/promises'
-import { ALIGN, alignedBuffer } from '../util/index.js'
+import { ALIGN, alignedBuffer, isAligned } from '../util/index.js'
 
 export { ALIGN, alignedBuffer }
 
@@ -80,6 +80,24 @@ export async function openDirect(path: string, flags: 'wx' | 'r+'): Promise<Dire
         let within = 0
         let left = total
         while (left >= ALIGN) {
+          // A part in aligned memory goes to the device as it is, its whole blocks at once.
+          const rest = parts[part]!.subarray(within)
+          if (rest.length >= ALIGN && isAligned(rest)) {
+            const n = Math.floor(rest.length / ALIGN) * ALIGN
+            let done = 0
+            while (done < n) {
+              const { bytesWritten } = await direct.write(rest, done, n - done, offset + done)
+              done += bytesWritten
+            }
+            offset += n
+            left -= n
+            within += n
+            if (within === parts[part]!.length) {
+              part++
+              within = 0
+            }
+            continue
+          }
           // Fill the slot with whole blocks' worth of bytes from the parts, in order.
           const want = Math.min(SLOT, Math.floor(left / ALIGN) * ALIGN)
           let filled = 0

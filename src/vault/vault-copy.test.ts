@@ -18,6 +18,17 @@ async function restored(v: Vault, id: string, size: number): Promise<Buffer> {
   return sink.data
 }
 
+/** A replica of `v` on a new backend: its records copied, opened with its key (as a paired site does). */
+async function replicaOf(v: Vault): Promise<Vault> {
+  const backend = mem()
+  for (const name of ['settings', 'keys', 'config'])
+    if ((await v.backend.list(name)).some((o) => o.name === name))
+      await backend.put(name, await v.backend.get(name))
+  return Vault.openAlike(backend, v)
+}
+
+const packNames = async (v: Vault) => new Set((await v.backend.list('packs/')).map((o) => o.name))
+
 /** Every (nonce → blob payload) of a vault's encrypted chunks. */
 async function nonces(v: Vault): Promise<Map<string, string>> {
   const out = new Map<string, string>()
@@ -108,6 +119,93 @@ describe('copies between vaults (engine)', () => {
       await a.close()
       await b.close()
       await c.close()
+    }
+  })
+
+  it('a replica takes the packs of the points it lacks whole, under their names, and the points restore byte-exact', async () => {
+    const a = await Vault.create(mem(), { ...pass('a'), packSize: 2 * MiB })
+    const r = await replicaOf(a)
+    try {
+      const img = randomBytes(12 * MiB)
+      const p1 = await a.backup({ item, sources: [bufferSource('os', img)] })
+      const changed = scatterWrites(img, 16)
+      const p2 = await a.backup({
+        item,
+        base: p1.id,
+        sources: [bufferSource('os', img, { changes: { changed, cleared: [] } })],
+      })
+      const report = await a.copyTo(r, { replica: true })
+      assert.deepEqual(
+        report.points.map((p) => p.state),
+        ['Copied', 'Copied'],
+      )
+      // Every pack of the two backups arrived as it is: the same names, the same bytes.
+      const [pa, pr] = [await packNames(a), await packNames(r)]
+      assert.deepEqual([...pr].sort(), [...pa].sort())
+      for (const name of pa) assert.ok((await a.backend.get(name)).equals(await r.backend.get(name)), name)
+      const packBytes = (await a.backend.list('packs/')).reduce((n, o) => n + o.size, 0)
+      assert.ok(report.bytesWritten >= packBytes, `${report.bytesWritten} bytes written for ${packBytes}`)
+      assert.ok(
+        report.bytesRead <= 1.01 * packBytes,
+        `${report.bytesRead} bytes read for ${packBytes} of packs`,
+      )
+      assert.deepEqual(
+        (await r.getRecoveryPoint(p2.id)).packs.slice().sort(),
+        (await a.getRecoveryPoint(p2.id)).packs.slice().sort(),
+      )
+      assert.deepEqual(await restored(r, p1.id, img.length), await restored(a, p1.id, img.length))
+      assert.deepEqual(await restored(r, p2.id, img.length), img)
+      assert.equal((await r.verify({ sample: 1 })).problems.length, 0)
+    } finally {
+      await a.close()
+      await r.close()
+    }
+  })
+
+  it('a replica whose point names a pack the source repacked brings its chunks one by one, and a damaged pack fails the copy with VaultCorrupt before the point commits', async () => {
+    const a = await Vault.create(mem(), { packSize: 2 * MiB, compressionLevel: 0 })
+    const r = await replicaOf(a)
+    try {
+      const img = randomBytes(8 * MiB)
+      const p1 = await a.backup({ item, sources: [bufferSource('os', img)] })
+      // The source moves one of the point's packs to another name (as GC repacks): the manifest still
+      // names the old one, which is gone.
+      const moved = (await a.getRecoveryPoint(p1.id)).packs[0]!
+      const data = await a.backend.get(moved)
+      await a.backend.create(`packs/ff/${'f'.repeat(32)}`, data)
+      await a.backend.delete(moved)
+      const report = await a.copyTo(r, { replica: true })
+      assert.deepEqual(
+        report.points.map((p) => p.state),
+        ['Copied'],
+      )
+      const pr = await packNames(r)
+      assert.ok(!pr.has(moved) && !pr.has(`packs/ff/${'f'.repeat(32)}`), 'the moved pack was not taken whole')
+      assert.deepEqual(await restored(r, p1.id, img.length), img)
+
+      // A new point whose pack has one byte flipped inside a blob: nothing of it commits.
+      const changed = scatterWrites(img, 8)
+      const p2 = await a.backup({
+        item,
+        base: p1.id,
+        sources: [bufferSource('os', img, { changes: { changed, cleared: [] } })],
+      })
+      const bad = (await a.getRecoveryPoint(p2.id)).packs[0]!
+      const bytes = Buffer.from(await a.backend.get(bad))
+      bytes[16 + BLOB_HEADER + 100]! ^= 0xff
+      await a.backend.delete(bad)
+      await a.backend.create(bad, bytes)
+      const failed = await a.copyTo(r, { replica: true }).catch((e) => e)
+      assert.equal(failed.code, 'VaultCorrupt', String(failed))
+      assert.match(failed.message, /damaged/)
+      assert.ok(
+        !(await r.listRecoveryPoints()).some((p) => p.id === p2.id),
+        'the damaged point is not on the replica',
+      )
+      assert.ok(!(await packNames(r)).has(bad), 'the damaged pack was not written')
+    } finally {
+      await a.close()
+      await r.close()
     }
   })
 })

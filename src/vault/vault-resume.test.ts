@@ -13,31 +13,44 @@ const SIZE = 64 * MiB
 const item = { kind: 'disk', name: 'd1' }
 
 /**
- * A backup of `data` that stops for good at `stopAt` (its reads there never answer, as in a process
- * that was killed), after checkpoints were taken; answers the last checkpoint. The first vault is
- * closed and left as a killed service leaves it: lock and packs in place, no manifest.
+ * A backup of `data` whose reads stop at `stopAt` (they never answer, as in a process that hangs
+ * there) after checkpoints were taken; it is then stopped the way the service suspends a job for a
+ * later resume (aborted, its lock kept), once every pack it had cut is in the vault; answers the last
+ * checkpoint. The first vault is closed and left as a killed service leaves it: lock and packs in
+ * place, no manifest.
  */
 async function cutShort(url: string, data: Buffer, stopAt: number): Promise<BackupCheckpoint> {
   const v = await Vault.open(openVaultBackend(url), undefined, { workers: 2 })
   let last: BackupCheckpoint | undefined
   let stopped = false
+  const kill = new AbortController()
   const inner = bufferSource('os', data)
   const source: BackupSource = {
     ...inner,
     read: (offset, length) => {
       if (offset + length > stopAt) {
         stopped = true
-        return new Promise<Buffer>(() => {})
+        return new Promise<Buffer>((_, reject) =>
+          kill.signal.addEventListener('abort', () => reject(kill.signal.reason)),
+        )
       }
       return inner.read(offset, length)
     },
   }
-  void v.backup({ item, sources: [source], onCheckpoint: (c) => (last = c) })
+  const run = v.backup({
+    item,
+    sources: [source],
+    signal: kill.signal,
+    keepLockOnAbort: () => true,
+    onCheckpoint: (c) => (last = c),
+  })
   for (let i = 0; i < 2000 && !(stopped && last && Object.values(last.disks).flat().length > 0); i++)
     await new Promise((r) => setTimeout(r, 10))
-  // Let the packs already cut reach the vault, as they would before a kill.
-  await new Promise((r) => setTimeout(r, 200))
   assert.ok(stopped && last, 'the backup reached the stop after a checkpoint')
+  // The backup returns only once no pack write runs: the packs already cut are in the vault, as they
+  // would be before a kill (a wait of fixed length let a late pack land after the resume had started).
+  kill.abort()
+  await assert.rejects(run, { code: 'Cancelled' })
   await v.close()
   return structuredClone(last)
 }
