@@ -52,7 +52,7 @@ import {
   RecordType,
   SegmentLog,
 } from './_segment-log.js'
-import { SnapshotOperations } from './_snapshot-operations.js'
+import { type CopyDiskOptions, SnapshotOperations } from './_snapshot-operations.js'
 import { SpaceGuard } from './_space-guard.js'
 import {
   type AccountState,
@@ -943,12 +943,7 @@ export class LogDiskStore implements DiskStore {
   copyDisk(
     source: { ref: DiskRef; snapshot?: string },
     target: DiskRef,
-    options: {
-      metadata?: Record<string, string>
-      overwrite?: boolean
-      tags?: Record<string, string>
-      conditions?: WriteConditions
-    } = {},
+    options: CopyDiskOptions = {},
   ): Promise<DiskInfo> {
     return this.#snapshots.copyDisk(source, target, options)
   }
