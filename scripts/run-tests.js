@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Runs every compiled test file (dist/**/*.test.js), each in its own `node --test` process, and prints
+// Runs every compiled test file (dist/**/*.test.js), each in its own node process, and prints
 // each file's wall and CPU seconds (the file's process and every process it started and waited for).
 // Usage: node scripts/run-tests.js [--list] [substring...]   (only files whose path contains a substring;
 // --list prints the files in the order they start, and runs none)
@@ -8,6 +8,8 @@
 // Order: the longest start first (LONGEST, slowest first, from measured per-file times), then the other
 // end-to-end files under test/, then the unit files under src/ (short ones that fill the slots at the
 // end). A long file started last would leave the other slots idle while it runs alone.
+// A file runs as `node FILE` (node:test runs its tests and reports them, and the exit status is 1 when
+// one fails): `node --test FILE` would start a second process per file (0.2 s of CPU each).
 // Load: a file marked CPU-bound in LONGEST counts as a whole core; the others mostly wait on child
 // processes, disks and sockets and count as half. Files start while the running ones count under
 // CORES (2), so two CPU-bound files never run beside a third, and waiting files overlap.
@@ -102,7 +104,6 @@ const runFile = (f) =>
         'run-test',
         process.execPath,
         '--enable-source-maps',
-        '--test',
         '--test-reporter=spec',
         f,
       ],

@@ -16,12 +16,16 @@ const MiB = 1024 * 1024
 /**
  * fetch, retried once when a kept-alive socket was closed: a test that runs the CLI synchronously blocks
  * the event loop past the server's keep-alive timeout, so the client cannot notice the close in time.
+ * A GET is also retried after ECONNRESET: the server reset a socket it had just closed as idle (a
+ * loaded machine; the 3-worker fleet test's poll saw it), and a GET may be sent twice.
  */
 export async function request(url: string, init: RequestInit = {}): Promise<Response> {
   try {
     return await apiFetch(url, init)
   } catch (err) {
-    if ((err as { cause?: { code?: string } }).cause?.code !== 'UND_ERR_SOCKET') throw err
+    const code = (err as { cause?: { code?: string } }).cause?.code
+    const get = (init.method ?? 'GET').toUpperCase() === 'GET'
+    if (code !== 'UND_ERR_SOCKET' && !(get && code === 'ECONNRESET')) throw err
     return apiFetch(url, init)
   }
 }

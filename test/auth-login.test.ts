@@ -37,7 +37,8 @@ describe('sign-in', () => {
       svc.child.stdout!.on('data', (d) => {
         stdout += d
       })
-      await new Promise((r) => setTimeout(r, 200))
+      // Printed before the start was logged; wait for the pipe to deliver it rather than a fixed time.
+      for (let i = 0; i < 400 && !stdout.includes(password); i++) await new Promise((r) => setTimeout(r, 50))
       assert.ok(stdout.includes(password), 'cairn serve prints the password on its standard output')
       assert.ok(!svc.logs.some((l) => l.includes(password)), 'the password is not in the log')
       assert.equal((await login(svc.url, 'admin', password)).status, 200)

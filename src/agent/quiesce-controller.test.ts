@@ -159,9 +159,10 @@ describe('QuiesceController', () => {
         ownership,
       })
       const q = await c.quiesce()
-      await new Promise((r) => setTimeout(r, 1600))
-      assert.deepEqual(f.lines(), ['pre', 'post'])
+      // The watchdog fires after the 1 s timeout and runs the post-script: waited for, not timed.
+      for (let i = 0; i < 300 && c.status().state !== 'idle'; i++) await new Promise((r) => setTimeout(r, 50))
       assert.equal(c.status().state, 'idle')
+      assert.deepEqual(f.lines(), ['pre', 'post'])
       const t = await c.thaw(q.sessionId)
       assert.equal(t.autoThawed, true)
       assert.equal(t.consistency, 'CrashConsistent', 'a snapshot after the watchdog cannot claim more')

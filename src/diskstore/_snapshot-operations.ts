@@ -10,6 +10,14 @@ import { newSnapshotId, parseSnapshotId } from './_snapshot-id.js'
 import { checkWritable } from './_write-conditions.js'
 import type { DiskInfo, DiskRef, WriteConditions, WriteResult } from './types.js'
 
+/** Options of LogDiskStore.copyDisk: the DiskStore ones, and conditions on an existing target. */
+export interface CopyDiskOptions {
+  metadata?: Record<string, string>
+  overwrite?: boolean
+  tags?: Record<string, string>
+  conditions?: WriteConditions
+}
+
 /** The snapshot and copy methods of the disk store. */
 export class SnapshotOperations {
   readonly #host: OperationHost
@@ -85,12 +93,7 @@ export class SnapshotOperations {
   async copyDisk(
     source: { ref: DiskRef; snapshot?: string },
     target: DiskRef,
-    options: {
-      metadata?: Record<string, string>
-      overwrite?: boolean
-      tags?: Record<string, string>
-      conditions?: WriteConditions
-    } = {},
+    options: CopyDiskOptions = {},
   ): Promise<DiskInfo> {
     const src = this.#host.disk(source.ref)
     this.#host.version(src, source.snapshot)

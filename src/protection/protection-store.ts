@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import type { Catalog, CatalogSchema } from '../catalog/index.js'
 import { CairnError } from '../util/index.js'
+import { PolicyStore } from './_policy-store.js'
 import {
   RecoveryPointStore,
   type RecoveryPointTier,
@@ -48,11 +49,13 @@ export class ProtectionStore implements SchedulerStore {
   readonly #catalog: Catalog
   readonly #now: () => number
   readonly #points: RecoveryPointStore
+  readonly #policies: PolicyStore
 
   constructor(catalog: Catalog, options: { now?: () => number } = {}) {
     this.#catalog = catalog
     this.#now = options.now ?? Date.now
     this.#points = new RecoveryPointStore(catalog, () => this.#iso())
+    this.#policies = new PolicyStore(catalog, () => this.#iso())
   }
 
   get #db() {
@@ -190,96 +193,29 @@ export class ProtectionStore implements SchedulerStore {
     return toVm(row, disks)
   }
 
-  // --- Policies ---
+  // --- Policies (PolicyStore) ---
 
   /** Records a backup policy of a vault (a checked one, see validatePolicy); one name per vault. */
-  async createPolicy(vault: string, policy: BackupPolicy): Promise<BackupPolicy> {
-    if (await this.#findPolicyRow(vault, policy.name)) {
-      throw new CairnError(
-        'PolicyAlreadyExists',
-        `Cannot create policy "${policy.name}" in vault "${vault}": it exists`,
-      )
-    }
-    const now = this.#iso()
-    await this.#db
-      .insertInto('backup_policies')
-      .values({
-        id: randomUUID(),
-        vault,
-        name: policy.name,
-        policy_type: policy.policyType,
-        definition_json: JSON.stringify(policy),
-        created_at: now,
-        updated_at: now,
-      })
-      .execute()
-    return policy
+  createPolicy(vault: string, policy: BackupPolicy): Promise<BackupPolicy> {
+    return this.#policies.create(vault, policy)
   }
 
-  async getPolicy(vault: string, name: string): Promise<BackupPolicy> {
-    const row = await this.#findPolicyRow(vault, name)
-    if (!row) throw new CairnError('PolicyNotFound', `Cannot find policy "${name}" in vault "${vault}"`)
-    return JSON.parse(row.definition_json) as BackupPolicy
+  getPolicy(vault: string, name: string): Promise<BackupPolicy> {
+    return this.#policies.get(vault, name)
   }
 
-  async listPolicies(vault?: string): Promise<(BackupPolicy & { vault: string })[]> {
-    let q = this.#db.selectFrom('backup_policies').selectAll().orderBy('vault').orderBy('name')
-    if (vault !== undefined) q = q.where('vault', '=', vault)
-    return (await q.execute()).map((r) => ({
-      vault: r.vault,
-      ...(JSON.parse(r.definition_json) as BackupPolicy),
-    }))
+  listPolicies(vault?: string): Promise<(BackupPolicy & { vault: string })[]> {
+    return this.#policies.list(vault)
   }
 
   /** Replaces the definition of a policy (a checked one named `name`). */
-  async updatePolicy(vault: string, name: string, policy: BackupPolicy): Promise<BackupPolicy> {
-    const row = await this.#findPolicyRow(vault, name)
-    if (!row)
-      throw new CairnError(
-        'PolicyNotFound',
-        `Cannot change policy "${name}" in vault "${vault}": it does not exist`,
-      )
-    await this.#db
-      .updateTable('backup_policies')
-      .set({
-        policy_type: policy.policyType,
-        definition_json: JSON.stringify(policy),
-        updated_at: this.#iso(),
-      })
-      .where('id', '=', row.id)
-      .execute()
-    return policy
+  updatePolicy(vault: string, name: string, policy: BackupPolicy): Promise<BackupPolicy> {
+    return this.#policies.update(vault, name, policy)
   }
 
   /** Deletes a policy; refused while an item refers to it (PolicyInUse). */
-  async deletePolicy(vault: string, name: string): Promise<void> {
-    const row = await this.#findPolicyRow(vault, name)
-    if (!row)
-      throw new CairnError(
-        'PolicyNotFound',
-        `Cannot delete policy "${name}" in vault "${vault}": it does not exist`,
-      )
-    const users = await this.#db
-      .selectFrom('protected_items')
-      .select('id')
-      .where('policy_id', '=', row.id)
-      .execute()
-    if (users.length > 0) {
-      throw new CairnError(
-        'PolicyInUse',
-        `Cannot delete policy "${name}": ${users.length} protected item(s) still use it`,
-      )
-    }
-    await this.#db.deleteFrom('backup_policies').where('id', '=', row.id).execute()
-  }
-
-  #findPolicyRow(vault: string, name: string) {
-    return this.#db
-      .selectFrom('backup_policies')
-      .selectAll()
-      .where('vault', '=', vault)
-      .where('name', '=', name)
-      .executeTakeFirst()
+  deletePolicy(vault: string, name: string): Promise<void> {
+    return this.#policies.delete(vault, name)
   }
 
   // --- Protected items ---
@@ -327,7 +263,7 @@ export class ProtectionStore implements SchedulerStore {
 
   /** The policy a protect or reprotect names, or PolicyNotFound. */
   async #policyToProtect(vmName: string, options: { vault: string; policy: string }) {
-    const policy = await this.#findPolicyRow(options.vault, options.policy)
+    const policy = await this.#policies.findRow(options.vault, options.policy)
     if (!policy) {
       throw new CairnError(
         'PolicyNotFound',
@@ -410,7 +346,7 @@ export class ProtectionStore implements SchedulerStore {
   /** Moves a protected item to another policy of its vault. */
   async changePolicy(vmName: string, policyName: string): Promise<ProtectedItem> {
     const item = await this.getItem(vmName)
-    const policy = await this.#findPolicyRow(item.vault, policyName)
+    const policy = await this.#policies.findRow(item.vault, policyName)
     if (!policy)
       throw new CairnError(
         'PolicyNotFound',
@@ -452,7 +388,7 @@ export class ProtectionStore implements SchedulerStore {
   async resume(vmName: string, policyName?: string): Promise<ProtectedItem> {
     const item = await this.getItem(vmName)
     const name = policyName ?? item.policyName
-    const policy = name === undefined ? undefined : await this.#findPolicyRow(item.vault, name)
+    const policy = name === undefined ? undefined : await this.#policies.findRow(item.vault, name)
     if (!policy)
       throw new CairnError(
         'PolicyNotFound',

@@ -152,7 +152,9 @@ describe('QgaAgent (QEMU guest agent protocol framing, fake socket)', () => {
     try {
       const agent = new QgaAgent({ channel: fake.channel, holdLimitMs: 100 })
       const q = await agent.quiesce()
-      await new Promise((r) => setTimeout(r, 300))
+      // The hold limit passes, then the thaw goes out (waited for, however busy the machine).
+      for (let i = 0; i < 500 && !fake.seen.includes('guest-fsfreeze-thaw'); i++)
+        await new Promise((r) => setTimeout(r, 20))
       assert.ok(fake.seen.includes('guest-fsfreeze-thaw'), 'thawed without being asked')
       const t = await agent.thaw(q.sessionId)
       assert.equal(t.autoThawed, true)

@@ -34,6 +34,8 @@ export class ChunkIndex {
   readonly #packs = new Map<string, PackInfo>()
   /** Packs whose index cannot be read, with the reason. */
   readonly damaged = new Map<string, string>()
+  /** The listed version of each damaged pack: one listed in another version is read again. */
+  readonly #damagedAs = new Map<string, string>()
   #refreshing: Promise<void> | undefined
 
   constructor(backend: VaultBackend, cache?: ObjectCache) {
@@ -87,7 +89,15 @@ export class ChunkIndex {
         gone = true
       }
     }
-    for (const n of this.damaged.keys()) if (!names.has(n)) this.damaged.delete(n)
+    // A pack that failed as listed then and is listed otherwise now is read again: a store that lists an
+    // object still being uploaded (s3rver writes in place; a partial pack fails its footer) shows it
+    // whole later. Real damage lists the same version again and is not read again.
+    const listedAs = new Map(listed.map((o) => [o.name, versionOf(o)]))
+    for (const n of this.damaged.keys()) {
+      if (listedAs.get(n) === this.#damagedAs.get(n)) continue
+      this.damaged.delete(n)
+      this.#damagedAs.delete(n)
+    }
     const fresh = listed.filter((o) => !this.#packs.has(o.name) && !this.damaged.has(o.name))
     let next = 0
     await Promise.all(
@@ -100,6 +110,7 @@ export class ChunkIndex {
             if (!(err instanceof CairnError)) throw err
             if (err.code === 'VaultObjectMissing') continue
             this.damaged.set(o.name, err.message)
+            this.#damagedAs.set(o.name, versionOf(o))
           }
         }
       }),
@@ -131,6 +142,11 @@ export class ChunkIndex {
         if (!this.#chunks.has(key(e.id))) this.#chunks.set(key(e.id), { pack: p.name, ...pick(e) })
     }
   }
+}
+
+/** What a listing says of one version of an object. */
+function versionOf(o: BackendObject): string {
+  return `${o.size}/${o.modified}/${o.etag ?? ''}`
 }
 
 function pick(e: PackEntry): Omit<ChunkLocation, 'pack'> {

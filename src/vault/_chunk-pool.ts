@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
 import { CairnError } from '../util/index.js'
 import { ChunkDamage, type ChunkKeys, type ChunkKind } from './_chunk-codec.js'
-import type { ChunkRequest } from './_chunk-worker.js'
+import type { ChunkRequest, ChunkWorkerInit } from './_chunk-worker.js'
 
 interface Pending {
   resolve(v: Reply): void
@@ -51,6 +51,36 @@ function sealed(id: Uint8Array, parts: Uint8Array[]): Sealed {
   return { id: asBuffer(id), parts: ps, length: ps.reduce((n, p) => n + p.length, 0) }
 }
 
+const WORKER_URL = new URL('./_chunk-worker.js', import.meta.url)
+
+/** Workers of a pool by default: the cores, at most 4. */
+export function defaultChunkWorkers(): number {
+  return Math.max(1, Math.min(4, availableParallelism()))
+}
+
+/** Workers started ahead of their pool, not yet given keys (see prestartChunkWorkers). */
+const spare: Worker[] = []
+
+/**
+ * Starts up to `size` chunk workers before the pool that will use them exists: a worker takes ~0.15
+ * CPU s to start, which then overlaps the opening of the vault (an object store's SDK loading and its
+ * first requests) instead of following it. The next pool made takes them and sends them its keys.
+ * Idle spares never keep the process alive; at most `size` wait at any time.
+ */
+export function prestartChunkWorkers(size = defaultChunkWorkers()): void {
+  while (spare.length < size) {
+    const worker = new Worker(WORKER_URL)
+    const drop = () => {
+      const i = spare.indexOf(worker)
+      if (i >= 0) spare.splice(i, 1)
+    }
+    worker.once('error', drop)
+    worker.once('exit', drop)
+    worker.unref()
+    spare.push(worker)
+  }
+}
+
 /** A small pool of worker threads that seal, hash and open chunks. */
 export class ChunkPool {
   readonly #workers: { worker: Worker; pending: Map<number, Pending>; dead?: Error }[] = []
@@ -67,16 +97,16 @@ export class ChunkPool {
   #smallBytes = 0
   #smallScheduled = false
 
-  constructor(
-    keys: ChunkKeys | null,
-    level: number,
-    size = Math.max(1, Math.min(4, availableParallelism())),
-  ) {
-    const url = new URL('./_chunk-worker.js', import.meta.url)
+  constructor(keys: ChunkKeys | null, level: number, size = defaultChunkWorkers()) {
+    const init: ChunkWorkerInit = { dataKey: keys?.dataKey ?? null, idKey: keys?.idKey ?? null, level }
     for (let i = 0; i < size; i++) {
-      const worker = new Worker(url, {
-        workerData: { dataKey: keys?.dataKey ?? null, idKey: keys?.idKey ?? null, level },
-      })
+      const ahead = spare.shift()
+      const worker = ahead ?? new Worker(WORKER_URL, { workerData: init })
+      if (ahead) {
+        ahead.removeAllListeners('error').removeAllListeners('exit')
+        // Ordered before any request this pool sends.
+        ahead.postMessage({ op: 'init', ...init })
+      }
       const pending = new Map<number, Pending>()
       const slot: { worker: Worker; pending: Map<number, Pending>; dead?: Error } = { worker, pending }
       worker.on('message', (m: Reply & { seq: number }) => {

@@ -126,17 +126,20 @@ class CountedBackend {
     readonly verify: boolean,
   ) {}
 
-  /** Writes an object; a pack is read back and compared unless `readBack` is false. */
+  /**
+   * Writes an object; a pack is read back and compared unless `readBack` is false. `fresh` as
+   * VaultBackend.create's (a pack name just drawn at random).
+   */
   async create(
     name: string,
     data: Uint8Array | readonly Uint8Array[],
-    readBack = this.verify,
+    options: { fresh?: boolean; readBack?: boolean } = {},
   ): Promise<boolean> {
     const parts = Array.isArray(data) ? (data as readonly Uint8Array[]) : [data as Uint8Array]
     const size = parts.reduce((n, p) => n + p.length, 0)
-    const ok = await this.inner.create(name, parts)
+    const ok = await this.inner.create(name, parts, options.fresh ? { fresh: true } : undefined)
     this.bytesWritten += size
-    if (readBack && name.startsWith('packs/')) {
+    if ((options.readBack ?? this.verify) && name.startsWith('packs/')) {
       const back = await this.#readBack(name, parts, size)
       this.bytesVerified += back.length
       if (!back.same) {
@@ -330,7 +333,7 @@ export async function runCopy(
         ? new WholePackCopier(src, dst, {
             held: (id) => safe.has(id.toString('latin1')) || writer.holds(id),
             lock: (names) => touch(...names),
-            create: (name, data) => out.create(name, data, false),
+            create: (name, data) => out.create(name, data, { readBack: false }),
             signal: opts.signal,
           })
         : undefined

@@ -39,6 +39,8 @@ export interface ProxiedRequest {
   method: string
   url: string
   fault?: Fault['kind']
+  /** The body's length as its Content-Length header gave it (0 without one). */
+  length: number
   /** Requests in flight when this one arrived (itself included). */
   concurrent: number
   /** When it arrived and when its answer was done, on one counter of events. */
@@ -94,6 +96,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       method: req.method ?? '',
       url: req.url ?? '',
       ...(fault ? { fault: fault.kind } : {}),
+      length: Number(req.headers['content-length'] ?? 0),
       concurrent: inFlight,
       start: events++,
     }

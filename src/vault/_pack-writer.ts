@@ -16,7 +16,7 @@ import type { VaultBackend } from './vault-backend.js'
 export class PackWriter {
   readonly #backend: VaultBackend
   readonly #index: ChunkIndex
-  readonly #target: number
+  readonly #target: (cut: number) => number
   readonly #inFlight: number
   readonly #beforeWrite: (name: string) => Promise<void>
   readonly #afterWrite: (name: string) => void
@@ -44,7 +44,8 @@ export class PackWriter {
     backend: VaultBackend,
     index: ChunkIndex,
     options: {
-      target: number
+      /** Bytes a pack closes at; a function is asked for each pack (by the count of packs cut before it). */
+      target: number | ((cut: number) => number)
       /** Packs written at once (default 1). */
       inFlight?: number
       beforeWrite?: (name: string) => Promise<void>
@@ -54,7 +55,8 @@ export class PackWriter {
   ) {
     this.#backend = backend
     this.#index = index
-    this.#target = options.target
+    const target = options.target
+    this.#target = typeof target === 'number' ? () => target : target
     this.#inFlight = Math.max(1, options.inFlight ?? 1)
     this.#beforeWrite = options.beforeWrite ?? (async () => {})
     this.#afterWrite = options.afterWrite ?? (() => {})
@@ -81,7 +83,8 @@ export class PackWriter {
     this.#entries.push({ id, offset: this.#size, length, rawLength, kind })
     this.#parts.push(...parts)
     this.#size += length
-    if (this.#size + this.#entries.length * 48 + PACK_FOOTER >= this.#target) await this.#cut(this.#inFlight)
+    if (this.#size + this.#entries.length * 48 + PACK_FOOTER >= this.#target(this.#cuts))
+      await this.#cut(this.#inFlight)
   }
 
   /** Waits for pack writes in progress, ignoring their outcome (used on the way out of a failure). */
@@ -130,7 +133,8 @@ export class PackWriter {
     this.#lockChain = listed.catch(() => {})
     await listed
     const trailer = packTrailer(entries, indexOffset)
-    await this.#backend.create(name, [packHeader(), ...parts, trailer])
+    // A pack's name is 128 random bits, new to the store: no probe before the (conditional) write.
+    await this.#backend.create(name, [packHeader(), ...parts, trailer], { fresh: true })
     const size = indexOffset + trailer.length
     this.#index.addPack({ name, size, modified: Date.now(), entries })
     // The parts came from the chunk workers and only this writer holds them: free them now.

