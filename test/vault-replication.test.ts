@@ -105,6 +105,11 @@ describe('a GRS vault between two sites', () => {
         const ids = await pointIds(west.url, 'geo')
         return [p1, p2, p3].every((p) => ids.includes(p))
       })
+      // The round records its wire bytes after its last manifest: the points may be listed first.
+      await until(
+        'the catch-up round recorded its wire bytes',
+        async () => (await api(west.url, 'GET', '/api/v1/vaults/geo')).body.replication.lastSyncWireBytes > 0,
+      )
       const wire = (await api(west.url, 'GET', '/api/v1/vaults/geo')).body.replication
       assert.ok(wire.lastSyncWireBytes > 0, JSON.stringify(wire))
       // Only the changed chunks travelled for p2 and p3 (1.5 MiB of new data, far less than the disk).

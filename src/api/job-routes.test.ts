@@ -49,10 +49,15 @@ async function drain(res: Response, ms: number): Promise<{ text: string; ended: 
       await reader.cancel()
       return { text, ended: false }
     }
+    let timer: NodeJS.Timeout | undefined
     const next = await Promise.race([
       reader.read(),
-      new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), left)),
+      new Promise<'timeout'>((r) => {
+        timer = setTimeout(() => r('timeout'), left)
+      }),
     ])
+    // A timer left running would keep the file's process alive until it fires.
+    clearTimeout(timer)
     if (next === 'timeout') continue
     if (next.done) return { text, ended: true }
     text += decoder.decode(next.value, { stream: true })

@@ -1,8 +1,9 @@
-// OperationHost: what the metadata operations of LogDiskStore (_account-operations.ts,
-// _disk-operations.ts, _snapshot-operations.ts) may see and do of the store. They validate a request
-// and commit one META record through it; the store keeps the sequencing of appends and fsyncs.
-
+// OperationHost: what the operations of LogDiskStore kept outside its file (_account-operations.ts,
+// _disk-operations.ts, _snapshot-operations.ts, _read-operations.ts) may see and do of the store. The
+// metadata ones validate a request and commit one META record through it; the read ones only read.
+// The store keeps the sequencing of appends and fsyncs.
 import type { MetaOp } from './_apply-record.js'
+import type { Root } from './_extent-tree.js'
 import type { AccountState, ContainerState, DiskState, StoreState, Version } from './_store-state.js'
 import type { DiskInfo, DiskRef, WriteConditions, WriteResult } from './types.js'
 
@@ -29,4 +30,16 @@ export interface OperationHost {
   getDisk(ref: DiskRef, snapshot?: string): DiskInfo
   /** Appends and applies a META record, then waits until it is durable. */
   commit(op: MetaOp): Promise<void>
+  /**
+   * The bytes of a range of a root, read at once; bytes written directly are read on the thread pool
+   * when `later` is given (each read's promise is pushed there).
+   */
+  readRoot(
+    root: Root,
+    offset: number,
+    length: number,
+    what: string,
+    into?: Buffer,
+    later?: Promise<void>[],
+  ): Buffer
 }

@@ -9,12 +9,13 @@
 // checkpoints and the reload after a failed append, which share the store's mutable fields and are
 // kept in one place on purpose (that ordering is what makes the store crash-safe). The metadata
 // methods (each validates, then commits one META record) live in _account-operations.ts,
-// _disk-operations.ts and _snapshot-operations.ts behind a small host (_operation-host.ts); the data
-// path (writes, clears, reads, diffs) stays here. The rest lives in private modules: _store-state.ts
-// (the state and its checkpoint form), _apply-record.ts (log records and applying them),
-// _load-state.ts (checkpoint + replay at open), _write-conditions.ts, _snapshot-id.ts, _disk-info.ts
-// (public views, listings), _read-root.ts, _diff-versions.ts, _live-ranges.ts (space accounting),
-// _compact-log.ts, _import-file.ts, _export-file.ts; _space-guard.ts keeps the disk-full rules.
+// _disk-operations.ts and _snapshot-operations.ts, the reads, page ranges and diffs in
+// _read-operations.ts, behind a small host (_operation-host.ts); writes and clears stay here. The
+// rest lives in private modules: _store-state.ts (the state and its checkpoint form),
+// _apply-record.ts (log records and applying them), _load-state.ts (checkpoint + replay at open),
+// _write-conditions.ts, _snapshot-id.ts, _disk-info.ts (public views, listings), _read-root.ts,
+// _diff-versions.ts, _live-ranges.ts (space accounting), _compact-log.ts, _import-file.ts,
+// _export-file.ts; _space-guard.ts keeps the disk-full rules.
 
 import { mkdirSync } from 'node:fs'
 import { CairnError, type ErrorCode, type Logger, silentLogger } from '../util/index.js'
@@ -30,7 +31,6 @@ import {
 } from './_apply-record.js'
 import { NodeWriter, pruneCheckpoints, writeCheckpoint } from './_checkpoint.js'
 import { type CompactionHost, compactLog, type Room } from './_compact-log.js'
-import { diffVersions, pageRangesOf } from './_diff-versions.js'
 import { diskInfo, iso } from './_disk-info.js'
 import { DiskOperations } from './_disk-operations.js'
 import { type ExportHost, exportFile } from './_export-file.js'
@@ -43,6 +43,7 @@ import { loadState } from './_load-state.js'
 import { refText } from './_names.js'
 import type { OperationHost } from './_operation-host.js'
 import { ExclusiveWrites, planOverwrite } from './_overwrite-in-place.js'
+import { type DiffOptions, ReadOperations } from './_read-operations.js'
 import { readRoot } from './_read-root.js'
 import {
   type BackgroundRecord,
@@ -124,8 +125,6 @@ const FREEING: ReadonlySet<string> = new Set([
   'lease',
 ])
 
-const MAX_READ = 1024 ** 3
-
 const isStoreFull = (err: unknown): err is CairnError => err instanceof CairnError && err.code === 'StoreFull'
 
 /** The disk store over a data log and persistent extent trees. */
@@ -174,6 +173,7 @@ export class LogDiskStore implements DiskStore {
   readonly #accounts: AccountOperations
   readonly #disks: DiskOperations
   readonly #snapshots: SnapshotOperations
+  readonly #reads: ReadOperations
 
   private constructor(dir: string, log: SegmentLog, options: LogDiskStoreOptions) {
     this.#dir = dir
@@ -193,9 +193,10 @@ export class LogDiskStore implements DiskStore {
     this.#accounts = new AccountOperations(host)
     this.#disks = new DiskOperations(host)
     this.#snapshots = new SnapshotOperations(host)
+    this.#reads = new ReadOperations(host)
   }
 
-  /** What the account, disk and snapshot operations may see and do of the store. */
+  /** What the account, disk, snapshot and read operations may see and do of the store. */
   #operationHost(): OperationHost {
     return {
       state: this.#state,
@@ -210,6 +211,8 @@ export class LogDiskStore implements DiskStore {
       diskInfo: (disk, v, snapshot) => this.#diskInfo(disk, v, snapshot),
       getDisk: (ref, snapshot) => this.getDisk(ref, snapshot),
       commit: (op) => this.#commit(op),
+      readRoot: (root, offset, length, what, into, later) =>
+        this.#readRoot(root, offset, length, what, into, later),
     }
   }
 
@@ -795,22 +798,14 @@ export class LogDiskStore implements DiskStore {
     return result
   }
 
-  async read(
+  /** The bytes of a range of a disk or snapshot; data written directly is read on the thread pool. */
+  read(
     ref: DiskRef,
     offset: number,
     length: number,
     options: { snapshot?: string; into?: Buffer } = {},
   ): Promise<Buffer> {
-    // Bytes a direct append wrote are read on the thread pool (they come from the device, not the
-    // cache); the rest at once. The answer is the disk as of this call either way.
-    const later: Promise<void>[] = []
-    const out = this.#readChecked(ref, offset, length, options, later)
-    if (later.length === 0) return out
-    // Every read must end before the buffer goes back to the caller, failed or not.
-    const settled = await Promise.allSettled(later)
-    const failed = settled.find((r) => r.status === 'rejected')
-    if (failed !== undefined) throw failed.reason
-    return out
+    return this.#reads.read(ref, offset, length, options)
   }
 
   /** `read` without the promise: the bytes as of this instant. */
@@ -820,35 +815,7 @@ export class LogDiskStore implements DiskStore {
     length: number,
     options: { snapshot?: string; into?: Buffer } = {},
   ): Buffer {
-    return this.#readChecked(ref, offset, length, options)
-  }
-
-  #readChecked(
-    ref: DiskRef,
-    offset: number,
-    length: number,
-    options: { snapshot?: string; into?: Buffer },
-    later?: Promise<void>[],
-  ): Buffer {
-    const d = this.#disk(ref)
-    const v = this.#version(d, options.snapshot)
-    const what = `read ${length} bytes at ${offset} of disk "${refText(ref)}"`
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
-      throw new CairnError('InvalidRequest', `Cannot ${what}: offset and length must be whole numbers`)
-    }
-    if (offset + length > v.size) {
-      throw new CairnError('RangeOutOfBounds', `Cannot ${what}: the disk ends at ${v.size}`)
-    }
-    if (length > MAX_READ)
-      throw new CairnError('ReadTooLarge', `Cannot ${what}: a single read is limited to 1 GiB`)
-    const into = options.into
-    if (into !== undefined && into.length < length) {
-      throw new CairnError(
-        'InvalidRequest',
-        `Cannot ${what}: the buffer given holds only ${into.length} bytes`,
-      )
-    }
-    return this.#readRoot(v.root, offset, length, what, into?.subarray(0, length), later)
+    return this.#reads.readSync(ref, offset, length, options)
   }
 
   #readRoot(
@@ -866,38 +833,11 @@ export class LogDiskStore implements DiskStore {
     ref: DiskRef,
     options: { snapshot?: string; offset?: number; length?: number } = {},
   ): ByteRange[] {
-    const d = this.#disk(ref)
-    const v = this.#version(d, options.snapshot)
-    return pageRangesOf(v, options.offset, options.length, `list the page ranges of "${refText(ref)}"`)
+    return this.#reads.pageRanges(ref, options)
   }
 
-  diff(
-    ref: DiskRef,
-    options: {
-      from: string
-      fromDisk?: DiskRef
-      to?: string
-      offset?: number
-      length?: number
-      marker?: string
-      maxResults?: number
-    },
-  ): DiskDiff {
-    const d = this.#disk(ref)
-    const base = options.fromDisk === undefined ? d : this.#disk(options.fromDisk)
-    const from = this.#version(base, options.from)
-    const to = this.#version(d, options.to)
-    const fromText =
-      options.fromDisk === undefined ? options.from : `"${refText(options.fromDisk)}"@${options.from}`
-    const what = `diff disk "${refText(ref)}" from ${fromText} to ${options.to ?? 'the live disk'}`
-    // Versions of one disk are always diffed (its snapshots may predate an overwrite); across disks,
-    // only within a lineage.
-    if (base !== d && from.lineage !== to.lineage)
-      throw new CairnError(
-        'LineageMismatch',
-        `Cannot ${what}: the two are not of one lineage (neither was copied from the other or from a common disk)`,
-      )
-    return diffVersions(from, to, options, what, base !== d)
+  diff(ref: DiskRef, options: DiffOptions): DiskDiff {
+    return this.#reads.diff(ref, options)
   }
 
   flush(): Promise<void> {

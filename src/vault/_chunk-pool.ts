@@ -58,29 +58,6 @@ export function defaultChunkWorkers(): number {
   return Math.max(1, Math.min(4, availableParallelism()))
 }
 
-/** Workers started ahead of their pool, not yet given keys (see prestartChunkWorkers). */
-const spare: Worker[] = []
-
-/**
- * Starts up to `size` chunk workers before the pool that will use them exists: a worker takes ~0.15
- * CPU s to start, which then overlaps the opening of the vault (an object store's SDK loading and its
- * first requests) instead of following it. The next pool made takes them and sends them its keys.
- * Idle spares never keep the process alive; at most `size` wait at any time.
- */
-export function prestartChunkWorkers(size = defaultChunkWorkers()): void {
-  while (spare.length < size) {
-    const worker = new Worker(WORKER_URL)
-    const drop = () => {
-      const i = spare.indexOf(worker)
-      if (i >= 0) spare.splice(i, 1)
-    }
-    worker.once('error', drop)
-    worker.once('exit', drop)
-    worker.unref()
-    spare.push(worker)
-  }
-}
-
 /** A small pool of worker threads that seal, hash and open chunks. */
 export class ChunkPool {
   readonly #workers: { worker: Worker; pending: Map<number, Pending>; dead?: Error }[] = []
@@ -100,13 +77,7 @@ export class ChunkPool {
   constructor(keys: ChunkKeys | null, level: number, size = defaultChunkWorkers()) {
     const init: ChunkWorkerInit = { dataKey: keys?.dataKey ?? null, idKey: keys?.idKey ?? null, level }
     for (let i = 0; i < size; i++) {
-      const ahead = spare.shift()
-      const worker = ahead ?? new Worker(WORKER_URL, { workerData: init })
-      if (ahead) {
-        ahead.removeAllListeners('error').removeAllListeners('exit')
-        // Ordered before any request this pool sends.
-        ahead.postMessage({ op: 'init', ...init })
-      }
+      const worker = new Worker(WORKER_URL, { workerData: init })
       const pending = new Map<number, Pending>()
       const slot: { worker: Worker; pending: Map<number, Pending>; dead?: Error } = { worker, pending }
       worker.on('message', (m: Reply & { seq: number }) => {

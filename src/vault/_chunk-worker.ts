@@ -6,19 +6,16 @@ import { ALIGN, alignedBuffer } from './_direct-write.js'
 import { churnYoung, release } from './_memory.js'
 import { pageDigests } from './_page-digests.js'
 
-/** The pool's keys and zstd level: in workerData, or in an `init` message first (a worker started ahead). */
+/** The pool's keys and zstd level (workerData). */
 export interface ChunkWorkerInit {
   dataKey: Uint8Array | null
   idKey: Uint8Array | null
   level: number
 }
 
-let init: ChunkWorkerInit = (workerData as ChunkWorkerInit | null) ?? { dataKey: null, idKey: null, level: 1 }
-let keys: ChunkKeys | null = keysOf(init)
-
-function keysOf(i: ChunkWorkerInit): ChunkKeys | null {
-  return i.dataKey && i.idKey ? { dataKey: Buffer.from(i.dataKey), idKey: Buffer.from(i.idKey) } : null
-}
+const init = workerData as ChunkWorkerInit
+const keys: ChunkKeys | null =
+  init.dataKey && init.idKey ? { dataKey: Buffer.from(init.dataKey), idKey: Buffer.from(init.idKey) } : null
 
 /** A request to the worker. */
 export interface ChunkRequest {
@@ -289,13 +286,7 @@ async function restoreLeaf(m: ChunkRequest): Promise<number> {
   }
 }
 
-parentPort?.on('message', (m: ChunkRequest | ({ op: 'init' } & ChunkWorkerInit)) => {
-  if (m.op === 'init') {
-    // A worker started before its vault was open learns the vault's keys before any request.
-    init = { dataKey: m.dataKey, idKey: m.idKey, level: m.level }
-    keys = keysOf(init)
-    return
-  }
+parentPort?.on('message', (m: ChunkRequest) => {
   if (m.op === 'restoreLeaf') {
     restoreLeaf(m).then(
       (written) => {

@@ -260,8 +260,8 @@ export async function runCopy(
     packs: earlier?.packs ?? [],
   }
   let lockWrite = Promise.resolve()
-  const touch = (pack?: string) => {
-    if (pack) dstLock.packs.push(pack)
+  const touch = (...packs: string[]) => {
+    dstLock.packs.push(...packs)
     dstLock.updatedAt = now()
     srcLock.updatedAt = dstLock.updatedAt
     const body = encodeRecord('LOCK', 1, { ...dstLock, packs: [...dstLock.packs] })
@@ -276,8 +276,7 @@ export async function runCopy(
   let finished = false
   try {
     if (pending.length > 0) {
-      await src.writeLock(srcLock)
-      await touch()
+      await Promise.all([src.writeLock(srcLock), touch()])
     }
     // A replica's copy takes the missed points' packs whole and needs the source's index only for a
     // chunk it still lacks after them (loaded then, by the first read that misses).
@@ -333,7 +332,7 @@ export async function runCopy(
       mode === 'ciphertext' && opts.replica
         ? new WholePackCopier(src, dst, {
             held: (id) => safe.has(id.toString('latin1')) || writer.holds(id),
-            lock: (name) => touch(name),
+            lock: (names) => touch(...names),
             create: (name, data) => out.create(name, data, { readBack: false }),
             signal: opts.signal,
           })

@@ -38,8 +38,8 @@ export interface WholePack {
 export interface WholePackSink {
   /** True when the target holds the chunk for sure (or is about to, from this copy). */
   held(id: Buffer): boolean
-  /** Names the pack in the copy's target lock (before it is written). */
-  lock(name: string): Promise<void>
+  /** Names packs in the copy's target lock (before they are written). */
+  lock(names: readonly string[]): Promise<void>
   /**
    * Writes the pack (create-if-absent; counted as the copy's bytes written). Not read back: the bytes
    * written are the ones just checked, in the same memory, as a backup writes the packs it made.
@@ -81,6 +81,9 @@ export class WholePackCopier {
       return this.#src.index.pack(name)?.entries.every((e) => !this.#sink.held(e.id)) ?? true
     })
     const out: WholePack[] = []
+    // One lock write names them all before the first is written (a name whose pack is never written
+    // is harmless: it keeps nothing).
+    if (todo.length > 0) await this.#sink.lock(todo)
     await forEachLimit(todo, PACKS_AT_ONCE, async (name) => {
       this.#sink.signal?.throwIfAborted()
       const size = this.#sizes.get(name)!
@@ -103,7 +106,6 @@ export class WholePackCopier {
         // chunk-by-chunk copy: no chunk is held twice.
         if (entries.length === 0 || entries.some((e) => this.#sink.held(e.id))) return
         this.written.add(name)
-        await this.#sink.lock(name)
         await this.#sink.create(name, pack)
         this.#dst.index.addPack({ name, size, modified: Date.now(), entries })
         out.push({ name, size, entries })

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { join } from 'node:path'
 import { CairnError } from '../util/index.js'
 import { type BackupOptions, runBackup } from './_backup.js'
-import { ChunkPool, prestartChunkWorkers } from './_chunk-pool.js'
+import { ChunkPool } from './_chunk-pool.js'
 import { type CopyOptions, type CopyReport, runCopy } from './_copy.js'
 import { type VaultConfig, VaultCore } from './_core.js'
 import { FANOUT, LEAF_SPAN } from './_disk-tree.js'
@@ -120,7 +120,6 @@ export class Vault {
 
   /** Makes a new vault on an empty backend. */
   static async create(backend: VaultBackend, options: CreateVaultOptions = {}): Promise<Vault> {
-    prestartChunkWorkers(options.workers)
     if ((await backend.list('config')).some((o) => o.name === 'config')) {
       throw new CairnError(
         'VaultAlreadyExists',
@@ -182,8 +181,6 @@ export class Vault {
     credentials?: VaultCredentials,
     options: OpenVaultOptions = {},
   ): Promise<Vault> {
-    // The workers start while the backend answers (and, on an object store, loads its SDK).
-    prestartChunkWorkers(options.workers)
     let data: Buffer
     try {
       data = await backend.get('config')
@@ -234,7 +231,6 @@ export class Vault {
    * it, or the vault it replicates): no credentials travel.
    */
   static async openAlike(backend: VaultBackend, like: Vault, options: OpenVaultOptions = {}): Promise<Vault> {
-    prestartChunkWorkers(options.workers)
     const { body } = decodeRecord(await backend.get('config'), 'CONF', 'the vault config record "config"')
     const config = body as VaultConfig
     if (config.id !== like.id || config.encrypted !== like.encrypted)
