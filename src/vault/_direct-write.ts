@@ -39,6 +39,15 @@ export interface DirectFile {
   close(): Promise<void>
 }
 
+/** Writes the first `length` bytes of `data` at `offset`, again where a write took only part. */
+async function writeFully(file: FileHandle, data: Uint8Array, length: number, offset: number): Promise<void> {
+  let done = 0
+  while (done < length) {
+    const { bytesWritten } = await file.write(data, done, length - done, offset + done)
+    done += bytesWritten
+  }
+}
+
 /**
  * Opens `path` with `flags` ('wx' or 'r+') for writes that bypass the page cache where they can.
  * Falls back to ordinary writes when the file system refuses O_DIRECT.
@@ -55,13 +64,7 @@ export async function openDirect(path: string, flags: 'wx' | 'r+'): Promise<Dire
       throw err
     }
   }
-  const plain = async (offset: number, data: Uint8Array) => {
-    let done = 0
-    while (done < data.length) {
-      const { bytesWritten } = await fh.write(data, done, data.length - done, offset + done)
-      done += bytesWritten
-    }
-  }
+  const plain = (offset: number, data: Uint8Array) => writeFully(fh, data, data.length, offset)
   return {
     fh,
     directFd: direct?.fd ?? null,
@@ -84,11 +87,7 @@ export async function openDirect(path: string, flags: 'wx' | 'r+'): Promise<Dire
           const rest = parts[part]!.subarray(within)
           if (rest.length >= ALIGN && isAligned(rest)) {
             const n = Math.floor(rest.length / ALIGN) * ALIGN
-            let done = 0
-            while (done < n) {
-              const { bytesWritten } = await direct.write(rest, done, n - done, offset + done)
-              done += bytesWritten
-            }
+            await writeFully(direct, rest, n, offset)
             offset += n
             left -= n
             within += n
@@ -112,11 +111,7 @@ export async function openDirect(path: string, flags: 'wx' | 'r+'): Promise<Dire
               within = 0
             }
           }
-          let done = 0
-          while (done < want) {
-            const { bytesWritten } = await direct.write(slot, done, want - done, offset + done)
-            done += bytesWritten
-          }
+          await writeFully(direct, slot, want, offset)
           offset += want
           left -= want
         }
