@@ -10,7 +10,7 @@ import { claimRace } from './_claims.js'
 // picked FOR UPDATE SKIP LOCKED. SQLite catalogs belong to one process, so this runs on PostgreSQL only.
 for (const dialect of CATALOG_DIALECTS.filter((d) => d.name === 'postgres'))
   describe(`job claims by three worker processes (${dialect.name})`, () => {
-    it('every queued job is claimed exactly once, and every worker gets some', async () => {
+    it('every queued job is claimed exactly once, by workers claiming side by side', async () => {
       const dir = mkdtempSync(join(tmpdir(), 'cairn-claims-'))
       try {
         const race = await claimRace(dialect.url(dir), 600, 3)
@@ -20,9 +20,12 @@ for (const dialect of CATALOG_DIALECTS.filter((d) => d.name === 'postgres'))
           race.perWorker.reduce((a, b) => a + b, 0),
           600,
         )
+        // Claims from more than one process prove the race was real. Not every worker: on a loaded
+        // machine the OS may not run a third process before the others have emptied the queue (a CI
+        // run saw 598, 0 and 2).
         assert.ok(
-          race.perWorker.every((n) => n > 0),
-          `each worker claimed some (${race.perWorker})`,
+          race.perWorker.filter((n) => n > 0).length >= 2,
+          `workers claimed side by side (${race.perWorker})`,
         )
       } finally {
         rmSync(dir, { recursive: true, force: true })
