@@ -29,11 +29,11 @@ describe('a disk point cut mid-ship through a proxy between two services', () =>
     let west: RunningService | undefined
     let proxy: TcpProxy | undefined
     try {
-      // Long intervals: only `account sync` ships, so the test decides when the link drops.
-      ;[east, west] = await Promise.all([
-        startService(['--geo-interval', '3600']),
-        startService(['--geo-interval', '3600']),
-      ])
+      // Long intervals: only `account sync` ships, so the test decides when the link drops. The SDK
+      // clients never retry (maxTries 1): idle connections stay two minutes, so a read never reuses one
+      // the service is closing at its idle deadline (a "socket hang up" under load).
+      const args = ['--geo-interval', '3600', '--http-idle-timeout', '120']
+      ;[east, west] = await Promise.all([startService(args), startService(args)])
       proxy = await startTcpProxy(west.url)
       const made = await fetch(`${west.url}/api/v1/auth/tokens`, {
         method: 'POST',

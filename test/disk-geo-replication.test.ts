@@ -70,8 +70,13 @@ describe('disk geo-redundancy between two services (RA-GRS, failover)', () => {
   let key: string
   let siteToken: string
   let westPort = '0'
+  // The SDK clients below never retry (maxTries 1): a kept-alive connection the service closes at its
+  // idle deadline just as a client reuses it would fail a read with "socket hang up" (seen under load),
+  // so the services keep idle connections for two minutes.
+  const IDLE = ['--http-idle-timeout', '120']
   // A restarted secondary keeps its ports: the pair and the SDK's secondaryHost name them.
   const westArgs = () => [
+    ...IDLE,
     '--geo-interval',
     '1',
     '--blob-host',
@@ -91,7 +96,7 @@ describe('disk geo-redundancy between two services (RA-GRS, failover)', () => {
   const disk = (svc: BlobServiceClient, name = 'os') => svc.getContainerClient('vms').getPageBlobClient(name)
 
   before(async () => {
-    east = await startService(['--geo-interval', '1'])
+    east = await startService([...IDLE, '--geo-interval', '1'])
     blobPort = new URL(east.listeners.blob as string).port
     west = await startService(westArgs())
     westPort = new URL(west.url).port
