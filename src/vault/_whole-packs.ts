@@ -73,7 +73,7 @@ export class WholePackCopier {
     // The sizes come from one listing of the source's packs (its whole index need not be loaded).
     if (names.some((n) => !this.#sizes.has(n)))
       this.#sizes = new Map((await this.#src.backend.list('packs/')).map((o) => [o.name, o.size]))
-    const todo = names.filter((name) => {
+    const wanted = names.filter((name) => {
       const size = this.#sizes.get(name)
       if (size === undefined || size > MAX_WHOLE || size < PACK_HEADER + PACK_FOOTER) return false
       if (this.#dst.index.pack(name) || this.written.has(name)) return false
@@ -83,8 +83,8 @@ export class WholePackCopier {
     const out: WholePack[] = []
     // One lock write names them all before the first is written (a name whose pack is never written
     // is harmless: it keeps nothing).
-    if (todo.length > 0) await this.#sink.lock(todo)
-    await forEachLimit(todo, PACKS_AT_ONCE, async (name) => {
+    if (wanted.length > 0) await this.#sink.lock(wanted)
+    await forEachLimit(wanted, PACKS_AT_ONCE, async (name) => {
       this.#sink.signal?.throwIfAborted()
       const size = this.#sizes.get(name)!
       const buf = this.#take(size)
