@@ -14,6 +14,7 @@ import { createRequire } from 'node:module'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { S3RVER_ATOMIC_PUT } from '../../src/vault/_test-object-stores.js'
 import { run } from '../_util.js'
 import type { BenchContext, BenchResult, BenchScenario } from '../bench-types.js'
 
@@ -100,17 +101,25 @@ async function bytesUnder(dir: string, suffix: string): Promise<number> {
   return n
 }
 
-/** s3rver over TLS with its request log in `dir/log`; buckets are folders made before it starts. */
+/**
+ * s3rver over TLS, its PUTs atomic, with its request log in `dir/log`; buckets are folders made before
+ * it starts.
+ */
 async function startS3rver(dir: string, cert: string, key: string, buckets: string[]): Promise<Server> {
   const data = join(dir, 'data')
   for (const b of buckets) await mkdir(join(data, b), { recursive: true })
   const port = await freePort()
   const log = join(dir, 'log')
   const out = await open(log, 'w')
+  // PUTs made atomic as S3's, as in the tests (S3RVER_ATOMIC_PUT).
+  const main = require.resolve('s3rver/bin/s3rver.js')
+  const boot = `${S3RVER_ATOMIC_PUT};process.argv=[process.argv[0],${JSON.stringify(main)},...process.argv.slice(1)];require(${JSON.stringify(main)})`
   const child = spawn(
     process.execPath,
     [
-      require.resolve('s3rver/bin/s3rver.js'),
+      '-e',
+      boot,
+      '--',
       '--directory',
       data,
       '--address',

@@ -58,15 +58,70 @@ async function waitForPort(port: number, child: ChildProcess, what: string): Pro
   }
 }
 
+/**
+ * JavaScript run in s3rver's process before it starts, making its PUT and GET behave as S3's do.
+ * s3rver 3.7 writes an upload into the object's own file and answers as soon as the body has been
+ * read, before the file holds it all; a GET takes the length from one look at the file and opens it
+ * again for the bytes. A reader (a listing, a GET, another worker) could see the first part of a new
+ * object, or the length of the old version with the bytes of the new, which no real store shows (AWS
+ * S3, Azure, MinIO and Ceph replace atomically and read after write). Here a PUT writes the body to a
+ * temporary file (a name s3rver does not list), then its MD5 and metadata, and a rename puts it in
+ * place before the answer; a GET opens the file once and takes length and bytes from that one open
+ * file.
+ */
+export const S3RVER_ATOMIC_PUT = `{
+const fs=require('fs'),path=require('path'),crypto=require('crypto'),{pipeline}=require('stream/promises');
+const Store=require(${JSON.stringify(require.resolve('s3rver/lib/stores/filesystem.js'))});
+const Object_=require(${JSON.stringify(require.resolve('s3rver/lib/models/object.js'))});
+Store.prototype.putObject=async function(object){
+  const target=this.getResourcePath(object.bucket,object.key,'object');
+  await fs.promises.mkdir(path.dirname(target),{recursive:true});
+  const tmp=target+'.'+crypto.randomBytes(6).toString('hex')+'.partial';
+  const md5=crypto.createHash('md5');let size=0;
+  const body=Buffer.isBuffer(object.content)?[object.content]:object.content;
+  try{
+    await pipeline(body,async function*(chunks){for await(const c of chunks){md5.update(c);size+=c.length;yield c}},fs.createWriteStream(tmp));
+    const digest=md5.digest('hex');
+    await this.putMetadata(object.bucket,object.key,object.metadata,digest);
+    await fs.promises.rename(tmp,target);
+    return{size,md5:digest};
+  }catch(err){await fs.promises.rm(tmp,{force:true});throw err}
+};
+Store.prototype.getObject=async function(bucket,key,options){
+  let fh;
+  try{fh=await fs.promises.open(this.getResourcePath(bucket,key,'object'),'r')}
+  catch(err){if(err.code==='ENOENT')return null;throw err}
+  try{
+    const metadata=await this.getMetadata(bucket,key);
+    const st=await fh.stat();
+    metadata['content-length']=st.size;
+    metadata['last-modified']=st.mtime.toUTCString();
+    const lastByte=Math.max(0,st.size-1);
+    const ranged=options&&(options.start!==undefined||options.end);
+    const range={start:(options&&options.start)||0,end:Math.min((options&&options.end)||Infinity,lastByte)};
+    if(range.start<0||range.end<range.start){
+      await fh.close();
+      const object=new Object_(bucket,key,null,metadata);
+      if(ranged)object.range=range;
+      return object;
+    }
+    const object=new Object_(bucket,key,fs.createReadStream('',{fd:fh,start:range.start,end:range.end}),metadata);
+    if(ranged)object.range=range;
+    return object;
+  }catch(err){await fh.close().catch(()=>{});if(err.code==='ENOENT')return null;throw err}
+};
+}`
+
 /** Starts `main` (a CommonJS entry point) as a child that ends when this process ends. */
 async function startServer(
   what: string,
   main: string,
   args: (port: number, dir: string) => string[],
+  preload = '',
 ): Promise<TestObjectStore> {
   const dir = mkdtempSync(join(tmpdir(), `cairn-${what}-`))
   const port = await freePort()
-  const boot = `process.stdin.on('end',()=>process.exit(0)).on('error',()=>process.exit(0)).resume();process.argv=[process.argv[0],${JSON.stringify(main)},...process.argv.slice(1)];require(${JSON.stringify(main)})`
+  const boot = `process.stdin.on('end',()=>process.exit(0)).on('error',()=>process.exit(0)).resume();${preload}process.argv=[process.argv[0],${JSON.stringify(main)},...process.argv.slice(1)];require(${JSON.stringify(main)})`
   const child = spawn(process.execPath, ['-e', boot, '--', ...args(port, dir)], {
     stdio: ['pipe', 'ignore', 'inherit'],
   })
@@ -116,17 +171,14 @@ export function startAzurite(): Promise<TestObjectStore> {
   ])
 }
 
-/** Starts s3rver (from node_modules). */
+/** Starts s3rver (from node_modules), its PUTs atomic as S3's (`S3RVER_ATOMIC_PUT`). */
 export function startS3rver(): Promise<TestObjectStore> {
-  return startServer('s3rver', require.resolve('s3rver/bin/s3rver.js'), (port, dir) => [
-    '--directory',
-    dir,
-    '--address',
-    '127.0.0.1',
-    '--port',
-    String(port),
-    '--silent',
-  ])
+  return startServer(
+    's3rver',
+    require.resolve('s3rver/bin/s3rver.js'),
+    (port, dir) => ['--directory', dir, '--address', '127.0.0.1', '--port', String(port), '--silent'],
+    S3RVER_ATOMIC_PUT,
+  )
 }
 
 let azurite: Promise<TestObjectStore> | undefined
