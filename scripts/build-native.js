@@ -6,6 +6,8 @@
 //   uses the WebAssembly CRC-64 (src/blobapi/_crc64.ts), about 6x slower.
 // - native/heap.c → heap.node: keeps freed heap memory for reuse (src/util/retain-freed-heap.ts);
 //   without it uploads pay a page fault for every page of every received body.
+// - native/pagedigest.c → pagedigest.node: the page digests of object-store backups in one call per
+//   piece, with the OpenSSL inside Node (src/vault/_page-digests.ts); without it, one crypto call a page.
 // Environment: CC picks the compiler (default: cc, then gcc, then clang).
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, renameSync, statSync } from 'node:fs'
@@ -16,6 +18,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const ADDONS = [
   { name: 'crc64', without: 'the blob API sums CRC-64s with WebAssembly instead' },
   { name: 'heap', without: 'freed heap memory goes back to the system at once (uploads fault more)' },
+  { name: 'pagedigest', without: 'object-store backups hash page digests in JavaScript (slower)' },
 ]
 
 /** Node's headers: beside the running binary (distribution packages, official tarballs), else node-gyp's cache. */

@@ -25,6 +25,7 @@
 // else (missing, damaged, another point) and the backup reads the base as before.
 import { createHash, createHmac, hash, randomBytes } from 'node:crypto'
 import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
 import { join } from 'node:path'
 
 /** Bytes of disk one digest covers. */
@@ -36,8 +37,26 @@ const MAGIC = Buffer.from('CRNPGDG1', 'latin1')
 const HEAD = 48
 const SUM = 32
 
+interface NativePageDigests {
+  digests(data: Uint8Array, key: Uint8Array | null, out: Uint8Array): void
+}
+
+/** native/pagedigest.c (built by `npm run build`): every page of a piece in one call, ~1.7x the speed. */
+const native = loadNative()
+
+/** Which code hashes the pages: the addon, or one crypto call a page in JavaScript. */
+export const pageDigestsImplementation: 'native' | 'javascript' = native ? 'native' : 'javascript'
+
 /** The digests of each 4 KiB page of `data` (the last may be short), side by side; keyed with `idKey`. */
 export function pageDigests(data: Uint8Array, idKey: Uint8Array | null): Buffer {
+  if (!native) return pageDigestsJs(data, idKey)
+  const out = Buffer.allocUnsafe(Math.ceil(data.length / DIGEST_PAGE) * DIGEST_BYTES)
+  native.digests(data, idKey, out)
+  return out
+}
+
+/** `pageDigests` in JavaScript, whatever `pageDigests` uses (the fallback, kept callable for its tests). */
+export function pageDigestsJs(data: Uint8Array, idKey: Uint8Array | null): Buffer {
   const n = Math.ceil(data.length / DIGEST_PAGE)
   const out = Buffer.allocUnsafe(n * DIGEST_BYTES)
   for (let i = 0; i < n; i++) {
@@ -51,6 +70,16 @@ export function pageDigests(data: Uint8Array, idKey: Uint8Array | null): Buffer 
     )
   }
   return out
+}
+
+function loadNative(): NativePageDigests | undefined {
+  if (process.env.CAIRN_PAGE_DIGESTS === 'javascript') return undefined
+  try {
+    // dist/src/vault/ → native/build/ at the package root.
+    return createRequire(import.meta.url)('../../../native/build/pagedigest.node') as NativePageDigests
+  } catch {
+    return undefined
+  }
 }
 
 /** The page digests of one disk of one recovery point, filled in as a backup reads it. */
