@@ -26,7 +26,7 @@ describe('sign-in', () => {
     await (await sharedService)?.dispose()
   })
 
-  it('first start makes user admin with a generated password, printed once and kept in DATA/initial-admin-password (0600)', async () => {
+  it('first start makes user admin with a generated password, printed once with the sign-in line of its URL and kept in DATA/initial-admin-password (0600)', async () => {
     const svc = await startService()
     try {
       const file = join(svc.data, 'initial-admin-password')
@@ -40,6 +40,8 @@ describe('sign-in', () => {
       // Printed before the start was logged; wait for the pipe to deliver it rather than a fixed time.
       for (let i = 0; i < 400 && !stdout.includes(password); i++) await new Promise((r) => setTimeout(r, 50))
       assert.ok(stdout.includes(password), 'cairn serve prints the password on its standard output')
+      // Not on the default port: the sign-in line names the URL, or `cairn login` would go to :7070.
+      assert.ok(stdout.includes(`Sign in with: cairn login --url ${svc.url}\n`), stdout)
       assert.ok(!svc.logs.some((l) => l.includes(password)), 'the password is not in the log')
       assert.equal((await login(svc.url, 'admin', password)).status, 200)
       // A restart keeps the user and does not make a new password.

@@ -105,6 +105,40 @@ describe('cairn command errors and flags', () => {
     }
   })
 
+  it('refuses a blank or out-of-range number before asking the service, and names placeholders in capitals', async () => {
+    const url = ['--url', svc.url]
+    assert.equal(cairn([...url, 'vault', 'create', 'lim']).status, 0)
+    // `--limit 0` used to list nothing, as if the vault were empty; `--hours ''` was read as 0.
+    for (const limit of ['0', '-1', '1.5', ''])
+      assert.match(
+        failsWith(cairn([...url, 'rp', 'list', '--vault', 'lim', '--limit', limit]), 'UsageError', 2),
+        /--limit expects/,
+      )
+    assert.equal(cairn([...url, 'rp', 'list', '--vault', 'lim', '--limit', '1']).status, 0)
+    assert.match(
+      failsWith(cairn([...url, 'rp', 'mount', 'web', '--rp', 'x', '--hours', '']), 'UsageError', 2),
+      /--hours expects a number, not ""/,
+    )
+    // A refused request body names the body, not the validator's target 'json'.
+    const body = await fetch(`${svc.url}/api/v1/vaults`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${svc.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 5 }),
+    })
+    assert.equal(body.status, 400)
+    const err = ((await body.json()) as { error: { code: string; message: string } }).error
+    assert.equal(err.code, 'InvalidRequest')
+    assert.match(err.message, /^Invalid request body: name: /)
+    const help = cairn(['backup', 'disk', '--help'])
+    assert.match(help.stdout, /^Usage: cairn backup disk DISK \[options\]/)
+    assert.match(
+      failsWith(cairn([...url, 'backup', 'disk', '--vault', 'lim']), 'UsageError', 2),
+      /Missing argument DISK /,
+    )
+    assert.match(cairn(['--help']).stdout, /8 cancelled, 9 detached/)
+    assert.match(cairn(['rp', 'list', '--help']).stdout, /--vault VAULT +vault name \(required without VM/)
+  })
+
   it('resolves short disk names to the default account and container in vm create, backup and restore', async () => {
     const ok = (...args: string[]) => {
       const r = cairn([...args, '--url', svc.url])

@@ -8,6 +8,16 @@ export type ApiEnv = { Variables: { requestId: string; principal?: Principal } }
 /** The management API app, typed for route modules. */
 export type ApiApp = OpenAPIHono<ApiEnv>
 
+/** What a validation target is called in an error message ('json' is the request body). */
+const TARGETS: Record<string, string> = {
+  json: 'request body',
+  form: 'form body',
+  query: 'query',
+  param: 'path',
+  header: 'headers',
+  cookie: 'cookies',
+}
+
 /** Makes an OpenAPIHono app whose validation failures answer InvalidRequest. */
 export function newApiApp(): ApiApp {
   return new OpenAPIHono<ApiEnv>({
@@ -16,7 +26,10 @@ export function newApiApp(): ApiApp {
         const issues = result.error.issues
           .map((i) => `${i.path.length ? i.path.join('.') : 'body'}: ${i.message}`)
           .join('; ')
-        throw new CairnError('InvalidRequest', `Invalid ${result.target}: ${issues}`)
+        throw new CairnError(
+          'InvalidRequest',
+          `Invalid ${TARGETS[result.target] ?? result.target}: ${issues}`,
+        )
       }
     },
   })

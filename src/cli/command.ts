@@ -12,6 +12,8 @@ export interface OptionDef {
   value?: string
   /** The command cannot run without it: parseArgs refuses a command line that lacks it. */
   required?: boolean
+  /** A `number` option that takes only whole numbers of at least this (`--limit 0` is refused, not an empty list). */
+  minInteger?: number
 }
 
 /** One positional argument of a command. */
@@ -80,4 +82,5 @@ export const LIMIT_OPTION: OptionDef = {
   type: 'number',
   value: 'N',
   help: 'show at most N (default: all, read page after page)',
+  minInteger: 1,
 }

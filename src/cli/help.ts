@@ -9,17 +9,19 @@ const optionLine = (o: OptionDef) => {
 
 /** Help for one command. */
 export function commandHelp(cmd: CommandDef): string {
+  // Placeholders read as placeholders (`backup disk DISK`, not `backup disk disk`), whatever the key's case.
   const args = (cmd.args ?? [])
     .map((a) => {
-      const one = a.optional ? `[${a.name}]` : a.name
-      return a.variadic ? `${one} [${a.name}...]` : one
+      const name = a.name.toUpperCase()
+      const one = a.optional ? `[${name}]` : name
+      return a.variadic ? `${one} [${name}...]` : one
     })
     .join(' ')
   const lines = [`Usage: cairn ${cmd.name}${args ? ` ${args}` : ''} [options]`, '', cmd.summary]
   if (cmd.description) lines.push('', cmd.description)
   if (cmd.args?.length) {
     lines.push('', 'Arguments:')
-    for (const a of cmd.args) lines.push(`  ${a.name.padEnd(30)} ${a.help}`)
+    for (const a of cmd.args) lines.push(`  ${a.name.toUpperCase().padEnd(30)} ${a.help}`)
   }
   if (cmd.options?.length) {
     lines.push('', 'Options:')
@@ -52,7 +54,7 @@ export function groupHelp(commands: CommandDef[], prefix: string[]): string {
   const tail = [
     '',
     'Run `cairn COMMAND --help` for the options of a command.',
-    'Exit statuses: 0 ok, 1 failure, 2 usage, 3 not found, 4 conflict, 5 service unreachable, 6 integrity, 7 auth, 8 cancelled.',
+    'Exit statuses: 0 ok, 1 failure, 2 usage, 3 not found, 4 conflict, 5 service unreachable, 6 integrity, 7 auth, 8 cancelled, 9 detached (Ctrl-C; the job goes on).',
   ]
   return `${[...head, ...body, ...tail].join('\n')}\n`
 }

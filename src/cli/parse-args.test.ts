@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import type { CommandDef } from './command.js'
+import { type CommandDef, LIMIT_OPTION } from './command.js'
 import { parseArgs } from './parse-args.js'
 
 const cmd: CommandDef = {
@@ -54,6 +54,32 @@ describe('parseArgs', () => {
     const p = parseArgs(cmd, ['os', '--no-force'])
     assert.equal(p.opts.count, 3)
     assert.equal(p.opts.force, false)
+  })
+
+  it('refuses a blank number, and a --limit that is not a whole number of at least 1', () => {
+    const limited: CommandDef = { ...cmd, options: [...cmd.options!, LIMIT_OPTION] }
+    for (const argv of [
+      ['os', '--count', ''],
+      ['os', '--count= '],
+      ['os', '--limit', '0'],
+      ['os', '--limit', '-1'],
+      ['os', '--limit', '1.5'],
+      ['os', '--limit', ''],
+    ]) {
+      assert.throws(
+        () => parseArgs(limited, argv),
+        (e: Error & { code?: string }) =>
+          e.code === 'UsageError' && /--(count|limit) expects/.test(e.message),
+        argv.join(' '),
+      )
+    }
+    assert.equal(parseArgs(limited, ['os', '--limit', '1']).opts.limit, 1)
+    assert.equal(parseArgs(limited, ['os', '--count', '0']).opts.count, 0)
+  })
+
+  it('names a missing argument as its help does, in capitals', () => {
+    const lower: CommandDef = { ...cmd, args: [{ name: 'disk', help: 'disk' }] }
+    assert.throws(() => parseArgs(lower, []), /Missing argument DISK /)
   })
 
   it('refuses unknown options, missing values, missing and extra arguments with UsageError', () => {

@@ -67,7 +67,7 @@ export function parseArgs(cmd: CommandDef, argv: string[]): ParsedArgs {
     throw usage(`Unexpected argument "${positionals[specs.length]}"`)
   specs.forEach((s, idx) => {
     const v = positionals[idx]
-    if (v === undefined && !s.optional) throw usage(`Missing argument ${s.name}`)
+    if (v === undefined && !s.optional) throw usage(`Missing argument ${s.name.toUpperCase()}`)
     args[s.name] = v
   })
   if (last?.variadic) lists[last.name] = positionals.slice(specs.length - 1)
@@ -77,8 +77,11 @@ export function parseArgs(cmd: CommandDef, argv: string[]): ParsedArgs {
 function convert(def: OptionDef, raw: string, prev: unknown, usage: (m: string) => Error): unknown {
   switch (def.type) {
     case 'number': {
-      const n = Number(raw)
+      // Number('') and Number(' ') are 0: a blank value is no number.
+      const n = raw.trim() === '' ? Number.NaN : Number(raw)
       if (!Number.isFinite(n)) throw usage(`--${def.name} expects a number, not "${raw}"`)
+      if (def.minInteger !== undefined && (!Number.isInteger(n) || n < def.minInteger))
+        throw usage(`--${def.name} expects a whole number of at least ${def.minInteger}, not "${raw}"`)
       return n
     }
     case 'size':

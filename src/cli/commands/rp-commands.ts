@@ -18,7 +18,7 @@ export const rpCommands: CommandDef[] = [
     summary: 'List recovery points, oldest first: of a protected VM (both tiers), or of a vault',
     args: [{ name: 'VM', help: 'a protected VM (then --vault is optional)', optional: true }],
     options: [
-      vaultOption,
+      { ...vaultOption, help: 'vault name (required without VM, and with --deleted)' },
       { name: 'item', type: 'string', value: 'NAME', help: 'only this protected item' },
       {
         name: 'deleted',

@@ -1,5 +1,6 @@
 import type { Info, Status } from '../../api/index.js'
 import { formatBytes } from '../../util/index.js'
+import { DEFAULT_URL } from '../api-client.js'
 import type { CommandDef, OptionDef } from '../command.js'
 
 /** The certificate and key options of `cairn serve` for one listener (or every listener). */
@@ -280,10 +281,14 @@ export const systemCommands: CommandDef[] = [
       })
       await service.start()
       const password = service.initialAdminPassword
-      if (password !== undefined)
+      if (password !== undefined) {
+        // The CLI's default URL reaches only a service on the default port: name any other.
+        const api = service.listeners.api
+        const login = api === undefined || api === DEFAULT_URL ? 'cairn login' : `cairn login --url ${api}`
         process.stdout.write(
-          `\nFirst start: user "admin" has the password\n\n    ${password}\n\n(shown once; also in ${config.data}/initial-admin-password, mode 0600). Sign in with: cairn login\n\n`,
+          `\nFirst start: user "admin" has the password\n\n    ${password}\n\n(shown once; also in ${config.data}/initial-admin-password, mode 0600). Sign in with: ${login}\n\n`,
         )
+      }
       await stopped
       return 0
     },
