@@ -115,6 +115,15 @@ describe('cairn command errors and flags', () => {
         /--limit expects/,
       )
     assert.equal(cairn([...url, 'rp', 'list', '--vault', 'lim', '--limit', '1']).status, 0)
+    // vault show: every value in one column, the replication lines too.
+    const shown = cairn([...url, 'vault', 'show', 'lim'])
+      .stdout.trimEnd()
+      .split('\n')
+    assert.ok(
+      shown.some((l) => l.startsWith('replication redundancy:')),
+      shown.join('\n'),
+    )
+    assert.equal(new Set(shown.map((l) => l.search(/(?<=^[^:]+:\s+)\S/))).size, 1, shown.join('\n'))
     assert.match(
       failsWith(cairn([...url, 'rp', 'mount', 'web', '--rp', 'x', '--hours', '']), 'UsageError', 2),
       /--hours expects a number, not ""/,

@@ -38,6 +38,19 @@ describe('cairn disk commands against a running service', () => {
       const snapRaw = readFileSync(join(work, 'snap.raw'))
       assert.ok(snapRaw.subarray(0, 4096).equals(Buffer.alloc(4096)))
       assert.ok(snapRaw.subarray(MiB, 2 * MiB).equals(first))
+      // An existing file is replaced only with --overwrite, as rp download and the server-side export.
+      const again = run('disk', 'export', 'os', join(work, 'snap.raw'))
+      assert.equal(again.status, 2, again.stderr)
+      assert.match(
+        again.stderr,
+        /^cairn: UsageError: Cannot write \S+snap\.raw: it exists \(--overwrite replaces it\)\n$/,
+      )
+      assert.ok(
+        readFileSync(join(work, 'snap.raw')).equals(snapRaw),
+        'the refused export left the file as it was',
+      )
+      ok('disk', 'export', 'os', join(work, 'snap.raw'), '--overwrite')
+      assert.ok(readFileSync(join(work, 'snap.raw')).subarray(0, 4096).equals(Buffer.alloc(4096, 0x22)))
 
       ok('disk', 'copy', `os@${snap}`, 'os-restored')
       ok('disk', 'promote', `os@${snap}`)

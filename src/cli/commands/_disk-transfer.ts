@@ -1,6 +1,6 @@
 // Streaming a file into a disk, a disk into a file, and page reads and writes through the API.
 
-import { open, realpath, stat } from 'node:fs/promises'
+import { open, realpath, rm, stat } from 'node:fs/promises'
 import { Readable } from 'node:stream'
 import type { Disk, DiskExportResult, DiskImportRequest, PageRanges } from '../../api/index.js'
 import { CairnError, ioError } from '../../util/index.js'
@@ -223,18 +223,33 @@ export async function importLocal(
 }
 
 /** Streams a disk or snapshot into a sparse local file: only written ranges are fetched. */
-export async function exportLocal(ctx: CommandContext, d: DiskName, path: string): Promise<DiskExportResult> {
+export async function exportLocal(
+  ctx: CommandContext,
+  d: DiskName,
+  path: string,
+  overwrite = false,
+): Promise<DiskExportResult> {
   const { client, out, signal } = ctx
   const info = await client.get<Disk>(diskPath(d), { snapshot: d.snapshot })
   const { pageRanges } = await client.get<PageRanges>(`${diskPath(d)}/ranges`, {
     snapshot: d.snapshot,
   })
   const total = pageRanges.reduce((n, [s, e]) => n + e + 1 - s, 0)
-  const fh = await open(path, 'w').catch((err: Error) => {
+  // Never clobber by surprise (as rp download and the server-side export): 'wx' creates FILE or fails.
+  const existed =
+    overwrite &&
+    (await stat(path).then(
+      () => true,
+      () => false,
+    ))
+  const fh = await open(path, overwrite ? 'w' : 'wx').catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'EEXIST')
+      throw new CairnError('UsageError', `Cannot write ${path}: it exists (--overwrite replaces it)`)
     throw new CairnError('FileNotFound', `Cannot write "${path}": ${err.message}`)
   })
   const bar = new ProgressBar(`export ${d.disk}`, out.interactive)
   let done = 0
+  let ok = false
   try {
     await fh.truncate(info.size)
     async function* tasks() {
@@ -252,9 +267,12 @@ export async function exportLocal(ctx: CommandContext, d: DiskName, path: string
     }
     await pool(tasks(), PARALLEL)
     await fh.sync()
+    ok = true
   } finally {
     bar.done()
     await fh.close()
+    // A half-written export is no export: remove the file this command made (not one it replaced).
+    if (!ok && !existed) await rm(path, { force: true })
   }
   return { path, size: info.size }
 }

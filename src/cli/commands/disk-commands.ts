@@ -168,8 +168,9 @@ export const diskCommands: CommandDef[] = [
     summary: 'Export a disk or snapshot to a sparse raw file',
     description:
       'Only written ranges are fetched; holes stay holes in FILE. Export a snapshot for a consistent image\n' +
-      'of a disk in use. With --server, the service writes FILE on its own machine, under a folder it was\n' +
-      'started with --export-root, and replaces an existing FILE only with --overwrite (docs/security.md).',
+      'of a disk in use. An existing FILE is replaced only with --overwrite; a failed export removes the\n' +
+      'FILE it created. With --server, the service writes FILE on its own machine, under a folder it was\n' +
+      'started with --export-root (docs/security.md).',
     args: [
       { name: 'NAME', help: `${NAME_HELP}[@SNAPSHOT]` },
       { name: 'FILE', help: 'output file' },
@@ -180,7 +181,7 @@ export const diskCommands: CommandDef[] = [
         type: 'boolean',
         help: "FILE is a path on the service's machine, under an --export-root",
       },
-      { name: 'overwrite', type: 'boolean', help: 'with --server: replace FILE if it exists' },
+      { name: 'overwrite', type: 'boolean', help: 'replace FILE if it exists' },
     ],
     examples: [
       'cairn disk export os@2026-11-22T19:37:17.1234567Z os.raw',
@@ -195,7 +196,7 @@ export const diskCommands: CommandDef[] = [
             ...(d.snapshot ? { snapshot: d.snapshot } : {}),
             ...(opts.overwrite ? { overwrite: true } : {}),
           })
-        : await exportLocal(ctx, d, args.FILE!)
+        : await exportLocal(ctx, d, args.FILE!, opts.overwrite === true)
       out.result(result, (r) => out.line(`exported ${diskText(d)} (${formatBytes(r.size)}) to ${r.path}`))
     },
   },

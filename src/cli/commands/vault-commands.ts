@@ -106,8 +106,11 @@ export const vaultCommands: CommandDef[] = [
       const info = await client.get<VaultView>(v(args.vault!))
       out.result(info, (i) => {
         const { replication, ...rest } = i
-        out.keyValues(Object.entries(rest))
-        if (replication) out.keyValues(Object.entries(replication).map(([k, x]) => [`replication ${k}`, x]))
+        // One list, so the replication lines line up with the rest.
+        out.keyValues([
+          ...Object.entries(rest),
+          ...Object.entries(replication ?? {}).map(([k, x]): [string, unknown] => [`replication ${k}`, x]),
+        ])
       })
     },
   },
