@@ -305,6 +305,24 @@ describe('rp mount: a recovery point over NBD with a key per mount', () => {
     assert.equal(after?.tier, 'Snapshot', 'the point keeps its snapshot tier only')
   })
 
+  it('rp mount --script to a file it cannot write fails in one line and leaves no mount behind', async () => {
+    const [p] = await points()
+    const mounts = async () => ((await ok(['rp', 'mounts', 'web'])) as Mount[]).map((m) => m.id).sort()
+    const before = await mounts()
+    for (const [script, code] of [
+      [join(dir, 'no-such-folder', 'attach.sh'), 'FileNotFound'],
+      [dir, 'UsageError'],
+      // As root the folder passes the check and the write fails: the mount just made is ended again.
+      ['/proc/attach.sh', 'UsageError'],
+    ] as const) {
+      const r = await cairnAt(url, ['rp', 'mount', 'web', '--rp', p!.id, '--script', script], { json: false })
+      assert.notEqual(r.code, 0, script)
+      assert.match(r.stderr, new RegExp(`^cairn: ${code}: Cannot write \\S+`), script)
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr)
+      assert.deepEqual(await mounts(), before, `no mount left by --script ${script}`)
+    }
+  })
+
   it('the attach script, run as root, mounts the file system read-only and the files equal the source', async (t) => {
     if (process.getuid?.() !== 0)
       return t.skip('needs root: the attach script uses nbdfuse, losetup and mount')

@@ -256,7 +256,7 @@ export async function restoreToDisk(
   if (exists && !options.overwrite) {
     throw new CairnError(
       'DiskAlreadyExists',
-      `Cannot restore into disk "${target.disk}": it exists; say overwrite to replace its content`,
+      `Cannot restore into disk "${target.disk}": it exists; set overwrite (--overwrite) to replace its content`,
     )
   }
   if (!exists) await store.createDisk(target, { size })

@@ -145,7 +145,7 @@ export class HostPaths {
           await link(temporary, target)
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code === 'EEXIST')
-            refuse(what, 'it exists; say overwrite to replace it')
+            refuse(what, 'it exists; set overwrite (--overwrite) to replace it')
           throw err
         }
         await rm(temporary, { force: true })
@@ -168,7 +168,7 @@ export class HostPaths {
     }
     if (st.isSymbolicLink()) refuse(what, 'it is a symbolic link; it is never replaced')
     if (!st.isFile()) refuse(what, `it is ${kindOf(st)}; only regular files are written`)
-    if (!options.overwrite) refuse(what, 'it exists; say overwrite to replace it')
+    if (!options.overwrite) refuse(what, 'it exists; set overwrite (--overwrite) to replace it')
   }
 
   #roots(direction: Direction): readonly string[] {

@@ -23,7 +23,7 @@ export async function fileSink(
     if (code === 'EEXIST')
       throw new CairnError(
         'InvalidRequest',
-        `Cannot restore into ${path}: it exists; say overwrite to replace it`,
+        `Cannot restore into ${path}: it exists; set overwrite (--overwrite) to replace it`,
       )
     if (code === 'ENOENT' && options.overwrite) return fileSink(path, { size: options.size })
     throw ioError(err, `Cannot restore into ${path}`)

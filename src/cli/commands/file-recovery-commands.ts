@@ -1,5 +1,7 @@
 import {
+  accessSync,
   chmodSync,
+  constants,
   createWriteStream,
   existsSync,
   linkSync,
@@ -11,7 +13,7 @@ import {
   utimesSync,
   writeFileSync,
 } from 'node:fs'
-import { join, resolve, sep } from 'node:path'
+import { dirname, join, resolve, sep } from 'node:path'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type {
@@ -52,6 +54,32 @@ function printMount(out: Parameters<CommandDef['run']>[0]['out'], m: Mount): voi
   for (const w of m.warnings) out.note(`warning: ${w}`)
 }
 
+/** The error of a local file the command cannot write: FileNotFound when its folder is missing. */
+function cannotWrite(path: string, err: unknown): CairnError {
+  const code = (err as NodeJS.ErrnoException).code
+  if ((code === 'ENOENT' || code === 'ENOTDIR') && !existsSync(dirname(resolve(path))))
+    return new CairnError(
+      'FileNotFound',
+      `Cannot write ${path}: its folder ${dirname(resolve(path))} does not exist`,
+    )
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS')
+    return new CairnError('UsageError', `Cannot write ${path}: permission denied`)
+  if (code === 'EISDIR') return new CairnError('UsageError', `Cannot write ${path}: it is a folder`)
+  return new CairnError('UsageError', `Cannot write ${path}: ${code ?? (err as Error).message}`)
+}
+
+/** Refuses a file path this command could not create or replace (its folder missing or read-only, a folder). */
+function checkWritable(path: string): void {
+  try {
+    if (existsSync(path)) {
+      if (statSync(path).isDirectory()) throw Object.assign(new Error(path), { code: 'EISDIR' })
+      accessSync(path, constants.W_OK)
+    } else accessSync(dirname(resolve(path)), constants.W_OK)
+  } catch (err) {
+    throw cannotWrite(path, err)
+  }
+}
+
 export const fileRecoveryCommands: CommandDef[] = [
   {
     name: 'rp mount',
@@ -71,15 +99,22 @@ export const fileRecoveryCommands: CommandDef[] = [
     ],
     async run({ args, opts, client, out }) {
       const vm = args.VM!
+      const script = typeof opts.script === 'string' ? opts.script : undefined
+      // A script that cannot be written is refused before the mount exists, not after.
+      if (script !== undefined) checkWritable(script)
       const vault = await itemVault(client, vm, opts)
       const body: MountRequest = opts.hours !== undefined ? { hours: opts.hours as number } : {}
-      const m = await client.post<Mount, MountRequest>(
-        `${pointPath(vault, vm, opts.rp as string)}/mounts`,
-        body,
-      )
-      if (typeof opts.script === 'string') {
-        writeFileSync(opts.script, m.script, { mode: 0o700 })
-        chmodSync(opts.script, 0o700)
+      const at = `${pointPath(vault, vm, opts.rp as string)}/mounts`
+      const m = await client.post<Mount, MountRequest>(at, body)
+      if (script !== undefined) {
+        try {
+          writeFileSync(script, m.script, { mode: 0o700 })
+          chmodSync(script, 0o700)
+        } catch (err) {
+          // Nobody would learn the key of a mount whose script was lost: end it.
+          await client.delete(`${at}/${enc(m.id)}`).catch(() => undefined)
+          throw cannotWrite(script, err)
+        }
       }
       out.result(m, (v) => {
         printMount(out, v)
