@@ -4,8 +4,8 @@
 // and speed"). The native addon (native/crc64.c, built by `npm run build`) folds with carry-less
 // multiplication at 7-9 GB/s on one core here; where it was not built (no C compiler), hash-wasm's
 // WebAssembly does it at ~1.35 GB/s (BENCHMARKS.md, "CRC64 on every Put Page").
-import { createRequire } from 'node:module'
 import { createCRC64 } from 'hash-wasm'
+import { nativeAddon } from '../util/index.js'
 
 interface NativeCrc64 {
   /** The CRC of `data` continued from `initial`, the CRC of the bytes before it (0n: none). */
@@ -70,10 +70,5 @@ export function crc64Wasm(data: Uint8Array): Buffer {
 
 function loadNative(): NativeCrc64 | undefined {
   if (process.env.CAIRN_CRC64 === 'wasm') return undefined
-  try {
-    // dist/src/blobapi/ → native/build/ at the package root.
-    return createRequire(import.meta.url)('../../../native/build/crc64.node') as NativeCrc64
-  } catch {
-    return undefined
-  }
+  return nativeAddon<NativeCrc64>('crc64')
 }

@@ -1,6 +1,6 @@
 // The native heap addon (native/heap.c, built by `npm run build`), loaded once: glibc's mallopt for
 // retainFreedHeap, madvise for huge-page buffers. Undefined where it was not built (no C compiler).
-import { createRequire } from 'node:module'
+import { nativeAddon } from './native-addon.js'
 
 export interface HeapAddon {
   retainFreedHeap(trimBytes: number, topPadBytes: number): boolean
@@ -12,12 +12,7 @@ let addon: HeapAddon | null | undefined
 
 export function heapAddon(): HeapAddon | undefined {
   if (addon === undefined) {
-    try {
-      // dist/src/util/ → native/build/ at the package root.
-      addon = createRequire(import.meta.url)('../../../native/build/heap.node') as HeapAddon
-    } catch {
-      addon = null
-    }
+    addon = nativeAddon<HeapAddon>('heap') ?? null
   }
   return addon ?? undefined
 }

@@ -25,8 +25,8 @@
 // else (missing, damaged, another point) and the backup reads the base as before.
 import { createHash, createHmac, hash, randomBytes } from 'node:crypto'
 import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises'
-import { createRequire } from 'node:module'
 import { join } from 'node:path'
+import { nativeAddon } from '../util/index.js'
 
 /** Bytes of disk one digest covers. */
 export const DIGEST_PAGE = 4096
@@ -74,12 +74,7 @@ export function pageDigestsJs(data: Uint8Array, idKey: Uint8Array | null): Buffe
 
 function loadNative(): NativePageDigests | undefined {
   if (process.env.CAIRN_PAGE_DIGESTS === 'javascript') return undefined
-  try {
-    // dist/src/vault/ → native/build/ at the package root.
-    return createRequire(import.meta.url)('../../../native/build/pagedigest.node') as NativePageDigests
-  } catch {
-    return undefined
-  }
+  return nativeAddon<NativePageDigests>('pagedigest')
 }
 
 /** The page digests of one disk of one recovery point, filled in as a backup reads it. */
