@@ -124,6 +124,12 @@ describe('cairn command errors and flags', () => {
       shown.join('\n'),
     )
     assert.equal(new Set(shown.map((l) => l.search(/(?<=^[^:]+:\s+)\S/))).size, 1, shown.join('\n'))
+    // vault delete without --delete-data forgets the vault and says how to have it back.
+    const forgot = cairn([...url, 'vault', 'delete', 'lim'])
+    assert.equal(forgot.status, 0, forgot.stderr)
+    const again = /--location (\S+) --attach registers it again\)$/.exec(forgot.stdout.trim())
+    assert.ok(forgot.stdout.startsWith('Forgot vault lim; its files stay in ') && again, forgot.stdout)
+    assert.equal(cairn([...url, 'vault', 'create', 'lim', '--location', again[1]!, '--attach']).status, 0)
     assert.match(
       failsWith(cairn([...url, 'rp', 'mount', 'web', '--rp', 'x', '--hours', '']), 'UsageError', 2),
       /--hours expects a number, not ""/,

@@ -342,11 +342,23 @@ export const vaultCommands: CommandDef[] = [
       },
     ],
     async run({ args, opts, client, out }) {
+      // Where it lives, to say how to register it again: without --delete-data its files stay. A refusal
+      // (no such vault, no permission) is left to the DELETE itself, so it is answered and audited as such.
+      const location = await client.get<VaultView>(v(args.vault!)).then(
+        (x) => x.location,
+        () => undefined,
+      )
       const r = await client.delete<VaultDeleted>(v(args.vault!), {
         deleteData: opts['delete-data'] ? 'true' : undefined,
       })
       out.result(r, (x) => {
-        out.line(`Deleted vault ${x.name}${x.dataDeleted ? ' and its files' : ''}`)
+        out.line(
+          x.dataDeleted
+            ? `Deleted vault ${x.name} and its files`
+            : location === undefined
+              ? `Forgot vault ${x.name}; its files stay in place (vault create --attach registers it again)`
+              : `Forgot vault ${x.name}; its files stay in ${location} (cairn vault create ${x.name} --location ${location} --attach registers it again)`,
+        )
         if (x.left.length > 0) out.line(`Left in place (not vault files): ${x.left.join(', ')}`)
       })
     },
