@@ -124,6 +124,12 @@ describe('cairn command errors and flags', () => {
       shown.join('\n'),
     )
     assert.equal(new Set(shown.map((l) => l.search(/(?<=^[^:]+:\s+)\S/))).size, 1, shown.join('\n'))
+    // A followed job's lines name its state, and its phase only when that says more.
+    assert.equal(cairn([...url, 'disk', 'create', 'tiny', '--size', '1MiB']).status, 0)
+    const backup = cairn([...url, 'backup', 'disk', 'tiny', '--vault', 'lim'])
+    assert.equal(backup.status, 0, backup.stderr)
+    assert.match(backup.stderr, /Z Completed$/m)
+    assert.doesNotMatch(backup.stderr, /Z (\w+) \1$/m)
     // vault delete without --delete-data forgets the vault and says how to have it back.
     const forgot = cairn([...url, 'vault', 'delete', 'lim'])
     assert.equal(forgot.status, 0, forgot.stderr)

@@ -42,7 +42,9 @@ export async function followJob(
       out.note(`job ${j.id} resumed ${resumed[resumes]} after a restart`)
     if (j.progress.phase !== phase) {
       phase = j.progress.phase
-      if (!out.interactive) out.note(`${new Date().toISOString()} ${j.state} ${phase}`)
+      // "Completed", not "Completed Completed": a phase named as the state adds nothing.
+      if (!out.interactive)
+        out.note(`${new Date().toISOString()} ${j.state}${phase === j.state ? '' : ` ${phase}`}`)
     }
     bar.update(j.progress.bytesDone, j.progress.bytesTotal)
   }
