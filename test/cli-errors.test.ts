@@ -105,7 +105,7 @@ describe('cairn command errors and flags', () => {
     }
   })
 
-  it('refuses a blank or out-of-range number before asking the service, and names placeholders in capitals', async () => {
+  it('refuses a blank or out-of-range number before asking the service; help, job lines, vault show and vault delete say what is so', async () => {
     const url = ['--url', svc.url]
     assert.equal(cairn([...url, 'vault', 'create', 'lim']).status, 0)
     // `--limit 0` used to list nothing, as if the vault were empty; `--hours ''` was read as 0.
@@ -158,6 +158,12 @@ describe('cairn command errors and flags', () => {
     )
     assert.match(cairn(['--help']).stdout, /8 cancelled, 9 detached/)
     assert.match(cairn(['rp', 'list', '--help']).stdout, /--vault VAULT +vault name \(required without VM/)
+    // CAIRN_VAULT names the vault of rp list, as of rp files, protect and policy.
+    assert.equal(cairn([...url, 'rp', 'list'], { CAIRN_VAULT: 'lim' }).status, 0)
+    assert.match(
+      failsWith(cairn([...url, 'rp', 'show', 'x']), 'UsageError', 2),
+      /give --vault V or set CAIRN_VAULT/,
+    )
   })
 
   it('resolves short disk names to the default account and container in vm create, backup and restore', async () => {

@@ -189,7 +189,11 @@ describe('host paths of API requests', () => {
       assert.deepEqual(readdirSync(outside), ['shadow'], 'nothing was written outside')
 
       writeFileSync(join(root, 'existing.raw'), 'keep me')
-      refused(await exp(join(root, 'existing.raw')), /exists; set overwrite \(--overwrite\)/, 'an existing file')
+      refused(
+        await exp(join(root, 'existing.raw')),
+        /exists; set overwrite \(--overwrite\)/,
+        'an existing file',
+      )
       assert.equal(readFileSync(join(root, 'existing.raw'), 'utf8'), 'keep me')
       assert.equal((await exp(join(root, 'existing.raw'), true)).status, 200)
       assert.ok(readFileSync(join(root, 'existing.raw')).equals(image), 'overwrite replaced it')
@@ -216,7 +220,11 @@ describe('host paths of API requests', () => {
           path,
           ...(overwrite ? { overwrite } : {}),
         })
-      refused(await restore(join(root, 'existing.raw')), /exists; set overwrite \(--overwrite\)/, 'restore onto a file')
+      refused(
+        await restore(join(root, 'existing.raw')),
+        /exists; set overwrite \(--overwrite\)/,
+        'restore onto a file',
+      )
       refused(await restore(join(root, 'escape'), true), /symbolic link/, 'restore onto a link')
       refused(await restore(join(data, 'disks', kept), true), /inside the data folder/, 'onto a segment')
       refused(await restore(join(outside, 'r.raw')), /outside every --export-root/, 'restore outside')

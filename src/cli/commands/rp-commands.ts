@@ -1,15 +1,18 @@
 import type { SoftDeletedRecoveryPoint } from '../../api/index.js'
-import { CairnError, formatBytes, formatDuration } from '../../util/index.js'
+import { formatBytes, formatDuration } from '../../util/index.js'
 import { type CommandDef, LIMIT_OPTION } from '../command.js'
 import { CREDENTIAL_OPTIONS, type RecoveryPointView, unlockIfGiven, v } from './_jobs.js'
-import { printVmPoints } from './protection-commands.js'
+import { printVmPoints, vaultOf } from './protection-commands.js'
 
-const vaultOption = { name: 'vault', type: 'string' as const, value: 'VAULT', help: 'vault name (required)' }
-
-function needVault(opts: Record<string, unknown>): string {
-  if (typeof opts.vault !== 'string') throw new CairnError('UsageError', 'this command needs --vault VAULT')
-  return opts.vault
+const vaultOption = {
+  name: 'vault',
+  type: 'string' as const,
+  value: 'VAULT',
+  help: 'vault name (required; env CAIRN_VAULT)',
 }
+
+/** The vault of the command: --vault, else CAIRN_VAULT, as the protection and file-recovery commands. */
+const needVault = vaultOf
 
 /** `cairn rp list|show|delete`. */
 export const rpCommands: CommandDef[] = [
@@ -18,7 +21,7 @@ export const rpCommands: CommandDef[] = [
     summary: 'List recovery points, oldest first: of a protected VM (both tiers), or of a vault',
     args: [{ name: 'VM', help: 'a protected VM (then --vault is optional)', optional: true }],
     options: [
-      { ...vaultOption, help: 'vault name (required without VM, and with --deleted)' },
+      { ...vaultOption, help: 'vault name (required without VM, and with --deleted; env CAIRN_VAULT)' },
       { name: 'item', type: 'string', value: 'NAME', help: 'only this protected item' },
       {
         name: 'deleted',
