@@ -1,9 +1,10 @@
 import Database from 'better-sqlite3'
 import { SqliteDialect } from 'kysely'
+import { cachedStatements } from './_statement-cache.js'
 import { KyselyCatalog } from './kysely-catalog.js'
 import type { Migration } from './migrations.js'
 
-/** The embedded catalog: one SQLite file in WAL mode (or ':memory:'). */
+/** The embedded catalog: one SQLite file in WAL mode (or ':memory:'), its statements prepared once. */
 export class SqliteCatalog extends KyselyCatalog {
   constructor(file: string, migrations?: Migration[]) {
     const database = new Database(file)
@@ -11,7 +12,7 @@ export class SqliteCatalog extends KyselyCatalog {
     database.pragma('synchronous = NORMAL')
     database.pragma('foreign_keys = ON')
     database.pragma('busy_timeout = 5000')
-    super(new SqliteDialect({ database }), 'sqlite', migrations)
+    super(new SqliteDialect({ database: cachedStatements(database) }), 'sqlite', migrations)
   }
 }
 
