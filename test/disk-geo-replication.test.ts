@@ -72,8 +72,9 @@ describe('disk geo-redundancy between two services (RA-GRS, failover)', () => {
   let westPort = '0'
   // The SDK clients below never retry (maxTries 1): a kept-alive connection the service closes at its
   // idle deadline just as a client reuses it would fail a read with "socket hang up" (seen under load),
-  // so the services keep idle connections for two minutes.
-  const IDLE = ['--http-idle-timeout', '120']
+  // so the services keep idle connections for two minutes (also those that carried a Put Page body,
+  // held to one second before the header timeout: docs/blobapi.md).
+  const IDLE = ['--http-idle-timeout', '120', '--http-header-timeout', '130']
   // A restarted secondary keeps its ports: the pair and the SDK's secondaryHost name them.
   const westArgs = () => [
     ...IDLE,
