@@ -160,7 +160,7 @@ async function startS3rver(dir: string, cert: string, key: string, buckets: stri
 const AZURITE_ACCOUNT = 'devstoreaccount1'
 const AZURITE_KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
 
-/** Azurite's blob service (plain HTTP) with `containers` made; requests are not counted (no log). */
+/** Azurite's blob service (plain HTTP, `--silent`) with `containers` made; requests are not counted (no log). */
 async function startAzurite(dir: string, containers: string[]): Promise<Server> {
   await mkdir(dir, { recursive: true })
   const port = await freePort()
@@ -179,11 +179,14 @@ async function startAzurite(dir: string, containers: string[]): Promise<Server> 
       '--loose',
       '--skipApiVersionCheck',
       '--disableTelemetry',
+      // No access log: nothing reads it here (requests are not counted), and writing it cost Azurite
+      // about as much CPU again as storing the blobs (a 512 MiB backup: 2.47 against 1.22 CPU s).
+      '--silent',
     ],
     { stdio: ['ignore', out.fd, out.fd] },
   )
   for (let i = 0; i < 300; i++) {
-    if ((await readFile(log, 'utf8')).includes('listening')) break
+    if ((await readFile(log, 'utf8')).includes('successfully listens')) break
     await new Promise((r) => setTimeout(r, 100))
   }
   const az = require('@azure/storage-blob') as typeof import('@azure/storage-blob')
