@@ -497,9 +497,11 @@ export class VaultReplication {
       // What this round brings over is what the primary listed now: its last sync time is this moment
       // (a point the primary commits while the round runs is not covered, so it must not look synced).
       const listedAt = Date.now()
-      const [remote, local] = (await Promise.all([src.backend.list('rp/'), replica.backend.list('rp/')])).map(
-        ids,
-      ) as [Set<string>, Set<string>]
+      const [remoteObjects, localObjects] = await Promise.all([
+        src.backend.list('rp/'),
+        replica.backend.list('rp/'),
+      ])
+      const [remote, local] = [ids(remoteObjects), ids(localObjects)]
       // First the primary's deletions, prune, soft deletes, undeletes and purges (GC frees what went),
       // then the points the replica lacks.
       const keep = await this.#keptPoints(vault, remote, local)

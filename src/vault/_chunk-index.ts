@@ -90,7 +90,7 @@ export class ChunkIndex {
       }
     }
     // A pack that failed as listed then and is listed otherwise now is read again: a store that lists an
-    // object still being uploaded (s3rver writes in place; a partial pack fails its footer) shows it
+    // object still being uploaded (s3rver as published writes in place; a partial pack fails its footer) shows it
     // whole later. Real damage lists the same version again and is not read again.
     const listedAs = new Map(listed.map((o) => [o.name, versionOf(o)]))
     for (const n of this.damaged.keys()) {

@@ -11,9 +11,6 @@ const vaultOption = {
   help: 'vault name (required; env CAIRN_VAULT)',
 }
 
-/** The vault of the command: --vault, else CAIRN_VAULT, as the protection and file-recovery commands. */
-const needVault = vaultOf
-
 /** `cairn rp list|show|delete`. */
 export const rpCommands: CommandDef[] = [
   {
@@ -34,7 +31,7 @@ export const rpCommands: CommandDef[] = [
     async run(ctx) {
       const { args, opts, client, out } = ctx
       if (args.VM !== undefined && opts.deleted !== true) return printVmPoints(ctx, args.VM)
-      const vault = needVault(opts)
+      const vault = vaultOf(opts)
       await unlockIfGiven(client, vault, opts)
       if (opts.deleted === true) {
         const item = (opts.item as string | undefined) ?? args.VM
@@ -76,7 +73,7 @@ export const rpCommands: CommandDef[] = [
     args: [{ name: 'id', help: 'recovery point id' }],
     options: [vaultOption, ...CREDENTIAL_OPTIONS],
     async run({ args, opts, client, out }) {
-      const vault = needVault(opts)
+      const vault = vaultOf(opts)
       await unlockIfGiven(client, vault, opts)
       const rp = await client.get<RecoveryPointView>(
         `${v(vault)}/recoveryPoints/${encodeURIComponent(args.id!)}`,
@@ -111,7 +108,7 @@ export const rpCommands: CommandDef[] = [
     args: [{ name: 'id', help: 'recovery point id' }],
     options: [vaultOption, ...CREDENTIAL_OPTIONS],
     async run({ args, opts, client, out }) {
-      const vault = needVault(opts)
+      const vault = vaultOf(opts)
       await unlockIfGiven(client, vault, opts)
       await client.delete(`${v(vault)}/recoveryPoints/${encodeURIComponent(args.id!)}`)
       const soft = (
