@@ -6,8 +6,9 @@
 //   uses the WebAssembly CRC-64 (src/blobapi/_crc64.ts), about 6x slower.
 // - native/heap.c → heap.node: keeps freed heap memory for reuse (src/util/retain-freed-heap.ts);
 //   without it uploads pay a page fault for every page of every received body.
-// - native/pagedigest.c → pagedigest.node: the page digests of object-store backups in one call per
-//   piece, with the OpenSSL inside Node (src/vault/_page-digests.ts); without it, one crypto call a page.
+// - native/pagedigest.c → pagedigest.node: the page digests of object-store backups (AES-CMAC of each
+//   4 KiB page, eight pages at once with AES-NI; src/vault/_page-digests.ts); without it, node:crypto
+//   computes the same digests a page at a time, about 10x slower.
 // Environment: CC picks the compiler (default: cc, then gcc, then clang).
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, renameSync, statSync } from 'node:fs'
@@ -18,7 +19,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const ADDONS = [
   { name: 'crc64', without: 'the blob API sums CRC-64s with WebAssembly instead' },
   { name: 'heap', without: 'freed heap memory goes back to the system at once (uploads fault more)' },
-  { name: 'pagedigest', without: 'object-store backups hash page digests in JavaScript (slower)' },
+  { name: 'pagedigest', without: 'object-store backups compute page digests with node:crypto (slower)' },
 ]
 
 /** Node's headers: beside the running binary (distribution packages, official tarballs), else node-gyp's cache. */
@@ -50,7 +51,9 @@ function build(addon, cc, include) {
   mkdirSync(dirname(target), { recursive: true })
   const partial = `${target}.${process.pid}.tmp`
   const flags = [
-    '-O2',
+    // -O3: the page digests' eight interleaved AES chains stay in registers only when unrolled (7.3
+    // against 2.9 GB/s at -O2 here).
+    '-O3',
     '-fPIC',
     '-shared',
     '-fvisibility=hidden',

@@ -26,7 +26,7 @@ import {
 import { forEachLimit } from './_for-each-limit.js'
 import { release } from './_memory.js'
 import { PackWriter } from './_pack-writer.js'
-import { DiskDigests, loadDiskDigests, saveDiskDigests } from './_page-digests.js'
+import { DiskDigests, digestKey, loadDiskDigests, saveDiskDigests } from './_page-digests.js'
 import type {
   BackupSource,
   ByteRange,
@@ -204,7 +204,13 @@ export async function runBackup(core: VaultCore, opts: BackupOptions): Promise<R
     // A resumed run does not read the subtrees its earlier run committed: it cannot make digests.
     const digests =
       core.cache && !(resume && earlier.usable)
-        ? { dir: core.cache.dir, item: opts.item.name, against, made: new Map<string, DiskDigests>() }
+        ? {
+            dir: core.cache.dir,
+            key: await digestKey(core.cache.dir, core.keys?.idKey ?? null),
+            item: opts.item.name,
+            against,
+            made: new Map<string, DiskDigests>(),
+          }
         : undefined
     try {
       await forEachLimit(plans, opts.parallelDisks ?? 2, async (plan, i) => {
@@ -255,7 +261,7 @@ export async function runBackup(core: VaultCore, opts: BackupOptions): Promise<R
     await core.writeManifest(rp)
     committed = true
     for (const [disk, d] of digests?.made ?? [])
-      await saveDiskDigests(digests!.dir, opts.item.name, disk, id, d)
+      await saveDiskDigests(digests!.dir, opts.item.name, disk, id, d, digests!.key)
     progress.finish()
     return rp
   } catch (err) {
@@ -401,7 +407,14 @@ interface DiskContext {
   signal: AbortSignal | undefined
   tracker: CheckpointTracker
   /** Where page digests are kept (object-store vaults with a local cache), and those this backup makes. */
-  digests?: { dir: string; item: string; against: string | undefined; made: Map<string, DiskDigests> }
+  digests?: {
+    dir: string
+    /** The cache's digest key (_page-digests.ts). */
+    key: Buffer
+    item: string
+    against: string | undefined
+    made: Map<string, DiskDigests>
+  }
 }
 
 async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Promise<RecoveryPointDisk> {
@@ -411,13 +424,11 @@ async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Pr
   // and the base's used when kept.
   const keep = ctx.digests
   const digests =
-    keep && plan.mode !== 'incremental'
-      ? new DiskDigests(source.size, { idKey: core.keys?.idKey ?? null })
-      : undefined
+    keep && plan.mode !== 'incremental' ? new DiskDigests(source.size, { key: keep.key }) : undefined
   if (digests) keep!.made.set(source.name, digests)
   const baseDigests =
     keep?.against && plan.compare
-      ? await loadDiskDigests(keep.dir, keep.item, source.name, keep.against, source.size)
+      ? await loadDiskDigests(keep.dir, keep.item, source.name, keep.against, source.size, keep.key)
       : undefined
 
   /**
@@ -476,7 +487,10 @@ async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Pr
     if (isZero(data)) return []
     if (base) {
       // The data moves to a worker to be hashed and comes back.
-      const hashed = await core.pool.hashMoving(data, digests !== undefined || baseDigests !== undefined)
+      const hashed = await core.pool.hashMoving(
+        data,
+        digests !== undefined || baseDigests !== undefined ? keep!.key : undefined,
+      )
       const { id, pages } = hashed
       data = hashed.data
       if (pages) digests?.set(start, pages)
@@ -494,7 +508,12 @@ async function backupDisk(core: VaultCore, plan: DiskPlan, ctx: DiskContext): Pr
       parts,
       length: stored,
       pages,
-    } = await core.pool.seal(data, ChunkKind.data, true, { pages: digests !== undefined && !base })
+    } = await core.pool.seal(
+      data,
+      ChunkKind.data,
+      true,
+      digests !== undefined && !base ? { pagesKey: keep!.key } : {},
+    )
     if (pages) digests?.set(start, pages)
     if (ctx.writer.holds(id)) {
       stats.chunksReused++

@@ -106,9 +106,9 @@ export class ChunkPool {
     data: Buffer,
     kind: ChunkKind,
     transfer = false,
-    options: { pages?: boolean } = {},
+    options: { pagesKey?: Uint8Array } = {},
   ): Promise<Sealed> {
-    if (data.length <= SMALL && !options.pages) {
+    if (data.length <= SMALL && !options.pagesKey) {
       return new Promise<Sealed>((resolve, reject) => {
         this.#small.push({ data, kind, transfer, resolve, reject })
         this.#smallBytes += data.length
@@ -123,7 +123,7 @@ export class ChunkPool {
       })
     }
     const r = await this.#call(
-      { op: 'seal', data, kind, ...(options.pages ? { pages: true } : {}) },
+      { op: 'seal', data, kind, ...(options.pagesKey ? { pages: options.pagesKey } : {}) },
       transfer ? owned(data) : [],
     )
     const out = sealed(r.id!, r.parts!)
@@ -184,14 +184,22 @@ export class ChunkPool {
   }
 
   /**
-   * The id a chunk would have, with the digests of its 4 KiB pages when asked. The data moves to the
+   * The id a chunk would have, with the digests of its 4 KiB pages under `pagesKey` when given. The data moves to the
    * worker and back (no copy each way, which cost more of this thread than the hashing saved): use the
    * `data` answered, never the buffer given.
    */
-  async hashMoving(data: Buffer, pages: boolean): Promise<{ id: Buffer; pages?: Buffer; data: Buffer }> {
+  async hashMoving(
+    data: Buffer,
+    pagesKey: Uint8Array | undefined,
+  ): Promise<{ id: Buffer; pages?: Buffer; data: Buffer }> {
     const transfer = owned(data)
     const r = await this.#call(
-      { op: 'hash', data, ...(pages ? { pages: true } : {}), ...(transfer.length ? { back: true } : {}) },
+      {
+        op: 'hash',
+        data,
+        ...(pagesKey ? { pages: pagesKey } : {}),
+        ...(transfer.length ? { back: true } : {}),
+      },
       transfer,
     )
     return {
