@@ -201,16 +201,13 @@ export async function runBackup(core: VaultCore, opts: BackupOptions): Promise<R
     progress.done = tracker.resumedBytes
 
     const disks: RecoveryPointDisk[] = new Array(plans.length)
-    // A resumed run does not read the subtrees its earlier run committed: it cannot make digests.
+    // A resumed run does not read the subtrees its earlier run committed: it cannot make digests. Nor
+    // can a backup whose cache cannot keep a digest key (digests only ever spare reads).
+    const cacheDir = core.cache && !(resume && earlier.usable) ? core.cache.dir : undefined
+    const key = cacheDir && (await digestKey(cacheDir, core.keys?.idKey ?? null).catch(() => undefined))
     const digests =
-      core.cache && !(resume && earlier.usable)
-        ? {
-            dir: core.cache.dir,
-            key: await digestKey(core.cache.dir, core.keys?.idKey ?? null),
-            item: opts.item.name,
-            against,
-            made: new Map<string, DiskDigests>(),
-          }
+      cacheDir && key
+        ? { dir: cacheDir, key, item: opts.item.name, against, made: new Map<string, DiskDigests>() }
         : undefined
     try {
       await forEachLimit(plans, opts.parallelDisks ?? 2, async (plan, i) => {

@@ -4,7 +4,7 @@
 // manifest; what another writer changed, a damaged cache file and a small bound are all handled.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
@@ -182,6 +182,16 @@ for (const [store, server] of STORES)
       assert.ok((await next('digests again')).packGets <= 2)
       await rm(file)
       reads('no digest file', (await next('no digest file')).packGets)
+      // The cache's digest key replaced: digests made under the old one are not believed.
+      const keyFile = join(cacheDir, vault.id, 'digest-key')
+      await writeFile(keyFile, randomBytes(16))
+      reads('another digest key', (await next('another digest key')).packGets)
+      assert.ok((await next('digests under the new key')).packGets <= 2)
+      // A cache that cannot keep a digest key: the backups go on without digests (the base is read).
+      await rm(keyFile)
+      await mkdir(keyFile)
+      reads('no digest key', (await next('no digest key')).packGets)
+      await rm(keyFile, { recursive: true })
       for (const p of points) {
         const sink = bufferSink(img.length)
         await vault.restore(p.id, 'os', sink)
