@@ -14,19 +14,22 @@ export const D = '/api/v1/accounts/devstoreaccount1/containers/disks/disks'
 const MiB = 1024 * 1024
 
 /**
- * fetch, retried once when a kept-alive socket was closed: a test that runs the CLI synchronously blocks
- * the event loop past the server's keep-alive timeout, so the client cannot notice the close in time.
- * A GET is also retried after ECONNRESET: the server reset a socket it had just closed as idle (a
- * loaded machine; the 3-worker fleet test's poll saw it), and a GET may be sent twice.
+ * fetch, retried when a kept-alive socket was closed: a test that runs the CLI synchronously blocks the
+ * event loop past the server's keep-alive timeout, so the client cannot notice the close in time, and
+ * every socket left idle in the pool is then stale (a CI run saw the one retry meet a second one): each
+ * failed attempt drops one, so at most as many retries as the pool kept sockets. A GET is also retried
+ * after ECONNRESET: the server reset a socket it had just closed as idle (a loaded machine; the
+ * 3-worker fleet test's poll saw it), and a GET may be sent twice.
  */
 export async function request(url: string, init: RequestInit = {}): Promise<Response> {
-  try {
-    return await apiFetch(url, init)
-  } catch (err) {
-    const code = (err as { cause?: { code?: string } }).cause?.code
-    const get = (init.method ?? 'GET').toUpperCase() === 'GET'
-    if (code !== 'UND_ERR_SOCKET' && !(get && code === 'ECONNRESET')) throw err
-    return apiFetch(url, init)
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await apiFetch(url, init)
+    } catch (err) {
+      const code = (err as { cause?: { code?: string } }).cause?.code
+      const get = (init.method ?? 'GET').toUpperCase() === 'GET'
+      if (attempt >= 8 || (code !== 'UND_ERR_SOCKET' && !(get && code === 'ECONNRESET'))) throw err
+    }
   }
 }
 
