@@ -21,7 +21,7 @@ interface Reply {
   chunk?: number
   /** restoreLeaf with giveBack: the memory of the blobs it was given, moved back. */
   spent?: ArrayBuffer[]
-  /** hash, seal with `pages`: the digests of the data's 4 KiB pages. */
+  /** hash, seal with `pagesKey`: the digests of the data's 4 KiB pages. */
   pages?: Uint8Array
   /** hash with `back`: the data, moved back. */
   data?: Uint8Array
@@ -123,7 +123,7 @@ export class ChunkPool {
       })
     }
     const r = await this.#call(
-      { op: 'seal', data, kind, ...(options.pagesKey ? { pages: options.pagesKey } : {}) },
+      { op: 'seal', data, kind, ...(options.pagesKey ? { pagesKey: options.pagesKey } : {}) },
       transfer ? owned(data) : [],
     )
     const out = sealed(r.id!, r.parts!)
@@ -197,7 +197,7 @@ export class ChunkPool {
       {
         op: 'hash',
         data,
-        ...(pagesKey ? { pages: pagesKey } : {}),
+        ...(pagesKey ? { pagesKey } : {}),
         ...(transfer.length ? { back: true } : {}),
       },
       transfer,

@@ -49,7 +49,7 @@ export interface ChunkRequest {
   /** restoreLeaf: the given blobs share memory the caller wants back (moved back in the answer). */
   giveBack?: boolean
   /** hash, seal: the digest key; answer the digests of the data's 4 KiB pages under it too (see _page-digests.ts). */
-  pages?: Uint8Array
+  pagesKey?: Uint8Array
   /** hash: the data was moved here; move it back with the answer. */
   back?: boolean
 }
@@ -366,7 +366,7 @@ parentPort?.on('message', (m: ChunkRequest) => {
       }
       parentPort?.postMessage({ seq: m.seq, plain: m.data }, own(data))
     } else if (m.op === 'hash') {
-      const pages = m.pages ? new Uint8Array(pageDigests(data, m.pages)) : undefined
+      const pages = m.pagesKey ? new Uint8Array(pageDigests(data, m.pagesKey)) : undefined
       const id = new Uint8Array(chunkId(data, keys))
       if (m.back) parentPort?.postMessage({ seq: m.seq, id, pages, data }, [data.buffer as ArrayBuffer])
       else {
@@ -374,7 +374,7 @@ parentPort?.on('message', (m: ChunkRequest) => {
         release([data])
       }
     } else if (m.op === 'seal') {
-      const pages = m.pages ? new Uint8Array(pageDigests(data, m.pages)) : undefined
+      const pages = m.pagesKey ? new Uint8Array(pageDigests(data, m.pagesKey)) : undefined
       const { id, parts } = sealChunk(data, m.kind ?? 0, keys, init.level)
       // Small parts may sit in Node's shared pool: send exact copies, never the pool itself.
       const out = parts.map((p) => (own(p).length ? p : new Uint8Array(p)))

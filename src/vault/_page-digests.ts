@@ -61,19 +61,19 @@ export const pageDigestsImplementation: 'native' | 'javascript' = native ? 'nati
 
 /** The digests of each 4 KiB page of `data` (the last may be short), side by side, under `key`. */
 export function pageDigests(data: Uint8Array, key: Uint8Array): Buffer {
-  checkKey(key)
-  if (!native) return pageDigestsJs(data, key)
-  const out = Buffer.allocUnsafe(Math.ceil(data.length / DIGEST_PAGE) * DIGEST_BYTES)
-  native.digests(data, key, out)
-  return out
+  return nativeDigests(data, key, false) ?? pageDigestsJs(data, key)
 }
 
 /** The addon's portable way (OpenSSL's AES a block at a time, as where the CPU has no AES-NI); tests. */
 export function pageDigestsPortable(data: Uint8Array, key: Uint8Array): Buffer | undefined {
+  return nativeDigests(data, key, true)
+}
+
+function nativeDigests(data: Uint8Array, key: Uint8Array, portable: boolean): Buffer | undefined {
   checkKey(key)
   if (!native) return undefined
   const out = Buffer.allocUnsafe(Math.ceil(data.length / DIGEST_PAGE) * DIGEST_BYTES)
-  native.digests(data, key, out, true)
+  native.digests(data, key, out, portable)
   return out
 }
 
@@ -83,25 +83,21 @@ export function pageDigestsJs(data: Uint8Array, key: Uint8Array): Buffer {
   const { k1, k2 } = cmacSubkeys(key)
   const n = Math.ceil(data.length / DIGEST_PAGE)
   const out = Buffer.allocUnsafe(n * DIGEST_BYTES)
-  const page = Buffer.allocUnsafe(DIGEST_PAGE)
   for (let i = 0; i < n; i++) {
     // CMAC: the CBC-MAC (zero IV) of the page whose last block is XORed with K1 when whole, or padded
     // with 0x80 0x00… and XORed with K2 when short.
     const from = i * DIGEST_PAGE
     const length = Math.min(DIGEST_PAGE, data.length - from)
-    const blocks = Math.ceil(length / BLOCK)
-    const rest = length - (blocks - 1) * BLOCK
-    page.set(data.subarray(from, from + length))
-    const last = (blocks - 1) * BLOCK
-    if (rest < BLOCK) {
-      page[last + rest] = 0x80
-      page.fill(0, last + rest + 1, last + BLOCK)
-    }
+    const before = (Math.ceil(length / BLOCK) - 1) * BLOCK
+    const rest = length - before
+    const last = Buffer.alloc(BLOCK)
+    last.set(data.subarray(from + before, from + length))
+    if (rest < BLOCK) last[rest] = 0x80
     const sub = rest === BLOCK ? k1 : k2
-    for (let j = 0; j < BLOCK; j++) page[last + j]! ^= sub[j]!
+    for (let j = 0; j < BLOCK; j++) last[j]! ^= sub[j]!
     const cbc = createCipheriv('aes-128-cbc', key, ZERO_BLOCK).setAutoPadding(false)
-    const chain = cbc.update(page.subarray(0, blocks * BLOCK))
-    chain.copy(out, i * DIGEST_BYTES, chain.length - BLOCK)
+    cbc.update(data.subarray(from, from + before))
+    cbc.update(last).copy(out, i * DIGEST_BYTES)
   }
   return out
 }
