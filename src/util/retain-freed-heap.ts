@@ -25,3 +25,8 @@ export function retainFreedHeap(): boolean {
   applied = heapAddon()?.retainFreedHeap(TRIM_THRESHOLD, TOP_PAD) ?? false
   return applied
 }
+
+/** Whether retainFreedHeap has run in this process, and with what answer (undefined: not yet). */
+export function heapRetained(): boolean | undefined {
+  return applied
+}

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { join } from 'node:path'
-import { CairnError } from '../util/index.js'
+import { CairnError, retainFreedHeap } from '../util/index.js'
 import { type BackupOptions, runBackup } from './_backup.js'
 import { ChunkPool } from './_chunk-pool.js'
 import { type CopyOptions, type CopyReport, runCopy } from './_copy.js'
@@ -260,6 +260,9 @@ export class Vault {
     master: Buffer | null,
     options: OpenVaultOptions,
   ): Vault {
+    // Vault work moves MiB buffers through (reads, sealed chunks, pack parts, TLS copies): keep the freed
+    // heap for the next ones instead of faulting it in again (process-wide; `cairn serve` sets it too).
+    retainFreedHeap()
     const keys = master ? chunkKeys(master) : null
     const pool = new ChunkPool(keys, config.compressionLevel, options.workers)
     const cache =
