@@ -4,8 +4,9 @@
 // says so once and the service goes without them:
 // - native/crc64.c → crc64.node: Azure's CRC-64 with carry-less multiplication; without it the blob API
 //   uses the WebAssembly CRC-64 (src/blobapi/_crc64.ts), about 6x slower.
-// - native/heap.c → heap.node: keeps freed heap memory for reuse (src/util/retain-freed-heap.ts);
-//   without it uploads pay a page fault for every page of every received body.
+// - native/heap.c → heap.node: keeps freed heap memory for reuse and backs it with huge pages
+//   (src/util/retain-freed-heap.ts); without it uploads pay a page fault for every page of every
+//   received body, and backups one for every 4 KiB of fresh memory.
 // - native/pagedigest.c → pagedigest.node: the page digests of object-store backups (AES-CMAC of each
 //   4 KiB page, eight pages at once with AES-NI; src/vault/_page-digests.ts); without it, node:crypto
 //   computes the same digests a page at a time, about 10x slower.

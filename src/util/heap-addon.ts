@@ -1,11 +1,13 @@
 // The native heap addon (native/heap.c, built by `npm run build`), loaded once: glibc's mallopt for
-// retainFreedHeap, madvise for huge-page buffers. Undefined where it was not built (no C compiler).
+// retainFreedHeap, madvise for huge-page buffers and heaps. Undefined where it was not built (no C compiler).
 import { nativeAddon } from './native-addon.js'
 
 export interface HeapAddon {
   retainFreedHeap(trimBytes: number, topPadBytes: number): boolean
   /** Advises huge pages for the whole 2 MiB pages in `b`; the offset of the first, or -1. */
   hugePages(b: Uint8Array): number
+  /** Advises huge pages for the next `bytes` of the calling thread's malloc arena; the bytes advised. */
+  hugeHeap(bytes: number): number
 }
 
 let addon: HeapAddon | null | undefined

@@ -11,5 +11,5 @@ export { createLogger, type Logger, type LoggerOptions, type LogLevel, silentLog
 export { nativeAddon } from './native-addon.js'
 export { type PlainHttpAnswer, refusePlainHttp } from './plain-http-refusal.js'
 export { requestActor, runAsActor } from './request-actor.js'
-export { heapRetained, retainFreedHeap } from './retain-freed-heap.js'
+export { heapRetained, hugeHeap, retainFreedHeap, THREAD_HUGE_HEAP } from './retain-freed-heap.js'
 export { formatBytes, formatDuration, parseSize } from './size.js'

@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
-import { CairnError } from '../util/index.js'
+import { CairnError, heapRetained, THREAD_HUGE_HEAP } from '../util/index.js'
 import { ChunkDamage, type ChunkKeys, type ChunkKind } from './_chunk-codec.js'
 import type { ChunkRequest, ChunkWorkerInit } from './_chunk-worker.js'
 
@@ -75,7 +75,12 @@ export class ChunkPool {
   #smallScheduled = false
 
   constructor(keys: ChunkKeys | null, level: number, size = defaultChunkWorkers()) {
-    const init: ChunkWorkerInit = { dataKey: keys?.dataKey ?? null, idKey: keys?.idKey ?? null, level }
+    const init: ChunkWorkerInit = {
+      dataKey: keys?.dataKey ?? null,
+      idKey: keys?.idKey ?? null,
+      level,
+      hugeHeap: heapRetained() ? THREAD_HUGE_HEAP : 0,
+    }
     for (let i = 0; i < size; i++) {
       const worker = new Worker(WORKER_URL, { workerData: init })
       const pending = new Map<number, Pending>()

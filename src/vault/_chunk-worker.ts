@@ -1,19 +1,24 @@
 // Worker thread body: hashes, compresses, encrypts and opens chunks off the main thread.
 import { read, readSync, write } from 'node:fs'
 import { parentPort, workerData } from 'node:worker_threads'
+import { hugeHeap } from '../util/index.js'
 import { ChunkDamage, type ChunkKeys, type ChunkKind, chunkId, openChunk, sealChunk } from './_chunk-codec.js'
 import { ALIGN, alignedBuffer } from './_direct-write.js'
 import { churnYoung, release } from './_memory.js'
 import { pageDigests } from './_page-digests.js'
 
-/** The pool's keys and zstd level (workerData). */
+/** The pool's keys, zstd level and huge-page heap (workerData). */
 export interface ChunkWorkerInit {
   dataKey: Uint8Array | null
   idKey: Uint8Array | null
   level: number
+  /** Bytes of this thread's heap to back with huge pages (0: none; the process keeps no freed heap). */
+  hugeHeap: number
 }
 
 const init = workerData as ChunkWorkerInit
+// This thread's buffers (sealed blobs, opened chunks) come from its own heap, fresh memory at first.
+if (init.hugeHeap > 0) hugeHeap(init.hugeHeap)
 const keys: ChunkKeys | null =
   init.dataKey && init.idKey ? { dataKey: Buffer.from(init.dataKey), idKey: Buffer.from(init.idKey) } : null
 
