@@ -25,6 +25,7 @@ import {
 } from './_disk-tree.js'
 import { forEachLimit } from './_for-each-limit.js'
 import { release } from './_memory.js'
+import { newPackName } from './_pack.js'
 import { PackWriter } from './_pack-writer.js'
 import { DiskDigests, digestKey, loadDiskDigests, saveDiskDigests } from './_page-digests.js'
 import type {
@@ -140,18 +141,23 @@ export async function runBackup(core: VaultCore, opts: BackupOptions): Promise<R
   // A resumed backup keeps the packs its earlier run wrote (still named in its lock): their chunks are
   // not written again, and its committed subtrees are not read again when every pack and page is there.
   const earlier = resume ? await earlierRun(core, resume) : { packs: [], usable: false }
+  const remote = isObjectStore(core.backend)
+  const inFlight = remote ? OBJECT_STORE_UPLOADS : 1
+  // The names of the first packs go into the first lock write (see PackWriter's listAhead).
+  const listAhead = 2 * inFlight
+  const firstPacks = Array.from({ length: listAhead }, () => newPackName())
   const lock = {
     id,
     startedAt: resume?.startedAt ?? new Date().toISOString(),
     updatedAt: new Date().toISOString(),
     bases: against ? [against] : [],
-    packs: earlier.packs.map((p) => p.name),
+    packs: [...earlier.packs.map((p) => p.name), ...firstPacks],
   }
   // The lock goes first: from here on prune keeps the base and GC keeps this backup's packs.
   await core.writeLock(lock)
   let lockWrite = Promise.resolve()
-  const touchLock = (pack?: string) => {
-    if (pack) lock.packs.push(pack)
+  const touchLock = (...packs: string[]) => {
+    lock.packs.push(...packs)
     lock.updatedAt = new Date().toISOString()
     lockWrite = lockWrite.then(() => core.writeLock({ ...lock, packs: [...lock.packs] }))
     return lockWrite
@@ -167,11 +173,12 @@ export async function runBackup(core: VaultCore, opts: BackupOptions): Promise<R
       earlier.usable ? resume : undefined,
     )
     const progress = new ProgressMeter(opts.onProgress)
-    const remote = isObjectStore(core.backend)
     const writer: PackWriter = new PackWriter(core.backend, core.index, {
       target: remote ? (cut) => uploadTarget(core.config.packSize, cut, progress) : core.config.packSize,
-      inFlight: remote ? OBJECT_STORE_UPLOADS : 1,
-      beforeWrite: (name) => touchLock(name),
+      inFlight,
+      beforeWrite: (names) => touchLock(...names),
+      listAhead,
+      listed: firstPacks,
       afterWrite: () =>
         opts.onCheckpoint?.(tracker.commit(writer.written, earlier.packs.length + writer.packs.length)),
     })

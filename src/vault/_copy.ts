@@ -325,7 +325,8 @@ export async function runCopy(
     const writer = new PackWriter(out as unknown as VaultBackend, dst.index, {
       target: dst.config.packSize,
       inFlight: 2,
-      beforeWrite: (name) => touch(name),
+      beforeWrite: (names) => touch(...names),
+      listAhead: 4,
     })
     // A replica (the same vault on the paired site) takes the packs of a missed point as they are.
     const whole =

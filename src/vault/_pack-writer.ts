@@ -8,7 +8,10 @@ import type { VaultBackend } from './vault-backend.js'
  * Collects chunk blobs into packs of about `target` bytes and writes each with create-if-absent, up to
  * `inFlight` packs at once (object stores gain from parallel uploads; a folder writes one at a time).
  * `beforeWrite` runs before a pack is created, one call at a time in pack order (the backup lists the
- * pack in its lock there, so a concurrent GC that sees the pack also sees the lock). Packs count as
+ * pack in its lock there, so a concurrent GC that sees the pack also sees the lock). Pack names are
+ * random, so they are listed ahead, `listAhead` at a time: the next packs start without waiting for a
+ * lock write of their own (one lock write per `listAhead` packs; a name listed but never written costs
+ * nothing: GC keeps what does not exist, and a resumed backup adopts only packs that do). Packs count as
  * written (`written`, `packs`, `afterWrite`) in the order they were cut, once every earlier one landed
  * too: the first `written` chunks added are in the vault. Callers wait while `inFlight` packs are
  * being written.
@@ -18,7 +21,10 @@ export class PackWriter {
   readonly #index: ChunkIndex
   readonly #target: (cut: number) => number
   readonly #inFlight: number
-  readonly #beforeWrite: (name: string) => Promise<void>
+  readonly #beforeWrite: (names: string[]) => Promise<void>
+  readonly #listAhead: number
+  /** Names listed (or being listed) in the lock and not used yet, in order, each with its listing. */
+  readonly #names: { name: string; listed: Promise<void> }[] = []
   readonly #afterWrite: (name: string) => void
   #parts: Buffer[] = []
   #entries: PackEntry[] = []
@@ -48,7 +54,12 @@ export class PackWriter {
       target: number | ((cut: number) => number)
       /** Packs written at once (default 1). */
       inFlight?: number
-      beforeWrite?: (name: string) => Promise<void>
+      /** Lists pack names (the next packs', in order) where GC sees them, before those packs are created. */
+      beforeWrite?: (names: string[]) => Promise<void>
+      /** Pack names each beforeWrite lists (default 1: each pack its own). */
+      listAhead?: number
+      /** Names listed already (in the lock written before this writer): the first packs take them. */
+      listed?: readonly string[]
       /** Runs once a pack is written (`written` counts its chunks). */
       afterWrite?: (name: string) => void
     },
@@ -59,6 +70,8 @@ export class PackWriter {
     this.#target = typeof target === 'number' ? () => target : target
     this.#inFlight = Math.max(1, options.inFlight ?? 1)
     this.#beforeWrite = options.beforeWrite ?? (async () => {})
+    this.#listAhead = Math.max(1, options.listAhead ?? 1)
+    for (const name of options.listed ?? []) this.#names.push({ name, listed: Promise.resolve() })
     this.#afterWrite = options.afterWrite ?? (() => {})
   }
 
@@ -126,11 +139,21 @@ export class PackWriter {
     if (this.#failure !== undefined) throw this.#failure
   }
 
+  /** The next listed pack name, listing a new batch when none is left. */
+  #nextName(): { name: string; listed: Promise<void> } {
+    if (this.#names.length === 0) {
+      const names = Array.from({ length: this.#listAhead }, () => newPackName())
+      // Lock updates one at a time and in order: the last one written names every pack in flight.
+      const listed = this.#lockChain.then(() => this.#beforeWrite(names))
+      this.#lockChain = listed.catch(() => {})
+      for (const name of names) this.#names.push({ name, listed })
+    }
+    return this.#names.shift()!
+  }
+
   async #write(seq: number, parts: Buffer[], entries: PackEntry[], indexOffset: number): Promise<void> {
-    const name = newPackName()
-    // Lock updates one at a time and in order: the last one written names every pack in flight.
-    const listed = this.#lockChain.then(() => this.#beforeWrite(name))
-    this.#lockChain = listed.catch(() => {})
+    // Taken before any await, so names go to packs in the order they were listed.
+    const { name, listed } = this.#nextName()
     await listed
     const trailer = packTrailer(entries, indexOffset)
     // A pack's name is 128 random bits, new to the store: no probe before the (conditional) write.
