@@ -67,10 +67,12 @@ async function waitForPort(port: number, child: ChildProcess, what: string): Pro
  * S3, Azure, MinIO and Ceph replace atomically and read after write). Here a PUT writes the body to a
  * temporary file (a name s3rver does not list), then its MD5 and metadata, and a rename puts it in
  * place before the answer; a GET opens the file once and takes length and bytes from that one open
- * file.
+ * file. The body goes to the file about a MiB at a time (one writev of the chunks received), not a
+ * write per chunk as s3rver's own stream does: over TLS its chunks are 16 KiB, and those writes were
+ * about a sixth of the server's CPU for a 512 MiB backup (1.32-1.35 against 1.09-1.13 s, bench image).
  */
 export const S3RVER_ATOMIC_PUT = `{
-const fs=require('fs'),path=require('path'),crypto=require('crypto'),{pipeline}=require('stream/promises');
+const fs=require('fs'),path=require('path'),crypto=require('crypto');
 const Store=require(${JSON.stringify(require.resolve('s3rver/lib/stores/filesystem.js'))});
 const Object_=require(${JSON.stringify(require.resolve('s3rver/lib/models/object.js'))});
 Store.prototype.putObject=async function(object){
@@ -80,7 +82,20 @@ Store.prototype.putObject=async function(object){
   const md5=crypto.createHash('md5');let size=0;
   const body=Buffer.isBuffer(object.content)?[object.content]:object.content;
   try{
-    await pipeline(body,async function*(chunks){for await(const c of chunks){md5.update(c);size+=c.length;yield c}},fs.createWriteStream(tmp));
+    const fh=await fs.promises.open(tmp,'w');
+    try{
+      let batch=[],bytes=0;
+      const flush=async()=>{
+        for(let i=0;i<batch.length;){
+          let {bytesWritten:n}=await fh.writev(batch.slice(i));
+          while(i<batch.length&&n>=batch[i].length){n-=batch[i].length;i++}
+          if(n>0)batch[i]=batch[i].subarray(n);
+        }
+        batch=[];bytes=0;
+      };
+      for await(const c of body){md5.update(c);size+=c.length;batch.push(c);bytes+=c.length;if(bytes>=1048576)await flush()}
+      await flush();
+    }finally{await fh.close()}
     const digest=md5.digest('hex');
     await this.putMetadata(object.bucket,object.key,object.metadata,digest);
     await fs.promises.rename(tmp,target);
