@@ -174,7 +174,7 @@ export async function runBackup(core: VaultCore, opts: BackupOptions): Promise<R
     )
     const progress = new ProgressMeter(opts.onProgress)
     const writer: PackWriter = new PackWriter(core.backend, core.index, {
-      target: remote ? (cut) => uploadTarget(core.config.packSize, cut, progress) : core.config.packSize,
+      target: remote ? uploadTargets(core.config.packSize, progress) : core.config.packSize,
       inFlight,
       beforeWrite: (names) => touchLock(...names),
       listAhead,
@@ -377,7 +377,6 @@ interface BaseLeaf {
   running: Set<number>
 }
 
-/** The chunks (latin1 ids) of the extents that lie over `[r.start, r.end)`. */
 /**
  * Where an object-store backup closes its next pack (`cut` packs closed before it). A pack is uploaded
  * only once closed, so with full-size packs the first upload starts a pack's worth of stored data into
@@ -397,6 +396,23 @@ function uploadTarget(full: number, cut: number, progress: ProgressMeter): numbe
   return Math.max(least, Math.min(ramp, toCome))
 }
 
+/**
+ * uploadTarget for the packs of one backup, never above an earlier one's once the ramp is over: what
+ * is still to come only falls, but its estimate counts the bytes read and not yet sealed as stored at
+ * nothing (reads run ahead of the workers), so with uploads that start at once a later pack could come
+ * out larger than the one before it (4, 8, 8, 5, 7 MiB under load).
+ */
+function uploadTargets(full: number, progress: ProgressMeter): (cut: number) => number {
+  let lowest = Number.POSITIVE_INFINITY
+  return (cut) => {
+    const target = uploadTarget(full, cut, progress)
+    if (cut < 2) return target
+    lowest = Math.min(lowest, target)
+    return lowest
+  }
+}
+
+/** The chunks (latin1 ids) of the extents that lie over `[r.start, r.end)`. */
 function chunksUnder(extents: readonly Extent[], r: ByteRange): Set<string> {
   const out = new Set<string>()
   for (const e of extents)
