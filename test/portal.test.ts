@@ -185,8 +185,10 @@ describe('the portal in a real browser', { timeout: 600_000 }, () => {
     await summary.getByText('web-1-r-os, web-1-r-lun0').waitFor()
     await check('restore-summary', true)
     await page().getByRole('button', { name: 'Start the restore' }).click()
-    await page().locator('[data-job][data-state="Completed"]').last().waitFor({ timeout: 120_000 })
-    await page().getByRole('status').filter({ hasText: 'Restored' }).waitFor()
+    // The restore's own panel (the backup's, also Completed, stays on the page above it).
+    const restore = page().locator('section[aria-labelledby="h-restore"]')
+    await restore.locator('[data-job][data-state="Completed"]').waitFor({ timeout: 120_000 })
+    await restore.getByRole('status').filter({ hasText: 'Restored' }).waitFor()
     for (const [disk, seeds] of [
       ['web-1-r-os', [1, 11]],
       ['web-1-r-lun0', [2, 12]],
