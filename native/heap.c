@@ -77,7 +77,6 @@ static napi_value HugePages(napi_env env, napi_callback_info info) {
   return result;
 }
 
-
 /*
  * hugeHeap(bytes: number): number — asks for transparent huge pages for the next `bytes` of the calling
  * thread's malloc arena: that much is taken from the arena in 16 MiB blocks, the whole 2 MiB pages of

@@ -290,7 +290,16 @@ export const objstore: BenchScenario = {
     // Where the Cairn S3 vault's points are copied after each backup (issue 16: a copy of an
     // incremental point sends at most 1.1x its new chunk bytes, counted at the server).
     const cairnCopy = `s3://cairn-copy/vault?endpoint=${encodeURIComponent(endpoint)}&path-style=true`
-    const restic = ['-r', `s3:${endpoint}/restic/repo`, '-o', 's3.bucket-lookup=path', '--cacert', cert]
+    /** restic's repository options: the last round's repository, or an earlier round's own. */
+    const repo = (round = '') => [
+      '-r',
+      `s3:${endpoint}/restic/repo${round}`,
+      '-o',
+      's3.bucket-lookup=path',
+      '--cacert',
+      cert,
+    ]
+    const restic = repo()
     type Step = 'full backup' | 'incremental backup' | 'restore'
     // Full backups are timed `rounds` times, the subjects in turn, each round's into vaults of its own
     // (the last round's are the vaults the incremental, the copies and the restores use); each subject's
@@ -339,7 +348,6 @@ export const objstore: BenchScenario = {
       },
     ]
     if (ctx.has('restic')) {
-      const repo = (round: string) => ['-r', `s3:${endpoint}/restic/repo${round}`, ...restic.slice(2)]
       await run('restic', [...restic, 'init'], { env: s3env })
       subjects.push({
         name: 'restic (S3)',
