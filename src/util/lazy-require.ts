@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module'
+import { requireSdkBundle } from './sdk-bundle.js'
 
 const require = createRequire(import.meta.url)
 
@@ -7,12 +8,14 @@ const require = createRequire(import.meta.url)
  * module after: a large client library (the S3 and Azure SDKs, the PostgreSQL driver, the certificate
  * maker) then costs a process nothing until it is used. `cairn serve` and every CLI or test process
  * start about a second of CPU sooner when they open no object-store vault, no PostgreSQL catalog and
- * make no certificate. Types come from `import type * as X from 'specifier'` beside it.
+ * make no certificate. The object-store SDKs load from the bundles the build makes of them where those
+ * match the installed packages (src/util/sdk-bundle.ts). Types come from
+ * `import type * as X from 'specifier'` beside it.
  */
 export function lazyRequire<T>(specifier: string): () => T {
   let loaded: T | undefined
   return () => {
-    loaded ??= require(specifier) as T
+    loaded ??= (requireSdkBundle(specifier, require) ?? require(specifier)) as T
     return loaded
   }
 }

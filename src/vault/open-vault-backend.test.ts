@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -123,5 +124,19 @@ describe('openVaultBackend', () => {
     refused('file:relative', /a file URL is file:\/\/\/ABSOLUTE\/PATH/)
     refused('memory://', /memory:\/\/NAME/)
     refused('memory://a/b', /memory:\/\/NAME/)
+  })
+})
+
+describe('object-store SDKs in a vault process', () => {
+  it('load from the build’s bundles with their code caches (V8 takes them with the flags the vault sets)', () => {
+    const vault = new URL('./index.js', import.meta.url).href
+    const util = new URL('../util/index.js', import.meta.url).href
+    const script = `import ${JSON.stringify(vault)}
+      import { lazyRequire, sdkBundleLoad } from ${JSON.stringify(util)}
+      const loads = {}
+      for (const s of ['@azure/storage-blob', '@aws-sdk/client-s3']) { lazyRequire(s)(); loads[s] = sdkBundleLoad(s) }
+      process.stdout.write(JSON.stringify(loads))`
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' })
+    assert.deepEqual(JSON.parse(out), { '@azure/storage-blob': 'cached', '@aws-sdk/client-s3': 'cached' })
   })
 })
