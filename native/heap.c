@@ -6,7 +6,8 @@
 // the blob API's upload CPU went to those page faults (BENCHMARKS.md, "Blob API", "Page faults").
 // It also asks for transparent huge pages for long-lived I/O buffers (hugePages below): a 4 MiB page
 // buffer of the blob API then costs two page faults when first touched instead of 1,024; and for the
-// next part of a thread's heap (hugeHeap below), from which a backup's buffers come.
+// next part of a thread's heap (hugeHeap below), from which a backup's buffers come. And it tells V8
+// of memory its owner frees itself (adjustExternalMemory below), which V8 need not collect.
 // Built by scripts/build-native.js; loaded by src/util/retain-freed-heap.ts, which does nothing when
 // this file was not built or the C library is not glibc.
 #include <node_api.h>
@@ -127,8 +128,34 @@ static napi_value HugeHeap(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/*
+ * adjustExternalMemory(delta: number): number — adds `delta` (may be negative) to V8's count of the
+ * calling thread's memory outside its heap (napi_adjust_external_memory) and answers the count. V8
+ * starts a full collection each time that count grows 64 MiB past its value at the last one; memory
+ * whose owner frees it explicitly (src/vault/_memory.ts, `disown`) is taken out of the count while
+ * held, so that holding it does not set collections off that cannot free it.
+ */
+static napi_value AdjustExternalMemory(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_value result;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  int64_t delta = 0;
+  if (argc < 1 || napi_get_value_int64(env, argv[0], &delta) != napi_ok || delta > ((int64_t)1 << 40) ||
+      delta < -((int64_t)1 << 40)) {
+    napi_throw_type_error(env, NULL, "adjustExternalMemory needs a byte count within 1 TiB");
+    return NULL;
+  }
+  int64_t now = 0;
+  if (napi_adjust_external_memory(env, delta, &now) != napi_ok) return NULL;
+  napi_create_double(env, (double)now, &result);
+  return result;
+}
+
 NAPI_MODULE_INIT() {
   napi_value fn;
+  napi_create_function(env, "adjustExternalMemory", NAPI_AUTO_LENGTH, AdjustExternalMemory, NULL, &fn);
+  napi_set_named_property(env, exports, "adjustExternalMemory", fn);
   napi_create_function(env, "retainFreedHeap", NAPI_AUTO_LENGTH, RetainFreedHeap, NULL, &fn);
   napi_set_named_property(env, exports, "retainFreedHeap", fn);
   napi_create_function(env, "hugePages", NAPI_AUTO_LENGTH, HugePages, NULL, &fn);

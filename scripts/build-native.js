@@ -5,8 +5,10 @@
 // - native/crc64.c → crc64.node: Azure's CRC-64 with carry-less multiplication; without it the blob API
 //   uses the WebAssembly CRC-64 (src/blobapi/_crc64.ts), about 6x slower.
 // - native/heap.c → heap.node: keeps freed heap memory for reuse and backs it with huge pages
-//   (src/util/retain-freed-heap.ts); without it uploads pay a page fault for every page of every
-//   received body, and backups one for every 4 KiB of fresh memory.
+//   (src/util/retain-freed-heap.ts), and takes a backup's packs in flight out of V8's count of external
+//   memory (src/vault/_memory.ts); without it uploads pay a page fault for every page of every
+//   received body, backups one for every 4 KiB of fresh memory and object-store backups ~10 full
+//   collections more.
 // - native/pagedigest.c → pagedigest.node: the page digests of object-store backups (AES-CMAC of each
 //   4 KiB page, eight pages at once with AES-NI; src/vault/_page-digests.ts); without it, node:crypto
 //   computes the same digests a page at a time, about 10x slower.

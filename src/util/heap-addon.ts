@@ -1,5 +1,5 @@
 // The native heap addon (native/heap.c, built by `npm run build`), loaded once: glibc's mallopt for
-// retainFreedHeap, madvise for huge-page buffers and heaps. Undefined where it was not built (no C compiler).
+// retainFreedHeap, madvise for huge-page buffers and heaps, V8's count of external memory. Undefined where it was not built (no C compiler).
 import { nativeAddon } from './native-addon.js'
 
 export interface HeapAddon {
@@ -8,6 +8,8 @@ export interface HeapAddon {
   hugePages(b: Uint8Array): number
   /** Advises huge pages for the next `bytes` of the calling thread's malloc arena; the bytes advised. */
   hugeHeap(bytes: number): number
+  /** Adds `delta` to V8's count of this thread's external memory; answers the count. */
+  adjustExternalMemory(delta: number): number
 }
 
 let addon: HeapAddon | null | undefined
@@ -17,4 +19,12 @@ export function heapAddon(): HeapAddon | undefined {
     addon = nativeAddon<HeapAddon>('heap') ?? null
   }
   return addon ?? undefined
+}
+
+/**
+ * Adds `delta` bytes to V8's count of the calling thread's memory outside its heap and answers the
+ * count; undefined (nothing done) where the addon was not built.
+ */
+export function adjustExternalMemory(delta: number): number | undefined {
+  return heapAddon()?.adjustExternalMemory(delta)
 }

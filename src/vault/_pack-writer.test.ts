@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { describe, it } from 'node:test'
+import { adjustExternalMemory } from '../util/index.js'
 import { ChunkKind } from './_chunk-codec.js'
 import { ChunkIndex } from './_chunk-index.js'
 import { newPackName } from './_pack.js'
@@ -102,6 +103,32 @@ describe('PackWriter', () => {
       await assert.rejects(fill(writer, 12), /the lock could not be written/)
       await writer.settle()
       assert.deepEqual(backend.created, [], 'no pack without its listing')
+    } finally {
+      MemoryVaultBackend.drop(store)
+    }
+  })
+
+  it('holds its parts out of V8’s count of external memory until it frees them', async () => {
+    const store = `pack-writer-${randomUUID()}`
+    const backend = new WatchedBackend(store)
+    const counted = () => adjustExternalMemory(0) ?? assert.fail('the native heap addon is not built')
+    try {
+      const writer = new PackWriter(backend, new ChunkIndex(backend), { target: 64 * 1024 * 1024 })
+      // As the chunk workers' parts come: each the sole view of its own memory.
+      const parts = Array.from({ length: 8 }, () => Buffer.allocUnsafeSlow(1024 * 1024).fill(1))
+      const made = counted()
+      for (const p of parts) await writer.add(randomBytes(32), p, p.length, ChunkKind.data)
+      // (Within a few bytes: the ids are small buffers of their own.)
+      const held = counted() - (made - 8 * 1024 * 1024)
+      assert.ok(Math.abs(held) < 65536, `held: out of the count (${held} bytes off)`)
+      await writer.flush()
+      assert.ok(
+        parts.every((p) => p.length === 0),
+        'freed once written',
+      )
+      // The store keeps its own copy (counted); the parts went back in and out as they were freed.
+      const [pack] = await backend.list('packs/')
+      assert.ok(pack && pack.size > 8 * 1024 * 1024)
     } finally {
       MemoryVaultBackend.drop(store)
     }

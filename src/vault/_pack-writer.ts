@@ -1,6 +1,6 @@
 import type { ChunkKind } from './_chunk-codec.js'
 import type { ChunkIndex } from './_chunk-index.js'
-import { release } from './_memory.js'
+import { disown, release } from './_memory.js'
 import { newPackName, PACK_FOOTER, PACK_HEADER, type PackEntry, packHeader, packTrailer } from './_pack.js'
 import type { VaultBackend } from './vault-backend.js'
 
@@ -95,6 +95,8 @@ export class PackWriter {
     const length = parts.reduce((n, p) => n + p.length, 0)
     this.#entries.push({ id, offset: this.#size, length, rawLength, kind })
     this.#parts.push(...parts)
+    // Freed by this writer once written (#write): V8 need not collect for them meanwhile.
+    disown(parts)
     this.#size += length
     if (this.#size + this.#entries.length * 48 + PACK_FOOTER >= this.#target(this.#cuts))
       await this.#cut(this.#inFlight)
