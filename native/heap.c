@@ -78,6 +78,14 @@ static napi_value HugePages(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* The first argument of a call as an int64; 0 where there is none or it is not a number. */
+static int Int64Arg(napi_env env, napi_callback_info info, int64_t* out) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) return 0;
+  return napi_get_value_int64(env, argv[0], out) == napi_ok;
+}
+
 /*
  * hugeHeap(bytes: number): number — asks for transparent huge pages for the next `bytes` of the calling
  * thread's malloc arena: that much is taken from the arena in 16 MiB blocks, the whole 2 MiB pages of
@@ -88,12 +96,9 @@ static napi_value HugePages(napi_env env, napi_callback_info info) {
 #define HEAP_BLOCK ((size_t)16 * 1024 * 1024)
 #define HEAP_BLOCKS 32
 static napi_value HugeHeap(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
   napi_value result;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
   int64_t bytes = 0;
-  if (argc < 1 || napi_get_value_int64(env, argv[0], &bytes) != napi_ok || bytes < 0 ||
+  if (!Int64Arg(env, info, &bytes) || bytes < 0 ||
       bytes > (int64_t)(HEAP_BLOCK * HEAP_BLOCKS)) {
     napi_throw_type_error(env, NULL, "hugeHeap needs a byte count up to 512 MiB");
     return NULL;
@@ -136,13 +141,9 @@ static napi_value HugeHeap(napi_env env, napi_callback_info info) {
  * held, so that holding it does not set collections off that cannot free it.
  */
 static napi_value AdjustExternalMemory(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
   napi_value result;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
   int64_t delta = 0;
-  if (argc < 1 || napi_get_value_int64(env, argv[0], &delta) != napi_ok || delta > ((int64_t)1 << 40) ||
-      delta < -((int64_t)1 << 40)) {
+  if (!Int64Arg(env, info, &delta) || delta > ((int64_t)1 << 40) || delta < -((int64_t)1 << 40)) {
     napi_throw_type_error(env, NULL, "adjustExternalMemory needs a byte count within 1 TiB");
     return NULL;
   }

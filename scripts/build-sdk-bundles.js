@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // Bundles the object-store SDKs (@azure/storage-blob, @aws-sdk/client-s3) into one CommonJS file each
 // in dist/vendor/, with rolldown (vite's bundler), and writes each bundle's V8 code cache beside it.
-// Run by `npm run build` after tsc. A process that opens an Azure vault then loads the SDK in ~0.09 s
-// instead of ~0.2 s (the S3 SDK ~0.08 s instead of ~0.12 s): see src/util/sdk-bundle.ts, which loads
+// Run by `npm run build` after tsc. A process that opens an Azure vault then loads the SDK in ~0.1 s
+// instead of ~0.2 s (the S3 SDK ~0.09 s instead of ~0.13 s): see src/util/sdk-bundle.ts, which loads
 // them. It never fails the build: without rolldown (an install without dev dependencies) it says so
 // and the SDKs load from node_modules as they are. A bundle is rebuilt when its package's version or
 // the Node that runs the build changes; `--force` rebuilds them all.

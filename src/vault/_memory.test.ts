@@ -15,6 +15,14 @@ const counted = () => adjustExternalMemory(0) ?? assert.fail('the native heap ad
 // The vault's _memory.ts exposes gc (--expose-gc) at load.
 const gc = runInNewContext('gc') as (options?: { type?: 'major' | 'minor'; execution?: 'sync' }) => void
 
+/**
+ * `actual` within 256 KiB of `expected`: the steps below move MiBs, while the process (the test
+ * runner's output, timers) may make or free a few small buffers of its own between two readings.
+ */
+function near(actual: number, expected: number, what: string): void {
+  assert.ok(Math.abs(actual - expected) < 256 * 1024, `${what}: ${(actual - expected) / MiB} MiB off`)
+}
+
 /** A buffer that is the sole view of its own ArrayBuffer, as the chunk workers' parts are. */
 const whole = (bytes: number) => Buffer.allocUnsafeSlow(bytes).fill(7)
 
@@ -24,23 +32,28 @@ describe('disown and release', () => {
     const b = whole(4 * MiB)
     const before = counted()
     disown([a, b, a])
-    assert.equal(counted(), before - 12 * MiB, 'each ArrayBuffer once')
+    near(counted(), before - 12 * MiB, 'each ArrayBuffer once')
     disown([a])
-    assert.equal(counted(), before - 12 * MiB, 'again: nothing more')
+    near(counted(), before - 12 * MiB, 'again: nothing more')
     const shared = whole(2 * MiB)
     const withShared = counted()
     disown([shared.subarray(1), shared.subarray(0, MiB)])
-    assert.equal(counted(), withShared, 'views of part of a buffer are left counted (release leaves them)')
+    near(counted(), withShared, 'views of part of a buffer are left counted (release leaves them)')
     release([a])
     assert.equal(a.length, 0, 'freed')
-    assert.equal(counted(), withShared, 'put back, then taken out by V8 as it freed the buffer: no drift')
+    near(counted(), withShared, 'put back, then taken out by V8 as it freed the buffer: no drift')
     release([shared])
-    assert.equal(counted(), withShared - 2 * MiB, 'a buffer never disowned: taken out as it is freed')
+    near(counted(), withShared - 2 * MiB, 'a buffer never disowned: taken out as it is freed')
     release([b])
-    assert.equal(counted(), withShared - 2 * MiB)
+    near(counted(), withShared - 2 * MiB, 'the count')
   })
 
   it('put a buffer dropped without release back into the count once V8 collects it', async () => {
+    // Whatever earlier steps left is collected (and its collection applied to the count) first.
+    for (let i = 0; i < 2; i++) {
+      gc()
+      await turn()
+    }
     const before = counted()
     const refs = (() => {
       const dropped = [whole(16 * MiB), whole(16 * MiB)]

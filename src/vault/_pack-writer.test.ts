@@ -118,9 +118,9 @@ describe('PackWriter', () => {
       const parts = Array.from({ length: 8 }, () => Buffer.allocUnsafeSlow(1024 * 1024).fill(1))
       const made = counted()
       for (const p of parts) await writer.add(randomBytes(32), p, p.length, ChunkKind.data)
-      // (Within a few bytes: the ids are small buffers of their own.)
+      // (Within 256 KiB: the ids, and whatever else the process makes meanwhile, are small buffers.)
       const held = counted() - (made - 8 * 1024 * 1024)
-      assert.ok(Math.abs(held) < 65536, `held: out of the count (${held} bytes off)`)
+      assert.ok(Math.abs(held) < 256 * 1024, `held: out of the count (${held} bytes off)`)
       await writer.flush()
       assert.ok(
         parts.every((p) => p.length === 0),
