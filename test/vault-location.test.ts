@@ -118,7 +118,11 @@ describe('vault locations', () => {
       writeFileSync(join(loc, 'notes.txt'), 'mine')
       writeFileSync(join(loc, 'rp', 'README'), 'mine too')
       writeFileSync(join(outside, 'precious'), 'keep')
-      symlinkSync(outside, join(loc, 'packs', 'ff'))
+      // The link takes a fan-out folder's name that no pack of the backup took (pack names are random).
+      const fanOut = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0')).find(
+        (name) => !existsSync(join(loc, 'packs', name)),
+      )!
+      symlinkSync(outside, join(loc, 'packs', fanOut))
 
       const refused = run('vault', 'delete', 'v1', '--delete-data')
       assert.equal(refused.status, 4, refused.stderr)
@@ -158,9 +162,12 @@ describe('vault locations', () => {
       ok('vault', 'settings', 'v1', '--soft-delete', 'Disabled')
       ok('rp', 'delete', rp, '--vault', 'v1')
       const deleted = ok('vault', 'delete', 'v1', '--delete-data')
-      assert.match(deleted.stdout, /Left in place \(not vault files\): notes.txt, packs\/ff, rp\/README/)
+      assert.match(
+        deleted.stdout,
+        new RegExp(`Left in place \\(not vault files\\): notes.txt, packs/${fanOut}, rp/README`),
+      )
       assert.deepEqual(readdirSync(loc).sort(), ['notes.txt', 'packs', 'rp'])
-      assert.deepEqual(readdirSync(join(loc, 'packs')), ['ff'])
+      assert.deepEqual(readdirSync(join(loc, 'packs')), [fanOut])
       assert.deepEqual(readdirSync(join(loc, 'rp')), ['README'])
       assert.equal(readFileSync(join(outside, 'precious'), 'utf8'), 'keep', 'the link was not followed')
       assert.ok(!existsSync(join(loc, 'config')))
